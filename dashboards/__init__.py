@@ -1,0 +1,1 @@
+"""dashboards layer (see DESIGN.md §2)."""

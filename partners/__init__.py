@@ -1,0 +1,1 @@
+"""partners layer (see DESIGN.md §2)."""

@@ -1,0 +1,80 @@
+"""A pool as a struct of arrays: one read-only numpy array per field, one row per loan.
+
+The Monte Carlo core, the schedules and the allocation optimiser take ``LoanArrays`` and
+never a list of loan objects. Shapes are all ``(n_loans,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from portfolio.types import SCORE_BANDS, RepaymentType
+
+
+@dataclass(frozen=True, slots=True)
+class LoanArrays:
+    loan_id: np.ndarray  # object (str)
+    balance: np.ndarray  # float64, balance at cut-off (= principal for a new loan)
+    apr: np.ndarray  # float64, decimal (0.18 = 18%)
+    term_months: np.ndarray  # int16, original term
+    remaining_term: np.ndarray  # int16, instalments left at cut-off
+    months_on_book: np.ndarray  # int16, at cut-off
+    repayment_type: np.ndarray  # int8, RepaymentType.code
+    credit_score: np.ndarray  # int16
+    region: np.ndarray  # object (str)
+    origination_date: np.ndarray  # datetime64[D]
+    next_due_date: np.ndarray  # datetime64[D], first instalment after cut-off
+    principal: np.ndarray  # float64, original principal
+
+    def __post_init__(self) -> None:
+        n = len(self.loan_id)
+        for f in fields(self):
+            arr = getattr(self, f.name)
+            if len(arr) != n:
+                raise ValueError(f"LoanArrays.{f.name} has {len(arr)} rows, expected {n}")
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.loan_id)
+
+    @property
+    def score_band(self) -> np.ndarray:
+        """int8 index into ``types.SCORE_BANDS``."""
+        edges = np.array([lo for lo, _ in SCORE_BANDS[1:]])
+        return np.searchsorted(edges, self.credit_score, side="right").astype(np.int8)
+
+    def take(self, index: np.ndarray) -> LoanArrays:
+        return LoanArrays(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> LoanArrays:
+        """From a frame with the columns above; ``repayment_type`` may be names or codes."""
+        rt = df["repayment_type"]
+        if rt.dtype == object or pd.api.types.is_string_dtype(rt):
+            codes = np.array([RepaymentType.parse(v).code for v in rt], dtype=np.int8)
+        else:
+            codes = rt.to_numpy(dtype=np.int8)
+        balance = df["balance"].to_numpy(dtype=np.float64)
+        return cls(
+            loan_id=df["loan_id"].astype(str).to_numpy(dtype=object),
+            balance=balance,
+            apr=df["apr"].to_numpy(dtype=np.float64),
+            term_months=df["term_months"].to_numpy(dtype=np.int16),
+            remaining_term=df["remaining_term"].to_numpy(dtype=np.int16),
+            months_on_book=df["months_on_book"].to_numpy(dtype=np.int16),
+            repayment_type=codes,
+            credit_score=df["credit_score"].to_numpy(dtype=np.int16),
+            region=(df["region"] if "region" in df else pd.Series([""] * len(df)))
+            .fillna("")
+            .astype(str)
+            .to_numpy(dtype=object),
+            origination_date=pd.to_datetime(df["origination_date"]).to_numpy().astype("datetime64[D]"),
+            next_due_date=pd.to_datetime(df["next_due_date"]).to_numpy().astype("datetime64[D]"),
+            principal=(df["principal"] if "principal" in df else df["balance"]).to_numpy(
+                dtype=np.float64
+            ),
+        )

@@ -1,0 +1,231 @@
+"""Connection, lock handling and the schema of the riskpool database.
+
+One database file (default ``data/riskpool.duckdb``; ``--db PATH`` or ``RISKPOOL_DB``).
+Writers use short transactions (``with store.transaction():``); readers may open the file
+read-only while no writer holds it. A writer that finds the file locked gets
+``StoreLocked`` naming the file, never a DuckDB stack trace.
+
+The schema is a list of DDL statements applied in order; ``SCHEMA_VERSION`` is recorded in
+``schema_info``. Area modules may append their own tables to ``DDL`` (idempotent
+``CREATE TABLE IF NOT EXISTS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from portfolio.errors import RiskpoolError, StoreLocked
+
+SCHEMA_VERSION = 1
+
+DDL: list[str] = [
+    """CREATE TABLE IF NOT EXISTS schema_info (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS loans (
+        loan_id VARCHAR PRIMARY KEY,
+        borrower_id VARCHAR NOT NULL,
+        origination_date DATE NOT NULL,
+        principal DECIMAL(18,2) NOT NULL CHECK (principal > 0 AND principal <= 200000),
+        apr DOUBLE NOT NULL CHECK (apr >= 0 AND apr <= 1),
+        term_months SMALLINT NOT NULL CHECK (term_months IN (3, 6, 9, 12, 18, 24)),
+        repayment_type VARCHAR NOT NULL CHECK (repayment_type IN
+            ('level_annuity', 'equal_principal', 'interest_only', 'daily_interest')),
+        credit_score SMALLINT NOT NULL CHECK (credit_score BETWEEN 350 AND 950),
+        region VARCHAR,
+        channel VARCHAR,
+        product VARCHAR,
+        credit_limit DECIMAL(18,2),
+        batch_id BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS loan_performance (
+        loan_id VARCHAR NOT NULL,
+        as_of DATE NOT NULL,
+        months_on_book SMALLINT NOT NULL CHECK (months_on_book >= 0),
+        balance DECIMAL(18,2) NOT NULL CHECK (balance >= 0),
+        paid_principal DECIMAL(18,2) NOT NULL DEFAULT 0 CHECK (paid_principal >= 0),
+        paid_interest DECIMAL(18,2) NOT NULL DEFAULT 0 CHECK (paid_interest >= 0),
+        prepaid_principal DECIMAL(18,2) NOT NULL DEFAULT 0 CHECK (prepaid_principal >= 0),
+        dpd SMALLINT NOT NULL CHECK (dpd >= 0),
+        status VARCHAR NOT NULL CHECK (status IN
+            ('current', 'delinquent', 'default', 'prepaid', 'matured')),
+        charge_off DECIMAL(18,2) NOT NULL DEFAULT 0 CHECK (charge_off >= 0),
+        recovery DECIMAL(18,2) NOT NULL DEFAULT 0 CHECK (recovery >= 0),
+        batch_id BIGINT,
+        PRIMARY KEY (loan_id, as_of)
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS batch_seq START 1",
+    """CREATE TABLE IF NOT EXISTS ingest_batches (
+        batch_id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL,
+        n_rows BIGINT NOT NULL,
+        n_loaded BIGINT NOT NULL,
+        n_rejected BIGINT NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        note VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS ingest_rejects (
+        batch_id BIGINT NOT NULL,
+        row_number BIGINT NOT NULL,
+        column_name VARCHAR,
+        rule VARCHAR NOT NULL,
+        value VARCHAR,
+        message VARCHAR NOT NULL,
+        raw_row VARCHAR
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS run_seq START 1",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        inputs JSON,
+        seed_entropy VARCHAR,
+        code_version VARCHAR,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        timings JSON,
+        summary JSON,
+        artifact_path VARCHAR
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS pool_seq START 1",
+    """CREATE TABLE IF NOT EXISTS pools (
+        pool_id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        cutoff_date DATE NOT NULL,
+        criteria JSON NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        n_loans BIGINT NOT NULL,
+        balance DECIMAL(18,2) NOT NULL,
+        exclusions JSON
+    )""",
+    """CREATE TABLE IF NOT EXISTS pool_loans (
+        pool_id BIGINT NOT NULL,
+        loan_id VARCHAR NOT NULL,
+        cutoff_balance DECIMAL(18,2) NOT NULL CHECK (cutoff_balance >= 0),
+        remaining_term SMALLINT NOT NULL CHECK (remaining_term >= 0),
+        months_on_book SMALLINT NOT NULL CHECK (months_on_book >= 0),
+        PRIMARY KEY (pool_id, loan_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS partners (
+        partner_id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        spec JSON NOT NULL
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS allocation_seq START 1",
+    """CREATE TABLE IF NOT EXISTS allocations (
+        allocation_id BIGINT PRIMARY KEY,
+        mode VARCHAR NOT NULL,
+        objective VARCHAR NOT NULL,
+        pool_id BIGINT,
+        inputs JSON,
+        checks JSON,
+        created_at TIMESTAMP NOT NULL,
+        summary JSON
+    )""",
+    """CREATE TABLE IF NOT EXISTS allocation_shares (
+        allocation_id BIGINT NOT NULL,
+        loan_id VARCHAR NOT NULL,
+        party_id VARCHAR NOT NULL,
+        share DOUBLE NOT NULL CHECK (share >= 0 AND share <= 1),
+        PRIMARY KEY (allocation_id, loan_id, party_id)
+    )""",
+]
+
+
+def default_db_path() -> Path:
+    """``RISKPOOL_DB`` or ``data/riskpool.duckdb``."""
+    return Path(os.environ.get("RISKPOOL_DB", "data/riskpool.duckdb"))
+
+
+@dataclass
+class Store:
+    """An open riskpool database. Not shared across threads: open one per thread/session."""
+
+    path: Path
+    con: duckdb.DuckDBPyConnection
+    read_only: bool
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN … COMMIT, or ROLLBACK on any exception: all or nothing."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def next_id(self, sequence: str) -> int:
+        if sequence not in {"batch_seq", "run_seq", "pool_seq", "allocation_seq"}:
+            raise ValueError(f"unknown sequence {sequence!r}")
+        row = self.con.execute(f"SELECT nextval('{sequence}')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def schema_version(self) -> int:
+        row = self.con.execute(
+            "SELECT value FROM schema_info WHERE key = 'schema_version'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "already open" in text
+
+
+def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
+    """Open (and for writers, create and migrate) the database at ``path``."""
+    db_path = Path(path) if path is not None else default_db_path()
+    if read_only and not db_path.exists():
+        raise RiskpoolError(
+            f"database {db_path} does not exist; build one with `riskpool generate` or "
+            "`riskpool ingest` (or `make demo`)"
+        )
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db_path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if _is_lock_error(exc):
+            raise StoreLocked(
+                f"database {db_path} is in use by another process (a load or a run is "
+                "writing to it); data is being updated — try again when it has finished"
+            ) from None
+        raise RiskpoolError(f"cannot open database {db_path}: {exc}") from None
+    store = Store(path=db_path, con=con, read_only=read_only)
+    if not read_only:
+        _migrate(store)
+    return store
+
+
+def _migrate(store: Store) -> None:
+    with store.transaction() as con:
+        for statement in DDL:
+            con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)",
+            [str(SCHEMA_VERSION)],
+        )

@@ -1,0 +1,3 @@
+from riskpool.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""tranching layer (see DESIGN.md §2)."""
