@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from portfolio.errors import RiskpoolError
@@ -41,6 +40,7 @@ DbOption = Annotated[
 DEFAULT_DB = Path("data/riskpool.duckdb")
 
 COMMAND_MODULES = (
+    "riskpool.commands.ingest",
     "riskpool.commands.book",
     "riskpool.commands.pools",
     "riskpool.commands.simulation",
@@ -70,19 +70,12 @@ _register_all()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 0, 1 (abort) or 2 (bad input)."""
+    """Entry point of the console script; exits 0, 1 (aborted) or 2 (bad input or usage)."""
     try:
-        rv = app(args=argv, prog_name="riskpool", standalone_mode=False)
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        app(args=argv, prog_name="riskpool", standalone_mode=True)
     except RiskpoolError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         typer.echo(f"error: {exc.strerror}: {exc.filename}", err=True)
         sys.exit(2)
-    sys.exit(rv if isinstance(rv, int) else 0)
