@@ -1,9 +1,255 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""``riskpool pool create|list|show|strats``, ``riskpool calibrate`` and ``riskpool pricing``.
+
+The stress flags (``--pd-mult``, ``--rho``, ``--smm-mult``, ``--recovery-mult``,
+``--scenario``) are defined once here as ``Annotated`` option types (``PdMultOption`` …) and
+applied by ``portfolio.assumptions.apply_stress`` so that ``simulate`` can reuse both.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
 import typer
+
+from portfolio.errors import ValidationError, must_be
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
+]
+DEFAULT_DB = Path("data/riskpool.duckdb")
+
+ScenarioOption = Annotated[
+    str | None,
+    typer.Option("--scenario", help="Named stress scenario: base, adverse or severe "
+                 "(explicit multipliers below override its values)."),
+]
+PdMultOption = Annotated[
+    float | None, typer.Option("--pd-mult", help="Multiply every default hazard (>= 0).")
+]
+RhoOption = Annotated[
+    float | None, typer.Option("--rho", help="Replace the factor correlation rho (in [0, 1)).")
+]
+SmmMultOption = Annotated[
+    float | None, typer.Option("--smm-mult", help="Multiply every prepayment SMM (>= 0).")
+]
+RecoveryMultOption = Annotated[
+    float | None, typer.Option("--recovery-mult", help="Multiply the recovery rate (>= 0).")
+]
+
+pool_app = typer.Typer(help="Pools: cut immutable snapshots from the book, list, show, strats.",
+                       no_args_is_help=True)
+
+
+def _fmt_money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def _print_table(title: str, frame: pd.DataFrame) -> None:
+    shown = frame.copy()
+    for col in shown.columns:
+        if col in ("balance",):
+            shown[col] = shown[col].map(_fmt_money)
+        elif col in ("share_of_balance", "wa_apr"):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v * 100:.2f}%")
+        elif col in ("wa_score", "wa_remaining_term"):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    typer.echo(f"\n{title}")
+    typer.echo(shown.to_string(index=False))
+
+
+def _emit(frames: dict[str, pd.DataFrame], out: Path | None) -> None:
+    from riskpool.commands.output import emit
+
+    emit(frames, out)
+
+
+@pool_app.command("create")
+def pool_create(
+    name: Annotated[str, typer.Option("--name", help="Pool name (unique).")],
+    criteria: Annotated[Path, typer.Option("--criteria", help="Eligibility criteria TOML.")],
+    cutoff: Annotated[str, typer.Option("--cutoff", help="Cut-off date, a month-end YYYY-MM-DD.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Cut a pool from the book at the cut-off and store its immutable snapshot."""
+    from portfolio.pools import create_pool, load_criteria, parse_cutoff
+    from portfolio.store.core import open_store
+
+    crit = load_criteria(criteria)
+    cutoff_date = parse_cutoff(cutoff)
+    with open_store(db) as store:
+        info = create_pool(store, name, crit, cutoff_date)
+    typer.echo(f"pool {info.pool_id} '{info.name}': {info.n_loans:,} loans, balance "
+               f"{_fmt_money(info.balance)} at cut-off {info.cutoff_date.isoformat()}")
+    _print_exclusions(info)
+
+
+def _print_exclusions(info: object) -> None:
+    exclusions = getattr(info, "exclusions", ())
+    rows = [(e.reason, e.n_loans, e.balance) for e in exclusions]
+    total_n = sum(r[1] for r in rows)
+    total_b = sum(r[2] for r in rows)
+    typer.echo("excluded (in order of application; each loan under the first rule it fails):")
+    for reason, n, bal in rows:
+        typer.echo(f"  {reason:<26} {n:>10,} loans  {_fmt_money(bal):>20}")
+    typer.echo(f"  {'total excluded':<26} {total_n:>10,} loans  {_fmt_money(total_b):>20}")
+
+
+@pool_app.command("list")
+def pool_list(db: DbOption = DEFAULT_DB) -> None:
+    """List the pools in the database."""
+    from portfolio.pools import list_pools
+    from portfolio.store.core import open_store
+
+    with open_store(db, read_only=True) as store:
+        infos = list_pools(store)
+    if not infos:
+        typer.echo("no pools yet (riskpool pool create --name NAME --criteria FILE --cutoff DATE)")
+        return
+    frame = pd.DataFrame({
+        "pool_id": [i.pool_id for i in infos],
+        "name": [i.name for i in infos],
+        "cutoff_date": [i.cutoff_date.isoformat() for i in infos],
+        "n_loans": [i.n_loans for i in infos],
+        "balance": [_fmt_money(i.balance) for i in infos],
+        "created_at": [i.created_at.isoformat(timespec="seconds") if i.created_at else ""
+                       for i in infos],
+    })
+    typer.echo(frame.to_string(index=False))
+
+
+@pool_app.command("show")
+def pool_show(
+    pool: Annotated[int, typer.Option("--pool", help="Pool id.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Show a pool: header, criteria and exclusions."""
+    import json
+
+    from portfolio.pools import get_pool
+    from portfolio.store.core import open_store
+
+    with open_store(db, read_only=True) as store:
+        info = get_pool(store, pool)
+    typer.echo(f"pool {info.pool_id} '{info.name}'")
+    typer.echo(f"  cut-off     {info.cutoff_date.isoformat()}")
+    typer.echo(f"  loans       {info.n_loans:,}")
+    typer.echo(f"  balance     {_fmt_money(info.balance)}")
+    if info.created_at:
+        typer.echo(f"  created at  {info.created_at.isoformat(timespec='seconds')}")
+    typer.echo("  criteria    " + json.dumps(info.criteria.to_dict(), ensure_ascii=False))
+    _print_exclusions(info)
+
+
+@pool_app.command("strats")
+def pool_strats(
+    pool: Annotated[int, typer.Option("--pool", help="Pool id.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the tables to .csv or "
+                                             ".xlsx (one sheet per table).")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Stratification tables: count, balance, share, WA APR, WA score, WA remaining term."""
+    from portfolio.pools import get_pool, strats
+    from portfolio.store.core import open_store
+
+    with open_store(db, read_only=True) as store:
+        info = get_pool(store, pool)
+        tables = strats(store, pool)
+    if out is not None:
+        _emit(tables, out)
+        typer.echo(f"pool {info.pool_id} strats written to {out}")
+        return
+    typer.echo(f"pool {info.pool_id} '{info.name}', cut-off {info.cutoff_date.isoformat()}: "
+               f"{info.n_loans:,} loans, balance {_fmt_money(info.balance)}")
+    for name, frame in tables.items():
+        _print_table(f"by {name.replace('_', ' ')}", frame)
+
+
+def _parse_date(value: str | None, field: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(must_be(field, "a date YYYY-MM-DD", value)) from None
+
+
+def calibrate(
+    out: Annotated[Path, typer.Option("--out", help="Assumptions TOML to write.")],
+    pool: Annotated[int | None, typer.Option("--pool", help="Pool whose cut-off is the default "
+                                             "as-of date (recorded in the provenance).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Use history up to this "
+                                              "month-end (default: the pool's cut-off, else "
+                                              "the book's last month-end).")] = None,
+    credibility: Annotated[float, typer.Option("--credibility", help="Prior strength in "
+                                               "loan-months for shrinking a segment toward its "
+                                               "band / the book.")] = 200.0,
+    n_age: Annotated[int, typer.Option("--n-age", help="Months-on-book columns.")] = 24,
+    scenario: ScenarioOption = None,
+    pd_mult: PdMultOption = None,
+    rho: RhoOption = None,
+    smm_mult: SmmMultOption = None,
+    recovery_mult: RecoveryMultOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Calibrate projection assumptions from the book's own history and write them as TOML."""
+    from portfolio.calibration import calibrate_from_store
+
+    from portfolio.assumptions import apply_stress, save_assumptions
+    from portfolio.store.core import open_store
+
+    as_of_date = _parse_date(as_of, "as-of")
+    if not credibility >= 0:
+        raise ValidationError(must_be("credibility", ">= 0 loan-months", credibility))
+    if not 1 <= n_age <= 120:
+        raise ValidationError(must_be("n-age", "an integer in [1, 120]", n_age))
+    if out.suffix.lower() != ".toml":
+        raise ValidationError(must_be("out", "a .toml file path", str(out)))
+    with open_store(db, read_only=True) as store:
+        result = calibrate_from_store(store, pool_id=pool, as_of=as_of_date,
+                                      credibility=credibility, n_age=n_age)
+    assumptions = apply_stress(result.assumptions, scenario=scenario, pd_multiplier=pd_mult,
+                               rho=rho, smm_multiplier=smm_mult,
+                               recovery_multiplier=recovery_mult)
+    save_assumptions(assumptions, out, exposure=result.exposure_tables())
+    typer.echo(result.summary_text())
+    typer.echo(f"assumptions written to {out}")
+
+
+def pricing(
+    assumptions: Annotated[Path, typer.Option("--assumptions", help="Assumptions TOML.")],
+    pricing_file: Annotated[Path | None, typer.Option("--pricing", help="Pricing inputs TOML "
+                                                      "(default: built-in inputs, see "
+                                                      "examples/pricing.toml).")] = None,
+    pool: Annotated[int | None, typer.Option("--pool", help="Price-check this pool's loans "
+                                             "(default: the whole book).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the table to .csv/.xlsx.")]
+    = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Risk-based pricing check: break-even APR per segment against the actual WA APR."""
+    from portfolio.pricing import PricingInputs, load_pricing, pricing_check
+
+    from portfolio.assumptions import load_assumptions
+    from portfolio.store.core import open_store
+
+    a = load_assumptions(assumptions)
+    inputs = load_pricing(pricing_file) if pricing_file is not None else PricingInputs()
+    with open_store(db, read_only=True) as store:
+        report = pricing_check(store, a, inputs, pool_id=pool)
+    if out is not None:
+        _emit({"pricing": report.table}, out)
+        typer.echo(f"pricing check written to {out}")
+    else:
+        typer.echo(report.to_text())
+    typer.echo(report.summary_text())
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``pool``, ``calibrate`` and ``pricing`` to the app."""
+    app.add_typer(pool_app, name="pool")
+    app.command("calibrate")(calibrate)
+    app.command("pricing")(pricing)

@@ -1,0 +1,722 @@
+"""Pools: eligibility criteria, immutable snapshots and stratification tables.
+
+A pool is cut from the book at a cut-off date (a month-end, because performance is recorded at
+month-ends). The snapshot is written once and never changed: ``pool_loans`` keeps each loan's
+cut-off balance, remaining term and months on book.
+
+Order in which loans are excluded (each excluded loan is counted under the FIRST rule it
+fails; ``EXCLUSION_ORDER``):
+
+ 1. ``originated_after_cutoff``   origination date later than the cut-off
+ 2. ``no_performance_at_cutoff``  no ``loan_performance`` row at the cut-off month-end
+ 3. ``not_performing``            status default, prepaid or matured, written off
+                                  (charge-off > 0), or balance 0 at the cut-off
+ 4. ``past_maturity``             no instalment left (months on book ≥ original term)
+ 5. ``dpd``                       days past due above ``dpd_max`` (default 0: current only)
+ 6. ``score``                     credit score below ``score_min``
+ 7. ``term``                      original term not in ``terms``
+ 8. ``repayment_type``            repayment type not in ``repayment_types``
+ 9. ``region``                    region not in ``regions_include`` or in ``regions_exclude``
+10. ``principal``                 original principal outside [principal_min, principal_max]
+11. ``balance``                   cut-off balance outside [balance_min, balance_max]
+12. ``origination_window``        originated outside [originated_from, originated_to]
+13. ``apr``                       APR outside [apr_min, apr_max]
+14. ``obligor_concentration``     a borrower's share of the pool balance above
+                                  ``max_obligor_share``
+15. ``region_concentration``      a region's share of the pool balance above ``max_region_share``
+
+Concentration limits (14, 15) are applied after every eligibility filter, in that order, and
+repeated until neither binds (removing loans raises the other shares). Within an obligor or a
+region over its limit, loans are removed largest cut-off balance first, then latest
+origination, then greatest ``loan_id``, until the group's balance is within the limit of the
+current pool balance. The result depends on the book, the criteria and the cut-off only.
+
+Months on book at the cut-off are whole calendar months from the origination month to the
+cut-off month (0 for a loan originated in the cut-off month); remaining term = original term −
+months on book; the next due date is the origination day of month in the month after the
+cut-off (the month's last day when it is shorter: the end-of-month rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.loans import LoanArrays
+from portfolio.store import pools as sql
+from portfolio.store.core import Store
+from portfolio.types import (
+    ALLOWED_TERMS,
+    SCORE_BAND_LABELS,
+    SCORE_BANDS,
+    SCORE_MAX,
+    SCORE_MIN,
+    RepaymentType,
+)
+
+EXCLUSION_ORDER: tuple[tuple[str, str], ...] = (
+    ("originated_after_cutoff", "originated after the cut-off"),
+    ("no_performance_at_cutoff", "no performance row at the cut-off month-end"),
+    ("not_performing", "defaulted, prepaid, matured, written off or zero balance at cut-off"),
+    ("past_maturity", "no instalment left at the cut-off"),
+    ("dpd", "days past due above dpd_max"),
+    ("score", "credit score below score_min"),
+    ("term", "original term not in terms"),
+    ("repayment_type", "repayment type not in repayment_types"),
+    ("region", "region not included or excluded"),
+    ("principal", "principal outside [principal_min, principal_max]"),
+    ("balance", "cut-off balance outside [balance_min, balance_max]"),
+    ("origination_window", "originated outside [originated_from, originated_to]"),
+    ("apr", "APR outside [apr_min, apr_max]"),
+    ("obligor_concentration", "borrower above max_obligor_share of the pool balance"),
+    ("region_concentration", "region above max_region_share of the pool balance"),
+)
+
+_ELIGIBILITY_KEYS = (
+    "score_min", "dpd_max", "terms", "repayment_types", "regions_include", "regions_exclude",
+    "principal_min", "principal_max", "balance_min", "balance_max", "originated_from",
+    "originated_to", "apr_min", "apr_max",
+)
+_CONCENTRATION_KEYS = ("max_obligor_share", "max_region_share")
+_TOP_KEYS = ("description", "eligibility", "concentration")
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """Eligibility criteria and concentration limits of a pool (``None`` = no limit)."""
+
+    score_min: int | None = None
+    dpd_max: int = 0
+    terms: tuple[int, ...] | None = None
+    repayment_types: tuple[RepaymentType, ...] | None = None
+    regions_include: tuple[str, ...] | None = None
+    regions_exclude: tuple[str, ...] = ()
+    principal_min: float | None = None
+    principal_max: float | None = None
+    balance_min: float | None = None
+    balance_max: float | None = None
+    originated_from: dt.date | None = None
+    originated_to: dt.date | None = None
+    apr_min: float | None = None
+    apr_max: float | None = None
+    max_obligor_share: float | None = None
+    max_region_share: float | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The criteria in the TOML layout (JSON-able; unset limits left out)."""
+        elig: dict[str, Any] = {}
+        for key in _ELIGIBILITY_KEYS:
+            value = getattr(self, key)
+            if value is None or (key == "regions_exclude" and not value):
+                continue
+            if key == "repayment_types":
+                value = [t.value for t in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            elig[key] = value
+        conc = {k: getattr(self, k) for k in _CONCENTRATION_KEYS if getattr(self, k) is not None}
+        out: dict[str, Any] = {}
+        if self.description:
+            out["description"] = self.description
+        out["eligibility"] = elig
+        if conc:
+            out["concentration"] = conc
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """Loans removed by one rule (in ``EXCLUSION_ORDER``): count and cut-off balance."""
+
+    reason: str
+    description: str
+    n_loans: int
+    balance: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInfo:
+    pool_id: int
+    name: str
+    cutoff_date: dt.date
+    criteria: Criteria
+    n_loans: int
+    balance: float
+    created_at: dt.datetime | None = None
+    exclusions: tuple[Exclusion, ...] = ()
+
+
+# ---------------------------------------------------------------- criteria parsing
+
+
+def _unknown_key(key: str, allowed: tuple[str, ...], where: str) -> ValidationError:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return ValidationError(
+        f"unknown key `{key}` in {where}{hint}; allowed keys: {', '.join(allowed)}"
+    )
+
+
+def _number(section: dict[str, Any], key: str, where: str, lo: float, hi: float,
+            integer: bool = False) -> Any:
+    if key not in section:
+        return None
+    value = section[key]
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        raise ValidationError(must_be(key, f"{kind} in [{lo}, {hi}]", value, where))
+    if not lo <= value <= hi:
+        kind = "an integer" if integer else "a number"
+        raise ValidationError(must_be(key, f"{kind} in [{lo}, {hi}]", value, where))
+    return int(value) if integer else float(value)
+
+
+def _date(section: dict[str, Any], key: str, where: str) -> dt.date | None:
+    if key not in section:
+        return None
+    value = section[key]
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValidationError(must_be(key, "a date (YYYY-MM-DD)", value, where))
+
+
+def _str_list(section: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    if key not in section:
+        return None
+    value = section[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValidationError(must_be(key, "a list of non-empty strings", value, where))
+    return tuple(v.strip() for v in value)
+
+
+def _range_check(lo: Any, hi: Any, lo_key: str, hi_key: str, where: str) -> None:
+    if lo is not None and hi is not None and lo > hi:
+        raise ValidationError(must_be(hi_key, f">= `{lo_key}` ({lo})", hi, where))
+
+
+def parse_criteria(data: dict[str, Any], source: str = "criteria") -> Criteria:
+    """Validate a criteria mapping (the TOML layout) into ``Criteria``.
+
+    Every error names the key, the allowed values and what was received; unknown keys are
+    refused (a misspelt limit must not silently become "no limit").
+    """
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise _unknown_key(key, _TOP_KEYS, source)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ValidationError(must_be("description", "a string", description, source))
+    elig = data.get("eligibility", {})
+    conc = data.get("concentration", {})
+    for name, section in (("eligibility", elig), ("concentration", conc)):
+        if not isinstance(section, dict):
+            raise ValidationError(must_be(name, "a table ([" + name + "])", section, source))
+    w_e = f"{source} [eligibility]"
+    w_c = f"{source} [concentration]"
+    for key in elig:
+        if key not in _ELIGIBILITY_KEYS:
+            raise _unknown_key(key, _ELIGIBILITY_KEYS, w_e)
+    for key in conc:
+        if key not in _CONCENTRATION_KEYS:
+            raise _unknown_key(key, _CONCENTRATION_KEYS, w_c)
+
+    score_min = _number(elig, "score_min", w_e, SCORE_MIN, SCORE_MAX, integer=True)
+    dpd_max = _number(elig, "dpd_max", w_e, 0, 10_000, integer=True)
+    terms = None
+    if "terms" in elig:
+        value = elig["terms"]
+        allowed = "a non-empty list of terms from " + str(list(ALLOWED_TERMS))
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            raise ValidationError(must_be("terms", allowed, value, w_e))
+        bad = [v for v in value if v not in ALLOWED_TERMS]
+        if bad:
+            raise ValidationError(must_be("terms", allowed, bad, w_e))
+        terms = tuple(sorted(set(value)))
+    repayment_types = None
+    if "repayment_types" in elig:
+        value = elig["repayment_types"]
+        if not isinstance(value, list) or not value:
+            allowed = "a non-empty list of " + ", ".join(
+                f"{t.value} ({t.label})" for t in RepaymentType)
+            raise ValidationError(must_be("repayment_types", allowed, value, w_e))
+        parsed = []
+        for v in value:
+            try:
+                parsed.append(RepaymentType.parse(v, w_e))
+            except ValidationError as exc:
+                raise ValidationError(str(exc).replace("`repayment_type`",
+                                                       "`repayment_types`")) from None
+        repayment_types = tuple(dict.fromkeys(parsed))
+    regions_include = _str_list(elig, "regions_include", w_e)
+    if regions_include is not None and not regions_include:
+        raise ValidationError(must_be("regions_include", "a non-empty list (leave it out "
+                                      "for all regions)", [], w_e))
+    regions_exclude = _str_list(elig, "regions_exclude", w_e) or ()
+    money_hi = 200_000.0
+    principal_min = _number(elig, "principal_min", w_e, 0, money_hi)
+    principal_max = _number(elig, "principal_max", w_e, 0, money_hi)
+    balance_min = _number(elig, "balance_min", w_e, 0, money_hi)
+    balance_max = _number(elig, "balance_max", w_e, 0, money_hi)
+    originated_from = _date(elig, "originated_from", w_e)
+    originated_to = _date(elig, "originated_to", w_e)
+    apr_min = _number(elig, "apr_min", w_e, 0, 1)
+    apr_max = _number(elig, "apr_max", w_e, 0, 1)
+    _range_check(principal_min, principal_max, "principal_min", "principal_max", w_e)
+    _range_check(balance_min, balance_max, "balance_min", "balance_max", w_e)
+    _range_check(originated_from, originated_to, "originated_from", "originated_to", w_e)
+    _range_check(apr_min, apr_max, "apr_min", "apr_max", w_e)
+
+    shares = {}
+    for key in _CONCENTRATION_KEYS:
+        if key in conc:
+            value = conc[key]
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not 0 < value <= 1):
+                raise ValidationError(must_be(key, "a share in (0, 1]", value, w_c))
+            shares[key] = float(value)
+    return Criteria(
+        score_min=score_min,
+        dpd_max=0 if dpd_max is None else dpd_max,
+        terms=terms,
+        repayment_types=repayment_types,
+        regions_include=regions_include,
+        regions_exclude=regions_exclude,
+        principal_min=principal_min,
+        principal_max=principal_max,
+        balance_min=balance_min,
+        balance_max=balance_max,
+        originated_from=originated_from,
+        originated_to=originated_to,
+        apr_min=apr_min,
+        apr_max=apr_max,
+        max_obligor_share=shares.get("max_obligor_share"),
+        max_region_share=shares.get("max_region_share"),
+        description=description,
+    )
+
+
+def load_criteria(path: str | Path) -> Criteria:
+    """Read and validate a criteria TOML file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{p}: not valid TOML: {exc}") from None
+    return parse_criteria(data, str(p))
+
+
+def criteria_from_json(text: str | dict[str, Any]) -> Criteria:
+    data = json.loads(text) if isinstance(text, str) else text
+    return parse_criteria(data, "stored criteria")
+
+
+# ---------------------------------------------------------------- dates
+
+
+def parse_cutoff(value: str | dt.date) -> dt.date:
+    """A cut-off date must be a month-end (performance rows are month-ends)."""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        try:
+            value = dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValidationError(must_be("cutoff", "a date YYYY-MM-DD", value)) from None
+    month_end = _month_end(value)
+    if value != month_end:
+        prev = value.replace(day=1) - dt.timedelta(days=1)
+        raise ValidationError(
+            must_be("cutoff", f"a month-end date (performance is recorded at month-ends), "
+                    f"e.g. {prev.isoformat()} or {month_end.isoformat()}", value.isoformat())
+        )
+    return value
+
+
+def _month_end(d: dt.date) -> dt.date:
+    first_next = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return first_next - dt.timedelta(days=1)
+
+
+def months_between(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
+    """Whole calendar months from each origination month to the cut-off month."""
+    orig_m = np.asarray(origination, dtype="datetime64[D]").astype("datetime64[M]")
+    cut_m = np.datetime64(cutoff, "M")
+    return (cut_m - orig_m).astype(np.int64)
+
+
+def next_due_dates(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
+    """First due date after a month-end cut-off: the origination day of month in the next
+    month, or that month's last day when it is shorter (end-of-month rule)."""
+    orig = np.asarray(origination, dtype="datetime64[D]")
+    day = (orig - orig.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+    month = np.datetime64(cutoff, "M") + 1
+    start = month.astype("datetime64[D]")
+    days_in_month = int(((month + 1).astype("datetime64[D]") - start).astype(np.int64))
+    return start + (np.minimum(day, days_in_month) - 1).astype("timedelta64[D]")
+
+
+# ---------------------------------------------------------------- selection
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The result of applying criteria to the candidates: kept rows and exclusions."""
+
+    loans: pd.DataFrame  # loan_id, cutoff_balance, remaining_term, months_on_book (kept)
+    exclusions: tuple[Exclusion, ...]
+
+
+def _removal_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions ordered by removal priority: largest balance, latest origination,
+    greatest loan_id first."""
+    keys = pd.DataFrame({
+        "b": -frame["balance"].to_numpy(dtype=np.float64),
+        "o": -frame["origination_date"].to_numpy(dtype="datetime64[D]").astype(np.int64),
+        "i": frame["loan_id"].astype(str).to_numpy(dtype=object),
+    })
+    # loan_id descending: sort ascending on everything then reverse within equal (b, o)
+    order = keys.sort_values(["b", "o", "i"], ascending=[True, True, False],
+                             kind="mergesort").index.to_numpy()
+    return order
+
+
+def _cap_groups(groups: np.ndarray, balance: np.ndarray, alive: np.ndarray,
+                order: np.ndarray, share: float) -> np.ndarray:
+    """One pass of a concentration cap. Returns a boolean mask of rows to remove.
+
+    ``order`` is the removal priority over all rows. Within each group of alive rows, keep the
+    rows that come LAST in removal order while their running balance stays ≤ share × total.
+    """
+    total = balance[alive].sum()
+    cap = share * total
+    idx = order[alive[order]][::-1]  # alive rows, keep-priority first
+    g = groups[idx]
+    b = balance[idx]
+    # running sum within group, in keep order: stable sort by group keeps the order
+    by_group = np.argsort(g, kind="stable")
+    gs = g[by_group]
+    bs = b[by_group]
+    csum = np.cumsum(bs)
+    starts = np.r_[True, gs[1:] != gs[:-1]]
+    group_start_sum = np.maximum.accumulate(np.where(starts, csum - bs, 0.0))
+    running = csum - group_start_sum
+    drop_sorted = running > cap * (1 + 1e-12) + 1e-9
+    remove = np.zeros(len(balance), dtype=bool)
+    remove[idx[by_group[drop_sorted]]] = True
+    return remove
+
+
+def select_pool(candidates: pd.DataFrame, criteria: Criteria, cutoff: dt.date) -> Selection:
+    """Apply the exclusion rules in ``EXCLUSION_ORDER`` (pure; see the module docstring)."""
+    c = candidates
+    n = len(c)
+    reason = np.full(n, -1, dtype=np.int64)  # index into EXCLUSION_ORDER, -1 = kept
+    codes = {name: i for i, (name, _) in enumerate(EXCLUSION_ORDER)}
+
+    def exclude(name: str, mask: np.ndarray) -> None:
+        hit = (reason < 0) & mask
+        reason[hit] = codes[name]
+
+    orig = c["origination_date"].to_numpy(dtype="datetime64[D]")
+    has_row = c["has_row"].to_numpy(dtype=bool)
+    balance = c["balance"].fillna(0.0).to_numpy(dtype=np.float64)
+    status = c["status"].astype(object).where(c["status"].notna(), "").to_numpy(dtype=object)
+    charge_off = c["charge_off"].fillna(0.0).to_numpy(dtype=np.float64)
+    dpd = c["dpd"].fillna(0).to_numpy(dtype=np.int64)
+    term = c["term_months"].to_numpy(dtype=np.int64)
+    mob = months_between(orig, cutoff)
+    score = c["credit_score"].to_numpy(dtype=np.int64)
+    rtype = c["repayment_type"].astype(str).to_numpy(dtype=object)
+    region = c["region"].astype(object).where(c["region"].notna(), "").to_numpy(dtype=object)
+    principal = c["principal"].to_numpy(dtype=np.float64)
+    apr = c["apr"].to_numpy(dtype=np.float64)
+
+    exclude("originated_after_cutoff", orig > np.datetime64(cutoff, "D"))
+    exclude("no_performance_at_cutoff", ~has_row)
+    performing = np.isin(status, ["current", "delinquent"]) & (charge_off <= 0) & (balance > 0)
+    exclude("not_performing", ~performing)
+    exclude("past_maturity", mob >= term)
+    exclude("dpd", dpd > criteria.dpd_max)
+    if criteria.score_min is not None:
+        exclude("score", score < criteria.score_min)
+    if criteria.terms is not None:
+        exclude("term", ~np.isin(term, list(criteria.terms)))
+    if criteria.repayment_types is not None:
+        exclude("repayment_type", ~np.isin(rtype, [t.value for t in criteria.repayment_types]))
+    region_bad = np.zeros(n, dtype=bool)
+    if criteria.regions_include is not None:
+        region_bad |= ~np.isin(region, list(criteria.regions_include))
+    if criteria.regions_exclude:
+        region_bad |= np.isin(region, list(criteria.regions_exclude))
+    exclude("region", region_bad)
+    eps = 1e-9
+    if criteria.principal_min is not None:
+        exclude("principal", principal < criteria.principal_min - eps)
+    if criteria.principal_max is not None:
+        exclude("principal", principal > criteria.principal_max + eps)
+    if criteria.balance_min is not None:
+        exclude("balance", balance < criteria.balance_min - eps)
+    if criteria.balance_max is not None:
+        exclude("balance", balance > criteria.balance_max + eps)
+    if criteria.originated_from is not None:
+        exclude("origination_window", orig < np.datetime64(criteria.originated_from, "D"))
+    if criteria.originated_to is not None:
+        exclude("origination_window", orig > np.datetime64(criteria.originated_to, "D"))
+    if criteria.apr_min is not None:
+        exclude("apr", apr < criteria.apr_min - eps)
+    if criteria.apr_max is not None:
+        exclude("apr", apr > criteria.apr_max + eps)
+
+    if criteria.max_obligor_share is not None or criteria.max_region_share is not None:
+        order = _removal_order(c.assign(balance=balance))
+        borrower_codes = pd.factorize(c["borrower_id"].astype(str))[0]
+        region_codes = pd.factorize(pd.Series(region))[0]
+        for _ in range(10_000):
+            changed = False
+            for name, groups, share in (
+                ("obligor_concentration", borrower_codes, criteria.max_obligor_share),
+                ("region_concentration", region_codes, criteria.max_region_share),
+            ):
+                alive = reason < 0
+                if share is None or not alive.any():
+                    continue
+                remove = _cap_groups(groups, balance, alive, order, share)
+                if remove.any():
+                    exclude(name, remove)
+                    changed = True
+            if not changed:
+                break
+
+    kept = reason < 0
+    exclusions = []
+    for i, (name, desc) in enumerate(EXCLUSION_ORDER):
+        hit = reason == i
+        exclusions.append(Exclusion(name, desc, int(hit.sum()), float(balance[hit].sum())))
+    loans = pd.DataFrame({
+        "loan_id": c["loan_id"].astype(str).to_numpy(dtype=object)[kept],
+        "cutoff_balance": balance[kept],
+        "remaining_term": (term - mob)[kept],
+        "months_on_book": mob[kept],
+    })
+    return Selection(loans=loans, exclusions=tuple(exclusions))
+
+
+# ---------------------------------------------------------------- store-facing API
+
+
+def create_pool(store: Store, name: str, criteria: Criteria, cutoff: str | dt.date) -> PoolInfo:
+    """Cut a pool from the book and store its immutable snapshot (all or nothing)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(must_be("name", "a non-empty pool name", name))
+    name = name.strip()
+    cutoff_date = parse_cutoff(cutoff)
+    taken = sql.pool_name_taken(store.con, name)
+    if taken is not None:
+        raise ValidationError(must_be("name", f"a new pool name (pool {taken} is already "
+                                      "called that)", name))
+    if criteria.regions_include or criteria.regions_exclude:
+        present = set(sql.book_regions(store.con))
+        for key in ("regions_include", "regions_exclude"):
+            unknown = [r for r in (getattr(criteria, key) or ()) if r not in present]
+            if unknown:
+                raise ValidationError(must_be(
+                    key, "regions present in the book (" + ", ".join(sorted(present)) + ")",
+                    unknown, "criteria [eligibility]"))
+    candidates = sql.snapshot_candidates(store.con, cutoff_date)
+    selection = select_pool(candidates, criteria, cutoff_date)
+    if selection.loans.empty:
+        lines = "; ".join(f"{e.reason}: {e.n_loans}" for e in selection.exclusions if e.n_loans)
+        raise ValidationError(
+            f"no loan of the book ({len(candidates)} loans) is eligible at cut-off "
+            f"{cutoff_date.isoformat()}; nothing was written. Exclusions: {lines or 'none'}"
+        )
+    exclusions = [dataclasses.asdict(e) for e in selection.exclusions]
+    with store.transaction() as con:
+        pool_id = store.next_id("pool_seq")
+        sql.insert_pool(con, pool_id=pool_id, name=name, cutoff=cutoff_date,
+                        criteria=criteria.to_dict(), exclusions=exclusions,
+                        loans=selection.loans)
+    return get_pool(store, pool_id)
+
+
+def _info_from_row(row: pd.Series) -> PoolInfo:
+    exclusions = tuple(Exclusion(**e) for e in json.loads(row["exclusions"] or "[]"))
+    created = row["created_at"]
+    return PoolInfo(
+        pool_id=int(row["pool_id"]),
+        name=str(row["name"]),
+        cutoff_date=pd.Timestamp(row["cutoff_date"]).date(),
+        criteria=criteria_from_json(row["criteria"]),
+        n_loans=int(row["n_loans"]),
+        balance=float(row["balance"]),
+        created_at=None if pd.isna(created) else pd.Timestamp(created).to_pydatetime(),
+        exclusions=exclusions,
+    )
+
+
+def get_pool(store: Store, pool_id: int) -> PoolInfo:
+    """The pool's header; ``NotFound`` for an unknown id."""
+    rows = sql.pool_rows(store.con, int(pool_id))
+    if rows.empty:
+        known = sql.pool_rows(store.con)["pool_id"].tolist()
+        raise NotFound(must_be("pool", "an existing pool id " + (str(known) if known else
+                                                                "(no pool yet: `riskpool pool "
+                                                                "create`)"), pool_id))
+    return _info_from_row(rows.iloc[0])
+
+
+def list_pools(store: Store) -> list[PoolInfo]:
+    rows = sql.pool_rows(store.con)
+    return [_info_from_row(r) for _, r in rows.iterrows()]
+
+
+def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
+    """The pool's loans at cut-off as ``LoanArrays`` (ordered by loan_id)."""
+    info = get_pool(store, pool_id)
+    frame = sql.pool_loan_frame(store.con, int(pool_id))
+    frame["next_due_date"] = next_due_dates(
+        frame["origination_date"].to_numpy(dtype="datetime64[D]"), info.cutoff_date)
+    return LoanArrays.from_frame(frame)
+
+
+# ---------------------------------------------------------------- stratification
+
+SCORE_EDGES: tuple[int, ...] = tuple(lo for lo, _ in SCORE_BANDS[1:])
+APR_EDGES: tuple[float, ...] = (0.06, 0.09, 0.12, 0.15, 0.18, 0.21, 0.24)
+REMAINING_TERM_EDGES: tuple[int, ...] = (4, 7, 10, 13, 19)
+BALANCE_EDGES: tuple[float, ...] = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+MOB_EDGES: tuple[int, ...] = (3, 6, 9, 12, 18)
+
+STRAT_NAMES: tuple[str, ...] = (
+    "score_band", "apr", "original_term", "remaining_term", "balance", "repayment_type",
+    "region", "vintage", "months_on_book",
+)
+STRAT_COLUMNS: tuple[str, ...] = (
+    "bucket", "n_loans", "balance", "share_of_balance", "wa_apr", "wa_score",
+    "wa_remaining_term",
+)
+
+
+def _edge_labels(edges: tuple[float, ...], fmt: Any, lo: float = 0) -> list[str]:
+    labels = []
+    bounds = [lo, *edges]
+    for i in range(len(edges)):
+        labels.append(f"{fmt(bounds[i])}-<{fmt(bounds[i + 1])}")
+    labels.append(f">={fmt(edges[-1])}")
+    return labels
+
+
+def _int_labels(edges: tuple[int, ...], lo: int) -> list[str]:
+    bounds = [lo, *edges]
+    labels = [f"{bounds[i]}-{bounds[i + 1] - 1}" for i in range(len(edges))]
+    labels.append(f"{edges[-1]}+")
+    return labels
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:g}%"
+
+
+def _money(x: float) -> str:
+    return f"{x / 1000:g}k" if x >= 1000 else f"{x:g}"
+
+
+_BUCKET_LABELS: dict[str, list[str]] = {
+    "score_band": list(SCORE_BAND_LABELS),
+    "apr_bucket": _edge_labels(APR_EDGES, _pct),
+    "remaining_term_bucket": _int_labels(REMAINING_TERM_EDGES, 1),
+    "balance_bucket": _edge_labels(BALANCE_EDGES, _money),
+    "mob_bucket": _int_labels(MOB_EDGES, 0),
+}
+_STRAT_SOURCES: dict[str, str] = {
+    "score_band": "score_band",
+    "apr": "apr_bucket",
+    "original_term": "term_months",
+    "remaining_term": "remaining_term_bucket",
+    "balance": "balance_bucket",
+    "repayment_type": "repayment_type",
+    "region": "region",
+    "vintage": "vintage",
+    "months_on_book": "mob_bucket",
+}
+
+
+def strats(store: Store, pool_id: int) -> dict[str, pd.DataFrame]:
+    """Stratification tables of a pool, one DataFrame per dimension (``STRAT_NAMES``).
+
+    Each has ``STRAT_COLUMNS``: bucket, loan count, cut-off balance, share of the pool
+    balance, and balance-weighted APR, credit score and remaining term; a last row ``Total``.
+    Computed by one DuckDB ``GROUPING SETS`` scan.
+    """
+    get_pool(store, pool_id)
+    raw = sql.pool_strats(
+        store.con, int(pool_id), score_edges=SCORE_EDGES, apr_edges=APR_EDGES,
+        remaining_edges=REMAINING_TERM_EDGES, balance_edges=BALANCE_EDGES, mob_edges=MOB_EDGES)
+    return strats_from_grouping(raw)
+
+
+def strats_from_grouping(raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Shape the ``GROUPING SETS`` result of ``store.pools.pool_strats`` into tables.
+
+    ``gid`` is DuckDB's ``GROUPING(...)`` bit mask over the nine key columns (1 = rolled up):
+    the grouping set of key j (0-based, left to right) has every bit set but bit 8 − j.
+    """
+    keys = list(_STRAT_SOURCES.values())
+    n = len(keys)
+    all_bits = (1 << n) - 1
+    gid = raw["gid"].to_numpy(dtype=np.int64)
+    total_row = raw[gid == all_bits]
+    total_balance = float(total_row["balance"].iloc[0]) if len(total_row) else 0.0
+    if not len(total_row):
+        total_row = pd.DataFrame({"n_loans": [0], "balance": [0.0], "bal_apr": [0.0],
+                                  "bal_score": [0.0], "bal_rem": [0.0]})
+    out: dict[str, pd.DataFrame] = {}
+    for j, (name, col) in enumerate(_STRAT_SOURCES.items()):
+        part = raw[gid == all_bits & ~(1 << (n - 1 - j))].copy()
+        if col in _BUCKET_LABELS:
+            part = part.sort_values(col)
+            labels = _BUCKET_LABELS[col]
+            part["bucket"] = [labels[int(k)] for k in part[col]]
+        elif col == "repayment_type":
+            part["_order"] = [RepaymentType.parse(v).code for v in part[col]]
+            part = part.sort_values("_order")
+            part["bucket"] = [f"{v} ({RepaymentType.parse(v).label})" for v in part[col]]
+        elif col == "term_months":
+            part = part.sort_values(col)
+            part["bucket"] = [f"{int(v)}" for v in part[col]]
+        else:
+            part = part.sort_values(col)
+            part["bucket"] = part[col].astype(str)
+        table = pd.concat([part, total_row.assign(bucket="Total")], ignore_index=True)
+        bal = table["balance"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table["share_of_balance"] = bal / total_balance if total_balance else 0.0
+            table["wa_apr"] = table["bal_apr"].to_numpy(dtype=np.float64) / bal
+            table["wa_score"] = table["bal_score"].to_numpy(dtype=np.float64) / bal
+            table["wa_remaining_term"] = table["bal_rem"].to_numpy(dtype=np.float64) / bal
+        table["n_loans"] = table["n_loans"].astype(np.int64)
+        table["balance"] = bal
+        out[name] = table[list(STRAT_COLUMNS)].reset_index(drop=True)
+    return out
