@@ -1,0 +1,772 @@
+"""The allocation optimiser: who funds which share of which loan, under the rules.
+
+Steps (all deterministic):
+
+1. **Eligibility** per loan and partner (score floor, APR cap, longest term, repayment types,
+   allowed regions, R4 for local banks, and the loan rules R5/R6/R8/R9 in force — a loan that
+   breaks one stays with the platform).
+2. **Segments**: loans grouped by score band × original term × region × repayment type ×
+   eligibility pattern (the set of partners that may fund the loan). Loans of one segment are
+   interchangeable for every constraint, so the LP over segments is exact for joint lending.
+3. **Linear programme** (HiGHS through ``scipy.optimize.linprog``): variable ``x[s, p]`` = CNY
+   of segment ``s`` funded by partner ``p`` (only eligible pairs exist). Constraints:
+   segment supply (joint: ``Σ_p x ≤ (1 − R1 min platform share)·B_s``; forward flow:
+   ``≤ B_s``); per partner capacity, R2 and R3 headroom (banks), commitment (a minimum),
+   concentration (``Σ_{s in region r} x ≤ c·Σ_s x``, same per score band) and yield floor
+   (``Σ_s x·(APR_s − EL_s − required_yield) ≥ 0``, APR_s and EL_s balance-weighted, EL an
+   annual rate); optionally a minimum share of the pool moved off the platform. Objectives:
+   ``max-transfer`` (maximise Σ x) or ``min-retained-el`` (maximise the lifetime EL moved,
+   i.e. minimise what the platform keeps). Homogeneous rows (concentration, yield) carry a
+   safety margin of ``LP_MARGIN`` so that the split to loans cannot tip them over.
+4. **Split to loans**.
+   *Joint*: every loan of a segment gets the segment's shares ``x[s, p] / B_s``, floored to a
+   multiple of 2⁻³² (so partners never get more than the LP gave them); the platform gets the
+   rest. All shares are multiples of 2⁻³², so each loan's shares sum to exactly 1.0 in float64.
+   *Forward flow*: inside a segment, loans in ``loan_id`` order are laid end to end and cut at
+   the partners' cumulative target amounts (partners in registry order, then the platform); a
+   loan goes to the party whose interval holds the loan's midpoint (so each party is within
+   half a loan of its target per segment). Then a repair pass returns loans to the platform
+   until every upper limit holds again (capacity/R2/R3: highest ``loan_id`` first; a region or
+   band over its limit: that region's/band's loans, highest ``loan_id`` first; yield floor: the
+   lowest-yielding loans first).
+5. **Independent re-check** (:func:`verify_allocation`) on the loan-level shares, written
+   against the rules and the registry, not the LP matrices. Any breach → ``AllocationCheckFailed``.
+
+Infeasible requests (a commitment or a minimum transfer that the limits cannot allow, an R2
+headroom already used up, R7): the LP is solved again with a slack variable on every limit
+and the limits whose slack is positive are named (:class:`InfeasibleAllocation`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import linprog
+
+from partners.errors import AllocationCheckFailed, AllocationError, InfeasibleAllocation
+from partners.registry import PLATFORM_ID, ExpectedLossTable, Partner, Registry
+from partners.rules import (
+    AMOUNT_TOL,
+    SHARE_TOL,
+    Breach,
+    check_local_region,
+    check_loan_rule,
+    check_party_amount,
+    check_platform_funding,
+    check_platform_share,
+    loan_rule_ok,
+    r2_headroom,
+    r3_headroom,
+)
+from portfolio.errors import must_be
+from portfolio.loans import LoanArrays
+from portfolio.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
+
+SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
+LP_MARGIN = 1e-6  # margin on concentration shares and yield floors inside the LP
+REL_TOL = 1e-9  # relative tolerance of the re-check on amounts (float noise only)
+
+
+class Mode(str, Enum):
+    JOINT = "joint"
+    FORWARD_FLOW = "forward-flow"
+
+
+class Objective(str, Enum):
+    MAX_TRANSFER = "max-transfer"
+    MIN_RETAINED_EL = "min-retained-el"
+
+
+def parse_mode(value: str | Mode) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise AllocationError(must_be("mode", f"one of {[m.value for m in Mode]}", value)) from None
+
+
+def parse_objective(value: str | Objective) -> Objective:
+    try:
+        return Objective(value)
+    except ValueError:
+        raise AllocationError(must_be("objective", f"one of {[o.value for o in Objective]}", value)) from None
+
+
+# --------------------------------------------------------------------------- loan risk
+@dataclass(frozen=True, slots=True)
+class LoanRisk:
+    """Per loan: annual PD, LGD and lifetime PD over the remaining term (all (n_loans,))."""
+
+    annual_pd: np.ndarray
+    lgd: np.ndarray
+    lifetime_pd: np.ndarray
+    source: str = ""
+
+    @property
+    def el_rate(self) -> np.ndarray:
+        """Annual expected-loss rate (annual PD × LGD, DOMAIN §6)."""
+        return self.annual_pd * self.lgd
+
+    def lifetime_el(self, balance: np.ndarray) -> np.ndarray:
+        return self.lifetime_pd * self.lgd * balance
+
+
+def loan_risk_from_table(loans: LoanArrays, table: ExpectedLossTable) -> LoanRisk:
+    """Annual PD by score band; lifetime PD = 1 − (1 − PD)^(remaining_term / 12)."""
+    pd_a = np.asarray(table.annual_pd_by_score_band)[loans.score_band]
+    years = np.maximum(loans.remaining_term, 1) / 12.0
+    life = -np.expm1(years * np.log1p(-pd_a))
+    return LoanRisk(pd_a, np.full(len(loans), table.lgd), life, "partners file [expected_loss]")
+
+
+def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
+    """From projection assumptions (``portfolio.assumptions.Assumptions``): lifetime PD over the
+    remaining term from the monthly hazards (prepayment ignored — conservative),
+    ``1 − Π_{a = mob+1}^{mob+rem} (1 − h[band, term, a])``; the annual PD is its annualised
+    equivalent ``1 − (1 − PD_life)^(12 / rem)``; LGD = 1 − recovery rate."""
+    hz = np.asarray(assumptions.default_hazard, dtype=np.float64)
+    terms = tuple(assumptions.terms)
+    n_age = hz.shape[2]
+    term_idx = np.searchsorted(np.asarray(terms), loans.term_months)
+    term_idx = np.clip(term_idx, 0, len(terms) - 1)
+    band = loans.score_band.astype(np.int64)
+    mob = loans.months_on_book.astype(np.int64)
+    rem = np.maximum(loans.remaining_term.astype(np.int64), 1)
+    key = pd.DataFrame({"b": band, "t": term_idx, "m": mob, "r": rem})
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(key))
+    life_u = np.empty(len(uniq))
+    log_surv = np.log1p(-np.minimum(hz, 1 - 1e-12))
+    cum = np.concatenate([np.zeros(hz.shape[:2] + (1,)), np.cumsum(log_surv, axis=2)], axis=2)
+    for j, (b, t, m, r) in enumerate(uniq):
+        # ages m+1 … m+r use columns min(age, n_age) − 1; beyond n_age the last column repeats
+        a0, a1 = m, m + r  # columns a0 … a1−1 (unclipped)
+        inside = cum[b, t, min(a1, n_age)] - cum[b, t, min(a0, n_age)]
+        beyond = max(0, a1 - max(a0, n_age)) * log_surv[b, t, n_age - 1]
+        life_u[j] = -np.expm1(inside + beyond)
+    life = life_u[codes]
+    annual = -np.expm1(np.log1p(-np.minimum(life, 1 - 1e-12)) * 12.0 / rem)
+    lgd = np.full(len(loans), 1.0 - float(assumptions.recovery_rate))
+    return LoanRisk(annual, lgd, life, "assumptions")
+
+
+# --------------------------------------------------------------------------- eligibility
+def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
+                       borrower_id: np.ndarray | None = None) -> np.ndarray:
+    """(n_loans, n_partners) bool: partner may fund the loan."""
+    ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of)
+    r4_on = registry.rule("R4").applies_on(as_of)
+    out = np.zeros((len(loans), len(registry.partners)), dtype=bool)
+    region = loans.region
+    for j, p in enumerate(registry.partners):
+        e = p.eligibility
+        m = ok_rules & (loans.credit_score >= e.score_floor) & (loans.apr <= e.apr_cap)
+        m &= loans.term_months <= e.max_term_months
+        m &= np.isin(loans.repayment_type, e.repayment_codes)
+        if e.regions:
+            m &= np.isin(region, np.asarray(e.regions, dtype=object))
+        if p.is_local_bank and r4_on:
+            m &= region == p.regulatory.registered_region
+        out[:, j] = m
+    return out
+
+
+# --------------------------------------------------------------------------- segments
+@dataclass(frozen=True, slots=True)
+class Segments:
+    loan_segment: np.ndarray  # (n_loans,) segment index
+    band: np.ndarray  # (n_seg,) score band index
+    term: np.ndarray  # (n_seg,) original term (months)
+    region: np.ndarray  # (n_seg,) object
+    repayment_type: np.ndarray  # (n_seg,) code
+    eligible: np.ndarray  # (n_seg, n_partners) bool
+    balance: np.ndarray  # (n_seg,) CNY
+    n_loans: np.ndarray  # (n_seg,)
+    apr: np.ndarray  # (n_seg,) balance-weighted APR
+    el_rate: np.ndarray  # (n_seg,) balance-weighted annual EL rate
+    lifetime_el: np.ndarray  # (n_seg,) CNY
+
+    def __len__(self) -> int:
+        return len(self.balance)
+
+    def label(self, s: int) -> str:
+        return (f"score {SCORE_BAND_LABELS[int(self.band[s])]}, {int(self.term[s])}m, {self.region[s]}, "
+                f"{RepaymentType.from_code(int(self.repayment_type[s])).value}")
+
+
+def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> Segments:
+    """Group loans by band × term × region × repayment type × eligibility pattern."""
+    n_p = eligible.shape[1]
+    region_codes, region_names = pd.factorize(pd.Series(loans.region, dtype=object), sort=True)
+    band = loans.score_band.astype(np.int64)
+    term_idx = np.searchsorted(np.asarray(ALLOWED_TERMS), loans.term_months).astype(np.int64)
+    mask = (eligible.astype(np.int64) << np.arange(n_p, dtype=np.int64)).sum(axis=1) if n_p else \
+        np.zeros(len(loans), dtype=np.int64)
+    n_reg = max(len(region_names), 1)
+    key = (((mask * n_reg + region_codes) * 6 + band) * len(ALLOWED_TERMS) + term_idx) * 4 \
+        + loans.repayment_type.astype(np.int64)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    n_seg = len(uniq)
+    b = loans.balance
+    bal = np.bincount(inverse, weights=b, minlength=n_seg)
+    safe = np.where(bal > 0, bal, 1.0)
+    apr = np.bincount(inverse, weights=b * loans.apr, minlength=n_seg) / safe
+    el = np.bincount(inverse, weights=b * risk.el_rate, minlength=n_seg) / safe
+    life = np.bincount(inverse, weights=risk.lifetime_el(b), minlength=n_seg)
+    return Segments(
+        loan_segment=inverse.astype(np.int64),
+        band=band[first],
+        term=loans.term_months[first].astype(np.int64),
+        region=np.asarray(loans.region, dtype=object)[first],
+        repayment_type=loans.repayment_type[first].astype(np.int64),
+        eligible=eligible[first],
+        balance=bal,
+        n_loans=np.bincount(inverse, minlength=n_seg),
+        apr=apr,
+        el_rate=el,
+        lifetime_el=life,
+    )
+
+
+# --------------------------------------------------------------------------- LP
+@dataclass
+class _Rows:
+    """Sparse ≤ rows with names (for infeasibility reports) and a flag: limit or request."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    cols: list[np.ndarray] = field(default_factory=list)
+    vals: list[np.ndarray] = field(default_factory=list)
+    rhs: list[float] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    is_request: list[bool] = field(default_factory=list)
+
+    def add(self, cols: np.ndarray, vals: np.ndarray, rhs: float, name: str, request: bool = False) -> None:
+        i = len(self.rhs)
+        self.rows.append(np.full(len(cols), i, dtype=np.int64))
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.asarray(vals, dtype=np.float64))
+        self.rhs.append(float(rhs))
+        self.names.append(name)
+        self.is_request.append(request)
+
+    def matrix(self, n_vars: int) -> sparse.csr_matrix:
+        if not self.rhs:
+            return sparse.csr_matrix((0, n_vars))
+        return sparse.csr_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(len(self.rhs), n_vars))
+
+
+@dataclass(frozen=True, slots=True)
+class LPResult:
+    amounts: np.ndarray  # (n_seg, n_partners) CNY
+    objective_value: float  # CNY moved (max-transfer) or lifetime EL moved (min-retained-el)
+    n_vars: int
+    n_rows: int
+    status: str
+
+
+def _partner_limit(p: Partner, registry: Registry, as_of: dt.date) -> list[tuple[str, float]]:
+    """Upper limits on a partner's total (name, CNY): capacity, R2, R3 headroom."""
+    out = [(f"capacity ({p.id})", p.capacity)]
+    for rid, fn in (("R2", r2_headroom), ("R3", r3_headroom)):
+        rule = registry.rule(rid)
+        if rule.applies_on(as_of):
+            head = fn(rule, p)
+            if head is not None:
+                out.append((f"{rid} ({p.id})", head))
+    return out
+
+
+def solve_segments(seg: Segments, registry: Registry, mode: Mode, objective: Objective,
+                   as_of: dt.date, min_transfer_share: float = 0.0) -> LPResult:
+    """The LP over segments; raises ``InfeasibleAllocation`` naming the binding limits."""
+    n_seg, n_p = seg.eligible.shape
+    s_idx, p_idx = np.nonzero(seg.eligible & (seg.balance > 0)[:, None])
+    n_vars = len(s_idx)
+    unit = max(float(seg.balance.sum()) / 1000.0, 1e-9)  # the pool is 1,000 units
+    bal_u = seg.balance / unit
+    rows = _Rows()
+    var = np.arange(n_vars)
+    r1 = registry.rule("R1")
+    if mode is Mode.JOINT and r1.applies_on(as_of):
+        cap_share = 1.0 - float(r1.params["min_platform_share"])
+        supply_name = "R1 (platform keeps {:.0%} of segment {})"
+    else:
+        cap_share = 1.0
+        supply_name = "supply (segment {1} balance)"
+    # segment supply: one row per segment that has variables
+    order = np.argsort(s_idx, kind="stable")
+    segs_with_vars, starts = np.unique(s_idx[order], return_index=True)
+    bounds_ = np.append(starts, n_vars)
+    if cap_share < 1.0 or n_p > 1:
+        for k, s in enumerate(segs_with_vars):
+            cols = var[order[bounds_[k]:bounds_[k + 1]]]
+            rows.add(cols, np.ones(len(cols)), cap_share * bal_u[s],
+                     supply_name.format(1 - cap_share, seg.label(int(s))))
+    ub = np.minimum(bal_u[s_idx], cap_share * bal_u[s_idx])
+    net = seg.apr - seg.el_rate
+    for j, p in enumerate(registry.partners):
+        mine = var[p_idx == j]
+        if len(mine) == 0:
+            if p.commitment > 0:
+                rows.add(np.array([], dtype=np.int64), np.array([]), -p.commitment / unit,
+                         f"commitment ({p.id})", request=True)
+            continue
+        ms = s_idx[mine]
+        for name, limit in _partner_limit(p, registry, as_of):
+            rows.add(mine, np.ones(len(mine)), limit / unit, name)
+        if p.commitment > 0:
+            rows.add(mine, -np.ones(len(mine)), -p.commitment / unit, f"commitment ({p.id})", request=True)
+        c = p.concentration
+        if c.max_region_share is not None and c.max_region_share < 1:
+            lim = c.max_region_share - LP_MARGIN
+            for r in np.unique(seg.region[ms]):
+                inr = seg.region[ms] == r
+                rows.add(mine, inr.astype(np.float64) - lim, 0.0,
+                         f"concentration ({p.id}: region {r} <= {c.max_region_share:.0%})")
+        if c.max_score_band_share is not None and c.max_score_band_share < 1:
+            lim = c.max_score_band_share - LP_MARGIN
+            for b in np.unique(seg.band[ms]):
+                inb = seg.band[ms] == b
+                rows.add(mine, inb.astype(np.float64) - lim, 0.0,
+                         f"concentration ({p.id}: score band {SCORE_BAND_LABELS[int(b)]} <= "
+                         f"{c.max_score_band_share:.0%})")
+        coef = (p.required_yield + LP_MARGIN) - net[ms]
+        if np.any(coef > 0):
+            rows.add(mine, coef, 0.0, f"yield floor ({p.id}: WA APR - EL >= {p.required_yield:.2%})")
+    if min_transfer_share > 0:
+        rows.add(var, -np.ones(n_vars), -min_transfer_share * 1000.0,
+                 f"minimum transfer ({min_transfer_share:.0%} of the pool)", request=True)
+    if objective is Objective.MAX_TRANSFER:
+        c_obj = -np.ones(n_vars)
+    else:
+        c_obj = -(seg.lifetime_el / np.where(seg.balance > 0, seg.balance, 1.0))[s_idx]
+    A = rows.matrix(n_vars)
+    b = np.asarray(rows.rhs)
+    if n_vars == 0:
+        if np.any(b < -1e-12):
+            _explain_infeasible(rows, A, b, ub, unit, n_vars)
+        return LPResult(np.zeros((n_seg, n_p)), 0.0, 0, len(b), "no eligible segment")
+    options = {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9}
+    res = linprog(c_obj, A_ub=A if len(b) else None, b_ub=b if len(b) else None,
+                  bounds=np.column_stack([np.zeros(n_vars), ub]) if n_vars else None,
+                  method="highs", options=options)
+    if res.status == 2:
+        _explain_infeasible(rows, A, b, ub, unit, n_vars)
+    if res.status != 0:
+        raise AllocationError(f"the allocation LP did not solve: {res.message}")
+    x = np.clip(np.asarray(res.x, dtype=np.float64), 0.0, ub) * unit
+    amounts = np.zeros((n_seg, n_p))
+    amounts[s_idx, p_idx] = x
+    amounts = _enforce_upper_limits(amounts, seg, registry, cap_share, as_of)
+    obj = float(amounts.sum()) if objective is Objective.MAX_TRANSFER else float(
+        (amounts * (seg.lifetime_el / np.where(seg.balance > 0, seg.balance, 1.0))[:, None]).sum())
+    return LPResult(amounts, obj, n_vars, len(b), str(res.message))
+
+
+def _enforce_upper_limits(amounts: np.ndarray, seg: Segments, registry: Registry, cap_share: float,
+                          as_of: dt.date) -> np.ndarray:
+    """Remove solver float noise on the hard upper limits by scaling down (never up): a segment
+    row (keeps partner totals' mix nearly unchanged), then each partner column (keeps its
+    concentration shares and yield exactly)."""
+    out = amounts.copy()
+    row = out.sum(axis=1)
+    limit = cap_share * seg.balance
+    over = row > limit
+    if over.any():
+        out[over] *= (limit[over] / row[over])[:, None]
+    for j, p in enumerate(registry.partners):
+        tot = out[:, j].sum()
+        lim = min(v for _, v in _partner_limit(p, registry, as_of))
+        if tot > lim:
+            out[:, j] *= max(lim, 0.0) / tot
+    return out
+
+
+def _explain_infeasible(rows: _Rows, A: sparse.csr_matrix, b: np.ndarray, ub: np.ndarray,
+                        unit: float, n_vars: int) -> None:
+    """Phase-1 LP: a slack on every limit (requests stay hard) and one "eligible supply" slack
+    per request; minimise the total slack; name the rows whose slack is positive."""
+    limit_rows = [i for i, r in enumerate(rows.is_request) if not r]
+    req_rows = [i for i, r in enumerate(rows.is_request) if r]
+    n_l, n_r = len(limit_rows), len(req_rows)
+    m = len(b)
+    S = sparse.csr_matrix((-np.ones(n_l), (limit_rows, np.arange(n_l))), shape=(m, n_l))
+    # extra supply for a request (−x ≤ −commit becomes −x − e ≤ −commit): eligibility short
+    E = sparse.csr_matrix((-np.ones(n_r), (req_rows, np.arange(n_r))), shape=(m, n_r))
+    A2 = sparse.hstack([A, S, E]).tocsr()
+    weights = np.concatenate([np.zeros(n_vars), np.ones(n_l), np.full(n_r, 10.0)])
+    bounds = np.vstack([np.column_stack([np.zeros(n_vars), ub]),
+                        np.column_stack([np.zeros(n_l + n_r), np.full(n_l + n_r, np.inf)])])
+    res = linprog(weights, A_ub=A2, b_ub=b, bounds=bounds, method="highs")
+    if res.status != 0:
+        raise InfeasibleAllocation(f"allocation infeasible and the diagnosis failed: {res.message}", [])
+    slack = res.x[n_vars:]
+    parts: list[tuple[float, str]] = []
+    for k, i in enumerate(limit_rows):
+        if slack[k] * unit > 1e-3:
+            parts.append((slack[k] * unit, rows.names[i]))
+    for k, i in enumerate(req_rows):
+        if slack[n_l + k] * unit > 1e-3:
+            parts.append((slack[n_l + k] * unit,
+                          f"{rows.names[i]} exceeds the balance eligible for it"))
+    parts.sort(key=lambda t: -t[0])
+    requests = [rows.names[i] for i in req_rows]
+    names = [n for _, n in parts]
+    detail = "; ".join(f"{n} (short by {v:,.2f} CNY-equivalent)" for v, n in parts) or "none found"
+    raise InfeasibleAllocation(
+        f"allocation infeasible: the request ({', '.join(requests) or 'no minimums'}) cannot be met; "
+        f"the constraints that bind: {detail}. Nothing was written.", names)
+
+
+# --------------------------------------------------------------------------- split to loans
+def _joint_shares(seg: Segments, amounts: np.ndarray) -> np.ndarray:
+    """(n_loans, n_parties): segment shares floored to the 2⁻³² grid; platform gets the rest."""
+    bal = np.where(seg.balance > 0, seg.balance, 1.0)
+    part = np.floor(amounts / bal[:, None] / SHARE_GRID) * SHARE_GRID
+    part = np.clip(part, 0.0, 1.0)
+    seg_shares = np.column_stack([1.0 - part.sum(axis=1), part])
+    return seg_shares[seg.loan_segment]
+
+
+def _loan_order(loan_id: np.ndarray) -> np.ndarray:
+    """Rank of each loan in ``loan_id`` order (the documented forward-flow order)."""
+    ids = np.asarray(loan_id).astype(str)
+    order = np.argsort(ids, kind="stable")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return rank
+
+
+def _forward_flow_owner(seg: Segments, amounts: np.ndarray, balance: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """(n_loans,) owner: partner index or −1 (platform), by the midpoint rule (module doc)."""
+    n_p = amounts.shape[1]
+    idx = np.lexsort((rank, seg.loan_segment))
+    s_sorted = seg.loan_segment[idx]
+    b_sorted = balance[idx]
+    cum = np.cumsum(b_sorted)
+    start = np.concatenate([[0.0], cum])[np.searchsorted(s_sorted, s_sorted, side="left")]
+    mid = cum - start - b_sorted / 2.0
+    bounds = np.cumsum(amounts, axis=1)[s_sorted]  # (n_loans, n_p)
+    k = (mid[:, None] >= bounds).sum(axis=1)
+    owner_sorted = np.where(k < n_p, k, -1)
+    # a partner with zero target in the segment must not receive loans: k only counts bounds
+    # passed, and a zero-width interval is passed together with the previous one
+    owner = np.empty(len(balance), dtype=np.int64)
+    owner[idx] = owner_sorted
+    return owner
+
+
+def _repair_forward_flow(owner: np.ndarray, loans: LoanArrays, risk: LoanRisk, registry: Registry,
+                         as_of: dt.date, rank: np.ndarray) -> np.ndarray:
+    owner = owner.copy()
+    net = loans.apr - risk.el_rate
+    band = loans.score_band
+    for j, p in enumerate(registry.partners):
+        limit = min(v for _, v in _partner_limit(p, registry, as_of))
+        for _ in range(1000):
+            mine = np.flatnonzero(owner == j)
+            if len(mine) == 0:
+                break
+            b = loans.balance[mine]
+            total = b.sum()
+            fix: np.ndarray | None = None
+            if total > limit + AMOUNT_TOL:
+                fix = _drop_until(mine, b, rank[mine], total - limit)
+            c = p.concentration
+            if fix is None and c.max_region_share is not None:
+                fix = _fix_share(mine, b, loans.region[mine], rank[mine], c.max_region_share, total)
+            if fix is None and c.max_score_band_share is not None:
+                fix = _fix_share(mine, b, band[mine], rank[mine], c.max_score_band_share, total)
+            if fix is None:
+                contrib = b * (net[mine] - p.required_yield)
+                deficit = -contrib.sum()
+                if deficit > REL_TOL * total:
+                    o = np.argsort(net[mine], kind="stable")
+                    gain = np.cumsum(-contrib[o])
+                    k = int(np.searchsorted(gain, deficit - 1e-12 * total)) + 1
+                    fix = mine[o[:k]]
+            if fix is None:
+                break
+            owner[fix] = -1
+    return owner
+
+
+def _drop_until(mine: np.ndarray, b: np.ndarray, rank: np.ndarray, need: float) -> np.ndarray:
+    o = np.argsort(-rank, kind="stable")  # highest loan_id first
+    k = int(np.searchsorted(np.cumsum(b[o]), need - 1e-9)) + 1
+    return mine[o[:k]]
+
+
+def _fix_share(mine: np.ndarray, b: np.ndarray, key: np.ndarray, rank: np.ndarray, limit: float,
+               total: float) -> np.ndarray | None:
+    keys, inv = np.unique(key, return_inverse=True)
+    amt = np.bincount(inv, weights=b)
+    over = amt - limit * total
+    if not np.any(over > REL_TOL * total):
+        return None
+    g = int(np.argmax(over))
+    need = (amt[g] - limit * total) / (1.0 - limit) if limit < 1 else 0.0
+    sel = inv == g
+    return _drop_until(mine[sel], b[sel], rank[sel], need)
+
+
+# --------------------------------------------------------------------------- re-check
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    ok: bool
+    breaches: tuple[Breach, ...]
+    items: tuple[dict[str, Any], ...]  # every check performed: name, party, value, limit, ok
+    excluded: dict[str, Any]  # loans no partner may fund by a loan rule: counts per rule
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "breaches": [b.as_dict() for b in self.breaches],
+                "checks": list(self.items), "excluded_by_loan_rules": self.excluded}
+
+
+def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
+                      registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
+                      borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0) -> CheckReport:
+    """Re-check every rule and constraint on the loan-level shares, from the registry and the
+    rules alone (no solver output). ``shares`` is (n_loans, n_parties) in ``party_ids`` order,
+    ``"platform"`` first."""
+    mode = parse_mode(mode)
+    breaches: list[Breach] = []
+    items: list[dict[str, Any]] = []
+
+    def item(name: str, party: str | None, value: float, limit: float, ok: bool) -> None:
+        items.append({"check": name, "party": party, "value": float(value), "limit": float(limit),
+                      "ok": bool(ok)})
+
+    n = len(loans)
+    shares = np.asarray(shares, dtype=np.float64)
+    expected = registry.party_ids
+    if tuple(party_ids) != expected or shares.shape != (n, len(expected)):
+        raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
+                                      f"{shares.shape} with {tuple(party_ids)}"))
+    # shares: in [0, 1], rows sum to 1 (exactly, on the 2^-32 grid)
+    bad_range = np.any((shares < 0) | (shares > 1) | ~np.isfinite(shares), axis=1)
+    row_sum = shares.sum(axis=1)
+    bad_sum = np.abs(row_sum - 1.0) > 1e-12
+    for name, bad, amount in (("shares in [0, 1]", bad_range, 1.0),
+                              ("shares sum to 1", bad_sum, float(np.max(np.abs(row_sum - 1.0))) if n else 0.0)):
+        item(name, None, int(bad.sum()), 0, not bad.any())
+        if bad.any():
+            breaches.append(Breach("shares", f"{name}: {int(bad.sum())} loan(s) break it", amount, "share",
+                                   None, int(bad.sum()), tuple(map(str, loans.loan_id[bad][:20]))))
+    if mode is Mode.FORWARD_FLOW:
+        whole = np.all((shares == 0) | (shares == 1), axis=1)
+        item("forward flow: whole loans", None, int((~whole).sum()), 0, bool(whole.all()))
+        if not whole.all():
+            breaches.append(Breach("forward-flow", f"forward flow: {int((~whole).sum())} loan(s) are split",
+                                   float((~whole).sum()), "loans", None, int((~whole).sum()),
+                                   tuple(map(str, loans.loan_id[~whole][:20]))))
+    partner_sh = shares[:, 1:]
+    funded_any = (partner_sh > 0).any(axis=1)
+    # loan rules: no partner may hold a share of a loan that breaks one
+    excluded: dict[str, Any] = {}
+    for rule in registry.rules:
+        if rule.scope == "loan" and rule.applies_on(as_of):
+            pool_breach = check_loan_rule(rule, loans, borrower_id)
+            excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
+            found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any)
+            item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
+            breaches.extend(found)
+    r1 = registry.rule("R1")
+    if mode is Mode.JOINT and r1.applies_on(as_of):
+        found = check_platform_share(r1, loans, shares[:, 0], partner_sh.sum(axis=1))
+        item("R1 platform share of joint loans", PLATFORM_ID,
+             float(np.min(shares[funded_any, 0])) if funded_any.any() else 1.0,
+             float(r1.params["min_platform_share"]), not found)
+        breaches.extend(found)
+    r7 = registry.rule("R7")
+    if r7.applies_on(as_of):
+        found = check_platform_funding(r7, registry.platform)
+        item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
+        breaches.extend(found)
+    net = loans.apr - risk.el_rate
+    region = loans.region
+    band = loans.score_band
+    for j, p in enumerate(registry.partners):
+        sh = partner_sh[:, j]
+        held = sh > 0
+        amt = sh * loans.balance
+        funded = float(amt.sum())
+        # eligibility, criterion by criterion
+        e = p.eligibility
+        crit = {
+            "score_floor": loans.credit_score < e.score_floor,
+            "apr_cap": loans.apr > e.apr_cap,
+            "max_term_months": loans.term_months > e.max_term_months,
+            "repayment_types": ~np.isin(loans.repayment_type, e.repayment_codes),
+        }
+        if e.regions:
+            crit["regions"] = ~np.isin(region, np.asarray(e.regions, dtype=object))
+        for cname, fails in crit.items():
+            bad = held & fails
+            item(f"eligibility.{cname}", p.id, int(bad.sum()), 0, not bad.any())
+            if bad.any():
+                breaches.append(Breach("eligibility", f"eligibility ({p.id}): {int(bad.sum())} loan(s) "
+                                       f"fail {cname}, {float(amt[bad].sum()):,.2f} CNY",
+                                       float(amt[bad].sum()), "CNY", p.id, int(bad.sum()),
+                                       tuple(map(str, loans.loan_id[bad][:20]))))
+        tol = AMOUNT_TOL + REL_TOL * max(funded, 1.0)
+        item("capacity", p.id, funded, p.capacity, funded <= p.capacity + tol)
+        if funded > p.capacity + tol:
+            breaches.append(Breach("capacity", f"capacity ({p.id}): funds {funded:,.2f} > capacity "
+                                   f"{p.capacity:,.2f}; over by {funded - p.capacity:,.2f} CNY",
+                                   funded - p.capacity, "CNY", p.id))
+        if p.commitment > 0:
+            slack = _rounding_allowance(mode, loans.balance, held, p.commitment)
+            ok = funded >= p.commitment - slack
+            item("commitment", p.id, funded, p.commitment, ok)
+            if not ok:
+                breaches.append(Breach("commitment", f"commitment ({p.id}): funds {funded:,.2f} < "
+                                       f"{p.commitment:,.2f}", p.commitment - funded, "CNY", p.id))
+        for rid in ("R2", "R3"):
+            rule = registry.rule(rid)
+            if rule.applies_on(as_of):
+                found = check_party_amount(rule, p, funded)
+                head = r2_headroom(rule, p) if rid == "R2" else r3_headroom(rule, p)
+                if head is not None:
+                    item(rid, p.id, funded, head, not found)
+                breaches.extend(found)
+        r4 = registry.rule("R4")
+        if r4.applies_on(as_of) and p.is_local_bank:
+            found = check_local_region(r4, p, loans, sh)
+            item("R4", p.id, found[0].amount if found else 0.0, 0.0, not found)
+            breaches.extend(found)
+        if funded > 0:
+            c = p.concentration
+            for cname, key, limit in (("region", region, c.max_region_share),
+                                      ("score band", band, c.max_score_band_share)):
+                if limit is None:
+                    continue
+                keys, inv = np.unique(key[held], return_inverse=True)
+                by = np.bincount(inv, weights=amt[held]) / funded
+                worst = int(np.argmax(by))
+                ok = by[worst] <= limit + SHARE_TOL
+                label = keys[worst] if cname == "region" else SCORE_BAND_LABELS[int(keys[worst])]
+                item(f"concentration.{cname}", p.id, by[worst], limit, ok)
+                if not ok:
+                    breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} {label} is "
+                                           f"{by[worst]:.4%} of its book > {limit:.2%}",
+                                           float(by[worst] - limit), "share", p.id))
+            wy = float((amt * net).sum() / funded)
+            ok = wy >= p.required_yield - SHARE_TOL
+            item("yield floor", p.id, wy, p.required_yield, ok)
+            if not ok:
+                breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < required "
+                                       f"{p.required_yield:.4%}", p.required_yield - wy, "apr", p.id))
+    if min_transfer_share > 0:
+        moved = float((partner_sh.sum(axis=1) * loans.balance).sum())
+        need = min_transfer_share * float(loans.balance.sum())
+        slack = _rounding_allowance(mode, loans.balance, funded_any, need)
+        item("minimum transfer", None, moved, need, moved >= need - slack)
+        if moved < need - slack:
+            breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
+                                   need - moved, "CNY"))
+    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded)
+
+
+def _rounding_allowance(mode: Mode, balance: np.ndarray, held: np.ndarray, target: float) -> float:
+    """How far a minimum may fall short by the split alone: joint, the 2⁻³² share grid (at most
+    one grid step per loan); forward flow, whole loans (at most the largest loan it holds)."""
+    if mode is Mode.JOINT:
+        return AMOUNT_TOL + SHARE_GRID * float(balance.sum()) + REL_TOL * target
+    return AMOUNT_TOL + (float(balance[held].max()) if held.any() else 0.0) + REL_TOL * target
+
+
+# --------------------------------------------------------------------------- API
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The result: shares per loan and party (rows sum to exactly 1), plus how it was made."""
+
+    party_ids: tuple[str, ...]  # ("platform", partners…) — the columns of ``shares``
+    loan_id: np.ndarray  # (n_loans,)
+    balance: np.ndarray  # (n_loans,) CNY at cut-off
+    shares: np.ndarray  # (n_loans, n_parties) float64, multiples of 2^-32
+    mode: Mode
+    objective: Objective
+    as_of: dt.date
+    segment_amounts: np.ndarray  # (n_segments, n_partners) CNY from the LP
+    checks: CheckReport
+    summary: dict[str, Any]
+
+    def party_balance(self) -> dict[str, float]:
+        amt = (self.shares * self.balance[:, None]).sum(axis=0)
+        return {pid: float(a) for pid, a in zip(self.party_ids, amt, strict=True)}
+
+
+def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.JOINT,
+             objective: Objective | str = Objective.MAX_TRANSFER, risk: LoanRisk | None = None,
+             as_of: dt.date | None = None, borrower_id: np.ndarray | None = None,
+             min_transfer_share: float = 0.0) -> Allocation:
+    """Allocate ``loans`` between the platform and the partners (see the module docstring).
+
+    ``risk`` defaults to the registry's ``[expected_loss]`` table. ``as_of`` (default today)
+    decides which rules are in force. Raises ``InfeasibleAllocation`` naming the binding limits,
+    ``AllocationCheckFailed`` if the re-check finds a breach.
+    """
+    t0 = time.perf_counter()
+    mode, objective = parse_mode(mode), parse_objective(objective)
+    as_of = as_of or dt.date.today()
+    if len(loans) == 0:
+        raise AllocationError(must_be("loans", "at least one loan", 0))
+    if not 0 <= min_transfer_share <= 1:
+        raise AllocationError(must_be("min_transfer_share", "in [0, 1]", min_transfer_share))
+    if risk is None:
+        if registry.expected_loss is None:
+            raise AllocationError(must_be("expected loss source", "--assumptions FILE or an [expected_loss] "
+                                          "table in the partners file", "neither", registry.source))
+        risk = loan_risk_from_table(loans, registry.expected_loss)
+    r7 = registry.rule("R7")
+    if r7.applies_on(as_of):
+        r7_breach = check_platform_funding(r7, registry.platform)
+        if r7_breach:
+            raise InfeasibleAllocation("allocation infeasible: " + "; ".join(b.message for b in r7_breach)
+                                       + ". Nothing was written.", ["R7 (platform)"])
+    elig = eligibility_matrix(loans, registry, as_of, borrower_id)
+    seg = build_segments(loans, elig, risk)
+    t1 = time.perf_counter()
+    lp = solve_segments(seg, registry, mode, objective, as_of, min_transfer_share)
+    t2 = time.perf_counter()
+    if mode is Mode.JOINT:
+        shares = _joint_shares(seg, lp.amounts)
+    else:
+        rank = _loan_order(loans.loan_id)
+        owner = _forward_flow_owner(seg, lp.amounts, loans.balance, rank)
+        owner = _repair_forward_flow(owner, loans, risk, registry, as_of, rank)
+        shares = np.zeros((len(loans), len(registry.party_ids)))
+        shares[np.arange(len(loans)), owner + 1] = 1.0
+    t3 = time.perf_counter()
+    report = verify_allocation(loans, shares, registry.party_ids, registry, risk, mode, as_of,
+                               borrower_id, min_transfer_share)
+    t4 = time.perf_counter()
+    if not report.ok:
+        raise AllocationCheckFailed("the loan-level re-check found breaches: "
+                                    + "; ".join(b.message for b in report.breaches), [b.as_dict() for b in report.breaches])
+    amt = (shares * loans.balance[:, None]).sum(axis=0)
+    total = float(loans.balance.sum())
+    life_el = risk.lifetime_el(loans.balance)
+    el_by_party = (shares * life_el[:, None]).sum(axis=0)
+    summary = {
+        "n_loans": len(loans), "pool_balance": total, "n_segments": len(seg),
+        "lp": {"variables": lp.n_vars, "rows": lp.n_rows, "objective_value": lp.objective_value,
+               "status": lp.status},
+        "parties": {pid: {"balance": float(a), "share_of_pool": float(a / total) if total else 0.0,
+                          "lifetime_el": float(e), "n_loans": int((shares[:, k] > 0).sum())}
+                    for k, (pid, a, e) in enumerate(zip(registry.party_ids, amt, el_by_party, strict=True))},
+        "moved_off_platform": float(total - amt[0]),
+        "platform_retained_el": float(el_by_party[0]),
+        "risk_source": risk.source,
+        "timings_s": {"segments": t1 - t0, "lp": t2 - t1, "split": t3 - t2, "recheck": t4 - t3},
+    }
+    return Allocation(registry.party_ids, np.asarray(loans.loan_id), loans.balance, shares, mode,
+                      objective, as_of, lp.amounts, report, summary)

@@ -1,0 +1,331 @@
+"""Regulatory rules R1–R9 (DOMAIN §5) as data: id, parameters, effective date, source, check.
+
+A rule is a frozen value (:class:`Rule`); its parameters can be overridden per deployment in
+``partners.toml`` (``[rules.R9] apr_cap = 0.24``) and a rule only applies from its
+``effective_from`` date. Each check is a plain function over arrays that returns the
+:class:`Breach` es it finds — which loans or which party, and by how much — never a bare
+boolean. The allocation's independent re-check (``partners.allocation.verify_allocation``)
+calls these same functions on the loan-level result.
+
+Scopes:
+
+* ``loan`` rules (R5, R6, R8, R9) are properties of a loan. A loan that breaks one may not be
+  funded by a partner: the optimiser leaves it with the platform, and the re-check reports a
+  breach if any partner holds a share of it.
+* ``allocation`` rule R1 reads the shares (joint lending only).
+* ``party`` rules (R2, R3, R4) read one partner's funded loans against its regulatory figures.
+* ``platform`` rule R7 reads the originator's own funding figures.
+
+Interpretations (documented, configurable through the parameters):
+
+* R1 — as the issue states it: the platform keeps at least ``min_platform_share`` (30%) of
+  every joint loan. (CBIRC 银保办发〔2021〕24号 sets the 30% floor on the cooperating
+  institution's own funding share.)
+* R2/R3 apply to ``kind = "bank"`` partners. Whole-loan purchases of the platform's online
+  loans (forward flow) count like joint loans — the conservative reading.
+  R3: ``existing_internet_joint_loans + X ≤ max_share × (total_loans + X)``, where X is what
+  this allocation adds (the new loans enter the bank's total book too).
+* R5 — the household is approximated by the pseudonymous ``borrower_id`` (no household key in
+  the book); without borrower ids each loan counts alone. Exposure = balance at cut-off.
+* R8 — the book stores one ``apr`` per loan; the check can only test that it is an annualised
+  decimal: in [``min_annual_rate``, ``max_annual_rate``]. A value below ``min_annual_rate``
+  looks like a daily or monthly rate entered as an annual one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from partners.errors import PartnerFileError
+from portfolio.errors import must_be
+from portfolio.loans import LoanArrays
+from portfolio.types import RepaymentType
+
+if TYPE_CHECKING:
+    from partners.registry import Partner, Platform
+
+Scope = Literal["loan", "allocation", "party", "platform"]
+
+#: How many loan ids a breach lists (the count and amount always cover all of them).
+MAX_LISTED_LOANS = 20
+
+#: Tolerance of the re-check for amounts (CNY) and shares: float noise, not leniency.
+AMOUNT_TOL = 1e-6
+SHARE_TOL = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    title: str
+    scope: Scope
+    params: Mapping[str, Any]
+    effective_from: dt.date
+    source: str
+    note: str = ""
+
+    def applies_on(self, day: dt.date) -> bool:
+        return self.effective_from <= day
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "scope": self.scope,
+            "params": dict(self.params),
+            "effective_from": self.effective_from.isoformat(),
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """One rule broken: by which party and/or which loans, and by how much (``amount``, ``unit``)."""
+
+    rule_id: str
+    message: str
+    amount: float
+    unit: str  # "CNY", "share", "apr", "months"
+    party_id: str | None = None
+    n_loans: int = 0
+    loan_ids: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule_id,
+            "party": self.party_id,
+            "amount": self.amount,
+            "unit": self.unit,
+            "n_loans": self.n_loans,
+            "loan_ids": list(self.loan_ids),
+            "message": self.message,
+        }
+
+
+def _rule(rid: str, title: str, scope: Scope, params: dict[str, Any], eff: str, source: str,
+          note: str = "") -> Rule:
+    return Rule(rid, title, scope, MappingProxyType(params), dt.date.fromisoformat(eff), source, note)
+
+
+_CBIRC_2021_24 = "CBIRC notice 银保办发〔2021〕24号 (Feb 2021)"
+_CBIRC_2020_9 = "CBIRC Order 2020 No. 9, Interim Measures for Consumer Finance Companies (draft Nov 2020)"
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    _rule("R1", "platform keeps a minimum share of every joint loan", "allocation",
+          {"min_platform_share": 0.30}, "2021-02-19", _CBIRC_2021_24),
+    _rule("R2", "a bank's joint loans with one partner <= share of its net tier-1 capital", "party",
+          {"max_share_of_tier1": 0.25, "kinds": ("bank",)}, "2021-02-19", _CBIRC_2021_24),
+    _rule("R3", "a bank's joint internet loans <= share of its total loans", "party",
+          {"max_share_of_total_loans": 0.50, "kinds": ("bank",)}, "2021-02-19", _CBIRC_2021_24),
+    _rule("R4", "local banks lend only within their registered region", "party",
+          {}, "2021-02-19", _CBIRC_2021_24),
+    _rule("R5", "consumer credit to one household <= cap", "loan",
+          {"max_household_credit": 200_000.0}, "2020-11-02", _CBIRC_2020_9),
+    _rule("R6", "bullet (principal-at-maturity) loans <= max term", "loan",
+          {"max_bullet_term_months": 12}, "2020-11-02", _CBIRC_2020_9),
+    _rule("R7", "ABS/bond funding <= k x net assets; other borrowing <= m x net assets", "platform",
+          {"max_abs_multiple": 4.0, "max_other_borrowing_multiple": 1.0}, "2020-11-02",
+          "CBIRC/PBOC draft interim measures for online microlending, Nov 2020"),
+    _rule("R8", "APR is an annualised rate on the outstanding balance", "loan",
+          {"min_annual_rate": 0.02, "max_annual_rate": 1.0}, "2021-03-01",
+          "PBOC Announcement [2021] No. 3"),
+    _rule("R9", "APR cap", "loan", {"apr_cap": 0.24}, "2015-09-01",
+          "market practice; 24%/36% tiers of the 2015 Supreme Court private-lending rules"),
+)
+
+RULE_IDS: tuple[str, ...] = tuple(r.id for r in DEFAULT_RULES)
+_BULLET_CODES = (RepaymentType.INTEREST_ONLY.code, RepaymentType.DAILY_INTEREST.code)
+
+
+def rules_with_overrides(overrides: Mapping[str, Mapping[str, Any]], where: str = "") -> tuple[Rule, ...]:
+    """Apply ``[rules.Rx]`` tables from a partners file: known parameters, ``effective_from``,
+    ``source``. Unknown rule ids or parameters are refused (the message lists the allowed ones)."""
+    import dataclasses
+
+    by_id = {r.id: r for r in DEFAULT_RULES}
+    out = dict(by_id)
+    for rid, table in overrides.items():
+        if rid not in by_id:
+            raise PartnerFileError(must_be("rules", f"one of {', '.join(RULE_IDS)}", rid, where))
+        if not isinstance(table, Mapping):
+            raise PartnerFileError(must_be(f"rules.{rid}", "a table", table, where))
+        rule = by_id[rid]
+        params = dict(rule.params)
+        eff, src = rule.effective_from, rule.source
+        for key, value in table.items():
+            fname = f"rules.{rid}.{key}"
+            if key == "effective_from":
+                try:
+                    eff = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+                except ValueError:
+                    raise PartnerFileError(must_be(fname, "a date YYYY-MM-DD", value, where)) from None
+            elif key == "source":
+                src = str(value)
+            elif key in params and key != "kinds":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                    raise PartnerFileError(must_be(fname, "a number >= 0", value, where))
+                params[key] = type(params[key])(value)
+            else:
+                allowed = sorted([k for k in params if k != "kinds"] + ["effective_from", "source"])
+                raise PartnerFileError(must_be(f"rules.{rid}", f"keys among {allowed}", key, where))
+        out[rid] = dataclasses.replace(rule, params=MappingProxyType(params), effective_from=eff,
+                                       source=src)
+    return tuple(out[r] for r in RULE_IDS)
+
+
+def _listed(ids: np.ndarray) -> tuple[str, ...]:
+    return tuple(str(x) for x in ids[:MAX_LISTED_LOANS])
+
+
+# --------------------------------------------------------------------------- loan rules
+def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None) -> np.ndarray:
+    """(n_loans,) how much each loan exceeds a loan-scope rule (0 = passes). Units per rule:
+    R5 CNY over the household cap, R6 months over the bullet limit, R8 distance outside the
+    annualised range, R9 APR above the cap."""
+    p = rule.params
+    if rule.id == "R5":
+        cap = float(p["max_household_credit"])
+        if borrower_id is None or len(borrower_id) == 0:
+            total = loans.balance
+        else:
+            _, inverse = np.unique(np.asarray(borrower_id, dtype=str), return_inverse=True)
+            total = np.bincount(inverse, weights=loans.balance)[inverse]
+        return np.maximum(total - cap, 0.0)
+    if rule.id == "R6":
+        is_bullet = np.isin(loans.repayment_type, _BULLET_CODES)
+        over = loans.term_months.astype(np.float64) - float(p["max_bullet_term_months"])
+        return np.where(is_bullet, np.maximum(over, 0.0), 0.0)
+    if rule.id == "R8":
+        lo, hi = float(p["min_annual_rate"]), float(p["max_annual_rate"])
+        apr = loans.apr
+        bad = ~np.isfinite(apr)
+        return np.where(bad, np.inf, np.maximum(lo - apr, 0.0) + np.maximum(apr - hi, 0.0))
+    if rule.id == "R9":
+        return np.maximum(loans.apr - float(p["apr_cap"]), 0.0)
+    raise ValueError(f"{rule.id} is not a loan rule")
+
+
+_LOAN_UNITS = {"R5": "CNY", "R6": "months", "R8": "apr", "R9": "apr"}
+
+
+def check_loan_rule(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
+                    funded_by_partner: np.ndarray | None = None) -> list[Breach]:
+    """Loans breaking a loan rule. With ``funded_by_partner`` (bool per loan) only the loans a
+    partner holds a share of count as breaches (the platform may keep a loan it cannot pass on)."""
+    excess = loan_rule_excess(rule, loans, borrower_id)
+    bad = excess > 0
+    if funded_by_partner is not None:
+        bad &= funded_by_partner
+    if not bad.any():
+        return []
+    ids = loans.loan_id[bad]
+    worst = float(np.max(excess[bad]))
+    who = " funded by a partner" if funded_by_partner is not None else ""
+    return [Breach(rule.id, f"{rule.id} ({rule.title}): {int(bad.sum())} loan(s){who} break it; "
+                   f"worst by {worst:.6g} {_LOAN_UNITS[rule.id]}", worst, _LOAN_UNITS[rule.id],
+                   None, int(bad.sum()), _listed(ids))]
+
+
+def loan_rule_ok(rules: tuple[Rule, ...], loans: LoanArrays, borrower_id: np.ndarray | None,
+                 as_of: dt.date) -> np.ndarray:
+    """(n_loans,) bool: the loan passes every loan rule in force on ``as_of``."""
+    ok = np.ones(len(loans), dtype=bool)
+    for rule in rules:
+        if rule.scope == "loan" and rule.applies_on(as_of):
+            ok &= loan_rule_excess(rule, loans, borrower_id) <= 0
+    return ok
+
+
+# --------------------------------------------------------------------------- R1
+def check_platform_share(rule: Rule, loans: LoanArrays, platform_share: np.ndarray,
+                         partner_share_total: np.ndarray) -> list[Breach]:
+    """R1 on joint loans (loans a partner shares in): platform share ≥ ``min_platform_share``."""
+    floor = float(rule.params["min_platform_share"])
+    joint = partner_share_total > SHARE_TOL
+    short = np.where(joint, floor - platform_share, 0.0)
+    bad = short > SHARE_TOL
+    if not bad.any():
+        return []
+    worst = float(short[bad].max())
+    return [Breach("R1", f"R1: platform share below {floor:.0%} on {int(bad.sum())} joint loan(s); "
+                   f"worst short by {worst:.6g}", worst, "share", "platform", int(bad.sum()),
+                   _listed(loans.loan_id[bad]))]
+
+
+# --------------------------------------------------------------------------- party rules
+def r2_headroom(rule: Rule, partner: Partner) -> float | None:
+    """CNY this allocation may add to ``partner`` under R2 (None: rule does not apply)."""
+    if partner.kind.value not in rule.params["kinds"]:
+        return None
+    reg = partner.regulatory
+    return float(rule.params["max_share_of_tier1"]) * reg.net_tier1_capital - reg.existing_joint_with_platform
+
+
+def r3_headroom(rule: Rule, partner: Partner) -> float | None:
+    """CNY this allocation may add under R3: from E + X ≤ s·(T + X), X ≤ (s·T − E) / (1 − s)."""
+    if partner.kind.value not in rule.params["kinds"]:
+        return None
+    s = float(rule.params["max_share_of_total_loans"])
+    reg = partner.regulatory
+    if s >= 1:
+        return float("inf")
+    return (s * reg.total_loans - reg.existing_internet_joint_loans) / (1.0 - s)
+
+
+def check_party_amount(rule: Rule, partner: Partner, funded: float) -> list[Breach]:
+    """R2 / R3: the partner's funded amount (CNY) from this allocation against its headroom."""
+    head = r2_headroom(rule, partner) if rule.id == "R2" else r3_headroom(rule, partner)
+    if head is None or funded <= head + AMOUNT_TOL + 1e-12 * abs(head):
+        return []
+    excess = funded - head
+    if rule.id == "R2":
+        what = (f"joint loans with the platform {partner.regulatory.existing_joint_with_platform + funded:,.2f} "
+                f"> {rule.params['max_share_of_tier1']:.0%} of net tier-1 capital "
+                f"{partner.regulatory.net_tier1_capital:,.2f}")
+    else:
+        what = (f"joint internet loans exceed {rule.params['max_share_of_total_loans']:.0%} of total "
+                f"loans (existing {partner.regulatory.existing_internet_joint_loans:,.2f}, total "
+                f"{partner.regulatory.total_loans:,.2f}, adding {funded:,.2f})")
+    return [Breach(rule.id, f"{rule.id} ({partner.id}): {what}; over by {excess:,.2f} CNY", excess,
+                   "CNY", partner.id)]
+
+
+def check_local_region(rule: Rule, partner: Partner, loans: LoanArrays, share: np.ndarray) -> list[Breach]:
+    """R4: a local bank funds no loan outside its registered region."""
+    if not partner.is_local_bank:
+        return []
+    region = partner.regulatory.registered_region
+    bad = (share > SHARE_TOL) & (loans.region != region)
+    if not bad.any():
+        return []
+    amount = float((share[bad] * loans.balance[bad]).sum())
+    return [Breach("R4", f"R4 ({partner.id}): local bank registered in {region!r} funds "
+                   f"{int(bad.sum())} loan(s) elsewhere, {amount:,.2f} CNY", amount, "CNY",
+                   partner.id, int(bad.sum()), _listed(loans.loan_id[bad]))]
+
+
+# --------------------------------------------------------------------------- R7
+def check_platform_funding(rule: Rule, platform: Platform) -> list[Breach]:
+    """R7 on the originator's own figures (skipped when ``net_assets`` is not given)."""
+    if platform.net_assets is None:
+        return []
+    out = []
+    abs_cap = float(rule.params["max_abs_multiple"]) * platform.net_assets
+    other_cap = float(rule.params["max_other_borrowing_multiple"]) * platform.net_assets
+    if platform.abs_bond_funding > abs_cap + AMOUNT_TOL:
+        over = platform.abs_bond_funding - abs_cap
+        out.append(Breach("R7", f"R7: ABS/bond funding {platform.abs_bond_funding:,.2f} > "
+                          f"{rule.params['max_abs_multiple']:g} x net assets {platform.net_assets:,.2f}; "
+                          f"over by {over:,.2f} CNY", over, "CNY", "platform"))
+    if platform.other_borrowing > other_cap + AMOUNT_TOL:
+        over = platform.other_borrowing - other_cap
+        out.append(Breach("R7", f"R7: other borrowing {platform.other_borrowing:,.2f} > "
+                          f"{rule.params['max_other_borrowing_multiple']:g} x net assets "
+                          f"{platform.net_assets:,.2f}; over by {over:,.2f} CNY", over, "CNY", "platform"))
+    return out

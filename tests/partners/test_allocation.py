@@ -1,0 +1,257 @@
+"""The optimiser: brute-force agreement, exact shares, the independent re-check, infeasibility."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from partners_fixtures import make_loans, registry_doc
+
+from partners.allocation import (
+    Mode,
+    allocate,
+    loan_risk_from_table,
+    verify_allocation,
+)
+from partners.errors import AllocationCheckFailed, AllocationError, InfeasibleAllocation
+from partners.registry import parse_registry
+from portfolio.loans import LoanArrays
+
+AS_OF = dt.date(2026, 11, 1)
+
+
+def _tiny_loans() -> LoanArrays:
+    """Two loans = two segments: A (score 720, APR 20%, Zhejiang), B (score 820, APR 10%, Sichuan)."""
+    d = np.array(["2026-10-01", "2026-10-02"], dtype="datetime64[D]")
+    return LoanArrays(
+        loan_id=np.array(["A", "B"], dtype=object), balance=np.array([10_000.0, 10_000.0]),
+        apr=np.array([0.20, 0.10]), term_months=np.array([12, 12], dtype=np.int16),
+        remaining_term=np.array([12, 12], dtype=np.int16), months_on_book=np.zeros(2, dtype=np.int16),
+        repayment_type=np.array([0, 0], dtype=np.int8), credit_score=np.array([720, 820], dtype=np.int16),
+        region=np.array(["Zhejiang", "Sichuan"], dtype=object), origination_date=d,
+        next_due_date=d + 30, principal=np.array([10_000.0, 10_000.0]))
+
+
+def _tiny_registry():
+    doc = {
+        "expected_loss": {"annual_pd_by_score_band": [0.1, 0.05, 0.03, 0.02, 0.01, 0.01], "lgd": 1.0},
+        "partner": [
+            {"id": "p1", "kind": "trust", "capacity": 9_000.0, "required_yield": 0.12,
+             "concentration": {"max_region_share": 0.75}},
+            {"id": "p2", "kind": "insurer", "capacity": 6_000.0, "required_yield": 0.05},
+        ],
+    }
+    return parse_registry(doc, "tiny")
+
+
+def _brute_force(objective_weights: np.ndarray) -> float:
+    """Exact LP optimum by vertex enumeration: every choice of 4 active constraints among all
+    of them (bounds included), solved with numpy and kept if feasible. Variables
+    x = (x_A1, x_B1, x_A2, x_B2) in CNY. Independent of HiGHS."""
+    net_a, net_b = 0.20 - 0.02, 0.10 - 0.01  # APR − annual PD × LGD (bands 700-749, 800-950)
+    rows, rhs = [], []
+
+    def le(a, b):
+        rows.append(a)
+        rhs.append(b)
+
+    for i in range(4):  # bounds 0 ≤ x ≤ 7,000 (R1: platform keeps 30% of 10,000)
+        e = np.zeros(4)
+        e[i] = -1
+        le(e, 0.0)
+        le(-e, 7_000.0)
+    le([1, 0, 1, 0], 7_000.0)  # R1 per loan
+    le([0, 1, 0, 1], 7_000.0)
+    le([1, 1, 0, 0], 9_000.0)  # capacities
+    le([0, 0, 1, 1], 6_000.0)
+    le([0.12 - net_a, 0.12 - net_b, 0, 0], 0.0)  # yield floors
+    le([0, 0, 0.05 - net_a, 0.05 - net_b], 0.0)
+    le([1 - 0.75, -0.75, 0, 0], 0.0)  # p1: Zhejiang ≤ 75% of its book
+    le([-0.75, 1 - 0.75, 0, 0], 0.0)  # p1: Sichuan ≤ 75%
+    A, b = np.array(rows, dtype=float), np.array(rhs)
+    best = -np.inf
+    for combo in itertools.combinations(range(len(b)), 4):
+        M = A[list(combo)]
+        if abs(np.linalg.det(M)) < 1e-12:
+            continue
+        x = np.linalg.solve(M, b[list(combo)])
+        if np.all(A @ x <= b + 1e-7):
+            best = max(best, float(objective_weights @ x))
+    return best
+
+
+def test_optimiser_equals_brute_force_on_a_tiny_instance():
+    loans, reg = _tiny_loans(), _tiny_registry()
+    a = allocate(loans, reg, mode="joint", objective="max-transfer", as_of=AS_OF)
+    expected = _brute_force(np.ones(4))
+    assert a.summary["moved_off_platform"] == pytest.approx(expected, rel=1e-5)
+    # min-retained-el: weights = lifetime EL per CNY (12-month loans: annual PD × LGD)
+    b = allocate(loans, reg, mode="joint", objective="min-retained-el", as_of=AS_OF)
+    el_w = np.array([0.02, 0.01, 0.02, 0.01])
+    assert b.summary["lp"]["objective_value"] == pytest.approx(_brute_force(el_w), rel=1e-5)
+    # and a grid of shares never beats it (step 5% of each loan)
+    grid = np.arange(0, 0.7001, 0.05) * 10_000
+    best = 0.0
+    for xa1, xb1, xa2, xb2 in itertools.product(grid, repeat=4):
+        if (xa1 + xa2 <= 7000 and xb1 + xb2 <= 7000 and xa1 + xb1 <= 9000 and xa2 + xb2 <= 6000
+                and xa1 * (0.18 - 0.12) + xb1 * (0.09 - 0.12) >= 0
+                and xa1 <= 0.75 * (xa1 + xb1) + 1e-9 and xb1 <= 0.75 * (xa1 + xb1) + 1e-9):
+            best = max(best, xa1 + xb1 + xa2 + xb2)
+    assert a.summary["moved_off_platform"] >= best * (1 - 1e-6)  # LP margin and 2^-32 grid
+
+
+@pytest.mark.parametrize("mode", ["joint", "forward-flow"])
+@pytest.mark.parametrize("objective", ["max-transfer", "min-retained-el"])
+def test_allocation_is_valid_and_shares_sum_exactly_to_one(registry, loans, mode, objective):
+    a = allocate(loans, registry, mode=mode, objective=objective, as_of=AS_OF)
+    assert a.checks.ok
+    assert np.all(a.shares.sum(axis=1) == 1.0)  # exact, not approx
+    assert np.all((a.shares >= 0) & (a.shares <= 1))
+    if mode == "forward-flow":
+        assert np.all((a.shares == 0) | (a.shares == 1))
+    else:
+        partners = a.shares[:, 1:].sum(axis=1)
+        assert np.all(a.shares[partners > 0, 0] >= 0.30)
+    bal = a.party_balance()
+    assert sum(bal.values()) == pytest.approx(loans.balance.sum())
+    for p in registry.partners:
+        assert bal[p.id] <= p.capacity * (1 + 1e-9)
+    # the local bank funds only Zhejiang loans
+    local = a.shares[:, a.party_ids.index("local_zj")]
+    assert set(loans.region[local > 0]) <= {"Zhejiang"}
+
+
+def test_allocation_is_deterministic(registry, loans):
+    a = allocate(loans, registry, mode="forward-flow", as_of=AS_OF)
+    b = allocate(loans, registry, mode="forward-flow", as_of=AS_OF)
+    assert np.array_equal(a.shares, b.shares)
+
+
+def test_loans_breaking_loan_rules_stay_with_the_platform(registry):
+    loans = make_loans(500, seed=3, bullet_long=5)  # five 24-month interest-only loans (R6)
+    a = allocate(loans, registry, as_of=AS_OF)
+    assert np.all(a.shares[:5, 0] == 1.0)
+    assert a.checks.excluded["R6"] == 5
+
+
+def _corrupt(a, loans, registry, fn):
+    shares = a.shares.copy()
+    fn(shares)
+    risk = loan_risk_from_table(loans, registry.expected_loss)
+    return verify_allocation(loans, shares, a.party_ids, registry, risk, a.mode, AS_OF)
+
+
+def test_recheck_catches_corrupted_allocations(registry, loans):
+    a = allocate(loans, registry, mode="joint", as_of=AS_OF)
+    zj = a.party_ids.index("local_zj")
+    outside = int(np.flatnonzero((loans.region != "Zhejiang") & (a.shares[:, 0] > 0.5))[0])
+    funded = int(np.flatnonzero(a.shares[:, 1] > 0)[0])
+
+    def move_to_local_bank(s):  # R4 breach (and the row still sums to 1)
+        s[outside, zj] += s[outside, 0] - 0.3
+        s[outside, 0] = 0.3
+
+    def platform_too_small(s):  # R1 breach
+        s[funded, 1] += s[funded, 0] - 0.1
+        s[funded, 0] = 0.1
+
+    def not_summing(s):
+        s[funded, 0] += 0.01
+
+    def over_capacity(s):  # trust_x takes 70% of everything it may
+        t = a.party_ids.index("trust_x")
+        s[:, t] = np.where(s[:, t] > 0, 0.7, 0.0)
+        s[:, 0] = 1 - s[:, 1:].sum(axis=1)
+
+    cases = {"R4": move_to_local_bank, "R1": platform_too_small, "shares": not_summing,
+             "capacity": over_capacity}
+    for rule_id, fn in cases.items():
+        report = _corrupt(a, loans, registry, fn)
+        assert not report.ok
+        assert rule_id in {b.rule_id for b in report.breaches}, rule_id
+
+
+def test_recheck_catches_ineligible_and_forward_flow_splits(registry, loans):
+    a = allocate(loans, registry, mode="forward-flow", as_of=AS_OF)
+    low = int(np.flatnonzero(loans.credit_score < 600)[0])
+    b = a.party_ids.index("bank_a")
+
+    def give_low_score(s):
+        s[low] = 0
+        s[low, b] = 1
+
+    def split(s):
+        s[low] = 0
+        s[low, 0] = 0.5
+        s[low, -1] = 0.5
+
+    rep = _corrupt(a, loans, registry, give_low_score)
+    assert any(x.rule_id == "eligibility" and "score_floor" in x.message for x in rep.breaches)
+    rep = _corrupt(a, loans, registry, split)
+    assert "forward-flow" in {x.rule_id for x in rep.breaches}
+
+
+def test_infeasible_commitment_names_r2():
+    doc = registry_doc()
+    doc["partner"][2]["commitment"] = 1.9e6  # local bank: R2 headroom is 0.25 × 6e6 = 1.5e6
+    reg = parse_registry(doc)
+    with pytest.raises(InfeasibleAllocation, match=r"R2 \(local_zj\)") as exc:
+        allocate(make_loans(), reg, as_of=AS_OF)
+    assert any(n.startswith("R2 (local_zj)") for n in exc.value.binding)
+
+
+def test_infeasible_minimum_transfer_names_capacities_and_r1(registry, loans):
+    with pytest.raises(InfeasibleAllocation, match="capacity") as exc:
+        allocate(loans, registry, as_of=AS_OF, min_transfer_share=0.9)
+    assert any(n.startswith("capacity") or n.startswith("R1") for n in exc.value.binding)
+
+
+def test_infeasible_commitment_beyond_eligible_balance():
+    doc = registry_doc()
+    doc["partner"][1]["commitment"] = 3e6
+    doc["partner"][1]["capacity"] = 3e6
+    doc["partner"][1]["eligibility"]["score_floor"] = 940  # almost nothing is eligible
+    with pytest.raises(InfeasibleAllocation, match="commitment \\(bank_b\\) exceeds the balance eligible"):
+        allocate(make_loans(), parse_registry(doc), as_of=AS_OF)
+
+
+def test_r7_breach_blocks_allocation(loans):
+    doc = registry_doc()
+    doc["platform"]["abs_bond_funding"] = 3e10  # > 4 × 5e9 net assets
+    with pytest.raises(InfeasibleAllocation, match="R7"):
+        allocate(loans, parse_registry(doc), as_of=AS_OF)
+
+
+def test_bad_requests(registry, loans):
+    with pytest.raises(AllocationError, match="mode"):
+        allocate(loans, registry, mode="sideways")
+    with pytest.raises(AllocationError, match="objective"):
+        allocate(loans, registry, objective="max-fun")
+    with pytest.raises(AllocationError, match="min_transfer_share"):
+        allocate(loans, registry, min_transfer_share=1.5)
+    reg = dataclasses.replace(registry, expected_loss=None)
+    with pytest.raises(AllocationError, match="expected loss source"):
+        allocate(loans, reg)
+
+
+def test_check_failure_is_an_error_type():
+    assert issubclass(AllocationCheckFailed, AllocationError)
+
+
+@given(seed=st.integers(0, 10_000), mode=st.sampled_from([Mode.JOINT, Mode.FORWARD_FLOW]),
+       scale=st.floats(0.2, 3.0))
+def test_any_pool_gives_a_valid_allocation(seed, mode, scale):
+    doc = registry_doc()
+    for p in doc["partner"]:
+        p["capacity"] = p["capacity"] * scale / 10
+    reg = parse_registry(doc)
+    loans = make_loans(300, seed=seed)
+    a = allocate(loans, reg, mode=mode, as_of=AS_OF)
+    assert a.checks.ok and np.all(a.shares.sum(axis=1) == 1.0)
+    moved = a.summary["moved_off_platform"]
+    assert 0 <= moved <= loans.balance.sum()
