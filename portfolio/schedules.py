@@ -63,6 +63,7 @@ _N_TYPES = len(RepaymentType)
 
 _HALF_UP_NUDGE = 1e-9  # cents; see module docstring
 _APR_MAX = 1.0  # a decimal; anything above is almost surely a percent typed as 18 for 0.18
+_PRINCIPAL_MAX = 1e11  # keeps every amount in cents an exact float64 integer (< 2**53)
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,8 +182,10 @@ def _check_principal(principal: object) -> float:
         p = float(principal)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValidationError(must_be("principal", "a positive amount", principal)) from None
-    if not math.isfinite(p) or p <= 0.0:
-        raise ValidationError(must_be("principal", "a positive amount", principal))
+    if not math.isfinite(p) or p <= 0.0 or p > _PRINCIPAL_MAX:
+        raise ValidationError(
+            must_be("principal", f"a positive amount <= {_PRINCIPAL_MAX:g}", principal)
+        )
     if _round_half_up(p * 100.0) < 1.0:
         raise ValidationError(must_be("principal", "at least one cent (0.01)", principal))
     return p
@@ -212,6 +215,9 @@ def _check_term(term_months: object) -> int:
 def _check_type(repayment_type: RepaymentType | str) -> RepaymentType:
     if isinstance(repayment_type, RepaymentType):
         return repayment_type
+    if isinstance(repayment_type, int | np.integer) and not isinstance(repayment_type, bool):
+        if 0 <= int(repayment_type) < _N_TYPES:
+            return RepaymentType.from_code(int(repayment_type))  # an int8 code from an array
     return RepaymentType.parse(repayment_type)
 
 
@@ -239,7 +245,7 @@ def schedule(
 
     Raises ``ValidationError`` naming the field for a non-positive principal, a negative (or
     > 1) apr, a term below 1 or an unknown repayment type. ``repayment_type`` accepts the enum,
-    its English name or its Chinese label.
+    its English name, its Chinese label or its int code.
     """
     p = _check_principal(principal)
     a = _check_apr(apr)

@@ -439,6 +439,117 @@ def test_matrix_loan_with_no_term_left_is_all_zero() -> None:
     assert cents(m.principal[1]).sum() == 50_000
 
 
+@given(st.lists(loans(), min_size=1, max_size=10), st.data())
+def test_matrix_of_a_seasoned_batch_equals_each_loan_alone(batch: list[dict], data) -> None:
+    # Vectorisation check: loans with different months on book, terms and types computed
+    # together equal each loan computed on its own (no cross-talk between rows).
+    mob = np.array(
+        [data.draw(st.integers(min_value=0, max_value=x["term_months"] - 1)) for x in batch]
+    )
+    rem = np.array([x["term_months"] for x in batch]) - mob
+    args = dict(
+        balance=np.array([x["principal"] for x in batch]),
+        apr=np.array([x["apr"] for x in batch]),
+        remaining_term=rem,
+        repayment_type=np.array([x["repayment_type"].code for x in batch], dtype=np.int8),
+        origination_date=np.array([x["start_date"] for x in batch], dtype="datetime64[D]"),
+        months_on_book=mob,
+    )
+    together = schedule_matrix(**args)
+    for i in range(len(batch)):
+        alone = schedule_matrix(**{k: v[i : i + 1] for k, v in args.items()})
+        n = int(rem[i])
+        for col in ("interest", "principal", "balance", "days", "due_dates"):
+            np.testing.assert_array_equal(getattr(together, col)[i, :n], getattr(alone, col)[0])
+        assert np.all(together.principal[i, n:] == 0) and np.all(together.balance[i, n:] == 0)
+
+
+@given(loans(), st.floats(min_value=0.1, max_value=10.0))
+def test_unrounded_matrix_scales_with_the_balance(loan: dict, factor: float) -> None:
+    # Invariance: multiplying the balance by c multiplies every exact cash flow by c.
+    def flows(scale: float) -> ScheduleMatrix:
+        return _matrix_of([{**loan, "principal": loan["principal"] * scale}], round_cents=False)
+
+    base, scaled = flows(1.0), flows(factor)
+    for col in ("interest", "principal", "balance"):
+        np.testing.assert_allclose(
+            getattr(scaled, col), factor * getattr(base, col), rtol=1e-9, atol=1e-6
+        )
+
+
+@given(loans(types=st.just(RepaymentType.DAILY_INTEREST)))
+def test_unrounded_daily_interest_is_exactly_the_formula(loan: dict) -> None:
+    # Closed form B·apr·days/365, days from Python date arithmetic.
+    m = _matrix_of([loan], round_cents=False)
+    due = [loan["start_date"], *m.due_dates[0].tolist()]
+    days = np.array([(b - a).days for a, b in zip(due[:-1], due[1:], strict=True)])
+    np.testing.assert_allclose(
+        m.interest[0], loan["principal"] * loan["apr"] * days / 365, rtol=1e-12, atol=1e-9
+    )
+
+
+def test_matrix_columns_beyond_every_term_follow_the_monthly_grid() -> None:
+    # n_months larger than any remaining term: zero cash flows, due dates keep the 31st rule.
+    m = schedule_matrix(
+        np.array([1000.0]),
+        np.array([0.18]),
+        np.array([2]),
+        np.array([RepaymentType.EQUAL_PRINCIPAL.code], dtype=np.int8),
+        np.array(["2024-10-31"], dtype="datetime64[D]"),
+        n_months=5,
+    )
+    assert m.due_dates[0].tolist() == [
+        dt.date(2024, 11, 30),
+        dt.date(2024, 12, 31),
+        dt.date(2025, 1, 31),
+        dt.date(2025, 2, 28),
+        dt.date(2025, 3, 31),
+    ]
+    assert m.days[0].tolist() == [30, 31, 31, 28, 31]
+    assert cents(m.principal[0]).tolist() == [50000, 50000, 0, 0, 0]
+    assert cents(m.interest[0]).tolist() == [1500, 750, 0, 0, 0]  # 1000·0.015, 500·0.015
+    assert cents(m.balance[0]).tolist() == [50000, 0, 0, 0, 0]
+
+
+def test_matrix_accepts_months_on_book_and_rounds_sub_cent_balances() -> None:
+    # A balance of 999.994 is 999.99 in cents (half up: 99999.4 → 99999).
+    m = schedule_matrix(
+        np.array([999.994]),
+        np.array([0.0]),
+        np.array([1]),
+        np.array([RepaymentType.INTEREST_ONLY.code], dtype=np.int8),
+        np.array(["2024-01-31"], dtype="datetime64[D]"),
+        months_on_book=np.array([1]),
+    )
+    assert cents(m.principal[0]).tolist() == [99999]
+    # period runs from add_months(orig, 1) = 2024-02-29 to add_months(orig, 2) = 2024-03-31
+    assert m.due_dates[0].tolist() == [dt.date(2024, 3, 31)] and m.days[0].tolist() == [31]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        dt.date(2024, 1, 31),
+        dt.datetime(2024, 1, 31, 9, 30),
+        np.datetime64("2024-01-31"),
+        pd.Timestamp("2024-01-31"),
+        "2024-01-31",
+    ],
+)
+def test_schedule_accepts_common_date_types(start: object) -> None:
+    df = schedule(1000, 0.18, 2, "level_annuity", start)  # type: ignore[arg-type]
+    assert df["due_date"].dt.date.tolist() == [dt.date(2024, 2, 29), dt.date(2024, 3, 31)]
+
+
+def test_repayment_type_accepts_chinese_labels() -> None:
+    for rt in RepaymentType:
+        a = schedule(5000, 0.2, 6, rt.label, dt.date(2024, 6, 1))
+        b = schedule(5000, 0.2, 6, rt, dt.date(2024, 6, 1))
+        c = schedule(5000, 0.2, 6, np.int8(rt.code), dt.date(2024, 6, 1))  # type: ignore[arg-type]
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, c)
+
+
 # ---------------------------------------------------------------- seasoned loans
 
 
@@ -577,6 +688,7 @@ GOOD = dict(
         ("principal", float("nan")),
         ("principal", "abc"),
         ("principal", 0.001),  # rounds to zero cents
+        ("principal", 1e12),  # beyond exact cent arithmetic
         ("apr", -0.01),
         ("apr", 18.0),  # a percent typed as a number
         ("apr", float("inf")),
@@ -585,6 +697,7 @@ GOOD = dict(
         ("term_months", 2.5),
         ("repayment_type", "balloon"),
         ("repayment_type", ""),
+        ("repayment_type", 4),  # not a code
         ("start_date", "not a date"),
     ],
 )
