@@ -1,0 +1,131 @@
+"""``riskpool book summary|delinquency|rolls|vintages|rates`` — performance analytics.
+
+Each command opens the database read-only, runs its group-bys in DuckDB
+(``portfolio.analytics``), prints the tables and, with ``--out FILE``, writes them as CSV,
+Parquet or XLSX (``riskpool.commands.output``). Registered by ``riskpool.commands.book``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from portfolio import analytics
+from portfolio.store.core import open_store
+from riskpool.commands.output import check_out_path, emit
+
+book_app = typer.Typer(
+    help=(
+        "Performance analytics of the loan book: summary and calibration anchors, "
+        "delinquency buckets, roll rates, vintage curves, MDR/CDR, SMM/CPR and MPR. "
+        "Reads the database read-only; --out writes .csv, .parquet or .xlsx."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
+]
+DEFAULT_DB = Path("data/riskpool.duckdb")
+AsOfOption = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Month-end to report (YYYY-MM-DD); default: the latest month-end on file.",
+    ),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help=(
+            "Also write the tables: .xlsx (one sheet per table), .csv or .parquet "
+            "(one file per table, <stem>_<table><ext>, when there are several)."
+        ),
+    ),
+]
+
+
+def _date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value is not None else None
+
+
+@book_app.command("summary")
+def summary(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = None) -> None:
+    """Outstanding book: count, balance, WA APR, WA score, WA remaining term, 30+/90+ DPD
+    ratios — overall and by product, repayment type, score band, term and region — plus
+    the calibration anchors (90+ DPD ratio, seasoned 12-month lifetime default, default
+    rate by score band)."""
+    check_out_path(out)
+    with open_store(db, read_only=True) as store:
+        result = analytics.book_summary(store.con, _date(as_of))
+    emit(result.tables(), out, title=f"book summary at {result.as_of.isoformat()}")
+
+
+@book_app.command("delinquency")
+def delinquency(
+    db: DbOption = DEFAULT_DB,
+    as_of: AsOfOption = None,
+    out: OutOption = None,
+    over_time: Annotated[
+        bool, typer.Option("--over-time", help="Also one row per month-end up to --as-of.")
+    ] = False,
+) -> None:
+    """Delinquency buckets (current, M1 1-30, M2 31-60, M3 61-90, default >90 DPD, written
+    off) by loan count and balance."""
+    check_out_path(out)
+    with open_store(db, read_only=True) as store:
+        result = analytics.delinquency(store.con, _date(as_of), over_time=over_time)
+    emit(result.tables(), out, title=f"delinquency at {result.as_of.isoformat()}")
+
+
+@book_app.command("rolls")
+def rolls(
+    db: DbOption = DEFAULT_DB,
+    out: OutOption = None,
+    from_date: Annotated[
+        dt.datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"],
+                     help="Start month-end; default: the month-end before --to."),
+    ] = None,
+    to_date: Annotated[
+        dt.datetime | None,
+        typer.Option("--to", "--as-of", formats=["%Y-%m-%d"],
+                     help="End month-end; default: the latest month-end on file."),
+    ] = None,
+) -> None:
+    """Roll-rate matrix by balance between two month-ends, with roll-forward and cure
+    rates (exit states: written off, prepaid, matured, paid off)."""
+    check_out_path(out)
+    with open_store(db, read_only=True) as store:
+        result = analytics.roll_rates(store.con, _date(from_date), _date(to_date))
+    emit(
+        result.tables(),
+        out,
+        title=f"roll rates {result.from_date.isoformat()} -> {result.to_date.isoformat()}",
+    )
+
+
+@book_app.command("vintages")
+def vintages(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = None) -> None:
+    """Vintage curves: cumulative default and net loss as a share of original principal by
+    months on book, one row per origination month."""
+    check_out_path(out)
+    with open_store(db, read_only=True) as store:
+        result = analytics.vintage_curves(store.con, _date(as_of))
+    emit(result.tables(), out, title=f"vintage curves to {result.as_of.isoformat()}")
+
+
+@book_app.command("rates")
+def rates(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = None) -> None:
+    """Monthly MDR/CDR, SMM/CPR and (daily-interest loans) MPR, one row per month."""
+    check_out_path(out)
+    with open_store(db, read_only=True) as store:
+        result = analytics.monthly_rates(store.con, _date(as_of))
+    emit(result.tables(), out, title=f"monthly rates to {result.as_of.isoformat()}")

@@ -1,0 +1,132 @@
+"""Show result tables on screen and write them with ``--out FILE`` (shared by commands).
+
+``emit(frames, out)`` prints every table (a title line, then an aligned table) and, when
+``out`` is given, writes them by the file's extension:
+
+- ``.xlsx`` — one workbook, one sheet per table (sheet = table name, cut to 31 characters);
+- ``.csv`` / ``.parquet`` — one table: exactly ``out``; several tables: one file per table
+  named ``<stem>_<table><suffix>`` beside ``out`` (``book.csv`` → ``book_summary.csv``,
+  ``book_anchors.csv``, …).
+
+Any other extension is refused before anything is computed or written
+(``check_out_path``). Files are written to a temporary name and renamed into place.
+Column labels are written as strings; date columns stay dates (CSV: ``YYYY-MM-DD``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+
+from portfolio.errors import ValidationError, must_be
+
+OUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
+_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
+def check_out_path(out: Path | None) -> None:
+    """Refuse an ``--out`` whose extension is not .csv, .parquet or .xlsx."""
+    if out is None:
+        return
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise ValidationError(
+            must_be("--out", "a file name ending in .csv, .parquet or .xlsx", str(out))
+        )
+    if out.exists() and out.is_dir():
+        raise ValidationError(must_be("--out", "a file, not a directory", str(out)))
+
+
+def out_paths(names: list[str], out: Path) -> dict[str, Path]:
+    """Where each table goes for ``out`` (see the module doc); xlsx: all in ``out``."""
+    if out.suffix.lower() == ".xlsx" or len(names) == 1:
+        return {name: out for name in names}
+    return {name: out.with_name(f"{out.stem}_{name}{out.suffix}") for name in names}
+
+
+def _formatters(frame: pd.DataFrame) -> dict[str, object]:
+    formats: dict[str, object] = {}
+    for col in frame.columns:
+        series = frame[col]
+        if pd.api.types.is_bool_dtype(series):
+            continue
+        if pd.api.types.is_integer_dtype(series):
+            formats[col] = "{:,}".format
+        elif pd.api.types.is_float_dtype(series):
+            finite = series[np.isfinite(series)]
+            ratio_like = finite.empty or float(finite.abs().max()) <= 1.0
+            formats[col] = "{:.4f}".format if ratio_like else "{:,.2f}".format
+    return formats
+
+
+def render(frames: dict[str, pd.DataFrame], title: str | None = None) -> str:
+    """The tables as aligned text, each under its name (NaN shown as ``-``)."""
+    parts = [title] if title else []
+    for name, frame in frames.items():
+        shown = frame.copy()
+        shown.columns = [str(c) for c in shown.columns]
+        body = (
+            "(no rows)"
+            if shown.empty
+            else shown.to_string(index=False, na_rep="-", formatters=_formatters(shown))
+        )
+        parts.append(f"== {name}\n{body}")
+    return "\n\n".join(parts)
+
+
+def _for_file(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.reset_index(drop=True).copy()
+    out.columns = [str(c) for c in out.columns]
+    return out
+
+
+def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
+    """Write ``frames`` to ``out`` by extension; returns the files written."""
+    check_out_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    targets = out_paths(list(frames), out)
+    if suffix == ".xlsx":
+        tmp = out.with_name(f".{out.name}.tmp")
+        used: set[str] = set()
+        with pd.ExcelWriter(tmp, engine="xlsxwriter") as writer:
+            for name, frame in frames.items():
+                sheet = _SHEET_BAD.sub("_", name)[:31] or "table"
+                base, k = sheet, 1
+                while sheet.lower() in used:
+                    k += 1
+                    sheet = f"{base[: 31 - len(str(k)) - 1]}_{k}"
+                used.add(sheet.lower())
+                _for_file(frame).to_excel(writer, sheet_name=sheet, index=False)
+        os.replace(tmp, out)
+        return [out]
+    written: list[Path] = []
+    for name, frame in frames.items():
+        target = targets[name]
+        tmp = target.with_name(f".{target.name}.tmp")
+        data = _for_file(frame)
+        if suffix == ".csv":
+            data.to_csv(tmp, index=False)
+        else:
+            data.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+
+
+def emit(
+    frames: dict[str, pd.DataFrame], out: Path | None, *, title: str | None = None
+) -> list[Path]:
+    """Print the tables; with ``out``, also write them (see the module doc)."""
+    check_out_path(out)
+    typer.echo(render(frames, title))
+    if out is None:
+        return []
+    written = write_tables(frames, out)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    return written
