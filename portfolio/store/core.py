@@ -114,6 +114,13 @@ DDL: list[str] = [
         cutoff_balance DECIMAL(18,2) NOT NULL CHECK (cutoff_balance >= 0),
         remaining_term SMALLINT NOT NULL CHECK (remaining_term >= 0),
         months_on_book SMALLINT NOT NULL CHECK (months_on_book >= 0),
+        apr DOUBLE,
+        credit_score SMALLINT,
+        term_months SMALLINT,
+        repayment_type VARCHAR,
+        region VARCHAR,
+        origination_date DATE,
+        principal DECIMAL(18,2),
         PRIMARY KEY (pool_id, loan_id)
     )""",
     """CREATE TABLE IF NOT EXISTS partners (

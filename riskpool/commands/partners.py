@@ -1,9 +1,178 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""``riskpool allocate``, ``riskpool allocate export``, ``riskpool allocate show`` and
+``riskpool dispersion``.
+
+Bad partner files, infeasible requests and re-check failures raise ``RiskpoolError``
+subclasses: the CLI prints one paragraph and exits 2, and nothing is written (the allocation
+is recorded in one transaction only after it has passed its re-check).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from portfolio.errors import ValidationError, must_be
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
+]
+DEFAULT_DB = Path("data/riskpool.duckdb")
+
+allocate_app = typer.Typer(
+    help="Allocate loans between the platform and its funding partners (joint lending or "
+    "forward flow) under the regulatory rules; export a partner's tape.",
+    invoke_without_command=True,
+)
+
+
+def _date(value: str, flag: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(must_be(flag, "a date YYYY-MM-DD", value)) from None
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def load_assumptions_file(path: Path):  # noqa: ANN201 - returns portfolio.assumptions.Assumptions
+    """Read an assumptions TOML with the loader of ``portfolio.assumptions``."""
+    import portfolio.assumptions as assumptions_module
+
+    for name in ("load_assumptions", "read_assumptions"):
+        fn = getattr(assumptions_module, name, None)
+        if callable(fn):
+            return fn(path)
+    raise ValidationError(must_be("--assumptions", "readable by portfolio.assumptions "
+                                  "(no loader in this build; use [expected_loss] in the partners file)",
+                                  str(path)))
+
+
+@allocate_app.callback()
+def allocate(
+    ctx: typer.Context,
+    db: DbOption = DEFAULT_DB,
+    partners: Annotated[Path | None, typer.Option("--partners", help="partners.toml")] = None,
+    pool: Annotated[int | None, typer.Option("--pool", help="Allocate a stored pool.")] = None,
+    originated: Annotated[tuple[str, str] | None, typer.Option(
+        "--originated", help="FROM TO: allocate the loans originated in this window (new loans).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="joint | forward-flow")] = "joint",
+    objective: Annotated[str, typer.Option("--objective", help="max-transfer | min-retained-el")] = "max-transfer",
+    assumptions: Annotated[Path | None, typer.Option(
+        "--assumptions", help="Assumptions TOML for the expected loss (else the partners file's "
+        "[expected_loss] table).")] = None,
+    min_transfer: Annotated[float, typer.Option(
+        "--min-transfer", help="Require at least this share of the pool to leave the platform.")] = 0.0,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Date deciding which rules are in force (default: the pool cut-off or "
+        "the end of the window).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Solve and check; write nothing.")] = False,
+) -> None:
+    """Allocate a pool (or a month's originations) between the platform and the partners."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from partners.allocation import allocate as run_allocation
+    from partners.allocation import loan_risk_from_assumptions, loan_risk_from_table, parse_mode, parse_objective
+    from partners.records import originated_loans, pool_loans, save_allocation
+    from partners.registry import load_registry
+    from portfolio.store import open_store
+    from riskpool.settings import code_version
+
+    if partners is None:
+        raise ValidationError(must_be("--partners", "a partners.toml file", "nothing"))
+    if (pool is None) == (originated is None):
+        raise ValidationError(must_be("--pool / --originated", "exactly one of them",
+                                      "both" if pool is not None else "neither"))
+    registry = load_registry(partners)
+    mode_v, objective_v = parse_mode(mode), parse_objective(objective)
+    window = None
+    if originated is not None:
+        window = (_date(originated[0], "--originated FROM"), _date(originated[1], "--originated TO"))
+    assumptions_v = load_assumptions_file(assumptions) if assumptions is not None else None
+    store = open_store(db, read_only=dry_run)
+    try:
+        batch = pool_loans(store, pool) if pool is not None else originated_loans(store, *window)  # type: ignore[misc]
+        day = _date(as_of, "--as-of") if as_of else batch.cutoff
+        if assumptions_v is not None:
+            risk = loan_risk_from_assumptions(batch.loans, assumptions_v)
+        elif registry.expected_loss is not None:
+            risk = loan_risk_from_table(batch.loans, registry.expected_loss)
+        else:
+            raise ValidationError(must_be("expected loss source", "--assumptions FILE or an "
+                                          "[expected_loss] table in the partners file", "neither",
+                                          str(partners)))
+        result = run_allocation(batch.loans, registry, mode=mode_v, objective=objective_v, risk=risk,
+                                as_of=day, borrower_id=batch.borrower_id, min_transfer_share=min_transfer)
+        allocation_id = None
+        if not dry_run:
+            inputs = {"partners_file": str(partners), "pool_id": pool,
+                      "originated": [d.isoformat() for d in window] if window else None,
+                      "mode": mode_v.value, "objective": objective_v.value,
+                      "assumptions": str(assumptions) if assumptions else None,
+                      "min_transfer": min_transfer, "code_version": code_version()}
+            allocation_id = save_allocation(store, result, registry, risk, pool_id=pool, inputs=inputs)
+    finally:
+        store.close()
+    s = result.summary
+    head = "dry run (nothing written)" if dry_run else f"allocation {allocation_id}"
+    typer.echo(f"{head}: {mode_v.value}, {objective_v.value}, {s['n_loans']:,} loans, "
+               f"{_money(s['pool_balance'])} CNY, {s['n_segments']} segments; rules as of {day}")
+    typer.echo(f"{'party':<16}{'balance':>20}{'share':>10}{'loans':>10}{'lifetime EL':>16}")
+    for pid, d in s["parties"].items():
+        typer.echo(f"{pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}"
+                   f"{d['n_loans']:>10,}{_money(d['lifetime_el']):>16}")
+    typer.echo(f"moved off the platform: {_money(s['moved_off_platform'])} CNY "
+               f"({_pct(s['moved_off_platform'] / s['pool_balance'])}); platform retained EL "
+               f"{_money(s['platform_retained_el'])}")
+    excluded = {k: v for k, v in result.checks.excluded.items() if v}
+    typer.echo(f"re-check: {len(result.checks.items)} checks, all passed"
+               + (f"; loans no partner may fund (kept by the platform): {excluded}" if excluded else ""))
+
+
+@allocate_app.command("export")
+def export(
+    allocation: Annotated[int, typer.Option("--allocation", help="Allocation id.")],
+    partner: Annotated[str, typer.Option("--partner", help="Partner id (or 'platform').")],
+    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Write one partner's loan tape (its loans, its share, its balance; nothing else)."""
+    from partners.records import export_partner
+    from portfolio.store import open_store
+
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ValidationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
+    with open_store(db, read_only=True) as store:
+        n = export_partner(store, allocation, partner, out)
+    typer.echo(f"wrote {n:,} loans of {partner} (allocation {allocation}) to {out}")
+
+
+@allocate_app.command("show")
+def show(
+    allocation: Annotated[int, typer.Option("--allocation", help="Allocation id.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Print a recorded allocation's summary and its re-check."""
+    from partners.records import load_allocation
+    from portfolio.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        a = load_allocation(store, allocation)
+    typer.echo(f"allocation {a.allocation_id}: {a.mode}, {a.objective}, pool {a.pool_id}, "
+               f"{len(a.loan_id):,} loans; re-check ok = {a.checks.get('ok')}")
+    for pid, d in a.summary.get("parties", {}).items():
+        typer.echo(f"  {pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``allocate`` (with ``export``, ``show``) and ``dispersion``."""
+    app.add_typer(allocate_app, name="allocate")

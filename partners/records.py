@@ -1,0 +1,143 @@
+"""Allocations in the database: read the loans to allocate, record a result, read it back,
+export one partner's tape. SQL lives in ``portfolio.store.allocations``.
+
+A partner's export holds its own loans only: pseudonymous ``loan_id`` and ``borrower_id``, the
+loan's terms, its share and its balance (share × cut-off balance) — nothing about any other
+party's share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from partners.allocation import Allocation, LoanRisk
+from partners.errors import AllocationError
+from partners.registry import PLATFORM_ID, Registry
+from portfolio.errors import NotFound, must_be
+from portfolio.loans import LoanArrays
+from portfolio.store import Store
+from portfolio.store import allocations as sql
+
+
+@dataclass(frozen=True, slots=True)
+class LoansToAllocate:
+    loans: LoanArrays
+    borrower_id: np.ndarray  # (n_loans,) pseudonymous
+    pool_id: int | None
+    window: tuple[dt.date, dt.date] | None
+    cutoff: dt.date
+
+
+def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
+    """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
+    from portfolio.pools import get_pool, load_pool_loans
+
+    info = get_pool(store, pool_id)
+    loans = load_pool_loans(store, pool_id)
+    ids = sql.borrower_ids(store.con, [str(x) for x in loans.loan_id])
+    bmap = dict(zip(ids["loan_id"], ids["borrower_id"], strict=True))
+    borrower = np.array([bmap.get(str(x), str(x)) for x in loans.loan_id], dtype=object)
+    return LoansToAllocate(loans, borrower, int(pool_id), None, info.cutoff_date)
+
+
+def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAllocate:
+    """Loans originated in [start, end] as new loans (balance = principal, months on book 0,
+    first due date one month after origination)."""
+    if end < start:
+        raise AllocationError(must_be("--originated", "FROM <= TO", f"{start} {end}"))
+    frame = sql.originated_loans(store.con, start, end)
+    if frame.empty:
+        raise AllocationError(must_be("--originated", "a window with at least one loan in the book",
+                                      f"{start} {end}"))
+    orig = pd.to_datetime(frame["origination_date"])
+    frame["next_due_date"] = orig + pd.DateOffset(months=1)
+    return LoansToAllocate(LoanArrays.from_frame(frame),
+                           frame["borrower_id"].astype(str).to_numpy(dtype=object), None,
+                           (start, end), end)
+
+
+def save_allocation(store: Store, allocation: Allocation, registry: Registry, risk: LoanRisk,
+                    *, pool_id: int | None, inputs: dict[str, Any]) -> int:
+    """Record the allocation (one transaction: all or nothing); returns its id."""
+    n, k = allocation.shares.shape
+    loan_rep = np.repeat(np.asarray(allocation.loan_id, dtype=object), k)
+    party_rep = np.tile(np.asarray(allocation.party_ids, dtype=object), n)
+    flat = allocation.shares.ravel()
+    keep = flat > 0
+    shares = pd.DataFrame({"loan_id": loan_rep[keep].astype(str), "party_id": party_rep[keep].astype(str),
+                           "share": flat[keep]})
+    loans = pd.DataFrame({"loan_id": np.asarray(allocation.loan_id).astype(str),
+                          "balance": allocation.balance, "annual_pd": risk.annual_pd, "lgd": risk.lgd,
+                          "lifetime_pd": risk.lifetime_pd})
+    full_inputs = {**inputs, "registry": registry.as_dict(), "party_ids": list(allocation.party_ids),
+                   "as_of": allocation.as_of.isoformat()}
+    with store.transaction() as con:
+        allocation_id = store.next_id("allocation_seq")
+        sql.upsert_partners(con, [p.as_dict() for p in registry.partners])
+        sql.insert_allocation(con, allocation_id=allocation_id, mode=allocation.mode.value,
+                              objective=allocation.objective.value, pool_id=pool_id,
+                              inputs=full_inputs, checks=allocation.checks.as_dict(),
+                              summary=allocation.summary, shares=shares, loans=loans)
+    return allocation_id
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAllocation:
+    allocation_id: int
+    mode: str
+    objective: str
+    pool_id: int | None
+    party_ids: tuple[str, ...]
+    loan_id: np.ndarray  # (n_loans,) sorted
+    balance: np.ndarray
+    shares: np.ndarray  # (n_loans, n_parties)
+    risk: LoanRisk
+    inputs: dict[str, Any]
+    checks: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def load_allocation(store: Store, allocation_id: int) -> StoredAllocation:
+    row = sql.allocation_row(store.con, int(allocation_id))
+    if row is None:
+        known = sql.allocation_ids(store.con)
+        raise NotFound(must_be("--allocation", f"an existing allocation id {known[-20:]}", allocation_id))
+    inputs = row["inputs"]
+    party_ids = tuple(inputs.get("party_ids") or (PLATFORM_ID,))
+    lo = sql.allocation_loans(store.con, int(allocation_id))
+    sh = sql.allocation_shares(store.con, int(allocation_id))
+    loan_index = pd.Index(lo["loan_id"])
+    shares = np.zeros((len(lo), len(party_ids)))
+    r = loan_index.get_indexer(sh["loan_id"])
+    c = pd.Index(party_ids).get_indexer(sh["party_id"])
+    shares[r, c] = sh["share"].to_numpy()
+    risk = LoanRisk(lo["annual_pd"].to_numpy(), lo["lgd"].to_numpy(), lo["lifetime_pd"].to_numpy(),
+                    str(row["summary"].get("risk_source", "")))
+    return StoredAllocation(int(allocation_id), row["mode"], row["objective"], row["pool_id"], party_ids,
+                            lo["loan_id"].to_numpy(dtype=object), lo["balance"].to_numpy(), shares, risk,
+                            inputs, row["checks"], row["summary"])
+
+
+def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path) -> int:
+    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``); returns the row count."""
+    stored = load_allocation(store, allocation_id)
+    if party_id not in stored.party_ids:
+        raise NotFound(must_be("--partner", f"one of {list(stored.party_ids)}", party_id,
+                               f"allocation {allocation_id}"))
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise AllocationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
+    tape = sql.partner_tape(store.con, int(allocation_id), party_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        tape.to_parquet(path, index=False)
+    else:
+        tape.to_csv(path, index=False)
+    return len(tape)

@@ -1,0 +1,151 @@
+"""SQL of partner allocations: ``partners``, ``allocations``, ``allocation_shares``,
+``allocation_loans``, and the loan reads the allocation needs.
+
+An allocation is written once, inside the caller's transaction, and never updated.
+``allocation_shares`` holds one row per loan and party with a positive share (a loan's shares
+sum to exactly 1); ``allocation_loans`` holds each loan's cut-off balance and the PD/LGD the
+optimiser used, so that exports and the dispersion read the allocation alone.
+All values reach SQL as ``?`` parameters; bulk rows go through Arrow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+_LOAN_FRAME_SQL = """
+    SELECT l.loan_id, l.borrower_id, l.origination_date,
+           CAST(l.principal AS DOUBLE) AS principal,
+           CAST(l.principal AS DOUBLE) AS balance,
+           l.apr, l.term_months, l.term_months AS remaining_term,
+           CAST(0 AS SMALLINT) AS months_on_book, l.repayment_type, l.credit_score,
+           coalesce(l.region, '') AS region
+    FROM loans l
+"""
+
+
+def originated_loans(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Loans originated in [start, end] as new loans (a ``LoanArrays.from_frame`` frame plus
+    ``borrower_id``): balance = principal, remaining_term = term_months, months_on_book = 0;
+    ``next_due_date`` is left to the caller. Ordered by loan_id."""
+    return con.execute(
+        _LOAN_FRAME_SQL + " WHERE l.origination_date BETWEEN ? AND ? ORDER BY l.loan_id",
+        [start, end],
+    ).df()
+
+
+def borrower_ids(con: duckdb.DuckDBPyConnection, loan_ids: list[str]) -> pd.DataFrame:
+    """(loan_id, borrower_id) for the given loans (pseudonymous ids only)."""
+    frame = pa.table({"loan_id": pa.array(loan_ids, type=pa.string())})
+    con.register("_alloc_ids", frame)
+    try:
+        return con.execute(
+            "SELECT l.loan_id, l.borrower_id FROM loans l JOIN _alloc_ids i USING (loan_id)"
+        ).df()
+    finally:
+        con.unregister("_alloc_ids")
+
+
+def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:
+    """Record each partner's spec as used (``partners`` keeps the latest spec per id)."""
+    for p in partners:
+        con.execute("DELETE FROM partners WHERE partner_id = ?", [p["id"]])
+        con.execute("INSERT INTO partners (partner_id, name, kind, spec) VALUES (?, ?, ?, ?)",
+                    [p["id"], p["name"], p["kind"], json.dumps(p)])
+
+
+def insert_allocation(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    allocation_id: int,
+    mode: str,
+    objective: str,
+    pool_id: int | None,
+    inputs: dict[str, Any],
+    checks: dict[str, Any],
+    summary: dict[str, Any],
+    shares: pd.DataFrame,
+    loans: pd.DataFrame,
+) -> None:
+    """Write one allocation. ``shares``: loan_id, party_id, share (positive shares only);
+    ``loans``: loan_id, balance, annual_pd, lgd, lifetime_pd."""
+    con.execute(
+        """INSERT INTO allocations (allocation_id, mode, objective, pool_id, inputs, checks,
+                                    created_at, summary)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        [allocation_id, mode, objective, pool_id, json.dumps(inputs, default=str),
+         json.dumps(checks, default=str), dt.datetime.now(dt.UTC).replace(tzinfo=None),
+         json.dumps(summary, default=str)],
+    )
+    sh = pa.Table.from_pandas(shares[["loan_id", "party_id", "share"]], preserve_index=False)
+    con.register("_alloc_shares", sh)
+    try:
+        con.execute("INSERT INTO allocation_shares (allocation_id, loan_id, party_id, share) "
+                    "SELECT ?, loan_id, party_id, share FROM _alloc_shares", [allocation_id])
+    finally:
+        con.unregister("_alloc_shares")
+    lo = pa.Table.from_pandas(loans[["loan_id", "balance", "annual_pd", "lgd", "lifetime_pd"]],
+                              preserve_index=False)
+    con.register("_alloc_loans", lo)
+    try:
+        con.execute("INSERT INTO allocation_loans (allocation_id, loan_id, balance, annual_pd, lgd, "
+                    "lifetime_pd) SELECT ?, loan_id, balance, annual_pd, lgd, lifetime_pd "
+                    "FROM _alloc_loans", [allocation_id])
+    finally:
+        con.unregister("_alloc_loans")
+
+
+def allocation_row(con: duckdb.DuckDBPyConnection, allocation_id: int) -> dict[str, Any] | None:
+    row = con.execute(
+        "SELECT allocation_id, mode, objective, pool_id, inputs, checks, created_at, summary "
+        "FROM allocations WHERE allocation_id = ?", [allocation_id]).fetchone()
+    if row is None:
+        return None
+    keys = ("allocation_id", "mode", "objective", "pool_id", "inputs", "checks", "created_at", "summary")
+    out = dict(zip(keys, row, strict=True))
+    for k in ("inputs", "checks", "summary"):
+        out[k] = json.loads(out[k]) if isinstance(out[k], str) else out[k]
+    return out
+
+
+def allocation_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
+    return [int(r[0]) for r in con.execute(
+        "SELECT allocation_id FROM allocations ORDER BY allocation_id").fetchall()]
+
+
+def allocation_loans(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.DataFrame:
+    """loan_id, balance, annual_pd, lgd, lifetime_pd — ordered by loan_id."""
+    return con.execute(
+        "SELECT loan_id, balance, annual_pd, lgd, lifetime_pd FROM allocation_loans "
+        "WHERE allocation_id = ? ORDER BY loan_id", [allocation_id]).df()
+
+
+def allocation_shares(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.DataFrame:
+    """loan_id, party_id, share (positive shares) — ordered by loan_id, party_id."""
+    return con.execute(
+        "SELECT loan_id, party_id, share FROM allocation_shares WHERE allocation_id = ? "
+        "ORDER BY loan_id, party_id", [allocation_id]).df()
+
+
+def partner_tape(con: duckdb.DuckDBPyConnection, allocation_id: int, party_id: str) -> pd.DataFrame:
+    """One party's loans in an allocation: pseudonymous loan and borrower ids, the loan's
+    terms, the party's share and its balance (share × cut-off balance). Nothing about any other
+    party is selected."""
+    return con.execute(
+        """
+        SELECT s.loan_id, l.borrower_id, l.origination_date, l.apr, l.term_months,
+               l.repayment_type, l.credit_score, l.region,
+               s.share, a.balance * s.share AS balance
+        FROM allocation_shares s
+        JOIN allocation_loans a ON a.allocation_id = s.allocation_id AND a.loan_id = s.loan_id
+        JOIN loans l ON l.loan_id = s.loan_id
+        WHERE s.allocation_id = ? AND s.party_id = ? AND s.share > 0
+        ORDER BY s.loan_id
+        """,
+        [allocation_id, party_id],
+    ).df()
