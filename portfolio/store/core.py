@@ -147,6 +147,15 @@ DDL: list[str] = [
         share DOUBLE NOT NULL CHECK (share >= 0 AND share <= 1),
         PRIMARY KEY (allocation_id, loan_id, party_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS allocation_loans (
+        allocation_id BIGINT NOT NULL,
+        loan_id VARCHAR NOT NULL,
+        balance DOUBLE NOT NULL CHECK (balance >= 0),
+        annual_pd DOUBLE NOT NULL,
+        lgd DOUBLE NOT NULL,
+        lifetime_pd DOUBLE NOT NULL,
+        PRIMARY KEY (allocation_id, loan_id)
+    )""",
 ]
 
 
