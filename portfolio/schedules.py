@@ -14,7 +14,9 @@ Conventions (r = apr / 12, n = term in months, B = balance before the instalment
 * ``interest_only`` (先息后本): interest = r·B0 every month, all principal at month n.
 * ``daily_interest`` (随借随还): interest = B·apr·days/365 (Actual/365 Fixed) over the actual
   days of the period, paid monthly; all principal at month n. :func:`interest_to_date` gives
-  the interest for repaying on any day.
+  the interest for repaying on any day. (Evaluated as B·(apr·days/365); days counted by
+  QuantLib ``Actual365Fixed`` in :func:`schedule`, by datetime64 subtraction in the matrix —
+  the same actual days.)
 
 Rounding (borrower-facing amounts are whole cents). Everything is computed on integer numbers
 of cents (held exactly in float64, |x| < 2**53):
@@ -381,9 +383,11 @@ def schedule_matrix(
     rem = np.asarray(remaining_term).astype(np.int64)
     code = np.asarray(repayment_type).astype(np.int64)
     orig = np.asarray(origination_date).astype("datetime64[D]")
-    n_loans = bal_in.shape[0] if bal_in.ndim == 1 else -1
+    if bal_in.ndim != 1:
+        raise ValidationError(must_be("balance", "a 1-d array (one value per loan)", bal_in.shape))
+    n_loans = bal_in.shape[0]
     mob = (
-        np.zeros(max(n_loans, 0), dtype=np.int64)
+        np.zeros(n_loans, dtype=np.int64)
         if months_on_book is None
         else np.asarray(months_on_book).astype(np.int64)
     )
@@ -397,9 +401,12 @@ def schedule_matrix(
     ):
         if arr.ndim != 1 or arr.shape[0] != n_loans:
             raise ValidationError(
-                must_be(name, f"a 1-d array of length {max(n_loans, 0)} (one per loan)", arr.shape)
+                must_be(name, f"a 1-d array of length {n_loans} (one per loan)", arr.shape)
             )
     _check_matrix_values(bal_in, apr_in, rem, code, mob)
+    if np.isnat(orig).any():
+        i = int(np.flatnonzero(np.isnat(orig))[0])
+        raise ValidationError(must_be("origination_date", "a date", "NaT", f"row {i}"))
 
     if n_months is None:
         n_months = int(rem.max()) if n_loans else 0
@@ -413,7 +420,7 @@ def schedule_matrix(
     due_out = np.zeros((n_loans, n_months), dtype=np.int64, order="F")
     if n_loans == 0 or n_months == 0:
         return ScheduleMatrix(
-            interest, principal, balance_out, days_out, due_out.astype("datetime64[D]")
+            interest, principal, balance_out, days_out, due_out.view("datetime64[D]")
         )
 
     # Dates: month index and day of month of the origination, one lookup table of month starts
@@ -486,9 +493,7 @@ def schedule_matrix(
     interest /= 100.0
     principal /= 100.0
     balance_out /= 100.0
-    return ScheduleMatrix(
-        interest, principal, balance_out, days_out, due_out.astype("datetime64[D]")
-    )
+    return ScheduleMatrix(interest, principal, balance_out, days_out, due_out.view("datetime64[D]"))
 
 
 def _check_matrix_values(

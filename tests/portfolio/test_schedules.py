@@ -735,6 +735,11 @@ def _matrix_args(**over) -> dict:
         ("remaining_term", {"remaining_term": np.array([12, -1])}),
         ("months_on_book", {"months_on_book": np.array([0, -2])}),
         ("apr", {"apr": np.array([0.18])}),  # wrong length
+        ("balance", {"balance": np.ones((2, 2))}),  # not one value per loan
+        (
+            "origination_date",
+            {"origination_date": np.array(["2024-01-01", "NaT"], dtype="datetime64[D]")},
+        ),
     ],
 )
 def test_schedule_matrix_rejects_bad_input_naming_the_field(field: str, over: dict) -> None:
