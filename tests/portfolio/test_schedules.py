@@ -119,6 +119,22 @@ def test_level_annuity_balances_agree_with_quantlib_sinking_notionals() -> None:
     assert np.abs(df["balance"].to_numpy() - ql_balance).max() < 0.01  # in fact to the cent
 
 
+@pytest.mark.parametrize("term", [3, 6, 9, 12, 18, 24])
+@pytest.mark.parametrize("apr", [0.0365, 0.12, 0.18, 0.24])
+def test_level_annuity_payment_and_balances_match_quantlib(term: int, apr: float) -> None:
+    # QuantLib sinkingNotionals (level-pay amortisation of 100,000 at apr/12 monthly):
+    # payment = notional drop + interest on the previous notional; balances within the
+    # rounding-gap bound of this file's docstring (in practice within a cent or so).
+    p, r = 100_000.0, apr / 12
+    notionals = np.array(ql.sinkingNotionals(ql.Period(term, ql.Months), ql.Monthly, apr, p))
+    ql_payment = -np.diff(notionals) + r * notionals[:-1]
+    df = schedule(p, apr, term, "level_annuity", dt.date(2025, 8, 31))
+    assert df["payment"].iloc[0] == pytest.approx(half_up(ql_payment[0]), abs=FLOAT_EPS)
+    k = np.arange(1, term + 1)
+    bound = 0.01 * ((1 + r) ** k - 1) / r
+    assert np.all(np.abs(df["balance"].to_numpy() - notionals[1:]) <= bound + 1e-6)
+
+
 def test_equal_principal_hand_example_total_interest_is_closed_form() -> None:
     # 1200 at 12% over 12 months: r = 0.01, principal 100 a month; interest 12, 11, …, 1
     # (hand: 0.01 · (1200 − 100(k − 1))) → total 78 = r·P·(n+1)/2 = 0.01·1200·13/2 exactly.
@@ -207,6 +223,9 @@ def test_level_annuity_matches_numpy_financial_to_the_cent(loan: dict) -> None:
     payment = df["payment"].to_numpy()
     if n > 1:
         assert np.all(np.abs(payment[:-1] - pmt) <= HALF_CENT + FLOAT_EPS)  # pmt rounded
+        frac = pmt * 100 - np.floor(pmt * 100)
+        if abs(frac - 0.5) > 1e-6:  # away from a half-cent tie: exactly npf.pmt half up
+            assert cents(payment[:1])[0] == int(np.floor(pmt * 100 + 0.5))
     growth = (1 + r) ** (k - 1)  # (1+r)^(k−1)
     gap_before = np.where(r > 0, 0.01 * (growth - 1) / max(r, 1e-300), 0.01 * (k - 1))
     interest_dev = np.abs(df["interest"].to_numpy() - ipmt)
