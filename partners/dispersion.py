@@ -1,0 +1,317 @@
+"""Risk dispersion: from one set of Monte Carlo paths, each party's exposure, expected loss,
+VaR / expected shortfall and capital — and how much of the risk left the originator.
+
+Loss on a path = defaulted principal − recoveries over the whole horizon (CNY).
+
+Parties and their losses (they add up to the pool loss on every path, a tested invariant):
+
+* **Joint lending** (an allocation): party p's loss is its share of every loan's loss —
+  ``PoolPaths.party_flows`` (``default − recovery``) when the simulation carried the shares.
+* **Securitisation** (a deal): the waterfall runs on the paths of the securitised pool (the
+  whole pool; or, together with joint lending, the platform's retained shares). Each tranche
+  holder bears its holding of the tranche's principal loss (``WaterfallResult.tranche_loss``);
+  the rest of the securitised pool's loss — the part absorbed by excess spread, the reserve
+  and over-collateralisation — is borne by the holder of the subordinated (last) tranche,
+  which receives the residual cash.
+
+Risk measures per party: EL = mean loss; VaR_α = the α-quantile of the loss (``numpy``
+"linear" quantile); ES_α = mean of the losses at or above VaR_α.
+
+Capital (``partners.capital``): loans and loan shares held directly — IRB "other retail",
+``Σ K(PD_i, LGD_i)·share_i·balance_i`` (PD, LGD as the allocation used them); tranche
+positions — SEC-SA with ``K_SA`` (default 0.06, regulatory retail) and W (default 0: a pool
+of current loans), capital = 8% × RW × position. A securitised pool is treated as off the
+originator's balance sheet (significant risk transfer assumed); its retained positions carry
+SEC-SA capital. Over-collateralisation (``initial_oc``) counts as a first-loss position of the
+subordinated holder.
+
+Headline per scenario (baseline: the platform holds the whole pool): the share of the
+expected loss and of the 99.9% VaR that left the platform (``1 − platform / pool``) and the
+capital released (baseline IRB capital − the platform's capital in the scenario).
+
+HHI of the partners' exposures: Σ s_i² with s_i a partner's share of all partners' exposure
+(platform and note investors excluded), between 1/n and 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from partners.capital import RETAIL_K_SA, irb_retail_other_k, sec_sa_ka, sec_sa_risk_weight
+from partners.errors import DispersionError
+from partners.registry import PLATFORM_ID
+from portfolio.errors import must_be
+from portfolio.paths import FLOW_NAMES, PoolPaths
+
+LEVELS = (0.99, 0.999)
+
+
+# --------------------------------------------------------------------------- measures
+@dataclass(frozen=True, slots=True)
+class LossMeasures:
+    el: float
+    var_99: float
+    es_99: float
+    var_999: float
+    es_999: float
+
+
+def loss_measures(loss: np.ndarray) -> LossMeasures:
+    x = np.asarray(loss, dtype=np.float64)
+    out: list[float] = [float(x.mean())]
+    for lvl in LEVELS:
+        var = float(np.quantile(x, lvl))
+        tail = x[x >= var]
+        out += [var, float(tail.mean()) if tail.size else var]
+    return LossMeasures(*out)
+
+
+def hhi(exposures: Sequence[float]) -> float:
+    e = np.asarray(exposures, dtype=np.float64)
+    total = e.sum()
+    return float(((e / total) ** 2).sum()) if total > 0 else 0.0
+
+
+def path_loss(paths: PoolPaths) -> np.ndarray:
+    """(n_paths,) pool loss."""
+    return paths.default.sum(axis=1) - paths.recovery.sum(axis=1)
+
+
+def party_path_losses(paths: PoolPaths) -> np.ndarray:
+    """(n_parties, n_paths) from ``party_flows`` (default − recovery)."""
+    if not paths.party_ids or "default" not in paths.party_flows:
+        raise DispersionError(must_be("paths.party_flows", "per-party flows (a run with shares)",
+                                      "none"))
+    return paths.party_flows["default"].sum(axis=2) - paths.party_flows["recovery"].sum(axis=2)
+
+
+def party_paths(paths: PoolPaths, party_id: str) -> PoolPaths:
+    """One party's share of the pool as ``PoolPaths`` (e.g. the platform's retained part, to be
+    securitised)."""
+    k = paths.party_ids.index(party_id)
+    flows = {name: paths.party_flows[name][k] for name in FLOW_NAMES}
+    initial = float(flows["balance_bop"][0, 0]) if flows["balance_bop"].size else 0.0
+    return PoolPaths(dates=paths.dates, initial_balance=initial, seed_entropy=paths.seed_entropy,
+                     **flows)
+
+
+# --------------------------------------------------------------------------- securitisation
+@dataclass(frozen=True, slots=True)
+class TranchePosition:
+    tranche: str
+    holder: str
+    share: float  # of the tranche
+    attachment: float  # A, share of the securitised pool
+    detachment: float  # D
+    amount: float  # CNY held (share × tranche size)
+    loss: np.ndarray  # (n_paths,) CNY, this holding's principal loss
+
+
+@dataclass(frozen=True, slots=True)
+class Securitisation:
+    """The result of running a deal on a pool's paths, as positions per holder."""
+
+    pool_balance: float
+    pool_loss: np.ndarray  # (n_paths,)
+    positions: tuple[TranchePosition, ...]
+    residual_holder: str
+
+    def losses_by_holder(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for pos in self.positions:
+            out[pos.holder] = out.get(pos.holder, 0.0) + pos.loss
+        absorbed = self.pool_loss - sum(p.loss for p in self.positions)
+        out[self.residual_holder] = out.get(self.residual_holder, 0.0) + absorbed
+        return out
+
+
+def securitise(deal: Any, paths: PoolPaths) -> Securitisation:
+    """Run ``deal`` (``tranching.deal.Deal``) on ``paths`` and turn the tranches into
+    positions per holder (vertical retention splits a tranche between holders)."""
+    from tranching.waterfall import run_waterfall
+
+    result = run_waterfall(deal, paths)
+    pool = float(paths.initial_balance)
+    amounts = np.asarray(deal.tranche_amounts(pool), dtype=np.float64)
+    names = tuple(deal.tranche_names)
+    # attachment of tranche i: everything junior to it (later tranches) plus the OC
+    oc = float(deal.initial_oc)
+    sizes = amounts / pool if pool > 0 else np.zeros_like(amounts)
+    junior = np.concatenate([np.cumsum(sizes[::-1])[::-1][1:], [0.0]]) + oc
+    loss = result.tranche_loss  # (n_tranches, n_paths)
+    positions = []
+    for h in deal.holdings():
+        i = names.index(h.tranche)
+        positions.append(TranchePosition(h.tranche, h.holder, float(h.share), float(junior[i]),
+                                         float(junior[i] + sizes[i]), float(h.share * amounts[i]),
+                                         h.share * loss[i]))
+    if oc > 0:
+        last = deal.tranches[-1].holder
+        positions.append(TranchePosition("OC", last, 1.0, 0.0, oc, oc * pool, np.zeros(paths.n_paths)))
+    return Securitisation(pool, path_loss(paths), tuple(positions), deal.tranches[-1].holder)
+
+
+# --------------------------------------------------------------------------- dispersion
+@dataclass(frozen=True, slots=True)
+class PartyRisk:
+    party_id: str
+    roles: tuple[str, ...]  # "originator", "joint lender", "tranche holder"
+    exposure: float  # CNY at cut-off: loan shares + tranche positions
+    loan_exposure: float
+    tranche_exposure: float
+    measures: LossMeasures
+    capital_irb: float  # K·EAD on loans and loan shares
+    capital_sec_sa: float  # 8% × RW × position on tranche positions
+    rwa: float
+
+    @property
+    def capital(self) -> float:
+        return self.capital_irb + self.capital_sec_sa
+
+    def row(self) -> dict[str, Any]:
+        m = self.measures
+        return {"party": self.party_id, "roles": ", ".join(self.roles), "exposure": self.exposure,
+                "loan_exposure": self.loan_exposure, "tranche_exposure": self.tranche_exposure,
+                "el": m.el, "var_99": m.var_99, "es_99": m.es_99, "var_999": m.var_999,
+                "es_999": m.es_999, "capital_irb": self.capital_irb,
+                "capital_sec_sa": self.capital_sec_sa, "capital": self.capital, "rwa": self.rwa}
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    scenario: str  # "joint lending", "securitisation", "both"
+    platform_el: float
+    platform_var_999: float
+    platform_capital: float
+    el_share_left: float
+    tail_share_left: float  # of the 99.9% VaR
+    capital_released: float
+
+    def row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispersion:
+    parties: tuple[PartyRisk, ...]  # the combined picture (allocation and, if given, the deal)
+    party_losses: Mapping[str, np.ndarray]  # (n_paths,) each; sums to pool_loss
+    pool_loss: np.ndarray
+    pool_measures: LossMeasures
+    baseline_capital: float
+    hhi_partners: float
+    headlines: tuple[Headline, ...]
+
+    def table(self) -> list[dict[str, Any]]:
+        return [p.row() for p in self.parties]
+
+
+def _capital_of_positions(positions: Sequence[TranchePosition], ka: float) -> tuple[float, float]:
+    cap = rwa = 0.0
+    for pos in positions:
+        rw = sec_sa_risk_weight(pos.attachment, pos.detachment, ka)
+        rwa += rw * pos.amount
+        cap += 0.08 * rw * pos.amount
+    return cap, rwa
+
+
+def disperse(
+    *,
+    pool_loss: np.ndarray,
+    party_ids: tuple[str, ...],
+    party_loss: np.ndarray,
+    balance: np.ndarray,
+    shares: np.ndarray,
+    pd: np.ndarray,
+    lgd: np.ndarray,
+    securitisation_whole: Securitisation | None = None,
+    securitisation_retained: Securitisation | None = None,
+    k_sa: float = RETAIL_K_SA,
+    w: float = 0.0,
+) -> Dispersion:
+    """Per-party risk and the headline.
+
+    ``party_loss`` (n_parties, n_paths) and ``shares`` (n_loans, n_parties) are in
+    ``party_ids`` order, platform first; ``balance``, ``pd``, ``lgd`` are per loan.
+    ``securitisation_whole``: the deal run on the whole pool's paths (securitisation alone);
+    ``securitisation_retained``: run on the platform's retained paths (joint + securitisation).
+    """
+    if party_ids[0] != PLATFORM_ID:
+        raise DispersionError(must_be("party_ids[0]", repr(PLATFORM_ID), party_ids[0]))
+    n_paths = len(pool_loss)
+    if party_loss.shape != (len(party_ids), n_paths):
+        raise DispersionError(must_be("party_loss", f"shaped ({len(party_ids)}, {n_paths})",
+                                      party_loss.shape))
+    ka = sec_sa_ka(k_sa, w)
+    k_loan = irb_retail_other_k(pd, lgd)  # (n_loans,)
+    irb_by_party = (shares * (k_loan * balance)[:, None]).sum(axis=0)
+    exposure_by_party = (shares * balance[:, None]).sum(axis=0)
+    baseline_capital = float((k_loan * balance).sum())
+    pool_m = loss_measures(pool_loss)
+
+    # the combined picture
+    losses: dict[str, np.ndarray] = {pid: party_loss[k].copy() for k, pid in enumerate(party_ids)}
+    roles: dict[str, list[str]] = {pid: ["originator" if pid == PLATFORM_ID else "joint lender"]
+                                   for pid in party_ids}
+    loan_exp = {pid: float(exposure_by_party[k]) for k, pid in enumerate(party_ids)}
+    irb = {pid: float(irb_by_party[k]) for k, pid in enumerate(party_ids)}
+    positions_by: dict[str, list[TranchePosition]] = {}
+    sec = securitisation_retained
+    if sec is not None:
+        # the platform's retained loans go into the deal: off its balance sheet
+        losses[PLATFORM_ID] = np.zeros(n_paths)
+        loan_exp[PLATFORM_ID] = 0.0
+        irb[PLATFORM_ID] = 0.0
+        for holder, loss in sec.losses_by_holder().items():
+            losses[holder] = losses.get(holder, np.zeros(n_paths)) + loss
+            roles.setdefault(holder, [])
+            loan_exp.setdefault(holder, 0.0)
+            irb.setdefault(holder, 0.0)
+        for pos in sec.positions:
+            positions_by.setdefault(pos.holder, []).append(pos)
+            if "tranche holder" not in roles[pos.holder]:
+                roles[pos.holder].append("tranche holder")
+    parties = []
+    for pid, loss in losses.items():
+        cap_sec, rwa_sec = _capital_of_positions(positions_by.get(pid, []), ka)
+        t_exp = sum(p.amount for p in positions_by.get(pid, []))
+        parties.append(PartyRisk(pid, tuple(roles[pid]), loan_exp[pid] + t_exp, loan_exp[pid], t_exp,
+                                 loss_measures(loss), irb[pid], cap_sec, 12.5 * irb[pid] + rwa_sec))
+    partner_exp = [p.loan_exposure for p in parties if p.party_id in party_ids[1:]]
+
+    # headlines
+    def headline(name: str, loss: np.ndarray, capital: float) -> Headline:
+        m = loss_measures(loss)
+        return Headline(name, m.el, m.var_999, capital,
+                        1.0 - m.el / pool_m.el if pool_m.el > 0 else 0.0,
+                        1.0 - m.var_999 / pool_m.var_999 if pool_m.var_999 > 0 else 0.0,
+                        baseline_capital - capital)
+
+    heads = [headline("joint lending", party_loss[0], float(irb_by_party[0]))]
+    for name, s in (("securitisation", securitisation_whole), ("both", securitisation_retained)):
+        if s is None:
+            continue
+        plat_pos = [p for p in s.positions if p.holder == PLATFORM_ID]
+        plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
+        heads.append(headline(name, plat_loss, _capital_of_positions(plat_pos, ka)[0]))
+    return Dispersion(tuple(parties), losses, np.asarray(pool_loss), pool_m, baseline_capital,
+                      hhi(partner_exp), tuple(heads))
+
+
+def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd: np.ndarray,
+                   lgd: np.ndarray, deal: Any | None = None, *, k_sa: float = RETAIL_K_SA,
+                   w: float = 0.0) -> Dispersion:
+    """:func:`disperse` from a run's paths that carry the allocation's party split."""
+    pool_loss = path_loss(paths)
+    party_loss = party_path_losses(paths)
+    whole = retained = None
+    if deal is not None:
+        whole = securitise(deal, paths)
+        retained = securitise(deal, party_paths(paths, PLATFORM_ID))
+    return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
+                    balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,
+                    securitisation_retained=retained, k_sa=k_sa, w=w)

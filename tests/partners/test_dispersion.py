@@ -1,0 +1,97 @@
+"""Risk dispersion: party losses add up to the pool loss; measures, HHI and headline by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from partners_fixtures import make_loans, registry_doc
+
+from partners.allocation import allocate, loan_risk_from_table
+from partners.capital import irb_retail_other_k
+from partners.dispersion import disperse, disperse_paths, hhi, loss_measures, securitise
+from partners.registry import parse_registry
+from portfolio.generate import GeneratorParams, true_assumptions
+from portfolio.simulation import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = dt.date(2026, 11, 1)
+
+
+@pytest.fixture(scope="module")
+def run():
+    reg = parse_registry(registry_doc())
+    doc = registry_doc()
+    for p in doc["partner"]:
+        p["capacity"] /= 8  # a small pool: keep the capacities binding
+    reg = parse_registry(doc)
+    loans = make_loans(800, seed=5)
+    a = allocate(loans, reg, as_of=AS_OF)
+    risk = loan_risk_from_table(loans, reg.expected_loss)
+    paths = simulate(loans, true_assumptions(GeneratorParams(), 30), 400, 21,
+                     shares=a.shares, party_ids=a.party_ids)
+    return loans, a, risk, paths
+
+
+def test_party_losses_sum_to_pool_loss_on_every_path(run):
+    loans, a, risk, paths = run
+    d = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd)
+    total = np.sum([d.party_losses[p] for p in a.party_ids], axis=0)
+    np.testing.assert_allclose(total, d.pool_loss, rtol=0, atol=1e-6 * max(1.0, d.pool_loss.max()))
+    assert set(d.party_losses) == set(a.party_ids)
+
+
+def test_with_a_deal_every_party_including_tranche_holders_adds_up(run):
+    from tranching.deal import load_deal
+
+    loans, a, risk, paths = run
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    d = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal)
+    total = np.sum(list(d.party_losses.values()), axis=0)
+    np.testing.assert_allclose(total, d.pool_loss, rtol=0, atol=1e-6 * max(1.0, d.pool_loss.max()))
+    assert {"investors", "platform"} <= set(d.party_losses)
+    assert [h.scenario for h in d.headlines] == ["joint lending", "securitisation", "both"]
+    # the platform's exposure in "both" is its tranche positions, not loans
+    plat = next(p for p in d.parties if p.party_id == "platform")
+    assert plat.loan_exposure == 0 and plat.tranche_exposure > 0 and plat.capital_sec_sa > 0
+
+
+def test_securitise_attachment_points_follow_seniority(run):
+    from tranching.deal import load_deal
+
+    loans, a, risk, paths = run
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")  # A 89%, B 4%, Sub 7%
+    s = securitise(deal, paths)
+    ad = {p.tranche: (p.attachment, p.detachment) for p in s.positions}
+    assert ad["A"] == pytest.approx((0.11, 1.0))
+    assert ad["B"] == pytest.approx((0.07, 0.11))
+    assert ad["Sub"] == pytest.approx((0.0, 0.07))
+    total = sum(s.losses_by_holder().values())
+    np.testing.assert_allclose(total, s.pool_loss, atol=1e-6 * max(1.0, s.pool_loss.max()))
+
+
+def test_measures_hhi_and_headline_by_hand():
+    rng = np.random.default_rng(0)
+    pool_loss = rng.gamma(2.0, 100.0, size=5000)
+    # three loans, platform keeps 30% of each, two partners share the rest 0.5 / 0.2
+    shares = np.array([[0.3, 0.5, 0.2]] * 3)
+    party_loss = np.vstack([0.3 * pool_loss, 0.5 * pool_loss, 0.2 * pool_loss])
+    balance = np.array([1000.0, 2000.0, 3000.0])
+    pd_, lgd = np.array([0.01, 0.02, 0.03]), np.full(3, 0.8)
+    d = disperse(pool_loss=pool_loss, party_ids=("platform", "p1", "p2"), party_loss=party_loss,
+                 balance=balance, shares=shares, pd=pd_, lgd=lgd)
+    m = loss_measures(pool_loss)
+    assert m.el == pytest.approx(pool_loss.mean())
+    assert m.var_999 == pytest.approx(np.quantile(pool_loss, 0.999))
+    assert m.es_99 == pytest.approx(pool_loss[pool_loss >= np.quantile(pool_loss, 0.99)].mean())
+    joint = d.headlines[0]
+    assert joint.el_share_left == pytest.approx(0.7)  # 1 − 0.3
+    assert joint.tail_share_left == pytest.approx(0.7)
+    k = irb_retail_other_k(pd_, lgd)
+    assert d.baseline_capital == pytest.approx(float((k * balance).sum()))
+    assert joint.capital_released == pytest.approx(0.7 * d.baseline_capital)
+    # HHI of partner exposures 0.5·6000 and 0.2·6000: (5/7)² + (2/7)² = 29/49
+    assert d.hhi_partners == pytest.approx(29 / 49)
+    assert hhi([1, 1, 1, 1]) == pytest.approx(0.25)
