@@ -1,0 +1,110 @@
+"""``riskpool allocate`` end to end on a small generated book (a real DuckDB file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from portfolio.generate import generate_book
+from portfolio.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTNERS = ROOT / "examples" / "partners.toml"
+WINDOW = ("2026-10-01", "2026-10-31")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("book") / "book.duckdb"
+    with open_store(path) as store:
+        generate_book(store, 3000, 6, seed=4, as_of=dt.date(2026, 10, 31))
+    return path
+
+
+@pytest.fixture
+def db(book: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "db.duckdb"
+    shutil.copy(book, dst)
+    return dst
+
+
+def _count(db: Path, table: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_allocate_records_and_export_holds_only_the_partner(cli, db, tmp_path):
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW)
+    assert r.code == 0, r.err
+    assert "allocation 1" in r.out and "all passed" in r.out
+    con = duckdb.connect(str(db), read_only=True)
+    sums = con.execute("SELECT loan_id, sum(share) FROM allocation_shares GROUP BY loan_id").df()
+    checks = con.execute("SELECT checks FROM allocations WHERE allocation_id = 1").fetchone()[0]
+    con.close()
+    assert (sums.iloc[:, 1] == 1.0).all()
+    assert '"ok": true' in checks
+    out = tmp_path / "bank_east.parquet"
+    r = cli("allocate", "export", "--db", db, "--allocation", "1", "--partner", "bank_east", "--out", out)
+    assert r.code == 0, r.err
+    tape = pd.read_parquet(out)
+    assert set(tape.columns) == {"loan_id", "borrower_id", "origination_date", "apr", "term_months",
+                                 "repayment_type", "credit_score", "region", "share", "balance"}
+    assert (tape["share"] > 0).all() and len(tape) > 0
+    assert not any("platform" in c or "party" in c for c in tape.columns)
+    csv = tmp_path / "local.csv"
+    r = cli("allocate", "export", "--db", db, "--allocation", "1", "--partner", "hangzhou_city", "--out", csv)
+    assert r.code == 0
+    assert set(pd.read_csv(csv)["region"]) <= {"浙江"}
+
+
+def test_dry_run_writes_nothing(cli, db):
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,
+            "--mode", "forward-flow", "--objective", "min-retained-el", "--dry-run")
+    assert r.code == 0, r.err
+    assert "dry run" in r.out
+    assert _count(db, "allocations") == 0
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (("kind = \"trust\"", "kind = \"hedge_fund\""), "kind"),
+    (("capacity = 1.5e8", "capacity = -1"), "capacity"),
+    (("registered_region = \"浙江\"", ""), "registered_region"),
+    (("score_floor = 560", "score_floor = 100"), "score_floor"),
+    (("max_term_months = 12", "max_term_months = 7"), "max_term_months"),
+])
+def test_bad_partner_file_exit_2_nothing_written(cli, db, tmp_path, edit, field):
+    bad = tmp_path / "partners.toml"
+    bad.write_text(PARTNERS.read_text(encoding="utf-8").replace(*edit), encoding="utf-8")
+    r = cli("allocate", "--db", db, "--partners", bad, "--originated", *WINDOW)
+    assert r.code == 2
+    assert field in r.err and "error:" in r.err
+    assert _count(db, "allocations") == 0 and _count(db, "allocation_shares") == 0
+
+
+def test_infeasible_request_exit_2_names_the_binding_rule(cli, db, tmp_path):
+    bad = tmp_path / "partners.toml"
+    text = PARTNERS.read_text(encoding="utf-8").replace(
+        "capacity = 6.0e7", "capacity = 6.0e7\ncommitment = 5.5e7")  # R2 headroom is 5.0e7
+    bad.write_text(text, encoding="utf-8")
+    r = cli("allocate", "--db", db, "--partners", bad, "--originated", *WINDOW)
+    assert r.code == 2
+    assert "infeasible" in r.err and "hangzhou_city" in r.err
+    assert _count(db, "allocations") == 0
+
+
+def test_flag_errors(cli, db):
+    r = cli("allocate", "--db", db, "--partners", PARTNERS)
+    assert r.code == 2 and "--pool / --originated" in r.err
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW, "--mode", "x")
+    assert r.code == 2 and "mode" in r.err
+    r = cli("allocate", "export", "--db", db, "--allocation", "99", "--partner", "bank_east",
+            "--out", "x.parquet")
+    assert r.code == 2 and "--allocation" in r.err
