@@ -1,0 +1,256 @@
+"""Tranche analytics on a waterfall result: losses, WAL, IRR, price/yield/duration, CE, triggers.
+
+Conventions (one set, used everywhere in this module):
+
+- Times are year fractions from the deal's closing date, Actual/365 Fixed, to each payment date.
+- Rates (IRR, yield, flat discount rate, zero rates) are annually compounded, Actual/365 Fixed —
+  the same convention is handed to QuantLib, so the IRR of the expected cash flows equals the
+  QuantLib yield at the same price.
+- Loss = principal loss (``WaterfallResult.tranche_loss``) as a share of the tranche's original
+  balance. EL = its mean; PD = P(loss > 1e-8 of the balance); LGL (loss given loss) = EL / PD.
+- WAL (per path) = Σ τ·principal received / Σ principal received (principal + reimbursements).
+- Expected IRR = mean over paths of the per-path IRR of the cash flows bought at ``price``
+  (a share of the original balance, 1.0 = par); a path that returns nothing has IRR −100%.
+- Price, yield and modified duration are computed by QuantLib (``ql.CashFlows``) on the
+  *expected* cash flows (mean over paths), each a ``ql.SimpleCashFlow`` on its payment date;
+  price is the NPV at closing as a share of the original balance. QuantLib's evaluation date is
+  global: it is set inside ``evaluation_date()`` and restored afterwards.
+- Credit enhancement at closing = (balance of junior tranches + initial OC + reserve funded at
+  closing) / initial pool balance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import QuantLib as ql
+
+from portfolio.paths import PoolPaths
+from tranching.deal import Deal, Funding
+from tranching.errors import DealError, must_be
+from tranching.waterfall import WaterfallResult
+
+LOSS_TOLERANCE = 1e-8  # a loss below this share of the tranche balance counts as none
+QUANTILES = (0.95, 0.99, 0.999)
+DAY_COUNT = ql.Actual365Fixed()
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroCurve:
+    """Zero rates (annually compounded, Act/365F) at dates; linear interpolation in QuantLib."""
+
+    dates: tuple[dt.date, ...]
+    rates: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.dates) != len(self.rates) or len(self.dates) < 1:
+            raise DealError(must_be("discount.rates", "one rate per date (at least one)",
+                                    f"{len(self.dates)} dates, {len(self.rates)} rates"))
+        if list(self.dates) != sorted(set(self.dates)):
+            raise DealError(must_be("discount.dates", "increasing dates", list(self.dates)))
+
+
+Discount = float | ZeroCurve
+
+
+def _qd(d: dt.date) -> ql.Date:
+    return ql.Date(d.day, d.month, d.year)
+
+
+@contextlib.contextmanager
+def evaluation_date(d: dt.date) -> Iterator[ql.Date]:
+    """Set QuantLib's global evaluation date to ``d`` for the block, then restore it."""
+    settings = ql.Settings.instance()
+    old = settings.evaluationDate
+    settings.evaluationDate = _qd(d)
+    try:
+        yield _qd(d)
+    finally:
+        settings.evaluationDate = old
+
+
+def year_fractions(closing: dt.date, dates: Sequence[dt.date]) -> np.ndarray:
+    """Act/365F year fractions from ``closing`` to each date."""
+    return np.array([(d - closing).days / 365.0 for d in dates], dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceYield:
+    price: float  # NPV at closing / original balance
+    yield_: float  # annual compounding, Act/365F
+    modified_duration: float  # years
+
+
+def price_yield_duration(
+    amounts: Sequence[float],
+    dates: Sequence[dt.date],
+    closing: dt.date,
+    face: float,
+    discount: Discount,
+) -> PriceYield:
+    """QuantLib price (share of ``face``), yield and modified duration of a cash-flow leg."""
+    with evaluation_date(closing) as today:
+        leg = [ql.SimpleCashFlow(float(a), _qd(d)) for a, d in zip(amounts, dates, strict=True)
+               if a > 0 and d > closing]
+        if not leg or face <= 0:
+            return PriceYield(float("nan"), float("nan"), float("nan"))
+        if isinstance(discount, ZeroCurve):
+            qdates = [today] + [_qd(d) for d in discount.dates if d > closing]
+            rates = [discount.rates[0]] + [r for d, r in zip(discount.dates, discount.rates,
+                                                              strict=True) if d > closing]
+            curve = ql.ZeroCurve(qdates, rates, DAY_COUNT, ql.NullCalendar(), ql.Linear(),
+                                 ql.Compounded, ql.Annual)
+            curve.enableExtrapolation()
+            npv = ql.CashFlows.npv(leg, ql.YieldTermStructureHandle(curve), False, today, today)
+        else:
+            rate = ql.InterestRate(float(discount), DAY_COUNT, ql.Compounded, ql.Annual)
+            npv = ql.CashFlows.npv(leg, rate, False, today, today)
+        y = ql.CashFlows.yieldRate(leg, npv, DAY_COUNT, ql.Compounded, ql.Annual, False, today,
+                                   today, 1e-12, 1000, 0.05)
+        dur = ql.CashFlows.duration(leg, y, DAY_COUNT, ql.Compounded, ql.Annual,
+                                    ql.Duration.Modified, False, today, today)
+    return PriceYield(npv / face, y, dur)
+
+
+def path_irr(cashflows: np.ndarray, times: np.ndarray, price: np.ndarray | float) -> np.ndarray:
+    """Per-path annual IRR y solving Σ cf·(1+y)^−τ = price, by bisection (vectorised).
+
+    ``cashflows`` (n_paths, n_months), ``times`` (n_months,) in years, ``price`` per path or
+    scalar (CNY). Paths with no cash get −1; a root is searched in (−1, 100]."""
+    cf = np.asarray(cashflows, dtype=np.float64)
+    n = cf.shape[0]
+    target = np.broadcast_to(np.asarray(price, dtype=np.float64), (n,))
+    lo = np.full(n, -0.999999)
+    hi = np.full(n, 100.0)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        pv = (cf * np.power(1.0 + mid[:, None], -times[None, :])).sum(axis=1)
+        too_low_rate = pv > target  # PV decreases with the rate
+        lo = np.where(too_low_rate, mid, lo)
+        hi = np.where(too_low_rate, hi, mid)
+    irr = 0.5 * (lo + hi)
+    return np.where(cf.sum(axis=1) <= 0, -1.0, irr)
+
+
+def loss_shares(result: WaterfallResult) -> np.ndarray:
+    """(n_tranches, n_paths) principal loss as a share of each tranche's original balance."""
+    orig = result.original_balance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(orig[:, None] > 0, result.tranche_loss / np.where(orig > 0, orig, 1.0)[:, None],
+                        0.0)
+
+
+def wal_per_path(result: WaterfallResult, closing: dt.date) -> np.ndarray:
+    """(n_tranches, n_paths) WAL in years; NaN on paths where the tranche received no principal."""
+    tau = year_fractions(closing, result.dates)
+    prin = result.principal_paid + result.reimbursed
+    total = prin.sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, (prin * tau).sum(axis=2) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def credit_enhancement(deal: Deal, initial_balance: float) -> np.ndarray:
+    """(n_tranches,) CE at closing: (junior tranches + initial OC + closing reserve) / pool."""
+    amounts = np.asarray(deal.tranche_amounts(initial_balance))
+    junior = np.cumsum(amounts[::-1])[::-1] - amounts
+    reserve = 0.0
+    if deal.reserve is not None and deal.reserve.funding is Funding.CLOSING:
+        reserve = max(deal.reserve.target, deal.reserve.floor) * initial_balance
+    return (junior + deal.initial_oc * initial_balance + reserve) / initial_balance
+
+
+def tranche_table(
+    deal: Deal,
+    result: WaterfallResult,
+    paths: PoolPaths,
+    discount: Discount = 0.05,
+    price: float = 1.0,
+    rating_table: object | None = None,
+    quantiles: Sequence[float] = QUANTILES,
+) -> pd.DataFrame:
+    """One row per tranche (seniority order) with the analytics listed in the module doc.
+
+    ``discount``: a flat annual rate or a ``ZeroCurve``; ``price``: purchase price for the IRR
+    as a share of par; ``rating_table``: a ``ratings.RatingTable`` (no default table is shipped;
+    without one the ``rating`` column is empty)."""
+    from tranching.ratings import RatingTable, implied_rating
+
+    init = float(paths.initial_balance)
+    losses = loss_shares(result)
+    n = result.n_paths
+    el = losses.mean(axis=1)
+    el_se = losses.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(el)
+    hit = losses > LOSS_TOLERANCE
+    pd_ = hit.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lgl = np.where(pd_ > 0, el / np.where(pd_ > 0, pd_, 1.0), np.nan)
+    wal = wal_per_path(result, deal.closing_date)
+    tau = year_fractions(deal.closing_date, result.dates)
+    cfs = result.tranche_cashflows
+    ce = credit_enhancement(deal, init)
+    rows = []
+    for j, tr in enumerate(deal.tranches):
+        face = float(result.original_balance[j])
+        irr = path_irr(cfs[j], tau, price * face) if face > 0 else np.full(n, np.nan)
+        expected = cfs[j].mean(axis=0)
+        py = price_yield_duration(expected, result.dates, deal.closing_date, face, discount)
+        w = wal[j]
+        wal_mean = float(np.nanmean(w)) if np.isfinite(w).any() else float("nan")
+        row = {
+            "tranche": tr.name,
+            "holder": tr.holder,
+            "size": face,
+            "size_share": face / init,
+            "coupon": tr.coupon,
+            "el": float(el[j]),
+            "el_se": float(el_se[j]),
+            "pd": float(pd_[j]),
+            "lgl": float(lgl[j]),
+        }
+        for q in quantiles:
+            row[f"loss_q{_qname(q)}"] = float(np.quantile(losses[j], q))
+        row.update({
+            "wal_mean": wal_mean,
+            "wal_p5": float(np.nanquantile(w, 0.05)) if np.isfinite(w).any() else float("nan"),
+            "wal_p95": float(np.nanquantile(w, 0.95)) if np.isfinite(w).any() else float("nan"),
+            "irr": float(irr.mean()),
+            "price": py.price,
+            "yield": py.yield_,
+            "mod_duration": py.modified_duration,
+            "ce": float(ce[j]),
+            "rating": None,
+        })
+        if isinstance(rating_table, RatingTable) and np.isfinite(wal_mean):
+            row["rating"] = implied_rating(rating_table, float(el[j]), wal_mean)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _qname(q: float) -> str:
+    text = f"{q * 100:.1f}".rstrip("0").rstrip(".")
+    return text.replace(".", "")
+
+
+def trigger_table(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
+    """Per trigger: probability it is ever breached / ever in force, and the mean first month."""
+    rows = []
+    for trig in deal.triggers:
+        breached = result.breached[trig.name]
+        ever = breached.any(axis=1)
+        first = np.where(ever, breached.argmax(axis=1) + 1, 0)
+        rows.append({
+            "trigger": trig.name,
+            "metric": trig.metric.value,
+            "effect": trig.effect.value,
+            "curable": trig.curable,
+            "p_breach": float(ever.mean()),
+            "p_in_force": float(result.triggers[trig.name].any(axis=1).mean()),
+            "mean_first_month": float(first[ever].mean()) if ever.any() else float("nan"),
+        })
+    return pd.DataFrame(rows, columns=["trigger", "metric", "effect", "curable", "p_breach",
+                                       "p_in_force", "mean_first_month"])

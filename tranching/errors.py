@@ -1,0 +1,24 @@
+"""Every error the tranching layer raises for bad input.
+
+Messages follow the one template of ``portfolio.errors.must_be``: the field, the allowed
+values, what was received and where ("`tranches[2].coupon` must be in [0, 1]; got 3.5 in
+deal.toml"). The CLI turns a ``DealError`` into a one-paragraph message and exit code 2.
+"""
+
+from __future__ import annotations
+
+from portfolio.errors import ValidationError, must_be
+
+__all__ = ["DealError", "RatingTableError", "SizingError", "must_be"]
+
+
+class DealError(ValidationError):
+    """A deal structure (TOML file or ``Deal`` object) breaks a documented rule."""
+
+
+class RatingTableError(ValidationError):
+    """A rating table file is malformed (names the field and the rule)."""
+
+
+class SizingError(ValidationError):
+    """A sizing request cannot be met (e.g. no size meets the target)."""

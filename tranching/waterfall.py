@@ -1,0 +1,441 @@
+"""The waterfall engine: a deal's priority of payments run on every Monte Carlo path at once.
+
+Vectorised over paths, a loop over months (the recursion is real: balances, reserve, carried
+shortfalls and trigger latches depend on the previous month). Pure numpy, no I/O.
+
+Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
+
+1. **Pool cash.** The deal holds ``s`` times the simulated pool (``s`` = 1 at closing; it grows
+   only through revolving purchases). Collections = s·(interest + scheduled principal +
+   prepayment + recovery). Collateral ``C`` = s·balance_eop.
+2. **Triggers**, tested on this month's data before any payment:
+   ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance (DOMAIN §4),
+   breached when above the level in force; ``oc`` = C / balance (bop) of the trigger's notes
+   (all tranches by default), breached when below the level; ``delinquency`` = 30+ DPD balance /
+   C, breached when above the level. PoolPaths has no delinquency array, so the 30+ DPD balance
+   at month t is *defined* from the path: a loan that defaults (reaches 90 DPD) at the end of
+   month t+k was 90 − 30k days past due at the end of month t, so it was 30–89 DPD at t exactly
+   when k ∈ {1, 2}: delinquent(t) = s·(default[t+1] + default[t+2]) (zero beyond the horizon).
+   A curable trigger is in force in the months it is breached; a non-curable one from its first
+   breach on. Effects while in force: ``sequential`` — principal allocated sequentially;
+   ``turbo`` — the whole note balance is due as principal (all available funds after the steps
+   ranked above the principal steps go to principal), and the revolving period ends for good;
+   ``end_revolving`` — the revolving period ends for good; ``trap_cash`` — the cash that would
+   go to the residual holder is kept in the reserve account instead (next month it is part of
+   the available funds like the rest of the reserve; released at a clean-up call and in the
+   last month).
+3. **Revolving period** (the first ``revolving_months`` months unless ended early): the
+   principal the notes would receive is spent at the first ``principal`` step on new loans at
+   par. The replenished balance is modelled as performing like the pool: from the next month on
+   every pool flow is scaled by (C + purchase) / C, i.e. ``s ← s·(1 + purchase / C)``. A path
+   whose pool has run off (C ≤ 1e-9 of the initial balance) cannot buy and amortises.
+4. **Clean-up call**: outside the revolving period, in the first month with
+   0 < C < clean_up_call × initial balance, the originator buys the pool at par (C is added to the
+   cash); every tranche is due in full this month and the deal ends (later pool flows, including
+   recoveries, belong to the caller).
+5. **Available funds** = collections + call proceeds + the whole reserve balance (the reserve is
+   released into the available funds and rebuilt at the ``reserve`` step, so it supports every
+   step ranked above it). Then the typed steps in order:
+   ``fee`` — due this month (servicer: rate/12 × s·balance_bop; fixed: amount, while any note
+   balance or write-down is outstanding) plus fees unpaid earlier; ``interest`` — coupon/12 ×
+   balance (bop) plus shortfall carried (no interest on shortfall); ``principal`` — the
+   principal distribution amount PDA = max(0, Σ balance_bop − max(0, C − OC target)), allocated
+   sequentially (senior first) or pro rata to balances (bop); PDA = Σ balance_bop in turbo mode,
+   under a turbo trigger, at a clean-up call and in the last month; ``reserve`` — keep up to the
+   target (max(target × basis, floor × initial); 0 in the last month and at a call);
+   ``reimburse`` — repay written-down principal, senior first; ``residual`` — all that is left,
+   to the holder of the subordinated tranche.
+6. **Write-downs**: after the steps, if the tranche balances exceed the collateral (C plus
+   purchases; 0 at a call and in the last month, the legal final), the excess is written off
+   bottom-up (the most junior tranche first). Written-down principal is tracked per tranche and
+   can be reimbursed later (e.g. from recoveries) at the ``reimburse`` step; what is still written
+   down after the last month is lost.
+
+Per-path identities (tested with hypothesis): collections + call proceeds = fees + interest +
+principal + reimbursements + purchases + residual + (reserve_eop − reserve_bop);
+``tranche_loss`` = original balance − principal received (principal + reimbursements).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from portfolio.paths import PoolPaths
+from tranching.deal import (
+    Basis,
+    Deal,
+    Effect,
+    FeeKind,
+    FeeStep,
+    Funding,
+    InterestStep,
+    Metric,
+    PrincipalMode,
+    PrincipalStep,
+    ReimburseStep,
+    ReserveStep,
+    ResidualStep,
+    payment_dates,
+)
+
+POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated as run off
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallResult:
+    """Everything the waterfall paid, per path and month.
+
+    Tranche arrays are (n_tranches, n_paths, n_months) in seniority order; the others
+    (n_paths, n_months); ``fees_paid``/``triggers`` map a name to (n_paths, n_months).
+    """
+
+    tranche_names: tuple[str, ...]
+    original_balance: np.ndarray  # (n_tranches,) CNY
+    dates: tuple[dt.date, ...]  # payment dates, one per month
+    interest_due: np.ndarray  # this month's coupon plus shortfall carried in
+    interest_paid: np.ndarray
+    interest_shortfall: np.ndarray  # unpaid interest carried out of the month
+    principal_paid: np.ndarray  # principal distribution paid
+    reimbursed: np.ndarray  # written-down principal reimbursed
+    balance: np.ndarray  # balance at the end of the month (after payments and write-downs)
+    writedown: np.ndarray  # principal written down in the month
+    writedown_outstanding: np.ndarray  # written-down principal not yet reimbursed (eop)
+    reserve_bop: np.ndarray
+    reserve: np.ndarray  # reserve balance at month end
+    fees_due: dict[str, np.ndarray]
+    fees_paid: dict[str, np.ndarray]
+    triggers: dict[str, np.ndarray]  # bool: trigger in force in the month
+    breached: dict[str, np.ndarray]  # bool: trigger test failed in the month
+    residual: np.ndarray  # cash to the subordinated holder
+    collections: np.ndarray  # pool cash collected by the deal (scaled by revolving)
+    call_proceeds: np.ndarray  # clean-up call price received
+    purchases: np.ndarray  # revolving purchases of new loans (at par)
+    collateral: np.ndarray  # pool performing balance held by the deal at month end
+    revolving: np.ndarray  # bool: month in the revolving period
+    pool_scale: np.ndarray  # s: multiple of the simulated pool held in the month
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # cnl, delinquency, oc
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.residual.shape[0])
+
+    @property
+    def principal_received(self) -> np.ndarray:
+        """(n_tranches, n_paths) all principal received: principal paid + reimbursements."""
+        return self.principal_paid.sum(axis=2) + self.reimbursed.sum(axis=2)
+
+    @property
+    def tranche_loss(self) -> np.ndarray:
+        """(n_tranches, n_paths) principal loss in CNY = original balance − principal received.
+
+        Unpaid interest is not part of it (it shows in ``interest_shortfall`` and in the IRR)."""
+        loss = self.original_balance[:, None] - self.principal_received
+        return np.maximum(loss, 0.0)
+
+    @property
+    def tranche_cashflows(self) -> np.ndarray:
+        """(n_tranches, n_paths, n_months) cash to each tranche: interest + principal."""
+        return self.interest_paid + self.principal_paid + self.reimbursed
+
+    @property
+    def cash_out(self) -> np.ndarray:
+        """(n_paths, n_months) everything paid out of available funds except the reserve."""
+        fees = sum(self.fees_paid.values()) if self.fees_paid else 0.0
+        return (fees + self.interest_paid.sum(axis=0) + self.principal_paid.sum(axis=0)
+                + self.reimbursed.sum(axis=0) + self.purchases + self.residual)
+
+    def conservation_error(self) -> np.ndarray:
+        """(n_paths, n_months) cash in − cash out − change in reserve (zero up to rounding)."""
+        return (self.collections + self.call_proceeds - self.cash_out
+                - (self.reserve - self.reserve_bop))
+
+
+def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
+    """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc)."""
+    n_paths, n_months = paths.n_paths, paths.n_months
+    init = float(paths.initial_balance)
+    amounts = np.asarray(deal.tranche_amounts(init), dtype=np.float64)
+    nt = len(amounts)
+    coupons = np.array([t.coupon for t in deal.tranches]) / 12.0
+    names = deal.tranche_names
+    idx = {n: i for i, n in enumerate(names)}
+
+    f64 = np.float64
+    interest_src = np.asarray(paths.interest, dtype=f64)
+    sched_src = np.asarray(paths.scheduled_principal, dtype=f64)
+    prepay_src = np.asarray(paths.prepayment, dtype=f64)
+    default_src = np.asarray(paths.default, dtype=f64)
+    recovery_src = np.asarray(paths.recovery, dtype=f64)
+    bop_src = np.asarray(paths.balance_bop, dtype=f64)
+    eop_src = np.asarray(paths.balance_eop, dtype=f64)
+
+    shape3 = (nt, n_paths, n_months)
+    out_int_due = np.zeros(shape3)
+    out_int_paid = np.zeros(shape3)
+    out_int_short = np.zeros(shape3)
+    out_prin = np.zeros(shape3)
+    out_reimb = np.zeros(shape3)
+    out_bal = np.zeros(shape3)
+    out_wd = np.zeros(shape3)
+    out_wd_out = np.zeros(shape3)
+    shape2 = (n_paths, n_months)
+    out_res_bop = np.zeros(shape2)
+    out_res = np.zeros(shape2)
+    out_residual = np.zeros(shape2)
+    out_coll = np.zeros(shape2)
+    out_call = np.zeros(shape2)
+    out_purch = np.zeros(shape2)
+    out_collat = np.zeros(shape2)
+    out_rev = np.zeros(shape2, dtype=bool)
+    out_scale = np.zeros(shape2)
+    fee_names = [f.name for f in deal.fees]
+    out_fee_due = {n: np.zeros(shape2) for n in fee_names}
+    out_fee_paid = {n: np.zeros(shape2) for n in fee_names}
+    trig_names = [t.name for t in deal.triggers]
+    out_trig = {n: np.zeros(shape2, dtype=bool) for n in trig_names}
+    out_breach = {n: np.zeros(shape2, dtype=bool) for n in trig_names}
+    out_metric = {m.value: np.zeros(shape2) for m in Metric}
+
+    bal = np.repeat(amounts[:, None], n_paths, axis=1)  # (nt, n_paths)
+    wd_out = np.zeros((nt, n_paths))
+    int_short = np.zeros((nt, n_paths))
+    fee_short = {n: np.zeros(n_paths) for n in fee_names}
+    scale = np.ones(n_paths)
+    cum_def = np.zeros(n_paths)
+    cum_rec = np.zeros(n_paths)
+    latched = {n: np.zeros(n_paths, dtype=bool) for n in trig_names}
+    rev_ended = np.zeros(n_paths, dtype=bool)
+    ended = np.zeros(n_paths, dtype=bool)  # called: the deal is over
+
+    res = deal.reserve
+    if res is not None and res.funding is Funding.CLOSING:
+        r0 = max(res.target * init, res.floor * init)
+        reserve = np.full(n_paths, r0)
+    else:
+        reserve = np.zeros(n_paths)
+
+    oc = deal.overcollateralisation
+    base_pro_rata = deal.principal_mode is PrincipalMode.PRO_RATA
+    base_turbo = deal.principal_mode is PrincipalMode.TURBO
+    oc_trigger_sets = {
+        t.name: np.array([idx[n] for n in (t.tranches or names)]) for t in deal.triggers
+    }
+    first_principal = next(i for i, s in enumerate(deal.waterfall) if isinstance(s, PrincipalStep))
+
+    for t in range(n_months):
+        alive = ~ended
+        s = np.where(alive, scale, 0.0)
+        interest = s * interest_src[:, t]
+        principal_coll = s * (sched_src[:, t] + prepay_src[:, t])
+        recovery = s * recovery_src[:, t]
+        defaults = s * default_src[:, t]
+        coll_bop = s * bop_src[:, t]
+        collat = s * eop_src[:, t]
+        collections = interest + principal_coll + recovery
+        last = t == n_months - 1
+
+        cum_def += defaults
+        cum_rec += recovery
+        bal_bop = bal.copy()
+        notes_bop = bal_bop.sum(axis=0)
+
+        # ---- triggers (tested on this month's data, before payments)
+        cnl = (cum_def - cum_rec) / init
+        future = default_src[:, t + 1 : t + 3].sum(axis=1) if t + 1 < n_months else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delinquency = np.where(collat > 0, s * future / np.where(collat > 0, collat, 1.0), 0.0)
+        out_metric["cnl"][:, t] = cnl
+        out_metric["delinquency"][:, t] = delinquency
+        seq_force = np.zeros(n_paths, dtype=bool)
+        turbo_force = np.zeros(n_paths, dtype=bool)
+        trap = np.zeros(n_paths, dtype=bool)
+        for trig in deal.triggers:
+            level = trig.level_at(t + 1)
+            if trig.metric is Metric.CNL:
+                breach = cnl > level
+            elif trig.metric is Metric.DELINQUENCY:
+                breach = delinquency > level
+            else:
+                notes = bal_bop[oc_trigger_sets[trig.name]].sum(axis=0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(notes > 0, collat / np.where(notes > 0, notes, 1.0), np.inf)
+                out_metric["oc"][:, t] = np.where(np.isfinite(ratio), ratio, np.nan)
+                breach = ratio < level
+            breach &= alive
+            latched[trig.name] |= breach
+            state = breach if trig.curable else latched[trig.name]
+            out_breach[trig.name][:, t] = breach
+            out_trig[trig.name][:, t] = state
+            if trig.effect is Effect.SEQUENTIAL:
+                seq_force |= state
+            elif trig.effect is Effect.TURBO:
+                turbo_force |= state
+                rev_ended |= state
+            elif trig.effect is Effect.END_REVOLVING:
+                rev_ended |= state
+            else:
+                trap |= state
+
+        revolving = ((t < deal.revolving_months) & (not last) & ~rev_ended & alive
+                     & (collat > POOL_RUNOFF * init))
+        if deal.clean_up_call is not None:
+            call = alive & ~revolving & (collat > 0) & (collat < deal.clean_up_call * init)
+        else:
+            call = np.zeros(n_paths, dtype=bool)
+        call_proceeds = np.where(call, collat, 0.0)
+        collat_after = np.where(call, 0.0, collat)
+        final = call | last
+
+        # ---- principal distribution amount and its allocation
+        if oc is not None:
+            basis = collat if oc.basis is Basis.CURRENT else init
+            oc_target = np.maximum(oc.target * basis, oc.floor * init)
+        else:
+            oc_target = 0.0
+        notes_target = np.maximum(collat_after - oc_target, 0.0)
+        pda = np.maximum(notes_bop - notes_target, 0.0)
+        all_due = final | turbo_force | base_turbo
+        pda = np.where(all_due, notes_bop, pda)
+        purchase_due = np.where(revolving, pda, 0.0)
+        pda = np.where(revolving, 0.0, pda)
+        above = np.cumsum(bal_bop, axis=0) - bal_bop
+        alloc_seq = np.clip(pda[None, :] - above, 0.0, bal_bop)
+        if base_pro_rata:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(notes_bop > 0, bal_bop / np.where(notes_bop > 0, notes_bop, 1.0), 0.0)
+            alloc_pr = np.minimum(pda[None, :] * share, bal_bop)
+            use_seq = seq_force | turbo_force | final
+            alloc = np.where(use_seq[None, :], alloc_seq, alloc_pr)
+        else:
+            alloc = alloc_seq
+
+        # ---- reserve target
+        if res is not None:
+            rbasis = init if res.basis is Basis.INITIAL else coll_bop
+            r_target = np.maximum(res.target * rbasis, res.floor * init)
+            r_target = np.where(final, 0.0, r_target)
+        reserve_bop = reserve.copy()
+
+        # ---- the priority of payments
+        avail = collections + call_proceeds + reserve_bop
+        outstanding = (notes_bop + wd_out.sum(axis=0)) > 0
+        int_paid = np.zeros((nt, n_paths))
+        int_due = np.zeros((nt, n_paths))
+        prin_paid = np.zeros((nt, n_paths))
+        reimb = np.zeros((nt, n_paths))
+        purchases = np.zeros(n_paths)
+        new_reserve = np.zeros(n_paths)
+        residual = np.zeros(n_paths)
+        for k, step in enumerate(deal.waterfall):
+            if isinstance(step, FeeStep):
+                fee = next(f for f in deal.fees if f.name == step.fee)
+                if fee.kind is FeeKind.SERVICER:
+                    accrued = fee.rate / 12.0 * coll_bop
+                else:
+                    accrued = np.where(outstanding & alive, fee.amount, 0.0)
+                due = accrued + fee_short[fee.name]
+                pay = np.minimum(due, avail)
+                avail = avail - pay
+                fee_short[fee.name] = due - pay
+                out_fee_due[fee.name][:, t] = due
+                out_fee_paid[fee.name][:, t] = pay
+            elif isinstance(step, InterestStep):
+                j = idx[step.tranche]
+                due = coupons[j] * bal_bop[j] + int_short[j]
+                pay = np.minimum(due, avail)
+                avail = avail - pay
+                int_due[j] = due
+                int_paid[j] = pay
+                int_short[j] = due - pay
+            elif isinstance(step, PrincipalStep):
+                if k == first_principal and deal.revolving_months > 0:
+                    purchases = np.minimum(purchase_due, avail)
+                    avail = avail - purchases
+                for name in step.tranches:
+                    j = idx[name]
+                    pay = np.minimum(alloc[j], avail)
+                    avail = avail - pay
+                    prin_paid[j] = pay
+                    bal[j] = bal[j] - pay
+            elif isinstance(step, ReserveStep):
+                new_reserve = np.minimum(r_target, avail)
+                avail = avail - new_reserve
+            elif isinstance(step, ReimburseStep):
+                for name in step.tranches:
+                    j = idx[name]
+                    pay = np.minimum(wd_out[j], avail)
+                    avail = avail - pay
+                    reimb[j] = pay
+                    wd_out[j] = wd_out[j] - pay
+            elif isinstance(step, ResidualStep):
+                kept = trap & ~final
+                new_reserve = new_reserve + np.where(kept, avail, 0.0)
+                residual = np.where(kept, 0.0, avail)
+                avail = np.zeros(n_paths)
+        reserve = new_reserve
+
+        # ---- write-downs, bottom-up, against the collateral after purchases
+        collat_end = np.where(final, 0.0, collat_after + purchases)
+        deficiency = np.maximum(bal.sum(axis=0) - collat_end, 0.0)
+        wd = np.zeros((nt, n_paths))
+        for j in range(nt - 1, -1, -1):
+            cut = np.minimum(bal[j], deficiency)
+            wd[j] = cut
+            bal[j] = bal[j] - cut
+            deficiency = deficiency - cut
+        wd_out += wd
+
+        # ---- revolving: the purchased loans perform like the pool from next month on
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grow = np.where(purchases > 0, purchases / np.where(collat > 0, collat, 1.0), 0.0)
+        out_scale[:, t] = s
+        scale = scale * (1.0 + grow)
+        ended |= call
+
+        out_int_due[:, :, t] = int_due
+        out_int_paid[:, :, t] = int_paid
+        out_int_short[:, :, t] = int_short
+        out_prin[:, :, t] = prin_paid
+        out_reimb[:, :, t] = reimb
+        out_bal[:, :, t] = bal
+        out_wd[:, :, t] = wd
+        out_wd_out[:, :, t] = wd_out
+        out_res_bop[:, t] = reserve_bop
+        out_res[:, t] = reserve
+        out_residual[:, t] = residual
+        out_coll[:, t] = collections
+        out_call[:, t] = call_proceeds
+        out_purch[:, t] = purchases
+        out_collat[:, t] = collat_end
+        out_rev[:, t] = revolving
+
+    return WaterfallResult(
+        tranche_names=names,
+        original_balance=amounts,
+        dates=tuple(payment_dates(deal, n_months)),
+        interest_due=out_int_due,
+        interest_paid=out_int_paid,
+        interest_shortfall=out_int_short,
+        principal_paid=out_prin,
+        reimbursed=out_reimb,
+        balance=out_bal,
+        writedown=out_wd,
+        writedown_outstanding=out_wd_out,
+        reserve_bop=out_res_bop,
+        reserve=out_res,
+        fees_due=out_fee_due,
+        fees_paid=out_fee_paid,
+        triggers=out_trig,
+        breached=out_breach,
+        residual=out_residual,
+        collections=out_coll,
+        call_proceeds=out_call,
+        purchases=out_purch,
+        collateral=out_collat,
+        revolving=out_rev,
+        pool_scale=out_scale,
+        metrics=out_metric,
+    )
