@@ -31,6 +31,9 @@ region over its limit, loans are removed largest cut-off balance first, then lat
 origination, then greatest ``loan_id``, until the group's balance is within the limit of the
 current pool balance. The result depends on the book, the criteria and the cut-off only.
 
+The snapshot copies each loan's static fields (APR, score, term, repayment type, region,
+origination date, principal) beside its cut-off state, so it reads back without a join.
+
 Months on book at the cut-off are whole calendar months from the origination month to the
 cut-off month (0 for a loan originated in the cut-off month); remaining term = original term −
 months on book; the next due date is the origination day of month in the month after the
@@ -382,24 +385,18 @@ def next_due_dates(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The result of applying criteria to the candidates: kept rows and exclusions."""
+    """The result of applying criteria to the candidates: kept loans and exclusions.
 
-    loans: pd.DataFrame  # loan_id, cutoff_balance, remaining_term, months_on_book (kept)
+    ``loans`` maps each of ``store.pools.POOL_LOAN_COLUMNS`` to an array over the kept loans
+    (in candidate order).
+    """
+
+    loans: dict[str, np.ndarray]
     exclusions: tuple[Exclusion, ...]
 
-
-def _removal_order(frame: pd.DataFrame) -> np.ndarray:
-    """Row positions ordered by removal priority: largest balance, latest origination,
-    greatest loan_id first."""
-    keys = pd.DataFrame({
-        "b": -frame["balance"].to_numpy(dtype=np.float64),
-        "o": -frame["origination_date"].to_numpy(dtype="datetime64[D]").astype(np.int64),
-        "i": frame["loan_id"].astype(str).to_numpy(dtype=object),
-    })
-    # loan_id descending: sort ascending on everything then reverse within equal (b, o)
-    order = keys.sort_values(["b", "o", "i"], ascending=[True, True, False],
-                             kind="mergesort").index.to_numpy()
-    return order
+    @property
+    def n_loans(self) -> int:
+        return len(self.loans["loan_id"])
 
 
 def _cap_groups(groups: np.ndarray, balance: np.ndarray, alive: np.ndarray,
@@ -414,7 +411,7 @@ def _cap_groups(groups: np.ndarray, balance: np.ndarray, alive: np.ndarray,
     idx = order[alive[order]][::-1]  # alive rows, keep-priority first
     g = groups[idx]
     b = balance[idx]
-    # running sum within group, in keep order: stable sort by group keeps the order
+    # running sum within group, in keep order: a stable sort by group keeps that order
     by_group = np.argsort(g, kind="stable")
     gs = g[by_group]
     bs = b[by_group]
@@ -428,34 +425,62 @@ def _cap_groups(groups: np.ndarray, balance: np.ndarray, alive: np.ndarray,
     return remove
 
 
-def select_pool(candidates: pd.DataFrame, criteria: Criteria, cutoff: dt.date) -> Selection:
-    """Apply the exclusion rules in ``EXCLUSION_ORDER`` (pure; see the module docstring)."""
+def _arrays(candidates: pd.DataFrame | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Candidate columns as plain numpy arrays (nulls filled as the store query does)."""
+    if isinstance(candidates, dict):
+        return candidates
     c = candidates
-    n = len(c)
+    fill = {"balance": 0.0, "dpd": 0, "status": "", "charge_off": 0.0, "region": ""}
+    out = {}
+    for col in ("loan_id", "borrower_id", "origination_date", "principal", "apr",
+                "term_months", "repayment_type", "credit_score", "region", "balance", "dpd",
+                "status", "charge_off", "has_row"):
+        series = c[col]
+        if col in fill:
+            series = series.astype(object).where(series.notna(), fill[col])
+        if col == "origination_date":
+            out[col] = pd.to_datetime(series).to_numpy().astype("datetime64[D]")
+        elif col in ("loan_id", "borrower_id", "repayment_type", "region", "status"):
+            out[col] = series.astype(str).to_numpy(dtype=object)
+        else:
+            out[col] = series.to_numpy()
+    return out
+
+
+def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Criteria,
+                cutoff: dt.date) -> Selection:
+    """Apply the exclusion rules in ``EXCLUSION_ORDER`` (pure; see the module docstring).
+
+    ``candidates`` has the columns of ``store.pools.snapshot_candidates`` (a frame or a dict
+    of arrays); the result does not depend on their row order.
+    """
+    c = _arrays(candidates)
+    n = len(c["loan_id"])
     reason = np.full(n, -1, dtype=np.int64)  # index into EXCLUSION_ORDER, -1 = kept
     codes = {name: i for i, (name, _) in enumerate(EXCLUSION_ORDER)}
 
     def exclude(name: str, mask: np.ndarray) -> None:
-        hit = (reason < 0) & mask
-        reason[hit] = codes[name]
+        reason[(reason < 0) & mask] = codes[name]
 
-    orig = c["origination_date"].to_numpy(dtype="datetime64[D]")
-    has_row = c["has_row"].to_numpy(dtype=bool)
-    balance = c["balance"].fillna(0.0).to_numpy(dtype=np.float64)
-    status = c["status"].astype(object).where(c["status"].notna(), "").to_numpy(dtype=object)
-    charge_off = c["charge_off"].fillna(0.0).to_numpy(dtype=np.float64)
-    dpd = c["dpd"].fillna(0).to_numpy(dtype=np.int64)
-    term = c["term_months"].to_numpy(dtype=np.int64)
+    loan_id = c["loan_id"].astype(object)
+    orig = c["origination_date"].astype("datetime64[D]")
+    has_row = c["has_row"].astype(bool)
+    balance = c["balance"].astype(np.float64)
+    status = c["status"].astype(object)
+    charge_off = c["charge_off"].astype(np.float64)
+    dpd = c["dpd"].astype(np.int64)
+    term = c["term_months"].astype(np.int64)
     mob = months_between(orig, cutoff)
-    score = c["credit_score"].to_numpy(dtype=np.int64)
-    rtype = c["repayment_type"].astype(str).to_numpy(dtype=object)
-    region = c["region"].astype(object).where(c["region"].notna(), "").to_numpy(dtype=object)
-    principal = c["principal"].to_numpy(dtype=np.float64)
-    apr = c["apr"].to_numpy(dtype=np.float64)
+    score = c["credit_score"].astype(np.int64)
+    rtype = c["repayment_type"].astype(object)
+    region = c["region"].astype(object)
+    principal = c["principal"].astype(np.float64)
+    apr = c["apr"].astype(np.float64)
 
     exclude("originated_after_cutoff", orig > np.datetime64(cutoff, "D"))
     exclude("no_performance_at_cutoff", ~has_row)
-    performing = np.isin(status, ["current", "delinquent"]) & (charge_off <= 0) & (balance > 0)
+    performing = ((status == "current") | (status == "delinquent")) & (charge_off <= 0) & (
+        balance > 0)
     exclude("not_performing", ~performing)
     exclude("past_maturity", mob >= term)
     exclude("dpd", dpd > criteria.dpd_max)
@@ -464,12 +489,18 @@ def select_pool(candidates: pd.DataFrame, criteria: Criteria, cutoff: dt.date) -
     if criteria.terms is not None:
         exclude("term", ~np.isin(term, list(criteria.terms)))
     if criteria.repayment_types is not None:
-        exclude("repayment_type", ~np.isin(rtype, [t.value for t in criteria.repayment_types]))
+        allowed = np.zeros(n, dtype=bool)
+        for t in criteria.repayment_types:
+            allowed |= rtype == t.value
+        exclude("repayment_type", ~allowed)
     region_bad = np.zeros(n, dtype=bool)
     if criteria.regions_include is not None:
-        region_bad |= ~np.isin(region, list(criteria.regions_include))
-    if criteria.regions_exclude:
-        region_bad |= np.isin(region, list(criteria.regions_exclude))
+        inside = np.zeros(n, dtype=bool)
+        for r in criteria.regions_include:
+            inside |= region == r
+        region_bad |= ~inside
+    for r in criteria.regions_exclude:
+        region_bad |= region == r
     exclude("region", region_bad)
     eps = 1e-9
     if criteria.principal_min is not None:
@@ -490,10 +521,20 @@ def select_pool(candidates: pd.DataFrame, criteria: Criteria, cutoff: dt.date) -
         exclude("apr", apr > criteria.apr_max + eps)
 
     if criteria.max_obligor_share is not None or criteria.max_region_share is not None:
-        order = _removal_order(c.assign(balance=balance))
-        borrower_codes = pd.factorize(c["borrower_id"].astype(str))[0]
-        region_codes = pd.factorize(pd.Series(region))[0]
-        for _ in range(10_000):
+        alive0 = reason < 0
+        # loan_id rank (candidates usually arrive sorted by loan_id: then rank = position)
+        if n > 1 and not bool(np.all(loan_id[1:] >= loan_id[:-1])):
+            id_rank = np.empty(n, dtype=np.int64)
+            id_rank[np.argsort(loan_id, kind="stable")] = np.arange(n)
+        else:
+            id_rank = np.arange(n)
+        # removal priority: largest balance, then latest origination, then greatest loan_id
+        order = np.lexsort((-id_rank, -orig.astype(np.int64), -balance))
+        borrower_codes = np.full(n, -1, dtype=np.int64)
+        borrower_codes[alive0] = pd.factorize(c["borrower_id"][alive0])[0]
+        region_codes = np.full(n, -1, dtype=np.int64)
+        region_codes[alive0] = pd.factorize(region[alive0])[0]
+        for _ in range(100_000):
             changed = False
             for name, groups, share in (
                 ("obligor_concentration", borrower_codes, criteria.max_obligor_share),
@@ -514,12 +555,19 @@ def select_pool(candidates: pd.DataFrame, criteria: Criteria, cutoff: dt.date) -
     for i, (name, desc) in enumerate(EXCLUSION_ORDER):
         hit = reason == i
         exclusions.append(Exclusion(name, desc, int(hit.sum()), float(balance[hit].sum())))
-    loans = pd.DataFrame({
-        "loan_id": c["loan_id"].astype(str).to_numpy(dtype=object)[kept],
+    loans = {
+        "loan_id": loan_id[kept],
         "cutoff_balance": balance[kept],
-        "remaining_term": (term - mob)[kept],
-        "months_on_book": mob[kept],
-    })
+        "remaining_term": (term - mob)[kept].astype(np.int16),
+        "months_on_book": mob[kept].astype(np.int16),
+        "apr": apr[kept],
+        "credit_score": score[kept].astype(np.int16),
+        "term_months": term[kept].astype(np.int16),
+        "repayment_type": rtype[kept],
+        "region": region[kept],
+        "origination_date": orig[kept],
+        "principal": principal[kept],
+    }
     return Selection(loans=loans, exclusions=tuple(exclusions))
 
 
@@ -546,10 +594,10 @@ def create_pool(store: Store, name: str, criteria: Criteria, cutoff: str | dt.da
                     unknown, "criteria [eligibility]"))
     candidates = sql.snapshot_candidates(store.con, cutoff_date)
     selection = select_pool(candidates, criteria, cutoff_date)
-    if selection.loans.empty:
+    if selection.n_loans == 0:
         lines = "; ".join(f"{e.reason}: {e.n_loans}" for e in selection.exclusions if e.n_loans)
         raise ValidationError(
-            f"no loan of the book ({len(candidates)} loans) is eligible at cut-off "
+            f"no loan of the book ({len(candidates['loan_id'])} loans) is eligible at cut-off "
             f"{cutoff_date.isoformat()}; nothing was written. Exclusions: {lines or 'none'}"
         )
     exclusions = [dataclasses.asdict(e) for e in selection.exclusions]
@@ -593,12 +641,27 @@ def list_pools(store: Store) -> list[PoolInfo]:
 
 
 def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
-    """The pool's loans at cut-off as ``LoanArrays`` (ordered by loan_id)."""
+    """The pool's loans at cut-off as ``LoanArrays`` (ordered by loan_id).
+
+    balance = cut-off balance, remaining_term and months_on_book at the cut-off,
+    next_due_date = first due date after the cut-off, principal = original principal.
+    """
     info = get_pool(store, pool_id)
-    frame = sql.pool_loan_frame(store.con, int(pool_id))
-    frame["next_due_date"] = next_due_dates(
-        frame["origination_date"].to_numpy(dtype="datetime64[D]"), info.cutoff_date)
-    return LoanArrays.from_frame(frame)
+    a = sql.pool_loan_arrays(store.con, int(pool_id))
+    return LoanArrays(
+        loan_id=a["loan_id"].astype(object),
+        balance=a["balance"].astype(np.float64),
+        apr=a["apr"].astype(np.float64),
+        term_months=a["term_months"].astype(np.int16),
+        remaining_term=a["remaining_term"].astype(np.int16),
+        months_on_book=a["months_on_book"].astype(np.int16),
+        repayment_type=a["repayment_type"].astype(np.int8),
+        credit_score=a["credit_score"].astype(np.int16),
+        region=a["region"].astype(object),
+        origination_date=a["origination_date"].astype("datetime64[D]"),
+        next_due_date=next_due_dates(a["origination_date"], info.cutoff_date),
+        principal=a["principal"].astype(np.float64),
+    )
 
 
 # ---------------------------------------------------------------- stratification
@@ -677,46 +740,39 @@ def strats(store: Store, pool_id: int) -> dict[str, pd.DataFrame]:
     return strats_from_grouping(raw)
 
 
-def strats_from_grouping(raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Shape the ``GROUPING SETS`` result of ``store.pools.pool_strats`` into tables.
-
-    ``gid`` is DuckDB's ``GROUPING(...)`` bit mask over the nine key columns (1 = rolled up):
-    the grouping set of key j (0-based, left to right) has every bit set but bit 8 − j.
-    """
-    keys = list(_STRAT_SOURCES.values())
-    n = len(keys)
-    all_bits = (1 << n) - 1
-    gid = raw["gid"].to_numpy(dtype=np.int64)
-    total_row = raw[gid == all_bits]
-    total_balance = float(total_row["balance"].iloc[0]) if len(total_row) else 0.0
-    if not len(total_row):
-        total_row = pd.DataFrame({"n_loans": [0], "balance": [0.0], "bal_apr": [0.0],
-                                  "bal_score": [0.0], "bal_rem": [0.0]})
+def strats_from_grouping(raw: dict[str, list[tuple[Any, ...]]]) -> dict[str, pd.DataFrame]:
+    """Shape the rows of ``store.pools.pool_strats`` into one table per dimension."""
+    total = raw["total"][0] if raw.get("total") else (None, 0, 0.0, 0.0, 0.0, 0.0)
+    total_balance = float(total[2] or 0.0)
     out: dict[str, pd.DataFrame] = {}
-    for j, (name, col) in enumerate(_STRAT_SOURCES.items()):
-        part = raw[gid == all_bits & ~(1 << (n - 1 - j))].copy()
-        if col in _BUCKET_LABELS:
-            part = part.sort_values(col)
-            labels = _BUCKET_LABELS[col]
-            part["bucket"] = [labels[int(k)] for k in part[col]]
-        elif col == "repayment_type":
-            part["_order"] = [RepaymentType.parse(v).code for v in part[col]]
-            part = part.sort_values("_order")
-            part["bucket"] = [f"{v} ({RepaymentType.parse(v).label})" for v in part[col]]
-        elif col == "term_months":
-            part = part.sort_values(col)
-            part["bucket"] = [f"{int(v)}" for v in part[col]]
-        else:
-            part = part.sort_values(col)
-            part["bucket"] = part[col].astype(str)
-        table = pd.concat([part, total_row.assign(bucket="Total")], ignore_index=True)
-        bal = table["balance"].to_numpy(dtype=np.float64)
+    for name, col in _STRAT_SOURCES.items():
+        rows = []
+        for key, n, bal, bal_apr, bal_score, bal_rem in raw[col]:
+            if col in _BUCKET_LABELS:
+                order: Any = int(key)
+                label = _BUCKET_LABELS[col][int(key)]
+            elif col == "repayment_type":
+                t = RepaymentType.parse(key)
+                order, label = t.code, f"{t.value} ({t.label})"
+            elif col == "term_months":
+                order, label = int(key), str(int(key))
+            elif col == "vintage":
+                order, label = int(key), f"{int(key) // 10}-Q{int(key) % 10}"
+            else:
+                order, label = str(key), str(key)
+            rows.append((order, label, n, bal, bal_apr, bal_score, bal_rem))
+        rows.sort(key=lambda r: r[0])
+        rows.append((None, "Total", *total[1:]))
+        bal = np.array([float(r[3] or 0.0) for r in rows])
         with np.errstate(invalid="ignore", divide="ignore"):
-            table["share_of_balance"] = bal / total_balance if total_balance else 0.0
-            table["wa_apr"] = table["bal_apr"].to_numpy(dtype=np.float64) / bal
-            table["wa_score"] = table["bal_score"].to_numpy(dtype=np.float64) / bal
-            table["wa_remaining_term"] = table["bal_rem"].to_numpy(dtype=np.float64) / bal
-        table["n_loans"] = table["n_loans"].astype(np.int64)
-        table["balance"] = bal
-        out[name] = table[list(STRAT_COLUMNS)].reset_index(drop=True)
+            table = pd.DataFrame({
+                "bucket": [r[1] for r in rows],
+                "n_loans": np.array([int(r[2]) for r in rows], dtype=np.int64),
+                "balance": bal,
+                "share_of_balance": bal / total_balance if total_balance else np.zeros(len(bal)),
+                "wa_apr": np.array([float(r[4] or 0.0) for r in rows]) / bal,
+                "wa_score": np.array([float(r[5] or 0.0) for r in rows]) / bal,
+                "wa_remaining_term": np.array([float(r[6] or 0.0) for r in rows]) / bal,
+            })
+        out[name] = table
     return out

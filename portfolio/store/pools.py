@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -29,33 +30,51 @@ def book_regions(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> pd.DataFrame:
-    """Every loan in the book with its performance row at ``cutoff`` (NULLs when none).
+def _numpy(result: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``fetchnumpy`` output without masks (the SQL coalesces every nullable column)."""
+    out = {}
+    for key, value in result.items():
+        arr = np.ma.getdata(value)
+        if arr.dtype.kind == "M":
+            arr = arr.astype("datetime64[D]")
+        out[key] = np.asarray(arr)
+    return out
 
-    Columns: loan_id, borrower_id, origination_date, principal, apr, term_months,
-    repayment_type, credit_score, region, perf_months_on_book, balance, dpd, status,
-    charge_off, has_row. Ordered by loan_id so that downstream tie-breaks are reproducible.
+
+def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict[str, np.ndarray]:
+    """Every loan in the book with its performance row at ``cutoff``, as numpy arrays.
+
+    Keys: loan_id, borrower_id, origination_date, principal, apr, term_months,
+    repayment_type, credit_score, region ('' when null), balance, dpd, status, charge_off
+    (0 / '' when the loan has no row at the cut-off), has_row. Ordered by loan_id.
     """
-    return con.execute(
+    result = con.execute(
         """
         SELECT l.loan_id, l.borrower_id, l.origination_date,
                CAST(l.principal AS DOUBLE) AS principal, l.apr, l.term_months,
-               l.repayment_type, l.credit_score, l.region,
-               p.months_on_book AS perf_months_on_book,
-               CAST(p.balance AS DOUBLE) AS balance, p.dpd, p.status,
-               CAST(p.charge_off AS DOUBLE) AS charge_off,
+               l.repayment_type, l.credit_score, coalesce(l.region, '') AS region,
+               coalesce(CAST(p.balance AS DOUBLE), 0.0) AS balance,
+               coalesce(p.dpd, 0) AS dpd, coalesce(p.status, '') AS status,
+               coalesce(CAST(p.charge_off AS DOUBLE), 0.0) AS charge_off,
                p.loan_id IS NOT NULL AS has_row
         FROM loans l
         LEFT JOIN loan_performance p ON p.loan_id = l.loan_id AND p.as_of = ?
         ORDER BY l.loan_id
         """,
         [cutoff],
-    ).df()
+    ).fetchnumpy()
+    return _numpy(result)
 
 
 def pool_name_taken(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
     row = con.execute("SELECT pool_id FROM pools WHERE name = ? LIMIT 1", [name]).fetchone()
     return int(row[0]) if row else None
+
+
+POOL_LOAN_COLUMNS: tuple[str, ...] = (
+    "loan_id", "cutoff_balance", "remaining_term", "months_on_book", "apr", "credit_score",
+    "term_months", "repayment_type", "region", "origination_date", "principal",
+)
 
 
 def insert_pool(
@@ -66,42 +85,38 @@ def insert_pool(
     cutoff: dt.date,
     criteria: dict[str, Any],
     exclusions: list[dict[str, Any]],
-    loans: pd.DataFrame,
+    loans: dict[str, np.ndarray],
 ) -> None:
     """Write one immutable pool snapshot (call inside ``store.transaction()``).
 
-    ``loans`` has columns loan_id, cutoff_balance, remaining_term, months_on_book.
+    ``loans`` maps each of ``POOL_LOAN_COLUMNS`` to an array: the cut-off state plus a copy
+    of the loan's static fields, so the snapshot reads back without a join.
     """
-    n_loans = len(loans)
-    balance = float(loans["cutoff_balance"].sum()) if n_loans else 0.0
+    n_loans = len(loans["loan_id"])
+    balance = float(np.sum(loans["cutoff_balance"])) if n_loans else 0.0
     con.execute(
         """
         INSERT INTO pools (pool_id, name, cutoff_date, criteria, created_at, n_loans, balance,
                            exclusions)
         VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?)
         """,
-        [pool_id, name, cutoff, json.dumps(criteria, default=str), n_loans, round(balance, 2),
-         json.dumps(exclusions, default=str)],
+        [pool_id, name, cutoff, json.dumps(criteria, default=str, ensure_ascii=False), n_loans,
+         round(balance, 2), json.dumps(exclusions, default=str)],
     )
-    table = pa.table(
-        {
-            "pool_id": pa.array([pool_id] * n_loans, type=pa.int64()),
-            "loan_id": pa.array(loans["loan_id"].astype(str).tolist(), type=pa.string()),
-            "cutoff_balance": pa.array(loans["cutoff_balance"].to_numpy(dtype="float64")),
-            "remaining_term": pa.array(loans["remaining_term"].to_numpy(dtype="int16")),
-            "months_on_book": pa.array(loans["months_on_book"].to_numpy(dtype="int16")),
-        }
-    )
+    arrays = {"pool_id": pa.array(np.full(n_loans, pool_id, dtype=np.int64))}
+    for col in POOL_LOAN_COLUMNS:
+        value = loans[col]
+        if value.dtype == object:
+            arrays[col] = pa.array(value, type=pa.string())
+        else:
+            arrays[col] = pa.array(value)
+    table = pa.table(arrays)
+    cols = ", ".join(POOL_LOAN_COLUMNS)
     con.register("_incoming_pool_loans", table)
     try:
         con.execute(
-            """
-            INSERT INTO pool_loans (pool_id, loan_id, cutoff_balance, remaining_term,
-                                    months_on_book)
-            SELECT pool_id, loan_id, CAST(cutoff_balance AS DECIMAL(18,2)), remaining_term,
-                   months_on_book
-            FROM _incoming_pool_loans
-            """
+            f"INSERT INTO pool_loans (pool_id, {cols}) SELECT pool_id, {cols} "
+            "FROM _incoming_pool_loans"
         )
     finally:
         con.unregister("_incoming_pool_loans")
@@ -121,20 +136,28 @@ def pool_rows(con: duckdb.DuckDBPyConnection, pool_id: int | None = None) -> pd.
     ).df()
 
 
-def pool_loan_frame(con: duckdb.DuckDBPyConnection, pool_id: int) -> pd.DataFrame:
-    """The pool's loans joined with their static data, ordered by loan_id."""
-    return con.execute(
+def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, np.ndarray]:
+    """The pool's loans from the snapshot, ordered by loan_id, as numpy arrays.
+
+    ``repayment_type`` comes back as the int8 ``RepaymentType.code`` (the order of ``codes``).
+    """
+    result = con.execute(
         """
-        SELECT pl.loan_id, CAST(pl.cutoff_balance AS DOUBLE) AS balance, l.apr,
-               l.term_months, pl.remaining_term, pl.months_on_book, l.repayment_type,
-               l.credit_score, l.region, l.origination_date,
-               CAST(l.principal AS DOUBLE) AS principal, l.borrower_id
-        FROM pool_loans pl JOIN loans l USING (loan_id)
-        WHERE pl.pool_id = ?
-        ORDER BY pl.loan_id
+        SELECT loan_id, CAST(cutoff_balance AS DOUBLE) AS balance, apr, term_months,
+               remaining_term, months_on_book,
+               CAST(list_position(?, repayment_type) - 1 AS TINYINT) AS repayment_type,
+               credit_score, coalesce(region, '') AS region, origination_date,
+               CAST(principal AS DOUBLE) AS principal
+        FROM pool_loans
+        WHERE pool_id = ?
+        ORDER BY loan_id
         """,
-        [pool_id],
-    ).df()
+        [list(_REPAYMENT_NAMES), pool_id],
+    ).fetchnumpy()
+    return _numpy(result)
+
+
+_REPAYMENT_NAMES = ("level_annuity", "equal_principal", "interest_only", "daily_interest")
 
 
 def _case(expr: str, n_edges: int) -> str:
@@ -152,47 +175,49 @@ def pool_strats(
     remaining_edges: Sequence[float],
     balance_edges: Sequence[float],
     mob_edges: Sequence[float],
-) -> pd.DataFrame:
-    """All stratifications of a pool in one scan (``GROUPING SETS``).
+) -> dict[str, list[tuple[Any, ...]]]:
+    """All stratifications of a pool: one small ``GROUP BY`` per dimension over the snapshot
+    (each scans ``pool_loans`` only; no join — the snapshot carries the static fields).
 
-    Returns one row per (dimension, key) with columns dimension, key, n_loans, balance,
-    wa_apr, wa_score, wa_remaining_term; the key is a bucket index for bucketed dimensions,
-    the value itself otherwise (as text), and ``None`` with dimension ``total`` for the total.
+    Returns dimension -> rows ``(key, n_loans, balance, bal_apr, bal_score, bal_rem)`` where
+    the ``bal_*`` are balance-weighted sums and the key is a bucket index for bucketed
+    dimensions, the value itself otherwise; ``total`` has one row with key ``None``.
+    Dimensions: score_band, apr_bucket, term_months, remaining_term_bucket, balance_bucket,
+    repayment_type, region, vintage (origination year·10 + quarter), mob_bucket.
     """
-    dims = {
-        "score_band": _case("credit_score", len(score_edges)),
-        "apr_bucket": _case("apr", len(apr_edges)),
-        "remaining_term_bucket": _case("remaining_term", len(remaining_edges)),
-        "balance_bucket": _case("balance", len(balance_edges)),
-        "mob_bucket": _case("months_on_book", len(mob_edges)),
+    bucketed = {
+        "score_band": ("credit_score", score_edges),
+        "apr_bucket": ("apr", apr_edges),
+        "remaining_term_bucket": ("remaining_term", remaining_edges),
+        "balance_bucket": ("CAST(cutoff_balance AS DOUBLE)", balance_edges),
+        "mob_bucket": ("months_on_book", mob_edges),
     }
-    params: list[Any] = [*score_edges, *apr_edges, *remaining_edges, *balance_edges,
-                         *mob_edges, pool_id]
-    select_dims = ",\n               ".join(f"{expr} AS {name}" for name, expr in dims.items())
-    sql = f"""
-        WITH p AS (
-            SELECT CAST(pl.cutoff_balance AS DOUBLE) AS balance, l.apr, l.credit_score,
-                   pl.remaining_term, pl.months_on_book, l.term_months, l.repayment_type,
-                   coalesce(l.region, '(none)') AS region,
-                   strftime(l.origination_date, '%Y') || '-Q'
-                       || CAST(quarter(l.origination_date) AS VARCHAR) AS vintage,
-                   {select_dims}
-            FROM pool_loans pl JOIN loans l USING (loan_id)
-            WHERE pl.pool_id = ?
-        )
-        SELECT
-            score_band, apr_bucket, term_months, remaining_term_bucket, balance_bucket,
-            repayment_type, region, vintage, mob_bucket,
-            GROUPING(score_band, apr_bucket, term_months, remaining_term_bucket,
-                     balance_bucket, repayment_type, region, vintage, mob_bucket) AS gid,
-            count(*) AS n_loans,
-            sum(balance) AS balance,
-            sum(balance * apr) AS bal_apr,
-            sum(balance * credit_score) AS bal_score,
-            sum(balance * remaining_term) AS bal_rem
-        FROM p
-        GROUP BY GROUPING SETS ((score_band), (apr_bucket), (term_months),
-                                (remaining_term_bucket), (balance_bucket), (repayment_type),
-                                (region), (vintage), (mob_bucket), ())
-    """
-    return con.execute(sql, params).df()
+    plain = {
+        "term_months": "term_months",
+        "repayment_type": "repayment_type",
+        "region": "coalesce(region, '(none)')",
+        "vintage": "year(origination_date) * 10 + quarter(origination_date)",
+    }
+    aggregates = (
+        "count(*), sum(CAST(cutoff_balance AS DOUBLE)),"
+        " sum(CAST(cutoff_balance AS DOUBLE) * apr),"
+        " sum(CAST(cutoff_balance AS DOUBLE) * credit_score),"
+        " sum(CAST(cutoff_balance AS DOUBLE) * remaining_term)"
+    )
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name in ("score_band", "apr_bucket", "term_months", "remaining_term_bucket",
+                 "balance_bucket", "repayment_type", "region", "vintage", "mob_bucket"):
+        if name in bucketed:
+            column, edges = bucketed[name]
+            key = _case(column, len(edges))
+            params: list[Any] = [*edges, pool_id]
+        else:
+            key = plain[name]
+            params = [pool_id]
+        out[name] = con.execute(
+            f"SELECT {key} AS k, {aggregates} FROM pool_loans WHERE pool_id = ? GROUP BY k",
+            params,
+        ).fetchall()
+    out["total"] = [(None, *row) for row in con.execute(
+        f"SELECT {aggregates} FROM pool_loans WHERE pool_id = ?", [pool_id]).fetchall()]
+    return out

@@ -197,7 +197,7 @@ def test_each_loan_is_excluded_by_the_first_rule_it_fails() -> None:
     assert got["balance"] == (1, 50.0)
     assert got["origination_window"] == (1, 6000.0)
     assert got["apr"] == (1, 6000.0)
-    assert sum(e.n_loans for e in sel.exclusions) + len(sel.loans) == len(loans)
+    assert sum(e.n_loans for e in sel.exclusions) + sel.n_loans == len(loans)
 
 
 def test_dpd_max_admits_delinquent_loans() -> None:
@@ -255,7 +255,7 @@ def test_region_limit_reaches_a_fixed_point() -> None:
     perf = [_perf(i, balance=1000.0) for i in range(10)]
     sel = select_pool(_candidates(loans, perf), parse_criteria(
         {"concentration": {"max_region_share": 0.4}}), CUTOFF)
-    assert len(sel.loans) == 6
+    assert sel.n_loans == 6
     # removal order among equal balances and dates: greatest loan_id first
     assert sorted(sel.loans["loan_id"])[:2] == ["L0000", "L0001"]
 
