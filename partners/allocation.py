@@ -285,89 +285,92 @@ def _partner_limit(p: Partner, registry: Registry, as_of: dt.date) -> list[tuple
 
 def solve_segments(seg: Segments, registry: Registry, mode: Mode, objective: Objective,
                    as_of: dt.date, min_transfer_share: float = 0.0) -> LPResult:
-    """The LP over segments; raises ``InfeasibleAllocation`` naming the binding limits."""
+    """The LP over segments; raises ``InfeasibleAllocation`` naming the binding limits.
+
+    Variables: ``x[s, p]`` for eligible pairs, then one total ``T_p`` per partner tied by the
+    equality ``Σ_s x[s, p] − T_p = 0``; limits on a partner's book are written on ``T_p`` so that
+    every row stays sparse (a concentration row holds the region's variables and ``T_p`` only).
+    Amounts are in units of 1/1000 of the pool balance.
+    """
     n_seg, n_p = seg.eligible.shape
     s_idx, p_idx = np.nonzero(seg.eligible & (seg.balance > 0)[:, None])
-    n_vars = len(s_idx)
+    n_x = len(s_idx)
+    n_vars = n_x + n_p
+    t_col = n_x + np.arange(n_p)  # column of T_p
     unit = max(float(seg.balance.sum()) / 1000.0, 1e-9)  # the pool is 1,000 units
     bal_u = seg.balance / unit
     rows = _Rows()
-    var = np.arange(n_vars)
+    var = np.arange(n_x)
     r1 = registry.rule("R1")
     if mode is Mode.JOINT and r1.applies_on(as_of):
         cap_share = 1.0 - float(r1.params["min_platform_share"])
-        supply_name = "R1 (platform keeps {:.0%} of segment {})"
     else:
         cap_share = 1.0
-        supply_name = "supply (segment {1} balance)"
-    # segment supply: one row per segment that has variables
+    # segment supply: one row per segment with two or more variables (else the bound does it)
     order = np.argsort(s_idx, kind="stable")
-    segs_with_vars, starts = np.unique(s_idx[order], return_index=True)
-    bounds_ = np.append(starts, n_vars)
-    if cap_share < 1.0 or n_p > 1:
-        for k, s in enumerate(segs_with_vars):
-            cols = var[order[bounds_[k]:bounds_[k + 1]]]
-            rows.add(cols, np.ones(len(cols)), cap_share * bal_u[s],
-                     supply_name.format(1 - cap_share, seg.label(int(s))))
-    ub = np.minimum(bal_u[s_idx], cap_share * bal_u[s_idx])
+    segs_with_vars, starts, counts = np.unique(s_idx[order], return_index=True, return_counts=True)
+    for k in np.flatnonzero(counts > 1):
+        s = int(segs_with_vars[k])
+        cols = var[order[starts[k]:starts[k] + counts[k]]]
+        name = (f"R1 (platform keeps {1 - cap_share:.0%} of segment {seg.label(s)})" if cap_share < 1
+                else f"supply (segment {seg.label(s)} balance)")
+        rows.add(cols, np.ones(len(cols)), cap_share * bal_u[s], name)
+    ub_x = cap_share * bal_u[s_idx]
+    # partner totals: Σ_s x[s, p] − T_p = 0
+    eq_rows = np.concatenate([p_idx, np.arange(n_p)])
+    eq_cols = np.concatenate([var, t_col])
+    eq_vals = np.concatenate([np.ones(n_x), -np.ones(n_p)])
+    A_eq = sparse.csr_matrix((eq_vals, (eq_rows, eq_cols)), shape=(n_p, n_vars))
     net = seg.apr - seg.el_rate
+    one = np.ones(1)
     for j, p in enumerate(registry.partners):
         mine = var[p_idx == j]
+        tj = np.array([t_col[j]])
+        for name, limit in _partner_limit(p, registry, as_of):
+            rows.add(tj, one, limit / unit, name)
+        if p.commitment > 0:
+            rows.add(tj, -one, -p.commitment / unit, f"commitment ({p.id})", request=True)
         if len(mine) == 0:
-            if p.commitment > 0:
-                rows.add(np.array([], dtype=np.int64), np.array([]), -p.commitment / unit,
-                         f"commitment ({p.id})", request=True)
             continue
         ms = s_idx[mine]
-        for name, limit in _partner_limit(p, registry, as_of):
-            rows.add(mine, np.ones(len(mine)), limit / unit, name)
-        if p.commitment > 0:
-            rows.add(mine, -np.ones(len(mine)), -p.commitment / unit, f"commitment ({p.id})", request=True)
         c = p.concentration
-        if c.max_region_share is not None and c.max_region_share < 1:
-            lim = c.max_region_share - LP_MARGIN
-            for r in np.unique(seg.region[ms]):
-                inr = seg.region[ms] == r
-                rows.add(mine, inr.astype(np.float64) - lim, 0.0,
-                         f"concentration ({p.id}: region {r} <= {c.max_region_share:.0%})")
-        if c.max_score_band_share is not None and c.max_score_band_share < 1:
-            lim = c.max_score_band_share - LP_MARGIN
-            for b in np.unique(seg.band[ms]):
-                inb = seg.band[ms] == b
-                rows.add(mine, inb.astype(np.float64) - lim, 0.0,
-                         f"concentration ({p.id}: score band {SCORE_BAND_LABELS[int(b)]} <= "
-                         f"{c.max_score_band_share:.0%})")
+        for label, key, limit in (("region", seg.region[ms], c.max_region_share),
+                                  ("score band", seg.band[ms], c.max_score_band_share)):
+            if limit is None or limit >= 1:
+                continue
+            for g in np.unique(key):
+                cols = mine[key == g]
+                shown = g if label == "region" else SCORE_BAND_LABELS[int(g)]
+                rows.add(np.append(cols, tj), np.append(np.ones(len(cols)), -(limit - LP_MARGIN)), 0.0,
+                         f"concentration ({p.id}: {label} {shown} <= {limit:.0%})")
         coef = (p.required_yield + LP_MARGIN) - net[ms]
         if np.any(coef > 0):
             rows.add(mine, coef, 0.0, f"yield floor ({p.id}: WA APR - EL >= {p.required_yield:.2%})")
     if min_transfer_share > 0:
-        rows.add(var, -np.ones(n_vars), -min_transfer_share * 1000.0,
+        rows.add(t_col, -np.ones(n_p), -min_transfer_share * 1000.0,
                  f"minimum transfer ({min_transfer_share:.0%} of the pool)", request=True)
     if objective is Objective.MAX_TRANSFER:
-        c_obj = -np.ones(n_vars)
+        c_obj = np.concatenate([-np.ones(n_x), np.zeros(n_p)])
     else:
-        c_obj = -(seg.lifetime_el / np.where(seg.balance > 0, seg.balance, 1.0))[s_idx]
+        el_per = seg.lifetime_el / np.where(seg.balance > 0, seg.balance, 1.0)
+        c_obj = np.concatenate([-el_per[s_idx], np.zeros(n_p)])
     A = rows.matrix(n_vars)
     b = np.asarray(rows.rhs)
-    if n_vars == 0:
-        if np.any(b < -1e-12):
-            _explain_infeasible(rows, A, b, ub, unit, n_vars)
-        return LPResult(np.zeros((n_seg, n_p)), 0.0, 0, len(b), "no eligible segment")
+    ub = np.concatenate([ub_x, np.full(n_p, np.inf)])
     options = {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9}
-    res = linprog(c_obj, A_ub=A if len(b) else None, b_ub=b if len(b) else None,
-                  bounds=np.column_stack([np.zeros(n_vars), ub]) if n_vars else None,
-                  method="highs", options=options)
+    res = linprog(c_obj, A_ub=A, b_ub=b, A_eq=A_eq, b_eq=np.zeros(n_p),
+                  bounds=np.column_stack([np.zeros(n_vars), ub]), method="highs", options=options)
     if res.status == 2:
-        _explain_infeasible(rows, A, b, ub, unit, n_vars)
+        _explain_infeasible(rows, A, b, A_eq, ub, unit, n_vars)
     if res.status != 0:
         raise AllocationError(f"the allocation LP did not solve: {res.message}")
-    x = np.clip(np.asarray(res.x, dtype=np.float64), 0.0, ub) * unit
+    x = np.clip(np.asarray(res.x[:n_x], dtype=np.float64), 0.0, ub_x) * unit
     amounts = np.zeros((n_seg, n_p))
     amounts[s_idx, p_idx] = x
     amounts = _enforce_upper_limits(amounts, seg, registry, cap_share, as_of)
     obj = float(amounts.sum()) if objective is Objective.MAX_TRANSFER else float(
         (amounts * (seg.lifetime_el / np.where(seg.balance > 0, seg.balance, 1.0))[:, None]).sum())
-    return LPResult(amounts, obj, n_vars, len(b), str(res.message))
+    return LPResult(amounts, obj, n_vars, len(b) + n_p, str(res.message))
 
 
 def _enforce_upper_limits(amounts: np.ndarray, seg: Segments, registry: Registry, cap_share: float,
@@ -389,8 +392,8 @@ def _enforce_upper_limits(amounts: np.ndarray, seg: Segments, registry: Registry
     return out
 
 
-def _explain_infeasible(rows: _Rows, A: sparse.csr_matrix, b: np.ndarray, ub: np.ndarray,
-                        unit: float, n_vars: int) -> None:
+def _explain_infeasible(rows: _Rows, A: sparse.csr_matrix, b: np.ndarray, A_eq: sparse.csr_matrix,
+                        ub: np.ndarray, unit: float, n_vars: int) -> None:
     """Phase-1 LP: a slack on every limit (requests stay hard) and one "eligible supply" slack
     per request; minimise the total slack; name the rows whose slack is positive."""
     limit_rows = [i for i, r in enumerate(rows.is_request) if not r]
@@ -404,7 +407,9 @@ def _explain_infeasible(rows: _Rows, A: sparse.csr_matrix, b: np.ndarray, ub: np
     weights = np.concatenate([np.zeros(n_vars), np.ones(n_l), np.full(n_r, 10.0)])
     bounds = np.vstack([np.column_stack([np.zeros(n_vars), ub]),
                         np.column_stack([np.zeros(n_l + n_r), np.full(n_l + n_r, np.inf)])])
-    res = linprog(weights, A_ub=A2, b_ub=b, bounds=bounds, method="highs")
+    A_eq2 = sparse.hstack([A_eq, sparse.csr_matrix((A_eq.shape[0], n_l + n_r))]).tocsr()
+    res = linprog(weights, A_ub=A2, b_ub=b, A_eq=A_eq2, b_eq=np.zeros(A_eq.shape[0]), bounds=bounds,
+                  method="highs")
     if res.status != 0:
         raise InfeasibleAllocation(f"allocation infeasible and the diagnosis failed: {res.message}", [])
     slack = res.x[n_vars:]
