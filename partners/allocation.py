@@ -210,8 +210,10 @@ def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> S
     n_reg = max(len(region_names), 1)
     key = (((mask * n_reg + region_codes) * 6 + band) * len(ALLOWED_TERMS) + term_idx) * 4 \
         + loans.repayment_type.astype(np.int64)
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse, uniq = pd.factorize(key, sort=True)
     n_seg = len(uniq)
+    first = np.empty(n_seg, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(key) - 1, -1, -1)  # first loan of each segment
     b = loans.balance
     bal = np.bincount(inverse, weights=b, minlength=n_seg)
     safe = np.where(bal > 0, bal, 1.0)
@@ -653,7 +655,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                                       ("score band", band, c.max_score_band_share)):
                 if limit is None:
                     continue
-                keys, inv = np.unique(key[held], return_inverse=True)
+                inv, keys = pd.factorize(key[held], sort=True)
                 by = np.bincount(inv, weights=amt[held]) / funded
                 worst = int(np.argmax(by))
                 ok = by[worst] <= limit + SHARE_TOL
