@@ -13,7 +13,13 @@ unit variance), a segment's monthly default probability is
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import difflib
+import json
+import os
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -105,3 +111,361 @@ NAMED_SCENARIOS: dict[str, dict[str, float]] = {
     "adverse": {"pd_multiplier": 1.5, "smm_multiplier": 0.8, "recovery_multiplier": 0.8},
     "severe": {"pd_multiplier": 2.5, "smm_multiplier": 0.6, "recovery_multiplier": 0.6},
 }
+
+
+def apply_stress(
+    a: Assumptions,
+    *,
+    scenario: str | None = None,
+    pd_multiplier: float | None = None,
+    rho: float | None = None,
+    smm_multiplier: float | None = None,
+    recovery_multiplier: float | None = None,
+) -> Assumptions:
+    """The stress overlays of the CLI (``calibrate`` and ``simulate``): a named scenario
+    (``NAMED_SCENARIOS``) and/or explicit values; an explicit value overrides the scenario's.
+
+    With nothing given, ``a`` is returned unchanged.
+    """
+    if scenario is None and all(v is None for v in (pd_multiplier, rho, smm_multiplier,
+                                                    recovery_multiplier)):
+        return a
+    base: dict[str, float] = {}
+    if scenario is not None:
+        if scenario not in NAMED_SCENARIOS:
+            raise ValidationError(must_be("scenario", "one of " + ", ".join(NAMED_SCENARIOS),
+                                          scenario))
+        base = dict(NAMED_SCENARIOS[scenario])
+    for name, value in (("pd_multiplier", pd_multiplier), ("smm_multiplier", smm_multiplier),
+                        ("recovery_multiplier", recovery_multiplier)):
+        if value is not None:
+            base[name] = value
+    if rho is not None and not 0 <= rho < 1:
+        raise ValidationError(must_be("rho", "in [0, 1)", rho))
+    out = a.stressed(
+        pd_multiplier=base.get("pd_multiplier", 1.0),
+        rho=rho,
+        smm_multiplier=base.get("smm_multiplier", 1.0),
+        recovery_multiplier=base.get("recovery_multiplier", 1.0),
+    )
+    if scenario is not None:
+        stress = dict(out.provenance.get("stress", {}))
+        stress["scenario"] = scenario
+        out = dataclasses.replace(out, provenance={**out.provenance, "stress": stress})
+    return out
+
+
+# ---------------------------------------------------------------- TOML file format
+#
+# A file people read and edit (``riskpool calibrate`` writes one):
+#
+#   format = "riskpool-assumptions/1"
+#   [factor]      rho, rho_se (optional), factor_persistence, copula, t_dof
+#   [recovery]    rate, lag = [shares 1, 2, … months after default; sum to 1]
+#   [grid]        score_bands = [[lo, hi], …], terms = […], n_age
+#   [provenance]  free-form: pool id, as-of, db, observation counts, method, stress …
+#   [[segment]]   one table per (score band × term): score_band = "lo-hi", term,
+#                 default_hazard = […], prepay_smm = […] (entry a = a-th month on book);
+#                 a curve shorter than n_age is extended with its last value.
+#                 Informational keys beside the curves (ignored when loading): exposure,
+#                 defaults, prepayments (loan-months at risk and events per age),
+#                 daily_interest_mpr, daily_interest_exposure.
+
+ASSUMPTIONS_FORMAT = "riskpool-assumptions/1"
+_SEGMENT_INFO_KEYS = ("exposure", "defaults", "prepayments", "daily_interest_mpr",
+                      "daily_interest_exposure")
+_SEGMENT_KEYS = ("score_band", "term", "default_hazard", "prepay_smm", *_SEGMENT_INFO_KEYS)
+_TOP_KEYS = ("format", "factor", "recovery", "grid", "provenance", "segment")
+_FACTOR_KEYS = ("rho", "rho_se", "factor_persistence", "copula", "t_dof")
+_RECOVERY_KEYS = ("rate", "lag")
+_GRID_KEYS = ("score_bands", "terms", "n_age")
+
+
+def _band_label(lo: int, hi: int) -> str:
+    return f"{lo}-{min(hi, 951) - 1}"
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value on one line (floats in shortest round-trip form)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        if not np.isfinite(x):
+            raise ValidationError(must_be("assumption value", "a finite number", x))
+        text = repr(float(f"{x:.12g}"))  # 12 significant digits: 0.16, not 0.16000000000000003
+        return text if any(ch in text for ch in ".en") else text + ".0"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple | np.ndarray):
+        return "[" + ", ".join(_toml_value(v) for v in list(value)) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _drop_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list | tuple):
+        return [_drop_none(v) for v in obj if v is not None]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dt.datetime | dt.date):
+        return obj.isoformat()
+    return obj
+
+
+def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None = None) -> str:
+    """The assumptions as a commented, human-editable TOML document.
+
+    ``exposure`` (optional) maps informational keys (``exposure``, ``defaults``,
+    ``prepayments``: arrays shaped like the curves; ``daily_interest_mpr``,
+    ``daily_interest_exposure``: the same shape) written beside each segment's curves.
+    """
+    lines = [
+        "# riskpool projection assumptions. Monthly probabilities; in every curve, entry a",
+        "# (1-based) applies to a loan in its a-th month on book. Edit freely: the file is",
+        "# validated when it is loaded (riskpool simulate / pricing --assumptions FILE).",
+        f"format = {_toml_value(ASSUMPTIONS_FORMAT)}",
+        "",
+        "[factor]",
+        "# one-factor copula: conditional hazard = Phi((Phi^-1(h) - sqrt(rho) Z_t) / sqrt(1 - rho)),",
+        "# Z_t AR(1) with coefficient factor_persistence and unit variance",
+        f"rho = {_toml_value(a.rho)}",
+    ]
+    if a.rho_se is not None:
+        lines.append(f"rho_se = {_toml_value(a.rho_se)}  # standard error of the estimate")
+    lines += [
+        f"factor_persistence = {_toml_value(a.factor_persistence)}",
+        f"copula = {_toml_value(a.copula)}  # gaussian or t",
+        f"t_dof = {_toml_value(a.t_dof)}  # degrees of freedom when copula = \"t\"",
+        "",
+        "[recovery]",
+        "# share of the defaulted balance recovered in the end, and the shares of that",
+        "# recovery collected 1, 2, ... months after default (they sum to 1)",
+        f"rate = {_toml_value(a.recovery_rate)}",
+        f"lag = {_toml_value(list(a.recovery_lag))}",
+        "",
+        "[grid]",
+        "# score bands [lo, hi) and original terms of the segments below; n_age = curve length",
+        f"score_bands = {_toml_value([list(b) for b in a.score_bands])}",
+        f"terms = {_toml_value(list(a.terms))}",
+        f"n_age = {a.n_age}",
+        "",
+    ]
+    prov = _drop_none(a.provenance)
+    if prov:
+        import tomli_w
+
+        lines.append(tomli_w.dumps({"provenance": prov}).rstrip())
+        lines.append("")
+    info = exposure or {}
+    for i, band in enumerate(a.score_bands):
+        for j, term in enumerate(a.terms):
+            lines += [
+                "[[segment]]",
+                f"score_band = {_toml_value(_band_label(*band))}",
+                f"term = {term}",
+                f"default_hazard = {_toml_value(a.default_hazard[i, j])}",
+                f"prepay_smm = {_toml_value(a.prepay_smm[i, j])}",
+            ]
+            for key in _SEGMENT_INFO_KEYS:
+                if key in info:
+                    arr = np.asarray(info[key])[i, j]
+                    values = [int(v) if float(v).is_integer() and key != "daily_interest_mpr"
+                              else float(v) for v in arr]
+                    lines.append(f"{key} = {_toml_value(values)}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise ValidationError(
+                f"unknown key `{key}` in {where}{hint}; allowed keys: {', '.join(allowed)}")
+
+
+def _need(table: dict[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ValidationError(f"`{key}` is missing in {where}")
+    return table[key]
+
+
+def _float(value: Any, field: str, allowed: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(must_be(field, allowed, value, where))
+    return float(value)
+
+
+def _curve(value: Any, field: str, n_age: int, where: str) -> np.ndarray:
+    allowed = f"a list of 1..{n_age} monthly probabilities in [0, 1)"
+    if (not isinstance(value, list) or not 1 <= len(value) <= n_age
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+        shown = value if not isinstance(value, list) else f"a list of {len(value)} values"
+        raise ValidationError(must_be(field, allowed, shown, where))
+    arr = np.asarray(value, dtype=np.float64)
+    bad = np.flatnonzero(~((arr >= 0) & (arr < 1)))
+    if bad.size:
+        raise ValidationError(must_be(field, allowed, float(arr[bad[0]]),
+                                      f"{where}, entry {bad[0] + 1}"))
+    if len(arr) < n_age:
+        arr = np.concatenate([arr, np.full(n_age - len(arr), arr[-1])])
+    return arr
+
+
+def assumptions_from_toml(text: str, source: str = "assumptions") -> Assumptions:
+    """Parse and validate the TOML layout written by ``assumptions_to_toml``.
+
+    Errors name the table and key, the allowed values and what was received.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{source}: not valid TOML: {exc}") from None
+    _check_keys(data, _TOP_KEYS, source)
+    fmt = data.get("format", ASSUMPTIONS_FORMAT)
+    if fmt != ASSUMPTIONS_FORMAT:
+        raise ValidationError(must_be("format", repr(ASSUMPTIONS_FORMAT), fmt, source))
+    factor = _need(data, "factor", source)
+    recovery = _need(data, "recovery", source)
+    grid = data.get("grid", {})
+    for name, table, keys in (("factor", factor, _FACTOR_KEYS),
+                              ("recovery", recovery, _RECOVERY_KEYS),
+                              ("grid", grid, _GRID_KEYS)):
+        if not isinstance(table, dict):
+            raise ValidationError(must_be(name, f"a table [{name}]", table, source))
+        _check_keys(table, keys, f"{source} [{name}]")
+    w_f, w_r, w_g = (f"{source} [factor]", f"{source} [recovery]", f"{source} [grid]")
+
+    rho = _float(_need(factor, "rho", w_f), "rho", "a number in [0, 1)", w_f)
+    if not 0 <= rho < 1:
+        raise ValidationError(must_be("rho", "a number in [0, 1)", rho, w_f))
+    rho_se = None
+    if "rho_se" in factor:
+        rho_se = _float(factor["rho_se"], "rho_se", "a number >= 0", w_f)
+        if rho_se < 0:
+            raise ValidationError(must_be("rho_se", "a number >= 0", rho_se, w_f))
+    persistence = _float(factor.get("factor_persistence", 0.0), "factor_persistence",
+                         "a number in (-1, 1)", w_f)
+    if not -1 < persistence < 1:
+        raise ValidationError(must_be("factor_persistence", "a number in (-1, 1)", persistence,
+                                      w_f))
+    copula = factor.get("copula", "gaussian")
+    if copula not in ("gaussian", "t"):
+        raise ValidationError(must_be("copula", "'gaussian' or 't'", copula, w_f))
+    t_dof = _float(factor.get("t_dof", 5.0), "t_dof", "a number > 2", w_f)
+    if copula == "t" and not t_dof > 2:
+        raise ValidationError(must_be("t_dof", "a number > 2", t_dof, w_f))
+
+    rate = _float(_need(recovery, "rate", w_r), "rate", "a number in [0, 1]", w_r)
+    if not 0 <= rate <= 1:
+        raise ValidationError(must_be("rate", "a number in [0, 1]", rate, w_r))
+    lag = _need(recovery, "lag", w_r)
+    if (not isinstance(lag, list) or not lag
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+                       for v in lag)
+            or abs(sum(lag) - 1) > 1e-6):
+        raise ValidationError(must_be("lag", "a non-empty list of shares >= 0 that sum to 1",
+                                      lag, w_r))
+    lag_arr = np.asarray(lag, dtype=np.float64)
+    lag_arr = lag_arr / lag_arr.sum()
+
+    bands_raw = grid.get("score_bands", [list(b) for b in SCORE_BANDS])
+    if (not isinstance(bands_raw, list) or not bands_raw
+            or not all(isinstance(b, list) and len(b) == 2
+                       and all(isinstance(x, int) and not isinstance(x, bool) for x in b)
+                       and b[0] < b[1] for b in bands_raw)):
+        raise ValidationError(must_be("score_bands", "a list of [lo, hi] integer pairs with "
+                                      "lo < hi", bands_raw, w_g))
+    bands = tuple((int(b[0]), int(b[1])) for b in bands_raw)
+    terms_raw = grid.get("terms", list(ALLOWED_TERMS))
+    if (not isinstance(terms_raw, list) or not terms_raw
+            or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0
+                       for t in terms_raw)
+            or len(set(terms_raw)) != len(terms_raw)):
+        raise ValidationError(must_be("terms", "a list of distinct positive integers",
+                                      terms_raw, w_g))
+    terms = tuple(int(t) for t in terms_raw)
+    n_age_raw = grid.get("n_age", max(terms))
+    if isinstance(n_age_raw, bool) or not isinstance(n_age_raw, int) or not 1 <= n_age_raw <= 600:
+        raise ValidationError(must_be("n_age", "an integer in [1, 600]", n_age_raw, w_g))
+    n_age = int(n_age_raw)
+
+    segments = data.get("segment", [])
+    if not isinstance(segments, list):
+        raise ValidationError(must_be("segment", "an array of tables [[segment]]",
+                                      type(segments).__name__, source))
+    labels = {_band_label(*b): i for i, b in enumerate(bands)}
+    term_index = {t: j for j, t in enumerate(terms)}
+    hazard = np.full((len(bands), len(terms), n_age), np.nan)
+    smm = np.full_like(hazard, np.nan)
+    for k, seg in enumerate(segments, start=1):
+        where = f"{source} [[segment]] #{k}"
+        if not isinstance(seg, dict):
+            raise ValidationError(must_be("segment", "a table", seg, where))
+        _check_keys(seg, _SEGMENT_KEYS, where)
+        band = _need(seg, "score_band", where)
+        if band not in labels:
+            raise ValidationError(must_be("score_band", "one of " + ", ".join(labels), band,
+                                          where))
+        term = _need(seg, "term", where)
+        if term not in term_index:
+            raise ValidationError(must_be("term", "one of " + str(list(terms)), term, where))
+        i, j = labels[band], term_index[term]
+        where = f"{source} segment {band} × {term}m"
+        if not np.isnan(hazard[i, j, 0]):
+            raise ValidationError(f"segment {band} × {term}m appears twice in {source}")
+        hazard[i, j] = _curve(_need(seg, "default_hazard", where), "default_hazard", n_age,
+                              where)
+        smm[i, j] = _curve(_need(seg, "prepay_smm", where), "prepay_smm", n_age, where)
+    missing = [f"{_band_label(*bands[i])} × {terms[j]}m" for i in range(len(bands))
+               for j in range(len(terms)) if np.isnan(hazard[i, j, 0])]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ValidationError(
+            f"{source}: every score band × term needs a [[segment]] table; missing "
+            f"{', '.join(missing[:5])}{more}")
+    provenance = data.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise ValidationError(must_be("provenance", "a table", provenance, source))
+    return Assumptions(
+        default_hazard=hazard,
+        prepay_smm=smm,
+        recovery_rate=rate,
+        recovery_lag=tuple(float(x) for x in lag_arr),
+        rho=rho,
+        factor_persistence=persistence,
+        copula=copula,
+        t_dof=t_dof,
+        score_bands=bands,
+        terms=terms,
+        rho_se=rho_se,
+        provenance=provenance,
+    )
+
+
+def load_assumptions(path: str | Path) -> Assumptions:
+    """Read and validate an assumptions TOML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError(must_be("assumptions", "an existing TOML file", str(p)))
+    return assumptions_from_toml(p.read_text(encoding="utf-8"), str(p))
+
+
+def save_assumptions(a: Assumptions, path: str | Path,
+                     exposure: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``a`` as TOML (via a temporary file renamed into place: all or nothing)."""
+    p = Path(path)
+    text = assumptions_to_toml(a, exposure)
+    assumptions_from_toml(text, str(p))  # never write a file we could not read back
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+    return p
