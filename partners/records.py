@@ -141,3 +141,59 @@ def export_partner(store: Store, allocation_id: int, party_id: str, out: str | P
     else:
         tape.to_csv(path, index=False)
     return len(tape)
+
+
+def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tuple[Any, str]:
+    """The run's paths with the allocation's party split, and how they were obtained.
+
+    If the stored run carries ``party_flows`` for the allocation's parties, they are used as
+    stored. Otherwise (loan-level paths are not stored) the run is simulated again with its
+    recorded pool, assumptions, path count, seed and engine plus the allocation's shares; the
+    re-simulated pool loss must equal the stored one on every path (same seed, same draws), or
+    the request is refused.
+    """
+    from portfolio.store import runs as runs_store  # lands with the simulation issue
+
+    paths = runs_store.load_paths(store, int(run_id))
+    if tuple(paths.party_ids) == stored.party_ids and paths.party_flows:
+        return paths, "party flows stored with the run"
+    rec = sql.run_record(store.con, int(run_id))
+    inputs = (rec or {}).get("inputs", {})
+    need = {"pool_id": inputs.get("pool_id"), "seed": inputs.get("seed"),
+            "paths": inputs.get("n_paths", inputs.get("paths")), "assumptions": inputs.get("assumptions")}
+    missing = [k for k, v in need.items() if v is None]
+    if missing:
+        raise AllocationError(must_be("--run", "a run that carries the allocation's party split or records "
+                                      "pool_id, seed, paths and assumptions to re-simulate it",
+                                      f"run {run_id} without {missing}"))
+    from portfolio.assumptions import Assumptions
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import simulate
+
+    loans = load_pool_loans(store, int(need["pool_id"]))
+    index = pd.Index(stored.loan_id).get_indexer(np.asarray(loans.loan_id))
+    if (index < 0).any() or len(loans) != len(stored.loan_id):
+        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool "
+                                      f"{need['pool_id']}", f"allocation {stored.allocation_id}"))
+    assumptions = need["assumptions"]
+    if not isinstance(assumptions, Assumptions):
+        assumptions = load_assumptions_file(Path(str(assumptions)))
+    resim = simulate(loans, assumptions, int(need["paths"]), int(need["seed"]),
+                     engine=inputs.get("engine", "granular"), shares=stored.shares[index],
+                     party_ids=stored.party_ids)
+    if resim.loss.shape != paths.loss.shape or not np.allclose(resim.loss, paths.loss, rtol=1e-9, atol=1e-6):
+        raise AllocationError(f"re-simulating run {run_id} with its recorded seed and inputs did not "
+                              "reproduce its stored pool losses; refusing to split them")
+    return resim, "re-simulated with the run's seed and inputs plus the allocation's shares"
+
+
+def load_assumptions_file(path: Path) -> Any:
+    """Read an assumptions TOML with the loader of ``portfolio.assumptions``."""
+    import portfolio.assumptions as assumptions_module
+
+    for name in ("load_assumptions", "read_assumptions"):
+        fn = getattr(assumptions_module, name, None)
+        if callable(fn):
+            return fn(path)
+    raise AllocationError(must_be("--assumptions", "readable by portfolio.assumptions (no loader in "
+                                  "this build; use [expected_loss] in the partners file)", str(path)))

@@ -44,19 +44,6 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def load_assumptions_file(path: Path):  # noqa: ANN201 - returns portfolio.assumptions.Assumptions
-    """Read an assumptions TOML with the loader of ``portfolio.assumptions``."""
-    import portfolio.assumptions as assumptions_module
-
-    for name in ("load_assumptions", "read_assumptions"):
-        fn = getattr(assumptions_module, name, None)
-        if callable(fn):
-            return fn(path)
-    raise ValidationError(must_be("--assumptions", "readable by portfolio.assumptions "
-                                  "(no loader in this build; use [expected_loss] in the partners file)",
-                                  str(path)))
-
-
 @allocate_app.callback()
 def allocate(
     ctx: typer.Context,
@@ -82,7 +69,7 @@ def allocate(
         return
     from partners.allocation import allocate as run_allocation
     from partners.allocation import loan_risk_from_assumptions, loan_risk_from_table, parse_mode, parse_objective
-    from partners.records import originated_loans, pool_loans, save_allocation
+    from partners.records import load_assumptions_file, originated_loans, pool_loans, save_allocation
     from partners.registry import load_registry
     from portfolio.store import open_store
     from riskpool.settings import code_version
@@ -173,6 +160,47 @@ def show(
         typer.echo(f"  {pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}")
 
 
+def dispersion(
+    run: Annotated[int, typer.Option("--run", help="Simulation run id.")],
+    allocation: Annotated[int, typer.Option("--allocation", help="Allocation id (same pool).")],
+    db: DbOption = DEFAULT_DB,
+    structure: Annotated[Path | None, typer.Option("--structure", help="Deal TOML: securitise the "
+                                                   "platform's part.")] = None,
+    k_sa: Annotated[float, typer.Option("--k-sa", help="SEC-SA K_SA of the pool.")] = 0.06,
+    w: Annotated[float, typer.Option("--w", help="SEC-SA W: delinquent share of the pool.")] = 0.0,
+) -> None:
+    """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform."""
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, run_party_paths
+    from portfolio.store import open_store
+
+    deal = None
+    if structure is not None:
+        from tranching.deal import load_deal
+
+        deal = load_deal(structure)
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, allocation)
+        paths, how = run_party_paths(store, run, stored)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
+                       deal, k_sa=k_sa, w=w)
+    typer.echo(f"run {run}, allocation {allocation}{', deal ' + structure.name if structure else ''}: "
+               f"{paths.n_paths:,} paths; party losses: {how}")
+    typer.echo(f"{'party':<14}{'exposure':>18}{'EL':>14}{'VaR99':>14}{'ES99':>14}{'VaR99.9':>14}"
+               f"{'ES99.9':>14}{'capital':>14}")
+    for r in d.table():
+        typer.echo(f"{r['party']:<14}{_money(r['exposure']):>18}{_money(r['el']):>14}"
+                   f"{_money(r['var_99']):>14}{_money(r['es_99']):>14}{_money(r['var_999']):>14}"
+                   f"{_money(r['es_999']):>14}{_money(r['capital']):>14}")
+    typer.echo(f"pool EL {_money(d.pool_measures.el)}, VaR99.9 {_money(d.pool_measures.var_999)}; "
+               f"baseline capital (platform holds all, IRB) {_money(d.baseline_capital)}; "
+               f"HHI of partner exposures {d.hhi_partners:.4f}")
+    for h in d.headlines:
+        typer.echo(f"{h.scenario:<16} EL left the platform {_pct(h.el_share_left)}, 99.9% tail "
+                   f"{_pct(h.tail_share_left)}, capital released {_money(h.capital_released)}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``allocate`` (with ``export``, ``show``) and ``dispersion``."""
     app.add_typer(allocate_app, name="allocate")
+    app.command("dispersion")(dispersion)
