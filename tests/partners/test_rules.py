@@ -7,19 +7,19 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from partners_fixtures import make_loans, registry_doc
 
 from partners.errors import PartnerFileError
 from partners.registry import Platform, parse_registry
 from partners.rules import (
     DEFAULT_RULES,
-    check_local_region,
     check_loan_rule,
+    check_local_region,
     check_party_amount,
     check_platform_funding,
     check_platform_share,
     rules_with_overrides,
 )
-from partners_fixtures import make_loans, registry_doc
 
 RULES = {r.id: r for r in DEFAULT_RULES}
 
