@@ -6,6 +6,8 @@ by row. Column lists are spelled out so that a frame's extra columns never reach
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -56,7 +58,10 @@ def _insert(
         col_list = ", ".join(cols)
         con.execute(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {view}")
     finally:
-        con.unregister(view)
+        # After a failed INSERT the transaction is aborted and unregister fails too;
+        # keep the original (constraint) error as the one raised.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(view)
     return len(data)
 
 

@@ -1,9 +1,75 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""``riskpool ingest``: strict loan / performance tape loading (CSV or Parquet).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads the option annotations at
+registration time, and they use names imported inside ``register``.
+"""
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from portfolio.types import APR_CAP_DEFAULT
+
+INGEST_HELP = """Load loan or performance tapes (CSV or Parquet) into the book, strictly.
+
+Each file is one load in one transaction, in the order given. By default a file with any
+bad row is refused whole (every bad row is listed, exit code 2, the database is unchanged);
+files before it stay loaded and files after it are not attempted. With --allow-rejects the
+good rows are loaded and every bad row is kept with its reasons in ingest_rejects.
+
+Rows are numbered from 1 after the header: row N is file line N+1. CSV may be UTF-8 (with or
+without BOM) or GBK/GB18030. Loading the same file again is a reported no-op; a row identical
+to one already in the book is skipped as a duplicate; a different row under an existing key
+is refused.
+
+Loan tape columns: loan_id, borrower_id, origination_date (YYYY-MM-DD), principal (CNY,
+(0, 200000]), apr (decimal, 0.18 = 18%), term_months (3, 6, 9, 12, 18, 24), repayment_type
+(level_annuity|equal_principal|interest_only|daily_interest or 等额本息|等额本金|先息后本|随借随还),
+credit_score (350-950); optional region, channel, product.
+
+Performance tape columns: loan_id, as_of (a month-end), months_on_book, balance, dpd, status
+(current|delinquent|default|prepaid|matured); optional paid_principal, paid_interest,
+prepaid_principal, charge_off, recovery.
+"""
+
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``riskpool ingest``."""
+    from portfolio.ingest import TapeKind
+    from riskpool.cli import DEFAULT_DB, DbOption
+
+    @app.command("ingest", help=INGEST_HELP)
+    def ingest_command(
+        paths: Annotated[
+            list[Path], typer.Argument(help="Tape files (.csv or .parquet), loaded in order.")
+        ],
+        db: DbOption = DEFAULT_DB,
+        kind: Annotated[
+            TapeKind, typer.Option("--kind", help="What the tapes hold.")
+        ] = TapeKind.LOANS,
+        allow_rejects: Annotated[
+            bool,
+            typer.Option(
+                "--allow-rejects",
+                help="Load the good rows; keep each bad row with its reasons in ingest_rejects.",
+            ),
+        ] = False,
+        apr_cap: Annotated[
+            float,
+            typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (DOMAIN R9)."),
+        ] = APR_CAP_DEFAULT,
+    ) -> None:
+        from portfolio.errors import ValidationError
+        from portfolio.ingest import ingest
+        from portfolio.store import open_store
+
+        for path in paths:
+            if not path.is_file():
+                raise ValidationError(f"tape {path} does not exist or is not a file")
+        with open_store(db) as store:
+            for path in paths:
+                result = ingest(
+                    store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap
+                )
+                typer.echo(result.summary())
