@@ -131,9 +131,11 @@ class WaterfallResult:
     def tranche_loss(self) -> np.ndarray:
         """(n_tranches, n_paths) principal loss in CNY = original balance − principal received.
 
-        Unpaid interest is not part of it (it shows in ``interest_shortfall`` and in the IRR)."""
+        Unpaid interest is not part of it (it shows in ``interest_shortfall`` and in the IRR).
+        Round-off below 1e-9 of the tranche balance (or of 1 CNY) is reported as zero."""
         loss = self.original_balance[:, None] - self.principal_received
-        return np.maximum(loss, 0.0)
+        tiny = 1e-9 * np.maximum(self.original_balance, 1.0)[:, None]
+        return np.where(loss > tiny, loss, 0.0)
 
     @property
     def tranche_cashflows(self) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Tranche sizing: the largest tranche that still meets a target expected loss or rating.
+
+The tranche being sized grows at the expense of the subordinated (last) tranche, so the
+tranches between them keep their sizes and the total stays the pool less the initial OC.
+Every candidate size is run through the waterfall on the *same* paths (common random numbers),
+so the tranche's EL is a deterministic function of its size. As the tranche grows its
+subordination (the subordinated tranche) shrinks, so its EL rises with its size — exactly so
+for a static loss allocation, and bisection assumes it for the full waterfall.
+
+Rule: size = the largest share s in [0, s_max] with EL(s) ≤ target (or implied rating at least as
+good as the target), to ``tol`` (share of the pool); s_max = current size + subordinated size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portfolio.paths import PoolPaths
+from tranching.analytics import loss_shares, wal_per_path
+from tranching.deal import Deal
+from tranching.errors import DealError, SizingError, must_be
+from tranching.ratings import RatingTable, implied_rating, rating_rank
+from tranching.waterfall import run_waterfall
+
+
+@dataclass(frozen=True, slots=True)
+class SizingResult:
+    tranche: str
+    size: float  # share of the pool
+    el: float  # the tranche's EL at that size
+    wal: float  # mean WAL (years)
+    rating: str | None
+    iterations: int
+    deal: Deal  # the resized deal
+
+
+def _shares(deal: Deal, paths: PoolPaths) -> dict[str, float]:
+    init = float(paths.initial_balance)
+    return {t.name: a / init for t, a in zip(deal.tranches, deal.tranche_amounts(init), strict=True)}
+
+
+def size_tranche(
+    deal: Deal,
+    paths: PoolPaths,
+    tranche: str,
+    *,
+    target_el: float | None = None,
+    target_rating: str | None = None,
+    rating_table: RatingTable | None = None,
+    tol: float = 1e-4,
+) -> SizingResult:
+    """Largest size of ``tranche`` meeting ``target_el`` or ``target_rating`` (bisection, CRN)."""
+    if (target_el is None) == (target_rating is None):
+        raise SizingError(must_be("target", "exactly one of target_el or target_rating",
+                                  {"target_el": target_el, "target_rating": target_rating}))
+    if target_el is not None and not 0 <= target_el < 1:
+        raise SizingError(must_be("target_el", "in [0, 1) (a decimal share)", target_el))
+    if target_rating is not None:
+        if rating_table is None:
+            raise SizingError(must_be("rating_table", "a rating table (--rating-table FILE) when "
+                                      "sizing to a rating; none is shipped by default", None))
+        goal = rating_rank(rating_table, target_rating)
+    j = deal.index(tranche)
+    names = deal.tranche_names
+    if j == len(names) - 1:
+        raise SizingError(must_be("tranche", "a tranche senior to the subordinated one: "
+                                  + ", ".join(names[:-1]), tranche))
+    shares = _shares(deal, paths)
+    sub = names[-1]
+    s_max = shares[tranche] + shares[sub]
+
+    def evaluate(s: float) -> tuple[bool, float, float, str | None, Deal]:
+        try:
+            trial = deal.with_sizes({**shares, tranche: s, sub: max(s_max - s, 0.0)})
+        except DealError:  # the size breaks a deal rule (e.g. first-loss retention): infeasible
+            return False, float("nan"), float("nan"), None, deal
+        result = run_waterfall(trial, paths)
+        el = float(loss_shares(result)[j].mean())
+        w = wal_per_path(result, deal.closing_date)[j]
+        wal = float(w[~(w != w)].mean()) if (w == w).any() else float("nan")
+        rating = implied_rating(rating_table, el, wal) if rating_table is not None and wal == wal else None
+        if target_el is not None:
+            ok = el <= target_el + 1e-12
+        else:
+            ok = rating is not None and rating in rating_table.names and (  # type: ignore[union-attr]
+                rating_table.names.index(rating) <= goal)  # type: ignore[union-attr]
+        return ok, el, wal, rating, trial
+
+    lo, hi = 0.0, s_max
+    ok_hi = evaluate(hi)
+    iterations = 1
+    if ok_hi[0]:
+        best = (hi, ok_hi)
+    else:
+        ok_lo = evaluate(tol)
+        iterations += 1
+        if not ok_lo[0]:
+            raise SizingError(
+                f"no size of tranche {tranche!r} down to {tol:.2%} of the pool meets the target "
+                f"({'EL ≤ ' + format(target_el, '.4%') if target_el is not None else target_rating}); "
+                f"at that size its EL is {ok_lo[1]:.4%}"
+            )
+        lo, best = tol, (tol, ok_lo)
+        while hi - lo > tol:
+            mid = 0.5 * (lo + hi)
+            res = evaluate(mid)
+            iterations += 1
+            if res[0]:
+                lo, best = mid, (mid, res)
+            else:
+                hi = mid
+    size, (_, el, wal, rating, trial) = best
+    return SizingResult(tranche=tranche, size=size, el=el, wal=wal, rating=rating,
+                        iterations=iterations, deal=trial)
