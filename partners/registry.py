@@ -56,7 +56,7 @@ from typing import Any
 
 from partners.errors import PartnerFileError
 from partners.rules import DEFAULT_RULES, Rule, rules_with_overrides
-from portfolio.errors import must_be
+from portfolio.errors import ValidationError, must_be
 from portfolio.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
 
 PLATFORM_ID = "platform"
@@ -248,8 +248,11 @@ def _parse_eligibility(t: Mapping[str, Any], pfx: str, where: str) -> Eligibilit
     rts_raw = t.get("repayment_types", [r.value for r in RepaymentType])
     if not isinstance(rts_raw, list) or not rts_raw:
         raise PartnerFileError(must_be(f"{pfx}repayment_types", "a non-empty list", rts_raw, where))
-    rts = tuple(dict.fromkeys(RepaymentType.parse(v, where=f"{pfx}repayment_types in {where}")
-                              for v in rts_raw))
+    try:
+        rts = tuple(dict.fromkeys(RepaymentType.parse(v, where=f"{pfx}repayment_types in {where}")
+                                  for v in rts_raw))
+    except ValidationError as exc:
+        raise PartnerFileError(str(exc)) from None
     regions_raw = t.get("regions", ["*"])
     if not isinstance(regions_raw, list) or not regions_raw or not all(
             isinstance(r, str) and r.strip() for r in regions_raw):
