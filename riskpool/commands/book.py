@@ -1,12 +1,73 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""CLI commands of the loan-book area (registered by riskpool.cli).
+
+* ``riskpool generate`` — a synthetic Jiebei-like book (``portfolio.generate``).
+* ``riskpool book ...`` — performance analytics (sub-app, further below in ``register``).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from portfolio.errors import ValidationError, must_be
+
+# ---------------------------------------------------------------------------- riskpool generate
+
+_GenerateDb = Annotated[
+    Path,
+    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB); "
+                 "must not hold loans yet.", show_default=True),
+]
+
+
+def generate(
+    db: _GenerateDb = Path("data/riskpool.duckdb"),
+    loans: Annotated[int, typer.Option("--loans", help="Number of loans to originate.")] = 200_000,
+    months: Annotated[int, typer.Option(
+        "--months", help="Monthly vintages (and months of history) ending at --as-of.")] = 24,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Random seed: the same seed and arguments give the same book.")] = 7,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Last month-end of the history, YYYY-MM-DD "
+        "[default: the last month-end before today].")] = None,
+) -> None:
+    """Generate a synthetic Jiebei-like loan book with month-end performance history.
+
+    Originations over --months monthly vintages (credit score, limit, risk-based APR,
+    lognormal principal, the four repayment types, provinces, channels), then one row per
+    loan per month-end up to --as-of: scheduled payments, delinquency M1 → M2 → M3 → default
+    (> 90 DPD) with cures, write-off at 180 DPD, recoveries, full and partial prepayment, and a
+    macro factor shared by all loans. Written in one transaction into an empty database.
+    """
+    from portfolio.generate import check_request, generate_book
+    from portfolio.store.core import open_store
+
+    as_of_date: dt.date | None = None
+    if as_of is not None:
+        try:
+            as_of_date = dt.date.fromisoformat(as_of.strip())
+        except ValueError:
+            raise ValidationError(must_be("--as-of", "an ISO date YYYY-MM-DD at a month-end",
+                                          as_of)) from None
+    as_of_date = check_request(loans, months, seed, as_of_date)  # before touching the file
+    with open_store(db) as store:
+        s = generate_book(store, loans, months, seed, as_of_date)
+    first = s.first_origination_month
+    typer.echo(f"generated {s.n_loans:,} loans ({first:%Y-%m} to {s.as_of:%Y-%m}) and "
+               f"{s.n_performance_rows:,} performance rows into {db}")
+    typer.echo(f"  as-of {s.as_of.isoformat()}: outstanding balance {s.balance_at_as_of:,.2f} CNY "
+               f"of {s.total_principal:,.2f} originated; seed {s.seed}; batch {s.batch_id}; "
+               f"{s.seconds:.1f} s")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``riskpool generate`` and the ``riskpool book ...`` analytics sub-app."""
+    app.command("generate")(generate)
+
+    # ------------------------------------------------------------ riskpool book ... (analytics)
     from riskpool.commands.book_analytics import book_app
 
     app.add_typer(book_app, name="book", help="Performance analytics of the loan book.")
