@@ -156,6 +156,30 @@ DDL: list[str] = [
         lifetime_pd DOUBLE NOT NULL,
         PRIMARY KEY (allocation_id, loan_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS run_deals (
+        run_id BIGINT PRIMARY KEY,
+        deal_name VARCHAR NOT NULL,
+        deal_source VARCHAR,
+        deal_toml VARCHAR,
+        settings JSON,
+        triggers JSON,
+        recorded_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS run_tranches (
+        run_id BIGINT NOT NULL,
+        tranche VARCHAR NOT NULL,
+        position SMALLINT NOT NULL,
+        holder VARCHAR NOT NULL,
+        size DOUBLE NOT NULL CHECK (size >= 0),
+        size_share DOUBLE NOT NULL,
+        coupon DOUBLE NOT NULL,
+        el DOUBLE, el_se DOUBLE, pd DOUBLE, lgl DOUBLE,
+        loss_q95 DOUBLE, loss_q99 DOUBLE, loss_q999 DOUBLE,
+        wal_mean DOUBLE, wal_p5 DOUBLE, wal_p95 DOUBLE,
+        irr DOUBLE, price DOUBLE, yield_rate DOUBLE, mod_duration DOUBLE, ce DOUBLE,
+        rating VARCHAR,
+        PRIMARY KEY (run_id, tranche)
+    )""",
 ]
 
 

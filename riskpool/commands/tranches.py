@@ -1,9 +1,125 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""``riskpool tranche ...``: deal checks, stored tranche reports, and tranche sizing.
+
+- ``riskpool tranche check --structure DEAL.toml`` — validate a deal file and print its
+  priority of payments line by line (to check against the prospectus).
+- ``riskpool tranche report --run ID [--out FILE]`` — the tranche table (and trigger
+  probabilities) stored with a run by ``riskpool simulate ... --structure DEAL.toml``; ``--out``
+  writes CSV, Parquet or XLSX.
+- ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
+  --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
+  bisection on the run's own paths (common random numbers). No rating table is shipped: a
+  rating target needs ``--rating-table``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
 import typer
+
+from portfolio.errors import RiskpoolError, ValidationError, must_be
+
+DbOption = Annotated[
+    Path, typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB).")
+]
+RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
+
+
+def _load_run_paths(store: object, run_id: int):  # type: ignore[no-untyped-def]
+    """The Monte Carlo paths recorded with run ``run_id`` (via the runs store module)."""
+    try:
+        from portfolio.store import runs as runs_store  # written by the simulation area
+    except ImportError:
+        raise RiskpoolError(
+            "this build cannot read stored run paths yet (portfolio.store.runs is missing)"
+        ) from None
+    return runs_store.load_paths(store, run_id)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    tranche = typer.Typer(help="Tranches: check deal files, report stored results, size tranches.",
+                          no_args_is_help=True)
+
+    @tranche.command("check")
+    def check(
+        structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
+    ) -> None:
+        """Validate a deal file and print its priority of payments, one numbered line per step."""
+        from tranching.deal import load_deal
+
+        deal = load_deal(structure)
+        typer.echo(f"{deal.name}: {len(deal.tranches)} tranches, "
+                   f"{deal.principal_mode.value} principal, {len(deal.triggers)} trigger(s)")
+        for t in deal.tranches:
+            size = f"{t.size:.2%}" if t.size is not None else f"{t.amount:,.2f} CNY"
+            typer.echo(f"  {t.name:<8} {size:>12}  coupon {t.coupon:.4%}  holder {t.holder}")
+        typer.echo("priority of payments:")
+        typer.echo(deal.describe_waterfall())
+
+    @tranche.command("report")
+    def report(
+        run: RunOption,
+        db: DbOption = Path("data/riskpool.duckdb"),
+        out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
+    ) -> None:
+        """Print the tranche table stored with a run; ``--out`` also writes it."""
+        from portfolio.store.core import open_store
+        from portfolio.store.tranches import load_run_deal, load_tranche_results
+        from riskpool.commands.output import check_out_path, emit
+
+        check_out_path(out)
+        with open_store(db, read_only=True) as store:
+            table = load_tranche_results(store, run)
+            info = load_run_deal(store, run)
+        frames = {"tranches": table}
+        if info["triggers"]:
+            frames["triggers"] = pd.DataFrame(info["triggers"])
+        emit(frames, out, title=f"run {run}: deal {info['deal_name']} ({info['deal_source']})")
+
+    @tranche.command("size")
+    def size(
+        run: RunOption,
+        structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
+        tranche_name: Annotated[str, typer.Option("--tranche", help="Tranche to size.")],
+        db: DbOption = Path("data/riskpool.duckdb"),
+        target_el: Annotated[float | None, typer.Option("--target-el",
+                                                        help="Largest EL (decimal share).")] = None,
+        target_rating: Annotated[str | None, typer.Option("--target-rating",
+                                                          help="Worst acceptable rating.")] = None,
+        rating_table: Annotated[Path | None, typer.Option("--rating-table",
+                                                          help="Rating table TOML (no default).")] = None,
+        tol: Annotated[float, typer.Option("--tol", help="Size tolerance (share of pool).")] = 1e-4,
+    ) -> None:
+        """Largest size of a tranche meeting a target EL or rating, on the run's own paths."""
+        from portfolio.store.core import open_store
+        from tranching.deal import load_deal
+        from tranching.ratings import load_rating_table
+        from tranching.sizing import size_tranche
+
+        if (target_el is None) == (target_rating is None):
+            raise ValidationError(must_be("--target-el / --target-rating", "exactly one of them",
+                                          {"--target-el": target_el, "--target-rating": target_rating}))
+        if target_rating is not None and rating_table is None:
+            raise ValidationError(must_be("--rating-table", "a rating table file when sizing to a "
+                                          "rating (riskpool ships no default table)", None))
+        if not 0 < tol < 0.1:
+            raise ValidationError(must_be("--tol", "in (0, 0.1)", tol))
+        deal = load_deal(structure)
+        deal.index(tranche_name)
+        table = load_rating_table(rating_table) if rating_table is not None else None
+        with open_store(db, read_only=True) as store:
+            paths = _load_run_paths(store, run)
+        res = size_tranche(deal, paths, tranche_name, target_el=target_el,
+                           target_rating=target_rating, rating_table=table, tol=tol)
+        target = f"EL <= {target_el:.4%}" if target_el is not None else f"rating {target_rating} or better"
+        typer.echo(f"{deal.name}, run {run} ({paths.n_paths} paths): largest {tranche_name} meeting {target}")
+        typer.echo(f"  size {res.size:.4%} of the pool ({res.size * paths.initial_balance:,.2f} CNY), "
+                   f"EL {res.el:.4%}, WAL {res.wal:.2f} y"
+                   + (f", implied rating {res.rating}" if res.rating else "")
+                   + f"  [{res.iterations} waterfall runs]")
+        sizes = ", ".join(f"{t.name} {t.size:.4%}" for t in res.deal.tranches if t.size is not None)
+        typer.echo(f"  resized structure: {sizes}")
+
+    app.add_typer(tranche, name="tranche")

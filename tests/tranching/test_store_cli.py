@@ -1,0 +1,135 @@
+"""Tranche results stored with a run (real DuckDB file) and the ``riskpool tranche`` commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tranching_pathgen import synthetic_paths
+
+from portfolio.errors import NotFound
+from portfolio.store.core import open_store
+from portfolio.store.tranches import load_run_deal, load_tranche_results, record_tranche_results
+from tranching.analytics import tranche_table, trigger_table
+from tranching.deal import load_deal
+from tranching.waterfall import run_waterfall
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAL = ROOT / "examples/deal_cn_consumer.toml"
+
+
+def _add_run(store, run_id: int) -> None:
+    # a bare run row, as `riskpool simulate` records one (the runs module owns the real insert)
+    with store.transaction() as con:
+        con.execute("INSERT INTO runs (run_id, kind, status, started_at) VALUES (?, 'simulation', "
+                    "'done', ?)", [run_id, dt.datetime(2026, 1, 1)])
+
+
+@pytest.fixture
+def stored(db_path: Path):
+    deal = load_deal(DEAL)
+    paths = synthetic_paths(n_paths=200, n_months=30, seed=2, monthly_pd=0.006)
+    result = run_waterfall(deal, paths)
+    table = tranche_table(deal, result, paths, discount=0.03)
+    with open_store(db_path) as store:
+        _add_run(store, 7)
+        n = record_tranche_results(store, 7, deal, table, triggers=trigger_table(deal, result),
+                                   settings={"discount": 0.03})
+    assert n == 3
+    return db_path, table
+
+
+def test_round_trip(stored) -> None:
+    db_path, table = stored
+    with open_store(db_path, read_only=True) as store:
+        back = load_tranche_results(store, 7)
+        info = load_run_deal(store, 7)
+    assert back["tranche"].tolist() == ["A", "B", "Sub"]
+    pd.testing.assert_series_equal(back["el"], table["el"], check_names=False)
+    assert back["yield"].tolist() == pytest.approx(table["yield"].tolist())
+    assert info["deal_name"] == "CN Consumer Example 2026-1"
+    assert "[[waterfall]]" in info["deal_toml"]
+    assert info["triggers"][0]["trigger"] == "cnl_early_amortisation"
+
+
+def test_recording_again_replaces(stored) -> None:
+    db_path, table = stored
+    with open_store(db_path) as store:
+        record_tranche_results(store, 7, load_deal(DEAL), table.iloc[:2])
+        assert len(load_tranche_results(store, 7)) == 2
+
+
+def test_unknown_run_is_refused_and_nothing_written(db_path: Path) -> None:
+    deal = load_deal(DEAL)
+    paths = synthetic_paths(n_paths=20, n_months=30)
+    table = tranche_table(deal, run_waterfall(deal, paths), paths)
+    with open_store(db_path) as store:
+        with pytest.raises(NotFound, match="run 99"):
+            record_tranche_results(store, 99, deal, table)
+        with pytest.raises(NotFound, match="run 99"):
+            load_tranche_results(store, 99)
+
+
+def test_cli_report_prints_and_writes(stored, cli, tmp_path: Path) -> None:
+    db_path, _ = stored
+    out = tmp_path / "tranches.xlsx"
+    r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", out)
+    assert r.code == 0, r.err
+    assert "CN Consumer Example 2026-1" in r.out and "Sub" in r.out
+    sheets = pd.read_excel(out, sheet_name=None)
+    assert set(sheets) == {"tranches", "triggers"}
+    csv = tmp_path / "t.csv"
+    r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", csv)
+    assert r.code == 0 and pd.read_csv(tmp_path / "t_tranches.csv")["tranche"].tolist() == ["A", "B", "Sub"]
+
+
+def test_cli_report_errors_exit_2(stored, cli, tmp_path: Path) -> None:
+    db_path, _ = stored
+    r = cli("tranche", "report", "--run", "8", "--db", db_path)
+    assert r.code == 2 and "run 8" in r.err
+    r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", tmp_path / "x.txt")
+    assert r.code == 2 and "--out" in r.err
+
+
+def test_cli_check_prints_the_priority_of_payments(cli) -> None:
+    r = cli("tranche", "check", "--structure", DEAL)
+    assert r.code == 0, r.err
+    assert "1. fee servicer" in r.out and "9. residual to platform" in r.out
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda t: t.replace('name = "B"\nsize = 0.04', 'name = "B"\nsize = 0.05'), "tranches"),
+    (lambda t: t.replace('metric = "cnl"', 'metric = "sentiment"'), "metric"),
+    (lambda t: t.replace('step = "reimburse"', 'step = "bonus"'), "step"),
+    (lambda t: t.replace('tranches = ["Sub"]', 'tranches = ["Junior"]'), "tranches"),
+])
+def test_cli_bad_deal_files_exit_2_naming_the_field(cli, tmp_path: Path, edit, field: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit(DEAL.read_text()))
+    r = cli("tranche", "check", "--structure", bad)
+    assert r.code == 2
+    assert field in r.err and "error:" in r.err
+
+
+def test_cli_missing_tranche_exits_2(cli, tmp_path: Path) -> None:
+    text = DEAL.read_text()
+    start = text.index('[[tranches]]\nname = "B"')
+    end = text.index("[[tranches]]", start + 5)
+    bad = tmp_path / "missing.toml"
+    bad.write_text(text[:start] + text[end:])
+    r = cli("tranche", "check", "--structure", bad)
+    assert r.code == 2 and "tranches" in r.err
+
+
+def test_cli_size_flag_errors_exit_2(stored, cli) -> None:
+    db_path, _ = stored
+    r = cli("tranche", "size", "--run", "7", "--db", db_path, "--structure", DEAL, "--tranche", "A")
+    assert r.code == 2 and "--target-el" in r.err
+    r = cli("tranche", "size", "--run", "7", "--db", db_path, "--structure", DEAL, "--tranche", "A",
+            "--target-rating", "AAA")
+    assert r.code == 2 and "--rating-table" in r.err
+    r = cli("tranche", "size", "--run", "7", "--db", db_path, "--structure", DEAL, "--tranche", "Q",
+            "--target-el", "0.001")
+    assert r.code == 2 and "tranche" in r.err
