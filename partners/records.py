@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from partners.allocation import Allocation, LoanRisk
 from partners.errors import AllocationError
@@ -66,15 +67,19 @@ def save_allocation(store: Store, allocation: Allocation, registry: Registry, ri
                     *, pool_id: int | None, inputs: dict[str, Any]) -> int:
     """Record the allocation (one transaction: all or nothing); returns its id."""
     n, k = allocation.shares.shape
-    loan_rep = np.repeat(np.asarray(allocation.loan_id, dtype=object), k)
-    party_rep = np.tile(np.asarray(allocation.party_ids, dtype=object), n)
     flat = allocation.shares.ravel()
-    keep = flat > 0
-    shares = pd.DataFrame({"loan_id": loan_rep[keep].astype(str), "party_id": party_rep[keep].astype(str),
-                           "share": flat[keep]})
-    loans = pd.DataFrame({"loan_id": np.asarray(allocation.loan_id).astype(str),
-                          "balance": allocation.balance, "annual_pd": risk.annual_pd, "lgd": risk.lgd,
-                          "lifetime_pd": risk.lifetime_pd})
+    keep = np.flatnonzero(flat > 0)
+    loan_dict = pa.array(np.asarray(allocation.loan_id).astype(str).tolist(), type=pa.string())
+    party_dict = pa.array(list(allocation.party_ids), type=pa.string())
+    # dictionary-encoded ids: each string converted once, not once per (loan, party) row
+    shares = pa.table({
+        "loan_id": pa.DictionaryArray.from_arrays(pa.array(keep // k, type=pa.int32()), loan_dict),
+        "party_id": pa.DictionaryArray.from_arrays(pa.array(keep % k, type=pa.int32()), party_dict),
+        "share": pa.array(flat[keep]),
+    })
+    loans = pa.table({"loan_id": loan_dict, "balance": pa.array(allocation.balance),
+                      "annual_pd": pa.array(risk.annual_pd), "lgd": pa.array(risk.lgd),
+                      "lifetime_pd": pa.array(risk.lifetime_pd)})
     full_inputs = {**inputs, "registry": registry.as_dict(), "party_ids": list(allocation.party_ids),
                    "as_of": allocation.as_of.isoformat()}
     with store.transaction() as con:

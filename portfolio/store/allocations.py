@@ -69,11 +69,11 @@ def insert_allocation(
     inputs: dict[str, Any],
     checks: dict[str, Any],
     summary: dict[str, Any],
-    shares: pd.DataFrame,
-    loans: pd.DataFrame,
+    shares: pa.Table,
+    loans: pa.Table,
 ) -> None:
-    """Write one allocation. ``shares``: loan_id, party_id, share (positive shares only);
-    ``loans``: loan_id, balance, annual_pd, lgd, lifetime_pd."""
+    """Write one allocation (Arrow tables). ``shares``: loan_id, party_id, share (positive
+    shares only); ``loans``: loan_id, balance, annual_pd, lgd, lifetime_pd."""
     con.execute(
         """INSERT INTO allocations (allocation_id, mode, objective, pool_id, inputs, checks,
                                     created_at, summary)
@@ -82,16 +82,13 @@ def insert_allocation(
          json.dumps(checks, default=str), dt.datetime.now(dt.UTC).replace(tzinfo=None),
          json.dumps(summary, default=str)],
     )
-    sh = pa.Table.from_pandas(shares[["loan_id", "party_id", "share"]], preserve_index=False)
-    con.register("_alloc_shares", sh)
+    con.register("_alloc_shares", shares.select(["loan_id", "party_id", "share"]))
     try:
         con.execute("INSERT INTO allocation_shares (allocation_id, loan_id, party_id, share) "
                     "SELECT ?, loan_id, party_id, share FROM _alloc_shares", [allocation_id])
     finally:
         con.unregister("_alloc_shares")
-    lo = pa.Table.from_pandas(loans[["loan_id", "balance", "annual_pd", "lgd", "lifetime_pd"]],
-                              preserve_index=False)
-    con.register("_alloc_loans", lo)
+    con.register("_alloc_loans", loans.select(["loan_id", "balance", "annual_pd", "lgd", "lifetime_pd"]))
     try:
         con.execute("INSERT INTO allocation_loans (allocation_id, loan_id, balance, annual_pd, lgd, "
                     "lifetime_pd) SELECT ?, loan_id, balance, annual_pd, lgd, lifetime_pd "

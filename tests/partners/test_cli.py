@@ -108,3 +108,36 @@ def test_flag_errors(cli, db):
     r = cli("allocate", "export", "--db", db, "--allocation", "99", "--partner", "bank_east",
             "--out", "x.parquet")
     assert r.code == 2 and "--allocation" in r.err
+
+
+def test_allocate_a_stored_pool_and_read_it_back(cli, db):
+    from partners.records import load_allocation
+    from portfolio.pools import create_pool, parse_criteria
+
+    with open_store(db) as store:
+        info = create_pool(store, "p1", parse_criteria({"eligibility": {"dpd_max": 0}}),
+                           dt.date(2026, 10, 31))
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--pool", str(info.pool_id),
+            "--mode", "forward-flow")
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+    assert stored.pool_id == info.pool_id and stored.mode == "forward-flow"
+    assert len(stored.loan_id) == info.n_loans
+    assert (stored.shares.sum(axis=1) == 1.0).all()
+    assert ((stored.shares == 0) | (stored.shares == 1)).all()
+    assert stored.checks["ok"] is True
+    r = cli("allocate", "show", "--db", db, "--allocation", "1")
+    assert r.code == 0 and "forward-flow" in r.out
+
+
+def test_example_script_allocates_and_exports(db, tmp_path, monkeypatch):
+    import runpy
+    import sys
+
+    out = tmp_path / "exports"
+    monkeypatch.setattr(sys, "argv", ["allocate_month.py", "--db", str(db), "--partners", str(PARTNERS),
+                                      "--month", "2026-10", "--out", str(out)])
+    runpy.run_path(str(ROOT / "examples" / "allocate_month.py"), run_name="__main__")
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [f"2026-10_{p}.parquet" for p in ("bank_east", "bank_north", "hangzhou_city", "west_trust")]
