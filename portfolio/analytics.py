@@ -132,24 +132,30 @@ def book_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None) -
     """The outstanding book at ``as_of`` by dimension, with the calibration anchors."""
     as_of = sql.resolve_month_end(con, as_of)
     raw = sql.summary_groups(con, as_of)
-    anchors = _anchors(con, as_of, raw)
+    seasoned = sql.seasoned_default(
+        con, as_of, min_age_months=SEASONED_MONTHS, anchor_term=ANCHOR_TERM_MONTHS
+    )
     groups = raw.copy()
     total = float(groups.loc[groups["dimension"] == "all", "balance"].sum())
     groups.insert(4, "balance_share", groups["balance"] / total if total > 0 else np.nan)
     groups["dpd30_ratio"] = _ratio(groups.pop("dpd30_balance"), groups["balance"])
     groups["dpd90_ratio"] = _ratio(groups.pop("dpd90_balance"), groups["balance"])
     groups["loans"] = groups["loans"].astype("int64")
-    bands = _default_by_band(con, as_of, SEASONED_MONTHS, None)
-    return BookSummary(as_of, groups, anchors, bands)
+    return BookSummary(
+        as_of, groups, _anchors(as_of, raw, seasoned), _default_by_band(seasoned)
+    )
 
 
 def book_anchors(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None) -> Anchors:
     """Only the anchor figures (30+/90+ DPD ratio, seasoned 12-month lifetime default)."""
     as_of = sql.resolve_month_end(con, as_of)
-    return _anchors(con, as_of, sql.summary_groups(con, as_of))
+    seasoned = sql.seasoned_default(
+        con, as_of, min_age_months=SEASONED_MONTHS, anchor_term=ANCHOR_TERM_MONTHS
+    )
+    return _anchors(as_of, sql.summary_groups(con, as_of), seasoned)
 
 
-def _anchors(con: duckdb.DuckDBPyConnection, as_of: dt.date, groups: pd.DataFrame) -> Anchors:
+def _anchors(as_of: dt.date, groups: pd.DataFrame, seasoned: pd.DataFrame) -> Anchors:
     overall = groups[groups["dimension"] == "all"]
     if overall.empty:
         dpd30 = dpd90 = float("nan")
@@ -157,36 +163,31 @@ def _anchors(con: duckdb.DuckDBPyConnection, as_of: dt.date, groups: pd.DataFram
         row = overall.iloc[0]
         dpd30 = _ratio(float(row["dpd30_balance"]), float(row["balance"]))
         dpd90 = _ratio(float(row["dpd90_balance"]), float(row["balance"]))
-    seasoned = sql.seasoned_default(
-        con, as_of, min_age_months=SEASONED_MONTHS, term_months=ANCHOR_TERM_MONTHS
-    )
-    principal = float(seasoned["principal"].sum()) if not seasoned.empty else 0.0
-    defaulted = float(seasoned["defaulted_balance"].sum()) if not seasoned.empty else 0.0
+    cohort = seasoned[seasoned["anchor_term"].astype(bool)]
     return Anchors(
         as_of=as_of,
         dpd30_ratio=float(dpd30),
         dpd90_ratio=float(dpd90),
-        seasoned_default_rate=float(_ratio(defaulted, principal)),
-        seasoned_loans=int(seasoned["loans"].sum()) if not seasoned.empty else 0,
-        seasoned_defaulted_loans=(
-            int(seasoned["defaulted_loans"].sum()) if not seasoned.empty else 0
+        seasoned_default_rate=float(
+            _ratio(float(cohort["defaulted_balance"].sum()), float(cohort["principal"].sum()))
         ),
+        seasoned_loans=int(cohort["loans"].sum()),
+        seasoned_defaulted_loans=int(cohort["defaulted_loans"].sum()),
     )
 
 
-def _default_by_band(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, min_age: int, term: int | None
-) -> pd.DataFrame:
-    raw = sql.seasoned_default(con, as_of, min_age_months=min_age, term_months=term)
+def _default_by_band(seasoned: pd.DataFrame) -> pd.DataFrame:
+    cols = ["loans", "principal", "defaulted_loans", "defaulted_balance"]
     frame = (
-        raw.set_index("score_band")
-        .reindex(list(SCORE_BAND_LABELS))
-        .fillna({"loans": 0, "principal": 0.0, "defaulted_loans": 0, "defaulted_balance": 0.0})
+        seasoned.groupby("score_band")[cols].sum()
+        .reindex(list(SCORE_BAND_LABELS), fill_value=0)
         .rename_axis("score_band")
         .reset_index()
     )
     for col in ("loans", "defaulted_loans"):
         frame[col] = frame[col].astype("int64")
+    for col in ("principal", "defaulted_balance"):
+        frame[col] = frame[col].astype("float64")
     frame["default_rate"] = _ratio(frame["defaulted_balance"], frame["principal"])
     frame["default_rate_loans"] = _ratio(
         frame["defaulted_loans"].astype(float), frame["loans"].astype(float)

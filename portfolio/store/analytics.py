@@ -184,32 +184,30 @@ def seasoned_default(
     as_of: dt.date,
     *,
     min_age_months: int,
-    term_months: int | None,
+    anchor_term: int,
 ) -> pd.DataFrame:
-    """Cumulative default to ``as_of`` of loans originated at least ``min_age_months``
-    calendar months before it (and of the given term, if any), by score band.
+    """Cumulative default to ``as_of`` of the loans originated at least ``min_age_months``
+    calendar months before it, by score band and whether the term is ``anchor_term``.
 
-    Columns: score_band, loans, principal, defaulted_loans, defaulted_balance.
+    Columns: score_band, anchor_term (bool), loans, principal, defaulted_loans,
+    defaulted_balance.
     """
     band, band_params = _band_case("l.credit_score")
-    params: list[object] = [as_of, *band_params, as_of, min_age_months]
-    term_filter = ""
-    if term_months is not None:
-        term_filter = "AND l.term_months = ?"
-        params.append(term_months)
     sql = f"""
     WITH {_DEFAULTS}
     SELECT {band} AS score_band,
+           l.term_months = ? AS anchor_term,
            count(*) AS loans,
            sum(CAST(l.principal AS DOUBLE)) AS principal,
            count(d.loan_id) AS defaulted_loans,
            coalesce(sum(d.d_amount), 0) AS defaulted_balance
     FROM loans l
     LEFT JOIN d ON d.loan_id = l.loan_id
-    WHERE datediff('month', l.origination_date, ?) >= ? {term_filter}
+    WHERE datediff('month', l.origination_date, ?) >= ?
     GROUP BY ALL
-    ORDER BY score_band
+    ORDER BY score_band, anchor_term
     """
+    params: list[object] = [as_of, *band_params, anchor_term, as_of, min_age_months]
     return _fetch(con, sql, params)
 
 
@@ -380,6 +378,13 @@ def monthly_flows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFram
     sql = f"""
     WITH {_WRITE_OFFS},
     {_DEFAULTS},
+    la AS (
+        SELECT l.loan_id, l.origination_date, l.repayment_type = 'daily_interest' AS daily,
+               wo.wo_date, d.d_date, d.d_amount
+        FROM loans l
+        LEFT JOIN wo ON wo.loan_id = l.loan_id
+        LEFT JOIN d ON d.loan_id = l.loan_id
+    ),
     rows AS (
         SELECT p.as_of,
                last_day(p.as_of - INTERVAL 1 MONTH) AS prev,
@@ -388,25 +393,21 @@ def monthly_flows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFram
                CAST(p.prepaid_principal AS DOUBLE) AS prepaid,
                CAST(p.charge_off AS DOUBLE) AS charge_off,
                CAST(p.recovery AS DOUBLE) AS recovery,
-               l.repayment_type = 'daily_interest' AS daily,
-               l.origination_date, d.d_date, d.d_amount,
-               {_BUCKET} AS bucket
+               la.daily, la.d_date, la.d_amount,
+               la.origination_date <= last_day(p.as_of - INTERVAL 1 MONTH)
+                   AND (la.d_date IS NULL OR la.d_date > last_day(p.as_of - INTERVAL 1 MONTH))
+                   AS perf,
+               {_BUCKET.replace("wo.wo_date", "la.wo_date")} AS bucket
         FROM loan_performance p
-        JOIN loans l ON l.loan_id = p.loan_id
-        LEFT JOIN wo ON wo.loan_id = p.loan_id
-        LEFT JOIN d ON d.loan_id = p.loan_id
+        JOIN la ON la.loan_id = p.loan_id
         WHERE p.as_of <= ?
     ),
-    starts AS (
-        SELECT as_of AS s,
-               coalesce(sum(bal) FILTER (WHERE bucket IN ('current', 'M1', 'M2', 'M3')), 0)
-                   AS performing_start,
-               coalesce(sum(bal) FILTER (WHERE bucket IN ('current', 'M1', 'M2', 'M3')
-                                               AND daily), 0) AS daily_start
-        FROM rows GROUP BY as_of
-    ),
-    flows AS (
+    monthly AS (
         SELECT as_of, prev,
+               coalesce(sum(bal) FILTER (WHERE bucket IN ('current', 'M1', 'M2', 'M3')), 0)
+                   AS performing_end,
+               coalesce(sum(bal) FILTER (WHERE bucket IN ('current', 'M1', 'M2', 'M3')
+                                               AND daily), 0) AS daily_end,
                coalesce(sum(d_amount) FILTER (WHERE d_date = as_of), 0) AS new_default,
                coalesce(sum(paid) FILTER (WHERE perf), 0) AS scheduled_principal,
                coalesce(sum(prepaid) FILTER (WHERE perf), 0) AS prepaid_principal,
@@ -414,18 +415,15 @@ def monthly_flows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFram
                    AS daily_principal_repaid,
                sum(charge_off) AS charge_off,
                sum(recovery) AS recovery
-        FROM (
-            SELECT *, origination_date <= prev AND (d_date IS NULL OR d_date > prev) AS perf
-            FROM rows
-        ) r
+        FROM rows
         GROUP BY as_of, prev
     )
-    SELECT flows.as_of, starts.performing_start, flows.new_default,
-           flows.scheduled_principal, flows.prepaid_principal,
-           starts.daily_start, flows.daily_principal_repaid,
-           flows.charge_off, flows.recovery
-    FROM flows JOIN starts ON starts.s = flows.prev
-    ORDER BY flows.as_of
+    SELECT t.as_of, s.performing_end AS performing_start, t.new_default,
+           t.scheduled_principal, t.prepaid_principal,
+           s.daily_end AS daily_start, t.daily_principal_repaid,
+           t.charge_off, t.recovery
+    FROM monthly t JOIN monthly s ON s.as_of = t.prev
+    ORDER BY t.as_of
     """
     frame = _fetch(con, sql, [as_of, as_of])
     return _dates_to_python(frame, ("as_of",))
