@@ -165,16 +165,18 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
     names = deal.tranche_names
     idx = {n: i for i, n in enumerate(names)}
 
-    f64 = np.float64
-    interest_src = np.asarray(paths.interest, dtype=f64)
-    sched_src = np.asarray(paths.scheduled_principal, dtype=f64)
-    prepay_src = np.asarray(paths.prepayment, dtype=f64)
-    default_src = np.asarray(paths.default, dtype=f64)
-    recovery_src = np.asarray(paths.recovery, dtype=f64)
-    bop_src = np.asarray(paths.balance_bop, dtype=f64)
-    eop_src = np.asarray(paths.balance_eop, dtype=f64)
+    def month_major(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths), contiguous rows
+        return np.ascontiguousarray(np.asarray(a, dtype=np.float64).T)
 
-    shape3 = (nt, n_paths, n_months)
+    interest_src = month_major(paths.interest)
+    sched_src = month_major(paths.scheduled_principal)
+    prepay_src = month_major(paths.prepayment)
+    default_src = month_major(paths.default)
+    recovery_src = month_major(paths.recovery)
+    bop_src = month_major(paths.balance_bop)
+    eop_src = month_major(paths.balance_eop)
+
+    shape3 = (n_months, nt, n_paths)  # month-major while running
     out_int_due = np.zeros(shape3)
     out_int_paid = np.zeros(shape3)
     out_int_short = np.zeros(shape3)
@@ -183,7 +185,7 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
     out_bal = np.zeros(shape3)
     out_wd = np.zeros(shape3)
     out_wd_out = np.zeros(shape3)
-    shape2 = (n_paths, n_months)
+    shape2 = (n_months, n_paths)
     out_res_bop = np.zeros(shape2)
     out_res = np.zeros(shape2)
     out_residual = np.zeros(shape2)
@@ -230,12 +232,12 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
     for t in range(n_months):
         alive = ~ended
         s = np.where(alive, scale, 0.0)
-        interest = s * interest_src[:, t]
-        principal_coll = s * (sched_src[:, t] + prepay_src[:, t])
-        recovery = s * recovery_src[:, t]
-        defaults = s * default_src[:, t]
-        coll_bop = s * bop_src[:, t]
-        collat = s * eop_src[:, t]
+        interest = s * interest_src[t]
+        principal_coll = s * (sched_src[t] + prepay_src[t])
+        recovery = s * recovery_src[t]
+        defaults = s * default_src[t]
+        coll_bop = s * bop_src[t]
+        collat = s * eop_src[t]
         collections = interest + principal_coll + recovery
         last = t == n_months - 1
 
@@ -246,11 +248,11 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
 
         # ---- triggers (tested on this month's data, before payments)
         cnl = (cum_def - cum_rec) / init
-        future = default_src[:, t + 1 : t + 3].sum(axis=1) if t + 1 < n_months else 0.0
+        future = default_src[t + 1 : t + 3].sum(axis=0) if t + 1 < n_months else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             delinquency = np.where(collat > 0, s * future / np.where(collat > 0, collat, 1.0), 0.0)
-        out_metric["cnl"][:, t] = cnl
-        out_metric["delinquency"][:, t] = delinquency
+        out_metric["cnl"][t] = cnl
+        out_metric["delinquency"][t] = delinquency
         seq_force = np.zeros(n_paths, dtype=bool)
         turbo_force = np.zeros(n_paths, dtype=bool)
         trap = np.zeros(n_paths, dtype=bool)
@@ -264,13 +266,13 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
                 notes = bal_bop[oc_trigger_sets[trig.name]].sum(axis=0)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = np.where(notes > 0, collat / np.where(notes > 0, notes, 1.0), np.inf)
-                out_metric["oc"][:, t] = np.where(np.isfinite(ratio), ratio, np.nan)
+                out_metric["oc"][t] = np.where(np.isfinite(ratio), ratio, np.nan)
                 breach = ratio < level
             breach &= alive
             latched[trig.name] |= breach
             state = breach if trig.curable else latched[trig.name]
-            out_breach[trig.name][:, t] = breach
-            out_trig[trig.name][:, t] = state
+            out_breach[trig.name][t] = breach
+            out_trig[trig.name][t] = state
             if trig.effect is Effect.SEQUENTIAL:
                 seq_force |= state
             elif trig.effect is Effect.TURBO:
@@ -342,8 +344,8 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
                 pay = np.minimum(due, avail)
                 avail = avail - pay
                 fee_short[fee.name] = due - pay
-                out_fee_due[fee.name][:, t] = due
-                out_fee_paid[fee.name][:, t] = pay
+                out_fee_due[fee.name][t] = due
+                out_fee_paid[fee.name][t] = pay
             elif isinstance(step, InterestStep):
                 j = idx[step.tranche]
                 due = coupons[j] * bal_bop[j] + int_short[j]
@@ -393,51 +395,57 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
         # ---- revolving: the purchased loans perform like the pool from next month on
         with np.errstate(divide="ignore", invalid="ignore"):
             grow = np.where(purchases > 0, purchases / np.where(collat > 0, collat, 1.0), 0.0)
-        out_scale[:, t] = s
+        out_scale[t] = s
         scale = scale * (1.0 + grow)
         ended |= call
 
-        out_int_due[:, :, t] = int_due
-        out_int_paid[:, :, t] = int_paid
-        out_int_short[:, :, t] = int_short
-        out_prin[:, :, t] = prin_paid
-        out_reimb[:, :, t] = reimb
-        out_bal[:, :, t] = bal
-        out_wd[:, :, t] = wd
-        out_wd_out[:, :, t] = wd_out
-        out_res_bop[:, t] = reserve_bop
-        out_res[:, t] = reserve
-        out_residual[:, t] = residual
-        out_coll[:, t] = collections
-        out_call[:, t] = call_proceeds
-        out_purch[:, t] = purchases
-        out_collat[:, t] = collat_end
-        out_rev[:, t] = revolving
+        out_int_due[t] = int_due
+        out_int_paid[t] = int_paid
+        out_int_short[t] = int_short
+        out_prin[t] = prin_paid
+        out_reimb[t] = reimb
+        out_bal[t] = bal
+        out_wd[t] = wd
+        out_wd_out[t] = wd_out
+        out_res_bop[t] = reserve_bop
+        out_res[t] = reserve
+        out_residual[t] = residual
+        out_coll[t] = collections
+        out_call[t] = call_proceeds
+        out_purch[t] = purchases
+        out_collat[t] = collat_end
+        out_rev[t] = revolving
+
+    def t3(a: np.ndarray) -> np.ndarray:  # (n_months, nt, n_paths) -> (nt, n_paths, n_months)
+        return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+    def t2(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths) -> (n_paths, n_months)
+        return np.ascontiguousarray(a.T)
 
     return WaterfallResult(
         tranche_names=names,
         original_balance=amounts,
         dates=tuple(payment_dates(deal, n_months)),
-        interest_due=out_int_due,
-        interest_paid=out_int_paid,
-        interest_shortfall=out_int_short,
-        principal_paid=out_prin,
-        reimbursed=out_reimb,
-        balance=out_bal,
-        writedown=out_wd,
-        writedown_outstanding=out_wd_out,
-        reserve_bop=out_res_bop,
-        reserve=out_res,
-        fees_due=out_fee_due,
-        fees_paid=out_fee_paid,
-        triggers=out_trig,
-        breached=out_breach,
-        residual=out_residual,
-        collections=out_coll,
-        call_proceeds=out_call,
-        purchases=out_purch,
-        collateral=out_collat,
-        revolving=out_rev,
-        pool_scale=out_scale,
-        metrics=out_metric,
+        interest_due=t3(out_int_due),
+        interest_paid=t3(out_int_paid),
+        interest_shortfall=t3(out_int_short),
+        principal_paid=t3(out_prin),
+        reimbursed=t3(out_reimb),
+        balance=t3(out_bal),
+        writedown=t3(out_wd),
+        writedown_outstanding=t3(out_wd_out),
+        reserve_bop=t2(out_res_bop),
+        reserve=t2(out_res),
+        fees_due={k: t2(v) for k, v in out_fee_due.items()},
+        fees_paid={k: t2(v) for k, v in out_fee_paid.items()},
+        triggers={k: t2(v) for k, v in out_trig.items()},
+        breached={k: t2(v) for k, v in out_breach.items()},
+        residual=t2(out_residual),
+        collections=t2(out_coll),
+        call_proceeds=t2(out_call),
+        purchases=t2(out_purch),
+        collateral=t2(out_collat),
+        revolving=t2(out_rev),
+        pool_scale=t2(out_scale),
+        metrics={k: t2(v) for k, v in out_metric.items()},
     )
