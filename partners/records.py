@@ -193,12 +193,7 @@ def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tupl
 
 
 def load_assumptions_file(path: Path) -> Any:
-    """Read an assumptions TOML with the loader of ``portfolio.assumptions``."""
-    import portfolio.assumptions as assumptions_module
+    """Read an assumptions TOML (``portfolio.assumptions.load_assumptions``; errors name the field)."""
+    from portfolio.assumptions import load_assumptions
 
-    for name in ("load_assumptions", "read_assumptions"):
-        fn = getattr(assumptions_module, name, None)
-        if callable(fn):
-            return fn(path)
-    raise AllocationError(must_be("--assumptions", "readable by portfolio.assumptions (no loader in "
-                                  "this build; use [expected_loss] in the partners file)", str(path)))
+    return load_assumptions(path)

@@ -255,3 +255,22 @@ def test_any_pool_gives_a_valid_allocation(seed, mode, scale):
     assert a.checks.ok and np.all(a.shares.sum(axis=1) == 1.0)
     moved = a.summary["moved_off_platform"]
     assert 0 <= moved <= loans.balance.sum()
+
+
+def test_loan_risk_from_assumptions_by_hand():
+    from partners.allocation import loan_risk_from_assumptions
+    from portfolio.generate import GeneratorParams, true_assumptions
+
+    ass = true_assumptions(GeneratorParams(), 8)  # n_age = 8: ages beyond reuse the last column
+    loans = make_loans(50, seed=9)
+    risk = loan_risk_from_assumptions(loans, ass)
+    terms = list(ass.terms)
+    for i in range(len(loans)):
+        b, t = int(loans.score_band[i]), terms.index(int(loans.term_months[i]))
+        surv = 1.0
+        for age in range(1, int(loans.remaining_term[i]) + 1):  # months on book 0
+            surv *= 1 - ass.default_hazard[b, t, min(age, 8) - 1]
+        assert risk.lifetime_pd[i] == pytest.approx(1 - surv, rel=1e-10)
+        years = loans.remaining_term[i] / 12
+        assert risk.annual_pd[i] == pytest.approx(1 - surv ** (1 / years), rel=1e-9)
+    assert np.allclose(risk.lgd, 1 - ass.recovery_rate)

@@ -141,3 +141,20 @@ def test_example_script_allocates_and_exports(db, tmp_path, monkeypatch):
     runpy.run_path(str(ROOT / "examples" / "allocate_month.py"), run_name="__main__")
     files = sorted(p.name for p in out.iterdir())
     assert files == [f"2026-10_{p}.parquet" for p in ("bank_east", "bank_north", "hangzhou_city", "west_trust")]
+
+
+def test_allocate_with_assumptions_file_for_the_expected_loss(cli, db, tmp_path):
+    from portfolio.assumptions import save_assumptions
+    from portfolio.generate import GeneratorParams, true_assumptions
+
+    ass = save_assumptions(true_assumptions(GeneratorParams(), 24), tmp_path / "ass.toml")
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,
+            "--objective", "min-retained-el", "--assumptions", ass)
+    assert r.code == 0, r.err
+    con = duckdb.connect(str(db), read_only=True)
+    summary = con.execute("SELECT summary FROM allocations WHERE allocation_id = 1").fetchone()[0]
+    con.close()
+    assert '"risk_source": "assumptions"' in summary
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,
+            "--assumptions", tmp_path / "missing.toml")
+    assert r.code == 2 and "assumptions" in r.err
