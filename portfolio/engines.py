@@ -1,0 +1,424 @@
+"""Monte Carlo kernels of the projection engine: numba loops and their plain-numpy twins.
+
+Pure array functions, no I/O. ``portfolio.simulation`` prepares the inputs (cells, schedules,
+random numbers) and calls one kernel per canonical block of paths. Every numba kernel has a
+numpy twin that follows the same arithmetic on the same random numbers; tests compare them
+(the twins are the oracle, the numba versions are what runs).
+
+Shapes: ``n_b`` paths in the block, ``T`` projection months (to the last maturity, without the
+recovery lag), cells ``c`` (loans with the same score band, term, months on book and remaining
+term — hence identical default and prepayment probabilities in every month on every path).
+
+Intra-month order (both engines, every month t of a loan still performing at month start):
+1. default first: with the conditional probability ``p_t(Z_t)`` the whole start-of-month
+   balance defaults; the loan pays neither interest nor principal that month;
+2. otherwise the loan pays its scheduled interest (on the start-of-month balance) and
+   scheduled principal;
+3. then a survivor prepays in full with probability ``smm_t``: the prepayment is the balance
+   left after the scheduled principal. In a loan's last month the prepayment would be zero,
+   so ``smm`` is set to 0 there.
+
+Conditional default probability (one-factor copula, DOMAIN §8):
+``p_t = Φ((thr · s − √ρ·Z_t) / √(1−ρ))`` with ``thr = Φ⁻¹(h)`` and ``s = 1`` for the Gaussian
+copula, and ``thr = t_ν⁻¹(h)``, ``s = √(W/ν)`` (W ~ χ²_ν, one per path) for the Student-t
+copula — the latent variable ``(√ρ Z_t + √(1−ρ) ε)/√(W/ν)`` is t_ν-distributed, so every
+month's unconditional hazard stays ``h`` while one W per path makes bad months cluster.
+
+Flow columns of the accumulators ``out[..., k]``: 0 balance_bop, 1 interest,
+2 scheduled_principal, 3 prepayment, 4 default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
+BOP, INTEREST, PRINCIPAL, PREPAY, DEFAULT = range(N_ACC)
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Binomial draw from one uniform (numba)
+
+# Acklam's rational approximation of Φ⁻¹ (relative error < 1.2e-9), used for the normal
+# branch of the binomial draw.
+_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+      1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+      6.680131188771972e+01, -1.328068155288572e+01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+      -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+      3.754408661907416e+00)
+_P_LOW = 0.02425
+_U_HALF_STEP = 2.0 ** -25  # float32 uniforms are multiples of 2^-24: shift to the midpoint
+
+NORMAL_MIN_VARIANCE = 10.0
+"""A binomial with n·p·(1−p) at least this is drawn from its normal approximation
+(continuity-corrected, clipped to [0, n]; same mean and variance). Below it the draw is exact.
+With a variance of 10 the two CDFs differ by at most about 0.02, and a cell's count is then
+one of hundreds of independent terms of the pool's count, whose conditional distribution is
+normal anyway (tested against the exact binomial and the exact finite-pool distribution)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def norm_ppf(u: float) -> float:
+    """Φ⁻¹(u) for u in (0, 1) (Acklam)."""
+    if u < _P_LOW:
+        q = math.sqrt(-2.0 * math.log(u))
+        return ((((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5])
+                / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0))
+    if u > 1.0 - _P_LOW:
+        q = math.sqrt(-2.0 * math.log1p(-u))
+        return -((((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5])
+                 / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0))
+    q = u - 0.5
+    r = q * q
+    return ((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
+            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0))
+
+
+def norm_ppf_np(u: np.ndarray) -> np.ndarray:
+    """Vectorised twin of :func:`norm_ppf`."""
+    u = np.asarray(u, dtype=np.float64)
+    out = np.empty_like(u)
+    lo = u < _P_LOW
+    hi = u > 1.0 - _P_LOW
+    mid = ~lo & ~hi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for mask, sign, q in ((lo, 1.0, np.sqrt(-2.0 * np.log(np.where(lo, u, 0.5)))),
+                              (hi, -1.0, np.sqrt(-2.0 * np.log1p(-np.where(hi, u, 0.5))))):
+            num = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5])
+            den = ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
+            out[mask] = (sign * num / den)[mask]
+    q = u - 0.5
+    r = q * q
+    num = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
+    den = (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+    out[mid] = (num / den)[mid]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def binom_from_uniform(n: int, p: float, u: float) -> int:
+    """Binomial(n, p) from one uniform ``u`` in [0, 1).
+
+    Variance below ``NORMAL_MIN_VARIANCE``: exact inversion of the CDF from 0 (for p > 0.5
+    by symmetry, counting failures); monotone in p for a fixed u. Otherwise the
+    continuity-corrected normal approximation ``floor(np + √(np(1−p))·Φ⁻¹(u) + ½)`` clipped
+    to [0, n].
+    """
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    var = n * p * (1.0 - p)
+    if var >= NORMAL_MIN_VARIANCE:
+        x = math.floor(n * p + math.sqrt(var) * norm_ppf(u + _U_HALF_STEP) + 0.5)
+        if x < 0.0:
+            return 0
+        if x > n:
+            return n
+        return int(x)
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    ratio = pp / (1.0 - pp)
+    f = math.exp(n * math.log1p(-pp))
+    c = f
+    k = 0
+    while u >= c and k < n:
+        f *= ratio * (n - k) / (k + 1)
+        k += 1
+        c += f
+    return n - k if flip else k
+
+
+def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Vectorised twin of :func:`binom_from_uniform` (the same arithmetic on the same u)."""
+    n, p, u = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(p, dtype=np.float64),
+                                  np.asarray(u, dtype=np.float64))
+    out = np.zeros(n.shape, dtype=np.int64)
+    full = (p >= 1.0) & (n > 0)
+    out[full] = n[full]
+    active = (n > 0) & (p > 0.0) & (p < 1.0)
+    var = n * p * (1.0 - p)
+    normal = active & (var >= NORMAL_MIN_VARIANCE)
+    i = np.flatnonzero(normal)
+    if i.size:
+        x = np.floor(n[i] * p[i] + np.sqrt(var[i]) * norm_ppf_np(u[i] + _U_HALF_STEP) + 0.5)
+        out[i] = np.clip(x, 0, n[i]).astype(np.int64)
+    j = np.flatnonzero(active & ~normal)
+    if j.size:
+        nj, uj = n[j], u[j]
+        flip = p[j] > 0.5
+        pp = np.where(flip, 1.0 - p[j], p[j])
+        ratio = pp / (1.0 - pp)
+        f = np.exp(nj * np.log1p(-pp))
+        c = f.copy()
+        k = np.zeros(j.size, dtype=np.int64)
+        go = (uj >= c) & (k < nj)
+        while go.any():
+            g = np.flatnonzero(go)
+            f[g] *= ratio[g] * (nj[g] - k[g]) / (k[g] + 1)
+            k[g] += 1
+            c[g] += f[g]
+            go = (uj >= c) & (k < nj)
+        out[j] = np.where(flip, nj - k, k)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Conditional default probability
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cond_pd(thr: float, scale: float, z: float, sqrt_rho: float, sqrt_1m_rho: float) -> float:
+    x = (thr * scale - sqrt_rho * z) / sqrt_1m_rho
+    return 0.5 * math.erfc(-x * _SQRT1_2)
+
+
+def cond_pd_np(thr: np.ndarray, scale: np.ndarray, z: np.ndarray, rho: float) -> np.ndarray:
+    """Twin of the numba conditional PD (Φ via erfc, the same arithmetic)."""
+    from scipy.special import erfc
+
+    with np.errstate(invalid="ignore"):
+        x = (thr * scale - math.sqrt(rho) * z) / math.sqrt(1.0 - rho)
+    return 0.5 * erfc(-x * _SQRT1_2)
+
+
+# ------------------------------------------------------------------------------------------
+# Granular engine: binomial counts per cell
+
+
+@numba.njit(cache=True, nogil=True)
+def granular_block(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, cell_flows,
+                   cell_pflows, sqrt_rho, sqrt_1m_rho, out, pout):
+    """Draw default and prepayment counts per cell, month and path; accumulate cell flows.
+
+    z (n_b, T) factor; scale (n_b,) t-copula mixing (1 for Gaussian); u (n_b, n_slots, 2)
+    float32 uniforms, slot ``cell_slot[c] + t`` for cell c in month t; cell_n (n_cells,)
+    loan counts; cell_r remaining terms; cell_thr, cell_smm (n_cells, T); cell_flows
+    (n_cells, T, 3) summed scheduled (bop, interest, principal) of the cell's loans;
+    cell_pflows (n_cells, n_parties, T, 3) the same weighted by party shares (n_parties may
+    be 0). out (n_b, T, 5) and pout (n_parties, n_b, T, 5) are accumulated into.
+
+    Granular approximation: a cell's loans are exchangeable, so with ``a`` of ``N`` loans
+    alive the cell's flows are ``a/N`` of its scheduled totals, and ``d`` defaults take
+    ``d/N`` of its scheduled balance. Exact in expectation (all loans in a cell share every
+    probability); the variance ignores the spread of loan sizes within a cell.
+    """
+    n_b = z.shape[0]
+    n_cells = cell_n.shape[0]
+    n_parties = cell_pflows.shape[1]
+    for p in range(n_b):
+        sc = scale[p]
+        for c in range(n_cells):
+            n_tot = cell_n[c]
+            inv_n = 1.0 / n_tot
+            alive = n_tot
+            slot = cell_slot[c]
+            for t in range(cell_r[c]):
+                if alive == 0:
+                    break
+                pd = _cond_pd(cell_thr[c, t], sc, z[p, t], sqrt_rho, sqrt_1m_rho)
+                d = binom_from_uniform(alive, pd, u[p, slot + t, 0])
+                s = binom_from_uniform(alive - d, cell_smm[c, t], u[p, slot + t, 1])
+                fa = alive * inv_n
+                fperf = (alive - d) * inv_n
+                fd = d * inv_n
+                fs = s * inv_n
+                b = cell_flows[c, t, 0]
+                i = cell_flows[c, t, 1]
+                pr = cell_flows[c, t, 2]
+                out[p, t, 0] += fa * b
+                out[p, t, 1] += fperf * i
+                out[p, t, 2] += fperf * pr
+                out[p, t, 3] += fs * (b - pr)
+                out[p, t, 4] += fd * b
+                for q in range(n_parties):
+                    b = cell_pflows[c, q, t, 0]
+                    i = cell_pflows[c, q, t, 1]
+                    pr = cell_pflows[c, q, t, 2]
+                    pout[q, p, t, 0] += fa * b
+                    pout[q, p, t, 1] += fperf * i
+                    pout[q, p, t, 2] += fperf * pr
+                    pout[q, p, t, 3] += fs * (b - pr)
+                    pout[q, p, t, 4] += fd * b
+                alive -= d + s
+
+
+def granular_block_np(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, cell_flows,
+                      cell_pflows, rho, out, pout):
+    """Plain-numpy twin of :func:`granular_block` (vectorised over the block's paths)."""
+    n_b = z.shape[0]
+    n_parties = cell_pflows.shape[1]
+    for c in range(cell_n.shape[0]):
+        n_tot = int(cell_n[c])
+        alive = np.full(n_b, n_tot, dtype=np.int64)
+        for t in range(int(cell_r[c])):
+            pd = cond_pd_np(cell_thr[c, t], scale, z[:, t], rho)
+            uu = u[:, cell_slot[c] + t, :].astype(np.float64)
+            d = binom_from_uniform_np(alive, pd, uu[:, 0])
+            s = binom_from_uniform_np(alive - d, np.full(n_b, cell_smm[c, t]), uu[:, 1])
+            fa, fperf, fd, fs = alive / n_tot, (alive - d) / n_tot, d / n_tot, s / n_tot
+            flows = [(cell_flows[c, t], out[:, t, :])]
+            flows += [(cell_pflows[c, q, t], pout[q, :, t, :]) for q in range(n_parties)]
+            for (b, i, pr), acc in flows:
+                acc[:, 0] += fa * b
+                acc[:, 1] += fperf * i
+                acc[:, 2] += fperf * pr
+                acc[:, 3] += fs * (b - pr)
+                acc[:, 4] += fd * b
+            alive = alive - d - s
+
+
+# ------------------------------------------------------------------------------------------
+# Loan engine: one uniform per loan and path, inverted over the loan's event-time distribution
+
+
+@numba.njit(cache=True, nogil=True)
+def event_cdfs(z, scale, cell_r, cell_thr, cell_smm, sqrt_rho, sqrt_1m_rho, cum, total):
+    """Cumulative probability of each cell's competing events on each path of the block.
+
+    cum (n_cells, n_b, 2·T): event j = 2t is "default in month t", j = 2t + 1 "prepay in
+    month t"; total (n_cells, n_b) the probability of any event before maturity.
+    """
+    n_b = z.shape[0]
+    for c in range(cell_r.shape[0]):
+        for p in range(n_b):
+            surv = 1.0
+            acc = 0.0
+            sc = scale[p]
+            for t in range(cell_r[c]):
+                pd = _cond_pd(cell_thr[c, t], sc, z[p, t], sqrt_rho, sqrt_1m_rho)
+                acc += surv * pd
+                cum[c, p, 2 * t] = acc
+                surv *= 1.0 - pd
+                sp = surv * cell_smm[c, t]
+                acc += sp
+                cum[c, p, 2 * t + 1] = acc
+                surv -= sp
+            total[c, p] = acc
+
+
+def event_cdfs_np(z, scale, cell_r, cell_thr, cell_smm, rho, cum, total):
+    """Twin of :func:`event_cdfs` (same accumulation order)."""
+    for c in range(cell_r.shape[0]):
+        surv = np.ones(z.shape[0])
+        acc = np.zeros(z.shape[0])
+        for t in range(int(cell_r[c])):
+            pd = cond_pd_np(cell_thr[c, t], scale, z[:, t], rho)
+            acc = acc + surv * pd
+            cum[c, :, 2 * t] = acc
+            surv = surv * (1.0 - pd)
+            sp = surv * cell_smm[c, t]
+            acc = acc + sp
+            cum[c, :, 2 * t + 1] = acc
+            surv = surv - sp
+        total[c] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
+    """Exact loan-level draw for the loans ``l0 .. l0 + u.shape[1]`` (cell-major order).
+
+    u (n_b, n_l) float32: one uniform per path and loan, inverted over the loan's event
+    distribution ``cum[cell, path]``. ``sched`` is flat float64, the scheduled
+    (bop, interest, principal) of loan li in month t at ``loan_base[li] + 3t``; shares
+    (n_loans, n_parties). ``out`` (n_b, T, 5) / ``pout`` (n_parties, n_b, T, 5) receive the
+    *corrections* to the no-event scheduled flows (the caller adds the scheduled totals), so
+    a loan with no event before maturity — most of them — costs one comparison. Loops run
+    cell → path → loan so that a cell's event table and schedules stay in cache.
+    """
+    n_b, n_l = u.shape
+    n_parties = shares.shape[1]
+    k = 0
+    while k < n_l:
+        c = cell_of[l0 + k]
+        k_end = k
+        while k_end < n_l and cell_of[l0 + k_end] == c:
+            k_end += 1
+        r = cell_r[c]
+        for p in range(n_b):
+            tot = total[c, p]
+            for kk in range(k, k_end):
+                ui = u[p, kk]
+                if ui >= tot:
+                    continue
+                # first event j with ui < cum[j] (binary search; cum[2r-1] = tot > ui)
+                lo = 0
+                m = 2 * r
+                while m > 1:
+                    half = m >> 1
+                    lo += half * (cum[c, p, lo + half - 1] <= ui)
+                    m -= half
+                li = l0 + kk
+                tau = lo >> 1
+                base = loan_base[li]
+                k0 = base + 3 * tau
+                b = sched[k0]
+                pr = sched[k0 + 2]
+                if lo & 1 == 0:  # default at tau: no interest, no principal, whole bop defaults
+                    i = sched[k0 + 1]
+                    out[p, tau, 1] -= i
+                    out[p, tau, 2] -= pr
+                    out[p, tau, 4] += b
+                    for q in range(n_parties):
+                        w = shares[li, q]
+                        pout[q, p, tau, 1] -= w * i
+                        pout[q, p, tau, 2] -= w * pr
+                        pout[q, p, tau, 4] += w * b
+                else:  # prepay at tau after paying the month's schedule
+                    out[p, tau, 3] += b - pr
+                    for q in range(n_parties):
+                        pout[q, p, tau, 3] += shares[li, q] * (b - pr)
+                for t in range(tau + 1, r):
+                    kt = base + 3 * t
+                    out[p, t, 0] -= sched[kt]
+                    out[p, t, 1] -= sched[kt + 1]
+                    out[p, t, 2] -= sched[kt + 2]
+                    for q in range(n_parties):
+                        w = shares[li, q]
+                        pout[q, p, t, 0] -= w * sched[kt]
+                        pout[q, p, t, 1] -= w * sched[kt + 1]
+                        pout[q, p, t, 2] -= w * sched[kt + 2]
+        k = k_end
+
+
+def loan_block_np(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
+    """Plain-numpy twin of :func:`loan_block` (vectorised over the loans, path by path)."""
+    n_b, n_l = u.shape
+    idx = np.arange(l0, l0 + n_l)
+    c = cell_of[idx]
+    r = cell_r[c]
+    t_max = cum.shape[2] // 2
+    months = np.arange(t_max)
+    # dense (n_l, t_max, 3) schedule
+    pos = loan_base[idx][:, None] + 3 * np.minimum(months[None, :], r[:, None] - 1)
+    valid = months[None, :] < r[:, None]
+    dense = np.stack([np.where(valid, sched[pos + k], 0.0) for k in range(3)], axis=2)
+    for p in range(n_b):
+        ui = u[p].astype(np.float64)
+        cols = np.arange(2 * t_max)[None, :]
+        cum_l = np.where(cols < 2 * r[:, None], cum[c, p, :], np.inf)  # (n_l, 2 t_max)
+        j = (ui[:, None] >= cum_l).sum(axis=1)
+        event = (ui < total[c, p]) & (j < 2 * r)
+        tau = np.where(event, j // 2, r)
+        is_def = (event & (j % 2 == 0))[:, None]
+        is_pre = (event & (j % 2 == 1))[:, None]
+        after = months[None, :] > tau[:, None]
+        at = months[None, :] == tau[:, None]
+        corr = np.zeros((n_l, t_max, N_ACC))
+        corr[:, :, 0] = -np.where(after, dense[:, :, 0], 0.0)
+        gone = after | (at & is_def)
+        corr[:, :, 1] = -np.where(gone, dense[:, :, 1], 0.0)
+        corr[:, :, 2] = -np.where(gone, dense[:, :, 2], 0.0)
+        corr[:, :, 3] = np.where(at & is_pre, dense[:, :, 0] - dense[:, :, 2], 0.0)
+        corr[:, :, 4] = np.where(at & is_def, dense[:, :, 0], 0.0)
+        corr[~event] = 0.0
+        out[p, :t_max] += corr.sum(axis=0)
+        for q in range(shares.shape[1]):
+            pout[q, p, :t_max] += np.einsum("l,ltk->tk", shares[idx, q], corr)

@@ -1,0 +1,742 @@
+"""Monte Carlo projection of a pool's cash flows and credit losses (DESIGN §4).
+
+``simulate(loans, assumptions, n_paths, seed)`` returns :class:`~portfolio.paths.PoolPaths`:
+every month's start balance, interest, scheduled principal, prepayment, defaulted principal,
+recovery and end balance on every path, plus the same per party when ``shares`` are given.
+
+Model
+-----
+* Monthly grid: month t (0-based) is the t-th instalment period after the cut-off, to the
+  last loan's maturity plus the recovery lag. ``PoolPaths.dates[t]`` is the month end of that
+  period (the cut-off is taken as the month end before the earliest next due date).
+* Scheduled interest and principal come from :func:`portfolio.schedules.schedule_matrix`
+  (all four repayment types, cent-rounded).
+* Each performing loan, each month, in this order (both engines): defaults with the
+  conditional hazard (its whole start-of-month balance; no interest or principal that
+  month); otherwise pays its scheduled interest and principal; then prepays the rest in full
+  with the SMM. Hazards and SMMs are by score band × term × age (``Assumptions`` docstring).
+* Systematic factor: one AR(1) path per Monte Carlo path, ``Z_1 = ε_1``,
+  ``Z_t = φ·Z_{t−1} + √(1−φ²)·ε_t`` (unit variance in every month). Conditional hazard
+  ``Φ((Φ⁻¹(h) − √ρ·Z_t)/√(1−ρ))``; with ``copula = "t"`` the threshold is ``t_ν⁻¹(h)·√(W/ν)``
+  with one ``W ~ χ²_ν`` per path (see ``portfolio.engines``).
+* Recovery: ``recovery_rate`` × defaulted balance, collected ``recovery_lag[k]`` of it
+  ``k + 1`` months after the default.
+
+Engines
+-------
+* ``loan`` — exact reference: per loan and path one uniform is inverted over the loan's
+  conditional distribution of (event month, default or prepay) on that path.
+* ``granular`` (default) — loans grouped into cells with identical probabilities (score band,
+  term, months on book, remaining term); per cell, month and path the default count is
+  Binomial(alive, p_t(Z_t)) and the prepayment count Binomial(alive − d, smm_t), drawn
+  exactly when small and from the continuity-corrected normal approximation when the
+  binomial variance is at least ``engines.NORMAL_MIN_VARIANCE``. A cell's flows are split pro rata to the counts
+  (exchangeable loans): exact in expectation, the within-cell spread of loan sizes is the
+  only thing left out of the variance.
+
+Deterministic scenarios (``deterministic_z``): the factor path is fixed (a number or one
+value per month) and the result is the single-path conditional expectation (no
+idiosyncratic noise), with the Gaussian conditional hazard whatever the copula.
+``DETERMINISTIC_Z`` names base (Z = 0), adverse (Z = Φ⁻¹(0.05) every month, a 1-in-20
+factor held for the whole life) and severe (Φ⁻¹(0.01)). Both engines give the same numbers.
+
+Randomness and batches
+----------------------
+One root ``SeedSequence(seed)`` per run. Paths are laid out in canonical blocks of
+``BLOCK_PATHS`` = 256; block b draws from the child ``SeedSequence(entropy,
+spawn_key=root.spawn_key + (b,))`` (what ``root.spawn`` would return), itself split into a
+factor stream, a t-mixing stream and an idiosyncratic stream. ``batch_size`` only groups
+blocks for the worker threads, so the numbers depend on the seed alone. A Dask worker (issue
+7) runs :func:`simulate_batch` on a :class:`PreparedPool` with a block index and its seed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import special, stats
+
+from portfolio import engines
+from portfolio.assumptions import Assumptions
+from portfolio.errors import ValidationError, must_be
+from portfolio.loans import LoanArrays
+from portfolio.paths import FLOW_NAMES, PoolPaths
+from portfolio.schedules import schedule_matrix
+
+__all__ = [
+    "BLOCK_PATHS",
+    "DETERMINISTIC_Z",
+    "LOSS_LEVELS",
+    "LossStats",
+    "PathBatch",
+    "PreparedPool",
+    "block_layout",
+    "block_seed",
+    "loss_distribution",
+    "prepare_pool",
+    "simulate",
+    "simulate_batch",
+]
+
+Engine = Literal["granular", "loan"]
+ENGINES: tuple[str, ...] = ("granular", "loan")
+BLOCK_PATHS = 256
+LOSS_LEVELS: tuple[float, ...] = (0.95, 0.99, 0.999)
+DETERMINISTIC_Z: dict[str, float] = {
+    "base": 0.0,
+    "adverse": float(special.ndtri(0.05)),
+    "severe": float(special.ndtri(0.01)),
+}
+_SCHEDULE_CHUNK = 250_000  # loans per schedule_matrix call (bounds peak memory)
+LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the loan engine
+
+
+# ------------------------------------------------------------------------------------------
+# Preparation: cells, schedules, thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPool:
+    """Everything a block of paths needs, computed once per (loans, assumptions, shares).
+
+    Cells (loans with the same score band, term, months on book and remaining term) are in a
+    fixed order; ``order`` maps cell-major position → row of the original ``LoanArrays``.
+    Shapes: ``T`` = months to the last maturity, ``n_months`` = T + recovery lag.
+    """
+
+    n_loans: int
+    T: int
+    n_months: int
+    dates: np.ndarray  # (n_months,) datetime64[D]
+    initial_balance: float
+    cell_n: np.ndarray  # (n_cells,) int64 loan count
+    cell_r: np.ndarray  # (n_cells,) int64 remaining term
+    cell_slot: np.ndarray  # (n_cells,) int64 first uniform slot of the cell (granular)
+    cell_thr: np.ndarray  # (n_cells, T) float64 default threshold (copula quantile of h)
+    cell_thr_gauss: np.ndarray  # (n_cells, T) Φ⁻¹(h) (deterministic projections)
+    cell_smm: np.ndarray  # (n_cells, T) float64 prepayment probability
+    cell_flows: np.ndarray  # (n_cells, T, 3) scheduled bop, interest, principal (sums)
+    cell_pflows: np.ndarray  # (n_cells, n_parties, T, 3)
+    cell_first: np.ndarray  # (n_cells + 1,) cell-major loan offsets
+    order: np.ndarray  # (n_loans,) cell-major position -> original row
+    rho: float
+    factor_persistence: float
+    copula: str
+    t_dof: float
+    recovery_rate: float
+    recovery_lag: np.ndarray
+    party_ids: tuple[str, ...] = ()
+    # loan engine only (None for a granular-only preparation)
+    cell_of: np.ndarray | None = None  # (n_loans,) int32 cell of each cell-major loan
+    loan_base: np.ndarray | None = None  # (n_loans,) int64 offset of the loan's rows in sched
+    sched: np.ndarray | None = None  # flat float64 (bop, interest, principal) per loan-month
+    shares: np.ndarray | None = None  # (n_loans, n_parties) in cell-major order
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.cell_n.shape[0])
+
+    @property
+    def n_parties(self) -> int:
+        return int(self.cell_pflows.shape[1])
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.cell_r.sum())
+
+    @property
+    def base_flows(self) -> np.ndarray:
+        """(T, 3) scheduled pool totals if nothing defaulted or prepaid."""
+        return self.cell_flows.sum(axis=0)
+
+
+def _validate_loans(loans: LoanArrays, assumptions: Assumptions) -> np.ndarray:
+    """Checks at the engine boundary; returns the term index of each loan."""
+    n = len(loans)
+    if n == 0:
+        raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
+    terms = np.asarray(assumptions.terms)
+    term = np.asarray(loans.term_months, dtype=np.int64)
+    term_idx = np.searchsorted(terms, term)
+    term_idx = np.minimum(term_idx, len(terms) - 1)
+    bad = terms[term_idx] != term
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("term_months", f"one of the assumption terms {tuple(terms)}",
+                                      int(term[i]), f"loan {loans.loan_id[i]}"))
+    rem = np.asarray(loans.remaining_term, dtype=np.int64)
+    bad = rem < 1
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("remaining_term", "an integer >= 1", int(rem[i]),
+                                      f"loan {loans.loan_id[i]}"))
+    bal = np.asarray(loans.balance, dtype=np.float64)
+    bad = ~np.isfinite(bal) | (bal <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("balance", "a positive amount", float(bal[i]),
+                                      f"loan {loans.loan_id[i]}"))
+    mob = np.asarray(loans.months_on_book, dtype=np.int64)
+    bad = mob < 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("months_on_book", "an integer >= 0", int(mob[i]),
+                                      f"loan {loans.loan_id[i]}"))
+    return term_idx
+
+
+def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
+                     n_loans: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    if shares is None:
+        if party_ids:
+            raise ValidationError(must_be("party_ids", "empty when no shares are given",
+                                          party_ids))
+        return np.zeros((n_loans, 0)), ()
+    s = np.asarray(shares, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != n_loans or s.shape[1] < 1:
+        raise ValidationError(must_be("shares", f"an array shaped (n_loans={n_loans}, n_parties)",
+                                      f"shape {s.shape}"))
+    bad = ~np.isfinite(s) | (s < 0) | (s > 1)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise ValidationError(must_be("shares", "in [0, 1]", float(s[i, j]),
+                                      f"loan row {i}, party {j}"))
+    row_sum = s.sum(axis=1)
+    bad = np.abs(row_sum - 1.0) > 1e-9
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("shares", "rows that sum to 1", float(row_sum[i]),
+                                      f"loan row {i}"))
+    if not party_ids:
+        party_ids = tuple(f"party_{j + 1}" for j in range(s.shape[1]))
+    party_ids = tuple(str(p) for p in party_ids)
+    if len(party_ids) != s.shape[1] or len(set(party_ids)) != len(party_ids):
+        raise ValidationError(must_be("party_ids", f"{s.shape[1]} distinct names (one per "
+                                      "shares column)", party_ids))
+    return s, party_ids
+
+
+def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
+    """Month ends of the projection periods: the cut-off is the month end before the
+    earliest next due date; period t ends at the month end t + 1 months later."""
+    first_due = np.asarray(loans.next_due_date).astype("datetime64[M]").min()
+    months = first_due + np.arange(n_months + 1)
+    return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
+
+
+def prepare_pool(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    loan_level: bool = False,
+) -> PreparedPool:
+    """Group the pool into cells, compute schedules and per-cell probability tables.
+
+    ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine).
+    """
+    term_idx = _validate_loans(loans, assumptions)
+    n = len(loans)
+    s, party_ids = _validate_shares(shares, party_ids, n)
+    n_parties = s.shape[1]
+    band = np.asarray(loans.score_band, dtype=np.int64)
+    mob = np.asarray(loans.months_on_book, dtype=np.int64)
+    rem = np.asarray(loans.remaining_term, dtype=np.int64)
+    T = int(rem.max())
+    lag = np.asarray(assumptions.recovery_lag, dtype=np.float64)
+    n_months = T + len(lag)
+
+    # cells: (band, term, mob, remaining term) — identical probabilities in every month
+    key = ((band * 64 + term_idx) * 4096 + mob) * 4096 + rem
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+    cell_first = np.r_[starts, n].astype(np.int64)
+    cell_n = np.diff(cell_first)
+    lead = order[starts]
+    c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
+    n_cells = len(starts)
+
+    # hazard and SMM per cell and projection month: age a = mob + t + 1 → column min(a, n_age)-1
+    t_idx = np.arange(T)
+    age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
+    h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
+    smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
+    alive = t_idx[None, :] < c_rem[:, None]
+    h = np.where(alive, h, 0.0)
+    smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0  # nothing left to prepay
+    with np.errstate(divide="ignore"):
+        thr_gauss = special.ndtri(h)
+        if assumptions.copula == "t":
+            thr = stats.t.ppf(h, assumptions.t_dof)
+        else:
+            thr = thr_gauss
+    thr_gauss = np.where(h > 0, thr_gauss, -np.inf)
+    thr = np.where(h > 0, thr, -np.inf)
+
+    # schedules, chunked over cells (cell-major loan order) to bound memory
+    cell_flows = np.zeros((n_cells, T, 3))
+    cell_pflows = np.zeros((n_cells, n_parties, T, 3))
+    s_sorted = s[order]
+    sched_parts: list[np.ndarray] = []
+    cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
+    loan_rem = c_rem[cell_of]
+    balance = np.asarray(loans.balance, dtype=np.float64)
+    apr = np.asarray(loans.apr, dtype=np.float64)
+    rtype = np.asarray(loans.repayment_type)
+    orig = np.asarray(loans.origination_date)
+    initial = 0.0
+    c0 = 0
+    while c0 < n_cells:
+        c1 = c0 + 1
+        while c1 < n_cells and cell_first[c1 + 1] - cell_first[c0] <= _SCHEDULE_CHUNK:
+            c1 += 1
+        lo, hi = cell_first[c0], cell_first[c1]
+        rows = order[lo:hi]
+        t_chunk = int(c_rem[c0:c1].max())
+        sm = schedule_matrix(balance[rows], apr[rows], rem[rows], rtype[rows], orig[rows],
+                             months_on_book=mob[rows], n_months=t_chunk)
+        flows = np.empty((hi - lo, t_chunk, 3))
+        flows[:, :, 1] = sm.interest
+        flows[:, :, 2] = sm.principal
+        flows[:, :, 0] = sm.principal + sm.balance
+        del sm
+        initial += float(flows[:, 0, 0].sum())
+        seg = cell_first[c0:c1] - lo
+        cell_flows[c0:c1, :t_chunk] = np.add.reduceat(flows, seg, axis=0)
+        for q in range(n_parties):
+            w = s_sorted[lo:hi, q][:, None, None]
+            cell_pflows[c0:c1, q, :t_chunk] = np.add.reduceat(flows * w, seg, axis=0)
+        if loan_level:
+            for c in range(c0, c1):
+                a, b = cell_first[c] - lo, cell_first[c + 1] - lo
+                sched_parts.append(np.ascontiguousarray(flows[a:b, : c_rem[c]]).ravel())
+        c0 = c1
+
+    return PreparedPool(
+        n_loans=n,
+        T=T,
+        n_months=n_months,
+        dates=_pool_dates(loans, n_months),
+        initial_balance=initial,
+        cell_n=cell_n.astype(np.int64),
+        cell_r=c_rem.astype(np.int64),
+        cell_slot=np.r_[0, np.cumsum(c_rem)[:-1]].astype(np.int64),
+        cell_thr=np.ascontiguousarray(thr, dtype=np.float64),
+        cell_thr_gauss=np.ascontiguousarray(thr_gauss, dtype=np.float64),
+        cell_smm=np.ascontiguousarray(smm, dtype=np.float64),
+        cell_flows=cell_flows,
+        cell_pflows=cell_pflows,
+        cell_first=cell_first,
+        order=order,
+        rho=float(assumptions.rho),
+        factor_persistence=float(assumptions.factor_persistence),
+        copula=assumptions.copula,
+        t_dof=float(assumptions.t_dof),
+        recovery_rate=float(assumptions.recovery_rate),
+        recovery_lag=lag,
+        party_ids=party_ids,
+        cell_of=cell_of if loan_level else None,
+        loan_base=np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64) if loan_level else None,
+        sched=np.concatenate(sched_parts) if loan_level else None,
+        shares=np.ascontiguousarray(s_sorted) if loan_level else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Seeds and blocks
+
+
+def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValidationError(must_be("seed", "a non-negative integer or a SeedSequence", seed))
+    return np.random.SeedSequence(int(seed))
+
+
+def block_layout(n_paths: int) -> list[tuple[int, int]]:
+    """Canonical blocks ``(first path, n paths)`` of ``BLOCK_PATHS`` (the last may be short)."""
+    return [(s, min(BLOCK_PATHS, n_paths - s)) for s in range(0, n_paths, BLOCK_PATHS)]
+
+
+def block_seed(root: np.random.SeedSequence, block_index: int) -> np.random.SeedSequence:
+    """The child seed of block ``block_index`` (same as ``root.spawn``'s, without mutating)."""
+    return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, int(block_index)),
+                                  pool_size=root.pool_size)
+
+
+def _block_streams(seed: np.random.SeedSequence) -> tuple[np.random.Generator, ...]:
+    factor, mixing, idio = (
+        np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k),
+                               pool_size=seed.pool_size)
+        for k in range(3)
+    )
+    return tuple(np.random.Generator(np.random.PCG64(s)) for s in (factor, mixing, idio))
+
+
+def factor_paths(prep: PreparedPool, gen_factor: np.random.Generator,
+                 gen_mixing: np.random.Generator, n_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Z (n_b, T), scale (n_b,)): AR(1) unit-variance factor; t-copula √(W/ν) or ones."""
+    T = prep.T
+    eps = gen_factor.standard_normal((n_b, T))
+    phi = prep.factor_persistence
+    z = np.empty_like(eps)
+    if T:
+        z[:, 0] = eps[:, 0]
+        c = math.sqrt(1.0 - phi * phi)
+        for t in range(1, T):
+            z[:, t] = phi * z[:, t - 1] + c * eps[:, t]
+    if prep.copula == "t":
+        scale = np.sqrt(gen_mixing.chisquare(prep.t_dof, n_b) / prep.t_dof)
+    else:
+        scale = np.ones(n_b)
+    return z, scale
+
+
+# ------------------------------------------------------------------------------------------
+# One block of paths
+
+
+@dataclass(frozen=True, slots=True)
+class PathBatch:
+    """One block's result: ``flows`` (n_b, n_months, 5) columns bop, interest, scheduled
+    principal, prepayment, default (recoveries and end balances are derived when assembling);
+    ``party_flows`` (n_parties, n_b, n_months, 5)."""
+
+    block_index: int
+    flows: np.ndarray
+    party_flows: np.ndarray
+
+
+def simulate_batch(
+    prep: PreparedPool,
+    block_index: int,
+    seed: np.random.SeedSequence,
+    n_paths: int,
+    engine: Engine = "granular",
+    backend: Literal["numba", "numpy"] = "numba",
+) -> PathBatch:
+    """Paths of one canonical block: a pure function of (prepared pool, block index, its
+    child seed, number of paths). ``backend="numpy"`` runs the plain-numpy twin (the
+    oracle; slow)."""
+    if engine not in ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    gen_factor, gen_mixing, gen_idio = _block_streams(seed)
+    z, scale = factor_paths(prep, gen_factor, gen_mixing, n_paths)
+    T, n_q = prep.T, prep.n_parties
+    acc = np.zeros((n_paths, T, engines.N_ACC))
+    pacc = np.zeros((n_q, n_paths, T, engines.N_ACC))
+    sqrt_rho, sqrt_1m = math.sqrt(prep.rho), math.sqrt(1.0 - prep.rho)
+    if engine == "granular":
+        u = gen_idio.random((n_paths, prep.n_slots, 2), dtype=np.float32)
+        args = (z, scale, u, prep.cell_n, prep.cell_r, prep.cell_slot, prep.cell_thr,
+                prep.cell_smm, prep.cell_flows, prep.cell_pflows)
+        if backend == "numba":
+            engines.granular_block(*args, sqrt_rho, sqrt_1m, acc, pacc)
+        else:
+            engines.granular_block_np(*args, prep.rho, acc, pacc)
+    else:
+        if prep.sched is None or prep.loan_base is None or prep.shares is None:
+            raise ValueError("the loan engine needs prepare_pool(..., loan_level=True)")
+        t2 = 2 * max(T, 1)
+        cum = np.zeros((prep.n_cells, n_paths, t2))
+        total = np.zeros((prep.n_cells, n_paths))
+        if backend == "numba":
+            engines.event_cdfs(z, scale, prep.cell_r, prep.cell_thr, prep.cell_smm, sqrt_rho,
+                               sqrt_1m, cum, total)
+        else:
+            engines.event_cdfs_np(z, scale, prep.cell_r, prep.cell_thr, prep.cell_smm, prep.rho,
+                                  cum, total)
+        # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans, each drawn as
+        # an (n_paths, chunk) array from the block's idiosyncratic stream
+        u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans)), dtype=np.float32)
+        for l0 in range(0, prep.n_loans, LOAN_CHUNK):
+            l1 = min(prep.n_loans, l0 + LOAN_CHUNK)
+            uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
+                                                                         dtype=np.float32)
+            gen_idio.random(out=uu, dtype=np.float32)
+            args = (uu, l0, prep.cell_of, prep.loan_base, prep.cell_r, cum, total, prep.sched,
+                    prep.shares, acc, pacc)
+            if backend == "numba":
+                engines.loan_block(*args)
+            else:
+                engines.loan_block_np(*args)
+        base = prep.base_flows
+        acc[:, :, :3] += base[None]
+        if n_q:
+            pacc[:, :, :, :3] += prep.cell_pflows.sum(axis=0)[:, None]
+    flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
+    flows[:, :T] = acc
+    pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
+    pflows[:, :, :T] = pacc
+    return PathBatch(block_index, flows, pflows)
+
+
+# ------------------------------------------------------------------------------------------
+# Assembling PoolPaths
+
+
+def _finish(acc: np.ndarray, recovery_rate: float, lag: np.ndarray) -> dict[str, np.ndarray]:
+    """From (..., n_months, 5) accumulators to the PoolPaths flow arrays."""
+    bop = acc[..., engines.BOP]
+    interest = acc[..., engines.INTEREST]
+    princ = acc[..., engines.PRINCIPAL]
+    prepay = acc[..., engines.PREPAY]
+    default = acc[..., engines.DEFAULT]
+    recovery = np.zeros_like(default)
+    n_months = default.shape[-1]
+    for k, share in enumerate(lag):
+        if share > 0 and k + 1 < n_months:
+            recovery[..., k + 1:] += (recovery_rate * share) * default[..., : n_months - k - 1]
+    eop = bop - princ - prepay - default
+    # exact zeros where float cancellation leaves dust (e.g. 1e-10 after a full payoff)
+    eop[np.abs(eop) < 1e-6] = 0.0
+    return {
+        "balance_bop": np.ascontiguousarray(bop),
+        "interest": np.ascontiguousarray(interest),
+        "scheduled_principal": np.ascontiguousarray(princ),
+        "prepayment": np.ascontiguousarray(prepay),
+        "default": np.ascontiguousarray(default),
+        "recovery": recovery,
+        "balance_eop": eop,
+    }
+
+
+def _assemble(prep: PreparedPool, acc: np.ndarray, pacc: np.ndarray,
+              entropy: int | None) -> PoolPaths:
+    flows = _finish(acc, prep.recovery_rate, prep.recovery_lag)
+    party_flows = _finish(pacc, prep.recovery_rate, prep.recovery_lag) if prep.n_parties else {}
+    return PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
+                     seed_entropy=entropy, party_ids=prep.party_ids, party_flows=party_flows,
+                     **flows)
+
+
+def expected_projection(prep: PreparedPool, z_path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conditional expectation given a fixed factor path (Gaussian hazard): (1, n_months, 5)
+    and (n_parties, 1, n_months, 5) accumulators."""
+    T = prep.T
+    pd = engines.cond_pd_np(prep.cell_thr_gauss, 1.0, z_path[None, :T], prep.rho)
+    pd = np.where(np.isfinite(prep.cell_thr_gauss), pd, 0.0)
+    frac = np.ones(prep.n_cells)
+    f = np.zeros((prep.n_cells, T, engines.N_ACC))
+    for t in range(T):
+        p, s = pd[:, t], prep.cell_smm[:, t]
+        perf = frac * (1 - p)
+        f[:, t, engines.BOP] = frac
+        f[:, t, engines.INTEREST] = perf
+        f[:, t, engines.PRINCIPAL] = perf
+        f[:, t, engines.DEFAULT] = frac * p
+        f[:, t, engines.PREPAY] = perf * s
+        frac = perf * (1 - s)
+    def apply(flows: np.ndarray) -> np.ndarray:  # flows (n_cells, T, 3)
+        out = np.zeros((1, prep.n_months, engines.N_ACC))
+        b, i, pr = flows[..., 0], flows[..., 1], flows[..., 2]
+        out[0, :T, engines.BOP] = (f[..., 0] * b).sum(0)
+        out[0, :T, engines.INTEREST] = (f[..., 1] * i).sum(0)
+        out[0, :T, engines.PRINCIPAL] = (f[..., 2] * pr).sum(0)
+        out[0, :T, engines.PREPAY] = (f[..., 3] * (b - pr)).sum(0)
+        out[0, :T, engines.DEFAULT] = (f[..., 4] * b).sum(0)
+        return out
+    acc = apply(prep.cell_flows)
+    pacc = np.zeros((prep.n_parties, 1, prep.n_months, engines.N_ACC))
+    for q in range(prep.n_parties):
+        pacc[q] = apply(prep.cell_pflows[:, q])
+    return acc, pacc
+
+
+def _z_path(deterministic_z: np.ndarray | float, T: int) -> np.ndarray:
+    z = np.asarray(deterministic_z, dtype=np.float64)
+    if z.ndim == 0:
+        z = np.full(T, float(z))
+    if z.ndim != 1 or z.shape[0] < T or not np.all(np.isfinite(z)):
+        raise ValidationError(must_be("deterministic_z", f"a finite number or {T} finite "
+                                      "monthly values", f"shape {z.shape}"))
+    return z[:T]
+
+
+def simulate(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    engine: Engine = "granular",
+    batch_size: int = 1000,
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    deterministic_z: np.ndarray | float | None = None,
+    progress: Callable[[float], None] | None = None,
+    threads: int | None = None,
+) -> PoolPaths:
+    """Project ``loans`` under ``assumptions`` on ``n_paths`` correlated scenarios.
+
+    ``shares`` (n_loans, n_parties) splits every loan between parties (rows sum to 1); the
+    result then carries ``party_flows`` that sum to the pool flows on every path.
+    ``deterministic_z`` gives the single-path conditional expectation for that factor path
+    (``n_paths`` and ``seed`` then only get validated). ``threads`` (default: the
+    CPU count) run blocks in parallel; the numbers do not depend on it nor on ``batch_size``.
+    """
+    if engine not in ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+            or batch_size < 1:
+        raise ValidationError(must_be("batch_size", "an integer >= 1", batch_size))
+    root = root_seed(seed)
+    entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
+    loan_level = engine == "loan" and deterministic_z is None
+    prep = prepare_pool(loans, assumptions, shares, party_ids, loan_level=loan_level)
+    if deterministic_z is not None:
+        acc, pacc = expected_projection(prep, _z_path(deterministic_z, prep.T))
+        if progress is not None:
+            progress(1.0)
+        return _assemble(prep, acc, pacc, entropy)
+    return run_blocks(prep, root, int(n_paths), engine, int(batch_size), progress, threads)
+
+
+def run_blocks(
+    prep: PreparedPool,
+    root: np.random.SeedSequence,
+    n_paths: int,
+    engine: Engine,
+    batch_size: int = 1000,
+    progress: Callable[[float], None] | None = None,
+    threads: int | None = None,
+) -> PoolPaths:
+    """Run every canonical block locally (threads) and assemble the paths."""
+    blocks = block_layout(n_paths)
+    per_batch = max(1, -(-batch_size // BLOCK_PATHS))
+    batches = [list(range(i, min(i + per_batch, len(blocks))))
+               for i in range(0, len(blocks), per_batch)]
+    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
+    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
+    n_workers = max(1, min(threads or os.cpu_count() or 1, len(blocks)))
+    done = [0]
+    lock = threading.Lock()
+
+    def run(batch: Sequence[int]) -> None:
+        for b in batch:
+            start, n_b = blocks[b]
+            res = simulate_batch(prep, b, block_seed(root, b), n_b, engine)
+            acc[start:start + n_b] = res.flows
+            pacc[:, start:start + n_b] = res.party_flows
+        if progress is not None:
+            with lock:
+                done[0] += sum(blocks[b][1] for b in batch)
+                progress(done[0] / n_paths)
+
+    if n_workers == 1:
+        for batch in batches:
+            run(batch)
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for fut in [pool.submit(run, batch) for batch in batches]:
+                fut.result()
+    entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
+    return _assemble(prep, acc, pacc, entropy)
+
+
+# ------------------------------------------------------------------------------------------
+# Loss distribution
+
+
+@dataclass(frozen=True, slots=True)
+class LossStats:
+    """Pool credit loss (defaults − recoveries over the horizon) across paths, in CNY.
+
+    ``var[k]``/``es[k]`` belong to ``levels[k]``. Standard errors: EL, sample std / √n;
+    VaR, distribution-free from the order statistics ±√(nα(1−α)) ranks around the
+    quantile (half the spread of that binomial confidence band); ES, the asymptotic
+    ``√((Var(L | L ≥ VaR) + α(ES − VaR)²) / (n(1−α)))``.
+    """
+
+    n_paths: int
+    initial_balance: float
+    el: float
+    el_se: float
+    levels: tuple[float, ...]
+    var: tuple[float, ...]
+    var_se: tuple[float, ...]
+    es: tuple[float, ...]
+    es_se: tuple[float, ...]
+
+    def rows(self) -> list[dict[str, float | str]]:
+        """One row per measure: name, amount, SE, share of the initial balance."""
+        b = self.initial_balance or 1.0
+        out: list[dict[str, float | str]] = [
+            {"measure": "EL", "level": float("nan"), "loss": self.el, "se": self.el_se,
+             "loss_pct": self.el / b}]
+        for lv, v, vse, e, ese in zip(self.levels, self.var, self.var_se, self.es, self.es_se,
+                                      strict=True):
+            out.append({"measure": "VaR", "level": lv, "loss": v, "se": vse, "loss_pct": v / b})
+            out.append({"measure": "ES", "level": lv, "loss": e, "se": ese, "loss_pct": e / b})
+        return out
+
+
+def _quantile_and_se(x_sorted: np.ndarray, alpha: float) -> tuple[float, float]:
+    n = x_sorted.shape[0]
+    k = min(n - 1, max(0, math.ceil(n * alpha) - 1))
+    q = float(x_sorted[k])
+    m = math.sqrt(n * alpha * (1.0 - alpha))
+    lo = x_sorted[max(0, int(math.floor(k - m)))]
+    hi = x_sorted[min(n - 1, int(math.ceil(k + m)))]
+    return q, float(hi - lo) / 2.0
+
+
+def _es_and_se(x_sorted: np.ndarray, alpha: float, var: float) -> tuple[float, float]:
+    n = x_sorted.shape[0]
+    m = n * (1.0 - alpha)  # number of tail paths (fractional)
+    whole = int(math.floor(m))
+    tail = x_sorted[n - whole:] if whole else x_sorted[:0]
+    if m <= 0:
+        return var, 0.0
+    total = float(tail.sum())
+    if m > whole:
+        total += (m - whole) * float(x_sorted[n - whole - 1])
+    es = total / m
+    beyond = x_sorted[x_sorted >= var]
+    var_tail = float(beyond.var(ddof=1)) if beyond.size > 1 else 0.0
+    se = math.sqrt(max(var_tail + alpha * (es - var) ** 2, 0.0) / m)
+    return es, se
+
+
+def loss_distribution(paths: PoolPaths | np.ndarray, levels: Sequence[float] = LOSS_LEVELS,
+                      initial_balance: float | None = None) -> LossStats:
+    """EL, VaR and ES of the pool loss at ``levels``, each with its Monte Carlo SE."""
+    if isinstance(paths, PoolPaths):
+        loss = paths.loss
+        initial = paths.initial_balance
+    else:
+        loss = np.asarray(paths, dtype=np.float64)
+        initial = 0.0
+    if initial_balance is not None:
+        initial = initial_balance
+    n = loss.shape[0]
+    if n < 1:
+        raise ValidationError(must_be("paths", "at least one path", n))
+    xs = np.sort(loss)
+    el = float(loss.mean())
+    el_se = float(loss.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    var, var_se, es, es_se = [], [], [], []
+    for a in levels:
+        if not 0 < a < 1:
+            raise ValidationError(must_be("levels", "in (0, 1)", a))
+        q, qse = _quantile_and_se(xs, a)
+        e, ese = _es_and_se(xs, a, q)
+        var.append(q)
+        var_se.append(qse)
+        es.append(e)
+        es_se.append(ese)
+    return LossStats(n, float(initial), el, el_se, tuple(float(a) for a in levels),
+                     tuple(var), tuple(var_se), tuple(es), tuple(es_se))
+
+
+FLOWS: tuple[str, ...] = FLOW_NAMES
