@@ -254,3 +254,16 @@ def trigger_table(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
         })
     return pd.DataFrame(rows, columns=["trigger", "metric", "effect", "curable", "p_breach",
                                        "p_in_force", "mean_first_month"])
+
+
+def losses_by_holder(deal: Deal, result: WaterfallResult) -> dict[str, np.ndarray]:
+    """(n_paths,) principal loss in CNY per holder ("platform", a partner id, "investors").
+
+    Each tranche's ``tranche_loss`` is split by ``Deal.holdings()`` (vertical retention gives the
+    retention holder its share of every tranche); the holders' losses add up to the tranches'."""
+    loss = result.tranche_loss
+    out: dict[str, np.ndarray] = {}
+    for h in deal.holdings():
+        j = deal.index(h.tranche)
+        out[h.holder] = out.get(h.holder, np.zeros(result.n_paths)) + h.share * loss[j]
+    return out
