@@ -336,15 +336,15 @@ def solve_segments(seg: Segments, registry: Registry, mode: Mode, objective: Obj
             continue
         ms = s_idx[mine]
         c = p.concentration
-        for label, key, limit in (("region", seg.region[ms], c.max_region_share),
-                                  ("score band", seg.band[ms], c.max_score_band_share)):
-            if limit is None or limit >= 1:
+        for label, key, share_cap in (("region", seg.region[ms], c.max_region_share),
+                                      ("score band", seg.band[ms], c.max_score_band_share)):
+            if share_cap is None or share_cap >= 1:
                 continue
             for g in np.unique(key):
                 cols = mine[key == g]
                 shown = g if label == "region" else SCORE_BAND_LABELS[int(g)]
-                rows.add(np.append(cols, tj), np.append(np.ones(len(cols)), -(limit - LP_MARGIN)), 0.0,
-                         f"concentration ({p.id}: {label} {shown} <= {limit:.0%})")
+                rows.add(np.append(cols, tj), np.append(np.ones(len(cols)), -(share_cap - LP_MARGIN)),
+                         0.0, f"concentration ({p.id}: {label} {shown} <= {share_cap:.0%})")
         coef = (p.required_yield + LP_MARGIN) - net[ms]
         if np.any(coef > 0):
             rows.add(mine, coef, 0.0, f"yield floor ({p.id}: WA APR - EL >= {p.required_yield:.2%})")
@@ -575,7 +575,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                                    float((~whole).sum()), "loans", None, int((~whole).sum()),
                                    tuple(map(str, loans.loan_id[~whole][:20]))))
     partner_sh = shares[:, 1:]
-    funded_any = (partner_sh > 0).any(axis=1)
+    funded_any: np.ndarray = np.asarray((partner_sh > 0).any(axis=1))
     # loan rules: no partner may hold a share of a loan that breaks one
     excluded: dict[str, Any] = {}
     for rule in registry.rules:
