@@ -68,8 +68,18 @@ def allocate(
     if ctx.invoked_subcommand is not None:
         return
     from partners.allocation import allocate as run_allocation
-    from partners.allocation import loan_risk_from_assumptions, loan_risk_from_table, parse_mode, parse_objective
-    from partners.records import load_assumptions_file, originated_loans, pool_loans, save_allocation
+    from partners.allocation import (
+        loan_risk_from_assumptions,
+        loan_risk_from_table,
+        parse_mode,
+        parse_objective,
+    )
+    from partners.records import (
+        load_assumptions_file,
+        originated_loans,
+        pool_loans,
+        save_allocation,
+    )
     from partners.registry import load_registry
     from portfolio.store import open_store
     from riskpool.settings import code_version
