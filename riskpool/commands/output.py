@@ -5,7 +5,8 @@
 
 - ``.xlsx`` — one workbook, one sheet per table (sheet = table name, cut to 31 characters);
 - ``.csv`` / ``.parquet`` — one table: exactly ``out``; several tables: one file per table
-  named ``<stem>_<table><suffix>`` beside ``out`` (``book.csv`` → ``book_summary.csv``,
+  named ``<stem>_<table><suffix>`` beside ``out`` (characters other than letters, digits,
+  ``_``, ``.``, ``-`` in the table name become ``_``; a clash gets ``_2``, ``_3``, …) (``book.csv`` → ``book_summary.csv``,
   ``book_anchors.csv``, …).
 
 Any other extension is refused before anything is computed or written
@@ -27,6 +28,7 @@ from portfolio.errors import ValidationError, must_be
 
 OUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+_FILE_BAD = re.compile(r"[^\w.-]")
 
 
 def check_out_path(out: Path | None) -> None:
@@ -45,7 +47,17 @@ def out_paths(names: list[str], out: Path) -> dict[str, Path]:
     """Where each table goes for ``out`` (see the module doc); xlsx: all in ``out``."""
     if out.suffix.lower() == ".xlsx" or len(names) == 1:
         return {name: out for name in names}
-    return {name: out.with_name(f"{out.stem}_{name}{out.suffix}") for name in names}
+    paths: dict[str, Path] = {}
+    used: set[str] = set()
+    for name in names:
+        stem = base = f"{out.stem}_{_FILE_BAD.sub('_', name)}"
+        k = 1
+        while stem.lower() in used:  # distinct even on a case-insensitive file system
+            k += 1
+            stem = f"{base}_{k}"
+        used.add(stem.lower())
+        paths[name] = out.with_name(stem + out.suffix)
+    return paths
 
 
 def _formatters(frame: pd.DataFrame) -> dict[str, object]:

@@ -446,26 +446,39 @@ def test_scaling_every_amount_leaves_every_ratio_unchanged(tmp_path: Path) -> No
     )
 
 
-@settings(max_examples=8)
+DPD_EDGES = (0, 1, 30, 31, 60, 61, 90, 91, 180)
+
+
+def _status(dpd: int) -> str:
+    return "current" if dpd == 0 else ("delinquent" if dpd <= 90 else "default")
+
+
+@settings(max_examples=10)
 @given(
-    dpds=st.lists(st.integers(min_value=0, max_value=200), min_size=6, max_size=6),
-    balances=st.lists(st.integers(min_value=1, max_value=50_000), min_size=6, max_size=6),
+    st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(DPD_EDGES), st.integers(min_value=0, max_value=200)),
+            st.integers(min_value=1, max_value=50_000),
+        ),
+        min_size=1,
+        max_size=6,
+    )
 )
-def test_buckets_partition_the_outstanding_book(
-    tmp_path_factory: pytest.TempPathFactory, dpds: list[int], balances: list[int]
+def test_sql_buckets_agree_with_types_dpd_bucket(
+    tmp_path_factory: pytest.TempPathFactory, book_rows: list[tuple[int, int]]
 ) -> None:
-    """Bucket balances add up to the summary's outstanding balance; 90+ ratio equals the
-    default bucket's share; every roll-matrix row with balance sums to 1."""
+    """Oracle: ``portfolio.types.dpd_bucket`` in Python. Each loan has dpd d at M3 and
+    max(d − 30, 0) at M2; bucket balances, 30+/90+ ratios and the M2 → M3 roll matrix must
+    match the Python grouping, and every roll-matrix row with balance sums to 1."""
+    from portfolio.types import dpd_bucket
+
     path = tmp_path_factory.mktemp("prop") / "book.duckdb"
-    loans = loans_frame().iloc[:6].copy()
+    loans = loans_frame().iloc[: len(book_rows)].copy()
     perf = []
-    for i, (loan, dpd, bal) in enumerate(zip(loans["loan_id"], dpds, balances, strict=True)):
-        status = "current" if dpd == 0 else ("delinquent" if dpd <= 90 else "default")
-        for as_of, mob in ((M2, 5), (M3, 6)):
-            d = dpd if as_of == M3 else max(dpd - 30, 0)
-            s = "current" if d == 0 else ("delinquent" if d <= 90 else "default")
-            perf.append((loan, as_of, mob, float(bal + i), 0.0, 0.0, d, s if as_of == M2
-                         else status, 0.0, 0.0))
+    for loan, (dpd, bal) in zip(loans["loan_id"], book_rows, strict=True):
+        before = max(dpd - 30, 0)
+        perf.append((loan, M2, 5, float(bal), 0.0, 0.0, before, _status(before), 0.0, 0.0))
+        perf.append((loan, M3, 6, float(bal), 0.0, 0.0, dpd, _status(dpd), 0.0, 0.0))
     cols = ["loan_id", "as_of", "months_on_book", "balance", "paid_principal",
             "prepaid_principal", "dpd", "status", "charge_off", "recovery"]
     build_book(path, loans, pd.DataFrame(perf, columns=cols))
@@ -473,10 +486,26 @@ def test_buckets_partition_the_outstanding_book(
         buckets = analytics.delinquency(store.con).buckets.set_index("bucket")
         overall = analytics.book_summary(store.con).groups.iloc[0]
         matrix = analytics.roll_rates(store.con).matrix.set_index("from_bucket")
-    active = buckets.loc[list(analytics.ACTIVE_BUCKETS), "balance"].sum()
-    assert active == pytest.approx(overall["balance"])
-    assert active == pytest.approx(sum(b + i for i, b in enumerate(balances)))
-    assert overall["dpd90_ratio"] == pytest.approx(buckets.loc["default", "balance"] / active)
+
+    total = float(sum(bal for _, bal in book_rows))
+    for bucket in analytics.ACTIVE_BUCKETS:
+        expected = sum(bal for dpd, bal in book_rows if dpd_bucket(dpd) == bucket)
+        assert buckets.loc[bucket, "balance"] == pytest.approx(expected)
+    assert overall["balance"] == pytest.approx(total)
+    assert overall["dpd30_ratio"] == pytest.approx(
+        sum(bal for dpd, bal in book_rows if dpd > 30) / total)
+    assert overall["dpd90_ratio"] == pytest.approx(
+        sum(bal for dpd, bal in book_rows if dpd > 90) / total)
+    moves = pd.DataFrame(
+        [(dpd_bucket(max(d - 30, 0)), dpd_bucket(d), float(b)) for d, b in book_rows],
+        columns=["from", "to", "balance"],
+    )
+    expected_shares = moves.pivot_table(index="from", columns="to", values="balance",
+                                        aggfunc="sum", fill_value=0.0)
+    expected_shares = expected_shares.div(expected_shares.sum(axis=1), axis=0)
+    for b_from, row in expected_shares.iterrows():
+        for b_to, share in row.items():
+            assert matrix.loc[b_from, b_to] == pytest.approx(share)
     with_balance = matrix[matrix["balance"] > 0][list(analytics.ROLL_TO_STATES)]
     assert with_balance.sum(axis=1).to_numpy() == pytest.approx(1.0)
 
@@ -597,3 +626,72 @@ def test_cli_bad_dates_exit_2(cli, book: Path) -> None:
     assert r.code == 2 and "`--from` must be a month-end before --to" in r.err
     r = cli("book", "rates", "--db", book, "--as-of", "31/03/2024")
     assert r.code == 2
+
+
+# --------------------------------------------------------------------------- --out writer
+
+
+def test_out_paths_name_one_file_per_table() -> None:
+    from riskpool.commands.output import out_paths
+
+    out = Path("reports/book.csv")
+    assert out_paths(["summary", "anchors"], out) == {
+        "summary": Path("reports/book_summary.csv"),
+        "anchors": Path("reports/book_anchors.csv"),
+    }
+    assert out_paths(["rates"], Path("r.parquet")) == {"rates": Path("r.parquet")}
+    assert out_paths(["a", "b"], Path("x.xlsx")) == {"a": Path("x.xlsx"), "b": Path("x.xlsx")}
+
+
+def test_write_tables_round_trip_csv_parquet_xlsx(tmp_path: Path) -> None:
+    import openpyxl
+
+    from riskpool.commands.output import write_tables
+
+    frames = {
+        "first": pd.DataFrame({"as_of": [M1, M2], "x": [0.5, np.nan], 3: [1, 2]}),
+        "a/b:c?" + "long" * 10: pd.DataFrame({"n": [7]}),
+        "A/B:C?" + "long" * 10: pd.DataFrame({"n": [8]}),
+    }
+    written = write_tables(frames, tmp_path / "t.parquet")
+    assert len(written) == 3 and all(p.exists() for p in written)
+    assert written[1].name == "t_a_b_c_" + "long" * 10 + ".parquet"
+    assert written[2].name == "t_A_B_C_" + "long" * 10 + "_2.parquet"  # case-insensitive clash
+    back = pd.read_parquet(tmp_path / "t_first.parquet")
+    assert list(back.columns) == ["as_of", "x", "3"]  # column labels written as strings
+    assert list(back["as_of"]) == [M1, M2]  # dates stay dates
+    assert np.isnan(back["x"][1])
+    write_tables({"first": frames["first"]}, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[1] == "2024-01-31,0.5,1"
+    write_tables(frames, tmp_path / "t.xlsx")
+    names = openpyxl.load_workbook(tmp_path / "t.xlsx").sheetnames
+    # Excel: no []:*?/\ in sheet names, at most 31 characters, unique ignoring case
+    assert names[0] == "first"
+    assert names[1] == ("a_b_c_" + "long" * 10)[:31]
+    assert names[2] != names[1] and len(names[2]) <= 31
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_out_extension_and_directory_are_refused(tmp_path: Path) -> None:
+    from riskpool.commands.output import check_out_path, emit
+
+    with pytest.raises(ValidationError, match=r"`--out` must be .*\.csv, \.parquet or \.xlsx"):
+        check_out_path(Path("table.json"))
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(ValidationError, match="--out"):
+        emit({"t": pd.DataFrame({"a": [1]})}, tmp_path / "d.csv")
+    check_out_path(None)
+    check_out_path(Path("UPPER.XLSX"))
+
+
+def test_emit_prints_aligned_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    from riskpool.commands.output import emit
+
+    frame = pd.DataFrame({"bucket": ["current", "M1"], "balance": [12_345.6, np.nan],
+                          "share": [0.25, 0.75], "loans": [1_000, 2]})
+    assert emit({"t": frame}, None, title="title") == []
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "title" and out[2] == "== t"
+    assert out[4].split() == ["current", "12,345.60", "0.2500", "1,000"]
+    assert out[5].split() == ["M1", "-", "0.7500", "2"]
+    assert len(out[3]) == len(out[4]) == len(out[5])  # aligned
