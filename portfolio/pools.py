@@ -69,7 +69,8 @@ from portfolio.types import (
 
 EXCLUSION_ORDER: tuple[tuple[str, str], ...] = (
     ("originated_after_cutoff", "originated after the cut-off"),
-    ("no_performance_at_cutoff", "no performance row at the cut-off month-end"),
+    ("no_performance_at_cutoff", "no performance row at the cut-off month-end (closed "
+     "earlier or not reported)"),
     ("not_performing", "defaulted, prepaid, matured, written off or zero balance at cut-off"),
     ("past_maturity", "no instalment left at the cut-off"),
     ("dpd", "days past due above dpd_max"),

@@ -1,8 +1,9 @@
 """``riskpool pool create|list|show|strats``, ``riskpool calibrate`` and ``riskpool pricing``.
 
 The stress flags (``--pd-mult``, ``--rho``, ``--smm-mult``, ``--recovery-mult``,
-``--scenario``) are defined once here as ``Annotated`` option types (``PdMultOption`` …) and
-applied by ``portfolio.assumptions.apply_stress`` so that ``simulate`` can reuse both.
+``--scenario``) are defined once here as ``Annotated`` option types (``PdMultOption`` …),
+checked by ``check_stress_flags`` and applied by ``portfolio.assumptions.apply_stress`` so
+that ``simulate`` can reuse all three.
 """
 
 from __future__ import annotations
@@ -168,6 +169,22 @@ def pool_strats(
         _print_table(f"by {name.replace('_', ' ')}", frame)
 
 
+def check_stress_flags(scenario: str | None, pd_mult: float | None, rho: float | None,
+                       smm_mult: float | None, recovery_mult: float | None) -> None:
+    """Validate the stress flags before any work is done (same rules as ``apply_stress``)."""
+    from portfolio.assumptions import NAMED_SCENARIOS
+
+    if scenario is not None and scenario not in NAMED_SCENARIOS:
+        raise ValidationError(must_be("--scenario", "one of " + ", ".join(NAMED_SCENARIOS),
+                                      scenario))
+    for flag, value in (("--pd-mult", pd_mult), ("--smm-mult", smm_mult),
+                        ("--recovery-mult", recovery_mult)):
+        if value is not None and not value >= 0:
+            raise ValidationError(must_be(flag, ">= 0", value))
+    if rho is not None and not 0 <= rho < 1:
+        raise ValidationError(must_be("--rho", "in [0, 1)", rho))
+
+
 def _parse_date(value: str | None, field: str) -> dt.date | None:
     if value is None:
         return None
@@ -196,11 +213,12 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Calibrate projection assumptions from the book's own history and write them as TOML."""
-    from portfolio.calibration import calibrate_from_store
-
     from portfolio.assumptions import apply_stress, save_assumptions
+    from portfolio.calibration import calibrate_from_store, with_provenance
     from portfolio.store.core import open_store
+    from riskpool.settings import code_version
 
+    check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     as_of_date = _parse_date(as_of, "as-of")
     if not credibility >= 0:
         raise ValidationError(must_be("credibility", ">= 0 loan-months", credibility))
@@ -211,6 +229,7 @@ def calibrate(
     with open_store(db, read_only=True) as store:
         result = calibrate_from_store(store, pool_id=pool, as_of=as_of_date,
                                       credibility=credibility, n_age=n_age)
+    result = with_provenance(result, code_version=code_version())
     assumptions = apply_stress(result.assumptions, scenario=scenario, pd_multiplier=pd_mult,
                                rho=rho, smm_multiplier=smm_mult,
                                recovery_multiplier=recovery_mult)

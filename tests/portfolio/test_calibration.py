@@ -158,3 +158,188 @@ def test_named_scenarios_and_overrides() -> None:
 def test_bad_stress_names_the_field(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         apply_stress(_assumptions(), **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- estimators (pure)
+
+import dataclasses  # noqa: E402
+import datetime as dt  # noqa: E402
+
+import pandas as pd  # noqa: E402
+from scipy.special import ndtr, ndtri  # noqa: E402
+
+from portfolio import calibration as cal  # noqa: E402
+from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
+from portfolio.store.core import open_store  # noqa: E402
+from portfolio.types import ALLOWED_TERMS  # noqa: E402
+
+
+def test_credibility_weighting_by_hand() -> None:
+    # one band, one term (12), three ages, k = 100. With a single band the relative risk is
+    # the fixed point of RR = (6 + 5) / (Σ E·h_term + 5), h_term = (D + k·h_book) / (E·RR + k),
+    # h_book = D / (E·RR) per age (overall D / ΣE·RR at the empty age 2).
+    # Hand iteration from RR = 1: h_book = (0.02, 0.012, 0.01); h_term = (4/200, 1.2/100,
+    # 5/500) = (0.02, 0.012, 0.01); expected = 100·0.02 + 400·0.01 = 6 → RR = 11/11 = 1:
+    # the fixed point. Cells: (D + k·parent) / (E + k) = (4/200, parent, 5/500).
+    d = np.array([[[2.0, 0.0, 4.0]]])
+    e = np.array([[[100.0, 0.0, 400.0]]])
+    est, parent = cal.credibility_curves(d, e, (12,), credibility=100.0)
+    np.testing.assert_allclose(parent[0, 0], [0.02, 0.012, 0.01])
+    np.testing.assert_allclose(est[0, 0], [0.02, 0.012, 0.01])
+    # credibility 0: the raw ratio wherever there is exposure
+    raw, _ = cal.credibility_curves(d, e, (12,), credibility=0.0)
+    np.testing.assert_allclose(raw[0, 0, [0, 2]], [0.02, 0.01])
+    # two bands: the result satisfies the documented fixed-point equations
+    d2 = np.concatenate([d, np.array([[[0.0, 0.0, 8.0]]])])
+    e2 = np.concatenate([e, np.array([[[0.0, 0.0, 400.0]]])])
+    est2, parent2 = cal.credibility_curves(d2, e2, (12,), credibility=100.0)
+    rr_ratio = parent2[1, 0] / parent2[0, 0]  # RR_1 / RR_0: the same at every age
+    np.testing.assert_allclose(rr_ratio, rr_ratio[0])
+    assert rr_ratio[0] > 1  # band 1 (8 events on 400) is riskier than band 0 (6 on 500)
+    np.testing.assert_allclose(est2[:, 0], (d2[:, 0] + 100 * parent2[:, 0]) / (e2[:, 0] + 100))
+
+
+def test_thin_segment_falls_back_to_band_risk_times_term_curve() -> None:
+    rng = np.random.default_rng(3)
+    n_age = 12
+    true = np.zeros((6, 6, n_age))
+    band_rr = np.array([4.0, 2.5, 1.6, 1.0, 0.6, 0.3])
+    term_curve = 0.004 * np.ones((6, n_age))
+    true[:] = band_rr[:, None, None] * term_curve[None]
+    e = np.full(true.shape, 5_000.0)
+    e[0, 2] = 0.0  # an empty segment
+    d = rng.binomial(e.astype(np.int64), true).astype(float)
+    est, _ = cal.credibility_curves(d, e, ALLOWED_TERMS, credibility=200.0)
+    # the empty segment gets band 0's relative risk × the term-9 curve (fitted jointly, so
+    # the band mix of term 9 does not bias it); band 0 has ≈ 4,000 events elsewhere, a
+    # relative SE of ≈ 1.6 %, and each term-9 age ≈ 150 events (≈ 8 %) → 25 % covers 3 SE
+    inside = cal.in_term_mask(ALLOWED_TERMS, n_age)[2]
+    np.testing.assert_allclose(est[0, 2][inside], true[0, 2][inside], rtol=0.25)
+    assert np.mean(est[0, 2][inside]) == pytest.approx(0.016, rel=0.08)
+    # exposure-weighted band levels within 4 binomial standard errors
+    for b in range(6):
+        w = e[b] * cal.in_term_mask(ALLOWED_TERMS, n_age)
+        got = (w * est[b]).sum() / w.sum()
+        want = (w * true[b]).sum() / w.sum()
+        se = np.sqrt((w * true[b] * (1 - true[b])).sum()) / w.sum()
+        assert abs(got - want) <= 4 * se + 1e-12
+
+
+def test_recovery_chain_ladder_by_hand() -> None:
+    # default months Jan, Feb, Mar 2025 with balances 100, 200, 100; as-of Mar 2025.
+    # recoveries: Jan cohort 10 at lag 1, 20 at lag 2; Feb cohort 20 at lag 1.
+    # lag 1: observed cohorts Jan, Feb → (10 + 20) / 300 = 0.1
+    # lag 2: observed cohort Jan only → 20 / 100 = 0.2
+    # rate = 0.3; shares (1/3, 2/3)
+    rc = cal.RecoveryCounts(
+        months=np.array(["2025-01-31", "2025-02-28", "2025-03-31"], dtype="datetime64[D]"),
+        defaulted_balance=np.array([100.0, 200.0, 100.0]),
+        n_defaults=np.array([1, 2, 1]),
+        recovered=np.array([[0, 10.0, 20.0], [0, 20.0, 0], [0, 0, 0]]),
+        as_of=dt.date(2025, 3, 31),
+    )
+    rate, lag = cal.recovery_curve(rc)
+    assert rate == pytest.approx(0.3)
+    assert lag == pytest.approx((1 / 3, 2 / 3))
+    empty = dataclasses.replace(rc, recovered=np.zeros((3, 1)))
+    assert cal.recovery_curve(empty) == (0.0, (1.0,))
+
+
+def _simulate_factor_counts(rho: float, phi: float, n_months: int, seed: int
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    h = np.array([0.02, 0.01, 0.006, 0.004, 0.002, 0.001])
+    n = np.full((h.size, n_months), 30_000)
+    z = np.empty(n_months)
+    z[0] = rng.standard_normal()
+    for t in range(1, n_months):
+        z[t] = phi * z[t - 1] + np.sqrt(1 - phi**2) * rng.standard_normal()
+    p = ndtr((ndtri(h)[:, None] - np.sqrt(rho) * z[None, :]) / np.sqrt(1 - rho))
+    d = rng.binomial(n, p)
+    return d, n, h
+
+
+def test_rho_and_persistence_recovered_from_known_factor() -> None:
+    # 120 months, 6 cells of 30,000 loans: rho = 0.08, phi = 0.6.
+    # Tolerance: 3 × the estimator's own standard error for rho; ±0.2 for phi
+    # (its sampling SE with ~120 observations is √((1 − φ²)/n) ≈ 0.07).
+    d, n, h = _simulate_factor_counts(0.08, 0.6, 120, seed=11)
+    f = cal.estimate_factor(d, n, h)
+    assert f.rho_se is not None and f.rho_se > 0
+    assert abs(f.rho - 0.08) <= 3 * f.rho_se
+    assert f.rho_se < 0.03
+    assert abs(f.persistence - 0.6) <= 0.2
+    assert np.all(f.used)
+
+
+def test_rho_zero_when_defaults_are_independent() -> None:
+    d, n, h = _simulate_factor_counts(0.0, 0.0, 36, seed=5)
+    f = cal.estimate_factor(d, n, h)
+    # binomial noise only: the estimate sits at (or within 3 SE of) the boundary 0
+    assert f.rho <= 3 * (f.rho_se or 0.005) and f.rho < 0.01
+
+
+# ---------------------------------------------------------------- counting rules (SQL)
+
+
+def _me(y: int, m: int) -> dt.date:
+    return (pd.Timestamp(y, m, 1) + pd.offsets.MonthEnd(0)).date()
+
+
+def test_transition_counting_rules_on_a_tiny_book(db_path: Path) -> None:
+    loans = pd.DataFrame({
+        "loan_id": ["A", "B", "C"], "borrower_id": ["x", "y", "z"],
+        "origination_date": [dt.date(2025, 1, 10)] * 3, "principal": [1000.0] * 3,
+        "apr": [0.18] * 3, "term_months": [6, 6, 3],
+        "repayment_type": ["level_annuity", "level_annuity", "daily_interest"],
+        "credit_score": [720, 720, 610], "region": ["R"] * 3,
+    })
+    rows = []
+    # A: current at ages 0..3, prepaid at age 4
+    for age, status in enumerate(["current"] * 4 + ["prepaid"]):
+        rows.append(("A", _me(2025, 1 + age), age, 0.0 if status == "prepaid" else 900.0, 0,
+                     status, 0.0))
+    # B: current 0, 1; delinquent 2 (dpd 20); default 3 (dpd 95, balance 800);
+    #    default 4 with recovery 100, default 5 with recovery 50
+    for age, (status, dpd, rec, bal) in enumerate([
+        ("current", 0, 0, 900), ("current", 0, 0, 850), ("delinquent", 20, 0, 800),
+        ("default", 95, 0, 800), ("default", 125, 100, 700), ("default", 155, 50, 650),
+    ]):
+        rows.append(("B", _me(2025, 1 + age), age, float(bal), dpd, status, float(rec)))
+    # C (daily interest, term 3): no age-0 row; current at 1, 2 (repays 300 a month), matured 3
+    for age, (status, bal, paid) in {1: ("current", 700, 300), 2: ("current", 400, 300),
+                                     3: ("matured", 0, 400)}.items():
+        rows.append(("C", _me(2025, 1 + age), age, float(bal), 0, status, 0.0, float(paid)))
+    perf = pd.DataFrame([r[:7] + ((r[7],) if len(r) > 7 else (0.0,)) for r in rows],
+                        columns=["loan_id", "as_of", "months_on_book", "balance", "dpd",
+                                 "status", "recovery", "paid_principal"])
+    with open_store(db_path) as store:
+        with store.transaction() as con:
+            insert_loans(con, loans)
+            insert_performance(con, perf)
+        counts, rc = cal.load_counts(store, _me(2025, 6), n_age=6)
+    at_risk = counts.at_risk.sum(axis=3)
+    # band of score 720 is 3 (700-749), term 6 is index 1; score 610 band 1, term 3 index 0
+    # A at risk at ages 1..4 (prepaid at 4); B at ages 1..3 (defaults at 3, then never again)
+    np.testing.assert_array_equal(at_risk[3, 1], [2, 2, 2, 1, 0, 0])
+    np.testing.assert_array_equal(counts.defaults.sum(axis=3)[3, 1], [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(counts.prepays.sum(axis=3)[3, 1], [0, 0, 0, 1, 0, 0])
+    # C: at risk from origination at age 1 (its first row), then ages 2, 3
+    np.testing.assert_array_equal(at_risk[1, 0], [1, 1, 1, 0, 0, 0])
+    # MPR of C: (300 + 300 + 400) / (1000 + 700 + 400)
+    bop = counts.di_balance_bop.sum(axis=(0, 1, 2, 3))
+    repaid = counts.di_principal_repaid.sum(axis=(0, 1, 2, 3))
+    assert repaid / bop == pytest.approx(1000 / 2100)
+    assert at_risk.sum() == 4 + 3 + 3
+    # recovery: B defaulted in April with balance 800; 100 at lag 1, 50 at lag 2
+    assert rc.defaulted_balance.tolist() == [800.0]
+    assert rc.recovered[0].tolist() == [0.0, 100.0, 50.0]
+    rate, lag = cal.recovery_curve(rc)
+    assert rate == pytest.approx(150 / 800)
+    assert lag == pytest.approx((100 / 150, 50 / 150))
+
+
+def test_calibrate_refuses_an_empty_or_future_window(db_path: Path) -> None:
+    with open_store(db_path) as store:
+        with pytest.raises(ValidationError, match="no performance history"):
+            cal.calibrate_from_store(store)
