@@ -114,7 +114,7 @@ def _rule(rid: str, title: str, scope: Scope, params: dict[str, Any], eff: str, 
 
 
 _CBIRC_2021_24 = "CBIRC notice 银保办发〔2021〕24号 (Feb 2021)"
-_CBIRC_2020_9 = "CBIRC Order 2020 No. 9, Interim Measures for Consumer Finance Companies (draft Nov 2020)"
+_CBIRC_2020_9 = "CBIRC Order 2020 No. 9 (商业银行互联网贷款管理暂行办法, 12 Jul 2020)"
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     _rule("R1", "platform keeps a minimum share of every joint loan", "allocation",
@@ -126,9 +126,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     _rule("R4", "local banks lend only within their registered region", "party",
           {}, "2021-02-19", _CBIRC_2021_24),
     _rule("R5", "consumer credit to one household <= cap", "loan",
-          {"max_household_credit": 200_000.0}, "2020-11-02", _CBIRC_2020_9),
+          {"max_household_credit": 200_000.0}, "2020-07-12", _CBIRC_2020_9),
     _rule("R6", "bullet (principal-at-maturity) loans <= max term", "loan",
-          {"max_bullet_term_months": 12}, "2020-11-02", _CBIRC_2020_9),
+          {"max_bullet_term_months": 12}, "2020-07-12", _CBIRC_2020_9),
     _rule("R7", "ABS/bond funding <= k x net assets; other borrowing <= m x net assets", "platform",
           {"max_abs_multiple": 4.0, "max_other_borrowing_multiple": 1.0}, "2020-11-02",
           "CBIRC/PBOC draft interim measures for online microlending, Nov 2020"),
