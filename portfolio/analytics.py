@@ -12,6 +12,9 @@ Definitions (all ratios are decimals, by balance unless said otherwise):
   t (``current`` … ``default``: open loans, delinquent included, not written off).
 - Roll rate b → b′ from t₀ to t₁ = balance at t₀ of the loans in bucket b at t₀ that are in
   b′ at t₁, over the balance in b at t₀; cure rate = share that is back in ``current``.
+  Destinations are the buckets plus the exit states ``written_off``, ``prepaid``,
+  ``matured``, ``paid_off`` (a closed loan that stopped reporting keeps its exit state) and
+  ``not_reported`` (an open loan with no row at t₁ — a gap in the tape).
 - Vintage curve = cumulative defaulted amount (net loss: minus cumulative recoveries) as a
   share of the vintage's original principal, by months on book.
 - MDR(t) = balance newly defaulted in month t / performing balance at the start of t (the

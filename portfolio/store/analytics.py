@@ -160,10 +160,10 @@ def summary_groups(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFra
              WHEN grouping(region) = 0 THEN coalesce(region, '(none)')
              ELSE 'all' END AS "group",
         count(*) AS loans,
-        sum(bal) AS balance,
-        sum(bal * apr) / sum(bal) AS wa_apr,
-        sum(bal * credit_score) / sum(bal) AS wa_score,
-        sum(bal * rem) / sum(bal) AS wa_remaining_term,
+        coalesce(sum(bal), 0) AS balance,
+        sum(bal * apr) / nullif(sum(bal), 0) AS wa_apr,
+        sum(bal * credit_score) / nullif(sum(bal), 0) AS wa_score,
+        sum(bal * rem) / nullif(sum(bal), 0) AS wa_remaining_term,
         coalesce(sum(bal) FILTER (WHERE bucket IN ('M2', 'M3', 'default')), 0) AS dpd30_balance,
         coalesce(sum(bal) FILTER (WHERE bucket = 'default'), 0) AS dpd90_balance
     FROM act

@@ -426,6 +426,22 @@ def test_anchor_figures_by_hand(con) -> None:
     assert bands["700-749"]["loans"] == 0 and np.isnan(bands["700-749"]["default_rate"])
 
 
+def test_month_with_nothing_outstanding_gives_zero_book_not_an_error(tmp_path: Path) -> None:
+    # only F: 4,000 at M0, matured at M1 → nothing outstanding at M1
+    perf = performance_frame()
+    path = build_book(tmp_path / "f.duckdb", loans_frame(), perf[perf["loan_id"] == "F"])
+    with open_store(path, read_only=True) as store:
+        overall = analytics.book_summary(store.con).groups.iloc[0]
+        rolls = analytics.roll_rates(store.con).matrix.set_index("from_bucket")
+        rates = analytics.monthly_rates(store.con).series
+    assert (overall["dimension"], overall["loans"], overall["balance"]) == ("all", 0, 0.0)
+    assert np.isnan(overall["wa_apr"]) and np.isnan(overall["dpd90_ratio"])
+    assert rolls.loc["current", "matured"] == pytest.approx(1.0)  # 4,000 / 4,000
+    # January: start 4,000, scheduled 4,000 (the bullet) → SMM denominator 0 → NaN
+    assert rates["scheduled_principal"].item() == pytest.approx(4_000)
+    assert np.isnan(rates["smm"].item())
+
+
 # --------------------------------------------------------------------------- invariants
 
 
