@@ -1,0 +1,654 @@
+"""The data-access layer of the dashboard and the reports: every read goes through here.
+
+Who may see what is decided in this module, not in the pages:
+
+- ``treasury`` reads the whole book (the database opened read-only).
+- ``partner:<id>`` reads through :func:`portfolio.store.reports.open_partner_scope`: a
+  connection whose ``loans``, ``loan_performance``, ``pools``, ``pool_loans``,
+  ``allocations``… hold only that partner's allocated loans, money columns scaled by its share.
+  Every analytics function therefore computes over the partner's own loans. Results built
+  from Monte Carlo paths (runs, tranches, dispersion) are cut to the partner's own party
+  flows, tranche holdings and dispersion row here, before anything is returned. A partner
+  asking for another partner's tape, or for a run that does not carry its party, gets
+  ``AccessDenied``.
+
+Each call opens the database for the call and closes it afterwards (one short read-only
+connection per session run), so a nightly writer can take the file between page loads; a
+writer holding the file gives ``DataUpdating`` ("data is being updated"), not a crash.
+
+Results are plain frozen dataclasses and DataFrames, so ``st.cache_data`` can cache them by
+(database version, scope, run id). No borrower identifier leaves this module except the
+pseudonymous ``loan_id`` (and ``borrower_id``, which is pseudonymous by the book's contract,
+only in a partner's own tape export).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dashboards.auth import Viewer
+from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+from portfolio.store import Store, open_store
+from portfolio.store import reports as sql
+
+FAN_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+PLATFORM_ID = "platform"
+
+
+class DataUpdating(RiskpoolError):
+    """The database is held by a writer (a nightly load, a run): try again shortly."""
+
+
+class AccessDenied(RiskpoolError):
+    """The viewer asked for data outside its scope."""
+
+
+def db_version(db: str | Path) -> str:
+    """A key that changes whenever the database file changes (cache invalidation)."""
+    p = Path(db)
+    parts = []
+    for f in (p, p.with_name(p.name + ".wal")):
+        if f.exists():
+            st = f.stat()
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+    return "|".join(parts) or "missing"
+
+
+def _updating(db: str | Path) -> DataUpdating:
+    return DataUpdating(
+        f"data is being updated: {db} is in use by a writer (a load or a run). "
+        "The page will work again when it has finished — reload in a minute.")
+
+
+@contextlib.contextmanager
+def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
+    """A read-only store for ``viewer``: the whole book or the partner's scope."""
+    try:
+        if viewer.is_treasury:
+            store = open_store(db, read_only=True)
+        else:
+            pid = viewer.partner_id
+            assert pid is not None
+            if not Path(db).exists():
+                raise RiskpoolError(f"database {db} does not exist; run `riskpool demo`")
+            store = Store(Path(db), sql.open_partner_scope(db, pid), True)
+    except StoreLocked:
+        raise _updating(db) from None
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise _updating(db) from None
+        raise
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _full(db: str | Path) -> Iterator[Store]:
+    """The whole book, read-only — only for results that are cut to the viewer's scope below."""
+    try:
+        store = open_store(db, read_only=True)
+    except StoreLocked:
+        raise _updating(db) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _require_treasury(viewer: Viewer, what: str) -> None:
+    if not viewer.is_treasury:
+        raise AccessDenied(f"{what} is for treasury users; {viewer.username} "
+                           f"({viewer.role}) sees its own loans and positions only")
+
+
+# --------------------------------------------------------------------------- book
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BookView:
+    as_of: dt.date
+    month_ends: tuple[dt.date, ...]
+    summary: pd.DataFrame  # by dimension (portfolio.analytics.book_summary groups)
+    anchors: pd.DataFrame
+    default_by_score_band: pd.DataFrame
+    delinquency: pd.DataFrame  # buckets at as_of
+    delinquency_by_month: pd.DataFrame  # <bucket>_loans / <bucket>_balance per month-end
+    cumulative_default: pd.DataFrame  # vintage × months on book
+    roll_rates: pd.DataFrame
+    rates: pd.DataFrame  # monthly MDR/CDR, SMM/CPR, MPR
+
+    def headline(self) -> dict[str, float]:
+        row = self.summary[self.summary["dimension"] == "all"].iloc[0]
+        return {"loans": int(row["loans"]), "balance": float(row["balance"]),
+                "wa_apr": float(row["wa_apr"]), "dpd30_ratio": float(row["dpd30_ratio"]),
+                "dpd90_ratio": float(row["dpd90_ratio"])}
+
+
+def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:
+    """Size and mix, delinquency, vintages, roll rates and CDR/CPR of the viewer's book."""
+    from portfolio import analytics as an
+    from portfolio.store import analytics as book_sql
+
+    with connect(db, viewer) as store:
+        con = store.con
+        ends = tuple(book_sql.month_ends(con))
+        if not ends:
+            raise NotFound("the book is empty for this user (no loans to show)")
+        summary = an.book_summary(con, as_of)
+        dq = an.delinquency(con, summary.as_of, over_time=True)
+        vint = an.vintage_curves(con, summary.as_of).tables()
+        rolls = an.roll_rates(con, to_date=summary.as_of).tables()
+        rates = an.monthly_rates(con, summary.as_of).tables()
+    return BookView(summary.as_of, ends, summary.groups, summary.anchors.table(),
+                    summary.default_by_score_band, dq.buckets, dq.over_time,
+                    vint.get("cumulative_default", next(iter(vint.values()))),
+                    next(iter(rolls.values())), next(iter(rates.values())))
+
+
+# --------------------------------------------------------------------------- pools
+
+
+def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
+    """Pools the viewer can see: pool id, name, cut-off, loans and balance (its own share)."""
+    from portfolio.pools import list_pools
+
+    with connect(db, viewer) as store:
+        infos = list_pools(store)
+    return pd.DataFrame([{"pool_id": p.pool_id, "name": p.name, "cutoff_date": p.cutoff_date,
+                          "n_loans": p.n_loans, "balance": p.balance} for p in infos],
+                        columns=["pool_id", "name", "cutoff_date", "n_loans", "balance"])
+
+
+def pool_strats(db: str | Path, viewer: Viewer, pool_id: int) -> dict[str, pd.DataFrame]:
+    """Stratification tables of a stored pool (over the viewer's loans in it)."""
+    from portfolio.pools import strats
+
+    with connect(db, viewer) as store:
+        return strats(store, int(pool_id))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PoolPreview:
+    n_loans: int
+    balance: float
+    exclusions: pd.DataFrame  # reason, loans, balance
+    strats: dict[str, pd.DataFrame]
+
+
+def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
+                 cutoff: dt.date) -> PoolPreview:
+    """Live stratification of an eligibility form, without storing anything.
+
+    The selection is ``portfolio.pools.select_pool`` on the viewer's candidates at the
+    cut-off; the tables are ``portfolio.pools.strats`` run on that selection held in an
+    in-memory copy of the pool tables."""
+    from portfolio.pools import parse_criteria, select_pool, strats
+    from portfolio.store import pools as pool_sql
+
+    crit = parse_criteria(criteria, "eligibility form")
+    with connect(db, viewer) as store:
+        candidates = pool_sql.snapshot_candidates(store.con, cutoff)
+    selection = select_pool(candidates, crit, cutoff)
+    excl = pd.DataFrame([dataclasses.asdict(e) for e in selection.exclusions])
+    loans = pd.DataFrame(selection.loans)
+    mem = duckdb.connect(":memory:")
+    try:
+        for statement in _POOL_DDL:
+            mem.execute(statement)
+        total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
+        mem.execute("INSERT INTO pools VALUES (0, 'preview', ?, '{}', CAST(? AS TIMESTAMP), ?, ?, NULL)",
+                    [cutoff, cutoff, len(loans), total])
+        if len(loans):
+            loans.insert(0, "pool_id", 0)
+            mem.register("selection_df", loans)
+            mem.execute("INSERT INTO pool_loans BY NAME SELECT * FROM selection_df")
+        tables = strats(Store(Path(":memory:"), mem, True), 0)
+    finally:
+        mem.close()
+    return PoolPreview(int(len(loans)), total, excl, tables)
+
+
+def _pool_ddl() -> tuple[str, ...]:
+    from portfolio.store.core import DDL
+
+    return tuple(s for s in DDL if "TABLE IF NOT EXISTS pools " in s
+                 or "TABLE IF NOT EXISTS pool_loans " in s)
+
+
+_POOL_DDL = _pool_ddl()
+
+
+def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],
+              cutoff: dt.date) -> int:
+    """Store the pool (treasury only): a short write transaction; returns the pool id."""
+    from portfolio.pools import create_pool, parse_criteria
+
+    _require_treasury(viewer, "saving a pool")
+    crit = parse_criteria(criteria, "eligibility form")
+    try:
+        store = open_store(db)
+    except (StoreLocked, duckdb.ConnectionException):
+        raise _updating(db) from None
+    try:
+        return create_pool(store, name, crit, cutoff).pool_id
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunView:
+    """One simulation run as the viewer may see it: the pool's paths (treasury) or the
+    viewer's own party's paths (partner)."""
+
+    run_id: int | str
+    label: str
+    party: str | None  # None: the whole pool
+    n_paths: int
+    initial_balance: float
+    loss: np.ndarray  # (n_paths,)
+    stats: pd.DataFrame  # portfolio.simulation.LossStats.rows()
+    el: float
+    var: dict[float, float]
+    es: dict[float, float]
+    dates: tuple[dt.date, ...]
+    balance_fan: pd.DataFrame  # month × quantile of balance_eop
+    loss_fan: pd.DataFrame  # month × quantile of monthly net loss (default − recovery)
+
+
+def fan(x: np.ndarray, dates: tuple[dt.date, ...],
+        quantiles: tuple[float, ...] = FAN_QUANTILES) -> pd.DataFrame:
+    """(n_paths, n_months) → month × quantile table (the fan chart's bands) plus the mean."""
+    q = np.quantile(x, quantiles, axis=0)
+    out = pd.DataFrame(q.T, columns=[f"p{int(round(v * 100))}" for v in quantiles])
+    out.insert(0, "date", list(dates))
+    out["mean"] = x.mean(axis=0)
+    return out
+
+
+def run_view_from_paths(paths: Any, run_id: int | str, label: str,
+                        party: str | None) -> RunView:
+    """Summarise a ``PoolPaths`` (already cut to the viewer's scope)."""
+    from portfolio.simulation import loss_distribution
+
+    stats = loss_distribution(paths)
+    dates = tuple(pd.Timestamp(d).date() for d in np.asarray(paths.dates))
+    net = paths.default - paths.recovery
+    return RunView(run_id, label, party, paths.n_paths, float(paths.initial_balance),
+                   np.asarray(paths.loss, dtype=np.float64), pd.DataFrame(stats.rows()),
+                   stats.el, dict(zip(stats.levels, stats.var, strict=True)),
+                   dict(zip(stats.levels, stats.es, strict=True)), dates,
+                   fan(paths.balance_eop, dates), fan(net, dates))
+
+
+def _runs_module() -> Any:
+    try:
+        from portfolio.store import runs
+    except ImportError:
+        return None
+    return runs
+
+
+def runs(db: str | Path, viewer: Viewer) -> pd.DataFrame:
+    """Simulation runs the viewer may open: run id, pool, paths, seed, started, parties.
+    A partner sees the runs whose paths carry its party only."""
+    mod = _runs_module()
+    cols = ["run_id", "pool_id", "n_paths", "seed", "engine", "started_at", "parties"]
+    if mod is None:
+        return pd.DataFrame(columns=cols)
+    with _full(db) as store:
+        listed = mod.list_runs(store)
+    frame = _runs_frame(listed)
+    frame = frame[frame["kind"].fillna("simulation") == "simulation"] if "kind" in frame else frame
+    if not viewer.is_treasury:
+        frame = frame[frame["parties"].map(lambda p: viewer.partner_id in (p or ()))]
+    return frame.reindex(columns=cols).reset_index(drop=True)
+
+
+def _runs_frame(listed: Any) -> pd.DataFrame:
+    if isinstance(listed, pd.DataFrame):
+        frame = listed.copy()
+    else:
+        frame = pd.DataFrame([r if isinstance(r, dict) else dataclasses.asdict(r) for r in listed])
+    if frame.empty:
+        return pd.DataFrame(columns=["run_id", "kind", "pool_id", "n_paths", "seed", "engine",
+                                     "started_at", "parties"])
+    inputs = frame["inputs"] if "inputs" in frame else pd.Series([{}] * len(frame))
+    inputs = inputs.map(lambda v: v if isinstance(v, dict) else (_json(v) or {}))
+    for key, alt in (("pool_id", None), ("n_paths", "paths"), ("seed", None), ("engine", None)):
+        if key not in frame:
+            frame[key] = inputs.map(lambda d, k=key, a=alt: d.get(k, d.get(a) if a else None))
+    if "parties" not in frame:
+        frame["parties"] = inputs.map(lambda d: tuple(d.get("party_ids") or ()))
+    return frame
+
+
+def _json(v: Any) -> Any:
+    import json
+
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return None
+    return v
+
+
+def _load_paths(db: str | Path, run_id: int) -> Any:
+    mod = _runs_module()
+    if mod is None:
+        raise NotFound("no simulation runs in this build")
+    with _full(db) as store:
+        return mod.load_paths(store, int(run_id))
+
+
+def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> Any:
+    """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
+    paths = _load_paths(db, run_id)
+    if viewer.is_treasury:
+        return paths
+    from partners.dispersion import party_paths
+
+    if viewer.partner_id not in tuple(paths.party_ids):
+        raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
+                           "positions; a partner sees its own positions only")
+    return party_paths(paths, viewer.partner_id)
+
+
+def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
+    paths = run_paths_for(db, viewer, run_id)
+    party = None if viewer.is_treasury else viewer.partner_id
+    label = f"run {run_id}" + (f" ({party})" if party else "")
+    return run_view_from_paths(paths, int(run_id), label, party)
+
+
+def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Any, *,
+                  n_paths: int, seed: int, pd_mult: float = 1.0, rho: float | None = None,
+                  prepay_mult: float = 1.0, recovery_mult: float = 1.0,
+                  progress: Callable[[float], None] | None = None) -> RunView:
+    """Run the Monte Carlo on a stored pool under stressed assumptions (treasury only; not
+    recorded — a run to keep is made with ``riskpool simulate``)."""
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import simulate
+
+    _require_treasury(viewer, "running a pool simulation")
+    stressed = stress(assumptions, pd_mult=pd_mult, rho=rho, prepay_mult=prepay_mult,
+                      recovery_mult=recovery_mult)
+    with connect(db, viewer) as store:
+        loans = load_pool_loans(store, int(pool_id))
+    paths = simulate(loans, stressed, int(n_paths), int(seed), progress=progress)
+    label = (f"pool {pool_id}: PD×{pd_mult:g}, ρ {stressed.rho:.3f}, prepay×{prepay_mult:g}, "
+             f"recovery×{recovery_mult:g}, {n_paths:,} paths, seed {seed}")
+    return run_view_from_paths(paths, label, label, None)
+
+
+def stress(assumptions: Any, *, pd_mult: float = 1.0, rho: float | None = None,
+           prepay_mult: float = 1.0, recovery_mult: float = 1.0) -> Any:
+    """``Assumptions.stressed`` with the dashboard's four sliders."""
+    return assumptions.stressed(pd_multiplier=pd_mult, rho=rho, smm_multiplier=prepay_mult,
+                                recovery_multiplier=recovery_mult)
+
+
+def pool_assumptions(db: str | Path, pool_id: int) -> Any:
+    """Assumptions for a pool: the demo's saved file beside the database if present, else
+    calibrated from the book."""
+    from portfolio.assumptions import load_assumptions
+
+    for candidate in (Path(db).with_name(f"assumptions_pool{pool_id}.toml"),
+                      Path(db).with_name("assumptions.toml")):
+        if candidate.exists():
+            return load_assumptions(candidate)
+    raise NotFound(f"no assumptions file beside {db} (assumptions_pool{pool_id}.toml); "
+                   "make one with `riskpool calibrate`")
+
+
+# --------------------------------------------------------------------------- tranches
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrancheView:
+    deal_name: str
+    table: pd.DataFrame  # tranching.analytics.tranche_table (viewer's tranches only)
+    triggers: pd.DataFrame  # tranching.analytics.trigger_table (treasury only; empty else)
+    loss_shares: dict[str, np.ndarray]  # tranche -> (n_paths,) loss / original balance
+    cashflow_fans: dict[str, pd.DataFrame]  # tranche -> fan of monthly cash to the tranche
+
+
+def deal_from_text(text: str, source: str = "deal editor") -> Any:
+    import tomllib
+
+    from tranching.deal import deal_from_dict
+    from tranching.errors import DealError
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DealError(f"{source}: not valid TOML ({exc})") from None
+    return deal_from_dict(data, source)
+
+
+def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
+             discount: float = 0.05) -> TrancheView:
+    """The deal's waterfall on the run's pool paths; a partner sees only tranches it holds."""
+    from tranching.analytics import loss_shares, trigger_table
+    from tranching.analytics import tranche_table as table_fn
+    from tranching.waterfall import run_waterfall
+
+    deal = deal_from_text(deal_toml)
+    paths = _load_paths(db, run_id)
+    result = run_waterfall(deal, paths)
+    table = table_fn(deal, result, paths, discount=discount)
+    shares = loss_shares(result)
+    names = list(result.tranche_names)
+    dates = tuple(result.dates)
+    fans = {n: fan(result.tranche_cashflows[j], dates) for j, n in enumerate(names)}
+    losses = {n: shares[j] for j, n in enumerate(names)}
+    trig = trigger_table(deal, result)
+    if not viewer.is_treasury:
+        mine = table["holder"] == viewer.partner_id
+        keep = set(table.loc[mine, "tranche"])
+        table = table[mine].reset_index(drop=True)
+        fans = {k: v for k, v in fans.items() if k in keep}
+        losses = {k: v for k, v in losses.items() if k in keep}
+        trig = trig.iloc[0:0]
+    return TrancheView(deal.name, table, trig, losses, fans)
+
+
+def deal_tranche_frame(deal_toml: str) -> pd.DataFrame:
+    """The deal's tranches as an editable table (name, size, coupon, holder)."""
+    deal = deal_from_text(deal_toml)
+    rows = []
+    for t in deal.tranches:
+        rows.append({f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- partners
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AllocationView:
+    allocation_id: int
+    mode: str
+    objective: str
+    pool_id: int | None
+    parties: pd.DataFrame  # party_id, loans, balance, share_of_pool (the viewer's rows)
+    checks: pd.DataFrame  # every re-check item (name, party, value, limit, ok)
+    breaches: pd.DataFrame
+
+
+def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
+    with connect(db, viewer) as store:
+        return sql.allocation_list(store.con)
+
+
+def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> AllocationView:
+    """An allocation's parties and rule checks; a partner sees its own row and checks."""
+    from partners.records import load_allocation
+
+    with connect(db, viewer) as store:
+        listed = sql.allocation_list(store.con)
+        if int(allocation_id) not in set(listed["allocation_id"].astype(int)):
+            raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
+        parties = sql.party_shares(store.con, int(allocation_id))
+    with _full(db) as store:
+        stored = load_allocation(store, int(allocation_id))
+    if viewer.is_treasury:
+        pool_balance = float(stored.balance.sum())
+        parties["share_of_pool"] = parties["balance"] / pool_balance if pool_balance else np.nan
+    checks = pd.DataFrame(stored.checks.get("checks", []))
+    breaches = pd.DataFrame(stored.checks.get("breaches", []))
+    if not viewer.is_treasury:
+        pid = viewer.partner_id
+        checks = checks[checks["party"] == pid] if "party" in checks else checks.iloc[0:0]
+        breaches = (breaches[breaches["party"] == pid] if "party" in breaches
+                    else breaches.iloc[0:0])
+    return AllocationView(int(allocation_id), stored.mode, stored.objective, stored.pool_id,
+                          parties.reset_index(drop=True), checks.reset_index(drop=True),
+                          breaches.reset_index(drop=True))
+
+
+def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
+                 party_id: str) -> pd.DataFrame:
+    """One party's loan tape (pseudonymous ids, its share and balance). A partner may export
+    its own tape only."""
+    from portfolio.store import allocations as alloc_sql
+
+    if not viewer.is_treasury and party_id != viewer.partner_id:
+        raise AccessDenied(f"{viewer.username} ({viewer.role}) may export its own tape only, "
+                           f"not {party_id!r}")
+    with connect(db, viewer) as store:
+        allowed = set(sql.allocation_list(store.con)["allocation_id"].astype(int))
+        if int(allocation_id) not in allowed:
+            raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
+    with _full(db) as store:
+        return alloc_sql.partner_tape(store.con, int(allocation_id), party_id)
+
+
+# --------------------------------------------------------------------------- dispersion
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DispersionView:
+    parties: pd.DataFrame  # partners.dispersion.PartyRisk.row() per visible party
+    headlines: pd.DataFrame  # treasury only (empty for a partner)
+    pool_el: float | None
+    pool_var_999: float | None
+    hhi_partners: float | None
+
+
+def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
+               deal_toml: str | None = None) -> DispersionView:
+    """Risk per party from the run's paths and the allocation (and the deal if given)."""
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, run_party_paths
+
+    with _full(db) as store:
+        stored = load_allocation(store, int(allocation_id))
+        paths, _how = run_party_paths(store, int(run_id), stored)
+    deal = deal_from_text(deal_toml) if deal_toml else None
+    # the stored allocation is sorted by loan id, as are the pool loans the run simulated
+    result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                            stored.risk.lgd, deal)
+    table = pd.DataFrame(result.table())
+    heads = pd.DataFrame([h.row() for h in result.headlines])
+    if viewer.is_treasury:
+        return DispersionView(table, heads, result.pool_measures.el,
+                              result.pool_measures.var_999, result.hhi_partners)
+    mine = table[table["party"] == viewer.partner_id].reset_index(drop=True)
+    if mine.empty:
+        raise AccessDenied(f"allocation {allocation_id} gives {viewer.partner_id} no position")
+    return DispersionView(mine, heads.iloc[0:0], None, None, None)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def report_history(db: str | Path, viewer: Viewer) -> pd.DataFrame:
+    """Report runs: every one for treasury, the partner's own for a partner."""
+    with _full(db) as store:
+        if viewer.is_treasury:
+            return sql.report_runs(store.con, every_partner=True)
+        return sql.report_runs(store.con, partner=viewer.partner_id)
+
+
+def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes:
+    """The bytes of one file of a report run the viewer may see."""
+    hist = report_history(db, viewer)
+    row = hist[hist["run_id"] == int(run_id)]
+    if row.empty:
+        raise AccessDenied(f"report {run_id} is not visible to {viewer.username}")
+    summary = _json(row.iloc[0]["summary"]) or {}
+    files = summary.get("files", {})
+    if name not in files:
+        raise NotFound(f"report {run_id} has no file {name!r}; it has {sorted(files)}")
+    path = Path(files[name])
+    if not path.exists():
+        raise NotFound(f"{path} is gone (report {run_id})")
+    return path.read_bytes()
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_deal_toml(db: str | Path, run_id: int) -> str | None:
+    """The deal TOML stored with a run (by ``riskpool simulate --structure``), if any."""
+    from portfolio.store import tranches as tranche_sql
+
+    with _full(db) as store:
+        try:
+            row = tranche_sql.load_run_deal(store, int(run_id))
+        except (NotFound, duckdb.CatalogException):
+            return None
+    text = row.get("deal_toml") if isinstance(row, dict) else None
+    return str(text) if text else None
+
+
+def example_deals(root: str | Path | None = None) -> dict[str, str]:
+    """The shipped example deal files by name (``examples/deal_*.toml``)."""
+    base = Path(root) if root else Path(__file__).resolve().parent.parent / "examples"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(base.glob("deal_*.toml"))}
+
+
+def deal_with_tranches(deal_toml: str, edited: pd.DataFrame) -> str:
+    """The deal TOML with its tranches' size, amount, coupon and holder taken from the
+    edited table (validated when the deal is loaded)."""
+    import tomllib
+
+    import tomli_w
+
+    from tranching.errors import DealError
+
+    data = tomllib.loads(deal_toml)
+    rows = edited.to_dict("records")
+    old = data.get("tranches", [])
+    if len(rows) != len(old):
+        raise DealError(f"the tranche table must keep {len(old)} rows; got {len(rows)}")
+    new = []
+    for raw, row in zip(old, rows, strict=True):
+        entry = dict(raw)
+        for key in ("size", "amount", "coupon", "holder"):
+            value = row.get(key)
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                entry.pop(key, None) if key in ("size", "amount") else None
+            else:
+                entry[key] = value.item() if hasattr(value, "item") else value
+        new.append(entry)
+    data["tranches"] = new
+    return tomli_w.dumps(data)

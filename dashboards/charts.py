@@ -1,0 +1,134 @@
+"""Charts shared by the dashboard pages and the reports (matplotlib, Agg backend).
+
+Every function takes tables or arrays that a library function produced and returns a
+``Figure``; nothing here computes a financial figure (EL/VaR/ES come in as numbers).
+``png_bytes`` renders a figure for the self-contained HTML report (deterministic bytes:
+no timestamp metadata).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+SIZE = (7.0, 3.4)
+
+
+def _fig() -> tuple[Figure, plt.Axes]:
+    fig = Figure(figsize=SIZE, dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def lines(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, ylabel: str = "",
+          percent: bool = False) -> Figure:
+    fig, ax = _fig()
+    for y in ys:
+        if y in frame:
+            ax.plot(pd.to_datetime(frame[x]) if "date" in x or x == "as_of" else frame[x],
+                    frame[y], marker=".", label=y)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def vintage_curves(wide: pd.DataFrame, title: str = "Cumulative default by vintage") -> Figure:
+    """``wide``: one row per vintage, columns = months on book (plus a vintage label column)."""
+    fig, ax = _fig()
+    label_col = wide.columns[0]
+    value_cols = [c for c in wide.columns[1:] if str(c).lstrip("-").isdigit()
+                  or isinstance(c, int | np.integer)]
+    for _, row in wide.iterrows():
+        ys = pd.to_numeric(row[value_cols], errors="coerce").to_numpy(dtype=float)
+        ax.plot([int(c) for c in value_cols], ys, lw=1, label=str(row[label_col]))
+    ax.set_title(title)
+    ax.set_xlabel("months on book")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    if len(wide) <= 12:
+        ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def loss_histogram(loss: np.ndarray, el: float, var: Mapping[float, float],
+                   es: Mapping[float, float], title: str = "Pool loss distribution") -> Figure:
+    """Histogram of path losses with EL, VaR and ES marked (figures from the library)."""
+    fig, ax = _fig()
+    ax.hist(loss, bins=60, color="#4c72b0", alpha=0.8)
+    ax.axvline(el, color="black", ls="-", label=f"EL {el:,.0f}")
+    styles = ["--", ":", "-."]
+    for i, level in enumerate(sorted(var)):
+        ax.axvline(var[level], color="#dd8452", ls=styles[i % 3],
+                   label=f"VaR {level:.1%} {var[level]:,.0f}")
+        ax.axvline(es[level], color="#c44e52", ls=styles[i % 3],
+                   label=f"ES {level:.1%} {es[level]:,.0f}")
+    ax.set_title(title)
+    ax.set_xlabel("loss over the horizon (CNY)")
+    ax.set_ylabel("paths")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fan_chart(fan: pd.DataFrame, title: str, ylabel: str = "CNY") -> Figure:
+    """A fan of quantile bands (columns p5, p25, p50, p75, p95, mean by date)."""
+    fig, ax = _fig()
+    x = pd.to_datetime(fan["date"])
+    if {"p5", "p95"} <= set(fan.columns):
+        ax.fill_between(x, fan["p5"], fan["p95"], alpha=0.2, color="#4c72b0", label="5–95%")
+    if {"p25", "p75"} <= set(fan.columns):
+        ax.fill_between(x, fan["p25"], fan["p75"], alpha=0.4, color="#4c72b0", label="25–75%")
+    if "p50" in fan:
+        ax.plot(x, fan["p50"], color="#4c72b0", label="median")
+    if "mean" in fan:
+        ax.plot(x, fan["mean"], color="black", ls="--", lw=1, label="mean")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def bars(frame: pd.DataFrame, label: str, values: Sequence[str], title: str,
+         percent: bool = False) -> Figure:
+    fig, ax = _fig()
+    n = len(values)
+    x = np.arange(len(frame))
+    width = 0.8 / max(n, 1)
+    for i, v in enumerate(values):
+        ax.bar(x + i * width, frame[v].to_numpy(dtype=float), width, label=v)
+    ax.set_xticks(x + width * (n - 1) / 2, frame[label].astype(str), rotation=20, fontsize=8)
+    ax.set_title(title)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def histograms(samples: Mapping[str, np.ndarray], title: str, xlabel: str) -> Figure:
+    fig, ax = _fig()
+    for name, x in samples.items():
+        ax.hist(np.asarray(x), bins=50, alpha=0.5, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("paths")
+    ax.legend(fontsize=7)
+    return fig

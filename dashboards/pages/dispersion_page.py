@@ -1,0 +1,43 @@
+"""Dispersion: retained vs transferred expected and tail loss, capital per party."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import access, charts, ui
+
+v = ui.viewer()
+st.title("Dispersion")
+recorded = ui.guard(ui.runs, *ui.args(v))
+allocs = ui.guard(ui.allocations, *ui.args(v))
+if not len(recorded) or not len(allocs):
+    st.info("Dispersion needs a simulation run with an allocation's party split.")
+    st.stop()
+run_ids = [int(x) for x in recorded["run_id"]]
+alloc_ids = [int(x) for x in allocs["allocation_id"]]
+a, b, c = st.columns(3)
+rid = a.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="disp_run")
+aid = b.selectbox("Allocation", alloc_ids, index=ui.pick(alloc_ids, ui.query_int("allocation")),
+                  key="disp_alloc")
+deals = {"(none)": None, **access.example_deals()}
+stored = ui.stored_deal(ui.db_path(), ui.version(), rid)
+if stored:
+    deals = {"(none)": None, f"stored with run {rid}": stored, **access.example_deals()}
+deal_key = c.selectbox("Securitisation", list(deals), index=len(deals) > 1 and 1 or 0,
+                       key="disp_deal")
+view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
+st.subheader("Risk per party")
+st.dataframe(view.parties, hide_index=True)
+st.pyplot(charts.bars(view.parties, "party", ["el", "var_999", "capital"],
+                      "Expected loss, 99.9% VaR and capital per party (CNY)"))
+if v.is_treasury:
+    m = st.columns(3)
+    m[0].metric("Pool EL (CNY)", ui.money(view.pool_el or 0.0))
+    m[1].metric("Pool 99.9% VaR (CNY)", ui.money(view.pool_var_999 or 0.0))
+    m[2].metric("HHI of partners' exposure", f"{(view.hhi_partners or 0.0):.3f}")
+    st.subheader("Share that left the balance sheet")
+    st.dataframe(view.headlines, hide_index=True)
+    st.pyplot(charts.bars(view.headlines, "scenario", ["el_share_left", "tail_share_left"],
+                          "Share of EL and 99.9% tail loss off the platform", percent=True))
+else:
+    st.caption("Your own position only.")

@@ -1,0 +1,43 @@
+"""Partners: allocation results, rule checks (breaches highlighted), exposure, tape export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, ui
+
+v = ui.viewer()
+st.title("Partners")
+listed = ui.guard(ui.allocations, *ui.args(v))
+if not len(listed):
+    st.info("No allocation visible to you yet (`riskpool allocate`).")
+    st.stop()
+ids = [int(x) for x in listed["allocation_id"]]
+aid = st.selectbox("Allocation", ids, index=ui.pick(ids, ui.query_int("allocation")),
+                   key="alloc_id")
+view = ui.guard(ui.allocation, *ui.args(v), aid)
+st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
+st.subheader("Exposure per party")
+st.dataframe(view.parties, hide_index=True)
+st.pyplot(charts.bars(view.parties, "party_id", ["balance"], "Balance funded (CNY)"))
+
+st.subheader("Rule checks")
+if view.breaches.empty:
+    st.success("Every rule and constraint re-checked on the loan-level shares: no breach.")
+else:
+    st.error(f"{len(view.breaches)} breach(es)")
+    st.dataframe(view.breaches, hide_index=True)
+if not view.checks.empty and "ok" in view.checks:
+    styled = view.checks.style.apply(
+        lambda row: ["background-color: #f8d7da" if not row["ok"] else "" for _ in row], axis=1)
+    st.dataframe(styled, hide_index=True)
+
+st.subheader("Export a partner's tape")
+parties = [p for p in view.parties["party_id"] if p != "platform"] if v.is_treasury \
+    else [v.partner_id]
+wanted = st.query_params.get("partner")
+party = st.selectbox("Partner", parties, index=parties.index(wanted) if wanted in parties else 0,
+                     key="export_party")
+data = ui.guard(ui.partner_tape_csv, *ui.args(v), aid, party)
+st.download_button(f"Download {party}'s tape (CSV)", data, f"allocation{aid}_{party}.csv",
+                   "text/csv", key="export_download")

@@ -1,0 +1,101 @@
+"""Simulation: recorded runs (loss histogram with EL/VaR/ES, fan charts), a new stressed run
+with a progress bar, and two runs side by side."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import access, charts, ui
+
+v = ui.viewer()
+st.title("Simulation")
+session_runs: dict[str, access.RunView] = st.session_state.setdefault("session_runs", {})
+
+
+def show(view: access.RunView, key: str) -> None:
+    who = f" — {view.party}'s share" if view.party else ""
+    c = st.columns(4)
+    c[0].metric("Paths", f"{view.n_paths:,}")
+    c[1].metric("EL (CNY)", ui.money(view.el))
+    top = max(view.var)
+    c[2].metric(f"VaR {top:.1%}", ui.money(view.var[top]))
+    c[3].metric(f"ES {top:.1%}", ui.money(view.es[top]))
+    st.pyplot(charts.loss_histogram(view.loss, view.el, view.var, view.es,
+                                    f"Loss distribution{who}"))
+    st.dataframe(view.stats, hide_index=True, key=f"{key}_stats")
+    a, b = st.columns(2)
+    a.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
+    b.pyplot(charts.fan_chart(view.loss_fan, "Monthly net loss"))
+
+
+recorded = ui.guard(ui.runs, *ui.args(v))
+run_ids = [int(x) for x in recorded["run_id"]] if len(recorded) else []
+tab_runs, tab_new, tab_cmp = st.tabs(["Recorded runs", "New run", "Compare"])
+with tab_runs:
+    if run_ids:
+        st.dataframe(recorded, hide_index=True)
+        rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")),
+                           key="sim_run")
+        show(ui.guard(ui.run_view, *ui.args(v), rid), "rec")
+    else:
+        st.info("No simulation run visible to you yet (`riskpool simulate` or `riskpool demo`).")
+
+with tab_new:
+    if not v.is_treasury:
+        st.info("Running pool simulations is for treasury users; your own positions are in "
+                "the recorded runs.")
+    else:
+        pools = ui.guard(ui.pools, *ui.args(v))
+        if not len(pools):
+            st.info("Create a pool first.")
+        else:
+            ids = [int(x) for x in pools["pool_id"]]
+            a, b = st.columns(2)
+            pool_id = a.selectbox("Pool", ids, index=len(ids) - 1, key="new_pool")
+            n_paths = a.select_slider("Paths", [500, 1000, 2000, 5000, 10000], 2000,
+                                      key="new_paths")
+            seed = a.number_input("Seed", 0, 2**31 - 1, 20260630, key="new_seed")
+            pd_mult = b.slider("PD ×", 0.5, 4.0, 1.0, 0.1, key="new_pd")
+            rho = b.slider("ρ (factor correlation)", 0.0, 0.5, 0.05, 0.01, key="new_rho")
+            prepay = b.slider("Prepayment ×", 0.0, 2.0, 1.0, 0.1, key="new_prepay")
+            recov = b.slider("Recovery ×", 0.0, 2.0, 1.0, 0.1, key="new_recovery")
+            go = st.button("Run simulation", key="new_run", type="primary")
+            if go:
+                assumptions = ui.guard(access.pool_assumptions, ui.db_path(), pool_id)
+                st.button("Cancel", key="new_cancel",
+                          help="Stops the run (the page reruns without it).")
+                bar = st.progress(0.0, text="simulating…")
+                view = ui.guard(access.simulate_pool, ui.db_path(), v, pool_id, assumptions,
+                                n_paths=int(n_paths), seed=int(seed), pd_mult=pd_mult, rho=rho,
+                                prepay_mult=prepay, recovery_mult=recov,
+                                progress=lambda f: bar.progress(min(f, 1.0),
+                                                                text=f"simulating… {f:.0%}"))
+                bar.empty()
+                session_runs[view.label] = view
+                st.session_state["last_session_run"] = view.label
+            elif st.session_state.get("new_cancel"):
+                st.warning("Run cancelled.")
+            last = st.session_state.get("last_session_run")
+            if last in session_runs:
+                st.caption(f"Latest run this session: {last}")
+                show(session_runs[last], "new")
+
+with tab_cmp:
+    options = [f"run {r}" for r in run_ids] + list(session_runs)
+    if len(options) < 2:
+        st.info("Compare needs two runs (recorded or made in this session).")
+    else:
+        a, b = st.columns(2)
+        left = a.selectbox("Left", options, index=0, key="cmp_a")
+        right = b.selectbox("Right", options, index=len(options) - 1, key="cmp_b")
+        views = []
+        for col, name in ((a, left), (b, right)):
+            view = (session_runs[name] if name in session_runs
+                    else ui.guard(ui.run_view, *ui.args(v), int(name.split()[1])))
+            views.append(view)
+            with col:
+                st.markdown(f"**{name}**")
+                st.dataframe(view.stats, hide_index=True)
+                st.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
+        st.pyplot(charts.histograms({left: views[0].loss, right: views[1].loss},
+                                    "Loss distributions", "loss (CNY)"))

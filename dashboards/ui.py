@@ -1,0 +1,158 @@
+"""Streamlit glue shared by the pages: who is logged in, which database, cached reads.
+
+Cached functions take every input as an argument (database path, its version, the viewer's
+role) — no globals are read inside them — so a result is cached per run id and per scope,
+and a partner can never be served a treasury result from the cache. ``st.cache_data`` (not
+``cache_resource``) because the results are DataFrames that must not be shared mutably.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from dashboards import access
+from dashboards.auth import Viewer, default_users_path
+from portfolio.errors import RiskpoolError
+
+T = TypeVar("T")
+
+
+def db_path() -> str:
+    return os.environ.get("RISKPOOL_DB", "data/riskpool.duckdb")
+
+
+def users_path() -> Path:
+    return default_users_path(db_path())
+
+
+def viewer() -> Viewer:
+    v = st.session_state.get("viewer")
+    if not isinstance(v, Viewer):
+        st.info("Please log in.")
+        st.stop()
+    return v
+
+
+def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a data function; show a clear message (no traceback) and stop on a known error."""
+    try:
+        return fn(*args, **kwargs)
+    except access.DataUpdating as exc:
+        st.warning(f"⏳ {exc}")
+    except access.AccessDenied as exc:
+        st.warning(f"🔒 {exc}")
+    except RiskpoolError as exc:
+        st.error(str(exc))
+    st.stop()
+    raise AssertionError("unreachable")
+
+
+def version() -> str:
+    return access.db_version(db_path())
+
+
+def _v(role: str, username: str) -> Viewer:
+    return Viewer(username, role)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def book(db: str, ver: str, username: str, role: str, as_of: dt.date | None) -> access.BookView:
+    return access.book(db, _v(role, username), as_of)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def pools(db: str, ver: str, username: str, role: str) -> Any:
+    return access.pools(db, _v(role, username))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def pool_strats(db: str, ver: str, username: str, role: str, pool_id: int) -> Any:
+    return access.pool_strats(db, _v(role, username), pool_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def preview_pool(db: str, ver: str, username: str, role: str, criteria: dict[str, Any],
+                 cutoff: dt.date) -> access.PoolPreview:
+    return access.preview_pool(db, _v(role, username), criteria, cutoff)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def runs(db: str, ver: str, username: str, role: str) -> Any:
+    return access.runs(db, _v(role, username))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_view(db: str, ver: str, username: str, role: str, run_id: int) -> access.RunView:
+    return access.run_view(db, _v(role, username), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def tranches(db: str, ver: str, username: str, role: str, run_id: int, deal_toml: str,
+             discount: float) -> access.TrancheView:
+    return access.tranches(db, _v(role, username), run_id, deal_toml, discount)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def stored_deal(db: str, ver: str, run_id: int) -> str | None:
+    return access.stored_deal_toml(db, run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def allocations(db: str, ver: str, username: str, role: str) -> Any:
+    return access.allocations(db, _v(role, username))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def allocation(db: str, ver: str, username: str, role: str,
+               allocation_id: int) -> access.AllocationView:
+    return access.allocation(db, _v(role, username), allocation_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def partner_tape_csv(db: str, ver: str, username: str, role: str, allocation_id: int,
+                     party_id: str) -> bytes:
+    tape = access.partner_tape(db, _v(role, username), allocation_id, party_id)
+    return tape.to_csv(index=False).encode("utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def dispersion(db: str, ver: str, username: str, role: str, run_id: int, allocation_id: int,
+               deal_toml: str | None) -> access.DispersionView:
+    return access.dispersion(db, _v(role, username), run_id, allocation_id, deal_toml)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def report_history(db: str, ver: str, username: str, role: str) -> Any:
+    return access.report_history(db, _v(role, username))
+
+
+def args(v: Viewer) -> tuple[str, str, str, str]:
+    """(db, version, username, role) — the leading arguments of every cached read."""
+    return db_path(), version(), v.username, v.role
+
+
+def query_int(name: str) -> int | None:
+    raw = st.query_params.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def pick(options: list[Any], preferred: Any) -> int:
+    """Index of ``preferred`` in ``options`` (the last option if it is not there)."""
+    return options.index(preferred) if preferred in options else max(len(options) - 1, 0)
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def money(x: float) -> str:
+    return f"{x:,.0f}"

@@ -1,0 +1,175 @@
+"""SQL of the dashboards and scheduled reports: partner-scoped views and report run records.
+
+Partner scope: a partner user's connection is an in-memory DuckDB database that attaches the
+book read-only as ``src`` and defines, in its own ``main`` schema, views with the names of the
+book's tables (``loans``, ``loan_performance``, ``pools``, ``pool_loans``, ``allocations``,
+``allocation_shares``, ``allocation_loans``, ``partners``) that hold only the partner's own
+loans — the loans with a positive share for ``party_id`` in ``allocation_shares`` (the share
+of the latest allocation that holds the loan) — with every money column multiplied by that
+share: the partner's position, not the whole loan. Unqualified table names in the library's
+SQL resolve to these views, so every analytics function computes over the partner's loans
+only. Tables not listed (runs, ingest records, other areas' results) do not exist in the
+scope: a query that needs them fails instead of leaking.
+
+Report runs are rows of ``runs`` with ``kind = 'report'``; ``inputs`` holds as_of and the
+partner (or null for the treasury report), ``summary`` the files written and their content
+hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# --------------------------------------------------------------------------- partner scope
+
+_SCOPE_DDL: tuple[str, ...] = (
+    """CREATE TABLE me AS SELECT CAST($party AS VARCHAR) AS party_id""",
+    # the partner's loans and its share in each (latest allocation that holds the loan)
+    """CREATE TABLE mine AS
+        SELECT loan_id, arg_max(share, allocation_id) AS share
+        FROM src.allocation_shares
+        WHERE party_id = $party AND share > 0
+        GROUP BY loan_id""",
+    """CREATE VIEW loans AS
+        SELECT l.* REPLACE (CAST(l.principal AS DOUBLE) * m.share AS principal,
+                            CAST(l.credit_limit AS DOUBLE) * m.share AS credit_limit)
+        FROM src.loans l JOIN mine m ON l.loan_id = m.loan_id""",
+    """CREATE VIEW loan_performance AS
+        SELECT p.* REPLACE (CAST(p.balance AS DOUBLE) * m.share AS balance,
+                            CAST(p.paid_principal AS DOUBLE) * m.share AS paid_principal,
+                            CAST(p.paid_interest AS DOUBLE) * m.share AS paid_interest,
+                            CAST(p.prepaid_principal AS DOUBLE) * m.share AS prepaid_principal,
+                            CAST(p.charge_off AS DOUBLE) * m.share AS charge_off,
+                            CAST(p.recovery AS DOUBLE) * m.share AS recovery)
+        FROM src.loan_performance p JOIN mine m ON p.loan_id = m.loan_id""",
+    """CREATE VIEW pool_loans AS
+        SELECT q.* REPLACE (CAST(q.cutoff_balance AS DOUBLE) * m.share AS cutoff_balance,
+                            CAST(q.principal AS DOUBLE) * m.share AS principal)
+        FROM src.pool_loans q JOIN mine m ON q.loan_id = m.loan_id""",
+    """CREATE VIEW pools AS
+        SELECT p.pool_id, p.name, p.cutoff_date, p.criteria, p.created_at,
+               c.n_loans, CAST(c.balance AS DECIMAL(18, 2)) AS balance,
+               CAST(NULL AS JSON) AS exclusions
+        FROM src.pools p
+        JOIN (SELECT pool_id, count(*) AS n_loans, sum(cutoff_balance) AS balance
+              FROM pool_loans GROUP BY pool_id) c ON p.pool_id = c.pool_id""",
+    """CREATE VIEW allocation_shares AS
+        SELECT * FROM src.allocation_shares
+        WHERE party_id = (SELECT party_id FROM me) AND share > 0""",
+    """CREATE VIEW allocations AS
+        SELECT allocation_id, mode, objective, pool_id, created_at
+        FROM src.allocations
+        WHERE allocation_id IN (SELECT allocation_id FROM allocation_shares)""",
+    # the loan's cut-off balance (the partner's part is balance × share)
+    """CREATE VIEW allocation_loans AS
+        SELECT a.*
+        FROM src.allocation_loans a
+        JOIN allocation_shares s
+          ON a.allocation_id = s.allocation_id AND a.loan_id = s.loan_id""",
+    """CREATE VIEW partners AS
+        SELECT * FROM src.partners WHERE partner_id = (SELECT party_id FROM me)""",
+)
+
+
+def open_partner_scope(db_path: str | Path, party_id: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that sees only ``party_id``'s loans (see the module doc)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(db_path)])
+        for statement in _SCOPE_DDL:
+            if "$party" in statement:
+                con.execute(statement, {"party": party_id})
+            else:
+                con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def scope_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the tables and views the connection resolves without a catalog prefix."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def party_loan_ids(con: duckdb.DuckDBPyConnection, allocation_id: int, party_id: str) -> list[str]:
+    rows = con.execute(
+        "SELECT loan_id FROM allocation_shares WHERE allocation_id = ? AND party_id = ? "
+        "AND share > 0 ORDER BY loan_id",
+        [int(allocation_id), party_id],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def party_shares(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.DataFrame:
+    """Every party's loan count, balance and share of an allocation (treasury view)."""
+    return con.execute(
+        """SELECT s.party_id, count(*) AS loans, sum(a.balance * s.share) AS balance
+           FROM allocation_shares s
+           JOIN allocation_loans a
+             ON a.allocation_id = s.allocation_id AND a.loan_id = s.loan_id
+           WHERE s.allocation_id = ? AND s.share > 0
+           GROUP BY s.party_id ORDER BY s.party_id""",
+        [int(allocation_id)],
+    ).df()
+
+
+def allocation_list(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        "SELECT allocation_id, mode, objective, pool_id, created_at FROM allocations "
+        "ORDER BY allocation_id"
+    ).df()
+
+
+# --------------------------------------------------------------------------- report runs
+
+
+def insert_report_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: int,
+    status: str,
+    inputs: dict[str, Any],
+    code_version: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    timings: dict[str, float],
+    summary: dict[str, Any],
+    out_dir: str,
+) -> None:
+    con.execute(
+        """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
+                             started_at, finished_at, timings, summary, artifact_path)
+           VALUES (?, 'report', ?, ?, NULL, ?, ?, ?, ?, ?, ?)""",
+        [run_id, status, json.dumps(inputs, sort_keys=True), code_version, started_at,
+         finished_at, json.dumps(timings), json.dumps(summary, sort_keys=True), out_dir],
+    )
+
+
+def report_runs(con: duckdb.DuckDBPyConnection, partner: str | None = None,
+                every_partner: bool = False) -> pd.DataFrame:
+    """Report runs, newest first: the treasury's (``every_partner``: all of them) or one
+    partner's own."""
+    if every_partner:
+        where, params = "", []
+    elif partner is None:
+        where, params = " AND json_extract_string(inputs, '$.partner') IS NULL", []
+    else:
+        where, params = " AND json_extract_string(inputs, '$.partner') = ?", [partner]
+    return con.execute(
+        "SELECT run_id, status, json_extract_string(inputs, '$.as_of') AS as_of, "
+        "json_extract_string(inputs, '$.partner') AS partner, started_at, finished_at, "
+        "artifact_path, summary FROM runs WHERE kind = 'report'" + where
+        + " ORDER BY run_id DESC",
+        params,
+    ).df()
