@@ -4,8 +4,7 @@ A single-period homogeneous pool — n identical zero-APR bullet loans with one 
 default probability PD, asset correlation ρ, no prepayment, recovery R collected over the two
 following months — is run through the Monte Carlo engine (``portfolio.simulation.simulate``,
 both engines: ``loan`` draws every loan, ``granular`` per cell) and then through a fee-free,
-zero-coupon,
-three-tranche sequential waterfall. With no interest and no fees the waterfall hands the total
+zero-coupon, three-tranche sequential waterfall. With no interest and no fees the waterfall hands the total
 cash (surviving principal, then recoveries reimbursing written-down principal senior first) down
 the tranches, so each tranche's principal loss is min(max(L − a, 0), d − a) with
 L = (1 − R)·K/n: its expected loss must equal ``finite_pool_tranche_el`` (the binomial integrated
