@@ -69,6 +69,7 @@ from portfolio.types import (
     ALLOWED_TERMS,
     APR_CAP_DEFAULT,
     BULLET_MAX_TERM,
+    DEFAULT_DPD,
     PRINCIPAL_MAX,
     SCORE_MAX,
     SCORE_MIN,
@@ -869,6 +870,34 @@ def check_performance(raw: RawTape, *, today: date | None = None) -> CheckedTape
         status_raw,
         _msg("status", "one of " + ", ".join(allowed)),
     )
+    # Status and days past due tell the same story (DOMAIN: default = more than 90 DPD).
+    dpd_ok &= ~(dpd_ok & (dpd < 0))
+    both = dpd_ok & status_ok
+    status_np = np.asarray(status_raw.to_numpy(zero_copy_only=False), dtype=object) if both.any() else None
+    if status_np is not None:
+        current = both & (status_np == LoanStatus.CURRENT.value)
+        late = both & (status_np == LoanStatus.DELINQUENT.value)
+        defaulted = both & (status_np == LoanStatus.DEFAULT.value)
+        mismatch = (
+            (current & (dpd != 0))
+            | (late & ((dpd < 1) | (dpd > DEFAULT_DPD)))
+            | (defaulted & (dpd <= DEFAULT_DPD))
+        )
+
+        def expected(i: int) -> str:
+            return {
+                LoanStatus.CURRENT.value: "0 for status current",
+                LoanStatus.DELINQUENT.value: f"in [1, {DEFAULT_DPD}] for status delinquent",
+                LoanStatus.DEFAULT.value: f"> {DEFAULT_DPD} for status default",
+            }[str(status_np[i])]
+
+        c.flag(
+            mismatch,
+            "dpd",
+            "status_dpd",
+            raw.table["dpd"],
+            lambda i, v, w: must_be("dpd", expected(i), v, w),
+        )
     amounts = {}
     for name in PERFORMANCE_OPTIONAL:
         if name in raw.table.column_names:
@@ -953,11 +982,11 @@ def _compare_with_book(
             if d[j]
         ]
         value = str(rec["loan_id"]) if len(key) == 1 else f"{rec['loan_id']}, {rec['as_of']!s:.10}"
+        where = f"{raw.where(row)} [rule book_conflict]"
         msg = (
-            must_be(key_label, "new or identical to the row already in the book", value, raw.where(row))
+            must_be(key_label, "new or identical to the row already in the book", value, where)
             + "; differs: "
             + "; ".join(diffs)
-            + " [rule book_conflict]"
         )
         problems.append(Problem(row, key[0], "book_conflict", value, msg))
     return dup, problems
@@ -994,23 +1023,29 @@ def _book_checks(store: Store, checked: CheckedTape) -> tuple[np.ndarray, np.nda
         unknown = merged["origination_date"].isna().to_numpy()
         orig = pd.to_datetime(merged["origination_date"]).to_numpy().astype("M8[D]")
         early = ~unknown & (merged["as_of"].to_numpy() < orig)
+        principal = merged["principal"].to_numpy(dtype=float, na_value=np.nan)
+        balance = good["balance"].to_numpy()
+        above = ~unknown & (np.rint(balance * 100) > np.rint(principal * 100))
         rows = good["_row"].to_numpy()
-        for j in np.flatnonzero(unknown).tolist():
-            value = str(frame["loan_id"].iat[j])
-            msg = must_be(
-                "loan_id", "a loan already in the book (load the loan tape first)", value, raw.where(int(rows[j]))
-            ) + " [rule unknown_loan]"
-            problems.append(Problem(int(rows[j]), "loan_id", "unknown_loan", value, msg))
-        for j in np.flatnonzero(early).tolist():
-            value = str(frame["as_of"].iat[j])[:10]
-            msg = must_be(
-                "as_of",
-                f"on or after the loan's origination_date {str(orig[j])[:10]}",
-                value,
-                raw.where(int(rows[j])),
-            ) + " [rule before_origination]"
-            problems.append(Problem(int(rows[j]), "as_of", "before_origination", value, msg))
-        bad |= unknown | early
+
+        def add(mask: np.ndarray, column: str, rule: str, allowed: Callable[[int], str],
+                shown: Callable[[int], str]) -> None:
+            for j in np.flatnonzero(mask).tolist():
+                row = int(rows[j])
+                value = shown(j)
+                msg = must_be(column, allowed(j), value, f"{raw.where(row)} [rule {rule}]")
+                problems.append(Problem(row, column, rule, value, msg))
+
+        add(unknown, "loan_id", "unknown_loan",
+            lambda j: "a loan already in the book (load the loan tape first)",
+            lambda j: str(frame["loan_id"].iat[j]))
+        add(early, "as_of", "before_origination",
+            lambda j: f"on or after the loan's origination_date {str(orig[j])[:10]}",
+            lambda j: str(frame["as_of"].iat[j])[:10])
+        add(above, "balance", "balance_above_principal",
+            lambda j: f"at most the loan's principal {principal[j]:.2f}",
+            lambda j: f"{balance[j]:.2f}")
+        bad |= unknown | early | above
         existing = sql.existing_performance(con, good.select(["loan_id", "as_of"]))
         dup, conflicts = _compare_with_book(
             checked,
@@ -1122,6 +1157,8 @@ def ingest(
         sql.insert_rejects(con, _rejects_table(batch_id, raw, problems))
         n_dup = int(dup.sum())
         notes = list(raw.notes)
+        if raw.n_rows == 0:
+            notes.append("the tape has a header but no data rows")
         if n_dup:
             notes.append(f"skipped {n_dup} row(s) identical to rows already in the book")
         sql.insert_batch(

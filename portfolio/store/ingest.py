@@ -135,11 +135,11 @@ def existing_loans(con: duckdb.DuckDBPyConnection, loan_ids: pa.Array) -> pa.Tab
 
 
 def known_loans(con: duckdb.DuckDBPyConnection, loan_ids: pa.Array) -> pa.Table:
-    """``loan_id, origination_date`` of the book's loans among ``loan_ids``."""
+    """``loan_id, origination_date, principal`` of the book's loans among ``loan_ids``."""
     keys = pa.table({"loan_id": loan_ids})
     with _registered(con, "_incoming_loan_ids", keys) as view:
         return con.sql(
-            "SELECT l.loan_id, l.origination_date FROM loans l "
+            "SELECT l.loan_id, l.origination_date, l.principal::DOUBLE AS principal FROM loans l "
             f"WHERE l.loan_id IN (SELECT loan_id FROM {view})"
         ).to_arrow_table()
 

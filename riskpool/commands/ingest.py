@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest", help=INGEST_HELP)
     def ingest_command(
         paths: Annotated[
-            list[Path], typer.Argument(help="Tape files (.csv or .parquet), loaded in order.")
+            list[Path],
+            typer.Argument(metavar="PATH", help="Tape files (.csv or .parquet), loaded in order."),
         ],
         db: DbOption = DEFAULT_DB,
         kind: Annotated[

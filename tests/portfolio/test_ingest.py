@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +30,9 @@ from portfolio.ingest import (
 from portfolio.store import open_store
 from portfolio.store.ingest import book_fingerprint, fetch_rejects, list_batches
 
-TODAY = date(2026, 1, 15)
+# The CLI checks "not in the future" against the real date, so the tests use it too.
+TODAY = date.today()
+TOMORROW = (TODAY + timedelta(days=1)).isoformat()
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "tapes"
 HEADER = (
     "loan_id,borrower_id,origination_date,principal,apr,term_months,repayment_type,"
@@ -153,7 +155,7 @@ RULES = [
     ({"origination_date": "2024-02-30"}, "origination_date", "iso_date", "ISO date"),
     ({"origination_date": "2024/03/15"}, "origination_date", "iso_date", "YYYY-MM-DD"),
     ({"origination_date": "2024-3-5"}, "origination_date", "iso_date", "got '2024-3-5'"),
-    ({"origination_date": "2026-01-16"}, "origination_date", "not_future", "on or before today"),
+    ({"origination_date": TOMORROW}, "origination_date", "not_future", "on or before today"),
     ({"credit_score": "349"}, "credit_score", "score_range", "[350, 950]"),
     ({"credit_score": "951"}, "credit_score", "score_range", "[350, 950]"),
     ({"credit_score": "720.5"}, "credit_score", "integer", "whole number"),
@@ -168,7 +170,8 @@ RULES = [
 
 @pytest.mark.parametrize(("over", "column", "rule", "fragment"), RULES)
 def test_each_rule_refuses_the_whole_tape_and_leaves_the_db_unchanged(
-    tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str, fragment: str
+    cli, tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str,  # type: ignore[no-untyped-def]
+    fragment: str,
 ) -> None:
     before = fingerprint(seeded_db)
     path = write(tmp_path, csv_text([loan(1), loan(2, **over), loan(3)]))
@@ -180,6 +183,10 @@ def test_each_rule_refuses_the_whole_tape_and_leaves_the_db_unchanged(
     assert f"`{column}`" in problem and "at row 2 (line 3)" in problem
     assert fragment in problem
     assert "nothing was loaded" in str(err)
+    assert fingerprint(seeded_db) == before
+    # The same through the command line: exit 2, the same message, nothing written.
+    r = cli("ingest", path, "--db", seeded_db)
+    assert r.code == 2 and problem in r.err and "Traceback" not in r.err
     assert fingerprint(seeded_db) == before
 
 
@@ -231,7 +238,7 @@ def test_interest_only_at_twelve_months_and_edges_pass(tmp_path: Path, db_path: 
     rows = [
         loan(1, repayment_type="interest_only", term_months="12"),
         loan(2, principal="200000", apr="0.24", credit_score="950"),
-        loan(3, principal="0.01", apr="0", credit_score="350", origination_date="2026-01-15"),
+        loan(3, principal="0.01", apr="0", credit_score="350", origination_date=TODAY.isoformat()),
         loan(4, apr="1e-1"),
     ]
     result = load(db_path, write(tmp_path, csv_text(rows)))
@@ -462,12 +469,18 @@ PERF_RULES = [
     ({"dpd": "2.5"}, "dpd", "integer", "whole number"),
     ({"months_on_book": "-1"}, "months_on_book", "non_negative", ">= 0"),
     ({"status": "late"}, "status", "status", "current, delinquent, default, prepaid, matured"),
+    ({"status": "current", "dpd": "5"}, "dpd", "status_dpd", "0 for status current"),
+    ({"status": "delinquent", "dpd": "0"}, "dpd", "status_dpd", "in [1, 90] for status"),
+    ({"status": "delinquent", "dpd": "91"}, "dpd", "status_dpd", "in [1, 90] for status"),
+    ({"status": "default", "dpd": "90"}, "dpd", "status_dpd", "> 90 for status default"),
+    ({"balance": "1500.51"}, "balance", "balance_above_principal", "principal 1500.50"),
 ]
 
 
 @pytest.mark.parametrize(("over", "column", "rule", "fragment"), PERF_RULES)
 def test_each_performance_rule(
-    tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str, fragment: str
+    cli, tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str,  # type: ignore[no-untyped-def]
+    fragment: str,
 ) -> None:
     before = fingerprint(seeded_db)
     rows = [perf(as_of="2024-02-29", months_on_book="1"), perf(**over)]
@@ -476,6 +489,9 @@ def test_each_performance_rule(
         load(seeded_db, path, kind=TapeKind.PERFORMANCE)
     (problem,) = info.value.problems
     assert f"[rule {rule}]" in problem and "at row 2 (line 3)" in problem and fragment in problem
+    assert fingerprint(seeded_db) == before
+    r = cli("ingest", path, "--db", seeded_db, "--kind", "performance")
+    assert r.code == 2 and problem in r.err
     assert fingerprint(seeded_db) == before
 
 
