@@ -397,42 +397,43 @@ def _check_deal(d: Deal) -> None:
     trig_names = [t.name for t in d.triggers]
     if len(set(trig_names)) != len(trig_names):
         raise _fail("triggers[].name", "unique names", trig_names, w)
-    for i, t in enumerate(d.triggers):
-        if not t.schedule:
+    for i, trig in enumerate(d.triggers):
+        if not trig.schedule:
             raise _fail(f"triggers[{i}].schedule", "at least one [month, level] pair", [], w)
-        months = [m for m, _ in t.schedule]
+        months = [m for m, _ in trig.schedule]
         if months != sorted(set(months)) or months[0] < 1:
             raise _fail(f"triggers[{i}].schedule", "months >= 1 in increasing order", months, w)
-        for _, level in t.schedule:
-            if not 0 <= level <= (100 if t.metric is Metric.OC else 1):
+        for _, level in trig.schedule:
+            if not 0 <= level <= (100 if trig.metric is Metric.OC else 1):
                 raise _fail(f"triggers[{i}].level", "a non-negative ratio (<= 1 for cnl and "
                             "delinquency)", level, w)
-        for n in t.tranches:
-            if n not in names:
-                raise _fail(f"triggers[{i}].tranches", "names of tranches: " + ", ".join(names), n, w)
-        if t.tranches and t.metric is not Metric.OC:
-            raise _fail(f"triggers[{i}].tranches", "given only for metric 'oc'", list(t.tranches), w)
-        if t.effect is Effect.TRAP_CASH and d.reserve is None:
+        for tname in trig.tranches:
+            if tname not in names:
+                raise _fail(f"triggers[{i}].tranches", "names of tranches: " + ", ".join(names),
+                            tname, w)
+        if trig.tranches and trig.metric is not Metric.OC:
+            raise _fail(f"triggers[{i}].tranches", "given only for metric 'oc'", list(trig.tranches), w)
+        if trig.effect is Effect.TRAP_CASH and d.reserve is None:
             raise _fail(f"triggers[{i}].effect", "'trap_cash' only with a [reserve] section",
-                        t.effect.value, w)
-        if t.effect is Effect.END_REVOLVING and d.revolving_months == 0:
+                        trig.effect.value, w)
+        if trig.effect is Effect.END_REVOLVING and d.revolving_months == 0:
             raise _fail(f"triggers[{i}].effect", "'end_revolving' only with a [revolving] section",
-                        t.effect.value, w)
+                        trig.effect.value, w)
     if d.retention is not None:
-        r = d.retention
-        if not 0 < r.share <= 1:
-            raise _fail("retention.share", "in (0, 1]", r.share, w)
-        if r.kind is RetentionKind.FIRST_LOSS and all(t.size is not None for t in d.tranches):
+        ret = d.retention
+        if not 0 < ret.share <= 1:
+            raise _fail("retention.share", "in (0, 1]", ret.share, w)
+        if ret.kind is RetentionKind.FIRST_LOSS and all(t.size is not None for t in d.tranches):
             held = 0.0
-            for t in reversed(d.tranches):
-                if t.holder != r.holder:
+            for tr in reversed(d.tranches):
+                if tr.holder != ret.holder:
                     break
-                held += t.size or 0.0
-            if held + d.initial_oc < r.share - SIZE_TOLERANCE:
+                held += tr.size or 0.0
+            if held + d.initial_oc < ret.share - SIZE_TOLERANCE:
                 raise _fail("retention.share",
-                            f"covered by the junior tranches held by {r.holder!r} "
+                            f"covered by the junior tranches held by {ret.holder!r} "
                             f"(they hold {held + d.initial_oc:.4f} of the pool incl. OC)",
-                            r.share, w)
+                            ret.share, w)
     _check_waterfall(d)
 
 
@@ -462,10 +463,10 @@ def _check_waterfall(d: Deal) -> None:
                         f"{fees_paid.count(f.name)} step(s)", w)
     interest = [s.tranche for s in steps if isinstance(s, InterestStep)]
     for t in d.tranches:
-        n = interest.count(t.name)
-        if n > 1 or (t.coupon > 0 and n != 1):
+        count = interest.count(t.name)
+        if count > 1 or (t.coupon > 0 and count != 1):
             raise _fail("waterfall", f"exactly one 'interest' step for tranche {t.name!r}",
-                        f"{n} step(s)", w)
+                        f"{count} step(s)", w)
     principal = [n for s in steps if isinstance(s, PrincipalStep) for n in s.tranches]
     if principal != list(names):
         raise _fail("waterfall", "'principal' steps that name every tranche once, in seniority "

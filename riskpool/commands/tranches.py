@@ -30,7 +30,7 @@ RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool run
 def _load_run_paths(store: object, run_id: int):  # type: ignore[no-untyped-def]
     """The Monte Carlo paths recorded with run ``run_id`` (via the runs store module)."""
     try:
-        from portfolio.store import runs as runs_store  # written by the simulation area
+        from portfolio.store import runs as runs_store  # type: ignore[attr-defined]
     except ImportError:
         raise RiskpoolError(
             "this build cannot read stored run paths yet (portfolio.store.runs is missing)"
