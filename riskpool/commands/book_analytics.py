@@ -61,7 +61,11 @@ def summary(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption 
     """Outstanding book: count, balance, WA APR, WA score, WA remaining term, 30+/90+ DPD
     ratios — overall and by product, repayment type, score band, term and region — plus
     the calibration anchors (90+ DPD ratio, seasoned 12-month lifetime default, default
-    rate by score band)."""
+    rate by score band).
+
+    Weighted averages are by balance. 30+ (90+) DPD ratio = balance with dpd > 30 (> 90) /
+    balance of the open loans not written off. Seasoned = originated at least 15 months
+    before --as-of; lifetime default = balance at default / original principal."""
     check_out_path(out)
     with open_store(db, read_only=True) as store:
         result = analytics.book_summary(store.con, _date(as_of))
@@ -78,7 +82,11 @@ def delinquency(
     ] = False,
 ) -> None:
     """Delinquency buckets (current, M1 1-30, M2 31-60, M3 61-90, default >90 DPD, written
-    off) by loan count and balance."""
+    off) by loan count and balance.
+
+    Open buckets show the month-end balance and its share of the outstanding balance;
+    "written off" counts the loans charged off on or before --as-of, with the amount
+    charged off. --over-time adds one row per month-end."""
     check_out_path(out)
     with open_store(db, read_only=True) as store:
         result = analytics.delinquency(store.con, _date(as_of), over_time=over_time)
@@ -124,7 +132,13 @@ def vintages(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption
 
 @book_app.command("rates")
 def rates(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = None) -> None:
-    """Monthly MDR/CDR, SMM/CPR and (daily-interest loans) MPR, one row per month."""
+    """Monthly MDR/CDR, SMM/CPR and (daily-interest loans) MPR, one row per month.
+
+    MDR = balance newly > 90 DPD / performing balance (current to M3) at the previous
+    month-end; CDR = 1 - (1 - MDR)^12. SMM = prepaid principal / (performing balance at
+    start - scheduled principal, i.e. the regular principal those loans paid);
+    CPR = 1 - (1 - SMM)^12. MPR = principal repaid by daily-interest loans / their
+    performing balance at start."""
     check_out_path(out)
     with open_store(db, read_only=True) as store:
         result = analytics.monthly_rates(store.con, _date(as_of))
