@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from tranching_pathgen import synthetic_paths
+from tranching_pathgen import realistic_pool_paths, synthetic_paths
 
 from tranching.deal import Deal, Effect, PrincipalMode, deal_from_dict, load_deal
 from tranching.waterfall import WaterfallResult, run_waterfall
@@ -180,6 +180,15 @@ def test_invariants_on_the_example_deals() -> None:
             paths = synthetic_paths(n_paths=300, n_months=30, seed=7, monthly_pd=pd_, rho=0.2)
             r = run_waterfall(deal, paths)
             check_invariants(deal, r, paths.initial_balance)
+
+
+def test_invariants_on_the_example_deals_with_monte_carlo_paths() -> None:
+    # the Monte Carlo engine's paths of a mixed 2,000-loan pool, base and 4x hazards
+    for pd_scale in (1.0, 4.0):
+        paths = realistic_pool_paths(pd_scale=pd_scale)
+        for name in ("deal_cn_consumer.toml", "deal_us_consumer.toml"):
+            deal = load_deal(ROOT / "examples" / name)
+            check_invariants(deal, run_waterfall(deal, paths), paths.initial_balance)
 
 
 def test_no_defaults_no_fees_pass_through_pays_pool_principal() -> None:
