@@ -321,7 +321,9 @@ class VintageCurves:
     """Wide tables, one row per origination month: vintage, loans, original_balance, then
     one column per months on book (int labels) — ``cumulative_default`` (cumulative defaulted
     amount / original principal) and ``net_loss`` ((defaulted − recovered) / original
-    principal). Months on book not yet observed at ``as_of`` are NaN."""
+    principal). Months on book outside the vintage's observed rows (not yet reached at
+    ``as_of``, or before the first row on file) are NaN; a vintage with no performance row
+    up to ``as_of`` has no curve."""
 
     as_of: dt.date
     cumulative_default: pd.DataFrame
