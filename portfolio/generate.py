@@ -1,8 +1,10 @@
 """A synthetic Jiebei-like loan book: originations and month-end performance history.
 
-``generate_book(store, n_loans, n_months, seed, as_of)`` writes ``loans`` and
-``loan_performance`` (plus one ``ingest_batches`` row, kind ``generate``). The same arguments
-give the same database content, bit for bit: every random draw comes from
+``generate_book(store, n_loans, n_months, seed, as_of, params)`` writes ``loans`` and
+``loan_performance`` into an empty book in one transaction (plus one ``ingest_batches`` row,
+kind ``generate``, source ``generate(seed=…, loans=…, months=…)``, sha256 of the parameters);
+``simulate_book(...)`` returns the same tables in memory; ``riskpool generate`` is the CLI.
+The same arguments give the same database content, bit for bit: every random draw comes from
 ``numpy.random.SeedSequence(seed)`` children (originations, the macro factor, and one child per
 fixed-size chunk of loans for the performance history), so the result never depends on memory
 or timing.
@@ -132,7 +134,7 @@ __all__ = [
 ]
 
 CHUNK_LOANS = 250_000  # loans simulated per chunk; fixed so results never depend on memory
-MAX_LOANS = 20_000_000
+MAX_LOANS = 10_000_000  # the loans table is built in one piece (≈ 1.7 GB peak at 1M loans)
 MAX_MONTHS = 240
 
 # (province, weight ~ share of online consumer-credit users)
@@ -406,6 +408,8 @@ def true_assumptions(params: GeneratorParams, n_age: int) -> Assumptions:
 
 @dataclass(frozen=True, slots=True)
 class GenerateSummary:
+    """What ``generate_book`` wrote (for the CLI's summary and for calibration tests)."""
+
     batch_id: int
     seed: int
     n_loans: int
