@@ -17,7 +17,7 @@ if len(listed):
     tables = ui.guard(ui.pool_strats, *ui.args(v), pool_id)
     st.subheader(f"Stratification of pool {pool_id}")
     tabs = st.tabs(list(tables))
-    for tab, (name, table) in zip(tabs, tables.items(), strict=True):
+    for tab, table in zip(tabs, tables.values(), strict=True):
         tab.dataframe(table, hide_index=True)
 else:
     st.info("No pool yet.")
@@ -49,7 +49,7 @@ m[1].metric("Cut-off balance (CNY)", ui.money(preview.balance))
 with st.expander("Why loans were excluded"):
     st.dataframe(preview.exclusions, hide_index=True)
 ptabs = st.tabs(list(preview.strats))
-for tab, (name, table) in zip(ptabs, preview.strats.items(), strict=True):
+for tab, table in zip(ptabs, preview.strats.values(), strict=True):
     tab.dataframe(table, hide_index=True)
 
 if v.is_treasury:

@@ -1,9 +1,275 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+"""``riskpool demo``: the whole pipeline on a synthetic book, then the dashboard.
+
+Steps (library calls, no subprocesses): generate a book (default 200,000 loans, 24 months,
+seed 3, as-of 2026-06-30) → cut a pool (``examples/criteria.toml``) → calibrate assumptions
+from the book's history → allocate the pool to the example partners
+(``examples/partners.toml``) → simulate 10,000 paths carrying the partners' shares → run the
+Chinese example deal (``examples/deal_cn_consumer.toml``) on the paths and store the tranche
+table → compute risk dispersion (printed; the dashboard and report recompute it from the
+stored paths) → write the treasury report and the demo partner's report → create two demo
+users (printed with their passwords) → start the dashboard (unless ``--no-dashboard``).
+
+An existing demo database is reused when ``demo.json`` beside it records the same parameters
+(a second ``make demo`` starts the dashboard at once); with other parameters, or a database
+that the demo did not build, the command refuses unless ``--rebuild`` (which deletes the
+database, its ``runs/`` directory and the demo's files beside it first). Users are
+recreated with new passwords on every run.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
 import typer
+
+from portfolio.errors import ValidationError, must_be
+
+# the same --db option as riskpool.cli (not imported from there: this module is also imported
+# by tests and the demo before the CLI)
+DEFAULT_DB = Path("data/riskpool.duckdb")
+DbOption = Annotated[Path, typer.Option("--db", envvar="RISKPOOL_DB",
+                                        help="DuckDB database file (env RISKPOOL_DB).")]
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLES = ROOT / "examples"
+DEMO_PARTNER = "bank_east"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoParams:
+    n_loans: int = 200_000
+    n_months: int = 24
+    seed: int = 3
+    as_of: str = "2026-06-30"
+    n_paths: int = 10_000
+    criteria: str = str(EXAMPLES / "criteria.toml")
+    partners: str = str(EXAMPLES / "partners.toml")
+    deal: str = str(EXAMPLES / "deal_cn_consumer.toml")
+    max_obligor_share: float | None = None  # override of the criteria file (small test books)
+    demo_partner: str = DEMO_PARTNER
+
+
+@dataclass
+class DemoResult:
+    db: Path
+    pool_id: int = 0
+    allocation_id: int = 0
+    run_id: int = 0
+    report_run_ids: list[int] = field(default_factory=list)
+    report_files: list[Path] = field(default_factory=list)
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (role, password)
+    timings: dict[str, float] = field(default_factory=dict)
+    reused: bool = False
+
+
+def marker_path(db: Path) -> Path:
+    return db.with_name(db.stem + ".demo.json")
+
+
+def _remove_demo(db: Path) -> None:
+    for p in (db, db.with_name(db.name + ".wal"), marker_path(db)):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(db.parent / "runs", ignore_errors=True)
+    for p in db.parent.glob("assumptions_pool*.toml"):
+        p.unlink()
+
+
+def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = False,
+               users_file: Path | None = None, report_dir: Path | None = None,
+               echo: Callable[[str], None] = lambda s: None) -> DemoResult:
+    """Run the demo pipeline into ``db`` (see the module doc); returns ids and users."""
+    from dashboards.auth import add_user, default_users_path, new_password
+
+    db = Path(db)
+    marker = marker_path(db)
+    wanted = asdict(params)
+    result = DemoResult(db)
+    if db.exists():
+        recorded = json.loads(marker.read_text()) if marker.exists() else None
+        if recorded is not None and recorded.get("params") == wanted and not rebuild:
+            result.reused = True
+            for key in ("pool_id", "allocation_id", "run_id"):
+                setattr(result, key, int(recorded[key]))
+            echo(f"reusing the demo database {db} (built with the same parameters)")
+        elif rebuild:
+            echo(f"rebuilding: removing {db} and its run files")
+            _remove_demo(db)
+        else:
+            raise ValidationError(must_be(
+                "--db", "a new file or a demo database built with the same parameters "
+                "(use --rebuild to delete and rebuild it)", str(db)))
+    if not result.reused:
+        _pipeline(db, params, result, echo)
+        marker.write_text(json.dumps({"params": wanted, "pool_id": result.pool_id,
+                                      "allocation_id": result.allocation_id,
+                                      "run_id": result.run_id}, indent=2))
+    t = time.perf_counter()
+    from dashboards.reports import write_report
+
+    out = report_dir or db.parent / "reports"
+    as_of = dt.date.fromisoformat(params.as_of)
+    for partner in (None, params.demo_partner):
+        outcome = write_report(db, as_of, out, partner=partner)
+        if outcome.run_id is not None:
+            result.report_run_ids.append(outcome.run_id)
+        result.report_files += [outcome.html_path, outcome.xlsx_path]
+        echo(f"report{' for ' + partner if partner else ''}: {outcome.html_path}")
+    result.timings["report_s"] = time.perf_counter() - t
+    users = users_file or default_users_path(db)
+    for name, role in (("treasury", "treasury"),
+                       (f"partner_{params.demo_partner}", f"partner:{params.demo_partner}")):
+        pw = new_password()
+        add_user(users, name, role, pw)
+        result.users[name] = (role, pw)
+    return result
+
+
+def _pipeline(db: Path, params: DemoParams, result: DemoResult,
+              echo: Callable[[str], None]) -> None:
+    from partners.allocation import allocate, loan_risk_from_assumptions
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, pool_loans, save_allocation
+    from partners.registry import load_registry
+    from portfolio.assumptions import save_assumptions
+    from portfolio.calibration import calibrate_from_store
+    from portfolio.generate import generate_book
+    from portfolio.pools import create_pool, load_pool_loans, parse_criteria
+    from portfolio.simulation import loss_distribution, simulate
+    from portfolio.store import open_store
+    from portfolio.store.runs import record_simulation
+    from portfolio.store.tranches import record_tranche_results
+    from riskpool.settings import code_version
+    from tranching.analytics import tranche_table, trigger_table
+    from tranching.deal import load_deal
+    from tranching.waterfall import run_waterfall
+
+    as_of = dt.date.fromisoformat(params.as_of)
+    timings = result.timings
+    store = open_store(db)
+    try:
+        t = time.perf_counter()
+        g = generate_book(store, params.n_loans, params.n_months, params.seed, as_of=as_of)
+        timings["generate_s"] = time.perf_counter() - t
+        echo(f"book: {g.n_loans:,} loans, {g.n_performance_rows:,} performance rows "
+             f"({timings['generate_s']:.1f} s)")
+
+        t = time.perf_counter()
+        doc = tomllib.loads(Path(params.criteria).read_text(encoding="utf-8"))
+        if params.max_obligor_share is not None:
+            doc.setdefault("concentration", {})["max_obligor_share"] = params.max_obligor_share
+        info = create_pool(store, "demo senior pool", parse_criteria(doc, params.criteria),
+                           as_of)
+        result.pool_id = info.pool_id
+        timings["pool_s"] = time.perf_counter() - t
+        echo(f"pool {info.pool_id}: {info.n_loans:,} loans, {info.balance:,.2f} CNY")
+
+        t = time.perf_counter()
+        calib = calibrate_from_store(store, pool_id=info.pool_id)
+        assumptions = calib.assumptions
+        a_path = db.with_name(f"assumptions_pool{info.pool_id}.toml")
+        save_assumptions(assumptions, a_path, calib.exposure_tables())
+        timings["calibrate_s"] = time.perf_counter() - t
+        echo(f"assumptions calibrated from the book: {a_path} (rho {assumptions.rho:.3f})")
+
+        t = time.perf_counter()
+        registry = load_registry(params.partners)
+        batch = pool_loans(store, info.pool_id)
+        risk = loan_risk_from_assumptions(batch.loans, assumptions)
+        alloc = allocate(batch.loans, registry, risk=risk, as_of=batch.cutoff,
+                         borrower_id=batch.borrower_id)
+        result.allocation_id = save_allocation(
+            store, alloc, registry, risk, pool_id=info.pool_id,
+            inputs={"partners_file": params.partners, "pool_id": info.pool_id, "mode": "joint",
+                    "objective": alloc.objective.value, "assumptions": str(a_path),
+                    "code_version": code_version(), "source": "riskpool demo"})
+        stored = load_allocation(store, result.allocation_id)
+        timings["allocate_s"] = time.perf_counter() - t
+        moved = alloc.summary.get("moved_off_platform", 0.0)
+        echo(f"allocation {result.allocation_id}: {moved:,.2f} CNY moved to "
+             f"{len(registry.partners)} partners")
+
+        t = time.perf_counter()
+        loans = load_pool_loans(store, info.pool_id)
+        index = np.searchsorted(stored.loan_id.astype(str), np.asarray(loans.loan_id).astype(str))
+        shares = stored.shares[index]
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        paths = simulate(loans, assumptions, params.n_paths, params.seed,
+                         shares=shares, party_ids=stored.party_ids)
+        sim_s = time.perf_counter() - t
+        result.run_id = record_simulation(
+            store, paths,
+            {"pool_id": info.pool_id, "n_paths": params.n_paths, "seed": params.seed,
+             "engine": "granular", "allocation_id": result.allocation_id,
+             "assumptions": str(a_path), "party_ids": list(stored.party_ids),
+             "source": "riskpool demo"},
+            code_version(), timings={"simulate_s": sim_s}, assumptions=assumptions,
+            started_at=started)
+        timings["simulate_s"] = time.perf_counter() - t
+        stats = loss_distribution(paths)
+        echo(f"simulation run {result.run_id}: {params.n_paths:,} paths in {sim_s:.1f} s; "
+             f"EL {stats.el:,.0f} CNY, VaR 99.9% {stats.var[-1]:,.0f}")
+
+        t = time.perf_counter()
+        deal = load_deal(params.deal)
+        wf = run_waterfall(deal, paths)
+        table = tranche_table(deal, wf, paths)
+        record_tranche_results(store, result.run_id, deal, table,
+                               triggers=trigger_table(deal, wf))
+        timings["tranches_s"] = time.perf_counter() - t
+        echo(f"deal {deal.name}: " + ", ".join(
+            f"{r.tranche} EL {r.el:.4%}" for r in table.itertuples()))
+
+        t = time.perf_counter()
+        disp = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                              stored.risk.lgd, deal)
+        timings["dispersion_s"] = time.perf_counter() - t
+        for h in disp.headlines:
+            echo(f"dispersion ({h.scenario}): {h.el_share_left:.1%} of EL and "
+                 f"{h.tail_share_left:.1%} of the 99.9% tail left the platform")
+    finally:
+        store.close()
+
+
+def demo(
+    db: DbOption = DEFAULT_DB,
+    no_dashboard: Annotated[bool, typer.Option(
+        "--no-dashboard", help="Build everything, do not start the dashboard (tests, CI).")] = False,
+    loans: Annotated[int, typer.Option("--loans", help="Loans in the demo book.")] = 200_000,
+    paths: Annotated[int, typer.Option("--paths", help="Monte Carlo paths.")] = 10_000,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Delete an existing database at --db and build it again.")] = False,
+    port: Annotated[int, typer.Option("--port", help="Dashboard port.")] = 8501,
+) -> None:
+    """Build the demo book, pool, simulation, deal, allocation and report; open the dashboard."""
+    t0 = time.perf_counter()
+    params = DemoParams(n_loans=loans, n_paths=paths)
+    result = build_demo(db, params, rebuild=rebuild, echo=typer.echo)
+    typer.echo(f"demo ready in {time.perf_counter() - t0:.0f} s "
+               f"(pool {result.pool_id}, allocation {result.allocation_id}, run {result.run_id})")
+    typer.echo("dashboard users (passwords are new on every `riskpool demo`):")
+    for name, (role, pw) in result.users.items():
+        typer.echo(f"  {name:<20} {role:<20} password: {pw}")
+    if no_dashboard:
+        typer.echo(f"start the dashboard with: riskpool dashboard --db {db} --port {port}")
+        return
+    from riskpool.commands.reports import run_dashboard
+
+    typer.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    run_dashboard(Path(db), port)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``demo``."""
+    app.command("demo")(demo)
+
+
+__all__ = ["DemoParams", "DemoResult", "build_demo", "register", "Any"]

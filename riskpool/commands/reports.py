@@ -1,9 +1,157 @@
-"""CLI commands of this area (registered by riskpool.cli)."""
+r"""``riskpool report``, ``riskpool dashboard`` and ``riskpool users``.
+
+Exit codes of ``riskpool report`` (for a scheduler):
+  0  report written and recorded
+  2  bad input (unknown partner, an as-of that is not a month-end of the book, …)
+  3  another report run holds the output directory's lock — nothing was done
+  4  the database is being written by another process — nothing was recorded; retry later
+
+Crontab (the 2nd of each month at 06:00, for the previous month-end)::
+
+    0 6 2 * * cd /srv/riskpool && .venv/bin/riskpool report --db data/riskpool.duckdb \
+        --as-of "$(date -d "$(date +\%Y-\%m-01) -1 day" +\%F)" --out reports/ >> reports/cron.log 2>&1
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from portfolio.errors import StoreLocked, ValidationError, must_be
+
+# the same --db option as riskpool.cli (not imported from there: this module is also imported
+# by tests and the demo before the CLI)
+DEFAULT_DB = Path("data/riskpool.duckdb")
+DbOption = Annotated[Path, typer.Option("--db", envvar="RISKPOOL_DB",
+                                        help="DuckDB database file (env RISKPOOL_DB).")]
+
+EXIT_LOCKED = 3
+EXIT_DB_BUSY = 4
+
+users_app = typer.Typer(help="Dashboard users (scrypt-hashed passwords in a TOML file).",
+                        no_args_is_help=True)
+
+UsersOption = Annotated[Path | None, typer.Option(
+    "--users", envvar="RISKPOOL_USERS",
+    help="Users file (default: users.toml beside the database; env RISKPOOL_USERS).")]
+
+
+def _date(value: str, flag: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(must_be(flag, "a date YYYY-MM-DD", value)) from None
+
+
+def report(
+    as_of: Annotated[str, typer.Option("--as-of", help="Month-end date of the report.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    db: DbOption = DEFAULT_DB,
+    partner: Annotated[str | None, typer.Option(
+        "--partner", help="Write this partner's own report only.")] = None,
+) -> None:
+    """Write the HTML and XLSX portfolio report for an as-of date (cron-ready)."""
+    from dashboards.access import DataUpdating
+    from dashboards.reports import ReportLocked, write_report
+
+    day = _date(as_of, "--as-of")
+    try:
+        outcome = write_report(db, day, out, partner=partner)
+    except ReportLocked as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_LOCKED) from None
+    except (StoreLocked, DataUpdating) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DB_BUSY) from None
+    typer.echo(f"report run {outcome.run_id}: {outcome.html_path} and {outcome.xlsx_path} "
+               f"({outcome.seconds:.1f} s; content sha256 {outcome.content_sha256[:12]})")
+
+
+def app_path() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "dashboards" / "app.py"
+
+
+def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
+                  users: Path | None = None) -> None:
+    """Start the Streamlit server in this process (blocks until stopped)."""
+    from streamlit.web import cli as stcli
+
+    if not db.exists():
+        raise ValidationError(must_be("--db", "an existing database (run `riskpool demo`)",
+                                      str(db)))
+    os.environ["RISKPOOL_DB"] = str(db.resolve())
+    if users is not None:
+        os.environ["RISKPOOL_USERS"] = str(users.resolve())
+    args = ["run", str(app_path()), "--server.port", str(port), "--server.address", address,
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    stcli.main(args=args, prog_name="streamlit", standalone_mode=False)
+
+
+def dashboard(
+    db: DbOption = DEFAULT_DB,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8501,
+    address: Annotated[str, typer.Option("--address", help="Address to bind.")] = "127.0.0.1",
+    users: UsersOption = None,
+) -> None:
+    """Start the dashboard (log in with a user from `riskpool users add`)."""
+    typer.echo(f"dashboard: http://{address}:{port}  (database {db}; Ctrl-C to stop)")
+    run_dashboard(db, port, address, users)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="treasury | partner:<partner id>")],
+    db: DbOption = DEFAULT_DB,
+    users: UsersOption = None,
+    password: Annotated[str | None, typer.Option(
+        "--password", help="Password (default: generate one and print it).")] = None,
+) -> None:
+    """Add (or reset) a dashboard user."""
+    from dashboards.auth import add_user, default_users_path, new_password
+
+    path = users or default_users_path(db)
+    pw = password or new_password()
+    add_user(path, username, role, pw)
+    typer.echo(f"user {username} ({role}) saved in {path}"
+               + ("" if password else f"; password: {pw}"))
+
+
+@users_app.command("remove")
+def users_remove(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = DEFAULT_DB,
+    users: UsersOption = None,
+) -> None:
+    """Remove a dashboard user."""
+    from dashboards.auth import default_users_path, remove_user
+
+    path = users or default_users_path(db)
+    if not remove_user(path, username):
+        raise ValidationError(must_be("username", f"a user in {path}", username))
+    typer.echo(f"user {username} removed from {path}")
+
+
+@users_app.command("list")
+def users_list(db: DbOption = DEFAULT_DB, users: UsersOption = None) -> None:
+    """List dashboard users and roles (never passwords)."""
+    from dashboards.auth import default_users_path, load_users
+
+    path = users or default_users_path(db)
+    for u in load_users(path).values():
+        typer.echo(f"{u.username}\t{u.role}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app (filled in by the area's change)."""
+    """Add ``report``, ``dashboard`` and the ``users`` sub-app."""
+    app.command("report")(report)
+    app.command("dashboard")(dashboard)
+    app.add_typer(users_app, name="users")
+
+
+__all__ = ["register", "run_dashboard", "sys"]

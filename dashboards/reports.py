@@ -1,0 +1,449 @@
+"""Scheduled portfolio reports: a self-contained HTML file and an XLSX workbook.
+
+``write_report(db, as_of, out_dir, partner=None)`` collects the sections through the same
+data-access layer as the dashboard (so a partner report holds that partner's data only):
+
+1. Book and delinquency  2. Vintages  3. Roll rates  4. Latest pool simulation
+5. Tranches  6. Partners and rule checks  7. Dispersion
+
+The HTML embeds every chart as a base64 PNG (matplotlib) and has no external reference, so
+it opens offline. The XLSX has one sheet per table (xlsxwriter: header format, frozen header
+row, column widths, number formats).
+
+Cron-ready:
+- Idempotent for an as-of date: the files are named by the as-of date (and partner) and
+  overwritten; the same inputs give the same content apart from the generation timestamp
+  (one line in the HTML, one cell on the ``about`` sheet; the workbook's document dates are
+  fixed to the as-of date). ``content_sha256`` in the run record hashes the content without
+  the timestamp, so two runs can be compared.
+- A lock file ``.riskpool-report.lock`` in the output directory: a second run while the first
+  holds it fails at once with ``ReportLocked`` (CLI exit code 3). A lock left by a dead process
+  is taken over.
+- A ``runs`` row of kind ``report`` records inputs, files, hashes and timings.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import html
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboards import access, charts
+from dashboards.auth import Viewer
+from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("book", "Book and delinquency"),
+    ("vintages", "Vintages"),
+    ("roll_rates", "Roll rates"),
+    ("simulation", "Latest pool simulation"),
+    ("tranches", "Tranches"),
+    ("partners", "Partners and rule checks"),
+    ("dispersion", "Dispersion"),
+)
+LOCK_NAME = ".riskpool-report.lock"
+TIMESTAMP_MARK = "generated-at"
+
+
+class ReportLocked(RiskpoolError):
+    """Another report run holds the output directory's lock (CLI exit code 3)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Section:
+    key: str
+    title: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: tuple[tuple[str, bytes], ...] = ()  # (caption, PNG bytes)
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    run_id: int | None
+    html_path: Path
+    xlsx_path: Path
+    content_sha256: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _latest_run(db: str | Path, viewer: Viewer) -> int | None:
+    listed = access.runs(db, viewer)
+    return int(listed["run_id"].max()) if len(listed) else None
+
+
+def _latest_allocation(db: str | Path, viewer: Viewer) -> int | None:
+    listed = access.allocations(db, viewer)
+    return int(listed["allocation_id"].max()) if len(listed) else None
+
+
+def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Section]:
+    """Every section's tables and charts for ``viewer`` at ``as_of`` (a month-end)."""
+    bv = access.book(db, viewer, as_of)
+    wide = bv.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
+    dq_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
+    out = [
+        Section("book", "Book and delinquency",
+                {"book_summary": bv.summary, "anchors": bv.anchors,
+                 "delinquency": bv.delinquency, "delinquency_by_month": bv.delinquency_by_month,
+                 "default_by_score_band": bv.default_by_score_band, "rates": bv.rates},
+                (("Delinquent balance by bucket", charts.png_bytes(charts.lines(
+                    bv.delinquency_by_month, "as_of", dq_cols, "Delinquent balance by bucket",
+                    "CNY"))),
+                 ("CDR / CPR", charts.png_bytes(charts.lines(
+                     bv.rates, "as_of", ["cdr", "cpr"], "CDR and CPR", percent=True))))),
+        Section("vintages", "Vintages", {"vintage_cumulative_default": bv.cumulative_default},
+                (("Cumulative default by vintage",
+                  charts.png_bytes(charts.vintage_curves(wide))),)),
+        Section("roll_rates", "Roll rates", {"roll_rates": bv.roll_rates}),
+    ]
+    run_id = _latest_run(db, viewer)
+    if run_id is None:
+        out.append(Section("simulation", "Latest pool simulation",
+                           note="No simulation run is visible for this report."))
+        out.append(Section("tranches", "Tranches", note="No simulation run, so no waterfall."))
+    else:
+        rv = access.run_view(db, viewer, run_id)
+        out.append(Section(
+            "simulation", "Latest pool simulation",
+            {"loss_distribution": rv.stats, "balance_fan": rv.balance_fan,
+             "loss_fan": rv.loss_fan},
+            (("Loss distribution", charts.png_bytes(charts.loss_histogram(
+                rv.loss, rv.el, rv.var, rv.es, f"Loss distribution, {rv.label}"))),
+             ("Performing balance", charts.png_bytes(charts.fan_chart(
+                 rv.balance_fan, "Performing balance")))),
+            note=f"{rv.label}: {rv.n_paths:,} paths, initial balance "
+                 f"{rv.initial_balance:,.2f} CNY."))
+        deal = access.stored_deal_toml(db, run_id)
+        if deal is None:
+            out.append(Section("tranches", "Tranches",
+                               note=f"Run {run_id} has no deal stored with it."))
+        else:
+            tv = access.tranches(db, viewer, run_id, deal)
+            if tv.table.empty:
+                out.append(Section("tranches", "Tranches",
+                                   note=f"{viewer.partner_id} holds no tranche of {tv.deal_name}."))
+            else:
+                out.append(Section(
+                    "tranches", "Tranches",
+                    {"tranches": tv.table, **({"triggers": tv.triggers}
+                                              if not tv.triggers.empty else {})},
+                    (("Tranche loss distributions", charts.png_bytes(charts.histograms(
+                        tv.loss_shares, "Tranche losses", "loss / original balance"))),),
+                    note=f"{tv.deal_name} on run {run_id}."))
+    alloc_id = _latest_allocation(db, viewer)
+    if alloc_id is None:
+        out.append(Section("partners", "Partners and rule checks",
+                           note="No allocation is visible for this report."))
+        out.append(Section("dispersion", "Dispersion", note="No allocation, so no dispersion."))
+        return out
+    av = access.allocation(db, viewer, alloc_id)
+    tables = {"allocation_parties": av.parties, "rule_checks": av.checks}
+    if not av.breaches.empty:
+        tables["rule_breaches"] = av.breaches
+    out.append(Section(
+        "partners", "Partners and rule checks", tables,
+        (("Balance funded per party", charts.png_bytes(charts.bars(
+            av.parties, "party_id", ["balance"], "Balance funded (CNY)"))),),
+        note=f"Allocation {alloc_id} ({av.mode}, {av.objective}); "
+             f"{'no breach' if av.breaches.empty else f'{len(av.breaches)} breach(es)'}."))
+    if run_id is None:
+        out.append(Section("dispersion", "Dispersion", note="No simulation run."))
+        return out
+    try:
+        dv = access.dispersion(db, viewer, run_id, alloc_id, access.stored_deal_toml(db, run_id))
+    except (RiskpoolError, ImportError) as exc:
+        out.append(Section("dispersion", "Dispersion", note=f"Not available: {exc}"))
+        return out
+    dtables = {"dispersion_parties": dv.parties}
+    figs = [("EL, VaR 99.9% and capital per party", charts.png_bytes(charts.bars(
+        dv.parties, "party", ["el", "var_999", "capital"], "Risk per party (CNY)")))]
+    if not dv.headlines.empty:
+        dtables["dispersion_headline"] = dv.headlines
+    out.append(Section("dispersion", "Dispersion", dtables, tuple(figs),
+                       note=f"Run {run_id} with allocation {alloc_id}."))
+    return out
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _fmt_table(frame: pd.DataFrame) -> str:
+    shown = frame.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,.6g}")
+    return shown.to_html(index=False, border=0, classes="t", na_rep="", escape=True)
+
+
+def render_html(sections: list[Section], title: str, generated_at: str) -> str:
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>",
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "table.t{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
+        "table.t td,table.t th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "table.t th{background:#eef}h2{border-bottom:2px solid #446;margin-top:1.5em}"
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='{TIMESTAMP_MARK}'>Generated at {html.escape(generated_at)}</p>",
+        "<nav><ol>" + "".join(f"<li><a href='#{s.key}'>{html.escape(s.title)}</a></li>"
+                              for s in sections) + "</ol></nav>",
+    ]
+    for s in sections:
+        parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2>")
+        if s.note:
+            parts.append(f"<p>{html.escape(s.note)}</p>")
+        for caption, png in s.figures:
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(f"<figure><img alt='{html.escape(caption)}' "
+                         f"src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        for name, table in s.tables.items():
+            parts.append(f"<h3>{html.escape(name)}</h3>{_fmt_table(table)}")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _strip_timestamp(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if TIMESTAMP_MARK not in line)
+
+
+# --------------------------------------------------------------------------- XLSX
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    base = name[:31]
+    candidate, i = base, 2
+    while candidate in used:
+        suffix = f"_{i}"
+        candidate, i = base[: 31 - len(suffix)] + suffix, i + 1
+    used.add(candidate)
+    return candidate
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str)
+    return value
+
+
+def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at: str) -> None:
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
+    stamp = dt.datetime.combine(as_of, dt.time())
+    wb.set_properties({"title": "riskpool report", "created": stamp, "author": "riskpool"})
+    head = wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1, "text_wrap": True})
+    num = wb.add_format({"num_format": "#,##0.00"})
+    small = wb.add_format({"num_format": "0.000000"})
+    used: set[str] = set()
+    about = wb.add_worksheet(_sheet_name("about", used))
+    about.write(0, 0, "riskpool report", head)
+    about.write(1, 0, "as of")
+    about.write(1, 1, as_of.isoformat())
+    about.write(2, 0, "generated at")
+    about.write(2, 1, generated_at)
+    about.write(4, 0, "sheet", head)
+    about.write(4, 1, "section", head)
+    row = 5
+    for s in sections:
+        if not s.tables:
+            about.write(row, 0, "")
+            about.write(row, 1, f"{s.title}: {s.note}")
+            row += 1
+        for name in s.tables:
+            ws = wb.add_worksheet(_sheet_name(name, used))
+            about.write(row, 0, ws.name)
+            about.write(row, 1, s.title)
+            row += 1
+            table = s.tables[name]
+            for j, col in enumerate(table.columns):
+                ws.write(0, j, str(col), head)
+                series = table[col]
+                is_float = pd.api.types.is_float_dtype(series)
+                small_values = is_float and series.abs().max(skipna=True) < 10 \
+                    if is_float and series.notna().any() else False
+                fmt = small if small_values else (num if is_float else None)
+                ws.set_column(j, j, max(10, min(40, len(str(col)) + 2)), fmt)
+                for i, value in enumerate(series.tolist(), start=1):
+                    ws.write(i, j, _cell(value))
+            ws.freeze_panes(1, 0)
+    about.set_column(0, 0, 28)
+    about.set_column(1, 1, 60)
+    wb.close()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@contextlib.contextmanager
+def report_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.riskpool-report.lock`` (with this process id) for the block."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = out_dir / LOCK_NAME
+    for _attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                raise ReportLocked(
+                    f"another report run (pid {pid}) is writing to {out_dir} "
+                    f"(lock file {lock}); this run did nothing — try again later") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    else:
+        raise ReportLocked(f"could not take the lock {lock}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def report_viewer(partner: str | None) -> Viewer:
+    return Viewer("report", "treasury" if partner is None else f"partner:{partner}")
+
+
+def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
+                 partner: str | None = None, record: bool = True,
+                 now: dt.datetime | None = None) -> ReportOutcome:
+    """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``."""
+    from portfolio.store import open_store
+    from portfolio.store import reports as sql
+    from riskpool.settings import code_version
+
+    t0 = time.perf_counter()
+    started = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
+    viewer = report_viewer(partner)
+    out = Path(out_dir)
+    if partner is not None:
+        _check_partner(db, partner)
+    with report_lock(out):
+        sections = collect_sections(db, viewer, as_of)
+        t_collect = time.perf_counter() - t0
+        stem = f"riskpool_report_{as_of.isoformat()}" + (f"_{partner}" if partner else "")
+        title = f"riskpool portfolio report — {as_of.isoformat()}" + (
+            f" — partner {partner}" if partner else "")
+        generated = started.isoformat() + "Z"
+        page = render_html(sections, title, generated)
+        html_path, xlsx_path = out / f"{stem}.html", out / f"{stem}.xlsx"
+        tmp_html = html_path.with_suffix(".html.tmp")
+        tmp_html.write_text(page, encoding="utf-8")
+        tmp_xlsx = out / f"{stem}.tmp.xlsx"
+        write_xlsx(sections, tmp_xlsx, as_of, generated)
+        tmp_html.replace(html_path)
+        tmp_xlsx.replace(xlsx_path)
+        digest = content_digest(sections)
+        seconds = time.perf_counter() - t0
+        run_id = None
+        if record:
+            try:
+                store = open_store(db)
+            except StoreLocked:
+                raise
+            try:
+                with store.transaction() as con:
+                    run_id = store.next_id("run_seq")
+                    sql.insert_report_run(
+                        con, run_id=run_id, status="ok",
+                        inputs={"as_of": as_of.isoformat(), "partner": partner,
+                                "out": str(out.resolve())},
+                        code_version=code_version(), started_at=started,
+                        finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                        timings={"collect_s": round(t_collect, 3), "total_s": round(seconds, 3)},
+                        summary={"files": {html_path.name: str(html_path.resolve()),
+                                           xlsx_path.name: str(xlsx_path.resolve())},
+                                 "content_sha256": digest,
+                                 "html_sha256_without_timestamp": hashlib.sha256(
+                                     _strip_timestamp(page).encode()).hexdigest(),
+                                 "sections": [s.key for s in sections]},
+                        out_dir=str(out.resolve()))
+            finally:
+                store.close()
+    return ReportOutcome(run_id, html_path, xlsx_path, digest, seconds)
+
+
+def _check_partner(db: str | Path, partner: str) -> None:
+    from portfolio.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        known = [r[0] for r in store.con.execute(
+            "SELECT DISTINCT party_id FROM allocation_shares ORDER BY 1").fetchall()] \
+            if _has_table(store, "allocation_shares") else []
+    if partner not in known or partner == access.PLATFORM_ID:
+        raise NotFound(f"`--partner` must be a partner with an allocation "
+                       f"({', '.join(p for p in known if p != access.PLATFORM_ID) or 'none yet'}); "
+                       f"got {partner!r}")
+
+
+def _has_table(store: Any, name: str) -> bool:
+    return bool(store.con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()[0])
+
+
+def content_digest(sections: list[Section]) -> str:
+    """sha256 over every table (CSV) and chart (PNG) — equal for equal inputs."""
+    h = hashlib.sha256()
+    for s in sections:
+        h.update(s.key.encode())
+        h.update(s.note.encode())
+        for name, table in s.tables.items():
+            h.update(name.encode())
+            h.update(table.to_csv(index=False).encode())
+        for caption, png in s.figures:
+            h.update(caption.encode())
+            h.update(png)
+    return h.hexdigest()
+
+
+def section_titles() -> list[str]:
+    return [t for _, t in SECTIONS]
+
+
+__all__ = [
+    "SECTIONS", "ReportLocked", "ReportOutcome", "Section", "collect_sections", "content_digest",
+    "render_html", "report_lock", "write_report", "write_xlsx", "dataclasses",
+]
