@@ -304,6 +304,22 @@ def test_originations_look_like_a_jiebei_book(neutral_book) -> None:
     assert counts[-6:].sum() > counts[:6].sum()
 
 
+def test_apr_is_risk_based_pricing(neutral_book) -> None:
+    """DOMAIN §6 written out for a direct-channel loan scored 725 (band 700–749's mid-point,
+    where the scorecard PD is that band's pd_12m = 0.027): funding 0.030 + EL 0.027 × (1 −
+    0.15) + opex 0.025 + capital 0.08 × hurdle 0.15 + margin 0.030 = 0.11995; the quoted APR
+    is a daily rate to 0.001 %/day (× 365) with N(0, 0.008) noise."""
+    loans, _ = neutral_book
+    expected = 0.030 + 0.027 * (1 - 0.15) + 0.025 + 0.08 * 0.15 + 0.030
+    sel = loans[(loans.credit_score == 725) & (loans.channel != "partner")]
+    assert len(sel) > 100
+    assert sel.apr.median() == pytest.approx(expected, abs=0.003)
+    partner = loans[(loans.credit_score == 725) & (loans.channel == "partner")]
+    assert partner.apr.median() == pytest.approx(expected + 0.010, abs=0.004)
+    daily = loans.apr.to_numpy() / 365 * 1e5
+    assert np.allclose(daily, np.round(daily), atol=1e-6)
+
+
 def test_book_invariants(neutral_book) -> None:
     loans, perf = neutral_book
     _check_invariants(loans, perf, GeneratorParams(rho=0.0), AS_OF)
