@@ -13,18 +13,22 @@ G     2023-06-15  12   level_annuity       7,000  0.22  590   Henan      instalm
 H     2022-11-20  12   level_annuity       3,000  0.16  660   Henan      instalment
 J     2022-12-10  12   level_annuity       2,000  0.24  590   Henan      instalment
 
-Month-end rows (balance / paid principal / prepaid / dpd / status / charge-off / recovery):
+Month-end rows: balance, pp = paid principal, pre = prepaid principal, dpd, status
+(cur = current, del = delinquent, dflt = default), co = charge-off, rec = recovery;
+"-" = not yet originated, "none" = no row (closed loans stop reporting):
 
-      M0 2023-12-31            M1 2024-01-31            M2 2024-02-29            M3 2024-03-31
-A     9,000 cur                8,000 pp1,000 cur        7,000 pp1,000 cur        6,000 pp1,000 cur
-B     8,000 dpd20 del          8,000 dpd50 del          8,000 dpd80 del          8,000 dpd111 default
-C     5,000 cur                4,200 pp800 cur          0 pp800 pre3,400 prepaid (no row)
-D     -                        8,000 cur                6,000 pp500 pre1,500     5,000 pp1,000 cur
-E     -                        9,000 cur                9,000 dpd19 del          7,000 pp2,000 cur
-F     4,000 cur                0 pp4,000 matured        (no row)                 (no row)
-G     5,000 dpd130 default     5,000 dpd161 default     0 dpd191 co5,000         0 recovery 600
-H     (matured before the tape window: no rows)
-J     0 dpd200 default co1,500 (no row)                 (no row)                 (no row)
+      M0 2023-12-31         M1 2024-01-31         M2 2024-02-29           M3 2024-03-31
+A     9,000 cur             8,000 pp1,000 cur     7,000 pp1,000 cur       6,000 pp1,000 cur
+B     8,000 dpd20 del       8,000 dpd50 del       8,000 dpd80 del         8,000 dpd111 dflt
+C     5,000 cur             4,200 pp800 cur       0 pp800 pre3,400 prepaid none
+D     -                     8,000 cur             6,000 pp500 pre1,500    5,000 pp1,000 cur
+E     -                     9,000 cur             9,000 dpd19 del         7,000 pp2,000 cur
+F     4,000 cur             0 pp4,000 matured     none                    none
+G     5,000 dpd130 dflt     5,000 dpd161 dflt     0 dpd191 dflt co5,000   0 dpd222 dflt rec600
+H     none (matured before the tape window)
+J     0 dpd200 dflt co1,500 none                  none                    none
+
+Seasoned (originated ≥ 15 months before M3): H and J only.
 """
 
 from __future__ import annotations
