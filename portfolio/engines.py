@@ -106,8 +106,8 @@ def norm_ppf_np(u: np.ndarray) -> np.ndarray:
 def binom_from_uniform(n: int, p: float, u: float) -> int:
     """Binomial(n, p) from one uniform ``u`` in [0, 1).
 
-    Variance below ``NORMAL_MIN_VARIANCE``: exact inversion of the CDF from 0 (for p > 0.5
-    by symmetry, counting failures); monotone in p for a fixed u. Otherwise the
+    Variance below ``NORMAL_MIN_VARIANCE``: exact inversion of the CDF (searched from 0, or
+    for p > 0.5 from n via the failures at 1 − u); monotone in p for a fixed u. Otherwise the
     continuity-corrected normal approximation ``floor(np + √(np(1−p))·Φ⁻¹(u) + ½)`` clipped
     to [0, n].
     """
@@ -123,8 +123,10 @@ def binom_from_uniform(n: int, p: float, u: float) -> int:
         if x > n:
             return n
         return int(x)
-    flip = p > 0.5
+    flip = p > 0.5  # count the failures, inverting at 1 − u (still the CDF inversion)
     pp = 1.0 - p if flip else p
+    if flip:
+        u = 1.0 - u
     ratio = pp / (1.0 - pp)
     f = math.exp(n * math.log1p(-pp))
     c = f
@@ -152,8 +154,9 @@ def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.nda
         out[i] = np.clip(x, 0, n[i]).astype(np.int64)
     j = np.flatnonzero(active & ~normal)
     if j.size:
-        nj, uj = n[j], u[j]
+        nj = n[j]
         flip = p[j] > 0.5
+        uj = np.where(flip, 1.0 - u[j], u[j])
         pp = np.where(flip, 1.0 - p[j], p[j])
         ratio = pp / (1.0 - pp)
         f = np.exp(nj * np.log1p(-pp))

@@ -180,6 +180,30 @@ DDL: list[str] = [
         rating VARCHAR,
         PRIMARY KEY (run_id, tranche)
     )""",
+    """CREATE TABLE IF NOT EXISTS run_monthly (
+        run_id BIGINT NOT NULL,
+        party_id VARCHAR NOT NULL,
+        month SMALLINT NOT NULL,
+        period_end DATE NOT NULL,
+        balance_bop DOUBLE NOT NULL, balance_bop_se DOUBLE NOT NULL,
+        interest DOUBLE NOT NULL, interest_se DOUBLE NOT NULL,
+        scheduled_principal DOUBLE NOT NULL, scheduled_principal_se DOUBLE NOT NULL,
+        prepayment DOUBLE NOT NULL, prepayment_se DOUBLE NOT NULL,
+        "default" DOUBLE NOT NULL, default_se DOUBLE NOT NULL,
+        recovery DOUBLE NOT NULL, recovery_se DOUBLE NOT NULL,
+        balance_eop DOUBLE NOT NULL, balance_eop_se DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, party_id, month)
+    )""",
+    """CREATE TABLE IF NOT EXISTS run_loss_stats (
+        run_id BIGINT NOT NULL,
+        party_id VARCHAR NOT NULL,
+        measure VARCHAR NOT NULL,
+        level DOUBLE NOT NULL,
+        loss DOUBLE NOT NULL,
+        se DOUBLE NOT NULL,
+        loss_pct DOUBLE,
+        PRIMARY KEY (run_id, party_id, measure, level)
+    )""",
 ]
 
 

@@ -1,0 +1,442 @@
+"""SQL and files of simulation runs: the ``runs`` row, summary tables and path arrays.
+
+A run is recorded in one transaction: its ``runs`` row (inputs as JSON, seed entropy, code
+version, status, timings, summary), the mean and standard error of every flow in every month
+(``run_monthly``; ``party_id = ''`` is the pool, other rows one party each) and the loss
+distribution (``run_loss_stats``: EL, VaR and ES with their standard errors). The path
+arrays go to Parquet beside the database::
+
+    <db dir>/runs/<run_id>/paths.parquet        path, month, the seven flows (float64)
+    <db dir>/runs/<run_id>/party_paths.parquet  party, path, month, the seven flows
+    <db dir>/runs/<run_id>/assumptions.toml     the assumptions the run used (stress applied)
+
+``paths.parquet`` carries the run's metadata (period end dates, initial balance, seed entropy,
+party ids) in its schema metadata under ``riskpool``. Files are written to a temporary
+directory and renamed into place before the database transaction commits; if anything fails,
+neither the rows nor the directory remain. All SQL values are ``?`` parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from portfolio.errors import NotFound, must_be
+from portfolio.paths import FLOW_NAMES, PoolPaths, mean_and_se
+from portfolio.store.core import Store
+
+__all__ = [
+    "RunRecord",
+    "finish_run",
+    "get_run",
+    "list_runs",
+    "load_paths",
+    "record_run",
+    "record_simulation",
+    "run_dir",
+    "run_loss_stats",
+    "run_monthly",
+    "runs_root",
+    "write_paths",
+]
+
+POOL_PARTY = ""  # party_id of the pool's own rows in run_monthly / run_loss_stats
+_META_KEY = b"riskpool"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, dt.date | dt.datetime | Path):
+            return str(o)
+        raise TypeError(f"cannot store {type(o).__name__} as JSON")
+
+    return json.dumps(value, default=default, sort_keys=True)
+
+
+def _loads(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def runs_root(store: Store) -> Path:
+    """``<db dir>/runs``."""
+    return Path(store.path).resolve().parent / "runs"
+
+
+def run_dir(store: Store, run_id: int) -> Path:
+    return runs_root(store) / str(int(run_id))
+
+
+# ------------------------------------------------------------------------------------------
+# runs rows
+
+
+def record_run(
+    store: Store,
+    kind: str,
+    inputs: Mapping[str, Any],
+    seed_entropy: int | None,
+    code_version: str,
+    status: str = "running",
+    timings: Mapping[str, float] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    artifact_path: str | None = None,
+    run_id: int | None = None,
+    started_at: dt.datetime | None = None,
+) -> int:
+    """Insert a ``runs`` row and return its id (on the store's connection: call it inside
+    ``store.transaction()`` to group it with the run's results)."""
+    rid = store.next_id("run_seq") if run_id is None else int(run_id)
+    finished = None if status == "running" else _now()
+    store.con.execute(
+        """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
+                             started_at, finished_at, timings, summary, artifact_path)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [rid, kind, status, _json(dict(inputs)),
+         None if seed_entropy is None else str(int(seed_entropy)), code_version,
+         started_at or _now(), finished, _json(dict(timings or {})), _json(dict(summary or {})), artifact_path],
+    )
+    return rid
+
+
+def finish_run(
+    store: Store,
+    run_id: int,
+    status: str = "done",
+    timings: Mapping[str, float] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    artifact_path: str | None = None,
+) -> None:
+    """Set a run's final status, timings, summary (and artifact directory)."""
+    _require_run(store, run_id)
+    store.con.execute(
+        """UPDATE runs SET status = ?, finished_at = ?, timings = coalesce(?, timings),
+                          summary = coalesce(?, summary),
+                          artifact_path = coalesce(?, artifact_path)
+           WHERE run_id = ?""",
+        [status, _now(), None if timings is None else _json(dict(timings)),
+         None if summary is None else _json(dict(summary)), artifact_path, int(run_id)],
+    )
+
+
+def _require_run(store: Store, run_id: int) -> None:
+    row = store.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [int(run_id)]).fetchone()
+    if row is None:
+        known = [r[0] for r in store.con.execute(
+            "SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 20").fetchall()]
+        raise NotFound(must_be("run", "an existing run id " + (str(sorted(known)) if known else
+                               "(no run yet: `riskpool simulate`)"), run_id))
+
+
+# ------------------------------------------------------------------------------------------
+# summary tables
+
+
+def _monthly_frame(paths: PoolPaths) -> pd.DataFrame:
+    frames = []
+    parties = [(POOL_PARTY, {n: getattr(paths, n) for n in FLOW_NAMES})]
+    parties += [(pid, {n: paths.party_flows[n][q] for n in FLOW_NAMES})
+                for q, pid in enumerate(paths.party_ids)] if paths.party_flows else []
+    for pid, flows in parties:
+        cols: dict[str, Any] = {
+            "party_id": pid,
+            "month": np.arange(1, paths.n_months + 1, dtype=np.int16),
+            "period_end": pd.to_datetime(paths.dates).date,
+        }
+        for name in FLOW_NAMES:
+            mean, se = mean_and_se(flows[name], axis=0)
+            cols[name] = mean
+            cols[f"{name}_se"] = se
+        frames.append(pd.DataFrame(cols))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _loss_frame(paths: PoolPaths) -> pd.DataFrame:
+    from portfolio.simulation import loss_distribution
+
+    rows = []
+    targets = [(POOL_PARTY, paths.loss, paths.initial_balance)]
+    if paths.party_flows:
+        party_loss = (paths.party_flows["default"] - paths.party_flows["recovery"]).sum(axis=2)
+        party_init = paths.party_flows["balance_bop"][:, :, 0].mean(axis=1)
+        targets += [(pid, party_loss[q], float(party_init[q]))
+                    for q, pid in enumerate(paths.party_ids)]
+    for pid, loss, initial in targets:
+        stats = loss_distribution(loss, initial_balance=initial)
+        for row in stats.rows():
+            level = row["level"]
+            rows.append({"party_id": pid, "measure": row["measure"],
+                         "level": 0.0 if isinstance(level, float) and math.isnan(level) else level,
+                         "loss": row["loss"], "se": row["se"],
+                         "loss_pct": row["loss_pct"] if initial else None})
+    return pd.DataFrame(rows)
+
+
+def _insert_frame(store: Store, table: str, run_id: int, frame: pd.DataFrame) -> None:
+    frame = frame.copy()
+    frame.insert(0, "run_id", int(run_id))
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    store.con.register("_run_rows", arrow)
+    try:
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        # table and column names are code constants; values come from the registered relation
+        store.con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _run_rows")
+    finally:
+        store.con.unregister("_run_rows")
+
+
+# ------------------------------------------------------------------------------------------
+# path arrays as Parquet
+
+
+def _flow_table(flows: Mapping[str, np.ndarray], n_paths: int, n_months: int) -> dict[str, Any]:
+    cols: dict[str, Any] = {
+        "path": np.repeat(np.arange(n_paths, dtype=np.int32), n_months),
+        "month": np.tile(np.arange(1, n_months + 1, dtype=np.int16), n_paths),
+    }
+    for name in FLOW_NAMES:
+        cols[name] = np.ascontiguousarray(flows[name], dtype=np.float64).ravel()
+    return cols
+
+
+def write_paths(paths: PoolPaths, directory: str | Path) -> Path:
+    """Write ``paths`` as Parquet files in ``directory`` (created); returns the directory."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "dates": [str(x) for x in np.asarray(paths.dates).astype("datetime64[D]")],
+        "initial_balance": float(paths.initial_balance),
+        "seed_entropy": None if paths.seed_entropy is None else str(paths.seed_entropy),
+        "party_ids": list(paths.party_ids),
+        "n_paths": paths.n_paths,
+        "n_months": paths.n_months,
+    }
+    table = pa.table(_flow_table({n: getattr(paths, n) for n in FLOW_NAMES}, paths.n_paths,
+                                 paths.n_months))
+    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+    pq.write_table(table, d / "paths.parquet", compression="zstd")
+    if paths.party_flows:
+        parts = []
+        for q, pid in enumerate(paths.party_ids):
+            cols = _flow_table({n: paths.party_flows[n][q] for n in FLOW_NAMES}, paths.n_paths,
+                               paths.n_months)
+            t = pa.table(cols)
+            parts.append(t.add_column(0, "party", pa.array([pid] * t.num_rows).dictionary_encode()))
+        pq.write_table(pa.concat_tables(parts), d / "party_paths.parquet", compression="zstd")
+    return d
+
+
+def _read_flows(table: pa.Table, n_paths: int, n_months: int) -> dict[str, np.ndarray]:
+    return {n: table.column(n).to_numpy().reshape(n_paths, n_months) for n in FLOW_NAMES}
+
+
+def load_paths(store: Store, run_id: int) -> PoolPaths:
+    """The stored path arrays of a run as ``PoolPaths`` (party flows included)."""
+    _require_run(store, run_id)
+    row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
+                            [int(run_id)]).fetchone()
+    d = Path(row[0]) if row and row[0] else run_dir(store, run_id)
+    f = d / "paths.parquet"
+    if not f.is_file():
+        raise NotFound(f"run {run_id} has no stored paths (expected {f})")
+    table = pq.read_table(f)
+    meta = json.loads(table.schema.metadata[_META_KEY])
+    n_paths, n_months = int(meta["n_paths"]), int(meta["n_months"])
+    table = table.sort_by([("path", "ascending"), ("month", "ascending")])
+    flows = _read_flows(table, n_paths, n_months)
+    party_ids = tuple(meta["party_ids"])
+    party_flows: dict[str, np.ndarray] = {}
+    pf = d / "party_paths.parquet"
+    if party_ids and pf.is_file():
+        ptable = pq.read_table(pf)
+        per = []
+        for pid in party_ids:
+            t = ptable.filter(pa.compute.equal(ptable.column("party").cast(pa.string()), pid))
+            t = t.sort_by([("path", "ascending"), ("month", "ascending")])
+            per.append(_read_flows(t, n_paths, n_months))
+        party_flows = {n: np.stack([p[n] for p in per]) for n in FLOW_NAMES}
+    entropy = meta.get("seed_entropy")
+    return PoolPaths(
+        dates=np.array(meta["dates"], dtype="datetime64[D]"),
+        initial_balance=float(meta["initial_balance"]),
+        seed_entropy=None if entropy is None else int(entropy),
+        party_ids=party_ids if party_flows else (),
+        party_flows=party_flows,
+        **flows,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# a whole simulation run, all or nothing
+
+
+def record_simulation(
+    store: Store,
+    paths: PoolPaths,
+    inputs: Mapping[str, Any],
+    code_version: str,
+    timings: Mapping[str, float] | None = None,
+    assumptions: Any | None = None,
+    started_at: dt.datetime | None = None,
+) -> int:
+    """Record a finished simulation: runs row, summary tables, Parquet paths (and the
+    assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id."""
+    from portfolio.simulation import loss_distribution
+
+    root = runs_root(store)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    final: Path | None = None
+    monthly = _monthly_frame(paths)
+    losses = _loss_frame(paths)
+    stats = loss_distribution(paths)
+    summary = {
+        "n_paths": paths.n_paths,
+        "n_months": paths.n_months,
+        "initial_balance": paths.initial_balance,
+        "el": stats.el, "el_se": stats.el_se,
+        **{f"var_{lv:g}": v for lv, v in zip(stats.levels, stats.var, strict=True)},
+        **{f"es_{lv:g}": v for lv, v in zip(stats.levels, stats.es, strict=True)},
+        "party_ids": list(paths.party_ids),
+    }
+    try:
+        write_paths(paths, tmp)
+        with store.transaction():
+            run_id = store.next_id("run_seq")
+            final = run_dir(store, run_id)
+            record_inputs = dict(inputs)
+            if assumptions is not None:
+                from portfolio.assumptions import save_assumptions
+
+                save_assumptions(assumptions, tmp / "assumptions.toml")
+                record_inputs.setdefault("assumptions_source", record_inputs.get("assumptions"))
+                record_inputs["assumptions"] = str(final / "assumptions.toml")
+            record_inputs.setdefault("party_ids", list(paths.party_ids))
+            store.con.execute(
+                """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
+                                     started_at, finished_at, timings, summary, artifact_path)
+                   VALUES (?, 'simulation', 'done', ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [run_id, _json(record_inputs),
+                 None if paths.seed_entropy is None else str(paths.seed_entropy), code_version,
+                 started_at or _now(), _now(), _json(dict(timings or {})), _json(summary),
+                 str(final)],
+            )
+            _insert_frame(store, "run_monthly", run_id, monthly)
+            _insert_frame(store, "run_loss_stats", run_id, losses)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if final is not None and final.exists() and not _run_committed(store, final):
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return run_id
+
+
+def _run_committed(store: Store, directory: Path) -> bool:
+    try:
+        row = store.con.execute("SELECT 1 FROM runs WHERE artifact_path = ?",
+                                [str(directory)]).fetchone()
+    except Exception:  # the connection itself failed: nothing was committed
+        return False
+    return row is not None
+
+
+# ------------------------------------------------------------------------------------------
+# reading back
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: int
+    kind: str
+    status: str
+    inputs: dict[str, Any]
+    seed_entropy: int | None
+    code_version: str | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    timings: dict[str, Any]
+    summary: dict[str, Any]
+    artifact_path: str | None
+
+
+def get_run(store: Store, run_id: int) -> RunRecord:
+    _require_run(store, run_id)
+    row = store.con.execute(
+        """SELECT run_id, kind, status, inputs, seed_entropy, code_version, started_at,
+                  finished_at, timings, summary, artifact_path FROM runs WHERE run_id = ?""",
+        [int(run_id)],
+    ).fetchone()
+    assert row is not None
+    entropy = row[4]
+    return RunRecord(
+        run_id=int(row[0]), kind=row[1], status=row[2], inputs=_loads(row[3]) or {},
+        seed_entropy=None if entropy in (None, "") else int(entropy), code_version=row[5],
+        started_at=row[6], finished_at=row[7], timings=_loads(row[8]) or {},
+        summary=_loads(row[9]) or {}, artifact_path=row[10],
+    )
+
+
+def list_runs(store: Store, kind: str | None = None) -> pd.DataFrame:
+    """Runs, newest first: run_id, kind, status, started_at, finished_at, pool_id, n_paths,
+    seed, engine, parties, el (pool expected loss, simulation runs), inputs (dict)."""
+    sql = ("SELECT run_id, kind, status, started_at, finished_at, inputs, summary FROM runs"
+           + (" WHERE kind = ?" if kind else "") + " ORDER BY run_id DESC")
+    frame = store.con.execute(sql, [kind] if kind else []).df()
+    inputs = frame["inputs"].map(lambda v: _loads(v) or {})
+    summary = frame["summary"].map(lambda v: _loads(v) or {})
+    frame["inputs"] = inputs
+    frame["pool_id"] = inputs.map(lambda d: d.get("pool_id"))
+    frame["n_paths"] = inputs.map(lambda d: d.get("n_paths"))
+    frame["seed"] = inputs.map(lambda d: d.get("seed"))
+    frame["engine"] = inputs.map(lambda d: d.get("engine"))
+    frame["parties"] = inputs.map(lambda d: tuple(d.get("party_ids") or ()))
+    frame["el"] = summary.map(lambda d: d.get("el"))
+    return frame[["run_id", "kind", "status", "started_at", "finished_at", "pool_id", "n_paths",
+                  "seed", "engine", "parties", "el", "inputs"]]
+
+
+def run_monthly(store: Store, run_id: int, party_id: str = POOL_PARTY) -> pd.DataFrame:
+    """Mean and standard error of every flow per month (the pool, or one party)."""
+    _require_run(store, run_id)
+    return store.con.execute(
+        "SELECT * EXCLUDE (run_id, party_id) FROM run_monthly WHERE run_id = ? AND party_id = ? "
+        "ORDER BY month", [int(run_id), party_id]).df()
+
+
+def run_loss_stats(store: Store, run_id: int, party_id: str | None = POOL_PARTY) -> pd.DataFrame:
+    """EL, VaR and ES with standard errors (the pool, one party, or all with ``None``)."""
+    _require_run(store, run_id)
+    if party_id is None:
+        return store.con.execute(
+            "SELECT * EXCLUDE (run_id) FROM run_loss_stats WHERE run_id = ? "
+            "ORDER BY party_id, measure = 'EL' DESC, level, measure DESC", [int(run_id)]).df()
+    return store.con.execute(
+        "SELECT * EXCLUDE (run_id, party_id) FROM run_loss_stats WHERE run_id = ? AND "
+        "party_id = ? ORDER BY measure = 'EL' DESC, level, measure DESC",
+        [int(run_id), party_id]).df()

@@ -1,0 +1,174 @@
+"""Kernels of the Monte Carlo engine: numba against the numpy twins, the binomial draw and
+its normal branch, the factor process, the t copula, loss statistics, stress monotonicity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+from simulation_pools import assumptions, flat_assumptions, homogeneous_pool, mixed_pool
+
+from portfolio import engines
+from portfolio.simulation import (
+    BLOCK_PATHS,
+    block_layout,
+    block_seed,
+    factor_paths,
+    loss_distribution,
+    prepare_pool,
+    simulate,
+    simulate_batch,
+)
+
+SMALL = mixed_pool(2_000, seed=5)
+_pool = mixed_pool(6_000, seed=6)
+SHORT = _pool.take(np.flatnonzero(_pool.term_months <= 6))  # few cells: cheap hypothesis runs
+
+
+@pytest.mark.parametrize("engine", ["granular", "loan"])
+def test_numba_kernels_match_their_numpy_twins(engine):
+    shares = np.random.default_rng(1).dirichlet([1, 1], size=len(SMALL))
+    prep = prepare_pool(SMALL, assumptions(pd_scale=3.0, smm=0.05), shares, loan_level=True)
+    root = np.random.SeedSequence(77)
+    fast = simulate_batch(prep, 3, block_seed(root, 3), 40, engine, backend="numba")
+    slow = simulate_batch(prep, 3, block_seed(root, 3), 40, engine, backend="numpy")
+    np.testing.assert_allclose(fast.flows, slow.flows, rtol=1e-10, atol=1e-6)
+    np.testing.assert_allclose(fast.party_flows, slow.party_flows, rtol=1e-10, atol=1e-6)
+    assert fast.flows[..., engines.DEFAULT].sum() > 0
+
+
+def test_exact_binomial_branch_is_cdf_inversion():
+    # Below NORMAL_MIN_VARIANCE the draw is the inverse binomial CDF of u (SciPy binom.ppf);
+    # u sits away from CDF jumps so that float rounding cannot matter.
+    rng = np.random.default_rng(0)
+    for n, p in ((10, 0.3), (40, 0.05), (300, 0.01), (7, 0.9), (1, 0.5)):
+        u = rng.random(2000)
+        cdf = stats.binom.cdf(np.arange(n + 1), n, p)
+        clear = np.min(np.abs(u[:, None] - cdf[None, :]), axis=1) > 1e-9
+        expected = stats.binom.ppf(u[clear], n, p)
+        got = np.array([engines.binom_from_uniform(n, p, float(x)) for x in u[clear]])
+        np.testing.assert_array_equal(got, expected)
+        twin = engines.binom_from_uniform_np(np.full(clear.sum(), n), np.full(clear.sum(), p),
+                                             u[clear])
+        np.testing.assert_array_equal(twin, expected)
+    assert engines.binom_from_uniform(0, 0.3, 0.5) == 0
+    assert engines.binom_from_uniform(5, 0.0, 0.99) == 0
+    assert engines.binom_from_uniform(5, 1.0, 0.01) == 5
+
+
+@pytest.mark.parametrize(("n", "p"), [(100, 0.115), (2300, 0.005), (5000, 0.03), (400, 0.5)])
+def test_normal_branch_matches_the_binomial(n, p):
+    # Variance ≥ NORMAL_MIN_VARIANCE: the continuity-corrected normal draw has the binomial
+    # mean and variance, and its CDF is within 0.03 of the exact one (scipy.stats.binom).
+    var = n * p * (1 - p)
+    assert var >= engines.NORMAL_MIN_VARIANCE
+    u = (np.arange(200_000) + 0.5) / 200_000  # a fine quadrature grid over (0, 1)
+    k = engines.binom_from_uniform_np(np.full(u.size, n), np.full(u.size, p), u)
+    assert k.mean() == pytest.approx(n * p, abs=0.01 * math.sqrt(var) + 1e-3)
+    assert k.var() == pytest.approx(var + 1 / 12, rel=0.02)  # + Sheppard's rounding term
+    grid = np.arange(int(n * p - 5 * math.sqrt(var)), int(n * p + 5 * math.sqrt(var)))
+    emp = np.searchsorted(np.sort(k), grid, side="right") / k.size
+    assert np.max(np.abs(emp - stats.binom.cdf(grid, n, p))) < 0.03
+    some = u[::997]
+    nb = np.array([engines.binom_from_uniform(n, p, float(x)) for x in some])
+    np.testing.assert_array_equal(nb, k[::997])
+
+
+def test_acklam_normal_quantile():
+    u = np.r_[np.linspace(1e-9, 0.02, 200), np.linspace(0.02, 0.98, 500),
+              np.linspace(0.98, 1 - 1e-9, 200)]
+    ref = special.ndtri(u)
+    np.testing.assert_allclose(engines.norm_ppf_np(u), ref, rtol=2e-9, atol=1e-12)
+    np.testing.assert_allclose([engines.norm_ppf(float(x)) for x in u[::37]], ref[::37],
+                               rtol=2e-9, atol=1e-12)
+
+
+def test_factor_is_a_unit_variance_ar1():
+    loans = homogeneous_pool(10, term=24, mob=0)
+    for phi in (0.0, 0.7):
+        prep = prepare_pool(loans, flat_assumptions(0.01, phi=phi))
+        gens = [np.random.default_rng(s) for s in (1, 2)]
+        z, scale = factor_paths(prep, gens[0], gens[1], 20_000)
+        assert z.shape == (20_000, 24)
+        assert np.all(scale == 1.0)
+        np.testing.assert_allclose(z.var(axis=0), 1.0, atol=0.05)
+        lag1 = np.mean([np.corrcoef(z[:, t], z[:, t + 1])[0, 1] for t in range(23)])
+        assert lag1 == pytest.approx(phi, abs=0.02)
+
+
+def test_t_copula_keeps_the_hazard_and_fattens_the_tail():
+    # Student-t copula: the unconditional default rate stays h (mean within 3 SE) while the
+    # 99.9% loss quantile rises above the Gaussian copula's at the same ρ.
+    loans, h, rho = homogeneous_pool(2000), 0.02, 0.1
+    t = simulate(loans, flat_assumptions(h, rho=rho, copula="t"), 8192, seed=4)
+    g = simulate(loans, flat_assumptions(h, rho=rho), 8192, seed=4)
+    rate = t.default[:, 0] / t.initial_balance
+    assert abs(rate.mean() - h) < 3 * rate.std(ddof=1) / math.sqrt(rate.size)
+    lt, lg = loss_distribution(t), loss_distribution(g)
+    assert lt.var[-1] > lg.var[-1] + 2 * (lt.var_se[-1] + lg.var_se[-1])
+
+
+def test_loss_statistics_on_a_known_distribution():
+    # Standard normal "losses": VaR_α = Φ⁻¹(α), ES_α = φ(Φ⁻¹(α)) / (1 − α) (closed form).
+    x = np.random.default_rng(3).standard_normal(200_000)
+    s = loss_distribution(x)
+    assert abs(s.el) < 3 * s.el_se
+    for a, v, vse, e, ese in zip(s.levels, s.var, s.var_se, s.es, s.es_se, strict=True):
+        q = stats.norm.ppf(a)
+        assert abs(v - q) < 3 * vse, a
+        assert abs(e - stats.norm.pdf(q) / (1 - a)) < 3 * ese, a
+        assert vse > 0 and ese > 0
+    rows = s.rows()
+    assert [r["measure"] for r in rows] == ["EL", "VaR", "ES", "VaR", "ES", "VaR", "ES"]
+
+
+def test_standard_errors_match_the_spread_of_repeated_estimates():
+    # The reported SEs should describe how much the estimate moves between independent runs.
+    rng = np.random.default_rng(8)
+    ests = [loss_distribution(rng.lognormal(0, 1, 4000)) for _ in range(200)]
+    for k in range(3):
+        spread = np.std([e.var[k] for e in ests])
+        mean_se = np.mean([e.var_se[k] for e in ests])
+        assert 0.6 < mean_se / spread < 1.6, k
+        spread = np.std([e.es[k] for e in ests])
+        mean_se = np.mean([e.es_se[k] for e in ests])
+        assert 0.6 < mean_se / spread < 1.6, k
+
+
+def test_block_layout_is_canonical():
+    assert block_layout(600) == [(0, 256), (256, 256), (512, 88)]
+    root = np.random.SeedSequence(5)
+    assert block_seed(root, 2).generate_state(2).tolist() == \
+        np.random.SeedSequence(5).spawn(3)[2].generate_state(2).tolist()
+    assert BLOCK_PATHS == 256
+
+
+@settings(max_examples=12)
+@given(m1=st.floats(0.3, 3.0), ratio=st.floats(1.25, 3.0))
+def test_losses_rise_with_the_pd_multiplier(m1, ratio):
+    base = assumptions()
+    lo_a, hi_a = base.stressed(pd_multiplier=m1), base.stressed(pd_multiplier=m1 * ratio)
+    # exact: the conditional expectation at any factor value
+    for z in (-2.0, 0.0, 1.0):
+        lo = simulate(SMALL, lo_a, 1, seed=0, deterministic_z=z)
+        hi = simulate(SMALL, hi_a, 1, seed=0, deterministic_z=z)
+        assert hi.loss[0] > lo.loss[0]
+    # Monte Carlo with common random numbers (same seed)
+    lo = simulate(SHORT, lo_a, 512, seed=1)
+    hi = simulate(SHORT, hi_a, 512, seed=1)
+    assert hi.loss.mean() > lo.loss.mean()
+
+
+@settings(max_examples=12)
+@given(rho1=st.floats(0.01, 0.3), step=st.floats(0.08, 0.3))
+def test_loss_spread_rises_with_rho(rho1, step):
+    base = assumptions(pd_scale=2.0)
+    lo = simulate(SHORT, base.stressed(rho=rho1), 1024, seed=2)
+    hi = simulate(SHORT, base.stressed(rho=rho1 + step), 1024, seed=2)
+    assert hi.loss.std() > lo.loss.std()
+    sl, sh = loss_distribution(lo), loss_distribution(hi)
+    assert sh.var[1] >= sl.var[1] - 2 * (sh.var_se[1] + sl.var_se[1])

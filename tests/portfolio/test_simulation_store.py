@@ -1,0 +1,210 @@
+"""Simulation runs in a real DuckDB file: the runs row, summary tables, Parquet paths, and the
+``riskpool simulate`` / ``riskpool runs`` commands end to end (exit 2 and nothing written on
+bad input)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from simulation_pools import assumptions, mixed_pool
+
+from portfolio.assumptions import load_assumptions, save_assumptions
+from portfolio.errors import NotFound
+from portfolio.paths import FLOW_NAMES
+from portfolio.pools import create_pool, parse_criteria
+from portfolio.simulation import loss_distribution, simulate
+from portfolio.store.core import open_store
+from portfolio.store.runs import (
+    finish_run,
+    get_run,
+    list_runs,
+    load_paths,
+    record_run,
+    record_simulation,
+    run_loss_stats,
+    run_monthly,
+    runs_root,
+)
+
+
+@pytest.fixture
+def small_paths():
+    loans = mixed_pool(800, seed=3)
+    shares = np.random.default_rng(2).dirichlet([1, 1], size=len(loans))
+    a = assumptions(pd_scale=2.0)
+    return simulate(loans, a, 300, seed=11, shares=shares, party_ids=("bank", "trust")), a
+
+
+def test_record_and_read_back_a_simulation(db_path: Path, small_paths) -> None:
+    paths, a = small_paths
+    inputs = {"pool_id": 4, "n_paths": 300, "seed": 11, "engine": "granular",
+              "assumptions": "/somewhere/a.toml"}
+    with open_store(db_path) as store:
+        run_id = record_simulation(store, paths, inputs, "test-version", timings={"simulate_s": 1.0},
+                                   assumptions=a)
+        back = load_paths(store, run_id)
+        rec = get_run(store, run_id)
+        monthly = run_monthly(store, run_id)
+        bank = run_monthly(store, run_id, "bank")
+        losses = run_loss_stats(store, run_id)
+        every = run_loss_stats(store, run_id, None)
+        listed = list_runs(store)
+        root = runs_root(store)
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(back, name), getattr(paths, name)), name
+        assert np.array_equal(back.party_flows[name], paths.party_flows[name]), name
+    assert np.array_equal(back.dates, paths.dates)
+    assert back.initial_balance == paths.initial_balance
+    assert back.seed_entropy == 11
+    assert back.party_ids == ("bank", "trust")
+    # the runs row
+    assert rec.kind == "simulation" and rec.status == "done"
+    assert rec.seed_entropy == 11 and rec.code_version == "test-version"
+    assert rec.inputs["assumptions_source"] == "/somewhere/a.toml"
+    assert rec.inputs["party_ids"] == ["bank", "trust"]
+    stored_a = load_assumptions(rec.inputs["assumptions"])
+    np.testing.assert_allclose(stored_a.default_hazard, a.default_hazard, rtol=1e-11)
+    assert Path(rec.artifact_path) == root / str(run_id)
+    assert rec.timings["simulate_s"] == 1.0
+    # summary tables = the same statistics computed from the arrays
+    assert len(monthly) == paths.n_months
+    np.testing.assert_allclose(monthly["interest"], paths.interest.mean(0))
+    np.testing.assert_allclose(monthly["default_se"],
+                               paths.default.std(0, ddof=1) / np.sqrt(paths.n_paths))
+    np.testing.assert_allclose(bank["balance_bop"], paths.party_flows["balance_bop"][0].mean(0))
+    stats = loss_distribution(paths)
+    el = losses[losses["measure"] == "EL"].iloc[0]
+    assert el["loss"] == pytest.approx(stats.el) and el["se"] == pytest.approx(stats.el_se)
+    var99 = losses[(losses["measure"] == "VaR") & (losses["level"] == 0.99)].iloc[0]
+    assert var99["loss"] == pytest.approx(stats.var[1])
+    assert set(every["party_id"]) == {"", "bank", "trust"}
+    party_el = every[(every["measure"] == "EL") & (every["party_id"] != "")]["loss"].sum()
+    assert party_el == pytest.approx(stats.el, rel=1e-9)
+    row = listed.iloc[0]
+    assert (row["run_id"], row["pool_id"], row["n_paths"], row["seed"], row["engine"]) == \
+        (run_id, 4, 300, 11, "granular")
+    assert row["parties"] == ("bank", "trust")
+
+
+def test_a_failed_recording_leaves_nothing(db_path: Path, small_paths) -> None:
+    paths, _ = small_paths
+    with open_store(db_path) as store:
+        with pytest.raises(TypeError):
+            record_simulation(store, paths, {"bad": object()}, "v")
+        assert store.con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert store.con.execute("SELECT count(*) FROM run_monthly").fetchone()[0] == 0
+        root = runs_root(store)
+    assert list(root.iterdir()) == []
+
+
+def test_record_run_finish_run_and_unknown_ids(db_path: Path) -> None:
+    with open_store(db_path) as store:
+        rid = record_run(store, "simulation", {"pool_id": 1}, 5, "v", status="running")
+        assert get_run(store, rid).status == "running"
+        finish_run(store, rid, "failed", timings={"simulate_s": 0.5}, summary={"why": "test"})
+        rec = get_run(store, rid)
+        assert (rec.status, rec.timings, rec.summary) == ("failed", {"simulate_s": 0.5},
+                                                          {"why": "test"})
+        assert rec.finished_at is not None
+        with pytest.raises(NotFound, match="run"):
+            get_run(store, 99)
+        with pytest.raises(NotFound, match="run"):
+            finish_run(store, 99)
+        with pytest.raises(NotFound, match="paths"):
+            load_paths(store, rid)
+
+
+# ------------------------------------------------------------------------------------------
+# CLI end to end on a generated book
+
+
+@pytest.fixture
+def book(tmp_path: Path, cli) -> tuple[Path, Path]:
+    db = tmp_path / "book.duckdb"
+    r = cli("generate", "--db", db, "--loans", "1500", "--months", "12", "--as-of", "2025-06-30")
+    assert r.code == 0, r.err
+    with open_store(db) as store:
+        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}), "2025-06-30")
+    a_path = save_assumptions(assumptions(), tmp_path / "a.toml")
+    return db, a_path
+
+
+def _nothing_recorded(db: Path) -> bool:
+    with open_store(db, read_only=True) as store:
+        n = store.con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        root = runs_root(store)
+    return n == 0 and (not root.exists() or not any(root.iterdir()))
+
+
+def test_cli_simulate_and_runs(cli, book) -> None:
+    db, a_path = book
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "600",
+            "--seed", "5", "--batch-size", "256")
+    assert r.code == 0, r.err
+    for word in ("EL", "VaR", "ES", "99.9%", "± SE", "run 1 recorded"):
+        assert word in r.out
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "600",
+            "--seed", "5", "--engine", "loan", "--scenario", "adverse", "--rho", "0.2")
+    assert r.code == 0, r.err
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--seed", "5",
+            "--deterministic", "severe")
+    assert r.code == 0, r.err
+    assert "deterministic severe" in r.out and "run 3 recorded" in r.out
+    r = cli("runs", "list", "--db", db)
+    assert r.code == 0 and "granular" in r.out and "loan" in r.out
+    r = cli("runs", "show", "1", "--db", db)
+    assert r.code == 0, r.err
+    assert "seed entropy 5" in r.out and "loss distribution" in r.out and "period_end" in r.out
+    with open_store(db, read_only=True) as store:
+        rec = get_run(store, 2)
+        paths = load_paths(store, 1)
+    assert rec.inputs["stress"]["scenario"] == "adverse" and rec.inputs["engine"] == "loan"
+    stressed = load_assumptions(rec.inputs["assumptions"])
+    assert stressed.rho == 0.2
+    # the same seed through the CLI gives the same stored paths
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "600",
+            "--seed", "5", "--batch-size", "5000")
+    assert r.code == 0
+    with open_store(db, read_only=True) as store:
+        again = load_paths(store, 4)
+    assert np.array_equal(again.default, paths.default)
+    r = cli("runs", "show", "42", "--db", db)
+    assert r.code == 2 and "run" in r.err
+
+
+@pytest.mark.parametrize(("flags", "match"), [
+    (("--paths", "0"), "--paths"),
+    (("--engine", "fast"), "--engine"),
+    (("--batch-size", "0"), "--batch-size"),
+    (("--seed", "-1"), "--seed"),
+    (("--deterministic", "mild"), "--deterministic"),
+    (("--scenario", "awful"), "--scenario"),
+    (("--pd-mult", "-2"), "--pd-mult"),
+    (("--rho", "1.5"), "--rho"),
+])
+def test_cli_bad_flags_exit_2_and_write_nothing(cli, book, flags, match) -> None:
+    db, a_path = book
+    base = {"--pool": "1", "--assumptions": str(a_path), "--paths": "100", "--seed": "1"}
+    for k, v in zip(flags[::2], flags[1::2], strict=True):
+        base[k] = v
+    args = [x for kv in base.items() for x in kv]
+    r = cli("simulate", "--db", db, *args)
+    assert r.code == 2
+    assert match in r.err and "error:" in r.err
+    assert _nothing_recorded(db)
+
+
+def test_cli_unknown_pool_or_assumptions_exit_2(cli, book, tmp_path: Path) -> None:
+    db, a_path = book
+    r = cli("simulate", "--db", db, "--pool", "9", "--assumptions", a_path, "--seed", "1")
+    assert r.code == 2 and "pool" in r.err
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", tmp_path / "nope.toml",
+            "--seed", "1")
+    assert r.code == 2 and "assumptions" in r.err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(a_path.read_text().replace("rho = 0.08", "rho = 3.0"))
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", bad, "--seed", "1")
+    assert r.code == 2 and "rho" in r.err
+    assert _nothing_recorded(db)
