@@ -24,7 +24,7 @@ Smoothing and thin segments (credibility weighting, prior strength k loan-months
                      (the book's all-age rate when no loan reached age a),
       with W = E·RR_b the risk-weighted exposure (inside the term; E beyond it), and
       RR_b = (D_b + c) / (Σ E·h_term + c)  — the band's relative risk over its in-term cells
-                     (actual / expected events), shrunk toward 1 by c = 5 expected events.
+                     (actual / expected events), shrunk toward 1 by c = 1 expected event.
     So a segment without data falls back to its band's relative risk times the term curve,
     a term without data to the book curve, and a book without data at that age to the book's
     overall rate. Probabilities are capped at 0.999 (``Assumptions`` requires < 1).
@@ -69,7 +69,7 @@ from portfolio.store.core import Store
 from portfolio.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
 
 PROB_CAP = 0.999
-RR_PRIOR_EVENTS = 5.0
+RR_PRIOR_EVENTS = 1.0
 MIN_EXPECTED_DEFAULTS_FOR_Z = 10.0
 
 

@@ -221,3 +221,36 @@ def pool_strats(
     out["total"] = [(None, *row) for row in con.execute(
         f"SELECT {aggregates} FROM pool_loans WHERE pool_id = ?", [pool_id]).fetchall()]
     return out
+
+
+def segment_apr(
+    con: duckdb.DuckDBPyConnection,
+    score_edges: Sequence[int],
+    apr_cap: float,
+    pool_id: int | None = None,
+) -> pd.DataFrame:
+    """Balance-weighted APR per (score band index, original term).
+
+    With ``pool_id``: the pool's cut-off balances; without: every loan of the book weighted by
+    its original principal. Columns: band, term_months, n_loans, balance, wa_apr, max_apr,
+    n_above_cap (loans with apr > ``apr_cap``).
+    """
+    whens = " ".join(f"WHEN credit_score < ? THEN {i}" for i in range(len(score_edges)))
+    band = f"CASE {whens} ELSE {len(score_edges)} END"
+    if pool_id is None:
+        source = "SELECT credit_score, term_months, apr, CAST(principal AS DOUBLE) AS w FROM loans"
+        params: list[Any] = []
+    else:
+        source = ("SELECT credit_score, term_months, apr, CAST(cutoff_balance AS DOUBLE) AS w "
+                  "FROM pool_loans WHERE pool_id = ?")
+        params = [pool_id]
+    return con.execute(
+        f"""
+        SELECT {band} AS band, term_months, count(*) AS n_loans, sum(w) AS balance,
+               sum(w * apr) / nullif(sum(w), 0) AS wa_apr, max(apr) AS max_apr,
+               count(*) FILTER (WHERE apr > ?) AS n_above_cap
+        FROM ({source}) s
+        GROUP BY ALL
+        """,
+        [*score_edges, apr_cap, *params],
+    ).df()

@@ -155,16 +155,17 @@ def pool_strats(
     """Stratification tables: count, balance, share, WA APR, WA score, WA remaining term."""
     from portfolio.pools import get_pool, strats
     from portfolio.store.core import open_store
+    from riskpool.commands.output import check_out_path
 
+    check_out_path(out)
     with open_store(db, read_only=True) as store:
         info = get_pool(store, pool)
         tables = strats(store, pool)
-    if out is not None:
-        _emit(tables, out)
-        typer.echo(f"pool {info.pool_id} strats written to {out}")
-        return
     typer.echo(f"pool {info.pool_id} '{info.name}', cut-off {info.cutoff_date.isoformat()}: "
                f"{info.n_loans:,} loans, balance {_fmt_money(info.balance)}")
+    if out is not None:
+        _emit(tables, out)  # prints the tables and writes them
+        return
     for name, frame in tables.items():
         _print_table(f"by {name.replace('_', ' ')}", frame)
 
@@ -250,18 +251,18 @@ def pricing(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Risk-based pricing check: break-even APR per segment against the actual WA APR."""
-    from portfolio.pricing import PricingInputs, load_pricing, pricing_check
-
     from portfolio.assumptions import load_assumptions
+    from portfolio.pricing import PricingInputs, load_pricing, pricing_check
     from portfolio.store.core import open_store
+    from riskpool.commands.output import check_out_path
 
+    check_out_path(out)
     a = load_assumptions(assumptions)
     inputs = load_pricing(pricing_file) if pricing_file is not None else PricingInputs()
     with open_store(db, read_only=True) as store:
         report = pricing_check(store, a, inputs, pool_id=pool)
     if out is not None:
-        _emit({"pricing": report.table}, out)
-        typer.echo(f"pricing check written to {out}")
+        _emit({"pricing": report.table}, out)  # prints the table and writes it
     else:
         typer.echo(report.to_text())
     typer.echo(report.summary_text())

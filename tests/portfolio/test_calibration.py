@@ -343,3 +343,150 @@ def test_calibrate_refuses_an_empty_or_future_window(db_path: Path) -> None:
     with open_store(db_path) as store:
         with pytest.raises(ValidationError, match="no performance history"):
             cal.calibrate_from_store(store)
+
+
+# ---------------------------------------------------------------- generated books (known truth)
+
+from portfolio.generate import GeneratorParams, generate_book  # noqa: E402
+
+AS_OF = dt.date(2025, 6, 30)
+
+
+def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: GeneratorParams
+               ) -> tuple[cal.Calibration, object]:
+    with open_store(path) as store:
+        summary = generate_book(store, n_loans, n_months, seed=seed, as_of=AS_OF,
+                                params=params)
+        return cal.calibrate_from_store(store), summary
+
+
+def _in_term_weights(c: cal.Calibration) -> np.ndarray:
+    return c.counts.at_risk.sum(axis=3) * cal.in_term_mask(ALLOWED_TERMS, c.counts.n_age)[None]
+
+
+def test_calibration_recovers_a_generated_book_without_correlation(tmp_path: Path) -> None:
+    params = dataclasses.replace(GeneratorParams(), rho=0.0)
+    c, _ = _generated(tmp_path / "g.duckdb", 30_000, 24, seed=21, params=params)
+    a = c.assumptions
+    true_h = params.true_default_hazard(a.n_age)
+    true_s = params.true_prepay_smm(a.n_age)
+    w = _in_term_weights(c)
+    for b in range(6):
+        # Exposure-weighted in-term hazard of each band. With rho = 0 the defaults are
+        # independent: binomial SE = sqrt(Σ E·h(1−h)) / ΣE. Allowance: 4 SE + 5 % for the
+        # credibility shrinkage toward the band × term model (k = 200 loan-months).
+        want = (w[b] * true_h[b]).sum() / w[b].sum()
+        got = (w[b] * a.default_hazard[b]).sum() / w[b].sum()
+        se = np.sqrt((w[b] * true_h[b] * (1 - true_h[b])).sum()) / w[b].sum()
+        assert abs(got - want) <= 4 * se + 0.05 * want, (b, got, want, se)
+        # SMM: the estimator also counts loans in the delinquency pipeline (which cannot
+        # prepay) and is about 1 % low (generate.py docstring): allowance 4 SE + 3 %.
+        want_s = (w[b] * true_s[b]).sum() / w[b].sum()
+        got_s = (w[b] * a.prepay_smm[b]).sum() / w[b].sum()
+        se_s = np.sqrt((w[b] * true_s[b] * (1 - true_s[b])).sum()) / w[b].sum()
+        assert abs(got_s - want_s) <= 4 * se_s + 0.03 * want_s, (b, got_s, want_s, se_s)
+    # the overall level: all bands together (SE ≈ 1.5 % of the level)
+    want = (w * true_h).sum() / w.sum()
+    got = (w * a.default_hazard).sum() / w.sum()
+    assert got == pytest.approx(want, rel=0.08)
+    # recoveries are a fixed fraction of the balance at default spread over a fixed lag in
+    # the generator: recovered exactly up to cent rounding
+    assert a.recovery_rate == pytest.approx(params.recovery_rate, abs=0.005)
+    assert len(a.recovery_lag) == len(params.recovery_lag)
+    np.testing.assert_allclose(a.recovery_lag, params.recovery_lag, atol=0.01)
+    # no correlation in the data: rho at (or near) its boundary 0
+    assert a.rho < 0.03
+    # lifetime PD of a 12-month loan by band, where the band has >= 30 defaults: within
+    # 4 Poisson SE (relative 1/sqrt(defaults)) + 5 %, and falling as the score band rises
+    got_pd = cal.lifetime_pd(a.default_hazard, 12)
+    want_pd = cal.lifetime_pd(true_h, 12)
+    n_def = c.counts.defaults.sum(axis=(1, 2, 3))
+    solid = n_def >= 30
+    assert solid.sum() >= 4
+    rel = 4 / np.sqrt(n_def[solid]) + 0.05
+    assert np.all(np.abs(got_pd[solid] / want_pd[solid] - 1) <= rel), (got_pd, want_pd)
+    assert np.all(np.diff(got_pd[solid]) < 0)
+
+
+def test_calibration_recovers_rho_and_persistence_of_a_generated_book(tmp_path: Path) -> None:
+    params = GeneratorParams()  # rho 0.05, factor persistence 0.6
+    c, summary = _generated(tmp_path / "g.duckdb", 40_000, 36, seed=4, params=params)
+    f = c.factor
+    assert f.rho_se is not None
+    # rho from ~33 monthly observations: its relative SE is ~40 %, so compare on the log
+    # scale (delta method: se(log rho) = se / rho): within 3 standard errors
+    assert abs(np.log(f.rho) - np.log(params.rho)) <= 3 * f.rho_se / f.rho
+    # persistence: AR(1) coefficient from n consecutive pairs, sampling SE sqrt((1−φ²)/n)
+    # and small-sample bias ≈ (1 + 3φ)/n: within 3 SE + that bias
+    n = int((f.used[1:] & f.used[:-1]).sum())
+    phi = params.factor_persistence
+    assert abs(f.persistence - phi) <= 3 * np.sqrt((1 - phi**2) / n) + (1 + 3 * phi) / n
+    # Given the realised factor path, the defaults per band match the conditional truth:
+    # a default recorded at month-end m went bad at m − 3 under Z_{m−3}; conditional hazard
+    # ≈ Φ((Φ⁻¹(h) − √ρ·Z)/√(1−ρ)) (first order in rho, generate.py docstring).
+    # Allowance: 4 Poisson SE + 10 % for that approximation.
+    z = np.asarray(summary.factor)
+    z_months = np.asarray(summary.factor_months, dtype="datetime64[D]")
+    h = np.clip(params.true_default_hazard(c.counts.n_age), 1e-12, 0.999)
+    inside = cal.in_term_mask(ALLOWED_TERMS, c.counts.n_age)[None, :, :, None]
+    expected = np.zeros(6)
+    for mi, month in enumerate(c.counts.months):
+        j = int(np.searchsorted(z_months, month)) - 3
+        zz = z[j] if j >= 0 else 0.0
+        cond = ndtr((ndtri(h) - np.sqrt(params.rho) * zz) / np.sqrt(1 - params.rho))
+        expected += (c.counts.at_risk[..., mi] * cond * inside[..., 0]).sum(axis=(1, 2))
+    observed = (c.counts.defaults * inside).sum(axis=(1, 2, 3))
+    for b in range(6):
+        assert abs(observed[b] - expected[b]) <= 4 * np.sqrt(expected[b]) + 0.1 * expected[b], (
+            b, observed[b], expected[b])
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def small_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("book") / "small.duckdb"
+    with open_store(path) as store:
+        generate_book(store, 4_000, 12, seed=3, as_of=AS_OF)
+    return path
+
+
+def test_cli_calibrate_writes_a_loadable_file(cli, small_book: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a.toml"
+    r = cli("calibrate", "--db", small_book, "--out", out, "--scenario", "adverse",
+            "--rho", "0.1")
+    assert r.code == 0, r.err
+    assert "calibrated from" in r.out and "rho" in r.out
+    a = load_assumptions(out)
+    assert a.rho == 0.1
+    assert a.provenance["stress"]["scenario"] == "adverse"
+    assert a.provenance["as_of"] == AS_OF.isoformat()
+    assert a.provenance["n_loan_months_at_risk"] > 0
+    assert "code_version" in a.provenance
+    text = out.read_text(encoding="utf-8")
+    assert "exposure = [" in text and "defaults = [" in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--scenario", "doom"], "`--scenario` must be one of base, adverse, severe"),
+        (["--pd-mult", "-1"], "`--pd-mult` must be >= 0"),
+        (["--smm-mult", "-0.5"], "`--smm-mult` must be >= 0"),
+        (["--recovery-mult", "-2"], "`--recovery-mult` must be >= 0"),
+        (["--rho", "1.5"], r"`--rho` must be in [0, 1)"),
+        (["--as-of", "2025-06-15"], "`as-of` must be a month-end date"),
+        (["--as-of", "2030-01-31"], "`as-of` must be a month-end on or before"),
+        (["--as-of", "yesterday"], "`as-of` must be a date"),
+        (["--pool", "9"], "`pool` must be an existing pool id"),
+        (["--credibility", "-5"], "`credibility` must be >= 0"),
+    ],
+)
+def test_cli_calibrate_bad_flags_exit_2_and_write_nothing(cli, small_book: Path, tmp_path: Path,
+                                                          flags: list[str], match: str) -> None:
+    out = tmp_path / "a.toml"
+    r = cli("calibrate", "--db", small_book, "--out", out, *flags)
+    assert r.code == 2, r.out
+    assert match in r.err and "Traceback" not in r.err
+    assert not out.exists()

@@ -476,3 +476,24 @@ def test_cli_unknown_pool_exit_2(cli, db_path: Path) -> None:
     _standard_book(db_path)
     r = cli("pool", "strats", "--db", db_path, "--pool", "7")
     assert r.code == 2 and "`pool` must be an existing pool id" in r.err
+
+
+def test_cli_strats_out_csv_and_xlsx(cli, db_path: Path, tmp_path: Path) -> None:
+    _standard_book(db_path)
+    crit = _write_criteria(tmp_path / "c.toml", "[eligibility]\nscore_min = 600\n")
+    assert cli("pool", "create", "--db", db_path, "--name", "s", "--criteria", crit,
+               "--cutoff", "2025-06-30").code == 0
+    xlsx = tmp_path / "strats.xlsx"
+    r = cli("pool", "strats", "--db", db_path, "--pool", "1", "--out", xlsx)
+    assert r.code == 0, r.err
+    sheets = pd.read_excel(xlsx, sheet_name=None)
+    assert list(sheets) == list(pools.STRAT_NAMES)
+    assert sheets["score_band"]["n_loans"].iloc[-1] == 3
+    csv = tmp_path / "strats.csv"
+    r = cli("pool", "strats", "--db", db_path, "--pool", "1", "--out", csv)
+    assert r.code == 0, r.err
+    region = pd.read_csv(tmp_path / "strats_region.csv")
+    assert region["bucket"].tolist() == ["Beijing", "Shanghai", "Total"]
+    bad = tmp_path / "strats.txt"
+    r = cli("pool", "strats", "--db", db_path, "--pool", "1", "--out", bad)
+    assert r.code == 2 and "--out" in r.err and not bad.exists()
