@@ -431,9 +431,16 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  
 
 
 def _all_blank(table: pa.Table) -> np.ndarray:
+    """Rows whose every column is blank (later columns only looked at where still blank)."""
     out = np.ones(table.num_rows, dtype=bool)
     for col in table.columns:
-        out &= _blank(col)
+        idx = np.flatnonzero(out)
+        if idx.size == 0:
+            break
+        if idx.size == table.num_rows:
+            out &= _blank(col)
+        else:
+            out[idx] = _blank(col.take(pa.array(idx)))
     return out
 
 
@@ -627,10 +634,11 @@ class _Checker:
         self, name: str, integer: bool = False, required: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         raw = self.table[name]
-        blank = _blank(raw)
+        values, ok = _parse_float(raw)
+        # Every value parsed: nothing is blank (the common case needs no blank scan).
+        blank = np.zeros(len(ok), dtype=bool) if ok.all() else _blank(raw)
         if required:
             self.c.flag(blank, name, "required", raw, _msg(name, "present (a required field)"))
-        values, ok = _parse_float(raw)
         self.c.flag(~ok & ~blank, name, "numeric", raw, _msg(name, "a finite number"))
         if not required:
             # A present optional amount column must be filled on every row.
@@ -663,9 +671,9 @@ class _Checker:
 
     def date(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         raw = self.table[name]
-        blank = _blank(raw)
-        self.c.flag(blank, name, "required", raw, _msg(name, "present (a required field)"))
         values, ok = _parse_date(raw)
+        blank = np.zeros(len(ok), dtype=bool) if ok.all() else _blank(raw)
+        self.c.flag(blank, name, "required", raw, _msg(name, "present (a required field)"))
         self.c.flag(~ok & ~blank, name, "iso_date", raw, _msg(name, "a real ISO date YYYY-MM-DD"))
         future = ok & (values > self.today)
         self.c.flag(

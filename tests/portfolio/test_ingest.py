@@ -556,3 +556,23 @@ def test_check_loans_is_pure_and_reports_rows_in_file_order(tmp_path: Path) -> N
     assert [p.row for p in checked.problems] == [1, 3]
     assert checked.good.column("loan_id").to_pylist() == ["L00002"]
     assert checked.good.column("_row").to_pylist() == [2]
+
+
+def test_row_numbers_stay_exact_across_parse_blocks(tmp_path: Path) -> None:
+    """Row numbers survive multi-block (multi-threaded) parsing and skipped malformed lines."""
+    lines = [HEADER] + [",".join(loan(i).values()) for i in range(1, 30_001)]
+    lines[20_000] = "L20000,b,2024-01-01,100"  # row 20000 = file line 20001: 4 fields
+    lines[25_000] = lines[25_000].replace(",0.18,", ",0.5,")  # row 25000: apr above the cap
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    assert path.stat().st_size > 2 * 2**20  # several of pyarrow's 1 MiB blocks
+    raw = read_tape(path)
+    checked = check_loans(raw, today=TODAY)
+    assert [(p.row, p.rule) for p in checked.problems] == [
+        (20_000, "field_count"),
+        (25_000, "R9_apr_cap"),
+    ]
+    assert "at row 25000 (line 25001)" in checked.problems[1].message
+    rows = checked.good.column("_row").to_numpy()
+    ids = checked.good.column("loan_id").to_pylist()
+    assert rows.size == 29_998 and ids[rows.tolist().index(29_999)] == "L29999"
+    assert all(ids[k] == f"L{r:05d}" for k, r in enumerate(rows.tolist()))
