@@ -576,3 +576,19 @@ def test_row_numbers_stay_exact_across_parse_blocks(tmp_path: Path) -> None:
     ids = checked.good.column("loan_id").to_pylist()
     assert rows.size == 29_998 and ids[rows.tolist().index(29_999)] == "L29999"
     assert all(ids[k] == f"L{r:05d}" for k, r in enumerate(rows.tolist()))
+
+
+def test_money_is_stored_to_the_cent_exactly_as_written(tmp_path: Path, db_path: Path) -> None:
+    """DECIMAL(18,2) in the book equals the tape's text for every amount (no float drift):
+    the reference is Python's ``Decimal`` of the same text."""
+    rng = np.random.default_rng(7)
+    cents = np.concatenate([
+        rng.integers(1, 20_000_000, 3000),  # (0.01, 200000.00)
+        [1, 29, 435, 1005, 100_115, 19_999_999, 20_000_000],  # binary-awkward and edge values
+    ])
+    texts = [f"{c // 100}.{c % 100:02d}" for c in cents.tolist()]
+    rows = [loan(i, principal=t) for i, t in enumerate(texts)]
+    result = load(db_path, write(tmp_path, csv_text(rows)))
+    assert result.n_loaded == len(texts)
+    stored = dict(query(db_path, "SELECT loan_id, principal FROM loans"))
+    assert all(stored[r["loan_id"]] == Decimal(r["principal"]) for r in rows)
