@@ -6,6 +6,16 @@ month-end, on the ``Assumptions`` grid: score band (``types.SCORE_BANDS``) × or
 (``types.ALLOWED_TERMS``) × age. A transition from age a−1 to age a (the loan's a-th month on
 book) is counted in age column a−1; ages above ``n_age`` are pooled into the last column.
 
+Default timing
+    ``recorded`` (the default): a default counts in the month of the loan's first row with
+    status ``default`` or dpd > 90 — the definition of the book's analytics. ``went_bad``:
+    it counts in the month the loan's final delinquency began (3 months earlier for a 91–120
+    dpd default row), and the loan is at risk until then. The projection engines apply hazards
+    only while a loan has instalments left, so with ``recorded`` timing the defaults of loans
+    that go bad in their last three months (all of a 3-month loan's) fall after the term and
+    are never projected; ``went_bad`` puts them inside the term. Use ``went_bad`` for
+    projection and pricing of short terms; it needs three more months of history.
+
 Default hazard and prepayment SMM (count-weighted)
     Monthly probability = events / loan-months at risk, each loan-month counting once
     (count-weighted, not balance-weighted: the projection engines draw one event per loan,
@@ -55,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -66,7 +76,7 @@ from portfolio.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import calibration as sql
 from portfolio.store.core import Store
-from portfolio.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.types import ALLOWED_TERMS, DEFAULT_DPD, SCORE_BAND_LABELS, SCORE_BANDS
 
 PROB_CAP = 0.999
 RR_PRIOR_EVENTS = 1.0
@@ -448,12 +458,36 @@ def _month_end(d: dt.date) -> dt.date:
     return first_next - dt.timedelta(days=1)
 
 
+DefaultTiming = Literal["recorded", "went_bad"]
+DEFAULT_TIMINGS: tuple[str, ...] = ("recorded", "went_bad")
+
+
+def _months_back(d: dt.date, months: int) -> dt.date:
+    m = np.datetime64(d, "M") - months
+    return _month_end(m.astype("datetime64[D]").item())
+
+
 def load_counts(store: Store, as_of: dt.date, n_age: int = 24,
                 score_bands: tuple[tuple[int, int], ...] = SCORE_BANDS,
-                terms: tuple[int, ...] = ALLOWED_TERMS) -> tuple[CellCounts, RecoveryCounts]:
-    """Transition and recovery counts of the book up to ``as_of`` on the grid."""
+                terms: tuple[int, ...] = ALLOWED_TERMS,
+                default_timing: DefaultTiming = "recorded",
+                ) -> tuple[CellCounts, RecoveryCounts]:
+    """Transition and recovery counts of the book up to ``as_of`` on the grid.
+
+    ``default_timing``: ``recorded`` dates a default at its first row with status
+    ``default`` / dpd > 90; ``went_bad`` at the month its final delinquency began (see
+    ``portfolio.store.calibration``), counting transitions up to three months before
+    ``as_of`` only.
+    """
+    if default_timing not in DEFAULT_TIMINGS:
+        raise ValidationError(must_be("default-timing", "recorded or went_bad", default_timing))
     edges = [lo for lo, _ in score_bands[1:]]
-    raw = sql.transition_counts(store.con, as_of, edges, n_age)
+    known_until = _months_back(as_of, DEFAULT_DPD // 30)
+    raw = sql.transition_counts(store.con, as_of, edges, n_age, known_until)
+    if default_timing == "went_bad":
+        raw = raw.drop(columns=["at_risk", "defaults", "prepays"]).rename(columns={
+            "wb_at_risk": "at_risk", "wb_defaults": "defaults", "wb_prepays": "prepays"})
+        raw = raw[raw["at_risk"] > 0]
     months = np.array(sorted(pd.to_datetime(raw["as_of"]).unique()), dtype="datetime64[D]") \
         if len(raw) else np.array([], dtype="datetime64[D]")
     shape = (len(score_bands), len(terms), n_age, len(months))
@@ -497,6 +531,7 @@ def calibrate_from_store(
     as_of: dt.date | None = None,
     credibility: float = 200.0,
     n_age: int = 24,
+    default_timing: DefaultTiming = "recorded",
 ) -> Calibration:
     """Calibrate on the book's history up to ``as_of`` (default: the pool's cut-off when a
     pool is given, else the last month-end in the book)."""
@@ -514,8 +549,9 @@ def calibrate_from_store(
     if as_of > last:
         raise ValidationError(must_be("as-of", f"a month-end on or before the book's last "
                                       f"performance date {last.isoformat()}", as_of.isoformat()))
-    counts, rc = load_counts(store, as_of, n_age)
-    prov: dict[str, Any] = {"as_of": as_of.isoformat(), "db": str(store.path)}
+    counts, rc = load_counts(store, as_of, n_age, default_timing=default_timing)
+    prov: dict[str, Any] = {"as_of": as_of.isoformat(), "db": str(store.path),
+                            "default_timing": default_timing}
     if info is not None:
         prov.update({"pool_id": info.pool_id, "pool_name": info.name,
                      "pool_cutoff": info.cutoff_date.isoformat()})

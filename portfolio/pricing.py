@@ -6,7 +6,9 @@ For each segment (score band × original term):
     expected loss  = annual PD × LGD
     annual PD      = 1 − (1 − m)^12, m = the segment's average monthly default rate over its
                      term: lifetime defaults per loan-month at risk, from the assumptions'
-                     hazards h_a (a = 1..term, survival from default only):
+                     hazards h_a (a = 1..term, survival from default only; use assumptions
+                     calibrated with went-bad default timing, which keeps every default
+                     inside the term):
                      m = Σ S(a−1)·h_a / Σ S(a−1),  S(a) = Π_{i ≤ a} (1 − h_i)
                      (for a constant hazard h, m = h and annual PD = 1 − (1 − h)^12)
     LGD            = 1 − recovery rate of the assumptions (or ``lgd`` in the pricing file)
@@ -130,6 +132,7 @@ class PricingReport:
     table: pd.DataFrame  # one row per segment (``PRICING_COLUMNS``)
     inputs: PricingInputs
     scope: str  # "pool N" or "book"
+    notes: tuple[str, ...] = ()
 
     @property
     def under_priced(self) -> pd.DataFrame:
@@ -157,6 +160,7 @@ class PricingReport:
         for _, row in under.iterrows():
             lines.append(f"  under-priced: {row['score_band']} × {row['term_months']}m: "
                          f"WA APR {row['wa_apr']:.2%} < break-even {row['break_even_apr']:.2%}")
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -209,4 +213,10 @@ def pricing_check(store: Store, a: Assumptions, inputs: PricingInputs,
     table["headroom"] = table["wa_apr"] - table["break_even_apr"]
     table["under_priced"] = (table["n_loans"] > 0) & (table["wa_apr"] < table["break_even_apr"])
     table = table[list(PRICING_COLUMNS)].reset_index(drop=True)
-    return PricingReport(table, inputs, f"pool {pool_id}" if pool_id is not None else "book")
+    notes = []
+    if a.provenance.get("default_timing") == "recorded":
+        notes.append("the assumptions date defaults at the first > 90 dpd month (recorded "
+                     "timing): defaults after a loan's term are not in its annual PD, which "
+                     "understates short terms; calibrate with --default-timing went-bad")
+    return PricingReport(table, inputs, f"pool {pool_id}" if pool_id is not None else "book",
+                         tuple(notes))

@@ -206,6 +206,10 @@ def calibrate(
                                                "loan-months for shrinking a segment toward its "
                                                "band / the book.")] = 200.0,
     n_age: Annotated[int, typer.Option("--n-age", help="Months-on-book columns.")] = 24,
+    default_timing: Annotated[str, typer.Option(
+        "--default-timing", help="recorded: a default counts in its first > 90 dpd month "
+        "(the analytics' definition); went-bad: in the month its final delinquency began "
+        "(what a term-limited projection needs, see portfolio/calibration.py).")] = "recorded",
     scenario: ScenarioOption = None,
     pd_mult: PdMultOption = None,
     rho: RhoOption = None,
@@ -225,11 +229,16 @@ def calibrate(
         raise ValidationError(must_be("credibility", ">= 0 loan-months", credibility))
     if not 1 <= n_age <= 120:
         raise ValidationError(must_be("n-age", "an integer in [1, 120]", n_age))
+    timing = default_timing.strip().lower().replace("-", "_")
+    if timing not in ("recorded", "went_bad"):
+        raise ValidationError(must_be("--default-timing", "recorded or went-bad",
+                                      default_timing))
     if out.suffix.lower() != ".toml":
         raise ValidationError(must_be("out", "a .toml file path", str(out)))
     with open_store(db, read_only=True) as store:
         result = calibrate_from_store(store, pool_id=pool, as_of=as_of_date,
-                                      credibility=credibility, n_age=n_age)
+                                      credibility=credibility, n_age=n_age,
+                                      default_timing=timing)  # type: ignore[arg-type]
     result = with_provenance(result, code_version=code_version())
     assumptions = apply_stress(result.assumptions, scenario=scenario, pd_multiplier=pd_mult,
                                rho=rho, smm_multiplier=smm_mult,

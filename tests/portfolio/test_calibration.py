@@ -352,12 +352,13 @@ from portfolio.generate import GeneratorParams, generate_book  # noqa: E402
 AS_OF = dt.date(2025, 6, 30)
 
 
-def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: GeneratorParams
-               ) -> tuple[cal.Calibration, object]:
+def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: GeneratorParams,
+               default_timing: str = "recorded") -> tuple[cal.Calibration, object]:
     with open_store(path) as store:
         summary = generate_book(store, n_loans, n_months, seed=seed, as_of=AS_OF,
                                 params=params)
-        return cal.calibrate_from_store(store), summary
+        return cal.calibrate_from_store(
+            store, default_timing=default_timing), summary  # type: ignore[arg-type]
 
 
 def _in_term_weights(c: cal.Calibration) -> np.ndarray:
@@ -481,6 +482,8 @@ def test_cli_calibrate_writes_a_loadable_file(cli, small_book: Path, tmp_path: P
         (["--as-of", "yesterday"], "`as-of` must be a date"),
         (["--pool", "9"], "`pool` must be an existing pool id"),
         (["--credibility", "-5"], "`credibility` must be >= 0"),
+        (["--default-timing", "later"], "`--default-timing` must be recorded or went-bad"),
+        (["--n-age", "0"], "`n-age` must be an integer in [1, 120]"),
     ],
 )
 def test_cli_calibrate_bad_flags_exit_2_and_write_nothing(cli, small_book: Path, tmp_path: Path,
@@ -490,3 +493,28 @@ def test_cli_calibrate_bad_flags_exit_2_and_write_nothing(cli, small_book: Path,
     assert r.code == 2, r.out
     assert match in r.err and "Traceback" not in r.err
     assert not out.exists()
+
+
+def test_went_bad_timing_recovers_the_go_bad_hazard(tmp_path: Path) -> None:
+    # Went-bad timing dates each default at the start of its final delinquency: the
+    # generator's model primitive ``go_bad_hazard`` (monthly, performing loans, within the
+    # term). rho = 0, so binomial SEs apply; allowance 4 SE + 5 % for the credibility
+    # shrinkage, as above.
+    params = dataclasses.replace(GeneratorParams(), rho=0.0)
+    c, _ = _generated(tmp_path / "g.duckdb", 30_000, 24, seed=22, params=params,
+                      default_timing="went_bad")
+    a = c.assumptions
+    assert a.provenance["default_timing"] == "went_bad"
+    true_h = params.go_bad_hazard(a.n_age)
+    w = _in_term_weights(c)
+    for b in range(6):
+        want = (w[b] * true_h[b]).sum() / w[b].sum()
+        got = (w[b] * a.default_hazard[b]).sum() / w[b].sum()
+        se = np.sqrt((w[b] * true_h[b] * (1 - true_h[b])).sum()) / w[b].sum()
+        assert abs(got - want) <= 4 * se + 0.05 * want, (b, got, want, se)
+    # every default now falls inside the term: nothing at ages beyond it
+    beyond = ~cal.in_term_mask(ALLOWED_TERMS, a.n_age)
+    assert c.counts.defaults.sum(axis=3)[:, beyond].sum() == 0
+    # 3-month loans carry default risk inside their term (with recorded timing they cannot:
+    # a 3-month loan's first > 90 dpd row is at age 4 or later)
+    assert a.default_hazard[:, 0, :3].sum() > 0
