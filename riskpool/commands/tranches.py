@@ -19,7 +19,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from portfolio.errors import RiskpoolError, ValidationError, must_be
+from portfolio.errors import ValidationError, must_be
 
 DbOption = Annotated[
     Path, typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB).")
@@ -28,14 +28,10 @@ RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool run
 
 
 def _load_run_paths(store: object, run_id: int):  # type: ignore[no-untyped-def]
-    """The Monte Carlo paths recorded with run ``run_id`` (via the runs store module)."""
-    try:
-        from portfolio.store import runs as runs_store  # type: ignore[attr-defined]
-    except ImportError:
-        raise RiskpoolError(
-            "this build cannot read stored run paths yet (portfolio.store.runs is missing)"
-        ) from None
-    return runs_store.load_paths(store, run_id)
+    """The Monte Carlo paths recorded with run ``run_id`` (Parquet beside the database)."""
+    from portfolio.store.runs import load_paths
+
+    return load_paths(store, run_id)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:
