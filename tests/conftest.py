@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Test modules are imported with --import-mode=importlib (same basenames in several folders);
+# shared helper modules (e.g. tests/portfolio/simulation_pools.py) import by their basename.
+_TESTS = Path(__file__).resolve().parent
+for _sub in sorted(p for p in _TESTS.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+    if str(_sub) not in sys.path:
+        sys.path.insert(0, str(_sub))
 
 settings.register_profile(
     "fast", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
