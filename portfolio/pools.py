@@ -432,7 +432,7 @@ def _arrays(candidates: pd.DataFrame | dict[str, np.ndarray]) -> dict[str, np.nd
         return candidates
     c = candidates
     fill = {"balance": 0.0, "dpd": 0, "status": "", "charge_off": 0.0, "region": ""}
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for col in ("loan_id", "borrower_id", "origination_date", "principal", "apr",
                 "term_months", "repayment_type", "credit_score", "region", "balance", "dpd",
                 "status", "charge_off", "has_row"):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portfolio.assumptions import (
     NAMED_SCENARIOS,
@@ -53,6 +55,28 @@ def test_toml_round_trip() -> None:
     assert (b.copula, b.score_bands, b.terms) == (a.copula, a.score_bands, a.terms)
     assert b.provenance == {"pool_id": 3, "as_of": "2025-06-30", "n": 1234,
                             "stress": {"pd_multiplier": 1.0}}
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_age=st.integers(1, 30),
+       rho=st.floats(0, 0.99), phi=st.floats(-0.99, 0.99), rate=st.floats(0, 1),
+       n_lag=st.integers(1, 12))
+def test_toml_round_trip_property(seed: int, n_age: int, rho: float, phi: float, rate: float,
+                                  n_lag: int) -> None:
+    rng = np.random.default_rng(seed)
+    lag = rng.dirichlet(np.ones(n_lag))
+    a = Assumptions(
+        default_hazard=rng.uniform(0, 0.999, (6, 6, n_age)) * rng.integers(0, 2, (6, 6, n_age)),
+        prepay_smm=rng.uniform(0, 0.5, (6, 6, n_age)),
+        recovery_rate=rate, recovery_lag=tuple(lag), rho=rho, factor_persistence=phi,
+        copula="t" if seed % 2 else "gaussian", t_dof=3.5,
+    )
+    b = assumptions_from_toml(assumptions_to_toml(a))
+    np.testing.assert_allclose(b.default_hazard, a.default_hazard, rtol=1e-11, atol=1e-300)
+    np.testing.assert_allclose(b.prepay_smm, a.prepay_smm, rtol=1e-11)
+    np.testing.assert_allclose(b.recovery_lag, a.recovery_lag, rtol=1e-10, atol=1e-14)
+    assert b.rho == pytest.approx(a.rho, rel=1e-11, abs=1e-300)
+    assert b.factor_persistence == pytest.approx(a.factor_persistence, rel=1e-11, abs=1e-300)
+    assert (b.copula, b.t_dof, b.n_age) == (a.copula, a.t_dof, a.n_age)
 
 
 def test_save_and_load_with_exposure_beside_the_curves(tmp_path: Path) -> None:
@@ -223,6 +247,27 @@ def test_thin_segment_falls_back_to_band_risk_times_term_curve() -> None:
         want = (w * true[b]).sum() / w.sum()
         se = np.sqrt((w * true[b] * (1 - true[b])).sum()) / w.sum()
         assert abs(got - want) <= 4 * se + 1e-12
+
+
+@given(seed=st.integers(0, 2**32 - 1), k=st.floats(0, 5_000))
+def test_credibility_estimates_are_probabilities_between_data_and_parent(seed: int,
+                                                                         k: float) -> None:
+    rng = np.random.default_rng(seed)
+    e = rng.integers(0, 400, (6, 6, 8)).astype(float) * rng.integers(0, 2, (6, 6, 8))
+    d = rng.binomial(e.astype(np.int64), rng.uniform(0, 0.2, e.shape)).astype(float)
+    est, parent = cal.credibility_curves(d, e, ALLOWED_TERMS, k)
+    assert np.all((est >= 0) & (est <= cal.PROB_CAP))
+    assert np.all((parent >= 0) & (parent <= cal.PROB_CAP))
+    # zero exposure: exactly the parent; otherwise between the raw rate and the parent
+    np.testing.assert_allclose(est[e == 0], parent[e == 0])
+    seen = e > 0
+    raw = d[seen] / e[seen]
+    lo = np.minimum(raw, parent[seen]) - 1e-12
+    hi = np.maximum(raw, parent[seen]) + 1e-12
+    assert np.all((est[seen] >= lo) & (est[seen] <= hi))
+    # infinite credibility: the parent everywhere
+    est_inf, parent_inf = cal.credibility_curves(d, e, ALLOWED_TERMS, 1e15)
+    np.testing.assert_allclose(est_inf, parent_inf, rtol=1e-6, atol=1e-15)
 
 
 def test_recovery_chain_ladder_by_hand() -> None:
