@@ -32,6 +32,7 @@ class SizingResult:
     rating: str | None
     iterations: int
     deal: Deal  # the resized deal
+    capped: bool = False  # True: the target holds even with the subordinated tranche gone
 
 
 def _shares(deal: Deal, paths: PoolPaths) -> dict[str, float]:
@@ -111,4 +112,4 @@ def size_tranche(
                 hi = mid
     size, (_, el, wal, rating, trial) = best
     return SizingResult(tranche=tranche, size=size, el=el, wal=wal, rating=rating,
-                        iterations=iterations, deal=trial)
+                        iterations=iterations, deal=trial, capped=size >= s_max)

@@ -117,5 +117,8 @@ def register(app: typer.Typer) -> None:
                    + f"  [{res.iterations} waterfall runs]")
         sizes = ", ".join(f"{t.name} {t.size:.4%}" for t in res.deal.tranches if t.size is not None)
         typer.echo(f"  resized structure: {sizes}")
+        if res.capped:
+            typer.echo(f"  (the maximum: the target holds even with {deal.tranche_names[-1]} "
+                       "reduced to zero)")
 
     app.add_typer(tranche, name="tranche")
