@@ -239,7 +239,7 @@ def credibility_curves(
     parent = np.where(inside, rr[:, None, None] * h_term[None], h_term[None])
     parent = np.minimum(parent, PROB_CAP)
     with np.errstate(invalid="ignore", divide="ignore"):
-        est = np.where(e + k > 0, (d + k * parent) / (e + k), parent)
+        est = np.where(e > 0, (d + k * parent) / (e + k), parent)
     return np.minimum(est, PROB_CAP), parent
 
 
