@@ -384,6 +384,41 @@ def test_transition_counting_rules_on_a_tiny_book(db_path: Path) -> None:
     assert lag == pytest.approx((100 / 150, 50 / 150))
 
 
+def test_went_bad_counting_rules_on_a_tiny_book(db_path: Path) -> None:
+    # E (term 12): current at ages 0..2, delinquent 3 (dpd 15), 4 (45), 5 (75), default at 6
+    # (dpd 105): went bad at g = 6 − ceil(105 / 30) + 1 = 3. F: current at ages 0..8.
+    # As-of = age 8's month-end (Sep 2025); known until 3 month-ends earlier (Jun 2025 =
+    # age 5), so transitions ending at ages 1..5 count.
+    loans = pd.DataFrame({
+        "loan_id": ["E", "F"], "borrower_id": ["e", "f"],
+        "origination_date": [dt.date(2025, 1, 10)] * 2, "principal": [1000.0] * 2,
+        "apr": [0.18] * 2, "term_months": [12, 12], "repayment_type": ["level_annuity"] * 2,
+        "credit_score": [720, 720], "region": ["R"] * 2,
+    })
+    e_rows = [("current", 0)] * 3 + [("delinquent", 15), ("delinquent", 45),
+                                     ("delinquent", 75), ("default", 105), ("default", 135),
+                                     ("default", 165)]
+    rows = [("E", _me(2025, 1 + age), age, 900.0, dpd, status) for age, (status, dpd)
+            in enumerate(e_rows)]
+    rows += [("F", _me(2025, 1 + age), age, 900.0, 0, "current") for age in range(9)]
+    perf = pd.DataFrame(rows, columns=["loan_id", "as_of", "months_on_book", "balance", "dpd",
+                                       "status"])
+    with open_store(db_path) as store:
+        with store.transaction() as con:
+            insert_loans(con, loans)
+            insert_performance(con, perf)
+        rec, _ = cal.load_counts(store, _me(2025, 9), n_age=12)
+        wb, _ = cal.load_counts(store, _me(2025, 9), n_age=12, default_timing="went_bad")
+    # recorded: E at risk at ages 1..6 (defaults at 6), F at 1..8
+    np.testing.assert_array_equal(rec.at_risk.sum(axis=3)[3, 3, :9], [2, 2, 2, 2, 2, 2, 1, 1, 0])
+    np.testing.assert_array_equal(rec.defaults.sum(axis=3)[3, 3, :7], [0, 0, 0, 0, 0, 1, 0])
+    # went bad: E at risk at ages 1..3 (goes bad at 3), F at 1..5 (known until age 5)
+    np.testing.assert_array_equal(wb.at_risk.sum(axis=3)[3, 3, :7], [2, 2, 2, 1, 1, 0, 0])
+    np.testing.assert_array_equal(wb.defaults.sum(axis=3)[3, 3, :7], [0, 0, 1, 0, 0, 0, 0])
+    with open_store(db_path) as store, pytest.raises(ValidationError, match="default-timing"):
+        cal.load_counts(store, _me(2025, 9), default_timing="later")  # type: ignore[arg-type]
+
+
 def test_calibrate_refuses_an_empty_or_future_window(db_path: Path) -> None:
     with open_store(db_path) as store:
         with pytest.raises(ValidationError, match="no performance history"):
