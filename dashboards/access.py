@@ -316,7 +316,8 @@ def runs(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     frame = _runs_frame(listed)
     frame = frame[frame["kind"].fillna("simulation") == "simulation"] if "kind" in frame else frame
     if not viewer.is_treasury:
-        frame = frame[frame["parties"].map(lambda p: viewer.partner_id in (p or ()))]
+        frame = frame[frame["parties"].map(lambda p: viewer.partner_id in (p or ()))].copy()
+        frame["parties"] = [(viewer.partner_id,)] * len(frame)  # not who else is in the run
     return frame.reindex(columns=cols).reset_index(drop=True)
 
 

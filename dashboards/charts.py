@@ -24,7 +24,8 @@ SIZE = (7.0, 3.4)
 
 
 def _fig() -> tuple[Figure, plt.Axes]:
-    fig = Figure(figsize=SIZE, dpi=100, layout="constrained")
+    fig = Figure(figsize=SIZE, dpi=90)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.17)
     return fig, fig.add_subplot()
 
 

@@ -156,3 +156,20 @@ def pct(x: float) -> str:
 
 def money(x: float) -> str:
     return f"{x:,.0f}"
+
+
+def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float], None]:
+    """A progress function for library code that reports from worker threads: each call
+    attaches this script run's context to the calling thread, so the bar updates — and a
+    click on another widget (Cancel) stops the run at the next update."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+
+    def update(fraction: float) -> None:
+        add_script_run_ctx(threading.current_thread(), ctx)
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{text} {fraction:.0%}")
+
+    return update

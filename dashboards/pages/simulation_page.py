@@ -68,8 +68,7 @@ with tab_new:
                 view = ui.guard(access.simulate_pool, ui.db_path(), v, pool_id, assumptions,
                                 n_paths=int(n_paths), seed=int(seed), pd_mult=pd_mult, rho=rho,
                                 prepay_mult=prepay, recovery_mult=recov,
-                                progress=lambda f: bar.progress(min(f, 1.0),
-                                                                text=f"simulating… {f:.0%}"))
+                                progress=ui.progress_callback(bar))
                 bar.empty()
                 session_runs[view.label] = view
                 st.session_state["last_session_run"] = view.label

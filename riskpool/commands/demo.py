@@ -248,10 +248,12 @@ def demo(
     rebuild: Annotated[bool, typer.Option(
         "--rebuild", help="Delete an existing database at --db and build it again.")] = False,
     port: Annotated[int, typer.Option("--port", help="Dashboard port.")] = 8501,
+    criteria: Annotated[Path, typer.Option(
+        "--criteria", help="Pool eligibility criteria.")] = EXAMPLES / "criteria.toml",
 ) -> None:
     """Build the demo book, pool, simulation, deal, allocation and report; open the dashboard."""
     t0 = time.perf_counter()
-    params = DemoParams(n_loans=loans, n_paths=paths)
+    params = DemoParams(n_loans=loans, n_paths=paths, criteria=str(criteria))
     result = build_demo(db, params, rebuild=rebuild, echo=typer.echo)
     typer.echo(f"demo ready in {time.perf_counter() - t0:.0f} s "
                f"(pool {result.pool_id}, allocation {result.allocation_id}, run {result.run_id})")

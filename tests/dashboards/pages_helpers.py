@@ -1,0 +1,68 @@
+"""Helpers for the AppTest page tests: run a page as a user, collect everything it shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from dashboards.auth import Viewer
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "pages"
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+PARTNER = "bank_east"  # the demo partner of the fixture book
+OTHER_PARTNER = "bank_north"
+PAGES = ("book", "pools", "simulation", "tranches", "partners", "dispersion", "reports")
+
+
+def page(name: str, role: str, query: dict[str, str] | None = None,
+         widgets: dict[str, object] | None = None) -> AppTest:
+    """Run ``dashboards/pages/<name>_page.py`` logged in with ``role``."""
+    at = AppTest.from_file(str(PAGES_DIR / f"{name}_page.py"), default_timeout=120)
+    at.session_state["viewer"] = Viewer("tester", role)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    for key, value in (widgets or {}).items():
+        at.selectbox(key=key).set_value(value)
+        at.run()
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    for m in at.metric:
+        if m.label == label:
+            return str(m.value)
+    raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    for d in at.dataframe:
+        value = d.value
+        if isinstance(value, pd.DataFrame) and column in value.columns:
+            return value
+    raise AssertionError(f"no dataframe with column {column!r}")
+
+
+def all_text(at: AppTest) -> str:
+    """Every string the page shows: text elements, metrics, tables, widget labels/options."""
+    parts: list[str] = []
+    for group in (at.title, at.subheader, at.markdown, at.caption, at.info, at.warning,
+                  at.success, at.error, at.text):
+        parts += [str(e.value) for e in group]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    for d in at.dataframe:
+        value = d.value
+        frame = value.data if hasattr(value, "data") else value
+        if isinstance(frame, pd.DataFrame):
+            parts.append(frame.to_csv(index=False))
+    for sb in at.selectbox:
+        parts += [sb.label, *[str(o) for o in sb.options]]
+    parts += [b.label for b in at.get("download_button")]
+    return "\n".join(parts)

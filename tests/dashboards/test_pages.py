@@ -1,0 +1,226 @@
+"""Every page under AppTest as a treasury user: no exception, and the key numbers on the page
+equal the library function's output for the same inputs (computed here straight from the
+library on the same database, not through the dashboard's access layer)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from pages_helpers import APP, frame_with, metric, no_errors, page
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.usefixtures("dashboard_env")
+
+
+def _store(db):
+    from portfolio.store import open_store
+
+    return open_store(db, read_only=True)
+
+
+def test_login_then_book(dashboard_env) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.text_input(key="login_user").input("treasury")
+    at.text_input(key="login_password").input("wrong password")
+    at.button(key="login_submit").click().run()
+    assert [e.value for e in at.error] == ["Unknown user or wrong password."]
+    assert "viewer" not in at.session_state
+    at.text_input(key="login_password").input(dashboard_env.passwords["treasury"])
+    at.button(key="login_submit").click().run()
+    no_errors(at)
+    assert at.session_state["viewer"].role == "treasury"
+    assert at.title[0].value == "Book"  # the default page after login
+
+
+def test_book_headline_equals_book_summary(dashboard_env) -> None:
+    from portfolio.analytics import book_summary
+
+    at = page("book", "treasury")
+    no_errors(at)
+    con = duckdb.connect(str(dashboard_env.db), read_only=True)
+    try:
+        groups = book_summary(con).groups
+    finally:
+        con.close()
+    row = groups[groups["dimension"] == "all"].iloc[0]
+    assert metric(at, "Loans outstanding") == f"{int(row['loans']):,}"
+    assert metric(at, "Balance (CNY)") == f"{float(row['balance']):,.0f}"
+    assert metric(at, "90+ DPD") == f"{float(row['dpd90_ratio']) * 100:.2f}%"
+
+
+def test_book_as_of_widget_recomputes(dashboard_env) -> None:
+    import datetime as dt
+
+    from portfolio.analytics import book_summary
+
+    earlier = dt.date(2025, 12, 31)
+    at = page("book", "treasury", widgets={"book_as_of": earlier})
+    no_errors(at)
+    con = duckdb.connect(str(dashboard_env.db), read_only=True)
+    try:
+        groups = book_summary(con, earlier).groups
+    finally:
+        con.close()
+    row = groups[groups["dimension"] == "all"].iloc[0]
+    assert metric(at, "Loans outstanding") == f"{int(row['loans']):,}"
+
+
+def test_pools_page_lists_pools_and_strats(dashboard_env) -> None:
+    from portfolio.pools import list_pools, strats
+
+    at = page("pools", "treasury")
+    no_errors(at)
+    shown = frame_with(at, "pool_id")
+    with _store(dashboard_env.db) as store:
+        pools = list_pools(store)
+        score = strats(store, dashboard_env.pool_id)["score_band"]
+    assert shown["n_loans"].tolist() == [p.n_loans for p in pools]
+    assert shown["balance"].tolist() == pytest.approx([p.balance for p in pools])
+    total = [d.value for d in at.dataframe if "wa_score" in d.value.columns][0]
+    assert total["balance"].tolist() == pytest.approx(score["balance"].tolist())
+    assert at.metric[0].label == "Eligible loans"
+
+
+def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
+    from portfolio.simulation import loss_distribution
+    from portfolio.store.runs import load_paths
+
+    at = page("simulation", "treasury")
+    no_errors(at)
+    with _store(dashboard_env.db) as store:
+        stats = loss_distribution(load_paths(store, dashboard_env.run_id))
+    assert metric(at, "EL (CNY)") == f"{stats.el:,.0f}"
+    assert metric(at, "VaR 99.9%") == f"{stats.var[-1]:,.0f}"
+    assert metric(at, "ES 99.9%") == f"{stats.es[-1]:,.0f}"
+    shown = frame_with(at, "measure")
+    assert shown["loss"].tolist() == pytest.approx([r["loss"] for r in stats.rows()])
+
+
+def test_simulation_new_run_with_stress_equals_library(dashboard_env) -> None:
+    from dashboards.access import pool_assumptions
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import loss_distribution, simulate
+
+    at = page("simulation", "treasury")
+    at.select_slider(key="new_paths").set_value(500)
+    at.slider(key="new_pd").set_value(2.0)
+    at.slider(key="new_rho").set_value(0.1)
+    at.button(key="new_run").click().run()
+    no_errors(at)
+    assert len(at.session_state["session_runs"]) == 1
+    a = pool_assumptions(str(dashboard_env.db), dashboard_env.pool_id)
+    with _store(dashboard_env.db) as store:
+        loans = load_pool_loans(store, dashboard_env.pool_id)
+    paths = simulate(loans, a.stressed(pd_multiplier=2.0, rho=0.1), 500, 20260630)
+    expected = loss_distribution(paths)
+    els = [m.value for m in at.metric if m.label == "EL (CNY)"]
+    assert f"{expected.el:,.0f}" in els
+    # the compare tab now has the recorded run and this one side by side
+    assert len(at.selectbox(key="cmp_a").options) == 2
+
+
+def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
+    from portfolio.store.runs import load_paths
+    from tranching.analytics import tranche_table
+    from tranching.deal import load_deal
+    from tranching.waterfall import run_waterfall
+
+    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
+    no_errors(at)
+    shown = frame_with(at, "wal_mean")
+    from riskpool.commands.demo import EXAMPLES
+
+    deal = load_deal(EXAMPLES / "deal_cn_consumer.toml")
+    with _store(dashboard_env.db) as store:
+        paths = load_paths(store, dashboard_env.run_id)
+    expected = tranche_table(deal, run_waterfall(deal, paths), paths, discount=0.05)
+    for col in ("size", "el", "pd", "wal_mean", "price", "ce"):
+        np.testing.assert_allclose(shown[col].to_numpy(float), expected[col].to_numpy(float),
+                                   rtol=1e-12, equal_nan=True)
+
+
+def test_tranche_editor_changes_sizes(dashboard_env) -> None:
+    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
+    base = frame_with(at, "wal_mean")["size"].to_numpy(float)
+    assert base[0] > 0
+    assert not at.exception
+
+
+def test_partners_page_exposure_equals_allocation(dashboard_env) -> None:
+    from partners.records import load_allocation
+
+    at = page("partners", "treasury")
+    no_errors(at)
+    shown = frame_with(at, "party_id").set_index("party_id")
+    with _store(dashboard_env.db) as store:
+        stored = load_allocation(store, dashboard_env.allocation_id)
+    expected = dict(zip(stored.party_ids, (stored.shares * stored.balance[:, None]).sum(axis=0),
+                        strict=True))
+    for pid, amount in expected.items():
+        if amount > 0:
+            assert shown.loc[pid, "balance"] == pytest.approx(amount, rel=1e-9)
+    assert [b.label for b in at.get("download_button")][0].startswith("Download bank_east")
+
+
+def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation
+    from portfolio.store.runs import load_paths
+    from portfolio.store.tranches import load_run_deal
+    from tranching.deal import deal_from_dict
+
+    at = page("dispersion", "treasury")
+    no_errors(at)
+    shown = frame_with(at, "party").set_index("party")
+    import tomllib
+
+    with _store(dashboard_env.db) as store:
+        stored = load_allocation(store, dashboard_env.allocation_id)
+        paths = load_paths(store, dashboard_env.run_id)
+        deal = deal_from_dict(tomllib.loads(load_run_deal(store, dashboard_env.run_id)
+                                            ["deal_toml"]))
+    result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                            stored.risk.lgd, deal)
+    expected = pd.DataFrame(result.table()).set_index("party")
+    for col in ("exposure", "el", "var_999", "capital"):
+        np.testing.assert_allclose(shown.loc[expected.index, col].to_numpy(float),
+                                   expected[col].to_numpy(float), rtol=1e-12)
+    heads = frame_with(at, "el_share_left")
+    assert heads["el_share_left"].tolist() == pytest.approx(
+        [h.el_share_left for h in result.headlines])
+
+
+def test_reports_page_offers_each_file(dashboard_env) -> None:
+    at = page("reports", "treasury")
+    no_errors(at)
+    hist = frame_with(at, "as_of")
+    assert len(hist) >= 2
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.endswith(".html") for label in labels)
+    assert any(label.endswith(".xlsx") for label in labels)
+
+
+def test_locked_database_says_data_is_being_updated(demo_book, tmp_path, monkeypatch) -> None:
+    """A writer in another process holds the file: the page says so instead of failing."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "locked.duckdb"
+    shutil.copy(demo_book.db, db)
+    monkeypatch.setenv("RISKPOOL_DB", str(db))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        at = page("book", "treasury")
+        assert not at.exception
+        assert any("data is being updated" in w.value for w in at.warning)
+    finally:
+        holder.kill()
+        holder.wait()
+        time.sleep(0.1)

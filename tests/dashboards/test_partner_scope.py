@@ -1,0 +1,149 @@
+"""A partner user sees its own loans and positions only — through every page, widget value and
+query parameter, and through the data-access layer itself.
+
+Independent source for "its own": the partner's rows of ``allocation_shares`` read here with
+plain SQL on the database file.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+from pages_helpers import (
+    OTHER_PARTNER,
+    PAGES,
+    PARTNER,
+    all_text,
+    frame_with,
+    metric,
+    no_errors,
+    page,
+)
+
+from dashboards import access
+from dashboards.auth import Viewer
+
+pytestmark = pytest.mark.usefixtures("dashboard_env")
+ME = Viewer("bank_user", f"partner:{PARTNER}")
+OTHERS = ("bank_north", "west_trust", "hangzhou_city")
+
+
+def _own(db) -> pd.DataFrame:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT s.loan_id, s.share, CAST(p.balance AS DOUBLE) AS balance "
+            "FROM allocation_shares s JOIN loan_performance p ON p.loan_id = s.loan_id "
+            "WHERE s.party_id = ? AND s.share > 0 AND p.as_of = (SELECT max(as_of) FROM "
+            "loan_performance)", [PARTNER]).df()
+    finally:
+        con.close()
+
+
+def _other_figures(db, allocation_id: int) -> list[str]:
+    """Other partners' balances in the allocation, as the pages would format them."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT s.party_id, sum(a.balance * s.share) FROM allocation_shares s "
+            "JOIN allocation_loans a USING (allocation_id, loan_id) WHERE allocation_id = ? "
+            "AND s.party_id <> ? AND s.party_id <> 'platform' GROUP BY 1",
+            [allocation_id, PARTNER]).fetchall()
+    finally:
+        con.close()
+    return [f"{float(b):,.0f}" for _, b in rows if b > 1000]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_page_shows_another_partner(dashboard_env, name: str) -> None:
+    """Query parameters naming another partner, the pool, the run and the allocation."""
+    query = {"partner": OTHER_PARTNER, "run": str(dashboard_env.run_id),
+             "allocation": str(dashboard_env.allocation_id), "pool": str(dashboard_env.pool_id)}
+    at = page(name, ME.role, query=query)
+    no_errors(at)
+    text = all_text(at)
+    for other in OTHERS:
+        assert other not in text, f"{name} shows {other}"
+    for figure in _other_figures(dashboard_env.db, dashboard_env.allocation_id):
+        assert figure not in text, f"{name} shows another partner's balance {figure}"
+
+
+def test_book_page_counts_only_own_loans(dashboard_env) -> None:
+    """The pool was cut at the book's as-of from current loans, so at that date every one of
+    the partner's loans is outstanding: the headline is its loan count and the sum of its
+    share × balance, computed here with plain SQL."""
+    own = _own(dashboard_env.db)
+    at = page("book", ME.role)
+    no_errors(at)
+    expected_balance = float((own["balance"] * own["share"]).sum())
+    assert metric(at, "Loans outstanding") == f"{len(own):,}"
+    assert metric(at, "Balance (CNY)") == f"{expected_balance:,.0f}"
+    assert access.book(dashboard_env.db, ME).headline()["balance"] == pytest.approx(
+        expected_balance, rel=1e-12)
+
+
+def test_partners_page_export_is_own_tape_only(dashboard_env) -> None:
+    at = page("partners", ME.role, query={"partner": OTHER_PARTNER})
+    no_errors(at)
+    assert at.selectbox(key="export_party").options == [PARTNER]
+    parties = frame_with(at, "party_id")
+    assert parties["party_id"].tolist() == [PARTNER]
+    checks = frame_with(at, "check") if any("check" in d.value.columns for d in at.dataframe
+                                            if isinstance(d.value, pd.DataFrame)) else None
+    if checks is not None:
+        assert set(checks["party"]) <= {PARTNER}
+
+
+def test_tranches_and_dispersion_only_own_positions(dashboard_env) -> None:
+    at = page("dispersion", ME.role)
+    no_errors(at)
+    assert frame_with(at, "party")["party"].tolist() == [PARTNER]
+    assert not any("el_share_left" in d.value.columns for d in at.dataframe)
+    at = page("tranches", ME.role)
+    no_errors(at)
+    assert all(d.value.get("holder", pd.Series([PARTNER])).eq(PARTNER).all()
+               for d in at.dataframe if "wal_mean" in d.value.columns)
+
+
+def test_simulation_shows_own_party_losses(dashboard_env) -> None:
+    from partners.dispersion import party_paths
+    from portfolio.simulation import loss_distribution
+    from portfolio.store import open_store
+    from portfolio.store.runs import load_paths
+
+    at = page("simulation", ME.role, query={"run": str(dashboard_env.run_id)})
+    no_errors(at)
+    with open_store(dashboard_env.db, read_only=True) as store:
+        mine = party_paths(load_paths(store, dashboard_env.run_id), PARTNER)
+        pool = load_paths(store, dashboard_env.run_id)
+    assert metric(at, "EL (CNY)") == f"{loss_distribution(mine).el:,.0f}"
+    assert metric(at, "EL (CNY)") != f"{loss_distribution(pool).el:,.0f}"
+
+
+def test_access_layer_refuses_other_partner(dashboard_env) -> None:
+    db = dashboard_env.db
+    with pytest.raises(access.AccessDenied, match="own tape"):
+        access.partner_tape(db, ME, dashboard_env.allocation_id, OTHER_PARTNER)
+    tape = access.partner_tape(db, ME, dashboard_env.allocation_id, PARTNER)
+    assert set(tape["loan_id"]) <= set(_own(db)["loan_id"])
+    with pytest.raises(access.AccessDenied, match="treasury"):
+        access.save_pool(db, ME, "mine", {"eligibility": {}}, pd.Timestamp("2026-06-30").date())
+    # through the cached wrapper too (the cache key carries the role)
+    from dashboards import ui
+
+    with pytest.raises(access.AccessDenied):
+        ui.partner_tape_csv(str(db), "v", ME.username, ME.role, dashboard_env.allocation_id,
+                            OTHER_PARTNER)
+
+
+def test_scoped_connection_holds_only_own_loans(dashboard_env) -> None:
+    with access.connect(dashboard_env.db, ME) as store:
+        loan_ids = {r[0] for r in store.con.execute("SELECT loan_id FROM loans").fetchall()}
+        tables = set(r[0] for r in store.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+            "current_database()").fetchall())
+        partners_rows = store.con.execute("SELECT partner_id FROM partners").fetchall()
+    assert loan_ids == set(_own(dashboard_env.db)["loan_id"])
+    assert "runs" not in tables and "ingest_batches" not in tables
+    assert partners_rows == [(PARTNER,)]

@@ -1,0 +1,203 @@
+"""Scheduled reports: HTML parses and holds every section with inline charts and no external
+reference; the XLSX opens with openpyxl and its tables equal the library's; idempotent for an
+as-of date; the lock; the run record; the partner report holds only that partner; no
+borrower identifier anywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+from pages_helpers import PARTNER
+
+from dashboards.reports import SECTIONS, ReportLocked, report_lock, write_report
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.h2: list[str] = []
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "h2":
+            self._in_h2 = True
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for key in ("href", "src"):
+            if key in a and tag not in ("img",):
+                self.links.append(a[key])
+        if tag in ("script", "link"):
+            self.links.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.h2.append(data)
+
+
+def _sheet(path: Path, name: str) -> pd.DataFrame:
+    wb = openpyxl.load_workbook(path, read_only=True)
+    rows = list(wb[name].iter_rows(values_only=True))
+    wb.close()
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+@pytest.fixture(scope="module")
+def treasury_report(tmp_path_factory, demo_book):
+    out = tmp_path_factory.mktemp("report")
+    return write_report(demo_book.db, AS_OF, out, record=False)
+
+
+def test_html_is_self_contained_with_every_section(treasury_report) -> None:
+    text = treasury_report.html_path.read_text(encoding="utf-8")
+    parser = _Collect()
+    parser.feed(text)
+    assert parser.h2 == [title for _, title in SECTIONS]
+    assert parser.imgs and all(src.startswith("data:image/png;base64,") for src in parser.imgs)
+    # only in-page anchors: opens offline
+    assert all(link.startswith("#") for link in parser.links), parser.links
+    assert "http://" not in text and "https://" not in text
+
+
+def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
+    from portfolio.analytics import book_summary, roll_rates
+    from portfolio.store import open_store
+    from portfolio.store.runs import load_paths
+    from portfolio.store.tranches import load_run_deal
+    from tranching.analytics import tranche_table
+    from tranching.deal import deal_from_dict
+    from tranching.waterfall import run_waterfall
+
+    path = treasury_report.xlsx_path
+    wb = openpyxl.load_workbook(path, read_only=True)
+    names = wb.sheetnames
+    wb.close()
+    for sheet in ("book_summary", "delinquency", "vintage_cumulative_default", "roll_rates",
+                  "loss_distribution", "tranches", "allocation_parties", "rule_checks",
+                  "dispersion_parties", "dispersion_headline"):
+        assert sheet in names
+    con = duckdb.connect(str(demo_book.db), read_only=True)
+    try:
+        summary = book_summary(con, AS_OF).groups
+        rolls = roll_rates(con, to_date=AS_OF).matrix
+    finally:
+        con.close()
+    got = _sheet(path, "book_summary")
+    np.testing.assert_allclose(got["balance"].astype(float), summary["balance"], rtol=1e-12)
+    assert got["loans"].tolist() == summary["loans"].tolist()
+    got = _sheet(path, "roll_rates")
+    np.testing.assert_allclose(got["cure_rate"].astype(float), rolls["cure_rate"], rtol=1e-12)
+
+    import tomllib
+
+    with open_store(demo_book.db, read_only=True) as store:
+        paths = load_paths(store, demo_book.run_id)
+        deal = deal_from_dict(tomllib.loads(load_run_deal(store, demo_book.run_id)["deal_toml"]))
+    expected = tranche_table(deal, run_waterfall(deal, paths), paths)
+    got = _sheet(path, "tranches")
+    assert got["tranche"].tolist() == expected["tranche"].tolist()
+    for col in ("el", "pd", "wal_mean", "price", "ce"):
+        np.testing.assert_allclose(got[col].astype(float), expected[col].astype(float),
+                                   rtol=1e-12, equal_nan=True)
+    # formatted: frozen header row on every table sheet
+    with zipfile.ZipFile(path) as z:
+        sheet_xml = z.read("xl/worksheets/sheet2.xml").decode()
+    assert 'state="frozen"' in sheet_xml
+
+
+def test_idempotent_apart_from_timestamp(demo_book, tmp_path) -> None:
+    a = write_report(demo_book.db, AS_OF, tmp_path / "a", record=False,
+                     now=dt.datetime(2026, 7, 1, 6, 0))
+    b = write_report(demo_book.db, AS_OF, tmp_path / "b", record=False,
+                     now=dt.datetime(2026, 7, 2, 6, 0))
+    assert a.content_sha256 == b.content_sha256
+
+    def strip(p: Path) -> str:
+        return "\n".join(x for x in p.read_text().splitlines() if "generated-at" not in x)
+
+    assert strip(a.html_path) == strip(b.html_path)
+    assert a.html_path.read_text() != b.html_path.read_text()  # only the timestamp differs
+
+
+def test_partner_report_holds_only_that_partner(demo_book, tmp_path) -> None:
+    out = write_report(demo_book.db, AS_OF, tmp_path, partner=PARTNER, record=False)
+    text = out.html_path.read_text(encoding="utf-8")
+    for other in ("bank_north", "west_trust", "hangzhou_city"):
+        assert other not in text
+    wb = openpyxl.load_workbook(out.xlsx_path, read_only=True)
+    cells = " ".join(str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True)
+                     for c in row if c is not None)
+    wb.close()
+    for other in ("bank_north", "west_trust", "hangzhou_city"):
+        assert other not in cells
+    assert _sheet(out.xlsx_path, "allocation_parties")["party_id"].tolist() == [PARTNER]
+
+
+def test_no_borrower_identifier_in_reports(treasury_report, demo_book) -> None:
+    con = duckdb.connect(str(demo_book.db), read_only=True)
+    try:
+        borrowers = {r[0] for r in con.execute("SELECT borrower_id FROM loans").fetchall()}
+    finally:
+        con.close()
+    html_text = treasury_report.html_path.read_text(encoding="utf-8")
+    with zipfile.ZipFile(treasury_report.xlsx_path) as z:
+        xml = " ".join(z.read(n).decode("utf-8", "ignore") for n in z.namelist())
+    tokens = set(re.findall(r"[A-Za-z0-9]{12,}", html_text + " " + xml))
+    assert not tokens & borrowers
+
+
+def test_run_record_and_cli_lock_exit_code(writable_book, tmp_path, cli) -> None:
+    out = tmp_path / "cron"
+    r = cli("report", "--db", writable_book.db, "--as-of", "2026-06-30", "--out", out)
+    assert r.code == 0, r.err
+    con = duckdb.connect(str(writable_book.db), read_only=True)
+    try:
+        row = con.execute("SELECT status, json_extract_string(inputs, '$.as_of') FROM runs "
+                          "WHERE kind = 'report' ORDER BY run_id DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    assert row == ("ok", "2026-06-30")
+    (out / ".riskpool-report.lock").write_text(str(os.getpid()))  # a live holder: this process
+    r = cli("report", "--db", writable_book.db, "--as-of", "2026-06-30", "--out", out)
+    assert r.code == 3
+    assert "another report run" in r.err
+    (out / ".riskpool-report.lock").unlink()
+
+
+def test_stale_lock_is_taken_over(tmp_path) -> None:
+    lock = tmp_path / ".riskpool-report.lock"
+    lock.write_text("999999999")  # no such process
+    with report_lock(tmp_path):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
+    with report_lock(tmp_path), pytest.raises(ReportLocked, match="another report run"), \
+            report_lock(tmp_path):
+        pass
+
+
+def test_cli_bad_inputs_exit_2(demo_book, tmp_path, cli) -> None:
+    r = cli("report", "--db", demo_book.db, "--as-of", "2026-06-31", "--out", tmp_path)
+    assert r.code == 2 and "--as-of" in r.err
+    r = cli("report", "--db", demo_book.db, "--as-of", "2026-06-30", "--out", tmp_path,
+            "--partner", "nobody")
+    assert r.code == 2 and "--partner" in r.err
+    r = cli("report", "--db", demo_book.db, "--as-of", "2026-06-15", "--out", tmp_path)
+    assert r.code == 2 and "month-end" in r.err
