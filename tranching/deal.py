@@ -59,13 +59,19 @@ was received)::
     share = 0.05
     holder = "platform"
 
-    [[waterfall]]                        # the priority of payments, in order
-    step = "fee"          fee = "servicer"
-    step = "interest"     tranche = "A"
-    step = "reserve"                     # top the reserve up to its target
-    step = "principal"    tranches = ["A", "B"]   # default all tranches
-    step = "reimburse"                   # reimburse written-down principal, senior first
-    step = "residual"                    # everything left to the subordinated holder; last
+    # the priority of payments, in order: one [[waterfall]] table per step, e.g.
+    [[waterfall]]
+    step = "fee"
+    fee = "servicer"
+    # the step kinds and their keys:
+    #   step = "fee"        fee = NAME          a fee due this period plus any carried unpaid
+    #   step = "interest"   tranche = NAME      coupon on the balance plus any shortfall
+    #   step = "reserve"                        keep cash in the reserve up to its target
+    #   step = "principal"  tranches = [..]     principal distribution (default: all tranches)
+    #   step = "reimburse"  tranches = [..]     written-down principal, senior first (default all)
+    #   step = "residual"                       everything left, to the subordinated holder; last
+    # Without [[waterfall]] the default is: fees, interest (seniority order), reserve,
+    # principal (all), reimburse, residual.
 
 Rules checked: at least two tranches with unique names; sizes (shares, or amounts against the
 pool balance at run time) plus ``initial_oc`` add up to the pool (tolerance 1e-6); every fee
