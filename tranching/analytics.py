@@ -33,6 +33,7 @@ import QuantLib as ql
 from portfolio.paths import PoolPaths
 from tranching.deal import Deal, Funding
 from tranching.errors import DealError, must_be
+from tranching.ratings import RatingTable, implied_rating
 from tranching.waterfall import WaterfallResult
 
 LOSS_TOLERANCE = 1e-8  # a loss below this share of the tranche balance counts as none
@@ -170,7 +171,7 @@ def tranche_table(
     paths: PoolPaths,
     discount: Discount = 0.05,
     price: float = 1.0,
-    rating_table: object | None = None,
+    rating_table: RatingTable | None = None,
     quantiles: Sequence[float] = QUANTILES,
 ) -> pd.DataFrame:
     """One row per tranche (seniority order) with the analytics listed in the module doc.
@@ -178,8 +179,6 @@ def tranche_table(
     ``discount``: a flat annual rate or a ``ZeroCurve``; ``price``: purchase price for the IRR
     as a share of par; ``rating_table``: a ``ratings.RatingTable`` (no default table is shipped;
     without one the ``rating`` column is empty)."""
-    from tranching.ratings import RatingTable, implied_rating
-
     init = float(paths.initial_balance)
     losses = loss_shares(result)
     n = result.n_paths
@@ -225,7 +224,7 @@ def tranche_table(
             "ce": float(ce[j]),
             "rating": None,
         })
-        if isinstance(rating_table, RatingTable) and np.isfinite(wal_mean):
+        if rating_table is not None and np.isfinite(wal_mean):
             row["rating"] = implied_rating(rating_table, float(el[j]), wal_mean)
         rows.append(row)
     return pd.DataFrame(rows)
