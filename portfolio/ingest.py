@@ -1154,9 +1154,13 @@ def ingest(
             raise TapeRejected(raw.source.name, [p.message for p in problems], n_bad_rows)
 
         batch_id = sql.next_batch_id(con)
-        load = checked.good.filter(pa.array(~(book_bad | dup)))
-        load = load.drop_columns(["_row"]).append_column(
-            "batch_id", pa.array(np.full(load.num_rows, batch_id, dtype=np.int64))
+        keep = ~(book_bad | dup)
+        load = checked.good if keep.all() else checked.good.filter(pa.array(keep))
+        # One chunk per column: DuckDB scans it ~20% faster than the CSV reader's blocks.
+        load = (
+            load.drop_columns(["_row"])
+            .append_column("batch_id", pa.array(np.full(load.num_rows, batch_id, dtype=np.int64)))
+            .combine_chunks()
         )
         if kind is TapeKind.LOANS:
             n_loaded = insert_loans(con, load)
