@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from portfolio.paths import PoolPaths
 from tranching.analytics import loss_shares, wal_per_path
 from tranching.deal import Deal
@@ -78,8 +80,9 @@ def size_tranche(
         result = run_waterfall(trial, paths)
         el = float(loss_shares(result)[j].mean())
         w = wal_per_path(result, deal.closing_date)[j]
-        wal = float(w[~(w != w)].mean()) if (w == w).any() else float("nan")
-        rating = implied_rating(rating_table, el, wal) if rating_table is not None and wal == wal else None
+        wal = float(np.nanmean(w)) if np.isfinite(w).any() else float("nan")
+        rating = (implied_rating(rating_table, el, wal)
+                  if rating_table is not None and np.isfinite(wal) else None)
         if target_el is not None:
             ok = el <= target_el + 1e-12
         else:
