@@ -151,41 +151,48 @@ def export_partner(store: Store, allocation_id: int, party_id: str, out: str | P
 def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tuple[Any, str]:
     """The run's paths with the allocation's party split, and how they were obtained.
 
-    If the stored run carries ``party_flows`` for the allocation's parties, they are used as
-    stored. Otherwise (loan-level paths are not stored) the run is simulated again with its
-    recorded pool, assumptions, path count, seed and engine plus the allocation's shares; the
-    re-simulated pool loss must equal the stored one on every path (same seed, same draws), or
-    the request is refused.
+    If the stored run carries ``party_flows`` made from this allocation (its recorded
+    ``allocation_id``, or the same party ids when it records none), they are used as stored.
+    Otherwise (loan-level paths are not stored) the run is simulated again with its recorded
+    pool, assumptions (the TOML saved with the run, stress applied), path count, seed, engine
+    and deterministic factor path, plus the allocation's shares; the re-simulated pool loss
+    must equal the stored one on every path (same seed, same draws), or the request is refused.
     """
-    from portfolio.store import runs as runs_store  # lands with the simulation issue
+    from portfolio.store.runs import get_run, load_paths
 
-    paths = runs_store.load_paths(store, int(run_id))
-    if tuple(paths.party_ids) == stored.party_ids and paths.party_flows:
+    record = get_run(store, int(run_id))
+    inputs = dict(record.inputs)
+    paths = load_paths(store, int(run_id))
+    run_alloc = inputs.get("allocation_id")
+    if (paths.party_flows and tuple(paths.party_ids) == stored.party_ids
+            and (run_alloc is None or int(run_alloc) == stored.allocation_id)):
         return paths, "party flows stored with the run"
-    rec = sql.run_record(store.con, int(run_id))
-    inputs = (rec or {}).get("inputs", {})
-    need = {"pool_id": inputs.get("pool_id"), "seed": inputs.get("seed"),
-            "paths": inputs.get("n_paths", inputs.get("paths")), "assumptions": inputs.get("assumptions")}
+    pool_id = inputs.get("pool_id")
+    if stored.pool_id is not None and pool_id is not None and int(pool_id) != int(stored.pool_id):
+        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool {pool_id}",
+                                      f"allocation {stored.allocation_id} of pool {stored.pool_id}"))
+    need = {"pool_id": pool_id, "seed": inputs.get("seed"), "n_paths": inputs.get("n_paths"),
+            "assumptions": inputs.get("assumptions")}
     missing = [k for k, v in need.items() if v is None]
     if missing:
-        raise AllocationError(must_be("--run", "a run that carries the allocation's party split or records "
-                                      "pool_id, seed, paths and assumptions to re-simulate it",
+        raise AllocationError(must_be("--run", "a run that carries the allocation's party split or "
+                                      "records pool_id, seed, n_paths and assumptions to re-simulate it",
                                       f"run {run_id} without {missing}"))
-    from portfolio.assumptions import Assumptions
     from portfolio.pools import load_pool_loans
     from portfolio.simulation import simulate
 
-    loans = load_pool_loans(store, int(need["pool_id"]))
-    index = pd.Index(stored.loan_id).get_indexer(np.asarray(loans.loan_id))
+    loans = load_pool_loans(store, int(pool_id))  # type: ignore[arg-type]
+    index = pd.Index(stored.loan_id.astype(str)).get_indexer(np.asarray(loans.loan_id).astype(str))
     if (index < 0).any() or len(loans) != len(stored.loan_id):
-        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool "
-                                      f"{need['pool_id']}", f"allocation {stored.allocation_id}"))
-    assumptions = need["assumptions"]
-    if not isinstance(assumptions, Assumptions):
-        assumptions = load_assumptions_file(Path(str(assumptions)))
-    resim = simulate(loans, assumptions, int(need["paths"]), int(need["seed"]),
+        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool {pool_id} "
+                                      f"({len(loans):,} loans)",
+                                      f"allocation {stored.allocation_id} ({len(stored.loan_id):,} loans)"))
+    assumptions = load_assumptions_file(Path(str(need["assumptions"])))
+    z = inputs.get("deterministic_z")
+    resim = simulate(loans, assumptions, int(paths.n_paths), int(need["seed"]),  # type: ignore[arg-type]
                      engine=inputs.get("engine", "granular"), shares=stored.shares[index],
-                     party_ids=stored.party_ids)
+                     party_ids=stored.party_ids,
+                     deterministic_z=None if z is None else np.asarray(z, dtype=np.float64))
     if resim.loss.shape != paths.loss.shape or not np.allclose(resim.loss, paths.loss, rtol=1e-9, atol=1e-6):
         raise AllocationError(f"re-simulating run {run_id} with its recorded seed and inputs did not "
                               "reproduce its stored pool losses; refusing to split them")

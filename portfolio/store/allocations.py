@@ -147,12 +147,3 @@ def partner_tape(con: duckdb.DuckDBPyConnection, allocation_id: int, party_id: s
         [allocation_id, party_id],
     ).df()
 
-
-def run_record(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any] | None:
-    """A run's kind, inputs (JSON) and seed entropy, for re-simulating it with shares."""
-    row = con.execute("SELECT run_id, kind, inputs, seed_entropy FROM runs WHERE run_id = ?",
-                      [run_id]).fetchone()
-    if row is None:
-        return None
-    inputs = json.loads(row[2]) if isinstance(row[2], str) else (row[2] or {})
-    return {"run_id": int(row[0]), "kind": row[1], "inputs": inputs, "seed_entropy": row[3]}

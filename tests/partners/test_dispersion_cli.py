@@ -1,0 +1,108 @@
+"""``riskpool dispersion`` on a recorded simulation run and a recorded allocation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from portfolio.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTNERS = ROOT / "examples" / "partners.toml"
+DEAL = ROOT / "examples" / "deal_cn_consumer.toml"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    """A book, a pool, an allocation (1) and a run without party split (1)."""
+    from riskpool.cli import main
+
+    from portfolio.assumptions import save_assumptions
+    from portfolio.generate import GeneratorParams, generate_book, true_assumptions
+    from portfolio.pools import create_pool, parse_criteria
+
+    d = tmp_path_factory.mktemp("disp")
+    db = d / "db.duckdb"
+    with open_store(db) as store:
+        generate_book(store, 3000, 6, seed=8, as_of=dt.date(2026, 10, 31))
+        info = create_pool(store, "p", parse_criteria({"eligibility": {"dpd_max": 0}}),
+                           dt.date(2026, 10, 31))
+    ass = save_assumptions(true_assumptions(GeneratorParams(), 24), d / "ass.toml")
+    for argv in (["allocate", "--db", str(db), "--partners", str(PARTNERS), "--pool", str(info.pool_id)],
+                 ["simulate", "--db", str(db), "--pool", str(info.pool_id), "--assumptions", str(ass),
+                  "--seed", "5", "--paths", "300"]):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert not exc.code, argv
+    return db, info.pool_id, ass
+
+
+@pytest.fixture
+def db(setup, tmp_path):
+    src, _, _ = setup
+    dst = tmp_path / "db.duckdb"
+    shutil.copy(src, dst)
+    shutil.copytree(src.parent / "runs", tmp_path / "runs")
+    return dst
+
+
+def test_run_without_party_split_is_resimulated_and_losses_add_up(db):
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, run_party_paths
+    from portfolio.store.runs import load_paths
+
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, how = run_party_paths(store, 1, stored)
+        original = load_paths(store, 1)
+    assert how.startswith("re-simulated")
+    np.testing.assert_allclose(paths.loss, original.loss, rtol=1e-9)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd)
+    total = np.sum([d.party_losses[p] for p in stored.party_ids], axis=0)
+    np.testing.assert_allclose(total, original.loss, atol=1e-6 * max(1.0, original.loss.max()))
+
+
+def test_run_with_party_split_is_used_as_stored(db):
+    from partners.records import load_allocation, run_party_paths
+    from portfolio.assumptions import load_assumptions
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import simulate
+    from portfolio.store.runs import get_run, record_simulation
+
+    with open_store(db) as store:
+        stored = load_allocation(store, 1)
+        rec = get_run(store, 1)
+        loans = load_pool_loans(store, stored.pool_id)
+        idx = np.searchsorted(stored.loan_id.astype(str), np.asarray(loans.loan_id).astype(str))
+        ass = load_assumptions(rec.inputs["assumptions"])
+        paths = simulate(loans, ass, 100, 3, shares=stored.shares[idx], party_ids=stored.party_ids)
+        run_id = record_simulation(store, paths, {"pool_id": stored.pool_id, "seed": 3, "n_paths": 100,
+                                                  "allocation_id": 1}, "test", assumptions=ass)
+        got, how = run_party_paths(store, run_id, stored)
+    assert how == "party flows stored with the run"
+    np.testing.assert_allclose(got.party_flows["default"], paths.party_flows["default"])
+
+
+def test_dispersion_cli_with_and_without_a_deal(cli, db):
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1")
+    assert r.code == 0, r.err
+    for party in ("platform", "bank_east", "bank_north", "hangzhou_city", "west_trust"):
+        assert party in r.out
+    assert "joint lending" in r.out and "HHI" in r.out
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL)
+    assert r.code == 0, r.err
+    assert "investors" in r.out
+    for scenario in ("joint lending", "securitisation", "both"):
+        assert scenario in r.out
+
+
+def test_dispersion_cli_errors(cli, db):
+    r = cli("dispersion", "--db", db, "--run", "9", "--allocation", "1")
+    assert r.code == 2 and "run" in r.err
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "7")
+    assert r.code == 2 and "--allocation" in r.err
