@@ -401,12 +401,13 @@ def calibrate_counts(
     z_used = factor.used & np.isfinite(factor.z)
     mean_z = None
     if z_used.any():
-        weights = counts.defaults.sum(axis=(0, 1, 2))[z_used] + 1.0
-        mean_z = float(np.average(factor.z[z_used], weights=weights))
+        # weights: expected defaults per month (the months' weight in the hazard estimates)
+        expected = (counts.at_risk * hazard[..., None]).sum(axis=(0, 1, 2))
+        mean_z = float(np.average(factor.z[z_used], weights=expected[z_used] + 1e-12))
         if abs(mean_z) > 0.5:
             notes.append(
                 f"the history window was {'a downturn' if mean_z < 0 else 'benign'} "
-                f"(default-weighted mean implied Z = {mean_z:+.2f}): the hazards are "
+                f"(exposure-weighted mean implied Z = {mean_z:+.2f}): the hazards are "
                 "point-in-time averages of this window, consider a stress or a re-level")
     rate, lag = recovery_curve(recoveries)
     if rate == 0.0:

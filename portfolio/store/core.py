@@ -279,6 +279,7 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False) -> St
                 "writing to it); data is being updated — try again when it has finished"
             ) from None
         raise RiskpoolError(f"cannot open database {db_path}: {exc}") from None
+    con.execute("SET enable_progress_bar = false")  # no progress bars in CLI output / logs
     store = Store(path=db_path, con=con, read_only=read_only)
     if not read_only:
         _migrate(store)
