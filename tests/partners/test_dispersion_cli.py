@@ -19,11 +19,10 @@ DEAL = ROOT / "examples" / "deal_cn_consumer.toml"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     """A book, a pool, an allocation (1) and a run without party split (1)."""
-    from riskpool.cli import main
-
     from portfolio.assumptions import save_assumptions
     from portfolio.generate import GeneratorParams, generate_book, true_assumptions
     from portfolio.pools import create_pool, parse_criteria
+    from riskpool.cli import main
 
     d = tmp_path_factory.mktemp("disp")
     db = d / "db.duckdb"
