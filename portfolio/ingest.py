@@ -681,8 +681,18 @@ class _Checker:
         )
         return values, ok & ~future
 
-    def unique(self, keys: list[pa.ChunkedArray], ok: np.ndarray, names: str, rule: str) -> None:
-        """Flag every row whose key occurs more than once in the file (all occurrences)."""
+    def unique(
+        self,
+        keys: list[pa.ChunkedArray],
+        ok: np.ndarray,
+        names: str,
+        rule: str,
+        label: pa.ChunkedArray | None = None,
+    ) -> None:
+        """Flag every row whose key occurs more than once in the file (all occurrences).
+
+        ``label`` is the key as shown in messages (default: the single key column).
+        """
         if len(keys) == 1:
             encoded = pc.dictionary_encode(keys[0]).combine_chunks()
             codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -699,14 +709,14 @@ class _Checker:
         by_code: dict[int, list[int]] = {}
         for i in dup_idx.tolist():
             by_code.setdefault(int(codes[i]), []).append(int(self.raw.rows[i]))
-        label = keys[0] if len(keys) == 1 else _text(self.table["loan_id"])
+        shown_key = label if label is not None else keys[0]
 
         def message(i: int, value: str | None, where: str) -> str:
             others = [r for r in by_code[int(codes[i])] if r != int(self.raw.rows[i])]
             shown = ", ".join(str(r) for r in others[:10]) + (" …" if len(others) > 10 else "")
             return must_be(names, "unique in the file", value, where) + f" (also on rows {shown})"
 
-        self.c.flag(dup, names.split(",")[0].strip("`( "), rule, label, message)
+        self.c.flag(dup, names.split(",")[0].strip("`( "), rule, shown_key, message)
 
 
 # ----------------------------------------------------------------------------- loan tapes
@@ -861,6 +871,7 @@ def check_performance(raw: RawTape, *, today: date | None = None) -> CheckedTape
         id_ok & as_of_ok,
         "(loan_id, as_of)",
         "unique_loan_month",
+        label=pc.binary_join_element_wise(loan_id, _text(raw.table["as_of"]), ", "),
     )
 
     mob, mob_ok = ck.number("months_on_book", integer=True)
@@ -984,8 +995,18 @@ def _compare_with_book(
     for j in np.flatnonzero(any_diff).tolist():
         rec = merged.iloc[j]
         row = int(rec["_row"])
+        def shown(name: str, value: object) -> str:
+            if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+                return "blank"
+            if name in money:
+                return f"{float(value):.2f}"  # type: ignore[arg-type]
+            if name in {"origination_date", "as_of"}:
+                return str(value)[:10]
+            return str(value)
+
         diffs = [
-            f"{name} {rec[f'{name}__book']!s} in the book vs {rec[name]!s} here"
+            f"{name} {shown(name, rec[f'{name}__book'])} in the book vs "
+            f"{shown(name, rec[name])} here"
             for name, d in differs.items()
             if d[j]
         ]

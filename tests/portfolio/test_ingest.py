@@ -409,7 +409,7 @@ def test_a_different_row_under_an_existing_id_is_refused(tmp_path: Path, seeded_
         load(seeded_db, write(tmp_path, text))
     (problem,) = info.value.problems
     assert "got 'JB-0003' at row 1 (line 2)" in problem
-    assert "principal 200000.00 in the book vs 150000.0 here" in problem
+    assert "principal 200000.00 in the book vs 150000.00 here" in problem
     assert fingerprint(seeded_db) == before
 
 
@@ -497,6 +497,10 @@ def test_performance_key_unique_in_file_and_against_the_book(
     with pytest.raises(TapeRejected, match="unique_loan_month") as info:
         load(seeded_db, dup, kind="performance")
     assert info.value.n_bad_rows == 2
+    assert (
+        "`(loan_id, as_of)` must be unique in the file; got 'JB-0002, 2024-03-31' at row 2 "
+        "(line 3) [rule unique_loan_month] (also on rows 1)" in info.value.problems
+    )
 
     first = write(tmp_path, csv_text([perf()], cols), "first.csv")
     assert load(seeded_db, first, kind="performance").n_loaded == 1
@@ -506,7 +510,7 @@ def test_performance_key_unique_in_file_and_against_the_book(
     assert (result.n_loaded, result.n_duplicates) == (1, 1)
     # … and with a different balance it is refused.
     other = write(tmp_path, csv_text([perf(balance="999.99")], cols), "other.csv")
-    with pytest.raises(TapeRejected, match="book_conflict.*|balance 1000.50 in the book"):
+    with pytest.raises(TapeRejected, match="book_conflict.*balance 1000.50 in the book vs 999.99 here"):
         load(seeded_db, other, kind="performance")
 
 
