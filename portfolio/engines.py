@@ -37,7 +37,6 @@ import numpy as np
 
 N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
 BOP, INTEREST, PRINCIPAL, PREPAY, DEFAULT = range(N_ACC)
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -103,13 +102,13 @@ def norm_ppf_np(u: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def binom_from_uniform(n: int, p: float, u: float) -> int:
+def binom_from_uniform(n: int, p: float, u: float, recip: np.ndarray) -> int:
     """Binomial(n, p) from one uniform ``u`` in [0, 1).
 
     Variance below ``NORMAL_MIN_VARIANCE``: exact inversion of the CDF (searched from 0, or
     for p > 0.5 from n via the failures at 1 − u); monotone in p for a fixed u. Otherwise the
     continuity-corrected normal approximation ``floor(np + √(np(1−p))·Φ⁻¹(u) + ½)`` clipped
-    to [0, n].
+    to [0, n]. ``recip[k] = 1/(k+1)`` (a table, to keep divisions out of the loop).
     """
     if n <= 0 or p <= 0.0:
         return 0
@@ -127,18 +126,21 @@ def binom_from_uniform(n: int, p: float, u: float) -> int:
     pp = 1.0 - p if flip else p
     if flip:
         u = 1.0 - u
+    if u < 1.0 - n * pp:  # u < 1 − np ≤ (1 − p)^n: no success (exact; skips exp/log)
+        return n if flip else 0
     ratio = pp / (1.0 - pp)
     f = math.exp(n * math.log1p(-pp))
     c = f
     k = 0
     while u >= c and k < n:
-        f *= ratio * (n - k) / (k + 1)
+        f *= ratio * (n - k) * recip[k]
         k += 1
         c += f
     return n - k if flip else k
 
 
-def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray,
+                          recip: np.ndarray) -> np.ndarray:
     """Vectorised twin of :func:`binom_from_uniform` (the same arithmetic on the same u)."""
     n, p, u = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(p, dtype=np.float64),
                                   np.asarray(u, dtype=np.float64))
@@ -165,7 +167,7 @@ def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.nda
         go = (uj >= c) & (k < nj)
         while go.any():
             g = np.flatnonzero(go)
-            f[g] *= ratio[g] * (nj[g] - k[g]) / (k[g] + 1)
+            f[g] *= ratio[g] * (nj[g] - k[g]) * recip[k[g]]
             k[g] += 1
             c[g] += f[g]
             go = (uj >= c) & (k < nj)
@@ -177,19 +179,27 @@ def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.nda
 # Conditional default probability
 
 
+def scaled_inputs(thr: np.ndarray, z: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-scale thresholds and factor values so that the conditional PD is one erfc:
+    ``p = Φ((thr·s − √ρ·Z)/√(1−ρ)) = ½·erfc(zb − thr_s·s)`` with
+    ``thr_s = thr/(√(1−ρ)·√2)`` and ``zb = Z·√ρ/(√(1−ρ)·√2)``."""
+    k = 1.0 / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
+    with np.errstate(invalid="ignore"):
+        thr_s = np.ascontiguousarray(thr * k, dtype=np.float64)
+    return thr_s, np.ascontiguousarray(z * (math.sqrt(rho) * k), dtype=np.float64)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _cond_pd(thr: float, scale: float, z: float, sqrt_rho: float, sqrt_1m_rho: float) -> float:
-    x = (thr * scale - sqrt_rho * z) / sqrt_1m_rho
-    return 0.5 * math.erfc(-x * _SQRT1_2)
+def _cond_pd(thr_s: float, scale: float, zb: float) -> float:
+    return 0.5 * math.erfc(zb - thr_s * scale)
 
 
-def cond_pd_np(thr: np.ndarray, scale: np.ndarray, z: np.ndarray, rho: float) -> np.ndarray:
-    """Twin of the numba conditional PD (Φ via erfc, the same arithmetic)."""
+def cond_pd_np(thr_s: np.ndarray, scale: np.ndarray | float, zb: np.ndarray) -> np.ndarray:
+    """Twin of the numba conditional PD (the same arithmetic on pre-scaled inputs)."""
     from scipy.special import erfc
 
     with np.errstate(invalid="ignore"):
-        x = (thr * scale - math.sqrt(rho) * z) / math.sqrt(1.0 - rho)
-    return 0.5 * erfc(-x * _SQRT1_2)
+        return 0.5 * erfc(zb - thr_s * scale)
 
 
 # ------------------------------------------------------------------------------------------
@@ -197,13 +207,14 @@ def cond_pd_np(thr: np.ndarray, scale: np.ndarray, z: np.ndarray, rho: float) ->
 
 
 @numba.njit(cache=True, nogil=True)
-def granular_block(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, cell_flows,
-                   cell_pflows, sqrt_rho, sqrt_1m_rho, out, pout):
+def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cell_flows,
+                   cell_pflows, recip, out, pout):
     """Draw default and prepayment counts per cell, month and path; accumulate cell flows.
 
-    z (n_b, T) factor; scale (n_b,) t-copula mixing (1 for Gaussian); u (n_b, n_slots, 2)
+    zb (n_b, T) scaled factor and thr_s (n_cells, T) scaled thresholds (``scaled_inputs``);
+    scale (n_b,) t-copula mixing (1 for Gaussian); u (n_b, n_slots, 2)
     float32 uniforms, slot ``cell_slot[c] + t`` for cell c in month t; cell_n (n_cells,)
-    loan counts; cell_r remaining terms; cell_thr, cell_smm (n_cells, T); cell_flows
+    loan counts; cell_r remaining terms; cell_smm (n_cells, T); recip[k] = 1/(k+1); cell_flows
     (n_cells, T, 3) summed scheduled (bop, interest, principal) of the cell's loans;
     cell_pflows (n_cells, n_parties, T, 3) the same weighted by party shares (n_parties may
     be 0). out (n_b, T, 5) and pout (n_parties, n_b, T, 5) are accumulated into.
@@ -213,7 +224,7 @@ def granular_block(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, c
     ``d/N`` of its scheduled balance. Exact in expectation (all loans in a cell share every
     probability); the variance ignores the spread of loan sizes within a cell.
     """
-    n_b = z.shape[0]
+    n_b = zb.shape[0]
     n_cells = cell_n.shape[0]
     n_parties = cell_pflows.shape[1]
     for p in range(n_b):
@@ -226,9 +237,9 @@ def granular_block(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, c
             for t in range(cell_r[c]):
                 if alive == 0:
                     break
-                pd = _cond_pd(cell_thr[c, t], sc, z[p, t], sqrt_rho, sqrt_1m_rho)
-                d = binom_from_uniform(alive, pd, u[p, slot + t, 0])
-                s = binom_from_uniform(alive - d, cell_smm[c, t], u[p, slot + t, 1])
+                pd = _cond_pd(thr_s[c, t], sc, zb[p, t])
+                d = binom_from_uniform(alive, pd, u[p, slot + t, 0], recip)
+                s = binom_from_uniform(alive - d, cell_smm[c, t], u[p, slot + t, 1], recip)
                 fa = alive * inv_n
                 fperf = (alive - d) * inv_n
                 fd = d * inv_n
@@ -253,19 +264,19 @@ def granular_block(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, c
                 alive -= d + s
 
 
-def granular_block_np(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm, cell_flows,
-                      cell_pflows, rho, out, pout):
+def granular_block_np(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cell_flows,
+                      cell_pflows, recip, out, pout):
     """Plain-numpy twin of :func:`granular_block` (vectorised over the block's paths)."""
-    n_b = z.shape[0]
+    n_b = zb.shape[0]
     n_parties = cell_pflows.shape[1]
     for c in range(cell_n.shape[0]):
         n_tot = int(cell_n[c])
         alive = np.full(n_b, n_tot, dtype=np.int64)
         for t in range(int(cell_r[c])):
-            pd = cond_pd_np(cell_thr[c, t], scale, z[:, t], rho)
+            pd = cond_pd_np(thr_s[c, t], scale, zb[:, t])
             uu = u[:, cell_slot[c] + t, :].astype(np.float64)
-            d = binom_from_uniform_np(alive, pd, uu[:, 0])
-            s = binom_from_uniform_np(alive - d, np.full(n_b, cell_smm[c, t]), uu[:, 1])
+            d = binom_from_uniform_np(alive, pd, uu[:, 0], recip)
+            s = binom_from_uniform_np(alive - d, np.full(n_b, cell_smm[c, t]), uu[:, 1], recip)
             fa, fperf, fd, fs = alive / n_tot, (alive - d) / n_tot, d / n_tot, s / n_tot
             flows = [(cell_flows[c, t], out[:, t, :])]
             flows += [(cell_pflows[c, q, t], pout[q, :, t, :]) for q in range(n_parties)]
@@ -283,20 +294,20 @@ def granular_block_np(z, scale, u, cell_n, cell_r, cell_slot, cell_thr, cell_smm
 
 
 @numba.njit(cache=True, nogil=True)
-def event_cdfs(z, scale, cell_r, cell_thr, cell_smm, sqrt_rho, sqrt_1m_rho, cum, total):
+def event_cdfs(zb, scale, cell_r, thr_s, cell_smm, cum, total):
     """Cumulative probability of each cell's competing events on each path of the block.
 
     cum (n_cells, n_b, 2·T): event j = 2t is "default in month t", j = 2t + 1 "prepay in
     month t"; total (n_cells, n_b) the probability of any event before maturity.
     """
-    n_b = z.shape[0]
+    n_b = zb.shape[0]
     for c in range(cell_r.shape[0]):
         for p in range(n_b):
             surv = 1.0
             acc = 0.0
             sc = scale[p]
             for t in range(cell_r[c]):
-                pd = _cond_pd(cell_thr[c, t], sc, z[p, t], sqrt_rho, sqrt_1m_rho)
+                pd = _cond_pd(thr_s[c, t], sc, zb[p, t])
                 acc += surv * pd
                 cum[c, p, 2 * t] = acc
                 surv *= 1.0 - pd
@@ -307,13 +318,13 @@ def event_cdfs(z, scale, cell_r, cell_thr, cell_smm, sqrt_rho, sqrt_1m_rho, cum,
             total[c, p] = acc
 
 
-def event_cdfs_np(z, scale, cell_r, cell_thr, cell_smm, rho, cum, total):
+def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
     """Twin of :func:`event_cdfs` (same accumulation order)."""
     for c in range(cell_r.shape[0]):
-        surv = np.ones(z.shape[0])
-        acc = np.zeros(z.shape[0])
+        surv = np.ones(zb.shape[0])
+        acc = np.zeros(zb.shape[0])
         for t in range(int(cell_r[c])):
-            pd = cond_pd_np(cell_thr[c, t], scale, z[:, t], rho)
+            pd = cond_pd_np(thr_s[c, t], scale, zb[:, t])
             acc = acc + surv * pd
             cum[c, :, 2 * t] = acc
             surv = surv * (1.0 - pd)
@@ -334,10 +345,13 @@ def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out
     (n_loans, n_parties). ``out`` (n_b, T, 5) / ``pout`` (n_parties, n_b, T, 5) receive the
     *corrections* to the no-event scheduled flows (the caller adds the scheduled totals), so
     a loan with no event before maturity — most of them — costs one comparison. Loops run
-    cell → path → loan so that a cell's event table and schedules stay in cache.
+    cell → path → loan so that a cell's event table and schedules stay in cache; the loans
+    with an event are first gathered (branch-free), then resolved: binary search for the
+    event, and a default (``is_def`` = 1) or prepayment applied without branching.
     """
     n_b, n_l = u.shape
     n_parties = shares.shape[1]
+    ev = np.empty(n_l, dtype=np.int64)
     k = 0
     while k < n_l:
         c = cell_of[l0 + k]
@@ -347,11 +361,13 @@ def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out
         r = cell_r[c]
         for p in range(n_b):
             tot = total[c, p]
+            n_ev = 0
             for kk in range(k, k_end):
+                ev[n_ev] = kk
+                n_ev += u[p, kk] < tot
+            for e in range(n_ev):
+                kk = ev[e]
                 ui = u[p, kk]
-                if ui >= tot:
-                    continue
-                # first event j with ui < cum[j] (binary search; cum[2r-1] = tot > ui)
                 lo = 0
                 m = 2 * r
                 while m > 1:
@@ -363,21 +379,19 @@ def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out
                 base = loan_base[li]
                 k0 = base + 3 * tau
                 b = sched[k0]
+                i = sched[k0 + 1]
                 pr = sched[k0 + 2]
-                if lo & 1 == 0:  # default at tau: no interest, no principal, whole bop defaults
-                    i = sched[k0 + 1]
-                    out[p, tau, 1] -= i
-                    out[p, tau, 2] -= pr
-                    out[p, tau, 4] += b
-                    for q in range(n_parties):
-                        w = shares[li, q]
-                        pout[q, p, tau, 1] -= w * i
-                        pout[q, p, tau, 2] -= w * pr
-                        pout[q, p, tau, 4] += w * b
-                else:  # prepay at tau after paying the month's schedule
-                    out[p, tau, 3] += b - pr
-                    for q in range(n_parties):
-                        pout[q, p, tau, 3] += shares[li, q] * (b - pr)
+                is_def = 1.0 - (lo & 1)
+                out[p, tau, 1] -= is_def * i
+                out[p, tau, 2] -= is_def * pr
+                out[p, tau, 4] += is_def * b
+                out[p, tau, 3] += (1.0 - is_def) * (b - pr)
+                for q in range(n_parties):
+                    w = shares[li, q]
+                    pout[q, p, tau, 1] -= w * is_def * i
+                    pout[q, p, tau, 2] -= w * is_def * pr
+                    pout[q, p, tau, 4] += w * is_def * b
+                    pout[q, p, tau, 3] += w * (1.0 - is_def) * (b - pr)
                 for t in range(tau + 1, r):
                     kt = base + 3 * t
                     out[p, t, 0] -= sched[kt]

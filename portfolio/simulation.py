@@ -77,6 +77,7 @@ __all__ = [
     "LossStats",
     "PathBatch",
     "PreparedPool",
+    "assemble_paths",
     "block_layout",
     "block_seed",
     "loss_distribution",
@@ -94,7 +95,7 @@ DETERMINISTIC_Z: dict[str, float] = {
     "adverse": float(special.ndtri(0.05)),
     "severe": float(special.ndtri(0.01)),
 }
-_SCHEDULE_CHUNK = 250_000  # loans per schedule_matrix call (bounds peak memory)
+_SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
 LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the loan engine
 
 
@@ -132,6 +133,7 @@ class PreparedPool:
     t_dof: float
     recovery_rate: float
     recovery_lag: np.ndarray
+    recip: np.ndarray  # recip[k] = 1/(k+1) up to the largest cell (binomial draws)
     party_ids: tuple[str, ...] = ()
     # loan engine only (None for a granular-only preparation)
     cell_of: np.ndarray | None = None  # (n_loans,) int32 cell of each cell-major loan
@@ -281,44 +283,62 @@ def prepare_pool(
     thr_gauss = np.where(h > 0, thr_gauss, -np.inf)
     thr = np.where(h > 0, thr, -np.inf)
 
-    # schedules, chunked over cells (cell-major loan order) to bound memory
+    # schedules, chunked over cells (cell-major loan order) to bound memory; chunks run on
+    # threads (numpy releases the GIL) and are summed per cell
     cell_flows = np.zeros((n_cells, T, 3))
     cell_pflows = np.zeros((n_cells, n_parties, T, 3))
     s_sorted = s[order]
-    sched_parts: list[np.ndarray] = []
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
     loan_rem = c_rem[cell_of]
-    balance = np.asarray(loans.balance, dtype=np.float64)
-    apr = np.asarray(loans.apr, dtype=np.float64)
-    rtype = np.asarray(loans.repayment_type)
-    orig = np.asarray(loans.origination_date)
-    initial = 0.0
+    columns = (np.asarray(loans.balance, dtype=np.float64), np.asarray(loans.apr, dtype=np.float64),
+               rem, np.asarray(loans.repayment_type), np.asarray(loans.origination_date), mob)
+    chunks: list[tuple[int, int]] = []
     c0 = 0
     while c0 < n_cells:
         c1 = c0 + 1
         while c1 < n_cells and cell_first[c1 + 1] - cell_first[c0] <= _SCHEDULE_CHUNK:
             c1 += 1
+        chunks.append((c0, c1))
+        c0 = c1
+
+    def one_chunk(bounds: tuple[int, int]) -> tuple[float, list[np.ndarray]]:
+        c0, c1 = bounds
         lo, hi = cell_first[c0], cell_first[c1]
         rows = order[lo:hi]
         t_chunk = int(c_rem[c0:c1].max())
-        sm = schedule_matrix(balance[rows], apr[rows], rem[rows], rtype[rows], orig[rows],
-                             months_on_book=mob[rows], n_months=t_chunk)
-        flows = np.empty((hi - lo, t_chunk, 3))
-        flows[:, :, 1] = sm.interest
-        flows[:, :, 2] = sm.principal
-        flows[:, :, 0] = sm.principal + sm.balance
-        del sm
-        initial += float(flows[:, 0, 0].sum())
+        bal, apr, rem_, rtype, orig, mob_ = (col[rows] for col in columns)
+        sm = schedule_matrix(bal, apr, rem_, rtype, orig, months_on_book=mob_, n_months=t_chunk)
         seg = cell_first[c0:c1] - lo
-        cell_flows[c0:c1, :t_chunk] = np.add.reduceat(flows, seg, axis=0)
+        parts = (sm.principal, sm.interest, sm.principal, sm.balance)
+        sums = [np.add.reduceat(x, seg, axis=0) for x in parts]
+        cell_flows[c0:c1, :t_chunk, 0] = sums[0] + sums[3]  # bop = principal + balance after
+        cell_flows[c0:c1, :t_chunk, 1] = sums[1]
+        cell_flows[c0:c1, :t_chunk, 2] = sums[2]
         for q in range(n_parties):
-            w = s_sorted[lo:hi, q][:, None, None]
-            cell_pflows[c0:c1, q, :t_chunk] = np.add.reduceat(flows * w, seg, axis=0)
+            w = s_sorted[lo:hi, q][:, None]
+            ws = [np.add.reduceat(x * w, seg, axis=0) for x in parts]
+            cell_pflows[c0:c1, q, :t_chunk, 0] = ws[0] + ws[3]
+            cell_pflows[c0:c1, q, :t_chunk, 1] = ws[1]
+            cell_pflows[c0:c1, q, :t_chunk, 2] = ws[2]
+        sched: list[np.ndarray] = []
         if loan_level:
+            flows = np.empty((hi - lo, t_chunk, 3))
+            flows[:, :, 0] = sm.principal + sm.balance
+            flows[:, :, 1] = sm.interest
+            flows[:, :, 2] = sm.principal
             for c in range(c0, c1):
                 a, b = cell_first[c] - lo, cell_first[c + 1] - lo
-                sched_parts.append(np.ascontiguousarray(flows[a:b, : c_rem[c]]).ravel())
-        c0 = c1
+                sched.append(np.ascontiguousarray(flows[a:b, : c_rem[c]]).ravel())
+        return float((sm.principal[:, 0] + sm.balance[:, 0]).sum()), sched
+
+    n_threads = max(1, min(os.cpu_count() or 1, len(chunks)))
+    if n_threads == 1:
+        results = [one_chunk(b) for b in chunks]
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            results = list(pool.map(one_chunk, chunks))
+    initial = float(sum(r[0] for r in results))
+    sched_parts = [part for r in results for part in r[1]]
 
     return PreparedPool(
         n_loans=n,
@@ -347,6 +367,7 @@ def prepare_pool(
         loan_base=np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64) if loan_level else None,
         sched=np.concatenate(sched_parts) if loan_level else None,
         shares=np.ascontiguousarray(s_sorted) if loan_level else None,
+        recip=1.0 / np.arange(1, int(cell_n.max()) + 2, dtype=np.float64),
     )
 
 
@@ -434,27 +455,26 @@ def simulate_batch(
     T, n_q = prep.T, prep.n_parties
     acc = np.zeros((n_paths, T, engines.N_ACC))
     pacc = np.zeros((n_q, n_paths, T, engines.N_ACC))
-    sqrt_rho, sqrt_1m = math.sqrt(prep.rho), math.sqrt(1.0 - prep.rho)
+    thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
     if engine == "granular":
         u = gen_idio.random((n_paths, prep.n_slots, 2), dtype=np.float32)
-        args = (z, scale, u, prep.cell_n, prep.cell_r, prep.cell_slot, prep.cell_thr,
-                prep.cell_smm, prep.cell_flows, prep.cell_pflows)
+        args = (zb, scale, u, prep.cell_n, prep.cell_r, prep.cell_slot, thr_s,
+                prep.cell_smm, prep.cell_flows, prep.cell_pflows, prep.recip, acc, pacc)
         if backend == "numba":
-            engines.granular_block(*args, sqrt_rho, sqrt_1m, acc, pacc)
+            engines.granular_block(*args)
         else:
-            engines.granular_block_np(*args, prep.rho, acc, pacc)
+            engines.granular_block_np(*args)
     else:
         if prep.sched is None or prep.loan_base is None or prep.shares is None:
             raise ValueError("the loan engine needs prepare_pool(..., loan_level=True)")
         t2 = 2 * max(T, 1)
         cum = np.zeros((prep.n_cells, n_paths, t2))
         total = np.zeros((prep.n_cells, n_paths))
+        cdf_args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, cum, total)
         if backend == "numba":
-            engines.event_cdfs(z, scale, prep.cell_r, prep.cell_thr, prep.cell_smm, sqrt_rho,
-                               sqrt_1m, cum, total)
+            engines.event_cdfs(*cdf_args)
         else:
-            engines.event_cdfs_np(z, scale, prep.cell_r, prep.cell_thr, prep.cell_smm, prep.rho,
-                                  cum, total)
+            engines.event_cdfs_np(*cdf_args)
         # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans, each drawn as
         # an (n_paths, chunk) array from the block's idiosyncratic stream
         u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans)), dtype=np.float32)
@@ -523,7 +543,8 @@ def expected_projection(prep: PreparedPool, z_path: np.ndarray) -> tuple[np.ndar
     """Conditional expectation given a fixed factor path (Gaussian hazard): (1, n_months, 5)
     and (n_parties, 1, n_months, 5) accumulators."""
     T = prep.T
-    pd = engines.cond_pd_np(prep.cell_thr_gauss, 1.0, z_path[None, :T], prep.rho)
+    thr_s, zb = engines.scaled_inputs(prep.cell_thr_gauss, z_path[None, :T], prep.rho)
+    pd = engines.cond_pd_np(thr_s, 1.0, zb)
     pd = np.where(np.isfinite(prep.cell_thr_gauss), pd, 0.0)
     frac = np.ones(prep.n_cells)
     f = np.zeros((prep.n_cells, T, engines.N_ACC))
@@ -591,7 +612,7 @@ def simulate(
             or batch_size < 1:
         raise ValidationError(must_be("batch_size", "an integer >= 1", batch_size))
     root = root_seed(seed)
-    entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
+    entropy = _entropy(root)
     loan_level = engine == "loan" and deterministic_z is None
     prep = prepare_pool(loans, assumptions, shares, party_ids, loan_level=loan_level)
     if deterministic_z is not None:
@@ -640,8 +661,29 @@ def run_blocks(
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, batch) for batch in batches]:
                 fut.result()
-    entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
-    return _assemble(prep, acc, pacc, entropy)
+    return _assemble(prep, acc, pacc, _entropy(root))
+
+
+def _entropy(root: np.random.SeedSequence) -> int | None:
+    return int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
+
+
+def assemble_paths(prep: PreparedPool, batches: Sequence[PathBatch], n_paths: int,
+                   root: np.random.SeedSequence) -> PoolPaths:
+    """``PoolPaths`` from the block results of a run (any order; e.g. gathered from Dask
+    workers that ran :func:`simulate_batch` for every block of ``block_layout(n_paths)``
+    with ``block_seed(root, b)``). The same numbers as :func:`simulate` with that seed."""
+    blocks = block_layout(n_paths)
+    seen = sorted(b.block_index for b in batches)
+    if seen != list(range(len(blocks))):
+        raise ValueError(f"need one result per block 0..{len(blocks) - 1}; got {seen}")
+    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
+    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
+    for res in batches:
+        start, n_b = blocks[res.block_index]
+        acc[start:start + n_b] = res.flows
+        pacc[:, start:start + n_b] = res.party_flows
+    return _assemble(prep, acc, pacc, _entropy(root))
 
 
 # ------------------------------------------------------------------------------------------

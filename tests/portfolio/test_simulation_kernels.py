@@ -25,6 +25,7 @@ from portfolio.simulation import (
 )
 
 SMALL = mixed_pool(2_000, seed=5)
+RECIP = 1.0 / np.arange(1, 10_002, dtype=np.float64)
 _pool = mixed_pool(6_000, seed=6)
 SHORT = _pool.take(np.flatnonzero(_pool.term_months <= 6))  # few cells: cheap hypothesis runs
 
@@ -50,14 +51,14 @@ def test_exact_binomial_branch_is_cdf_inversion():
         cdf = stats.binom.cdf(np.arange(n + 1), n, p)
         clear = np.min(np.abs(u[:, None] - cdf[None, :]), axis=1) > 1e-9
         expected = stats.binom.ppf(u[clear], n, p)
-        got = np.array([engines.binom_from_uniform(n, p, float(x)) for x in u[clear]])
+        got = np.array([engines.binom_from_uniform(n, p, float(x), RECIP) for x in u[clear]])
         np.testing.assert_array_equal(got, expected)
         twin = engines.binom_from_uniform_np(np.full(clear.sum(), n), np.full(clear.sum(), p),
-                                             u[clear])
+                                             u[clear], RECIP)
         np.testing.assert_array_equal(twin, expected)
-    assert engines.binom_from_uniform(0, 0.3, 0.5) == 0
-    assert engines.binom_from_uniform(5, 0.0, 0.99) == 0
-    assert engines.binom_from_uniform(5, 1.0, 0.01) == 5
+    assert engines.binom_from_uniform(0, 0.3, 0.5, RECIP) == 0
+    assert engines.binom_from_uniform(5, 0.0, 0.99, RECIP) == 0
+    assert engines.binom_from_uniform(5, 1.0, 0.01, RECIP) == 5
 
 
 @pytest.mark.parametrize(("n", "p"), [(100, 0.115), (2300, 0.005), (5000, 0.03), (400, 0.5)])
@@ -67,14 +68,14 @@ def test_normal_branch_matches_the_binomial(n, p):
     var = n * p * (1 - p)
     assert var >= engines.NORMAL_MIN_VARIANCE
     u = (np.arange(200_000) + 0.5) / 200_000  # a fine quadrature grid over (0, 1)
-    k = engines.binom_from_uniform_np(np.full(u.size, n), np.full(u.size, p), u)
+    k = engines.binom_from_uniform_np(np.full(u.size, n), np.full(u.size, p), u, RECIP)
     assert k.mean() == pytest.approx(n * p, abs=0.01 * math.sqrt(var) + 1e-3)
     assert k.var() == pytest.approx(var + 1 / 12, rel=0.02)  # + Sheppard's rounding term
     grid = np.arange(int(n * p - 5 * math.sqrt(var)), int(n * p + 5 * math.sqrt(var)))
     emp = np.searchsorted(np.sort(k), grid, side="right") / k.size
     assert np.max(np.abs(emp - stats.binom.cdf(grid, n, p))) < 0.03
     some = u[::997]
-    nb = np.array([engines.binom_from_uniform(n, p, float(x)) for x in some])
+    nb = np.array([engines.binom_from_uniform(n, p, float(x), RECIP) for x in some])
     np.testing.assert_array_equal(nb, k[::997])
 
 
@@ -172,3 +173,26 @@ def test_loss_spread_rises_with_rho(rho1, step):
     assert hi.loss.std() > lo.loss.std()
     sl, sh = loss_distribution(lo), loss_distribution(hi)
     assert sh.var[1] >= sl.var[1] - 2 * (sh.var_se[1] + sl.var_se[1])
+
+
+@pytest.mark.parametrize("engine", ["granular", "loan"])
+def test_blocks_run_anywhere_and_assemble_to_the_same_paths(engine):
+    # The unit of distribution (issue 7): a pickled PreparedPool, a block index and its
+    # child seed. Blocks run in any order and are assembled into the same numbers.
+    import pickle
+
+    from portfolio.simulation import assemble_paths
+
+    shares = np.random.default_rng(3).dirichlet([1, 1], size=len(SHORT))
+    direct = simulate(SHORT, assumptions(), 600, seed=17, engine=engine, shares=shares)
+    prep = pickle.loads(pickle.dumps(prepare_pool(SHORT, assumptions(), shares,
+                                                  loan_level=engine == "loan")))
+    root = np.random.SeedSequence(17)
+    results = [simulate_batch(prep, b, block_seed(root, b), n, engine)
+               for b, (_, n) in reversed(list(enumerate(block_layout(600))))]
+    assembled = assemble_paths(prep, results, 600, root)
+    for name in ("interest", "default", "recovery", "balance_eop"):
+        assert np.array_equal(getattr(assembled, name), getattr(direct, name)), name
+        assert np.array_equal(assembled.party_flows[name], direct.party_flows[name]), name
+    with pytest.raises(ValueError, match="block"):
+        assemble_paths(prep, results[1:], 600, root)
