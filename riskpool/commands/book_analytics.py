@@ -143,3 +143,20 @@ def rates(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = 
     with open_store(db, read_only=True) as store:
         result = analytics.monthly_rates(store.con, _date(as_of))
     emit(result.tables(), out, title=f"monthly rates to {result.as_of.isoformat()}")
+
+
+@book_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="New (or empty) folder for the Parquet "
+                                      "dataset.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Write the book as Parquet partitioned by origination month (hive style):
+    OUT/loans/origination_month=YYYY-MM/*.parquet and OUT/loan_performance/... .
+    `riskpool pool create --book OUT` and `riskpool simulate --book OUT` read it."""
+    from portfolio.store.parquet_book import export_book
+
+    with open_store(db, read_only=True) as store:
+        res = export_book(store.con, out)
+    typer.echo(f"exported {res.n_loans:,} loans and {res.n_performance_rows:,} performance rows "
+               f"in {res.n_partitions} origination months to {res.out}")

@@ -74,14 +74,23 @@ def pool_create(
     criteria: Annotated[Path, typer.Option("--criteria", help="Eligibility criteria TOML.")],
     cutoff: Annotated[str, typer.Option("--cutoff", help="Cut-off date, a month-end YYYY-MM-DD.")],
     db: DbOption = DEFAULT_DB,
+    book: Annotated[Path | None, typer.Option(
+        "--book", help="Read the loans and their performance from this Parquet book "
+        "(riskpool book export) instead of the database's tables; the pool is stored in "
+        "--db.")] = None,
 ) -> None:
     """Cut a pool from the book at the cut-off and store its immutable snapshot."""
     from portfolio.pools import create_pool, load_criteria, parse_cutoff
     from portfolio.store.core import open_store
+    from portfolio.store.parquet_book import attach_book, check_book_dir
 
     crit = load_criteria(criteria)
     cutoff_date = parse_cutoff(cutoff)
+    if book is not None:
+        check_book_dir(book)
     with open_store(db) as store:
+        if book is not None:
+            attach_book(store.con, book)
         info = create_pool(store, name, crit, cutoff_date)
     typer.echo(f"pool {info.pool_id} '{info.name}': {info.n_loans:,} loans, balance "
                f"{_fmt_money(info.balance)} at cut-off {info.cutoff_date.isoformat()}")

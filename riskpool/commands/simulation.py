@@ -81,8 +81,16 @@ def run_simulation(
     recovery_mult: float | None = None,
     deterministic: str | None = None,
     record: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    book: Path | None = None,
 ) -> SimulationResult:
-    """Load the pool and assumptions, simulate, and (``record``) store the run."""
+    """Load the pool and assumptions, simulate, and (``record``) store the run.
+
+    ``workers`` (a local Dask cluster of that many processes) or ``scheduler`` (an existing
+    cluster's address) run the paths on Dask (``portfolio.distributed``; same numbers).
+    ``book``: a Parquet book (``riskpool book export``) that must hold every pool loan.
+    """
     from portfolio.assumptions import apply_stress, load_assumptions
     from portfolio.pools import get_pool, load_pool_loans
     from portfolio.simulation import DETERMINISTIC_Z, loss_distribution, simulate
@@ -92,6 +100,14 @@ def run_simulation(
 
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
+    if workers is not None or scheduler is not None:
+        from portfolio.distributed import check_cluster_flags
+
+        check_cluster_flags(workers, scheduler, deterministic)
+    if book is not None:
+        from portfolio.store.parquet_book import check_book_dir
+
+        check_book_dir(book)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -101,13 +117,26 @@ def run_simulation(
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
+        if book is not None:
+            from portfolio.store.parquet_book import attach_book, check_loans_in_book
+
+            attach_book(store.con, book)
+            check_loans_in_book(store.con, loans.loan_id, f"pool {pool_id}")
     timings["load_s"] = time.perf_counter() - t0
     if len(loans) == 0:
         raise ValidationError(must_be("--pool", "a pool with at least one loan", pool_id))
     z = None if deterministic is None else DETERMINISTIC_Z[deterministic]
     t1 = time.perf_counter()
-    paths = simulate(loans, assumptions, 1 if z is not None else n_paths, seed, engine=engine,
-                     batch_size=batch_size, deterministic_z=z)
+    n_workers = None
+    if workers is not None or scheduler is not None:
+        from portfolio.distributed import simulate_distributed
+
+        drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=engine,
+                                    workers=workers, scheduler=scheduler)
+        paths, n_workers = drun.paths, drun.n_workers
+    else:
+        paths = simulate(loans, assumptions, 1 if z is not None else n_paths, seed,
+                         engine=engine, batch_size=batch_size, deterministic_z=z)
     timings["simulate_s"] = time.perf_counter() - t1
     stats = loss_distribution(paths)
     inputs: dict[str, Any] = {
@@ -120,6 +149,10 @@ def run_simulation(
                    "recovery_mult": recovery_mult},
         "deterministic": deterministic, "deterministic_z": z,
     }
+    if n_workers is not None:
+        inputs["dask"] = {"workers": n_workers, "scheduler": scheduler or "local"}
+    if book is not None:
+        inputs["book"] = str(Path(book).resolve())
     run_id = None
     if record:
         t2 = time.perf_counter()
@@ -164,12 +197,22 @@ def simulate_cmd(
         "--deterministic", help="Single-path expected projection with the factor fixed: "
         "base (Z = 0), adverse (Z = 1-in-20 quantile every month) or severe (1-in-100).")] = None,
     db: DbOption = DEFAULT_DB,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Run the paths on a local Dask cluster of N worker processes "
+        "(127.0.0.1 only; same numbers as a local run; needs riskpool[distributed]).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run the paths on an existing Dask cluster at this scheduler "
+        "address (e.g. tcp://10.0.0.5:8786).")] = None,
+    book: Annotated[Path | None, typer.Option(
+        "--book", help="Parquet book directory (riskpool book export) to check the pool's "
+        "loans against.")] = None,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
     res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
                          batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
                          smm_mult=smm_mult, recovery_mult=recovery_mult,
-                         deterministic=deterministic)
+                         deterministic=deterministic, workers=workers, scheduler=scheduler,
+                         book=book)
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
@@ -182,7 +225,10 @@ def simulate_cmd(
                    f"({p.loss[0] / p.initial_balance * 100:.3f}% of balance); defaults "
                    f"{_money(float(p.default.sum()))}, recoveries {_money(float(p.recovery.sum()))}")
     else:
-        typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed} "
+        where = ""
+        if "dask" in res.inputs:
+            where = f" on {res.inputs['dask']['workers']} Dask workers"
+        typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
         typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)"))
     typer.echo(f"run {res.run_id} recorded")

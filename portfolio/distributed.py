@@ -1,0 +1,382 @@
+"""Monte Carlo on a Dask cluster: the same numbers as a local run (DESIGN §4, issue 7).
+
+``simulate_distributed(loans, assumptions, n_paths, seed, client=...)`` prepares the pool once
+(cells, schedules, probability tables: :func:`portfolio.simulation.prepare_pool`), sends it to
+every worker, and submits one task per group of the engine's canonical path blocks. A task
+runs :func:`portfolio.simulation.simulate_batch` on each of its blocks with that block's own
+child seed (:func:`portfolio.simulation.block_seed`: ``SeedSequence(entropy,
+spawn_key=(b,))``), so a block's numbers depend on the seed and the block index only — not on
+which worker ran it, how blocks were grouped into tasks, or how many workers there were. The
+client puts every block's flows at its fixed path offset and assembles
+:class:`~portfolio.paths.PoolPaths` once, exactly as the local engine does: the result is
+bit-identical to :func:`portfolio.simulation.simulate` with the same seed.
+
+When a deal ``structure`` is given, each task also runs the waterfall
+(:func:`tranching.waterfall.run_waterfall`) on its own paths — the waterfall is path-wise, so
+per-path results do not depend on the grouping either — and returns per-path summaries
+(:class:`WaterfallSummary`). With ``shares`` the party split is done on the workers too (the
+engine carries per-party flows in every block).
+
+A worker lost mid-run (process killed, machine gone): the scheduler re-runs its tasks
+elsewhere; tasks that raise are retried ``retries`` times. Either way a block is recomputed
+from its own seed, so the result is unchanged.
+
+Clusters: :func:`open_client` starts a ``LocalCluster`` of worker processes bound to
+127.0.0.1 (no dashboard, nothing beyond loopback) or connects to an existing scheduler.
+Dask is an optional dependency (``pip install 'riskpool[distributed]'``); without it
+:func:`require_dask` raises :class:`DistributedUnavailable` (a ``RiskpoolError``: the CLI
+prints it and exits with code 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from portfolio import engines
+from portfolio import simulation as sim
+from portfolio.assumptions import Assumptions
+from portfolio.errors import RiskpoolError, ValidationError, must_be
+from portfolio.loans import LoanArrays
+from portfolio.paths import PoolPaths
+
+__all__ = [
+    "check_cluster_flags",
+    "DistributedRun",
+    "DistributedUnavailable",
+    "WaterfallSummary",
+    "open_client",
+    "require_dask",
+    "run_distributed",
+    "simulate_distributed",
+    "task_groups",
+]
+
+INSTALL_HINT = "install riskpool[distributed] (pip install 'riskpool[distributed]')"
+MAX_WORKERS = 256
+
+
+class DistributedUnavailable(RiskpoolError):
+    """Dask (``distributed``) is not installed."""
+
+
+def require_dask() -> Any:
+    """Import and return ``distributed``; a clear error naming the extra when it is missing."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DistributedUnavailable(
+            f"the distributed engine (--workers / --scheduler) needs Dask: {INSTALL_HINT}"
+        ) from exc
+    return distributed
+
+
+def check_cluster_flags(workers: int | None, scheduler: str | None,
+                        deterministic: str | None = None) -> None:
+    """Validate ``--workers`` / ``--scheduler`` (before any work) and that Dask is there."""
+    if workers is not None and scheduler is not None:
+        raise ValidationError(must_be("--workers/--scheduler", "one of them, not both",
+                                      f"--workers {workers} --scheduler {scheduler}"))
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise ValidationError(must_be("--workers", f"an integer in [1, {MAX_WORKERS}]", workers))
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ValidationError(must_be("--scheduler", "a scheduler address such as "
+                                      "tcp://127.0.0.1:8786", scheduler))
+    if deterministic is not None and (workers is not None or scheduler is not None):
+        raise ValidationError(must_be("--deterministic", "used without --workers/--scheduler "
+                                      "(a single expected path needs no cluster)",
+                                      deterministic))
+    require_dask()
+
+
+@contextlib.contextmanager
+def open_client(workers: int | None = None, scheduler: str | None = None,
+                threads_per_worker: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client``: to ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``)
+    when given, else to a new ``LocalCluster`` of ``workers`` processes on 127.0.0.1 with
+    ``threads_per_worker`` threads each and no dashboard. Closed (and the local cluster shut
+    down) on exit."""
+    if workers is None and scheduler is None:
+        raise ValidationError(must_be("--workers/--scheduler", "one of them", "neither"))
+    check_cluster_flags(workers, scheduler)
+    distributed = require_dask()
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ValidationError(must_be("--scheduler", "the address of a running Dask "
+                                          "scheduler", scheduler, f"({exc})")) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+        host="127.0.0.1", dashboard_address="127.0.0.1:0", memory_limit=0, silence_logs=40,
+    )
+    try:
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallSummary:
+    """Per-path results of a deal's waterfall, in seniority order.
+
+    ``tranche_loss`` / ``interest_paid`` / ``principal_received``: (n_tranches, n_paths) CNY
+    over the deal's life (principal received includes reimbursed write-downs; loss = original
+    balance − principal received, as :attr:`WaterfallResult.tranche_loss`);
+    ``tranche_cashflows``: (n_tranches, n_paths, n_months) interest + principal paid;
+    ``residual``: (n_paths,) cash to the subordinated holder; ``trigger_months``: trigger name
+    → (n_paths,) number of months the trigger was in force.
+    """
+
+    tranche_names: tuple[str, ...]
+    original_balance: np.ndarray
+    tranche_loss: np.ndarray
+    interest_paid: np.ndarray
+    principal_received: np.ndarray
+    tranche_cashflows: np.ndarray
+    residual: np.ndarray
+    trigger_months: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.residual.shape[0])
+
+    @classmethod
+    def from_result(cls, result: Any) -> WaterfallSummary:
+        """From a :class:`tranching.waterfall.WaterfallResult`."""
+        return cls(
+            tranche_names=tuple(result.tranche_names),
+            original_balance=np.asarray(result.original_balance, dtype=np.float64),
+            tranche_loss=result.tranche_loss,
+            interest_paid=result.interest_paid.sum(axis=2),
+            principal_received=result.principal_received,
+            tranche_cashflows=result.tranche_cashflows,
+            residual=result.residual.sum(axis=1),
+            trigger_months={k: v.sum(axis=1).astype(np.int64) for k, v in result.triggers.items()},
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[WaterfallSummary]) -> WaterfallSummary:
+        """Summaries of consecutive path ranges, joined in path order."""
+        first = parts[0]
+        return cls(
+            tranche_names=first.tranche_names,
+            original_balance=first.original_balance,
+            tranche_loss=np.concatenate([p.tranche_loss for p in parts], axis=1),
+            interest_paid=np.concatenate([p.interest_paid for p in parts], axis=1),
+            principal_received=np.concatenate([p.principal_received for p in parts], axis=1),
+            tranche_cashflows=np.concatenate([p.tranche_cashflows for p in parts], axis=1),
+            residual=np.concatenate([p.residual for p in parts]),
+            trigger_months={k: np.concatenate([p.trigger_months[k] for p in parts])
+                            for k in first.trigger_months},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DistributedRun:
+    """``paths``: the same :class:`PoolPaths` as a local run; ``waterfall``: per-path deal
+    results when a structure was given; ``n_workers`` / ``n_tasks``: the cluster's worker
+    count and the tasks submitted; ``timings`` in seconds (prepare, scatter, compute,
+    assemble)."""
+
+    paths: PoolPaths
+    waterfall: WaterfallSummary | None
+    n_workers: int
+    n_tasks: int
+    timings: dict[str, float]
+
+
+# ------------------------------------------------------------------------------------------
+# Tasks
+
+
+def task_groups(n_blocks: int, blocks_per_task: int) -> list[tuple[int, int]]:
+    """Consecutive block ranges ``[b0, b1)`` of at most ``blocks_per_task`` blocks."""
+    return [(b0, min(n_blocks, b0 + blocks_per_task))
+            for b0 in range(0, n_blocks, blocks_per_task)]
+
+
+@dataclass(frozen=True, slots=True)
+class _TaskResult:
+    first_path: int
+    flows: np.ndarray  # (n_b, n_months, 5)
+    party_flows: np.ndarray  # (n_parties, n_b, n_months, 5)
+    waterfall: WaterfallSummary | None
+
+
+def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,
+              block_range: tuple[int, int], engine: str, structure: Any,
+              on_task_start: Callable[[int], None] | None) -> _TaskResult:
+    """On a worker: the blocks ``[b0, b1)``, each from its own child seed, concatenated in
+    path order; the waterfall on those paths when ``structure`` is given."""
+    b0, b1 = block_range
+    if on_task_start is not None:
+        on_task_start(b0)
+    layout = sim.block_layout(n_paths)
+    first = layout[b0][0]
+    n_b = sum(layout[b][1] for b in range(b0, b1))
+    flows = np.empty((n_b, prep.n_months, engines.N_ACC))
+    pflows = np.empty((prep.n_parties, n_b, prep.n_months, engines.N_ACC))
+    for b in range(b0, b1):
+        start, n = layout[b]
+        res = sim.simulate_batch(prep, b, sim.block_seed(root, b), n, engine)  # type: ignore[arg-type]
+        flows[start - first:start - first + n] = res.flows
+        pflows[:, start - first:start - first + n] = res.party_flows
+    wf = None
+    if structure is not None:
+        from tranching.waterfall import run_waterfall
+
+        part = sim._assemble(prep, flows, pflows, None)
+        wf = WaterfallSummary.from_result(run_waterfall(structure, part))
+    return _TaskResult(first, flows, pflows, wf)
+
+
+def _default_blocks_per_task(n_blocks: int, n_threads: int) -> int:
+    # about four tasks per worker thread: balance, while keeping per-task overhead small
+    return max(1, math.ceil(n_blocks / max(1, 4 * n_threads)))
+
+
+def run_distributed(
+    client: Any,
+    prep: sim.PreparedPool,
+    root: np.random.SeedSequence,
+    n_paths: int,
+    engine: str = "granular",
+    structure: Any = None,
+    blocks_per_task: int | None = None,
+    retries: int = 3,
+    on_task_start: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> DistributedRun:
+    """Run a prepared pool's blocks on ``client``'s cluster and reduce once.
+
+    ``on_task_start(first_block)`` is called on the worker at the start of every task
+    attempt (logging, fault injection in tests)."""
+    distributed = require_dask()
+    if engine not in sim.ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if engine == "loan" and prep.sched is None:
+        raise ValidationError(must_be("prep", "prepare_pool(..., loan_level=True) for the loan "
+                                      "engine", "a granular-only preparation"))
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValidationError(must_be("retries", "an integer >= 0", retries))
+    timings: dict[str, float] = {}
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    n_workers = len(workers)
+    if n_workers == 0:
+        client.wait_for_workers(1, timeout=60)
+        workers = client.scheduler_info().get("workers", {})
+        n_workers = len(workers)
+    n_threads = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+    layout = sim.block_layout(n_paths)
+    if blocks_per_task is None:
+        blocks_per_task = _default_blocks_per_task(len(layout), n_threads)
+    if isinstance(blocks_per_task, bool) or not isinstance(blocks_per_task, int) \
+            or blocks_per_task < 1:
+        raise ValidationError(must_be("blocks_per_task", "an integer >= 1", blocks_per_task))
+    groups = task_groups(len(layout), blocks_per_task)
+
+    t = time.perf_counter()
+    prep_f = client.scatter(prep, broadcast=True, hash=False)
+    root_f = client.scatter(root, broadcast=True, hash=False)
+    struct_f = client.scatter(structure, broadcast=True, hash=False) \
+        if structure is not None else None
+    timings["scatter_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, struct_f,
+                             on_task_start, retries=retries, pure=False)
+               for g in groups]
+    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
+    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
+    wf_parts: dict[int, WaterfallSummary] = {}
+    done = 0
+    try:
+        for fut in distributed.as_completed(futures):
+            res: _TaskResult = fut.result()
+            n_b = res.flows.shape[0]
+            acc[res.first_path:res.first_path + n_b] = res.flows
+            pacc[:, res.first_path:res.first_path + n_b] = res.party_flows
+            if res.waterfall is not None:
+                wf_parts[res.first_path] = res.waterfall
+            done += n_b
+            fut.release()
+            if progress is not None:
+                progress(done / n_paths)
+    finally:
+        for fut in futures:
+            fut.release()
+    timings["compute_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
+    paths = sim._assemble(prep, acc, pacc, entropy)
+    wf = WaterfallSummary.concat([wf_parts[k] for k in sorted(wf_parts)]) if wf_parts else None
+    timings["assemble_s"] = time.perf_counter() - t
+    return DistributedRun(paths, wf, n_workers, len(groups), timings)
+
+
+def simulate_distributed(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    *,
+    engine: str = "granular",
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    structure: Any = None,
+    client: Any = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    blocks_per_task: int | None = None,
+    retries: int = 3,
+    on_task_start: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> DistributedRun:
+    """:func:`portfolio.simulation.simulate` on a Dask cluster, bit-identical to it.
+
+    Use ``client`` (an open ``distributed.Client``), or ``workers`` (a new local cluster of
+    that many processes) or ``scheduler`` (an existing cluster's address). ``structure``: a
+    :class:`tranching.deal.Deal` to run on the workers (per-path summaries in
+    ``.waterfall``). ``shares`` / ``party_ids``: the party split (per-party flows in
+    ``.paths.party_flows``)."""
+    if engine not in sim.ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    require_dask()
+    root = sim.root_seed(seed)
+    t = time.perf_counter()
+    prep = sim.prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan")
+    prepare_s = time.perf_counter() - t
+    if client is not None:
+        run = run_distributed(client, prep, root, int(n_paths), engine, structure,
+                              blocks_per_task, retries, on_task_start, progress)
+    else:
+        with open_client(workers=workers, scheduler=scheduler) as own:
+            run = run_distributed(own, prep, root, int(n_paths), engine, structure,
+                                  blocks_per_task, retries, on_task_start, progress)
+    run.timings["prepare_s"] = prepare_s
+    return run

@@ -1,0 +1,130 @@
+"""The loan book as a partitioned Parquet dataset (issue 7: books larger than one file).
+
+Layout written by :func:`export_book` (hive style, one folder per origination month)::
+
+    DIR/loans/origination_month=YYYY-MM/data_0.parquet
+    DIR/loan_performance/origination_month=YYYY-MM/data_0.parquet
+
+Both tables keep the columns and types of the database tables (``DECIMAL(18,2)`` money,
+``DATE`` dates); a performance row sits in the partition of its loan's origination month,
+so a vintage reads as one folder. The partition key is not stored inside the files.
+
+:func:`attach_book` makes a connection read such a dataset instead of the database file's
+tables: it creates TEMP views ``loans`` and ``loan_performance`` over
+``read_parquet('DIR/<table>/**/*.parquet', hive_partitioning = true)``. DuckDB resolves
+temporary objects before the file's own tables, so every query in ``portfolio.store`` that
+reads ``loans`` / ``loan_performance`` (pool selection, analytics) runs unchanged over the
+Parquet dataset; writes (pools, runs) still go to the database file.
+
+DuckDB does not take ``?`` parameters for ``COPY … TO`` targets or ``read_parquet`` paths
+inside a view; paths are therefore inlined as SQL string literals with quotes doubled
+(:func:`_literal`) — the only non-parameterised values in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from portfolio.errors import ValidationError, must_be
+
+TABLES: tuple[str, ...] = ("loans", "loan_performance")
+PARTITION = "origination_month"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What :func:`export_book` wrote: row counts, number of month partitions, the folder."""
+
+    out: Path
+    n_loans: int
+    n_performance_rows: int
+    n_partitions: int
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _glob(book: Path, table: str) -> Path:
+    return Path(book).resolve() / table / "**" / "*.parquet"
+
+
+def export_book(con: duckdb.DuckDBPyConnection, out: str | Path) -> ExportSummary:
+    """Write ``loans`` and ``loan_performance`` under ``out`` partitioned by origination month.
+
+    ``out`` must not exist or be an empty folder (nothing is overwritten). Runs inside one
+    read transaction, so both tables come from the same state of the book.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValidationError(must_be("--out", "a new or empty folder", str(out),
+                                      "(it already holds files; nothing is overwritten)"))
+    out.mkdir(parents=True, exist_ok=True)
+    month = f"strftime(l.origination_date, '%Y-%m') AS {PARTITION}"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        n_loans = int(con.execute("SELECT count(*) FROM loans").fetchone()[0])  # type: ignore[index]
+        n_perf = int(con.execute("SELECT count(*) FROM loan_performance").fetchone()[0])  # type: ignore[index]
+        con.execute(
+            f"COPY (SELECT l.*, {month} FROM loans l ORDER BY l.loan_id) "
+            f"TO {_literal(out.resolve() / 'loans')} "
+            f"(FORMAT PARQUET, PARTITION_BY ({PARTITION}), COMPRESSION ZSTD)"
+        )
+        con.execute(
+            f"COPY (SELECT p.*, {month} FROM loan_performance p JOIN loans l USING (loan_id) "
+            "ORDER BY p.loan_id, p.as_of) "
+            f"TO {_literal(out.resolve() / 'loan_performance')} "
+            f"(FORMAT PARQUET, PARTITION_BY ({PARTITION}), COMPRESSION ZSTD)"
+        )
+        n_parts = int(con.execute(  # type: ignore[index]
+            "SELECT count(DISTINCT strftime(origination_date, '%Y-%m')) FROM loans"
+        ).fetchone()[0])
+    finally:
+        con.execute("COMMIT")
+    return ExportSummary(out, n_loans, n_perf, n_parts)
+
+
+def check_book_dir(book: str | Path) -> Path:
+    """``book`` must be a folder written by :func:`export_book` (both tables present)."""
+    path = Path(book)
+    for table in TABLES:
+        folder = path / table
+        if not folder.is_dir() or next(folder.glob("*/*.parquet"), None) is None:
+            raise ValidationError(must_be("--book", "a folder written by `riskpool book export` "
+                                          f"(with {table}/{PARTITION}=YYYY-MM/*.parquet)",
+                                          str(path)))
+    return path
+
+
+def attach_book(con: duckdb.DuckDBPyConnection, book: str | Path) -> None:
+    """Make ``loans`` / ``loan_performance`` on ``con`` read the Parquet dataset ``book``
+    (TEMP views that shadow the database file's tables for this connection only)."""
+    path = check_book_dir(book)
+    for table in TABLES:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * EXCLUDE ({PARTITION}) "
+            f"FROM read_parquet({_literal(_glob(path, table))}, hive_partitioning = true)"
+        )
+
+
+def check_loans_in_book(con: duckdb.DuckDBPyConnection, loan_ids: np.ndarray, where: str) -> None:
+    """Every id in ``loan_ids`` must be a loan of the attached book (else name the first few
+    missing ones)."""
+    ids = pa.table({"loan_id": pa.array(np.asarray(loan_ids).astype(str), type=pa.string())})
+    con.register("_pool_ids", ids)
+    try:
+        missing, first = con.execute(
+            "SELECT count(*), coalesce(list(i.loan_id ORDER BY i.loan_id)[1:5], []) "
+            "FROM _pool_ids i ANTI JOIN loans l USING (loan_id)"
+        ).fetchall()[0]
+    finally:
+        con.unregister("_pool_ids")
+    if missing:
+        shown = ", ".join(first) + (", …" if missing > 5 else "")
+        raise ValidationError(must_be("--book", "a book holding every loan of the pool",
+                                      f"{missing} loan(s) missing ({shown})", where))

@@ -1,0 +1,337 @@
+"""Dask-distributed Monte Carlo (portfolio.distributed) and the Parquet book (issue 7).
+
+The oracle for every distributed figure is the local engine itself
+(``portfolio.simulation.simulate`` with the same seed): the distributed run must be
+bit-identical to it (``np.array_equal``), for 1, 2 and 4 worker processes, after a worker is
+killed mid-run, with the party split and with the waterfall run on the workers (the oracle
+there is ``tranching.waterfall.run_waterfall`` on the local paths).
+
+One module-scoped ``LocalCluster`` of 4 single-threaded worker processes on 127.0.0.1 keeps
+start-up cost to one cluster; the 4 → 2 → 1 test retires workers and runs last.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cloudpickle
+import duckdb
+import numpy as np
+import pytest
+from simulation_pools import assumptions, mixed_pool
+
+from portfolio.distributed import (
+    DistributedUnavailable,
+    WaterfallSummary,
+    check_cluster_flags,
+    open_client,
+    require_dask,
+    simulate_distributed,
+    task_groups,
+)
+from portfolio.errors import ValidationError
+from portfolio.paths import FLOW_NAMES, PoolPaths
+from portfolio.simulation import simulate
+from tranching.deal import load_deal
+from tranching.waterfall import run_waterfall
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAL = ROOT / "examples" / "deal_cn_consumer.toml"
+N_PATHS = 600  # 3 canonical blocks (256 + 256 + 88): tasks split across workers
+SEED = 20260
+
+# the hooks below run on the workers; this module is imported by path (importlib mode), so
+# ship its functions by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _criteria(tmp_path: Path) -> Path:
+    """Current loans scoring 600+ (no concentration limit: the test books are tiny)."""
+    path = tmp_path / "criteria.toml"
+    path.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
+                    encoding="utf-8")
+    return path
+
+
+def _assert_same_paths(a: PoolPaths, b: PoolPaths) -> None:
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.initial_balance == b.initial_balance
+    assert a.seed_entropy == b.seed_entropy
+    assert np.array_equal(a.dates, b.dates)
+    assert a.party_ids == b.party_ids
+    assert set(a.party_flows) == set(b.party_flows)
+    for name, arr in a.party_flows.items():
+        assert np.array_equal(arr, b.party_flows[name]), f"party {name}"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = require_dask()
+    lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  memory_limit=0, silence_logs=50)
+    client = distributed.Client(lc)
+    yield client
+    client.close()
+    lc.close()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    loans = mixed_pool(400, seed=5)
+    rng = np.random.default_rng(1)
+    w = rng.dirichlet([2.0, 1.0, 1.0], len(loans))
+    return loans, assumptions(rho=0.12), w
+
+
+def test_cluster_is_loopback_only(cluster):
+    info = cluster.scheduler_info()
+    assert info["address"].startswith("tcp://127.0.0.1:")
+    assert info["workers"]
+    assert all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
+
+
+def test_granular_with_party_split_and_waterfall_on_workers_matches_local(cluster, pool):
+    loans, a, shares = pool
+    parties = ("platform", "bank_a", "trust_b")
+    deal = load_deal(DEAL)
+    local = simulate(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties)
+    run = simulate_distributed(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties,
+                               structure=deal, client=cluster, blocks_per_task=1)
+    assert run.n_tasks == 3
+    _assert_same_paths(run.paths, local)
+    # party split done on the workers: parties sum to the pool on every path
+    np.testing.assert_allclose(run.paths.party_flows["default"].sum(axis=0), run.paths.default,
+                               rtol=1e-12, atol=1e-6)
+    wf = run_waterfall(deal, local)
+    expect = WaterfallSummary.from_result(wf)
+    got = run.waterfall
+    assert got is not None and got.n_paths == N_PATHS
+    assert got.tranche_names == expect.tranche_names
+    for name in ("tranche_loss", "interest_paid", "principal_received", "tranche_cashflows",
+                 "residual"):
+        assert np.array_equal(getattr(got, name), getattr(expect, name)), name
+    for name, months in expect.trigger_months.items():
+        assert np.array_equal(got.trigger_months[name], months), name
+
+
+def _die_on_first_attempt(marker_dir: str):
+    def hook(first_block: int) -> None:
+        if first_block != 1:
+            return
+        try:
+            fd = os.open(os.path.join(marker_dir, "killed"), os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return  # the recomputation: run normally
+        os.close(fd)
+        os._exit(1)  # the worker process dies mid-run, without cleaning up
+    return hook
+
+
+def test_lost_worker_is_recomputed_with_unchanged_result(cluster, pool, tmp_path):
+    loans, a, _ = pool
+    local = simulate(loans, a, N_PATHS, SEED + 1, engine="loan")
+    run = simulate_distributed(loans, a, N_PATHS, SEED + 1, engine="loan", client=cluster,
+                               blocks_per_task=1, on_task_start=_die_on_first_attempt(
+                                   str(tmp_path)))
+    assert (tmp_path / "killed").exists()  # a worker really died
+    _assert_same_paths(run.paths, local)
+
+
+def test_failing_task_is_retried(cluster, pool, tmp_path):
+    loans, a, _ = pool
+
+    def flaky(first_block: int) -> None:
+        marker = os.path.join(str(tmp_path), f"raised_{first_block}")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise OSError("transient failure")
+
+    local = simulate(loans, a, 300, SEED + 2)
+    run = simulate_distributed(loans, a, 300, SEED + 2, client=cluster, blocks_per_task=1,
+                               on_task_start=flaky, retries=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raised_0", "raised_1"]
+    _assert_same_paths(run.paths, local)
+    with pytest.raises(OSError, match="transient"):
+        simulate_distributed(loans, a, 300, SEED + 2, client=cluster,
+                             on_task_start=lambda b: flaky(b + 100), retries=0)
+
+
+def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
+    db = tmp_path / "b.duckdb"
+    assert cli("generate", "--db", db, "--loans", "1500", "--months", "8", "--seed", "3",
+               "--as-of", "2025-08-31").code == 0
+    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
+               "--cutoff", "2025-08-31").code == 0
+    a_path = tmp_path / "a.toml"
+    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    address = cluster.scheduler.address
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+            "--seed", "9", "--scheduler", address)
+    assert r.code == 0, r.err
+    assert "Dask workers" in r.out
+    r2 = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+             "--seed", "9")
+    assert r2.code == 0, r2.err
+    from portfolio.store.core import open_store
+    from portfolio.store.runs import load_paths
+
+    with open_store(db, read_only=True) as store:
+        p_dask = load_paths(store, 1)
+        p_local = load_paths(store, 2)
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(p_dask, name), getattr(p_local, name)), name
+
+
+def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool):
+    """Runs last: it retires workers from the shared cluster."""
+    loans, a, _ = pool
+    expect = {eng: simulate(loans, a, N_PATHS, SEED, engine=eng) for eng in ("granular", "loan")}
+    seen = []
+    for n in (4, 2, 1):
+        have = list(cluster.scheduler_info()["workers"])
+        if len(have) > n:
+            cluster.retire_workers(workers=have[n:], close_workers=True)
+        else:
+            cluster.wait_for_workers(n, timeout=60)
+        for eng, local in expect.items():
+            run = simulate_distributed(loans, a, N_PATHS, SEED, engine=eng, client=cluster,
+                                       blocks_per_task=1)
+            seen.append(run.n_workers)
+            _assert_same_paths(run.paths, local)
+    assert seen == [4, 4, 2, 2, 1, 1]
+
+
+# ------------------------------------------------------------------------------------------
+# No cluster needed
+
+
+def test_task_groups_cover_every_block_once():
+    for n_blocks in (1, 3, 40):
+        for per in (1, 2, 7, 100):
+            groups = task_groups(n_blocks, per)
+            covered = [b for b0, b1 in groups for b in range(b0, b1)]
+            assert covered == list(range(n_blocks))
+            assert all(1 <= b1 - b0 <= per for b0, b1 in groups)
+
+
+@pytest.mark.parametrize(("workers", "scheduler", "det", "field"), [
+    (0, None, None, "--workers"),
+    (1000, None, None, "--workers"),
+    (2, "tcp://127.0.0.1:1", None, "--workers/--scheduler"),
+    (None, "  ", None, "--scheduler"),
+    (2, None, "adverse", "--deterministic"),
+])
+def test_cluster_flags_are_checked(workers, scheduler, det, field):
+    with pytest.raises(ValidationError, match=field):
+        check_cluster_flags(workers, scheduler, det)
+
+
+def test_bad_arguments_name_the_field(pool):
+    loans, a, _ = pool
+    with pytest.raises(ValidationError, match="n_paths"):
+        simulate_distributed(loans, a, 0, 1, workers=1)
+    with pytest.raises(ValidationError, match="engine"):
+        simulate_distributed(loans, a, 10, 1, engine="fast", workers=1)
+    with pytest.raises(ValidationError, match="--workers"):
+        with open_client(workers=-1):
+            pass
+
+
+def test_without_dask_a_clear_message_and_exit_2(monkeypatch, cli, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(DistributedUnavailable, match=r"riskpool\[distributed\]"):
+        require_dask()
+    r = cli("simulate", "--db", tmp_path / "none.duckdb", "--pool", "1", "--assumptions",
+            tmp_path / "a.toml", "--seed", "1", "--workers", "2")
+    assert r.code == 2
+    assert "install riskpool[distributed]" in r.err
+    assert not (tmp_path / "none.duckdb").exists()  # nothing read or written
+
+
+# ------------------------------------------------------------------------------------------
+# Parquet book
+
+
+def test_export_then_pool_from_book_equals_pool_from_db(cli, tmp_path):
+    db = tmp_path / "book.duckdb"
+    assert cli("generate", "--db", db, "--loans", "2000", "--months", "7", "--seed", "11",
+               "--as-of", "2025-06-30").code == 0
+    out = tmp_path / "lake"
+    r = cli("book", "export", "--db", db, "--out", out)
+    assert r.code == 0, r.err
+    assert "2,000 loans" in r.out
+    months = sorted(p.name for p in (out / "loans").iterdir())
+    assert months == [f"origination_month=2024-{m:02d}" for m in (12,)] + \
+        [f"origination_month=2025-{m:02d}" for m in range(1, 7)]
+    assert sorted(p.name for p in (out / "loan_performance").iterdir()) == months
+    # the dataset holds the same rows as the database tables (vintage = its folder)
+    con = duckdb.connect()
+    for table, key in (("loans", "loan_id"), ("loan_performance", "loan_id, as_of")):
+        lake = con.execute(
+            f"SELECT * EXCLUDE (origination_month) FROM read_parquet('{out}/{table}/**/*.parquet',"
+            f" hive_partitioning = true) ORDER BY {key}").df()
+        with duckdb.connect(str(db), read_only=True) as dbc:
+            base = dbc.execute(f"SELECT * FROM {table} ORDER BY {key}").df()
+        assert lake.equals(base), table
+    wrong = con.execute(
+        f"SELECT count(*) FROM read_parquet('{out}/loans/**/*.parquet', hive_partitioning = true)"
+        " WHERE strftime(origination_date, '%Y-%m') <> origination_month").fetchone()[0]
+    assert wrong == 0
+    con.close()
+
+    crit = _criteria(tmp_path)
+    assert cli("pool", "create", "--db", db, "--name", "from_db", "--criteria", crit,
+               "--cutoff", "2025-06-30").code == 0
+    other = tmp_path / "pools_only.duckdb"  # no loans in this database at all
+    r = cli("pool", "create", "--db", other, "--book", out, "--name", "from_lake",
+            "--criteria", crit, "--cutoff", "2025-06-30")
+    assert r.code == 0, r.err
+    cols = ("loan_id, cutoff_balance, remaining_term, months_on_book, apr, credit_score, "
+            "term_months, repayment_type, region, origination_date, principal")
+    with duckdb.connect(str(db), read_only=True) as c1, \
+            duckdb.connect(str(other), read_only=True) as c2:
+        a = c1.execute(f"SELECT {cols} FROM pool_loans ORDER BY loan_id").df()
+        b = c2.execute(f"SELECT {cols} FROM pool_loans ORDER BY loan_id").df()
+        assert c2.execute("SELECT count(*) FROM loans").fetchone()[0] == 0
+        pa_ = c1.execute("SELECT n_loans, balance, exclusions FROM pools").fetchall()
+        pb_ = c2.execute("SELECT n_loans, balance, exclusions FROM pools").fetchall()
+    assert len(a) > 100
+    assert a.equals(b)
+    assert pa_ == pb_
+
+    # simulate --book: the pool's loans are checked against the dataset
+    a_path = tmp_path / "a.toml"
+    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
+            "--seed", "1", "--book", out)
+    assert r.code == 0, r.err
+    # a book without the pool's loans is refused, nothing recorded
+    small = tmp_path / "small.duckdb"
+    assert cli("generate", "--db", small, "--loans", "50", "--months", "2", "--seed", "1",
+               "--as-of", "2025-06-30").code == 0
+    lake2 = tmp_path / "lake2"
+    assert cli("book", "export", "--db", small, "--out", lake2).code == 0
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
+            "--seed", "1", "--book", lake2)
+    assert r.code == 2 and "--book" in r.err and "missing" in r.err
+    with duckdb.connect(str(db), read_only=True) as c1:
+        assert c1.execute("SELECT count(*) FROM runs WHERE kind = 'simulation'").fetchone()[0] == 1
+
+
+def test_export_refuses_a_non_empty_folder_and_book_must_be_a_dataset(cli, tmp_path):
+    db = tmp_path / "b.duckdb"
+    assert cli("generate", "--db", db, "--loans", "30", "--months", "2", "--seed", "2",
+               "--as-of", "2025-03-31").code == 0
+    out = tmp_path / "lake"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    r = cli("book", "export", "--db", db, "--out", out)
+    assert r.code == 2 and "--out" in r.err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    r = cli("pool", "create", "--db", db, "--book", out, "--name", "x", "--criteria",
+            _criteria(tmp_path), "--cutoff", "2025-03-31")
+    assert r.code == 2 and "--book" in r.err
