@@ -432,22 +432,34 @@ from portfolio.generate import GeneratorParams, generate_book  # noqa: E402
 AS_OF = dt.date(2025, 6, 30)
 
 
-def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: GeneratorParams,
-               default_timing: str = "recorded") -> tuple[cal.Calibration, object]:
+def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: GeneratorParams
+               ) -> tuple[cal.Calibration, object]:
     with open_store(path) as store:
         summary = generate_book(store, n_loans, n_months, seed=seed, as_of=AS_OF,
                                 params=params)
-        return cal.calibrate_from_store(
-            store, default_timing=default_timing), summary  # type: ignore[arg-type]
+        return cal.calibrate_from_store(store), summary
 
 
 def _in_term_weights(c: cal.Calibration) -> np.ndarray:
     return c.counts.at_risk.sum(axis=3) * cal.in_term_mask(ALLOWED_TERMS, c.counts.n_age)[None]
 
 
-def test_calibration_recovers_a_generated_book_without_correlation(tmp_path: Path) -> None:
-    params = dataclasses.replace(GeneratorParams(), rho=0.0)
-    c, _ = _generated(tmp_path / "g.duckdb", 30_000, 24, seed=21, params=params)
+ZERO_RHO = dataclasses.replace(GeneratorParams(), rho=0.0)
+
+
+@pytest.fixture(scope="module")
+def zero_rho_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30,000 loans over 24 months with rho = 0 (independent defaults: binomial SEs apply)."""
+    path = tmp_path_factory.mktemp("zero_rho") / "g.duckdb"
+    with open_store(path) as store:
+        generate_book(store, 30_000, 24, seed=21, as_of=AS_OF, params=ZERO_RHO)
+    return path
+
+
+def test_calibration_recovers_a_generated_book_without_correlation(zero_rho_book: Path) -> None:
+    params = ZERO_RHO
+    with open_store(zero_rho_book, read_only=True) as store:
+        c = cal.calibrate_from_store(store)
     a = c.assumptions
     true_h = params.true_default_hazard(a.n_age)
     true_s = params.true_prepay_smm(a.n_age)
@@ -575,14 +587,14 @@ def test_cli_calibrate_bad_flags_exit_2_and_write_nothing(cli, small_book: Path,
     assert not out.exists()
 
 
-def test_went_bad_timing_recovers_the_go_bad_hazard(tmp_path: Path) -> None:
+def test_went_bad_timing_recovers_the_go_bad_hazard(zero_rho_book: Path) -> None:
     # Went-bad timing dates each default at the start of its final delinquency: the
     # generator's model primitive ``go_bad_hazard`` (monthly, performing loans, within the
     # term). rho = 0, so binomial SEs apply; allowance 4 SE + 5 % for the credibility
     # shrinkage, as above.
-    params = dataclasses.replace(GeneratorParams(), rho=0.0)
-    c, _ = _generated(tmp_path / "g.duckdb", 30_000, 24, seed=22, params=params,
-                      default_timing="went_bad")
+    params = ZERO_RHO
+    with open_store(zero_rho_book, read_only=True) as store:
+        c = cal.calibrate_from_store(store, default_timing="went_bad")
     a = c.assumptions
     assert a.provenance["default_timing"] == "went_bad"
     true_h = params.go_bad_hazard(a.n_age)
