@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboards import auth, ui
 
-st.set_page_config(page_title="riskpool", page_icon="📊", layout="wide")
+st.set_page_config(page_title="riskpool", page_icon=":material/monitoring:", layout="wide")
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
@@ -45,12 +45,12 @@ with st.sidebar:
         st.rerun()
 
 pages = [
-    st.Page(PAGES / "book_page.py", title="Book", icon="📒", url_path="book", default=True),
-    st.Page(PAGES / "pools_page.py", title="Pools", icon="🧺", url_path="pools"),
-    st.Page(PAGES / "simulation_page.py", title="Simulation", icon="🎲", url_path="simulation"),
-    st.Page(PAGES / "tranches_page.py", title="Tranches", icon="🏦", url_path="tranches"),
-    st.Page(PAGES / "partners_page.py", title="Partners", icon="🤝", url_path="partners"),
-    st.Page(PAGES / "dispersion_page.py", title="Dispersion", icon="🌐", url_path="dispersion"),
-    st.Page(PAGES / "reports_page.py", title="Reports", icon="📄", url_path="reports"),
+    st.Page(PAGES / "book_page.py", title="Book", icon=":material/menu_book:", url_path="book", default=True),
+    st.Page(PAGES / "pools_page.py", title="Pools", icon=":material/filter_alt:", url_path="pools"),
+    st.Page(PAGES / "simulation_page.py", title="Simulation", icon=":material/casino:", url_path="simulation"),
+    st.Page(PAGES / "tranches_page.py", title="Tranches", icon=":material/account_balance:", url_path="tranches"),
+    st.Page(PAGES / "partners_page.py", title="Partners", icon=":material/handshake:", url_path="partners"),
+    st.Page(PAGES / "dispersion_page.py", title="Dispersion", icon=":material/hub:", url_path="dispersion"),
+    st.Page(PAGES / "reports_page.py", title="Reports", icon=":material/description:", url_path="reports"),
 ]
 st.navigation(pages).run()

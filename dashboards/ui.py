@@ -44,9 +44,9 @@ def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return fn(*args, **kwargs)
     except access.DataUpdating as exc:
-        st.warning(f"⏳ {exc}")
+        st.warning(str(exc), icon=":material/hourglass_top:")
     except access.AccessDenied as exc:
-        st.warning(f"🔒 {exc}")
+        st.warning(str(exc), icon=":material/lock:")
     except RiskpoolError as exc:
         st.error(str(exc))
     st.stop()

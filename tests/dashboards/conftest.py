@@ -32,6 +32,7 @@ class DemoBook:
     users_file: Path
     passwords: dict[str, str]  # username -> password
     as_of: str
+    report_dir: Path  # the demo's treasury and partner reports for as_of
 
 
 def _build(root: Path) -> dict:
@@ -44,7 +45,8 @@ def _build(root: Path) -> dict:
     return {"db": str(result.db), "pool_id": result.pool_id,
             "allocation_id": result.allocation_id, "run_id": result.run_id,
             "users_file": str(root / "users.toml"),
-            "passwords": {k: v[1] for k, v in result.users.items()}, "as_of": params.as_of}
+            "passwords": {k: v[1] for k, v in result.users.items()}, "as_of": params.as_of,
+            "report_dir": str(root / "reports")}
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +66,8 @@ def demo_book(tmp_path_factory: pytest.TempPathFactory) -> DemoBook:
             fcntl.flock(lock, fcntl.LOCK_UN)
     info = json.loads(info_file.read_text())
     return DemoBook(Path(info["db"]), info["pool_id"], info["allocation_id"], info["run_id"],
-                    Path(info["users_file"]), info["passwords"], info["as_of"])
+                    Path(info["users_file"]), info["passwords"], info["as_of"],
+                    Path(info["report_dir"]))
 
 
 @pytest.fixture
@@ -73,7 +76,8 @@ def writable_book(demo_book: DemoBook, tmp_path: Path) -> DemoBook:
     db = tmp_path / "demo.duckdb"
     shutil.copy(demo_book.db, db)
     return DemoBook(db, demo_book.pool_id, demo_book.allocation_id, demo_book.run_id,
-                    demo_book.users_file, demo_book.passwords, demo_book.as_of)
+                    demo_book.users_file, demo_book.passwords, demo_book.as_of,
+                    demo_book.report_dir)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import re
 import zipfile
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -60,10 +61,32 @@ def _sheet(path: Path, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows[1:], columns=rows[0])
 
 
-@pytest.fixture(scope="module")
-def treasury_report(tmp_path_factory, demo_book):
-    out = tmp_path_factory.mktemp("report")
-    return write_report(demo_book.db, AS_OF, out, record=False)
+@dataclass(frozen=True)
+class Written:
+    html_path: Path
+    xlsx_path: Path
+    content_sha256: str
+
+
+def _recorded(demo_book, partner: str | None) -> Written:
+    """A report the demo pipeline wrote (and recorded) when it built the test book."""
+    con = duckdb.connect(str(demo_book.db), read_only=True)
+    try:
+        cond = "IS NULL" if partner is None else "= ?"
+        row = con.execute(
+            "SELECT json_extract_string(summary, '$.content_sha256') FROM runs "
+            "WHERE kind = 'report' AND json_extract_string(inputs, '$.partner') " + cond
+            + " ORDER BY run_id LIMIT 1", [] if partner is None else [partner]).fetchone()
+    finally:
+        con.close()
+    stem = f"riskpool_report_{AS_OF.isoformat()}" + (f"_{partner}" if partner else "")
+    return Written(demo_book.report_dir / f"{stem}.html", demo_book.report_dir / f"{stem}.xlsx",
+                   row[0])
+
+
+@pytest.fixture
+def treasury_report(demo_book) -> Written:
+    return _recorded(demo_book, None)
 
 
 def test_html_is_self_contained_with_every_section(treasury_report) -> None:
@@ -124,10 +147,10 @@ def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
 
 
 def test_idempotent_apart_from_timestamp(demo_book, tmp_path) -> None:
-    a = write_report(demo_book.db, AS_OF, tmp_path / "a", record=False,
-                     now=dt.datetime(2026, 7, 1, 6, 0))
+    """A second run for the same as-of on the same inputs: same content, new timestamp."""
+    a = _recorded(demo_book, None)
     b = write_report(demo_book.db, AS_OF, tmp_path / "b", record=False,
-                     now=dt.datetime(2026, 7, 2, 6, 0))
+                     now=dt.datetime(2030, 7, 2, 6, 0))
     assert a.content_sha256 == b.content_sha256
 
     def strip(p: Path) -> str:
@@ -137,8 +160,8 @@ def test_idempotent_apart_from_timestamp(demo_book, tmp_path) -> None:
     assert a.html_path.read_text() != b.html_path.read_text()  # only the timestamp differs
 
 
-def test_partner_report_holds_only_that_partner(demo_book, tmp_path) -> None:
-    out = write_report(demo_book.db, AS_OF, tmp_path, partner=PARTNER, record=False)
+def test_partner_report_holds_only_that_partner(demo_book) -> None:
+    out = _recorded(demo_book, PARTNER)
     text = out.html_path.read_text(encoding="utf-8")
     for other in ("bank_north", "west_trust", "hangzhou_city"):
         assert other not in text
