@@ -162,16 +162,22 @@ def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
     ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of)
     r4_on = registry.rule("R4").applies_on(as_of)
     out = np.zeros((len(loans), len(registry.partners)), dtype=bool)
-    region = loans.region
+    region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
+    code_of = {name: i for i, name in enumerate(region_names)}
+
+    def in_regions(names: tuple[str, ...]) -> np.ndarray:
+        codes = [code_of[n] for n in names if n in code_of]
+        return np.isin(region_code, np.asarray(codes, dtype=region_code.dtype))
+
     for j, p in enumerate(registry.partners):
         e = p.eligibility
         m = ok_rules & (loans.credit_score >= e.score_floor) & (loans.apr <= e.apr_cap)
         m &= loans.term_months <= e.max_term_months
         m &= np.isin(loans.repayment_type, e.repayment_codes)
         if e.regions:
-            m &= np.isin(region, np.asarray(e.regions, dtype=object))
+            m &= in_regions(e.regions)
         if p.is_local_bank and r4_on:
-            m &= region == p.regulatory.registered_region
+            m &= in_regions((str(p.regulatory.registered_region),))
         out[:, j] = m
     return out
 
@@ -598,7 +604,8 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
         breaches.extend(found)
     net = loans.apr - risk.el_rate
-    region = loans.region
+    region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
+    region_names = np.asarray(region_names, dtype=object)
     band = loans.score_band
     for j, p in enumerate(registry.partners):
         sh = partner_sh[:, j]
@@ -614,7 +621,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             "repayment_types": ~np.isin(loans.repayment_type, e.repayment_codes),
         }
         if e.regions:
-            crit["regions"] = ~np.isin(region, np.asarray(e.regions, dtype=object))
+            crit["regions"] = ~np.isin(region_names, np.asarray(e.regions, dtype=object))[region_code]
         for cname, fails in crit.items():
             bad = held & fails
             item(f"eligibility.{cname}", p.id, int(bad.sum()), 0, not bad.any())
@@ -651,7 +658,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             breaches.extend(found)
         if funded > 0:
             c = p.concentration
-            for cname, key, limit in (("region", region, c.max_region_share),
+            for cname, key, limit in (("region", region_code, c.max_region_share),
                                       ("score band", band, c.max_score_band_share)):
                 if limit is None:
                     continue
@@ -659,7 +666,8 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                 by = np.bincount(inv, weights=amt[held]) / funded
                 worst = int(np.argmax(by))
                 ok = by[worst] <= limit + SHARE_TOL
-                label = keys[worst] if cname == "region" else SCORE_BAND_LABELS[int(keys[worst])]
+                label = (region_names[int(keys[worst])] if cname == "region"
+                         else SCORE_BAND_LABELS[int(keys[worst])])
                 item(f"concentration.{cname}", p.id, by[worst], limit, ok)
                 if not ok:
                     breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} {label} is "

@@ -274,3 +274,24 @@ def test_loan_risk_from_assumptions_by_hand():
         years = loans.remaining_term[i] / 12
         assert risk.annual_pd[i] == pytest.approx(1 - surv ** (1 / years), rel=1e-9)
     assert np.allclose(risk.lgd, 1 - ass.recovery_rate)
+
+
+def test_recheck_catches_concentration_and_yield_breaches(registry, loans):
+    a = allocate(loans, registry, mode="joint", as_of=AS_OF)
+    risk = loan_risk_from_table(loans, registry.expected_loss)
+    j = a.party_ids.index("bank_a")  # max_region_share 0.4
+    shares = a.shares.copy()
+    shares[:, 0] += shares[:, j]
+    shares[:, j] = 0.0
+    zj = np.flatnonzero((loans.region == "Zhejiang") & (loans.credit_score >= 600))[:20]
+    shares[zj, j] = 0.1
+    shares[zj, 0] -= 0.1
+    rep = verify_allocation(loans, shares, a.party_ids, registry, risk, "joint", AS_OF)
+    conc = [b for b in rep.breaches if b.rule_id == "concentration"]
+    assert conc and conc[0].party_id == "bank_a" and "Zhejiang" in conc[0].message
+    assert conc[0].amount == pytest.approx(1.0 - 0.4)
+    # the same allocation checked against a registry whose bank_a wants a 50% yield
+    greedy = dataclasses.replace(registry, partners=tuple(
+        dataclasses.replace(p, required_yield=0.5) if p.id == "bank_a" else p for p in registry.partners))
+    rep = verify_allocation(loans, a.shares, a.party_ids, greedy, risk, "joint", AS_OF)
+    assert [b.party_id for b in rep.breaches if b.rule_id == "yield"] == ["bank_a"]
