@@ -265,7 +265,15 @@ def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None =
     info = exposure or {}
     for i, band in enumerate(a.score_bands):
         for j, term in enumerate(a.terms):
+            n_in = min(int(term), a.n_age)
+            life_pd = 1.0 - float(np.prod(1.0 - a.default_hazard[i, j, :n_in]))
+            note = f"# {_band_label(*band)} × {term} months: default within the term " \
+                   f"{life_pd:.2%} (no prepayment)"
+            if "exposure" in info:
+                note += f"; {int(np.asarray(info['exposure'])[i, j].sum()):,} loan-months " \
+                        "at risk in the data"
             lines += [
+                note,
                 "[[segment]]",
                 f"score_band = {_toml_value(_band_label(*band))}",
                 f"term = {term}",

@@ -419,6 +419,34 @@ def test_went_bad_counting_rules_on_a_tiny_book(db_path: Path) -> None:
         cal.load_counts(store, _me(2025, 9), default_timing="later")  # type: ignore[arg-type]
 
 
+def test_calibration_of_a_book_without_defaults(db_path: Path) -> None:
+    # 20 current loans for 6 months: hazards 0, rho 0 without a standard error, recovery 0
+    # over one month — each stated in the notes rather than invented.
+    n = 20
+    loans = pd.DataFrame({
+        "loan_id": [f"L{i}" for i in range(n)], "borrower_id": [f"b{i}" for i in range(n)],
+        "origination_date": [dt.date(2025, 1, 5)] * n, "principal": [1000.0] * n,
+        "apr": [0.18] * n, "term_months": [12] * n, "repayment_type": ["level_annuity"] * n,
+        "credit_score": [700] * n, "region": ["R"] * n,
+    })
+    perf = pd.DataFrame([(f"L{i}", _me(2025, 1 + age), age, 1000.0 - 50 * age, 0, "current")
+                         for i in range(n) for age in range(6)],
+                        columns=["loan_id", "as_of", "months_on_book", "balance", "dpd",
+                                 "status"])
+    with open_store(db_path) as store:
+        with store.transaction() as con:
+            insert_loans(con, loans)
+            insert_performance(con, perf)
+        c = cal.calibrate_from_store(store, n_age=12)
+    a = c.assumptions
+    assert float(a.default_hazard.max()) == 0.0 and float(a.prepay_smm.max()) == 0.0
+    assert a.rho == 0.0 and a.rho_se is None
+    assert (a.recovery_rate, a.recovery_lag) == (0.0, (1.0,))
+    assert any("rho standard error" in n for n in c.notes)
+    assert any("no recoveries" in n for n in c.notes)
+    assert int(c.counts.at_risk.sum()) == n * 5
+
+
 def test_calibrate_refuses_an_empty_or_future_window(db_path: Path) -> None:
     with open_store(db_path) as store:
         with pytest.raises(ValidationError, match="no performance history"):
