@@ -52,6 +52,13 @@ class PoolPaths:
         """(n_paths, n_months) cash collected: interest + principal + prepayment + recovery."""
         return self.interest + self.scheduled_principal + self.prepayment + self.recovery
 
+    def mean_se(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(n_months,) Monte Carlo mean of flow ``name`` (one of ``FLOW_NAMES``, or
+        ``collections``) over paths, and its standard error."""
+        if name not in (*FLOW_NAMES, "collections"):
+            raise ValueError(f"`name` must be one of {(*FLOW_NAMES, 'collections')}; got {name!r}")
+        return mean_and_se(getattr(self, name), axis=0)
+
 
 FLOW_NAMES: tuple[str, ...] = (
     "balance_bop",

@@ -483,12 +483,12 @@ def simulate_batch(
             uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
                                                                          dtype=np.float32)
             gen_idio.random(out=uu, dtype=np.float32)
-            args = (uu, l0, prep.cell_of, prep.loan_base, prep.cell_r, cum, total, prep.sched,
-                    prep.shares, acc, pacc)
+            largs = (uu, l0, prep.cell_of, prep.loan_base, prep.cell_r, cum, total, prep.sched,
+                     prep.shares, acc, pacc)
             if backend == "numba":
-                engines.loan_block(*args)
+                engines.loan_block(*largs)
             else:
-                engines.loan_block_np(*args)
+                engines.loan_block_np(*largs)
         base = prep.base_flows
         acc[:, :, :3] += base[None]
         if n_q:

@@ -93,12 +93,13 @@ def run_simulation(
     """
     from portfolio.assumptions import apply_stress, load_assumptions
     from portfolio.pools import get_pool, load_pool_loans
-    from portfolio.simulation import DETERMINISTIC_Z, loss_distribution, simulate
+    from portfolio.simulation import DETERMINISTIC_Z, Engine, loss_distribution, simulate
     from portfolio.store.core import open_store
     from portfolio.store.runs import record_simulation
     from riskpool.settings import code_version
 
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
+    eng: Engine = "loan" if engine == "loan" else "granular"
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
         from portfolio.distributed import check_cluster_flags
@@ -131,12 +132,12 @@ def run_simulation(
     if workers is not None or scheduler is not None:
         from portfolio.distributed import simulate_distributed
 
-        drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=engine,
+        drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
                                     workers=workers, scheduler=scheduler)
         paths, n_workers = drun.paths, drun.n_workers
     else:
         paths = simulate(loans, assumptions, 1 if z is not None else n_paths, seed,
-                         engine=engine, batch_size=batch_size, deterministic_z=z)
+                         engine=eng, batch_size=batch_size, deterministic_z=z)
     timings["simulate_s"] = time.perf_counter() - t1
     stats = loss_distribution(paths)
     inputs: dict[str, Any] = {

@@ -274,3 +274,14 @@ def test_with_rho_zero_the_deterministic_projection_is_the_mc_mean(engine):
         x = getattr(mc, name)
         se = x.std(0, ddof=1) / math.sqrt(x.shape[0])
         assert np.all(np.abs(x.mean(0) - getattr(det, name)[0]) <= 3.5 * se + 1e-6), name
+
+
+def test_every_mean_has_its_standard_error():
+    p = simulate(MIXED.take(np.arange(1000)), assumptions(), 300, seed=6)
+    mean, se = p.mean_se("interest")
+    np.testing.assert_allclose(mean, p.interest.mean(axis=0))
+    np.testing.assert_allclose(se, p.interest.std(axis=0, ddof=1) / math.sqrt(300))
+    mean, _ = p.mean_se("collections")
+    np.testing.assert_allclose(mean, p.collections.mean(axis=0))
+    with pytest.raises(ValueError, match="name"):
+        p.mean_se("losses")
