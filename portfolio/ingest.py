@@ -216,9 +216,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_tape(path: str | Path, kind: TapeKind | str = TapeKind.LOANS) -> RawTape:
+def read_tape(
+    path: str | Path, kind: TapeKind | str = TapeKind.LOANS, *, sha256: str | None = None
+) -> RawTape:
     """Read a CSV or Parquet tape (its known columns) and hash it; structure errors raise.
 
+    ``sha256``, when the caller has already hashed the file, is taken as given.
     Raises ``ValidationError`` for a file that cannot be a tape at all: undecodable bytes, a
     missing required column, a duplicated header name, an unparseable file.
     """
@@ -226,16 +229,18 @@ def read_tape(path: str | Path, kind: TapeKind | str = TapeKind.LOANS) -> RawTap
     kind = TapeKind(kind)
     if not path.is_file():
         raise ValidationError(f"tape {path} does not exist or is not a file")
-    digest: list[str] = []
+    digest: list[str] = [sha256] if sha256 else []
     hasher = threading.Thread(target=lambda: digest.append(sha256_of(path)))
-    hasher.start()
+    if not sha256:
+        hasher.start()  # hashing runs beside the parse (hashlib releases the GIL)
     try:
         if _is_parquet(path):
             parts = _read_parquet(path, kind)
         else:
             parts = _read_csv(path, kind)
     finally:
-        hasher.join()
+        if not sha256:
+            hasher.join()
     table, rows, problems, raw_lines, notes, encoding, file_format = parts
     n_rows = int(rows.size + len(problems))
     return RawTape(
@@ -1146,26 +1151,31 @@ def ingest(
     kind = TapeKind(kind)
     _check_apr_cap(apr_cap)
     started = datetime.now(UTC).replace(tzinfo=None)
-    raw = read_tape(path, kind)
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"tape {path} does not exist or is not a file")
+    source = str(path.resolve())
+    # A file loaded before is a no-op: answer before reading it.
+    sha256 = sha256_of(path)
+    earlier = sql.find_batch(store.con, sha256, kind.value)
+    if earlier is not None:
+        return IngestResult(
+            source=source,
+            kind=kind,
+            sha256=sha256,
+            batch_id=earlier.batch_id,
+            n_rows=earlier.n_rows,
+            n_loaded=0,
+            n_rejected=0,
+            n_duplicates=0,
+            already_loaded=True,
+            notes=(f"first loaded {earlier.finished_at:%Y-%m-%d %H:%M} UTC",),
+            problems=(),
+        )
+    raw = read_tape(path, kind, sha256=sha256)
     checked = check_tape(raw, kind, apr_cap=apr_cap, today=today)
-    source = str(Path(path).resolve())
 
     with store.transaction() as con:
-        earlier = sql.find_batch(con, raw.sha256, kind.value)
-        if earlier is not None:
-            return IngestResult(
-                source=source,
-                kind=kind,
-                sha256=raw.sha256,
-                batch_id=earlier.batch_id,
-                n_rows=earlier.n_rows,
-                n_loaded=0,
-                n_rejected=0,
-                n_duplicates=0,
-                already_loaded=True,
-                notes=(f"first loaded {earlier.finished_at:%Y-%m-%d %H:%M} UTC",),
-                problems=(),
-            )
         book_bad, dup, book_problems = _book_checks(store, checked)
         problems = sorted(
             list(checked.problems) + book_problems, key=lambda p: (p.row, p.column or "", p.rule)
