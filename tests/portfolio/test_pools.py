@@ -497,3 +497,54 @@ def test_cli_strats_out_csv_and_xlsx(cli, db_path: Path, tmp_path: Path) -> None
     bad = tmp_path / "strats.txt"
     r = cli("pool", "strats", "--db", db_path, "--pool", "1", "--out", bad)
     assert r.code == 2 and "--out" in r.err and not bad.exists()
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "match"),
+    [("2025-06-15", "`cutoff` must be a month-end"), ("30/06/2025", "`cutoff` must be a date")],
+)
+def test_cli_bad_cutoff_exit_2(cli, db_path: Path, tmp_path: Path, cutoff: str,
+                               match: str) -> None:
+    _standard_book(db_path)
+    crit = _write_criteria(tmp_path / "c.toml", "[eligibility]\nscore_min = 600\n")
+    r = cli("pool", "create", "--db", db_path, "--name", "x", "--criteria", crit,
+            "--cutoff", cutoff)
+    assert r.code == 2 and match in r.err
+    with open_store(db_path, read_only=True) as store:
+        assert pools.list_pools(store) == []
+
+
+@given(
+    score_min=st.none() | st.integers(350, 950),
+    dpd_max=st.integers(0, 120),
+    terms=st.none() | st.lists(st.sampled_from([3, 6, 9, 12, 18, 24]), min_size=1, unique=True),
+    types=st.none() | st.lists(st.sampled_from(["level_annuity", "等额本金", "先息后本",
+                                                "daily_interest"]), min_size=1, unique=True),
+    apr=st.none() | st.tuples(st.floats(0, 0.5), st.floats(0.5, 1)),
+    shares=st.tuples(st.none() | st.floats(0.001, 1), st.none() | st.floats(0.001, 1)),
+    window=st.none() | st.tuples(st.dates(dt.date(2020, 1, 1), dt.date(2024, 12, 31)),
+                                 st.dates(dt.date(2025, 1, 1), dt.date(2026, 12, 31))),
+)
+def test_any_valid_criteria_round_trip_through_the_stored_form(
+    score_min: int | None, dpd_max: int, terms: list[int] | None, types: list[str] | None,
+    apr: tuple[float, float] | None, shares: tuple[float | None, float | None],
+    window: tuple[dt.date, dt.date] | None,
+) -> None:
+    elig: dict[str, object] = {"dpd_max": dpd_max}
+    if score_min is not None:
+        elig["score_min"] = score_min
+    if terms is not None:
+        elig["terms"] = terms
+    if types is not None:
+        elig["repayment_types"] = types
+    if apr is not None:
+        elig["apr_min"], elig["apr_max"] = apr
+    if window is not None:
+        elig["originated_from"], elig["originated_to"] = window
+    conc = {k: v for k, v in zip(("max_obligor_share", "max_region_share"), shares,
+                                 strict=True) if v is not None}
+    c = parse_criteria({"eligibility": elig, "concentration": conc})
+    import json
+
+    stored = json.loads(json.dumps(c.to_dict(), default=str))  # as the pools table keeps it
+    assert pools.criteria_from_json(stored) == c
