@@ -229,6 +229,11 @@ def read_tape(
     kind = TapeKind(kind)
     if not path.is_file():
         raise ValidationError(f"tape {path} does not exist or is not a file")
+    if path.suffix.lower() in {".xlsx", ".xls", ".xlsm", ".json", ".zip", ".gz"}:
+        raise ValidationError(
+            f"{path.name}: a tape must be CSV or Parquet; got a {path.suffix} file "
+            "(export it as CSV, UTF-8)"
+        )
     digest: list[str] = [sha256] if sha256 else []
     hasher = threading.Thread(target=lambda: digest.append(sha256_of(path)))
     if not sha256:
@@ -277,6 +282,8 @@ def _check_header(path: Path, kind: TapeKind, names: Sequence[str]) -> tuple[lis
         other = TapeKind.PERFORMANCE if kind is TapeKind.LOANS else TapeKind.LOANS
         if all(c in seen for c in _COLUMNS[other][0]):
             hint = f" (this looks like a {other.value} tape: use --kind {other.value})"
+        elif len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+            hint = " (fields must be separated by commas)"
         raise ValidationError(
             f"{path.name}: missing required column(s) "
             + ", ".join(f"`{c}`" for c in missing)

@@ -293,6 +293,14 @@ def test_missing_required_column_names_it(tmp_path: Path, db_path: Path) -> None
     assert not db_path.exists() or fingerprint(db_path)["ingest_batches"][0] == 0
 
 
+def test_wrong_delimiter_and_wrong_format_get_a_hint(tmp_path: Path, db_path: Path) -> None:
+    semicolons = csv_text([loan(1)]).replace(",", ";")
+    with pytest.raises(ValidationError, match="separated by commas"):
+        load(db_path, write(tmp_path, semicolons))
+    with pytest.raises(ValidationError, match="must be CSV or Parquet; got a .xlsx file"):
+        load(db_path, write(tmp_path, "PK\x03\x04", "tape.xlsx"))
+
+
 def test_performance_tape_under_kind_loans_gets_a_hint(db_path: Path) -> None:
     with pytest.raises(ValidationError, match="use --kind performance"):
         load(db_path, GOLDEN / "performance_small.csv")
