@@ -34,6 +34,25 @@ Conventions
   is a bad row (rule ``truncated_last_line``); any other line with the wrong number of
   fields is rule ``field_count``.
 
+Rules (the id in brackets appears in every message and in ``ingest_rejects.rule``)
+-----------------------------------------------------------------------------
+Any tape: ``required`` (blank/NaN in a required field), ``numeric``, ``integer``, ``cents``
+(money in whole cents), ``iso_date`` (a real YYYY-MM-DD date), ``not_future``,
+``field_count``, ``truncated_last_line``, ``empty_row``, ``book_conflict``.
+
+Loan tape: ``R5_principal_cap`` (0 < principal <= 200,000), ``R9_apr_cap`` (0 <= apr <= cap,
+default 0.24; "looks like a percent" hint above 1), ``allowed_term`` (3, 6, 9, 12, 18, 24),
+``R6_bullet_term`` (interest_only at most 12 months), ``score_range`` (350–950),
+``repayment_type``, ``unique_loan_id`` (every occurrence of a repeated id is bad: which one
+is right cannot be told), ``no_pii`` (a borrower_id shaped like a mobile number or an
+ID-card number).
+
+Performance tape: ``unknown_loan`` (not in the book), ``before_origination``,
+``month_end`` (as_of is the last day of its month), ``non_negative`` (balance, amounts,
+months_on_book, dpd), ``balance_above_principal``, ``status`` (current, delinquent, default,
+prepaid, matured), ``status_dpd`` (current: dpd 0; delinquent: 1–90; default: > 90),
+``unique_loan_month`` ((loan_id, as_of) once per file).
+
 Test hooks (environment): ``RISKPOOL_TEST_PAUSE_AFTER_INSERT=SECONDS`` sleeps inside the
 load transaction after the inserts and before COMMIT; ``RISKPOOL_TEST_PAUSE_MARKER=PATH`` is
 created when that pause begins. They exist so a test can SIGKILL a load mid-transaction.
