@@ -216,9 +216,13 @@ class IngestResult:
             "duplicate(s) already in the book"
         ]
         if self.n_rejected:
+            by_rule: dict[str, int] = {}
+            for p in self.problems:
+                by_rule[p.rule] = by_rule.get(p.rule, 0) + 1
+            counts = ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items()))
             lines.append(
                 f"  {len(self.problems)} problem(s) kept in ingest_rejects (batch "
-                f"{self.batch_id}); first: {self.problems[0].message}"
+                f"{self.batch_id}) by rule: {counts}; first: {self.problems[0].message}"
             )
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)

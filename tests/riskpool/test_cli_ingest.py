@@ -70,7 +70,7 @@ def test_allow_rejects_loads_good_rows(cli, tmp_path: Path, db_path: Path) -> No
     r = cli("ingest", tape(tmp_path, GOOD, BAD_APR), "--db", db_path, "--allow-rejects")
     assert r.code == 0, r.err
     assert "loaded 1 loans of 2 rows (batch 1); rejected 1" in r.out
-    assert "kept in ingest_rejects" in r.out
+    assert "1 problem(s) kept in ingest_rejects (batch 1) by rule: R9_apr_cap 1" in r.out
     with open_store(db_path, read_only=True) as store:
         rows = store.con.execute("SELECT row_number, column_name, rule FROM ingest_rejects").fetchall()
     assert rows == [(2, "apr", "R9_apr_cap")]
