@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -351,11 +352,25 @@ def _json(v: Any) -> Any:
 
 
 def _load_paths(db: str | Path, run_id: int) -> Any:
+    """The run's full paths (never returned to a viewer as they are: see ``run_paths_for``).
+    The last two loaded runs are kept in memory per database version: pages on the same run
+    (simulation, tranches, dispersion) read the Parquet files once."""
+    return _load_paths_cached(str(Path(db).resolve()), db_version(db), int(run_id))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_paths_cached(db: str, version: str, run_id: int) -> Any:
     mod = _runs_module()
     if mod is None:
         raise NotFound("no simulation runs in this build")
     with _full(db) as store:
-        return mod.load_paths(store, int(run_id))
+        paths = mod.load_paths(store, run_id)
+    for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
+                 "recovery", "balance_eop"):
+        getattr(paths, name).flags.writeable = False
+    for arr in paths.party_flows.values():
+        arr.flags.writeable = False
+    return paths
 
 
 def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> Any:

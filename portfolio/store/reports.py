@@ -6,7 +6,8 @@ book's tables (``loans``, ``loan_performance``, ``pools``, ``pool_loans``, ``all
 ``allocation_shares``, ``allocation_loans``, ``partners``) that hold only the partner's own
 loans — the loans with a positive share for ``party_id`` in ``allocation_shares`` (the share
 of the latest allocation that holds the loan) — with every money column multiplied by that
-share: the partner's position, not the whole loan. Unqualified table names in the library's
+share (``loans``, ``loan_performance`` and ``pool_loans`` are copied into the in-memory
+database once per connection, so the analytics run on the partner's rows only): the partner's position, not the whole loan. Unqualified table names in the library's
 SQL resolve to these views, so every analytics function computes over the partner's loans
 only. Tables not listed (runs, ingest records, other areas' results) do not exist in the
 scope: a query that needs them fails instead of leaking.
@@ -36,11 +37,11 @@ _SCOPE_DDL: tuple[str, ...] = (
         FROM src.allocation_shares
         WHERE party_id = $party AND share > 0
         GROUP BY loan_id""",
-    """CREATE VIEW loans AS
+    """CREATE TABLE loans AS
         SELECT l.* REPLACE (CAST(l.principal AS DOUBLE) * m.share AS principal,
                             CAST(l.credit_limit AS DOUBLE) * m.share AS credit_limit)
         FROM src.loans l JOIN mine m ON l.loan_id = m.loan_id""",
-    """CREATE VIEW loan_performance AS
+    """CREATE TABLE loan_performance AS
         SELECT p.* REPLACE (CAST(p.balance AS DOUBLE) * m.share AS balance,
                             CAST(p.paid_principal AS DOUBLE) * m.share AS paid_principal,
                             CAST(p.paid_interest AS DOUBLE) * m.share AS paid_interest,
@@ -48,7 +49,7 @@ _SCOPE_DDL: tuple[str, ...] = (
                             CAST(p.charge_off AS DOUBLE) * m.share AS charge_off,
                             CAST(p.recovery AS DOUBLE) * m.share AS recovery)
         FROM src.loan_performance p JOIN mine m ON p.loan_id = m.loan_id""",
-    """CREATE VIEW pool_loans AS
+    """CREATE TABLE pool_loans AS
         SELECT q.* REPLACE (CAST(q.cutoff_balance AS DOUBLE) * m.share AS cutoff_balance,
                             CAST(q.principal AS DOUBLE) * m.share AS principal)
         FROM src.pool_loans q JOIN mine m ON q.loan_id = m.loan_id""",
