@@ -604,3 +604,13 @@ def test_money_is_stored_to_the_cent_exactly_as_written(tmp_path: Path, db_path:
     assert result.n_loaded == len(texts)
     stored = dict(query(db_path, "SELECT loan_id, principal FROM loans"))
     assert all(stored[r["loan_id"]] == Decimal(r["principal"]) for r in rows)
+
+
+def test_gbk_sample_tape_loads_the_same_book_as_its_utf8_twin(tmp_path: Path) -> None:
+    utf8_db, gbk_db = tmp_path / "utf8.duckdb", tmp_path / "gbk.duckdb"
+    load(utf8_db, GOLDEN / "loans_small.csv")
+    result = load(gbk_db, GOLDEN / "loans_small_gbk.csv")
+    assert any("GBK" in n for n in result.notes)
+    sql = "SELECT * EXCLUDE (batch_id) FROM loans ORDER BY loan_id"
+    assert query(gbk_db, sql) == query(utf8_db, sql)
+    assert query(gbk_db, "SELECT region FROM loans WHERE loan_id = 'JB-0001'") == [("浙江",)]
