@@ -349,6 +349,11 @@ def _is_utf8(source: Path | bytes) -> bool:
 def _read_csv(path: Path, kind: TapeKind):  # type: ignore[no-untyped-def]
     with open(path, "rb") as fh:
         first = fh.readline()
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
+        raise ValidationError(
+            f"{path.name}: encoding must be UTF-8 (or GBK/GB18030); this looks like UTF-16 "
+            "(Excel's 'Unicode text'); re-save the file as CSV UTF-8"
+        )
     notes: list[str] = []
     encoding: str | None = "utf-8"
     try:

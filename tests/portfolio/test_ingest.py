@@ -357,6 +357,12 @@ def test_undecodable_bytes_are_refused_with_an_encoding_message(
         load(db_path, path)
 
 
+def test_utf16_is_refused_with_an_encoding_message(tmp_path: Path, db_path: Path) -> None:
+    path = write(tmp_path, csv_text([loan(1)]), encoding="utf-16")
+    with pytest.raises(ValidationError, match="looks like UTF-16.*re-save the file as CSV UTF-8"):
+        load(db_path, path)
+
+
 def test_parquet_tape(tmp_path: Path, db_path: Path) -> None:
     frame = pd.DataFrame([loan(1), loan(2), loan(3)])
     typed = frame.assign(
