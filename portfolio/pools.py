@@ -665,6 +665,16 @@ def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
     )
 
 
+def pool_summary(store: Store, pool_id: int) -> pd.DataFrame:
+    """The pool's characteristics as a two-column table (measure, value): loan and borrower
+    counts, cut-off and original balances, average and largest balance, balance-weighted APR,
+    score, original and remaining term and months on book, and the largest obligor and
+    region shares of the cut-off balance."""
+    get_pool(store, pool_id)
+    row = sql.pool_summary_row(store.con, int(pool_id))
+    return pd.DataFrame({"measure": list(row), "value": [float(v) for v in row.values()]})
+
+
 # ---------------------------------------------------------------- stratification
 
 SCORE_EDGES: tuple[int, ...] = tuple(lo for lo, _ in SCORE_BANDS[1:])

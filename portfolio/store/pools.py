@@ -254,3 +254,40 @@ def segment_apr(
         """,
         [*score_edges, apr_cap, *params],
     ).df()
+
+
+def pool_summary_row(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, Any]:
+    """One-row characteristics of a pool: counts, balances, balance-weighted averages and
+    the largest obligor and region shares of the cut-off balance."""
+    row = con.execute(
+        """
+        WITH p AS (
+            SELECT pl.*, CAST(pl.cutoff_balance AS DOUBLE) AS b, l.borrower_id
+            FROM pool_loans pl JOIN loans l USING (loan_id)
+            WHERE pl.pool_id = ?
+        ),
+        tot AS (SELECT sum(b) AS total FROM p)
+        SELECT count(*) AS n_loans,
+               sum(b) AS balance,
+               avg(b) AS average_balance,
+               max(b) AS largest_balance,
+               sum(CAST(principal AS DOUBLE)) AS original_principal,
+               sum(b * apr) / sum(b) AS wa_apr,
+               sum(b * credit_score) / sum(b) AS wa_score,
+               sum(b * term_months) / sum(b) AS wa_original_term,
+               sum(b * remaining_term) / sum(b) AS wa_remaining_term,
+               sum(b * months_on_book) / sum(b) AS wa_months_on_book,
+               (SELECT max(s) FROM (SELECT sum(b) AS s FROM p GROUP BY borrower_id))
+                   / (SELECT total FROM tot) AS largest_obligor_share,
+               (SELECT max(s) FROM (SELECT sum(b) AS s FROM p GROUP BY region))
+                   / (SELECT total FROM tot) AS largest_region_share,
+               count(DISTINCT borrower_id) AS n_borrowers
+        FROM p
+        """,
+        [pool_id],
+    ).fetchone()
+    assert row is not None
+    cols = ("n_loans", "balance", "average_balance", "largest_balance", "original_principal",
+            "wa_apr", "wa_score", "wa_original_term", "wa_remaining_term", "wa_months_on_book",
+            "largest_obligor_share", "largest_region_share", "n_borrowers")
+    return dict(zip(cols, row, strict=True))

@@ -139,11 +139,12 @@ def pool_show(
     """Show a pool: header, criteria and exclusions."""
     import json
 
-    from portfolio.pools import get_pool
+    from portfolio.pools import get_pool, pool_summary
     from portfolio.store.core import open_store
 
     with open_store(db, read_only=True) as store:
         info = get_pool(store, pool)
+        summary = pool_summary(store, pool)
     typer.echo(f"pool {info.pool_id} '{info.name}'")
     typer.echo(f"  cut-off     {info.cutoff_date.isoformat()}")
     typer.echo(f"  loans       {info.n_loans:,}")
@@ -151,6 +152,17 @@ def pool_show(
     if info.created_at:
         typer.echo(f"  created at  {info.created_at.isoformat(timespec='seconds')}")
     typer.echo("  criteria    " + json.dumps(info.criteria.to_dict(), ensure_ascii=False))
+    typer.echo("characteristics (balance-weighted averages; shares of the cut-off balance):")
+    for measure, value in zip(summary["measure"], summary["value"], strict=True):
+        if measure.endswith("share") or measure == "wa_apr":
+            shown = f"{value * 100:.3f}%"
+        elif measure.startswith("n_"):
+            shown = f"{int(value):,}"
+        elif "balance" in measure or "principal" in measure:
+            shown = _fmt_money(value)
+        else:
+            shown = f"{value:.2f}"
+        typer.echo(f"  {measure:<24} {shown:>20}")
     _print_exclusions(info)
 
 

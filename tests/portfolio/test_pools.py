@@ -548,3 +548,22 @@ def test_any_valid_criteria_round_trip_through_the_stored_form(
 
     stored = json.loads(json.dumps(c.to_dict(), default=str))  # as the pools table keeps it
     assert pools.criteria_from_json(stored) == c
+
+
+def test_pool_summary_by_hand(db_path: Path) -> None:
+    _standard_book(db_path)
+    with open_store(db_path) as store:
+        info = pools.create_pool(store, "s", parse_criteria({"eligibility": {"score_min": 600}}),
+                                 "2025-06-30")
+        summary = pools.pool_summary(store, info.pool_id).set_index("measure")["value"]
+    # balances 3000 (apr 0.18, score 700, term 6, rem 1), 5000 (0.12, 820, 12, 6),
+    # 7000 (0.22, 610, 12, 7); regions Beijing 10,000 / Shanghai 5,000; one loan per borrower
+    assert summary["n_loans"] == 3 and summary["n_borrowers"] == 3
+    assert summary["balance"] == pytest.approx(15_000.0)
+    assert summary["average_balance"] == pytest.approx(5_000.0)
+    assert summary["largest_balance"] == pytest.approx(7_000.0)
+    assert summary["wa_apr"] == pytest.approx((540 + 600 + 1540) / 15_000)
+    assert summary["wa_score"] == pytest.approx((2_100_000 + 4_100_000 + 4_270_000) / 15_000)
+    assert summary["wa_remaining_term"] == pytest.approx((3000 + 30_000 + 49_000) / 15_000)
+    assert summary["largest_obligor_share"] == pytest.approx(7 / 15)
+    assert summary["largest_region_share"] == pytest.approx(10 / 15)
