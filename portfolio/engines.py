@@ -439,3 +439,73 @@ def loan_block_np(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, 
         out[p, :t_max] += corr.sum(axis=0)
         for q in range(shares.shape[1]):
             pout[q, p, :t_max] += np.einsum("l,ltk->tk", shares[idx, q], corr)
+
+
+# ------------------------------------------------------------------------------------------
+# Scheduled cash flows summed per cell (the same arithmetic as schedules.schedule_matrix)
+
+
+@numba.njit(cache=True, nogil=True)
+def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, level, flat, rem,
+                  start0, dom0, idx0, month_start, month_last, round_cents, shares, cell_flows,
+                  cell_pflows, sched, loan_base, initial):
+    """Scheduled (bop, interest, principal) of the loans of cells ``c_lo .. c_hi`` (cell-major
+    order), summed into ``cell_flows`` (n_cells, T, 3) and, weighted by ``shares``, into
+    ``cell_pflows`` (n_cells, n_parties, T, 3); per loan into the flat ``sched`` when it is
+    not empty. ``initial[c]`` receives the cell's balance at cut-off.
+
+    Per loan, the month loop of ``portfolio.schedules.schedule_matrix`` operation for
+    operation, on amounts in cents (b0 = balance, level payment and equal-principal amount
+    prepared by the caller with the schedules module's rounding): interest = round(B·rate)
+    with rate = apr/12, or apr·days/365 for daily interest; principal = min(max(level −
+    interest, 0), B) + flat, the whole balance at the last instalment, never more than B.
+    Tested equal to ``schedule_matrix`` to the last bit.
+    """
+    half = 0.5 + 1e-9
+    n_parties = shares.shape[1]
+    keep = sched.shape[0] > 0
+    for li in range(cell_first[c_lo], cell_first[c_hi]):
+        c = cell_of[li]
+        b = b0[li]
+        start = start0[li]
+        r_i = rem[li]
+        for j in range(r_i):
+            k = idx0[li] + j + 1
+            end = month_start[k] + min(dom0[li], month_last[k])
+            if is_di[li]:
+                rate = apr_di[li] * float(end - start) / 365.0
+            else:
+                rate = rate_m[li]
+            i = b * rate
+            if round_cents:
+                i = math.floor(i + half)
+            p = level[li] - i
+            if p < 0.0:
+                p = 0.0
+            if p > b:
+                p = b
+            p += flat[li]
+            if r_i == j + 1:
+                p = b
+            if p > b:
+                p = b
+            b -= p
+            start = end
+            interest = i / 100.0
+            principal = p / 100.0
+            bop = principal + b / 100.0
+            if j == 0:
+                initial[c] += bop
+            cell_flows[c, j, 0] += bop
+            cell_flows[c, j, 1] += interest
+            cell_flows[c, j, 2] += principal
+            for q in range(n_parties):
+                w = shares[li, q]
+                cell_pflows[c, q, j, 0] += w * bop
+                cell_pflows[c, q, j, 1] += w * interest
+                cell_pflows[c, q, j, 2] += w * principal
+            if keep:
+                kk = loan_base[li] + 3 * j
+                sched[kk] = bop
+                sched[kk + 1] = interest
+                sched[kk + 2] = principal

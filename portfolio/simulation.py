@@ -239,15 +239,17 @@ def prepare_pool(
     shares: np.ndarray | None = None,
     party_ids: tuple[str, ...] = (),
     loan_level: bool = False,
+    schedules: Literal["numba", "numpy"] = "numba",
 ) -> PreparedPool:
     """Group the pool into cells, compute schedules and per-cell probability tables.
 
     ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine).
+    ``schedules="numpy"`` sums :func:`portfolio.schedules.schedule_matrix` (the oracle of the
+    numba kernel ``engines.schedule_sums``, which gives the same numbers in one pass).
     """
     term_idx = _validate_loans(loans, assumptions)
     n = len(loans)
     s, party_ids = _validate_shares(shares, party_ids, n)
-    n_parties = s.shape[1]
     band = np.asarray(loans.score_band, dtype=np.int64)
     mob = np.asarray(loans.months_on_book, dtype=np.int64)
     rem = np.asarray(loans.remaining_term, dtype=np.int64)
@@ -283,62 +285,17 @@ def prepare_pool(
     thr_gauss = np.where(h > 0, thr_gauss, -np.inf)
     thr = np.where(h > 0, thr, -np.inf)
 
-    # schedules, chunked over cells (cell-major loan order) to bound memory; chunks run on
-    # threads (numpy releases the GIL) and are summed per cell
-    cell_flows = np.zeros((n_cells, T, 3))
-    cell_pflows = np.zeros((n_cells, n_parties, T, 3))
-    s_sorted = s[order]
+    s_sorted = np.ascontiguousarray(s[order])
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
     loan_rem = c_rem[cell_of]
-    columns = (np.asarray(loans.balance, dtype=np.float64), np.asarray(loans.apr, dtype=np.float64),
-               rem, np.asarray(loans.repayment_type), np.asarray(loans.origination_date), mob)
-    chunks: list[tuple[int, int]] = []
-    c0 = 0
-    while c0 < n_cells:
-        c1 = c0 + 1
-        while c1 < n_cells and cell_first[c1 + 1] - cell_first[c0] <= _SCHEDULE_CHUNK:
-            c1 += 1
-        chunks.append((c0, c1))
-        c0 = c1
-
-    def one_chunk(bounds: tuple[int, int]) -> tuple[float, list[np.ndarray]]:
-        c0, c1 = bounds
-        lo, hi = cell_first[c0], cell_first[c1]
-        rows = order[lo:hi]
-        t_chunk = int(c_rem[c0:c1].max())
-        bal, apr, rem_, rtype, orig, mob_ = (col[rows] for col in columns)
-        sm = schedule_matrix(bal, apr, rem_, rtype, orig, months_on_book=mob_, n_months=t_chunk)
-        seg = cell_first[c0:c1] - lo
-        parts = (sm.principal, sm.interest, sm.principal, sm.balance)
-        sums = [np.add.reduceat(x, seg, axis=0) for x in parts]
-        cell_flows[c0:c1, :t_chunk, 0] = sums[0] + sums[3]  # bop = principal + balance after
-        cell_flows[c0:c1, :t_chunk, 1] = sums[1]
-        cell_flows[c0:c1, :t_chunk, 2] = sums[2]
-        for q in range(n_parties):
-            w = s_sorted[lo:hi, q][:, None]
-            ws = [np.add.reduceat(x * w, seg, axis=0) for x in parts]
-            cell_pflows[c0:c1, q, :t_chunk, 0] = ws[0] + ws[3]
-            cell_pflows[c0:c1, q, :t_chunk, 1] = ws[1]
-            cell_pflows[c0:c1, q, :t_chunk, 2] = ws[2]
-        sched: list[np.ndarray] = []
-        if loan_level:
-            flows = np.empty((hi - lo, t_chunk, 3))
-            flows[:, :, 0] = sm.principal + sm.balance
-            flows[:, :, 1] = sm.interest
-            flows[:, :, 2] = sm.principal
-            for c in range(c0, c1):
-                a, b = cell_first[c] - lo, cell_first[c + 1] - lo
-                sched.append(np.ascontiguousarray(flows[a:b, : c_rem[c]]).ravel())
-        return float((sm.principal[:, 0] + sm.balance[:, 0]).sum()), sched
-
-    n_threads = max(1, min(os.cpu_count() or 1, len(chunks)))
-    if n_threads == 1:
-        results = [one_chunk(b) for b in chunks]
+    loan_base = np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64)
+    if schedules == "numba":
+        cell_flows, cell_pflows, cell_init, sched = _schedules_numba(
+            loans, order, cell_first, cell_of, mob, rem, s_sorted, T, loan_base, loan_level)
     else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            results = list(pool.map(one_chunk, chunks))
-    initial = float(sum(r[0] for r in results))
-    sched_parts = [part for r in results for part in r[1]]
+        cell_flows, cell_pflows, cell_init, sched = _schedules_numpy(
+            loans, order, cell_first, c_rem, mob, rem, s_sorted, T, loan_level)
+    initial = float(cell_init.sum())
 
     return PreparedPool(
         n_loans=n,
@@ -364,11 +321,122 @@ def prepare_pool(
         recovery_lag=lag,
         party_ids=party_ids,
         cell_of=cell_of if loan_level else None,
-        loan_base=np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64) if loan_level else None,
-        sched=np.concatenate(sched_parts) if loan_level else None,
+        loan_base=loan_base if loan_level else None,
+        sched=sched if loan_level else None,
         shares=np.ascontiguousarray(s_sorted) if loan_level else None,
         recip=1.0 / np.arange(1, int(cell_n.max()) + 2, dtype=np.float64),
     )
+
+
+def _month_tables(orig: np.ndarray, mob: np.ndarray, n_months: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Due-date arithmetic of ``schedule_matrix``: per loan the month-table index of its
+    period start, the origination day of month − 1 and the period start (days since
+    1970); the table of month starts and of month lengths − 1."""
+    days = np.asarray(orig).astype("datetime64[D]").astype(np.int64)
+    lo = int(days.min())
+    span = np.arange(lo, int(days.max()) + 1, dtype=np.int64)  # a lookup table over the dates
+    span_month = span.astype("datetime64[D]").astype("datetime64[M]")
+    span_dom0 = span - span_month.astype("datetime64[D]").astype(np.int64)
+    month0 = span_month.astype(np.int64)[days - lo]
+    dom0 = span_dom0[days - lo]
+    base = month0 + mob
+    first = int(base.min())
+    months = np.arange(first, int(base.max()) + n_months + 2, dtype=np.int64)
+    table = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    month_start = table[:-1]
+    month_last = np.diff(table) - 1
+    idx0 = base - first
+    start0 = month_start[idx0] + np.minimum(dom0, month_last[idx0])
+    return idx0, dom0, start0, month_start, month_last
+
+
+def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarray,
+                     cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s_sorted: np.ndarray,
+                     T: int, loan_base: np.ndarray, loan_level: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from portfolio.schedules import _annuity_payment, _round_half_up
+    from portfolio.types import RepaymentType
+
+    n_cells = cell_first.shape[0] - 1
+    n_parties = s_sorted.shape[1]
+    rem_s = np.ascontiguousarray(rem[order])
+    mob_s = mob[order]
+    code = np.asarray(loans.repayment_type)[order].astype(np.int64)
+    apr = np.asarray(loans.apr, dtype=np.float64)[order]
+    b0 = _round_half_up(np.asarray(loans.balance, dtype=np.float64)[order] * 100.0)
+    r = apr / 12.0
+    rem_f = np.maximum(rem_s, 1).astype(np.float64)
+    is_la = code == RepaymentType.LEVEL_ANNUITY.code
+    is_ep = code == RepaymentType.EQUAL_PRINCIPAL.code
+    is_di = code == RepaymentType.DAILY_INTEREST.code
+    level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
+    flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
+    apr_di = np.where(is_di, apr, 0.0)
+    idx0, dom0, start0, month_start, month_last = _month_tables(
+        np.asarray(loans.origination_date)[order], mob_s, T)
+    cell_flows = np.zeros((n_cells, T, 3))
+    cell_pflows = np.zeros((n_cells, n_parties, T, 3))
+    cell_init = np.zeros(n_cells)
+    sched = np.zeros(int(3 * rem_s.sum()) if loan_level else 0)
+    # two halves of the cells on two threads (disjoint cells: no shared writes)
+    split = int(np.searchsorted(cell_first, cell_first[-1] // 2))
+    ranges = [(0, split), (split, n_cells)] if 0 < split < n_cells else [(0, n_cells)]
+
+    def run(lo_hi: tuple[int, int]) -> None:
+        engines.schedule_sums(lo_hi[0], lo_hi[1], cell_first, cell_of, b0, r, apr_di, is_di,
+                              level, flat, rem_s, start0, dom0, idx0, month_start, month_last,
+                              True, s_sorted, cell_flows, cell_pflows, sched, loan_base,
+                              cell_init)
+
+    if len(ranges) == 1:
+        run(ranges[0])
+    else:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(run, ranges))
+    return cell_flows, cell_pflows, cell_init, sched
+
+
+def _schedules_numpy(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarray,
+                     c_rem: np.ndarray, mob: np.ndarray, rem: np.ndarray, s_sorted: np.ndarray,
+                     T: int, loan_level: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The oracle: ``schedule_matrix`` on chunks of cells, summed per cell."""
+    n_cells = cell_first.shape[0] - 1
+    n_parties = s_sorted.shape[1]
+    cell_flows = np.zeros((n_cells, T, 3))
+    cell_pflows = np.zeros((n_cells, n_parties, T, 3))
+    cell_init = np.zeros(n_cells)
+    columns = (np.asarray(loans.balance, dtype=np.float64), np.asarray(loans.apr, dtype=np.float64),
+               rem, np.asarray(loans.repayment_type), np.asarray(loans.origination_date), mob)
+    sched_parts: list[np.ndarray] = []
+    c0 = 0
+    while c0 < n_cells:
+        c1 = c0 + 1
+        while c1 < n_cells and cell_first[c1 + 1] - cell_first[c0] <= _SCHEDULE_CHUNK:
+            c1 += 1
+        lo, hi = cell_first[c0], cell_first[c1]
+        rows = order[lo:hi]
+        t_chunk = int(c_rem[c0:c1].max())
+        bal, apr, rem_, rtype, orig, mob_ = (col[rows] for col in columns)
+        sm = schedule_matrix(bal, apr, rem_, rtype, orig, months_on_book=mob_, n_months=t_chunk)
+        flows = np.empty((hi - lo, t_chunk, 3))
+        flows[:, :, 0] = sm.principal + sm.balance
+        flows[:, :, 1] = sm.interest
+        flows[:, :, 2] = sm.principal
+        seg = cell_first[c0:c1] - lo
+        cell_flows[c0:c1, :t_chunk] = np.add.reduceat(flows, seg, axis=0)
+        cell_init[c0:c1] = np.add.reduceat(flows[:, 0, 0], seg)
+        for q in range(n_parties):
+            w = s_sorted[lo:hi, q][:, None, None]
+            cell_pflows[c0:c1, q, :t_chunk] = np.add.reduceat(flows * w, seg, axis=0)
+        if loan_level:
+            for c in range(c0, c1):
+                a, b = cell_first[c] - lo, cell_first[c + 1] - lo
+                sched_parts.append(np.ascontiguousarray(flows[a:b, : c_rem[c]]).ravel())
+        c0 = c1
+    sched = np.concatenate(sched_parts) if loan_level else np.zeros(0)
+    return cell_flows, cell_pflows, cell_init, sched
 
 
 # ------------------------------------------------------------------------------------------
