@@ -195,7 +195,7 @@ def pool_strats(
     plain = {
         "term_months": "term_months",
         "repayment_type": "repayment_type",
-        "region": "coalesce(region, '(none)')",
+        "region": "coalesce(nullif(region, ''), '(none)')",
         "vintage": "year(origination_date) * 10 + quarter(origination_date)",
     }
     aggregates = (

@@ -209,6 +209,16 @@ def test_dpd_max_admits_delinquent_loans() -> None:
     assert sel.loans["loan_id"].tolist() == ["L0000", "L0001"]
 
 
+def test_strats_show_a_missing_region_as_none(db_path: Path) -> None:
+    _book(db_path, [_loan(0, region=None), _loan(1)], [_perf(0), _perf(1)])
+    with open_store(db_path) as store:
+        info = pools.create_pool(store, "r", Criteria(), "2025-06-30")
+        region = pools.strats(store, info.pool_id)["region"]
+        la = pools.load_pool_loans(store, info.pool_id)
+    assert region["bucket"].tolist() == ["(none)", "Beijing", "Total"]
+    assert la.region.tolist() == ["", "Beijing"]
+
+
 def test_regions_include() -> None:
     loans = [_loan(0, region="Beijing"), _loan(1, region="Shanghai"), _loan(2, region=None)]
     perf = [_perf(0), _perf(1), _perf(2)]
