@@ -141,13 +141,6 @@ def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
                                    rtol=1e-12, equal_nan=True)
 
 
-def test_tranche_editor_changes_sizes(dashboard_env) -> None:
-    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
-    base = frame_with(at, "wal_mean")["size"].to_numpy(float)
-    assert base[0] > 0
-    assert not at.exception
-
-
 def test_partners_page_exposure_equals_allocation(dashboard_env) -> None:
     from partners.records import load_allocation
 
@@ -224,3 +217,20 @@ def test_locked_database_says_data_is_being_updated(demo_book, tmp_path, monkeyp
         holder.kill()
         holder.wait()
         time.sleep(0.1)
+
+
+def test_pools_page_saves_a_pool(writable_book, monkeypatch) -> None:
+    """Treasury saves the form's selection as a pool (a short write to the database)."""
+    from portfolio.pools import list_pools
+
+    monkeypatch.setenv("RISKPOOL_DB", str(writable_book.db))
+    at = page("pools", "treasury")
+    at.slider(key="elig_obligor").set_value(0.05).run()
+    eligible = metric(at, "Eligible loans")
+    at.text_input(key="pool_name").input("dashboard pool").run()
+    at.button(key="pool_save").click().run()
+    no_errors(at)
+    with _store(writable_book.db) as store:
+        pools = {p.name: p for p in list_pools(store)}
+    assert f"{pools['dashboard pool'].n_loans:,}" == eligible
+    assert any("Saved pool" in s.value for s in at.success)
