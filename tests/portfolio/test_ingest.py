@@ -94,6 +94,12 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.fixture(scope="module")
+def seeded_fingerprint(seeded_template: Path) -> dict[str, tuple[int, int]]:
+    """The seeded book's content fingerprint (each ``seeded_db`` is a byte copy of it)."""
+    return fingerprint(seeded_template)
+
+
 @pytest.fixture
 def seeded_db(seeded_template: Path, db_path: Path) -> Path:
     """A database with the 5 golden loans already loaded (batch 1); a copy per test."""
@@ -169,13 +175,19 @@ RULES = [
 
 
 @pytest.mark.parametrize(("over", "column", "rule", "fragment"), RULES)
-def test_each_rule_refuses_the_whole_tape_and_leaves_the_db_unchanged(
-    cli, tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str,  # type: ignore[no-untyped-def]
+def test_each_rule_refuses_the_whole_tape_and_leaves_the_db_unchanged(  # type: ignore[no-untyped-def]
+    cli,
+    tmp_path: Path,
+    seeded_db: Path,
+    seeded_fingerprint: dict[str, tuple[int, int]],
+    over: dict[str, str],
+    column: str,
+    rule: str,
     fragment: str,
 ) -> None:
     """Through the command line: exit 2, the row/column/rule/value named, nothing written.
     (The library raises the same ``TapeRejected``; see the tests below.)"""
-    before = fingerprint(seeded_db)
+    before = seeded_fingerprint
     path = write(tmp_path, csv_text([loan(1), loan(2, **over), loan(3)]))
     r = cli("ingest", path, "--db", seeded_db)
     assert r.code == 2 and "Traceback" not in r.err
@@ -488,11 +500,17 @@ PERF_RULES = [
 
 
 @pytest.mark.parametrize(("over", "column", "rule", "fragment"), PERF_RULES)
-def test_each_performance_rule(
-    cli, tmp_path: Path, seeded_db: Path, over: dict[str, str], column: str, rule: str,  # type: ignore[no-untyped-def]
+def test_each_performance_rule(  # type: ignore[no-untyped-def]
+    cli,
+    tmp_path: Path,
+    seeded_db: Path,
+    seeded_fingerprint: dict[str, tuple[int, int]],
+    over: dict[str, str],
+    column: str,
+    rule: str,
     fragment: str,
 ) -> None:
-    before = fingerprint(seeded_db)
+    before = seeded_fingerprint
     rows = [perf(as_of="2024-02-29", months_on_book="1"), perf(**over)]
     path = write(tmp_path, csv_text(rows, PERF_HEADER.split(",")))
     r = cli("ingest", path, "--db", seeded_db, "--kind", "performance")
