@@ -142,6 +142,8 @@ def b1_child(n_loans: int, n_paths: int) -> dict:
 def run(quick: bool | None = None) -> dict:
     quick = os.environ.get("RISKPOOL_BENCH_QUICK") == "1" if quick is None else quick
     out: dict[str, object] = {}
+    # wall times depend on what else runs on the machine: record the load beside them
+    out["load average (1 min) at start"] = os.getloadavg()[0]
     # B1-pool in a child process (its own peak memory)
     n_b1, p_b1 = (100_000, 2_000) if quick else (1_000_000, 10_000)
     child = subprocess.run(

@@ -9,8 +9,9 @@ Model
 * Monthly grid: month t (0-based) is the t-th instalment period after the cut-off, to the
   last loan's maturity plus the recovery lag. ``PoolPaths.dates[t]`` is the month end of that
   period (the cut-off is taken as the month end before the earliest next due date).
-* Scheduled interest and principal come from :func:`portfolio.schedules.schedule_matrix`
-  (all four repayment types, cent-rounded).
+* Scheduled interest and principal are those of :func:`portfolio.schedules.schedule_matrix`
+  (all four repayment types, cent-rounded), computed in one pass per loan and summed per cell
+  by ``engines.schedule_sums`` (bit-identical to ``schedule_matrix``; tested).
 * Each performing loan, each month, in this order (both engines): defaults with the
   conditional hazard (its whole start-of-month balance; no interest or principal that
   month); otherwise pays its scheduled interest and principal; then prepays the rest in full
@@ -30,9 +31,10 @@ Engines
   term, months on book, remaining term); per cell, month and path the default count is
   Binomial(alive, p_t(Z_t)) and the prepayment count Binomial(alive − d, smm_t), drawn
   exactly when small and from the continuity-corrected normal approximation when the
-  binomial variance is at least ``engines.NORMAL_MIN_VARIANCE``. A cell's flows are split pro rata to the counts
-  (exchangeable loans): exact in expectation, the within-cell spread of loan sizes is the
-  only thing left out of the variance.
+  binomial variance is at least ``engines.NORMAL_MIN_VARIANCE`` (tested against the exact
+  binomial and the exact finite-pool distribution). A cell's flows are split pro rata to the
+  counts (exchangeable loans): exact in expectation; the within-cell spread of loan sizes is
+  the only thing left out of the variance.
 
 Deterministic scenarios (``deterministic_z``): the factor path is fixed (a number or one
 value per month) and the result is the single-path conditional expectation (no
@@ -45,7 +47,10 @@ Randomness and batches
 One root ``SeedSequence(seed)`` per run. Paths are laid out in canonical blocks of
 ``BLOCK_PATHS`` = 256; block b draws from the child ``SeedSequence(entropy,
 spawn_key=root.spawn_key + (b,))`` (what ``root.spawn`` would return), itself split into a
-factor stream, a t-mixing stream and an idiosyncratic stream. ``batch_size`` only groups
+factor stream (ε, shape (paths, T)), a t-mixing stream (W) and an idiosyncratic stream
+(granular: uniforms (paths, cell-months, 2); loan: per canonical chunk of ``LOAN_CHUNK``
+loans, uniforms (paths, loans)). The factor paths are the same in both engines for the same
+seed (common random numbers). ``batch_size`` only groups
 blocks for the worker threads, so the numbers depend on the seed alone. A Dask worker (issue
 7) runs :func:`simulate_batch` on a :class:`PreparedPool` with a block index and its seed.
 """

@@ -35,6 +35,7 @@ from riskpool.commands.pools import (
 )
 
 ENGINE_CHOICES = ("granular", "loan")
+MAX_PATHS = 1_000_000
 
 
 @dataclass
@@ -53,8 +54,9 @@ def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int
     """Validate the simulation flags before any work is done."""
     from portfolio.simulation import DETERMINISTIC_Z
 
-    if n_paths < 1 or n_paths > 10_000_000:
-        raise ValidationError(must_be("--paths", "an integer in [1, 10,000,000]", n_paths))
+    if n_paths < 1 or n_paths > MAX_PATHS:
+        raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}] (the "
+                                      "path arrays are kept in memory)", n_paths))
     if seed < 0:
         raise ValidationError(must_be("--seed", "an integer >= 0", seed))
     if engine not in ENGINE_CHOICES:

@@ -176,6 +176,7 @@ def test_cli_simulate_and_runs(cli, book) -> None:
 
 @pytest.mark.parametrize(("flags", "match"), [
     (("--paths", "0"), "--paths"),
+    (("--paths", "2000000"), "--paths"),
     (("--engine", "fast"), "--engine"),
     (("--batch-size", "0"), "--batch-size"),
     (("--seed", "-1"), "--seed"),
