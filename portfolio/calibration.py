@@ -7,9 +7,9 @@ month-end, on the ``Assumptions`` grid: score band (``types.SCORE_BANDS``) × or
 book) is counted in age column a−1; ages above ``n_age`` are pooled into the last column.
 
 Default timing
-    ``recorded`` (the default): a default counts in the month of the loan's first row with
-    status ``default`` or dpd > 90 — the definition of the book's analytics. ``went_bad``:
-    it counts in the month the loan's final delinquency began (3 months earlier for a 91–120
+    ``recorded``: a default counts in the month of the loan's first row with status
+    ``default`` or dpd > 90 — the definition of the book's analytics. ``went_bad`` (the
+    default, because it is what a projection needs): it counts in the month the loan's final delinquency began (3 months earlier for a 91–120
     dpd default row), and the loan is at risk until then. The projection engines apply hazards
     only while a loan has instalments left, so with ``recorded`` timing the defaults of loans
     that go bad in their last three months (all of a 3-month loan's) fall after the term and
@@ -532,7 +532,7 @@ def calibrate_from_store(
     as_of: dt.date | None = None,
     credibility: float = 200.0,
     n_age: int = 24,
-    default_timing: DefaultTiming = "recorded",
+    default_timing: DefaultTiming = "went_bad",
 ) -> Calibration:
     """Calibrate on the book's history up to ``as_of`` (default: the pool's cut-off when a
     pool is given, else the last month-end in the book)."""

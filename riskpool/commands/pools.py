@@ -230,7 +230,7 @@ def calibrate(
     default_timing: Annotated[str, typer.Option(
         "--default-timing", help="recorded: a default counts in its first > 90 dpd month "
         "(the analytics' definition); went-bad: in the month its final delinquency began "
-        "(what a term-limited projection needs, see portfolio/calibration.py).")] = "recorded",
+        "(what a term-limited projection needs, see portfolio/calibration.py).")] = "went-bad",
     scenario: ScenarioOption = None,
     pd_mult: PdMultOption = None,
     rho: RhoOption = None,

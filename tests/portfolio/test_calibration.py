@@ -437,7 +437,7 @@ def test_calibration_of_a_book_without_defaults(db_path: Path) -> None:
         with store.transaction() as con:
             insert_loans(con, loans)
             insert_performance(con, perf)
-        c = cal.calibrate_from_store(store, n_age=12)
+        c = cal.calibrate_from_store(store, n_age=12, default_timing="recorded")
     a = c.assumptions
     assert float(a.default_hazard.max()) == 0.0 and float(a.prepay_smm.max()) == 0.0
     assert a.rho == 0.0 and a.rho_se is None
@@ -465,7 +465,7 @@ def _generated(path: Path, n_loans: int, n_months: int, seed: int, params: Gener
     with open_store(path) as store:
         summary = generate_book(store, n_loans, n_months, seed=seed, as_of=AS_OF,
                                 params=params)
-        return cal.calibrate_from_store(store), summary
+        return cal.calibrate_from_store(store, default_timing="recorded"), summary
 
 
 def _in_term_weights(c: cal.Calibration) -> np.ndarray:
@@ -487,7 +487,7 @@ def zero_rho_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_calibration_recovers_a_generated_book_without_correlation(zero_rho_book: Path) -> None:
     params = ZERO_RHO
     with open_store(zero_rho_book, read_only=True) as store:
-        c = cal.calibrate_from_store(store)
+        c = cal.calibrate_from_store(store, default_timing="recorded")
     a = c.assumptions
     true_h = params.true_default_hazard(a.n_age)
     true_s = params.true_prepay_smm(a.n_age)
