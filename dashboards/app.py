@@ -36,6 +36,14 @@ def login() -> None:
 viewer = st.session_state.get("viewer")
 if not isinstance(viewer, auth.Viewer):
     login()
+    # load the analytics and chart modules while the login form is shown, so the first page
+    # after login does not pay for the imports
+    import dashboards.access  # noqa: F401
+    import dashboards.charts  # noqa: F401
+    import portfolio.analytics  # noqa: F401
+    import portfolio.simulation  # noqa: F401
+    import tranching.analytics  # noqa: F401
+
     st.stop()
 
 with st.sidebar:

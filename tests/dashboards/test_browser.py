@@ -129,7 +129,7 @@ def test_every_page_in_chromium(server, tmp_path) -> None:
         try:
             for role, user, password in (("treasury", "treasury_t", "treasury-pass"),
                                          ("partner", "partner_t", "partner-pass")):
-                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+                ctx = browser.new_context(viewport={"width": 1400, "height": 1500})
                 page = ctx.new_page()
                 page.set_default_timeout(120_000)
                 page.goto(server)
