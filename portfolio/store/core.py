@@ -244,15 +244,16 @@ class Store:
     def next_id(self, sequence: str) -> int:
         if sequence not in {"batch_seq", "run_seq", "pool_seq", "allocation_seq"}:
             raise ValueError(f"unknown sequence {sequence!r}")
-        row = self.con.execute(f"SELECT nextval('{sequence}')").fetchone()
-        assert row is not None
-        return int(row[0])
+        # fetchall, not fetchone: DuckDB leaves a fetchone() result open, which blocks a
+        # following con.register() in the same transaction.
+        rows = self.con.execute(f"SELECT nextval('{sequence}')").fetchall()
+        return int(rows[0][0])
 
     def schema_version(self) -> int:
-        row = self.con.execute(
+        rows = self.con.execute(
             "SELECT value FROM schema_info WHERE key = 'schema_version'"
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
 
 
 def _is_lock_error(exc: Exception) -> bool:
