@@ -422,6 +422,23 @@ def stress(assumptions: Any, *, pd_mult: float = 1.0, rho: float | None = None,
                                 recovery_multiplier=recovery_mult)
 
 
+def assumption_files(db: str | Path) -> dict[str, str]:
+    """Assumption sets on file: ``assumptions*.toml`` beside the database (``riskpool
+    calibrate`` / ``riskpool demo``) and the set each recorded run used."""
+    base = Path(db).resolve().parent
+    found = {p.name: str(p) for p in sorted(base.glob("assumptions*.toml"))}
+    for p in sorted((base / "runs").glob("*/assumptions.toml"),
+                    key=lambda q: int(q.parent.name) if q.parent.name.isdigit() else 0):
+        found[f"run {p.parent.name}"] = str(p)
+    return found
+
+
+def load_assumptions_file(path: str | Path) -> Any:
+    from portfolio.assumptions import load_assumptions
+
+    return load_assumptions(path)
+
+
 def pool_assumptions(db: str | Path, pool_id: int) -> Any:
     """Assumptions for a pool: the demo's saved file beside the database if present, else
     calibrated from the book."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import access, charts, ui
+from portfolio.assumptions import NAMED_SCENARIOS
 
 v = ui.viewer()
 st.title("Simulation")
@@ -50,18 +51,37 @@ with tab_new:
             st.info("Create a pool first.")
         else:
             ids = [int(x) for x in pools["pool_id"]]
+            files = access.assumption_files(ui.db_path())
+            if not files:
+                st.info("No assumptions file yet (`riskpool calibrate --out assumptions.toml`).")
+                st.stop()
             a, b = st.columns(2)
             pool_id = a.selectbox("Pool", ids, index=len(ids) - 1, key="new_pool")
+            a_name = a.selectbox("Assumptions", list(files), key="new_assumptions")
+            assumptions = ui.guard(access.load_assumptions_file, files[a_name])
             n_paths = a.select_slider("Paths", [500, 1000, 2000, 5000, 10000], 2000,
                                       key="new_paths")
             seed = a.number_input("Seed", 0, 2**31 - 1, 20260630, key="new_seed")
-            pd_mult = b.slider("PD ×", 0.5, 4.0, 1.0, 0.1, key="new_pd")
-            rho = b.slider("ρ (factor correlation)", 0.0, 0.5, 0.05, 0.01, key="new_rho")
-            prepay = b.slider("Prepayment ×", 0.0, 2.0, 1.0, 0.1, key="new_prepay")
-            recov = b.slider("Recovery ×", 0.0, 2.0, 1.0, 0.1, key="new_recovery")
+            if st.session_state.get("new_rho_of") != a_name:  # ρ starts at the file's value
+                st.session_state["new_rho"] = round(float(assumptions.rho), 3)
+                st.session_state["new_rho_of"] = a_name
+            for key in ("new_pd", "new_prepay", "new_recovery"):
+                st.session_state.setdefault(key, 1.0)
+
+            def preset() -> None:
+                scenario = NAMED_SCENARIOS[st.session_state["new_scenario"]]
+                st.session_state["new_pd"] = scenario.get("pd_multiplier", 1.0)
+                st.session_state["new_prepay"] = scenario.get("smm_multiplier", 1.0)
+                st.session_state["new_recovery"] = scenario.get("recovery_multiplier", 1.0)
+
+            b.selectbox("Scenario (presets the sliders)", list(NAMED_SCENARIOS),
+                        key="new_scenario", on_change=preset)
+            pd_mult = b.slider("PD ×", 0.5, 4.0, step=0.1, key="new_pd")
+            rho = b.slider("ρ (factor correlation)", 0.0, 0.5, step=0.001, key="new_rho")
+            prepay = b.slider("Prepayment ×", 0.0, 2.0, step=0.1, key="new_prepay")
+            recov = b.slider("Recovery ×", 0.0, 2.0, step=0.1, key="new_recovery")
             go = st.button("Run simulation", key="new_run", type="primary")
             if go:
-                assumptions = ui.guard(access.pool_assumptions, ui.db_path(), pool_id)
                 st.button("Cancel", key="new_cancel",
                           help="Stops the run (the page reruns without it).")
                 bar = st.progress(0.0, text="simulating…")
