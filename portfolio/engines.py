@@ -227,6 +227,7 @@ def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cel
     n_b = zb.shape[0]
     n_cells = cell_n.shape[0]
     n_parties = cell_pflows.shape[1]
+    pds = np.empty(zb.shape[1])
     for p in range(n_b):
         sc = scale[p]
         for c in range(n_cells):
@@ -234,10 +235,13 @@ def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cel
             inv_n = 1.0 / n_tot
             alive = n_tot
             slot = cell_slot[c]
+            # the cell's conditional PDs first: independent erfc calls overlap in the CPU
+            for t in range(cell_r[c]):
+                pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
             for t in range(cell_r[c]):
                 if alive == 0:
                     break
-                pd = _cond_pd(thr_s[c, t], sc, zb[p, t])
+                pd = pds[t]
                 d = binom_from_uniform(alive, pd, u[p, slot + t, 0], recip)
                 s = binom_from_uniform(alive - d, cell_smm[c, t], u[p, slot + t, 1], recip)
                 fa = alive * inv_n
