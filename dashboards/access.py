@@ -205,31 +205,13 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
     selection = select_pool(candidates, crit, cutoff)
     excl = pd.DataFrame([dataclasses.asdict(e) for e in selection.exclusions])
     loans = pd.DataFrame(selection.loans)
-    mem = duckdb.connect(":memory:")
+    total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
+    mem = sql.pool_preview_connection(loans, cutoff)
     try:
-        for statement in _POOL_DDL:
-            mem.execute(statement)
-        total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
-        mem.execute("INSERT INTO pools VALUES (0, 'preview', ?, '{}', CAST(? AS TIMESTAMP), ?, ?, NULL)",
-                    [cutoff, cutoff, len(loans), total])
-        if len(loans):
-            loans.insert(0, "pool_id", 0)
-            mem.register("selection_df", loans)
-            mem.execute("INSERT INTO pool_loans BY NAME SELECT * FROM selection_df")
         tables = strats(Store(Path(":memory:"), mem, True), 0)
     finally:
         mem.close()
     return PoolPreview(int(len(loans)), total, excl, tables)
-
-
-def _pool_ddl() -> tuple[str, ...]:
-    from portfolio.store.core import DDL
-
-    return tuple(s for s in DDL if "TABLE IF NOT EXISTS pools " in s
-                 or "TABLE IF NOT EXISTS pool_loans " in s)
-
-
-_POOL_DDL = _pool_ddl()
 
 
 def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],
@@ -380,10 +362,11 @@ def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> Any:
         return paths
     from partners.dispersion import party_paths
 
-    if viewer.partner_id not in tuple(paths.party_ids):
+    pid = viewer.partner_id
+    if pid is None or pid not in tuple(paths.party_ids):
         raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
                            "positions; a partner sees its own positions only")
-    return party_paths(paths, viewer.partner_id)
+    return party_paths(paths, pid)
 
 
 def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import html
@@ -407,21 +406,14 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
 
 def _check_partner(db: str | Path, partner: str) -> None:
     from portfolio.store import open_store
+    from portfolio.store import reports as sql
 
     with open_store(db, read_only=True) as store:
-        known = [r[0] for r in store.con.execute(
-            "SELECT DISTINCT party_id FROM allocation_shares ORDER BY 1").fetchall()] \
-            if _has_table(store, "allocation_shares") else []
+        known = sql.allocated_parties(store.con)
     if partner not in known or partner == access.PLATFORM_ID:
         raise NotFound(f"`--partner` must be a partner with an allocation "
                        f"({', '.join(p for p in known if p != access.PLATFORM_ID) or 'none yet'}); "
                        f"got {partner!r}")
-
-
-def _has_table(store: Any, name: str) -> bool:
-    return bool(store.con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchone()[0])
 
 
 def content_digest(sections: list[Section]) -> str:
@@ -445,5 +437,5 @@ def section_titles() -> list[str]:
 
 __all__ = [
     "SECTIONS", "ReportLocked", "ReportOutcome", "Section", "collect_sections", "content_digest",
-    "render_html", "report_lock", "write_report", "write_xlsx", "dataclasses",
+    "render_html", "report_lock", "write_report", "write_xlsx",
 ]

@@ -161,10 +161,11 @@ def report_runs(con: duckdb.DuckDBPyConnection, partner: str | None = None,
                 every_partner: bool = False) -> pd.DataFrame:
     """Report runs, newest first: the treasury's (``every_partner``: all of them) or one
     partner's own."""
+    params: list[object] = []
     if every_partner:
-        where, params = "", []
+        where = ""
     elif partner is None:
-        where, params = " AND json_extract_string(inputs, '$.partner') IS NULL", []
+        where = " AND json_extract_string(inputs, '$.partner') IS NULL"
     else:
         where, params = " AND json_extract_string(inputs, '$.partner') = ?", [partner]
     return con.execute(
@@ -174,3 +175,40 @@ def report_runs(con: duckdb.DuckDBPyConnection, partner: str | None = None,
         + " ORDER BY run_id DESC",
         params,
     ).df()
+
+
+def allocated_parties(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every party id with a share in some allocation (empty for a book without any)."""
+    has = con.execute("SELECT count(*) FROM information_schema.tables "
+                      "WHERE table_name = 'allocation_shares'").fetchone()
+    if not has or not has[0]:
+        return []
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT party_id FROM allocation_shares ORDER BY 1").fetchall()]
+
+
+def pool_preview_connection(loans: pd.DataFrame, cutoff: dt.date) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding one unsaved pool (id 0) with ``loans`` (the columns of
+    ``pool_loans`` without ``pool_id``), so the pool strats run on a selection that is not
+    stored. The caller closes it."""
+    from portfolio.store.core import DDL
+
+    con = duckdb.connect(":memory:")
+    try:
+        for statement in DDL:
+            if "TABLE IF NOT EXISTS pools " in statement or \
+                    "TABLE IF NOT EXISTS pool_loans " in statement:
+                con.execute(statement)
+        total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
+        con.execute("INSERT INTO pools VALUES (0, 'preview', ?, '{}', CAST(? AS TIMESTAMP), ?, "
+                    "?, NULL)", [cutoff, cutoff, len(loans), total])
+        if len(loans):
+            frame = loans.copy()
+            frame.insert(0, "pool_id", 0)
+            con.register("selection_df", frame)
+            con.execute("INSERT INTO pool_loans BY NAME SELECT * FROM selection_df")
+            con.unregister("selection_df")
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -85,3 +85,8 @@ def test_demo_cli_builds_then_reuses(tmp_path, cli, monkeypatch) -> None:
     r = cli("demo", "--db", db, "--no-dashboard", "--loans", "1600", "--paths", "200",
             "--criteria", criteria)
     assert r.code == 2 and "--rebuild" in r.err
+
+
+def test_dashboard_cli_refuses_missing_database(tmp_path, cli) -> None:
+    r = cli("dashboard", "--db", tmp_path / "none.duckdb", "--port", "8599")
+    assert r.code == 2 and "--db" in r.err
