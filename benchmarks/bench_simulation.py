@@ -155,6 +155,7 @@ def run(quick: bool | None = None) -> dict:
     out["B1-pool granular CPU (s)"] = b1["cpu_s"]
     out["B1-pool of which preparation wall (s)"] = b1["prep_wall_s"]
     out["B1-pool peak RSS (GiB)"] = b1["peak_rss_gib"]
+    out["B1-pool granular loan-paths per CPU-second"] = b1["n_loans"] * b1["n_paths"] / b1["cpu_s"]
     out["B1-pool EL / VaR99 (% of balance)"] = f"{b1['el_pct']:.3f} / {b1['var99_pct']:.3f}"
 
     a = bench_assumptions()
