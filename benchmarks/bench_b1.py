@@ -1,0 +1,444 @@
+"""B1, the headline benchmark (issue 7 §3): book → pool → paths → deal → partners → dispersion.
+
+Set-up (once, cached in ``bench_out/``; not part of the timed pipeline):
+  ``riskpool generate`` of a 1,500,000-loan book with 12 monthly vintages (seed 13, as-of
+  2025-12-31) into ``bench_out/b1_book.duckdb``, a pool of every current loan at the as-of
+  (about 1.02 million loans), and assumptions calibrated from that book
+  (``bench_out/b1_assumptions.toml``).
+
+Timed pipeline (in a fresh child process, so that its peak RSS is its own), after the pool is
+built: load the pool (first 1,000,000 loans by loan_id, with borrower ids) → load the
+assumptions → allocate over three partners (``examples/partners.toml`` without its trust) →
+10,000 paths to maturity plus the recovery lag, granular engine, with the allocation's party
+split → the Chinese example deal (``examples/deal_cn_consumer.toml``: 3 tranches, reserve,
+CNL trigger, revolving period) → dispersion per party. Goal: at most 5 s and 3 GB.
+
+Also measured: the loan engine's throughput (loan-paths per second) on the B1 pool, the
+naive loan-level baseline (``bench_simulation.naive_simulate``: a Bernoulli draw per loan,
+month and path) on a 20,000-loan slice of the same pool in the same run, the 2-worker vs
+1-worker speed-up of the loan engine on a Dask ``LocalCluster`` (127.0.0.1), and how the
+granular engine's time grows with loans, paths and months (three sizes each).
+
+    python benchmarks/bench_b1.py            # RISKPOOL_BENCH_QUICK=1: smaller sizes
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+OUT = ROOT / "bench_out"
+AS_OF = "2025-12-31"
+GOAL_S = 5.0
+GOAL_GIB = 3.0
+
+
+def sizes(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"book_loans": 150_000, "book_months": 12, "pool_loans": 100_000,
+                "paths": 2_000, "loan_engine_paths": 256, "naive_loans": 5_000,
+                "naive_paths": 16, "dask_paths": 512,
+                "scale_loans": (10_000, 30_000, 100_000), "scale_paths": (250, 500, 1_000),
+                "scale_months": (3, 6, 12), "scale_base_loans": 30_000,
+                "scale_base_paths": 500}
+    return {"book_loans": 1_500_000, "book_months": 12, "pool_loans": 1_000_000,
+            "paths": 10_000, "loan_engine_paths": 1_024, "naive_loans": 20_000,
+            "naive_paths": 64, "dask_paths": 1_024,
+            "scale_loans": (100_000, 300_000, 1_000_000), "scale_paths": (1_000, 3_000, 10_000),
+            "scale_months": (6, 12, 24), "scale_base_loans": 200_000, "scale_base_paths": 2_000}
+
+
+# ------------------------------------------------------------------------------------------
+# Peak memory of this process
+
+
+class PeakRss:
+    """Peak resident set size: the kernel's high-water mark (VmHWM) when readable, else a
+    sampler thread (psutil) every 20 ms, else ``ru_maxrss``."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._peak = 0
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def hwm_bytes() -> int | None:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def start(self) -> PeakRss:
+        if self.hwm_bytes() is None:
+            try:
+                import psutil
+
+                proc = psutil.Process()
+
+                def sample() -> None:
+                    while not self._stop.wait(0.02):
+                        self._peak = max(self._peak, proc.memory_info().rss)
+
+                self._thread = threading.Thread(target=sample, daemon=True)
+                self._thread.start()
+            except ImportError:
+                pass
+        return self
+
+    def peak_gib(self) -> float:
+        hwm = self.hwm_bytes()
+        if hwm is not None:
+            return hwm / 2**30
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            return self._peak / 2**30
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# ------------------------------------------------------------------------------------------
+# Set-up (cached)
+
+
+def _three_partner_registry() -> Any:
+    from partners.registry import parse_registry
+
+    path = ROOT / "examples" / "partners.toml"
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    doc["partner"] = [p for p in doc["partner"] if p.get("kind") == "bank"][:3]
+    return parse_registry(doc, f"{path} (the three banks)")
+
+
+def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
+    """Generate the book, cut the pool and calibrate, once; returns paths and set-up times."""
+    from portfolio.assumptions import save_assumptions
+    from portfolio.calibration import calibrate_from_store
+    from portfolio.generate import generate_book
+    from portfolio.pools import create_pool, list_pools, parse_criteria
+    from portfolio.store.core import open_store
+
+    OUT.mkdir(exist_ok=True)
+    tag = f"{sz['book_loans'] // 1000}k_{sz['book_months']}m"
+    db = OUT / f"b1_book_{tag}.duckdb"
+    a_path = OUT / f"b1_assumptions_{tag}.toml"
+    info: dict[str, Any] = {"db": str(db), "assumptions": str(a_path)}
+    as_of = dt.date.fromisoformat(AS_OF)
+    if not db.exists():
+        partial = db.with_suffix(".partial.duckdb")
+        partial.unlink(missing_ok=True)
+        t = time.perf_counter()
+        with open_store(partial) as store:
+            generate_book(store, sz["book_loans"], sz["book_months"], 13, as_of=as_of)
+        partial.rename(db)
+        info["setup generate s"] = time.perf_counter() - t
+        log(f"   generated {sz['book_loans']:,} loans into {db} "
+            f"({info['setup generate s']:.0f} s)")
+    with open_store(db) as store:
+        pools = [p for p in list_pools(store) if p.name == "b1 all current"]
+        if pools:
+            pool = pools[0]
+        else:
+            t = time.perf_counter()
+            pool = create_pool(store, "b1 all current",
+                               parse_criteria({"eligibility": {"dpd_max": 0}}, "b1"), as_of)
+            info["setup pool s"] = time.perf_counter() - t
+        if not a_path.exists():
+            t = time.perf_counter()
+            calib = calibrate_from_store(store, pool_id=pool.pool_id)
+            save_assumptions(calib.assumptions, a_path, calib.exposure_tables())
+            info["setup calibrate s"] = time.perf_counter() - t
+    info["pool_id"] = pool.pool_id
+    info["pool loans in store"] = pool.n_loans
+    return info
+
+
+# ------------------------------------------------------------------------------------------
+# The timed pipeline (child process)
+
+
+def warm_up(a_path: str) -> None:
+    """Both engines once on a 12-loan pool: numba kernels are loaded from their on-disk cache
+    (or compiled) before anything is timed."""
+    from portfolio.assumptions import load_assumptions
+    from portfolio.loans import LoanArrays
+    from portfolio.simulation import simulate
+
+    a = load_assumptions(Path(a_path))
+    n = 12
+    terms = np.array([3, 6, 12, 24] * 3, dtype=np.int16)
+    orig = np.full(n, np.datetime64("2025-10-15"))
+    loans = LoanArrays(
+        loan_id=np.array([f"W{i:03d}" for i in range(n)], dtype=object),
+        balance=np.full(n, 5000.0), apr=np.full(n, 0.18), term_months=terms,
+        remaining_term=(terms - 2).astype(np.int16), months_on_book=np.full(n, 2, np.int16),
+        repayment_type=np.array([0, 1, 3] * 4, dtype=np.int8),
+        credit_score=np.linspace(500, 900, n).astype(np.int16),
+        region=np.array(["north"] * n, dtype=object), origination_date=orig,
+        next_due_date=np.full(n, np.datetime64("2026-01-15")), principal=np.full(n, 6000.0))
+    for engine in ("granular", "loan"):
+        simulate(loans, a, 300, 0, engine=engine)
+
+
+def _take(loans: Any, n: int) -> Any:
+    return loans.take(np.arange(min(n, len(loans))))
+
+
+def _borrowers(store: Any, loans: Any) -> np.ndarray:
+    """Pseudonymous borrower id of each pool loan, in pool order (for the partners' R5
+    per-borrower limits). ``partners.records.pool_loans`` does the same through a Python dict
+    (about 5 s on 1M loans); here the ids are matched by sorting (pool loans come sorted by
+    loan_id)."""
+    from portfolio.store.allocations import borrower_ids
+
+    frame = borrower_ids(store.con, np.asarray(loans.loan_id).tolist())
+    got = frame["loan_id"].to_numpy().astype("U")
+    order = np.argsort(got, kind="stable")
+    if not np.array_equal(got[order], np.asarray(loans.loan_id).astype("U")):
+        raise RuntimeError("borrower ids do not match the pool's loans")
+    return frame["borrower_id"].to_numpy()[order]
+
+
+def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
+    """B1 end to end after the pool is built; every stage timed. Runs in a fresh process."""
+    rss = PeakRss().start()
+    from partners.allocation import allocate, loan_risk_from_assumptions
+    from partners.dispersion import disperse_paths
+    from portfolio.assumptions import load_assumptions
+    from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.simulation import loss_distribution, simulate
+    from portfolio.store.core import open_store
+    from tranching.deal import load_deal
+    from tranching.waterfall import run_waterfall
+
+    warm_up(a_path)  # numba kernels loaded from their cache before timing (not B1 work)
+    out: dict[str, Any] = {}
+    st: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    t = time.perf_counter()
+    with open_store(Path(db), read_only=True) as store:
+        pool = get_pool(store, pool_id)
+        loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
+        borrower = _borrowers(store, loans)
+    st["pool load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    a = load_assumptions(Path(a_path))
+    st["assumptions load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    registry = _three_partner_registry()
+    risk = loan_risk_from_assumptions(loans, a)
+    alloc = allocate(loans, registry, risk=risk, as_of=pool.cutoff_date, borrower_id=borrower)
+    if not np.array_equal(np.asarray(alloc.loan_id).astype(str),
+                          np.asarray(loans.loan_id).astype(str)):
+        raise RuntimeError("allocation rows are not in pool order")
+    st["allocation (3 partners)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    paths = simulate(loans, a, sz["paths"], 2026, shares=alloc.shares, party_ids=alloc.party_ids)
+    st["simulation (granular, party split)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    wf = run_waterfall(deal, paths)
+    st["waterfall (CN deal)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    disp = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal)
+    stats = loss_distribution(paths)
+    st["dispersion per party"] = time.perf_counter() - t
+    total = time.perf_counter() - t_all
+
+    out["pool loans"] = len(loans)
+    out["pool balance CNY"] = float(paths.initial_balance)
+    out["paths"] = paths.n_paths
+    out["months"] = paths.n_months
+    out["parties"] = ", ".join(alloc.party_ids)
+    for k, v in st.items():
+        out[f"{k} s"] = v
+    out["B1 end to end s (goal <= 5)"] = total
+    out["B1 peak RSS GiB (goal <= 3)"] = rss.peak_gib()
+    out["pool EL % of balance"] = stats.el / paths.initial_balance * 100
+    out["pool VaR 99.9% % of balance"] = stats.var[-1] / paths.initial_balance * 100
+    out["tranche EL % (A, B, Sub)"] = ", ".join(
+        f"{x:.4f}" for x in wf.tranche_loss.mean(axis=1) / wf.original_balance * 100)
+    for h in disp.headlines:
+        out[f"dispersion {h.scenario}: EL / 99.9% tail off platform"] = \
+            f"{h.el_share_left:.1%} / {h.tail_share_left:.1%}"
+    return out
+
+
+def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
+    """Loan-engine throughput on the B1 pool, the naive baseline on a slice of it, and the
+    2-worker vs 1-worker speed-up of the loan engine on a local Dask cluster."""
+    from bench_simulation import naive_simulate  # the simulation engineer's baseline
+
+    from portfolio.assumptions import load_assumptions
+    from portfolio.distributed import open_client, run_distributed
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import prepare_pool, root_seed, run_blocks, simulate
+    from portfolio.store.core import open_store
+
+    warm_up(a_path)
+    out: dict[str, Any] = {}
+    with open_store(Path(db), read_only=True) as store:
+        loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
+    a = load_assumptions(Path(a_path))
+    n = len(loans)
+    p = sz["loan_engine_paths"]
+    t = time.perf_counter()
+    prep = prepare_pool(loans, a, loan_level=True)
+    w_prep = time.perf_counter() - t
+    t = time.perf_counter()
+    run_blocks(prep, root_seed(7), p, "loan")
+    w_loan = time.perf_counter() - t
+    out["loan engine: loans x paths"] = f"{n:,} x {p:,}"
+    out["loan engine preparation s (schedules, once per pool)"] = w_prep
+    out["loan engine paths s"] = w_loan
+    out["loan engine loan-paths/s"] = n * p / w_loan
+
+    sl = _take(loans, sz["naive_loans"])
+    pn = sz["naive_paths"]
+    t = time.perf_counter()
+    naive_simulate(sl, a, pn, 5)
+    w_naive = time.perf_counter() - t
+    t = time.perf_counter()
+    simulate(sl, a, pn * 8, 5, engine="loan")
+    w_loan_sl = time.perf_counter() - t
+    out["naive baseline: loans x paths"] = f"{len(sl):,} x {pn}"
+    out["naive loan-paths/s"] = len(sl) * pn / w_naive
+    out["loan engine speed-up over naive (same slice, both incl. preparation)"] = (len(sl) * pn * 8 / w_loan_sl) / (
+        len(sl) * pn / w_naive)
+    out["loan engine (B1 pool, paths only) speed-up over naive"] = out["loan engine loan-paths/s"] / \
+        out["naive loan-paths/s"]
+
+    # Dask: the same loan-engine run on 1 and on 2 worker processes (cluster started and
+    # warmed first; times include sending the prepared pool to the workers)
+    pd_ = sz["dask_paths"]
+    root = root_seed(11)
+    times = {}
+    for w in (1, 2):
+        with open_client(workers=w) as client:
+            client.run(warm_up, a_path)
+            best = float("inf")
+            for _ in range(2):  # best of two: the machine is shared
+                t = time.perf_counter()
+                run = run_distributed(client, prep, root, pd_, "loan", blocks_per_task=1)
+                best = min(best, time.perf_counter() - t)
+            times[w] = best
+            out[f"dask {w} worker(s) s (best of 2; scatter {run.timings['scatter_s']:.2f} s)"] = \
+                times[w]
+    out["dask loan engine: loans x paths"] = f"{n:,} x {pd_:,}"
+    out["dask 2-worker vs 1-worker speed-up (loan engine)"] = times[1] / times[2]
+    return out
+
+
+def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
+    """Granular engine time at three sizes each of loans, paths and months."""
+    from portfolio.assumptions import load_assumptions
+    from portfolio.pools import load_pool_loans
+    from portfolio.simulation import simulate
+    from portfolio.store.core import open_store
+
+    warm_up(a_path)
+    with open_store(Path(db), read_only=True) as store:
+        loans = load_pool_loans(store, pool_id)
+    a = load_assumptions(Path(a_path))
+    out: dict[str, Any] = {}
+
+    def timed(ls: Any, paths: int) -> tuple[float, int]:
+        t = time.perf_counter()
+        res = simulate(ls, a, paths, 3)
+        return time.perf_counter() - t, res.n_months
+
+    base_l, base_p = sz["scale_base_loans"], sz["scale_base_paths"]
+    for n in sz["scale_loans"]:
+        s, m = timed(_take(loans, n), base_p)
+        out[f"scale loans {n:,} ({base_p:,} paths, {m} months) s"] = s
+    for p in sz["scale_paths"]:
+        s, m = timed(_take(loans, base_l), p)
+        out[f"scale paths {p:,} ({base_l:,} loans, {m} months) s"] = s
+    sub = _take(loans, base_l)
+    for months in sz["scale_months"]:
+        # the same loans, their remaining term capped (shorter schedules): the horizon is
+        # the cap plus the recovery lag
+        rem = np.minimum(np.asarray(sub.remaining_term), months).astype(sub.remaining_term.dtype)
+        capped = dataclasses.replace(sub, remaining_term=rem)
+        s, m = timed(capped, base_p)
+        out[f"scale months {m} (remaining term <= {months}; {base_l:,} loans, "
+            f"{base_p:,} paths) s"] = s
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Driver
+
+
+def _child(stage: str, db: str, pool_id: int, a_path: str, quick: bool) -> dict[str, Any]:
+    """Run one stage in a fresh interpreter; its figures come back as JSON on stdout."""
+    env = dict(os.environ, RISKPOOL_BENCH_QUICK="1" if quick else "0")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", stage, db, str(pool_id),
+           a_path]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    if res.returncode != 0:
+        raise RuntimeError(f"{stage} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool | None = None) -> dict[str, Any]:
+    quick = os.environ.get("RISKPOOL_BENCH_QUICK") == "1" if quick is None else quick
+    sz = sizes(quick)
+    out: dict[str, Any] = {"sizes": "quick" if quick else "full"}
+    info = setup(sz)
+    for k in ("setup generate s", "setup pool s", "setup calibrate s"):
+        if k in info:
+            out[k] = info[k]
+    out["pool loans in store"] = info["pool loans in store"]
+    args = (info["db"], info["pool_id"], info["assumptions"])
+    out.update(_child("pipeline", *args, quick))
+    out.update(_child("loan_engine", *args, quick))
+    out.update(_child("scaling", *args, quick))
+    return out
+
+
+def _main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        stage, db, pool_id, a_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        sz = sizes(os.environ.get("RISKPOOL_BENCH_QUICK") == "1")
+        fn = {"pipeline": pipeline, "loan_engine": loan_engine, "scaling": scaling}[stage]
+        figures = fn(db, pool_id, a_path, sz)
+        print(json.dumps(figures, default=float))
+        return 0
+    from run_all import machine
+
+    print(f"machine: {machine()}")
+    for key, value in run().items():
+        shown = f"{value:,.4g}" if isinstance(value, float) else value
+        print(f"   {key:<60} {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
