@@ -173,3 +173,19 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"{text} {fraction:.0%}")
 
     return update
+
+
+def table(frame: Any, key: str | None = None, container: Any = None) -> None:
+    """``st.dataframe`` without the index and with thousands separators on float columns
+    (display only: the data are the library's numbers unchanged)."""
+    import pandas as pd
+
+    target = container if container is not None else st
+    data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
+        else frame
+    config = {}
+    if isinstance(data, pd.DataFrame):
+        for col in data.columns:
+            if pd.api.types.is_float_dtype(data[col]):
+                config[str(col)] = st.column_config.NumberColumn(format="localized")
+    target.dataframe(frame, hide_index=True, column_config=config or None, key=key)

@@ -25,7 +25,7 @@ c[4].metric("90+ DPD", ui.pct(h["dpd90_ratio"]))
 
 dims = [d for d in view.summary["dimension"].unique() if d != "all"]
 dim = st.selectbox("Mix by", dims, key="book_dim")
-st.dataframe(view.summary[view.summary["dimension"] == dim], hide_index=True)
+ui.table(view.summary[view.summary["dimension"] == dim])
 
 left, right = st.columns(2)
 with left:
@@ -33,7 +33,7 @@ with left:
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
     st.pyplot(charts.lines(view.delinquency_by_month, "as_of", bal_cols,
                            "Delinquent balance by bucket", "CNY"))
-    st.dataframe(view.delinquency, hide_index=True)
+    ui.table(view.delinquency)
 with right:
     st.subheader("Vintage curves")
     wide = view.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
@@ -42,10 +42,10 @@ with right:
 left, right = st.columns(2)
 with left:
     st.subheader("Roll rates")
-    st.dataframe(view.roll_rates, hide_index=True)
+    ui.table(view.roll_rates)
 with right:
     st.subheader("CDR / CPR")
     st.pyplot(charts.lines(view.rates, "as_of", ["cdr", "cpr"], "Annualised default and "
                            "prepayment rates", percent=True))
 st.subheader("Calibration anchors")
-st.dataframe(view.anchors, hide_index=True)
+ui.table(view.anchors)

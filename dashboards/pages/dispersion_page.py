@@ -27,7 +27,7 @@ deal_key = c.selectbox("Securitisation", list(deals), index=len(deals) > 1 and 1
                        key="disp_deal")
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")
-st.dataframe(view.parties, hide_index=True)
+ui.table(view.parties)
 st.pyplot(charts.bars(view.parties, "party", ["el", "var_999", "capital"],
                       "Expected loss, 99.9% VaR and capital per party (CNY)"))
 if v.is_treasury:
@@ -36,7 +36,7 @@ if v.is_treasury:
     m[1].metric("Pool 99.9% VaR (CNY)", ui.money(view.pool_var_999 or 0.0))
     m[2].metric("HHI of partners' exposure", f"{(view.hhi_partners or 0.0):.3f}")
     st.subheader("Share that left the balance sheet")
-    st.dataframe(view.headlines, hide_index=True)
+    ui.table(view.headlines)
     st.pyplot(charts.bars(view.headlines, "scenario", ["el_share_left", "tail_share_left"],
                           "Share of EL and 99.9% tail loss off the platform", percent=True))
 else:

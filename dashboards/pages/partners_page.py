@@ -18,7 +18,7 @@ aid = st.selectbox("Allocation", ids, index=ui.pick(ids, ui.query_int("allocatio
 view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
-st.dataframe(view.parties, hide_index=True)
+ui.table(view.parties)
 st.pyplot(charts.bars(view.parties, "party_id", ["balance"], "Balance funded (CNY)"))
 
 st.subheader("Rule checks")
@@ -26,11 +26,11 @@ if view.breaches.empty:
     st.success("Every rule and constraint re-checked on the loan-level shares: no breach.")
 else:
     st.error(f"{len(view.breaches)} breach(es)")
-    st.dataframe(view.breaches, hide_index=True)
+    ui.table(view.breaches)
 if not view.checks.empty and "ok" in view.checks:
     styled = view.checks.style.apply(
         lambda row: ["background-color: #f8d7da" if not row["ok"] else "" for _ in row], axis=1)
-    st.dataframe(styled, hide_index=True)
+    ui.table(styled)
 
 st.subheader("Export a partner's tape")
 parties = [p for p in view.parties["party_id"] if p != "platform"] if v.is_treasury \

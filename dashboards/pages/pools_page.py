@@ -9,7 +9,7 @@ from dashboards import access, ui
 v = ui.viewer()
 st.title("Pools")
 listed = ui.guard(ui.pools, *ui.args(v))
-st.dataframe(listed, hide_index=True)
+ui.table(listed)
 
 if len(listed):
     ids = [int(x) for x in listed["pool_id"]]
@@ -18,7 +18,7 @@ if len(listed):
     st.subheader(f"Stratification of pool {pool_id}")
     tabs = st.tabs(list(tables))
     for tab, table in zip(tabs, tables.values(), strict=True):
-        tab.dataframe(table, hide_index=True)
+        ui.table(table, container=tab)
 else:
     st.info("No pool yet.")
 
@@ -47,10 +47,10 @@ m = st.columns(2)
 m[0].metric("Eligible loans", f"{preview.n_loans:,}")
 m[1].metric("Cut-off balance (CNY)", ui.money(preview.balance))
 with st.expander("Why loans were excluded"):
-    st.dataframe(preview.exclusions, hide_index=True)
+    ui.table(preview.exclusions)
 ptabs = st.tabs(list(preview.strats))
 for tab, table in zip(ptabs, preview.strats.values(), strict=True):
-    tab.dataframe(table, hide_index=True)
+    ui.table(table, container=tab)
 
 if v.is_treasury:
     name = st.text_input("Pool name", key="pool_name")

@@ -14,7 +14,7 @@ hist = ui.guard(ui.report_history, *ui.args(v))
 if not len(hist):
     st.info("No report yet: `riskpool report --db DB --as-of DATE --out DIR`.")
     st.stop()
-st.dataframe(hist.drop(columns=["summary"]), hide_index=True)
+ui.table(hist.drop(columns=["summary"]))
 ids = [int(x) for x in hist["run_id"]]
 rid = st.selectbox("Report", ids, index=0, key="report_id")
 row = hist[hist["run_id"] == rid].iloc[0]

@@ -23,7 +23,7 @@ def show(view: access.RunView, key: str) -> None:
     c[3].metric(f"ES {top:.1%}", ui.money(view.es[top]))
     st.pyplot(charts.loss_histogram(view.loss, view.el, view.var, view.es,
                                     f"Loss distribution{who}"))
-    st.dataframe(view.stats, hide_index=True, key=f"{key}_stats")
+    ui.table(view.stats)
     a, b = st.columns(2)
     a.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
     b.pyplot(charts.fan_chart(view.loss_fan, "Monthly net loss"))
@@ -34,7 +34,7 @@ run_ids = [int(x) for x in recorded["run_id"]] if len(recorded) else []
 tab_runs, tab_new, tab_cmp = st.tabs(["Recorded runs", "New run", "Compare"])
 with tab_runs:
     if run_ids:
-        st.dataframe(recorded, hide_index=True)
+        ui.table(recorded)
         rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")),
                            key="sim_run")
         show(ui.guard(ui.run_view, *ui.args(v), rid), "rec")
@@ -114,7 +114,7 @@ with tab_cmp:
             views.append(view)
             with col:
                 st.markdown(f"**{name}**")
-                st.dataframe(view.stats, hide_index=True)
+                ui.table(view.stats)
                 st.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
         st.pyplot(charts.histograms({left: views[0].loss, right: views[1].loss},
                                     "Loss distributions", "loss (CNY)"))

@@ -31,13 +31,13 @@ st.subheader(view.deal_name)
 if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()
-st.dataframe(view.table, hide_index=True)
+ui.table(view.table)
 left, right = st.columns(2)
 left.pyplot(charts.histograms(view.loss_shares, "Tranche loss distributions",
                               "loss / original balance"))
 if not view.triggers.empty:
     right.markdown("**Trigger-breach probabilities**")
-    right.dataframe(view.triggers, hide_index=True)
+    ui.table(view.triggers, container=right)
 fan_names = list(view.cashflow_fans)
 which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
 st.pyplot(charts.fan_chart(view.cashflow_fans[which], f"Monthly cash to tranche {which}"))
