@@ -578,7 +578,10 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
 
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
-        paths, _how = run_party_paths(store, int(run_id), stored)
+    paths = _load_paths(db, run_id)
+    if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
+        with _full(db) as store:  # the run lacks this split: re-simulate it exactly
+            paths, _how = run_party_paths(store, int(run_id), stored)
     deal = deal_from_text(deal_toml) if deal_toml else None
     # the stored allocation is sorted by loan id, as are the pool loans the run simulated
     result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
