@@ -342,8 +342,11 @@ def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
 
 
 @numba.njit(cache=True, nogil=True)
-def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
+def loan_block(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
     """Exact loan-level draw for the loans ``l0 .. l0 + u.shape[1]`` (cell-major order).
+
+    ``cell_r``, ``cum`` and ``total`` start at cell ``c0`` (loan li is in cell
+    ``cell_of[li] − c0`` of them).
 
     u (n_b, n_l) float32: one uniform per path and loan, inverted over the loan's event
     distribution ``cum[cell, path]``. ``sched`` is flat float64, the scheduled
@@ -360,9 +363,10 @@ def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out
     ev = np.empty(n_l, dtype=np.int64)
     k = 0
     while k < n_l:
-        c = cell_of[l0 + k]
+        c_abs = cell_of[l0 + k]
+        c = c_abs - c0
         k_end = k
-        while k_end < n_l and cell_of[l0 + k_end] == c:
+        while k_end < n_l and cell_of[l0 + k_end] == c_abs:
             k_end += 1
         r = cell_r[c]
         for p in range(n_b):
@@ -411,11 +415,12 @@ def loan_block(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out
         k = k_end
 
 
-def loan_block_np(u, l0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
+def loan_block_np(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shares, out,
+                  pout):
     """Plain-numpy twin of :func:`loan_block` (vectorised over the loans, path by path)."""
     n_b, n_l = u.shape
     idx = np.arange(l0, l0 + n_l)
-    c = cell_of[idx]
+    c = cell_of[idx] - c0
     r = cell_r[c]
     t_max = cum.shape[2] // 2
     months = np.arange(t_max)

@@ -34,7 +34,9 @@ Engines
   binomial variance is at least ``engines.NORMAL_MIN_VARIANCE`` (tested against the exact
   binomial and the exact finite-pool distribution). A cell's flows are split pro rata to the
   counts (exchangeable loans): exact in expectation; the within-cell spread of loan sizes is
-  the only thing left out of the variance.
+  the only thing left out of the variance. Cells with fewer loans than ``SMALL_CELL_FACTOR``
+  × their remaining term are cheaper to draw loan by loan, so the granular engine draws them
+  exactly as the loan engine does (``prepare_pool(small_cells=0)`` turns this off).
 
 Deterministic scenarios (``deterministic_z``): the factor path is fixed (a number or one
 value per month) and the result is the single-path conditional expectation (no
@@ -100,6 +102,7 @@ DETERMINISTIC_Z: dict[str, float] = {
     "adverse": float(special.ndtri(0.05)),
     "severe": float(special.ndtri(0.01)),
 }
+SMALL_CELL_FACTOR = 6.0  # a cell with fewer loans than 6 × its remaining term: drawn per loan
 _SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
 LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the loan engine
 
@@ -125,6 +128,7 @@ class PreparedPool:
     cell_n: np.ndarray  # (n_cells,) int64 loan count
     cell_r: np.ndarray  # (n_cells,) int64 remaining term
     cell_slot: np.ndarray  # (n_cells,) int64 first uniform slot of the cell (granular)
+    n_binomial_cells: int  # granular: cells [0, n) by binomial counts, the rest per loan
     cell_thr: np.ndarray  # (n_cells, T) float64 default threshold (copula quantile of h)
     cell_thr_gauss: np.ndarray  # (n_cells, T) Φ⁻¹(h) (deterministic projections)
     cell_smm: np.ndarray  # (n_cells, T) float64 prepayment probability
@@ -156,7 +160,8 @@ class PreparedPool:
 
     @property
     def n_slots(self) -> int:
-        return int(self.cell_r.sum())
+        """Uniform slots (cell-months) of the binomially drawn cells."""
+        return int(self.cell_r[: self.n_binomial_cells].sum())
 
     @property
     def base_flows(self) -> np.ndarray:
@@ -245,10 +250,14 @@ def prepare_pool(
     party_ids: tuple[str, ...] = (),
     loan_level: bool = False,
     schedules: Literal["numba", "numpy"] = "numba",
+    small_cells: float = SMALL_CELL_FACTOR,
 ) -> PreparedPool:
     """Group the pool into cells, compute schedules and per-cell probability tables.
 
     ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine).
+    Cells with fewer than ``small_cells`` × (remaining term) loans are put last and the
+    granular engine draws them loan by loan, exactly like the loan engine (``small_cells=0``:
+    every cell by binomial counts).
     ``schedules="numpy"`` sums :func:`portfolio.schedules.schedule_matrix` (the oracle of the
     numba kernel ``engines.schedule_sums``, which gives the same numbers in one pass).
     """
@@ -267,8 +276,17 @@ def prepare_pool(
     order = np.argsort(key, kind="stable")
     skey = key[order]
     starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+    cell_n = np.diff(np.r_[starts, n])
+    small = cell_n < small_cells * rem[order[starts]]
+    if 0 < int(small.sum()) < len(starts):  # small cells last (granular: drawn per loan)
+        key = key + (np.repeat(small, cell_n)[np.argsort(order)].astype(np.int64) << 40)
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+        cell_n = np.diff(np.r_[starts, n])
+        small = np.sort(small)
+    n_binomial = int((~small).sum())
     cell_first = np.r_[starts, n].astype(np.int64)
-    cell_n = np.diff(cell_first)
     lead = order[starts]
     c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
     n_cells = len(starts)
@@ -294,6 +312,7 @@ def prepare_pool(
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
     loan_rem = c_rem[cell_of]
     loan_base = np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64)
+    loan_level = loan_level or n_binomial < n_cells
     if schedules == "numba":
         cell_flows, cell_pflows, cell_init, sched = _schedules_numba(
             loans, order, cell_first, cell_of, mob, rem, s_sorted, T, loan_base, loan_level)
@@ -311,6 +330,7 @@ def prepare_pool(
         cell_n=cell_n.astype(np.int64),
         cell_r=c_rem.astype(np.int64),
         cell_slot=np.r_[0, np.cumsum(c_rem)[:-1]].astype(np.int64),
+        n_binomial_cells=n_binomial,
         cell_thr=np.ascontiguousarray(thr, dtype=np.float64),
         cell_thr_gauss=np.ascontiguousarray(thr_gauss, dtype=np.float64),
         cell_smm=np.ascontiguousarray(smm, dtype=np.float64),
@@ -530,47 +550,60 @@ def simulate_batch(
     pacc = np.zeros((n_q, n_paths, T, engines.N_ACC))
     thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
     if engine == "granular":
+        nb = prep.n_binomial_cells
         u = gen_idio.random((n_paths, prep.n_slots, 2), dtype=np.float32)
-        args = (zb, scale, u, prep.cell_n, prep.cell_r, prep.cell_slot, thr_s,
-                prep.cell_smm, prep.cell_flows, prep.cell_pflows, prep.recip, acc, pacc)
+        args = (zb, scale, u, prep.cell_n[:nb], prep.cell_r[:nb], prep.cell_slot[:nb],
+                thr_s[:nb], prep.cell_smm[:nb], prep.cell_flows[:nb], prep.cell_pflows[:nb],
+                prep.recip, acc, pacc)
         if backend == "numba":
             engines.granular_block(*args)
         else:
             engines.granular_block_np(*args)
+        if nb < prep.n_cells:
+            _loan_level_draws(prep, nb, zb, scale, thr_s, gen_idio, acc, pacc, backend)
     else:
-        if prep.sched is None or prep.loan_base is None or prep.shares is None:
-            raise ValueError("the loan engine needs prepare_pool(..., loan_level=True)")
-        t2 = 2 * max(T, 1)
-        cum = np.zeros((prep.n_cells, n_paths, t2))
-        total = np.zeros((prep.n_cells, n_paths))
-        cdf_args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, cum, total)
-        if backend == "numba":
-            engines.event_cdfs(*cdf_args)
-        else:
-            engines.event_cdfs_np(*cdf_args)
-        # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans, each drawn as
-        # an (n_paths, chunk) array from the block's idiosyncratic stream
-        u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans)), dtype=np.float32)
-        for l0 in range(0, prep.n_loans, LOAN_CHUNK):
-            l1 = min(prep.n_loans, l0 + LOAN_CHUNK)
-            uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
-                                                                         dtype=np.float32)
-            gen_idio.random(out=uu, dtype=np.float32)
-            largs = (uu, l0, prep.cell_of, prep.loan_base, prep.cell_r, cum, total, prep.sched,
-                     prep.shares, acc, pacc)
-            if backend == "numba":
-                engines.loan_block(*largs)
-            else:
-                engines.loan_block_np(*largs)
-        base = prep.base_flows
-        acc[:, :, :3] += base[None]
-        if n_q:
-            pacc[:, :, :, :3] += prep.cell_pflows.sum(axis=0)[:, None]
+        _loan_level_draws(prep, 0, zb, scale, thr_s, gen_idio, acc, pacc, backend)
     flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     flows[:, :T] = acc
     pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
     pflows[:, :, :T] = pacc
     return PathBatch(block_index, flows, pflows)
+
+
+def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,
+                      thr_s: np.ndarray, gen_idio: np.random.Generator, acc: np.ndarray,
+                      pacc: np.ndarray, backend: str) -> None:
+    """Loan-by-loan draws for the cells ``c0 ..`` (all cells for the loan engine; the small
+    cells for the granular engine) accumulated into ``acc``/``pacc``."""
+    if prep.sched is None or prep.loan_base is None or prep.shares is None \
+            or prep.cell_of is None:
+        raise ValueError("loan-level draws need prepare_pool(..., loan_level=True)")
+    n_paths, T = acc.shape[0], prep.T
+    cum = np.zeros((prep.n_cells - c0, n_paths, 2 * max(T, 1)))
+    total = np.zeros((prep.n_cells - c0, n_paths))
+    cdf_args = (zb, scale, prep.cell_r[c0:], thr_s[c0:], prep.cell_smm[c0:], cum, total)
+    if backend == "numba":
+        engines.event_cdfs(*cdf_args)
+    else:
+        engines.event_cdfs_np(*cdf_args)
+    # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans from the first loan
+    # of cell c0, each drawn as an (n_paths, chunk) array from the idiosyncratic stream
+    first = int(prep.cell_first[c0])
+    u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans - first)), dtype=np.float32)
+    for l0 in range(first, prep.n_loans, LOAN_CHUNK):
+        l1 = min(prep.n_loans, l0 + LOAN_CHUNK)
+        uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
+                                                                     dtype=np.float32)
+        gen_idio.random(out=uu, dtype=np.float32)
+        largs = (uu, l0, c0, prep.cell_of, prep.loan_base, prep.cell_r[c0:], cum, total,
+                 prep.sched, prep.shares, acc, pacc)
+        if backend == "numba":
+            engines.loan_block(*largs)
+        else:
+            engines.loan_block_np(*largs)
+    acc[:, :, :3] += prep.cell_flows[c0:].sum(axis=0)[None]
+    if prep.n_parties:
+        pacc[:, :, :, :3] += prep.cell_pflows[c0:].sum(axis=0)[:, None]
 
 
 # ------------------------------------------------------------------------------------------

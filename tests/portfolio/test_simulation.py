@@ -15,10 +15,28 @@ from portfolio.schedules import schedule_matrix
 from portfolio.simulation import (
     DETERMINISTIC_Z,
     loss_distribution,
+    prepare_pool,
+    root_seed,
+    run_blocks,
     simulate,
 )
 
 MIXED = mixed_pool(20_000, seed=11)
+# "binomial": the granular engine with every cell drawn by binomial counts (small_cells=0);
+# by default it draws cells with few loans loan by loan, so small test pools would not
+# exercise the binomial path otherwise.
+ENGINES = ["loan", "granular", "binomial"]
+
+
+def run(loans, a, n_paths, seed, engine, shares=None, party_ids=(), batch_size=1000,
+        threads=None):
+    if engine == "binomial":
+        prep = prepare_pool(loans, a, shares, party_ids, small_cells=0.0)
+        assert prep.n_binomial_cells == prep.n_cells
+        return run_blocks(prep, root_seed(seed), n_paths, "granular", batch_size,
+                          threads=threads)
+    return simulate(loans, a, n_paths, seed, engine=engine, shares=shares,
+                    party_ids=party_ids, batch_size=batch_size, threads=threads)
 
 
 def conditional_pd(h: float, rho: float):
@@ -89,9 +107,12 @@ def combined_ok(m1, se1, m2, se2, k=3.0, atol=1e-6):
     return np.abs(m1 - m2) <= k * np.sqrt(se1**2 + se2**2) + atol
 
 
-def test_engines_agree_on_a_realistic_pool():
+@pytest.mark.parametrize("engine", ["granular", "binomial"])
+def test_engines_agree_on_a_realistic_pool(engine):
+    # The granular engine (as run by default, and with every cell by binomial counts)
+    # against the loan engine on a 20,000-loan mixed pool.
     a = assumptions()
-    g = simulate(MIXED, a, 2048, seed=21, engine="granular")
+    g = run(MIXED, a, 2048, 21, engine)
     lo = simulate(MIXED, a, 2048, seed=21, engine="loan")
     sg, sl = loss_distribution(g), loss_distribution(lo)
     assert combined_ok(sg.el, sg.el_se, sl.el, sl.el_se)
@@ -115,11 +136,11 @@ def test_engines_agree_on_a_realistic_pool():
     assert g.initial_balance == pytest.approx(lo.initial_balance, rel=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["loan", "granular"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_no_defaults_no_prepayments_equal_the_schedule(engine):
     loans = MIXED.take(np.arange(3000))
     a = flat_assumptions(0.0, smm=0.0, rho=0.2, recovery_rate=0.5, lag=(0.5, 0.5))
-    paths = simulate(loans, a, 300, seed=1, engine=engine)
+    paths = run(loans, a, 300, 1, engine)
     sm = schedule_matrix(loans.balance, loans.apr, loans.remaining_term, loans.repayment_type,
                          loans.origination_date, months_on_book=loans.months_on_book)
     T = sm.interest.shape[1]
@@ -151,10 +172,10 @@ def test_rho_zero_gives_the_independent_binomial_variance(engine):
     assert abs(counts.mean() - n_loans * h) < 4 * math.sqrt(expected / n_paths)
 
 
-@pytest.mark.parametrize("engine", ["loan", "granular"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_conservation_on_every_path_and_month(engine):
     a = assumptions(pd_scale=3.0, smm=0.05, recovery_rate=0.4)
-    p = simulate(MIXED.take(np.arange(4000)), a, 300, seed=2, engine=engine)
+    p = run(MIXED.take(np.arange(4000)), a, 300, 2, engine)
     scale = p.initial_balance
     np.testing.assert_allclose(p.balance_bop - p.scheduled_principal - p.prepayment - p.default,
                                p.balance_eop, atol=1e-6 * scale)
@@ -171,30 +192,30 @@ def test_conservation_on_every_path_and_month(engine):
     assert np.all(p.balance_eop[:, -1] == 0)
 
 
-@pytest.mark.parametrize("engine", ["loan", "granular"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_same_seed_is_identical_whatever_the_batch_size(engine):
     loans, a = MIXED.take(np.arange(2000)), assumptions()
-    runs = [simulate(loans, a, 700, seed=42, engine=engine, batch_size=b, threads=t)
+    runs = [run(loans, a, 700, 42, engine, batch_size=b, threads=t)
             for b, t in ((256, 1), (1000, 2), (10_000, 2), (300, 2))]
     for other in runs[1:]:
         for name in ("interest", "prepayment", "default", "recovery", "balance_eop"):
             assert np.array_equal(getattr(runs[0], name), getattr(other, name)), name
     assert runs[0].seed_entropy == 42
-    different = simulate(loans, a, 700, seed=43, engine=engine)
+    different = run(loans, a, 700, 43, engine)
     assert not np.array_equal(runs[0].default, different.default)
     # a root SeedSequence gives the same numbers as its integer seed
-    seq = simulate(loans, a, 700, seed=np.random.SeedSequence(42), engine=engine)
+    seq = run(loans, a, 700, np.random.SeedSequence(42), engine)
     assert np.array_equal(seq.default, runs[0].default)
 
 
-@pytest.mark.parametrize("engine", ["loan", "granular"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_party_losses_sum_to_the_pool_loss_on_every_path(engine):
     loans = MIXED.take(np.arange(3000))
     rng = np.random.default_rng(4)
     shares = rng.dirichlet([1.0, 2.0, 0.5], size=len(loans))
     shares[:500] = [1.0, 0.0, 0.0]  # some loans held by one party only
-    p = simulate(loans, assumptions(pd_scale=2.0), 300, seed=8, engine=engine, shares=shares,
-                 party_ids=("bank", "trust", "originator"))
+    p = run(loans, assumptions(pd_scale=2.0), 300, 8, engine, shares=shares,
+            party_ids=("bank", "trust", "originator"))
     assert p.party_ids == ("bank", "trust", "originator")
     party_loss = (p.party_flows["default"] - p.party_flows["recovery"]).sum(axis=2)
     assert party_loss.shape == (3, 300)
@@ -262,14 +283,15 @@ def test_deterministic_scenarios():
     np.testing.assert_allclose(per_month.default, proj["adverse"].default)
 
 
-@pytest.mark.parametrize("engine", ["loan", "granular"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_with_rho_zero_the_deterministic_projection_is_the_mc_mean(engine):
     # With ρ = 0 the factor is irrelevant: the conditional expectation at any Z is the
     # unconditional mean, so the MC mean of every month must be within 3 SE of it.
     loans = MIXED.take(np.arange(4000))
     a = assumptions(rho=0.0, pd_scale=2.0)
-    det = simulate(loans, a, 1, seed=0, deterministic_z=1.7, engine=engine)
-    mc = simulate(loans, a, 1024, seed=12, engine=engine)
+    det = simulate(loans, a, 1, seed=0, deterministic_z=1.7,
+                   engine="loan" if engine == "loan" else "granular")
+    mc = run(loans, a, 1024, 12, engine)
     for name in ("interest", "prepayment", "default", "recovery", "balance_eop"):
         x = getattr(mc, name)
         se = x.std(0, ddof=1) / math.sqrt(x.shape[0])

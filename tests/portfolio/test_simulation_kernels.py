@@ -30,10 +30,27 @@ _pool = mixed_pool(6_000, seed=6)
 SHORT = _pool.take(np.flatnonzero(_pool.term_months <= 6))  # few cells: cheap hypothesis runs
 
 
-@pytest.mark.parametrize("engine", ["granular", "loan"])
-def test_numba_kernels_match_their_numpy_twins(engine):
-    shares = np.random.default_rng(1).dirichlet([1, 1], size=len(SMALL))
-    prep = prepare_pool(SMALL, assumptions(pd_scale=3.0, smm=0.05), shares, loan_level=True)
+def _concat(*pools):
+    from dataclasses import fields
+
+    return type(pools[0])(**{f.name: np.concatenate([getattr(p, f.name) for p in pools])
+                             for f in fields(pools[0])})
+
+
+# small cells (drawn per loan by the granular engine) and one large cell (binomial counts)
+HYBRID = _concat(mixed_pool(1_500, seed=8), homogeneous_pool(800, term=12, mob=3))
+
+
+@pytest.mark.parametrize(("engine", "small_cells"), [("granular", 6.0), ("granular", 0.0),
+                                                     ("loan", 6.0)])
+def test_numba_kernels_match_their_numpy_twins(engine, small_cells):
+    shares = np.random.default_rng(1).dirichlet([1, 1], size=len(HYBRID))
+    prep = prepare_pool(HYBRID, assumptions(pd_scale=3.0, smm=0.05), shares, loan_level=True,
+                        small_cells=small_cells)
+    if small_cells:
+        assert 0 < prep.n_binomial_cells < prep.n_cells
+    else:
+        assert prep.n_binomial_cells == prep.n_cells
     root = np.random.SeedSequence(77)
     fast = simulate_batch(prep, 3, block_seed(root, 3), 40, engine, backend="numba")
     slow = simulate_batch(prep, 3, block_seed(root, 3), 40, engine, backend="numpy")
