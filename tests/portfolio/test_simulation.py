@@ -264,6 +264,17 @@ def test_input_validation_names_the_field():
         simulate(odd, a, 10, seed=1)
     with pytest.raises(ValidationError, match="remaining_term"):
         simulate(homogeneous_pool(3, term=3, mob=3), a, 10, seed=1)
+    with pytest.raises(ValidationError, match="balance"):
+        simulate(homogeneous_pool(3, balance=0.0), a, 10, seed=1)
+    young = homogeneous_pool(3)
+    young = type(young)(**{**{f: getattr(young, f) for f in young.__dataclass_fields__},
+                           "months_on_book": np.full(3, -1, dtype=np.int16)})
+    with pytest.raises(ValidationError, match="months_on_book"):
+        simulate(young, a, 10, seed=1)
+    with pytest.raises(ValidationError, match="levels"):
+        loss_distribution(np.arange(10.0), levels=(0.5, 1.0))
+    with pytest.raises(ValidationError, match="paths"):
+        loss_distribution(np.zeros(0))
 
 
 def test_deterministic_scenarios():
