@@ -151,7 +151,10 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
         summary = an.book_summary(con, as_of)
         dq = an.delinquency(con, summary.as_of, over_time=True)
         vint = an.vintage_curves(con, summary.as_of).tables()
-        rolls = an.roll_rates(con, to_date=summary.as_of).tables()
+        earlier = [d for d in ends if d < summary.as_of]
+        # roll rates need the month-end before as_of in this book (none at its first one)
+        rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=summary.as_of).tables()
+                 if earlier else {"roll_rates": pd.DataFrame(columns=["from_bucket"])})
         rates = an.monthly_rates(con, summary.as_of).tables()
     return BookView(summary.as_of, ends, summary.groups, summary.anchors.table(),
                     summary.default_by_score_band, dq.buckets, dq.over_time,

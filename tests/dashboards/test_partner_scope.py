@@ -147,3 +147,32 @@ def test_scoped_connection_holds_only_own_loans(dashboard_env) -> None:
     assert loan_ids == set(_own(dashboard_env.db)["loan_id"])
     assert "runs" not in tables and "ingest_batches" not in tables
     assert partners_rows == [(PARTNER,)]
+
+
+@pytest.mark.parametrize("name", ["pools", "simulation", "tranches", "partners", "dispersion",
+                                  "book"])
+def test_every_widget_value_stays_in_scope(dashboard_env, name: str) -> None:
+    """Each selectbox of the page set to each of its options (up to three; the book's as-of
+    list only at its ends): nothing of another partner shows."""
+    at = page(name, ME.role)
+    keys = [sb.key for sb in at.selectbox if sb.key]
+    for key in keys:
+        options = list(at.selectbox(key=key).options)
+        sample = options[:1] + options[-1:] if key == "book_as_of" else options[:3]
+        for option in sample:
+            at.selectbox(key=key).select(option).run()
+            no_errors(at)
+            text = all_text(at)
+            for other in OTHERS:
+                assert other not in text, f"{name}: {key}={option} shows {other}"
+
+
+def test_partner_cannot_download_treasury_report(dashboard_env) -> None:
+    hist = access.report_history(dashboard_env.db, Viewer("t", "treasury"))
+    treasury_runs = hist[hist["partner"].isna()]["run_id"].tolist()
+    own = access.report_history(dashboard_env.db, ME)
+    assert set(own["partner"]) == {PARTNER}
+    assert not set(treasury_runs) & set(own["run_id"])
+    with pytest.raises(access.AccessDenied, match="not visible"):
+        access.report_file(dashboard_env.db, ME, int(treasury_runs[0]),
+                           f"riskpool_report_{dashboard_env.as_of}.html")
