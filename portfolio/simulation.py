@@ -144,7 +144,7 @@ class PreparedPool:
     recovery_lag: np.ndarray
     recip: np.ndarray  # recip[k] = 1/(k+1) up to the largest cell (binomial draws)
     party_ids: tuple[str, ...] = ()
-    # loan engine only (None for a granular-only preparation)
+    # loan-level draws (loan engine; granular small cells), else None
     cell_of: np.ndarray | None = None  # (n_loans,) int32 cell of each cell-major loan
     loan_base: np.ndarray | None = None  # (n_loans,) int64 offset of the loan's rows in sched
     sched: np.ndarray | None = None  # flat float64 (bop, interest, principal) per loan-month
