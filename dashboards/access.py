@@ -393,9 +393,11 @@ def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Any
                       recovery_mult=recovery_mult)
     with connect(db, viewer) as store:
         loans = load_pool_loans(store, int(pool_id))
-    # small batches: the progress bar moves every 256 paths (results do not depend on it)
+    # small batches in the calling thread: the progress bar moves every 256 paths, and an
+    # exception raised by ``progress`` (Streamlit stopping the script when the user clicks
+    # Cancel or leaves the page) ends the run at once. Results depend on neither.
     paths = simulate(loans, stressed, int(n_paths), int(seed), batch_size=256,
-                     progress=progress)
+                     progress=progress, threads=1)
     label = (f"pool {pool_id}: PD×{pd_mult:g}, ρ {stressed.rho:.3f}, prepay×{prepay_mult:g}, "
              f"recovery×{recovery_mult:g}, {n_paths:,} paths, seed {seed}")
     return run_view_from_paths(paths, label, label, None)

@@ -234,3 +234,26 @@ def test_pools_page_saves_a_pool(writable_book, monkeypatch) -> None:
         pools = {p.name: p for p in list_pools(store)}
     assert f"{pools['dashboard pool'].n_loans:,}" == eligible
     assert any("Saved pool" in s.value for s in at.success)
+
+
+def test_cancel_stops_the_simulation_at_the_next_progress_update(dashboard_env) -> None:
+    """Streamlit cancels a run by raising from the next st call — here the progress bar. The
+    run must stop there, not finish the remaining batches first."""
+    from dashboards import access
+    from dashboards.auth import Viewer
+
+    class Cancelled(Exception):
+        pass
+
+    calls: list[float] = []
+
+    def progress(fraction: float) -> None:
+        calls.append(fraction)
+        if len(calls) == 2:
+            raise Cancelled
+
+    a = access.pool_assumptions(str(dashboard_env.db), dashboard_env.pool_id)
+    with pytest.raises(Cancelled):
+        access.simulate_pool(str(dashboard_env.db), Viewer("t", "treasury"),
+                             dashboard_env.pool_id, a, n_paths=2560, seed=1, progress=progress)
+    assert len(calls) == 2 and calls[-1] < 1.0
