@@ -537,14 +537,20 @@ def simulate_batch(
     n_paths: int,
     engine: Engine = "granular",
     backend: Literal["numba", "numpy"] = "numba",
+    factor: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PathBatch:
     """Paths of one canonical block: a pure function of (prepared pool, block index, its
     child seed, number of paths). ``backend="numpy"`` runs the plain-numpy twin (the
-    oracle; slow)."""
+    oracle; slow). ``factor`` = (Z (n_paths, prep.T), scale (n_paths,)) replaces the block's
+    own factor draws (``portfolio.replenishment`` reuses a run's factor paths); the
+    idiosyncratic stream is the seed's either way."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     gen_factor, gen_mixing, gen_idio = _block_streams(seed)
-    z, scale = factor_paths(prep, gen_factor, gen_mixing, n_paths)
+    if factor is None:
+        z, scale = factor_paths(prep, gen_factor, gen_mixing, n_paths)
+    else:
+        z, scale = (np.ascontiguousarray(a, dtype=np.float64) for a in factor)
     T, n_q = prep.T, prep.n_parties
     acc = np.zeros((n_paths, T, engines.N_ACC))
     pacc = np.zeros((n_q, n_paths, T, engines.N_ACC))

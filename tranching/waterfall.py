@@ -5,9 +5,10 @@ shortfalls and trigger latches depend on the previous month). Pure numpy, no I/O
 
 Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
 
-1. **Pool cash.** The deal holds ``s`` times the simulated pool (``s`` = 1 at closing; it grows
-   only through revolving purchases). Collections = s·(interest + scheduled principal +
-   prepayment + recovery). Collateral ``C`` = s·balance_eop.
+1. **Pool cash.** The deal holds the simulated pool plus the loans bought while revolving
+   (step 3). Collections = interest + scheduled principal + prepayment + recovery of both.
+   Collateral ``C`` = their performing balance at month end (balance_eop). (In the scaling
+   approximation of step 3 the simulated pool's flows are multiplied by ``s`` instead.)
 2. **Triggers**, tested on this month's data before any payment:
    ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance (DOMAIN §4),
    breached when above the level in force; ``oc`` = C / balance (bop) of the trigger's notes
@@ -15,7 +16,8 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    C, breached when above the level. PoolPaths has no delinquency array, so the 30+ DPD balance
    at month t is *defined* from the path: a loan that defaults (reaches 90 DPD) at the end of
    month t+k was 90 − 30k days past due at the end of month t, so it was 30–89 DPD at t exactly
-   when k ∈ {1, 2}: delinquent(t) = s·(default[t+1] + default[t+2]) (zero beyond the horizon).
+   when k ∈ {1, 2}: delinquent(t) = default[t+1] + default[t+2] of the loans held at t (zero
+   beyond the horizon).
    A curable trigger is in force in the months it is breached; a non-curable one from its first
    breach on. Effects while in force: ``sequential`` — principal allocated sequentially;
    ``turbo`` — the whole note balance is due as principal (all available funds after the steps
@@ -26,9 +28,22 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    last month).
 3. **Revolving period** (the first ``revolving_months`` months unless ended early): the
    principal the notes would receive is spent at the first ``principal`` step on new loans at
-   par. The replenished balance is modelled as performing like the pool: from the next month on
-   every pool flow is scaled by (C + purchase) / C, i.e. ``s ← s·(1 + purchase / C)``. A path
-   whose pool has run off (C ≤ 1e-9 of the initial balance) cannot buy and amortises.
+   par. A path whose pool has run off (C ≤ 1e-9 of the initial balance) cannot buy and
+   amortises. How the purchased loans perform:
+
+   * **With a replenishment profile** (``run_waterfall(..., replenishment=profile)``, e.g.
+     ``portfolio.replenishment.simulate_replenishment``: a pool of NEW loans with the pool's
+     cell mix, projected on the same paths): a purchase of P at month s adds
+     P × profile_flow[path, t − s − 1] / profile.initial_balance to every pool flow (interest,
+     scheduled principal, prepayment, default, recovery, balances) of month t > s on the same
+     path — new loans with fresh schedules. The horizon is extended with zero pool flows to
+     ``max(n_months of paths, revolving_months + n_months of the profile)`` so that loans bought
+     in the last revolving month run off (the result then has more months than ``paths``).
+   * **Without one** (a rough approximation, kept for pools of long loans and for tests): the
+     replenished balance performs like the remaining pool — from the next month on every pool
+     flow is scaled by (C + purchase) / C, i.e. ``s ← s·(1 + purchase / C)``. For short-tenor
+     loans this is wrong: the seasoned pool has nearly run off when the revolving period ends,
+     so the scaled pool collapses at once and the notes are repaid within a month or two.
 4. **Clean-up call**: outside the revolving period, in the first month with
    0 < C < clean_up_call × initial balance, the originator buys the pool at par (C is added to the
    cash); every tranche is due in full this month and the deal ends (later pool flows, including
@@ -36,7 +51,7 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
 5. **Available funds** = collections + call proceeds + the whole reserve balance (the reserve is
    released into the available funds and rebuilt at the ``reserve`` step, so it supports every
    step ranked above it). Then the typed steps in order:
-   ``fee`` — due this month (servicer: rate/12 × s·balance_bop; fixed: amount, while any note
+   ``fee`` — due this month (servicer: rate/12 × pool balance_bop; fixed: amount, while any note
    balance or write-down is outstanding) plus fees unpaid earlier; ``interest`` — coupon/12 ×
    balance (bop) plus shortfall carried (no interest on shortfall); ``principal`` — the
    principal distribution amount PDA = max(0, Σ balance_bop − max(0, C − OC target)), allocated
@@ -80,6 +95,7 @@ from tranching.deal import (
     ResidualStep,
     payment_dates,
 )
+from tranching.errors import DealError, must_be
 
 POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated as run off
 
@@ -115,7 +131,7 @@ class WaterfallResult:
     purchases: np.ndarray  # revolving purchases of new loans (at par)
     collateral: np.ndarray  # pool performing balance held by the deal at month end
     revolving: np.ndarray  # bool: month in the revolving period
-    pool_scale: np.ndarray  # s: multiple of the simulated pool held in the month
+    pool_scale: np.ndarray  # s: multiple of the simulated pool held (1 with a profile; 0 after a call)
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # cnl, delinquency, oc
 
     @property
@@ -155,18 +171,35 @@ class WaterfallResult:
                 - (self.reserve - self.reserve_bop))
 
 
-def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
-    """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc)."""
-    n_paths, n_months = paths.n_paths, paths.n_months
+def run_waterfall(deal: Deal, paths: PoolPaths,
+                  replenishment: PoolPaths | None = None) -> WaterfallResult:
+    """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc).
+
+    ``replenishment``: the profile of the loans bought while revolving (same number of paths;
+    any positive ``initial_balance``: flows are used per unit of it). Ignored for a deal
+    without a revolving period; without it a revolving deal uses the scaling approximation."""
+    n_paths, n_pool = paths.n_paths, paths.n_months
     init = float(paths.initial_balance)
+    use_profile = replenishment is not None and deal.revolving_months > 0
+    if replenishment is not None:
+        if replenishment.n_paths != n_paths:
+            raise DealError(must_be("replenishment", f"a profile with the run's {n_paths} paths",
+                                    f"{replenishment.n_paths} paths", deal.source))
+        if not replenishment.initial_balance > 0:
+            raise DealError(must_be("replenishment.initial_balance", "> 0",
+                                    replenishment.initial_balance, deal.source))
+    n_prof = replenishment.n_months if (use_profile and replenishment is not None) else 0
+    n_months = max(n_pool, deal.revolving_months + n_prof) if use_profile else n_pool
     amounts = np.asarray(deal.tranche_amounts(init), dtype=np.float64)
     nt = len(amounts)
     coupons = np.array([t.coupon for t in deal.tranches]) / 12.0
     names = deal.tranche_names
     idx = {n: i for i, n in enumerate(names)}
 
-    def month_major(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths), contiguous rows
-        return np.ascontiguousarray(np.asarray(a, dtype=np.float64).T)
+    def month_major(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths), zero-padded rows
+        out = np.zeros((n_months, n_paths))
+        out[:n_pool] = np.asarray(a, dtype=np.float64).T
+        return out
 
     interest_src = month_major(paths.interest)
     sched_src = month_major(paths.scheduled_principal)
@@ -175,6 +208,16 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
     recovery_src = month_major(paths.recovery)
     bop_src = month_major(paths.balance_bop)
     eop_src = month_major(paths.balance_eop)
+    # loans bought while revolving: their flows by month (rows), added as purchases happen;
+    # profile (7 flows, n_prof, n_paths) per unit of the profile's initial balance
+    # (interest, scheduled principal, prepayment, default, recovery, bop, eop)
+    bought = np.zeros((7, n_months + 1, n_paths))
+    if use_profile and replenishment is not None:
+        unit = 1.0 / float(replenishment.initial_balance)
+        profile = np.stack([
+            np.asarray(getattr(replenishment, name), dtype=np.float64).T * unit
+            for name in ("interest", "scheduled_principal", "prepayment", "default", "recovery",
+                         "balance_bop", "balance_eop")])
 
     shape3 = (n_months, nt, n_paths)  # month-major while running
     out_int_due = np.zeros(shape3)
@@ -232,12 +275,13 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
     for t in range(n_months):
         alive = ~ended
         s = np.where(alive, scale, 0.0)
-        interest = s * interest_src[t]
-        principal_coll = s * (sched_src[t] + prepay_src[t])
-        recovery = s * recovery_src[t]
-        defaults = s * default_src[t]
-        coll_bop = s * bop_src[t]
-        collat = s * eop_src[t]
+        b_int, b_sched, b_prepay, b_def, b_rec, b_bop, b_eop = bought[:, t]
+        interest = s * (interest_src[t] + b_int)
+        principal_coll = s * (sched_src[t] + prepay_src[t] + b_sched + b_prepay)
+        recovery = s * (recovery_src[t] + b_rec)
+        defaults = s * (default_src[t] + b_def)
+        coll_bop = s * (bop_src[t] + b_bop)
+        collat = s * (eop_src[t] + b_eop)
         collections = interest + principal_coll + recovery
         last = t == n_months - 1
 
@@ -248,7 +292,8 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
 
         # ---- triggers (tested on this month's data, before payments)
         cnl = (cum_def - cum_rec) / init
-        future = default_src[t + 1 : t + 3].sum(axis=0) if t + 1 < n_months else 0.0
+        future = ((default_src[t + 1 : t + 3] + bought[3, t + 1 : t + 3]).sum(axis=0)
+                  if t + 1 < n_months else 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             delinquency = np.where(collat > 0, s * future / np.where(collat > 0, collat, 1.0), 0.0)
         out_metric["cnl"][t] = cnl
@@ -392,11 +437,16 @@ def run_waterfall(deal: Deal, paths: PoolPaths) -> WaterfallResult:
             deficiency = deficiency - cut
         wd_out += wd
 
-        # ---- revolving: the purchased loans perform like the pool from next month on
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grow = np.where(purchases > 0, purchases / np.where(collat > 0, collat, 1.0), 0.0)
+        # ---- revolving: the purchased loans' flows from next month on
         out_scale[t] = s
-        scale = scale * (1.0 + grow)
+        if use_profile:
+            k = min(n_prof, n_months - t - 1)
+            if k > 0 and purchases.any():
+                bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * profile[:, :k]
+        else:  # the scaling approximation: they perform like the pool
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grow = np.where(purchases > 0, purchases / np.where(collat > 0, collat, 1.0), 0.0)
+            scale = scale * (1.0 + grow)
         ended |= call
 
         out_int_due[t] = int_due

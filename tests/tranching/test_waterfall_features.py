@@ -27,7 +27,49 @@ def _deal(**extra) -> object:
     return deal_from_dict(d)
 
 
-def test_revolving_buys_loans_and_scales_the_pool() -> None:
+def test_revolving_buys_new_loans_with_their_own_schedule() -> None:
+    # The replenishment profile: a 3-month new-loan pool of 4 CNY (the waterfall uses it per
+    # unit of initial balance): bop 4, 2, 1; principal 2, 1, 1; interest 0.08, 0.04, 0.02;
+    # eop 2, 1, 0 → per unit: bop 1, .5, .25; principal .5, .25, .25; interest .02, .01, .005;
+    # eop .5, .25, 0. Pool 1000: principal 100, 100, 100, 700; interest 10, 8, 7, 6.
+    # Horizon = max(4 pool months, 2 revolving + 3 profile months) = 5 months.
+    # Month 1: principal 100, C = 900; revolving: PDA = notes 1000 − 900 = 100 buys new loans;
+    #   from month 2 on they add 100 × (bop 1, .5, .25; principal .5, .25, .25;
+    #   interest .02, .01, .005; eop .5, .25, 0) = bop 100, 50, 25; principal 50, 25, 25;
+    #   interest 2, 1, 0.5; eop 50, 25, 0 in months 2, 3, 4. Residual = interest 10.
+    # Month 2: principal 100 + 50 = 150, interest 8 + 2 = 10, C = 800 + 50 = 850; buys
+    #   1000 − 850 = 150: months 3, 4, 5 get bop 150, 75, 37.5; principal 75, 37.5, 37.5;
+    #   interest 3, 1.5, 0.75; eop 75, 37.5, 0.
+    # Month 3 (amortising): principal 100 + 25 + 75 = 200 → A; interest 7 + 1 + 3 = 11;
+    #   C = 700 + 25 + 75 = 800 (= notes 1000 − 200).
+    # Month 4: principal 700 + 25 + 37.5 = 762.5 → A its last 700, Z 62.5; interest
+    #   6 + 0.5 + 1.5 = 8; C = 0 + 0 + 37.5.
+    # Month 5 (pool padded with zeros): principal 37.5 → Z (100 in all); interest 0.75.
+    from portfolio.paths import PoolPaths
+
+    deal = _deal(revolving={"months": 2})
+    paths = paths_from_arrays(initial_balance=1000.0, interest=[[10.0, 8.0, 7.0, 6.0]],
+                              scheduled_principal=[[100.0, 100.0, 100.0, 700.0]])
+    profile = PoolPaths(
+        dates=np.array(["2026-02-28", "2026-03-31", "2026-04-30"], dtype="datetime64[D]"),
+        balance_bop=np.array([[4.0, 2.0, 1.0]]), interest=np.array([[0.08, 0.04, 0.02]]),
+        scheduled_principal=np.array([[2.0, 1.0, 1.0]]), prepayment=np.zeros((1, 3)),
+        default=np.zeros((1, 3)), recovery=np.zeros((1, 3)),
+        balance_eop=np.array([[2.0, 1.0, 0.0]]), initial_balance=4.0)
+    r = run_waterfall(deal, paths, replenishment=profile)
+    assert len(r.dates) == 5
+    assert r.revolving[0].tolist() == [True, True, False, False, False]
+    assert r.purchases[0] == pytest.approx([100.0, 150.0, 0.0, 0.0, 0.0], abs=CENT)
+    assert r.collections[0] == pytest.approx([110.0, 160.0, 211.0, 770.5, 38.25], abs=CENT)
+    assert r.collateral[0] == pytest.approx([1000.0, 1000.0, 800.0, 37.5, 0.0], abs=CENT)
+    assert r.principal_paid[0, 0] == pytest.approx([0.0, 0.0, 200.0, 700.0, 0.0], abs=CENT)
+    assert r.principal_paid[1, 0] == pytest.approx([0.0, 0.0, 0.0, 62.5, 37.5], abs=CENT)
+    assert r.residual[0] == pytest.approx([10.0, 10.0, 11.0, 8.0, 0.75], abs=CENT)
+    assert r.tranche_loss.max() == 0.0
+
+
+def test_revolving_without_a_profile_scales_the_pool() -> None:
+    # The scaling approximation (no replenishment profile).
     # Month 1: pool pays 100 principal; revolving: notes 1000 − pool 900 = 100 buys loans,
     #   scale s = 1 + 100/900 = 10/9.
     # Month 2: flows × 10/9: principal 111.11, pool 800·10/9 = 888.89; buys 111.11,

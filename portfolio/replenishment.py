@@ -1,0 +1,195 @@
+"""Replenishment profile of a revolving deal: how one unit of NEW loans bought at par performs.
+
+During a revolving period the principal collections buy new loans "from the same criteria and
+cell mix" (issue 4 §1). A short-tenor consumer pool (3–12-month loans) has almost fully
+amortised after a 12-month revolving period, so the purchased loans cannot be modelled as more
+of the seasoned pool: they are fresh loans with full schedules. This module builds them and
+projects them with the Monte Carlo engine; ``tranching.waterfall.run_waterfall(deal, paths,
+replenishment=profile)`` then adds, for a purchase of P at month s, P × (profile flow per unit
+of initial balance, at age t − s − 1) to every pool flow of month t > s, path by path.
+
+* :func:`replenishment_loans` — every pool loan as a new loan of the same cell: months on book
+  0, **balance = its original principal** (the loan as it was originated, so the mix by
+  score band × term × repayment type × APR is the pool's origination mix; the cut-off balance
+  would over-weight the longest, least seasoned loans), remaining term = original term,
+  originated at the cut-off, first instalment one month later.
+* :func:`simulate_replenishment` — projects those loans with the same engine, assumptions and
+  number of paths as the main run.
+
+Randomness (the same seed gives the same numbers, and the main run's numbers are untouched):
+
+* **Factor paths are the run's.** Block b of the profile uses the systematic factor (and, with
+  a t copula, the mixing variable) that block b of the main run drew from ``block_seed(root,
+  b)``: Z_1..Z_T of path p drive the new loans' first T months (T = the pool's longest
+  remaining term). If the new loans live longer than T months, the AR(1) is continued with
+  fresh innovations. So a path's downturn also hits the loans bought on it — approximately: the
+  profile is one vintage starting at the cut-off, and a purchase at month s replays it shifted
+  by s months (it sees Z at the vintage's age, not at calendar month s + age).
+* **Idiosyncratic draws** come from a dedicated child of the run's seed,
+  ``SeedSequence(entropy, spawn_key=root.spawn_key + (REPLENISHMENT_KEY, b))`` for block b (the
+  main run's blocks use ``spawn_key + (b,)`` with b < 3,907 for at most 1,000,000 paths, so
+  the streams never collide); its first stream extends the factor when needed.
+
+The profile pool has as many loans as the pool (its granularity is the pool's, whatever the
+size of the purchases).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import numpy as np
+
+from portfolio.assumptions import Assumptions
+from portfolio.errors import ValidationError, must_be
+from portfolio.loans import LoanArrays
+from portfolio.paths import PoolPaths
+from portfolio.schedules import add_months
+from portfolio.simulation import (
+    ENGINES,
+    Engine,
+    _assemble,
+    _block_streams,
+    _entropy,
+    block_layout,
+    block_seed,
+    factor_paths,
+    prepare_pool,
+    root_seed,
+    simulate,
+    simulate_batch,
+)
+
+__all__ = ["REPLENISHMENT_KEY", "default_cutoff", "replenishment_loans", "simulate_replenishment"]
+
+REPLENISHMENT_KEY = 0x7265706C  # "repl": the spawn-key slot of the profile's child seeds
+
+
+def default_cutoff(loans: LoanArrays) -> dt.date:
+    """The cut-off the engine assumes: the month end before the earliest next due date."""
+    first_due = np.asarray(loans.next_due_date).astype("datetime64[M]").min()
+    day = first_due.astype("datetime64[D]") - np.timedelta64(1, "D")
+    return dt.date.fromisoformat(str(day))
+
+
+def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str) -> LoanArrays:
+    """The pool's loans as NEW loans originated at ``cutoff`` (see the module doc).
+
+    Same loan count, score, APR, term, repayment type and region; balance = principal = the
+    loan's original principal; months on book 0; remaining term = term; first instalment one
+    calendar month after ``cutoff``. Loan ids are the pool's prefixed with ``new:``."""
+    n = len(loans)
+    if n == 0:
+        raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
+    try:
+        cut = np.asarray(cutoff).astype("datetime64[D]")[()]
+    except ValueError:
+        raise ValidationError(must_be("cutoff", "a date (YYYY-MM-DD)", cutoff)) from None
+    if np.isnat(cut):
+        raise ValidationError(must_be("cutoff", "a date (YYYY-MM-DD)", cutoff))
+    principal = np.asarray(loans.principal, dtype=np.float64)
+    bad = ~np.isfinite(principal) | (principal <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("principal", "a positive amount", float(principal[i]),
+                                      f"loan {loans.loan_id[i]}"))
+    term = np.asarray(loans.term_months, dtype=np.int16)
+    origination = np.full(n, cut, dtype="datetime64[D]")
+    return LoanArrays(
+        loan_id=np.array(["new:" + str(x) for x in loans.loan_id], dtype=object),
+        balance=principal.copy(),
+        apr=np.asarray(loans.apr, dtype=np.float64).copy(),
+        term_months=term.copy(),
+        remaining_term=term.copy(),
+        months_on_book=np.zeros(n, dtype=np.int16),
+        repayment_type=np.asarray(loans.repayment_type, dtype=np.int8).copy(),
+        credit_score=np.asarray(loans.credit_score, dtype=np.int16).copy(),
+        region=np.asarray(loans.region, dtype=object).copy(),
+        origination_date=origination,
+        next_due_date=add_months(origination, 1),
+        principal=principal.copy(),
+    )
+
+
+def simulate_replenishment(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    engine: Engine = "granular",
+    horizon: int | None = None,
+    *,
+    cutoff: dt.date | None = None,
+    deterministic_z: float | None = None,
+) -> PoolPaths:
+    """The replenishment profile of a pool: :func:`replenishment_loans` projected on the main
+    run's factor paths (module doc), in CNY of the new-loan pool (``initial_balance`` = the sum
+    of the principals; the waterfall divides by it).
+
+    ``loans``/``assumptions``/``n_paths``/``seed``/``engine`` are the main run's (the profile
+    must have its path count). ``cutoff`` defaults to :func:`default_cutoff` of ``loans``.
+    ``horizon``: pad the profile with zero months to at least this many months (it is never
+    cut short: the new loans' longest term + the recovery lag). ``deterministic_z``: the
+    single-path conditional expectation at that factor level (as ``simulate``)."""
+    if engine not in ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int | np.integer)
+                                or horizon < 0):
+        raise ValidationError(must_be("horizon", "an integer >= 0 (months)", horizon))
+    root = root_seed(seed)
+    new = replenishment_loans(loans, cutoff if cutoff is not None else default_cutoff(loans))
+    if deterministic_z is not None:
+        profile = simulate(new, assumptions, 1, root, engine=engine,
+                           deterministic_z=deterministic_z)
+        return _pad(profile, horizon)
+    if len(loans) == 0:
+        raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
+    t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
+    prep = prepare_pool(new, assumptions, loan_level=engine == "loan")
+    main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
+    blocks = block_layout(int(n_paths))
+    from portfolio import engines
+
+    acc = np.zeros((int(n_paths), prep.n_months, engines.N_ACC))
+    pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))
+    phi = prep.factor_persistence
+    c = math.sqrt(1.0 - phi * phi)
+    for b, (start, n_b) in enumerate(blocks):
+        gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
+        z_main, scale = factor_paths(main_like, gen_factor, gen_mixing, n_b)
+        own = np.random.SeedSequence(root.entropy,
+                                     spawn_key=(*root.spawn_key, REPLENISHMENT_KEY, b),
+                                     pool_size=root.pool_size)
+        if prep.T <= t_main:
+            z = z_main[:, : prep.T]
+        else:
+            extra = _block_streams(own)[0].standard_normal((n_b, prep.T - t_main))
+            z = np.empty((n_b, prep.T))
+            z[:, :t_main] = z_main
+            for k in range(t_main, prep.T):  # t_main >= 1: continue the AR(1)
+                z[:, k] = phi * z[:, k - 1] + c * extra[:, k - t_main]
+        res = simulate_batch(prep, b, own, n_b, engine, factor=(z, scale))
+        acc[start:start + n_b] = res.flows
+    return _pad(_assemble(prep, acc, pacc, _entropy(root)), horizon)
+
+
+def _pad(profile: PoolPaths, horizon: int | None) -> PoolPaths:
+    if horizon is None or horizon <= profile.n_months:
+        return profile
+    extra = horizon - profile.n_months
+    last = profile.dates[-1].astype("datetime64[M]")
+    dates = ((last + np.arange(2, extra + 2)).astype("datetime64[D]")
+             - np.timedelta64(1, "D")).astype("datetime64[D]")
+    def pad(a: np.ndarray) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, extra)))
+
+    return PoolPaths(dates=np.concatenate([profile.dates, dates]),
+                     balance_bop=pad(profile.balance_bop), interest=pad(profile.interest),
+                     scheduled_principal=pad(profile.scheduled_principal),
+                     prepayment=pad(profile.prepayment), default=pad(profile.default),
+                     recovery=pad(profile.recovery), balance_eop=pad(profile.balance_eop),
+                     initial_balance=profile.initial_balance, seed_entropy=profile.seed_entropy)

@@ -1,0 +1,144 @@
+"""The replenishment profile: new loans from the pool's cell mix, projected on the run's paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from replenishment_pools import short_tenor_loans, simple_assumptions
+
+from portfolio.errors import ValidationError
+from portfolio.replenishment import (
+    default_cutoff,
+    replenishment_loans,
+    simulate_replenishment,
+)
+from portfolio.schedules import schedule_matrix
+from portfolio.simulation import simulate
+
+CUTOFF = dt.date(2026, 6, 30)
+
+
+def test_replenishment_loans_are_the_pool_loans_as_new() -> None:
+    loans = short_tenor_loans(n=50)
+    new = replenishment_loans(loans, CUTOFF)
+    assert len(new) == len(loans)
+    np.testing.assert_array_equal(new.balance, loans.principal)
+    np.testing.assert_array_equal(new.principal, loans.principal)
+    np.testing.assert_array_equal(new.remaining_term, loans.term_months)
+    np.testing.assert_array_equal(new.term_months, loans.term_months)
+    assert np.all(new.months_on_book == 0)
+    for name in ("apr", "repayment_type", "credit_score", "region"):
+        np.testing.assert_array_equal(getattr(new, name), getattr(loans, name))
+    assert np.all(new.origination_date == np.datetime64("2026-06-30"))
+    assert np.all(new.next_due_date == np.datetime64("2026-07-30"))
+    assert new.loan_id[0] == "new:" + loans.loan_id[0]
+    # a month-end cut-off clamps the first due date to the next month's end
+    feb = replenishment_loans(loans, dt.date(2026, 1, 31))
+    assert np.all(feb.next_due_date == np.datetime64("2026-02-28"))
+
+
+def test_default_cutoff_is_the_month_end_before_the_first_due_date() -> None:
+    loans = short_tenor_loans(n=50)  # next due dates in July 2026
+    assert default_cutoff(loans) == CUTOFF
+
+
+def test_bad_inputs_name_the_field() -> None:
+    loans = short_tenor_loans(n=20)
+    a = simple_assumptions()
+    with pytest.raises(ValidationError, match="cutoff"):
+        replenishment_loans(loans, "not a date")
+    with pytest.raises(ValidationError, match="loans"):
+        replenishment_loans(loans.take(np.array([], dtype=np.int64)), CUTOFF)
+    zero = loans.take(np.arange(20))
+    object.__setattr__(zero, "principal", np.zeros(20))
+    with pytest.raises(ValidationError, match="principal"):
+        replenishment_loans(zero, CUTOFF)
+    with pytest.raises(ValidationError, match="n_paths"):
+        simulate_replenishment(loans, a, 0, 1)
+    with pytest.raises(ValidationError, match="engine"):
+        simulate_replenishment(loans, a, 10, 1, engine="exact")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="horizon"):
+        simulate_replenishment(loans, a, 10, 1, horizon=-1)
+    with pytest.raises(ValidationError, match="seed"):
+        simulate_replenishment(loans, a, 10, -3)
+
+
+def test_without_defaults_or_prepayments_the_profile_is_the_new_loans_schedule() -> None:
+    # independent source: portfolio.schedules.schedule_matrix on the new loans directly
+    loans = short_tenor_loans(n=80)
+    a = simple_assumptions(pd_scale=0.0, smm=0.0)
+    prof = simulate_replenishment(loans, a, 3, seed=4)
+    new = replenishment_loans(loans, CUTOFF)
+    sm = schedule_matrix(new.balance, new.apr, new.remaining_term, new.repayment_type,
+                         new.origination_date, months_on_book=new.months_on_book, n_months=12)
+    assert prof.initial_balance == pytest.approx(float(np.round(loans.principal, 2).sum()), abs=1e-6)
+    for p in range(3):
+        np.testing.assert_allclose(prof.interest[p, :12], sm.interest.sum(axis=0), atol=1e-6)
+        np.testing.assert_allclose(prof.scheduled_principal[p, :12], sm.principal.sum(axis=0),
+                                   atol=1e-6)
+    assert prof.default.sum() == 0.0 and prof.prepayment.sum() == 0.0
+    assert prof.dates[0] == np.datetime64("2026-07-31")
+
+
+def test_profile_flows_are_consistent_and_depend_on_the_seed_alone() -> None:
+    loans = short_tenor_loans(n=300)
+    a = simple_assumptions()
+    p1 = simulate_replenishment(loans, a, 300, seed=21)
+    p2 = simulate_replenishment(loans, a, 300, seed=21)
+    p3 = simulate_replenishment(loans, a, 300, seed=22)
+    np.testing.assert_array_equal(p1.default, p2.default)
+    np.testing.assert_array_equal(p1.balance_eop, p2.balance_eop)
+    assert not np.array_equal(p1.default, p3.default)
+    assert p1.n_paths == 300 and p1.n_months == 12 + 4  # longest term + recovery lag
+    np.testing.assert_allclose(p1.balance_bop - p1.scheduled_principal - p1.prepayment - p1.default,
+                               p1.balance_eop, atol=1e-6)
+    np.testing.assert_allclose(p1.balance_bop[:, 0], p1.initial_balance, rtol=1e-12)
+    assert np.abs(p1.balance_eop[:, -1]).max() < 1e-6
+    assert np.all(p1.recovery.cumsum(axis=1) <= p1.default.cumsum(axis=1) * 0.25 + 1e-6)
+
+
+def test_profile_shares_the_runs_factor_paths() -> None:
+    # With a strong, persistent factor the new loans' early default rate moves with the
+    # pool's on the same path (same Z); a profile of another seed's factor does not.
+    loans = short_tenor_loans(n=1500)
+    a = simple_assumptions(pd_scale=3.0, rho=0.4)
+    main = simulate(loans, a, 512, seed=8)
+    same = simulate_replenishment(loans, a, 512, seed=8)
+    other = simulate_replenishment(loans, a, 512, seed=9)
+    x = main.default[:, :3].sum(axis=1) / main.balance_bop[:, :3].sum(axis=1)
+    corr_same = np.corrcoef(x, same.default[:, :3].sum(axis=1))[0, 1]
+    corr_other = np.corrcoef(x, other.default[:, :3].sum(axis=1))[0, 1]
+    assert corr_same > 0.6
+    assert abs(corr_other) < 0.2  # 512 independent pairs: |r| < 0.2 is 4.5 standard errors
+
+
+def test_longer_new_loans_than_the_pool_continue_the_factor_and_pad_to_a_horizon() -> None:
+    # a pool with at most 2 months left: the 3..12-month new loans need 10 more factor months
+    loans = short_tenor_loans(n=200)
+    keep = np.flatnonzero(loans.remaining_term <= 2)
+    short = loans.take(keep)
+    a = simple_assumptions()
+    p1 = simulate_replenishment(short, a, 40, seed=3, horizon=30)
+    p2 = simulate_replenishment(short, a, 40, seed=3, horizon=30)
+    np.testing.assert_array_equal(p1.default, p2.default)
+    assert p1.n_months == 30
+    assert np.all(p1.interest[:, 16:] == 0) and np.all(p1.balance_eop[:, 15:] == 0)
+    assert p1.dates[16] == np.datetime64("2027-11-30") and p1.dates[-1] == np.datetime64("2028-12-31")
+    assert p1.default[:, 2:12].sum() > 0  # defaults beyond the pool's own 2 factor months
+
+
+def test_loan_engine_and_deterministic_profiles() -> None:
+    loans = short_tenor_loans(n=200)
+    a = simple_assumptions()
+    loan = simulate_replenishment(loans, a, 256, seed=5, engine="loan")
+    gran = simulate_replenishment(loans, a, 256, seed=5)
+    # same factor paths, same model: mean losses agree within Monte Carlo error
+    dl, dg = loan.default.sum(axis=1), gran.default.sum(axis=1)
+    se = np.sqrt(dl.var(ddof=1) / 256 + dg.var(ddof=1) / 256)
+    assert abs(dl.mean() - dg.mean()) < 4 * se
+    det = simulate_replenishment(loans, a, 1, seed=5, deterministic_z=0.0)
+    direct = simulate(replenishment_loans(loans, CUTOFF), a, 1, 5, deterministic_z=0.0)
+    np.testing.assert_array_equal(det.default, direct.default)
+    np.testing.assert_array_equal(det.interest, direct.interest)
