@@ -23,7 +23,7 @@ import json
 import math
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,9 +301,12 @@ def record_simulation(
     timings: Mapping[str, float] | None = None,
     assumptions: Any | None = None,
     started_at: dt.datetime | None = None,
+    on_record: Callable[[Store, int], None] | None = None,
 ) -> int:
     """Record a finished simulation: runs row, summary tables, Parquet paths (and the
-    assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id."""
+    assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id.
+    ``on_record(store, run_id)`` runs inside the same transaction after the run's rows (e.g.
+    tranche results stored with the run): if it raises, nothing is recorded."""
     from portfolio.simulation import loss_distribution
 
     root = runs_root(store)
@@ -346,6 +349,8 @@ def record_simulation(
             )
             _insert_frame(store, "run_monthly", run_id, monthly)
             _insert_frame(store, "run_loss_stats", run_id, losses)
+            if on_record is not None:
+                on_record(store, run_id)
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)

@@ -47,6 +47,7 @@ class SimulationResult:
     n_loans: int
     inputs: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    deal_run: Any = None  # tranching.revolving.DealRun when --structure was given
 
 
 def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int,
@@ -86,12 +87,16 @@ def run_simulation(
     workers: int | None = None,
     scheduler: str | None = None,
     book: Path | None = None,
+    structure: Path | None = None,
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
     ``workers`` (a local Dask cluster of that many processes) or ``scheduler`` (an existing
     cluster's address) run the paths on Dask (``portfolio.distributed``; same numbers).
     ``book``: a Parquet book (``riskpool book export``) that must hold every pool loan.
+    ``structure``: a deal TOML (checked first); the waterfall then runs on the paths (with the
+    replenishment profile of new loans when the deal revolves, ``tranching.revolving``) and the
+    tranche and trigger tables are stored with the run, in the run's transaction.
     """
     from portfolio.assumptions import apply_stress, load_assumptions
     from portfolio.pools import get_pool, load_pool_loans
@@ -111,6 +116,11 @@ def run_simulation(
         from portfolio.store.parquet_book import check_book_dir
 
         check_book_dir(book)
+    deal = None
+    if structure is not None:
+        from tranching.deal import load_deal
+
+        deal = load_deal(structure)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -156,14 +166,42 @@ def run_simulation(
         inputs["dask"] = {"workers": n_workers, "scheduler": scheduler or "local"}
     if book is not None:
         inputs["book"] = str(Path(book).resolve())
+    deal_run = None
+    on_record = None
+    if deal is not None and structure is not None:
+        from tranching.revolving import replenishment_for, run_deal
+
+        t3 = time.perf_counter()
+        profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, engine,
+                                    cutoff=pool.cutoff_date, deterministic_z=z)
+        deal_run = run_deal(deal, paths, profile)
+        timings["tranches_s"] = time.perf_counter() - t3
+        inputs["structure"] = str(Path(structure).resolve())
+        on_record = _tranche_recorder(deal_run, Path(structure))
     run_id = None
     if record:
         t2 = time.perf_counter()
         with open_store(db) as store:
             run_id = record_simulation(store, paths, inputs, code_version(), timings=timings,
-                                       assumptions=assumptions, started_at=started)
+                                       assumptions=assumptions, started_at=started,
+                                       on_record=on_record)
         timings["record_s"] = time.perf_counter() - t2
-    return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings)
+    return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
+
+
+def _tranche_recorder(deal_run: Any, structure: Path) -> Any:
+    """``record_simulation``'s ``on_record``: the tranche tables, in the run's transaction."""
+    from portfolio.store.tranches import insert_tranche_results
+
+    text = structure.read_text(encoding="utf-8")
+
+    def record(store: Any, run_id: int) -> None:
+        insert_tranche_results(store.con, run_id, deal_run.deal.name, deal_run.tranches,
+                               deal_source=str(structure), deal_toml=text,
+                               settings=deal_run.settings(),
+                               triggers=deal_run.triggers.to_dict("records"))
+
+    return record
 
 
 def _money(x: float) -> str:
@@ -209,13 +247,16 @@ def simulate_cmd(
     book: Annotated[Path | None, typer.Option(
         "--book", help="Parquet book directory (riskpool book export) to check the pool's "
         "loans against.")] = None,
+    structure: Annotated[Path | None, typer.Option(
+        "--structure", help="Deal TOML: run its waterfall on the paths (revolving purchases "
+        "as new loans) and store the tranche table with the run (riskpool tranche report).")] = None,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
     res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
                          batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
                          smm_mult=smm_mult, recovery_mult=recovery_mult,
                          deterministic=deterministic, workers=workers, scheduler=scheduler,
-                         book=book)
+                         book=book, structure=structure)
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
@@ -234,6 +275,18 @@ def simulate_cmd(
         typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
         typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)"))
+    if res.deal_run is not None:
+        from riskpool.commands.output import emit
+
+        dr = res.deal_run
+        how = (f"revolving {dr.deal.revolving_months} months, purchases as new loans "
+               f"({dr.replenishment.n_months}-month profile)" if dr.replenishment is not None
+               else "no revolving period")
+        frames = {"tranches": dr.tranches}
+        if not dr.triggers.empty:
+            frames["triggers"] = dr.triggers
+        emit(frames, None, title=f"deal {dr.deal.name} ({how}; {len(dr.result.dates)} payment "
+             f"dates; EL, WAL in years, p_breach = probability a trigger is ever breached)")
     typer.echo(f"run {res.run_id} recorded")
 
 

@@ -1,0 +1,157 @@
+"""``riskpool simulate ... --structure deal.toml``: the waterfall on the run's paths (revolving
+purchases as new loans), tranche tables stored with the run, ``riskpool tranche report``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from portfolio.store.core import open_store
+from portfolio.store.runs import list_runs, load_paths, record_simulation
+from portfolio.store.tranches import load_run_deal, load_tranche_results
+from tranching.deal import load_deal
+from tranching.revolving import run_deal, run_replenishment
+
+ROOT = Path(__file__).resolve().parents[2]
+CN = ROOT / "examples" / "deal_cn_consumer.toml"
+US = ROOT / "examples" / "deal_us_consumer.toml"
+
+
+def _main(*args: str | Path) -> None:
+    from riskpool.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        assert not exc.code, f"riskpool {args[0]} failed with {exc.code}"
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 generated loans, the example criteria (obligor limit relaxed for a tiny book, as
+    in tests/dashboards/conftest.py), calibrated assumptions."""
+    d = tmp_path_factory.mktemp("structure_book")
+    db = d / "book.duckdb"
+    criteria = (ROOT / "examples" / "criteria.toml").read_text(encoding="utf-8")
+    (d / "criteria.toml").write_text(criteria.replace("max_obligor_share = 0.001",
+                                                      "max_obligor_share = 0.05"))
+    _main("generate", "--loans", "3000", "--months", "18", "--seed", "13", "--as-of",
+          "2026-06-30", "--db", db)
+    _main("pool", "create", "--name", "p", "--criteria", d / "criteria.toml", "--cutoff",
+          "2026-06-30", "--db", db)
+    _main("calibrate", "--pool", "1", "--out", d / "a.toml", "--db", db)
+    return db
+
+
+@pytest.fixture
+def db(book: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "book.duckdb"
+    shutil.copy(book, out)
+    shutil.copy(book.parent / "a.toml", tmp_path / "a.toml")
+    return out
+
+
+def _simulate(cli, db: Path, *extra: str | Path):  # type: ignore[no-untyped-def]
+    return cli("simulate", "--pool", "1", "--assumptions", db.parent / "a.toml", "--seed", "7",
+               "--paths", "300", "--db", db, *extra)
+
+
+def test_structure_stores_the_tranche_table_with_the_run(cli, db: Path) -> None:
+    r = _simulate(cli, db, "--structure", CN)
+    assert r.code == 0, r.err
+    assert "deal CN Consumer Example 2026-1 (revolving 12 months, purchases as new loans" in r.out
+    assert "cnl_early_amortisation" in r.out
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        stored = load_tranche_results(store, run_id)
+        info = load_run_deal(store, run_id)
+        paths = load_paths(store, run_id)
+        deal = load_deal(CN)
+        profile = run_replenishment(store, run_id, deal)
+    assert stored["tranche"].tolist() == ["A", "B", "Sub"]
+    assert info["settings"]["replenishment"] == "new-loan profile"
+    assert "[[waterfall]]" in info["deal_toml"]
+    # the profile rebuilt from the run's inputs gives the stored numbers again
+    assert profile is not None and profile.n_paths == 300
+    again = run_deal(deal, paths, profile)
+    np.testing.assert_allclose(stored["el"], again.tranches["el"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stored["wal_mean"], again.tranches["wal_mean"], rtol=1e-12)
+    assert info["settings"]["waterfall_months"] == len(again.result.dates)
+    # the revolving period keeps A outstanding well past the 12 revolving months (WAL > 1.03 y)
+    assert stored["wal_mean"].iloc[0] > 1.1
+    rep = cli("tranche", "report", "--run", str(run_id), "--db", db)
+    assert rep.code == 0, rep.err
+    assert "CN Consumer Example 2026-1" in rep.out and "Sub" in rep.out
+    assert "cnl_early_amortisation" in rep.out
+
+
+def test_a_deal_without_revolving_needs_no_profile(cli, db: Path) -> None:
+    r = _simulate(cli, db, "--structure", US)
+    assert r.code == 0, r.err
+    assert "no revolving period" in r.out
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        assert load_run_deal(store, run_id)["settings"]["replenishment"] == "none"
+
+
+BAD_DEALS = {
+    # (what is wrong, replace this, with that, the field the message names)
+    "missing tranche": ('name = "B"', 'nome = "B"', "tranches[1].name"),
+    "unknown step": ('step = "reimburse"', 'step = "refund"', "waterfall[7].step"),
+    "unknown metric": ('metric = "cnl"', 'metric = "cdr"', "triggers[0].metric"),
+    "sizes do not add up": ("size = 0.89", "size = 0.95", "tranches[].size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DEALS))
+def test_a_bad_deal_file_exits_2_and_writes_nothing(cli, db: Path, tmp_path: Path,
+                                                    case: str) -> None:
+    old, new, field = BAD_DEALS[case]
+    text = CN.read_text(encoding="utf-8")
+    assert old in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(old, new, 1), encoding="utf-8")
+    r = _simulate(cli, db, "--structure", bad)
+    assert r.code == 2
+    assert "error:" in r.err and field in r.err
+    _assert_nothing_written(db)
+
+
+def test_amounts_that_do_not_match_the_pool_fail_after_simulating_and_write_nothing(
+        cli, db: Path, tmp_path: Path) -> None:
+    # CNY amounts can only be checked against the pool balance once it is known
+    text = CN.read_text(encoding="utf-8")
+    text = (text.replace("size = 0.89", "amount = 1000000.0").replace("size = 0.04", "amount = 50000.0")
+            .replace("size = 0.07", "amount = 10000.0"))
+    bad = tmp_path / "amounts.toml"
+    bad.write_text(text, encoding="utf-8")
+    r = _simulate(cli, db, "--structure", bad)
+    assert r.code == 2
+    assert "tranches[].size" in r.err
+    _assert_nothing_written(db)
+
+
+def test_a_failing_on_record_step_records_no_run(db: Path) -> None:
+    from tranching_pathgen import synthetic_paths
+
+    paths = synthetic_paths(n_paths=4, n_months=6)
+
+    def fail(store, run_id: int) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("tranche insert failed")
+
+    with open_store(db) as store:
+        with pytest.raises(RuntimeError, match="tranche insert failed"):
+            record_simulation(store, paths, {"note": "x"}, "test", on_record=fail)
+    _assert_nothing_written(db)
+
+
+def _assert_nothing_written(db: Path) -> None:
+    with open_store(db, read_only=True) as store:
+        assert list_runs(store).empty
+        n = store.con.execute("SELECT count(*) FROM run_tranches").fetchone()
+        assert n is not None and n[0] == 0
+    runs = db.parent / "runs"
+    assert not runs.exists() or not any(p for p in runs.iterdir() if not p.name.startswith("."))
