@@ -25,6 +25,7 @@ only in a partner's own tape export).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import functools
@@ -72,6 +73,27 @@ def _updating(db: str | Path) -> DataUpdating:
         "The page will work again when it has finished — reload in a minute.")
 
 
+# DuckDB sums floats in parallel in an order that varies from run to run (last-bit
+# differences); the scheduled reports set one thread so the same inputs give the same bytes.
+_ONE_THREAD: contextvars.ContextVar[bool] = contextvars.ContextVar("one_thread", default=False)
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Within the block, every connection of this module runs DuckDB on one thread."""
+    token = _ONE_THREAD.set(True)
+    try:
+        yield
+    finally:
+        _ONE_THREAD.reset(token)
+
+
+def _configure(store: Store) -> Store:
+    if _ONE_THREAD.get():
+        store.con.execute("SET threads TO 1")
+    return store
+
+
 @contextlib.contextmanager
 def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
     """A read-only store for ``viewer``: the whole book or the partner's scope."""
@@ -83,7 +105,8 @@ def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
             assert pid is not None
             if not Path(db).exists():
                 raise RiskpoolError(f"database {db} does not exist; run `riskpool demo`")
-            store = Store(Path(db), sql.open_partner_scope(db, pid), True)
+            store = Store(Path(db), sql.open_partner_scope(
+                db, pid, threads=1 if _ONE_THREAD.get() else None), True)
     except StoreLocked:
         raise _updating(db) from None
     except duckdb.IOException as exc:
@@ -91,7 +114,7 @@ def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
             raise _updating(db) from None
         raise
     try:
-        yield store
+        yield _configure(store)
     finally:
         store.close()
 
@@ -104,7 +127,7 @@ def _full(db: str | Path) -> Iterator[Store]:
     except StoreLocked:
         raise _updating(db) from None
     try:
-        yield store
+        yield _configure(store)
     finally:
         store.close()
 

@@ -359,7 +359,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
     out = Path(out_dir)
     if partner is not None:
         _check_partner(db, partner)
-    with report_lock(out):
+    with report_lock(out), access.deterministic():
         sections = collect_sections(db, viewer, as_of)
         t_collect = time.perf_counter() - t0
         stem = f"riskpool_report_{as_of.isoformat()}" + (f"_{partner}" if partner else "")

@@ -78,10 +78,15 @@ _SCOPE_DDL: tuple[str, ...] = (
 )
 
 
-def open_partner_scope(db_path: str | Path, party_id: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection that sees only ``party_id``'s loans (see the module doc)."""
+def open_partner_scope(db_path: str | Path, party_id: str,
+                       threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that sees only ``party_id``'s loans (see the module doc).
+    ``threads``: DuckDB threads, set before the partner's rows are copied (1 gives the same
+    row order and float sums on every run)."""
     con = duckdb.connect(":memory:")
     try:
+        if threads is not None:
+            con.execute(f"SET threads TO {int(threads)}")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(db_path)])
         for statement in _SCOPE_DDL:
             if "$party" in statement:
