@@ -381,6 +381,23 @@ def _load_paths_cached(db: str, version: str, run_id: int) -> Any:
     return paths
 
 
+def _load_replenishment(db: str | Path, run_id: int, deal: Any) -> Any:
+    """The replenishment profile of a revolving deal's purchases on the run (None if the deal
+    does not revolve), rebuilt from the run's inputs (``tranching.revolving``) so the page
+    gives the tranche table stored with the run; the last two kept in memory like the paths."""
+    if deal.revolving_months <= 0:
+        return None
+    return _load_replenishment_cached(str(Path(db).resolve()), db_version(db), int(run_id))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_replenishment_cached(db: str, version: str, run_id: int) -> Any:
+    from tranching.revolving import run_replenishment_profile
+
+    with _full(db) as store:
+        return run_replenishment_profile(store, run_id)
+
+
 def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> Any:
     """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
     paths = _load_paths(db, run_id)
@@ -497,7 +514,7 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
 
     deal = deal_from_text(deal_toml)
     paths = _load_paths(db, run_id)
-    result = run_waterfall(deal, paths)
+    result = run_waterfall(deal, paths, replenishment=_load_replenishment(db, run_id, deal))
     table = table_fn(deal, result, paths, discount=discount)
     shares = loss_shares(result)
     names = list(result.tranche_names)

@@ -7,10 +7,10 @@ CLI (``riskpool simulate --structure``), the demo and the dashboards run a deal 
   (``portfolio.replenishment.simulate_replenishment``, on the run's factor paths and seed), or
   ``None`` for a deal without a revolving period.
 * :func:`run_deal` — waterfall + tranche table + trigger table.
-* :func:`run_replenishment` — the profile of a *recorded* run, rebuilt from its inputs (pool,
-  stored assumptions, seed, paths, engine, deterministic scenario): the same numbers as when
-  the run was made, so pages and commands that rerun the waterfall on stored paths agree with
-  the tranche table stored with the run.
+* :func:`run_replenishment` / :func:`run_replenishment_profile` — the profile of a *recorded*
+  run, rebuilt from its inputs (pool, stored assumptions, seed, paths, engine, deterministic
+  scenario): the same numbers as when the run was made, so pages and commands that rerun the
+  waterfall on stored paths agree with the tranche table stored with the run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tranching.analytics import Discount, tranche_table, trigger_table
 from tranching.deal import Deal
 from tranching.waterfall import WaterfallResult, run_waterfall
 
-__all__ = ["DealRun", "replenishment_for", "run_deal", "run_replenishment"]
+__all__ = ["DealRun", "replenishment_for", "run_deal", "run_replenishment",
+           "run_replenishment_profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +82,24 @@ def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = Non
 
 
 def run_replenishment(store: Any, run_id: int, deal: Deal) -> PoolPaths | None:
-    """The replenishment profile of recorded simulation run ``run_id`` for ``deal``.
-
-    ``None`` when the deal does not revolve. Rebuilt from the run's inputs: its pool's loans
-    and cut-off, the assumptions file stored with the run, its seed, path count, engine and
-    deterministic factor level. ``NotFound`` if the run or its pool is gone."""
+    """The replenishment profile of recorded simulation run ``run_id`` for ``deal``: ``None``
+    when the deal does not revolve, else :func:`run_replenishment_profile`."""
     if deal.revolving_months <= 0:
         return None
+    return run_replenishment_profile(store, run_id)
+
+
+def run_replenishment_profile(store: Any, run_id: int) -> PoolPaths:
+    """The replenishment profile of recorded simulation run ``run_id`` (any revolving deal).
+
+    Rebuilt from the run's inputs: its pool's loans and cut-off, the assumptions file stored
+    with the run, its seed, path count, engine and deterministic factor level. ``NotFound`` if
+    the run, its pool or one of these inputs is missing."""
     from portfolio.assumptions import load_assumptions
     from portfolio.errors import NotFound
     from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.replenishment import simulate_replenishment
+    from portfolio.simulation import Engine
     from portfolio.store.runs import get_run
 
     rec = get_run(store, run_id)
@@ -103,6 +112,7 @@ def run_replenishment(store: Any, run_id: int, deal: Deal) -> PoolPaths | None:
     loans = load_pool_loans(store, int(inputs["pool_id"]))
     assumptions = load_assumptions(inputs["assumptions"])
     z = inputs.get("deterministic_z")
-    return replenishment_for(deal, loans, assumptions, int(inputs["n_paths"]), int(inputs["seed"]),
-                             str(inputs.get("engine") or "granular"), cutoff=pool.cutoff_date,
-                             deterministic_z=None if z is None else float(z))
+    eng: Engine = "loan" if inputs.get("engine") == "loan" else "granular"
+    return simulate_replenishment(loans, assumptions, int(inputs["n_paths"]), int(inputs["seed"]),
+                                  eng, cutoff=pool.cutoff_date,
+                                  deterministic_z=None if z is None else float(z))

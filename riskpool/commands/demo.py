@@ -148,9 +148,8 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     from portfolio.store.runs import record_simulation
     from portfolio.store.tranches import record_tranche_results
     from riskpool.settings import code_version
-    from tranching.analytics import tranche_table, trigger_table
     from tranching.deal import load_deal
-    from tranching.waterfall import run_waterfall
+    from tranching.revolving import replenishment_for, run_deal
 
     as_of = dt.date.fromisoformat(params.as_of)
     timings = result.timings
@@ -220,10 +219,13 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
 
         t = time.perf_counter()
         deal = load_deal(params.deal)
-        wf = run_waterfall(deal, paths)
-        table = tranche_table(deal, wf, paths)
-        record_tranche_results(store, result.run_id, deal, table,
-                               triggers=trigger_table(deal, wf))
+        # revolving purchases as new loans of the pool's cell mix (same factor paths and seed)
+        profile = replenishment_for(deal, loans, assumptions, params.n_paths, params.seed,
+                                    cutoff=as_of)
+        deal_run = run_deal(deal, paths, profile)
+        table = deal_run.tranches
+        record_tranche_results(store, result.run_id, deal, table, triggers=deal_run.triggers,
+                               settings=deal_run.settings())
         timings["tranches_s"] = time.perf_counter() - t
         echo(f"deal {deal.name}: " + ", ".join(
             f"{r.tranche} EL {r.el:.4%}" for r in table.itertuples()))

@@ -125,6 +125,7 @@ def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
     from portfolio.store.runs import load_paths
     from tranching.analytics import tranche_table
     from tranching.deal import load_deal
+    from tranching.revolving import run_replenishment
     from tranching.waterfall import run_waterfall
 
     at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
@@ -135,7 +136,10 @@ def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
     deal = load_deal(EXAMPLES / "deal_cn_consumer.toml")
     with _store(dashboard_env.db) as store:
         paths = load_paths(store, dashboard_env.run_id)
-    expected = tranche_table(deal, run_waterfall(deal, paths), paths, discount=0.05)
+        # revolving purchases as new loans: the run's replenishment profile
+        profile = run_replenishment(store, dashboard_env.run_id, deal)
+    expected = tranche_table(deal, run_waterfall(deal, paths, replenishment=profile), paths,
+                             discount=0.05)
     for col in ("size", "el", "pd", "wal_mean", "price", "ce"):
         np.testing.assert_allclose(shown[col].to_numpy(float), expected[col].to_numpy(float),
                                    rtol=1e-12, equal_nan=True)

@@ -107,6 +107,7 @@ def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
     from portfolio.store.tranches import load_run_deal
     from tranching.analytics import tranche_table
     from tranching.deal import deal_from_dict
+    from tranching.revolving import run_replenishment
     from tranching.waterfall import run_waterfall
 
     path = treasury_report.xlsx_path
@@ -134,7 +135,9 @@ def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
     with open_store(demo_book.db, read_only=True) as store:
         paths = load_paths(store, demo_book.run_id)
         deal = deal_from_dict(tomllib.loads(load_run_deal(store, demo_book.run_id)["deal_toml"]))
-    expected = tranche_table(deal, run_waterfall(deal, paths), paths)
+        # revolving purchases as new loans: the run's replenishment profile
+        profile = run_replenishment(store, demo_book.run_id, deal)
+    expected = tranche_table(deal, run_waterfall(deal, paths, replenishment=profile), paths)
     got = _sheet(path, "tranches")
     assert got["tranche"].tolist() == expected["tranche"].tolist()
     for col in ("el", "pd", "wal_mean", "price", "ce"):
