@@ -23,7 +23,7 @@ deals = {"(none)": None, **access.example_deals()}
 stored = ui.stored_deal(ui.db_path(), ui.version(), rid)
 if stored:
     deals = {"(none)": None, f"stored with run {rid}": stored, **access.example_deals()}
-deal_key = c.selectbox("Securitisation", list(deals), index=len(deals) > 1 and 1 or 0,
+deal_key = c.selectbox("Securitisation", list(deals), index=1,
                        key="disp_deal")
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")

@@ -56,7 +56,7 @@ if v.is_treasury:
     name = st.text_input("Pool name", key="pool_name")
     if st.button("Save as a pool", key="pool_save", disabled=not name or preview.n_loans == 0):
         pid = ui.guard(access.save_pool, ui.db_path(), v, name, criteria, book.as_of)
-        st.success(f"Saved pool {pid} ({preview.n_loans:,} loans).")
-        st.cache_data.clear()
+        st.success(f"Saved pool {pid} ({preview.n_loans:,} loans).")  # the database version
+        # changed, so every cached read of it is recomputed on the next run
 else:
     st.caption("Saving pools is for treasury users.")

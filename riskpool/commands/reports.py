@@ -88,7 +88,8 @@ def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
     if users is not None:
         os.environ["RISKPOOL_USERS"] = str(users.resolve())
     args = ["run", str(app_path()), "--server.port", str(port), "--server.address", address,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer"]
     stcli.main(args=args, prog_name="streamlit", standalone_mode=False)
 
 

@@ -84,7 +84,8 @@ def server(demo_book, tmp_path):
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
+         "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+         "--client.toolbarMode", "viewer"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
