@@ -51,8 +51,11 @@ def size_tranche(
     target_rating: str | None = None,
     rating_table: RatingTable | None = None,
     tol: float = 1e-4,
+    replenishment: PoolPaths | None = None,
 ) -> SizingResult:
-    """Largest size of ``tranche`` meeting ``target_el`` or ``target_rating`` (bisection, CRN)."""
+    """Largest size of ``tranche`` meeting ``target_el`` or ``target_rating`` (bisection, CRN).
+
+    ``replenishment``: the revolving purchases' new-loan profile (``run_waterfall``)."""
     if (target_el is None) == (target_rating is None):
         raise SizingError(must_be("target", "exactly one of target_el or target_rating",
                                   {"target_el": target_el, "target_rating": target_rating}))
@@ -77,7 +80,7 @@ def size_tranche(
             trial = deal.with_sizes({**shares, tranche: s, sub: max(s_max - s, 0.0)})
         except DealError:  # the size breaks a deal rule (e.g. first-loss retention): infeasible
             return False, float("nan"), float("nan"), None, deal
-        result = run_waterfall(trial, paths)
+        result = run_waterfall(trial, paths, replenishment=replenishment)
         el = float(loss_shares(result)[j].mean())
         w = wal_per_path(result, deal.closing_date)[j]
         wal = float(np.nanmean(w)) if np.isfinite(w).any() else float("nan")

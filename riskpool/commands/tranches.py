@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
         from portfolio.store.core import open_store
         from tranching.deal import load_deal
         from tranching.ratings import load_rating_table
+        from tranching.revolving import run_replenishment
         from tranching.sizing import size_tranche
 
         if (target_el is None) == (target_rating is None):
@@ -107,8 +108,11 @@ def register(app: typer.Typer) -> None:
         table = load_rating_table(rating_table) if rating_table is not None else None
         with open_store(db, read_only=True) as store:
             paths = _load_run_paths(store, run)
+            # a revolving deal buys new loans: the run's replenishment profile (same seed)
+            profile = run_replenishment(store, run, deal)
         res = size_tranche(deal, paths, tranche_name, target_el=target_el,
-                           target_rating=target_rating, rating_table=table, tol=tol)
+                           target_rating=target_rating, rating_table=table, tol=tol,
+                           replenishment=profile)
         target = f"EL <= {target_el:.4%}" if target_el is not None else f"rating {target_rating} or better"
         typer.echo(f"{deal.name}, run {run} ({paths.n_paths} paths): largest {tranche_name} meeting {target}")
         typer.echo(f"  size {res.size:.4%} of the pool ({res.size * paths.initial_balance:,.2f} CNY), "

@@ -155,3 +155,23 @@ def _assert_nothing_written(db: Path) -> None:
         assert n is not None and n[0] == 0
     runs = db.parent / "runs"
     assert not runs.exists() or not any(p for p in runs.iterdir() if not p.name.startswith("."))
+
+
+def test_tranche_size_of_a_revolving_deal_uses_the_runs_profile(cli, db: Path) -> None:
+    from tranching.sizing import size_tranche
+
+    assert _simulate(cli, db).code == 0
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        paths = load_paths(store, run_id)
+        profile = run_replenishment(store, run_id, load_deal(CN))
+    r = cli("tranche", "size", "--run", str(run_id), "--db", db, "--structure", CN, "--tranche",
+            "B", "--target-el", "0.001")
+    assert r.code == 0, r.err
+    res = size_tranche(load_deal(CN), paths, "B", target_el=0.001, replenishment=profile)
+    assert f"size {res.size:.4%}" in r.out
+    # without the profile (the scaling fallback) the collapsing pool leaves B no size at all
+    from tranching.errors import SizingError
+
+    with pytest.raises(SizingError, match="no size of tranche 'B'"):
+        size_tranche(load_deal(CN), paths, "B", target_el=0.001)
