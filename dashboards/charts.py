@@ -25,7 +25,7 @@ SIZE = (7.0, 3.4)
 
 def _fig() -> tuple[Figure, plt.Axes]:
     fig = Figure(figsize=SIZE, dpi=90)
-    fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.17)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.2)
     return fig, fig.add_subplot()
 
 
@@ -44,6 +44,7 @@ def lines(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, ylabel: st
                     frame[y], marker=".", label=y)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     if percent:
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
@@ -102,6 +103,7 @@ def fan_chart(fan: pd.DataFrame, title: str, ylabel: str = "CNY") -> Figure:
         ax.plot(x, fan["mean"], color="black", ls="--", lw=1, label="mean")
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig

@@ -183,11 +183,18 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
 # --------------------------------------------------------------------------- HTML
 
 
+def _fmt_number(x: float) -> str:
+    """Amounts with thousands separators and cents; ratios and small numbers to 6 digits."""
+    if pd.isna(x):
+        return ""
+    return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.6g}"
+
+
 def _fmt_table(frame: pd.DataFrame) -> str:
     shown = frame.copy()
     for col in shown.columns:
         if pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].map(lambda x: "" if pd.isna(x) else f"{x:,.6g}")
+            shown[col] = shown[col].map(_fmt_number)
     return shown.to_html(index=False, border=0, classes="t", na_rep="", escape=True)
 
 
