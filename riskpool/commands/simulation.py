@@ -5,6 +5,9 @@ overlays), prints the loss distribution (EL, VaR and ES at 95 / 99 / 99.9% with 
 Carlo standard errors) and records the run: a ``runs`` row, summary tables and the path
 arrays as Parquet beside the database (``portfolio.store.runs``). Every flag is checked
 before anything is read or written; a bad one gives "error: …" and exit code 2.
+``--structure DEAL.toml`` also runs the deal's waterfall on the paths (a revolving period buys
+new loans: ``tranching.revolving``) and stores the tranche and trigger tables with the run in
+the same transaction (``riskpool tranche report --run ID``); a bad deal file writes nothing.
 
 The work is done by :func:`run_simulation` (plain arguments in, a :class:`SimulationResult`
 out) so that other commands can add steps (a deal structure, Dask workers) around it.
