@@ -155,34 +155,82 @@ class BookView:
     rates: pd.DataFrame  # monthly MDR/CDR, SMM/CPR, MPR
 
     def headline(self) -> dict[str, float]:
-        row = self.summary[self.summary["dimension"] == "all"].iloc[0]
-        return {"loans": int(row["loans"]), "balance": float(row["balance"]),
-                "wa_apr": float(row["wa_apr"]), "dpd30_ratio": float(row["dpd30_ratio"]),
-                "dpd90_ratio": float(row["dpd90_ratio"])}
+        return _headline(self.summary)
 
 
-def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:
-    """Size and mix, delinquency, vintages, roll rates and CDR/CPR of the viewer's book."""
+@dataclass(frozen=True, slots=True, eq=False)
+class BookHead:
+    """The fast part of the book view: size and mix at ``as_of`` and the anchors."""
+
+    as_of: dt.date
+    month_ends: tuple[dt.date, ...]
+    summary: pd.DataFrame
+    anchors: pd.DataFrame
+    default_by_score_band: pd.DataFrame
+
+    def headline(self) -> dict[str, float]:
+        return _headline(self.summary)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BookDetail:
+    """The history part: delinquency over time, vintages, roll rates, monthly rates."""
+
+    delinquency: pd.DataFrame
+    delinquency_by_month: pd.DataFrame
+    cumulative_default: pd.DataFrame
+    roll_rates: pd.DataFrame
+    rates: pd.DataFrame
+
+
+def _headline(summary: pd.DataFrame) -> dict[str, float]:
+    row = summary[summary["dimension"] == "all"].iloc[0]
+    return {"loans": int(row["loans"]), "balance": float(row["balance"]),
+            "wa_apr": float(row["wa_apr"]), "dpd30_ratio": float(row["dpd30_ratio"]),
+            "dpd90_ratio": float(row["dpd90_ratio"])}
+
+
+def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookHead:
+    """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end)."""
+    from portfolio import analytics as an
+    from portfolio.store import analytics as book_sql
+
+    with connect(db, viewer) as store:
+        ends = tuple(book_sql.month_ends(store.con))
+        if not ends:
+            raise NotFound("the book is empty for this user (no loans to show)")
+        summary = an.book_summary(store.con, as_of)
+    return BookHead(summary.as_of, ends, summary.groups, summary.anchors.table(),
+                    summary.default_by_score_band)
+
+
+def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
+    """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of``."""
     from portfolio import analytics as an
     from portfolio.store import analytics as book_sql
 
     with connect(db, viewer) as store:
         con = store.con
-        ends = tuple(book_sql.month_ends(con))
-        if not ends:
-            raise NotFound("the book is empty for this user (no loans to show)")
-        summary = an.book_summary(con, as_of)
-        dq = an.delinquency(con, summary.as_of, over_time=True)
-        vint = an.vintage_curves(con, summary.as_of).tables()
-        earlier = [d for d in ends if d < summary.as_of]
+        ends = book_sql.month_ends(con)
+        dq = an.delinquency(con, as_of, over_time=True)
+        vint = an.vintage_curves(con, as_of).tables()
+        earlier = [d for d in ends if d < as_of]
         # roll rates need the month-end before as_of in this book (none at its first one)
-        rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=summary.as_of).tables()
+        rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=as_of).tables()
                  if earlier else {"roll_rates": pd.DataFrame(columns=["from_bucket"])})
-        rates = an.monthly_rates(con, summary.as_of).tables()
-    return BookView(summary.as_of, ends, summary.groups, summary.anchors.table(),
-                    summary.default_by_score_band, dq.buckets, dq.over_time,
-                    vint.get("cumulative_default", next(iter(vint.values()))),
-                    next(iter(rolls.values())), next(iter(rates.values())))
+        rates = an.monthly_rates(con, as_of).tables()
+    return BookDetail(dq.buckets, dq.over_time if dq.over_time is not None else pd.DataFrame(),
+                      vint.get("cumulative_default", next(iter(vint.values()))),
+                      next(iter(rolls.values())), next(iter(rates.values())))
+
+
+def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:
+    """Size and mix, delinquency, vintages, roll rates and CDR/CPR of the viewer's book."""
+    head = book_head(db, viewer, as_of)
+    d = book_detail(db, viewer, head.as_of)
+    return BookView(head.as_of, head.month_ends, head.summary, head.anchors,
+                    head.default_by_score_band, d.delinquency, d.delinquency_by_month,
+                    d.cumulative_default, d.roll_rates, d.rates)
 
 
 # --------------------------------------------------------------------------- pools

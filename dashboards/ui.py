@@ -62,8 +62,15 @@ def _v(role: str, username: str) -> Viewer:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def book(db: str, ver: str, username: str, role: str, as_of: dt.date | None) -> access.BookView:
-    return access.book(db, _v(role, username), as_of)
+def book_head(db: str, ver: str, username: str, role: str,
+              as_of: dt.date | None) -> access.BookHead:
+    return access.book_head(db, _v(role, username), as_of)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def book_detail(db: str, ver: str, username: str, role: str,
+                as_of: dt.date) -> access.BookDetail:
+    return access.book_detail(db, _v(role, username), as_of)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

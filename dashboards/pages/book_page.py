@@ -8,10 +8,10 @@ from dashboards import charts, ui
 
 v = ui.viewer()
 st.title("Book")
-latest = ui.guard(ui.book, *ui.args(v), None)
+latest = ui.guard(ui.book_head, *ui.args(v), None)
 ends = list(latest.month_ends)
 as_of = st.selectbox("As of (month-end)", ends, index=len(ends) - 1, key="book_as_of")
-view = latest if as_of == latest.as_of else ui.guard(ui.book, *ui.args(v), as_of)
+view = latest if as_of == latest.as_of else ui.guard(ui.book_head, *ui.args(v), as_of)
 if not v.is_treasury:
     st.caption(f"Your loans only ({v.partner_id}): balances are your share of each loan.")
 
@@ -27,25 +27,26 @@ dims = [d for d in view.summary["dimension"].unique() if d != "all"]
 dim = st.selectbox("Mix by", dims, key="book_dim")
 ui.table(view.summary[view.summary["dimension"] == dim])
 
+detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
 left, right = st.columns(2)
 with left:
     st.subheader("Delinquency buckets over time")
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
-    st.pyplot(charts.lines(view.delinquency_by_month, "as_of", bal_cols,
+    st.pyplot(charts.lines(detail.delinquency_by_month, "as_of", bal_cols,
                            "Delinquent balance by bucket", "CNY"))
-    ui.table(view.delinquency)
+    ui.table(detail.delinquency)
 with right:
     st.subheader("Vintage curves")
-    wide = view.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
+    wide = detail.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
     st.pyplot(charts.vintage_curves(wide))
 
 left, right = st.columns(2)
 with left:
     st.subheader("Roll rates")
-    ui.table(view.roll_rates)
+    ui.table(detail.roll_rates)
 with right:
     st.subheader("CDR / CPR")
-    st.pyplot(charts.lines(view.rates, "as_of", ["cdr", "cpr"], "Annualised default and "
+    st.pyplot(charts.lines(detail.rates, "as_of", ["cdr", "cpr"], "Annualised default and "
                            "prepayment rates", percent=True))
 st.subheader("Calibration anchors")
 ui.table(view.anchors)

@@ -24,7 +24,7 @@ else:
 
 st.divider()
 st.subheader("Eligibility (live)")
-book = ui.guard(ui.book, *ui.args(v), None)
+book = ui.guard(ui.book_head, *ui.args(v), None)
 with st.container(border=True):
     a, b, c = st.columns(3)
     score_min = a.slider("Score floor", 350, 950, 600, step=10, key="elig_score_min")
