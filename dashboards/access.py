@@ -29,7 +29,6 @@ import contextvars
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -715,10 +714,6 @@ def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes
     if not path.exists():
         raise NotFound(f"{path} is gone (report {run_id})")
     return path.read_bytes()
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def stored_deal_toml(db: str | Path, run_id: int) -> str | None:

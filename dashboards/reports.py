@@ -438,10 +438,6 @@ def content_digest(sections: list[Section]) -> str:
     return h.hexdigest()
 
 
-def section_titles() -> list[str]:
-    return [t for _, t in SECTIONS]
-
-
 __all__ = [
     "SECTIONS", "ReportLocked", "ReportOutcome", "Section", "collect_sections", "content_digest",
     "render_html", "report_lock", "write_report", "write_xlsx",

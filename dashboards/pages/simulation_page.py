@@ -13,7 +13,7 @@ st.title("Simulation")
 session_runs: dict[str, access.RunView] = st.session_state.setdefault("session_runs", {})
 
 
-def show(view: access.RunView, key: str) -> None:
+def show(view: access.RunView) -> None:
     who = f" — {view.party}'s share" if view.party else ""
     c = st.columns(4)
     c[0].metric("Paths", f"{view.n_paths:,}")
@@ -37,7 +37,7 @@ with tab_runs:
         ui.table(recorded)
         rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")),
                            key="sim_run")
-        show(ui.guard(ui.run_view, *ui.args(v), rid), "rec")
+        show(ui.guard(ui.run_view, *ui.args(v), rid))
     else:
         st.info("No simulation run visible to you yet (`riskpool simulate` or `riskpool demo`).")
 
@@ -97,7 +97,7 @@ with tab_new:
             last = st.session_state.get("last_session_run")
             if last in session_runs:
                 st.caption(f"Latest run this session: {last}")
-                show(session_runs[last], "new")
+                show(session_runs[last])
 
 with tab_cmp:
     options = [f"run {r}" for r in run_ids] + list(session_runs)

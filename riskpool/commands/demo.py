@@ -26,7 +26,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -276,4 +276,4 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-__all__ = ["DemoParams", "DemoResult", "build_demo", "register", "Any"]
+__all__ = ["DemoParams", "DemoResult", "build_demo", "register"]

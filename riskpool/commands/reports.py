@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -155,4 +154,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-__all__ = ["register", "run_dashboard", "sys"]
+__all__ = ["register", "run_dashboard"]
