@@ -18,6 +18,9 @@ deals = access.example_deals()
 stored = ui.stored_deal(ui.db_path(), ui.version(), rid)
 if stored:
     deals = {f"stored with run {rid}": stored, **deals}
+uploaded = st.file_uploader("Load a deal file (TOML)", type=["toml"], key="tr_upload")
+if uploaded is not None:
+    deals = {f"uploaded: {uploaded.name}": uploaded.getvalue().decode("utf-8"), **deals}
 names = list(deals)
 deal_name = st.selectbox("Deal", names, key="tr_deal")
 base_toml = deals[deal_name]
