@@ -44,7 +44,7 @@ from portfolio import simulation as sim
 from portfolio.assumptions import Assumptions
 from portfolio.errors import RiskpoolError, ValidationError, must_be
 from portfolio.loans import LoanArrays
-from portfolio.paths import PoolPaths
+from portfolio.paths import FLOW_NAMES, PoolPaths
 
 __all__ = [
     "check_cluster_flags",
@@ -55,6 +55,7 @@ __all__ = [
     "require_dask",
     "run_distributed",
     "simulate_distributed",
+    "slice_paths",
     "task_groups",
 ]
 
@@ -224,11 +225,22 @@ class _TaskResult:
     waterfall: WaterfallSummary | None
 
 
+def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
+    """Paths ``start:stop`` of ``paths`` (flows and party flows; dates and balance shared)."""
+    flows = {name: getattr(paths, name)[start:stop] for name in FLOW_NAMES}
+    party = {name: arr[:, start:stop] for name, arr in paths.party_flows.items()}
+    return PoolPaths(dates=paths.dates, initial_balance=paths.initial_balance,
+                     seed_entropy=paths.seed_entropy, party_ids=paths.party_ids,
+                     party_flows=party, **flows)
+
+
 def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,
               block_range: tuple[int, int], engine: str, structure: Any,
-              on_task_start: Callable[[int], None] | None) -> _TaskResult:
+              on_task_start: Callable[[int], None] | None,
+              replenishment: PoolPaths | None = None) -> _TaskResult:
     """On a worker: the blocks ``[b0, b1)``, each from its own child seed, concatenated in
-    path order; the waterfall on those paths when ``structure`` is given."""
+    path order; the waterfall on those paths when ``structure`` is given (with the same paths
+    of the ``replenishment`` profile of a revolving deal)."""
     b0, b1 = block_range
     if on_task_start is not None:
         on_task_start(b0)
@@ -247,7 +259,10 @@ def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int
         from tranching.waterfall import run_waterfall
 
         part = sim._assemble(prep, flows, pflows, None)
-        wf = WaterfallSummary.from_result(run_waterfall(structure, part))
+        rep_part = None if replenishment is None else slice_paths(replenishment, first,
+                                                                  first + n_b)
+        wf = WaterfallSummary.from_result(run_waterfall(structure, part,
+                                                        replenishment=rep_part))
     return _TaskResult(first, flows, pflows, wf)
 
 
@@ -267,8 +282,13 @@ def run_distributed(
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    replenishment: PoolPaths | None = None,
 ) -> DistributedRun:
     """Run a prepared pool's blocks on ``client``'s cluster and reduce once.
+
+    ``replenishment``: the replenishment profile of a revolving ``structure``
+    (``portfolio.replenishment.simulate_replenishment`` with the run's seed and path count);
+    each task's waterfall gets the same paths of it.
 
     ``on_task_start(first_block)`` is called on the worker at the start of every task
     attempt (logging, fault injection in tests)."""
@@ -280,6 +300,13 @@ def run_distributed(
                                       "engine", "a granular-only preparation"))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValidationError(must_be("retries", "an integer >= 0", retries))
+    if replenishment is not None:
+        if structure is None:
+            raise ValidationError(must_be("replenishment", "given only with a structure",
+                                          "a profile without a deal"))
+        if replenishment.n_paths != n_paths:
+            raise ValidationError(must_be("replenishment", f"a profile of {n_paths} paths "
+                                          "(the run's)", f"{replenishment.n_paths} paths"))
     timings: dict[str, float] = {}
     info = client.scheduler_info()
     workers = info.get("workers", {})
@@ -302,11 +329,13 @@ def run_distributed(
     root_f = client.scatter(root, broadcast=True, hash=False)
     struct_f = client.scatter(structure, broadcast=True, hash=False) \
         if structure is not None else None
+    rep_f = client.scatter(replenishment, broadcast=True, hash=False) \
+        if replenishment is not None else None
     timings["scatter_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, struct_f,
-                             on_task_start, retries=retries, pure=False)
+                             on_task_start, rep_f, retries=retries, pure=False)
                for g in groups]
     acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
@@ -354,13 +383,15 @@ def simulate_distributed(
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    replenishment: PoolPaths | None = None,
 ) -> DistributedRun:
     """:func:`portfolio.simulation.simulate` on a Dask cluster, bit-identical to it.
 
     Use ``client`` (an open ``distributed.Client``), or ``workers`` (a new local cluster of
     that many processes) or ``scheduler`` (an existing cluster's address). ``structure``: a
     :class:`tranching.deal.Deal` to run on the workers (per-path summaries in
-    ``.waterfall``). ``shares`` / ``party_ids``: the party split (per-party flows in
+    ``.waterfall``; ``replenishment``: a revolving deal's replenishment profile, see
+    :func:`run_distributed`). ``shares`` / ``party_ids``: the party split (per-party flows in
     ``.paths.party_flows``)."""
     if engine not in sim.ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
@@ -373,10 +404,11 @@ def simulate_distributed(
     prepare_s = time.perf_counter() - t
     if client is not None:
         run = run_distributed(client, prep, root, int(n_paths), engine, structure,
-                              blocks_per_task, retries, on_task_start, progress)
+                              blocks_per_task, retries, on_task_start, progress, replenishment)
     else:
         with open_client(workers=workers, scheduler=scheduler) as own:
             run = run_distributed(own, prep, root, int(n_paths), engine, structure,
-                                  blocks_per_task, retries, on_task_start, progress)
+                                  blocks_per_task, retries, on_task_start, progress,
+                                  replenishment)
     run.timings["prepare_s"] = prepare_s
     return run

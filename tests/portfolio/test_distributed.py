@@ -29,10 +29,12 @@ from portfolio.distributed import (
     open_client,
     require_dask,
     simulate_distributed,
+    slice_paths,
     task_groups,
 )
 from portfolio.errors import ValidationError
 from portfolio.paths import FLOW_NAMES, PoolPaths
+from portfolio.replenishment import simulate_replenishment
 from portfolio.simulation import simulate
 from tranching.deal import load_deal
 from tranching.waterfall import run_waterfall
@@ -98,15 +100,18 @@ def test_granular_with_party_split_and_waterfall_on_workers_matches_local(cluste
     loans, a, shares = pool
     parties = ("platform", "bank_a", "trust_b")
     deal = load_deal(DEAL)
+    assert deal.revolving_months > 0  # purchases use the replenishment profile
     local = simulate(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties)
+    profile = simulate_replenishment(loans, a, N_PATHS, SEED)
     run = simulate_distributed(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties,
-                               structure=deal, client=cluster, blocks_per_task=1)
+                               structure=deal, replenishment=profile, client=cluster,
+                               blocks_per_task=1)
     assert run.n_tasks == 3
     _assert_same_paths(run.paths, local)
     # party split done on the workers: parties sum to the pool on every path
     np.testing.assert_allclose(run.paths.party_flows["default"].sum(axis=0), run.paths.default,
                                rtol=1e-12, atol=1e-6)
-    wf = run_waterfall(deal, local)
+    wf = run_waterfall(deal, local, replenishment=profile)
     expect = WaterfallSummary.from_result(wf)
     got = run.waterfall
     assert got is not None and got.n_paths == N_PATHS
@@ -230,8 +235,24 @@ def test_cluster_flags_are_checked(workers, scheduler, det, field):
         check_cluster_flags(workers, scheduler, det)
 
 
-def test_bad_arguments_name_the_field(pool):
+def test_slice_paths_keeps_every_flow_and_party(pool):
+    loans, a, shares = pool
+    paths = simulate(loans, a, 20, 3, shares=shares, party_ids=("platform", "b", "c"))
+    part = slice_paths(paths, 5, 12)
+    assert part.n_paths == 7 and part.party_ids == paths.party_ids
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(part, name), getattr(paths, name)[5:12])
+        assert np.array_equal(part.party_flows[name], paths.party_flows[name][:, 5:12])
+
+
+def test_bad_arguments_name_the_field(pool, cluster):
     loans, a, _ = pool
+    profile = simulate_replenishment(loans, a, 30, 1)
+    with pytest.raises(ValidationError, match="replenishment"):
+        simulate_distributed(loans, a, 40, 1, structure=load_deal(DEAL),
+                             replenishment=profile, client=cluster)
+    with pytest.raises(ValidationError, match="replenishment"):
+        simulate_distributed(loans, a, 30, 1, replenishment=profile, client=cluster)
     with pytest.raises(ValidationError, match="n_paths"):
         simulate_distributed(loans, a, 0, 1, workers=1)
     with pytest.raises(ValidationError, match="engine"):
