@@ -1,7 +1,7 @@
 """``riskpool demo``: the whole pipeline on a synthetic book, then the dashboard.
 
 Steps (library calls, no subprocesses): generate a book (default 200,000 loans, 24 months,
-seed 3, as-of 2026-06-30) → cut a pool (``examples/criteria.toml``) → calibrate assumptions
+seed 13, as-of 2026-06-30) → cut a pool (``examples/criteria.toml``) → calibrate assumptions
 from the book's history → allocate the pool to the example partners
 (``examples/partners.toml``) → simulate 10,000 paths carrying the partners' shares → run the
 Chinese example deal (``examples/deal_cn_consumer.toml``) on the paths and store the tranche
@@ -48,7 +48,7 @@ DEMO_PARTNER = "bank_east"
 class DemoParams:
     n_loans: int = 200_000
     n_months: int = 24
-    seed: int = 3
+    seed: int = 13  # its macro path puts the book near the DOMAIN §3 anchors (see generate.py)
     as_of: str = "2026-06-30"
     n_paths: int = 10_000
     criteria: str = str(EXAMPLES / "criteria.toml")
