@@ -3,19 +3,33 @@ VaR / expected shortfall and capital — and how much of the risk left the origi
 
 Loss on a path = defaulted principal − recoveries over the whole horizon (CNY).
 
-Parties and their losses (they add up to the pool loss on every path, a tested invariant):
+Parties and their losses (they add up on every path, a tested invariant, to the pool loss —
+plus, for a revolving deal run with a replenishment profile, the loss on the loans the deal
+bought while revolving: ``Dispersion.total_loss``):
 
 * **Joint lending** (an allocation): party p's loss is its share of every loan's loss —
   ``PoolPaths.party_flows`` (``default − recovery``) when the simulation carried the shares.
 * **Securitisation** (a deal): the waterfall runs on the paths of the securitised pool (the
-  whole pool; or, together with joint lending, the platform's retained shares). Each tranche
-  holder bears its holding of the tranche's principal loss (``WaterfallResult.tranche_loss``);
-  the rest of the securitised pool's loss — the part absorbed by excess spread, the reserve
-  and over-collateralisation — is borne by the holder of the subordinated (last) tranche,
-  which receives the residual cash.
+  whole pool; or, together with joint lending, the platform's retained shares) — for a
+  revolving deal with the replenishment profile of the loans bought while revolving
+  (``tranching.revolving``; per unit of initial balance, so the same profile serves the whole
+  pool and a party's share of it), exactly as the tranche table stored with the run. Each
+  tranche holder bears its holding of the tranche's principal loss
+  (``WaterfallResult.tranche_loss``). The **collateral net loss** is the loss of what the deal
+  held (the pool and the loans it bought) while it held it: the waterfall's cumulative net
+  loss at the last month × the initial balance (``metrics["cnl"]`` is (cumulative defaults −
+  cumulative recoveries of the collateral) / initial balance). The rest of it — the part
+  absorbed by excess spread, the reserve and over-collateralisation — is borne by the holder
+  of the subordinated (last) tranche, which receives the residual cash. After a clean-up call
+  the remaining loans (and the recoveries of earlier defaults) belong to the caller, the
+  originator (platform): it bears their later net loss (negative when recoveries exceed the
+  defaults). So the holders' losses add up to the collateral net loss, and with the caller's
+  to the securitised loans' loss over their life (pool + purchases).
 
-Risk measures per party: EL = mean loss; VaR_α = the α-quantile of the loss (``numpy``
-"linear" quantile); ES_α = mean of the losses at or above VaR_α.
+Risk measures per party: EL = mean loss; VaR_α and ES_α = the estimators of
+``portfolio.simulation.loss_distribution`` (VaR: the ⌈nα⌉-th smallest loss; ES: the mean of
+the n(1 − α) largest losses, the boundary loss weighted fractionally), so the pool's row
+equals the Simulation page's figures.
 
 Capital (``partners.capital``): loans and loan shares held directly — IRB "other retail",
 ``Σ K(PD_i, LGD_i)·share_i·balance_i`` (PD, LGD as the allocation used them); tranche
@@ -47,6 +61,7 @@ from partners.errors import DispersionError
 from partners.registry import PLATFORM_ID
 from portfolio.errors import must_be
 from portfolio.paths import FLOW_NAMES, PoolPaths
+from portfolio.simulation import loss_distribution
 
 LEVELS = (0.99, 0.999)
 
@@ -62,12 +77,12 @@ class LossMeasures:
 
 
 def loss_measures(loss: np.ndarray) -> LossMeasures:
-    x = np.asarray(loss, dtype=np.float64)
-    out: list[float] = [float(x.mean())]
-    for lvl in LEVELS:
-        var = float(np.quantile(x, lvl))
-        tail = x[x >= var]
-        out += [var, float(tail.mean()) if tail.size else var]
+    """EL, VaR and ES at 99% and 99.9% of ``loss`` (n_paths,) with the estimators of
+    ``portfolio.simulation.loss_distribution`` (one quantile definition across pages)."""
+    stats = loss_distribution(np.asarray(loss, dtype=np.float64), LEVELS)
+    out: list[float] = [stats.el]
+    for var, es in zip(stats.var, stats.es, strict=True):
+        out += [var, es]
     return LossMeasures(*out)
 
 
@@ -114,29 +129,51 @@ class TranchePosition:
 
 @dataclass(frozen=True, slots=True)
 class Securitisation:
-    """The result of running a deal on a pool's paths, as positions per holder."""
+    """The result of running a deal on a pool's paths, as positions per holder.
+
+    ``collateral_loss``: the net loss of the collateral while the deal held it (the
+    waterfall's; the tranche holders and the residual holder bear it). ``called_loss``: the
+    later net loss of the loans bought back at a clean-up call, borne by ``caller``.
+    ``pool_loss`` = their sum = the securitised loans' loss over their life: the paths' pool
+    loss + ``purchased_loss`` (the loans bought while revolving)."""
 
     pool_balance: float
-    pool_loss: np.ndarray  # (n_paths,)
+    pool_loss: np.ndarray  # (n_paths,) collateral_loss + called_loss
     positions: tuple[TranchePosition, ...]
     residual_holder: str
+    collateral_loss: np.ndarray  # (n_paths,)
+    called_loss: np.ndarray  # (n_paths,)
+    purchased_loss: np.ndarray  # (n_paths,)
+    caller: str = PLATFORM_ID
 
     def losses_by_holder(self) -> dict[str, np.ndarray]:
+        """Loss per holder; they add up to ``pool_loss`` on every path (and without the
+        caller's ``called_loss`` to ``collateral_loss``)."""
         out: dict[str, np.ndarray] = {}
         for pos in self.positions:
             out[pos.holder] = out.get(pos.holder, 0.0) + pos.loss
-        absorbed = self.pool_loss - sum(p.loss for p in self.positions)
+        absorbed = self.collateral_loss - sum(p.loss for p in self.positions)
         out[self.residual_holder] = out.get(self.residual_holder, 0.0) + absorbed
+        out[self.caller] = out.get(self.caller, 0.0) + self.called_loss
         return out
 
 
-def securitise(deal: Any, paths: PoolPaths) -> Securitisation:
+def securitise(deal: Any, paths: PoolPaths,
+               replenishment: PoolPaths | None = None) -> Securitisation:
     """Run ``deal`` (``tranching.deal.Deal``) on ``paths`` and turn the tranches into
-    positions per holder (vertical retention splits a tranche between holders)."""
+    positions per holder (vertical retention splits a tranche between holders).
+
+    ``replenishment``: the profile of the loans a revolving deal buys
+    (``tranching.revolving.replenishment_for`` / ``run_replenishment``), passed on to
+    ``run_waterfall``; its flows are per unit of its initial balance, so ``paths`` may be a
+    party's share of the pool (``party_paths``). Without it a revolving deal uses the
+    waterfall's scaling approximation."""
     from tranching.waterfall import run_waterfall
 
-    result = run_waterfall(deal, paths)
+    result = run_waterfall(deal, paths, replenishment=replenishment)
     pool = float(paths.initial_balance)
+    if not pool > 0:
+        raise DispersionError(must_be("paths.initial_balance", "> 0 (a pool to securitise)", pool))
     amounts = np.asarray(deal.tranche_amounts(pool), dtype=np.float64)
     names = tuple(deal.tranche_names)
     # attachment of tranche i: everything junior to it (later tranches) plus the OC
@@ -153,7 +190,20 @@ def securitise(deal: Any, paths: PoolPaths) -> Securitisation:
     if oc > 0:
         last = deal.tranches[-1].holder
         positions.append(TranchePosition("OC", last, 1.0, 0.0, oc, oc * pool, np.zeros(paths.n_paths)))
-    return Securitisation(pool, path_loss(paths), tuple(positions), deal.tranches[-1].holder)
+    # the collateral the deal held: cnl = (cum. defaults − cum. recoveries) / initial balance
+    collateral = result.metrics["cnl"][:, -1] * pool
+    # the securitised loans over their life: the pool times the multiple the deal held of it
+    # (the scaling approximation's s; kept after a call, when the waterfall's s drops to 0)
+    # plus each purchase × the profile's loss per unit (a purchase at month s < revolving
+    # months sees the whole profile: the waterfall's horizon is revolving months + profile)
+    held = np.maximum.accumulate(result.pool_scale[:, : paths.n_months], axis=1)
+    life = (held * (paths.default - paths.recovery)).sum(axis=1)
+    if replenishment is not None and deal.revolving_months > 0:
+        unit = (replenishment.default.sum(axis=1) - replenishment.recovery.sum(axis=1)) \
+            / float(replenishment.initial_balance)
+        life = life + result.purchases.sum(axis=1) * unit
+    return Securitisation(pool, life, tuple(positions), deal.tranches[-1].holder,
+                          collateral, life - collateral, life - path_loss(paths))
 
 
 # --------------------------------------------------------------------------- dispersion
@@ -199,12 +249,14 @@ class Headline:
 @dataclass(frozen=True, slots=True)
 class Dispersion:
     parties: tuple[PartyRisk, ...]  # the combined picture (allocation and, if given, the deal)
-    party_losses: Mapping[str, np.ndarray]  # (n_paths,) each; sums to pool_loss
-    pool_loss: np.ndarray
+    party_losses: Mapping[str, np.ndarray]  # (n_paths,) each; sums to total_loss
+    pool_loss: np.ndarray  # the simulated pool's loss (the pool row: loss_distribution's)
     pool_measures: LossMeasures
     baseline_capital: float
     hhi_partners: float
     headlines: tuple[Headline, ...]
+    # pool_loss + the loss on the loans a revolving deal (on the retained part) bought
+    total_loss: np.ndarray | None = None
 
     def table(self) -> list[dict[str, Any]]:
         return [p.row() for p in self.parties]
@@ -298,20 +350,27 @@ def disperse(
         plat_pos = [p for p in s.positions if p.holder == PLATFORM_ID]
         plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
         heads.append(headline(name, plat_loss, _capital_of_positions(plat_pos, ka)[0]))
+    total = np.asarray(pool_loss, dtype=np.float64)
+    if sec is not None:
+        total = total + sec.purchased_loss
     return Dispersion(tuple(parties), losses, np.asarray(pool_loss), pool_m, baseline_capital,
-                      hhi(partner_exp), tuple(heads))
+                      hhi(partner_exp), tuple(heads), total)
 
 
 def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd: np.ndarray,
                    lgd: np.ndarray, deal: Any | None = None, *, k_sa: float = RETAIL_K_SA,
-                   w: float = 0.0) -> Dispersion:
-    """:func:`disperse` from a run's paths that carry the allocation's party split."""
+                   w: float = 0.0, replenishment: PoolPaths | None = None) -> Dispersion:
+    """:func:`disperse` from a run's paths that carry the allocation's party split.
+
+    ``replenishment``: a revolving ``deal``'s profile of the loans it buys (the run's, e.g.
+    ``tranching.revolving.run_replenishment``), used for the whole pool and for the
+    platform's retained share alike."""
     pool_loss = path_loss(paths)
     party_loss = party_path_losses(paths)
     whole = retained = None
     if deal is not None:
-        whole = securitise(deal, paths)
-        retained = securitise(deal, party_paths(paths, PLATFORM_ID))
+        whole = securitise(deal, paths, replenishment)
+        retained = securitise(deal, party_paths(paths, PLATFORM_ID), replenishment)
     return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
                     balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,
                     securitisation_retained=retained, k_sa=k_sa, w=w)
