@@ -675,9 +675,11 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
         with _full(db) as store:  # the run lacks this split: re-simulate it exactly
             paths, _how = run_party_paths(store, int(run_id), stored)
     deal = deal_from_text(deal_toml) if deal_toml else None
+    # a revolving deal buys new loans: the run's replenishment profile, as the tranche table
+    profile = _load_replenishment(db, run_id, deal) if deal is not None else None
     # the stored allocation is sorted by loan id, as are the pool loans the run simulated
     result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
-                            stored.risk.lgd, deal)
+                            stored.risk.lgd, deal, replenishment=profile)
     table = pd.DataFrame(result.table())
     heads = pd.DataFrame([h.row() for h in result.headlines])
     if viewer.is_treasury:

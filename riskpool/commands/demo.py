@@ -232,7 +232,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
 
         t = time.perf_counter()
         disp = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
-                              stored.risk.lgd, deal)
+                              stored.risk.lgd, deal, replenishment=profile)
         timings["dispersion_s"] = time.perf_counter() - t
         for h in disp.headlines:
             echo(f"dispersion ({h.scenario}): {h.el_share_left:.1%} of EL and "

@@ -189,11 +189,18 @@ def dispersion(
         from tranching.deal import load_deal
 
         deal = load_deal(structure)
+    profile = None
     with open_store(db, read_only=True) as store:
         stored = load_allocation(store, allocation)
         paths, how = run_party_paths(store, run, stored)
+        if deal is not None:
+            from tranching.revolving import run_replenishment
+
+            # a revolving deal buys new loans: the run's replenishment profile, rebuilt from
+            # its inputs as `riskpool simulate --structure` built it (same seed)
+            profile = run_replenishment(store, run, deal)
     d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
-                       deal, k_sa=k_sa, w=w)
+                       deal, k_sa=k_sa, w=w, replenishment=profile)
     typer.echo(f"run {run}, allocation {allocation}{', deal ' + structure.name if structure else ''}: "
                f"{paths.n_paths:,} paths; party losses: {how}")
     typer.echo(f"{'party':<14}{'exposure':>18}{'EL':>14}{'VaR99':>14}{'ES99':>14}{'VaR99.9':>14}"

@@ -167,6 +167,7 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     from portfolio.store.runs import load_paths
     from portfolio.store.tranches import load_run_deal
     from tranching.deal import deal_from_dict
+    from tranching.revolving import run_replenishment
 
     at = page("dispersion", "treasury")
     no_errors(at)
@@ -178,8 +179,10 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
         paths = load_paths(store, dashboard_env.run_id)
         deal = deal_from_dict(tomllib.loads(load_run_deal(store, dashboard_env.run_id)
                                             ["deal_toml"]))
+        profile = run_replenishment(store, dashboard_env.run_id, deal)
+    assert profile is not None  # the example deal revolves: the page uses its profile
     result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
-                            stored.risk.lgd, deal)
+                            stored.risk.lgd, deal, replenishment=profile)
     expected = pd.DataFrame(result.table()).set_index("party")
     for col in ("exposure", "el", "var_999", "capital"):
         np.testing.assert_allclose(shown.loc[expected.index, col].to_numpy(float),
@@ -187,6 +190,12 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     heads = frame_with(at, "el_share_left")
     assert heads["el_share_left"].tolist() == pytest.approx(
         [h.el_share_left for h in result.headlines])
+    # one VaR definition: the pool's figures are the Simulation page's (loss_distribution)
+    from portfolio.simulation import loss_distribution
+
+    stats = loss_distribution(paths)
+    assert metric(at, "Pool EL (CNY)") == f"{stats.el:,.0f}"
+    assert metric(at, "Pool 99.9% VaR (CNY)") == f"{stats.var[-1]:,.0f}"
 
 
 def test_reports_page_offers_each_file(dashboard_env) -> None:

@@ -105,3 +105,42 @@ def test_dispersion_cli_errors(cli, db):
     assert r.code == 2 and "run" in r.err
     r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "7")
     assert r.code == 2 and "--allocation" in r.err
+
+
+def test_dispersion_cli_structure_uses_the_runs_replenishment_profile(cli, db):
+    """``--structure`` with a revolving deal: the profile ``simulate --structure`` would build
+    (rebuilt from the run's inputs), so the printed rows equal the library's with it."""
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, run_party_paths
+    from portfolio.assumptions import load_assumptions
+    from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.store.runs import get_run
+    from tranching.deal import load_deal
+    from tranching.revolving import replenishment_for, run_replenishment
+
+    deal = load_deal(DEAL)
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, _ = run_party_paths(store, 1, stored)
+        profile = run_replenishment(store, 1, deal)
+        inputs = get_run(store, 1).inputs
+        pool = get_pool(store, int(inputs["pool_id"]))
+        loans = load_pool_loans(store, pool.pool_id)
+    # the same profile as `riskpool simulate --structure` builds for the run
+    built = replenishment_for(deal, loans, load_assumptions(inputs["assumptions"]),
+                              int(inputs["n_paths"]), int(inputs["seed"]), cutoff=pool.cutoff_date)
+    assert profile is not None and built is not None
+    np.testing.assert_array_equal(profile.default, built.default)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
+                       deal, replenishment=profile)
+    old = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                         stored.risk.lgd, deal)
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL)
+    assert r.code == 0, r.err
+    for row in d.table():
+        line = next(x for x in r.out.splitlines() if x.startswith(f"{row['party']:<14}"))
+        assert f"{row['el']:,.2f}" in line and f"{row['var_999']:,.2f}" in line, line
+    # without the profile (the scaling approximation) the platform's numbers differ
+    plat = next(x for x in r.out.splitlines() if x.startswith(f"{'platform':<14}"))
+    old_plat = next(row for row in old.table() if row["party"] == "platform")
+    assert f"{old_plat['el']:,.2f}" not in plat
