@@ -39,9 +39,10 @@ originator's balance sheet (significant risk transfer assumed); its retained pos
 SEC-SA capital. Over-collateralisation (``initial_oc``) counts as a first-loss position of the
 subordinated holder.
 
-Headline per scenario (baseline: the platform holds the whole pool): the share of the
-expected loss and of the 99.9% VaR that left the platform (``1 − platform / pool``) and the
-capital released (baseline IRB capital − the platform's capital in the scenario).
+Headline per scenario (baseline: the platform holds every loan of the scenario — the whole
+pool, plus for a revolving deal the loans the deal's collections bought): the share of the
+expected loss and of the 99.9% VaR that left the platform (``1 − platform / baseline``) and
+the capital released (baseline IRB capital − the platform's capital in the scenario).
 
 HHI of the partners' exposures: Σ s_i² with s_i a partner's share of all partners' exposure
 (platform and note investors excluded), between 1/n and 1.
@@ -335,21 +336,24 @@ def disperse(
                                  loss_measures(loss), irb[pid], cap_sec, 12.5 * irb[pid] + rwa_sec))
     partner_exp = [p.loan_exposure for p in parties if p.party_id in party_ids[1:]]
 
-    # headlines
-    def headline(name: str, loss: np.ndarray, capital: float) -> Headline:
+    # headlines: each scenario against the platform holding every loan of that scenario
+    # (the pool, plus for a revolving deal the loans its collections bought)
+    def headline(name: str, loss: np.ndarray, capital: float, baseline: LossMeasures) -> Headline:
         m = loss_measures(loss)
         return Headline(name, m.el, m.var_999, capital,
-                        1.0 - m.el / pool_m.el if pool_m.el > 0 else 0.0,
-                        1.0 - m.var_999 / pool_m.var_999 if pool_m.var_999 > 0 else 0.0,
+                        1.0 - m.el / baseline.el if baseline.el > 0 else 0.0,
+                        1.0 - m.var_999 / baseline.var_999 if baseline.var_999 > 0 else 0.0,
                         baseline_capital - capital)
 
-    heads = [headline("joint lending", party_loss[0], float(irb_by_party[0]))]
+    heads = [headline("joint lending", party_loss[0], float(irb_by_party[0]), pool_m)]
     for name, s in (("securitisation", securitisation_whole), ("both", securitisation_retained)):
         if s is None:
             continue
         plat_pos = [p for p in s.positions if p.holder == PLATFORM_ID]
         plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
-        heads.append(headline(name, plat_loss, _capital_of_positions(plat_pos, ka)[0]))
+        held = np.asarray(pool_loss, dtype=np.float64) + s.purchased_loss
+        base = pool_m if not np.any(s.purchased_loss) else loss_measures(held)
+        heads.append(headline(name, plat_loss, _capital_of_positions(plat_pos, ka)[0], base))
     total = np.asarray(pool_loss, dtype=np.float64)
     if sec is not None:
         total = total + sec.purchased_loss

@@ -165,6 +165,25 @@ def test_dispersion_with_a_revolving_deal_adds_up_and_keeps_the_pool_row(run):
     np.testing.assert_allclose(d.party_losses["investors"], inv)
 
 
+def test_headline_compares_a_revolving_deal_with_every_loan_it_held(run):
+    # The baseline of a securitisation headline is the platform holding everything the deal
+    # held: the pool and the loans its collections bought. The platform, as residual holder,
+    # bears at most that, so the share that left lies in [0, 1]; against the pool alone the
+    # purchases' losses would make it negative.
+    loans, a, risk, _, paths, deal, profile = run
+    d = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal,
+                       replenishment=profile)
+    whole = securitise(deal, paths, profile)
+    assert np.any(whole.purchased_loss > 0)
+    head = {h.scenario: h for h in d.headlines}
+    plat = whole.losses_by_holder()[PLATFORM_ID]
+    baseline = loss_distribution(np.asarray(d.pool_loss) + whole.purchased_loss).el
+    sec = head["securitisation"]
+    assert sec.el_share_left == pytest.approx(1.0 - plat.mean() / baseline, rel=1e-12)
+    for h in head.values():
+        assert -1e-9 <= h.el_share_left <= 1.0 + 1e-9
+
+
 def test_loss_measures_are_loss_distributions_estimators():
     rng = np.random.default_rng(3)
     x = rng.gamma(2.0, 100.0, size=4321)
