@@ -113,7 +113,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
             client = distributed.Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise ValidationError(must_be("--scheduler", "the address of a running Dask "
-                                          "scheduler", scheduler, f"({exc})")) from exc
+                                          "scheduler", scheduler) + f" ({exc})") from exc
         try:
             yield client
         finally:
