@@ -181,14 +181,23 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
     r2 = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
              "--seed", "9")
     assert r2.code == 0, r2.err
+    # --workers: a LocalCluster of its own (one process here, to keep the test short)
+    r3 = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+             "--seed", "9", "--workers", "1")
+    assert r3.code == 0, r3.err
+    assert "on 1 Dask workers" in r3.out
     from portfolio.store.core import open_store
-    from portfolio.store.runs import load_paths
+    from portfolio.store.runs import get_run, load_paths
 
     with open_store(db, read_only=True) as store:
         p_dask = load_paths(store, 1)
         p_local = load_paths(store, 2)
+        p_own = load_paths(store, 3)
+        assert get_run(store, 3).inputs["dask"] == {"workers": 1, "scheduler": "local"}
+        assert get_run(store, 1).inputs["dask"]["scheduler"] == address
     for name in FLOW_NAMES:
         assert np.array_equal(getattr(p_dask, name), getattr(p_local, name)), name
+        assert np.array_equal(getattr(p_own, name), getattr(p_local, name)), name
 
 
 def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool):
