@@ -138,18 +138,22 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     band = loans.score_band.astype(np.int64)
     mob = loans.months_on_book.astype(np.int64)
     rem = np.maximum(loans.remaining_term.astype(np.int64), 1)
-    key = pd.DataFrame({"b": band, "t": term_idx, "m": mob, "r": rem})
-    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(key))
-    life_u = np.empty(len(uniq))
+    # one integer key per (band, term, months on book, remaining term); each distinct key once
+    lo = int(mob.min(initial=0))  # the key needs non-negative digits
+    span = int(max(mob.max(initial=0) - lo, rem.max(initial=1))) + 1
+    key = ((band * len(terms) + term_idx) * span + (mob - lo)) * span + rem
+    codes, uniq = pd.factorize(key)
+    rest, r = np.divmod(uniq, span)
+    rest, m = np.divmod(rest, span)
+    m = m + lo
+    b, t = np.divmod(rest, len(terms))
     log_surv = np.log1p(-np.minimum(hz, 1 - 1e-12))
     cum = np.concatenate([np.zeros(hz.shape[:2] + (1,)), np.cumsum(log_surv, axis=2)], axis=2)
-    for j, (b, t, m, r) in enumerate(uniq):
-        # ages m+1 … m+r use columns min(age, n_age) − 1; beyond n_age the last column repeats
-        a0, a1 = m, m + r  # columns a0 … a1−1 (unclipped)
-        inside = cum[b, t, min(a1, n_age)] - cum[b, t, min(a0, n_age)]
-        beyond = max(0, a1 - max(a0, n_age)) * log_surv[b, t, n_age - 1]
-        life_u[j] = -np.expm1(inside + beyond)
-    life = life_u[codes]
+    # ages m+1 … m+r use columns min(age, n_age) − 1; beyond n_age the last column repeats
+    a0, a1 = m, m + r  # columns a0 … a1−1 (unclipped)
+    inside = cum[b, t, np.minimum(a1, n_age)] - cum[b, t, np.minimum(a0, n_age)]
+    beyond = np.maximum(0, a1 - np.maximum(a0, n_age)) * log_surv[b, t, n_age - 1]
+    life = (-np.expm1(inside + beyond))[codes]
     annual = -np.expm1(np.log1p(-np.minimum(life, 1 - 1e-12)) * 12.0 / rem)
     lgd = np.full(len(loans), 1.0 - float(assumptions.recovery_rate))
     return LoanRisk(annual, lgd, life, "assumptions")
@@ -719,6 +723,16 @@ class Allocation:
         return {pid: float(a) for pid, a in zip(self.party_ids, amt, strict=True)}
 
 
+def _borrower_codes(borrower_id: np.ndarray) -> np.ndarray:
+    """One integer per distinct borrower id (compared as strings): the R5 household totals
+    group by these codes, in the solver's eligibility and in the re-check alike, instead of
+    sorting a million strings each time."""
+    ids = np.asarray(borrower_id, dtype=object)
+    if pd.api.types.infer_dtype(ids, skipna=False) != "string":
+        ids = ids.astype(str).astype(object)
+    return pd.factorize(ids)[0]
+
+
 def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.JOINT,
              objective: Objective | str = Objective.MAX_TRANSFER, risk: LoanRisk | None = None,
              as_of: dt.date | None = None, borrower_id: np.ndarray | None = None,
@@ -747,6 +761,8 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
         if r7_breach:
             raise InfeasibleAllocation("allocation infeasible: " + "; ".join(b.message for b in r7_breach)
                                        + ". Nothing was written.", ["R7 (platform)"])
+    if borrower_id is not None:
+        borrower_id = _borrower_codes(borrower_id)
     elig = eligibility_matrix(loans, registry, as_of, borrower_id)
     seg = build_segments(loans, elig, risk)
     t1 = time.perf_counter()

@@ -194,7 +194,10 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
         if borrower_id is None or len(borrower_id) == 0:
             total = loans.balance
         else:
-            _, inverse = np.unique(np.asarray(borrower_id, dtype=str), return_inverse=True)
+            ids = np.asarray(borrower_id)
+            if ids.dtype.kind not in "iu":  # integer codes (allocate factorises once) as they are
+                ids = ids.astype(str)
+            _, inverse = np.unique(ids, return_inverse=True)
             total = np.bincount(inverse, weights=loans.balance)[inverse]
         return np.maximum(total - cap, 0.0)
     if rule.id == "R6":
