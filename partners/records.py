@@ -41,9 +41,10 @@ def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
 
     info = get_pool(store, pool_id)
     loans = load_pool_loans(store, pool_id)
-    ids = sql.borrower_ids(store.con, [str(x) for x in loans.loan_id])
-    bmap = dict(zip(ids["loan_id"], ids["borrower_id"], strict=True))
-    borrower = np.array([bmap.get(str(x), str(x)) for x in loans.loan_id], dtype=object)
+    borrower = sql.pool_borrower_ids(store.con, int(pool_id))  # in the same loan_id order
+    if len(borrower) != len(loans):
+        raise AllocationError(must_be("pool loans", f"{len(loans)} borrower ids", len(borrower),
+                                      f"pool {pool_id}"))
     return LoansToAllocate(loans, borrower, int(pool_id), None, info.cutoff_date)
 
 

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -39,16 +40,19 @@ def originated_loans(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.dat
     ).df()
 
 
-def borrower_ids(con: duckdb.DuckDBPyConnection, loan_ids: list[str]) -> pd.DataFrame:
-    """(loan_id, borrower_id) for the given loans (pseudonymous ids only)."""
-    frame = pa.table({"loan_id": pa.array(loan_ids, type=pa.string())})
-    con.register("_alloc_ids", frame)
-    try:
-        return con.execute(
-            "SELECT l.loan_id, l.borrower_id FROM loans l JOIN _alloc_ids i USING (loan_id)"
-        ).df()
-    finally:
-        con.unregister("_alloc_ids")
+def pool_borrower_ids(con: duckdb.DuckDBPyConnection, pool_id: int) -> np.ndarray:
+    """Borrower id of each loan of a pool, ordered by loan_id (the order of
+    ``portfolio.store.pools.pool_loan_arrays``); a loan missing from the book keeps its loan_id."""
+    result = con.execute(
+        """
+        SELECT coalesce(l.borrower_id, p.loan_id) AS borrower_id
+        FROM pool_loans p LEFT JOIN loans l ON l.loan_id = p.loan_id
+        WHERE p.pool_id = ?
+        ORDER BY p.loan_id
+        """,
+        [pool_id],
+    ).fetchnumpy()
+    return np.asarray(result["borrower_id"], dtype=object)
 
 
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:
