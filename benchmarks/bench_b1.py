@@ -7,7 +7,8 @@ Set-up (once, cached in ``bench_out/``; not part of the timed pipeline):
   (``bench_out/b1_assumptions_1500k_12m.toml``). Quick mode: a 150,000-loan book.
 
 Timed pipeline (in a fresh child process, so that its peak RSS is its own), after the pool is
-built: load the pool (first 1,000,000 loans by loan_id, with borrower ids) → load the
+built: load the pool with its borrower ids (``partners.records.pool_loans``; the first
+1,000,000 loans by loan_id) → load the
 assumptions → allocate over three partners (``examples/partners.toml`` without its trust) →
 10,000 paths to maturity plus the recovery lag, granular engine, with the allocation's party
 split → the Chinese example deal (``examples/deal_cn_consumer.toml``: 3 tranches, reserve,
@@ -206,28 +207,14 @@ def _take(loans: Any, n: int) -> Any:
     return loans.take(np.arange(min(n, len(loans))))
 
 
-def _borrowers(store: Any, loans: Any) -> np.ndarray:
-    """Pseudonymous borrower id of each pool loan, in pool order (for the partners' R5
-    per-borrower limits). ``partners.records.pool_loans`` does the same through a Python dict
-    (about 5 s on 1M loans); here the ids are matched by sorting (pool loans come sorted by
-    loan_id)."""
-    from portfolio.store.allocations import borrower_ids
-
-    frame = borrower_ids(store.con, np.asarray(loans.loan_id).tolist())
-    got = frame["loan_id"].to_numpy().astype("U")
-    order = np.argsort(got, kind="stable")
-    if not np.array_equal(got[order], np.asarray(loans.loan_id).astype("U")):
-        raise RuntimeError("borrower ids do not match the pool's loans")
-    return frame["borrower_id"].to_numpy()[order]
-
-
 def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """B1 end to end after the pool is built; every stage timed. Runs in a fresh process."""
     rss = PeakRss().start()
     from partners.allocation import allocate, loan_risk_from_assumptions
     from partners.dispersion import disperse_paths
+    from partners.records import pool_loans
     from portfolio.assumptions import load_assumptions
-    from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.pools import get_pool
     from portfolio.simulation import loss_distribution, simulate
     from portfolio.store.core import open_store
     from tranching.deal import load_deal
@@ -242,8 +229,9 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
     t = time.perf_counter()
     with open_store(Path(db), read_only=True) as store:
         pool = get_pool(store, pool_id)
-        loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
-        borrower = _borrowers(store, loans)
+        batch = pool_loans(store, pool_id)  # loans ordered by loan_id, with borrower ids
+    loans = _take(batch.loans, sz["pool_loans"])
+    borrower = batch.borrower_id[:len(loans)]
     st["pool load"] = time.perf_counter() - t
 
     t = time.perf_counter()
