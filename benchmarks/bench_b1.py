@@ -308,9 +308,7 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
     prep = prepare_pool(loans, a, loan_level=True)
     w_prep = time.perf_counter() - t
     t = time.perf_counter()
-    # one 256-path block per batch: run_blocks's default batch_size (1,000 paths) would put
-    # all of 1,024 paths in one batch, i.e. on one thread
-    run_blocks(prep, root_seed(7), p, "loan", batch_size=256)
+    run_blocks(prep, root_seed(7), p, "loan")  # the default splits 1,024 paths over the threads
     w_loan = time.perf_counter() - t
     out["loan engine: loans x paths"] = f"{n:,} x {p:,}"
     out["loan engine preparation s (schedules, once per pool)"] = w_prep
@@ -356,11 +354,10 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
     out["dask granular engine: loans x paths"] = f"{n:,} x {pg:,}"
     out["dask 2-worker vs 1-worker speed-up (granular engine)"] = \
         times["granular", 1] / times["granular", 2]
-    # the same comparison with local threads (no Dask), one block of 256 paths per batch so
-    # that both threads get work
+    # the same comparison with local threads (no Dask)
     for th in (1, 2):
         t = time.perf_counter()
-        run_blocks(prep, root, pd_, "loan", batch_size=256, threads=th)
+        run_blocks(prep, root, pd_, "loan", threads=th)
         times["threads", th] = time.perf_counter() - t
     out["local threads 2 vs 1 speed-up (loan engine)"] = times["threads", 1] / times["threads", 2]
     return out

@@ -744,14 +744,19 @@ def run_blocks(
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
 ) -> PoolPaths:
-    """Run every canonical block locally (threads) and assemble the paths."""
+    """Run every canonical block locally (threads) and assemble the paths.
+
+    A batch holds at most ``batch_size`` paths rounded up to whole blocks and, when there are
+    enough blocks, a run has at least one batch per thread, so that a small run (1,000 paths =
+    4 blocks) keeps every thread busy. Each block has its own seed and its own rows of the
+    result, so the grouping never changes a number."""
     blocks = block_layout(n_paths)
-    per_batch = max(1, -(-batch_size // BLOCK_PATHS))
+    n_workers = max(1, min(threads or os.cpu_count() or 1, len(blocks)))
+    per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
     acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
-    n_workers = max(1, min(threads or os.cpu_count() or 1, len(blocks)))
     done = [0]
     lock = threading.Lock()
 
