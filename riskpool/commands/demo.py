@@ -147,6 +147,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     from portfolio.store import open_store
     from portfolio.store.runs import record_simulation
     from portfolio.store.tranches import record_tranche_results
+    from portfolio.analytics import book_summary
     from riskpool.settings import code_version
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for, run_deal
@@ -160,6 +161,15 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         timings["generate_s"] = time.perf_counter() - t
         echo(f"book: {g.n_loans:,} loans, {g.n_performance_rows:,} performance rows "
              f"({timings['generate_s']:.1f} s)")
+        summary = book_summary(store.con, as_of)
+        overall = summary.groups[summary.groups["dimension"] == "all"].iloc[0]
+        a = summary.anchors
+        echo(f"  outstanding {overall['loans']:,.0f} loans, {overall['balance']:,.2f} CNY; "
+             f"WA APR {overall['wa_apr']:.2%}, WA score {overall['wa_score']:.0f}, "
+             f"WA remaining term {overall['wa_remaining_term']:.1f} months")
+        echo(f"  30+ DPD {a.dpd30_ratio:.2%}, 90+ DPD {a.dpd90_ratio:.2%} of balance; lifetime "
+             f"default of seasoned 12-month loans {a.seasoned_default_rate:.2%} "
+             "(`riskpool book summary` for the full tables)")
 
         t = time.perf_counter()
         doc = tomllib.loads(Path(params.criteria).read_text(encoding="utf-8"))
