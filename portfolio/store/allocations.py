@@ -43,16 +43,16 @@ def originated_loans(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.dat
 def pool_borrower_ids(con: duckdb.DuckDBPyConnection, pool_id: int) -> np.ndarray:
     """Borrower id of each loan of a pool, ordered by loan_id (the order of
     ``portfolio.store.pools.pool_loan_arrays``); a loan missing from the book keeps its loan_id."""
-    result = con.execute(
+    table = con.sql(
         """
         SELECT coalesce(l.borrower_id, p.loan_id) AS borrower_id
         FROM pool_loans p LEFT JOIN loans l ON l.loan_id = p.loan_id
         WHERE p.pool_id = ?
         ORDER BY p.loan_id
         """,
-        [pool_id],
-    ).fetchnumpy()
-    return np.asarray(result["borrower_id"], dtype=object)
+        params=[pool_id],
+    ).to_arrow_table()
+    return np.asarray(table.column("borrower_id").to_numpy(), dtype=object)
 
 
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:

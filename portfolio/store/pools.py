@@ -41,6 +41,21 @@ def _numpy(result: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def _arrow_numpy(table: pa.Table, few_values: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Columns of an Arrow result as numpy arrays (strings as object arrays, dates as
+    ``datetime64[D]``). A string column in ``few_values`` (e.g. region) is dictionary-encoded
+    first, so each distinct value becomes one Python string rather than one per row."""
+    out = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if name in few_values:
+            enc = col.dictionary_encode()
+            out[name] = enc.dictionary.to_numpy(zero_copy_only=False)[enc.indices.to_numpy()]
+        else:
+            out[name] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
 def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict[str, np.ndarray]:
     """Every loan in the book with its performance row at ``cutoff``, as numpy arrays.
 
@@ -141,7 +156,7 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
 
     ``repayment_type`` comes back as the int8 ``RepaymentType.code`` (the order of ``codes``).
     """
-    result = con.execute(
+    table = con.sql(
         """
         SELECT loan_id, CAST(cutoff_balance AS DOUBLE) AS balance, apr, term_months,
                remaining_term, months_on_book,
@@ -152,9 +167,9 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
         WHERE pool_id = ?
         ORDER BY loan_id
         """,
-        [list(_REPAYMENT_NAMES), pool_id],
-    ).fetchnumpy()
-    return _numpy(result)
+        params=[list(_REPAYMENT_NAMES), pool_id],
+    ).to_arrow_table()  # Arrow, then numpy: no masked arrays, one string per distinct region
+    return _arrow_numpy(table, few_values=("region",))
 
 
 _REPAYMENT_NAMES = ("level_annuity", "equal_principal", "interest_only", "daily_interest")
