@@ -195,9 +195,10 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
             total = loans.balance
         else:
             ids = np.asarray(borrower_id)
-            if ids.dtype.kind not in "iu":  # integer codes (allocate factorises once) as they are
-                ids = ids.astype(str)
-            _, inverse = np.unique(ids, return_inverse=True)
+            if ids.dtype.kind in "iu" and ids.min() >= 0 and ids.max() < len(ids):
+                inverse = ids  # codes 0 … n−1 (allocate factorises the ids once): bins as they are
+            else:
+                _, inverse = np.unique(ids.astype(str), return_inverse=True)
             total = np.bincount(inverse, weights=loans.balance)[inverse]
         return np.maximum(total - cap, 0.0)
     if rule.id == "R6":
