@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from portfolio.store.pools import fetch_arrow
+
 _LOAN_FRAME_SQL = """
     SELECT l.loan_id, l.borrower_id, l.origination_date,
            CAST(l.principal AS DOUBLE) AS principal,
@@ -43,15 +45,16 @@ def originated_loans(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.dat
 def pool_borrower_ids(con: duckdb.DuckDBPyConnection, pool_id: int) -> np.ndarray:
     """Borrower id of each loan of a pool, ordered by loan_id (the order of
     ``portfolio.store.pools.pool_loan_arrays``); a loan missing from the book keeps its loan_id."""
-    table = con.sql(
+    table = fetch_arrow(
+        con,
         """
         SELECT coalesce(l.borrower_id, p.loan_id) AS borrower_id
         FROM pool_loans p LEFT JOIN loans l ON l.loan_id = p.loan_id
         WHERE p.pool_id = ?
         ORDER BY p.loan_id
         """,
-        params=[pool_id],
-    ).to_arrow_table()
+        [pool_id],
+    )
     return np.asarray(table.column("borrower_id").to_numpy(), dtype=object)
 
 

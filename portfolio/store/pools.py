@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,16 @@ def _numpy(result: dict[str, Any]) -> dict[str, np.ndarray]:
             arr = arr.astype("datetime64[D]")
         out[key] = np.asarray(arr)
     return out
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
+    """A query's rows as an Arrow table. Through ``execute`` (``con.sql`` refuses to run while
+    a caller's earlier ``execute`` result is unfinished, e.g. after a ``fetchone``); DuckDB
+    warns that this path copies the rows once more, which costs little next to the strings
+    it spares."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+        return con.execute(query, params).to_arrow_table()
 
 
 def _arrow_numpy(table: pa.Table, few_values: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -156,7 +167,8 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
 
     ``repayment_type`` comes back as the int8 ``RepaymentType.code`` (the order of ``codes``).
     """
-    table = con.sql(
+    table = fetch_arrow(
+        con,
         """
         SELECT loan_id, CAST(cutoff_balance AS DOUBLE) AS balance, apr, term_months,
                remaining_term, months_on_book,
@@ -167,8 +179,8 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
         WHERE pool_id = ?
         ORDER BY loan_id
         """,
-        params=[list(_REPAYMENT_NAMES), pool_id],
-    ).to_arrow_table()  # Arrow, then numpy: no masked arrays, one string per distinct region
+        [list(_REPAYMENT_NAMES), pool_id],
+    )  # Arrow, then numpy: no masked arrays, one string per distinct region
     return _arrow_numpy(table, few_values=("region",))
 
 
