@@ -89,7 +89,7 @@ def deterministic() -> Iterator[None]:
 
 def _configure(store: Store) -> Store:
     if _ONE_THREAD.get():
-        store.con.execute("SET threads TO 1")
+        store.set_threads(1)
     return store
 
 

@@ -358,7 +358,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
     """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``."""
     from portfolio.store import open_store
     from portfolio.store import reports as sql
-    from riskpool.settings import code_version
+    from portfolio.version import code_version
 
     t0 = time.perf_counter()
     started = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)

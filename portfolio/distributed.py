@@ -11,11 +11,12 @@ client puts every block's flows at its fixed path offset and assembles
 :class:`~portfolio.paths.PoolPaths` once, exactly as the local engine does: the result is
 bit-identical to :func:`portfolio.simulation.simulate` with the same seed.
 
-When a deal ``structure`` is given, each task also runs the waterfall
-(:func:`tranching.waterfall.run_waterfall`) on its own paths — the waterfall is path-wise, so
-per-path results do not depend on the grouping either — and returns per-path summaries
-(:class:`WaterfallSummary`). With ``shares`` the party split is done on the workers too (the
-engine carries per-party flows in every block).
+Work on the paths themselves can run on the workers too: ``per_paths`` is a picklable
+:class:`PathsReducer` that each task calls on its own paths and whose parts the client joins
+once in path order. The deal waterfall is one (``tranching.distributed.WaterfallOnWorkers``,
+given by the layer above; this module knows nothing of deals). A path-wise computation does
+not depend on the grouping either. With ``shares`` the party split is done on the workers too
+(the engine carries per-party flows in every block).
 
 A worker lost mid-run (process killed, machine gone): the scheduler re-runs its tasks
 elsewhere; tasks that raise are retried ``retries`` times. Either way a block is recomputed
@@ -34,8 +35,8 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,7 +51,7 @@ __all__ = [
     "check_cluster_flags",
     "DistributedRun",
     "DistributedUnavailable",
-    "WaterfallSummary",
+    "PathsReducer",
     "open_client",
     "require_dask",
     "run_distributed",
@@ -137,71 +138,30 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
 # Results
 
 
-@dataclass(frozen=True, slots=True)
-class WaterfallSummary:
-    """Per-path results of a deal's waterfall, in seniority order.
+class PathsReducer(Protocol):
+    """Work on each task's paths, run on the workers, joined once on the client.
 
-    ``tranche_loss`` / ``interest_paid`` / ``principal_received``: (n_tranches, n_paths) CNY
-    over the deal's life (principal received includes reimbursed write-downs; loss = original
-    balance − principal received, as :attr:`WaterfallResult.tranche_loss`);
-    ``tranche_cashflows``: (n_tranches, n_paths, n_months) interest + principal paid;
-    ``residual``: (n_paths,) cash to the subordinated holder; ``trigger_months``: trigger name
-    → (n_paths,) number of months the trigger was in force.
-    """
+    ``check(n_paths)`` validates it against the run before anything is submitted;
+    ``__call__(paths, first_path)`` runs on a worker on the paths
+    ``first_path : first_path + paths.n_paths`` of the run; ``combine(parts)`` joins the parts
+    (given in path order) on the client."""
 
-    tranche_names: tuple[str, ...]
-    original_balance: np.ndarray
-    tranche_loss: np.ndarray
-    interest_paid: np.ndarray
-    principal_received: np.ndarray
-    tranche_cashflows: np.ndarray
-    residual: np.ndarray
-    trigger_months: dict[str, np.ndarray] = field(default_factory=dict)
+    def check(self, n_paths: int) -> None: ...
 
-    @property
-    def n_paths(self) -> int:
-        return int(self.residual.shape[0])
+    def __call__(self, paths: PoolPaths, first_path: int) -> Any: ...
 
-    @classmethod
-    def from_result(cls, result: Any) -> WaterfallSummary:
-        """From a :class:`tranching.waterfall.WaterfallResult`."""
-        return cls(
-            tranche_names=tuple(result.tranche_names),
-            original_balance=np.asarray(result.original_balance, dtype=np.float64),
-            tranche_loss=result.tranche_loss,
-            interest_paid=result.interest_paid.sum(axis=2),
-            principal_received=result.principal_received,
-            tranche_cashflows=result.tranche_cashflows,
-            residual=result.residual.sum(axis=1),
-            trigger_months={k: v.sum(axis=1).astype(np.int64) for k, v in result.triggers.items()},
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence[WaterfallSummary]) -> WaterfallSummary:
-        """Summaries of consecutive path ranges, joined in path order."""
-        first = parts[0]
-        return cls(
-            tranche_names=first.tranche_names,
-            original_balance=first.original_balance,
-            tranche_loss=np.concatenate([p.tranche_loss for p in parts], axis=1),
-            interest_paid=np.concatenate([p.interest_paid for p in parts], axis=1),
-            principal_received=np.concatenate([p.principal_received for p in parts], axis=1),
-            tranche_cashflows=np.concatenate([p.tranche_cashflows for p in parts], axis=1),
-            residual=np.concatenate([p.residual for p in parts]),
-            trigger_months={k: np.concatenate([p.trigger_months[k] for p in parts])
-                            for k in first.trigger_months},
-        )
+    def combine(self, parts: Sequence[Any]) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
 class DistributedRun:
-    """``paths``: the same :class:`PoolPaths` as a local run; ``waterfall``: per-path deal
-    results when a structure was given; ``n_workers`` / ``n_tasks``: the cluster's worker
+    """``paths``: the same :class:`PoolPaths` as a local run; ``reduced``: the joined result of
+    ``per_paths`` when one was given; ``n_workers`` / ``n_tasks``: the cluster's worker
     count and the tasks submitted; ``timings`` in seconds (prepare, scatter, compute,
     assemble)."""
 
     paths: PoolPaths
-    waterfall: WaterfallSummary | None
+    reduced: Any
     n_workers: int
     n_tasks: int
     timings: dict[str, float]
@@ -222,7 +182,7 @@ class _TaskResult:
     first_path: int
     flows: np.ndarray  # (n_b, n_months, 5)
     party_flows: np.ndarray  # (n_parties, n_b, n_months, 5)
-    waterfall: WaterfallSummary | None
+    reduced: Any
 
 
 def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
@@ -235,12 +195,10 @@ def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
 
 
 def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,
-              block_range: tuple[int, int], engine: str, structure: Any,
-              on_task_start: Callable[[int], None] | None,
-              replenishment: PoolPaths | None = None) -> _TaskResult:
+              block_range: tuple[int, int], engine: str, per_paths: PathsReducer | None,
+              on_task_start: Callable[[int], None] | None) -> _TaskResult:
     """On a worker: the blocks ``[b0, b1)``, each from its own child seed, concatenated in
-    path order; the waterfall on those paths when ``structure`` is given (with the same paths
-    of the ``replenishment`` profile of a revolving deal)."""
+    path order; then ``per_paths`` on those paths when given."""
     b0, b1 = block_range
     if on_task_start is not None:
         on_task_start(b0)
@@ -254,16 +212,10 @@ def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int
         res = sim.simulate_batch(prep, b, sim.block_seed(root, b), n, engine)  # type: ignore[arg-type]
         flows[start - first:start - first + n] = res.flows
         pflows[:, start - first:start - first + n] = res.party_flows
-    wf = None
-    if structure is not None:
-        from tranching.waterfall import run_waterfall
-
-        part = sim._assemble(prep, flows, pflows, None)
-        rep_part = None if replenishment is None else slice_paths(replenishment, first,
-                                                                  first + n_b)
-        wf = WaterfallSummary.from_result(run_waterfall(structure, part,
-                                                        replenishment=rep_part))
-    return _TaskResult(first, flows, pflows, wf)
+    reduced = None
+    if per_paths is not None:
+        reduced = per_paths(sim._assemble(prep, flows, pflows, None), first)
+    return _TaskResult(first, flows, pflows, reduced)
 
 
 def _default_blocks_per_task(n_blocks: int, n_threads: int) -> int:
@@ -277,18 +229,15 @@ def run_distributed(
     root: np.random.SeedSequence,
     n_paths: int,
     engine: str = "granular",
-    structure: Any = None,
+    per_paths: PathsReducer | None = None,
     blocks_per_task: int | None = None,
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
-    replenishment: PoolPaths | None = None,
 ) -> DistributedRun:
     """Run a prepared pool's blocks on ``client``'s cluster and reduce once.
 
-    ``replenishment``: the replenishment profile of a revolving ``structure``
-    (``portfolio.replenishment.simulate_replenishment`` with the run's seed and path count);
-    each task's waterfall gets the same paths of it.
+    ``per_paths``: work on each task's paths (see :class:`PathsReducer`).
 
     ``on_task_start(first_block)`` is called on the worker at the start of every task
     attempt (logging, fault injection in tests)."""
@@ -300,13 +249,8 @@ def run_distributed(
                                       "engine", "a granular-only preparation"))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValidationError(must_be("retries", "an integer >= 0", retries))
-    if replenishment is not None:
-        if structure is None:
-            raise ValidationError(must_be("replenishment", "given only with a structure",
-                                          "a profile without a deal"))
-        if replenishment.n_paths != n_paths:
-            raise ValidationError(must_be("replenishment", f"a profile of {n_paths} paths "
-                                          "(the run's)", f"{replenishment.n_paths} paths"))
+    if per_paths is not None:
+        per_paths.check(n_paths)
     timings: dict[str, float] = {}
     info = client.scheduler_info()
     workers = info.get("workers", {})
@@ -327,19 +271,17 @@ def run_distributed(
     t = time.perf_counter()
     prep_f = client.scatter(prep, broadcast=True, hash=False)
     root_f = client.scatter(root, broadcast=True, hash=False)
-    struct_f = client.scatter(structure, broadcast=True, hash=False) \
-        if structure is not None else None
-    rep_f = client.scatter(replenishment, broadcast=True, hash=False) \
-        if replenishment is not None else None
+    per_f = client.scatter(per_paths, broadcast=True, hash=False) \
+        if per_paths is not None else None
     timings["scatter_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, struct_f,
-                             on_task_start, rep_f, retries=retries, pure=False)
+    futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, per_f,
+                             on_task_start, retries=retries, pure=False)
                for g in groups]
     acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
-    wf_parts: dict[int, WaterfallSummary] = {}
+    parts: dict[int, Any] = {}
     done = 0
     try:
         for fut in distributed.as_completed(futures):
@@ -347,8 +289,8 @@ def run_distributed(
             n_b = res.flows.shape[0]
             acc[res.first_path:res.first_path + n_b] = res.flows
             pacc[:, res.first_path:res.first_path + n_b] = res.party_flows
-            if res.waterfall is not None:
-                wf_parts[res.first_path] = res.waterfall
+            if per_paths is not None:
+                parts[res.first_path] = res.reduced
             done += n_b
             fut.release()
             if progress is not None:
@@ -361,9 +303,9 @@ def run_distributed(
     t = time.perf_counter()
     entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
     paths = sim._assemble(prep, acc, pacc, entropy)
-    wf = WaterfallSummary.concat([wf_parts[k] for k in sorted(wf_parts)]) if wf_parts else None
+    reduced = None if per_paths is None else per_paths.combine([parts[k] for k in sorted(parts)])
     timings["assemble_s"] = time.perf_counter() - t
-    return DistributedRun(paths, wf, n_workers, len(groups), timings)
+    return DistributedRun(paths, reduced, n_workers, len(groups), timings)
 
 
 def simulate_distributed(
@@ -375,7 +317,7 @@ def simulate_distributed(
     engine: str = "granular",
     shares: np.ndarray | None = None,
     party_ids: tuple[str, ...] = (),
-    structure: Any = None,
+    per_paths: PathsReducer | None = None,
     client: Any = None,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -383,16 +325,14 @@ def simulate_distributed(
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
-    replenishment: PoolPaths | None = None,
 ) -> DistributedRun:
     """:func:`portfolio.simulation.simulate` on a Dask cluster, bit-identical to it.
 
     Use ``client`` (an open ``distributed.Client``), or ``workers`` (a new local cluster of
-    that many processes) or ``scheduler`` (an existing cluster's address). ``structure``: a
-    :class:`tranching.deal.Deal` to run on the workers (per-path summaries in
-    ``.waterfall``; ``replenishment``: a revolving deal's replenishment profile, see
-    :func:`run_distributed`). ``shares`` / ``party_ids``: the party split (per-party flows in
-    ``.paths.party_flows``)."""
+    that many processes) or ``scheduler`` (an existing cluster's address). ``per_paths``: work
+    on each task's paths on the workers, joined in ``.reduced`` (for a deal's waterfall:
+    ``tranching.distributed.WaterfallOnWorkers``). ``shares`` / ``party_ids``: the party split
+    (per-party flows in ``.paths.party_flows``)."""
     if engine not in sim.ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
@@ -403,12 +343,11 @@ def simulate_distributed(
     prep = sim.prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan")
     prepare_s = time.perf_counter() - t
     if client is not None:
-        run = run_distributed(client, prep, root, int(n_paths), engine, structure,
-                              blocks_per_task, retries, on_task_start, progress, replenishment)
+        run = run_distributed(client, prep, root, int(n_paths), engine, per_paths,
+                              blocks_per_task, retries, on_task_start, progress)
     else:
         with open_client(workers=workers, scheduler=scheduler) as own:
-            run = run_distributed(own, prep, root, int(n_paths), engine, structure,
-                                  blocks_per_task, retries, on_task_start, progress,
-                                  replenishment)
+            run = run_distributed(own, prep, root, int(n_paths), engine, per_paths,
+                                  blocks_per_task, retries, on_task_start, progress)
     run.timings["prepare_s"] = prepare_s
     return run

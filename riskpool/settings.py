@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import subprocess
-from pathlib import Path
+from portfolio.store.core import default_db_path
+from portfolio.version import code_version
 
-from riskpool import __version__
-
-
-@functools.cache
-def code_version() -> str:
-    """Package version plus the git commit when run from a checkout (recorded with runs)."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent.parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
+__all__ = ["code_version", "default_db_path"]

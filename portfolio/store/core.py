@@ -249,6 +249,11 @@ class Store:
         rows = self.con.execute(f"SELECT nextval('{sequence}')").fetchall()
         return int(rows[0][0])
 
+    def set_threads(self, n: int) -> None:
+        """DuckDB worker threads of this connection (1: parallel float sums are reproducible
+        to the last bit)."""
+        self.con.execute(f"SET threads TO {int(n)}")
+
     def schema_version(self) -> int:
         rows = self.con.execute(
             "SELECT value FROM schema_info WHERE key = 'schema_version'"

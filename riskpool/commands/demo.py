@@ -139,6 +139,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     from partners.dispersion import disperse_paths
     from partners.records import load_allocation, pool_loans, save_allocation
     from partners.registry import load_registry
+    from portfolio.analytics import book_summary
     from portfolio.assumptions import save_assumptions
     from portfolio.calibration import calibrate_from_store
     from portfolio.generate import generate_book
@@ -147,7 +148,6 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     from portfolio.store import open_store
     from portfolio.store.runs import record_simulation
     from portfolio.store.tranches import record_tranche_results
-    from portfolio.analytics import book_summary
     from riskpool.settings import code_version
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for, run_deal

@@ -24,7 +24,6 @@ from simulation_pools import assumptions, mixed_pool
 
 from portfolio.distributed import (
     DistributedUnavailable,
-    WaterfallSummary,
     check_cluster_flags,
     open_client,
     require_dask,
@@ -37,6 +36,7 @@ from portfolio.paths import FLOW_NAMES, PoolPaths
 from portfolio.replenishment import simulate_replenishment
 from portfolio.simulation import simulate
 from tranching.deal import load_deal
+from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
 from tranching.waterfall import run_waterfall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def test_granular_with_party_split_and_waterfall_on_workers_matches_local(cluste
     local = simulate(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties)
     profile = simulate_replenishment(loans, a, N_PATHS, SEED)
     run = simulate_distributed(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties,
-                               structure=deal, replenishment=profile, client=cluster,
+                               per_paths=WaterfallOnWorkers(deal, profile), client=cluster,
                                blocks_per_task=1)
     assert run.n_tasks == 3
     _assert_same_paths(run.paths, local)
@@ -113,7 +113,7 @@ def test_granular_with_party_split_and_waterfall_on_workers_matches_local(cluste
                                rtol=1e-12, atol=1e-6)
     wf = run_waterfall(deal, local, replenishment=profile)
     expect = WaterfallSummary.from_result(wf)
-    got = run.waterfall
+    got = run.reduced
     assert got is not None and got.n_paths == N_PATHS
     assert got.tranche_names == expect.tranche_names
     for name in ("tranche_loss", "interest_paid", "principal_received", "tranche_cashflows",
@@ -258,10 +258,8 @@ def test_bad_arguments_name_the_field(pool, cluster):
     loans, a, _ = pool
     profile = simulate_replenishment(loans, a, 30, 1)
     with pytest.raises(ValidationError, match="replenishment"):
-        simulate_distributed(loans, a, 40, 1, structure=load_deal(DEAL),
-                             replenishment=profile, client=cluster)
-    with pytest.raises(ValidationError, match="replenishment"):
-        simulate_distributed(loans, a, 30, 1, replenishment=profile, client=cluster)
+        simulate_distributed(loans, a, 40, 1, per_paths=WaterfallOnWorkers(load_deal(DEAL), profile),
+                             client=cluster)
     with pytest.raises(ValidationError, match="n_paths"):
         simulate_distributed(loans, a, 0, 1, workers=1)
     with pytest.raises(ValidationError, match="engine"):
