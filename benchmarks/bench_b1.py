@@ -261,7 +261,7 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
 
     t = time.perf_counter()
     disp = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
-                          replenishment=profile)
+                          replenishment=profile, waterfall=wf)  # the waterfall run above
     stats = loss_distribution(paths)
     st["dispersion per party"] = time.perf_counter() - t
     total = time.perf_counter() - t_all

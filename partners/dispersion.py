@@ -159,8 +159,8 @@ class Securitisation:
         return out
 
 
-def securitise(deal: Any, paths: PoolPaths,
-               replenishment: PoolPaths | None = None) -> Securitisation:
+def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = None, *,
+               waterfall: Any | None = None) -> Securitisation:
     """Run ``deal`` (``tranching.deal.Deal``) on ``paths`` and turn the tranches into
     positions per holder (vertical retention splits a tranche between holders).
 
@@ -168,10 +168,21 @@ def securitise(deal: Any, paths: PoolPaths,
     (``tranching.revolving.replenishment_for`` / ``run_replenishment``), passed on to
     ``run_waterfall``; its flows are per unit of its initial balance, so ``paths`` may be a
     party's share of the pool (``party_paths``). Without it a revolving deal uses the
-    waterfall's scaling approximation."""
+    waterfall's scaling approximation.
+
+    ``waterfall``: the ``run_waterfall(deal, paths, replenishment=replenishment)`` result the
+    caller already has (the same inputs: it is not run again); None runs it here."""
     from tranching.waterfall import run_waterfall
 
-    result = run_waterfall(deal, paths, replenishment=replenishment)
+    if waterfall is not None and (
+            tuple(waterfall.tranche_names) != tuple(deal.tranche_names)
+            or waterfall.balance.shape[1] != paths.n_paths):
+        raise DispersionError(must_be(
+            "waterfall", f"the run of this deal's tranches {tuple(deal.tranche_names)} on "
+            f"{paths.n_paths} paths", f"tranches {tuple(waterfall.tranche_names)} on "
+            f"{waterfall.balance.shape[1]} paths"))
+    result = waterfall if waterfall is not None else \
+        run_waterfall(deal, paths, replenishment=replenishment)
     pool = float(paths.initial_balance)
     if not pool > 0:
         raise DispersionError(must_be("paths.initial_balance", "> 0 (a pool to securitise)", pool))
@@ -363,17 +374,20 @@ def disperse(
 
 def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd: np.ndarray,
                    lgd: np.ndarray, deal: Any | None = None, *, k_sa: float = RETAIL_K_SA,
-                   w: float = 0.0, replenishment: PoolPaths | None = None) -> Dispersion:
+                   w: float = 0.0, replenishment: PoolPaths | None = None,
+                   waterfall: Any | None = None) -> Dispersion:
     """:func:`disperse` from a run's paths that carry the allocation's party split.
 
     ``replenishment``: a revolving ``deal``'s profile of the loans it buys (the run's, e.g.
     ``tranching.revolving.run_replenishment``), used for the whole pool and for the
-    platform's retained share alike."""
+    platform's retained share alike. ``waterfall``: the caller's
+    ``run_waterfall(deal, paths, replenishment=replenishment)`` of the whole pool, reused
+    instead of running it again (the platform's retained share is always run here)."""
     pool_loss = path_loss(paths)
     party_loss = party_path_losses(paths)
     whole = retained = None
     if deal is not None:
-        whole = securitise(deal, paths, replenishment)
+        whole = securitise(deal, paths, replenishment, waterfall=waterfall)
         retained = securitise(deal, party_paths(paths, PLATFORM_ID), replenishment)
     return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
                     balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,

@@ -1,0 +1,79 @@
+"""``disperse_paths``/``securitise`` reuse the caller's waterfall run of the whole pool: the
+same numbers, bit for bit, as running the waterfall inside (B1 runs it once, not twice)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from partners_fixtures import make_loans, registry_doc
+
+from partners.allocation import allocate, loan_risk_from_table
+from partners.dispersion import DispersionError, disperse_paths, securitise
+from partners.registry import parse_registry
+from portfolio.generate import GeneratorParams, true_assumptions
+from portfolio.simulation import simulate
+from tranching.deal import load_deal
+from tranching.revolving import replenishment_for
+from tranching.waterfall import run_waterfall
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = dt.date(2026, 11, 1)
+N_PATHS, SEED = 200, 8
+
+
+@pytest.fixture(scope="module")
+def run():
+    reg = parse_registry(registry_doc())
+    loans = make_loans(400, seed=3)
+    alloc = allocate(loans, reg, as_of=AS_OF)
+    risk = loan_risk_from_table(loans, reg.expected_loss)
+    ass = true_assumptions(GeneratorParams(), 30)
+    paths = simulate(loans, ass, N_PATHS, SEED, shares=alloc.shares, party_ids=alloc.party_ids)
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    profile = replenishment_for(deal, loans, ass, N_PATHS, SEED)
+    return loans, alloc, risk, paths, deal, profile
+
+
+def _same(a, b) -> None:
+    """Equal bit for bit, field by field (arrays with array_equal, NaN equal to NaN)."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b)
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+def test_dispersion_with_the_callers_waterfall_is_identical(run):
+    loans, alloc, risk, paths, deal, profile = run
+    wf = run_waterfall(deal, paths, replenishment=profile)
+    inside = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
+                            replenishment=profile)
+    reused = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
+                            replenishment=profile, waterfall=wf)
+    _same(inside, reused)
+    _same(securitise(deal, paths, profile), securitise(deal, paths, profile, waterfall=wf))
+
+
+def test_a_waterfall_of_other_paths_is_refused(run):
+    _, _, _, paths, deal, profile = run
+    fewer = simulate(make_loans(50, seed=4), true_assumptions(GeneratorParams(), 30), 10, 1)
+    other = run_waterfall(deal, fewer)
+    with pytest.raises(DispersionError, match="waterfall"):
+        securitise(deal, paths, profile, waterfall=other)
