@@ -183,8 +183,8 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
 
 
 def table(frame: Any, key: str | None = None, container: Any = None) -> None:
-    """``st.dataframe`` without the index and with thousands separators on float columns
-    (display only: the data are the library's numbers unchanged)."""
+    """``st.dataframe`` without the index, with thousands separators on float columns and
+    amounts shown to the cent (display only: the data are the library's numbers unchanged)."""
     import pandas as pd
 
     target = container if container is not None else st
@@ -194,5 +194,8 @@ def table(frame: Any, key: str | None = None, container: Any = None) -> None:
     if isinstance(data, pd.DataFrame):
         for col in data.columns:
             if pd.api.types.is_float_dtype(data[col]):
-                config[str(col)] = st.column_config.NumberColumn(format="localized")
+                # amounts (CNY) to the cent with separators; small ratios and rates as they are
+                large = bool((data[col].abs() >= 100).any())
+                config[str(col)] = st.column_config.NumberColumn(
+                    format="accounting" if large else "localized")
     target.dataframe(frame, hide_index=True, column_config=config or None, key=key)
