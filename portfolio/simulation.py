@@ -272,15 +272,17 @@ def prepare_pool(
     n_months = T + len(lag)
 
     # cells: (band, term, mob, remaining term) — identical probabilities in every month
-    key = ((band * 64 + term_idx) * 4096 + mob) * 4096 + rem
-    order = np.argsort(key, kind="stable")
+    key, bound = _cell_key(band, term_idx, mob, rem)
+    order = _stable_argsort(key, bound)
     skey = key[order]
     starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
     cell_n = np.diff(np.r_[starts, n])
     small = cell_n < small_cells * rem[order[starts]]
     if 0 < int(small.sum()) < len(starts):  # small cells last (granular: drawn per loan)
-        key = key + (np.repeat(small, cell_n)[np.argsort(order)].astype(np.int64) << 40)
-        order = np.argsort(key, kind="stable")
+        small_loan = np.empty(n, dtype=np.int64)
+        small_loan[order] = np.repeat(small, cell_n)  # back in pool order
+        key = key + small_loan * bound  # (small, cell) in lexicographic order
+        order = _stable_argsort(key, 2 * bound)
         skey = key[order]
         starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
         cell_n = np.diff(np.r_[starts, n])
@@ -351,6 +353,34 @@ def prepare_pool(
         shares=np.ascontiguousarray(s_sorted) if loan_level else None,
         recip=1.0 / np.arange(1, int(cell_n.max()) + 2, dtype=np.float64),
     )
+
+
+def _cell_key(band: np.ndarray, term_idx: np.ndarray, mob: np.ndarray, rem: np.ndarray
+              ) -> tuple[np.ndarray, int]:
+    """A key per loan whose order is the lexicographic order of (band, term, mob, remaining
+    term), and a bound above every key (0 ≤ key < bound).
+
+    Dense (ranges from their minimum) when that bound is small: the same order as the radix
+    key ``((band·64 + term)·4096 + mob)·4096 + rem`` (lexicographic while term spans < 64 and
+    mob, rem < 4096 values), so the same stable sort and the same cells, but sortable as
+    uint16 (:func:`_stable_argsort`)."""
+    lo = [int(x.min()) for x in (band, term_idx, mob, rem)]
+    width = [int(x.max()) - m + 1 for x, m in zip((band, term_idx, mob, rem), lo, strict=True)]
+    if width[1] <= 64 and width[2] <= 4096 and width[3] <= 4096 and \
+            math.prod(width) * 2 <= 1 << 16:
+        key = (((band - lo[0]) * width[1] + (term_idx - lo[1])) * width[2]
+               + (mob - lo[2])) * width[3] + (rem - lo[3])
+        return key.astype(np.int64), math.prod(width)
+    key = ((band * 64 + term_idx) * 4096 + mob) * 4096 + rem
+    return key - int(key.min()), 1 << 40
+
+
+def _stable_argsort(key: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of keys in [0, bound): the same permutation (a
+    stable sort depends only on the keys' order), as a radix sort of uint16 when they fit."""
+    if bound <= 1 << 16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    return np.argsort(key, kind="stable")
 
 
 def _month_tables(orig: np.ndarray, mob: np.ndarray, n_months: int

@@ -1,0 +1,65 @@
+"""The fast paths of ``prepare_pool`` and ``replenishment_loans`` give what the plain code
+gives: the dense cell key sorts loans into the same order as the radix key
+``((band·64 + term)·4096 + mob)·4096 + rem`` (with small cells last), and the new loans' ids
+and first due dates are the per-loan ``"new:" + str(id)`` and ``add_months(cut-off, 1)``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from replenishment_pools import short_tenor_loans
+
+from portfolio.replenishment import _new_ids, replenishment_loans
+from portfolio.schedules import add_months
+from portfolio.simulation import _cell_key, _stable_argsort
+
+
+def _radix_order(band, term, mob, rem, small_loan=None):
+    """The reference: the radix key, small flag at bit 40, numpy's stable argsort."""
+    key = ((band * 64 + term) * 4096 + mob) * 4096 + rem
+    if small_loan is not None:
+        key = key + (small_loan.astype(np.int64) << 40)
+    return np.argsort(key, kind="stable")
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from([4, 40, 400, 4000]))
+def test_cell_key_orders_loans_like_the_radix_key(seed, n, mob_span):
+    rng = np.random.default_rng(seed)
+    band = rng.integers(0, 6, n)
+    term = rng.integers(0, 6, n)
+    mob = rng.integers(0, mob_span, n)
+    rem = rng.integers(1, 37, n)
+    key, bound = _cell_key(band, term, mob, rem)
+    assert 0 <= key.min() and key.max() < bound
+    order = _stable_argsort(key, bound)
+    assert np.array_equal(order, _radix_order(band, term, mob, rem))
+    # same cells: equal keys exactly for equal (band, term, mob, rem)
+    tup = np.stack([band, term, mob, rem], axis=1)[order]
+    assert np.array_equal(key[order][1:] != key[order][:-1], (tup[1:] != tup[:-1]).any(axis=1))
+    # small cells last, as prepare_pool adds them
+    small_loan = rng.integers(0, 2, n)
+    order2 = _stable_argsort(key + small_loan * bound, 2 * bound)
+    assert np.array_equal(order2, _radix_order(band, term, mob, rem, small_loan))
+
+
+def test_new_ids_are_new_prefix_and_str_of_every_id():
+    for ids in (np.array(["L1", "L22", np.str_("L3")], dtype=object),
+                np.array([1, 22, 3], dtype=object), np.array(["L1", 7, None], dtype=object),
+                np.array(["a", "b"]), np.arange(3)):
+        expected = np.array(["new:" + str(x) for x in ids], dtype=object)
+        got = _new_ids(ids)
+        assert got.dtype == object and got.tolist() == expected.tolist()
+        assert all(type(x) is str for x in got)
+
+
+def test_first_due_is_one_calendar_month_after_each_cutoff():
+    tiny_loans = short_tenor_loans(n=20)
+    for cut in (dt.date(2026, 1, 31), dt.date(2024, 1, 31), dt.date(2025, 12, 31),
+                dt.date(2026, 3, 15)):
+        new = replenishment_loans(tiny_loans, cut)
+        expected = add_months(np.full(len(new), np.datetime64(cut, "D")), 1)
+        assert np.array_equal(new.next_due_date, expected)
+        assert new.next_due_date.dtype == np.dtype("datetime64[D]")
