@@ -97,8 +97,9 @@ def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str
                                       f"loan {loans.loan_id[i]}"))
     term = np.asarray(loans.term_months, dtype=np.int16)
     origination = np.full(n, cut, dtype="datetime64[D]")
+    first_due = np.full(n, add_months(origination[:1], 1)[0], dtype="datetime64[D]")
     return LoanArrays(
-        loan_id=np.array(["new:" + str(x) for x in loans.loan_id], dtype=object),
+        loan_id=_new_ids(loans.loan_id),
         balance=principal.copy(),
         apr=np.asarray(loans.apr, dtype=np.float64).copy(),
         term_months=term.copy(),
@@ -108,9 +109,21 @@ def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str
         credit_score=np.asarray(loans.credit_score, dtype=np.int16).copy(),
         region=np.asarray(loans.region, dtype=object).copy(),
         origination_date=origination,
-        next_due_date=add_months(origination, 1),
+        next_due_date=first_due,  # one cut-off date: one month later for every loan
         principal=principal.copy(),
     )
+
+
+def _new_ids(loan_id: np.ndarray) -> np.ndarray:
+    """``"new:" + str(id)`` per loan, as an object array: one ``np.add`` over string ids
+    (the same strings), a Python loop over ids of other types."""
+    ids = np.asarray(loan_id)
+    if ids.dtype == object:
+        try:
+            return np.add("new:", ids)
+        except TypeError:  # not all str (e.g. integers or None): str() each
+            pass
+    return np.array(["new:" + str(x) for x in ids], dtype=object)
 
 
 def simulate_replenishment(
