@@ -28,7 +28,7 @@ K_SA of a pool of regulatory-retail consumer loans: 8% × 75% risk weight = 0.06
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from scipy import special
 
 from partners.errors import DispersionError
 from portfolio.errors import must_be
@@ -51,8 +51,10 @@ def irb_retail_other_k(pd: np.ndarray | float, lgd: np.ndarray | float,
     p = np.clip(np.asarray(pd, dtype=np.float64), pd_floor, 1.0 - 1e-12)
     lgd = np.asarray(lgd, dtype=np.float64)
     r = retail_other_correlation(p)
-    x = (norm.ppf(p) + np.sqrt(r) * norm.ppf(0.999)) / np.sqrt(1.0 - r)
-    return np.maximum(lgd * (norm.cdf(x) - p), 0.0)
+    # Φ⁻¹ and Φ as special.ndtri/ndtr: what scipy.stats.norm.ppf/cdf compute, without their
+    # per-call argument checks (the same numbers)
+    x = (special.ndtri(p) + np.sqrt(r) * special.ndtri(0.999)) / np.sqrt(1.0 - r)
+    return np.maximum(lgd * (special.ndtr(x) - p), 0.0)
 
 
 def irb_retail_other_rw(pd: np.ndarray | float, lgd: np.ndarray | float,
