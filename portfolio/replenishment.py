@@ -39,6 +39,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -171,7 +173,9 @@ def simulate_replenishment(
     pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))
     phi = prep.factor_persistence
     c = math.sqrt(1.0 - phi * phi)
-    for b, (start, n_b) in enumerate(blocks):
+
+    def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
+        start, n_b = blocks[b]
         gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
         z_main, scale = factor_paths(main_like, gen_factor, gen_mixing, n_b)
         own = np.random.SeedSequence(root.entropy,
@@ -187,6 +191,17 @@ def simulate_replenishment(
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - t_main]
         res = simulate_batch(prep, b, own, n_b, engine, factor=(z, scale))
         acc[start:start + n_b] = res.flows
+
+    # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
+    # is a pure function of its seeds, so the numbers do not depend on the thread count
+    n_workers = max(1, min(os.cpu_count() or 1, len(blocks)))
+    if n_workers == 1:
+        for b in range(len(blocks)):
+            run(b)
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for fut in [pool.submit(run, b) for b in range(len(blocks))]:
+                fut.result()
     return _pad(_assemble(prep, acc, pacc, _entropy(root)), horizon)
 
 

@@ -63,3 +63,20 @@ def test_first_due_is_one_calendar_month_after_each_cutoff():
         expected = add_months(np.full(len(new), np.datetime64(cut, "D")), 1)
         assert np.array_equal(new.next_due_date, expected)
         assert new.next_due_date.dtype == np.dtype("datetime64[D]")
+
+
+def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch):
+    from replenishment_pools import simple_assumptions
+
+    from portfolio.replenishment import simulate_replenishment
+
+    loans = short_tenor_loans(n=60)
+    a = simple_assumptions()
+    cut = dt.date(2026, 6, 30)
+    several = simulate_replenishment(loans, a, 700, 11, cutoff=cut)  # 3 blocks
+    monkeypatch.setattr("portfolio.replenishment.os.cpu_count", lambda: 1)
+    one = simulate_replenishment(loans, a, 700, 11, cutoff=cut)
+    for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
+                 "recovery", "balance_eop"):
+        assert np.array_equal(getattr(one, name), getattr(several, name))
+    assert one.initial_balance == several.initial_balance
