@@ -730,7 +730,46 @@ def _borrower_codes(borrower_id: np.ndarray) -> np.ndarray:
     ids = np.asarray(borrower_id, dtype=object)
     if pd.api.types.infer_dtype(ids, skipna=False) != "string":
         ids = ids.astype(str).astype(object)
-    return pd.factorize(ids)[0]
+    packed = _hex_tail_keys(ids)
+    return pd.factorize(packed if packed is not None else ids)[0]
+
+
+_HEX_VALUE = np.full(256, 255, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
+_HEX_VALUE[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+
+
+def _hex_tail_keys(ids: np.ndarray) -> np.ndarray | None:
+    """One uint64 per id, equal exactly when the ids are, for ids of one byte length whose
+    leading bytes are the same in every id and whose last (at most 16) bytes are lowercase hex
+    digits (``B`` + 16 hex digits, as the generator writes them): the hex tail read as a number.
+    Hashing these integers factorises in the same first-appearance order as hashing the strings,
+    several times faster. ``None`` when the ids do not have that form."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(ids)
+    if n == 0:
+        return None
+    try:
+        arr = pa.array(ids, type=pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return None
+    lengths = pc.binary_length(arr)
+    width = int(lengths[0].as_py())
+    if width == 0 or arr.null_count or not pc.all(pc.equal(lengths, width)).as_py():
+        return None
+    offsets, data = arr.buffers()[1], arr.buffers()[2]
+    start = int(np.frombuffer(offsets, dtype=np.int32, count=1, offset=arr.offset * 4)[0])
+    chars = np.frombuffer(data, dtype=np.uint8, count=n * width, offset=start).reshape(n, width)
+    digits = _HEX_VALUE[chars[:, -min(width, 16):]]
+    h = digits.shape[1]
+    if (digits == 255).any() or not (chars[:, : width - h] == chars[0, : width - h]).all():
+        return None
+    nibbles = np.zeros((n, 16), dtype=np.uint8)
+    nibbles[:, 16 - h:] = digits
+    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]  # (n, 8) bytes, most significant first
+    return packed.view(">u8").ravel().astype(np.uint64)
 
 
 def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.JOINT,

@@ -69,3 +69,24 @@ def test_allocation_same_with_string_or_integer_borrower_ids(registry):
     assert np.array_equal(by_name.shares, by_code.shares)
     assert by_name.checks.as_dict() == by_code.checks.as_dict()
     assert by_name.checks.excluded["R5"] == 40  # the household is over the cap
+
+
+_ID_CHARS = "0123456789abcdefABx"
+
+
+@given(st.lists(st.text(_ID_CHARS, min_size=0, max_size=4), min_size=1, max_size=60),
+       st.sampled_from(["B", "", "Bé", "B00"]), st.integers(0, 14))
+def test_borrower_codes_equal_string_factorisation(tails, prefix, pad):
+    from partners.allocation import _borrower_codes, _hex_tail_keys
+
+    # ids of one length and one prefix with a hex tail (the packed fast path), and any others
+    ids = np.array([prefix + t.rjust(pad + 4, "0") for t in tails], dtype=object)
+    assert np.array_equal(_borrower_codes(ids), pd.factorize(ids)[0])
+    loose = np.array([prefix + t for t in tails], dtype=object)
+    assert np.array_equal(_borrower_codes(loose), pd.factorize(loose)[0])
+    # the generator's form packs: B + 16 lowercase hex digits
+    gen = np.array([f"B{abs(hash(t)) % 16**16:016x}" for t in tails], dtype=object)
+    assert _hex_tail_keys(gen) is not None
+    assert np.array_equal(_borrower_codes(gen), pd.factorize(gen)[0])
+    # same hex tail, different leading bytes: not packed (the tail alone would merge them)
+    assert _hex_tail_keys(np.array(["A" + "0" * 16, "B" + "0" * 16], dtype=object)) is None
