@@ -341,6 +341,15 @@ def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
         total[c] = acc
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ceil_f32(x):
+    """The smallest float32 >= x: for a float32 u, ``u >= x`` ⟺ ``u >= _ceil_f32(x)``."""
+    f = np.float32(x)
+    if np.float64(f) < x:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
 @numba.njit(cache=True, nogil=True)
 def loan_block(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shares, out, pout):
     """Exact loan-level draw for the loans ``l0 .. l0 + u.shape[1]`` (cell-major order).
@@ -355,12 +364,16 @@ def loan_block(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shares,
     *corrections* to the no-event scheduled flows (the caller adds the scheduled totals), so
     a loan with no event before maturity — most of them — costs one comparison. Loops run
     cell → path → loan so that a cell's event table and schedules stay in cache; the loans
-    with an event are first gathered (branch-free), then resolved: binary search for the
-    event, and a default (``is_def`` = 1) or prepayment applied without branching.
+    with an event are first gathered (branch-free), then resolved: the event index is the
+    number of ``cum`` entries <= u (``cum`` is non-decreasing, and u < total = its last
+    entry), counted branch-free over the cell's 2·r entries, and a default (``is_def`` = 1) or
+    prepayment applied without branching. The comparisons run in float32 against
+    ``_ceil_f32`` of the float64 thresholds — the same outcome for every float32 u.
     """
     n_b, n_l = u.shape
     n_parties = shares.shape[1]
     ev = np.empty(n_l, dtype=np.int64)
+    c32 = np.empty(cum.shape[2], dtype=np.float32)
     k = 0
     while k < n_l:
         c_abs = cell_of[l0 + k]
@@ -369,21 +382,23 @@ def loan_block(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shares,
         while k_end < n_l and cell_of[l0 + k_end] == c_abs:
             k_end += 1
         r = cell_r[c]
+        r2 = 2 * r
         for p in range(n_b):
-            tot = total[c, p]
+            tot = _ceil_f32(total[c, p])
             n_ev = 0
             for kk in range(k, k_end):
                 ev[n_ev] = kk
                 n_ev += u[p, kk] < tot
+            if n_ev == 0:
+                continue
+            for j in range(r2):
+                c32[j] = _ceil_f32(cum[c, p, j])
             for e in range(n_ev):
                 kk = ev[e]
                 ui = u[p, kk]
                 lo = 0
-                m = 2 * r
-                while m > 1:
-                    half = m >> 1
-                    lo += half * (cum[c, p, lo + half - 1] <= ui)
-                    m -= half
+                for j in range(r2):
+                    lo += c32[j] <= ui
                 li = l0 + kk
                 tau = lo >> 1
                 base = loan_base[li]
