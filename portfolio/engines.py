@@ -35,6 +35,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
 BOP, INTEREST, PRINCIPAL, PREPAY, DEFAULT = range(N_ACC)
@@ -339,6 +342,79 @@ def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
             cum[c, :, 2 * t + 1] = acc
             surv = surv - sp
         total[c] = acc
+
+
+# ------------------------------------------------------------------------------------------
+# numpy's PCG64 float32 stream in numba (the loan engine's uniforms)
+
+
+@intrinsic
+def _mulhi64(typingctx, a, b):
+    """High 64 bits of the 128-bit product of two uint64 (one LLVM i128 multiply)."""
+    sig = types.uint64(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        prod = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(prod, ir.Constant(i128, 64)), ir.IntType(64))
+
+    return sig, codegen
+
+
+_PCG_MUL_HI = np.uint64(2549297995355413924)  # PCG_DEFAULT_MULTIPLIER_128 of numpy's PCG64
+_PCG_MUL_LO = np.uint64(4865540595714422341)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pcg64_next(hi, lo, ihi, ilo):
+    """One PCG64 (XSL-RR 128/64) step: new state (hi, lo) and the 64-bit output."""
+    nlo = lo * _PCG_MUL_LO
+    nhi = _mulhi64(lo, _PCG_MUL_LO) + hi * _PCG_MUL_LO + lo * _PCG_MUL_HI
+    lo = nlo + ilo
+    hi = nhi + ihi + np.uint64(lo < nlo)
+    x = hi ^ lo
+    rot = hi >> np.uint64(58)
+    return hi, lo, (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@numba.njit(cache=True, nogil=True)
+def pcg64_random_f32(out, st):
+    """Fill the C-contiguous float32 array ``out`` exactly as ``Generator(PCG64).random(out=out,
+    dtype=np.float32)`` does, from and back into the state ``st`` (uint64[6]: state high,
+    state low, increment high, increment low, has_uint32, uinteger — see
+    ``portfolio.simulation._pcg_state``): each 64-bit output gives two uniforms, its
+    low then its high 32 bits, each ``(bits >> 8) · 2⁻²⁴``; an odd count leaves the high half
+    buffered, as numpy's ``next_uint32`` does. Tested equal to numpy's stream and state."""
+    hi = st[0]
+    lo = st[1]
+    ihi = st[2]
+    ilo = st[3]
+    has = st[4] != np.uint64(0)
+    buf = st[5]
+    flat = out.reshape(-1)
+    n = flat.shape[0]
+    scale = np.float32(1.0 / 16777216.0)
+    s8 = np.uint64(8)
+    i = 0
+    if has and n > 0:
+        flat[0] = np.float32(buf >> s8) * scale
+        i = 1
+        has = False
+    while i + 1 < n:
+        hi, lo, v = _pcg64_next(hi, lo, ihi, ilo)
+        flat[i] = np.float32((v & np.uint64(0xFFFFFFFF)) >> s8) * scale
+        flat[i + 1] = np.float32(v >> np.uint64(40)) * scale
+        buf = v >> np.uint64(32)
+        i += 2
+    if i < n:
+        hi, lo, v = _pcg64_next(hi, lo, ihi, ilo)
+        flat[i] = np.float32((v & np.uint64(0xFFFFFFFF)) >> s8) * scale
+        buf = v >> np.uint64(32)
+        has = True
+    st[0] = hi
+    st[1] = lo
+    st[4] = np.uint64(1) if has else np.uint64(0)
+    st[5] = buf
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

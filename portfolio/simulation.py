@@ -59,14 +59,13 @@ blocks for the worker threads, so the numbers depend on the seed alone. A Dask w
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
 import numpy as np
 from scipy import special, stats
@@ -75,11 +74,9 @@ from portfolio import engines
 from portfolio.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans import LoanArrays
+from portfolio.memory import small_pages
 from portfolio.paths import FLOW_NAMES, PoolPaths
 from portfolio.schedules import schedule_matrix
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 __all__ = [
     "BLOCK_PATHS",
@@ -247,39 +244,7 @@ def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
     return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
 
 
-_PAGES_LOCK = threading.Lock()
-_PAGES_DEPTH = [0, True]  # callers inside, numpy's setting before the first
-
-
-def _small_pages(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` with numpy's ``madvise(MADV_HUGEPAGE)`` of new large arrays switched off
-    (restored after). ``prepare_pool`` touches ~100 fresh 1M-element temporaries once each:
-    with transparent huge pages on ``madvise`` the kernel zeroes (and compacts for) a 2 MiB
-    page per fault, which cost the B1 pool's first preparation ~0.35 s of system time;
-    4 KiB pages cost ~0.1 s. Allocation policy only: no number changes."""
-    toggle = getattr(getattr(getattr(np, "_core", None), "multiarray", None),
-                     "_set_madvise_hugepage", None)
-    if toggle is None:
-        return fn
-
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with _PAGES_LOCK:
-            if _PAGES_DEPTH[0] == 0:
-                _PAGES_DEPTH[1] = bool(toggle(False))
-            _PAGES_DEPTH[0] += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with _PAGES_LOCK:
-                _PAGES_DEPTH[0] -= 1
-                if _PAGES_DEPTH[0] == 0:
-                    toggle(_PAGES_DEPTH[1])
-
-    return run
-
-
-@_small_pages
+@small_pages
 def prepare_pool(
     loans: LoanArrays,
     assumptions: Assumptions,
@@ -643,6 +608,27 @@ def simulate_batch(
     return PathBatch(block_index, flows, pflows)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _pcg_state(bitgen: np.random.BitGenerator) -> np.ndarray:
+    """PCG64 state as uint64[6] for ``engines.pcg64_random_f32``: state high, state low,
+    increment high, increment low, has_uint32, uinteger."""
+    s = bitgen.state
+    state, inc = int(s["state"]["state"]), int(s["state"]["inc"])
+    return np.array([state >> 64, state & _M64, inc >> 64, inc & _M64, int(s["has_uint32"]),
+                     int(s["uinteger"])], dtype=np.uint64)
+
+
+def _set_pcg_state(bitgen: np.random.BitGenerator, st: np.ndarray) -> None:
+    """Write back the state advanced by ``engines.pcg64_random_f32``."""
+    s = dict(bitgen.state)
+    s["state"] = {"state": (int(st[0]) << 64) | int(st[1]), "inc": s["state"]["inc"]}
+    s["has_uint32"] = int(st[4])
+    s["uinteger"] = int(st[5])
+    bitgen.state = s
+
+
 def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,
                       thr_s: np.ndarray, gen_idio: np.random.Generator, acc: np.ndarray,
                       pacc: np.ndarray, backend: str) -> None:
@@ -661,19 +647,27 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
         engines.event_cdfs_np(*cdf_args)
     # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans from the first loan
     # of cell c0, each drawn as an (n_paths, chunk) array from the idiosyncratic stream
+    # (the numba backend draws the same PCG64 stream with engines.pcg64_random_f32)
     first = int(prep.cell_first[c0])
     u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans - first)), dtype=np.float32)
+    bitgen = gen_idio.bit_generator
+    st = _pcg_state(bitgen) if backend == "numba" and type(bitgen) is np.random.PCG64 else None
     for l0 in range(first, prep.n_loans, LOAN_CHUNK):
         l1 = min(prep.n_loans, l0 + LOAN_CHUNK)
         uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
                                                                      dtype=np.float32)
-        gen_idio.random(out=uu, dtype=np.float32)
+        if st is not None:
+            engines.pcg64_random_f32(uu, st)
+        else:
+            gen_idio.random(out=uu, dtype=np.float32)
         largs = (uu, l0, c0, prep.cell_of, prep.loan_base, prep.cell_r[c0:], cum, total,
                  prep.sched, prep.shares, acc, pacc)
         if backend == "numba":
             engines.loan_block(*largs)
         else:
             engines.loan_block_np(*largs)
+    if st is not None:
+        _set_pcg_state(bitgen, st)
     acc[:, :, :3] += prep.cell_flows[c0:].sum(axis=0)[None]
     if prep.n_parties:
         pacc[:, :, :, :3] += prep.cell_pflows[c0:].sum(axis=0)[:, None]
