@@ -22,6 +22,7 @@ from partners.errors import AllocationError
 from partners.registry import PLATFORM_ID, Registry
 from portfolio.errors import NotFound, must_be
 from portfolio.loans import LoanArrays
+from portfolio.memory import small_pages
 from portfolio.store import Store
 from portfolio.store import allocations as sql
 
@@ -35,6 +36,7 @@ class LoansToAllocate:
     cutoff: dt.date
 
 
+@small_pages
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
     from portfolio.pools import get_pool, load_pool_loans

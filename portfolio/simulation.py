@@ -59,14 +59,13 @@ blocks for the worker threads, so the numbers depend on the seed alone. A Dask w
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
 import numpy as np
 from scipy import special, stats
@@ -75,11 +74,9 @@ from portfolio import engines
 from portfolio.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans import LoanArrays
+from portfolio.memory import small_pages
 from portfolio.paths import FLOW_NAMES, PoolPaths
 from portfolio.schedules import schedule_matrix
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 __all__ = [
     "BLOCK_PATHS",
@@ -247,39 +244,7 @@ def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
     return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
 
 
-_PAGES_LOCK = threading.Lock()
-_PAGES_DEPTH = [0, True]  # callers inside, numpy's setting before the first
-
-
-def _small_pages(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` with numpy's ``madvise(MADV_HUGEPAGE)`` of new large arrays switched off
-    (restored after). ``prepare_pool`` touches ~100 fresh 1M-element temporaries once each:
-    with transparent huge pages on ``madvise`` the kernel zeroes (and compacts for) a 2 MiB
-    page per fault, which cost the B1 pool's first preparation ~0.35 s of system time;
-    4 KiB pages cost ~0.1 s. Allocation policy only: no number changes."""
-    toggle = getattr(getattr(getattr(np, "_core", None), "multiarray", None),
-                     "_set_madvise_hugepage", None)
-    if toggle is None:
-        return fn
-
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with _PAGES_LOCK:
-            if _PAGES_DEPTH[0] == 0:
-                _PAGES_DEPTH[1] = bool(toggle(False))
-            _PAGES_DEPTH[0] += 1
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with _PAGES_LOCK:
-                _PAGES_DEPTH[0] -= 1
-                if _PAGES_DEPTH[0] == 0:
-                    toggle(_PAGES_DEPTH[1])
-
-    return run
-
-
-@_small_pages
+@small_pages
 def prepare_pool(
     loans: LoanArrays,
     assumptions: Assumptions,

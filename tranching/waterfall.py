@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from portfolio.memory import small_pages
 from portfolio.paths import PoolPaths
 from tranching.deal import (
     Basis,
@@ -171,6 +172,7 @@ class WaterfallResult:
                 - (self.reserve - self.reserve_bop))
 
 
+@small_pages
 def run_waterfall(deal: Deal, paths: PoolPaths,
                   replenishment: PoolPaths | None = None) -> WaterfallResult:
     """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc).
