@@ -47,6 +47,7 @@ import numpy as np
 from portfolio.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans import LoanArrays
+from portfolio.memory import small_pages
 from portfolio.paths import PoolPaths
 from portfolio.schedules import add_months
 from portfolio.simulation import (
@@ -128,6 +129,7 @@ def _new_ids(loan_id: np.ndarray) -> np.ndarray:
     return np.array(["new:" + str(x) for x in ids], dtype=object)
 
 
+@small_pages
 def simulate_replenishment(
     loans: LoanArrays,
     assumptions: Assumptions,

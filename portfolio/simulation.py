@@ -756,6 +756,7 @@ def _z_path(deterministic_z: np.ndarray | float, T: int) -> np.ndarray:
     return z[:T]
 
 
+@small_pages
 def simulate(
     loans: LoanArrays,
     assumptions: Assumptions,
