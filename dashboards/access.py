@@ -540,16 +540,11 @@ class TrancheView:
 
 
 def deal_from_text(text: str, source: str = "deal editor") -> Any:
-    import tomllib
-
+    from portfolio.tomlfile import parse_toml
     from tranching.deal import deal_from_dict
     from tranching.errors import DealError
 
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DealError(f"{source}: not valid TOML ({exc})") from None
-    return deal_from_dict(data, source)
+    return deal_from_dict(parse_toml(text, source, DealError), source)
 
 
 def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,

@@ -26,13 +26,13 @@ import hmac
 import os
 import re
 import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.tomlfile import read_toml
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _ROLE = re.compile(r"^(treasury|partner:[A-Za-z0-9_.-]+)$")
@@ -111,10 +111,7 @@ def load_users(path: str | Path) -> dict[str, User]:
     p = Path(path)
     if not p.exists():
         return {}
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{p}: not valid TOML ({exc})") from None
+    doc = read_toml(p, "users file")
     users = {}
     for name, entry in (doc.get("users") or {}).items():
         where = f"{p} [users.{name}]"

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -57,6 +56,7 @@ from typing import Any
 from partners.errors import PartnerFileError
 from partners.rules import DEFAULT_RULES, Rule, rules_with_overrides
 from portfolio.errors import ValidationError, must_be
+from portfolio.tomlfile import read_toml
 from portfolio.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
 
 PLATFORM_ID = "platform"
@@ -371,16 +371,7 @@ def parse_registry(doc: Mapping[str, Any], where: str = "partners.toml") -> Regi
 
 def load_registry(path: str | Path) -> Registry:
     """Read and validate a ``partners.toml``."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PartnerFileError(f"partners file {p} does not exist") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PartnerFileError(f"{p}: not valid TOML: {exc}") from None
-    return parse_registry(doc, str(p))
+    return parse_registry(read_toml(path, "partners file", PartnerFileError), str(path))
 
 
 def as_of_date(value: dt.date | str | None) -> dt.date:

@@ -17,7 +17,6 @@ import datetime as dt
 import difflib
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.tomlfile import parse_toml
 from portfolio.types import ALLOWED_TERMS, SCORE_BANDS
 
 
@@ -332,10 +332,7 @@ def assumptions_from_toml(text: str, source: str = "assumptions") -> Assumptions
 
     Errors name the table and key, the allowed values and what was received.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{source}: not valid TOML: {exc}") from None
+    data = parse_toml(text, source)
     _check_keys(data, _TOP_KEYS, source)
     fmt = data.get("format", ASSUMPTIONS_FORMAT)
     if fmt != ASSUMPTIONS_FORMAT:

@@ -46,7 +46,6 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans import LoanArrays
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
+from portfolio.tomlfile import read_toml
 from portfolio.types import (
     ALLOWED_TERMS,
     SCORE_BAND_LABELS,
@@ -323,12 +323,7 @@ def parse_criteria(data: dict[str, Any], source: str = "criteria") -> Criteria:
 
 def load_criteria(path: str | Path) -> Criteria:
     """Read and validate a criteria TOML file."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{p}: not valid TOML: {exc}") from None
-    return parse_criteria(data, str(p))
+    return parse_criteria(read_toml(path, "criteria file"), str(path))
 
 
 def criteria_from_json(text: str | dict[str, Any]) -> Criteria:

@@ -26,7 +26,6 @@ when its actual WA APR is below its break-even APR; every loan with an APR above
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +38,7 @@ from portfolio.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
+from portfolio.tomlfile import read_toml
 from portfolio.types import APR_CAP_DEFAULT
 
 _KEYS = ("funding_cost", "operating_cost", "capital_method", "capital_ratio", "hurdle_rate",
@@ -92,11 +92,7 @@ def load_pricing(path: str | Path) -> PricingInputs:
     p = Path(path)
     if not p.is_file():
         raise ValidationError(must_be("pricing", "an existing TOML file", str(p)))
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{p}: not valid TOML: {exc}") from None
-    return parse_pricing(data, str(p))
+    return parse_pricing(read_toml(p, "pricing file"), str(p))
 
 
 # ---------------------------------------------------------------- formulas (pure)

@@ -86,13 +86,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from portfolio.tomlfile import read_toml
 from tranching.errors import DealError, must_be
 
 SIZE_TOLERANCE = 1e-6
@@ -691,16 +691,7 @@ def _default_waterfall(tranches: Sequence[Tranche], fees: Sequence[Fee], reserve
 
 def load_deal(path: str | Path) -> Deal:
     """Read and validate a deal TOML file; ``DealError`` names the field on any problem."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DealError(f"deal file {p} does not exist") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DealError(f"{p}: not valid TOML: {exc}") from None
-    return deal_from_dict(data, source=str(p))
+    return deal_from_dict(read_toml(path, "deal file", DealError), source=str(path))
 
 
 def payment_dates(deal: Deal, n_months: int) -> list[dt.date]:

@@ -21,12 +21,12 @@ row gets ``"below <worst>"``.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from portfolio.tomlfile import read_toml
 from tranching.errors import RatingTableError, must_be
 
 
@@ -65,12 +65,7 @@ class RatingTable:
 
 def load_rating_table(path: str | Path) -> RatingTable:
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RatingTableError(f"rating table {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RatingTableError(f"{p}: not valid TOML: {exc}") from None
+    data = read_toml(p, "rating table", RatingTableError)
     for key in ("source", "wal_years", "rating"):
         if key not in data:
             raise RatingTableError(must_be(key, "present", "nothing", str(p)))
