@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from portfolio.errors import ValidationError, must_be
 from portfolio.types import SCORE_BANDS, RepaymentType
 
 
@@ -46,6 +47,14 @@ class LoanArrays:
         """int8 index into ``types.SCORE_BANDS``."""
         edges = np.array([lo for lo, _ in SCORE_BANDS[1:]])
         return np.searchsorted(edges, self.credit_score, side="right").astype(np.int8)
+
+    def require(self, ok: np.ndarray, field: str, allowed: str, values: np.ndarray) -> None:
+        """``ValidationError`` naming ``field``, ``allowed`` and the first loan (its value and
+        id) where ``ok`` is False; nothing when every loan passes."""
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValidationError(must_be(field, allowed, np.asarray(values)[i].item(),
+                                          f"loan {self.loan_id[i]}"))
 
     def take(self, index: np.ndarray) -> LoanArrays:
         return LoanArrays(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})

@@ -93,11 +93,8 @@ def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str
     if np.isnat(cut):
         raise ValidationError(must_be("cutoff", "a date (YYYY-MM-DD)", cutoff))
     principal = np.asarray(loans.principal, dtype=np.float64)
-    bad = ~np.isfinite(principal) | (principal <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("principal", "a positive amount", float(principal[i]),
-                                      f"loan {loans.loan_id[i]}"))
+    loans.require(np.isfinite(principal) & (principal > 0), "principal", "a positive amount",
+                  principal)
     term = np.asarray(loans.term_months, dtype=np.int16)
     origination = np.full(n, cut, dtype="datetime64[D]")
     first_due = np.full(n, add_months(origination[:1], 1)[0], dtype="datetime64[D]")

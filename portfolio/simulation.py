@@ -179,29 +179,14 @@ def _validate_loans(loans: LoanArrays, assumptions: Assumptions) -> np.ndarray:
     term = np.asarray(loans.term_months, dtype=np.int64)
     term_idx = np.searchsorted(terms, term)
     term_idx = np.minimum(term_idx, len(terms) - 1)
-    bad = terms[term_idx] != term
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("term_months", f"one of the assumption terms {tuple(terms)}",
-                                      int(term[i]), f"loan {loans.loan_id[i]}"))
+    loans.require(terms[term_idx] == term, "term_months",
+                  f"one of the assumption terms {tuple(terms)}", term)
     rem = np.asarray(loans.remaining_term, dtype=np.int64)
-    bad = rem < 1
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("remaining_term", "an integer >= 1", int(rem[i]),
-                                      f"loan {loans.loan_id[i]}"))
+    loans.require(rem >= 1, "remaining_term", "an integer >= 1", rem)
     bal = np.asarray(loans.balance, dtype=np.float64)
-    bad = ~np.isfinite(bal) | (bal <= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("balance", "a positive amount", float(bal[i]),
-                                      f"loan {loans.loan_id[i]}"))
+    loans.require(np.isfinite(bal) & (bal > 0), "balance", "a positive amount", bal)
     mob = np.asarray(loans.months_on_book, dtype=np.int64)
-    bad = mob < 0
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("months_on_book", "an integer >= 0", int(mob[i]),
-                                      f"loan {loans.loan_id[i]}"))
+    loans.require(mob >= 0, "months_on_book", "an integer >= 0", mob)
     return term_idx
 
 
