@@ -89,10 +89,10 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
     from partners.allocation import allocate, loan_risk_from_assumptions
     from partners.dispersion import disperse_paths
     from partners.records import pool_loans
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pools import get_pool
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pools import get_pool
     from portfolio.store.core import open_store
-    from portfolio.simulation import simulate
+    from portfolio.montecarlo.simulation import simulate
     from tranching.analytics import tranche_table, trigger_table
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for
@@ -132,10 +132,10 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
 
 def build_small(workdir: Path) -> tuple[Path, int, Path]:
     """A 60k-loan book (seed 13), a pool of every current loan, calibrated assumptions."""
-    from portfolio.assumptions import save_assumptions
-    from portfolio.calibration import calibrate_from_store
-    from portfolio.generate import generate_book
-    from portfolio.pools import create_pool, parse_criteria
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.book.calibration import calibrate_from_store
+    from portfolio.synthetic.generate import generate_book
+    from portfolio.book.pools import create_pool, parse_criteria
     from portfolio.store.core import open_store
 
     db = workdir / "fp.duckdb"
@@ -153,7 +153,7 @@ def build_small(workdir: Path) -> tuple[Path, int, Path]:
 def small_fingerprint() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         db, pool_id, a_path = build_small(Path(tmp))
-        from portfolio.assumptions import load_assumptions
+        from portfolio.montecarlo.assumptions import load_assumptions
 
         a = load_assumptions(a_path)  # its provenance (timestamps) left out
         out = {"assumptions": digest({f.name: getattr(a, f.name) for f in dataclasses.fields(a)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from partners.allocation import allocate, loan_risk_from_table  # noqa: E402
 from partners.records import save_allocation  # noqa: E402
 from partners.registry import parse_registry  # noqa: E402
-from portfolio.loans import LoanArrays  # noqa: E402
+from portfolio.loans.arrays import LoanArrays  # noqa: E402
 from portfolio.store import open_store  # noqa: E402
 
 REGIONS = ("广东", "江苏", "浙江", "山东", "河南", "四川", "河北", "湖北", "湖南", "安徽", "福建",

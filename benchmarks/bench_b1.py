@@ -135,10 +135,10 @@ def _three_partner_registry() -> Any:
 
 def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Generate the book, cut the pool and calibrate, once; returns paths and set-up times."""
-    from portfolio.assumptions import save_assumptions
-    from portfolio.calibration import calibrate_from_store
-    from portfolio.generate import generate_book
-    from portfolio.pools import create_pool, list_pools, parse_criteria
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.book.calibration import calibrate_from_store
+    from portfolio.synthetic.generate import generate_book
+    from portfolio.book.pools import create_pool, list_pools, parse_criteria
     from portfolio.store.core import open_store
 
     OUT.mkdir(exist_ok=True)
@@ -183,9 +183,9 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
 def warm_up(a_path: str) -> None:
     """Both engines once on a 12-loan pool: numba kernels are loaded from their on-disk cache
     (or compiled) before anything is timed."""
-    from portfolio.assumptions import load_assumptions
-    from portfolio.loans import LoanArrays
-    from portfolio.simulation import simulate
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.loans.arrays import LoanArrays
+    from portfolio.montecarlo.simulation import simulate
 
     a = load_assumptions(Path(a_path))
     n = 12
@@ -213,9 +213,9 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
     from partners.allocation import allocate, loan_risk_from_assumptions
     from partners.dispersion import disperse_paths
     from partners.records import pool_loans
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pools import get_pool
-    from portfolio.simulation import loss_distribution, simulate
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pools import get_pool
+    from portfolio.montecarlo.simulation import loss_distribution, simulate
     from portfolio.store.core import open_store
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for
@@ -290,10 +290,10 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
     2-worker vs 1-worker speed-up of the loan engine on a local Dask cluster."""
     from bench_simulation import naive_simulate  # the simulation engineer's baseline
 
-    from portfolio.assumptions import load_assumptions
-    from portfolio.distributed import open_client, run_distributed
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import prepare_pool, root_seed, run_blocks, simulate
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.montecarlo.distributed import open_client, run_distributed
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import prepare_pool, root_seed, run_blocks, simulate
     from portfolio.store.core import open_store
 
     warm_up(a_path)
@@ -364,9 +364,9 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
 
 def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """Granular engine time at three sizes each of loans, paths and months."""
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import simulate
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import simulate
     from portfolio.store.core import open_store
 
     warm_up(a_path)

@@ -34,7 +34,7 @@ def _child(loans: int, months: int, db: Path) -> dict[str, object]:
     import datetime as dt
     import resource
 
-    from portfolio.generate import generate_book
+    from portfolio.synthetic.generate import generate_book
     from portfolio.store.core import open_store
 
     started = time.perf_counter()

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pcsv  # noqa: E402
 
-from portfolio.ingest import check_loans, ingest, read_tape  # noqa: E402
+from portfolio.book.ingest import check_loans, ingest, read_tape  # noqa: E402
 from portfolio.store import open_store  # noqa: E402
 from portfolio.store.ingest import read_csv_plain  # noqa: E402
 

@@ -30,12 +30,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from portfolio import engines  # noqa: E402
-from portfolio.assumptions import Assumptions  # noqa: E402
-from portfolio.loans import LoanArrays  # noqa: E402
-from portfolio.schedules import add_months  # noqa: E402
-from portfolio.simulation import loss_distribution, prepare_pool, simulate  # noqa: E402
-from portfolio.types import ALLOWED_TERMS, SCORE_BANDS  # noqa: E402
+from portfolio.montecarlo import engines  # noqa: E402
+from portfolio.montecarlo.assumptions import Assumptions  # noqa: E402
+from portfolio.loans.arrays import LoanArrays  # noqa: E402
+from portfolio.loans.schedules import add_months  # noqa: E402
+from portfolio.montecarlo.simulation import loss_distribution, prepare_pool, simulate  # noqa: E402
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS  # noqa: E402
 
 CUTOFF = np.datetime64("2025-06-30")
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from portfolio import pools  # noqa: E402
+from portfolio.book import pools  # noqa: E402
 from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
 from portfolio.store.core import open_store  # noqa: E402
 

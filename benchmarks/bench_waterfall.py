@@ -19,7 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portfolio.paths import PoolPaths  # noqa: E402
+from portfolio.montecarlo.paths import PoolPaths  # noqa: E402
 
 
 def _paths(n_paths: int, n_months: int, seed: int = 2026) -> PoolPaths:

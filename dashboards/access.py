@@ -144,7 +144,7 @@ def _require_treasury(viewer: Viewer, what: str) -> None:
 class BookView:
     as_of: dt.date
     month_ends: tuple[dt.date, ...]
-    summary: pd.DataFrame  # by dimension (portfolio.analytics.book_summary groups)
+    summary: pd.DataFrame  # by dimension (portfolio.book.analytics.book_summary groups)
     anchors: pd.DataFrame
     default_by_score_band: pd.DataFrame
     delinquency: pd.DataFrame  # buckets at as_of
@@ -191,7 +191,7 @@ def _headline(summary: pd.DataFrame) -> dict[str, float]:
 
 def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookHead:
     """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end)."""
-    from portfolio import analytics as an
+    from portfolio.book import analytics as an
     from portfolio.store import analytics as book_sql
 
     with connect(db, viewer) as store:
@@ -205,7 +205,7 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
 
 def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
     """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of``."""
-    from portfolio import analytics as an
+    from portfolio.book import analytics as an
     from portfolio.store import analytics as book_sql
 
     with connect(db, viewer) as store:
@@ -237,7 +237,7 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
 
 def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     """Pools the viewer can see: pool id, name, cut-off, loans and balance (its own share)."""
-    from portfolio.pools import list_pools
+    from portfolio.book.pools import list_pools
 
     with connect(db, viewer) as store:
         infos = list_pools(store)
@@ -248,7 +248,7 @@ def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 def pool_strats(db: str | Path, viewer: Viewer, pool_id: int) -> dict[str, pd.DataFrame]:
     """Stratification tables of a stored pool (over the viewer's loans in it)."""
-    from portfolio.pools import strats
+    from portfolio.book.pools import strats
 
     with connect(db, viewer) as store:
         return strats(store, int(pool_id))
@@ -266,10 +266,10 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
                  cutoff: dt.date) -> PoolPreview:
     """Live stratification of an eligibility form, without storing anything.
 
-    The selection is ``portfolio.pools.select_pool`` on the viewer's candidates at the
-    cut-off; the tables are ``portfolio.pools.strats`` run on that selection held in an
+    The selection is ``portfolio.book.pools.select_pool`` on the viewer's candidates at the
+    cut-off; the tables are ``portfolio.book.pools.strats`` run on that selection held in an
     in-memory copy of the pool tables."""
-    from portfolio.pools import parse_criteria, select_pool, strats
+    from portfolio.book.pools import parse_criteria, select_pool, strats
     from portfolio.store import pools as pool_sql
 
     crit = parse_criteria(criteria, "eligibility form")
@@ -290,7 +290,7 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
 def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],
               cutoff: dt.date) -> int:
     """Store the pool (treasury only): a short write transaction; returns the pool id."""
-    from portfolio.pools import create_pool, parse_criteria
+    from portfolio.book.pools import create_pool, parse_criteria
 
     _require_treasury(viewer, "saving a pool")
     crit = parse_criteria(criteria, "eligibility form")
@@ -318,7 +318,7 @@ class RunView:
     n_paths: int
     initial_balance: float
     loss: np.ndarray  # (n_paths,)
-    stats: pd.DataFrame  # portfolio.simulation.LossStats.rows()
+    stats: pd.DataFrame  # portfolio.montecarlo.simulation.LossStats.rows()
     el: float
     var: dict[float, float]
     es: dict[float, float]
@@ -340,7 +340,7 @@ def fan(x: np.ndarray, dates: tuple[dt.date, ...],
 def run_view_from_paths(paths: Any, run_id: int | str, label: str,
                         party: str | None) -> RunView:
     """Summarise a ``PoolPaths`` (already cut to the viewer's scope)."""
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
 
     stats = loss_distribution(paths)
     dates = tuple(pd.Timestamp(d).date() for d in np.asarray(paths.dates))
@@ -472,8 +472,8 @@ def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Any
                   progress: Callable[[float], None] | None = None) -> RunView:
     """Run the Monte Carlo on a stored pool under stressed assumptions (treasury only; not
     recorded — a run to keep is made with ``riskpool simulate``)."""
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import simulate
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import simulate
 
     _require_treasury(viewer, "running a pool simulation")
     stressed = stress(assumptions, pd_mult=pd_mult, rho=rho, prepay_mult=prepay_mult,
@@ -509,7 +509,7 @@ def assumption_files(db: str | Path) -> dict[str, str]:
 
 
 def load_assumptions_file(path: str | Path) -> Any:
-    from portfolio.assumptions import load_assumptions
+    from portfolio.montecarlo.assumptions import load_assumptions
 
     return load_assumptions(path)
 
@@ -517,7 +517,7 @@ def load_assumptions_file(path: str | Path) -> Any:
 def pool_assumptions(db: str | Path, pool_id: int) -> Any:
     """Assumptions for a pool: the demo's saved file beside the database if present, else
     calibrated from the book."""
-    from portfolio.assumptions import load_assumptions
+    from portfolio.montecarlo.assumptions import load_assumptions
 
     for candidate in (Path(db).with_name(f"assumptions_pool{pool_id}.toml"),
                       Path(db).with_name("assumptions.toml")):

@@ -40,8 +40,8 @@ if not isinstance(viewer, auth.Viewer):
     # after login does not pay for the imports
     import dashboards.access  # noqa: F401
     import dashboards.charts  # noqa: F401
-    import portfolio.analytics  # noqa: F401
-    import portfolio.simulation  # noqa: F401
+    import portfolio.book.analytics  # noqa: F401
+    import portfolio.montecarlo.simulation  # noqa: F401
     import tranching.analytics  # noqa: F401
 
     st.stop()

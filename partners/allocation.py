@@ -66,9 +66,9 @@ from partners.rules import (
     r3_headroom,
 )
 from portfolio.errors import must_be
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
-from portfolio.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
 
 SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
 LP_MARGIN = 1e-6  # margin on concentration shares and yield floors inside the LP
@@ -128,7 +128,7 @@ def loan_risk_from_table(loans: LoanArrays, table: ExpectedLossTable) -> LoanRis
 
 @small_pages
 def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
-    """From projection assumptions (``portfolio.assumptions.Assumptions``): lifetime PD over the
+    """From projection assumptions (``portfolio.montecarlo.assumptions.Assumptions``): lifetime PD over the
     remaining term from the monthly hazards (prepayment ignored — conservative),
     ``1 − Π_{a = mob+1}^{mob+rem} (1 − h[band, term, a])``; the annual PD is its annualised
     equivalent ``1 − (1 − PD_life)^(12 / rem)``; LGD = 1 − recovery rate."""

@@ -27,7 +27,7 @@ bought while revolving: ``Dispersion.total_loss``):
   to the securitised loans' loss over their life (pool + purchases).
 
 Risk measures per party: EL = mean loss; VaR_α and ES_α = the estimators of
-``portfolio.simulation.loss_distribution`` (VaR: the ⌈nα⌉-th smallest loss; ES: the mean of
+``portfolio.montecarlo.simulation.loss_distribution`` (VaR: the ⌈nα⌉-th smallest loss; ES: the mean of
 the n(1 − α) largest losses, the boundary loss weighted fractionally), so the pool's row
 equals the Simulation page's figures.
 
@@ -62,8 +62,8 @@ from partners.errors import DispersionError
 from partners.registry import PLATFORM_ID
 from portfolio.errors import must_be
 from portfolio.memory import small_pages
-from portfolio.paths import FLOW_NAMES, PoolPaths
-from portfolio.simulation import loss_distribution
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.simulation import loss_distribution
 
 LEVELS = (0.99, 0.999)
 
@@ -80,7 +80,7 @@ class LossMeasures:
 
 def loss_measures(loss: np.ndarray) -> LossMeasures:
     """EL, VaR and ES at 99% and 99.9% of ``loss`` (n_paths,) with the estimators of
-    ``portfolio.simulation.loss_distribution`` (one quantile definition across pages)."""
+    ``portfolio.montecarlo.simulation.loss_distribution`` (one quantile definition across pages)."""
     stats = loss_distribution(np.asarray(loss, dtype=np.float64), LEVELS)
     out: list[float] = [stats.el]
     for var, es in zip(stats.var, stats.es, strict=True):

@@ -21,7 +21,7 @@ from partners.allocation import Allocation, LoanRisk
 from partners.errors import AllocationError
 from partners.registry import PLATFORM_ID, Registry
 from portfolio.errors import NotFound, must_be
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
 from portfolio.store import Store
 from portfolio.store import allocations as sql
@@ -39,7 +39,7 @@ class LoansToAllocate:
 @small_pages
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
-    from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.book.pools import get_pool, load_pool_loans
 
     info = get_pool(store, pool_id)
     loans = load_pool_loans(store, pool_id)
@@ -181,8 +181,8 @@ def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tupl
         raise AllocationError(must_be("--run", "a run that carries the allocation's party split or "
                                       "records pool_id, seed, n_paths and assumptions to re-simulate it",
                                       f"run {run_id} without {missing}"))
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import simulate
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import simulate
 
     loans = load_pool_loans(store, int(pool_id))  # type: ignore[arg-type]
     index = pd.Index(stored.loan_id.astype(str)).get_indexer(np.asarray(loans.loan_id).astype(str))
@@ -203,7 +203,7 @@ def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tupl
 
 
 def load_assumptions_file(path: Path) -> Any:
-    """Read an assumptions TOML (``portfolio.assumptions.load_assumptions``; errors name the field)."""
-    from portfolio.assumptions import load_assumptions
+    """Read an assumptions TOML (``portfolio.montecarlo.assumptions.load_assumptions``; errors name the field)."""
+    from portfolio.montecarlo.assumptions import load_assumptions
 
     return load_assumptions(path)

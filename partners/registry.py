@@ -57,7 +57,7 @@ from partners.errors import PartnerFileError
 from partners.rules import DEFAULT_RULES, Rule, rules_with_overrides
 from portfolio.errors import ValidationError, must_be
 from portfolio.tomlfile import read_toml
-from portfolio.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
 
 PLATFORM_ID = "platform"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

@@ -44,8 +44,8 @@ import numpy as np
 
 from partners.errors import PartnerFileError
 from portfolio.errors import must_be
-from portfolio.loans import LoanArrays
-from portfolio.types import RepaymentType
+from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.types import RepaymentType
 
 if TYPE_CHECKING:
     from partners.registry import Partner, Platform

@@ -33,6 +33,46 @@ def test_no_import_goes_up_the_layers(layer: str) -> None:
     assert upward == []
 
 
+# The floors inside portfolio/, from the ground up (docs/architecture.md). A module imports
+# only from its own floor or the ones below. The modules directly in portfolio/ (errors,
+# version, settings, validation, risk) are the ground floor.
+PORTFOLIO_FLOORS = ("portfolio", "portfolio.loans", "portfolio.montecarlo", "portfolio.store",
+                    "portfolio.book", "portfolio.synthetic")
+
+
+def _floor(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) >= 2 and ".".join(parts[:2]) in PORTFOLIO_FLOORS:
+        return PORTFOLIO_FLOORS.index(".".join(parts[:2]))
+    return 0
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def test_portfolio_has_its_floors() -> None:
+    for floor in PORTFOLIO_FLOORS[1:]:
+        assert (ROOT / floor.replace(".", "/") / "__init__.py").exists(), floor
+    loose = sorted(p.name for p in (ROOT / "portfolio").glob("*.py"))
+    assert loose == ["__init__.py", "errors.py", "memory.py", "tomlfile.py", "version.py"]
+
+
+@pytest.mark.parametrize("floor", PORTFOLIO_FLOORS)
+def test_no_import_goes_up_the_portfolio_floors(floor: str) -> None:
+    files = sorted((ROOT / floor.replace(".", "/")).rglob("*.py"))
+    if floor == "portfolio":
+        files = sorted((ROOT / "portfolio").glob("*.py"))
+    mine = PORTFOLIO_FLOORS.index(floor)
+    upward = [f"{f.relative_to(ROOT)}:{line} imports {module}"
+              for f in files for line, module in _imports(f)
+              if module.split(".")[0] == "portfolio" and _floor(module) > mine
+              and _floor(_module_name(f)) == mine]
+    assert upward == []
+
+
 def test_sql_lives_in_the_store_modules() -> None:
     # STYLE.md: SQL only in portfolio/store/ — no other module calls a DuckDB connection's
     # execute/sql.

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import QuantLib as ql
 
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths
 from tranching.deal import Deal, Funding
 from tranching.errors import DealError, must_be
 from tranching.ratings import RatingTable, implied_rating

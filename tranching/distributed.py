@@ -1,4 +1,4 @@
-"""The deal waterfall on Dask workers (``portfolio.distributed``'s ``per_paths`` hook).
+"""The deal waterfall on Dask workers (``portfolio.montecarlo.distributed``'s ``per_paths`` hook).
 
 ``WaterfallOnWorkers(deal, replenishment)`` runs :func:`tranching.waterfall.run_waterfall` on
 each task's paths (with the same paths of a revolving deal's replenishment profile) and keeps
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from portfolio.distributed import slice_paths
+from portfolio.montecarlo.distributed import slice_paths
 from portfolio.errors import ValidationError, must_be
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths
 from tranching.deal import Deal
 from tranching.waterfall import WaterfallResult, run_waterfall
 
@@ -77,7 +77,7 @@ class WaterfallSummary:
 
 @dataclass(frozen=True, slots=True)
 class WaterfallOnWorkers:
-    """A ``portfolio.distributed.PathsReducer``: the deal's waterfall on each task's paths.
+    """A ``portfolio.montecarlo.distributed.PathsReducer``: the deal's waterfall on each task's paths.
 
     ``replenishment``: the revolving deal's replenishment profile for the whole run
     (``tranching.revolving.replenishment_for`` with the run's seed and path count)."""

@@ -4,7 +4,7 @@ The one place that decides whether a deal needs a replenishment profile and buil
 CLI (``riskpool simulate --structure``), the demo and the dashboards run a deal the same way:
 
 * :func:`replenishment_for` — the profile of the loans bought while revolving
-  (``portfolio.replenishment.simulate_replenishment``, on the run's factor paths and seed), or
+  (``portfolio.montecarlo.replenishment.simulate_replenishment``, on the run's factor paths and seed), or
   ``None`` for a deal without a revolving period.
 * :func:`run_deal` — waterfall + tranche table + trigger table.
 * :func:`run_replenishment` / :func:`run_replenishment_profile` — the profile of a *recorded*
@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio.assumptions import Assumptions
-from portfolio.loans import LoanArrays
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.paths import PoolPaths
 from tranching.analytics import Discount, tranche_table, trigger_table
 from tranching.deal import Deal
 from tranching.waterfall import WaterfallResult, run_waterfall
@@ -64,8 +64,8 @@ def replenishment_for(
     """The replenishment profile a run of ``loans`` needs for ``deal`` (None if not revolving)."""
     if deal.revolving_months <= 0:
         return None
-    from portfolio.replenishment import simulate_replenishment
-    from portfolio.simulation import Engine
+    from portfolio.montecarlo.replenishment import simulate_replenishment
+    from portfolio.montecarlo.simulation import Engine
 
     eng: Engine = "loan" if engine == "loan" else "granular"
     return simulate_replenishment(loans, assumptions, int(n_paths), int(seed), eng,
@@ -95,11 +95,11 @@ def run_replenishment_profile(store: Any, run_id: int) -> PoolPaths:
     Rebuilt from the run's inputs: its pool's loans and cut-off, the assumptions file stored
     with the run, its seed, path count, engine and deterministic factor level. ``NotFound`` if
     the run, its pool or one of these inputs is missing."""
-    from portfolio.assumptions import load_assumptions
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.errors import NotFound
-    from portfolio.pools import get_pool, load_pool_loans
-    from portfolio.replenishment import simulate_replenishment
-    from portfolio.simulation import Engine
+    from portfolio.book.pools import get_pool, load_pool_loans
+    from portfolio.montecarlo.replenishment import simulate_replenishment
+    from portfolio.montecarlo.simulation import Engine
     from portfolio.store.runs import get_run
 
     rec = get_run(store, run_id)

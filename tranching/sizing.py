@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths
 from tranching.analytics import loss_shares, wal_per_path
 from tranching.deal import Deal
 from tranching.errors import DealError, SizingError, must_be

@@ -32,7 +32,7 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    amortises. How the purchased loans perform:
 
    * **With a replenishment profile** (``run_waterfall(..., replenishment=profile)``, e.g.
-     ``portfolio.replenishment.simulate_replenishment``: a pool of NEW loans with the pool's
+     ``portfolio.montecarlo.replenishment.simulate_replenishment``: a pool of NEW loans with the pool's
      cell mix, projected on the same paths): a purchase of P at month s adds
      P × profile_flow[path, t − s − 1] / profile.initial_balance to every pool flow (interest,
      scheduled principal, prepayment, default, recovery, balances) of month t > s on the same
@@ -79,7 +79,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from portfolio.memory import small_pages
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths
 from tranching.deal import (
     Basis,
     Deal,

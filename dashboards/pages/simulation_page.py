@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import access, charts, ui
-from portfolio.assumptions import NAMED_SCENARIOS
+from portfolio.montecarlo.assumptions import NAMED_SCENARIOS
 
 v = ui.viewer()
 st.title("Simulation")

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from portfolio.errors import NotFound, RiskpoolError
-from portfolio.types import SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.loans.types import SCORE_BAND_LABELS, SCORE_BANDS
 
 ACTIVE_BUCKETS: tuple[str, ...] = ("current", "M1", "M2", "M3", "default")
 PERFORMING_BUCKETS: tuple[str, ...] = ("current", "M1", "M2", "M3")

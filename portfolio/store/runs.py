@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from portfolio.errors import NotFound, must_be
-from portfolio.paths import FLOW_NAMES, PoolPaths, mean_and_se
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, mean_and_se
 from portfolio.store.core import Store
 
 __all__ = [
@@ -175,7 +175,7 @@ def _monthly_frame(paths: PoolPaths) -> pd.DataFrame:
 
 
 def _loss_frame(paths: PoolPaths) -> pd.DataFrame:
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
 
     rows = []
     targets = [(POOL_PARTY, paths.loss, paths.initial_balance)]
@@ -307,7 +307,7 @@ def record_simulation(
     assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id.
     ``on_record(store, run_id)`` runs inside the same transaction after the run's rows (e.g.
     tranche results stored with the run): if it raises, nothing is recorded."""
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
 
     root = runs_root(store)
     root.mkdir(parents=True, exist_ok=True)
@@ -332,7 +332,7 @@ def record_simulation(
             final = run_dir(store, run_id)
             record_inputs = dict(inputs)
             if assumptions is not None:
-                from portfolio.assumptions import save_assumptions
+                from portfolio.montecarlo.assumptions import save_assumptions
 
                 save_assumptions(assumptions, tmp / "assumptions.toml")
                 record_inputs.setdefault("assumptions_source", record_inputs.get("assumptions"))

@@ -1,6 +1,6 @@
 """CLI commands of the loan-book area (registered by riskpool.cli).
 
-* ``riskpool generate`` — a synthetic Jiebei-like book (``portfolio.generate``).
+* ``riskpool generate`` — a synthetic Jiebei-like book (``portfolio.synthetic.generate``).
 * ``riskpool book ...`` — performance analytics (sub-app, further below in ``register``).
 """
 
@@ -43,7 +43,7 @@ def generate(
     (> 90 DPD) with cures, write-off at 180 DPD, recoveries, full and partial prepayment, and a
     macro factor shared by all loans. Written in one transaction into an empty database.
     """
-    from portfolio.generate import check_request, generate_book
+    from portfolio.synthetic.generate import check_request, generate_book
     from portfolio.store.core import open_store
 
     as_of_date: dt.date | None = None

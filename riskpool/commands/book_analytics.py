@@ -1,7 +1,7 @@
 """``riskpool book summary|delinquency|rolls|vintages|rates`` — performance analytics.
 
 Each command opens the database read-only, runs its group-bys in DuckDB
-(``portfolio.analytics``), prints the tables and, with ``--out FILE``, writes them as CSV,
+(``portfolio.book.analytics``), prints the tables and, with ``--out FILE``, writes them as CSV,
 Parquet or XLSX (``riskpool.commands.output``). Registered by ``riskpool.commands.book``.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from portfolio import analytics
+from portfolio.book import analytics
 from portfolio.store.core import open_store
 from riskpool.commands.output import check_out_path, emit
 

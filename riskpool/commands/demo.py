@@ -139,12 +139,12 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     from partners.dispersion import disperse_paths
     from partners.records import load_allocation, pool_loans, save_allocation
     from partners.registry import load_registry
-    from portfolio.analytics import book_summary
-    from portfolio.assumptions import save_assumptions
-    from portfolio.calibration import calibrate_from_store
-    from portfolio.generate import generate_book
-    from portfolio.pools import create_pool, load_pool_loans, parse_criteria
-    from portfolio.simulation import loss_distribution, simulate
+    from portfolio.book.analytics import book_summary
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.book.calibration import calibrate_from_store
+    from portfolio.synthetic.generate import generate_book
+    from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
+    from portfolio.montecarlo.simulation import loss_distribution, simulate
     from portfolio.store import open_store
     from portfolio.store.runs import record_simulation
     from portfolio.store.tranches import record_tranche_results

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from portfolio.types import APR_CAP_DEFAULT
+from portfolio.loans.types import APR_CAP_DEFAULT
 
 INGEST_HELP = """Load loan or performance tapes (CSV or Parquet) into the book, strictly.
 
@@ -36,7 +36,7 @@ prepaid_principal, charge_off, recovery.
 
 def register(app: typer.Typer) -> None:
     """Add ``riskpool ingest``."""
-    from portfolio.ingest import TapeKind
+    from portfolio.book.ingest import TapeKind
     from riskpool.cli import DEFAULT_DB, DbOption
 
     @app.command("ingest", help=INGEST_HELP)
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         ] = APR_CAP_DEFAULT,
     ) -> None:
         from portfolio.errors import ValidationError
-        from portfolio.ingest import ingest
+        from portfolio.book.ingest import ingest
         from portfolio.store import open_store
 
         for path in paths:

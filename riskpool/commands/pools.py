@@ -2,7 +2,7 @@
 
 The stress flags (``--pd-mult``, ``--rho``, ``--smm-mult``, ``--recovery-mult``,
 ``--scenario``) are defined once here as ``Annotated`` option types (``PdMultOption`` …),
-checked by ``check_stress_flags`` and applied by ``portfolio.assumptions.apply_stress`` so
+checked by ``check_stress_flags`` and applied by ``portfolio.montecarlo.assumptions.apply_stress`` so
 that ``simulate`` can reuse all three.
 """
 
@@ -80,7 +80,7 @@ def pool_create(
         "--db.")] = None,
 ) -> None:
     """Cut a pool from the book at the cut-off and store its immutable snapshot."""
-    from portfolio.pools import create_pool, load_criteria, parse_cutoff
+    from portfolio.book.pools import create_pool, load_criteria, parse_cutoff
     from portfolio.store.core import open_store
     from portfolio.store.parquet_book import attach_book, check_book_dir
 
@@ -111,7 +111,7 @@ def _print_exclusions(info: object) -> None:
 @pool_app.command("list")
 def pool_list(db: DbOption = DEFAULT_DB) -> None:
     """List the pools in the database."""
-    from portfolio.pools import list_pools
+    from portfolio.book.pools import list_pools
     from portfolio.store.core import open_store
 
     with open_store(db, read_only=True) as store:
@@ -139,7 +139,7 @@ def pool_show(
     """Show a pool: header, criteria and exclusions."""
     import json
 
-    from portfolio.pools import get_pool, pool_summary
+    from portfolio.book.pools import get_pool, pool_summary
     from portfolio.store.core import open_store
 
     with open_store(db, read_only=True) as store:
@@ -174,7 +174,7 @@ def pool_strats(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Stratification tables: count, balance, share, WA APR, WA score, WA remaining term."""
-    from portfolio.pools import get_pool, strats
+    from portfolio.book.pools import get_pool, strats
     from portfolio.store.core import open_store
     from riskpool.commands.output import check_out_path
 
@@ -194,7 +194,7 @@ def pool_strats(
 def check_stress_flags(scenario: str | None, pd_mult: float | None, rho: float | None,
                        smm_mult: float | None, recovery_mult: float | None) -> None:
     """Validate the stress flags before any work is done (same rules as ``apply_stress``)."""
-    from portfolio.assumptions import NAMED_SCENARIOS
+    from portfolio.montecarlo.assumptions import NAMED_SCENARIOS
 
     if scenario is not None and scenario not in NAMED_SCENARIOS:
         raise ValidationError(must_be("--scenario", "one of " + ", ".join(NAMED_SCENARIOS),
@@ -230,7 +230,7 @@ def calibrate(
     default_timing: Annotated[str, typer.Option(
         "--default-timing", help="recorded: a default counts in its first > 90 dpd month "
         "(the analytics' definition); went-bad: in the month its final delinquency began "
-        "(what a term-limited projection needs, see portfolio/calibration.py).")] = "went-bad",
+        "(what a term-limited projection needs, see portfolio/book/calibration.py).")] = "went-bad",
     scenario: ScenarioOption = None,
     pd_mult: PdMultOption = None,
     rho: RhoOption = None,
@@ -239,8 +239,8 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Calibrate projection assumptions from the book's own history and write them as TOML."""
-    from portfolio.assumptions import apply_stress, save_assumptions
-    from portfolio.calibration import calibrate_from_store, with_provenance
+    from portfolio.montecarlo.assumptions import apply_stress, save_assumptions
+    from portfolio.book.calibration import calibrate_from_store, with_provenance
     from portfolio.store.core import open_store
     from riskpool.settings import code_version
 
@@ -281,8 +281,8 @@ def pricing(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Risk-based pricing check: break-even APR per segment against the actual WA APR."""
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pricing import PricingInputs, load_pricing, pricing_check
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
     from portfolio.store.core import open_store
     from riskpool.commands.output import check_out_path
 

@@ -56,7 +56,7 @@ class SimulationResult:
 def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int,
                            deterministic: str | None) -> None:
     """Validate the simulation flags before any work is done."""
-    from portfolio.simulation import DETERMINISTIC_Z
+    from portfolio.montecarlo.simulation import DETERMINISTIC_Z
 
     if n_paths < 1 or n_paths > MAX_PATHS:
         raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}] (the "
@@ -95,15 +95,15 @@ def run_simulation(
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
     ``workers`` (a local Dask cluster of that many processes) or ``scheduler`` (an existing
-    cluster's address) run the paths on Dask (``portfolio.distributed``; same numbers).
+    cluster's address) run the paths on Dask (``portfolio.montecarlo.distributed``; same numbers).
     ``book``: a Parquet book (``riskpool book export``) that must hold every pool loan.
     ``structure``: a deal TOML (checked first); the waterfall then runs on the paths (with the
     replenishment profile of new loans when the deal revolves, ``tranching.revolving``) and the
     tranche and trigger tables are stored with the run, in the run's transaction.
     """
-    from portfolio.assumptions import apply_stress, load_assumptions
-    from portfolio.pools import get_pool, load_pool_loans
-    from portfolio.simulation import DETERMINISTIC_Z, Engine, loss_distribution, simulate
+    from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
+    from portfolio.book.pools import get_pool, load_pool_loans
+    from portfolio.montecarlo.simulation import DETERMINISTIC_Z, Engine, loss_distribution, simulate
     from portfolio.store.core import open_store
     from portfolio.store.runs import record_simulation
     from riskpool.settings import code_version
@@ -112,7 +112,7 @@ def run_simulation(
     eng: Engine = "loan" if engine == "loan" else "granular"
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
-        from portfolio.distributed import check_cluster_flags
+        from portfolio.montecarlo.distributed import check_cluster_flags
 
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
@@ -145,7 +145,7 @@ def run_simulation(
     t1 = time.perf_counter()
     n_workers = None
     if workers is not None or scheduler is not None:
-        from portfolio.distributed import simulate_distributed
+        from portfolio.montecarlo.distributed import simulate_distributed
 
         drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
                                     workers=workers, scheduler=scheduler)

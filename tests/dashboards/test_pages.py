@@ -35,7 +35,7 @@ def test_login_then_book(dashboard_env) -> None:
 
 
 def test_book_headline_equals_book_summary(dashboard_env) -> None:
-    from portfolio.analytics import book_summary
+    from portfolio.book.analytics import book_summary
 
     at = page("book", "treasury")
     no_errors(at)
@@ -53,7 +53,7 @@ def test_book_headline_equals_book_summary(dashboard_env) -> None:
 def test_book_as_of_widget_recomputes(dashboard_env) -> None:
     import datetime as dt
 
-    from portfolio.analytics import book_summary
+    from portfolio.book.analytics import book_summary
 
     earlier = dt.date(2025, 12, 31)
     at = page("book", "treasury", widgets={"book_as_of": earlier})
@@ -68,7 +68,7 @@ def test_book_as_of_widget_recomputes(dashboard_env) -> None:
 
 
 def test_pools_page_lists_pools_and_strats(dashboard_env) -> None:
-    from portfolio.pools import list_pools, strats
+    from portfolio.book.pools import list_pools, strats
 
     at = page("pools", "treasury")
     no_errors(at)
@@ -84,7 +84,7 @@ def test_pools_page_lists_pools_and_strats(dashboard_env) -> None:
 
 
 def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
     from portfolio.store.runs import load_paths
 
     at = page("simulation", "treasury")
@@ -100,8 +100,8 @@ def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
 
 def test_simulation_new_run_with_stress_equals_library(dashboard_env) -> None:
     from dashboards.access import pool_assumptions
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import loss_distribution, simulate
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import loss_distribution, simulate
 
     at = page("simulation", "treasury")
     at.select_slider(key="new_paths").set_value(500)
@@ -191,7 +191,7 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     assert heads["el_share_left"].tolist() == pytest.approx(
         [h.el_share_left for h in result.headlines])
     # one VaR definition: the pool's figures are the Simulation page's (loss_distribution)
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
 
     stats = loss_distribution(paths)
     assert metric(at, "Pool EL (CNY)") == f"{stats.el:,.0f}"
@@ -234,7 +234,7 @@ def test_locked_database_says_data_is_being_updated(demo_book, tmp_path, monkeyp
 
 def test_pools_page_saves_a_pool(writable_book, monkeypatch) -> None:
     """Treasury saves the form's selection as a pool (a short write to the database)."""
-    from portfolio.pools import list_pools
+    from portfolio.book.pools import list_pools
 
     monkeypatch.setenv("RISKPOOL_DB", str(writable_book.db))
     at = page("pools", "treasury")

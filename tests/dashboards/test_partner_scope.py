@@ -108,7 +108,7 @@ def test_tranches_and_dispersion_only_own_positions(dashboard_env) -> None:
 
 def test_simulation_shows_own_party_losses(dashboard_env) -> None:
     from partners.dispersion import party_paths
-    from portfolio.simulation import loss_distribution
+    from portfolio.montecarlo.simulation import loss_distribution
     from portfolio.store import open_store
     from portfolio.store.runs import load_paths
 

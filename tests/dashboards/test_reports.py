@@ -101,7 +101,7 @@ def test_html_is_self_contained_with_every_section(treasury_report) -> None:
 
 
 def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
-    from portfolio.analytics import book_summary, roll_rates
+    from portfolio.book.analytics import book_summary, roll_rates
     from portfolio.store import open_store
     from portfolio.store.runs import load_paths
     from portfolio.store.tranches import load_run_deal

@@ -6,7 +6,7 @@ import pytest
 from partners_fixtures import make_loans, registry_doc
 
 from partners.registry import Registry, parse_registry
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from portfolio.loans import LoanArrays
-from portfolio.types import ALLOWED_TERMS
+from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.types import ALLOWED_TERMS
 
 REGIONS = ("Zhejiang", "Guangdong", "Sichuan", "Henan")
 

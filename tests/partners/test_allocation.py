@@ -20,7 +20,7 @@ from partners.allocation import (
 )
 from partners.errors import AllocationCheckFailed, AllocationError, InfeasibleAllocation
 from partners.registry import parse_registry
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -259,7 +259,7 @@ def test_any_pool_gives_a_valid_allocation(seed, mode, scale):
 
 def test_loan_risk_from_assumptions_by_hand():
     from partners.allocation import loan_risk_from_assumptions
-    from portfolio.generate import GeneratorParams, true_assumptions
+    from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
     ass = true_assumptions(GeneratorParams(), 8)  # n_age = 8: ages beyond reuse the last column
     loans = make_loans(50, seed=9)

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from portfolio.generate import generate_book
+from portfolio.synthetic.generate import generate_book
 from portfolio.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_flag_errors(cli, db):
 
 def test_allocate_a_stored_pool_and_read_it_back(cli, db):
     from partners.records import load_allocation
-    from portfolio.pools import create_pool, parse_criteria
+    from portfolio.book.pools import create_pool, parse_criteria
 
     with open_store(db) as store:
         info = create_pool(store, "p1", parse_criteria({"eligibility": {"dpd_max": 0}}),
@@ -144,8 +144,8 @@ def test_example_script_allocates_and_exports(db, tmp_path, monkeypatch):
 
 
 def test_allocate_with_assumptions_file_for_the_expected_loss(cli, db, tmp_path):
-    from portfolio.assumptions import save_assumptions
-    from portfolio.generate import GeneratorParams, true_assumptions
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
     ass = save_assumptions(true_assumptions(GeneratorParams(), 24), tmp_path / "ass.toml")
     r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,

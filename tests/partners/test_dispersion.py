@@ -20,8 +20,8 @@ from partners.dispersion import (
     securitise,
 )
 from partners.registry import parse_registry
-from portfolio.generate import GeneratorParams, true_assumptions
-from portfolio.simulation import simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
+from portfolio.montecarlo.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 11, 1)
@@ -95,7 +95,7 @@ def test_measures_hhi_and_headline_by_hand():
                  balance=balance, shares=shares, pd=pd_, lgd=lgd)
     m = loss_measures(pool_loss)
     assert m.el == pytest.approx(pool_loss.mean())
-    # portfolio.simulation's estimators, by hand: VaR = the ⌈nα⌉-th smallest loss, ES = the
+    # portfolio.montecarlo.simulation's estimators, by hand: VaR = the ⌈nα⌉-th smallest loss, ES = the
     # mean of the n(1 − α) = 50 largest losses (n = 5000)
     xs = np.sort(pool_loss)
     assert m.var_999 == xs[4994]  # the ⌈4995⌉-th smallest

@@ -19,9 +19,9 @@ DEAL = ROOT / "examples" / "deal_cn_consumer.toml"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     """A book, a pool, an allocation (1) and a run without party split (1)."""
-    from portfolio.assumptions import save_assumptions
-    from portfolio.generate import GeneratorParams, generate_book, true_assumptions
-    from portfolio.pools import create_pool, parse_criteria
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.synthetic.generate import GeneratorParams, generate_book, true_assumptions
+    from portfolio.book.pools import create_pool, parse_criteria
     from riskpool.cli import main
 
     d = tmp_path_factory.mktemp("disp")
@@ -68,9 +68,9 @@ def test_run_without_party_split_is_resimulated_and_losses_add_up(db):
 
 def test_run_with_party_split_is_used_as_stored(db):
     from partners.records import load_allocation, run_party_paths
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pools import load_pool_loans
-    from portfolio.simulation import simulate
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.simulation import simulate
     from portfolio.store.runs import get_run, record_simulation
 
     with open_store(db) as store:
@@ -112,8 +112,8 @@ def test_dispersion_cli_structure_uses_the_runs_replenishment_profile(cli, db):
     (rebuilt from the run's inputs), so the printed rows equal the library's with it."""
     from partners.dispersion import disperse_paths
     from partners.records import load_allocation, run_party_paths
-    from portfolio.assumptions import load_assumptions
-    from portfolio.pools import get_pool, load_pool_loans
+    from portfolio.montecarlo.assumptions import load_assumptions
+    from portfolio.book.pools import get_pool, load_pool_loans
     from portfolio.store.runs import get_run
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for, run_replenishment

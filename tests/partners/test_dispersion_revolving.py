@@ -1,5 +1,5 @@
 """Risk dispersion of a revolving deal run with its replenishment profile (the loans bought
-while revolving), and one VaR/ES estimator shared with ``portfolio.simulation``."""
+while revolving), and one VaR/ES estimator shared with ``portfolio.montecarlo.simulation``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from partners.dispersion import (
     securitise,
 )
 from partners.registry import PLATFORM_ID, parse_registry
-from portfolio.generate import GeneratorParams, true_assumptions
-from portfolio.paths import PoolPaths
-from portfolio.simulation import loss_distribution, simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.simulation import loss_distribution, simulate
 from tranching.analytics import tranche_table
 from tranching.deal import deal_from_dict
 from tranching.revolving import replenishment_for

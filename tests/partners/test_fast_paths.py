@@ -20,7 +20,7 @@ R5 = next(r for r in DEFAULT_RULES if r.id == "R5")
 
 
 def test_lifetime_pd_of_seasoned_loans_by_hand():
-    from portfolio.generate import GeneratorParams, true_assumptions
+    from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
     ass = true_assumptions(GeneratorParams(), 8)  # n_age = 8: ages beyond reuse the last column
     loans = make_loans(60, seed=3)

@@ -10,7 +10,7 @@ from partners_fixtures import registry_doc
 
 from partners.errors import PartnerFileError
 from partners.registry import BankScope, PartnerKind, load_registry, parse_registry
-from portfolio.types import RepaymentType
+from portfolio.loans.types import RepaymentType
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -42,7 +42,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolio import analytics
+from portfolio.book import analytics
 from portfolio.errors import NotFound, RiskpoolError, ValidationError
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
@@ -487,10 +487,10 @@ def _status(dpd: int) -> str:
 def test_sql_buckets_agree_with_types_dpd_bucket(
     tmp_path_factory: pytest.TempPathFactory, book_rows: list[tuple[int, int]]
 ) -> None:
-    """Oracle: ``portfolio.types.dpd_bucket`` in Python. Each loan has dpd d at M3 and
+    """Oracle: ``portfolio.loans.types.dpd_bucket`` in Python. Each loan has dpd d at M3 and
     max(d − 30, 0) at M2; bucket balances, 30+/90+ ratios and the M2 → M3 roll matrix must
     match the Python grouping, and every roll-matrix row with balance sums to 1."""
-    from portfolio.types import dpd_bucket
+    from portfolio.loans.types import dpd_bucket
 
     path = tmp_path_factory.mktemp("prop") / "book.duckdb"
     loans = loans_frame().iloc[: len(book_rows)].copy()

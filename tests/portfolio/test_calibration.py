@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portfolio.assumptions import (
+from portfolio.montecarlo.assumptions import (
     NAMED_SCENARIOS,
     Assumptions,
     apply_stress,
@@ -192,10 +192,10 @@ import datetime as dt  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.special import ndtr, ndtri  # noqa: E402
 
-from portfolio import calibration as cal  # noqa: E402
+from portfolio.book import calibration as cal  # noqa: E402
 from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
 from portfolio.store.core import open_store  # noqa: E402
-from portfolio.types import ALLOWED_TERMS  # noqa: E402
+from portfolio.loans.types import ALLOWED_TERMS  # noqa: E402
 
 
 def test_credibility_weighting_by_hand() -> None:
@@ -455,7 +455,7 @@ def test_calibrate_refuses_an_empty_or_future_window(db_path: Path) -> None:
 
 # ---------------------------------------------------------------- generated books (known truth)
 
-from portfolio.generate import GeneratorParams, generate_book  # noqa: E402
+from portfolio.synthetic.generate import GeneratorParams, generate_book  # noqa: E402
 
 AS_OF = dt.date(2025, 6, 30)
 

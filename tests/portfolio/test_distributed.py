@@ -1,7 +1,7 @@
-"""Dask-distributed Monte Carlo (portfolio.distributed) and the Parquet book (issue 7).
+"""Dask-distributed Monte Carlo (portfolio.montecarlo.distributed) and the Parquet book (issue 7).
 
 The oracle for every distributed figure is the local engine itself
-(``portfolio.simulation.simulate`` with the same seed): the distributed run must be
+(``portfolio.montecarlo.simulation.simulate`` with the same seed): the distributed run must be
 bit-identical to it (``np.array_equal``), for 1, 2 and 4 worker processes, after a worker is
 killed mid-run, with the party split and with the waterfall run on the workers (the oracle
 there is ``tranching.waterfall.run_waterfall`` on the local paths).
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
-from portfolio.distributed import (
+from portfolio.montecarlo.distributed import (
     DistributedUnavailable,
     check_cluster_flags,
     open_client,
@@ -32,9 +32,9 @@ from portfolio.distributed import (
     task_groups,
 )
 from portfolio.errors import ValidationError
-from portfolio.paths import FLOW_NAMES, PoolPaths
-from portfolio.replenishment import simulate_replenishment
-from portfolio.simulation import simulate
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.simulation import simulate
 from tranching.deal import load_deal
 from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
 from tranching.waterfall import run_waterfall

@@ -1,9 +1,9 @@
-"""The synthetic book generator (portfolio/generate.py): realism, anchors, truth, invariants.
+"""The synthetic book generator (portfolio/synthetic/generate.py): realism, anchors, truth, invariants.
 
 Independent sources used below, each named where it is used:
 * DOMAIN §3 calibration anchors (Fitch 360 Microcredit: ≈ 8,000 CNY average loan, 2.5 %
   base-case lifetime default; Ant: 90+ DPD ≈ 0.7–1.05 % of balance);
-* ``portfolio.schedules.schedule`` (one-loan schedules, themselves tested against
+* ``portfolio.loans.schedules.schedule`` (one-loan schedules, themselves tested against
   numpy-financial and QuantLib) for the payments of loans that pay as agreed;
 * hand derivations written out in comments (the pipeline shift of the default hazard with no
   prepayment, recovery totals, cent rounding);
@@ -29,9 +29,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import RiskpoolError, ValidationError
-from portfolio.generate import (
+from portfolio.synthetic.generate import (
     GeneratorParams,
     check_request,
     generate_book,
@@ -39,9 +39,9 @@ from portfolio.generate import (
     simulate_book,
     true_assumptions,
 )
-from portfolio.schedules import schedule
+from portfolio.loans.schedules import schedule
 from portfolio.store.core import open_store
-from portfolio.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 
 AS_OF = dt.date(2025, 12, 31)
 EDGES = np.array([lo for lo, _ in SCORE_BANDS[1:]])
@@ -346,7 +346,7 @@ def test_invariants_hold_for_any_seed_and_parameters(n_loans, n_months, seed, rh
 
 
 def test_payments_follow_the_schedule_for_loans_paying_as_agreed(neutral_book) -> None:
-    """Source: portfolio.schedules.schedule (tested against numpy-financial and QuantLib)."""
+    """Source: portfolio.loans.schedules.schedule (tested against numpy-financial and QuantLib)."""
     loans, perf = neutral_book
     flags = perf.assign(
         other=~perf.status.isin(["current", "matured"]) | (perf.prepaid_principal > 0),

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portfolio.errors import TapeRejected, ValidationError
-from portfolio.ingest import (
+from portfolio.book.ingest import (
     LOAN_REQUIRED,
     TapeKind,
     check_loans,

@@ -17,12 +17,12 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portfolio import pools
+from portfolio.book import pools
 from portfolio.errors import NotFound, ValidationError
-from portfolio.pools import Criteria, parse_criteria, select_pool
+from portfolio.book.pools import Criteria, parse_criteria, select_pool
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
-from portfolio.types import RepaymentType
+from portfolio.loans.types import RepaymentType
 
 CUTOFF = dt.date(2025, 6, 30)
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from replenishment_pools import short_tenor_loans
 
-from portfolio.replenishment import _new_ids, replenishment_loans
-from portfolio.schedules import add_months
-from portfolio.simulation import _cell_key, _stable_argsort
+from portfolio.montecarlo.replenishment import _new_ids, replenishment_loans
+from portfolio.loans.schedules import add_months
+from portfolio.montecarlo.simulation import _cell_key, _stable_argsort
 
 
 def _radix_order(band, term, mob, rem, small_loan=None):
@@ -68,13 +68,13 @@ def test_first_due_is_one_calendar_month_after_each_cutoff():
 def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch):
     from replenishment_pools import simple_assumptions
 
-    from portfolio.replenishment import simulate_replenishment
+    from portfolio.montecarlo.replenishment import simulate_replenishment
 
     loans = short_tenor_loans(n=60)
     a = simple_assumptions()
     cut = dt.date(2026, 6, 30)
     several = simulate_replenishment(loans, a, 700, 11, cutoff=cut)  # 3 blocks
-    monkeypatch.setattr("portfolio.replenishment.os.cpu_count", lambda: 1)
+    monkeypatch.setattr("portfolio.montecarlo.replenishment.os.cpu_count", lambda: 1)
     one = simulate_replenishment(loans, a, 700, 11, cutoff=cut)
     for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
                  "recovery", "balance_eop"):
@@ -89,7 +89,7 @@ def test_prepare_pool_restores_numpys_huge_page_setting():
 
     from replenishment_pools import simple_assumptions
 
-    from portfolio.simulation import prepare_pool
+    from portfolio.montecarlo.simulation import prepare_pool
 
     toggle = np._core.multiarray._set_madvise_hugepage
     loans = short_tenor_loans(n=60)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from portfolio import pricing
-from portfolio.assumptions import Assumptions, save_assumptions
+from portfolio.book import pricing
+from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.errors import ValidationError
-from portfolio.pricing import PricingInputs
+from portfolio.book.pricing import PricingInputs
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
 
@@ -124,7 +124,7 @@ def test_pricing_check_flags_under_priced_segments_and_the_cap(db_path: Path) ->
 
 
 def test_pricing_check_on_a_pool_uses_cutoff_balances(db_path: Path) -> None:
-    from portfolio import pools
+    from portfolio.book import pools
 
     _book(db_path)
     with open_store(db_path) as store:

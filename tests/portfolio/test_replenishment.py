@@ -9,13 +9,13 @@ import pytest
 from replenishment_pools import short_tenor_loans, simple_assumptions
 
 from portfolio.errors import ValidationError
-from portfolio.replenishment import (
+from portfolio.montecarlo.replenishment import (
     default_cutoff,
     replenishment_loans,
     simulate_replenishment,
 )
-from portfolio.schedules import schedule_matrix
-from portfolio.simulation import simulate
+from portfolio.loans.schedules import schedule_matrix
+from portfolio.montecarlo.simulation import simulate
 
 CUTOFF = dt.date(2026, 6, 30)
 
@@ -66,7 +66,7 @@ def test_bad_inputs_name_the_field() -> None:
 
 
 def test_without_defaults_or_prepayments_the_profile_is_the_new_loans_schedule() -> None:
-    # independent source: portfolio.schedules.schedule_matrix on the new loans directly
+    # independent source: portfolio.loans.schedules.schedule_matrix on the new loans directly
     loans = short_tenor_loans(n=80)
     a = simple_assumptions(pd_scale=0.0, smm=0.0)
     prof = simulate_replenishment(loans, a, 3, seed=4)

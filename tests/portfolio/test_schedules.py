@@ -1,4 +1,4 @@
-"""Repayment schedules (portfolio/schedules.py) against independent sources.
+"""Repayment schedules (portfolio/loans/schedules.py) against independent sources.
 
 Sources used below, each named where it is used:
 * numpy-financial ``pmt`` / ``ipmt`` / ``ppmt`` / ``fv`` (level annuity);
@@ -35,14 +35,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portfolio.errors import ValidationError
-from portfolio.schedules import (
+from portfolio.loans.schedules import (
     ScheduleMatrix,
     add_months,
     interest_to_date,
     schedule,
     schedule_matrix,
 )
-from portfolio.types import RepaymentType
+from portfolio.loans.types import RepaymentType
 
 TYPES = list(RepaymentType)
 HALF_CENT = 0.005

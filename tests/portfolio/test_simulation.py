@@ -11,8 +11,8 @@ from scipy import integrate, stats
 from simulation_pools import assumptions, flat_assumptions, homogeneous_pool, mixed_pool
 
 from portfolio.errors import ValidationError
-from portfolio.schedules import schedule_matrix
-from portfolio.simulation import (
+from portfolio.loans.schedules import schedule_matrix
+from portfolio.montecarlo.simulation import (
     DETERMINISTIC_Z,
     loss_distribution,
     prepare_pool,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy import special, stats
 from simulation_pools import assumptions, flat_assumptions, homogeneous_pool, mixed_pool
 
-from portfolio import engines
-from portfolio.simulation import (
+from portfolio.montecarlo import engines
+from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
     block_layout,
     block_seed,
@@ -198,7 +198,7 @@ def test_blocks_run_anywhere_and_assemble_to_the_same_paths(engine):
     # child seed. Blocks run in any order and are assembled into the same numbers.
     import pickle
 
-    from portfolio.simulation import assemble_paths
+    from portfolio.montecarlo.simulation import assemble_paths
 
     shares = np.random.default_rng(3).dirichlet([1, 1], size=len(SHORT))
     direct = simulate(SHORT, assumptions(), 600, seed=17, engine=engine, shares=shares)

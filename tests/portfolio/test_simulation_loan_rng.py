@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from simulation_pools import assumptions, mixed_pool
 
-from portfolio import engines
-from portfolio.simulation import (
+from portfolio.montecarlo import engines
+from portfolio.montecarlo.simulation import (
     _pcg_state,
     _set_pcg_state,
     block_seed,
@@ -57,7 +57,7 @@ def test_float32_threshold_gives_the_float64_comparison(x, k):
 def test_loan_engine_uniforms_from_numba_equal_numpys(monkeypatch):
     # the numba backend once more with numpy's own Generator.random (no state read, so the
     # fallback path draws): the same block bit for bit
-    import portfolio.simulation as sim
+    import portfolio.montecarlo.simulation as sim
 
     pool = mixed_pool(1_200, seed=4)
     prep = prepare_pool(pool, assumptions(pd_scale=3.0, smm=0.05), loan_level=True)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
-from portfolio.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
 from portfolio.errors import NotFound
-from portfolio.paths import FLOW_NAMES
-from portfolio.pools import create_pool, parse_criteria
-from portfolio.simulation import loss_distribution, simulate
+from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.book.pools import create_pool, parse_criteria
+from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store.core import open_store
 from portfolio.store.runs import (
     finish_run,

@@ -19,8 +19,8 @@ from replenishment_pools import short_tenor_loans, simple_assumptions
 from test_waterfall_invariants import check_invariants, deals, pools
 from tranching_pathgen import synthetic_paths
 
-from portfolio.replenishment import simulate_replenishment
-from portfolio.simulation import simulate
+from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.simulation import simulate
 from tranching.analytics import wal_per_path, year_fractions
 from tranching.deal import deal_from_dict, load_deal
 from tranching.errors import DealError

@@ -2,7 +2,7 @@
 
 A single-period homogeneous pool — n identical zero-APR bullet loans with one month left, monthly
 default probability PD, asset correlation ρ, no prepayment, recovery R collected over the two
-following months — is run through the Monte Carlo engine (``portfolio.simulation.simulate``,
+following months — is run through the Monte Carlo engine (``portfolio.montecarlo.simulation.simulate``,
 both engines: ``loan`` draws every loan, ``granular`` per cell) and then through a fee-free,
 zero-coupon, three-tranche sequential waterfall. With no interest and no fees the waterfall hands the total
 cash (surviving principal, then recoveries reimbursing written-down principal senior first) down
@@ -18,11 +18,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from portfolio.assumptions import Assumptions
-from portfolio.loans import LoanArrays
-from portfolio.schedules import add_months
-from portfolio.simulation import simulate
-from portfolio.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.schedules import add_months
+from portfolio.montecarlo.simulation import simulate
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 from tranching.analytics import loss_shares
 from tranching.deal import deal_from_dict
 from tranching.reference import finite_pool_tranche_el

@@ -45,7 +45,7 @@ def test_revolving_buys_new_loans_with_their_own_schedule() -> None:
     # Month 4: principal 700 + 25 + 37.5 = 762.5 → A its last 700, Z 62.5; interest
     #   6 + 0.5 + 1.5 = 8; C = 0 + 0 + 37.5.
     # Month 5 (pool padded with zeros): principal 37.5 → Z (100 in all); interest 0.75.
-    from portfolio.paths import PoolPaths
+    from portfolio.montecarlo.paths import PoolPaths
 
     deal = _deal(revolving={"months": 2})
     paths = paths_from_arrays(initial_balance=1000.0, interest=[[10.0, 8.0, 7.0, 6.0]],

@@ -13,7 +13,7 @@ import datetime as dt
 import numpy as np
 from scipy.stats import norm
 
-from portfolio.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths
 
 
 def synthetic_paths(
@@ -91,15 +91,15 @@ def paths_from_arrays(**arrays: np.ndarray) -> PoolPaths:
 
 def realistic_pool_paths(n_loans: int = 2000, n_paths: int = 400, seed: int = 3,
                          pd_scale: float = 1.0) -> PoolPaths:
-    """Monte Carlo paths (``portfolio.simulation.simulate``, granular engine) of a mixed pool:
+    """Monte Carlo paths (``portfolio.montecarlo.simulation.simulate``, granular engine) of a mixed pool:
     level-annuity loans of every allowed term, seasoned 0..term−1 months, scores 450–950, APR
     falling with the score; hazards falling with the score band, flat SMM 3%, recovery 25%
     over four months, ρ = 0.08, factor persistence 0.6."""
-    from portfolio.assumptions import Assumptions
-    from portfolio.loans import LoanArrays
-    from portfolio.schedules import add_months
-    from portfolio.simulation import simulate
-    from portfolio.types import ALLOWED_TERMS, SCORE_BANDS
+    from portfolio.montecarlo.assumptions import Assumptions
+    from portfolio.loans.arrays import LoanArrays
+    from portfolio.loans.schedules import add_months
+    from portfolio.montecarlo.simulation import simulate
+    from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 
     rng = np.random.default_rng(seed)
     term = rng.choice(np.array(ALLOWED_TERMS), n_loans)

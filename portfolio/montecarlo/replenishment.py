@@ -44,13 +44,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
-from portfolio.paths import PoolPaths
-from portfolio.schedules import add_months
-from portfolio.simulation import (
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.loans.schedules import add_months
+from portfolio.montecarlo.simulation import (
     ENGINES,
     Engine,
     _assemble,
@@ -166,7 +166,7 @@ def simulate_replenishment(
     prep = prepare_pool(new, assumptions, loan_level=engine == "loan")
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
-    from portfolio import engines
+    from portfolio.montecarlo import engines
 
     acc = np.zeros((int(n_paths), prep.n_months, engines.N_ACC))
     pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))

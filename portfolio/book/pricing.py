@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
 from portfolio.tomlfile import read_toml
-from portfolio.types import APR_CAP_DEFAULT
+from portfolio.loans.types import APR_CAP_DEFAULT
 
 _KEYS = ("funding_cost", "operating_cost", "capital_method", "capital_ratio", "hurdle_rate",
          "margin", "apr_cap", "lgd", "description")
@@ -195,7 +195,7 @@ def pricing_check(store: Store, a: Assumptions, inputs: PricingInputs,
                   pool_id: int | None = None) -> PricingReport:
     """Break-even APR against the actual WA APR of the pool's (or the book's) segments."""
     if pool_id is not None:
-        from portfolio.pools import get_pool
+        from portfolio.book.pools import get_pool
 
         get_pool(store, pool_id)
     edges = [lo for lo, _ in a.score_bands[1:]]

@@ -26,7 +26,7 @@ channel mark-up and noise), quoted as a daily rate to 0.001 %/day and clipped to
 Performance (one row per loan per month-end from the origination month, months_on_book = 0)
 --------------------------------------------------------------------------------------------
 Instalment ``a`` of a loan is due in its ``a``-th month on book (schedules from
-``portfolio.schedules.schedule_matrix``); the month-end row of age ``a`` shows it paid or
+``portfolio.loans.schedules.schedule_matrix``); the month-end row of age ``a`` shows it paid or
 missed. In month ``a`` (1 ≤ a ≤ term) a *performing* loan (not gone bad, not closed):
 
 1. **goes bad** with probability ``Φ((Φ⁻¹(h) − √ρ·Z_t) / √(1−ρ))``, ``h = go_bad_hazard[band,
@@ -52,7 +52,7 @@ missed. In month ``a`` (1 ≤ a ≤ term) a *performing* loan (not gone bad, not
 Daily-interest interest is balance × apr × days/365 over the actual days of the period (on the
 balance after partial repayments); the other types pay the schedule.
 
-The truth, for calibration (on the ``portfolio.assumptions.Assumptions`` grid: bands
+The truth, for calibration (on the ``portfolio.montecarlo.assumptions.Assumptions`` grid: bands
 ``types.SCORE_BANDS`` × terms ``types.ALLOWED_TERMS`` × age 1..n_age)
 ------------------------------------------------------------------------------------------
 * ``GeneratorParams.go_bad_hazard(n_age)`` — the model primitive above (unconditional, i.e.
@@ -101,13 +101,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import ndtr, ndtri
 
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import RiskpoolError, ValidationError, must_be
-from portfolio.schedules import schedule_matrix
+from portfolio.loans.schedules import schedule_matrix
 from portfolio.store import book as store_book
 from portfolio.store import ingest as store_ingest
 from portfolio.store.core import Store
-from portfolio.types import (
+from portfolio.loans.types import (
     ALLOWED_TERMS,
     APR_CAP_DEFAULT,
     BULLET_MAX_TERM,
@@ -402,7 +402,7 @@ def true_assumptions(params: GeneratorParams, n_age: int) -> Assumptions:
         recovery_lag=tuple(params.recovery_lag),
         rho=params.rho,
         factor_persistence=params.factor_persistence,
-        provenance={"source": "portfolio.generate truth", "params_sha256": _params_hash(params)},
+        provenance={"source": "portfolio.synthetic.generate truth", "params_sha256": _params_hash(params)},
     )
 
 

@@ -1,15 +1,15 @@
 """Monte Carlo on a Dask cluster: the same numbers as a local run (DESIGN §4, issue 7).
 
 ``simulate_distributed(loans, assumptions, n_paths, seed, client=...)`` prepares the pool once
-(cells, schedules, probability tables: :func:`portfolio.simulation.prepare_pool`), sends it to
+(cells, schedules, probability tables: :func:`portfolio.montecarlo.simulation.prepare_pool`), sends it to
 every worker, and submits one task per group of the engine's canonical path blocks. A task
-runs :func:`portfolio.simulation.simulate_batch` on each of its blocks with that block's own
-child seed (:func:`portfolio.simulation.block_seed`: ``SeedSequence(entropy,
+runs :func:`portfolio.montecarlo.simulation.simulate_batch` on each of its blocks with that block's own
+child seed (:func:`portfolio.montecarlo.simulation.block_seed`: ``SeedSequence(entropy,
 spawn_key=(b,))``), so a block's numbers depend on the seed and the block index only — not on
 which worker ran it, how blocks were grouped into tasks, or how many workers there were. The
 client puts every block's flows at its fixed path offset and assembles
-:class:`~portfolio.paths.PoolPaths` once, exactly as the local engine does: the result is
-bit-identical to :func:`portfolio.simulation.simulate` with the same seed.
+:class:`~portfolio.montecarlo.paths.PoolPaths` once, exactly as the local engine does: the result is
+bit-identical to :func:`portfolio.montecarlo.simulation.simulate` with the same seed.
 
 Work on the paths themselves can run on the workers too: ``per_paths`` is a picklable
 :class:`PathsReducer` that each task calls on its own paths and whose parts the client joins
@@ -40,12 +40,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from portfolio import engines
-from portfolio import simulation as sim
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo import engines
+from portfolio.montecarlo import simulation as sim
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import RiskpoolError, ValidationError, must_be
-from portfolio.loans import LoanArrays
-from portfolio.paths import FLOW_NAMES, PoolPaths
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 
 __all__ = [
     "check_cluster_flags",
@@ -326,7 +326,7 @@ def simulate_distributed(
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> DistributedRun:
-    """:func:`portfolio.simulation.simulate` on a Dask cluster, bit-identical to it.
+    """:func:`portfolio.montecarlo.simulation.simulate` on a Dask cluster, bit-identical to it.
 
     Use ``client`` (an open ``distributed.Client``), or ``workers`` (a new local cluster of
     that many processes) or ``scheduler`` (an existing cluster's address). ``per_paths``: work

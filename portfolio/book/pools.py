@@ -54,11 +54,11 @@ import numpy as np
 import pandas as pd
 
 from portfolio.errors import NotFound, ValidationError, must_be
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
 from portfolio.tomlfile import read_toml
-from portfolio.types import (
+from portfolio.loans.types import (
     ALLOWED_TERMS,
     SCORE_BAND_LABELS,
     SCORE_BANDS,

@@ -1,10 +1,10 @@
 """Monte Carlo kernels of the projection engine: numba loops and their plain-numpy twins.
 
-Pure array functions, no I/O. ``portfolio.simulation`` prepares the inputs (cells, schedules,
+Pure array functions, no I/O. ``portfolio.montecarlo.simulation`` prepares the inputs (cells, schedules,
 random numbers) and calls one kernel per canonical block of paths. Every numba kernel has a
 numpy twin that follows the same arithmetic on the same random numbers; tests compare them
 (the twins are the oracle, the numba versions are what runs). The twin of ``schedule_sums``
-is ``portfolio.schedules.schedule_matrix`` itself (``prepare_pool(schedules="numpy")``).
+is ``portfolio.loans.schedules.schedule_matrix`` itself (``prepare_pool(schedules="numpy")``).
 
 Shapes: ``n_b`` paths in the block, ``T`` projection months (to the last maturity, without the
 recovery lag), cells ``c`` (loans with the same score band, term, months on book and remaining
@@ -382,7 +382,7 @@ def pcg64_random_f32(out, st):
     """Fill the C-contiguous float32 array ``out`` exactly as ``Generator(PCG64).random(out=out,
     dtype=np.float32)`` does, from and back into the state ``st`` (uint64[6]: state high,
     state low, increment high, increment low, has_uint32, uinteger — see
-    ``portfolio.simulation._pcg_state``): each 64-bit output gives two uniforms, its
+    ``portfolio.montecarlo.simulation._pcg_state``): each 64-bit output gives two uniforms, its
     low then its high 32 bits, each ``(bits >> 8) · 2⁻²⁴``; an odd count leaves the high half
     buffered, as numpy's ``next_uint32`` does. Tested equal to numpy's stream and state."""
     hi = st[0]
@@ -556,7 +556,7 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
     ``cell_pflows`` (n_cells, n_parties, T, 3); per loan into the flat ``sched`` when it is
     not empty. ``initial[c]`` receives the cell's balance at cut-off.
 
-    Per loan, the month loop of ``portfolio.schedules.schedule_matrix`` operation for
+    Per loan, the month loop of ``portfolio.loans.schedules.schedule_matrix`` operation for
     operation, on amounts in cents (b0 = balance, level payment and equal-principal amount
     prepared by the caller with the schedules module's rounding): interest = round(B·rate)
     with rate = apr/12, or apr·days/365 for daily interest; principal = min(max(level −

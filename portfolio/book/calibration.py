@@ -72,11 +72,11 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import log_ndtr, ndtri
 
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import calibration as sql
 from portfolio.store.core import Store
-from portfolio.types import ALLOWED_TERMS, DEFAULT_DPD, SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.loans.types import ALLOWED_TERMS, DEFAULT_DPD, SCORE_BAND_LABELS, SCORE_BANDS
 
 PROB_CAP = 0.999
 RR_PRIOR_EVENTS = 1.0
@@ -536,7 +536,7 @@ def calibrate_from_store(
 ) -> Calibration:
     """Calibrate on the book's history up to ``as_of`` (default: the pool's cut-off when a
     pool is given, else the last month-end in the book)."""
-    from portfolio.pools import get_pool
+    from portfolio.book.pools import get_pool
 
     info = get_pool(store, pool_id) if pool_id is not None else None
     last = sql.last_as_of(store.con)

@@ -1,6 +1,6 @@
 """Monte Carlo projection of a pool's cash flows and credit losses (DESIGN §4).
 
-``simulate(loans, assumptions, n_paths, seed)`` returns :class:`~portfolio.paths.PoolPaths`:
+``simulate(loans, assumptions, n_paths, seed)`` returns :class:`~portfolio.montecarlo.paths.PoolPaths`:
 every month's start balance, interest, scheduled principal, prepayment, defaulted principal,
 recovery and end balance on every path, plus the same per party when ``shares`` are given.
 
@@ -9,7 +9,7 @@ Model
 * Monthly grid: month t (0-based) is the t-th instalment period after the cut-off, to the
   last loan's maturity plus the recovery lag. ``PoolPaths.dates[t]`` is the month end of that
   period (the cut-off is taken as the month end before the earliest next due date).
-* Scheduled interest and principal are those of :func:`portfolio.schedules.schedule_matrix`
+* Scheduled interest and principal are those of :func:`portfolio.loans.schedules.schedule_matrix`
   (all four repayment types, cent-rounded), computed in one pass per loan and summed per cell
   by ``engines.schedule_sums`` (bit-identical to ``schedule_matrix``; tested).
 * Each performing loan, each month, in this order (both engines): defaults with the
@@ -19,7 +19,7 @@ Model
 * Systematic factor: one AR(1) path per Monte Carlo path, ``Z_1 = ε_1``,
   ``Z_t = φ·Z_{t−1} + √(1−φ²)·ε_t`` (unit variance in every month). Conditional hazard
   ``Φ((Φ⁻¹(h) − √ρ·Z_t)/√(1−ρ))``; with ``copula = "t"`` the threshold is ``t_ν⁻¹(h)·√(W/ν)``
-  with one ``W ~ χ²_ν`` per path (see ``portfolio.engines``).
+  with one ``W ~ χ²_ν`` per path (see ``portfolio.montecarlo.engines``).
 * Recovery: ``recovery_rate`` × defaulted balance, collected ``recovery_lag[k]`` of it
   ``k + 1`` months after the default.
 
@@ -70,13 +70,13 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
-from portfolio import engines
-from portfolio.assumptions import Assumptions
+from portfolio.montecarlo import engines
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
-from portfolio.loans import LoanArrays
+from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
-from portfolio.paths import FLOW_NAMES, PoolPaths
-from portfolio.schedules import schedule_matrix
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.loans.schedules import schedule_matrix
 
 __all__ = [
     "BLOCK_PATHS",
@@ -245,7 +245,7 @@ def prepare_pool(
     Cells with fewer than ``small_cells`` × (remaining term) loans are put last and the
     granular engine draws them loan by loan, exactly like the loan engine (``small_cells=0``:
     every cell by binomial counts).
-    ``schedules="numpy"`` sums :func:`portfolio.schedules.schedule_matrix` (the oracle of the
+    ``schedules="numpy"`` sums :func:`portfolio.loans.schedules.schedule_matrix` (the oracle of the
     numba kernel ``engines.schedule_sums``, which gives the same numbers in one pass).
     """
     term_idx = _validate_loans(loans, assumptions)
@@ -397,8 +397,8 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
                      cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s_sorted: np.ndarray,
                      T: int, loan_base: np.ndarray, loan_level: bool
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from portfolio.schedules import _annuity_payment, _round_half_up
-    from portfolio.types import RepaymentType
+    from portfolio.loans.schedules import _annuity_payment, _round_half_up
+    from portfolio.loans.types import RepaymentType
 
     n_cells = cell_first.shape[0] - 1
     n_parties = s_sorted.shape[1]
@@ -559,7 +559,7 @@ def simulate_batch(
     """Paths of one canonical block: a pure function of (prepared pool, block index, its
     child seed, number of paths). ``backend="numpy"`` runs the plain-numpy twin (the
     oracle; slow). ``factor`` = (Z (n_paths, prep.T), scale (n_paths,)) replaces the block's
-    own factor draws (``portfolio.replenishment`` reuses a run's factor paths); the
+    own factor draws (``portfolio.montecarlo.replenishment`` reuses a run's factor paths); the
     idiosyncratic stream is the seed's either way."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))

@@ -85,7 +85,7 @@ from portfolio.errors import TapeRejected, ValidationError, must_be
 from portfolio.store import Store
 from portfolio.store import ingest as sql
 from portfolio.store.book import insert_loans, insert_performance
-from portfolio.types import (
+from portfolio.loans.types import (
     ALLOWED_TERMS,
     APR_CAP_DEFAULT,
     BULLET_MAX_TERM,

@@ -48,7 +48,7 @@ import pandas as pd
 import QuantLib as ql
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.types import RepaymentType
+from portfolio.loans.types import RepaymentType
 
 __all__ = [
     "ScheduleMatrix",

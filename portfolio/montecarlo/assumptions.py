@@ -25,7 +25,7 @@ import numpy as np
 
 from portfolio.errors import ValidationError, must_be
 from portfolio.tomlfile import parse_toml
-from portfolio.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.types import SCORE_BANDS, RepaymentType
+from portfolio.loans.types import SCORE_BANDS, RepaymentType
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,2 @@
+"""The book's services over the store: tape ingestion, analytics, pools, calibration and
+pricing."""
