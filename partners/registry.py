@@ -49,114 +49,32 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from partners.errors import PartnerFileError
-from partners.rules import DEFAULT_RULES, Rule, rules_with_overrides
+from partners.rules import DEFAULT_RULES, rules_with_overrides
+from partners.types import (
+    PLATFORM_ID,
+    BankScope,
+    Concentration,
+    Eligibility,
+    ExpectedLossTable,
+    Partner,
+    PartnerKind,
+    Platform,
+    Regulatory,
+    Rule,
+)
 from portfolio.errors import ValidationError, must_be
-from portfolio.tomlfile import read_toml
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
+from portfolio.tomlfile import read_toml
 
-PLATFORM_ID = "platform"
+__all__ = ["PLATFORM_ID", "BankScope", "Concentration", "Eligibility", "ExpectedLossTable",
+           "Partner", "PartnerKind", "Platform", "Registry", "Regulatory", "as_of_date",
+           "load_registry", "parse_registry"]
+
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class PartnerKind(str, Enum):
-    BANK = "bank"
-    TRUST = "trust"
-    CONSUMER_FINANCE = "consumer_finance"
-    INSURER = "insurer"
-
-
-class BankScope(str, Enum):
-    NATIONAL = "national"
-    LOCAL = "local"
-
-
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    score_floor: int = SCORE_MIN
-    apr_cap: float = 1.0
-    max_term_months: int = max(ALLOWED_TERMS)
-    repayment_types: tuple[RepaymentType, ...] = tuple(RepaymentType)
-    regions: tuple[str, ...] = ()  # empty = every region
-
-    @property
-    def repayment_codes(self) -> tuple[int, ...]:
-        return tuple(t.code for t in self.repayment_types)
-
-
-@dataclass(frozen=True, slots=True)
-class Regulatory:
-    net_tier1_capital: float = 0.0
-    total_loans: float = 0.0
-    existing_joint_with_platform: float = 0.0
-    existing_internet_joint_loans: float = 0.0
-    registered_region: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Concentration:
-    max_region_share: float | None = None
-    max_score_band_share: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Partner:
-    id: str
-    name: str
-    kind: PartnerKind
-    capacity: float
-    required_yield: float
-    eligibility: Eligibility
-    regulatory: Regulatory
-    concentration: Concentration
-    commitment: float = 0.0
-    bank_scope: BankScope | None = None
-
-    @property
-    def is_local_bank(self) -> bool:
-        return self.kind is PartnerKind.BANK and self.bank_scope is BankScope.LOCAL
-
-    def as_dict(self) -> dict[str, Any]:
-        e, r, c = self.eligibility, self.regulatory, self.concentration
-        return {
-            "id": self.id, "name": self.name, "kind": self.kind.value,
-            "bank_scope": self.bank_scope.value if self.bank_scope else None,
-            "capacity": self.capacity, "commitment": self.commitment,
-            "required_yield": self.required_yield,
-            "eligibility": {"score_floor": e.score_floor, "apr_cap": e.apr_cap,
-                            "max_term_months": e.max_term_months,
-                            "repayment_types": [t.value for t in e.repayment_types],
-                            "regions": list(e.regions) or ["*"]},
-            "regulatory": {"net_tier1_capital": r.net_tier1_capital, "total_loans": r.total_loans,
-                           "existing_joint_with_platform": r.existing_joint_with_platform,
-                           "existing_internet_joint_loans": r.existing_internet_joint_loans,
-                           "registered_region": r.registered_region},
-            "concentration": {"max_region_share": c.max_region_share,
-                              "max_score_band_share": c.max_score_band_share},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    name: str = "platform"
-    net_assets: float | None = None
-    abs_bond_funding: float = 0.0
-    other_borrowing: float = 0.0
-    id: str = PLATFORM_ID
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedLossTable:
-    """Annual PD per score band (``types.SCORE_BANDS``) and one LGD: the EL rate of a loan is
-    ``annual_pd[band] × lgd`` a year (DOMAIN §6)."""
-
-    annual_pd_by_score_band: tuple[float, ...]
-    lgd: float
-    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,23 +34,24 @@ Interpretations (documented, configurable through the parameters):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 
 from partners.errors import PartnerFileError
+from partners.types import Breach, Partner, Platform, Rule, Scope
 from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.types import RepaymentType
 
-if TYPE_CHECKING:
-    from partners.registry import Partner, Platform
-
-Scope = Literal["loan", "allocation", "party", "platform"]
+__all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "MAX_LISTED_LOANS", "RULE_IDS", "SHARE_TOL", "Breach",
+           "Rule", "check_local_region", "check_loan_rule", "check_party_amount",
+           "check_platform_funding", "check_platform_share", "loan_rule_excess", "loan_rule_ok",
+           "r2_headroom", "r3_headroom", "rules_with_overrides"]
 
 #: How many loan ids a breach lists (the count and amount always cover all of them).
 MAX_LISTED_LOANS = 20
@@ -58,54 +59,6 @@ MAX_LISTED_LOANS = 20
 #: Tolerance of the re-check for amounts (CNY) and shares: float noise, not leniency.
 AMOUNT_TOL = 1e-6
 SHARE_TOL = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
-    title: str
-    scope: Scope
-    params: Mapping[str, Any]
-    effective_from: dt.date
-    source: str
-    note: str = ""
-
-    def applies_on(self, day: dt.date) -> bool:
-        return self.effective_from <= day
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "scope": self.scope,
-            "params": dict(self.params),
-            "effective_from": self.effective_from.isoformat(),
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """One rule broken: by which party and/or which loans, and by how much (``amount``, ``unit``)."""
-
-    rule_id: str
-    message: str
-    amount: float
-    unit: str  # "CNY", "share", "apr", "months"
-    party_id: str | None = None
-    n_loans: int = 0
-    loan_ids: tuple[str, ...] = field(default=())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule_id,
-            "party": self.party_id,
-            "amount": self.amount,
-            "unit": self.unit,
-            "n_loans": self.n_loans,
-            "loan_ids": list(self.loan_ids),
-            "message": self.message,
-        }
 
 
 def _rule(rid: str, title: str, scope: Scope, params: dict[str, Any], eff: str, source: str,
@@ -146,8 +99,6 @@ _BULLET_CODES = (RepaymentType.INTEREST_ONLY.code, RepaymentType.DAILY_INTEREST.
 def rules_with_overrides(overrides: Mapping[str, Mapping[str, Any]], where: str = "") -> tuple[Rule, ...]:
     """Apply ``[rules.Rx]`` tables from a partners file: known parameters, ``effective_from``,
     ``source``. Unknown rule ids or parameters are refused (the message lists the allowed ones)."""
-    import dataclasses
-
     by_id = {r.id: r for r in DEFAULT_RULES}
     out = dict(by_id)
     for rid, table in overrides.items():

@@ -88,3 +88,62 @@ def test_sql_lives_in_the_store_modules() -> None:
                         and node.func.value.attr == "con"):
                     offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def _import_graph(layer: str) -> dict[str, set[str]]:
+    """Module → the modules of the same package it imports (every import, also the ones under
+    ``if TYPE_CHECKING:`` or inside a function: a cycle there is still a cycle of ideas).
+    ``from a.b import c`` counts as an import of ``a.b.c`` when that is a module, else of ``a.b``."""
+    files = {_module_name(f): f for f in sorted((ROOT / layer).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in files
+                           else node.module for alias in node.names]
+            else:
+                continue
+            edges |= {t for t in targets if t in files and t != name}
+        graph[name] = edges
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as [a, b, …, a], or [] when the graph has none (depth-first search)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return []
+
+
+def test_find_cycle_sees_a_cycle_and_its_absence() -> None:
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_import_cycle_inside_a_package(layer: str) -> None:
+    # Two modules that import each other (directly or round a loop) are one idea split in two
+    # files: the shared types belong in a module both import (e.g. partners/types.py).
+    graph = _import_graph(layer)
+    assert graph, f"no modules under {layer}/"
+    cycle = _find_cycle(graph)
+    assert cycle == [], " imports ".join(cycle)
