@@ -540,7 +540,7 @@ class TrancheView:
 
 
 def deal_from_text(text: str, source: str = "deal editor") -> Any:
-    from portfolio.tomlfile import parse_toml
+    from portfolio.validation import parse_toml
     from tranching.deal import deal_from_dict
     from tranching.errors import DealError
 

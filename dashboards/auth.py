@@ -32,7 +32,7 @@ from pathlib import Path
 import tomli_w
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _ROLE = re.compile(r"^(treasury|partner:[A-Za-z0-9_.-]+)$")

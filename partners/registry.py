@@ -68,7 +68,7 @@ from partners.types import (
 )
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS, SCORE_MAX, SCORE_MIN, RepaymentType
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 
 __all__ = ["PLATFORM_ID", "BankScope", "Concentration", "Eligibility", "ExpectedLossTable",
            "Partner", "PartnerKind", "Platform", "Registry", "Regulatory", "as_of_date",

@@ -92,7 +92,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 from tranching.errors import DealError, must_be
 
 SIZE_TOLERANCE = 1e-6

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 from tranching.errors import RatingTableError, must_be
 
 

@@ -57,7 +57,7 @@ from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 from portfolio.loans.types import (
     ALLOWED_TERMS,
     SCORE_BAND_LABELS,

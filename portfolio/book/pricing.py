@@ -38,7 +38,7 @@ from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
-from portfolio.tomlfile import read_toml
+from portfolio.validation import read_toml
 from portfolio.loans.types import APR_CAP_DEFAULT
 
 _KEYS = ("funding_cost", "operating_cost", "capital_method", "capital_ratio", "hurdle_rate",

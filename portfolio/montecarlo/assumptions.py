@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.tomlfile import parse_toml
+from portfolio.validation import parse_toml
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 
 
