@@ -164,7 +164,7 @@ def test_sigkill_mid_load_leaves_the_database_as_before_and_a_rerun_completes(
     big = tmp_path / "big.csv"
     _write_big_tape(big, 20_000)
     marker = tmp_path / "paused"
-    # Test hook (portfolio/book/ingest.py): sleep inside the load transaction, after every
+    # Test hook (portfolio/book/ingest/load.py): sleep inside the load transaction, after every
     # INSERT and before COMMIT, and create the marker file when the pause begins.
     env = {**os.environ, "RISKPOOL_TEST_PAUSE_AFTER_INSERT": "120",
            "RISKPOOL_TEST_PAUSE_MARKER": str(marker)}
