@@ -501,7 +501,7 @@ def test_calibration_recovers_a_generated_book_without_correlation(zero_rho_book
         se = np.sqrt((w[b] * true_h[b] * (1 - true_h[b])).sum()) / w[b].sum()
         assert abs(got - want) <= 4 * se + 0.05 * want, (b, got, want, se)
         # SMM: the estimator also counts loans in the delinquency pipeline (which cannot
-        # prepay) and is about 1 % low (generate.py docstring): allowance 4 SE + 3 %.
+        # prepay) and is about 1 % low (portfolio/synthetic/params.py docstring): allowance 4 SE + 3 %.
         want_s = (w[b] * true_s[b]).sum() / w[b].sum()
         got_s = (w[b] * a.prepay_smm[b]).sum() / w[b].sum()
         se_s = np.sqrt((w[b] * true_s[b] * (1 - true_s[b])).sum()) / w[b].sum()
@@ -544,7 +544,7 @@ def test_calibration_recovers_rho_and_persistence_of_a_generated_book(tmp_path: 
     assert abs(f.persistence - phi) <= 3 * np.sqrt((1 - phi**2) / n) + (1 + 3 * phi) / n
     # Given the realised factor path, the defaults per band match the conditional truth:
     # a default recorded at month-end m went bad at m − 3 under Z_{m−3}; conditional hazard
-    # ≈ Φ((Φ⁻¹(h) − √ρ·Z)/√(1−ρ)) (first order in rho, generate.py docstring).
+    # ≈ Φ((Φ⁻¹(h) − √ρ·Z)/√(1−ρ)) (first order in rho, portfolio/synthetic/params.py docstring).
     # Allowance: 4 Poisson SE + 10 % for that approximation.
     z = np.asarray(summary.factor)
     z_months = np.asarray(summary.factor_months, dtype="datetime64[D]")

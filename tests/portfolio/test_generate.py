@@ -1,4 +1,4 @@
-"""The synthetic book generator (portfolio/synthetic/generate.py): realism, anchors, truth, invariants.
+"""The synthetic book generator (portfolio/synthetic/): realism, anchors, truth, invariants.
 
 Independent sources used below, each named where it is used:
 * DOMAIN §3 calibration anchors (Fitch 360 Microcredit: ≈ 8,000 CNY average loan, 2.5 %
