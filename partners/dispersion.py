@@ -26,10 +26,9 @@ bought while revolving: ``Dispersion.total_loss``):
   defaults). So the holders' losses add up to the collateral net loss, and with the caller's
   to the securitised loans' loss over their life (pool + purchases).
 
-Risk measures per party: EL = mean loss; VaR_α and ES_α = the estimators of
-``portfolio.montecarlo.simulation.loss_distribution`` (VaR: the ⌈nα⌉-th smallest loss; ES: the mean of
-the n(1 − α) largest losses, the boundary loss weighted fractionally), so the pool's row
-equals the Simulation page's figures.
+Risk measures per party: EL = mean loss; VaR_α and ES_α = the estimators of ``portfolio.risk``
+(VaR: the ⌈nα⌉-th smallest loss; ES: the mean of the n(1 − α) largest losses, the boundary loss
+weighted fractionally), so the pool's row equals the Simulation page's figures.
 
 Capital (``partners.capital``): loans and loan shares held directly — IRB "other retail",
 ``Σ K(PD_i, LGD_i)·share_i·balance_i`` (PD, LGD as the allocation used them); tranche
@@ -63,7 +62,7 @@ from partners.registry import PLATFORM_ID
 from portfolio.errors import must_be
 from portfolio.memory import small_pages
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
-from portfolio.montecarlo.simulation import loss_distribution
+from portfolio.risk import loss_stats
 
 LEVELS = (0.99, 0.999)
 
@@ -80,8 +79,8 @@ class LossMeasures:
 
 def loss_measures(loss: np.ndarray) -> LossMeasures:
     """EL, VaR and ES at 99% and 99.9% of ``loss`` (n_paths,) with the estimators of
-    ``portfolio.montecarlo.simulation.loss_distribution`` (one quantile definition across pages)."""
-    stats = loss_distribution(np.asarray(loss, dtype=np.float64), LEVELS)
+    ``portfolio.risk`` (one quantile definition across pages)."""
+    stats = loss_stats(np.asarray(loss, dtype=np.float64), LEVELS)
     out: list[float] = [stats.el]
     for var, es in zip(stats.var, stats.es, strict=True):
         out += [var, es]

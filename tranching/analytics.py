@@ -7,7 +7,9 @@ Conventions (one set, used everywhere in this module):
   the same convention is handed to QuantLib, so the IRR of the expected cash flows equals the
   QuantLib yield at the same price.
 - Loss = principal loss (``WaterfallResult.tranche_loss``) as a share of the tranche's original
-  balance. EL = its mean; PD = P(loss > 1e-8 of the balance); LGL (loss given loss) = EL / PD.
+  balance. EL = its mean (with its SE); PD = P(loss > 1e-8 of the balance); LGL (loss given
+  loss) = EL / PD; ``loss_q…`` = numpy's linear quantile of the loss share (measures from
+  ``portfolio.risk``).
 - WAL (per path) = Σ τ·principal received / Σ principal received (principal + reimbursements).
 - Expected IRR = mean over paths of the per-path IRR of the cash flows bought at ``price``
   (a share of the original balance, 1.0 = par); a path that returns nothing has IRR −100%.
@@ -31,6 +33,7 @@ import pandas as pd
 import QuantLib as ql
 
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.risk import interpolated_quantile, mean_and_se
 from tranching.deal import Deal, Funding
 from tranching.errors import DealError, must_be
 from tranching.ratings import RatingTable, implied_rating
@@ -182,8 +185,7 @@ def tranche_table(
     init = float(paths.initial_balance)
     losses = loss_shares(result)
     n = result.n_paths
-    el = losses.mean(axis=1)
-    el_se = losses.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(el)
+    el, el_se = mean_and_se(losses, axis=1)
     hit = losses > LOSS_TOLERANCE
     pd_ = hit.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -212,7 +214,7 @@ def tranche_table(
             "lgl": float(lgl[j]),
         }
         for q in quantiles:
-            row[f"loss_q{_qname(q)}"] = float(np.quantile(losses[j], q))
+            row[f"loss_q{_qname(q)}"] = interpolated_quantile(losses[j], q)
         row.update({
             "wal_mean": wal_mean,
             "wal_p5": float(np.nanquantile(w, 0.05)) if np.isfinite(w).any() else float("nan"),

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from portfolio.risk import mean_and_se
+
 
 @dataclass(frozen=True, slots=True)
 class PoolPaths:
@@ -69,11 +71,3 @@ FLOW_NAMES: tuple[str, ...] = (
     "recovery",
     "balance_eop",
 )
-
-
-def mean_and_se(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo mean over paths and its standard error (sample std / √n)."""
-    n = x.shape[axis]
-    mean = x.mean(axis=axis)
-    se = x.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
-    return mean, se

@@ -76,6 +76,7 @@ from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.risk import LOSS_LEVELS, LossStats, loss_stats
 from portfolio.loans.schedules import schedule_matrix
 
 __all__ = [
@@ -97,7 +98,6 @@ __all__ = [
 Engine = Literal["granular", "loan"]
 ENGINES: tuple[str, ...] = ("granular", "loan")
 BLOCK_PATHS = 256
-LOSS_LEVELS: tuple[float, ...] = (0.95, 0.99, 0.999)
 DETERMINISTIC_Z: dict[str, float] = {
     "base": 0.0,
     "adverse": float(special.ndtri(0.05)),
@@ -854,69 +854,10 @@ def assemble_paths(prep: PreparedPool, batches: Sequence[PathBatch], n_paths: in
 # Loss distribution
 
 
-@dataclass(frozen=True, slots=True)
-class LossStats:
-    """Pool credit loss (defaults − recoveries over the horizon) across paths, in CNY.
-
-    ``var[k]``/``es[k]`` belong to ``levels[k]``. Standard errors: EL, sample std / √n;
-    VaR, distribution-free from the order statistics ±√(nα(1−α)) ranks around the
-    quantile (half the spread of that binomial confidence band); ES, the asymptotic
-    ``√((Var(L | L ≥ VaR) + α(ES − VaR)²) / (n(1−α)))``.
-    """
-
-    n_paths: int
-    initial_balance: float
-    el: float
-    el_se: float
-    levels: tuple[float, ...]
-    var: tuple[float, ...]
-    var_se: tuple[float, ...]
-    es: tuple[float, ...]
-    es_se: tuple[float, ...]
-
-    def rows(self) -> list[dict[str, float | str]]:
-        """One row per measure: name, amount, SE, share of the initial balance."""
-        b = self.initial_balance or 1.0
-        out: list[dict[str, float | str]] = [
-            {"measure": "EL", "level": float("nan"), "loss": self.el, "se": self.el_se,
-             "loss_pct": self.el / b}]
-        for lv, v, vse, e, ese in zip(self.levels, self.var, self.var_se, self.es, self.es_se,
-                                      strict=True):
-            out.append({"measure": "VaR", "level": lv, "loss": v, "se": vse, "loss_pct": v / b})
-            out.append({"measure": "ES", "level": lv, "loss": e, "se": ese, "loss_pct": e / b})
-        return out
-
-
-def _quantile_and_se(x_sorted: np.ndarray, alpha: float) -> tuple[float, float]:
-    n = x_sorted.shape[0]
-    k = min(n - 1, max(0, math.ceil(n * alpha) - 1))
-    q = float(x_sorted[k])
-    m = math.sqrt(n * alpha * (1.0 - alpha))
-    lo = x_sorted[max(0, int(math.floor(k - m)))]
-    hi = x_sorted[min(n - 1, int(math.ceil(k + m)))]
-    return q, float(hi - lo) / 2.0
-
-
-def _es_and_se(x_sorted: np.ndarray, alpha: float, var: float) -> tuple[float, float]:
-    n = x_sorted.shape[0]
-    m = n * (1.0 - alpha)  # number of tail paths (fractional)
-    whole = int(math.floor(m))
-    tail = x_sorted[n - whole:] if whole else x_sorted[:0]
-    if m <= 0:
-        return var, 0.0
-    total = float(tail.sum())
-    if m > whole:
-        total += (m - whole) * float(x_sorted[n - whole - 1])
-    es = total / m
-    beyond = x_sorted[x_sorted >= var]
-    var_tail = float(beyond.var(ddof=1)) if beyond.size > 1 else 0.0
-    se = math.sqrt(max(var_tail + alpha * (es - var) ** 2, 0.0) / m)
-    return es, se
-
-
 def loss_distribution(paths: PoolPaths | np.ndarray, levels: Sequence[float] = LOSS_LEVELS,
                       initial_balance: float | None = None) -> LossStats:
-    """EL, VaR and ES of the pool loss at ``levels``, each with its Monte Carlo SE."""
+    """EL, VaR and ES of the pool loss at ``levels``, each with its Monte Carlo SE
+    (``portfolio.risk.loss_stats`` of ``paths.loss``)."""
     if isinstance(paths, PoolPaths):
         loss = paths.loss
         initial = paths.initial_balance
@@ -925,24 +866,7 @@ def loss_distribution(paths: PoolPaths | np.ndarray, levels: Sequence[float] = L
         initial = 0.0
     if initial_balance is not None:
         initial = initial_balance
-    n = loss.shape[0]
-    if n < 1:
-        raise ValidationError(must_be("paths", "at least one path", n))
-    xs = np.sort(loss)
-    el = float(loss.mean())
-    el_se = float(loss.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
-    var, var_se, es, es_se = [], [], [], []
-    for a in levels:
-        if not 0 < a < 1:
-            raise ValidationError(must_be("levels", "in (0, 1)", a))
-        q, qse = _quantile_and_se(xs, a)
-        e, ese = _es_and_se(xs, a, q)
-        var.append(q)
-        var_se.append(qse)
-        es.append(e)
-        es_se.append(ese)
-    return LossStats(n, float(initial), el, el_se, tuple(float(a) for a in levels),
-                     tuple(var), tuple(var_se), tuple(es), tuple(es_se))
+    return loss_stats(loss, levels, initial)
 
 
 FLOWS: tuple[str, ...] = FLOW_NAMES

@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from portfolio.errors import NotFound, must_be
-from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, mean_and_se
+from portfolio.montecarlo.assumptions import save_assumptions
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store.core import Store
 
 __all__ = [
@@ -175,8 +177,6 @@ def _monthly_frame(paths: PoolPaths) -> pd.DataFrame:
 
 
 def _loss_frame(paths: PoolPaths) -> pd.DataFrame:
-    from portfolio.montecarlo.simulation import loss_distribution
-
     rows = []
     targets = [(POOL_PARTY, paths.loss, paths.initial_balance)]
     if paths.party_flows:
@@ -185,7 +185,7 @@ def _loss_frame(paths: PoolPaths) -> pd.DataFrame:
         targets += [(pid, party_loss[q], float(party_init[q]))
                     for q, pid in enumerate(paths.party_ids)]
     for pid, loss, initial in targets:
-        stats = loss_distribution(loss, initial_balance=initial)
+        stats = loss_stats(loss, initial_balance=initial)
         for row in stats.rows():
             level = row["level"]
             rows.append({"party_id": pid, "measure": row["measure"],
@@ -307,15 +307,13 @@ def record_simulation(
     assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id.
     ``on_record(store, run_id)`` runs inside the same transaction after the run's rows (e.g.
     tranche results stored with the run): if it raises, nothing is recorded."""
-    from portfolio.montecarlo.simulation import loss_distribution
-
     root = runs_root(store)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex}"
     final: Path | None = None
     monthly = _monthly_frame(paths)
     losses = _loss_frame(paths)
-    stats = loss_distribution(paths)
+    stats = loss_stats(paths.loss, initial_balance=paths.initial_balance)
     summary = {
         "n_paths": paths.n_paths,
         "n_months": paths.n_months,
@@ -332,8 +330,6 @@ def record_simulation(
             final = run_dir(store, run_id)
             record_inputs = dict(inputs)
             if assumptions is not None:
-                from portfolio.montecarlo.assumptions import save_assumptions
-
                 save_assumptions(assumptions, tmp / "assumptions.toml")
                 record_inputs.setdefault("assumptions_source", record_inputs.get("assumptions"))
                 record_inputs["assumptions"] = str(final / "assumptions.toml")
