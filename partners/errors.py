@@ -8,10 +8,12 @@ allowed values, what was received and where.
 from __future__ import annotations
 
 from portfolio.errors import ValidationError
+from portfolio.validation import SchemaError
 
 
-class PartnerFileError(ValidationError):
-    """``partners.toml`` breaks its schema (the message names the field)."""
+class PartnerFileError(SchemaError):
+    """``partners.toml`` breaks its schema: ``PartnerFileError(field_path, allowed, got, where)``
+    ("WHERE: `partner[2].capacity` must be …; got inf")."""
 
 
 class AllocationError(ValidationError):

@@ -44,12 +44,12 @@ import numpy as np
 
 from partners.errors import PartnerFileError
 from partners.types import Breach, Partner, Platform, Rule, Scope
-from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.types import RepaymentType
+from portfolio.validation import Date, Field, Interval, Spec, Str, Table, validate
 
-__all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "MAX_LISTED_LOANS", "RULE_IDS", "SHARE_TOL", "Breach",
-           "Rule", "check_local_region", "check_loan_rule", "check_party_amount",
+__all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "apply_overrides", "MAX_LISTED_LOANS", "PARAM_BOUNDS", "RULE_IDS",
+           "RULE_OVERRIDES", "SHARE_TOL", "Breach", "Rule", "check_local_region", "check_loan_rule", "check_party_amount",
            "check_platform_funding", "check_platform_share", "loan_rule_excess", "loan_rule_ok",
            "r2_headroom", "r3_headroom", "rules_with_overrides"]
 
@@ -96,38 +96,62 @@ RULE_IDS: tuple[str, ...] = tuple(r.id for r in DEFAULT_RULES)
 _BULLET_CODES = (RepaymentType.INTEREST_ONLY.code, RepaymentType.DAILY_INTEREST.code)
 
 
-def rules_with_overrides(overrides: Mapping[str, Mapping[str, Any]], where: str = "") -> tuple[Rule, ...]:
-    """Apply ``[rules.Rx]`` tables from a partners file: known parameters, ``effective_from``,
-    ``source``. Unknown rule ids or parameters are refused (the message lists the allowed ones)."""
-    by_id = {r.id: r for r in DEFAULT_RULES}
-    out = dict(by_id)
-    for rid, table in overrides.items():
-        if rid not in by_id:
-            raise PartnerFileError(must_be("rules", f"one of {', '.join(RULE_IDS)}", rid, where))
-        if not isinstance(table, Mapping):
-            raise PartnerFileError(must_be(f"rules.{rid}", "a table", table, where))
-        rule = by_id[rid]
-        params = dict(rule.params)
-        eff, src = rule.effective_from, rule.source
-        for key, value in table.items():
-            fname = f"rules.{rid}.{key}"
-            if key == "effective_from":
-                try:
-                    eff = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-                except ValueError:
-                    raise PartnerFileError(must_be(fname, "a date YYYY-MM-DD", value, where)) from None
-            elif key == "source":
-                src = str(value)
-            elif key in params and key != "kinds":
-                if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                    raise PartnerFileError(must_be(fname, "a number >= 0", value, where))
-                params[key] = type(params[key])(value)
-            else:
-                allowed = sorted([k for k in params if k != "kinds"] + ["effective_from", "source"])
-                raise PartnerFileError(must_be(f"rules.{rid}", f"keys among {allowed}", key, where))
-        out[rid] = dataclasses.replace(rule, params=MappingProxyType(params), effective_from=eff,
-                                       source=src)
-    return tuple(out[r] for r in RULE_IDS)
+#: What a ``[rules.Rx]`` table in ``partners.toml`` may set: each parameter with its bounds,
+#: plus ``effective_from`` and ``source``. ``kinds`` (whom R2/R3 apply to) is not configurable.
+_SHARE = Interval(float, 0, 1, unit="a share")
+_RATE = Interval(float, 0, 1, unit="a decimal annual rate")
+_CNY = Interval(float, 0, None, unit="a finite amount in CNY")
+_MULTIPLE = Interval(float, 0, None, unit="a finite multiple of net assets")
+PARAM_BOUNDS: Mapping[str, Mapping[str, Spec]] = MappingProxyType({
+    "R1": {"min_platform_share": _SHARE},
+    "R2": {"max_share_of_tier1": _SHARE},
+    "R3": {"max_share_of_total_loans": _SHARE},
+    "R4": {},
+    "R5": {"max_household_credit": _CNY},
+    "R6": {"max_bullet_term_months": Interval(int, 0, None, unit="a whole number of months")},
+    "R7": {"max_abs_multiple": _MULTIPLE, "max_other_borrowing_multiple": _MULTIPLE},
+    "R8": {"min_annual_rate": _RATE, "max_annual_rate": _RATE},
+    # the 36% upper tier of the 2015 private-lending rules is the highest cap a rule may set
+    "R9": {"apr_cap": Interval(float, 0, 0.36, closed="right", unit="a decimal annual rate")},
+})
+
+RULE_OVERRIDES = Table({
+    rid: Field.optional(Table({
+        **{key: Field.optional(spec) for key, spec in PARAM_BOUNDS[rid].items()},
+        "effective_from": Field.optional(Date()),
+        "source": Field.optional(Str(nonempty=True)),
+    }, name=f"[rules.{rid}]"))
+    for rid in RULE_IDS
+}, name="[rules]")
+
+
+def rules_with_overrides(overrides: Mapping[str, Any], where: str = "") -> tuple[Rule, ...]:
+    """``DEFAULT_RULES`` with the ``[rules.Rx]`` tables of a partners file applied (checked
+    against ``RULE_OVERRIDES``: known rules and parameters, each within its bounds)."""
+    return apply_overrides(validate(RULE_OVERRIDES, overrides, where, "rules", PartnerFileError),
+                           where)
+
+
+def apply_overrides(checked: Mapping[str, Any], where: str = "") -> tuple[Rule, ...]:
+    """``DEFAULT_RULES`` with overrides already checked by ``RULE_OVERRIDES`` applied (a rule
+    or a parameter that is ``None`` keeps its default); R8's range must stay ordered."""
+    out = []
+    for rule in DEFAULT_RULES:
+        table = checked[rule.id]
+        if table is None:
+            out.append(rule)
+            continue
+        given = {k: v for k, v in table.items() if v is not None}
+        params = {**rule.params, **{k: v for k, v in given.items() if k in PARAM_BOUNDS[rule.id]}}
+        if rule.id == "R8" and params["min_annual_rate"] > params["max_annual_rate"]:
+            raise PartnerFileError("rules.R8.min_annual_rate",
+                                   f"<= max_annual_rate ({params['max_annual_rate']})",
+                                   params["min_annual_rate"], where)
+        out.append(dataclasses.replace(
+            rule, params=MappingProxyType(params),
+            effective_from=given.get("effective_from", rule.effective_from),
+            source=given.get("source", rule.source)))
+    return tuple(out)
 
 
 def _listed(ids: np.ndarray) -> tuple[str, ...]:

@@ -43,14 +43,14 @@ def _bad(path: list, value: object) -> dict:
 _DELETE = object()
 
 CASES = [
-    (["partner", 0, "kind"], "bank_like", r"partner\[bank_a\]\.kind"),
+    (["partner", 0, "kind"], "bank_like", r"partner\[0\]\.kind"),
     (["partner", 0, "id"], "Bank A!", r"partner\[0\]\.id"),
     (["partner", 0, "id"], "platform", r"partner\[0\]\.id"),
-    (["partner", 1, "id"], "bank_a", r"partner\.id.*unique"),
-    (["partner", 0, "capacity"], 0, r"partner\[bank_a\]\.capacity"),
-    (["partner", 0, "capacity"], _DELETE, r"partner\[bank_a\]\.capacity"),
-    (["partner", 0, "commitment"], 5e6, r"partner\[bank_a\]\.commitment"),
-    (["partner", 0, "required_yield"], "5%", r"partner\[bank_a\]\.required_yield"),
+    (["partner", 1, "id"], "bank_a", r"partner\[1\]\.id.*unique"),
+    (["partner", 0, "capacity"], 0, r"partner\[0\]\.capacity"),
+    (["partner", 0, "capacity"], _DELETE, r"partner\[0\]\.capacity"),
+    (["partner", 0, "commitment"], 5e6, r"partner\[0\]\.commitment"),
+    (["partner", 0, "required_yield"], "5%", r"partner\[0\]\.required_yield"),
     (["partner", 0, "bank_scope"], "regional", r"bank_scope"),
     (["partner", 3, "bank_scope"], "local", r"bank_scope.*only for kind"),
     (["partner", 0, "eligibility", "score_floor"], 1000, r"eligibility\.score_floor"),
