@@ -4,8 +4,9 @@ The priority of payments is an ordered tuple of typed steps (``FeeStep``, ``Inte
 ``PrincipalStep``, ``ReserveStep``, ``ReimburseStep``, ``ResidualStep``) that a reader can check
 line by line against a prospectus; ``Deal.describe_waterfall()`` prints it numbered.
 
-TOML schema (every field is checked; an error names the field, the allowed values and what
-was received)::
+TOML schema, declared below as ``DEAL`` with ``portfolio.validation`` (every field's type and
+bounds; unknown keys refused). An error is a ``DealFileError`` naming the field path
+(``tranches[1].coupon``), the allowed values, what was received and the file::
 
     [deal]
     name = "CN Consumer 2026-1"
@@ -73,12 +74,13 @@ was received)::
     # Without [[waterfall]] the default is: fees, interest (seniority order), reserve,
     # principal (all), reimburse, residual.
 
-Rules checked: at least two tranches with unique names; sizes (shares, or amounts against the
-pool balance at run time) plus ``initial_oc`` add up to the pool (tolerance 1e-6); every fee
-paid by exactly one ``fee`` step; every tranche with a coupon has exactly one ``interest`` step;
-every tranche sits in exactly one ``principal`` step, in seniority order; a ``reserve`` step if
-and only if there is a reserve; ``residual`` exactly once and last; triggers name a known
-metric and effect; ``trap_cash`` needs a reserve; first-loss retention must be covered by
+Rules that tie fields together, checked after the schema (``Deal.__post_init__``): at least
+two tranches with unique names; sizes (shares, or amounts against the pool balance at run time)
+plus ``initial_oc`` add up to the pool (tolerance 1e-6); every fee paid by exactly one ``fee``
+step; every tranche with a coupon has exactly one ``interest`` step; every tranche sits in
+exactly one ``principal`` step, in seniority order; a ``reserve`` step if and only if there is a
+reserve; ``residual`` exactly once and last; trigger levels <= 1 except for ``oc``;
+``trap_cash`` needs a reserve; first-loss retention must be covered by
 junior tranches held by the retention holder.
 """
 
@@ -88,12 +90,27 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from portfolio.validation import read_toml
-from tranching.errors import DealError, must_be
+from portfolio.validation import (
+    Bool,
+    Check,
+    Date,
+    Field,
+    Interval,
+    ListOf,
+    SchemaError,
+    Spec,
+    Str,
+    StrOptions,
+    Table,
+    child,
+    read_toml,
+    validate,
+)
+from tranching.errors import DealError, DealFileError
 
 SIZE_TOLERANCE = 1e-6
 
@@ -266,24 +283,17 @@ class Deal:
         try:
             return self.tranche_names.index(tranche)
         except ValueError:
-            raise DealError(
-                must_be("tranche", "one of " + ", ".join(self.tranche_names), tranche, self.source)
-            ) from None
+            raise DealFileError("tranche", "one of " + ", ".join(self.tranche_names), tranche,
+                                self.source) from None
 
     def tranche_amounts(self, initial_balance: float) -> tuple[float, ...]:
         """Tranche sizes in CNY for a pool of ``initial_balance``; checks that they add up."""
         amounts = tuple(t.amount_for(initial_balance) for t in self.tranches)
         total = sum(amounts) + self.initial_oc * initial_balance
         if abs(total - initial_balance) > SIZE_TOLERANCE * max(initial_balance, 1.0):
-            raise DealError(
-                must_be(
-                    "tranches[].size",
-                    f"sizes that with initial_oc={self.initial_oc} add up to the pool balance "
-                    f"{initial_balance:,.2f}",
-                    f"a total of {total:,.2f}",
-                    self.source,
-                )
-            )
+            raise DealFileError("tranches[].size", f"sizes that with initial_oc={self.initial_oc} "
+                                f"add up to the pool balance {initial_balance:,.2f}",
+                                verbatim(f"a total of {total:,.2f}"), self.source)
         return amounts
 
     def holdings(self) -> tuple[Holding, ...]:
@@ -303,7 +313,9 @@ class Deal:
         return tuple(out)
 
     def with_sizes(self, sizes: Mapping[str, float]) -> Deal:
-        """A copy with the given tranches resized (shares of the pool)."""
+        """A copy with the given tranches resized (shares of the pool, each within ``_SHARE``)."""
+        for name, size in sizes.items():
+            _SHARE.check(size, f"tranches[{self.index(name)}].size", self.source, DealFileError)
         new = tuple(
             dataclasses.replace(t, size=float(sizes[t.name]), amount=None) if t.name in sizes else t
             for t in self.tranches
@@ -339,108 +351,72 @@ class Deal:
 # --------------------------------------------------------------------------- validation
 
 
-def _fail(field: str, allowed: str, got: object, where: str) -> DealError:
-    return DealError(must_be(field, allowed, got, where))
+def _fail(field: str, allowed: str, got: object, where: str) -> DealFileError:
+    return DealFileError(field, allowed, got, where)
+
+
+def _unique(table: str, names: Sequence[str], where: str) -> None:
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise _fail(f"{table}[{i}].name", "unique (a repeat of an earlier name)", name, where)
 
 
 def _check_deal(d: Deal) -> None:
+    """The rules that tie a deal's fields together (each field's own type and bounds are in
+    ``DEAL``): unique names, sizes that add up, dates in order, triggers and retention that fit
+    the rest, a complete priority of payments."""
     w = d.source
     names = d.tranche_names
     if len(d.tranches) < 2:
         raise _fail("tranches", "at least two tranches in order of seniority", list(names), w)
-    if len(set(names)) != len(names):
-        raise _fail("tranches[].name", "unique names", list(names), w)
+    _unique("tranches", names, w)
     for i, t in enumerate(d.tranches):
-        if not t.name:
-            raise _fail(f"tranches[{i}].name", "a non-empty string", t.name, w)
         if (t.size is None) == (t.amount is None):
             raise _fail(f"tranches[{i}].size", "exactly one of `size` (share) or `amount` (CNY)",
                         {"size": t.size, "amount": t.amount}, w)
-        if t.size is not None and not 0 <= t.size <= 1:
-            raise _fail(f"tranches[{i}].size", "in [0, 1] (a share of the pool)", t.size, w)
-        if t.amount is not None and not t.amount >= 0:
-            raise _fail(f"tranches[{i}].amount", ">= 0 (CNY)", t.amount, w)
-        if not 0 <= t.coupon <= 1:
-            raise _fail(f"tranches[{i}].coupon", "in [0, 1] (a decimal annual rate)", t.coupon, w)
-        if not t.holder:
-            raise _fail(f"tranches[{i}].holder", "'platform', a partner id or 'investors'", t.holder, w)
-    if not 0 <= d.initial_oc < 1:
-        raise _fail("deal.initial_oc", "in [0, 1)", d.initial_oc, w)
-    shares = [t.size for t in d.tranches]
-    if all(s is not None for s in shares):
-        total = sum(s for s in shares if s is not None) + d.initial_oc
+    if all(t.size is not None for t in d.tranches):
+        total = sum(t.size or 0.0 for t in d.tranches) + d.initial_oc
         if abs(total - 1.0) > SIZE_TOLERANCE:
-            raise _fail("tranches[].size",
-                        f"shares that with initial_oc={d.initial_oc} add up to 1",
-                        f"a total of {total:.6f}", w)
+            raise _fail("tranches[].size", f"shares that with initial_oc={d.initial_oc} add up to 1",
+                        verbatim(f"a total of {total:.6f}"), w)
     if d.first_payment_date <= d.closing_date:
         raise _fail("deal.first_payment_date", f"after closing_date {d.closing_date}",
                     d.first_payment_date, w)
-    fee_names = [f.name for f in d.fees]
-    if len(set(fee_names)) != len(fee_names):
-        raise _fail("fees[].name", "unique names", fee_names, w)
-    for i, f in enumerate(d.fees):
-        if f.kind is FeeKind.SERVICER and not 0 <= f.rate <= 0.2:
-            raise _fail(f"fees[{i}].rate", "in [0, 0.2] (a decimal annual rate)", f.rate, w)
-        if f.kind is FeeKind.FIXED and not f.amount >= 0:
-            raise _fail(f"fees[{i}].amount", ">= 0 (CNY per period)", f.amount, w)
-    if d.reserve is not None:
-        r = d.reserve
-        if not 0 <= r.target <= 1:
-            raise _fail("reserve.target", "in [0, 1] (a share of the pool)", r.target, w)
-        if not 0 <= r.floor <= 1:
-            raise _fail("reserve.floor", "in [0, 1] (a share of the initial pool)", r.floor, w)
-    if d.overcollateralisation is not None:
-        o = d.overcollateralisation
-        if not 0 <= o.target < 1:
-            raise _fail("overcollateralisation.target", "in [0, 1)", o.target, w)
-        if not 0 <= o.floor < 1:
-            raise _fail("overcollateralisation.floor", "in [0, 1)", o.floor, w)
-    if not 0 <= d.revolving_months <= 120:
-        raise _fail("revolving.months", "an integer in [0, 120]", d.revolving_months, w)
-    if d.clean_up_call is not None and not 0 <= d.clean_up_call < 1:
-        raise _fail("deal.clean_up_call", "in [0, 1) (a share of the initial pool)", d.clean_up_call, w)
-    trig_names = [t.name for t in d.triggers]
-    if len(set(trig_names)) != len(trig_names):
-        raise _fail("triggers[].name", "unique names", trig_names, w)
+    _unique("fees", [f.name for f in d.fees], w)
+    _unique("triggers", [t.name for t in d.triggers], w)
     for i, trig in enumerate(d.triggers):
-        if not trig.schedule:
-            raise _fail(f"triggers[{i}].schedule", "at least one [month, level] pair", [], w)
-        months = [m for m, _ in trig.schedule]
-        if months != sorted(set(months)) or months[0] < 1:
-            raise _fail(f"triggers[{i}].schedule", "months >= 1 in increasing order", months, w)
-        for _, level in trig.schedule:
-            if not 0 <= level <= (100 if trig.metric is Metric.OC else 1):
-                raise _fail(f"triggers[{i}].level", "a non-negative ratio (<= 1 for cnl and "
-                            "delinquency)", level, w)
-        for tname in trig.tranches:
-            if tname not in names:
-                raise _fail(f"triggers[{i}].tranches", "names of tranches: " + ", ".join(names),
-                            tname, w)
-        if trig.tranches and trig.metric is not Metric.OC:
-            raise _fail(f"triggers[{i}].tranches", "given only for metric 'oc'", list(trig.tranches), w)
-        if trig.effect is Effect.TRAP_CASH and d.reserve is None:
-            raise _fail(f"triggers[{i}].effect", "'trap_cash' only with a [reserve] section",
-                        trig.effect.value, w)
-        if trig.effect is Effect.END_REVOLVING and d.revolving_months == 0:
-            raise _fail(f"triggers[{i}].effect", "'end_revolving' only with a [revolving] section",
-                        trig.effect.value, w)
-    if d.retention is not None:
-        ret = d.retention
-        if not 0 < ret.share <= 1:
-            raise _fail("retention.share", "in (0, 1]", ret.share, w)
-        if ret.kind is RetentionKind.FIRST_LOSS and all(t.size is not None for t in d.tranches):
-            held = 0.0
-            for tr in reversed(d.tranches):
-                if tr.holder != ret.holder:
-                    break
-                held += tr.size or 0.0
-            if held + d.initial_oc < ret.share - SIZE_TOLERANCE:
-                raise _fail("retention.share",
-                            f"covered by the junior tranches held by {ret.holder!r} "
-                            f"(they hold {held + d.initial_oc:.4f} of the pool incl. OC)",
-                            ret.share, w)
+        _check_trigger(d, trig, f"triggers[{i}]")
+    ret = d.retention
+    if ret is not None and ret.kind is RetentionKind.FIRST_LOSS and all(
+            t.size is not None for t in d.tranches):
+        held = d.initial_oc
+        for tr in reversed(d.tranches):
+            if tr.holder != ret.holder:
+                break
+            held += tr.size or 0.0
+        if held < ret.share - SIZE_TOLERANCE:
+            raise _fail("retention.share", f"covered by the junior tranches held by {ret.holder!r} "
+                        f"(they hold {held:.4f} of the pool incl. OC)", ret.share, w)
     _check_waterfall(d)
+
+
+def _check_trigger(d: Deal, trig: Trigger, path: str) -> None:
+    w = d.source
+    months = [m for m, _ in trig.schedule]
+    if not months or months != sorted(set(months)):
+        raise _fail(f"{path}.schedule", "months in increasing order", months, w)
+    for name in trig.tranches:
+        if name not in d.tranche_names:
+            raise _fail(f"{path}.tranches", "names of tranches: " + ", ".join(d.tranche_names),
+                        name, w)
+    if trig.tranches and trig.metric is not Metric.OC:
+        raise _fail(f"{path}.tranches", "given only for metric 'oc'", list(trig.tranches), w)
+    if trig.effect is Effect.TRAP_CASH and d.reserve is None:
+        raise _fail(f"{path}.effect", "'trap_cash' only with a [reserve] section",
+                    trig.effect.value, w)
+    if trig.effect is Effect.END_REVOLVING and d.revolving_months == 0:
+        raise _fail(f"{path}.effect", "'end_revolving' only with a [revolving] section",
+                    trig.effect.value, w)
 
 
 def _check_waterfall(d: Deal) -> None:
@@ -494,190 +470,185 @@ def _step_name(s: Step) -> str:
             ReserveStep: "reserve", ReimburseStep: "reimburse", ResidualStep: "residual"}[type(s)]
 
 
+# --------------------------------------------------------------------------- TOML schema
+
+
+@dataclass(frozen=True)
+class _Tagged(Spec):
+    """A table whose ``tag`` key picks the schema of its other keys (``kind = "fixed"`` → a
+    fixed fee's keys); the result keeps the tag."""
+
+    tag: str
+    variants: Mapping[str, Table]
+
+    def describe(self) -> str:
+        return f"a table with `{self.tag}` one of " + ", ".join(repr(k) for k in self.variants)
+
+    def check(self, value: Any, path: str, where: str, error: type[SchemaError]) -> Any:
+        if not isinstance(value, dict):
+            raise self.fail(value, path, where, error)
+        options = StrOptions(tuple(self.variants))
+        if self.tag not in value:
+            raise error(child(path, self.tag), f"given ({options.describe()})", _NOTHING, where)
+        kind = options.check(value[self.tag], child(path, self.tag), where, error)
+        variant = self.variants[kind]
+        for key in value:
+            if key != self.tag and key not in variant.fields:
+                allowed = ", ".join((self.tag, *variant.fields))
+                raise error(child(path, str(key)), f"a known key for {self.tag} = {kind!r} "
+                            f"(allowed keys: {allowed})", verbatim("an unknown key"), where)
+        rest = {k: v for k, v in value.items() if k != self.tag}
+        return {self.tag: kind, **variant.check(rest, path, where, error)}
+
+
+class _Verbatim(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def verbatim(text: str) -> str:
+    """Shown as is after "got" (not quoted)."""
+    return _Verbatim(text)
+
+
+_NOTHING = verbatim("nothing")  # "got nothing": a field that must be given is missing
+
+
+def _options(enum: type[StrEnum]) -> StrOptions:
+    return StrOptions(tuple(e.value for e in enum))
+
+
+_MONTH = Interval(int, 1, None)
+_LEVEL = Interval(float, 0, 100, unit="a ratio")  # <= 1 for cnl and delinquency (checked after)
+
+
+def _schedule_pair(value: Any) -> tuple[int, float]:
+    """``[month, level]`` → ``(month, level)``; ``ValueError`` (a ``SchemaError``) otherwise."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(value)
+    return (_MONTH.check(value[0], "", "", SchemaError),
+            _LEVEL.check(value[1], "", "", SchemaError))
+
+
+_SHARE = Interval(float, 0, 1, unit="a share of the pool")
+_RATE = Interval(float, 0, 1, unit="a decimal annual rate")
+_CNY = Interval(float, 0, None, unit="a finite amount in CNY")
+_NAME = Str(nonempty=True)
+_NAMES = ListOf(Str(nonempty=True))
+_BELOW_ONE = Interval(float, 0, 1, closed="left", unit="a share of the pool")
+
+TRANCHE = Table({
+    "name": Field(_NAME),
+    "size": Field.optional(_SHARE),  # exactly one of size / amount (checked after)
+    "amount": Field.optional(_CNY),
+    # only the subordinated (last) tranche may leave the coupon out (checked after)
+    "coupon": Field.optional(_RATE),
+    "holder": Field.optional(Str(nonempty=True, what="'platform', a partner id or 'investors'"),
+                             "investors"),
+}, name="[[tranches]]")
+
+TRIGGER = Table({
+    "name": Field(_NAME),
+    "metric": Field(_options(Metric)),
+    "level": Field.optional(_LEVEL),  # or a schedule
+    "schedule": Field.optional(ListOf(
+        Check(_schedule_pair, "a [month, level] pair: an integer month >= 1, a level in [0, 100]"),
+        min_len=1, what="a list of [month, level] pairs")),
+    "curable": Field.optional(Bool(), False),
+    "effect": Field(_options(Effect)),
+    "tranches": Field.optional(_NAMES, []),  # metric "oc" only
+}, name="[[triggers]]")
+
+STEP = _Tagged("step", {
+    "fee": Table({"fee": Field(_NAME)}),
+    "interest": Table({"tranche": Field(_NAME)}),
+    "reserve": Table({}),
+    "principal": Table({"tranches": Field.optional(_NAMES, [])}),  # empty: every tranche
+    "reimburse": Table({"tranches": Field.optional(_NAMES, [])}),
+    "residual": Table({}),
+})
+
+DEAL = Table({
+    "deal": Field(Table({
+        "name": Field(Str()),
+        "closing_date": Field(Date()),
+        "first_payment_date": Field(Date()),
+        "principal_mode": Field.optional(_options(PrincipalMode), PrincipalMode.SEQUENTIAL.value),
+        "initial_oc": Field.optional(_BELOW_ONE, 0.0),
+        "clean_up_call": Field.optional(_BELOW_ONE),
+    }, name="[deal]")),
+    "tranches": Field(ListOf(TRANCHE, min_len=2,
+                             what="a list of at least two [[tranches]], in order of seniority")),
+    "fees": Field.optional(ListOf(_Tagged("kind", {
+        "servicer": Table({"name": Field(_NAME),
+                           "rate": Field(Interval(float, 0, 0.2, unit="a decimal annual rate"))}),
+        "fixed": Table({"name": Field(_NAME),
+                        "amount": Field(Interval(float, 0, None, unit="a finite amount in CNY "
+                                                 "per period"))}),
+    })), []),
+    "reserve": Field.optional(Table({
+        "target": Field(_SHARE),
+        "basis": Field.optional(_options(Basis), Basis.INITIAL.value),
+        "floor": Field.optional(_SHARE, 0.0),
+        "funding": Field.optional(_options(Funding), Funding.CLOSING.value),
+    }, name="[reserve]")),
+    "overcollateralisation": Field.optional(Table({
+        "target": Field(_BELOW_ONE),
+        "basis": Field.optional(_options(Basis), Basis.CURRENT.value),
+        "floor": Field.optional(_BELOW_ONE, 0.0),
+    }, name="[overcollateralisation]")),
+    "revolving": Field.optional(Table({"months": Field(Interval(int, 0, 120))}, name="[revolving]")),
+    "triggers": Field.optional(ListOf(TRIGGER), []),
+    "retention": Field.optional(Table({
+        "kind": Field(_options(RetentionKind)),
+        "share": Field(Interval(float, 0, 1, closed="right", unit="a share")),
+        "holder": Field.optional(_NAME, "platform"),
+    }, name="[retention]")),
+    "waterfall": Field.optional(ListOf(STEP)),  # default: _default_waterfall
+}, name="deal file")
+
+
 # --------------------------------------------------------------------------- TOML parsing
 
-STEP_KINDS = ("fee", "interest", "principal", "reserve", "reimburse", "residual")
+
+def _tranches(raw: list[dict[str, Any]], where: str) -> tuple[Tranche, ...]:
+    out = []
+    for i, t in enumerate(raw):
+        if t["coupon"] is None and i < len(raw) - 1:
+            raise DealFileError(f"tranches[{i}].coupon", "given (a decimal annual rate; only the "
+                                "subordinated tranche may leave it out)", _NOTHING, where)
+        out.append(Tranche(t["name"], t["size"], t["amount"], t["coupon"] or 0.0, t["holder"]))
+    return tuple(out)
 
 
-class _Reader:
-    """Typed access to one TOML table; every error names the dotted field path."""
-
-    def __init__(self, table: Any, path: str, where: str) -> None:
-        if not isinstance(table, Mapping):
-            raise _fail(path, "a table", table, where)
-        self.t = table
-        self.path = path
-        self.where = where
-        self.used: set[str] = set()
-
-    def _f(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def has(self, key: str) -> bool:
-        return key in self.t
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., allowed: str = "") -> Any:
-        self.used.add(key)
-        if key not in self.t:
-            if default is ...:
-                raise _fail(self._f(key), f"present ({allowed or _kind_name(kind)})", "nothing", self.where)
-            return default
-        v = self.t[key]
-        if kind is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, float)):
-            raise _fail(self._f(key), allowed or _kind_name(kind), v, self.where)
-        return v
-
-    def enum(self, key: str, enum: type[Enum], default: Any = ...) -> Any:
-        allowed = "one of " + ", ".join(repr(e.value) for e in enum)  # type: ignore[attr-defined]
-        raw = self.get(key, str, default if default is ... else default.value, allowed)
-        try:
-            return enum(raw)
-        except ValueError:
-            raise _fail(self._f(key), allowed, raw, self.where) from None
-
-    def done(self) -> None:
-        extra = sorted(set(self.t) - self.used)
-        if extra:
-            raise _fail(self._f(extra[0]), "a known key: " + ", ".join(sorted(self.used)),
-                        extra[0], self.where)
+def _trigger(t: dict[str, Any], i: int, where: str) -> Trigger:
+    if (t["level"] is None) == (t["schedule"] is None):
+        raise DealFileError(f"triggers[{i}].schedule", "exactly one of `level` or `schedule`",
+                            {"level": t["level"], "schedule": t["schedule"]}, where)
+    metric = Metric(t["metric"])
+    schedule = ((1, t["level"]),) if t["level"] is not None else tuple(t["schedule"])
+    for k, (month, level) in enumerate(schedule):
+        if metric is not Metric.OC and level > 1:
+            field, got = ((f"triggers[{i}].level", level) if t["level"] is not None
+                          else (f"triggers[{i}].schedule[{k}]", [month, level]))
+            raise DealFileError(field, f"a level in [0, 1] for metric {metric.value!r}", got, where)
+    return Trigger(t["name"], metric, schedule, t["curable"], Effect(t["effect"]),
+                   tuple(t["tranches"]))
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", float: "a number", int: "an integer", bool: "true or false",
-             list: "a list", dt.date: "a date (YYYY-MM-DD)"}
-    if isinstance(kind, tuple):
-        return " or ".join(names.get(k, k.__name__) for k in kind)
-    return names.get(kind, kind.__name__)
-
-
-def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
-    """Build and validate a ``Deal`` from parsed TOML (``source`` names the file in errors)."""
-    top = _Reader(data, "", source)
-    head = _Reader(top.get("deal", dict, allowed="a [deal] table"), "deal", source)
-    name = head.get("name", str)
-    closing = head.get("closing_date", dt.date)
-    first = head.get("first_payment_date", dt.date)
-    mode = head.enum("principal_mode", PrincipalMode, PrincipalMode.SEQUENTIAL)
-    initial_oc = head.get("initial_oc", float, 0.0)
-    call = head.get("clean_up_call", float, None)
-    head.done()
-
-    raw_tranches = top.get("tranches", list, allowed="a list of [[tranches]] tables")
-    tranches: list[Tranche] = []
-    for i, raw in enumerate(raw_tranches):
-        r = _Reader(raw, f"tranches[{i}]", source)
-        last = i == len(raw_tranches) - 1
-        size = r.get("size", float, None)
-        amount = r.get("amount", float, None)
-        coupon = r.get("coupon", float, 0.0 if last else ...,
-                       allowed="a decimal annual rate (only the subordinated tranche may omit it)")
-        tranches.append(Tranche(name=r.get("name", str), size=size, amount=amount, coupon=coupon,
-                                holder=r.get("holder", str, "investors")))
-        r.done()
-
-    fees: list[Fee] = []
-    for i, raw in enumerate(top.get("fees", list, [])):
-        r = _Reader(raw, f"fees[{i}]", source)
-        kind = r.enum("kind", FeeKind)
-        if kind is FeeKind.SERVICER:
-            fee = Fee(r.get("name", str), kind, rate=r.get("rate", float))
-        else:
-            fee = Fee(r.get("name", str), kind, amount=r.get("amount", float))
-        r.done()
-        fees.append(fee)
-
-    reserve = None
-    if top.has("reserve"):
-        r = _Reader(top.get("reserve", dict), "reserve", source)
-        reserve = Reserve(target=r.get("target", float), basis=r.enum("basis", Basis, Basis.INITIAL),
-                          floor=r.get("floor", float, 0.0),
-                          funding=r.enum("funding", Funding, Funding.CLOSING))
-        r.done()
-    oc = None
-    if top.has("overcollateralisation"):
-        r = _Reader(top.get("overcollateralisation", dict), "overcollateralisation", source)
-        oc = Overcollateralisation(target=r.get("target", float),
-                                   basis=r.enum("basis", Basis, Basis.CURRENT),
-                                   floor=r.get("floor", float, 0.0))
-        r.done()
-    revolving = 0
-    if top.has("revolving"):
-        r = _Reader(top.get("revolving", dict), "revolving", source)
-        revolving = r.get("months", int)
-        r.done()
-
-    triggers: list[Trigger] = []
-    for i, raw in enumerate(top.get("triggers", list, [])):
-        r = _Reader(raw, f"triggers[{i}]", source)
-        metric = r.enum("metric", Metric)
-        if r.has("schedule") == r.has("level"):
-            raise _fail(f"triggers[{i}].schedule", "exactly one of `level` or `schedule`",
-                        {k: raw.get(k) for k in ("level", "schedule")}, source)
-        if r.has("level"):
-            schedule: tuple[tuple[int, float], ...] = ((1, r.get("level", float)),)
-        else:
-            pairs = r.get("schedule", list)
-            out = []
-            for p in pairs:
-                if (not isinstance(p, list) or len(p) != 2 or not isinstance(p[0], int)
-                        or not isinstance(p[1], int | float) or isinstance(p[0], bool)):
-                    raise _fail(f"triggers[{i}].schedule", "a list of [month, level] pairs", p, source)
-                out.append((int(p[0]), float(p[1])))
-            schedule = tuple(out)
-        tranche_list = r.get("tranches", list, [])
-        triggers.append(Trigger(name=r.get("name", str), metric=metric, schedule=schedule,
-                                curable=r.get("curable", bool, False), effect=r.enum("effect", Effect),
-                                tranches=tuple(str(x) for x in tranche_list)))
-        r.done()
-
-    retention = None
-    if top.has("retention"):
-        r = _Reader(top.get("retention", dict), "retention", source)
-        retention = Retention(kind=r.enum("kind", RetentionKind), share=r.get("share", float),
-                              holder=r.get("holder", str, "platform"))
-        r.done()
-
-    names = [t.name for t in tranches]
-    if top.has("waterfall"):
-        steps = [_parse_step(raw, i, source) for i, raw in enumerate(top.get("waterfall", list))]
-    else:
-        steps = _default_waterfall(tranches, fees, reserve is not None)
-    steps = [
-        PrincipalStep(tuple(names)) if isinstance(s, PrincipalStep) and not s.tranches
-        else ReimburseStep(tuple(names)) if isinstance(s, ReimburseStep) and not s.tranches
-        else s
-        for s in steps
-    ]
-    top.done()
-    return Deal(name=name, closing_date=closing, first_payment_date=first, tranches=tuple(tranches),
-                fees=tuple(fees), principal_mode=mode, waterfall=tuple(steps), reserve=reserve,
-                overcollateralisation=oc, revolving_months=revolving, triggers=tuple(triggers),
-                clean_up_call=call, initial_oc=initial_oc, retention=retention, source=source)
-
-
-def _parse_step(raw: Any, i: int, source: str) -> Step:
-    r = _Reader(raw, f"waterfall[{i}]", source)
-    kind = r.get("step", str, allowed="one of " + ", ".join(repr(k) for k in STEP_KINDS))
-    step: Step
-    if kind == "fee":
-        step = FeeStep(r.get("fee", str))
-    elif kind == "interest":
-        step = InterestStep(r.get("tranche", str))
-    elif kind == "principal":
-        step = PrincipalStep(tuple(str(x) for x in r.get("tranches", list, [])))
-    elif kind == "reserve":
-        step = ReserveStep()
-    elif kind == "reimburse":
-        step = ReimburseStep(tuple(str(x) for x in r.get("tranches", list, [])))
-    elif kind == "residual":
-        step = ResidualStep()
-    else:
-        raise _fail(f"waterfall[{i}].step", "one of " + ", ".join(repr(k) for k in STEP_KINDS),
-                    kind, source)
-    r.done()
-    return step
+def _step(s: dict[str, Any]) -> Step:
+    match s["step"]:
+        case "fee":
+            return FeeStep(s["fee"])
+        case "interest":
+            return InterestStep(s["tranche"])
+        case "principal":
+            return PrincipalStep(tuple(s["tranches"]))
+        case "reimburse":
+            return ReimburseStep(tuple(s["tranches"]))
+        case "reserve":
+            return ReserveStep()
+    return ResidualStep()
 
 
 def _default_waterfall(tranches: Sequence[Tranche], fees: Sequence[Fee], reserve: bool) -> list[Step]:
@@ -689,9 +660,44 @@ def _default_waterfall(tranches: Sequence[Tranche], fees: Sequence[Fee], reserve
     return steps
 
 
+def _all_tranches(steps: Sequence[Step], names: tuple[str, ...]) -> tuple[Step, ...]:
+    """A ``principal`` or ``reimburse`` step that names no tranche covers all of them."""
+    return tuple(PrincipalStep(names) if isinstance(s, PrincipalStep) and not s.tranches
+                 else ReimburseStep(names) if isinstance(s, ReimburseStep) and not s.tranches
+                 else s for s in steps)
+
+
+def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
+    """A ``Deal`` from parsed TOML: checked against ``DEAL`` (types, bounds, unknown keys), then
+    the rules that tie fields together (``Deal.__post_init__``). ``source`` names the file."""
+    d = validate(DEAL, data, source, error=DealFileError)
+    head = d["deal"]
+    tranches = _tranches(d["tranches"], source)
+    fees = tuple(Fee(f["name"], FeeKind(f["kind"]), rate=f.get("rate", 0.0),
+                     amount=f.get("amount", 0.0)) for f in d["fees"])
+    r, oc, ret = d["reserve"], d["overcollateralisation"], d["retention"]
+    reserve = None if r is None else Reserve(r["target"], Basis(r["basis"]), r["floor"],
+                                             Funding(r["funding"]))
+    steps = ([_step(s) for s in d["waterfall"]] if d["waterfall"] is not None
+             else _default_waterfall(tranches, fees, reserve is not None))
+    return Deal(
+        name=head["name"], closing_date=head["closing_date"],
+        first_payment_date=head["first_payment_date"], tranches=tranches, fees=fees,
+        principal_mode=PrincipalMode(head["principal_mode"]),
+        waterfall=_all_tranches(steps, tuple(t.name for t in tranches)), reserve=reserve,
+        overcollateralisation=None if oc is None else Overcollateralisation(
+            oc["target"], Basis(oc["basis"]), oc["floor"]),
+        revolving_months=0 if d["revolving"] is None else d["revolving"]["months"],
+        triggers=tuple(_trigger(t, i, source) for i, t in enumerate(d["triggers"])),
+        clean_up_call=head["clean_up_call"], initial_oc=head["initial_oc"],
+        retention=None if ret is None else Retention(RetentionKind(ret["kind"]), ret["share"],
+                                                     ret["holder"]),
+        source=source)
+
+
 def load_deal(path: str | Path) -> Deal:
     """Read and validate a deal TOML file; ``DealError`` names the field on any problem."""
-    return deal_from_dict(read_toml(path, "deal file", DealError), source=str(path))
+    return deal_from_dict(read_toml(path, "deal file", DealFileError), source=str(path))
 
 
 def payment_dates(deal: Deal, n_months: int) -> list[dt.date]:

@@ -8,12 +8,19 @@ deal.toml"). The CLI turns a ``DealError`` into a one-paragraph message and exit
 from __future__ import annotations
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.validation import SchemaError
 
-__all__ = ["DealError", "RatingTableError", "SizingError", "must_be"]
+__all__ = ["DealError", "DealFileError", "RatingTableError", "SizingError", "must_be"]
 
 
 class DealError(ValidationError):
     """A deal structure (TOML file or ``Deal`` object) breaks a documented rule."""
+
+
+class DealFileError(DealError, SchemaError):
+    """A deal's field breaks its schema or a rule tying fields together:
+    ``DealFileError(field_path, allowed, got, where)`` ("WHERE: `tranches[1].coupon` must be …;
+    got 7"). A ``DealError``, so every ``except DealError`` still catches it."""
 
 
 class RatingTableError(ValidationError):

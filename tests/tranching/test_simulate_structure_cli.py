@@ -99,7 +99,7 @@ def test_a_deal_without_revolving_needs_no_profile(cli, db: Path) -> None:
 
 BAD_DEALS = {
     # (what is wrong, replace this, with that, the field the message names)
-    "missing tranche": ('name = "B"', 'nome = "B"', "tranches[1].name"),
+    "misspelt key": ('name = "B"', 'nome = "B"', "tranches[1].nome"),
     "unknown step": ('step = "reimburse"', 'step = "refund"', "waterfall[7].step"),
     "unknown metric": ('metric = "cnl"', 'metric = "cdr"', "triggers[0].metric"),
     "sizes do not add up": ("size = 0.89", "size = 0.95", "tranches[].size"),
