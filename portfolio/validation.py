@@ -44,9 +44,9 @@ from typing import Any, Literal
 from portfolio.errors import ValidationError, must_be
 
 __all__ = [
-    "Anything", "Bool", "Check", "Date", "Field", "Interval", "ListOf", "MapOf", "SchemaError",
-    "Spec", "Str", "StrOptions", "Table", "child", "index", "parse_toml", "read_toml",
-    "validate",
+    "Anything", "Bool", "Check", "Date", "Field", "Interval", "ListOf", "MapOf", "Options",
+    "SchemaError", "Spec", "Str", "StrOptions", "Table", "child", "index", "parse_toml",
+    "read_toml", "shown", "validate",
 ]
 
 _REPR = reprlib.Repr()
@@ -68,6 +68,8 @@ def shown(value: object) -> str:
     """A short ``repr`` of a received value (long lists and strings are cut)."""
     if isinstance(value, _Shown):
         return str(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
     return _REPR.repr(value)
 
 
@@ -262,6 +264,23 @@ class StrOptions(Spec):
 
 
 @dataclass(frozen=True)
+class Options(Spec):
+    """One of the listed values, of the same type (``3`` is one of (3, 6); ``3.0`` and
+    ``True`` are not)."""
+
+    options: tuple[Any, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(o) for o in self.options)
+
+    def check(self, value: Any, path: str, where: str, error: type[SchemaError]) -> Any:
+        for option in self.options:
+            if type(value) is type(option) and value == option:
+                return option
+        raise self.fail(value, path, where, error)
+
+
+@dataclass(frozen=True)
 class Str(Spec):
     """A string; ``nonempty`` refuses blank ones (returned stripped), ``pattern`` is a full
     regular-expression match described by ``what``."""
@@ -426,10 +445,10 @@ class Table(Spec):
         for key in value:
             if key not in self.fields:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else ""
+                hint = f"did you mean `{close[0]}`? " if close else ""
                 keys = ", ".join(allowed) if allowed else "none"
                 raise error(child(path, str(key)),
-                            f"a known key (allowed keys: {keys}{hint})",
+                            f"a known key ({hint}allowed keys: {keys})",
                             _Shown("an unknown key"), where)
         out: dict[str, Any] = {}
         for key, f in self.fields.items():

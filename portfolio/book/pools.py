@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +54,29 @@ import pandas as pd
 
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.store import pools as sql
-from portfolio.store.core import Store
-from portfolio.validation import read_toml
 from portfolio.loans.types import (
     ALLOWED_TERMS,
+    PRINCIPAL_MAX,
     SCORE_BAND_LABELS,
     SCORE_BANDS,
     SCORE_MAX,
     SCORE_MIN,
     RepaymentType,
+)
+from portfolio.store import pools as sql
+from portfolio.store.core import Store
+from portfolio.validation import (
+    Check,
+    Date,
+    Field,
+    Interval,
+    ListOf,
+    Options,
+    SchemaError,
+    Str,
+    Table,
+    read_toml,
+    validate,
 )
 
 EXCLUSION_ORDER: tuple[tuple[str, str], ...] = (
@@ -92,7 +104,6 @@ _ELIGIBILITY_KEYS = (
     "originated_to", "apr_min", "apr_max",
 )
 _CONCENTRATION_KEYS = ("max_obligor_share", "max_region_share")
-_TOP_KEYS = ("description", "eligibility", "concentration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,158 +177,77 @@ class PoolInfo:
 # ---------------------------------------------------------------- criteria parsing
 
 
-def _unknown_key(key: str, allowed: tuple[str, ...], where: str) -> ValidationError:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" (did you mean `{close[0]}`?)" if close else ""
-    return ValidationError(
-        f"unknown key `{key}` in {where}{hint}; allowed keys: {', '.join(allowed)}"
-    )
+_MONEY = Interval(float, 0, PRINCIPAL_MAX)
+_APR = Interval(float, 0, 1)
+_SHARE = Interval(float, 0, 1, closed="right", unit="a share")
+_REPAYMENT_TYPES = "one of " + ", ".join(f"{t.value} ({t.label})" for t in RepaymentType)
 
-
-def _number(section: dict[str, Any], key: str, where: str, lo: float, hi: float,
-            integer: bool = False) -> Any:
-    if key not in section:
-        return None
-    value = section[key]
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type:
-        kind = "an integer" if integer else "a number"
-        raise ValidationError(must_be(key, f"{kind} in [{lo}, {hi}]", value, where))
-    if not lo <= value <= hi:
-        kind = "an integer" if integer else "a number"
-        raise ValidationError(must_be(key, f"{kind} in [{lo}, {hi}]", value, where))
-    return int(value) if integer else float(value)
-
-
-def _date(section: dict[str, Any], key: str, where: str) -> dt.date | None:
-    if key not in section:
-        return None
-    value = section[key]
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ValidationError(must_be(key, "a date (YYYY-MM-DD)", value, where))
-
-
-def _str_list(section: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
-    if key not in section:
-        return None
-    value = section[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValidationError(must_be(key, "a list of non-empty strings", value, where))
-    return tuple(v.strip() for v in value)
-
-
-def _range_check(lo: Any, hi: Any, lo_key: str, hi_key: str, where: str) -> None:
-    if lo is not None and hi is not None and lo > hi:
-        raise ValidationError(must_be(hi_key, f">= `{lo_key}` ({lo})", hi, where))
+CRITERIA_SCHEMA = Table({
+    "description": Field.optional(Str(), ""),
+    "eligibility": Field.optional(Table({
+        "score_min": Field.optional(Interval(int, SCORE_MIN, SCORE_MAX)),
+        "dpd_max": Field.optional(Interval(int, 0, 10_000), 0),
+        "terms": Field.optional(ListOf(Options(ALLOWED_TERMS), min_len=1)),
+        "repayment_types": Field.optional(ListOf(Check(RepaymentType.parse, _REPAYMENT_TYPES),
+                                                 min_len=1)),
+        "regions_include": Field.optional(ListOf(Str(nonempty=True), min_len=1,
+                                                 what="a non-empty list of region names "
+                                                 "(leave it out for all regions)")),
+        "regions_exclude": Field.optional(ListOf(Str(nonempty=True)), []),
+        "principal_min": Field.optional(_MONEY),
+        "principal_max": Field.optional(_MONEY),
+        "balance_min": Field.optional(_MONEY),
+        "balance_max": Field.optional(_MONEY),
+        "originated_from": Field.optional(Date()),
+        "originated_to": Field.optional(Date()),
+        "apr_min": Field.optional(_APR),
+        "apr_max": Field.optional(_APR),
+    }, name="[eligibility]"), {}),
+    "concentration": Field.optional(Table({
+        "max_obligor_share": Field.optional(_SHARE),
+        "max_region_share": Field.optional(_SHARE),
+    }, name="[concentration]"), {}),
+})
+_RANGES = (("principal_min", "principal_max"), ("balance_min", "balance_max"),
+           ("originated_from", "originated_to"), ("apr_min", "apr_max"))
 
 
 def parse_criteria(data: dict[str, Any], source: str = "criteria") -> Criteria:
-    """Validate a criteria mapping (the TOML layout) into ``Criteria``.
+    """Validate a criteria mapping (the TOML layout) into ``Criteria`` (``CRITERIA_SCHEMA``).
 
-    Every error names the key, the allowed values and what was received; unknown keys are
-    refused (a misspelt limit must not silently become "no limit").
+    Every error is a ``SchemaError`` naming the field path, the allowed values, what was
+    received and ``source``; unknown keys are refused (a misspelt limit must not silently
+    become "no limit").
     """
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise _unknown_key(key, _TOP_KEYS, source)
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise ValidationError(must_be("description", "a string", description, source))
-    elig = data.get("eligibility", {})
-    conc = data.get("concentration", {})
-    for name, section in (("eligibility", elig), ("concentration", conc)):
-        if not isinstance(section, dict):
-            raise ValidationError(must_be(name, "a table ([" + name + "])", section, source))
-    w_e = f"{source} [eligibility]"
-    w_c = f"{source} [concentration]"
-    for key in elig:
-        if key not in _ELIGIBILITY_KEYS:
-            raise _unknown_key(key, _ELIGIBILITY_KEYS, w_e)
-    for key in conc:
-        if key not in _CONCENTRATION_KEYS:
-            raise _unknown_key(key, _CONCENTRATION_KEYS, w_c)
-
-    score_min = _number(elig, "score_min", w_e, SCORE_MIN, SCORE_MAX, integer=True)
-    dpd_max = _number(elig, "dpd_max", w_e, 0, 10_000, integer=True)
-    terms = None
-    if "terms" in elig:
-        value = elig["terms"]
-        allowed = "a non-empty list of terms from " + str(list(ALLOWED_TERMS))
-        if (not isinstance(value, list) or not value
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise ValidationError(must_be("terms", allowed, value, w_e))
-        bad = [v for v in value if v not in ALLOWED_TERMS]
-        if bad:
-            raise ValidationError(must_be("terms", allowed, bad, w_e))
-        terms = tuple(sorted(set(value)))
-    repayment_types = None
-    if "repayment_types" in elig:
-        value = elig["repayment_types"]
-        if not isinstance(value, list) or not value:
-            allowed = "a non-empty list of " + ", ".join(
-                f"{t.value} ({t.label})" for t in RepaymentType)
-            raise ValidationError(must_be("repayment_types", allowed, value, w_e))
-        parsed = []
-        for v in value:
-            try:
-                parsed.append(RepaymentType.parse(v, w_e))
-            except ValidationError as exc:
-                raise ValidationError(str(exc).replace("`repayment_type`",
-                                                       "`repayment_types`")) from None
-        repayment_types = tuple(dict.fromkeys(parsed))
-    regions_include = _str_list(elig, "regions_include", w_e)
-    if regions_include is not None and not regions_include:
-        raise ValidationError(must_be("regions_include", "a non-empty list (leave it out "
-                                      "for all regions)", [], w_e))
-    regions_exclude = _str_list(elig, "regions_exclude", w_e) or ()
-    money_hi = 200_000.0
-    principal_min = _number(elig, "principal_min", w_e, 0, money_hi)
-    principal_max = _number(elig, "principal_max", w_e, 0, money_hi)
-    balance_min = _number(elig, "balance_min", w_e, 0, money_hi)
-    balance_max = _number(elig, "balance_max", w_e, 0, money_hi)
-    originated_from = _date(elig, "originated_from", w_e)
-    originated_to = _date(elig, "originated_to", w_e)
-    apr_min = _number(elig, "apr_min", w_e, 0, 1)
-    apr_max = _number(elig, "apr_max", w_e, 0, 1)
-    _range_check(principal_min, principal_max, "principal_min", "principal_max", w_e)
-    _range_check(balance_min, balance_max, "balance_min", "balance_max", w_e)
-    _range_check(originated_from, originated_to, "originated_from", "originated_to", w_e)
-    _range_check(apr_min, apr_max, "apr_min", "apr_max", w_e)
-
-    shares = {}
-    for key in _CONCENTRATION_KEYS:
-        if key in conc:
-            value = conc[key]
-            if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not 0 < value <= 1):
-                raise ValidationError(must_be(key, "a share in (0, 1]", value, w_c))
-            shares[key] = float(value)
+    doc = validate(CRITERIA_SCHEMA, data, source)
+    elig, conc = doc["eligibility"], doc["concentration"]
+    for lo_key, hi_key in _RANGES:
+        lo, hi = elig.get(lo_key), elig.get(hi_key)
+        if lo is not None and hi is not None and lo > hi:
+            raise SchemaError(f"eligibility.{hi_key}", f">= `eligibility.{lo_key}` ({lo})",
+                              hi, source)
+    terms = elig.get("terms")
+    repayment_types = elig.get("repayment_types")
+    regions_include = elig.get("regions_include")
     return Criteria(
-        score_min=score_min,
-        dpd_max=0 if dpd_max is None else dpd_max,
-        terms=terms,
-        repayment_types=repayment_types,
-        regions_include=regions_include,
-        regions_exclude=regions_exclude,
-        principal_min=principal_min,
-        principal_max=principal_max,
-        balance_min=balance_min,
-        balance_max=balance_max,
-        originated_from=originated_from,
-        originated_to=originated_to,
-        apr_min=apr_min,
-        apr_max=apr_max,
-        max_obligor_share=shares.get("max_obligor_share"),
-        max_region_share=shares.get("max_region_share"),
-        description=description,
+        score_min=elig.get("score_min"),
+        dpd_max=elig.get("dpd_max", 0),
+        terms=None if terms is None else tuple(sorted(set(terms))),
+        repayment_types=(None if repayment_types is None
+                         else tuple(dict.fromkeys(repayment_types))),
+        regions_include=None if regions_include is None else tuple(regions_include),
+        regions_exclude=tuple(elig.get("regions_exclude", ())),
+        principal_min=elig.get("principal_min"),
+        principal_max=elig.get("principal_max"),
+        balance_min=elig.get("balance_min"),
+        balance_max=elig.get("balance_max"),
+        originated_from=elig.get("originated_from"),
+        originated_to=elig.get("originated_to"),
+        apr_min=elig.get("apr_min"),
+        apr_max=elig.get("apr_max"),
+        max_obligor_share=conc.get("max_obligor_share"),
+        max_region_share=conc.get("max_region_share"),
+        description=doc["description"],
     )
 
 

@@ -23,6 +23,7 @@ from portfolio.book.pools import Criteria, parse_criteria, select_pool
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
 from portfolio.loans.types import RepaymentType
+from portfolio.validation import SchemaError
 
 CUTOFF = dt.date(2025, 6, 30)
 
@@ -100,33 +101,35 @@ def test_criteria_round_trip_through_dict() -> None:
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        ({"eligibility": {"score_mn": 600}}, r"unknown key `score_mn`.*did you mean `score_min`"),
-        ({"eligibilty": {}}, r"unknown key `eligibilty`.*eligibility"),
-        ({"concentration": {"max_obligor": 0.1}}, r"unknown key `max_obligor`"),
-        ({"eligibility": {"score_min": 200}}, r"`score_min` must be an integer in \[350, 950\]"),
-        ({"eligibility": {"score_min": 600.5}}, r"`score_min` must be an integer"),
-        ({"eligibility": {"dpd_max": -1}}, r"`dpd_max` must be"),
-        ({"eligibility": {"terms": [5, 12]}}, r"`terms` must be .*\[3, 6, 9, 12, 18, 24\]; got \[5\]"),
-        ({"eligibility": {"terms": []}}, r"`terms` must be a non-empty list"),
-        ({"eligibility": {"repayment_types": ["balloon"]}}, r"`repayment_types` must be one of"),
-        ({"eligibility": {"regions_include": []}}, r"`regions_include` must be a non-empty"),
-        ({"eligibility": {"regions_exclude": "Beijing"}}, r"`regions_exclude` must be a list"),
+        ({"eligibility": {"score_mn": 600}}, r"`eligibility.score_mn` must be a known key \(did you mean `score_min`\?"),
+        ({"eligibilty": {}}, r"`eligibilty` must be a known key \(did you mean `eligibility`\?"),
+        ({"concentration": {"max_obligor": 0.1}}, r"`concentration.max_obligor` must be a known key.*got an unknown key"),
+        ({"eligibility": {"score_min": 200}}, r"^criteria: `eligibility.score_min` must be an integer in \[350, 950\]; got 200$"),
+        ({"eligibility": {"score_min": 600.5}}, r"`eligibility.score_min` must be an integer"),
+        ({"eligibility": {"dpd_max": -1}}, r"`eligibility.dpd_max` must be an integer in \[0, 10000\]; got -1"),
+        ({"eligibility": {"terms": [5, 12]}}, r"`eligibility.terms\[0\]` must be one of 3, 6, 9, 12, 18, 24; got 5"),
+        ({"eligibility": {"terms": []}}, r"`eligibility.terms` must be a non-empty list"),
+        ({"eligibility": {"repayment_types": ["balloon"]}}, r"`eligibility.repayment_types\[0\]` must be one of level_annuity.*; got 'balloon'"),
+        ({"eligibility": {"regions_include": []}}, r"`eligibility.regions_include` must be a non-empty"),
+        ({"eligibility": {"regions_exclude": "Beijing"}}, r"`eligibility.regions_exclude` must be a list"),
         ({"eligibility": {"principal_min": 500, "principal_max": 100}},
-         r"`principal_max` must be >= `principal_min`"),
-        ({"eligibility": {"balance_max": 300_000}}, r"`balance_max` must be a number in"),
-        ({"eligibility": {"apr_max": 24}}, r"`apr_max` must be a number in \[0, 1\]; got 24"),
-        ({"eligibility": {"apr_min": 0.2, "apr_max": 0.1}}, r"`apr_max` must be >= `apr_min`"),
-        ({"eligibility": {"originated_from": "2024-13-01"}}, r"`originated_from` must be a date"),
+         r"`eligibility.principal_max` must be >= `eligibility.principal_min`"),
+        ({"eligibility": {"balance_max": 300_000}}, r"`eligibility.balance_max` must be a number in \[0, 200000\]"),
+        ({"eligibility": {"apr_max": 24}}, r"`eligibility.apr_max` must be a number in \[0, 1\]; got 24"),
+        ({"eligibility": {"apr_min": 0.2, "apr_max": 0.1}}, r"`eligibility.apr_max` must be >= `eligibility.apr_min`"),
+        ({"eligibility": {"originated_from": "2024-13-01"}}, r"`eligibility.originated_from` must be a date"),
         ({"eligibility": {"originated_from": dt.date(2025, 1, 1),
-                          "originated_to": dt.date(2024, 1, 1)}}, r"`originated_to` must be >="),
-        ({"concentration": {"max_obligor_share": 0}}, r"`max_obligor_share` must be a share"),
-        ({"concentration": {"max_region_share": 1.5}}, r"`max_region_share` must be a share"),
+                          "originated_to": dt.date(2024, 1, 1)}}, r"`eligibility.originated_to` must be >= `eligibility.originated_from` \(2025-01-01\); got 2024-01-01"),
+        ({"concentration": {"max_obligor_share": 0}}, r"`concentration.max_obligor_share` must be a share in \(0, 1\]"),
+        ({"concentration": {"max_region_share": 1.5}}, r"`concentration.max_region_share` must be a share"),
         ({"eligibility": 3}, r"`eligibility` must be a table"),
     ],
 )
 def test_bad_criteria_name_the_field(data: dict[str, object], match: str) -> None:
-    with pytest.raises(ValidationError, match=match):
+    with pytest.raises(SchemaError, match=match) as info:
         parse_criteria(data)
+    assert isinstance(info.value, ValidationError)
+    assert info.value.field_path and info.value.where == "criteria"
 
 
 def test_bad_criteria_file_reports_toml_error(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from portfolio.validation import (
     Interval,
     ListOf,
     MapOf,
+    Options,
     SchemaError,
     Str,
     StrOptions,
@@ -223,3 +224,11 @@ def test_a_plain_validation_error_class_is_still_honoured(tmp_path: Path) -> Non
 
     with pytest.raises(Legacy, match="not valid TOML"):
         parse_toml("a =", "editor", Legacy)
+
+
+def test_options_keep_the_type() -> None:
+    spec = Options((3, 6, 12))
+    assert validate(spec, 6) == 6
+    for bad in (6.0, True, "6", 5):
+        _error(spec, bad)
+    assert str(_error(spec, 5, "c")) == "c: `` must be one of 3, 6, 12; got 5"
