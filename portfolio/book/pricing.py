@@ -25,7 +25,6 @@ when its actual WA APR is below its break-even APR; every loan with an APR above
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,16 +33,28 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from portfolio.book.pools import get_pool
+from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.montecarlo.assumptions import Assumptions
-from portfolio.errors import ValidationError, must_be
 from portfolio.store import pools as sql
 from portfolio.store.core import Store
-from portfolio.validation import read_toml
-from portfolio.loans.types import APR_CAP_DEFAULT
+from portfolio.validation import Field, Interval, Str, StrOptions, Table, read_toml, validate
 
-_KEYS = ("funding_cost", "operating_cost", "capital_method", "capital_ratio", "hurdle_rate",
-         "margin", "apr_cap", "lgd", "description")
 CAPITAL_METHODS = ("fixed", "basel_retail_irb")
+_RATE = Interval(float, 0, 1, unit="an annual rate (decimal)")
+PRICING_SCHEMA = Table({
+    "funding_cost": Field.optional(_RATE),
+    "operating_cost": Field.optional(_RATE),
+    "capital_method": Field.optional(StrOptions(CAPITAL_METHODS)),
+    "capital_ratio": Field.optional(_RATE),
+    "hurdle_rate": Field.optional(_RATE),
+    "margin": Field.optional(_RATE),
+    # a cap of 0 would flag every loan: (0, 1]
+    "apr_cap": Field.optional(Interval(float, 0, 1, closed="right",
+                                       unit="an annual rate (decimal)")),
+    "lgd": Field.optional(Interval(float, 0, 1, unit="a share")),
+    "description": Field.optional(Str()),
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,38 +72,22 @@ class PricingInputs:
     description: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("funding_cost", "operating_cost", "capital_ratio", "hurdle_rate",
-                     "margin", "apr_cap"):
+        # the same rules as the file (PRICING_SCHEMA), for inputs built in code
+        for name, f in PRICING_SCHEMA.fields.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValidationError(must_be(name, "an annual rate (decimal) in [0, 1]", value))
-        if self.lgd is not None and (isinstance(self.lgd, bool)
-                                     or not isinstance(self.lgd, int | float)
-                                     or not 0 <= self.lgd <= 1):
-            raise ValidationError(must_be("lgd", "a share in [0, 1]", self.lgd))
-        if self.capital_method not in CAPITAL_METHODS:
-            raise ValidationError(must_be("capital_method", "one of " + ", ".join(
-                CAPITAL_METHODS), self.capital_method))
+            if not (name == "lgd" and value is None):
+                validate(f.spec, value, path=name)
 
 
 def parse_pricing(data: dict[str, Any], source: str = "pricing") -> PricingInputs:
-    for key in data:
-        if key not in _KEYS:
-            close = difflib.get_close_matches(key, _KEYS, n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else ""
-            raise ValidationError(
-                f"unknown key `{key}` in {source}{hint}; allowed keys: {', '.join(_KEYS)}")
-    try:
-        return PricingInputs(**data)
-    except ValidationError as exc:
-        raise ValidationError(f"{exc} (in {source})") from None
+    """Pricing inputs from the TOML layout (``PRICING_SCHEMA``); a left-out key keeps the
+    default of ``PricingInputs``. Errors are ``SchemaError`` naming the key and ``source``."""
+    doc = validate(PRICING_SCHEMA, data, source)
+    return PricingInputs(**{k: v for k, v in doc.items() if k in data})
 
 
 def load_pricing(path: str | Path) -> PricingInputs:
-    p = Path(path)
-    if not p.is_file():
-        raise ValidationError(must_be("pricing", "an existing TOML file", str(p)))
-    return parse_pricing(read_toml(p, "pricing file"), str(p))
+    return parse_pricing(read_toml(path, "pricing file"), str(path))
 
 
 # ---------------------------------------------------------------- formulas (pure)
@@ -195,8 +190,6 @@ def pricing_check(store: Store, a: Assumptions, inputs: PricingInputs,
                   pool_id: int | None = None) -> PricingReport:
     """Break-even APR against the actual WA APR of the pool's (or the book's) segments."""
     if pool_id is not None:
-        from portfolio.book.pools import get_pool
-
         get_pool(store, pool_id)
     edges = [lo for lo, _ in a.score_bands[1:]]
     actual = sql.segment_apr(store.con, edges, inputs.apr_cap, pool_id)

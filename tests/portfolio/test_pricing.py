@@ -16,6 +16,7 @@ from portfolio.errors import ValidationError
 from portfolio.book.pricing import PricingInputs
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
+from portfolio.validation import SchemaError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,17 +148,31 @@ def test_example_pricing_file_loads() -> None:
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        ({"funding_cst": 0.03}, r"unknown key `funding_cst`.*did you mean `funding_cost`"),
-        ({"funding_cost": 3.0}, r"`funding_cost` must be an annual rate \(decimal\) in \[0, 1\]"),
+        ({"funding_cst": 0.03}, r"^pricing.toml: `funding_cst` must be a known key \(did you mean `funding_cost`\?"),
+        ({"funding_cost": 3.0}, r"^pricing.toml: `funding_cost` must be an annual rate \(decimal\) in \[0, 1\]; got 3.0$"),
         ({"hurdle_rate": -0.1}, r"`hurdle_rate` must be"),
         ({"apr_cap": "24%"}, r"`apr_cap` must be"),
         ({"lgd": 1.5}, r"`lgd` must be a share in \[0, 1\]"),
-        ({"capital_method": "advanced"}, r"`capital_method` must be one of fixed, basel_retail_irb"),
+        ({"apr_cap": 0}, r"`apr_cap` must be an annual rate \(decimal\) in \(0, 1\]; got 0"),
+        ({"margin": float("inf")}, r"`margin` must be an annual rate \(decimal\) in \[0, 1\]; got inf"),
+        ({"margin": float("nan")}, r"`margin` must be .*; got nan"),
+        ({"description": 3}, r"`description` must be a string; got 3"),
+        ({"capital_method": "advanced"}, r"`capital_method` must be one of 'fixed', 'basel_retail_irb'; got 'advanced'"),
     ],
 )
 def test_bad_pricing_inputs_name_the_field(data: dict[str, object], match: str) -> None:
-    with pytest.raises(ValidationError, match=match):
+    with pytest.raises(SchemaError, match=match) as info:
         pricing.parse_pricing(data, "pricing.toml")
+    assert isinstance(info.value, ValidationError)
+    assert info.value.field_path == next(iter(data))
+
+
+def test_pricing_inputs_built_in_code_follow_the_same_schema() -> None:
+    with pytest.raises(SchemaError, match=r"^`hurdle_rate` must be an annual rate"):
+        PricingInputs(hurdle_rate=1.5)
+    assert PricingInputs(lgd=None).lgd is None
+    # a left-out key keeps the dataclass default
+    assert pricing.parse_pricing({"margin": 0.01}) == PricingInputs(margin=0.01)
 
 
 def test_cli_pricing(cli, db_path: Path, tmp_path: Path) -> None:
