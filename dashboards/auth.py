@@ -32,11 +32,24 @@ from pathlib import Path
 import tomli_w
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.validation import read_toml
+from portfolio.validation import Field, MapOf, Str, Table, read_toml, validate
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _ROLE = re.compile(r"^(treasury|partner:[A-Za-z0-9_.-]+)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_ROLE_RULE = "'treasury' or 'partner:<partner id>'"
+_NAME_RULE = "1-64 letters, digits or _ . @ -"
+
+USERS_SCHEMA = Table({
+    "users": Field.optional(MapOf(
+        Str(pattern=_NAME.pattern, what="a user name of " + _NAME_RULE),
+        Table({
+            "role": Field(Str(pattern=_ROLE.pattern, what=_ROLE_RULE)),
+            # no password: a user who logs in through the identity provider (OIDC)
+            "password": Field.optional(Str(), ""),
+        }, name="[users.<name>]"),
+    ), {}),
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +82,13 @@ class User:
 
 def check_role(role: str, where: str = "") -> str:
     if not isinstance(role, str) or not _ROLE.match(role):
-        raise ValidationError(must_be("role", "'treasury' or 'partner:<partner id>'", role, where))
+        raise ValidationError(must_be("role", _ROLE_RULE, role, where))
     return role
 
 
 def check_username(name: str, where: str = "") -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValidationError(must_be("username", "1-64 letters, digits or _ . @ -", name, where))
+        raise ValidationError(must_be("username", _NAME_RULE, name, where))
     return name
 
 
@@ -107,20 +120,14 @@ def default_users_path(db_path: str | Path) -> Path:
 
 
 def load_users(path: str | Path) -> dict[str, User]:
-    """Users by name; a missing file is no users (nobody can log in)."""
+    """Users by name (``USERS_SCHEMA``); a missing file is no users (nobody can log in).
+    A file of the wrong shape is a ``SchemaError`` naming the field (``users.alice.role``)."""
     p = Path(path)
     if not p.exists():
         return {}
-    doc = read_toml(p, "users file")
-    users = {}
-    for name, entry in (doc.get("users") or {}).items():
-        where = f"{p} [users.{name}]"
-        check_username(name, where)
-        if not isinstance(entry, dict):
-            raise ValidationError(must_be("users." + name, "a table", entry, str(p)))
-        role = check_role(entry.get("role", ""), where)
-        users[name] = User(name, role, str(entry.get("password", "")))
-    return users
+    doc = validate(USERS_SCHEMA, read_toml(p, "users file"), str(p))
+    return {name: User(name, entry["role"], entry["password"])
+            for name, entry in doc["users"].items()}
 
 
 def save_users(path: str | Path, users: dict[str, User]) -> None:

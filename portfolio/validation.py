@@ -46,7 +46,7 @@ from portfolio.errors import ValidationError, must_be
 __all__ = [
     "Anything", "Bool", "Check", "Date", "Field", "Interval", "ListOf", "MapOf", "Options",
     "SchemaError", "Spec", "Str", "StrOptions", "Table", "child", "index", "parse_toml",
-    "read_toml", "shown", "validate",
+    "read_toml", "shown", "validate", "verbatim",
 ]
 
 _REPR = reprlib.Repr()
@@ -62,6 +62,11 @@ class _Shown(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+def verbatim(text: str) -> str:
+    """``text`` to be shown as is after "got" (not quoted): "got a list of 4 values"."""
+    return _Shown(text)
 
 
 def shown(value: object) -> str:
@@ -282,12 +287,13 @@ class Options(Spec):
 
 @dataclass(frozen=True)
 class Str(Spec):
-    """A string; ``nonempty`` refuses blank ones (returned stripped), ``pattern`` is a full
-    regular-expression match described by ``what``."""
+    """A string; ``nonempty`` refuses blank ones (returned stripped unless ``strip`` is
+    false), ``pattern`` is a full regular-expression match described by ``what``."""
 
     nonempty: bool = False
     pattern: str | None = None
     what: str = ""
+    strip: bool = True
 
     def describe(self) -> str:
         if self.what:
@@ -298,9 +304,10 @@ class Str(Spec):
         if not isinstance(value, str):
             raise self.fail(value, path, where, error)
         if self.nonempty:
-            value = value.strip()
-            if not value:
+            if not value.strip():
                 raise self.fail(value, path, where, error)
+            if self.strip:
+                value = value.strip()
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise self.fail(value, path, where, error)
         return value

@@ -23,8 +23,8 @@ class DealFileError(DealError, SchemaError):
     got 7"). A ``DealError``, so every ``except DealError`` still catches it."""
 
 
-class RatingTableError(ValidationError):
-    """A rating table file is malformed (names the field and the rule)."""
+class RatingTableError(SchemaError):
+    """A rating table file is malformed: ``field_path``, ``allowed``, ``got``, ``where``."""
 
 
 class SizingError(ValidationError):

@@ -26,8 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from portfolio.validation import read_toml
-from tranching.errors import RatingTableError, must_be
+from portfolio.validation import Bool, Field, Interval, ListOf, Str, Table, read_toml, validate
+from tranching.errors import RatingTableError
+
+RATING_TABLE_SCHEMA = Table({
+    "source": Field(Str(nonempty=True, strip=False,
+                              what="a non-empty citation of the table's source")),
+    "illustrative": Field.optional(Bool(), False),
+    "wal_years": Field(ListOf(Interval(float, 0, 100, closed="right", unit="a WAL in years"),
+                              min_len=1)),
+    "rating": Field(ListOf(Table({
+        "name": Field(Str(nonempty=True, strip=False)),
+        "el": Field(ListOf(Interval(float, 0, 1, unit="an expected loss (decimal share)"),
+                           min_len=1)),
+    }, name="[[rating]]"), min_len=1, what="a non-empty array of tables [[rating]]")),
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +54,22 @@ class RatingTable:
     def __post_init__(self) -> None:
         w = np.asarray(self.wal_years, dtype=np.float64)
         if w.size < 1 or np.any(np.diff(w) <= 0) or np.any(w <= 0):
-            raise RatingTableError(must_be("wal_years", "positive and increasing", list(self.wal_years)))
+            raise RatingTableError("wal_years", "positive and increasing", list(self.wal_years))
         el = np.asarray(self.el, dtype=np.float64)
         if el.shape != (len(self.names), w.size):
-            raise RatingTableError(must_be("rating[].el", f"{w.size} values per rating (one per wal_years)",
-                                           f"shape {el.shape}"))
-        if np.any(el < 0) or np.any(el > 1):
-            raise RatingTableError(must_be("rating[].el", "decimal shares in [0, 1]",
-                                           f"min {el.min()}, max {el.max()}"))
+            raise RatingTableError("rating[].el", f"{w.size} values per rating (one per "
+                                   "wal_years)", f"shape {el.shape}")
+        if not np.all((el >= 0) & (el <= 1)):
+            raise RatingTableError("rating[].el", "decimal shares in [0, 1]",
+                                   f"min {el.min()}, max {el.max()}")
         if np.any(np.diff(el, axis=0) < 0):
-            raise RatingTableError(must_be("rating[].el", "non-decreasing from the best rating to the "
-                                           "worst at every WAL", self.names))
+            raise RatingTableError("rating[].el", "non-decreasing from the best rating to the "
+                                   "worst at every WAL", self.names)
+        if len(set(self.names)) != len(self.names):
+            raise RatingTableError("rating[].name", "distinct names", self.names)
         if not self.source.strip():
-            raise RatingTableError(must_be("source", "a non-empty citation of the table's source", self.source))
+            raise RatingTableError("source", "a non-empty citation of the table's source",
+                                   self.source)
         el.setflags(write=False)
         object.__setattr__(self, "el", el)
 
@@ -63,26 +79,34 @@ class RatingTable:
         return np.array([np.interp(wal, w, row) for row in self.el])
 
 
+def parse_rating_table(data: dict[str, object], source: str = "rating table") -> RatingTable:
+    """A rating table from the TOML layout (``RATING_TABLE_SCHEMA``); ``RatingTableError``
+    naming the field path and ``source`` otherwise."""
+    doc = validate(RATING_TABLE_SCHEMA, data, source, error=RatingTableError)
+    wal = doc["wal_years"]
+    for k in range(1, len(wal)):
+        if not wal[k] > wal[k - 1]:
+            raise RatingTableError(f"wal_years[{k}]", f"> {wal[k - 1]} (increasing)", wal[k],
+                                   source)
+    names: list[str] = []
+    for k, row in enumerate(doc["rating"]):
+        if len(row["el"]) != len(wal):
+            raise RatingTableError(f"rating[{k}].el", f"{len(wal)} values (one per wal_years)",
+                                   row["el"], source)
+        if row["name"] in names:
+            raise RatingTableError(f"rating[{k}].name", "a name not used by an earlier rating",
+                                   row["name"], source)
+        if k and any(e < p for e, p in zip(row["el"], doc["rating"][k - 1]["el"], strict=True)):
+            raise RatingTableError(f"rating[{k}].el", "at least the previous (better) rating's "
+                                   "el at every WAL", row["el"], source)
+        names.append(row["name"])
+    return RatingTable(source=doc["source"], illustrative=doc["illustrative"],
+                       wal_years=tuple(wal), names=tuple(names),
+                       el=np.array([row["el"] for row in doc["rating"]], dtype=np.float64))
+
+
 def load_rating_table(path: str | Path) -> RatingTable:
-    p = Path(path)
-    data = read_toml(p, "rating table", RatingTableError)
-    for key in ("source", "wal_years", "rating"):
-        if key not in data:
-            raise RatingTableError(must_be(key, "present", "nothing", str(p)))
-    rows = data["rating"]
-    if not isinstance(rows, list) or not rows:
-        raise RatingTableError(must_be("rating", "a list of [[rating]] tables", rows, str(p)))
-    names, els = [], []
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict) or "name" not in r or "el" not in r:
-            raise RatingTableError(must_be(f"rating[{i}]", "a table with `name` and `el`", r, str(p)))
-        names.append(str(r["name"]))
-        els.append([float(x) for x in r["el"]])
-    if len({len(e) for e in els}) != 1:
-        raise RatingTableError(must_be("rating[].el", "lists of equal length", [len(e) for e in els], str(p)))
-    return RatingTable(source=str(data["source"]), illustrative=bool(data.get("illustrative", False)),
-                       wal_years=tuple(float(x) for x in data["wal_years"]), names=tuple(names),
-                       el=np.array(els))
+    return parse_rating_table(read_toml(path, "rating table", RatingTableError), str(path))
 
 
 def implied_rating(table: RatingTable, el: float, wal: float) -> str:
@@ -95,5 +119,5 @@ def implied_rating(table: RatingTable, el: float, wal: float) -> str:
 def rating_rank(table: RatingTable, rating: str) -> int:
     """Position of ``rating`` in the table (0 = best)."""
     if rating not in table.names:
-        raise RatingTableError(must_be("target_rating", "one of " + ", ".join(table.names), rating))
+        raise RatingTableError("target_rating", "one of " + ", ".join(table.names), rating)
     return table.names.index(rating)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,10 +21,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import tomli_w
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.validation import parse_toml
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.validation import (
+    Anything,
+    Field,
+    Interval,
+    ListOf,
+    SchemaError,
+    Str,
+    StrOptions,
+    Table,
+    parse_toml,
+    read_toml,
+    verbatim,
+    validate,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +187,41 @@ def apply_stress(
 ASSUMPTIONS_FORMAT = "riskpool-assumptions/1"
 _SEGMENT_INFO_KEYS = ("exposure", "defaults", "prepayments", "daily_interest_mpr",
                       "daily_interest_exposure")
-_SEGMENT_KEYS = ("score_band", "term", "default_hazard", "prepay_smm", *_SEGMENT_INFO_KEYS)
-_TOP_KEYS = ("format", "factor", "recovery", "grid", "provenance", "segment")
-_FACTOR_KEYS = ("rho", "rho_se", "factor_persistence", "copula", "t_dof")
-_RECOVERY_KEYS = ("rate", "lag")
-_GRID_KEYS = ("score_bands", "terms", "n_age")
+_MAX_AGE = 600  # months: the longest curve (and term) a file may hold
+_CURVE = ListOf(Interval(float, 0, 1, closed="left", unit="a monthly probability"),
+                min_len=1, max_len=_MAX_AGE)
+ASSUMPTIONS_SCHEMA = Table({
+    "format": Field.optional(StrOptions((ASSUMPTIONS_FORMAT,)), ASSUMPTIONS_FORMAT),
+    "factor": Field(Table({
+        "rho": Field(Interval(float, 0, 1, closed="left")),
+        "rho_se": Field.optional(Interval(float, 0, None)),
+        "factor_persistence": Field.optional(Interval(float, -1, 1, closed="neither"), 0.0),
+        "copula": Field.optional(StrOptions(("gaussian", "t")), "gaussian"),
+        # a Student-t with <= 2 degrees of freedom has no variance
+        "t_dof": Field.optional(Interval(float, 2, None, closed="neither"), 5.0),
+    }, name="[factor]")),
+    "recovery": Field(Table({
+        "rate": Field(Interval(float, 0, 1)),
+        "lag": Field(ListOf(Interval(float, 0, None), min_len=1, max_len=_MAX_AGE,
+                            what="a non-empty list of shares >= 0 that sum to 1")),
+    }, name="[recovery]")),
+    "grid": Field.optional(Table({
+        "score_bands": Field.optional(ListOf(
+            ListOf(Interval(int, 0, 1000), min_len=2, max_len=2,
+                   what="a [lo, hi] pair of scores with lo < hi"), min_len=1)),
+        "terms": Field.optional(ListOf(Interval(int, 1, _MAX_AGE), min_len=1, unique=True)),
+        "n_age": Field.optional(Interval(int, 1, _MAX_AGE)),
+    }, name="[grid]"), {}),
+    "provenance": Field.optional(Anything(table=True), {}),
+    "segment": Field.optional(ListOf(Table({
+        "score_band": Field(Str()),
+        "term": Field(Interval(int, 1, _MAX_AGE)),
+        "default_hazard": Field(_CURVE),
+        "prepay_smm": Field(_CURVE),
+        # informational, written beside the curves and ignored when loading
+        **{key: Field.optional(Anything()) for key in _SEGMENT_INFO_KEYS},
+    }, name="[[segment]]")), []),
+})
 
 
 def _band_label(lo: int, hi: int) -> str:
@@ -258,8 +301,6 @@ def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None =
     ]
     prov = _drop_none(a.provenance)
     if prov:
-        import tomli_w
-
         lines.append(tomli_w.dumps({"provenance": prov}).rstrip())
         lines.append("")
     info = exposure or {}
@@ -290,177 +331,89 @@ def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None =
     return "\n".join(lines)
 
 
-def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else ""
-            raise ValidationError(
-                f"unknown key `{key}` in {where}{hint}; allowed keys: {', '.join(allowed)}")
-
-
-def _need(table: dict[str, Any], key: str, where: str) -> Any:
-    if key not in table:
-        raise ValidationError(f"`{key}` is missing in {where}")
-    return table[key]
-
-
-def _float(value: Any, field: str, allowed: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(must_be(field, allowed, value, where))
-    return float(value)
-
-
-def _curve(value: Any, field: str, n_age: int, where: str) -> np.ndarray:
-    allowed = f"a list of 1..{n_age} monthly probabilities in [0, 1)"
-    if (not isinstance(value, list) or not 1 <= len(value) <= n_age
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
-        shown = value if not isinstance(value, list) else f"a list of {len(value)} values"
-        raise ValidationError(must_be(field, allowed, shown, where))
-    arr = np.asarray(value, dtype=np.float64)
-    bad = np.flatnonzero(~((arr >= 0) & (arr < 1)))
-    if bad.size:
-        raise ValidationError(must_be(field, allowed, float(arr[bad[0]]),
-                                      f"{where}, entry {bad[0] + 1}"))
+def _curve(values: list[float], path: str, n_age: int, where: str) -> np.ndarray:
+    """A validated curve, extended to ``n_age`` with its last value."""
+    if len(values) > n_age:
+        raise SchemaError(path, f"a list of 1 to {n_age} monthly probabilities (n_age)",
+                          verbatim(f"a list of {len(values)} values"), where)
+    arr = np.asarray(values, dtype=np.float64)
     if len(arr) < n_age:
         arr = np.concatenate([arr, np.full(n_age - len(arr), arr[-1])])
     return arr
 
 
-def assumptions_from_toml(text: str, source: str = "assumptions") -> Assumptions:
-    """Parse and validate the TOML layout written by ``assumptions_to_toml``.
+def assumptions_from_dict(data: dict[str, Any], source: str = "assumptions") -> Assumptions:
+    """Validate the TOML layout (``ASSUMPTIONS_SCHEMA``) into ``Assumptions``.
 
-    Errors name the table and key, the allowed values and what was received.
+    Errors are ``SchemaError`` naming the field path (``segment[3].prepay_smm[0]``), the
+    allowed values, what was received and ``source``.
     """
-    data = parse_toml(text, source)
-    _check_keys(data, _TOP_KEYS, source)
-    fmt = data.get("format", ASSUMPTIONS_FORMAT)
-    if fmt != ASSUMPTIONS_FORMAT:
-        raise ValidationError(must_be("format", repr(ASSUMPTIONS_FORMAT), fmt, source))
-    factor = _need(data, "factor", source)
-    recovery = _need(data, "recovery", source)
-    grid = data.get("grid", {})
-    for name, table, keys in (("factor", factor, _FACTOR_KEYS),
-                              ("recovery", recovery, _RECOVERY_KEYS),
-                              ("grid", grid, _GRID_KEYS)):
-        if not isinstance(table, dict):
-            raise ValidationError(must_be(name, f"a table [{name}]", table, source))
-        _check_keys(table, keys, f"{source} [{name}]")
-    w_f, w_r, w_g = (f"{source} [factor]", f"{source} [recovery]", f"{source} [grid]")
-
-    rho = _float(_need(factor, "rho", w_f), "rho", "a number in [0, 1)", w_f)
-    if not 0 <= rho < 1:
-        raise ValidationError(must_be("rho", "a number in [0, 1)", rho, w_f))
-    rho_se = None
-    if "rho_se" in factor:
-        rho_se = _float(factor["rho_se"], "rho_se", "a number >= 0", w_f)
-        if rho_se < 0:
-            raise ValidationError(must_be("rho_se", "a number >= 0", rho_se, w_f))
-    persistence = _float(factor.get("factor_persistence", 0.0), "factor_persistence",
-                         "a number in (-1, 1)", w_f)
-    if not -1 < persistence < 1:
-        raise ValidationError(must_be("factor_persistence", "a number in (-1, 1)", persistence,
-                                      w_f))
-    copula = factor.get("copula", "gaussian")
-    if copula not in ("gaussian", "t"):
-        raise ValidationError(must_be("copula", "'gaussian' or 't'", copula, w_f))
-    t_dof = _float(factor.get("t_dof", 5.0), "t_dof", "a number > 2", w_f)
-    if copula == "t" and not t_dof > 2:
-        raise ValidationError(must_be("t_dof", "a number > 2", t_dof, w_f))
-
-    rate = _float(_need(recovery, "rate", w_r), "rate", "a number in [0, 1]", w_r)
-    if not 0 <= rate <= 1:
-        raise ValidationError(must_be("rate", "a number in [0, 1]", rate, w_r))
-    lag = _need(recovery, "lag", w_r)
-    if (not isinstance(lag, list) or not lag
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-                       for v in lag)
-            or abs(sum(lag) - 1) > 1e-6):
-        raise ValidationError(must_be("lag", "a non-empty list of shares >= 0 that sum to 1",
-                                      lag, w_r))
+    doc = validate(ASSUMPTIONS_SCHEMA, data, source)
+    factor, recovery, grid = doc["factor"], doc["recovery"], doc["grid"]
+    lag = recovery["lag"]
+    if abs(sum(lag) - 1) > 1e-6:
+        raise SchemaError("recovery.lag", "a non-empty list of shares >= 0 that sum to 1",
+                          lag, source)
     lag_arr = np.asarray(lag, dtype=np.float64)
     lag_arr = lag_arr / lag_arr.sum()
 
-    bands_raw = grid.get("score_bands", [list(b) for b in SCORE_BANDS])
-    if (not isinstance(bands_raw, list) or not bands_raw
-            or not all(isinstance(b, list) and len(b) == 2
-                       and all(isinstance(x, int) and not isinstance(x, bool) for x in b)
-                       and b[0] < b[1] for b in bands_raw)):
-        raise ValidationError(must_be("score_bands", "a list of [lo, hi] integer pairs with "
-                                      "lo < hi", bands_raw, w_g))
-    bands = tuple((int(b[0]), int(b[1])) for b in bands_raw)
-    terms_raw = grid.get("terms", list(ALLOWED_TERMS))
-    if (not isinstance(terms_raw, list) or not terms_raw
-            or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0
-                       for t in terms_raw)
-            or len(set(terms_raw)) != len(terms_raw)):
-        raise ValidationError(must_be("terms", "a list of distinct positive integers",
-                                      terms_raw, w_g))
-    terms = tuple(int(t) for t in terms_raw)
-    n_age_raw = grid.get("n_age", max(terms))
-    if isinstance(n_age_raw, bool) or not isinstance(n_age_raw, int) or not 1 <= n_age_raw <= 600:
-        raise ValidationError(must_be("n_age", "an integer in [1, 600]", n_age_raw, w_g))
-    n_age = int(n_age_raw)
+    bands_raw = grid.get("score_bands") or [list(b) for b in SCORE_BANDS]
+    for k, (lo, hi) in enumerate(bands_raw):
+        if not lo < hi:
+            raise SchemaError(f"grid.score_bands[{k}]", "a [lo, hi] pair of scores with lo < hi",
+                              [lo, hi], source)
+    bands = tuple((int(lo), int(hi)) for lo, hi in bands_raw)
+    terms = tuple(grid.get("terms") or ALLOWED_TERMS)
+    n_age = grid.get("n_age") or max(terms)
 
-    segments = data.get("segment", [])
-    if not isinstance(segments, list):
-        raise ValidationError(must_be("segment", "an array of tables [[segment]]",
-                                      type(segments).__name__, source))
     labels = {_band_label(*b): i for i, b in enumerate(bands)}
     term_index = {t: j for j, t in enumerate(terms)}
     hazard = np.full((len(bands), len(terms), n_age), np.nan)
     smm = np.full_like(hazard, np.nan)
-    for k, seg in enumerate(segments, start=1):
-        where = f"{source} [[segment]] #{k}"
-        if not isinstance(seg, dict):
-            raise ValidationError(must_be("segment", "a table", seg, where))
-        _check_keys(seg, _SEGMENT_KEYS, where)
-        band = _need(seg, "score_band", where)
+    for k, seg in enumerate(doc["segment"]):
+        path = f"segment[{k}]"
+        band, term = seg["score_band"], seg["term"]
         if band not in labels:
-            raise ValidationError(must_be("score_band", "one of " + ", ".join(labels), band,
-                                          where))
-        term = _need(seg, "term", where)
+            raise SchemaError(f"{path}.score_band", "one of " + ", ".join(labels), band, source)
         if term not in term_index:
-            raise ValidationError(must_be("term", "one of " + str(list(terms)), term, where))
+            raise SchemaError(f"{path}.term", "one of " + str(list(terms)), term, source)
         i, j = labels[band], term_index[term]
-        where = f"{source} segment {band} × {term}m"
         if not np.isnan(hazard[i, j, 0]):
-            raise ValidationError(f"segment {band} × {term}m appears twice in {source}")
-        hazard[i, j] = _curve(_need(seg, "default_hazard", where), "default_hazard", n_age,
-                              where)
-        smm[i, j] = _curve(_need(seg, "prepay_smm", where), "prepay_smm", n_age, where)
+            raise SchemaError(path, "a score band × term not given before",
+                              verbatim(f"segment {band} × {term}m again (it appears twice)"),
+                              source)
+        hazard[i, j] = _curve(seg["default_hazard"], f"{path}.default_hazard", n_age, source)
+        smm[i, j] = _curve(seg["prepay_smm"], f"{path}.prepay_smm", n_age, source)
     missing = [f"{_band_label(*bands[i])} × {terms[j]}m" for i in range(len(bands))
                for j in range(len(terms)) if np.isnan(hazard[i, j, 0])]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise ValidationError(
-            f"{source}: every score band × term needs a [[segment]] table; missing "
-            f"{', '.join(missing[:5])}{more}")
-    provenance = data.get("provenance", {})
-    if not isinstance(provenance, dict):
-        raise ValidationError(must_be("provenance", "a table", provenance, source))
+        raise SchemaError("segment", "one [[segment]] table per score band × term",
+                          verbatim(f"missing {', '.join(missing[:5])}{more}"), source)
     return Assumptions(
         default_hazard=hazard,
         prepay_smm=smm,
-        recovery_rate=rate,
+        recovery_rate=recovery["rate"],
         recovery_lag=tuple(float(x) for x in lag_arr),
-        rho=rho,
-        factor_persistence=persistence,
-        copula=copula,
-        t_dof=t_dof,
+        rho=factor["rho"],
+        factor_persistence=factor["factor_persistence"],
+        copula=factor["copula"],
+        t_dof=factor["t_dof"],
         score_bands=bands,
         terms=terms,
-        rho_se=rho_se,
-        provenance=provenance,
+        rho_se=factor["rho_se"],
+        provenance=doc["provenance"],
     )
+
+
+def assumptions_from_toml(text: str, source: str = "assumptions") -> Assumptions:
+    """Parse and validate the TOML layout written by ``assumptions_to_toml``."""
+    return assumptions_from_dict(parse_toml(text, source), source)
 
 
 def load_assumptions(path: str | Path) -> Assumptions:
     """Read and validate an assumptions TOML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValidationError(must_be("assumptions", "an existing TOML file", str(p)))
-    return assumptions_from_toml(p.read_text(encoding="utf-8"), str(p))
+    return assumptions_from_dict(read_toml(path, "assumptions file"), str(path))
 
 
 def save_assumptions(a: Assumptions, path: str | Path,

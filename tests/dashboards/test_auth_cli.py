@@ -8,6 +8,7 @@ import json
 import pytest
 
 from dashboards import auth
+from portfolio.validation import SchemaError
 
 
 def test_hash_is_scrypt_and_verifies(tmp_path) -> None:
@@ -90,3 +91,44 @@ def test_demo_cli_builds_then_reuses(tmp_path, cli, monkeypatch) -> None:
 def test_dashboard_cli_refuses_missing_database(tmp_path, cli) -> None:
     r = cli("dashboard", "--db", tmp_path / "none.duckdb", "--port", "8599")
     assert r.code == 2 and "--db" in r.err
+
+
+@pytest.mark.parametrize(("text", "field", "match"), [
+    ('users = 3\n', "users", r"must be a table of named entries"),
+    ('[users.alice]\nrole = "admin"\n', "users.alice.role", r"must be 'treasury' or 'partner:"),
+    ('[users.alice]\npassword = "x"\n', "users.alice.role", r"must be given"),
+    ('[users.alice]\nrole = "treasury"\npassword = 3\n', "users.alice.password",
+     r"must be a string; got 3"),
+    ('[users."bad name"]\nrole = "treasury"\n', 'users."bad name"', r"must be a user name of"),
+    ('[users]\nalice = "treasury"\n', "users.alice", r"must be a table \[users.<name>\]"),
+    ('[users.alice]\nrole = "treasury"\nrloe = "x"\n', "users.alice.rloe",
+     r"did you mean `role`\?"),
+    ('[people.alice]\nrole = "treasury"\n', "people", r"must be a known key"),
+])
+def test_users_file_of_the_wrong_shape_names_the_field(tmp_path, text: str, field: str,
+                                                       match: str) -> None:
+    path = tmp_path / "users.toml"
+    path.write_text(text)
+    with pytest.raises(SchemaError, match=match) as info:
+        auth.load_users(path)
+    assert isinstance(info.value, auth.ValidationError)
+    assert info.value.field_path == field and info.value.where == str(path)
+
+
+def test_users_without_password_and_an_empty_file_load(tmp_path) -> None:
+    path = tmp_path / "users.toml"
+    path.write_text('[users."a@bank.cn"]\nrole = "partner:bank_east"\n')
+    assert auth.load_users(path) == {"a@bank.cn": auth.User("a@bank.cn", "partner:bank_east", "")}
+    path.write_text("# nobody yet\n")
+    assert auth.load_users(path) == {}
+
+
+def test_users_cli_reports_a_broken_users_file(tmp_path, cli) -> None:
+    users = tmp_path / "users.toml"
+    users.write_bytes(b"[users.alice]\nrole = \"\xff\"\n")
+    r = cli("users", "list", "--users", users)
+    assert r.code == 2 and "not UTF-8" in r.err and str(users) in r.err
+    assert "Traceback" not in r.err
+    users.write_text("[users.alice]\nrole = 7\n")
+    r = cli("users", "list", "--users", users)
+    assert r.code == 2 and "`users.alice.role` must be" in r.err

@@ -24,6 +24,7 @@ from portfolio.montecarlo.assumptions import (
     save_assumptions,
 )
 from portfolio.errors import ValidationError
+from portfolio.validation import SchemaError
 
 
 def _assumptions(seed: int = 0, n_age: int = 24) -> Assumptions:
@@ -108,31 +109,44 @@ def _edit(old: str, new: str, count: int = 1) -> str:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        (_edit("rho = 0.06", "rhoo = 0.06"), r"unknown key `rhoo`.*did you mean `rho`"),
-        (_edit("rho = 0.06", "rho = 1.2"), r"`rho` must be a number in \[0, 1\); got 1.2"),
-        (_edit("rate = 0.17", "rate = -0.1"), r"`rate` must be a number in \[0, 1\]"),
-        (_edit("lag = [0.1, 0.2, 0.3, 0.4]", "lag = [0.5, 0.2]"), r"`lag` must be .*sum to 1"),
-        (_edit('copula = "gaussian"', 'copula = "clayton"'), r"`copula` must be 'gaussian' or 't'"),
+        (_edit("rho = 0.06", "rhoo = 0.06"), r"^a.toml: `factor.rhoo` must be a known key \(did you mean `rho`\?"),
+        (_edit("rho = 0.06", "rho = 1.2"), r"^a.toml: `factor.rho` must be a number in \[0, 1\); got 1.2$"),
+        (_edit("rate = 0.17", "rate = -0.1"), r"`recovery.rate` must be a number in \[0, 1\]; got -0.1"),
+        (_edit("lag = [0.1, 0.2, 0.3, 0.4]", "lag = [0.5, 0.2]"), r"`recovery.lag` must be .*sum to 1; got \[0.5, 0.2\]"),
+        (_edit('copula = "gaussian"', 'copula = "clayton"'), r"`factor.copula` must be one of 'gaussian', 't'; got 'clayton'"),
         (_edit("factor_persistence = 0.5", "factor_persistence = 1.0"),
-         r"`factor_persistence` must be"),
-        (_edit('score_band = "350-599"', 'score_band = "350-600"'), r"`score_band` must be one of"),
-        (_edit("term = 3", "term = 4"), r"`term` must be one of \[3, 6, 9, 12, 18, 24\]"),
-        (_edit("default_hazard = [", "default_hazard = [1.5, "), r"`default_hazard` must be .*"
-         r"got 'a list of 4 values'"),
+         r"`factor.factor_persistence` must be a number in \(-1, 1\); got 1.0"),
+        (_edit('score_band = "350-599"', 'score_band = "350-600"'), r"`segment\[0\].score_band` must be one of 350-599, 600-649"),
+        (_edit("term = 3", "term = 4"), r"`segment\[0\].term` must be one of \[3, 6, 9, 12, 18, 24\]; got 4"),
+        (_edit("default_hazard = [", "default_hazard = [1.5, "), r"`segment\[0\].default_hazard\[0\]` must be a monthly probability in "
+         r"\[0, 1\); got 1.5"),
         (_edit("prepay_smm = [", "prepay_smm = [-0.1, ").replace(
-            "n_age = 3", "n_age = 4"), r"`prepay_smm` must be .*got -0.1 at .*350-599 × 3m, entry 1"),
+            "n_age = 3", "n_age = 4"), r"`segment\[0\].prepay_smm\[0\]` must be a monthly probability in \[0, 1\); got -0.1"),
         (_edit("[[segment]]\nscore_band = \"350-599\"\nterm = 3", "[[segment]]\nscore_band = "
-               "\"350-599\"\nterm = 6"), r"segment 350-599 × 6m appears twice"),
-        (_edit("rho_se = 0.02", "rho_se = -1"), r"`rho_se` must be a number >= 0"),
-        (_edit("n_age = 3", "n_age = 0"), r"`n_age` must be an integer in \[1, 600\]"),
+               "\"350-599\"\nterm = 6"), r"`segment\[1\]` must be .*; got segment 350-599 × 6m again \(it appears twice\)"),
+        (_edit("rho_se = 0.02", "rho_se = -1"), r"`factor.rho_se` must be a number >= 0; got -1"),
+        (_edit("n_age = 3", "n_age = 0"), r"`grid.n_age` must be an integer in \[1, 600\]"),
         (_edit('format = "riskpool-assumptions/1"', 'format = "v0"'), r"`format` must be"),
         (_edit("[factor]", "[factor\n"), r"not valid TOML"),
-        (_edit("[[segment]]", "[[segments]]"), r"unknown key `segments`"),
+        (_edit("default_hazard = [", "default_hazard = [0.1, 0.1, ").replace(
+            "n_age = 3", "n_age = 4"), r"`segment\[0\].default_hazard` must be a list of 1 to 4 "
+         r"monthly probabilities \(n_age\); got a list of 5 values"),
+        (_edit("rho = 0.06", "rho = nan"), r"`factor.rho` must be a number in \[0, 1\); got nan"),
+        (_edit("t_dof = 5.0", "t_dof = inf"), r"`factor.t_dof` must be a number > 2; got inf"),
+        (_edit("lag = [0.1, 0.2, 0.3, 0.4]", "lag = []"), r"`recovery.lag` must be .*; got a list "
+         r"of 0 values"),
+        (_edit("score_bands = [[350, 600]", "score_bands = [[600, 350]"),
+         r"`grid.score_bands\[0\]` must be a \[lo, hi\] pair of scores with lo < hi"),
+        (_edit("terms = [3, ", "terms = [3, 3, "), r"`grid.terms\[1\]` must be not a repeat"),
+        (_edit("[[segment]]", "[[segments]]"), r"`segments` must be a known key \(did you mean `segment`\?"),
     ],
 )
 def test_bad_assumptions_name_the_field(text: str, match: str) -> None:
-    with pytest.raises(ValidationError, match=match):
+    with pytest.raises(SchemaError, match=match) as info:
         assumptions_from_toml(text, "a.toml")
+    assert isinstance(info.value, ValidationError)
+    assert info.value.where == "a.toml"
+    assert info.value.field_path or "not valid TOML" in str(info.value)
 
 
 def test_missing_segment_is_named() -> None:
@@ -144,7 +158,7 @@ def test_missing_segment_is_named() -> None:
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="`assumptions` must be an existing TOML file"):
+    with pytest.raises(ValidationError, match="assumptions file .*nope.toml does not exist"):
         load_assumptions(tmp_path / "nope.toml")
 
 

@@ -156,18 +156,44 @@ def test_illustrative_rating_table_loads_and_is_labelled() -> None:
     assert t.names[0] == "R1" and t.el.shape == (6, 7)
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ('wal_years = [1]\n[[rating]]\nname = "X"\nel = [0.1]\n', "source"),
-    ('source = "s"\nwal_years = [2, 1]\n[[rating]]\nname = "X"\nel = [0.1, 0.2]\n', "wal_years"),
-    ('source = "s"\nwal_years = [1, 2]\n[[rating]]\nname = "X"\nel = [0.1]\n', r"rating\[\]\.el"),
+@pytest.mark.parametrize(("text", "field", "match"), [
+    ('wal_years = [1]\n[[rating]]\nname = "X"\nel = [0.1]\n', "source",
+     r"`source` must be given"),
+    ('source = "s"\nwal_years = [2, 1]\n[[rating]]\nname = "X"\nel = [0.1, 0.2]\n', "wal_years[1]",
+     r"`wal_years\[1\]` must be > 2.0 \(increasing\); got 1.0"),
+    ('source = "s"\nwal_years = [1, 2]\n[[rating]]\nname = "X"\nel = [0.1]\n', "rating[0].el",
+     r"`rating\[0\].el` must be 2 values \(one per wal_years\); got \[0.1\]"),
     ('source = "s"\nwal_years = [1]\n[[rating]]\nname = "X"\nel = [0.2]\n[[rating]]\nname = "Y"\n'
-     'el = [0.1]\n', r"rating\[\]\.el"),
+     'el = [0.1]\n', "rating[1].el", r"must be at least the previous \(better\) rating's el"),
+    ('source = "s"\nwal_years = [1]\n[[rating]]\nname = "X"\nel = [0.2]\n[[rating]]\nname = "X"\n'
+     'el = [0.3]\n', "rating[1].name", r"must be a name not used by an earlier rating; got 'X'"),
+    ('source = "s"\nwal_years = [1]\n[[rating]]\nname = "X"\nel = [inf]\n', "rating[0].el[0]",
+     r"must be an expected loss \(decimal share\) in \[0, 1\]; got inf"),
+    ('source = "s"\nwal_years = [0]\n[[rating]]\nname = "X"\nel = [0.1]\n', "wal_years[0]",
+     r"must be a WAL in years in \(0, 100\]; got 0"),
+    ('source = "s"\nwal_years = [1]\nrating = [{name = "X", el = [0.1], note = 1}]\n',
+     "rating[0].note", r"must be a known key"),
+    ('source = "s"\nwal_years = [1]\nrating = []\n', "rating", r"must be a non-empty array"),
+    ('source = "s"\nillustrative = "yes"\nwal_years = [1]\n[[rating]]\nname = "X"\nel = [0.1]\n',
+     "illustrative", r"must be true or false; got 'yes'"),
 ])
-def test_bad_rating_table(tmp_path: Path, text: str, field: str) -> None:
+def test_bad_rating_table(tmp_path: Path, text: str, field: str, match: str) -> None:
     p = tmp_path / "r.toml"
     p.write_text(text)
-    with pytest.raises(RatingTableError, match=field):
+    with pytest.raises(RatingTableError, match=match) as info:
         load_rating_table(p)
+    assert info.value.field_path == field and info.value.where == str(p)
+    assert str(info.value).startswith(f"{p}: `{field}` must be ")
+
+
+def test_unreadable_rating_table_is_a_rating_table_error(tmp_path: Path) -> None:
+    p = tmp_path / "r.toml"
+    p.write_bytes(b"source = \"\xff\"")
+    with pytest.raises(RatingTableError, match="not UTF-8") as info:
+        load_rating_table(p)
+    assert info.value.where == str(p)
+    with pytest.raises(RatingTableError, match="does not exist"):
+        load_rating_table(tmp_path / "nope.toml")
 
 
 def _sizing_setup():
