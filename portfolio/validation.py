@@ -151,7 +151,7 @@ def read_toml(path: str | Path, what: str,
         raise _file_error(error, str(p), "a readable file",
                           f"{what} {p} cannot be read ({exc.strerror or exc})", bare=True) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (some Windows editors) is skipped
     except UnicodeDecodeError as exc:
         raise _file_error(error, str(p), "UTF-8 text",
                           f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"

@@ -213,6 +213,8 @@ def test_reading_a_good_file_and_text(tmp_path: Path) -> None:
     p = tmp_path / "x.toml"
     p.write_text('a = 1\n[b]\nc = "é"\n', encoding="utf-8")
     assert read_toml(p, "file") == {"a": 1, "b": {"c": "é"}}
+    p.write_bytes(b"\xef\xbb\xbfa = 1\n")  # UTF-8 with a byte-order mark
+    assert read_toml(p, "file") == {"a": 1}
     assert parse_toml("a = 2", "editor") == {"a": 2}
     with pytest.raises(SchemaError, match="^editor: not valid TOML"):
         parse_toml("a =", "editor")
