@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboards import auth
-from partners.registry import Registry, load_registry
+from partners.registry import REGISTRY, Registry, load_registry
 from portfolio.book.pools import CRITERIA_SCHEMA, Criteria, load_criteria
 from portfolio.book.pricing import PRICING_SCHEMA, PricingInputs, load_pricing
 from portfolio.errors import ValidationError
@@ -33,7 +33,7 @@ from portfolio.montecarlo.assumptions import (
     load_assumptions,
 )
 from portfolio.validation import SchemaError, Table
-from tranching.deal import Deal, load_deal
+from tranching.deal import DEAL, Deal, load_deal
 from tranching.ratings import RATING_TABLE_SCHEMA, RatingTable, load_rating_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +79,10 @@ def _toml_file(name: str) -> dict[str, Any]:
     return tomllib.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 
-_DEAL_KEYS = ("deal", "name", "closing_date", "tranches", "size", "coupon", "holder", "fees",
+_DEAL_KEYS = _keys(DEAL) + ("deal", "name", "closing_date", "tranches", "size", "coupon", "holder", "fees",
               "kind", "rate", "amount", "reserve", "target", "triggers", "metric", "schedule",
               "waterfall", "step", "tranche", "retention", "share", "revolving", "months")
-_PARTNER_KEYS = ("platform", "partner", "rules", "expected_loss", "id", "name", "kind",
+_PARTNER_KEYS = _keys(REGISTRY) + ("platform", "partner", "rules", "expected_loss", "id", "name", "kind",
                  "capacity", "eligibility", "apr_cap", "score_floor", "regions")
 
 READERS = (
