@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from partners.allocation import allocate, loan_risk_from_table  # noqa: E402
-from partners.records import save_allocation  # noqa: E402
+from partners.records import AllocationRequest, save_allocation  # noqa: E402
 from partners.registry import parse_registry  # noqa: E402
 from portfolio.loans.arrays import LoanArrays  # noqa: E402
 from portfolio.store import open_store  # noqa: E402
@@ -106,7 +106,8 @@ def run(n_loans: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         with open_store(Path(tmp) / "bench.duckdb") as store:
             t0 = time.perf_counter()
-            save_allocation(store, joint, reg, risk, pool_id=None, inputs={"bench": True})
+            save_allocation(store, joint, reg, risk, pool_id=None,
+                            request=AllocationRequest(source="benchmarks/bench_allocation.py"))
             out["joint record in DuckDB s"] = time.perf_counter() - t0
             out["allocation_shares rows"] = int(store.con.execute(
                 "SELECT count(*) FROM allocation_shares").fetchone()[0])

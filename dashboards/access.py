@@ -29,6 +29,8 @@ import contextvars
 import dataclasses
 import datetime as dt
 import functools
+import json
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +39,37 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import tomli_w
 
 from dashboards.auth import Viewer
+from partners.dispersion import disperse_paths, party_paths
+from partners.records import load_allocation, run_party_paths
+from portfolio.book import analytics as an
+from portfolio.book.pools import (
+    create_pool,
+    list_pools,
+    load_pool_loans,
+    parse_criteria,
+    select_pool,
+    strats,
+)
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import Store, open_store
+from portfolio.store import allocations as alloc_sql
+from portfolio.store import analytics as book_sql
+from portfolio.store import pools as pool_sql
 from portfolio.store import reports as sql
+from portfolio.store import runs as run_sql
+from portfolio.validation import parse_toml
+from tranching.analytics import loss_shares, trigger_table
+from tranching.analytics import tranche_table as table_fn
+from tranching.deal import Deal, deal_from_dict
+from tranching.errors import DealError
+from tranching.revolving import load_deal_record, run_replenishment_profile
+from tranching.waterfall import run_waterfall
 
 FAN_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 PLATFORM_ID = "platform"
@@ -191,9 +219,6 @@ def _headline(summary: pd.DataFrame) -> dict[str, float]:
 
 def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookHead:
     """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end)."""
-    from portfolio.book import analytics as an
-    from portfolio.store import analytics as book_sql
-
     with connect(db, viewer) as store:
         ends = tuple(book_sql.month_ends(store.con))
         if not ends:
@@ -205,9 +230,6 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
 
 def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
     """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of``."""
-    from portfolio.book import analytics as an
-    from portfolio.store import analytics as book_sql
-
     with connect(db, viewer) as store:
         con = store.con
         ends = book_sql.month_ends(con)
@@ -237,8 +259,6 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
 
 def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     """Pools the viewer can see: pool id, name, cut-off, loans and balance (its own share)."""
-    from portfolio.book.pools import list_pools
-
     with connect(db, viewer) as store:
         infos = list_pools(store)
     return pd.DataFrame([{"pool_id": p.pool_id, "name": p.name, "cutoff_date": p.cutoff_date,
@@ -248,8 +268,6 @@ def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 def pool_strats(db: str | Path, viewer: Viewer, pool_id: int) -> dict[str, pd.DataFrame]:
     """Stratification tables of a stored pool (over the viewer's loans in it)."""
-    from portfolio.book.pools import strats
-
     with connect(db, viewer) as store:
         return strats(store, int(pool_id))
 
@@ -269,9 +287,6 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
     The selection is ``portfolio.book.pools.select_pool`` on the viewer's candidates at the
     cut-off; the tables are ``portfolio.book.pools.strats`` run on that selection held in an
     in-memory copy of the pool tables."""
-    from portfolio.book.pools import parse_criteria, select_pool, strats
-    from portfolio.store import pools as pool_sql
-
     crit = parse_criteria(criteria, "eligibility form")
     with connect(db, viewer) as store:
         candidates = pool_sql.snapshot_candidates(store.con, cutoff)
@@ -290,8 +305,6 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
 def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],
               cutoff: dt.date) -> int:
     """Store the pool (treasury only): a short write transaction; returns the pool id."""
-    from portfolio.book.pools import create_pool, parse_criteria
-
     _require_treasury(viewer, "saving a pool")
     crit = parse_criteria(criteria, "eligibility form")
     try:
@@ -337,11 +350,9 @@ def fan(x: np.ndarray, dates: tuple[dt.date, ...],
     return out
 
 
-def run_view_from_paths(paths: Any, run_id: int | str, label: str,
+def run_view_from_paths(paths: PoolPaths, run_id: int | str, label: str,
                         party: str | None) -> RunView:
     """Summarise a ``PoolPaths`` (already cut to the viewer's scope)."""
-    from portfolio.montecarlo.simulation import loss_distribution
-
     stats = loss_distribution(paths)
     dates = tuple(pd.Timestamp(d).date() for d in np.asarray(paths.dates))
     net = paths.default - paths.recovery
@@ -352,61 +363,20 @@ def run_view_from_paths(paths: Any, run_id: int | str, label: str,
                    fan(paths.balance_eop, dates), fan(net, dates))
 
 
-def _runs_module() -> Any:
-    try:
-        from portfolio.store import runs
-    except ImportError:
-        return None
-    return runs
-
-
 def runs(db: str | Path, viewer: Viewer) -> pd.DataFrame:
-    """Simulation runs the viewer may open: run id, pool, paths, seed, started, parties.
-    A partner sees the runs whose paths carry its party only."""
-    mod = _runs_module()
+    """Simulation runs the viewer may open: run id, pool, paths, seed, engine, started,
+    parties (from the runs' typed records). A partner sees the runs whose paths carry its
+    party only."""
     cols = ["run_id", "pool_id", "n_paths", "seed", "engine", "started_at", "parties"]
-    if mod is None:
-        return pd.DataFrame(columns=cols)
     with _full(db) as store:
-        listed = mod.list_runs(store)
-    frame = _runs_frame(listed)
-    frame = frame[frame["kind"].fillna("simulation") == "simulation"] if "kind" in frame else frame
+        frame = run_sql.list_runs(store, "simulation")
     if not viewer.is_treasury:
-        frame = frame[frame["parties"].map(lambda p: viewer.partner_id in (p or ()))].copy()
+        frame = frame[frame["parties"].map(lambda p: viewer.partner_id in p)].copy()
         frame["parties"] = [(viewer.partner_id,)] * len(frame)  # not who else is in the run
     return frame.reindex(columns=cols).reset_index(drop=True)
 
 
-def _runs_frame(listed: Any) -> pd.DataFrame:
-    if isinstance(listed, pd.DataFrame):
-        frame = listed.copy()
-    else:
-        frame = pd.DataFrame([r if isinstance(r, dict) else dataclasses.asdict(r) for r in listed])
-    if frame.empty:
-        return pd.DataFrame(columns=["run_id", "kind", "pool_id", "n_paths", "seed", "engine",
-                                     "started_at", "parties"])
-    inputs = frame["inputs"] if "inputs" in frame else pd.Series([{}] * len(frame))
-    inputs = inputs.map(lambda v: v if isinstance(v, dict) else (_json(v) or {}))
-    for key, alt in (("pool_id", None), ("n_paths", "paths"), ("seed", None), ("engine", None)):
-        if key not in frame:
-            frame[key] = inputs.map(lambda d, k=key, a=alt: d.get(k, d.get(a) if a else None))
-    if "parties" not in frame:
-        frame["parties"] = inputs.map(lambda d: tuple(d.get("party_ids") or ()))
-    return frame
-
-
-def _json(v: Any) -> Any:
-    import json
-
-    if isinstance(v, str):
-        try:
-            return json.loads(v)
-        except ValueError:
-            return None
-    return v
-
-
-def _load_paths(db: str | Path, run_id: int) -> Any:
+def _load_paths(db: str | Path, run_id: int) -> PoolPaths:
     """The run's full paths (never returned to a viewer as they are: see ``run_paths_for``).
     The last two loaded runs are kept in memory per database version: pages on the same run
     (simulation, tranches, dispersion) read the Parquet files once."""
@@ -414,12 +384,9 @@ def _load_paths(db: str | Path, run_id: int) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_paths_cached(db: str, version: str, run_id: int) -> Any:
-    mod = _runs_module()
-    if mod is None:
-        raise NotFound("no simulation runs in this build")
+def _load_paths_cached(db: str, version: str, run_id: int) -> PoolPaths:
     with _full(db) as store:
-        paths = mod.load_paths(store, run_id)
+        paths = run_sql.load_paths(store, run_id)
     for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
                  "recovery", "balance_eop"):
         getattr(paths, name).flags.writeable = False
@@ -428,7 +395,7 @@ def _load_paths_cached(db: str, version: str, run_id: int) -> Any:
     return paths
 
 
-def _load_replenishment(db: str | Path, run_id: int, deal: Any) -> Any:
+def _load_replenishment(db: str | Path, run_id: int, deal: Deal) -> PoolPaths | None:
     """The replenishment profile of a revolving deal's purchases on the run (None if the deal
     does not revolve), rebuilt from the run's inputs (``tranching.revolving``) so the page
     gives the tranche table stored with the run; the last two kept in memory like the paths."""
@@ -438,20 +405,16 @@ def _load_replenishment(db: str | Path, run_id: int, deal: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_replenishment_cached(db: str, version: str, run_id: int) -> Any:
-    from tranching.revolving import run_replenishment_profile
-
+def _load_replenishment_cached(db: str, version: str, run_id: int) -> PoolPaths:
     with _full(db) as store:
         return run_replenishment_profile(store, run_id)
 
 
-def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> Any:
+def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
     paths = _load_paths(db, run_id)
     if viewer.is_treasury:
         return paths
-    from partners.dispersion import party_paths
-
     pid = viewer.partner_id
     if pid is None or pid not in tuple(paths.party_ids):
         raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
@@ -466,15 +429,12 @@ def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
     return run_view_from_paths(paths, int(run_id), label, party)
 
 
-def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Any, *,
+def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Assumptions, *,
                   n_paths: int, seed: int, pd_mult: float = 1.0, rho: float | None = None,
                   prepay_mult: float = 1.0, recovery_mult: float = 1.0,
                   progress: Callable[[float], None] | None = None) -> RunView:
     """Run the Monte Carlo on a stored pool under stressed assumptions (treasury only; not
     recorded — a run to keep is made with ``riskpool simulate``)."""
-    from portfolio.book.pools import load_pool_loans
-    from portfolio.montecarlo.simulation import simulate
-
     _require_treasury(viewer, "running a pool simulation")
     stressed = stress(assumptions, pd_mult=pd_mult, rho=rho, prepay_mult=prepay_mult,
                       recovery_mult=recovery_mult)
@@ -490,8 +450,8 @@ def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Any
     return run_view_from_paths(paths, label, label, None)
 
 
-def stress(assumptions: Any, *, pd_mult: float = 1.0, rho: float | None = None,
-           prepay_mult: float = 1.0, recovery_mult: float = 1.0) -> Any:
+def stress(assumptions: Assumptions, *, pd_mult: float = 1.0, rho: float | None = None,
+           prepay_mult: float = 1.0, recovery_mult: float = 1.0) -> Assumptions:
     """``Assumptions.stressed`` with the dashboard's four sliders."""
     return assumptions.stressed(pd_multiplier=pd_mult, rho=rho, smm_multiplier=prepay_mult,
                                 recovery_multiplier=recovery_mult)
@@ -508,17 +468,13 @@ def assumption_files(db: str | Path) -> dict[str, str]:
     return found
 
 
-def load_assumptions_file(path: str | Path) -> Any:
-    from portfolio.montecarlo.assumptions import load_assumptions
-
+def load_assumptions_file(path: str | Path) -> Assumptions:
     return load_assumptions(path)
 
 
-def pool_assumptions(db: str | Path, pool_id: int) -> Any:
+def pool_assumptions(db: str | Path, pool_id: int) -> Assumptions:
     """Assumptions for a pool: the demo's saved file beside the database if present, else
     calibrated from the book."""
-    from portfolio.montecarlo.assumptions import load_assumptions
-
     for candidate in (Path(db).with_name(f"assumptions_pool{pool_id}.toml"),
                       Path(db).with_name("assumptions.toml")):
         if candidate.exists():
@@ -539,21 +495,13 @@ class TrancheView:
     cashflow_fans: dict[str, pd.DataFrame]  # tranche -> fan of monthly cash to the tranche
 
 
-def deal_from_text(text: str, source: str = "deal editor") -> Any:
-    from portfolio.validation import parse_toml
-    from tranching.deal import deal_from_dict
-    from tranching.errors import DealError
-
+def deal_from_text(text: str, source: str = "deal editor") -> Deal:
     return deal_from_dict(parse_toml(text, source, DealError), source)
 
 
 def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
              discount: float = 0.05) -> TrancheView:
     """The deal's waterfall on the run's pool paths; a partner sees only tranches it holds."""
-    from tranching.analytics import loss_shares, trigger_table
-    from tranching.analytics import tranche_table as table_fn
-    from tranching.waterfall import run_waterfall
-
     deal = deal_from_text(deal_toml)
     paths = _load_paths(db, run_id)
     result = run_waterfall(deal, paths, replenishment=_load_replenishment(db, run_id, deal))
@@ -604,8 +552,6 @@ def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> AllocationView:
     """An allocation's parties and rule checks; a partner sees its own row and checks."""
-    from partners.records import load_allocation
-
     with connect(db, viewer) as store:
         listed = sql.allocation_list(store.con)
         if int(allocation_id) not in set(listed["allocation_id"].astype(int)):
@@ -632,8 +578,6 @@ def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
                  party_id: str) -> pd.DataFrame:
     """One party's loan tape (pseudonymous ids, its share and balance). A partner may export
     its own tape only."""
-    from portfolio.store import allocations as alloc_sql
-
     if not viewer.is_treasury and party_id != viewer.partner_id:
         raise AccessDenied(f"{viewer.username} ({viewer.role}) may export its own tape only, "
                            f"not {party_id!r}")
@@ -660,9 +604,6 @@ class DispersionView:
 def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
                deal_toml: str | None = None) -> DispersionView:
     """Risk per party from the run's paths and the allocation (and the deal if given)."""
-    from partners.dispersion import disperse_paths
-    from partners.records import load_allocation, run_party_paths
-
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
     paths = _load_paths(db, run_id)
@@ -703,7 +644,8 @@ def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes
     row = hist[hist["run_id"] == int(run_id)]
     if row.empty:
         raise AccessDenied(f"report {run_id} is not visible to {viewer.username}")
-    summary = _json(row.iloc[0]["summary"]) or {}
+    raw = row.iloc[0]["summary"]
+    summary = (json.loads(raw) if isinstance(raw, str) else raw) or {}
     files = summary.get("files", {})
     if name not in files:
         raise NotFound(f"report {run_id} has no file {name!r}; it has {sorted(files)}")
@@ -715,15 +657,12 @@ def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes
 
 def stored_deal_toml(db: str | Path, run_id: int) -> str | None:
     """The deal TOML stored with a run (by ``riskpool simulate --structure``), if any."""
-    from portfolio.store import tranches as tranche_sql
-
     with _full(db) as store:
         try:
-            row = tranche_sql.load_run_deal(store, int(run_id))
-        except (NotFound, duckdb.CatalogException):
+            record = load_deal_record(store, int(run_id))
+        except NotFound:
             return None
-    text = row.get("deal_toml") if isinstance(row, dict) else None
-    return str(text) if text else None
+    return record.deal_toml or None
 
 
 def example_deals(root: str | Path | None = None) -> dict[str, str]:
@@ -735,12 +674,6 @@ def example_deals(root: str | Path | None = None) -> dict[str, str]:
 def deal_with_tranches(deal_toml: str, edited: pd.DataFrame) -> str:
     """The deal TOML with its tranches' size, amount, coupon and holder taken from the
     edited table (validated when the deal is loaded)."""
-    import tomllib
-
-    import tomli_w
-
-    from tranching.errors import DealError
-
     data = tomllib.loads(deal_toml)
     rows = edited.to_dict("records")
     old = data.get("tranches", [])

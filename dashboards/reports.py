@@ -39,10 +39,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xlsxwriter
 
 from dashboards import access, charts
 from dashboards.auth import Viewer
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+from portfolio.store import open_store
+from portfolio.store import reports as sql
+from portfolio.store.records import ReportInputs
+from portfolio.version import code_version
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("book", "Book and delinquency"),
@@ -260,8 +265,6 @@ def _cell(value: Any) -> Any:
 
 
 def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at: str) -> None:
-    import xlsxwriter
-
     wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.set_properties({"title": "riskpool report", "created": stamp, "author": "riskpool"})
@@ -356,10 +359,6 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                  partner: str | None = None, record: bool = True,
                  now: dt.datetime | None = None) -> ReportOutcome:
     """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``."""
-    from portfolio.store import open_store
-    from portfolio.store import reports as sql
-    from portfolio.version import code_version
-
     t0 = time.perf_counter()
     started = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
     viewer = report_viewer(partner)
@@ -394,8 +393,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                     run_id = store.next_id("run_seq")
                     sql.insert_report_run(
                         con, run_id=run_id, status="ok",
-                        inputs={"as_of": as_of.isoformat(), "partner": partner,
-                                "out": str(out.resolve())},
+                        inputs=ReportInputs(as_of, partner, str(out.resolve())),
                         code_version=code_version(), started_at=started,
                         finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                         timings={"collect_s": round(t_collect, 3), "total_s": round(seconds, 3)},
@@ -412,9 +410,6 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
 
 
 def _check_partner(db: str | Path, partner: str) -> None:
-    from portfolio.store import open_store
-    from portfolio.store import reports as sql
-
     with open_store(db, read_only=True) as store:
         known = sql.allocated_parties(store.con)
     if partner not in known or partner == access.PLATFORM_ID:

@@ -18,7 +18,7 @@ import datetime as dt
 from pathlib import Path
 
 from partners.allocation import allocate, loan_risk_from_table
-from partners.records import export_partner, originated_loans, save_allocation
+from partners.records import AllocationRequest, export_partner, originated_loans, save_allocation
 from partners.registry import load_registry
 from portfolio.store import open_store
 
@@ -47,9 +47,11 @@ def main() -> None:
                           as_of=end, borrower_id=batch.borrower_id)
         if not result.checks.ok:  # allocate() already raises on a breach; belt and braces
             raise SystemExit("re-check failed: nothing written")
+        request = AllocationRequest(partners_file=str(args.partners), originated=(start, end),
+                                    mode="joint", objective="max-transfer",
+                                    source="examples/allocate_month.py")
         allocation_id = save_allocation(store, result, registry, risk, pool_id=None,
-                                        inputs={"script": "examples/allocate_month.py",
-                                                "originated": [start.isoformat(), end.isoformat()]})
+                                        request=request)
         out = Path(args.out)
         for partner in registry.partners:
             n = export_partner(store, allocation_id, partner.id, out / f"{args.month}_{partner.id}.parquet")

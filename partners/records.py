@@ -8,7 +8,9 @@ party's share.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,142 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from partners.allocation import Allocation, LoanRisk
+from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
-from partners.registry import PLATFORM_ID, Registry
+from partners.registry import Registry
+from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.memory import small_pages
+from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.records import optional, placed, text
 from portfolio.store import Store
 from portfolio.store import allocations as sql
+from portfolio.store.runs import get_run, load_paths
+from portfolio.validation import (
+    Anything,
+    Date,
+    Field,
+    Interval,
+    ListOf,
+    SchemaError,
+    StrOptions,
+    Table,
+    validate,
+)
+
+__all__ = ["AllocationInputs", "AllocationRequest", "LoansToAllocate", "StoredAllocation",
+           "export_partner", "load_allocation", "load_assumptions_file", "originated_loans",
+           "pool_loans", "run_party_paths", "save_allocation"]
+
+
+# ------------------------------------------------------------------------------------------
+# the typed record of an allocation's inputs (``allocations.inputs``)
+
+REQUEST_FIELDS: Mapping[str, Field] = {
+    "partners_file": optional(text("a file")),
+    "pool_id": optional(Interval(int, 1, unit="a pool id")),
+    "originated": optional(ListOf(Date(), min_len=2, max_len=2,
+                                  what="a window [FROM, TO] of two dates")),
+    "mode": optional(StrOptions(tuple(m.value for m in Mode))),
+    "objective": optional(StrOptions(tuple(o.value for o in Objective))),
+    "assumptions": optional(text("a file")),
+    "min_transfer": optional(Interval(float, 0, 1, unit="a share")),
+    "code_version": optional(text()),
+    "source": optional(text()),
+}
+ALLOCATION_INPUTS = Table({
+    **REQUEST_FIELDS,
+    "party_ids": Field(ListOf(text("a party id"), min_len=1, unique=True)),
+    "as_of": Field(Date()),
+    "registry": Field(Anything(table=True)),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRequest:
+    """What the caller asked for, recorded with the allocation: the partners file, the loans
+    (a pool, or an origination window), mode, objective, the assumptions file that gave the
+    PD/LGD (``None``: the partners file's table), the minimum transfer, the code version and
+    the program that asked (``riskpool allocate``, ``riskpool demo``, a script)."""
+
+    partners_file: str | None = None
+    pool_id: int | None = None
+    originated: tuple[dt.date, dt.date] | None = None
+    mode: str | None = None
+    objective: str | None = None
+    assumptions: str | None = None
+    min_transfer: float | None = None
+    code_version: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        window = self.originated
+        if window is not None:
+            if not (isinstance(window, tuple) and len(window) == 2 and all(
+                    isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in window)):
+                raise SchemaError("inputs.originated", "a window (FROM, TO) of two dates",
+                                  window)
+            if window[0] > window[1]:
+                raise SchemaError("inputs.originated", "a window with FROM <= TO",
+                                  [d.isoformat() for d in window])
+        validate(Table(REQUEST_FIELDS), self.to_json(), path="inputs")
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.originated is not None:
+            out["originated"] = [d.isoformat() for d in self.originated]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationInputs:
+    """``allocations.inputs``: the request, plus what the allocation was made with — its
+    parties in the order of the share columns, the date deciding the rules in force, and
+    the partners registry as used (``Registry.as_dict()``, kept as a snapshot)."""
+
+    request: AllocationRequest
+    party_ids: tuple[str, ...]
+    as_of: dt.date
+    registry: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request, AllocationRequest):
+            raise SchemaError("inputs", "an AllocationRequest", self.request)
+        if not isinstance(self.party_ids, tuple):
+            raise SchemaError("inputs.party_ids", "a tuple of party ids", self.party_ids)
+        if not isinstance(self.as_of, dt.date) or isinstance(self.as_of, dt.datetime):
+            raise SchemaError("inputs.as_of", "a date", self.as_of)
+        if not isinstance(self.registry, Mapping):
+            raise SchemaError("inputs.registry", "the partners registry as a table",
+                              self.registry)
+        validate(ALLOCATION_INPUTS, self.to_json(), path="inputs")
+
+    @classmethod
+    def of(cls, request: AllocationRequest, allocation: Allocation,
+           registry: Registry) -> AllocationInputs:
+        return cls(request, tuple(allocation.party_ids), allocation.as_of, registry.as_dict())
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.request.to_json(), "party_ids": list(self.party_ids),
+                "as_of": self.as_of.isoformat(), "registry": dict(self.registry)}
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "") -> AllocationInputs:
+        """Read ``allocations.inputs``; an unknown key or value is refused (field and place)."""
+        v = validate(ALLOCATION_INPUTS, data, where, "inputs")
+        request = {k: v[k] for k in REQUEST_FIELDS}
+        if request["originated"] is not None:
+            request["originated"] = tuple(request["originated"])
+        return placed(cls, {"request": placed(AllocationRequest, request, where),
+                            "party_ids": tuple(v["party_ids"]), "as_of": v["as_of"],
+                            "registry": v["registry"]}, where)
+
+
+# ------------------------------------------------------------------------------------------
+# loans to allocate, and allocations in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +169,6 @@ class LoansToAllocate:
 @small_pages
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
-    from portfolio.book.pools import get_pool, load_pool_loans
-
     info = get_pool(store, pool_id)
     loans = load_pool_loans(store, pool_id)
     borrower = sql.pool_borrower_ids(store.con, int(pool_id))  # in the same loan_id order
@@ -67,8 +195,9 @@ def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAlloc
 
 
 def save_allocation(store: Store, allocation: Allocation, registry: Registry, risk: LoanRisk,
-                    *, pool_id: int | None, inputs: dict[str, Any]) -> int:
-    """Record the allocation (one transaction: all or nothing); returns its id."""
+                    *, pool_id: int | None, request: AllocationRequest) -> int:
+    """Record the allocation with its typed inputs (``request`` plus the allocation's parties,
+    as-of date and the registry); one transaction: all or nothing. Returns its id."""
     n, k = allocation.shares.shape
     flat = allocation.shares.ravel()
     keep = np.flatnonzero(flat > 0)
@@ -83,14 +212,13 @@ def save_allocation(store: Store, allocation: Allocation, registry: Registry, ri
     loans = pa.table({"loan_id": loan_dict, "balance": pa.array(allocation.balance),
                       "annual_pd": pa.array(risk.annual_pd), "lgd": pa.array(risk.lgd),
                       "lifetime_pd": pa.array(risk.lifetime_pd)})
-    full_inputs = {**inputs, "registry": registry.as_dict(), "party_ids": list(allocation.party_ids),
-                   "as_of": allocation.as_of.isoformat()}
+    inputs = AllocationInputs.of(request, allocation, registry)
     with store.transaction() as con:
         allocation_id = store.next_id("allocation_seq")
         sql.upsert_partners(con, [p.as_dict() for p in registry.partners])
         sql.insert_allocation(con, allocation_id=allocation_id, mode=allocation.mode.value,
                               objective=allocation.objective.value, pool_id=pool_id,
-                              inputs=full_inputs, checks=allocation.checks.as_dict(),
+                              inputs=inputs.to_json(), checks=allocation.checks.as_dict(),
                               summary=allocation.summary, shares=shares, loans=loans)
     return allocation_id
 
@@ -106,7 +234,7 @@ class StoredAllocation:
     balance: np.ndarray
     shares: np.ndarray  # (n_loans, n_parties)
     risk: LoanRisk
-    inputs: dict[str, Any]
+    inputs: AllocationInputs
     checks: dict[str, Any]
     summary: dict[str, Any]
 
@@ -116,8 +244,8 @@ def load_allocation(store: Store, allocation_id: int) -> StoredAllocation:
     if row is None:
         known = sql.allocation_ids(store.con)
         raise NotFound(must_be("--allocation", f"an existing allocation id {known[-20:]}", allocation_id))
-    inputs = row["inputs"]
-    party_ids = tuple(inputs.get("party_ids") or (PLATFORM_ID,))
+    inputs = AllocationInputs.from_json(row["inputs"], f"allocation {int(allocation_id)}")
+    party_ids = inputs.party_ids
     lo = sql.allocation_loans(store.con, int(allocation_id))
     sh = sql.allocation_shares(store.con, int(allocation_id))
     loan_index = pd.Index(lo["loan_id"])
@@ -151,59 +279,43 @@ def export_partner(store: Store, allocation_id: int, party_id: str, out: str | P
     return len(tape)
 
 
-def run_party_paths(store: Store, run_id: int, stored: StoredAllocation) -> tuple[Any, str]:
+def run_party_paths(store: Store, run_id: int,
+                    stored: StoredAllocation) -> tuple[PoolPaths, str]:
     """The run's paths with the allocation's party split, and how they were obtained.
 
     If the stored run carries ``party_flows`` made from this allocation (its recorded
     ``allocation_id``, or the same party ids when it records none), they are used as stored.
-    Otherwise (loan-level paths are not stored) the run is simulated again with its recorded
-    pool, assumptions (the TOML saved with the run, stress applied), path count, seed, engine
-    and deterministic factor path, plus the allocation's shares; the re-simulated pool loss
-    must equal the stored one on every path (same seed, same draws), or the request is refused.
+    Otherwise (loan-level paths are not stored) the run is simulated again by
+    ``portfolio.book.replay.replay_run`` with the allocation's shares; the re-simulated pool
+    loss must equal the stored one on every path (same seed, same draws), or the request is
+    refused.
     """
-    from portfolio.store.runs import get_run, load_paths
-
-    record = get_run(store, int(run_id))
-    inputs = dict(record.inputs)
+    inputs = get_run(store, int(run_id)).simulation_inputs()
     paths = load_paths(store, int(run_id))
-    run_alloc = inputs.get("allocation_id")
     if (paths.party_flows and tuple(paths.party_ids) == stored.party_ids
-            and (run_alloc is None or int(run_alloc) == stored.allocation_id)):
+            and (inputs.allocation_id is None or inputs.allocation_id == stored.allocation_id)):
         return paths, "party flows stored with the run"
-    pool_id = inputs.get("pool_id")
-    if stored.pool_id is not None and pool_id is not None and int(pool_id) != int(stored.pool_id):
-        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool {pool_id}",
-                                      f"allocation {stored.allocation_id} of pool {stored.pool_id}"))
-    need = {"pool_id": pool_id, "seed": inputs.get("seed"), "n_paths": inputs.get("n_paths"),
-            "assumptions": inputs.get("assumptions")}
-    missing = [k for k, v in need.items() if v is None]
-    if missing:
-        raise AllocationError(must_be("--run", "a run that carries the allocation's party split or "
-                                      "records pool_id, seed, n_paths and assumptions to re-simulate it",
-                                      f"run {run_id} without {missing}"))
-    from portfolio.book.pools import load_pool_loans
-    from portfolio.montecarlo.simulation import simulate
-
-    loans = load_pool_loans(store, int(pool_id))  # type: ignore[arg-type]
+    if stored.pool_id is not None and inputs.pool_id != int(stored.pool_id):
+        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool "
+                                      f"{inputs.pool_id}", f"allocation {stored.allocation_id} "
+                                      f"of pool {stored.pool_id}"))
+    replay = replay_run(store, int(run_id))
+    loans = replay.loans
     index = pd.Index(stored.loan_id.astype(str)).get_indexer(np.asarray(loans.loan_id).astype(str))
     if (index < 0).any() or len(loans) != len(stored.loan_id):
-        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool {pool_id} "
-                                      f"({len(loans):,} loans)",
-                                      f"allocation {stored.allocation_id} ({len(stored.loan_id):,} loans)"))
-    assumptions = load_assumptions_file(Path(str(need["assumptions"])))
-    z = inputs.get("deterministic_z")
-    resim = simulate(loans, assumptions, int(paths.n_paths), int(need["seed"]),  # type: ignore[arg-type]
-                     engine=inputs.get("engine", "granular"), shares=stored.shares[index],
-                     party_ids=stored.party_ids,
-                     deterministic_z=None if z is None else np.asarray(z, dtype=np.float64))
-    if resim.loss.shape != paths.loss.shape or not np.allclose(resim.loss, paths.loss, rtol=1e-9, atol=1e-6):
-        raise AllocationError(f"re-simulating run {run_id} with its recorded seed and inputs did not "
-                              "reproduce its stored pool losses; refusing to split them")
+        raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool "
+                                      f"{inputs.pool_id} ({len(loans):,} loans)",
+                                      f"allocation {stored.allocation_id} "
+                                      f"({len(stored.loan_id):,} loans)"))
+    resim = replay.paths(shares=stored.shares[index], party_ids=stored.party_ids)
+    if resim.loss.shape != paths.loss.shape or not np.allclose(resim.loss, paths.loss, rtol=1e-9,
+                                                               atol=1e-6):
+        raise AllocationError(f"re-simulating run {run_id} with its recorded seed and inputs did "
+                              "not reproduce its stored pool losses; refusing to split them")
     return resim, "re-simulated with the run's seed and inputs plus the allocation's shares"
 
 
-def load_assumptions_file(path: Path) -> Any:
-    """Read an assumptions TOML (``portfolio.montecarlo.assumptions.load_assumptions``; errors name the field)."""
-    from portfolio.montecarlo.assumptions import load_assumptions
-
+def load_assumptions_file(path: Path) -> Assumptions:
+    """Read an assumptions TOML (``portfolio.montecarlo.assumptions.load_assumptions``; errors
+    name the field)."""
     return load_assumptions(path)

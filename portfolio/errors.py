@@ -39,6 +39,11 @@ class NotFound(RiskpoolError):
     """A pool, run, allocation or partner id that does not exist."""
 
 
+class SchemaMismatch(RiskpoolError):
+    """A database of another schema version that cannot be used as it is (the message says
+    how to migrate or rebuild it)."""
+
+
 def must_be(field: str, allowed: str, got: object, where: str = "") -> str:
     """The one template for a bad value: "`field` must be ALLOWED; got GOT[ at WHERE]"."""
     at = f" at {where}" if where else ""

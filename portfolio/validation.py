@@ -45,8 +45,8 @@ from portfolio.errors import ValidationError, must_be
 
 __all__ = [
     "Anything", "Bool", "Check", "Date", "Field", "Interval", "ListOf", "MapOf", "Options",
-    "SchemaError", "Spec", "Str", "StrOptions", "Table", "child", "index", "parse_toml",
-    "read_toml", "shown", "validate", "verbatim",
+    "OrNull", "SchemaError", "Spec", "Str", "StrOptions", "Table", "child", "index",
+    "parse_toml", "read_toml", "shown", "validate", "verbatim",
 ]
 
 _REPR = reprlib.Repr()
@@ -357,6 +357,19 @@ class Anything(Spec):
         if self.table and not isinstance(value, dict):
             raise self.fail(value, path, where, error)
         return value
+
+
+@dataclass(frozen=True)
+class OrNull(Spec):
+    """``None`` (JSON null: the stored records write every field), or a value of ``spec``."""
+
+    spec: Spec
+
+    def describe(self) -> str:
+        return f"{self.spec.describe()}, or null"
+
+    def check(self, value: Any, path: str, where: str, error: type[SchemaError]) -> Any:
+        return None if value is None else self.spec.check(value, path, where, error)
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,122 @@
-"""A deal run on a simulation, with the revolving period's replenishment profile.
+"""A deal run on a simulation, with the revolving period's replenishment profile, and the
+typed record of a deal stored with a run.
 
 The one place that decides whether a deal needs a replenishment profile and builds it, so the
 CLI (``riskpool simulate --structure``), the demo and the dashboards run a deal the same way:
 
 * :func:`replenishment_for` — the profile of the loans bought while revolving
-  (``portfolio.montecarlo.replenishment.simulate_replenishment``, on the run's factor paths and seed), or
-  ``None`` for a deal without a revolving period.
+  (``portfolio.montecarlo.replenishment.simulate_replenishment``, on the run's factor paths and
+  seed), or ``None`` for a deal without a revolving period.
 * :func:`run_deal` — waterfall + tranche table + trigger table.
 * :func:`run_replenishment` / :func:`run_replenishment_profile` — the profile of a *recorded*
-  run, rebuilt from its inputs (pool, stored assumptions, seed, paths, engine, deterministic
-  scenario): the same numbers as when the run was made, so pages and commands that rerun the
-  waterfall on stored paths agree with the tranche table stored with the run.
+  run, rebuilt by ``portfolio.book.replay.replay_run`` from the run's typed inputs: the same
+  numbers as when the run was made, so pages and commands that rerun the waterfall on stored
+  paths agree with the tranche table stored with the run.
+* :class:`DealRunRecord` / :func:`load_deal_record` — the deal stored with a run
+  (``run_deals``): its name, source file and TOML text, :class:`DealSettings` and trigger
+  table. The store keeps these as JSON (it knows no tranching types); they are typed here,
+  in the layer that writes them, and a stored value this code does not know is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import pandas as pd
 
-from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.book.replay import replay_run
 from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.records import placed
+from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.simulation import Engine
+from portfolio.store.core import Store
+from portfolio.store.tranches import load_run_deal
+from portfolio.validation import (
+    Anything,
+    Field,
+    Interval,
+    ListOf,
+    SchemaError,
+    StrOptions,
+    Table,
+    validate,
+)
 from tranching.analytics import Discount, tranche_table, trigger_table
 from tranching.deal import Deal
 from tranching.waterfall import WaterfallResult, run_waterfall
 
-__all__ = ["DealRun", "replenishment_for", "run_deal", "run_replenishment",
-           "run_replenishment_profile"]
+__all__ = ["DealRun", "DealRunRecord", "DealSettings", "load_deal_record", "replenishment_for",
+           "run_deal", "run_replenishment", "run_replenishment_profile"]
+
+Replenishment = Literal["new-loan profile", "none"]
+REPLENISHMENT_KINDS: tuple[str, ...] = ("new-loan profile", "none")
+TRIGGER_COLUMNS: tuple[str, ...] = ("trigger", "metric", "effect", "curable", "p_breach",
+                                    "p_in_force", "mean_first_month")
+
+
+DEAL_SETTINGS = Table({
+    "replenishment": Field(StrOptions(REPLENISHMENT_KINDS)),
+    "replenishment_months": Field(Interval(int, 0)),
+    "waterfall_months": Field(Interval(int, 0)),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class DealSettings:
+    """How a deal was run on a simulation (``run_deals.settings``): with or without the
+    replenishment profile of a revolving period, its months, and the waterfall's months."""
+
+    replenishment: Replenishment
+    replenishment_months: int
+    waterfall_months: int
+
+    def __post_init__(self) -> None:
+        validate(DEAL_SETTINGS, self.to_json(), path="settings")
+        if (self.replenishment == "none") != (self.replenishment_months == 0):
+            raise SchemaError("settings.replenishment_months", "0 exactly when "
+                              "`settings.replenishment` is 'none'", self.replenishment_months)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "") -> DealSettings:
+        return placed(cls, validate(DEAL_SETTINGS, data, where, "settings"), where)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DealRunRecord:
+    """A deal stored with a simulation run (``run_deals``; its tranche table is
+    ``portfolio.store.tranches.load_tranche_results``)."""
+
+    run_id: int
+    deal_name: str
+    deal_source: str
+    deal_toml: str | None  # the deal file's text when it was stored
+    settings: DealSettings
+    triggers: pd.DataFrame  # tranching.analytics.trigger_table
+    recorded_at: dt.datetime | None
+
+
+TRIGGER_ROWS = ListOf(Table({c: Field(Anything()) for c in TRIGGER_COLUMNS}))
+
+
+def load_deal_record(store: Store, run_id: int) -> DealRunRecord:
+    """The deal stored with run ``run_id``: ``NotFound`` if none, ``SchemaError`` (naming the
+    field and the run) if a stored value is not one this code knows."""
+    row = load_run_deal(store, int(run_id))
+    where = f"run {int(run_id)}'s deal"
+    settings = DealSettings.from_json(row["settings"], where)
+    triggers = validate(TRIGGER_ROWS, row["triggers"], where, "triggers")
+    return DealRunRecord(int(run_id), str(row["deal_name"]), str(row["deal_source"] or ""),
+                         row["deal_toml"], settings,
+                         pd.DataFrame(triggers, columns=list(TRIGGER_COLUMNS)),
+                         row["recorded_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +127,13 @@ class DealRun:
     tranches: pd.DataFrame  # tranching.analytics.tranche_table
     triggers: pd.DataFrame  # tranching.analytics.trigger_table
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> DealSettings:
         """What to store beside the tranche table (``run_deals.settings``)."""
         rep = self.replenishment
-        return {
-            "replenishment": "new-loan profile" if rep is not None else "none",
-            "replenishment_months": rep.n_months if rep is not None else 0,
-            "waterfall_months": len(self.result.dates),
-        }
+        return DealSettings(
+            replenishment=cast(Replenishment, "new-loan profile" if rep is not None else "none"),
+            replenishment_months=rep.n_months if rep is not None else 0,
+            waterfall_months=len(self.result.dates))
 
 
 def replenishment_for(
@@ -56,19 +142,16 @@ def replenishment_for(
     assumptions: Assumptions,
     n_paths: int,
     seed: int,
-    engine: str = "granular",
+    engine: Engine = "granular",
     *,
     cutoff: dt.date | None = None,
     deterministic_z: float | None = None,
 ) -> PoolPaths | None:
-    """The replenishment profile a run of ``loans`` needs for ``deal`` (None if not revolving)."""
+    """The replenishment profile a run of ``loans`` needs for ``deal`` (None if not revolving).
+    An engine other than ``granular`` or ``loan`` is refused (``simulate_replenishment``)."""
     if deal.revolving_months <= 0:
         return None
-    from portfolio.montecarlo.replenishment import simulate_replenishment
-    from portfolio.montecarlo.simulation import Engine
-
-    eng: Engine = "loan" if engine == "loan" else "granular"
-    return simulate_replenishment(loans, assumptions, int(n_paths), int(seed), eng,
+    return simulate_replenishment(loans, assumptions, int(n_paths), int(seed), engine,
                                   cutoff=cutoff, deterministic_z=deterministic_z)
 
 
@@ -81,7 +164,7 @@ def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = Non
                    trigger_table(deal, result))
 
 
-def run_replenishment(store: Any, run_id: int, deal: Deal) -> PoolPaths | None:
+def run_replenishment(store: Store, run_id: int, deal: Deal) -> PoolPaths | None:
     """The replenishment profile of recorded simulation run ``run_id`` for ``deal``: ``None``
     when the deal does not revolve, else :func:`run_replenishment_profile`."""
     if deal.revolving_months <= 0:
@@ -89,30 +172,10 @@ def run_replenishment(store: Any, run_id: int, deal: Deal) -> PoolPaths | None:
     return run_replenishment_profile(store, run_id)
 
 
-def run_replenishment_profile(store: Any, run_id: int) -> PoolPaths:
-    """The replenishment profile of recorded simulation run ``run_id`` (any revolving deal).
-
-    Rebuilt from the run's inputs: its pool's loans and cut-off, the assumptions file stored
-    with the run, its seed, path count, engine and deterministic factor level. ``NotFound`` if
-    the run, its pool or one of these inputs is missing."""
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.errors import NotFound
-    from portfolio.book.pools import get_pool, load_pool_loans
-    from portfolio.montecarlo.replenishment import simulate_replenishment
-    from portfolio.montecarlo.simulation import Engine
-    from portfolio.store.runs import get_run
-
-    rec = get_run(store, run_id)
-    inputs = rec.inputs
-    for key in ("pool_id", "assumptions", "n_paths", "seed"):
-        if inputs.get(key) is None:
-            raise NotFound(f"run {run_id} does not record its {key}; the replenishment profile "
-                           "of a revolving deal cannot be rebuilt")
-    pool = get_pool(store, int(inputs["pool_id"]))
-    loans = load_pool_loans(store, int(inputs["pool_id"]))
-    assumptions = load_assumptions(inputs["assumptions"])
-    z = inputs.get("deterministic_z")
-    eng: Engine = "loan" if inputs.get("engine") == "loan" else "granular"
-    return simulate_replenishment(loans, assumptions, int(inputs["n_paths"]), int(inputs["seed"]),
-                                  eng, cutoff=pool.cutoff_date,
-                                  deterministic_z=None if z is None else float(z))
+def run_replenishment_profile(store: Store, run_id: int) -> PoolPaths:
+    """The replenishment profile of recorded simulation run ``run_id`` (any revolving deal),
+    rebuilt by ``portfolio.book.replay.replay_run`` from the run's typed inputs: its pool's
+    loans and cut-off, the assumptions stored with the run, its seed, path count, engine and
+    deterministic factor level. ``NotFound`` if the run, its pool or its assumptions file is
+    gone."""
+    return replay_run(store, run_id).replenishment()

@@ -7,7 +7,9 @@ read-only while no writer holds it. A writer that finds the file locked gets
 
 The schema is a list of DDL statements applied in order; ``SCHEMA_VERSION`` is recorded in
 ``schema_info``. Area modules may append their own tables to ``DDL`` (idempotent
-``CREATE TABLE IF NOT EXISTS``).
+``CREATE TABLE IF NOT EXISTS``). A writer that opens a database of an older version migrates
+it (``portfolio.store.migrations``: all or nothing, or refused with how to rebuild it); a
+reader refuses it with the command that migrates it; a newer one is refused by both.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 
 import duckdb
 
-from portfolio.errors import RiskpoolError, StoreLocked
+from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked
+from portfolio.store.migrations import SCHEMA_VERSION, check_steps, migrate
 
-SCHEMA_VERSION = 1
+__all__ = ["DDL", "SCHEMA_VERSION", "Store", "default_db_path", "open_store"]
 
 DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS schema_info (
@@ -255,10 +258,23 @@ class Store:
         self.con.execute(f"SET threads TO {int(n)}")
 
     def schema_version(self) -> int:
-        rows = self.con.execute(
-            "SELECT value FROM schema_info WHERE key = 'schema_version'"
-        ).fetchall()
-        return int(rows[0][0]) if rows else 0
+        """The version recorded in ``schema_info`` (0: none recorded)."""
+        return _stored_version(self.con)
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM duckdb_tables() "
+                       "WHERE database_name = current_database()").fetchall()
+    return {r[0] for r in rows}
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> int:
+    if "schema_info" not in _tables(con):
+        return 0
+    rows = con.execute(
+        "SELECT value FROM schema_info WHERE key = 'schema_version'"
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -287,13 +303,38 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False) -> St
         raise RiskpoolError(f"cannot open database {db_path}: {exc}") from None
     con.execute("SET enable_progress_bar = false")  # no progress bars in CLI output / logs
     store = Store(path=db_path, con=con, read_only=read_only)
-    if not read_only:
-        _migrate(store)
+    try:
+        if read_only:
+            _check_readable(store)
+        else:
+            _migrate(store)
+    except BaseException:
+        con.close()
+        raise
     return store
 
 
+def _check_readable(store: Store) -> None:
+    version = _stored_version(store.con)
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0 and not _tables(store.con):
+        return  # an empty file: nothing to mismatch (each query says what it misses)
+    check_steps(store.path, version)  # newer, or older without a migration: refused
+    raise SchemaMismatch(
+        f"database {store.path} was written by an older riskpool (schema version {version}; "
+        f"this version reads {SCHEMA_VERSION}); migrate it once with `riskpool migrate --db "
+        f"{store.path}` (keeps every run), or rebuild it: `riskpool demo --rebuild --db "
+        f"{store.path}` for a demo database")
+
+
 def _migrate(store: Store) -> None:
+    """Create a new database, or bring an older one to ``SCHEMA_VERSION`` (one transaction)."""
     with store.transaction() as con:
+        existing = _tables(con)
+        version = _stored_version(con) if existing else SCHEMA_VERSION
+        if version != SCHEMA_VERSION:
+            migrate(con, store.path, version)
         for statement in DDL:
             con.execute(statement)
         con.execute(

@@ -27,6 +27,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from portfolio.store.core import DDL
+from portfolio.store.records import ReportInputs
+
 # --------------------------------------------------------------------------- partner scope
 
 _SCOPE_DDL: tuple[str, ...] = (
@@ -145,7 +148,7 @@ def insert_report_run(
     *,
     run_id: int,
     status: str,
-    inputs: dict[str, Any],
+    inputs: ReportInputs,
     code_version: str,
     started_at: dt.datetime,
     finished_at: dt.datetime,
@@ -157,7 +160,7 @@ def insert_report_run(
         """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
                              started_at, finished_at, timings, summary, artifact_path)
            VALUES (?, 'report', ?, ?, NULL, ?, ?, ?, ?, ?, ?)""",
-        [run_id, status, json.dumps(inputs, sort_keys=True), code_version, started_at,
+        [run_id, status, json.dumps(inputs.to_json(), sort_keys=True), code_version, started_at,
          finished_at, json.dumps(timings), json.dumps(summary, sort_keys=True), out_dir],
     )
 
@@ -196,8 +199,6 @@ def pool_preview_connection(loans: pd.DataFrame, cutoff: dt.date) -> duckdb.Duck
     """An in-memory database holding one unsaved pool (id 0) with ``loans`` (the columns of
     ``pool_loans`` without ``pool_id``), so the pool strats run on a selection that is not
     stored. The caller closes it."""
-    from portfolio.store.core import DDL
-
     con = duckdb.connect(":memory:")
     try:
         for statement in DDL:

@@ -1,6 +1,7 @@
 """SQL and files of simulation runs: the ``runs`` row, summary tables and path arrays.
 
-A run is recorded in one transaction: its ``runs`` row (inputs as JSON, seed entropy, code
+A run is recorded in one transaction: its ``runs`` row (typed inputs as JSON —
+``SimulationInputs`` or ``ReportInputs``, ``portfolio.store.records`` — seed entropy, code
 version, status, timings, summary), the mean and standard error of every flow in every month
 (``run_monthly``; ``party_id = ''`` is the pool, other rows one party each) and the loss
 distribution (``run_loss_stats``: EL, VaR and ES with their standard errors). The path
@@ -9,15 +10,19 @@ arrays go to Parquet beside the database::
     <db dir>/runs/<run_id>/paths.parquet        path, month, the seven flows (float64)
     <db dir>/runs/<run_id>/party_paths.parquet  party, path, month, the seven flows
     <db dir>/runs/<run_id>/assumptions.toml     the assumptions the run used (stress applied)
+    <db dir>/runs/<run_id>/assumptions.json     the same, exactly (what a replay reads)
 
 ``paths.parquet`` carries the run's metadata (period end dates, initial balance, seed entropy,
 party ids) in its schema metadata under ``riskpool``. Files are written to a temporary
 directory and renamed into place before the database transaction commits; if anything fails,
-neither the rows nor the directory remain. All SQL values are ``?`` parameters.
+neither the rows nor the directory remain. The run's directory and its assumptions file are
+named relative to the database's directory (``runs/4``), so a database moved together with its
+``runs/`` directory still finds them. All SQL values are ``?`` parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -33,11 +38,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from portfolio.errors import NotFound, must_be
-from portfolio.montecarlo.assumptions import save_assumptions
+from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
 from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store.core import Store
+from portfolio.store.migrations import file_sha256
+from portfolio.store.records import RunInputs, parse_run_inputs, run_kind
 
 __all__ = [
     "RunRecord",
@@ -47,6 +55,7 @@ __all__ = [
     "load_paths",
     "record_run",
     "record_simulation",
+    "resolve_run_file",
     "run_dir",
     "run_loss_stats",
     "run_monthly",
@@ -92,14 +101,24 @@ def run_dir(store: Store, run_id: int) -> Path:
     return runs_root(store) / str(int(run_id))
 
 
+def _relative_run_dir(run_id: int) -> str:
+    return f"runs/{int(run_id)}"
+
+
+def resolve_run_file(store: Store, location: str) -> Path:
+    """A path recorded with a run: relative ones (``runs/4/assumptions.toml``) are under the
+    database's directory, absolute ones are as they are."""
+    p = Path(location)
+    return p if p.is_absolute() else Path(store.path).resolve().parent / p
+
+
 # ------------------------------------------------------------------------------------------
 # runs rows
 
 
 def record_run(
     store: Store,
-    kind: str,
-    inputs: Mapping[str, Any],
+    inputs: RunInputs,
     seed_entropy: int | None,
     code_version: str,
     status: str = "running",
@@ -109,15 +128,16 @@ def record_run(
     run_id: int | None = None,
     started_at: dt.datetime | None = None,
 ) -> int:
-    """Insert a ``runs`` row and return its id (on the store's connection: call it inside
-    ``store.transaction()`` to group it with the run's results)."""
+    """Insert a ``runs`` row of the kind of ``inputs`` and return its id (on the store's
+    connection: call it inside ``store.transaction()`` to group it with the run's results)."""
+    kind = run_kind(inputs)
     rid = store.next_id("run_seq") if run_id is None else int(run_id)
     finished = None if status == "running" else _now()
     store.con.execute(
         """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
                              started_at, finished_at, timings, summary, artifact_path)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [rid, kind, status, _json(dict(inputs)),
+        [rid, kind, status, _json(inputs.to_json()),
          None if seed_entropy is None else str(int(seed_entropy)), code_version,
          started_at or _now(), finished, _json(dict(timings or {})), _json(dict(summary or {})), artifact_path],
     )
@@ -258,7 +278,7 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
     _require_run(store, run_id)
     row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()
-    d = Path(row[0]) if row and row[0] else run_dir(store, run_id)
+    d = resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
     f = d / "paths.parquet"
     if not f.is_file():
         raise NotFound(f"run {run_id} has no stored paths (expected {f})")
@@ -296,17 +316,28 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
 def record_simulation(
     store: Store,
     paths: PoolPaths,
-    inputs: Mapping[str, Any],
+    inputs: SimulationInputs,
     code_version: str,
     timings: Mapping[str, float] | None = None,
-    assumptions: Any | None = None,
+    assumptions: Assumptions | None = None,
     started_at: dt.datetime | None = None,
     on_record: Callable[[Store, int], None] | None = None,
 ) -> int:
     """Record a finished simulation: runs row, summary tables, Parquet paths (and the
-    assumptions TOML it used, whose path becomes ``inputs["assumptions"]``). Returns the id.
+    assumptions it used, written beside the paths as TOML for people and as exact JSON for a
+    replay: ``inputs.assumptions`` becomes ``runs/<id>/assumptions.toml``,
+    ``inputs.assumptions_exact`` ``runs/<id>/assumptions.json``, each with its sha256, and
+    ``inputs.assumptions_source`` the file the caller named). ``inputs.n_paths`` must be the
+    paths' count; ``inputs.party_ids``, when given, their party ids (else they are taken from
+    the paths). Returns the id.
     ``on_record(store, run_id)`` runs inside the same transaction after the run's rows (e.g.
     tranche results stored with the run): if it raises, nothing is recorded."""
+    if inputs.n_paths != paths.n_paths:
+        raise ValidationError(must_be("inputs.n_paths", f"{paths.n_paths:,} (the paths' count)",
+                                      inputs.n_paths))
+    if inputs.party_ids and tuple(inputs.party_ids) != tuple(paths.party_ids):
+        raise ValidationError(must_be("inputs.party_ids", f"{list(paths.party_ids)} (the paths' "
+                                      "parties)", list(inputs.party_ids)))
     root = runs_root(store)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex}"
@@ -328,20 +359,27 @@ def record_simulation(
         with store.transaction():
             run_id = store.next_id("run_seq")
             final = run_dir(store, run_id)
-            record_inputs = dict(inputs)
+            record = dataclasses.replace(inputs, party_ids=tuple(paths.party_ids))
             if assumptions is not None:
+                rel = _relative_run_dir(run_id)
                 save_assumptions(assumptions, tmp / "assumptions.toml")
-                record_inputs.setdefault("assumptions_source", record_inputs.get("assumptions"))
-                record_inputs["assumptions"] = str(final / "assumptions.toml")
-            record_inputs.setdefault("party_ids", list(paths.party_ids))
+                (tmp / "assumptions.json").write_text(
+                    json.dumps(assumptions_to_json(assumptions), default=str, indent=1),
+                    encoding="utf-8")
+                record = dataclasses.replace(
+                    record, assumptions=f"{rel}/assumptions.toml",
+                    assumptions_sha256=file_sha256(tmp / "assumptions.toml"),
+                    assumptions_exact=f"{rel}/assumptions.json",
+                    assumptions_exact_sha256=file_sha256(tmp / "assumptions.json"),
+                    assumptions_source=inputs.assumptions_source or inputs.assumptions)
             store.con.execute(
                 """INSERT INTO runs (run_id, kind, status, inputs, seed_entropy, code_version,
                                      started_at, finished_at, timings, summary, artifact_path)
                    VALUES (?, 'simulation', 'done', ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [run_id, _json(record_inputs),
+                [run_id, _json(record.to_json()),
                  None if paths.seed_entropy is None else str(paths.seed_entropy), code_version,
                  started_at or _now(), _now(), _json(dict(timings or {})), _json(summary),
-                 str(final)],
+                 _relative_run_dir(run_id)],
             )
             _insert_frame(store, "run_monthly", run_id, monthly)
             _insert_frame(store, "run_loss_stats", run_id, losses)
@@ -352,16 +390,15 @@ def record_simulation(
             tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if final is not None and final.exists() and not _run_committed(store, final):
+        if final is not None and final.exists() and not _run_committed(store, run_id):
             shutil.rmtree(final, ignore_errors=True)
         raise
     return run_id
 
 
-def _run_committed(store: Store, directory: Path) -> bool:
+def _run_committed(store: Store, run_id: int) -> bool:
     try:
-        row = store.con.execute("SELECT 1 FROM runs WHERE artifact_path = ?",
-                                [str(directory)]).fetchone()
+        row = store.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [int(run_id)]).fetchone()
     except Exception:  # the connection itself failed: nothing was committed
         return False
     return row is not None
@@ -374,19 +411,27 @@ def _run_committed(store: Store, directory: Path) -> bool:
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     run_id: int
-    kind: str
+    kind: str  # simulation or report
     status: str
-    inputs: dict[str, Any]
+    inputs: RunInputs  # SimulationInputs (simulation) or ReportInputs (report)
     seed_entropy: int | None
     code_version: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     timings: dict[str, Any]
     summary: dict[str, Any]
-    artifact_path: str | None
+    artifact_path: str | None  # absolute (a recorded relative path is resolved)
+
+    def simulation_inputs(self) -> SimulationInputs:
+        """The inputs of a simulation run; a run of another kind is refused."""
+        if not isinstance(self.inputs, SimulationInputs):
+            raise ValidationError(must_be("run", "a simulation run", f"run {self.run_id} "
+                                          f"(a {self.kind} run)"))
+        return self.inputs
 
 
 def get_run(store: Store, run_id: int) -> RunRecord:
+    """A run's row with its typed inputs (an unknown kind, key or value is refused)."""
     _require_run(store, run_id)
     row = store.con.execute(
         """SELECT run_id, kind, status, inputs, seed_entropy, code_version, started_at,
@@ -396,28 +441,37 @@ def get_run(store: Store, run_id: int) -> RunRecord:
     assert row is not None
     entropy = row[4]
     return RunRecord(
-        run_id=int(row[0]), kind=row[1], status=row[2], inputs=_loads(row[3]) or {},
+        run_id=int(row[0]), kind=row[1], status=row[2],
+        inputs=parse_run_inputs(row[1], _loads(row[3]), f"run {int(row[0])}"),
         seed_entropy=None if entropy in (None, "") else int(entropy), code_version=row[5],
         started_at=row[6], finished_at=row[7], timings=_loads(row[8]) or {},
-        summary=_loads(row[9]) or {}, artifact_path=row[10],
+        summary=_loads(row[9]) or {},
+        artifact_path=None if row[10] is None else str(resolve_run_file(store, row[10])),
     )
 
 
 def list_runs(store: Store, kind: str | None = None) -> pd.DataFrame:
     """Runs, newest first: run_id, kind, status, started_at, finished_at, pool_id, n_paths,
-    seed, engine, parties, el (pool expected loss, simulation runs), inputs (dict)."""
+    seed, engine, parties (simulation runs; empty for others), el (pool expected loss of a
+    simulation run), inputs (the typed record)."""
     sql = ("SELECT run_id, kind, status, started_at, finished_at, inputs, summary FROM runs"
            + (" WHERE kind = ?" if kind else "") + " ORDER BY run_id DESC")
     frame = store.con.execute(sql, [kind] if kind else []).df()
-    inputs = frame["inputs"].map(lambda v: _loads(v) or {})
-    summary = frame["summary"].map(lambda v: _loads(v) or {})
-    frame["inputs"] = inputs
-    frame["pool_id"] = inputs.map(lambda d: d.get("pool_id"))
-    frame["n_paths"] = inputs.map(lambda d: d.get("n_paths"))
-    frame["seed"] = inputs.map(lambda d: d.get("seed"))
-    frame["engine"] = inputs.map(lambda d: d.get("engine"))
-    frame["parties"] = inputs.map(lambda d: tuple(d.get("party_ids") or ()))
-    frame["el"] = summary.map(lambda d: d.get("el"))
+    records = [parse_run_inputs(k, _loads(v), f"run {int(r)}")
+               for r, k, v in zip(frame["run_id"], frame["kind"], frame["inputs"], strict=True)]
+    sims = [r if isinstance(r, SimulationInputs) else None for r in records]
+    frame["inputs"] = pd.Series(records, index=frame.index, dtype=object)
+    frame["pool_id"] = pd.Series([s.pool_id if s else None for s in sims], index=frame.index,
+                                 dtype=object)
+    frame["n_paths"] = pd.Series([s.n_paths if s else None for s in sims], index=frame.index,
+                                 dtype=object)
+    frame["seed"] = pd.Series([s.seed if s else None for s in sims], index=frame.index,
+                              dtype=object)
+    frame["engine"] = pd.Series([s.engine if s else None for s in sims], index=frame.index,
+                                dtype=object)
+    frame["parties"] = pd.Series([s.party_ids if s else () for s in sims], index=frame.index,
+                                 dtype=object)
+    frame["el"] = frame["summary"].map(lambda v: (_loads(v) or {}).get("el"))
     return frame[["run_id", "kind", "status", "started_at", "finished_at", "pool_id", "n_paths",
                   "seed", "engine", "parties", "el", "inputs"]]
 

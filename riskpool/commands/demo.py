@@ -31,7 +31,27 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from dashboards.auth import add_user, default_users_path, new_password
+from dashboards.reports import write_report
+from partners.allocation import allocate, loan_risk_from_assumptions
+from partners.dispersion import disperse_paths
+from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
+from partners.registry import load_registry
+from portfolio.book.analytics import book_summary
+from portfolio.book.calibration import calibrate_from_store
+from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.assumptions import save_assumptions
+from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.simulation import loss_distribution, simulate
+from portfolio.store import open_store
+from portfolio.store.runs import record_simulation
+from portfolio.store.tranches import record_tranche_results
+from portfolio.synthetic.generate import generate_book
+from riskpool.commands.reports import run_dashboard
+from riskpool.settings import code_version
+from tranching.deal import load_deal
+from tranching.revolving import replenishment_for, run_deal
 
 # the same --db option as riskpool.cli (not imported from there: this module is also imported
 # by tests and the demo before the CLI)
@@ -87,8 +107,6 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
                users_file: Path | None = None, report_dir: Path | None = None,
                echo: Callable[[str], None] = lambda s: None) -> DemoResult:
     """Run the demo pipeline into ``db`` (see the module doc); returns ids and users."""
-    from dashboards.auth import add_user, default_users_path, new_password
-
     db = Path(db)
     marker = marker_path(db)
     wanted = asdict(params)
@@ -113,8 +131,6 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
                                       "allocation_id": result.allocation_id,
                                       "run_id": result.run_id}, indent=2))
     t = time.perf_counter()
-    from dashboards.reports import write_report
-
     out = report_dir or db.parent / "reports"
     as_of = dt.date.fromisoformat(params.as_of)
     for partner in (None, params.demo_partner):
@@ -135,23 +151,6 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
 
 def _pipeline(db: Path, params: DemoParams, result: DemoResult,
               echo: Callable[[str], None]) -> None:
-    from partners.allocation import allocate, loan_risk_from_assumptions
-    from partners.dispersion import disperse_paths
-    from partners.records import load_allocation, pool_loans, save_allocation
-    from partners.registry import load_registry
-    from portfolio.book.analytics import book_summary
-    from portfolio.montecarlo.assumptions import save_assumptions
-    from portfolio.book.calibration import calibrate_from_store
-    from portfolio.synthetic.generate import generate_book
-    from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
-    from portfolio.montecarlo.simulation import loss_distribution, simulate
-    from portfolio.store import open_store
-    from portfolio.store.runs import record_simulation
-    from portfolio.store.tranches import record_tranche_results
-    from riskpool.settings import code_version
-    from tranching.deal import load_deal
-    from tranching.revolving import replenishment_for, run_deal
-
     as_of = dt.date.fromisoformat(params.as_of)
     timings = result.timings
     store = open_store(db)
@@ -197,9 +196,10 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
                          borrower_id=batch.borrower_id)
         result.allocation_id = save_allocation(
             store, alloc, registry, risk, pool_id=info.pool_id,
-            inputs={"partners_file": params.partners, "pool_id": info.pool_id, "mode": "joint",
-                    "objective": alloc.objective.value, "assumptions": str(a_path),
-                    "code_version": code_version(), "source": "riskpool demo"})
+            request=AllocationRequest(
+                partners_file=params.partners, pool_id=info.pool_id, mode=alloc.mode.value,
+                objective=alloc.objective.value, assumptions=str(a_path),
+                code_version=code_version(), source="riskpool demo"))
         stored = load_allocation(store, result.allocation_id)
         timings["allocate_s"] = time.perf_counter() - t
         moved = alloc.summary.get("moved_off_platform", 0.0)
@@ -216,10 +216,11 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         sim_s = time.perf_counter() - t
         result.run_id = record_simulation(
             store, paths,
-            {"pool_id": info.pool_id, "n_paths": params.n_paths, "seed": params.seed,
-             "engine": "granular", "allocation_id": result.allocation_id,
-             "assumptions": str(a_path), "party_ids": list(stored.party_ids),
-             "source": "riskpool demo"},
+            SimulationInputs(pool_id=info.pool_id, n_paths=params.n_paths, seed=params.seed,
+                             engine="granular", assumptions=str(a_path),
+                             allocation_id=result.allocation_id, party_ids=stored.party_ids,
+                             pool_name=info.name, n_loans=len(loans),
+                             cutoff_date=info.cutoff_date, source="riskpool demo"),
             code_version(), timings={"simulate_s": sim_s}, assumptions=assumptions,
             started_at=started)
         timings["simulate_s"] = time.perf_counter() - t
@@ -235,7 +236,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         deal_run = run_deal(deal, paths, profile)
         table = deal_run.tranches
         record_tranche_results(store, result.run_id, deal, table, triggers=deal_run.triggers,
-                               settings=deal_run.settings())
+                               settings=deal_run.settings().to_json())
         timings["tranches_s"] = time.perf_counter() - t
         echo(f"deal {deal.name}: " + ", ".join(
             f"{r.tranche} EL {r.el:.4%}" for r in table.itertuples()))
@@ -275,8 +276,6 @@ def demo(
     if no_dashboard:
         typer.echo(f"start the dashboard with: riskpool dashboard --db {db} --port {port}")
         return
-    from riskpool.commands.reports import run_dashboard
-
     typer.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
     run_dashboard(Path(db), port)
 

@@ -14,7 +14,30 @@ from typing import Annotated
 
 import typer
 
+from partners.allocation import allocate as run_allocation
+from partners.allocation import (
+    loan_risk_from_assumptions,
+    loan_risk_from_table,
+    parse_mode,
+    parse_objective,
+)
+from partners.dispersion import disperse_paths
+from partners.records import (
+    AllocationRequest,
+    export_partner,
+    load_allocation,
+    load_assumptions_file,
+    originated_loans,
+    pool_loans,
+    run_party_paths,
+    save_allocation,
+)
+from partners.registry import load_registry
 from portfolio.errors import ValidationError, must_be
+from portfolio.store import open_store
+from riskpool.settings import code_version
+from tranching.deal import load_deal
+from tranching.revolving import run_replenishment
 
 DbOption = Annotated[
     Path,
@@ -67,23 +90,6 @@ def allocate(
     """Allocate a pool (or a month's originations) between the platform and the partners."""
     if ctx.invoked_subcommand is not None:
         return
-    from partners.allocation import allocate as run_allocation
-    from partners.allocation import (
-        loan_risk_from_assumptions,
-        loan_risk_from_table,
-        parse_mode,
-        parse_objective,
-    )
-    from partners.records import (
-        load_assumptions_file,
-        originated_loans,
-        pool_loans,
-        save_allocation,
-    )
-    from partners.registry import load_registry
-    from portfolio.store import open_store
-    from riskpool.settings import code_version
-
     if partners is None:
         raise ValidationError(must_be("--partners", "a partners.toml file", "nothing"))
     if (pool is None) == (originated is None):
@@ -111,12 +117,14 @@ def allocate(
                                 as_of=day, borrower_id=batch.borrower_id, min_transfer_share=min_transfer)
         allocation_id = None
         if not dry_run:
-            inputs = {"partners_file": str(partners), "pool_id": pool,
-                      "originated": [d.isoformat() for d in window] if window else None,
-                      "mode": mode_v.value, "objective": objective_v.value,
-                      "assumptions": str(assumptions) if assumptions else None,
-                      "min_transfer": min_transfer, "code_version": code_version()}
-            allocation_id = save_allocation(store, result, registry, risk, pool_id=pool, inputs=inputs)
+            request = AllocationRequest(
+                partners_file=str(partners), pool_id=pool, originated=window,
+                mode=mode_v.value, objective=objective_v.value,
+                assumptions=str(assumptions) if assumptions else None,
+                min_transfer=float(min_transfer), code_version=code_version(),
+                source="riskpool allocate")
+            allocation_id = save_allocation(store, result, registry, risk, pool_id=pool,
+                                            request=request)
     finally:
         store.close()
     s = result.summary
@@ -143,9 +151,6 @@ def export(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Write one partner's loan tape (its loans, its share, its balance; nothing else)."""
-    from partners.records import export_partner
-    from portfolio.store import open_store
-
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ValidationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
     with open_store(db, read_only=True) as store:
@@ -159,9 +164,6 @@ def show(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Print a recorded allocation's summary and its re-check."""
-    from partners.records import load_allocation
-    from portfolio.store import open_store
-
     with open_store(db, read_only=True) as store:
         a = load_allocation(store, allocation)
     typer.echo(f"allocation {a.allocation_id}: {a.mode}, {a.objective}, pool {a.pool_id}, "
@@ -180,22 +182,14 @@ def dispersion(
     w: Annotated[float, typer.Option("--w", help="SEC-SA W: delinquent share of the pool.")] = 0.0,
 ) -> None:
     """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform."""
-    from partners.dispersion import disperse_paths
-    from partners.records import load_allocation, run_party_paths
-    from portfolio.store import open_store
-
     deal = None
     if structure is not None:
-        from tranching.deal import load_deal
-
         deal = load_deal(structure)
     profile = None
     with open_store(db, read_only=True) as store:
         stored = load_allocation(store, allocation)
         paths, how = run_party_paths(store, run, stored)
         if deal is not None:
-            from tranching.revolving import run_replenishment
-
             # a revolving deal buys new loans: the run's replenishment profile, rebuilt from
             # its inputs as `riskpool simulate --structure` built it (same seed)
             profile = run_replenishment(store, run, deal)

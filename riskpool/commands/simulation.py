@@ -1,4 +1,4 @@
-"""``riskpool simulate`` and ``riskpool runs list|show``.
+"""``riskpool simulate``, ``riskpool runs list|show`` and ``riskpool migrate``.
 
 ``simulate`` projects a stored pool under an assumptions file (with optional stress
 overlays), prints the loss distribution (EL, VaR and ES at 95 / 99 / 99.9% with their Monte
@@ -10,7 +10,11 @@ new loans: ``tranching.revolving``) and stores the tranche and trigger tables wi
 the same transaction (``riskpool tranche report --run ID``); a bad deal file writes nothing.
 
 The work is done by :func:`run_simulation` (plain arguments in, a :class:`SimulationResult`
-out) so that other commands can add steps (a deal structure, Dask workers) around it.
+out) so that other commands can add steps (a deal structure, Dask workers) around it. The run
+is recorded with its typed inputs (``portfolio.montecarlo.records.SimulationInputs``).
+
+``migrate`` brings a database written by an older riskpool to the current schema
+(``portfolio.store.migrations``), or refuses and says how to rebuild it.
 """
 
 from __future__ import annotations
@@ -18,14 +22,33 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 import pandas as pd
 import typer
 
+from portfolio.book.pools import PoolInfo, get_pool, load_pool_loans
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
+from portfolio.montecarlo.distributed import check_cluster_flags, simulate_distributed
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
+from portfolio.montecarlo.simulation import (
+    DETERMINISTIC_Z,
+    ENGINES,
+    Engine,
+    LossStats,
+    loss_distribution,
+    simulate,
+)
+from portfolio.store.core import Store, open_store
+from portfolio.store.parquet_book import attach_book, check_book_dir, check_loans_in_book
+from portfolio.store.runs import get_run, list_runs, record_simulation, run_loss_stats, run_monthly
+from portfolio.store.tranches import insert_tranche_results
+from riskpool.commands.output import emit
 from riskpool.commands.pools import (
     DEFAULT_DB,
     DbOption,
@@ -36,28 +59,28 @@ from riskpool.commands.pools import (
     SmmMultOption,
     check_stress_flags,
 )
+from riskpool.settings import code_version
+from tranching.deal import load_deal
+from tranching.revolving import DealRun, replenishment_for, run_deal
 
-ENGINE_CHOICES = ("granular", "loan")
-MAX_PATHS = 1_000_000
+ENGINE_CHOICES = ENGINES
 
 
 @dataclass
 class SimulationResult:
     run_id: int | None
-    paths: Any  # PoolPaths
-    stats: Any  # LossStats
-    pool: Any  # PoolInfo
+    paths: PoolPaths
+    stats: LossStats
+    pool: PoolInfo
     n_loans: int
-    inputs: dict[str, Any]
+    inputs: SimulationInputs
     timings: dict[str, float] = field(default_factory=dict)
-    deal_run: Any = None  # tranching.revolving.DealRun when --structure was given
+    deal_run: DealRun | None = None  # when --structure was given
 
 
 def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int,
                            deterministic: str | None) -> None:
     """Validate the simulation flags before any work is done."""
-    from portfolio.montecarlo.simulation import DETERMINISTIC_Z
-
     if n_paths < 1 or n_paths > MAX_PATHS:
         raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}] (the "
                                       "path arrays are kept in memory)", n_paths))
@@ -101,28 +124,15 @@ def run_simulation(
     replenishment profile of new loans when the deal revolves, ``tranching.revolving``) and the
     tranche and trigger tables are stored with the run, in the run's transaction.
     """
-    from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
-    from portfolio.book.pools import get_pool, load_pool_loans
-    from portfolio.montecarlo.simulation import DETERMINISTIC_Z, Engine, loss_distribution, simulate
-    from portfolio.store.core import open_store
-    from portfolio.store.runs import record_simulation
-    from riskpool.settings import code_version
-
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
-    eng: Engine = "loan" if engine == "loan" else "granular"
+    eng = cast(Engine, engine)  # one of ENGINES: checked above
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
-        from portfolio.montecarlo.distributed import check_cluster_flags
-
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
-        from portfolio.store.parquet_book import check_book_dir
-
         check_book_dir(book)
     deal = None
     if structure is not None:
-        from tranching.deal import load_deal
-
         deal = load_deal(structure)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
@@ -134,8 +144,6 @@ def run_simulation(
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
         if book is not None:
-            from portfolio.store.parquet_book import attach_book, check_loans_in_book
-
             attach_book(store.con, book)
             check_loans_in_book(store.con, loans.loan_id, f"pool {pool_id}")
     timings["load_s"] = time.perf_counter() - t0
@@ -145,8 +153,6 @@ def run_simulation(
     t1 = time.perf_counter()
     n_workers = None
     if workers is not None or scheduler is not None:
-        from portfolio.montecarlo.distributed import simulate_distributed
-
         drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
                                     workers=workers, scheduler=scheduler)
         paths, n_workers = drun.paths, drun.n_workers
@@ -155,31 +161,25 @@ def run_simulation(
                          engine=eng, batch_size=batch_size, deterministic_z=z)
     timings["simulate_s"] = time.perf_counter() - t1
     stats = loss_distribution(paths)
-    inputs: dict[str, Any] = {
-        "pool_id": int(pool_id), "pool_name": pool.name, "n_loans": len(loans),
-        "cutoff_date": str(pool.cutoff_date),
-        "assumptions": str(Path(assumptions_path).resolve()),
-        "n_paths": paths.n_paths, "seed": int(seed), "engine": engine,
-        "batch_size": int(batch_size),
-        "stress": {"scenario": scenario, "pd_mult": pd_mult, "rho": rho, "smm_mult": smm_mult,
-                   "recovery_mult": recovery_mult},
-        "deterministic": deterministic, "deterministic_z": z,
-    }
-    if n_workers is not None:
-        inputs["dask"] = {"workers": n_workers, "scheduler": scheduler or "local"}
-    if book is not None:
-        inputs["book"] = str(Path(book).resolve())
+    inputs = SimulationInputs(
+        pool_id=int(pool_id), n_paths=paths.n_paths, seed=int(seed), engine=eng,
+        assumptions=str(Path(assumptions_path).resolve()),
+        stress=Stress(scenario=scenario, pd_mult=_opt_float(pd_mult), rho=_opt_float(rho),
+                      smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
+        deterministic=deterministic, deterministic_z=z, batch_size=int(batch_size),
+        pool_name=pool.name, n_loans=len(loans), cutoff_date=pool.cutoff_date,
+        dask=None if n_workers is None else DaskPlacement(int(n_workers), scheduler or "local"),
+        book=None if book is None else str(Path(book).resolve()),
+        structure=None if structure is None else str(Path(structure).resolve()),
+        source="riskpool simulate")
     deal_run = None
     on_record = None
     if deal is not None and structure is not None:
-        from tranching.revolving import replenishment_for, run_deal
-
         t3 = time.perf_counter()
-        profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, engine,
+        profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, eng,
                                     cutoff=pool.cutoff_date, deterministic_z=z)
         deal_run = run_deal(deal, paths, profile)
         timings["tranches_s"] = time.perf_counter() - t3
-        inputs["structure"] = str(Path(structure).resolve())
         on_record = _tranche_recorder(deal_run, Path(structure))
     run_id = None
     if record:
@@ -192,16 +192,18 @@ def run_simulation(
     return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
 
 
-def _tranche_recorder(deal_run: Any, structure: Path) -> Any:
-    """``record_simulation``'s ``on_record``: the tranche tables, in the run's transaction."""
-    from portfolio.store.tranches import insert_tranche_results
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
+
+def _tranche_recorder(deal_run: DealRun, structure: Path) -> Callable[[Store, int], None]:
+    """``record_simulation``'s ``on_record``: the tranche tables, in the run's transaction."""
     text = structure.read_text(encoding="utf-8")
 
-    def record(store: Any, run_id: int) -> None:
+    def record(store: Store, run_id: int) -> None:
         insert_tranche_results(store.con, run_id, deal_run.deal.name, deal_run.tranches,
                                deal_source=str(structure), deal_toml=text,
-                               settings=deal_run.settings(),
+                               settings=deal_run.settings().to_json(),
                                triggers=deal_run.triggers.to_dict("records"))
 
     return record
@@ -211,14 +213,14 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def loss_table_text(stats: Any, title: str = "pool") -> str:
+def loss_table_text(stats: LossStats, title: str = "pool") -> str:
     """The loss distribution as aligned text: measure, level, loss ± SE, % of balance."""
     lines = [f"{'measure':<8}{'level':>7}{'loss (CNY)':>20}{'± SE':>16}{'% balance':>11}"]
     for row in stats.rows():
         level = "" if isinstance(row["level"], float) and math.isnan(row["level"]) \
             else f"{row['level'] * 100:g}%"
-        lines.append(f"{row['measure']:<8}{level:>7}{_money(row['loss']):>20}"
-                     f"{_money(row['se']):>16}{row['loss_pct'] * 100:>10.3f}%")
+        lines.append(f"{row['measure']:<8}{level:>7}{_money(float(row['loss'])):>20}"
+                     f"{_money(float(row['se'])):>16}{float(row['loss_pct']) * 100:>10.3f}%")
     return f"{title}:\n  " + "\n  ".join(lines)
 
 
@@ -265,7 +267,8 @@ def simulate_cmd(
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
                f"(to {p.dates[-1]})")
     if deterministic is not None:
-        z = res.inputs["deterministic_z"]
+        z = res.inputs.deterministic_z
+        assert z is not None
         typer.echo(f"deterministic {deterministic} projection (Z = {z:.4f} every month, "
                    "conditional expectation)")
         typer.echo(f"  projected loss {_money(float(p.loss[0]))} "
@@ -273,14 +276,12 @@ def simulate_cmd(
                    f"{_money(float(p.default.sum()))}, recoveries {_money(float(p.recovery.sum()))}")
     else:
         where = ""
-        if "dask" in res.inputs:
-            where = f" on {res.inputs['dask']['workers']} Dask workers"
+        if res.inputs.dask is not None:
+            where = f" on {res.inputs.dask.workers} Dask workers"
         typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
         typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)"))
     if res.deal_run is not None:
-        from riskpool.commands.output import emit
-
         dr = res.deal_run
         how = (f"revolving {dr.deal.revolving_months} months, purchases as new loans "
                f"({dr.replenishment.n_months}-month profile)" if dr.replenishment is not None
@@ -308,9 +309,6 @@ def runs_list(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """List runs, newest first."""
-    from portfolio.store.core import open_store
-    from portfolio.store.runs import list_runs
-
     with open_store(db, read_only=True) as store:
         frame = list_runs(store, kind)
     if frame.empty:
@@ -332,9 +330,6 @@ def runs_show(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """A run's inputs, seed, code version, timings, loss distribution and monthly means."""
-    from portfolio.store.core import open_store
-    from portfolio.store.runs import get_run, run_loss_stats, run_monthly
-
     with open_store(db, read_only=True) as store:
         rec = get_run(store, run_id)
         losses = run_loss_stats(store, run_id, None) if rec.kind == "simulation" else None
@@ -342,8 +337,9 @@ def runs_show(
     typer.echo(f"run {rec.run_id}: {rec.kind}, {rec.status}; started {rec.started_at}, "
                f"finished {rec.finished_at}")
     typer.echo(f"code version {rec.code_version}; seed entropy {rec.seed_entropy}")
-    for key, value in rec.inputs.items():
-        typer.echo(f"  {key}: {value}")
+    for key, value in rec.inputs.to_json().items():
+        if value is not None:
+            typer.echo(f"  {key}: {value}")
     if rec.timings:
         typer.echo("timings: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                            for k, v in rec.timings.items()))
@@ -370,7 +366,18 @@ def runs_show(
         typer.echo(shown.to_string(index=False))
 
 
+def migrate_cmd(db: DbOption = DEFAULT_DB) -> None:
+    """Bring a database written by an older riskpool to this version's schema (every run kept,
+    its inputs rewritten as typed records), or refuse and say how to rebuild it."""
+    if not Path(db).exists():
+        raise ValidationError(must_be("--db", "an existing database file", str(db)))
+    with open_store(db) as store:
+        version = store.schema_version()
+    typer.echo(f"database {db}: schema version {version}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``simulate`` and ``runs list|show`` to the app."""
+    """Add ``simulate``, ``runs list|show`` and ``migrate`` to the app."""
     app.command("simulate")(simulate_cmd)
     app.add_typer(runs_app, name="runs")
+    app.command("migrate")(migrate_cmd)

@@ -16,10 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.store.core import Store, open_store
+from portfolio.store.runs import load_paths
+from portfolio.store.tranches import load_tranche_results
+from riskpool.commands.output import check_out_path, emit
+from tranching.deal import load_deal
+from tranching.ratings import load_rating_table
+from tranching.revolving import load_deal_record, run_replenishment
+from tranching.sizing import size_tranche
 
 DbOption = Annotated[
     Path, typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB).")
@@ -27,11 +35,9 @@ DbOption = Annotated[
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
 
 
-def _load_run_paths(store: object, run_id: int):  # type: ignore[no-untyped-def]
+def _load_run_paths(store: Store, run_id: int) -> PoolPaths:
     """The Monte Carlo paths recorded with run ``run_id`` (Parquet beside the database)."""
-    from portfolio.store.runs import load_paths
-
-    return load_paths(store, run_id)  # type: ignore[arg-type]
+    return load_paths(store, run_id)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,8 +49,6 @@ def register(app: typer.Typer) -> None:
         structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
     ) -> None:
         """Validate a deal file and print its priority of payments, one numbered line per step."""
-        from tranching.deal import load_deal
-
         deal = load_deal(structure)
         typer.echo(f"{deal.name}: {len(deal.tranches)} tranches, "
                    f"{deal.principal_mode.value} principal, {len(deal.triggers)} trigger(s)")
@@ -61,18 +65,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
     ) -> None:
         """Print the tranche table stored with a run; ``--out`` also writes it."""
-        from portfolio.store.core import open_store
-        from portfolio.store.tranches import load_run_deal, load_tranche_results
-        from riskpool.commands.output import check_out_path, emit
-
         check_out_path(out)
         with open_store(db, read_only=True) as store:
             table = load_tranche_results(store, run)
-            info = load_run_deal(store, run)
+            info = load_deal_record(store, run)
         frames = {"tranches": table}
-        if info["triggers"]:
-            frames["triggers"] = pd.DataFrame(info["triggers"])
-        emit(frames, out, title=f"run {run}: deal {info['deal_name']} ({info['deal_source']})")
+        if not info.triggers.empty:
+            frames["triggers"] = info.triggers
+        emit(frames, out, title=f"run {run}: deal {info.deal_name} ({info.deal_source})")
 
     @tranche.command("size")
     def size(
@@ -89,12 +89,6 @@ def register(app: typer.Typer) -> None:
         tol: Annotated[float, typer.Option("--tol", help="Size tolerance (share of pool).")] = 1e-4,
     ) -> None:
         """Largest size of a tranche meeting a target EL or rating, on the run's own paths."""
-        from portfolio.store.core import open_store
-        from tranching.deal import load_deal
-        from tranching.ratings import load_rating_table
-        from tranching.revolving import run_replenishment
-        from tranching.sizing import size_tranche
-
         if (target_el is None) == (target_rating is None):
             raise ValidationError(must_be("--target-el / --target-rating", "exactly one of them",
                                           {"--target-el": target_el, "--target-rating": target_rating}))

@@ -72,9 +72,11 @@ def demo_book(tmp_path_factory: pytest.TempPathFactory) -> DemoBook:
 
 @pytest.fixture
 def writable_book(demo_book: DemoBook, tmp_path: Path) -> DemoBook:
-    """A private copy of the demo database (its run files are read from the shared build)."""
+    """A private copy of the demo database; its run files (named relative to the database)
+    are the shared build's, through a link."""
     db = tmp_path / "demo.duckdb"
     shutil.copy(demo_book.db, db)
+    (tmp_path / "runs").symlink_to(Path(demo_book.db).parent / "runs", target_is_directory=True)
     return DemoBook(db, demo_book.pool_id, demo_book.allocation_id, demo_book.run_id,
                     demo_book.users_file, demo_book.passwords, demo_book.as_of,
                     demo_book.report_dir)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
+from portfolio.errors import ValidationError
 from portfolio.montecarlo.distributed import (
     DistributedUnavailable,
     check_cluster_flags,
@@ -31,7 +32,6 @@ from portfolio.montecarlo.distributed import (
     slice_paths,
     task_groups,
 )
-from portfolio.errors import ValidationError
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import simulate
@@ -186,6 +186,7 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
              "--seed", "9", "--workers", "1")
     assert r3.code == 0, r3.err
     assert "on 1 Dask workers" in r3.out
+    from portfolio.montecarlo.records import DaskPlacement
     from portfolio.store.core import open_store
     from portfolio.store.runs import get_run, load_paths
 
@@ -193,8 +194,9 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
         p_dask = load_paths(store, 1)
         p_local = load_paths(store, 2)
         p_own = load_paths(store, 3)
-        assert get_run(store, 3).inputs["dask"] == {"workers": 1, "scheduler": "local"}
-        assert get_run(store, 1).inputs["dask"]["scheduler"] == address
+        assert get_run(store, 3).simulation_inputs().dask == DaskPlacement(1, "local")
+        dask_run = get_run(store, 1).simulation_inputs().dask
+        assert dask_run is not None and dask_run.scheduler == address
     for name in FLOW_NAMES:
         assert np.array_equal(getattr(p_dask, name), getattr(p_local, name)), name
         assert np.array_equal(getattr(p_own, name), getattr(p_local, name)), name

@@ -4,16 +4,18 @@ bad input)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
-from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
-from portfolio.errors import NotFound
-from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.book.pools import create_pool, parse_criteria
+from portfolio.errors import NotFound
+from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.montecarlo.records import SimulationInputs, Stress, assumptions_from_json
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store.core import open_store
 from portfolio.store.runs import (
@@ -39,8 +41,8 @@ def small_paths():
 
 def test_record_and_read_back_a_simulation(db_path: Path, small_paths) -> None:
     paths, a = small_paths
-    inputs = {"pool_id": 4, "n_paths": 300, "seed": 11, "engine": "granular",
-              "assumptions": "/somewhere/a.toml"}
+    inputs = SimulationInputs(pool_id=4, n_paths=300, seed=11, engine="granular",
+                              assumptions="/somewhere/a.toml")
     with open_store(db_path) as store:
         run_id = record_simulation(store, paths, inputs, "test-version", timings={"simulate_s": 1.0},
                                    assumptions=a)
@@ -62,10 +64,18 @@ def test_record_and_read_back_a_simulation(db_path: Path, small_paths) -> None:
     # the runs row
     assert rec.kind == "simulation" and rec.status == "done"
     assert rec.seed_entropy == 11 and rec.code_version == "test-version"
-    assert rec.inputs["assumptions_source"] == "/somewhere/a.toml"
-    assert rec.inputs["party_ids"] == ["bank", "trust"]
-    stored_a = load_assumptions(rec.inputs["assumptions"])
+    assert rec.inputs.assumptions_source == "/somewhere/a.toml"
+    assert rec.inputs.party_ids == ("bank", "trust")
+    # the assumptions stored with the run, named relative to the database: the TOML for
+    # people (12 significant digits) and the exact JSON a replay reads
+    assert rec.inputs.assumptions == f"runs/{run_id}/assumptions.toml"
+    assert rec.inputs.assumptions_exact == f"runs/{run_id}/assumptions.json"
+    stored_a = load_assumptions(root / str(run_id) / "assumptions.toml")
     np.testing.assert_allclose(stored_a.default_hazard, a.default_hazard, rtol=1e-11)
+    exact = assumptions_from_json(json.loads((root / str(run_id) / "assumptions.json").read_text()))
+    assert np.array_equal(exact.default_hazard, a.default_hazard)
+    assert np.array_equal(exact.prepay_smm, a.prepay_smm)
+    assert exact.recovery_lag == a.recovery_lag and exact.recovery_rate == a.recovery_rate
     assert Path(rec.artifact_path) == root / str(run_id)
     assert rec.timings["simulate_s"] == 1.0
     # summary tables = the same statistics computed from the arrays
@@ -90,9 +100,11 @@ def test_record_and_read_back_a_simulation(db_path: Path, small_paths) -> None:
 
 def test_a_failed_recording_leaves_nothing(db_path: Path, small_paths) -> None:
     paths, _ = small_paths
+    inputs = SimulationInputs(pool_id=4, n_paths=300, seed=11, engine="granular",
+                              assumptions="a.toml")
     with open_store(db_path) as store:
         with pytest.raises(TypeError):
-            record_simulation(store, paths, {"bad": object()}, "v")
+            record_simulation(store, paths, inputs, "v", timings={"bad": object()})  # type: ignore[dict-item]
         assert store.con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
         assert store.con.execute("SELECT count(*) FROM run_monthly").fetchone()[0] == 0
         root = runs_root(store)
@@ -101,12 +113,15 @@ def test_a_failed_recording_leaves_nothing(db_path: Path, small_paths) -> None:
 
 def test_record_run_finish_run_and_unknown_ids(db_path: Path) -> None:
     with open_store(db_path) as store:
-        rid = record_run(store, "simulation", {"pool_id": 1}, 5, "v", status="running")
+        inputs = SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="loan",
+                                  assumptions="a.toml", stress=Stress(scenario="severe"))
+        rid = record_run(store, inputs, 5, "v", status="running")
         assert get_run(store, rid).status == "running"
         finish_run(store, rid, "failed", timings={"simulate_s": 0.5}, summary={"why": "test"})
         rec = get_run(store, rid)
         assert (rec.status, rec.timings, rec.summary) == ("failed", {"simulate_s": 0.5},
                                                           {"why": "test"})
+        assert rec.kind == "simulation" and rec.inputs == inputs
         assert rec.finished_at is not None
         with pytest.raises(NotFound, match="run"):
             get_run(store, 99)
@@ -160,8 +175,9 @@ def test_cli_simulate_and_runs(cli, book) -> None:
     with open_store(db, read_only=True) as store:
         rec = get_run(store, 2)
         paths = load_paths(store, 1)
-    assert rec.inputs["stress"]["scenario"] == "adverse" and rec.inputs["engine"] == "loan"
-    stressed = load_assumptions(rec.inputs["assumptions"])
+    assert rec.inputs.stress.scenario == "adverse" and rec.inputs.engine == "loan"
+    assert rec.inputs.stress.rho == 0.2 and rec.inputs.source == "riskpool simulate"
+    stressed = load_assumptions(Path(rec.artifact_path) / "assumptions.toml")
     assert stressed.rho == 0.2
     # the same seed through the CLI gives the same stored paths
     r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "600",

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.core import open_store
 from portfolio.store.runs import list_runs, load_paths, record_simulation
-from portfolio.store.tranches import load_run_deal, load_tranche_results
+from portfolio.store.tranches import load_tranche_results
 from tranching.deal import load_deal
-from tranching.revolving import run_deal, run_replenishment
+from tranching.revolving import DealSettings, load_deal_record, run_deal, run_replenishment
 
 ROOT = Path(__file__).resolve().parents[2]
 CN = ROOT / "examples" / "deal_cn_consumer.toml"
@@ -67,19 +68,21 @@ def test_structure_stores_the_tranche_table_with_the_run(cli, db: Path) -> None:
     with open_store(db, read_only=True) as store:
         run_id = int(list_runs(store)["run_id"].iloc[0])
         stored = load_tranche_results(store, run_id)
-        info = load_run_deal(store, run_id)
+        info = load_deal_record(store, run_id)
         paths = load_paths(store, run_id)
         deal = load_deal(CN)
         profile = run_replenishment(store, run_id, deal)
     assert stored["tranche"].tolist() == ["A", "B", "Sub"]
-    assert info["settings"]["replenishment"] == "new-loan profile"
-    assert "[[waterfall]]" in info["deal_toml"]
-    # the profile rebuilt from the run's inputs gives the stored numbers again
+    assert info.settings.replenishment == "new-loan profile"
+    assert info.deal_toml is not None and "[[waterfall]]" in info.deal_toml
+    assert info.triggers["trigger"].tolist() == ["cnl_early_amortisation"]
+    # the profile rebuilt from the run's typed inputs gives the stored numbers again, exactly
     assert profile is not None and profile.n_paths == 300
     again = run_deal(deal, paths, profile)
-    np.testing.assert_allclose(stored["el"], again.tranches["el"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(stored["wal_mean"], again.tranches["wal_mean"], rtol=1e-12)
-    assert info["settings"]["waterfall_months"] == len(again.result.dates)
+    for col in ("el", "el_se", "pd", "wal_mean", "wal_p95", "loss_q99"):
+        assert np.array_equal(stored[col].to_numpy(float), again.tranches[col].to_numpy(float),
+                              equal_nan=True), col
+    assert info.settings == again.settings()
     # the revolving period keeps A outstanding well past the 12 revolving months (WAL > 1.03 y)
     assert stored["wal_mean"].iloc[0] > 1.1
     rep = cli("tranche", "report", "--run", str(run_id), "--db", db)
@@ -94,7 +97,9 @@ def test_a_deal_without_revolving_needs_no_profile(cli, db: Path) -> None:
     assert "no revolving period" in r.out
     with open_store(db, read_only=True) as store:
         run_id = int(list_runs(store)["run_id"].iloc[0])
-        assert load_run_deal(store, run_id)["settings"]["replenishment"] == "none"
+        assert load_deal_record(store, run_id).settings == DealSettings("none", 0,
+                                                                        len(load_paths(
+                                                                            store, run_id).dates))
 
 
 BAD_DEALS = {
@@ -144,7 +149,10 @@ def test_a_failing_on_record_step_records_no_run(db: Path) -> None:
 
     with open_store(db) as store:
         with pytest.raises(RuntimeError, match="tranche insert failed"):
-            record_simulation(store, paths, {"note": "x"}, "test", on_record=fail)
+            record_simulation(store, paths, SimulationInputs(pool_id=1, n_paths=4, seed=1,
+                                                             engine="granular",
+                                                             assumptions="a.toml"),
+                              "test", on_record=fail)
     _assert_nothing_written(db)
 
 

@@ -10,10 +10,13 @@ import pytest
 from tranching_pathgen import synthetic_paths
 
 from portfolio.errors import NotFound
+from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.core import open_store
+from portfolio.store.runs import record_run, record_simulation
 from portfolio.store.tranches import load_run_deal, load_tranche_results, record_tranche_results
 from tranching.analytics import tranche_table, trigger_table
 from tranching.deal import load_deal
+from tranching.revolving import DealSettings
 from tranching.waterfall import run_waterfall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,11 +25,10 @@ DEAL = ROOT / "examples/deal_cn_consumer.toml"
 
 def _add_run(store, run_id: int) -> None:
     # a bare run row through the runs store (no paths: the report needs only the stored table)
-    from portfolio.store.runs import record_run
-
     with store.transaction():
-        record_run(store, "simulation", {"note": "tranching test"}, None, "test", status="done",
-                   run_id=run_id, started_at=dt.datetime(2026, 1, 1))
+        record_run(store, SimulationInputs(pool_id=1, n_paths=200, seed=2, engine="granular",
+                                           assumptions="a.toml"),
+                   None, "test", status="done", run_id=run_id, started_at=dt.datetime(2026, 1, 1))
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def stored(db_path: Path):
     with open_store(db_path) as store:
         _add_run(store, 7)
         n = record_tranche_results(store, 7, deal, table, triggers=trigger_table(deal, result),
-                                   settings={"discount": 0.03})
+                                   settings=DealSettings("none", 0, 30).to_json())
     assert n == 3
     return db_path, table
 
@@ -140,11 +142,11 @@ def test_cli_size_flag_errors_exit_2(stored, cli) -> None:
 @pytest.fixture
 def recorded_run(db_path: Path) -> int:
     """A simulation run recorded through the runs store (paths in Parquet beside the DB)."""
-    from portfolio.store.runs import record_simulation
-
     paths = synthetic_paths(n_paths=300, n_months=30, seed=11, monthly_pd=0.02, rho=0.25)
     with open_store(db_path) as store:
-        return record_simulation(store, paths, inputs={"note": "tranching test"},
+        return record_simulation(store, paths,
+                                 inputs=SimulationInputs(pool_id=1, n_paths=300, seed=11,
+                                                         engine="granular", assumptions="a.toml"),
                                  code_version="test")
 
 

@@ -1,0 +1,145 @@
+"""Schema versions of the riskpool database and the steps between them.
+
+``schema_info`` holds ``schema_version``. A writer that opens an older database runs every
+step from its version up to :data:`SCHEMA_VERSION` in one transaction (with the schema's
+DDL) and records the new version; if a step cannot convert a row it refuses with
+:class:`portfolio.errors.SchemaMismatch`, saying why and how to rebuild, and the database
+is left as it was. A reader (read-only) never migrates: an older database is refused with
+the command that migrates it. A newer database is refused by both.
+
+Versions:
+
+1. The first schema: ``runs.inputs`` is a free JSON object, file paths are absolute.
+2. Typed run records. Every ``runs.inputs`` is a ``SimulationInputs`` or a
+   ``ReportInputs`` (``portfolio.store.records``); the assumptions stored with a simulation
+   run and its files are named relative to the database's directory (``runs/4/...``), with
+   the assumptions file's sha256, so a database moved with its ``runs/`` directory still
+   replays. Step 1 → 2 (:func:`v1_to_v2`) reads every v1 run through the typed records:
+   a run whose inputs hold a key or value the record does not know is refused, never mapped.
+   Allocations keep their inputs (``partners.records.AllocationInputs`` reads them), except
+   that the key ``script`` of ``examples/allocate_month.py`` becomes ``source``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from portfolio.errors import RiskpoolError, SchemaMismatch
+from portfolio.montecarlo.records import SimulationInputs
+from portfolio.store.records import parse_run_inputs
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2"]
+
+SCHEMA_VERSION = 2
+
+# the keys a version-1 simulation run could hold (riskpool simulate, riskpool demo)
+V1_SIMULATION_KEYS: tuple[str, ...] = (
+    "pool_id", "pool_name", "n_loans", "cutoff_date", "assumptions", "assumptions_source",
+    "n_paths", "seed", "engine", "batch_size", "stress", "deterministic", "deterministic_z",
+    "dask", "book", "structure", "party_ids", "allocation_id", "source",
+)
+
+
+def rebuild_hint(db: Path | str) -> str:
+    return (f"rebuild it: `riskpool demo --rebuild --db {db}` for a demo database, else a new "
+            "database (`riskpool generate` or `riskpool ingest`, then `riskpool pool create`, "
+            "`riskpool calibrate`, `riskpool simulate`)")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _run_relative(value: object, run_id: int, name: str = "") -> object:
+    """``<any dir>/runs/<run_id>[/<name>]`` → ``runs/<run_id>[/<name>]`` (the run's own
+    directory or file, wherever the database was when it was written); anything else
+    unchanged."""
+    tail = rf"[/\\]{re.escape(name)}" if name else ""
+    if isinstance(value, str) and re.search(rf"(^|[/\\])runs[/\\]{run_id}{tail}$", value):
+        return f"runs/{run_id}/{name}" if name else f"runs/{run_id}"
+    return value
+
+
+def _v1_simulation(old: Any, run_id: int, db_dir: Path) -> dict[str, Any]:
+    where = f"run {run_id}"
+    if not isinstance(old, dict):
+        raise RiskpoolError(f"run {run_id}'s inputs are not a JSON object ({old!r})")
+    unknown = sorted(k for k in old if k not in V1_SIMULATION_KEYS)
+    if unknown:
+        raise RiskpoolError(f"`inputs.{unknown[0]}` of run {run_id} is not a field of a "
+                            f"simulation run (known: {', '.join(V1_SIMULATION_KEYS)})")
+    new = dict(old)
+    location = _run_relative(old.get("assumptions"), run_id, "assumptions.toml")
+    new["assumptions"] = location
+    if isinstance(location, str):
+        path = Path(location) if Path(location).is_absolute() else db_dir / location
+        new["assumptions_sha256"] = file_sha256(path) if path.is_file() else None
+    return SimulationInputs.from_json(new, where).to_json()
+
+
+def v1_to_v2(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
+    """Every run's inputs through the typed records; the run's own files named relative to
+    the database's directory. Raises ``RiskpoolError`` (the reason) on a run it cannot type."""
+    rows = con.execute("SELECT run_id, kind, inputs, artifact_path FROM runs "
+                       "ORDER BY run_id").fetchall()
+    for run_id, kind, raw, artifact in rows:
+        rid = int(run_id)
+        old = json.loads(raw) if isinstance(raw, str) else raw
+        if kind == "simulation":
+            inputs = _v1_simulation(old if old is not None else {}, rid, db_dir)
+            artifact = _run_relative(artifact, rid) if artifact else f"runs/{rid}"
+        else:
+            inputs = parse_run_inputs(kind, old, f"run {rid}").to_json()
+        con.execute("UPDATE runs SET inputs = ?, artifact_path = ? WHERE run_id = ?",
+                    [json.dumps(inputs, sort_keys=True), artifact, rid])
+    # allocations keep their JSON (typed by partners.records when read); the one version-1
+    # key of another name, the example script's "script", is its "source"
+    for allocation_id, raw in con.execute(
+            "SELECT allocation_id, inputs FROM allocations ORDER BY allocation_id").fetchall():
+        old = json.loads(raw) if isinstance(raw, str) else raw
+        if isinstance(old, dict) and "script" in old and "source" not in old:
+            new = {("source" if k == "script" else k): v for k, v in old.items()}
+            con.execute("UPDATE allocations SET inputs = ? WHERE allocation_id = ?",
+                        [json.dumps(new), int(allocation_id)])
+
+
+# version → the step that takes a database of that version to the next one
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {1: v1_to_v2}
+
+
+def check_steps(db: Path, version: int) -> None:
+    """Refuse a version no chain of steps leads from (none, or newer than this code)."""
+    if version > SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"database {db} was written by a newer riskpool (schema version {version}; this "
+            f"version reads {SCHEMA_VERSION}); use that riskpool, or {rebuild_hint(db)}")
+    missing = [v for v in range(version, SCHEMA_VERSION) if v not in MIGRATIONS]
+    if missing:
+        raise SchemaMismatch(
+            f"database {db} was written by an older riskpool (schema version {version}; this "
+            f"version reads {SCHEMA_VERSION}) and cannot be migrated; {rebuild_hint(db)}")
+
+
+def migrate(con: duckdb.DuckDBPyConnection, db: Path, version: int) -> None:
+    """Run the steps from ``version`` to ``SCHEMA_VERSION`` on ``con`` (the caller holds the
+    transaction). A step that refuses becomes ``SchemaMismatch`` with the rebuild hint."""
+    check_steps(db, version)
+    for v in range(version, SCHEMA_VERSION):
+        try:
+            MIGRATIONS[v](con, Path(db).resolve().parent)
+        except RiskpoolError as exc:
+            raise SchemaMismatch(
+                f"database {db} was written by an older riskpool (schema version {version}; "
+                f"this version reads {SCHEMA_VERSION}) and cannot be migrated: {exc}. Nothing "
+                f"was changed; {rebuild_hint(db)}") from None
