@@ -515,9 +515,8 @@ def create_pool(store: Store, name: str, criteria: Criteria, cutoff: str | dt.da
         for key in ("regions_include", "regions_exclude"):
             unknown = [r for r in (getattr(criteria, key) or ()) if r not in present]
             if unknown:
-                raise ValidationError(must_be(
-                    key, "regions present in the book (" + ", ".join(sorted(present)) + ")",
-                    unknown, "criteria [eligibility]"))
+                raise SchemaError(f"eligibility.{key}", "regions present in the book ("
+                                  + ", ".join(sorted(present)) + ")", unknown, "criteria")
     candidates = sql.snapshot_candidates(store.con, cutoff_date)
     selection = select_pool(candidates, criteria, cutoff_date)
     if selection.n_loans == 0:

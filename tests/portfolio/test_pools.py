@@ -376,7 +376,8 @@ def test_pool_errors_write_nothing(db_path: Path) -> None:
         with pytest.raises(ValidationError, match="no loan of the book"):
             pools.create_pool(store, "empty", parse_criteria(
                 {"eligibility": {"score_min": 950}}), "2025-06-30")
-        with pytest.raises(ValidationError, match="`regions_include` must be regions present"):
+        with pytest.raises(SchemaError, match=r"^criteria: `eligibility.regions_include` must "
+                           r"be regions present in the book \("):
             pools.create_pool(store, "typo", parse_criteria(
                 {"eligibility": {"regions_include": ["Shanghia"]}}), "2025-06-30")
         with pytest.raises(ValidationError, match="`cutoff` must be a month-end"):
