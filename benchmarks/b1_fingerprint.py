@@ -9,7 +9,8 @@ if every array is bit-identical.
 
     python benchmarks/b1_fingerprint.py                  # small book (60k loans), 2,000 paths
     python benchmarks/b1_fingerprint.py --full           # the B1 book and sizes (bench_out/)
-    python benchmarks/b1_fingerprint.py --demo           # the demo's report tables
+    python benchmarks/b1_fingerprint.py --demo --out DIR # the demo's report tables as CSVs
+    python benchmarks/b1_fingerprint.py --demo --check benchmarks/fingerprints/demo_tables
     python benchmarks/b1_fingerprint.py --check FILE     # compare with a stored fingerprint
 
 ``tests/test_fingerprint.py`` runs the small case against ``tests/golden/b1_fingerprint_small.json``.
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import sys
 import tempfile
@@ -171,15 +173,15 @@ def full_fingerprint() -> dict[str, str]:
                        sz["pool_loans"], sz["paths"])
 
 
-def demo_fingerprint() -> dict[str, str]:
-    """The demo (``riskpool demo``'s pipeline at its default sizes, no dashboard): a sha256 of
-    every report table, for the treasury and the demo partner."""
+def demo_tables() -> dict[str, pd.DataFrame]:
+    """The demo (``riskpool demo``'s pipeline at its default sizes, no dashboard): every report
+    table, for the treasury and the demo partner, keyed "viewer section table"."""
     from dashboards.access import Viewer
     from dashboards.reports import collect_sections, report_viewer
     from riskpool.commands.demo import DemoParams, build_demo
 
     params = DemoParams()
-    out: dict[str, str] = {}
+    out: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "demo.duckdb"
         build_demo(db, params, users_file=Path(tmp) / "users.toml", report_dir=Path(tmp) / "r")
@@ -189,19 +191,63 @@ def demo_fingerprint() -> dict[str, str]:
         for who, viewer in viewers.items():
             for section in collect_sections(db, viewer, as_of):
                 for name, table in section.tables.items():
-                    out[f"demo {who} {section.key} {name}"] = digest(table)
+                    out[f"{who} {section.key} {name}"] = table
     return out
+
+
+def compare_tables(got: dict[str, pd.DataFrame], want_dir: Path, rtol: float = 1e-9) -> list[str]:
+    """The names of the tables in ``got`` that differ from the CSVs in ``want_dir``: same
+    columns, same text cells, float cells equal within ``rtol`` (relative, with an absolute
+    floor of ``rtol``): DuckDB's parallel float sums may differ in the last bits between two
+    runs of the same code on the same data, so the demo's book tables are compared this way
+    rather than by hash."""
+    bad = []
+    files = {p.stem: p for p in want_dir.glob("*.csv")}
+    for key in sorted(set(files) | {k.replace(" ", "__") for k in got}):
+        name = key.replace("__", " ")
+        if key not in files or name not in got:
+            bad.append(f"{name} (missing on one side)")
+            continue
+        want = pd.read_csv(files[key])
+        have = pd.read_csv(io.StringIO(got[name].to_csv(index=False)))
+        if list(want.columns) != list(have.columns) or len(want) != len(have):
+            bad.append(f"{name} (shape or columns)")
+            continue
+        for col in want.columns:
+            a, b = want[col].to_numpy(), have[col].to_numpy()
+            if pd.api.types.is_numeric_dtype(want[col]) and pd.api.types.is_numeric_dtype(have[col]):
+                if not np.allclose(a.astype(float), b.astype(float), rtol=rtol, atol=rtol,
+                                   equal_nan=True):
+                    bad.append(f"{name}.{col}")
+            elif not np.array_equal(want[col].fillna("").astype(str),
+                                    have[col].fillna("").astype(str)):
+                bad.append(f"{name}.{col}")
+    return bad
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="the B1 book and sizes")
     ap.add_argument("--demo", action="store_true", help="the demo's report tables")
-    ap.add_argument("--check", type=Path, help="a stored fingerprint (JSON) to compare with")
-    ap.add_argument("--out", type=Path, help="write the fingerprint (JSON) here")
+    ap.add_argument("--check", type=Path,
+                    help="a stored fingerprint (JSON), or with --demo a folder of CSVs")
+    ap.add_argument("--out", type=Path,
+                    help="write the fingerprint (JSON) here, or with --demo the CSVs")
     args = ap.parse_args()
-    fp = (demo_fingerprint() if args.demo else full_fingerprint() if args.full
-          else small_fingerprint())
+    if args.demo:
+        tables = demo_tables()
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for name, table in tables.items():
+                table.to_csv(args.out / (name.replace(" ", "__") + ".csv"), index=False)
+        if args.check:
+            bad = compare_tables(tables, args.check)
+            if bad:
+                print(f"DIFFERENT from {args.check}: {', '.join(bad)}")
+                return 1
+            print(f"identical to {args.check}: {len(tables)} tables (floats within 1e-9)")
+        return 0
+    fp = full_fingerprint() if args.full else small_fingerprint()
     text = json.dumps(fp, indent=2, sort_keys=True) + "\n"
     if args.out:
         args.out.write_text(text)
