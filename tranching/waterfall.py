@@ -10,7 +10,7 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    Collateral ``C`` = their performing balance at month end (balance_eop). (In the scaling
    approximation of step 3 the simulated pool's flows are multiplied by ``s`` instead.)
 2. **Triggers**, tested on this month's data before any payment:
-   ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance (DOMAIN §4),
+   ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance,
    breached when above the level in force; ``oc`` = C / balance (bop) of the trigger's notes
    (all tranches by default), breached when below the level; ``delinquency`` = 30+ DPD balance /
    C, breached when above the level. PoolPaths has no delinquency array, so the 30+ DPD balance
@@ -69,6 +69,13 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
 Per-path identities (tested with hypothesis): collections + call proceeds = fees + interest +
 principal + reimbursements + purchases + residual + (reserve_eop − reserve_bop);
 ``tranche_loss`` = original balance − principal received (principal + reimbursements).
+
+The code follows these steps. ``run_waterfall`` is the month loop; ``HeldPool`` is the
+collateral (steps 1 and 3: the pool's cash, its cumulative net loss and delinquency, the flows
+of the loans bought); ``Triggers`` tests the triggers and carries their latches (step 2); the
+month's facts go into a ``tranching.steps.MonthState`` and the deal's steps run in order, one
+handler per step type (``tranching.steps``: steps 4–6); ``Tape`` records each month and makes
+the ``WaterfallResult``.
 """
 
 from __future__ import annotations
@@ -80,25 +87,26 @@ import numpy as np
 
 from portfolio.memory import small_pages
 from portfolio.montecarlo.paths import PoolPaths
-from tranching.deal import (
-    Basis,
-    Deal,
-    Effect,
-    FeeKind,
-    FeeStep,
-    Funding,
-    InterestStep,
-    Metric,
-    PrincipalMode,
-    PrincipalStep,
-    ReimburseStep,
-    ReserveStep,
-    ResidualStep,
-    payment_dates,
-)
+from tranching.deal import Deal, Effect, Metric, payment_dates
 from tranching.errors import DealError, must_be
+from tranching.steps import (
+    MonthState,
+    Terms,
+    clean_up_call,
+    distribute_principal,
+    oc_target,
+    opening_reserve,
+    pay_step,
+    principal_modes,
+    reserve_target,
+    write_down,
+)
 
 POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated as run off
+
+# the pool flows, in the order of ``HeldPool.simulated`` and ``HeldPool.bought``
+FLOWS = ("interest", "scheduled_principal", "prepayment", "default", "recovery", "balance_bop",
+         "balance_eop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,324 +188,308 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
     ``replenishment``: the profile of the loans bought while revolving (same number of paths;
     any positive ``initial_balance``: flows are used per unit of it). Ignored for a deal
     without a revolving period; without it a revolving deal uses the scaling approximation."""
-    n_paths, n_pool = paths.n_paths, paths.n_months
-    init = float(paths.initial_balance)
-    use_profile = replenishment is not None and deal.revolving_months > 0
-    if replenishment is not None:
-        if replenishment.n_paths != n_paths:
-            raise DealError(must_be("replenishment", f"a profile with the run's {n_paths} paths",
-                                    f"{replenishment.n_paths} paths", deal.source))
-        if not replenishment.initial_balance > 0:
-            raise DealError(must_be("replenishment.initial_balance", "> 0",
-                                    replenishment.initial_balance, deal.source))
-    n_prof = replenishment.n_months if (use_profile and replenishment is not None) else 0
-    n_months = max(n_pool, deal.revolving_months + n_prof) if use_profile else n_pool
-    amounts = np.asarray(deal.tranche_amounts(init), dtype=np.float64)
-    nt = len(amounts)
-    coupons = np.array([t.coupon for t in deal.tranches]) / 12.0
-    names = deal.tranche_names
-    idx = {n: i for i, n in enumerate(names)}
-
-    def month_major(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths), zero-padded rows
-        out = np.zeros((n_months, n_paths))
-        out[:n_pool] = np.asarray(a, dtype=np.float64).T
-        return out
-
-    interest_src = month_major(paths.interest)
-    sched_src = month_major(paths.scheduled_principal)
-    prepay_src = month_major(paths.prepayment)
-    default_src = month_major(paths.default)
-    recovery_src = month_major(paths.recovery)
-    bop_src = month_major(paths.balance_bop)
-    eop_src = month_major(paths.balance_eop)
-    # loans bought while revolving: their flows by month (rows), added as purchases happen;
-    # profile (7 flows, n_prof, n_paths) per unit of the profile's initial balance
-    # (interest, scheduled principal, prepayment, default, recovery, bop, eop)
-    bought = np.zeros((7, n_months + 1, n_paths))
-    if use_profile and replenishment is not None:
-        unit = 1.0 / float(replenishment.initial_balance)
-        profile = np.stack([
-            np.asarray(getattr(replenishment, name), dtype=np.float64).T * unit
-            for name in ("interest", "scheduled_principal", "prepayment", "default", "recovery",
-                         "balance_bop", "balance_eop")])
-
-    shape3 = (n_months, nt, n_paths)  # month-major while running
-    out_int_due = np.zeros(shape3)
-    out_int_paid = np.zeros(shape3)
-    out_int_short = np.zeros(shape3)
-    out_prin = np.zeros(shape3)
-    out_reimb = np.zeros(shape3)
-    out_bal = np.zeros(shape3)
-    out_wd = np.zeros(shape3)
-    out_wd_out = np.zeros(shape3)
-    shape2 = (n_months, n_paths)
-    out_res_bop = np.zeros(shape2)
-    out_res = np.zeros(shape2)
-    out_residual = np.zeros(shape2)
-    out_coll = np.zeros(shape2)
-    out_call = np.zeros(shape2)
-    out_purch = np.zeros(shape2)
-    out_collat = np.zeros(shape2)
-    out_rev = np.zeros(shape2, dtype=bool)
-    out_scale = np.zeros(shape2)
-    fee_names = [f.name for f in deal.fees]
-    out_fee_due = {n: np.zeros(shape2) for n in fee_names}
-    out_fee_paid = {n: np.zeros(shape2) for n in fee_names}
-    trig_names = [t.name for t in deal.triggers]
-    out_trig = {n: np.zeros(shape2, dtype=bool) for n in trig_names}
-    out_breach = {n: np.zeros(shape2, dtype=bool) for n in trig_names}
-    out_metric = {m.value: np.zeros(shape2) for m in Metric}
-
-    bal = np.repeat(amounts[:, None], n_paths, axis=1)  # (nt, n_paths)
-    wd_out = np.zeros((nt, n_paths))
-    int_short = np.zeros((nt, n_paths))
-    fee_short = {n: np.zeros(n_paths) for n in fee_names}
-    scale = np.ones(n_paths)
-    cum_def = np.zeros(n_paths)
-    cum_rec = np.zeros(n_paths)
-    latched = {n: np.zeros(n_paths, dtype=bool) for n in trig_names}
-    rev_ended = np.zeros(n_paths, dtype=bool)
+    pool = HeldPool(deal, paths, replenishment)
+    n_paths, n_months, init = paths.n_paths, pool.n_months, pool.initial_balance
+    terms = Terms.of(deal, init)
+    triggers = Triggers(deal, n_paths)
+    tape = Tape(deal, n_months, n_paths)
+    # the running ledgers, (n_tranches, n_paths) and (n_paths,)
+    balance = np.repeat(terms.amounts[:, None], n_paths, axis=1)
+    interest_shortfall = np.zeros_like(balance)
+    writedown_outstanding = np.zeros_like(balance)
+    fee_shortfall = {f.name: np.zeros(n_paths) for f in deal.fees}
+    reserve = opening_reserve(deal.reserve, init, n_paths)
     ended = np.zeros(n_paths, dtype=bool)  # called: the deal is over
 
-    res = deal.reserve
-    if res is not None and res.funding is Funding.CLOSING:
-        r0 = max(res.target * init, res.floor * init)
-        reserve = np.full(n_paths, r0)
-    else:
-        reserve = np.zeros(n_paths)
-
-    oc = deal.overcollateralisation
-    base_pro_rata = deal.principal_mode is PrincipalMode.PRO_RATA
-    base_turbo = deal.principal_mode is PrincipalMode.TURBO
-    oc_trigger_sets = {
-        t.name: np.array([idx[n] for n in (t.tranches or names)]) for t in deal.triggers
-    }
-    first_principal = next(i for i, s in enumerate(deal.waterfall) if isinstance(s, PrincipalStep))
-
     for t in range(n_months):
-        alive = ~ended
-        s = np.where(alive, scale, 0.0)
-        b_int, b_sched, b_prepay, b_def, b_rec, b_bop, b_eop = bought[:, t]
-        interest = s * (interest_src[t] + b_int)
-        principal_coll = s * (sched_src[t] + prepay_src[t] + b_sched + b_prepay)
-        recovery = s * (recovery_src[t] + b_rec)
-        defaults = s * (default_src[t] + b_def)
-        coll_bop = s * (bop_src[t] + b_bop)
-        collat = s * (eop_src[t] + b_eop)
-        collections = interest + principal_coll + recovery
         last = t == n_months - 1
+        alive = ~ended
+        # 1. pool cash; 2. triggers; 3. revolving; 4. clean-up call (module doc)
+        cash = pool.month(t, alive)
+        collat = cash.balance_eop
+        balance_bop = balance.copy()
+        cnl, delinquency = pool.cnl(), pool.delinquency(t, cash)
+        trig = triggers.test(t, cnl=cnl, delinquency=delinquency, collateral=collat,
+                             balance_bop=balance_bop, alive=alive)
+        revolving = ((t < deal.revolving_months) & (not last) & ~triggers.revolving_ended & alive
+                     & (collat > POOL_RUNOFF * init))
+        call = clean_up_call(deal.clean_up_call, collat, init, alive=alive, revolving=revolving)
+        call_proceeds = np.where(call, collat, 0.0)
+        collat_after = np.where(call, 0.0, collat)
+        final = call | last
+        # 5. what is due, the available funds and the priority of payments; 6. write-downs
+        all_due, pro_rata = principal_modes(deal.principal_mode, final=final,
+                                            sequential=trig.sequential, turbo=trig.turbo)
+        principal_due, purchase_due = distribute_principal(
+            balance_bop, collat_after, oc_target(deal.overcollateralisation, collat, init),
+            all_due=all_due, pro_rata=pro_rata, revolving=revolving)
+        outstanding = (balance_bop.sum(axis=0) + writedown_outstanding.sum(axis=0)) > 0
+        m = MonthState(
+            balance_bop=balance_bop, pool_bop=cash.balance_bop, collateral=collat_after,
+            live=outstanding & alive, final=final, trap=trig.trap_cash,
+            principal_due=principal_due, purchase_due=purchase_due,
+            reserve_target=reserve_target(deal.reserve, cash.balance_bop, init, final),
+            available=cash.collections + call_proceeds + reserve,
+            balance=balance, interest_shortfall=interest_shortfall,
+            writedown_outstanding=writedown_outstanding, fee_shortfall=fee_shortfall)
+        for k, step in enumerate(deal.waterfall):
+            pay_step(step, k, terms, m)
+        write_down(m)
+        # the loans bought this month perform from next month on
+        pool.add_purchases(t, m.purchases, collat)
+        ended |= call
+        tape.write(t, m, cash, reserve_bop=reserve, call_proceeds=call_proceeds,
+                   revolving=revolving, cnl=cnl, delinquency=delinquency, triggers=trig)
+        reserve = m.reserve
+    return tape.result(deal, terms.amounts)
 
-        cum_def += defaults
-        cum_rec += recovery
-        bal_bop = bal.copy()
-        notes_bop = bal_bop.sum(axis=0)
 
-        # ---- triggers (tested on this month's data, before payments)
-        cnl = (cum_def - cum_rec) / init
-        future = ((default_src[t + 1 : t + 3] + bought[3, t + 1 : t + 3]).sum(axis=0)
-                  if t + 1 < n_months else 0.0)
+@dataclass(frozen=True, slots=True)
+class PoolMonth:
+    """The pool cash the deal holds in one month (per path, CNY)."""
+
+    scale: np.ndarray  # s: multiple of the simulated pool held (0 once called)
+    interest: np.ndarray
+    principal: np.ndarray  # scheduled principal + prepayments
+    recovery: np.ndarray
+    default: np.ndarray
+    balance_bop: np.ndarray
+    balance_eop: np.ndarray  # the collateral C
+    collections: np.ndarray  # interest + principal + recovery
+
+
+class HeldPool:
+    """The collateral the deal holds (module doc, steps 1 and 3): the simulated pool times the
+    scale ``s``, plus the flows of the loans bought while revolving, month-major
+    ((7 flows, n_months, n_paths), in the order of ``FLOWS``); and its cumulative net loss."""
+
+    def __init__(self, deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None) -> None:
+        n_paths, n_pool = paths.n_paths, paths.n_months
+        if replenishment is not None:
+            if replenishment.n_paths != n_paths:
+                raise DealError(must_be("replenishment", f"a profile with the run's {n_paths} paths",
+                                        f"{replenishment.n_paths} paths", deal.source))
+            if not replenishment.initial_balance > 0:
+                raise DealError(must_be("replenishment.initial_balance", "> 0",
+                                        replenishment.initial_balance, deal.source))
+        self.initial_balance = float(paths.initial_balance)
+        self.use_profile = replenishment is not None and deal.revolving_months > 0
+        self.n_profile = replenishment.n_months if (self.use_profile and replenishment is not None) else 0
+        self.n_months = (max(n_pool, deal.revolving_months + self.n_profile) if self.use_profile
+                         else n_pool)
+        # the simulated pool, zero-padded to the horizon
+        self.simulated = np.zeros((len(FLOWS), self.n_months, n_paths))
+        for i, name in enumerate(FLOWS):
+            self.simulated[i, :n_pool] = np.asarray(getattr(paths, name), dtype=np.float64).T
+        # loans bought while revolving: their flows by month, added as purchases happen
+        self.bought = np.zeros((len(FLOWS), self.n_months + 1, n_paths))
+        self.profile = np.zeros((len(FLOWS), 0, n_paths))  # per unit of the profile's balance
+        if self.use_profile and replenishment is not None:
+            unit = 1.0 / float(replenishment.initial_balance)
+            self.profile = np.stack([np.asarray(getattr(replenishment, name), dtype=np.float64).T
+                                     * unit for name in FLOWS])
+        self.scale = np.ones(n_paths)  # the scaling approximation's s
+        self.cumulative_default = np.zeros(n_paths)
+        self.cumulative_recovery = np.zeros(n_paths)
+
+    def month(self, t: int, alive: np.ndarray) -> PoolMonth:
+        """Month ``t``'s cash (nothing once called); adds to the cumulative defaults and
+        recoveries."""
+        s = np.where(alive, self.scale, 0.0)
+        interest, sched, prepay, default, recovery, bop, eop = self.simulated[:, t]
+        b_int, b_sched, b_prepay, b_def, b_rec, b_bop, b_eop = self.bought[:, t]
+        interest = s * (interest + b_int)
+        principal = s * (sched + prepay + b_sched + b_prepay)
+        recovery = s * (recovery + b_rec)
+        default = s * (default + b_def)
+        self.cumulative_default += default
+        self.cumulative_recovery += recovery
+        return PoolMonth(scale=s, interest=interest, principal=principal, recovery=recovery,
+                         default=default, balance_bop=s * (bop + b_bop), balance_eop=s * (eop + b_eop),
+                         collections=interest + principal + recovery)
+
+    def cnl(self) -> np.ndarray:
+        """Cumulative net loss: (cumulative defaults − recoveries) / initial pool balance."""
+        return (self.cumulative_default - self.cumulative_recovery) / self.initial_balance
+
+    def delinquency(self, t: int, cash: PoolMonth) -> np.ndarray:
+        """30+ DPD balance / C at month ``t`` (module doc, step 2): the defaults of months t+1
+        and t+2 of the loans held. (In the second-to-last month the slice of the simulated pool
+        has one row and that of the bought loans two, so the simulated pool's last-month
+        defaults count twice; kept as is: every number unchanged.)"""
+        ahead = slice(t + 1, t + 3)
+        future = ((self.simulated[3, ahead] + self.bought[3, ahead]).sum(axis=0)
+                  if t + 1 < self.n_months else 0.0)
+        collat = cash.balance_eop
         with np.errstate(divide="ignore", invalid="ignore"):
-            delinquency = np.where(collat > 0, s * future / np.where(collat > 0, collat, 1.0), 0.0)
-        out_metric["cnl"][t] = cnl
-        out_metric["delinquency"][t] = delinquency
-        seq_force = np.zeros(n_paths, dtype=bool)
-        turbo_force = np.zeros(n_paths, dtype=bool)
-        trap = np.zeros(n_paths, dtype=bool)
-        for trig in deal.triggers:
+            return np.where(collat > 0, cash.scale * future / np.where(collat > 0, collat, 1.0), 0.0)
+
+    def add_purchases(self, t: int, purchases: np.ndarray, collateral: np.ndarray) -> None:
+        """New loans bought in month ``t`` (at par): with a profile, its flows per unit times the
+        purchase from month t+1 on; without one, the pool's scale grows by purchase / C."""
+        if self.use_profile:
+            k = min(self.n_profile, self.n_months - t - 1)
+            if k > 0 and purchases.any():
+                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * self.profile[:, :k]
+        else:  # the scaling approximation: they perform like the pool
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grow = np.where(purchases > 0,
+                                purchases / np.where(collateral > 0, collateral, 1.0), 0.0)
+            self.scale = self.scale * (1.0 + grow)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerMonth:
+    """The triggers of one month, per path: each one's test and state, and their effects."""
+
+    breached: dict[str, np.ndarray]  # bool: the test failed this month
+    in_force: dict[str, np.ndarray]  # bool: breached (curable) or breached once (not curable)
+    oc: np.ndarray | None  # the last OC trigger's ratio (NaN without notes); None without one
+    sequential: np.ndarray  # bool: principal allocated sequentially
+    turbo: np.ndarray  # bool: all notes due as principal
+    trap_cash: np.ndarray  # bool: the residual is kept in the reserve
+
+
+class Triggers:
+    """The deal's triggers and what they carry from month to month: the latch of each trigger
+    (breached once) and the end of the revolving period (module doc, step 2)."""
+
+    def __init__(self, deal: Deal, n_paths: int) -> None:
+        self.triggers = deal.triggers
+        index = {n: i for i, n in enumerate(deal.tranche_names)}
+        self.oc_notes = {t.name: np.array([index[n] for n in (t.tranches or deal.tranche_names)])
+                         for t in deal.triggers}
+        self.latched = {t.name: np.zeros(n_paths, dtype=bool) for t in deal.triggers}
+        self.revolving_ended = np.zeros(n_paths, dtype=bool)
+        self.n_paths = n_paths
+
+    def test(self, t: int, *, cnl: np.ndarray, delinquency: np.ndarray, collateral: np.ndarray,
+             balance_bop: np.ndarray, alive: np.ndarray) -> TriggerMonth:
+        """Test every trigger on month ``t``'s data, before any payment."""
+        breached: dict[str, np.ndarray] = {}
+        in_force: dict[str, np.ndarray] = {}
+        oc = None
+        sequential = np.zeros(self.n_paths, dtype=bool)
+        turbo = np.zeros(self.n_paths, dtype=bool)
+        trap = np.zeros(self.n_paths, dtype=bool)
+        for trig in self.triggers:
             level = trig.level_at(t + 1)
             if trig.metric is Metric.CNL:
                 breach = cnl > level
             elif trig.metric is Metric.DELINQUENCY:
                 breach = delinquency > level
             else:
-                notes = bal_bop[oc_trigger_sets[trig.name]].sum(axis=0)
+                notes = balance_bop[self.oc_notes[trig.name]].sum(axis=0)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = np.where(notes > 0, collat / np.where(notes > 0, notes, 1.0), np.inf)
-                out_metric["oc"][t] = np.where(np.isfinite(ratio), ratio, np.nan)
+                    ratio = np.where(notes > 0, collateral / np.where(notes > 0, notes, 1.0), np.inf)
+                oc = np.where(np.isfinite(ratio), ratio, np.nan)
                 breach = ratio < level
             breach &= alive
-            latched[trig.name] |= breach
-            state = breach if trig.curable else latched[trig.name]
-            out_breach[trig.name][t] = breach
-            out_trig[trig.name][t] = state
+            self.latched[trig.name] |= breach
+            state = breach if trig.curable else self.latched[trig.name]
+            breached[trig.name] = breach
+            in_force[trig.name] = state.copy()
             if trig.effect is Effect.SEQUENTIAL:
-                seq_force |= state
+                sequential |= state
             elif trig.effect is Effect.TURBO:
-                turbo_force |= state
-                rev_ended |= state
+                turbo |= state
+                self.revolving_ended |= state
             elif trig.effect is Effect.END_REVOLVING:
-                rev_ended |= state
+                self.revolving_ended |= state
             else:
                 trap |= state
+        return TriggerMonth(breached=breached, in_force=in_force, oc=oc, sequential=sequential,
+                            turbo=turbo, trap_cash=trap)
 
-        revolving = ((t < deal.revolving_months) & (not last) & ~rev_ended & alive
-                     & (collat > POOL_RUNOFF * init))
-        if deal.clean_up_call is not None:
-            call = alive & ~revolving & (collat > 0) & (collat < deal.clean_up_call * init)
-        else:
-            call = np.zeros(n_paths, dtype=bool)
-        call_proceeds = np.where(call, collat, 0.0)
-        collat_after = np.where(call, 0.0, collat)
-        final = call | last
 
-        # ---- principal distribution amount and its allocation
-        if oc is not None:
-            basis = collat if oc.basis is Basis.CURRENT else init
-            oc_target = np.maximum(oc.target * basis, oc.floor * init)
-        else:
-            oc_target = 0.0
-        notes_target = np.maximum(collat_after - oc_target, 0.0)
-        pda = np.maximum(notes_bop - notes_target, 0.0)
-        all_due = final | turbo_force | base_turbo
-        pda = np.where(all_due, notes_bop, pda)
-        purchase_due = np.where(revolving, pda, 0.0)
-        pda = np.where(revolving, 0.0, pda)
-        above = np.cumsum(bal_bop, axis=0) - bal_bop
-        alloc_seq = np.clip(pda[None, :] - above, 0.0, bal_bop)
-        if base_pro_rata:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = np.where(notes_bop > 0, bal_bop / np.where(notes_bop > 0, notes_bop, 1.0), 0.0)
-            alloc_pr = np.minimum(pda[None, :] * share, bal_bop)
-            use_seq = seq_force | turbo_force | final
-            alloc = np.where(use_seq[None, :], alloc_seq, alloc_pr)
-        else:
-            alloc = alloc_seq
+class Tape:
+    """What the run records, one row per month (month-major while running); ``result`` turns
+    it into the ``WaterfallResult`` (path-major)."""
 
-        # ---- reserve target
-        if res is not None:
-            rbasis = init if res.basis is Basis.INITIAL else coll_bop
-            r_target = np.maximum(res.target * rbasis, res.floor * init)
-            r_target = np.where(final, 0.0, r_target)
-        reserve_bop = reserve.copy()
+    def __init__(self, deal: Deal, n_months: int, n_paths: int) -> None:
+        shape3 = (n_months, len(deal.tranches), n_paths)
+        shape2 = (n_months, n_paths)
+        self.n_months = n_months
+        self.tranche = {k: np.zeros(shape3) for k in (
+            "interest_due", "interest_paid", "interest_shortfall", "principal_paid", "reimbursed",
+            "balance", "writedown", "writedown_outstanding")}
+        self.pool = {k: np.zeros(shape2) for k in (
+            "reserve_bop", "reserve", "residual", "collections", "call_proceeds", "purchases",
+            "collateral", "pool_scale")}
+        self.revolving = np.zeros(shape2, dtype=bool)
+        self.fees_due = {f.name: np.zeros(shape2) for f in deal.fees}
+        self.fees_paid = {f.name: np.zeros(shape2) for f in deal.fees}
+        self.triggers = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
+        self.breached = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
+        self.metrics = {m.value: np.zeros(shape2) for m in Metric}
 
-        # ---- the priority of payments
-        avail = collections + call_proceeds + reserve_bop
-        outstanding = (notes_bop + wd_out.sum(axis=0)) > 0
-        int_paid = np.zeros((nt, n_paths))
-        int_due = np.zeros((nt, n_paths))
-        prin_paid = np.zeros((nt, n_paths))
-        reimb = np.zeros((nt, n_paths))
-        purchases = np.zeros(n_paths)
-        new_reserve = np.zeros(n_paths)
-        residual = np.zeros(n_paths)
-        for k, step in enumerate(deal.waterfall):
-            if isinstance(step, FeeStep):
-                fee = next(f for f in deal.fees if f.name == step.fee)
-                if fee.kind is FeeKind.SERVICER:
-                    accrued = fee.rate / 12.0 * coll_bop
-                else:
-                    accrued = np.where(outstanding & alive, fee.amount, 0.0)
-                due = accrued + fee_short[fee.name]
-                pay = np.minimum(due, avail)
-                avail = avail - pay
-                fee_short[fee.name] = due - pay
-                out_fee_due[fee.name][t] = due
-                out_fee_paid[fee.name][t] = pay
-            elif isinstance(step, InterestStep):
-                j = idx[step.tranche]
-                due = coupons[j] * bal_bop[j] + int_short[j]
-                pay = np.minimum(due, avail)
-                avail = avail - pay
-                int_due[j] = due
-                int_paid[j] = pay
-                int_short[j] = due - pay
-            elif isinstance(step, PrincipalStep):
-                if k == first_principal and deal.revolving_months > 0:
-                    purchases = np.minimum(purchase_due, avail)
-                    avail = avail - purchases
-                for name in step.tranches:
-                    j = idx[name]
-                    pay = np.minimum(alloc[j], avail)
-                    avail = avail - pay
-                    prin_paid[j] = pay
-                    bal[j] = bal[j] - pay
-            elif isinstance(step, ReserveStep):
-                new_reserve = np.minimum(r_target, avail)
-                avail = avail - new_reserve
-            elif isinstance(step, ReimburseStep):
-                for name in step.tranches:
-                    j = idx[name]
-                    pay = np.minimum(wd_out[j], avail)
-                    avail = avail - pay
-                    reimb[j] = pay
-                    wd_out[j] = wd_out[j] - pay
-            elif isinstance(step, ResidualStep):
-                kept = trap & ~final
-                new_reserve = new_reserve + np.where(kept, avail, 0.0)
-                residual = np.where(kept, 0.0, avail)
-                avail = np.zeros(n_paths)
-        reserve = new_reserve
+    def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
+              call_proceeds: np.ndarray, revolving: np.ndarray, cnl: np.ndarray,
+              delinquency: np.ndarray, triggers: TriggerMonth) -> None:
+        tr = self.tranche
+        tr["interest_due"][t] = m.interest_due
+        tr["interest_paid"][t] = m.interest_paid
+        tr["interest_shortfall"][t] = m.interest_shortfall
+        tr["principal_paid"][t] = m.principal_paid
+        tr["reimbursed"][t] = m.reimbursed
+        tr["balance"][t] = m.balance
+        tr["writedown"][t] = m.writedown
+        tr["writedown_outstanding"][t] = m.writedown_outstanding
+        pool = self.pool
+        pool["reserve_bop"][t] = reserve_bop
+        pool["reserve"][t] = m.reserve
+        pool["residual"][t] = m.residual
+        pool["collections"][t] = cash.collections
+        pool["call_proceeds"][t] = call_proceeds
+        pool["purchases"][t] = m.purchases
+        pool["collateral"][t] = m.collateral_end
+        pool["pool_scale"][t] = cash.scale
+        self.revolving[t] = revolving
+        for name, due in m.fees_due.items():
+            self.fees_due[name][t] = due
+        for name, paid in m.fees_paid.items():
+            self.fees_paid[name][t] = paid
+        for name, state in triggers.in_force.items():
+            self.triggers[name][t] = state
+        for name, breach in triggers.breached.items():
+            self.breached[name][t] = breach
+        self.metrics["cnl"][t] = cnl
+        self.metrics["delinquency"][t] = delinquency
+        if triggers.oc is not None:
+            self.metrics["oc"][t] = triggers.oc
 
-        # ---- write-downs, bottom-up, against the collateral after purchases
-        collat_end = np.where(final, 0.0, collat_after + purchases)
-        deficiency = np.maximum(bal.sum(axis=0) - collat_end, 0.0)
-        wd = np.zeros((nt, n_paths))
-        for j in range(nt - 1, -1, -1):
-            cut = np.minimum(bal[j], deficiency)
-            wd[j] = cut
-            bal[j] = bal[j] - cut
-            deficiency = deficiency - cut
-        wd_out += wd
+    def result(self, deal: Deal, amounts: np.ndarray) -> WaterfallResult:
+        def t3(a: np.ndarray) -> np.ndarray:  # (n_months, nt, n_paths) -> (nt, n_paths, n_months)
+            return np.ascontiguousarray(a.transpose(1, 2, 0))
 
-        # ---- revolving: the purchased loans' flows from next month on
-        out_scale[t] = s
-        if use_profile:
-            k = min(n_prof, n_months - t - 1)
-            if k > 0 and purchases.any():
-                bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * profile[:, :k]
-        else:  # the scaling approximation: they perform like the pool
-            with np.errstate(divide="ignore", invalid="ignore"):
-                grow = np.where(purchases > 0, purchases / np.where(collat > 0, collat, 1.0), 0.0)
-            scale = scale * (1.0 + grow)
-        ended |= call
+        def t2(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths) -> (n_paths, n_months)
+            return np.ascontiguousarray(a.T)
 
-        out_int_due[t] = int_due
-        out_int_paid[t] = int_paid
-        out_int_short[t] = int_short
-        out_prin[t] = prin_paid
-        out_reimb[t] = reimb
-        out_bal[t] = bal
-        out_wd[t] = wd
-        out_wd_out[t] = wd_out
-        out_res_bop[t] = reserve_bop
-        out_res[t] = reserve
-        out_residual[t] = residual
-        out_coll[t] = collections
-        out_call[t] = call_proceeds
-        out_purch[t] = purchases
-        out_collat[t] = collat_end
-        out_rev[t] = revolving
-
-    def t3(a: np.ndarray) -> np.ndarray:  # (n_months, nt, n_paths) -> (nt, n_paths, n_months)
-        return np.ascontiguousarray(a.transpose(1, 2, 0))
-
-    def t2(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths) -> (n_paths, n_months)
-        return np.ascontiguousarray(a.T)
-
-    return WaterfallResult(
-        tranche_names=names,
-        original_balance=amounts,
-        dates=tuple(payment_dates(deal, n_months)),
-        interest_due=t3(out_int_due),
-        interest_paid=t3(out_int_paid),
-        interest_shortfall=t3(out_int_short),
-        principal_paid=t3(out_prin),
-        reimbursed=t3(out_reimb),
-        balance=t3(out_bal),
-        writedown=t3(out_wd),
-        writedown_outstanding=t3(out_wd_out),
-        reserve_bop=t2(out_res_bop),
-        reserve=t2(out_res),
-        fees_due={k: t2(v) for k, v in out_fee_due.items()},
-        fees_paid={k: t2(v) for k, v in out_fee_paid.items()},
-        triggers={k: t2(v) for k, v in out_trig.items()},
-        breached={k: t2(v) for k, v in out_breach.items()},
-        residual=t2(out_residual),
-        collections=t2(out_coll),
-        call_proceeds=t2(out_call),
-        purchases=t2(out_purch),
-        collateral=t2(out_collat),
-        revolving=t2(out_rev),
-        pool_scale=t2(out_scale),
-        metrics={k: t2(v) for k, v in out_metric.items()},
-    )
+        tr, pool = self.tranche, self.pool
+        return WaterfallResult(
+            tranche_names=deal.tranche_names,
+            original_balance=amounts,
+            dates=tuple(payment_dates(deal, self.n_months)),
+            interest_due=t3(tr["interest_due"]),
+            interest_paid=t3(tr["interest_paid"]),
+            interest_shortfall=t3(tr["interest_shortfall"]),
+            principal_paid=t3(tr["principal_paid"]),
+            reimbursed=t3(tr["reimbursed"]),
+            balance=t3(tr["balance"]),
+            writedown=t3(tr["writedown"]),
+            writedown_outstanding=t3(tr["writedown_outstanding"]),
+            reserve_bop=t2(pool["reserve_bop"]),
+            reserve=t2(pool["reserve"]),
+            fees_due={k: t2(v) for k, v in self.fees_due.items()},
+            fees_paid={k: t2(v) for k, v in self.fees_paid.items()},
+            triggers={k: t2(v) for k, v in self.triggers.items()},
+            breached={k: t2(v) for k, v in self.breached.items()},
+            residual=t2(pool["residual"]),
+            collections=t2(pool["collections"]),
+            call_proceeds=t2(pool["call_proceeds"]),
+            purchases=t2(pool["purchases"]),
+            collateral=t2(pool["collateral"]),
+            revolving=t2(self.revolving),
+            pool_scale=t2(pool["pool_scale"]),
+            metrics={k: t2(v) for k, v in self.metrics.items()},
+        )

@@ -1,0 +1,223 @@
+"""Fingerprint of the waterfall's numbers: a sha256 of every ``WaterfallResult`` array for the
+two example deals and for many seeded random structures, so that a change meant to leave every
+number alone (a reshaping of ``tranching/waterfall.py``) can be checked bit for bit.
+
+Cases (every option of the deal format appears in some random structure):
+
+- the CN and US example deals on 3,000 synthetic paths (base and stressed defaults), the CN
+  deal also with a replenishment profile (revolving purchases with their own schedule);
+- ``N_RANDOM`` random deals (seeded): 2–4 tranches, each principal mode, servicer and fixed
+  fees, reserves of every basis and funding, OC targets, revolving periods with and without a
+  profile, clean-up calls, CNL / OC / delinquency triggers with every effect, curable or not,
+  level or step schedule, and priorities of payments in varied but valid orders (interest and
+  principal interleaved, split principal steps, reserve before or after principal, a partial
+  reimburse step, zero-coupon tranches with or without an interest step).
+
+    python benchmarks/waterfall_fingerprint.py                 # print the fingerprint
+    python benchmarks/waterfall_fingerprint.py --record FILE   # write it
+    python benchmarks/waterfall_fingerprint.py --check FILE    # compare; exit 1 on a change
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from b1_fingerprint import digest  # noqa: E402
+
+from portfolio.montecarlo.paths import PoolPaths  # noqa: E402
+from tranching.deal import deal_from_dict, load_deal  # noqa: E402
+from tranching.waterfall import run_waterfall  # noqa: E402
+
+N_RANDOM = 160
+
+
+def pool(n_paths: int, n_months: int, seed: int, *, pd: float = 0.004, rho: float = 0.15,
+         term: int = 24, smm: float = 0.02, recovery_rate: float = 0.3, lag: int = 3,
+         apr: float = 0.18, initial: float = 1e8) -> PoolPaths:
+    """A level-annuity pool with a one-factor Gaussian monthly default rate per path."""
+    rng = np.random.default_rng(seed)
+    p = ndtr((ndtri(pd) - np.sqrt(rho) * rng.standard_normal((n_paths, n_months)))
+             / np.sqrt(1 - rho))
+    r = apr / 12
+    arr = {k: np.zeros((n_paths, n_months)) for k in
+           ("bop", "interest", "sched", "prepay", "default", "eop", "recovery")}
+    bal = np.full(n_paths, initial)
+    for t in range(n_months):
+        arr["bop"][:, t] = bal
+        arr["default"][:, t] = p[:, t] * bal
+        perf = bal - arr["default"][:, t]
+        arr["interest"][:, t] = r * perf
+        n_left = term - t
+        arr["sched"][:, t] = perf if n_left <= 1 else perf * r / (1 - (1 + r) ** -n_left) - r * perf
+        arr["prepay"][:, t] = smm * (perf - arr["sched"][:, t])
+        bal = perf - arr["sched"][:, t] - arr["prepay"][:, t]
+        arr["eop"][:, t] = bal
+    if lag < n_months:
+        arr["recovery"][:, lag:] = recovery_rate * arr["default"][:, : n_months - lag]
+    dates = np.datetime64("2026-02-28") + np.arange(n_months) * np.timedelta64(30, "D")
+    return PoolPaths(dates=dates, balance_bop=arr["bop"], interest=arr["interest"],
+                     scheduled_principal=arr["sched"], prepayment=arr["prepay"],
+                     default=arr["default"], recovery=arr["recovery"], balance_eop=arr["eop"],
+                     initial_balance=initial)
+
+
+def random_deal(rng: np.random.Generator) -> dict[str, Any]:
+    """A valid random deal (as parsed TOML)."""
+    def coin(p: float = 0.5) -> bool:
+        return bool(rng.random() < p)
+
+    n = int(rng.integers(2, 5))
+    oc0 = float(rng.choice([0.0, 0.0, 0.05, 0.1]))
+    w = rng.uniform(0.05, 1.0, n)
+    shares = [float(x) for x in w / w.sum() * (1 - oc0)]
+    shares[-1] = 1 - oc0 - sum(shares[:-1])
+    tranches: list[dict[str, Any]] = []
+    for i, s in enumerate(shares):
+        t: dict[str, Any] = {"name": f"T{i}", "size": s, "holder": "investors"}
+        if i < n - 1 or coin():
+            t["coupon"] = float(rng.choice([0.0, rng.uniform(0.0, 0.15)], p=[0.15, 0.85]))
+        tranches.append(t)
+    fees = []
+    if coin(0.7):
+        fees.append({"name": "servicer", "kind": "servicer", "rate": float(rng.uniform(0, 0.03))})
+    if coin(0.6):
+        fees.append({"name": "trustee", "kind": "fixed", "amount": float(rng.uniform(0, 3e5))})
+    d: dict[str, Any] = {
+        "deal": {"name": "random", "closing_date": dt.date(2026, 1, 15),
+                 "first_payment_date": dt.date(2026, 2, 15),
+                 "principal_mode": str(rng.choice(["sequential", "pro_rata", "turbo"])),
+                 "initial_oc": oc0},
+        "tranches": tranches, "fees": fees,
+    }
+    if coin(0.4):
+        d["deal"]["clean_up_call"] = float(rng.uniform(0.0, 0.3))
+    has_reserve = coin(0.6)
+    if has_reserve:
+        d["reserve"] = {"target": float(rng.uniform(0, 0.05)),
+                        "basis": str(rng.choice(["initial", "current"])),
+                        "floor": float(rng.uniform(0, 0.01)),
+                        "funding": str(rng.choice(["closing", "excess_spread"]))}
+    if coin(0.5):
+        d["overcollateralisation"] = {"target": float(rng.uniform(0, 0.3)),
+                                      "basis": str(rng.choice(["initial", "current"])),
+                                      "floor": float(rng.uniform(0, 0.02))}
+    revolving = int(rng.integers(0, 13)) if coin(0.5) else 0
+    if revolving:
+        d["revolving"] = {"months": revolving}
+    effects = ["sequential", "turbo"] + (["trap_cash"] if has_reserve else []) + (
+        ["end_revolving"] if revolving else [])
+    triggers = []
+    for k in range(int(rng.integers(0, 4))):
+        metric = str(rng.choice(["cnl", "oc", "delinquency"]))
+        lo, hi = (0.8, 1.3) if metric == "oc" else (0.0, 0.12)
+        trig: dict[str, Any] = {"name": f"g{k}", "metric": metric, "curable": coin(),
+                                "effect": str(rng.choice(effects))}
+        if coin():
+            trig["level"] = float(rng.uniform(lo, hi))
+        else:
+            trig["schedule"] = [[1, float(rng.uniform(lo, hi))], [int(rng.integers(2, 12)),
+                                                                  float(rng.uniform(lo, hi))]]
+        if metric == "oc" and coin():
+            trig["tranches"] = [t["name"] for t in tranches[: int(rng.integers(1, n + 1))]]
+        triggers.append(trig)
+    d["triggers"] = triggers
+    d["waterfall"] = random_priority(rng, tranches, fees, has_reserve)
+    return d
+
+
+def random_priority(rng: np.random.Generator, tranches: list[dict[str, Any]],
+                    fees: list[dict[str, Any]], has_reserve: bool) -> list[dict[str, Any]]:
+    """Fees, then interest and principal in groups (interest of a group before its principal),
+    the reserve and a reimburse step at random places, the residual last."""
+    names = [t["name"] for t in tranches]
+    n = len(names)
+    cuts = sorted(set(int(c) for c in rng.integers(1, n, int(rng.integers(0, n)))))
+    groups = [names[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+    interleave = bool(rng.random() < 0.4)
+    steps: list[dict[str, Any]] = [{"step": "fee", "fee": f["name"]} for f in fees]
+    rng.shuffle(steps)  # type: ignore[arg-type]
+
+    def interest(group: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for t in tranches:
+            if t["name"] in group and (t.get("coupon", 0) > 0 or ("coupon" in t and rng.random() < 0.5)):
+                out.append({"step": "interest", "tranche": t["name"]})
+        return out
+
+    body: list[dict[str, Any]] = []
+    if interleave:
+        for g in groups:
+            body += interest(g) + [{"step": "principal", "tranches": g}]
+    else:
+        body += interest(names) + [{"step": "principal", "tranches": g} for g in groups]
+    if has_reserve:
+        body.insert(int(rng.integers(0, len(body) + 1)), {"step": "reserve"})
+    if rng.random() < 0.7:
+        reimb: dict[str, Any] = {"step": "reimburse"}
+        if rng.random() < 0.4:
+            reimb["tranches"] = names[int(rng.integers(0, n)):]
+        body.insert(int(rng.integers(0, len(body) + 1)), reimb)
+    return steps + body + [{"step": "residual"}]
+
+
+def fingerprint() -> dict[str, str]:
+    out: dict[str, str] = {}
+    base = pool(3000, 30, 2026)
+    stressed = pool(3000, 30, 2027, pd=0.02, rho=0.3)
+    profile = pool(3000, 18, 99, term=12, initial=1e6)
+    for label, file in (("cn", "deal_cn_consumer.toml"), ("us", "deal_us_consumer.toml")):
+        deal = load_deal(ROOT / "examples" / file)
+        out[f"{label}/base"] = digest(run_waterfall(deal, base))
+        out[f"{label}/stressed"] = digest(run_waterfall(deal, stressed))
+        out[f"{label}/base+profile"] = digest(run_waterfall(deal, base, replenishment=profile))
+        out[f"{label}/stressed+profile"] = digest(run_waterfall(deal, stressed, replenishment=profile))
+    rng = np.random.default_rng(20260115)
+    for k in range(N_RANDOM):
+        d = random_deal(rng)
+        deal = deal_from_dict(d)
+        n_months = int(rng.integers(3, 37))
+        paths = pool(200, n_months, 1000 + k, pd=float(rng.uniform(0.0005, 0.06)),
+                     rho=float(rng.uniform(0.0, 0.5)), term=int(rng.integers(1, 37)),
+                     smm=float(rng.uniform(0, 0.1)), recovery_rate=float(rng.uniform(0, 0.9)),
+                     lag=int(rng.integers(0, 7)), apr=float(rng.uniform(0, 0.36)))
+        prof = None
+        if deal.revolving_months and rng.random() < 0.5:
+            prof = pool(200, int(rng.integers(1, 25)), 5000 + k, term=int(rng.integers(1, 25)),
+                        initial=float(rng.uniform(1, 1e6)))
+        out[f"random/{k:03d}"] = digest(run_waterfall(deal, paths, replenishment=prof))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--record", type=Path)
+    ap.add_argument("--check", type=Path)
+    args = ap.parse_args()
+    got = fingerprint()
+    if args.record:
+        args.record.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    if args.check:
+        want = json.loads(args.check.read_text())
+        diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        print(f"{len(got)} cases, {len(diff)} differ" + (": " + ", ".join(diff) if diff else ""))
+        return 1 if diff else 0
+    if not args.record:
+        print(json.dumps(got, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
