@@ -16,7 +16,8 @@ from partners.allocation import Mode, Objective
 from partners.records import AllocationInputs, AllocationRequest
 from portfolio.errors import ValidationError
 
-_text = st.text(min_size=1, max_size=20)
+# the record's strings are non-blank and stored stripped (portfolio.validation.Str(nonempty=True))
+_text = st.text(min_size=1, max_size=20).filter(lambda s: s.strip() == s and s != "")
 
 
 @st.composite
