@@ -46,7 +46,6 @@ bounds, unknown keys refused; errors are ``PartnerFileError`` naming the field p
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +79,8 @@ from portfolio.validation import (
 )
 
 __all__ = ["PLATFORM_ID", "BankScope", "Concentration", "Eligibility", "ExpectedLossTable",
-           "Partner", "PartnerKind", "Platform", "Registry", "Regulatory", "as_of_date",
-           "load_registry", "parse_registry"]
+           "Partner", "PartnerKind", "Platform", "Registry", "Regulatory", "load_registry",
+           "parse_registry"]
 
 @dataclass(frozen=True, slots=True)
 class Registry:
@@ -279,8 +278,3 @@ def load_registry(path: str | Path) -> Registry:
     """Read and validate a ``partners.toml``."""
     return parse_registry(read_toml(path, "partners file", PartnerFileError), str(path))
 
-
-def as_of_date(value: dt.date | str | None) -> dt.date:
-    if value is None:
-        return dt.date.today()
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

@@ -1,4 +1,4 @@
-"""Regulatory rules R1–R9 (DOMAIN §5) as data: id, parameters, effective date, source, check.
+"""Regulatory rules R1–R9 (docs/model.md §13) as data: id, parameters, effective date, source, check.
 
 A rule is a frozen value (:class:`Rule`); its parameters can be overridden per deployment in
 ``partners.toml`` (``[rules.R9] apr_cap = 0.24``) and a rule only applies from its

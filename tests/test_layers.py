@@ -1,4 +1,4 @@
-"""DESIGN §2: the packages are layers and no import goes upward — not even a lazy one inside
+"""docs/architecture.md §1: the packages are layers and no import goes upward — not even a lazy one inside
 a function. Checked by reading every module's imports."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_no_import_goes_up_the_portfolio_floors(floor: str) -> None:
 
 
 def test_sql_lives_in_the_store_modules() -> None:
-    # STYLE.md: SQL only in portfolio/store/ — no other module calls a DuckDB connection's
+    # SQL only in portfolio/store/ — no other module calls a DuckDB connection's
     # execute/sql.
     offenders = []
     for layer in LAYERS:

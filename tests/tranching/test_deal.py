@@ -78,7 +78,7 @@ def test_examples_load(path: str) -> None:
 def test_us_example_cnl_schedule_steps_up() -> None:
     deal = load_deal(ROOT / "examples/deal_us_consumer.toml")
     trig = deal.triggers[0]
-    # DOMAIN §4 (SoFi 2019-2): 3.0% -> 5.0% -> 7.0% of the initial pool
+    # examples/deal_us_consumer.toml (the SoFi 2019-2 schedule): 3.0% -> 5.0% -> 7.0% of the pool
     assert [trig.level_at(m) for m in (1, 12, 13, 24, 25, 40)] == [0.03, 0.03, 0.05, 0.05, 0.07, 0.07]
 
 
