@@ -71,11 +71,13 @@ from portfolio.validation import (
     Field,
     Interval,
     ListOf,
+    Options,
     Str,
     StrOptions,
     Table,
     read_toml,
     validate,
+    verbatim,
 )
 
 __all__ = ["PLATFORM_ID", "BankScope", "Concentration", "Eligibility", "ExpectedLossTable",
@@ -128,28 +130,13 @@ _CNY = Interval(float, 0, None, unit="a finite amount in CNY")
 _POSITIVE_CNY = Interval(float, 0, None, closed="right", unit="a finite amount in CNY")
 _SHARE = Interval(float, 0, 1, closed="right", unit="a share")
 _REPAYMENT_TYPES = "one of " + ", ".join(f"{t.value} ({t.label})" for t in RepaymentType)
-
-
-class _Nothing:
-    def __repr__(self) -> str:
-        return "nothing"
-
-
-_NOTHING = _Nothing()  # "got nothing": a field that must be given is missing
-
-
-def _term(value: Any) -> int:
-    if type(value) is not int or value not in ALLOWED_TERMS:
-        raise ValueError(value)
-    return value
-
+_NOTHING = verbatim("nothing")  # "got nothing": a field that must be given is missing
 
 ELIGIBILITY = Table({
     "score_floor": Field.optional(Interval(int, SCORE_MIN, SCORE_MAX), SCORE_MIN),
     "apr_cap": Field.optional(Interval(float, 0, 1, closed="right", unit="a decimal annual rate"),
                               1.0),
-    "max_term_months": Field.optional(Check(_term, "one of " + ", ".join(map(str, ALLOWED_TERMS))),
-                                      max(ALLOWED_TERMS)),
+    "max_term_months": Field.optional(Options(ALLOWED_TERMS), max(ALLOWED_TERMS)),
     "repayment_types": Field.optional(ListOf(Check(RepaymentType.parse, _REPAYMENT_TYPES), min_len=1),
                                       list(RepaymentType)),
     "regions": Field.optional(ListOf(Str(nonempty=True), min_len=1,

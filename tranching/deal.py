@@ -109,8 +109,9 @@ from portfolio.validation import (
     child,
     read_toml,
     validate,
+    verbatim,
 )
-from tranching.errors import DealError, DealFileError
+from tranching.errors import DealFileError
 
 SIZE_TOLERANCE = 1e-6
 
@@ -499,16 +500,6 @@ class _Tagged(Spec):
                             f"(allowed keys: {allowed})", verbatim("an unknown key"), where)
         rest = {k: v for k, v in value.items() if k != self.tag}
         return {self.tag: kind, **variant.check(rest, path, where, error)}
-
-
-class _Verbatim(str):
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def verbatim(text: str) -> str:
-    """Shown as is after "got" (not quoted)."""
-    return _Verbatim(text)
 
 
 _NOTHING = verbatim("nothing")  # "got nothing": a field that must be given is missing
