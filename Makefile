@@ -2,7 +2,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DB     ?= data/riskpool.duckdb
+# DB: empty for the default database of portfolio/settings.py (or RISKPOOL_DB)
+DB     ?=
 LOCK_VENV  := .venv-lock
 UV_VERSION := 0.13.9
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/riskpool demo --db $(DB)
+	$(BIN)/riskpool demo $(if $(DB),--db $(DB))
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

@@ -26,7 +26,6 @@ import io
 import json
 import sys
 import tempfile
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -91,10 +90,10 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
     from partners.allocation import allocate, loan_risk_from_assumptions
     from partners.dispersion import disperse_paths
     from partners.records import pool_loans
-    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.book.pools import get_pool
-    from portfolio.store.core import open_store
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.montecarlo.simulation import simulate
+    from portfolio.store.core import open_store
     from tranching.analytics import tranche_table, trigger_table
     from tranching.deal import load_deal
     from tranching.revolving import replenishment_for
@@ -134,11 +133,11 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
 
 def build_small(workdir: Path) -> tuple[Path, int, Path]:
     """A 60k-loan book (seed 13), a pool of every current loan, calibrated assumptions."""
-    from portfolio.montecarlo.assumptions import save_assumptions
     from portfolio.book.calibration import calibrate_from_store
-    from portfolio.synthetic.generate import generate_book
     from portfolio.book.pools import create_pool, parse_criteria
+    from portfolio.montecarlo.assumptions import save_assumptions
     from portfolio.store.core import open_store
+    from portfolio.synthetic.generate import generate_book
 
     db = workdir / "fp.duckdb"
     a_path = workdir / "fp_assumptions.toml"

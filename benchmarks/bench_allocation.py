@@ -15,7 +15,6 @@ Run standalone: ``.venv/bin/python benchmarks/bench_allocation.py [n_loans]``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from partners.allocation import allocate, loan_risk_from_table  # noqa: E402
 from partners.records import AllocationRequest, save_allocation  # noqa: E402
 from partners.registry import parse_registry  # noqa: E402
+from portfolio import settings  # noqa: E402
 from portfolio.loans.arrays import LoanArrays  # noqa: E402
 from portfolio.store import open_store  # noqa: E402
 
@@ -86,7 +86,7 @@ def registry(pool_balance: float):
 
 
 def run(n_loans: int | None = None) -> dict:
-    n = n_loans or (100_000 if os.environ.get("RISKPOOL_BENCH_QUICK") else 1_000_000)
+    n = n_loans or (100_000 if settings.bench_quick() else 1_000_000)
     loans = synthetic_pool(n)
     reg = registry(float(loans.balance.sum()))
     risk = loan_risk_from_table(loans, reg.expected_loss)

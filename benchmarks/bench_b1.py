@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -45,6 +44,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+
+from portfolio import settings  # noqa: E402
 
 OUT = ROOT / "bench_out"
 AS_OF = "2025-12-31"
@@ -135,11 +136,11 @@ def _three_partner_registry() -> Any:
 
 def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Generate the book, cut the pool and calibrate, once; returns paths and set-up times."""
-    from portfolio.montecarlo.assumptions import save_assumptions
     from portfolio.book.calibration import calibrate_from_store
-    from portfolio.synthetic.generate import generate_book
     from portfolio.book.pools import create_pool, list_pools, parse_criteria
+    from portfolio.montecarlo.assumptions import save_assumptions
     from portfolio.store.core import open_store
+    from portfolio.synthetic.generate import generate_book
 
     OUT.mkdir(exist_ok=True)
     tag = f"{sz['book_loans'] // 1000}k_{sz['book_months']}m"
@@ -183,8 +184,8 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
 def warm_up(a_path: str) -> None:
     """Both engines once on a 12-loan pool: numba kernels are loaded from their on-disk cache
     (or compiled) before anything is timed."""
-    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.loans.arrays import LoanArrays
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.montecarlo.simulation import simulate
 
     a = load_assumptions(Path(a_path))
@@ -213,8 +214,8 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
     from partners.allocation import allocate, loan_risk_from_assumptions
     from partners.dispersion import disperse_paths
     from partners.records import pool_loans
-    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.book.pools import get_pool
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.montecarlo.simulation import loss_distribution, simulate
     from portfolio.store.core import open_store
     from tranching.deal import load_deal
@@ -290,9 +291,9 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
     2-worker vs 1-worker speed-up of the loan engine on a local Dask cluster."""
     from bench_simulation import naive_simulate  # the simulation engineer's baseline
 
+    from portfolio.book.pools import load_pool_loans
     from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.montecarlo.distributed import open_client, run_distributed
-    from portfolio.book.pools import load_pool_loans
     from portfolio.montecarlo.simulation import prepare_pool, root_seed, run_blocks, simulate
     from portfolio.store.core import open_store
 
@@ -364,8 +365,8 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
 
 def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """Granular engine time at three sizes each of loans, paths and months."""
-    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.book.pools import load_pool_loans
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.montecarlo.simulation import simulate
     from portfolio.store.core import open_store
 
@@ -405,17 +406,16 @@ def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str,
 
 def _child(stage: str, db: str, pool_id: int, a_path: str, quick: bool) -> dict[str, Any]:
     """Run one stage in a fresh interpreter; its figures come back as JSON on stdout."""
-    env = dict(os.environ, RISKPOOL_BENCH_QUICK="1" if quick else "0")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", stage, db, str(pool_id),
-           a_path]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+           a_path, "quick" if quick else "full"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
     if res.returncode != 0:
         raise RuntimeError(f"{stage} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def run(quick: bool | None = None) -> dict[str, Any]:
-    quick = os.environ.get("RISKPOOL_BENCH_QUICK") == "1" if quick is None else quick
+    quick = settings.bench_quick() if quick is None else quick
     sz = sizes(quick)
     out: dict[str, Any] = {"sizes": "quick" if quick else "full"}
     info = setup(sz)
@@ -433,7 +433,7 @@ def run(quick: bool | None = None) -> dict[str, Any]:
 def _main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         stage, db, pool_id, a_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-        sz = sizes(os.environ.get("RISKPOOL_BENCH_QUICK") == "1")
+        sz = sizes(sys.argv[6] == "quick")
         fn = {"pipeline": pipeline, "loan_engine": loan_engine, "scaling": scaling}[stage]
         figures = fn(db, pool_id, a_path, sz)
         print(json.dumps(figures, default=float))

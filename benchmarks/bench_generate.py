@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from portfolio import settings  # noqa: E402
 
 TARGET_SECONDS = 120.0
 TARGET_RSS_MB = 8 * 1024.0
@@ -34,8 +35,8 @@ def _child(loans: int, months: int, db: Path) -> dict[str, object]:
     import datetime as dt
     import resource
 
-    from portfolio.synthetic.generate import generate_book
     from portfolio.store.core import open_store
+    from portfolio.synthetic.generate import generate_book
 
     started = time.perf_counter()
     with open_store(db) as store:
@@ -58,7 +59,7 @@ def run(loans: int | None = None, months: int = 24) -> dict[str, object]:
     """Generate ``loans`` loans (default 1,000,000; 200,000 with RISKPOOL_BENCH_QUICK=1) with
     ``months`` months of history in a child process; returns seconds and peak RSS."""
     if loans is None:
-        loans = 200_000 if os.environ.get("RISKPOOL_BENCH_QUICK") else 1_000_000
+        loans = 200_000 if settings.bench_quick() else 1_000_000
     with tempfile.TemporaryDirectory(prefix="riskpool-bench-gen-") as tmp:
         db = Path(tmp) / "book.duckdb"
         proc = subprocess.run(

@@ -13,7 +13,6 @@ for the cores). Also timed on their own: reading + hashing (``read_tape``) and t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pcsv  # noqa: E402
 
+from portfolio import settings  # noqa: E402
 from portfolio.book.ingest import check_loans, ingest, read_tape  # noqa: E402
 from portfolio.store import open_store  # noqa: E402
 from portfolio.store.ingest import read_csv_plain  # noqa: E402
@@ -73,7 +73,7 @@ def _fresh(path: Path) -> Path:
 
 def run(rows: int | None = None, repeats: int = 2) -> dict[str, object]:
     if rows is None:
-        rows = 200_000 if os.environ.get("RISKPOOL_BENCH_QUICK") else 1_000_000
+        rows = 200_000 if settings.bench_quick() else 1_000_000
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         tape = Path(tmp) / "loans.csv"
         t0 = time.perf_counter()

@@ -30,12 +30,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from portfolio.montecarlo import engines  # noqa: E402
-from portfolio.montecarlo.assumptions import Assumptions  # noqa: E402
+from portfolio import settings  # noqa: E402
 from portfolio.loans.arrays import LoanArrays  # noqa: E402
 from portfolio.loans.schedules import add_months  # noqa: E402
-from portfolio.montecarlo.simulation import loss_distribution, prepare_pool, simulate  # noqa: E402
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS  # noqa: E402
+from portfolio.montecarlo import engines  # noqa: E402
+from portfolio.montecarlo.assumptions import Assumptions  # noqa: E402
+from portfolio.montecarlo.simulation import loss_distribution, prepare_pool, simulate  # noqa: E402
 
 CUTOFF = np.datetime64("2025-06-30")
 
@@ -140,7 +141,7 @@ def b1_child(n_loans: int, n_paths: int) -> dict:
 
 
 def run(quick: bool | None = None) -> dict:
-    quick = os.environ.get("RISKPOOL_BENCH_QUICK") == "1" if quick is None else quick
+    quick = settings.bench_quick() if quick is None else quick
     out: dict[str, object] = {}
     # wall times depend on what else runs on the machine: record the load beside them
     out["load average (1 min) at start"] = os.getloadavg()[0]

@@ -12,7 +12,6 @@ Run standalone: ``.venv/bin/python benchmarks/bench_strats.py [n_loans]``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from portfolio import settings  # noqa: E402
 from portfolio.book import pools  # noqa: E402
 from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
 from portfolio.store.core import open_store  # noqa: E402
@@ -68,7 +68,7 @@ def _book(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def run(n_loans: int | None = None, repeats: int = 3, seed: int = 1) -> dict[str, object]:
     if n_loans is None:
-        n_loans = 100_000 if os.environ.get("RISKPOOL_BENCH_QUICK") else 1_000_000
+        n_loans = 100_000 if settings.bench_quick() else 1_000_000
     loans, perf = _book(n_loans, seed)
     with tempfile.TemporaryDirectory() as tmp:
         with open_store(Path(tmp) / "bench.duckdb") as store:

@@ -9,7 +9,6 @@ Runs standalone (``python benchmarks/bench_waterfall.py``) or from ``run_all.py`
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from portfolio import settings  # noqa: E402
 from portfolio.montecarlo.paths import PoolPaths  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def run() -> dict:
     from tranching.deal import load_deal
     from tranching.waterfall import run_waterfall
 
-    quick = os.environ.get("RISKPOOL_BENCH_QUICK") == "1"
+    quick = settings.bench_quick()
     n_paths, n_months = (2_000 if quick else 10_000), 30
     paths = _paths(n_paths, n_months)
     figures: dict = {"paths x months x tranches": f"{n_paths:,} x {n_months} x 3"}

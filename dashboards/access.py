@@ -44,6 +44,7 @@ import tomli_w
 from dashboards.auth import Viewer
 from partners.dispersion import disperse_paths, party_paths
 from partners.records import load_allocation, run_party_paths
+from portfolio import settings
 from portfolio.book import analytics as an
 from portfolio.book.pools import (
     create_pool,
@@ -462,7 +463,7 @@ def assumption_files(db: str | Path) -> dict[str, str]:
     calibrate`` / ``riskpool demo``) and the set each recorded run used."""
     base = Path(db).resolve().parent
     found = {p.name: str(p) for p in sorted(base.glob("assumptions*.toml"))}
-    for p in sorted((base / "runs").glob("*/assumptions.toml"),
+    for p in sorted(settings.runs_dir(db).glob("*/assumptions.toml"),
                     key=lambda q: int(q.parent.name) if q.parent.name.isdigit() else 0):
         found[f"run {p.parent.name}"] = str(p)
     return found

@@ -114,11 +114,6 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-def default_users_path(db_path: str | Path) -> Path:
-    env = os.environ.get("RISKPOOL_USERS")
-    return Path(env) if env else Path(db_path).with_name("users.toml")
-
-
 def load_users(path: str | Path) -> dict[str, User]:
     """Users by name (``USERS_SCHEMA``); a missing file is no users (nobody can log in).
     A file of the wrong shape is a ``SchemaError`` naming the field (``users.alice.role``)."""

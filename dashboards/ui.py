@@ -9,7 +9,6 @@ and a partner can never be served a treasury result from the cache. ``st.cache_d
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,18 +16,20 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from dashboards import access
-from dashboards.auth import Viewer, default_users_path
+from dashboards.auth import Viewer
+from portfolio import settings
 from portfolio.errors import RiskpoolError
 
 T = TypeVar("T")
 
 
 def db_path() -> str:
-    return os.environ.get("RISKPOOL_DB", "data/riskpool.duckdb")
+    """The database the dashboard shows (``riskpool dashboard --db``; see portfolio.settings)."""
+    return str(settings.db_path())
 
 
 def users_path() -> Path:
-    return default_users_path(db_path())
+    return settings.users_path(db_path())
 
 
 def viewer() -> Viewer:

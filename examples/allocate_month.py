@@ -2,7 +2,7 @@
 
 The Python API the way a monthly partner-allocation script uses it:
 
-    .venv/bin/python examples/allocate_month.py --db data/riskpool.duckdb \
+    .venv/bin/python examples/allocate_month.py \
         --partners examples/partners.toml --month 2026-10 --out exports/
 
 Joint lending, maximising the balance moved off the platform's balance sheet; every rule and
@@ -20,6 +20,7 @@ from pathlib import Path
 from partners.allocation import allocate, loan_risk_from_table
 from partners.records import AllocationRequest, export_partner, originated_loans, save_allocation
 from partners.registry import load_registry
+from portfolio import settings
 from portfolio.store import open_store
 
 
@@ -30,7 +31,7 @@ def last_month(today: dt.date) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default="data/riskpool.duckdb")
+    ap.add_argument("--db", default=str(settings.db_path()))
     ap.add_argument("--partners", default="examples/partners.toml")
     ap.add_argument("--month", default=last_month(dt.date.today()), help="YYYY-MM")
     ap.add_argument("--out", default="exports")

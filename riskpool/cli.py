@@ -8,8 +8,6 @@ a usage error (bad flag) is click's message and exit code 2. Never a traceback.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -28,17 +26,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-DbOption = Annotated[
-    Path,
-    typer.Option(
-        "--db",
-        envvar="RISKPOOL_DB",
-        help="DuckDB database file (env RISKPOOL_DB).",
-        show_default=True,
-    ),
-]
-DEFAULT_DB = Path("data/riskpool.duckdb")
-
 COMMAND_MODULES = (
     "riskpool.commands.ingest",
     "riskpool.commands.book",
@@ -54,7 +41,7 @@ COMMAND_MODULES = (
 @app.command("version")
 def version() -> None:
     """Print the code version recorded with every run."""
-    from riskpool.settings import code_version
+    from portfolio.version import code_version
 
     typer.echo(code_version())
 

@@ -39,17 +39,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from portfolio.montecarlo.assumptions import Assumptions
+from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.memory import small_pages
-from portfolio.montecarlo.paths import PoolPaths
 from portfolio.loans.schedules import add_months
+from portfolio.memory import small_pages
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.simulation import (
     ENGINES,
     Engine,
@@ -193,7 +193,7 @@ def simulate_replenishment(
 
     # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
     # is a pure function of its seeds, so the numbers do not depend on the thread count
-    n_workers = max(1, min(os.cpu_count() or 1, len(blocks)))
+    n_workers = max(1, min(settings.threads(), len(blocks)))
     if n_workers == 1:
         for b in range(len(blocks)):
             run(b)

@@ -60,7 +60,6 @@ blocks for the worker threads, so the numbers depend on the seed alone. A Dask w
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,14 +69,15 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
-from portfolio.montecarlo import engines
-from portfolio.montecarlo.assumptions import Assumptions
+from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.schedules import schedule_matrix
 from portfolio.memory import small_pages
+from portfolio.montecarlo import engines
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.risk import LOSS_LEVELS, LossStats, loss_stats
-from portfolio.loans.schedules import schedule_matrix
 
 __all__ = [
     "BLOCK_PATHS",
@@ -798,7 +798,7 @@ def run_blocks(
     4 blocks) keeps every thread busy. Each block has its own seed and its own rows of the
     result, so the grouping never changes a number."""
     blocks = block_layout(n_paths)
-    n_workers = max(1, min(threads or os.cpu_count() or 1, len(blocks)))
+    n_workers = max(1, min(threads or settings.threads(), len(blocks)))
     per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]

@@ -5,6 +5,6 @@ queries of one area each (``book``: loans, performance and ingestion; ``analytic
 book's group-bys; ``pools``; ``runs``; ``allocations``).
 """
 
-from portfolio.store.core import Store, default_db_path, open_store
+from portfolio.store.core import Store, open_store
 
-__all__ = ["Store", "open_store", "default_db_path"]
+__all__ = ["Store", "open_store"]

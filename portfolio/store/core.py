@@ -1,6 +1,6 @@
 """Connection, lock handling and the schema of the riskpool database.
 
-One database file (default ``data/riskpool.duckdb``; ``--db PATH`` or ``RISKPOOL_DB``).
+One database file (``--db PATH``, else ``portfolio.settings.db_path()``).
 Writers use short transactions (``with store.transaction():``); readers may open the file
 read-only while no writer holds it. A writer that finds the file locked gets
 ``StoreLocked`` naming the file, never a DuckDB stack trace.
@@ -15,17 +15,17 @@ reader refuses it with the command that migrates it; a newer one is refused by b
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from portfolio import settings
 from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked
 from portfolio.store.migrations import SCHEMA_VERSION, check_steps, migrate
 
-__all__ = ["DDL", "SCHEMA_VERSION", "Store", "default_db_path", "open_store"]
+__all__ = ["DDL", "SCHEMA_VERSION", "Store", "open_store"]
 
 DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS schema_info (
@@ -210,11 +210,6 @@ DDL: list[str] = [
 ]
 
 
-def default_db_path() -> Path:
-    """``RISKPOOL_DB`` or ``data/riskpool.duckdb``."""
-    return Path(os.environ.get("RISKPOOL_DB", "data/riskpool.duckdb"))
-
-
 @dataclass
 class Store:
     """An open riskpool database. Not shared across threads: open one per thread/session."""
@@ -284,7 +279,7 @@ def _is_lock_error(exc: Exception) -> bool:
 
 def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
     """Open (and for writers, create and migrate) the database at ``path``."""
-    db_path = Path(path) if path is not None else default_db_path()
+    db_path = Path(path) if path is not None else settings.db_path()
     if read_only and not db_path.exists():
         raise RiskpoolError(
             f"database {db_path} does not exist; build one with `riskpool generate` or "

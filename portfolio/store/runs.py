@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from portfolio import settings
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
@@ -93,8 +94,8 @@ def _loads(value: Any) -> Any:
 
 
 def runs_root(store: Store) -> Path:
-    """``<db dir>/runs``."""
-    return Path(store.path).resolve().parent / "runs"
+    """``runs/`` beside the database (``portfolio.settings.runs_dir``)."""
+    return settings.runs_dir(store.path)
 
 
 def run_dir(store: Store, run_id: int) -> Path:

@@ -7,24 +7,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from portfolio.errors import ValidationError, must_be
+from riskpool.commands.options import DEFAULT_DB, NewDbOption
 
 # ---------------------------------------------------------------------------- riskpool generate
 
-_GenerateDb = Annotated[
-    Path,
-    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB); "
-                 "must not hold loans yet.", show_default=True),
-]
 
 
 def generate(
-    db: _GenerateDb = Path("data/riskpool.duckdb"),
+    db: NewDbOption = DEFAULT_DB,
     loans: Annotated[int, typer.Option("--loans", help="Number of loans to originate.")] = 200_000,
     months: Annotated[int, typer.Option(
         "--months", help="Monthly vintages (and months of history) ending at --as-of.")] = 24,
@@ -43,8 +38,8 @@ def generate(
     (> 90 DPD) with cures, write-off at 180 DPD, recoveries, full and partial prepayment, and a
     macro factor shared by all loans. Written in one transaction into an empty database.
     """
-    from portfolio.synthetic.generate import check_request, generate_book
     from portfolio.store.core import open_store
+    from portfolio.synthetic.generate import check_request, generate_book
 
     as_of_date: dt.date | None = None
     if as_of is not None:

@@ -15,6 +15,7 @@ import typer
 
 from portfolio.book import analytics
 from portfolio.store.core import open_store
+from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit
 
 book_app = typer.Typer(
@@ -27,11 +28,6 @@ book_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-DbOption = Annotated[
-    Path,
-    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
-]
-DEFAULT_DB = Path("data/riskpool.duckdb")
 AsOfOption = Annotated[
     dt.datetime | None,
     typer.Option(

@@ -31,12 +31,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from dashboards.auth import add_user, default_users_path, new_password
+from dashboards.auth import add_user, new_password
 from dashboards.reports import write_report
 from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.dispersion import disperse_paths
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from partners.registry import load_registry
+from portfolio import settings
 from portfolio.book.analytics import book_summary
 from portfolio.book.calibration import calibrate_from_store
 from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
@@ -48,16 +49,11 @@ from portfolio.store import open_store
 from portfolio.store.runs import record_simulation
 from portfolio.store.tranches import record_tranche_results
 from portfolio.synthetic.generate import generate_book
+from portfolio.version import code_version
+from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.reports import run_dashboard
-from riskpool.settings import code_version
 from tranching.deal import load_deal
 from tranching.revolving import replenishment_for, run_deal
-
-# the same --db option as riskpool.cli (not imported from there: this module is also imported
-# by tests and the demo before the CLI)
-DEFAULT_DB = Path("data/riskpool.duckdb")
-DbOption = Annotated[Path, typer.Option("--db", envvar="RISKPOOL_DB",
-                                        help="DuckDB database file (env RISKPOOL_DB).")]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = ROOT / "examples"
@@ -98,7 +94,7 @@ def marker_path(db: Path) -> Path:
 def _remove_demo(db: Path) -> None:
     for p in (db, db.with_name(db.name + ".wal"), marker_path(db)):
         p.unlink(missing_ok=True)
-    shutil.rmtree(db.parent / "runs", ignore_errors=True)
+    shutil.rmtree(settings.runs_dir(db), ignore_errors=True)
     for p in db.parent.glob("assumptions_pool*.toml"):
         p.unlink()
 
@@ -131,7 +127,7 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
                                       "allocation_id": result.allocation_id,
                                       "run_id": result.run_id}, indent=2))
     t = time.perf_counter()
-    out = report_dir or db.parent / "reports"
+    out = report_dir or settings.reports_dir(db)
     as_of = dt.date.fromisoformat(params.as_of)
     for partner in (None, params.demo_partner):
         outcome = write_report(db, as_of, out, partner=partner)
@@ -140,7 +136,7 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
         result.report_files += [outcome.html_path, outcome.xlsx_path]
         echo(f"report{' for ' + partner if partner else ''}: {outcome.html_path}")
     result.timings["report_s"] = time.perf_counter() - t
-    users = users_file or default_users_path(db)
+    users = users_file or settings.users_path(db)
     for name, role in (("treasury", "treasury"),
                        (f"partner_{params.demo_partner}", f"partner:{params.demo_partner}")):
         pw = new_password()

@@ -1,15 +1,17 @@
-"""``riskpool ingest``: strict loan / performance tape loading (CSV or Parquet).
+"""``riskpool ingest``: strict loan / performance tape loading (CSV or Parquet)."""
 
-No ``from __future__ import annotations`` here: typer reads the option annotations at
-registration time, and they use names imported inside ``register``.
-"""
+from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from portfolio.book.ingest import TapeKind, ingest
+from portfolio.errors import ValidationError
 from portfolio.loans.types import APR_CAP_DEFAULT
+from portfolio.store import open_store
+from riskpool.commands.options import DEFAULT_DB, DbOption
 
 INGEST_HELP = """Load loan or performance tapes (CSV or Parquet) into the book, strictly.
 
@@ -34,43 +36,38 @@ prepaid_principal, charge_off, recovery.
 """
 
 
+def ingest_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH", help="Tape files (.csv or .parquet), loaded in order."),
+    ],
+    db: DbOption = DEFAULT_DB,
+    kind: Annotated[
+        TapeKind, typer.Option("--kind", help="What the tapes hold.")
+    ] = TapeKind.LOANS,
+    allow_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejects",
+            help="Load the good rows; keep each bad row with its reasons in ingest_rejects.",
+        ),
+    ] = False,
+    apr_cap: Annotated[
+        float,
+        typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (DOMAIN R9)."),
+    ] = APR_CAP_DEFAULT,
+) -> None:
+    for path in paths:
+        if not path.is_file():
+            raise ValidationError(f"tape {path} does not exist or is not a file")
+    with open_store(db) as store:
+        for path in paths:
+            result = ingest(
+                store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap
+            )
+            typer.echo(result.summary())
+
+
 def register(app: typer.Typer) -> None:
     """Add ``riskpool ingest``."""
-    from portfolio.book.ingest import TapeKind
-    from riskpool.cli import DEFAULT_DB, DbOption
-
-    @app.command("ingest", help=INGEST_HELP)
-    def ingest_command(
-        paths: Annotated[
-            list[Path],
-            typer.Argument(metavar="PATH", help="Tape files (.csv or .parquet), loaded in order."),
-        ],
-        db: DbOption = DEFAULT_DB,
-        kind: Annotated[
-            TapeKind, typer.Option("--kind", help="What the tapes hold.")
-        ] = TapeKind.LOANS,
-        allow_rejects: Annotated[
-            bool,
-            typer.Option(
-                "--allow-rejects",
-                help="Load the good rows; keep each bad row with its reasons in ingest_rejects.",
-            ),
-        ] = False,
-        apr_cap: Annotated[
-            float,
-            typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (DOMAIN R9)."),
-        ] = APR_CAP_DEFAULT,
-    ) -> None:
-        from portfolio.errors import ValidationError
-        from portfolio.book.ingest import ingest
-        from portfolio.store import open_store
-
-        for path in paths:
-            if not path.is_file():
-                raise ValidationError(f"tape {path} does not exist or is not a file")
-        with open_store(db) as store:
-            for path in paths:
-                result = ingest(
-                    store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap
-                )
-                typer.echo(result.summary())
+    app.command("ingest", help=INGEST_HELP)(ingest_command)

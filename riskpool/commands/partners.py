@@ -35,15 +35,10 @@ from partners.records import (
 from partners.registry import load_registry
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import open_store
-from riskpool.settings import code_version
+from portfolio.version import code_version
+from riskpool.commands.options import DEFAULT_DB, DbOption
 from tranching.deal import load_deal
 from tranching.revolving import run_replenishment
-
-DbOption = Annotated[
-    Path,
-    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
-]
-DEFAULT_DB = Path("data/riskpool.duckdb")
 
 allocate_app = typer.Typer(
     help="Allocate loans between the platform and its funding partners (joint lending or "

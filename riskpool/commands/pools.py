@@ -16,12 +16,7 @@ import pandas as pd
 import typer
 
 from portfolio.errors import ValidationError, must_be
-
-DbOption = Annotated[
-    Path,
-    typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB)."),
-]
-DEFAULT_DB = Path("data/riskpool.duckdb")
+from riskpool.commands.options import DEFAULT_DB, DbOption
 
 ScenarioOption = Annotated[
     str | None,
@@ -239,10 +234,10 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Calibrate projection assumptions from the book's own history and write them as TOML."""
-    from portfolio.montecarlo.assumptions import apply_stress, save_assumptions
     from portfolio.book.calibration import calibrate_from_store, with_provenance
+    from portfolio.montecarlo.assumptions import apply_stress, save_assumptions
     from portfolio.store.core import open_store
-    from riskpool.settings import code_version
+    from portfolio.version import code_version
 
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     as_of_date = _parse_date(as_of, "as-of")
@@ -281,8 +276,8 @@ def pricing(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Risk-based pricing check: break-even APR per segment against the actual WA APR."""
-    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
+    from portfolio.montecarlo.assumptions import load_assumptions
     from portfolio.store.core import open_store
     from riskpool.commands.output import check_out_path
 

@@ -6,28 +6,24 @@ Exit codes of ``riskpool report`` (for a scheduler):
   3  another report run holds the output directory's lock — nothing was done
   4  the database is being written by another process — nothing was recorded; retry later
 
-Crontab (the 2nd of each month at 06:00, for the previous month-end)::
+Crontab (the 2nd of each month at 06:00, for the previous month-end; the default database,
+see ``portfolio.settings``)::
 
-    0 6 2 * * cd /srv/riskpool && .venv/bin/riskpool report --db data/riskpool.duckdb \
+    0 6 2 * * cd /srv/riskpool && .venv/bin/riskpool report \
         --as-of "$(date -d "$(date +\%Y-\%m-01) -1 day" +\%F)" --out reports/ >> reports/cron.log 2>&1
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from portfolio import settings
 from portfolio.errors import StoreLocked, ValidationError, must_be
-
-# the same --db option as riskpool.cli (not imported from there: this module is also imported
-# by tests and the demo before the CLI)
-DEFAULT_DB = Path("data/riskpool.duckdb")
-DbOption = Annotated[Path, typer.Option("--db", envvar="RISKPOOL_DB",
-                                        help="DuckDB database file (env RISKPOOL_DB).")]
+from riskpool.commands.options import DEFAULT_DB, DbOption, UsersOption
 
 EXIT_LOCKED = 3
 EXIT_DB_BUSY = 4
@@ -35,9 +31,6 @@ EXIT_DB_BUSY = 4
 users_app = typer.Typer(help="Dashboard users (scrypt-hashed passwords in a TOML file).",
                         no_args_is_help=True)
 
-UsersOption = Annotated[Path | None, typer.Option(
-    "--users", envvar="RISKPOOL_USERS",
-    help="Users file (default: users.toml beside the database; env RISKPOOL_USERS).")]
 
 
 def _date(value: str, flag: str) -> dt.date:
@@ -83,9 +76,7 @@ def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
     if not db.exists():
         raise ValidationError(must_be("--db", "an existing database (run `riskpool demo`)",
                                       str(db)))
-    os.environ["RISKPOOL_DB"] = str(db.resolve())
-    if users is not None:
-        os.environ["RISKPOOL_USERS"] = str(users.resolve())
+    settings.use_dashboard_files(db, users)
     args = ["run", str(app_path()), "--server.port", str(port), "--server.address", address,
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "viewer"]
@@ -113,9 +104,9 @@ def users_add(
         "--password", help="Password (default: generate one and print it).")] = None,
 ) -> None:
     """Add (or reset) a dashboard user."""
-    from dashboards.auth import add_user, default_users_path, new_password
+    from dashboards.auth import add_user, new_password
 
-    path = users or default_users_path(db)
+    path = users or settings.users_path(db)
     pw = password or new_password()
     add_user(path, username, role, pw)
     typer.echo(f"user {username} ({role}) saved in {path}"
@@ -129,9 +120,9 @@ def users_remove(
     users: UsersOption = None,
 ) -> None:
     """Remove a dashboard user."""
-    from dashboards.auth import default_users_path, remove_user
+    from dashboards.auth import remove_user
 
-    path = users or default_users_path(db)
+    path = users or settings.users_path(db)
     if not remove_user(path, username):
         raise ValidationError(must_be("username", f"a user in {path}", username))
     typer.echo(f"user {username} removed from {path}")
@@ -140,9 +131,9 @@ def users_remove(
 @users_app.command("list")
 def users_list(db: DbOption = DEFAULT_DB, users: UsersOption = None) -> None:
     """List dashboard users and roles (never passwords)."""
-    from dashboards.auth import default_users_path, load_users
+    from dashboards.auth import load_users
 
-    path = users or default_users_path(db)
+    path = users or settings.users_path(db)
     for u in load_users(path).values():
         typer.echo(f"{u.username}\t{u.role}")
 

@@ -48,10 +48,10 @@ from portfolio.store.core import Store, open_store
 from portfolio.store.parquet_book import attach_book, check_book_dir, check_loans_in_book
 from portfolio.store.runs import get_run, list_runs, record_simulation, run_loss_stats, run_monthly
 from portfolio.store.tranches import insert_tranche_results
+from portfolio.version import code_version
+from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import emit
 from riskpool.commands.pools import (
-    DEFAULT_DB,
-    DbOption,
     PdMultOption,
     RecoveryMultOption,
     RhoOption,
@@ -59,7 +59,6 @@ from riskpool.commands.pools import (
     SmmMultOption,
     check_stress_flags,
 )
-from riskpool.settings import code_version
 from tranching.deal import load_deal
 from tranching.revolving import DealRun, replenishment_for, run_deal
 

@@ -23,15 +23,13 @@ from portfolio.montecarlo.paths import PoolPaths
 from portfolio.store.core import Store, open_store
 from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_tranche_results
+from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit
 from tranching.deal import load_deal
 from tranching.ratings import load_rating_table
 from tranching.revolving import load_deal_record, run_replenishment
 from tranching.sizing import size_tranche
 
-DbOption = Annotated[
-    Path, typer.Option("--db", envvar="RISKPOOL_DB", help="DuckDB database file (env RISKPOOL_DB).")
-]
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
 
 
@@ -61,7 +59,7 @@ def register(app: typer.Typer) -> None:
     @tranche.command("report")
     def report(
         run: RunOption,
-        db: DbOption = Path("data/riskpool.duckdb"),
+        db: DbOption = DEFAULT_DB,
         out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
     ) -> None:
         """Print the tranche table stored with a run; ``--out`` also writes it."""
@@ -79,7 +77,7 @@ def register(app: typer.Typer) -> None:
         run: RunOption,
         structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
         tranche_name: Annotated[str, typer.Option("--tranche", help="Tranche to size.")],
-        db: DbOption = Path("data/riskpool.duckdb"),
+        db: DbOption = DEFAULT_DB,
         target_el: Annotated[float | None, typer.Option("--target-el",
                                                         help="Largest EL (decimal share).")] = None,
         target_rating: Annotated[str | None, typer.Option("--target-rating",

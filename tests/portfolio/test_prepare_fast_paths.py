@@ -73,8 +73,9 @@ def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch)
     loans = short_tenor_loans(n=60)
     a = simple_assumptions()
     cut = dt.date(2026, 6, 30)
+    monkeypatch.setenv("RISKPOOL_THREADS", "3")  # portfolio.settings.threads()
     several = simulate_replenishment(loans, a, 700, 11, cutoff=cut)  # 3 blocks
-    monkeypatch.setattr("portfolio.montecarlo.replenishment.os.cpu_count", lambda: 1)
+    monkeypatch.setenv("RISKPOOL_THREADS", "1")
     one = simulate_replenishment(loans, a, 700, 11, cutoff=cut)
     for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
                  "recovery", "balance_eop"):

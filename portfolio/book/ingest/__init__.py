@@ -53,7 +53,8 @@ months_on_book, dpd), ``balance_above_principal``, ``status`` (current, delinque
 prepaid, matured), ``status_dpd`` (current: dpd 0; delinquent: 1–90; default: > 90),
 ``unique_loan_month`` ((loan_id, as_of) once per file).
 
-Test hooks (environment): ``RISKPOOL_TEST_PAUSE_AFTER_INSERT=SECONDS`` sleeps inside the
+Test hooks (environment, read by ``portfolio.settings.ingest_pause``):
+``RISKPOOL_TEST_PAUSE_AFTER_INSERT=SECONDS`` sleeps inside the
 load transaction after the inserts and before COMMIT; ``RISKPOOL_TEST_PAUSE_MARKER=PATH`` is
 created when that pause begins. They exist so a test can SIGKILL a load mid-transaction.
 

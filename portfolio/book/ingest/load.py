@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from portfolio import settings
 from portfolio.book.ingest.book_checks import book_checks
 from portfolio.book.ingest.reading import read_tape, sha256_of
 from portfolio.book.ingest.rules import check_apr_cap, check_tape
@@ -25,9 +26,6 @@ from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.store import Store
 from portfolio.store import ingest as sql
 from portfolio.store.book import insert_loans, insert_performance
-
-PAUSE_ENV = "RISKPOOL_TEST_PAUSE_AFTER_INSERT"
-PAUSE_MARKER_ENV = "RISKPOOL_TEST_PAUSE_MARKER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +96,13 @@ def _rejects_table(batch_id: int, raw: RawTape, problems: Sequence[Problem]) -> 
 
 
 def _test_pause() -> None:
-    seconds = os.environ.get(PAUSE_ENV)
-    if not seconds:
+    pause = settings.ingest_pause()
+    if pause is None:
         return
-    marker = os.environ.get(PAUSE_MARKER_ENV)
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
-    time.sleep(float(seconds))
+    seconds, marker = pause
+    if marker is not None:
+        marker.write_text(str(os.getpid()))
+    time.sleep(seconds)
 
 
 def ingest(
