@@ -30,13 +30,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+import pandas as pd
 
 SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths": 2_000}
 

@@ -20,16 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from partners.allocation import allocate, loan_risk_from_table  # noqa: E402
-from partners.records import AllocationRequest, save_allocation  # noqa: E402
-from partners.registry import parse_registry  # noqa: E402
-from portfolio import settings  # noqa: E402
-from portfolio.loans.arrays import LoanArrays  # noqa: E402
-from portfolio.store import open_store  # noqa: E402
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+
+from partners.allocation import allocate, loan_risk_from_table
+from partners.records import AllocationRequest, save_allocation
+from partners.registry import parse_registry
+from portfolio.loans.arrays import LoanArrays
+from portfolio.store import open_store
 
 REGIONS = ("广东", "江苏", "浙江", "山东", "河南", "四川", "河北", "湖北", "湖南", "安徽", "福建",
            "上海", "北京", "广西", "江西", "辽宁", "陕西", "云南", "重庆", "山西", "贵州", "黑龙江",

@@ -38,14 +38,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from portfolio import settings  # noqa: E402
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
 
 OUT = ROOT / "bench_out"
 AS_OF = "2025-12-31"

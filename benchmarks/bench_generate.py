@@ -23,7 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from portfolio import settings  # noqa: E402
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
 TARGET_SECONDS = 120.0
 TARGET_RSS_MB = 8 * 1024.0

@@ -22,14 +22,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pcsv  # noqa: E402
+from portfolio import settings
 
-from portfolio import settings  # noqa: E402
-from portfolio.book.ingest import check_loans, ingest, read_tape  # noqa: E402
-from portfolio.store import open_store  # noqa: E402
-from portfolio.store.ingest import read_csv_plain  # noqa: E402
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from portfolio.book.ingest import check_loans, ingest, read_tape
+from portfolio.store import open_store
+from portfolio.store.ingest import read_csv_plain
 
 REGIONS = np.array(["浙江", "广东", "江苏", "北京", "上海", "四川", "山东", "河南"])
 TYPES = np.array(["level_annuity", "equal_principal", "daily_interest", "等额本息", "先息后本"])

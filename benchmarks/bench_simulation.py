@@ -25,18 +25,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from portfolio import settings  # noqa: E402
-from portfolio.loans.arrays import LoanArrays  # noqa: E402
-from portfolio.loans.schedules import add_months  # noqa: E402
-from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS  # noqa: E402
-from portfolio.montecarlo import engines  # noqa: E402
-from portfolio.montecarlo.assumptions import Assumptions  # noqa: E402
-from portfolio.montecarlo.simulation import loss_distribution, prepare_pool, simulate  # noqa: E402
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+
+from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.schedules import add_months
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo import engines
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.simulation import loss_distribution, prepare_pool, simulate
 
 CUTOFF = np.datetime64("2025-06-30")
 

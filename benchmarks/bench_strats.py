@@ -17,15 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from portfolio import settings  # noqa: E402
-from portfolio.book import pools  # noqa: E402
-from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
-from portfolio.store.core import open_store  # noqa: E402
+from portfolio.book import pools
+from portfolio.store.book import insert_loans, insert_performance
+from portfolio.store.core import open_store
 
 CUTOFF = dt.date(2025, 6, 30)
 REGIONS = np.array(["Beijing", "Shanghai", "Guangdong", "Zhejiang", "Jiangsu", "Sichuan",

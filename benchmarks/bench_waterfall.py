@@ -13,13 +13,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portfolio import settings  # noqa: E402
-from portfolio.montecarlo.paths import PoolPaths  # noqa: E402
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+
+from portfolio.montecarlo.paths import PoolPaths
 
 
 def _paths(n_paths: int, n_months: int, seed: int = 2026) -> PoolPaths:

@@ -27,19 +27,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from scipy.special import ndtr, ndtri
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from b1_fingerprint import digest  # noqa: E402
+from portfolio import settings
 
-from portfolio.montecarlo.paths import PoolPaths  # noqa: E402
-from tranching.deal import deal_from_dict, load_deal  # noqa: E402
-from tranching.waterfall import run_waterfall  # noqa: E402
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+from b1_fingerprint import digest
+from scipy.special import ndtr, ndtri
+
+from portfolio.montecarlo.paths import PoolPaths
+from tranching.deal import deal_from_dict, load_deal
+from tranching.waterfall import run_waterfall
 
 N_RANDOM = 160
 

@@ -67,7 +67,6 @@ from partners.rules import (
 )
 from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.memory import small_pages
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
 
 SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
@@ -126,7 +125,6 @@ def loan_risk_from_table(loans: LoanArrays, table: ExpectedLossTable) -> LoanRis
     return LoanRisk(pd_a, np.full(len(loans), table.lgd), life, "partners file [expected_loss]")
 
 
-@small_pages
 def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     """From projection assumptions (``portfolio.montecarlo.assumptions.Assumptions``): lifetime PD over the
     remaining term from the monthly hazards (prepayment ignored — conservative),
@@ -774,7 +772,6 @@ def _hex_tail_keys(ids: np.ndarray) -> np.ndarray | None:
     return packed.view(">u8").ravel().astype(np.uint64)
 
 
-@small_pages
 def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.JOINT,
              objective: Objective | str = Objective.MAX_TRANSFER, risk: LoanRisk | None = None,
              as_of: dt.date | None = None, borrower_id: np.ndarray | None = None,

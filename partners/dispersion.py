@@ -60,7 +60,6 @@ from partners.capital import RETAIL_K_SA, irb_retail_other_k, sec_sa_ka, sec_sa_
 from partners.errors import DispersionError
 from partners.registry import PLATFORM_ID
 from portfolio.errors import must_be
-from portfolio.memory import small_pages
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.risk import loss_stats
 
@@ -372,7 +371,6 @@ def disperse(
                       hhi(partner_exp), tuple(heads), total)
 
 
-@small_pages
 def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd: np.ndarray,
                    lgd: np.ndarray, deal: Any | None = None, *, k_sa: float = RETAIL_K_SA,
                    w: float = 0.0, replenishment: PoolPaths | None = None,

@@ -26,7 +26,6 @@ from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.memory import small_pages
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import optional, placed, text
@@ -166,7 +165,6 @@ class LoansToAllocate:
     cutoff: dt.date
 
 
-@small_pages
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
     info = get_pool(store, pool_id)

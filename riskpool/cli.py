@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from portfolio import settings
 from portfolio.errors import RiskpoolError
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ def version() -> None:
 def _register_all() -> None:
     import importlib
 
+    settings.before_numpy_import()  # the command modules import numpy
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
 

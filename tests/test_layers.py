@@ -57,8 +57,8 @@ def test_portfolio_has_its_floors() -> None:
     for floor in PORTFOLIO_FLOORS[1:]:
         assert (ROOT / floor.replace(".", "/") / "__init__.py").exists(), floor
     loose = sorted(p.name for p in (ROOT / "portfolio").glob("*.py"))
-    assert loose == ["__init__.py", "errors.py", "memory.py", "risk.py", "settings.py",
-                     "validation.py", "version.py"]
+    assert loose == ["__init__.py", "errors.py", "risk.py", "settings.py", "validation.py",
+                     "version.py"]
 
 
 @pytest.mark.parametrize("floor", PORTFOLIO_FLOORS)

@@ -137,3 +137,57 @@ def test_bench_quick_and_ingest_pause(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert settings.ingest_pause() == (2.5, None)
     monkeypatch.setenv(settings.PAUSE_MARKER_ENV, str(tmp_path / "m"))
     assert settings.ingest_pause() == (2.5, tmp_path / "m")
+
+
+# ------------------------------------------------------------------------------------------
+# Program starts set numpy's huge-page switch before numpy is imported (numpy reads it once)
+
+_SPY = '''
+import os, sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" and not seen:
+            seen.append(os.environ.get("NUMPY_MADVISE_HUGEPAGE"))
+        return None
+sys.meta_path.insert(0, Spy())
+'''
+
+
+def test_the_cli_sets_numpys_switch_before_numpy_is_imported() -> None:
+    code = _SPY + '''
+from riskpool.cli import main
+try:
+    main(["pool", "--help"])
+except SystemExit:
+    pass
+print(seen, "numpy" in sys.modules)
+'''
+    env = {k: v for k, v in os.environ.items() if k != settings.NUMPY_HUGEPAGE_ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, env={**env, "PYTHONPATH": str(ROOT)}).stdout
+    assert out.splitlines()[-1] == "['0'] True"
+
+
+def _before_numpy_line(tree: ast.Module) -> int | None:
+    for node in tree.body:
+        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                and ast.unparse(node.value.func) == "settings.before_numpy_import"):
+            return node.lineno
+    return None
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_benchmark_scripts_set_numpys_switch_before_any_other_import(script: str) -> None:
+    tree = ast.parse((ROOT / "benchmarks" / script).read_text(encoding="utf-8"))
+    call = _before_numpy_line(tree)
+    assert call is not None, f"{script}: no settings.before_numpy_import() at module level"
+    stdlib = set(sys.stdlib_module_names)
+    first_other = min((node.lineno for node in tree.body
+                       if isinstance(node, ast.Import | ast.ImportFrom)
+                       and not (isinstance(node, ast.ImportFrom) and node.module == "portfolio"
+                                and [a.name for a in node.names] == ["settings"])
+                       and (node.module if isinstance(node, ast.ImportFrom)
+                            else node.names[0].name).split(".")[0] not in stdlib | {"__future__"}),
+                      default=None)
+    assert first_other is None or call < first_other, script

@@ -85,7 +85,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from portfolio.memory import small_pages
 from portfolio.montecarlo.paths import PoolPaths
 from tranching.deal import Deal, Effect, Metric, payment_dates
 from tranching.errors import DealError, must_be
@@ -180,7 +179,6 @@ class WaterfallResult:
                 - (self.reserve - self.reserve_bop))
 
 
-@small_pages
 def run_waterfall(deal: Deal, paths: PoolPaths,
                   replenishment: PoolPaths | None = None) -> WaterfallResult:
     """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc).

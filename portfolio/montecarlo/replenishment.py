@@ -47,7 +47,6 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
-from portfolio.memory import small_pages
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.simulation import (
@@ -126,7 +125,6 @@ def _new_ids(loan_id: np.ndarray) -> np.ndarray:
     return np.array(["new:" + str(x) for x in ids], dtype=object)
 
 
-@small_pages
 def simulate_replenishment(
     loans: LoanArrays,
     assumptions: Assumptions,

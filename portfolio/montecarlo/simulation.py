@@ -73,7 +73,6 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import schedule_matrix
-from portfolio.memory import small_pages
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
@@ -229,7 +228,6 @@ def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
     return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
 
 
-@small_pages
 def prepare_pool(
     loans: LoanArrays,
     assumptions: Assumptions,
@@ -741,7 +739,6 @@ def _z_path(deterministic_z: np.ndarray | float, T: int) -> np.ndarray:
     return z[:T]
 
 
-@small_pages
 def simulate(
     loans: LoanArrays,
     assumptions: Assumptions,

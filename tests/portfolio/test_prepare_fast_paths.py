@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from replenishment_pools import short_tenor_loans
 
-from portfolio.montecarlo.replenishment import _new_ids, replenishment_loans
 from portfolio.loans.schedules import add_months
+from portfolio.montecarlo.replenishment import _new_ids, replenishment_loans
 from portfolio.montecarlo.simulation import _cell_key, _stable_argsort
 
 
@@ -81,31 +81,3 @@ def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch)
                  "recovery", "balance_eop"):
         assert np.array_equal(getattr(one, name), getattr(several, name))
     assert one.initial_balance == several.initial_balance
-
-
-def test_prepare_pool_restores_numpys_huge_page_setting():
-    """prepare_pool switches numpy's madvise(MADV_HUGEPAGE) off while it runs (allocation
-    policy only) and leaves the caller's setting as it found it, also from several threads."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from replenishment_pools import simple_assumptions
-
-    from portfolio.montecarlo.simulation import prepare_pool
-
-    toggle = np._core.multiarray._set_madvise_hugepage
-    loans = short_tenor_loans(n=60)
-    a = simple_assumptions()
-    plain = prepare_pool.__wrapped__(loans, a)
-    before = toggle(True)
-    try:
-        for setting in (True, False):
-            toggle(setting)
-            with ThreadPoolExecutor(3) as pool:
-                preps = list(pool.map(lambda _: prepare_pool(loans, a), range(6)))
-            assert toggle(setting) is setting  # unchanged after the calls
-            for prep in preps:  # the same numbers as without the switch
-                assert np.array_equal(prep.cell_flows, plain.cell_flows)
-                assert np.array_equal(prep.cell_smm, plain.cell_smm)
-                assert prep.initial_balance == plain.initial_balance
-    finally:
-        toggle(before)
