@@ -41,6 +41,24 @@ settings.before_numpy_import()  # numpy reads its huge-page switch once, at its 
 
 import numpy as np
 import pandas as pd
+from bench_b1 import _three_partner_registry, setup, sizes
+
+from dashboards.access import Viewer
+from dashboards.reports import collect_sections, report_viewer
+from partners.allocation import allocate, loan_risk_from_assumptions
+from partners.dispersion import disperse_paths
+from partners.records import pool_loans
+from portfolio.book.calibration import calibrate_from_store
+from portfolio.book.pools import create_pool, get_pool, parse_criteria
+from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.simulation import simulate
+from portfolio.store.core import open_store
+from portfolio.synthetic.generate import generate_book
+from riskpool.commands.demo import DemoParams, build_demo
+from tranching.analytics import tranche_table, trigger_table
+from tranching.deal import load_deal
+from tranching.revolving import replenishment_for
+from tranching.waterfall import run_waterfall
 
 SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths": 2_000}
 
@@ -85,24 +103,10 @@ def digest(obj: Any) -> str:
 
 
 def _registry() -> Any:
-    from bench_b1 import _three_partner_registry
-
     return _three_partner_registry()
 
 
 def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths: int) -> dict[str, str]:
-    from partners.allocation import allocate, loan_risk_from_assumptions
-    from partners.dispersion import disperse_paths
-    from partners.records import pool_loans
-    from portfolio.book.pools import get_pool
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.montecarlo.simulation import simulate
-    from portfolio.store.core import open_store
-    from tranching.analytics import tranche_table, trigger_table
-    from tranching.deal import load_deal
-    from tranching.revolving import replenishment_for
-    from tranching.waterfall import run_waterfall
-
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         batch = pool_loans(store, pool_id)
@@ -137,12 +141,6 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
 
 def build_small(workdir: Path) -> tuple[Path, int, Path]:
     """A 60k-loan book (seed 13), a pool of every current loan, calibrated assumptions."""
-    from portfolio.book.calibration import calibrate_from_store
-    from portfolio.book.pools import create_pool, parse_criteria
-    from portfolio.montecarlo.assumptions import save_assumptions
-    from portfolio.store.core import open_store
-    from portfolio.synthetic.generate import generate_book
-
     db = workdir / "fp.duckdb"
     a_path = workdir / "fp_assumptions.toml"
     as_of = dt.date(2025, 12, 31)
@@ -158,7 +156,6 @@ def build_small(workdir: Path) -> tuple[Path, int, Path]:
 def small_fingerprint() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         db, pool_id, a_path = build_small(Path(tmp))
-        from portfolio.montecarlo.assumptions import load_assumptions
 
         a = load_assumptions(a_path)  # its provenance (timestamps) left out
         out = {"assumptions": digest({f.name: getattr(a, f.name) for f in dataclasses.fields(a)
@@ -168,8 +165,6 @@ def small_fingerprint() -> dict[str, str]:
 
 
 def full_fingerprint() -> dict[str, str]:
-    from bench_b1 import setup, sizes
-
     sz = sizes(False)
     info = setup(sz)
     return fingerprint(Path(info["db"]), info["pool_id"], Path(info["assumptions"]),
@@ -179,10 +174,6 @@ def full_fingerprint() -> dict[str, str]:
 def demo_tables() -> dict[str, pd.DataFrame]:
     """The demo (``riskpool demo``'s pipeline at its default sizes, no dashboard): every report
     table, for the treasury and the demo partner, keyed "viewer section table"."""
-    from dashboards.access import Viewer
-    from dashboards.reports import collect_sections, report_viewer
-    from riskpool.commands.demo import DemoParams, build_demo
-
     params = DemoParams()
     out: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import resource
 import subprocess
 import sys
 import threading
@@ -48,6 +49,30 @@ from portfolio import settings
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
 import numpy as np
+from bench_simulation import naive_simulate
+from run_all import machine
+
+from partners.allocation import allocate, loan_risk_from_assumptions
+from partners.dispersion import disperse_paths
+from partners.records import pool_loans
+from partners.registry import parse_registry
+from portfolio.book.calibration import calibrate_from_store
+from portfolio.book.pools import create_pool, get_pool, list_pools, load_pool_loans, parse_criteria
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.distributed import open_client, run_distributed
+from portfolio.montecarlo.simulation import (
+    loss_distribution,
+    prepare_pool,
+    root_seed,
+    run_blocks,
+    simulate,
+)
+from portfolio.store.core import open_store
+from portfolio.synthetic.generate import generate_book
+from tranching.deal import load_deal
+from tranching.revolving import replenishment_for
+from tranching.waterfall import run_waterfall
 
 OUT = ROOT / "bench_out"
 AS_OF = "2025-12-31"
@@ -118,8 +143,6 @@ class PeakRss:
             self._stop.set()
             self._thread.join()
             return self._peak / 2**30
-        import resource
-
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
@@ -128,8 +151,6 @@ class PeakRss:
 
 
 def _three_partner_registry() -> Any:
-    from partners.registry import parse_registry
-
     path = ROOT / "examples" / "partners.toml"
     doc = tomllib.loads(path.read_text(encoding="utf-8"))
     doc["partner"] = [p for p in doc["partner"] if p.get("kind") == "bank"][:3]
@@ -138,12 +159,6 @@ def _three_partner_registry() -> Any:
 
 def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Generate the book, cut the pool and calibrate, once; returns paths and set-up times."""
-    from portfolio.book.calibration import calibrate_from_store
-    from portfolio.book.pools import create_pool, list_pools, parse_criteria
-    from portfolio.montecarlo.assumptions import save_assumptions
-    from portfolio.store.core import open_store
-    from portfolio.synthetic.generate import generate_book
-
     OUT.mkdir(exist_ok=True)
     tag = f"{sz['book_loans'] // 1000}k_{sz['book_months']}m"
     db = OUT / f"b1_book_{tag}.duckdb"
@@ -186,10 +201,6 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
 def warm_up(a_path: str) -> None:
     """Both engines once on a 12-loan pool: numba kernels are loaded from their on-disk cache
     (or compiled) before anything is timed."""
-    from portfolio.loans.arrays import LoanArrays
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.montecarlo.simulation import simulate
-
     a = load_assumptions(Path(a_path))
     n = 12
     terms = np.array([3, 6, 12, 24] * 3, dtype=np.int16)
@@ -213,17 +224,6 @@ def _take(loans: Any, n: int) -> Any:
 def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """B1 end to end after the pool is built; every stage timed. Runs in a fresh process."""
     rss = PeakRss().start()
-    from partners.allocation import allocate, loan_risk_from_assumptions
-    from partners.dispersion import disperse_paths
-    from partners.records import pool_loans
-    from portfolio.book.pools import get_pool
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.montecarlo.simulation import loss_distribution, simulate
-    from portfolio.store.core import open_store
-    from tranching.deal import load_deal
-    from tranching.revolving import replenishment_for
-    from tranching.waterfall import run_waterfall
-
     warm_up(a_path)  # numba kernels loaded from their cache before timing (not B1 work)
     out: dict[str, Any] = {}
     st: dict[str, float] = {}
@@ -291,14 +291,6 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
 def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """Loan-engine throughput on the B1 pool, the naive baseline on a slice of it, and the
     2-worker vs 1-worker speed-up of the loan engine on a local Dask cluster."""
-    from bench_simulation import naive_simulate  # the simulation engineer's baseline
-
-    from portfolio.book.pools import load_pool_loans
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.montecarlo.distributed import open_client, run_distributed
-    from portfolio.montecarlo.simulation import prepare_pool, root_seed, run_blocks, simulate
-    from portfolio.store.core import open_store
-
     warm_up(a_path)
     out: dict[str, Any] = {}
     with open_store(Path(db), read_only=True) as store:
@@ -367,11 +359,6 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
 
 def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
     """Granular engine time at three sizes each of loans, paths and months."""
-    from portfolio.book.pools import load_pool_loans
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.montecarlo.simulation import simulate
-    from portfolio.store.core import open_store
-
     warm_up(a_path)
     with open_store(Path(db), read_only=True) as store:
         loans = load_pool_loans(store, pool_id)
@@ -440,7 +427,6 @@ def _main() -> int:
         figures = fn(db, pool_id, a_path, sz)
         print(json.dumps(figures, default=float))
         return 0
-    from run_all import machine
 
     print(f"machine: {machine()}")
     for key, value in run().items():

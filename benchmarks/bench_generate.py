@@ -13,7 +13,9 @@ committed) and its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,9 @@ from portfolio import settings
 
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
+from portfolio.store.core import open_store
+from portfolio.synthetic.generate import generate_book
+
 TARGET_SECONDS = 120.0
 TARGET_RSS_MB = 8 * 1024.0
 AS_OF = "2025-12-31"
@@ -34,12 +39,6 @@ AS_OF = "2025-12-31"
 
 def _child(loans: int, months: int, db: Path) -> dict[str, object]:
     """Runs inside the child process: one generation, its own figures."""
-    import datetime as dt
-    import resource
-
-    from portfolio.store.core import open_store
-    from portfolio.synthetic.generate import generate_book
-
     started = time.perf_counter()
     with open_store(db) as store:
         summary = generate_book(store, loans, months, seed=7,

@@ -21,13 +21,15 @@ from portfolio import settings
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
 import numpy as np
+from scipy.stats import norm
 
 from portfolio.montecarlo.paths import PoolPaths
+from tranching.analytics import tranche_table
+from tranching.deal import load_deal
+from tranching.waterfall import run_waterfall
 
 
 def _paths(n_paths: int, n_months: int, seed: int = 2026) -> PoolPaths:
-    from scipy.stats import norm
-
     rng = np.random.default_rng(seed)
     init, apr, term, pd_, rho, smm, rr, lag = 1e8, 0.18, 24, 0.004, 0.15, 0.02, 0.3, 3
     p = norm.cdf((norm.ppf(pd_) - np.sqrt(rho) * rng.standard_normal((n_paths, n_months)))
@@ -55,10 +57,6 @@ def _paths(n_paths: int, n_months: int, seed: int = 2026) -> PoolPaths:
 
 
 def run() -> dict:
-    from tranching.analytics import tranche_table
-    from tranching.deal import load_deal
-    from tranching.waterfall import run_waterfall
-
     quick = settings.bench_quick()
     n_paths, n_months = (2_000 if quick else 10_000), 30
     paths = _paths(n_paths, n_months)

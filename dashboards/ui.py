@@ -9,11 +9,14 @@ and a partner can never be served a treasury result from the cache. ``st.cache_d
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from dashboards import access
 from dashboards.auth import Viewer
@@ -170,10 +173,6 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
     """A progress function for library code that reports from worker threads: each call
     attaches this script run's context to the calling thread, so the bar updates — and a
     click on another widget (Cancel) stops the run at the next update."""
-    import threading
-
-    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
-
     ctx = get_script_run_ctx()
 
     def update(fraction: float) -> None:
@@ -186,8 +185,6 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
 def table(frame: Any, key: str | None = None, container: Any = None) -> None:
     """``st.dataframe`` without the index, with thousands separators on float columns and
     amounts shown to the cent (display only: the data are the library's numbers unchanged)."""
-    import pandas as pd
-
     target = container if container is not None else st
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame

@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 from scipy.optimize import linprog
 
@@ -745,9 +747,6 @@ def _hex_tail_keys(ids: np.ndarray) -> np.ndarray | None:
     digits (``B`` + 16 hex digits, as the generator writes them): the hex tail read as a number.
     Hashing these integers factorises in the same first-appearance order as hashing the strings,
     several times faster. ``None`` when the ids do not have that form."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     n = len(ids)
     if n == 0:
         return None

@@ -62,6 +62,7 @@ from partners.registry import PLATFORM_ID
 from portfolio.errors import must_be
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.risk import loss_stats
+from tranching.waterfall import run_waterfall
 
 LEVELS = (0.99, 0.999)
 
@@ -171,8 +172,6 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
 
     ``waterfall``: the ``run_waterfall(deal, paths, replenishment=replenishment)`` result the
     caller already has (the same inputs: it is not run again); None runs it here."""
-    from tranching.waterfall import run_waterfall
-
     if waterfall is not None and (
             tuple(waterfall.tranche_names) != tuple(deal.tranche_names)
             or waterfall.balance.shape[1] != paths.n_paths):

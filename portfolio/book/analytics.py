@@ -38,8 +38,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.store import analytics as sql
 from portfolio.loans.types import SCORE_BAND_LABELS
+from portfolio.store import analytics as sql
 
 BUCKETS: tuple[str, ...] = ("current", "M1", "M2", "M3", "default", "written_off")
 ACTIVE_BUCKETS: tuple[str, ...] = sql.ACTIVE_BUCKETS

@@ -72,11 +72,12 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import log_ndtr, ndtri
 
-from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.book.pools import get_pool
 from portfolio.errors import ValidationError, must_be
+from portfolio.loans.types import ALLOWED_TERMS, DEFAULT_DPD, SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.store import calibration as sql
 from portfolio.store.core import Store
-from portfolio.loans.types import ALLOWED_TERMS, DEFAULT_DPD, SCORE_BAND_LABELS, SCORE_BANDS
 
 PROB_CAP = 0.999
 RR_PRIOR_EVENTS = 1.0
@@ -536,8 +537,6 @@ def calibrate_from_store(
 ) -> Calibration:
     """Calibrate on the book's history up to ``as_of`` (default: the pool's cut-off when a
     pool is given, else the last month-end in the book)."""
-    from portfolio.book.pools import get_pool
-
     info = get_pool(store, pool_id) if pool_id is not None else None
     last = sql.last_as_of(store.con)
     if last is None:

@@ -40,11 +40,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from portfolio.errors import RiskpoolError, ValidationError, must_be
+from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import Assumptions
-from portfolio.errors import RiskpoolError, ValidationError, must_be
-from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 
 __all__ = [

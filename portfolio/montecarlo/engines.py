@@ -38,6 +38,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+from scipy.special import erfc
 
 N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
 BOP, INTEREST, PRINCIPAL, PREPAY, DEFAULT = range(N_ACC)
@@ -201,8 +202,6 @@ def _cond_pd(thr_s: float, scale: float, zb: float) -> float:
 
 def cond_pd_np(thr_s: np.ndarray, scale: np.ndarray | float, zb: np.ndarray) -> np.ndarray:
     """Twin of the numba conditional PD (the same arithmetic on pre-scaled inputs)."""
-    from scipy.special import erfc
-
     with np.errstate(invalid="ignore"):
         return 0.5 * erfc(zb - thr_s * scale)
 

@@ -47,6 +47,7 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
+from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.simulation import (
@@ -164,7 +165,6 @@ def simulate_replenishment(
     prep = prepare_pool(new, assumptions, loan_level=engine == "loan")
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
-    from portfolio.montecarlo import engines
 
     acc = np.zeros((int(n_paths), prep.n_months, engines.N_ACC))
     pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))

@@ -72,7 +72,8 @@ from scipy import special, stats
 from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.loans.schedules import schedule_matrix
+from portfolio.loans.schedules import _annuity_payment, _round_half_up, schedule_matrix
+from portfolio.loans.types import RepaymentType
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
@@ -395,9 +396,6 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
                      cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s_sorted: np.ndarray,
                      T: int, loan_base: np.ndarray, loan_level: bool
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from portfolio.loans.schedules import _annuity_payment, _round_half_up
-    from portfolio.loans.types import RepaymentType
-
     n_cells = cell_first.shape[0] - 1
     n_parties = s_sorted.shape[1]
     rem_s = np.ascontiguousarray(rem[order])

@@ -12,6 +12,9 @@ from typing import Annotated
 import typer
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.store.core import open_store
+from portfolio.synthetic.generate import check_request, generate_book
+from riskpool.commands.book_analytics import book_app
 from riskpool.commands.options import DEFAULT_DB, NewDbOption
 
 # ---------------------------------------------------------------------------- riskpool generate
@@ -38,9 +41,6 @@ def generate(
     (> 90 DPD) with cures, write-off at 180 DPD, recoveries, full and partial prepayment, and a
     macro factor shared by all loans. Written in one transaction into an empty database.
     """
-    from portfolio.store.core import open_store
-    from portfolio.synthetic.generate import check_request, generate_book
-
     as_of_date: dt.date | None = None
     if as_of is not None:
         try:
@@ -64,6 +64,4 @@ def register(app: typer.Typer) -> None:
     app.command("generate")(generate)
 
     # ------------------------------------------------------------ riskpool book ... (analytics)
-    from riskpool.commands.book_analytics import book_app
-
     app.add_typer(book_app, name="book", help="Performance analytics of the loan book.")

@@ -15,6 +15,7 @@ import typer
 
 from portfolio.book import analytics
 from portfolio.store.core import open_store
+from portfolio.store.parquet_book import export_book
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit
 
@@ -150,8 +151,6 @@ def export(
     """Write the book as Parquet partitioned by origination month (hive style):
     OUT/loans/origination_month=YYYY-MM/*.parquet and OUT/loan_performance/... .
     `riskpool pool create --book OUT` and `riskpool simulate --book OUT` read it."""
-    from portfolio.store.parquet_book import export_book
-
     with open_store(db, read_only=True) as store:
         res = export_book(store.con, out)
     typer.echo(f"exported {res.n_loans:,} loans and {res.n_performance_rows:,} performance rows "

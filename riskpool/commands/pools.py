@@ -9,14 +9,36 @@ that ``simulate`` can reuse all three.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
+from portfolio.book.calibration import calibrate_from_store, with_provenance
+from portfolio.book.pools import (
+    create_pool,
+    get_pool,
+    list_pools,
+    load_criteria,
+    parse_cutoff,
+    pool_summary,
+    strats,
+)
+from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.assumptions import (
+    NAMED_SCENARIOS,
+    apply_stress,
+    load_assumptions,
+    save_assumptions,
+)
+from portfolio.store.core import open_store
+from portfolio.store.parquet_book import attach_book, check_book_dir
+from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
+from riskpool.commands.output import check_out_path, emit
 
 ScenarioOption = Annotated[
     str | None,
@@ -58,8 +80,6 @@ def _print_table(title: str, frame: pd.DataFrame) -> None:
 
 
 def _emit(frames: dict[str, pd.DataFrame], out: Path | None) -> None:
-    from riskpool.commands.output import emit
-
     emit(frames, out)
 
 
@@ -75,10 +95,6 @@ def pool_create(
         "--db.")] = None,
 ) -> None:
     """Cut a pool from the book at the cut-off and store its immutable snapshot."""
-    from portfolio.book.pools import create_pool, load_criteria, parse_cutoff
-    from portfolio.store.core import open_store
-    from portfolio.store.parquet_book import attach_book, check_book_dir
-
     crit = load_criteria(criteria)
     cutoff_date = parse_cutoff(cutoff)
     if book is not None:
@@ -106,9 +122,6 @@ def _print_exclusions(info: object) -> None:
 @pool_app.command("list")
 def pool_list(db: DbOption = DEFAULT_DB) -> None:
     """List the pools in the database."""
-    from portfolio.book.pools import list_pools
-    from portfolio.store.core import open_store
-
     with open_store(db, read_only=True) as store:
         infos = list_pools(store)
     if not infos:
@@ -132,11 +145,6 @@ def pool_show(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Show a pool: header, criteria and exclusions."""
-    import json
-
-    from portfolio.book.pools import get_pool, pool_summary
-    from portfolio.store.core import open_store
-
     with open_store(db, read_only=True) as store:
         info = get_pool(store, pool)
         summary = pool_summary(store, pool)
@@ -169,10 +177,6 @@ def pool_strats(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Stratification tables: count, balance, share, WA APR, WA score, WA remaining term."""
-    from portfolio.book.pools import get_pool, strats
-    from portfolio.store.core import open_store
-    from riskpool.commands.output import check_out_path
-
     check_out_path(out)
     with open_store(db, read_only=True) as store:
         info = get_pool(store, pool)
@@ -189,8 +193,6 @@ def pool_strats(
 def check_stress_flags(scenario: str | None, pd_mult: float | None, rho: float | None,
                        smm_mult: float | None, recovery_mult: float | None) -> None:
     """Validate the stress flags before any work is done (same rules as ``apply_stress``)."""
-    from portfolio.montecarlo.assumptions import NAMED_SCENARIOS
-
     if scenario is not None and scenario not in NAMED_SCENARIOS:
         raise ValidationError(must_be("--scenario", "one of " + ", ".join(NAMED_SCENARIOS),
                                       scenario))
@@ -234,11 +236,6 @@ def calibrate(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Calibrate projection assumptions from the book's own history and write them as TOML."""
-    from portfolio.book.calibration import calibrate_from_store, with_provenance
-    from portfolio.montecarlo.assumptions import apply_stress, save_assumptions
-    from portfolio.store.core import open_store
-    from portfolio.version import code_version
-
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     as_of_date = _parse_date(as_of, "as-of")
     if not credibility >= 0:
@@ -276,11 +273,6 @@ def pricing(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Risk-based pricing check: break-even APR per segment against the actual WA APR."""
-    from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
-    from portfolio.montecarlo.assumptions import load_assumptions
-    from portfolio.store.core import open_store
-    from riskpool.commands.output import check_out_path
-
     check_out_path(out)
     a = load_assumptions(assumptions)
     inputs = load_pricing(pricing_file) if pricing_file is not None else PricingInputs()

@@ -21,6 +21,9 @@ from typing import Annotated
 
 import typer
 
+from dashboards.access import DataUpdating
+from dashboards.auth import add_user, load_users, new_password, remove_user
+from dashboards.reports import ReportLocked, write_report
 from portfolio import settings
 from portfolio.errors import StoreLocked, ValidationError, must_be
 from riskpool.commands.options import DEFAULT_DB, DbOption, UsersOption
@@ -48,9 +51,6 @@ def report(
         "--partner", help="Write this partner's own report only.")] = None,
 ) -> None:
     """Write the HTML and XLSX portfolio report for an as-of date (cron-ready)."""
-    from dashboards.access import DataUpdating
-    from dashboards.reports import ReportLocked, write_report
-
     day = _date(as_of, "--as-of")
     try:
         outcome = write_report(db, day, out, partner=partner)
@@ -104,8 +104,6 @@ def users_add(
         "--password", help="Password (default: generate one and print it).")] = None,
 ) -> None:
     """Add (or reset) a dashboard user."""
-    from dashboards.auth import add_user, new_password
-
     path = users or settings.users_path(db)
     pw = password or new_password()
     add_user(path, username, role, pw)
@@ -120,8 +118,6 @@ def users_remove(
     users: UsersOption = None,
 ) -> None:
     """Remove a dashboard user."""
-    from dashboards.auth import remove_user
-
     path = users or settings.users_path(db)
     if not remove_user(path, username):
         raise ValidationError(must_be("username", f"a user in {path}", username))
@@ -131,8 +127,6 @@ def users_remove(
 @users_app.command("list")
 def users_list(db: DbOption = DEFAULT_DB, users: UsersOption = None) -> None:
     """List dashboard users and roles (never passwords)."""
-    from dashboards.auth import load_users
-
     path = users or settings.users_path(db)
     for u in load_users(path).values():
         typer.echo(f"{u.username}\t{u.role}")

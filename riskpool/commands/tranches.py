@@ -19,8 +19,7 @@ from typing import Annotated
 import typer
 
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.paths import PoolPaths
-from portfolio.store.core import Store, open_store
+from portfolio.store.core import open_store
 from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
@@ -31,11 +30,6 @@ from tranching.revolving import load_deal_record, run_replenishment
 from tranching.sizing import size_tranche
 
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
-
-
-def _load_run_paths(store: Store, run_id: int) -> PoolPaths:
-    """The Monte Carlo paths recorded with run ``run_id`` (Parquet beside the database)."""
-    return load_paths(store, run_id)
 
 
 def register(app: typer.Typer) -> None:
@@ -99,7 +93,7 @@ def register(app: typer.Typer) -> None:
         deal.index(tranche_name)
         table = load_rating_table(rating_table) if rating_table is not None else None
         with open_store(db, read_only=True) as store:
-            paths = _load_run_paths(store, run)
+            paths = load_paths(store, run)
             # a revolving deal buys new loans: the run's replenishment profile (same seed)
             profile = run_replenishment(store, run, deal)
         res = size_tranche(deal, paths, tranche_name, target_el=target_el,
