@@ -1,1 +1,1 @@
-"""dashboards layer (see DESIGN.md §2)."""
+"""dashboards layer (docs/architecture.md, "Layers")."""

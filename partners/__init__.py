@@ -1,1 +1,1 @@
-"""partners layer (see DESIGN.md §2)."""
+"""partners layer (docs/architecture.md, "Layers")."""

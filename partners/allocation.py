@@ -112,7 +112,7 @@ class LoanRisk:
 
     @property
     def el_rate(self) -> np.ndarray:
-        """Annual expected-loss rate (annual PD × LGD, DOMAIN §6)."""
+        """Annual expected-loss rate (annual PD × LGD)."""
         return self.annual_pd * self.lgd
 
     def lifetime_el(self, balance: np.ndarray) -> np.ndarray:

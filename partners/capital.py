@@ -1,7 +1,7 @@
 """Regulatory capital: Basel retail IRB ("other retail") for loans and loan shares, and the
 securitisation standardised approach (SEC-SA, Basel CRE40/41) for tranche positions.
 
-IRB, other retail (Basel II §330; DOMAIN §7), PD and LGD as decimals::
+IRB, other retail (Basel II ¶330; docs/model.md, "Capital"), PD and LGD as decimals::
 
     f = (1 − e^(−35·PD)) / (1 − e^(−35))
     R = 0.03·f + 0.16·(1 − f)

@@ -40,3 +40,38 @@ def test_relative_links_resolve(doc: str) -> None:
              if not re.match(r"[a-z]+:", t)]
     missing = [t for t in links if not (path.parent / t).exists()]
     assert missing == []
+
+
+# Nothing points outside the repository: no path into a sibling folder of notes and no
+# reference to design, domain or style documents that a clone does not have. (The words are
+# built from parts so that this file does not match itself.)
+_OUTSIDE = re.compile("|".join((
+    "sha" + "red/",
+    r"\b" + "DES" + r"IGN\b",
+    r"\b" + "DOM" + r"AIN\b",
+    "STY" + r"LE\.md",
+)))
+_SCANNED = ("README.md", "Makefile", "pyproject.toml", ".ci", *TOP)
+_TEXT = {".py", ".md", ".toml", ".txt", ".json", ".cfg", ".ini", ".yml", ".yaml", ".sh", ""}
+
+
+def _text_files() -> list[Path]:
+    files: list[Path] = []
+    for name in _SCANNED:
+        path = ROOT / name
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += [f for f in sorted(path.rglob("*")) if f.is_file() and f.suffix in _TEXT
+                      and "__pycache__" not in f.parts]
+    return files
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    found = []
+    for f in _text_files():
+        for number, line in enumerate(f.read_text(encoding="utf-8", errors="replace")
+                                      .splitlines(), start=1):
+            if _OUTSIDE.search(line):
+                found.append(f"{f.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []

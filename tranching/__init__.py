@@ -1,1 +1,1 @@
-"""tranching layer (see DESIGN.md §2)."""
+"""tranching layer (docs/architecture.md, "Layers")."""

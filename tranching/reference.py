@@ -1,4 +1,4 @@
-"""One-factor Gaussian copula references for tranche expected loss (DOMAIN §8).
+"""One-factor Gaussian copula references for tranche expected loss (docs/model.md, "Analytic references").
 
 Conditional default probability p(Z) = Φ((Φ⁻¹(PD) − √ρ·Z) / √(1 − ρ)), Z ~ N(0, 1).
 Pool loss fraction: L = LGD·p(Z) for a large homogeneous pool (LHP, Vasicek); L = LGD·K/n
@@ -75,7 +75,7 @@ def _check_tranche(attach: float, detach: float) -> None:
 
 
 def lhp_loss_cdf(x: np.ndarray | float, pd: float, rho: float, lgd: float = 1.0) -> np.ndarray:
-    """P(L ≤ x) = Φ((√(1−ρ)·Φ⁻¹(x/LGD) − Φ⁻¹(PD)) / √ρ) for 0 < x < LGD (DOMAIN §8)."""
+    """P(L ≤ x) = Φ((√(1−ρ)·Φ⁻¹(x/LGD) − Φ⁻¹(PD)) / √ρ) for 0 < x < LGD (Vasicek)."""
     _check(pd, rho, lgd)
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(divide="ignore"):

@@ -1,4 +1,4 @@
-"""Performance analytics of the loan book (DOMAIN §3): summary and calibration anchors,
+"""Performance analytics of the loan book (docs/model.md, "Book analytics"): summary and calibration anchors,
 delinquency buckets, roll rates, vintage curves and monthly MDR/CDR, SMM/CPR and MPR.
 
 The group-bys run in DuckDB (``portfolio.store.analytics``, which also defines the buckets,
@@ -76,7 +76,7 @@ def _ratio(num: pd.Series | float, den: pd.Series | float) -> pd.Series | float:
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
-    """The calibration-anchor figures of DOMAIN §3, measured on the book at ``as_of``."""
+    """The calibration-anchor figures (docs/model.md, "Book analytics"), measured on the book at ``as_of``."""
 
     as_of: dt.date
     dpd30_ratio: float

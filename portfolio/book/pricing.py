@@ -1,4 +1,4 @@
-"""Risk-based pricing check (DOMAIN §6): break-even APR per segment against the actual APR.
+"""Risk-based pricing check (docs/model.md, "Risk-based pricing check"): break-even APR per segment against the actual APR.
 
 For each segment (score band × original term):
 
@@ -14,13 +14,13 @@ For each segment (score band × original term):
     LGD            = 1 − recovery rate of the assumptions (or ``lgd`` in the pricing file)
     capital        = ``capital_ratio`` of the balance (``capital_method = "fixed"``), or the
                      Basel retail IRB requirement K(annual PD, LGD) ("other retail",
-                     DOMAIN §7; ``capital_method = "basel_retail_irb"``)
+                     docs/model.md, "Capital"; ``capital_method = "basel_retail_irb"``)
 
 All rates are annual decimals of the outstanding balance. The actual APR of a segment is the
 balance-weighted APR of its loans: the pool's cut-off balances with ``pool_id``, else the
 book's original principals (the pricing decided at origination). A segment is *under-priced*
 when its actual WA APR is below its break-even APR; every loan with an APR above the cap
-(``apr_cap``, 0.24 by default: DOMAIN R9) is counted.
+(``apr_cap``, 0.24 by default: rule R9) is counted.
 """
 
 from __future__ import annotations
@@ -102,12 +102,12 @@ def average_monthly_default_rate(hazard: np.ndarray, term: int) -> np.ndarray:
 
 
 def annual_pd(monthly: np.ndarray | float) -> np.ndarray:
-    """1 − (1 − m)^12 (DOMAIN §3: CDR from MDR)."""
+    """1 − (1 − m)^12 (CDR from MDR)."""
     return -np.expm1(12.0 * np.log1p(-np.asarray(monthly, dtype=np.float64)))
 
 
 def basel_retail_capital(pd_: np.ndarray | float, lgd: float) -> np.ndarray:
-    """Basel retail IRB "other retail" capital requirement K per unit of exposure (DOMAIN §7).
+    """Basel retail IRB "other retail" capital requirement K per unit of exposure (docs/model.md, "Capital").
 
     R = 0.03·f + 0.16·(1 − f), f = (1 − e^(−35·PD)) / (1 − e^(−35));
     K = LGD·[Φ((Φ⁻¹(PD) + √R·Φ⁻¹(0.999)) / √(1 − R)) − PD]. PD is floored at 0.03 % (Basel).

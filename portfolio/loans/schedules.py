@@ -1,4 +1,4 @@
-"""Repayment schedules for the four repayment types (DOMAIN §2).
+"""Repayment schedules for the four repayment types (docs/model.md, "Repayment schedules").
 
 Two entry points that agree to the cent:
 

@@ -8,7 +8,7 @@ from portfolio.errors import ValidationError, must_be
 
 
 class RepaymentType(str, Enum):
-    """The four repayment types (DOMAIN §2). ``code`` is the int8 used in arrays."""
+    """The four repayment types (docs/model.md, "Repayment schedules"). ``code`` is the int8 used in arrays."""
 
     LEVEL_ANNUITY = "level_annuity"  # 等额本息
     EQUAL_PRINCIPAL = "equal_principal"  # 等额本金
@@ -62,9 +62,9 @@ class LoanStatus(str, Enum):
 
 ALLOWED_TERMS: tuple[int, ...] = (3, 6, 9, 12, 18, 24)
 SCORE_MIN, SCORE_MAX = 350, 950
-PRINCIPAL_MAX = 200_000.0  # DOMAIN R5: household consumer credit cap (CNY)
-APR_CAP_DEFAULT = 0.24  # DOMAIN R9
-BULLET_MAX_TERM = 12  # DOMAIN R6
+PRINCIPAL_MAX = 200_000.0  # rule R5: household consumer credit cap (CNY)
+APR_CAP_DEFAULT = 0.24  # rule R9: APR cap
+BULLET_MAX_TERM = 12  # rule R6: bullet loans at most 12 months
 DEFAULT_DPD = 90  # default = more than 90 days past due
 WRITE_OFF_DPD = 180
 

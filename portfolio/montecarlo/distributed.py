@@ -1,4 +1,4 @@
-"""Monte Carlo on a Dask cluster: the same numbers as a local run (DESIGN §4, issue 7).
+"""Monte Carlo on a Dask cluster: the same numbers as a local run (docs/architecture.md, "The Dask driver").
 
 ``simulate_distributed(loans, assumptions, n_paths, seed, client=...)`` prepares the pool once
 (cells, schedules, probability tables: :func:`portfolio.montecarlo.simulation.prepare_pool`), sends it to

@@ -19,7 +19,7 @@ Intra-month order (both engines, every month t of a loan still performing at mon
    left after the scheduled principal. In a loan's last month the prepayment would be zero,
    so ``smm`` is set to 0 there.
 
-Conditional default probability (one-factor copula, DOMAIN §8):
+Conditional default probability (one-factor copula, docs/model.md, "Monte Carlo projection"):
 ``p_t = Φ((thr · s − √ρ·Z_t) / √(1−ρ))`` with ``thr = Φ⁻¹(h)`` and ``s = 1`` for the Gaussian
 copula, and ``thr = t_ν⁻¹(h)``, ``s = √(W/ν)`` (W ~ χ²_ν, one per path) for the Student-t
 copula — the latent variable ``(√ρ Z_t + √(1−ρ) ε)/√(W/ν)`` is t_ν-distributed, so every

@@ -1,4 +1,4 @@
-"""Monte Carlo projection of a pool's cash flows and credit losses (DESIGN §4).
+"""Monte Carlo projection of a pool's cash flows and credit losses (docs/model.md, "Monte Carlo projection").
 
 ``simulate(loans, assumptions, n_paths, seed)`` returns :class:`~portfolio.montecarlo.paths.PoolPaths`:
 every month's start balance, interest, scheduled principal, prepayment, defaulted principal,

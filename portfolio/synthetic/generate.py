@@ -14,7 +14,7 @@ the truth they imply, for calibration), ``originations`` (the loans), ``performa
 monthly performance simulator) and ``tables`` (the store's columns); this module plans a
 request, draws its seeds and writes through the store.
 
-Calibration anchors (DOMAIN §3) with the default parameters: lifetime default of 12-month
+Calibration anchors (docs/model.md, "Book analytics") with the default parameters: lifetime default of 12-month
 loans ≈ 2.5 % of original balance, 90+ DPD ≈ 1 % of balance in a seasoned book, default rate
 falling as the score band rises, mean principal ≈ 8,000 CNY, APRs in [0.073, 0.24].
 """

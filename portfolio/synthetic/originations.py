@@ -7,7 +7,7 @@ by ``volume_growth`` a month. Borrowers (pseudonymous ``'B' + 16 hex``, about
 borrower's plus a little noise. Credit limit grows exponentially with the score. Term and
 repayment type follow ``term_shares`` / ``repayment_mix`` (interest-only and daily-interest only
 up to 12 months: rule R6 — both repay principal at maturity). Principal is lognormal (scaled by
-term), rounded to 100 CNY, at most the limit and 200,000. APR is risk-based (DOMAIN §6):
+term), rounded to 100 CNY, at most the limit and 200,000. APR is risk-based (docs/model.md, "Risk-based pricing check"):
 funding cost + annual PD × LGD + operating cost + capital ratio × hurdle + margin (+ a partner
 channel mark-up and noise), quoted as a daily rate to 0.001 %/day and clipped to
 [``apr_floor``, ``apr_cap``].

@@ -99,7 +99,7 @@ class GeneratorParams:
     regions: tuple[tuple[str, float], ...] = _REGIONS
     channels: tuple[tuple[str, float], ...] = (("app", 0.60), ("mini_program", 0.28),
                                                ("partner", 0.12))
-    # --- pricing (DOMAIN §6), annual decimals
+    # --- pricing (docs/model.md, "Risk-based pricing check"), annual decimals
     funding_cost: float = 0.030
     operating_cost: float = 0.025
     capital_ratio: float = 0.08

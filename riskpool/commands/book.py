@@ -28,7 +28,7 @@ def generate(
         "--months", help="Monthly vintages (and months of history) ending at --as-of.")] = 24,
     seed: Annotated[int, typer.Option(
         "--seed", help="Random seed: the same seed and arguments give the same book (the "
-        "default's macro path stays close to average, so the DOMAIN §3 anchors show).")] = 13,
+        "default's macro path stays close to average, so the calibration anchors show).")] = 13,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Last month-end of the history, YYYY-MM-DD "
         "[default: the last month-end before today].")] = None,

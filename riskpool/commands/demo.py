@@ -64,7 +64,7 @@ DEMO_PARTNER = "bank_east"
 class DemoParams:
     n_loans: int = 200_000
     n_months: int = 24
-    seed: int = 13  # its macro path puts the book near the DOMAIN §3 anchors (see generate.py)
+    seed: int = 13  # its macro path puts the book near the calibration anchors (see generate.py)
     as_of: str = "2026-06-30"
     n_paths: int = 10_000
     criteria: str = str(EXAMPLES / "criteria.toml")

@@ -54,7 +54,7 @@ def ingest_command(
     ] = False,
     apr_cap: Annotated[
         float,
-        typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (DOMAIN R9)."),
+        typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (rule R9)."),
     ] = APR_CAP_DEFAULT,
 ) -> None:
     for path in paths:

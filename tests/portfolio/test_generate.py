@@ -1,7 +1,7 @@
 """The synthetic book generator (portfolio/synthetic/): realism, anchors, truth, invariants.
 
 Independent sources used below, each named where it is used:
-* DOMAIN §3 calibration anchors (Fitch 360 Microcredit: ≈ 8,000 CNY average loan, 2.5 %
+* calibration anchors (Fitch 360 Microcredit: ≈ 8,000 CNY average loan, 2.5 %
   base-case lifetime default; Ant: 90+ DPD ≈ 0.7–1.05 % of balance);
 * ``portfolio.loans.schedules.schedule`` (one-loan schedules, themselves tested against
   numpy-financial and QuantLib) for the payments of loans that pay as agreed;
@@ -274,7 +274,7 @@ def test_simulate_book_equals_what_generate_writes(db_book) -> None:
 
 def test_originations_look_like_a_jiebei_book(neutral_book) -> None:
     loans, _ = neutral_book
-    # DOMAIN §3 anchor: average loan ≈ 8,000 CNY (Fitch 360 Microcredit); tolerance ±12 %
+    # anchor: average loan ≈ 8,000 CNY (Fitch 360 Microcredit); tolerance ±12 %
     assert 7_000 <= loans.principal.mean() <= 9_000
     assert loans.principal.median() < loans.principal.mean()  # right-skewed
     assert loans.principal.max() <= 200_000
@@ -305,7 +305,7 @@ def test_originations_look_like_a_jiebei_book(neutral_book) -> None:
 
 
 def test_apr_is_risk_based_pricing(neutral_book) -> None:
-    """DOMAIN §6 written out for a direct-channel loan scored 725 (band 700–749's mid-point,
+    """The pricing rule written out for a direct-channel loan scored 725 (band 700–749's mid-point,
     where the scorecard PD is that band's pd_12m = 0.027): funding 0.030 + EL 0.027 × (1 −
     0.15) + opex 0.025 + capital 0.08 × hurdle 0.15 + margin 0.030 = 0.11995; the quoted APR
     is a daily rate to 0.001 %/day (× 365) with N(0, 0.008) noise."""
@@ -373,7 +373,7 @@ def test_payments_follow_the_schedule_for_loans_paying_as_agreed(neutral_book) -
 
 
 def test_daily_interest_accrues_on_the_balance_after_partial_repayments(neutral_book) -> None:
-    """Hand rule (DOMAIN §2): interest = B · apr · days / 365 (Actual/365F), B the balance
+    """Hand rule: interest = B · apr · days / 365 (Actual/365F), B the balance
     left after last month's repayments, rounded half up to the cent."""
     _, perf = neutral_book
     di = perf[perf.repayment_type == "daily_interest"].copy()
@@ -418,13 +418,13 @@ def test_roll_and_cure_rates_are_non_trivial(neutral_book) -> None:
 
 
 def test_lifetime_default_of_12_month_loans_is_near_2_5_percent(neutral_book) -> None:
-    """DOMAIN §3: Fitch base-case lifetime default 2.5 %; tolerance [2 %, 3 %]."""
+    """Fitch base-case lifetime default 2.5 %; tolerance [2 %, 3 %]."""
     loans, perf = neutral_book
     assert 0.02 <= _lifetime_default_12m(loans, perf, AS_OF) <= 0.03
 
 
 def test_90_plus_dpd_is_about_1_percent_of_a_seasoned_book(neutral_book) -> None:
-    """DOMAIN §3: Ant 90+ DPD 0.68–1.05 % of balance; tolerance [0.5 %, 1.6 %]; 30+ is
+    """Ant 90+ DPD 0.68–1.05 % of balance; tolerance [0.5 %, 1.6 %]; 30+ is
     above it and below 3 %."""
     _, perf = neutral_book
     r90 = _ratio_dpd(perf, AS_OF, 90)

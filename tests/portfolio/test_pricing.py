@@ -55,7 +55,7 @@ def test_average_monthly_default_rate_by_hand() -> None:
         0.28 / 1.9)
     # only the first `term` ages count
     assert pricing.average_monthly_default_rate(np.array([0.05, 0.5]), 1) == pytest.approx(0.05)
-    # annual PD from a monthly rate: CDR = 1 − (1 − MDR)^12 (DOMAIN §3)
+    # annual PD from a monthly rate: CDR = 1 − (1 − MDR)^12 (docs/model.md, "Book analytics")
     assert pricing.annual_pd(0.02) == pytest.approx(1 - 0.98**12)
 
 

@@ -90,7 +90,7 @@ def loans(draw: st.DrawFn, types: st.SearchStrategy[RepaymentType] = rtypes) -> 
 
 
 def test_level_annuity_golden_10000_at_18pct_12_months() -> None:
-    # DOMAIN §2 check. Hand: r = 0.015, A = 10000·0.015/(1 − 1.015^−12) = 916.7999… → 916.80;
+    # The 916.80 check of docs/model.md. Hand: r = 0.015, A = 10000·0.015/(1 − 1.015^−12) = 916.7999… → 916.80;
     # numpy-financial: -npf.pmt(0.015, 12, 10000) = 916.7999290622946.
     df = schedule(10_000, 0.18, 12, "level_annuity", dt.date(2024, 1, 15))
     assert -npf.pmt(0.015, 12, 10_000) == pytest.approx(916.7999290622946, abs=1e-9)

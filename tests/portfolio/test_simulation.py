@@ -46,7 +46,7 @@ def conditional_pd(h: float, rho: float):
 
 def exact_finite_pool_cdf(k: int, n: int, h: float, rho: float) -> float:
     """P(K ≤ k) of a homogeneous one-period pool: the binomial CDF integrated over the
-    Gaussian factor with scipy.integrate.quad (DOMAIN §8)."""
+    Gaussian factor with scipy.integrate.quad."""
     if k < 0:
         return 0.0
     p_of = conditional_pd(h, rho)
@@ -90,7 +90,7 @@ def test_single_period_matches_exact_finite_pool_distribution(engine, n_loans, h
 @pytest.mark.parametrize("engine", ["loan", "granular"])
 def test_large_pool_approaches_vasicek_closed_form(engine):
     # Large homogeneous pool: P(L ≤ x) = Φ((√(1−ρ)Φ⁻¹(x/LGD) − Φ⁻¹(PD))/√ρ), LGD = 1 here
-    # (DOMAIN §8). Tolerance: MC error of an empirical CDF plus the finite-pool granularity.
+    # (Vasicek). Tolerance: MC error of an empirical CDF plus the finite-pool granularity.
     n_loans, h, rho = 20_000, 0.02, 0.12
     paths = simulate(homogeneous_pool(n_loans), flat_assumptions(h, rho=rho), 2000, seed=5,
                      engine=engine)

@@ -34,7 +34,7 @@ from portfolio.loans.types import (
 )
 
 # A mainland mobile number (11 digits starting 13–19) or a resident ID-card number
-# (17 digits and a check digit 0–9/X): never a pseudonymous id (DOMAIN "No PII").
+# (17 digits and a check digit 0–9/X): never a pseudonymous id (the book holds no personal data).
 _PII_PATTERN = r"^(1[3-9][0-9]{9}|[0-9]{17}[0-9Xx])$"
 
 
@@ -62,7 +62,7 @@ def _check_loans(
         "borrower_id",
         "no_pii",
         borrower_id,
-        rule_message("borrower_id", "a pseudonymous id, never a phone or ID-card number (DOMAIN: No PII)"),
+        rule_message("borrower_id", "a pseudonymous id, never a phone or ID-card number (no personal data)"),
     )
 
     orig, _ = ck.date("origination_date")
@@ -212,7 +212,7 @@ def check_performance(raw: RawTape, *, today: date | None = None) -> CheckedTape
         status_raw,
         rule_message("status", "one of " + ", ".join(allowed)),
     )
-    # Status and days past due tell the same story (DOMAIN: default = more than 90 DPD).
+    # Status and days past due tell the same story (default = more than 90 DPD).
     dpd_ok &= ~(dpd_ok & (dpd < 0))
     both = dpd_ok & status_ok
     status_np = np.asarray(status_raw.to_numpy(zero_copy_only=False), dtype=object) if both.any() else None
