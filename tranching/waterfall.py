@@ -106,6 +106,8 @@ POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated 
 # the pool flows, in the order of ``HeldPool.simulated`` and ``HeldPool.bought``
 FLOWS = ("interest", "scheduled_principal", "prepayment", "default", "recovery", "balance_bop",
          "balance_eop")
+# the held pool's flows recorded in ``WaterfallResult.pool_cash`` (fields of ``PoolMonth``)
+POOL_CASH = ("interest", "principal", "recovery", "default", "balance_bop", "balance_eop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,9 @@ class WaterfallResult:
     revolving: np.ndarray  # bool: month in the revolving period
     pool_scale: np.ndarray  # s: multiple of the simulated pool held (1 with a profile; 0 after a call)
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # cnl, delinquency, oc
+    # the held pool's flows (n_paths, n_months): interest, principal (scheduled + prepaid),
+    # recovery, default, balance_bop, balance_eop (before a call; 0 once called)
+    pool_cash: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_paths(self) -> int:
@@ -420,6 +425,7 @@ class Tape:
         self.triggers = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
         self.breached = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
         self.metrics = {m.value: np.zeros(shape2) for m in Metric}
+        self.pool_cash = {k: np.zeros(shape2) for k in POOL_CASH}
 
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
               call_proceeds: np.ndarray, revolving: np.ndarray, cnl: np.ndarray,
@@ -451,6 +457,8 @@ class Tape:
             self.triggers[name][t] = state
         for name, breach in triggers.breached.items():
             self.breached[name][t] = breach
+        for name in POOL_CASH:
+            self.pool_cash[name][t] = getattr(cash, name)
         self.metrics["cnl"][t] = cnl
         self.metrics["delinquency"][t] = delinquency
         if triggers.oc is not None:
@@ -490,4 +498,5 @@ class Tape:
             revolving=t2(self.revolving),
             pool_scale=t2(pool["pool_scale"]),
             metrics={k: t2(v) for k, v in self.metrics.items()},
+            pool_cash={k: t2(v) for k, v in self.pool_cash.items()},
         )
