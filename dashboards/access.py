@@ -68,7 +68,9 @@ from portfolio.validation import parse_toml
 from tranching.analytics import loss_shares, trigger_table
 from tranching.analytics import tranche_table as table_fn
 from tranching.deal import Deal, deal_from_dict
-from tranching.errors import DealError
+from tranching.errors import DealError, RatingTableError
+from tranching.ratings import RatingTable, parse_rating_table
+from tranching.reconcile import excess_spread_table, reconcile, residual_table
 from tranching.revolving import load_deal_record, run_replenishment_profile
 from tranching.waterfall import run_waterfall
 
@@ -494,6 +496,25 @@ class TrancheView:
     triggers: pd.DataFrame  # tranching.analytics.trigger_table (treasury only; empty else)
     loss_shares: dict[str, np.ndarray]  # tranche -> (n_paths,) loss / original balance
     cashflow_fans: dict[str, pd.DataFrame]  # tranche -> fan of monthly cash to the tranche
+    # the residual holder (tranching.reconcile.residual_table): treasury, or the partner that
+    # holds the subordinated tranche; empty else
+    residual: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # the cash and loss reconciliation and excess spread by period: treasury only
+    reconciliation: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    excess_spread: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+
+def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
+    """A rating table from its TOML text (``tranching.ratings``; ``RatingTableError`` naming
+    the field otherwise)."""
+    return parse_rating_table(parse_toml(text, source, RatingTableError), source)
+
+
+def example_rating_tables(root: str | Path | None = None) -> dict[str, str]:
+    """The shipped rating table files by name (``examples/rating_table_*.toml``; labelled
+    illustrative)."""
+    base = Path(root) if root else Path(__file__).resolve().parent.parent / "examples"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(base.glob("rating_table_*.toml"))}
 
 
 def deal_from_text(text: str, source: str = "deal editor") -> Deal:
@@ -501,12 +522,17 @@ def deal_from_text(text: str, source: str = "deal editor") -> Deal:
 
 
 def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
-             discount: float = 0.05) -> TrancheView:
-    """The deal's waterfall on the run's pool paths; a partner sees only tranches it holds."""
+             discount: float = 0.05, rating_toml: str | None = None) -> TrancheView:
+    """The deal's waterfall on the run's pool paths; a partner sees only tranches it holds.
+    ``rating_toml``: a rating table's TOML text for the implied ratings."""
     deal = deal_from_text(deal_toml)
+    ratings = rating_table_from_text(rating_toml) if rating_toml else None
     paths = _load_paths(db, run_id)
     result = run_waterfall(deal, paths, replenishment=_load_replenishment(db, run_id, deal))
-    table = table_fn(deal, result, paths, discount=discount)
+    table = table_fn(deal, result, paths, discount=discount, rating_table=ratings)
+    residual = residual_table(deal, result, discount=discount)
+    recon = reconcile(deal, result).table()
+    spread = excess_spread_table(result)
     shares = loss_shares(result)
     names = list(result.tranche_names)
     dates = tuple(result.dates)
@@ -520,7 +546,10 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
         fans = {k: v for k, v in fans.items() if k in keep}
         losses = {k: v for k, v in losses.items() if k in keep}
         trig = trig.iloc[0:0]
-    return TrancheView(deal.name, table, trig, losses, fans)
+        if deal.tranche_names[-1] not in keep:
+            residual = residual.iloc[0:0]
+        recon, spread = recon.iloc[0:0], spread.iloc[0:0]
+    return TrancheView(deal.name, table, trig, losses, fans, residual, recon, spread)
 
 
 def deal_tranche_frame(deal_toml: str) -> pd.DataFrame:

@@ -147,7 +147,10 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
                 out.append(Section(
                     "tranches", "Tranches",
                     {"tranches": tv.table, **({"triggers": tv.triggers}
-                                              if not tv.triggers.empty else {})},
+                                              if not tv.triggers.empty else {}),
+                     **({"residual_holder": tv.residual} if not tv.residual.empty else {}),
+                     **({"reconciliation": tv.reconciliation, "excess_spread": tv.excess_spread}
+                        if not tv.reconciliation.empty else {})},
                     (("Tranche loss distributions", charts.png_bytes(charts.histograms(
                         tv.loss_shares, "Tranche losses", "loss / original balance"))),),
                     note=f"{tv.deal_name} on run {run_id}."))

@@ -105,8 +105,8 @@ def run_view(db: str, ver: str, username: str, role: str, run_id: int) -> access
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def tranches(db: str, ver: str, username: str, role: str, run_id: int, deal_toml: str,
-             discount: float) -> access.TrancheView:
-    return access.tranches(db, _v(role, username), run_id, deal_toml, discount)
+             discount: float, rating_toml: str | None = None) -> access.TrancheView:
+    return access.tranches(db, _v(role, username), run_id, deal_toml, discount, rating_toml)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -35,6 +35,8 @@ from portfolio.montecarlo.records import placed
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import Engine
 from portfolio.store.core import Store
+from portfolio.errors import NotFound
+from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_run_deal
 from portfolio.validation import (
     Anything,
@@ -44,14 +46,18 @@ from portfolio.validation import (
     SchemaError,
     StrOptions,
     Table,
+    parse_toml,
     validate,
 )
 from tranching.analytics import Discount, tranche_table, trigger_table
-from tranching.deal import Deal
+from tranching.deal import Deal, deal_from_dict
+from tranching.errors import DealError
+from tranching.ratings import RatingTable
+from tranching.reconcile import excess_spread_table, reconcile, residual_table
 from tranching.waterfall import WaterfallResult, run_waterfall
 
 __all__ = ["DealRun", "DealRunRecord", "DealSettings", "load_deal_record", "replenishment_for",
-           "run_deal", "run_replenishment", "run_replenishment_profile"]
+           "rerun_recorded_deal", "run_deal", "run_replenishment", "run_replenishment_profile"]
 
 Replenishment = Literal["new-loan profile", "none"]
 REPLENISHMENT_KINDS: tuple[str, ...] = ("new-loan profile", "none")
@@ -126,6 +132,9 @@ class DealRun:
     result: WaterfallResult
     tranches: pd.DataFrame  # tranching.analytics.tranche_table
     triggers: pd.DataFrame  # tranching.analytics.trigger_table
+    residual: pd.DataFrame  # tranching.reconcile.residual_table (the residual holder)
+    reconciliation: pd.DataFrame  # tranching.reconcile.Reconciliation.table
+    excess_spread: pd.DataFrame  # tranching.reconcile.excess_spread_table (by period)
 
     def settings(self) -> DealSettings:
         """What to store beside the tranche table (``run_deals.settings``)."""
@@ -156,12 +165,18 @@ def replenishment_for(
 
 
 def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None,
-             discount: Discount = 0.05, price: float = 1.0) -> DealRun:
-    """The waterfall on ``paths`` (with ``replenishment`` while revolving) and its tables."""
+             discount: Discount = 0.05, price: float = 1.0,
+             rating_table: RatingTable | None = None) -> DealRun:
+    """The waterfall on ``paths`` (with ``replenishment`` while revolving) and its tables
+    (``rating_table``: fills the tranche table's implied ratings)."""
     result = run_waterfall(deal, paths, replenishment=replenishment)
     return DealRun(deal, replenishment if deal.revolving_months > 0 else None, result,
-                   tranche_table(deal, result, paths, discount=discount, price=price),
-                   trigger_table(deal, result))
+                   tranche_table(deal, result, paths, discount=discount, price=price,
+                                 rating_table=rating_table),
+                   trigger_table(deal, result),
+                   residual_table(deal, result, discount=discount),
+                   reconcile(deal, result).table(),
+                   excess_spread_table(result))
 
 
 def run_replenishment(store: Store, run_id: int, deal: Deal) -> PoolPaths | None:
@@ -179,3 +194,21 @@ def run_replenishment_profile(store: Store, run_id: int) -> PoolPaths:
     deterministic factor level. ``NotFound`` if the run, its pool or its assumptions file is
     gone."""
     return replay_run(store, run_id).replenishment()
+
+
+def rerun_recorded_deal(store: Store, run_id: int, *, discount: Discount = 0.05,
+                        rating_table: RatingTable | None = None) -> DealRun:
+    """The deal stored with run ``run_id`` (its TOML text as it was) rerun on the run's stored
+    paths, with the run's replenishment profile when it revolves: the same waterfall as when
+    the run was made, for the tables the store does not keep (the residual holder, the
+    reconciliation, excess spread by period, the cash-flow tape). ``NotFound`` without a
+    stored deal text or paths."""
+    record = load_deal_record(store, run_id)
+    if not record.deal_toml:
+        raise NotFound(f"run {int(run_id)}'s deal text was not stored; rerun `riskpool simulate "
+                       "... --structure DEAL.toml`")
+    source = record.deal_source or f"run {int(run_id)}'s deal"
+    deal = deal_from_dict(parse_toml(record.deal_toml, source, DealError), source)
+    paths = load_paths(store, run_id)
+    return run_deal(deal, paths, run_replenishment(store, run_id, deal), discount=discount,
+                    rating_table=rating_table)

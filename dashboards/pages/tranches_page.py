@@ -29,12 +29,29 @@ st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same pa
 edited = st.data_editor(frame, key="tr_editor", hide_index=True, disabled=["name"])
 deal_toml = ui.guard(access.deal_with_tranches, base_toml, edited)
 discount = st.slider("Discount rate (flat, annual)", 0.0, 0.15, 0.05, 0.005, key="tr_discount")
-view = ui.guard(ui.tranches, *ui.args(v), rid, deal_toml, discount)
+ratings = {"none": None, **access.example_rating_tables()}
+rating_up = st.file_uploader("Load a rating table (TOML)", type=["toml"], key="tr_rating_upload")
+if rating_up is not None:
+    ratings = {f"uploaded: {rating_up.name}": rating_up.getvalue().decode("utf-8"), **ratings}
+rating_name = st.selectbox("Rating table (implied ratings; the shipped one is illustrative)",
+                           list(ratings), key="tr_rating")
+view = ui.guard(ui.tranches, *ui.args(v), rid, deal_toml, discount, ratings[rating_name])
 st.subheader(view.deal_name)
 if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()
 ui.table(view.table)
+if not view.residual.empty:
+    st.markdown("**Residual holder** — the subordinated tranche's holder: its cash includes the "
+                "residual; investment = its face + initial OC + the reserve funded at closing")
+    ui.table(view.residual)
+if not view.reconciliation.empty:
+    st.markdown("**Reconciliation** (CNY, mean / min / max over paths): pool cash in = fees + "
+                "classes' interest and principal + purchases + reserve movement + residual; "
+                "pool loss = class losses + what the residual holder's cushion absorbed")
+    ui.table(view.reconciliation)
+    st.markdown("**Excess spread by period** (means over paths, CNY)")
+    ui.table(view.excess_spread)
 left, right = st.columns(2)
 left.pyplot(charts.histograms(view.loss_shares, "Tranche loss distributions",
                               "loss / original balance"))

@@ -60,6 +60,7 @@ from riskpool.commands.pools import (
     check_stress_flags,
 )
 from tranching.deal import load_deal
+from tranching.ratings import load_rating_table
 from tranching.revolving import DealRun, replenishment_for, run_deal
 
 ENGINE_CHOICES = ENGINES
@@ -113,6 +114,7 @@ def run_simulation(
     scheduler: str | None = None,
     book: Path | None = None,
     structure: Path | None = None,
+    rating_table: Path | None = None,
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
@@ -122,6 +124,8 @@ def run_simulation(
     ``structure``: a deal TOML (checked first); the waterfall then runs on the paths (with the
     replenishment profile of new loans when the deal revolves, ``tranching.revolving``) and the
     tranche and trigger tables are stored with the run, in the run's transaction.
+    ``rating_table``: a rating table TOML (checked first) for the tranche table's implied
+    ratings (only with ``structure``).
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     eng = cast(Engine, engine)  # one of ENGINES: checked above
@@ -130,9 +134,13 @@ def run_simulation(
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
         check_book_dir(book)
+    if rating_table is not None and structure is None:
+        raise ValidationError(must_be("--rating-table", "given with --structure (it rates the "
+                                      "deal's tranches)", str(rating_table)))
     deal = None
     if structure is not None:
         deal = load_deal(structure)
+    ratings = load_rating_table(rating_table) if rating_table is not None else None
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -177,7 +185,7 @@ def run_simulation(
         t3 = time.perf_counter()
         profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, eng,
                                     cutoff=pool.cutoff_date, deterministic_z=z)
-        deal_run = run_deal(deal, paths, profile)
+        deal_run = run_deal(deal, paths, profile, rating_table=ratings)
         timings["tranches_s"] = time.perf_counter() - t3
         on_record = _tranche_recorder(deal_run, Path(structure))
     run_id = None
@@ -254,13 +262,16 @@ def simulate_cmd(
     structure: Annotated[Path | None, typer.Option(
         "--structure", help="Deal TOML: run its waterfall on the paths (revolving purchases "
         "as new loans) and store the tranche table with the run (riskpool tranche report).")] = None,
+    rating_table: Annotated[Path | None, typer.Option(
+        "--rating-table", help="Rating table TOML: the tranche table's implied ratings "
+        "(with --structure; none is shipped).")] = None,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
     res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
                          batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
                          smm_mult=smm_mult, recovery_mult=recovery_mult,
                          deterministic=deterministic, workers=workers, scheduler=scheduler,
-                         book=book, structure=structure)
+                         book=book, structure=structure, rating_table=rating_table)
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
@@ -288,8 +299,12 @@ def simulate_cmd(
         frames = {"tranches": dr.tranches}
         if not dr.triggers.empty:
             frames["triggers"] = dr.triggers
+        frames["residual_holder"] = dr.residual
+        frames["reconciliation"] = dr.reconciliation
         emit(frames, None, title=f"deal {dr.deal.name} ({how}; {len(dr.result.dates)} payment "
-             f"dates; EL, WAL in years, p_breach = probability a trigger is ever breached)")
+             f"dates; EL, WAL in years, p_breach = probability a trigger is ever breached; "
+             "residual holder = the subordinated tranche's holder, cash including the residual; "
+             "reconciliation in CNY, mean/min/max over paths)")
     typer.echo(f"run {res.run_id} recorded")
 
 

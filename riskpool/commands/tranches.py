@@ -2,9 +2,12 @@
 
 - ``riskpool tranche check --structure DEAL.toml`` — validate a deal file and print its
   priority of payments line by line (to check against the prospectus).
-- ``riskpool tranche report --run ID [--out FILE]`` — the tranche table (and trigger
-  probabilities) stored with a run by ``riskpool simulate ... --structure DEAL.toml``; ``--out``
-  writes CSV, Parquet or XLSX.
+- ``riskpool tranche report --run ID [--rating-table FILE] [--out FILE]`` — the tranche table
+  (and trigger probabilities) stored with a run by ``riskpool simulate ... --structure
+  DEAL.toml``, with the implied ratings of ``--rating-table``; then the stored deal rerun on the
+  run's paths for the residual holder (cash including the residual, IRR, money multiple, price),
+  the cash and loss reconciliation and excess spread by period (``tranching.reconcile``);
+  ``--out`` writes CSV, Parquet or XLSX.
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers). No rating table is shipped: a
@@ -16,20 +19,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
+import pandas as pd
 import typer
 
-from portfolio.errors import ValidationError, must_be
+from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.store.core import open_store
 from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit
 from tranching.deal import load_deal
-from tranching.ratings import load_rating_table
-from tranching.revolving import load_deal_record, run_replenishment
+from tranching.ratings import RatingTable, implied_rating, load_rating_table
+from tranching.revolving import load_deal_record, rerun_recorded_deal, run_replenishment
 from tranching.sizing import size_tranche
 
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
+RatingTableOption = Annotated[Path | None, typer.Option(
+    "--rating-table", help="Rating table TOML for the implied ratings (none is shipped).")]
+
+
+def with_ratings(table: pd.DataFrame, ratings: RatingTable) -> pd.DataFrame:
+    """The tranche table with ``rating`` = the implied rating of each row's EL at its mean
+    WAL (``tranching.ratings.implied_rating``; empty where the WAL is undefined)."""
+    out = table.copy()
+    out["rating"] = [implied_rating(ratings, float(el), float(w)) if np.isfinite(w) else None
+                     for el, w in zip(out["el"], out["wal_mean"], strict=True)]
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -55,16 +71,33 @@ def register(app: typer.Typer) -> None:
         run: RunOption,
         db: DbOption = DEFAULT_DB,
         out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
+        rating_table: RatingTableOption = None,
     ) -> None:
-        """Print the tranche table stored with a run; ``--out`` also writes it."""
+        """Print the tranche table stored with a run, the residual holder's return, the cash
+        and loss reconciliation and excess spread by period; ``--out`` also writes them."""
         check_out_path(out)
+        ratings = load_rating_table(rating_table) if rating_table is not None else None
         with open_store(db, read_only=True) as store:
             table = load_tranche_results(store, run)
             info = load_deal_record(store, run)
+            try:
+                rerun = rerun_recorded_deal(store, run)
+            except NotFound as exc:  # paths or deal text gone: the stored tables only
+                rerun, missing = None, str(exc)
+        if ratings is not None:
+            table = with_ratings(table, ratings)
         frames = {"tranches": table}
         if not info.triggers.empty:
             frames["triggers"] = info.triggers
-        emit(frames, out, title=f"run {run}: deal {info.deal_name} ({info.deal_source})")
+        if rerun is not None:
+            frames["residual_holder"] = rerun.residual
+            frames["reconciliation"] = rerun.reconciliation
+            frames["excess_spread"] = rerun.excess_spread
+        else:
+            typer.echo(f"(no residual holder, reconciliation or excess spread: {missing})")
+        emit(frames, out, title=f"run {run}: deal {info.deal_name} ({info.deal_source}); "
+             "reconciliation in CNY (mean, min, max over paths); residual holder = the holder "
+             "of the subordinated tranche, cash including the residual")
 
     @tranche.command("size")
     def size(

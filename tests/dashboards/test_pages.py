@@ -143,6 +143,22 @@ def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
     for col in ("size", "el", "pd", "wal_mean", "price", "ce"):
         np.testing.assert_allclose(shown[col].to_numpy(float), expected[col].to_numpy(float),
                                    rtol=1e-12, equal_nan=True)
+    # the residual holder (cash including the residual) and a reconciliation that closes
+    from tranching.reconcile import residual_table
+
+    result = run_waterfall(deal, paths, replenishment=profile)
+    residual = frame_with(at, "money_multiple")
+    assert residual["irr"].iloc[0] == pytest.approx(
+        residual_table(deal, result).iloc[0]["irr"], rel=1e-12)
+    assert residual["irr"].iloc[0] > 0
+    recon = frame_with(at, "section")
+    assert recon.loc[recon["item"].str.startswith("difference"), "max"].abs().max() <= 1e-6
+    assert frame_with(at, "class_interest")["period"].tolist()[0] == 1
+    # a rating table fills the rating column
+    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml",
+                                               "tr_rating": "rating_table_illustrative.toml"})
+    no_errors(at)
+    assert frame_with(at, "wal_mean")["rating"].notna().all()
 
 
 def test_partners_page_exposure_equals_allocation(dashboard_env) -> None:

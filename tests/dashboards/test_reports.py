@@ -116,7 +116,8 @@ def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
     wb.close()
     for sheet in ("book_summary", "delinquency", "vintage_cumulative_default", "roll_rates",
                   "loss_distribution", "tranches", "allocation_parties", "rule_checks",
-                  "dispersion_parties", "dispersion_headline"):
+                  "dispersion_parties", "dispersion_headline", "residual_holder",
+                  "reconciliation", "excess_spread"):
         assert sheet in names
     con = duckdb.connect(str(demo_book.db), read_only=True)
     try:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from portfolio.montecarlo.records import SimulationInputs
@@ -183,3 +184,38 @@ def test_tranche_size_of_a_revolving_deal_uses_the_runs_profile(cli, db: Path) -
 
     with pytest.raises(SizingError, match="no size of tranche 'B'"):
         size_tranche(load_deal(CN), paths, "B", target_el=0.001)
+
+
+def test_report_shows_the_residual_holder_and_a_closing_reconciliation(cli, db: Path,
+                                                                        tmp_path: Path) -> None:
+    # simulate --structure prints the residual holder and the reconciliation; tranche report
+    # reruns the stored deal on the stored paths and gives the same numbers; --rating-table
+    # fills the implied ratings on both.
+    ratings = ROOT / "examples" / "rating_table_illustrative.toml"
+    r = _simulate(cli, db, "--structure", CN, "--rating-table", ratings)
+    assert r.code == 0, r.err
+    assert "== residual_holder" in r.out and "== reconciliation" in r.out
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        stored = load_tranche_results(store, run_id)
+        paths = load_paths(store, run_id)
+        deal = load_deal(CN)
+        profile = run_replenishment(store, run_id, deal)
+    assert stored["rating"].notna().all()
+    out = tmp_path / "rep.xlsx"
+    r = cli("tranche", "report", "--run", str(run_id), "--db", db, "--out", out,
+            "--rating-table", ratings)
+    assert r.code == 0, r.err
+    sheets = pd.read_excel(out, sheet_name=None)
+    assert {"tranches", "residual_holder", "reconciliation", "excess_spread"} <= set(sheets)
+    assert sheets["tranches"]["rating"].tolist() == stored["rating"].tolist()
+    direct = run_deal(deal, paths, profile)
+    res = sheets["residual_holder"].iloc[0]
+    assert res["holder"] == "platform"
+    assert res["irr"] == pytest.approx(direct.residual["irr"].iloc[0], rel=1e-12)
+    assert res["irr"] > 0 and res["of_which_residual"] > 0
+    rec = sheets["reconciliation"]
+    assert rec.loc[rec["item"].str.startswith("difference"), "max"].abs().max() <= 1e-6
+    # without a structure a rating table is refused, exit 2, naming the flag
+    r = _simulate(cli, db, "--rating-table", ratings)
+    assert r.code == 2 and "--rating-table" in r.err
