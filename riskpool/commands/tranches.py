@@ -10,8 +10,9 @@
   ``--out`` writes CSV, Parquet or XLSX.
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
-  bisection on the run's own paths (common random numbers). No rating table is shipped: a
-  rating target needs ``--rating-table``.
+  bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
+  a first-loss retention); prints the binding constraint and every constraint's slack. No rating
+  table is shipped: a rating target needs ``--rating-table``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def register(app: typer.Typer) -> None:
         rating_table: Annotated[Path | None, typer.Option("--rating-table",
                                                           help="Rating table TOML (no default).")] = None,
         tol: Annotated[float, typer.Option("--tol", help="Size tolerance (share of pool).")] = 1e-4,
+        min_sub: Annotated[float, typer.Option("--min-sub", help="Smallest share of the pool "
+                                               "the subordinated tranche keeps.")] = 0.0,
     ) -> None:
         """Largest size of a tranche meeting a target EL or rating, on the run's own paths."""
         if (target_el is None) == (target_rating is None):
@@ -122,6 +125,8 @@ def register(app: typer.Typer) -> None:
                                           "rating (riskpool ships no default table)", None))
         if not 0 < tol < 0.1:
             raise ValidationError(must_be("--tol", "in (0, 0.1)", tol))
+        if not 0 <= min_sub < 1:
+            raise ValidationError(must_be("--min-sub", "a share of the pool in [0, 1)", min_sub))
         deal = load_deal(structure)
         deal.index(tranche_name)
         table = load_rating_table(rating_table) if rating_table is not None else None
@@ -131,7 +136,7 @@ def register(app: typer.Typer) -> None:
             profile = run_replenishment(store, run, deal)
         res = size_tranche(deal, paths, tranche_name, target_el=target_el,
                            target_rating=target_rating, rating_table=table, tol=tol,
-                           replenishment=profile)
+                           replenishment=profile, min_sub=min_sub)
         target = f"EL <= {target_el:.4%}" if target_el is not None else f"rating {target_rating} or better"
         typer.echo(f"{deal.name}, run {run} ({paths.n_paths} paths): largest {tranche_name} meeting {target}")
         typer.echo(f"  size {res.size:.4%} of the pool ({res.size * paths.initial_balance:,.2f} CNY), "
@@ -140,8 +145,11 @@ def register(app: typer.Typer) -> None:
                    + f"  [{res.iterations} waterfall runs]")
         sizes = ", ".join(f"{t.name} {t.size:.4%}" for t in res.deal.tranches if t.size is not None)
         typer.echo(f"  resized structure: {sizes}")
+        typer.echo(f"  binding constraint: {res.binding}")
         if res.capped:
             typer.echo(f"  (the maximum: the target holds even with {deal.tranche_names[-1]} "
                        "reduced to zero)")
+        if res.constraints is not None:
+            emit({"constraints": res.constraints}, None)
 
     app.add_typer(tranche, name="tranche")

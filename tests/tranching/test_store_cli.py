@@ -165,6 +165,12 @@ def test_cli_size_to_target_el_on_the_runs_paths(db_path: Path, recorded_run: in
     res = size_tranche(load_deal(us), paths, "B", target_el=0.002)
     assert f"size {res.size:.4%}" in r.out
     assert res.el <= 0.002
+    # the binding constraint and every constraint's slack are printed
+    assert f"binding constraint: {res.binding}" in r.out and "== constraints" in r.out
+    assert "minimum sub" in r.out and "retention" in r.out
+    r = cli("tranche", "size", "--run", str(recorded_run), "--db", db_path, "--structure", us,
+            "--tranche", "B", "--target-el", "0.002", "--min-sub", "1.5")
+    assert r.code == 2 and "--min-sub" in r.err
 
 
 def test_cli_size_to_rating_and_bad_run(db_path: Path, recorded_run: int, cli) -> None:

@@ -245,3 +245,41 @@ def test_tranche_table_columns_on_an_example() -> None:
         assert col in table.columns
     assert table["el"].is_monotonic_increasing
     assert table["rating"].notna().all()
+
+
+def test_sizing_reports_the_binding_constraint_and_the_slack_of_the_others() -> None:
+    # CN example deal: A 89%, B 4% (investors), Sub 7% (platform), first-loss retention 5% held
+    # by the platform. Sizing A at the Sub's expense: s_max = 0.89 + 0.07 = 0.96; the retention
+    # needs Sub >= 0.05, so A <= 0.96 − 0.05 = 0.91; the minimum sub (0) allows 0.96. With a
+    # loose EL target (10%) the retention binds: A = 0.91 exactly, minimum-sub slack 0.05.
+    deal = load_deal(ROOT / "examples/deal_cn_consumer.toml")
+    paths = synthetic_paths(n_paths=200, n_months=30, seed=3, monthly_pd=0.004)
+    res = size_tranche(deal, paths, "A", target_el=0.10)
+    assert res.binding == "retention"
+    assert res.size == pytest.approx(0.91, abs=1e-12)
+    c = res.constraints.set_index("constraint")
+    assert c.loc["retention", "slack"] == pytest.approx(0.0, abs=1e-12)
+    assert c.loc["minimum sub", "limit"] == pytest.approx(0.96, abs=1e-12)
+    assert c.loc["minimum sub", "slack"] == pytest.approx(0.05, abs=1e-12)
+    assert c.loc["target", "slack"] == pytest.approx(0.10 - res.el, abs=1e-15)
+    assert c.loc["target", "slack"] > 0 and not c.loc["target", "binding"]
+    # a minimum sub of 6% binds before the retention: A = 0.96 − 0.06 = 0.90
+    res = size_tranche(deal, paths, "A", target_el=0.10, min_sub=0.06)
+    assert res.binding == "minimum sub" and res.size == pytest.approx(0.90, abs=1e-12)
+    assert res.constraints.set_index("constraint").loc["retention", "slack"] == pytest.approx(0.01)
+
+
+def test_sizing_where_the_target_binds_shows_the_size_limits_slack() -> None:
+    deal, paths = _sizing_setup()  # US deal: A 70 / B 12 / C 8, no retention
+    res = size_tranche(deal, paths, "B", target_el=0.002, tol=1e-4)
+    assert res.binding == "target"
+    c = res.constraints.set_index("constraint")
+    assert bool(c.loc["target", "binding"]) and 0 <= c.loc["target", "slack"] <= 0.002
+    assert c.loc["minimum sub", "slack"] == pytest.approx(0.20 - res.size, abs=1e-12)
+    assert c.loc["retention", "limit"] == float("inf")
+    # a rating target: the slack is the target rating's EL threshold at the WAL minus the EL
+    table = load_rating_table(ROOT / "examples/rating_table_illustrative.toml")
+    res = size_tranche(deal, paths, "A", target_rating="R2", rating_table=table)
+    row = res.constraints.set_index("constraint").loc["target"]
+    assert row["limit"] == pytest.approx(float(table.threshold(res.wal)[1]))
+    assert row["slack"] == pytest.approx(row["limit"] - res.el) and row["slack"] >= 0
