@@ -8,6 +8,10 @@
   run's paths for the residual holder (cash including the residual, IRR, money multiple, price),
   the cash and loss reconciliation and excess spread by period (``tranching.reconcile``);
   ``--out`` writes CSV, Parquet or XLSX.
+- ``riskpool tranche cashflows --run ID --out FILE [--path expected|pNN|INDEX]`` — the
+  cash-flow tape (``tranching.tape``) of the stored deal rerun on the run's paths: the expected
+  path or one path (a pool-loss percentile or an index); a scenario is a run made with
+  ``--scenario``/``--deterministic``.
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
@@ -29,11 +33,12 @@ from portfolio.store.core import open_store
 from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
-from riskpool.commands.output import check_out_path, emit
+from riskpool.commands.output import check_out_path, emit, write_tables
 from tranching.deal import load_deal
 from tranching.ratings import RatingTable, implied_rating, load_rating_table
 from tranching.revolving import load_deal_record, rerun_recorded_deal, run_replenishment
 from tranching.sizing import size_tranche
+from tranching.tape import cashflow_tape, choose_path
 
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
 RatingTableOption = Annotated[Path | None, typer.Option(
@@ -99,6 +104,30 @@ def register(app: typer.Typer) -> None:
         emit(frames, out, title=f"run {run}: deal {info.deal_name} ({info.deal_source}); "
              "reconciliation in CNY (mean, min, max over paths); residual holder = the holder "
              "of the subordinated tranche, cash including the residual")
+
+    @tranche.command("cashflows")
+    def cashflows(
+        run: RunOption,
+        out: Annotated[Path, typer.Option("--out", help="CSV, Parquet or XLSX file.")],
+        db: DbOption = DEFAULT_DB,
+        path: Annotated[str, typer.Option(
+            "--path", help="expected (means over paths), pNN (the path at the NN-th "
+            "percentile of pool loss, e.g. p95) or a path index.")] = "expected",
+    ) -> None:
+        """The cash-flow tape of the deal stored with a run: one row per payment date and
+        class, fee, reserve, residual, residual holder and pool (tranching.tape)."""
+        check_out_path(out)
+        with open_store(db, read_only=True) as store:
+            info = load_deal_record(store, run)
+            rerun = rerun_recorded_deal(store, run)
+        which = choose_path(rerun.result, path)
+        tape = cashflow_tape(rerun.result, which)
+        label = "expected path (means over paths)" if which is None else f"path {which}"
+        written = write_tables({"cashflows": tape}, out)
+        typer.echo(f"run {run}: deal {info.deal_name}, {label}: {len(rerun.result.dates)} "
+                   f"payment dates x {tape['item'].nunique()} items")
+        for p in written:
+            typer.echo(f"wrote {p}")
 
     @tranche.command("size")
     def size(

@@ -219,3 +219,35 @@ def test_report_shows_the_residual_holder_and_a_closing_reconciliation(cli, db: 
     # without a structure a rating table is refused, exit 2, naming the flag
     r = _simulate(cli, db, "--rating-table", ratings)
     assert r.code == 2 and "--rating-table" in r.err
+
+
+def test_cashflow_tape_cli_and_its_residual_irr(cli, db: Path, tmp_path: Path) -> None:
+    # The tape of the expected path: the residual holder's IRR computed by numpy-financial on
+    # the tape's own cash equals the residual table's tape IRR, and is positive.
+    import numpy_financial as npf
+
+    r = _simulate(cli, db, "--structure", CN)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+    out = tmp_path / "tape.csv"
+    r = cli("tranche", "cashflows", "--run", str(run_id), "--db", db, "--out", out)
+    assert r.code == 0, r.err
+    tape = pd.read_csv(out)
+    assert set(tape["item"]) >= {"A", "B", "Sub", "servicer", "trustee", "reserve", "residual",
+                                 "residual holder", "pool"}
+    rep = tmp_path / "rep.xlsx"
+    assert cli("tranche", "report", "--run", str(run_id), "--db", db, "--out", rep).code == 0
+    res = pd.read_excel(rep, sheet_name="residual_holder").iloc[0]
+    cash = tape.loc[tape["item"] == "residual holder", "cash"].to_numpy()
+    irr = (1 + npf.irr(np.concatenate([[-res["investment"]], cash]))) ** 12 - 1
+    assert irr > 0
+    assert irr == pytest.approx(res["irr_tape"], abs=1e-9)
+    # a percentile path and Parquet; a bad --path exits 2 naming the flag
+    pq = tmp_path / "p95.parquet"
+    assert cli("tranche", "cashflows", "--run", str(run_id), "--db", db, "--out", pq,
+               "--path", "p95").code == 0
+    assert len(pd.read_parquet(pq)) == len(tape)
+    r = cli("tranche", "cashflows", "--run", str(run_id), "--db", db, "--out", out,
+            "--path", "worst")
+    assert r.code == 2 and "--path" in r.err
