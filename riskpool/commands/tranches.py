@@ -12,6 +12,9 @@
   cash-flow tape (``tranching.tape``) of the stored deal rerun on the run's paths: the expected
   path or one path (a pool-loss percentile or an index); a scenario is a run made with
   ``--scenario``/``--deterministic``.
+- ``riskpool tranche grid --structure DEAL.toml --balance B --wac R --wam N [--cdr ...]
+  [--severity ...] [--cpr ...]`` — deterministic scenario grid and breakeven CDRs
+  (``tranching.grid``).
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
@@ -38,11 +41,23 @@ from tranching.deal import load_deal
 from tranching.ratings import RatingTable, implied_rating, load_rating_table
 from tranching.revolving import load_deal_record, rerun_recorded_deal, run_replenishment
 from tranching.sizing import size_tranche
+from tranching.grid import breakeven_table, grid
 from tranching.tape import cashflow_tape, choose_path
 
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
 RatingTableOption = Annotated[Path | None, typer.Option(
     "--rating-table", help="Rating table TOML for the implied ratings (none is shipped).")]
+
+
+def _rates(flag: str, text: str) -> list[float]:
+    """A comma-separated list of decimals in [0, 1] (``--cdr 0,0.05,0.1``)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError(must_be(flag, "comma-separated decimals in [0, 1]", text)) from None
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise ValidationError(must_be(flag, "comma-separated decimals in [0, 1]", text))
+    return values
 
 
 def with_ratings(table: pd.DataFrame, ratings: RatingTable) -> pd.DataFrame:
@@ -128,6 +143,35 @@ def register(app: typer.Typer) -> None:
                    f"payment dates x {tape['item'].nunique()} items")
         for p in written:
             typer.echo(f"wrote {p}")
+
+    @tranche.command("grid")
+    def grid_cmd(
+        structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
+        balance: Annotated[float, typer.Option("--balance", help="Pool balance (CNY).")],
+        wac: Annotated[float, typer.Option("--wac", help="Pool rate (annual, decimal).")],
+        wam: Annotated[int, typer.Option("--wam", help="Remaining term (months).")],
+        cdr: Annotated[str, typer.Option("--cdr", help="CDRs, comma-separated decimals.")] = "0,0.05,0.1,0.2",
+        severity: Annotated[str, typer.Option("--severity", help="Loss severities (1 − "
+                                              "recovery rate), comma-separated.")] = "0.8",
+        cpr: Annotated[str, typer.Option("--cpr", help="CPRs, comma-separated.")] = "0.1",
+        lag: Annotated[int, typer.Option("--recovery-lag", help="Months from default to "
+                                         "recovery.")] = 3,
+        tol: Annotated[float, typer.Option("--tol", help="Breakeven CDR tolerance.")] = 1e-6,
+        out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
+    ) -> None:
+        """Deterministic CDR x severity x CPR runs of a representative line through the deal:
+        each class's WAL, yield, loss and first-loss month; the breakeven CDR per class."""
+        check_out_path(out)
+        cdrs, sevs, cprs = (_rates(f, v) for f, v in (("--cdr", cdr), ("--severity", severity),
+                                                     ("--cpr", cpr)))
+        deal = load_deal(structure)
+        frames = {"grid": grid(deal, balance, wac, wam, cdrs=cdrs, severities=sevs, cprs=cprs,
+                               lag=lag),
+                  "breakeven_cdr": breakeven_table(deal, balance, wac, wam, severities=sevs,
+                                                   cprs=cprs, lag=lag, tol=tol)}
+        emit(frames, out, title=f"{deal.name}: representative line {balance:,.2f} CNY at "
+             f"{wac:.4%} over {wam} months, recovery lag {lag}; WAL in years, yield at par, "
+             f"loss = share of the class; breakeven CDR to {tol:g}")
 
     @tranche.command("size")
     def size(
