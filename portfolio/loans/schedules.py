@@ -1,4 +1,5 @@
-"""Repayment schedules for the four repayment types (docs/model.md, "Repayment schedules").
+"""Repayment schedules for the five repayment types, and the APR of a loan's cash flows
+(docs/model.md, "Repayment schedules").
 
 Two entry points that agree to the cent:
 
@@ -17,6 +18,13 @@ Conventions (r = apr / 12, n = term in months, B = balance before the instalment
   the interest for repaying on any day. (Evaluated as B·(apr·days/365); days counted by
   QuantLib ``Actual365Fixed`` in :func:`schedule`, by datetime64 subtraction in the matrix —
   the same actual days.)
+* ``flat_fee`` (等本等息, 分期手续费): principal = B0/n and a fixed fee F = P0·r every month,
+  where P0 is the ORIGINAL principal and r = apr/12 is the stated flat monthly fee rate
+  (``apr`` of a flat-fee loan is the stated nominal flat rate, 12 × the monthly fee rate, not
+  its APR: see :func:`apr`). The fee is income like interest and is reported in the
+  ``interest`` column. The fee does not fall as the loan amortises, so the true annualised
+  rate on the outstanding balance is well above the stated flat rate (about 1.8× for 12
+  months).
 
 Rounding (borrower-facing amounts are whole cents). Everything is computed on integer numbers
 of cents (held exactly in float64, |x| < 2**53):
@@ -26,7 +34,8 @@ of cents (held exactly in float64, |x| < 2**53):
   **half up** (``floor(x + 0.5)`` on the amount in cents, after a 1e-9-cent nudge that
   absorbs binary representation error so that an exact half cent such as 12.5 computed as
   12.499999999998 still rounds up);
-* equal principal pays ``floor(B0 / n)`` cents a month;
+* equal principal and flat fee pay ``floor(B0 / n)`` cents of principal a month; the flat fee
+  is ``round_half_up(P0 · r)`` cents, the same every month;
 * the LAST instalment repays the whole remaining balance, so principal sums EXACTLY to the
   loan amount. A level-annuity instalment never repays more than the balance left (this only
   matters for loans of a few cents), so balances never rise and never go below zero.
@@ -51,8 +60,12 @@ from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import RepaymentType
 
 __all__ = [
+    "APR",
     "ScheduleMatrix",
     "add_months",
+    "apr",
+    "loan_apr",
+    "product_apr",
     "interest_to_date",
     "schedule",
     "schedule_matrix",
@@ -61,6 +74,7 @@ __all__ = [
 _LA = RepaymentType.LEVEL_ANNUITY.code
 _EP = RepaymentType.EQUAL_PRINCIPAL.code
 _DI = RepaymentType.DAILY_INTEREST.code
+_FF = RepaymentType.FLAT_FEE.code
 _N_TYPES = len(RepaymentType)
 
 _HALF_UP_NUDGE = 1e-9  # cents; see module docstring
@@ -266,7 +280,9 @@ def schedule(
     level = 0.0
     if rtype is RepaymentType.LEVEL_ANNUITY:
         level = float(_round_half_up(_annuity_payment(np.float64(b0), np.float64(r), n)))
-    flat = float(math.floor(b0 / n)) if rtype is RepaymentType.EQUAL_PRINCIPAL else 0.0
+    amortising = rtype in (RepaymentType.EQUAL_PRINCIPAL, RepaymentType.FLAT_FEE)
+    flat = float(math.floor(b0 / n)) if amortising else 0.0
+    fee = float(_round_half_up(b0 * r)) if rtype is RepaymentType.FLAT_FEE else 0.0
     interest = np.zeros(n)
     princ = np.zeros(n)
     balance = np.zeros(n)
@@ -274,13 +290,15 @@ def schedule(
     for k in range(n):
         if rtype is RepaymentType.DAILY_INTEREST:
             i_k = float(_round_half_up(bal * _daily_rate(a, int(days[k]))))
+        elif rtype is RepaymentType.FLAT_FEE:
+            i_k = fee
         else:
             i_k = float(_round_half_up(bal * r))
         if k == n - 1:
             p_k = bal  # the last instalment repays what is left
         elif rtype is RepaymentType.LEVEL_ANNUITY:
             p_k = min(max(level - i_k, 0.0), bal)
-        elif rtype is RepaymentType.EQUAL_PRINCIPAL:
+        elif amortising:
             p_k = flat
         else:
             p_k = 0.0
@@ -363,6 +381,7 @@ def schedule_matrix(
     months_on_book: np.ndarray | None = None,
     n_months: int | None = None,
     round_cents: bool = True,
+    original_principal: np.ndarray | None = None,
 ) -> ScheduleMatrix:
     """Scheduled interest, principal and balance of many loans, vectorised over loans.
 
@@ -373,6 +392,10 @@ def schedule_matrix(
     ``add_months(orig, mob + j + 1)``. A seasoned loan amortises its current balance over its
     remaining term (the level payment is recomputed from them; equal principal pays
     balance / remaining_term; interest-only and daily-interest repay the balance at the end).
+
+    A flat-fee loan pays balance / remaining_term of principal and the fee
+    ``original_principal · apr/12`` (``original_principal`` defaults to ``balance``, right for
+    new loans) every remaining month.
 
     ``n_months`` defaults to ``max(remaining_term)``; a smaller value truncates. With
     ``round_cents=True`` (default) a new loan's rows equal :func:`schedule` to the cent; with
@@ -403,7 +426,17 @@ def schedule_matrix(
             raise ValidationError(
                 must_be(name, f"a 1-d array of length {n_loans} (one per loan)", arr.shape)
             )
+    p0_in = bal_in if original_principal is None else np.asarray(original_principal,
+                                                                  dtype=np.float64)
+    if p0_in.shape != bal_in.shape:
+        raise ValidationError(must_be("original_principal",
+                                      f"a 1-d array of length {n_loans} (one per loan)", p0_in.shape))
     _check_matrix_values(bal_in, apr_in, rem, code, mob)
+    bad = ~np.isfinite(p0_in) | (p0_in < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(must_be("original_principal", "an amount >= 0",
+                                      float(p0_in[i]), f"row {i}"))
     if np.isnat(orig).any():
         i = int(np.flatnonzero(np.isnat(orig))[0])
         raise ValidationError(must_be("origination_date", "a date", "NaT", f"row {i}"))
@@ -441,9 +474,11 @@ def schedule_matrix(
     b[rem <= 0] = 0.0  # a loan with no instalment left has no schedule
     r = apr_in / 12.0
     is_la = code == _LA
-    is_ep = code == _EP
+    is_ep = (code == _EP) | (code == _FF)
     is_di = code == _DI
+    is_ff = code == _FF
     any_di = bool(is_di.any())
+    any_ff = bool(is_ff.any())
     rem_f = np.maximum(rem, 1).astype(np.float64)
     level = _annuity_payment(b, r, rem_f)
     if round_cents:
@@ -452,6 +487,10 @@ def schedule_matrix(
     flat = np.floor(b / rem_f) if round_cents else b / rem_f
     flat[~is_ep] = 0.0
     apr_di = np.where(is_di, apr_in, 0.0)
+    fee = flat_fee_cents(p0_in, apr_in, round_cents)
+    fee[~is_ff | (rem <= 0)] = 0.0
+    if any_ff:
+        r = np.where(is_ff, 0.0, r)  # a flat-fee loan's income is its fixed fee
 
     # Per month, with B the balance in cents before the instalment (0 once repaid):
     #   interest  = round(B * rate), rate = r, or apr*days/365 for daily interest
@@ -474,6 +513,8 @@ def schedule_matrix(
         if round_cents:
             i_j += half
             np.floor(i_j, out=i_j)
+        if any_ff:
+            i_j += np.where(j < rem, fee, 0.0)
         np.subtract(level, i_j, out=p_j)
         np.maximum(p_j, 0.0, out=p_j)
         np.minimum(p_j, b, out=p_j)
@@ -494,6 +535,16 @@ def schedule_matrix(
     principal /= 100.0
     balance_out /= 100.0
     return ScheduleMatrix(interest, principal, balance_out, days_out, due_out.view("datetime64[D]"))
+
+
+def flat_fee_cents(original_principal: np.ndarray, apr: np.ndarray,
+                   round_cents: bool = True) -> np.ndarray:
+    """The monthly fee of flat-fee loans in cents: P0 (to the cent) · apr/12, half up."""
+    p0 = np.asarray(original_principal, dtype=np.float64) * 100.0
+    r = np.asarray(apr, dtype=np.float64) / 12.0
+    if round_cents:
+        return _round_half_up(_round_half_up(p0) * r)
+    return p0 * r
 
 
 def _check_matrix_values(
@@ -529,3 +580,214 @@ def _check_matrix_values(
     if bad.any():
         i = first_bad(bad)
         raise ValidationError(must_be("months_on_book", "an integer >= 0", int(mob[i]), f"row {i}"))
+
+
+# --------------------------------------------------------------------------------------------
+# APR from cash flows (PBOC Announcement [2021] No. 3: the annualised rate on the outstanding
+# balance, all the borrower's costs included, by the internal-rate-of-return method)
+
+_IRR_TOL = 1e-13  # on the periodic rate
+_IRR_MAX_ITER = 100
+
+
+@dataclass(frozen=True, slots=True)
+class APR:
+    """The annualised rate of a borrower's cash flows.
+
+    ``periodic`` is the IRR per period (a month, or a day on the Act/365 basis); ``nominal``
+    is the disclosed annualised rate: 12 × the monthly IRR, or 365 × the daily rate on the
+    Act/365 basis; ``effective`` compounds it: (1 + monthly)^12 − 1, or
+    (1 + nominal/365)^365 − 1.
+    """
+
+    nominal: float
+    effective: float
+    periodic: float
+    basis: str  # "monthly" or "act365"
+
+
+def _npv_and_slope(received: np.ndarray, pays: np.ndarray, t: np.ndarray,
+                   m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NPV(m) = −received + Σ pay_k (1+m)^−t_k and its derivative, row-wise."""
+    v = np.exp(-t * np.log1p(m)[:, None])
+    npv = (pays * v).sum(axis=1) - received
+    slope = -(pays * t * v).sum(axis=1) / (1.0 + m)
+    return npv, slope
+
+
+def _irr_rows(received: np.ndarray, pays: np.ndarray, t: np.ndarray,
+              guess: np.ndarray) -> np.ndarray:
+    """The periodic IRR of each row: received at time 0, pays[:, k] at time t[:, k] (> 0).
+
+    NPV is decreasing and convex in m for non-negative payments, so Newton's method started
+    at a point where NPV >= 0 (left of the root) rises monotonically to the root; ``guess``
+    is used where NPV(guess) >= 0, else 0 (NPV(0) = total paid − received, >= 0 whenever the
+    borrower pays back at least what was received)."""
+    m = np.maximum(np.asarray(guess, dtype=np.float64), 0.0).copy()
+    npv, _ = _npv_and_slope(received, pays, t, m)
+    m[npv < 0] = 0.0
+    for _ in range(_IRR_MAX_ITER):
+        npv, slope = _npv_and_slope(received, pays, t, m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(slope < 0, -npv / slope, 0.0)
+        m = m + step
+        if np.all(np.abs(step) <= _IRR_TOL * np.maximum(1.0, m)):
+            break
+    return m
+
+
+def _check_flows(received: object, payments: object) -> tuple[float, np.ndarray]:
+    try:
+        rec = float(received)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError(must_be("received", "a positive amount", received)) from None
+    if not math.isfinite(rec) or rec <= 0:
+        raise ValidationError(must_be("received", "a positive amount", received))
+    pays = np.asarray(payments, dtype=np.float64).ravel()
+    if pays.size == 0 or not np.isfinite(pays).all() or (pays < 0).any():
+        raise ValidationError(must_be("payments", "one or more finite amounts >= 0", payments))
+    if pays.sum() < rec:
+        raise ValidationError(must_be(
+            "payments", f"in total at least the amount received {rec:g} (a non-negative rate)",
+            float(pays.sum())))
+    return rec, pays
+
+
+def apr(
+    received: float,
+    payments: object,
+    *,
+    dates: object | None = None,
+    start_date: dt.date | None = None,
+) -> APR:
+    """The APR of a borrower's actual cash flows: the IRR of the amount received (the
+    principal less any upfront fee) against every payment, fees included.
+
+    Without ``dates`` the payments fall one month apart, the first one month after the
+    drawdown (basis ``monthly``): ``received = Σ_k pay_k / (1+m)^k``, nominal = 12·m,
+    effective = (1+m)^12 − 1. With ``dates`` (and ``start_date``, the drawdown) the basis is
+    Act/365 on the outstanding balance, for daily-interest loans and for a tape's actual
+    payments: with d_k the actual days of period k, ``received = Σ_k pay_k / Π_{j<=k} (1 +
+    i·d_j/365)`` and nominal = i — the rate at which interest accrued on the outstanding
+    balance over the actual days and settled at each payment repays exactly the payments;
+    effective = (1 + i/365)^365 − 1. Payments on the same date are summed.
+
+    Raises ``ValidationError`` naming the field for a non-positive amount received, negative
+    or non-finite payments, payments totalling less than the amount received, or dates out of
+    order.
+    """
+    rec, pays = _check_flows(received, payments)
+    if dates is None:
+        t = np.arange(1, pays.size + 1, dtype=np.float64)
+        m = float(_irr_rows(np.array([rec]), pays[None, :], t[None, :], np.zeros(1))[0])
+        return APR(nominal=12.0 * m, effective=float(np.expm1(12.0 * np.log1p(m))),
+                   periodic=m, basis="monthly")
+    if start_date is None:
+        raise ValidationError(must_be("start_date", "the drawdown date (with dates)", None))
+    start = np.datetime64(_to_date(start_date, "start_date"), "D")
+    d = np.asarray(dates).astype("datetime64[D]").ravel()
+    if d.shape != pays.shape:
+        raise ValidationError(must_be("dates", f"one date per payment ({pays.size})", d.size))
+    if np.isnat(d).any() or (np.diff(np.concatenate([[start], d])).astype(np.int64) < 0).any() \
+            or (d <= start).any():
+        raise ValidationError(must_be("dates", "after start_date and in order", d))
+    # Period-by-period discounting (1 + i·d_j/365) is not a power of one variable; solve for
+    # the daily rate y with the same Newton scheme on the equivalent form: NPV in i directly.
+    days = np.diff(np.concatenate([[start], d])).astype(np.int64).astype(np.float64)
+    i = _act365_rate(rec, pays, days)
+    return APR(nominal=i, effective=float(np.expm1(365.0 * np.log1p(i / 365.0))),
+               periodic=i / 365.0, basis="act365")
+
+
+def _act365_rate(received: float, pays: np.ndarray, days: np.ndarray) -> float:
+    """The nominal Act/365 rate i with Σ pay_k / Π_{j<=k}(1 + i·d_j/365) = received (Newton
+    from 0, monotone for the same reason as :func:`_irr_rows`: decreasing and convex in i)."""
+    i = 0.0
+    for _ in range(_IRR_MAX_ITER):
+        g = 1.0 + i * days / 365.0
+        disc = 1.0 / np.cumprod(g)
+        npv = float((pays * disc).sum()) - received
+        # d/di of 1/Π g_j = −(1/Π g_j) · Σ_{j<=k} (d_j/365)/g_j
+        dlog = np.cumsum((days / 365.0) / g)
+        slope = -float((pays * disc * dlog).sum())
+        if slope >= 0:
+            break
+        step = -npv / slope
+        i += step
+        if abs(step) <= _IRR_TOL * max(1.0, i):
+            break
+    return i
+
+
+def loan_apr(
+    principal: float,
+    rate: float,
+    term_months: int,
+    repayment_type: RepaymentType | str,
+    start_date: dt.date,
+    *,
+    upfront_fee: float = 0.0,
+    monthly_fee: float = 0.0,
+) -> APR:
+    """The APR of a new loan's scheduled cash flows (:func:`schedule`, in cents), fees
+    included: the borrower receives ``principal − upfront_fee`` and pays every instalment plus
+    ``monthly_fee``. Daily-interest loans on the Act/365 basis over the schedule's due dates,
+    the others monthly."""
+    rtype = _check_type(repayment_type)
+    for name, value in (("upfront_fee", upfront_fee), ("monthly_fee", monthly_fee)):
+        if not math.isfinite(float(value)) or float(value) < 0:
+            raise ValidationError(must_be(name, "an amount >= 0", value))
+    sched = schedule(principal, rate, term_months, rtype, start_date)
+    pays = sched["payment"].to_numpy() + float(monthly_fee)
+    received = float(sched["principal"].sum()) - float(upfront_fee)
+    if rtype is RepaymentType.DAILY_INTEREST:
+        return apr(received, pays, dates=sched["due_date"].to_numpy(), start_date=start_date)
+    return apr(received, pays)
+
+
+def product_apr(
+    rate: np.ndarray,
+    term_months: np.ndarray,
+    repayment_type: np.ndarray,
+    upfront_fee_rate: np.ndarray | float = 0.0,
+    monthly_fee_rate: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """The nominal APR (12 × monthly IRR) of products, vectorised: per product the exact
+    (unrounded) schedule of one unit of principal at ``rate`` over ``term_months`` on a
+    regular monthly grid, the borrower receiving 1 − ``upfront_fee_rate`` and paying each
+    instalment plus ``monthly_fee_rate``. Principal-free (no cent rounding), so it is the
+    rate of the product's terms; for the four interest-bearing types without fees it equals
+    ``rate`` (daily interest on a regular 1/12-year month); a flat-fee product's is above its
+    stated flat rate. Arrays broadcast to ``(n,)``; ``repayment_type`` holds int8 codes."""
+    rate_a, term_a, code_a, up_a, mf_a = np.broadcast_arrays(
+        np.asarray(rate, dtype=np.float64), np.asarray(term_months).astype(np.int64),
+        np.asarray(repayment_type).astype(np.int64),
+        np.asarray(upfront_fee_rate, dtype=np.float64),
+        np.asarray(monthly_fee_rate, dtype=np.float64))
+    rate_a, term_a, code_a, up_a, mf_a = (np.atleast_1d(x).ravel()
+                                          for x in (rate_a, term_a, code_a, up_a, mf_a))
+    n = rate_a.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    if (up_a < 0).any() or (up_a >= 1).any() or (mf_a < 0).any():
+        raise ValidationError(must_be("fee rates", "upfront in [0, 1), monthly >= 0",
+                                      (up_a.min(), up_a.max(), mf_a.min())))
+    # identical products are solved once
+    keys = np.stack([rate_a, term_a.astype(np.float64), code_a.astype(np.float64), up_a, mf_a])
+    uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
+    u_rate, u_term, u_code, u_up, u_mf = uniq
+    u_code = u_code.astype(np.int64)
+    # daily interest priced on a regular month: as interest-only at rate/12
+    eff_code = np.where(u_code == _DI, RepaymentType.INTEREST_ONLY.code, u_code)
+    k = u_rate.shape[0]
+    n_months = int(u_term.max())
+    origin = np.full(k, np.datetime64("2001-01-01"), dtype="datetime64[D]")
+    sm = schedule_matrix(np.ones(k), u_rate, u_term.astype(np.int64), eff_code, origin,
+                         n_months=n_months, round_cents=False)
+    live = np.arange(n_months)[None, :] < u_term[:, None]
+    pays = sm.payment + np.where(live, u_mf[:, None], 0.0)
+    t = np.broadcast_to(np.arange(1, n_months + 1, dtype=np.float64), pays.shape)
+    m = _irr_rows(1.0 - u_up, pays, t, u_rate / 12.0)
+    out[:] = 12.0 * m[inverse.ravel()]
+    return out

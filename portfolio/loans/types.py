@@ -8,12 +8,15 @@ from portfolio.errors import ValidationError, must_be
 
 
 class RepaymentType(str, Enum):
-    """The four repayment types (docs/model.md, "Repayment schedules"). ``code`` is the int8 used in arrays."""
+    """The five repayment types (docs/model.md, "Repayment schedules"). ``code`` is the int8
+    used in arrays (declaration order: a new type goes at the end so that stored codes keep
+    their meaning)."""
 
     LEVEL_ANNUITY = "level_annuity"  # 等额本息
     EQUAL_PRINCIPAL = "equal_principal"  # 等额本金
     INTEREST_ONLY = "interest_only"  # 先息后本
     DAILY_INTEREST = "daily_interest"  # 随借随还
+    FLAT_FEE = "flat_fee"  # 等本等息: equal principal + a fixed fee on the original principal
 
     @property
     def label(self) -> str:
@@ -43,6 +46,7 @@ _LABELS = {
     RepaymentType.EQUAL_PRINCIPAL: "等额本金",
     RepaymentType.INTEREST_ONLY: "先息后本",
     RepaymentType.DAILY_INTEREST: "随借随还",
+    RepaymentType.FLAT_FEE: "等本等息",
 }
 _CODES = {t: i for i, t in enumerate(RepaymentType)}
 _BY_CODE = {i: t for t, i in _CODES.items()}

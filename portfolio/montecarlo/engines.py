@@ -547,7 +547,7 @@ def loan_block_np(u, l0, c0, cell_of, loan_base, cell_r, cum, total, sched, shar
 
 
 @numba.njit(cache=True, nogil=True)
-def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, level, flat, rem,
+def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, level, flat, fee, rem,
                   start0, dom0, idx0, month_start, month_last, round_cents, shares, cell_flows,
                   cell_pflows, sched, loan_base, initial):
     """Scheduled (bop, interest, principal) of the loans of cells ``c_lo .. c_hi`` (cell-major
@@ -558,7 +558,8 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
     Per loan, the month loop of ``portfolio.loans.schedules.schedule_matrix`` operation for
     operation, on amounts in cents (b0 = balance, level payment and equal-principal amount
     prepared by the caller with the schedules module's rounding): interest = round(B·rate)
-    with rate = apr/12, or apr·days/365 for daily interest; principal = min(max(level −
+    with rate = apr/12, or apr·days/365 for daily interest, plus ``fee`` (a flat-fee loan's
+    fixed fee in cents, its rate 0; 0 for the other types); principal = min(max(level −
     interest, 0), B) + flat, the whole balance at the last instalment, never more than B.
     Tested equal to ``schedule_matrix`` to the last bit.
     """
@@ -580,6 +581,7 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
             i = b * rate
             if round_cents:
                 i = math.floor(i + half)
+            i += fee[li]
             p = level[li] - i
             if p < 0.0:
                 p = 0.0

@@ -72,7 +72,12 @@ from scipy import special, stats
 from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.loans.schedules import _annuity_payment, _round_half_up, schedule_matrix
+from portfolio.loans.schedules import (
+    _annuity_payment,
+    _round_half_up,
+    flat_fee_cents,
+    schedule_matrix,
+)
 from portfolio.loans.types import RepaymentType
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
@@ -406,11 +411,16 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
     r = apr / 12.0
     rem_f = np.maximum(rem_s, 1).astype(np.float64)
     is_la = code == RepaymentType.LEVEL_ANNUITY.code
-    is_ep = code == RepaymentType.EQUAL_PRINCIPAL.code
+    is_ff = code == RepaymentType.FLAT_FEE.code
+    is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
     is_di = code == RepaymentType.DAILY_INTEREST.code
     level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
     flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
     apr_di = np.where(is_di, apr, 0.0)
+    # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
+    fee = np.where(is_ff, flat_fee_cents(np.asarray(loans.principal, dtype=np.float64)[order],
+                                         apr), 0.0)
+    r = np.where(is_ff, 0.0, r)
     idx0, dom0, start0, month_start, month_last = _month_tables(
         np.asarray(loans.origination_date)[order], mob_s, T)
     cell_flows = np.zeros((n_cells, T, 3))
@@ -423,7 +433,7 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
 
     def run(lo_hi: tuple[int, int]) -> None:
         engines.schedule_sums(lo_hi[0], lo_hi[1], cell_first, cell_of, b0, r, apr_di, is_di,
-                              level, flat, rem_s, start0, dom0, idx0, month_start, month_last,
+                              level, flat, fee, rem_s, start0, dom0, idx0, month_start, month_last,
                               True, s_sorted, cell_flows, cell_pflows, sched, loan_base,
                               cell_init)
 
@@ -446,7 +456,8 @@ def _schedules_numpy(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
     cell_pflows = np.zeros((n_cells, n_parties, T, 3))
     cell_init = np.zeros(n_cells)
     columns = (np.asarray(loans.balance, dtype=np.float64), np.asarray(loans.apr, dtype=np.float64),
-               rem, np.asarray(loans.repayment_type), np.asarray(loans.origination_date), mob)
+               rem, np.asarray(loans.repayment_type), np.asarray(loans.origination_date), mob,
+               np.asarray(loans.principal, dtype=np.float64))
     sched_parts: list[np.ndarray] = []
     c0 = 0
     while c0 < n_cells:
@@ -456,8 +467,9 @@ def _schedules_numpy(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
         lo, hi = cell_first[c0], cell_first[c1]
         rows = order[lo:hi]
         t_chunk = int(c_rem[c0:c1].max())
-        bal, apr, rem_, rtype, orig, mob_ = (col[rows] for col in columns)
-        sm = schedule_matrix(bal, apr, rem_, rtype, orig, months_on_book=mob_, n_months=t_chunk)
+        bal, apr, rem_, rtype, orig, mob_, p0 = (col[rows] for col in columns)
+        sm = schedule_matrix(bal, apr, rem_, rtype, orig, months_on_book=mob_, n_months=t_chunk,
+                             original_principal=p0)
         flows = np.empty((hi - lo, t_chunk, 3))
         flows[:, :, 0] = sm.principal + sm.balance
         flows[:, :, 1] = sm.interest

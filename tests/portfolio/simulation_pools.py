@@ -12,18 +12,22 @@ from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 CUTOFF = np.datetime64("2024-06-30")
 
 
-def mixed_pool(n: int, seed: int = 7) -> LoanArrays:
-    """A realistic mix: every band, term and repayment type, seasoned 0..term-1 months."""
+def mixed_pool(n: int, seed: int = 7, flat_fee_share: float = 0.0) -> LoanArrays:
+    """A realistic mix: every band, term and repayment type, seasoned 0..term-1 months.
+    ``flat_fee_share`` of the loans (drawn from a separate stream, so 0 leaves the pool as
+    it always was) become flat-fee loans (code 4)."""
     rng = np.random.default_rng(seed)
     terms = np.array(ALLOWED_TERMS)
     term = rng.choice(terms, n, p=[0.15, 0.25, 0.15, 0.25, 0.1, 0.1])
     rtype = rng.choice(4, n, p=[0.5, 0.2, 0.1, 0.2]).astype(np.int8)
     rtype[(rtype == 2) & (term > 12)] = 0  # bullets are capped at 12 months
+    if flat_fee_share > 0:
+        rtype[np.random.default_rng(seed + 10_000).random(n) < flat_fee_share] = 4
     mob = np.floor(rng.random(n) * term).astype(np.int16)
     score = rng.integers(450, 950, n).astype(np.int16)
     apr = np.round(0.24 - (score - 450) / 500 * 0.16 + rng.normal(0, 0.01, n), 4).clip(0.05, 0.24)
     principal = np.round(rng.lognormal(np.log(6000), 0.6, n).clip(500, 200_000), 2)
-    amort = np.where(np.isin(rtype, [0, 1]), 1 - mob / term, 1.0)
+    amort = np.where(np.isin(rtype, [0, 1, 4]), 1 - mob / term, 1.0)
     balance = np.round(principal * amort, 2)
     orig_day = rng.integers(1, 29, n)
     # cut-off month end minus mob months, origination on day orig_day of that month

@@ -632,6 +632,7 @@ def test_unrounded_seasoned_matrix_equals_the_tail(loan: dict, data) -> None:
         *args[2:],
         months_on_book=np.array([mob]),
         round_cents=False,
+        original_principal=np.array([loan["principal"]]),  # a flat fee is on the original
     )
     for col in ("interest", "principal", "balance"):
         np.testing.assert_allclose(
@@ -716,7 +717,7 @@ GOOD = dict(
         ("term_months", 2.5),
         ("repayment_type", "balloon"),
         ("repayment_type", ""),
-        ("repayment_type", 4),  # not a code
+        ("repayment_type", 5),  # not a code (0-4 are the five types)
         ("start_date", "not a date"),
     ],
 )

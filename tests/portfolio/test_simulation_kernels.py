@@ -216,10 +216,12 @@ def test_blocks_run_anywhere_and_assemble_to_the_same_paths(engine):
 
 
 def test_schedule_kernel_equals_schedule_matrix():
-    # engines.schedule_sums replays schedules.schedule_matrix (all four repayment types,
-    # seasoned loans, month-end origination days): every loan-month to the last bit, and
-    # the same cell sums and party sums.
-    loans = mixed_pool(3000, seed=9)
+    # engines.schedule_sums replays schedules.schedule_matrix (all five repayment types,
+    # flat-fee loans seasoned with their fee on the original principal, month-end
+    # origination days): every loan-month to the last bit, and the same cell sums and party
+    # sums.
+    loans = mixed_pool(3000, seed=9, flat_fee_share=0.2)
+    assert (loans.repayment_type == 4).sum() > 300
     orig = np.asarray(loans.origination_date).copy()
     orig[:300] = orig[:300].astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(30, "D")
     loans = type(loans)(**{**{f: getattr(loans, f) for f in loans.__dataclass_fields__},
