@@ -402,6 +402,8 @@ def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Crit
     region = c["region"].astype(object)
     principal = c["principal"].astype(np.float64)
     apr = c["apr"].astype(np.float64)
+    disclosed = (c["disclosed_apr"].astype(np.float64) if "disclosed_apr" in c
+                 else np.full(len(apr), np.nan))  # NaN: not disclosed
 
     exclude("originated_after_cutoff", orig > np.datetime64(cutoff, "D"))
     exclude("no_performance_at_cutoff", ~has_row)
@@ -493,6 +495,7 @@ def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Crit
         "region": region[kept],
         "origination_date": orig[kept],
         "principal": principal[kept],
+        "disclosed_apr": disclosed[kept],
     }
     return Selection(loans=loans, exclusions=tuple(exclusions))
 
@@ -586,6 +589,7 @@ def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
         origination_date=a["origination_date"].astype("datetime64[D]"),
         next_due_date=next_due_dates(a["origination_date"], info.cutoff_date),
         principal=a["principal"].astype(np.float64),
+        disclosed_apr=a["disclosed_apr"].astype(np.float64),
     )
 
 

@@ -29,9 +29,14 @@ class LoanArrays:
     origination_date: np.ndarray  # datetime64[D]
     next_due_date: np.ndarray  # datetime64[D], first instalment after cut-off
     principal: np.ndarray  # float64, original principal
+    # float64, the APR the loan was sold with (R8); NaN where not disclosed, when the stated
+    # ``apr`` is what the borrower was shown. None builds all-NaN.
+    disclosed_apr: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.loan_id)
+        if self.disclosed_apr is None:
+            object.__setattr__(self, "disclosed_apr", np.full(n, np.nan))
         for f in fields(self):
             arr = getattr(self, f.name)
             if len(arr) != n:
@@ -86,4 +91,6 @@ class LoanArrays:
             principal=(df["principal"] if "principal" in df else df["balance"]).to_numpy(
                 dtype=np.float64
             ),
+            disclosed_apr=(df["disclosed_apr"].to_numpy(dtype=np.float64, na_value=np.nan)
+                           if "disclosed_apr" in df else None),
         )

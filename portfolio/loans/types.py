@@ -67,7 +67,11 @@ class LoanStatus(str, Enum):
 ALLOWED_TERMS: tuple[int, ...] = (3, 6, 9, 12, 18, 24)
 SCORE_MIN, SCORE_MAX = 350, 950
 PRINCIPAL_MAX = 200_000.0  # rule R5: household consumer credit cap (CNY)
-APR_CAP_DEFAULT = 0.24  # rule R9: APR cap
+APR_CAP_DEFAULT = 0.24  # rule R9: APR cap, on the cash-flow APR
+# rule R8: a disclosed APR may differ from the cash-flow APR of the loan's terms by this much
+# (a decimal: 0.0005 = 0.05 percentage point: disclosure to two decimals of a percent, and the
+# cent rounding of the instalments, fit well inside it).
+APR_DISCLOSURE_TOL = 0.0005
 BULLET_MAX_TERM = 12  # rule R6: bullet loans at most 12 months
 DEFAULT_DPD = 90  # default = more than 90 days past due
 WRITE_OFF_DPD = 180

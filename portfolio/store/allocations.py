@@ -27,7 +27,8 @@ _LOAN_FRAME_SQL = """
            CAST(l.principal AS DOUBLE) AS balance,
            l.apr, l.term_months, l.term_months AS remaining_term,
            CAST(0 AS SMALLINT) AS months_on_book, l.repayment_type, l.credit_score,
-           coalesce(l.region, '') AS region
+           coalesce(l.region, '') AS region,
+           coalesce(l.disclosed_apr, 'NaN'::DOUBLE) AS disclosed_apr
     FROM loans l
 """
 

@@ -12,6 +12,33 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from portfolio.loans.types import RepaymentType
+
+_TYPE_NAMES = ", ".join(f"'{t.value}'" for t in RepaymentType)
+
+
+def loans_ddl(table: str = "loans") -> str:
+    """The ``loans`` table (schema version 3: five repayment types, ``disclosed_apr``), under
+    ``table``: the schema and the 2 → 3 migration create it from the same text."""
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+        loan_id VARCHAR PRIMARY KEY,
+        borrower_id VARCHAR NOT NULL,
+        origination_date DATE NOT NULL,
+        principal DECIMAL(18,2) NOT NULL CHECK (principal > 0 AND principal <= 200000),
+        apr DOUBLE NOT NULL CHECK (apr >= 0 AND apr <= 1),
+        term_months SMALLINT NOT NULL CHECK (term_months IN (3, 6, 9, 12, 18, 24)),
+        repayment_type VARCHAR NOT NULL CHECK (repayment_type IN ({_TYPE_NAMES})),
+        credit_score SMALLINT NOT NULL CHECK (credit_score BETWEEN 350 AND 950),
+        region VARCHAR,
+        channel VARCHAR,
+        product VARCHAR,
+        credit_limit DECIMAL(18,2),
+        batch_id BIGINT,
+        disclosed_apr DOUBLE CHECK (disclosed_apr IS NULL OR
+                                    (disclosed_apr >= 0 AND disclosed_apr <= 1))
+    )"""
+
+
 LOAN_COLUMNS: tuple[str, ...] = (
     "loan_id",
     "borrower_id",
@@ -26,6 +53,7 @@ LOAN_COLUMNS: tuple[str, ...] = (
     "product",
     "credit_limit",
     "batch_id",
+    "disclosed_apr",
 )
 
 PERFORMANCE_COLUMNS: tuple[str, ...] = (

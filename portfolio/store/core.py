@@ -23,6 +23,7 @@ import duckdb
 
 from portfolio import settings
 from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked
+from portfolio.store.book import loans_ddl
 from portfolio.store.migrations import SCHEMA_VERSION, check_steps, migrate
 
 __all__ = ["DDL", "SCHEMA_VERSION", "Store", "open_store"]
@@ -32,22 +33,7 @@ DDL: list[str] = [
         key VARCHAR PRIMARY KEY,
         value VARCHAR NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS loans (
-        loan_id VARCHAR PRIMARY KEY,
-        borrower_id VARCHAR NOT NULL,
-        origination_date DATE NOT NULL,
-        principal DECIMAL(18,2) NOT NULL CHECK (principal > 0 AND principal <= 200000),
-        apr DOUBLE NOT NULL CHECK (apr >= 0 AND apr <= 1),
-        term_months SMALLINT NOT NULL CHECK (term_months IN (3, 6, 9, 12, 18, 24)),
-        repayment_type VARCHAR NOT NULL CHECK (repayment_type IN
-            ('level_annuity', 'equal_principal', 'interest_only', 'daily_interest')),
-        credit_score SMALLINT NOT NULL CHECK (credit_score BETWEEN 350 AND 950),
-        region VARCHAR,
-        channel VARCHAR,
-        product VARCHAR,
-        credit_limit DECIMAL(18,2),
-        batch_id BIGINT
-    )""",
+    loans_ddl(),
     """CREATE TABLE IF NOT EXISTS loan_performance (
         loan_id VARCHAR NOT NULL,
         as_of DATE NOT NULL,
@@ -124,6 +110,7 @@ DDL: list[str] = [
         region VARCHAR,
         origination_date DATE,
         principal DECIMAL(18,2),
+        disclosed_apr DOUBLE,
         PRIMARY KEY (pool_id, loan_id)
     )""",
     """CREATE TABLE IF NOT EXISTS partners (

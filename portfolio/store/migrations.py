@@ -18,6 +18,11 @@ Versions:
    a run whose inputs hold a key or value the record does not know is refused, never mapped.
    Allocations keep their inputs (``partners.records.AllocationInputs`` reads them), except
    that the key ``script`` of ``examples/allocate_month.py`` becomes ``source``.
+3. The fifth repayment type and the disclosed APR. ``loans.repayment_type`` accepts
+   ``flat_fee``; ``loans.disclosed_apr`` and ``pool_loans.disclosed_apr`` hold the APR a loan
+   was sold with (NULL: its stated ``apr`` is what was disclosed). Step 2 → 3
+   (:func:`v2_to_v3`) rebuilds ``loans`` with the new constraint (DuckDB cannot alter a
+   CHECK) keeping every row, and adds the pool column; existing rows get NULL.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ import duckdb
 
 from portfolio.errors import RiskpoolError, SchemaMismatch
 from portfolio.montecarlo.records import SimulationInputs
+from portfolio.store.book import LOAN_COLUMNS, loans_ddl
 from portfolio.store.records import parse_run_inputs
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2", "v2_to_v3"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # the keys a version-1 simulation run could hold (riskpool simulate, riskpool demo)
 V1_SIMULATION_KEYS: tuple[str, ...] = (
@@ -115,7 +121,21 @@ def v1_to_v2(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
 
 
 # version → the step that takes a database of that version to the next one
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {1: v1_to_v2}
+def v2_to_v3(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
+    """``loans`` rebuilt under the version-3 DDL (flat_fee allowed, ``disclosed_apr`` NULL),
+    every row copied; ``pool_loans.disclosed_apr`` added (NULL)."""
+    del db_dir
+    old_columns = [c for c in LOAN_COLUMNS if c != "disclosed_apr"]
+    cols = ", ".join(old_columns)
+    con.execute("ALTER TABLE loans RENAME TO loans_v2")
+    con.execute(loans_ddl("loans"))
+    con.execute(f"INSERT INTO loans ({cols}) SELECT {cols} FROM loans_v2")
+    con.execute("DROP TABLE loans_v2")
+    con.execute("ALTER TABLE pool_loans ADD COLUMN IF NOT EXISTS disclosed_apr DOUBLE")
+
+
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
+    1: v1_to_v2, 2: v2_to_v3}
 
 
 def check_steps(db: Path, version: int) -> None:

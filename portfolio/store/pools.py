@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from portfolio.loans.types import RepaymentType
+
 
 def book_regions(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct non-null regions in ``loans`` (sorted)."""
@@ -72,7 +74,8 @@ def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict
 
     Keys: loan_id, borrower_id, origination_date, principal, apr, term_months,
     repayment_type, credit_score, region ('' when null), balance, dpd, status, charge_off
-    (0 / '' when the loan has no row at the cut-off), has_row. Ordered by loan_id.
+    (0 / '' when the loan has no row at the cut-off), disclosed_apr (NaN when not
+    disclosed), has_row. Ordered by loan_id.
     """
     result = con.execute(
         """
@@ -81,6 +84,7 @@ def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict
                l.repayment_type, l.credit_score, coalesce(l.region, '') AS region,
                coalesce(CAST(p.balance AS DOUBLE), 0.0) AS balance,
                coalesce(p.dpd, 0) AS dpd, coalesce(p.status, '') AS status,
+               coalesce(l.disclosed_apr, 'NaN'::DOUBLE) AS disclosed_apr,
                coalesce(CAST(p.charge_off AS DOUBLE), 0.0) AS charge_off,
                p.loan_id IS NOT NULL AS has_row
         FROM loans l
@@ -100,6 +104,7 @@ def pool_name_taken(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
 POOL_LOAN_COLUMNS: tuple[str, ...] = (
     "loan_id", "cutoff_balance", "remaining_term", "months_on_book", "apr", "credit_score",
     "term_months", "repayment_type", "region", "origination_date", "principal",
+    "disclosed_apr",
 )
 
 
@@ -134,6 +139,8 @@ def insert_pool(
         value = loans[col]
         if value.dtype == object:
             arrays[col] = pa.array(value, type=pa.string())
+        elif col == "disclosed_apr":
+            arrays[col] = pa.array(value, from_pandas=True)  # NaN (not disclosed) -> NULL
         else:
             arrays[col] = pa.array(value)
     table = pa.table(arrays)
@@ -174,7 +181,8 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
                remaining_term, months_on_book,
                CAST(list_position(?, repayment_type) - 1 AS TINYINT) AS repayment_type,
                credit_score, coalesce(region, '') AS region, origination_date,
-               CAST(principal AS DOUBLE) AS principal
+               CAST(principal AS DOUBLE) AS principal,
+               coalesce(disclosed_apr, 'NaN'::DOUBLE) AS disclosed_apr
         FROM pool_loans
         WHERE pool_id = ?
         ORDER BY loan_id
@@ -184,7 +192,7 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
     return _arrow_numpy(table, few_values=("region",))
 
 
-_REPAYMENT_NAMES = ("level_annuity", "equal_principal", "interest_only", "daily_interest")
+_REPAYMENT_NAMES = tuple(t.value for t in RepaymentType)  # in code order
 
 
 def _case(expr: str, n_edges: int) -> str:

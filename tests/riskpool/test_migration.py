@@ -46,7 +46,7 @@ def _raw(db: Path, sql: str, params: list[object] | None = None) -> list[tuple]:
 
 
 def test_the_fixture_is_a_version_1_database(old_db: Path) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert _raw(old_db, "SELECT value FROM schema_info") == [("1",)]
     inputs = json.loads(_raw(old_db, "SELECT inputs FROM runs WHERE run_id = 4")[0][0])
     assert inputs["assumptions"].endswith("/runs/4/assumptions.toml")
@@ -67,7 +67,7 @@ def test_a_reader_refuses_it_and_names_the_commands(old_db: Path, cli) -> None:
 def test_migrate_types_every_run_and_the_runs_replay(old_db: Path, cli) -> None:
     r = cli("migrate", "--db", old_db)
     assert r.code == 0, r.err
-    assert "schema version 2" in r.out
+    assert f"schema version {SCHEMA_VERSION}" in r.out
     with open_store(old_db, read_only=True) as store:
         assert store.schema_version() == SCHEMA_VERSION
         listed = list_runs(store)
@@ -127,6 +127,24 @@ def test_migrate_types_every_run_and_the_runs_replay(old_db: Path, cli) -> None:
     with open_store(old_db) as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert get_run(store, 1).inputs == demo
+
+
+def test_migration_to_version_3_keeps_every_loan_and_allows_flat_fee(old_db: Path, cli) -> None:
+    # Step 2 -> 3 rebuilds `loans` (DuckDB cannot alter a CHECK): same rows, disclosed_apr
+    # NULL, flat_fee now allowed; pool_loans gains disclosed_apr (NULL).
+    before = _raw(old_db, "SELECT * FROM loans ORDER BY loan_id")
+    n_pool = _raw(old_db, "SELECT count(*) FROM pool_loans")[0][0]
+    assert cli("migrate", "--db", old_db).code == 0
+    after = _raw(old_db, "SELECT * EXCLUDE (disclosed_apr) FROM loans ORDER BY loan_id")
+    assert after == before and len(after) > 0
+    assert _raw(old_db, "SELECT count(*) FROM loans WHERE disclosed_apr IS NOT NULL") == [(0,)]
+    assert _raw(old_db, "SELECT count(*), count(disclosed_apr) FROM pool_loans") == [(n_pool, 0)]
+    with open_store(old_db) as store:
+        store.con.execute("UPDATE loans SET repayment_type = 'flat_fee', disclosed_apr = 0.16 "
+                          "WHERE loan_id = (SELECT min(loan_id) FROM loans)")
+        with pytest.raises(duckdb.ConstraintException):
+            store.con.execute("UPDATE loans SET repayment_type = 'balloon' "
+                              "WHERE loan_id = (SELECT min(loan_id) FROM loans)")
 
 
 @pytest.mark.parametrize(("inputs_sql", "field"), [

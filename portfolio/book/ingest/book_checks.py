@@ -55,8 +55,9 @@ def _compare_with_book(
             )
         elif name in {"origination_date", "as_of"}:
             same = pd.to_datetime(mine).to_numpy() == pd.to_datetime(theirs).to_numpy()
-        elif name == "apr":
-            same = np.isclose(mine.astype(float), theirs.astype(float), rtol=0, atol=1e-12)
+        elif name in ("apr", "disclosed_apr"):  # a blank disclosed APR is NaN on both sides
+            same = np.isclose(mine.astype(float), theirs.astype(float), rtol=0, atol=1e-12,
+                              equal_nan=True)
         else:
             same = _same(mine, theirs)
         differs[name] = ~np.asarray(same, dtype=bool)

@@ -13,17 +13,19 @@ import pyarrow.compute as pc
 
 from portfolio.book.ingest.checker import Checker, Picker, as_int16, key_codes, rule_message
 from portfolio.book.ingest.tape import (
-    LOAN_OPTIONAL,
+    LOAN_TEXT_OPTIONAL,
     PERFORMANCE_OPTIONAL,
     CheckedTape,
     RawTape,
     TapeKind,
 )
-from portfolio.book.ingest.values import as_text, blank_mask, bool_mask
+from portfolio.book.ingest.values import as_text, blank_mask, bool_mask, parse_float
 from portfolio.errors import ValidationError, must_be
+from portfolio.loans.schedules import product_apr
 from portfolio.loans.types import (
     ALLOWED_TERMS,
     APR_CAP_DEFAULT,
+    APR_DISCLOSURE_TOL,
     BULLET_MAX_TERM,
     DEFAULT_DPD,
     PRINCIPAL_MAX,
@@ -69,7 +71,7 @@ def _check_loans(
     principal, _ = ck.amount("principal", True, PRINCIPAL_MAX, "R5_principal_cap")
 
     apr, apr_ok = ck.number("apr")
-    apr_bad = apr_ok & ((apr < 0) | (apr > apr_cap))
+    apr_bad = apr_ok & ((apr < 0) | (apr > apr_cap) | (apr > 1))
 
     def percent_hint(i: int) -> str:
         return f"; looks like a percent: use {apr[i] / 100:g}" if apr[i] > 1 else ""
@@ -117,6 +119,10 @@ def _check_loans(
         rule_message("term_months", f"at most {BULLET_MAX_TERM} for interest_only (先息后本) loans"),
     )
 
+    _check_cashflow_apr(ck, loan_id, apr, apr_ok & ~apr_bad & (apr <= 1), term, term_ok,
+                        rtype_code, rtype_ok, apr_cap)
+    disclosed = _disclosed_apr(ck)
+
     ck.unique([loan_id], id_ok, "loan_id", "unique_loan_id", codes=id_codes.result())
 
     pick = Picker(~c.bad)
@@ -130,7 +136,10 @@ def _check_loans(
         "repayment_type": pick.arrow(english),
         "credit_score": pick.numpy(as_int16(score), pa.int16()),
     }
-    for name in LOAN_OPTIONAL:
+    if disclosed is not None:  # NaN (blank: the stated apr was disclosed) -> NULL
+        values = disclosed if pick.all else disclosed[pick.good]
+        columns["disclosed_apr"] = pa.array(values, type=pa.float64(), from_pandas=True)
+    for name in LOAN_TEXT_OPTIONAL:
         if name in raw.table.column_names:
             col = as_text(raw.table[name])
             blank = blank_mask(raw.table[name])
@@ -139,6 +148,61 @@ def _check_loans(
             columns[name] = pick.arrow(col)
     columns["_row"] = pick.numpy(raw.rows, pa.int64())
     return CheckedTape(raw, TapeKind.LOANS, pa.table(columns), tuple(c.problems()))
+
+
+def _disclosed_apr(ck: Checker) -> np.ndarray | None:
+    """The optional ``disclosed_apr`` column: a decimal in [0, 1] or blank (NaN: the stated
+    ``apr`` is what the borrower was shown). None when the tape has no such column."""
+    if "disclosed_apr" not in ck.table.column_names:
+        return None
+    raw = ck.table["disclosed_apr"]
+    values, ok = parse_float(raw)
+    blank = blank_mask(raw)
+    bad = (~ok & ~blank) | (ok & ((values < 0) | (values > 1)))
+    ck.c.flag(bad, "disclosed_apr", "numeric", raw,
+              rule_message("disclosed_apr", "blank or a decimal in [0, 1] (0.18 means 18%)"))
+    return np.where(ok & ~bad, values, np.nan)
+
+
+def _check_cashflow_apr(
+    ck: Checker, loan_id: pa.ChunkedArray, apr: np.ndarray, apr_ok: np.ndarray,
+    term: np.ndarray, term_ok: np.ndarray, code: np.ndarray, code_ok: np.ndarray,
+    apr_cap: float, tolerance: float = APR_DISCLOSURE_TOL,
+) -> None:
+    """R9 on the cash-flow APR of each loan's terms (``schedules.product_apr``: the stated
+    rate for the four interest-bearing types, above it for a flat fee), and R8: the disclosed
+    APR (the ``disclosed_apr`` column, else the stated ``apr``) equals the cash-flow APR
+    within ``tolerance``. Messages name the loan and both rates."""
+    usable = apr_ok & term_ok & code_ok
+    if not usable.any():
+        return
+    idx = np.flatnonzero(usable)
+    true = np.full(len(apr), np.nan)
+    true[idx] = product_apr(apr[idx], term[idx].astype(np.int64), code[idx])
+    ids = loan_id.to_numpy(zero_copy_only=False)
+    over = usable & (true > apr_cap)
+    ck.c.flag(over, "apr", "R9_apr_cap", ck.table["apr"],
+              lambda i, v, w: (f"loan {ids[i]}: the cash-flow APR {true[i]:.4%} of its terms "
+                               f"(stated rate {apr[i]:.4%}, {_type_name(code[i])}) is above "
+                               f"the cap {apr_cap:.2%} at {w}"))
+    if "disclosed_apr" in ck.table.column_names:
+        raw = ck.table["disclosed_apr"]
+        values, ok = parse_float(raw)
+        given = ok & (values >= 0) & (values <= 1)
+        shown = np.where(given, values, apr)
+        column, source = "disclosed_apr", np.where(given, "disclosed APR", "stated rate")
+    else:
+        shown, column, source = apr, "apr", np.full(len(apr), "stated rate")
+    off = usable & ~over & (np.abs(shown - true) > tolerance)
+    ck.c.flag(off, column, "R8_apr_disclosure", ck.table[column],
+              lambda i, v, w: (f"loan {ids[i]}: {source[i]} {shown[i]:.4%} is not its "
+                               f"cash-flow APR {true[i]:.4%} ({_type_name(code[i])}; R8 "
+                               f"wants the annualised rate on the outstanding balance, within "
+                               f"{tolerance:.2%}) at {w}"))
+
+
+def _type_name(code: int) -> str:
+    return RepaymentType.from_code(int(code)).value
 
 
 def _looks_like_pii(ids: pa.ChunkedArray) -> np.ndarray:

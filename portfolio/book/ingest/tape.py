@@ -26,7 +26,8 @@ LOAN_REQUIRED: tuple[str, ...] = (
     "repayment_type",
     "credit_score",
 )
-LOAN_OPTIONAL: tuple[str, ...] = ("region", "channel", "product")
+LOAN_OPTIONAL: tuple[str, ...] = ("region", "channel", "product", "disclosed_apr")
+LOAN_TEXT_OPTIONAL: tuple[str, ...] = ("region", "channel", "product")
 PERFORMANCE_REQUIRED: tuple[str, ...] = (
     "loan_id",
     "as_of",
