@@ -32,7 +32,7 @@ import functools
 import json
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -573,6 +573,9 @@ class AllocationView:
     parties: pd.DataFrame  # party_id, loans, balance, share_of_pool (the viewer's rows)
     checks: pd.DataFrame  # every re-check item (name, party, value, limit, ok)
     breaches: pd.DataFrame
+    # the pool's loans breaking a loan rule, kept by the platform (treasury only; R8/R9 name
+    # the worst loan with both rates)
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
@@ -594,14 +597,16 @@ def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> Allocation
         parties["share_of_pool"] = parties["balance"] / pool_balance if pool_balance else np.nan
     checks = pd.DataFrame(stored.checks.get("checks", []))
     breaches = pd.DataFrame(stored.checks.get("breaches", []))
+    findings = pd.DataFrame(stored.checks.get("loan_rule_findings", []))
     if not viewer.is_treasury:
+        findings = findings.iloc[0:0]
         pid = viewer.partner_id
         checks = checks[checks["party"] == pid] if "party" in checks else checks.iloc[0:0]
         breaches = (breaches[breaches["party"] == pid] if "party" in breaches
                     else breaches.iloc[0:0])
     return AllocationView(int(allocation_id), stored.mode, stored.objective, stored.pool_id,
                           parties.reset_index(drop=True), checks.reset_index(drop=True),
-                          breaches.reset_index(drop=True))
+                          breaches.reset_index(drop=True), findings.reset_index(drop=True))
 
 
 def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,

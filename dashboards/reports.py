@@ -164,6 +164,8 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
     tables = {"allocation_parties": av.parties, "rule_checks": av.checks}
     if not av.breaches.empty:
         tables["rule_breaches"] = av.breaches
+    if not av.findings.empty:
+        tables["loan_rule_findings"] = av.findings  # kept by the platform (R5, R6, R8, R9)
     out.append(Section(
         "partners", "Partners and rule checks", tables,
         (("Balance funded per party", charts.png_bytes(charts.bars(

@@ -177,7 +177,7 @@ def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
 
     for j, p in enumerate(registry.partners):
         e = p.eligibility
-        m = ok_rules & (loans.credit_score >= e.score_floor) & (loans.apr <= e.apr_cap)
+        m = ok_rules & (loans.credit_score >= e.score_floor) & (loans.cashflow_apr <= e.apr_cap)
         m &= loans.term_months <= e.max_term_months
         m &= np.isin(loans.repayment_type, e.repayment_codes)
         if e.regions:
@@ -229,7 +229,7 @@ def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> S
     b = loans.balance
     bal = np.bincount(inverse, weights=b, minlength=n_seg)
     safe = np.where(bal > 0, bal, 1.0)
-    apr = np.bincount(inverse, weights=b * loans.apr, minlength=n_seg) / safe
+    apr = np.bincount(inverse, weights=b * loans.cashflow_apr, minlength=n_seg) / safe
     el = np.bincount(inverse, weights=b * risk.el_rate, minlength=n_seg) / safe
     life = np.bincount(inverse, weights=risk.lifetime_el(b), minlength=n_seg)
     return Segments(
@@ -485,7 +485,7 @@ def _forward_flow_owner(seg: Segments, amounts: np.ndarray, balance: np.ndarray,
 def _repair_forward_flow(owner: np.ndarray, loans: LoanArrays, risk: LoanRisk, registry: Registry,
                          as_of: dt.date, rank: np.ndarray) -> np.ndarray:
     owner = owner.copy()
-    net = loans.apr - risk.el_rate
+    net = loans.cashflow_apr - risk.el_rate
     band = loans.score_band
     for j, p in enumerate(registry.partners):
         limit = min(v for _, v in _partner_limit(p, registry, as_of))
@@ -543,10 +543,14 @@ class CheckReport:
     breaches: tuple[Breach, ...]
     items: tuple[dict[str, Any], ...]  # every check performed: name, party, value, limit, ok
     excluded: dict[str, Any]  # loans no partner may fund by a loan rule: counts per rule
+    # the pool's loans that break a loan rule (kept by the platform), one finding per rule;
+    # R8/R9 name the worst loan with its shown and cash-flow APR
+    loan_rule_findings: tuple[Breach, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "breaches": [b.as_dict() for b in self.breaches],
-                "checks": list(self.items), "excluded_by_loan_rules": self.excluded}
+                "checks": list(self.items), "excluded_by_loan_rules": self.excluded,
+                "loan_rule_findings": [b.as_dict() for b in self.loan_rule_findings]}
 
 
 def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
@@ -590,10 +594,12 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
     funded_any: np.ndarray = np.asarray((partner_sh > 0).any(axis=1))
     # loan rules: no partner may hold a share of a loan that breaks one
     excluded: dict[str, Any] = {}
+    findings: list[Breach] = []
     for rule in registry.rules:
         if rule.scope == "loan" and rule.applies_on(as_of):
             pool_breach = check_loan_rule(rule, loans, borrower_id)
             excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
+            findings.extend(pool_breach)
             found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any)
             item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
             breaches.extend(found)
@@ -609,7 +615,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         found = check_platform_funding(r7, registry.platform)
         item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
         breaches.extend(found)
-    net = loans.apr - risk.el_rate
+    net = loans.cashflow_apr - risk.el_rate
     region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
     region_names = np.asarray(region_names, dtype=object)
     band = loans.score_band
@@ -622,7 +628,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         e = p.eligibility
         crit = {
             "score_floor": loans.credit_score < e.score_floor,
-            "apr_cap": loans.apr > e.apr_cap,
+            "apr_cap": loans.cashflow_apr > e.apr_cap,
             "max_term_months": loans.term_months > e.max_term_months,
             "repayment_types": ~np.isin(loans.repayment_type, e.repayment_codes),
         }
@@ -693,7 +699,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         if moved < need - slack:
             breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
                                    need - moved, "CNY"))
-    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded)
+    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded, tuple(findings))
 
 
 def _rounding_allowance(mode: Mode, balance: np.ndarray, held: np.ndarray, target: float) -> float:

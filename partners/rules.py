@@ -27,9 +27,12 @@ Interpretations (documented, configurable through the parameters):
   this allocation adds (the new loans enter the bank's total book too).
 * R5 — the household is approximated by the pseudonymous ``borrower_id`` (no household key in
   the book); without borrower ids each loan counts alone. Exposure = balance at cut-off.
-* R8 — the book stores one ``apr`` per loan; the check can only test that it is an annualised
-  decimal: in [``min_annual_rate``, ``max_annual_rate``]. A value below ``min_annual_rate``
-  looks like a daily or monthly rate entered as an annual one.
+* R8 — the APR a loan was sold with (its ``disclosed_apr``, else its stated ``apr``) must be
+  the annualised rate on the outstanding balance of its cash flows (``LoanArrays.cashflow_apr``,
+  ``portfolio.loans.schedules.product_apr``) within ``tolerance`` (0.0005), and an annualised
+  decimal in [``min_annual_rate``, ``max_annual_rate``] (below the minimum looks like a daily
+  or monthly rate entered as an annual one). A flat-fee loan shown only its flat rate breaks it.
+* R9 — the cap applies to the cash-flow APR, not to a stated flat rate.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import numpy as np
 from partners.errors import PartnerFileError
 from partners.types import Breach, Partner, Platform, Rule, Scope
 from portfolio.loans.arrays import LoanArrays
-from portfolio.loans.types import RepaymentType
+from portfolio.loans.types import APR_DISCLOSURE_TOL, RepaymentType
 from portfolio.validation import Date, Field, Interval, Spec, Str, Table, validate
 
 __all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "apply_overrides", "MAX_LISTED_LOANS", "PARAM_BOUNDS", "RULE_IDS",
@@ -86,7 +89,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
           {"max_abs_multiple": 4.0, "max_other_borrowing_multiple": 1.0}, "2020-11-02",
           "CBIRC/PBOC draft interim measures for online microlending, Nov 2020"),
     _rule("R8", "APR is an annualised rate on the outstanding balance", "loan",
-          {"min_annual_rate": 0.02, "max_annual_rate": 1.0}, "2021-03-01",
+          {"min_annual_rate": 0.02, "max_annual_rate": 1.0,
+           "tolerance": APR_DISCLOSURE_TOL}, "2021-03-01",
           "PBOC Announcement [2021] No. 3"),
     _rule("R9", "APR cap", "loan", {"apr_cap": 0.24}, "2015-09-01",
           "market practice; 24%/36% tiers of the 2015 Supreme Court private-lending rules"),
@@ -110,7 +114,8 @@ PARAM_BOUNDS: Mapping[str, Mapping[str, Spec]] = MappingProxyType({
     "R5": {"max_household_credit": _CNY},
     "R6": {"max_bullet_term_months": Interval(int, 0, None, unit="a whole number of months")},
     "R7": {"max_abs_multiple": _MULTIPLE, "max_other_borrowing_multiple": _MULTIPLE},
-    "R8": {"min_annual_rate": _RATE, "max_annual_rate": _RATE},
+    "R8": {"min_annual_rate": _RATE, "max_annual_rate": _RATE,
+           "tolerance": Interval(float, 0, 0.05, unit="a decimal annual rate")},
     # the 36% upper tier of the 2015 private-lending rules is the highest cap a rule may set
     "R9": {"apr_cap": Interval(float, 0, 0.36, closed="right", unit="a decimal annual rate")},
 })
@@ -182,11 +187,15 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
         return np.where(is_bullet, np.maximum(over, 0.0), 0.0)
     if rule.id == "R8":
         lo, hi = float(p["min_annual_rate"]), float(p["max_annual_rate"])
-        apr = loans.apr
-        bad = ~np.isfinite(apr)
-        return np.where(bad, np.inf, np.maximum(lo - apr, 0.0) + np.maximum(apr - hi, 0.0))
+        tol = float(p.get("tolerance", APR_DISCLOSURE_TOL))
+        shown = loans.shown_apr
+        bad = ~np.isfinite(shown) | ~np.isfinite(loans.apr)
+        shown = np.where(bad, 0.0, shown)
+        off = np.maximum(np.abs(shown - loans.cashflow_apr) - tol, 0.0)
+        out_of_range = np.maximum(lo - shown, 0.0) + np.maximum(shown - hi, 0.0)
+        return np.where(bad, np.inf, off + out_of_range)
     if rule.id == "R9":
-        return np.maximum(loans.apr - float(p["apr_cap"]), 0.0)
+        return np.maximum(loans.cashflow_apr - float(p["apr_cap"]), 0.0)
     raise ValueError(f"{rule.id} is not a loan rule")
 
 
@@ -207,8 +216,22 @@ def check_loan_rule(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | Non
     worst = float(np.max(excess[bad]))
     who = " funded by a partner" if funded_by_partner is not None else ""
     return [Breach(rule.id, f"{rule.id} ({rule.title}): {int(bad.sum())} loan(s){who} break it; "
-                   f"worst by {worst:.6g} {_LOAN_UNITS[rule.id]}", worst, _LOAN_UNITS[rule.id],
-                   None, int(bad.sum()), _listed(ids))]
+                   f"worst by {worst:.6g} {_LOAN_UNITS[rule.id]}{_rates(rule, loans, excess, bad)}",
+                   worst, _LOAN_UNITS[rule.id], None, int(bad.sum()), _listed(ids))]
+
+
+def _rates(rule: Rule, loans: LoanArrays, excess: np.ndarray, bad: np.ndarray) -> str:
+    """R8/R9: the worst loan named with both rates."""
+    if rule.id not in ("R8", "R9"):
+        return ""
+    i = int(np.flatnonzero(bad)[np.argmax(excess[bad])])
+    true = float(loans.cashflow_apr[i])
+    if rule.id == "R9":
+        return (f" (loan {loans.loan_id[i]}: cash-flow APR {true:.4%}, stated rate "
+                f"{float(loans.apr[i]):.4%}, cap {float(rule.params['apr_cap']):.2%})")
+    shown = float(loans.shown_apr[i])
+    label = "disclosed APR" if np.isfinite(loans.disclosed_apr[i]) else "stated rate"
+    return f" (loan {loans.loan_id[i]}: {label} {shown:.4%}, cash-flow APR {true:.4%})"
 
 
 def loan_rule_ok(rules: tuple[Rule, ...], loans: LoanArrays, borrower_id: np.ndarray | None,

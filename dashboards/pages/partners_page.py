@@ -27,6 +27,11 @@ if view.breaches.empty:
 else:
     st.error(f"{len(view.breaches)} breach(es)")
     ui.table(view.breaches)
+if not view.findings.empty:
+    st.warning(f"{int(view.findings['n_loans'].sum()):,} pool loan(s) break a loan rule and stay "
+               "with the platform (R8: disclosed APR vs cash-flow APR; R9: cap on the cash-flow "
+               "APR)")
+    ui.table(view.findings)
 if not view.checks.empty and "ok" in view.checks:
     styled = view.checks.style.apply(
         lambda row: ["background-color: #f8d7da" if not row["ok"] else "" for _ in row], axis=1)

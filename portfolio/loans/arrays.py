@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.loans.schedules import product_apr
 from portfolio.loans.types import SCORE_BANDS, RepaymentType
 
 
@@ -60,6 +61,20 @@ class LoanArrays:
             i = int(np.flatnonzero(~ok)[0])
             raise ValidationError(must_be(field, allowed, np.asarray(values)[i].item(),
                                           f"loan {self.loan_id[i]}"))
+
+    @property
+    def cashflow_apr(self) -> np.ndarray:
+        """(n_loans,) the nominal APR of each loan's terms (``schedules.product_apr``): R8's
+        annualised rate on the outstanding balance; the stated ``apr`` for the four
+        interest-bearing types, above it for a flat fee."""
+        return product_apr(self.apr, self.term_months, self.repayment_type)
+
+    @property
+    def shown_apr(self) -> np.ndarray:
+        """(n_loans,) the APR the borrower was shown: ``disclosed_apr``, else the stated
+        ``apr``."""
+        d = np.asarray(self.disclosed_apr, dtype=np.float64)
+        return np.where(np.isfinite(d), d, self.apr)
 
     def take(self, index: np.ndarray) -> LoanArrays:
         return LoanArrays(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})

@@ -773,7 +773,20 @@ def product_apr(
     if (up_a < 0).any() or (up_a >= 1).any() or (mf_a < 0).any():
         raise ValidationError(must_be("fee rates", "upfront in [0, 1), monthly >= 0",
                                       (up_a.min(), up_a.max(), mf_a.min())))
-    # identical products are solved once
+    # Interest r·B on the outstanding balance B, no fee: the IRR is r by construction (the
+    # property tests check the solve against it); only the other rows are solved.
+    plain = (code_a != _FF) & (up_a == 0) & (mf_a == 0)
+    out[plain] = rate_a[plain]
+    todo = np.flatnonzero(~plain)
+    if todo.size == 0:
+        return out
+    out[todo] = _solve_products(rate_a[todo], term_a[todo], code_a[todo], up_a[todo], mf_a[todo])
+    return out
+
+
+def _solve_products(rate_a: np.ndarray, term_a: np.ndarray, code_a: np.ndarray,
+                    up_a: np.ndarray, mf_a: np.ndarray) -> np.ndarray:
+    """product_apr's IRR solve (every row solved, identical products once)."""
     keys = np.stack([rate_a, term_a.astype(np.float64), code_a.astype(np.float64), up_a, mf_a])
     uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
     u_rate, u_term, u_code, u_up, u_mf = uniq
@@ -789,5 +802,4 @@ def product_apr(
     pays = sm.payment + np.where(live, u_mf[:, None], 0.0)
     t = np.broadcast_to(np.arange(1, n_months + 1, dtype=np.float64), pays.shape)
     m = _irr_rows(1.0 - u_up, pays, t, u_rate / 12.0)
-    out[:] = 12.0 * m[inverse.ravel()]
-    return out
+    return 12.0 * m[inverse.ravel()]

@@ -136,6 +136,8 @@ def allocate(
     excluded = {k: v for k, v in result.checks.excluded.items() if v}
     typer.echo(f"re-check: {len(result.checks.items)} checks, all passed"
                + (f"; loans no partner may fund (kept by the platform): {excluded}" if excluded else ""))
+    for finding in result.checks.loan_rule_findings:
+        typer.echo(f"  kept by the platform: {finding.message}")
 
 
 @allocate_app.command("export")
