@@ -210,7 +210,19 @@ terms = st.sampled_from([3, 6, 9, 12, 18, 24])
 @given(st.sampled_from(_INTEREST_BEARING), rates, terms)
 def test_without_fees_the_apr_of_an_interest_bearing_type_is_its_rate(rtype, rate, term) -> None:
     # Exact terms: interest r*B on the outstanding balance B is by definition an IRR of r.
-    assert product_apr(rate, term, rtype.code)[0] == pytest.approx(rate, abs=1e-10)
+    # product_apr returns the rate for these (no solve); the solve on the exact (unrounded)
+    # cash flows must agree: monthly for three types, Act/365 over the real dates for daily
+    # interest (interest B * apr * days/365).
+    assert product_apr(rate, term, rtype.code)[0] == rate
+    m = schedule_matrix(np.array([10_000.0]), np.array([rate]), np.array([term]),
+                        np.array([rtype.code], dtype=np.int8),
+                        np.array(["2024-01-31"], dtype="datetime64[D]"), round_cents=False)
+    pays = m.payment[0]
+    if rtype is RepaymentType.DAILY_INTEREST:
+        got = apr(10_000.0, pays, dates=m.due_dates[0], start_date="2024-01-31")
+    else:
+        got = apr(10_000.0, pays)
+    assert got.nominal == pytest.approx(rate, abs=1e-10)
 
 
 @settings(max_examples=40, deadline=None)
