@@ -16,24 +16,30 @@ For each segment (score band × original term):
                      Basel retail IRB requirement K(annual PD, LGD) ("other retail",
                      docs/model.md, "Capital"; ``capital_method = "basel_retail_irb"``)
 
-All rates are annual decimals of the outstanding balance. The actual APR of a segment is the
-balance-weighted APR of its loans: the pool's cut-off balances with ``pool_id``, else the
-book's original principals (the pricing decided at origination). A segment is *under-priced*
-when its actual WA APR is below its break-even APR; every loan with an APR above the cap
-(``apr_cap``, 0.24 by default: rule R9) is counted.
+All rates are annual decimals of the outstanding balance. A loan's APR here is its cash-flow
+APR (``portfolio.loans.schedules.product_apr`` of its rate, term and repayment type: its
+stated rate for the four interest-bearing types, above its stated flat rate for a flat-fee
+loan), so that a flat-fee product's yield is neither understated nor compared with the cap as
+its flat rate. The actual APR of a segment is the balance-weighted cash-flow APR of its loans:
+the pool's cut-off balances with ``pool_id``, else the book's original principals (the
+pricing decided at origination). A segment is *under-priced* when its actual WA APR is below
+its break-even APR; every loan with a cash-flow APR above the cap (``apr_cap``, 0.24 by
+default: rule R9) is counted, and the highest are listed with both rates (``above_cap``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.special import ndtr, ndtri
 
 from portfolio.book.pools import get_pool
+from portfolio.loans.schedules import product_apr
 from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.store import pools as sql
@@ -124,6 +130,9 @@ class PricingReport:
     inputs: PricingInputs
     scope: str  # "pool N" or "book"
     notes: tuple[str, ...] = ()
+    # the loans with a cash-flow APR above the cap, highest first (at most 20): loan_id,
+    # repayment_type, apr (stated), cashflow_apr
+    above_cap: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def under_priced(self) -> pd.DataFrame:
@@ -148,6 +157,9 @@ class PricingReport:
             f"({under['balance'].sum():,.0f} of {t['balance'].sum():,.0f} balance); "
             f"{above:,} loans above the APR cap {self.inputs.apr_cap:.2%}",
         ]
+        for _, row in self.above_cap.iterrows():
+            lines.append(f"  above the cap: loan {row['loan_id']} ({row['repayment_type']}): "
+                         f"cash-flow APR {row['cashflow_apr']:.4%}, stated rate {row['apr']:.4%}")
         for _, row in under.iterrows():
             lines.append(f"  under-priced: {row['score_band']} × {row['term_months']}m: "
                          f"WA APR {row['wa_apr']:.2%} < break-even {row['break_even_apr']:.2%}")
@@ -192,7 +204,9 @@ def pricing_check(store: Store, a: Assumptions, inputs: PricingInputs,
     if pool_id is not None:
         get_pool(store, pool_id)
     edges = [lo for lo, _ in a.score_bands[1:]]
-    actual = sql.segment_apr(store.con, edges, inputs.apr_cap, pool_id)
+    cashflow = cashflow_apr_table(sql.distinct_terms(store.con, pool_id))
+    actual = sql.segment_apr(store.con, edges, inputs.apr_cap, pool_id, cashflow)
+    above = sql.above_cap(store.con, inputs.apr_cap, cashflow, pool_id)
     be = break_even_table(a, inputs)
     table = be.merge(actual, how="left", left_on=["band_index", "term_months"],
                      right_on=["band", "term_months"])
@@ -208,4 +222,13 @@ def pricing_check(store: Store, a: Assumptions, inputs: PricingInputs,
                      "timing): defaults after a loan's term are not in its annual PD, which "
                      "understates short terms; calibrate with --default-timing went-bad")
     return PricingReport(table, inputs, f"pool {pool_id}" if pool_id is not None else "book",
-                         tuple(notes))
+                         tuple(notes), above.reset_index(drop=True))
+
+
+def cashflow_apr_table(terms: dict[str, np.ndarray]) -> pa.Table:
+    """The cash-flow APR of each distinct (apr, term_months, repayment_type)."""
+    true = product_apr(terms["apr"], terms["term_months"], terms["code"])
+    return pa.table({"apr": pa.array(terms["apr"], pa.float64()),
+                     "term_months": pa.array(terms["term_months"], pa.int16()),
+                     "repayment_type": pa.array(terms["repayment_type"].astype(str), pa.string()),
+                     "cashflow_apr": pa.array(true, pa.float64())})

@@ -258,37 +258,100 @@ def pool_strats(
     return out
 
 
+def _pricing_source(pool_id: int | None) -> tuple[str, list[Any]]:
+    if pool_id is None:
+        return ("SELECT loan_id, credit_score, term_months, apr, repayment_type, "
+                "CAST(principal AS DOUBLE) AS w FROM loans", [])
+    return ("SELECT loan_id, credit_score, term_months, apr, repayment_type, "
+            "CAST(cutoff_balance AS DOUBLE) AS w FROM pool_loans WHERE pool_id = ?", [pool_id])
+
+
+def distinct_terms(con: duckdb.DuckDBPyConnection, pool_id: int | None = None
+                   ) -> dict[str, np.ndarray]:
+    """The distinct (apr, term_months, repayment_type) of the pool's (or the book's) loans;
+    ``repayment_type`` as its name (``code`` as the int8 ``RepaymentType.code``)."""
+    source, params = _pricing_source(pool_id)
+    table = fetch_arrow(
+        con,
+        f"SELECT DISTINCT apr, term_months, repayment_type, "
+        f"CAST(list_position(?, repayment_type) - 1 AS TINYINT) AS code FROM ({source}) s",
+        [list(_REPAYMENT_NAMES), *params])
+    return _arrow_numpy(table)
+
+
+def _with_cashflow(con: duckdb.DuckDBPyConnection, cashflow: pa.Table | None) -> str:
+    """The source's ``apr`` replaced by the cash-flow APR of (apr, term, type) when given."""
+    if cashflow is None:
+        return "s.apr"
+    con.register("_cashflow_apr", cashflow)
+    return "coalesce(c.cashflow_apr, s.apr)"
+
+
+_JOIN_CASHFLOW = (" LEFT JOIN _cashflow_apr c ON c.apr = s.apr AND c.term_months = s.term_months"
+                  " AND c.repayment_type = s.repayment_type")
+
+
 def segment_apr(
     con: duckdb.DuckDBPyConnection,
     score_edges: Sequence[int],
     apr_cap: float,
     pool_id: int | None = None,
+    cashflow: pa.Table | None = None,
 ) -> pd.DataFrame:
     """Balance-weighted APR per (score band index, original term).
 
     With ``pool_id``: the pool's cut-off balances; without: every loan of the book weighted by
-    its original principal. Columns: band, term_months, n_loans, balance, wa_apr, max_apr,
-    n_above_cap (loans with apr > ``apr_cap``).
+    its original principal. With ``cashflow`` (columns apr, term_months, repayment_type,
+    cashflow_apr: the cash-flow APR of each distinct term, ``distinct_terms``) each loan's
+    APR is its cash-flow APR. Columns: band, term_months, n_loans, balance, wa_apr, max_apr,
+    n_above_cap (loans with that APR > ``apr_cap``).
     """
     whens = " ".join(f"WHEN credit_score < ? THEN {i}" for i in range(len(score_edges)))
     band = f"CASE {whens} ELSE {len(score_edges)} END"
-    if pool_id is None:
-        source = "SELECT credit_score, term_months, apr, CAST(principal AS DOUBLE) AS w FROM loans"
-        params: list[Any] = []
-    else:
-        source = ("SELECT credit_score, term_months, apr, CAST(cutoff_balance AS DOUBLE) AS w "
-                  "FROM pool_loans WHERE pool_id = ?")
-        params = [pool_id]
-    return con.execute(
-        f"""
-        SELECT {band} AS band, term_months, count(*) AS n_loans, sum(w) AS balance,
-               sum(w * apr) / nullif(sum(w), 0) AS wa_apr, max(apr) AS max_apr,
-               count(*) FILTER (WHERE apr > ?) AS n_above_cap
-        FROM ({source}) s
-        GROUP BY ALL
-        """,
-        [*score_edges, apr_cap, *params],
-    ).df()
+    source, params = _pricing_source(pool_id)
+    rate = _with_cashflow(con, cashflow)
+    join = _JOIN_CASHFLOW if cashflow is not None else ""
+    try:
+        return con.execute(
+            f"""
+            SELECT {band} AS band, term_months, count(*) AS n_loans, sum(w) AS balance,
+                   sum(w * apr) / nullif(sum(w), 0) AS wa_apr, max(apr) AS max_apr,
+                   count(*) FILTER (WHERE apr > ?) AS n_above_cap
+            FROM (SELECT s.credit_score, s.term_months, {rate} AS apr, s.w
+                  FROM ({source}) s{join}) t
+            GROUP BY ALL
+            """,
+            [*score_edges, apr_cap, *params],
+        ).df()
+    finally:
+        if cashflow is not None:
+            con.unregister("_cashflow_apr")
+
+
+def above_cap(
+    con: duckdb.DuckDBPyConnection,
+    apr_cap: float,
+    cashflow: pa.Table,
+    pool_id: int | None = None,
+    limit: int = 20,
+) -> pd.DataFrame:
+    """The loans whose cash-flow APR is above ``apr_cap`` (the highest first, at most
+    ``limit``): loan_id, repayment_type, apr (stated), cashflow_apr."""
+    source, params = _pricing_source(pool_id)
+    rate = _with_cashflow(con, cashflow)
+    try:
+        return con.execute(
+            f"""
+            SELECT s.loan_id, s.repayment_type, s.apr, {rate} AS cashflow_apr
+            FROM ({source}) s{_JOIN_CASHFLOW}
+            WHERE {rate} > ?
+            ORDER BY cashflow_apr DESC, s.loan_id
+            LIMIT ?
+            """,
+            [*params, apr_cap, limit],
+        ).df()
+    finally:
+        con.unregister("_cashflow_apr")
 
 
 def pool_summary_row(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, Any]:

@@ -137,6 +137,34 @@ def test_pricing_check_on_a_pool_uses_cutoff_balances(db_path: Path) -> None:
     assert report.scope == "pool 1"
 
 
+def test_pricing_uses_the_cash_flow_apr_of_flat_fee_loans(db_path: Path) -> None:
+    # Two 12-month loans in band 600-649, 1000 each: an 18% level annuity (cash-flow APR 18%)
+    # and a flat fee of 14% a year on the original principal (0.095 a month per unit:
+    # numpy-financial rate(12, -0.095, 1) * 12 = 24.9089%). WA cash-flow APR
+    # (0.18 + 0.249089) / 2 = 21.4544%, not the stated (0.18 + 0.14) / 2 = 16%; the flat-fee
+    # loan is above the 24% cap although its stated rate is not, and is listed with both.
+    import numpy_financial as npf
+
+    ff = 12 * float(npf.rate(12, -(1 / 12 + 0.14 / 12), 1.0, 0.0, tol=1e-12))
+    loans = pd.DataFrame({
+        "loan_id": ["A", "F"], "borrower_id": ["a", "f"],
+        "origination_date": [dt.date(2025, 1, 15)] * 2, "principal": [1000.0, 1000.0],
+        "apr": [0.18, 0.14], "term_months": [12, 12],
+        "repayment_type": ["level_annuity", "flat_fee"], "credit_score": [620, 630],
+        "disclosed_apr": [None, round(ff, 4)],
+    })
+    with open_store(db_path) as store:
+        with store.transaction() as con:
+            insert_loans(con, loans)
+        report = pricing.pricing_check(store, _flat(), PricingInputs())
+    seg = report.table.set_index(["score_band", "term_months"]).loc[("600-649", 12)]
+    assert seg["wa_apr"] == pytest.approx((0.18 + ff) / 2, abs=1e-12)
+    assert seg["max_apr"] == pytest.approx(ff, abs=1e-12) and seg["n_above_cap"] == 1
+    assert report.above_cap["loan_id"].tolist() == ["F"]
+    assert "loan F (flat_fee): cash-flow APR 24.9089%, stated rate 14.0000%" in \
+        report.summary_text()
+
+
 # ---------------------------------------------------------------- inputs
 
 
