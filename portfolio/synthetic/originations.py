@@ -11,6 +11,14 @@ term), rounded to 100 CNY, at most the limit and 200,000. APR is risk-based (doc
 funding cost + annual PD × LGD + operating cost + capital ratio × hurdle + margin (+ a partner
 channel mark-up and noise), quoted as a daily rate to 0.001 %/day and clipped to
 [``apr_floor``, ``apr_cap``].
+
+Flat-fee loans (``flat_fee_share`` > 0, drawn last so that every other draw is unchanged): that
+share of the level-annuity and equal-principal loans become flat-fee instalments (等本等息),
+priced to the same risk-based APR: the monthly fee rate f per unit of original principal makes
+the level payment 1/n + f an annuity at the APR's monthly rate m = apr/12,
+f = m / (1 − (1+m)^−n) − 1/n, quoted to 0.001 % a month rounded down (so the cash-flow APR
+never exceeds the target); the stated ``apr`` is the flat rate 12·f and ``disclosed_apr`` the
+cash-flow APR of those terms to 0.01 % (R8).
 """
 
 from __future__ import annotations
@@ -19,7 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portfolio.loans.types import ALLOWED_TERMS, PRINCIPAL_MAX, SCORE_BANDS, SCORE_MAX, SCORE_MIN
+from portfolio.loans.schedules import product_apr
+from portfolio.loans.types import (
+    ALLOWED_TERMS,
+    PRINCIPAL_MAX,
+    SCORE_BANDS,
+    SCORE_MAX,
+    SCORE_MIN,
+    RepaymentType,
+)
 from portfolio.synthetic.params import GeneratorParams
 
 
@@ -41,6 +57,7 @@ class Originations:
     region: np.ndarray  # int16 index into params.regions
     channel: np.ndarray  # int8
     product: np.ndarray  # int8
+    disclosed_apr: np.ndarray | None = None  # float64, NaN = the stated apr; None: no flat fee
 
 
 PRODUCTS: tuple[str, ...] = ("cash_loan", "consumer_instalment", "merchant_finance")
@@ -120,6 +137,13 @@ def originate(params: GeneratorParams, n_loans: int, month_ends: np.ndarray,
     hi_daily = np.floor(params.apr_cap / 365.0 * 1e5 + 1e-9) / 1e5
     apr = np.round(np.clip(daily, lo_daily, hi_daily) * 365.0, 8)
 
+    disclosed = None
+    if params.flat_fee_share > 0:
+        amortising = (rtype == RepaymentType.LEVEL_ANNUITY.code) | (
+            rtype == RepaymentType.EQUAL_PRINCIPAL.code)
+        flat = amortising & (rng.random(n_loans) < params.flat_fee_share)
+        rtype, apr, disclosed = _flat_fee_terms(rtype, apr, term, flat)
+
     return Originations(
         vintage=vintage,
         origination_date=orig,
@@ -135,4 +159,28 @@ def originate(params: GeneratorParams, n_loans: int, month_ends: np.ndarray,
         region=b_region[borrower].astype(np.int16),
         channel=channel,
         product=product,
+        disclosed_apr=disclosed,
     )
+
+
+def flat_fee_rate(apr: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """The stated annual flat rate 12·f whose flat-fee schedule over ``term`` months has the
+    cash-flow APR ``apr``: f = m/(1 − (1+m)^−n) − 1/n with m = apr/12, rounded down to
+    0.001 % a month."""
+    m = np.asarray(apr, dtype=np.float64) / 12.0
+    n = np.asarray(term, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(m > 0, m / -np.expm1(-n * np.log1p(m)), 1.0 / n)
+    fee = np.floor((level - 1.0 / n) * 1e5 + 1e-9) / 1e5
+    return np.round(12.0 * np.maximum(fee, 0.0), 8)
+
+
+def _flat_fee_terms(rtype: np.ndarray, apr: np.ndarray, term: np.ndarray, flat: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loans in ``flat`` turned flat-fee: type, stated flat rate, disclosed APR."""
+    rtype = np.where(flat, RepaymentType.FLAT_FEE.code, rtype).astype(np.int8)
+    stated = np.where(flat, flat_fee_rate(apr, term), apr)
+    disclosed = np.full(len(apr), np.nan)
+    idx = np.flatnonzero(flat)
+    disclosed[idx] = np.round(product_apr(stated[idx], term[idx], rtype[idx]), 4)
+    return rtype, stated, disclosed

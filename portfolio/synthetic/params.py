@@ -96,6 +96,10 @@ class GeneratorParams:
         (0.80, 0.20, 0.00, 0.00),
         (0.80, 0.20, 0.00, 0.00),
     )
+    # share of the amortising loans (level annuity, equal principal) sold instead as flat-fee
+    # instalments (等本等息), priced to the same risk-based APR and disclosing it (R8). 0 (the
+    # default) keeps the book exactly as it was; e.g. 0.25 for a book with flat-fee loans.
+    flat_fee_share: float = 0.0
     regions: tuple[tuple[str, float], ...] = _REGIONS
     channels: tuple[tuple[str, float], ...] = (("app", 0.60), ("mini_program", 0.28),
                                                ("partner", 0.12))
@@ -161,6 +165,7 @@ class GeneratorParams:
             if not getattr(self, name) >= 0:
                 raise ValidationError(must_be(name, ">= 0", getattr(self, name)))
         prob("subprime_share", self.subprime_share)
+        prob("flat_fee_share", self.flat_fee_share)
         shares("term_shares", self.term_shares, nt)
         if len(self.principal_term_multiplier) != nt or min(self.principal_term_multiplier) <= 0:
             raise ValidationError(must_be("principal_term_multiplier",

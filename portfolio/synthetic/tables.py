@@ -11,7 +11,7 @@ from portfolio.synthetic.originations import PRODUCTS, Originations
 from portfolio.synthetic.params import GeneratorParams
 from portfolio.synthetic.performance import STATUS_NAMES
 
-_TYPE_NAMES: tuple[str, ...] = tuple(RepaymentType.from_code(i).value for i in range(4))
+_TYPE_NAMES: tuple[str, ...] = tuple(t.value for t in RepaymentType)  # in code order
 
 
 def _batch_column(n: int, batch_id: int | None) -> pa.Array:
@@ -36,6 +36,9 @@ def loans_table(book: Originations, params: GeneratorParams, loan_ids: pa.Array,
     n = len(book.principal)
     uniq, inverse = np.unique(book.borrower, return_inverse=True)
     borrower_ids = pa.array(_borrower_ids(uniq, borrower_key))
+    # a book without flat-fee loans has no disclosed_apr column (NULL in the store)
+    disclosed = ({} if book.disclosed_apr is None else
+                 {"disclosed_apr": pa.array(book.disclosed_apr, pa.float64(), from_pandas=True)})
     return pa.table({
         "loan_id": loan_ids,
         "borrower_id": pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)),
@@ -55,6 +58,7 @@ def loans_table(book: Originations, params: GeneratorParams, loan_ids: pa.Array,
         "product": pa.DictionaryArray.from_arrays(pa.array(book.product), pa.array(PRODUCTS)),
         "credit_limit": book.limit,
         "batch_id": _batch_column(n, batch_id),
+        **disclosed,
     })
 
 
