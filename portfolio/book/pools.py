@@ -20,7 +20,9 @@ fails; ``EXCLUSION_ORDER``):
 10. ``principal``                 original principal outside [principal_min, principal_max]
 11. ``balance``                   cut-off balance outside [balance_min, balance_max]
 12. ``origination_window``        originated outside [originated_from, originated_to]
-13. ``apr``                       APR outside [apr_min, apr_max]
+13. ``apr``                       cash-flow APR (``schedules.product_apr``: the stated rate for the
+                                  four interest-bearing types, above it for a flat fee) outside
+                                  [apr_min, apr_max]
 14. ``obligor_concentration``     a borrower's share of the pool balance above
                                   ``max_obligor_share``
 15. ``region_concentration``      a region's share of the pool balance above ``max_region_share``
@@ -54,6 +56,7 @@ import pandas as pd
 
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.schedules import product_apr
 from portfolio.loans.types import (
     ALLOWED_TERMS,
     PRINCIPAL_MAX,
@@ -443,10 +446,15 @@ def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Crit
         exclude("origination_window", orig < np.datetime64(criteria.originated_from, "D"))
     if criteria.originated_to is not None:
         exclude("origination_window", orig > np.datetime64(criteria.originated_to, "D"))
-    if criteria.apr_min is not None:
-        exclude("apr", apr < criteria.apr_min - eps)
-    if criteria.apr_max is not None:
-        exclude("apr", apr > criteria.apr_max + eps)
+    if criteria.apr_min is not None or criteria.apr_max is not None:
+        names, inverse = np.unique(rtype.astype(str), return_inverse=True)
+        type_code = np.array([RepaymentType.parse(n).code for n in names],
+                             dtype=np.int64)[inverse]
+        cashflow = product_apr(apr, term, type_code)
+        if criteria.apr_min is not None:
+            exclude("apr", cashflow < criteria.apr_min - eps)
+        if criteria.apr_max is not None:
+            exclude("apr", cashflow > criteria.apr_max + eps)
 
     if criteria.max_obligor_share is not None or criteria.max_region_share is not None:
         alive0 = reason < 0

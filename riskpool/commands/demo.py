@@ -48,7 +48,7 @@ from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import open_store
 from portfolio.store.runs import record_simulation
 from portfolio.store.tranches import record_tranche_results
-from portfolio.synthetic.generate import generate_book
+from portfolio.synthetic.generate import GeneratorParams, generate_book
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.reports import run_dashboard
@@ -72,6 +72,7 @@ class DemoParams:
     deal: str = str(EXAMPLES / "deal_cn_consumer.toml")
     max_obligor_share: float | None = None  # override of the criteria file (small test books)
     demo_partner: str = DEMO_PARTNER
+    flat_fee_share: float = 0.0  # GeneratorParams.flat_fee_share (0: the default book)
 
 
 @dataclass
@@ -152,7 +153,9 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
     store = open_store(db)
     try:
         t = time.perf_counter()
-        g = generate_book(store, params.n_loans, params.n_months, params.seed, as_of=as_of)
+        g = generate_book(store, params.n_loans, params.n_months, params.seed, as_of=as_of,
+                          params=(GeneratorParams(flat_fee_share=params.flat_fee_share)
+                                  if params.flat_fee_share else None))
         timings["generate_s"] = time.perf_counter() - t
         echo(f"book: {g.n_loans:,} loans, {g.n_performance_rows:,} performance rows "
              f"({timings['generate_s']:.1f} s)")
@@ -259,10 +262,14 @@ def demo(
     port: Annotated[int, typer.Option("--port", help="Dashboard port.")] = 8501,
     criteria: Annotated[Path, typer.Option(
         "--criteria", help="Pool eligibility criteria.")] = EXAMPLES / "criteria.toml",
+    flat_fee_share: Annotated[float, typer.Option(
+        "--flat-fee-share", help="Share of the amortising loans sold as flat-fee instalments "
+        "(等本等息); 0 keeps the default book.")] = 0.0,
 ) -> None:
     """Build the demo book, pool, simulation, deal, allocation and report; open the dashboard."""
     t0 = time.perf_counter()
-    params = DemoParams(n_loans=loans, n_paths=paths, criteria=str(criteria))
+    params = DemoParams(n_loans=loans, n_paths=paths, criteria=str(criteria),
+                        flat_fee_share=flat_fee_share)
     result = build_demo(db, params, rebuild=rebuild, echo=typer.echo)
     typer.echo(f"demo ready in {time.perf_counter() - t0:.0f} s "
                f"(pool {result.pool_id}, allocation {result.allocation_id}, run {result.run_id})")
