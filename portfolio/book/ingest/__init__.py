@@ -23,7 +23,7 @@ Conventions
 * **Values** are never coerced: blank, NaN or non-numeric values in required fields, amounts
   with fractions of a cent, non-integer counts, and non-ISO dates are refused. Ids are
   stored literally (an id that looks like SQL is just text). Blank optional text
-  (``region``, ``channel``, ``product``) is stored as NULL. ``repayment_type`` may be the
+  (``region``, ``channel``, ``product``) and a blank ``disclosed_apr`` are stored as NULL. ``repayment_type`` may be the
   English name or the Chinese label; the English name is stored.
 * **Reloads**: a file with the same sha256 and kind as an earlier batch is a reported
   no-op. A row whose key (``loan_id``; ``(loan_id, as_of)`` for performance) is already in
@@ -41,7 +41,10 @@ Any tape: ``required`` (blank/NaN in a required field), ``numeric``, ``integer``
 ``field_count``, ``truncated_last_line``, ``empty_row``, ``book_conflict``.
 
 Loan tape: ``R5_principal_cap`` (0 < principal <= 200,000), ``R9_apr_cap`` (0 <= apr <= cap,
-default 0.24; "looks like a percent" hint above 1), ``allowed_term`` (3, 6, 9, 12, 18, 24),
+default 0.24; "looks like a percent" hint above 1; and the loan's cash-flow APR, above the
+stated rate for ``flat_fee``, <= cap), ``R8_apr_disclosure`` (the optional ``disclosed_apr``,
+or the stated apr when it is blank or absent, equals the cash-flow APR within 0.0005; both
+rates and the loan named), ``allowed_term`` (3, 6, 9, 12, 18, 24),
 ``R6_bullet_term`` (interest_only at most 12 months), ``score_range`` (350–950),
 ``repayment_type``, ``unique_loan_id`` (every occurrence of a repeated id is bad: which one
 is right cannot be told), ``no_pii`` (a borrower_id shaped like a mobile number or an
