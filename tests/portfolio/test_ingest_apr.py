@@ -123,3 +123,15 @@ def test_without_the_column_the_stated_rate_is_the_disclosed_one(
     (problem,) = info.value.problems
     assert "loan F0002: stated rate 9.0000%" in problem and "row 2" in problem
     assert "[rule R8_apr_disclosure]" in problem
+
+
+def test_cli_ingest_names_the_breach_and_exits_2_then_allow_rejects(
+        cli, tmp_path: Path, db_path: Path) -> None:
+    path = write(tmp_path, [loan(1, repayment_type="flat_fee", apr="0.09"), loan(2)])
+    r = cli("ingest", path, "--db", db_path)
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "loan F0001: stated rate 9.0000% is not its cash-flow APR 16.2165%" in r.err + r.out
+    r = cli("ingest", path, "--allow-rejects", "--db", db_path)
+    assert r.code == 0, r.err
+    with open_store(db_path, read_only=True) as store:
+        assert store.con.execute("SELECT loan_id FROM loans").fetchall() == [("F0002",)]
