@@ -76,6 +76,8 @@ from tranching.waterfall import run_waterfall
 
 FAN_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 PLATFORM_ID = "platform"
+POOL_BASIS = "the whole pool's paths"
+OWN_SHARE_BASIS = "your own share of the run's paths (no other party's loans)"
 
 
 class DataUpdating(RiskpoolError):
@@ -270,8 +272,11 @@ def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 
 def pool_strats(db: str | Path, viewer: Viewer, pool_id: int) -> dict[str, pd.DataFrame]:
-    """Stratification tables of a stored pool (over the viewer's loans in it)."""
+    """Stratification tables of a stored pool (over the viewer's loans in it); a partner
+    with no loan in the pool is refused."""
     with connect(db, viewer) as store:
+        if not viewer.is_treasury and int(pool_id) not in {p.pool_id for p in list_pools(store)}:
+            raise AccessDenied(f"pool {pool_id} is not visible to {viewer.username}")
         return strats(store, int(pool_id))
 
 
@@ -413,16 +418,22 @@ def _load_replenishment_cached(db: str, version: str, run_id: int) -> PoolPaths:
         return run_replenishment_profile(store, run_id)
 
 
+def _require_party(viewer: Viewer, run_id: int, paths: PoolPaths) -> str:
+    """The partner's id if the run carries its party flows; else ``AccessDenied``. A partner
+    is party to a run only through an allocation treasury recorded with the run."""
+    pid = viewer.partner_id
+    if pid is None or pid not in tuple(paths.party_ids):
+        raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
+                           "positions; a partner sees its own positions only")
+    return pid
+
+
 def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
     paths = _load_paths(db, run_id)
     if viewer.is_treasury:
         return paths
-    pid = viewer.partner_id
-    if pid is None or pid not in tuple(paths.party_ids):
-        raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
-                           "positions; a partner sees its own positions only")
-    return party_paths(paths, pid)
+    return party_paths(paths, _require_party(viewer, run_id, paths))
 
 
 def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
@@ -493,7 +504,7 @@ def pool_assumptions(db: str | Path, pool_id: int) -> Assumptions:
 class TrancheView:
     deal_name: str
     table: pd.DataFrame  # tranching.analytics.tranche_table (viewer's tranches only)
-    triggers: pd.DataFrame  # tranching.analytics.trigger_table (treasury only; empty else)
+    triggers: pd.DataFrame  # tranching.analytics.trigger_table (empty for stored positions)
     loss_shares: dict[str, np.ndarray]  # tranche -> (n_paths,) loss / original balance
     cashflow_fans: dict[str, pd.DataFrame]  # tranche -> fan of monthly cash to the tranche
     # the residual holder (tranching.reconcile.residual_table): treasury, or the partner that
@@ -502,6 +513,7 @@ class TrancheView:
     # the cash and loss reconciliation and excess spread by period: treasury only
     reconciliation: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     excess_spread: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    basis: str = POOL_BASIS  # what the waterfall ran on (POOL_BASIS or OWN_SHARE_BASIS)
 
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
@@ -521,35 +533,73 @@ def deal_from_text(text: str, source: str = "deal editor") -> Deal:
     return deal_from_dict(parse_toml(text, source, DealError), source)
 
 
+def _same_deal(a: Deal, b: Deal) -> bool:
+    return dataclasses.replace(a, source="") == dataclasses.replace(b, source="")
+
+
+def _stored_deal(db: str | Path, run_id: int) -> Deal | None:
+    text = _stored_deal_text(db, run_id)
+    return deal_from_text(text, f"deal stored with run {run_id}") if text else None
+
+
 def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
              discount: float = 0.05, rating_toml: str | None = None) -> TrancheView:
-    """The deal's waterfall on the run's pool paths; a partner sees only tranches it holds.
-    ``rating_toml``: a rating table's TOML text for the implied ratings."""
+    """The deal's waterfall on the run's paths, as the viewer may see it.
+
+    Treasury: on the whole pool's paths (with the run's replenishment profile if the deal
+    revolves), every tranche, the trigger table, the residual holder, the reconciliation and
+    the excess spread. ``rating_toml``: a rating table's TOML text for the implied ratings.
+
+    A partner (who must be party to the run) never names holders and never sees a waterfall
+    on loans that are not its own:
+
+    - the deal stored with the run by treasury gives the tranches treasury recorded as the
+      partner's (``holder`` = its id) and nothing else — its positions as stored (the
+      residual only if it holds the last class; no reconciliation or excess spread);
+    - any other deal (uploaded, edited, an example) is an exploration: the waterfall runs on
+      the partner's own share of the paths (its party flows), every class of the deal over
+      that share, without a replenishment profile (a revolving deal's purchases perform like
+      the partner's remaining share: ``tranching.waterfall``'s approximation without one).
+      The ``holder`` column is dropped: the classes are all over the partner's own loans.
+    """
     deal = deal_from_text(deal_toml)
     ratings = rating_table_from_text(rating_toml) if rating_toml else None
     paths = _load_paths(db, run_id)
-    result = run_waterfall(deal, paths, replenishment=_load_replenishment(db, run_id, deal))
+    if viewer.is_treasury:
+        return _tranche_view(deal, paths, _load_replenishment(db, run_id, deal), discount,
+                             ratings, POOL_BASIS)
+    pid = _require_party(viewer, run_id, paths)
+    stored = _stored_deal(db, run_id)
+    if stored is not None and _same_deal(deal, stored):
+        view = _tranche_view(stored, paths, _load_replenishment(db, run_id, stored), discount,
+                             ratings, POOL_BASIS)
+        mine = view.table["holder"] == pid
+        keep = set(view.table.loc[mine, "tranche"])
+        residual = view.residual if stored.tranche_names[-1] in keep else view.residual.iloc[0:0]
+        return TrancheView(view.deal_name, view.table[mine].reset_index(drop=True),
+                           view.triggers.iloc[0:0],
+                           {k: v for k, v in view.loss_shares.items() if k in keep},
+                           {k: v for k, v in view.cashflow_fans.items() if k in keep},
+                           residual, view.reconciliation.iloc[0:0],
+                           view.excess_spread.iloc[0:0], POOL_BASIS)
+    view = _tranche_view(deal, party_paths(paths, pid), None, discount, ratings,
+                         OWN_SHARE_BASIS)
+    return dataclasses.replace(view, table=view.table.drop(columns=["holder"],
+                                                           errors="ignore"))
+
+
+def _tranche_view(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
+                  discount: float, ratings: RatingTable | None, basis: str) -> TrancheView:
+    result = run_waterfall(deal, paths, replenishment=replenishment)
     table = table_fn(deal, result, paths, discount=discount, rating_table=ratings)
-    residual = residual_table(deal, result, discount=discount)
-    recon = reconcile(deal, result).table()
-    spread = excess_spread_table(result)
     shares = loss_shares(result)
     names = list(result.tranche_names)
     dates = tuple(result.dates)
     fans = {n: fan(result.tranche_cashflows[j], dates) for j, n in enumerate(names)}
     losses = {n: shares[j] for j, n in enumerate(names)}
-    trig = trigger_table(deal, result)
-    if not viewer.is_treasury:
-        mine = table["holder"] == viewer.partner_id
-        keep = set(table.loc[mine, "tranche"])
-        table = table[mine].reset_index(drop=True)
-        fans = {k: v for k, v in fans.items() if k in keep}
-        losses = {k: v for k, v in losses.items() if k in keep}
-        trig = trig.iloc[0:0]
-        if deal.tranche_names[-1] not in keep:
-            residual = residual.iloc[0:0]
-        recon, spread = recon.iloc[0:0], spread.iloc[0:0]
-    return TrancheView(deal.name, table, trig, losses, fans, residual, recon, spread)
+    return TrancheView(deal.name, table, trigger_table(deal, result), losses, fans,
+                       residual_table(deal, result, discount=discount),
+                       reconcile(deal, result).table(), excess_spread_table(result), basis)
 
 
 def deal_tranche_frame(deal_toml: str) -> pd.DataFrame:
@@ -581,6 +631,16 @@ class AllocationView:
 def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     with connect(db, viewer) as store:
         return sql.allocation_list(store.con)
+
+
+def _require_allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> None:
+    """``AccessDenied`` unless the allocation gives the viewer a position (treasury: any)."""
+    if viewer.is_treasury:
+        return
+    with connect(db, viewer) as store:
+        listed = set(sql.allocation_list(store.con)["allocation_id"].astype(int))
+    if int(allocation_id) not in listed:
+        raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
 
 
 def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> AllocationView:
@@ -638,10 +698,22 @@ class DispersionView:
 
 def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
                deal_toml: str | None = None) -> DispersionView:
-    """Risk per party from the run's paths and the allocation (and the deal if given)."""
+    """Risk per party from the run's paths and the allocation (and the deal if given).
+
+    A partner must be party to the run and to the allocation, and its tranche positions are
+    those treasury stored with the run: ``deal_toml`` is ``None`` or the run's stored deal
+    (any other deal would let it name holders), else ``AccessDenied``."""
+    paths = _load_paths(db, run_id)
+    if not viewer.is_treasury:
+        pid = _require_party(viewer, run_id, paths)
+        _require_allocation(db, viewer, allocation_id)
+        if deal_toml is not None:
+            stored_deal = _stored_deal(db, run_id)
+            if stored_deal is None or not _same_deal(deal_from_text(deal_toml), stored_deal):
+                raise AccessDenied(f"{pid}'s dispersion uses the deal treasury stored with run "
+                                   f"{run_id} (or none); a partner cannot name tranche holders")
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
-    paths = _load_paths(db, run_id)
     if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
         with _full(db) as store:  # the run lacks this split: re-simulate it exactly
             paths, _how = run_party_paths(store, int(run_id), stored)
@@ -690,8 +762,15 @@ def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes
     return path.read_bytes()
 
 
-def stored_deal_toml(db: str | Path, run_id: int) -> str | None:
-    """The deal TOML stored with a run (by ``riskpool simulate --structure``), if any."""
+def stored_deal_toml(db: str | Path, viewer: Viewer, run_id: int) -> str | None:
+    """The deal TOML stored with a run (by ``riskpool simulate --structure``), if any; a
+    partner must be party to the run."""
+    if not viewer.is_treasury:
+        _require_party(viewer, int(run_id), _load_paths(db, run_id))
+    return _stored_deal_text(db, run_id)
+
+
+def _stored_deal_text(db: str | Path, run_id: int) -> str | None:
     with _full(db) as store:
         try:
             record = load_deal_record(store, int(run_id))

@@ -134,7 +134,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
                  rv.balance_fan, "Performing balance")))),
             note=f"{rv.label}: {rv.n_paths:,} paths, initial balance "
                  f"{rv.initial_balance:,.2f} CNY."))
-        deal = access.stored_deal_toml(db, run_id)
+        deal = access.stored_deal_toml(db, viewer, run_id)
         if deal is None:
             out.append(Section("tranches", "Tranches",
                                note=f"Run {run_id} has no deal stored with it."))
@@ -176,7 +176,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
         out.append(Section("dispersion", "Dispersion", note="No simulation run."))
         return out
     try:
-        dv = access.dispersion(db, viewer, run_id, alloc_id, access.stored_deal_toml(db, run_id))
+        dv = access.dispersion(db, viewer, run_id, alloc_id, access.stored_deal_toml(db, viewer, run_id))
     except (RiskpoolError, ImportError) as exc:
         out.append(Section("dispersion", "Dispersion", note=f"Not available: {exc}"))
         return out

@@ -110,8 +110,8 @@ def tranches(db: str, ver: str, username: str, role: str, run_id: int, deal_toml
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def stored_deal(db: str, ver: str, run_id: int) -> str | None:
-    return access.stored_deal_toml(db, run_id)
+def stored_deal(db: str, ver: str, username: str, role: str, run_id: int) -> str | None:
+    return access.stored_deal_toml(db, _v(role, username), run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -20,10 +20,12 @@ rid = a.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), k
 aid = b.selectbox("Allocation", alloc_ids, index=ui.pick(alloc_ids, ui.query_int("allocation")),
                   key="disp_alloc")
 deals = {"(none)": None, **access.example_deals()}
-stored = ui.stored_deal(ui.db_path(), ui.version(), rid)
+stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:
     deals = {"(none)": None, f"stored with run {rid}": stored, **access.example_deals()}
-deal_key = c.selectbox("Securitisation", list(deals), index=1,
+if not v.is_treasury:  # a partner's positions are the ones treasury stored with the run
+    deals = {k: d for k, d in deals.items() if d is None or d == stored}
+deal_key = c.selectbox("Securitisation", list(deals), index=min(1, len(deals) - 1),
                        key="disp_deal")
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")

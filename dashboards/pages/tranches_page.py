@@ -15,7 +15,7 @@ if not len(recorded):
 run_ids = [int(x) for x in recorded["run_id"]]
 rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="tr_run")
 deals = access.example_deals()
-stored = ui.stored_deal(ui.db_path(), ui.version(), rid)
+stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:
     deals = {f"stored with run {rid}": stored, **deals}
 uploaded = st.file_uploader("Load a deal file (TOML)", type=["toml"], key="tr_upload")
@@ -26,7 +26,9 @@ deal_name = st.selectbox("Deal", names, key="tr_deal")
 base_toml = deals[deal_name]
 frame = ui.guard(access.deal_tranche_frame, base_toml)
 st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same paths.")
-edited = st.data_editor(frame, key="tr_editor", hide_index=True, disabled=["name"])
+# a partner never names holders: an edited or uploaded deal runs on its own share only
+edited = st.data_editor(frame, key="tr_editor", hide_index=True,
+                        disabled=["name"] if v.is_treasury else ["name", "holder"])
 deal_toml = ui.guard(access.deal_with_tranches, base_toml, edited)
 discount = st.slider("Discount rate (flat, annual)", 0.0, 0.15, 0.05, 0.005, key="tr_discount")
 ratings = {"none": None, **access.example_rating_tables()}
@@ -37,6 +39,8 @@ rating_name = st.selectbox("Rating table (implied ratings; the shipped one is il
                            list(ratings), key="tr_rating")
 view = ui.guard(ui.tranches, *ui.args(v), rid, deal_toml, discount, ratings[rating_name])
 st.subheader(view.deal_name)
+if not v.is_treasury:
+    st.caption(f"Waterfall on {view.basis}.")
 if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()

@@ -46,10 +46,6 @@ from tranching.revolving import run_deal
 
 CANARY = 987_654_321.0
 THRESHOLD = 1e8
-# The rule-check table's ``limit`` column holds the partner's own capacity and regulatory
-# limits from its registry entry as stored by treasury (capacity 3e8, R2/R3 from its tier-1
-# capital and total loans): large, but the partner's own figures, not sums over loans.
-OWN_FIGURES = ("limit",)
 CANARY_TEXT = ("987654321", "987,654,321", "9.87654321e+08", "9.876543e+08")
 N_PATHS = 300
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -144,10 +140,15 @@ def _numbers_in_text(text: str) -> Iterator[float]:
         yield float(m.group(0).replace(",", ""))
 
 
-def find_canary(value: Any, where: str = "") -> list[str]:
+def find_canary(value: Any, where: str = "", own: frozenset[float] = frozenset()) -> list[str]:
     """Every place in ``value`` (a DataFrame, a Styler, an array, a dataclass, a mapping, a
     sequence, a number or a text) holding a figure of at least ``THRESHOLD`` in absolute
-    value or the canary's digits. Returns a description of each hit (empty: clean)."""
+    value or the canary's digits. Returns a description of each hit (empty: clean).
+
+    ``own``: large figures that are the partner's own and not sums over loans — its capacity
+    and regulatory limits from its registry entry as stored by treasury (the ``limit`` of its
+    rule checks: capacity 3e8, R2 and R3 from its tier-1 capital and total loans), compared
+    to the cent."""
     hits: list[str] = []
     if value is None or isinstance(value, bool):
         return hits
@@ -155,56 +156,57 @@ def find_canary(value: Any, where: str = "") -> list[str]:
         value = value.data  # a pandas Styler
     if isinstance(value, pd.DataFrame):
         for col in value.columns:
-            if col == "limit" and "check" in value.columns:
-                continue  # the partner's own limits (OWN_FIGURES), not figures from loans
-            hits += find_canary(value[col], f"{where}[{col}]")
+            hits += find_canary(value[col], f"{where}[{col}]", own)
         return hits
     if isinstance(value, pd.Series):
         if pd.api.types.is_numeric_dtype(value) and not pd.api.types.is_bool_dtype(value):
-            big = value[np.abs(value.astype(np.float64)) >= THRESHOLD]
+            x = value.astype(np.float64)
+            big = value[(np.abs(x) >= THRESHOLD) & ~np.round(x, 2).isin(list(own))]
             if len(big):
                 hits.append(f"{where}: {big.iloc[0]!r} ({len(big)} cells)")
             return hits
         for i, cell in enumerate(value.tolist()):
-            hits += find_canary(cell, f"{where}[{i}]")
+            hits += find_canary(cell, f"{where}[{i}]", own)
             if hits:
                 return hits
         return hits
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "iuf":
-            n = int(np.sum(np.abs(value.astype(np.float64)) >= THRESHOLD))
+            x = value.astype(np.float64)
+            n = int(np.sum((np.abs(x) >= THRESHOLD) & ~np.isin(np.round(x, 2), list(own))))
             if n:
                 hits.append(f"{where}: {n} array cells >= {THRESHOLD:g}")
         elif value.dtype.kind == "O":
             for i, cell in enumerate(value.ravel().tolist()):
-                hits += find_canary(cell, f"{where}[{i}]")
+                hits += find_canary(cell, f"{where}[{i}]", own)
         return hits
     if isinstance(value, (int, float, np.integer, np.floating)):
-        if np.isfinite(value) and abs(float(value)) >= THRESHOLD:
+        if (np.isfinite(value) and abs(float(value)) >= THRESHOLD
+                and round(float(value), 2) not in own):
             hits.append(f"{where}: {value!r}")
         return hits
     if isinstance(value, bytes):
-        return find_canary(value.decode("utf-8", "replace"), where)
+        return find_canary(value.decode("utf-8", "replace"), where, own)
     if isinstance(value, str):
         for token in CANARY_TEXT:
             if token in value:
                 hits.append(f"{where}: text holds {token!r}")
         for x in _numbers_in_text(value):
-            if abs(x) >= THRESHOLD:
+            if abs(x) >= THRESHOLD and round(x, 2) not in own:
                 hits.append(f"{where}: text figure {x:,.2f}")
                 break
         return hits
     if is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
-            hits += find_canary(getattr(value, f.name), f"{where}.{f.name}")
+            hits += find_canary(getattr(value, f.name), f"{where}.{f.name}", own)
         return hits
     if isinstance(value, dict):
         for k, v in value.items():
-            hits += find_canary(v, f"{where}[{k!r}]")
+            hits += find_canary(v, f"{where}[{k!r}]", own)
         return hits
     if isinstance(value, (list, tuple, set, frozenset)):
         for i, v in enumerate(value):
-            hits += find_canary(v, f"{where}[{i}]")
+            hits += find_canary(v, f"{where}[{i}]", own)
         return hits
     return hits
 

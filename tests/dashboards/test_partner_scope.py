@@ -180,3 +180,47 @@ def test_partner_cannot_download_treasury_report(dashboard_env) -> None:
     with pytest.raises(access.AccessDenied, match="not visible"):
         access.report_file(dashboard_env.db, ME, int(treasury_runs[0]),
                            f"riskpool_report_{dashboard_env.as_of}.html")
+
+
+def test_partner_deal_runs_on_own_share_only(dashboard_env) -> None:
+    """A deal the partner uploads or edits runs on its own share of the run's paths: the
+    classes' sizes add up to the partner's own pool balance, computed here with plain SQL
+    (sum of share × cut-off balance over its loans in the pool) times the 90% the example
+    deal issues, and no holder is shown."""
+    from pathlib import Path
+
+    deal = (Path(__file__).resolve().parents[2] / "examples" / "deal_us_consumer.toml"
+            ).read_text().replace('holder = "investors"', f'holder = "{PARTNER}"', 1)
+    view = access.tranches(dashboard_env.db, ME, dashboard_env.run_id, deal)
+    assert view.basis == access.OWN_SHARE_BASIS
+    assert "holder" not in view.table.columns
+    con = duckdb.connect(str(dashboard_env.db), read_only=True)
+    try:
+        own = con.execute(
+            "SELECT sum(CAST(p.cutoff_balance AS DOUBLE) * s.share) FROM pool_loans p "
+            "JOIN allocation_shares s USING (loan_id) WHERE p.pool_id = ? AND "
+            "s.allocation_id = ? AND s.party_id = ?",
+            [dashboard_env.pool_id, dashboard_env.allocation_id, PARTNER]).fetchone()[0]
+    finally:
+        con.close()
+    # the example's classes are 0.70 + 0.12 + 0.08 of the pool (initial_oc = 0.10 not issued)
+    assert float(view.table["size"].sum()) == pytest.approx(0.90 * float(own), rel=1e-9)
+    treasury = access.tranches(dashboard_env.db, Viewer("t", "treasury"), dashboard_env.run_id,
+                               deal)
+    assert float(treasury.table["size"].sum()) > 2 * float(own)
+
+
+def test_partner_dispersion_only_with_the_stored_deal(dashboard_env) -> None:
+    """A partner cannot bring its own deal (and so its own holders) to the dispersion."""
+    from pathlib import Path
+
+    deal = (Path(__file__).resolve().parents[2] / "examples" / "deal_us_consumer.toml"
+            ).read_text()
+    with pytest.raises(access.AccessDenied, match="cannot name tranche holders"):
+        access.dispersion(dashboard_env.db, ME, dashboard_env.run_id,
+                          dashboard_env.allocation_id, deal)
+    stored = access.stored_deal_toml(dashboard_env.db, ME, dashboard_env.run_id)
+    assert stored is not None
+    view = access.dispersion(dashboard_env.db, ME, dashboard_env.run_id,
+                             dashboard_env.allocation_id, stored)
+    assert view.parties["party"].tolist() == [PARTNER]
