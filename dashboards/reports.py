@@ -269,8 +269,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# Text cells stay text: a region such as '=HYPERLINK("http://…"&A1,"Click")' (or anything
+# starting with = + - @) is never written as a live formula, and no string becomes a number or
+# a link (xlsxwriter's Workbook options).
+XLSX_TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
+                     "strings_to_urls": False}
+
+
 def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at: str) -> None:
-    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
+    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True, **XLSX_TEXT_AS_TEXT})
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.set_properties({"title": "riskpool report", "created": stamp, "author": "riskpool"})
     head = wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1, "text_wrap": True})

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from portfolio import settings
-from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked
+from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked, ValidationError, must_be
 from portfolio.store.book import loans_ddl
 from portfolio.store.migrations import SCHEMA_VERSION, check_steps, migrate
 
@@ -267,6 +267,7 @@ def _is_lock_error(exc: Exception) -> bool:
 def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
     """Open (and for writers, create and migrate) the database at ``path``."""
     db_path = Path(path) if path is not None else settings.db_path()
+    _require_duckdb_file(db_path)
     if read_only and not db_path.exists():
         raise RiskpoolError(
             f"database {db_path} does not exist; build one with `riskpool generate` or "
@@ -294,6 +295,30 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False) -> St
         con.close()
         raise
     return store
+
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file (after an 8-byte checksum)
+
+
+def _require_duckdb_file(db_path: Path) -> None:
+    """The database path must be a DuckDB file or a new path: an existing directory, or a file
+    that is not a DuckDB database (a CSV or Parquet tape given as ``--db`` by mistake), is
+    refused before DuckDB sees it. An empty file counts as new."""
+    if not db_path.exists():
+        return
+    if not db_path.is_file():
+        raise ValidationError(must_be("--db", "a DuckDB database file or a new path",
+                                      f"{db_path} (a directory)"))
+    try:
+        with db_path.open("rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise ValidationError(must_be("--db", "a readable DuckDB database file",
+                                      f"{db_path} ({exc.strerror})")) from None
+    if head and head[8:12] != DUCKDB_MAGIC:
+        raise ValidationError(must_be(
+            "--db", "a DuckDB database file or a new path",
+            f"{db_path}, which is not a DuckDB database (starts {head[:8]!r})"))
 
 
 def _check_readable(store: Store) -> None:

@@ -105,7 +105,10 @@ def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
     if suffix == ".xlsx":
         tmp = out.with_name(f".{out.name}.tmp")
         used: set[str] = set()
-        with pd.ExcelWriter(tmp, engine="xlsxwriter") as writer:
+        # text cells stay text: no formula (= + - @), number or link made from a string
+        with pd.ExcelWriter(tmp, engine="xlsxwriter", engine_kwargs={"options": {
+                "strings_to_formulas": False, "strings_to_numbers": False,
+                "strings_to_urls": False}}) as writer:
             for name, frame in frames.items():
                 sheet = _SHEET_BAD.sub("_", name)[:31] or "table"
                 base, k = sheet, 1

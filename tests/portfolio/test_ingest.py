@@ -537,7 +537,8 @@ def test_performance_key_unique_in_file_and_against_the_book(
     first = write(tmp_path, csv_text([perf()], cols), "first.csv")
     assert load(seeded_db, first, kind="performance").n_loaded == 1
     # The same month again with identical values (a different file) is skipped …
-    same = write(tmp_path, csv_text([perf(), perf(as_of="2024-04-30")], cols), "same.csv")
+    same = write(tmp_path, csv_text([perf(), perf(as_of="2024-04-30", months_on_book="3")], cols),
+                 "same.csv")
     result = load(seeded_db, same, kind="performance")
     assert (result.n_loaded, result.n_duplicates) == (1, 1)
     # … and with a different balance it is refused.

@@ -151,7 +151,18 @@ def book_checks(store: Store, checked: CheckedTape) -> tuple[np.ndarray, np.ndar
         add(above, "balance", "balance_above_principal",
             lambda j: f"at most the loan's principal {principal[j]:.2f}",
             lambda j: f"{balance[j]:.2f}")
-        bad |= unknown | early | above
+        # months on book: calendar months from the origination month to the as-of month (the
+        # month of origination is month 0, as the synthetic book and the pools count them)
+        mob = good["months_on_book"].to_numpy(zero_copy_only=False).astype(np.int64)
+        o_m = orig.astype("M8[M]").astype(np.int64)
+        a_m = frame["as_of"].to_numpy().astype("M8[M]").astype(np.int64)
+        months = a_m - o_m
+        wrong_mob = ~unknown & ~early & (mob != months)
+        add(wrong_mob, "months_on_book", "months_on_book_dates",
+            lambda j: (f"{months[j]}: the calendar months from origination_date "
+                       f"{str(orig[j])[:10]} to as_of {str(frame['as_of'].iat[j])[:10]}"),
+            lambda j: str(mob[j]))
+        bad |= unknown | early | above | wrong_mob
         existing = sql.existing_performance(con, good.select(["loan_id", "as_of"]))
         dup, conflicts = _compare_with_book(
             checked,

@@ -71,6 +71,9 @@ def key_codes(keys: list[pa.ChunkedArray]) -> np.ndarray:
     return frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
 
 
+INT16_MAX = 2**15 - 1  # the largest value of a SMALLINT column (dpd, months_on_book, ...)
+
+
 def as_int16(values: np.ndarray) -> np.ndarray:
     """Whole-number floats as int16 (bad rows, NaN or out of range, become 0; never kept)."""
     fine = np.isfinite(values) & (np.abs(values) < 2**15)

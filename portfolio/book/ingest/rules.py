@@ -11,7 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from portfolio.book.ingest.checker import Checker, Picker, as_int16, key_codes, rule_message
+from portfolio.book.ingest.checker import (
+    INT16_MAX,
+    Checker,
+    Picker,
+    as_int16,
+    key_codes,
+    rule_message,
+)
 from portfolio.book.ingest.tape import (
     LOAN_TEXT_OPTIONAL,
     PERFORMANCE_OPTIONAL,
@@ -264,8 +271,14 @@ def check_performance(raw: RawTape, *, today: date | None = None) -> CheckedTape
     mob, mob_ok = ck.number("months_on_book", integer=True)
     c.flag(mob_ok & (mob < 0), "months_on_book", "non_negative", raw.table["months_on_book"], rule_message("months_on_book", ">= 0"))
     balance, _ = ck.amount("balance", False, None, "non_negative")
+    # stored as SMALLINT: a value above its range is refused, never stored as 0
+    c.flag(mob_ok & (mob > INT16_MAX), "months_on_book", "range", raw.table["months_on_book"],
+           rule_message("months_on_book", f"<= {INT16_MAX}"))
+    mob_ok &= mob <= INT16_MAX
     dpd, dpd_ok = ck.number("dpd", integer=True)
     c.flag(dpd_ok & (dpd < 0), "dpd", "non_negative", raw.table["dpd"], rule_message("dpd", "a whole number of days >= 0"))
+    c.flag(dpd_ok & (dpd > INT16_MAX), "dpd", "range", raw.table["dpd"],
+           rule_message("dpd", f"a whole number of days <= {INT16_MAX}"))
     status_raw, status_present = ck.text("status")
     allowed = [s.value for s in LoanStatus]
     status_ok = bool_mask(pc.is_in(status_raw, value_set=pa.array(allowed)))

@@ -1,0 +1,102 @@
+"""Adversarial tapes through ``riskpool ingest``: each case exits 2, names the field and the
+rule in its message, and leaves every table's row count unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from adversarial_helpers import row_counts
+
+pytestmark = pytest.mark.adversarial("ingestion")
+
+PERF_HEADER = ("loan_id,as_of,months_on_book,balance,paid_principal,paid_interest,"
+               "prepaid_principal,dpd,status,charge_off,recovery")
+# JB-0002 of the golden tape: originated 2024-01-31, principal 1500.50
+GOOD = {"loan_id": "JB-0002", "as_of": "2024-03-31", "months_on_book": "2",
+        "balance": "1000.50", "paid_principal": "500.00", "paid_interest": "9.13",
+        "prepaid_principal": "0", "dpd": "0", "status": "current", "charge_off": "0",
+        "recovery": "0"}
+
+
+def perf_csv(tmp_path: Path, **over: str) -> Path:
+    row = {**GOOD, **over}
+    path = tmp_path / "perf.csv"
+    path.write_text(PERF_HEADER + "\n" + ",".join(row[c] for c in PERF_HEADER.split(",")) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+CASES = [
+    # (overrides, field, rule) — 16-bit columns above their range are refused, not stored as 0
+    ({"dpd": "40000", "status": "default"}, "dpd", "range"),
+    ({"dpd": "32768", "status": "default"}, "dpd", "range"),
+    ({"dpd": "1e9", "status": "default"}, "dpd", "range"),
+    ({"months_on_book": "40000"}, "months_on_book", "range"),
+    ({"months_on_book": "32768"}, "months_on_book", "range"),
+    ({"months_on_book": "65538"}, "months_on_book", "range"),
+    # months on book against the dates (origination 2024-01, as of 2024-03: 2 months)
+    ({"months_on_book": "0"}, "months_on_book", "months_on_book_dates"),
+    ({"months_on_book": "1"}, "months_on_book", "months_on_book_dates"),
+    ({"months_on_book": "3"}, "months_on_book", "months_on_book_dates"),
+    ({"months_on_book": "25"}, "months_on_book", "months_on_book_dates"),
+    ({"as_of": "2024-04-30"}, "months_on_book", "months_on_book_dates"),
+    ({"months_on_book": "-1"}, "months_on_book", "non_negative"),
+    ({"months_on_book": "2.5"}, "months_on_book", "integer"),
+    ({"dpd": "-3"}, "dpd", "non_negative"),
+    ({"dpd": "nan"}, "dpd", "numeric"),
+    ({"dpd": "inf"}, "dpd", "numeric"),
+    ({"as_of": "2023-12-31"}, "as_of", "before_origination"),
+    ({"balance": "1600.00"}, "balance", "balance_above_principal"),
+    ({"loan_id": "NOPE-1"}, "loan_id", "unknown_loan"),
+]
+
+
+@pytest.mark.parametrize(("over", "field", "rule"), CASES,
+                         ids=[f"{f}-{r}-{i}" for i, (_, f, r) in enumerate(CASES)])
+def test_bad_performance_row_refused(cli, seeded_db: Path, tmp_path: Path, over: dict,
+                                     field: str, rule: str) -> None:
+    before = row_counts(seeded_db)
+    r = cli("ingest", perf_csv(tmp_path, **over), "--kind", "performance", "--db", seeded_db)
+    assert r.code == 2, r.out + r.err
+    assert f"`{field}`" in r.err and f"[rule {rule}]" in r.err, r.err
+    assert row_counts(seeded_db) == before
+
+
+def test_good_row_loads(cli, seeded_db: Path, tmp_path: Path) -> None:
+    """The base row of the cases is good: each case fails for its one change."""
+    before = row_counts(seeded_db)
+    r = cli("ingest", perf_csv(tmp_path), "--kind", "performance", "--db", seeded_db)
+    assert r.code == 0, r.err
+    after = row_counts(seeded_db)
+    assert after["loan_performance"] == before["loan_performance"] + 1
+
+
+DB_NOT_DUCKDB = {
+    "csv": b"loan_id,borrower_id\nL1,b1\n",
+    "parquet": b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00PAR1",
+    "text": b"hello, this is not a database\n",
+    "binary": bytes(range(256)),
+    "json": b'{"loans": []}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DB_NOT_DUCKDB))
+@pytest.mark.parametrize("command", [("book", "summary"), ("runs", "list"), ("ingest", "TAPE")])
+def test_db_must_be_a_duckdb_file(cli, tmp_path: Path, kind: str, command: tuple) -> None:
+    """``--db`` naming a CSV, Parquet or other file is refused (was: an in-memory database
+    and "loaded"); the file is left byte for byte as it was."""
+    db = tmp_path / f"book.{kind}"
+    db.write_bytes(DB_NOT_DUCKDB[kind])
+    args = [a if a != "TAPE" else str(Path(__file__).parents[1] / "golden" / "tapes"
+                                      / "loans_small.csv") for a in command]
+    r = cli(*args, "--db", db)
+    assert r.code == 2, r.out + r.err
+    assert "`--db` must be a DuckDB database file or a new path" in r.err
+    assert db.read_bytes() == DB_NOT_DUCKDB[kind]
+    assert "loaded" not in r.out
+
+
+def test_db_directory_refused(cli, tmp_path: Path) -> None:
+    r = cli("book", "summary", "--db", tmp_path)
+    assert r.code == 2 and "(a directory)" in r.err
