@@ -36,6 +36,7 @@ import math
 import re
 import reprlib
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -509,3 +510,10 @@ def validate(spec: Spec, value: Any, where: str = "", path: str = "",
     """``value`` checked against ``spec`` and converted; else ``error`` (a ``SchemaError``)
     naming the field path, the rule, what was received and ``where``."""
     return spec.check(value, path, where, error)
+
+
+def normalise_id(value: str) -> str:
+    """The one rule for identifiers (loan, borrower, partner, user and party ids) before any
+    comparison or storage: Unicode NFC (a composed and a decomposed "é" are the same id) and
+    no surrounding whitespace (``"L000000001 "`` is ``"L000000001"``). Inner text is kept."""
+    return unicodedata.normalize("NFC", value).strip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from adversarial_helpers import row_counts
 
@@ -100,3 +102,77 @@ def test_db_must_be_a_duckdb_file(cli, tmp_path: Path, kind: str, command: tuple
 def test_db_directory_refused(cli, tmp_path: Path) -> None:
     r = cli("book", "summary", "--db", tmp_path)
     assert r.code == 2 and "(a directory)" in r.err
+
+
+# ---------------------------------------------------------------- identifiers: trimmed, NFC
+
+LOAN_HEADER = ("loan_id,borrower_id,origination_date,principal,apr,term_months,repayment_type,"
+               "credit_score,region,channel,product")
+JB1 = ["JB-0001", "u7f3a91", "2024-01-15", "8000.00", "0.18", "12", "level_annuity", "720",
+       "浙江", "app", "jiebei"]
+
+
+def loan_csv(tmp_path: Path, values: list[str]) -> Path:
+    path = tmp_path / "loans.csv"
+    path.write_text(LOAN_HEADER + "\n" + ",".join(f'"{v}"' for v in values) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+SPELLINGS = ["JB-0001 ", " JB-0001", "JB-0001\t", "\u3000JB-0001", "JB-0001\u00a0",
+             "  JB-0001  "]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=[repr(s) for s in SPELLINGS])
+def test_id_with_whitespace_is_the_same_loan(cli, seeded_db: Path, tmp_path: Path,
+                                             spelling: str) -> None:
+    """A loan id with surrounding whitespace is the loan already in the book: a different
+    principal is a book conflict (was: loaded as a new loan), the same values are a
+    duplicate; either way no loan is added."""
+    before = row_counts(seeded_db)
+    r = cli("ingest", loan_csv(tmp_path, [spelling, *JB1[1:3], "7000.00", *JB1[4:]]),
+            "--db", seeded_db)
+    assert r.code == 2, r.out + r.err
+    assert "[rule book_conflict]" in r.err and "principal" in r.err, r.err
+    assert row_counts(seeded_db) == before
+    r = cli("ingest", loan_csv(tmp_path, [spelling, *JB1[1:]]), "--db", seeded_db)
+    assert r.code == 0, r.err
+    after = row_counts(seeded_db)
+    assert after["loans"] == before["loans"]
+
+
+def test_id_nfc_is_the_same_loan(cli, seeded_db: Path, tmp_path: Path) -> None:
+    """'é' composed (U+00E9) and decomposed (e + U+0301) are one id (NFC)."""
+    r = cli("ingest", loan_csv(tmp_path, ["JB-\u00e9", *JB1[1:]]), "--db", seeded_db)
+    assert r.code == 0, r.err
+    before = row_counts(seeded_db)
+    r = cli("ingest", loan_csv(tmp_path, ["JB-e\u0301", *JB1[1:3], "7000.00", *JB1[4:]]),
+            "--db", seeded_db)
+    assert r.code == 2 and "[rule book_conflict]" in r.err, r.err
+    assert row_counts(seeded_db) == before
+
+
+BAD_ID_TYPES = {
+    "list": pa.array([["JB-9"], ["JB-8"]], pa.list_(pa.string())),
+    "binary": pa.array([b"JB-9", b"JB-8"], pa.binary()),
+    "struct": pa.array([{"a": "JB-9"}, {"a": "JB-8"}]),
+    "float": pa.array([1.5, 2.5]),
+    "bool": pa.array([True, False]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_ID_TYPES))
+@pytest.mark.parametrize("column", ["loan_id", "borrower_id"])
+def test_parquet_id_column_of_wrong_type(cli, seeded_db: Path, tmp_path: Path, kind: str,
+                                         column: str) -> None:
+    cols = {c: pa.array([v, v]) for c, v in zip(LOAN_HEADER.split(","), JB1, strict=True)}
+    cols["loan_id"] = pa.array(["JB-9", "JB-8"])
+    cols[column] = BAD_ID_TYPES[kind]
+    path = tmp_path / "tape.parquet"
+    pq.write_table(pa.table(cols), path)
+    before = row_counts(seeded_db)
+    r = cli("ingest", path, "--db", seeded_db)
+    assert r.code == 2, r.out + r.err
+    assert f"`{column}` must be a text (or whole-number) column" in r.err, r.err
+    assert "Traceback" not in r.err
+    assert row_counts(seeded_db) == before

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from portfolio.book.ingest.tape import COLUMNS, Problem, RawTape, TapeKind
 from portfolio.book.ingest.values import all_blank_rows
-from portfolio.errors import ValidationError
+from portfolio.errors import ValidationError, must_be
 
 
 def sha256_of(path: Path) -> str:
@@ -60,6 +61,7 @@ def read_tape(
         if not sha256:
             hasher.join()
     table, rows, problems, raw_lines, notes, encoding, file_format = parts
+    table = _normalise_ids(table, path)
     n_rows = int(rows.size + len(problems))
     return RawTape(
         source=path,
@@ -73,6 +75,32 @@ def read_tape(
         raw_lines=raw_lines,
         notes=tuple(notes),
     )
+
+
+ID_COLUMNS = ("loan_id", "borrower_id")
+
+
+def _normalise_ids(table: pa.Table, path: Path) -> pa.Table:
+    """Identifier columns as text under ``portfolio.validation.normalise_id``'s rule (NFC, no
+    surrounding whitespace), so every later comparison — unique in the file, known to the
+    book, a conflict with the book — sees one spelling. A Parquet id column that is not text
+    or whole numbers (a list, binary, struct, float column) is refused, naming it."""
+    for name in ID_COLUMNS:
+        if name not in table.column_names:
+            continue
+        col = table[name]
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_integer(t):
+            col = col.cast(pa.string())
+        elif not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)):
+            raise ValidationError(must_be(name, "a text (or whole-number) column", f"a {t} column",
+                                          path.name))
+        if not pa.types.is_null(col.type):
+            col = pc.utf8_trim_whitespace(pc.utf8_normalize(col, "NFC"))
+        table = table.set_column(table.column_names.index(name), name, col)
+    return table
 
 
 def _is_parquet(path: Path) -> bool:
