@@ -34,6 +34,10 @@ def login() -> None:
 
 
 viewer = st.session_state.get("viewer")
+if isinstance(viewer, auth.Viewer) and auth.current_viewer(ui.users_path(), viewer) is None:
+    # removed from the users file, or its role changed, since it logged in: log it out
+    st.session_state.clear()
+    viewer = None
 if not isinstance(viewer, auth.Viewer):
     login()
     # load the analytics and chart modules while the login form is shown, so the first page

@@ -59,6 +59,11 @@ def pool_borrower_ids(con: duckdb.DuckDBPyConnection, pool_id: int) -> np.ndarra
     return np.asarray(table.column("borrower_id").to_numpy(), dtype=object)
 
 
+def partner_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The ids of the partners recorded in the database (by allocations), sorted."""
+    return [r[0] for r in con.execute("SELECT partner_id FROM partners ORDER BY 1").fetchall()]
+
+
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:
     """Record each partner's spec as used (``partners`` keeps the latest spec per id)."""
     for p in partners:

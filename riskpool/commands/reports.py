@@ -26,6 +26,8 @@ from dashboards.auth import add_user, load_users, new_password, remove_user
 from dashboards.reports import ReportLocked, write_report
 from portfolio import settings
 from portfolio.errors import StoreLocked, ValidationError, must_be
+from portfolio.store import open_store
+from portfolio.store.allocations import partner_ids
 from riskpool.commands.options import DEFAULT_DB, DbOption, UsersOption
 
 EXIT_LOCKED = 3
@@ -94,6 +96,14 @@ def dashboard(
     run_dashboard(db, port, address, users)
 
 
+def _recorded_partners(db: str | Path) -> list[str]:
+    """The partner ids recorded in ``db`` (none if the database does not exist yet)."""
+    if not Path(db).exists():
+        return []
+    with open_store(db, read_only=True) as store:
+        return partner_ids(store.con)
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
@@ -106,7 +116,7 @@ def users_add(
     """Add (or reset) a dashboard user."""
     path = users or settings.users_path(db)
     pw = password or new_password()
-    add_user(path, username, role, pw)
+    add_user(path, username, role, pw, partners=_recorded_partners(db))
     typer.echo(f"user {username} ({role}) saved in {path}"
                + ("" if password else f"; password: {pw}"))
 

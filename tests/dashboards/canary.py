@@ -40,7 +40,7 @@ from portfolio.montecarlo.simulation import simulate
 from portfolio.store import open_store
 from portfolio.store.runs import record_simulation
 from portfolio.store.tranches import record_tranche_results
-from riskpool.settings import code_version
+from portfolio.version import code_version
 from tranching.deal import load_deal
 from tranching.revolving import run_deal
 

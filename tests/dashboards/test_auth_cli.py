@@ -16,7 +16,7 @@ def test_hash_is_scrypt_and_verifies(tmp_path) -> None:
     kind, n, r, p, salt, digest = h.split("$")
     # independent: hashlib.scrypt with the parameters written in the hash
     expected = hashlib.scrypt(b"correct horse", salt=bytes.fromhex(salt), n=int(n), r=int(r),
-                              p=int(p), dklen=32).hex()
+                              p=int(p), maxmem=2**28, dklen=32).hex()
     assert (kind, digest) == ("scrypt", expected)
     assert auth.verify_password("correct horse", h)
     assert not auth.verify_password("correct horsf", h)
@@ -50,9 +50,10 @@ def test_short_password_and_bad_username_are_refused(tmp_path) -> None:
         auth.add_user(tmp_path / "u.toml", "bad name", "treasury", "long enough")
 
 
-def test_users_cli(tmp_path, cli) -> None:
+def test_users_cli(tmp_path, cli, demo_book) -> None:
     users = tmp_path / "users.toml"
-    r = cli("users", "add", "carol", "--role", "partner:west_trust", "--users", users)
+    r = cli("users", "add", "carol", "--role", "partner:west_trust", "--users", users,
+            "--db", demo_book.db)
     assert r.code == 0 and "password: " in r.out
     password = r.out.rsplit("password: ", 1)[1].strip()
     assert auth.authenticate(users, "carol", password) is not None
