@@ -24,6 +24,7 @@ from pages_helpers import PAGES, PARTNER, page
 from dashboards import access
 from dashboards.auth import Viewer
 
+pytestmark = pytest.mark.adversarial("entitlements")
 ME = Viewer("bank_user", f"partner:{PARTNER}")
 TREASURY = Viewer("t", "treasury")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
