@@ -5,6 +5,7 @@ parameters with a rehash on login; roles must name a recorded partner."""
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,18 @@ def test_app_logs_out_a_removed_user(tmp_path: Path, monkeypatch) -> None:
     at = AppTest.from_file(str(app), default_timeout=120)
     at.session_state["viewer"] = auth.Viewer("bank", "partner:bank_east")
     auth.remove_user(path, "bank")
-    at.run()
+    # AppTest leaves the script as __main__'s file; Dask's spawned workers (a later test in
+    # this process) would run it again: put __main__ back as it was
+    main = sys.modules["__main__"]
+    saved = main.__dict__.get("__file__")
+    try:
+        at.run()
+    finally:
+        sys.modules["__main__"] = main
+        if saved is None:
+            main.__dict__.pop("__file__", None)
+        else:
+            main.__file__ = saved
     assert "viewer" not in at.session_state
     assert [t.label for t in at.text_input] == ["Username", "Password"]
 
