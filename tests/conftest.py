@@ -29,6 +29,21 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's AppTest runs a page or the app as ``__main__`` and leaves it so; Dask's
+    spawned workers (tests/portfolio/test_distributed.py, later in the same xdist worker)
+    would then re-run that script and fail to start. Put ``__main__`` back after each test."""
+    main = sys.modules["__main__"]
+    saved = main.__dict__.get("__file__")
+    yield
+    sys.modules["__main__"] = main
+    if saved is None:
+        main.__dict__.pop("__file__", None)
+    else:
+        main.__file__ = saved
+
+
 @dataclass
 class CliResult:
     code: int
