@@ -43,6 +43,7 @@ import tomli_w
 
 from dashboards.auth import Viewer
 from partners.dispersion import disperse_paths, party_paths
+from partners.reconciliation import economic_views, reconcile
 from partners.records import load_allocation, run_party_paths
 from portfolio import settings
 from portfolio.book import analytics as an
@@ -694,6 +695,13 @@ class DispersionView:
     pool_el: float | None
     pool_var_999: float | None
     hhi_partners: float | None
+    # treasury only: each securitisation scenario's SRT tests and its positions as charged
+    srt: pd.DataFrame = field(default_factory=pd.DataFrame)
+    positions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the pool's loss walked to each party (treasury only) and each visible party's credit and
+    # economic views side by side
+    reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    views: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
@@ -725,13 +733,25 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
                             stored.risk.lgd, deal, replenishment=profile)
     table = pd.DataFrame(result.table())
     heads = pd.DataFrame([h.row() for h in result.headlines])
+    views = pd.DataFrame([v.row() for v in economic_views(result)])
     if viewer.is_treasury:
+        srt = pd.DataFrame([{"scenario": h.scenario, **r} for h in result.headlines
+                            if h.srt is not None for r in h.srt.rows()])
+        positions = pd.DataFrame([
+            {"scenario": h.scenario, "tranche": c.tranche, "holder": c.holder,
+             "approach": c.approach.value, "attachment": c.attachment,
+             "detachment": c.detachment, "p": c.p, "k": c.k, "risk_weight": c.risk_weight,
+             "amount": c.amount, "capital": c.capital} for h in result.headlines
+            for c in h.positions])
+        recon = pd.DataFrame([r for rec in reconcile(result) for r in rec.rows()])
         return DispersionView(table, heads, result.pool_measures.el,
-                              result.pool_measures.var_999, result.hhi_partners)
+                              result.pool_measures.var_999, result.hhi_partners, srt, positions,
+                              recon, views)
     mine = table[table["party"] == viewer.partner_id].reset_index(drop=True)
     if mine.empty:
         raise AccessDenied(f"allocation {allocation_id} gives {viewer.partner_id} no position")
-    return DispersionView(mine, heads.iloc[0:0], None, None, None)
+    own = views[views["party"] == viewer.partner_id].reset_index(drop=True)
+    return DispersionView(mine, heads.iloc[0:0], None, None, None, views=own)
 
 
 # --------------------------------------------------------------------------- reports

@@ -185,6 +185,13 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
         dv.parties, "party", ["el", "var_999", "capital"], "Risk per party (CNY)")))]
     if not dv.headlines.empty:
         dtables["dispersion_headline"] = dv.headlines
+    if not dv.views.empty:
+        dtables["dispersion_views"] = dv.views
+    if not dv.reconciliation.empty:
+        dtables["dispersion_reconciliation"] = dv.reconciliation
+    if not dv.srt.empty:
+        dtables["dispersion_srt"] = dv.srt
+        dtables["dispersion_positions"] = dv.positions
     out.append(Section("dispersion", "Dispersion", dtables, tuple(figs),
                        note=f"Run {run_id} with allocation {alloc_id}."))
     return out

@@ -45,7 +45,8 @@ def main() -> None:
         batch = originated_loans(store, start, end)
         risk = loan_risk_from_table(batch.loans, registry.expected_loss)
         result = allocate(batch.loans, registry, mode="joint", objective="max-transfer", risk=risk,
-                          as_of=end, borrower_id=batch.borrower_id)
+                          as_of=end, borrower_id=batch.borrower_id,
+                          household_limit=batch.household_limit)
         if not result.checks.ok:  # allocate() already raises on a breach; belt and braces
             raise SystemExit("re-check failed: nothing written")
         request = AllocationRequest(partners_file=str(args.partners), originated=(start, end),

@@ -69,6 +69,7 @@ from partners.rules import (
 )
 from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.schedules import schedule_matrix
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
 
 SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
@@ -109,6 +110,9 @@ class LoanRisk:
     lgd: np.ndarray
     lifetime_pd: np.ndarray
     source: str = ""
+    # expected loss per unit of cut-off balance as the simulation projects it (prepayment and
+    # amortisation; ``projected_loss_rate``), when the risk comes from assumptions
+    projected_loss_rate: np.ndarray | None = None
 
     @property
     def el_rate(self) -> np.ndarray:
@@ -116,7 +120,14 @@ class LoanRisk:
         return self.annual_pd * self.lgd
 
     def lifetime_el(self, balance: np.ndarray) -> np.ndarray:
+        """PD over the remaining term × LGD × the cut-off balance: every loan exposed at its
+        cut-off balance until it defaults, no prepayment (the allocation's conservative
+        measure)."""
         return self.lifetime_pd * self.lgd * balance
+
+    def projected_el(self, balance: np.ndarray) -> np.ndarray | None:
+        """The simulation's expected loss (prepayment, amortisation) or None."""
+        return None if self.projected_loss_rate is None else self.projected_loss_rate * balance
 
 
 def loan_risk_from_table(loans: LoanArrays, table: ExpectedLossTable) -> LoanRisk:
@@ -158,14 +169,62 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     life = (-np.expm1(inside + beyond))[codes]
     annual = -np.expm1(np.log1p(-np.minimum(life, 1 - 1e-12)) * 12.0 / rem)
     lgd = np.full(len(loans), 1.0 - float(assumptions.recovery_rate))
-    return LoanRisk(annual, lgd, life, "assumptions")
+    rate = projected_loss_rate(loans, assumptions)
+    return LoanRisk(annual, lgd, life, "assumptions", rate)
+
+
+_PROJECTION_CHUNK = 100_000  # loans per schedule_matrix call (bounds memory)
+
+
+def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
+    """(n_loans,) expected net loss per unit of cut-off balance with the simulation's monthly
+    rules (``portfolio.montecarlo.simulation``, docs/model.md 5.1) and the factor's
+    correlation set aside: month t = 0 … rem − 1 of a loan at age a = mob + t + 1 (hazard
+    column min(a, n_age) − 1), survival S_0 = 1,
+
+        E[default_t] = S_t · h_t · B_t,   S_{t+1} = S_t · (1 − h_t) · (1 − smm_t)
+
+    with B_t the scheduled balance at the start of month t (``schedule_matrix``; B_0 the cut-off
+    balance) and smm = 0 in the last month; loss = (1 − recovery_rate · Σ lag) · Σ_t
+    E[default_t]. With ρ = 0 this is the simulation's EL exactly (its mean over paths converges
+    to it; tested within the Monte Carlo standard error); with ρ > 0 the paths' defaults are
+    correlated across months, which moves the mean slightly."""
+    hz = np.asarray(assumptions.default_hazard, dtype=np.float64)
+    smm_t = np.asarray(assumptions.prepay_smm, dtype=np.float64)
+    terms = np.asarray(assumptions.terms)
+    n_age = hz.shape[2]
+    n = len(loans)
+    out = np.zeros(n)
+    lgd = 1.0 - float(assumptions.recovery_rate) * float(np.sum(assumptions.recovery_lag))
+    for lo in range(0, n, _PROJECTION_CHUNK):
+        sl = slice(lo, min(lo + _PROJECTION_CHUNK, n))
+        bal = np.asarray(loans.balance[sl], dtype=np.float64)
+        rem = np.maximum(np.asarray(loans.remaining_term[sl], dtype=np.int64), 1)
+        mob = np.asarray(loans.months_on_book[sl], dtype=np.int64)
+        band = np.asarray(loans.score_band[sl], dtype=np.int64)
+        term_idx = np.minimum(np.searchsorted(terms, loans.term_months[sl]), len(terms) - 1)
+        sm = schedule_matrix(bal, loans.apr[sl], rem, loans.repayment_type[sl],
+                             loans.origination_date[sl], months_on_book=mob)
+        T = sm.balance.shape[1]
+        t_idx = np.arange(T)
+        bop = np.concatenate([bal[:, None], sm.balance[:, :-1]], axis=1)
+        age_col = np.minimum(mob[:, None] + t_idx[None, :] + 1, n_age) - 1
+        alive = t_idx[None, :] < rem[:, None]
+        h = np.where(alive, hz[band[:, None], term_idx[:, None], age_col], 0.0)
+        p = smm_t[band[:, None], term_idx[:, None], age_col]
+        p = np.where(alive & (t_idx[None, :] != rem[:, None] - 1), p, 0.0)
+        step = (1.0 - h) * (1.0 - p)
+        surv = np.concatenate([np.ones((len(bal), 1)), np.cumprod(step, axis=1)[:, :-1]], axis=1)
+        out[sl] = lgd * (surv * h * bop).sum(axis=1) / bal
+    return out
 
 
 # --------------------------------------------------------------------------- eligibility
 def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
-                       borrower_id: np.ndarray | None = None) -> np.ndarray:
+                       borrower_id: np.ndarray | None = None,
+                       household_limit: np.ndarray | None = None) -> np.ndarray:
     """(n_loans, n_partners) bool: partner may fund the loan."""
-    ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of)
+    ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of, household_limit)
     r4_on = registry.rule("R4").applies_on(as_of)
     out = np.zeros((len(loans), len(registry.partners)), dtype=bool)
     region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
@@ -555,7 +614,8 @@ class CheckReport:
 
 def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
                       registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
-                      borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0) -> CheckReport:
+                      borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0,
+                      household_limit: np.ndarray | None = None) -> CheckReport:
     """Re-check every rule and constraint on the loan-level shares, from the registry and the
     rules alone (no solver output). ``shares`` is (n_loans, n_parties) in ``party_ids`` order,
     ``"platform"`` first."""
@@ -597,10 +657,12 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
     findings: list[Breach] = []
     for rule in registry.rules:
         if rule.scope == "loan" and rule.applies_on(as_of):
-            pool_breach = check_loan_rule(rule, loans, borrower_id)
+            pool_breach = check_loan_rule(rule, loans, borrower_id,
+                                          household_limit=household_limit)
             excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
             findings.extend(pool_breach)
-            found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any)
+            found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
+                                    household_limit=household_limit)
             item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
             breaches.extend(found)
     r1 = registry.rule("R1")
@@ -780,11 +842,13 @@ def _hex_tail_keys(ids: np.ndarray) -> np.ndarray | None:
 def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.JOINT,
              objective: Objective | str = Objective.MAX_TRANSFER, risk: LoanRisk | None = None,
              as_of: dt.date | None = None, borrower_id: np.ndarray | None = None,
-             min_transfer_share: float = 0.0) -> Allocation:
+             min_transfer_share: float = 0.0,
+             household_limit: np.ndarray | None = None) -> Allocation:
     """Allocate ``loans`` between the platform and the partners (see the module docstring).
 
     ``risk`` defaults to the registry's ``[expected_loss]`` table. ``as_of`` (default today)
-    decides which rules are in force. Raises ``InfeasibleAllocation`` naming the binding limits,
+    decides which rules are in force. ``household_limit``: per loan, its household's total
+    credit limit across the book (R5; ``partners.records`` reads it with the pool). Raises ``InfeasibleAllocation`` naming the binding limits,
     ``AllocationCheckFailed`` if the re-check finds a breach.
     """
     t0 = time.perf_counter()
@@ -807,7 +871,12 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
                                        + ". Nothing was written.", ["R7 (platform)"])
     if borrower_id is not None:
         borrower_id = _borrower_codes(borrower_id)
-    elig = eligibility_matrix(loans, registry, as_of, borrower_id)
+    if household_limit is not None:
+        household_limit = np.asarray(household_limit, dtype=np.float64)
+        if household_limit.shape != (len(loans),):
+            raise AllocationError(must_be("household_limit", f"one value per loan ({len(loans)})",
+                                          household_limit.shape))
+    elig = eligibility_matrix(loans, registry, as_of, borrower_id, household_limit)
     seg = build_segments(loans, elig, risk)
     t1 = time.perf_counter()
     lp = solve_segments(seg, registry, mode, objective, as_of, min_transfer_share)
@@ -822,7 +891,7 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
         shares[np.arange(len(loans)), owner + 1] = 1.0
     t3 = time.perf_counter()
     report = verify_allocation(loans, shares, registry.party_ids, registry, risk, mode, as_of,
-                               borrower_id, min_transfer_share)
+                               borrower_id, min_transfer_share, household_limit)
     t4 = time.perf_counter()
     if not report.ok:
         raise AllocationCheckFailed("the loan-level re-check found breaches: "
@@ -831,12 +900,16 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
     total = float(loans.balance.sum())
     life_el = risk.lifetime_el(loans.balance)
     el_by_party = (shares * life_el[:, None]).sum(axis=0)
+    proj = risk.projected_el(loans.balance)
+    proj_by_party = None if proj is None else (shares * proj[:, None]).sum(axis=0)
     summary = {
         "n_loans": len(loans), "pool_balance": total, "n_segments": len(seg),
         "lp": {"variables": lp.n_vars, "rows": lp.n_rows, "objective_value": lp.objective_value,
                "status": lp.status},
         "parties": {pid: {"balance": float(a), "share_of_pool": float(a / total) if total else 0.0,
-                          "lifetime_el": float(e), "n_loans": int((shares[:, k] > 0).sum())}
+                          "lifetime_el": float(e), "n_loans": int((shares[:, k] > 0).sum()),
+                          **({} if proj_by_party is None
+                             else {"projected_el": float(proj_by_party[k])})}
                     for k, (pid, a, e) in enumerate(zip(registry.party_ids, amt, el_by_party, strict=True))},
         "moved_off_platform": float(total - amt[0]),
         "platform_retained_el": float(el_by_party[0]),

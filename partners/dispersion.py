@@ -56,9 +56,18 @@ from typing import Any
 
 import numpy as np
 
-from partners.capital import RETAIL_K_SA, irb_retail_other_k, sec_sa_ka, sec_sa_risk_weight
+from partners.capital import (
+    RETAIL_K_SA,
+    PositionCapital,
+    RetailIrb,
+    SecuritisationCapital,
+    irb_retail_k,
+    pool_k_irb,
+    position_capital,
+)
 from partners.errors import DispersionError
 from partners.registry import PLATFORM_ID
+from partners.srt import SrtAssessment, SrtPolicy, assess
 from portfolio.errors import must_be
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.risk import loss_stats
@@ -126,6 +135,7 @@ class TranchePosition:
     detachment: float  # D
     amount: float  # CNY held (share × tranche size)
     loss: np.ndarray  # (n_paths,) CNY, this holding's principal loss
+    senior: bool = False  # the most senior tranche (nothing ranks ahead of it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +156,10 @@ class Securitisation:
     called_loss: np.ndarray  # (n_paths,)
     purchased_loss: np.ndarray  # (n_paths,)
     caller: str = PLATFORM_ID
+    clean_up_call: float | None = None  # the deal's call threshold (share of the initial pool)
+    originator_support: tuple[str, ...] = ()  # credit support the originator gives the notes
+    waterfall: Any = None  # the WaterfallResult the positions come from (the economic view)
+    servicer_fees: tuple[str, ...] = ()  # names of the servicer-kind fees (paid to the platform)
 
     def losses_by_holder(self) -> dict[str, np.ndarray]:
         """Loss per holder; they add up to ``pool_loss`` on every path (and without the
@@ -196,7 +210,7 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
         i = names.index(h.tranche)
         positions.append(TranchePosition(h.tranche, h.holder, float(h.share), float(junior[i]),
                                          float(junior[i] + sizes[i]), float(h.share * amounts[i]),
-                                         h.share * loss[i]))
+                                         h.share * loss[i], i == 0))
     if oc > 0:
         last = deal.tranches[-1].holder
         positions.append(TranchePosition("OC", last, 1.0, 0.0, oc, oc * pool, np.zeros(paths.n_paths)))
@@ -213,7 +227,22 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
             / float(replenishment.initial_balance)
         life = life + result.purchases.sum(axis=1) * unit
     return Securitisation(pool, life, tuple(positions), deal.tranches[-1].holder,
-                          collateral, life - collateral, life - path_loss(paths))
+                          collateral, life - collateral, life - path_loss(paths),
+                          clean_up_call=deal.clean_up_call,
+                          originator_support=originator_support(deal), waterfall=result,
+                          servicer_fees=tuple(f.name for f in deal.fees
+                                              if str(f.kind) == "servicer"))
+
+
+def originator_support(deal: Any) -> tuple[str, ...]:
+    """Credit support the originator (platform) gives the notes, as named lines: a shortfall
+    undertaking of the platform (``deal.shortfall_undertaking`` with a ``provider``, when the
+    deal has one)."""
+    su = getattr(deal, "shortfall_undertaking", None)
+    if su is None:
+        return ()
+    provider = getattr(su, "provider", PLATFORM_ID)
+    return (f"shortfall undertaking by {provider}",) if provider == PLATFORM_ID else ()
 
 
 # --------------------------------------------------------------------------- dispersion
@@ -226,12 +255,12 @@ class PartyRisk:
     tranche_exposure: float
     measures: LossMeasures
     capital_irb: float  # K·EAD on loans and loan shares
-    capital_sec_sa: float  # 8% × RW × position on tranche positions
+    capital_sec: float  # 8% × RW × position on tranche positions (the approach of each)
     rwa: float
 
     @property
     def capital(self) -> float:
-        return self.capital_irb + self.capital_sec_sa
+        return self.capital_irb + self.capital_sec
 
     def row(self) -> dict[str, Any]:
         m = self.measures
@@ -239,7 +268,7 @@ class PartyRisk:
                 "loan_exposure": self.loan_exposure, "tranche_exposure": self.tranche_exposure,
                 "el": m.el, "var_99": m.var_99, "es_99": m.es_99, "var_999": m.var_999,
                 "es_999": m.es_999, "capital_irb": self.capital_irb,
-                "capital_sec_sa": self.capital_sec_sa, "capital": self.capital, "rwa": self.rwa}
+                "capital_sec": self.capital_sec, "capital": self.capital, "rwa": self.rwa}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +280,17 @@ class Headline:
     el_share_left: float
     tail_share_left: float  # of the 99.9% VaR
     capital_released: float
+    # the SRT assessment of a securitisation scenario (None for joint lending); without SRT
+    # the securitised loans stay at IRB and nothing is released
+    srt: SrtAssessment | None = None
+    positions: tuple[PositionCapital, ...] = ()  # every position of the deal, as charged
 
     def row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("srt", "positions")}
+        out["srt"] = "" if self.srt is None else ("pass" if self.srt.passed else "fail")
+        out["srt_reasons"] = "" if self.srt is None else "; ".join(self.srt.reasons())
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,18 +304,24 @@ class Dispersion:
     headlines: tuple[Headline, ...]
     # pool_loss + the loss on the loans a revolving deal (on the retained part) bought
     total_loss: np.ndarray | None = None
+    # what the reconciliation and the economic view read (partners.reconciliation): each
+    # party's share of the loans' loss (joint lending), its (funded at cut-off, collections per
+    # path), and the deal runs by scenario ("securitisation": the whole pool, "both": the
+    # platform's retained share)
+    joint_losses: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    joint_cash: Mapping[str, tuple[float, np.ndarray]] = dataclasses.field(default_factory=dict)
+    securitisations: Mapping[str, Securitisation] = dataclasses.field(default_factory=dict)
 
     def table(self) -> list[dict[str, Any]]:
         return [p.row() for p in self.parties]
 
 
-def _capital_of_positions(positions: Sequence[TranchePosition], ka: float) -> tuple[float, float]:
-    cap = rwa = 0.0
-    for pos in positions:
-        rw = sec_sa_risk_weight(pos.attachment, pos.detachment, ka)
-        rwa += rw * pos.amount
-        cap += 0.08 * rw * pos.amount
-    return cap, rwa
+def charge_positions(positions: Sequence[TranchePosition], pool: Any,
+                     method: SecuritisationCapital) -> tuple[PositionCapital, ...]:
+    """Each position's approach, risk weight and capital (``partners.capital``); ``pool`` the
+    securitised pool's ``PoolCapitalInputs`` (K_IRB, LGD) or None."""
+    return tuple(position_capital(p.tranche, p.holder, p.attachment, p.detachment, p.amount,
+                                  senior=p.senior, pool=pool, method=method) for p in positions)
 
 
 def disperse(
@@ -294,6 +337,10 @@ def disperse(
     securitisation_retained: Securitisation | None = None,
     k_sa: float = RETAIL_K_SA,
     w: float = 0.0,
+    irb: RetailIrb = RetailIrb(),
+    sec: SecuritisationCapital | None = None,
+    srt: SrtPolicy = SrtPolicy(),
+    party_collections: np.ndarray | None = None,
 ) -> Dispersion:
     """Per-party risk and the headline.
 
@@ -301,6 +348,11 @@ def disperse(
     ``party_ids`` order, platform first; ``balance``, ``pd``, ``lgd`` are per loan.
     ``securitisation_whole``: the deal run on the whole pool's paths (securitisation alone);
     ``securitisation_retained``: run on the platform's retained paths (joint + securitisation).
+    ``irb``: the retail IRB framework and sub-class of the loans; ``sec``: how positions are
+    charged (default: an IRB originator, SEC-IRBA, with ``k_sa`` and ``w`` for SEC-SA when
+    chosen); ``srt``: the SRT tests; ``party_collections`` (n_parties, n_paths): each party's
+    cash collected from its loan shares (the economic view). A securitisation scenario whose SRT fails keeps the
+    platform's securitised loans at IRB: no capital released, its positions not charged again.
     """
     if party_ids[0] != PLATFORM_ID:
         raise DispersionError(must_be("party_ids[0]", repr(PLATFORM_ID), party_ids[0]))
@@ -308,72 +360,116 @@ def disperse(
     if party_loss.shape != (len(party_ids), n_paths):
         raise DispersionError(must_be("party_loss", f"shaped ({len(party_ids)}, {n_paths})",
                                       party_loss.shape))
-    ka = sec_sa_ka(k_sa, w)
-    k_loan = irb_retail_other_k(pd, lgd)  # (n_loans,)
+    method = sec if sec is not None else SecuritisationCapital(k_sa=k_sa, w=w)
+    k_loan = irb_retail_k(pd, lgd, irb)  # (n_loans,)
     irb_by_party = (shares * (k_loan * balance)[:, None]).sum(axis=0)
     exposure_by_party = (shares * balance[:, None]).sum(axis=0)
     baseline_capital = float((k_loan * balance).sum())
     pool_m = loss_measures(pool_loss)
+
+    # each securitisation scenario: its positions as charged, the SRT verdict, the headline
+    def scenario(name: str, s: Securitisation, weights: np.ndarray, irb_capital: float
+                 ) -> tuple[Headline, tuple[PositionCapital, ...], bool]:
+        pool_in = pool_k_irb(weights, pd, lgd, irb) if float(weights.sum()) > 0 else None
+        charged = charge_positions(s.positions, pool_in, method)
+        plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
+        m = loss_measures(plat_loss)
+        # SRT: what share of the securitised loans' own tail (over their life, purchases
+        # included) left the platform
+        sec_m = loss_measures(s.pool_loss)
+        sec_left = 1.0 - m.var_999 / sec_m.var_999 if sec_m.var_999 > 0 else 0.0
+        verdict = assess(name, charged, originator=PLATFORM_ID, tail_share_left=sec_left,
+                         expected_loss=sec_m.el, clean_up_call=s.clean_up_call,
+                         originator_support=s.originator_support, policy=srt)
+        capital = sum(p.capital for p in charged if p.holder == PLATFORM_ID) \
+            if verdict.passed else irb_capital
+        # the headline: against the platform holding every loan of the scenario (the pool,
+        # plus for a revolving deal the loans its collections bought)
+        held = np.asarray(pool_loss, dtype=np.float64) + s.purchased_loss
+        base = pool_m if not np.any(s.purchased_loss) else loss_measures(held)
+        tail_left = 1.0 - m.var_999 / base.var_999 if base.var_999 > 0 else 0.0
+        head = Headline(name, m.el, m.var_999, capital,
+                        1.0 - m.el / base.el if base.el > 0 else 0.0, tail_left,
+                        baseline_capital - capital, verdict, charged)
+        return head, charged, verdict.passed
+
+    heads = [Headline("joint lending", *_platform_figures(party_loss[0], pool_m),
+                      float(irb_by_party[0]),
+                      *_shares_left(party_loss[0], pool_m),
+                      baseline_capital - float(irb_by_party[0]))]
+    if securitisation_whole is not None:
+        heads.append(scenario("securitisation", securitisation_whole, np.asarray(balance,
+                              dtype=np.float64), baseline_capital)[0])
 
     # the combined picture
     losses: dict[str, np.ndarray] = {pid: party_loss[k].copy() for k, pid in enumerate(party_ids)}
     roles: dict[str, list[str]] = {pid: ["originator" if pid == PLATFORM_ID else "joint lender"]
                                    for pid in party_ids}
     loan_exp = {pid: float(exposure_by_party[k]) for k, pid in enumerate(party_ids)}
-    irb = {pid: float(irb_by_party[k]) for k, pid in enumerate(party_ids)}
+    irb_cap = {pid: float(irb_by_party[k]) for k, pid in enumerate(party_ids)}
     positions_by: dict[str, list[TranchePosition]] = {}
-    sec = securitisation_retained
-    if sec is not None:
-        # the platform's retained loans go into the deal: off its balance sheet
+    charged_by: dict[str, list[PositionCapital]] = {}
+    sec_r = securitisation_retained
+    if sec_r is not None:
+        head, charged, passed = scenario("both", sec_r, balance * shares[:, 0],
+                                         float(irb_by_party[0]))
+        heads.append(head)
+        # the platform's retained loans go into the deal: off its balance sheet for capital
+        # only when SRT passes; its losses are always the deal's
         losses[PLATFORM_ID] = np.zeros(n_paths)
         loan_exp[PLATFORM_ID] = 0.0
-        irb[PLATFORM_ID] = 0.0
-        for holder, loss in sec.losses_by_holder().items():
+        if passed:
+            irb_cap[PLATFORM_ID] = 0.0
+        for holder, loss in sec_r.losses_by_holder().items():
             losses[holder] = losses.get(holder, np.zeros(n_paths)) + loss
             roles.setdefault(holder, [])
             loan_exp.setdefault(holder, 0.0)
-            irb.setdefault(holder, 0.0)
-        for pos in sec.positions:
+            irb_cap.setdefault(holder, 0.0)
+        for pos, c in zip(sec_r.positions, charged, strict=True):
             positions_by.setdefault(pos.holder, []).append(pos)
+            if pos.holder != PLATFORM_ID or passed:
+                charged_by.setdefault(pos.holder, []).append(c)
             if "tranche holder" not in roles[pos.holder]:
                 roles[pos.holder].append("tranche holder")
     parties = []
     for pid, loss in losses.items():
-        cap_sec, rwa_sec = _capital_of_positions(positions_by.get(pid, []), ka)
+        cap_sec = sum(c.capital for c in charged_by.get(pid, []))
+        rwa_sec = sum(c.rwa for c in charged_by.get(pid, []))
         t_exp = sum(p.amount for p in positions_by.get(pid, []))
-        parties.append(PartyRisk(pid, tuple(roles[pid]), loan_exp[pid] + t_exp, loan_exp[pid], t_exp,
-                                 loss_measures(loss), irb[pid], cap_sec, 12.5 * irb[pid] + rwa_sec))
+        parties.append(PartyRisk(pid, tuple(roles[pid]), loan_exp[pid] + t_exp, loan_exp[pid],
+                                 t_exp, loss_measures(loss), irb_cap[pid], cap_sec,
+                                 12.5 * irb_cap[pid] + rwa_sec))
     partner_exp = [p.loan_exposure for p in parties if p.party_id in party_ids[1:]]
-
-    # headlines: each scenario against the platform holding every loan of that scenario
-    # (the pool, plus for a revolving deal the loans its collections bought)
-    def headline(name: str, loss: np.ndarray, capital: float, baseline: LossMeasures) -> Headline:
-        m = loss_measures(loss)
-        return Headline(name, m.el, m.var_999, capital,
-                        1.0 - m.el / baseline.el if baseline.el > 0 else 0.0,
-                        1.0 - m.var_999 / baseline.var_999 if baseline.var_999 > 0 else 0.0,
-                        baseline_capital - capital)
-
-    heads = [headline("joint lending", party_loss[0], float(irb_by_party[0]), pool_m)]
-    for name, s in (("securitisation", securitisation_whole), ("both", securitisation_retained)):
-        if s is None:
-            continue
-        plat_pos = [p for p in s.positions if p.holder == PLATFORM_ID]
-        plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
-        held = np.asarray(pool_loss, dtype=np.float64) + s.purchased_loss
-        base = pool_m if not np.any(s.purchased_loss) else loss_measures(held)
-        heads.append(headline(name, plat_loss, _capital_of_positions(plat_pos, ka)[0], base))
     total = np.asarray(pool_loss, dtype=np.float64)
-    if sec is not None:
-        total = total + sec.purchased_loss
+    if sec_r is not None:
+        total = total + sec_r.purchased_loss
+    secs = {name: v for name, v in (("securitisation", securitisation_whole),
+                                     ("both", securitisation_retained)) if v is not None}
+    cash = {} if party_collections is None else {
+        pid: (float(exposure_by_party[k]), np.asarray(party_collections[k], dtype=np.float64))
+        for k, pid in enumerate(party_ids)}
     return Dispersion(tuple(parties), losses, np.asarray(pool_loss), pool_m, baseline_capital,
-                      hhi(partner_exp), tuple(heads), total)
+                      hhi(partner_exp), tuple(heads), total,
+                      {pid: party_loss[k] for k, pid in enumerate(party_ids)}, cash, secs)
+
+
+def _platform_figures(loss: np.ndarray, base: LossMeasures) -> tuple[float, float]:
+    m = loss_measures(loss)
+    return m.el, m.var_999
+
+
+def _shares_left(loss: np.ndarray, base: LossMeasures) -> tuple[float, float]:
+    m = loss_measures(loss)
+    return (1.0 - m.el / base.el if base.el > 0 else 0.0,
+            1.0 - m.var_999 / base.var_999 if base.var_999 > 0 else 0.0)
 
 
 def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd: np.ndarray,
                    lgd: np.ndarray, deal: Any | None = None, *, k_sa: float = RETAIL_K_SA,
                    w: float = 0.0, replenishment: PoolPaths | None = None,
-                   waterfall: Any | None = None) -> Dispersion:
+                   waterfall: Any | None = None, irb: RetailIrb = RetailIrb(),
+                   sec: SecuritisationCapital | None = None,
+                   srt: SrtPolicy = SrtPolicy()) -> Dispersion:
     """:func:`disperse` from a run's paths that carry the allocation's party split.
 
     ``replenishment``: a revolving ``deal``'s profile of the loans it buys (the run's, e.g.
@@ -383,10 +479,14 @@ def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd
     instead of running it again (the platform's retained share is always run here)."""
     pool_loss = path_loss(paths)
     party_loss = party_path_losses(paths)
+    pf = paths.party_flows
+    collected = sum(pf[name].sum(axis=2) for name in
+                    ("interest", "scheduled_principal", "prepayment", "recovery"))
     whole = retained = None
     if deal is not None:
         whole = securitise(deal, paths, replenishment, waterfall=waterfall)
         retained = securitise(deal, party_paths(paths, PLATFORM_ID), replenishment)
     return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
                     balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,
-                    securitisation_retained=retained, k_sa=k_sa, w=w)
+                    securitisation_retained=retained, k_sa=k_sa, w=w, irb=irb, sec=sec,
+                    srt=srt, party_collections=collected)

@@ -38,3 +38,8 @@ class AllocationCheckFailed(AllocationError):
 
 class DispersionError(ValidationError):
     """Inputs of the dispersion (run, allocation, structure) that do not fit together."""
+
+
+class CapitalFileError(SchemaError):
+    """A SEC-ERBA ratings and mapping-table file breaks its schema (field path, allowed, got,
+    file)."""

@@ -163,6 +163,8 @@ class LoansToAllocate:
     pool_id: int | None
     window: tuple[dt.date, dt.date] | None
     cutoff: dt.date
+    # per loan: its household's total credit limit across the book at the cut-off (R5)
+    household_limit: np.ndarray | None = None
 
 
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
@@ -173,7 +175,8 @@ def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     if len(borrower) != len(loans):
         raise AllocationError(must_be("pool loans", f"{len(loans)} borrower ids", len(borrower),
                                       f"pool {pool_id}"))
-    return LoansToAllocate(loans, borrower, int(pool_id), None, info.cutoff_date)
+    limits = sql.household_credit_limits(store.con, info.cutoff_date, pool_id=int(pool_id))
+    return LoansToAllocate(loans, borrower, int(pool_id), None, info.cutoff_date, limits)
 
 
 def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAllocate:
@@ -187,9 +190,10 @@ def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAlloc
                                       f"{start} {end}"))
     orig = pd.to_datetime(frame["origination_date"])
     frame["next_due_date"] = orig + pd.DateOffset(months=1)
+    limits = sql.household_credit_limits(store.con, end, window=(start, end))
     return LoansToAllocate(LoanArrays.from_frame(frame),
                            frame["borrower_id"].astype(str).to_numpy(dtype=object), None,
-                           (start, end), end)
+                           (start, end), end, limits)
 
 
 def save_allocation(store: Store, allocation: Allocation, registry: Registry, risk: LoanRisk,

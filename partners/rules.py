@@ -19,14 +19,20 @@ Scopes:
 Interpretations (documented, configurable through the parameters):
 
 * R1 — as the issue states it: the platform keeps at least ``min_platform_share`` (30%) of
-  every joint loan. (CBIRC 银保办发〔2021〕24号 sets the 30% floor on the cooperating
-  institution's own funding share.)
+  every joint loan. (CBIRC 银保监办发〔2021〕24号, item 2, sets the 30% floor on the
+  cooperating institution's own funding share.)
 * R2/R3 apply to ``kind = "bank"`` partners. Whole-loan purchases of the platform's online
   loans (forward flow) count like joint loans — the conservative reading.
   R3: ``existing_internet_joint_loans + X ≤ max_share × (total_loans + X)``, where X is what
   this allocation adds (the new loans enter the bank's total book too).
-* R5 — the household is approximated by the pseudonymous ``borrower_id`` (no household key in
-  the book); without borrower ids each loan counts alone. Exposure = balance at cut-off.
+* R5 — the rule caps the credit limit granted to one household (授信额度). The household is
+  approximated by the pseudonymous ``borrower_id`` (no household key in the book). With
+  ``basis = "limit"`` (default) a loan breaks R5 when its household's total credit limit across
+  the book (``household_limit``: the sum of ``credit_limit`` over the borrower's loans
+  outstanding at the cut-off, from ``portfolio.store.allocations.household_credit_limits``)
+  exceeds the cap; without those limits (a batch not read from the book) and with
+  ``basis = "balance"``, the household's exposure is the sum of the cut-off balances of the
+  loans being allocated (without borrower ids each loan counts alone).
 * R8 — the APR a loan was sold with (its ``disclosed_apr``, else its stated ``apr``) must be
   the annualised rate on the outstanding balance of its cash flows (``LoanArrays.cashflow_apr``,
   ``portfolio.loans.schedules.product_apr``) within ``tolerance`` (0.0005), and an annualised
@@ -49,7 +55,7 @@ from partners.errors import PartnerFileError
 from partners.types import Breach, Partner, Platform, Rule, Scope
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.types import APR_DISCLOSURE_TOL, RepaymentType
-from portfolio.validation import Date, Field, Interval, Spec, Str, Table, validate
+from portfolio.validation import Date, Field, Interval, Spec, Str, StrOptions, Table, validate
 
 __all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "apply_overrides", "MAX_LISTED_LOANS", "PARAM_BOUNDS", "RULE_IDS",
            "RULE_OVERRIDES", "SHARE_TOL", "Breach", "Rule", "check_local_region", "check_loan_rule", "check_party_amount",
@@ -69,20 +75,37 @@ def _rule(rid: str, title: str, scope: Scope, params: dict[str, Any], eff: str, 
     return Rule(rid, title, scope, MappingProxyType(params), dt.date.fromisoformat(eff), source, note)
 
 
-_CBIRC_2021_24 = "CBIRC notice 银保办发〔2021〕24号 (Feb 2021)"
+# The notice's items and dates, from its text: items 2 (30% funding share) and 5 (local banks)
+# apply from 1 Jan 2022, existing loans running off (item 6: "本通知第二条、第五条自2022年1月1日起
+# 执行，存量业务自然结清"); items 3 and 4 (concentration limits) from the notice's date, with "the
+# other provisions' transition the same as the Measures'" (item 6: "其他规定过渡期与《办法》一致",
+# the two-year transition of CBIRC Order 2020 No. 9 for business existing before it).
+_CBIRC_2021_24 = ("CBIRC General Office notice 银保监办发〔2021〕24号 (关于进一步规范商业银行互联网贷款"
+                  "业务的通知, 19 Feb 2021)")
 _CBIRC_2020_9 = "CBIRC Order 2020 No. 9 (商业银行互联网贷款管理暂行办法, 12 Jul 2020)"
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     _rule("R1", "platform keeps a minimum share of every joint loan", "allocation",
-          {"min_platform_share": 0.30}, "2021-02-19", _CBIRC_2021_24),
+          {"min_platform_share": 0.30}, "2022-01-01",
+          f"{_CBIRC_2021_24}, item 2; in force from 1 Jan 2022 (item 6)",
+          "loans funded before 2022-01-01 run off under the old terms (item 6)"),
     _rule("R2", "a bank's joint loans with one partner <= share of its net tier-1 capital", "party",
-          {"max_share_of_tier1": 0.25, "kinds": ("bank",)}, "2021-02-19", _CBIRC_2021_24),
+          {"max_share_of_tier1": 0.25, "kinds": ("bank",)}, "2021-02-19",
+          f"{_CBIRC_2021_24}, item 3; from the notice's date (item 6)",
+          "existing balances above the limit: the transition of Order 2020 No. 9 (item 6)"),
     _rule("R3", "a bank's joint internet loans <= share of its total loans", "party",
-          {"max_share_of_total_loans": 0.50, "kinds": ("bank",)}, "2021-02-19", _CBIRC_2021_24),
+          {"max_share_of_total_loans": 0.50, "kinds": ("bank",)}, "2021-02-19",
+          f"{_CBIRC_2021_24}, item 4; from the notice's date (item 6)",
+          "existing balances above the limit: the transition of Order 2020 No. 9 (item 6)"),
     _rule("R4", "local banks lend only within their registered region", "party",
-          {}, "2021-02-19", _CBIRC_2021_24),
+          {}, "2022-01-01", f"{_CBIRC_2021_24}, item 5; in force from 1 Jan 2022 (item 6)",
+          "banks without physical branches that lend mainly online are exempt (item 5)"),
     _rule("R5", "consumer credit to one household <= cap", "loan",
-          {"max_household_credit": 200_000.0}, "2020-07-12", _CBIRC_2020_9),
+          {"max_household_credit": 200_000.0, "basis": "limit"}, "2020-07-12",
+          f"{_CBIRC_2020_9}: 单户用于消费的个人信用贷款授信额度应当不超过人民币20万元 (the credit "
+          "limit granted to one household)",
+          "basis 'limit': the household's total credit limit across the book; 'balance': the "
+          "cut-off balances of the loans allocated"),
     _rule("R6", "bullet (principal-at-maturity) loans <= max term", "loan",
           {"max_bullet_term_months": 12}, "2020-07-12", _CBIRC_2020_9),
     _rule("R7", "ABS/bond funding <= k x net assets; other borrowing <= m x net assets", "platform",
@@ -111,7 +134,7 @@ PARAM_BOUNDS: Mapping[str, Mapping[str, Spec]] = MappingProxyType({
     "R2": {"max_share_of_tier1": _SHARE},
     "R3": {"max_share_of_total_loans": _SHARE},
     "R4": {},
-    "R5": {"max_household_credit": _CNY},
+    "R5": {"max_household_credit": _CNY, "basis": StrOptions(("limit", "balance"))},
     "R6": {"max_bullet_term_months": Interval(int, 0, None, unit="a whole number of months")},
     "R7": {"max_abs_multiple": _MULTIPLE, "max_other_borrowing_multiple": _MULTIPLE},
     "R8": {"min_annual_rate": _RATE, "max_annual_rate": _RATE,
@@ -164,13 +187,17 @@ def _listed(ids: np.ndarray) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- loan rules
-def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None) -> np.ndarray:
+def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
+                     household_limit: np.ndarray | None = None) -> np.ndarray:
     """(n_loans,) how much each loan exceeds a loan-scope rule (0 = passes). Units per rule:
     R5 CNY over the household cap, R6 months over the bullet limit, R8 distance outside the
-    annualised range, R9 APR above the cap."""
+    annualised range, R9 APR above the cap. ``household_limit``: per loan, its household's
+    total credit limit across the book (R5 with ``basis = "limit"``)."""
     p = rule.params
     if rule.id == "R5":
         cap = float(p["max_household_credit"])
+        if p.get("basis", "limit") == "limit" and household_limit is not None:
+            return np.maximum(np.asarray(household_limit, dtype=np.float64) - cap, 0.0)
         if borrower_id is None or len(borrower_id) == 0:
             total = loans.balance
         else:
@@ -203,10 +230,11 @@ _LOAN_UNITS = {"R5": "CNY", "R6": "months", "R8": "apr", "R9": "apr"}
 
 
 def check_loan_rule(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
-                    funded_by_partner: np.ndarray | None = None) -> list[Breach]:
+                    funded_by_partner: np.ndarray | None = None,
+                    household_limit: np.ndarray | None = None) -> list[Breach]:
     """Loans breaking a loan rule. With ``funded_by_partner`` (bool per loan) only the loans a
     partner holds a share of count as breaches (the platform may keep a loan it cannot pass on)."""
-    excess = loan_rule_excess(rule, loans, borrower_id)
+    excess = loan_rule_excess(rule, loans, borrower_id, household_limit)
     bad = excess > 0
     if funded_by_partner is not None:
         bad &= funded_by_partner
@@ -235,12 +263,12 @@ def _rates(rule: Rule, loans: LoanArrays, excess: np.ndarray, bad: np.ndarray) -
 
 
 def loan_rule_ok(rules: tuple[Rule, ...], loans: LoanArrays, borrower_id: np.ndarray | None,
-                 as_of: dt.date) -> np.ndarray:
+                 as_of: dt.date, household_limit: np.ndarray | None = None) -> np.ndarray:
     """(n_loans,) bool: the loan passes every loan rule in force on ``as_of``."""
     ok = np.ones(len(loans), dtype=bool)
     for rule in rules:
         if rule.scope == "loan" and rule.applies_on(as_of):
-            ok &= loan_rule_excess(rule, loans, borrower_id) <= 0
+            ok &= loan_rule_excess(rule, loans, borrower_id, household_limit) <= 0
     return ok
 
 

@@ -32,6 +32,10 @@ st.subheader("Risk per party")
 ui.table(view.parties)
 st.pyplot(charts.bars(view.parties, "party", ["el", "var_999", "capital"],
                       "Expected loss, 99.9% VaR and capital per party (CNY)"))
+st.subheader("Two views per party: credit loss and economic result")
+st.caption("Credit loss: defaults − recoveries borne. Economic: cash out − cash in (loan shares "
+           "and notes at par, collections, coupons, residual cash, fees); negative = a profit.")
+ui.table(view.views)
 if v.is_treasury:
     m = st.columns(3)
     m[0].metric("Pool EL (CNY)", ui.money(view.pool_el or 0.0))
@@ -41,5 +45,18 @@ if v.is_treasury:
     ui.table(view.headlines)
     st.pyplot(charts.bars(view.headlines, "scenario", ["el_share_left", "tail_share_left"],
                           "Share of EL and 99.9% tail loss off the platform", percent=True))
+    if not view.reconciliation.empty:
+        st.subheader("From the pool's loss to each party")
+        st.caption("Each line's EL (mean over paths); the difference closes to the cent on "
+                   "every path. 'combined' is the party table above; 'securitisation' the deal "
+                   "alone on the whole pool.")
+        ui.table(view.reconciliation)
+    if not view.srt.empty:
+        st.subheader("Significant risk transfer")
+        st.caption("Capital is released only where every test passes; otherwise the "
+                   "securitised loans stay at IRB (docs/model.md, capital and SRT).")
+        ui.table(view.srt)
+        st.subheader("Securitisation positions as charged")
+        ui.table(view.positions)
 else:
     st.caption("Your own position only.")

@@ -64,6 +64,58 @@ def partner_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT partner_id FROM partners ORDER BY 1").fetchall()]
 
 
+_HOUSEHOLD_LIMIT_SQL = """
+WITH target AS ({target}),
+households AS (SELECT DISTINCT borrower_id FROM target WHERE borrower_id IS NOT NULL),
+book AS (
+    SELECT l.loan_id, l.borrower_id,
+           CAST(coalesce(l.credit_limit, l.principal) AS DOUBLE) AS credit_limit
+    FROM loans l JOIN households h ON h.borrower_id = l.borrower_id
+    WHERE l.origination_date <= $as_of
+),
+last AS (
+    SELECT lp.loan_id, arg_max(lp.balance, lp.as_of) AS balance
+    FROM loan_performance lp JOIN book b ON b.loan_id = lp.loan_id
+    WHERE lp.as_of <= $as_of
+    GROUP BY lp.loan_id
+),
+totals AS (
+    SELECT b.borrower_id, sum(b.credit_limit) AS household_limit
+    FROM book b LEFT JOIN last ON last.loan_id = b.loan_id
+    WHERE coalesce(last.balance, 1) > 0
+    GROUP BY b.borrower_id
+)
+SELECT t.loan_id, coalesce(totals.household_limit, t.own_limit, 0.0) AS household_limit
+FROM target t LEFT JOIN totals ON totals.borrower_id = t.borrower_id
+ORDER BY t.loan_id
+"""
+
+
+def household_credit_limits(con: duckdb.DuckDBPyConnection, as_of: dt.date, *,
+                            pool_id: int | None = None,
+                            window: tuple[dt.date, dt.date] | None = None) -> np.ndarray:
+    """Per loan of a pool (or of the loans originated in ``window``), ordered by loan_id: the
+    total credit limit of its household (its ``borrower_id``) across the book at ``as_of`` —
+    the sum of ``credit_limit`` (the principal where none is recorded) over the borrower's
+    loans originated by then and not closed (last balance on or before ``as_of`` > 0, or no
+    performance row yet). R5 in ``partners.rules``."""
+    if (pool_id is None) == (window is None):
+        raise ValueError("household_credit_limits needs exactly one of pool_id and window")
+    if pool_id is not None:
+        target = ("SELECT p.loan_id, l.borrower_id, CAST(coalesce(l.credit_limit, p.principal) "
+                  "AS DOUBLE) AS own_limit FROM pool_loans p LEFT JOIN loans l "
+                  "ON l.loan_id = p.loan_id WHERE p.pool_id = $pool_id")
+        params: dict[str, Any] = {"as_of": as_of, "pool_id": int(pool_id)}
+    else:
+        target = ("SELECT l.loan_id, l.borrower_id, CAST(coalesce(l.credit_limit, l.principal) "
+                  "AS DOUBLE) AS own_limit FROM loans l "
+                  "WHERE l.origination_date BETWEEN $start AND $end")
+        assert window is not None
+        params = {"as_of": as_of, "start": window[0], "end": window[1]}
+    table = fetch_arrow(con, _HOUSEHOLD_LIMIT_SQL.format(target=target), params)
+    return np.asarray(table.column("household_limit").to_numpy(), dtype=np.float64)
+
+
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:
     """Record each partner's spec as used (``partners`` keeps the latest spec per id)."""
     for p in partners:

@@ -44,7 +44,8 @@ def _numpy(result: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def fetch_arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
+def fetch_arrow(con: duckdb.DuckDBPyConnection, query: str,
+                params: list[Any] | dict[str, Any]) -> pa.Table:
     """A query's rows as an Arrow table. Through ``execute`` (``con.sql`` refuses to run while
     a caller's earlier ``execute`` result is unfinished, e.g. after a ``fetchone``); DuckDB
     warns that this path copies the rows once more, which costs little next to the strings

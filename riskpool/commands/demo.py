@@ -35,6 +35,7 @@ from dashboards.auth import add_user, new_password
 from dashboards.reports import write_report
 from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.dispersion import disperse_paths
+from partners.reconciliation import reconcile
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from partners.registry import load_registry
 from portfolio import settings
@@ -192,7 +193,8 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         batch = pool_loans(store, info.pool_id)
         risk = loan_risk_from_assumptions(batch.loans, assumptions)
         alloc = allocate(batch.loans, registry, risk=risk, as_of=batch.cutoff,
-                         borrower_id=batch.borrower_id)
+                         borrower_id=batch.borrower_id,
+                         household_limit=batch.household_limit)
         result.allocation_id = save_allocation(
             store, alloc, registry, risk, pool_id=info.pool_id,
             request=AllocationRequest(
@@ -245,8 +247,15 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
                               stored.risk.lgd, deal, replenishment=profile)
         timings["dispersion_s"] = time.perf_counter() - t
         for h in disp.headlines:
+            srt = "" if h.srt is None else (
+                "; SRT passes" if h.srt.passed else
+                "; SRT fails (" + "; ".join(h.srt.reasons()) + "): no capital relief claimed")
             echo(f"dispersion ({h.scenario}): {h.el_share_left:.1%} of EL and "
-                 f"{h.tail_share_left:.1%} of the 99.9% tail left the platform")
+                 f"{h.tail_share_left:.1%} of the 99.9% tail left the platform{srt}; "
+                 f"capital released {h.capital_released:,.0f} CNY")
+        recs = reconcile(disp)
+        echo("reconciliation (pool loss to each party): closes to the cent on every path: "
+             + ", ".join(f"{r.scenario} {'yes' if r.closes else 'NO'}" for r in recs))
     finally:
         store.close()
 

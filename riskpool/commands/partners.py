@@ -21,7 +21,17 @@ from partners.allocation import (
     parse_mode,
     parse_objective,
 )
+from partners.capital import (
+    Framework,
+    OriginatorApproach,
+    RetailClass,
+    RetailIrb,
+    SecApproach,
+    SecuritisationCapital,
+    load_erba_file,
+)
 from partners.dispersion import disperse_paths
+from partners.reconciliation import economic_views, reconcile
 from partners.records import (
     AllocationRequest,
     export_partner,
@@ -33,6 +43,7 @@ from partners.records import (
     save_allocation,
 )
 from partners.registry import load_registry
+from partners.srt import SrtPolicy
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import open_store
 from portfolio.version import code_version
@@ -109,7 +120,8 @@ def allocate(
                                           "[expected_loss] table in the partners file", "neither",
                                           str(partners)))
         result = run_allocation(batch.loans, registry, mode=mode_v, objective=objective_v, risk=risk,
-                                as_of=day, borrower_id=batch.borrower_id, min_transfer_share=min_transfer)
+                                as_of=day, borrower_id=batch.borrower_id, min_transfer_share=min_transfer,
+                                household_limit=batch.household_limit)
         allocation_id = None
         if not dry_run:
             request = AllocationRequest(
@@ -126,10 +138,18 @@ def allocate(
     head = "dry run (nothing written)" if dry_run else f"allocation {allocation_id}"
     typer.echo(f"{head}: {mode_v.value}, {objective_v.value}, {s['n_loans']:,} loans, "
                f"{_money(s['pool_balance'])} CNY, {s['n_segments']} segments; rules as of {day}")
-    typer.echo(f"{'party':<16}{'balance':>20}{'share':>10}{'loans':>10}{'lifetime EL':>16}")
+    proj = all("projected_el" in d for d in s["parties"].values())
+    typer.echo(f"{'party':<16}{'balance':>20}{'share':>10}{'loans':>10}{'lifetime EL':>16}"
+               + (f"{'projected EL':>16}" if proj else ""))
     for pid, d in s["parties"].items():
         typer.echo(f"{pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}"
-                   f"{d['n_loans']:>10,}{_money(d['lifetime_el']):>16}")
+                   f"{d['n_loans']:>10,}{_money(d['lifetime_el']):>16}"
+                   + (f"{_money(d['projected_el']):>16}" if proj else ""))
+    typer.echo("lifetime EL: PD over the remaining term x LGD x cut-off balance (no prepayment, "
+               "no amortisation: the allocation's conservative measure)"
+               + ("; projected EL: the simulation's assumptions month by month (prepayment, "
+                  "amortising balance, factor correlation aside) - what `riskpool simulate` "
+                  "estimates" if proj else ""))
     typer.echo(f"moved off the platform: {_money(s['moved_off_platform'])} CNY "
                f"({_pct(s['moved_off_platform'] / s['pool_balance'])}); platform retained EL "
                f"{_money(s['platform_retained_el'])}")
@@ -177,8 +197,43 @@ def dispersion(
                                                    "platform's part.")] = None,
     k_sa: Annotated[float, typer.Option("--k-sa", help="SEC-SA K_SA of the pool.")] = 0.06,
     w: Annotated[float, typer.Option("--w", help="SEC-SA W: delinquent share of the pool.")] = 0.0,
+    framework: Annotated[Framework, typer.Option(
+        "--framework", help="Retail IRB floors: basel3 (CRE32) or basel2 (Annex 5).")
+    ] = Framework.BASEL3,
+    retail_class: Annotated[RetailClass, typer.Option(
+        "--retail-class", help="Retail IRB sub-class of the loans (QRRE for revolving lines).")
+    ] = RetailClass.OTHER,
+    originator: Annotated[OriginatorApproach, typer.Option(
+        "--originator", help="The originator's approach for the pool: irb → SEC-IRBA.")
+    ] = OriginatorApproach.IRB,
+    approach: Annotated[SecApproach | None, typer.Option(
+        "--approach", help="Override the securitisation approach.")] = None,
+    sts: Annotated[bool, typer.Option("--sts", help="The positions qualify as STC/STS.")] = False,
+    maturity: Annotated[float, typer.Option(
+        "--maturity", help="Tranche maturity M_T in years (SEC-IRBA p, SEC-ERBA).")] = 1.0,
+    eu_tests: Annotated[bool, typer.Option(
+        "--eu-srt-tests", help="Decide SRT by the EU CRR Art. 244(2) mechanical tests.")] = False,
+    erba: Annotated[Path | None, typer.Option(
+        "--erba", help="SEC-ERBA ratings and mapping table (TOML: [ratings] tranche = rating; "
+        "[mapping.<rating>] senior_1y, senior_5y, non_senior_1y, non_senior_5y).")] = None,
+    min_tail: Annotated[float, typer.Option(
+        "--min-tail-transferred", help="Share of the 99.9% VaR that must leave the originator "
+        "for SRT (CRE40 (1)).")] = 0.5,
 ) -> None:
-    """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform."""
+    """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform;
+    for each securitisation scenario the SRT tests and the capital of every position."""
+    if not 0.0 <= min_tail <= 1.0:
+        raise typer.BadParameter(f"must be in [0, 1]; got {min_tail}",
+                                 param_hint="--min-tail-transferred")
+    if not 0.0 < maturity <= 100.0:
+        raise typer.BadParameter(f"must be in (0, 100] years; got {maturity}",
+                                 param_hint="--maturity")
+    ratings = erba_table = None
+    if erba is not None:
+        ratings, erba_table = load_erba_file(str(erba))
+    elif approach is SecApproach.ERBA:
+        raise typer.BadParameter("SEC-ERBA needs ratings and a mapping table: --erba FILE",
+                                 param_hint="--approach")
     deal = None
     if structure is not None:
         deal = load_deal(structure)
@@ -190,8 +245,11 @@ def dispersion(
             # a revolving deal buys new loans: the run's replenishment profile, rebuilt from
             # its inputs as `riskpool simulate --structure` built it (same seed)
             profile = run_replenishment(store, run, deal)
+    sec = SecuritisationCapital(originator=originator, override=approach, sts=sts, k_sa=k_sa, w=w,
+                                maturity=maturity, ratings=ratings, erba_table=erba_table)
     d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
-                       deal, k_sa=k_sa, w=w, replenishment=profile)
+                       deal, replenishment=profile, irb=RetailIrb(framework, retail_class), sec=sec,
+                       srt=SrtPolicy(eu_tests=eu_tests, min_tail_transferred=min_tail))
     typer.echo(f"run {run}, allocation {allocation}{', deal ' + structure.name if structure else ''}: "
                f"{paths.n_paths:,} paths; party losses: {how}")
     typer.echo(f"{'party':<14}{'exposure':>18}{'EL':>14}{'VaR99':>14}{'ES99':>14}{'VaR99.9':>14}"
@@ -201,11 +259,42 @@ def dispersion(
                    f"{_money(r['var_99']):>14}{_money(r['es_99']):>14}{_money(r['var_999']):>14}"
                    f"{_money(r['es_999']):>14}{_money(r['capital']):>14}")
     typer.echo(f"pool EL {_money(d.pool_measures.el)}, VaR99.9 {_money(d.pool_measures.var_999)}; "
-               f"baseline capital (platform holds all, IRB) {_money(d.baseline_capital)}; "
-               f"HHI of partner exposures {d.hhi_partners:.4f}")
+               f"baseline capital (platform holds all, IRB {framework.value}, {retail_class.value}) "
+               f"{_money(d.baseline_capital)}; HHI of partner exposures {d.hhi_partners:.4f}")
     for h in d.headlines:
+        srt = "" if h.srt is None else (" SRT passes;" if h.srt.passed else
+                                        " SRT FAILS (no relief: the loans stay at IRB);")
         typer.echo(f"{h.scenario:<16} EL left the platform {_pct(h.el_share_left)}, 99.9% tail "
-                   f"{_pct(h.tail_share_left)}, capital released {_money(h.capital_released)}")
+                   f"{_pct(h.tail_share_left)};{srt} platform capital "
+                   f"{_money(h.platform_capital)}, capital released {_money(h.capital_released)}")
+    typer.echo("\nTwo views per party (CNY; + = loss): credit loss, and economic = cash out − "
+               "cash in (loan shares and notes at par, collections, coupons, residual, fees)")
+    typer.echo(f"{'party':<14}{'credit EL':>16}{'credit VaR99.9':>16}{'credit ES99.9':>16}"
+               f"{'econ. EL':>16}{'econ. VaR99.9':>16}{'econ. ES99.9':>16}")
+    for v in economic_views(d):
+        r = v.row()
+        typer.echo(f"{v.party:<14}{_money(r['credit_el']):>16}{_money(r['credit_var_999']):>16}"
+                   f"{_money(r['credit_es_999']):>16}{_money(r['economic_el']):>16}"
+                   f"{_money(r['economic_var_999']):>16}{_money(r['economic_es_999']):>16}")
+    for rec in reconcile(d):
+        typer.echo(f"\nFrom the pool's loss to each party ({rec.scenario}; EL = mean over paths; "
+                   f"closes to the cent on every path: {'yes' if rec.closes else 'NO'})")
+        for r in rec.rows():
+            typer.echo(f"  {r['line']:<66}{r['party']:<14}{_money(r['el']):>16}")
+    for h in d.headlines:
+        if h.srt is None:
+            continue
+        typer.echo(f"\nSRT, {h.scenario}:")
+        for t in h.srt.tests:
+            typer.echo(f"  {t.status.value:<9}{t.test_id:<22}{t.detail}  [{t.source}]")
+        typer.echo(f"  positions ({h.scenario}):")
+        typer.echo(f"  {'tranche':<8}{'holder':<12}{'approach':<10}{'A':>8}{'D':>8}{'p':>7}"
+                   f"{'K':>8}{'RW':>10}{'amount':>16}{'capital':>14}")
+        for c in h.positions:
+            typer.echo(f"  {c.tranche:<8}{c.holder:<12}{c.approach.value:<10}{c.attachment:>8.4f}"
+                       f"{c.detachment:>8.4f}{'' if c.p is None else f'{c.p:.3f}':>7}"
+                       f"{'' if c.k is None else f'{c.k:.4f}':>8}{_pct(c.risk_weight):>10}"
+                       f"{_money(c.amount):>16}{_money(c.capital):>14}")
 
 
 def register(app: typer.Typer) -> None:

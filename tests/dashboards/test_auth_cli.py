@@ -82,6 +82,11 @@ def test_demo_cli_builds_then_reuses(tmp_path, cli, monkeypatch) -> None:
     assert marker["run_id"] >= 1 and marker["allocation_id"] >= 1
     assert (tmp_path / "reports" / "riskpool_report_2026-06-30.html").exists()
     assert (tmp_path / "reports" / "riskpool_report_2026-06-30_bank_east.xlsx").exists()
+    # the securitisation-only scenario reports its SRT verdict with its numbers and claims no
+    # relief without it (the platform keeps the whole first loss of the CN deal)
+    line = next(x for x in r.out.splitlines() if x.startswith("dispersion (securitisation)"))
+    assert "SRT fails (CRE40 (1)" in line and line.endswith("capital released 0 CNY")
+    assert "closes to the cent on every path: combined yes, securitisation yes" in r.out
     r = cli(*args)
     assert r.code == 0 and "reusing" in r.out
     r = cli("demo", "--db", db, "--no-dashboard", "--loans", "1600", "--paths", "200",

@@ -206,6 +206,26 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     heads = frame_with(at, "el_share_left")
     assert heads["el_share_left"].tolist() == pytest.approx(
         [h.el_share_left for h in result.headlines])
+    # SRT per securitisation scenario: the demo deal fails it, so nothing is released by
+    # securitisation alone
+    assert heads.set_index("scenario").loc["securitisation", "srt"] == "fail"
+    assert heads.set_index("scenario").loc["securitisation", "capital_released"] == 0.0
+    srt = frame_with(at, "test")
+    assert "CRE40 (1)" in set(srt["test"])
+    # the reconciliation: labelled lines whose ELs close (the holders' lines add up to the
+    # loss to be borne), and the parties' lines equal the party table's EL
+    from partners.reconciliation import reconcile
+
+    rec = frame_with(at, "line")
+    combined = rec[rec["scenario"] == "combined"]
+    to_bear = combined.loc[combined["line"] == "= loss to be borne", "el"].item()
+    assert combined.loc[combined["kind"] == "holder", "el"].sum() == pytest.approx(to_bear, abs=0.01)
+    assert abs(combined.loc[combined["kind"] == "difference", "el"].item()) < 0.005
+    for pid, el in combined[combined["kind"] == "holder"].groupby("party")["el"].sum().items():
+        assert el == pytest.approx(expected.loc[pid, "el"], abs=0.01)
+    assert all(r.closes for r in reconcile(result))
+    views = frame_with(at, "economic_el").set_index("party")
+    assert views.loc["platform", "credit_el"] == pytest.approx(expected.loc["platform", "el"])
     # one VaR definition: the pool's figures are the Simulation page's (loss_distribution)
     from portfolio.montecarlo.simulation import loss_distribution
 

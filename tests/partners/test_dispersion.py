@@ -66,7 +66,23 @@ def test_with_a_deal_every_party_including_tranche_holders_adds_up(run):
     assert [h.scenario for h in d.headlines] == ["joint lending", "securitisation", "both"]
     # the platform's exposure in "both" is its tranche positions, not loans
     plat = next(p for p in d.parties if p.party_id == "platform")
-    assert plat.loan_exposure == 0 and plat.tranche_exposure > 0 and plat.capital_sec_sa > 0
+    assert plat.loan_exposure == 0 and plat.tranche_exposure > 0
+    # but SRT fails (the platform keeps the whole first loss, so none of the tail leaves it):
+    # its retained loans stay at IRB, its positions are not charged on top, nothing released
+    both = d.headlines[2]
+    assert both.srt is not None and not both.srt.passed
+    assert any(r.startswith("CRE40 (1)") for r in both.srt.reasons())
+    assert plat.capital_sec == 0 and plat.capital_irb == pytest.approx(both.platform_capital)
+    assert both.capital_released == pytest.approx(d.baseline_capital - plat.capital_irb)
+    # with a policy the deal passes (no tail requirement), the positions carry the capital
+    from partners.srt import SrtPolicy
+
+    d2 = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal,
+                        srt=SrtPolicy(min_tail_transferred=0.0))
+    plat2 = next(p for p in d2.parties if p.party_id == "platform")
+    assert d2.headlines[2].srt.passed
+    assert plat2.capital_irb == 0 and plat2.capital_sec > 0
+    assert d2.headlines[2].platform_capital == pytest.approx(plat2.capital_sec)
 
 
 def test_securitise_attachment_points_follow_seniority(run):

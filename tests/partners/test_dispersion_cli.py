@@ -150,3 +150,127 @@ def test_dispersion_cli_structure_uses_the_runs_replenishment_profile(cli, db):
     plat = next(x for x in r.out.splitlines() if x.startswith(f"{'platform':<14}"))
     old_plat = next(row for row in old.table() if row["party"] == "platform")
     assert f"{old_plat['el']:,.2f}" not in plat
+
+
+def test_dispersion_cli_reports_srt_and_claims_no_relief_without_it(cli, db):
+    from partners.dispersion import disperse_paths
+    from partners.records import load_allocation, run_party_paths
+    from tranching.deal import load_deal
+    from tranching.revolving import run_replenishment
+
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL)
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.startswith("securitisation "))
+    # the platform keeps the whole first loss: nothing of the tail leaves, SRT fails, no relief
+    assert "SRT FAILS" in line and line.endswith("capital released 0.00")
+    assert "SRT, securitisation:" in r.out and "CRE40 (1)" in r.out
+    assert "SEC-IRBA" in r.out and "1250.00%" in r.out
+    # the printed baseline equals the library's (Basel III floors by default)
+    deal = load_deal(DEAL)
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, _ = run_party_paths(store, 1, stored)
+        profile = run_replenishment(store, 1, deal)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
+                       deal, replenishment=profile)
+    assert f"{d.baseline_capital:,.2f}" in r.out
+    head = d.headlines[1]
+    assert not head.srt.passed and head.capital_released == 0.0
+    assert head.platform_capital == pytest.approx(d.baseline_capital)
+    # the EU tests: no mezzanine (B detaches below K_IRB) → the first-loss test, which fails
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL,
+            "--eu-srt-tests", "--framework", "basel2", "--approach", "SEC-SA")
+    assert r.code == 0, r.err
+    assert "CRR 244(2)" in r.out and "SEC-SA" in r.out and "IRB basel2" in r.out
+
+
+def test_dispersion_cli_refuses_bad_capital_options(cli, db):
+    base = ("dispersion", "--db", db, "--run", "1", "--allocation", "1")
+    r = cli(*base, "--framework", "basel4")
+    assert r.code == 2 and "--framework" in r.err
+    r = cli(*base, "--min-tail-transferred", "1.5")
+    assert r.code == 2 and "--min-tail-transferred" in r.err
+    r = cli(*base, "--approach", "SEC-ERBA")
+    assert r.code == 2 and "SEC-ERBA" in r.err
+
+
+def test_reconciliation_closes_to_the_cent_on_every_path_of_the_run(db):
+    """The pool's loss walked to each party (partners.reconciliation) on a recorded run with the
+    CN deal and its replenishment profile: the difference is below half a cent on every path,
+    each party's lines add up to its row, and the lines' ELs add up."""
+    from partners.dispersion import disperse_paths
+    from partners.reconciliation import economic_views, reconcile
+    from partners.records import load_allocation, run_party_paths
+    from tranching.deal import load_deal
+    from tranching.revolving import run_replenishment
+
+    deal = load_deal(DEAL)
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, _ = run_party_paths(store, 1, stored)
+        profile = run_replenishment(store, 1, deal)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
+                       deal, replenishment=profile)
+    combined, alone = reconcile(d)
+    for rec in (combined, alone):
+        assert rec.closes, float(np.abs(rec.difference).max())
+        rows = rec.rows()
+        holders = sum(r["el"] for r in rows if r["kind"] == "holder")
+        to_bear = next(r["el"] for r in rows if r["line"] == "= loss to be borne")
+        assert holders == pytest.approx(to_bear, abs=0.01)
+    # the combined picture's parties are the party table's, loss for loss
+    by_party = combined.by_party()
+    assert set(by_party) == set(d.party_losses)
+    for pid, loss in d.party_losses.items():
+        np.testing.assert_allclose(by_party[pid], loss, rtol=0, atol=0.005)
+    # the pool line is the simulation's pool loss; the revolving purchases are the deal's
+    np.testing.assert_array_equal(combined.lines[0].values, paths.loss)
+    assert combined.lines[1].values.mean() > 0
+    # securitisation alone: the platform bears Sub + what excess spread absorbed + after the call
+    plat = alone.by_party()["platform"]
+    np.testing.assert_allclose(plat, d.securitisations["securitisation"].losses_by_holder()["platform"],
+                               rtol=0, atol=0.005)
+    # the economic view of the investors: principal loss − coupons received (hand identity:
+    # tranche A and B holdings of the retained deal), a profit (negative) on every path
+    views = {v.party: v for v in economic_views(d)}
+    s = d.securitisations["both"]
+    w = s.waterfall
+    names = list(w.tranche_names)
+    want = sum(p.loss - p.share * w.interest_paid.sum(axis=2)[names.index(p.tranche)]
+               for p in s.positions if p.holder == "investors")
+    assert views["investors"].economic.el == pytest.approx(float(np.mean(want)), rel=1e-12)
+    assert views["investors"].economic.el < 0
+    # the residual holder earns the excess spread: its economic EL is below its credit EL
+    assert views["platform"].economic.el < views["platform"].credit.el
+    assert "residual cash (excess spread)" in views["platform"].lines
+
+
+def test_dispersion_cli_sec_erba_from_a_ratings_file(cli, db, tmp_path):
+    # a user's mapping table (illustrative numbers, not the CRE42 table): B rated "X" gets, as a
+    # non-senior tranche at M_T = 1, 2.00 × (1 − min(0.04, 0.5)) = 1.92 = 192%
+    f = tmp_path / "erba.toml"
+    f.write_text('[ratings]\nA = "Y"\nB = "X"\n\n[mapping.X]\nsenior_1y = 1.0\nsenior_5y = 1.5\n'
+                 'non_senior_1y = 2.0\nnon_senior_5y = 3.0\n\n[mapping.Y]\nsenior_1y = 0.2\n'
+                 'senior_5y = 0.3\nnon_senior_1y = 0.4\nnon_senior_5y = 0.5\n', encoding="utf-8")
+    base = ("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL)
+    r = cli(*base, "--erba", f, "--approach", "SEC-ERBA")
+    assert r.code == 0, r.err
+    rows = [x.split() for x in r.out.splitlines() if x.strip().startswith(("B ", "A ", "Sub "))]
+    b = next(x for x in rows if x[0] == "B")
+    assert b[2] == "SEC-ERBA" and b[5] == "192.00%"
+    a = next(x for x in rows if x[0] == "A")
+    assert a[2] == "SEC-ERBA" and a[5] == "20.00%"
+    sub = next(x for x in rows if x[0] == "Sub")
+    assert sub[2] == "SEC-SA"  # unrated: SEC-SA
+    # a rating without a mapping, and a weight out of bounds: exit 2 naming the field
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ratings]\nB = "Z"\n\n[mapping.X]\nsenior_1y = 1.0\nsenior_5y = 1.5\n'
+                   'non_senior_1y = 2.0\nnon_senior_5y = 3.0\n', encoding="utf-8")
+    r = cli(*base, "--erba", bad)
+    assert r.code == 2 and "ratings.B" in r.err
+    bad.write_text('[ratings]\nB = "X"\n\n[mapping.X]\nsenior_1y = 99.0\nsenior_5y = 1.5\n'
+                   'non_senior_1y = 2.0\nnon_senior_5y = 3.0\n', encoding="utf-8")
+    r = cli(*base, "--erba", bad)
+    assert r.code == 2 and "mapping.X.senior_1y" in r.err
+    r = cli(*base, "--approach", "SEC-ERBA")
+    assert r.code == 2 and "--erba" in r.err

@@ -139,3 +139,33 @@ def test_rule_overrides_and_effective_dates():
         rules_with_overrides({"R9": {"apr_cap": "high"}})
     reg = parse_registry(registry_doc(rules={"R1": {"min_platform_share": 0.4}}))
     assert reg.rule("R1").params["min_platform_share"] == pytest.approx(0.4)
+
+
+def test_r5_on_the_households_credit_limit_with_an_option_for_balances():
+    # the rule caps the credit limit granted to one household (授信额度), not what it owes:
+    # household limits 150,000 / 250,000 / 200,000 against the 200,000 cap → only loan 2 breaks
+    # it, by 50,000; basis = "balance" sums the cut-off balances by borrower instead
+    loans = _loans_with(balance=np.array([10_000.0, 20_000.0, 150_000.0]))
+    limits = np.array([150_000.0, 250_000.0, 200_000.0] + [1_000.0] * 7)
+    borrowers = np.array(["B1", "B2", "B2"] + [f"B{i}" for i in range(3, 10)])
+    found = check_loan_rule(RULES["R5"], loans, borrowers, household_limit=limits)
+    assert found[0].n_loans == 1 and found[0].amount == pytest.approx(50_000.0)
+    assert found[0].loan_ids == (str(loans.loan_id[1]),)
+    by_balance = dataclasses.replace(RULES["R5"], params={**RULES["R5"].params, "basis": "balance"})
+    assert check_loan_rule(by_balance, loans, borrowers, household_limit=limits) == []
+    # without the book's limits the balances stand in (documented)
+    assert check_loan_rule(RULES["R5"], loans, borrowers) == []
+
+
+def test_rules_carry_the_notices_dates_and_citation():
+    # 银保监办发〔2021〕24号, item 6: items 2 (R1) and 5 (R4) from 1 Jan 2022; the others from the
+    # notice (19 Feb 2021) with the 2020 Measures' transition
+    assert RULES["R1"].effective_from == dt.date(2022, 1, 1)
+    assert RULES["R4"].effective_from == dt.date(2022, 1, 1)
+    assert RULES["R2"].effective_from == RULES["R3"].effective_from == dt.date(2021, 2, 19)
+    for rid in ("R1", "R2", "R3", "R4"):
+        assert "银保监办发〔2021〕24号" in RULES[rid].source
+        assert "银保办发" not in RULES[rid].source
+    # a rule set by date: an allocation dated before 2022 is checked without R1 and R4
+    assert not RULES["R1"].applies_on(dt.date(2021, 12, 31))
+    assert RULES["R1"].applies_on(dt.date(2022, 1, 1)) and RULES["R2"].applies_on(dt.date(2021, 3, 1))
