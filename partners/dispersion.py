@@ -242,7 +242,12 @@ def originator_support(deal: Any) -> tuple[str, ...]:
     if su is None:
         return ()
     provider = getattr(su, "provider", PLATFORM_ID)
-    return (f"shortfall undertaking by {provider}",) if provider == PLATFORM_ID else ()
+    if provider != PLATFORM_ID:
+        return ()
+    covered = ", ".join(getattr(su, "tranches", ())) or "the notes"
+    cap = getattr(su, "cap", None)
+    limit = f" up to {100 * cap:.2f}% of the initial pool" if cap is not None else ""
+    return (f"shortfall undertaking by {provider} on {covered}{limit}",)
 
 
 # --------------------------------------------------------------------------- dispersion

@@ -97,3 +97,22 @@ def test_legal_conditions_are_declared_not_computed(declared):
     legal = next(t for t in a.tests if t.test_id.startswith("CRE40 (2)"))
     assert legal.status is (Status.DECLARED if declared else Status.FAIL)
     assert a.passed is declared
+
+
+def test_a_shortfall_undertaking_by_the_platform_is_named_as_credit_support():
+    from types import SimpleNamespace
+
+    from partners.dispersion import originator_support
+
+    su = SimpleNamespace(provider="platform", tranches=("A", "B"), cap=0.05)
+    assert originator_support(SimpleNamespace(shortfall_undertaking=su)) == (
+        "shortfall undertaking by platform on A, B up to 5.00% of the initial pool",)
+    # a third party's guarantee is not the originator's support; no undertaking, nothing
+    other = SimpleNamespace(provider="guarantor", tranches=("A",), cap=0.05)
+    assert originator_support(SimpleNamespace(shortfall_undertaking=other)) == ()
+    assert originator_support(SimpleNamespace(shortfall_undertaking=None)) == ()
+    assert originator_support(SimpleNamespace()) == ()
+    a = assess("securitisation", _positions(CN), originator="platform", tail_share_left=0.9,
+               expected_loss=35.0, clean_up_call=0.10,
+               originator_support=originator_support(SimpleNamespace(shortfall_undertaking=su)))
+    assert not a.passed and "shortfall undertaking by platform on A, B" in a.reasons()[0]
