@@ -220,8 +220,11 @@ def dispersion(
         "--min-tail-transferred", help="Share of the 99.9% VaR that must leave the originator "
         "for SRT (CRE40 (1)).")] = 0.5,
 ) -> None:
-    """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform;
-    for each securitisation scenario the SRT tests and the capital of every position."""
+    """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform.
+
+    Also: each party's credit and economic views, the reconciliation from the pool's loss to
+    each party, and for each securitisation scenario the SRT tests and every position's capital.
+    """
     if not 0.0 <= min_tail <= 1.0:
         raise typer.BadParameter(f"must be in [0, 1]; got {min_tail}",
                                  param_hint="--min-tail-transferred")
