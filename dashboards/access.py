@@ -43,7 +43,8 @@ import tomli_w
 
 from dashboards.auth import Viewer
 from partners.dispersion import disperse_paths, party_paths
-from partners.reconciliation import economic_views, reconcile
+from partners.reconciliation import economic_views
+from partners.reconciliation import reconcile as reconcile_parties
 from partners.records import load_allocation, run_party_paths
 from portfolio import settings
 from portfolio.book import analytics as an
@@ -743,7 +744,7 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
              "detachment": c.detachment, "p": c.p, "k": c.k, "risk_weight": c.risk_weight,
              "amount": c.amount, "capital": c.capital} for h in result.headlines
             for c in h.positions])
-        recon = pd.DataFrame([r for rec in reconcile(result) for r in rec.rows()])
+        recon = pd.DataFrame([r for rec in reconcile_parties(result) for r in rec.rows()])
         return DispersionView(table, heads, result.pool_measures.el,
                               result.pool_measures.var_999, result.hhi_partners, srt, positions,
                               recon, views)
