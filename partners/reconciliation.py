@@ -9,12 +9,18 @@ securitisation alone). Lines, each an (n_paths,) array in CNY::
     = loss to be borne                                                        P + R
       joint lending: each partner's share of the loans' loss                  L_k
       tranche t held by h: principal written off and not reimbursed           T_t,h
-      absorbed by excess spread, the reserve and OC (the residual holder)     X
+      absorbed by excess spread (the residual holder)                         X_s
+      absorbed by the initial OC and the reserve (the residual holder)        X_o
+      less the collateral left at the legal final (the residual holder)       −F
       after the clean-up call (the caller: the called loans' later loss)      C
-    = borne by the parties                                                    Σ L_k + Σ T + X + C
+    = borne by the parties                                                    Σ L_k + Σ T + X_s + X_o − F + C
     difference                                                                (P + R) − borne
 
-The difference is zero to the cent on every path (tested): the partners' shares come from the
+The deal's lines T, X_s, X_o and F are ``tranching.reconcile``'s loss reconciliation of the
+waterfall (derived there from the cash identity; that module reconciles the deal's own cash
+and loss, this one walks from the simulated pool to every party, the joint lenders included):
+what the deal holds is the collateral's net loss while held (defaults − recoveries), which is
+that reconciliation's pool loss less F. The difference is zero to the cent on every path (tested): the partners' shares come from the
 simulation's party flows, the platform's share is what the deal was run on, and the deal's
 lines add up to the loss of what it held over the loans' life. Each party's lines add up to its
 row in the party table; the mean of each line is its EL, so the EL column adds up too.
@@ -49,6 +55,7 @@ import numpy as np
 
 from partners.dispersion import Dispersion, LossMeasures, Securitisation, loss_measures
 from partners.registry import PLATFORM_ID
+from tranching import reconcile as deal_recon
 
 CENT = 0.005  # half a cent: the reconciliation closes when |difference| < this on every path
 THIRD_PARTIES = "third parties"
@@ -92,11 +99,36 @@ class Reconciliation:
 
 
 def _deal_lines(s: Securitisation) -> list[Line]:
-    lines = [Line(f"tranche {p.tranche} held by {p.holder}: principal loss", p.holder, "holder",
-                  np.asarray(p.loss, dtype=np.float64)) for p in s.positions if p.tranche != "OC"]
-    absorbed = s.collateral_loss - sum(p.loss for p in s.positions)
-    lines.append(Line("absorbed by excess spread, reserve and OC (residual holder)",
-                      s.residual_holder, "holder", np.asarray(absorbed, dtype=np.float64)))
+    """The deal's part of the walk. The split of what the residual holder absorbed is
+    ``tranching.reconcile``'s (issue 12's cash and loss reconciliation of the waterfall, from
+    the cash identity): the classes' principal losses, the cushion taken by excess spread and
+    by the initial OC and reserve, and — since this walk follows the loans, not the notes — the
+    collateral left at the legal final taken back out (the notes are due in full then; the
+    loans and their later loss stay with the residual holder's side, on the caller's line)."""
+    w = s.waterfall
+    if w is None:  # no waterfall kept: one line for what the residual holder absorbed
+        lines = [Line(f"tranche {p.tranche} held by {p.holder}: principal loss", p.holder,
+                      "holder", np.asarray(p.loss, dtype=np.float64))
+                 for p in s.positions if p.tranche != "OC"]
+        absorbed = s.collateral_loss - sum(p.loss for p in s.positions)
+        lines.append(Line("absorbed by excess spread, reserve and OC (residual holder)",
+                          s.residual_holder, "holder", np.asarray(absorbed, dtype=np.float64)))
+    else:
+        names = list(w.tranche_names)
+        losses = deal_recon.class_losses(w)  # unrounded, as tranching.reconcile's lines
+        lines = [Line(f"tranche {p.tranche} held by {p.holder}: principal loss", p.holder,
+                      "holder", p.share * losses[names.index(p.tranche)])
+                 for p in s.positions if p.tranche != "OC"]
+        spread = deal_recon.excess_spread(w).sum(axis=1)
+        reserve_change = w.reserve[:, -1] - w.reserve_bop[:, 0]
+        cushion = spread + deal_recon.initial_oc(w) - reserve_change - w.residual.sum(axis=1)
+        by_spread = np.clip(cushion, 0.0, np.maximum(spread, 0.0))
+        lines.append(Line("absorbed by excess spread (residual holder)", s.residual_holder,
+                          "holder", by_spread))
+        lines.append(Line("absorbed by the initial OC and the reserve (residual holder)",
+                          s.residual_holder, "holder", cushion - by_spread))
+        lines.append(Line("less the collateral left at the legal final (residual holder)",
+                          s.residual_holder, "holder", -deal_recon.collateral_left(w)))
     lines.append(Line("loss after the clean-up call (caller)", s.caller, "holder",
                       np.asarray(s.called_loss, dtype=np.float64)))
     return lines

@@ -223,6 +223,27 @@ def test_reconciliation_closes_to_the_cent_on_every_path_of_the_run(db):
     assert set(by_party) == set(d.party_losses)
     for pid, loss in d.party_losses.items():
         np.testing.assert_allclose(by_party[pid], loss, rtol=0, atol=0.005)
+    # the deal's lines are issue 12's loss reconciliation of the waterfall (tranching.reconcile,
+    # from the cash identity), not a second derivation: class losses, excess spread, initial OC
+    # and reserve; the walk closes only if that identity and the simulated pool loss agree
+    from tranching.reconcile import collateral_left
+    from tranching.reconcile import reconcile as deal_reconcile
+
+    for rec, key in ((combined, "both"), (alone, "securitisation")):
+        w = d.securitisations[key].waterfall
+        borne = deal_reconcile(deal, w).borne
+        lines = {ln.label: ln.values for ln in rec.lines}
+        np.testing.assert_array_equal(lines["absorbed by excess spread (residual holder)"],
+                                      borne[f"excess spread (residual holder {deal.tranches[-1].holder})"])
+        np.testing.assert_allclose(
+            lines["absorbed by the initial OC and the reserve (residual holder)"],
+            borne[f"initial OC and reserve (residual holder {deal.tranches[-1].holder})"],
+            rtol=0, atol=1e-6)
+        left = next(v for k, v in lines.items() if k.startswith("less the collateral left"))
+        np.testing.assert_array_equal(left, -collateral_left(w))
+        for name in deal.tranche_names:
+            held = sum(v for k, v in lines.items() if k.startswith(f"tranche {name} held by"))
+            np.testing.assert_allclose(held, borne[f"{name} principal loss"], rtol=0, atol=1e-6)
     # the pool line is the simulation's pool loss; the revolving purchases are the deal's
     np.testing.assert_array_equal(combined.lines[0].values, paths.loss)
     assert combined.lines[1].values.mean() > 0
