@@ -142,3 +142,129 @@ def recovery_counts(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple[pd.
         [as_of, as_of],
     ).df()
     return balances, recoveries
+
+
+def bucket_transitions(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    score_edges: Sequence[int],
+    n_age: int,
+    charge_off_dpd: int,
+) -> pd.DataFrame:
+    """Month-to-month moves between delinquency buckets, by cell and calendar month.
+
+    A move is a pair of consecutive month-end rows of one loan (ages a−1 → a, a ≥ 1, ending on
+    or before ``as_of``), or a loan's first row at age 1 (from current: at origination). The
+    *from* state is the bucket of the row at a−1: 0 when dpd = 0, else ceil(dpd / 30) (1 =
+    1–30, 2 = 31–60, …), for a row that is open (balance > 0, status current, delinquent or
+    default) and not charged off. A loan is *charged off* on its first row with
+    ``charge_off > 0`` or dpd > ``charge_off_dpd``; that row's *to* state is ``K + 1``
+    (K = charge_off_dpd / 30), and no move starts from it or later. Otherwise the *to* state is
+    ``K + 2`` for status prepaid, ``K + 3`` for matured, else the row's bucket.
+
+    Columns: band, term_months, age (ages above ``n_age`` pooled), as_of, s_from, s_to, n
+    (loans), and for daily-interest loans moving current → current: di_balance_bop (balance
+    at the start), di_partial (prepaid principal of the month: partial repayments), di_n.
+    """
+    k = int(charge_off_dpd) // 30
+    whens = " ".join(f"WHEN l.credit_score < ? THEN {i}" for i in range(len(score_edges)))
+    band = f"CASE {whens} ELSE {len(score_edges)} END"
+    sql = f"""
+        WITH co AS (
+            SELECT loan_id, min(as_of) AS co_month
+            FROM loan_performance
+            WHERE (charge_off > 0 OR dpd > $co_dpd) AND as_of <= $as_of
+            GROUP BY loan_id
+        ),
+        r AS (
+            SELECT p.loan_id, p.as_of, p.months_on_book AS age, p.status, p.dpd,
+                   CAST(p.balance AS DOUBLE) AS balance,
+                   CAST(p.prepaid_principal AS DOUBLE) AS prepaid,
+                   co.co_month,
+                   lag(p.status) OVER w AS prev_status,
+                   lag(p.dpd) OVER w AS prev_dpd,
+                   lag(CAST(p.balance AS DOUBLE)) OVER w AS prev_balance,
+                   lag(p.months_on_book) OVER w AS prev_age,
+                   lag(p.as_of) OVER w AS prev_as_of
+            FROM loan_performance p LEFT JOIN co USING (loan_id)
+            WHERE p.as_of <= $as_of
+            WINDOW w AS (PARTITION BY p.loan_id ORDER BY p.as_of)
+        ),
+        t AS (
+            SELECT r.*, {band} AS band, l.term_months,
+                   l.repayment_type = 'daily_interest' AS is_di,
+                   CASE WHEN r.prev_age IS NULL THEN 0
+                        ELSE CAST(ceil(r.prev_dpd / 30.0) AS INTEGER) END AS s_from,
+                   CASE WHEN r.as_of = r.co_month THEN $k + 1
+                        WHEN r.status = 'prepaid' THEN $k + 2
+                        WHEN r.status = 'matured' THEN $k + 3
+                        ELSE least(CAST(ceil(r.dpd / 30.0) AS INTEGER), $k) END AS s_to,
+                   coalesce(r.prev_balance, CAST(l.principal AS DOUBLE)) AS balance_bop
+            FROM r JOIN loans l USING (loan_id)
+            WHERE r.age >= 1
+              AND (r.co_month IS NULL OR r.as_of <= r.co_month)
+              AND ((r.prev_age = r.age - 1
+                    AND r.prev_status IN ('current', 'delinquent', 'default')
+                    AND r.prev_balance > 0)
+                   OR (r.prev_age IS NULL AND r.age = 1))
+        )
+        SELECT band, term_months, least(age, $n_age) AS age, as_of, s_from, s_to,
+               count(*) AS n,
+               sum(CASE WHEN is_di AND s_from = 0 AND s_to = 0 THEN balance_bop ELSE 0 END)
+                   AS di_balance_bop,
+               sum(CASE WHEN is_di AND s_from = 0 AND s_to = 0 THEN prepaid ELSE 0 END)
+                   AS di_partial,
+               sum(CAST(is_di AND s_from = 0 AND s_to = 0 AS INTEGER)) AS di_n
+        FROM t
+        GROUP BY ALL
+    """
+    params: dict[str, object] = {"as_of": as_of, "co_dpd": int(charge_off_dpd), "k": k,
+                                 "n_age": int(n_age)}
+    # the band's CASE uses positional markers: number them as named ones instead
+    for i, edge in enumerate(score_edges):
+        sql = sql.replace("l.credit_score < ?", f"l.credit_score < $e{i}", 1)
+        params[f"e{i}"] = int(edge)
+    return con.execute(sql, params).df()
+
+
+def charge_off_recoveries(con: duckdb.DuckDBPyConnection, as_of: dt.date, charge_off_dpd: int
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Charged-off amounts by charge-off month and recoveries by (charge-off month, lag).
+
+    A loan's charge-off month is its first row with ``charge_off > 0`` or dpd >
+    ``charge_off_dpd`` (on or before ``as_of``). Its amount at charge-off is the balance plus
+    the charge-off on that row plus any recoveries it paid before that month (so that a book
+    that recovers before writing off is measured on the same base). Recoveries are every
+    ``recovery`` of the loan with lag = calendar months from the charge-off month (lag ≤ 0:
+    collected in or before the charge-off month).
+    Returns (frame co_month, n_charge_offs, amount; frame co_month, lag, recovered).
+    """
+    first = """
+        WITH co AS (
+            SELECT loan_id, min(as_of) AS co_month
+            FROM loan_performance
+            WHERE (charge_off > 0 OR dpd > $co_dpd) AND as_of <= $as_of
+            GROUP BY loan_id
+        )
+    """
+    amounts = con.execute(first + """
+        , pre AS (
+            SELECT co.loan_id, sum(CAST(p.recovery AS DOUBLE)) AS before_co
+            FROM co JOIN loan_performance p ON p.loan_id = co.loan_id AND p.as_of < co.co_month
+            GROUP BY co.loan_id
+        )
+        SELECT co.co_month, count(*) AS n_charge_offs,
+               sum(CAST(p.balance AS DOUBLE) + CAST(p.charge_off AS DOUBLE)
+                   + coalesce(pre.before_co, 0)) AS amount
+        FROM co JOIN loan_performance p ON p.loan_id = co.loan_id AND p.as_of = co.co_month
+        LEFT JOIN pre ON pre.loan_id = co.loan_id
+        GROUP BY co.co_month ORDER BY co.co_month
+        """, {"co_dpd": int(charge_off_dpd), "as_of": as_of}).df()
+    recoveries = con.execute(first + """
+        SELECT co.co_month, datediff('month', co.co_month, p.as_of) AS lag,
+               sum(CAST(p.recovery AS DOUBLE)) AS recovered
+        FROM co JOIN loan_performance p ON p.loan_id = co.loan_id
+        WHERE p.as_of <= $as_of AND p.recovery > 0
+        GROUP BY ALL ORDER BY 1, 2
+        """, {"co_dpd": int(charge_off_dpd), "as_of": as_of}).df()
+    return amounts, recoveries

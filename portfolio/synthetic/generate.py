@@ -38,6 +38,7 @@ from portfolio.store.core import Store
 from portfolio.synthetic import tables
 from portfolio.synthetic.originations import originate
 from portfolio.synthetic.params import GeneratorParams, params_hash, true_assumptions
+from portfolio.synthetic.markov import simulate_chunk_markov, truth_record
 from portfolio.synthetic.performance import draw_factor, simulate_chunk
 
 __all__ = [
@@ -74,6 +75,9 @@ class GenerateSummary:
     params_sha256: str
     factor: tuple[float, ...] = field(default=())  # Z_t per history month (oldest first)
     factor_months: tuple[dt.date, ...] = field(default=())  # the month-ends of ``factor``
+    # the Markov mode's true parameters and factor path (``markov.truth_record``); None in
+    # the default (hazard) mode
+    truth: dict[str, object] | None = None
 
 
 def last_month_end_before(today: dt.date) -> dt.date:
@@ -157,8 +161,12 @@ class _Plan:
             sl = slice(lo, min(lo + CHUNK_LOANS, self.n_loans))
             rng = np.random.Generator(np.random.PCG64(
                 np.random.SeedSequence(self.seed, spawn_key=(2, c))))
-            rows = simulate_chunk(self.params, self.book, sl, self.month_ends,
-                                   self.hazard_by_month, self.smm, rng)
+            if self.params.credit_model == "markov":
+                rows = simulate_chunk_markov(self.params, self.book, sl, self.month_ends,
+                                             self.factor, self.smm, rng)
+            else:
+                rows = simulate_chunk(self.params, self.book, sl, self.month_ends,
+                                      self.hazard_by_month, self.smm, rng)
             yield tables.performance_table(rows, self.loan_ids[sl], batch_id)
 
 
@@ -245,4 +253,6 @@ def generate_book(
         params_sha256=params_sha,
         factor=tuple(float(z) for z in plan.factor),
         factor_months=tuple(d.item() for d in plan.month_ends),
+        truth=(truth_record(params, plan.factor, plan.month_ends)
+               if params.credit_model == "markov" else None),
     )

@@ -62,6 +62,8 @@ _REGIONS: tuple[tuple[str, float], ...] = (
     ("西藏", 0.2),
 )
 
+CREDIT_MODELS: tuple[str, ...] = ("hazard", "markov")
+
 _DI = RepaymentType.DAILY_INTEREST.code
 _IO = RepaymentType.INTEREST_ONLY.code
 
@@ -132,6 +134,18 @@ class GeneratorParams:
     smm_ramp_months: int = 3
     partial_repay_prob: float = 0.2  # daily-interest loans, per month
     partial_repay_fraction: tuple[float, float] = (0.1, 0.6)
+    # --- credit model: "hazard" (the default book: go bad, then M1 → M2 → M3 → default with
+    # transient cure episodes; ``portfolio.synthetic.performance``) or "markov" (a known
+    # monthly Markov chain over delinquency buckets by score band, roll and cure rates moved
+    # by the macro factor in opposite directions; ``portfolio.synthetic.markov``). Only the
+    # "markov" fields below are read in that mode; the default book never reads them.
+    credit_model: str = "hazard"
+    markov_charge_off_dpd: int = 90  # charged off on the first row past this many DPD
+    markov_entry: tuple[float, ...] = (0.040, 0.025, 0.017, 0.012, 0.008, 0.005)  # current → 1–30
+    markov_roll: tuple[float, ...] = (0.30, 0.50, 0.65)  # bucket k → k+1 (the last: charge-off)
+    markov_cure: tuple[float, ...] = (0.55, 0.35, 0.20)  # bucket k → current, of the non-rollers
+    markov_band_roll: tuple[float, ...] = (1.35, 1.2, 1.05, 0.95, 0.85, 0.75)
+    markov_band_cure: tuple[float, ...] = (0.8, 0.88, 0.96, 1.03, 1.1, 1.18)
 
     def __post_init__(self) -> None:
         nb, nt = len(SCORE_BANDS), len(ALLOWED_TERMS)
@@ -229,6 +243,28 @@ class GeneratorParams:
         if not 0 < lo <= hi < 1:
             raise ValidationError(must_be("partial_repay_fraction", "(lo, hi) with 0 < lo <= hi "
                                           "< 1", self.partial_repay_fraction))
+        if self.credit_model not in CREDIT_MODELS:
+            raise ValidationError(must_be("credit_model", " or ".join(CREDIT_MODELS),
+                                          self.credit_model))
+        co = self.markov_charge_off_dpd
+        if isinstance(co, bool) or not isinstance(co, int) or co % 30 or not 60 <= co <= 180:
+            raise ValidationError(must_be("markov_charge_off_dpd",
+                                          "a multiple of 30 in [60, 180]", co))
+        k = co // 30
+        per_band("markov_entry", self.markov_entry, 0.5)
+        per_band("markov_band_roll", self.markov_band_roll, 10.0)
+        per_band("markov_band_cure", self.markov_band_cure, 10.0)
+        for name in ("markov_roll", "markov_cure"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != (k,) or np.any(arr < 0):
+                raise ValidationError(must_be(name, f"{k} values >= 0 (one per delinquency "
+                                              f"bucket up to {co} DPD)", getattr(self, name)))
+        for name, base, mult in (("markov_roll", self.markov_roll, self.markov_band_roll),
+                                 ("markov_cure", self.markov_cure, self.markov_band_cure)):
+            top = float(np.max(np.outer(mult, base)))
+            if not top < 1.0:
+                raise ValidationError(must_be(f"{name} x its band multiplier",
+                                              "< 1 in every band and bucket", round(top, 6)))
 
     # ---------------------------------------------------------------- the truth
 
@@ -326,7 +362,13 @@ def _check_n_age(n_age: int) -> None:
 
 
 def params_hash(params: GeneratorParams, **extra: object) -> str:
-    payload = {"params": dataclasses.asdict(params), **extra}
+    """sha256 of the parameters (and ``extra``). The Markov-mode fields enter only when
+    ``credit_model`` is "markov", so the default book's hash is what it was before they existed."""
+    fields = dataclasses.asdict(params)
+    if params.credit_model == "hazard":
+        fields = {k: v for k, v in fields.items()
+                  if k != "credit_model" and not k.startswith("markov_")}
+    payload = {"params": fields, **extra}
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +16,7 @@ import typer
 from portfolio.errors import ValidationError, must_be
 from portfolio.store.core import open_store
 from portfolio.synthetic.generate import GeneratorParams, check_request, generate_book
+from portfolio.synthetic.params import CREDIT_MODELS
 from riskpool.commands.book_analytics import book_app
 from riskpool.commands.options import DEFAULT_DB, NewDbOption
 
@@ -35,6 +38,11 @@ def generate(
     flat_fee_share: Annotated[float, typer.Option(
         "--flat-fee-share", help="Share of the amortising loans sold as flat-fee instalments "
         "(等本等息), priced to the same APR and disclosing it; 0 keeps the default book.")] = 0.0,
+    credit_model: Annotated[str, typer.Option(
+        "--credit-model", help="hazard (the default book) or markov: delinquency buckets "
+        "moving by a known monthly transition model by score band, roll and cure rates driven "
+        "by the macro factor; its true parameters and factor path are written next to the "
+        "database as <db>.truth.json (portfolio/synthetic/markov.py).")] = "hazard",
 ) -> None:
     """Generate a synthetic Jiebei-like loan book with month-end performance history.
 
@@ -52,15 +60,30 @@ def generate(
             raise ValidationError(must_be("--as-of", "an ISO date YYYY-MM-DD at a month-end",
                                           as_of)) from None
     as_of_date = check_request(loans, months, seed, as_of_date)  # before touching the file
-    params = GeneratorParams(flat_fee_share=flat_fee_share) if flat_fee_share else None
+    if credit_model not in CREDIT_MODELS:
+        raise ValidationError(must_be("--credit-model", " or ".join(CREDIT_MODELS),
+                                      credit_model))
+    params = None
+    if flat_fee_share or credit_model != "hazard":
+        params = GeneratorParams(flat_fee_share=flat_fee_share, credit_model=credit_model)
     with open_store(db) as store:
         s = generate_book(store, loans, months, seed, as_of_date, params)
+    if s.truth is not None:
+        truth_path = truth_path_for(db)
+        truth_path.write_text(json.dumps(s.truth, indent=1, ensure_ascii=False) + "\n",
+                              encoding="utf-8")
+        typer.echo(f"  true transition model and factor path written to {truth_path}")
     first = s.first_origination_month
     typer.echo(f"generated {s.n_loans:,} loans ({first:%Y-%m} to {s.as_of:%Y-%m}) and "
                f"{s.n_performance_rows:,} performance rows into {db}")
     typer.echo(f"  as-of {s.as_of.isoformat()}: outstanding balance {s.balance_at_as_of:,.2f} CNY "
                f"of {s.total_principal:,.2f} originated; seed {s.seed}; batch {s.batch_id}; "
                f"{s.seconds:.1f} s")
+
+
+def truth_path_for(db: Path) -> Path:
+    """Where ``generate --credit-model markov`` writes the truth: ``<db>.truth.json``."""
+    return db.with_name(db.name + ".truth.json")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,261 @@
+"""Delinquency transition matrices estimated from the book's own history, with intervals.
+
+States (``portfolio.store.calibration.bucket_transitions``): bucket 0 = current, bucket k =
+(30(k−1), 30k] days past due for k = 1..K (K = charge-off DPD / 30; the deal's definition,
+90 by default), then the absorbing outcomes *charged off* (first row with a charge-off or
+dpd > the charge-off DPD), *prepaid* and *matured*. A move is counted from the bucket of a
+loan's row at age a−1 to its state at age a, in cell (score band, original term, age a).
+
+Estimator (count-weighted, per from-state)
+    p̂(i → j) = n_ij / n_i, the multinomial maximum-likelihood estimate, where n_i is the
+    number of loan-months starting in bucket i (the exposure) and n_ij those ending in j.
+
+Pooling where exposure is thin
+    A cell whose from-state exposure n_i is below ``min_exposure`` (30 loan-months by default)
+    borrows the counts of a wider group, the first of these levels that reaches it:
+    1 the cell's age group within its band × term (ages 1–3, 4–6, 7–12, 13+), 2 all ages of
+    the band × term, 3 the band over all terms and ages, 4 the whole book. ``level`` records
+    which one each cell used (0: its own counts); the interval is that of the counts used.
+
+Intervals (per transition probability, binomial margin of the multinomial)
+    Wilson score interval (Wilson, E. B. (1927), "Probable inference, the law of succession,
+    and statistical inference", JASA 22, 209–212):
+        (p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n),   z = Φ⁻¹(1 − α/2);
+    or Clopper–Pearson (Clopper, C. J. and Pearson, E. S. (1934), Biometrika 26, 404–413):
+        [B(α/2; x, n−x+1), B(1−α/2; x+1, n−x)] with B the beta quantile (0 and 1 at the ends).
+    Both equal ``scipy.stats.binomtest(x, n).proportion_ci(method="wilson" | "exact")``
+    (tested). With many cells, about α of them miss their truth by chance: a test of the whole
+    matrix reads the share of cells inside (≥ 90% at 95%) or a joint χ² statistic.
+
+Partial repayments (MPR of daily-interest loans)
+    Σ prepaid principal of daily-interest loans current in both months / Σ their balance at
+    the start of the month — the monthly partial repayment rate (full prepayments excluded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import ndtri
+
+from portfolio.book.calibration import RecoveryCounts
+from portfolio.errors import ValidationError, must_be
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.store import calibration as sql
+from portfolio.store.core import Store
+
+AGE_GROUPS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 12), (13, 10_000))
+POOL_LEVELS: tuple[str, ...] = ("cell", "age group", "band x term", "band", "book")
+INTERVAL_METHODS: tuple[str, ...] = ("wilson", "clopper-pearson")
+
+
+def state_names(charge_off_dpd: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(from-states, to-states) labels for a charge-off point."""
+    k = charge_off_dpd // 30
+    buckets = ("current",) + tuple(f"{30 * i + 1}-{30 * (i + 1)}" for i in range(k))
+    return buckets, buckets + ("charged_off", "prepaid", "matured")
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionCounts:
+    """Move counts, ``n`` shaped (bands, terms, n_age, n_months, K+1 from, K+4 to)."""
+
+    months: np.ndarray  # (n_months,) datetime64[D]: month-end the move ends on
+    n: np.ndarray
+    di_balance_bop: np.ndarray  # (bands, terms, n_age, n_months)
+    di_partial: np.ndarray
+    di_n: np.ndarray
+    charge_off_dpd: int
+    terms: tuple[int, ...] = ALLOWED_TERMS
+
+    @property
+    def n_age(self) -> int:
+        return int(self.n.shape[2])
+
+    def window(self, months: np.ndarray) -> TransitionCounts:
+        """The counts of the months where ``months`` (bool over self.months) is True."""
+        return TransitionCounts(self.months[months], self.n[:, :, :, months],
+                                self.di_balance_bop[..., months], self.di_partial[..., months],
+                                self.di_n[..., months], self.charge_off_dpd, self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEstimate:
+    """Estimated monthly transition probabilities with their intervals and exposures.
+
+    Arrays are (bands, terms, n_age, K+1 from[, K+4 to]); ``level`` indexes POOL_LEVELS.
+    """
+
+    prob: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    exposure: np.ndarray  # n_i the estimate used (after pooling)
+    own_exposure: np.ndarray  # the cell's own n_i
+    level: np.ndarray
+    charge_off_dpd: int
+    confidence: float
+    method: str
+    min_exposure: int
+    partial_repayment_rate: float  # daily-interest MPR (module docstring)
+    partial_repayment_exposure: int
+    terms: tuple[int, ...] = ALLOWED_TERMS
+
+    @property
+    def states(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return state_names(self.charge_off_dpd)
+
+    def table(self) -> pd.DataFrame:
+        """Long table: one row per (band, term, age, from, to) with exposure > 0 or a
+        probability > 0: probability, interval, exposure used, own exposure, pooling level."""
+        fr, to = self.states
+        b, t, a, i, j = np.nonzero((self.exposure[..., None] > 0) & np.ones_like(self.prob,
+                                                                                 dtype=bool))
+        return pd.DataFrame({
+            "band": np.asarray(SCORE_BAND_LABELS)[b],
+            "term": np.asarray(self.terms)[t],
+            "age": a + 1,
+            "from": np.asarray(fr)[i],
+            "to": np.asarray(to)[j],
+            "prob": self.prob[b, t, a, i, j],
+            "lo": self.lo[b, t, a, i, j],
+            "hi": self.hi[b, t, a, i, j],
+            "exposure": self.exposure[b, t, a, i].astype(np.int64),
+            "own_exposure": self.own_exposure[b, t, a, i].astype(np.int64),
+            "pooled": np.asarray(POOL_LEVELS)[self.level[b, t, a, i]],
+        })
+
+
+def binomial_interval(x: np.ndarray, n: np.ndarray, confidence: float = 0.95,
+                      method: str = "wilson") -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised two-sided interval for x successes in n trials (module docstring).
+
+    n = 0 gives (0, 1). Matches ``scipy.stats.binomtest(x, n).proportion_ci``.
+    """
+    if method not in INTERVAL_METHODS:
+        raise ValidationError(must_be("interval method", " or ".join(INTERVAL_METHODS), method))
+    if not 0 < confidence < 1:
+        raise ValidationError(must_be("confidence", "in (0, 1)", confidence))
+    x = np.asarray(x, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    alpha = 1.0 - confidence
+    ok = n > 0
+    nn = np.where(ok, n, 1.0)
+    if method == "wilson":
+        z = float(ndtri(1.0 - alpha / 2))
+        p = x / nn
+        denom = 1.0 + z * z / nn
+        centre = (p + z * z / (2 * nn)) / denom
+        half = z * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / denom
+        lo, hi = centre - half, centre + half
+    else:
+        with np.errstate(invalid="ignore"):
+            lo = np.where(x > 0, stats.beta.ppf(alpha / 2, x, nn - x + 1), 0.0)
+            hi = np.where(x < nn, stats.beta.ppf(1 - alpha / 2, x + 1, nn - x), 1.0)
+    lo = np.where(ok, np.clip(lo, 0.0, 1.0), 0.0)
+    hi = np.where(ok, np.clip(hi, 0.0, 1.0), 1.0)
+    return lo, hi
+
+
+def _age_group_index(n_age: int) -> np.ndarray:
+    ages = np.arange(1, n_age + 1)
+    return np.array([next(g for g, (lo, hi) in enumerate(AGE_GROUPS) if lo <= a <= hi)
+                     for a in ages])
+
+
+def estimate_transitions(counts: TransitionCounts, *, min_exposure: int = 30,
+                         confidence: float = 0.95, method: str = "wilson"
+                         ) -> TransitionEstimate:
+    """Transition probabilities per cell with pooling and intervals (module docstring)."""
+    if isinstance(min_exposure, bool) or not isinstance(min_exposure, (int, np.integer)) \
+            or min_exposure < 1:
+        raise ValidationError(must_be("min exposure", "an integer >= 1", min_exposure))
+    n = counts.n.sum(axis=3)  # (bands, terms, age, from, to)
+    nb, nt, na, nf, nto = n.shape
+    groups = _age_group_index(na)
+    # candidate counts per level, broadcast back to cells
+    g_counts = np.zeros_like(n)
+    for g in np.unique(groups):
+        cols = groups == g
+        g_counts[:, :, cols] = n[:, :, cols].sum(axis=2, keepdims=True)
+    levels = [
+        n,
+        g_counts,
+        np.broadcast_to(n.sum(axis=2, keepdims=True), n.shape),
+        np.broadcast_to(n.sum(axis=(1, 2), keepdims=True), n.shape),
+        np.broadcast_to(n.sum(axis=(0, 1, 2), keepdims=True), n.shape),
+    ]
+    used = np.array(levels[-1], dtype=np.float64)
+    level = np.full((nb, nt, na, nf), len(levels) - 1, dtype=np.int64)
+    for lv in range(len(levels) - 2, -1, -1):  # the narrowest level with enough exposure wins
+        ok = levels[lv].sum(axis=4) >= min_exposure
+        used = np.where(ok[..., None], levels[lv], used)
+        level = np.where(ok, lv, level)
+    exposure = used.sum(axis=4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prob = np.where(exposure[..., None] > 0, used / exposure[..., None], 0.0)
+    lo, hi = binomial_interval(used, np.broadcast_to(exposure[..., None], used.shape),
+                               confidence, method)
+    bop = counts.di_balance_bop.sum()
+    mpr = float(counts.di_partial.sum() / bop) if bop > 0 else 0.0
+    return TransitionEstimate(prob, lo, hi, exposure, n.sum(axis=4), level,
+                              counts.charge_off_dpd, confidence, method, int(min_exposure),
+                              mpr, int(counts.di_n.sum()), counts.terms)
+
+
+def load_transition_counts(store: Store, as_of: dt.date, *, charge_off_dpd: int = 90,
+                           n_age: int = 24,
+                           score_bands: tuple[tuple[int, int], ...] = SCORE_BANDS,
+                           terms: tuple[int, ...] = ALLOWED_TERMS) -> TransitionCounts:
+    """Move counts of the book up to ``as_of`` (a month-end date) on the grid."""
+    if isinstance(charge_off_dpd, bool) or not isinstance(charge_off_dpd, int) \
+            or charge_off_dpd % 30 or not 60 <= charge_off_dpd <= 360:
+        raise ValidationError(must_be("charge-off DPD", "a multiple of 30 in [60, 360]",
+                                      charge_off_dpd))
+    edges = [lo for lo, _ in score_bands[1:]]
+    raw = sql.bucket_transitions(store.con, as_of, edges, n_age, charge_off_dpd)
+    k = charge_off_dpd // 30
+    months = (np.array(sorted(pd.to_datetime(raw["as_of"]).unique()), dtype="datetime64[D]")
+              if len(raw) else np.array([], dtype="datetime64[D]"))
+    cell = (len(score_bands), len(terms), n_age, len(months))
+    n = np.zeros(cell + (k + 1, k + 4))
+    extra = {key: np.zeros(cell) for key in ("di_balance_bop", "di_partial", "di_n")}
+    if len(raw):
+        term_index = {t: j for j, t in enumerate(terms)}
+        ti = raw["term_months"].map(term_index)
+        raw = raw[ti.notna().to_numpy()]
+        ti = ti[ti.notna()].astype(int).to_numpy()
+        bi = raw["band"].to_numpy(dtype=np.int64)
+        ai = raw["age"].to_numpy(dtype=np.int64) - 1
+        mi = np.searchsorted(months, pd.to_datetime(raw["as_of"]).to_numpy()
+                             .astype("datetime64[D]"))
+        fi = np.minimum(raw["s_from"].to_numpy(dtype=np.int64), k)
+        si = raw["s_to"].to_numpy(dtype=np.int64)
+        np.add.at(n, (bi, ti, ai, mi, fi, si), raw["n"].to_numpy(dtype=np.float64))
+        for key, arr in extra.items():
+            np.add.at(arr, (bi, ti, ai, mi), raw[key].to_numpy(dtype=np.float64))
+    return TransitionCounts(months, n, extra["di_balance_bop"], extra["di_partial"],
+                            extra["di_n"], charge_off_dpd, terms)
+
+
+def load_charge_off_recoveries(store: Store, as_of: dt.date, charge_off_dpd: int = 90
+                               ) -> RecoveryCounts:
+    """Charged-off amounts and recoveries by lag *from the charge-off month*
+    (``portfolio.store.calibration.charge_off_recoveries``); a recovery collected in or before
+    the charge-off month counts at lag 0, which ``recovery_curve`` folds into lag 1."""
+    amounts, recs = sql.charge_off_recoveries(store.con, as_of, charge_off_dpd)
+    if not len(amounts):
+        return RecoveryCounts(np.array([], dtype="datetime64[D]"), np.zeros(0),
+                              np.zeros(0, dtype=np.int64), np.zeros((0, 1)), as_of)
+    months = pd.to_datetime(amounts["co_month"]).to_numpy().astype("datetime64[D]")
+    lags = np.maximum(recs["lag"].to_numpy(dtype=np.int64), 0) if len(recs) else np.zeros(0, int)
+    recovered = np.zeros((len(months), int(lags.max()) + 1 if lags.size else 1))
+    if len(recs):
+        ri = np.searchsorted(months, pd.to_datetime(recs["co_month"]).to_numpy()
+                             .astype("datetime64[D]"))
+        np.add.at(recovered, (ri, lags), recs["recovered"].to_numpy(dtype=np.float64))
+    return RecoveryCounts(months, amounts["amount"].to_numpy(dtype=np.float64),
+                          amounts["n_charge_offs"].to_numpy(dtype=np.int64), recovered, as_of)
