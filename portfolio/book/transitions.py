@@ -43,6 +43,7 @@ from scipy import stats
 from scipy.special import ndtri
 
 from portfolio.book.calibration import RecoveryCounts
+from portfolio.book.factor_fit import FactorCounts
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
 from portfolio.store import calibration as sql
@@ -259,3 +260,29 @@ def load_charge_off_recoveries(store: Store, as_of: dt.date, charge_off_dpd: int
         np.add.at(recovered, (ri, lags), recs["recovered"].to_numpy(dtype=np.float64))
     return RecoveryCounts(months, amounts["amount"].to_numpy(dtype=np.float64),
                           amounts["n_charge_offs"].to_numpy(dtype=np.int64), recovered, as_of)
+
+
+def factor_counts(counts: TransitionCounts) -> FactorCounts:
+    """The transitions as factor-fit groups (``portfolio.book.factor_fit``): per score band ×
+    term × age group (``AGE_GROUPS``) and move — entry (current → 1–30), roll from bucket k
+    (to k+1, or charged off from the last bucket) with sign +1, cure from bucket k (to current
+    or matured) with sign −1 — the events and the exposure from that state in each month."""
+    n = counts.n  # (bands, terms, age, months, from, to)
+    k = counts.charge_off_dpd // 30
+    groups = _age_group_index(counts.n_age)
+    events, exposure, signs = [], [], []
+    for g in np.unique(groups):
+        cols = groups == g
+        sub = n[:, :, cols].sum(axis=2)  # (bands, terms, months, from, to)
+        from_n = sub.sum(axis=4)
+        moves = [(0, sub[..., 0, 1], 1.0)]
+        for i in range(1, k + 1):
+            moves.append((i, sub[..., i, i + 1], 1.0))
+            moves.append((i, sub[..., i, 0] + sub[..., i, k + 3], -1.0))
+        for i, x, s in moves:
+            events.append(x.reshape(-1, x.shape[-1]))
+            exposure.append(from_n[..., i].reshape(-1, x.shape[-1]))
+            signs.append(np.full(events[-1].shape[0], s))
+    month_index = counts.months.astype("datetime64[M]").astype(np.int64)
+    return FactorCounts.of(np.concatenate(events), np.concatenate(exposure),
+                           np.concatenate(signs), month_index)

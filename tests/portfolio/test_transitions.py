@@ -288,3 +288,24 @@ def test_cli_generate_markov_writes_the_truth_next_to_the_book(cli, tmp_path: Pa
               "chain")
     assert bad.code == 2 and "--credit-model" in bad.err and "markov" in bad.err
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_factor_fit_on_the_markov_book_covers_the_generator(
+        markov_book: tuple[Path, object]) -> None:
+    """The generator's rho 0.05 and persistence 0.6 lie inside the 95% profile-likelihood
+    intervals fitted on the book's transitions (18 months; the intervals' coverage itself is
+    tested on simulated histories in tests/portfolio/test_factor_fit.py), and the month
+    effects follow the realised factor path (correlation > 0.9)."""
+    from portfolio.book import factor_fit as ff
+    path, summary = markov_book
+    with open_store(path, read_only=True) as store:
+        c = tr.load_transition_counts(store, AS_OF)
+    fc = tr.factor_counts(c)
+    fit = ff.fit_factor(fc)
+    print(fit)
+    assert fit.rho_interval[0] <= MARKOV.rho <= fit.rho_interval[1]
+    assert fit.persistence_interval[0] <= MARKOV.factor_persistence \
+        <= fit.persistence_interval[1]
+    y, _ = ff.month_effects(fc)
+    z = np.asarray(summary.factor)[-len(y):]
+    assert np.corrcoef(y, z)[0, 1] > 0.9
