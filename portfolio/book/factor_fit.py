@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize, stats
-from scipy.special import log_ndtr, ndtr, ndtri
+from scipy.special import log_ndtr, ndtri
 
 from portfolio.errors import ValidationError, must_be
 

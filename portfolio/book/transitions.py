@@ -42,8 +42,8 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtri
 
-from portfolio.book.calibration import RecoveryCounts
-from portfolio.book.factor_fit import FactorCounts
+from portfolio.book.calibration import RecoveryCounts, recovery_curve
+from portfolio.book.factor_fit import FactorCounts, FactorFit, RhoChoice, fit_factor
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
 from portfolio.store import calibration as sql
@@ -151,7 +151,8 @@ def binomial_interval(x: np.ndarray, n: np.ndarray, confidence: float = 0.95,
         denom = 1.0 + z * z / nn
         centre = (p + z * z / (2 * nn)) / denom
         half = z * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / denom
-        lo, hi = centre - half, centre + half
+        lo = np.where(x > 0, centre - half, 0.0)  # exact ends at x = 0 and x = n
+        hi = np.where(x < nn, centre + half, 1.0)
     else:
         with np.errstate(invalid="ignore"):
             lo = np.where(x > 0, stats.beta.ppf(alpha / 2, x, nn - x + 1), 0.0)
@@ -286,3 +287,85 @@ def factor_counts(counts: TransitionCounts) -> FactorCounts:
     month_index = counts.months.astype("datetime64[M]").astype(np.int64)
     return FactorCounts.of(np.concatenate(events), np.concatenate(exposure),
                            np.concatenate(signs), month_index)
+
+
+@dataclass(frozen=True, slots=True)
+class DelinquencyCalibration:
+    """Everything ``riskpool calibrate`` estimates for the delinquency-state model."""
+
+    counts: TransitionCounts
+    estimate: TransitionEstimate
+    factor: FactorFit
+    recovery_rate: float
+    recovery_lag: tuple[float, ...]
+    n_charge_offs: int
+    as_of: dt.date
+
+    def band_table(self) -> pd.DataFrame:
+        """Per score band, pooled over terms and ages: the exposure from current and each
+        monthly move with its interval (the readable summary; cells are in ``table()``)."""
+        n = self.counts.n.sum(axis=(1, 2, 3))  # (bands, from, to)
+        k = self.counts.charge_off_dpd // 30
+        fr, _ = state_names(self.counts.charge_off_dpd)
+        conf, method = self.estimate.confidence, self.estimate.method
+        cols: dict[str, list[object]] = {"band": list(SCORE_BAND_LABELS),
+                                         "loan_months_current": n[:, 0].sum(axis=1).astype(int)
+                                         .tolist()}
+        moves = [("entry current->1-30", 0, n[:, 0, 1])]
+        for i in range(1, k + 1):
+            to = "charged_off" if i == k else fr[i + 1]
+            moves.append((f"roll {fr[i]}->{to}", i, n[:, i, i + 1]))
+        for i in range(1, k + 1):
+            moves.append((f"cure {fr[i]}->current", i, n[:, i, 0] + n[:, i, k + 3]))
+        for name, i, x in moves:
+            tot = n[:, i].sum(axis=1)
+            lo, hi = binomial_interval(x, tot, conf, method)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p = np.where(tot > 0, x / np.maximum(tot, 1), np.nan)
+            cols[name] = [f"{pi:.2%} [{a:.2%}, {b:.2%}] of {int(t):,}" if t > 0 else "-"
+                          for pi, a, b, t in zip(p, lo, hi, tot, strict=True)]
+        return pd.DataFrame(cols)
+
+    def summary_text(self, choice: RhoChoice | None = None) -> str:
+        f = self.factor
+        e = self.estimate
+        pooled = np.bincount(e.level.ravel()[e.own_exposure.ravel() > 0],
+                             minlength=len(POOL_LEVELS))
+        lines = [
+            f"delinquency transitions (charge-off past {self.counts.charge_off_dpd} DPD) from "
+            f"{int(self.counts.n.sum()):,} loan-months over {len(self.counts.months)} months; "
+            f"{e.method} {e.confidence:.0%} intervals; cells with data pooled: "
+            + ", ".join(f"{name} {int(c):,}" for name, c in zip(POOL_LEVELS, pooled,
+                                                                 strict=True)),
+            self.band_table().to_string(index=False),
+            f"factor: rho {f.rho:.4f} [{f.rho_interval[0]:.4f}, {f.rho_interval[1]:.4f}], "
+            f"persistence {f.persistence:.3f} [{f.persistence_interval[0]:.3f}, "
+            f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} profile likelihood, "
+            f"{f.n_months} months, {f.n_groups} groups)",
+            f"recovery from the charge-off month: rate {self.recovery_rate:.4f} over "
+            f"{len(self.recovery_lag)} months ({self.n_charge_offs:,} charge-offs)",
+            f"daily-interest partial repayment rate (MPR) {e.partial_repayment_rate:.4f} a "
+            f"month over {e.partial_repayment_exposure:,} loan-months",
+        ]
+        if choice is not None:
+            extra = f" (through-the-cycle {choice.rho_ttc})" if choice.rho_ttc is not None else ""
+            lines.append(f"rho for the run: {choice.rho_used:.4f} ({choice.choice}{extra})")
+        return "\n".join(lines)
+
+
+def calibrate_delinquency(store: Store, as_of: dt.date, *, charge_off_dpd: int = 90,
+                          n_age: int = 24, min_exposure: int = 30, confidence: float = 0.95,
+                          method: str = "wilson") -> DelinquencyCalibration:
+    """Transition matrices, the factor fit and recoveries from charge-off, up to ``as_of``."""
+    counts = load_transition_counts(store, as_of, charge_off_dpd=charge_off_dpd, n_age=n_age)
+    if counts.n.sum() == 0:
+        raise ValidationError("no month-to-month move in the history up to "
+                              f"{as_of.isoformat()}: calibration needs at least two "
+                              "consecutive month-end rows per loan")
+    est = estimate_transitions(counts, min_exposure=min_exposure, confidence=confidence,
+                               method=method)
+    fit = fit_factor(factor_counts(counts), confidence=confidence)
+    rc = load_charge_off_recoveries(store, as_of, charge_off_dpd)
+    rate, lag = recovery_curve(rc)
+    return DelinquencyCalibration(counts, est, fit, rate, lag, int(np.sum(rc.n_defaults)),
+                                  as_of)

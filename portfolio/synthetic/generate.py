@@ -36,9 +36,9 @@ from portfolio.store import book as store_book
 from portfolio.store import ingest as store_ingest
 from portfolio.store.core import Store
 from portfolio.synthetic import tables
+from portfolio.synthetic.markov import simulate_chunk_markov, truth_record
 from portfolio.synthetic.originations import originate
 from portfolio.synthetic.params import GeneratorParams, params_hash, true_assumptions
-from portfolio.synthetic.markov import simulate_chunk_markov, truth_record
 from portfolio.synthetic.performance import draw_factor, simulate_chunk
 
 __all__ = [

@@ -8,6 +8,7 @@ that ``simulate`` can reuse all three.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import typer
 
 from portfolio.book.calibration import calibrate_from_store, with_provenance
+from portfolio.book.factor_fit import RHO_CHOICES, choose_rho
 from portfolio.book.pools import (
     create_pool,
     get_pool,
@@ -27,6 +29,7 @@ from portfolio.book.pools import (
     strats,
 )
 from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
+from portfolio.book.transitions import calibrate_delinquency
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import (
     NAMED_SCENARIOS,
@@ -228,6 +231,22 @@ def calibrate(
         "--default-timing", help="recorded: a default counts in its first > 90 dpd month "
         "(the analytics' definition); went-bad: in the month its final delinquency began "
         "(what a term-limited projection needs, see portfolio/book/calibration.py).")] = "went-bad",
+    charge_off_dpd: Annotated[int, typer.Option(
+        "--charge-off-dpd", help="The charge-off point of the delinquency buckets: a loan is "
+        "charged off on its first row past this many days (or with a charge-off amount); "
+        "recoveries are measured from that month.")] = 90,
+    min_exposure: Annotated[int, typer.Option(
+        "--min-exposure", help="Loan-months a cell needs from a state before its own "
+        "transition counts are used (else pooled: age group, band x term, band, book).")] = 30,
+    rho_choice: Annotated[str, typer.Option(
+        "--rho-choice", help="The run's rho: point (the estimate), upper (the 95% "
+        "profile-likelihood interval's upper end) or ttc (--rho-ttc, a through-the-cycle "
+        "value). Recorded in the assumptions' provenance.")] = "point",
+    rho_ttc: Annotated[float | None, typer.Option(
+        "--rho-ttc", help="The through-the-cycle rho for --rho-choice ttc.")] = None,
+    transitions_out: Annotated[Path | None, typer.Option(
+        "--transitions-out", help="CSV of every cell's transition probabilities, intervals, "
+        "exposures and pooling level [default: <out>.transitions.csv].")] = None,
     scenario: ScenarioOption = None,
     pd_mult: PdMultOption = None,
     rho: RhoOption = None,
@@ -235,7 +254,13 @@ def calibrate(
     recovery_mult: RecoveryMultOption = None,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Calibrate projection assumptions from the book's own history and write them as TOML."""
+    """Calibrate projection assumptions from the book's own history and write them as TOML.
+
+    Hazards and prepayment by score band x term x age; delinquency transition matrices
+    (current, 1-30, ..., charged off, prepaid, matured) with Wilson intervals and exposures;
+    recoveries from the charge-off month; the factor's rho and persistence with 95%
+    profile-likelihood intervals, and the rho chosen for the run (--rho-choice).
+    """
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     as_of_date = _parse_date(as_of, "as-of")
     if not credibility >= 0:
@@ -248,17 +273,59 @@ def calibrate(
                                       default_timing))
     if out.suffix.lower() != ".toml":
         raise ValidationError(must_be("out", "a .toml file path", str(out)))
+    if charge_off_dpd not in (60, 90, 120, 150, 180):
+        raise ValidationError(must_be("--charge-off-dpd", "one of 60, 90, 120, 150, 180",
+                                      charge_off_dpd))
+    if min_exposure < 1:
+        raise ValidationError(must_be("--min-exposure", "an integer >= 1", min_exposure))
+    if rho_choice not in RHO_CHOICES:
+        raise ValidationError(must_be("--rho-choice", " or ".join(RHO_CHOICES), rho_choice))
+    if rho_ttc is not None and not 0 <= rho_ttc < 1:
+        raise ValidationError(must_be("--rho-ttc", "in [0, 1)", rho_ttc))
+    if rho_choice == "ttc" and rho_ttc is None:
+        raise ValidationError(must_be("--rho-ttc", "a value in [0, 1) with --rho-choice ttc",
+                                      "nothing"))
+    table_path = transitions_out or out.with_name(out.stem + ".transitions.csv")
+    if table_path.suffix.lower() != ".csv":
+        raise ValidationError(must_be("--transitions-out", "a .csv file path", str(table_path)))
     with open_store(db, read_only=True) as store:
         result = calibrate_from_store(store, pool_id=pool, as_of=as_of_date,
                                       credibility=credibility, n_age=n_age,
                                       default_timing=timing)  # type: ignore[arg-type]
+        window_end = dt.date.fromisoformat(result.assumptions.provenance["as_of"])
+        dq = calibrate_delinquency(store, window_end, charge_off_dpd=charge_off_dpd,
+                                   n_age=n_age, min_exposure=min_exposure)
+    choice = choose_rho(dq.factor, rho_choice, rho_ttc)
     result = with_provenance(result, code_version=code_version())
-    assumptions = apply_stress(result.assumptions, scenario=scenario, pd_multiplier=pd_mult,
+    calibrated = dataclasses.replace(
+        result.assumptions,
+        rho=round(choice.rho_used, 6),
+        factor_persistence=round(dq.factor.persistence, 6),
+        rho_se=None,
+        recovery_rate=round(dq.recovery_rate, 8) if dq.n_charge_offs else
+        result.assumptions.recovery_rate,
+        recovery_lag=dq.recovery_lag if dq.n_charge_offs else result.assumptions.recovery_lag,
+        provenance={
+            **result.assumptions.provenance,
+            "rho_method": "profile likelihood on the delinquency transitions "
+                          "(portfolio/book/factor_fit.py)",
+            "rho_choice": choice.to_json(),
+            "factor_fit": dq.factor.to_json(),
+            "rho_ml_defaults": result.assumptions.rho,
+            "recovery_method": f"chain ladder from the charge-off month (past "
+                               f"{charge_off_dpd} DPD)",
+            "charge_off_dpd": charge_off_dpd,
+            "daily_interest_partial_repayment_rate": round(
+                dq.estimate.partial_repayment_rate, 8),
+        })
+    assumptions = apply_stress(calibrated, scenario=scenario, pd_multiplier=pd_mult,
                                rho=rho, smm_multiplier=smm_mult,
                                recovery_multiplier=recovery_mult)
     save_assumptions(assumptions, out, exposure=result.exposure_tables())
+    dq.estimate.table().to_csv(table_path, index=False, float_format="%.6g")
     typer.echo(result.summary_text())
-    typer.echo(f"assumptions written to {out}")
+    typer.echo(dq.summary_text(choice))
+    typer.echo(f"assumptions written to {out}; transition cells to {table_path}")
 
 
 def pricing(

@@ -8,7 +8,6 @@ which is what a pooled count estimator converges to).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -309,3 +308,48 @@ def test_factor_fit_on_the_markov_book_covers_the_generator(
     y, _ = ff.month_effects(fc)
     z = np.asarray(summary.factor)[-len(y):]
     assert np.corrcoef(y, z)[0, 1] > 0.9
+
+
+def test_cli_calibrate_records_the_rho_choice_and_writes_the_cells(
+        cli, markov_book: tuple[Path, object], tmp_path: Path) -> None:
+    from portfolio.montecarlo.assumptions import load_assumptions
+    path, _ = markov_book
+    out = tmp_path / "a.toml"
+    r = cli("calibrate", "--db", path, "--out", out, "--rho-choice", "ttc", "--rho-ttc", "0.05")
+    assert r.code == 0, r.err
+    a = load_assumptions(out)
+    assert a.rho == 0.05
+    choice = a.provenance["rho_choice"]
+    assert choice["choice"] == "ttc" and choice["rho_ttc"] == 0.05
+    lo, hi = choice["rho_interval"]
+    assert lo <= choice["rho_point"] <= hi and lo <= MARKOV.rho <= hi
+    assert a.provenance["factor_fit"]["persistence_interval"][0] <= 0.6
+    # recoveries from the charge-off month: the generator's 15% over 9 months
+    assert a.recovery_rate == pytest.approx(0.15, abs=1e-3)
+    np.testing.assert_allclose(a.recovery_lag, MARKOV.recovery_lag, atol=1e-3)
+    cells = pd.read_csv(tmp_path / "a.transitions.csv")
+    assert {"band", "term", "age", "from", "to", "prob", "lo", "hi", "exposure",
+            "pooled"} <= set(cells.columns)
+    assert ((cells["lo"] <= cells["prob"]) & (cells["prob"] <= cells["hi"])).all()
+    one = cells.groupby(["band", "term", "age", "from"])["prob"].sum()
+    assert np.allclose(one[one > 0], 1.0)  # each row of a matrix sums to 1
+    assert "roll 61-90->charged_off" in r.out and "rho for the run: 0.0500 (ttc" in r.out
+    up = cli("calibrate", "--db", path, "--out", tmp_path / "u.toml", "--rho-choice", "upper")
+    assert up.code == 0 and load_assumptions(tmp_path / "u.toml").rho == pytest.approx(hi,
+                                                                                      abs=1e-6)
+
+
+@pytest.mark.parametrize(("flags", "match"), [
+    (["--rho-choice", "lower"], "`--rho-choice` must be point or upper or ttc"),
+    (["--rho-choice", "ttc"], "`--rho-ttc` must be a value in [0, 1) with --rho-choice ttc"),
+    (["--rho-ttc", "2"], "`--rho-ttc` must be in [0, 1)"),
+    (["--charge-off-dpd", "100"], "`--charge-off-dpd` must be one of 60, 90, 120, 150, 180"),
+    (["--min-exposure", "0"], "`--min-exposure` must be an integer >= 1"),
+    (["--transitions-out", "cells.txt"], "`--transitions-out` must be a .csv file path"),
+])
+def test_cli_calibrate_bad_delinquency_flags_exit_2(cli, tmp_path: Path, flags: list[str],
+                                                    match: str) -> None:
+    out = tmp_path / "a.toml"
+    r = cli("calibrate", "--db", tmp_path / "none.duckdb", "--out", out, *flags)
+    assert r.code == 2 and match in r.err and "Traceback" not in r.err
+    assert not out.exists()
