@@ -82,6 +82,7 @@ class ReportOutcome:
     xlsx_path: Path
     content_sha256: str
     seconds: float
+    target: ReportTarget | None = None
 
 
 # --------------------------------------------------------------------------- sections
@@ -97,8 +98,61 @@ def _latest_allocation(db: str | Path, viewer: Viewer) -> int | None:
     return int(listed["allocation_id"].max()) if len(listed) else None
 
 
-def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Section]:
-    """Every section's tables and charts for ``viewer`` at ``as_of`` (a month-end)."""
+@dataclass(frozen=True)
+class ReportTarget:
+    """The simulation run and allocation a report is on, and why: ``given`` (--run /
+    --allocation), ``pinned`` (the ones the first report for this as-of date and audience
+    used: a past report stays reproducible when newer runs are added) or ``latest``."""
+
+    run_id: int | None
+    allocation_id: int | None
+    how: str
+
+
+def _pinned(db: str | Path, as_of: dt.date, partner: str | None) -> tuple[int | None, int | None] | None:
+    """The run and allocation of the earliest recorded report for ``as_of`` and ``partner``
+    that names them (reports recorded before reports named them pin nothing)."""
+    with open_store(db, read_only=True) as store:
+        rows = store.con.execute(
+            "SELECT run_id, inputs FROM runs WHERE kind = 'report' AND status = 'ok' "
+            "ORDER BY run_id").fetchall()
+    for _, raw in rows:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        if (data.get("as_of") == as_of.isoformat() and data.get("partner") == partner
+                and ("run_id" in data or "allocation_id" in data)):
+            return data.get("run_id"), data.get("allocation_id")
+    return None
+
+
+def report_target(db: str | Path, viewer: Viewer, as_of: dt.date, partner: str | None,
+                  run_id: int | None = None, allocation_id: int | None = None) -> ReportTarget:
+    """Which run and allocation the report for ``as_of`` uses (see :class:`ReportTarget`). A
+    given id must be one the report's audience may see (a partner: a run carrying its party,
+    an allocation giving it a position), else ``NotFound`` naming the flag."""
+    visible_runs = set(access.runs(db, viewer)["run_id"].astype(int))
+    visible_allocs = set(access.allocations(db, viewer)["allocation_id"].astype(int))
+    for flag, value, visible in (("--run", run_id, visible_runs),
+                                 ("--allocation", allocation_id, visible_allocs)):
+        if value is not None and int(value) not in visible:
+            who = "the treasury" if partner is None else f"partner {partner}"
+            shown = ", ".join(str(v) for v in sorted(visible)) or "none"
+            raise NotFound(f"`{flag}` must be one {who} may see ({shown}); got {value}")
+    pinned = _pinned(db, as_of, partner)
+    if run_id is not None or allocation_id is not None:
+        pin_run, pin_alloc = pinned or (None, None)
+        return ReportTarget(
+            int(run_id) if run_id is not None else (pin_run or _latest_run(db, viewer)),
+            int(allocation_id) if allocation_id is not None
+            else (pin_alloc or _latest_allocation(db, viewer)), "given")
+    if pinned is not None:
+        return ReportTarget(pinned[0], pinned[1], "pinned")
+    return ReportTarget(_latest_run(db, viewer), _latest_allocation(db, viewer), "latest")
+
+
+def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
+                     target: ReportTarget | None = None) -> list[Section]:
+    """Every section's tables and charts for ``viewer`` at ``as_of`` (a month-end), on the
+    target's run and allocation (default: the latest the viewer may see)."""
     bv = access.book(db, viewer, as_of)
     wide = bv.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
     dq_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
@@ -117,7 +171,9 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
                   charts.png_bytes(charts.vintage_curves(wide))),)),
         Section("roll_rates", "Roll rates", {"roll_rates": bv.roll_rates}),
     ]
-    run_id = _latest_run(db, viewer)
+    if target is None:
+        target = ReportTarget(_latest_run(db, viewer), _latest_allocation(db, viewer), "latest")
+    run_id = target.run_id
     if run_id is None:
         out.append(Section("simulation", "Latest pool simulation",
                            note="No simulation run is visible for this report."))
@@ -154,7 +210,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date) -> list[Sec
                     (("Tranche loss distributions", charts.png_bytes(charts.histograms(
                         tv.loss_shares, "Tranche losses", "loss / original balance"))),),
                     note=f"{tv.deal_name} on run {run_id}."))
-    alloc_id = _latest_allocation(db, viewer)
+    alloc_id = target.allocation_id
     if alloc_id is None:
         out.append(Section("partners", "Partners and rule checks",
                            note="No allocation is visible for this report."))
@@ -376,16 +432,20 @@ def report_viewer(partner: str | None) -> Viewer:
 
 def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                  partner: str | None = None, record: bool = True,
-                 now: dt.datetime | None = None) -> ReportOutcome:
-    """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``."""
+                 now: dt.datetime | None = None, run_id: int | None = None,
+                 allocation_id: int | None = None) -> ReportOutcome:
+    """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``, on
+    the simulation run and allocation of :func:`report_target` (given, pinned or latest);
+    both are recorded with the report run."""
     t0 = time.perf_counter()
     started = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
     viewer = report_viewer(partner)
     out = Path(out_dir)
     if partner is not None:
         _check_partner(db, partner)
+    target = report_target(db, viewer, as_of, partner, run_id, allocation_id)
     with report_lock(out), access.deterministic():
-        sections = collect_sections(db, viewer, as_of)
+        sections = collect_sections(db, viewer, as_of, target)
         t_collect = time.perf_counter() - t0
         stem = f"riskpool_report_{as_of.isoformat()}" + (f"_{partner}" if partner else "")
         title = f"riskpool portfolio report — {as_of.isoformat()}" + (
@@ -412,7 +472,8 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                     run_id = store.next_id("run_seq")
                     sql.insert_report_run(
                         con, run_id=run_id, status="ok",
-                        inputs=ReportInputs(as_of, partner, str(out.resolve())),
+                        inputs=ReportInputs(as_of, partner, str(out.resolve()),
+                                            target.run_id, target.allocation_id),
                         code_version=code_version(), started_at=started,
                         finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                         timings={"collect_s": round(t_collect, 3), "total_s": round(seconds, 3)},
@@ -425,7 +486,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                         out_dir=str(out.resolve()))
             finally:
                 store.close()
-    return ReportOutcome(run_id, html_path, xlsx_path, digest, seconds)
+    return ReportOutcome(run_id, html_path, xlsx_path, digest, seconds, target)
 
 
 def _check_partner(db: str | Path, partner: str) -> None:
@@ -453,6 +514,6 @@ def content_digest(sections: list[Section]) -> str:
 
 
 __all__ = [
-    "SECTIONS", "ReportLocked", "ReportOutcome", "Section", "collect_sections", "content_digest",
-    "render_html", "report_lock", "write_report", "write_xlsx",
+    "SECTIONS", "ReportLocked", "ReportOutcome", "ReportTarget", "Section", "collect_sections",
+    "content_digest", "render_html", "report_lock", "report_target", "write_report", "write_xlsx",
 ]

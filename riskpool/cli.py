@@ -68,7 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Project a pool's cash flows and credit losses by Monte Carlo; record the "
                  "run."),
     "runs": ("riskpool.commands.simulation",
-             "Recorded runs (simulation, allocation, report): list, show."),
+             "Recorded runs (simulation, allocation, report): list, show, label, diff."),
     "migrate": ("riskpool.commands.simulation",
                 "Bring a database written by an older riskpool to this version's schema "
                 "(every run kept, its inputs rewritten as typed records), or refuse and say "

@@ -84,7 +84,9 @@ DDL: list[str] = [
         finished_at TIMESTAMP,
         timings JSON,
         summary JSON,
-        artifact_path VARCHAR
+        artifact_path VARCHAR,
+        label VARCHAR,
+        tags JSON
     )""",
     "CREATE SEQUENCE IF NOT EXISTS pool_seq START 1",
     """CREATE TABLE IF NOT EXISTS pools (

@@ -23,6 +23,9 @@ Versions:
    was sold with (NULL: its stated ``apr`` is what was disclosed). Step 2 → 3
    (:func:`v2_to_v3`) rebuilds ``loans`` with the new constraint (DuckDB cannot alter a
    CHECK) keeping every row, and adds the pool column; existing rows get NULL.
+4. Runs as named objects: ``runs.label`` (free text) and ``runs.tags`` (a JSON list of
+   strings), set by ``--label``/``--tag`` or ``riskpool runs label``. Step 3 → 4
+   (:func:`v3_to_v4`) adds both columns; existing runs get NULL (no label, no tags).
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.book import LOAN_COLUMNS, loans_ddl
 from portfolio.store.records import parse_run_inputs
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2", "v2_to_v3"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2", "v2_to_v3", "v3_to_v4"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # the keys a version-1 simulation run could hold (riskpool simulate, riskpool demo)
 V1_SIMULATION_KEYS: tuple[str, ...] = (
@@ -134,8 +137,15 @@ def v2_to_v3(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
     con.execute("ALTER TABLE pool_loans ADD COLUMN IF NOT EXISTS disclosed_apr DOUBLE")
 
 
+def v3_to_v4(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
+    """``runs.label`` and ``runs.tags`` added; existing runs have neither (NULL)."""
+    del db_dir
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS label VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS tags JSON")
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
-    1: v1_to_v2, 2: v2_to_v3}
+    1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}
 
 
 def check_steps(db: Path, version: int) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portfolio.montecarlo.records import SimulationInputs, optional, placed, text
-from portfolio.validation import Date, Field, SchemaError, Table, validate
+from portfolio.validation import Date, Field, Interval, SchemaError, Table, validate
 
 __all__ = ["RUN_KINDS", "REPORT", "ReportInputs", "RunInputs", "parse_run_inputs", "run_kind"]
 
@@ -27,17 +27,23 @@ REPORT = Table({
     "as_of": Field(Date()),
     "partner": optional(text("a partner id")),
     "out": Field(text("the report directory")),
+    "run_id": optional(Interval(int, 1)),
+    "allocation_id": optional(Interval(int, 1)),
 })
 
 
 @dataclass(frozen=True, slots=True)
 class ReportInputs:
     """A report run: the as-of date, the partner it was for (``None``: the treasury's
-    report) and the directory its files were written to."""
+    report), the directory its files were written to, and the simulation run and allocation
+    it reported on (``None``: there was none; reports recorded before these keys existed
+    have them ``None`` too)."""
 
     as_of: dt.date
     partner: str | None
     out: str
+    run_id: int | None = None
+    allocation_id: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.as_of, dt.date) or isinstance(self.as_of, dt.datetime):
@@ -45,7 +51,8 @@ class ReportInputs:
         validate(REPORT, self.to_json(), path="inputs")
 
     def to_json(self) -> dict[str, Any]:
-        return {"as_of": self.as_of.isoformat(), "partner": self.partner, "out": self.out}
+        return {"as_of": self.as_of.isoformat(), "partner": self.partner, "out": self.out,
+                "run_id": self.run_id, "allocation_id": self.allocation_id}
 
     @classmethod
     def from_json(cls, data: object, where: str = "") -> ReportInputs:

@@ -28,7 +28,7 @@ import json
 import math
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,14 @@ from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store.core import Store
 from portfolio.store.migrations import file_sha256
 from portfolio.store.records import RunInputs, parse_run_inputs, run_kind
+from portfolio.validation import normalise_id
 
 __all__ = [
     "RunRecord",
+    "clean_label",
     "finish_run",
     "get_run",
+    "label_run",
     "list_runs",
     "load_paths",
     "record_run",
@@ -163,6 +166,36 @@ def finish_run(
         [status, _now(), None if timings is None else _json(dict(timings)),
          None if summary is None else _json(dict(summary)), artifact_path, int(run_id)],
     )
+
+
+MAX_LABEL = 200
+
+
+def clean_label(label: str | None, tags: Sequence[str] = ()) -> tuple[str | None, list[str]]:
+    """A run's label and tags as stored: trimmed, NFC; empty label → None; tags without
+    duplicates in the order given. A label or tag over 200 characters, or a tag with a comma or
+    blank, is refused naming it."""
+    text = None if label is None else normalise_id(label)
+    if text is not None and len(text) > MAX_LABEL:
+        raise ValidationError(must_be("--label", f"at most {MAX_LABEL} characters",
+                                      f"{len(text)} characters"))
+    out: list[str] = []
+    for tag in tags:
+        t = normalise_id(tag)
+        if not t or len(t) > MAX_LABEL or "," in t or any(c.isspace() for c in t):
+            raise ValidationError(must_be("--tag", "a word without spaces or commas, at most "
+                                          f"{MAX_LABEL} characters", tag))
+        if t not in out:
+            out.append(t)
+    return (text or None), out
+
+
+def label_run(store: Store, run_id: int, label: str | None, tags: Sequence[str] = ()) -> None:
+    """Set a run's label and tags (replacing what it had; see :func:`clean_label`)."""
+    text, clean = clean_label(label, tags)
+    _require_run(store, run_id)
+    store.con.execute("UPDATE runs SET label = ?, tags = ? WHERE run_id = ?",
+                      [text, json.dumps(clean, ensure_ascii=False), int(run_id)])
 
 
 def _require_run(store: Store, run_id: int) -> None:
@@ -422,6 +455,8 @@ class RunRecord:
     timings: dict[str, Any]
     summary: dict[str, Any]
     artifact_path: str | None  # absolute (a recorded relative path is resolved)
+    label: str | None = None
+    tags: tuple[str, ...] = ()
 
     def simulation_inputs(self) -> SimulationInputs:
         """The inputs of a simulation run; a run of another kind is refused."""
@@ -436,7 +471,8 @@ def get_run(store: Store, run_id: int) -> RunRecord:
     _require_run(store, run_id)
     row = store.con.execute(
         """SELECT run_id, kind, status, inputs, seed_entropy, code_version, started_at,
-                  finished_at, timings, summary, artifact_path FROM runs WHERE run_id = ?""",
+                  finished_at, timings, summary, artifact_path, label, tags
+           FROM runs WHERE run_id = ?""",
         [int(run_id)],
     ).fetchone()
     assert row is not None
@@ -448,14 +484,16 @@ def get_run(store: Store, run_id: int) -> RunRecord:
         started_at=row[6], finished_at=row[7], timings=_loads(row[8]) or {},
         summary=_loads(row[9]) or {},
         artifact_path=None if row[10] is None else str(resolve_run_file(store, row[10])),
+        label=row[11], tags=tuple(_loads(row[12]) or ()),
     )
 
 
 def list_runs(store: Store, kind: str | None = None) -> pd.DataFrame:
-    """Runs, newest first: run_id, kind, status, started_at, finished_at, pool_id, n_paths,
-    seed, engine, parties (simulation runs; empty for others), el (pool expected loss of a
-    simulation run), inputs (the typed record)."""
-    sql = ("SELECT run_id, kind, status, started_at, finished_at, inputs, summary FROM runs"
+    """Runs, newest first: run_id, label, tags (comma-separated), kind, status, started_at,
+    finished_at, pool_id, n_paths, seed, engine, parties (simulation runs; empty for others),
+    el (pool expected loss of a simulation run), inputs (the typed record)."""
+    sql = ("SELECT run_id, kind, status, started_at, finished_at, inputs, summary, label, tags "
+           "FROM runs"
            + (" WHERE kind = ?" if kind else "") + " ORDER BY run_id DESC")
     frame = store.con.execute(sql, [kind] if kind else []).df()
     records = [parse_run_inputs(k, _loads(v), f"run {int(r)}")
@@ -473,7 +511,9 @@ def list_runs(store: Store, kind: str | None = None) -> pd.DataFrame:
     frame["parties"] = pd.Series([s.party_ids if s else () for s in sims], index=frame.index,
                                  dtype=object)
     frame["el"] = frame["summary"].map(lambda v: (_loads(v) or {}).get("el"))
-    return frame[["run_id", "kind", "status", "started_at", "finished_at", "pool_id", "n_paths",
+    frame["label"] = frame["label"].map(lambda v: "" if v is None or pd.isna(v) else str(v))
+    frame["tags"] = frame["tags"].map(lambda v: ",".join(_loads(v) or ()) if isinstance(v, str) else "")
+    return frame[["run_id", "label", "tags", "kind", "status", "started_at", "finished_at", "pool_id", "n_paths",
                   "seed", "engine", "parties", "el", "inputs"]]
 
 

@@ -51,17 +51,32 @@ def report(
     db: DbOption = DEFAULT_DB,
     partner: Annotated[str | None, typer.Option(
         "--partner", help="Write this partner's own report only.")] = None,
+    run: Annotated[int | None, typer.Option(
+        "--run", help="Report on this simulation run (default: the one pinned by the first "
+        "report for this as-of date, else the latest).")] = None,
+    allocation: Annotated[int | None, typer.Option(
+        "--allocation", help="Report on this allocation (default: pinned, else the "
+        "latest).")] = None,
 ) -> None:
-    """Write the HTML and XLSX portfolio report for an as-of date (cron-ready)."""
+    """Write the HTML and XLSX portfolio report for an as-of date (cron-ready). The first
+    report for a date pins the simulation run and allocation it used; later reports for that
+    date use the same ones (byte for byte the same content) unless --run/--allocation say
+    otherwise."""
     day = _date(as_of, "--as-of")
     try:
-        outcome = write_report(db, day, out, partner=partner)
+        outcome = write_report(db, day, out, partner=partner, run_id=run,
+                               allocation_id=allocation)
     except ReportLocked as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_LOCKED) from None
     except (StoreLocked, DataUpdating) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_DB_BUSY) from None
+    t = outcome.target
+    if t is not None:
+        typer.echo(f"on simulation run {t.run_id if t.run_id is not None else '—'} and "
+                   f"allocation {t.allocation_id if t.allocation_id is not None else '—'} "
+                   f"({t.how})")
     typer.echo(f"report run {outcome.run_id}: {outcome.html_path} and {outcome.xlsx_path} "
                f"({outcome.seconds:.1f} s; content sha256 {outcome.content_sha256[:12]})")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, cast
@@ -30,6 +30,7 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
+from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, tail_paths
 from portfolio.book.pools import PoolInfo, get_pool, load_pool_loans
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
@@ -46,7 +47,15 @@ from portfolio.montecarlo.simulation import (
 )
 from portfolio.store.core import Store, open_store
 from portfolio.store.parquet_book import attach_book, check_book_dir, check_loans_in_book
-from portfolio.store.runs import get_run, list_runs, record_simulation, run_loss_stats, run_monthly
+from portfolio.store.runs import (
+    clean_label,
+    get_run,
+    label_run,
+    list_runs,
+    record_simulation,
+    run_loss_stats,
+    run_monthly,
+)
 from portfolio.store.tranches import insert_tranche_results
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
@@ -64,6 +73,10 @@ from tranching.ratings import load_rating_table
 from tranching.revolving import DealRun, replenishment_for, run_deal
 
 ENGINE_CHOICES = ENGINES
+LabelOption = Annotated[str | None, typer.Option(
+    "--label", help="A name for the run, shown by `riskpool runs list` (e.g. 'jun26 base').")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", help="A tag for the run (repeat for several, e.g. --tag q3 --tag adverse).")]
 
 
 @dataclass
@@ -115,6 +128,8 @@ def run_simulation(
     book: Path | None = None,
     structure: Path | None = None,
     rating_table: Path | None = None,
+    label: str | None = None,
+    tags: Sequence[str] = (),
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
@@ -126,8 +141,10 @@ def run_simulation(
     tranche and trigger tables are stored with the run, in the run's transaction.
     ``rating_table``: a rating table TOML (checked first) for the tranche table's implied
     ratings (only with ``structure``).
+    ``label``, ``tags``: stored with the run (``riskpool runs list``), in its transaction.
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
+    clean_label(label, tags)  # refused before any work
     eng = cast(Engine, engine)  # one of ENGINES: checked above
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
@@ -188,6 +205,8 @@ def run_simulation(
         deal_run = run_deal(deal, paths, profile, rating_table=ratings)
         timings["tranches_s"] = time.perf_counter() - t3
         on_record = _tranche_recorder(deal_run, Path(structure))
+    if label is not None or tags:
+        on_record = _with_label(on_record, label, tags)
     run_id = None
     if record:
         t2 = time.perf_counter()
@@ -197,6 +216,17 @@ def run_simulation(
                                        on_record=on_record)
         timings["record_s"] = time.perf_counter() - t2
     return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
+
+
+def _with_label(inner: Callable[[Store, int], None] | None, label: str | None,
+                tags: Sequence[str]) -> Callable[[Store, int], None]:
+    """``on_record`` that also stores the run's label and tags (after ``inner``)."""
+    def record(store: Store, run_id: int) -> None:
+        if inner is not None:
+            inner(store, run_id)
+        label_run(store, run_id, label, tags)
+
+    return record
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -220,14 +250,19 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def loss_table_text(stats: LossStats, title: str = "pool") -> str:
-    """The loss distribution as aligned text: measure, level, loss ± SE, % of balance."""
+def loss_table_text(stats: LossStats, title: str = "pool", n_paths: int | None = None) -> str:
+    """The loss distribution as aligned text: measure, level, loss ± SE, % of balance; with
+    ``n_paths``, a quantile whose tail holds fewer than 50 paths is flagged (its SE means
+    little: at 500 paths VaR 99.9% is the worst path and ES 99.9% equals it)."""
     lines = [f"{'measure':<8}{'level':>7}{'loss (CNY)':>20}{'± SE':>16}{'% balance':>11}"]
     for row in stats.rows():
-        level = "" if isinstance(row["level"], float) and math.isnan(row["level"]) \
-            else f"{row['level'] * 100:g}%"
+        lv = float(row["level"])
+        level = "" if math.isnan(lv) else f"{lv * 100:g}%"
+        note = ""
+        if n_paths is not None and not math.isnan(lv) and tail_paths(n_paths, lv) < MIN_TAIL_PATHS:
+            note = f"   too few paths: {tail_paths(n_paths, lv)} in the tail"
         lines.append(f"{row['measure']:<8}{level:>7}{_money(float(row['loss'])):>20}"
-                     f"{_money(float(row['se'])):>16}{float(row['loss_pct']) * 100:>10.3f}%")
+                     f"{_money(float(row['se'])):>16}{float(row['loss_pct']) * 100:>10.3f}%{note}")
     return f"{title}:\n  " + "\n  ".join(lines)
 
 
@@ -265,13 +300,16 @@ def simulate_cmd(
     rating_table: Annotated[Path | None, typer.Option(
         "--rating-table", help="Rating table TOML: the tranche table's implied ratings "
         "(with --structure; none is shipped).")] = None,
+    label: LabelOption = None,
+    tag: TagOption = None,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
     res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
                          batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
                          smm_mult=smm_mult, recovery_mult=recovery_mult,
                          deterministic=deterministic, workers=workers, scheduler=scheduler,
-                         book=book, structure=structure, rating_table=rating_table)
+                         book=book, structure=structure, rating_table=rating_table,
+                         label=label, tags=tag or ())
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
@@ -290,7 +328,8 @@ def simulate_cmd(
             where = f" on {res.inputs.dask.workers} Dask workers"
         typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
-        typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)"))
+        typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)",
+                                   n_paths=p.n_paths))
     if res.deal_run is not None:
         dr = res.deal_run
         how = (f"revolving {dr.deal.revolving_months} months, purchases as new loans "
@@ -312,7 +351,8 @@ def simulate_cmd(
 # runs
 
 
-runs_app = typer.Typer(help="Recorded runs (simulation, allocation, report): list, show.",
+runs_app = typer.Typer(help="Recorded runs (simulation, allocation, report): list, show, "
+                       "label, diff.",
                        no_args_is_help=True)
 
 
@@ -350,6 +390,8 @@ def runs_show(
         monthly = run_monthly(store, run_id) if rec.kind == "simulation" else None
     typer.echo(f"run {rec.run_id}: {rec.kind}, {rec.status}; started {rec.started_at}, "
                f"finished {rec.finished_at}")
+    if rec.label or rec.tags:
+        typer.echo(f"label: {rec.label or '—'}; tags: {', '.join(rec.tags) or '—'}")
     typer.echo(f"code version {rec.code_version}; seed entropy {rec.seed_entropy}")
     for key, value in rec.inputs.to_json().items():
         if value is not None:
@@ -378,6 +420,65 @@ def runs_show(
             shown[c] = [f"{m:,.0f} ± {s:,.0f}" for m, s in zip(monthly[c], monthly[f"{c}_se"],
                                                                strict=True)]
         typer.echo(shown.to_string(index=False))
+
+
+@runs_app.command("label")
+def runs_label(
+    run_id: Annotated[int, typer.Argument(help="Run id (riskpool runs list).")],
+    label: LabelOption = None,
+    tag: TagOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Name a run and tag it (replaces its label and tags; `--label ''` clears the label)."""
+    with open_store(db) as store, store.transaction():
+        label_run(store, run_id, label, tag or ())
+        rec = get_run(store, run_id)
+    typer.echo(f"run {run_id}: label {rec.label or '—'}; tags {', '.join(rec.tags) or '—'}")
+
+
+def _pct(v: float) -> str:
+    return "" if math.isnan(v) else f"{v * 100:+.2f}%"
+
+
+@runs_app.command("diff")
+def runs_diff(
+    run_a: Annotated[int, typer.Argument(help="Run A (the base).")],
+    run_b: Annotated[int, typer.Argument(help="Run B (compared with A).")],
+    all_inputs: Annotated[bool, typer.Option("--all", help="Show every input, not only "
+                                             "those that differ.")] = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Two simulation runs side by side: the inputs that differ, then EL, VaR and ES per party
+    with B − A, the change in %, and its standard error; a quantile resting on fewer than 50
+    tail paths is flagged."""
+    with open_store(db, read_only=True) as store:
+        cmp = compare_runs(store, run_a, run_b)
+    name = {run_a: f"run {run_a}" + (f" ({cmp.a.label})" if cmp.a.label else ""),
+            run_b: f"run {run_b}" + (f" ({cmp.b.label})" if cmp.b.label else "")}
+    typer.echo(f"A = {name[run_a]}, B = {name[run_b]}")
+    inputs = cmp.inputs if all_inputs else cmp.inputs[cmp.inputs["differs"]]
+    if inputs.empty:
+        typer.echo("\ninputs: identical")
+    else:
+        shown = inputs.rename(columns={"a": "A", "b": "B"}).copy()
+        shown["differs"] = shown["differs"].map(lambda d: "≠" if d else "")
+        typer.echo("\ninputs" + ("" if all_inputs else " that differ (--all for every input)")
+                   + ":")
+        typer.echo(shown.to_string(index=False))
+    res = cmp.results
+    shown = pd.DataFrame({
+        "party": res["party"], "measure": res["measure"],
+        "level": res["level"].map(lambda v: "" if math.isnan(v) else f"{v * 100:g}%"),
+        "A (CNY)": [f"{v:,.0f} ± {s:,.0f}" for v, s in zip(res["a"], res["a_se"], strict=True)],
+        "B (CNY)": [f"{v:,.0f} ± {s:,.0f}" for v, s in zip(res["b"], res["b_se"], strict=True)],
+        "B − A": [f"{v:+,.0f} ± {s:,.0f}" for v, s in zip(res["delta"], res["delta_se"],
+                                                          strict=True)],
+        "B − A %": res["delta_pct"].map(_pct),
+        "note": res["note"],
+    })
+    typer.echo("\nloss over the horizon (± Monte Carlo SE; the delta's SE assumes independent "
+               "draws):")
+    typer.echo(shown.to_string(index=False))
 
 
 def migrate_cmd(db: DbOption = DEFAULT_DB) -> None:
