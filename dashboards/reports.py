@@ -113,11 +113,8 @@ def _pinned(db: str | Path, as_of: dt.date, partner: str | None) -> tuple[int | 
     """The run and allocation of the earliest recorded report for ``as_of`` and ``partner``
     that names them (reports recorded before reports named them pin nothing)."""
     with open_store(db, read_only=True) as store:
-        rows = store.con.execute(
-            "SELECT run_id, inputs FROM runs WHERE kind = 'report' AND status = 'ok' "
-            "ORDER BY run_id").fetchall()
-    for _, raw in rows:
-        data = json.loads(raw) if isinstance(raw, str) else raw
+        pins = sql.report_pins(store.con)
+    for data in pins:
         if (data.get("as_of") == as_of.isoformat() and data.get("partner") == partner
                 and ("run_id" in data or "allocation_id" in data)):
             return data.get("run_id"), data.get("allocation_id")

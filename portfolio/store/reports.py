@@ -185,6 +185,14 @@ def report_runs(con: duckdb.DuckDBPyConnection, partner: str | None = None,
     ).df()
 
 
+def report_pins(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The inputs of every successful report run, oldest first (each a dict with ``as_of``,
+    ``partner`` and, when the report recorded them, ``run_id`` and ``allocation_id``)."""
+    rows = con.execute("SELECT inputs FROM runs WHERE kind = 'report' AND status = 'ok' "
+                       "ORDER BY run_id").fetchall()
+    return [json.loads(raw) if isinstance(raw, str) else dict(raw) for (raw,) in rows]
+
+
 def allocated_parties(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every party id with a share in some allocation (empty for a book without any)."""
     has = con.execute("SELECT count(*) FROM information_schema.tables "
