@@ -30,6 +30,7 @@ from portfolio.validation import (
     Field,
     Interval,
     ListOf,
+    Options,
     SchemaError,
     Str,
     StrOptions,
@@ -39,6 +40,129 @@ from portfolio.validation import (
     verbatim,
     validate,
 )
+
+
+DELINQUENCY_BUCKETS = 6
+"""30-day delinquency buckets a ``[delinquency]`` record holds rates for: 1–30, 31–60, 61–90,
+91–120, 121–150, 151–180 days past due (the latest charge-off point is 180 DPD)."""
+CHARGE_OFF_DPD: tuple[int, ...] = (90, 120, 150, 180)
+CURE_RULES: tuple[str, ...] = ("catch_up", "re_age")
+BUCKET_LABELS: tuple[str, ...] = ("1-30", "31-60", "61-90", "91-120", "121-150", "151-180")
+
+
+@dataclass(frozen=True, slots=True)
+class DelinquencyAssumptions:
+    """Monthly transition probabilities of the delinquency-state model (``--model
+    delinquency``; docs/model.md, "Delinquency states").
+
+    States: current, delinquency buckets k = 1 … K of 30 days each (1–30, 31–60, 61–90,
+    91–120, …) with ``K = charge_off_dpd / 30``, and the exits charged off, prepaid, matured.
+    A loan in bucket k has k instalments unpaid. Every array is indexed like the hazard
+    curves (score band, term, age), age column ``min(a, n_age) − 1`` for a loan in its a-th
+    month on book; the bucket arrays have a last axis of ``DELINQUENCY_BUCKETS`` = 6 buckets
+    (entry k − 1 = bucket k), of which the first K are used.
+
+    * ``roll_current`` (n_bands, n_terms, n_age): P(current → 1–30) — the loan misses its
+      instalment this month. Prepayment from current is ``Assumptions.prepay_smm`` (applied
+      to the loans that paid, as in the hazard model).
+    * ``roll`` (n_bands, n_terms, n_age, 6): P(bucket k → k + 1) — misses again; from bucket
+      K the roll is the charge-off.
+    * ``cure`` (n_bands, n_terms, n_age, 6): P(bucket k → current).
+    * stay = 1 − roll − cure: the loan pays one instalment and stays k behind.
+    * ``charge_off_dpd`` (90, 120, 150 or 180): a loan that rolls past it is charged off.
+    * ``cure_rule``: ``catch_up`` (a cured loan pays every missed instalment that month) or
+      ``re_age`` (it pays one instalment and its missed ones move to the end of the
+      schedule; a loan is re-aged at most once, later cures catch up).
+    * ``factor_loading``: ρ of the transitions on the systematic factor; ``None`` = the
+      ``[factor]`` rho. Conditional on Z_t, rolls rise and cures fall in a bad month:
+      ``roll(Z) = Φ((Φ⁻¹(roll) − √ρ·Z)/√(1 − ρ))``, ``cure(Z) = Φ((Φ⁻¹(cure) + √ρ·Z)/√(1 − ρ))``.
+
+    Unconditionally roll + cure ≤ 1 in every entry. A file without a ``[delinquency]``
+    section gets :func:`derived_delinquency`: ``roll_current`` = the default hazard, every
+    roll 1 and every cure 0 — the hazard model's go-bad events, charged off K months later.
+
+    For calibration (``riskpool calibrate``): write the estimates with
+    :func:`save_assumptions` (``Assumptions(delinquency=...)``); counts and intervals go in
+    ``provenance`` (free-form, kept) or per segment through ``assumptions_to_toml``'s
+    ``delinquency_info`` (written as each segment's ``info`` table, ignored when loading).
+    """
+
+    roll_current: np.ndarray
+    roll: np.ndarray
+    cure: np.ndarray
+    charge_off_dpd: int = 90
+    cure_rule: Literal["catch_up", "re_age"] = "catch_up"
+    factor_loading: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rc = np.asarray(self.roll_current, dtype=np.float64)
+        if rc.ndim != 3:
+            raise ValidationError(must_be("delinquency.roll_current",
+                                          "an array shaped (score bands, terms, age)",
+                                          f"shape {rc.shape}"))
+        want = (*rc.shape, DELINQUENCY_BUCKETS)
+        arrays = {"roll_current": rc}
+        for name in ("roll", "cure"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != want:
+                raise ValidationError(must_be(f"delinquency.{name}", f"an array shaped {want} "
+                                              "(score bands, terms, age, buckets)",
+                                              f"shape {arr.shape}"))
+            arrays[name] = arr
+        for name, arr in arrays.items():
+            if not np.all((arr >= 0) & (arr <= 1)):
+                raise ValidationError(must_be(f"delinquency.{name}", "monthly probabilities "
+                                              "in [0, 1]", f"min {np.nanmin(arr):.4g}, "
+                                              f"max {np.nanmax(arr):.4g}"))
+        if not np.all(rc < 1):
+            raise ValidationError(must_be("delinquency.roll_current",
+                                          "monthly probabilities below 1", float(rc.max())))
+        excess = arrays["roll"] + arrays["cure"] - 1.0
+        if np.any(excess > 1e-12):
+            idx = tuple(int(v) for v in np.argwhere(excess > 1e-12)[0])
+            raise ValidationError(must_be("delinquency.roll + delinquency.cure", "at most 1 "
+                                          "(the rest is the stay probability)",
+                                          float(excess[idx] + 1.0),
+                                          f"band {idx[0]}, term {idx[1]}, age column {idx[2]}, "
+                                          f"bucket {BUCKET_LABELS[idx[3]]}"))
+        for name, arr in arrays.items():
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        if self.charge_off_dpd not in CHARGE_OFF_DPD or isinstance(self.charge_off_dpd, bool):
+            raise ValidationError(must_be("delinquency.charge_off_dpd",
+                                          "one of " + ", ".join(map(str, CHARGE_OFF_DPD)),
+                                          self.charge_off_dpd))
+        if self.cure_rule not in CURE_RULES:
+            raise ValidationError(must_be("delinquency.cure_rule",
+                                          "one of " + ", ".join(CURE_RULES), self.cure_rule))
+        if self.factor_loading is not None and not 0 <= self.factor_loading < 1:
+            raise ValidationError(must_be("delinquency.factor_loading", "in [0, 1) or None",
+                                          self.factor_loading))
+
+    @property
+    def n_buckets(self) -> int:
+        """K: the delinquency buckets before the charge-off (charge_off_dpd / 30)."""
+        return self.charge_off_dpd // 30
+
+    def loading(self, rho: float) -> float:
+        """The factor loading ρ of the transitions (``rho`` of ``[factor]`` when not set)."""
+        return float(rho if self.factor_loading is None else self.factor_loading)
+
+
+def derived_delinquency(default_hazard: np.ndarray, charge_off_dpd: int = 90,
+                        cure_rule: str = "catch_up",
+                        factor_loading: float | None = None) -> DelinquencyAssumptions:
+    """The delinquency record implied by hazard curves: ``roll_current`` = the hazard (the
+    went-bad probability), every roll 1, every cure 0 — a loan that misses an instalment
+    misses every later one and is charged off ``charge_off_dpd / 30`` months after it went
+    bad, with the balance it had then (what the hazard model calls its default)."""
+    h = np.asarray(default_hazard, dtype=np.float64)
+    shape = (*h.shape, DELINQUENCY_BUCKETS)
+    return DelinquencyAssumptions(
+        roll_current=h, roll=np.ones(shape), cure=np.zeros(shape),
+        charge_off_dpd=charge_off_dpd, cure_rule=cure_rule,  # type: ignore[arg-type]
+        factor_loading=factor_loading, provenance={"derived": "from default_hazard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +179,7 @@ class Assumptions:
     terms: tuple[int, ...] = ALLOWED_TERMS
     rho_se: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    delinquency: DelinquencyAssumptions | None = None  # None: derived_delinquency when used
 
     def __post_init__(self) -> None:
         shape = (len(self.score_bands), len(self.terms))
@@ -85,6 +210,22 @@ class Assumptions:
             raise ValidationError(must_be("copula", "'gaussian' or 't'", self.copula))
         if self.copula == "t" and not self.t_dof > 2:
             raise ValidationError(must_be("t_dof", "> 2", self.t_dof))
+        if self.delinquency is not None:
+            if not isinstance(self.delinquency, DelinquencyAssumptions):
+                raise ValidationError(must_be("delinquency", "a DelinquencyAssumptions record "
+                                              "or None", type(self.delinquency).__name__))
+            want = np.asarray(self.default_hazard).shape
+            if self.delinquency.roll_current.shape != want:
+                raise ValidationError(must_be(
+                    "delinquency.roll_current", f"shaped like default_hazard {want}",
+                    f"shape {self.delinquency.roll_current.shape}"))
+
+    def delinquency_model(self) -> DelinquencyAssumptions:
+        """The delinquency transitions to project with: the ``[delinquency]`` record, else
+        the one derived from the hazard curves (:func:`derived_delinquency`)."""
+        if self.delinquency is not None:
+            return self.delinquency
+        return derived_delinquency(self.default_hazard)
 
     @property
     def n_age(self) -> int:
@@ -107,8 +248,13 @@ class Assumptions:
             if not value >= 0:
                 raise ValidationError(must_be(name, ">= 0", value))
         cap = 0.999
+        dq = self.delinquency
+        if dq is not None:  # the entry into delinquency is the go-bad hazard's analogue
+            dq = dataclasses.replace(dq, roll_current=np.minimum(dq.roll_current * pd_multiplier,
+                                                                 cap))
         return dataclasses.replace(
             self,
+            delinquency=dq,
             default_hazard=np.minimum(self.default_hazard * pd_multiplier, cap),
             prepay_smm=np.minimum(self.prepay_smm * smm_multiplier, cap),
             recovery_rate=min(1.0, self.recovery_rate * recovery_multiplier),
@@ -183,6 +329,15 @@ def apply_stress(
 #                 Informational keys beside the curves (ignored when loading): exposure,
 #                 defaults, prepayments (loan-months at risk and events per age),
 #                 daily_interest_mpr, daily_interest_exposure.
+#   [delinquency] optional (the delinquency-state model; without it the transitions are
+#                 derived from the hazard curves): charge_off_dpd (90, 120, 150, 180),
+#                 cure_rule ("catch_up", "re_age"), factor_loading (optional: [factor] rho),
+#                 [delinquency.provenance] free-form, and either no segments (transitions
+#                 derived from default_hazard) or one [[delinquency.segment]] per score band ×
+#                 term: score_band, term, roll_current = [per age], roll = [[per age] per
+#                 bucket 1-30, 31-60, …], cure = the same (a curve shorter than n_age is
+#                 extended with its last value, a list of fewer than 6 buckets with its last
+#                 bucket); info = { … } informational, ignored when loading.
 
 ASSUMPTIONS_FORMAT = "riskpool-assumptions/1"
 _SEGMENT_INFO_KEYS = ("exposure", "defaults", "prepayments", "daily_interest_mpr",
@@ -190,6 +345,28 @@ _SEGMENT_INFO_KEYS = ("exposure", "defaults", "prepayments", "daily_interest_mpr
 _MAX_AGE = 600  # months: the longest curve (and term) a file may hold
 _CURVE = ListOf(Interval(float, 0, 1, closed="left", unit="a monthly probability"),
                 min_len=1, max_len=_MAX_AGE)
+_PROB = Interval(float, 0, 1, unit="a monthly probability")
+_BUCKET_CURVES = ListOf(ListOf(_PROB, min_len=1, max_len=_MAX_AGE),
+                        min_len=1, max_len=DELINQUENCY_BUCKETS,
+                        what=f"a list of 1 to {DELINQUENCY_BUCKETS} curves (buckets 1-30, "
+                             "31-60, …), each a list of monthly probabilities per age")
+DELINQUENCY_SCHEMA = Table({
+    "charge_off_dpd": Field.optional(Options(CHARGE_OFF_DPD), 90),
+    "cure_rule": Field.optional(StrOptions(CURE_RULES), "catch_up"),
+    "factor_loading": Field.optional(Interval(float, 0, 1, closed="left")),
+    "provenance": Field.optional(Anything(table=True), {}),
+    "segment": Field.optional(ListOf(Table({
+        "score_band": Field(Str()),
+        "term": Field(Interval(int, 1, _MAX_AGE)),
+        "roll_current": Field(ListOf(Interval(float, 0, 1, closed="left",
+                                              unit="a monthly probability"),
+                                     min_len=1, max_len=_MAX_AGE)),
+        "roll": Field(_BUCKET_CURVES),
+        "cure": Field(_BUCKET_CURVES),
+        "info": Field.optional(Anything(table=True), {}),  # informational, ignored
+    }, name="[[delinquency.segment]]")), []),
+}, name="[delinquency]")
+
 ASSUMPTIONS_SCHEMA = Table({
     "format": Field.optional(StrOptions((ASSUMPTIONS_FORMAT,)), ASSUMPTIONS_FORMAT),
     "factor": Field(Table({
@@ -221,6 +398,7 @@ ASSUMPTIONS_SCHEMA = Table({
         # informational, written beside the curves and ignored when loading
         **{key: Field.optional(Anything()) for key in _SEGMENT_INFO_KEYS},
     }, name="[[segment]]")), []),
+    "delinquency": Field.optional(DELINQUENCY_SCHEMA),
 })
 
 
@@ -261,12 +439,70 @@ def _drop_none(obj: Any) -> Any:
     return obj
 
 
-def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None = None) -> str:
+def _trimmed(curve: np.ndarray) -> list[float]:
+    """A curve without its trailing repeats of the last value (the reader extends it)."""
+    c = [float(x) for x in curve]
+    while len(c) > 1 and c[-2] == c[-1]:
+        c.pop()
+    return c
+
+
+def _trimmed_buckets(arr: np.ndarray) -> list[list[float]]:
+    """(n_age, buckets) → per bucket a trimmed curve, without trailing repeated buckets."""
+    out = [_trimmed(arr[:, k]) for k in range(arr.shape[1])]
+    while len(out) > 1 and out[-2] == out[-1]:
+        out.pop()
+    return out
+
+
+def _delinquency_toml(a: Assumptions, info: dict[str, np.ndarray] | None) -> list[str]:
+    dq = a.delinquency
+    if dq is None:
+        return []
+    lines = [
+        "[delinquency]",
+        "# delinquency-state model: monthly P(current -> 1-30) = roll_current; from bucket k",
+        "# (1-30, 31-60, ...): roll to k + 1 (charge-off from the last bucket), cure to",
+        "# current, else stay (pay one instalment). Conditional on Z_t:",
+        "# roll(Z) = Phi((Phi^-1(roll) - sqrt(rho) Z)/sqrt(1 - rho)), cure with + sqrt(rho) Z",
+        f"charge_off_dpd = {dq.charge_off_dpd}  # 90, 120, 150 or 180",
+        f"cure_rule = {_toml_value(dq.cure_rule)}  # catch_up or re_age",
+    ]
+    if dq.factor_loading is not None:
+        lines.append(f"factor_loading = {_toml_value(dq.factor_loading)}  # else [factor] rho")
+    lines.append("")
+    prov = _drop_none(dq.provenance)
+    if prov:
+        lines.append(tomli_w.dumps({"delinquency": {"provenance": prov}}).rstrip())
+        lines.append("")
+    for i, band in enumerate(a.score_bands):
+        for j, term in enumerate(a.terms):
+            lines += [
+                "[[delinquency.segment]]",
+                f"score_band = {_toml_value(_band_label(*band))}",
+                f"term = {term}",
+                f"roll_current = {_toml_value(_trimmed(dq.roll_current[i, j]))}",
+                f"roll = {_toml_value(_trimmed_buckets(dq.roll[i, j]))}",
+                f"cure = {_toml_value(_trimmed_buckets(dq.cure[i, j]))}",
+            ]
+            if info:
+                items = ", ".join(f"{key} = {_toml_value(np.asarray(v)[i, j])}"
+                                  for key, v in info.items())
+                lines.append(f"info = {{ {items} }}")
+            lines.append("")
+    return lines
+
+
+def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None = None,
+                        delinquency_info: dict[str, np.ndarray] | None = None) -> str:
     """The assumptions as a commented, human-editable TOML document.
 
     ``exposure`` (optional) maps informational keys (``exposure``, ``defaults``,
     ``prepayments``: arrays shaped like the curves; ``daily_interest_mpr``,
     ``daily_interest_exposure``: the same shape) written beside each segment's curves.
+    ``delinquency_info`` (optional) maps keys to arrays whose first two axes are (score band,
+    term), written as each ``[[delinquency.segment]]``'s ``info`` table (ignored when
+    loading): e.g. transition counts and confidence intervals.
     """
     lines = [
         "# riskpool projection assumptions. Monthly probabilities; in every curve, entry a",
@@ -328,6 +564,7 @@ def assumptions_to_toml(a: Assumptions, exposure: dict[str, np.ndarray] | None =
                               else float(v) for v in arr]
                     lines.append(f"{key} = {_toml_value(values)}")
             lines.append("")
+    lines += _delinquency_toml(a, delinquency_info)
     return "\n".join(lines)
 
 
@@ -390,7 +627,12 @@ def assumptions_from_dict(data: dict[str, Any], source: str = "assumptions") -> 
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise SchemaError("segment", "one [[segment]] table per score band × term",
                           verbatim(f"missing {', '.join(missing[:5])}{more}"), source)
+    delinquency = None
+    if doc["delinquency"] is not None:
+        delinquency = _delinquency_from_doc(doc["delinquency"], hazard, labels, term_index,
+                                            source)
     return Assumptions(
+        delinquency=delinquency,
         default_hazard=hazard,
         prepay_smm=smm,
         recovery_rate=recovery["rate"],
@@ -406,6 +648,62 @@ def assumptions_from_dict(data: dict[str, Any], source: str = "assumptions") -> 
     )
 
 
+def _bucket_curves(values: list[list[float]], path: str, n_age: int, where: str) -> np.ndarray:
+    """(n_age, DELINQUENCY_BUCKETS): each bucket's curve extended to n_age, the last bucket
+    repeated up to the sixth."""
+    curves = [_curve(v, f"{path}[{k}]", n_age, where) for k, v in enumerate(values)]
+    curves += [curves[-1]] * (DELINQUENCY_BUCKETS - len(curves))
+    return np.stack(curves, axis=1)
+
+
+def _delinquency_from_doc(dq: dict[str, Any], hazard: np.ndarray, labels: dict[str, int],
+                          term_index: dict[int, int], source: str) -> DelinquencyAssumptions:
+    """The validated ``[delinquency]`` table as a record (segments complete or absent)."""
+    n_age = hazard.shape[2]
+    if not dq["segment"]:
+        out = derived_delinquency(hazard, dq["charge_off_dpd"], dq["cure_rule"],
+                                  dq["factor_loading"])
+        return dataclasses.replace(out, provenance={**dq["provenance"], **out.provenance})
+    rc = np.full(hazard.shape, np.nan)
+    roll = np.full((*hazard.shape, DELINQUENCY_BUCKETS), np.nan)
+    cure = np.full_like(roll, np.nan)
+    for k, seg in enumerate(dq["segment"]):
+        path = f"delinquency.segment[{k}]"
+        band, term = seg["score_band"], seg["term"]
+        if band not in labels:
+            raise SchemaError(f"{path}.score_band", "one of " + ", ".join(labels), band, source)
+        if term not in term_index:
+            raise SchemaError(f"{path}.term", "one of " + str(list(term_index)), term, source)
+        i, j = labels[band], term_index[term]
+        if not np.isnan(rc[i, j, 0]):
+            raise SchemaError(path, "a score band × term not given before",
+                              verbatim(f"segment {band} × {term}m again (it appears twice)"),
+                              source)
+        rc[i, j] = _curve(seg["roll_current"], f"{path}.roll_current", n_age, source)
+        roll[i, j] = _bucket_curves(seg["roll"], f"{path}.roll", n_age, source)
+        cure[i, j] = _bucket_curves(seg["cure"], f"{path}.cure", n_age, source)
+        bad = roll[i, j] + cure[i, j] > 1.0 + 1e-12
+        if bad.any():
+            age, b = (int(v) for v in np.argwhere(bad)[0])
+            raise SchemaError(f"{path}.cure[{min(b, len(seg['cure']) - 1)}]",
+                              "at most 1 − roll (roll + cure ≤ 1: the rest is the stay "
+                              "probability)",
+                              verbatim(f"roll {roll[i, j, age, b]:.6g} + cure "
+                                       f"{cure[i, j, age, b]:.6g} at age {age + 1}, bucket "
+                                       f"{BUCKET_LABELS[b]}"), source)
+    missing = [f"{band} × {term}m" for band, i in labels.items() for term, j in term_index.items()
+               if np.isnan(rc[i, j, 0])]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise SchemaError("delinquency.segment", "one [[delinquency.segment]] table per score "
+                          "band × term, or none (derived from default_hazard)",
+                          verbatim(f"missing {', '.join(missing[:5])}{more}"), source)
+    return DelinquencyAssumptions(
+        roll_current=rc, roll=roll, cure=cure, charge_off_dpd=dq["charge_off_dpd"],
+        cure_rule=dq["cure_rule"], factor_loading=dq["factor_loading"],
+        provenance=dq["provenance"])
+
+
 def assumptions_from_toml(text: str, source: str = "assumptions") -> Assumptions:
     """Parse and validate the TOML layout written by ``assumptions_to_toml``."""
     return assumptions_from_dict(parse_toml(text, source), source)
@@ -417,10 +715,11 @@ def load_assumptions(path: str | Path) -> Assumptions:
 
 
 def save_assumptions(a: Assumptions, path: str | Path,
-                     exposure: dict[str, np.ndarray] | None = None) -> Path:
+                     exposure: dict[str, np.ndarray] | None = None,
+                     delinquency_info: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``a`` as TOML (via a temporary file renamed into place: all or nothing)."""
     p = Path(path)
-    text = assumptions_to_toml(a, exposure)
+    text = assumptions_to_toml(a, exposure, delinquency_info)
     assumptions_from_toml(text, str(p))  # never write a file we could not read back
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")

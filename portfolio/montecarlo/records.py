@@ -30,7 +30,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from portfolio.montecarlo.assumptions import NAMED_SCENARIOS, Assumptions
+from portfolio.montecarlo.assumptions import (
+    CHARGE_OFF_DPD,
+    CURE_RULES,
+    NAMED_SCENARIOS,
+    Assumptions,
+    DelinquencyAssumptions,
+)
 from portfolio.montecarlo.simulation import DETERMINISTIC_Z, ENGINES, Engine
 from portfolio.validation import (
     Anything,
@@ -38,6 +44,7 @@ from portfolio.validation import (
     Field,
     Interval,
     ListOf,
+    Options,
     OrNull,
     SchemaError,
     Spec,
@@ -275,7 +282,37 @@ ASSUMPTIONS = Table({
     "terms": Field(ListOf(Interval(int, 1), min_len=1)),
     "rho_se": optional(Interval(float, 0)),
     "provenance": Field(Anything(table=True)),
+    "delinquency": optional(Table({
+        "roll_current": Field(Anything()),  # arrays: checked by DelinquencyAssumptions
+        "roll": Field(Anything()),
+        "cure": Field(Anything()),
+        "charge_off_dpd": Field(Options(CHARGE_OFF_DPD)),
+        "cure_rule": Field(StrOptions(CURE_RULES)),
+        "factor_loading": optional(Interval(float, 0, 1, closed="left")),
+        "provenance": Field(Anything(table=True)),
+    })),
 })
+
+
+def _delinquency_to_json(dq: DelinquencyAssumptions | None) -> dict[str, Any] | None:
+    if dq is None:
+        return None
+    return {
+        "roll_current": np.asarray(dq.roll_current).tolist(),
+        "roll": np.asarray(dq.roll).tolist(),
+        "cure": np.asarray(dq.cure).tolist(),
+        "charge_off_dpd": int(dq.charge_off_dpd),
+        "cure_rule": dq.cure_rule,
+        "factor_loading": None if dq.factor_loading is None else float(dq.factor_loading),
+        "provenance": dict(dq.provenance),
+    }
+
+
+def _array(value: Any, path: str, where: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SchemaError(path, "an array of monthly probabilities", value, where) from None
 
 
 def assumptions_to_json(a: Assumptions) -> dict[str, Any]:
@@ -294,6 +331,7 @@ def assumptions_to_json(a: Assumptions) -> dict[str, Any]:
         "terms": [int(t) for t in a.terms],
         "rho_se": None if a.rho_se is None else float(a.rho_se),
         "provenance": dict(a.provenance),
+        "delinquency": _delinquency_to_json(a.delinquency),
     }
 
 
@@ -309,9 +347,20 @@ def assumptions_from_json(data: object, where: str = "") -> Assumptions:
             raise SchemaError(f"assumptions.{name}", "an array of monthly probabilities",
                               v[name], where) from None
         curves[name] = arr
+    delinquency = None
+    dq = v["delinquency"]
+    if dq is not None:
+        delinquency = DelinquencyAssumptions(
+            roll_current=_array(dq["roll_current"], "assumptions.delinquency.roll_current",
+                                where),
+            roll=_array(dq["roll"], "assumptions.delinquency.roll", where),
+            cure=_array(dq["cure"], "assumptions.delinquency.cure", where),
+            charge_off_dpd=dq["charge_off_dpd"], cure_rule=dq["cure_rule"],
+            factor_loading=dq["factor_loading"], provenance=dict(dq["provenance"]))
     return Assumptions(
         default_hazard=curves["default_hazard"], prepay_smm=curves["prepay_smm"],
         recovery_rate=v["recovery_rate"], recovery_lag=tuple(v["recovery_lag"]),
         rho=v["rho"], factor_persistence=v["factor_persistence"], copula=v["copula"],
         t_dof=v["t_dof"], score_bands=tuple(tuple(b) for b in v["score_bands"]),
-        terms=tuple(v["terms"]), rho_se=v["rho_se"], provenance=dict(v["provenance"]))
+        terms=tuple(v["terms"]), rho_se=v["rho_se"], provenance=dict(v["provenance"]),
+        delinquency=delinquency)
