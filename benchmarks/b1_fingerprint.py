@@ -63,6 +63,11 @@ from tranching.waterfall import run_waterfall
 SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths": 2_000}
 
 
+ADDED_OPTIONAL = {("PoolPaths", "delinquency"), ("Assumptions", "delinquency")}
+"""Optional fields added to hashed records after the fingerprints were recorded: left out of
+the digest when they are None (the hazard model's records), so the numbers' digests stay."""
+
+
 def _feed(h: Any, obj: Any) -> None:
     """Feed ``obj`` into the hash in a canonical order (field names included)."""
     if isinstance(obj, np.ndarray):
@@ -81,6 +86,8 @@ def _feed(h: Any, obj: Any) -> None:
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         h.update(f"dc:{type(obj).__name__}:".encode())
         for f in dataclasses.fields(obj):
+            if (type(obj).__name__, f.name) in ADDED_OPTIONAL and getattr(obj, f.name) is None:
+                continue  # a field added after the fingerprints were recorded, not set
             h.update(f.name.encode())
             _feed(h, getattr(obj, f.name))
     elif isinstance(obj, Mapping):
@@ -123,7 +130,8 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
     disp = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
                           replenishment=profile, waterfall=wf)
     pool_arrays = {f.name: getattr(paths, f.name) for f in dataclasses.fields(paths)
-                   if f.name != "party_flows"}
+                   if f.name != "party_flows"
+                   and ("PoolPaths", f.name) not in ADDED_OPTIONAL}
     return {
         "loans": digest(loans),
         "allocation": digest({"loan_id": alloc.loan_id, "party_ids": alloc.party_ids,
@@ -162,7 +170,8 @@ def small_fingerprint() -> dict[str, str]:
         # (a field added after the fingerprint was recorded)
         out = {"assumptions": digest({f.name: getattr(a, f.name) for f in dataclasses.fields(a)
                                       if f.name != "provenance" and not (
-                                          f.name == "delinquency" and a.delinquency is None)})}
+                                          ("Assumptions", f.name) in ADDED_OPTIONAL
+                                          and getattr(a, f.name) is None)})}
         out.update(fingerprint(db, pool_id, a_path, SMALL["pool_loans"], SMALL["paths"]))
         return out
 

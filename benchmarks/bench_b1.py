@@ -60,6 +60,12 @@ from portfolio.book.calibration import calibrate_from_store
 from portfolio.book.pools import create_pool, get_pool, list_pools, load_pool_loans, parse_criteria
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.delinquency import (
+    prepare_delinquency,
+    project,
+    run_dq_blocks,
+    simulate_delinquency,
+)
 from portfolio.montecarlo.distributed import open_client, run_distributed
 from portfolio.montecarlo.simulation import (
     loss_distribution,
@@ -84,12 +90,14 @@ def sizes(quick: bool) -> dict[str, Any]:
     if quick:
         return {"book_loans": 150_000, "book_months": 12, "pool_loans": 100_000,
                 "paths": 2_000, "loan_engine_paths": 256, "naive_loans": 5_000,
+                "loan_engine_paths_dq": 16,
                 "naive_paths": 16, "dask_paths": 512,
                 "scale_loans": (10_000, 30_000, 100_000), "scale_paths": (250, 500, 1_000),
                 "scale_months": (3, 6, 12), "scale_base_loans": 30_000,
                 "scale_base_paths": 500}
     return {"book_loans": 1_500_000, "book_months": 12, "pool_loans": 1_000_000,
             "paths": 10_000, "loan_engine_paths": 1_024, "naive_loans": 20_000,
+            "loan_engine_paths_dq": 64,
             "naive_paths": 64, "dask_paths": 1_024,
             "scale_loans": (100_000, 300_000, 1_000_000), "scale_paths": (1_000, 3_000, 10_000),
             "scale_months": (6, 12, 24), "scale_base_loans": 200_000, "scale_base_paths": 2_000}
@@ -215,13 +223,15 @@ def warm_up(a_path: str) -> None:
         next_due_date=np.full(n, np.datetime64("2026-01-15")), principal=np.full(n, 6000.0))
     for engine in ("granular", "loan"):
         simulate(loans, a, 300, 0, engine=engine)
+    simulate_delinquency(loans, a, 300, 0, engine="loan")
 
 
 def _take(loans: Any, n: int) -> Any:
     return loans.take(np.arange(min(n, len(loans))))
 
 
-def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
+def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
+             model: str = "hazard") -> dict[str, Any]:
     """B1 end to end after the pool is built; every stage timed. Runs in a fresh process."""
     rss = PeakRss().start()
     warm_up(a_path)  # numba kernels loaded from their cache before timing (not B1 work)
@@ -250,7 +260,8 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
     st["allocation (3 partners)"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    paths = simulate(loans, a, sz["paths"], 2026, shares=alloc.shares, party_ids=alloc.party_ids)
+    paths = project(loans, a, sz["paths"], 2026, model=model, shares=alloc.shares,
+                    party_ids=alloc.party_ids)
     st["simulation (granular, party split)"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -286,6 +297,36 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str
         out[f"dispersion {h.scenario}: EL / 99.9% tail off platform"] = \
             f"{h.el_share_left:.1%} / {h.tail_share_left:.1%}"
     return out
+
+
+def pipeline_delinquency(db: str, pool_id: int, a_path: str, sz: dict[str, Any]
+                         ) -> dict[str, Any]:
+    """B1 with the delinquency-state model (``--model delinquency``): the same pipeline,
+    the pool's paths from ``simulate_delinquency`` (granular engine); the revolving
+    purchases' profile stays the hazard model's."""
+    figures = pipeline(db, pool_id, a_path, sz, model="delinquency")
+    return {f"delinquency model: {k}": v for k, v in figures.items()}
+
+
+def loan_engine_delinquency(db: str, pool_id: int, a_path: str, sz: dict[str, Any]
+                            ) -> dict[str, Any]:
+    """The delinquency model's loan engine on the B1 pool: loan-paths per second (one
+    uniform per loan, month and path), beside the hazard model's (``loan_engine``)."""
+    warm_up(a_path)
+    with open_store(Path(db), read_only=True) as store:
+        loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
+    a = load_assumptions(Path(a_path))
+    n, p = len(loans), sz["loan_engine_paths_dq"]
+    t = time.perf_counter()
+    prep = prepare_delinquency(loans, a, engine="loan")
+    w_prep = time.perf_counter() - t
+    t = time.perf_counter()
+    run_dq_blocks(prep, root_seed(7), p, "loan")
+    w = time.perf_counter() - t
+    return {"delinquency model loan engine: loans x paths x months": f"{n:,} x {p:,} x {prep.H}",
+            "delinquency model loan engine preparation s": w_prep,
+            "delinquency model loan engine paths s": w,
+            "delinquency model loan engine loan-paths/s": n * p / w}
 
 
 def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
@@ -415,6 +456,7 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     args = (info["db"], info["pool_id"], info["assumptions"])
     out.update(_child("pipeline", *args, quick))
     out.update(_child("loan_engine", *args, quick))
+    out.update(_child("loan_engine_delinquency", *args, quick))
     out.update(_child("scaling", *args, quick))
     return out
 
@@ -423,7 +465,9 @@ def _main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         stage, db, pool_id, a_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
         sz = sizes(sys.argv[6] == "quick")
-        fn = {"pipeline": pipeline, "loan_engine": loan_engine, "scaling": scaling}[stage]
+        fn = {"pipeline": pipeline, "loan_engine": loan_engine, "scaling": scaling,
+              "pipeline_delinquency": pipeline_delinquency,
+              "loan_engine_delinquency": loan_engine_delinquency}[stage]
         figures = fn(db, pool_id, a_path, sz)
         print(json.dumps(figures, default=float))
         return 0

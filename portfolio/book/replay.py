@@ -23,10 +23,10 @@ from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
+from portfolio.montecarlo.delinquency import project
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, assumptions_from_json
 from portfolio.montecarlo.replenishment import simulate_replenishment
-from portfolio.montecarlo.simulation import simulate
 from portfolio.store import allocations as allocation_sql
 from portfolio.store.core import Store
 from portfolio.store.migrations import file_sha256
@@ -55,10 +55,10 @@ class RunReplay:
             shares = self.shares
             party_ids = self.inputs.party_ids if shares is not None else ()
         inp = self.inputs
-        return simulate(self.loans, self.assumptions, inp.n_paths, inp.seed, engine=inp.engine,
-                        batch_size=inp.batch_size or 1000, shares=shares,
-                        party_ids=tuple(party_ids or ()),
-                        deterministic_z=inp.deterministic_z)
+        return project(self.loans, self.assumptions, inp.n_paths, inp.seed, model=inp.model,
+                       engine=inp.engine, batch_size=inp.batch_size or 1000, shares=shares,
+                       party_ids=tuple(party_ids or ()), deterministic_z=inp.deterministic_z,
+                       charge_off_dpd=inp.charge_off_dpd)
 
     def replenishment(self) -> PoolPaths:
         """The replenishment profile of a revolving deal on this run: the new loans of the

@@ -37,10 +37,9 @@ from portfolio.validation import (
     Table,
     parse_toml,
     read_toml,
-    verbatim,
     validate,
+    verbatim,
 )
-
 
 DELINQUENCY_BUCKETS = 6
 """30-day delinquency buckets a ``[delinquency]`` record holds rates for: 1–30, 31–60, 61–90,

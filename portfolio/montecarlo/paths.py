@@ -20,6 +20,47 @@ import numpy as np
 
 from portfolio.risk import mean_and_se
 
+STATE_LABELS: tuple[str, ...] = ("current", "1-30", "31-60", "61-90", "91-120", "121-150",
+                                 "151-180")
+
+
+@dataclass(frozen=True, slots=True)
+class DelinquencyPaths:
+    """The delinquency-state model's paths beside the flows (``--model delinquency``).
+
+    ``state_balance`` (n_paths, n_months, K + 1): end-of-month principal outstanding of the
+    loans current (column 0) and in each delinquency bucket k = 1 … K (1–30, 31–60, … days
+    past due; K = charge_off_dpd / 30). ``cures`` (n_paths, n_months): the start-of-month
+    balance of the loans that cured in the month. The charge-offs are ``PoolPaths.default``.
+    ``party_*``: the same per party (n_parties, …) when the run carries a party split."""
+
+    charge_off_dpd: int
+    cure_rule: str
+    state_balance: np.ndarray
+    cures: np.ndarray
+    party_state_balance: np.ndarray | None = None
+    party_cures: np.ndarray | None = None
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return STATE_LABELS[: self.state_balance.shape[-1]]
+
+    def dpd_balance(self, days: int, party: int | None = None) -> np.ndarray:
+        """(n_paths, n_months) end-of-month balance more than ``days`` (0, 30, 60, 90, …, a
+        multiple of 30) days past due: the buckets k ≥ days/30 + 1. ``party``: that party's
+        share (index into the party axis)."""
+        if days < 0 or days % 30:
+            raise ValueError(f"`days` must be a non-negative multiple of 30; got {days!r}")
+        arr = self.state_balance if party is None else self.party_state_balance
+        if arr is None:
+            raise ValueError("no party split in these paths")
+        if party is not None:
+            arr = arr[party]
+        first = days // 30 + 1
+        if first >= arr.shape[-1]:
+            return np.zeros(arr.shape[:-1])
+        return arr[..., first:].sum(axis=-1)
+
 
 @dataclass(frozen=True, slots=True)
 class PoolPaths:
@@ -35,6 +76,9 @@ class PoolPaths:
     seed_entropy: int | None = None
     party_ids: tuple[str, ...] = ()
     party_flows: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n_parties, n_paths, n_months)
+    # the delinquency-state model's balances by state and cures (None: the hazard model);
+    # with it, ``default`` holds the charge-offs and recoveries follow them
+    delinquency: DelinquencyPaths | None = None
 
     @property
     def n_paths(self) -> int:

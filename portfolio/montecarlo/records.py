@@ -37,6 +37,7 @@ from portfolio.montecarlo.assumptions import (
     Assumptions,
     DelinquencyAssumptions,
 )
+from portfolio.montecarlo.delinquency import MODELS
 from portfolio.montecarlo.simulation import DETERMINISTIC_Z, ENGINES, Engine
 from portfolio.validation import (
     Anything,
@@ -129,6 +130,8 @@ SIMULATION = Table({
     "book": optional(text()),
     "structure": optional(text()),
     "source": optional(text()),
+    "model": Field.optional(StrOptions(MODELS), "hazard"),
+    "charge_off_dpd": optional(Options(CHARGE_OFF_DPD)),
 })
 
 
@@ -217,6 +220,8 @@ class SimulationInputs:
     book: str | None = None
     structure: str | None = None
     source: str | None = None
+    model: str = "hazard"
+    charge_off_dpd: int | None = None
 
     def __post_init__(self) -> None:
         _require_type(self.stress, Stress, "inputs.stress", "a Stress record")
@@ -243,6 +248,12 @@ class SimulationInputs:
             if self.dask is not None:
                 raise SchemaError("inputs.dask", "null for a deterministic projection",
                                   self.dask.to_json())
+        if self.model != "delinquency" and self.charge_off_dpd is not None:
+            raise SchemaError("inputs.charge_off_dpd", "null unless `inputs.model` is "
+                              "'delinquency'", self.charge_off_dpd)
+        if self.model == "delinquency" and self.deterministic is not None:
+            raise SchemaError("inputs.deterministic", "null with the delinquency model",
+                              self.deterministic)
         if (self.assumptions_exact is None) != (self.assumptions_exact_sha256 is None):
             raise SchemaError("inputs.assumptions_exact_sha256", "given exactly when "
                               "`inputs.assumptions_exact` is", self.assumptions_exact_sha256)

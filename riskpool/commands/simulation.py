@@ -33,7 +33,8 @@ import typer
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, tail_paths
 from portfolio.book.pools import PoolInfo, get_pool, load_pool_loans
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
+from portfolio.montecarlo.assumptions import CHARGE_OFF_DPD, apply_stress, load_assumptions
+from portfolio.montecarlo.delinquency import MODELS, project
 from portfolio.montecarlo.distributed import check_cluster_flags, simulate_distributed
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
@@ -43,7 +44,6 @@ from portfolio.montecarlo.simulation import (
     Engine,
     LossStats,
     loss_distribution,
-    simulate,
 )
 from portfolio.store.core import Store, open_store
 from portfolio.store.parquet_book import attach_book, check_book_dir, check_loans_in_book
@@ -108,6 +108,28 @@ def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int
                                       deterministic))
 
 
+def check_model_flags(model: str, charge_off_dpd: int | None, deterministic: str | None,
+                      workers: int | None, scheduler: str | None) -> None:
+    """``--model`` and ``--charge-off-dpd``, before any work."""
+    if model not in MODELS:
+        raise ValidationError(must_be("--model", "one of " + ", ".join(MODELS), model))
+    if charge_off_dpd is not None:
+        if model != "delinquency":
+            raise ValidationError(must_be("--charge-off-dpd", "given with --model delinquency",
+                                          charge_off_dpd))
+        if charge_off_dpd not in CHARGE_OFF_DPD:
+            raise ValidationError(must_be("--charge-off-dpd", "one of "
+                                          + ", ".join(map(str, CHARGE_OFF_DPD)), charge_off_dpd))
+    if model == "delinquency":
+        if deterministic is not None:
+            raise ValidationError(must_be("--deterministic", "not given with --model "
+                                          "delinquency (Monte Carlo paths only)", deterministic))
+        if workers is not None or scheduler is not None:
+            raise ValidationError(must_be("--workers/--scheduler", "not given with --model "
+                                          "delinquency (local threads only)",
+                                          workers if workers is not None else scheduler))
+
+
 def run_simulation(
     db: Path,
     pool_id: int,
@@ -130,6 +152,8 @@ def run_simulation(
     rating_table: Path | None = None,
     label: str | None = None,
     tags: Sequence[str] = (),
+    model: str = "hazard",
+    charge_off_dpd: int | None = None,
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
@@ -142,9 +166,13 @@ def run_simulation(
     ``rating_table``: a rating table TOML (checked first) for the tranche table's implied
     ratings (only with ``structure``).
     ``label``, ``tags``: stored with the run (``riskpool runs list``), in its transaction.
+    ``model``: ``hazard`` (default) or ``delinquency`` (the delinquency-state model,
+    ``portfolio.montecarlo.delinquency``; no deterministic projection, no Dask);
+    ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     clean_label(label, tags)  # refused before any work
+    check_model_flags(model, charge_off_dpd, deterministic, workers, scheduler)
     eng = cast(Engine, engine)  # one of ENGINES: checked above
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
@@ -181,8 +209,9 @@ def run_simulation(
                                     workers=workers, scheduler=scheduler)
         paths, n_workers = drun.paths, drun.n_workers
     else:
-        paths = simulate(loans, assumptions, 1 if z is not None else n_paths, seed,
-                         engine=eng, batch_size=batch_size, deterministic_z=z)
+        paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
+                        model=model, engine=eng, batch_size=batch_size, deterministic_z=z,
+                        charge_off_dpd=charge_off_dpd)
     timings["simulate_s"] = time.perf_counter() - t1
     stats = loss_distribution(paths)
     inputs = SimulationInputs(
@@ -195,7 +224,7 @@ def run_simulation(
         dask=None if n_workers is None else DaskPlacement(int(n_workers), scheduler or "local"),
         book=None if book is None else str(Path(book).resolve()),
         structure=None if structure is None else str(Path(structure).resolve()),
-        source="riskpool simulate")
+        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
     deal_run = None
     on_record = None
     if deal is not None and structure is not None:
@@ -302,6 +331,13 @@ def simulate_cmd(
         "(with --structure; none is shipped).")] = None,
     label: LabelOption = None,
     tag: TagOption = None,
+    model: Annotated[str, typer.Option(
+        "--model", help="Credit model: hazard (default: a loan defaults in the month it goes "
+        "bad) or delinquency (monthly delinquency states, charge-off at the charge-off "
+        "point).")] = "hazard",
+    charge_off_dpd: Annotated[int | None, typer.Option(
+        "--charge-off-dpd", help="With --model delinquency: charge off at 90, 120, 150 or 180 "
+        "days past due (default: the assumptions' [delinquency] charge_off_dpd, else 90).")] = None,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
     res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
@@ -309,7 +345,8 @@ def simulate_cmd(
                          smm_mult=smm_mult, recovery_mult=recovery_mult,
                          deterministic=deterministic, workers=workers, scheduler=scheduler,
                          book=book, structure=structure, rating_table=rating_table,
-                         label=label, tags=tag or ())
+                         label=label, tags=tag or (),
+                         model=model, charge_off_dpd=charge_off_dpd)
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
@@ -326,7 +363,8 @@ def simulate_cmd(
         where = ""
         if res.inputs.dask is not None:
             where = f" on {res.inputs.dask.workers} Dask workers"
-        typer.echo(f"{p.n_paths:,} paths, engine {engine}, seed {seed}{where} "
+        shown = "" if model == "hazard" else f"model {model}, "
+        typer.echo(f"{p.n_paths:,} paths, {shown}engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
         typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)",
                                    n_paths=p.n_paths))

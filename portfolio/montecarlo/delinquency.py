@@ -1,0 +1,399 @@
+"""The delinquency-state projection (``--model delinquency``; docs/model.md, "The
+delinquency-state model").
+
+Each loan moves monthly between current, the 30-day delinquency buckets (1–30, 31–60, …, up to
+the charge-off point) and the exits charged off, prepaid and matured, with the transition
+probabilities of ``Assumptions.delinquency_model()`` (score band × term × age) made
+conditional on the same AR(1) factor as the hazard model: in a bad month rolls rise and cures
+fall (``portfolio.montecarlo.dq_kernels``). A delinquent loan pays nothing in a month it
+rolls; a loan that stays pays one instalment; a cure catches up (or re-ages). Charge-offs are
+the principal outstanding; recoveries ``recovery_rate · lag[k]`` of a charge-off in month t
+arrive in month t + k + 1.
+
+``simulate_delinquency`` returns ``PoolPaths`` whose ``default`` is the charge-offs and whose
+``delinquency`` (``DelinquencyPaths``) holds the end-of-month balances by state and the cured
+balances, per path and month (and per party). Engines: ``loan`` (one uniform per loan, month
+and path over its transition row) and ``granular`` (per cell exact multinomial transitions
+as binomial chains). Blocks of ``BLOCK_PATHS`` paths with their own seeds, as the hazard
+model's, so the numbers depend on the seed alone; the first T months of the factor are the
+hazard model's (common random numbers), the months after the last maturity continue it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import special
+
+from portfolio import settings
+from portfolio.errors import ValidationError, must_be
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo import dq_kernels as K
+from portfolio.montecarlo.assumptions import CHARGE_OFF_DPD, CURE_RULES, Assumptions
+from portfolio.montecarlo.paths import DelinquencyPaths, PoolPaths
+from portfolio.montecarlo.simulation import (
+    BLOCK_PATHS,
+    ENGINES,
+    Engine,
+    PreparedPool,
+    _block_streams,
+    _entropy,
+    _pcg_state,
+    _pool_dates,
+    _set_pcg_state,
+    block_layout,
+    block_seed,
+    factor_paths,
+    prepare_pool,
+    root_seed,
+    simulate,
+)
+
+__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "prepare_delinquency", "project",
+           "simulate_delinquency", "simulate_dq_batch"]
+
+Model = Literal["hazard", "delinquency"]
+MODELS: tuple[str, ...] = ("hazard", "delinquency")
+"""The credit models: ``hazard`` (a loan defaults in the month it goes bad; the default) and
+``delinquency`` (the delinquency states of this module)."""
+
+DQ_LOAN_CHUNK = 1024  # loans per canonical uniform chunk (n_paths, loans, months) of the loan engine
+
+
+@dataclass(frozen=True, slots=True)
+class DqPrepared:
+    """A prepared pool (cells, schedules) with the delinquency model's per-cell tables.
+
+    ``H`` months can carry a live loan: the last maturity plus K (catch-up) or 2K (re-age)
+    months of delinquency; ``n_months`` = H + the recovery lag."""
+
+    base: PreparedPool
+    H: int
+    n_months: int
+    dates: np.ndarray
+    n_buckets: int
+    charge_off_dpd: int
+    cure_rule: str
+    loading: float
+    cell_h: np.ndarray  # (n_cells,) months a cell's loans can live
+    thr_rc: np.ndarray  # (n_cells, H) scaled Φ⁻¹(roll_current)
+    thr_roll: np.ndarray  # (n_cells, H, K) scaled Φ⁻¹(roll)
+    thr_cure: np.ndarray  # (n_cells, H, K) scaled Φ⁻¹(cure)
+    smm: np.ndarray  # (n_cells, H) prepayment probability of a current loan that paid
+    cell_cum: np.ndarray  # (n_cells, T + 1, 2) cumulated interest, principal by position
+    cell_pcum: np.ndarray  # (n_cells, n_parties, T + 1, 2)
+
+    @property
+    def re_age(self) -> bool:
+        return self.cure_rule == "re_age"
+
+
+def prepare_delinquency(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    engine: Engine = "granular",
+    charge_off_dpd: int | None = None,
+    cure_rule: str | None = None,
+) -> DqPrepared:
+    """Cells and schedules (``prepare_pool``) and the per-cell transition thresholds.
+
+    ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition)."""
+    if engine not in ENGINES:
+        raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if engine == "granular":
+        raise ValidationError(must_be("engine", "'loan' with the delinquency model (its granular "
+                                      "engine is not in this version)", engine))
+    if assumptions.copula != "gaussian":
+        raise ValidationError(must_be("copula", "'gaussian' for the delinquency model (the "
+                                      "Student-t copula is the hazard model's)",
+                                      assumptions.copula))
+    dq = assumptions.delinquency_model()
+    co = dq.charge_off_dpd if charge_off_dpd is None else charge_off_dpd
+    if isinstance(co, bool) or co not in CHARGE_OFF_DPD:
+        raise ValidationError(must_be("charge_off_dpd", "one of "
+                                      + ", ".join(map(str, CHARGE_OFF_DPD)), co))
+    rule = dq.cure_rule if cure_rule is None else cure_rule
+    if rule not in CURE_RULES:
+        raise ValidationError(must_be("cure_rule", "one of " + ", ".join(CURE_RULES), rule))
+    base = prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan",
+                        small_cells=0)
+    n_buckets = co // 30
+    T = base.T
+    H = T + n_buckets * (2 if rule == "re_age" else 1)
+    n_months = H + len(base.recovery_lag)
+
+    lead = base.order[base.cell_first[:-1]]
+    band = np.asarray(loans.score_band, dtype=np.int64)[lead]
+    terms = np.asarray(assumptions.terms)
+    term = np.minimum(np.searchsorted(terms, np.asarray(loans.term_months, dtype=np.int64)[lead]),
+                      len(terms) - 1)
+    mob = np.asarray(loans.months_on_book, dtype=np.int64)[lead]
+    age_col = np.minimum(mob[:, None] + np.arange(H)[None, :] + 1, assumptions.n_age) - 1
+    bi, ti = band[:, None], term[:, None]
+    rc = dq.roll_current[bi, ti, age_col]
+    roll = dq.roll[bi, ti, age_col][:, :, :n_buckets]
+    cure = dq.cure[bi, ti, age_col][:, :, :n_buckets]
+    smm = assumptions.prepay_smm[bi, ti, age_col]
+    rho = dq.loading(assumptions.rho)
+    scale = 1.0 / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        thr = [np.ascontiguousarray(special.ndtri(q) * scale) for q in (rc, roll, cure)]
+    cell_h = np.minimum(base.cell_r + n_buckets * (2 if rule == "re_age" else 1), H)
+
+    flows = base.cell_flows  # (n_cells, T, 3)
+    cum = np.zeros((base.n_cells, T + 1, 2))
+    cum[:, 1:] = np.cumsum(flows[:, :, 1:], axis=1)
+    pcum = np.zeros((base.n_cells, base.n_parties, T + 1, 2))
+    if base.n_parties:
+        pcum[:, :, 1:] = np.cumsum(base.cell_pflows[:, :, :, 1:], axis=2)
+    return DqPrepared(
+        base=base, H=H, n_months=n_months, dates=_pool_dates(loans, n_months),
+        n_buckets=n_buckets, charge_off_dpd=co, cure_rule=rule, loading=rho,
+        cell_h=cell_h.astype(np.int64), thr_rc=thr[0], thr_roll=thr[1], thr_cure=thr[2],
+        smm=np.ascontiguousarray(smm, dtype=np.float64), cell_cum=cum, cell_pcum=pcum)
+
+
+def dq_factor(prep: DqPrepared, gen_factor: np.random.Generator,
+              gen_mixing: np.random.Generator, n_b: int) -> np.ndarray:
+    """Z (n_b, H): the hazard model's factor for the first T months (the same draws), the
+    AR(1) continued with further draws of the factor stream for the months after."""
+    base = prep.base
+    z_t, _ = factor_paths(base, gen_factor, gen_mixing, n_b)
+    extra = prep.H - base.T
+    if extra <= 0:
+        return z_t
+    eps = gen_factor.standard_normal((n_b, extra))
+    z = np.empty((n_b, prep.H))
+    z[:, : base.T] = z_t
+    phi = base.factor_persistence
+    c = math.sqrt(1.0 - phi * phi)
+    prev = z_t[:, -1]
+    for i in range(extra):
+        prev = phi * prev + c * eps[:, i]
+        z[:, base.T + i] = prev
+    return z
+
+
+@dataclass(frozen=True, slots=True)
+class DqBatch:
+    """One block's accumulators: flows (n_b, n_months, N_DQ), party_flows (n_parties, n_b,
+    n_months, N_DQ) (``dq_kernels`` module doc for the columns)."""
+
+    block_index: int
+    flows: np.ndarray
+    party_flows: np.ndarray
+
+
+def simulate_dq_batch(prep: DqPrepared, block_index: int, seed: np.random.SeedSequence,
+                      n_paths: int, engine: Engine = "granular",
+                      backend: Literal["numba", "numpy"] = "numba") -> DqBatch:
+    """Paths of one canonical block: a pure function of (prepared pool, block, its seed,
+    number of paths). ``backend="numpy"`` runs the numpy twins (the oracle; slow)."""
+    base = prep.base
+    gen_factor, gen_mixing, gen_idio = _block_streams(seed)
+    z = dq_factor(prep, gen_factor, gen_mixing, n_paths)
+    zb = np.ascontiguousarray(z * (math.sqrt(prep.loading) / (math.sqrt(1.0 - prep.loading)
+                                                             * math.sqrt(2.0))))
+    H, n_q = prep.H, base.n_parties
+    acc = np.zeros((n_paths, H, K.N_DQ))
+    pacc = np.zeros((n_q, n_paths, H, K.N_DQ))
+    if engine == "loan":
+        _loan_draws(prep, zb, gen_idio, acc, pacc, backend)
+    else:
+        _granular_draws(prep, zb, gen_idio, acc, pacc, backend)
+    flows = np.zeros((n_paths, prep.n_months, K.N_DQ))
+    flows[:, :H] = acc
+    pflows = np.zeros((n_q, n_paths, prep.n_months, K.N_DQ))
+    pflows[:, :, :H] = pacc
+    return DqBatch(block_index, flows, pflows)
+
+
+def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
+                acc: np.ndarray, pacc: np.ndarray, backend: str) -> None:
+    base = prep.base
+    if base.sched is None or base.loan_base is None or base.shares is None \
+            or base.cell_of is None:
+        raise ValueError("the loan engine needs prepare_delinquency(..., engine='loan')")
+    n_paths, H = acc.shape[0], prep.H
+    bitgen = gen_idio.bit_generator
+    st = _pcg_state(bitgen) if backend == "numba" and type(bitgen) is np.random.PCG64 else None
+    for l0 in range(0, base.n_loans, DQ_LOAN_CHUNK):
+        l1 = min(base.n_loans, l0 + DQ_LOAN_CHUNK)
+        u = np.empty((n_paths, l1 - l0, H), dtype=np.float32)
+        if st is not None:
+            K.pcg64_random_f32(u, st)
+        else:
+            gen_idio.random(out=u, dtype=np.float32)
+        args = (u, l0, base.cell_of, base.loan_base, base.sched, base.shares, base.cell_r,
+                prep.cell_h, prep.n_buckets, prep.re_age, zb, prep.thr_rc, prep.thr_roll,
+                prep.thr_cure, prep.smm, acc, pacc)
+        if backend == "numba":
+            K.dq_loan_block(*args)
+        else:
+            K.dq_loan_block_np(*args)
+    if st is not None:
+        _set_pcg_state(bitgen, st)
+
+
+def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
+                    acc: np.ndarray, pacc: np.ndarray, backend: str) -> None:
+    raise ValidationError(must_be("engine", "'loan' with the delinquency model (its granular "
+                                  "engine is not in this version)", "granular"))
+
+
+# ------------------------------------------------------------------------------------------
+# assembling PoolPaths
+
+
+def _recoveries(charge_off: np.ndarray, rate: float, lag: np.ndarray) -> np.ndarray:
+    """``rate · lag[k]`` of month t's charge-off in month t + k + 1 (last axis = months)."""
+    rec = np.zeros_like(charge_off)
+    n = charge_off.shape[-1]
+    for k, share in enumerate(lag):
+        if share > 0 and k + 1 < n:
+            rec[..., k + 1:] += (rate * share) * charge_off[..., : n - k - 1]
+    return rec
+
+
+def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                       np.ndarray]:
+    bop = acc[..., K.BOP]
+    princ = acc[..., K.PRINCIPAL]
+    prepay = acc[..., K.PREPAY]
+    co = acc[..., K.CHARGE_OFF]
+    eop = bop - princ - prepay - co
+    eop[np.abs(eop) < 1e-6] = 0.0
+    flows = {
+        "balance_bop": np.ascontiguousarray(bop),
+        "interest": np.ascontiguousarray(acc[..., K.INTEREST]),
+        "scheduled_principal": np.ascontiguousarray(princ),
+        "prepayment": np.ascontiguousarray(prepay),
+        "default": np.ascontiguousarray(co),
+        "recovery": _recoveries(co, prep.base.recovery_rate, prep.base.recovery_lag),
+        "balance_eop": eop,
+    }
+    states = np.ascontiguousarray(acc[..., K.EOP_BUCKET0: K.EOP_BUCKET0 + prep.n_buckets + 1])
+    return flows, states, np.ascontiguousarray(acc[..., K.CURE])
+
+
+def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, pacc: np.ndarray,
+                         entropy: int | None) -> PoolPaths:
+    flows, states, cures = _flows(acc, prep)
+    party_flows: dict[str, np.ndarray] = {}
+    p_states = p_cures = None
+    if prep.base.n_parties:
+        party_flows, p_states, p_cures = _flows(pacc, prep)
+    dq = DelinquencyPaths(charge_off_dpd=prep.charge_off_dpd, cure_rule=prep.cure_rule,
+                          state_balance=states, cures=cures, party_state_balance=p_states,
+                          party_cures=p_cures)
+    return PoolPaths(dates=prep.dates, initial_balance=prep.base.initial_balance,
+                     seed_entropy=entropy, party_ids=prep.base.party_ids,
+                     party_flows=party_flows, delinquency=dq, **flows)
+
+
+def simulate_delinquency(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    engine: Engine = "granular",
+    batch_size: int = 1000,
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    progress: Callable[[float], None] | None = None,
+    threads: int | None = None,
+    charge_off_dpd: int | None = None,
+    cure_rule: str | None = None,
+) -> PoolPaths:
+    """Project ``loans`` with the delinquency-state model on ``n_paths`` paths (module doc).
+    The numbers depend on the seed alone (not on ``batch_size`` or ``threads``)."""
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+            or batch_size < 1:
+        raise ValidationError(must_be("batch_size", "an integer >= 1", batch_size))
+    root = root_seed(seed)
+    prep = prepare_delinquency(loans, assumptions, shares, party_ids, engine, charge_off_dpd,
+                               cure_rule)
+    return run_dq_blocks(prep, root, int(n_paths), engine, int(batch_size), progress, threads)
+
+
+def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
+                  engine: Engine, batch_size: int = 1000,
+                  progress: Callable[[float], None] | None = None,
+                  threads: int | None = None) -> PoolPaths:
+    """Every canonical block on local threads (as ``simulation.run_blocks``)."""
+    blocks = block_layout(n_paths)
+    n_workers = max(1, min(threads or settings.threads(), len(blocks)))
+    per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
+    batches = [list(range(i, min(i + per_batch, len(blocks))))
+               for i in range(0, len(blocks), per_batch)]
+    n_q = prep.base.n_parties
+    acc = np.zeros((n_paths, prep.n_months, K.N_DQ))
+    pacc = np.zeros((n_q, n_paths, prep.n_months, K.N_DQ))
+    done = [0]
+    lock = threading.Lock()
+
+    def run(batch: Sequence[int]) -> None:
+        for b in batch:
+            start, n_b = blocks[b]
+            res = simulate_dq_batch(prep, b, block_seed(root, b), n_b, engine)
+            acc[start:start + n_b] = res.flows
+            pacc[:, start:start + n_b] = res.party_flows
+        if progress is not None:
+            with lock:
+                done[0] += sum(blocks[b][1] for b in batch)
+                progress(done[0] / n_paths)
+
+    if n_workers == 1:
+        for batch in batches:
+            run(batch)
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for fut in [pool.submit(run, batch) for batch in batches]:
+                fut.result()
+    return assemble_delinquency(prep, acc, pacc, _entropy(root))
+
+
+def project(
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    model: str = "hazard",
+    engine: Engine = "granular",
+    batch_size: int = 1000,
+    shares: np.ndarray | None = None,
+    party_ids: tuple[str, ...] = (),
+    deterministic_z: np.ndarray | float | None = None,
+    progress: Callable[[float], None] | None = None,
+    threads: int | None = None,
+    charge_off_dpd: int | None = None,
+) -> PoolPaths:
+    """The projection of ``model`` (``MODELS``): ``simulation.simulate`` for ``hazard``,
+    :func:`simulate_delinquency` for ``delinquency`` (no deterministic projection; the
+    charge-off point ``charge_off_dpd`` only there)."""
+    if model not in MODELS:
+        raise ValidationError(must_be("model", "one of " + ", ".join(MODELS), model))
+    if model == "hazard":
+        if charge_off_dpd is not None:
+            raise ValidationError(must_be("charge_off_dpd", "not given with the hazard model "
+                                          "(a loan defaults when it goes bad)", charge_off_dpd))
+        return simulate(loans, assumptions, n_paths, seed, engine=engine, batch_size=batch_size,
+                        shares=shares, party_ids=party_ids, deterministic_z=deterministic_z,
+                        progress=progress, threads=threads)
+    if deterministic_z is not None:
+        raise ValidationError(must_be("deterministic", "not given with the delinquency model "
+                                      "(Monte Carlo paths only)", "a deterministic level"))
+    return simulate_delinquency(loans, assumptions, n_paths, seed, engine=engine,
+                                batch_size=batch_size, shares=shares, party_ids=party_ids,
+                                progress=progress, threads=threads,
+                                charge_off_dpd=charge_off_dpd)

@@ -1,0 +1,260 @@
+"""Kernels of the delinquency-state model (``--model delinquency``): numba loops and their
+plain-numpy twins (the twins are the oracle, the numba versions are what runs; tests compare
+them on the same random numbers). ``portfolio.montecarlo.delinquency`` prepares the inputs and
+calls one kernel per canonical block of paths. docs/model.md, "The delinquency-state model".
+
+A loan's state at the start of projection month t: bucket ``b`` (0 = current, k = k
+instalments unpaid: 1–30, 31–60, … days past due), its re-age shift ``d0`` (instalments moved
+to the end of the schedule by a re-age; 0 without one) and its schedule position
+``j = t − b − d0`` (instalments paid). Per month, from the loan's conditional transition row
+on the path (``cond_rows``), in this order:
+
+* current: misses the instalment (→ 1–30, pays nothing) with ``rc``; otherwise pays instalment
+  j; if that was its last it matures, else it prepays the balance left with ``(1 − rc)·smm``.
+* bucket b: rolls with ``roll_b`` (pays nothing; → b + 1, or charged off from the last bucket
+  K with its principal outstanding, the start-of-month balance); cures with ``cure_b``
+  (``catch_up``: pays every instalment due, positions j … t − d0; ``re_age`` when not yet
+  re-aged: pays instalment j and d0 becomes b); else stays (pays instalment j, b unchanged).
+  A loan that has paid its last instalment matures.
+
+Conditional rows (``thr_*`` pre-scaled by 1/(√(1−ρ)·√2), ``zb = Z·√ρ/(√(1−ρ)·√2)``):
+``rc(Z) = roll(Z) = ½·erfc(zb − thr) = Φ((Φ⁻¹(q) − √ρ·Z)/√(1−ρ))`` and
+``cure(Z) = ½·erfc(−zb − thr) = Φ((Φ⁻¹(q) + √ρ·Z)/√(1−ρ))``; when roll + cure > 1 the cure is
+cut to 1 − roll.
+
+Accumulator columns ``out[..., k]`` (``N_DQ``): 0 balance at month start (every loan not yet
+charged off, prepaid or matured: current and delinquent), 1 interest, 2 scheduled principal
+(a cure's catch-up included), 3 prepayment, 4 charge-off, 5 cured balance (start-of-month
+balance of the loans that cured), 6 end-of-month balance of current loans, 7 + k − 1 end-of-
+month balance in bucket k (k = 1 … 6).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from scipy.special import erfc
+
+from portfolio.montecarlo import engines
+
+N_DQ = 13
+BOP, INTEREST, PRINCIPAL, PREPAY, CHARGE_OFF, CURE, EOP_CURRENT = range(7)
+EOP_BUCKET0 = 6  # column of bucket b's end balance: EOP_BUCKET0 + b (b = 0 is current)
+
+
+# ------------------------------------------------------------------------------------------
+# conditional transition rows of one cell on one path
+
+
+@numba.njit(cache=True, nogil=True)
+def cond_rows(c, p, h, n_buckets, zb, thr_rc, thr_roll, thr_cure, rc_z, roll_z, cure_z):
+    """Fill ``rc_z[t]``, ``roll_z[t, b]``, ``cure_z[t, b]`` (t < h, b < n_buckets) of cell c
+    on path p."""
+    for t in range(h):
+        z = zb[p, t]
+        rc_z[t] = 0.5 * math.erfc(z - thr_rc[c, t])
+        for b in range(n_buckets):
+            ro = 0.5 * math.erfc(z - thr_roll[c, t, b])
+            cu = 0.5 * math.erfc(-z - thr_cure[c, t, b])
+            if ro + cu > 1.0:
+                cu = 1.0 - ro
+            roll_z[t, b] = ro
+            cure_z[t, b] = cu
+
+
+def cond_rows_np(cells, zb, thr_rc, thr_roll, thr_cure):
+    """Twin of :func:`cond_rows` for many (cell, path) pairs at once: ``cells`` (n,) cell of
+    each row, ``zb`` (n, H) its path's scaled factor; returns rc (n, H), roll and cure
+    (n, H, K)."""
+    z = zb[:, :, None]
+    with np.errstate(invalid="ignore"):
+        rc = 0.5 * erfc(zb - thr_rc[cells])
+        ro = 0.5 * erfc(z - thr_roll[cells])
+        cu = 0.5 * erfc(-z - thr_cure[cells])
+    cu = np.where(ro + cu > 1.0, 1.0 - ro, cu)
+    return rc, ro, cu
+
+
+# ------------------------------------------------------------------------------------------
+# loan engine: one uniform per loan, month and path over the loan's transition row
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add(out, pout, shares, li, p, t, col, x):
+    out[p, t, col] += x
+    for q in range(pout.shape[0]):
+        pout[q, p, t, col] += shares[li, q] * x
+
+
+@numba.njit(cache=True, nogil=True)
+def dq_loan_block(u, l0, cell_of, loan_base, sched, shares, cell_r, cell_h, n_buckets, re_age,
+                  zb, thr_rc, thr_roll, thr_cure, smm, out, pout):
+    """Loan-level delinquency paths of the loans ``l0 .. l0 + u.shape[1]`` (cell-major order).
+
+    u (n_b, n_l, H) float32: the uniform of loan l in month t on path p at ``u[p, l, t]``;
+    ``sched`` flat (bop, interest, principal) of loan li at schedule position j at
+    ``loan_base[li] + 3j``; shares (n_loans, n_parties); cell_r (n_cells,) instalments left,
+    cell_h (n_cells,) months the cell's loans can live (r + K, or r + 2K with re-ageing);
+    thr_* and smm per cell and month (module doc); out (n_b, H, N_DQ), pout
+    (n_parties, n_b, H, N_DQ) accumulated into.
+    """
+    n_b, n_l, H = u.shape
+    rc_z = np.empty(H)
+    roll_z = np.empty((H, max(n_buckets, 1)))
+    cure_z = np.empty((H, max(n_buckets, 1)))
+    k = 0
+    while k < n_l:
+        c = cell_of[l0 + k]
+        k_end = k
+        while k_end < n_l and cell_of[l0 + k_end] == c:
+            k_end += 1
+        r = cell_r[c]
+        h = min(cell_h[c], H)
+        for p in range(n_b):
+            cond_rows(c, p, h, n_buckets, zb, thr_rc, thr_roll, thr_cure, rc_z, roll_z, cure_z)
+            for kk in range(k, k_end):
+                li = l0 + kk
+                base = loan_base[li]
+                b = 0
+                d0 = 0
+                j = 0
+                for t in range(h):
+                    x = np.float64(u[p, kk, t])
+                    k0 = base + 3 * j
+                    bop = sched[k0]
+                    _add(out, pout, shares, li, p, t, BOP, bop)
+                    alive = True
+                    if b == 0:
+                        pr = rc_z[t]
+                        if x < pr:
+                            b = 1
+                        else:
+                            _add(out, pout, shares, li, p, t, INTEREST, sched[k0 + 1])
+                            _add(out, pout, shares, li, p, t, PRINCIPAL, sched[k0 + 2])
+                            j += 1
+                            if j == r:
+                                alive = False
+                            elif x < pr + (1.0 - pr) * smm[c, t]:
+                                _add(out, pout, shares, li, p, t, PREPAY, sched[base + 3 * j])
+                                alive = False
+                    else:
+                        ro = roll_z[t, b - 1]
+                        cu = cure_z[t, b - 1]
+                        if x < ro:
+                            if b == n_buckets:
+                                _add(out, pout, shares, li, p, t, CHARGE_OFF, bop)
+                                alive = False
+                            else:
+                                b += 1
+                        else:
+                            if x < ro + cu:
+                                _add(out, pout, shares, li, p, t, CURE, bop)
+                                if re_age and d0 == 0:
+                                    last = j
+                                    d0 = b
+                                else:
+                                    last = min(t - d0, r - 1)
+                                b = 0
+                            else:
+                                last = j
+                            for jj in range(j, last + 1):
+                                kj = base + 3 * jj
+                                _add(out, pout, shares, li, p, t, INTEREST, sched[kj + 1])
+                                _add(out, pout, shares, li, p, t, PRINCIPAL, sched[kj + 2])
+                            j = last + 1
+                            if j == r:
+                                alive = False
+                    if not alive:
+                        break
+                    _add(out, pout, shares, li, p, t, EOP_BUCKET0 + b, sched[base + 3 * j])
+        k = k_end
+
+
+def dq_loan_block_np(u, l0, cell_of, loan_base, sched, shares, cell_r, cell_h, n_buckets,
+                     re_age, zb, thr_rc, thr_roll, thr_cure, smm, out, pout):
+    """Plain-numpy twin of :func:`dq_loan_block`: every (path, loan) of the chunk at once,
+    month by month, on the same uniforms (the same decisions; sums in another order)."""
+    n_b, n_l, H = u.shape
+    li = np.arange(l0, l0 + n_l)
+    c = cell_of[li]
+    r = cell_r[c][None, :].repeat(n_b, 0)
+    h = np.minimum(cell_h[c], H)[None, :]
+    base = loan_base[li][None, :]
+    pp = np.repeat(np.arange(n_b), n_l)
+    cc = np.tile(c, n_b)
+    rc, ro_all, cu_all = cond_rows_np(cc, zb[pp], thr_rc, thr_roll, thr_cure)
+    rc = rc.reshape(n_b, n_l, -1)
+    ro_all = ro_all.reshape(n_b, n_l, H, -1)
+    cu_all = cu_all.reshape(n_b, n_l, H, -1)
+    b = np.zeros((n_b, n_l), dtype=np.int64)
+    d0 = np.zeros_like(b)
+    j = np.zeros_like(b)
+    alive = np.ones((n_b, n_l), dtype=bool)
+    sh = shares[li]  # (n_l, n_parties)
+
+    def sched_at(pos, k):
+        return sched[base + 3 * np.minimum(pos, r - 1) + k]
+
+    def add(t, col, mask, x):
+        v = np.where(mask, x, 0.0)
+        out[:, t, col] += v.sum(axis=1)
+        for q in range(sh.shape[1]):
+            pout[q, :, t, col] += (v * sh[None, :, q]).sum(axis=1)
+
+    for t in range(H):
+        alive &= t < h
+        if not alive.any():
+            continue
+        x = u[:, :, t].astype(np.float64)
+        bop = sched_at(j, 0)
+        add(t, BOP, alive, bop)
+        cur = alive & (b == 0)
+        pr = rc[:, :, t]
+        roll_cur = cur & (x < pr)
+        pay_cur = cur & ~roll_cur
+        add(t, INTEREST, pay_cur, sched_at(j, 1))
+        add(t, PRINCIPAL, pay_cur, sched_at(j, 2))
+        j_next = np.where(pay_cur, j + 1, j)
+        matured = pay_cur & (j_next == r)
+        smm_t = smm[c, t][None, :]
+        prepay = pay_cur & ~matured & (x < pr + (1.0 - pr) * smm_t)
+        add(t, PREPAY, prepay, sched_at(j_next, 0))
+        gone = matured | prepay
+        b = np.where(roll_cur, 1, b)
+
+        dq = alive & (b >= 1) & ~roll_cur
+        bi = np.clip(b - 1, 0, ro_all.shape[3] - 1)
+        ro = np.take_along_axis(ro_all[:, :, t, :], bi[:, :, None], axis=2)[:, :, 0]
+        cu = np.take_along_axis(cu_all[:, :, t, :], bi[:, :, None], axis=2)[:, :, 0]
+        roll = dq & (x < ro)
+        co = roll & (b == n_buckets)
+        add(t, CHARGE_OFF, co, bop)
+        cure = dq & ~roll & (x < ro + cu)
+        stay = dq & ~roll & ~cure
+        add(t, CURE, cure, bop)
+        reage = cure & bool(re_age) & (d0 == 0)
+        catch = cure & ~reage
+        last = np.where(catch, np.minimum(t - d0, r - 1), j)
+        pays = (cure | stay)
+        n_pay = np.where(pays, last - j + 1, 0)
+        for step in range(int(n_pay.max()) if n_pay.size else 0):
+            m = pays & (step < n_pay)
+            add(t, INTEREST, m, sched_at(j + step, 1))
+            add(t, PRINCIPAL, m, sched_at(j + step, 2))
+        j_next = np.where(pays, last + 1, j_next)
+        d0 = np.where(reage, b, d0)
+        b = np.where(roll & ~co, b + 1, np.where(cure, 0, b))
+        gone |= co | (pays & (j_next == r))
+        alive &= ~gone
+        j = j_next
+        eop = sched_at(j, 0)
+        for bb in range(n_buckets + 1):
+            add(t, EOP_BUCKET0 + bb, alive & (b == bb), eop)
+
+
+# ------------------------------------------------------------------------------------------
+# PCG64 float32 stream (re-exported for the driver)
+
+pcg64_random_f32 = engines.pcg64_random_f32
