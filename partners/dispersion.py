@@ -160,6 +160,7 @@ class Securitisation:
     originator_support: tuple[str, ...] = ()  # credit support the originator gives the notes
     waterfall: Any = None  # the WaterfallResult the positions come from (the economic view)
     servicer_fees: tuple[str, ...] = ()  # names of the servicer-kind fees (paid to the platform)
+    support_provider: str = PLATFORM_ID  # who gives the deal's shortfall undertaking, if any
 
     def losses_by_holder(self) -> dict[str, np.ndarray]:
         """Loss per holder; they add up to ``pool_loss`` on every path (and without the
@@ -231,7 +232,9 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
                           clean_up_call=deal.clean_up_call,
                           originator_support=originator_support(deal), waterfall=result,
                           servicer_fees=tuple(f.name for f in deal.fees
-                                              if str(f.kind) == "servicer"))
+                                              if str(f.kind) == "servicer"),
+                          support_provider=getattr(getattr(deal, "shortfall_undertaking", None),
+                                                   "provider", PLATFORM_ID))
 
 
 def originator_support(deal: Any) -> tuple[str, ...]:

@@ -12,11 +12,13 @@ securitisation alone). Lines, each an (n_paths,) array in CNY::
       absorbed by excess spread (the residual holder)                         X_s
       absorbed by the initial OC and the reserve (the residual holder)        X_o
       less the collateral left at the legal final (the residual holder)       −F
+      paid under the shortfall undertaking (its provider)                     S
+      servicer advances not recovered (the servicer: the platform)            A
       after the clean-up call (the caller: the called loans' later loss)      C
-    = borne by the parties                                                    Σ L_k + Σ T + X_s + X_o − F + C
+    = borne by the parties                                                    Σ L_k + Σ T + X_s + X_o − F + S + A + C
     difference                                                                (P + R) − borne
 
-The deal's lines T, X_s, X_o and F are ``tranching.reconcile``'s loss reconciliation of the
+The deal's lines T, X_s, X_o, F, S and A are ``tranching.reconcile``'s loss reconciliation of the
 waterfall (derived there from the cash identity; that module reconciles the deal's own cash
 and loss, this one walks from the simulated pool to every party, the joint lenders included):
 what the deal holds is the collateral's net loss while held (defaults − recoveries), which is
@@ -31,8 +33,9 @@ loss, as in the credit view, so the two columns compare):
 * a joint lender: its share of the loans at cut-off (cash out) against its share of the
   collections (interest, principal, prepayments, recoveries);
 * a note holder: the price of its holding at par (out) against the coupons, principal and
-  reimbursements it receives; the shortfall undertaking is not modelled by the waterfall yet,
-  so no line pays or receives it;
+  reimbursements it receives (including what the originator's shortfall undertaking paid it;
+  the originator's payments are line S of the credit walk, not yet a line of its economic
+  view);
 * the residual holder: also the residual cash (excess spread after every payment), the reserve
   left at the end against the reserve funded at closing, and the over-collateralisation it
   contributed;
@@ -129,6 +132,18 @@ def _deal_lines(s: Securitisation) -> list[Line]:
                           s.residual_holder, "holder", cushion - by_spread))
         lines.append(Line("less the collateral left at the legal final (residual holder)",
                           s.residual_holder, "holder", -deal_recon.collateral_left(w)))
+        # issue 12's CN mechanics, each its own line of tranching.reconcile's loss side: what
+        # the originator paid under its shortfall undertaking, and the servicer's advances not
+        # recovered (the servicer is the platform, as for the servicer fee); zero without them
+        support = np.asarray(w.support, dtype=np.float64).sum(axis=1)
+        if support.any():
+            lines.append(Line("paid under the shortfall undertaking (originator)",
+                              s.support_provider, "holder", support))
+        advances = (np.asarray(w.advance_made, dtype=np.float64).sum(axis=1)
+                    - np.asarray(w.advance_recovered, dtype=np.float64).sum(axis=1))
+        if advances.any():
+            lines.append(Line("servicer advances not recovered (servicer)", PLATFORM_ID,
+                              "holder", advances))
     lines.append(Line("loss after the clean-up call (caller)", s.caller, "holder",
                       np.asarray(s.called_loss, dtype=np.float64)))
     return lines

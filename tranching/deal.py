@@ -15,6 +15,9 @@ bounds; unknown keys refused). An error is a ``DealFileError`` naming the field 
     principal_mode = "sequential"        # sequential | pro_rata | turbo
     initial_oc = 0.0                     # share of the pool not issued as notes (default 0)
     clean_up_call = 0.10                 # optional: call when the pool < this share of initial
+    accrual = "full"                     # full (coupon on balance + PDL) | outstanding
+    interest_on_shortfall = false        # unpaid interest bears interest at the coupon
+    step_down_month = 13                 # pro_rata only: sequential before this month
 
     [[tranches]]                         # in order of seniority, at least two
     name = "A"
@@ -49,11 +52,25 @@ bounds; unknown keys refused). An error is a ``DealFileError`` naming the field 
 
     [[triggers]]
     name = "cnl"
-    metric = "cnl"                       # cnl | oc | delinquency
+    metric = "cnl"                       # cnl | oc | delinquency (= dpd30) | dpd30 | dpd60 | dpd90
+    denominator = "initial"              # cnl only: initial | initial_plus_purchases
+    average_months = 1                   # test the mean over the last n months (1-12)
     schedule = [[1, 0.03], [13, 0.05]]   # [from month (1-based), level] step-up; or `level = x`
     curable = false
-    effect = "turbo"                     # sequential | turbo | end_revolving | trap_cash
+    effect = "turbo"                     # sequential | turbo | end_revolving | trap_cash | accelerate
     # metric = "oc" may name `tranches = ["A", "B"]` (the notes in the ratio; default all)
+
+    [tax]                                # optional: tax on the trust's interest income
+    rate = 0.03
+    price_inclusive = true               # tax = interest × rate / (1 + rate); else × rate
+
+    [shortfall_undertaking]              # optional: the originator's 差额支付承诺
+    cap = 0.05                           # share of the initial pool, over the deal's life
+    tranches = ["A"]
+    provider = "platform"
+
+    [advances]                           # optional: servicer advances of delinquent interest
+    limit = 0.005                        # share of the initial pool outstanding
 
     [retention]                          # optional: originator risk retention
     kind = "vertical"                    # vertical | first_loss
@@ -69,7 +86,8 @@ bounds; unknown keys refused). An error is a ``DealFileError`` naming the field 
     #   step = "interest"   tranche = NAME      coupon on the balance plus any shortfall
     #   step = "reserve"                        keep cash in the reserve up to its target
     #   step = "principal"  tranches = [..]     principal distribution (default: all tranches)
-    #   step = "reimburse"  tranches = [..]     written-down principal, senior first (default all)
+    #   step = "reimburse"  tranches = [..]     refill these classes' PDL (default all); one step
+    #                                           per class allowed, each class at most once
     #   step = "residual"                       everything left, to the subordinated holder; last
     # Without [[waterfall]] the default is: fees, interest (seniority order), reserve,
     # principal (all), reimburse, residual.
@@ -138,9 +156,26 @@ class Funding(StrEnum):
 
 
 class Metric(StrEnum):
-    CNL = "cnl"  # (cum. defaults − cum. recoveries) / initial pool; breach when above level
+    CNL = "cnl"  # (cum. defaults − cum. recoveries) / denominator; breach when above level
     OC = "oc"  # pool balance (eop) / notes balance (bop); breach when below level
     DELINQUENCY = "delinquency"  # 30+ DPD balance / pool balance (eop); breach when above level
+    DPD30 = "dpd30"  # the same as ``delinquency``
+    DPD60 = "dpd60"  # 60+ DPD balance / pool balance (eop)
+    DPD90 = "dpd90"  # 90+ DPD balance / pool balance (eop)
+
+
+class Denominator(StrEnum):
+    """What a CNL trigger divides the cumulative net loss by."""
+
+    INITIAL = "initial"  # the initial pool balance
+    INITIAL_PLUS_PURCHASES = "initial_plus_purchases"  # plus every loan bought while revolving
+
+
+class Accrual(StrEnum):
+    """The balance a note's coupon accrues on."""
+
+    FULL = "full"  # the balance before write-downs: outstanding balance + its PDL
+    OUTSTANDING = "outstanding"  # the outstanding balance only (written-down principal accrues nothing)
 
 
 class Effect(StrEnum):
@@ -148,6 +183,8 @@ class Effect(StrEnum):
     TURBO = "turbo"  # all notes due as principal (full turbo); also ends revolving
     END_REVOLVING = "end_revolving"  # the revolving period ends for good
     TRAP_CASH = "trap_cash"  # cash that would go to the residual holder is kept in the reserve
+    ACCELERATE = "accelerate"  # event of default: all cash to the senior class's interest, then
+    # its principal, then the next class's (also ends revolving); for good once in force
 
 
 class RetentionKind(StrEnum):
@@ -198,6 +235,8 @@ class Trigger:
     curable: bool
     effect: Effect
     tranches: tuple[str, ...] = ()  # OC: the notes in the denominator (empty = all)
+    denominator: Denominator = Denominator.INITIAL  # CNL only
+    average_months: int = 1  # the metric averaged over this many months (the latest first)
 
     def level_at(self, month: int) -> float:
         """Threshold in force in 1-based ``month`` (before the first step: the first level)."""
@@ -206,6 +245,41 @@ class Trigger:
             if month >= start:
                 level = value
         return level
+
+
+@dataclass(frozen=True, slots=True)
+class Tax:
+    """Tax on the trust's interest income, paid before any step of the priority of payments.
+
+    ``price_inclusive``: the interest collected includes the tax (VAT on the simplified method:
+    tax = interest × rate / (1 + rate)); otherwise tax = interest × rate."""
+
+    rate: float = 0.0
+    price_inclusive: bool = True
+
+    def on(self, interest: Any) -> Any:
+        return interest * (self.rate / (1.0 + self.rate) if self.price_inclusive else self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class ShortfallUndertaking:
+    """The originator's shortfall payment undertaking (差额支付承诺): it pays the interest
+    shortfall of ``tranches`` at their interest step and, when their principal is due in full
+    (clean-up call, legal final, acceleration), the principal shortfall at their principal
+    step; in all at most ``cap`` × the initial pool over the life of the deal."""
+
+    cap: float  # share of the initial pool
+    tranches: tuple[str, ...]
+    provider: str = "platform"
+
+
+@dataclass(frozen=True, slots=True)
+class Advances:
+    """Servicer advances of delinquent interest: each month the servicer advances the interest
+    due on the 30+ DPD balance (the pool's interest rate that month times that balance), up to
+    ``limit`` × the initial pool outstanding; advances are recovered first, before any step."""
+
+    limit: float  # share of the initial pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +345,12 @@ class Deal:
     clean_up_call: float | None = None
     initial_oc: float = 0.0
     retention: Retention | None = None
+    accrual: Accrual = Accrual.FULL
+    interest_on_shortfall: bool = False  # unpaid interest itself accrues at the coupon
+    step_down_month: int | None = None  # pro_rata deals: sequential before this 1-based month
+    tax: Tax | None = None
+    shortfall_undertaking: ShortfallUndertaking | None = None
+    advances: Advances | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -326,6 +406,11 @@ class Deal:
     def describe_waterfall(self) -> str:
         """The priority of payments, numbered, one line per step (to check against a prospectus)."""
         lines = []
+        if self.tax is not None:
+            lines.append(f"first: tax at {self.tax.rate:.2%} on the interest collected"
+                         + (" (price-inclusive)" if self.tax.price_inclusive else ""))
+        if self.advances is not None:
+            lines.append("first: servicer advances repaid")
         for i, step in enumerate(self.waterfall, 1):
             match step:
                 case FeeStep(fee=f):
@@ -342,10 +427,17 @@ class Deal:
                 case ReserveStep():
                     lines.append(f"{i}. reserve account up to its target")
                 case ReimburseStep(tranches=ts):
-                    lines.append(f"{i}. reimburse written-down principal of {', '.join(ts)}, senior first")
+                    lines.append(f"{i}. refill the PDL (written-down principal) of {', '.join(ts)}")
                 case ResidualStep():
                     lines.append(f"{i}. residual to {self.tranches[-1].holder} "
                                  f"(holder of {self.tranches[-1].name})")
+        su = self.shortfall_undertaking
+        if su is not None:
+            lines.append(f"shortfall undertaking by {su.provider}: interest and final principal of "
+                         f"{', '.join(su.tranches)}, up to {su.cap:.2%} of the initial pool")
+        if any(t.effect is Effect.ACCELERATE for t in self.triggers):
+            lines.append("after an event of default: fees, then each class's interest, principal "
+                         "and PDL in seniority, then the residual")
         return "\n".join(lines)
 
 
@@ -412,6 +504,8 @@ def _check_trigger(d: Deal, trig: Trigger, path: str) -> None:
                         name, w)
     if trig.tranches and trig.metric is not Metric.OC:
         raise _fail(f"{path}.tranches", "given only for metric 'oc'", list(trig.tranches), w)
+    if trig.denominator is not Denominator.INITIAL and trig.metric is not Metric.CNL:
+        raise _fail(f"{path}.denominator", "given only for metric 'cnl'", trig.denominator.value, w)
     if trig.effect is Effect.TRAP_CASH and d.reserve is None:
         raise _fail(f"{path}.effect", "'trap_cash' only with a [reserve] section",
                     trig.effect.value, w)
@@ -462,8 +556,20 @@ def _check_waterfall(d: Deal) -> None:
         if isinstance(s, ReimburseStep) and list(s.tranches) != sorted(s.tranches, key=names.index):
             raise _fail(f"waterfall[{i}].tranches", "tranches in seniority order: " + ", ".join(names),
                         list(s.tranches), w)
-    if sum(isinstance(s, ReimburseStep) for s in steps) > 1:
-        raise _fail("waterfall", "at most one 'reimburse' step", [_step_name(s) for s in steps], w)
+    refilled = [n for s in steps if isinstance(s, ReimburseStep) for n in s.tranches]
+    for n in refilled:
+        if refilled.count(n) > 1:
+            raise _fail("waterfall", f"each tranche's PDL refilled by at most one 'reimburse' step "
+                        f"({n!r} is named more than once)", [_step_name(s) for s in steps], w)
+    if d.step_down_month is not None and d.principal_mode is not PrincipalMode.PRO_RATA:
+        raise _fail("deal.step_down_month", "given only with principal_mode = 'pro_rata'",
+                    d.step_down_month, w)
+    su = d.shortfall_undertaking
+    if su is not None:
+        for n in su.tranches:
+            if n not in names:
+                raise _fail("shortfall_undertaking.tranches", "tranche names: " + ", ".join(names),
+                            n, w)
 
 
 def _step_name(s: Step) -> str:
@@ -548,6 +654,8 @@ TRIGGER = Table({
     "curable": Field.optional(Bool(), False),
     "effect": Field(_options(Effect)),
     "tranches": Field.optional(_NAMES, []),  # metric "oc" only
+    "denominator": Field.optional(_options(Denominator), Denominator.INITIAL.value),  # cnl only
+    "average_months": Field.optional(Interval(int, 1, 12), 1),
 }, name="[[triggers]]")
 
 STEP = _Tagged("step", {
@@ -567,6 +675,9 @@ DEAL = Table({
         "principal_mode": Field.optional(_options(PrincipalMode), PrincipalMode.SEQUENTIAL.value),
         "initial_oc": Field.optional(_BELOW_ONE, 0.0),
         "clean_up_call": Field.optional(_BELOW_ONE),
+        "accrual": Field.optional(_options(Accrual), Accrual.FULL.value),
+        "interest_on_shortfall": Field.optional(Bool(), False),
+        "step_down_month": Field.optional(_MONTH),
     }, name="[deal]")),
     "tranches": Field(ListOf(TRANCHE, min_len=2,
                              what="a list of at least two [[tranches]], in order of seniority")),
@@ -595,6 +706,16 @@ DEAL = Table({
         "share": Field(Interval(float, 0, 1, closed="right", unit="a share")),
         "holder": Field.optional(_NAME, "platform"),
     }, name="[retention]")),
+    "tax": Field.optional(Table({
+        "rate": Field(Interval(float, 0, 0.5, unit="a decimal tax rate")),
+        "price_inclusive": Field.optional(Bool(), True),
+    }, name="[tax]")),
+    "shortfall_undertaking": Field.optional(Table({
+        "cap": Field(_SHARE),
+        "tranches": Field(ListOf(Str(nonempty=True), min_len=1)),
+        "provider": Field.optional(_NAME, "platform"),
+    }, name="[shortfall_undertaking]")),
+    "advances": Field.optional(Table({"limit": Field(_SHARE)}, name="[advances]")),
     "waterfall": Field.optional(ListOf(STEP)),  # default: _default_waterfall
 }, name="deal file")
 
@@ -624,7 +745,7 @@ def _trigger(t: dict[str, Any], i: int, where: str) -> Trigger:
                           else (f"triggers[{i}].schedule[{k}]", [month, level]))
             raise DealFileError(field, f"a level in [0, 1] for metric {metric.value!r}", got, where)
     return Trigger(t["name"], metric, schedule, t["curable"], Effect(t["effect"]),
-                   tuple(t["tranches"]))
+                   tuple(t["tranches"]), Denominator(t["denominator"]), t["average_months"])
 
 
 def _step(s: dict[str, Any]) -> Step:
@@ -667,6 +788,7 @@ def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
     fees = tuple(Fee(f["name"], FeeKind(f["kind"]), rate=f.get("rate", 0.0),
                      amount=f.get("amount", 0.0)) for f in d["fees"])
     r, oc, ret = d["reserve"], d["overcollateralisation"], d["retention"]
+    su = d["shortfall_undertaking"]
     reserve = None if r is None else Reserve(r["target"], Basis(r["basis"]), r["floor"],
                                              Funding(r["funding"]))
     steps = ([_step(s) for s in d["waterfall"]] if d["waterfall"] is not None
@@ -683,6 +805,12 @@ def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
         clean_up_call=head["clean_up_call"], initial_oc=head["initial_oc"],
         retention=None if ret is None else Retention(RetentionKind(ret["kind"]), ret["share"],
                                                      ret["holder"]),
+        accrual=Accrual(head["accrual"]), interest_on_shortfall=head["interest_on_shortfall"],
+        step_down_month=head["step_down_month"],
+        tax=None if d["tax"] is None else Tax(d["tax"]["rate"], d["tax"]["price_inclusive"]),
+        shortfall_undertaking=None if su is None else ShortfallUndertaking(
+            su["cap"], tuple(su["tranches"]), su["provider"]),
+        advances=None if d["advances"] is None else Advances(d["advances"]["limit"]),
         source=source)
 
 

@@ -3,32 +3,41 @@
 Everything here reads a ``WaterfallResult`` (per path and month) and adds nothing to the
 waterfall. Definitions (all per path; sums over the payment dates; CNY):
 
-**Cash.** Pool cash in = pool interest I + pool principal P (scheduled + prepaid) + recoveries R
-+ clean-up call proceeds. Cash out = Σ fees paid + Σ each class's interest paid + Σ each class's
-principal (principal paid + written-down principal reimbursed) + revolving purchases of new loans
-+ the reserve movement (reserve at the end − reserve at closing) + the residual. The two are
-equal (the waterfall pays only cash it has: ``WaterfallResult.conservation_error`` month by
-month, telescoped here).
+**Cash.** Cash in = pool interest I + pool principal P (scheduled + prepaid) + recoveries R
++ clean-up call proceeds + the originator's shortfall-undertaking payments S + servicer advances
+received A⁺. Cash out = tax on the interest collected T + servicer advances repaid A⁻ + Σ fees
+paid + Σ each class's interest paid + Σ each class's principal paid + Σ each class's PDL refills
+(written-down principal reimbursed) + revolving purchases of new loans + the reserve movement
+(reserve at the end − reserve at closing) + the residual. The two are equal (the waterfall pays
+only cash it has: ``WaterfallResult.conservation_error`` month by month, telescoped here).
 
-**Excess spread** of a month = pool interest − fees paid − all classes' interest paid (the
-interest the pool earns beyond what the deal's senior claims on interest take; negative when
-fees and coupons exceed it).
+**Excess spread** of a month = pool interest − tax − fees paid − all classes' interest paid (the
+interest the pool earns beyond what the tax and the deal's senior claims on interest take;
+negative when they exceed it).
 
 **Loss.** Pool loss borne by the deal = defaults D − recoveries R + the collateral left at the
 legal final (the pool balance at the end of the last month when the deal was not called: the
-notes are due in full then, so what the pool still owes is not cash of the deal). It is borne by
+notes are due in full then, so what the pool still owes is not cash of the deal). The collateral
+left is taken as the pool's flows leave it, B₀ + purchases − P − D − call proceeds: the
+simulation sums each month's start and end balances over the loans separately from its flows,
+so its stored end balance differs from that by float round-off (about 10⁻¹⁴ of the pool, a few
+10⁻⁶ CNY on a pool of 10⁸ that revolves; ``collateral_left`` is the stored figure, and the
+tests hold the two within 10⁻¹² of the pool). It is borne by
 
 * each class: its principal loss = original balance − principal received (unrounded);
 * the residual holder's cushion: excess spread + initial overcollateralisation B₀ − N₀ + the
   reserve run down (reserve at closing − reserve at the end) − the residual paid. This is what
-  the residual holder would have received had the pool lost nothing, less what it received.
+  the residual holder would have received had the pool lost nothing, less what it received;
+* the originator, under its shortfall undertaking: all it paid, S (never repaid);
+* the servicer: its advances not repaid by the end, A⁺ − A⁻ (zero once all are recovered).
 
 The identity pool loss = Σ class losses + cushion follows from the cash identity above and the
 pool's balance roll-forward B₀ + purchases = P + D + call proceeds + collateral left at the end
 (``PoolPaths``: balance_bop − scheduled − prepaid − default = balance_eop, and next month's
 balance_bop = this month's balance_eop plus the loans bought):
-I + P + R + call = fees + interest + (N₀ − Σ losses) + purchases + ΔRS + residual, so
-D − R + left = Σ losses + (I − fees − interest) + (B₀ − N₀) − ΔRS − residual.
+I + P + R + call + S + A⁺ = T + A⁻ + fees + interest + (N₀ − Σ losses) + purchases + ΔRS
++ residual, so D − R + left = Σ losses + (I − T − fees − interest) + (B₀ − N₀) − ΔRS − residual
++ S + (A⁺ − A⁻).
 The cushion is split by a stated convention: excess spread absorbs first (up to the positive
 excess spread of the path), the initial OC and the reserve the rest.
 
@@ -57,9 +66,10 @@ from tranching.waterfall import WaterfallResult
 
 
 def excess_spread(result: WaterfallResult) -> np.ndarray:
-    """(n_paths, n_months) pool interest − fees paid − all classes' interest paid."""
+    """(n_paths, n_months) pool interest − tax − fees paid − all classes' interest paid."""
     fees = sum(result.fees_paid.values()) if result.fees_paid else 0.0
-    return result.pool_cash["interest"] - fees - result.interest_paid.sum(axis=0)
+    return (result.pool_cash["interest"] - result.tax - fees
+            - result.interest_paid.sum(axis=0))
 
 
 def collateral_left(result: WaterfallResult) -> np.ndarray:
@@ -81,8 +91,8 @@ def initial_oc(result: WaterfallResult) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Reconciliation:
-    """Per-path lines of the cash and loss reconciliation (module doc), each (n_paths,) CNY,
-    in display order; ``cash_in``/``cash_out`` and ``pool_loss``/``borne`` are the sides."""
+    """Per-path lines of the cash and loss reconciliation (module doc), each (n_paths,) CNY in
+    extended precision (``numpy.longdouble``), in display order; ``cash_in``/``cash_out`` and ``pool_loss``/``borne`` are the sides."""
 
     cash_in: dict[str, np.ndarray]
     cash_out: dict[str, np.ndarray]
@@ -91,13 +101,15 @@ class Reconciliation:
 
     @property
     def cash_error(self) -> np.ndarray:
-        """(n_paths,) cash in − cash out (zero up to rounding)."""
-        return sum(self.cash_in.values()) - sum(self.cash_out.values())  # type: ignore[return-value]
+        """(n_paths,) cash in − cash out (zero up to rounding), float64."""
+        diff = sum(self.cash_in.values()) - sum(self.cash_out.values())
+        return np.asarray(diff, dtype=np.float64)
 
     @property
     def loss_error(self) -> np.ndarray:
-        """(n_paths,) pool loss − losses borne (zero up to rounding)."""
-        return sum(self.pool_loss.values()) - sum(self.borne.values())  # type: ignore[return-value]
+        """(n_paths,) pool loss − losses borne (zero up to rounding), float64."""
+        diff = sum(self.pool_loss.values()) - sum(self.borne.values())
+        return np.asarray(diff, dtype=np.float64)
 
     def table(self) -> pd.DataFrame:
         """The reconciliation as rows (section, item, mean over paths, min, max, CNY) with each
@@ -125,42 +137,70 @@ class Reconciliation:
         return pd.DataFrame(rows, columns=["section", "item", "mean", "min", "max"])
 
 
+def _total(a: np.ndarray) -> np.ndarray:
+    """(n_paths,) the sum over months of a (n_paths, n_months) array, in extended precision."""
+    return np.asarray(a, dtype=np.longdouble).sum(axis=1)
+
+
 def reconcile(deal: Deal, result: WaterfallResult) -> Reconciliation:
-    """The cash and loss reconciliation of ``result`` on every path (module doc)."""
+    """The cash and loss reconciliation of ``result`` on every path (module doc).
+
+    The lines are summed in extended precision (``numpy.longdouble``): on a pool of hundreds of
+    millions of CNY, adding some twenty float64 lines of up to 10⁹ CNY each loses up to a few
+    10⁻⁷ CNY per addition, so the closing difference would measure the table's own round-off
+    rather than the waterfall's. The differences are what the waterfall's float64 arithmetic
+    leaves."""
     pc = result.pool_cash
     cash_in = {
-        "pool interest": pc["interest"].sum(axis=1),
-        "pool principal (scheduled + prepaid)": pc["principal"].sum(axis=1),
-        "recoveries": pc["recovery"].sum(axis=1),
-        "clean-up call proceeds": result.call_proceeds.sum(axis=1),
+        "pool interest": _total(pc["interest"]),
+        "pool principal (scheduled + prepaid)": _total(pc["principal"]),
+        "recoveries": _total(pc["recovery"]),
+        "clean-up call proceeds": _total(result.call_proceeds),
+        "originator's shortfall undertaking": _total(result.support),
+        "servicer advances received": _total(result.advance_made),
     }
-    cash_out: dict[str, np.ndarray] = {}
+    cash_out: dict[str, np.ndarray] = {
+        "tax on interest income": _total(result.tax),
+        "servicer advances repaid": _total(result.advance_recovered),
+    }
     for name, paid in result.fees_paid.items():
-        cash_out[f"fee {name}"] = paid.sum(axis=1)
+        cash_out[f"fee {name}"] = _total(paid)
     for j, name in enumerate(result.tranche_names):
-        cash_out[f"{name} interest"] = result.interest_paid[j].sum(axis=1)
-        cash_out[f"{name} principal"] = (result.principal_paid[j].sum(axis=1)
-                                         + result.reimbursed[j].sum(axis=1))
-    cash_out["purchases of new loans"] = result.purchases.sum(axis=1)
-    reserve_change = result.reserve[:, -1] - result.reserve_bop[:, 0]
+        cash_out[f"{name} interest"] = _total(result.interest_paid[j])
+        cash_out[f"{name} principal"] = _total(result.principal_paid[j])
+        cash_out[f"{name} PDL refilled"] = _total(result.reimbursed[j])
+    cash_out["purchases of new loans"] = _total(result.purchases)
+    ld = np.longdouble
+    reserve_change = result.reserve[:, -1].astype(ld) - result.reserve_bop[:, 0].astype(ld)
     cash_out["reserve movement (end − closing)"] = reserve_change
-    residual = result.residual.sum(axis=1)
+    residual = _total(result.residual)
     cash_out["residual"] = residual
+    left = (pc["balance_bop"][:, 0].astype(ld) + cash_out["purchases of new loans"]
+            - cash_in["pool principal (scheduled + prepaid)"] - _total(pc["default"])
+            - cash_in["clean-up call proceeds"])
     pool_loss = {
-        "defaults": pc["default"].sum(axis=1),
-        "less recoveries": -pc["recovery"].sum(axis=1),
-        "collateral left at the legal final": collateral_left(result),
+        "defaults": _total(pc["default"]),
+        "less recoveries": -_total(pc["recovery"]),
+        "collateral left at the legal final": left,
     }
-    losses = class_losses(result)
     borne: dict[str, np.ndarray] = {}
     for j, name in enumerate(result.tranche_names):
-        borne[f"{name} principal loss"] = losses[j]
-    spread = excess_spread(result).sum(axis=1)
-    cushion = spread + initial_oc(result) - reserve_change - residual
-    by_spread = np.clip(cushion, 0.0, np.maximum(spread, 0.0))
+        borne[f"{name} principal loss"] = (ld(result.original_balance[j])
+                                           - cash_out[f"{name} principal"]
+                                           - cash_out[f"{name} PDL refilled"])
+    spread = (cash_in["pool interest"] - cash_out["tax on interest income"]
+              - sum((cash_out[f"fee {f}"] for f in result.fees_paid), ld(0))
+              - sum((cash_out[f"{n} interest"] for n in result.tranche_names), ld(0)))
+    oc = (pc["balance_bop"][:, 0].astype(ld)
+          - sum((ld(x) for x in result.original_balance), ld(0)))
+    cushion = spread + oc - reserve_change - residual
+    by_spread = np.clip(cushion, ld(0), np.maximum(spread, ld(0)))
     holder = deal.tranches[-1].holder
     borne[f"excess spread (residual holder {holder})"] = by_spread
     borne[f"initial OC and reserve (residual holder {holder})"] = cushion - by_spread
+    borne["originator's shortfall undertaking"] = cash_in["originator's shortfall undertaking"]
+    borne["servicer advances not recovered"] = (cash_in["servicer advances received"]
+                                                - cash_out["servicer advances repaid"])
     return Reconciliation(cash_in, cash_out, pool_loss, borne)
 
 

@@ -12,12 +12,15 @@ more than is there, so cash is conserved by construction) and records what it pa
 deal step      handler
 =============  ===========================================================================
 ``fee``        :func:`pay_fee` — this month's fee plus any fee unpaid earlier
-``interest``   :func:`pay_interest` — coupon on the balance at the start of the month plus
-               the shortfall carried (no interest on shortfall)
+``interest``   :func:`pay_interest` — coupon on the balance at the start of the month (with
+               its PDL unless the deal accrues on the outstanding balance only) plus the
+               shortfall carried (and the coupon on it if the deal says so); the
+               originator's shortfall undertaking pays what is unpaid of a covered class
 ``reserve``    :func:`top_up_reserve` — keep cash in the reserve up to its target
 ``principal``  :func:`buy_new_loans` (revolving deals, at the first principal step), then
                :func:`pay_principal` — each tranche's share of the principal distribution
-``reimburse``  :func:`reimburse` — written-down principal, senior first
+``reimburse``  :func:`reimburse` — refill each named class's PDL (its written-down
+               principal), in the order named
 ``residual``   :func:`pay_residual` — all that is left, to the subordinated holder (or kept in
                the reserve while a ``trap_cash`` trigger is in force)
 =============  ===========================================================================
@@ -26,7 +29,9 @@ The month's rules that are not steps of the deal are functions here too: what pr
 and how it is allocated by mode (:func:`principal_modes`, :func:`principal_distribution_amount`,
 :func:`sequential_allocation`, :func:`pro_rata_allocation`, :func:`distribute_principal`), the
 reserve target (:func:`opening_reserve`, :func:`reserve_target`), the clean-up call
-(:func:`clean_up_call`) and the loss allocation after the steps (:func:`write_down`).
+(:func:`clean_up_call`), what comes before every step (:func:`recover_advances`,
+:func:`pay_tax`, :func:`make_advance`), the order of payments after an event of default
+(:func:`acceleration_steps`) and the loss allocation after the steps (:func:`write_down`).
 
 A new step type is a dataclass in ``tranching.deal``'s ``Step`` union, a handler here that
 changes a ``MonthState`` (new ledgers or accounts are new fields), and a case in
@@ -42,6 +47,8 @@ from typing import assert_never
 import numpy as np
 
 from tranching.deal import (
+    Accrual,
+    Advances,
     Basis,
     Deal,
     Fee,
@@ -57,6 +64,7 @@ from tranching.deal import (
     ReserveStep,
     ResidualStep,
     Step,
+    Tax,
 )
 
 
@@ -70,6 +78,9 @@ class Terms:
     index: Mapping[str, int]  # tranche name -> seniority position
     fees: Mapping[str, Fee]
     purchase_step: int | None  # the step at which new loans are bought (revolving deals)
+    full_accrual: bool = False  # coupons accrue on balance + PDL (Accrual.FULL)
+    interest_on_shortfall: bool = False
+    covered: frozenset[int] = frozenset()  # tranches under the shortfall undertaking
 
     @classmethod
     def of(cls, deal: Deal, initial_balance: float) -> Terms:
@@ -81,6 +92,10 @@ class Terms:
             index={n: i for i, n in enumerate(deal.tranche_names)},
             fees={f.name: f for f in deal.fees},
             purchase_step=principal_steps[0] if deal.revolving_months > 0 else None,
+            full_accrual=deal.accrual is Accrual.FULL,
+            interest_on_shortfall=deal.interest_on_shortfall,
+            covered=frozenset(deal.index(n) for n in (
+                deal.shortfall_undertaking.tranches if deal.shortfall_undertaking else ())),
         )
 
     def positions(self, tranches: Sequence[str]) -> list[int]:
@@ -113,6 +128,11 @@ class MonthState:
     interest_shortfall: np.ndarray  # unpaid interest carried
     writedown_outstanding: np.ndarray  # written-down principal not yet reimbursed
     fee_shortfall: dict[str, np.ndarray]  # unpaid fees carried
+    # coupons accrue on this (n_tranches, n_paths): balance_bop, plus the PDL at the start of
+    # the month under full accrual (None: balance_bop)
+    accrual_base: np.ndarray | None = None
+    # the shortfall undertaking's cap not yet drawn (None: no undertaking)
+    support_left: np.ndarray | None = None
     # paid this month
     fees_due: dict[str, np.ndarray] = field(init=False)
     fees_paid: dict[str, np.ndarray] = field(init=False)
@@ -125,9 +145,25 @@ class MonthState:
     reserve: np.ndarray = field(init=False)  # reserve balance at month end
     residual: np.ndarray = field(init=False)
     collateral_end: np.ndarray = field(init=False)  # collateral after purchases (write_down)
+    support: np.ndarray = field(init=False)  # drawn from the shortfall undertaking
+    support_interest: np.ndarray = field(init=False)  # (n_tranches, n_paths) of which interest
+    support_principal: np.ndarray = field(init=False)  # (n_tranches, n_paths) of which principal
+    tax: np.ndarray = field(init=False)  # tax paid on the interest collected
+    advance_recovered: np.ndarray = field(init=False)  # servicer advances repaid
+    advance_made: np.ndarray = field(init=False)  # servicer advances received
 
     def __post_init__(self) -> None:
         shape, n_paths = self.balance.shape, self.balance.shape[1]
+        if self.accrual_base is None:
+            self.accrual_base = self.balance_bop
+        if self.support_left is None:
+            self.support_left = np.zeros(n_paths)
+        self.support = np.zeros(n_paths)
+        self.support_interest = np.zeros(shape)
+        self.support_principal = np.zeros(shape)
+        self.tax = np.zeros(n_paths)
+        self.advance_recovered = np.zeros(n_paths)
+        self.advance_made = np.zeros(n_paths)
         self.fees_due, self.fees_paid = {}, {}
         self.interest_due = np.zeros(shape)
         self.interest_paid = np.zeros(shape)
@@ -157,7 +193,8 @@ def pay_step(step: Step, k: int, terms: Terms, m: MonthState) -> None:
             pay_fee(m, terms.fees[name])
         case InterestStep(tranche=name):
             j = terms.index[name]
-            pay_interest(m, j, terms.monthly_coupon[j])
+            pay_interest(m, j, terms.monthly_coupon[j], on_shortfall=terms.interest_on_shortfall,
+                         covered=j in terms.covered)
         case ReserveStep():
             top_up_reserve(m)
         case PrincipalStep(tranches=names):
@@ -186,14 +223,36 @@ def pay_fee(m: MonthState, fee: Fee) -> None:
     m.fees_paid[fee.name] = paid
 
 
-def pay_interest(m: MonthState, tranche: int, monthly_rate: float) -> None:
-    """Tranche interest: ``monthly_rate`` × balance at the start of the month plus the shortfall
-    carried in (no interest on shortfall); what is unpaid is carried out."""
-    due = monthly_rate * m.balance_bop[tranche] + m.interest_shortfall[tranche]
+def pay_interest(m: MonthState, tranche: int, monthly_rate: float, *,
+                 on_shortfall: bool = False, covered: bool = False) -> None:
+    """Tranche interest: ``monthly_rate`` × the accrual base (balance at the start of the month,
+    plus its PDL under full accrual) plus the shortfall carried in, itself × (1 +
+    ``monthly_rate``) when unpaid interest bears interest. A ``covered`` class's unpaid interest
+    is drawn from the shortfall undertaking as far as its cap goes; what is still unpaid is
+    carried out."""
+    assert m.accrual_base is not None
+    carried = m.interest_shortfall[tranche]
+    if on_shortfall:
+        carried = carried * (1.0 + monthly_rate)
+    due = monthly_rate * m.accrual_base[tranche] + carried
     paid = take(m, due)
+    if covered:
+        drawn = draw_support(m, due - paid)
+        m.support_interest[tranche] = drawn
+        paid = paid + drawn
     m.interest_due[tranche] = due
     m.interest_paid[tranche] = paid
     m.interest_shortfall[tranche] = due - paid
+
+
+def draw_support(m: MonthState, gap: np.ndarray) -> np.ndarray:
+    """The shortfall undertaking pays ``gap`` as far as its undrawn cap goes (paid straight to
+    the class, not through the available funds); returns what it paid."""
+    assert m.support_left is not None
+    drawn = np.minimum(np.maximum(gap, 0.0), m.support_left)
+    m.support_left = m.support_left - drawn
+    m.support = m.support + drawn
+    return drawn
 
 
 def top_up_reserve(m: MonthState) -> None:
@@ -216,8 +275,23 @@ def pay_principal(m: MonthState, tranches: Sequence[int]) -> None:
         m.balance[j] = m.balance[j] - paid
 
 
+def support_at_final(m: MonthState, covered: frozenset[int]) -> None:
+    """After the steps of a final month (clean-up call, legal final): the shortfall undertaking
+    pays what is still owed of each ``covered`` class's principal — its balance, as principal,
+    then its PDL, as a reimbursement — senior first, as far as its undrawn cap goes."""
+    for j in sorted(covered):
+        owed = np.where(m.final, m.balance[j], 0.0)
+        drawn = draw_support(m, owed)
+        m.principal_paid[j] = m.principal_paid[j] + drawn
+        m.balance[j] = m.balance[j] - drawn
+        refill = draw_support(m, np.where(m.final, m.writedown_outstanding[j], 0.0))
+        m.reimbursed[j] = m.reimbursed[j] + refill
+        m.writedown_outstanding[j] = m.writedown_outstanding[j] - refill
+        m.support_principal[j] = drawn + refill
+
+
 def reimburse(m: MonthState, tranches: Sequence[int]) -> None:
-    """Reimburse written-down principal to ``tranches`` in order (senior first)."""
+    """Refill the PDL (written-down principal not yet reimbursed) of ``tranches`` in order."""
     for j in tranches:
         paid = take(m, m.writedown_outstanding[j])
         m.reimbursed[j] = paid
@@ -236,6 +310,50 @@ def pay_residual(m: MonthState) -> None:
 # ------------------------------------------------------------- the month's other rules
 
 
+def pay_tax(m: MonthState, tax: Tax | None, pool_interest: np.ndarray) -> None:
+    """Tax on the interest the trust collected this month, before anything else (it is always
+    covered: the available funds include that interest)."""
+    if tax is not None:
+        m.tax = take(m, tax.on(pool_interest))
+
+
+def recover_advances(m: MonthState, outstanding: np.ndarray) -> np.ndarray:
+    """Servicer advances outstanding are repaid first, as far as the cash goes; returns what is
+    still outstanding."""
+    m.advance_recovered = take(m, outstanding)
+    return outstanding - m.advance_recovered
+
+
+def make_advance(m: MonthState, advances: Advances | None, outstanding: np.ndarray, *,
+                 delinquent: np.ndarray, pool_interest: np.ndarray,
+                 initial_balance: float) -> np.ndarray:
+    """The servicer advances the interest due on the delinquent (30+ DPD) balance — the pool's
+    interest rate this month (interest / balance at the start of the month) times that
+    balance — up to its limit outstanding; nothing at a call or the legal final. Returns the
+    advances outstanding after it."""
+    if advances is None:
+        return outstanding
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(m.pool_bop > 0, pool_interest / np.where(m.pool_bop > 0, m.pool_bop, 1.0), 0.0)
+    room = np.maximum(advances.limit * initial_balance - outstanding, 0.0)
+    made = np.where(m.final | ~m.live, 0.0, np.minimum(rate * delinquent, room))
+    m.advance_made = made
+    m.available = m.available + made
+    return outstanding + made
+
+
+def acceleration_steps(deal: Deal) -> tuple[Step, ...]:
+    """The order of payments after an event of default: the fees, then class by class in
+    seniority its interest, its principal (all of it is due) and its PDL; the rest to the
+    residual holder. No reserve step (the reserve is released), no purchases."""
+    steps: list[Step] = [s for s in deal.waterfall if isinstance(s, FeeStep)]
+    for t in deal.tranches:
+        if t.coupon > 0:
+            steps.append(InterestStep(t.name))
+        steps += [PrincipalStep((t.name,)), ReimburseStep((t.name,))]
+    return (*steps, ResidualStep())
+
+
 def write_down(m: MonthState) -> None:
     """Loss allocation after the steps: the notes' excess over the collateral (after this
     month's purchases; zero at a call and at the legal final) is written down bottom-up, the
@@ -251,16 +369,20 @@ def write_down(m: MonthState) -> None:
 
 
 def principal_modes(mode: PrincipalMode, *, final: np.ndarray, sequential: np.ndarray,
-                    turbo: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+                    turbo: np.ndarray, stepped_down: bool = True,
+                    accelerated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Per path: (all notes due as principal?, principal pro rata?).
 
-    Everything is due in turbo mode, under a turbo trigger and at a call or the legal final. A
-    pro-rata deal pays pro rata except under a sequential or turbo trigger and when everything
-    is due at a call or the legal final (``None``: no path pays pro rata)."""
+    Everything is due in turbo mode, under a turbo trigger, after an event of default
+    (``accelerated``) and at a call or the legal final. A pro-rata deal pays pro rata from its
+    step-down date on (``stepped_down``) while the performance tests pass, i.e. except under a
+    sequential or turbo trigger and when everything is due (``None``: no path pays pro rata)."""
     all_due = final | turbo | (mode is PrincipalMode.TURBO)
-    if mode is not PrincipalMode.PRO_RATA:
+    if accelerated is not None:
+        all_due = all_due | accelerated
+    if mode is not PrincipalMode.PRO_RATA or not stepped_down:
         return all_due, None
-    return all_due, ~(sequential | turbo | final)
+    return all_due, ~(sequential | all_due)
 
 
 def oc_target(oc: Overcollateralisation | None, collateral: np.ndarray,

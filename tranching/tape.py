@@ -4,22 +4,29 @@ each payment date, for one path or the expected path.
 One row per payment date × item (long format). Items, in this order each date: the classes in
 seniority order (``kind`` = "class"), the fees ("fee"), the reserve ("reserve"), the residual
 ("residual"), the residual holder ("residual holder": the subordinated class's cash plus the
-residual, ``tranching.reconcile``) and the pool ("pool"). Columns (CNY; empty where they do not
-apply):
+residual, ``tranching.reconcile``), the CN mechanics when the deal has them — the tax on
+interest income ("tax"), the servicer's advances ("servicer advances", kind "advances") and the
+originator's shortfall undertaking ("shortfall undertaking", kind "undertaking") — and the pool
+("pool"). Columns (CNY; empty where they do not apply):
 
 - ``balance_bop`` / ``balance_eop``: a class's balance before / after the date's payments and
-  write-downs; the reserve's balance; the pool's performing balance (before a call);
+  write-downs; the reserve's balance; the advances outstanding; the pool's performing balance
+  (before a call);
 - ``due`` / ``paid`` / ``shortfall``: a class's interest due (coupon plus shortfall carried in),
-  paid and carried out; a fee's due, paid and carried;
+  paid and carried out; a fee's due, paid and carried; the tax paid; the advances repaid; what
+  the undertaking paid;
 - ``principal``: a class's principal paid plus written-down principal reimbursed; the pool's
   principal collected (scheduled + prepaid);
 - ``writedown``: principal written down on the date; ``pdl``: written-down principal not yet
   reimbursed after the date (the class's principal deficiency);
 - ``interest`` / ``recovery`` / ``default`` / ``call_proceeds``: the pool's;
-- ``excess_spread``: on the residual row, pool interest − fees paid − classes' interest paid;
+- ``excess_spread``: on the residual row, pool interest − tax − fees paid − classes' interest
+  paid;
 - ``cash``: cash paid to the item on the date (a class: interest + principal; a fee: paid; the
   reserve: its movement, balance_eop − balance_bop; the residual and its holder: what they
-  received; the pool: cash collected + call proceeds).
+  received; the tax: paid; the advances: repaid − received; the undertaking: − what it paid,
+  since it pays the deal; the pool: cash collected + call proceeds). Each date, the pool's cash
+  = the cash of every other item but the residual holder + the revolving purchases.
 
 Which path: ``expected`` (every column the mean over paths — the expected path), ``pNN`` (the
 path whose pool loss, defaults − recoveries, is the NN-th percentile: the ⌈n·NN/100⌉-th smallest,
@@ -103,6 +110,18 @@ def cashflow_tape(result: WaterfallResult, path: int | None = None) -> pd.DataFr
     block("residual", "residual", excess_spread=pick(excess_spread(result)),
           cash=pick(result.residual))
     block("residual holder", "residual holder", cash=pick(residual_holder_cashflows(result)))
+    if np.any(result.tax):
+        tax = pick(result.tax)
+        block("tax", "tax", paid=tax, cash=tax)
+    if np.any(result.advance_made):
+        adv_eop = pick(result.advances)
+        adv_bop = np.concatenate([[0.0], adv_eop[:-1]])
+        made, repaid = pick(result.advance_made), pick(result.advance_recovered)
+        block("servicer advances", "advances", balance_bop=adv_bop, balance_eop=adv_eop,
+              paid=repaid, cash=repaid - made)
+    if np.any(result.support):
+        support = pick(result.support)
+        block("shortfall undertaking", "undertaking", paid=support, cash=-support)
     pc = result.pool_cash
     call = pick(result.call_proceeds)
     block("pool", "pool", balance_bop=pick(pc["balance_bop"]), balance_eop=pick(pc["balance_eop"]),

@@ -10,14 +10,17 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    Collateral ``C`` = their performing balance at month end (balance_eop). (In the scaling
    approximation of step 3 the simulated pool's flows are multiplied by ``s`` instead.)
 2. **Triggers**, tested on this month's data before any payment:
-   ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance,
-   breached when above the level in force; ``oc`` = C / balance (bop) of the trigger's notes
-   (all tranches by default), breached when below the level; ``delinquency`` = 30+ DPD balance /
-   C, breached when above the level. PoolPaths has no delinquency array, so the 30+ DPD balance
-   at month t is *defined* from the path: a loan that defaults (reaches 90 DPD) at the end of
-   month t+k was 90 − 30k days past due at the end of month t, so it was 30–89 DPD at t exactly
-   when k ∈ {1, 2}: delinquent(t) = default[t+1] + default[t+2] of the loans held at t (zero
-   beyond the horizon).
+   ``cnl`` = (cumulative defaults − cumulative recoveries) / initial pool balance (or / initial
+   plus the purchases to date: ``denominator``), breached when above the level in force;
+   ``oc`` = C / balance (bop) of the trigger's notes (all tranches by default), breached when
+   below the level; ``delinquency``/``dpd30``, ``dpd60``, ``dpd90`` = 30+/60+/90+ DPD balance /
+   C, breached when above the level; ``average_months`` tests the mean of the last n months.
+   CURRENT MODEL: the triggers do not yet read ``PoolPaths.delinquency`` (the delinquency
+   model's balances by DPD bucket, present only on runs made with it; switching them to it is
+   the next step), so the DPD balances at month t are *defined* from the path: a loan that
+   defaults (reaches 90 DPD) at the end of month t+k was 90 − 30k days past due at the end of
+   month t: 30+ at t = default[t+1] + default[t+2], 60+ = default[t+1], 90+ = default[t] of the
+   loans held at t (zero beyond the horizon; see ``PoolMetrics``).
    A curable trigger is in force in the months it is breached; a non-curable one from its first
    breach on. Effects while in force: ``sequential`` — principal allocated sequentially;
    ``turbo`` — the whole note balance is due as principal (all available funds after the steps
@@ -60,14 +63,20 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    target (max(target × basis, floor × initial); 0 in the last month and at a call);
    ``reimburse`` — repay written-down principal, senior first; ``residual`` — all that is left,
    to the holder of the subordinated tranche.
+   Before the steps: the tax on the interest collected, then servicer advances repaid and the
+   month's advance received. Coupons accrue on balance + PDL (``accrual = "full"``, the default)
+   or on the balance; unpaid interest may bear interest; a class under the shortfall
+   undertaking has its unpaid interest paid by the originator, and its principal and PDL in a
+   final month (``support_at_final``), up to the cap. docs/model.md section 8 has the formulas.
 6. **Write-downs**: after the steps, if the tranche balances exceed the collateral (C plus
    purchases; 0 at a call and in the last month, the legal final), the excess is written off
    bottom-up (the most junior tranche first). Written-down principal is tracked per tranche and
    can be reimbursed later (e.g. from recoveries) at the ``reimburse`` step; what is still written
    down after the last month is lost.
 
-Per-path identities (tested with hypothesis): collections + call proceeds = fees + interest +
-principal + reimbursements + purchases + residual + (reserve_eop − reserve_bop);
+Per-path identities (tested with hypothesis): collections + call proceeds + undertaking
+payments + advances received = tax + advances repaid + fees + interest + principal +
+reimbursements + purchases + residual + (reserve_eop − reserve_bop);
 ``tranche_loss`` = original balance − principal received (principal + reimbursements).
 
 The code follows these steps. ``run_waterfall`` is the month loop; ``HeldPool`` is the
@@ -80,28 +89,38 @@ the ``WaterfallResult``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from portfolio.montecarlo.paths import PoolPaths
-from tranching.deal import Deal, Effect, Metric, payment_dates
+from tranching.deal import Deal, Denominator, Effect, Metric, Step, payment_dates
 from tranching.errors import DealError, must_be
 from tranching.steps import (
     MonthState,
     Terms,
+    acceleration_steps,
     clean_up_call,
     distribute_principal,
+    make_advance,
     oc_target,
     opening_reserve,
     pay_step,
+    pay_tax,
     principal_modes,
+    recover_advances,
     reserve_target,
+    support_at_final,
     write_down,
 )
 
 POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated as run off
+
+# the trigger metrics recorded per month (``WaterfallResult.metrics``): ``delinquency`` is the
+# 30+ DPD ratio; ``oc`` the last OC trigger's ratio
+METRICS = ("cnl", "cnl_purchases", "oc", "delinquency", "dpd60", "dpd90")
 
 # the pool flows, in the order of ``HeldPool.simulated`` and ``HeldPool.bought``
 FLOWS = ("interest", "scheduled_principal", "prepayment", "default", "recovery", "balance_bop",
@@ -142,7 +161,17 @@ class WaterfallResult:
     collateral: np.ndarray  # pool performing balance held by the deal at month end
     revolving: np.ndarray  # bool: month in the revolving period
     pool_scale: np.ndarray  # s: multiple of the simulated pool held (1 with a profile; 0 after a call)
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # cnl, delinquency, oc
+    # the CN mechanics (zeros / False when the deal has none of them)
+    tax: np.ndarray  # tax paid on the interest collected
+    support: np.ndarray  # drawn from the originator's shortfall undertaking
+    support_interest: np.ndarray  # (n_tranches, n_paths, n_months) of which to interest
+    support_principal: np.ndarray  # (n_tranches, n_paths, n_months) of which to principal
+    advance_made: np.ndarray  # servicer advances received
+    advance_recovered: np.ndarray  # servicer advances repaid
+    advances: np.ndarray  # servicer advances outstanding (eop)
+    accelerated: np.ndarray  # bool: an event of default has accelerated the notes
+    pro_rata: np.ndarray  # bool: principal paid pro rata this month
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # METRICS
     # the held pool's flows (n_paths, n_months): interest, principal (scheduled + prepaid),
     # recovery, default, balance_bop, balance_eop (before a call; 0 once called)
     pool_cash: dict[str, np.ndarray] = field(default_factory=dict)
@@ -179,9 +208,30 @@ class WaterfallResult:
                 + self.reimbursed.sum(axis=0) + self.purchases + self.residual)
 
     def conservation_error(self) -> np.ndarray:
-        """(n_paths, n_months) cash in − cash out − change in reserve (zero up to rounding)."""
-        return (self.collections + self.call_proceeds - self.cash_out
+        """(n_paths, n_months) cash in − cash out − change in reserve (zero up to rounding).
+
+        Cash in: collections, call proceeds, the shortfall undertaking's payments, servicer
+        advances received; cash out: ``cash_out``, tax, advances repaid."""
+        return (self.collections + self.call_proceeds + self.support + self.advance_made
+                - self.cash_out - self.tax - self.advance_recovered
                 - (self.reserve - self.reserve_bop))
+
+    @property
+    def pdl(self) -> np.ndarray:
+        """(n_tranches, n_paths, n_months) principal deficiency ledger per class at month end:
+        principal written down and not yet refilled (the same as ``writedown_outstanding``)."""
+        return self.writedown_outstanding
+
+    @property
+    def call_month(self) -> np.ndarray:
+        """(n_paths,) 0-based month the clean-up call was exercised, −1 where it was not."""
+        called = self.call_proceeds > 0
+        return np.where(called.any(axis=1), called.argmax(axis=1), -1)
+
+    @property
+    def support_drawn(self) -> np.ndarray:
+        """(n_paths,) the originator's loss under its shortfall undertaking: all it paid."""
+        return self.support.sum(axis=1)
 
 
 def run_waterfall(deal: Deal, paths: PoolPaths,
@@ -196,12 +246,16 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
     terms = Terms.of(deal, init)
     triggers = Triggers(deal, n_paths)
     tape = Tape(deal, n_months, n_paths)
+    accelerated_steps = acceleration_steps(deal)
     # the running ledgers, (n_tranches, n_paths) and (n_paths,)
     balance = np.repeat(terms.amounts[:, None], n_paths, axis=1)
     interest_shortfall = np.zeros_like(balance)
     writedown_outstanding = np.zeros_like(balance)
     fee_shortfall = {f.name: np.zeros(n_paths) for f in deal.fees}
     reserve = opening_reserve(deal.reserve, init, n_paths)
+    su = deal.shortfall_undertaking
+    support_left = np.full(n_paths, su.cap * init if su is not None else 0.0)
+    advances = np.zeros(n_paths)  # servicer advances outstanding
     ended = np.zeros(n_paths, dtype=bool)  # called: the deal is over
 
     for t in range(n_months):
@@ -211,18 +265,21 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
         cash = pool.month(t, alive)
         collat = cash.balance_eop
         balance_bop = balance.copy()
-        cnl, delinquency = pool.cnl(), pool.delinquency(t, cash)
-        trig = triggers.test(t, cnl=cnl, delinquency=delinquency, collateral=collat,
-                             balance_bop=balance_bop, alive=alive)
+        metrics = pool.metrics(t, cash)
+        trig = triggers.test(t, metrics=metrics, collateral=collat, balance_bop=balance_bop,
+                             alive=alive)
         revolving = ((t < deal.revolving_months) & (not last) & ~triggers.revolving_ended & alive
                      & (collat > POOL_RUNOFF * init))
         call = clean_up_call(deal.clean_up_call, collat, init, alive=alive, revolving=revolving)
         call_proceeds = np.where(call, collat, 0.0)
         collat_after = np.where(call, 0.0, collat)
         final = call | last
+        accel = trig.accelerate & alive
         # 5. what is due, the available funds and the priority of payments; 6. write-downs
-        all_due, pro_rata = principal_modes(deal.principal_mode, final=final,
-                                            sequential=trig.sequential, turbo=trig.turbo)
+        all_due, pro_rata = principal_modes(
+            deal.principal_mode, final=final, sequential=trig.sequential, turbo=trig.turbo,
+            stepped_down=deal.step_down_month is None or t + 1 >= deal.step_down_month,
+            accelerated=accel)
         principal_due, purchase_due = distribute_principal(
             balance_bop, collat_after, oc_target(deal.overcollateralisation, collat, init),
             all_due=all_due, pro_rata=pro_rata, revolving=revolving)
@@ -231,20 +288,88 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
             balance_bop=balance_bop, pool_bop=cash.balance_bop, collateral=collat_after,
             live=outstanding & alive, final=final, trap=trig.trap_cash,
             principal_due=principal_due, purchase_due=purchase_due,
-            reserve_target=reserve_target(deal.reserve, cash.balance_bop, init, final),
+            reserve_target=np.where(accel, 0.0, reserve_target(deal.reserve, cash.balance_bop,
+                                                                 init, final)),
             available=cash.collections + call_proceeds + reserve,
             balance=balance, interest_shortfall=interest_shortfall,
-            writedown_outstanding=writedown_outstanding, fee_shortfall=fee_shortfall)
-        for k, step in enumerate(deal.waterfall):
-            pay_step(step, k, terms, m)
+            writedown_outstanding=writedown_outstanding, fee_shortfall=fee_shortfall,
+            accrual_base=balance_bop + writedown_outstanding if terms.full_accrual else None,
+            support_left=support_left)
+        pay_tax(m, deal.tax, cash.interest)
+        advances = recover_advances(m, advances)
+        advances = make_advance(m, deal.advances, advances, delinquent=metrics.dpd30_balance,
+                                pool_interest=cash.interest, initial_balance=init)
+        if accel.any():
+            m = run_accelerated(m, accel, deal.waterfall, accelerated_steps, terms)
+        else:
+            for k, step in enumerate(deal.waterfall):
+                pay_step(step, k, terms, m)
+        support_at_final(m, terms.covered)
         write_down(m)
+        balance, interest_shortfall = m.balance, m.interest_shortfall
+        writedown_outstanding, fee_shortfall = m.writedown_outstanding, m.fee_shortfall
+        assert m.support_left is not None
+        support_left = m.support_left
         # the loans bought this month perform from next month on
         pool.add_purchases(t, m.purchases, collat)
         ended |= call
         tape.write(t, m, cash, reserve_bop=reserve, call_proceeds=call_proceeds,
-                   revolving=revolving, cnl=cnl, delinquency=delinquency, triggers=trig)
+                   revolving=revolving, metrics=metrics, triggers=trig, accelerated=trig.accelerate,
+                   pro_rata=pro_rata, advances=advances)
         reserve = m.reserve
     return tape.result(deal, terms.amounts)
+
+
+def run_accelerated(m: MonthState, accel: np.ndarray, steps: tuple[Step, ...],
+                    accelerated_steps: tuple[Step, ...], terms: Terms) -> MonthState:
+    """The month's steps where some paths are accelerated: the accelerated paths are taken out
+    into a state of their own and run in the acceleration order (``acceleration_steps``), the
+    others in the deal's order; then the accelerated paths are written back."""
+    idx = np.flatnonzero(accel)
+    fast = subset_state(m, idx)
+    for k, step in enumerate(steps):
+        pay_step(step, k, terms, m)
+    for step in accelerated_steps:
+        pay_step(step, -1, terms, fast)
+    scatter_state(m, idx, fast)
+    return m
+
+
+def _per_path(v: object, n_paths: int) -> bool:
+    return isinstance(v, np.ndarray) and v.ndim > 0 and v.shape[-1] == n_paths
+
+
+def subset_state(m: MonthState, idx: np.ndarray) -> MonthState:
+    """A copy of the month state holding only the paths ``idx`` (the last axis)."""
+    n = m.available.shape[0]
+    out = copy.copy(m)
+    for f in fields(m):
+        v = getattr(m, f.name)
+        if _per_path(v, n):
+            setattr(out, f.name, v[..., idx])
+        elif isinstance(v, dict):
+            setattr(out, f.name, {k: x[..., idx] for k, x in v.items()})
+    return out
+
+
+def scatter_state(m: MonthState, idx: np.ndarray, sub: MonthState) -> None:
+    """Write ``sub`` (the paths ``idx``) back into ``m``, in place. The facts of the month are
+    the same in both; the ledgers and the month's payments come from ``sub``."""
+    n = m.available.shape[0]
+    for f in fields(m):
+        v = getattr(m, f.name)
+        if _per_path(v, n):
+            v = v.copy()
+            v[..., idx] = getattr(sub, f.name)
+            setattr(m, f.name, v)
+        elif isinstance(v, dict):
+            part = getattr(sub, f.name)
+            merged = {}
+            for k, x in v.items():
+                x = x.copy()
+                x[..., idx] = part[k]
+                merged[k] = x
+            setattr(m, f.name, merged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +419,7 @@ class HeldPool:
         self.scale = np.ones(n_paths)  # the scaling approximation's s
         self.cumulative_default = np.zeros(n_paths)
         self.cumulative_recovery = np.zeros(n_paths)
+        self.cumulative_purchases = np.zeros(n_paths)
 
     def month(self, t: int, alive: np.ndarray) -> PoolMonth:
         """Month ``t``'s cash (nothing once called); adds to the cumulative defaults and
@@ -311,25 +437,40 @@ class HeldPool:
                          default=default, balance_bop=s * (bop + b_bop), balance_eop=s * (eop + b_eop),
                          collections=interest + principal + recovery)
 
-    def cnl(self) -> np.ndarray:
-        """Cumulative net loss: (cumulative defaults − recoveries) / initial pool balance."""
-        return (self.cumulative_default - self.cumulative_recovery) / self.initial_balance
-
-    def delinquency(self, t: int, cash: PoolMonth) -> np.ndarray:
-        """30+ DPD balance / C at month ``t`` (module doc, step 2): the defaults of months t+1
-        and t+2 of the loans held. (In the second-to-last month the slice of the simulated pool
-        has one row and that of the bought loans two, so the simulated pool's last-month
-        defaults count twice; kept as is: every number unchanged.)"""
-        ahead = slice(t + 1, t + 3)
-        future = ((self.simulated[3, ahead] + self.bought[3, ahead]).sum(axis=0)
-                  if t + 1 < self.n_months else 0.0)
+    def metrics(self, t: int, cash: PoolMonth) -> PoolMetrics:
+        """Month ``t``'s pool performance (module doc, step 2)."""
+        net = self.cumulative_default - self.cumulative_recovery
+        # delinquency from the default timing (module doc): the defaults of months t+1 and t+2
+        # of the loans held. Each source is summed over its own rows (the simulated pool has
+        # n_months rows, the bought loans one more; summing them before the rows were added
+        # counted the simulated pool's last-month defaults twice in the second-to-last month).
+        ahead1, ahead2 = (self._defaults_at(t + 1), self._defaults_at(t + 2))
+        s = cash.scale
         collat = cash.balance_eop
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(collat > 0, cash.scale * future / np.where(collat > 0, collat, 1.0), 0.0)
+            safe = np.where(collat > 0, collat, 1.0)
+
+            def share(x: np.ndarray) -> np.ndarray:
+                return np.where(collat > 0, x / safe, 0.0)
+
+            dpd30 = s * (ahead1 + ahead2)
+            return PoolMetrics(
+                cnl=net / self.initial_balance,
+                cnl_purchases=net / (self.initial_balance + self.cumulative_purchases),
+                dpd30=share(dpd30), dpd60=share(s * ahead1), dpd90=share(cash.default),
+                dpd30_balance=dpd30)
+
+    def _defaults_at(self, t: int) -> np.ndarray:
+        """Month ``t``'s defaults of the simulated pool and of the loans bought (per unit of s);
+        zero beyond the horizon."""
+        if t >= self.n_months:
+            return np.zeros(self.scale.shape)
+        return self.simulated[3, t] + self.bought[3, t]
 
     def add_purchases(self, t: int, purchases: np.ndarray, collateral: np.ndarray) -> None:
         """New loans bought in month ``t`` (at par): with a profile, its flows per unit times the
         purchase from month t+1 on; without one, the pool's scale grows by purchase / C."""
+        self.cumulative_purchases += purchases
         if self.use_profile:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
@@ -342,6 +483,30 @@ class HeldPool:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolMetrics:
+    """What the triggers test, per path, for one month (ratios; module doc, step 2).
+
+    Until the credit model tracks delinquency states, the DPD buckets are defined from the
+    default timing of the current model (a loan defaults on reaching 90 DPD, 30 days a month):
+    30+ DPD at t = defaults of months t+1 and t+2; 60+ = defaults of month t+1; 90+ = the
+    defaults of month t (the loans reaching 90 DPD this month)."""
+
+    cnl: np.ndarray  # cumulative net loss / initial pool
+    cnl_purchases: np.ndarray  # cumulative net loss / (initial pool + purchases to date)
+    dpd30: np.ndarray  # 30+ DPD balance / collateral (eop)
+    dpd60: np.ndarray
+    dpd90: np.ndarray
+    dpd30_balance: np.ndarray  # CNY
+
+    def value(self, metric: Metric, denominator: Denominator) -> np.ndarray:
+        if metric is Metric.CNL:
+            return self.cnl if denominator is Denominator.INITIAL else self.cnl_purchases
+        if metric in (Metric.DELINQUENCY, Metric.DPD30):
+            return self.dpd30
+        return self.dpd60 if metric is Metric.DPD60 else self.dpd90
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerMonth:
     """The triggers of one month, per path: each one's test and state, and their effects."""
 
@@ -351,6 +516,7 @@ class TriggerMonth:
     sequential: np.ndarray  # bool: principal allocated sequentially
     turbo: np.ndarray  # bool: all notes due as principal
     trap_cash: np.ndarray  # bool: the residual is kept in the reserve
+    accelerate: np.ndarray  # bool: an event of default has accelerated the notes
 
 
 class Triggers:
@@ -364,9 +530,19 @@ class Triggers:
                          for t in deal.triggers}
         self.latched = {t.name: np.zeros(n_paths, dtype=bool) for t in deal.triggers}
         self.revolving_ended = np.zeros(n_paths, dtype=bool)
+        self.accelerated = np.zeros(n_paths, dtype=bool)
+        self.history: dict[str, list[np.ndarray]] = {t.name: [] for t in deal.triggers}
         self.n_paths = n_paths
 
-    def test(self, t: int, *, cnl: np.ndarray, delinquency: np.ndarray, collateral: np.ndarray,
+    def averaged(self, name: str, value: np.ndarray, months: int) -> np.ndarray:
+        """The mean of the metric over the last ``months`` months including this one (over
+        the months there are, at the start)."""
+        hist = self.history[name]
+        hist.append(value)
+        del hist[:-months]
+        return value if months == 1 else np.mean(hist, axis=0)
+
+    def test(self, t: int, *, metrics: PoolMetrics, collateral: np.ndarray,
              balance_bop: np.ndarray, alive: np.ndarray) -> TriggerMonth:
         """Test every trigger on month ``t``'s data, before any payment."""
         breached: dict[str, np.ndarray] = {}
@@ -377,16 +553,16 @@ class Triggers:
         trap = np.zeros(self.n_paths, dtype=bool)
         for trig in self.triggers:
             level = trig.level_at(t + 1)
-            if trig.metric is Metric.CNL:
-                breach = cnl > level
-            elif trig.metric is Metric.DELINQUENCY:
-                breach = delinquency > level
+            if trig.metric is not Metric.OC:
+                value = self.averaged(trig.name, metrics.value(trig.metric, trig.denominator),
+                                      trig.average_months)
+                breach = value > level
             else:
                 notes = balance_bop[self.oc_notes[trig.name]].sum(axis=0)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = np.where(notes > 0, collateral / np.where(notes > 0, notes, 1.0), np.inf)
                 oc = np.where(np.isfinite(ratio), ratio, np.nan)
-                breach = ratio < level
+                breach = self.averaged(trig.name, ratio, trig.average_months) < level
             breach &= alive
             self.latched[trig.name] |= breach
             state = breach if trig.curable else self.latched[trig.name]
@@ -399,10 +575,13 @@ class Triggers:
                 self.revolving_ended |= state
             elif trig.effect is Effect.END_REVOLVING:
                 self.revolving_ended |= state
+            elif trig.effect is Effect.ACCELERATE:
+                self.accelerated |= state
+                self.revolving_ended |= state
             else:
                 trap |= state
         return TriggerMonth(breached=breached, in_force=in_force, oc=oc, sequential=sequential,
-                            turbo=turbo, trap_cash=trap)
+                            turbo=turbo, trap_cash=trap, accelerate=self.accelerated.copy())
 
 
 class Tape:
@@ -415,21 +594,26 @@ class Tape:
         self.n_months = n_months
         self.tranche = {k: np.zeros(shape3) for k in (
             "interest_due", "interest_paid", "interest_shortfall", "principal_paid", "reimbursed",
-            "balance", "writedown", "writedown_outstanding")}
+            "balance", "writedown", "writedown_outstanding", "support_interest",
+            "support_principal")}
         self.pool = {k: np.zeros(shape2) for k in (
             "reserve_bop", "reserve", "residual", "collections", "call_proceeds", "purchases",
-            "collateral", "pool_scale")}
+            "collateral", "pool_scale", "tax", "support", "advance_made", "advance_recovered",
+            "advances")}
         self.revolving = np.zeros(shape2, dtype=bool)
+        self.accelerated = np.zeros(shape2, dtype=bool)
+        self.pro_rata = np.zeros(shape2, dtype=bool)
         self.fees_due = {f.name: np.zeros(shape2) for f in deal.fees}
         self.fees_paid = {f.name: np.zeros(shape2) for f in deal.fees}
         self.triggers = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
         self.breached = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
-        self.metrics = {m.value: np.zeros(shape2) for m in Metric}
+        self.metrics = {k: np.zeros(shape2) for k in METRICS}
         self.pool_cash = {k: np.zeros(shape2) for k in POOL_CASH}
 
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
-              call_proceeds: np.ndarray, revolving: np.ndarray, cnl: np.ndarray,
-              delinquency: np.ndarray, triggers: TriggerMonth) -> None:
+              call_proceeds: np.ndarray, revolving: np.ndarray, metrics: PoolMetrics,
+              triggers: TriggerMonth, accelerated: np.ndarray, pro_rata: np.ndarray | None,
+              advances: np.ndarray) -> None:
         tr = self.tranche
         tr["interest_due"][t] = m.interest_due
         tr["interest_paid"][t] = m.interest_paid
@@ -439,7 +623,17 @@ class Tape:
         tr["balance"][t] = m.balance
         tr["writedown"][t] = m.writedown
         tr["writedown_outstanding"][t] = m.writedown_outstanding
+        tr["support_interest"][t] = m.support_interest
+        tr["support_principal"][t] = m.support_principal
         pool = self.pool
+        pool["tax"][t] = m.tax
+        pool["support"][t] = m.support
+        pool["advance_made"][t] = m.advance_made
+        pool["advance_recovered"][t] = m.advance_recovered
+        pool["advances"][t] = advances
+        self.accelerated[t] = accelerated
+        if pro_rata is not None:
+            self.pro_rata[t] = pro_rata
         pool["reserve_bop"][t] = reserve_bop
         pool["reserve"][t] = m.reserve
         pool["residual"][t] = m.residual
@@ -459,8 +653,11 @@ class Tape:
             self.breached[name][t] = breach
         for name in POOL_CASH:
             self.pool_cash[name][t] = getattr(cash, name)
-        self.metrics["cnl"][t] = cnl
-        self.metrics["delinquency"][t] = delinquency
+        self.metrics["cnl"][t] = metrics.cnl
+        self.metrics["cnl_purchases"][t] = metrics.cnl_purchases
+        self.metrics["delinquency"][t] = metrics.dpd30
+        self.metrics["dpd60"][t] = metrics.dpd60
+        self.metrics["dpd90"][t] = metrics.dpd90
         if triggers.oc is not None:
             self.metrics["oc"][t] = triggers.oc
 
@@ -498,5 +695,14 @@ class Tape:
             revolving=t2(self.revolving),
             pool_scale=t2(pool["pool_scale"]),
             metrics={k: t2(v) for k, v in self.metrics.items()},
+            tax=t2(pool["tax"]),
+            support=t2(pool["support"]),
+            support_interest=t3(tr["support_interest"]),
+            support_principal=t3(tr["support_principal"]),
+            advance_made=t2(pool["advance_made"]),
+            advance_recovered=t2(pool["advance_recovered"]),
+            advances=t2(pool["advances"]),
+            accelerated=t2(self.accelerated),
+            pro_rata=t2(self.pro_rata),
             pool_cash={k: t2(v) for k, v in self.pool_cash.items()},
         )

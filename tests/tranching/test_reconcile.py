@@ -2,9 +2,10 @@
 
 - Every path of random structures and pools (hypothesis, the invariant tests' strategies), of
   the example deals on Monte Carlo paths and of a revolving deal buying new loans from a
-  replenishment profile: pool cash in = fees + classes' interest and principal + purchases +
-  reserve movement + residual, and pool loss = class losses + the residual holder's cushion,
-  each to 1e-6 CNY.
+  replenishment profile: cash in (pool, undertaking, advances) = tax + advances repaid + fees +
+  classes' interest, principal and PDL refills + purchases + reserve movement + residual, and
+  pool loss = class losses + the residual holder's cushion + the undertaking's payments + the
+  advances not recovered, each to 1e-6 CNY; the CN example with every mechanic drawn.
 - A hand-worked two-month case, every line written out.
 - The residual holder's IRR on monthly periods against numpy-financial's ``irr``.
 """
@@ -25,6 +26,7 @@ from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import simulate
 from tranching.deal import deal_from_dict, load_deal
 from tranching.reconcile import (
+    collateral_left,
     excess_spread,
     excess_spread_table,
     periodic_irr,
@@ -45,6 +47,11 @@ def check_closes(deal, result) -> None:  # type: ignore[no-untyped-def]
     assert np.abs(rec.loss_error).max() <= CLOSE
     table = rec.table()
     assert table.loc[table["item"].str.startswith("difference"), "max"].max() <= CLOSE
+    # the collateral left as the flows leave it is the stored end balance up to the simulation's
+    # float round-off (module doc of tranching.reconcile)
+    implied = np.asarray(rec.pool_loss["collateral left at the legal final"], dtype=np.float64)
+    scale = result.pool_cash["balance_bop"][:, 0] + result.purchases.sum(axis=1)
+    assert np.all(np.abs(implied - collateral_left(result)) <= 1e-12 * np.maximum(scale, 1.0))
 
 
 @given(deal_dict=inv.deals(), pool=inv.pools)
@@ -60,6 +67,27 @@ def test_reconciliation_closes_on_the_example_deals_with_monte_carlo_paths() -> 
         for name in ("deal_cn_consumer.toml", "deal_us_consumer.toml"):
             deal = load_deal(ROOT / "examples" / name)
             check_closes(deal, run_waterfall(deal, paths))
+
+
+def test_reconciliation_closes_with_every_cn_mechanic_drawn() -> None:
+    # The CN example at 4x the calibrated default rates: tax, servicer advances (made and
+    # repaid), the originator's shortfall undertaking, PDL refills and acceleration all move
+    # cash on some path, and each is its own line of the reconciliation, which still closes.
+    paths = realistic_pool_paths(pd_scale=4.0)
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    r = run_waterfall(deal, paths)
+    assert r.tax.sum() > 0 and r.support.sum() > 0 and r.advance_made.sum() > 0
+    assert r.reimbursed.sum() > 0 and r.accelerated.any()
+    rec = reconcile(deal, r)
+    np.testing.assert_allclose(rec.cash_in["originator's shortfall undertaking"],
+                               r.support.sum(axis=1))
+    np.testing.assert_allclose(rec.borne["originator's shortfall undertaking"],
+                               r.support.sum(axis=1))
+    np.testing.assert_allclose(rec.cash_out["tax on interest income"], r.tax.sum(axis=1))
+    np.testing.assert_allclose(rec.cash_out["servicer advances repaid"] + r.advances[:, -1],
+                               rec.cash_in["servicer advances received"])
+    assert sum(v.sum() for k, v in rec.cash_out.items() if k.endswith("PDL refilled")) > 0
+    check_closes(deal, r)
 
 
 def test_reconciliation_closes_for_a_revolving_deal_buying_new_loans() -> None:

@@ -76,7 +76,8 @@ def test_structure_stores_the_tranche_table_with_the_run(cli, db: Path) -> None:
     assert stored["tranche"].tolist() == ["A", "B", "Sub"]
     assert info.settings.replenishment == "new-loan profile"
     assert info.deal_toml is not None and "[[waterfall]]" in info.deal_toml
-    assert info.triggers["trigger"].tolist() == ["cnl_early_amortisation"]
+    assert info.triggers["trigger"].tolist() == ["cnl_early_amortisation", "dpd30_3m_average",
+                                                 "event_of_default"]
     # the profile rebuilt from the run's typed inputs gives the stored numbers again, exactly
     assert profile is not None and profile.n_paths == 300
     again = run_deal(deal, paths, profile)
@@ -106,7 +107,7 @@ def test_a_deal_without_revolving_needs_no_profile(cli, db: Path) -> None:
 BAD_DEALS = {
     # (what is wrong, replace this, with that, the field the message names)
     "misspelt key": ('name = "B"', 'nome = "B"', "tranches[1].nome"),
-    "unknown step": ('step = "reimburse"', 'step = "refund"', "waterfall[7].step"),
+    "unknown step": ('step = "reimburse"', 'step = "refund"', "waterfall[3].step"),
     "unknown metric": ('metric = "cnl"', 'metric = "cdr"', "triggers[0].metric"),
     "sizes do not add up": ("size = 0.89", "size = 0.95", "tranches[].size"),
 }

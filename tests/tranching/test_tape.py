@@ -51,7 +51,8 @@ def test_tape_cash_identity_each_date(which) -> None:  # type: ignore[no-untyped
     deal = load_deal(rc.ROOT / "examples" / "deal_us_consumer.toml")
     r = run_waterfall(deal, synthetic_paths(n_paths=40, n_months=30, seed=2, monthly_pd=0.01))
     tape = cashflow_tape(r, which)
-    paid = tape[tape["kind"].isin(["class", "fee", "reserve", "residual"])].groupby("period")["cash"].sum()
+    kinds = ["class", "fee", "reserve", "residual", "tax", "advances", "undertaking"]
+    paid = tape[tape["kind"].isin(kinds)].groupby("period")["cash"].sum()
     pool = tape[tape["kind"] == "pool"].set_index("period")["cash"]
     purchases = r.purchases.mean(axis=0) if which is None else r.purchases[which]
     np.testing.assert_allclose(pool.to_numpy(), paid.to_numpy() + purchases, atol=1e-6)

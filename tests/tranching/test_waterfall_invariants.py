@@ -8,7 +8,14 @@
 - under sequential pay a junior receives no principal while a senior is outstanding;
 - a trigger in force has exactly its documented effect (turbo: all notes due, no residual while
   notes remain unpaid and no revolving; end_revolving: no revolving from then on; trap_cash: no
-  residual; sequential: the sequential rule holds).
+  residual; sequential: the sequential rule holds; accelerate: sequential, no residual while
+  notes remain unpaid, no revolving, the reserve released, for good);
+- the PDL is never negative; juniors lose before seniors (a senior loses principal only once
+  every junior has lost all of its own, for deals that pay sequentially and refill no PDL);
+  the shortfall undertaking never pays more than its cap.
+The random structures use every option of the deal format: full or outstanding accrual,
+interest on interest, PDL refills per class, step-down dates, DPD and CNL-over-purchases
+metrics averaged over months, acceleration, tax, the shortfall undertaking, servicer advances.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tranching_pathgen import realistic_pool_paths, synthetic_paths
 
-from tranching.deal import Deal, Effect, PrincipalMode, deal_from_dict, load_deal
+from tranching.deal import Deal, Effect, PrincipalMode, ReimburseStep, deal_from_dict, load_deal
 from tranching.waterfall import WaterfallResult, run_waterfall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +63,17 @@ def deals(draw: st.DrawFn) -> dict:
     }
     if draw(st.booleans()):
         d["deal"]["clean_up_call"] = draw(st.floats(0.0, 0.3))
+    d["deal"]["accrual"] = draw(st.sampled_from(["full", "outstanding"]))
+    d["deal"]["interest_on_shortfall"] = draw(st.booleans())
+    if d["deal"]["principal_mode"] == "pro_rata" and draw(st.booleans()):
+        d["deal"]["step_down_month"] = draw(st.integers(1, 12))
+    if draw(st.booleans()):
+        d["tax"] = {"rate": draw(st.floats(0, 0.1)), "price_inclusive": draw(st.booleans())}
+    if draw(st.booleans()):
+        d["shortfall_undertaking"] = {"cap": draw(st.floats(0, 0.1)),
+                                      "tranches": [tranches[0]["name"]]}
+    if draw(st.booleans()):
+        d["advances"] = {"limit": draw(st.floats(0, 0.02))}
     has_reserve = draw(st.booleans())
     if has_reserve:
         d["reserve"] = {"target": draw(st.floats(0, 0.05)),
@@ -69,14 +87,18 @@ def deals(draw: st.DrawFn) -> dict:
     revolving = draw(st.integers(0, 8))
     if revolving:
         d["revolving"] = {"months": revolving}
-    effects = ["sequential", "turbo"] + (["trap_cash"] if has_reserve else []) + (
+    effects = ["sequential", "turbo", "accelerate"] + (["trap_cash"] if has_reserve else []) + (
         ["end_revolving"] if revolving else [])
     triggers = []
     for k in range(draw(st.integers(0, 3))):
-        metric = draw(st.sampled_from(["cnl", "oc", "delinquency"]))
+        metric = draw(st.sampled_from(["cnl", "oc", "delinquency", "dpd30", "dpd60", "dpd90"]))
         level = draw(st.floats(0.8, 1.3)) if metric == "oc" else draw(st.floats(0.0, 0.15))
-        triggers.append({"name": f"g{k}", "metric": metric, "level": level,
-                         "curable": draw(st.booleans()), "effect": draw(st.sampled_from(effects))})
+        trig = {"name": f"g{k}", "metric": metric, "level": level,
+                "curable": draw(st.booleans()), "effect": draw(st.sampled_from(effects)),
+                "average_months": draw(st.integers(1, 3))}
+        if metric == "cnl":
+            trig["denominator"] = draw(st.sampled_from(["initial", "initial_plus_purchases"]))
+        triggers.append(trig)
     d["triggers"] = triggers
     # priority of payments: fees, interest, then either reserve-before-principal or after
     steps: list[dict] = [{"step": "fee", "fee": f["name"]} for f in fees]
@@ -84,8 +106,16 @@ def deals(draw: st.DrawFn) -> dict:
     principal = [{"step": "principal", "tranches": [t["name"] for t in tranches]}]
     reserve = [{"step": "reserve"}] if has_reserve else []
     steps += reserve + principal if draw(st.booleans()) else principal + reserve
-    if draw(st.booleans()):
+    refill = draw(st.sampled_from(["none", "one", "per_class"]))
+    if refill == "one":
         steps.append({"step": "reimburse"})
+    elif refill == "per_class":  # each class's PDL refilled right after its interest
+        out: list[dict] = []
+        for s in steps:
+            out.append(s)
+            if s["step"] == "interest":
+                out.append({"step": "reimburse", "tranches": [s["tranche"]]})
+        steps = out
     steps.append({"step": "residual"})
     d["waterfall"] = steps
     return d
@@ -138,6 +168,9 @@ def check_invariants(deal: Deal, r: WaterfallResult, init: float) -> None:
     assert np.all(r.balance.sum(axis=0) <= r.collateral + tol)
     # sequential pay: a junior gets principal only once every senior is paid off this month
     seq_state = np.full(r.residual.shape, deal.principal_mode is not PrincipalMode.PRO_RATA)
+    if deal.step_down_month is not None:
+        seq_state[:, :deal.step_down_month - 1] = True
+    seq_state |= r.accelerated
     for trig in deal.triggers:
         if trig.effect in (Effect.SEQUENTIAL, Effect.TURBO):
             seq_state |= r.triggers[trig.name]
@@ -163,6 +196,26 @@ def check_invariants(deal: Deal, r: WaterfallResult, init: float) -> None:
             assert np.all(r.residual[state & ~final] <= tol)
         if not trig.curable:
             assert np.all(np.diff(state.astype(int), axis=1) >= 0)
+        if trig.effect is Effect.ACCELERATE:
+            assert np.all(r.accelerated[state])
+    # acceleration: for good, sequential, no revolving, the reserve released, no residual while
+    # notes are unpaid
+    assert np.all(np.diff(r.accelerated.astype(int), axis=1) >= 0)
+    assert not np.any(r.revolving & r.accelerated)
+    assert np.all(r.reserve[r.accelerated] <= tol)
+    assert np.all(r.residual[r.accelerated & (after.sum(axis=0) > tol)] <= tol)
+    # the PDL is never negative; the undertaking pays at most its cap
+    assert r.pdl.min() >= -tol
+    su = deal.shortfall_undertaking
+    assert np.all(r.support_drawn <= (su.cap * init if su else 0.0) + tol)
+    # juniors lose before seniors (sequential pay, no PDL refills)
+    if deal.principal_mode is not PrincipalMode.PRO_RATA and not any(
+            isinstance(s, ReimburseStep) for s in deal.waterfall):
+        loss = r.tranche_loss
+        for j in range(nt - 1):
+            senior_lost = loss[j] > tol
+            for k in range(j + 1, nt):
+                assert np.all(loss[k, senior_lost] >= r.original_balance[k] - tol)
 
 
 @given(deal_dict=deals(), pool=pools)

@@ -318,7 +318,7 @@ def test_every_step_type_has_a_handler(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     for name in ("pay_fee", "pay_interest", "top_up_reserve", "buy_new_loans", "pay_principal",
                  "reimburse", "pay_residual"):
-        monkeypatch.setattr(steps, name, lambda *args, _n=name: calls.append(_n))
+        monkeypatch.setattr(steps, name, lambda *args, _n=name, **kw: calls.append(_n))
     terms = Terms.of(_deal(revolving=3), 1_000.00)
     m = state([[0.0], [0.0], [0.0]], [0.0])
     examples: dict[type, Step] = {FeeStep: FeeStep("trustee"), InterestStep: InterestStep("A"),
