@@ -74,10 +74,19 @@ def test_with_a_deal_every_party_including_tranche_holders_adds_up(run):
     assert any(r.startswith("CRE40 (1)") for r in both.srt.reasons())
     assert plat.capital_sec == 0 and plat.capital_irb == pytest.approx(both.platform_capital)
     assert both.capital_released == pytest.approx(d.baseline_capital - plat.capital_irb)
-    # with a policy the deal passes (no tail requirement), the positions carry the capital
+    # with a policy the deal passes (no tail requirement), the positions carry the capital —
+    # once the originator's shortfall undertaking of the CN example (issue 12) is taken out:
+    # with it, CRE40 (6) (no credit support from the originator) fails whatever the policy
+    import dataclasses
+
     from partners.srt import SrtPolicy
 
-    d2 = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal,
+    d1 = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal,
+                        srt=SrtPolicy(min_tail_transferred=0.0))
+    assert not d1.headlines[2].srt.passed
+    assert any(r.startswith("CRE40 (6)") for r in d1.headlines[2].srt.reasons())
+    unsupported = dataclasses.replace(deal, shortfall_undertaking=None)
+    d2 = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, unsupported,
                         srt=SrtPolicy(min_tail_transferred=0.0))
     plat2 = next(p for p in d2.parties if p.party_id == "platform")
     assert d2.headlines[2].srt.passed
