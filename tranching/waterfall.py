@@ -15,12 +15,16 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    ``oc`` = C / balance (bop) of the trigger's notes (all tranches by default), breached when
    below the level; ``delinquency``/``dpd30``, ``dpd60``, ``dpd90`` = 30+/60+/90+ DPD balance /
    C, breached when above the level; ``average_months`` tests the mean of the last n months.
-   CURRENT MODEL: the triggers do not yet read ``PoolPaths.delinquency`` (the delinquency
-   model's balances by DPD bucket, present only on runs made with it; switching them to it is
-   the next step), so the DPD balances at month t are *defined* from the path: a loan that
-   defaults (reaches 90 DPD) at the end of month t+k was 90 − 30k days past due at the end of
-   month t: 30+ at t = default[t+1] + default[t+2], 60+ = default[t+1], 90+ = default[t] of the
-   loans held at t (zero beyond the horizon; see ``PoolMetrics``).
+   With the delinquency-state model (``PoolPaths.delinquency``, ``--model delinquency``) the
+   simulated pool's DPD balances are the simulated ones (``dpd_balance(30/60/90)``: the
+   end-of-month balance more than 30/60/90 days past due; with charge-off at 90 DPD the 90+
+   balance is 0, those loans being charged off) and ``cnl`` reads the charge-offs
+   (``PoolPaths.default``) and the recoveries that follow them. Under the hazard model the
+   paths have no delinquency states, so the DPD balances at month t are *defined* from the
+   path: a loan that defaults (reaches 90 DPD) at the end of month t+k was 90 − 30k days past
+   due at the end of month t: 30+ at t = default[t+1] + default[t+2], 60+ = default[t+1], 90+ =
+   default[t] of the loans held at t (zero beyond the horizon; see ``PoolMetrics``); the loans
+   bought while revolving (a hazard-model profile) are counted that way under both models.
    A curable trigger is in force in the months it is breached; a non-curable one from its first
    breach on. Effects while in force: ``sequential`` — principal allocated sequentially;
    ``turbo`` — the whole note balance is due as principal (all available funds after the steps
@@ -409,6 +413,13 @@ class HeldPool:
         self.simulated = np.zeros((len(FLOWS), self.n_months, n_paths))
         for i, name in enumerate(FLOWS):
             self.simulated[i, :n_pool] = np.asarray(getattr(paths, name), dtype=np.float64).T
+        # the simulated pool's 30+/60+/90+ DPD balances when its paths carry delinquency
+        # states (--model delinquency, docs/model.md 5.6), zero-padded to the horizon
+        self.dpd: np.ndarray | None = None
+        if paths.delinquency is not None:
+            self.dpd = np.zeros((3, self.n_months, n_paths))
+            for i, days in enumerate((30, 60, 90)):
+                self.dpd[i, :n_pool] = paths.delinquency.dpd_balance(days).T
         # loans bought while revolving: their flows by month, added as purchases happen
         self.bought = np.zeros((len(FLOWS), self.n_months + 1, n_paths))
         self.profile = np.zeros((len(FLOWS), 0, n_paths))  # per unit of the profile's balance
@@ -453,12 +464,25 @@ class HeldPool:
             def share(x: np.ndarray) -> np.ndarray:
                 return np.where(collat > 0, x / safe, 0.0)
 
-            dpd30 = s * (ahead1 + ahead2)
+            if self.dpd is None:
+                dpd30 = s * (ahead1 + ahead2)
+                dpd60, dpd90 = s * ahead1, cash.default
+            else:  # the simulated states; the loans bought (hazard profile) by default timing
+                b1, b2 = self._bought_defaults_at(t + 1), self._bought_defaults_at(t + 2)
+                dpd30 = s * (self.dpd[0, t] + b1 + b2)
+                dpd60 = s * (self.dpd[1, t] + b1)
+                dpd90 = s * (self.dpd[2, t] + self._bought_defaults_at(t))
             return PoolMetrics(
                 cnl=net / self.initial_balance,
                 cnl_purchases=net / (self.initial_balance + self.cumulative_purchases),
-                dpd30=share(dpd30), dpd60=share(s * ahead1), dpd90=share(cash.default),
+                dpd30=share(dpd30), dpd60=share(dpd60), dpd90=share(dpd90),
                 dpd30_balance=dpd30)
+
+    def _bought_defaults_at(self, t: int) -> np.ndarray:
+        """Month ``t``'s defaults of the loans bought (per unit of s); zero beyond the horizon."""
+        if t >= self.n_months:
+            return np.zeros(self.scale.shape)
+        return self.bought[3, t]
 
     def _defaults_at(self, t: int) -> np.ndarray:
         """Month ``t``'s defaults of the simulated pool and of the loans bought (per unit of s);
@@ -486,8 +510,10 @@ class HeldPool:
 class PoolMetrics:
     """What the triggers test, per path, for one month (ratios; module doc, step 2).
 
-    Until the credit model tracks delinquency states, the DPD buckets are defined from the
-    default timing of the current model (a loan defaults on reaching 90 DPD, 30 days a month):
+    With the delinquency-state model's paths (``PoolPaths.delinquency``) the simulated pool's
+    buckets are its simulated end-of-month balances more than 30/60/90 days past due. Under
+    the hazard model (and for the loans bought while revolving) they are defined from the
+    default timing (a loan defaults on reaching 90 DPD, 30 days a month):
     30+ DPD at t = defaults of months t+1 and t+2; 60+ = defaults of month t+1; 90+ = the
     defaults of month t (the loans reaching 90 DPD this month)."""
 
