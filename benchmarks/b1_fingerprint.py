@@ -63,7 +63,8 @@ from tranching.waterfall import run_waterfall
 SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths": 2_000}
 
 
-ADDED_OPTIONAL = {("PoolPaths", "delinquency"), ("Assumptions", "delinquency")}
+ADDED_OPTIONAL = {("PoolPaths", "delinquency"), ("Assumptions", "delinquency"),
+                  ("WaterfallResult", "accounts"), ("Deal", "accounts")}
 """Optional fields added to hashed records after the fingerprints were recorded: left out of
 the digest when they are None (the hazard model's records), so the numbers' digests stay."""
 

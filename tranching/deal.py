@@ -72,6 +72,16 @@ bounds; unknown keys refused). An error is a ``DealFileError`` naming the field 
     [advances]                           # optional: servicer advances of delinquent interest
     limit = 0.005                        # share of the initial pool outstanding
 
+    [accounts]                           # optional: separate interest and principal collection
+                                         # accounts (收入分账户 / 本金分账户); without it one pot
+    recoveries = "principal"             # principal | interest: the account recoveries go to
+    principal_covers_expenses = true     # the principal account pays what the interest account
+                                         # cannot of the tax and the fees
+    principal_covers_interest = ["A"]    # ... and of these classes' interest
+    interest_covers_principal = true     # the interest account pays what the principal account
+                                         # cannot of the principal distribution (the period's
+                                         # defaults) and of the purchases while revolving
+
     [retention]                          # optional: originator risk retention
     kind = "vertical"                    # vertical | first_loss
     share = 0.05
@@ -91,6 +101,14 @@ bounds; unknown keys refused). An error is a ``DealFileError`` naming the field 
     #   step = "residual"                       everything left, to the subordinated holder; last
     # Without [[waterfall]] the default is: fees, interest (seniority order), reserve,
     # principal (all), reimburse, residual.
+
+With ``[accounts]`` the interest collected (and the recoveries when ``recoveries =
+"interest"``), the advances and the reserve released fund the interest account; the principal
+collected, the recoveries and the call proceeds the principal account. ``fee``, ``interest``,
+``reserve`` and ``reimburse`` steps and the tax draw on the interest account, ``principal``
+steps (and purchases) on the principal account, each covered from the other account as the
+rules say; ``residual`` takes what is left in both. At a clean-up call, at the legal final and
+after an event of default the two accounts are one pot.
 
 Rules that tie fields together, checked after the schema (``Deal.__post_init__``): at least
 two tranches with unique names; sizes (shares, or amounts against the pool balance at run time)
@@ -282,6 +300,24 @@ class Advances:
     limit: float  # share of the initial pool
 
 
+class RecoveryAccount(StrEnum):
+    """The collection account recoveries go to (separate accounts only)."""
+
+    PRINCIPAL = "principal"
+    INTEREST = "interest"
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """Separate interest and principal collection accounts (收入分账户 / 本金分账户) and the
+    deal's rules for moving cash between them (module doc)."""
+
+    recoveries: RecoveryAccount = RecoveryAccount.PRINCIPAL
+    principal_covers_expenses: bool = True  # tax and fees
+    principal_covers_interest: tuple[str, ...] = ()  # classes whose interest it covers
+    interest_covers_principal: bool = True  # the principal distribution and purchases
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     kind: RetentionKind
@@ -351,6 +387,7 @@ class Deal:
     tax: Tax | None = None
     shortfall_undertaking: ShortfallUndertaking | None = None
     advances: Advances | None = None
+    accounts: Accounts | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -411,6 +448,22 @@ class Deal:
                          + (" (price-inclusive)" if self.tax.price_inclusive else ""))
         if self.advances is not None:
             lines.append("first: servicer advances repaid")
+        acc = self.accounts
+        if acc is not None:
+            lines.append(f"two collection accounts: interest (interest collected"
+                         f"{', recoveries' if acc.recoveries is RecoveryAccount.INTEREST else ''}"
+                         f", advances, the reserve released) pays tax, fees, interest, the reserve "
+                         f"and PDL refills; principal (principal collected"
+                         f"{', recoveries' if acc.recoveries is RecoveryAccount.PRINCIPAL else ''}"
+                         ", call proceeds) pays principal and purchases")
+            covers = (["tax", "fees"] if acc.principal_covers_expenses else []) + [
+                f"{n} interest" for n in acc.principal_covers_interest]
+            if covers:
+                lines.append("the principal account covers the interest account's shortfall of: "
+                             + ", ".join(covers))
+            if acc.interest_covers_principal:
+                lines.append("the interest account covers the principal account's shortfall of "
+                             "the principal distribution and purchases, at the principal step")
         for i, step in enumerate(self.waterfall, 1):
             match step:
                 case FeeStep(fee=f):
@@ -570,6 +623,11 @@ def _check_waterfall(d: Deal) -> None:
             if n not in names:
                 raise _fail("shortfall_undertaking.tranches", "tranche names: " + ", ".join(names),
                             n, w)
+    if d.accounts is not None:
+        for n in d.accounts.principal_covers_interest:
+            if n not in names:
+                raise _fail("accounts.principal_covers_interest",
+                            "tranche names: " + ", ".join(names), n, w)
 
 
 def _step_name(s: Step) -> str:
@@ -716,6 +774,12 @@ DEAL = Table({
         "provider": Field.optional(_NAME, "platform"),
     }, name="[shortfall_undertaking]")),
     "advances": Field.optional(Table({"limit": Field(_SHARE)}, name="[advances]")),
+    "accounts": Field.optional(Table({
+        "recoveries": Field.optional(_options(RecoveryAccount), "principal"),
+        "principal_covers_expenses": Field.optional(Bool(), True),
+        "principal_covers_interest": Field.optional(ListOf(Str(nonempty=True)), []),
+        "interest_covers_principal": Field.optional(Bool(), True),
+    }, name="[accounts]")),
     "waterfall": Field.optional(ListOf(STEP)),  # default: _default_waterfall
 }, name="deal file")
 
@@ -788,7 +852,7 @@ def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
     fees = tuple(Fee(f["name"], FeeKind(f["kind"]), rate=f.get("rate", 0.0),
                      amount=f.get("amount", 0.0)) for f in d["fees"])
     r, oc, ret = d["reserve"], d["overcollateralisation"], d["retention"]
-    su = d["shortfall_undertaking"]
+    su, acc = d["shortfall_undertaking"], d["accounts"]
     reserve = None if r is None else Reserve(r["target"], Basis(r["basis"]), r["floor"],
                                              Funding(r["funding"]))
     steps = ([_step(s) for s in d["waterfall"]] if d["waterfall"] is not None
@@ -811,6 +875,9 @@ def deal_from_dict(data: Mapping[str, Any], source: str = "") -> Deal:
         shortfall_undertaking=None if su is None else ShortfallUndertaking(
             su["cap"], tuple(su["tranches"]), su["provider"]),
         advances=None if d["advances"] is None else Advances(d["advances"]["limit"]),
+        accounts=None if acc is None else Accounts(
+            RecoveryAccount(acc["recoveries"]), acc["principal_covers_expenses"],
+            tuple(acc["principal_covers_interest"]), acc["interest_covers_principal"]),
         source=source)
 
 

@@ -17,6 +17,15 @@ perform like the pool). Per class: WAL (years, Act/365F from closing), yield (IR
 annual compounding, Act/365F), loss (principal loss / original balance) and the first month a
 principal write-down hits it (0: never).
 
+**A grid around a stored run** (``base_scenario``): the run's own assumptions read back from its
+mean pool flows, as the scenario model above defines them, so that the representative line at
+the base point performs like the run's expected path: MDR = Σ default / Σ bop, CDR = 1 − (1 −
+MDR)¹²; WAC = 12 · Σ interest / Σ (bop − default); SMM = Σ prepayment / Σ (bop − default −
+scheduled), CPR = 1 − (1 − SMM)¹²; severity = 1 − Σ recovery / Σ default; recovery lag = the
+months between the default- and recovery-weighted mean months, rounded. Each is exact for a
+path the scenario model made (tested by the round trip), and a balance-weighted average for a
+simulated one. WAM is the pool's balance-weighted remaining term (from the pool, not the flows).
+
 **Breakeven CDR** of a class (at a severity and CPR) = the largest CDR at which the class loses
 nothing (loss ≤ 1e-8 of its balance), found by bisection on [0, 1) to ``tol`` (1e-6 CDR by
 default): the largest CDR found losing nothing, within ``tol`` of the smallest found losing. It
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -88,6 +98,45 @@ def scenario_paths(balance: float, wac: float, wam: int, *, cdr: float, severity
                      scheduled_principal=one(sched), prepayment=one(prepay),
                      default=one(default), recovery=one(recovery), balance_eop=one(eop),
                      initial_balance=float(balance))
+
+
+@dataclass(frozen=True, slots=True)
+class BaseScenario:
+    """A run's assumptions as one scenario of the representative line (module doc)."""
+
+    balance: float
+    wac: float
+    wam: int
+    cdr: float
+    severity: float
+    cpr: float
+    lag: int
+
+
+def base_scenario(paths: PoolPaths, wam: int) -> BaseScenario:
+    """The scenario of the representative line implied by ``paths``' mean flows (module doc);
+    ``wam`` the pool's balance-weighted remaining term in months."""
+    mean = {k: np.asarray(getattr(paths, k), dtype=np.float64).mean(axis=0) for k in (
+        "balance_bop", "interest", "scheduled_principal", "prepayment", "default", "recovery")}
+    bop, default = mean["balance_bop"], mean["default"]
+    performing = bop - default
+    amortising = performing - mean["scheduled_principal"]
+    if not bop.sum() > 0 or not performing.sum() > 0:
+        raise DealError(must_be("run", "paths with a performing balance", "an empty pool"))
+    mdr = default.sum() / bop.sum()
+    smm = mean["prepayment"].sum() / amortising.sum() if amortising.sum() > 0 else 0.0
+    months = np.arange(len(bop), dtype=np.float64)
+    if default.sum() > 0:
+        severity = 1.0 - mean["recovery"].sum() / default.sum()
+        lag = (int(round(float((months * mean["recovery"]).sum() / mean["recovery"].sum()
+                               - (months * default).sum() / default.sum())))
+               if mean["recovery"].sum() > 0 else 0)
+    else:
+        severity, lag = 1.0, 0
+    return BaseScenario(
+        balance=float(paths.initial_balance), wac=12.0 * float(mean["interest"].sum() / performing.sum()),
+        wam=int(wam), cdr=float(1.0 - (1.0 - mdr) ** 12), severity=float(min(max(severity, 0.0), 1.0)),
+        cpr=float(1.0 - (1.0 - smm) ** 12), lag=max(lag, 0))
 
 
 def scenario_rows(deal: Deal, paths: PoolPaths) -> list[dict[str, float | str | int]]:

@@ -196,6 +196,17 @@ def run_replenishment_profile(store: Store, run_id: int) -> PoolPaths:
     return replay_run(store, run_id).replenishment()
 
 
+def recorded_deal(store: Store, run_id: int) -> Deal:
+    """The deal stored with run ``run_id``, parsed from its TOML text as it was; ``NotFound``
+    without a stored deal or its text."""
+    record = load_deal_record(store, run_id)
+    if not record.deal_toml:
+        raise NotFound(f"run {int(run_id)}'s deal text was not stored; rerun `riskpool simulate "
+                       "... --structure DEAL.toml`")
+    source = record.deal_source or f"run {int(run_id)}'s deal"
+    return deal_from_dict(parse_toml(record.deal_toml, source, DealError), source)
+
+
 def rerun_recorded_deal(store: Store, run_id: int, *, discount: Discount = 0.05,
                         rating_table: RatingTable | None = None) -> DealRun:
     """The deal stored with run ``run_id`` (its TOML text as it was) rerun on the run's stored
@@ -203,12 +214,7 @@ def rerun_recorded_deal(store: Store, run_id: int, *, discount: Discount = 0.05,
     the run was made, for the tables the store does not keep (the residual holder, the
     reconciliation, excess spread by period, the cash-flow tape). ``NotFound`` without a
     stored deal text or paths."""
-    record = load_deal_record(store, run_id)
-    if not record.deal_toml:
-        raise NotFound(f"run {int(run_id)}'s deal text was not stored; rerun `riskpool simulate "
-                       "... --structure DEAL.toml`")
-    source = record.deal_source or f"run {int(run_id)}'s deal"
-    deal = deal_from_dict(parse_toml(record.deal_toml, source, DealError), source)
+    deal = recorded_deal(store, run_id)
     paths = load_paths(store, run_id)
     return run_deal(deal, paths, run_replenishment(store, run_id, deal), discount=discount,
                     rating_table=rating_table)

@@ -6,7 +6,14 @@ due), puts them in a :class:`MonthState` (per-path arrays), then runs the deal's
 order the deal states them through :func:`pay_step`, and finally :func:`write_down`.
 
 Every handler reads the state, takes cash from the available funds with :func:`take` (never
-more than is there, so cash is conserved by construction) and records what it paid:
+more than is there, so cash is conserved by construction) and records what it paid. A deal with
+separate collection accounts (``[accounts]``) holds two pots: ``available`` is then the interest
+account and ``principal_account`` the principal account; the interest-side handlers draw with
+:func:`take_interest` (the principal account covering their shortfall where the deal says so),
+the principal-side ones with :func:`take_principal` (the interest account covering theirs), and
+each transfer is recorded (``to_interest``, ``to_principal``). Where the accounts are merged
+(a call, the legal final, an event of default) the principal account is empty and principal is
+paid from the one pot:
 
 =============  ===========================================================================
 deal step      handler
@@ -81,10 +88,15 @@ class Terms:
     full_accrual: bool = False  # coupons accrue on balance + PDL (Accrual.FULL)
     interest_on_shortfall: bool = False
     covered: frozenset[int] = frozenset()  # tranches under the shortfall undertaking
+    # separate collection accounts: the deal's rules for moving cash between them
+    cover_expenses: bool = False  # principal account covers tax and fees
+    cover_interest: frozenset[int] = frozenset()  # ... and these classes' interest
+    cover_principal: bool = False  # interest account covers principal and purchases
 
     @classmethod
     def of(cls, deal: Deal, initial_balance: float) -> Terms:
         principal_steps = [k for k, s in enumerate(deal.waterfall) if isinstance(s, PrincipalStep)]
+        acc = deal.accounts
         return cls(
             initial_balance=initial_balance,
             amounts=np.asarray(deal.tranche_amounts(initial_balance), dtype=np.float64),
@@ -96,6 +108,10 @@ class Terms:
             interest_on_shortfall=deal.interest_on_shortfall,
             covered=frozenset(deal.index(n) for n in (
                 deal.shortfall_undertaking.tranches if deal.shortfall_undertaking else ())),
+            cover_expenses=acc is not None and acc.principal_covers_expenses,
+            cover_interest=frozenset(deal.index(n) for n in (
+                acc.principal_covers_interest if acc is not None else ())),
+            cover_principal=acc is not None and acc.interest_covers_principal,
         )
 
     def positions(self, tranches: Sequence[str]) -> list[int]:
@@ -133,6 +149,14 @@ class MonthState:
     accrual_base: np.ndarray | None = None
     # the shortfall undertaking's cap not yet drawn (None: no undertaking)
     support_left: np.ndarray | None = None
+    # separate accounts: the principal account's cash not yet paid out (``available`` is then
+    # the interest account); None: one pot
+    principal_account: np.ndarray | None = None
+    # bool: the accounts are one pot this month (call, legal final, event of default)
+    merged: np.ndarray | None = None
+    # bool: all the notes are due as principal (turbo): the interest account covers principal
+    # whatever the deal's rule, so nothing reaches the residual while a note is unpaid
+    sweep: np.ndarray | None = None
     # paid this month
     fees_due: dict[str, np.ndarray] = field(init=False)
     fees_paid: dict[str, np.ndarray] = field(init=False)
@@ -151,6 +175,8 @@ class MonthState:
     tax: np.ndarray = field(init=False)  # tax paid on the interest collected
     advance_recovered: np.ndarray = field(init=False)  # servicer advances repaid
     advance_made: np.ndarray = field(init=False)  # servicer advances received
+    to_interest: np.ndarray = field(init=False)  # principal account -> interest account
+    to_principal: np.ndarray = field(init=False)  # interest account -> principal account
 
     def __post_init__(self) -> None:
         shape, n_paths = self.balance.shape, self.balance.shape[1]
@@ -164,6 +190,8 @@ class MonthState:
         self.tax = np.zeros(n_paths)
         self.advance_recovered = np.zeros(n_paths)
         self.advance_made = np.zeros(n_paths)
+        self.to_interest = np.zeros(n_paths)
+        self.to_principal = np.zeros(n_paths)
         self.fees_due, self.fees_paid = {}, {}
         self.interest_due = np.zeros(shape)
         self.interest_paid = np.zeros(shape)
@@ -183,6 +211,37 @@ def take(m: MonthState, due: np.ndarray) -> np.ndarray:
     return paid
 
 
+def take_interest(m: MonthState, due: np.ndarray, cover: bool = False) -> np.ndarray:
+    """Pay ``due`` from the interest account (the one pot without separate accounts); with
+    ``cover`` the principal account pays what the interest account cannot, as far as it goes
+    (recorded in ``to_interest``). Returns what was paid."""
+    paid = take(m, due)
+    if cover and m.principal_account is not None:
+        extra = np.minimum(due - paid, m.principal_account)
+        m.principal_account = m.principal_account - extra
+        m.to_interest = m.to_interest + extra
+        paid = paid + extra
+    return paid
+
+
+def take_principal(m: MonthState, due: np.ndarray, cover: bool = False) -> np.ndarray:
+    """Pay ``due`` from the principal account (the one pot without separate accounts, or where
+    the accounts are merged); with ``cover`` the interest account pays what the principal
+    account cannot, as far as it goes (recorded in ``to_principal``), and always where every
+    note is due (``sweep``: turbo). Returns what was paid."""
+    if m.principal_account is None:
+        return take(m, due)
+    paid = np.minimum(due, m.principal_account)
+    m.principal_account = m.principal_account - paid
+    merged = m.merged if m.merged is not None else np.zeros(due.shape, dtype=bool)
+    sweep = merged | (m.sweep if m.sweep is not None else False)
+    if cover or sweep.any():
+        extra = take(m, np.where(sweep | cover, due - paid, 0.0))
+        m.to_principal = m.to_principal + np.where(merged, 0.0, extra)
+        paid = paid + extra
+    return paid
+
+
 # ---------------------------------------------------------------------------- the steps
 
 
@@ -190,17 +249,17 @@ def pay_step(step: Step, k: int, terms: Terms, m: MonthState) -> None:
     """Run step ``k`` of the priority of payments on every path."""
     match step:
         case FeeStep(fee=name):
-            pay_fee(m, terms.fees[name])
+            pay_fee(m, terms.fees[name], cover=terms.cover_expenses)
         case InterestStep(tranche=name):
             j = terms.index[name]
             pay_interest(m, j, terms.monthly_coupon[j], on_shortfall=terms.interest_on_shortfall,
-                         covered=j in terms.covered)
+                         covered=j in terms.covered, cover=j in terms.cover_interest)
         case ReserveStep():
             top_up_reserve(m)
         case PrincipalStep(tranches=names):
             if k == terms.purchase_step:
-                buy_new_loans(m)
-            pay_principal(m, terms.positions(names))
+                buy_new_loans(m, cover=terms.cover_principal)
+            pay_principal(m, terms.positions(names), cover=terms.cover_principal)
         case ReimburseStep(tranches=names):
             reimburse(m, terms.positions(names))
         case ResidualStep():
@@ -209,33 +268,36 @@ def pay_step(step: Step, k: int, terms: Terms, m: MonthState) -> None:
             assert_never(step)
 
 
-def pay_fee(m: MonthState, fee: Fee) -> None:
+def pay_fee(m: MonthState, fee: Fee, cover: bool = False) -> None:
     """Fee due this month (servicer: rate / 12 × pool balance at the start of the month; fixed:
-    the amount, while the deal is live) plus any fee unpaid earlier; what is unpaid is carried."""
+    the amount, while the deal is live) plus any fee unpaid earlier; what is unpaid is carried.
+    From the interest account, covered by the principal account if ``cover``."""
     if fee.kind is FeeKind.SERVICER:
         accrued = fee.rate / 12.0 * m.pool_bop
     else:
         accrued = np.where(m.live, fee.amount, 0.0)
     due = accrued + m.fee_shortfall[fee.name]
-    paid = take(m, due)
+    paid = take_interest(m, due, cover)
     m.fee_shortfall[fee.name] = due - paid
     m.fees_due[fee.name] = due
     m.fees_paid[fee.name] = paid
 
 
 def pay_interest(m: MonthState, tranche: int, monthly_rate: float, *,
-                 on_shortfall: bool = False, covered: bool = False) -> None:
+                 on_shortfall: bool = False, covered: bool = False,
+                 cover: bool = False) -> None:
     """Tranche interest: ``monthly_rate`` × the accrual base (balance at the start of the month,
     plus its PDL under full accrual) plus the shortfall carried in, itself × (1 +
     ``monthly_rate``) when unpaid interest bears interest. A ``covered`` class's unpaid interest
     is drawn from the shortfall undertaking as far as its cap goes; what is still unpaid is
-    carried out."""
+    carried out. From the interest account, covered by the principal account if ``cover``
+    (before the undertaking is drawn)."""
     assert m.accrual_base is not None
     carried = m.interest_shortfall[tranche]
     if on_shortfall:
         carried = carried * (1.0 + monthly_rate)
     due = monthly_rate * m.accrual_base[tranche] + carried
-    paid = take(m, due)
+    paid = take_interest(m, due, cover)
     if covered:
         drawn = draw_support(m, due - paid)
         m.support_interest[tranche] = drawn
@@ -261,16 +323,18 @@ def top_up_reserve(m: MonthState) -> None:
     m.reserve = take(m, m.reserve_target)
 
 
-def buy_new_loans(m: MonthState) -> None:
+def buy_new_loans(m: MonthState, cover: bool = False) -> None:
     """Revolving purchases: while revolving, the principal the notes would receive buys new
-    loans at par (``purchase_due`` is zero on the paths that do not revolve)."""
-    m.purchases = take(m, m.purchase_due)
+    loans at par (``purchase_due`` is zero on the paths that do not revolve). From the
+    principal account, covered by the interest account if ``cover``."""
+    m.purchases = take_principal(m, m.purchase_due, cover)
 
 
-def pay_principal(m: MonthState, tranches: Sequence[int]) -> None:
-    """Principal to ``tranches`` in order: each its allocated share of the distribution."""
+def pay_principal(m: MonthState, tranches: Sequence[int], cover: bool = False) -> None:
+    """Principal to ``tranches`` in order: each its allocated share of the distribution. From
+    the principal account, covered by the interest account if ``cover``."""
     for j in tranches:
-        paid = take(m, m.principal_due[j])
+        paid = take_principal(m, m.principal_due[j], cover)
         m.principal_paid[j] = paid
         m.balance[j] = m.balance[j] - paid
 
@@ -299,22 +363,29 @@ def reimburse(m: MonthState, tranches: Sequence[int]) -> None:
 
 
 def pay_residual(m: MonthState) -> None:
-    """Everything left goes to the subordinated holder, except while a ``trap_cash`` trigger is
-    in force (and it is not the final month): then it stays in the reserve."""
+    """Everything left (in both accounts) goes to the subordinated holder, except while a
+    ``trap_cash`` trigger is in force (and it is not the final month): then it stays in the
+    reserve."""
+    left = m.available
+    if m.principal_account is not None:
+        left = left + m.principal_account
+        m.principal_account = np.zeros_like(m.principal_account)
     kept = m.trap & ~m.final
-    m.reserve = m.reserve + np.where(kept, m.available, 0.0)
-    m.residual = np.where(kept, 0.0, m.available)
+    m.reserve = m.reserve + np.where(kept, left, 0.0)
+    m.residual = np.where(kept, 0.0, left)
     m.available = np.zeros_like(m.available)
 
 
 # ------------------------------------------------------------- the month's other rules
 
 
-def pay_tax(m: MonthState, tax: Tax | None, pool_interest: np.ndarray) -> None:
+def pay_tax(m: MonthState, tax: Tax | None, pool_interest: np.ndarray,
+            cover: bool = False) -> None:
     """Tax on the interest the trust collected this month, before anything else (it is always
-    covered: the available funds include that interest)."""
+    covered: the available funds, or the interest account, include that interest; ``cover``
+    lets the principal account pay it otherwise)."""
     if tax is not None:
-        m.tax = take(m, tax.on(pool_interest))
+        m.tax = take_interest(m, tax.on(pool_interest), cover)
 
 
 def recover_advances(m: MonthState, outstanding: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ seniority order (``kind`` = "class"), the fees ("fee"), the reserve ("reserve"),
 ("residual"), the residual holder ("residual holder": the subordinated class's cash plus the
 residual, ``tranching.reconcile``), the CN mechanics when the deal has them — the tax on
 interest income ("tax"), the servicer's advances ("servicer advances", kind "advances") and the
-originator's shortfall undertaking ("shortfall undertaking", kind "undertaking") — and the pool
+originator's shortfall undertaking ("shortfall undertaking", kind "undertaking") and the
+collection accounts ("interest account", "principal account", kind "account") — and the pool
 ("pool"). Columns (CNY; empty where they do not apply):
 
 - ``balance_bop`` / ``balance_eop``: a class's balance before / after the date's payments and
@@ -22,6 +23,9 @@ originator's shortfall undertaking ("shortfall undertaking", kind "undertaking")
 - ``interest`` / ``recovery`` / ``default`` / ``call_proceeds``: the pool's;
 - ``excess_spread``: on the residual row, pool interest − tax − fees paid − classes' interest
   paid;
+- on an account's row, ``due``: the collections paid into it on the date, and ``transfer_in``:
+  the cash moved in from the other account less the cash moved out to it (the deal's cover
+  rules); an account holds nothing after the date, so it has no ``cash``;
 - ``cash``: cash paid to the item on the date (a class: interest + principal; a fee: paid; the
   reserve: its movement, balance_eop − balance_bop; the residual and its holder: what they
   received; the tax: paid; the advances: repaid − received; the undertaking: − what it paid,
@@ -49,7 +53,7 @@ from tranching.waterfall import WaterfallResult
 COLUMNS: tuple[str, ...] = (
     "period", "date", "item", "kind", "balance_bop", "due", "paid", "shortfall", "principal",
     "writedown", "pdl", "balance_eop", "interest", "recovery", "default", "call_proceeds",
-    "excess_spread", "cash",
+    "excess_spread", "transfer_in", "cash",
 )
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 
@@ -122,6 +126,11 @@ def cashflow_tape(result: WaterfallResult, path: int | None = None) -> pd.DataFr
     if np.any(result.support):
         support = pick(result.support)
         block("shortfall undertaking", "undertaking", paid=support, cash=-support)
+    if result.accounts:
+        acc = result.accounts
+        net = pick(acc["to_interest"]) - pick(acc["to_principal"])
+        block("interest account", "account", due=pick(acc["interest_in"]), transfer_in=net)
+        block("principal account", "account", due=pick(acc["principal_in"]), transfer_in=-net)
     pc = result.pool_cash
     call = pick(result.call_proceeds)
     block("pool", "pool", balance_bop=pick(pc["balance_bop"]), balance_eop=pick(pc["balance_eop"]),

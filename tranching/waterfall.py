@@ -67,6 +67,13 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    target (max(target × basis, floor × initial); 0 in the last month and at a call);
    ``reimburse`` — repay written-down principal, senior first; ``residual`` — all that is left,
    to the holder of the subordinated tranche.
+   With separate collection accounts (``[accounts]``, ``open_accounts``) the funds are two
+   pots: the interest account (interest collected, recoveries if the deal says so, the
+   reserve released, advances) pays the tax, fees, interest, reserve and PDL refills; the
+   principal account (principal collected, recoveries, call proceeds) pays principal and
+   purchases; each side's shortfall is covered from the other where the deal's rules say so;
+   the residual takes both. At a call, the legal final and after an event of default they are
+   one pot.
    Before the steps: the tax on the interest collected, then servicer advances repaid and the
    month's advance received. Coupons accrue on balance + PDL (``accrual = "full"``, the default)
    or on the balance; unpaid interest may bear interest; a class under the shortfall
@@ -100,7 +107,16 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from portfolio.montecarlo.paths import PoolPaths
-from tranching.deal import Deal, Denominator, Effect, Metric, Step, payment_dates
+from tranching.deal import (
+    Accounts,
+    Deal,
+    Denominator,
+    Effect,
+    Metric,
+    RecoveryAccount,
+    Step,
+    payment_dates,
+)
 from tranching.errors import DealError, must_be
 from tranching.steps import (
     MonthState,
@@ -131,6 +147,8 @@ FLOWS = ("interest", "scheduled_principal", "prepayment", "default", "recovery",
          "balance_eop")
 # the held pool's flows recorded in ``WaterfallResult.pool_cash`` (fields of ``PoolMonth``)
 POOL_CASH = ("interest", "principal", "recovery", "default", "balance_bop", "balance_eop")
+# the collection accounts' flows recorded in ``WaterfallResult.accounts`` (separate accounts)
+ACCOUNTS = ("interest_in", "principal_in", "to_interest", "to_principal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,10 @@ class WaterfallResult:
     # the held pool's flows (n_paths, n_months): interest, principal (scheduled + prepaid),
     # recovery, default, balance_bop, balance_eop (before a call; 0 once called)
     pool_cash: dict[str, np.ndarray] = field(default_factory=dict)
+    # separate collection accounts (None without them), (n_paths, n_months): interest_in and
+    # principal_in (collected into each), to_interest (principal account -> interest account)
+    # and to_principal (interest account -> principal account)
+    accounts: dict[str, np.ndarray] | None = None
 
     @property
     def n_paths(self) -> int:
@@ -294,12 +316,14 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
             principal_due=principal_due, purchase_due=purchase_due,
             reserve_target=np.where(accel, 0.0, reserve_target(deal.reserve, cash.balance_bop,
                                                                  init, final)),
-            available=cash.collections + call_proceeds + reserve,
+            available=cash.collections + call_proceeds + reserve,  # one pot; see open_accounts
             balance=balance, interest_shortfall=interest_shortfall,
             writedown_outstanding=writedown_outstanding, fee_shortfall=fee_shortfall,
             accrual_base=balance_bop + writedown_outstanding if terms.full_accrual else None,
             support_left=support_left)
-        pay_tax(m, deal.tax, cash.interest)
+        accounts_in = open_accounts(m, deal.accounts, cash, call_proceeds=call_proceeds,
+                                    reserve=reserve, merged=final | accel, sweep=all_due)
+        pay_tax(m, deal.tax, cash.interest, cover=terms.cover_expenses)
         advances = recover_advances(m, advances)
         advances = make_advance(m, deal.advances, advances, delinquent=metrics.dpd30_balance,
                                 pool_interest=cash.interest, initial_balance=init)
@@ -319,9 +343,34 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
         ended |= call
         tape.write(t, m, cash, reserve_bop=reserve, call_proceeds=call_proceeds,
                    revolving=revolving, metrics=metrics, triggers=trig, accelerated=trig.accelerate,
-                   pro_rata=pro_rata, advances=advances)
+                   pro_rata=pro_rata, advances=advances, accounts_in=accounts_in)
         reserve = m.reserve
     return tape.result(deal, terms.amounts)
+
+
+def open_accounts(m: MonthState, accounts: Accounts | None, cash: PoolMonth, *,
+                  call_proceeds: np.ndarray, reserve: np.ndarray,
+                  merged: np.ndarray,
+                  sweep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split the month's funds into the interest and principal collection accounts (a deal with
+    ``[accounts]``; without, nothing changes and ``None`` is returned): interest collected (+
+    recoveries if they go to the interest account) + the reserve released → the interest
+    account (``m.available``); the rest of the collections (principal, recoveries) + call
+    proceeds → the principal account. Where ``merged`` (a call, the legal final, an event of
+    default) the two are one pot; where ``sweep`` (every note due: turbo) the interest account
+    covers principal whatever the deal's rule. Returns (collected into the interest account, into the
+    principal account)."""
+    if accounts is None:
+        return None
+    interest_in = cash.interest
+    if accounts.recoveries is RecoveryAccount.INTEREST:
+        interest_in = interest_in + cash.recovery
+    principal_in = cash.collections - interest_in + call_proceeds
+    m.available = np.where(merged, m.available, interest_in + reserve)
+    m.principal_account = np.where(merged, 0.0, principal_in)
+    m.merged = merged
+    m.sweep = sweep
+    return interest_in, principal_in
 
 
 def run_accelerated(m: MonthState, accel: np.ndarray, steps: tuple[Step, ...],
@@ -635,11 +684,14 @@ class Tape:
         self.breached = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
         self.metrics = {k: np.zeros(shape2) for k in METRICS}
         self.pool_cash = {k: np.zeros(shape2) for k in POOL_CASH}
+        self.accounts = ({k: np.zeros(shape2) for k in ACCOUNTS} if deal.accounts is not None
+                         else {})
 
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
               call_proceeds: np.ndarray, revolving: np.ndarray, metrics: PoolMetrics,
               triggers: TriggerMonth, accelerated: np.ndarray, pro_rata: np.ndarray | None,
-              advances: np.ndarray) -> None:
+              advances: np.ndarray,
+              accounts_in: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         tr = self.tranche
         tr["interest_due"][t] = m.interest_due
         tr["interest_paid"][t] = m.interest_paid
@@ -679,6 +731,10 @@ class Tape:
             self.breached[name][t] = breach
         for name in POOL_CASH:
             self.pool_cash[name][t] = getattr(cash, name)
+        if accounts_in is not None:
+            self.accounts["interest_in"][t], self.accounts["principal_in"][t] = accounts_in
+            self.accounts["to_interest"][t] = m.to_interest
+            self.accounts["to_principal"][t] = m.to_principal
         self.metrics["cnl"][t] = metrics.cnl
         self.metrics["cnl_purchases"][t] = metrics.cnl_purchases
         self.metrics["delinquency"][t] = metrics.dpd30
@@ -731,4 +787,5 @@ class Tape:
             accelerated=t2(self.accelerated),
             pro_rata=t2(self.pro_rata),
             pool_cash={k: t2(v) for k, v in self.pool_cash.items()},
+            accounts={k: t2(v) for k, v in self.accounts.items()} if self.accounts else None,
         )

@@ -14,7 +14,9 @@
   ``--scenario``/``--deterministic``.
 - ``riskpool tranche grid --structure DEAL.toml --balance B --wac R --wam N [--cdr ...]
   [--severity ...] [--cpr ...]`` — deterministic scenario grid and breakeven CDRs
-  (``tranching.grid``).
+  (``tranching.grid``); ``--run N`` grids around a stored run instead: the pool's balance,
+  rate and remaining term and the run's CDR (times ``--cdr-multipliers``), severity, CPR and
+  recovery lag, the run's stored deal unless ``--structure`` is given.
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
@@ -31,17 +33,23 @@ import numpy as np
 import pandas as pd
 import typer
 
+from portfolio.book.pools import load_pool_loans
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.store.core import open_store
-from portfolio.store.runs import load_paths
+from portfolio.store.runs import get_run, load_paths
 from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit, write_tables
 from tranching.deal import load_deal
+from tranching.grid import BaseScenario, base_scenario, breakeven_table, grid
 from tranching.ratings import RatingTable, implied_rating, load_rating_table
-from tranching.revolving import load_deal_record, rerun_recorded_deal, run_replenishment
+from tranching.revolving import (
+    load_deal_record,
+    recorded_deal,
+    rerun_recorded_deal,
+    run_replenishment,
+)
 from tranching.sizing import size_tranche
-from tranching.grid import breakeven_table, grid
 from tranching.tape import cashflow_tape, choose_path
 
 RunOption = Annotated[int, typer.Option("--run", help="Run id (see `riskpool runs list`).")]
@@ -57,6 +65,18 @@ def _rates(flag: str, text: str) -> list[float]:
         raise ValidationError(must_be(flag, "comma-separated decimals in [0, 1]", text)) from None
     if not values or not all(0 <= v <= 1 for v in values):
         raise ValidationError(must_be(flag, "comma-separated decimals in [0, 1]", text))
+    return values
+
+
+def _multipliers(text: str) -> list[float]:
+    """``--cdr-multipliers``: comma-separated non-negative numbers (multiples of the run's CDR)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError(must_be("--cdr-multipliers", "comma-separated numbers >= 0",
+                                      text)) from None
+    if not values or not all(np.isfinite(v) and v >= 0 for v in values):
+        raise ValidationError(must_be("--cdr-multipliers", "comma-separated numbers >= 0", text))
     return values
 
 
@@ -146,32 +166,81 @@ def register(app: typer.Typer) -> None:
 
     @tranche.command("grid")
     def grid_cmd(
-        structure: Annotated[Path, typer.Option("--structure", help="Deal TOML file.")],
-        balance: Annotated[float, typer.Option("--balance", help="Pool balance (CNY).")],
-        wac: Annotated[float, typer.Option("--wac", help="Pool rate (annual, decimal).")],
-        wam: Annotated[int, typer.Option("--wam", help="Remaining term (months).")],
-        cdr: Annotated[str, typer.Option("--cdr", help="CDRs, comma-separated decimals.")] = "0,0.05,0.1,0.2",
-        severity: Annotated[str, typer.Option("--severity", help="Loss severities (1 − "
-                                              "recovery rate), comma-separated.")] = "0.8",
-        cpr: Annotated[str, typer.Option("--cpr", help="CPRs, comma-separated.")] = "0.1",
-        lag: Annotated[int, typer.Option("--recovery-lag", help="Months from default to "
-                                         "recovery.")] = 3,
+        structure: Annotated[Path | None, typer.Option(
+            "--structure", help="Deal TOML file (with --run: default the run's stored deal).")] = None,
+        run: Annotated[int | None, typer.Option(
+            "--run", help="Grid around a stored run: the pool's balance, rate and remaining "
+            "term and the run's CDR, severity, CPR and recovery lag read back from its paths.")] = None,
+        db: DbOption = DEFAULT_DB,
+        balance: Annotated[float | None, typer.Option("--balance", help="Pool balance (CNY).")] = None,
+        wac: Annotated[float | None, typer.Option("--wac", help="Pool rate (annual, decimal).")] = None,
+        wam: Annotated[int | None, typer.Option("--wam", help="Remaining term (months).")] = None,
+        cdr: Annotated[str | None, typer.Option(
+            "--cdr", help="CDRs, comma-separated decimals (default 0,0.05,0.1,0.2; with --run "
+            "the run's CDR times --cdr-multipliers).")] = None,
+        cdr_multipliers: Annotated[str, typer.Option(
+            "--cdr-multipliers", help="With --run: multiples of the run's CDR.")] = "0,0.5,1,1.5,2,3",
+        severity: Annotated[str | None, typer.Option(
+            "--severity", help="Loss severities (1 − recovery rate), comma-separated (default "
+            "0.8; with --run the run's).")] = None,
+        cpr: Annotated[str | None, typer.Option(
+            "--cpr", help="CPRs, comma-separated (default 0.1; with --run the run's).")] = None,
+        lag: Annotated[int | None, typer.Option("--recovery-lag", help="Months from default to "
+                                                "recovery (default 3; with --run the run's).")] = None,
         tol: Annotated[float, typer.Option("--tol", help="Breakeven CDR tolerance.")] = 1e-6,
         out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
     ) -> None:
         """Deterministic CDR x severity x CPR runs of a representative line through the deal:
-        each class's WAL, yield, loss and first-loss month; the breakeven CDR per class."""
+        each class's WAL, yield, loss and first-loss month; the breakeven CDR per class. With
+        --run, around the run's own assumptions (tranching.grid.base_scenario)."""
         check_out_path(out)
-        cdrs, sevs, cprs = (_rates(f, v) for f, v in (("--cdr", cdr), ("--severity", severity),
-                                                     ("--cpr", cpr)))
-        deal = load_deal(structure)
-        frames = {"grid": grid(deal, balance, wac, wam, cdrs=cdrs, severities=sevs, cprs=cprs,
-                               lag=lag),
-                  "breakeven_cdr": breakeven_table(deal, balance, wac, wam, severities=sevs,
-                                                   cprs=cprs, lag=lag, tol=tol)}
-        emit(frames, out, title=f"{deal.name}: representative line {balance:,.2f} CNY at "
-             f"{wac:.4%} over {wam} months, recovery lag {lag}; WAL in years, yield at par, "
-             f"loss = share of the class; breakeven CDR to {tol:g}")
+        base: BaseScenario | None = None
+        deal = load_deal(structure) if structure is not None else None
+        if run is not None:
+            with open_store(db, read_only=True) as store:
+                paths = load_paths(store, run)
+                pool_id = get_run(store, run).simulation_inputs().pool_id
+                loans = load_pool_loans(store, pool_id)
+                if deal is None:
+                    deal = recorded_deal(store, run)
+            weights = np.asarray(loans.balance, dtype=np.float64)
+            term = float((weights * loans.remaining_term).sum() / weights.sum())
+            base = base_scenario(paths, max(int(round(term)), 1))
+        if deal is None:
+            raise ValidationError(must_be("--structure", "a deal TOML file (or --run with a "
+                                          "stored deal)", None))
+        given = {"--balance": balance, "--wac": wac, "--wam": wam}
+        if base is None and any(v is None for v in given.values()):
+            raise ValidationError(must_be(", ".join(k for k, v in given.items() if v is None),
+                                          "given (or --run N to take them from a run)", None))
+        bal = balance if balance is not None else base.balance  # type: ignore[union-attr]
+        rate = wac if wac is not None else base.wac  # type: ignore[union-attr]
+        term_m = wam if wam is not None else base.wam  # type: ignore[union-attr]
+        if cdr is not None:
+            cdrs = _rates("--cdr", cdr)
+        elif base is not None:
+            mult = _multipliers(cdr_multipliers)
+            cdrs = [min(base.cdr * k, 1.0 - 1e-9) for k in mult]
+        else:
+            cdrs = [0.0, 0.05, 0.1, 0.2]
+        sevs = (_rates("--severity", severity) if severity is not None
+                else [base.severity] if base is not None else [0.8])
+        cprs = (_rates("--cpr", cpr) if cpr is not None
+                else [base.cpr] if base is not None else [0.1])
+        rlag = lag if lag is not None else (base.lag if base is not None else 3)
+        frames = {"grid": grid(deal, bal, rate, term_m, cdrs=cdrs, severities=sevs, cprs=cprs,
+                               lag=rlag),
+                  "breakeven_cdr": breakeven_table(deal, bal, rate, term_m, severities=sevs,
+                                                   cprs=cprs, lag=rlag, tol=tol)}
+        if base is not None:
+            frames = {"base": pd.DataFrame([{
+                "run": run, "balance": base.balance, "wac": base.wac, "wam": base.wam,
+                "cdr": base.cdr, "severity": base.severity, "cpr": base.cpr,
+                "recovery_lag": base.lag}]), **frames}
+        emit(frames, out, title=f"{deal.name}: representative line {bal:,.2f} CNY at "
+             f"{rate:.4%} over {term_m} months, recovery lag {rlag}; WAL in years, yield at par, "
+             f"loss = share of the class; breakeven CDR to {tol:g}"
+             + (f"; around run {run}'s assumptions (base row)" if base is not None else ""))
 
     @tranche.command("size")
     def size(

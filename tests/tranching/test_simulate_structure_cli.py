@@ -252,3 +252,39 @@ def test_cashflow_tape_cli_and_its_residual_irr(cli, db: Path, tmp_path: Path) -
     r = cli("tranche", "cashflows", "--run", str(run_id), "--db", db, "--out", out,
             "--path", "worst")
     assert r.code == 2 and "--path" in r.err
+
+
+def test_tranche_grid_around_a_stored_run(cli, db: Path, tmp_path: Path) -> None:
+    # grid --run: the base row is the run's paths read back by tranching.grid.base_scenario
+    # (checked against it here, with WAM = the pool's balance-weighted remaining term by plain
+    # arithmetic on the pool's loans); the CDRs are the base CDR times the multipliers; the
+    # run's stored deal is used; breakeven CDR non-decreasing in seniority.
+    from portfolio.book.pools import load_pool_loans
+    from tranching.grid import base_scenario
+
+    assert _simulate(cli, db, "--structure", CN).code == 0
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        paths = load_paths(store, run_id)
+        loans = load_pool_loans(store, 1)
+    wam = round(float((loans.balance * loans.remaining_term).sum() / loans.balance.sum()))
+    want = base_scenario(paths, wam)
+    out = tmp_path / "grid.xlsx"
+    r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "0,1,2",
+            "--tol", "1e-4", "--out", out)
+    assert r.code == 0, r.err
+    sheets = pd.read_excel(out, sheet_name=None)
+    base = sheets["base"].iloc[0]
+    assert base["wam"] == wam and base["recovery_lag"] == want.lag
+    for k in ("balance", "wac", "cdr", "severity", "cpr"):
+        assert base[k] == pytest.approx(getattr(want, k), rel=1e-12)
+    assert 0 < want.cdr < 1 and 0 < want.severity < 1
+    g = sheets["grid"]
+    np.testing.assert_allclose(sorted(set(g["cdr"])), [0.0, want.cdr, 2 * want.cdr], rtol=1e-12)
+    assert set(g["tranche"]) == {"A", "B", "Sub"}
+    be = sheets["breakeven_cdr"].set_index("tranche")["breakeven_cdr"]
+    assert be["Sub"] <= be["B"] <= be["A"]
+    r = cli("tranche", "grid", "--db", db, "--balance", "1e6")
+    assert r.code == 2 and "--structure" in r.err
+    r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "1,-2")
+    assert r.code == 2 and "--cdr-multipliers" in r.err

@@ -15,7 +15,8 @@
   the shortfall undertaking never pays more than its cap.
 The random structures use every option of the deal format: full or outstanding accrual,
 interest on interest, PDL refills per class, step-down dates, DPD and CNL-over-purchases
-metrics averaged over months, acceleration, tax, the shortfall undertaking, servicer advances.
+metrics averaged over months, acceleration, tax, the shortfall undertaking, servicer advances,
+separate collection accounts with every transfer rule.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def deals(draw: st.DrawFn) -> dict:
                                       "tranches": [tranches[0]["name"]]}
     if draw(st.booleans()):
         d["advances"] = {"limit": draw(st.floats(0, 0.02))}
+    if draw(st.booleans()):
+        names = [t["name"] for t in tranches[:-1]]
+        d["accounts"] = {
+            "recoveries": draw(st.sampled_from(["principal", "interest"])),
+            "principal_covers_expenses": draw(st.booleans()),
+            "principal_covers_interest": draw(st.lists(st.sampled_from(names), unique=True)),
+            "interest_covers_principal": draw(st.booleans())}
     has_reserve = draw(st.booleans())
     if has_reserve:
         d["reserve"] = {"target": draw(st.floats(0, 0.05)),
