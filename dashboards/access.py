@@ -18,8 +18,8 @@ writer holding the file gives ``DataUpdating`` ("data is being updated"), not a 
 
 Results are plain frozen dataclasses and DataFrames, so ``st.cache_data`` can cache them by
 (database version, scope, run id). No borrower identifier leaves this module except the
-pseudonymous ``loan_id`` (and ``borrower_id``, which is pseudonymous by the book's contract,
-only in a partner's own tape export).
+pseudonymous ``loan_id`` (and, only in a partner's own tape export, the borrower id masked with
+that partner's key: ``partners.masking``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dashboards.auth import Viewer
 from partners.dispersion import disperse_paths, party_paths
 from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
-from partners.records import load_allocation, run_party_paths
+from partners.records import load_allocation, masked_tape, run_party_paths
 from portfolio import settings
 from portfolio.book import analytics as an
 from portfolio.book.pools import (
@@ -673,8 +673,9 @@ def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> Allocation
 
 def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
                  party_id: str) -> pd.DataFrame:
-    """One party's loan tape (pseudonymous ids, its share and balance). A partner may export
-    its own tape only."""
+    """One party's loan tape (pseudonymous loan ids, its share and balance), the borrower ids
+    masked with that party's own key (``partners.masking``; the keys file is
+    ``settings.partner_keys_path``). A partner may export its own tape only."""
     if not viewer.is_treasury and party_id != viewer.partner_id:
         raise AccessDenied(f"{viewer.username} ({viewer.role}) may export its own tape only, "
                            f"not {party_id!r}")
@@ -683,7 +684,8 @@ def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
         if int(allocation_id) not in allowed:
             raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
     with _full(db) as store:
-        return alloc_sql.partner_tape(store.con, int(allocation_id), party_id)
+        tape = alloc_sql.partner_tape(store.con, int(allocation_id), party_id)
+    return masked_tape(tape, party_id, settings.partner_keys_path(db))
 
 
 # --------------------------------------------------------------------------- dispersion

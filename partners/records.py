@@ -1,9 +1,10 @@
 """Allocations in the database: read the loans to allocate, record a result, read it back,
 export one partner's tape. SQL lives in ``portfolio.store.allocations``.
 
-A partner's export holds its own loans only: pseudonymous ``loan_id`` and ``borrower_id``, the
-loan's terms, its share and its balance (share × cut-off balance) — nothing about any other
-party's share.
+A partner's export holds its own loans only: pseudonymous ``loan_id``, the borrower id masked
+with the partner's own key (``partners.masking``; or the book's pseudonymous ``borrower_id``
+when treasury asks for raw ids), the loan's terms, its share and its balance (share × cut-off
+balance) — nothing about any other party's share.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow as pa
 
 from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
+from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
 from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.book.replay import replay_run
@@ -262,8 +264,20 @@ def load_allocation(store: Store, allocation_id: int) -> StoredAllocation:
                             inputs, row["checks"], row["summary"])
 
 
-def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path) -> int:
-    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``); returns the row count."""
+def masked_tape(tape: pd.DataFrame, party_id: str, keys: str | Path) -> pd.DataFrame:
+    """The tape with ``borrower_id`` replaced by the party's masked id
+    (``partners.masking``: HMAC-SHA256 with the party's key from the ``keys`` file)."""
+    key = partner_key(keys, party_id)
+    out = tape.copy()
+    out["borrower_id"] = mask_ids(tape["borrower_id"].astype(str), key)
+    return out
+
+
+def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path,
+                   keys: str | Path | None = None) -> int:
+    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``); returns the row count.
+    With ``keys`` (the partner keys file) the borrower ids are masked for that party
+    (:func:`masked_tape`); without, they are the book's pseudonymous ids."""
     stored = load_allocation(store, allocation_id)
     if party_id not in stored.party_ids:
         raise NotFound(must_be("--partner", f"one of {list(stored.party_ids)}", party_id,
@@ -273,6 +287,8 @@ def export_partner(store: Store, allocation_id: int, party_id: str, out: str | P
     if suffix not in (".parquet", ".csv"):
         raise AllocationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
     tape = sql.partner_tape(store.con, int(allocation_id), party_id)
+    if keys is not None:
+        tape = masked_tape(tape, party_id, keys)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
         tape.to_parquet(path, index=False)

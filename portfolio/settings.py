@@ -11,6 +11,8 @@ Files, all beside the database by default:
   ``--db PATH`` on every command;
 - ``users.toml``: the dashboard's users (:func:`users_path`), or ``RISKPOOL_USERS``, or
   ``--users PATH``;
+- ``partner_keys.toml``: the per-partner keys that mask borrower ids in partner exports
+  (:func:`partner_keys_path`), or ``RISKPOOL_PARTNER_KEYS``;
 - ``runs/``: the files of recorded runs (:func:`runs_dir`);
 - ``reports/``: the reports ``riskpool demo`` writes (:func:`reports_dir`; ``riskpool report``
   takes ``--out``).
@@ -21,6 +23,8 @@ Environment variables:
 ``RISKPOOL_DB``                     the database file (default ``data/riskpool.duckdb``)
 ``RISKPOOL_USERS``                  the dashboard users file (default ``users.toml`` beside
                                     the database)
+``RISKPOOL_PARTNER_KEYS``           the partner export keys file (default
+                                    ``partner_keys.toml`` beside the database)
 ``RISKPOOL_THREADS``                worker threads of the local Monte Carlo (default: the
                                     CPU count); the numbers never depend on it
 ``RISKPOOL_BENCH_QUICK``            ``1``: the benchmarks run at their smaller sizes
@@ -40,6 +44,7 @@ from portfolio.errors import ValidationError, must_be
 
 DB_ENV = "RISKPOOL_DB"
 USERS_ENV = "RISKPOOL_USERS"
+PARTNER_KEYS_ENV = "RISKPOOL_PARTNER_KEYS"
 THREADS_ENV = "RISKPOOL_THREADS"
 BENCH_QUICK_ENV = "RISKPOOL_BENCH_QUICK"
 PAUSE_ENV = "RISKPOOL_TEST_PAUSE_AFTER_INSERT"
@@ -52,6 +57,7 @@ working directory)."""
 DATA_DIR = DEFAULT_DB.parent
 """The default database's directory (``data/``)."""
 USERS_FILE = "users.toml"
+PARTNER_KEYS_FILE = "partner_keys.toml"
 RUNS_DIR = "runs"
 REPORTS_DIR = "reports"
 
@@ -79,6 +85,13 @@ def users_path(db: str | Path) -> Path:
     """The dashboard users file: ``RISKPOOL_USERS``, else ``users.toml`` beside ``db``."""
     env = os.environ.get(USERS_ENV)
     return Path(env) if env else Path(db).with_name(USERS_FILE)
+
+
+def partner_keys_path(db: str | Path) -> Path:
+    """The per-partner export keys (``partners.masking``): ``RISKPOOL_PARTNER_KEYS``, else
+    ``partner_keys.toml`` beside ``db``."""
+    env = os.environ.get(PARTNER_KEYS_ENV)
+    return Path(env) if env else Path(db).with_name(PARTNER_KEYS_FILE)
 
 
 def runs_dir(db: str | Path) -> Path:

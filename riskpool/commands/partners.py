@@ -44,6 +44,7 @@ from partners.records import (
 )
 from partners.registry import load_registry
 from partners.srt import SrtPolicy
+from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import open_store
 from portfolio.version import code_version
@@ -165,14 +166,23 @@ def export(
     allocation: Annotated[int, typer.Option("--allocation", help="Allocation id.")],
     partner: Annotated[str, typer.Option("--partner", help="Partner id (or 'platform').")],
     out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv")],
+    borrower_ids: Annotated[str, typer.Option(
+        "--borrower-ids", help="masked (default): each borrower id as HMAC-SHA256 with the "
+        "partner's own key from the keys file (RISKPOOL_PARTNER_KEYS, else partner_keys.toml "
+        "beside the database; made on first use); raw: the book's pseudonymous ids")] = "masked",
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Write one partner's loan tape (its loans, its share, its balance; nothing else)."""
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ValidationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
+    if borrower_ids not in ("masked", "raw"):
+        raise ValidationError(must_be("--borrower-ids", "'masked' or 'raw'", borrower_ids))
+    keys = settings.partner_keys_path(db) if borrower_ids == "masked" else None
     with open_store(db, read_only=True) as store:
-        n = export_partner(store, allocation, partner, out)
-    typer.echo(f"wrote {n:,} loans of {partner} (allocation {allocation}) to {out}")
+        n = export_partner(store, allocation, partner, out, keys=keys)
+    how = "masked" if keys is not None else "raw"
+    typer.echo(f"wrote {n:,} loans of {partner} (allocation {allocation}) to {out} "
+               f"(borrower ids {how})")
 
 
 @allocate_app.command("show")
