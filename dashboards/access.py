@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from dashboards.auth import Viewer
+from dashboards.auth import Viewer, check_role
 from partners.dispersion import disperse_paths, party_paths
 from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
@@ -56,7 +56,7 @@ from portfolio.book.pools import (
     select_pool,
     strats,
 )
-from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+from portfolio.errors import NotFound, RiskpoolError, StoreLocked, ValidationError
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.simulation import loss_distribution, simulate
@@ -131,6 +131,7 @@ def _configure(store: Store) -> Store:
 @contextlib.contextmanager
 def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
     """A read-only store for ``viewer``: the whole book or the partner's scope."""
+    check_viewer(viewer)
     try:
         if viewer.is_treasury:
             store = open_store(db, read_only=True)
@@ -166,7 +167,22 @@ def _full(db: str | Path) -> Iterator[Store]:
         store.close()
 
 
+def check_viewer(viewer: object) -> Viewer:
+    """``viewer`` if it is a ``Viewer`` with a valid role (``treasury`` or ``partner:<id>``);
+    else ``AccessDenied``. Every access function calls it first (through ``connect``,
+    ``_require_treasury`` or directly), so no read happens for a malformed or missing viewer."""
+    if not isinstance(viewer, Viewer):
+        raise AccessDenied(f"no viewer (got {type(viewer).__name__}): log in first")
+    try:
+        check_role(viewer.role)
+    except ValidationError:
+        raise AccessDenied(f"{viewer.username!r} has no valid role ({viewer.role!r}); "
+                           "log in again") from None
+    return viewer
+
+
 def _require_treasury(viewer: Viewer, what: str) -> None:
+    check_viewer(viewer)
     if not viewer.is_treasury:
         raise AccessDenied(f"{what} is for treasury users; {viewer.username} "
                            f"({viewer.role}) sees its own loans and positions only")
@@ -378,6 +394,7 @@ def runs(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     parties (from the runs' typed records). A partner sees the runs whose paths carry its
     party only."""
     cols = ["run_id", "pool_id", "n_paths", "seed", "engine", "started_at", "parties"]
+    check_viewer(viewer)
     with _full(db) as store:
         frame = run_sql.list_runs(store, "simulation")
     if not viewer.is_treasury:
@@ -432,6 +449,7 @@ def _require_party(viewer: Viewer, run_id: int, paths: PoolPaths) -> str:
 
 def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
+    check_viewer(viewer)
     paths = _load_paths(db, run_id)
     if viewer.is_treasury:
         return paths
@@ -473,9 +491,12 @@ def stress(assumptions: Assumptions, *, pd_mult: float = 1.0, rho: float | None 
                                 recovery_multiplier=recovery_mult)
 
 
-def assumption_files(db: str | Path) -> dict[str, str]:
+def assumption_files(db: str | Path, viewer: Viewer) -> dict[str, str]:
     """Assumption sets on file: ``assumptions*.toml`` beside the database (``riskpool
-    calibrate`` / ``riskpool demo``) and the set each recorded run used."""
+    calibrate`` / ``riskpool demo``) and the set each recorded run used. Treasury only: they
+    are calibrated on the whole book, and a run's set belongs to a run a partner may not be
+    party to."""
+    _require_treasury(viewer, "the assumption files")
     base = Path(db).resolve().parent
     found = {p.name: str(p) for p in sorted(base.glob("assumptions*.toml"))}
     for p in sorted(settings.runs_dir(db).glob("*/assumptions.toml"),
@@ -484,13 +505,19 @@ def assumption_files(db: str | Path) -> dict[str, str]:
     return found
 
 
-def load_assumptions_file(path: str | Path) -> Assumptions:
-    return load_assumptions(path)
+def load_assumptions_file(db: str | Path, viewer: Viewer, name: str) -> Assumptions:
+    """The assumption set ``name`` (a key of :func:`assumption_files`; treasury only). Only
+    the files listed there can be read: a path is never taken from the page."""
+    files = assumption_files(db, viewer)
+    if name not in files:
+        raise NotFound(f"no assumption set {name!r}; there are {sorted(files)}")
+    return load_assumptions(files[name])
 
 
-def pool_assumptions(db: str | Path, pool_id: int) -> Assumptions:
+def pool_assumptions(db: str | Path, viewer: Viewer, pool_id: int) -> Assumptions:
     """Assumptions for a pool: the demo's saved file beside the database if present, else
-    calibrated from the book."""
+    ``NotFound`` (treasury only: calibrated on the whole book)."""
+    _require_treasury(viewer, "a pool's assumptions")
     for candidate in (Path(db).with_name(f"assumptions_pool{pool_id}.toml"),
                       Path(db).with_name("assumptions.toml")):
         if candidate.exists():
@@ -524,9 +551,10 @@ def rating_table_from_text(text: str, source: str = "rating table") -> RatingTab
     return parse_rating_table(parse_toml(text, source, RatingTableError), source)
 
 
-def example_rating_tables(root: str | Path | None = None) -> dict[str, str]:
+def example_rating_tables(viewer: Viewer, root: str | Path | None = None) -> dict[str, str]:
     """The shipped rating table files by name (``examples/rating_table_*.toml``; labelled
-    illustrative)."""
+    illustrative): any logged-in viewer."""
+    check_viewer(viewer)
     base = Path(root) if root else Path(__file__).resolve().parent.parent / "examples"
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(base.glob("rating_table_*.toml"))}
 
@@ -564,6 +592,7 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
       the partner's remaining share: ``tranching.waterfall``'s approximation without one).
       The ``holder`` column is dropped: the classes are all over the partner's own loans.
     """
+    check_viewer(viewer)
     deal = deal_from_text(deal_toml)
     ratings = rating_table_from_text(rating_toml) if rating_toml else None
     paths = _load_paths(db, run_id)
@@ -604,13 +633,17 @@ def _tranche_view(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
                        reconcile(deal, result).table(), excess_spread_table(result), basis)
 
 
-def deal_tranche_frame(deal_toml: str) -> pd.DataFrame:
-    """The deal's tranches as an editable table (name, size, coupon, holder)."""
+def deal_tranche_frame(viewer: Viewer, deal_toml: str) -> pd.DataFrame:
+    """The deal's tranches as an editable table (name, size, coupon, holder). A partner's
+    has no ``holder`` column: it never names holders, and the stored deal's holders (other
+    parties) are not shown to it."""
+    check_viewer(viewer)
     deal = deal_from_text(deal_toml)
     rows = []
     for t in deal.tranches:
         rows.append({f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if viewer.is_treasury else frame.drop(columns=["holder"], errors="ignore")
 
 
 # --------------------------------------------------------------------------- partners
@@ -637,7 +670,7 @@ def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 def _require_allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> None:
     """``AccessDenied`` unless the allocation gives the viewer a position (treasury: any)."""
-    if viewer.is_treasury:
+    if check_viewer(viewer).is_treasury:
         return
     with connect(db, viewer) as store:
         listed = set(sql.allocation_list(store.con)["allocation_id"].astype(int))
@@ -676,6 +709,7 @@ def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
     """One party's loan tape (pseudonymous loan ids, its share and balance), the borrower ids
     masked with that party's own key (``partners.masking``; the keys file is
     ``settings.partner_keys_path``). A partner may export its own tape only."""
+    check_viewer(viewer)
     if not viewer.is_treasury and party_id != viewer.partner_id:
         raise AccessDenied(f"{viewer.username} ({viewer.role}) may export its own tape only, "
                            f"not {party_id!r}")
@@ -714,6 +748,7 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
     A partner must be party to the run and to the allocation, and its tranche positions are
     those treasury stored with the run: ``deal_toml`` is ``None`` or the run's stored deal
     (any other deal would let it name holders), else ``AccessDenied``."""
+    check_viewer(viewer)
     paths = _load_paths(db, run_id)
     if not viewer.is_treasury:
         pid = _require_party(viewer, run_id, paths)
@@ -762,6 +797,7 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
 
 def report_history(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     """Report runs: every one for treasury, the partner's own for a partner."""
+    check_viewer(viewer)
     with _full(db) as store:
         if viewer.is_treasury:
             return sql.report_runs(store.con, every_partner=True)
@@ -770,6 +806,7 @@ def report_history(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 
 def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes:
     """The bytes of one file of a report run the viewer may see."""
+    check_viewer(viewer)
     hist = report_history(db, viewer)
     row = hist[hist["run_id"] == int(run_id)]
     if row.empty:
@@ -788,6 +825,7 @@ def report_file(db: str | Path, viewer: Viewer, run_id: int, name: str) -> bytes
 def stored_deal_toml(db: str | Path, viewer: Viewer, run_id: int) -> str | None:
     """The deal TOML stored with a run (by ``riskpool simulate --structure``), if any; a
     partner must be party to the run."""
+    check_viewer(viewer)
     if not viewer.is_treasury:
         _require_party(viewer, int(run_id), _load_paths(db, run_id))
     return _stored_deal_text(db, run_id)
@@ -802,15 +840,21 @@ def _stored_deal_text(db: str | Path, run_id: int) -> str | None:
     return record.deal_toml or None
 
 
-def example_deals(root: str | Path | None = None) -> dict[str, str]:
-    """The shipped example deal files by name (``examples/deal_*.toml``)."""
+def example_deals(viewer: Viewer, root: str | Path | None = None) -> dict[str, str]:
+    """The shipped example deal files by name (``examples/deal_*.toml``): any logged-in viewer
+    (they hold no book data; a partner's waterfall on one runs on its own share)."""
+    check_viewer(viewer)
     base = Path(root) if root else Path(__file__).resolve().parent.parent / "examples"
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(base.glob("deal_*.toml"))}
 
 
-def deal_with_tranches(deal_toml: str, edited: pd.DataFrame) -> str:
+def deal_with_tranches(viewer: Viewer, deal_toml: str, edited: pd.DataFrame) -> str:
     """The deal TOML with its tranches' size, amount, coupon and holder taken from the
-    edited table (validated when the deal is loaded)."""
+    edited table (validated when the deal is loaded). A partner's holder edits are ignored
+    (the deal's holders are kept; its waterfall runs on its own share anyway)."""
+    check_viewer(viewer)
+    if not viewer.is_treasury:
+        edited = edited.drop(columns=["holder"], errors="ignore")
     data = tomllib.loads(deal_toml)
     rows = edited.to_dict("records")
     old = data.get("tranches", [])

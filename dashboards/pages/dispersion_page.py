@@ -19,10 +19,11 @@ a, b, c = st.columns(3)
 rid = a.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="disp_run")
 aid = b.selectbox("Allocation", alloc_ids, index=ui.pick(alloc_ids, ui.query_int("allocation")),
                   key="disp_alloc")
-deals = {"(none)": None, **access.example_deals()}
+examples = ui.guard(access.example_deals, v)
+deals = {"(none)": None, **examples}
 stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:
-    deals = {"(none)": None, f"stored with run {rid}": stored, **access.example_deals()}
+    deals = {"(none)": None, f"stored with run {rid}": stored, **examples}
 if not v.is_treasury:  # a partner's positions are the ones treasury stored with the run
     deals = {k: d for k, d in deals.items() if d is None or d == stored}
 deal_key = c.selectbox("Securitisation", list(deals), index=min(1, len(deals) - 1),

@@ -51,14 +51,14 @@ with tab_new:
             st.info("Create a pool first.")
         else:
             ids = [int(x) for x in pools["pool_id"]]
-            files = access.assumption_files(ui.db_path())
+            files = ui.guard(access.assumption_files, ui.db_path(), v)
             if not files:
                 st.info("No assumptions file yet (`riskpool calibrate --out assumptions.toml`).")
                 st.stop()
             a, b = st.columns(2)
             pool_id = a.selectbox("Pool", ids, index=len(ids) - 1, key="new_pool")
             a_name = a.selectbox("Assumptions", list(files), key="new_assumptions")
-            assumptions = ui.guard(access.load_assumptions_file, files[a_name])
+            assumptions = ui.guard(access.load_assumptions_file, ui.db_path(), v, a_name)
             n_paths = a.select_slider("Paths", [500, 1000, 2000, 5000, 10000], 2000,
                                       key="new_paths")
             seed = a.number_input("Seed", 0, 2**31 - 1, 20260630, key="new_seed")

@@ -14,7 +14,7 @@ if not len(recorded):
     st.stop()
 run_ids = [int(x) for x in recorded["run_id"]]
 rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="tr_run")
-deals = access.example_deals()
+deals = ui.guard(access.example_deals, v)
 stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:
     deals = {f"stored with run {rid}": stored, **deals}
@@ -24,14 +24,16 @@ if uploaded is not None:
 names = list(deals)
 deal_name = st.selectbox("Deal", names, key="tr_deal")
 base_toml = deals[deal_name]
-frame = ui.guard(access.deal_tranche_frame, base_toml)
-st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same paths.")
-# a partner never names holders: an edited or uploaded deal runs on its own share only
-edited = st.data_editor(frame, key="tr_editor", hide_index=True,
-                        disabled=["name"] if v.is_treasury else ["name", "holder"])
-deal_toml = ui.guard(access.deal_with_tranches, base_toml, edited)
+frame = ui.guard(access.deal_tranche_frame, v, base_toml)
+st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same paths."
+           if v.is_treasury else "Edit sizes and coupons; the waterfall reruns on your own "
+           "share of the paths.")
+# a partner never names holders (its frame has no holder column): an edited or uploaded deal
+# runs on its own share only
+edited = st.data_editor(frame, key="tr_editor", hide_index=True, disabled=["name"])
+deal_toml = ui.guard(access.deal_with_tranches, v, base_toml, edited)
 discount = st.slider("Discount rate (flat, annual)", 0.0, 0.15, 0.05, 0.005, key="tr_discount")
-ratings = {"none": None, **access.example_rating_tables()}
+ratings = {"none": None, **ui.guard(access.example_rating_tables, v)}
 rating_up = st.file_uploader("Load a rating table (TOML)", type=["toml"], key="tr_rating_upload")
 if rating_up is not None:
     ratings = {f"uploaded: {rating_up.name}": rating_up.getvalue().decode("utf-8"), **ratings}

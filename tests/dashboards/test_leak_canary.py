@@ -153,6 +153,34 @@ def test_access_layer_sweep(canary_env: CanaryBook) -> None:
                 calls.append((f"dispersion {rid}/{aid} deal {k}",
                               lambda rid=rid, aid=aid, text=text:
                               access.dispersion(db, ME, rid, aid, text)))
+    # the viewer-checked helpers the pages call with the partner: example deals and rating
+    # tables, the editable tranche frame of every deal the partner can pick (the stored one
+    # included), the deal rebuilt from an edited frame
+    results["example deals"] = access.example_deals(ME)
+    results["rating tables"] = access.example_rating_tables(ME)
+    for rid in run_ids:
+        try:
+            stored = access.stored_deal_toml(db, ME, rid)
+        except refused:
+            continue
+        deals_seen = [*deals, *([stored] if stored else [])]
+        for k, text in enumerate(deals_seen):
+            frame = access.deal_tranche_frame(ME, text)
+            assert "holder" not in frame.columns
+            results[f"tranche frame {rid} deal {k}"] = frame
+            results[f"deal rebuilt {rid} deal {k}"] = access.deal_with_tranches(ME, text, frame)
+    # the treasury-only reads refuse the partner (assumption sets are calibrated on the
+    # whole book; a run's set belongs to runs the partner may not be party to)
+    treasury_only: list[tuple[str, object]] = [
+        ("assumption files", lambda: access.assumption_files(db, ME)),
+        ("an assumption set", lambda: access.load_assumptions_file(
+            db, ME, f"assumptions_pool{canary_env.pool_id}.toml"))]
+    treasury_only += [(f"pool {pid}'s assumptions",
+                       lambda pid=pid: access.pool_assumptions(db, ME, pid)) for pid in pool_ids]
+    for what, call in treasury_only:
+        with pytest.raises(access.AccessDenied):
+            call()
+            pytest.fail(f"{what} returned to the partner")
     for aid in alloc_ids:
         calls.append((f"allocation {aid}", lambda aid=aid: access.allocation(db, ME, aid)))
         calls.append((f"tape {aid}", lambda aid=aid: access.partner_tape(db, ME, aid, PARTNER)))

@@ -100,6 +100,7 @@ def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
 
 def test_simulation_new_run_with_stress_equals_library(dashboard_env) -> None:
     from dashboards.access import pool_assumptions
+    from dashboards.auth import Viewer
     from portfolio.book.pools import load_pool_loans
     from portfolio.montecarlo.simulation import loss_distribution, simulate
 
@@ -110,7 +111,7 @@ def test_simulation_new_run_with_stress_equals_library(dashboard_env) -> None:
     at.button(key="new_run").click().run()
     no_errors(at)
     assert len(at.session_state["session_runs"]) == 1
-    a = pool_assumptions(str(dashboard_env.db), dashboard_env.pool_id)
+    a = pool_assumptions(str(dashboard_env.db), Viewer("t", "treasury"), dashboard_env.pool_id)
     with _store(dashboard_env.db) as store:
         loans = load_pool_loans(store, dashboard_env.pool_id)
     paths = simulate(loans, a.stressed(pd_multiplier=2.0, rho=0.1), 500, 20260630)
@@ -301,7 +302,8 @@ def test_cancel_stops_the_simulation_at_the_next_progress_update(dashboard_env) 
         if len(calls) == 2:
             raise Cancelled
 
-    a = access.pool_assumptions(str(dashboard_env.db), dashboard_env.pool_id)
+    a = access.pool_assumptions(str(dashboard_env.db), Viewer("t", "treasury"),
+                                dashboard_env.pool_id)
     with pytest.raises(Cancelled):
         access.simulate_pool(str(dashboard_env.db), Viewer("t", "treasury"),
                              dashboard_env.pool_id, a, n_paths=2560, seed=1, progress=progress)
