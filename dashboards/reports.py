@@ -17,8 +17,10 @@ Cron-ready:
   fixed to the as-of date). ``content_sha256`` in the run record hashes the content without
   the timestamp, so two runs can be compared.
 - A lock file ``.riskpool-report.lock`` in the output directory: a second run while the first
-  holds it fails at once with ``ReportLocked`` (CLI exit code 3). A lock left by a dead process
-  is taken over.
+  holds it fails at once with ``ReportLocked`` (CLI exit code 3). The lock records hostname,
+  pid, the process's start time and when it was taken (``portfolio.store.liveness``); a lock
+  whose holder is gone — dead, replaced by an unrelated process with the same pid, older than
+  six hours, or unreadable — is taken over.
 - A ``runs`` row of kind ``report`` records inputs, files, hashes and timings.
 """
 
@@ -44,7 +46,7 @@ import xlsxwriter
 from dashboards import access, charts
 from dashboards.auth import Viewer
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked
-from portfolio.store import open_store
+from portfolio.store import liveness, open_store
 from portfolio.store import reports as sql
 from portfolio.store.records import ReportInputs
 from portfolio.version import code_version
@@ -59,6 +61,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("dispersion", "Dispersion"),
 )
 LOCK_NAME = ".riskpool-report.lock"
+REPORT_LOCK_MAX_AGE = 6 * 3600.0  # seconds: a report takes minutes; an older lock is stale
 TIMESTAMP_MARK = "generated-at"
 
 
@@ -384,26 +387,30 @@ def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at
 
 
 @contextlib.contextmanager
-def report_lock(out_dir: Path) -> Iterator[None]:
-    """Hold ``out_dir/.riskpool-report.lock`` (with this process id) for the block."""
+def report_lock(out_dir: Path, max_age: float = REPORT_LOCK_MAX_AGE) -> Iterator[None]:
+    """Hold ``out_dir/.riskpool-report.lock`` for the block. The lock records this process
+    (``portfolio.store.liveness.Holder``: hostname, pid, the process's start time, when it was
+    taken). A lock left behind is taken over when its holder is gone: unreadable, older than
+    ``max_age`` seconds, or on this host with its process dead or replaced by another one with
+    the same id (another start time) — a live but unrelated pid does not block."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = out_dir / LOCK_NAME
-    for _attempt in range(2):
+    for _attempt in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
+            holder = liveness.read_holder(lock)
+            if not liveness.stale(holder, max_age):
+                assert holder is not None
                 raise ReportLocked(
-                    f"another report run (pid {pid}) is writing to {out_dir} "
-                    f"(lock file {lock}); this run did nothing — try again later") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
+                    f"another report run (pid {holder.pid} on {holder.hostname}, since "
+                    f"{dt.datetime.fromtimestamp(holder.created, dt.UTC):%Y-%m-%d %H:%M} UTC) "
+                    f"is writing to {out_dir} (lock file {lock}); this run did nothing — try "
+                    "again later") from None
+            lock.unlink(missing_ok=True)  # stale: its holder is gone
             continue
         with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
+            fh.write(liveness.me().to_json())
         break
     else:
         raise ReportLocked(f"could not take the lock {lock}")
@@ -411,16 +418,6 @@ def report_lock(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def report_viewer(partner: str | None) -> Viewer:

@@ -44,6 +44,7 @@ from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
 from portfolio.risk import loss_stats, mean_and_se
+from portfolio.store import liveness
 from portfolio.store.core import Store
 from portfolio.store.migrations import file_sha256
 from portfolio.store.records import RunInputs, parse_run_inputs, run_kind
@@ -99,6 +100,25 @@ def _loads(value: Any) -> Any:
 def runs_root(store: Store) -> Path:
     """``runs/`` beside the database (``portfolio.settings.runs_dir``)."""
     return settings.runs_dir(store.path)
+
+
+TMP_PREFIX = ".tmp-"
+TMP_MAX_AGE = 24 * 3600.0  # seconds: a run writes its files in minutes
+
+
+def remove_stale_tmp(root: Path) -> list[Path]:
+    """Remove the temporary run folders (``runs/.tmp-*``) of runs that were killed before
+    they finished: each folder's name records its writer (``portfolio.store.liveness``:
+    hostname, pid, process start time, creation time); a folder whose writer is gone (dead,
+    replaced, older than a day, or a name without a writer) is removed. A live run's folder is
+    kept. Called at the start of every run; returns the folders removed."""
+    removed = []
+    for folder in sorted(root.glob(f"{TMP_PREFIX}*")):
+        holder = liveness.parse_folder_tag(folder.name[len(TMP_PREFIX):])
+        if liveness.stale(holder, TMP_MAX_AGE):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def run_dir(store: Store, run_id: int) -> Path:
@@ -374,7 +394,8 @@ def record_simulation(
                                       "parties)", list(inputs.party_ids)))
     root = runs_root(store)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    remove_stale_tmp(root)
+    tmp = root / f"{TMP_PREFIX}{liveness.folder_tag(liveness.me(), uuid.uuid4().hex)}"
     final: Path | None = None
     monthly = _monthly_frame(paths)
     losses = _loss_frame(paths)

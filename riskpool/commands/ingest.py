@@ -20,8 +20,9 @@ bad row is refused whole (every bad row is listed, exit code 2, the database is 
 files before it stay loaded and files after it are not attempted. With --allow-rejects the
 good rows are loaded and every bad row is kept with its reasons in ingest_rejects.
 
-Rows are numbered from 1 after the header: row N is file line N+1. CSV may be UTF-8 (with or
-without BOM) or GBK/GB18030. Loading the same file again is a reported no-op; a row identical
+Rows are numbered from 1 after the header: row N is file line N+1 (a quoted value may hold a
+line break; messages then name the line the row starts on). CSV is UTF-8 (with or without
+BOM); GBK/GB18030 or any other text needs --encoding (e.g. --encoding gbk). Loading the same file again is a reported no-op; a row identical
 to one already in the book is skipped as a duplicate; a different row under an existing key
 is refused.
 
@@ -56,6 +57,15 @@ def ingest_command(
         float,
         typer.Option("--apr-cap", help="Highest APR accepted, as a decimal (rule R9)."),
     ] = APR_CAP_DEFAULT,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="The CSV's text encoding when it is not UTF-8 (e.g. gbk for Chinese text "
+            "from Excel on a Chinese-locale Windows, latin-1). Without it a non-UTF-8 file is "
+            "refused, naming each encoding tried and what it reads: it is never guessed.",
+        ),
+    ] = None,
 ) -> None:
     for path in paths:
         if not path.is_file():
@@ -63,7 +73,8 @@ def ingest_command(
     with open_store(db) as store:
         for path in paths:
             result = ingest(
-                store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap
+                store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap,
+                encoding=encoding,
             )
             typer.echo(result.summary())
 

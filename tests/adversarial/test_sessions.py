@@ -65,10 +65,13 @@ def test_old_hash_rehashed_on_login(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["alice", "nobody", "", "ALICE", "bank"])
-def test_same_scrypt_work_for_known_and_unknown(tmp_path: Path, monkeypatch, name: str) -> None:
+def test_same_scrypt_work_for_known_and_unknown(tmp_path: Path, monkeypatch, name: str,
+                                              partners_db: Path) -> None:
     """Every wrong attempt runs exactly one scrypt at the current parameters (was: two for an
-    unknown name, one for a known one — a timing oracle). Counted, not timed."""
+    unknown name, one for a known one — a timing oracle). Counted, not timed. A failed login
+    changes neither the users file nor any table."""
     path = _users(tmp_path)
+    before, users_before = row_counts(partners_db), path.read_bytes()
     auth._dummy_hash()  # made once per process, before any attempt is counted
     calls: list[int] = []
     real = hashlib.scrypt
@@ -80,10 +83,12 @@ def test_same_scrypt_work_for_known_and_unknown(tmp_path: Path, monkeypatch, nam
     monkeypatch.setattr(hashlib, "scrypt", counting)
     assert auth.authenticate(path, name, "wrong-password") is None
     assert calls == [2**17]
+    assert path.read_bytes() == users_before and row_counts(partners_db) == before
 
 
-def test_throttled_after_failures(tmp_path: Path, monkeypatch) -> None:
+def test_throttled_after_failures(tmp_path: Path, monkeypatch, partners_db: Path) -> None:
     path = _users(tmp_path)
+    before, users_before = row_counts(partners_db), path.read_bytes()
     for _ in range(auth.MAX_FAILURES):
         assert auth.authenticate(path, "alice", "wrong-password") is None
     # the right password is refused while the name is throttled
@@ -96,10 +101,13 @@ def test_throttled_after_failures(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(auth.time, "monotonic", lambda: later)
     assert not auth.throttled("alice")
     assert auth.authenticate(path, "alice", "s3cret-pass") is not None
+    assert path.read_bytes() == users_before and row_counts(partners_db) == before
 
 
-def test_session_logged_out_when_user_removed_or_changed(tmp_path: Path) -> None:
+def test_session_logged_out_when_user_removed_or_changed(tmp_path: Path,
+                                                         partners_db: Path) -> None:
     path = _users(tmp_path)
+    before = row_counts(partners_db)
     v = auth.authenticate(path, "bank", "another-pass")
     assert v is not None and auth.current_viewer(path, v) == v
     auth.add_user(path, "bank", "treasury", "another-pass")
@@ -108,16 +116,19 @@ def test_session_logged_out_when_user_removed_or_changed(tmp_path: Path) -> None
     assert auth.current_viewer(path, auth.Viewer("bank", "treasury")) is None  # removed
     path.write_text("users = 3\n")
     assert auth.current_viewer(path, auth.Viewer("alice", "treasury")) is None  # broken file
+    assert path.read_text() == "users = 3\n"  # a check never rewrites the file
+    assert row_counts(partners_db) == before
 
 
-def test_app_logs_out_a_removed_user(tmp_path: Path, monkeypatch) -> None:
+def test_app_logs_out_a_removed_user(tmp_path: Path, monkeypatch, partners_db: Path) -> None:
     """The app itself (AppTest on dashboards/app.py): a session whose user was removed from
     the users file shows the login form on its next rerun."""
     from streamlit.testing.v1 import AppTest
 
     path = _users(tmp_path)
     monkeypatch.setenv("RISKPOOL_USERS", str(path))
-    monkeypatch.setenv("RISKPOOL_DB", str(tmp_path / "none.duckdb"))
+    monkeypatch.setenv("RISKPOOL_DB", str(partners_db))
+    before = row_counts(partners_db)
     app = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
     at = AppTest.from_file(str(app), default_timeout=120)
     at.session_state["viewer"] = auth.Viewer("bank", "partner:bank_east")
@@ -136,6 +147,7 @@ def test_app_logs_out_a_removed_user(tmp_path: Path, monkeypatch) -> None:
             main.__file__ = saved
     assert "viewer" not in at.session_state
     assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert row_counts(partners_db) == before
 
 
 ROLES = ["partner:nosuchbank", "partner:platform", "partner:BANK_EAST", "partner:bank_east ",

@@ -21,6 +21,7 @@ import pytest
 from pages_helpers import PARTNER
 
 from dashboards.reports import SECTIONS, ReportLocked, report_lock
+from portfolio.store import liveness
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -205,7 +206,8 @@ def test_run_record_and_cli_lock_exit_code(writable_book, tmp_path, cli) -> None
     new_html = out / recorded.html_path.name
     assert strip(new_html) == strip(recorded.html_path)
     assert new_html.read_text() != recorded.html_path.read_text()
-    (out / ".riskpool-report.lock").write_text(str(os.getpid()))  # a live holder: this process
+    # a live holder: this process (hostname, pid, start time: portfolio.store.liveness)
+    (out / ".riskpool-report.lock").write_text(liveness.me().to_json())
     r = cli("report", "--db", writable_book.db, "--as-of", "2026-06-30", "--out", out)
     assert r.code == 3
     assert "another report run" in r.err
@@ -216,7 +218,8 @@ def test_stale_lock_is_taken_over(tmp_path) -> None:
     lock = tmp_path / ".riskpool-report.lock"
     lock.write_text("999999999")  # no such process
     with report_lock(tmp_path):
-        assert lock.read_text() == str(os.getpid())
+        held = liveness.read_holder(lock)
+        assert held is not None and held.pid == os.getpid()
     assert not lock.exists()
     with report_lock(tmp_path), pytest.raises(ReportLocked, match="another report run"), \
             report_lock(tmp_path):

@@ -350,9 +350,12 @@ def test_gbk_file_is_decoded_and_chinese_survives(tmp_path: Path, db_path: Path)
     path = write(tmp_path, csv_text(rows), encoding="gbk")
     with pytest.raises(UnicodeDecodeError):
         path.read_bytes().decode("utf-8")
-    result = load(db_path, path)
+    # not UTF-8: refused without --encoding, the message showing each encoding's reading
+    with pytest.raises(ValidationError, match="tried gb18030: '浙江'.*cp1252.*--encoding"):
+        load(db_path, path)
+    result = load(db_path, path, encoding="gbk")
     assert result.n_loaded == 2
-    assert any("GBK" in n for n in result.notes)
+    assert any("decoded as gbk" in n for n in result.notes)
     assert query(db_path, "SELECT region, repayment_type FROM loans ORDER BY loan_id") == [
         ("浙江", "equal_principal"),
         ("黑龙江", "level_annuity"),
@@ -634,8 +637,8 @@ def test_money_is_stored_to_the_cent_exactly_as_written(tmp_path: Path, db_path:
 def test_gbk_sample_tape_loads_the_same_book_as_its_utf8_twin(tmp_path: Path) -> None:
     utf8_db, gbk_db = tmp_path / "utf8.duckdb", tmp_path / "gbk.duckdb"
     load(utf8_db, GOLDEN / "loans_small.csv")
-    result = load(gbk_db, GOLDEN / "loans_small_gbk.csv")
-    assert any("GBK" in n for n in result.notes)
+    result = load(gbk_db, GOLDEN / "loans_small_gbk.csv", encoding="gb18030")
+    assert any("decoded as gb18030" in n for n in result.notes)
     sql = "SELECT * EXCLUDE (batch_id) FROM loans ORDER BY loan_id"
     assert query(gbk_db, sql) == query(utf8_db, sql)
     assert query(gbk_db, "SELECT region FROM loans WHERE loan_id = 'JB-0001'") == [("浙江",)]

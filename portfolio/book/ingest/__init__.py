@@ -13,11 +13,17 @@ Every load that writes is recorded in ``ingest_batches`` (file, sha256, counts, 
 Conventions
 -----------
 * **Row numbers** are 1-based data rows: row 1 is the first line after the header, so for a
-  CSV file row N is file line N + 1 (messages say both: "row 17 (line 18)"). Every line is
-  one row (quoted values may not contain line breaks). For Parquet, row N is the N-th row.
-* **Encoding**: UTF-8 with or without BOM. A file whose bytes are not valid UTF-8 is decoded
-  as GB18030 (a superset of GBK) when that succeeds, with a note; otherwise it is refused
-  with an encoding message.
+  CSV file row N is file line N + 1 (messages say both: "row 17 (line 18)"). A quoted value
+  may hold a line break (RFC 4180); the message then names the line the row starts on, so
+  the rows after it keep their true line numbers. A line longer than 1 MiB (a missing line
+  break, a quote never closed) is refused naming the line. For Parquet, row N is the N-th row.
+* **Encoding**: UTF-8 with or without BOM. Any other text needs ``--encoding`` (e.g. ``gbk``
+  for Chinese text saved by Excel on a Chinese-locale Windows): non-UTF-8 bytes read as
+  different text in GB18030, cp1252 and Latin-1 (Latin-1 "Zürich" is valid GBK, KOI8-R
+  "Москва" is valid GB2312), so the file is refused with a message naming each encoding
+  tried and what it reads in the first non-UTF-8 field — never guessed. UTF-16/32 text is
+  refused with its own message; a binary file named .csv (NUL or control bytes, a ZIP/XLSX,
+  PDF, image or database signature) is refused as binary.
 * **Columns**: header names are matched exactly after trimming blanks. A missing required
   column refuses the file; unknown extra columns are ignored with a note.
 * **Values** are never coerced: blank, NaN or non-numeric values in required fields, amounts

@@ -113,11 +113,13 @@ def ingest(
     allow_rejects: bool = False,
     apr_cap: float = APR_CAP_DEFAULT,
     today: date | None = None,
+    encoding: str | None = None,
 ) -> IngestResult:
     """Load one tape into the book in one transaction (see the module docstring).
 
     Raises ``TapeRejected`` (nothing written) when any row is bad and ``allow_rejects`` is
-    false; ``ValidationError`` when the file cannot be a tape at all.
+    false; ``ValidationError`` when the file cannot be a tape at all. ``encoding``: a CSV's
+    text encoding (``--encoding``), else detected (see ``reading.read_tape``).
     """
     kind = TapeKind(kind)
     check_apr_cap(apr_cap)
@@ -143,7 +145,7 @@ def ingest(
             notes=(f"first loaded {earlier.finished_at:%Y-%m-%d %H:%M} UTC",),
             problems=(),
         )
-    raw = read_tape(path, kind, sha256=sha256)
+    raw = read_tape(path, kind, sha256=sha256, encoding=encoding)
     checked = check_tape(raw, kind, apr_cap=apr_cap, today=today)
 
     with store.transaction() as con:

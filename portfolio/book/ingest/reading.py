@@ -4,6 +4,7 @@ for the conventions)."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -31,11 +32,15 @@ def sha256_of(path: Path) -> str:
 
 
 def read_tape(
-    path: str | Path, kind: TapeKind | str = TapeKind.LOANS, *, sha256: str | None = None
+    path: str | Path, kind: TapeKind | str = TapeKind.LOANS, *, sha256: str | None = None,
+    encoding: str | None = None,
 ) -> RawTape:
     """Read a CSV or Parquet tape (its known columns) and hash it; structure errors raise.
 
-    ``sha256``, when the caller has already hashed the file, is taken as given.
+    ``sha256``, when the caller has already hashed the file, is taken as given. ``encoding``
+    (a CSV's text encoding, ``--encoding``) must be given for anything that is not UTF-8:
+    such bytes read as text in several encodings (GBK, cp1252, Latin-1), so the file is
+    refused, showing what each encoding tried reads, rather than guessed.
     Raises ``ValidationError`` for a file that cannot be a tape at all: undecodable bytes, a
     missing required column, a duplicated header name, an unparseable file.
     """
@@ -56,11 +61,11 @@ def read_tape(
         if _is_parquet(path):
             parts = _read_parquet(path, kind)
         else:
-            parts = _read_csv(path, kind)
+            parts = _read_csv(path, kind, encoding)
     finally:
         if not sha256:
             hasher.join()
-    table, rows, problems, raw_lines, notes, encoding, file_format = parts
+    table, rows, problems, raw_lines, notes, encoding, file_format, lines = parts
     table = _normalise_ids(table, path)
     n_rows = int(rows.size + len(problems))
     return RawTape(
@@ -74,6 +79,7 @@ def read_tape(
         problems=tuple(problems),
         raw_lines=raw_lines,
         notes=tuple(notes),
+        lines=lines,
     )
 
 
@@ -144,7 +150,7 @@ def _read_parquet(path: Path, kind: TapeKind):  # type: ignore[no-untyped-def]
         raise ValidationError(f"{path.name}: cannot read as Parquet: {exc}") from None
     notes = [_unknown_note(unknown)] if unknown else []
     rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
-    return table, rows, [], {}, notes, None, "parquet"
+    return table, rows, [], {}, notes, None, "parquet", None
 
 
 def _unknown_note(unknown: Sequence[str]) -> str:
@@ -164,47 +170,186 @@ def _is_utf8(source: Path | bytes) -> bool:
     return True
 
 
-def _read_csv(path: Path, kind: TapeKind):  # type: ignore[no-untyped-def]
-    with open(path, "rb") as fh:
-        first = fh.readline()
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first:
+SNIFF_BYTES = 1 << 16
+# what a non-UTF-8 file's bytes are shown as when it is refused (GBK's superset first)
+CANDIDATE_ENCODINGS = ("gb18030", "cp1252", "latin-1")
+BLOCK_BYTES = 1 << 20  # the CSV reader's block: the longest line a tape may have (1 MiB)
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other OLE file"),
+    (b"\x7fELF", "an executable"),
+)
+_CONTROL = bytes([*range(0, 9), 11, 12, *range(14, 27), *range(28, 32), 127])
+
+
+def _binary(path: Path, what: str) -> ValidationError:
+    return ValidationError(f"{path.name}: a binary file, not a CSV text tape ({what}); export "
+                           "the tape as CSV (UTF-8) or Parquet")
+
+
+def _sniff(path: Path, head: bytes) -> None:
+    """Refuse UTF-16/32 text and binary files by their first bytes, each with its own message
+    (a binary file is not "UTF-16")."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise ValidationError(f"{path.name}: encoding must be UTF-8; this is UTF-32 text (it "
+                              "starts with a UTF-32 byte-order mark); re-save the file as CSV "
+                              "UTF-8")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValidationError(
             f"{path.name}: encoding must be UTF-8 (or GBK/GB18030); this looks like UTF-16 "
-            "(Excel's 'Unicode text'); re-save the file as CSV UTF-8"
-        )
-    notes: list[str] = []
-    encoding: str | None = "utf-8"
+            "(Excel's 'Unicode text': it starts with a UTF-16 byte-order mark); re-save the "
+            "file as CSV UTF-8")
+    if head[8:12] == b"DUCK":
+        raise _binary(path, "a DuckDB database")
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise _binary(path, what)
+    if b"\x00" in head:
+        half = len(head) // 2
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if half and max(even, odd) > 0.3 * half and min(even, odd) < 0.02 * half:
+            raise ValidationError(
+                f"{path.name}: encoding must be UTF-8 (or GBK/GB18030); this looks like UTF-16 "
+                "without a byte-order mark (every other byte is 0); re-save the file as CSV "
+                "UTF-8")
+        raise _binary(path, f"a NUL byte at offset {head.index(0)}")
+    controls = sum(head.count(bytes([c])) for c in _CONTROL)
+    if controls > max(4, len(head) // 200):
+        raise _binary(path, f"{controls} control bytes in its first {len(head):,} bytes")
+
+
+def _bad_byte(data: bytes, exc: UnicodeDecodeError) -> str:
+    return f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+
+
+def _codec(encoding: str) -> str:
     try:
-        header = first.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        encoding = None
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError, ValueError):
+        raise ValidationError(must_be("--encoding", "a text encoding Python knows (e.g. utf-8, "
+                                      "gb18030, gbk, latin-1, cp1252)", encoding)) from None
+
+
+def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None):  # type: ignore[no-untyped-def]
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    _sniff(path, head)
+    first = head.split(b"\n", 1)[0]
+    notes: list[str] = []
+    if encoding is not None and _codec(encoding) not in ("utf-8", "utf-8-sig"):
+        codec = _codec(encoding)
+        data = path.read_bytes()
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise ValidationError(must_be("--encoding", f"the file's encoding ({path.name} is "
+                                          f"not {codec}: {_bad_byte(data, exc)})", encoding)
+                                  ) from None
+        text = text.removeprefix("\ufeff")
+        notes.append(f"decoded as {codec} (--encoding)")
+        parsed = _parse_csv(path, text.encode("utf-8"), text.split("\n", 1)[0], kind)
+        table, rows, problems, raw_lines, more_notes, lines = parsed
+        return table, rows, problems, raw_lines, notes + more_notes, codec, "csv", lines
     parsed = None
-    if encoding is not None:
+    try:
+        header: str | None = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        header = None
+    if header is not None:
         try:
             parsed = _parse_csv(path, path, header, kind)
         except _NotUtf8:
-            encoding = None
-    if parsed is None:
-        data = path.read_bytes()
+            parsed = None
+    if parsed is not None:
+        table, rows, problems, raw_lines, more_notes, lines = parsed
+        return table, rows, problems, raw_lines, more_notes, "utf-8", "csv", lines
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        tried = [f"utf-8 ({_bad_byte(data, exc)} is not UTF-8)"]
+    else:  # pragma: no cover - the reader said it is not UTF-8
+        raise ValidationError(f"{path.name}: cannot parse as CSV (UTF-8)")
+    if encoding is not None:  # --encoding utf-8 given, and the file is not
+        raise ValidationError(must_be("--encoding", f"the file's encoding ({path.name}: "
+                                      f"{tried[0]})", encoding))
+    off = int(tried[0].split("offset ")[1].split(")")[0].split(" ")[0])
+    readings = []
+    for codec in CANDIDATE_ENCODINGS:
         try:
-            text = data.decode("gb18030")
+            data.decode(codec)
         except UnicodeDecodeError as exc:
-            raise ValidationError(
-                f"{path.name}: encoding must be UTF-8 (or GBK/GB18030); the bytes are neither "
-                f"(undecodable byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save "
-                "the file as UTF-8"
-            ) from None
-        encoding = "gb18030"
-        notes.append("decoded as GBK/GB18030 (the file is not UTF-8)")
-        utf8 = text.encode("utf-8")
-        header = text.split("\n", 1)[0]
-        parsed = _parse_csv(path, utf8, header, kind)
-    table, rows, problems, raw_lines, more_notes = parsed
-    return table, rows, problems, raw_lines, notes + more_notes, encoding, "csv"
+            readings.append(f"{codec}: {_bad_byte(data, exc)} is not {codec}")
+        else:
+            readings.append(f"{codec}: {_field_at(data, off, codec)!r}")
+    line = data[:off].count(b"\n") + 1
+    raise ValidationError(
+        f"{path.name}: encoding must be UTF-8, or named with --encoding: the file is not UTF-8 "
+        f"({tried[0]}, line {line}), and other encodings read its bytes as different text — "
+        f"tried {'; '.join(readings)} — so riskpool does not guess. Re-save the file as UTF-8, "
+        "or give --encoding with the one that reads right (e.g. --encoding gbk for Chinese text "
+        "saved by Excel on a Chinese-locale Windows, --encoding latin-1)")
+
+
+def _field_at(data: bytes, offset: int, codec: str) -> str:
+    """The CSV field holding byte ``offset``, decoded with ``codec`` (at most 40 characters):
+    what the message shows for each encoding tried."""
+    start = max(data.rfind(b"\n", 0, offset), data.rfind(b",", 0, offset)) + 1
+    ends = [i for i in (data.find(b"\n", offset), data.find(b",", offset)) if i >= 0]
+    field = data[start:min(ends) if ends else len(data)].strip(b"\r")
+    return field.decode(codec, errors="replace")[:40]
+
+
+def _physical_lines(path: Path, source: Path | bytes) -> np.ndarray | None:
+    """The file line (1-based) on which each record starts (record 0: the header) when a
+    quoted value holds a line break — then records and lines differ; None otherwise. A line
+    break is inside quotes when an odd number of ``"`` precede it (RFC 4180: an escaped quote
+    is two)."""
+    data = source.read_bytes() if isinstance(source, Path) else source
+    if b'"' not in data:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    quotes = np.flatnonzero(buf == 34)
+    inside = (np.searchsorted(quotes, nl) % 2) == 1
+    if not inside.any():
+        return None
+    ends = np.flatnonzero(~inside)  # the record-ending line breaks
+    return np.concatenate([[1], ends + 2]).astype(np.int64)
+
+
+def _line(lines: np.ndarray | None, row: int) -> int:
+    if lines is not None and row < len(lines):
+        return int(lines[row])
+    return row + 1
+
+
+def _long_line(path: Path, source: Path | bytes) -> ValidationError:
+    """The message for a line longer than the reader's block (a missing line break or a quote
+    never closed), naming the line."""
+    data = source.read_bytes() if isinstance(source, Path) else source
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    bounds = np.concatenate([[-1], nl, [len(data)]])
+    lengths = np.diff(bounds) - 1
+    longest = int(np.argmax(lengths))
+    if lengths[longest] >= BLOCK_BYTES:
+        where = f"line {longest + 1} is {int(lengths[longest]):,} bytes long"
+    else:
+        where = 'a quoted value runs over many lines (a quote " opened and never closed?)'
+    return ValidationError(
+        f"{path.name}: {where}; a tape line holds one loan (a few hundred bytes) and the "
+        f"reader takes lines up to {BLOCK_BYTES:,} bytes — a missing line break, or a quote "
+        '(") opened and never closed? Check that line')
 
 
 def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  # type: ignore[no-untyped-def]
     header = header.rstrip("\r\n")
+    lines = _physical_lines(path, source)
     if not header.strip():
         raise ValidationError(f"{path.name}: the first line must be a header; got an empty line")
     names = [n.strip() for n in next(csv.reader([header]))]
@@ -224,11 +369,12 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  
             table = pcsv.read_csv(
                 src,
                 read_options=pcsv.ReadOptions(
-                    column_names=read_names, skip_rows=1, use_threads=use_threads
+                    column_names=read_names, skip_rows=1, use_threads=use_threads,
+                    block_size=BLOCK_BYTES,
                 ),
                 parse_options=pcsv.ParseOptions(
                     invalid_row_handler=handler,
-                    newlines_in_values=False,
+                    newlines_in_values=lines is not None,
                     ignore_empty_lines=False,
                 ),
                 convert_options=pcsv.ConvertOptions(
@@ -242,6 +388,8 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  
         except pa.ArrowInvalid as exc:
             if "utf8" in str(exc).lower() or not _is_utf8(source):
                 raise _NotUtf8 from None
+            if "straddl" in str(exc) or "block size" in str(exc):
+                raise _long_line(path, source) from None
             raise ValidationError(f"{path.name}: cannot parse as CSV: {exc}") from None
         return table, invalid
 
@@ -263,13 +411,15 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  
         if row == n_total and actual < expected:
             rule = "truncated_last_line"
             msg = (
-                f"row {row} (line {row + 1}, the last line) has {actual} of {expected} fields: "
+                f"row {row} (line {_line(lines, row)}, the last line) has {actual} of "
+                f"{expected} fields: "
                 f"the file looks truncated [rule {rule}]"
             )
         else:
             rule = "field_count"
             msg = (
-                f"row {row} (line {row + 1}) has {actual} fields; the header has {expected} "
+                f"row {row} (line {_line(lines, row)}) has {actual} fields; the header has "
+                f"{expected} "
                 f"[rule {rule}]"
             )
         problems.append(Problem(row, None, rule, text, msg))
@@ -285,4 +435,4 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  
                 notes.append(f"ignored {tail_rows.size} empty line(s) at the end of the file")
                 table = table.slice(0, keep_upto)
                 rows = rows[:keep_upto]
-    return table, rows, problems, raw_lines, notes
+    return table, rows, problems, raw_lines, notes, lines

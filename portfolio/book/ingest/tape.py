@@ -79,9 +79,18 @@ class RawTape:
     problems: tuple[Problem, ...]
     raw_lines: dict[int, str]  # row -> raw text of the rows in ``problems``
     notes: tuple[str, ...]
+    # the file line each record starts on (record 0: the header) when a quoted value holds a
+    # line break; None: row N is line N + 1
+    lines: np.ndarray | None = None
+
+    def line(self, row: int) -> int:
+        """The CSV file line on which data row ``row`` starts."""
+        if self.lines is not None and row < len(self.lines):
+            return int(self.lines[row])
+        return row + 1
 
     def where(self, row: int) -> str:
-        return f"row {row} (line {row + 1})" if self.file_format == "csv" else f"row {row}"
+        return f"row {row} (line {self.line(row)})" if self.file_format == "csv" else f"row {row}"
 
 
 @dataclass(frozen=True, slots=True)
