@@ -147,7 +147,7 @@ def test_encoding_option_loads_the_named_encoding(cli, seeded_db: Path, tmp_path
     before = row_counts(seeded_db)
     r = cli("ingest", path, "--db", seeded_db, "--encoding", codec)
     assert r.code == 0, r.err
-    assert f"decoded as" in r.out
+    assert "decoded as" in r.out
     after = row_counts(seeded_db)
     assert after["loans"] == before["loans"] + 2
     con = duckdb.connect(str(seeded_db), read_only=True)

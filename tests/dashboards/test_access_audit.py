@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from adversarial_helpers import row_counts
 from pages_helpers import PAGES_DIR
 
-from adversarial_helpers import row_counts
 from dashboards import access, ui
 from dashboards.auth import Viewer
 
