@@ -291,7 +291,7 @@ def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None):  # type:
     raise ValidationError(
         f"{path.name}: encoding must be UTF-8, or named with --encoding: the file is not UTF-8 "
         f"({tried[0]}, line {line}), and other encodings read its bytes as different text — "
-        f"tried {'; '.join(readings)} — so riskpool does not guess. Re-save the file as UTF-8, "
+        f"tried {'; '.join(readings)} — so riskpool does not guess: re-save the file as UTF-8, "
         "or give --encoding with the one that reads right (e.g. --encoding gbk for Chinese text "
         "saved by Excel on a Chinese-locale Windows, --encoding latin-1)")
 
