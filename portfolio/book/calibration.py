@@ -168,15 +168,19 @@ class Calibration:
             f"({int(c.defaults.sum()):,} defaults, {int(c.prepays.sum()):,} full prepayments)",
             f"  monthly default rate (count-weighted) {c.defaults.sum() / max(e, 1):.5f}, "
             f"SMM {c.prepays.sum() / max(e, 1):.5f}",
-            f"  rho {a.rho:.4f} (se {f.rho_se:.4f})" if f.rho_se is not None else
-            f"  rho {a.rho:.4f} (se not available)",
-            f"  factor persistence {a.factor_persistence:.3f}",
-            f"  recovery rate {a.recovery_rate:.4f} over {a.recovery_lag_months} months "
-            f"({self.recovery_observed_defaults:,} defaults observed)",
+        ]
+        if "rho_choice" not in a.provenance:  # else the delinquency calibration reports them
+            lines += [
+                f"  rho {a.rho:.4f} (se {f.rho_se:.4f})" if f.rho_se is not None else
+                f"  rho {a.rho:.4f} (se not available)",
+                f"  factor persistence {a.factor_persistence:.3f}",
+                f"  recovery rate {a.recovery_rate:.4f} over {a.recovery_lag_months} months "
+                f"({self.recovery_observed_defaults:,} defaults observed)",
+            ]
+        lines.append(
             "  lifetime PD by score band (12-month term, no prepayment): "
             + ", ".join(f"{label} {pd_:.2%}" for label, pd_ in zip(
-                SCORE_BAND_LABELS, lifetime_pd(a.default_hazard, 12, a.terms), strict=False)),
-        ]
+                SCORE_BAND_LABELS, lifetime_pd(a.default_hazard, 12, a.terms), strict=False)))
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

@@ -141,7 +141,12 @@ def choose_rho(fit: FactorFit, choice: str, rho_ttc: float | None = None) -> Rho
     if choice == "ttc" and rho_ttc is None:
         raise ValidationError(must_be("--rho-ttc", "a value in [0, 1) with --rho-choice ttc",
                                       "nothing"))
-    used = {"point": fit.rho, "upper": fit.rho_interval[1]}.get(choice, rho_ttc)
+    if choice == "point":
+        used = fit.rho
+    elif choice == "upper":
+        used = fit.rho_interval[1]
+    else:
+        used = float(rho_ttc)  # type: ignore[arg-type]  # checked above
     return RhoChoice(choice, float(used), fit.rho, fit.rho_interval, fit.confidence,
                      rho_ttc if choice == "ttc" else None)
 

@@ -369,3 +369,25 @@ def calibrate_delinquency(store: Store, as_of: dt.date, *, charge_off_dpd: int =
     rate, lag = recovery_curve(rc)
     return DelinquencyCalibration(counts, est, fit, rate, lag, int(np.sum(rc.n_defaults)),
                                   as_of)
+
+
+DQ_BUCKETS = 6  # 1–30 … 151–180: the bucket axis of the assumptions' [delinquency] section
+
+
+def delinquency_arrays(est: TransitionEstimate) -> dict[str, np.ndarray]:
+    """The estimates on the projection's delinquency grid: ``roll_current`` = p(current →
+    1–30) (bands, terms, age), capped below 1; ``roll`` and ``cure`` (bands, terms, age, 6):
+    p(k → k+1) (from the last bucket: charged off) and p(k → current) + p(k → matured) for the
+    first K buckets; buckets past the charge-off point roll 1 and cure 0 (never reached).
+    Each row keeps roll + cure ≤ 1 (disjoint outcomes of one multinomial row)."""
+    k = est.charge_off_dpd // 30
+    p = est.prob
+    shape = p.shape[:3] + (DQ_BUCKETS,)
+    roll = np.ones(shape)
+    cure = np.zeros(shape)
+    for i in range(1, min(k, DQ_BUCKETS) + 1):
+        roll[..., i - 1] = p[..., i, i + 1]
+        cure[..., i - 1] = p[..., i, 0] + p[..., i, k + 3]
+    # a row without any exposure (p all 0) stays: roll 0, cure 0 would trap; keep them as the
+    # estimate says (all zero = stay) — the pooling gives every row the book's counts anyway
+    return {"roll_current": np.minimum(p[..., 0, 1], 0.999), "roll": roll, "cure": cure}

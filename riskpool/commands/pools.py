@@ -323,6 +323,11 @@ def calibrate(
                                recovery_multiplier=recovery_mult)
     save_assumptions(assumptions, out, exposure=result.exposure_tables())
     dq.estimate.table().to_csv(table_path, index=False, float_format="%.6g")
+    # the hazard summary without the figures the delinquency calibration replaced
+    replaced = ("rho standard error", "no recoveries observed") if dq.n_charge_offs else (
+        "rho standard error",)
+    result = dataclasses.replace(result, assumptions=assumptions, notes=tuple(
+        n for n in result.notes if not n.startswith(replaced)))
     typer.echo(result.summary_text())
     typer.echo(dq.summary_text(choice))
     typer.echo(f"assumptions written to {out}; transition cells to {table_path}")

@@ -353,3 +353,17 @@ def test_cli_calibrate_bad_delinquency_flags_exit_2(cli, tmp_path: Path, flags: 
     r = cli("calibrate", "--db", tmp_path / "none.duckdb", "--out", out, *flags)
     assert r.code == 2 and match in r.err and "Traceback" not in r.err
     assert not out.exists()
+
+
+def test_delinquency_arrays_on_the_projection_grid(markov_book: tuple[Path, object]) -> None:
+    path, _ = markov_book
+    with open_store(path, read_only=True) as store:
+        e = tr.estimate_transitions(tr.load_transition_counts(store, AS_OF))
+    arr = tr.delinquency_arrays(e)
+    assert arr["roll_current"].shape == (6, 6, 24)
+    assert arr["roll"].shape == arr["cure"].shape == (6, 6, 24, 6)
+    np.testing.assert_array_equal(arr["roll_current"], e.prob[..., 0, 1])
+    np.testing.assert_array_equal(arr["roll"][..., 2], e.prob[..., 3, 4])  # 61–90 → charged off
+    np.testing.assert_array_equal(arr["cure"][..., 0], e.prob[..., 1, 0] + e.prob[..., 1, 6])
+    assert (arr["roll"][..., 3:] == 1).all() and (arr["cure"][..., 3:] == 0).all()
+    assert (arr["roll"] + arr["cure"] <= 1 + 1e-12).all()
