@@ -42,7 +42,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtri
 
-from portfolio.book.calibration import RecoveryCounts, recovery_curve
+from portfolio.book.calibration import CellCounts, RecoveryCounts, in_term_mask, recovery_curve
 from portfolio.book.factor_fit import FactorCounts, FactorFit, RhoChoice, fit_factor
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
@@ -338,7 +338,8 @@ class DelinquencyCalibration:
             + ", ".join(f"{name} {int(c):,}" for name, c in zip(POOL_LEVELS, pooled,
                                                                  strict=True)),
             self.band_table().to_string(index=False),
-            f"factor: rho {f.rho:.4f} [{f.rho_interval[0]:.4f}, {f.rho_interval[1]:.4f}], "
+            f"factor loading of the transitions: rho {f.rho:.4f} [{f.rho_interval[0]:.4f}, "
+            f"{f.rho_interval[1]:.4f}], "
             f"persistence {f.persistence:.3f} [{f.persistence_interval[0]:.3f}, "
             f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} profile likelihood, "
             f"{f.n_months} months, {f.n_groups} groups)",
@@ -391,3 +392,23 @@ def delinquency_arrays(est: TransitionEstimate) -> dict[str, np.ndarray]:
     # a row without any exposure (p all 0) stays: roll 0, cure 0 would trap; keep them as the
     # estimate says (all zero = stay) — the pooling gives every row the book's counts anyway
     return {"roll_current": np.minimum(p[..., 0, 1], 0.999), "roll": roll, "cure": cure}
+
+
+def default_factor_counts(counts: CellCounts) -> FactorCounts:
+    """The hazard model's defaults as factor-fit groups: per score band × term × age group
+    (in-term ages), the defaults and the loan-months at risk each month (sign +1; the
+    default timing is that of ``counts``). Their fit is the ``[factor]`` ρ of the hazard
+    model; the transitions' fit (``factor_counts``) is the loading of the delinquency-state
+    model's moves, which differs when the book's delinquencies are not all factor-driven."""
+    groups = _age_group_index(counts.n_age)
+    inside = in_term_mask(counts.terms, counts.n_age)[None, :, :, None]
+    d = counts.defaults * inside
+    e = counts.at_risk * inside
+    events, exposure = [], []
+    for g in np.unique(groups):
+        cols = groups == g
+        events.append(d[:, :, cols].sum(axis=2).reshape(-1, len(counts.months)))
+        exposure.append(e[:, :, cols].sum(axis=2).reshape(-1, len(counts.months)))
+    x = np.concatenate(events)
+    month_index = counts.months.astype("datetime64[M]").astype(np.int64)
+    return FactorCounts.of(x, np.concatenate(exposure), np.ones(x.shape[0]), month_index)

@@ -18,7 +18,7 @@ import pandas as pd
 import typer
 
 from portfolio.book.calibration import calibrate_from_store, with_provenance
-from portfolio.book.factor_fit import RHO_CHOICES, choose_rho
+from portfolio.book.factor_fit import RHO_CHOICES, choose_rho, fit_factor
 from portfolio.book.pools import (
     create_pool,
     get_pool,
@@ -29,7 +29,7 @@ from portfolio.book.pools import (
     strats,
 )
 from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
-from portfolio.book.transitions import calibrate_delinquency
+from portfolio.book.transitions import calibrate_delinquency, default_factor_counts
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import (
     NAMED_SCENARIOS,
@@ -295,22 +295,26 @@ def calibrate(
         window_end = dt.date.fromisoformat(result.assumptions.provenance["as_of"])
         dq = calibrate_delinquency(store, window_end, charge_off_dpd=charge_off_dpd,
                                    n_age=n_age, min_exposure=min_exposure)
-    choice = choose_rho(dq.factor, rho_choice, rho_ttc)
+    # the hazard model's [factor]: rho and persistence of the defaults (with the chosen
+    # default timing); the transitions' own loading is reported beside it
+    hazard_fit = fit_factor(default_factor_counts(result.counts))
+    choice = choose_rho(hazard_fit, rho_choice, rho_ttc)
     result = with_provenance(result, code_version=code_version())
     calibrated = dataclasses.replace(
         result.assumptions,
         rho=round(choice.rho_used, 6),
-        factor_persistence=round(dq.factor.persistence, 6),
+        factor_persistence=round(hazard_fit.persistence, 6),
         rho_se=None,
         recovery_rate=round(dq.recovery_rate, 8) if dq.n_charge_offs else
         result.assumptions.recovery_rate,
         recovery_lag=dq.recovery_lag if dq.n_charge_offs else result.assumptions.recovery_lag,
         provenance={
             **result.assumptions.provenance,
-            "rho_method": "profile likelihood on the delinquency transitions "
-                          "(portfolio/book/factor_fit.py)",
+            "rho_method": "REML with profile-likelihood intervals on the defaults by "
+                          "band x term x age group (portfolio/book/factor_fit.py)",
             "rho_choice": choice.to_json(),
-            "factor_fit": dq.factor.to_json(),
+            "factor_fit": hazard_fit.to_json(),
+            "transitions_factor_fit": dq.factor.to_json(),
             "rho_ml_defaults": result.assumptions.rho,
             "recovery_method": f"chain ladder from the charge-off month (past "
                                f"{charge_off_dpd} DPD)",
@@ -329,7 +333,15 @@ def calibrate(
     result = dataclasses.replace(result, assumptions=assumptions, notes=tuple(
         n for n in result.notes if not n.startswith(replaced)))
     typer.echo(result.summary_text())
-    typer.echo(dq.summary_text(choice))
+    typer.echo(dq.summary_text())
+    f = hazard_fit
+    ttc = f" (through-the-cycle {choice.rho_ttc})" if choice.rho_ttc is not None else ""
+    typer.echo(f"factor of the defaults ([factor] of the hazard model): rho {f.rho:.4f} "
+               f"[{f.rho_interval[0]:.4f}, {f.rho_interval[1]:.4f}], persistence "
+               f"{f.persistence:.3f} [{f.persistence_interval[0]:.3f}, "
+               f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} profile likelihood, "
+               f"{f.n_months} months)")
+    typer.echo(f"rho for the run: {choice.rho_used:.4f} ({choice.choice}{ttc})")
     typer.echo(f"assumptions written to {out}; transition cells to {table_path}")
 
 

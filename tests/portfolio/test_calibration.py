@@ -652,3 +652,15 @@ def test_went_bad_timing_recovers_the_go_bad_hazard(zero_rho_book: Path) -> None
     # 3-month loans carry default risk inside their term (with recorded timing they cannot:
     # a 3-month loan's first > 90 dpd row is at age 4 or later)
     assert a.default_hazard[:, 0, :3].sum() > 0
+
+
+def test_defaults_factor_interval_on_a_book_without_correlation(zero_rho_book: Path) -> None:
+    """rho = 0 in the generator: the profile-likelihood interval of the defaults' rho
+    (portfolio/book/factor_fit.py) reaches 0, and the point is small."""
+    from portfolio.book import factor_fit as ff
+    from portfolio.book import transitions as tr
+    with open_store(zero_rho_book, read_only=True) as store:
+        counts, _ = cal.load_counts(store, AS_OF, default_timing="went_bad")
+    fit = ff.fit_factor(tr.default_factor_counts(counts))
+    assert fit.rho_interval[0] == 0.0 or fit.rho_interval[0] < 1e-3
+    assert fit.rho < 0.01 and fit.rho_interval[0] <= fit.rho <= fit.rho_interval[1]

@@ -321,9 +321,13 @@ def test_cli_calibrate_records_the_rho_choice_and_writes_the_cells(
     assert a.rho == 0.05
     choice = a.provenance["rho_choice"]
     assert choice["choice"] == "ttc" and choice["rho_ttc"] == 0.05
-    lo, hi = choice["rho_interval"]
-    assert lo <= choice["rho_point"] <= hi and lo <= MARKOV.rho <= hi
-    assert a.provenance["factor_fit"]["persistence_interval"][0] <= 0.6
+    lo, hi = choice["rho_interval"]  # of the defaults' fit (the hazard model's [factor])
+    assert lo <= choice["rho_point"] <= hi
+    assert a.provenance["factor_fit"]["rho_interval"] == [lo, hi]
+    # the transitions' fit is the Markov model's own loading: it covers the generator's
+    moves = a.provenance["transitions_factor_fit"]
+    assert moves["rho_interval"][0] <= MARKOV.rho <= moves["rho_interval"][1]
+    assert moves["persistence_interval"][0] <= 0.6 <= moves["persistence_interval"][1]
     # recoveries from the charge-off month: the generator's 15% over 9 months
     assert a.recovery_rate == pytest.approx(0.15, abs=1e-3)
     np.testing.assert_allclose(a.recovery_lag, MARKOV.recovery_lag, atol=1e-3)
