@@ -297,25 +297,28 @@ def calibrate(
                                    n_age=n_age, min_exposure=min_exposure)
     # the hazard model's [factor]: rho and persistence of the defaults (with the chosen
     # default timing); the transitions' own loading is reported beside it
-    hazard_fit = fit_factor(default_factor_counts(result.counts))
+    # point: the maximum-likelihood estimate of the defaults (docs/model.md section 4,
+    # unchanged); the interval: REML profile likelihood of the same defaults (section 4.2)
+    hazard_fit = dataclasses.replace(fit_factor(default_factor_counts(result.counts)),
+                                     rho=result.assumptions.rho,
+                                     persistence=result.assumptions.factor_persistence)
     choice = choose_rho(hazard_fit, rho_choice, rho_ttc)
     result = with_provenance(result, code_version=code_version())
     calibrated = dataclasses.replace(
         result.assumptions,
         rho=round(choice.rho_used, 6),
-        factor_persistence=round(hazard_fit.persistence, 6),
         rho_se=None,
         recovery_rate=round(dq.recovery_rate, 8) if dq.n_charge_offs else
         result.assumptions.recovery_rate,
         recovery_lag=dq.recovery_lag if dq.n_charge_offs else result.assumptions.recovery_lag,
         provenance={
             **result.assumptions.provenance,
-            "rho_method": "REML with profile-likelihood intervals on the defaults by "
-                          "band x term x age group (portfolio/book/factor_fit.py)",
+            "rho_method": "point: maximum likelihood of the defaults (Gauss-Hermite); "
+                          "interval: REML profile likelihood of the defaults by band x term "
+                          "x age group (portfolio/book/factor_fit.py)",
             "rho_choice": choice.to_json(),
             "factor_fit": hazard_fit.to_json(),
             "transitions_factor_fit": dq.factor.to_json(),
-            "rho_ml_defaults": result.assumptions.rho,
             "recovery_method": f"chain ladder from the charge-off month (past "
                                f"{charge_off_dpd} DPD)",
             "charge_off_dpd": charge_off_dpd,
@@ -337,10 +340,10 @@ def calibrate(
     f = hazard_fit
     ttc = f" (through-the-cycle {choice.rho_ttc})" if choice.rho_ttc is not None else ""
     typer.echo(f"factor of the defaults ([factor] of the hazard model): rho {f.rho:.4f} "
-               f"[{f.rho_interval[0]:.4f}, {f.rho_interval[1]:.4f}], persistence "
-               f"{f.persistence:.3f} [{f.persistence_interval[0]:.3f}, "
-               f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} profile likelihood, "
-               f"{f.n_months} months)")
+               f"(maximum likelihood) in [{f.rho_interval[0]:.4f}, {f.rho_interval[1]:.4f}], "
+               f"persistence {f.persistence:.3f} in [{f.persistence_interval[0]:.3f}, "
+               f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} REML profile-likelihood "
+               f"intervals, {f.n_months} months)")
     typer.echo(f"rho for the run: {choice.rho_used:.4f} ({choice.choice}{ttc})")
     typer.echo(f"assumptions written to {out}; transition cells to {table_path}")
 
