@@ -428,13 +428,15 @@ def _load_replenishment(db: str | Path, run_id: int, deal: Deal) -> PoolPaths | 
     gives the tranche table stored with the run; the last two kept in memory like the paths."""
     if deal.revolving_months <= 0:
         return None
-    return _load_replenishment_cached(str(Path(db).resolve()), db_version(db), int(run_id))
+    return _load_replenishment_cached(str(Path(db).resolve()), db_version(db), int(run_id),
+                                      int(deal.revolving_months))
 
 
 @functools.lru_cache(maxsize=2)
-def _load_replenishment_cached(db: str, version: str, run_id: int) -> PoolPaths:
+def _load_replenishment_cached(db: str, version: str, run_id: int,
+                               purchase_months: int) -> PoolPaths:
     with _full(db) as store:
-        return run_replenishment_profile(store, run_id)
+        return run_replenishment_profile(store, run_id, purchase_months)
 
 
 def _require_party(viewer: Viewer, run_id: int, paths: PoolPaths) -> str:

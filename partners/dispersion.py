@@ -69,7 +69,7 @@ from partners.errors import DispersionError
 from partners.registry import PLATFORM_ID
 from partners.srt import SrtAssessment, SrtPolicy, assess
 from portfolio.errors import must_be
-from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
 from portfolio.risk import loss_stats
 from tranching.waterfall import run_waterfall
 
@@ -224,9 +224,16 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
     held = np.maximum.accumulate(result.pool_scale[:, : paths.n_months], axis=1)
     life = (held * (paths.default - paths.recovery)).sum(axis=1)
     if replenishment is not None and deal.revolving_months > 0:
-        unit = (replenishment.default.sum(axis=1) - replenishment.recovery.sum(axis=1)) \
-            / float(replenishment.initial_balance)
-        life = life + result.purchases.sum(axis=1) * unit
+        # each month's purchases × the loss per unit of the vintage bought that month
+        vintages = replenishment.n_vintages if isinstance(replenishment, ReplenishmentProfile) \
+            else 1
+        bought = result.purchases
+        for s in range(vintages):
+            v = replenishment.vintage(s) if isinstance(replenishment, ReplenishmentProfile) \
+                else replenishment
+            unit = (v.default.sum(axis=1) - v.recovery.sum(axis=1)) / float(v.initial_balance)
+            cols = bought[:, s] if s < vintages - 1 else bought[:, s:].sum(axis=1)
+            life = life + cols * unit
     return Securitisation(pool, life, tuple(positions), deal.tranches[-1].holder,
                           collateral, life - collateral, life - path_loss(paths),
                           clean_up_call=deal.clean_up_call,

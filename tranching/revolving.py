@@ -161,7 +161,8 @@ def replenishment_for(
     if deal.revolving_months <= 0:
         return None
     return simulate_replenishment(loans, assumptions, int(n_paths), int(seed), engine,
-                                  cutoff=cutoff, deterministic_z=deterministic_z)
+                                  cutoff=cutoff, deterministic_z=deterministic_z,
+                                  purchase_months=deal.revolving_months)
 
 
 def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None,
@@ -184,16 +185,17 @@ def run_replenishment(store: Store, run_id: int, deal: Deal) -> PoolPaths | None
     when the deal does not revolve, else :func:`run_replenishment_profile`."""
     if deal.revolving_months <= 0:
         return None
-    return run_replenishment_profile(store, run_id)
+    return run_replenishment_profile(store, run_id, deal.revolving_months)
 
 
-def run_replenishment_profile(store: Store, run_id: int) -> PoolPaths:
-    """The replenishment profile of recorded simulation run ``run_id`` (any revolving deal),
+def run_replenishment_profile(store: Store, run_id: int, purchase_months: int = 1) -> PoolPaths:
+    """The replenishment profile of recorded simulation run ``run_id`` for a deal revolving
+    ``purchase_months`` months (one vintage per purchase month),
     rebuilt by ``portfolio.book.replay.replay_run`` from the run's typed inputs: its pool's
     loans and cut-off, the assumptions stored with the run, its seed, path count, engine and
     deterministic factor level. ``NotFound`` if the run, its pool or its assumptions file is
     gone."""
-    return replay_run(store, run_id).replenishment()
+    return replay_run(store, run_id).replenishment(purchase_months)
 
 
 def recorded_deal(store: Store, run_id: int) -> Deal:

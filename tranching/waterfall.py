@@ -41,9 +41,11 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    * **With a replenishment profile** (``run_waterfall(..., replenishment=profile)``, e.g.
      ``portfolio.montecarlo.replenishment.simulate_replenishment``: a pool of NEW loans with the pool's
      cell mix, projected on the same paths): a purchase of P at month s adds
-     P × profile_flow[path, t − s − 1] / profile.initial_balance to every pool flow (interest,
-     scheduled principal, prepayment, default, recovery, balances) of month t > s on the same
-     path — new loans with fresh schedules. The horizon is extended with zero pool flows to
+     P × profile_flow_s[path, t − s − 1] / profile.initial_balance to every pool flow
+     (interest, scheduled principal, prepayment, default, recovery, balances) of month t > s on
+     the same path — new loans with fresh schedules; profile_flow_s is the vintage bought at
+     month s (``ReplenishmentProfile.vintage(s)``, which saw the factor of months s + 1 …), or
+     the one profile given for every purchase. The horizon is extended with zero pool flows to
      ``max(n_months of paths, revolving_months + n_months of the profile)`` so that loans bought
      in the last revolving month run off (the result then has more months than ``paths``).
    * **Without one** (a rough approximation, kept for pools of long loans and for tests): the
@@ -106,7 +108,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from tranching.deal import (
     Accounts,
     Deal,
@@ -471,11 +473,16 @@ class HeldPool:
                 self.dpd[i, :n_pool] = paths.delinquency.dpd_balance(days).T
         # loans bought while revolving: their flows by month, added as purchases happen
         self.bought = np.zeros((len(FLOWS), self.n_months + 1, n_paths))
-        self.profile = np.zeros((len(FLOWS), 0, n_paths))  # per unit of the profile's balance
+        # per unit of the profile's balance: one per purchase month for a ReplenishmentProfile
+        # (the vintage bought at month s saw the factor of months s + 1 …), else the one
+        # profile for every purchase
+        self.profiles: list[np.ndarray] = []
         if self.use_profile and replenishment is not None:
             unit = 1.0 / float(replenishment.initial_balance)
-            self.profile = np.stack([np.asarray(getattr(replenishment, name), dtype=np.float64).T
-                                     * unit for name in FLOWS])
+            vintages = ([replenishment.vintage(v) for v in range(replenishment.n_vintages)]
+                        if isinstance(replenishment, ReplenishmentProfile) else [replenishment])
+            self.profiles = [np.stack([np.asarray(getattr(v, name), dtype=np.float64).T * unit
+                                       for name in FLOWS]) for v in vintages]
         self.scale = np.ones(n_paths)  # the scaling approximation's s
         self.cumulative_default = np.zeros(n_paths)
         self.cumulative_recovery = np.zeros(n_paths)
@@ -541,13 +548,15 @@ class HeldPool:
         return self.simulated[3, t] + self.bought[3, t]
 
     def add_purchases(self, t: int, purchases: np.ndarray, collateral: np.ndarray) -> None:
-        """New loans bought in month ``t`` (at par): with a profile, its flows per unit times the
-        purchase from month t+1 on; without one, the pool's scale grows by purchase / C."""
+        """New loans bought in month ``t`` (at par): with a profile, the flows per unit of the
+        vintage bought in month t times the purchase from month t+1 on; without one, the pool's
+        scale grows by purchase / C."""
         self.cumulative_purchases += purchases
         if self.use_profile:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
-                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * self.profile[:, :k]
+                profile = self.profiles[min(t, len(self.profiles) - 1)]
+                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * profile[:, :k]
         else:  # the scaling approximation: they perform like the pool
             with np.errstate(divide="ignore", invalid="ignore"):
                 grow = np.where(purchases > 0,

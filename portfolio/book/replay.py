@@ -60,13 +60,15 @@ class RunReplay:
                        party_ids=tuple(party_ids or ()), deterministic_z=inp.deterministic_z,
                        charge_off_dpd=inp.charge_off_dpd)
 
-    def replenishment(self) -> PoolPaths:
-        """The replenishment profile of a revolving deal on this run: the new loans of the
-        pool's cell mix on the run's factor paths and seed (``simulate_replenishment``)."""
+    def replenishment(self, purchase_months: int = 1) -> PoolPaths:
+        """The replenishment profile of a deal revolving ``purchase_months`` months on this
+        run: the new loans of the pool's cell mix on the run's factor paths and seed, one
+        vintage per purchase month (``simulate_replenishment``)."""
         inp = self.inputs
         return simulate_replenishment(self.loans, self.assumptions, inp.n_paths, inp.seed,
                                       inp.engine, cutoff=self.cutoff,
-                                      deterministic_z=inp.deterministic_z)
+                                      deterministic_z=inp.deterministic_z,
+                                      purchase_months=purchase_months)
 
 
 def replay_run(store: Store, run_id: int) -> RunReplay:

@@ -45,7 +45,7 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import Assumptions
-from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
 
 __all__ = [
     "check_cluster_flags",
@@ -189,6 +189,12 @@ def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
     """Paths ``start:stop`` of ``paths`` (flows and party flows; dates and balance shared)."""
     flows = {name: getattr(paths, name)[start:stop] for name in FLOW_NAMES}
     party = {name: arr[:, start:stop] for name, arr in paths.party_flows.items()}
+    if isinstance(paths, ReplenishmentProfile):  # every purchase month's vintage
+        return ReplenishmentProfile(dates=paths.dates, initial_balance=paths.initial_balance,
+                                    seed_entropy=paths.seed_entropy, party_ids=paths.party_ids,
+                                    party_flows=party,
+                                    later=tuple(slice_paths(v, start, stop)
+                                                for v in paths.later), **flows)
     return PoolPaths(dates=paths.dates, initial_balance=paths.initial_balance,
                      seed_entropy=paths.seed_entropy, party_ids=paths.party_ids,
                      party_flows=party, **flows)

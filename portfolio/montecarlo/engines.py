@@ -20,10 +20,11 @@ Intra-month order (both engines, every month t of a loan still performing at mon
    so ``smm`` is set to 0 there.
 
 Conditional default probability (one-factor copula, docs/model.md, "Monte Carlo projection"):
-``p_t = Φ((thr · s − √ρ·Z_t) / √(1−ρ))`` with ``thr = Φ⁻¹(h)`` and ``s = 1`` for the Gaussian
-copula, and ``thr = t_ν⁻¹(h)``, ``s = √(W/ν)`` (W ~ χ²_ν, one per path) for the Student-t
-copula — the latent variable ``(√ρ Z_t + √(1−ρ) ε)/√(W/ν)`` is t_ν-distributed, so every
-month's unconditional hazard stays ``h`` while one W per path makes bad months cluster.
+``p_t = Φ((thr − √ρ·Z_t) / √(1−ρ))`` with ``thr = Φ⁻¹(h)`` for the Gaussian copula. The
+Student-t copula maps each loan's t_ν latent variable through its lifetime default curve
+(``_t_copula_pds``): given the path's mixing value, the month's hazard comes from the
+conditional curve and the factor acts on it as in the Gaussian case, so the lifetime curve is
+kept exactly.
 
 Flow columns of the accumulators ``out[..., k]``: 0 balance_bop, 1 interest,
 2 scheduled_principal, 3 prepayment, 4 default.
@@ -45,10 +46,9 @@ BOP, INTEREST, PRINCIPAL, PREPAY, DEFAULT = range(N_ACC)
 
 
 # ------------------------------------------------------------------------------------------
-# Binomial draw from one uniform (numba)
+# Normal quantile (numba)
 
-# Acklam's rational approximation of Φ⁻¹ (relative error < 1.2e-9), used for the normal
-# branch of the binomial draw.
+# Acklam's rational approximation of Φ⁻¹ (relative error < 1.2e-9).
 _A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
       1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
 _B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
@@ -58,15 +58,6 @@ _C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
       3.754408661907416e+00)
 _P_LOW = 0.02425
-_U_HALF_STEP = 2.0 ** -25  # float32 uniforms are multiples of 2^-24: shift to the midpoint
-
-NORMAL_MIN_VARIANCE = 10.0
-"""A binomial with n·p·(1−p) at least this is drawn from its normal approximation
-(continuity-corrected, clipped to [0, n]; same mean and variance). Below it the draw is exact.
-With a variance of 10 the two CDFs differ by at most about 0.02 (0.016 for n = 100,
-p = 0.115; 0.020 for n = 2,300, p = 0.0044), and a cell's count is then
-one of hundreds of independent terms of the pool's count, whose conditional distribution is
-normal anyway (tested against the exact binomial and the exact finite-pool distribution)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,80 +98,6 @@ def norm_ppf_np(u: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def binom_from_uniform(n: int, p: float, u: float, recip: np.ndarray) -> int:
-    """Binomial(n, p) from one uniform ``u`` in [0, 1).
-
-    Variance below ``NORMAL_MIN_VARIANCE``: exact inversion of the CDF (searched from 0, or
-    for p > 0.5 from n via the failures at 1 − u); monotone in p for a fixed u. Otherwise the
-    continuity-corrected normal approximation ``floor(np + √(np(1−p))·Φ⁻¹(u) + ½)`` clipped
-    to [0, n]. ``recip[k] = 1/(k+1)`` (a table, to keep divisions out of the loop).
-    """
-    if n <= 0 or p <= 0.0:
-        return 0
-    if p >= 1.0:
-        return n
-    var = n * p * (1.0 - p)
-    if var >= NORMAL_MIN_VARIANCE:
-        x = math.floor(n * p + math.sqrt(var) * norm_ppf(u + _U_HALF_STEP) + 0.5)
-        if x < 0.0:
-            return 0
-        if x > n:
-            return n
-        return int(x)
-    flip = p > 0.5  # count the failures, inverting at 1 − u (still the CDF inversion)
-    pp = 1.0 - p if flip else p
-    if flip:
-        u = 1.0 - u
-    if u < 1.0 - n * pp:  # u < 1 − np ≤ (1 − p)^n: no success (exact; skips exp/log)
-        return n if flip else 0
-    ratio = pp / (1.0 - pp)
-    f = math.exp(n * math.log1p(-pp))
-    c = f
-    k = 0
-    while u >= c and k < n:
-        f *= ratio * (n - k) * recip[k]
-        k += 1
-        c += f
-    return n - k if flip else k
-
-
-def binom_from_uniform_np(n: np.ndarray, p: np.ndarray, u: np.ndarray,
-                          recip: np.ndarray) -> np.ndarray:
-    """Vectorised twin of :func:`binom_from_uniform` (the same arithmetic on the same u)."""
-    n, p, u = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(p, dtype=np.float64),
-                                  np.asarray(u, dtype=np.float64))
-    out = np.zeros(n.shape, dtype=np.int64)
-    full = (p >= 1.0) & (n > 0)
-    out[full] = n[full]
-    active = (n > 0) & (p > 0.0) & (p < 1.0)
-    var = n * p * (1.0 - p)
-    normal = active & (var >= NORMAL_MIN_VARIANCE)
-    i = np.flatnonzero(normal)
-    if i.size:
-        x = np.floor(n[i] * p[i] + np.sqrt(var[i]) * norm_ppf_np(u[i] + _U_HALF_STEP) + 0.5)
-        out[i] = np.clip(x, 0, n[i]).astype(np.int64)
-    j = np.flatnonzero(active & ~normal)
-    if j.size:
-        nj = n[j]
-        flip = p[j] > 0.5
-        uj = np.where(flip, 1.0 - u[j], u[j])
-        pp = np.where(flip, 1.0 - p[j], p[j])
-        ratio = pp / (1.0 - pp)
-        f = np.exp(nj * np.log1p(-pp))
-        c = f.copy()
-        k = np.zeros(j.size, dtype=np.int64)
-        go = (uj >= c) & (k < nj)
-        while go.any():
-            g = np.flatnonzero(go)
-            f[g] *= ratio[g] * (nj[g] - k[g]) * recip[k[g]]
-            k[g] += 1
-            c[g] += f[g]
-            go = (uj >= c) & (k < nj)
-        out[j] = np.where(flip, nj - k, k)
-    return out
-
-
 # ------------------------------------------------------------------------------------------
 # Conditional default probability
 
@@ -207,21 +124,130 @@ def cond_pd_np(thr_s: np.ndarray, scale: np.ndarray | float, zb: np.ndarray) -> 
 
 
 # ------------------------------------------------------------------------------------------
+# Student-t copula that keeps each loan's lifetime default curve
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+NO_T = np.zeros((0, 0))
+"""The ``t_q`` argument of the kernels for the Gaussian copula (no rows: not used)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def norm_ppf_exact(u: float) -> float:
+    """Φ⁻¹(u) to double precision: Acklam's approximation refined by one Halley step on
+    Φ(x) − u (Acklam's own refinement; Φ through erfc), on the lower half: u > ½ is
+    −Φ⁻¹(1 − u) (1 − u is exact there). 0 → −inf, 1 → +inf."""
+    if u <= 0.0:
+        return -math.inf
+    if u >= 1.0:
+        return math.inf
+    sign = 1.0
+    if u > 0.5:
+        u = 1.0 - u
+        sign = -1.0
+    x = norm_ppf(u)
+    if x > -37.5:  # exp(x²/2) finite
+        e = 0.5 * math.erfc(-x * _INV_SQRT2) - u
+        v = e * _SQRT_2PI * math.exp(0.5 * x * x)
+        x = x - v / (1.0 + 0.5 * x * v)
+    return sign * x
+
+
+def norm_ppf_exact_np(u: np.ndarray) -> np.ndarray:
+    """Vectorised twin of :func:`norm_ppf_exact`."""
+    u = np.asarray(u, dtype=np.float64)
+    inner = (u > 0.0) & (u < 1.0)
+    upper = u > 0.5
+    lo = np.where(inner, np.where(upper, 1.0 - u, u), 0.5)
+    x = norm_ppf_np(lo)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = 0.5 * erfc(-x * _INV_SQRT2) - lo
+        v = e * _SQRT_2PI * np.exp(0.5 * x * x)
+        refined = x - v / (1.0 + 0.5 * x * v)
+    x = np.where(x > -37.5, refined, x) * np.where(upper, -1.0, 1.0)
+    return np.where(u <= 0.0, -np.inf, np.where(u >= 1.0, np.inf, x))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _t_copula_pds(q, r, s, zb, kf, pds):
+    """Monthly conditional default probabilities of one cell on one path under the t copula.
+
+    q[t] = t_ν⁻¹(F(t)), the t quantile of the cell's lifetime default curve
+    F(t) = 1 − Π_{j ≤ t}(1 − h_j) (from the cut-off); s = √(W/ν) the path's mixing value.
+    Given s, a loan's latent variable X = ε/s (ε standard normal: X is t_ν) is below q[t]
+    with probability F_s(t) = Φ(q[t]·s), so its default time has the conditional curve F_s
+    and the monthly hazard h_t(s) = (F_s(t) − F_s(t−1)) / (1 − F_s(t−1)); E_s F_s(t) = F(t)
+    exactly. The month's factor then acts as in the Gaussian copula on h_t(s):
+    p_t = Φ((Φ⁻¹(h_t(s)) − √ρ·Z_t)/√(1−ρ)) = ½·erfc(zb[t] − Φ⁻¹(h_t(s))·kf), with
+    kf = 1/(√(1−ρ)·√2) and zb the scaled factor (``scaled_inputs``). F_s and 1 − F_s are each
+    taken from erfc on the side where they are small (no cancellation)."""
+    f_prev = 0.0
+    s_prev = 1.0
+    for t in range(r):
+        x = q[t] * s
+        if x < 0.0:
+            f = 0.5 * math.erfc(-x * _INV_SQRT2)
+            sv = 1.0 - f
+            num = f - f_prev
+        else:
+            sv = 0.5 * math.erfc(x * _INV_SQRT2)
+            f = 1.0 - sv
+            num = s_prev - sv
+        if num <= 0.0 or s_prev <= 0.0:
+            pds[t] = 0.0
+        elif num >= s_prev:
+            pds[t] = 1.0
+        else:
+            pds[t] = 0.5 * math.erfc(zb[t] - norm_ppf_exact(num / s_prev) * kf)
+        f_prev = f
+        s_prev = sv
+
+
+def t_copula_pds_np(q: np.ndarray, r: int, s: np.ndarray, zb: np.ndarray,
+                    kf: float) -> np.ndarray:
+    """Twin of the numba t-copula PDs, vectorised over paths: q (T,), s (n_b,), zb (n_b, T)
+    → (n_b, r)."""
+    n_b = s.shape[0]
+    out = np.zeros((n_b, r))
+    f_prev = np.zeros(n_b)
+    s_prev = np.ones(n_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for t in range(r):
+            x = q[t] * s
+            neg = x < 0.0
+            f_lo = 0.5 * erfc(-x * _INV_SQRT2)
+            s_hi = 0.5 * erfc(x * _INV_SQRT2)
+            f = np.where(neg, f_lo, 1.0 - s_hi)
+            sv = np.where(neg, 1.0 - f_lo, s_hi)
+            num = np.where(neg, f - f_prev, s_prev - sv)
+            zero = (num <= 0.0) | (s_prev <= 0.0)
+            one = ~zero & (num >= s_prev)
+            h = np.where(zero | one, 0.5, num / np.where(s_prev > 0, s_prev, 1.0))
+            p = 0.5 * erfc(zb[:, t] - norm_ppf_exact_np(h) * kf)
+            out[:, t] = np.where(zero, 0.0, np.where(one, 1.0, p))
+            f_prev, s_prev = f, sv
+    return out
+
+
+# ------------------------------------------------------------------------------------------
 # Granular engine: binomial counts per cell
 
 
 @numba.njit(cache=True, nogil=True)
-def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cell_flows,
-                   cell_pflows, recip, out, pout):
+def granular_block(zb, scale, st, cell_n, cell_r, thr_s, cell_smm, cell_flows, cell_pflows,
+                   out, pout, t_q, kf):
     """Draw default and prepayment counts per cell, month and path; accumulate cell flows.
 
     zb (n_b, T) scaled factor and thr_s (n_cells, T) scaled thresholds (``scaled_inputs``);
-    scale (n_b,) t-copula mixing (1 for Gaussian); u (n_b, n_slots, 2)
-    float32 uniforms, slot ``cell_slot[c] + t`` for cell c in month t; cell_n (n_cells,)
-    loan counts; cell_r remaining terms; cell_smm (n_cells, T); recip[k] = 1/(k+1); cell_flows
-    (n_cells, T, 3) summed scheduled (bop, interest, principal) of the cell's loans;
-    cell_pflows (n_cells, n_parties, T, 3) the same weighted by party shares (n_parties may
-    be 0). out (n_b, T, 5) and pout (n_parties, n_b, T, 5) are accumulated into.
+    scale (n_b,) t-copula mixing (1 for Gaussian); st the block's idiosyncratic PCG64 state
+    (uint64[6], :func:`pcg64_state`), advanced in place by the exact binomial draws
+    (:func:`binomial_draw`), taken path by path, cell by cell, month by month, default count
+    then prepayment count; cell_n (n_cells,) loan counts; cell_r remaining terms; cell_smm
+    (n_cells, T); cell_flows (n_cells, T, 3) summed scheduled (bop, interest, principal) of
+    the cell's loans; cell_pflows (n_cells, n_parties, T, 3) the same weighted by party
+    shares (n_parties may be 0). out (n_b, T, 5) and pout (n_parties, n_b, T, 5) are
+    accumulated into. t copula: t_q (n_cells, T) the t quantiles of the cells' lifetime
+    default curves and kf = 1/(√(1−ρ)·√2) (:func:`_t_copula_pds`); Gaussian: t_q = ``NO_T``.
 
     Granular approximation: a cell's loans are exchangeable, so with ``a`` of ``N`` loans
     alive the cell's flows are ``a/N`` of its scheduled totals, and ``d`` defaults take
@@ -231,6 +257,7 @@ def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cel
     n_b = zb.shape[0]
     n_cells = cell_n.shape[0]
     n_parties = cell_pflows.shape[1]
+    use_t = t_q.shape[0] > 0
     pds = np.empty(zb.shape[1])
     for p in range(n_b):
         sc = scale[p]
@@ -238,16 +265,17 @@ def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cel
             n_tot = cell_n[c]
             inv_n = 1.0 / n_tot
             alive = n_tot
-            slot = cell_slot[c]
             # the cell's conditional PDs first: independent erfc calls overlap in the CPU
-            for t in range(cell_r[c]):
-                pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
+            if use_t:
+                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
+            else:
+                for t in range(cell_r[c]):
+                    pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
             for t in range(cell_r[c]):
                 if alive == 0:
                     break
-                pd = pds[t]
-                d = binom_from_uniform(alive, pd, u[p, slot + t, 0], recip)
-                s = binom_from_uniform(alive - d, cell_smm[c, t], u[p, slot + t, 1], recip)
+                d = binomial_draw(alive, pds[t], st)
+                s = binomial_draw(alive - d, cell_smm[c, t], st)
                 fa = alive * inv_n
                 fperf = (alive - d) * inv_n
                 fd = d * inv_n
@@ -272,29 +300,41 @@ def granular_block(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cel
                 alive -= d + s
 
 
-def granular_block_np(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, cell_flows,
-                      cell_pflows, recip, out, pout):
-    """Plain-numpy twin of :func:`granular_block` (vectorised over the block's paths)."""
+def granular_block_np(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows,
+                      cell_pflows, out, pout, t_q, kf):
+    """Plain-numpy twin of :func:`granular_block`: the same draws in the same order from the
+    generator ``gen`` (:func:`binomial_draw_np`), the accumulation vectorised over months
+    of one path and cell."""
     n_b = zb.shape[0]
     n_parties = cell_pflows.shape[1]
-    for c in range(cell_n.shape[0]):
-        n_tot = int(cell_n[c])
-        alive = np.full(n_b, n_tot, dtype=np.int64)
-        for t in range(int(cell_r[c])):
-            pd = cond_pd_np(thr_s[c, t], scale, zb[:, t])
-            uu = u[:, cell_slot[c] + t, :].astype(np.float64)
-            d = binom_from_uniform_np(alive, pd, uu[:, 0], recip)
-            s = binom_from_uniform_np(alive - d, np.full(n_b, cell_smm[c, t]), uu[:, 1], recip)
-            fa, fperf, fd, fs = alive / n_tot, (alive - d) / n_tot, d / n_tot, s / n_tot
-            flows = [(cell_flows[c, t], out[:, t, :])]
-            flows += [(cell_pflows[c, q, t], pout[q, :, t, :]) for q in range(n_parties)]
-            for (b, i, pr), acc in flows:
+    for p in range(n_b):
+        for c in range(cell_n.shape[0]):
+            n_tot = int(cell_n[c])
+            r = int(cell_r[c])
+            if t_q.shape[0]:
+                pd = t_copula_pds_np(t_q[c], r, scale[p:p + 1], zb[p:p + 1], kf)[0]
+            else:
+                pd = cond_pd_np(thr_s[c, :r], scale[p], zb[p, :r])
+            counts = np.zeros((r, 3))  # alive at start, defaults, prepayments
+            alive = n_tot
+            for t in range(r):
+                if alive == 0:
+                    break
+                d = binomial_draw_np(alive, pd[t], gen)
+                s = binomial_draw_np(alive - d, cell_smm[c, t], gen)
+                counts[t] = (alive, d, s)
+                alive -= d + s
+            fa, fd, fs = counts[:, 0] / n_tot, counts[:, 1] / n_tot, counts[:, 2] / n_tot
+            fperf = (counts[:, 0] - counts[:, 1]) / n_tot
+            flows = [(cell_flows[c, :r], out[p, :r])]
+            flows += [(cell_pflows[c, q, :r], pout[q, p, :r]) for q in range(n_parties)]
+            for fl, acc in flows:
+                b, i, pr = fl[:, 0], fl[:, 1], fl[:, 2]
                 acc[:, 0] += fa * b
                 acc[:, 1] += fperf * i
                 acc[:, 2] += fperf * pr
                 acc[:, 3] += fs * (b - pr)
                 acc[:, 4] += fd * b
-            alive = alive - d - s
 
 
 # ------------------------------------------------------------------------------------------
@@ -302,20 +342,28 @@ def granular_block_np(zb, scale, u, cell_n, cell_r, cell_slot, thr_s, cell_smm, 
 
 
 @numba.njit(cache=True, nogil=True)
-def event_cdfs(zb, scale, cell_r, thr_s, cell_smm, cum, total):
+def event_cdfs(zb, scale, cell_r, thr_s, cell_smm, cum, total, t_q, kf):
     """Cumulative probability of each cell's competing events on each path of the block.
 
     cum (n_cells, n_b, 2·T): event j = 2t is "default in month t", j = 2t + 1 "prepay in
-    month t"; total (n_cells, n_b) the probability of any event before maturity.
+    month t"; total (n_cells, n_b) the probability of any event before maturity. t_q, kf:
+    as in :func:`granular_block` (the t copula's lifetime-curve quantiles, or ``NO_T``).
     """
     n_b = zb.shape[0]
+    use_t = t_q.shape[0] > 0
+    pds = np.empty(zb.shape[1])
     for c in range(cell_r.shape[0]):
         for p in range(n_b):
             surv = 1.0
             acc = 0.0
             sc = scale[p]
+            if use_t:
+                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
+            else:
+                for t in range(cell_r[c]):
+                    pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
             for t in range(cell_r[c]):
-                pd = _cond_pd(thr_s[c, t], sc, zb[p, t])
+                pd = pds[t]
                 acc += surv * pd
                 cum[c, p, 2 * t] = acc
                 surv *= 1.0 - pd
@@ -326,13 +374,15 @@ def event_cdfs(zb, scale, cell_r, thr_s, cell_smm, cum, total):
             total[c, p] = acc
 
 
-def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
+def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total, t_q, kf):
     """Twin of :func:`event_cdfs` (same accumulation order)."""
     for c in range(cell_r.shape[0]):
         surv = np.ones(zb.shape[0])
         acc = np.zeros(zb.shape[0])
-        for t in range(int(cell_r[c])):
-            pd = cond_pd_np(thr_s[c, t], scale, zb[:, t])
+        r = int(cell_r[c])
+        pds = t_copula_pds_np(t_q[c], r, scale, zb, kf) if t_q.shape[0] else None
+        for t in range(r):
+            pd = pds[:, t] if pds is not None else cond_pd_np(thr_s[c, t], scale, zb[:, t])
             acc = acc + surv * pd
             cum[c, :, 2 * t] = acc
             surv = surv * (1.0 - pd)
@@ -341,6 +391,79 @@ def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total):
             cum[c, :, 2 * t + 1] = acc
             surv = surv - sp
         total[c] = acc
+
+
+# ------------------------------------------------------------------------------------------
+# Replenishment vintages: conditional expectation given the factor path
+
+
+@numba.njit(cache=True, nogil=True)
+def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
+    """Each replenishment vintage's expected flows given the block's factor paths.
+
+    zb (n_b, L) the scaled factor (``scaled_inputs``) by calendar month of the run from
+    month 0; vintage s (bought at the end of month s, s = 0 … n_v − 1 with n_v = out.shape[0])
+    lives from month s + 1, so its month a sees ``zb[:, s + 1 + a]`` (L ≥ n_v + T). scale,
+    cell_r, thr_s, cell_smm, cell_flows, t_q, kf as in :func:`granular_block`. out
+    (n_v, n_b, T, 5) is accumulated into: for every cell the expected fractions of its loans
+    alive (A), defaulting (A·p_t), performing (A·(1 − p_t)) and prepaying
+    (A·(1 − p_t)·smm_t) times its scheduled flows, A ← A·(1 − p_t)·(1 − smm_t): the same
+    month order as the engines, in expectation over the idiosyncratic draws."""
+    n_v = out.shape[0]
+    n_b = zb.shape[0]
+    n_cells = cell_r.shape[0]
+    use_t = t_q.shape[0] > 0
+    pds = np.empty(cell_flows.shape[1])
+    for s in range(n_v):
+        for p in range(n_b):
+            sc = scale[p]
+            zrow = zb[p, s + 1:]
+            for c in range(n_cells):
+                r = cell_r[c]
+                if use_t:
+                    _t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
+                else:
+                    for t in range(r):
+                        pds[t] = _cond_pd(thr_s[c, t], sc, zrow[t])
+                frac = 1.0
+                for t in range(r):
+                    pd = pds[t]
+                    perf = frac * (1.0 - pd)
+                    sm = cell_smm[c, t]
+                    b = cell_flows[c, t, 0]
+                    i = cell_flows[c, t, 1]
+                    pr = cell_flows[c, t, 2]
+                    out[s, p, t, 0] += frac * b
+                    out[s, p, t, 1] += perf * i
+                    out[s, p, t, 2] += perf * pr
+                    out[s, p, t, 3] += perf * sm * (b - pr)
+                    out[s, p, t, 4] += frac * pd * b
+                    frac = perf * (1.0 - sm)
+
+
+def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
+    """Plain-numpy twin of :func:`expected_vintages` (vectorised over the block's paths)."""
+    n_v = out.shape[0]
+    for s in range(n_v):
+        zs = zb[:, s + 1:]
+        for c in range(cell_r.shape[0]):
+            r = int(cell_r[c])
+            if t_q.shape[0]:
+                pds = t_copula_pds_np(t_q[c], r, scale, zs, kf)
+            else:
+                pds = cond_pd_np(thr_s[c, :r][None, :], scale[:, None], zs[:, :r])
+            frac = np.ones(zb.shape[0])
+            for t in range(r):
+                pd = pds[:, t]
+                perf = frac * (1.0 - pd)
+                sm = cell_smm[c, t]
+                b, i, pr = cell_flows[c, t]
+                out[s, :, t, 0] += frac * b
+                out[s, :, t, 1] += perf * i
+                out[s, :, t, 2] += perf * pr
+                out[s, :, t, 3] += perf * sm * (b - pr)
+                out[s, :, t, 4] += frac * pd * b
+                frac = perf * (1.0 - sm)
 
 
 # ------------------------------------------------------------------------------------------
@@ -414,6 +537,312 @@ def pcg64_random_f32(out, st):
     st[1] = lo
     st[4] = np.uint64(1) if has else np.uint64(0)
     st[5] = buf
+
+
+# ------------------------------------------------------------------------------------------
+# Exact binomial draws from the block's PCG64 stream (granular engine; reusable)
+
+
+def pcg64_state(bitgen: np.random.BitGenerator) -> np.ndarray:
+    """A ``PCG64`` bit generator's state as uint64[6] for the kernels that draw from it
+    (``pcg64_random_f32``, ``pcg64_double``, ``binomial_draw``): state high, state low,
+    increment high, increment low, has_uint32, uinteger. Write it back with
+    :func:`set_pcg64_state` so that the generator continues after the kernel's draws."""
+    s = bitgen.state
+    state, inc = int(s["state"]["state"]), int(s["state"]["inc"])
+    return np.array([state >> 64, state & _M64, inc >> 64, inc & _M64, int(s["has_uint32"]),
+                     int(s["uinteger"])], dtype=np.uint64)
+
+
+def set_pcg64_state(bitgen: np.random.BitGenerator, st: np.ndarray) -> None:
+    """Write back into ``bitgen`` the state advanced by a kernel (see :func:`pcg64_state`)."""
+    s = dict(bitgen.state)
+    s["state"] = {"state": (int(st[0]) << 64) | int(st[1]), "inc": s["state"]["inc"]}
+    s["has_uint32"] = int(st[4])
+    s["uinteger"] = int(st[5])
+    bitgen.state = s
+
+
+_M64 = (1 << 64) - 1
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def pcg64_double(st):
+    """The next ``Generator(PCG64).random()`` double of the state ``st`` (uint64[6]):
+    ``(next_uint64 >> 11) · 2⁻⁵³`` in [0, 1), as numpy draws it (tested equal to numpy's
+    stream and state). The uint32 buffer of ``st`` is left alone, as numpy does."""
+    hi, lo, v = _pcg64_next(st[0], st[1], st[2], st[3])
+    st[0] = hi
+    st[1] = lo
+    return np.float64(v >> np.uint64(11)) * _TWO_M53
+
+
+BINOMIAL_INVERSION_MAX_MODE = 10
+"""``binomial_draw`` inverts the CDF from 0 when the mode ⌊(n+1)·min(p, 1−p)⌋ is at most
+this (about that many steps), else uses Hörmann's BTRD (valid for a mode of at least 10)."""
+
+
+def _stirling_tail_table() -> np.ndarray:
+    # fc(k) = ln k! − ((k + ½)·ln(k + 1) − (k + 1) + ½·ln 2π), k = 0..9 (Hörmann's table)
+    return np.array([math.lgamma(k + 1.0) - ((k + 0.5) * math.log(k + 1.0) - (k + 1.0)
+                                             + 0.5 * math.log(2.0 * math.pi))
+                     for k in range(10)])
+
+
+_FC_TABLE = _stirling_tail_table()
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def stirling_tail(k):
+    """fc(k) = ln k! − ((k + ½)·ln(k + 1) − (k + 1) + ½·ln 2π), the remainder of Stirling's
+    formula: a table for k < 10, else the series 1/(12x) − 1/(360x³) + 1/(1260x⁵), x = k + 1
+    (truncation error below 1/(1680x⁷) < 3e-11)."""
+    if k < 10:
+        return _FC_TABLE[k]
+    x = k + 1.0
+    x2 = x * x
+    return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / 1260.0 / x2) / x2) / x
+
+
+_RECIP = 1.0 / np.arange(1.0, 65.0)  # 1/(k + 1) for the first steps of the inversion
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial_inversion(n, p, st):
+    # P(K = 0) = (1 − p)^n, P(K = k + 1) = P(K = k)·(n − k)/(k + 1)·p/(1 − p); search from 0.
+    # u < 1 − np ≤ (1 − p)^n means K = 0 (skips the exp/log). A uniform beyond the
+    # accumulated total (rounding, ~1e-16) is redrawn, never clipped.
+    ratio = p / (1.0 - p)
+    lim = 1.0 - n * p
+    while True:
+        u = pcg64_double(st)
+        if u < lim:
+            return 0
+        f = math.exp(n * math.log1p(-p))
+        c = f
+        k = 0
+        while u >= c and k < n:
+            f *= ratio * (n - k) * (_RECIP[k] if k < 64 else 1.0 / (k + 1.0))
+            k += 1
+            c += f
+        if u < c:
+            return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq):
+    # BTRD after the first uniform ``v`` missed the box (steps 2-5; step 1 again for every
+    # later uniform). Not inlined: about one draw in four comes here.
+    q = 1.0 - p
+    m = math.floor((n + 1) * p)
+    r = p / q
+    nr = (n + 1) * r
+    alpha = (2.83 + 5.1 / b) * math.sqrt(npq)
+    urvr = 0.86 * v_r
+    fresh = False
+    while True:
+        if fresh:
+            v = pcg64_double(st)
+            if v <= urvr:
+                u = v / v_r - 0.43
+                k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
+                if 0 <= k <= n:
+                    return k
+                continue  # (not reached for m ≥ 10: the box lies inside [0, n])
+        fresh = True
+        if v <= urvr:  # only the very first uniform, when its box k fell outside [0, n]
+            continue
+        if v >= v_r:
+            u = pcg64_double(st) - 0.5
+        else:
+            u = v / v_r - 0.93
+            u = math.copysign(0.5, u) - u
+            v = pcg64_double(st) * v_r
+        us = 0.5 - abs(u)
+        if us <= 0.0:
+            continue
+        k = math.floor((2.0 * a / us + b) * u + c)
+        if k < 0 or k > n:
+            continue
+        v = v * alpha / (a / (us * us) + b)
+        km = abs(k - m)
+        if km <= 15:
+            # accept when v ≤ f(k)/f(m) = Π (nr − r·i)/i over i = m+1..k (k > m), or
+            # 1 / Π over i = k+1..m (k < m): f(i)/f(i − 1) = (n + 1 − i)·r/i
+            num = 1.0
+            den = 1.0
+            i = min(k, m) + 1
+            while i <= max(k, m):
+                num *= nr - r * i
+                den *= i
+                i += 1
+            if (v * den <= num) if k >= m else (v * num <= den):
+                return k
+            continue
+        # squeeze on log f(k)/f(m) (normal approximation with a bound on its error)
+        v = math.log(v) if v > 0.0 else -math.inf
+        rho = (km / npq) * (((km / 3.0 + 0.625) * km + 1.0 / 6.0) / npq + 0.5)
+        t = -km * km / (2.0 * npq)
+        if v < t - rho:
+            return k
+        if v > t + rho:
+            continue
+        # final test: log f(k)/f(m) from Stirling's formula with the fc corrections
+        nm = n - m + 1.0
+        h = (m + 0.5) * math.log((m + 1.0) / (r * nm)) + stirling_tail(m) + stirling_tail(n - m)
+        nk = n - k + 1.0
+        if v <= (h + (n + 1.0) * math.log(nm / nk) + (k + 0.5) * math.log(nk * r / (k + 1.0))
+                 - stirling_tail(k) - stirling_tail(n - k)):
+            return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial_btrd(n, p, st):
+    # Hörmann (1993), algorithm BTRD, for p ≤ ½ and mode m ≥ 10: transformed rejection with
+    # a table-free squeeze, a recursive evaluation of f(k)/f(m) near the mode and a
+    # Stirling-series test in the tails. Only what step 1 needs is set up here (one sqrt,
+    # two divisions): most draws end in step 1 with their first uniform; the rest of the
+    # algorithm is :func:`_binomial_btrd_rest`.
+    npq = n * p * (1.0 - p)
+    b = 1.15 + 2.53 * math.sqrt(npq)
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = n * p + 0.5
+    v_r = 0.92 - 4.2 / b
+    v = pcg64_double(st)
+    if v <= 0.86 * v_r:
+        u = v / v_r - 0.43
+        k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
+        if 0 <= k <= n:
+            return k
+    return _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def binomial_draw(n, p, st):
+    """An exact Binomial(n, p) draw from the PCG64 stream ``st`` (uint64[6], see
+    :func:`pcg64_state`; advanced in place): deterministic for a given state.
+
+    ``n ≤ 0`` or ``p ≤ 0`` gives 0 and ``p ≥ 1`` gives n, without drawing. Otherwise, with
+    p' = min(p, 1 − p) (a draw for 1 − p is n minus a draw for p) and mode
+    m = ⌊(n + 1)·p'⌋: m ≤ ``BINOMIAL_INVERSION_MAX_MODE``, inversion of the CDF searched
+    from 0 (one uniform, about m steps); larger, Hörmann's BTRD (W. Hörmann, "The
+    generation of binomial random variates", J. Statist. Comput. Simul. 46, 1993), a
+    transformed rejection whose acceptance test uses the exact probability ratio (Stirling's
+    series to 3e-11): on average 1.1–1.3 uniforms a draw, O(1) time whatever n. No normal
+    approximation anywhere. The twin is :func:`binomial_draw_np`."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    if math.floor((n + 1) * pp) <= BINOMIAL_INVERSION_MAX_MODE:
+        k = _binomial_inversion(n, pp, st)
+    else:
+        k = _binomial_btrd(n, pp, st)
+    return n - k if flip else k
+
+
+def binomial_draw_np(n: int, p: float, gen: np.random.Generator) -> int:
+    """Plain-Python twin of :func:`binomial_draw`: the same algorithm, its uniforms from
+    ``gen.random()`` (numpy's own PCG64 double stream), so that it returns the same draws
+    and leaves ``gen`` where the kernel leaves its state (tested)."""
+    n = int(n)
+    p = float(p)
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    if math.floor((n + 1) * pp) <= BINOMIAL_INVERSION_MAX_MODE:
+        k = _binomial_inversion_np(n, pp, gen)
+    else:
+        k = _binomial_btrd_np(n, pp, gen)
+    return n - k if flip else k
+
+
+def _binomial_inversion_np(n: int, p: float, gen: np.random.Generator) -> int:
+    ratio = p / (1.0 - p)
+    lim = 1.0 - n * p
+    while True:
+        u = float(gen.random())
+        if u < lim:
+            return 0
+        f = c = math.exp(n * math.log1p(-p))
+        k = 0
+        while u >= c and k < n:
+            f *= ratio * (n - k) * (float(_RECIP[k]) if k < 64 else 1.0 / (k + 1.0))
+            k += 1
+            c += f
+        if u < c:
+            return k
+
+
+def _fc_np(k: int) -> float:
+    if k < 10:
+        return float(_FC_TABLE[k])
+    x = k + 1.0
+    x2 = x * x
+    return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / 1260.0 / x2) / x2) / x
+
+
+def _binomial_btrd_np(n: int, p: float, gen: np.random.Generator) -> int:
+    npq = n * p * (1.0 - p)
+    b = 1.15 + 2.53 * math.sqrt(npq)
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = n * p + 0.5
+    v_r = 0.92 - 4.2 / b
+    q = 1.0 - p
+    m = math.floor((n + 1) * p)
+    r = p / q
+    nr = (n + 1) * r
+    alpha = (2.83 + 5.1 / b) * math.sqrt(npq)
+    urvr = 0.86 * v_r
+    while True:
+        v = float(gen.random())
+        if v <= urvr:
+            u = v / v_r - 0.43
+            k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
+            if 0 <= k <= n:
+                return k
+            continue
+        if v >= v_r:
+            u = float(gen.random()) - 0.5
+        else:
+            u = v / v_r - 0.93
+            u = math.copysign(0.5, u) - u
+            v = float(gen.random()) * v_r
+        us = 0.5 - abs(u)
+        if us <= 0.0:
+            continue
+        k = math.floor((2.0 * a / us + b) * u + c)
+        if k < 0 or k > n:
+            continue
+        v = v * alpha / (a / (us * us) + b)
+        km = abs(k - m)
+        if km <= 15:
+            num = den = 1.0
+            for i in range(min(k, m) + 1, max(k, m) + 1):
+                num *= nr - r * i
+                den *= i
+            if (v * den <= num) if k >= m else (v * num <= den):
+                return k
+            continue
+        v = math.log(v) if v > 0.0 else -math.inf
+        rho = (km / npq) * (((km / 3.0 + 0.625) * km + 1.0 / 6.0) / npq + 0.5)
+        t = -km * km / (2.0 * npq)
+        if v < t - rho:
+            return k
+        if v > t + rho:
+            continue
+        nm = n - m + 1.0
+        h = (m + 0.5) * math.log((m + 1.0) / (r * nm)) + _fc_np(m) + _fc_np(n - m)
+        nk = n - k + 1.0
+        if v <= (h + (n + 1.0) * math.log(nm / nk) + (k + 0.5) * math.log(nk * r / (k + 1.0))
+                 - _fc_np(k) - _fc_np(n - k)):
+            return k
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -115,3 +115,27 @@ FLOW_NAMES: tuple[str, ...] = (
     "recovery",
     "balance_eop",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplenishmentProfile(PoolPaths):
+    """The replenishment profile of a revolving deal, one vintage per purchase month.
+
+    The ``PoolPaths`` fields are vintage 0: the new loans bought at the end of month 0, whose
+    first month is month 1 of the run; ``later[s − 1]`` is vintage s, bought at the end of
+    month s, whose month ``a`` is month ``s + 1 + a`` of the run and sees that month's factor
+    (``portfolio.montecarlo.replenishment``). Every vintage has the same loans (at the same
+    ``initial_balance``), paths and months; a purchase after the last vintage uses the last."""
+
+    later: tuple[PoolPaths, ...] = ()
+
+    @property
+    def n_vintages(self) -> int:
+        return 1 + len(self.later)
+
+    def vintage(self, s: int) -> PoolPaths:
+        """The profile of the loans bought at the end of month ``s`` (the last vintage for
+        ``s`` beyond it)."""
+        if s <= 0 or not self.later:
+            return self
+        return self.later[min(s, len(self.later)) - 1]

@@ -4,34 +4,44 @@ During a revolving period the principal collections buy new loans "from the same
 cell mix" (issue 4 §1). A short-tenor consumer pool (3–12-month loans) has almost fully
 amortised after a 12-month revolving period, so the purchased loans cannot be modelled as more
 of the seasoned pool: they are fresh loans with full schedules. This module builds them and
-projects them with the Monte Carlo engine; ``tranching.waterfall.run_waterfall(deal, paths,
-replenishment=profile)`` then adds, for a purchase of P at month s, P × (profile flow per unit
-of initial balance, at age t − s − 1) to every pool flow of month t > s, path by path.
+projects them on the run's factor paths; ``tranching.waterfall.run_waterfall(deal, paths,
+replenishment=profile)`` then adds, for a purchase of P at month s, P × (flow per unit of
+initial balance of the vintage bought at month s, at age t − s − 1) to every pool flow of
+month t > s, path by path.
 
 * :func:`replenishment_loans` — every pool loan as a new loan of the same cell: months on book
   0, **balance = its original principal** (the loan as it was originated, so the mix by
   score band × term × repayment type × APR is the pool's origination mix; the cut-off balance
   would over-weight the longest, least seasoned loans), remaining term = original term,
   originated at the cut-off, first instalment one month later.
-* :func:`simulate_replenishment` — projects those loans with the same engine, assumptions and
-  number of paths as the main run.
+* :func:`simulate_replenishment` — projects those loans with the main run's assumptions on
+  its factor paths (as many paths), one vintage per revolving month: each vintage's flows
+  on a path are their **conditional expectation given that path's factor** (and t mixing
+  value), ``engines.expected_vintages``.
 
 Randomness (the same seed gives the same numbers, and the main run's numbers are untouched):
 
-* **Factor paths are the run's.** Block b of the profile uses the systematic factor (and, with
-  a t copula, the mixing variable) that block b of the main run drew from ``block_seed(root,
-  b)``: Z_1..Z_T of path p drive the new loans' first T months (T = the pool's longest
-  remaining term). If the new loans live longer than T months, the AR(1) is continued with
-  fresh innovations. So a path's downturn also hits the loans bought on it — approximately: the
-  profile is one vintage starting at the cut-off, and a purchase at month s replays it shifted
-  by s months (it sees Z at the vintage's age, not at calendar month s + age).
-* **Idiosyncratic draws** come from a dedicated child of the run's seed,
-  ``SeedSequence(entropy, spawn_key=root.spawn_key + (REPLENISHMENT_KEY, b))`` for block b (the
-  main run's blocks use ``spawn_key + (b,)`` with b < 3,907 for at most 1,000,000 paths, so
-  the streams never collide); its first stream extends the factor when needed.
-
-The profile pool has as many loans as the pool (its granularity is the pool's, whatever the
-size of the purchases).
+* **Factor paths are the run's, on the calendar.** Block b of the profile uses the systematic
+  factor (and, with a t copula, the mixing variable) that block b of the main run drew from
+  ``block_seed(root, b)``. The profile has **one vintage per purchase month** s = 0 … R − 1
+  (R = the deal's revolving months; :class:`~portfolio.montecarlo.paths.ReplenishmentProfile`):
+  the loans bought at the end of month s live from month s + 1 on, so vintage s's month a is
+  driven by the run's Z_{s+1+a} — a purchase sees the factor of the calendar months it lives
+  through, not of its age. Where the run's factor ends (its longest remaining term), the
+  AR(1) is continued with fresh innovations to month R + the new loans' longest term. Every
+  vintage uses the same new loans and schedules (those of the loans bought at the cut-off;
+  a daily-interest loan's day counts are the cut-off vintage's).
+* **No idiosyncratic draws.** A vintage is projected at its conditional expectation given
+  the path's factor — the large-pool limit of the engines' draws (the mean of the granular
+  engine's exact binomial counts given the factor, tested). The systematic risk of the
+  purchases, which is what moves a deal's tranches, is kept month by month; the
+  idiosyncratic spread of the bought loans (of order 1/√N for a purchase of N loans, and
+  unknown before the waterfall sizes the purchases) is left out. Drawing it would cost a
+  full simulation per revolving month (12 for a 12-month revolving period). Both engines
+  give the same profile. The AR(1) continuation draws its innovations from a dedicated
+  child of the run's seed, ``SeedSequence(entropy, spawn_key=root.spawn_key +
+  (REPLENISHMENT_KEY, b))`` for block b (the main run's blocks use ``spawn_key + (b,)``
+  with b < 3,907 for at most 1,000,000 paths, so the streams never collide).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import dataclasses
 import datetime as dt
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import numpy as np
 
@@ -49,23 +60,24 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
-from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
     ENGINES,
     Engine,
     _assemble,
     _block_streams,
     _entropy,
+    _z_path,
     block_layout,
     block_seed,
+    expected_projection,
     factor_paths,
     prepare_pool,
     root_seed,
-    simulate,
-    simulate_batch,
 )
 
-__all__ = ["REPLENISHMENT_KEY", "default_cutoff", "replenishment_loans", "simulate_replenishment"]
+__all__ = ["REPLENISHMENT_KEY", "ReplenishmentProfile", "default_cutoff", "replenishment_loans",
+           "simulate_replenishment"]
 
 REPLENISHMENT_KEY = 0x7265706C  # "repl": the spawn-key slot of the profile's child seeds
 
@@ -135,41 +147,62 @@ def simulate_replenishment(
     horizon: int | None = None,
     *,
     cutoff: dt.date | None = None,
-    deterministic_z: float | None = None,
-) -> PoolPaths:
+    deterministic_z: float | np.ndarray | None = None,
+    purchase_months: int = 1,
+    backend: Literal["numba", "numpy"] = "numba",
+) -> ReplenishmentProfile:
     """The replenishment profile of a pool: :func:`replenishment_loans` projected on the main
     run's factor paths (module doc), in CNY of the new-loan pool (``initial_balance`` = the sum
-    of the principals; the waterfall divides by it).
+    of the principals; the waterfall divides by it), one vintage per purchase month
+    ``s = 0 … purchase_months − 1`` (a deal's revolving months): vintage s's month a is month
+    s + 1 + a of the run and sees that month's factor. A vintage's flows on a path are their
+    conditional expectation given the path's factor (module doc).
 
     ``loans``/``assumptions``/``n_paths``/``seed``/``engine`` are the main run's (the profile
-    must have its path count). ``cutoff`` defaults to :func:`default_cutoff` of ``loans``.
+    must have its path count; either engine gives the same profile). ``backend="numpy"``
+    runs the plain-numpy twin of the kernel. ``cutoff`` defaults to :func:`default_cutoff` of ``loans``.
     ``horizon``: pad the profile with zero months to at least this many months (it is never
     cut short: the new loans' longest term + the recovery lag). ``deterministic_z``: the
-    single-path conditional expectation at that factor level (as ``simulate``)."""
+    single-path conditional expectation at that factor level (as ``simulate``; a number, or
+    one value per month of the run from month 0, at least ``purchase_months`` + the new loans'
+    longest term long)."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    if backend not in ("numba", "numpy"):
+        raise ValidationError(must_be("backend", "'numba' or 'numpy'", backend))
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
         raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int | np.integer)
                                 or horizon < 0):
         raise ValidationError(must_be("horizon", "an integer >= 0 (months)", horizon))
+    if isinstance(purchase_months, bool) or not isinstance(purchase_months, int | np.integer) \
+            or purchase_months < 1:
+        raise ValidationError(must_be("purchase_months", "an integer >= 1 (the revolving "
+                                      "months)", purchase_months))
+    n_v = int(purchase_months)
     root = root_seed(seed)
     new = replenishment_loans(loans, cutoff if cutoff is not None else default_cutoff(loans))
+    prep = prepare_pool(new, assumptions)  # the same profile for either engine
     if deterministic_z is not None:
-        profile = simulate(new, assumptions, 1, root, engine=engine,
-                           deterministic_z=deterministic_z)
-        return _pad(profile, horizon)
-    if len(loans) == 0:
-        raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
+        z_cal = _z_path(deterministic_z, n_v + prep.T) if np.ndim(deterministic_z) else None
+        vintages = []
+        for s in range(n_v):
+            z = np.full(prep.T, float(deterministic_z)) if z_cal is None \
+                else z_cal[s + 1: s + 1 + prep.T]
+            acc, pacc = expected_projection(prep, z)
+            vintages.append(_pad(_assemble(prep, acc, pacc, _entropy(root)), horizon))
+        return _profile(vintages)
     t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
-    prep = prepare_pool(new, assumptions, loan_level=engine == "loan")
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
 
-    acc = np.zeros((int(n_paths), prep.n_months, engines.N_ACC))
+    length = n_v + prep.T  # calendar months 0 … n_v + T − 1 of the factor
+    acc = np.zeros((n_v, int(n_paths), prep.n_months, engines.N_ACC))
     pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))
     phi = prep.factor_persistence
     c = math.sqrt(1.0 - phi * phi)
+    t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
+    kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
 
     def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
         start, n_b = blocks[b]
@@ -178,16 +211,21 @@ def simulate_replenishment(
         own = np.random.SeedSequence(root.entropy,
                                      spawn_key=(*root.spawn_key, REPLENISHMENT_KEY, b),
                                      pool_size=root.pool_size)
-        if prep.T <= t_main:
-            z = z_main[:, : prep.T]
-        else:
-            extra = _block_streams(own)[0].standard_normal((n_b, prep.T - t_main))
-            z = np.empty((n_b, prep.T))
-            z[:, :t_main] = z_main
-            for k in range(t_main, prep.T):  # t_main >= 1: continue the AR(1)
+        z = np.empty((n_b, length))
+        k0 = min(t_main, length)
+        z[:, :k0] = z_main[:, :k0]
+        if length > t_main:  # t_main >= 1: continue the AR(1) with the profile's own draws
+            extra = _block_streams(own)[0].standard_normal((n_b, length - t_main))
+            for k in range(t_main, length):
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - t_main]
-        res = simulate_batch(prep, b, own, n_b, engine, factor=(z, scale))
-        acc[start:start + n_b] = res.flows
+        thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
+        out = np.zeros((n_v, n_b, prep.T, engines.N_ACC))
+        args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows, out, t_q, kf)
+        if backend == "numba":
+            engines.expected_vintages(*args)
+        else:
+            engines.expected_vintages_np(*args)
+        acc[:, start:start + n_b, :prep.T] = out
 
     # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
     # is a pure function of its seeds, so the numbers do not depend on the thread count
@@ -199,7 +237,18 @@ def simulate_replenishment(
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, b) for b in range(len(blocks))]:
                 fut.result()
-    return _pad(_assemble(prep, acc, pacc, _entropy(root)), horizon)
+    return _profile([_pad(_assemble(prep, acc[s], pacc, _entropy(root)), horizon)
+                     for s in range(n_v)])
+
+
+def _profile(vintages: list[PoolPaths]) -> ReplenishmentProfile:
+    first = vintages[0]
+    return ReplenishmentProfile(
+        dates=first.dates, balance_bop=first.balance_bop, interest=first.interest,
+        scheduled_principal=first.scheduled_principal, prepayment=first.prepayment,
+        default=first.default, recovery=first.recovery, balance_eop=first.balance_eop,
+        initial_balance=first.initial_balance, seed_entropy=first.seed_entropy,
+        later=tuple(vintages[1:]))
 
 
 def _pad(profile: PoolPaths, horizon: int | None) -> PoolPaths:

@@ -18,8 +18,10 @@ Model
   with the SMM. Hazards and SMMs are by score band × term × age (``Assumptions`` docstring).
 * Systematic factor: one AR(1) path per Monte Carlo path, ``Z_1 = ε_1``,
   ``Z_t = φ·Z_{t−1} + √(1−φ²)·ε_t`` (unit variance in every month). Conditional hazard
-  ``Φ((Φ⁻¹(h) − √ρ·Z_t)/√(1−ρ))``; with ``copula = "t"`` the threshold is ``t_ν⁻¹(h)·√(W/ν)``
-  with one ``W ~ χ²_ν`` per path (see ``portfolio.montecarlo.engines``).
+  ``Φ((Φ⁻¹(h) − √ρ·Z_t)/√(1−ρ))``; with ``copula = "t"`` a loan's default time is a t_ν
+  latent variable mapped through its lifetime default curve (one ``W ~ χ²_ν`` per path; the
+  month's factor acts on the hazard given W; see ``engines._t_copula_pds``), which keeps the
+  lifetime curve exactly.
 * Recovery: ``recovery_rate`` × defaulted balance, collected ``recovery_lag[k]`` of it
   ``k + 1`` months after the default.
 
@@ -30,9 +32,8 @@ Engines
 * ``granular`` (default) — loans grouped into cells with identical probabilities (score band,
   term, months on book, remaining term); per cell, month and path the default count is
   Binomial(alive, p_t(Z_t)) and the prepayment count Binomial(alive − d, smm_t), drawn
-  exactly when small and from the continuity-corrected normal approximation when the
-  binomial variance is at least ``engines.NORMAL_MIN_VARIANCE`` (tested against the exact
-  binomial and the exact finite-pool distribution). A cell's flows are split pro rata to the
+  exactly (``engines.binomial_draw``: inversion for a small mode, Hörmann's BTRD above it,
+  uniforms from the block's idiosyncratic PCG64 stream). A cell's flows are split pro rata to the
   counts (exchangeable loans): exact in expectation; the within-cell spread of loan sizes is
   the only thing left out of the variance. Cells with fewer loans than ``SMALL_CELL_FACTOR``
   × their remaining term are cheaper to draw loan by loan, so the granular engine draws them
@@ -50,8 +51,8 @@ One root ``SeedSequence(seed)`` per run. Paths are laid out in canonical blocks 
 ``BLOCK_PATHS`` = 256; block b draws from the child ``SeedSequence(entropy,
 spawn_key=root.spawn_key + (b,))`` (what ``root.spawn`` would return), itself split into a
 factor stream (ε, shape (paths, T)), a t-mixing stream (W) and an idiosyncratic stream
-(granular: uniforms (paths, cell-months, 2); loan: per canonical chunk of ``LOAN_CHUNK``
-loans, uniforms (paths, loans)). The factor paths are the same in both engines for the same
+(granular: the doubles the exact binomial draws take, path by path, cell by cell, month by
+month; loan: per canonical chunk of ``LOAN_CHUNK`` loans, uniforms (paths, loans)). The factor paths are the same in both engines for the same
 seed (common random numbers). ``batch_size`` only groups
 blocks for the worker threads, so the numbers depend on the seed alone. A Dask worker (issue
 7) runs :func:`simulate_batch` on a :class:`PreparedPool` with a block index and its seed.
@@ -133,9 +134,10 @@ class PreparedPool:
     initial_balance: float
     cell_n: np.ndarray  # (n_cells,) int64 loan count
     cell_r: np.ndarray  # (n_cells,) int64 remaining term
-    cell_slot: np.ndarray  # (n_cells,) int64 first uniform slot of the cell (granular)
     n_binomial_cells: int  # granular: cells [0, n) by binomial counts, the rest per loan
-    cell_thr: np.ndarray  # (n_cells, T) float64 default threshold (copula quantile of h)
+    # (n_cells, T) float64 default threshold: Gaussian copula Φ⁻¹(h_t); t copula
+    # t_ν⁻¹(F_t), F_t = 1 − Π_{j≤t}(1 − h_j) the lifetime default curve from the cut-off
+    cell_thr: np.ndarray
     cell_thr_gauss: np.ndarray  # (n_cells, T) Φ⁻¹(h) (deterministic projections)
     cell_smm: np.ndarray  # (n_cells, T) float64 prepayment probability
     cell_flows: np.ndarray  # (n_cells, T, 3) scheduled bop, interest, principal (sums)
@@ -148,7 +150,6 @@ class PreparedPool:
     t_dof: float
     recovery_rate: float
     recovery_lag: np.ndarray
-    recip: np.ndarray  # recip[k] = 1/(k+1) up to the largest cell (binomial draws)
     party_ids: tuple[str, ...] = ()
     # loan-level draws (loan engine; granular small cells), else None
     cell_of: np.ndarray | None = None  # (n_loans,) int32 cell of each cell-major loan
@@ -163,11 +164,6 @@ class PreparedPool:
     @property
     def n_parties(self) -> int:
         return int(self.cell_pflows.shape[1])
-
-    @property
-    def n_slots(self) -> int:
-        """Uniform slots (cell-months) of the binomially drawn cells."""
-        return int(self.cell_r[: self.n_binomial_cells].sum())
 
     @property
     def base_flows(self) -> np.ndarray:
@@ -293,13 +289,11 @@ def prepare_pool(
     h = np.where(alive, h, 0.0)
     smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0  # nothing left to prepay
     with np.errstate(divide="ignore"):
-        thr_gauss = special.ndtri(h)
-        if assumptions.copula == "t":
-            thr = stats.t.ppf(h, assumptions.t_dof)
-        else:
-            thr = thr_gauss
-    thr_gauss = np.where(h > 0, thr_gauss, -np.inf)
-    thr = np.where(h > 0, thr, -np.inf)
+        thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
+    if assumptions.copula == "t":
+        thr = lifetime_t_quantiles(h, assumptions.t_dof)
+    else:
+        thr = thr_gauss
 
     s_sorted = np.ascontiguousarray(s[order])
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
@@ -322,7 +316,6 @@ def prepare_pool(
         initial_balance=initial,
         cell_n=cell_n.astype(np.int64),
         cell_r=c_rem.astype(np.int64),
-        cell_slot=np.r_[0, np.cumsum(c_rem)[:-1]].astype(np.int64),
         n_binomial_cells=n_binomial,
         cell_thr=np.ascontiguousarray(thr, dtype=np.float64),
         cell_thr_gauss=np.ascontiguousarray(thr_gauss, dtype=np.float64),
@@ -342,8 +335,19 @@ def prepare_pool(
         loan_base=loan_base if loan_level else None,
         sched=sched if loan_level else None,
         shares=np.ascontiguousarray(s_sorted) if loan_level else None,
-        recip=1.0 / np.arange(1, int(cell_n.max()) + 2, dtype=np.float64),
     )
+
+
+def lifetime_t_quantiles(h: np.ndarray, dof: float) -> np.ndarray:
+    """t_ν⁻¹ of the lifetime default curves ``F_t = 1 − Π_{j≤t}(1 − h_j)`` of hazards
+    ``h`` (n_cells, T) from the cut-off (−inf before the first default probability, +inf
+    once F reaches 1): the t copula's thresholds (``engines._t_copula_pds``). F is taken as
+    −expm1(Σ log1p(−h)), accurate for tiny hazards."""
+    with np.errstate(divide="ignore"):
+        cum = -np.expm1(np.cumsum(np.log1p(-np.minimum(h, 1.0)), axis=1))
+        q = stats.t.ppf(cum, dof)
+    q = np.where(cum <= 0.0, -np.inf, np.where(cum >= 1.0, np.inf, q))
+    return np.ascontiguousarray(q, dtype=np.float64)
 
 
 def _cell_key(band: np.ndarray, term_idx: np.ndarray, mob: np.ndarray, rem: np.ndarray
@@ -580,20 +584,24 @@ def simulate_batch(
     acc = np.zeros((n_paths, T, engines.N_ACC))
     pacc = np.zeros((n_q, n_paths, T, engines.N_ACC))
     thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
+    t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
+    kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
     if engine == "granular":
         nb = prep.n_binomial_cells
-        u = gen_idio.random((n_paths, prep.n_slots, 2), dtype=np.float32)
-        args = (zb, scale, u, prep.cell_n[:nb], prep.cell_r[:nb], prep.cell_slot[:nb],
-                thr_s[:nb], prep.cell_smm[:nb], prep.cell_flows[:nb], prep.cell_pflows[:nb],
-                prep.recip, acc, pacc)
-        if backend == "numba":
-            engines.granular_block(*args)
+        cells = (prep.cell_n[:nb], prep.cell_r[:nb], thr_s[:nb], prep.cell_smm[:nb],
+                 prep.cell_flows[:nb], prep.cell_pflows[:nb], acc, pacc, t_q[:nb], kf)
+        bitgen = gen_idio.bit_generator
+        if backend == "numba" and type(bitgen) is np.random.PCG64:
+            st = engines.pcg64_state(bitgen)
+            engines.granular_block(zb, scale, st, *cells)
+            engines.set_pcg64_state(bitgen, st)
         else:
-            engines.granular_block_np(*args)
+            engines.granular_block_np(zb, scale, gen_idio, *cells)
         if nb < prep.n_cells:
-            _loan_level_draws(prep, nb, zb, scale, thr_s, gen_idio, acc, pacc, backend)
+            _loan_level_draws(prep, nb, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc,
+                              backend)
     else:
-        _loan_level_draws(prep, 0, zb, scale, thr_s, gen_idio, acc, pacc, backend)
+        _loan_level_draws(prep, 0, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     flows[:, :T] = acc
     pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
@@ -601,30 +609,20 @@ def simulate_batch(
     return PathBatch(block_index, flows, pflows)
 
 
-_M64 = (1 << 64) - 1
-
-
 def _pcg_state(bitgen: np.random.BitGenerator) -> np.ndarray:
-    """PCG64 state as uint64[6] for ``engines.pcg64_random_f32``: state high, state low,
-    increment high, increment low, has_uint32, uinteger."""
-    s = bitgen.state
-    state, inc = int(s["state"]["state"]), int(s["state"]["inc"])
-    return np.array([state >> 64, state & _M64, inc >> 64, inc & _M64, int(s["has_uint32"]),
-                     int(s["uinteger"])], dtype=np.uint64)
+    """PCG64 state as uint64[6] (``engines.pcg64_state``)."""
+    return engines.pcg64_state(bitgen)
 
 
 def _set_pcg_state(bitgen: np.random.BitGenerator, st: np.ndarray) -> None:
-    """Write back the state advanced by ``engines.pcg64_random_f32``."""
-    s = dict(bitgen.state)
-    s["state"] = {"state": (int(st[0]) << 64) | int(st[1]), "inc": s["state"]["inc"]}
-    s["has_uint32"] = int(st[4])
-    s["uinteger"] = int(st[5])
-    bitgen.state = s
+    """Write back the state advanced by a kernel (``engines.set_pcg64_state``)."""
+    engines.set_pcg64_state(bitgen, st)
 
 
 def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,
-                      thr_s: np.ndarray, gen_idio: np.random.Generator, acc: np.ndarray,
-                      pacc: np.ndarray, backend: str) -> None:
+                      thr_s: np.ndarray, t_q: np.ndarray, kf: float,
+                      gen_idio: np.random.Generator, acc: np.ndarray, pacc: np.ndarray,
+                      backend: str) -> None:
     """Loan-by-loan draws for the cells ``c0 ..`` (all cells for the loan engine; the small
     cells for the granular engine) accumulated into ``acc``/``pacc``."""
     if prep.sched is None or prep.loan_base is None or prep.shares is None \
@@ -633,7 +631,8 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
     n_paths, T = acc.shape[0], prep.T
     cum = np.zeros((prep.n_cells - c0, n_paths, 2 * max(T, 1)))
     total = np.zeros((prep.n_cells - c0, n_paths))
-    cdf_args = (zb, scale, prep.cell_r[c0:], thr_s[c0:], prep.cell_smm[c0:], cum, total)
+    cdf_args = (zb, scale, prep.cell_r[c0:], thr_s[c0:], prep.cell_smm[c0:], cum, total,
+                t_q[c0:], kf)
     if backend == "numba":
         engines.event_cdfs(*cdf_args)
     else:

@@ -23,7 +23,7 @@ from partners.dispersion import (
 )
 from partners.registry import PLATFORM_ID, parse_registry
 from portfolio.synthetic.generate import GeneratorParams, true_assumptions
-from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from tranching.analytics import tranche_table
 from tranching.deal import deal_from_dict
@@ -69,8 +69,12 @@ def _atol(x: np.ndarray) -> float:
 
 def test_holders_bear_the_collateral_net_loss_of_the_waterfall_run_with_the_profile(run):
     _, _, _, _, paths, deal, profile = run
-    # the profile's loss per unit of initial balance (a purchase of P loses P × unit)
-    unit = (profile.default.sum(axis=1) - profile.recovery.sum(axis=1)) / profile.initial_balance
+    # each vintage's loss per unit of initial balance (a purchase of P at month s loses
+    # P × unit[s], the vintage bought that month: it saw the factor of months s + 1 …)
+    assert profile.n_vintages == deal.revolving_months
+    unit = np.stack([(profile.vintage(m).default.sum(axis=1)
+                      - profile.vintage(m).recovery.sum(axis=1)) / profile.initial_balance
+                     for m in range(profile.n_vintages)], axis=1)  # (n_paths, n_vintages)
     for p in (paths, party_paths(paths, PLATFORM_ID)):
         for d in (deal, _deal(call=False)):
             s = securitise(d, p, profile)
@@ -85,8 +89,10 @@ def test_holders_bear_the_collateral_net_loss_of_the_waterfall_run_with_the_prof
             np.testing.assert_allclose(s.collateral_loss,
                                        res.metrics["cnl"][:, -1] * p.initial_balance, rtol=1e-12)
             # independent of the waterfall's bookkeeping: the securitised loans over their life
-            # = pool loss + Σ purchases × unit; the caller's part adds up to it
-            life = path_loss(p) + res.purchases.sum(axis=1) * unit
+            # = pool loss + Σ_s purchases_s × unit_s; the caller's part adds up to it
+            bought = res.purchases[:, : profile.n_vintages]  # no purchase after revolving
+            assert np.all(res.purchases[:, profile.n_vintages:] == 0)
+            life = path_loss(p) + (bought * unit[:, : bought.shape[1]]).sum(axis=1)
             np.testing.assert_allclose(sum(by_holder.values()), life, rtol=0, atol=_atol(life))
             np.testing.assert_allclose(s.purchased_loss, life - path_loss(p), rtol=0,
                                        atol=_atol(life))
@@ -126,12 +132,16 @@ def test_per_unit_profile_fits_a_partys_share_of_the_pool(run):
                      party_ids=(PLATFORM_ID, "p1"))
     prof = replenishment_for(deal, loans, ass, 100, 4)
     a = securitise(deal, paths, prof)
-    b = securitise(deal, paths, PoolPaths(dates=prof.dates, initial_balance=3.0 * prof.initial_balance,
-                                          seed_entropy=prof.seed_entropy,
-                                          **{n: 3.0 * getattr(prof, n) for n in (
-                                              "balance_bop", "interest", "scheduled_principal",
-                                              "prepayment", "default", "recovery",
-                                              "balance_eop")}))
+    names = ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
+             "recovery", "balance_eop")
+
+    def tripled(v: PoolPaths) -> dict:
+        return {"dates": v.dates, "initial_balance": 3.0 * v.initial_balance,
+                "seed_entropy": v.seed_entropy, **{n: 3.0 * getattr(v, n) for n in names}}
+
+    assert isinstance(prof, ReplenishmentProfile)
+    b = securitise(deal, paths, ReplenishmentProfile(
+        **tripled(prof), later=tuple(PoolPaths(**tripled(v)) for v in prof.later)))
     np.testing.assert_allclose(b.collateral_loss, a.collateral_loss, rtol=1e-9)
     part = securitise(_deal(0.3), party_paths(paths, PLATFORM_ID), prof)
     assert part.pool_balance == pytest.approx(0.3 * a.pool_balance, rel=1e-12)

@@ -142,3 +142,81 @@ def test_loan_engine_and_deterministic_profiles() -> None:
     direct = simulate(replenishment_loans(loans, CUTOFF), a, 1, 5, deterministic_z=0.0)
     np.testing.assert_array_equal(det.default, direct.default)
     np.testing.assert_array_equal(det.interest, direct.interest)
+
+
+def _age_varying(copula: str = "gaussian"):
+    # hazards that rise with age (so a vintage's age and calendar month are told apart)
+    import dataclasses
+
+    a = simple_assumptions(pd_scale=3.0, rho=0.3)
+    age = np.arange(a.default_hazard.shape[2])
+    return dataclasses.replace(a, default_hazard=a.default_hazard * (0.5 + 0.1 * age),
+                               copula=copula, t_dof=5.0)
+
+
+@pytest.mark.parametrize("copula", ["gaussian", "t"])
+def test_vintages_are_the_conditional_expectation_of_the_exact_draws(copula: str) -> None:
+    # engines.expected_vintages: vintage s on a path is the expectation, given that path's
+    # factor (and t mixing value), of what the granular engine's exact binomial draws give
+    # the same loans on the factor months s + 1 … . Reference: the mean of 4,096 granular
+    # paths that all share one factor path, within 4 standard errors per month; the numpy
+    # twin to 1e-12; and (Gaussian) simulation.expected_projection, the deterministic
+    # scenarios' conditional expectation, on the same shifted factor path.
+    import math
+
+    from portfolio.montecarlo import engines
+    from portfolio.montecarlo.simulation import (
+        expected_projection,
+        prepare_pool,
+        root_seed,
+        simulate_batch,
+    )
+
+    a = _age_varying(copula)
+    prep = prepare_pool(replenishment_loans(short_tenor_loans(n=600), CUTOFF), a,
+                        small_cells=0)
+    n_v, T = 3, prep.T
+    rng = np.random.default_rng(3)
+    z_cal = rng.standard_normal((2, n_v + T)) * 1.2
+    scale = np.array([0.6, 1.3]) if copula == "t" else np.ones(2)
+    thr_s, zb = engines.scaled_inputs(prep.cell_thr, z_cal, prep.rho)
+    t_q = prep.cell_thr if copula == "t" else engines.NO_T
+    kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
+    out = np.zeros((n_v, 2, T, engines.N_ACC))
+    twin = np.zeros_like(out)
+    args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows)
+    engines.expected_vintages(*args, out, t_q, kf)
+    engines.expected_vintages_np(*args, twin, t_q, kf)
+    np.testing.assert_allclose(out, twin, rtol=1e-12, atol=1e-9)
+    n = 4_096
+    for s in range(n_v):
+        for p in range(2):
+            zs = np.repeat(z_cal[p:p + 1, s + 1: s + 1 + T], n, axis=0)
+            draws = simulate_batch(prep, 0, root_seed(100 * s + p), n, "granular",
+                                   factor=(zs, np.full(n, scale[p]))).flows[:, :T]
+            mean = draws.mean(axis=0)
+            se = draws.std(axis=0, ddof=1) / math.sqrt(n)
+            for k in (engines.DEFAULT, engines.PREPAY, engines.INTEREST):
+                dev = np.abs(mean[:, k] - out[s, p, :, k])
+                assert np.all(dev <= 4 * se[:, k] + 1e-6 * prep.initial_balance), (s, p, k)
+            assert out[s, p, :, engines.DEFAULT].sum() > 0
+            if copula == "gaussian":
+                acc, _ = expected_projection(prep, z_cal[p, s + 1: s + 1 + T])
+                np.testing.assert_allclose(out[s, p], acc[0, :T], rtol=1e-10, atol=1e-6)
+
+
+def test_the_profile_is_the_kernel_on_the_runs_calendar_factor_either_backend() -> None:
+    # simulate_replenishment's vintages = the numpy twin's on the same seed, for either
+    # engine; vintage s is not vintage 0 (it sees other months of the same factor path)
+    loans = short_tenor_loans(n=300)
+    a = _age_varying()
+    numba_ = simulate_replenishment(loans, a, 300, seed=4, purchase_months=3)
+    numpy_ = simulate_replenishment(loans, a, 300, seed=4, purchase_months=3, backend="numpy")
+    loan = simulate_replenishment(loans, a, 300, seed=4, purchase_months=3, engine="loan")
+    for s in range(3):
+        np.testing.assert_allclose(numba_.vintage(s).default, numpy_.vintage(s).default,
+                                   rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(numba_.vintage(s).default, loan.vintage(s).default)
+    assert not np.allclose(numba_.vintage(1).default, numba_.vintage(0).default)
+    with pytest.raises(ValidationError, match="backend"):
+        simulate_replenishment(loans, a, 10, 1, backend="cuda")  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
-"""Kernels of the Monte Carlo engine: numba against the numpy twins, the binomial draw and
-its normal branch, the factor process, the t copula, loss statistics, stress monotonicity."""
+"""Kernels of the Monte Carlo engine: numba against the numpy twins, the factor process, the
+t copula, loss statistics, stress monotonicity (the binomial sampler: test_binomial.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from portfolio.montecarlo.simulation import (
 )
 
 SMALL = mixed_pool(2_000, seed=5)
-RECIP = 1.0 / np.arange(1, 10_002, dtype=np.float64)
 _pool = mixed_pool(6_000, seed=6)
 SHORT = _pool.take(np.flatnonzero(_pool.term_months <= 6))  # few cells: cheap hypothesis runs
 
@@ -57,43 +56,6 @@ def test_numba_kernels_match_their_numpy_twins(engine, small_cells):
     np.testing.assert_allclose(fast.flows, slow.flows, rtol=1e-10, atol=1e-6)
     np.testing.assert_allclose(fast.party_flows, slow.party_flows, rtol=1e-10, atol=1e-6)
     assert fast.flows[..., engines.DEFAULT].sum() > 0
-
-
-def test_exact_binomial_branch_is_cdf_inversion():
-    # Below NORMAL_MIN_VARIANCE the draw is the inverse binomial CDF of u (SciPy binom.ppf);
-    # u sits away from CDF jumps so that float rounding cannot matter.
-    rng = np.random.default_rng(0)
-    for n, p in ((10, 0.3), (40, 0.05), (300, 0.01), (7, 0.9), (1, 0.5)):
-        u = rng.random(2000)
-        cdf = stats.binom.cdf(np.arange(n + 1), n, p)
-        clear = np.min(np.abs(u[:, None] - cdf[None, :]), axis=1) > 1e-9
-        expected = stats.binom.ppf(u[clear], n, p)
-        got = np.array([engines.binom_from_uniform(n, p, float(x), RECIP) for x in u[clear]])
-        np.testing.assert_array_equal(got, expected)
-        twin = engines.binom_from_uniform_np(np.full(clear.sum(), n), np.full(clear.sum(), p),
-                                             u[clear], RECIP)
-        np.testing.assert_array_equal(twin, expected)
-    assert engines.binom_from_uniform(0, 0.3, 0.5, RECIP) == 0
-    assert engines.binom_from_uniform(5, 0.0, 0.99, RECIP) == 0
-    assert engines.binom_from_uniform(5, 1.0, 0.01, RECIP) == 5
-
-
-@pytest.mark.parametrize(("n", "p"), [(100, 0.115), (2300, 0.005), (5000, 0.03), (400, 0.5)])
-def test_normal_branch_matches_the_binomial(n, p):
-    # Variance ≥ NORMAL_MIN_VARIANCE: the continuity-corrected normal draw has the binomial
-    # mean and variance, and its CDF is within 0.03 of the exact one (scipy.stats.binom).
-    var = n * p * (1 - p)
-    assert var >= engines.NORMAL_MIN_VARIANCE
-    u = (np.arange(200_000) + 0.5) / 200_000  # a fine quadrature grid over (0, 1)
-    k = engines.binom_from_uniform_np(np.full(u.size, n), np.full(u.size, p), u, RECIP)
-    assert k.mean() == pytest.approx(n * p, abs=0.01 * math.sqrt(var) + 1e-3)
-    assert k.var() == pytest.approx(var + 1 / 12, rel=0.02)  # + Sheppard's rounding term
-    grid = np.arange(int(n * p - 5 * math.sqrt(var)), int(n * p + 5 * math.sqrt(var)))
-    emp = np.searchsorted(np.sort(k), grid, side="right") / k.size
-    assert np.max(np.abs(emp - stats.binom.cdf(grid, n, p))) < 0.03
-    some = u[::997]
-    nb = np.array([engines.binom_from_uniform(n, p, float(x), RECIP) for x in some])
-    np.testing.assert_array_equal(nb, k[::997])
 
 
 def test_acklam_normal_quantile():

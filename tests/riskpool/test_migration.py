@@ -99,15 +99,15 @@ def test_migrate_types_every_run_and_the_runs_replay(old_db: Path, cli) -> None:
                                              records[2].inputs.out)  # type: ignore[union-attr]
     assert isinstance(records[3].inputs, ReportInputs) and records[3].inputs.partner == "bank_east"
     # the replay gives the stored paths again: bit for bit where the version-1 copy of the
-    # assumptions held the values the run used (runs 5 and 6, loaded from a 12-digit TOML)
-    for rid in (5, 6):
+    # assumptions held the values the run used (run 5, loaded from a 12-digit TOML)
+    for rid in (5,):
         again = replays[rid].paths()
         for name in FLOW_NAMES:
             assert np.array_equal(getattr(again, name), getattr(paths[rid], name)), (rid, name)
-    # runs 1 (calibrated in memory) and 4 (adverse stress applied in memory) used values with
-    # more than the 12 significant digits version 1 stored: every draw is the same, so every
-    # flow is equal except the recovery (rate × lag), which differs in its last bits
-    for rid in (1, 4):
+    # run 4 (adverse stress applied in memory) used values with more than the 12 significant
+    # digits version 1 stored: every draw is the same, so every flow is equal except the
+    # recovery (rate × lag), which differs in its last bits
+    for rid in (4,):
         again = replays[rid].paths()
         for name in FLOW_NAMES:
             want, got = getattr(paths[rid], name), getattr(again, name)
@@ -118,6 +118,19 @@ def test_migrate_types_every_run_and_the_runs_replay(old_db: Path, cli) -> None:
         assert again.party_ids == paths[rid].party_ids
         for name, arr in paths[rid].party_flows.items():
             np.testing.assert_allclose(again.party_flows[name], arr, rtol=1e-13, atol=1e-9)
+    # runs 1 and 6 are granular-engine runs: their paths were drawn by the version-1 engine,
+    # whose binomial counts used a normal approximation that issue 11 replaced by exact draws,
+    # so a replay draws other counts from the same inputs. What does not depend on the draws
+    # is equal (dates, parties, the month-0 balance), and the mean loss agrees within 4 SE.
+    for rid in (1, 6):
+        again = replays[rid].paths()
+        assert again.n_paths == paths[rid].n_paths and again.party_ids == paths[rid].party_ids
+        assert np.array_equal(again.dates, paths[rid].dates)
+        np.testing.assert_allclose(again.balance_bop[:, 0], paths[rid].balance_bop[:, 0],
+                                   rtol=1e-12)
+        a, b = again.loss, paths[rid].loss
+        se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+        assert abs(a.mean() - b.mean()) < 4 * se, (rid, a.mean(), b.mean(), se)
     # the deals stored with runs 1 and 4 and both allocations read through their typed records
     assert deal_1.settings == DealSettings("new-loan profile", 21, 33) == deal_4.settings
     assert deal_4.triggers["trigger"].tolist() == ["cnl_early_amortisation"]

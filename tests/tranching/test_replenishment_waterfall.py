@@ -148,3 +148,80 @@ def test_dates_extend_monthly_past_the_pool() -> None:
     assert len(r.dates) == 13
     assert r.dates[-1] == dt.date(2027, 2, 26)
     assert r.balance[:, :, -1].max() < 1e-6
+
+
+def test_purchases_see_the_factor_of_their_calendar_month() -> None:
+    # Issue 11 §6. A deterministic factor path that is 0 except one bad month m* = 14
+    # (Z = −3): loans bought at the end of month s see month s + 1 + a at their age a, so every
+    # vintage still alive then has its default rate peak at age m* − s − 1 — in calendar
+    # month m* — and nowhere else. (Before, every purchase replayed one vintage by age.)
+    loans = short_tenor_loans(n=300)
+    a = simple_assumptions(rho=0.3)
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")  # 12 revolving months
+    m_star, n_v = 14, deal.revolving_months
+    z = np.zeros(40)
+    z[m_star] = -3.0
+    prof = simulate_replenishment(loans, a, 1, seed=1, deterministic_z=z, purchase_months=n_v)
+    assert prof.n_vintages == n_v
+    from portfolio.montecarlo.replenishment import replenishment_loans
+
+    new = replenishment_loans(loans, prof.dates[0].astype(object) - dt.timedelta(days=31))
+    for s in range(n_v):
+        v = prof.vintage(s)
+        # the vintage is the new loans projected on the factor months s + 1 … (same engine,
+        # conditional expectation given that path)
+        ref = simulate(new, a, 1, 0, deterministic_z=z[s + 1: s + 1 + 12])
+        np.testing.assert_allclose(v.default, ref.default, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(v.interest, ref.interest, rtol=1e-12, atol=1e-9)
+        rate = v.default[0, :12] / np.where(v.balance_bop[0, :12] > 0, v.balance_bop[0, :12], 1)
+        age = m_star - s - 1
+        if age >= 12:  # bought too early: every loan (3–12 months) is gone by month m*
+            assert rate.max() < 1.2 * rate.min(), s
+            continue
+        assert int(np.argmax(rate)) == age, s
+        assert rate[age] > 5 * np.delete(rate[:12], age).max(), s  # Φ-ratio at Z = −3, ρ 0.3
+    # in the deal: the purchased loans' defaults (all there is after the pool ran off in
+    # month 12) are the calendar sum Σ_s purchase_s × vintage_s[t − s − 1], peaking at m*
+    paths = simulate(loans, a, 1, seed=1, deterministic_z=z[:12])
+    r = run_waterfall(deal, paths, replenishment=prof)
+    init = paths.initial_balance
+    net = np.diff(np.r_[0.0, r.metrics["cnl"][0]]) * init  # defaults − recoveries by month
+    months = len(r.dates)
+    expected = np.zeros(months)
+    expected[:paths.n_months] = (paths.default - paths.recovery)[0]
+    unit = 1.0 / prof.initial_balance
+    for s in range(months):
+        if r.purchases[0, s] > 0:
+            v = prof.vintage(s)
+            k = min(v.n_months, months - s - 1)
+            expected[s + 1: s + 1 + k] += r.purchases[0, s] * unit * (
+                v.default - v.recovery)[0, :k]
+    live = np.cumsum(r.call_proceeds[0]) == 0
+    np.testing.assert_allclose(net[live], expected[live], rtol=1e-9, atol=1e-6 * init)
+    late = np.arange(months) >= 12
+    bought_default = np.zeros(months)
+    for s in range(n_v):
+        v = prof.vintage(s)
+        k = min(v.n_months, months - s - 1)
+        bought_default[s + 1: s + 1 + k] += r.purchases[0, s] * unit * v.default[0, :k]
+    assert int(np.argmax(np.where(late & live, bought_default, 0.0))) == m_star
+
+
+def test_monte_carlo_vintages_share_the_runs_calendar_factor() -> None:
+    # No persistence (φ = 0: months independent), strong correlation: on every path the loans
+    # bought at month s default in month s + 1 + a together with the pool's loans of that
+    # calendar month (same Z), and not with the pool's month s + 1 + a ± 1.
+    import dataclasses
+
+    loans = short_tenor_loans(n=3000)
+    a = dataclasses.replace(simple_assumptions(pd_scale=3.0, rho=0.5), factor_persistence=0.0)
+    main = simulate(loans, a, 768, seed=8)
+    prof = simulate_replenishment(loans, a, 768, seed=8, purchase_months=4)
+    pool_rate = main.default / np.where(main.balance_bop > 0, main.balance_bop, 1.0)
+    for s, age in ((0, 1), (2, 2), (3, 4)):
+        v = prof.vintage(s)
+        x = v.default[:, age] / v.balance_bop[:, age]
+        m = s + 1 + age
+        assert np.corrcoef(x, pool_rate[:, m])[0, 1] > 0.6, (s, age)
+        for off in (m - 1, m + 1):  # 768 independent pairs: |r| < 0.2 is 5.5 SE
+            assert abs(np.corrcoef(x, pool_rate[:, off])[0, 1]) < 0.2, (s, age, off)
