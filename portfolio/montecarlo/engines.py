@@ -405,10 +405,11 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
     month 0; vintage s (bought at the end of month s, s = 0 … n_v − 1 with n_v = out.shape[0])
     lives from month s + 1, so its month a sees ``zb[:, s + 1 + a]`` (L ≥ n_v + T). scale,
     cell_r, thr_s, cell_smm, cell_flows, t_q, kf as in :func:`granular_block`. out
-    (n_v, n_b, T, 5) is accumulated into: for every cell the expected fractions of its loans
-    alive (A), defaulting (A·p_t), performing (A·(1 − p_t)) and prepaying
-    (A·(1 − p_t)·smm_t) times its scheduled flows, A ← A·(1 − p_t)·(1 − smm_t): the same
-    month order as the engines, in expectation over the idiosyncratic draws."""
+    (n_v, 5, n_b, ≥ T), flow-major (each vintage's flow a contiguous (paths, months) block),
+    is accumulated into: for every cell the expected fractions of its loans alive (A),
+    defaulting (A·p_t), performing (A·(1 − p_t)) and prepaying (A·(1 − p_t)·smm_t) times its
+    scheduled flows, A ← A·(1 − p_t)·(1 − smm_t): the same month order as the engines, in
+    expectation over the idiosyncratic draws."""
     n_v = out.shape[0]
     n_b = zb.shape[0]
     n_cells = cell_r.shape[0]
@@ -433,11 +434,11 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
                     b = cell_flows[c, t, 0]
                     i = cell_flows[c, t, 1]
                     pr = cell_flows[c, t, 2]
-                    out[s, p, t, 0] += frac * b
-                    out[s, p, t, 1] += perf * i
-                    out[s, p, t, 2] += perf * pr
-                    out[s, p, t, 3] += perf * sm * (b - pr)
-                    out[s, p, t, 4] += frac * pd * b
+                    out[s, 0, p, t] += frac * b
+                    out[s, 1, p, t] += perf * i
+                    out[s, 2, p, t] += perf * pr
+                    out[s, 3, p, t] += perf * sm * (b - pr)
+                    out[s, 4, p, t] += frac * pd * b
                     frac = perf * (1.0 - sm)
 
 
@@ -458,11 +459,11 @@ def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_
                 perf = frac * (1.0 - pd)
                 sm = cell_smm[c, t]
                 b, i, pr = cell_flows[c, t]
-                out[s, :, t, 0] += frac * b
-                out[s, :, t, 1] += perf * i
-                out[s, :, t, 2] += perf * pr
-                out[s, :, t, 3] += perf * sm * (b - pr)
-                out[s, :, t, 4] += frac * pd * b
+                out[s, 0, :, t] += frac * b
+                out[s, 1, :, t] += perf * i
+                out[s, 2, :, t] += perf * pr
+                out[s, 3, :, t] += perf * sm * (b - pr)
+                out[s, 4, :, t] += frac * pd * b
                 frac = perf * (1.0 - sm)
 
 

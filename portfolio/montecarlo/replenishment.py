@@ -72,6 +72,7 @@ from portfolio.montecarlo.simulation import (
     block_seed,
     expected_projection,
     factor_paths,
+    finish_flows,
     prepare_pool,
     root_seed,
 )
@@ -95,6 +96,11 @@ def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str
     Same loan count, score, APR, term, repayment type and region; balance = principal = the
     loan's original principal; months on book 0; remaining term = term; first instalment one
     calendar month after ``cutoff``. Loan ids are the pool's prefixed with ``new:``."""
+    return _new_loans(loans, cutoff, _new_ids(loans.loan_id))
+
+
+def _new_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str,
+               loan_id: np.ndarray) -> LoanArrays:
     n = len(loans)
     if n == 0:
         raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
@@ -111,7 +117,7 @@ def replenishment_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str
     origination = np.full(n, cut, dtype="datetime64[D]")
     first_due = np.full(n, add_months(origination[:1], 1)[0], dtype="datetime64[D]")
     return LoanArrays(
-        loan_id=_new_ids(loans.loan_id),
+        loan_id=loan_id,
         balance=principal.copy(),
         apr=np.asarray(loans.apr, dtype=np.float64).copy(),
         term_months=term.copy(),
@@ -181,7 +187,10 @@ def simulate_replenishment(
                                       "months)", purchase_months))
     n_v = int(purchase_months)
     root = root_seed(seed)
-    new = replenishment_loans(loans, cutoff if cutoff is not None else default_cutoff(loans))
+    # the new loans keep the pool's ids here (prepare_pool does not read them; renaming a
+    # million ids cost more than the projection's preparation)
+    new = _new_loans(loans, cutoff if cutoff is not None else default_cutoff(loans),
+                     loans.loan_id)
     prep = prepare_pool(new, assumptions)  # the same profile for either engine
     if deterministic_z is not None:
         z_cal = _z_path(deterministic_z, n_v + prep.T) if np.ndim(deterministic_z) else None
@@ -197,8 +206,8 @@ def simulate_replenishment(
     blocks = block_layout(int(n_paths))
 
     length = n_v + prep.T  # calendar months 0 … n_v + T − 1 of the factor
-    acc = np.zeros((n_v, int(n_paths), prep.n_months, engines.N_ACC))
-    pacc = np.zeros((0, int(n_paths), prep.n_months, engines.N_ACC))
+    # flow-major: each vintage's flow is a contiguous (paths, months) block of acc
+    acc = np.zeros((n_v, engines.N_ACC, int(n_paths), prep.n_months))
     phi = prep.factor_persistence
     c = math.sqrt(1.0 - phi * phi)
     t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
@@ -219,13 +228,12 @@ def simulate_replenishment(
             for k in range(t_main, length):
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - t_main]
         thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
-        out = np.zeros((n_v, n_b, prep.T, engines.N_ACC))
-        args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows, out, t_q, kf)
+        args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows,
+                acc[:, :, start:start + n_b], t_q, kf)
         if backend == "numba":
             engines.expected_vintages(*args)
         else:
             engines.expected_vintages_np(*args)
-        acc[:, start:start + n_b, :prep.T] = out
 
     # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
     # is a pure function of its seeds, so the numbers do not depend on the thread count
@@ -237,8 +245,12 @@ def simulate_replenishment(
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, b) for b in range(len(blocks))]:
                 fut.result()
-    return _profile([_pad(_assemble(prep, acc[s], pacc, _entropy(root)), horizon)
-                     for s in range(n_v)])
+    flows = finish_flows(*(acc[:, k] for k in range(engines.N_ACC)),
+                         recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
+    entropy = _entropy(root)
+    return _profile([_pad(PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
+                                    seed_entropy=entropy, **{k: v[s] for k, v in flows.items()}),
+                          horizon) for s in range(n_v)])
 
 
 def _profile(vintages: list[PoolPaths]) -> ReplenishmentProfile:

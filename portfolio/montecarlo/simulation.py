@@ -671,11 +671,18 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
 
 def _finish(acc: np.ndarray, recovery_rate: float, lag: np.ndarray) -> dict[str, np.ndarray]:
     """From (..., n_months, 5) accumulators to the PoolPaths flow arrays."""
-    bop = acc[..., engines.BOP]
-    interest = acc[..., engines.INTEREST]
-    princ = acc[..., engines.PRINCIPAL]
-    prepay = acc[..., engines.PREPAY]
-    default = acc[..., engines.DEFAULT]
+    flows = finish_flows(*(acc[..., k] for k in range(engines.N_ACC)),
+                         recovery_rate=recovery_rate, lag=lag)
+    return {k: np.ascontiguousarray(v) for k, v in flows.items()}
+
+
+def finish_flows(bop: np.ndarray, interest: np.ndarray, princ: np.ndarray, prepay: np.ndarray,
+                 default: np.ndarray, *, recovery_rate: float, lag: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """The PoolPaths flow arrays from the accumulated bop, interest, scheduled principal,
+    prepayment and default (any leading shape, months last; the inputs are returned as they
+    are): recoveries ``recovery_rate × lag[k]`` of each default k + 1 months later, and the
+    end balance, with float dust below 1e-6 set to 0."""
     recovery = np.zeros_like(default)
     n_months = default.shape[-1]
     for k, share in enumerate(lag):
@@ -685,11 +692,11 @@ def _finish(acc: np.ndarray, recovery_rate: float, lag: np.ndarray) -> dict[str,
     # exact zeros where float cancellation leaves dust (e.g. 1e-10 after a full payoff)
     eop[np.abs(eop) < 1e-6] = 0.0
     return {
-        "balance_bop": np.ascontiguousarray(bop),
-        "interest": np.ascontiguousarray(interest),
-        "scheduled_principal": np.ascontiguousarray(princ),
-        "prepayment": np.ascontiguousarray(prepay),
-        "default": np.ascontiguousarray(default),
+        "balance_bop": bop,
+        "interest": interest,
+        "scheduled_principal": princ,
+        "prepayment": prepay,
+        "default": default,
         "recovery": recovery,
         "balance_eop": eop,
     }

@@ -182,7 +182,7 @@ def test_vintages_are_the_conditional_expectation_of_the_exact_draws(copula: str
     thr_s, zb = engines.scaled_inputs(prep.cell_thr, z_cal, prep.rho)
     t_q = prep.cell_thr if copula == "t" else engines.NO_T
     kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
-    out = np.zeros((n_v, 2, T, engines.N_ACC))
+    out = np.zeros((n_v, engines.N_ACC, 2, T))  # flow-major
     twin = np.zeros_like(out)
     args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows)
     engines.expected_vintages(*args, out, t_q, kf)
@@ -197,12 +197,12 @@ def test_vintages_are_the_conditional_expectation_of_the_exact_draws(copula: str
             mean = draws.mean(axis=0)
             se = draws.std(axis=0, ddof=1) / math.sqrt(n)
             for k in (engines.DEFAULT, engines.PREPAY, engines.INTEREST):
-                dev = np.abs(mean[:, k] - out[s, p, :, k])
+                dev = np.abs(mean[:, k] - out[s, k, p])
                 assert np.all(dev <= 4 * se[:, k] + 1e-6 * prep.initial_balance), (s, p, k)
-            assert out[s, p, :, engines.DEFAULT].sum() > 0
+            assert out[s, engines.DEFAULT, p].sum() > 0
             if copula == "gaussian":
                 acc, _ = expected_projection(prep, z_cal[p, s + 1: s + 1 + T])
-                np.testing.assert_allclose(out[s, p], acc[0, :T], rtol=1e-10, atol=1e-6)
+                np.testing.assert_allclose(out[s, :, p].T, acc[0, :T], rtol=1e-10, atol=1e-6)
 
 
 def test_the_profile_is_the_kernel_on_the_runs_calendar_factor_either_backend() -> None:
