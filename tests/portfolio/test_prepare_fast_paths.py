@@ -74,10 +74,14 @@ def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch)
     a = simple_assumptions()
     cut = dt.date(2026, 6, 30)
     monkeypatch.setenv("RISKPOOL_THREADS", "3")  # portfolio.settings.threads()
-    several = simulate_replenishment(loans, a, 700, 11, cutoff=cut)  # 3 blocks
+    # 3 blocks, 4 calendar vintages (engines.expected_vintages on every block)
+    several = simulate_replenishment(loans, a, 700, 11, cutoff=cut, purchase_months=4)
     monkeypatch.setenv("RISKPOOL_THREADS", "1")
-    one = simulate_replenishment(loans, a, 700, 11, cutoff=cut)
-    for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
-                 "recovery", "balance_eop"):
-        assert np.array_equal(getattr(one, name), getattr(several, name))
+    one = simulate_replenishment(loans, a, 700, 11, cutoff=cut, purchase_months=4)
+    assert one.n_vintages == several.n_vintages == 4
+    for s in range(4):
+        for name in ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
+                     "recovery", "balance_eop"):
+            assert np.array_equal(getattr(one.vintage(s), name),
+                                  getattr(several.vintage(s), name)), (s, name)
     assert one.initial_balance == several.initial_balance
