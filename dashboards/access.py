@@ -741,6 +741,8 @@ class DispersionView:
     # economic views side by side
     reconciliation: pd.DataFrame = field(default_factory=pd.DataFrame)
     views: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # each visible party's economic lines (means) and their total, the economic EL of ``views``
+    economic_lines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
@@ -773,7 +775,9 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
                             stored.risk.lgd, deal, replenishment=profile)
     table = pd.DataFrame(result.table())
     heads = pd.DataFrame([h.row() for h in result.headlines])
-    views = pd.DataFrame([v.row() for v in economic_views(result)])
+    econ = economic_views(result)
+    views = pd.DataFrame([v.row() for v in econ])
+    econ_lines = pd.DataFrame([r for v in econ for r in v.line_rows()])
     if viewer.is_treasury:
         srt = pd.DataFrame([{"scenario": h.scenario, **r} for h in result.headlines
                             if h.srt is not None for r in h.srt.rows()])
@@ -786,12 +790,14 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
         recon = pd.DataFrame([r for rec in reconcile_parties(result) for r in rec.rows()])
         return DispersionView(table, heads, result.pool_measures.el,
                               result.pool_measures.var_999, result.hhi_partners, srt, positions,
-                              recon, views)
+                              recon, views, econ_lines)
     mine = table[table["party"] == viewer.partner_id].reset_index(drop=True)
     if mine.empty:
         raise AccessDenied(f"allocation {allocation_id} gives {viewer.partner_id} no position")
     own = views[views["party"] == viewer.partner_id].reset_index(drop=True)
-    return DispersionView(mine, heads.iloc[0:0], None, None, None, views=own)
+    own_lines = econ_lines[econ_lines["party"] == viewer.partner_id].reset_index(drop=True)
+    return DispersionView(mine, heads.iloc[0:0], None, None, None, views=own,
+                          economic_lines=own_lines)
 
 
 # --------------------------------------------------------------------------- reports

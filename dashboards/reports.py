@@ -243,6 +243,8 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
         dtables["dispersion_headline"] = dv.headlines
     if not dv.views.empty:
         dtables["dispersion_views"] = dv.views
+    if not dv.economic_lines.empty:
+        dtables["dispersion_economic_lines"] = dv.economic_lines
     if not dv.reconciliation.empty:
         dtables["dispersion_reconciliation"] = dv.reconciliation
     if not dv.srt.empty:

@@ -97,8 +97,14 @@ class Reconciliation:
         """One row per line: label, party, EL (the mean), the smallest and largest value over
         the paths."""
         return [{"scenario": self.scenario, "line": ln.label, "party": ln.party, "kind": ln.kind,
-                 "el": float(ln.values.mean()), "min": float(ln.values.min()),
-                 "max": float(ln.values.max())} for ln in self.lines]
+                 "el": _shown(ln.values.mean()), "min": _shown(ln.values.min()),
+                 "max": _shown(ln.values.max())} for ln in self.lines]
+
+
+def _shown(x: float) -> float:
+    """A figure for a table: to the micro-yuan, without a negative zero (the float round-off of
+    a line that is zero, e.g. an unrounded class loss of ±6e-8, reads 0.00, not −0.00)."""
+    return round(float(x), 6) + 0.0
 
 
 def _deal_lines(s: Securitisation) -> list[Line]:
@@ -192,6 +198,15 @@ class PartyViews:
     credit: LossMeasures  # credit loss
     economic: LossMeasures  # cash out − cash in (a profit is negative)
     lines: Mapping[str, float]  # the economic lines' means (CNY; + = cash out)
+
+    def line_rows(self) -> list[dict[str, Any]]:
+        """The economic lines (their means, CNY; + = cash out) and their total, which is the
+        economic EL of ``row()``."""
+        rows = [{"party": self.party, "economic_line": k, "kind": "line", "el": _shown(v)}
+                for k, v in self.lines.items()]
+        rows.append({"party": self.party, "economic_line": "= economic result (EL)",
+                     "kind": "total", "el": _shown(self.economic.el)})
+        return rows
 
     def row(self) -> dict[str, Any]:
         c, e = self.credit, self.economic

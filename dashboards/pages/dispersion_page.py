@@ -37,6 +37,9 @@ st.subheader("Two views per party: credit loss and economic result")
 st.caption("Credit loss: defaults − recoveries borne. Economic: cash out − cash in (loan shares "
            "and notes at par, collections, coupons, residual cash, fees); negative = a profit.")
 ui.table(view.views)
+if not view.economic_lines.empty:
+    with st.expander("Economic result, line by line (means over paths, CNY; + = cash out)"):
+        ui.table(view.economic_lines)
 if v.is_treasury:
     m = st.columns(3)
     m[0].metric("Pool EL (CNY)", ui.money(view.pool_el or 0.0))

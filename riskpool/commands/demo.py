@@ -249,10 +249,15 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         for h in disp.headlines:
             srt = "" if h.srt is None else (
                 "; SRT passes" if h.srt.passed else
-                "; SRT fails (" + "; ".join(h.srt.reasons()) + "): no capital relief claimed")
+                "; SRT fails (" + "; ".join(h.srt.reasons()) + "): no capital relief claimed "
+                "for the securitised loans (they stay at IRB)")
+            # with joint lending beside a failed securitisation, what is released is the
+            # joint lending's (the partners' shares), never the deal's
+            by = " (by the joint lending only)" if (
+                h.srt is not None and not h.srt.passed and h.scenario == "both") else ""
             echo(f"dispersion ({h.scenario}): {h.el_share_left:.1%} of EL and "
                  f"{h.tail_share_left:.1%} of the 99.9% tail left the platform{srt}; "
-                 f"capital released {h.capital_released:,.0f} CNY")
+                 f"capital released {h.capital_released:,.0f} CNY{by}")
         recs = reconcile(disp)
         echo("reconciliation (pool loss to each party): closes to the cent on every path: "
              + ", ".join(f"{r.scenario} {'yes' if r.closes else 'NO'}" for r in recs))

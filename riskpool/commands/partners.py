@@ -276,19 +276,28 @@ def dispersion(
                f"{_money(d.baseline_capital)}; HHI of partner exposures {d.hhi_partners:.4f}")
     for h in d.headlines:
         srt = "" if h.srt is None else (" SRT passes;" if h.srt.passed else
-                                        " SRT FAILS (no relief: the loans stay at IRB);")
+                                        " SRT FAILS (no relief: the securitised loans stay at "
+                                        "IRB);")
+        by = " (by the joint lending only)" if (
+            h.srt is not None and not h.srt.passed and h.scenario == "both") else ""
         typer.echo(f"{h.scenario:<16} EL left the platform {_pct(h.el_share_left)}, 99.9% tail "
                    f"{_pct(h.tail_share_left)};{srt} platform capital "
-                   f"{_money(h.platform_capital)}, capital released {_money(h.capital_released)}")
+                   f"{_money(h.platform_capital)}, capital released "
+                   f"{_money(h.capital_released)}{by}")
     typer.echo("\nTwo views per party (CNY; + = loss): credit loss, and economic = cash out − "
                "cash in (loan shares and notes at par, collections, coupons, residual, fees)")
     typer.echo(f"{'party':<14}{'credit EL':>16}{'credit VaR99.9':>16}{'credit ES99.9':>16}"
                f"{'econ. EL':>16}{'econ. VaR99.9':>16}{'econ. ES99.9':>16}")
-    for v in economic_views(d):
+    views = economic_views(d)
+    for v in views:
         r = v.row()
         typer.echo(f"{v.party:<14}{_money(r['credit_el']):>16}{_money(r['credit_var_999']):>16}"
                    f"{_money(r['credit_es_999']):>16}{_money(r['economic_el']):>16}"
                    f"{_money(r['economic_var_999']):>16}{_money(r['economic_es_999']):>16}")
+    typer.echo("\nEconomic result, line by line (means over paths, CNY; + = cash out)")
+    for v in views:
+        for r in v.line_rows():
+            typer.echo(f"  {r['party']:<14}{r['economic_line']:<58}{_money(r['el']):>16}")
     for rec in reconcile(d):
         typer.echo(f"\nFrom the pool's loss to each party ({rec.scenario}; EL = mean over paths; "
                    f"closes to the cent on every path: {'yes' if rec.closes else 'NO'})")

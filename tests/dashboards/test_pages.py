@@ -225,8 +225,31 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     for pid, el in combined[combined["kind"] == "holder"].groupby("party")["el"].sum().items():
         assert el == pytest.approx(expected.loc[pid, "el"], abs=0.01)
     assert all(r.closes for r in reconcile(result))
+    # every line labelled; both pictures close on screen; the pool line is the metric's EL
+    assert rec["line"].map(lambda x: isinstance(x, str) and len(x) > 3).all()
+    assert (rec.loc[rec["kind"] == "holder", "party"].str.len() > 0).all()
+    assert set(rec["scenario"]) == {"combined", "securitisation"}
+    for _, sc in rec.groupby("scenario"):
+        bear = sc.loc[sc["line"] == "= loss to be borne", "el"].item()
+        pool_plus = sc.loc[sc["kind"].isin(["pool", "add"]), "el"].sum()
+        assert pool_plus == pytest.approx(bear, abs=0.01)
+        assert sc.loc[sc["kind"] == "holder", "el"].sum() == pytest.approx(bear, abs=0.01)
+        assert sc.loc[sc["line"] == "= borne by the parties", "el"].item() == pytest.approx(
+            bear, abs=0.01)
     views = frame_with(at, "economic_el").set_index("party")
     assert views.loc["platform", "credit_el"] == pytest.approx(expected.loc["platform", "el"])
+    # each party's credit view is its row of the party table
+    for pid in expected.index:
+        assert views.loc[pid, "credit_el"] == pytest.approx(expected.loc[pid, "el"], rel=1e-12)
+    # the economic result line by line: each party's lines add up to its economic EL
+    econ = frame_with(at, "economic_line")
+    assert econ["economic_line"].map(lambda x: isinstance(x, str) and len(x) > 3).all()
+    assert set(econ["party"]) == set(views.index)
+    for pid, rows in econ.groupby("party"):
+        lines = rows.loc[rows["kind"] == "line", "el"].sum()
+        total = rows.loc[rows["kind"] == "total", "el"].item()
+        assert lines == pytest.approx(total, abs=1e-4)
+        assert total == pytest.approx(views.loc[pid, "economic_el"], abs=1e-5)
     # one VaR definition: the pool's figures are the Simulation page's (loss_distribution)
     from portfolio.montecarlo.simulation import loss_distribution
 

@@ -177,6 +177,21 @@ def test_dispersion_cli_reports_srt_and_claims_no_relief_without_it(cli, db):
     head = d.headlines[1]
     assert not head.srt.passed and head.capital_released == 0.0
     assert head.platform_capital == pytest.approx(d.baseline_capital)
+    # both: the deal fails SRT too, so what is released is the joint lending's, and the line
+    # says so (the platform's capital equals the joint-lending scenario's)
+    joint, both = d.headlines[0], d.headlines[2]
+    assert both.scenario == "both" and not both.srt.passed
+    assert both.platform_capital == pytest.approx(joint.platform_capital, rel=1e-12)
+    line = next(x for x in r.out.splitlines() if x.startswith("both "))
+    assert "SRT FAILS" in line and line.endswith(
+        f"capital released {both.capital_released:,.2f} (by the joint lending only)")
+    # the economic result line by line: each party's lines, then its total = its economic EL
+    from partners.reconciliation import economic_views
+
+    assert "Economic result, line by line" in r.out
+    for v in economic_views(d):
+        want = f"{v.party:<14}{'= economic result (EL)':<58}{v.economic.el:>16,.2f}"
+        assert any(x.strip() == want.strip() for x in r.out.splitlines()), want
     # the EU tests: no mezzanine (B detaches below K_IRB) → the first-loss test, which fails
     r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL,
             "--eu-srt-tests", "--framework", "basel2", "--approach", "SEC-SA")
