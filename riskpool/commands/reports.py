@@ -63,6 +63,9 @@ def report(
     date use the same ones (byte for byte the same content) unless --run/--allocation say
     otherwise."""
     day = _date(as_of, "--as-of")
+    if out.exists() and not out.is_dir():
+        raise ValidationError(must_be("--out", "a directory for the report's files (or a new "
+                                      "path)", f"{out} (an existing file)"))
     try:
         outcome = write_report(db, day, out, partner=partner, run_id=run,
                                allocation_id=allocation)

@@ -212,3 +212,16 @@ def test_next_run_removes_a_killed_runs_folder(tmp_path: Path) -> None:
     assert {k for k in after if after[k] != before[k]} <= {"runs", "run_monthly",
                                                           "run_loss_stats"}
     assert np.isfinite(paths.loss).all()
+
+
+@pytest.mark.adversarial("paths")
+def test_report_out_naming_an_existing_file_is_refused(seeded_db, cli, tmp_path) -> None:
+    # was a FileExistsError traceback from the lock's mkdir
+    target = tmp_path / "report.txt"
+    target.write_text("keep me", encoding="utf-8")
+    before = row_counts(seeded_db)
+    r = cli("report", "--db", seeded_db, "--as-of", "2026-06-30", "--out", target)
+    assert r.code == 2 and "--out" in r.err and "an existing file" in r.err
+    assert "Traceback" not in r.err
+    assert target.read_text(encoding="utf-8") == "keep me"
+    assert row_counts(seeded_db) == before
