@@ -66,6 +66,7 @@ def read_tape(
         if not sha256:
             hasher.join()
     table, rows, problems, raw_lines, notes, encoding, file_format, lines = parts
+    _refuse_nested(table, path)
     table = _normalise_ids(table, path)
     n_rows = int(rows.size + len(problems))
     return RawTape(
@@ -84,6 +85,21 @@ def read_tape(
 
 
 ID_COLUMNS = ("loan_id", "borrower_id")
+
+
+def _refuse_nested(table: pa.Table, path: Path) -> None:
+    """A Parquet column of a nested type (list, struct, map, union) holds no single value per
+    cell: refused naming the column (was a cast traceback for a non-id column). The id columns
+    have their own, stricter rule (:func:`_normalise_ids`)."""
+    for name in table.column_names:
+        if name in ID_COLUMNS:
+            continue
+        t = table[name].type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_nested(t):
+            raise ValidationError(must_be(name, "a column of single values (text, numbers or "
+                                          "dates)", f"a {t} column", path.name))
 
 
 def _normalise_ids(table: pa.Table, path: Path) -> pa.Table:
