@@ -108,9 +108,6 @@ def prepare_delinquency(
     ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition)."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
-    if engine == "granular":
-        raise ValidationError(must_be("engine", "'loan' with the delinquency model (its granular "
-                                      "engine is not in this version)", engine))
     if assumptions.copula != "gaussian":
         raise ValidationError(must_be("copula", "'gaussian' for the delinquency model (the "
                                       "Student-t copula is the hazard model's)",
@@ -245,8 +242,17 @@ def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
 
 def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
                     acc: np.ndarray, pacc: np.ndarray, backend: str) -> None:
-    raise ValidationError(must_be("engine", "'loan' with the delinquency model (its granular "
-                                  "engine is not in this version)", "granular"))
+    base = prep.base
+    args = (base.cell_n, base.cell_r, prep.cell_h, prep.n_buckets, prep.re_age, zb,
+            prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, base.cell_flows,
+            base.cell_pflows, prep.cell_cum, prep.cell_pcum, acc, pacc)
+    if backend == "numba":
+        bitgen = gen_idio.bit_generator
+        st = _pcg_state(bitgen)
+        K.dq_granular_block(st, *args)
+        _set_pcg_state(bitgen, st)
+    else:
+        K.dq_granular_block_np(gen_idio, *args)
 
 
 # ------------------------------------------------------------------------------------------

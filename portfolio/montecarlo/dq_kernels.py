@@ -255,6 +255,217 @@ def dq_loan_block_np(u, l0, cell_of, loan_base, sched, shares, cell_r, cell_h, n
 
 
 # ------------------------------------------------------------------------------------------
+# granular engine: per cell, exact multinomial transitions as binomial chains
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gadd(out, pout, flows, pflows, c, p, t, col, k, j, w):
+    """Add ``w`` loans' worth (a count over the cell's loan count) of the cell's scheduled
+    column ``k`` at position j."""
+    out[p, t, col] += w * flows[c, j, k]
+    for q in range(pout.shape[0]):
+        pout[q, p, t, col] += w * pflows[c, q, j, k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _gadd_span(out, pout, cum, pcum, c, p, t, j, last, w):
+    """``w`` loans' worth of the interest and principal of positions j … last (catch-up)."""
+    out[p, t, INTEREST] += w * (cum[c, last + 1, 0] - cum[c, j, 0])
+    out[p, t, PRINCIPAL] += w * (cum[c, last + 1, 1] - cum[c, j, 1])
+    for q in range(pout.shape[0]):
+        pout[q, p, t, INTEREST] += w * (pcum[c, q, last + 1, 0] - pcum[c, q, j, 0])
+        pout[q, p, t, PRINCIPAL] += w * (pcum[c, q, last + 1, 1] - pcum[c, q, j, 1])
+
+
+@numba.njit(cache=True, nogil=True)
+def dq_granular_block(st, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
+                      thr_cure, smm, flows, pflows, cum, pcum, out, pout):
+    """Counts of each cell's loans by state (re-age shift d0, bucket b), month by month on
+    every path of the block, with exact binomial draws (``engines.binomial_draw``, from the
+    PCG64 state ``st``, in the order path → cell → month → d0 → b):
+
+    current (n loans): missed ~ Bin(n, rc(Z)); of the n − missed that paid, prepaid ~
+    Bin(·, smm) unless it was their last instalment (then they mature);
+    bucket b (n loans): rolled ~ Bin(n, roll(Z)); cured ~ Bin(n − rolled, cure/(1 − roll));
+    the rest stay — together an exact multinomial draw of the transition row.
+
+    flows (n_cells, T, 3) and pflows (n_cells, n_parties, T, 3): the cell's scheduled (bop,
+    interest, principal) by position, summed over its loans (per party weighted by the
+    shares); cum / pcum their cumulated (interest, principal) by position (n_cells, T + 1, 2).
+    A cell's loans are exchangeable, so m loans at position j carry m/N of the cell's sums
+    there (the granular approximation of the hazard model's engine)."""
+    n_b, H = zb.shape
+    K = n_buckets
+    D = K + 1 if re_age else 1
+    cnt = np.zeros((D, K + 1), dtype=np.int64)
+    nxt = np.zeros((D, K + 1), dtype=np.int64)
+    rc_z = np.empty(H)
+    roll_z = np.empty((H, max(K, 1)))
+    cure_z = np.empty((H, max(K, 1)))
+    for p in range(n_b):
+        for c in range(cell_n.shape[0]):
+            n_tot = cell_n[c]
+            inv = 1.0 / n_tot
+            r = cell_r[c]
+            h = min(cell_h[c], H)
+            cond_rows(c, p, h, K, zb, thr_rc, thr_roll, thr_cure, rc_z, roll_z, cure_z)
+            cnt[:, :] = 0
+            cnt[0, 0] = n_tot
+            for t in range(h):
+                nxt[:, :] = 0
+                for d in range(D):
+                    for b in range(K + 1):
+                        n = cnt[d, b]
+                        if n == 0:
+                            continue
+                        j = t - b - d
+                        _gadd(out, pout, flows, pflows, c, p, t, BOP, 0, j, n * inv)
+                        if b == 0:
+                            x = engines.binomial_draw(n, rc_z[t], st)
+                            nxt[d, 1] += x
+                            pay = n - x
+                            if pay > 0:
+                                _gadd(out, pout, flows, pflows, c, p, t, INTEREST, 1, j, pay * inv)
+                                _gadd(out, pout, flows, pflows, c, p, t, PRINCIPAL, 2, j,
+                                      pay * inv)
+                                if j + 1 < r:
+                                    s = engines.binomial_draw(pay, smm[c, t], st)
+                                    if s > 0:
+                                        _gadd(out, pout, flows, pflows, c, p, t, PREPAY, 0, j + 1,
+                                              s * inv)
+                                    nxt[d, 0] += pay - s
+                        else:
+                            ro = roll_z[t, b - 1]
+                            cu = cure_z[t, b - 1]
+                            x = engines.binomial_draw(n, ro, st)
+                            rest = n - x
+                            y = 0
+                            if rest > 0 and ro < 1.0:
+                                y = engines.binomial_draw(rest, cu / (1.0 - ro), st)
+                            z = rest - y
+                            if x > 0:
+                                if b == K:
+                                    _gadd(out, pout, flows, pflows, c, p, t, CHARGE_OFF, 0, j,
+                                          x * inv)
+                                else:
+                                    nxt[d, b + 1] += x
+                            if y > 0:
+                                _gadd(out, pout, flows, pflows, c, p, t, CURE, 0, j, y * inv)
+                                if re_age and d == 0:
+                                    last = j
+                                    dn = b
+                                else:
+                                    last = min(t - d, r - 1)
+                                    dn = d
+                                _gadd_span(out, pout, cum, pcum, c, p, t, j, last, y * inv)
+                                if last + 1 < r:
+                                    nxt[dn, 0] += y
+                            if z > 0:
+                                _gadd(out, pout, flows, pflows, c, p, t, INTEREST, 1, j, z * inv)
+                                _gadd(out, pout, flows, pflows, c, p, t, PRINCIPAL, 2, j, z * inv)
+                                if j + 1 < r:
+                                    nxt[d, b] += z
+                left = 0
+                for d in range(D):
+                    for b in range(K + 1):
+                        m = nxt[d, b]
+                        cnt[d, b] = m
+                        if m > 0:
+                            left += m
+                            _gadd(out, pout, flows, pflows, c, p, t, EOP_BUCKET0 + b, 0,
+                                  t + 1 - b - d, m * inv)
+                if left == 0:
+                    break
+
+
+def dq_granular_block_np(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
+                         thr_cure, smm, flows, pflows, cum, pcum, out, pout):
+    """Plain-Python twin of :func:`dq_granular_block`: the same draws in the same order from
+    ``gen`` (``engines.binomial_draw_np``), the same counts; rows from :func:`cond_rows_np`."""
+    n_b, H = zb.shape
+    K = n_buckets
+    D = K + 1 if re_age else 1
+    n_q = pout.shape[0]
+
+    def add(p, t, col, k, j, w):
+        out[p, t, col] += w * flows[c, j, k]
+        for q in range(n_q):
+            pout[q, p, t, col] += w * pflows[c, q, j, k]
+
+    def add_span(p, t, j, last, w):
+        for k, col in ((0, INTEREST), (1, PRINCIPAL)):
+            out[p, t, col] += w * (cum[c, last + 1, k] - cum[c, j, k])
+            for q in range(n_q):
+                pout[q, p, t, col] += w * (pcum[c, q, last + 1, k] - pcum[c, q, j, k])
+
+    for p in range(n_b):
+        for c in range(cell_n.shape[0]):
+            n_tot = int(cell_n[c])
+            inv = 1.0 / n_tot
+            r = int(cell_r[c])
+            h = min(int(cell_h[c]), H)
+            rc_z, roll_z, cure_z = (a[0] for a in cond_rows_np(np.array([c]), zb[p:p + 1],
+                                                               thr_rc, thr_roll, thr_cure))
+            cnt = np.zeros((D, K + 1), dtype=np.int64)
+            cnt[0, 0] = n_tot
+            for t in range(h):
+                nxt = np.zeros_like(cnt)
+                for d in range(D):
+                    for b in range(K + 1):
+                        n = int(cnt[d, b])
+                        if n == 0:
+                            continue
+                        j = t - b - d
+                        add(p, t, BOP, 0, j, n * inv)
+                        if b == 0:
+                            x = engines.binomial_draw_np(n, rc_z[t], gen)
+                            nxt[d, 1] += x
+                            pay = n - x
+                            if pay > 0:
+                                add(p, t, INTEREST, 1, j, pay * inv)
+                                add(p, t, PRINCIPAL, 2, j, pay * inv)
+                                if j + 1 < r:
+                                    s = engines.binomial_draw_np(pay, smm[c, t], gen)
+                                    if s > 0:
+                                        add(p, t, PREPAY, 0, j + 1, s * inv)
+                                    nxt[d, 0] += pay - s
+                        else:
+                            ro, cu = roll_z[t, b - 1], cure_z[t, b - 1]
+                            x = engines.binomial_draw_np(n, ro, gen)
+                            rest = n - x
+                            y = 0
+                            if rest > 0 and ro < 1.0:
+                                y = engines.binomial_draw_np(rest, cu / (1.0 - ro), gen)
+                            z = rest - y
+                            if x > 0:
+                                if b == K:
+                                    add(p, t, CHARGE_OFF, 0, j, x * inv)
+                                else:
+                                    nxt[d, b + 1] += x
+                            if y > 0:
+                                add(p, t, CURE, 0, j, y * inv)
+                                if re_age and d == 0:
+                                    last, dn = j, b
+                                else:
+                                    last, dn = min(t - d, r - 1), d
+                                add_span(p, t, j, last, y * inv)
+                                if last + 1 < r:
+                                    nxt[dn, 0] += y
+                            if z > 0:
+                                add(p, t, INTEREST, 1, j, z * inv)
+                                add(p, t, PRINCIPAL, 2, j, z * inv)
+                                if j + 1 < r:
+                                    nxt[d, b] += z
+                cnt = nxt
+                for d in range(D):
+                    for b in range(K + 1):
+                        if cnt[d, b] > 0:
+                            add(p, t, EOP_BUCKET0 + b, 0, t + 1 - b - d, cnt[d, b] * inv)
+                if cnt.sum() == 0:
+                    break
+
+
+# ------------------------------------------------------------------------------------------
 # PCG64 float32 stream (re-exported for the driver)
 
 pcg64_random_f32 = engines.pcg64_random_f32
