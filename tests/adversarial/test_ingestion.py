@@ -179,7 +179,7 @@ def test_parquet_id_column_of_wrong_type(cli, seeded_db: Path, tmp_path: Path, k
 
 
 @pytest.mark.parametrize("column", ["region", "principal", "origination_date"])
-@pytest.mark.parametrize("kind", ["list", "struct"])
+@pytest.mark.parametrize("kind", ["list", "struct", "binary"])
 def test_parquet_nested_column_is_refused_naming_it(cli, seeded_db: Path, tmp_path: Path,
                                                     column: str, kind: str) -> None:
     # found by the fuzz test of performance tapes: a list column that is not an id was cast to

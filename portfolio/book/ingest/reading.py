@@ -89,7 +89,8 @@ ID_COLUMNS = ("loan_id", "borrower_id")
 
 def _refuse_nested(table: pa.Table, path: Path) -> None:
     """A Parquet column of a nested type (list, struct, map, union) holds no single value per
-    cell: refused naming the column (was a cast traceback for a non-id column). The id columns
+    cell, and a binary column is bytes, not text (its cast to text fails on invalid UTF-8):
+    refused naming the column (was a cast traceback for a non-id column). The id columns
     have their own, stricter rule (:func:`_normalise_ids`)."""
     for name in table.column_names:
         if name in ID_COLUMNS:
@@ -97,7 +98,8 @@ def _refuse_nested(table: pa.Table, path: Path) -> None:
         t = table[name].type
         if pa.types.is_dictionary(t):
             t = t.value_type
-        if pa.types.is_nested(t):
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
+                or pa.types.is_fixed_size_binary(t):
             raise ValidationError(must_be(name, "a column of single values (text, numbers or "
                                           "dates)", f"a {t} column", path.name))
 
