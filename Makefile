@@ -7,7 +7,7 @@ DB     ?=
 LOCK_VENV  := .venv-lock
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo test bench lint lock clean
+.PHONY: setup demo test fuzz bench lint lock clean
 
 # Every dependency at the exact version (and hash) of requirements.lock, then riskpool itself
 # without resolving anything again: a fresh machine needs only Python 3.11 and pip.
@@ -25,6 +25,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# The property tests with fresh random examples (1,000 each): run before a release; pin what
+# they find as a plain test
+fuzz: setup
+	HYPOTHESIS_PROFILE=nightly $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not browser"
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

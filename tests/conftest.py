@@ -20,8 +20,12 @@ for _sub in sorted(p for p in _TESTS.iterdir() if p.is_dir() and not p.name.star
 settings.register_profile(
     "fast", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# "ci" (what `make test` runs) is derandomized: the same examples on every run, so a green suite
+# stays green on a clean clone. The exploring profiles draw new examples each run (`make fuzz`
+# runs "nightly"); a failure they find is pinned as a plain test before it is fixed.
 settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
 )
 settings.register_profile(
     "nightly", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -365,7 +365,8 @@ def reimburse(m: MonthState, tranches: Sequence[int]) -> None:
 def pay_residual(m: MonthState) -> None:
     """Everything left (in both accounts) goes to the subordinated holder, except while a
     ``trap_cash`` trigger is in force (and it is not the final month): then it stays in the
-    reserve."""
+    reserve. An acceleration overrides the trap (the caller clears ``trap``): the reserve is
+    released and, once every note is paid, the rest goes to the residual holder."""
     left = m.available
     if m.principal_account is not None:
         left = left + m.principal_account

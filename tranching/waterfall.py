@@ -314,7 +314,7 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
         outstanding = (balance_bop.sum(axis=0) + writedown_outstanding.sum(axis=0)) > 0
         m = MonthState(
             balance_bop=balance_bop, pool_bop=cash.balance_bop, collateral=collat_after,
-            live=outstanding & alive, final=final, trap=trig.trap_cash,
+            live=outstanding & alive, final=final, trap=trig.trap_cash & ~accel,  # reserve released
             principal_due=principal_due, purchase_due=purchase_due,
             reserve_target=np.where(accel, 0.0, reserve_target(deal.reserve, cash.balance_bop,
                                                                  init, final)),

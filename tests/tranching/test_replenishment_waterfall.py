@@ -225,3 +225,38 @@ def test_monte_carlo_vintages_share_the_runs_calendar_factor() -> None:
         assert np.corrcoef(x, pool_rate[:, m])[0, 1] > 0.6, (s, age)
         for off in (m - 1, m + 1):  # 768 independent pairs: |r| < 0.2 is 5.5 SE
             assert abs(np.corrcoef(x, pool_rate[:, off])[0, 1]) < 0.2, (s, age, off)
+
+
+def test_an_acceleration_releases_the_reserve_even_while_cash_is_trapped() -> None:
+    # Found by the property test above (CI, stop 19): an 'oc' trigger at 1.0 accelerates and a
+    # second one traps cash from month 1. The pool (1 m, APR 25%, 1-month term) pays 1 m of
+    # principal and 1 m × 0.25 / 12 = 20,833.33 of interest in month 1; both notes (0.5 m each,
+    # no coupon) are repaid from it. Before the fix the 20,833.33 left was trapped in the reserve
+    # for two months although the acceleration releases the reserve; now it goes to the residual
+    # holder in month 1, and the reserve stays at 0.
+    deal = deal_from_dict({
+        "deal": {"name": "pinned", "closing_date": dt.date(2026, 1, 15),
+                 "first_payment_date": dt.date(2026, 2, 15), "principal_mode": "sequential",
+                 "initial_oc": 0.0, "accrual": "full", "interest_on_shortfall": False},
+        "tranches": [{"name": "T0", "size": 0.5, "holder": "investors", "coupon": 0.0},
+                     {"name": "T1", "size": 0.5, "holder": "investors"}],
+        "fees": [],
+        "reserve": {"target": 0.0, "basis": "initial", "floor": 0.0, "funding": "closing"},
+        "triggers": [{"name": "g0", "metric": "oc", "level": 1.0, "curable": False,
+                      "effect": "accelerate", "average_months": 1},
+                     {"name": "g1", "metric": "oc", "level": 1.0, "curable": False,
+                      "effect": "trap_cash", "average_months": 1}],
+        "waterfall": [{"step": "principal", "tranches": ["T0", "T1"]}, {"step": "reserve"},
+                      {"step": "residual"}],
+        "revolving": {"months": 1},
+    })
+    paths = synthetic_paths(n_paths=12, initial_balance=1_000_000.0, n_months=3, seed=0,
+                            monthly_pd=0.0, rho=0.0, smm=0.0, recovery_rate=0.0, lag=0,
+                            apr=0.25, term=1)
+    profile = synthetic_paths(n_paths=12, n_months=1, seed=0, initial_balance=1.0,
+                              monthly_pd=0.0, smm=0.0, recovery_rate=0.0, lag=0, apr=0.0, term=1)
+    r = run_waterfall(deal, paths, replenishment=profile)
+    assert r.accelerated.all() and r.triggers["g1"].all()
+    np.testing.assert_allclose(r.reserve, 0.0, atol=1e-9)
+    np.testing.assert_allclose(r.residual[:, 0], 1_000_000.0 * 0.25 / 12, rtol=1e-12)
+    check_invariants(deal, r, paths.initial_balance)
