@@ -46,6 +46,7 @@ from portfolio.book.calibration import CellCounts, RecoveryCounts, in_term_mask,
 from portfolio.book.factor_fit import FactorCounts, FactorFit, RhoChoice, fit_factor
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import DelinquencyAssumptions
 from portfolio.store import calibration as sql
 from portfolio.store.core import Store
 
@@ -392,6 +393,31 @@ def delinquency_arrays(est: TransitionEstimate) -> dict[str, np.ndarray]:
     # a row without any exposure (p all 0) stays: roll 0, cure 0 would trap; keep them as the
     # estimate says (all zero = stay) — the pooling gives every row the book's counts anyway
     return {"roll_current": np.minimum(p[..., 0, 1], 0.999), "roll": roll, "cure": cure}
+
+
+def delinquency_assumptions(dq: DelinquencyCalibration, choice: RhoChoice
+                            ) -> DelinquencyAssumptions:
+    """The ``[delinquency]`` record of a calibration: the transitions on the projection's
+    grid (``delinquency_arrays``), the charge-off point of the counts, the cure rule
+    ``catch_up`` (a cure is counted when every missed instalment is paid: the book's rows go
+    back to 0 DPD) and the factor loading ``choice.rho_used`` (a choice on the transitions' own
+    fit, ``dq.factor``); the provenance records the fit, the choice and the exposure."""
+    arr = delinquency_arrays(dq.estimate)
+    e = dq.estimate
+    return DelinquencyAssumptions(
+        roll_current=arr["roll_current"], roll=arr["roll"], cure=arr["cure"],
+        charge_off_dpd=dq.counts.charge_off_dpd, cure_rule="catch_up",
+        factor_loading=round(float(choice.rho_used), 6),
+        provenance={
+            "source": "calibrated transitions (portfolio/book/transitions.py)",
+            "as_of": dq.as_of.isoformat(),
+            "loan_months": int(dq.counts.n.sum()),
+            "months": len(dq.counts.months),
+            "interval": f"{e.method} {e.confidence:.0%}",
+            "min_exposure": e.min_exposure,
+            "factor_loading_choice": choice.to_json(),
+            "transitions_factor_fit": dq.factor.to_json(),
+        })
 
 
 def default_factor_counts(counts: CellCounts) -> FactorCounts:

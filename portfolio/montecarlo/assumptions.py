@@ -250,7 +250,8 @@ class Assumptions:
         dq = self.delinquency
         if dq is not None:  # the entry into delinquency is the go-bad hazard's analogue
             dq = dataclasses.replace(dq, roll_current=np.minimum(dq.roll_current * pd_multiplier,
-                                                                 cap))
+                                                                 cap),
+                                     factor_loading=dq.factor_loading if rho is None else rho)
         return dataclasses.replace(
             self,
             delinquency=dq,

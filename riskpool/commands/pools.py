@@ -29,10 +29,17 @@ from portfolio.book.pools import (
     strats,
 )
 from portfolio.book.pricing import PricingInputs, load_pricing, pricing_check
-from portfolio.book.transitions import calibrate_delinquency, default_factor_counts
+from portfolio.book.transitions import (
+    DelinquencyCalibration,
+    calibrate_delinquency,
+    default_factor_counts,
+    delinquency_assumptions,
+)
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import (
+    CHARGE_OFF_DPD,
     NAMED_SCENARIOS,
+    Assumptions,
     apply_stress,
     load_assumptions,
     save_assumptions,
@@ -216,6 +223,17 @@ def _parse_date(value: str | None, field: str) -> dt.date | None:
         raise ValidationError(must_be(field, "a date YYYY-MM-DD", value)) from None
 
 
+def with_delinquency(a: Assumptions, dq: DelinquencyCalibration, rho_choice: str,
+                     rho_ttc: float | None) -> Assumptions:
+    """``a`` with the ``[delinquency]`` record of the calibrated transitions (factor loading:
+    the ``rho_choice`` of the transitions' own fit), or unchanged when the charge-off point is
+    not one the delinquency-state model projects (``CHARGE_OFF_DPD``)."""
+    if dq.counts.charge_off_dpd not in CHARGE_OFF_DPD:
+        return a
+    record = delinquency_assumptions(dq, choose_rho(dq.factor, rho_choice, rho_ttc))
+    return dataclasses.replace(a, delinquency=record)
+
+
 def calibrate(
     out: Annotated[Path, typer.Option("--out", help="Assumptions TOML to write.")],
     pool: Annotated[int | None, typer.Option("--pool", help="Pool whose cut-off is the default "
@@ -325,6 +343,7 @@ def calibrate(
             "daily_interest_partial_repayment_rate": round(
                 dq.estimate.partial_repayment_rate, 8),
         })
+    calibrated = with_delinquency(calibrated, dq, rho_choice, rho_ttc)
     assumptions = apply_stress(calibrated, scenario=scenario, pd_multiplier=pd_mult,
                                rho=rho, smm_multiplier=smm_mult,
                                recovery_multiplier=recovery_mult)
@@ -345,6 +364,14 @@ def calibrate(
                f"{f.persistence_interval[1]:.3f}] ({f.confidence:.0%} REML profile-likelihood "
                f"intervals, {f.n_months} months)")
     typer.echo(f"rho for the run: {choice.rho_used:.4f} ({choice.choice}{ttc})")
+    if assumptions.delinquency is not None:
+        typer.echo(f"[delinquency] written: the calibrated transitions (charge-off past "
+                   f"{charge_off_dpd} DPD, cure rule catch_up), factor loading "
+                   f"{assumptions.delinquency.loading(assumptions.rho):.4f} ({rho_choice} of "
+                   f"the transitions' fit) — ready for simulate --model delinquency")
+    else:
+        typer.echo(f"no [delinquency] section: the delinquency-state model charges off at "
+                   f"{', '.join(map(str, CHARGE_OFF_DPD))} DPD, not {charge_off_dpd}")
     typer.echo(f"assumptions written to {out}; transition cells to {table_path}")
 
 
