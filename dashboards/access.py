@@ -66,6 +66,7 @@ from portfolio.store import analytics as book_sql
 from portfolio.store import pools as pool_sql
 from portfolio.store import reports as sql
 from portfolio.store import runs as run_sql
+from portfolio.store import scenarios as scenario_sql
 from portfolio.validation import parse_toml
 from tranching.analytics import loss_shares, trigger_table
 from tranching.analytics import tranche_table as table_fn
@@ -880,3 +881,20 @@ def deal_with_tranches(viewer: Viewer, deal_toml: str, edited: pd.DataFrame) -> 
         new.append(entry)
     data["tranches"] = new
     return tomli_w.dumps(data)
+
+
+# --------------------------------------------------------------------------- scenario sets
+
+
+def scenario_sets(db: str | Path, viewer: Viewer) -> pd.DataFrame:
+    """Every stored scenario set, newest first (treasury only: sets are pool-wide)."""
+    _require_treasury(viewer, "scenario sets")
+    with _full(db) as store:
+        return scenario_sql.list_scenario_sets(store)
+
+
+def scenario_set(db: str | Path, viewer: Viewer, set_id: int) -> scenario_sql.ScenarioSetRecord:
+    """One stored scenario set with its members and result table (treasury only)."""
+    _require_treasury(viewer, "scenario sets")
+    with _full(db) as store:
+        return scenario_sql.get_scenario_set(store, int(set_id))

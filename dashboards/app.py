@@ -1,7 +1,7 @@
 """riskpool dashboard — the Streamlit entry point (``riskpool dashboard --db DB``).
 
 Log in (users file with scrypt-hashed passwords, see ``dashboards.auth``), then the pages
-Book, Pools, Simulation, Tranches, Partners, Dispersion and Reports (``st.navigation``). The
+Book, Pools, Simulation, Scenario sets, Tranches, Partners, Dispersion and Reports (``st.navigation``). The
 database comes from ``RISKPOOL_DB`` (set by ``riskpool dashboard``) and is only ever read
 through ``dashboards.access``, which scopes every read to the logged-in user.
 """
@@ -60,6 +60,7 @@ pages = [
     st.Page(PAGES / "book_page.py", title="Book", icon=":material/menu_book:", url_path="book", default=True),
     st.Page(PAGES / "pools_page.py", title="Pools", icon=":material/filter_alt:", url_path="pools"),
     st.Page(PAGES / "simulation_page.py", title="Simulation", icon=":material/casino:", url_path="simulation"),
+    st.Page(PAGES / "scenarios_page.py", title="Scenario sets", icon=":material/grid_on:", url_path="scenarios"),
     st.Page(PAGES / "tranches_page.py", title="Tranches", icon=":material/account_balance:", url_path="tranches"),
     st.Page(PAGES / "partners_page.py", title="Partners", icon=":material/handshake:", url_path="partners"),
     st.Page(PAGES / "dispersion_page.py", title="Dispersion", icon=":material/hub:", url_path="dispersion"),

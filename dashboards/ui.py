@@ -143,6 +143,16 @@ def report_history(db: str, ver: str, username: str, role: str) -> Any:
     return access.report_history(db, _v(role, username))
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def scenario_sets(db: str, ver: str, username: str, role: str) -> Any:
+    return access.scenario_sets(db, _v(role, username))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def scenario_set(db: str, ver: str, username: str, role: str, set_id: int) -> Any:
+    return access.scenario_set(db, _v(role, username), set_id)
+
+
 def args(v: Viewer) -> tuple[str, str, str, str]:
     """(db, version, username, role) — the leading arguments of every cached read."""
     return db_path(), version(), v.username, v.role

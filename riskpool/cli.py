@@ -73,6 +73,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Bring a database written by an older riskpool to this version's schema "
                 "(every run kept, its inputs rewritten as typed records), or refuse and say "
                 "how to rebuild it."),
+    "scenarios": ("riskpool.commands.scenarios",
+                  "Scenario sets on common random numbers: run, list, show."),
     "tranche": ("riskpool.commands.tranches",
                 "Tranches: check deal files, report stored results, size tranches."),
     "allocate": ("riskpool.commands.partners",

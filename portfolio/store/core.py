@@ -24,7 +24,7 @@ import duckdb
 from portfolio import settings
 from portfolio.errors import RiskpoolError, SchemaMismatch, StoreLocked, ValidationError, must_be
 from portfolio.store.book import loans_ddl
-from portfolio.store.migrations import SCHEMA_VERSION, check_steps, migrate
+from portfolio.store.migrations import SCENARIO_DDL, SCHEMA_VERSION, check_steps, migrate
 
 __all__ = ["DDL", "SCHEMA_VERSION", "Store", "open_store"]
 
@@ -196,6 +196,7 @@ DDL: list[str] = [
         loss_pct DOUBLE,
         PRIMARY KEY (run_id, party_id, measure, level)
     )""",
+    *SCENARIO_DDL,
 ]
 
 
@@ -229,7 +230,8 @@ class Store:
             self.con.execute("COMMIT")
 
     def next_id(self, sequence: str) -> int:
-        if sequence not in {"batch_seq", "run_seq", "pool_seq", "allocation_seq"}:
+        if sequence not in {"batch_seq", "run_seq", "pool_seq", "allocation_seq",
+                            "scenario_set_seq"}:
             raise ValueError(f"unknown sequence {sequence!r}")
         # fetchall, not fetchone: DuckDB leaves a fetchone() result open, which blocks a
         # following con.register() in the same transaction.

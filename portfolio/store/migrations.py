@@ -26,6 +26,9 @@ Versions:
 4. Runs as named objects: ``runs.label`` (free text) and ``runs.tags`` (a JSON list of
    strings), set by ``--label``/``--tag`` or ``riskpool runs label``. Step 3 → 4
    (:func:`v3_to_v4`) adds both columns; existing runs get NULL (no label, no tags).
+5. Scenario sets: ``scenario_sets`` (one row per set run by ``riskpool scenarios run``: its
+   members and result table as JSON; ``portfolio.store.scenarios``) and its sequence. Step
+   4 → 5 (:func:`v4_to_v5`) creates both, empty; nothing else changes.
 """
 
 from __future__ import annotations
@@ -44,9 +47,35 @@ from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.book import LOAN_COLUMNS, loans_ddl
 from portfolio.store.records import parse_run_inputs
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "file_sha256", "rebuild_hint", "v1_to_v2", "v2_to_v3", "v3_to_v4"]
+__all__ = ["MIGRATIONS", "SCENARIO_DDL", "SCHEMA_VERSION", "file_sha256", "rebuild_hint",
+           "v1_to_v2", "v2_to_v3", "v3_to_v4", "v4_to_v5"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+# the tables of version 5 (``portfolio.store.scenarios``): created by a new database's DDL and
+# by the step 4 → 5, the same text
+SCENARIO_DDL: tuple[str, ...] = (
+    "CREATE SEQUENCE IF NOT EXISTS scenario_set_seq START 1",
+    """CREATE TABLE IF NOT EXISTS scenario_sets (
+        set_id BIGINT PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        source VARCHAR,
+        set_toml VARCHAR,
+        pool_id BIGINT NOT NULL,
+        assumptions VARCHAR NOT NULL,
+        assumptions_sha256 VARCHAR,
+        n_paths BIGINT NOT NULL CHECK (n_paths >= 1),
+        seed BIGINT NOT NULL CHECK (seed >= 0),
+        model VARCHAR NOT NULL,
+        engine VARCHAR NOT NULL,
+        deal_name VARCHAR,
+        deal_source VARCHAR,
+        code_version VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        members JSON NOT NULL,
+        results JSON NOT NULL
+    )""",
+)
 
 # the keys a version-1 simulation run could hold (riskpool simulate, riskpool demo)
 V1_SIMULATION_KEYS: tuple[str, ...] = (
@@ -144,8 +173,15 @@ def v3_to_v4(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS tags JSON")
 
 
+def v4_to_v5(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
+    """``scenario_sets`` and ``scenario_set_seq`` created (no set yet)."""
+    del db_dir
+    for statement in SCENARIO_DDL:
+        con.execute(statement)
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
-    1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}
+    1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}
 
 
 def check_steps(db: Path, version: int) -> None:

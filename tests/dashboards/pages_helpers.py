@@ -13,7 +13,8 @@ PAGES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "pages"
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PARTNER = "bank_east"  # the demo partner of the fixture book
 OTHER_PARTNER = "bank_north"
-PAGES = ("book", "pools", "simulation", "tranches", "partners", "dispersion", "reports")
+PAGES = ("book", "pools", "simulation", "scenarios", "tranches", "partners", "dispersion",
+         "reports")
 
 
 def page(name: str, role: str, query: dict[str, str] | None = None,

@@ -63,7 +63,7 @@ def _arguments(fn: object, db: Path, viewer: object) -> dict[str, object]:
     values = {"db": db, "viewer": viewer, "run_id": 1, "allocation_id": 1, "pool_id": 1,
               "as_of": dt.date(2026, 6, 30), "cutoff": dt.date(2026, 6, 30), "criteria": {},
               "deal_toml": deal, "edited": pd.DataFrame(), "name": "x", "party_id": "bank_east",
-              "assumptions": None, "n_paths": 10, "seed": 1}
+              "assumptions": None, "n_paths": 10, "seed": 1, "set_id": 1}
     out = {}
     for p in inspect.signature(fn).parameters.values():  # type: ignore[arg-type]
         if p.default is inspect.Parameter.empty:

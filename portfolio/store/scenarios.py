@@ -1,0 +1,107 @@
+"""SQL of scenario sets (``riskpool scenarios run|list|show``): one set, one stored object.
+
+A set is one row of ``scenario_sets``: its name, the set file's text, the pool, the
+assumptions file (name and sha256), the seed and path count every member shared (common
+random numbers), the model and engine, the deal (name and file) when the set ran one, the
+members (name, grid, the factors each changes) and the result table (one row per member: pool
+EL, VaR and ES 99.9% with their standard errors, tranche EL per class, breakeven CDR per
+class, trigger breach shares) as JSON. It is written in one short transaction, or not at all.
+All SQL values are ``?`` parameters.
+
+The table came with schema version 5 (``portfolio.store.migrations.v4_to_v5``); its DDL is
+``portfolio.store.migrations.SCENARIO_DDL``, shared by a new database and the migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from portfolio.errors import NotFound
+from portfolio.store.core import Store
+
+__all__ = ["ScenarioSetRecord", "get_scenario_set", "insert_scenario_set",
+           "list_scenario_sets"]
+
+@dataclass(frozen=True)
+class ScenarioSetRecord:
+    set_id: int
+    name: str
+    source: str
+    set_toml: str
+    pool_id: int
+    assumptions: str
+    assumptions_sha256: str | None
+    n_paths: int
+    seed: int
+    model: str
+    engine: str
+    deal_name: str | None
+    deal_source: str | None
+    code_version: str
+    created_at: dt.datetime
+    members: list[dict[str, Any]]
+    results: pd.DataFrame  # one row per member (riskpool.commands.scenarios: RESULT_COLUMNS)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
+        return _clean(value.item())
+    return value
+
+
+def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, pool_id: int,
+                        assumptions: str, assumptions_sha256: str | None, n_paths: int,
+                        seed: int, model: str, engine: str, deal_name: str | None,
+                        deal_source: str | None, code_version: str,
+                        members: list[dict[str, Any]], results: pd.DataFrame) -> int:
+    """Store one set (one transaction: the row, or nothing); returns its id."""
+    rows = [{str(k): _clean(v) for k, v in row.items()}
+            for row in results.to_dict(orient="records")]
+    payload = json.dumps({"columns": [str(c) for c in results.columns], "rows": rows},
+                         ensure_ascii=False, allow_nan=False)
+    with store.transaction() as con:
+        set_id = store.next_id("scenario_set_seq")
+        con.execute(
+            "INSERT INTO scenario_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [set_id, name, source, set_toml, int(pool_id), assumptions, assumptions_sha256,
+             int(n_paths), int(seed), model, engine, deal_name, deal_source, code_version,
+             dt.datetime.now(dt.UTC).replace(tzinfo=None),
+             json.dumps(members, ensure_ascii=False, allow_nan=False), payload])
+    return set_id
+
+
+def list_scenario_sets(store: Store) -> pd.DataFrame:
+    """Every stored set, newest first: id, name, pool, members, paths, seed, deal, created."""
+    frame = store.con.execute(
+        "SELECT set_id, name, pool_id, json_array_length(members) AS n_members, n_paths, "
+        "seed, model, deal_name, created_at FROM scenario_sets ORDER BY set_id DESC").df()
+    return frame
+
+
+def get_scenario_set(store: Store, set_id: int) -> ScenarioSetRecord:
+    """Set ``set_id``; ``NotFound`` naming the ids there are."""
+    rows = store.con.execute(
+        "SELECT set_id, name, source, set_toml, pool_id, assumptions, assumptions_sha256, "
+        "n_paths, seed, model, engine, deal_name, deal_source, code_version, created_at, "
+        "members, results FROM scenario_sets WHERE set_id = ?", [int(set_id)]).fetchall()
+    if not rows:
+        ids = [int(r[0]) for r in store.con.execute(
+            "SELECT set_id FROM scenario_sets ORDER BY set_id").fetchall()]
+        have = ", ".join(map(str, ids)) if ids else "none yet (riskpool scenarios run)"
+        raise NotFound(f"scenario set {set_id} does not exist (sets: {have})")
+    r = rows[0]
+    payload = json.loads(r[16])
+    results = pd.DataFrame(payload["rows"], columns=payload["columns"])
+    return ScenarioSetRecord(
+        int(r[0]), str(r[1]), str(r[2] or ""), str(r[3] or ""), int(r[4]), str(r[5]), r[6],
+        int(r[7]), int(r[8]), str(r[9]), str(r[10]), r[11], r[12], str(r[13] or ""), r[14],
+        json.loads(r[15]), results)

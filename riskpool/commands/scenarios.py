@@ -1,0 +1,326 @@
+"""``riskpool scenarios run|list|show``: scenario sets on common random numbers.
+
+``scenarios run --set FILE --pool N --assumptions FILE`` reads a set file
+(``portfolio.book.scenarios``: named scenarios and grids of PD ×, ρ, roll-rate ×, recovery ×,
+prepayment ×), projects every member of the set with the **same seed and path count** (common
+random numbers: each member draws the same factor paths and uniforms, so the differences
+between members are the assumptions', not the sampling noise's; a member that changes nothing
+is the base run to the byte), and prints what each member changes relative to the base, then
+one table: pool EL, VaR 99.9% and ES 99.9% (± Monte Carlo SE, % of the cut-off balance); with
+a deal (``[set] structure`` or ``--structure``), each class's EL, its breakeven CDR at the
+member's own severity, CPR and recovery lag (``tranching.grid.breakeven_cdr`` on the member's
+representative line, ``tranching.grid.base_scenario``; the member's own CDR beside it) and
+each trigger's breach share (the share of paths on which it is ever breached). The set is
+stored as one object (``portfolio.store.scenarios``), in one transaction, after every member
+ran; a bad set file, flag or deal writes nothing (exit 2, naming the field).
+
+The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, cast
+
+import numpy as np
+import pandas as pd
+import typer
+
+from portfolio.book.compare import MIN_TAIL_PATHS, tail_paths
+from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.book.scenarios import (
+    FACTORS,
+    Member,
+    ScenarioSet,
+    changes_text,
+    load_scenario_set,
+    stressed,
+)
+from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.assumptions import load_assumptions
+from portfolio.montecarlo.delinquency import project
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.records import MAX_PATHS
+from portfolio.montecarlo.simulation import Engine, loss_distribution
+from portfolio.store.core import open_store
+from portfolio.store.migrations import file_sha256
+from portfolio.store.scenarios import get_scenario_set, insert_scenario_set, list_scenario_sets
+from portfolio.version import code_version
+from riskpool.commands.options import DEFAULT_DB, DbOption
+from riskpool.commands.output import check_out_path, write_tables
+from tranching.deal import Deal, load_deal
+from tranching.grid import base_scenario, breakeven_cdr
+from tranching.revolving import replenishment_for, run_deal
+
+BREAKEVEN_TOL = 1e-3  # CDR: each breakeven is found to 0.1% CDR (bisection)
+LEVEL = 0.999
+
+
+@dataclass
+class ScenarioSetRun:
+    scenario_set: ScenarioSet
+    set_id: int | None
+    table: pd.DataFrame  # one row per member (module doc)
+    changes: dict[str, str]  # member → what it changes relative to the base
+    n_paths: int
+    seed: int
+    deal_name: str | None = None
+    paths: dict[str, PoolPaths] = field(default_factory=dict)  # with keep_paths
+
+
+def _effective(member: Member, base_rho: float) -> dict[str, float]:
+    out = {}
+    for k in FACTORS:
+        v = member.changes.get(k)
+        out[k] = float(v) if v is not None else (base_rho if k == "rho" else 1.0)
+    return out
+
+
+def _deal_columns(deal: Deal, paths: PoolPaths, profile: PoolPaths | None,
+                  wam: int) -> dict[str, float]:
+    dr = run_deal(deal, paths, profile)
+    row: dict[str, float] = {}
+    for _, t in dr.tranches.iterrows():
+        row[f"el_{t['tranche']}"] = float(t["el"])
+    base = base_scenario(paths, wam)
+    row["cdr"] = float(base.cdr)
+    be = breakeven_cdr(deal, base.balance, base.wac, base.wam, severity=base.severity,
+                       cpr=base.cpr, lag=base.lag, tol=BREAKEVEN_TOL)
+    for name, value in be.items():
+        row[f"breakeven_cdr_{name}"] = float(value)
+    for _, t in dr.triggers.iterrows():
+        row[f"p_breach_{t['trigger']}"] = float(t["p_breach"])
+    return row
+
+
+def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: Path, *,
+                     n_paths: int | None = None, seed: int | None = None,
+                     structure: Path | None = None, batch_size: int = 1000,
+                     record: bool = True, keep_paths: bool = False) -> ScenarioSetRun:
+    """Run every member of the set at ``set_path`` on pool ``pool_id`` (module doc).
+    ``n_paths``/``seed``/``structure`` override the set file's; ``keep_paths`` keeps each
+    member's paths in the result (tests)."""
+    sset = load_scenario_set(set_path)
+    paths_n = sset.paths if n_paths is None else n_paths
+    if not 1 <= paths_n <= MAX_PATHS:
+        raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}]", paths_n))
+    seed_v = sset.seed if seed is None else seed
+    if seed_v < 0:
+        raise ValidationError(must_be("--seed", "an integer >= 0", seed_v))
+    if batch_size < 1:
+        raise ValidationError(must_be("--batch-size", "an integer >= 1", batch_size))
+    deal_path = structure if structure is not None else sset.structure
+    deal = load_deal(deal_path) if deal_path is not None else None
+    base = load_assumptions(assumptions_path)
+    with open_store(db, read_only=True) as store:
+        pool = get_pool(store, pool_id)
+        loans = load_pool_loans(store, pool_id)
+    if len(loans) == 0:
+        raise ValidationError(must_be("--pool", "a pool with at least one loan", pool_id))
+    weights = np.asarray(loans.balance, dtype=np.float64)
+    wam = max(int(round(float((weights * loans.remaining_term).sum() / weights.sum()))), 1)
+    engine = cast(Engine, sset.engine)
+    rows: list[dict[str, object]] = []
+    changes: dict[str, str] = {}
+    kept: dict[str, PoolPaths] = {}
+    for member in sset.members:
+        a = stressed(base, member, sset.model)
+        changes[member.name] = changes_text(member, base)
+        paths = project(loans, a, paths_n, seed_v, model=sset.model, engine=engine,
+                        batch_size=batch_size)
+        stats = loss_distribution(paths)
+        k = stats.levels.index(LEVEL)
+        bal = stats.initial_balance or 1.0
+        row: dict[str, object] = {
+            "scenario": member.name, "grid": member.group, "changes": changes[member.name],
+            **_effective(member, base.rho),
+            "el": stats.el, "el_se": stats.el_se, "el_pct": stats.el / bal,
+            "var_999": stats.var[k], "var_999_se": stats.var_se[k],
+            "es_999": stats.es[k], "es_999_se": stats.es_se[k], "es_999_pct": stats.es[k] / bal,
+        }
+        if deal is not None:
+            profile = replenishment_for(deal, loans, a, paths.n_paths, seed_v, engine,
+                                        cutoff=pool.cutoff_date)
+            row.update(_deal_columns(deal, paths, profile, wam))
+        rows.append(row)
+        if keep_paths:
+            kept[member.name] = paths
+    table = pd.DataFrame(rows)
+    set_id = None
+    if record:
+        with open_store(db) as store:
+            set_id = insert_scenario_set(
+                store, name=sset.name, source=str(Path(set_path).resolve()),
+                set_toml=sset.text, pool_id=pool_id,
+                assumptions=str(Path(assumptions_path).resolve()),
+                assumptions_sha256=file_sha256(Path(assumptions_path)), n_paths=paths_n,
+                seed=seed_v, model=sset.model, engine=sset.engine,
+                deal_name=deal.name if deal is not None else None,
+                deal_source=str(Path(deal_path).resolve()) if deal_path is not None else None,
+                code_version=code_version(),
+                members=[{**m.to_json(), "text": changes[m.name]} for m in sset.members],
+                results=table)
+    return ScenarioSetRun(sset, set_id, table, changes, paths_n, seed_v,
+                          deal.name if deal is not None else None, kept)
+
+
+# ------------------------------------------------------------------------------- printing
+
+
+def _number(v: object) -> float:
+    """A table cell as a float (NaN for a missing one: a stored null)."""
+    return float(v) if isinstance(v, int | float) else math.nan
+
+
+def _money(v: object) -> str:
+    x = _number(v)
+    return "" if math.isnan(x) else f"{x:,.0f}"
+
+
+def _pct(v: object, digits: int = 3) -> str:
+    x = _number(v)
+    return "" if math.isnan(x) else f"{x * 100:.{digits}f}%"
+
+
+def _pm(values: pd.Series, ses: pd.Series) -> list[str]:
+    return [f"{_money(v)} ± {_money(s)}" for v, s in zip(values, ses, strict=True)]
+
+
+def _cols(table: pd.DataFrame, prefix: str) -> list[str]:
+    skip = {"el_se", "el_pct"}
+    return [str(c) for c in table.columns if str(c).startswith(prefix) and str(c) not in skip]
+
+
+def shown_tables(table: pd.DataFrame, n_paths: int) -> dict[str, pd.DataFrame]:
+    """The result table as text a person reads (CNY with separators, %, ± SE): the pool's
+    losses; with a deal, the classes' EL and breakeven CDRs, and the triggers' breach shares.
+    VaR/ES 99.9% resting on fewer than 50 tail paths are flagged (their SE means little)."""
+    pool = pd.DataFrame({
+        "scenario": table["scenario"],
+        "EL (CNY)": _pm(table["el"], table["el_se"]),
+        "EL %": table["el_pct"].map(_pct),
+        "VaR 99.9% (CNY)": _pm(table["var_999"], table["var_999_se"]),
+        "ES 99.9% (CNY)": _pm(table["es_999"], table["es_999_se"]),
+        "ES 99.9% %": table["es_999_pct"].map(_pct),
+    })
+    tail = tail_paths(n_paths, LEVEL)
+    if tail < MIN_TAIL_PATHS:
+        pool["note"] = f"too few paths: {tail} in the 99.9% tail"
+    out = {"pool": pool}
+    classes = _cols(table, "el_")
+    if classes:
+        deal = pd.DataFrame({"scenario": table["scenario"]})
+        for c in classes:
+            deal[f"EL {c[3:]}"] = table[c].map(lambda v: _pct(v, 4))
+        deal["pool CDR"] = table["cdr"].map(lambda v: _pct(v, 2))
+        for c in _cols(table, "breakeven_cdr_"):
+            deal[f"breakeven CDR {c[len('breakeven_cdr_'):]}"] = table[c].map(
+                lambda v: _pct(v, 1))
+        out["deal"] = deal
+    triggers = _cols(table, "p_breach_")
+    if triggers:
+        trig = pd.DataFrame({"scenario": table["scenario"]})
+        for c in triggers:
+            trig[c[len("p_breach_"):]] = table[c].map(lambda v: _pct(v, 1))
+        out["triggers"] = trig
+    return out
+
+
+TITLES = {
+    "pool": "pool loss over the horizon (± Monte Carlo SE; % of the cut-off balance)",
+    "deal": "tranche EL (share of the class); the member's own CDR and each class's breakeven "
+            "CDR at the member's severity, CPR and recovery lag (to 0.1%)",
+    "triggers": "triggers: share of paths on which each is ever breached",
+}
+
+
+def _print_set(name: str, set_id: int | None, n_paths: int, seed: int, model: str,
+               deal_name: str | None, changes: dict[str, str], table: pd.DataFrame) -> None:
+    head = f"scenario set {set_id}: {name}" if set_id is not None else f"scenario set {name}"
+    typer.echo(f"{head} — {len(table)} members, {model} model"
+               + (f", deal {deal_name}" if deal_name else ""))
+    typer.echo(f"common random numbers: every member drawn from seed {seed} with {n_paths:,} "
+               "paths (the same draws; only the assumptions differ)")
+    typer.echo("\nwhat each member changes relative to the base:")
+    width = max(len(k) for k in changes)
+    for member, text in changes.items():
+        typer.echo(f"  {member:<{width}}  {text}")
+    for key, frame in shown_tables(table, n_paths).items():
+        typer.echo(f"\n{TITLES[key]}:")
+        typer.echo(frame.to_string(index=False))
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+scenarios_app = typer.Typer(help="Scenario sets on common random numbers: run, list, show.",
+                            no_args_is_help=True)
+
+
+@scenarios_app.command("run")
+def scenarios_run(
+    set_file: Annotated[Path, typer.Option("--set", help="Scenario set TOML "
+                                           "(examples/scenarios.toml).")],
+    pool: Annotated[int, typer.Option("--pool", help="Pool id (riskpool pool list).")],
+    assumptions: Annotated[Path, typer.Option("--assumptions", help="The base assumptions "
+                                              "TOML (riskpool calibrate).")],
+    paths: Annotated[int | None, typer.Option("--paths", help="Paths per member (default: "
+                                              "the set file's [set] paths).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="The seed every member shares "
+                                             "(default: the set file's [set] seed).")] = None,
+    structure: Annotated[Path | None, typer.Option(
+        "--structure", help="Deal TOML (default: the set file's [set] structure).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the table (CSV, "
+                                             "Parquet or XLSX).")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Run a scenario set (named scenarios and grids) on common random numbers; store it."""
+    check_out_path(out)
+    res = run_scenario_set(db, pool, assumptions, set_file, n_paths=paths, seed=seed,
+                           structure=structure)
+    sset = res.scenario_set
+    _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, res.deal_name,
+               res.changes, res.table)
+    if out is not None:
+        for path in write_tables({"scenarios": res.table}, out):
+            typer.echo(f"wrote {path}")
+    typer.echo(f"\nscenario set {res.set_id} recorded (riskpool scenarios show {res.set_id})")
+
+
+@scenarios_app.command("list")
+def scenarios_list(db: DbOption = DEFAULT_DB) -> None:
+    """Stored scenario sets, newest first."""
+    with open_store(db, read_only=True) as store:
+        frame = list_scenario_sets(store)
+    if frame.empty:
+        typer.echo("no scenario sets yet (riskpool scenarios run)")
+        return
+    shown = frame.copy()
+    shown["created_at"] = pd.to_datetime(shown["created_at"]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    shown["deal_name"] = shown["deal_name"].fillna("")
+    typer.echo(shown.rename(columns={"set_id": "set", "pool_id": "pool",
+                                     "n_members": "members", "n_paths": "paths",
+                                     "deal_name": "deal", "created_at": "created"})
+               .to_string(index=False))
+
+
+@scenarios_app.command("show")
+def scenarios_show(
+    set_id: Annotated[int, typer.Argument(help="Scenario set id (riskpool scenarios list).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """A stored set: its members, what each changes, and the result table."""
+    with open_store(db, read_only=True) as store:
+        rec = get_scenario_set(store, set_id)
+    typer.echo(f"pool {rec.pool_id}; assumptions {rec.assumptions}; created {rec.created_at}; "
+               f"code version {rec.code_version}")
+    changes = {m["name"]: m.get("text", "") for m in rec.members}
+    _print_set(rec.name, rec.set_id, rec.n_paths, rec.seed, rec.model, rec.deal_name, changes,
+               rec.results)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``scenarios run|list|show`` to the app."""
+    app.add_typer(scenarios_app, name="scenarios")
