@@ -24,7 +24,7 @@ from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
 from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
-from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.book.pools import get_pool, pool_loan_arrays
 from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
@@ -172,13 +172,11 @@ class LoansToAllocate:
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
     info = get_pool(store, pool_id)
-    loans = load_pool_loans(store, pool_id)
-    borrower = sql.pool_borrower_ids(store.con, int(pool_id))  # in the same loan_id order
-    if len(borrower) != len(loans):
-        raise AllocationError(must_be("pool loans", f"{len(loans)} borrower ids", len(borrower),
-                                      f"pool {pool_id}"))
-    limits = sql.household_credit_limits(store.con, info.cutoff_date, pool_id=int(pool_id))
-    return LoansToAllocate(loans, borrower, int(pool_id), None, info.cutoff_date, limits)
+    # one query: the snapshot joined to the book once for borrower ids and household limits
+    a = sql.pool_loans_for_allocation(store.con, int(pool_id), info.cutoff_date)
+    loans = pool_loan_arrays(a, info.cutoff_date)
+    return LoansToAllocate(loans, a["borrower_id"], int(pool_id), None, info.cutoff_date,
+                           a["household_limit"])
 
 
 def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAllocate:

@@ -583,7 +583,12 @@ def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
     next_due_date = first due date after the cut-off, principal = original principal.
     """
     info = get_pool(store, pool_id)
-    a = sql.pool_loan_arrays(store.con, int(pool_id))
+    return pool_loan_arrays(sql.pool_loan_arrays(store.con, int(pool_id)), info.cutoff_date)
+
+
+def pool_loan_arrays(a: dict[str, np.ndarray], cutoff: dt.date) -> LoanArrays:
+    """``LoanArrays`` of a pool's columns as ``portfolio.store.pools.pool_loan_arrays`` reads
+    them (next due dates from the cut-off)."""
     return LoanArrays(
         loan_id=a["loan_id"].astype(object),
         balance=a["balance"].astype(np.float64),
@@ -595,7 +600,7 @@ def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
         credit_score=a["credit_score"].astype(np.int16),
         region=a["region"].astype(object),
         origination_date=a["origination_date"].astype("datetime64[D]"),
-        next_due_date=next_due_dates(a["origination_date"], info.cutoff_date),
+        next_due_date=next_due_dates(a["origination_date"], cutoff),
         principal=a["principal"].astype(np.float64),
         disclosed_apr=a["disclosed_apr"].astype(np.float64),
     )

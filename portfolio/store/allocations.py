@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from portfolio.store.pools import fetch_arrow
+from portfolio.store.pools import (
+    POOL_ARRAY_SELECT,
+    REPAYMENT_NAMES,
+    fetch_arrow,
+    pool_loan_arrays_from,
+)
 
 _LOAN_FRAME_SQL = """
     SELECT l.loan_id, l.borrower_id, l.origination_date,
@@ -64,27 +69,27 @@ def partner_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT partner_id FROM partners ORDER BY 1").fetchall()]
 
 
-_HOUSEHOLD_LIMIT_SQL = """
-WITH target AS ({target}),
-households AS (SELECT DISTINCT borrower_id FROM target WHERE borrower_id IS NOT NULL),
-book AS (
-    SELECT l.loan_id, l.borrower_id,
-           CAST(coalesce(l.credit_limit, l.principal) AS DOUBLE) AS credit_limit
-    FROM loans l JOIN households h ON h.borrower_id = l.borrower_id
-    WHERE l.origination_date <= $as_of
-),
-last AS (
-    SELECT lp.loan_id, arg_max(lp.balance, lp.as_of) AS balance
-    FROM loan_performance lp JOIN book b ON b.loan_id = lp.loan_id
-    WHERE lp.as_of <= $as_of
-    GROUP BY lp.loan_id
+_HOUSEHOLD_TOTALS_SQL = """
+closed AS (
+    -- loans whose last performance row on or before the as-of has a zero balance: one
+    -- group-by over the performance table (no join before it)
+    SELECT loan_id FROM loan_performance WHERE as_of <= $as_of
+    GROUP BY loan_id HAVING arg_max(balance, as_of) <= 0
 ),
 totals AS (
-    SELECT b.borrower_id, sum(b.credit_limit) AS household_limit
-    FROM book b LEFT JOIN last ON last.loan_id = b.loan_id
-    WHERE coalesce(last.balance, 1) > 0
-    GROUP BY b.borrower_id
+    SELECT l.borrower_id,
+           sum(CAST(coalesce(l.credit_limit, l.principal) AS DOUBLE)) AS household_limit
+    FROM loans l
+    WHERE l.origination_date <= $as_of
+      AND l.borrower_id IN (SELECT borrower_id FROM target)
+      AND NOT EXISTS (SELECT 1 FROM closed c WHERE c.loan_id = l.loan_id)
+    GROUP BY l.borrower_id
 )
+"""
+
+_HOUSEHOLD_LIMIT_SQL = """
+WITH target AS ({target}),
+""" + _HOUSEHOLD_TOTALS_SQL + """
 SELECT t.loan_id, coalesce(totals.household_limit, t.own_limit, 0.0) AS household_limit
 FROM target t LEFT JOIN totals ON totals.borrower_id = t.borrower_id
 ORDER BY t.loan_id
@@ -114,6 +119,37 @@ def household_credit_limits(con: duckdb.DuckDBPyConnection, as_of: dt.date, *,
         params = {"as_of": as_of, "start": window[0], "end": window[1]}
     table = fetch_arrow(con, _HOUSEHOLD_LIMIT_SQL.format(target=target), params)
     return np.asarray(table.column("household_limit").to_numpy(), dtype=np.float64)
+
+
+_POOL_FOR_ALLOCATION_SQL = """
+WITH target AS (
+    SELECT p.*, l.borrower_id,
+           CAST(coalesce(l.credit_limit, p.principal) AS DOUBLE) AS own_limit
+    FROM pool_loans p LEFT JOIN loans l ON l.loan_id = p.loan_id
+    WHERE p.pool_id = $pool_id
+),
+""" + _HOUSEHOLD_TOTALS_SQL + """
+SELECT {columns},
+       coalesce(t.borrower_id, t.loan_id) AS borrower_id,
+       coalesce(totals.household_limit, t.own_limit, 0.0) AS household_limit
+FROM target t LEFT JOIN totals ON totals.borrower_id = t.borrower_id
+ORDER BY t.loan_id
+"""
+
+
+def pool_loans_for_allocation(con: duckdb.DuckDBPyConnection, pool_id: int,
+                              as_of: dt.date) -> dict[str, np.ndarray]:
+    """In one query, ordered by loan_id: the pool's loan arrays
+    (``portfolio.store.pools.pool_loan_arrays``), each loan's ``borrower_id``
+    (:func:`pool_borrower_ids`) and ``household_limit`` at ``as_of``
+    (:func:`household_credit_limits`): the snapshot is joined to the book once."""
+    table = fetch_arrow(
+        con, _POOL_FOR_ALLOCATION_SQL.format(columns=POOL_ARRAY_SELECT.format(p="t.")),
+        {"repayment_names": list(REPAYMENT_NAMES), "pool_id": int(pool_id), "as_of": as_of})
+    out = pool_loan_arrays_from(table)
+    out["borrower_id"] = np.asarray(out["borrower_id"], dtype=object)
+    out["household_limit"] = np.asarray(out["household_limit"], dtype=np.float64)
+    return out
 
 
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:

@@ -177,23 +177,33 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
     """
     table = fetch_arrow(
         con,
-        """
-        SELECT loan_id, CAST(cutoff_balance AS DOUBLE) AS balance, apr, term_months,
-               remaining_term, months_on_book,
-               CAST(list_position(?, repayment_type) - 1 AS TINYINT) AS repayment_type,
-               credit_score, coalesce(region, '') AS region, origination_date,
-               CAST(principal AS DOUBLE) AS principal,
-               coalesce(disclosed_apr, 'NaN'::DOUBLE) AS disclosed_apr
-        FROM pool_loans
-        WHERE pool_id = ?
-        ORDER BY loan_id
-        """,
-        [list(_REPAYMENT_NAMES), pool_id],
+        f"SELECT {POOL_ARRAY_SELECT.format(p='')} FROM pool_loans WHERE pool_id = $pool_id "
+        "ORDER BY loan_id",
+        {"repayment_names": list(REPAYMENT_NAMES), "pool_id": pool_id},
     )  # Arrow, then numpy: no masked arrays, one string per distinct region
     return _arrow_numpy(table, few_values=("region",))
 
 
-_REPAYMENT_NAMES = tuple(t.value for t in RepaymentType)  # in code order
+POOL_ARRAY_SELECT = """
+    {p}loan_id AS loan_id, CAST({p}cutoff_balance AS DOUBLE) AS balance, {p}apr AS apr,
+    {p}term_months AS term_months, {p}remaining_term AS remaining_term,
+    {p}months_on_book AS months_on_book,
+    CAST(list_position($repayment_names, {p}repayment_type) - 1 AS TINYINT) AS repayment_type,
+    {p}credit_score AS credit_score, coalesce({p}region, '') AS region,
+    {p}origination_date AS origination_date, CAST({p}principal AS DOUBLE) AS principal,
+    coalesce({p}disclosed_apr, 'NaN'::DOUBLE) AS disclosed_apr
+"""
+"""The columns of :func:`pool_loan_arrays` from ``pool_loans`` (``p`` its alias and a dot, or
+empty); parameters ``$repayment_names`` (:data:`REPAYMENT_NAMES`)."""
+
+
+def pool_loan_arrays_from(table: pa.Table) -> dict[str, np.ndarray]:
+    """:func:`pool_loan_arrays` of a query result selecting :data:`POOL_ARRAY_SELECT` (and
+    possibly more columns)."""
+    return _arrow_numpy(table, few_values=("region",))
+
+
+REPAYMENT_NAMES = tuple(t.value for t in RepaymentType)  # in code order
 
 
 def _case(expr: str, n_edges: int) -> str:
@@ -276,7 +286,7 @@ def distinct_terms(con: duckdb.DuckDBPyConnection, pool_id: int | None = None
         con,
         f"SELECT DISTINCT apr, term_months, repayment_type, "
         f"CAST(list_position(?, repayment_type) - 1 AS TINYINT) AS code FROM ({source}) s",
-        [list(_REPAYMENT_NAMES), *params])
+        [list(REPAYMENT_NAMES), *params])
     return _arrow_numpy(table)
 
 
