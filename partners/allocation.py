@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -69,8 +70,17 @@ from partners.rules import (
 )
 from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
-from portfolio.loans.schedules import schedule_matrix
+from portfolio.loans.schedules import (
+    _annuity_payment,
+    _check_matrix_values,
+    _month_start_table,
+    _round_half_up,
+    _split_dates,
+    flat_fee_cents,
+    schedule_matrix,
+)
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
+from portfolio.montecarlo import engines
 
 SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
 LP_MARGIN = 1e-6  # margin on concentration shares and yield floors inside the LP
@@ -188,7 +198,73 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     balance) and smm = 0 in the last month; loss = (1 − recovery_rate · Σ lag) · Σ_t
     E[default_t]. With ρ = 0 this is the simulation's EL exactly (its mean over paths converges
     to it; tested within the Monte Carlo standard error); with ρ > 0 the paths' defaults are
-    correlated across months, which moves the mean slightly."""
+    correlated across months, which moves the mean slightly.
+
+    The terms come from the numba kernel ``engines.projected_loss_terms`` (one pass per loan,
+    no (loans × months) schedule), summed by numpy over the same chunks and months as
+    :func:`projected_loss_rate_np`, its oracle: the same numbers to the last bit. Chunks run on
+    two threads (each writes its own rows)."""
+    hz = np.ascontiguousarray(assumptions.default_hazard, dtype=np.float64)
+    smm_t = np.ascontiguousarray(assumptions.prepay_smm, dtype=np.float64)
+    terms = np.asarray(assumptions.terms)
+    n = len(loans)
+    out = np.zeros(n)
+    lgd = 1.0 - float(assumptions.recovery_rate) * float(np.sum(assumptions.recovery_lag))
+    bal_all = np.asarray(loans.balance, dtype=np.float64)
+    rem_all = np.maximum(np.asarray(loans.remaining_term, dtype=np.int64), 1)
+    _check_matrix_values(bal_all, np.asarray(loans.apr, dtype=np.float64), rem_all,
+                         np.asarray(loans.repayment_type).astype(np.int64),
+                         np.asarray(loans.months_on_book).astype(np.int64))
+    orig = np.asarray(loans.origination_date).astype("datetime64[D]")
+    if np.isnat(orig).any():
+        loans.require(~np.isnat(orig), "origination_date", "a date", orig)
+    band_all = np.asarray(loans.score_band, dtype=np.int64)
+    term_all = np.minimum(np.searchsorted(terms, loans.term_months), len(terms) - 1)
+
+    def chunk(lo: int) -> None:
+        sl = slice(lo, min(lo + _PROJECTION_CHUNK, n))
+        bal = bal_all[sl]
+        rem = rem_all[sl]
+        mob = np.asarray(loans.months_on_book[sl], dtype=np.int64)
+        code = np.asarray(loans.repayment_type[sl]).astype(np.int64)
+        apr = np.asarray(loans.apr[sl], dtype=np.float64)
+        T = int(rem.max())  # schedule_matrix's default number of months
+        # schedule_matrix's per-loan amounts in cents and its due-date tables
+        b0 = _round_half_up(bal * 100.0)
+        r = apr / 12.0
+        is_la = code == RepaymentType.LEVEL_ANNUITY.code
+        is_ff = code == RepaymentType.FLAT_FEE.code
+        is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
+        is_di = code == RepaymentType.DAILY_INTEREST.code
+        rem_f = rem.astype(np.float64)
+        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
+        flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
+        fee = np.where(is_ff, flat_fee_cents(bal, apr), 0.0)  # schedule_matrix: P0 = balance
+        rate_m = np.where(is_ff, 0.0, r)
+        apr_di = np.where(is_di, apr, 0.0)
+        month0, day0 = _split_dates(orig[sl])
+        base = month0 + mob
+        first = int(base.min())
+        table = _month_start_table(first, int(base.max()) + T)
+        month_start = table[:-1]
+        month_last = np.diff(table) - 1
+        idx = base - first
+        dom0 = day0 - 1
+        start = month_start[idx] + np.minimum(dom0, month_last[idx])
+        loss_terms = np.zeros((len(bal), T))
+        engines.projected_loss_terms(bal, b0, rate_m, apr_di, is_di, level, flat, fee, rem, start,
+                                     dom0, idx, month_start, month_last, hz, smm_t, band_all[sl],
+                                     term_all[sl], mob, loss_terms)
+        out[sl] = lgd * loss_terms.sum(axis=1) / bal
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(chunk, range(0, n, _PROJECTION_CHUNK)))
+    return out
+
+
+def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
+    """The oracle of :func:`projected_loss_rate`: ``schedule_matrix`` on chunks of loans and
+    the survival, hazard and balance matrices in numpy."""
     hz = np.asarray(assumptions.default_hazard, dtype=np.float64)
     smm_t = np.asarray(assumptions.prepay_smm, dtype=np.float64)
     terms = np.asarray(assumptions.terms)

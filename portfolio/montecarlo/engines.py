@@ -1042,3 +1042,59 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
                 sched[kk] = bop
                 sched[kk + 1] = interest
                 sched[kk + 2] = principal
+
+
+# ------------------------------------------------------------------------------------------
+# Expected-loss terms of the allocation's projected loss rate (partners.allocation)
+
+
+@numba.njit(cache=True, nogil=True)
+def projected_loss_terms(bal, b0, rate_m, apr_di, is_di, level, flat, fee, rem, start0, dom0,
+                         idx0, month_start, month_last, hz, smm, band, term_idx, mob, out):
+    """Per loan and month t < rem the term ``S_t · h_t · B_t`` of the projected loss rate
+    (``partners.allocation.projected_loss_rate``), written into ``out`` (n_loans, T), whose
+    other entries are left alone (zeros from the caller).
+
+    B_0 = ``bal`` (the cut-off balance), B_t the balance after month t − 1 of
+    ``schedule_matrix`` (round_cents, operation for operation as :func:`schedule_sums`; ``b0``
+    and the per-loan amounts in cents prepared with the schedules module's rounding);
+    h_t = hz[band, term, min(mob + t + 1, n_age) − 1], the SMM likewise and 0 in the last
+    month, S_0 = 1, S_{t+1} = S_t · (1 − h_t)(1 − smm_t). The same operations in the same
+    order as the numpy formulation, so the terms are the same to the last bit (tested)."""
+    half = 0.5 + 1e-9
+    n_age = hz.shape[2]
+    for li in range(bal.shape[0]):
+        b = b0[li]
+        start = start0[li]
+        r_i = rem[li]
+        bb = band[li]
+        tt = term_idx[li]
+        surv = 1.0
+        bop = bal[li]
+        for j in range(r_i):
+            col = min(mob[li] + j + 1, n_age) - 1
+            h = hz[bb, tt, col]
+            p = smm[bb, tt, col] if j != r_i - 1 else 0.0
+            out[li, j] = surv * h * bop
+            surv = surv * ((1.0 - h) * (1.0 - p))
+            # the schedule's month j: the balance after its instalment is B_{j+1}
+            k = idx0[li] + j + 1
+            end = month_start[k] + min(dom0[li], month_last[k])
+            if is_di[li]:
+                rate = apr_di[li] * float(end - start) / 365.0
+            else:
+                rate = rate_m[li]
+            i = math.floor(b * rate + half) + fee[li]
+            q = level[li] - i
+            if q < 0.0:
+                q = 0.0
+            if q > b:
+                q = b
+            q += flat[li]
+            if r_i == j + 1:
+                q = b
+            if q > b:
+                q = b
+            b -= q
+            start = end
+            bop = b / 100.0
