@@ -65,6 +65,8 @@ REQUEST_FIELDS: Mapping[str, Field] = {
     "min_transfer": optional(Interval(float, 0, 1, unit="a share")),
     "code_version": optional(text()),
     "source": optional(text()),
+    "supersedes": optional(ListOf(Interval(int, 1, unit="an allocation id"), min_len=1,
+                                  unique=True, what="the allocation ids it supersedes")),
 }
 ALLOCATION_INPUTS = Table({
     **REQUEST_FIELDS,
@@ -90,6 +92,8 @@ class AllocationRequest:
     min_transfer: float | None = None
     code_version: str | None = None
     source: str | None = None
+    # earlier allocations holding some of these loans, superseded by this one (by request)
+    supersedes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         window = self.originated
@@ -107,6 +111,10 @@ class AllocationRequest:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if self.originated is not None:
             out["originated"] = [d.isoformat() for d in self.originated]
+        if self.supersedes is None:
+            del out["supersedes"]  # as recorded before the field existed
+        else:
+            out["supersedes"] = list(self.supersedes)
         return out
 
 
@@ -149,6 +157,8 @@ class AllocationInputs:
         request = {k: v[k] for k in REQUEST_FIELDS}
         if request["originated"] is not None:
             request["originated"] = tuple(request["originated"])
+        if request["supersedes"] is not None:
+            request["supersedes"] = tuple(request["supersedes"])
         return placed(cls, {"request": placed(AllocationRequest, request, where),
                             "party_ids": tuple(v["party_ids"]), "as_of": v["as_of"],
                             "registry": v["registry"]}, where)
@@ -194,6 +204,23 @@ def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAlloc
     return LoansToAllocate(LoanArrays.from_frame(frame),
                            frame["borrower_id"].astype(str).to_numpy(dtype=object), None,
                            (start, end), end, limits)
+
+
+def latest_origination_month(store: Store) -> tuple[dt.date, dt.date] | None:
+    """The calendar month of the book's latest origination, as (first day, last day); None
+    when the book holds no loan."""
+    latest = sql.latest_origination(store.con)
+    if latest is None:
+        return None
+    first = latest.replace(day=1)
+    last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    return first, last
+
+
+def already_allocated(store: Store, loan_ids: Any) -> pd.DataFrame:
+    """The loans of ``loan_ids`` an earlier allocation holds (loan_id, the latest
+    allocation_id holding it)."""
+    return sql.allocated_loans(store.con, [str(x) for x in loan_ids])
 
 
 def save_allocation(store: Store, allocation: Allocation, registry: Registry, risk: LoanRisk,

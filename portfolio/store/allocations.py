@@ -48,6 +48,29 @@ def originated_loans(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.dat
     ).df()
 
 
+def latest_origination(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The latest origination date in the book (None: no loan)."""
+    rows = con.execute("SELECT max(origination_date) FROM loans").fetchall()
+    value = rows[0][0] if rows else None
+    return value if isinstance(value, dt.date) else None
+
+
+def allocated_loans(con: duckdb.DuckDBPyConnection, loan_ids: list[str]) -> pd.DataFrame:
+    """The loans of ``loan_ids`` that an earlier allocation holds: loan_id and the latest
+    allocation_id holding it, ordered by loan_id."""
+    if not loan_ids:
+        return pd.DataFrame({"loan_id": pd.Series(dtype=object),
+                             "allocation_id": pd.Series(dtype="int64")})
+    con.register("_wanted_loans", pd.DataFrame({"loan_id": list(loan_ids)}))
+    try:
+        return con.execute(
+            "SELECT a.loan_id, max(a.allocation_id) AS allocation_id FROM allocation_loans a "
+            "JOIN _wanted_loans w ON w.loan_id = a.loan_id GROUP BY a.loan_id "
+            "ORDER BY a.loan_id").df()
+    finally:
+        con.unregister("_wanted_loans")
+
+
 def pool_borrower_ids(con: duckdb.DuckDBPyConnection, pool_id: int) -> np.ndarray:
     """Borrower id of each loan of a pool, ordered by loan_id (the order of
     ``portfolio.store.pools.pool_loan_arrays``); a loan missing from the book keeps its loan_id."""

@@ -19,6 +19,7 @@ from portfolio.synthetic.generate import GeneratorParams, check_request, generat
 from portfolio.synthetic.params import CREDIT_MODELS
 from riskpool.commands.book_analytics import book_app
 from riskpool.commands.options import DEFAULT_DB, NewDbOption
+from riskpool.commands.progress import QuietOption, working
 
 # ---------------------------------------------------------------------------- riskpool generate
 
@@ -43,6 +44,7 @@ def generate(
         "moving by a known monthly transition model by score band, roll and cure rates driven "
         "by the macro factor; its true parameters and factor path are written next to the "
         "database as <db>.truth.json (portfolio/synthetic/markov.py).")] = "hazard",
+    quiet: QuietOption = False,
 ) -> None:
     """Generate a synthetic Jiebei-like loan book with month-end performance history.
 
@@ -66,7 +68,7 @@ def generate(
     params = None
     if flat_fee_share or credit_model != "hazard":
         params = GeneratorParams(flat_fee_share=flat_fee_share, credit_model=credit_model)
-    with open_store(db) as store:
+    with open_store(db) as store, working(f"generating {loans:,} loans", quiet=quiet):
         s = generate_book(store, loans, months, seed, as_of_date, params)
     if s.truth is not None:
         truth_path = truth_path_for(db)

@@ -12,6 +12,7 @@ from portfolio.errors import ValidationError
 from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.store import open_store
 from riskpool.commands.options import DEFAULT_DB, DbOption
+from riskpool.commands.progress import QuietOption, progress_bar
 
 INGEST_HELP = """Load loan or performance tapes (CSV or Parquet) into the book, strictly.
 
@@ -66,17 +67,22 @@ def ingest_command(
             "refused, naming each encoding tried and what it reads: it is never guessed.",
         ),
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     for path in paths:
         if not path.is_file():
             raise ValidationError(f"tape {path} does not exist or is not a file")
-    with open_store(db) as store:
-        for path in paths:
+    with open_store(db) as store, progress_bar(
+            f"loading {len(paths)} tape{'s' if len(paths) > 1 else ''}", quiet=quiet,
+            total=None if len(paths) == 1 else len(paths)) as update:
+        for i, path in enumerate(paths):
             result = ingest(
                 store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap,
                 encoding=encoding,
             )
             typer.echo(result.summary())
+            if update is not None:
+                update(i + 1)
 
 
 def register(app: typer.Typer) -> None:

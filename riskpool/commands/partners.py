@@ -9,9 +9,11 @@ is recorded in one transaction only after it has passed its re-check).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from partners.allocation import allocate as run_allocation
@@ -190,13 +192,57 @@ def show(
     allocation: Annotated[int, typer.Option("--allocation", help="Allocation id.")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Print a recorded allocation's summary and its re-check."""
+    """Print a recorded allocation's summary and its re-check: every rule and limit checked on
+    the loan-level shares (value, limit, passed), the breaches and the loans no partner may
+    fund."""
     with open_store(db, read_only=True) as store:
         a = load_allocation(store, allocation)
-    typer.echo(f"allocation {a.allocation_id}: {a.mode}, {a.objective}, pool {a.pool_id}, "
-               f"{len(a.loan_id):,} loans; re-check ok = {a.checks.get('ok')}")
+    checks = a.checks or {}
+    typer.echo(f"allocation {a.allocation_id}: {a.mode}, {a.objective}, "
+               + (f"pool {a.pool_id}, " if a.pool_id is not None else "")
+               + f"{len(a.loan_id):,} loans; re-check "
+               + ("passed" if checks.get("ok") else "FAILED"))
+    supersedes = a.inputs.request.supersedes
+    if supersedes:
+        typer.echo(f"supersedes allocation {', '.join(map(str, supersedes))} for the loans they "
+                   "held")
+    typer.echo(f"{'party':<16}{'balance':>20}{'share':>10}{'loans':>10}")
     for pid, d in a.summary.get("parties", {}).items():
-        typer.echo(f"  {pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}")
+        typer.echo(f"{pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}"
+                   f"{int(d.get('n_loans', 0)):>10,}")
+    items = checks.get("checks", [])
+    typer.echo(f"\nre-check ({len(items)} checks on the loan-level shares; value and limit as "
+               "the rule states them: loans, CNY, or a share as a decimal):")
+    if items:
+        frame = pd.DataFrame(items)
+        shown = pd.DataFrame({
+            "check": frame["check"],
+            "party": frame["party"].map(lambda p: "" if p is None or pd.isna(p) else str(p)),
+            "value": frame["value"].map(_check_value),
+            "limit": frame["limit"].map(_check_value),
+            "result": frame["ok"].map(lambda ok: "ok" if ok else "BREACH"),
+        })
+        typer.echo(shown.to_string(index=False))
+    for b in checks.get("breaches", []):
+        typer.echo(f"  breach: {b.get('message', b)}")
+    excluded = {k: v for k, v in (checks.get("excluded_by_loan_rules") or {}).items() if v}
+    if excluded:
+        typer.echo(f"loans no partner may fund (kept by the platform): {excluded}")
+    for f in checks.get("loan_rule_findings", []):
+        typer.echo(f"  kept by the platform: {f.get('message', f)}")
+
+
+def _check_value(v: object) -> str:
+    """A check's value or limit as the rule states it: a count or an amount with separators,
+    a share as a decimal, no limit (inf) as 'none'."""
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return str(v)
+    x = float(v)
+    if math.isinf(x):
+        return "none"
+    if x.is_integer():
+        return f"{x:,.0f}"
+    return f"{x:.4f}" if abs(x) < 1 else f"{x:,.2f}"
 
 
 def dispersion(

@@ -29,6 +29,7 @@ from portfolio.errors import StoreLocked, ValidationError, must_be
 from portfolio.store import open_store
 from portfolio.store.allocations import partner_ids
 from riskpool.commands.options import DEFAULT_DB, DbOption, UsersOption
+from riskpool.commands.progress import QuietOption, working
 
 EXIT_LOCKED = 3
 EXIT_DB_BUSY = 4
@@ -57,6 +58,7 @@ def report(
     allocation: Annotated[int | None, typer.Option(
         "--allocation", help="Report on this allocation (default: pinned, else the "
         "latest).")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the HTML and XLSX portfolio report for an as-of date (cron-ready). The first
     report for a date pins the simulation run and allocation it used; later reports for that
@@ -67,8 +69,9 @@ def report(
         raise ValidationError(must_be("--out", "a directory for the report's files (or a new "
                                       "path)", f"{out} (an existing file)"))
     try:
-        outcome = write_report(db, day, out, partner=partner, run_id=run,
-                               allocation_id=allocation)
+        with working(f"writing the report for {day}", quiet=quiet):
+            outcome = write_report(db, day, out, partner=partner, run_id=run,
+                                   allocation_id=allocation)
     except ReportLocked as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_LOCKED) from None

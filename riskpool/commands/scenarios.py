@@ -20,6 +20,7 @@ The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetR
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, cast
@@ -50,6 +51,7 @@ from portfolio.store.scenarios import get_scenario_set, insert_scenario_set, lis
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, write_tables
+from riskpool.commands.progress import QuietOption, progress_bar
 from tranching.deal import Deal, load_deal
 from tranching.grid import base_scenario, breakeven_cdr
 from tranching.revolving import replenishment_for, run_deal
@@ -98,10 +100,11 @@ def _deal_columns(deal: Deal, paths: PoolPaths, profile: PoolPaths | None,
 def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: Path, *,
                      n_paths: int | None = None, seed: int | None = None,
                      structure: Path | None = None, batch_size: int = 1000,
-                     record: bool = True, keep_paths: bool = False) -> ScenarioSetRun:
+                     record: bool = True, keep_paths: bool = False,
+                     progress: Callable[[float], None] | None = None) -> ScenarioSetRun:
     """Run every member of the set at ``set_path`` on pool ``pool_id`` (module doc).
     ``n_paths``/``seed``/``structure`` override the set file's; ``keep_paths`` keeps each
-    member's paths in the result (tests)."""
+    member's paths in the result (tests); ``progress(fraction)`` is called as members finish."""
     sset = load_scenario_set(set_path)
     paths_n = sset.paths if n_paths is None else n_paths
     if not 1 <= paths_n <= MAX_PATHS:
@@ -125,7 +128,9 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     rows: list[dict[str, object]] = []
     changes: dict[str, str] = {}
     kept: dict[str, PoolPaths] = {}
-    for member in sset.members:
+    for i, member in enumerate(sset.members):
+        if progress is not None:
+            progress(i / len(sset.members))
         a = stressed(base, member, sset.model)
         changes[member.name] = changes_text(member, base)
         paths = project(loans, a, paths_n, seed_v, model=sset.model, engine=engine,
@@ -275,11 +280,13 @@ def scenarios_run(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the table (CSV, "
                                              "Parquet or XLSX).")] = None,
     db: DbOption = DEFAULT_DB,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a scenario set (named scenarios and grids) on common random numbers; store it."""
     check_out_path(out)
-    res = run_scenario_set(db, pool, assumptions, set_file, n_paths=paths, seed=seed,
-                           structure=structure)
+    with progress_bar("running the scenario set", quiet=quiet) as update:
+        res = run_scenario_set(db, pool, assumptions, set_file, n_paths=paths, seed=seed,
+                               structure=structure, progress=update)
     sset = res.scenario_set
     _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, res.deal_name,
                res.changes, res.table)

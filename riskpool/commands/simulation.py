@@ -68,6 +68,7 @@ from riskpool.commands.pools import (
     SmmMultOption,
     check_stress_flags,
 )
+from riskpool.commands.progress import QuietOption, progress_bar
 from tranching.deal import load_deal
 from tranching.ratings import load_rating_table
 from tranching.revolving import DealRun, replenishment_for, run_deal
@@ -154,6 +155,7 @@ def run_simulation(
     tags: Sequence[str] = (),
     model: str = "hazard",
     charge_off_dpd: int | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
@@ -169,6 +171,7 @@ def run_simulation(
     ``model``: ``hazard`` (default) or ``delinquency`` (the delinquency-state model,
     ``portfolio.montecarlo.delinquency``; no deterministic projection, no Dask);
     ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
+    ``progress(fraction)``: called as the paths' blocks complete (a progress bar).
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     clean_label(label, tags)  # refused before any work
@@ -206,12 +209,12 @@ def run_simulation(
     n_workers = None
     if workers is not None or scheduler is not None:
         drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
-                                    workers=workers, scheduler=scheduler)
+                                    workers=workers, scheduler=scheduler, progress=progress)
         paths, n_workers = drun.paths, drun.n_workers
     else:
         paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
                         model=model, engine=eng, batch_size=batch_size, deterministic_z=z,
-                        charge_off_dpd=charge_off_dpd)
+                        charge_off_dpd=charge_off_dpd, progress=progress)
     timings["simulate_s"] = time.perf_counter() - t1
     stats = loss_distribution(paths)
     inputs = SimulationInputs(
@@ -338,15 +341,22 @@ def simulate_cmd(
     charge_off_dpd: Annotated[int | None, typer.Option(
         "--charge-off-dpd", help="With --model delinquency: charge off at 90, 120, 150 or 180 "
         "days past due (default: the assumptions' [delinquency] charge_off_dpd, else 90).")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Project a pool's cash flows and credit losses by Monte Carlo; record the run."""
-    res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
-                         batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
-                         smm_mult=smm_mult, recovery_mult=recovery_mult,
-                         deterministic=deterministic, workers=workers, scheduler=scheduler,
-                         book=book, structure=structure, rating_table=rating_table,
-                         label=label, tags=tag or (),
-                         model=model, charge_off_dpd=charge_off_dpd)
+    with progress_bar(f"simulating {paths:,} paths", quiet=quiet) as update:
+        res = run_simulation(db, pool, assumptions, paths, seed, engine=engine,
+                             batch_size=batch_size, scenario=scenario, pd_mult=pd_mult, rho=rho,
+                             smm_mult=smm_mult, recovery_mult=recovery_mult,
+                             deterministic=deterministic, workers=workers, scheduler=scheduler,
+                             book=book, structure=structure, rating_table=rating_table,
+                             label=label, tags=tag or (), model=model,
+                             charge_off_dpd=charge_off_dpd, progress=update)
+    _print_simulation(res, deterministic, engine, seed, model)
+
+
+def _print_simulation(res: SimulationResult, deterministic: str | None, engine: str, seed: int,
+                      model: str) -> None:
     p = res.paths
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
                f"balance {_money(p.initial_balance)}, {p.n_months} months "
