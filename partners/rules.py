@@ -331,7 +331,9 @@ def check_local_region(rule: Rule, partner: Partner, loans: LoanArrays, share: n
     if not partner.is_local_bank:
         return []
     region = partner.regulatory.registered_region
-    bad = (share > SHARE_TOL) & (loans.region != region)
+    bad = share > SHARE_TOL
+    funded = np.flatnonzero(bad)
+    bad[funded] = loans.region[funded] != region  # the region strings of funded loans only
     if not bad.any():
         return []
     amount = float((share[bad] * loans.balance[bad]).sum())

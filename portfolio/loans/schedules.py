@@ -759,6 +759,14 @@ def product_apr(
     rate of the product's terms; for the four interest-bearing types without fees it equals
     ``rate`` (daily interest on a regular 1/12-year month); a flat-fee product's is above its
     stated flat rate. Arrays broadcast to ``(n,)``; ``repayment_type`` holds int8 codes."""
+    if _no_fees(upfront_fee_rate, monthly_fee_rate):
+        # every product plain but flat fees: the rates themselves (the general path below
+        # gives the same), without materialising broadcast fee arrays
+        rate_1 = np.asarray(rate, dtype=np.float64)
+        code_1 = np.asarray(repayment_type)
+        if rate_1.ndim == 1 and code_1.shape == rate_1.shape \
+                and np.shape(term_months) == rate_1.shape and not (code_1 == _FF).any():
+            return rate_1.copy()
     rate_a, term_a, code_a, up_a, mf_a = np.broadcast_arrays(
         np.asarray(rate, dtype=np.float64), np.asarray(term_months).astype(np.int64),
         np.asarray(repayment_type).astype(np.int64),
@@ -782,6 +790,11 @@ def product_apr(
         return out
     out[todo] = _solve_products(rate_a[todo], term_a[todo], code_a[todo], up_a[todo], mf_a[todo])
     return out
+
+
+def _no_fees(upfront_fee_rate: np.ndarray | float, monthly_fee_rate: np.ndarray | float) -> bool:
+    return (np.ndim(upfront_fee_rate) == 0 and np.ndim(monthly_fee_rate) == 0
+            and float(upfront_fee_rate) == 0.0 and float(monthly_fee_rate) == 0.0)
 
 
 def _solve_products(rate_a: np.ndarray, term_a: np.ndarray, code_a: np.ndarray,
