@@ -22,6 +22,15 @@ month and path) on a 20,000-loan slice of the same pool in the same run, the 2-w
 1-worker speed-up of the loan engine on a Dask ``LocalCluster`` (127.0.0.1), and how the
 granular engine's time grows with loans, paths and months (three sizes each).
 
+B1 also runs with the delinquency-state model (``pipeline_delinquency``), and each stage is
+printed next to its bound (``rates``, measured in the same run): the bytes it must move ÷ the
+machine's copy bandwidth (pool load: the columns its query reads; allocation: the loan arrays
+and the shares; waterfall and dispersion: their per-path input and output arrays), or its
+kernel's units ÷ that kernel's own one-thread rate × 2 threads (simulation: cell-path-months of
+the granular kernel, exact binomial draws; replenishment: vintage-cell-path-months of the
+expected-vintages kernel). The generator's rate (numpy's PCG64, float64 and float32) bounds the
+loan engine: one uniform per loan-path (hazard) or per loan-path-month (delinquency).
+
     python benchmarks/bench_b1.py            # RISKPOOL_BENCH_QUICK=1: smaller sizes
 """
 
@@ -36,6 +45,7 @@ import sys
 import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,7 @@ from partners.registry import parse_registry
 from portfolio.book.calibration import calibrate_from_store
 from portfolio.book.pools import create_pool, get_pool, list_pools, load_pool_loans, parse_criteria
 from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
 from portfolio.montecarlo.delinquency import (
     prepare_delinquency,
@@ -67,6 +78,7 @@ from portfolio.montecarlo.delinquency import (
     simulate_delinquency,
 )
 from portfolio.montecarlo.distributed import open_client, run_distributed
+from portfolio.montecarlo.replenishment import replenishment_loans, simulate_replenishment
 from portfolio.montecarlo.simulation import (
     loss_distribution,
     prepare_pool,
@@ -207,8 +219,9 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
 
 
 def warm_up(a_path: str) -> None:
-    """Both engines once on a 12-loan pool: numba kernels are loaded from their on-disk cache
-    (or compiled) before anything is timed."""
+    """Both engines of both models and the replenishment profile once on a 12-loan pool:
+    numba kernels are loaded from their on-disk cache (or compiled) before anything is
+    timed."""
     a = load_assumptions(Path(a_path))
     n = 12
     terms = np.array([3, 6, 12, 24] * 3, dtype=np.int16)
@@ -223,7 +236,8 @@ def warm_up(a_path: str) -> None:
         next_due_date=np.full(n, np.datetime64("2026-01-15")), principal=np.full(n, 6000.0))
     for engine in ("granular", "loan"):
         simulate(loans, a, 300, 0, engine=engine)
-    simulate_delinquency(loans, a, 300, 0, engine="loan")
+        simulate_delinquency(loans, a, 300, 0, engine=engine)
+    simulate_replenishment(loans, a, 300, 0, purchase_months=2)
 
 
 def _take(loans: Any, n: int) -> Any:
@@ -279,6 +293,7 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
     stats = loss_distribution(paths)
     st["dispersion per party"] = time.perf_counter() - t
     total = time.perf_counter() - t_all
+    peak = rss.peak_gib()  # before anything below allocates
 
     out["pool loans"] = len(loans)
     out["pool balance CNY"] = float(paths.initial_balance)
@@ -288,7 +303,12 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
     for k, v in st.items():
         out[f"{k} s"] = v
     out["B1 end to end s (goal <= 5)"] = total
-    out["B1 peak RSS GiB (goal <= 3)"] = rss.peak_gib()
+    out["B1 peak RSS GiB (goal <= 3)"] = peak
+    # the work of the bandwidth-bound stages (their bounds: bytes / measured bandwidth)
+    out["work: allocation bytes"] = _allocation_bytes(loans, alloc.shares)
+    out["work: waterfall bytes"] = _nbytes(paths, exclude=("party_flows",)) + _nbytes(profile) \
+        + _nbytes(wf)
+    out["work: dispersion bytes"] = out["work: waterfall bytes"] + _nbytes(paths.party_flows)
     out["pool EL % of balance"] = stats.el / paths.initial_balance * 100
     out["pool VaR 99.9% % of balance"] = stats.var[-1] / paths.initial_balance * 100
     out["tranche EL % (A, B, Sub)"] = ", ".join(
@@ -431,6 +451,170 @@ def scaling(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str,
 
 
 # ------------------------------------------------------------------------------------------
+# Bounds: what each stage would take at the machine's measured rates
+
+
+def _nbytes(obj: Any, exclude: tuple[str, ...] = ()) -> int:
+    """Bytes of the numeric arrays in a result (dataclass fields, dicts, tuples)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes) if obj.dtype != object else 0
+    if dataclasses.is_dataclass(obj):
+        return sum(_nbytes(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                   if f.name not in exclude)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, tuple | list):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def _allocation_bytes(loans: Any, shares: np.ndarray) -> int:
+    """The allocation's minimum traffic: every numeric loan field read once, the shares
+    written once and read once by the re-check."""
+    return _nbytes(loans) + 2 * int(shares.nbytes)
+
+
+def machine_rates() -> dict[str, float]:
+    """Memory bandwidth (a 256 MiB float64 copy counts 512 MiB moved; one thread, and two
+    threads copying halves) and numpy's PCG64 rate (``Generator.random`` into a buffer of 10⁷,
+    float64 and float32, one thread); best of five each."""
+    out: dict[str, float] = {}
+    a = np.ones(1 << 25)
+    b = np.empty_like(a)
+    half = len(a) // 2
+
+    def best(fn: Any, k: int = 5) -> float:
+        t_best = float("inf")
+        for _ in range(k):
+            t = time.perf_counter()
+            fn()
+            t_best = min(t_best, time.perf_counter() - t)
+        return t_best
+
+    out["memory bandwidth 1 thread GB/s"] = 2 * a.nbytes / best(lambda: np.copyto(b, a)) / 1e9
+
+    def two() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda sl: np.copyto(b[sl], a[sl]),
+                          (slice(0, half), slice(half, None))))
+
+    out["memory bandwidth 2 threads GB/s"] = 2 * a.nbytes / best(two) / 1e9
+    gen = np.random.Generator(np.random.PCG64(1))
+    u64 = np.empty(10_000_000)
+    u32 = np.empty(10_000_000, dtype=np.float32)
+    out["PCG64 float64 uniforms/s (1 thread)"] = u64.size / best(lambda: gen.random(out=u64))
+    out["PCG64 float32 uniforms/s (1 thread)"] = u32.size / best(
+        lambda: gen.random(out=u32, dtype=np.float32))
+    return out
+
+
+def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, Any]:
+    """The machine's rates and the kernels' own rates on the B1 pool's cells (one thread
+    each, kernel only), and the work of each B1 stage in those units: the bounds."""
+    warm_up(a_path)
+    out: dict[str, Any] = machine_rates()
+    with open_store(Path(db), read_only=True) as store:
+        loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
+        pool = get_pool(store, pool_id)
+        # bytes the pool load reads: the columns of its query, at their in-memory widths
+        q = store.con.execute
+        (perf_rows, perf_ids), = q("SELECT count(*), sum(strlen(loan_id)) FROM loan_performance "
+                                   "WHERE as_of <= ?", [pool.cutoff_date]).fetchall()
+        (book_rows, book_ids), = q("SELECT count(*), sum(strlen(loan_id) + strlen(borrower_id)) "
+                                   "FROM loans").fetchall()
+        (pool_rows, pool_ids), = q("SELECT count(*), sum(strlen(loan_id)) FROM pool_loans "
+                                   "WHERE pool_id = ?", [pool_id]).fetchall()
+    out["work: pool load bytes"] = int(perf_ids + 12 * perf_rows + book_ids + 20 * book_rows
+                                       + pool_ids + 60 * pool_rows)
+    a = load_assumptions(Path(a_path))
+    n = len(loans)
+    paths = sz["paths"]
+    parties = ("platform", "p1", "p2", "p3")  # B1's four parties (a fixed split)
+    shares = np.tile(np.array([0.4, 0.3, 0.2, 0.1]), (n, 1))
+    root = root_seed(5)
+    kp = 256  # paths for the kernel rates (one block)
+
+    def best_of_2(fn: Any) -> float:
+        t_best = float("inf")
+        for _ in range(2):
+            t = time.perf_counter()
+            fn()
+            t_best = min(t_best, time.perf_counter() - t)
+        return t_best
+
+    prep = prepare_pool(loans, a, shares, parties)
+    steps = int(prep.cell_r[:prep.n_binomial_cells].sum())  # cell-months of one path
+    w = best_of_2(lambda: run_blocks(prep, root, kp, "granular", threads=1))
+    out["granular kernel cell-path-months/s (1 thread)"] = steps * kp / w
+    out["work: simulation cell-path-months"] = steps * paths
+
+    dq = prepare_delinquency(loans, a, shares, parties, engine="granular")
+    dq_steps = int(dq.cell_h.sum())
+    w = best_of_2(lambda: run_dq_blocks(dq, root, kp, "granular", threads=1))
+    out["delinquency granular kernel cell-path-months/s (1 thread)"] = dq_steps * kp / w
+    out["work: delinquency simulation cell-path-months"] = dq_steps * paths
+
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    new = replenishment_loans(loans, pool.cutoff_date)
+    rprep = prepare_pool(new, a)
+    n_v = max(1, int(deal.revolving_months))
+    rsteps = int(rprep.cell_r.sum())
+    gen = np.random.Generator(np.random.PCG64(3))
+    length = n_v + rprep.T
+    z = gen.standard_normal((kp, length))
+    thr_s, zb = engines.scaled_inputs(rprep.cell_thr, z, rprep.rho)
+    acc = np.zeros((n_v, engines.N_ACC, kp, rprep.n_months))
+    kf = 1.0 / (np.sqrt(1.0 - rprep.rho) * np.sqrt(2.0))
+    w = best_of_2(lambda: engines.expected_vintages(
+        zb, np.ones(kp), rprep.cell_r, thr_s, rprep.cell_smm, rprep.cell_flows, acc,
+        engines.NO_T, kf))
+    out["replenishment kernel vintage-cell-path-months/s (1 thread)"] = n_v * rsteps * kp / w
+    out["work: replenishment vintage-cell-path-months"] = n_v * rsteps * paths
+    out["work: replenishment new loan-months (schedules)"] = int(np.asarray(
+        new.remaining_term, dtype=np.int64).sum())
+    out["work: simulation uniforms (at least one per binomial draw, 2 per cell-month)"] = \
+        2 * steps * paths
+    return out
+
+
+BOUNDS = (  # stage, its work, the rate it is bound by (bytes/s or units/s), threads
+    ("pool load", "work: pool load bytes", "bandwidth"),
+    ("allocation (3 partners)", "work: allocation bytes", "bandwidth"),
+    ("simulation (granular, party split)", "work: simulation cell-path-months",
+     "granular kernel cell-path-months/s (1 thread)"),
+    ("replenishment profile (revolving purchases)",
+     "work: replenishment vintage-cell-path-months",
+     "replenishment kernel vintage-cell-path-months/s (1 thread)"),
+    ("waterfall (CN deal)", "work: waterfall bytes", "bandwidth"),
+    ("dispersion per party", "work: dispersion bytes", "bandwidth"),
+)
+
+
+def stage_bounds(figures: dict[str, Any], prefix: str = "", threads: int = 2
+                 ) -> list[tuple[str, float, float, str]]:
+    """(stage, measured s, bound s, what bounds it) for one pipeline's figures: bytes ÷ the
+    2-thread copy bandwidth, or the kernel's units ÷ (its 1-thread rate × ``threads``)."""
+    bw = figures["memory bandwidth 2 threads GB/s"] * 1e9
+    rows = []
+    dq = prefix.startswith("delinquency")
+    for stage, work, rate in BOUNDS:
+        key = f"{prefix}{stage} s"
+        if key not in figures:
+            continue
+        if dq and work == "work: simulation cell-path-months":
+            work = "work: delinquency simulation cell-path-months"
+            rate = "delinquency granular kernel cell-path-months/s (1 thread)"
+        w = float(figures.get(f"{prefix}{work}", figures.get(work, 0.0)))
+        if rate == "bandwidth":
+            rows.append((stage, figures[key], w / bw, f"{w / 1e6:,.0f} MB / {bw / 1e9:.1f} GB/s"))
+        else:
+            r = float(figures[rate]) * threads
+            rows.append((stage, figures[key], w / r,
+                         f"{w:.3g} {work.split(' ')[-1]} / ({figures[rate]:.3g}/s x {threads})"))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
 # Driver
 
 
@@ -454,11 +638,48 @@ def run(quick: bool | None = None) -> dict[str, Any]:
             out[k] = info[k]
     out["pool loans in store"] = info["pool loans in store"]
     args = (info["db"], info["pool_id"], info["assumptions"])
+    out.update(_child("rates", *args, quick))
     out.update(_child("pipeline", *args, quick))
+    out.update(_child("pipeline_delinquency", *args, quick))
     out.update(_child("loan_engine", *args, quick))
     out.update(_child("loan_engine_delinquency", *args, quick))
+    out["delinquency loan engine speed-up over naive (B1 pool, paths only)"] = \
+        out["delinquency model loan engine loan-paths/s"] / out["naive loan-paths/s"]
     out.update(_child("scaling", *args, quick))
     return out
+
+
+def print_stage_tables(out: dict[str, Any]) -> None:
+    """B1 stage by stage next to its bound, for both models."""
+    for title, prefix in (("hazard model", ""), ("delinquency model", "delinquency model: ")):
+        rows = stage_bounds(out, prefix)
+        if not rows:
+            continue
+        print(f"\n   B1 by stage, {title}: measured s | bound s | bound from")
+        for stage, measured, bound, what in rows:
+            print(f"   {stage:<46} {measured:7.2f} | {bound:7.3f} | {what}")
+        total = out.get(f"{prefix}B1 end to end s (goal <= 5)")
+        if total is not None:
+            print(f"   {'end to end':<46} {total:7.2f} | {sum(r[2] for r in rows):7.3f} |")
+    u = out.get("work: simulation uniforms (at least one per binomial draw, 2 per cell-month)")
+    g32 = out.get("PCG64 float32 uniforms/s (1 thread)")
+    g64 = out.get("PCG64 float64 uniforms/s (1 thread)")
+    if u and g64:
+        print(f"   granular draws' uniforms: >= {u:.3g} float64 / ({g64:.3g}/s x 2) = "
+              f"{u / (2 * g64):.3f} s (the generator is not what bounds the stage)")
+    if g32 and "loan engine loan-paths/s" in out:
+        print(f"\n   loan engine, hazard model: {out['loan engine loan-paths/s']:.3g} loan-paths/s "
+              f"(bound: one float32 uniform per loan-path, {2 * g32:.3g}/s on 2 threads); "
+              f"{out['loan engine (B1 pool, paths only) speed-up over naive']:.0f}x the naive "
+              "baseline")
+    if "delinquency model loan engine loan-paths/s" in out:
+        months = out["delinquency model loan engine: loans x paths x months"].split(" x ")[-1]
+        bound = f"; bound {2 * g32 / int(months):.3g}/s, one uniform per month" if g32 else ""
+        print(f"   loan engine, delinquency model: "
+              f"{out['delinquency model loan engine loan-paths/s']:.3g} loan-paths/s "
+              f"({months} months{bound}); "
+              f"{out['delinquency loan engine speed-up over naive (B1 pool, paths only)']:.1f}x "
+              "the naive baseline")
 
 
 def _main() -> int:
@@ -466,6 +687,7 @@ def _main() -> int:
         stage, db, pool_id, a_path = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
         sz = sizes(sys.argv[6] == "quick")
         fn = {"pipeline": pipeline, "loan_engine": loan_engine, "scaling": scaling,
+              "rates": rates,
               "pipeline_delinquency": pipeline_delinquency,
               "loan_engine_delinquency": loan_engine_delinquency}[stage]
         figures = fn(db, pool_id, a_path, sz)
@@ -473,9 +695,11 @@ def _main() -> int:
         return 0
 
     print(f"machine: {machine()}")
-    for key, value in run().items():
+    out = run()
+    for key, value in out.items():
         shown = f"{value:,.4g}" if isinstance(value, float) else value
         print(f"   {key:<60} {shown}")
+    print_stage_tables(out)
     return 0
 
 
