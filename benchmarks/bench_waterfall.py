@@ -3,8 +3,9 @@ with every mechanic switched on).
 
 Runs both example deals (``examples/deal_cn_consumer.toml``: revolving, reserve, tax, the
 shortfall undertaking, servicer advances, full accrual with interest on interest, PDL refills
-per class, a CNL-over-purchases turbo trigger, a 3-month 30+ DPD cash trap and an event of
-default that accelerates; ``examples/deal_us_consumer.toml``: OC target, reserve, two
+per class, separate interest and principal collection accounts covering each other, a
+CNL-over-purchases turbo trigger, a 3-month 30+ DPD cash trap and an event of default that
+accelerates; ``examples/deal_us_consumer.toml``: OC target, reserve, two
 triggers), and the CN deal once more paying pro rata from a step-down at month 13 (so every
 mechanic of the deal format runs: ``cn all``), on synthetic,
 internally consistent pool paths (a homogeneous level-annuity pool with a one-factor Gaussian
