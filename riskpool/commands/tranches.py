@@ -16,7 +16,10 @@
   [--severity ...] [--cpr ...]`` — deterministic scenario grid and breakeven CDRs
   (``tranching.grid``); ``--run N`` grids around a stored run instead: the pool's balance,
   rate and remaining term and the run's CDR (times ``--cdr-multipliers``), severity, CPR and
-  recovery lag, the run's stored deal unless ``--structure`` is given.
+  recovery lag, the run's stored deal unless ``--structure`` is given. ``--roll-multipliers
+  M,.. --roll-current P --roll R1,R2,R3 --cure C1,C2,C3`` adds a roll-rate grid: the line's
+  deterministic expected path under the delinquency transitions with the roll-forward rates
+  times each multiplier (``tranching.grid.roll_rate_paths``).
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
@@ -41,7 +44,7 @@ from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit, write_tables
 from tranching.deal import load_deal
-from tranching.grid import BaseScenario, base_scenario, breakeven_table, grid
+from tranching.grid import BaseScenario, base_scenario, breakeven_table, grid, roll_grid
 from tranching.ratings import RatingTable, implied_rating, load_rating_table
 from tranching.revolving import (
     load_deal_record,
@@ -68,15 +71,15 @@ def _rates(flag: str, text: str) -> list[float]:
     return values
 
 
-def _multipliers(text: str) -> list[float]:
-    """``--cdr-multipliers``: comma-separated non-negative numbers (multiples of the run's CDR)."""
+def _multipliers(text: str, flag: str = "--cdr-multipliers") -> list[float]:
+    """``--cdr-multipliers`` (multiples of the run's CDR), ``--roll-multipliers`` (of the
+    roll-forward rates): comma-separated non-negative numbers."""
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValidationError(must_be("--cdr-multipliers", "comma-separated numbers >= 0",
-                                      text)) from None
+        raise ValidationError(must_be(flag, "comma-separated numbers >= 0", text)) from None
     if not values or not all(np.isfinite(v) and v >= 0 for v in values):
-        raise ValidationError(must_be("--cdr-multipliers", "comma-separated numbers >= 0", text))
+        raise ValidationError(must_be(flag, "comma-separated numbers >= 0", text))
     return values
 
 
@@ -188,12 +191,41 @@ def register(app: typer.Typer) -> None:
         lag: Annotated[int | None, typer.Option("--recovery-lag", help="Months from default to "
                                                 "recovery (default 3; with --run the run's).")] = None,
         tol: Annotated[float, typer.Option("--tol", help="Breakeven CDR tolerance.")] = 1e-6,
+        roll_multipliers: Annotated[str | None, typer.Option(
+            "--roll-multipliers", help="Also a roll-rate grid: multiples of the roll-forward "
+            "rates of --roll-current and --roll (the cures --cure kept), comma-separated.")] = None,
+        roll_current: Annotated[float | None, typer.Option(
+            "--roll-current", help="Monthly P(current -> 1-30 DPD) of the roll-rate grid.")] = None,
+        roll: Annotated[str | None, typer.Option(
+            "--roll", help="Monthly roll rates of the 30-day buckets (3 to 6, the last one's "
+            "roll is the charge-off), comma-separated.")] = None,
+        cure: Annotated[str | None, typer.Option(
+            "--cure", help="Monthly cure rates of the same buckets, comma-separated.")] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Write CSV, Parquet or XLSX.")] = None,
     ) -> None:
         """Deterministic CDR x severity x CPR runs of a representative line through the deal:
         each class's WAL, yield, loss and first-loss month; the breakeven CDR per class. With
-        --run, around the run's own assumptions (tranching.grid.base_scenario)."""
+        --run, around the run's own assumptions (tranching.grid.base_scenario). With
+        --roll-multipliers, also roll-rate multiplier x severity x CPR runs of the line under
+        delinquency transitions (tranching.grid.roll_rate_paths)."""
         check_out_path(out)
+        roll_mult = (_multipliers(roll_multipliers, "--roll-multipliers")
+                     if roll_multipliers is not None else None)
+        if roll_mult is not None:
+            missing = {"--roll-current": roll_current, "--roll": roll, "--cure": cure}
+            if any(v is None for v in missing.values()):
+                raise ValidationError(must_be(", ".join(k for k, v in missing.items() if v is None),
+                                              "given with --roll-multipliers", None))
+            if not 0 <= roll_current <= 1:  # type: ignore[operator]
+                raise ValidationError(must_be("--roll-current", "a monthly probability in [0, 1]",
+                                              roll_current))
+            rolls, cures = _rates("--roll", roll), _rates("--cure", cure)  # type: ignore[arg-type]
+            if len(rolls) != len(cures) or not 3 <= len(rolls) <= 6:
+                raise ValidationError(must_be("--roll, --cure", "the same number of buckets, 3 "
+                                              "to 6", f"{roll} / {cure}"))
+            if any(r + c > 1 + 1e-12 for r, c in zip(rolls, cures, strict=True)):
+                raise ValidationError(must_be("--roll, --cure", "roll + cure <= 1 in every "
+                                              "bucket", f"{roll} / {cure}"))
         base: BaseScenario | None = None
         deal = load_deal(structure) if structure is not None else None
         if run is not None:
@@ -232,6 +264,11 @@ def register(app: typer.Typer) -> None:
                                lag=rlag),
                   "breakeven_cdr": breakeven_table(deal, bal, rate, term_m, severities=sevs,
                                                    cprs=cprs, lag=rlag, tol=tol)}
+        if roll_mult is not None:
+            frames["roll_grid"] = roll_grid(
+                deal, bal, rate, term_m, roll_current=float(roll_current),  # type: ignore[arg-type]
+                roll=rolls, cure=cures, multipliers=roll_mult, severities=sevs, cprs=cprs,
+                lag=rlag)
         if base is not None:
             frames = {"base": pd.DataFrame([{
                 "run": run, "balance": base.balance, "wac": base.wac, "wam": base.wam,
