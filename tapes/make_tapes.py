@@ -8,6 +8,10 @@ generator's `L000000001`…. `perf_2026_07.csv`: their first month-end row (2026
 book 0, balance = principal, current). `messy.csv`: 20 July loans of which 4 break a rule (a
 phone-number-shaped borrower id, an APR written as a percent, a term of 7 months, a score of
 1,200) — `--allow-rejects` loads the 16 good rows and keeps the 4 in `ingest_rejects`.
+`bank_tape_cn_2026_07.csv` and `bank_perf_cn_2026_07.csv`: 200 more July loans and their first
+month-end rows as a bank's system exports them — Chinese headers, dates as 2026/7/6 and
+20260731, the APR in percent, repayment types and statuses as codes — loaded with the mappings
+in `examples/mappings/`. Ids are pseudonymous (`B2607-0001`, `C` + 16 hex digits).
 """
 
 from __future__ import annotations
@@ -57,6 +61,34 @@ def write(path: Path, columns: list[str], rows: list[dict[str, object]]) -> None
         out.writerows(rows)
 
 
+BANK_LOAN_HEADERS = {"loan_id": "借据编号", "borrower_id": "客户编号", "origination_date": "放款日期",
+                     "principal": "合同金额(元)", "apr": "年化利率(%)", "term_months": "期限(月)",
+                     "repayment_type": "还款方式代码", "credit_score": "信用评分",
+                     "region": "所在省份", "product": "产品名称"}
+BANK_TYPE_CODES = {"level_annuity": "01", "equal_principal": "02", "interest_only": "03",
+                   "daily_interest": "04"}
+BANK_PERF_HEADERS = {"loan_id": "借据编号", "as_of": "数据日期", "months_on_book": "账龄(月)",
+                     "balance": "贷款余额(元)", "dpd": "逾期天数", "status": "贷款状态代码"}
+
+
+def bank_tapes() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The bank-style loan and performance tapes (module doc)."""
+    rows = loans("B2607", 200, seed=2609)
+    bank, perf = [], []
+    for r in rows:
+        d = dt.date.fromisoformat(str(r["origination_date"]))
+        bank.append({
+            "借据编号": r["loan_id"], "客户编号": "C" + str(r["borrower_id"])[1:],
+            "放款日期": f"{d.year}/{d.month}/{d.day}", "合同金额(元)": r["principal"],
+            "年化利率(%)": f"{float(str(r['apr'])) * 100:.2f}", "期限(月)": r["term_months"],
+            "还款方式代码": BANK_TYPE_CODES[str(r["repayment_type"])],
+            "信用评分": r["credit_score"], "所在省份": r["region"],
+            "产品名称": r["product"]})
+        perf.append({"借据编号": r["loan_id"], "数据日期": "20260731", "账龄(月)": 0,
+                     "贷款余额(元)": r["principal"], "逾期天数": 0, "贷款状态代码": "N"})
+    return bank, perf
+
+
 def main() -> None:
     new = loans("T2607", 500, seed=2607)
     write(HERE / "loans_2026_07.csv", COLUMNS, new)
@@ -69,6 +101,9 @@ def main() -> None:
     messy[11]["term_months"] = 7              # not an offered term
     messy[15]["credit_score"] = 1200          # outside [350, 950]
     write(HERE / "messy.csv", COLUMNS, messy)
+    bank, bank_perf = bank_tapes()
+    write(HERE / "bank_tape_cn_2026_07.csv", list(BANK_LOAN_HEADERS.values()), bank)
+    write(HERE / "bank_perf_cn_2026_07.csv", list(BANK_PERF_HEADERS.values()), bank_perf)
 
 
 if __name__ == "__main__":

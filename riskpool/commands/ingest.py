@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from portfolio.book.ingest import TapeKind, ingest
-from portfolio.errors import ValidationError
+from portfolio.book.ingest import TapeKind, ingest, load_mapping
+from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.store import open_store
 from riskpool.commands.options import DEFAULT_DB, DbOption
@@ -67,8 +67,21 @@ def ingest_command(
             "refused, naming each encoding tried and what it reads: it is never guessed.",
         ),
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="A column-mapping TOML for a tape whose headers, date formats, percent APRs "
+            "or status codes differ (e.g. examples/mappings/bank_tape_cn.toml).",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
+    tape_mapping = load_mapping(mapping) if mapping is not None else None
+    if tape_mapping is not None and tape_mapping.kind.value != TapeKind(kind).value:
+        raise ValidationError(must_be("--mapping", f"a mapping for {TapeKind(kind).value} tapes "
+                                      f"(its `mapping.kind` is {tape_mapping.kind.value!r})",
+                                      str(mapping)))
     for path in paths:
         if not path.is_file():
             raise ValidationError(f"tape {path} does not exist or is not a file")
@@ -78,7 +91,7 @@ def ingest_command(
         for i, path in enumerate(paths):
             result = ingest(
                 store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap,
-                encoding=encoding,
+                encoding=encoding, mapping=tape_mapping,
             )
             typer.echo(result.summary())
             if update is not None:

@@ -24,6 +24,10 @@ Conventions
   tried and what it reads in the first non-UTF-8 field — never guessed. UTF-16/32 text is
   refused with its own message; a binary file named .csv (NUL or control bytes, a ZIP/XLSX,
   PDF, image or database signature) is refused as binary.
+* **Column mappings** (``--mapping FILE``, ``portfolio.book.ingest.mapping``): a tape whose
+  headers, date formats, percent rates or status codes differ is read through a TOML mapping
+  first; a value the mapping cannot read is a bad row (rule ``mapping``, naming the mapping
+  field, the tape's column and the row).
 * **Columns**: header names are matched exactly after trimming blanks. A missing required
   column refuses the file; unknown extra columns are ignored with a note.
 * **Values** are never coerced: blank, NaN or non-numeric values in required fields, amounts
@@ -70,7 +74,8 @@ created when that pause begins. They exist so a test can SIGKILL a load mid-tran
 Modules
 -------
 ``tape`` (the kinds, their columns, ``Problem``, ``RawTape``, ``CheckedTape``) →
-``values`` (blank cells, numbers and dates out of Arrow columns) → ``reading`` (CSV or
+``values`` (blank cells, numbers and dates out of Arrow columns) → ``mapping`` (a column
+mapping file: headers renamed, dates, percents and codes converted; ``--mapping``) → ``reading`` (CSV or
 Parquet, header, encodings, malformed lines, sha256) → ``checker`` (how a rule is checked and
 reported) → ``rules`` (each kind's column rules) → ``book_checks`` (the rules against the
 book) → ``load`` (``ingest``: reloads, the transaction, batches, rejects, the writes).
@@ -79,6 +84,7 @@ book) → ``load`` (``ingest``: reloads, the transaction, batches, rejects, the 
 from __future__ import annotations
 
 from portfolio.book.ingest.load import IngestResult, ingest
+from portfolio.book.ingest.mapping import TapeMapping, load_mapping
 from portfolio.book.ingest.reading import read_tape, sha256_of
 from portfolio.book.ingest.rules import check_loans, check_performance, check_tape
 from portfolio.book.ingest.tape import (
@@ -102,10 +108,12 @@ __all__ = [
     "Problem",
     "RawTape",
     "TapeKind",
+    "TapeMapping",
     "check_loans",
     "check_performance",
     "check_tape",
     "ingest",
+    "load_mapping",
     "read_tape",
     "sha256_of",
 ]

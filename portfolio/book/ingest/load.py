@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from portfolio import settings
 from portfolio.book.ingest.book_checks import book_checks
+from portfolio.book.ingest.mapping import TapeMapping
 from portfolio.book.ingest.reading import read_tape, sha256_of
 from portfolio.book.ingest.rules import check_apr_cap, check_tape
 from portfolio.book.ingest.tape import Problem, RawTape, TapeKind
@@ -114,12 +115,14 @@ def ingest(
     apr_cap: float = APR_CAP_DEFAULT,
     today: date | None = None,
     encoding: str | None = None,
+    mapping: TapeMapping | None = None,
 ) -> IngestResult:
     """Load one tape into the book in one transaction (see the module docstring).
 
     Raises ``TapeRejected`` (nothing written) when any row is bad and ``allow_rejects`` is
     false; ``ValidationError`` when the file cannot be a tape at all. ``encoding``: a CSV's
-    text encoding (``--encoding``), else detected (see ``reading.read_tape``).
+    text encoding (``--encoding``), else detected (see ``reading.read_tape``). ``mapping``:
+    a column mapping (``--mapping``, ``portfolio.book.ingest.mapping``) applied as it is read.
     """
     kind = TapeKind(kind)
     check_apr_cap(apr_cap)
@@ -145,7 +148,7 @@ def ingest(
             notes=(f"first loaded {earlier.finished_at:%Y-%m-%d %H:%M} UTC",),
             problems=(),
         )
-    raw = read_tape(path, kind, sha256=sha256, encoding=encoding)
+    raw = read_tape(path, kind, sha256=sha256, encoding=encoding, mapping=mapping)
     checked = check_tape(raw, kind, apr_cap=apr_cap, today=today)
 
     with store.transaction() as con:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from portfolio.book.ingest.mapping import TapeMapping, apply_values, check_headers, check_kind
 from portfolio.book.ingest.tape import COLUMNS, Problem, RawTape, TapeKind
 from portfolio.book.ingest.values import all_blank_rows
 from portfolio.errors import ValidationError, must_be
@@ -33,7 +34,7 @@ def sha256_of(path: Path) -> str:
 
 def read_tape(
     path: str | Path, kind: TapeKind | str = TapeKind.LOANS, *, sha256: str | None = None,
-    encoding: str | None = None,
+    encoding: str | None = None, mapping: TapeMapping | None = None,
 ) -> RawTape:
     """Read a CSV or Parquet tape (its known columns) and hash it; structure errors raise.
 
@@ -43,6 +44,9 @@ def read_tape(
     refused, showing what each encoding tried reads, rather than guessed.
     Raises ``ValidationError`` for a file that cannot be a tape at all: undecodable bytes, a
     missing required column, a duplicated header name, an unparseable file.
+    ``mapping`` (``portfolio.book.ingest.mapping``): the tape's headers renamed and its
+    dates, percents and codes converted first; a value it cannot read makes its row bad
+    (rule ``mapping``).
     """
     path = Path(path)
     kind = TapeKind(kind)
@@ -58,15 +62,21 @@ def read_tape(
     if not sha256:
         hasher.start()  # hashing runs beside the parse (hashlib releases the GIL)
     try:
+        if mapping is not None:
+            check_kind(mapping, kind)
         if _is_parquet(path):
-            parts = _read_parquet(path, kind)
+            parts = _read_parquet(path, kind, mapping)
         else:
-            parts = _read_csv(path, kind, encoding)
+            parts = _read_csv(path, kind, encoding, mapping)
     finally:
         if not sha256:
             hasher.join()
     table, rows, problems, raw_lines, notes, encoding, file_format, lines = parts
     _refuse_nested(table, path)
+    if mapping is not None:
+        table, rows, problems, raw_lines = _mapped(mapping, table, rows, problems, raw_lines,
+                                                   file_format, lines)
+        notes = [*notes, mapping.note()]
     table = _normalise_ids(table, path)
     n_rows = int(rows.size + len(problems))
     return RawTape(
@@ -159,11 +169,41 @@ def _check_header(path: Path, kind: TapeKind, names: Sequence[str]) -> tuple[lis
     return known, unknown
 
 
-def _read_parquet(path: Path, kind: TapeKind):  # type: ignore[no-untyped-def]
+def _mapped(mapping: TapeMapping, table: pa.Table, rows: np.ndarray, problems: list[Problem],
+            raw_lines: dict[int, str], file_format: str, lines: np.ndarray | None,
+            ) -> tuple[pa.Table, np.ndarray, list[Problem], dict[int, str]]:
+    """``table``'s values through the mapping; rows it cannot read leave the table and
+    become problems (rule ``mapping``) with their raw text."""
+    def where(row: int) -> str:
+        return f"row {row} (line {_line(lines, row)})" if file_format == "csv" else f"row {row}"
+
+    mapped, found, bad = apply_values(mapping, table, rows, where)
+    if not bad.any():
+        return mapped, rows, problems, raw_lines
+    raw_lines = dict(raw_lines)
+    for i in np.flatnonzero(bad).tolist():
+        values = [table.column(c)[i].as_py() for c in table.column_names]
+        raw_lines[int(rows[i])] = ",".join("" if v is None else str(v) for v in values)
+    keep = pa.array(~bad)
+    all_problems = sorted([*problems, *found], key=lambda p: (p.row, p.column or ""))
+    return mapped.filter(keep), rows[~bad], all_problems, raw_lines
+
+
+def _renamed(names: Sequence[str], mapping: TapeMapping | None) -> list[str]:
+    if mapping is None:
+        return list(names)
+    check_headers(mapping, names)
+    return [mapping.rename.get(n.strip(), n) for n in names]
+
+
+def _read_parquet(path: Path, kind: TapeKind,  # type: ignore[no-untyped-def]
+                  mapping: TapeMapping | None = None):
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
+        original = pq.ParquetFile(path).schema_arrow.names
+        names = _renamed(original, mapping)
         known, unknown = _check_header(path, kind, names)
-        table = pq.read_table(path, columns=known)
+        table = pq.read_table(path, columns=[original[names.index(k)] for k in known])
+        table = table.rename_columns(known)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{path.name}: cannot read as Parquet: {exc}") from None
     notes = [_unknown_note(unknown)] if unknown else []
@@ -253,7 +293,8 @@ def _codec(encoding: str) -> str:
                                       "gb18030, gbk, latin-1, cp1252)", encoding)) from None
 
 
-def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None):  # type: ignore[no-untyped-def]
+def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None,  # type: ignore[no-untyped-def]
+              mapping: TapeMapping | None = None):
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     _sniff(path, head)
@@ -270,7 +311,7 @@ def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None):  # type:
                                   ) from None
         text = text.removeprefix("\ufeff")
         notes.append(f"decoded as {codec} (--encoding)")
-        parsed = _parse_csv(path, text.encode("utf-8"), text.split("\n", 1)[0], kind)
+        parsed = _parse_csv(path, text.encode("utf-8"), text.split("\n", 1)[0], kind, mapping)
         table, rows, problems, raw_lines, more_notes, lines = parsed
         return table, rows, problems, raw_lines, notes + more_notes, codec, "csv", lines
     parsed = None
@@ -280,7 +321,7 @@ def _read_csv(path: Path, kind: TapeKind, encoding: str | None = None):  # type:
         header = None
     if header is not None:
         try:
-            parsed = _parse_csv(path, path, header, kind)
+            parsed = _parse_csv(path, path, header, kind, mapping)
         except _NotUtf8:
             parsed = None
     if parsed is not None:
@@ -365,12 +406,13 @@ def _long_line(path: Path, source: Path | bytes) -> ValidationError:
         '(") opened and never closed? Check that line')
 
 
-def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind):  # type: ignore[no-untyped-def]
+def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind,  # type: ignore[no-untyped-def]
+               mapping: TapeMapping | None = None):
     header = header.rstrip("\r\n")
     lines = _physical_lines(path, source)
     if not header.strip():
         raise ValidationError(f"{path.name}: the first line must be a header; got an empty line")
-    names = [n.strip() for n in next(csv.reader([header]))]
+    names = _renamed([n.strip() for n in next(csv.reader([header]))], mapping)
     known, unknown = _check_header(path, kind, names)
     # Unknown columns get unique placeholder names (they may repeat or be blank).
     read_names = [n if n in known else f"__extra_{i}" for i, n in enumerate(names)]
