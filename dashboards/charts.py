@@ -135,3 +135,34 @@ def histograms(samples: Mapping[str, np.ndarray], title: str, xlabel: str) -> Fi
     ax.set_ylabel("paths")
     ax.legend(fontsize=7)
     return fig
+
+
+def backtest_chart(table: pd.DataFrame, coverage: pd.DataFrame, series: Sequence[str],
+                   title: str) -> Figure:
+    """One panel per back-test series: the 5–95% fan of the paths (shaded), their median
+    and the actual month by month (a cross where it lies outside the fan); each panel titled
+    with its coverage. ``table`` and ``coverage`` as ``portfolio.book.backtest.compare``."""
+    n = len(series)
+    fig = Figure(figsize=(7.0, 2.4 * n + 0.6), dpi=90)
+    fig.subplots_adjust(left=0.13, right=0.98, top=1 - 0.75 / (2.4 * n + 0.6), bottom=0.08,
+                        hspace=0.55)
+    fig.suptitle(title, fontsize=10)
+    for i, name in enumerate(series):
+        ax = fig.add_subplot(n, 1, i + 1)
+        rows = table[table["series"] == name]
+        x = pd.to_datetime(rows["month"])
+        ax.fill_between(x, rows["p5"], rows["p95"], alpha=0.25, label="5-95% of the paths")
+        ax.plot(x, rows["median"], lw=1.2, label="median")
+        inside = rows["inside"].to_numpy(dtype=bool)
+        ax.plot(x[inside], rows["actual"][inside], "o", ms=4, color="black", label="actual")
+        if (~inside).any():
+            ax.plot(x[~inside], rows["actual"][~inside], "x", ms=6, color="red",
+                    label="actual outside")
+        c = coverage[coverage["series"] == name].iloc[0]
+        ax.set_title(f"{c['label']}: coverage {c['inside']}/{c['months']} months",
+                     fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7)
+    return fig

@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("riskpool.commands.pools",
                   "Calibrate projection assumptions from the book's own history and write "
                   "them as TOML."),
+    "backtest": ("riskpool.commands.backtest",
+                 "Back-test the delinquency model on the book: per month the actual against "
+                 "the 5-95% fan of the paths, and each series' coverage (the share of months "
+                 "inside the fan)."),
     "pricing": ("riskpool.commands.pools",
                 "Risk-based pricing check: break-even APR per segment against the actual "
                 "WA APR."),

@@ -55,8 +55,8 @@ from portfolio.montecarlo.simulation import (
     simulate,
 )
 
-__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "prepare_delinquency", "project",
-           "simulate_delinquency", "simulate_dq_batch"]
+__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "draw_given_factor", "prepare_delinquency",
+           "project", "simulate_delinquency", "simulate_dq_batch"]
 
 Model = Literal["hazard", "delinquency"]
 MODELS: tuple[str, ...] = ("hazard", "delinquency")
@@ -194,12 +194,29 @@ def simulate_dq_batch(prep: DqPrepared, block_index: int, seed: np.random.SeedSe
                       backend: Literal["numba", "numpy"] = "numba") -> DqBatch:
     """Paths of one canonical block: a pure function of (prepared pool, block, its seed,
     number of paths). ``backend="numpy"`` runs the numpy twins (the oracle; slow)."""
-    base = prep.base
     gen_factor, gen_mixing, gen_idio = _block_streams(seed)
     z = dq_factor(prep, gen_factor, gen_mixing, n_paths)
     zb = np.ascontiguousarray(z * (math.sqrt(prep.loading) / (math.sqrt(1.0 - prep.loading)
                                                              * math.sqrt(2.0))))
-    H, n_q = prep.H, base.n_parties
+    flows, pflows = draw_given_factor(prep, zb, gen_idio, engine, backend)
+    return DqBatch(block_index, flows, pflows)
+
+
+def draw_given_factor(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
+                      engine: Engine = "granular",
+                      backend: Literal["numba", "numpy"] = "numba"
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The loans' moves on paths whose factor is given: ``zb`` (n_paths, H) is the scaled
+    factor of the kernels (``dq_kernels`` module doc: the transition probabilities are
+    ½·erfc(±zb − thr)), the idiosyncratic draws come from ``gen_idio``. Returns the
+    accumulators (n_paths, n_months, N_DQ) and per party (n_parties, n_paths, n_months, N_DQ)
+    (months after H are 0: no loan is left). ``simulate_dq_batch`` calls it with the model's
+    own factor; a caller with its own factor scenarios (``portfolio.book.backtest``) passes
+    them here."""
+    zb = np.ascontiguousarray(zb, dtype=np.float64)
+    n_paths, H, n_q = zb.shape[0], prep.H, prep.base.n_parties
+    if zb.ndim != 2 or zb.shape[1] != H:
+        raise ValueError(f"zb must be shaped (paths, {H}), got {zb.shape}")
     acc = np.zeros((n_paths, H, K.N_DQ))
     pacc = np.zeros((n_q, n_paths, H, K.N_DQ))
     if engine == "loan":
@@ -210,7 +227,7 @@ def simulate_dq_batch(prep: DqPrepared, block_index: int, seed: np.random.SeedSe
     flows[:, :H] = acc
     pflows = np.zeros((n_q, n_paths, prep.n_months, K.N_DQ))
     pflows[:, :, :H] = pacc
-    return DqBatch(block_index, flows, pflows)
+    return flows, pflows
 
 
 def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
