@@ -38,6 +38,14 @@ WAM + 2K is charged off then, and a balance curing in that month repays in full.
 (``PoolPaths.delinquency``), so the deal's 30+/60+/90+ DPD triggers read them. A cure-free chain
 (every cure 0, every roll 1) is the hazard model's go-bad: a · C charged off K months later.
 
+**The chain of a stored run** (``representative_chain``; ``tranche grid --run N
+--roll-multipliers ...`` without ``--roll-current/--roll/--cure``): the run's delinquency
+transitions (``Assumptions.delinquency_model()``: the ``[delinquency]`` record, else the one
+derived from the hazard curves, every roll 1 and every cure 0) averaged over the pool's loans
+weighted by balance, each loan at its next month on book (age column min(mob + 1, n_age) − 1,
+its score band and term): roll_current = Σ w·roll_current[b, τ, a] / Σ w, and likewise each
+bucket's roll and cure; K = the run's charge-off point / 30.
+
 **A grid around a stored run** (``base_scenario``): the run's own assumptions read back from its
 mean pool flows, as the scenario model above defines them, so that the representative line at
 the base point performs like the run's expected path: MDR = Σ default / Σ bop, CDR = 1 − (1 −
@@ -89,6 +97,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.assumptions import DelinquencyAssumptions
 from portfolio.montecarlo.paths import DelinquencyPaths, PoolPaths
 from tranching.analytics import LOSS_TOLERANCE, loss_shares, path_irr, wal_per_path, year_fractions
 from tranching.deal import Deal
@@ -305,6 +315,28 @@ def class_losses(result: WaterfallResult, basis: str = "final") -> np.ndarray:
     orig = np.asarray(result.original_balance, dtype=np.float64)
     gross = np.asarray(result.writedown, dtype=np.float64)[:, 0].sum(axis=1)
     return np.where(orig > 0, gross / np.where(orig > 0, orig, 1.0), 0.0)
+
+
+def representative_chain(loans: LoanArrays, model: DelinquencyAssumptions, terms: Sequence[int],
+                         charge_off_dpd: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """(roll_current, roll (K,), cure (K,)): the transitions of ``model`` averaged over
+    ``loans`` weighted by balance, each loan in its next month on book (module doc);
+    ``terms`` the assumptions' term grid, ``charge_off_dpd`` the run's (default the model's)."""
+    k_n = (charge_off_dpd if charge_off_dpd is not None else model.charge_off_dpd) // 30
+    w = np.asarray(loans.balance, dtype=np.float64)
+    if not w.size or not w.sum() > 0:
+        raise DealError(must_be("pool", "loans with a positive balance", "an empty pool"))
+    grid_terms = np.asarray(terms)
+    term_idx = np.minimum(np.searchsorted(grid_terms, np.asarray(loans.term_months)),
+                          len(grid_terms) - 1)
+    band = np.asarray(loans.score_band, dtype=np.int64)
+    n_age = int(model.roll_current.shape[2])
+    age = np.minimum(np.asarray(loans.months_on_book, dtype=np.int64) + 1, n_age) - 1
+    total = w.sum()
+    rc = float((w * model.roll_current[band, term_idx, age]).sum() / total)
+    roll = (w[:, None] * model.roll[band, term_idx, age, :k_n]).sum(axis=0) / total
+    cure = (w[:, None] * model.cure[band, term_idx, age, :k_n]).sum(axis=0) / total
+    return rc, roll, np.minimum(cure, 1.0 - roll)
 
 
 def roll_grid(deal: Deal, balance: float, wac: float, wam: int, *, roll_current: float,

@@ -19,7 +19,8 @@
   recovery lag, the run's stored deal unless ``--structure`` is given. ``--roll-multipliers
   M,.. --roll-current P --roll R1,R2,R3 --cure C1,C2,C3`` adds a roll-rate grid: the line's
   deterministic expected path under the delinquency transitions with the roll-forward rates
-  times each multiplier (``tranching.grid.roll_rate_paths``).
+  times each multiplier (``tranching.grid.roll_rate_paths``); with ``--run`` and none of the
+  three rate flags, the run's own delinquency transitions, balance-weighted over its pool.
 - ``riskpool tranche size --run ID --structure DEAL.toml --tranche NAME (--target-el X |
   --target-rating R --rating-table FILE)`` — the largest size of NAME meeting the target, by
   bisection on the run's own paths (common random numbers), within the size limits (``--min-sub``,
@@ -37,6 +38,7 @@ import pandas as pd
 import typer
 
 from portfolio.book.pools import load_pool_loans
+from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.store.core import open_store
 from portfolio.store.runs import get_run, load_paths
@@ -44,7 +46,14 @@ from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit, write_tables
 from tranching.deal import load_deal
-from tranching.grid import BaseScenario, base_scenario, breakeven_table, grid, roll_grid
+from tranching.grid import (
+    BaseScenario,
+    base_scenario,
+    breakeven_table,
+    grid,
+    representative_chain,
+    roll_grid,
+)
 from tranching.ratings import RatingTable, implied_rating, load_rating_table
 from tranching.revolving import (
     load_deal_record,
@@ -211,11 +220,15 @@ def register(app: typer.Typer) -> None:
         check_out_path(out)
         roll_mult = (_multipliers(roll_multipliers, "--roll-multipliers")
                      if roll_multipliers is not None else None)
+        chain_from_run = False
         if roll_mult is not None:
             missing = {"--roll-current": roll_current, "--roll": roll, "--cure": cure}
+            chain_from_run = run is not None and all(v is None for v in missing.values())
+        if roll_mult is not None and not chain_from_run:
             if any(v is None for v in missing.values()):
                 raise ValidationError(must_be(", ".join(k for k, v in missing.items() if v is None),
-                                              "given with --roll-multipliers", None))
+                                              "given with --roll-multipliers (or --run N to take "
+                                              "the run's delinquency transitions)", None))
             if not 0 <= roll_current <= 1:  # type: ignore[operator]
                 raise ValidationError(must_be("--roll-current", "a monthly probability in [0, 1]",
                                               roll_current))
@@ -235,6 +248,12 @@ def register(app: typer.Typer) -> None:
                 loans = load_pool_loans(store, pool_id)
                 if deal is None:
                     deal = recorded_deal(store, run)
+                if chain_from_run:
+                    replay = replay_run(store, run)
+                    roll_current, run_rolls, run_cures = representative_chain(
+                        loans, replay.assumptions.delinquency_model(), replay.assumptions.terms,
+                        replay.inputs.charge_off_dpd)
+                    rolls, cures = [float(x) for x in run_rolls], [float(x) for x in run_cures]
             weights = np.asarray(loans.balance, dtype=np.float64)
             term = float((weights * loans.remaining_term).sum() / weights.sum())
             base = base_scenario(paths, max(int(round(term)), 1))
@@ -265,6 +284,12 @@ def register(app: typer.Typer) -> None:
                   "breakeven_cdr": breakeven_table(deal, bal, rate, term_m, severities=sevs,
                                                    cprs=cprs, lag=rlag, tol=tol)}
         if roll_mult is not None:
+            frames["roll_chain"] = pd.DataFrame([{
+                "source": f"run {run}'s delinquency transitions, balance-weighted"
+                if chain_from_run else "--roll-current, --roll, --cure",
+                "roll_current": float(roll_current),  # type: ignore[arg-type]
+                **{f"roll_{k + 1}": v for k, v in enumerate(rolls)},
+                **{f"cure_{k + 1}": v for k, v in enumerate(cures)}}])
             frames["roll_grid"] = roll_grid(
                 deal, bal, rate, term_m, roll_current=float(roll_current),  # type: ignore[arg-type]
                 roll=rolls, cure=cures, multipliers=roll_mult, severities=sevs, cprs=cprs,

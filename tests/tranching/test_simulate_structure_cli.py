@@ -289,6 +289,37 @@ def test_tranche_grid_around_a_stored_run(cli, db: Path, tmp_path: Path) -> None
     assert set(g["tranche"]) == {"A", "B", "Sub"}
     be = sheets["breakeven_cdr"].set_index("tranche")["breakeven_cdr"]
     assert be["Sub"] <= be["B"] <= be["A"]
+    # the roll-rate grid with the run's own delinquency transitions (no --roll flags): each
+    # rate the balance-weighted mean over the pool's loans at their next month on book, here by
+    # a plain loop over the loans
+    from portfolio.book.replay import replay_run
+
+    out = tmp_path / "roll.xlsx"
+    r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "1",
+            "--tol", "1e-3", "--roll-multipliers", "1,3", "--out", out)
+    assert r.code == 0, r.err
+    sheets = pd.read_excel(out, sheet_name=None)
+    chain = sheets["roll_chain"].iloc[0]
+    with open_store(db, read_only=True) as store:
+        a = replay_run(store, run_id).assumptions
+    dq, terms = a.delinquency_model(), list(a.terms)
+    k_n, n_age = dq.charge_off_dpd // 30, dq.roll_current.shape[2]
+    num, tot = [0.0] * (1 + 2 * k_n), 0.0
+    for b, t, m, w in zip(loans.score_band, loans.term_months, loans.months_on_book,
+                          loans.balance, strict=True):
+        i, age = terms.index(int(t)), min(int(m) + 1, n_age) - 1
+        vals = [dq.roll_current[b, i, age]] + [dq.roll[b, i, age, k] for k in range(k_n)] + [
+            dq.cure[b, i, age, k] for k in range(k_n)]
+        num = [x + float(w) * v for x, v in zip(num, vals, strict=True)]
+        tot += float(w)
+    want_chain = [x / tot for x in num]
+    got_chain = [chain["roll_current"]] + [chain[f"roll_{k + 1}"] for k in range(k_n)] + [
+        chain[f"cure_{k + 1}"] for k in range(k_n)]
+    np.testing.assert_allclose(got_chain, want_chain, rtol=1e-9, atol=1e-15)
+    assert "run" in chain["source"]
+    rg = sheets["roll_grid"]
+    cdl = rg.groupby("roll_multiplier")["pool_cdl"].first()
+    assert 0 < cdl[1.0] < cdl[3.0]
     r = cli("tranche", "grid", "--db", db, "--balance", "1e6")
     assert r.code == 2 and "--structure" in r.err
     r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "1,-2")
