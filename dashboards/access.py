@@ -45,7 +45,7 @@ from dashboards.auth import Viewer, check_role
 from partners.dispersion import disperse_paths, party_paths
 from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
-from partners.records import load_allocation, masked_tape, run_party_paths
+from partners.records import load_allocation, masked_tape, rounded_tape, run_party_paths
 from portfolio import settings
 from portfolio.book import analytics as an
 from portfolio.book.pools import (
@@ -722,7 +722,7 @@ def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
             raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
     with _full(db) as store:
         tape = alloc_sql.partner_tape(store.con, int(allocation_id), party_id)
-    return masked_tape(tape, party_id, settings.partner_keys_path(db))
+    return rounded_tape(masked_tape(tape, party_id, settings.partner_keys_path(db)))
 
 
 # --------------------------------------------------------------------------- dispersion

@@ -7,8 +7,9 @@ data-access layer as the dashboard (so a partner report holds that partner's dat
 5. Tranches  6. Partners and rule checks  7. Dispersion
 
 The HTML embeds every chart as a base64 PNG (matplotlib) and has no external reference, so
-it opens offline. The XLSX has one sheet per table (xlsxwriter: header format, frozen header
-row, column widths, number formats).
+it opens offline. The XLSX has one sheet per table (``dashboards.xlsx.write_table``: header
+row frozen with an autofilter, real dates, % formats for shares and rates, amounts with
+separators, column widths, empty cells for missing values).
 
 Cron-ready:
 - Idempotent for an as-of date: the files are named by the as-of date (and partner) and
@@ -31,20 +32,18 @@ import contextlib
 import datetime as dt
 import hashlib
 import html
-import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import xlsxwriter
 
 from dashboards import access, charts
 from dashboards.auth import Viewer
+from dashboards.xlsx import TEXT_AS_TEXT, write_table
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked
 from portfolio.store import liveness, open_store
 from portfolio.store import reports as sql
@@ -320,25 +319,10 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, default=str)
-    return value
-
-
 # Text cells stay text: a region such as '=HYPERLINK("http://…"&A1,"Click")' (or anything
 # starting with = + - @) is never written as a live formula, and no string becomes a number or
 # a link (xlsxwriter's Workbook options).
-XLSX_TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
-                     "strings_to_urls": False}
+XLSX_TEXT_AS_TEXT = TEXT_AS_TEXT
 
 
 def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at: str) -> None:
@@ -346,8 +330,6 @@ def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.set_properties({"title": "riskpool report", "created": stamp, "author": "riskpool"})
     head = wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1, "text_wrap": True})
-    num = wb.add_format({"num_format": "#,##0.00"})
-    small = wb.add_format({"num_format": "0.000000"})
     used: set[str] = set()
     about = wb.add_worksheet(_sheet_name("about", used))
     about.write(0, 0, "riskpool report", head)
@@ -368,18 +350,7 @@ def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at
             about.write(row, 0, ws.name)
             about.write(row, 1, s.title)
             row += 1
-            table = s.tables[name]
-            for j, col in enumerate(table.columns):
-                ws.write(0, j, str(col), head)
-                series = table[col]
-                is_float = pd.api.types.is_float_dtype(series)
-                small_values = is_float and series.abs().max(skipna=True) < 10 \
-                    if is_float and series.notna().any() else False
-                fmt = small if small_values else (num if is_float else None)
-                ws.set_column(j, j, max(10, min(40, len(str(col)) + 2)), fmt)
-                for i, value in enumerate(series.tolist(), start=1):
-                    ws.write(i, j, _cell(value))
-            ws.freeze_panes(1, 0)
+            write_table(wb, ws, s.tables[name], header_format=head)
     about.set_column(0, 0, 28)
     about.set_column(1, 1, 60)
     wb.close()

@@ -20,6 +20,7 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ct
 
 from dashboards import access
 from dashboards.auth import Viewer
+from partners.records import tape_csv
 from portfolio import settings
 from portfolio.errors import RiskpoolError
 
@@ -129,7 +130,7 @@ def allocation(db: str, ver: str, username: str, role: str,
 def partner_tape_csv(db: str, ver: str, username: str, role: str, allocation_id: int,
                      party_id: str) -> bytes:
     tape = access.partner_tape(db, _v(role, username), allocation_id, party_id)
-    return tape.to_csv(index=False).encode("utf-8")
+    return tape_csv(tape)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,11 +300,43 @@ def masked_tape(tape: pd.DataFrame, party_id: str, keys: str | Path) -> pd.DataF
     return out
 
 
+SHARE_DECIMALS = 8  # a share on a tape: 0.6999999999534339 (solver output) is 0.7
+
+
+def _half_up(value: float, places: int) -> float:
+    """``value`` rounded half away from zero to ``places`` decimals, on its shortest decimal
+    text (2.675 → 2.68, where ``round`` gives 2.67 from the binary value)."""
+    if not math.isfinite(value):
+        return value
+    q = decimal.Decimal(1).scaleb(-places)
+    return float(decimal.Decimal(repr(value)).quantize(q, rounding=decimal.ROUND_HALF_UP))
+
+
+def rounded_tape(tape: pd.DataFrame) -> pd.DataFrame:
+    """A partner tape as sent: ``balance`` rounded to the cent (half up) and ``share`` to
+    :data:`SHARE_DECIMALS` decimals; every other column unchanged. The balance is the party's
+    share of the loan's cut-off balance computed unrounded, then rounded once."""
+    out = tape.copy()
+    if "balance" in out.columns:
+        out["balance"] = [_half_up(float(v), 2) for v in out["balance"]]
+    if "share" in out.columns:
+        out["share"] = [_half_up(float(v), SHARE_DECIMALS) for v in out["share"]]
+    return out
+
+
+def tape_csv(tape: pd.DataFrame) -> bytes:
+    """A tape as CSV bytes: UTF-8 with a byte-order mark, so that Excel reads the Chinese
+    region names right (without the BOM it takes the file for the system's code page)."""
+    return tape.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+
+
 def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path,
                    keys: str | Path | None = None) -> int:
-    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``); returns the row count.
-    With ``keys`` (the partner keys file) the borrower ids are masked for that party
-    (:func:`masked_tape`); without, they are the book's pseudonymous ids."""
+    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``, UTF-8 with a BOM:
+    :func:`tape_csv`); returns the row count. Balances are rounded to the cent and shares to
+    8 decimals (:func:`rounded_tape`). With ``keys`` (the partner keys file) the borrower ids
+    are masked for that party (:func:`masked_tape`); without, they are the book's
+    pseudonymous ids."""
     stored = load_allocation(store, allocation_id)
     if party_id not in stored.party_ids:
         raise NotFound(must_be("--partner", f"one of {list(stored.party_ids)}", party_id,
@@ -314,11 +348,12 @@ def export_partner(store: Store, allocation_id: int, party_id: str, out: str | P
     tape = sql.partner_tape(store.con, int(allocation_id), party_id)
     if keys is not None:
         tape = masked_tape(tape, party_id, keys)
+    tape = rounded_tape(tape)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
         tape.to_parquet(path, index=False)
     else:
-        tape.to_csv(path, index=False)
+        path.write_bytes(tape_csv(tape))
     return len(tape)
 
 

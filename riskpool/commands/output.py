@@ -3,7 +3,9 @@
 ``emit(frames, out)`` prints every table (a title line, then an aligned table) and, when
 ``out`` is given, writes them by the file's extension:
 
-- ``.xlsx`` — one workbook, one sheet per table (sheet = table name, cut to 31 characters);
+- ``.xlsx`` — one workbook, one sheet per table (sheet = table name, cut to 31 characters),
+  formatted by ``dashboards.xlsx.write_table`` (real dates, % formats for shares and rates,
+  autofilter, frozen header, column widths, empty cells for missing values);
 - ``.csv`` / ``.parquet`` — one table: exactly ``out``; several tables: one file per table
   named ``<stem>_<table><suffix>`` beside ``out`` (characters other than letters, digits,
   ``_``, ``.``, ``-`` in the table name become ``_``; a clash gets ``_2``, ``_3``, …) (``book.csv`` → ``book_summary.csv``,
@@ -23,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import typer
+import xlsxwriter
 
+from dashboards.xlsx import TEXT_AS_TEXT, write_table
 from portfolio.errors import ValidationError, must_be
 
 OUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
@@ -106,9 +110,8 @@ def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
         tmp = out.with_name(f".{out.name}.tmp")
         used: set[str] = set()
         # text cells stay text: no formula (= + - @), number or link made from a string
-        with pd.ExcelWriter(tmp, engine="xlsxwriter", engine_kwargs={"options": {
-                "strings_to_formulas": False, "strings_to_numbers": False,
-                "strings_to_urls": False}}) as writer:
+        wb = xlsxwriter.Workbook(str(tmp), {"nan_inf_to_errors": True, **TEXT_AS_TEXT})
+        try:
             for name, frame in frames.items():
                 sheet = _SHEET_BAD.sub("_", name)[:31] or "table"
                 base, k = sheet, 1
@@ -116,7 +119,9 @@ def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
                     k += 1
                     sheet = f"{base[: 31 - len(str(k)) - 1]}_{k}"
                 used.add(sheet.lower())
-                _for_file(frame).to_excel(writer, sheet_name=sheet, index=False)
+                write_table(wb, wb.add_worksheet(sheet), _for_file(frame))
+        finally:
+            wb.close()
         os.replace(tmp, out)
         return [out]
     written: list[Path] = []

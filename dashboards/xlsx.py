@@ -1,0 +1,177 @@
+"""Tables into XLSX sheets a person can use: one place for every workbook riskpool writes
+(``riskpool ... --out FILE.xlsx`` and the scheduled report).
+
+:func:`write_table` writes a DataFrame onto a worksheet (xlsxwriter) with
+
+- the header row bold, frozen, with an **autofilter** over the table;
+- **real dates**: date and datetime columns, and text columns holding ISO dates
+  (``2026-06-30``), are Excel dates formatted ``yyyy-mm-dd``;
+- **percent** formats for shares and rates: a float column whose name says it is one (a word
+  such as ``share``, ``pct``, ``rate``, ``apr``, ``pd``, ``lgd``, ``cdr``, ``cpr``, ``el``,
+  ``loss``, ``coupon``, ``yield``, ``p``) and whose values all lie in [-1.5, 1.5] (an EL in
+  CNY is an amount, the same name as a share is not) shows ``0.00%`` (``0.0000%`` when a
+  non-zero value is below 0.1%); the cell keeps the decimal (0.0219 shows 2.19%);
+- amounts (other floats of magnitude ≥ 100) ``#,##0.00``; integers ``#,##0`` (ids, seeds,
+  months and positions plain); other floats as Excel's General (every digit shown);
+- empty cells for None/NaN (never the text "None"); text stays text (see
+  :data:`TEXT_AS_TEXT`);
+- **column widths** from the header and the values (CJK characters count twice), 8 to 60.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import unicodedata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+__all__ = ["TEXT_AS_TEXT", "column_kind", "display_width", "write_table"]
+
+# Text cells stay text: a value such as '=HYPERLINK(...)' (or anything starting with = + - @)
+# is never written as a live formula, and no string becomes a number or a link.
+TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
+                "strings_to_urls": False}
+
+PERCENT_WORDS = frozenset({
+    "share", "shares", "pct", "percent", "rate", "rates", "apr", "pd", "lgd", "cdr", "cpr",
+    "smm", "mdr", "mpr", "el", "loss", "coupon", "yield", "irr", "ce", "oc", "p", "ratio",
+    "breach", "cnl", "hhi",
+})
+PLAIN_INT_WORDS = frozenset({"id", "seed", "month", "months", "year", "position", "level",
+                             "term", "mob", "dpd", "score", "batch", "row", "path", "run",
+                             "pool", "allocation"})
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MIN_WIDTH, MAX_WIDTH = 8, 60
+
+
+def _words(name: str) -> set[str]:
+    return {w for w in re.split(r"[^0-9a-z]+", str(name).lower()) if w}
+
+
+def display_width(text: str) -> int:
+    """Columns a text takes in a spreadsheet cell: wide (CJK) characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _iso_dates(series: pd.Series) -> pd.Series | None:
+    """The column as dates if every non-blank value is a date, a timestamp or ISO date text."""
+    values = series.dropna()
+    if values.empty:
+        return None
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+        return None
+    ok = values.map(lambda v: isinstance(v, dt.date) or (isinstance(v, str)
+                                                        and bool(_ISO_DATE.match(v)))).all()
+    if not ok:
+        return None
+    try:
+        return pd.to_datetime(series, format="mixed", errors="raise")
+    except (ValueError, TypeError):
+        return None
+
+
+def column_kind(name: str, series: pd.Series) -> str:
+    """``date``, ``percent``, ``money``, ``integer``, ``plain_integer``, ``number``, ``bool``
+    or ``text`` (module doc)."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if _iso_dates(series) is not None:
+        return "date"
+    words = _words(name)
+    if pd.api.types.is_integer_dtype(series):
+        return "plain_integer" if words & PLAIN_INT_WORDS else "integer"
+    if pd.api.types.is_float_dtype(series):
+        finite = series[np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))]
+        if finite.empty:
+            return "number"
+        biggest = float(finite.abs().max())
+        if words & PERCENT_WORDS and biggest <= 1.5 and biggest > 0:
+            return "percent"
+        return "money" if biggest >= 100 else "number"
+    return "text"
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        return _cell(value.item())
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def _shown(value: Any, kind: str) -> str:
+    """Roughly what the cell shows (for the column width)."""
+    if value is None:
+        return ""
+    if kind == "percent":
+        return f"{value * 100:.4f}%"
+    if kind in ("money", "integer") and isinstance(value, int | float):
+        return f"{value:,.2f}"
+    if kind == "date":
+        return "2026-06-30"
+    return str(value)
+
+
+def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: int = 0,
+                header_format: Any = None) -> None:
+    """``frame`` onto ``ws`` from ``first_row`` (module doc)."""
+    head = header_format or wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1,
+                                           "text_wrap": True, "valign": "top"})
+    formats = {
+        "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
+        "percent": wb.add_format({"num_format": "0.00%"}),
+        "percent_small": wb.add_format({"num_format": "0.0000%"}),
+        "money": wb.add_format({"num_format": "#,##0.00"}),
+        "integer": wb.add_format({"num_format": "#,##0"}),
+        "plain_integer": wb.add_format({"num_format": "0"}),
+    }
+    n_rows = len(frame)
+    for j, col in enumerate(frame.columns):
+        series = frame[col]
+        kind = column_kind(str(col), series)
+        fmt = formats.get(kind)
+        if kind == "percent":
+            finite = series[np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))]
+            nonzero = finite[finite != 0].abs()
+            if not nonzero.empty and float(nonzero.min()) < 0.001:
+                fmt = formats["percent_small"]
+        ws.write(first_row, j, str(col), head)
+        values = (_iso_dates(series) if kind == "date" else series).tolist()
+        width = display_width(str(col))
+        for i, raw in enumerate(values, start=first_row + 1):
+            value = _cell(raw)
+            if value is None:
+                ws.write_blank(i, j, None, fmt)
+            elif kind == "date" and isinstance(value, dt.date):
+                stamp = value if isinstance(value, dt.datetime) else dt.datetime.combine(
+                    value, dt.time())
+                ws.write_datetime(i, j, stamp, fmt)
+            elif kind == "bool":
+                ws.write_boolean(i, j, bool(value))
+            elif isinstance(value, str):
+                ws.write_string(i, j, value, fmt)
+            else:
+                ws.write(i, j, value, fmt)
+            if i - first_row <= 500:
+                width = max(width, display_width(_shown(value, kind)))
+        ws.set_column(j, j, max(MIN_WIDTH, min(MAX_WIDTH, width + 2)))
+    if len(frame.columns):
+        ws.autofilter(first_row, 0, first_row + n_rows, len(frame.columns) - 1)
+    ws.freeze_panes(first_row + 1, 0)
