@@ -14,7 +14,11 @@ Pooling where exposure is thin
     A cell whose from-state exposure n_i is below ``min_exposure`` (30 loan-months by default)
     borrows the counts of a wider group, the first of these levels that reaches it:
     1 the cell's age group within its band × term (ages 1–3, 4–6, 7–12, 13+), 2 all ages of
-    the band × term, 3 the band over all terms and ages, 4 the whole book. ``level`` records
+    the band × term, 3 the band over all terms and ages, 4 the whole book. Ages past a loan's
+    term (only loans still delinquent after their last instalment, which roll on rather than
+    cure) pool only with ages past the term: their age group is "past the term", and levels
+    2–4 sum past-term cells for them and in-term cells for the others (the book level falls
+    back to all ages where no loan was ever seen in that state past its term). ``level`` records
     which one each cell used (0: its own counts); the interval is that of the counts used.
 
 Intervals (per transition probability, binomial margin of the multinomial)
@@ -178,19 +182,29 @@ def estimate_transitions(counts: TransitionCounts, *, min_exposure: int = 30,
         raise ValidationError(must_be("min exposure", "an integer >= 1", min_exposure))
     n = counts.n.sum(axis=3)  # (bands, terms, age, from, to)
     nb, nt, na, nf, nto = n.shape
-    groups = _age_group_index(na)
+    # ages past the term (only loans still delinquent after their last instalment) pool
+    # among themselves at every level: their rolls and cures are not those of in-term ages
+    past = np.arange(1, na + 1)[None, :] > np.asarray(counts.terms)[:, None]  # (terms, age)
+    groups = np.where(past, len(AGE_GROUPS), _age_group_index(na)[None, :])
     # candidate counts per level, broadcast back to cells
     g_counts = np.zeros_like(n)
-    for g in np.unique(groups):
-        cols = groups == g
-        g_counts[:, :, cols] = n[:, :, cols].sum(axis=2, keepdims=True)
-    levels = [
-        n,
-        g_counts,
-        np.broadcast_to(n.sum(axis=2, keepdims=True), n.shape),
-        np.broadcast_to(n.sum(axis=(1, 2), keepdims=True), n.shape),
-        np.broadcast_to(n.sum(axis=(0, 1, 2), keepdims=True), n.shape),
-    ]
+    for j in range(nt):
+        for g in np.unique(groups[j]):
+            cols = groups[j] == g
+            g_counts[:, j, cols] = n[:, j, cols].sum(axis=1, keepdims=True)
+    side = past[None, :, :, None, None]
+    n_past = np.where(side, n, 0.0)
+    n_in = n - n_past
+
+    def same_side(axes: tuple[int, ...]) -> np.ndarray:
+        return np.where(side, n_past.sum(axis=axes, keepdims=True),
+                        n_in.sum(axis=axes, keepdims=True))
+
+    book = same_side((0, 1, 2))
+    # a from-state never seen past the term anywhere: the whole book's counts
+    empty = book.sum(axis=4, keepdims=True) == 0
+    book = np.where(empty, n.sum(axis=(0, 1, 2), keepdims=True), book)
+    levels = [n, g_counts, same_side((2,)), same_side((1, 2)), book]
     used = np.array(levels[-1], dtype=np.float64)
     level = np.full((nb, nt, na, nf), len(levels) - 1, dtype=np.int64)
     for lv in range(len(levels) - 2, -1, -1):  # the narrowest level with enough exposure wins

@@ -152,6 +152,28 @@ def test_pooling_takes_the_narrowest_level_with_enough_exposure() -> None:
     assert set(table["pooled"]) <= set(tr.POOL_LEVELS)
 
 
+def test_ages_past_the_term_pool_only_with_ages_past_the_term() -> None:
+    """Hand case, term 3 with 6 age columns: in-term ages 1–3 from 1–30 have 100 loan-months
+    (40 roll), ages 4–6 (past the term: loans delinquent after their last instalment) have 9
+    (all roll). Past-term cells pool the past-term counts (9 of 9 → 1, at the book level as the
+    group has only 9 < 30), never the in-term 40 / 100; in-term cells never see the past-term
+    9."""
+    n = np.zeros((1, 1, 6, 1, 4, 7))
+    n[0, 0, 0, 0, 1, 2], n[0, 0, 0, 0, 1, 0] = 40, 60  # age 1: 40 of 100 roll to 31–60
+    n[0, 0, 3, 0, 1, 2] = 5  # ages 4 and 5: every one rolls
+    n[0, 0, 4, 0, 1, 2] = 4
+    z = np.zeros((1, 1, 6, 1))
+    c = tr.TransitionCounts(np.array(["2025-01-31"], dtype="datetime64[D]"), n, z, z, z, 90,
+                            (3,))
+    e = tr.estimate_transitions(c, min_exposure=30)
+    assert e.prob[0, 0, 0, 1, 2] == pytest.approx(0.4)  # own cell
+    assert e.prob[0, 0, 1, 1, 2] == pytest.approx(0.4) and e.exposure[0, 0, 1, 1] == 100
+    for age in (4, 5, 6):
+        assert e.prob[0, 0, age - 1, 1, 2] == pytest.approx(1.0), age
+        assert e.exposure[0, 0, age - 1, 1] == 9
+    assert e.level[0, 0, 5, 1] == 4
+
+
 # ---------------------------------------------------------------- generator's Markov mode
 
 
