@@ -649,8 +649,9 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     return out
 
 
-def print_stage_tables(out: dict[str, Any]) -> None:
-    """B1 stage by stage next to its bound, for both models."""
+def print_report(out: dict[str, Any]) -> None:
+    """B1 stage by stage next to its bound, for both models, and the loan engine's rates
+    (``run_all.py`` prints it after the figures)."""
     for title, prefix in (("hazard model", ""), ("delinquency model", "delinquency model: ")):
         rows = stage_bounds(out, prefix)
         if not rows:
@@ -699,7 +700,7 @@ def _main() -> int:
     for key, value in out.items():
         shown = f"{value:,.4g}" if isinstance(value, float) else value
         print(f"   {key:<60} {shown}")
-    print_stage_tables(out)
+    print_report(out)
     return 0
 
 

@@ -76,6 +76,8 @@ def main() -> int:
         for key, value in figures.items():
             shown = f"{value:,.4g}" if isinstance(value, float) else value
             print(f"   {key:<44} {shown}")
+        if hasattr(module, "print_report"):  # e.g. B1's stages next to their bounds
+            module.print_report(figures)
         print(f"   (wall {time.perf_counter() - t0:.1f} s)", flush=True)
     out = HERE.parent / "bench_out"
     out.mkdir(exist_ok=True)
