@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -295,6 +296,36 @@ def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     return out
 
 
+# --------------------------------------------------------------------------- regions
+_REGION_CACHE: list[tuple[weakref.ref, np.ndarray, np.ndarray]] = []
+
+
+def region_codes(region: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of a pool's region strings: (codes, names), names in order of first
+    appearance, or sorted with ``sort=True`` (the same result as ``pd.factorize(...,
+    sort=True)``: the names sorted and the codes renumbered). The eligibility matrix, the
+    segments and the re-check of one allocation share one factorisation of a read-only array
+    (``LoanArrays`` fields are read-only): it is remembered for the last such array."""
+    arr = np.asarray(region, dtype=object)
+    hit = [(c, n) for ref, c, n in _REGION_CACHE if ref() is arr]
+    if hit:
+        codes, names = hit[0]
+    else:
+        codes, names = pd.factorize(pd.Series(arr, dtype=object))
+        names = np.asarray(names, dtype=object)
+        if not arr.flags.writeable:
+            _REGION_CACHE[:] = [(weakref.ref(arr), codes, names)]
+    if not sort:
+        return codes, names
+    if (codes < 0).any():  # missing regions: pandas' own sorted factorisation
+        sorted_codes, sorted_names = pd.factorize(pd.Series(arr, dtype=object), sort=True)
+        return sorted_codes, np.asarray(sorted_names, dtype=object)
+    order = np.argsort(names)
+    rank = np.empty(len(order), dtype=codes.dtype)
+    rank[order] = np.arange(len(order), dtype=codes.dtype)
+    return rank[codes], names[order]
+
+
 # --------------------------------------------------------------------------- eligibility
 def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
                        borrower_id: np.ndarray | None = None,
@@ -303,7 +334,7 @@ def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
     ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of, household_limit)
     r4_on = registry.rule("R4").applies_on(as_of)
     out = np.zeros((len(loans), len(registry.partners)), dtype=bool)
-    region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
+    region_code, region_names = region_codes(loans.region)
     code_of = {name: i for i, name in enumerate(region_names)}
 
     def in_regions(names: tuple[str, ...]) -> np.ndarray:
@@ -349,13 +380,13 @@ class Segments:
 def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> Segments:
     """Group loans by band × term × region × repayment type × eligibility pattern."""
     n_p = eligible.shape[1]
-    region_codes, region_names = pd.factorize(pd.Series(loans.region, dtype=object), sort=True)
+    region_code, region_names = region_codes(loans.region, sort=True)
     band = loans.score_band.astype(np.int64)
     term_idx = np.searchsorted(np.asarray(ALLOWED_TERMS), loans.term_months).astype(np.int64)
     mask = (eligible.astype(np.int64) << np.arange(n_p, dtype=np.int64)).sum(axis=1) if n_p else \
         np.zeros(len(loans), dtype=np.int64)
     n_reg = max(len(region_names), 1)
-    key = (((mask * n_reg + region_codes) * 6 + band) * len(ALLOWED_TERMS) + term_idx) * 4 \
+    key = (((mask * n_reg + region_code) * 6 + band) * len(ALLOWED_TERMS) + term_idx) * 4 \
         + loans.repayment_type.astype(np.int64)
     inverse, uniq = pd.factorize(key, sort=True)
     n_seg = len(uniq)
@@ -754,8 +785,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
         breaches.extend(found)
     net = loans.cashflow_apr - risk.el_rate
-    region_code, region_names = pd.factorize(pd.Series(loans.region, dtype=object))
-    region_names = np.asarray(region_names, dtype=object)
+    region_code, region_names = region_codes(loans.region)
     band = loans.score_band
     for j, p in enumerate(registry.partners):
         sh = partner_sh[:, j]

@@ -1,7 +1,8 @@
-"""The allocation's projected loss rate: the numba kernel (``engines.projected_loss_terms``)
-against its numpy oracle (``projected_loss_rate_np``: ``schedule_matrix`` and the survival
-matrices), bit for bit, on pools with every repayment type, seasoned loans, odd dates and
-several chunks."""
+"""The allocation's fast paths against their references: the projected loss rate's numba
+kernel (``engines.projected_loss_terms``) against its numpy oracle (``projected_loss_rate_np``:
+``schedule_matrix`` and the survival matrices), bit for bit, on pools with every repayment
+type, seasoned loans, odd dates and several chunks; the shared region factorisation against
+``pd.factorize``."""
 
 from __future__ import annotations
 
@@ -56,3 +57,24 @@ def test_kernel_equals_the_oracle_for_new_loans_and_one_month_left():
     for pool in (loans, one):
         assert projected_loss_rate(pool, ass).tobytes() == \
             projected_loss_rate_np(pool, ass).tobytes()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_region_codes_are_pandas_factorize(seed):
+    """The allocation's shared region factorisation equals pd.factorize, unsorted and sorted
+    (names sorted, codes renumbered), for a read-only array (remembered) and a writeable one."""
+    import pandas as pd
+
+    from partners.allocation import region_codes
+
+    rng = np.random.default_rng(seed)
+    names = np.array(["Zhejiang", "", "Anhui", "beijing", "Jiangsu", "上海", "Guangdong"],
+                     dtype=object)
+    region = names[rng.integers(0, len(names), 5000)]
+    for writeable in (True, False):
+        arr = region.copy()
+        arr.setflags(write=writeable)
+        for sort in (False, True, False, True):
+            got_c, got_n = region_codes(arr, sort=sort)
+            want_c, want_n = pd.factorize(pd.Series(arr, dtype=object), sort=sort)
+            assert np.array_equal(got_c, want_c) and list(got_n) == list(want_n)
