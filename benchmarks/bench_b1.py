@@ -22,7 +22,9 @@ month and path) on a 20,000-loan slice of the same pool in the same run, the 2-w
 1-worker speed-up of the loan engine on a Dask ``LocalCluster`` (127.0.0.1), and how the
 granular engine's time grows with loans, paths and months (three sizes each).
 
-B1 also runs with the delinquency-state model (``pipeline_delinquency``), and each stage is
+B1 also runs with the delinquency-state model (``pipeline_delinquency``, on assumptions from
+``riskpool calibrate`` of the same book with its ``[delinquency]`` transitions, cached as
+``bench_out/b1_assumptions_dq_1500k_12m.toml``), and each stage is
 printed next to its bound (``rates``, measured in the same run): the bytes it must move ÷ the
 machine's copy bandwidth (pool load: the columns its query reads; allocation: the loan arrays
 and the shares; waterfall and dispersion: their per-path input and output arrays), or its
@@ -209,9 +211,25 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
             calib = calibrate_from_store(store, pool_id=pool.pool_id)
             save_assumptions(calib.assumptions, a_path, calib.exposure_tables())
             info["setup calibrate s"] = time.perf_counter() - t
+    dq_path = dq_assumptions_path(a_path)
+    if not dq_path.exists():  # the delinquency model's transitions: riskpool calibrate
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "riskpool", "calibrate", "--db", str(db), "--pool",
+                        str(pool.pool_id), "--out", str(dq_path)], check=True, cwd=str(ROOT),
+                       capture_output=True)
+        info["setup calibrate delinquency s"] = time.perf_counter() - t
     info["pool_id"] = pool.pool_id
     info["pool loans in store"] = pool.n_loans
     return info
+
+
+def dq_assumptions_path(a_path: str | Path) -> Path:
+    """The delinquency model's assumptions beside the hazard model's: ``riskpool calibrate``
+    of the same book and pool, with its calibrated ``[delinquency]`` transitions (the hazard
+    file predates them; without the section the model's rolls are certain and its cures
+    impossible, a degenerate case)."""
+    p = Path(a_path)
+    return p.with_name(p.name.replace("b1_assumptions_", "b1_assumptions_dq_"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,7 +342,7 @@ def pipeline_delinquency(db: str, pool_id: int, a_path: str, sz: dict[str, Any]
     """B1 with the delinquency-state model (``--model delinquency``): the same pipeline,
     the pool's paths from ``simulate_delinquency`` (granular engine); the revolving
     purchases' profile stays the hazard model's."""
-    figures = pipeline(db, pool_id, a_path, sz, model="delinquency")
+    figures = pipeline(db, pool_id, str(dq_assumptions_path(a_path)), sz, model="delinquency")
     return {f"delinquency model: {k}": v for k, v in figures.items()}
 
 
@@ -332,6 +350,7 @@ def loan_engine_delinquency(db: str, pool_id: int, a_path: str, sz: dict[str, An
                             ) -> dict[str, Any]:
     """The delinquency model's loan engine on the B1 pool: loan-paths per second (one
     uniform per loan, month and path), beside the hazard model's (``loan_engine``)."""
+    a_path = str(dq_assumptions_path(a_path))
     warm_up(a_path)
     with open_store(Path(db), read_only=True) as store:
         loans = _take(load_pool_loans(store, pool_id), sz["pool_loans"])
@@ -548,7 +567,8 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     out["granular kernel cell-path-months/s (1 thread)"] = steps * kp / w
     out["work: simulation cell-path-months"] = steps * paths
 
-    dq = prepare_delinquency(loans, a, shares, parties, engine="granular")
+    dq = prepare_delinquency(loans, load_assumptions(dq_assumptions_path(a_path)), shares,
+                             parties, engine="granular")
     dq_steps = int(dq.cell_h.sum())
     w = best_of_2(lambda: run_dq_blocks(dq, root, kp, "granular", threads=1))
     out["delinquency granular kernel cell-path-months/s (1 thread)"] = dq_steps * kp / w
@@ -633,7 +653,8 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     sz = sizes(quick)
     out: dict[str, Any] = {"sizes": "quick" if quick else "full"}
     info = setup(sz)
-    for k in ("setup generate s", "setup pool s", "setup calibrate s"):
+    for k in ("setup generate s", "setup pool s", "setup calibrate s",
+              "setup calibrate delinquency s"):
         if k in info:
             out[k] = info[k]
     out["pool loans in store"] = info["pool loans in store"]
