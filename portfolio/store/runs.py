@@ -9,6 +9,10 @@ arrays go to Parquet beside the database::
 
     <db dir>/runs/<run_id>/paths.parquet        path, month, the seven flows (float64)
     <db dir>/runs/<run_id>/party_paths.parquet  party, path, month, the seven flows
+
+and for a run of the delinquency-state model the end-of-month balance by state (``state_0``
+current, ``state_k`` bucket k = 1 … K) and the cured balance (``cured``) beside the flows, in
+both files (``PoolPaths.delinquency``; charge-off point and cure rule in the metadata).
     <db dir>/runs/<run_id>/assumptions.toml     the assumptions the run used (stress applied)
     <db dir>/runs/<run_id>/assumptions.json     the same, exactly (what a replay reads)
 
@@ -41,7 +45,7 @@ import pyarrow.parquet as pq
 from portfolio import settings
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
-from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
+from portfolio.montecarlo.paths import FLOW_NAMES, DelinquencyPaths, PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
 from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store import liveness
@@ -58,6 +62,7 @@ __all__ = [
     "label_run",
     "list_runs",
     "load_paths",
+    "read_paths",
     "record_run",
     "record_simulation",
     "resolve_run_file",
@@ -296,6 +301,21 @@ def _flow_table(flows: Mapping[str, np.ndarray], n_paths: int, n_months: int) ->
     return cols
 
 
+def _state_columns(states: np.ndarray, cures: np.ndarray) -> dict[str, np.ndarray]:
+    """(n_paths, n_months, K + 1) balances and (n_paths, n_months) cures as flat columns."""
+    cols = {f"state_{k}": np.ascontiguousarray(states[..., k], dtype=np.float64).ravel()
+            for k in range(states.shape[-1])}
+    cols["cured"] = np.ascontiguousarray(cures, dtype=np.float64).ravel()
+    return cols
+
+
+def _read_states(table: pa.Table, n_states: int, n_paths: int, n_months: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    states = np.stack([table.column(f"state_{k}").to_numpy().reshape(n_paths, n_months)
+                       for k in range(n_states)], axis=-1)
+    return states, table.column("cured").to_numpy().reshape(n_paths, n_months)
+
+
 def write_paths(paths: PoolPaths, directory: str | Path) -> Path:
     """Write ``paths`` as Parquet files in ``directory`` (created); returns the directory."""
     d = Path(directory)
@@ -308,8 +328,13 @@ def write_paths(paths: PoolPaths, directory: str | Path) -> Path:
         "n_paths": paths.n_paths,
         "n_months": paths.n_months,
     }
-    table = pa.table(_flow_table({n: getattr(paths, n) for n in FLOW_NAMES}, paths.n_paths,
-                                 paths.n_months))
+    dq = paths.delinquency
+    cols = _flow_table({n: getattr(paths, n) for n in FLOW_NAMES}, paths.n_paths, paths.n_months)
+    if dq is not None:
+        meta["delinquency"] = {"charge_off_dpd": dq.charge_off_dpd, "cure_rule": dq.cure_rule,
+                               "n_states": int(dq.state_balance.shape[-1])}
+        cols.update(_state_columns(dq.state_balance, dq.cures))
+    table = pa.table(cols)
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
     pq.write_table(table, d / "paths.parquet", compression="zstd")
     if paths.party_flows:
@@ -317,6 +342,9 @@ def write_paths(paths: PoolPaths, directory: str | Path) -> Path:
         for q, pid in enumerate(paths.party_ids):
             cols = _flow_table({n: paths.party_flows[n][q] for n in FLOW_NAMES}, paths.n_paths,
                                paths.n_months)
+            if dq is not None and dq.party_state_balance is not None \
+                    and dq.party_cures is not None:
+                cols.update(_state_columns(dq.party_state_balance[q], dq.party_cures[q]))
             t = pa.table(cols)
             parts.append(t.add_column(0, "party", pa.array([pid] * t.num_rows).dictionary_encode()))
         pq.write_table(pa.concat_tables(parts), d / "party_paths.parquet", compression="zstd")
@@ -333,16 +361,23 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
     row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()
     d = resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
-    f = d / "paths.parquet"
-    if not f.is_file():
-        raise NotFound(f"run {run_id} has no stored paths (expected {f})")
-    table = pq.read_table(f)
+    if not (d / "paths.parquet").is_file():
+        raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
+    return read_paths(d)
+
+
+def read_paths(directory: str | Path) -> PoolPaths:
+    """The path arrays ``write_paths`` wrote in ``directory`` (the delinquency states too)."""
+    d = Path(directory)
+    table = pq.read_table(d / "paths.parquet")
     meta = json.loads(table.schema.metadata[_META_KEY])
     n_paths, n_months = int(meta["n_paths"]), int(meta["n_months"])
     table = table.sort_by([("path", "ascending"), ("month", "ascending")])
     flows = _read_flows(table, n_paths, n_months)
     party_ids = tuple(meta["party_ids"])
     party_flows: dict[str, np.ndarray] = {}
+    dq_meta = meta.get("delinquency")
+    party_states: list[tuple[np.ndarray, np.ndarray]] = []
     pf = d / "party_paths.parquet"
     if party_ids and pf.is_file():
         ptable = pq.read_table(pf)
@@ -351,7 +386,19 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
             t = ptable.filter(pa.compute.equal(ptable.column("party").cast(pa.string()), pid))
             t = t.sort_by([("path", "ascending"), ("month", "ascending")])
             per.append(_read_flows(t, n_paths, n_months))
+            if dq_meta is not None and "cured" in t.column_names:
+                party_states.append(_read_states(t, int(dq_meta["n_states"]), n_paths,
+                                                 n_months))
         party_flows = {n: np.stack([p[n] for p in per]) for n in FLOW_NAMES}
+    delinquency = None
+    if dq_meta is not None:
+        states, cures = _read_states(table, int(dq_meta["n_states"]), n_paths, n_months)
+        delinquency = DelinquencyPaths(
+            charge_off_dpd=int(dq_meta["charge_off_dpd"]), cure_rule=str(dq_meta["cure_rule"]),
+            state_balance=states, cures=cures,
+            party_state_balance=(np.stack([p[0] for p in party_states]) if party_states
+                                 else None),
+            party_cures=np.stack([p[1] for p in party_states]) if party_states else None)
     entropy = meta.get("seed_entropy")
     return PoolPaths(
         dates=np.array(meta["dates"], dtype="datetime64[D]"),
@@ -359,6 +406,7 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
         seed_entropy=None if entropy is None else int(entropy),
         party_ids=party_ids if party_flows else (),
         party_flows=party_flows,
+        delinquency=delinquency,
         **flows,
     )
 

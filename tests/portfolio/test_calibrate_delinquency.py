@@ -86,6 +86,11 @@ def test_calibrated_file_feeds_simulate_with_the_delinquency_model(cli, calibrat
         loans = load_pool_loans(store, 1)
     assert run.inputs.model == "delinquency" and paths.delinquency is not None
     assert np.array_equal(paths.default, stored.default)
+    # the run stores the balances by state and the cures, not only the flows
+    assert stored.delinquency is not None and stored.delinquency.charge_off_dpd == 90
+    np.testing.assert_array_equal(stored.delinquency.state_balance,
+                                  paths.delinquency.state_balance)
+    np.testing.assert_array_equal(stored.delinquency.cures, paths.delinquency.cures)
     band = np.asarray(loans.score_band, dtype=np.int64)
     term = np.searchsorted(np.asarray(a.terms), np.asarray(loans.term_months, dtype=np.int64))
     age = np.minimum(np.asarray(loans.months_on_book, dtype=np.int64) + 1, a.n_age) - 1
@@ -95,3 +100,23 @@ def test_calibrated_file_feeds_simulate_with_the_delinquency_model(cli, calibrat
     se = month1.std(ddof=1) / np.sqrt(len(month1))
     assert abs(month1.mean() - expected) < 4 * se, (month1.mean(), expected, se)
     assert expected > 0 and np.all(paths.default[:, :2] == 0) and paths.default[:, 2:].sum() > 0
+
+
+def test_party_states_round_trip_through_the_run_files(calibrated, tmp_path: Path) -> None:
+    """write_paths / read_paths keep the delinquency states per party (two parties sharing
+    each loan 30/70): the same arrays, and the parties' states add up to the pool's."""
+    from portfolio.montecarlo.delinquency import simulate_delinquency
+    from portfolio.store.runs import read_paths, write_paths
+    db, out, _ = calibrated
+    with open_store(db, read_only=True) as store:
+        loans = load_pool_loans(store, 1)
+    shares = np.tile([0.3, 0.7], (len(loans), 1))
+    paths = simulate_delinquency(loans, load_assumptions(out), 64, 9, engine="loan",
+                                 shares=shares, party_ids=("a", "b"))
+    back = read_paths(write_paths(paths, tmp_path / "run"))
+    d, e = paths.delinquency, back.delinquency
+    assert d is not None and e is not None and e.cure_rule == d.cure_rule
+    for name in ("state_balance", "cures", "party_state_balance", "party_cures"):
+        np.testing.assert_array_equal(getattr(e, name), getattr(d, name), err_msg=name)
+    np.testing.assert_allclose(e.party_state_balance.sum(axis=0), e.state_balance, rtol=1e-9,
+                               atol=1e-6)
