@@ -70,7 +70,8 @@ if two_d:
     part = res[res["grid"] == g]
     heat = pd.DataFrame({label[fy]: part[fy], label[fx]: part[fx],
                          "scenario": part["scenario"], "value": part[measure] * 100.0})
-    x, y = alt.X(f"{label[fx]}:O", title=label[fx]), alt.Y(f"{label[fy]}:O", title=label[fy])
+    x = alt.X(f"{label[fx]}:O", title=label[fx], axis=alt.Axis(labelAngle=0))
+    y = alt.Y(f"{label[fy]}:O", title=label[fy])
     title = f"{MEASURES[measure]} — grid {g}"
 else:
     long = res.melt(id_vars=["scenario"], value_vars=list(MEASURES), var_name="measure_key",
@@ -78,8 +79,8 @@ else:
     heat = pd.DataFrame({"scenario": long["scenario"],
                          "measure": long["measure_key"].map(MEASURES),
                          "value": long["value"] * 100.0})
-    x, y = alt.X("measure:N", title=None), alt.Y("scenario:N", title=None,
-                                                   sort=list(res["scenario"]))
+    x = alt.X("measure:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=220))
+    y = alt.Y("scenario:N", title=None, sort=list(res["scenario"]))
     title = "Every member against each measure"
 base = alt.Chart(heat).encode(x=x, y=y)
 rect = base.mark_rect().encode(

@@ -44,6 +44,7 @@ KEY_TEXT = {
     "treasury": {"Book": ("Loans outstanding", "Calibration anchors"),
                  "Pools": ("Stratification of pool", "Eligible loans"),
                  "Simulation": ("EL (CNY)", "EL (CNY)"),
+                 "Scenario sets": ("No scenario set yet", "riskpool scenarios run"),
                  "Tranches": ("Edit sizes", "Trigger-breach probabilities"),
                  "Partners": ("Exposure per party", "Export a partner's tape"),
                  "Dispersion": ("Risk per party", "Share that left the balance sheet"),
@@ -51,6 +52,7 @@ KEY_TEXT = {
     "partner": {"Book": ("Loans outstanding", "Calibration anchors"),
                 "Pools": ("Stratification of pool", "Eligible loans"),
                 "Simulation": ("EL (CNY)", "EL (CNY)"),
+                "Scenario sets": ("for treasury users", "for treasury users"),
                 "Tranches": ("Edit sizes", "holds no tranche"),
                 "Partners": ("Exposure per party", "Export a partner's tape"),
                 "Dispersion": ("Risk per party", "Your own position only"),
@@ -159,7 +161,8 @@ def test_every_page_in_chromium(server, tmp_path) -> None:
                         body = page.locator("body").inner_text()
                         for other in ("bank_north", "west_trust", "hangzhou_city"):
                             assert other not in body, f"{title} shows {other}"
-                    page.screenshot(path=str(shots / f"{role}_{title.lower()}.png"),
+                    name = title.lower().replace(" ", "_")
+                    page.screenshot(path=str(shots / f"{role}_{name}.png"),
                                     full_page=True)
                 ctx.close()
         finally:

@@ -1,0 +1,113 @@
+"""The Scenario sets page in a real browser (Chromium driven by Playwright, as in
+``test_browser.py``): a stored set's heat map renders — the chart element has a size and its
+pixels hold several shades of the colour scale, one per level of the measure — and choosing
+another measure redraws it. A pixel check, since Vega-Lite draws on a canvas."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from simulation_pools import assumptions
+from test_browser import ARGS, CHROMIUM, ROOT, _errors, _free_port, _settled, _wait_healthy
+
+from dashboards.auth import add_user
+from portfolio.montecarlo.assumptions import save_assumptions
+from riskpool.commands.scenarios import run_scenario_set
+
+SET = """
+[set]
+name = "browser set"
+seed = 5
+paths = 200
+
+[[scenario]]
+name = "base"
+
+[[grid]]
+name = "pd x rho"
+pd_mult = [1.0, 2.0, 3.0]
+rho = [0.05, 0.3]
+"""
+
+
+@pytest.fixture
+def scenario_server(writable_book, tmp_path):
+    set_file = tmp_path / "set.toml"
+    set_file.write_text(SET, encoding="utf-8")
+    a = save_assumptions(assumptions(), tmp_path / "a.toml")
+    run_scenario_set(writable_book.db, writable_book.pool_id, a, set_file)
+    users = tmp_path / "users.toml"
+    add_user(users, "treasury_t", "treasury", "treasury-pass")
+    port = _free_port()
+    env = {**os.environ, "RISKPOOL_DB": str(writable_book.db), "RISKPOOL_USERS": str(users)}
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _shades(png: bytes) -> set[tuple[int, int, int]]:
+    """The distinct warm colours of a screenshot (the orangered scale: red ≥ green ≥ blue,
+    clearly not grey), coarsened to 8 levels per channel."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    out = set()
+    for r, g, b in img.getdata():
+        if r >= g >= b and r - b > 40:
+            out.add((r // 32, g // 32, b // 32))
+    return out
+
+
+@pytest.mark.browser
+def test_the_scenario_heat_map_renders_in_chromium(scenario_server, tmp_path) -> None:
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(scenario_server)
+            page.get_by_role("textbox", name="Username").fill("treasury_t")
+            page.get_by_role("textbox", name="Password").fill("treasury-pass")
+            page.get_by_role("button", name="Log in").click()
+            page.locator('[data-testid="stSidebarNav"]').get_by_text(
+                "Scenario sets", exact=True).click()
+            page.get_by_role("heading", name="Scenario sets", exact=True).first.wait_for()
+            chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.wait_for()
+            _settled(page)
+            assert not _errors(page), _errors(page)
+            box = chart.bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 60
+            first = _shades(chart.screenshot())
+            # six grid cells, three PD levels: several shades of the scale are drawn
+            assert len(first) >= 3, first
+            page.screenshot(path=str(tmp_path / "scenarios.png"), full_page=True)
+        finally:
+            browser.close()
