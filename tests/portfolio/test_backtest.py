@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portfolio.book import backtest as bt
 from portfolio.errors import ValidationError
@@ -71,6 +73,24 @@ def test_factor_scenarios_cover_the_realised_shift_at_their_stated_level() -> No
     coverage = float((np.abs(z) < 1.6449).mean())
     assert 0.87 <= coverage <= 0.93, coverage
     assert abs(z.mean()) < 0.1 and abs(z.std() - 1.0) < 0.1, (z.mean(), z.std())
+
+
+@given(st.integers(4, 30), st.floats(0.0, 1.0), st.floats(-0.95, 0.95),
+       st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_conditioning_never_adds_variance(n: int, b: float, phi: float, h: int,
+                                          seed: int) -> None:
+    """Invariants of the Gaussian conditioning: the covariance of the future shifts is
+    symmetric positive semi-definite and no larger, month by month, than its prior
+    b² + κ² (observing the window can only remove variance)."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(0.0, 0.3, n)
+    se = rng.uniform(0.01, 0.5, n)
+    months = np.cumsum(rng.integers(1, 3, n))
+    future = months[-1] + np.arange(1, h + 1)
+    _, cov = bt.conditional_shifts(y - y.mean(), se, months, future, b, phi)
+    assert np.allclose(cov, cov.T)
+    assert np.linalg.eigvalsh(cov).min() > -1e-8 * (1 + b * b + bt.KAPPA ** 2)
+    assert (np.diag(cov) <= b * b + bt.KAPPA ** 2 + 1e-9).all()
 
 
 # ---------------------------------------------------------------- coverage
