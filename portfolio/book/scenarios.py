@@ -16,6 +16,7 @@ A set file (TOML, ``riskpool scenarios run --set FILE``) names the members of th
     recovery_mult = 0.6            # recovery rate ×
     rho = 0.15                     # the factor's correlation, replaced
     roll_mult = 1.2                # delinquency rolls (bucket k → k + 1) ×; model "delinquency"
+                                   # and assumptions with a [delinquency] section
 
     [[grid]]                       # every combination of the listed values is a member
     name = "pd x rho"
@@ -46,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.delinquency import MODELS
 from portfolio.montecarlo.records import MAX_PATHS
@@ -197,8 +199,10 @@ def stressed(base: Assumptions, member: Member, model: str = "hazard") -> Assump
     """``base`` with ``member``'s changes: hazards (and the entry into delinquency) × PD
     multiplier, SMM × prepayment multiplier, recovery rate × recovery multiplier (each capped
     as ``Assumptions.stressed`` caps them), ρ replaced; with the delinquency model the rolls
-    P(bucket k → k + 1) × roll multiplier, capped at 1 − cure (roll + cure ≤ 1). A member
-    that changes nothing returns ``base`` itself."""
+    P(bucket k → k + 1) × roll multiplier, capped at 1, the probability taken from the stay
+    first and then from the cure (cure' = min(cure, 1 − roll'): roll + cure ≤ 1), so a
+    stressed bucket rolls more and cures less once it can no longer stay less. A member that
+    changes nothing returns ``base`` itself."""
     ch = member.changes
     if not ch or all((k == "rho" and v == base.rho) or (k != "rho" and v == 1.0)
                      for k, v in ch.items()):
@@ -208,9 +212,16 @@ def stressed(base: Assumptions, member: Member, model: str = "hazard") -> Assump
                         recovery_multiplier=ch.get("recovery_mult", 1.0))
     roll_mult = ch.get("roll_mult", 1.0)
     if model == "delinquency" and roll_mult != 1.0:
-        dq = out.delinquency_model()
-        roll = np.minimum(dq.roll * roll_mult, 1.0 - dq.cure)
-        out = dataclasses.replace(out, delinquency=dataclasses.replace(dq, roll=roll))
+        dq = out.delinquency
+        if dq is None:
+            raise ValidationError(must_be(
+                f"roll_mult of {member.name!r}", "given with assumptions that have a "
+                "[delinquency] section (`riskpool calibrate` writes one): without it every "
+                "roll is 1 (derived from the hazards) and a multiplier has nothing to scale",
+                roll_mult))
+        roll = np.minimum(dq.roll * roll_mult, 1.0)
+        cure = np.minimum(dq.cure, 1.0 - roll)
+        out = dataclasses.replace(out, delinquency=dataclasses.replace(dq, roll=roll, cure=cure))
     return dataclasses.replace(out, provenance={**out.provenance, "scenario": member.to_json()})
 
 

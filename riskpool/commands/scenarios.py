@@ -117,6 +117,8 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     deal_path = structure if structure is not None else sset.structure
     deal = load_deal(deal_path) if deal_path is not None else None
     base = load_assumptions(assumptions_path)
+    # every member's assumptions before any work: a member that cannot apply stops the set
+    member_assumptions = [stressed(base, m, sset.model) for m in sset.members]
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
@@ -128,10 +130,9 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     rows: list[dict[str, object]] = []
     changes: dict[str, str] = {}
     kept: dict[str, PoolPaths] = {}
-    for i, member in enumerate(sset.members):
+    for i, (member, a) in enumerate(zip(sset.members, member_assumptions, strict=True)):
         if progress is not None:
             progress(i / len(sset.members))
-        a = stressed(base, member, sset.model)
         changes[member.name] = changes_text(member, base)
         paths = project(loans, a, paths_n, seed_v, model=sset.model, engine=engine,
                         batch_size=batch_size)

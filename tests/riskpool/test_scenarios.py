@@ -9,6 +9,7 @@ annualisation of the mean flows' monthly default rate, written out here)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -19,8 +20,12 @@ from simulation_pools import assumptions
 
 from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.book.scenarios import Member, load_scenario_set, stressed
-from portfolio.errors import SchemaMismatch
-from portfolio.montecarlo.assumptions import save_assumptions
+from portfolio.errors import SchemaMismatch, ValidationError
+from portfolio.montecarlo.assumptions import (
+    DELINQUENCY_BUCKETS,
+    DelinquencyAssumptions,
+    save_assumptions,
+)
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store.core import SCHEMA_VERSION, open_store
 from portfolio.store.runs import load_paths, run_loss_stats
@@ -202,20 +207,50 @@ def test_bad_flags_exit_2(cli, book, tmp_path) -> None:
         assert r.code == 2 and field in r.err, (flags, r.err)
 
 
-def test_roll_multiplier_scales_the_rolls_capped_at_one_minus_cure(tmp_path) -> None:
+def _with_delinquency(roll: float = 0.6, cure: float = 0.3):  # type: ignore[no-untyped-def]
     base = assumptions()
-    out = stressed(base, Member("r", "", {"roll_mult": 1.5}), "delinquency")
-    dq0, dq1 = base.delinquency_model(), out.delinquency_model()
-    want = np.minimum(dq0.roll * 1.5, 1.0 - dq0.cure)  # the cap keeps roll + cure ≤ 1
-    np.testing.assert_array_equal(dq1.roll, want)
-    np.testing.assert_array_equal(dq1.cure, dq0.cure)
+    shape = (*base.default_hazard.shape, DELINQUENCY_BUCKETS)
+    dq = DelinquencyAssumptions(roll_current=base.default_hazard.copy(),
+                                roll=np.full(shape, roll), cure=np.full(shape, cure))
+    return dataclasses.replace(base, delinquency=dq)
+
+
+@pytest.mark.parametrize("mult, roll, cure", [
+    (1.5, 0.9, 0.1),   # 0.6 x 1.5 = 0.9: the stay (0.1) is gone, then the cure gives 0.2
+    (2.0, 1.0, 0.0),   # capped at 1: the bucket always rolls
+    (0.5, 0.3, 0.3),   # a milder stress: the stay grows, the cure is kept
+])
+def test_roll_multiplier_scales_the_rolls_taking_from_stay_then_cure(mult, roll, cure) -> None:
+    base = _with_delinquency()
+    out = stressed(base, Member("r", "", {"roll_mult": mult}), "delinquency")
+    assert out.delinquency is not None
+    np.testing.assert_allclose(out.delinquency.roll, roll, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out.delinquency.cure, cure, rtol=0, atol=1e-15)
+    assert (out.delinquency.roll + out.delinquency.cure <= 1.0).all()
     np.testing.assert_array_equal(out.default_hazard, base.default_hazard)
+    np.testing.assert_array_equal(out.delinquency.roll_current, base.delinquency.roll_current)
+
+
+def test_roll_multiplier_needs_a_delinquency_section(tmp_path) -> None:
+    base = assumptions()  # no [delinquency]: every roll would be 1
+    with pytest.raises(ValidationError, match="roll_mult of 'r'.*\\[delinquency\\] section"):
+        stressed(base, Member("r", "", {"roll_mult": 1.5}), "delinquency")
     assert stressed(base, Member("r", "", {"roll_mult": 1.5}), "hazard").delinquency is None
-    # a delinquency-model set accepts roll_mult
     p = _write(tmp_path, "[set]\nname = 'x'\nseed = 1\nmodel = 'delinquency'\n[[grid]]\n"
                "name = 'roll'\nroll_mult = [1.0, 1.5]\n")
     sset = load_scenario_set(p)
     assert [m.changes for m in sset.members] == [{"roll_mult": 1.0}, {"roll_mult": 1.5}]
+
+
+def test_a_roll_rate_grid_raises_the_pool_el_under_the_delinquency_model(book, tmp_path) -> None:
+    db, _ = book
+    a = save_assumptions(_with_delinquency(0.4, 0.4), tmp_path / "dq.toml")
+    set_file = _write(tmp_path, "[set]\nname = 'roll'\nseed = 2\npaths = 200\n"
+                      "model = 'delinquency'\n[[grid]]\nname = 'roll'\n"
+                      "roll_mult = [1.0, 1.5, 2.0]\n")
+    res = run_scenario_set(db, 1, a, set_file, record=False)
+    els = list(res.table["el"])
+    assert els[0] < els[1] < els[2], els
 
 
 def test_a_refused_write_changes_nothing(book) -> None:
@@ -245,3 +280,15 @@ def test_schema_step_4_to_5_adds_the_table_and_a_reader_refuses_version_4(tmp_pa
         assert store.schema_version() == SCHEMA_VERSION == 5
         assert store.con.execute("SELECT count(*) FROM scenario_sets").fetchall() == [(0,)]
         assert store.next_id("scenario_set_seq") == 1
+
+
+def test_roll_mult_without_a_delinquency_section_exits_2_before_any_run(cli, book,
+                                                                         tmp_path) -> None:
+    db, a = book  # the fixture's assumptions have no [delinquency] section
+    before = _count(db)
+    set_file = _write(tmp_path, "[set]\nname = 'x'\nseed = 1\nmodel = 'delinquency'\n"
+                      "[[scenario]]\nname = 'base'\n[[scenario]]\nname = 'r'\nroll_mult = 2\n")
+    r = cli("scenarios", "run", "--db", db, "--set", set_file, "--pool", "1",
+            "--assumptions", a)
+    assert r.code == 2 and "roll_mult of 'r'" in r.err and "[delinquency]" in r.err
+    assert _count(db) == before
