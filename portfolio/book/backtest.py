@@ -212,6 +212,15 @@ def calibrate_until(store: Store, train_until: dt.date, *, charge_off_dpd: int =
     if dq.n_charge_offs:
         a = dataclasses.replace(a, recovery_rate=dq.recovery_rate,
                                 recovery_lag=dq.recovery_lag)
+    k = charge_off_dpd // 30
+    moves = dq.counts.n.sum(axis=(0, 1, 2, 3))  # (from, to)
+    early, total = float(moves[1:k, k + 1].sum()), float(moves[:, k + 1].sum())
+    if total > 0 and early > 0.5 * total:
+        raise ValidationError(must_be(
+            "--charge-off-dpd", "a charge-off point the book reaches (it writes loans off "
+            f"earlier: {early / total:.0%} of its {int(total):,} charge-offs up to "
+            f"{train_until.isoformat()} come from buckets below {charge_off_dpd} DPD)",
+            charge_off_dpd))
     record = delinquency_assumptions(dq, choose_rho(dq.factor, "point"))
     return dataclasses.replace(a, delinquency=record, prepay_smm=transition_smm(dq)), dq
 

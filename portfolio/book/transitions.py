@@ -394,7 +394,9 @@ def delinquency_arrays(est: TransitionEstimate) -> dict[str, np.ndarray]:
     """The estimates on the projection's delinquency grid: ``roll_current`` = p(current →
     1–30) (bands, terms, age), capped below 1; ``roll`` and ``cure`` (bands, terms, age, 6):
     p(k → k+1) (from the last bucket: charged off) and p(k → current) + p(k → matured) for the
-    first K buckets; buckets past the charge-off point roll 1 and cure 0 (never reached).
+    first K buckets (below bucket K a move to charged off — the book wrote the loan off
+    before the point — counts as a roll; a bucket with no exposure at any pooling level rolls
+    1); buckets past the charge-off point roll 1 and cure 0 (never reached).
     Each row keeps roll + cure ≤ 1 (disjoint outcomes of one multinomial row)."""
     k = est.charge_off_dpd // 30
     p = est.prob
@@ -402,8 +404,15 @@ def delinquency_arrays(est: TransitionEstimate) -> dict[str, np.ndarray]:
     roll = np.ones(shape)
     cure = np.zeros(shape)
     for i in range(1, min(k, DQ_BUCKETS) + 1):
-        roll[..., i - 1] = p[..., i, i + 1]
+        # below the last bucket a charge-off by the book (a charge-off amount before the
+        # point) is a roll towards it
+        roll[..., i - 1] = p[..., i, i + 1] + (p[..., i, k + 1] if i < k else 0.0)
         cure[..., i - 1] = p[..., i, 0] + p[..., i, k + 3]
+        # a state never seen at any pooling level (e.g. 91–120 on a book that charges off
+        # at 90 DPD): roll on, as the charge-off point's definition says
+        unseen = est.exposure[..., i] == 0
+        roll[..., i - 1] = np.where(unseen, 1.0, roll[..., i - 1])
+        cure[..., i - 1] = np.where(unseen, 0.0, cure[..., i - 1])
     # a row without any exposure (p all 0) stays: roll 0, cure 0 would trap; keep them as the
     # estimate says (all zero = stay) — the pooling gives every row the book's counts anyway
     return {"roll_current": np.minimum(p[..., 0, 1], 0.999), "roll": roll, "cure": cure}

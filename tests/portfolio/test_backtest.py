@@ -276,6 +276,8 @@ def test_cli_backtest_prints_the_table_and_writes_csv_and_chart(cli, small_book:
     (["--train-until", "2024-10-31", "--paths", "10"], "`--paths` must be an integer in [100"),
     (["--train-until", "2024-10-31", "--months", "0"], "`--months` must be an integer in [1"),
     (["--train-until", "2024-10-31", "--charge-off-dpd", "60"], "`--charge-off-dpd` must be"),
+    (["--train-until", "2024-10-31", "--charge-off-dpd", "120"],
+     "must be a charge-off point the book reaches (it writes loans off earlier: 100% of its"),
     (["--train-until", "2024-10-31", "--engine", "fast"], "`--engine` must be loan or granular"),
     (["--train-until", "2024-10-31", "--chart", "x.svg"], "`--chart` must be a file name"),
     (["--train-until", "2024-10-31", "--out", "x.txt"], "`--out` must be a file name ending"),

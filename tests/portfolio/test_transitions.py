@@ -393,3 +393,19 @@ def test_delinquency_arrays_on_the_projection_grid(markov_book: tuple[Path, obje
     np.testing.assert_array_equal(arr["cure"][..., 0], e.prob[..., 1, 0] + e.prob[..., 1, 6])
     assert (arr["roll"][..., 3:] == 1).all() and (arr["cure"][..., 3:] == 0).all()
     assert (arr["roll"] + arr["cure"] <= 1 + 1e-12).all()
+
+
+def test_delinquency_arrays_at_a_later_charge_off_point_roll_on(
+        markov_book: tuple[Path, object]) -> None:
+    """At 120 DPD on a book that writes off at 90: the book's charge-offs from 61–90 count as
+    rolls to 91–120, a bucket never seen, which rolls on (to the charge-off) with
+    probability 1 — a loan is charged off one month later, as the later point says."""
+    path, _ = markov_book
+    with open_store(path, read_only=True) as store:
+        e = tr.estimate_transitions(tr.load_transition_counts(store, AS_OF,
+                                                              charge_off_dpd=120))
+    arr = tr.delinquency_arrays(e)
+    np.testing.assert_allclose(arr["roll"][..., 2], e.prob[..., 3, 4] + e.prob[..., 3, 5])
+    assert (e.exposure[..., 4] == 0).all() and (arr["roll"][..., 3] == 1).all()
+    assert (arr["cure"][..., 3] == 0).all()
+    assert arr["roll"][..., 2].max() > 0.5  # the 61–90 bucket's write-offs
