@@ -62,6 +62,7 @@ from portfolio.validation import (
 )
 
 __all__ = ["DATE_COLUMNS", "TapeMapping", "apply_values", "check_headers", "check_kind",
+           "convert_date", "convert_percent",
            "load_mapping", "parse_mapping"]
 
 DATE_COLUMNS = {TapeKind.LOANS: ("origination_date",), TapeKind.PERFORMANCE: ("as_of",)}
@@ -147,14 +148,17 @@ def load_mapping(path: str | Path) -> TapeMapping:
     return parse_mapping(read_toml(path, "mapping file"), str(path))
 
 
-def _convert_date(value: str, fmt: str) -> str | None:
+def convert_date(value: str, fmt: str) -> str | None:
+    """``value`` read with the strptime format ``fmt`` as ISO text; None if it does not fit."""
     try:
         return dt.datetime.strptime(value.strip(), fmt).date().isoformat()
     except ValueError:
         return None
 
 
-def _convert_percent(value: str) -> str | None:
+def convert_percent(value: str) -> str | None:
+    """A percent ("23.11" or "23.11%") as the decimal text of value / 100, exactly (Decimal
+    division, never a float); None if it is not a finite number."""
     text = value.strip().removesuffix("%").strip()
     try:
         d = decimal.Decimal(text)
@@ -179,9 +183,9 @@ def apply_values(mapping: TapeMapping, table: pa.Table, rows: np.ndarray,
         if col in mapping.dates:
             fmt = mapping.dates[col]
             steps.append((f"`dates.{col}` = {fmt!r}",
-                          lambda v, fmt=fmt: _convert_date(v, fmt)))
+                          lambda v, fmt=fmt: convert_date(v, fmt)))
         if col in mapping.percent:
-            steps.append(("`percent.columns`", _convert_percent))
+            steps.append(("`percent.columns`", convert_percent))
         if col in mapping.values:
             table_map = {k.strip(): v for k, v in mapping.values[col].items()}
             targets = set(table_map.values())
