@@ -31,7 +31,7 @@ and batch size, so each member draws the same factor paths and the same uniforms
 assumptions differ. A member that changes nothing is the base run to the byte, and the
 difference between two members is the assumptions' effect, without the sampling noise of
 two independent runs (Glasserman, *Monte Carlo Methods in Financial Engineering*, 2004,
-§4.1 "Control variates"/§7.1 on common random numbers for sensitivities).
+§7.1: finite differences with common random numbers).
 
 :func:`stressed` applies a member to an assumption set; :func:`changes_text` says what a
 member changes relative to the base ("PD ×2.5, prepayment ×0.6, ρ 0.05 → 0.15").
