@@ -155,14 +155,19 @@ def replenishment_for(
     *,
     cutoff: dt.date | None = None,
     deterministic_z: float | None = None,
+    model: str = "hazard",
+    charge_off_dpd: int | None = None,
 ) -> PoolPaths | None:
     """The replenishment profile a run of ``loans`` needs for ``deal`` (None if not revolving).
-    An engine other than ``granular`` or ``loan`` is refused (``simulate_replenishment``)."""
+    An engine other than ``granular`` or ``loan`` is refused (``simulate_replenishment``).
+    ``model``/``charge_off_dpd``: the run's credit model; under ``delinquency`` the purchases
+    follow the delinquency transitions and carry their balances by state."""
     if deal.revolving_months <= 0:
         return None
     return simulate_replenishment(loans, assumptions, int(n_paths), int(seed), engine,
                                   cutoff=cutoff, deterministic_z=deterministic_z,
-                                  purchase_months=deal.revolving_months)
+                                  purchase_months=deal.revolving_months, model=model,
+                                  charge_off_dpd=charge_off_dpd)
 
 
 def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None,

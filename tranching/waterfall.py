@@ -477,12 +477,20 @@ class HeldPool:
         # (the vintage bought at month s saw the factor of months s + 1 …), else the one
         # profile for every purchase
         self.profiles: list[np.ndarray] = []
+        self.profile_dpd: list[np.ndarray] = []
+        self.bought_dpd: np.ndarray | None = None
         if self.use_profile and replenishment is not None:
             unit = 1.0 / float(replenishment.initial_balance)
             vintages = ([replenishment.vintage(v) for v in range(replenishment.n_vintages)]
                         if isinstance(replenishment, ReplenishmentProfile) else [replenishment])
             self.profiles = [np.stack([np.asarray(getattr(v, name), dtype=np.float64).T * unit
                                        for name in FLOWS]) for v in vintages]
+            # vintages of the delinquency model carry their 30+/60+/90+ DPD balances
+            if all(v.delinquency is not None for v in vintages):
+                self.profile_dpd = [np.stack([v.delinquency.dpd_balance(days).T * unit
+                                              for days in (30, 60, 90)])
+                                    for v in vintages if v.delinquency is not None]
+                self.bought_dpd = np.zeros((3, self.n_months + 1, n_paths))
         self.scale = np.ones(n_paths)  # the scaling approximation's s
         self.cumulative_default = np.zeros(n_paths)
         self.cumulative_recovery = np.zeros(n_paths)
@@ -523,6 +531,10 @@ class HeldPool:
             if self.dpd is None:
                 dpd30 = s * (ahead1 + ahead2)
                 dpd60, dpd90 = s * ahead1, cash.default
+            elif self.bought_dpd is not None:  # the simulated states, the bought loans' too
+                dpd30 = s * (self.dpd[0, t] + self.bought_dpd[0, t])
+                dpd60 = s * (self.dpd[1, t] + self.bought_dpd[1, t])
+                dpd90 = s * (self.dpd[2, t] + self.bought_dpd[2, t])
             else:  # the simulated states; the loans bought (hazard profile) by default timing
                 b1, b2 = self._bought_defaults_at(t + 1), self._bought_defaults_at(t + 2)
                 dpd30 = s * (self.dpd[0, t] + b1 + b2)
@@ -555,8 +567,12 @@ class HeldPool:
         if self.use_profile:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
-                profile = self.profiles[min(t, len(self.profiles) - 1)]
-                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * profile[:, :k]
+                v = min(t, len(self.profiles) - 1)
+                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * \
+                    self.profiles[v][:, :k]
+                if self.bought_dpd is not None:
+                    self.bought_dpd[:, t + 1 : t + 1 + k] += purchases[None, None, :] * \
+                        self.profile_dpd[v][:, :k]
         else:  # the scaling approximation: they perform like the pool
             with np.errstate(divide="ignore", invalid="ignore"):
                 grow = np.where(purchases > 0,

@@ -68,7 +68,8 @@ class RunReplay:
         return simulate_replenishment(self.loans, self.assumptions, inp.n_paths, inp.seed,
                                       inp.engine, cutoff=self.cutoff,
                                       deterministic_z=inp.deterministic_z,
-                                      purchase_months=purchase_months)
+                                      purchase_months=purchase_months, model=inp.model,
+                                      charge_off_dpd=inp.charge_off_dpd)
 
 
 def replay_run(store: Store, run_id: int) -> RunReplay:

@@ -420,3 +420,95 @@ def project(
                                 batch_size=batch_size, shares=shares, party_ids=party_ids,
                                 progress=progress, threads=threads,
                                 charge_off_dpd=charge_off_dpd)
+
+
+# ------------------------------------------------------------------------------------------
+# expected flows of a fresh vintage given the factor (revolving purchases)
+
+
+def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray) -> np.ndarray:
+    """The accumulators (n_b, n_months, N_DQ) of ``prep``'s loans in expectation over the
+    idiosyncratic draws, given each path's scaled factor ``zb`` (n_b, ≥ H) (``dq_kernels``
+    module doc). Loans of a cell start at schedule position 0 (new loans: months on book 0)
+    and follow the ``catch_up`` rule, so a loan in bucket b at month t has paid t − b
+    instalments and the state of a cell is the share of its loans in each bucket. Per month,
+    in the kernels' order: from current, miss with rc (→ 1–30) or pay instalment t (the last:
+    matured) and then prepay the balance left with smm; from bucket b (position j = t − b),
+    roll (→ b + 1; from K charged off with the balance at j), cure (pay positions j … t;
+    current, or matured after the last) or stay (pay position j). Tested against the mean of
+    the loan engine's paths."""
+    if prep.re_age:
+        raise ValidationError(must_be("cure_rule", "catch_up for the replenishment profile "
+                                      "(re-aged purchases are not projected in expectation)",
+                                      prep.cure_rule))
+    base = prep.base
+    n_c, k_b, horizon = base.n_cells, prep.n_buckets, prep.H
+    n_b = zb.shape[0]
+    size = base.T + k_b + 2
+    flows = np.zeros((n_c, size, 3))
+    flows[:, : base.T] = base.cell_flows
+    cum = np.zeros((n_c, size + 1, 2))
+    cum[:, : base.T + 1] = prep.cell_cum
+    cum[:, base.T + 1:] = prep.cell_cum[:, -1:]
+    r = base.cell_r.astype(np.int64)
+    cells = np.arange(n_c)
+    m = np.zeros((n_c, n_b, k_b + 1))
+    m[:, :, 0] = 1.0
+    acc = np.zeros((n_b, prep.n_months, K.N_DQ))
+    with np.errstate(invalid="ignore"):
+        for t in range(horizon):
+            z = zb[None, :, t]
+            rc = 0.5 * special.erfc(z - prep.thr_rc[:, t, None])
+            ro = 0.5 * special.erfc(z[..., None] - prep.thr_roll[:, t, None, :])
+            cu = 0.5 * special.erfc(-z[..., None] - prep.thr_cure[:, t, None, :])
+            cu = np.where(ro + cu > 1.0, 1.0 - ro, cu)
+            new = np.zeros_like(m)
+            out = np.zeros((n_c, n_b, K.N_DQ))
+            for b in range(k_b + 1):
+                j = t - b
+                valid = (j >= 0) & (j < r)  # (n_c,)
+                if not valid.any():
+                    continue
+                jj = np.clip(j, 0, size - 1)
+                bop, intr, prin = (np.where(valid, flows[:, jj, q], 0.0)[:, None]
+                                   for q in range(3))
+                mb = np.where(valid[:, None], m[:, :, b], 0.0)
+                out[..., K.BOP] += mb * bop
+                last = (j == r - 1)[:, None]
+                if b == 0:
+                    pay = mb * (1.0 - rc)
+                    new[:, :, 1] += mb * rc
+                    out[..., K.INTEREST] += pay * intr
+                    out[..., K.PRINCIPAL] += pay * prin
+                    smm = prep.smm[:, t, None]
+                    pre = np.where(last, 0.0, pay * smm)
+                    out[..., K.PREPAY] += pre * (bop - prin)
+                    new[:, :, 0] += np.where(last, 0.0, pay - pre)
+                    continue
+                rolled = mb * ro[..., b - 1]
+                cured = mb * cu[..., b - 1]
+                stay = mb - rolled - cured
+                if b == k_b:
+                    out[..., K.CHARGE_OFF] += rolled * bop
+                else:
+                    new[:, :, b + 1] += rolled
+                upto = np.minimum(t, r - 1) + 1  # catch-up: positions j … min(t, r − 1)
+                ci = (cum[cells, np.clip(upto, 0, size), 0]
+                      - cum[cells, jj, 0])[:, None]
+                cp = (cum[cells, np.clip(upto, 0, size), 1]
+                      - cum[cells, jj, 1])[:, None]
+                out[..., K.INTEREST] += cured * ci + stay * intr
+                out[..., K.PRINCIPAL] += cured * cp + stay * prin
+                out[..., K.CURE] += cured * bop
+                done = (t >= r - 1)[:, None]  # a cure pays the last instalment: matured
+                new[:, :, 0] += np.where(done, 0.0, cured)
+                new[:, :, b] += np.where(last, 0.0, stay)
+            for b in range(k_b + 1):  # end-of-month balance: position t + 1 − b
+                jj = t + 1 - b
+                if jj < 0:
+                    continue
+                bal = np.where(jj < r, flows[:, min(jj, size - 1), 0], 0.0)[:, None]
+                out[..., K.EOP_BUCKET0 + b] += new[:, :, b] * bal
+            acc[:, t] = out.sum(axis=0)
+            m = new
+    return acc

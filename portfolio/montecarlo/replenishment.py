@@ -19,6 +19,10 @@ month t > s, path by path.
   on a path are their **conditional expectation given that path's factor** (and t mixing
   value), ``engines.expected_vintages``.
 
+Under the delinquency-state model (``model="delinquency"``) the vintages are the
+delinquency kernels' conditional expectation (``delinquency.expected_dq_vintage``) and carry
+their balances by state (docs/model.md section 7).
+
 Randomness (the same seed gives the same numbers, and the main run's numbers are untouched):
 
 * **Factor paths are the run's, on the calendar.** Block b of the profile uses the systematic
@@ -58,8 +62,13 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
-from portfolio.montecarlo import engines
+from portfolio.montecarlo import dq_kernels, engines
 from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.delinquency import (
+    assemble_delinquency,
+    expected_dq_vintage,
+    prepare_delinquency,
+)
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
     ENGINES,
@@ -156,6 +165,8 @@ def simulate_replenishment(
     deterministic_z: float | np.ndarray | None = None,
     purchase_months: int = 1,
     backend: Literal["numba", "numpy"] = "numba",
+    model: str = "hazard",
+    charge_off_dpd: int | None = None,
 ) -> ReplenishmentProfile:
     """The replenishment profile of a pool: :func:`replenishment_loans` projected on the main
     run's factor paths (module doc), in CNY of the new-loan pool (``initial_balance`` = the sum
@@ -171,7 +182,14 @@ def simulate_replenishment(
     cut short: the new loans' longest term + the recovery lag). ``deterministic_z``: the
     single-path conditional expectation at that factor level (as ``simulate``; a number, or
     one value per month of the run from month 0, at least ``purchase_months`` + the new loans'
-    longest term long)."""
+    longest term long).
+
+    ``model="delinquency"``: the vintages follow the delinquency-state model
+    (:func:`_delinquency_profile`: the expected flows and balances by state given the run's
+    factor, charge-offs at the charge-off point ``charge_off_dpd``, default the assumptions')
+    instead of the hazard model."""
+    if model not in ("hazard", "delinquency"):
+        raise ValidationError(must_be("model", "hazard or delinquency", model))
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     if backend not in ("numba", "numpy"):
@@ -191,6 +209,12 @@ def simulate_replenishment(
     # million ids cost more than the projection's preparation)
     new = _new_loans(loans, cutoff if cutoff is not None else default_cutoff(loans),
                      loans.loan_id)
+    if model == "delinquency":
+        if deterministic_z is not None:
+            raise ValidationError(must_be("deterministic", "not given with the delinquency "
+                                          "model (Monte Carlo paths only)", deterministic_z))
+        return _delinquency_profile(loans, new, assumptions, int(n_paths), root, n_v, horizon,
+                                    charge_off_dpd)
     prep = prepare_pool(new, assumptions)  # the same profile for either engine
     if deterministic_z is not None:
         z_cal = _z_path(deterministic_z, n_v + prep.T) if np.ndim(deterministic_z) else None
@@ -253,6 +277,50 @@ def simulate_replenishment(
                           horizon) for s in range(n_v)])
 
 
+def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assumptions,
+                         n_paths: int, root: np.random.SeedSequence, n_v: int,
+                         horizon: int | None, charge_off_dpd: int | None
+                         ) -> ReplenishmentProfile:
+    """The vintages under the delinquency-state model: each vintage's accumulators are their
+    expectation given the path's factor (``delinquency.expected_dq_vintage``). The factor is
+    the main delinquency run's, block by block: its first months are those of
+    ``factor_paths`` (as the hazard profile), the next K months continue the AR(1) with the
+    block's factor stream as ``delinquency.dq_factor`` does, and later months with the
+    profile's own stream."""
+    prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd)
+    t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
+    main_like = dataclasses.replace(prep.base, T=t_main)
+    h_main = t_main + prep.n_buckets  # the main run's horizon (catch-up)
+    length = n_v + prep.H
+    phi = prep.base.factor_persistence
+    c = math.sqrt(1.0 - phi * phi)
+    rho = prep.loading
+    kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
+    acc = np.zeros((n_v, n_paths, prep.n_months, dq_kernels.N_DQ))
+    for b, (start, n_b) in enumerate(block_layout(n_paths)):
+        gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
+        z_main, _ = factor_paths(main_like, gen_factor, gen_mixing, n_b)
+        z = np.empty((n_b, max(length, h_main)))
+        z[:, :t_main] = z_main
+        cont = gen_factor.standard_normal((n_b, h_main - t_main))  # as dq_factor
+        for k in range(t_main, h_main):
+            z[:, k] = phi * z[:, k - 1] + c * cont[:, k - t_main]
+        if z.shape[1] > h_main:
+            own = np.random.SeedSequence(root.entropy,
+                                         spawn_key=(*root.spawn_key, REPLENISHMENT_KEY, b),
+                                         pool_size=root.pool_size)
+            extra = _block_streams(own)[0].standard_normal((n_b, z.shape[1] - h_main))
+            for k in range(h_main, z.shape[1]):
+                z[:, k] = phi * z[:, k - 1] + c * extra[:, k - h_main]
+        zb = z * kz
+        for s in range(n_v):
+            acc[s, start:start + n_b] = expected_dq_vintage(prep, zb[:, s + 1: s + 1 + prep.H])
+    entropy = _entropy(root)
+    none = np.zeros((0, n_paths, prep.n_months, dq_kernels.N_DQ))
+    return _profile([_pad(assemble_delinquency(prep, acc[s], none, entropy), horizon)
+                     for s in range(n_v)])
+
+
 def _profile(vintages: list[PoolPaths]) -> ReplenishmentProfile:
     first = vintages[0]
     return ReplenishmentProfile(
@@ -260,7 +328,7 @@ def _profile(vintages: list[PoolPaths]) -> ReplenishmentProfile:
         scheduled_principal=first.scheduled_principal, prepayment=first.prepayment,
         default=first.default, recovery=first.recovery, balance_eop=first.balance_eop,
         initial_balance=first.initial_balance, seed_entropy=first.seed_entropy,
-        later=tuple(vintages[1:]))
+        delinquency=first.delinquency, later=tuple(vintages[1:]))
 
 
 def _pad(profile: PoolPaths, horizon: int | None) -> PoolPaths:
@@ -273,9 +341,15 @@ def _pad(profile: PoolPaths, horizon: int | None) -> PoolPaths:
     def pad(a: np.ndarray) -> np.ndarray:
         return np.pad(a, ((0, 0), (0, extra)))
 
+    dq = profile.delinquency
+    if dq is not None:
+        dq = dataclasses.replace(
+            dq, state_balance=np.pad(dq.state_balance, ((0, 0), (0, extra), (0, 0))),
+            cures=pad(dq.cures))
     return PoolPaths(dates=np.concatenate([profile.dates, dates]),
                      balance_bop=pad(profile.balance_bop), interest=pad(profile.interest),
                      scheduled_principal=pad(profile.scheduled_principal),
                      prepayment=pad(profile.prepayment), default=pad(profile.default),
                      recovery=pad(profile.recovery), balance_eop=pad(profile.balance_eop),
-                     initial_balance=profile.initial_balance, seed_entropy=profile.seed_entropy)
+                     initial_balance=profile.initial_balance, seed_entropy=profile.seed_entropy,
+                     delinquency=dq)

@@ -147,8 +147,11 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
             "es_999": stats.es[k], "es_999_se": stats.es_se[k], "es_999_pct": stats.es[k] / bal,
         }
         if deal is not None:
+            dq = paths.delinquency
             profile = replenishment_for(deal, loans, a, paths.n_paths, seed_v, engine,
-                                        cutoff=pool.cutoff_date)
+                                        cutoff=pool.cutoff_date, model=sset.model,
+                                        charge_off_dpd=None if dq is None
+                                        else dq.charge_off_dpd)
             row.update(_deal_columns(deal, paths, profile, wam))
         rows.append(row)
         if keep_paths:

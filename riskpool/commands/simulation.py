@@ -233,7 +233,8 @@ def run_simulation(
     if deal is not None and structure is not None:
         t3 = time.perf_counter()
         profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, eng,
-                                    cutoff=pool.cutoff_date, deterministic_z=z)
+                                    cutoff=pool.cutoff_date, deterministic_z=z, model=model,
+                                    charge_off_dpd=charge_off_dpd)
         deal_run = run_deal(deal, paths, profile, rating_table=ratings)
         timings["tranches_s"] = time.perf_counter() - t3
         on_record = _tranche_recorder(deal_run, Path(structure))

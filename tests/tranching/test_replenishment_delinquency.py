@@ -1,0 +1,131 @@
+"""Revolving purchases under the delinquency-state model: the replenishment profile's vintages
+follow the delinquency transitions (charge-offs at the charge-off point, balances by state).
+
+Reference: the expected flows of a vintage (``delinquency.expected_dq_vintage``) against the
+mean of the loan engine's paths (every loan drawn individually, ``simulate_delinquency``) with
+a factor loading of 0, where the expectation given the factor is the unconditional mean:
+within 4.5 standard errors month by month.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pytest
+from replenishment_pools import short_tenor_loans, simple_assumptions
+
+from portfolio.errors import ValidationError
+from portfolio.montecarlo import dq_kernels as K
+from portfolio.montecarlo.assumptions import DELINQUENCY_BUCKETS, DelinquencyAssumptions
+from portfolio.montecarlo.delinquency import (
+    expected_dq_vintage,
+    prepare_delinquency,
+    simulate_delinquency,
+)
+from portfolio.montecarlo.replenishment import replenishment_loans, simulate_replenishment
+
+CUTOFF = dt.date(2026, 6, 30)
+
+
+def _assumptions(loading: float):
+    a = simple_assumptions()
+    shape = a.default_hazard.shape
+    roll = np.ones(shape + (DELINQUENCY_BUCKETS,))
+    cure = np.zeros(shape + (DELINQUENCY_BUCKETS,))
+    roll[..., :3] = (0.35, 0.55, 0.75)
+    cure[..., :3] = (0.45, 0.25, 0.10)
+    dq = DelinquencyAssumptions(roll_current=np.full(shape, 0.04), roll=roll, cure=cure,
+                                factor_loading=loading)
+    return dataclasses.replace(a, delinquency=dq)
+
+
+def test_expected_vintage_equals_the_loan_engine_mean_without_a_factor() -> None:
+    new = replenishment_loans(short_tenor_loans(n=300), CUTOFF)
+    a = _assumptions(0.0)
+    prep = prepare_delinquency(new, a)
+    acc = expected_dq_vintage(prep, np.zeros((1, prep.H)))[0]
+    paths = simulate_delinquency(new, a, 4000, 11, engine="loan")
+    sims = {
+        K.BOP: paths.balance_bop, K.INTEREST: paths.interest,
+        K.PRINCIPAL: paths.scheduled_principal, K.PREPAY: paths.prepayment,
+        K.CHARGE_OFF: paths.default, K.CURE: paths.delinquency.cures,
+    }
+    for b in range(4):
+        sims[K.EOP_BUCKET0 + b] = paths.delinquency.state_balance[..., b]
+    checked = 0
+    for col, x in sims.items():
+        mean = x.mean(axis=0)[: prep.H]
+        se = x.std(axis=0, ddof=1)[: prep.H] / np.sqrt(x.shape[0])
+        want = acc[: prep.H, col]
+        ok = np.abs(mean - want) <= 4.5 * se + 1e-6 * (1 + np.abs(want))
+        assert ok.all(), (col, np.flatnonzero(~ok), mean[~ok], want[~ok], se[~ok])
+        checked += int((want > 0).sum())
+    assert checked > 50
+    assert acc[: prep.H, K.CHARGE_OFF].sum() > 0 and np.all(acc[:3, K.CHARGE_OFF] == 0)
+
+
+def test_profile_under_the_delinquency_model() -> None:
+    """Every vintage carries its balances by state; charge-offs start in month 4 (90 DPD);
+    the states add up to the end balance; recoveries follow the charge-offs; later vintages
+    see other months of the factor; the same seed gives the same profile; re-aging and a
+    deterministic level are refused."""
+    loans = short_tenor_loans(n=200)
+    a = _assumptions(0.08)
+    prof = simulate_replenishment(loans, a, 300, 5, model="delinquency", purchase_months=3,
+                                  cutoff=CUTOFF)
+    again = simulate_replenishment(loans, a, 300, 5, model="delinquency", purchase_months=3,
+                                   cutoff=CUTOFF)
+    assert prof.n_vintages == 3
+    for s in range(3):
+        v = prof.vintage(s)
+        assert v.delinquency is not None and v.delinquency.charge_off_dpd == 90
+        np.testing.assert_allclose(v.delinquency.state_balance.sum(axis=2), v.balance_eop,
+                                   rtol=1e-9, atol=1e-6)
+        assert np.all(v.default[:, :3] == 0) and v.default.sum() > 0
+        assert np.all(np.cumsum(v.recovery, axis=1) <= np.cumsum(v.default, axis=1)
+                      * a.recovery_rate + 1e-6)
+        np.testing.assert_array_equal(v.default, again.vintage(s).default)
+    assert not np.allclose(prof.vintage(0).default, prof.vintage(2).default)
+    with pytest.raises(ValidationError, match="cure_rule"):
+        simulate_replenishment(loans, dataclasses.replace(a, delinquency=dataclasses.replace(
+            a.delinquency, cure_rule="re_age")), 10, 5, model="delinquency", cutoff=CUTOFF)
+    with pytest.raises(ValidationError, match="deterministic"):
+        simulate_replenishment(loans, a, 1, 5, model="delinquency", deterministic_z=0.0,
+                               cutoff=CUTOFF)
+
+
+def test_waterfall_reads_the_bought_loans_dpd_from_their_states() -> None:
+    """A revolving deal on delinquency-model paths with the delinquency profile: each month's
+    30+ DPD balance the triggers test is the pool's simulated 30+ DPD plus, for every earlier
+    purchase P_s, P_s × (vintage s's 30+ DPD per unit of its balance, s + 1 months later) —
+    rebuilt here from the result's purchases and the paths."""
+    from pathlib import Path
+
+    from tranching.deal import load_deal
+    from tranching.waterfall import run_waterfall
+
+    root = Path(__file__).resolve().parents[2]
+    deal = load_deal(root / "examples" / "deal_cn_consumer.toml")
+    assert deal.revolving_months > 0
+    loans = short_tenor_loans(n=200)
+    a = _assumptions(0.08)
+    paths = simulate_delinquency(loans, a, 64, 3)
+    prof = simulate_replenishment(loans, a, 64, 3, model="delinquency",
+                                  purchase_months=deal.revolving_months, cutoff=CUTOFF)
+    res = run_waterfall(deal, paths, replenishment=prof)
+    purchases = np.asarray(res.purchases).T  # (months, paths); results are (paths, months)
+    unit = 1.0 / prof.initial_balance
+    pool = paths.delinquency.dpd_balance(30)
+    checked = 0
+    for t in range(1, 8):
+        want = pool[:, t].copy()
+        for s in range(t):
+            v = prof.vintage(s).delinquency.dpd_balance(30)
+            if t - s - 1 < v.shape[1]:
+                want += purchases[s] * unit * v[:, t - s - 1]
+        got = res.metrics["delinquency"][:, t] * res.pool_cash["balance_eop"][:, t]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
+        checked += int((want > 0).sum())
+    assert checked > 50 and purchases[:6].sum() > 0
