@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 from scipy import special
 
@@ -426,7 +427,8 @@ def project(
 # expected flows of a fresh vintage given the factor (revolving purchases)
 
 
-def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray) -> np.ndarray:
+def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray,
+                        backend: Literal["numba", "numpy"] = "numba") -> np.ndarray:
     """The accumulators (n_b, n_months, N_DQ) of ``prep``'s loans in expectation over the
     idiosyncratic draws, given each path's scaled factor ``zb`` (n_b, ≥ H) (``dq_kernels``
     module doc). Loans of a cell start at schedule position 0 (new loans: months on book 0)
@@ -436,7 +438,8 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray) -> np.ndarray:
     matured) and then prepay the balance left with smm; from bucket b (position j = t − b),
     roll (→ b + 1; from K charged off with the balance at j), cure (pay positions j … t;
     current, or matured after the last) or stay (pay position j). Tested against the mean of
-    the loan engine's paths."""
+    the loan engine's paths; ``backend="numpy"`` is the plain-numpy twin (vectorised over
+    cells and paths), the numba loop the one that runs."""
     if prep.re_age:
         raise ValidationError(must_be("cure_rule", "catch_up for the replenishment profile "
                                       "(re-aged purchases are not projected in expectation)",
@@ -451,6 +454,12 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray) -> np.ndarray:
     cum[:, : base.T + 1] = prep.cell_cum
     cum[:, base.T + 1:] = prep.cell_cum[:, -1:]
     r = base.cell_r.astype(np.int64)
+    if backend == "numba":
+        out = np.zeros((n_b, prep.n_months, K.N_DQ))
+        _expected_dq_kernel(np.ascontiguousarray(zb[:, :horizon], dtype=np.float64),
+                            prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r,
+                            k_b, out)
+        return out
     cells = np.arange(n_c)
     m = np.zeros((n_c, n_b, k_b + 1))
     m[:, :, 0] = 1.0
@@ -512,3 +521,72 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray) -> np.ndarray:
             acc[:, t] = out.sum(axis=0)
             m = new
     return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r, n_buckets,
+                        out):
+    """The numba loop of :func:`expected_dq_vintage`: per path and cell the shares by bucket,
+    month by month, accumulated into ``out`` (n_b, ≥ H, N_DQ)."""
+    n_b = zb.shape[0]
+    n_c = flows.shape[0]
+    horizon = thr_rc.shape[1]
+    m = np.empty(n_buckets + 1)
+    new = np.empty(n_buckets + 1)
+    for p in range(n_b):
+        for c in range(n_c):
+            r = cell_r[c]
+            m[:] = 0.0
+            m[0] = 1.0
+            for t in range(horizon):
+                z = zb[p, t]
+                new[:] = 0.0
+                for b in range(n_buckets + 1):
+                    j = t - b
+                    if j < 0 or j >= r:
+                        continue
+                    mb = m[b]
+                    if mb == 0.0:
+                        continue
+                    bop = flows[c, j, 0]
+                    intr = flows[c, j, 1]
+                    prin = flows[c, j, 2]
+                    out[p, t, K.BOP] += mb * bop
+                    last = j == r - 1
+                    if b == 0:
+                        rc = 0.5 * math.erfc(z - thr_rc[c, t])
+                        pay = mb * (1.0 - rc)
+                        new[1] += mb * rc
+                        out[p, t, K.INTEREST] += pay * intr
+                        out[p, t, K.PRINCIPAL] += pay * prin
+                        if not last:
+                            pre = pay * smm[c, t]
+                            out[p, t, K.PREPAY] += pre * (bop - prin)
+                            new[0] += pay - pre
+                        continue
+                    ro = 0.5 * math.erfc(z - thr_roll[c, t, b - 1])
+                    cu = 0.5 * math.erfc(-z - thr_cure[c, t, b - 1])
+                    if ro + cu > 1.0:
+                        cu = 1.0 - ro
+                    rolled = mb * ro
+                    cured = mb * cu
+                    stay = mb - rolled - cured
+                    if b == n_buckets:
+                        out[p, t, K.CHARGE_OFF] += rolled * bop
+                    else:
+                        new[b + 1] += rolled
+                    upto = min(t, r - 1) + 1
+                    out[p, t, K.INTEREST] += cured * (cum[c, upto, 0] - cum[c, j, 0]) + stay * intr
+                    out[p, t, K.PRINCIPAL] += (cured * (cum[c, upto, 1] - cum[c, j, 1])
+                                               + stay * prin)
+                    out[p, t, K.CURE] += cured * bop
+                    if t < r - 1:
+                        new[0] += cured
+                    if not last:
+                        new[b] += stay
+                for b in range(n_buckets + 1):
+                    jj = t + 1 - b
+                    if 0 <= jj < r:
+                        out[p, t, K.EOP_BUCKET0 + b] += new[b] * flows[c, jj, 0]
+                for b in range(n_buckets + 1):
+                    m[b] = new[b]

@@ -21,7 +21,7 @@ month t > s, path by path.
 
 Under the delinquency-state model (``model="delinquency"``) the vintages are the
 delinquency kernels' conditional expectation (``delinquency.expected_dq_vintage``) and carry
-their balances by state (docs/model.md section 7).
+their balances by state (docs/model.md section 7); a numba loop over paths and cells, blocks on threads.
 
 Randomness (the same seed gives the same numbers, and the main run's numbers are untouched):
 
@@ -297,7 +297,10 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     rho = prep.loading
     kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
     acc = np.zeros((n_v, n_paths, prep.n_months, dq_kernels.N_DQ))
-    for b, (start, n_b) in enumerate(block_layout(n_paths)):
+    blocks = block_layout(n_paths)
+
+    def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
+        start, n_b = blocks[b]
         gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
         z_main, _ = factor_paths(main_like, gen_factor, gen_mixing, n_b)
         z = np.empty((n_b, max(length, h_main)))
@@ -315,6 +318,15 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
         zb = z * kz
         for s in range(n_v):
             acc[s, start:start + n_b] = expected_dq_vintage(prep, zb[:, s + 1: s + 1 + prep.H])
+
+    n_workers = max(1, min(settings.threads(), len(blocks)))  # the kernel releases the GIL
+    if n_workers == 1:
+        for b in range(len(blocks)):
+            run(b)
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for fut in [pool.submit(run, b) for b in range(len(blocks))]:
+                fut.result()
     entropy = _entropy(root)
     none = np.zeros((0, n_paths, prep.n_months, dq_kernels.N_DQ))
     return _profile([_pad(assemble_delinquency(prep, acc[s], none, entropy), horizon)

@@ -45,7 +45,9 @@ def test_expected_vintage_equals_the_loan_engine_mean_without_a_factor() -> None
     new = replenishment_loans(short_tenor_loans(n=300), CUTOFF)
     a = _assumptions(0.0)
     prep = prepare_delinquency(new, a)
-    acc = expected_dq_vintage(prep, np.zeros((1, prep.H)))[0]
+    acc = expected_dq_vintage(prep, np.zeros((1, prep.H)), backend="numpy")[0]
+    np.testing.assert_allclose(expected_dq_vintage(prep, np.zeros((1, prep.H)))[0], acc,
+                               rtol=1e-11, atol=1e-8)
     paths = simulate_delinquency(new, a, 4000, 11, engine="loan")
     sims = {
         K.BOP: paths.balance_bop, K.INTEREST: paths.interest,
@@ -129,3 +131,16 @@ def test_waterfall_reads_the_bought_loans_dpd_from_their_states() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
         checked += int((want > 0).sum())
     assert checked > 50 and purchases[:6].sum() > 0
+
+
+def test_expected_vintage_numba_equals_its_numpy_twin() -> None:
+    """The compiled loop and the vectorised numpy twin on the same factor paths (loading
+    0.1, 50 paths of a standard normal factor)."""
+    new = replenishment_loans(short_tenor_loans(n=120), CUTOFF)
+    prep = prepare_delinquency(new, _assumptions(0.1))
+    z = np.random.default_rng(2).standard_normal((50, prep.H))
+    zb = z * np.sqrt(0.1) / (np.sqrt(0.9) * np.sqrt(2.0))
+    fast = expected_dq_vintage(prep, zb)
+    slow = expected_dq_vintage(prep, zb, backend="numpy")
+    np.testing.assert_allclose(fast, slow, rtol=1e-11, atol=1e-8)
+    assert fast[:, :, K.CHARGE_OFF].sum() > 0 and fast[:, :, K.CURE].sum() > 0
