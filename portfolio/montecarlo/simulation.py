@@ -225,7 +225,8 @@ def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
 def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
     """Month ends of the projection periods: the cut-off is the month end before the
     earliest next due date; period t ends at the month end t + 1 months later."""
-    first_due = np.asarray(loans.next_due_date).astype("datetime64[M]").min()
+    # the earliest month: the month of the earliest date (truncation to months is monotone)
+    first_due = np.asarray(loans.next_due_date).min().astype("datetime64[M]")
     months = first_due + np.arange(n_months + 1)
     return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
 
@@ -688,7 +689,9 @@ def finish_flows(bop: np.ndarray, interest: np.ndarray, princ: np.ndarray, prepa
     for k, share in enumerate(lag):
         if share > 0 and k + 1 < n_months:
             recovery[..., k + 1:] += (recovery_rate * share) * default[..., : n_months - k - 1]
-    eop = bop - princ - prepay - default
+    eop = bop - princ  # then minus prepay, minus default: (bop - princ - prepay) - default
+    eop -= prepay
+    eop -= default
     # exact zeros where float cancellation leaves dust (e.g. 1e-10 after a full payoff)
     eop[np.abs(eop) < 1e-6] = 0.0
     return {
