@@ -65,6 +65,7 @@ from partners.rules import (
     check_party_amount,
     check_platform_funding,
     check_platform_share,
+    loan_rule_excess,
     loan_rule_ok,
     r2_headroom,
     r3_headroom,
@@ -764,12 +765,12 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
     findings: list[Breach] = []
     for rule in registry.rules:
         if rule.scope == "loan" and rule.applies_on(as_of):
-            pool_breach = check_loan_rule(rule, loans, borrower_id,
-                                          household_limit=household_limit)
+            excess = loan_rule_excess(rule, loans, borrower_id, household_limit)
+            pool_breach = check_loan_rule(rule, loans, borrower_id, excess=excess)
             excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
             findings.extend(pool_breach)
             found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
-                                    household_limit=household_limit)
+                                    excess=excess)
             item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
             breaches.extend(found)
     r1 = registry.rule("R1")

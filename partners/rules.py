@@ -231,10 +231,13 @@ _LOAN_UNITS = {"R5": "CNY", "R6": "months", "R8": "apr", "R9": "apr"}
 
 def check_loan_rule(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
                     funded_by_partner: np.ndarray | None = None,
-                    household_limit: np.ndarray | None = None) -> list[Breach]:
+                    household_limit: np.ndarray | None = None,
+                    excess: np.ndarray | None = None) -> list[Breach]:
     """Loans breaking a loan rule. With ``funded_by_partner`` (bool per loan) only the loans a
-    partner holds a share of count as breaches (the platform may keep a loan it cannot pass on)."""
-    excess = loan_rule_excess(rule, loans, borrower_id, household_limit)
+    partner holds a share of count as breaches (the platform may keep a loan it cannot pass on).
+    ``excess``: the rule's :func:`loan_rule_excess` when the caller has it already."""
+    if excess is None:
+        excess = loan_rule_excess(rule, loans, borrower_id, household_limit)
     bad = excess > 0
     if funded_by_partner is not None:
         bad &= funded_by_partner

@@ -424,7 +424,7 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
     apr_di = np.where(is_di, apr, 0.0)
     # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
     fee = np.where(is_ff, flat_fee_cents(np.asarray(loans.principal, dtype=np.float64)[order],
-                                         apr), 0.0)
+                                         apr), 0.0) if is_ff.any() else np.zeros(len(apr))
     r = np.where(is_ff, 0.0, r)
     idx0, dom0, start0, month_start, month_last = _month_tables(
         np.asarray(loans.origination_date)[order], mob_s, T)
