@@ -167,6 +167,22 @@ def query_int(name: str) -> int | None:
         return None
 
 
+def url_select(label: str, options: list[Any], param: str, *, key: str, container: Any = None,
+               default: int | None = None, **kwargs: Any) -> Any:
+    """A selectbox whose choice lives in the URL as ``?<param>=<value>``: it starts at the
+    value in the URL (a deep link, a reload), else at option ``default`` (the last if None),
+    and writes the choice back, so the address bar always names the page's state."""
+    target = container if container is not None else st
+    shown = [str(o) for o in options]
+    wanted = st.query_params.get(param)
+    index = (shown.index(wanted) if wanted in shown
+             else default if default is not None else max(len(options) - 1, 0))
+    choice = target.selectbox(label, options, index=index, key=key, **kwargs)
+    if choice is not None:
+        st.query_params[param] = str(choice)
+    return choice
+
+
 def pick(options: list[Any], preferred: Any) -> int:
     """Index of ``preferred`` in ``options`` (the last option if it is not there)."""
     return options.index(preferred) if preferred in options else max(len(options) - 1, 0)

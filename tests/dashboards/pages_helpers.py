@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards.auth import Viewer
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "pages"
+PAGES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "views"
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PARTNER = "bank_east"  # the demo partner of the fixture book
 OTHER_PARTNER = "bank_north"
@@ -19,7 +19,7 @@ PAGES = ("book", "pools", "simulation", "scenarios", "tranches", "partners", "di
 
 def page(name: str, role: str, query: dict[str, str] | None = None,
          widgets: dict[str, object] | None = None) -> AppTest:
-    """Run ``dashboards/pages/<name>_page.py`` logged in with ``role``."""
+    """Run ``dashboards/views/<name>_page.py`` logged in with ``role``."""
     at = AppTest.from_file(str(PAGES_DIR / f"{name}_page.py"), default_timeout=120)
     at.session_state["viewer"] = Viewer("tester", role)
     for k, v in (query or {}).items():

@@ -16,9 +16,8 @@ if not len(recorded) or not len(allocs):
 run_ids = [int(x) for x in recorded["run_id"]]
 alloc_ids = [int(x) for x in allocs["allocation_id"]]
 a, b, c = st.columns(3)
-rid = a.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="disp_run")
-aid = b.selectbox("Allocation", alloc_ids, index=ui.pick(alloc_ids, ui.query_int("allocation")),
-                  key="disp_alloc")
+rid = ui.url_select("Run", run_ids, "run", key="disp_run", container=a)
+aid = ui.url_select("Allocation", alloc_ids, "allocation", key="disp_alloc", container=b)
 examples = ui.guard(access.example_deals, v)
 deals = {"(none)": None, **examples}
 stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
@@ -26,8 +25,8 @@ if stored:
     deals = {"(none)": None, f"stored with run {rid}": stored, **examples}
 if not v.is_treasury:  # a partner's positions are the ones treasury stored with the run
     deals = {k: d for k, d in deals.items() if d is None or d == stored}
-deal_key = c.selectbox("Securitisation", list(deals), index=min(1, len(deals) - 1),
-                       key="disp_deal")
+deal_key = ui.url_select("Securitisation", list(deals), "deal", key="disp_deal", container=c,
+                         default=min(1, len(deals) - 1))
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")
 ui.table(view.parties)

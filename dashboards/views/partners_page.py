@@ -13,8 +13,7 @@ if not len(listed):
     st.info("No allocation visible to you yet (`riskpool allocate`).")
     st.stop()
 ids = [int(x) for x in listed["allocation_id"]]
-aid = st.selectbox("Allocation", ids, index=ui.pick(ids, ui.query_int("allocation")),
-                   key="alloc_id")
+aid = ui.url_select("Allocation", ids, "allocation", key="alloc_id")
 view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
@@ -40,9 +39,7 @@ if not view.checks.empty and "ok" in view.checks:
 st.subheader("Export a partner's tape")
 parties = [p for p in view.parties["party_id"] if p != "platform"] if v.is_treasury \
     else [v.partner_id]
-wanted = st.query_params.get("partner")
-party = st.selectbox("Partner", parties, index=parties.index(wanted) if wanted in parties else 0,
-                     key="export_party")
+party = ui.url_select("Partner", parties, "partner", key="export_party", default=0)
 data = ui.guard(ui.partner_tape_csv, *ui.args(v), aid, party)
 st.download_button(f"Download {party}'s tape (CSV)", data, f"allocation{aid}_{party}.csv",
                    "text/csv", key="export_download")

@@ -13,7 +13,7 @@ ui.table(listed)
 
 if len(listed):
     ids = [int(x) for x in listed["pool_id"]]
-    pool_id = st.selectbox("Pool", ids, index=ui.pick(ids, ui.query_int("pool")), key="pool_id")
+    pool_id = ui.url_select("Pool", ids, "pool", key="pool_id")
     tables = ui.guard(ui.pool_strats, *ui.args(v), pool_id)
     st.subheader(f"Stratification of pool {pool_id}")
     tabs = st.tabs(list(tables))

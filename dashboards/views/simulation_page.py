@@ -35,8 +35,7 @@ tab_runs, tab_new, tab_cmp = st.tabs(["Recorded runs", "New run", "Compare"])
 with tab_runs:
     if run_ids:
         ui.table(recorded)
-        rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")),
-                           key="sim_run")
+        rid = ui.url_select("Run", run_ids, "run", key="sim_run")
         show(ui.guard(ui.run_view, *ui.args(v), rid))
     else:
         st.info("No simulation run visible to you yet (`riskpool simulate` or `riskpool demo`).")

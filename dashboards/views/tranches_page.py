@@ -13,7 +13,7 @@ if not len(recorded):
     st.info("No simulation run visible to you yet.")
     st.stop()
 run_ids = [int(x) for x in recorded["run_id"]]
-rid = st.selectbox("Run", run_ids, index=ui.pick(run_ids, ui.query_int("run")), key="tr_run")
+rid = ui.url_select("Run", run_ids, "run", key="tr_run")
 deals = ui.guard(access.example_deals, v)
 stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:
@@ -22,7 +22,7 @@ uploaded = st.file_uploader("Load a deal file (TOML)", type=["toml"], key="tr_up
 if uploaded is not None:
     deals = {f"uploaded: {uploaded.name}": uploaded.getvalue().decode("utf-8"), **deals}
 names = list(deals)
-deal_name = st.selectbox("Deal", names, key="tr_deal")
+deal_name = ui.url_select("Deal", names, "deal", key="tr_deal", default=0)
 base_toml = deals[deal_name]
 frame = ui.guard(access.deal_tranche_frame, v, base_toml)
 st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same paths."
