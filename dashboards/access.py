@@ -48,6 +48,7 @@ from partners.reconciliation import reconcile as reconcile_parties
 from partners.records import load_allocation, masked_tape, rounded_tape, run_party_paths
 from portfolio import settings
 from portfolio.book import analytics as an
+from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, results_table, tail_paths
 from portfolio.book.pools import (
     create_pool,
     list_pools,
@@ -464,6 +465,74 @@ def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
     party = None if viewer.is_treasury else viewer.partner_id
     label = f"run {run_id}" + (f" ({party})" if party else "")
     return run_view_from_paths(paths, int(run_id), label, party)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompareView:
+    """Two runs side by side: their inputs and the delta table of their loss measures
+    (``portfolio.book.compare``: the numbers of ``riskpool runs diff``), cut to the viewer."""
+
+    a: str
+    b: str
+    inputs: pd.DataFrame  # input, a, b, differs
+    results: pd.DataFrame  # party, measure, level, a, a_se, b, b_se, delta, ..., note
+    few_paths: tuple[str, ...]  # one line per measure whose tail has < MIN_TAIL_PATHS paths
+
+
+# the inputs a partner sees of a run it is party to: how it was run, not the pool or the others
+PARTNER_INPUTS = ("n_paths", "seed", "engine", "model", "label", "code_version")
+
+
+def _few_paths(results: pd.DataFrame) -> tuple[str, ...]:
+    flagged = results[results["note"] != ""]
+    return tuple(f"{r.party} {r.measure} {r.level:.1%}: {r.note}"
+                 for r in flagged.itertuples(index=False))
+
+
+def compare(db: str | Path, viewer: Viewer, run_a: int, run_b: int) -> CompareView:
+    """Two recorded runs compared (``portfolio.book.compare.compare_runs``). A partner must
+    be party to both; it gets its own party's rows and how each run was made (n_paths, seed,
+    engine, model, label, code version, stresses), nothing about the pool or other parties."""
+    check_viewer(viewer)
+    if not viewer.is_treasury:
+        for rid in (run_a, run_b):
+            _require_party(viewer, int(rid), _load_paths(db, rid))
+    with _full(db) as store:
+        cmp = compare_runs(store, int(run_a), int(run_b))
+    inputs, results = cmp.inputs, cmp.results
+    if not viewer.is_treasury:
+        keep = inputs["input"].map(lambda k: k in PARTNER_INPUTS or k.startswith("stress."))
+        inputs = inputs[keep].reset_index(drop=True)
+        results = results[results["party"] == viewer.partner_id].reset_index(drop=True)
+    return CompareView(f"run {run_a}", f"run {run_b}", inputs, results, _few_paths(results))
+
+
+def _stats_frame(view: RunView) -> pd.DataFrame:
+    """A run view's loss measures as the store keeps them (``run_loss_stats``)."""
+    stats = view.stats.copy()
+    stats["level"] = stats["level"].astype(float).fillna(0.0)
+    stats.insert(0, "party_id", view.party or "")
+    return stats
+
+
+def compare_views(viewer: Viewer, a: RunView, b: RunView) -> CompareView:
+    """Two run views compared with the same arithmetic as recorded runs
+    (``portfolio.book.compare.results_table``) — for runs made in the session, which have no
+    stored inputs (the inputs table holds their labels)."""
+    check_viewer(viewer)
+    results = results_table(_stats_frame(a), _stats_frame(b), a.n_paths, b.n_paths)
+    inputs = pd.DataFrame([{"input": "label", "a": a.label, "b": b.label,
+                            "differs": a.label != b.label},
+                           {"input": "n_paths", "a": str(a.n_paths), "b": str(b.n_paths),
+                            "differs": a.n_paths != b.n_paths}])
+    return CompareView(a.label, b.label, inputs, results, _few_paths(results))
+
+
+def thin_tails(view: RunView) -> tuple[str, ...]:
+    """The VaR/ES levels of a run whose tail holds fewer than ``MIN_TAIL_PATHS`` paths."""
+    return tuple(f"VaR and ES {level:.1%} rest on {tail_paths(view.n_paths, level)} path(s) "
+                 f"beyond the quantile (fewer than {MIN_TAIL_PATHS}); their SE says nothing"
+                 for level in view.var if tail_paths(view.n_paths, level) < MIN_TAIL_PATHS)
 
 
 def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Assumptions, *,

@@ -137,6 +137,34 @@ def histograms(samples: Mapping[str, np.ndarray], title: str, xlabel: str) -> Fi
     return fig
 
 
+def density_bins(samples: Mapping[str, np.ndarray],
+                 bins: int = 50) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Common bin edges over every sample and each sample's share of its paths per bin (each
+    sums to 1), so runs with different path counts are drawn on one scale."""
+    pooled = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in samples.values()])
+    edges = np.histogram_bin_edges(pooled, bins=bins)
+    shares = {}
+    for name, x in samples.items():
+        counts, _ = np.histogram(np.asarray(x, dtype=np.float64), bins=edges)
+        shares[name] = counts / max(len(np.asarray(x)), 1)
+    return edges, shares
+
+
+def densities(samples: Mapping[str, np.ndarray], title: str, xlabel: str) -> Figure:
+    """Overlaid distributions as the share of each sample's paths per bin (common bins):
+    a 500-path run and a 10,000-path run are comparable, as raw counts are not."""
+    fig, ax = _fig()
+    edges, shares = density_bins(samples)
+    for name, share in shares.items():
+        ax.stairs(share * 100.0, edges, fill=True, alpha=0.45,
+                  label=f"{name} ({len(np.asarray(samples[name])):,} paths)")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("% of the run's paths")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def backtest_chart(table: pd.DataFrame, coverage: pd.DataFrame, series: Sequence[str],
                    title: str) -> Figure:
     """One panel per back-test series: the 5–95% fan of the paths (shaded), their median

@@ -104,6 +104,12 @@ def run_view(db: str, ver: str, username: str, role: str, run_id: int) -> access
     return access.run_view(db, _v(role, username), run_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def compare(db: str, ver: str, username: str, role: str, run_a: int,
+            run_b: int) -> access.CompareView:
+    return access.compare(db, _v(role, username), run_a, run_b)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def tranches(db: str, ver: str, username: str, role: str, run_id: int, deal_toml: str,
              discount: float, rating_toml: str | None = None) -> access.TrancheView:

@@ -24,6 +24,8 @@ def show(view: access.RunView) -> None:
     st.pyplot(charts.loss_histogram(view.loss, view.el, view.var, view.es,
                                     f"Loss distribution{who}"))
     ui.table(view.stats)
+    for line in access.thin_tails(view):
+        st.warning(line, icon=":material/warning:")
     a, b = st.columns(2)
     a.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
     b.pyplot(charts.fan_chart(view.loss_fan, "Monthly net loss"))
@@ -104,16 +106,30 @@ with tab_cmp:
         st.info("Compare needs two runs (recorded or made in this session).")
     else:
         a, b = st.columns(2)
-        left = a.selectbox("Left", options, index=0, key="cmp_a")
-        right = b.selectbox("Right", options, index=len(options) - 1, key="cmp_b")
-        views = []
-        for col, name in ((a, left), (b, right)):
-            view = (session_runs[name] if name in session_runs
-                    else ui.guard(ui.run_view, *ui.args(v), int(name.split()[1])))
-            views.append(view)
+        left = ui.url_select("Run A", options, "a", key="cmp_a", container=a, default=0)
+        right = ui.url_select("Run B", options, "b", key="cmp_b", container=b)
+        views = [session_runs[name] if name in session_runs
+                 else ui.guard(ui.run_view, *ui.args(v), int(name.split()[1]))
+                 for name in (left, right)]
+        if left in session_runs or right in session_runs:
+            cmp = ui.guard(access.compare_views, v, views[0], views[1])
+        else:
+            cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]),
+                           int(right.split()[1]))
+        st.pyplot(charts.densities({f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
+                                   "Loss distributions (share of each run's paths)",
+                                   "loss (CNY)"))
+        st.markdown("**Loss measures, B − A** (standard errors: the two runs' in quadrature, "
+                    "as for independent seeds; `riskpool runs diff` gives the same table)")
+        if cmp.few_paths:
+            st.warning(f"{len(cmp.few_paths)} measure(s) rest on fewer than "
+                       f"{access.MIN_TAIL_PATHS} paths beyond their quantile — their value is "
+                       "a handful of worst paths and their SE says nothing:\n\n"
+                       + "\n".join(f"- {line}" for line in cmp.few_paths))
+        ui.table(cmp.results, key="cmp_results")
+        with st.expander("Inputs of A and B"):
+            ui.table(cmp.inputs, key="cmp_inputs")
+        for col, name, view in ((a, left, views[0]), (b, right, views[1])):
             with col:
                 st.markdown(f"**{name}**")
-                ui.table(view.stats)
                 st.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
-        st.pyplot(charts.histograms({left: views[0].loss, right: views[1].loss},
-                                    "Loss distributions", "loss (CNY)"))

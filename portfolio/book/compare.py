@@ -26,7 +26,8 @@ import pandas as pd
 from portfolio.store.core import Store
 from portfolio.store.runs import RunRecord, get_run, run_loss_stats
 
-__all__ = ["MIN_TAIL_PATHS", "RunComparison", "compare_runs", "flatten", "tail_paths"]
+__all__ = ["MIN_TAIL_PATHS", "RunComparison", "compare_runs", "flatten", "results_table",
+           "tail_paths"]
 
 MIN_TAIL_PATHS = 50
 
@@ -93,8 +94,16 @@ def _inputs_table(a: RunRecord, b: RunRecord) -> pd.DataFrame:
 def _results_table(store: Store, a: RunRecord, b: RunRecord) -> pd.DataFrame:
     sa, sb = run_loss_stats(store, a.run_id, None), run_loss_stats(store, b.run_id, None)
     n_a, n_b = int(a.summary.get("n_paths", 0)), int(b.summary.get("n_paths", 0))
+    return results_table(sa, sb, n_a, n_b)
+
+
+def results_table(stats_a: pd.DataFrame, stats_b: pd.DataFrame, n_a: int,
+                  n_b: int) -> pd.DataFrame:
+    """The results table of two runs' loss measures: ``stats_*`` have the columns party_id
+    ('' for the pool), measure (EL, VaR, ES), level (0 for EL), loss and se, as the store's
+    ``run_loss_stats``; ``n_*`` are the runs' path counts (module doc for the columns)."""
     keys = ["party_id", "measure", "level"]
-    merged = sa.merge(sb, on=keys, how="inner", suffixes=("_a", "_b"))
+    merged = stats_a.merge(stats_b, on=keys, how="inner", suffixes=("_a", "_b"))
     rows = []
     for r in merged.itertuples(index=False):
         level = float(r.level) if r.measure != "EL" else math.nan

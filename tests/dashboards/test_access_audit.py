@@ -35,7 +35,7 @@ ME = Viewer("bank_user", "partner:bank_east")
 
 # helpers that read no data: parse or format what the caller passes in
 NO_DATA = {"db_version", "deterministic", "fan", "run_view_from_paths", "stress",
-           "rating_table_from_text", "deal_from_text", "check_viewer"}
+           "rating_table_from_text", "deal_from_text", "check_viewer", "thin_tails"}
 
 
 def _public_functions() -> dict[str, object]:
@@ -63,7 +63,8 @@ def _arguments(fn: object, db: Path, viewer: object) -> dict[str, object]:
     values = {"db": db, "viewer": viewer, "run_id": 1, "allocation_id": 1, "pool_id": 1,
               "as_of": dt.date(2026, 6, 30), "cutoff": dt.date(2026, 6, 30), "criteria": {},
               "deal_toml": deal, "edited": pd.DataFrame(), "name": "x", "party_id": "bank_east",
-              "assumptions": None, "n_paths": 10, "seed": 1, "set_id": 1}
+              "assumptions": None, "n_paths": 10, "seed": 1, "set_id": 1, "run_a": 1,
+              "run_b": 1, "a": None, "b": None}
     out = {}
     for p in inspect.signature(fn).parameters.values():  # type: ignore[arg-type]
         if p.default is inspect.Parameter.empty:
