@@ -255,7 +255,8 @@ def warm_up(a_path: str) -> None:
     for engine in ("granular", "loan"):
         simulate(loans, a, 300, 0, engine=engine)
         simulate_delinquency(loans, a, 300, 0, engine=engine)
-    simulate_replenishment(loans, a, 300, 0, purchase_months=2)
+    for model in ("hazard", "delinquency"):
+        simulate_replenishment(loans, a, 300, 0, purchase_months=2, model=model)
 
 
 def _take(loans: Any, n: int) -> Any:
@@ -298,7 +299,8 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
 
     t = time.perf_counter()
     deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
-    profile = replenishment_for(deal, loans, a, sz["paths"], 2026, cutoff=pool.cutoff_date)
+    profile = replenishment_for(deal, loans, a, sz["paths"], 2026, cutoff=pool.cutoff_date,
+                                model=model)  # the run's model, as riskpool simulate does
     st["replenishment profile (revolving purchases)"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -340,8 +342,8 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
 def pipeline_delinquency(db: str, pool_id: int, a_path: str, sz: dict[str, Any]
                          ) -> dict[str, Any]:
     """B1 with the delinquency-state model (``--model delinquency``): the same pipeline,
-    the pool's paths from ``simulate_delinquency`` (granular engine); the revolving
-    purchases' profile stays the hazard model's."""
+    the pool's paths from ``simulate_delinquency`` (granular engine) and the revolving
+    purchases' profile from the delinquency kernels' expected vintages."""
     figures = pipeline(db, pool_id, str(dq_assumptions_path(a_path)), sz, model="delinquency")
     return {f"delinquency model: {k}": v for k, v in figures.items()}
 
@@ -624,6 +626,10 @@ def stage_bounds(figures: dict[str, Any], prefix: str = "", threads: int = 2
         if dq and work == "work: simulation cell-path-months":
             work = "work: delinquency simulation cell-path-months"
             rate = "delinquency granular kernel cell-path-months/s (1 thread)"
+        if dq and work.startswith("work: replenishment"):  # its own kernel: not measured
+            rows.append((stage, figures[key], float("nan"), "(delinquency vintages' kernel "
+                                                             "not measured)"))
+            continue
         w = float(figures.get(f"{prefix}{work}", figures.get(work, 0.0)))
         if rate == "bandwidth":
             rows.append((stage, figures[key], w / bw, f"{w / 1e6:,.0f} MB / {bw / 1e9:.1f} GB/s"))
@@ -682,7 +688,8 @@ def print_report(out: dict[str, Any]) -> None:
             print(f"   {stage:<46} {measured:7.2f} | {bound:7.3f} | {what}")
         total = out.get(f"{prefix}B1 end to end s (goal <= 5)")
         if total is not None:
-            print(f"   {'end to end':<46} {total:7.2f} | {sum(r[2] for r in rows):7.3f} |")
+            bounds = [r[2] for r in rows if r[2] == r[2]]  # measured bounds only (no NaN)
+            print(f"   {'end to end':<46} {total:7.2f} | {sum(bounds):7.3f} |")
     u = out.get("work: simulation uniforms (at least one per binomial draw, 2 per cell-month)")
     g32 = out.get("PCG64 float32 uniforms/s (1 thread)")
     g64 = out.get("PCG64 float64 uniforms/s (1 thread)")
