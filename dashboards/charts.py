@@ -4,6 +4,13 @@ Every function takes tables or arrays that a library function produced and retur
 ``Figure``; nothing here computes a financial figure (EL/VaR/ES come in as numbers).
 ``png_bytes`` renders a figure for the self-contained HTML report (deterministic bytes:
 no timestamp metadata).
+
+Chinese text (region names, tape headers) is drawn with Noto Sans CJK SC (SIL Open Font
+License), shipped by the ``noto-cjk-sans-otc`` package that ``make setup`` installs and
+registered here with matplotlib's font manager (``FontManager.addfont``) and put after the
+generic family in ``font.family`` (``["sans-serif", "Noto Sans CJK SC"]``): Latin text and
+digits keep DejaVu Sans, and each glyph DejaVu Sans lacks is drawn with the CJK font
+(matplotlib's per-glyph fallback across the ``font.family`` list) instead of an empty box.
 """
 
 from __future__ import annotations
@@ -16,11 +23,28 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import noto_cjk_sans_otc  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 SIZE = (7.0, 3.4)
+CJK_FAMILY = "Noto Sans CJK SC"  # the simplified-Chinese face of the Noto Sans CJK collection
+
+
+def register_cjk_font() -> str:
+    """Make Noto Sans CJK SC known to matplotlib and the fallback family after the current
+    ones (``font.family``); returns the font file. Idempotent."""
+    path = str(noto_cjk_sans_otc.FONT_PATH)
+    if CJK_FAMILY not in {f.name for f in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(path)  # every face of the collection (SC, TC, JP…)
+    families = [f for f in matplotlib.rcParams["font.family"] if f != CJK_FAMILY]
+    matplotlib.rcParams["font.family"] = [*families, CJK_FAMILY]
+    return path
+
+
+register_cjk_font()
 
 
 def _fig() -> tuple[Figure, plt.Axes]:
