@@ -101,7 +101,9 @@ closed AS (
 ),
 totals AS (
     SELECT l.borrower_id,
-           sum(CAST(coalesce(l.credit_limit, l.principal) AS DOUBLE)) AS household_limit
+           -- summed in DECIMAL (exact, whatever order DuckDB's threads add in), then cast once:
+           -- the same limits to the last bit on every run
+           CAST(sum(coalesce(l.credit_limit, l.principal)) AS DOUBLE) AS household_limit
     FROM loans l
     WHERE l.origination_date <= $as_of
       AND l.borrower_id IN (SELECT borrower_id FROM target)

@@ -56,3 +56,38 @@ def test_household_limit_is_the_borrowers_open_limits_across_the_book(book):
     # a household's limit is at least the loan's own
     own = pool.merge(loans, on="loan_id")["lim"].to_numpy()
     assert np.all(got >= own - 1e-6)
+
+
+def test_household_limit_is_the_exact_decimal_sum_rounded_once(book):
+    # Reproducibility: DuckDB adds a group's values on several threads in no fixed order; a
+    # DOUBLE sum could differ in its last bit from run to run. The limits are summed in DECIMAL
+    # (exact) and cast once, so each equals the exact sum of the cents (Python's decimal, an
+    # independent reference) as the nearest double — bit for bit, on every run.
+    from decimal import Decimal
+
+    from portfolio.store.allocations import household_credit_limits
+
+    import shutil
+
+    src, pool_id, cut = book
+    db = src.with_name("cents.duckdb")
+    shutil.copyfile(src, db)
+    with open_store(db) as store:  # limits with odd cents: their double sums are inexact
+        store.con.execute("UPDATE loans SET credit_limit = coalesce(credit_limit, principal) "
+                          "+ CAST((hash(loan_id) % 97) / 100 AS DECIMAL(18, 2)) + 0.01")
+    with open_store(db, read_only=True) as store:
+        got = household_credit_limits(store.con, cut, pool_id=pool_id)
+        rows = store.con.execute(
+            "SELECT p.loan_id, l.borrower_id FROM pool_loans p JOIN loans l USING (loan_id) "
+            "WHERE p.pool_id = ? ORDER BY p.loan_id", [pool_id]).fetchall()
+        lims = store.con.execute(
+            "SELECT l.borrower_id, CAST(coalesce(l.credit_limit, l.principal) AS VARCHAR) "
+            "FROM loans l WHERE l.origination_date <= ? AND NOT EXISTS ("
+            " SELECT 1 FROM (SELECT loan_id FROM loan_performance WHERE as_of <= ?"
+            "  GROUP BY loan_id HAVING arg_max(balance, as_of) <= 0) c"
+            " WHERE c.loan_id = l.loan_id)", [cut, cut]).fetchall()
+    exact: dict[str, Decimal] = {}
+    for borrower, text in lims:
+        exact[borrower] = exact.get(borrower, Decimal(0)) + Decimal(text)
+    want = np.array([float(exact[b]) for _, b in rows])
+    np.testing.assert_array_equal(got, want)
