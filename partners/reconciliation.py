@@ -109,7 +109,7 @@ def _shown(x: float) -> float:
 
 def _deal_lines(s: Securitisation) -> list[Line]:
     """The deal's part of the walk. The split of what the residual holder absorbed is
-    ``tranching.reconcile``'s (issue 12's cash and loss reconciliation of the waterfall, from
+    ``tranching.reconcile``'s (the waterfall's cash and loss reconciliation, from
     the cash identity): the classes' principal losses, the cushion taken by excess spread and
     by the initial OC and reserve, and — since this walk follows the loans, not the notes — the
     collateral left at the legal final taken back out (the notes are due in full then; the
@@ -138,7 +138,7 @@ def _deal_lines(s: Securitisation) -> list[Line]:
                           s.residual_holder, "holder", cushion - by_spread))
         lines.append(Line("less the collateral left at the legal final (residual holder)",
                           s.residual_holder, "holder", -deal_recon.collateral_left(w)))
-        # issue 12's CN mechanics, each its own line of tranching.reconcile's loss side: what
+        # the CN mechanics, each its own line of tranching.reconcile's loss side: what
         # the originator paid under its shortfall undertaking, and the servicer's advances not
         # recovered (the servicer is the platform, as for the servicer fee); zero without them
         support = np.asarray(w.support, dtype=np.float64).sum(axis=1)
