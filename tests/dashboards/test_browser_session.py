@@ -3,8 +3,9 @@ Playwright, as in ``test_browser.py``).
 
 A deep link opened while logged out (``/partners?allocation=A&partner=P``) lands, after the
 login, on that page with that allocation and partner; F5 then keeps the user logged in (the
-signed session cookie, ``dashboards.session``) on the same page with the same choices; a
-tampered cookie is refused at the next reload (the login form shows).
+signed session cookie, ``dashboards.session``) on the same page with the same choices; logging
+out deletes the cookie (a reload shows the login form); a tampered cookie is refused at the
+next reload.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def test_reload_keeps_login_and_page_state(server, demo_book) -> None:  # noqa: 
             page.reload()
             _on_partners(page, aid)
             assert page.get_by_role("textbox", name="Username").count() == 0
+
+            # log out: the cookie is deleted, and a reload shows the login form
+            page.get_by_role("button", name="Log out").click()
+            page.get_by_role("textbox", name="Username").wait_for()
+            page.wait_for_function(f"() => !document.cookie.includes('{session.COOKIE}=')")
+            page.reload()
+            page.get_by_role("textbox", name="Username").wait_for()
 
             # a forged cookie (the signature of another payload) logs nobody in
             token = cookies[session.COOKIE]["value"]
