@@ -153,7 +153,8 @@ def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: 
             if not nonzero.empty and float(nonzero.min()) < 0.001:
                 fmt = formats["percent_small"]
         ws.write(first_row, j, str(col), head)
-        values = (_iso_dates(series) if kind == "date" else series).tolist()
+        dates = _iso_dates(series) if kind == "date" else None
+        values = (series if dates is None else dates).tolist()
         width = display_width(str(col))
         for i, raw in enumerate(values, start=first_row + 1):
             value = _cell(raw)

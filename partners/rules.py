@@ -261,7 +261,9 @@ def _rates(rule: Rule, loans: LoanArrays, excess: np.ndarray, bad: np.ndarray) -
         return (f" (loan {loans.loan_id[i]}: cash-flow APR {true:.4%}, stated rate "
                 f"{float(loans.apr[i]):.4%}, cap {float(rule.params['apr_cap']):.2%})")
     shown = float(loans.shown_apr[i])
-    label = "disclosed APR" if np.isfinite(loans.disclosed_apr[i]) else "stated rate"
+    disclosed = loans.disclosed_apr
+    label = ("disclosed APR" if disclosed is not None and np.isfinite(disclosed[i])
+             else "stated rate")
     return f" (loan {loans.loan_id[i]}: {label} {shown:.4%}, cash-flow APR {true:.4%})"
 
 

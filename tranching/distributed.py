@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from portfolio.montecarlo.distributed import slice_paths
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.paths import PoolPaths
 from tranching.deal import Deal
 from tranching.waterfall import WaterfallResult, run_waterfall

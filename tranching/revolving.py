@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 import pandas as pd
 
 from portfolio.book.replay import replay_run
+from portfolio.errors import NotFound
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import PoolPaths
@@ -35,7 +36,6 @@ from portfolio.montecarlo.records import placed
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import Engine
 from portfolio.store.core import Store
-from portfolio.errors import NotFound
 from portfolio.store.runs import load_paths
 from portfolio.store.tranches import load_run_deal
 from portfolio.validation import (

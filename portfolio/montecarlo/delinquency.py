@@ -483,7 +483,7 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray,
                                    for q in range(3))
                 mb = np.where(valid[:, None], m[:, :, b], 0.0)
                 out[..., K.BOP] += mb * bop
-                last = (j == r - 1)[:, None]
+                last = np.equal(r - 1, j)[:, None]
                 if b == 0:
                     pay = mb * (1.0 - rc)
                     new[:, :, 1] += mb * rc

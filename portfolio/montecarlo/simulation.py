@@ -65,7 +65,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import special, stats
@@ -707,7 +707,7 @@ def finish_flows(bop: np.ndarray, interest: np.ndarray, princ: np.ndarray, prepa
 
 def _assemble(prep: PreparedPool, acc: np.ndarray, pacc: np.ndarray,
               entropy: int | None) -> PoolPaths:
-    flows = _finish(acc, prep.recovery_rate, prep.recovery_lag)
+    flows: dict[str, Any] = _finish(acc, prep.recovery_rate, prep.recovery_lag)
     party_flows = _finish(pacc, prep.recovery_rate, prep.recovery_lag) if prep.n_parties else {}
     return PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
                      seed_entropy=entropy, party_ids=prep.party_ids, party_flows=party_flows,

@@ -10,8 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from portfolio.synthetic.generate import generate_book
 from portfolio.store import open_store
+from portfolio.synthetic.generate import generate_book
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTNERS = ROOT / "examples" / "partners.toml"

@@ -20,8 +20,8 @@ from partners.dispersion import (
     securitise,
 )
 from partners.registry import parse_registry
-from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from portfolio.montecarlo.simulation import simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 11, 1)

@@ -14,8 +14,8 @@ from partners_fixtures import make_loans, registry_doc
 from partners.allocation import allocate, loan_risk_from_table
 from partners.dispersion import DispersionError, disperse_paths, securitise
 from partners.registry import parse_registry
-from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from portfolio.montecarlo.simulation import simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from tranching.deal import load_deal
 from tranching.revolving import replenishment_for
 from tranching.waterfall import run_waterfall

@@ -22,9 +22,9 @@ from partners.dispersion import (
     securitise,
 )
 from partners.registry import PLATFORM_ID, parse_registry
-from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import loss_distribution, simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from tranching.analytics import tranche_table
 from tranching.deal import deal_from_dict
 from tranching.revolving import replenishment_for

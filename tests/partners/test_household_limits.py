@@ -63,11 +63,10 @@ def test_household_limit_is_the_exact_decimal_sum_rounded_once(book):
     # DOUBLE sum could differ in its last bit from run to run. The limits are summed in DECIMAL
     # (exact) and cast once, so each equals the exact sum of the cents (Python's decimal, an
     # independent reference) as the nearest double — bit for bit, on every run.
+    import shutil
     from decimal import Decimal
 
     from portfolio.store.allocations import household_credit_limits
-
-    import shutil
 
     src, pool_id, cut = book
     db = src.with_name("cents.duckdb")

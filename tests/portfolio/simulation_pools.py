@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
 
 CUTOFF = np.datetime64("2024-06-30")
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from portfolio.errors import ValidationError
 from portfolio.montecarlo.assumptions import (
     NAMED_SCENARIOS,
     Assumptions,
@@ -23,7 +24,6 @@ from portfolio.montecarlo.assumptions import (
     load_assumptions,
     save_assumptions,
 )
-from portfolio.errors import ValidationError
 from portfolio.validation import SchemaError
 
 
@@ -207,9 +207,9 @@ import pandas as pd  # noqa: E402
 from scipy.special import ndtr, ndtri  # noqa: E402
 
 from portfolio.book import calibration as cal  # noqa: E402
+from portfolio.loans.types import ALLOWED_TERMS  # noqa: E402
 from portfolio.store.book import insert_loans, insert_performance  # noqa: E402
 from portfolio.store.core import open_store  # noqa: E402
-from portfolio.loans.types import ALLOWED_TERMS  # noqa: E402
 
 
 def test_credibility_weighting_by_hand() -> None:

@@ -29,8 +29,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.errors import RiskpoolError, ValidationError
+from portfolio.loans.schedules import schedule
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.store.core import open_store
 from portfolio.synthetic.generate import (
     GeneratorParams,
     check_request,
@@ -39,9 +42,6 @@ from portfolio.synthetic.generate import (
     simulate_book,
     true_assumptions,
 )
-from portfolio.loans.schedules import schedule
-from portfolio.store.core import open_store
-from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
 
 AS_OF = dt.date(2025, 12, 31)
 EDGES = np.array([lo for lo, _ in SCORE_BANDS[1:]])

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portfolio.errors import TapeRejected, ValidationError
 from portfolio.book.ingest import (
     LOAN_REQUIRED,
     TapeKind,
@@ -27,6 +26,7 @@ from portfolio.book.ingest import (
     ingest,
     read_tape,
 )
+from portfolio.errors import TapeRejected, ValidationError
 from portfolio.store import open_store
 from portfolio.store.ingest import book_fingerprint, fetch_rejects, list_batches
 

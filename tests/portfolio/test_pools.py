@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portfolio.book import pools
-from portfolio.errors import NotFound, ValidationError
 from portfolio.book.pools import Criteria, parse_criteria, select_pool
+from portfolio.errors import NotFound, ValidationError
+from portfolio.loans.types import RepaymentType
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
-from portfolio.loans.types import RepaymentType
 from portfolio.validation import SchemaError
 
 CUTOFF = dt.date(2025, 6, 30)

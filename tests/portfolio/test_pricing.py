@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from portfolio.book import pricing
-from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
-from portfolio.errors import ValidationError
 from portfolio.book.pricing import PricingInputs
+from portfolio.errors import ValidationError
+from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
 from portfolio.validation import SchemaError

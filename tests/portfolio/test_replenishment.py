@@ -9,12 +9,12 @@ import pytest
 from replenishment_pools import short_tenor_loans, simple_assumptions
 
 from portfolio.errors import ValidationError
+from portfolio.loans.schedules import schedule_matrix
 from portfolio.montecarlo.replenishment import (
     default_cutoff,
     replenishment_loans,
     simulate_replenishment,
 )
-from portfolio.loans.schedules import schedule_matrix
 from portfolio.montecarlo.simulation import simulate
 
 CUTOFF = dt.date(2026, 6, 30)

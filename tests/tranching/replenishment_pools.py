@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
 
 
 def short_tenor_loans(n: int = 600, seed: int = 5, cutoff_month: str = "2026-06") -> LoanArrays:

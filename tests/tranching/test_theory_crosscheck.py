@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
-from portfolio.montecarlo.simulation import prepare_pool, simulate
 from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.simulation import prepare_pool, simulate
 from tranching.analytics import loss_shares
 from tranching.deal import deal_from_dict
 from tranching.reference import finite_pool_tranche_el, tranche_loss_share

@@ -95,11 +95,11 @@ def realistic_pool_paths(n_loans: int = 2000, n_paths: int = 400, seed: int = 3,
     level-annuity loans of every allowed term, seasoned 0..term−1 months, scores 450–950, APR
     falling with the score; hazards falling with the score band, flat SMM 3%, recovery 25%
     over four months, ρ = 0.08, factor persistence 0.6."""
-    from portfolio.montecarlo.assumptions import Assumptions
     from portfolio.loans.arrays import LoanArrays
     from portfolio.loans.schedules import add_months
-    from portfolio.montecarlo.simulation import simulate
     from portfolio.loans.types import ALLOWED_TERMS, SCORE_BANDS
+    from portfolio.montecarlo.assumptions import Assumptions
+    from portfolio.montecarlo.simulation import simulate
 
     rng = np.random.default_rng(seed)
     term = rng.choice(np.array(ALLOWED_TERMS), n_loans)
