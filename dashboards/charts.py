@@ -1,4 +1,5 @@
-"""Charts shared by the dashboard pages and the reports (matplotlib, Agg backend).
+"""Charts: interactive Altair (Vega-Lite) charts for the dashboard pages, and static
+matplotlib figures (Agg backend) for the HTML/PDF reports.
 
 Every function takes tables or arrays that a library function produced and returns a
 ``Figure``; nothing here computes a financial figure (EL/VaR/ES come in as numbers).
@@ -16,12 +17,15 @@ digits keep DejaVu Sans, and each glyph DejaVu Sans lacks is drawn with the CJK 
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import altair as alt  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import noto_cjk_sans_otc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -218,3 +222,255 @@ def backtest_chart(table: pd.DataFrame, coverage: pd.DataFrame, series: Sequence
         if i == 0:
             ax.legend(fontsize=7)
     return fig
+
+
+# --------------------------------------------------------------------------- interactive (Altair)
+#
+# The dashboard's charts are Vega-Lite specs built with Altair (``st.altair_chart``): values on
+# hover (tooltips), zoom and pan (``.interactive()``: drag, wheel; double-click resets) and
+# legend toggles (a point selection bound to the legend: click a party to highlight it,
+# shift-click for more). The figures above stay for the static HTML/PDF report images.
+# Every series is coloured by ``colour(name)``, so a party or a class has the same colour on
+# every page.
+
+FIXED_COLOURS: dict[str, str] = {
+    # the platform, the parties of examples/partners.toml, and the classes of the shipped deals
+    "platform": "#8c8c8c", "bank_east": "#4c72b0", "bank_north": "#dd8452",
+    "hangzhou_city": "#55a868", "west_trust": "#8172b3", "investors": "#937860",
+    "A": "#1f3b73", "B": "#5b8fd6", "C": "#9ec5f0", "D": "#f2b36d", "E": "#e07b39",
+    "Sub": "#c44e52", "residual": "#da8bc3",
+}
+BLUE = "#4c72b0"  # fans and the pool loss histogram
+# any other name: hashed into colours that no fixed entry uses
+PALETTE: tuple[str, ...] = ("#17becf", "#bcbd22", "#e377c2", "#2ca02c", "#9467bd",
+                            "#ff7f0e", "#8c564b", "#d62728", "#1f77b4", "#7f7f7f")
+
+
+def colour(name: str) -> str:
+    """The one colour of a party, class or series on every chart: a fixed entry for the
+    platform, the example parties and the shipped classes; any other name hashed (CRC-32,
+    stable across runs and machines) into ``PALETTE``, whose colours no fixed entry uses."""
+    fixed = FIXED_COLOURS.get(str(name))
+    return fixed if fixed is not None else PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
+
+
+def colour_scale(names: Sequence[str]) -> alt.Scale:
+    """A Vega-Lite colour scale mapping each name to ``colour(name)``."""
+    domain = [str(n) for n in dict.fromkeys(names)]
+    return alt.Scale(domain=domain, range=[colour(n) for n in domain])
+
+
+def _legend_toggle(field_name: str) -> tuple[Any, Any]:
+    sel = alt.selection_point(fields=[field_name], bind="legend")
+    return sel, alt.condition(sel, alt.value(1.0), alt.value(0.15))
+
+
+def _fmt(percent: bool) -> str:
+    return ".2%" if percent else ",.2f"
+
+
+def line_chart(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, y_title: str = "",
+               percent: bool = False, series: str = "series") -> alt.Chart:
+    """One line per column of ``ys`` over ``x`` (long data: x, ``series``, value)."""
+    cols = [y for y in ys if y in frame]
+    long = frame[[x, *cols]].melt(id_vars=[x], value_vars=cols, var_name=series,
+                                  value_name="value")
+    if "date" in x or x == "as_of" or x == "month":
+        long[x] = pd.to_datetime(long[x])
+    x_type = "T" if pd.api.types.is_datetime64_any_dtype(long[x]) else "Q"
+    sel, opacity = _legend_toggle(series)
+    fmt = _fmt(percent)
+    return alt.Chart(long, title=title).mark_line(point=True).encode(
+        x=alt.X(f"{x}:{x_type}", title=None),
+        y=alt.Y("value:Q", title=y_title or None, axis=alt.Axis(format=".1%" if percent
+                                                                  else "~s")),
+        color=alt.Color(f"{series}:N", scale=colour_scale(cols), title=None),
+        opacity=opacity,
+        tooltip=[alt.Tooltip(f"{x}:{x_type}", title=x), alt.Tooltip(f"{series}:N"),
+                 alt.Tooltip("value:Q", format=fmt)],
+    ).add_params(sel).interactive()
+
+
+def bar_chart(frame: pd.DataFrame, label: str, values: Sequence[str], title: str,
+              percent: bool = False) -> alt.Chart:
+    """Bars per row of ``frame`` (coloured by ``label``: a party keeps its colour), one group
+    per measure in ``values``."""
+    long = frame[[label, *values]].melt(id_vars=[label], value_vars=list(values),
+                                        var_name="measure", value_name="value")
+    long[label] = long[label].astype(str)
+    sel, opacity = _legend_toggle(label)
+    fmt = _fmt(percent)
+    enc: dict[str, Any] = {
+        "y": alt.Y("value:Q", title=None, axis=alt.Axis(format=".1%" if percent else "~s")),
+        "color": alt.Color(f"{label}:N", scale=colour_scale(list(long[label])), title=None),
+        "opacity": opacity,
+        "tooltip": [alt.Tooltip(f"{label}:N"), alt.Tooltip("measure:N"),
+                    alt.Tooltip("value:Q", format=fmt)],
+    }
+    if len(values) > 1:
+        enc["x"] = alt.X("measure:N", title=None, sort=list(values),
+                         axis=alt.Axis(labelAngle=0))
+        enc["xOffset"] = alt.XOffset(f"{label}:N")
+    else:
+        enc["x"] = alt.X(f"{label}:N", title=None, axis=alt.Axis(labelAngle=0))
+    return alt.Chart(long, title=title).mark_bar().encode(**enc).add_params(sel).interactive()
+
+
+def fan_area_chart(fan: pd.DataFrame, title: str, y_title: str = "CNY") -> alt.LayerChart:
+    """The 5–95% and 25–75% bands, the median and the mean of a fan (``access.fan``)."""
+    data = fan.copy()
+    data["date"] = pd.to_datetime(data["date"])
+    base = alt.Chart(data, title=title).encode(x=alt.X("date:T", title=None))
+    tips = [alt.Tooltip("date:T")] + [alt.Tooltip(f"{c}:Q", format=",.0f")
+                                      for c in ("p5", "p25", "p50", "p75", "p95", "mean")
+                                      if c in data]
+    layers = []
+    if {"p5", "p95"} <= set(data.columns):
+        layers.append(base.mark_area(opacity=0.2, color=BLUE).encode(
+            y=alt.Y("p5:Q", title=y_title, axis=alt.Axis(format="~s")), y2="p95:Q"))
+    if {"p25", "p75"} <= set(data.columns):
+        layers.append(base.mark_area(opacity=0.4, color=BLUE).encode(
+            y="p25:Q", y2="p75:Q"))
+    if "p50" in data:
+        layers.append(base.mark_line(color=BLUE).encode(y="p50:Q"))
+    if "mean" in data:
+        layers.append(base.mark_line(color="black", strokeDash=[4, 3]).encode(y="mean:Q"))
+    layers.append(base.mark_rule(opacity=0).encode(tooltip=tips))  # hover anywhere on a date
+    return alt.layer(*layers).interactive()
+
+
+def histogram_frame(samples: Mapping[str, np.ndarray], bins: int = 50, share: bool = False,
+                    series: str = "series") -> pd.DataFrame:
+    """Common bins over every sample: ``series``, bin_start, bin_end, paths (or, with
+    ``share``, the share of the sample's paths in the bin)."""
+    edges, shares = density_bins(samples, bins)
+    frames = []
+    for name, s in shares.items():
+        n = len(np.asarray(samples[name]))
+        frames.append(pd.DataFrame({series: str(name), "bin_start": edges[:-1],
+                                    "bin_end": edges[1:],
+                                    "value": s if share else np.rint(s * n).astype(np.int64)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def histogram_chart(samples: Mapping[str, np.ndarray], title: str, x_title: str,
+                    share: bool = False, series: str = "series",
+                    x_format: str = "~s") -> alt.Chart:
+    """Overlaid histograms on common bins (colour per series; ``share``: % of each sample's
+    paths, so runs of different sizes compare)."""
+    data = histogram_frame(samples, share=share, series=series)
+    sel, _ = _legend_toggle(series)
+    return alt.Chart(data, title=title).mark_bar(binSpacing=0).encode(
+        x=alt.X("bin_start:Q", title=x_title, bin="binned", axis=alt.Axis(format=x_format)),
+        x2="bin_end:Q",
+        y=alt.Y("value:Q", title="share of paths" if share else "paths", stack=None,
+                axis=alt.Axis(format=".1%" if share else "d")),
+        color=alt.Color(f"{series}:N", scale=colour_scale(list(samples)), title=None),
+        opacity=alt.condition(sel, alt.value(0.55), alt.value(0.08)),
+        tooltip=[alt.Tooltip(f"{series}:N"), alt.Tooltip("bin_start:Q", format=",.4g"),
+                 alt.Tooltip("bin_end:Q", format=",.4g"),
+                 alt.Tooltip("value:Q", format=".2%" if share else "d")],
+    ).add_params(sel).interactive()
+
+
+def loss_histogram_chart(loss: np.ndarray, el: float, var: Mapping[float, float],
+                         es: Mapping[float, float],
+                         title: str = "Pool loss distribution") -> alt.LayerChart:
+    """Path losses on 60 bins with EL, VaR and ES as rules (figures from the library)."""
+    data = histogram_frame({"paths": np.asarray(loss)}, bins=60)
+    marks = [{"measure": "EL", "value": float(el)}]
+    for level in sorted(var):
+        marks += [{"measure": f"VaR {level:.1%}", "value": float(var[level])},
+                  {"measure": f"ES {level:.1%}", "value": float(es[level])}]
+    rules = pd.DataFrame(marks)
+    bars_ = alt.Chart(data, title=title).mark_bar(binSpacing=0, color=BLUE,
+                                                  opacity=0.8).encode(
+        x=alt.X("bin_start:Q", bin="binned", title="loss over the horizon (CNY)",
+                axis=alt.Axis(format="~s")),
+        x2="bin_end:Q", y=alt.Y("value:Q", title="paths"),
+        tooltip=[alt.Tooltip("bin_start:Q", format=",.0f"),
+                 alt.Tooltip("bin_end:Q", format=",.0f"), alt.Tooltip("value:Q", title="paths")])
+    sel, opacity = _legend_toggle("measure")
+    lines_ = alt.Chart(rules).mark_rule(strokeWidth=2).encode(
+        x="value:Q", color=alt.Color("measure:N", scale=colour_scale(list(rules["measure"])),
+                                     title=None),
+        opacity=opacity,
+        tooltip=[alt.Tooltip("measure:N"), alt.Tooltip("value:Q", format=",.0f")],
+    ).add_params(sel)
+    return alt.layer(bars_, lines_).interactive()
+
+
+def vintage_chart(wide: pd.DataFrame,
+                  title: str = "Cumulative default by vintage") -> alt.Chart:
+    """``wide``: one row per vintage, columns = months on book (and a vintage label first)."""
+    long = vintage_long(wide)
+    sel, opacity = _legend_toggle("vintage")
+    return alt.Chart(long, title=title).mark_line().encode(
+        x=alt.X("months_on_book:Q", title="months on book"),
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".1%")),
+        color=alt.Color("vintage:N", scale=colour_scale(list(long["vintage"])), title=None),
+        opacity=opacity,
+        tooltip=[alt.Tooltip("vintage:N"), alt.Tooltip("months_on_book:Q"),
+                 alt.Tooltip("value:Q", format=".3%")],
+    ).add_params(sel).interactive()
+
+
+def vintage_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """The vintage table long: vintage, months_on_book, value (NaN cells dropped)."""
+    label_col = wide.columns[0]
+    value_cols = [c for c in wide.columns[1:] if str(c).lstrip("-").isdigit()
+                  or isinstance(c, int | np.integer)]
+    long = wide[[label_col, *value_cols]].melt(id_vars=[label_col], var_name="months_on_book",
+                                              value_name="value")
+    long = long.rename(columns={label_col: "vintage"})
+    long["vintage"] = long["vintage"].astype(str)
+    long["months_on_book"] = long["months_on_book"].astype(int)
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def heatmap_chart(frame: pd.DataFrame, x: str, y: str, value: str, title: str,
+                  percent: bool = True, x_sort: Sequence[str] | None = None,
+                  y_sort: Sequence[str] | None = None) -> alt.LayerChart:
+    """A heat map of ``value`` over ``x`` × ``y`` with the value written in each cell."""
+    fmt = ".1%" if percent else ",.2f"
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X(f"{x}:N", title=None, sort=list(x_sort) if x_sort else None,
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{y}:N", title=None, sort=list(y_sort) if y_sort else None))
+    rect = base.mark_rect().encode(
+        color=alt.Color(f"{value}:Q", title=None, scale=alt.Scale(scheme="orangered"),
+                        legend=alt.Legend(format=fmt)),
+        tooltip=[alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{x}:N"),
+                 alt.Tooltip(f"{value}:Q", format=".3%" if percent else ",.4f")])
+    top = float(frame[value].max()) if len(frame) else 0.0
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text(f"{value}:Q", format=fmt),
+        color=alt.condition(alt.datum[value] > top * 0.6, alt.value("white"),
+                            alt.value("black")))
+    return alt.layer(rect, text)
+
+
+# --------------------------------------------------------------------------- degenerate charts
+
+
+def spike_sentences(samples: Mapping[str, np.ndarray], what: str = "class") -> dict[str, str]:
+    """For each sample whose every path has the same value (a histogram that is a single
+    spike), the sentence shown instead: "no path loses on class A" when that value is 0."""
+    out = {}
+    for name, x in samples.items():
+        a = np.asarray(x, dtype=np.float64)
+        if a.size and np.all(a == a.flat[0]):
+            v = float(a.flat[0])
+            out[name] = (f"No path loses on {what} {name} ({a.size:,} paths, every loss 0)."
+                         if v == 0.0 else
+                         f"Every path loses the same on {what} {name}: {v:.4%} of its "
+                         f"balance ({a.size:,} paths).")
+    return out
+
+
+def all_zero(values: pd.Series | np.ndarray) -> bool:
+    """True when there is no non-zero finite value (an empty series counts as all zero)."""
+    a = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(float)
+    a = a[np.isfinite(a)]
+    return not np.any(a != 0.0)

@@ -32,13 +32,20 @@ left, right = st.columns(2)
 with left:
     st.subheader("Delinquency buckets over time")
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
-    st.pyplot(charts.lines(detail.delinquency_by_month, "as_of", bal_cols,
-                           "Delinquent balance by bucket", "CNY"))
+    st.altair_chart(charts.line_chart(detail.delinquency_by_month, "as_of", bal_cols,
+                                      "Delinquent balance by bucket", "CNY"), width="stretch")
     ui.table(detail.delinquency)
 with right:
     st.subheader("Vintage curves")
     wide = detail.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")
-    st.pyplot(charts.vintage_curves(wide))
+    if charts.all_zero(charts.vintage_long(wide)["value"]):
+        st.info(f"No vintage has a default up to {view.as_of:%Y-%m-%d}: every curve would be "
+                "flat at 0%. " + ("Your loans were all current when they were allocated to "
+                                  "you (cut-off), and none has defaulted since — survivorship, "
+                                  "not a zero default rate."
+                                  if not v.is_treasury else "The book has no default yet."))
+    else:
+        st.altair_chart(charts.vintage_chart(wide), width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -46,7 +53,8 @@ with left:
     ui.table(detail.roll_rates)
 with right:
     st.subheader("CDR / CPR")
-    st.pyplot(charts.lines(detail.rates, "as_of", ["cdr", "cpr"], "Annualised default and "
-                           "prepayment rates", percent=True))
+    st.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
+                                      "default and prepayment rates", percent=True),
+                    width="stretch")
 st.subheader("Calibration anchors")
 ui.table(view.anchors)

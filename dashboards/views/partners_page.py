@@ -18,7 +18,8 @@ view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
 ui.table(view.parties)
-st.pyplot(charts.bars(view.parties, "party_id", ["balance"], "Balance funded (CNY)"))
+st.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
+                width="stretch")
 
 st.subheader("Rule checks")
 if view.breaches.empty:

@@ -21,14 +21,20 @@ def show(view: access.RunView) -> None:
     top = max(view.var)
     c[2].metric(f"VaR {top:.1%}", ui.money(view.var[top]))
     c[3].metric(f"ES {top:.1%}", ui.money(view.es[top]))
-    st.pyplot(charts.loss_histogram(view.loss, view.el, view.var, view.es,
-                                    f"Loss distribution{who}"))
+    if charts.all_zero(view.loss):
+        st.info(f"No path loses anything{who} ({view.n_paths:,} paths): EL, VaR and ES are 0, "
+                "so there is no loss distribution to draw.")
+    else:
+        st.altair_chart(charts.loss_histogram_chart(view.loss, view.el, view.var, view.es,
+                                                    f"Loss distribution{who}"),
+                        width="stretch")
     ui.table(view.stats)
     for line in access.thin_tails(view):
         st.warning(line, icon=":material/warning:")
     a, b = st.columns(2)
-    a.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
-    b.pyplot(charts.fan_chart(view.loss_fan, "Monthly net loss"))
+    a.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
+                   width="stretch")
+    b.altair_chart(charts.fan_area_chart(view.loss_fan, "Monthly net loss"), width="stretch")
 
 
 recorded = ui.guard(ui.runs, *ui.args(v))
@@ -116,9 +122,10 @@ with tab_cmp:
         else:
             cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]),
                            int(right.split()[1]))
-        st.pyplot(charts.densities({f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
-                                   "Loss distributions (share of each run's paths)",
-                                   "loss (CNY)"))
+        st.altair_chart(charts.histogram_chart(
+            {f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
+            "Loss distributions (share of each run's paths)", "loss (CNY)", share=True,
+            series="run"), width="stretch")
         st.markdown("**Loss measures, B − A** (standard errors: the two runs' in quadrature, "
                     "as for independent seeds; `riskpool runs diff` gives the same table)")
         if cmp.few_paths:
@@ -132,4 +139,5 @@ with tab_cmp:
         for col, name, view in ((a, left, views[0]), (b, right, views[1])):
             with col:
                 st.markdown(f"**{name}**")
-                st.pyplot(charts.fan_chart(view.balance_fan, "Performing balance"))
+                st.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
+                                width="stretch")

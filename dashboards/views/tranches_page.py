@@ -59,11 +59,18 @@ if not view.reconciliation.empty:
     st.markdown("**Excess spread by period** (means over paths, CNY)")
     ui.table(view.excess_spread)
 left, right = st.columns(2)
-left.pyplot(charts.histograms(view.loss_shares, "Tranche loss distributions",
-                              "loss / original balance"))
+spikes = charts.spike_sentences(view.loss_shares)  # a single spike is a sentence, not a chart
+for sentence in spikes.values():
+    left.info(sentence)
+spread = {k: x for k, x in view.loss_shares.items() if k not in spikes}
+if spread:
+    left.altair_chart(charts.histogram_chart(spread, "Tranche loss distributions",
+                                             "loss / original balance", series="class",
+                                             x_format=".1%"), width="stretch")
 if not view.triggers.empty:
     right.markdown("**Trigger-breach probabilities**")
     ui.table(view.triggers, container=right)
 fan_names = list(view.cashflow_fans)
 which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
-st.pyplot(charts.fan_chart(view.cashflow_fans[which], f"Monthly cash to tranche {which}"))
+st.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],
+                                      f"Monthly cash to tranche {which}"), width="stretch")

@@ -67,3 +67,39 @@ def all_text(at: AppTest) -> str:
         parts += [sb.label, *[str(o) for o in sb.options]]
     parts += [b.label for b in at.get("download_button")]
     return "\n".join(parts)
+
+
+def charts(at: AppTest) -> list[tuple[dict, dict[str, pd.DataFrame]]]:
+    """Every Vega-Lite chart on the page: its spec (parsed JSON) and its named datasets (the
+    data the page passed, as the browser receives them)."""
+    import json
+
+    import pyarrow as pa
+
+    out = []
+    for el in at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart"):
+        proto = el.proto
+        data = {d.name: pa.ipc.open_stream(d.data.data).read_pandas() for d in proto.datasets}
+        if proto.data.data:
+            data[""] = pa.ipc.open_stream(proto.data.data).read_pandas()
+        out.append((json.loads(proto.spec), data))
+    return out
+
+
+def chart_colours(spec: dict) -> dict[str, str]:
+    """name -> colour of every colour scale with an explicit domain and range in ``spec``."""
+    found: dict[str, str] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            scale = node.get("scale") if "field" in node else None
+            if isinstance(scale, dict) and "domain" in scale and "range" in scale:
+                found.update(zip(map(str, scale["domain"]), scale["range"], strict=False))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return found
