@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,10 +69,10 @@ from portfolio.store import pools as pool_sql
 from portfolio.store import reports as sql
 from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
-from portfolio.validation import parse_toml
+from portfolio.validation import SchemaError, parse_toml
 from tranching.analytics import loss_shares, trigger_table
 from tranching.analytics import tranche_table as table_fn
-from tranching.deal import Deal, deal_from_dict
+from tranching.deal import SIZE_TOLERANCE, Deal, deal_from_dict
 from tranching.errors import DealError, RatingTableError
 from tranching.ratings import RatingTable, parse_rating_table
 from tranching.reconcile import excess_spread_table, reconcile, residual_table
@@ -950,6 +951,80 @@ def deal_with_tranches(viewer: Viewer, deal_toml: str, edited: pd.DataFrame) -> 
         new.append(entry)
     data["tranches"] = new
     return tomli_w.dumps(data)
+
+
+@dataclass(frozen=True, slots=True)
+class TrancheEdit:
+    """The outcome of applying the tranche editor: the deal TOML to analyse, or the reasons
+    it is refused (each naming the class and the field), never both."""
+
+    deal_toml: str | None
+    errors: tuple[str, ...] = ()
+
+
+def _class_error(exc: SchemaError, names: list[str]) -> str:
+    """A deal-file error re-worded for the editor: which class (row) and which field."""
+    text = str(exc)
+    if exc.where and text.startswith(f"{exc.where}: "):
+        text = text[len(exc.where) + 2:]
+    found = re.fullmatch(r"tranches\[(\d+)\]\.?(\w*)", exc.field_path)
+    if found and int(found[1]) < len(names):
+        return f"Class {names[int(found[1])]}, {found[2] or 'row'}: {text}"
+    if exc.field_path.startswith("tranches[]"):
+        return (f"Classes {', '.join(names)}, size: {text} (or tick Auto-balance to size "
+                f"{names[-1]} as 1 − the others)")
+    return f"Deal, {exc.field_path or 'file'}: {text}"
+
+
+def _balanced(deal_toml: str) -> tuple[str | None, str | None]:
+    """The deal with its junior (last) class sized to 1 − the other classes − initial OC;
+    or the reason it cannot be (a class sized in CNY, or the others already exceed 1)."""
+    data = tomllib.loads(deal_toml)
+    rows = data.get("tranches", [])
+    names = [str(r.get("name", i)) for i, r in enumerate(rows)]
+    if len(rows) < 2:
+        return None, "Auto-balance needs at least two classes."
+    in_cny = [n for n, r in zip(names, rows, strict=True) if r.get("size") is None]
+    if in_cny:
+        return None, (f"Auto-balance works on shares of the pool: class {in_cny[0]}, size is "
+                      "empty (sized in CNY or left blank); give every class a size.")
+    oc = float(data.get("deal", {}).get("initial_oc", 0.0))
+    others = float(sum(float(r["size"]) for r in rows[:-1])) + oc
+    if others > 1.0 + SIZE_TOLERANCE:
+        senior = ", ".join(names[:-1])
+        with_oc = f" with initial OC {oc:.4f}" if oc else ""
+        return None, (f"Auto-balance refused: classes {senior}, size add up to {others:.6f}"
+                      f"{with_oc}, more than 1, so the junior class {names[-1]} cannot be "
+                      "sized; lower a senior class's size.")
+    rows[-1]["size"] = round(1.0 - others, 12)
+    rows[-1].pop("amount", None)
+    return tomli_w.dumps(data), None
+
+
+def apply_tranche_edit(viewer: Viewer, deal_toml: str, edited: pd.DataFrame,
+                       auto_balance: bool = False) -> TrancheEdit:
+    """The tranche editor's Apply: the edited table merged into the deal
+    (``deal_with_tranches``), the junior class optionally set to 1 − the others (initial OC
+    counted with the others), and the result validated as a deal file. Refusals come back as
+    messages naming the class and the field, so the page keeps its last good analysis."""
+    check_viewer(viewer)
+    names = [str(t.name) for t in deal_from_text(deal_toml).tranches]
+    try:
+        text = deal_with_tranches(viewer, deal_toml, edited)
+    except DealError as exc:
+        return TrancheEdit(None, (str(exc),))
+    if auto_balance:
+        balanced, why = _balanced(text)
+        if balanced is None:
+            return TrancheEdit(None, (str(why),))
+        text = balanced
+    try:
+        deal_from_text(text)
+    except SchemaError as exc:
+        return TrancheEdit(None, (_class_error(exc, names),))
+    except DealError as exc:
+        return TrancheEdit(None, (str(exc),))
+    return TrancheEdit(text)
 
 
 # --------------------------------------------------------------------------- scenario sets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import access, charts, ui
+from portfolio.errors import RiskpoolError
 
 v = ui.viewer()
 st.title("Tranches")
@@ -25,13 +26,23 @@ names = list(deals)
 deal_name = ui.url_select("Deal", names, "deal", key="tr_deal", default=0)
 base_toml = deals[deal_name]
 frame = ui.guard(access.deal_tranche_frame, v, base_toml)
-st.caption("Edit sizes, coupons and holders; the waterfall reruns on the same paths."
-           if v.is_treasury else "Edit sizes and coupons; the waterfall reruns on your own "
-           "share of the paths.")
-# a partner never names holders (its frame has no holder column): an edited or uploaded deal
-# runs on its own share only
-edited = st.data_editor(frame, key="tr_editor", hide_index=True, disabled=["name"])
-deal_toml = ui.guard(access.deal_with_tranches, v, base_toml, edited)
+junior = str(frame["name"].iloc[-1])
+# the last applied deal per (run, deal) and the analysis it gave: an edit is only analysed on
+# Apply, and a refused edit leaves both on screen
+context = f"{rid}|{deal_name}"
+applied: dict[str, str] = st.session_state.setdefault("tr_applied", {})
+last_good: dict[str, object] = st.session_state.setdefault("tr_last_good", {})
+with st.form("tr_form"):
+    st.caption("Edit sizes, coupons and holders, then Apply; the waterfall reruns on the same "
+               "paths." if v.is_treasury else "Edit sizes and coupons, then Apply; the "
+               "waterfall reruns on your own share of the paths.")
+    # a partner never names holders (its frame has no holder column): an edited or uploaded
+    # deal runs on its own share only
+    edited = st.data_editor(frame, key="tr_editor", hide_index=True, disabled=["name"])
+    balance = st.checkbox(f"Auto-balance: size the junior class {junior} as 1 − the other "
+                          "classes (and the initial OC)", key="tr_autobalance")
+    submitted = st.form_submit_button("Apply", key="tr_apply")
+notes = st.container()
 discount = st.slider("Discount rate (flat, annual)", 0.0, 0.15, 0.05, 0.005, key="tr_discount")
 ratings = {"none": None, **ui.guard(access.example_rating_tables, v)}
 rating_up = st.file_uploader("Load a rating table (TOML)", type=["toml"], key="tr_rating_upload")
@@ -39,7 +50,48 @@ if rating_up is not None:
     ratings = {f"uploaded: {rating_up.name}": rating_up.getvalue().decode("utf-8"), **ratings}
 rating_name = st.selectbox("Rating table (implied ratings; the shipped one is illustrative)",
                            list(ratings), key="tr_rating")
-view = ui.guard(ui.tranches, *ui.args(v), rid, deal_toml, discount, ratings[rating_name])
+
+
+def analyse(deal_toml: str) -> access.TrancheView | str:
+    """The analysis of ``deal_toml`` on this run, or why it cannot be made (a known error)."""
+    try:
+        return ui.tranches(*ui.args(v), rid, deal_toml, discount, ratings[rating_name])
+    except (access.AccessDenied, access.DataUpdating):
+        raise
+    except RiskpoolError as exc:
+        return str(exc)
+
+
+view: access.TrancheView | str = ""
+if submitted:
+    edit = ui.guard(access.apply_tranche_edit, v, base_toml, edited, auto_balance=balance)
+    if edit.deal_toml is None:
+        for message in edit.errors:
+            notes.error(message, icon=":material/edit_off:")
+    else:
+        view = analyse(edit.deal_toml)
+        if isinstance(view, str):
+            notes.error(f"The edited deal cannot run on run {rid}: {view}",
+                        icon=":material/edit_off:")
+        else:
+            applied[context] = edit.deal_toml
+            if balance:
+                sizes = ", ".join(f"{t.name} {t.size:.6g}"
+                                  for t in access.deal_from_text(edit.deal_toml).tranches)
+                notes.success(f"Applied with the junior class {junior} balanced: {sizes}.")
+if not isinstance(view, access.TrancheView):
+    view = analyse(applied.get(context, base_toml))
+if isinstance(view, str):
+    kept = last_good.get(context)
+    if not isinstance(kept, access.TrancheView):
+        st.error(view)
+        st.stop()
+    notes.error(view)
+    notes.caption("Showing the last analysis that ran.")
+    view = kept
+last_good[context] = view
+if context in applied:
+    st.caption("Showing the applied edit of this deal.")
 st.subheader(view.deal_name)
 if not v.is_treasury:
     st.caption(f"Waterfall on {view.basis}.")

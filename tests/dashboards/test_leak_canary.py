@@ -120,6 +120,15 @@ def test_tranches_editor_naming_the_partner_holder(canary_env: CanaryBook) -> No
                                      "added_rows": [], "deleted_rows": []}
     at.run()
     _assert_clean(page_outputs(at), "tranches page, holder edited")
+    # an edit the partner can make (its table has no holder column), applied: the edited
+    # deal is analysed on its own share, and still shows nobody else
+    at = page("tranches", ME.role, query={"run": str(canary_env.run_id)})
+    at.session_state["tr_editor"] = {"edited_rows": {0: {"coupon": 0.04}},
+                                     "added_rows": [], "deleted_rows": []}
+    at.button(key="tr_apply").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    _assert_clean(page_outputs(at), "tranches page, coupon edited and applied")
 
 
 def test_access_layer_sweep(canary_env: CanaryBook) -> None:
