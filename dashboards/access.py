@@ -13,8 +13,11 @@ Who may see what is decided in this module, not in the pages:
   ``AccessDenied``.
 
 Each call opens the database for the call and closes it afterwards (one short read-only
-connection per session run), so a nightly writer can take the file between page loads; a
-writer holding the file gives ``DataUpdating`` ("data is being updated"), not a crash.
+connection per session run), so a nightly writer can take the file between page loads. An open
+that finds a writer holding the file retries for a short while (``portfolio.store.open_store``'s ``wait``: a page
+``PAGE_LOCK_WAIT_S``, a scheduled report or a write longer), then gives ``DataUpdating``
+("data is being updated"), not a crash. The only writes are treasury's: saving a pool and
+recording a simulation run (:func:`record_pool_run`), each one short transaction.
 
 Results are plain frozen dataclasses and DataFrames, so ``st.cache_data`` can cache them by
 (database version, scope, run id). No borrower identifier leaves this module except the
@@ -31,6 +34,7 @@ import datetime as dt
 import functools
 import json
 import re
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ from portfolio.book import analytics as an
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, results_table, tail_paths
 from portfolio.book.pools import (
     create_pool,
+    get_pool,
     list_pools,
     load_pool_loans,
     parse_criteria,
@@ -61,6 +66,7 @@ from portfolio.book.pools import (
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked, ValidationError
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.records import SimulationInputs, Stress
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import Store, open_store
 from portfolio.store import allocations as alloc_sql
@@ -70,6 +76,7 @@ from portfolio.store import reports as sql
 from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
 from portfolio.validation import SchemaError, parse_toml
+from portfolio.version import code_version
 from tranching.analytics import loss_shares, trigger_table
 from tranching.analytics import tranche_table as table_fn
 from tranching.deal import SIZE_TOLERANCE, Deal, deal_from_dict
@@ -110,6 +117,42 @@ def _updating(db: str | Path) -> DataUpdating:
         "The page will work again when it has finished — reload in a minute.")
 
 
+# A DuckDB file has one writer process or any number of reader processes, never both. Writers
+# (the dashboard recording a run, a report recording itself) hold it for one short transaction,
+# so an open that finds it locked retries for a while before it gives up with DataUpdating:
+# pages wait PAGE_LOCK_WAIT_S, a scheduled report (``waiting``) and a run being saved longer.
+PAGE_LOCK_WAIT_S = 2.0
+WRITE_LOCK_WAIT_S = 30.0
+_LOCK_WAIT: contextvars.ContextVar[float] = contextvars.ContextVar("lock_wait",
+                                                                   default=PAGE_LOCK_WAIT_S)
+
+
+@contextlib.contextmanager
+def waiting(seconds: float) -> Iterator[None]:
+    """Within the block, an open of the database that finds it held by a writer retries for up
+    to ``seconds`` (the scheduled report waits out a dashboard's short write)."""
+    token = _LOCK_WAIT.set(float(seconds))
+    try:
+        yield
+    finally:
+        _LOCK_WAIT.reset(token)
+
+
+def lock_wait() -> float:
+    """Seconds an open of the database waits for a writer here (see :func:`waiting`)."""
+    return _LOCK_WAIT.get()
+
+
+def _open(db: str | Path, *, read_only: bool, wait: float | None = None) -> Store:
+    """``open_store`` waiting ``wait`` seconds (default :func:`lock_wait`) for a writer;
+    then ``DataUpdating``."""
+    try:
+        return open_store(db, read_only=read_only,
+                          wait=lock_wait() if wait is None else float(wait))
+    except StoreLocked:
+        raise _updating(db) from None
+
+
 # DuckDB sums floats in parallel in an order that varies from run to run (last-bit
 # differences); the scheduled reports set one thread so the same inputs give the same bytes.
 _ONE_THREAD: contextvars.ContextVar[bool] = contextvars.ContextVar("one_thread", default=False)
@@ -135,35 +178,43 @@ def _configure(store: Store) -> Store:
 def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
     """A read-only store for ``viewer``: the whole book or the partner's scope."""
     check_viewer(viewer)
-    try:
-        if viewer.is_treasury:
-            store = open_store(db, read_only=True)
-        else:
-            pid = viewer.partner_id
-            assert pid is not None
-            if not Path(db).exists():
-                raise RiskpoolError(f"database {db} does not exist; run `riskpool demo`")
-            store = Store(Path(db), sql.open_partner_scope(
-                db, pid, threads=1 if _ONE_THREAD.get() else None), True)
-    except StoreLocked:
-        raise _updating(db) from None
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise _updating(db) from None
-        raise
+    if viewer.is_treasury:
+        store = _open(db, read_only=True)
+    else:
+        store = _partner_store(db, viewer)
     try:
         yield _configure(store)
     finally:
         store.close()
 
 
+def _partner_store(db: str | Path, viewer: Viewer) -> Store:
+    """The partner's scope (``open_partner_scope``), retried while a writer holds the file
+    for :func:`lock_wait` seconds, then ``DataUpdating``."""
+    pid = viewer.partner_id
+    assert pid is not None
+    if not Path(db).exists():
+        raise RiskpoolError(f"database {db} does not exist; run `riskpool demo`")
+    deadline = time.monotonic() + lock_wait()
+    pause = 0.02
+    while True:
+        try:
+            return Store(Path(db), sql.open_partner_scope(
+                db, pid, threads=1 if _ONE_THREAD.get() else None), True)
+        except duckdb.Error as exc:
+            text = str(exc).lower()
+            if "lock" not in text and "configuration" not in text:
+                raise
+            if time.monotonic() >= deadline:
+                raise _updating(db) from None
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+        pause = min(pause * 2, 0.25)
+
+
 @contextlib.contextmanager
 def _full(db: str | Path) -> Iterator[Store]:
     """The whole book, read-only — only for results that are cut to the viewer's scope below."""
-    try:
-        store = open_store(db, read_only=True)
-    except StoreLocked:
-        raise _updating(db) from None
+    store = _open(db, read_only=True)
     try:
         yield _configure(store)
     finally:
@@ -336,10 +387,7 @@ def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any
     """Store the pool (treasury only): a short write transaction; returns the pool id."""
     _require_treasury(viewer, "saving a pool")
     crit = parse_criteria(criteria, "eligibility form")
-    try:
-        store = open_store(db)
-    except (StoreLocked, duckdb.ConnectionException):
-        raise _updating(db) from None
+    store = _open(db, read_only=False, wait=WRITE_LOCK_WAIT_S)
     try:
         return create_pool(store, name, crit, cutoff).pool_id
     finally:
@@ -393,10 +441,11 @@ def run_view_from_paths(paths: PoolPaths, run_id: int | str, label: str,
 
 
 def runs(db: str | Path, viewer: Viewer) -> pd.DataFrame:
-    """Simulation runs the viewer may open: run id, pool, paths, seed, engine, started,
-    parties (from the runs' typed records). A partner sees the runs whose paths carry its
+    """Simulation runs the viewer may open: run id, label, tags, pool, paths, seed, engine,
+    started, parties (from the runs' typed records). A partner sees the runs whose paths carry its
     party only."""
-    cols = ["run_id", "pool_id", "n_paths", "seed", "engine", "started_at", "parties"]
+    cols = ["run_id", "label", "tags", "pool_id", "n_paths", "seed", "engine", "started_at",
+            "parties"]
     check_viewer(viewer)
     with _full(db) as store:
         frame = run_sql.list_runs(store, "simulation")
@@ -541,7 +590,7 @@ def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Ass
                   prepay_mult: float = 1.0, recovery_mult: float = 1.0,
                   progress: Callable[[float], None] | None = None) -> RunView:
     """Run the Monte Carlo on a stored pool under stressed assumptions (treasury only; not
-    recorded — a run to keep is made with ``riskpool simulate``)."""
+    recorded — the Simulation page records its runs with :func:`record_pool_run`)."""
     _require_treasury(viewer, "running a pool simulation")
     stressed = stress(assumptions, pd_mult=pd_mult, rho=rho, prepay_mult=prepay_mult,
                       recovery_mult=recovery_mult)
@@ -555,6 +604,62 @@ def simulate_pool(db: str | Path, viewer: Viewer, pool_id: int, assumptions: Ass
     label = (f"pool {pool_id}: PD×{pd_mult:g}, ρ {stressed.rho:.3f}, prepay×{prepay_mult:g}, "
              f"recovery×{recovery_mult:g}, {n_paths:,} paths, seed {seed}")
     return run_view_from_paths(paths, label, label, None)
+
+
+def record_pool_run(db: str | Path, viewer: Viewer, pool_id: int, assumptions_name: str, *,
+                    n_paths: int, seed: int, pd_mult: float = 1.0, rho: float | None = None,
+                    prepay_mult: float = 1.0, recovery_mult: float = 1.0,
+                    label: str | None = None, tags: tuple[str, ...] = (),
+                    progress: Callable[[float], None] | None = None) -> RunView:
+    """Run the Monte Carlo on a stored pool under stressed assumptions and record it as an
+    ordinary simulation run (treasury only), as ``riskpool simulate`` records one:
+    ``portfolio.store.runs.record_simulation`` (paths and assumptions written to a temporary
+    folder named after this process, then the ``runs`` rows, summary tables and the label and
+    tags in one transaction, the folder renamed into place before it commits; on any failure
+    neither rows nor files remain). The simulation runs before the database is opened for
+    writing, so the write lock is held for that one short transaction only; an open that finds
+    the file held retries for ``WRITE_LOCK_WAIT_S``, then ``DataUpdating`` (nothing recorded).
+    ``assumptions_name``: a key of :func:`assumption_files`."""
+    _require_treasury(viewer, "recording a simulation run")
+    text, clean = run_sql.clean_label(label, tags)  # refused before any work
+    files = assumption_files(db, viewer)
+    if assumptions_name not in files:
+        raise NotFound(f"no assumption set {assumptions_name!r}; there are {sorted(files)}")
+    source = files[assumptions_name]
+    stressed = stress(load_assumptions(source), pd_mult=pd_mult, rho=rho,
+                      prepay_mult=prepay_mult, recovery_mult=recovery_mult)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    with connect(db, viewer) as store:
+        pool = get_pool(store, int(pool_id))
+        loans = load_pool_loans(store, int(pool_id))
+    if len(loans) == 0:
+        raise ValidationError(f"pool {pool_id} has no loan to simulate")
+    t1 = time.perf_counter()
+    # small batches in the calling thread, as simulate_pool (progress, Cancel)
+    paths = simulate(loans, stressed, int(n_paths), int(seed), batch_size=256,
+                     progress=progress, threads=1)
+    timings = {"load_s": t1 - t0, "simulate_s": time.perf_counter() - t1}
+    inputs = SimulationInputs(
+        pool_id=int(pool_id), n_paths=paths.n_paths, seed=int(seed), engine="granular",
+        assumptions=str(Path(source).resolve()),
+        stress=Stress(pd_mult=float(pd_mult), rho=float(stressed.rho),
+                      smm_mult=float(prepay_mult), recovery_mult=float(recovery_mult)),
+        batch_size=256, pool_name=pool.name, n_loans=len(loans), cutoff_date=pool.cutoff_date,
+        source="dashboard", model="hazard")
+
+    def with_label(store: Store, run_id: int) -> None:
+        run_sql.label_run(store, run_id, text, clean)
+
+    store = _open(db, read_only=False, wait=WRITE_LOCK_WAIT_S)
+    try:
+        run_id = run_sql.record_simulation(store, paths, inputs, code_version(),
+                                           timings=timings, assumptions=stressed,
+                                           started_at=started, on_record=with_label)
+    finally:
+        store.close()
+    return run_view_from_paths(paths, run_id, f"run {run_id}" + (f" — {text}" if text else ""),
+                               None)
 
 
 def stress(assumptions: Assumptions, *, pd_mult: float = 1.0, rho: float | None = None,

@@ -44,7 +44,7 @@ import xlsxwriter
 from dashboards import access, charts
 from dashboards.auth import Viewer
 from dashboards.xlsx import TEXT_AS_TEXT, write_table
-from portfolio.errors import NotFound, RiskpoolError, StoreLocked
+from portfolio.errors import NotFound, RiskpoolError
 from portfolio.store import liveness, open_store
 from portfolio.store import reports as sql
 from portfolio.store.records import ReportInputs
@@ -61,6 +61,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 LOCK_NAME = ".riskpool-report.lock"
 REPORT_LOCK_MAX_AGE = 6 * 3600.0  # seconds: a report takes minutes; an older lock is stale
+REPORT_DB_WAIT_S = 60.0  # seconds a report waits for a writer's short transaction to end
 TIMESTAMP_MARK = "generated-at"
 
 
@@ -114,7 +115,7 @@ class ReportTarget:
 def _pinned(db: str | Path, as_of: dt.date, partner: str | None) -> tuple[int | None, int | None] | None:
     """The run and allocation of the earliest recorded report for ``as_of`` and ``partner``
     that names them (reports recorded before reports named them pin nothing)."""
-    with open_store(db, read_only=True) as store:
+    with open_store(db, read_only=True, wait=access.lock_wait()) as store:
         pins = sql.report_pins(store.con)
     for data in pins:
         if (data.get("as_of") == as_of.isoformat() and data.get("partner") == partner
@@ -403,7 +404,16 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
                  allocation_id: int | None = None) -> ReportOutcome:
     """Write the HTML and XLSX report for ``as_of`` (and ``partner``) into ``out_dir``, on
     the simulation run and allocation of :func:`report_target` (given, pinned or latest);
-    both are recorded with the report run."""
+    both are recorded with the report run. Every open of the database waits up to
+    ``REPORT_DB_WAIT_S`` for a writer's short transaction (the dashboard recording a run) to
+    end, then gives ``DataUpdating`` (CLI exit code 4)."""
+    with access.waiting(REPORT_DB_WAIT_S):
+        return _write_report(db, as_of, out_dir, partner, record, now, run_id, allocation_id)
+
+
+def _write_report(db: str | Path, as_of: dt.date, out_dir: str | Path, partner: str | None,
+                  record: bool, now: dt.datetime | None, run_id: int | None,
+                  allocation_id: int | None) -> ReportOutcome:
     t0 = time.perf_counter()
     started = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
     viewer = report_viewer(partner)
@@ -430,10 +440,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
         seconds = time.perf_counter() - t0
         run_id = None
         if record:
-            try:
-                store = open_store(db)
-            except StoreLocked:
-                raise
+            store = open_store(db, read_only=False, wait=access.lock_wait())
             try:
                 with store.transaction() as con:
                     run_id = store.next_id("run_seq")
@@ -457,7 +464,7 @@ def write_report(db: str | Path, as_of: dt.date, out_dir: str | Path,
 
 
 def _check_partner(db: str | Path, partner: str) -> None:
-    with open_store(db, read_only=True) as store:
+    with open_store(db, read_only=True, wait=access.lock_wait()) as store:
         known = sql.allocated_parties(store.con)
     if partner not in known or partner == access.PLATFORM_ID:
         raise NotFound(f"`--partner` must be a partner with an allocation "

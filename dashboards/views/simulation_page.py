@@ -1,5 +1,6 @@
 """Simulation: recorded runs (loss histogram with EL/VaR/ES, fan charts), a new stressed run
-with a progress bar, and two runs side by side."""
+with a progress bar — recorded in the database as an ordinary run with its label and tags
+(treasury only) — and two runs side by side."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from portfolio.montecarlo.assumptions import NAMED_SCENARIOS
 
 v = ui.viewer()
 st.title("Simulation")
-session_runs: dict[str, access.RunView] = st.session_state.setdefault("session_runs", {})
 
 
 def show(view: access.RunView) -> None:
@@ -87,41 +87,43 @@ with tab_new:
             rho = b.slider("ρ (factor correlation)", 0.0, 0.5, step=0.001, key="new_rho")
             prepay = b.slider("Prepayment ×", 0.0, 2.0, step=0.1, key="new_prepay")
             recov = b.slider("Recovery ×", 0.0, 2.0, step=0.1, key="new_recovery")
-            go = st.button("Run simulation", key="new_run", type="primary")
+            label = a.text_input("Label", key="new_label", max_chars=200,
+                                 placeholder="e.g. June close, adverse PD")
+            tags = b.text_input("Tags (optional, separated by spaces)", key="new_tags")
+            go = st.button("Run and save", key="new_run", type="primary",
+                           help="Runs the simulation and records it in the database as a run "
+                           "(like `riskpool simulate`).")
             if go:
                 st.button("Cancel", key="new_cancel",
-                          help="Stops the run (the page reruns without it).")
+                          help="Stops the run (the page reruns without it; nothing is saved).")
                 bar = st.progress(0.0, text="simulating…")
-                view = ui.guard(access.simulate_pool, ui.db_path(), v, pool_id, assumptions,
+                view = ui.guard(access.record_pool_run, ui.db_path(), v, pool_id, a_name,
                                 n_paths=int(n_paths), seed=int(seed), pd_mult=pd_mult, rho=rho,
-                                prepay_mult=prepay, recovery_mult=recov,
-                                progress=ui.progress_callback(bar))
+                                prepay_mult=prepay, recovery_mult=recov, label=label,
+                                tags=tuple(tags.split()), progress=ui.progress_callback(bar))
                 bar.empty()
-                session_runs[view.label] = view
-                st.session_state["last_session_run"] = view.label
+                st.session_state["last_saved_run"] = int(view.run_id)
+                st.query_params["run"] = str(view.run_id)
+                st.session_state.pop("sim_run", None)  # Recorded runs opens on the new run
+                st.rerun()  # the runs list and Compare now hold the new run
             elif st.session_state.get("new_cancel"):
-                st.warning("Run cancelled.")
-            last = st.session_state.get("last_session_run")
-            if last in session_runs:
-                st.caption(f"Latest run this session: {last}")
-                show(session_runs[last])
+                st.warning("Run cancelled; nothing was saved.")
+            last = st.session_state.get("last_saved_run")
+            if last in run_ids:
+                st.success(f"Saved as run {last} (in Recorded runs and Compare).")
+                show(ui.guard(ui.run_view, *ui.args(v), int(last)))
 
 with tab_cmp:
-    options = [f"run {r}" for r in run_ids] + list(session_runs)
+    options = [f"run {r}" for r in run_ids]
     if len(options) < 2:
-        st.info("Compare needs two runs (recorded or made in this session).")
+        st.info("Compare needs two recorded runs.")
     else:
         a, b = st.columns(2)
         left = ui.url_select("Run A", options, "a", key="cmp_a", container=a, default=0)
         right = ui.url_select("Run B", options, "b", key="cmp_b", container=b)
-        views = [session_runs[name] if name in session_runs
-                 else ui.guard(ui.run_view, *ui.args(v), int(name.split()[1]))
+        views = [ui.guard(ui.run_view, *ui.args(v), int(name.split()[1]))
                  for name in (left, right)]
-        if left in session_runs or right in session_runs:
-            cmp = ui.guard(access.compare_views, v, views[0], views[1])
-        else:
-            cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]),
-                           int(right.split()[1]))
+        cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]), int(right.split()[1]))
         st.altair_chart(charts.histogram_chart(
             {f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
             "Loss distributions (share of each run's paths)", "loss (CNY)", share=True,

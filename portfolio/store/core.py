@@ -15,6 +15,7 @@ reader refuses it with the command that migrates it; a newer one is refused by b
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,8 +269,27 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "already open" in text
 
 
-def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
-    """Open (and for writers, create and migrate) the database at ``path``."""
+def open_store(path: str | Path | None = None, *, read_only: bool = False,
+               wait: float = 0.0) -> Store:
+    """Open (and for writers, create and migrate) the database at ``path``.
+
+    A DuckDB file has one writer process or any number of reader processes. When another
+    process holds it (or, in this process, a connection opened in the other mode), the open
+    is retried for up to ``wait`` seconds (a writer's short transaction ends), then
+    ``StoreLocked``."""
+    deadline = time.monotonic() + float(wait)
+    pause = 0.02
+    while True:
+        try:
+            return _open_once(path, read_only)
+        except StoreLocked:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+        pause = min(pause * 2, 0.25)
+
+
+def _open_once(path: str | Path | None, read_only: bool) -> Store:
     db_path = Path(path) if path is not None else settings.db_path()
     _require_duckdb_file(db_path)
     if read_only and not db_path.exists():
@@ -288,6 +308,13 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False) -> St
                 "writing to it); data is being updated — try again when it has finished"
             ) from None
         raise RiskpoolError(f"cannot open database {db_path}: {exc}") from None
+    except duckdb.ConnectionException as exc:
+        if "configuration" in str(exc).lower():  # this process holds it in the other mode
+            raise StoreLocked(
+                f"database {db_path} is in use by another connection of this process (a "
+                "write is in progress); data is being updated — try again when it has "
+                "finished") from None
+        raise
     con.execute("SET enable_progress_bar = false")  # no progress bars in CLI output / logs
     store = Store(path=db_path, con=con, read_only=read_only)
     try:

@@ -34,7 +34,8 @@ TREASURY = Viewer("t", "treasury")
 ME = Viewer("bank_user", "partner:bank_east")
 
 # helpers that read no data: parse or format what the caller passes in
-NO_DATA = {"db_version", "deterministic", "fan", "run_view_from_paths", "stress",
+NO_DATA = {"db_version", "deterministic", "fan", "run_view_from_paths", "stress", "waiting",
+           "lock_wait",
            "rating_table_from_text", "deal_from_text", "check_viewer", "thin_tails"}
 
 
@@ -64,7 +65,7 @@ def _arguments(fn: object, db: Path, viewer: object) -> dict[str, object]:
               "as_of": dt.date(2026, 6, 30), "cutoff": dt.date(2026, 6, 30), "criteria": {},
               "deal_toml": deal, "edited": pd.DataFrame(), "name": "x", "party_id": "bank_east",
               "assumptions": None, "n_paths": 10, "seed": 1, "set_id": 1, "run_a": 1,
-              "run_b": 1, "a": None, "b": None}
+              "run_b": 1, "a": None, "b": None, "assumptions_name": "x"}
     out = {}
     for p in inspect.signature(fn).parameters.values():  # type: ignore[arg-type]
         if p.default is inspect.Parameter.empty:
@@ -97,6 +98,8 @@ TREASURY_ONLY = {
         db, v, f"assumptions_pool{b.pool_id}.toml"),
     "pool_assumptions": lambda db, v, b: access.pool_assumptions(db, v, b.pool_id),
     "save_pool": lambda db, v, b: access.save_pool(db, v, "p", {}, dt.date(2026, 6, 30)),
+    "record_pool_run": lambda db, v, b: access.record_pool_run(
+        db, v, b.pool_id, f"assumptions_pool{b.pool_id}.toml", n_paths=10, seed=1),
     "simulate_pool": lambda db, v, b: access.simulate_pool(
         db, v, b.pool_id, access.pool_assumptions(db, TREASURY, b.pool_id), n_paths=10,
         seed=1),

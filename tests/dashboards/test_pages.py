@@ -98,30 +98,6 @@ def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
     assert shown["loss"].tolist() == pytest.approx([r["loss"] for r in stats.rows()])
 
 
-def test_simulation_new_run_with_stress_equals_library(dashboard_env) -> None:
-    from dashboards.access import pool_assumptions
-    from dashboards.auth import Viewer
-    from portfolio.book.pools import load_pool_loans
-    from portfolio.montecarlo.simulation import loss_distribution, simulate
-
-    at = page("simulation", "treasury")
-    at.select_slider(key="new_paths").set_value(500)
-    at.slider(key="new_pd").set_value(2.0)
-    at.slider(key="new_rho").set_value(0.1)
-    at.button(key="new_run").click().run()
-    no_errors(at)
-    assert len(at.session_state["session_runs"]) == 1
-    a = pool_assumptions(str(dashboard_env.db), Viewer("t", "treasury"), dashboard_env.pool_id)
-    with _store(dashboard_env.db) as store:
-        loans = load_pool_loans(store, dashboard_env.pool_id)
-    paths = simulate(loans, a.stressed(pd_multiplier=2.0, rho=0.1), 500, 20260630)
-    expected = loss_distribution(paths)
-    els = [m.value for m in at.metric if m.label == "EL (CNY)"]
-    assert f"{expected.el:,.0f}" in els
-    # the compare tab now has the recorded run and this one side by side
-    assert len(at.selectbox(key="cmp_a").options) == 2
-
-
 def test_tranches_page_equals_tranche_table(dashboard_env) -> None:
     from portfolio.store.runs import load_paths
     from tranching.analytics import tranche_table
