@@ -77,13 +77,14 @@ from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
 from portfolio.validation import SchemaError, parse_toml
 from portfolio.version import code_version
-from tranching.analytics import loss_shares, trigger_table
+from tranching.analytics import loss_shares, trigger_metrics, trigger_table
 from tranching.analytics import tranche_table as table_fn
 from tranching.deal import SIZE_TOLERANCE, Deal, deal_from_dict
 from tranching.errors import DealError, RatingTableError
 from tranching.ratings import RatingTable, parse_rating_table
 from tranching.reconcile import excess_spread_table, reconcile, residual_table
 from tranching.revolving import load_deal_record, run_replenishment_profile
+from tranching.tape import cashflow_tape
 from tranching.waterfall import run_waterfall
 
 FAN_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -285,6 +286,9 @@ class BookDetail:
     cumulative_default: pd.DataFrame
     roll_rates: pd.DataFrame
     rates: pd.DataFrame
+    # each delinquent bucket's share of the outstanding balance by month-end
+    # (portfolio.book.analytics.delinquency_shares)
+    delinquency_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _headline(summary: pd.DataFrame) -> dict[str, float]:
@@ -317,9 +321,11 @@ def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
         rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=as_of).tables()
                  if earlier else {"roll_rates": pd.DataFrame(columns=["from_bucket"])})
         rates = an.monthly_rates(con, as_of).tables()
-    return BookDetail(dq.buckets, dq.over_time if dq.over_time is not None else pd.DataFrame(),
+    over_time = dq.over_time if dq.over_time is not None else pd.DataFrame()
+    return BookDetail(dq.buckets, over_time,
                       vint.get("cumulative_default", next(iter(vint.values()))),
-                      next(iter(rolls.values())), next(iter(rates.values())))
+                      next(iter(rolls.values())), next(iter(rates.values())),
+                      an.delinquency_shares(over_time) if len(over_time) else pd.DataFrame())
 
 
 def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:
@@ -721,6 +727,11 @@ class TrancheView:
     reconciliation: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     excess_spread: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     basis: str = POOL_BASIS  # what the waterfall ran on (POOL_BASIS or OWN_SHARE_BASIS)
+    # the expected path's cash-flow tape (tranching.tape.cashflow_tape; a partner's stored
+    # positions: its classes' rows only) and each trigger's metric against its level by month
+    # (tranching.analytics.trigger_metrics; empty where triggers are)
+    tape: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    trigger_metrics: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
@@ -790,7 +801,9 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
                            {k: v for k, v in view.loss_shares.items() if k in keep},
                            {k: v for k, v in view.cashflow_fans.items() if k in keep},
                            residual, view.reconciliation.iloc[0:0],
-                           view.excess_spread.iloc[0:0], POOL_BASIS)
+                           view.excess_spread.iloc[0:0], POOL_BASIS,
+                           view.tape[view.tape["item"].isin(keep)].reset_index(drop=True),
+                           view.trigger_metrics.iloc[0:0])
     view = _tranche_view(deal, party_paths(paths, pid), None, discount, ratings,
                          OWN_SHARE_BASIS)
     return dataclasses.replace(view, table=view.table.drop(columns=["holder"],
@@ -808,7 +821,8 @@ def _tranche_view(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
     losses = {n: shares[j] for j, n in enumerate(names)}
     return TrancheView(deal.name, table, trigger_table(deal, result), losses, fans,
                        residual_table(deal, result, discount=discount),
-                       reconcile(deal, result).table(), excess_spread_table(result), basis)
+                       reconcile(deal, result).table(), excess_spread_table(result), basis,
+                       cashflow_tape(result), trigger_metrics(deal, result))
 
 
 def deal_tranche_frame(viewer: Viewer, deal_toml: str) -> pd.DataFrame:

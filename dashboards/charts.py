@@ -451,6 +451,35 @@ def heatmap_chart(frame: pd.DataFrame, x: str, y: str, value: str, title: str,
     return alt.layer(rect, text)
 
 
+def trigger_chart(rows: pd.DataFrame, title: str) -> alt.LayerChart:
+    """One trigger's metric by month (``tranching.analytics.trigger_metrics`` rows): the 5–95%
+    band over the paths, the mean, and the level in force (dashed red)."""
+    data = rows.copy()
+    data["date"] = pd.to_datetime(data["date"])
+    pct = data["metric"].iloc[0] != "oc"
+    fmt = ".2%" if pct else ".4f"
+    base = alt.Chart(data, title=title).encode(x=alt.X("date:T", title=None))
+    band = base.mark_area(opacity=0.25, color=BLUE).encode(
+        y=alt.Y("p5:Q", title=str(data["metric"].iloc[0]),
+                axis=alt.Axis(format=".1%" if pct else ".2f")), y2="p95:Q")
+    mean = base.mark_line(color=BLUE, point=True).encode(y="mean:Q")
+    level = base.mark_line(color="#c44e52", strokeDash=[6, 3]).encode(y="level:Q")
+    tips = base.mark_rule(opacity=0).encode(tooltip=[
+        alt.Tooltip("date:T"), alt.Tooltip("mean:Q", format=fmt),
+        alt.Tooltip("p5:Q", format=fmt), alt.Tooltip("p95:Q", format=fmt),
+        alt.Tooltip("level:Q", format=fmt),
+        alt.Tooltip("in_force:Q", title="paths in force", format=".1%")])
+    return alt.layer(band, mean, level, tips).interactive()
+
+
+def roll_rate_long(matrix: pd.DataFrame, states: Sequence[str]) -> pd.DataFrame:
+    """The roll-rate matrix (``portfolio.book.analytics.RollRates.matrix``) long: from_bucket,
+    to_state, share; rows without balance (NaN shares) left out."""
+    long = matrix[["from_bucket", *states]].melt(id_vars=["from_bucket"], var_name="to_state",
+                                                 value_name="share")
+    return long.dropna(subset=["share"]).reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- degenerate charts
 
 

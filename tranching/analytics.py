@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ import QuantLib as ql
 
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.risk import interpolated_quantile, mean_and_se
-from tranching.deal import Deal, Funding
+from tranching.deal import Deal, Denominator, Funding, Metric
 from tranching.errors import DealError, must_be
 from tranching.ratings import RatingTable, implied_rating
 from tranching.waterfall import WaterfallResult
@@ -255,6 +255,51 @@ def trigger_table(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
         })
     return pd.DataFrame(rows, columns=["trigger", "metric", "effect", "curable", "p_breach",
                                        "p_in_force", "mean_first_month"])
+
+
+def trigger_metrics(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
+    """Per trigger and month: the level in force and the metric it tests, as recorded in
+    ``result.metrics`` (one month's value, before any ``average_months`` averaging; OC: the
+    ratio of the deal's last OC trigger, so an earlier OC trigger is left out) — its mean, 5th
+    and 95th percentiles over the paths where the metric is defined — and the share of paths
+    on which the trigger is in force. Columns: trigger, metric, breach ("above" or "below"
+    the level), period, date, level, mean, p5, p95, in_force."""
+    last_oc = [t.name for t in deal.triggers if t.metric is Metric.OC][-1:]
+    keys = {Metric.CNL: "cnl", Metric.DELINQUENCY: "delinquency", Metric.DPD30: "delinquency",
+            Metric.DPD60: "dpd60", Metric.DPD90: "dpd90", Metric.OC: "oc"}
+    frames = []
+    for trig in deal.triggers:
+        if trig.metric is Metric.OC and trig.name not in last_oc:
+            continue
+        key = keys[trig.metric]
+        if trig.metric is Metric.CNL and trig.denominator is not Denominator.INITIAL:
+            key = "cnl_purchases"
+        values = np.asarray(result.metrics[key], dtype=np.float64)  # (n_paths, n_months)
+        values = np.where(np.isfinite(values), values, np.nan)
+        months = np.arange(1, values.shape[1] + 1)
+        defined = np.isfinite(values).any(axis=0)
+        frames.append(pd.DataFrame({
+            "trigger": trig.name, "metric": trig.metric.value,
+            "breach": "below" if trig.metric is Metric.OC else "above",
+            "period": months, "date": list(result.dates),
+            "level": [trig.level_at(int(m)) for m in months],
+            "mean": _by_month(np.nanmean, values, defined),
+            "p5": _by_month(lambda v, axis: np.nanquantile(v, 0.05, axis=axis), values, defined),
+            "p95": _by_month(lambda v, axis: np.nanquantile(v, 0.95, axis=axis), values, defined),
+            "in_force": result.triggers[trig.name].mean(axis=0),
+        }))
+    cols = ["trigger", "metric", "breach", "period", "date", "level", "mean", "p5", "p95",
+            "in_force"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def _by_month(fn: Callable[..., np.ndarray], values: np.ndarray,
+              defined: np.ndarray) -> np.ndarray:
+    """``fn`` over the paths of each month with a value (NaN for the others)."""
+    out = np.full(values.shape[1], np.nan)
+    if defined.any():
+        out[defined] = fn(values[:, defined], axis=0)
+    return out
 
 
 def losses_by_holder(deal: Deal, result: WaterfallResult) -> dict[str, np.ndarray]:

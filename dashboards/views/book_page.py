@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import charts, ui
+from portfolio.book.analytics import ROLL_TO_STATES
 
 v = ui.viewer()
 st.title("Book")
@@ -26,6 +27,12 @@ c[4].metric("90+ DPD", ui.pct(h["dpd90_ratio"]))
 dims = [d for d in view.summary["dimension"].unique() if d != "all"]
 dim = st.selectbox("Mix by", dims, key="book_dim")
 ui.table(view.summary[view.summary["dimension"] == dim])
+regions = view.summary[view.summary["dimension"] == "region"].sort_values(
+    "balance_share", ascending=False)
+if len(regions):
+    st.altair_chart(charts.bar_chart(regions, "group", ["balance_share"],
+                                     f"Region concentration: share of the balance at "
+                                     f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
 
 detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
 left, right = st.columns(2)
@@ -34,6 +41,11 @@ with left:
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
     st.altair_chart(charts.line_chart(detail.delinquency_by_month, "as_of", bal_cols,
                                       "Delinquent balance by bucket", "CNY"), width="stretch")
+    if len(detail.delinquency_shares):
+        st.altair_chart(charts.line_chart(detail.delinquency_shares, "as_of",
+                                          ["M1", "M2", "M3", "default", "dpd30"],
+                                          "Delinquency as % of the outstanding balance",
+                                          percent=True), width="stretch")
     ui.table(detail.delinquency)
 with right:
     st.subheader("Vintage curves")
@@ -50,7 +62,19 @@ with right:
 left, right = st.columns(2)
 with left:
     st.subheader("Roll rates")
-    ui.table(detail.roll_rates)
+    heat = charts.roll_rate_long(detail.roll_rates, [c for c in ROLL_TO_STATES
+                                                     if c in detail.roll_rates])
+    if heat.empty:
+        st.info("No roll rates: they need the month-end before this one, and this is the "
+                "book's first (or no bucket had a balance then).")
+    else:
+        st.altair_chart(charts.heatmap_chart(heat, "to_state", "from_bucket", "share",
+                                             "Share of each bucket's balance one month later",
+                                             x_sort=list(ROLL_TO_STATES),
+                                             y_sort=list(heat["from_bucket"].unique())),
+                        width="stretch")
+    with st.expander("Roll-rate table"):
+        ui.table(detail.roll_rates)
 with right:
     st.subheader("CDR / CPR")
     st.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "

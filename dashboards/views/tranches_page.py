@@ -122,7 +122,18 @@ if spread:
 if not view.triggers.empty:
     right.markdown("**Trigger-breach probabilities**")
     ui.table(view.triggers, container=right)
+if not view.trigger_metrics.empty:  # CE/OC and loss tests against their trigger levels
+    names = list(dict.fromkeys(view.trigger_metrics["trigger"]))
+    trig = st.selectbox("Trigger over time", names, key="tr_trigger_chart")
+    rows = view.trigger_metrics[view.trigger_metrics["trigger"] == trig]
+    st.altair_chart(charts.trigger_chart(rows, f"{trig}: {rows['metric'].iloc[0]} (mean and "
+                                         f"5–95% of the paths) against its level, breach "
+                                         f"{rows['breach'].iloc[0]}"), width="stretch")
 fan_names = list(view.cashflow_fans)
 which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
 st.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],
                                       f"Monthly cash to tranche {which}"), width="stretch")
+if not view.tape.empty:
+    st.markdown("**Cash-flow table, expected path** (means over paths, CNY; "
+                "`riskpool tranche cashflows`)")
+    ui.table(view.tape.dropna(axis=1, how="all"), key="tr_tape")

@@ -248,6 +248,23 @@ def delinquency(
     return Delinquency(as_of, buckets, wide)
 
 
+def delinquency_shares(over_time: pd.DataFrame) -> pd.DataFrame:
+    """Each delinquent bucket's balance as a share of the outstanding balance, month by month:
+    ``as_of``, ``M1``, ``M2``, ``M3``, ``default`` and ``dpd30`` (their sum, the 30+ DPD
+    ratio). ``over_time``: ``Delinquency.over_time`` (``<bucket>_balance`` columns); the
+    outstanding balance is the sum over ``ACTIVE_BUCKETS`` (written-off balance excluded, as
+    in ``Delinquency.buckets``); a month with none gives NaN."""
+    outstanding = sum(over_time[f"{b}_balance"].to_numpy(dtype=np.float64)
+                      for b in ACTIVE_BUCKETS)
+    out = pd.DataFrame({"as_of": over_time["as_of"].to_numpy()})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for b in ("M1", "M2", "M3", "default"):
+            out[b] = np.where(outstanding > 0, over_time[f"{b}_balance"].to_numpy(np.float64)
+                              / np.where(outstanding > 0, outstanding, 1.0), np.nan)
+    out["dpd30"] = out[["M1", "M2", "M3", "default"]].sum(axis=1, min_count=4)
+    return out
+
+
 # --------------------------------------------------------------------------- roll rates
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pages_helpers import PARTNER, chart_colours, charts, no_errors, page
+from pages_helpers import PARTNER, chart_colours, charts, frame_with, no_errors, page
 
 from dashboards import charts as ch
 
@@ -26,6 +26,16 @@ def _chart_with(at, column: str) -> tuple[dict, pd.DataFrame]:
             if column in frame.columns:
                 return spec, frame
     raise AssertionError(f"no chart with a {column!r} column")
+
+
+def _chart_titled(at, start: str) -> pd.DataFrame:
+    """The data of the chart whose title starts with ``start`` (a layered chart: its titled
+    layer's)."""
+    for spec, data in charts(at):
+        titles = [spec.get("title")] + [layer.get("title") for layer in spec.get("layer", [])]
+        if any(isinstance(t, str) and t.startswith(start) for t in titles):
+            return next(iter(data.values()))
+    raise AssertionError(f"no chart titled {start!r}")
 
 
 def test_colour_is_fixed_per_name_and_distinct_for_the_example_parties() -> None:
@@ -142,3 +152,94 @@ def test_treasury_vintage_chart_data_are_the_vintage_table(dashboard_env) -> Non
         assert value == pytest.approx(float(row[mob] if mob in row else row[str(mob)]),
                                       rel=1e-12)
     assert len(mine) > 0
+
+
+def _book_con(db):
+    import duckdb
+
+    return duckdb.connect(str(db), read_only=True)
+
+
+def test_delinquency_shares_by_hand() -> None:
+    from portfolio.book.analytics import delinquency_shares
+
+    wide = pd.DataFrame({"as_of": ["2026-01-31", "2026-02-28"],
+                         "current_balance": [900.0, 0.0], "M1_balance": [60.0, 0.0],
+                         "M2_balance": [25.0, 0.0], "M3_balance": [10.0, 0.0],
+                         "default_balance": [5.0, 0.0], "written_off_balance": [40.0, 0.0]})
+    out = delinquency_shares(wide)
+    # by hand: outstanding 900 + 60 + 25 + 10 + 5 = 1000 (written-off left out)
+    assert out.loc[0, ["M1", "M2", "M3", "default", "dpd30"]].tolist() == pytest.approx(
+        [0.06, 0.025, 0.01, 0.005, 0.10])
+    assert out.loc[1, ["M1", "dpd30"]].isna().all()  # no outstanding balance: no share
+
+
+def test_book_page_new_charts_equal_the_analytics(dashboard_env) -> None:
+    from portfolio.book.analytics import ROLL_TO_STATES, book_summary, delinquency, roll_rates
+
+    at = page("book", "treasury")
+    no_errors(at)
+    con = _book_con(dashboard_env.db)
+    try:
+        wide = delinquency(con, over_time=True).over_time
+        matrix = roll_rates(con).matrix  # the `riskpool book rolls` data, latest two month-ends
+        groups = book_summary(con).groups
+    finally:
+        con.close()
+    # delinquency as % of the outstanding balance, by hand from the bucket balances
+    outstanding = sum(wide[f"{b}_balance"] for b in ("current", "M1", "M2", "M3", "default"))
+    drawn = _chart_titled(at, "Delinquency as % of the outstanding balance")
+    dpd = drawn[drawn["series"] == "dpd30"].sort_values("as_of")["value"].to_numpy()
+    expected = ((wide["M1_balance"] + wide["M2_balance"] + wide["M3_balance"]
+                 + wide["default_balance"]) / outstanding).to_numpy()
+    np.testing.assert_allclose(dpd, expected, rtol=1e-12)
+    # the roll-rate heat map's cells
+    _, heat = _chart_with(at, "to_state")
+    for _, cell in heat.iterrows():
+        row = matrix[matrix["from_bucket"] == cell["from_bucket"]].iloc[0]
+        assert cell["share"] == pytest.approx(float(row[cell["to_state"]]), rel=1e-12)
+    assert len(heat) == int(matrix[list(ROLL_TO_STATES)].notna().to_numpy().sum())
+    # region concentration
+    _, regions = _chart_with(at, "group")
+    stored = groups[groups["dimension"] == "region"].set_index("group")["balance_share"]
+    got = regions.set_index("group")["value"]
+    assert set(got.index) == set(stored.index)
+    for g in stored.index:
+        assert got[g] == pytest.approx(float(stored[g]), rel=1e-12)
+
+
+def test_tranches_page_trigger_chart_and_cash_flow_table(dashboard_env) -> None:
+    from portfolio.store.runs import load_paths
+    from riskpool.commands.demo import EXAMPLES
+    from tranching.deal import load_deal
+    from tranching.revolving import run_replenishment
+    from tranching.tape import cashflow_tape
+    from tranching.waterfall import run_waterfall
+
+    deal = load_deal(EXAMPLES / "deal_cn_consumer.toml")
+    with _store(dashboard_env.db) as store:
+        paths = load_paths(store, dashboard_env.run_id)
+        profile = run_replenishment(store, dashboard_env.run_id, deal)
+    result = run_waterfall(deal, paths, replenishment=profile)
+    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
+    no_errors(at)
+    # the expected path's tape, as `riskpool tranche cashflows` writes it
+    tape = cashflow_tape(result)
+    shown = frame_with(at, "balance_bop")
+    for col in ("cash", "balance_eop", "principal"):
+        np.testing.assert_allclose(shown[col].to_numpy(float), tape[col].to_numpy(float),
+                                   rtol=1e-12, equal_nan=True)
+    # the first trigger's metric against its level: the mean over the paths of the metric the
+    # waterfall recorded, and the deal's schedule
+    trig = deal.triggers[0]
+    _, drawn = _chart_with(at, "level")
+    key = {"delinquency": "delinquency", "dpd30": "delinquency", "cnl": "cnl"}.get(
+        trig.metric.value, trig.metric.value)
+    if trig.metric.value == "cnl" and trig.denominator.value != "initial":
+        key = "cnl_purchases"
+    metric = np.asarray(result.metrics[key], dtype=float)
+    np.testing.assert_allclose(drawn["mean"].to_numpy(float), np.nanmean(metric, axis=0),
+                               rtol=1e-12)
+    assert drawn["level"].tolist() == [trig.level_at(m) for m in range(1, len(drawn) + 1)]
+    np.testing.assert_allclose(drawn["in_force"].to_numpy(float),
+                               result.triggers[trig.name].mean(axis=0), rtol=1e-12)
