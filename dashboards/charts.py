@@ -239,6 +239,10 @@ FIXED_COLOURS: dict[str, str] = {
     "hangzhou_city": "#55a868", "west_trust": "#8172b3", "investors": "#937860",
     "A": "#1f3b73", "B": "#5b8fd6", "C": "#9ec5f0", "D": "#f2b36d", "E": "#e07b39",
     "Sub": "#c44e52", "residual": "#da8bc3",
+    # delinquency buckets (M1 → default darkening) and the book's rates
+    "current": "#55a868", "M1": "#f2c45a", "M2": "#f28e2b", "M3": "#d95f02",
+    "default": "#a6192e", "dpd30": "#4c72b0", "written_off": "#5a5a5a",
+    "cdr": "#c44e52", "cpr": "#4c72b0",
 }
 BLUE = "#4c72b0"  # fans and the pool loss histogram
 # any other name: hashed into colours that no fixed entry uses
@@ -254,10 +258,27 @@ def colour(name: str) -> str:
     return fixed if fixed is not None else PALETTE[zlib.crc32(str(name).encode()) % len(PALETTE)]
 
 
-def colour_scale(names: Sequence[str]) -> alt.Scale:
-    """A Vega-Lite colour scale mapping each name to ``colour(name)``."""
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """Each name's ``colour``; a hashed name whose colour another name of the same chart
+    already has takes the next unused colour of ``PALETTE`` (fixed names never move)."""
     domain = [str(n) for n in dict.fromkeys(names)]
-    return alt.Scale(domain=domain, range=[colour(n) for n in domain])
+    out = {n: FIXED_COLOURS[n] for n in domain if n in FIXED_COLOURS}
+    for n in domain:
+        if n in out:
+            continue
+        start = PALETTE.index(colour(n))
+        for k in range(len(PALETTE)):
+            c = PALETTE[(start + k) % len(PALETTE)]
+            if c not in out.values():
+                break
+        out[n] = c
+    return {n: out[n] for n in domain}
+
+
+def colour_scale(names: Sequence[str]) -> alt.Scale:
+    """A Vega-Lite colour scale mapping each name to its colour (``colours``)."""
+    mapping = colours(names)
+    return alt.Scale(domain=list(mapping), range=list(mapping.values()))
 
 
 def _legend_toggle(field_name: str) -> tuple[Any, Any]:
@@ -436,7 +457,7 @@ def heatmap_chart(frame: pd.DataFrame, x: str, y: str, value: str, title: str,
     fmt = ".1%" if percent else ",.2f"
     base = alt.Chart(frame, title=title).encode(
         x=alt.X(f"{x}:N", title=None, sort=list(x_sort) if x_sort else None,
-                axis=alt.Axis(labelAngle=0)),
+                axis=alt.Axis(labelAngle=-35, labelOverlap=False)),
         y=alt.Y(f"{y}:N", title=None, sort=list(y_sort) if y_sort else None))
     rect = base.mark_rect().encode(
         color=alt.Color(f"{value}:Q", title=None, scale=alt.Scale(scheme="orangered"),

@@ -44,6 +44,11 @@ def test_colour_is_fixed_per_name_and_distinct_for_the_example_parties() -> None
     # an unknown name: the same colour every call, and never one of the fixed colours
     assert ch.colour("some_new_bank") == ch.colour("some_new_bank")
     assert ch.colour("some_new_bank") not in ch.FIXED_COLOURS.values()
+    # two hashed names of one chart never share a colour; fixed names keep theirs
+    names = ["platform", *[f"bank_{i}" for i in range(len(ch.PALETTE))]]
+    mapping = ch.colours(names)
+    assert len(set(mapping.values())) == len(names)
+    assert mapping["platform"] == ch.FIXED_COLOURS["platform"]
 
 
 def test_each_party_has_one_colour_on_the_partners_and_dispersion_pages() -> None:
