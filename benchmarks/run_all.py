@@ -31,6 +31,7 @@ BENCHES = (
     "bench_waterfall",
     "bench_allocation",
     "bench_b1",
+    "bench_pages",
 )
 
 

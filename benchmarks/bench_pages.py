@@ -1,0 +1,194 @@
+"""Dashboard pages on a 1,000,000-loan book: each page's first render (cold cache). Goal ≤ 3 s.
+
+Set-up (once, cached in ``bench_out/pages/``; not timed): a copy of B1's generated book
+(``bench_b1.setup``: 1,500,000 loans, 12 monthly vintages, the pool of every current loan at
+2025-12-31, 1,029,214 loans, and its calibrated assumptions), on which — as ``riskpool demo``
+does on its small book — the pool is allocated over three partners (``examples/partners.toml``'s
+banks), a 10,000-path run carrying their shares is recorded, and the Chinese example deal's
+tranche table is stored with the run.
+
+Timed: each page script (``dashboards/views/*_page.py``) run by Streamlit's ``AppTest`` as the
+treasury user and as a partner, with every cache emptied before the page (``st.cache_data`` and
+the access layer's path cache), in one warm process (the modules imported, as in a running
+server): the wall time of the page's first complete run, which is an upper bound of its time to
+first content in the browser. Measurements, never test asserts.
+
+    python benchmarks/bench_pages.py          # RISKPOOL_BENCH_QUICK=1: B1's quick book
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from portfolio import settings
+
+settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
+
+import numpy as np
+from bench_b1 import _three_partner_registry, setup, sizes
+from run_all import machine
+
+from partners.allocation import allocate, loan_risk_from_assumptions
+from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
+from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.montecarlo.assumptions import load_assumptions
+from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.simulation import simulate
+from portfolio.store.core import open_store
+from portfolio.store.runs import list_runs, record_simulation
+from portfolio.store.tranches import record_tranche_results
+from portfolio.version import code_version
+from tranching.deal import load_deal
+from tranching.revolving import replenishment_for, run_deal
+
+OUT = ROOT / "bench_out" / "pages"
+PAGES = ("book", "pools", "simulation", "scenarios", "tranches", "partners", "dispersion",
+         "reports")
+GOAL_S = 3.0
+PATHS = 10_000
+SEED = 20260630
+DEAL = ROOT / "examples" / "deal_cn_consumer.toml"
+
+
+def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
+    """The page benchmark's book (cached): B1's book with an allocation, a run and a deal."""
+    sz = sizes(quick)
+    b1 = setup(sz, log)
+    tag = f"{sz['book_loans'] // 1000}k_{sz['book_months']}m"
+    OUT.mkdir(parents=True, exist_ok=True)
+    db = OUT / f"pages_book_{tag}.duckdb"
+    pool_id = int(b1["pool_id"])
+    a_path = OUT / f"assumptions_pool{pool_id}.toml"
+    if db.exists():
+        with open_store(db, read_only=True) as store:
+            runs = list_runs(store, "simulation")
+        if len(runs):
+            return {"db": db, "pool_id": pool_id, "run_id": int(runs["run_id"].max()),
+                    "partner": _three_partner_registry().partners[0].id}
+        db.unlink()
+    partial = db.with_suffix(".partial.duckdb")
+    shutil.copy(b1["db"], partial)
+    shutil.copy(b1["assumptions"], a_path)
+    t = time.perf_counter()
+    assumptions = load_assumptions(a_path)
+    registry = _three_partner_registry()
+    with open_store(partial) as store:
+        info = get_pool(store, pool_id)
+        batch = pool_loans(store, pool_id)
+        risk = loan_risk_from_assumptions(batch.loans, assumptions)
+        alloc = allocate(batch.loans, registry, risk=risk, as_of=batch.cutoff,
+                         borrower_id=batch.borrower_id, household_limit=batch.household_limit)
+        allocation_id = save_allocation(
+            store, alloc, registry, risk, pool_id=pool_id,
+            request=AllocationRequest(
+                partners_file="examples/partners.toml (the three banks)", pool_id=pool_id,
+                mode=alloc.mode.value, objective=alloc.objective.value,
+                assumptions=str(a_path), code_version=code_version(), source="bench_pages"))
+        stored = load_allocation(store, allocation_id)
+        loans = load_pool_loans(store, pool_id)
+        index = np.searchsorted(stored.loan_id.astype(str), np.asarray(loans.loan_id).astype(str))
+        paths = simulate(loans, assumptions, PATHS, SEED, shares=stored.shares[index],
+                         party_ids=stored.party_ids)
+        run_id = record_simulation(
+            store, paths,
+            SimulationInputs(pool_id=pool_id, n_paths=PATHS, seed=SEED, engine="granular",
+                             assumptions=str(a_path), allocation_id=allocation_id,
+                             party_ids=stored.party_ids, pool_name=info.name,
+                             n_loans=len(loans), cutoff_date=info.cutoff_date,
+                             source="bench_pages"),
+            code_version(), assumptions=assumptions)
+        deal = load_deal(DEAL)
+        profile = replenishment_for(deal, loans, assumptions, PATHS, SEED,
+                                    cutoff=info.cutoff_date)
+        deal_run = run_deal(deal, paths, profile)
+        record_tranche_results(store, run_id, deal, deal_run.tranches,
+                               triggers=deal_run.triggers, settings=deal_run.settings().to_json())
+    # the run's files were written beside the partial file: they move with it
+    partial.rename(db)
+    log(f"   set up {db.name}: allocation {allocation_id}, run {run_id} "
+        f"({time.perf_counter() - t:.0f} s)")
+    return {"db": db, "pool_id": pool_id, "run_id": run_id,
+            "partner": registry.partners[0].id}
+
+
+def _cold() -> None:
+    """Empty every cache a page run fills (as a fresh server would have them)."""
+    import streamlit as st
+
+    from dashboards import access
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    access._load_paths_cached.cache_clear()
+    access._load_replenishment_cached.cache_clear()
+
+
+def time_page(name: str, role: str, query: dict[str, str]) -> tuple[float, int]:
+    """Seconds of the page's first complete run, and how many errors it showed."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboards.auth import Viewer
+
+    _cold()
+    at = AppTest.from_file(str(ROOT / "dashboards" / "views" / f"{name}_page.py"),
+                           default_timeout=600)
+    at.session_state["viewer"] = Viewer("bench", role)
+    for k, v in query.items():
+        at.query_params[k] = v
+    t = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - t
+    return seconds, len(at.exception) + len(at.error)
+
+
+def run(quick: bool | None = None) -> dict[str, Any]:
+    quick = settings.bench_quick() if quick is None else quick
+    book = prepare(quick)
+    os.environ[settings.DB_ENV] = str(book["db"])
+    with open_store(book["db"], read_only=True) as store:
+        n_loans = int(store.con.execute("SELECT count(*) FROM loans").fetchone()[0])
+    out: dict[str, Any] = {"machine": machine(), "book loans": n_loans,
+                           "pool loans": int(get_pool_n(book)), "run paths": PATHS}
+    # warm the process (imports, numba), as a running server is: one untimed page
+    time_page("book", "treasury", {})
+    query = {"run": str(book["run_id"])}
+    worst = 0.0
+    for role in ("treasury", f"partner:{book['partner']}"):
+        who = "treasury" if role == "treasury" else "partner"
+        for name in PAGES:
+            seconds, errors = time_page(name, role, query)
+            out[f"{who} {name} s"] = round(seconds, 2)
+            if errors:
+                out[f"{who} {name} errors"] = errors
+            worst = max(worst, seconds)
+    out["slowest page s"] = round(worst, 2)
+    out["goal s"] = GOAL_S
+    out["as of"] = dt.date.today().isoformat()
+    return out
+
+
+def get_pool_n(book: dict[str, Any]) -> int:
+    with open_store(book["db"], read_only=True) as store:
+        return get_pool(store, book["pool_id"]).n_loans
+
+
+def _main() -> int:
+    figures = run()
+    for key, value in figures.items():
+        print(f"{key:<32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
