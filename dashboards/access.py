@@ -77,7 +77,12 @@ from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
 from portfolio.validation import SchemaError, parse_toml
 from portfolio.version import code_version
-from tranching.analytics import loss_shares, trigger_metrics, trigger_table
+from tranching.analytics import (
+    credit_enhancement_by_month,
+    loss_shares,
+    trigger_metrics,
+    trigger_table,
+)
 from tranching.analytics import tranche_table as table_fn
 from tranching.deal import SIZE_TOLERANCE, Deal, deal_from_dict
 from tranching.errors import DealError, RatingTableError
@@ -732,6 +737,8 @@ class TrancheView:
     # (tranching.analytics.trigger_metrics; empty where triggers are)
     tape: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     trigger_metrics: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # each class's credit enhancement by month (tranching.analytics.credit_enhancement_by_month)
+    credit_enhancement: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
@@ -803,7 +810,9 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
                            residual, view.reconciliation.iloc[0:0],
                            view.excess_spread.iloc[0:0], POOL_BASIS,
                            view.tape[view.tape["item"].isin(keep)].reset_index(drop=True),
-                           view.trigger_metrics.iloc[0:0])
+                           view.trigger_metrics.iloc[0:0],
+                           view.credit_enhancement[view.credit_enhancement["class"].isin(keep)]
+                           .reset_index(drop=True))
     view = _tranche_view(deal, party_paths(paths, pid), None, discount, ratings,
                          OWN_SHARE_BASIS)
     return dataclasses.replace(view, table=view.table.drop(columns=["holder"],
@@ -822,7 +831,8 @@ def _tranche_view(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
     return TrancheView(deal.name, table, trigger_table(deal, result), losses, fans,
                        residual_table(deal, result, discount=discount),
                        reconcile(deal, result).table(), excess_spread_table(result), basis,
-                       cashflow_tape(result), trigger_metrics(deal, result))
+                       cashflow_tape(result), trigger_metrics(deal, result),
+                       credit_enhancement_by_month(deal, result))
 
 
 def deal_tranche_frame(viewer: Viewer, deal_toml: str) -> pd.DataFrame:

@@ -493,6 +493,23 @@ def trigger_chart(rows: pd.DataFrame, title: str) -> alt.LayerChart:
     return alt.layer(band, mean, level, tips).interactive()
 
 
+def class_ce_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """Each class's mean credit enhancement by date (``credit_enhancement_by_month``), one
+    colour per class, the 5–95% range in the tooltip."""
+    data = frame.dropna(subset=["mean"]).copy()
+    data["date"] = pd.to_datetime(data["date"])
+    sel, opacity = _legend_toggle("class")
+    return alt.Chart(data, title=title).mark_line(point=True).encode(
+        x=alt.X("date:T", title=None),
+        y=alt.Y("mean:Q", title="credit enhancement", axis=alt.Axis(format=".0%")),
+        color=alt.Color("class:N", scale=colour_scale(list(data["class"])), title=None),
+        opacity=opacity,
+        tooltip=[alt.Tooltip("class:N"), alt.Tooltip("date:T"),
+                 alt.Tooltip("mean:Q", format=".2%"), alt.Tooltip("p5:Q", format=".2%"),
+                 alt.Tooltip("p95:Q", format=".2%")],
+    ).add_params(sel).interactive()
+
+
 def roll_rate_long(matrix: pd.DataFrame, states: Sequence[str]) -> pd.DataFrame:
     """The roll-rate matrix (``portfolio.book.analytics.RollRates.matrix``) long: from_bucket,
     to_state, share; rows without balance (NaN shares) left out."""
@@ -517,6 +534,12 @@ def spike_sentences(samples: Mapping[str, np.ndarray], what: str = "class") -> d
                          f"Every path loses the same on {what} {name}: {v:.4%} of its "
                          f"balance ({a.size:,} paths).")
     return out
+
+
+def fan_is_flat(fan: pd.DataFrame) -> bool:
+    """True when every quantile and the mean of a fan are 0 on every date."""
+    cols = [c for c in ("p5", "p25", "p50", "p75", "p95", "mean") if c in fan]
+    return all_zero(fan[cols].to_numpy()) if cols else True
 
 
 def all_zero(values: pd.Series | np.ndarray) -> bool:

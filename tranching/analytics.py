@@ -257,6 +257,35 @@ def trigger_table(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
                                        "p_in_force", "mean_first_month"])
 
 
+def credit_enhancement_by_month(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
+    """Each class's credit enhancement over time: (pool balance + reserve − the class and the
+    classes senior to it) / pool balance, as ``credit_enhancement`` at closing (period 0: the
+    balances before the first month) and then after each month's payments (``collateral``,
+    ``reserve``, class ``balance``). Mean, 5th and 95th percentiles over the
+    paths whose pool still has a balance. Columns: class, period, date, mean, p5, p95."""
+    # the collateral the deal holds after each month (its revolving purchases included)
+    pool = np.concatenate([result.pool_cash["balance_bop"][:, :1], result.collateral],
+                          axis=1)  # (n_paths, n_months + 1)
+    reserve = np.concatenate([result.reserve_bop[:, :1], result.reserve], axis=1)
+    n_paths = result.n_paths
+    notes = np.concatenate([np.broadcast_to(result.original_balance[:, None, None],
+                                            (len(result.tranche_names), n_paths, 1)),
+                            result.balance], axis=2)  # (n_tranches, n_paths, n_months + 1)
+    senior = np.cumsum(notes, axis=0)
+    alive = pool > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ce = np.where(alive, (pool + reserve - senior) / np.where(alive, pool, 1.0), np.nan)
+    defined = alive.any(axis=0)
+    dates = [deal.closing_date, *result.dates]
+    frames = [pd.DataFrame({
+        "class": name, "period": np.arange(len(dates)), "date": dates,
+        "mean": _by_month(np.nanmean, ce[j], defined),
+        "p5": _by_month(lambda v, axis: np.nanquantile(v, 0.05, axis=axis), ce[j], defined),
+        "p95": _by_month(lambda v, axis: np.nanquantile(v, 0.95, axis=axis), ce[j], defined),
+    }) for j, name in enumerate(result.tranche_names)]
+    return pd.concat(frames, ignore_index=True)
+
+
 def trigger_metrics(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
     """Per trigger and month: the level in force and the metric it tests, as recorded in
     ``result.metrics`` (one month's value, before any ``average_months`` averaging; OC: the

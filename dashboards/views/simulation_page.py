@@ -34,7 +34,11 @@ def show(view: access.RunView) -> None:
     a, b = st.columns(2)
     a.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
                    width="stretch")
-    b.altair_chart(charts.fan_area_chart(view.loss_fan, "Monthly net loss"), width="stretch")
+    if charts.fan_is_flat(view.loss_fan):
+        b.info("No path has a net loss in any month: the monthly loss fan would be flat at 0.")
+    else:
+        b.altair_chart(charts.fan_area_chart(view.loss_fan, "Monthly net loss"),
+                       width="stretch")
 
 
 recorded = ui.guard(ui.runs, *ui.args(v))

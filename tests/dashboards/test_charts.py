@@ -112,8 +112,8 @@ def test_a_tranche_whose_every_path_loses_nothing_is_a_sentence(dashboard_env) -
     said = [i.value for i in at.info]
     for name in zero:
         assert any(s.startswith(f"No path loses on class {name} ") for s in said), said
-    drawn = {str(c) for _, d in charts(at) for f in d.values() if "class" in f
-             for c in f["class"].unique()}
+    drawn = {str(c) for _, d in charts(at) for f in d.values()
+             if "class" in f and "bin_start" in f for c in f["class"].unique()}
     assert not drawn & set(zero)  # no spike drawn for them
     assert drawn == set(deal.tranche_names) - set(zero)
 
@@ -248,3 +248,38 @@ def test_tranches_page_trigger_chart_and_cash_flow_table(dashboard_env) -> None:
     assert drawn["level"].tolist() == [trig.level_at(m) for m in range(1, len(drawn) + 1)]
     np.testing.assert_allclose(drawn["in_force"].to_numpy(float),
                                result.triggers[trig.name].mean(axis=0), rtol=1e-12)
+
+
+def test_tranches_page_credit_enhancement_by_month(dashboard_env) -> None:
+    from portfolio.store.runs import load_paths
+    from riskpool.commands.demo import EXAMPLES
+    from tranching.analytics import tranche_table
+    from tranching.deal import load_deal
+    from tranching.revolving import run_replenishment
+    from tranching.waterfall import run_waterfall
+
+    deal = load_deal(EXAMPLES / "deal_cn_consumer.toml")
+    with _store(dashboard_env.db) as store:
+        paths = load_paths(store, dashboard_env.run_id)
+        profile = run_replenishment(store, dashboard_env.run_id, deal)
+    result = run_waterfall(deal, paths, replenishment=profile)
+    at = page("tranches", "treasury", widgets={"tr_deal": "deal_cn_consumer.toml"})
+    no_errors(at)
+    drawn = _chart_titled(at, "Credit enhancement by class")
+    drawn = drawn.sort_values(["class", "date"])
+    # closing: the tranche table's CE (junior classes + initial OC + closing reserve) / pool
+    table = tranche_table(deal, result, paths).set_index("tranche")
+    first = drawn.groupby("class").first()["mean"]
+    for name in deal.tranche_names:
+        assert first[name] == pytest.approx(float(table.loc[name, "ce"]), rel=1e-12)
+    # after month 1, class A by hand: (collateral + reserve − A's balance) / collateral
+    a1 = np.mean((result.collateral[:, 0] + result.reserve[:, 0] - result.balance[0, :, 0])
+                 / result.collateral[:, 0])
+    assert drawn[drawn["class"] == "A"]["mean"].iloc[1] == pytest.approx(a1, rel=1e-12)
+
+
+def test_fan_is_flat() -> None:
+    flat = pd.DataFrame({"date": ["2026-01-31"], "p5": [0.0], "p50": [0.0], "p95": [0.0],
+                         "mean": [0.0]})
+    assert ch.fan_is_flat(flat)
+    assert not ch.fan_is_flat(flat.assign(p95=[1.0]))
