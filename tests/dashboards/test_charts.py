@@ -283,3 +283,18 @@ def test_fan_is_flat() -> None:
                          "mean": [0.0]})
     assert ch.fan_is_flat(flat)
     assert not ch.fan_is_flat(flat.assign(p95=[1.0]))
+
+
+@pytest.mark.parametrize("name", ["book", "simulation", "tranches", "partners", "dispersion"])
+def test_a_partners_charts_name_no_other_party(name) -> None:
+    """The charts' data and specs (not shown as text, so not in the text leak checks) carry
+    nothing of another party."""
+    at = page(name, f"partner:{PARTNER}")
+    no_errors(at)
+    found = charts(at)
+    blob = " ".join(str(spec) + " ".join(f.to_csv(index=False) for f in data.values())
+                    for spec, data in found)
+    for other in ("bank_north", "west_trust", "hangzhou_city"):
+        assert other not in blob, (name, other)
+    if name in ("book", "partners"):
+        assert found  # the partner does see charts there
