@@ -39,6 +39,8 @@ import numpy as np
 from bench_b1 import _three_partner_registry, setup, sizes
 from run_all import machine
 
+from dashboards import access
+from dashboards.auth import Viewer
 from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from portfolio.book.pools import get_pool, load_pool_loans
@@ -126,8 +128,6 @@ def _cold() -> None:
     """Empty every cache a page run fills (as a fresh server would have them)."""
     import streamlit as st
 
-    from dashboards import access
-
     st.cache_data.clear()
     st.cache_resource.clear()
     access._load_paths_cached.cache_clear()
@@ -137,8 +137,6 @@ def _cold() -> None:
 def time_page(name: str, role: str, query: dict[str, str]) -> tuple[float, int]:
     """Seconds of the page's first complete run, and how many errors it showed."""
     from streamlit.testing.v1 import AppTest
-
-    from dashboards.auth import Viewer
 
     _cold()
     at = AppTest.from_file(str(ROOT / "dashboards" / "views" / f"{name}_page.py"),
