@@ -19,7 +19,6 @@ first content in the browser. Measurements, never test asserts.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import sys
 import time
@@ -153,7 +152,7 @@ def time_page(name: str, role: str, query: dict[str, str]) -> tuple[float, int]:
 def run(quick: bool | None = None) -> dict[str, Any]:
     quick = settings.bench_quick() if quick is None else quick
     book = prepare(quick)
-    os.environ[settings.DB_ENV] = str(book["db"])
+    settings.use_dashboard_files(Path(book["db"]), None)  # the pages read it with db_path()
     with open_store(book["db"], read_only=True) as store:
         n_loans = int(store.con.execute("SELECT count(*) FROM loans").fetchone()[0])
     out: dict[str, Any] = {"machine": machine(), "book loans": n_loans,

@@ -89,7 +89,10 @@ def test_reload_keeps_login_and_page_state(server, demo_book) -> None:  # noqa: 
             ctx.add_cookies([forged])
             page.reload()
             page.get_by_role("textbox", name="Username").wait_for()
+            # the form's button renders after its text boxes: wait for it, then count it
+            page.get_by_role("button", name="Log in").wait_for()
             assert page.get_by_role("button", name="Log in").count() == 1
+            assert page.get_by_role("button", name="Log out").count() == 0
             ctx.close()
         finally:
             browser.close()
