@@ -45,9 +45,7 @@ from portfolio.montecarlo.simulation import (
     PreparedPool,
     _block_streams,
     _entropy,
-    _pcg_state,
     _pool_dates,
-    _set_pcg_state,
     block_layout,
     block_seed,
     factor_paths,
@@ -238,15 +236,10 @@ def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
             or base.cell_of is None:
         raise ValueError("the loan engine needs prepare_delinquency(..., engine='loan')")
     n_paths, H = acc.shape[0], prep.H
-    bitgen = gen_idio.bit_generator
-    st = _pcg_state(bitgen) if backend == "numba" and type(bitgen) is np.random.PCG64 else None
     for l0 in range(0, base.n_loans, DQ_LOAN_CHUNK):
         l1 = min(base.n_loans, l0 + DQ_LOAN_CHUNK)
         u = np.empty((n_paths, l1 - l0, H), dtype=np.float32)
-        if st is not None:
-            K.pcg64_random_f32(u, st)
-        else:
-            gen_idio.random(out=u, dtype=np.float32)
+        gen_idio.random(out=u, dtype=np.float32)
         args = (u, l0, base.cell_of, base.loan_base, base.sched, base.shares, base.cell_r,
                 prep.cell_h, prep.n_buckets, prep.re_age, zb, prep.thr_rc, prep.thr_roll,
                 prep.thr_cure, prep.smm, acc, pacc)
@@ -254,8 +247,6 @@ def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
             K.dq_loan_block(*args)
         else:
             K.dq_loan_block_np(*args)
-    if st is not None:
-        _set_pcg_state(bitgen, st)
 
 
 def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
@@ -265,10 +256,7 @@ def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Genera
             prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, base.cell_flows,
             base.cell_pflows, prep.cell_cum, prep.cell_pcum, acc, pacc)
     if backend == "numba":
-        bitgen = gen_idio.bit_generator
-        st = _pcg_state(bitgen)
-        K.dq_granular_block(st, *args)
-        _set_pcg_state(bitgen, st)
+        K.dq_granular_block(gen_idio, *args)
     else:
         K.dq_granular_block_np(gen_idio, *args)
 

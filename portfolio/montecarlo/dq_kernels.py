@@ -278,11 +278,11 @@ def _gadd_span(out, pout, cum, pcum, c, p, t, j, last, w):
 
 
 @numba.njit(cache=True, nogil=True)
-def dq_granular_block(st, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
+def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
                       thr_cure, smm, flows, pflows, cum, pcum, out, pout):
     """Counts of each cell's loans by state (re-age shift d0, bucket b), month by month on
     every path of the block, with exact binomial draws (``engines.binomial_draw``, from the
-    PCG64 state ``st``, in the order path → cell → month → d0 → b):
+    block's ``numpy.random.Generator`` ``gen``, in the order path → cell → month → d0 → b):
 
     current (n loans): missed ~ Bin(n, rc(Z)); of the n − missed that paid, prepaid ~
     Bin(·, smm) unless it was their last instalment (then they mature);
@@ -321,7 +321,7 @@ def dq_granular_block(st, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc,
                         j = t - b - d
                         _gadd(out, pout, flows, pflows, c, p, t, BOP, 0, j, n * inv)
                         if b == 0:
-                            x = engines.binomial_draw(n, rc_z[t], st)
+                            x = engines.binomial_draw(n, rc_z[t], gen)
                             nxt[d, 1] += x
                             pay = n - x
                             if pay > 0:
@@ -329,7 +329,7 @@ def dq_granular_block(st, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc,
                                 _gadd(out, pout, flows, pflows, c, p, t, PRINCIPAL, 2, j,
                                       pay * inv)
                                 if j + 1 < r:
-                                    s = engines.binomial_draw(pay, smm[c, t], st)
+                                    s = engines.binomial_draw(pay, smm[c, t], gen)
                                     if s > 0:
                                         _gadd(out, pout, flows, pflows, c, p, t, PREPAY, 0, j + 1,
                                               s * inv)
@@ -337,11 +337,11 @@ def dq_granular_block(st, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc,
                         else:
                             ro = roll_z[t, b - 1]
                             cu = cure_z[t, b - 1]
-                            x = engines.binomial_draw(n, ro, st)
+                            x = engines.binomial_draw(n, ro, gen)
                             rest = n - x
                             y = 0
                             if rest > 0 and ro < 1.0:
-                                y = engines.binomial_draw(rest, cu / (1.0 - ro), st)
+                                y = engines.binomial_draw(rest, cu / (1.0 - ro), gen)
                             z = rest - y
                             if x > 0:
                                 if b == K:
@@ -463,9 +463,3 @@ def dq_granular_block_np(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr
                             add(p, t, EOP_BUCKET0 + b, 0, t + 1 - b - d, cnt[d, b] * inv)
                 if cnt.sum() == 0:
                     break
-
-
-# ------------------------------------------------------------------------------------------
-# PCG64 float32 stream (re-exported for the driver)
-
-pcg64_random_f32 = engines.pcg64_random_f32

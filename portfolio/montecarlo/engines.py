@@ -36,9 +36,6 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 from scipy.special import erfc
 
 N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
@@ -234,13 +231,13 @@ def t_copula_pds_np(q: np.ndarray, r: int, s: np.ndarray, zb: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
-def granular_block(zb, scale, st, cell_n, cell_r, thr_s, cell_smm, cell_flows, cell_pflows,
+def granular_block(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows, cell_pflows,
                    out, pout, t_q, kf):
     """Draw default and prepayment counts per cell, month and path; accumulate cell flows.
 
     zb (n_b, T) scaled factor and thr_s (n_cells, T) scaled thresholds (``scaled_inputs``);
-    scale (n_b,) t-copula mixing (1 for Gaussian); st the block's idiosyncratic PCG64 state
-    (uint64[6], :func:`pcg64_state`), advanced in place by the exact binomial draws
+    scale (n_b,) t-copula mixing (1 for Gaussian); gen the block's idiosyncratic
+    ``numpy.random.Generator``, advanced by the exact binomial draws
     (:func:`binomial_draw`), taken path by path, cell by cell, month by month, default count
     then prepayment count; cell_n (n_cells,) loan counts; cell_r remaining terms; cell_smm
     (n_cells, T); cell_flows (n_cells, T, 3) summed scheduled (bop, interest, principal) of
@@ -274,8 +271,8 @@ def granular_block(zb, scale, st, cell_n, cell_r, thr_s, cell_smm, cell_flows, c
             for t in range(cell_r[c]):
                 if alive == 0:
                     break
-                d = binomial_draw(alive, pds[t], st)
-                s = binomial_draw(alive - d, cell_smm[c, t], st)
+                d = binomial_draw(alive, pds[t], gen)
+                s = binomial_draw(alive - d, cell_smm[c, t], gen)
                 fa = alive * inv_n
                 fperf = (alive - d) * inv_n
                 fd = d * inv_n
@@ -468,115 +465,7 @@ def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_
 
 
 # ------------------------------------------------------------------------------------------
-# numpy's PCG64 float32 stream in numba (the loan engine's uniforms)
-
-
-@intrinsic
-def _mulhi64(typingctx, a, b):
-    """High 64 bits of the 128-bit product of two uint64 (one LLVM i128 multiply)."""
-    sig = types.uint64(types.uint64, types.uint64)
-
-    def codegen(context, builder, signature, args):
-        i128 = ir.IntType(128)
-        prod = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
-        return builder.trunc(builder.lshr(prod, ir.Constant(i128, 64)), ir.IntType(64))
-
-    return sig, codegen
-
-
-_PCG_MUL_HI = np.uint64(2549297995355413924)  # PCG_DEFAULT_MULTIPLIER_128 of numpy's PCG64
-_PCG_MUL_LO = np.uint64(4865540595714422341)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _pcg64_next(hi, lo, ihi, ilo):
-    """One PCG64 (XSL-RR 128/64) step: new state (hi, lo) and the 64-bit output."""
-    nlo = lo * _PCG_MUL_LO
-    nhi = _mulhi64(lo, _PCG_MUL_LO) + hi * _PCG_MUL_LO + lo * _PCG_MUL_HI
-    lo = nlo + ilo
-    hi = nhi + ihi + np.uint64(lo < nlo)
-    x = hi ^ lo
-    rot = hi >> np.uint64(58)
-    return hi, lo, (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
-
-
-@numba.njit(cache=True, nogil=True)
-def pcg64_random_f32(out, st):
-    """Fill the C-contiguous float32 array ``out`` exactly as ``Generator(PCG64).random(out=out,
-    dtype=np.float32)`` does, from and back into the state ``st`` (uint64[6]: state high,
-    state low, increment high, increment low, has_uint32, uinteger — see
-    ``portfolio.montecarlo.simulation._pcg_state``): each 64-bit output gives two uniforms, its
-    low then its high 32 bits, each ``(bits >> 8) · 2⁻²⁴``; an odd count leaves the high half
-    buffered, as numpy's ``next_uint32`` does. Tested equal to numpy's stream and state."""
-    hi = st[0]
-    lo = st[1]
-    ihi = st[2]
-    ilo = st[3]
-    has = st[4] != np.uint64(0)
-    buf = st[5]
-    flat = out.reshape(-1)
-    n = flat.shape[0]
-    scale = np.float32(1.0 / 16777216.0)
-    s8 = np.uint64(8)
-    i = 0
-    if has and n > 0:
-        flat[0] = np.float32(buf >> s8) * scale
-        i = 1
-        has = False
-    while i + 1 < n:
-        hi, lo, v = _pcg64_next(hi, lo, ihi, ilo)
-        flat[i] = np.float32((v & np.uint64(0xFFFFFFFF)) >> s8) * scale
-        flat[i + 1] = np.float32(v >> np.uint64(40)) * scale
-        buf = v >> np.uint64(32)
-        i += 2
-    if i < n:
-        hi, lo, v = _pcg64_next(hi, lo, ihi, ilo)
-        flat[i] = np.float32((v & np.uint64(0xFFFFFFFF)) >> s8) * scale
-        buf = v >> np.uint64(32)
-        has = True
-    st[0] = hi
-    st[1] = lo
-    st[4] = np.uint64(1) if has else np.uint64(0)
-    st[5] = buf
-
-
-# ------------------------------------------------------------------------------------------
-# Exact binomial draws from the block's PCG64 stream (granular engine; reusable)
-
-
-def pcg64_state(bitgen: np.random.BitGenerator) -> np.ndarray:
-    """A ``PCG64`` bit generator's state as uint64[6] for the kernels that draw from it
-    (``pcg64_random_f32``, ``pcg64_double``, ``binomial_draw``): state high, state low,
-    increment high, increment low, has_uint32, uinteger. Write it back with
-    :func:`set_pcg64_state` so that the generator continues after the kernel's draws."""
-    s = bitgen.state
-    state, inc = int(s["state"]["state"]), int(s["state"]["inc"])
-    return np.array([state >> 64, state & _M64, inc >> 64, inc & _M64, int(s["has_uint32"]),
-                     int(s["uinteger"])], dtype=np.uint64)
-
-
-def set_pcg64_state(bitgen: np.random.BitGenerator, st: np.ndarray) -> None:
-    """Write back into ``bitgen`` the state advanced by a kernel (see :func:`pcg64_state`)."""
-    s = dict(bitgen.state)
-    s["state"] = {"state": (int(st[0]) << 64) | int(st[1]), "inc": s["state"]["inc"]}
-    s["has_uint32"] = int(st[4])
-    s["uinteger"] = int(st[5])
-    bitgen.state = s
-
-
-_M64 = (1 << 64) - 1
-_TWO_M53 = 1.0 / 9007199254740992.0
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def pcg64_double(st):
-    """The next ``Generator(PCG64).random()`` double of the state ``st`` (uint64[6]):
-    ``(next_uint64 >> 11) · 2⁻⁵³`` in [0, 1), as numpy draws it (tested equal to numpy's
-    stream and state). The uint32 buffer of ``st`` is left alone, as numpy does."""
-    hi, lo, v = _pcg64_next(st[0], st[1], st[2], st[3])
-    st[0] = hi
-    st[1] = lo
-    return np.float64(v >> np.uint64(11)) * _TWO_M53
+# Exact binomial draws from the block's Generator (granular engines; reusable)
 
 
 BINOMIAL_INVERSION_MAX_MODE = 10
@@ -610,14 +499,14 @@ _RECIP = 1.0 / np.arange(1.0, 65.0)  # 1/(k + 1) for the first steps of the inve
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _binomial_inversion(n, p, st):
+def _binomial_inversion(n, p, gen):
     # P(K = 0) = (1 − p)^n, P(K = k + 1) = P(K = k)·(n − k)/(k + 1)·p/(1 − p); search from 0.
     # u < 1 − np ≤ (1 − p)^n means K = 0 (skips the exp/log). A uniform beyond the
     # accumulated total (rounding, ~1e-16) is redrawn, never clipped.
     ratio = p / (1.0 - p)
     lim = 1.0 - n * p
     while True:
-        u = pcg64_double(st)
+        u = gen.random()
         if u < lim:
             return 0
         f = math.exp(n * math.log1p(-p))
@@ -632,7 +521,7 @@ def _binomial_inversion(n, p, st):
 
 
 @numba.njit(cache=True, nogil=True)
-def _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq):
+def _binomial_btrd_rest(n, p, gen, v, a, b, c, v_r, npq):
     # BTRD after the first uniform ``v`` missed the box (steps 2-5; step 1 again for every
     # later uniform). Not inlined: about one draw in four comes here.
     q = 1.0 - p
@@ -644,7 +533,7 @@ def _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq):
     fresh = False
     while True:
         if fresh:
-            v = pcg64_double(st)
+            v = gen.random()
             if v <= urvr:
                 u = v / v_r - 0.43
                 k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
@@ -655,11 +544,11 @@ def _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq):
         if v <= urvr:  # only the very first uniform, when its box k fell outside [0, n]
             continue
         if v >= v_r:
-            u = pcg64_double(st) - 0.5
+            u = gen.random() - 0.5
         else:
             u = v / v_r - 0.93
             u = math.copysign(0.5, u) - u
-            v = pcg64_double(st) * v_r
+            v = gen.random() * v_r
         us = 0.5 - abs(u)
         if us <= 0.0:
             continue
@@ -699,7 +588,7 @@ def _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _binomial_btrd(n, p, st):
+def _binomial_btrd(n, p, gen):
     # Hörmann (1993), algorithm BTRD, for p ≤ ½ and mode m ≥ 10: transformed rejection with
     # a table-free squeeze, a recursive evaluation of f(k)/f(m) near the mode and a
     # Stirling-series test in the tails. Only what step 1 needs is set up here (one sqrt,
@@ -710,19 +599,21 @@ def _binomial_btrd(n, p, st):
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
     v_r = 0.92 - 4.2 / b
-    v = pcg64_double(st)
+    v = gen.random()
     if v <= 0.86 * v_r:
         u = v / v_r - 0.43
         k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
         if 0 <= k <= n:
             return k
-    return _binomial_btrd_rest(n, p, st, v, a, b, c, v_r, npq)
+    return _binomial_btrd_rest(n, p, gen, v, a, b, c, v_r, npq)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def binomial_draw(n, p, st):
-    """An exact Binomial(n, p) draw from the PCG64 stream ``st`` (uint64[6], see
-    :func:`pcg64_state`; advanced in place): deterministic for a given state.
+def binomial_draw(n, p, gen):
+    """An exact Binomial(n, p) draw whose uniforms are ``gen.random()`` doubles of the
+    ``numpy.random.Generator`` ``gen`` (numba compiles a Generator's documented methods in
+    nopython code; they read and advance the same bit generator as numpy's own calls):
+    deterministic for a given generator state.
 
     ``n ≤ 0`` or ``p ≤ 0`` gives 0 and ``p ≥ 1`` gives n, without drawing. Otherwise, with
     p' = min(p, 1 − p) (a draw for 1 − p is n minus a draw for p) and mode
@@ -739,16 +630,16 @@ def binomial_draw(n, p, st):
     flip = p > 0.5
     pp = 1.0 - p if flip else p
     if math.floor((n + 1) * pp) <= BINOMIAL_INVERSION_MAX_MODE:
-        k = _binomial_inversion(n, pp, st)
+        k = _binomial_inversion(n, pp, gen)
     else:
-        k = _binomial_btrd(n, pp, st)
+        k = _binomial_btrd(n, pp, gen)
     return n - k if flip else k
 
 
 def binomial_draw_np(n: int, p: float, gen: np.random.Generator) -> int:
     """Plain-Python twin of :func:`binomial_draw`: the same algorithm, its uniforms from
-    ``gen.random()`` (numpy's own PCG64 double stream), so that it returns the same draws
-    and leaves ``gen`` where the kernel leaves its state (tested)."""
+    ``gen.random()`` called from Python, so that it returns the same draws and leaves
+    ``gen`` where the kernel leaves it (tested)."""
     n = int(n)
     p = float(p)
     if n <= 0 or p <= 0.0:

@@ -591,11 +591,8 @@ def simulate_batch(
         nb = prep.n_binomial_cells
         cells = (prep.cell_n[:nb], prep.cell_r[:nb], thr_s[:nb], prep.cell_smm[:nb],
                  prep.cell_flows[:nb], prep.cell_pflows[:nb], acc, pacc, t_q[:nb], kf)
-        bitgen = gen_idio.bit_generator
-        if backend == "numba" and type(bitgen) is np.random.PCG64:
-            st = engines.pcg64_state(bitgen)
-            engines.granular_block(zb, scale, st, *cells)
-            engines.set_pcg64_state(bitgen, st)
+        if backend == "numba":
+            engines.granular_block(zb, scale, gen_idio, *cells)
         else:
             engines.granular_block_np(zb, scale, gen_idio, *cells)
         if nb < prep.n_cells:
@@ -608,16 +605,6 @@ def simulate_batch(
     pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
     pflows[:, :, :T] = pacc
     return PathBatch(block_index, flows, pflows)
-
-
-def _pcg_state(bitgen: np.random.BitGenerator) -> np.ndarray:
-    """PCG64 state as uint64[6] (``engines.pcg64_state``)."""
-    return engines.pcg64_state(bitgen)
-
-
-def _set_pcg_state(bitgen: np.random.BitGenerator, st: np.ndarray) -> None:
-    """Write back the state advanced by a kernel (``engines.set_pcg64_state``)."""
-    engines.set_pcg64_state(bitgen, st)
 
 
 def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,
@@ -640,27 +627,20 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
         engines.event_cdfs_np(*cdf_args)
     # one uniform per (path, loan): canonical chunks of LOAN_CHUNK loans from the first loan
     # of cell c0, each drawn as an (n_paths, chunk) array from the idiosyncratic stream
-    # (the numba backend draws the same PCG64 stream with engines.pcg64_random_f32)
+    # into one reused buffer (numpy's Generator.random(out=..., dtype=np.float32))
     first = int(prep.cell_first[c0])
     u = np.empty((n_paths, min(LOAN_CHUNK, prep.n_loans - first)), dtype=np.float32)
-    bitgen = gen_idio.bit_generator
-    st = _pcg_state(bitgen) if backend == "numba" and type(bitgen) is np.random.PCG64 else None
     for l0 in range(first, prep.n_loans, LOAN_CHUNK):
         l1 = min(prep.n_loans, l0 + LOAN_CHUNK)
         uu = u[:, : l1 - l0] if l1 - l0 == u.shape[1] else np.empty((n_paths, l1 - l0),
                                                                      dtype=np.float32)
-        if st is not None:
-            engines.pcg64_random_f32(uu, st)
-        else:
-            gen_idio.random(out=uu, dtype=np.float32)
+        gen_idio.random(out=uu, dtype=np.float32)
         largs = (uu, l0, c0, prep.cell_of, prep.loan_base, prep.cell_r[c0:], cum, total,
                  prep.sched, prep.shares, acc, pacc)
         if backend == "numba":
             engines.loan_block(*largs)
         else:
             engines.loan_block_np(*largs)
-    if st is not None:
-        _set_pcg_state(bitgen, st)
     acc[:, :, :3] += prep.cell_flows[c0:].sum(axis=0)[None]
     if prep.n_parties:
         pacc[:, :, :, :3] += prep.cell_pflows[c0:].sum(axis=0)[:, None]

@@ -1,7 +1,7 @@
-"""The loan engine's numba PCG64 uniforms and float32 event search against numpy itself.
+"""The loan engine's float32 uniforms and event search against numpy itself.
 
-Independent source: numpy's own ``Generator(PCG64).random(dtype=np.float32)`` stream and
-bit-generator state, and numpy's float64 comparisons of the float32 uniforms."""
+Independent source: numpy's own ``Generator(PCG64).random(dtype=np.float32)`` stream, and
+numpy's float64 comparisons of the float32 uniforms."""
 
 from __future__ import annotations
 
@@ -11,38 +11,7 @@ from hypothesis import strategies as st
 from simulation_pools import assumptions, mixed_pool
 
 from portfolio.montecarlo import engines
-from portfolio.montecarlo.simulation import (
-    _pcg_state,
-    _set_pcg_state,
-    block_seed,
-    prepare_pool,
-    simulate_batch,
-)
-
-
-@given(seed=st.integers(0, 2**63), sizes=st.lists(st.integers(0, 5_000), min_size=1,
-                                                  max_size=6))
-def test_pcg64_random_f32_is_numpys_stream_and_state(seed, sizes):
-    ref = np.random.Generator(np.random.PCG64(seed))
-    ours = np.random.Generator(np.random.PCG64(seed))
-    for n in sizes:  # odd sizes leave half a 64-bit draw buffered between calls
-        expected = ref.random(n, dtype=np.float32)
-        got = np.empty(n, dtype=np.float32)
-        state = _pcg_state(ours.bit_generator)
-        engines.pcg64_random_f32(got, state)
-        _set_pcg_state(ours.bit_generator, state)
-        assert np.array_equal(expected, got)
-        assert ours.bit_generator.state == ref.bit_generator.state
-    assert ours.random() == ref.random()  # the generator continues where numpy's would
-
-
-def test_pcg64_random_f32_fills_a_2d_block_row_by_row():
-    ref = np.random.Generator(np.random.PCG64(3)).random((40, 333), dtype=np.float32)
-    ours = np.random.Generator(np.random.PCG64(3))
-    got = np.empty((40, 333), dtype=np.float32)
-    state = _pcg_state(ours.bit_generator)
-    engines.pcg64_random_f32(got, state)
-    assert np.array_equal(ref, got)
+from portfolio.montecarlo.simulation import block_seed, prepare_pool, simulate_batch
 
 
 @given(x=st.floats(0.0, 1.0) | st.sampled_from([0.0, 1.0, 0.5 + 2.0**-30, 2.0**-26]),
@@ -54,16 +23,27 @@ def test_float32_threshold_gives_the_float64_comparison(x, k):
     assert (t <= u) == (x <= float(u))
 
 
-def test_loan_engine_uniforms_from_numba_equal_numpys(monkeypatch):
-    # the numba backend once more with numpy's own Generator.random (no state read, so the
-    # fallback path draws): the same block bit for bit
+def test_loan_engine_uniforms_are_numpys_float32_stream_in_canonical_chunks(monkeypatch):
+    # the uniforms handed to the loan kernel, chunk after chunk, are numpy's own
+    # Generator(PCG64).random(dtype=np.float32) stream of the block's idiosyncratic seed,
+    # drawn as one (paths, chunk) array after the other
     import portfolio.montecarlo.simulation as sim
 
     pool = mixed_pool(1_200, seed=4)
     prep = prepare_pool(pool, assumptions(pd_scale=3.0, smm=0.05), loan_level=True)
     seed = block_seed(np.random.SeedSequence(5), 1)
-    fast = simulate_batch(prep, 1, seed, 33, "loan")
-    monkeypatch.setattr(sim, "_pcg_state", lambda bitgen: None)
-    plain = simulate_batch(prep, 1, seed, 33, "loan")
-    assert np.array_equal(fast.flows, plain.flows)
-    assert fast.flows[..., engines.DEFAULT].sum() > 0
+    seen: list[np.ndarray] = []
+    kernel = engines.loan_block
+
+    def spy(u, *rest):
+        seen.append(u.copy())
+        kernel(u, *rest)
+
+    monkeypatch.setattr(sim, "LOAN_CHUNK", 500)
+    monkeypatch.setattr(engines, "loan_block", spy)
+    out = simulate_batch(prep, 1, seed, 33, "loan")
+    ref = sim._block_streams(seed)[2]
+    assert [u.shape[1] for u in seen] == [500, 500, 200]
+    for u in seen:
+        assert np.array_equal(u, ref.random(u.shape, dtype=np.float32))
+    assert out.flows[..., engines.DEFAULT].sum() > 0
