@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from dashboards import access, ui
+from dashboards import access, criteria_form, ui
+from portfolio.loans.types import ALLOWED_TERMS, PRINCIPAL_MAX, SCORE_MAX, SCORE_MIN, RepaymentType
 
 v = ui.viewer()
 st.title("Pools")
@@ -25,23 +28,69 @@ else:
 st.divider()
 st.subheader("Eligibility (live)")
 book = ui.guard(ui.book_head, *ui.args(v), None)
+d = criteria_form.form_defaults(criteria_form.example_criteria())
+book_regions = sorted(book.summary.loc[book.summary["dimension"] == "region", "group"]
+                      .astype(str).unique())
+regions = sorted({*book_regions, *d["regions_include"], *d["regions_exclude"]})
+types = [t.value for t in RepaymentType]
+
+
+def limit(where: Any, label: str, name: str, key: str, **kwargs: Any) -> Any:
+    """A number box for an optional limit: starts at the file's value, can be emptied (no
+    limit; a box whose own default is a number could not be)."""
+    st.session_state.setdefault(key, d[name])
+    return where.number_input(label, value=None, key=key, placeholder="no limit", **kwargs)
+
+
+# every key of a criteria file (examples/criteria.toml) has a control; the defaults are that
+# file's, so the form starts on the demo's pool; an empty box is "no limit"
 with st.container(border=True):
-    a, b, c = st.columns(3)
-    score_min = a.slider("Score floor", 350, 950, 600, step=10, key="elig_score_min")
-    dpd_max = a.selectbox("Max DPD at cut-off", [0, 30, 60, 90], key="elig_dpd_max")
-    terms = b.multiselect("Terms (months)", [3, 6, 9, 12, 18, 24], [3, 6, 9, 12],
-                          key="elig_terms")
-    rtypes = b.multiselect("Repayment types", ["level_annuity", "equal_principal",
-                                               "interest_only", "daily_interest"],
-                           ["level_annuity", "equal_principal", "daily_interest"],
-                           key="elig_rtypes")
-    apr_max = c.slider("APR cap", 0.0, 0.24, 0.24, step=0.01, key="elig_apr_max")
-    obligor = c.slider("Largest obligor share", 0.0005, 0.05, 0.001, step=0.0005,
-                       format="%.4f", key="elig_obligor")
-    region = c.slider("Largest region share", 0.05, 1.0, 0.25, step=0.05, key="elig_region")
-criteria = {"eligibility": {"score_min": score_min, "dpd_max": dpd_max, "terms": terms,
-                            "repayment_types": rtypes, "apr_max": apr_max},
-            "concentration": {"max_obligor_share": obligor, "max_region_share": region}}
+    description = st.text_input("Description", d["description"], key="elig_description")
+    with st.expander("Credit, delinquency and product", expanded=True):
+        a, b, c = st.columns(3)
+        score_min = limit(a, "Score floor", "score_min", "elig_score_min", min_value=SCORE_MIN,
+                          max_value=SCORE_MAX, step=10)
+        dpd_max = a.number_input("Max DPD at cut-off", 0, 10_000, d["dpd_max"], step=1,
+                                 key="elig_dpd_max", help="Days past due; 0 = current only.")
+        terms = b.multiselect("Terms (months)", list(ALLOWED_TERMS), d["terms"],
+                              placeholder="every term", key="elig_terms")
+        rtypes = b.multiselect("Repayment types", types, d["repayment_types"],
+                               format_func=lambda t: f"{t} ({RepaymentType(t).label})",
+                               placeholder="every type", key="elig_rtypes")
+        rate = {"min_value": 0.0, "max_value": 1.0, "step": 0.01, "format": "%.4f"}
+        apr_min = limit(c, "APR floor (0.18 = 18%)", "apr_min", "elig_apr_min", **rate)
+        apr_max = limit(c, "APR cap (0.18 = 18%)", "apr_max", "elig_apr_max", **rate)
+    with st.expander("Amounts (CNY)"):
+        a, b = st.columns(2)
+        cny = {"min_value": 0.0, "max_value": PRINCIPAL_MAX, "step": 100.0, "format": "%.2f"}
+        principal_min = limit(a, "Principal from", "principal_min", "elig_principal_min", **cny)
+        principal_max = limit(b, "Principal to", "principal_max", "elig_principal_max", **cny)
+        balance_min = limit(a, "Cut-off balance from", "balance_min", "elig_balance_min", **cny)
+        balance_max = limit(b, "Cut-off balance to", "balance_max", "elig_balance_max", **cny)
+    with st.expander("Region and vintage"):
+        a, b = st.columns(2)
+        regions_include = a.multiselect("Regions included", regions, d["regions_include"],
+                                        placeholder="every region", key="elig_regions_include")
+        regions_exclude = a.multiselect("Regions excluded", regions, d["regions_exclude"],
+                                        placeholder="none", key="elig_regions_exclude")
+        st.session_state.setdefault("elig_originated_from", d["originated_from"])
+        st.session_state.setdefault("elig_originated_to", d["originated_to"])
+        originated_from = b.date_input("Originated from", None, key="elig_originated_from")
+        originated_to = b.date_input("Originated to", None, key="elig_originated_to")
+    with st.expander("Concentration limits"):
+        a, b = st.columns(2)
+        obligor = limit(a, "Largest obligor share", "max_obligor_share", "elig_obligor",
+                        min_value=0.0001, max_value=1.0, step=0.0005, format="%.4f")
+        region = limit(b, "Largest region share", "max_region_share", "elig_region",
+                       min_value=0.01, max_value=1.0, step=0.05, format="%.2f")
+criteria = criteria_form.criteria_dict({
+    "description": description, "score_min": score_min, "dpd_max": dpd_max, "terms": terms,
+    "repayment_types": rtypes, "regions_include": regions_include,
+    "regions_exclude": regions_exclude, "principal_min": principal_min,
+    "principal_max": principal_max, "balance_min": balance_min, "balance_max": balance_max,
+    "originated_from": originated_from, "originated_to": originated_to, "apr_min": apr_min,
+    "apr_max": apr_max, "max_obligor_share": obligor, "max_region_share": region})
+st.session_state["elig_criteria"] = criteria  # the form's criteria, as a criteria file says
 preview = ui.guard(ui.preview_pool, *ui.args(v), criteria, book.as_of)
 m = st.columns(2)
 m[0].metric("Eligible loans", f"{preview.n_loans:,}")

@@ -107,6 +107,8 @@ _ELIGIBILITY_KEYS = (
     "originated_to", "apr_min", "apr_max",
 )
 _CONCENTRATION_KEYS = ("max_obligor_share", "max_region_share")
+# every key a criteria file can hold, by table (the dashboard's form offers each one)
+ELIGIBILITY_KEYS, CONCENTRATION_KEYS = _ELIGIBILITY_KEYS, _CONCENTRATION_KEYS
 
 
 @dataclass(frozen=True, slots=True)

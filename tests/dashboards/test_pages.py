@@ -274,7 +274,7 @@ def test_pools_page_saves_a_pool(writable_book, monkeypatch) -> None:
 
     monkeypatch.setenv("RISKPOOL_DB", str(writable_book.db))
     at = page("pools", "treasury")
-    at.slider(key="elig_obligor").set_value(0.05).run()
+    at.number_input(key="elig_obligor").set_value(0.05).run()
     eligible = metric(at, "Eligible loans")
     at.text_input(key="pool_name").input("dashboard pool").run()
     at.button(key="pool_save").click().run()
