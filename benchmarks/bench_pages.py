@@ -43,15 +43,21 @@ from dashboards.auth import Viewer
 from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.book.replay import replay_run
 from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.montecarlo.simulation import simulate
 from portfolio.store.core import open_store
-from portfolio.store.runs import list_runs, record_simulation
+from portfolio.store.runs import (
+    list_runs,
+    load_replenishment,
+    record_simulation,
+    write_replenishment,
+)
 from portfolio.store.tranches import record_tranche_results
 from portfolio.version import code_version
 from tranching.deal import load_deal
-from tranching.revolving import replenishment_for, run_deal
+from tranching.revolving import recorded_deal, replenishment_for, run_deal
 
 OUT = ROOT / "bench_out" / "pages"
 PAGES = ("book", "pools", "simulation", "scenarios", "tranches", "partners", "dispersion",
@@ -75,7 +81,9 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
         with open_store(db, read_only=True) as store:
             runs = list_runs(store, "simulation")
         if len(runs):
-            return {"db": db, "pool_id": pool_id, "run_id": int(runs["run_id"].max()),
+            run_id = int(runs["run_id"].max())
+            _store_profile(db, run_id, log)
+            return {"db": db, "pool_id": pool_id, "run_id": run_id,
                     "partner": _three_partner_registry().partners[0].id}
         db.unlink()
     partial = db.with_suffix(".partial.duckdb")
@@ -115,12 +123,29 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
         deal_run = run_deal(deal, paths, profile)
         record_tranche_results(store, run_id, deal, deal_run.tranches,
                                triggers=deal_run.triggers, settings=deal_run.settings().to_json())
+        if profile is not None:  # as `riskpool demo` and `simulate --structure` store it
+            write_replenishment(store, run_id, deal.revolving_months, profile)
     # the run's files were written beside the partial file: they move with it
     partial.rename(db)
     log(f"   set up {db.name}: allocation {allocation_id}, run {run_id} "
         f"({time.perf_counter() - t:.0f} s)")
     return {"db": db, "pool_id": pool_id, "run_id": run_id,
             "partner": registry.partners[0].id}
+
+
+def _store_profile(db: Path, run_id: int, log: Any) -> None:
+    """A book set up before the deal's replenishment profile was stored with the run: store
+    it now (the profile a replay of the run builds, as the pages built it before)."""
+    with open_store(db, read_only=True) as store:
+        deal = recorded_deal(store, run_id)
+        if deal.revolving_months <= 0 or \
+                load_replenishment(store, run_id, deal.revolving_months) is not None:
+            return
+    t = time.perf_counter()
+    with open_store(db) as store:
+        profile = replay_run(store, run_id).replenishment(deal.revolving_months)
+        write_replenishment(store, run_id, deal.revolving_months, profile)
+    log(f"   stored run {run_id}'s replenishment profile ({time.perf_counter() - t:.0f} s)")
 
 
 def _cold() -> None:

@@ -36,7 +36,7 @@ from portfolio.montecarlo.records import placed
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import Engine
 from portfolio.store.core import Store
-from portfolio.store.runs import load_paths
+from portfolio.store.runs import load_paths, load_replenishment
 from portfolio.store.tranches import load_run_deal
 from portfolio.validation import (
     Anything,
@@ -196,10 +196,15 @@ def run_replenishment(store: Store, run_id: int, deal: Deal) -> PoolPaths | None
 def run_replenishment_profile(store: Store, run_id: int, purchase_months: int = 1) -> PoolPaths:
     """The replenishment profile of recorded simulation run ``run_id`` for a deal revolving
     ``purchase_months`` months (one vintage per purchase month),
-    rebuilt by ``portfolio.book.replay.replay_run`` from the run's typed inputs: its pool's
-    loans and cut-off, the assumptions stored with the run, its seed, path count, engine and
-    deterministic factor level. ``NotFound`` if the run, its pool or its assumptions file is
-    gone."""
+    the one stored with the run when its deal's results were recorded
+    (``portfolio.store.runs.load_replenishment``), else rebuilt by
+    ``portfolio.book.replay.replay_run`` from the run's typed inputs: its pool's loans and
+    cut-off, the assumptions stored with the run, its seed, path count, engine and
+    deterministic factor level (the same arrays: tests/dashboards/test_stored_summaries.py).
+    ``NotFound`` if the run, its pool or its assumptions file is gone."""
+    stored = load_replenishment(store, run_id, purchase_months)
+    if stored is not None:
+        return stored
     return replay_run(store, run_id).replenishment(purchase_months)
 
 

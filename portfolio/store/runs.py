@@ -15,6 +15,11 @@ current, ``state_k`` bucket k = 1 … K) and the cured balance (``cured``) besid
 both files (``PoolPaths.delinquency``; charge-off point and cure rule in the metadata).
     <db dir>/runs/<run_id>/assumptions.toml     the assumptions the run used (stress applied)
     <db dir>/runs/<run_id>/assumptions.json     the same, exactly (what a replay reads)
+    <db dir>/runs/<run_id>/replenishment_<m>m/  a revolving deal's replenishment profile for
+                                                m purchase months (``v<s>/paths.parquet`` per
+                                                vintage s, as above),
+                                                stored with the deal's results so a page or a
+                                                command reads it instead of re-simulating it
 
 ``paths.parquet`` carries the run's metadata (period end dates, initial balance, seed entropy,
 party ids) in its schema metadata under ``riskpool``. Files are written to a temporary
@@ -45,7 +50,7 @@ import pyarrow.parquet as pq
 from portfolio import settings
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
-from portfolio.montecarlo.paths import FLOW_NAMES, DelinquencyPaths, PoolPaths
+from portfolio.montecarlo.paths import FLOW_NAMES, DelinquencyPaths, PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
 from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store import liveness
@@ -366,6 +371,66 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
     return read_paths(d)
 
 
+def _stored_run_dir(store: Store, run_id: int) -> Path:
+    row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
+                            [int(run_id)]).fetchone()
+    return resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
+
+
+def replenishment_dir(directory: str | Path, purchase_months: int) -> Path:
+    """Where a run's replenishment profile for ``purchase_months`` purchase months lives."""
+    return Path(directory) / f"replenishment_{int(purchase_months)}m"
+
+
+def write_replenishment(store: Store, run_id: int, purchase_months: int,
+                        profile: PoolPaths) -> Path:
+    """Store a revolving deal's replenishment profile with recorded run ``run_id`` (the
+    profile the deal's tables were computed with): written to a temporary folder in the run's
+    directory, then renamed into place (an earlier profile for the same months is replaced).
+    ``NotFound`` if the run does not exist."""
+    _require_run(store, run_id)
+    d = _stored_run_dir(store, run_id)
+    target = replenishment_dir(d, purchase_months)
+    tmp = d / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
+    try:
+        write_profile(profile, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def write_profile(profile: PoolPaths, directory: str | Path) -> Path:
+    """Write a replenishment profile in ``directory``: one folder of :func:`write_paths` per
+    vintage (``v0``, ``v1``, …; a plain ``PoolPaths`` is one vintage)."""
+    d = Path(directory)
+    later = profile.later if isinstance(profile, ReplenishmentProfile) else ()
+    for s, vintage in enumerate((profile, *later)):
+        write_paths(vintage, d / f"v{s}")
+    return d
+
+
+def read_profile(directory: str | Path) -> PoolPaths:
+    """The profile :func:`write_profile` wrote (a ``ReplenishmentProfile`` with its vintages)."""
+    d = Path(directory)
+    n = len([p for p in d.glob("v*") if (p / "paths.parquet").is_file()])
+    vintages = [read_paths(d / f"v{s}") for s in range(n)]
+    first = vintages[0]
+    return ReplenishmentProfile(**{f.name: getattr(first, f.name)
+                                   for f in dataclasses.fields(PoolPaths)},
+                                later=tuple(vintages[1:]))
+
+
+def load_replenishment(store: Store, run_id: int, purchase_months: int) -> PoolPaths | None:
+    """The replenishment profile stored with run ``run_id`` for ``purchase_months`` purchase
+    months (:func:`write_replenishment`), or ``None`` if none was stored."""
+    _require_run(store, run_id)
+    d = replenishment_dir(_stored_run_dir(store, run_id), purchase_months)
+    return read_profile(d) if (d / "v0" / "paths.parquet").is_file() else None
+
+
 def read_paths(directory: str | Path) -> PoolPaths:
     """The path arrays ``write_paths`` wrote in ``directory`` (the delinquency states too)."""
     d = Path(directory)
@@ -424,6 +489,7 @@ def record_simulation(
     assumptions: Assumptions | None = None,
     started_at: dt.datetime | None = None,
     on_record: Callable[[Store, int], None] | None = None,
+    replenishment: tuple[int, PoolPaths] | None = None,
 ) -> int:
     """Record a finished simulation: runs row, summary tables, Parquet paths (and the
     assumptions it used, written beside the paths as TOML for people and as exact JSON for a
@@ -433,7 +499,9 @@ def record_simulation(
     paths' count; ``inputs.party_ids``, when given, their party ids (else they are taken from
     the paths). Returns the id.
     ``on_record(store, run_id)`` runs inside the same transaction after the run's rows (e.g.
-    tranche results stored with the run): if it raises, nothing is recorded."""
+    tranche results stored with the run): if it raises, nothing is recorded.
+    ``replenishment``: (purchase months, profile) of the revolving deal whose results
+    ``on_record`` stores, written with the paths (:func:`load_replenishment` reads it)."""
     if inputs.n_paths != paths.n_paths:
         raise ValidationError(must_be("inputs.n_paths", f"{paths.n_paths:,} (the paths' count)",
                                       inputs.n_paths))
@@ -459,6 +527,8 @@ def record_simulation(
     }
     try:
         write_paths(paths, tmp)
+        if replenishment is not None:
+            write_profile(replenishment[1], replenishment_dir(tmp, replenishment[0]))
         with store.transaction():
             run_id = store.next_id("run_seq")
             final = run_dir(store, run_id)

@@ -47,7 +47,7 @@ from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import open_store
-from portfolio.store.runs import record_simulation
+from portfolio.store.runs import record_simulation, write_replenishment
 from portfolio.store.tranches import record_tranche_results
 from portfolio.synthetic.generate import GeneratorParams, generate_book
 from portfolio.version import code_version
@@ -238,6 +238,8 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         table = deal_run.tranches
         record_tranche_results(store, result.run_id, deal, table, triggers=deal_run.triggers,
                                settings=deal_run.settings().to_json())
+        if profile is not None:  # the pages and `riskpool tranche` read it, not re-simulate it
+            write_replenishment(store, result.run_id, deal.revolving_months, profile)
         timings["tranches_s"] = time.perf_counter() - t
         echo(f"deal {deal.name}: " + ", ".join(
             f"{r.tranche} EL {r.el:.4%}" for r in table.itertuples()))

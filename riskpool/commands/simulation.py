@@ -230,12 +230,15 @@ def run_simulation(
         source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
     deal_run = None
     on_record = None
+    stored_profile = None  # the revolving deal's profile, stored with the run's paths
     if deal is not None and structure is not None:
         t3 = time.perf_counter()
         profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, eng,
                                     cutoff=pool.cutoff_date, deterministic_z=z, model=model,
                                     charge_off_dpd=charge_off_dpd)
         deal_run = run_deal(deal, paths, profile, rating_table=ratings)
+        if profile is not None:
+            stored_profile = (deal.revolving_months, profile)
         timings["tranches_s"] = time.perf_counter() - t3
         on_record = _tranche_recorder(deal_run, Path(structure))
     if label is not None or tags:
@@ -246,7 +249,7 @@ def run_simulation(
         with open_store(db) as store:
             run_id = record_simulation(store, paths, inputs, code_version(), timings=timings,
                                        assumptions=assumptions, started_at=started,
-                                       on_record=on_record)
+                                       on_record=on_record, replenishment=stored_profile)
         timings["record_s"] = time.perf_counter() - t2
     return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
 

@@ -324,3 +324,32 @@ def test_tranche_grid_around_a_stored_run(cli, db: Path, tmp_path: Path) -> None
     assert r.code == 2 and "--structure" in r.err
     r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "1,-2")
     assert r.code == 2 and "--cdr-multipliers" in r.err
+
+
+def test_structure_stores_the_replenishment_profile_with_the_run(cli, db: Path) -> None:
+    """The revolving deal's profile is written with the run's paths; it is the profile a
+    replay of the run's inputs builds, array for array (so reading it changes no number)."""
+    from portfolio.book.replay import replay_run
+    from portfolio.montecarlo.paths import FLOW_NAMES
+    from portfolio.store.runs import load_replenishment, run_dir
+
+    r = _simulate(cli, db, "--structure", CN)
+    assert r.code == 0, r.err
+    deal = load_deal(CN)
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        stored = load_replenishment(store, run_id, deal.revolving_months)
+        assert load_replenishment(store, run_id, deal.revolving_months + 1) is None
+        rebuilt = replay_run(store, run_id).replenishment(deal.revolving_months)
+        used = run_replenishment(store, run_id, deal)
+        folder = run_dir(store, run_id)
+    assert (folder / f"replenishment_{deal.revolving_months}m" / "v0" / "paths.parquet").is_file()
+    assert stored is not None and used is not None
+    assert stored.n_vintages == rebuilt.n_vintages == deal.revolving_months
+    for s in range(deal.revolving_months):
+        a, b, c = stored.vintage(s), rebuilt.vintage(s), used.vintage(s)
+        for name in FLOW_NAMES:
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (s, name)
+            assert np.array_equal(getattr(c, name), getattr(a, name)), (s, name)
+        assert np.array_equal(a.dates, b.dates)
+        assert a.initial_balance == b.initial_balance
