@@ -887,21 +887,27 @@ def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> Allocation
         if int(allocation_id) not in set(listed["allocation_id"].astype(int)):
             raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
         parties = sql.party_shares(store.con, int(allocation_id))
-    with _full(db) as store:
-        stored = load_allocation(store, int(allocation_id))
+    with _full(db) as store:  # the allocation's record and balances, not its share matrix
+        row = alloc_sql.allocation_row(store.con, int(allocation_id))
+        if row is None:
+            raise NotFound(f"allocation {allocation_id} does not exist")
+        mode, objective, pool_id = row["mode"], row["objective"], row["pool_id"]
+        stored_checks = row["checks"]
+        # the sum over the loans in loan-id order, as over load_allocation's balance array
+        pool_balance = (float(alloc_sql.allocation_balances(store.con, int(allocation_id)).sum())
+                        if viewer.is_treasury else 0.0)
     if viewer.is_treasury:
-        pool_balance = float(stored.balance.sum())
         parties["share_of_pool"] = parties["balance"] / pool_balance if pool_balance else np.nan
-    checks = pd.DataFrame(stored.checks.get("checks", []))
-    breaches = pd.DataFrame(stored.checks.get("breaches", []))
-    findings = pd.DataFrame(stored.checks.get("loan_rule_findings", []))
+    checks = pd.DataFrame(stored_checks.get("checks", []))
+    breaches = pd.DataFrame(stored_checks.get("breaches", []))
+    findings = pd.DataFrame(stored_checks.get("loan_rule_findings", []))
     if not viewer.is_treasury:
         findings = findings.iloc[0:0]
         pid = viewer.partner_id
         checks = checks[checks["party"] == pid] if "party" in checks else checks.iloc[0:0]
         breaches = (breaches[breaches["party"] == pid] if "party" in breaches
                     else breaches.iloc[0:0])
-    return AllocationView(int(allocation_id), stored.mode, stored.objective, stored.pool_id,
+    return AllocationView(int(allocation_id), mode, objective, pool_id,
                           parties.reset_index(drop=True), checks.reset_index(drop=True),
                           breaches.reset_index(drop=True), findings.reset_index(drop=True))
 

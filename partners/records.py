@@ -277,18 +277,19 @@ def load_allocation(store: Store, allocation_id: int) -> StoredAllocation:
         raise NotFound(must_be("--allocation", f"an existing allocation id {known[-20:]}", allocation_id))
     inputs = AllocationInputs.from_json(row["inputs"], f"allocation {int(allocation_id)}")
     party_ids = inputs.party_ids
-    lo = sql.allocation_loans(store.con, int(allocation_id))
-    sh = sql.allocation_shares(store.con, int(allocation_id))
-    loan_index = pd.Index(lo["loan_id"])
-    shares = np.zeros((len(lo), len(party_ids)))
-    r = loan_index.get_indexer(sh["loan_id"])
-    c = pd.Index(party_ids).get_indexer(sh["party_id"])
-    shares[r, c] = sh["share"].to_numpy()
-    risk = LoanRisk(lo["annual_pd"].to_numpy(), lo["lgd"].to_numpy(), lo["lifetime_pd"].to_numpy(),
-                    str(row["summary"].get("risk_source", "")))
+    lo = sql.allocation_loan_arrays(store.con, int(allocation_id))
+    # the (loan, party) cells are placed in SQL (loan order, party position): no string lookup
+    cells = sql.allocation_share_cells(store.con, int(allocation_id), party_ids)
+    if len(cells["col"]) and int(np.min(cells["col"])) < 0:
+        raise NotFound(f"allocation {int(allocation_id)} has shares of a party not in its "
+                       f"inputs' parties {list(party_ids)}")
+    shares = np.zeros((len(lo["loan_id"]), len(party_ids)))
+    shares[cells["row"], cells["col"]] = cells["share"]
+    risk = LoanRisk(np.asarray(lo["annual_pd"]), np.asarray(lo["lgd"]),
+                    np.asarray(lo["lifetime_pd"]), str(row["summary"].get("risk_source", "")))
     return StoredAllocation(int(allocation_id), row["mode"], row["objective"], row["pool_id"], party_ids,
-                            lo["loan_id"].to_numpy(dtype=object), lo["balance"].to_numpy(), shares, risk,
-                            inputs, row["checks"], row["summary"])
+                            np.asarray(lo["loan_id"], dtype=object), np.asarray(lo["balance"]),
+                            shares, risk, inputs, row["checks"], row["summary"])
 
 
 def masked_tape(tape: pd.DataFrame, party_id: str, keys: str | Path) -> pd.DataFrame:

@@ -41,6 +41,7 @@ st.subheader("Export a partner's tape")
 parties = [p for p in view.parties["party_id"] if p != "platform"] if v.is_treasury \
     else [v.partner_id]
 party = ui.url_select("Partner", parties, "partner", key="export_party", default=0)
-data = ui.guard(ui.partner_tape_csv, *ui.args(v), aid, party)
-st.download_button(f"Download {party}'s tape (CSV)", data, f"allocation{aid}_{party}.csv",
-                   "text/csv", key="export_download")
+tape_args = (*ui.args(v), aid, party)
+# the tape is written when the button is clicked (not at every render of the page)
+st.download_button(f"Download {party}'s tape (CSV)", lambda: ui.partner_tape_csv(*tape_args),
+                   f"allocation{aid}_{party}.csv", "text/csv", key="export_download")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -246,6 +247,36 @@ def allocation_loans(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.D
     return con.execute(
         "SELECT loan_id, balance, annual_pd, lgd, lifetime_pd FROM allocation_loans "
         "WHERE allocation_id = ? ORDER BY loan_id", [allocation_id]).df()
+
+
+def allocation_loan_arrays(con: duckdb.DuckDBPyConnection,
+                           allocation_id: int) -> dict[str, np.ndarray]:
+    """loan_id (object), balance, annual_pd, lgd, lifetime_pd as arrays, ordered by loan_id."""
+    return con.execute(
+        "SELECT loan_id, balance, annual_pd, lgd, lifetime_pd FROM allocation_loans "
+        "WHERE allocation_id = ? ORDER BY loan_id", [allocation_id]).fetchnumpy()
+
+
+def allocation_share_cells(con: duckdb.DuckDBPyConnection, allocation_id: int,
+                           party_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The allocation's positive shares as cells of its (loan, party) matrix: ``row`` the
+    loan's position in loan_id order (:func:`allocation_loan_arrays`), ``col`` the party's
+    position in ``party_ids`` (−1 for a party not in it), ``share``."""
+    return con.execute(
+        """WITH lo AS (
+               SELECT loan_id, row_number() OVER (ORDER BY loan_id) - 1 AS r
+               FROM allocation_loans WHERE allocation_id = $a)
+           SELECT CAST(lo.r AS BIGINT) AS row,
+                  CAST(list_position($parties, s.party_id) - 1 AS BIGINT) AS col, s.share
+           FROM allocation_shares s JOIN lo ON lo.loan_id = s.loan_id
+           WHERE s.allocation_id = $a""",
+        {"a": int(allocation_id), "parties": [str(p) for p in party_ids]}).fetchnumpy()
+
+
+def allocation_balances(con: duckdb.DuckDBPyConnection, allocation_id: int) -> np.ndarray:
+    """Each allocated loan's cut-off balance, ordered by loan_id."""
+    return con.execute("SELECT balance FROM allocation_loans WHERE allocation_id = ? "
+                       "ORDER BY loan_id", [allocation_id]).fetchnumpy()["balance"]
 
 
 def allocation_shares(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.DataFrame:
