@@ -9,7 +9,8 @@ data-access layer as the dashboard (so a partner report holds that partner's dat
 The HTML embeds every chart as a base64 PNG (matplotlib) and has no external reference, so
 it opens offline. The XLSX has one sheet per table (``dashboards.xlsx.write_table``: header
 row frozen with an autofilter, real dates, % formats for shares and rates, amounts with
-separators, column widths, empty cells for missing values).
+separators, column widths, empty cells for missing values, human headers with units) and a
+"Glossary" sheet defining the terms the headers use (WAL, CE, EL, VaR, …).
 
 Cron-ready:
 - Idempotent for an as-of date: the files are named by the as-of date (and partner) and
@@ -43,7 +44,7 @@ import xlsxwriter
 
 from dashboards import access, charts
 from dashboards.auth import Viewer
-from dashboards.xlsx import TEXT_AS_TEXT, write_table
+from dashboards.xlsx import GLOSSARY_SHEET, TEXT_AS_TEXT, write_glossary, write_table
 from portfolio.errors import NotFound, RiskpoolError
 from portfolio.store import liveness, open_store
 from portfolio.store import reports as sql
@@ -331,7 +332,8 @@ def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.set_properties({"title": "riskpool report", "created": stamp, "author": "riskpool"})
     head = wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1, "text_wrap": True})
-    used: set[str] = set()
+    used: set[str] = {GLOSSARY_SHEET.lower()}
+    headers: list[str] = []
     about = wb.add_worksheet(_sheet_name("about", used))
     about.write(0, 0, "riskpool report", head)
     about.write(1, 0, "as of")
@@ -351,7 +353,10 @@ def write_xlsx(sections: list[Section], path: Path, as_of: dt.date, generated_at
             about.write(row, 0, ws.name)
             about.write(row, 1, s.title)
             row += 1
-            write_table(wb, ws, s.tables[name], header_format=head)
+            headers += write_table(wb, ws, s.tables[name], header_format=head)
+    about.write(row, 0, GLOSSARY_SHEET)
+    about.write(row, 1, "the abbreviations in the column headers")
+    write_glossary(wb, headers, header_format=head)
     about.set_column(0, 0, 28)
     about.set_column(1, 1, 60)
     wb.close()

@@ -18,8 +18,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from dashboards import access
+from dashboards import access, labels
 from dashboards.auth import Viewer
+from dashboards.xlsx import column_kind
 from partners.records import tape_csv
 from portfolio import settings
 from portfolio.errors import RiskpoolError
@@ -216,17 +217,26 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
 
 
 def table(frame: Any, key: str | None = None, container: Any = None) -> None:
-    """``st.dataframe`` without the index, with thousands separators on float columns and
-    amounts shown to the cent (display only: the data are the library's numbers unchanged)."""
+    """``st.dataframe`` without the index: the workbooks' human headers with units
+    (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
+    glossary), shares as percentages, amounts (CNY) to the cent with thousands separators
+    (display only: the data are the library's numbers unchanged, under their column names)."""
     target = container if container is not None else st
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
-    config = {}
+    config: dict[str, Any] = {}
     if isinstance(data, pd.DataFrame):
         for col in data.columns:
-            if pd.api.types.is_float_dtype(data[col]):
-                # amounts (CNY) to the cent with separators; small ratios and rates as they are
-                large = bool((data[col].abs() >= 100).any())
-                config[str(col)] = st.column_config.NumberColumn(
-                    format="accounting" if large else "localized")
+            series = data[col]
+            kind = column_kind(str(col), series)
+            title = labels.label(str(col), kind)
+            tip = labels.help_text(title)
+            if pd.api.types.is_float_dtype(series):
+                # shares as %, amounts (CNY) to the cent with separators, the rest as they are
+                large = bool((series.abs() >= 100).any())
+                fmt = ("percent" if kind == "percent" else "accounting" if large
+                       else "localized")
+                config[str(col)] = st.column_config.NumberColumn(title, help=tip, format=fmt)
+            else:
+                config[str(col)] = st.column_config.Column(title, help=tip)
     target.dataframe(frame, hide_index=True, column_config=config or None, key=key)

@@ -7,15 +7,22 @@
 - **real dates**: date and datetime columns, and text columns holding ISO dates
   (``2026-06-30``), are Excel dates formatted ``yyyy-mm-dd``;
 - **percent** formats for shares and rates: a float column whose name says it is one (a word
-  such as ``share``, ``pct``, ``rate``, ``apr``, ``pd``, ``lgd``, ``cdr``, ``cpr``, ``el``,
-  ``loss``, ``coupon``, ``yield``, ``p``) and whose values all lie in [-1.5, 1.5] (an EL in
+  such as ``share``, ``pct``, ``rate``, ``apr``, ``pd``, ``lgd``, ``lgl``, ``cdr``, ``cpr``,
+  ``el``, ``var``, ``es``, ``loss``, ``coupon``, ``yield``, ``p``) and whose values all lie in [-1.5, 1.5] (an EL in
   CNY is an amount, the same name as a share is not) shows ``0.00%`` (``0.0000%`` when a
   non-zero value is below 0.1%); the cell keeps the decimal (0.0219 shows 2.19%);
 - amounts (other floats of magnitude ≥ 100) ``#,##0.00``; integers ``#,##0`` (ids, seeds,
   months and positions plain); other floats as Excel's General (every digit shown);
 - empty cells for None/NaN (never the text "None"); text stays text (see
   :data:`TEXT_AS_TEXT`);
-- **column widths** from the header and the values (CJK characters count twice), 8 to 60.
+- **column widths** from the header and the values (CJK characters count twice), 8 to 60;
+- **human headers**: each column's label with its unit from ``dashboards.labels`` (``el`` of
+  shares → "EL, % of balance", ``balance`` → "Balance, CNY"); ``labels.internal_name`` reads
+  a header back to the column name.
+
+:func:`write_glossary` adds the "Glossary" sheet: every abbreviation the headers use (WAL, CE,
+EL, VaR, …), one plain line each (``dashboards.labels.GLOSSARY``). Every workbook riskpool
+writes has one.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ import pandas as pd
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-__all__ = ["TEXT_AS_TEXT", "column_kind", "display_width", "write_table"]
+from dashboards import labels
+
+__all__ = ["GLOSSARY_SHEET", "TEXT_AS_TEXT", "column_kind", "display_width", "header",
+           "read_tables", "write_glossary", "write_table"]
 
 # Text cells stay text: a value such as '=HYPERLINK(...)' (or anything starting with = + - @)
 # is never written as a live formula, and no string becomes a number or a link.
@@ -42,13 +52,14 @@ TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
 PERCENT_WORDS = frozenset({
     "share", "shares", "pct", "percent", "rate", "rates", "apr", "pd", "lgd", "cdr", "cpr",
     "smm", "mdr", "mpr", "el", "loss", "coupon", "yield", "irr", "ce", "oc", "p", "ratio",
-    "breach", "cnl", "hhi",
+    "breach", "cnl", "hhi", "lgl", "var", "es",
 })
 PLAIN_INT_WORDS = frozenset({"id", "seed", "month", "months", "year", "position", "level",
                              "term", "mob", "dpd", "score", "batch", "row", "path", "run",
                              "pool", "allocation"})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MIN_WIDTH, MAX_WIDTH = 8, 60
+GLOSSARY_SHEET = "Glossary"
 
 
 def _words(name: str) -> set[str]:
@@ -129,9 +140,14 @@ def _shown(value: Any, kind: str) -> str:
     return str(value)
 
 
+def header(name: str, series: pd.Series) -> str:
+    """The human header of a column (``dashboards.labels.label`` with the column's kind)."""
+    return labels.label(str(name), column_kind(str(name), series))
+
+
 def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: int = 0,
-                header_format: Any = None) -> None:
-    """``frame`` onto ``ws`` from ``first_row`` (module doc)."""
+                header_format: Any = None) -> list[str]:
+    """``frame`` onto ``ws`` from ``first_row`` (module doc); returns the headers written."""
     head = header_format or wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1,
                                            "text_wrap": True, "valign": "top"})
     formats = {
@@ -143,6 +159,7 @@ def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: 
         "plain_integer": wb.add_format({"num_format": "0"}),
     }
     n_rows = len(frame)
+    written: list[str] = []
     for j, col in enumerate(frame.columns):
         series = frame[col]
         kind = column_kind(str(col), series)
@@ -152,10 +169,14 @@ def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: 
             nonzero = finite[finite != 0].abs()
             if not nonzero.empty and float(nonzero.min()) < 0.001:
                 fmt = formats["percent_small"]
-        ws.write(first_row, j, str(col), head)
+        title = labels.label(str(col), kind)
+        if title in written:  # two columns would read the same: keep the column name
+            title = str(col)
+        written.append(title)
+        ws.write(first_row, j, title, head)
         dates = _iso_dates(series) if kind == "date" else None
         values = (series if dates is None else dates).tolist()
-        width = display_width(str(col))
+        width = display_width(title)
         for i, raw in enumerate(values, start=first_row + 1):
             value = _cell(raw)
             if value is None:
@@ -176,3 +197,35 @@ def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: 
     if len(frame.columns):
         ws.autofilter(first_row, 0, first_row + n_rows, len(frame.columns) - 1)
     ws.freeze_panes(first_row + 1, 0)
+    return written
+
+
+def read_tables(path: Any, sheet_name: str | None = None,
+                **kwargs: Any) -> dict[str, pd.DataFrame] | pd.DataFrame:
+    """A workbook riskpool wrote, read back with the internal column names
+    (``pandas.read_excel``, which needs openpyxl): one sheet's table, or every table sheet by
+    name (``sheet_name=None``; the glossary left out)."""
+    if sheet_name is not None:
+        frame = pd.read_excel(path, sheet_name=sheet_name, **kwargs)
+        return frame.rename(columns=lambda c: labels.internal_name(str(c)))
+    sheets = pd.read_excel(path, sheet_name=None, **kwargs)
+    return {name: frame.rename(columns=lambda c: labels.internal_name(str(c)))
+            for name, frame in sheets.items() if name != GLOSSARY_SHEET}
+
+
+def write_glossary(wb: Workbook, headers: list[str], name: str = GLOSSARY_SHEET,
+                   header_format: Any = None) -> Worksheet:
+    """A sheet defining every glossary term the ``headers`` use (all terms when none is
+    used: the sheet is in every workbook), one line each."""
+    head = header_format or wb.add_format({"bold": True, "bg_color": "#DDE3F0", "border": 1})
+    terms = labels.glossary_terms(headers) or list(labels.GLOSSARY)
+    ws = wb.add_worksheet(name)
+    ws.write(0, 0, "Term", head)
+    ws.write(0, 1, "Definition", head)
+    for i, term in enumerate(terms, start=1):
+        ws.write_string(i, 0, term)
+        ws.write_string(i, 1, labels.GLOSSARY[term])
+    ws.set_column(0, 0, 10)
+    ws.set_column(1, 1, 100)
+    ws.freeze_panes(1, 0)
+    return ws

@@ -5,7 +5,8 @@
 
 - ``.xlsx`` — one workbook, one sheet per table (sheet = table name, cut to 31 characters),
   formatted by ``dashboards.xlsx.write_table`` (real dates, % formats for shares and rates,
-  autofilter, frozen header, column widths, empty cells for missing values);
+  autofilter, frozen header, column widths, empty cells for missing values; human headers
+  with units, "EL, % of balance"), and a "Glossary" sheet defining the headers' terms;
 - ``.csv`` / ``.parquet`` — one table: exactly ``out``; several tables: one file per table
   named ``<stem>_<table><suffix>`` beside ``out`` (characters other than letters, digits,
   ``_``, ``.``, ``-`` in the table name become ``_``; a clash gets ``_2``, ``_3``, …) (``book.csv`` → ``book_summary.csv``,
@@ -27,7 +28,7 @@ import pandas as pd
 import typer
 import xlsxwriter
 
-from dashboards.xlsx import TEXT_AS_TEXT, write_table
+from dashboards.xlsx import GLOSSARY_SHEET, TEXT_AS_TEXT, write_glossary, write_table
 from portfolio.errors import ValidationError, must_be
 
 OUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
@@ -108,7 +109,8 @@ def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
     targets = out_paths(list(frames), out)
     if suffix == ".xlsx":
         tmp = out.with_name(f".{out.name}.tmp")
-        used: set[str] = set()
+        used: set[str] = {GLOSSARY_SHEET.lower()}
+        headers: list[str] = []
         # text cells stay text: no formula (= + - @), number or link made from a string
         wb = xlsxwriter.Workbook(str(tmp), {"nan_inf_to_errors": True, **TEXT_AS_TEXT})
         try:
@@ -119,7 +121,8 @@ def write_tables(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
                     k += 1
                     sheet = f"{base[: 31 - len(str(k)) - 1]}_{k}"
                 used.add(sheet.lower())
-                write_table(wb, wb.add_worksheet(sheet), _for_file(frame))
+                headers += write_table(wb, wb.add_worksheet(sheet), _for_file(frame))
+            write_glossary(wb, headers)
         finally:
             wb.close()
         os.replace(tmp, out)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from pages_helpers import PARTNER
 
+from dashboards.labels import internal_name
 from dashboards.reports import SECTIONS, ReportLocked, report_lock
 from portfolio.store import liveness
 
@@ -59,7 +60,8 @@ def _sheet(path: Path, name: str) -> pd.DataFrame:
     wb = openpyxl.load_workbook(path, read_only=True)
     rows = list(wb[name].iter_rows(values_only=True))
     wb.close()
-    return pd.DataFrame(rows[1:], columns=rows[0])
+    # the headers are labels ("Balance, CNY"): read back to the column names
+    return pd.DataFrame(rows[1:], columns=[internal_name(c) for c in rows[0]])
 
 
 @dataclass(frozen=True)

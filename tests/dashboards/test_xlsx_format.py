@@ -18,8 +18,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from dashboards import labels
+from dashboards.labels import internal_name
 from dashboards.reports import Section, write_xlsx
-from dashboards.xlsx import column_kind, display_width
+from dashboards.xlsx import column_kind, display_width, read_tables
 from partners.records import rounded_tape, tape_csv
 from riskpool.commands.output import write_tables
 
@@ -43,7 +45,12 @@ def _sheet(path: Path, name: str):  # type: ignore[no-untyped-def]
 
 def _check(ws) -> None:  # type: ignore[no-untyped-def]
     head = [c.value for c in ws[1]]
-    col = {name: i + 1 for i, name in enumerate(head)}
+    # human headers with units; internal_name reads each back to the column's name
+    assert head == ["As of", "Cutoff text", "Region", "Share of pool, %",
+                    "Loss share, % of balance", "Balance, CNY", "EL, CNY", "Loans", "Run",
+                    "A rather long column header name"]
+    col = {internal_name(name): i + 1 for i, name in enumerate(head)}
+    assert list(col) == list(FRAME.columns)
 
     def cell(name: str, row: int):  # type: ignore[no-untyped-def]
         return ws.cell(row=row, column=col[name])
@@ -64,7 +71,7 @@ def _check(ws) -> None:  # type: ignore[no-untyped-def]
     assert ws.freeze_panes == "A2"
     width = {name: ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width
              for name, i in col.items()}
-    assert width["a_rather_long_column_header_name"] >= len("a_rather_long_column_header_name")
+    assert width["a_rather_long_column_header_name"] >= len("A rather long column header name")
     assert width["region"] >= display_width("浙江省杭州市西湖区") == 18
 
 
@@ -135,3 +142,74 @@ def test_an_exported_partner_csv_is_rounded_with_a_bom(tmp_path: Path, cli) -> N
     with open_store(db, read_only=True) as store:
         exact = sql.partner_tape(store.con, 1, "bank_east")["balance"].sum()
     assert abs(back["balance"].astype(float).sum() - exact) <= 0.005 * len(back)
+
+
+# a tranche table as the deal commands write it: shares, years, a rate, a rating
+TRANCHES = pd.DataFrame({
+    "tranche": ["A", "B"], "size": [224_781_895.16, 10_102_557.09], "size_share": [0.89, 0.04],
+    "coupon": [0.032, 0.045], "el": [0.0001, 0.0213], "pd": [0.001, 0.08],
+    "lgl": [0.1, 0.27], "wal_mean": [1.35, 1.78], "ce": [0.12, 0.08],
+    "var_999": [0.002, 0.31], "cdr": [0.05, 0.05], "rating": ["AAA", None],
+})
+TRANCHE_HEADERS = ["Class", "Size, CNY", "Size share, % of the pool", "Coupon, %",
+                   "EL, % of balance", "PD, %", "LGL, %", "WAL mean, years", "CE, %",
+                   "VaR 99.9%, % of balance", "CDR, %", "Rating"]
+
+
+def _glossary(path: Path) -> dict[str, str]:
+    ws = openpyxl.load_workbook(path)["Glossary"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0] == ("Term", "Definition")
+    return {term: text for term, text in rows[1:]}
+
+
+def _headers_and_glossary(path: Path, sheet: str) -> None:
+    ws = openpyxl.load_workbook(path)[sheet]
+    head = [c.value for c in ws[1]]
+    assert head == TRANCHE_HEADERS
+    fmt = {h: ws.cell(row=2, column=i + 1).number_format for i, h in enumerate(head)}
+    for h in head:  # every column whose header is a percent carries a % number format
+        assert ("%" in fmt[h]) == (", %" in h or ", % of" in h), (h, fmt[h])
+    assert fmt["WAL mean, years"] == "General" and fmt["Size, CNY"] == "#,##0.00"
+    glossary = _glossary(path)
+    # every glossary term a header uses is defined, in one plain line
+    used = {t for t in labels.GLOSSARY for h in head if t in h.replace(",", " ").split()}
+    assert used == {"EL", "PD", "LGL", "WAL", "CE", "VaR", "CDR"}
+    assert used <= set(glossary)
+    for term, text in glossary.items():
+        assert text == labels.GLOSSARY[term] and "\n" not in text and 20 < len(text) < 200
+    assert read_tables(path, sheet_name=sheet).columns.tolist() == list(TRANCHES.columns)
+
+
+def test_cli_workbook_has_human_headers_and_a_glossary(tmp_path: Path) -> None:
+    out = tmp_path / "t.xlsx"
+    write_tables({"tranches": TRANCHES}, out)
+    assert openpyxl.load_workbook(out).sheetnames == ["tranches", "Glossary"]
+    _headers_and_glossary(out, "tranches")
+
+
+def test_report_workbook_has_human_headers_and_a_glossary(tmp_path: Path) -> None:
+    out = tmp_path / "r.xlsx"
+    write_xlsx([Section("tranches", "Tranches", {"tranches": TRANCHES})], out,
+               dt.date(2026, 6, 30), "2026-07-01T00:00:00")
+    assert openpyxl.load_workbook(out).sheetnames[-1] == "Glossary"
+    _headers_and_glossary(out, "tranches")
+
+
+def test_a_glossary_without_terms_lists_them_all(tmp_path: Path) -> None:
+    out = tmp_path / "t.xlsx"
+    write_tables({"plain": pd.DataFrame({"region": ["浙江"], "loans": [3]})}, out)
+    assert list(_glossary(out)) == list(labels.GLOSSARY)
+
+
+def test_every_glossary_abbreviation_in_a_label_is_defined() -> None:
+    """Each label the mapping can produce names only defined abbreviations (words in
+    capitals of two or more letters), and reads back to its column name."""
+    for name in labels.LABELS:
+        for kind in ("percent", "money", "number", "text"):
+            text = labels.label(name, kind)
+            assert labels.internal_name(text) == name, (name, kind, text)
+            caps = {w for w in re.findall(r"[A-Za-z]+", text) if w.isupper() and len(w) > 1}
+            assert caps <= set(labels.GLOSSARY) | {"CNY"}, (name, text)
+    bases = [b for b, _unit in labels.LABELS.values()]
+    assert len(bases) == len(set(bases))  # one base, one column name

@@ -42,6 +42,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dashboards.xlsx import read_tables
 from portfolio.book import analytics
 from portfolio.errors import NotFound, RiskpoolError, ValidationError
 from portfolio.store.book import insert_loans, insert_performance
@@ -612,14 +613,15 @@ def test_cli_xlsx_has_one_sheet_per_table(cli, book: Path, con, tmp_path: Path) 
     out = tmp_path / "vintages.xlsx"
     r = cli("book", "vintages", "--db", book, "--out", out)
     assert r.code == 0, r.err
-    assert openpyxl.load_workbook(out).sheetnames == ["cumulative_default", "net_loss"]
-    back = pd.read_excel(out, sheet_name="net_loss", engine="openpyxl")
+    assert openpyxl.load_workbook(out).sheetnames == ["cumulative_default", "net_loss",
+                                                      "Glossary"]
+    back = read_tables(out, sheet_name="net_loss", engine="openpyxl")
     expected = analytics.vintage_curves(con).net_loss
     assert list(back.columns) == [str(c) for c in expected.columns]
     assert back["9"].to_numpy() == pytest.approx(expected[9].to_numpy(), nan_ok=True)
     r = cli("book", "rolls", "--db", book, "--out", tmp_path / "rolls.xlsx")
     assert r.code == 0, r.err
-    rolls = pd.read_excel(tmp_path / "rolls.xlsx", sheet_name="roll_rates", engine="openpyxl")
+    rolls = read_tables(tmp_path / "rolls.xlsx", sheet_name="roll_rates", engine="openpyxl")
     assert rolls.set_index("from_bucket").loc["M1", "cure_rate"] == pytest.approx(1.0)
 
 

@@ -17,6 +17,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dashboards.xlsx import read_tables
 from portfolio.book import pools
 from portfolio.book.pools import Criteria, parse_criteria, select_pool
 from portfolio.errors import NotFound, ValidationError
@@ -500,7 +501,7 @@ def test_cli_strats_out_csv_and_xlsx(cli, db_path: Path, tmp_path: Path) -> None
     xlsx = tmp_path / "strats.xlsx"
     r = cli("pool", "strats", "--db", db_path, "--pool", "1", "--out", xlsx)
     assert r.code == 0, r.err
-    sheets = pd.read_excel(xlsx, sheet_name=None)
+    sheets = read_tables(xlsx, sheet_name=None)
     assert list(sheets) == list(pools.STRAT_NAMES)
     assert sheets["score_band"]["n_loans"].iloc[-1] == 3
     csv = tmp_path / "strats.csv"

@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_waterfall_invariants import deals as random_deals
 
+from dashboards.xlsx import read_tables
 from tranching.analytics import loss_shares
 from tranching.deal import deal_from_dict
 from tranching.errors import DealError
@@ -199,7 +200,6 @@ def test_breakeven_table_shape() -> None:
 
 
 def test_grid_cli(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import pandas as pd
     import tomli_w
 
     deal_file = tmp_path / "d.toml"
@@ -209,9 +209,9 @@ def test_grid_cli(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
             "--wam", "1", "--cdr", "0,0.5,0.8", "--severity", "1", "--cpr", "0",
             "--recovery-lag", "0", "--tol", "1e-7", "--out", out)
     assert r.code == 0, r.err
-    be = pd.read_excel(out, sheet_name="breakeven_cdr").set_index("tranche")["breakeven_cdr"]
+    be = read_tables(out, sheet_name="breakeven_cdr").set_index("tranche")["breakeven_cdr"]
     assert be["T0"] == pytest.approx(1 - 0.9 ** 12, abs=2e-7)  # the WAM-1 hand case
-    g = pd.read_excel(out, sheet_name="grid")
+    g = read_tables(out, sheet_name="grid")
     # CDR 0.8 > 0.7176: MDR = 1 − 0.2^(1/12) = 0.1255 > 0.10, so the senior loses in month 1
     row = g[(g["tranche"] == "T0") & (g["cdr"] == 0.8)].iloc[0]
     assert row["loss"] > 0 and row["first_loss_month"] == 1
@@ -340,7 +340,6 @@ def test_roll_rate_multiplier_moves_losses_and_dpd_triggers() -> None:
 
 
 def test_grid_cli_roll_multipliers(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import pandas as pd
     import tomli_w
 
     deal_file = tmp_path / "d.toml"
@@ -352,7 +351,7 @@ def test_grid_cli_roll_multipliers(cli, tmp_path) -> None:  # type: ignore[no-un
     r = cli(*base, "--roll-multipliers", "1,2.1", "--roll-current", "0.05", "--roll", "1,1,1",
             "--cure", "0,0,0", "--out", out)
     assert r.code == 0, r.err
-    g = pd.read_excel(out, sheet_name="roll_grid").set_index(["roll_multiplier", "tranche"])
+    g = read_tables(out, sheet_name="roll_grid").set_index(["roll_multiplier", "tranche"])
     assert g.loc[(1.0, "T0"), "loss"] == 0.0  # the hand case above
     assert g.loc[(2.1, "T0"), "loss"] == pytest.approx(5_000.0 / 900_000.0, abs=1e-9)
     r = cli(*base, "--roll-multipliers", "1,2")

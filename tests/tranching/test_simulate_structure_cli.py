@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboards.xlsx import read_tables
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.core import open_store
 from portfolio.store.runs import list_runs, load_paths, record_simulation
@@ -212,7 +213,7 @@ def test_report_shows_the_residual_holder_and_a_closing_reconciliation(cli, db: 
     r = cli("tranche", "report", "--run", str(run_id), "--db", db, "--out", out,
             "--rating-table", ratings)
     assert r.code == 0, r.err
-    sheets = pd.read_excel(out, sheet_name=None)
+    sheets = read_tables(out, sheet_name=None)
     assert {"tranches", "residual_holder", "reconciliation", "excess_spread"} <= set(sheets)
     assert sheets["tranches"]["rating"].tolist() == stored["rating"].tolist()
     direct = run_deal(deal, paths, profile)
@@ -244,7 +245,7 @@ def test_cashflow_tape_cli_and_its_residual_irr(cli, db: Path, tmp_path: Path) -
                                  "residual holder", "pool"}
     rep = tmp_path / "rep.xlsx"
     assert cli("tranche", "report", "--run", str(run_id), "--db", db, "--out", rep).code == 0
-    res = pd.read_excel(rep, sheet_name="residual_holder").iloc[0]
+    res = read_tables(rep, sheet_name="residual_holder").iloc[0]
     cash = tape.loc[tape["item"] == "residual holder", "cash"].to_numpy()
     irr = (1 + npf.irr(np.concatenate([[-res["investment"]], cash]))) ** 12 - 1
     assert irr > 0
@@ -278,7 +279,7 @@ def test_tranche_grid_around_a_stored_run(cli, db: Path, tmp_path: Path) -> None
     r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "0,1,2",
             "--tol", "1e-4", "--out", out)
     assert r.code == 0, r.err
-    sheets = pd.read_excel(out, sheet_name=None)
+    sheets = read_tables(out, sheet_name=None)
     base = sheets["base"].iloc[0]
     assert base["wam"] == wam and base["recovery_lag"] == want.lag
     for k in ("balance", "wac", "cdr", "severity", "cpr"):
@@ -298,7 +299,7 @@ def test_tranche_grid_around_a_stored_run(cli, db: Path, tmp_path: Path) -> None
     r = cli("tranche", "grid", "--run", str(run_id), "--db", db, "--cdr-multipliers", "1",
             "--tol", "1e-3", "--roll-multipliers", "1,3", "--out", out)
     assert r.code == 0, r.err
-    sheets = pd.read_excel(out, sheet_name=None)
+    sheets = read_tables(out, sheet_name=None)
     chain = sheets["roll_chain"].iloc[0]
     with open_store(db, read_only=True) as store:
         a = replay_run(store, run_id).assumptions

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from tranching_pathgen import synthetic_paths
 
+from dashboards.xlsx import read_tables
 from portfolio.errors import NotFound
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.store.core import open_store
@@ -82,7 +83,7 @@ def test_cli_report_prints_and_writes(stored, cli, tmp_path: Path) -> None:
     r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", out)
     assert r.code == 0, r.err
     assert "CN Consumer Example 2026-1" in r.out and "Sub" in r.out
-    sheets = pd.read_excel(out, sheet_name=None)
+    sheets = read_tables(out, sheet_name=None)
     assert set(sheets) == {"tranches", "triggers"}
     csv = tmp_path / "t.csv"
     r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", csv)
