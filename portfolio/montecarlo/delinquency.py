@@ -54,8 +54,9 @@ from portfolio.montecarlo.simulation import (
     simulate,
 )
 
-__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "draw_given_factor", "prepare_delinquency",
-           "project", "simulate_delinquency", "simulate_dq_batch"]
+__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "assemble_delinquency", "draw_given_factor",
+           "expected_dq_into", "expected_dq_tables", "expected_dq_vintage",
+           "prepare_delinquency", "project", "simulate_delinquency", "simulate_dq_batch"]
 
 Model = Literal["hazard", "delinquency"]
 MODELS: tuple[str, ...] = ("hazard", "delinquency")
@@ -193,12 +194,30 @@ def simulate_dq_batch(prep: DqPrepared, block_index: int, seed: np.random.SeedSe
                       backend: Literal["numba", "numpy"] = "numba") -> DqBatch:
     """Paths of one canonical block: a pure function of (prepared pool, block, its seed,
     number of paths). ``backend="numpy"`` runs the numpy twins (the oracle; slow)."""
+    flows, pflows = _block_draws(prep, seed, n_paths, engine, backend)
+    return DqBatch(block_index, *_all_months(prep, flows, pflows))
+
+
+def _all_months(prep: DqPrepared, flows: np.ndarray, pflows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The accumulators of the first H months padded with zeros to ``n_months``."""
+    full = np.zeros((flows.shape[0], prep.n_months, K.N_DQ))
+    full[:, :prep.H] = flows
+    pfull = np.zeros((pflows.shape[0], flows.shape[0], prep.n_months, K.N_DQ))
+    pfull[:, :, :prep.H] = pflows
+    return full, pfull
+
+
+def _block_draws(prep: DqPrepared, seed: np.random.SeedSequence, n_paths: int,
+                 engine: Engine, backend: Literal["numba", "numpy"]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """One block's accumulators over the first H months: (n_paths, H, N_DQ) and per party
+    (n_parties, n_paths, H, N_DQ)."""
     gen_factor, gen_mixing, gen_idio = _block_streams(seed)
     z = dq_factor(prep, gen_factor, gen_mixing, n_paths)
     zb = np.ascontiguousarray(z * (math.sqrt(prep.loading) / (math.sqrt(1.0 - prep.loading)
                                                              * math.sqrt(2.0))))
-    flows, pflows = draw_given_factor(prep, zb, gen_idio, engine, backend)
-    return DqBatch(block_index, flows, pflows)
+    return _draws(prep, zb, gen_idio, engine, backend)
 
 
 def draw_given_factor(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
@@ -212,6 +231,13 @@ def draw_given_factor(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Gene
     (months after H are 0: no loan is left). ``simulate_dq_batch`` calls it with the model's
     own factor; a caller with its own factor scenarios (``portfolio.book.backtest``) passes
     them here."""
+    return _all_months(prep, *_draws(prep, zb, gen_idio, engine, backend))
+
+
+def _draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
+           engine: Engine, backend: Literal["numba", "numpy"]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' accumulators over the first H months (:func:`draw_given_factor`)."""
     zb = np.ascontiguousarray(zb, dtype=np.float64)
     n_paths, H, n_q = zb.shape[0], prep.H, prep.base.n_parties
     if zb.ndim != 2 or zb.shape[1] != H:
@@ -222,11 +248,7 @@ def draw_given_factor(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Gene
         _loan_draws(prep, zb, gen_idio, acc, pacc, backend)
     else:
         _granular_draws(prep, zb, gen_idio, acc, pacc, backend)
-    flows = np.zeros((n_paths, prep.n_months, K.N_DQ))
-    flows[:, :H] = acc
-    pflows = np.zeros((n_q, n_paths, prep.n_months, K.N_DQ))
-    pflows[:, :, :H] = pacc
-    return flows, pflows
+    return acc, pacc
 
 
 def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
@@ -267,41 +289,70 @@ def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Genera
 
 def _recoveries(charge_off: np.ndarray, rate: float, lag: np.ndarray) -> np.ndarray:
     """``rate · lag[k]`` of month t's charge-off in month t + k + 1 (last axis = months)."""
-    rec = np.zeros_like(charge_off)
-    n = charge_off.shape[-1]
-    for k, share in enumerate(lag):
-        if share > 0 and k + 1 < n:
-            rec[..., k + 1:] += (rate * share) * charge_off[..., : n - k - 1]
+    co = np.ascontiguousarray(charge_off)
+    rec = np.zeros_like(co)
+    factors = np.array([rate * share for share in lag], dtype=np.float64)
+    _add_lagged(co.reshape(-1, co.shape[-1]), factors, rec.reshape(-1, co.shape[-1]))
     return rec
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_lagged(co, factors, rec):
+    """``rec[i, t + k + 1] += factors[k] · co[i, t]``, lag by lag (k = 0, 1, …; a factor of 0
+    skipped), per row."""
+    n = co.shape[1]
+    for i in range(co.shape[0]):
+        for k in range(factors.shape[0]):
+            f = factors[k]
+            if f > 0.0 and k + 1 < n:
+                for t in range(k + 1, n):
+                    rec[i, t] += f * co[i, t - k - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _states_last(states, out):
+    """``out[..., s] = states[s, ...]``: the balances by state moved to the last axis."""
+    n_s = states.shape[0]
+    src = states.reshape(n_s, -1)
+    dst = out.reshape(-1, n_s)
+    for i in range(src.shape[1]):
+        for s in range(n_s):
+            dst[i, s] = src[s, i]
 
 
 def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                        np.ndarray]:
-    bop = acc[..., K.BOP]
-    princ = acc[..., K.PRINCIPAL]
-    prepay = acc[..., K.PREPAY]
-    co = acc[..., K.CHARGE_OFF]
+    """The flows, balances by state and cures of column-first accumulators ``acc`` (N_DQ,
+    …, n_months): each flow is a view of its column (no copy), the states are moved last."""
+    bop = acc[K.BOP]
+    princ = acc[K.PRINCIPAL]
+    prepay = acc[K.PREPAY]
+    co = acc[K.CHARGE_OFF]
     eop = bop - princ - prepay - co
     eop[np.abs(eop) < 1e-6] = 0.0
     flows = {
-        "balance_bop": np.ascontiguousarray(bop),
-        "interest": np.ascontiguousarray(acc[..., K.INTEREST]),
-        "scheduled_principal": np.ascontiguousarray(princ),
-        "prepayment": np.ascontiguousarray(prepay),
-        "default": np.ascontiguousarray(co),
+        "balance_bop": bop,
+        "interest": acc[K.INTEREST],
+        "scheduled_principal": princ,
+        "prepayment": prepay,
+        "default": co,
         "recovery": _recoveries(co, prep.base.recovery_rate, prep.base.recovery_lag),
         "balance_eop": eop,
     }
-    states = np.ascontiguousarray(acc[..., K.EOP_BUCKET0: K.EOP_BUCKET0 + prep.n_buckets + 1])
-    return flows, states, np.ascontiguousarray(acc[..., K.CURE])
+    by_state = acc[K.EOP_BUCKET0: K.EOP_BUCKET0 + prep.n_buckets + 1]
+    states = np.empty((*by_state.shape[1:], by_state.shape[0]))
+    _states_last(np.ascontiguousarray(by_state), states)
+    return flows, states, acc[K.CURE]
 
 
-def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, pacc: np.ndarray,
+def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, pacc: np.ndarray | None,
                          entropy: int | None) -> PoolPaths:
+    """``PoolPaths`` of column-first accumulators: ``acc`` (N_DQ, n_paths, n_months) and
+    ``pacc`` (N_DQ, n_parties, n_paths, n_months) (None or no parties: no party split)."""
     flows, states, cures = _flows(acc, prep)
     party_flows: dict[str, np.ndarray] = {}
     p_states = p_cures = None
-    if prep.base.n_parties:
+    if prep.base.n_parties and pacc is not None:
         party_flows, p_states, p_cures = _flows(pacc, prep)
     dq = DelinquencyPaths(charge_off_dpd=prep.charge_off_dpd, cure_rule=prep.cure_rule,
                           state_balance=states, cures=cures, party_state_balance=p_states,
@@ -349,17 +400,18 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
     n_q = prep.base.n_parties
-    acc = np.zeros((n_paths, prep.n_months, K.N_DQ))
-    pacc = np.zeros((n_q, n_paths, prep.n_months, K.N_DQ))
+    # column first: each flow a contiguous (paths, months) block, viewed by PoolPaths as is
+    acc = np.zeros((K.N_DQ, n_paths, prep.n_months))
+    pacc = np.zeros((K.N_DQ, n_q, n_paths, prep.n_months))
     done = [0]
     lock = threading.Lock()
 
     def run(batch: Sequence[int]) -> None:
         for b in batch:
             start, n_b = blocks[b]
-            res = simulate_dq_batch(prep, b, block_seed(root, b), n_b, engine)
-            acc[start:start + n_b] = res.flows
-            pacc[:, start:start + n_b] = res.party_flows
+            f, pf = _block_draws(prep, block_seed(root, b), n_b, engine, "numba")
+            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f, -1, 0)
+            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf, -1, 0)
         if progress is not None:
             with lock:
                 done[0] += sum(blocks[b][1] for b in batch)
@@ -428,26 +480,15 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray,
     current, or matured after the last) or stay (pay position j). Tested against the mean of
     the loan engine's paths; ``backend="numpy"`` is the plain-numpy twin (vectorised over
     cells and paths), the numba loop the one that runs."""
-    if prep.re_age:
-        raise ValidationError(must_be("cure_rule", "catch_up for the replenishment profile "
-                                      "(re-aged purchases are not projected in expectation)",
-                                      prep.cure_rule))
     base = prep.base
     n_c, k_b, horizon = base.n_cells, prep.n_buckets, prep.H
     n_b = zb.shape[0]
-    size = base.T + k_b + 2
-    flows = np.zeros((n_c, size, 3))
-    flows[:, : base.T] = base.cell_flows
-    cum = np.zeros((n_c, size + 1, 2))
-    cum[:, : base.T + 1] = prep.cell_cum
-    cum[:, base.T + 1:] = prep.cell_cum[:, -1:]
-    r = base.cell_r.astype(np.int64)
+    flows, cum, r = expected_dq_tables(prep)
+    size = flows.shape[1]
     if backend == "numba":
-        out = np.zeros((n_b, prep.n_months, K.N_DQ))
-        _expected_dq_kernel(np.ascontiguousarray(zb[:, :horizon], dtype=np.float64),
-                            prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r,
-                            k_b, out)
-        return out
+        out = np.zeros((K.N_DQ, n_b, prep.n_months))
+        expected_dq_into(prep, (flows, cum, r), zb, out)
+        return np.ascontiguousarray(np.moveaxis(out, 0, -1))
     cells = np.arange(n_c)
     m = np.zeros((n_c, n_b, k_b + 1))
     m[:, :, 0] = 1.0
@@ -511,70 +552,123 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray,
     return acc
 
 
+def expected_dq_tables(prep: DqPrepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-position tables of :func:`expected_dq_vintage`: flows (n_cells, T + K + 2, 3)
+    and cum (n_cells, T + K + 3, 2) padded past the last position, instalments left. The
+    expected vintages follow the catch-up rule (a re-aging model is refused)."""
+    if prep.re_age:
+        raise ValidationError(must_be("cure_rule", "catch_up for the replenishment profile "
+                                      "(re-aged purchases are not projected in expectation)",
+                                      prep.cure_rule))
+    base = prep.base
+    size = base.T + prep.n_buckets + 2
+    flows = np.zeros((base.n_cells, size, 3))
+    flows[:, : base.T] = base.cell_flows
+    cum = np.zeros((base.n_cells, size + 1, 2))
+    cum[:, : base.T + 1] = prep.cell_cum
+    cum[:, base.T + 1:] = prep.cell_cum[:, -1:]
+    return flows, cum, base.cell_r.astype(np.int64)
+
+
+def expected_dq_into(prep: DqPrepared, tables: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      zb: np.ndarray, out: np.ndarray) -> None:
+    """The numba kernel of :func:`expected_dq_vintage` added into column-first ``out``
+    (N_DQ, n_b, ≥ H); ``tables`` from :func:`expected_dq_tables`."""
+    flows, cum, r = tables
+    _expected_dq_kernel(np.ascontiguousarray(zb[:, :prep.H], dtype=np.float64), prep.thr_rc,
+                        prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r, prep.n_buckets,
+                        out)
+
+
 @numba.njit(cache=True, nogil=True)
 def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r, n_buckets,
                         out):
-    """The numba loop of :func:`expected_dq_vintage`: per path and cell the shares by bucket,
-    month by month, accumulated into ``out`` (n_b, ≥ H, N_DQ)."""
+    """The numba loop of :func:`expected_dq_vintage`: per cell and month, for every bucket,
+    the shares by bucket of every path (paths innermost, so that the arithmetic runs over
+    contiguous rows), accumulated into ``out`` (N_DQ, n_b, ≥ H) (column first). Each
+    accumulator receives its terms in the order cell → bucket, as a loop path → cell → month
+    → bucket would add them."""
     n_b = zb.shape[0]
     n_c = flows.shape[0]
     horizon = thr_rc.shape[1]
-    m = np.empty(n_buckets + 1)
-    new = np.empty(n_buckets + 1)
-    for p in range(n_b):
-        for c in range(n_c):
-            r = cell_r[c]
-            m[:] = 0.0
-            m[0] = 1.0
-            for t in range(horizon):
-                z = zb[p, t]
-                new[:] = 0.0
-                for b in range(n_buckets + 1):
-                    j = t - b
-                    if j < 0 or j >= r:
-                        continue
-                    mb = m[b]
+    m = np.empty((n_buckets + 1, n_b))
+    new = np.empty((n_buckets + 1, n_b))
+    pr = np.empty(n_b)
+    pc = np.empty(n_b)
+    for c in range(n_c):
+        r = cell_r[c]
+        m[:, :] = 0.0
+        m[0, :] = 1.0
+        for t in range(horizon):
+            if t - n_buckets >= r:
+                break  # every loan of the cell has left
+            new[:, :] = 0.0
+            for b in range(n_buckets + 1):
+                j = t - b
+                if j < 0 or j >= r:
+                    continue
+                bop = flows[c, j, 0]
+                intr = flows[c, j, 1]
+                prin = flows[c, j, 2]
+                last = j == r - 1
+                if b == 0:
+                    th = thr_rc[c, t]
+                    for p in range(n_b):
+                        pr[p] = 0.5 * math.erfc(zb[p, t] - th)
+                    sm = smm[c, t]
+                    for p in range(n_b):
+                        mb = m[0, p]
+                        if mb == 0.0:
+                            continue
+                        rc = pr[p]
+                        out[K.BOP, p, t] += mb * bop
+                        pay = mb * (1.0 - rc)
+                        new[1, p] += mb * rc
+                        out[K.INTEREST, p, t] += pay * intr
+                        out[K.PRINCIPAL, p, t] += pay * prin
+                        if not last:
+                            pre = pay * sm
+                            out[K.PREPAY, p, t] += pre * (bop - prin)
+                            new[0, p] += pay - pre
+                    continue
+                th_r = thr_roll[c, t, b - 1]
+                th_c = thr_cure[c, t, b - 1]
+                for p in range(n_b):
+                    z = zb[p, t]
+                    pr[p] = 0.5 * math.erfc(z - th_r)
+                    pc[p] = 0.5 * math.erfc(-z - th_c)
+                upto = min(t, r - 1) + 1
+                ci = cum[c, upto, 0] - cum[c, j, 0]
+                cp = cum[c, upto, 1] - cum[c, j, 1]
+                charge = b == n_buckets
+                matured = t >= r - 1
+                for p in range(n_b):
+                    mb = m[b, p]
                     if mb == 0.0:
                         continue
-                    bop = flows[c, j, 0]
-                    intr = flows[c, j, 1]
-                    prin = flows[c, j, 2]
-                    out[p, t, K.BOP] += mb * bop
-                    last = j == r - 1
-                    if b == 0:
-                        rc = 0.5 * math.erfc(z - thr_rc[c, t])
-                        pay = mb * (1.0 - rc)
-                        new[1] += mb * rc
-                        out[p, t, K.INTEREST] += pay * intr
-                        out[p, t, K.PRINCIPAL] += pay * prin
-                        if not last:
-                            pre = pay * smm[c, t]
-                            out[p, t, K.PREPAY] += pre * (bop - prin)
-                            new[0] += pay - pre
-                        continue
-                    ro = 0.5 * math.erfc(z - thr_roll[c, t, b - 1])
-                    cu = 0.5 * math.erfc(-z - thr_cure[c, t, b - 1])
+                    out[K.BOP, p, t] += mb * bop
+                    ro = pr[p]
+                    cu = pc[p]
                     if ro + cu > 1.0:
                         cu = 1.0 - ro
                     rolled = mb * ro
                     cured = mb * cu
                     stay = mb - rolled - cured
-                    if b == n_buckets:
-                        out[p, t, K.CHARGE_OFF] += rolled * bop
+                    if charge:
+                        out[K.CHARGE_OFF, p, t] += rolled * bop
                     else:
-                        new[b + 1] += rolled
-                    upto = min(t, r - 1) + 1
-                    out[p, t, K.INTEREST] += cured * (cum[c, upto, 0] - cum[c, j, 0]) + stay * intr
-                    out[p, t, K.PRINCIPAL] += (cured * (cum[c, upto, 1] - cum[c, j, 1])
-                                               + stay * prin)
-                    out[p, t, K.CURE] += cured * bop
-                    if t < r - 1:
-                        new[0] += cured
+                        new[b + 1, p] += rolled
+                    out[K.INTEREST, p, t] += cured * ci + stay * intr
+                    out[K.PRINCIPAL, p, t] += cured * cp + stay * prin
+                    out[K.CURE, p, t] += cured * bop
+                    if not matured:
+                        new[0, p] += cured
                     if not last:
-                        new[b] += stay
-                for b in range(n_buckets + 1):
-                    jj = t + 1 - b
-                    if 0 <= jj < r:
-                        out[p, t, K.EOP_BUCKET0 + b] += new[b] * flows[c, jj, 0]
-                for b in range(n_buckets + 1):
-                    m[b] = new[b]
+                        new[b, p] += stay
+            for b in range(n_buckets + 1):
+                jj = t + 1 - b
+                if 0 <= jj < r:
+                    bal = flows[c, jj, 0]
+                    for p in range(n_b):
+                        out[K.EOP_BUCKET0 + b, p, t] += new[b, p] * bal
+            m[:, :] = new[:, :]

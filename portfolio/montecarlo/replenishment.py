@@ -21,7 +21,8 @@ month t > s, path by path.
 
 Under the delinquency-state model (``model="delinquency"``) the vintages are the
 delinquency kernels' conditional expectation (``delinquency.expected_dq_vintage``) and carry
-their balances by state (docs/model.md section 7); a numba loop over paths and cells, blocks on threads.
+their balances by state (docs/model.md section 7); a numba loop over cells, months and
+paths (paths innermost), written column first into one array per profile, blocks on threads.
 
 Randomness (the same seed gives the same numbers, and the main run's numbers are untouched):
 
@@ -66,7 +67,8 @@ from portfolio.montecarlo import dq_kernels, engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.delinquency import (
     assemble_delinquency,
-    expected_dq_vintage,
+    expected_dq_into,
+    expected_dq_tables,
     prepare_delinquency,
 )
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
@@ -296,7 +298,9 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     c = math.sqrt(1.0 - phi * phi)
     rho = prep.loading
     kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
-    acc = np.zeros((n_v, n_paths, prep.n_months, dq_kernels.N_DQ))
+    # column first: each vintage's flow a contiguous (paths, months) block, viewed as is
+    acc = np.zeros((n_v, dq_kernels.N_DQ, n_paths, prep.n_months))
+    tables = expected_dq_tables(prep)
     blocks = block_layout(n_paths)
 
     def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
@@ -317,7 +321,8 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - h_main]
         zb = z * kz
         for s in range(n_v):
-            acc[s, start:start + n_b] = expected_dq_vintage(prep, zb[:, s + 1: s + 1 + prep.H])
+            expected_dq_into(prep, tables, zb[:, s + 1: s + 1 + prep.H],
+                              acc[s, :, start:start + n_b])
 
     n_workers = max(1, min(settings.threads(), len(blocks)))  # the kernel releases the GIL
     if n_workers == 1:
@@ -328,8 +333,7 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
             for fut in [pool.submit(run, b) for b in range(len(blocks))]:
                 fut.result()
     entropy = _entropy(root)
-    none = np.zeros((0, n_paths, prep.n_months, dq_kernels.N_DQ))
-    return _profile([_pad(assemble_delinquency(prep, acc[s], none, entropy), horizon)
+    return _profile([_pad(assemble_delinquency(prep, acc[s], None, entropy), horizon)
                      for s in range(n_v)])
 
 
