@@ -239,6 +239,11 @@ def simulate_replenishment(
     t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
     kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
 
+    # recoveries and end balances, finished block by block on the blocks' threads (elementwise
+    # per path: the same numbers as finishing the whole at once)
+    recovery = np.empty((n_v, int(n_paths), prep.n_months))
+    eop = np.empty((n_v, int(n_paths), prep.n_months))
+
     def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
         start, n_b = blocks[b]
         gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
@@ -260,6 +265,11 @@ def simulate_replenishment(
             engines.expected_vintages(*args)
         else:
             engines.expected_vintages_np(*args)
+        rows = acc[:, :, start:start + n_b]
+        fin = finish_flows(*(rows[:, k] for k in range(engines.N_ACC)),
+                           recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
+        recovery[:, start:start + n_b] = fin["recovery"]
+        eop[:, start:start + n_b] = fin["balance_eop"]
 
     # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
     # is a pure function of its seeds, so the numbers do not depend on the thread count
@@ -271,8 +281,10 @@ def simulate_replenishment(
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, b) for b in range(len(blocks))]:
                 fut.result()
-    flows = finish_flows(*(acc[:, k] for k in range(engines.N_ACC)),
-                         recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
+    flows = {"balance_bop": acc[:, engines.BOP], "interest": acc[:, engines.INTEREST],
+             "scheduled_principal": acc[:, engines.PRINCIPAL],
+             "prepayment": acc[:, engines.PREPAY], "default": acc[:, engines.DEFAULT],
+             "recovery": recovery, "balance_eop": eop}
     entropy = _entropy(root)
     return _profile([_pad(PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
                                     seed_entropy=entropy, **{k: v[s] for k, v in flows.items()}),

@@ -798,8 +798,11 @@ def run_blocks(
     per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
-    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
-    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
+    # each block's flows are finished (recoveries, end balance) on its thread, straight into
+    # its rows of the result: elementwise per path, so the same numbers as finishing the whole
+    flows = {k: np.empty((n_paths, prep.n_months)) for k in FLOW_NAMES}
+    party_flows = {k: np.empty((prep.n_parties, n_paths, prep.n_months)) for k in FLOW_NAMES} \
+        if prep.n_parties else {}
     done = [0]
     lock = threading.Lock()
 
@@ -807,8 +810,10 @@ def run_blocks(
         for b in batch:
             start, n_b = blocks[b]
             res = simulate_batch(prep, b, block_seed(root, b), n_b, engine)
-            acc[start:start + n_b] = res.flows
-            pacc[:, start:start + n_b] = res.party_flows
+            rows = slice(start, start + n_b)
+            _finish_into(flows, rows, res.flows, prep)
+            if prep.n_parties:
+                _finish_into(party_flows, (slice(None), rows), res.party_flows, prep)
         if progress is not None:
             with lock:
                 done[0] += sum(blocks[b][1] for b in batch)
@@ -821,7 +826,19 @@ def run_blocks(
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, batch) for batch in batches]:
                 fut.result()
-    return _assemble(prep, acc, pacc, _entropy(root))
+    return PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
+                     seed_entropy=_entropy(root), party_ids=prep.party_ids,
+                     party_flows=party_flows, **flows)
+
+
+def _finish_into(out: dict[str, np.ndarray], rows: Any, acc: np.ndarray,
+                 prep: PreparedPool) -> None:
+    """Finish one block's (..., n_months, 5) accumulators (:func:`finish_flows`) into its
+    ``rows`` of the result's flow arrays."""
+    flows = finish_flows(*(acc[..., k] for k in range(engines.N_ACC)),
+                         recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
+    for k, v in flows.items():
+        out[k][rows] = v
 
 
 def _entropy(root: np.random.SeedSequence) -> int | None:
