@@ -332,15 +332,18 @@ class PoolCapitalInputs:
 
 
 def pool_k_irb(balance: np.ndarray, pd: np.ndarray, lgd: np.ndarray,
-               method: RetailIrb = RetailIrb()) -> PoolCapitalInputs:
+               method: RetailIrb = RetailIrb(), *,
+               k_loan: np.ndarray | None = None) -> PoolCapitalInputs:
     """K_IRB = Σ (K_i + EL_i)·EAD_i / Σ EAD_i (CRE44.2: the IRB capital requirement including
     the expected-loss portion, per unit of the pool) and the EAD-weighted LGD (CRE44.5; the
-    floored LGD the capital uses)."""
+    floored LGD the capital uses). ``k_loan``: ``irb_retail_k(pd, lgd, method)`` when the
+    caller already has it (not computed again)."""
     bal = np.asarray(balance, dtype=np.float64)
     total = float(bal.sum())
     if not total > 0:
         raise DispersionError(must_be("balance", "a pool with a positive total", total))
-    k = irb_retail_k(pd, lgd, method) + irb_retail_el_rate(pd, lgd, method)
+    k_i = irb_retail_k(pd, lgd, method) if k_loan is None else k_loan
+    k = k_i + irb_retail_el_rate(pd, lgd, method)
     lgd_f = np.maximum(np.asarray(lgd, dtype=np.float64), method.lgd_floor)
     return PoolCapitalInputs(float((k * bal).sum() / total), float((lgd_f * bal).sum() / total))
 

@@ -385,7 +385,8 @@ def disperse(
     # each securitisation scenario: its positions as charged, the SRT verdict, the headline
     def scenario(name: str, s: Securitisation, weights: np.ndarray, irb_capital: float
                  ) -> tuple[Headline, tuple[PositionCapital, ...], bool]:
-        pool_in = pool_k_irb(weights, pd, lgd, irb) if float(weights.sum()) > 0 else None
+        pool_in = pool_k_irb(weights, pd, lgd, irb, k_loan=k_loan) \
+            if float(weights.sum()) > 0 else None
         charged = charge_positions(s.positions, pool_in, method)
         plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
         m = loss_measures(plat_loss)

@@ -476,19 +476,21 @@ class HeldPool:
         # per unit of the profile's balance: one per purchase month for a ReplenishmentProfile
         # (the vintage bought at month s saw the factor of months s + 1 …), else the one
         # profile for every purchase
-        self.profiles: list[np.ndarray] = []
-        self.profile_dpd: list[np.ndarray] = []
+        self.profiles: list[list[np.ndarray]] = []
+        self.profile_dpd: list[list[np.ndarray]] = []
         self.bought_dpd: np.ndarray | None = None
         if self.use_profile and replenishment is not None:
             unit = 1.0 / float(replenishment.initial_balance)
             vintages = ([replenishment.vintage(v) for v in range(replenishment.n_vintages)]
                         if isinstance(replenishment, ReplenishmentProfile) else [replenishment])
-            self.profiles = [np.stack([np.asarray(getattr(v, name), dtype=np.float64).T * unit
-                                       for name in FLOWS]) for v in vintages]
+            # one (months, paths) array per flow (in the order of FLOWS), not stacked: a
+            # purchase adds each flow's rows in turn
+            self.profiles = [[np.asarray(getattr(v, name), dtype=np.float64).T * unit
+                              for name in FLOWS] for v in vintages]
             # vintages of the delinquency model carry their 30+/60+/90+ DPD balances
             if all(v.delinquency is not None for v in vintages):
-                self.profile_dpd = [np.stack([v.delinquency.dpd_balance(days).T * unit
-                                              for days in (30, 60, 90)])
+                self.profile_dpd = [[v.delinquency.dpd_balance(days).T * unit
+                                     for days in (30, 60, 90)]
                                     for v in vintages if v.delinquency is not None]
                 self.bought_dpd = np.zeros((3, self.n_months + 1, n_paths))
         self.scale = np.ones(n_paths)  # the scaling approximation's s
@@ -568,11 +570,12 @@ class HeldPool:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
                 v = min(t, len(self.profiles) - 1)
-                self.bought[:, t + 1 : t + 1 + k] += purchases[None, None, :] * \
-                    self.profiles[v][:, :k]
+                for i, unit_flow in enumerate(self.profiles[v]):
+                    self.bought[i, t + 1 : t + 1 + k] += purchases[None, :] * unit_flow[:k]
                 if self.bought_dpd is not None:
-                    self.bought_dpd[:, t + 1 : t + 1 + k] += purchases[None, None, :] * \
-                        self.profile_dpd[v][:, :k]
+                    for i, unit_dpd in enumerate(self.profile_dpd[v]):
+                        self.bought_dpd[i, t + 1 : t + 1 + k] += purchases[None, :] * \
+                            unit_dpd[:k]
         else:  # the scaling approximation: they perform like the pool
             with np.errstate(divide="ignore", invalid="ignore"):
                 grow = np.where(purchases > 0,
