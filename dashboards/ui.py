@@ -20,7 +20,7 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ct
 
 from dashboards import access, labels
 from dashboards.auth import Viewer
-from dashboards.xlsx import column_kind
+from dashboards.xlsx import column_kind, tape_xlsx
 from partners.records import tape_csv
 from portfolio import settings
 from portfolio.errors import RiskpoolError
@@ -138,6 +138,14 @@ def partner_tape_csv(db: str, ver: str, username: str, role: str, allocation_id:
                      party_id: str) -> bytes:
     tape = access.partner_tape(db, _v(role, username), allocation_id, party_id)
     return tape_csv(tape)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def partner_tape_xlsx(db: str, ver: str, username: str, role: str, allocation_id: int,
+                      party_id: str) -> bytes:
+    """The same tape as the CSV (masked ids, cents) as a workbook (``dashboards.xlsx``)."""
+    tape = access.partner_tape(db, _v(role, username), allocation_id, party_id)
+    return tape_xlsx(tape)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -28,6 +28,7 @@ writes has one.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import re
@@ -42,7 +43,7 @@ from xlsxwriter.worksheet import Worksheet
 from dashboards import labels
 
 __all__ = ["GLOSSARY_SHEET", "TEXT_AS_TEXT", "column_kind", "display_width", "header",
-           "read_tables", "write_glossary", "write_table"]
+           "read_tables", "tape_xlsx", "write_glossary", "write_table"]
 
 # Text cells stay text: a value such as '=HYPERLINK(...)' (or anything starting with = + - @)
 # is never written as a live formula, and no string becomes a number or a link.
@@ -198,6 +199,20 @@ def write_table(wb: Workbook, ws: Worksheet, frame: pd.DataFrame, *, first_row: 
         ws.autofilter(first_row, 0, first_row + n_rows, len(frame.columns) - 1)
     ws.freeze_panes(first_row + 1, 0)
     return written
+
+
+def tape_xlsx(tape: pd.DataFrame, sheet: str = "tape") -> bytes:
+    """A partner tape (``partners.records.partner_tape_table``: balances already rounded to
+    the cent) as a workbook: the tape's sheet (:func:`write_table`: real dates, balances
+    ``#,##0.00``, shares as %, human headers) and the glossary."""
+    buf = io.BytesIO()
+    wb = Workbook(buf, {"in_memory": True, "nan_inf_to_errors": True, **TEXT_AS_TEXT})
+    try:
+        headers = write_table(wb, wb.add_worksheet(sheet), tape.reset_index(drop=True))
+        write_glossary(wb, headers)
+    finally:
+        wb.close()
+    return buf.getvalue()
 
 
 def read_tables(path: Any, sheet_name: str | None = None,

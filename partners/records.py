@@ -48,9 +48,10 @@ from portfolio.validation import (
     validate,
 )
 
-__all__ = ["AllocationInputs", "AllocationRequest", "LoansToAllocate", "StoredAllocation",
-           "export_partner", "load_allocation", "load_assumptions_file", "originated_loans",
-           "pool_loans", "run_party_paths", "save_allocation"]
+__all__ = ["TAPE_FORMATS", "AllocationInputs", "AllocationRequest", "LoansToAllocate",
+           "StoredAllocation", "export_partner", "load_allocation", "load_assumptions_file",
+           "originated_loans", "partner_tape_table", "pool_loans", "run_party_paths",
+           "save_allocation", "tape_format"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -331,25 +332,56 @@ def tape_csv(tape: pd.DataFrame) -> bytes:
     return tape.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
-def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path,
-                   keys: str | Path | None = None) -> int:
-    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``, UTF-8 with a BOM:
-    :func:`tape_csv`); returns the row count. Balances are rounded to the cent and shares to
-    8 decimals (:func:`rounded_tape`). With ``keys`` (the partner keys file) the borrower ids
-    are masked for that party (:func:`masked_tape`); without, they are the book's
-    pseudonymous ids."""
+TAPE_FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx")
+
+
+def tape_format(out: str | Path, fmt: str | None = None) -> str:
+    """The format of a tape file: ``fmt`` (``--format``) if given, else the file's suffix;
+    a suffix naming another format than ``fmt`` is refused (``AllocationError`` naming both)."""
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt not in TAPE_FORMATS:
+            raise AllocationError(must_be("--format", " or ".join(TAPE_FORMATS), fmt))
+        if suffix in TAPE_FORMATS and suffix != fmt:
+            raise AllocationError(must_be("--out", f"a file ending .{fmt} (--format {fmt})",
+                                          str(out)))
+        return fmt
+    if suffix not in TAPE_FORMATS:
+        raise AllocationError(must_be("--out", "a file ending .csv, .parquet or .xlsx (or "
+                                      "--format csv|parquet|xlsx)", str(out)))
+    return suffix
+
+
+def partner_tape_table(store: Store, allocation_id: int, party_id: str,
+                       keys: str | Path | None = None,
+                       borrower_ids: bool = True) -> pd.DataFrame:
+    """One party's tape as sent (what every format holds): balances rounded to the cent and
+    shares to 8 decimals (:func:`rounded_tape`); with ``keys`` (the partner keys file) the
+    borrower ids masked for that party (:func:`masked_tape`), without them the book's
+    pseudonymous ids; ``borrower_ids=False`` leaves the column out."""
     stored = load_allocation(store, allocation_id)
     if party_id not in stored.party_ids:
         raise NotFound(must_be("--partner", f"one of {list(stored.party_ids)}", party_id,
                                f"allocation {allocation_id}"))
+    tape = sql.partner_tape(store.con, int(allocation_id), party_id)
+    if not borrower_ids:
+        tape = tape.drop(columns=["borrower_id"])
+    elif keys is not None:
+        tape = masked_tape(tape, party_id, keys)
+    return rounded_tape(tape)
+
+
+def export_partner(store: Store, allocation_id: int, party_id: str, out: str | Path,
+                   keys: str | Path | None = None) -> int:
+    """Write one party's tape as Parquet (``.parquet``) or CSV (``.csv``, UTF-8 with a BOM:
+    :func:`tape_csv`); returns the row count. The table is :func:`partner_tape_table` (the
+    XLSX tape is written by ``riskpool allocate export``, through the workbook layer)."""
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise AllocationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
-    tape = sql.partner_tape(store.con, int(allocation_id), party_id)
-    if keys is not None:
-        tape = masked_tape(tape, party_id, keys)
-    tape = rounded_tape(tape)
+    tape = partner_tape_table(store, allocation_id, party_id, keys)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
         tape.to_parquet(path, index=False)

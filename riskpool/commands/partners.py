@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
+from dashboards.xlsx import tape_xlsx
 from partners.allocation import allocate as run_allocation
 from partners.allocation import (
     loan_risk_from_assumptions,
@@ -36,13 +38,15 @@ from partners.dispersion import disperse_paths
 from partners.reconciliation import economic_views, reconcile
 from partners.records import (
     AllocationRequest,
-    export_partner,
     load_allocation,
     load_assumptions_file,
     originated_loans,
+    partner_tape_table,
     pool_loans,
     run_party_paths,
     save_allocation,
+    tape_csv,
+    tape_format,
 )
 from partners.registry import load_registry
 from partners.srt import SrtPolicy
@@ -167,24 +171,35 @@ def allocate(
 def export(
     allocation: Annotated[int, typer.Option("--allocation", help="Allocation id.")],
     partner: Annotated[str, typer.Option("--partner", help="Partner id (or 'platform').")],
-    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv")],
+    out: Annotated[Path, typer.Option("--out", help="Output file: .csv, .xlsx or .parquet")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="csv (UTF-8 with a BOM), xlsx (a workbook: real dates, balances to "
+        "the cent, a glossary) or parquet; default: the --out file's suffix")] = None,
     borrower_ids: Annotated[str, typer.Option(
         "--borrower-ids", help="masked (default): each borrower id as HMAC-SHA256 with the "
         "partner's own key from the keys file (RISKPOOL_PARTNER_KEYS, else partner_keys.toml "
-        "beside the database; made on first use); raw: the book's pseudonymous ids")] = "masked",
+        "beside the database; made on first use); raw: the book's pseudonymous ids; none: "
+        "no borrower id column")] = "masked",
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Write one partner's loan tape (its loans, its share, its balance; nothing else)."""
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        raise ValidationError(must_be("--out", "a file ending .parquet or .csv", str(out)))
-    if borrower_ids not in ("masked", "raw"):
-        raise ValidationError(must_be("--borrower-ids", "'masked' or 'raw'", borrower_ids))
+    kind = tape_format(out, fmt)
+    if borrower_ids not in ("masked", "raw", "none"):
+        raise ValidationError(must_be("--borrower-ids", "'masked', 'raw' or 'none'",
+                                      borrower_ids))
     keys = settings.partner_keys_path(db) if borrower_ids == "masked" else None
     with open_store(db, read_only=True) as store:
-        n = export_partner(store, allocation, partner, out, keys=keys)
-    how = "masked" if keys is not None else "raw"
-    typer.echo(f"wrote {n:,} loans of {partner} (allocation {allocation}) to {out} "
-               f"(borrower ids {how})")
+        tape = partner_tape_table(store, allocation, partner, keys,
+                                  borrower_ids=borrower_ids != "none")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if kind == "parquet":
+        tape.to_parquet(tmp, index=False)
+    else:
+        tmp.write_bytes(tape_csv(tape) if kind == "csv" else tape_xlsx(tape))
+    os.replace(tmp, out)
+    typer.echo(f"wrote {len(tape):,} loans of {partner} (allocation {allocation}) to {out} "
+               f"({kind}; borrower ids {borrower_ids})")
 
 
 @allocate_app.command("show")
