@@ -46,12 +46,24 @@ from portfolio.montecarlo import engines
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
+from portfolio.montecarlo.summaries import (
+    PartCells,
+    PathSummary,
+    PathSummaryReducer,
+    merge_cells,
+    part_cells,
+    paths_at,
+    quantile_path_index,
+)
 
 __all__ = [
     "check_cluster_flags",
     "DistributedRun",
     "DistributedUnavailable",
     "PathsReducer",
+    "SummaryRun",
+    "prepare_on_workers",
+    "run_summary",
     "open_client",
     "require_dask",
     "run_distributed",
@@ -100,11 +112,12 @@ def check_cluster_flags(workers: int | None, scheduler: str | None,
 
 @contextlib.contextmanager
 def open_client(workers: int | None = None, scheduler: str | None = None,
-                threads_per_worker: int = 1) -> Iterator[Any]:
+                threads_per_worker: int = 1, memory_limit: str | int = 0) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``)
     when given, else to a new ``LocalCluster`` of ``workers`` processes on 127.0.0.1 with
-    ``threads_per_worker`` threads each and no dashboard. Closed (and the local cluster shut
-    down) on exit."""
+    ``threads_per_worker`` threads each, no dashboard and ``memory_limit`` per worker (Dask's
+    form: ``"2GiB"``, bytes, or 0 for none; a worker over it is restarted and its tasks run
+    again). Closed (and the local cluster shut down) on exit."""
     if workers is None and scheduler is None:
         raise ValidationError(must_be("--workers/--scheduler", "one of them", "neither"))
     check_cluster_flags(workers, scheduler)
@@ -122,7 +135,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
         return
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-        host="127.0.0.1", dashboard_address="127.0.0.1:0", memory_limit=0, silence_logs=40,
+        host="127.0.0.1", dashboard_address=None, memory_limit=memory_limit, silence_logs=40,
     )
     try:
         client = distributed.Client(cluster)
@@ -155,12 +168,12 @@ class PathsReducer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DistributedRun:
-    """``paths``: the same :class:`PoolPaths` as a local run; ``reduced``: the joined result of
-    ``per_paths`` when one was given; ``n_workers`` / ``n_tasks``: the cluster's worker
-    count and the tasks submitted; ``timings`` in seconds (prepare, scatter, compute,
-    assemble)."""
+    """``paths``: the same :class:`PoolPaths` as a local run (None when the run kept no flows:
+    ``keep_flows=False``); ``reduced``: the joined result of ``per_paths`` when one was given;
+    ``n_workers`` / ``n_tasks``: the cluster's worker count and the tasks submitted;
+    ``timings`` in seconds (prepare, scatter, compute, assemble)."""
 
-    paths: PoolPaths
+    paths: PoolPaths | None
     reduced: Any
     n_workers: int
     n_tasks: int
@@ -180,8 +193,9 @@ def task_groups(n_blocks: int, blocks_per_task: int) -> list[tuple[int, int]]:
 @dataclass(frozen=True, slots=True)
 class _TaskResult:
     first_path: int
-    flows: np.ndarray  # (n_b, n_months, 5)
-    party_flows: np.ndarray  # (n_parties, n_b, n_months, 5)
+    n_paths: int
+    flows: np.ndarray | None  # (n_b, n_months, 5); None without keep_flows
+    party_flows: np.ndarray | None  # (n_parties, n_b, n_months, 5)
     reduced: Any
 
 
@@ -202,9 +216,11 @@ def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
 
 def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,
               block_range: tuple[int, int], engine: str, per_paths: PathsReducer | None,
-              on_task_start: Callable[[int], None] | None) -> _TaskResult:
+              on_task_start: Callable[[int], None] | None, keep_flows: bool = True
+              ) -> _TaskResult:
     """On a worker: the blocks ``[b0, b1)``, each from its own child seed, concatenated in
-    path order; then ``per_paths`` on those paths when given."""
+    path order; then ``per_paths`` on those paths when given. Without ``keep_flows`` only
+    the reduction goes back."""
     b0, b1 = block_range
     if on_task_start is not None:
         on_task_start(b0)
@@ -221,7 +237,9 @@ def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int
     reduced = None
     if per_paths is not None:
         reduced = per_paths(sim._assemble(prep, flows, pflows, None), first)
-    return _TaskResult(first, flows, pflows, reduced)
+    if not keep_flows:
+        return _TaskResult(first, n_b, None, None, reduced)
+    return _TaskResult(first, n_b, flows, pflows, reduced)
 
 
 def _default_blocks_per_task(n_blocks: int, n_threads: int) -> int:
@@ -240,10 +258,13 @@ def run_distributed(
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    keep_flows: bool = True,
 ) -> DistributedRun:
     """Run a prepared pool's blocks on ``client``'s cluster and reduce once.
 
     ``per_paths``: work on each task's paths (see :class:`PathsReducer`).
+    ``keep_flows=False``: the workers send back only ``per_paths``' parts (required then)
+    and the client never holds the (paths × months) flow arrays; ``.paths`` is None.
 
     ``on_task_start(first_block)`` is called on the worker at the start of every task
     attempt (logging, fault injection in tests)."""
@@ -257,6 +278,9 @@ def run_distributed(
         raise ValidationError(must_be("retries", "an integer >= 0", retries))
     if per_paths is not None:
         per_paths.check(n_paths)
+    elif not keep_flows:
+        raise ValidationError(must_be("per_paths", "a reducer when keep_flows is False "
+                                      "(else nothing comes back)", None))
     timings: dict[str, float] = {}
     info = client.scheduler_info()
     workers = info.get("workers", {})
@@ -283,18 +307,20 @@ def run_distributed(
 
     t = time.perf_counter()
     futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, per_f,
-                             on_task_start, retries=retries, pure=False)
+                             on_task_start, keep_flows, retries=retries, pure=False)
                for g in groups]
-    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC))
-    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC))
+    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC)) if keep_flows else None
+    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC)) \
+        if keep_flows else None
     parts: dict[int, Any] = {}
     done = 0
     try:
         for fut in distributed.as_completed(futures):
             res: _TaskResult = fut.result()
-            n_b = res.flows.shape[0]
-            acc[res.first_path:res.first_path + n_b] = res.flows
-            pacc[:, res.first_path:res.first_path + n_b] = res.party_flows
+            n_b = res.n_paths
+            if acc is not None and pacc is not None:
+                acc[res.first_path:res.first_path + n_b] = res.flows
+                pacc[:, res.first_path:res.first_path + n_b] = res.party_flows
             if per_paths is not None:
                 parts[res.first_path] = res.reduced
             done += n_b
@@ -308,7 +334,8 @@ def run_distributed(
 
     t = time.perf_counter()
     entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
-    paths = sim._assemble(prep, acc, pacc, entropy)
+    paths = sim._assemble(prep, acc, pacc, entropy) if acc is not None and pacc is not None \
+        else None
     reduced = None if per_paths is None else per_paths.combine([parts[k] for k in sorted(parts)])
     timings["assemble_s"] = time.perf_counter() - t
     return DistributedRun(paths, reduced, n_workers, len(groups), timings)
@@ -357,3 +384,127 @@ def simulate_distributed(
                                   blocks_per_task, retries, on_task_start, progress)
     run.timings["prepare_s"] = prepare_s
     return run
+
+
+# ------------------------------------------------------------------------------------------
+# A book read by the workers, and runs that bring back summaries only
+
+
+def _part_task(load: Callable[[], LoanArrays], assumptions: Assumptions) -> PartCells:
+    """On a worker: read one partition and prepare its cells."""
+    return part_cells(load(), assumptions)
+
+
+def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
+                       assumptions: Assumptions, retries: int = 3) -> sim.PreparedPool:
+    """The pool made of the partitions ``loaders`` return (picklable callables, e.g.
+    ``portfolio.store.parquet_book.LoanPart``), each read and prepared on a worker; only the
+    partitions' cells (``portfolio.montecarlo.summaries.PartCells``: cells × months) come back,
+    joined in the order of ``loaders``: the same bytes as
+    ``portfolio.montecarlo.summaries.prepare_from_parts`` in one process."""
+    distributed = require_dask()
+    if not loaders:
+        raise ValidationError(must_be("book", "at least one partition", "none"))
+    a_f = client.scatter(assumptions, broadcast=True, hash=False)
+    futures = [client.submit(_part_task, load, a_f, retries=retries, pure=False)
+               for load in loaders]
+    parts: list[PartCells | None] = [None] * len(futures)
+    position = {f.key: i for i, f in enumerate(futures)}
+    for fut in distributed.as_completed(futures):
+        parts[position[fut.key]] = fut.result()
+        fut.release()
+    return merge_cells([p for p in parts if p is not None], assumptions)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRun:
+    """A run that brought back per-path summaries, not flows.
+
+    ``summary``: :class:`~portfolio.montecarlo.summaries.PathSummary` of every path (loss per
+    path, party losses, monthly moments); ``reduced``: the joined result of the inner reducer
+    (e.g. the deal waterfall's per-path summary) or None; ``quantile_paths``: the full flows
+    of the paths at the requested loss quantiles (``quantile_index`` their path numbers, in
+    the order of the levels) or None; ``bytes_back``: bytes of the arrays the workers sent."""
+
+    summary: PathSummary
+    reduced: Any
+    quantile_levels: tuple[float, ...]
+    quantile_index: np.ndarray
+    quantile_paths: PoolPaths | None
+    n_workers: int
+    n_tasks: int
+    timings: dict[str, float]
+    bytes_back: int
+
+
+def _block_task(prep: sim.PreparedPool, root: np.random.SeedSequence, b: int, n_b: int,
+                engine: str) -> sim.PathBatch:
+    return sim.simulate_batch(prep, b, sim.block_seed(root, b), n_b, engine)  # type: ignore[arg-type]
+
+
+def run_summary(
+    client: Any,
+    prep: sim.PreparedPool,
+    seed: int | np.random.SeedSequence,
+    n_paths: int,
+    *,
+    engine: str = "granular",
+    inner: PathsReducer | None = None,
+    quantiles: Sequence[float] = (),
+    blocks_per_task: int | None = None,
+    retries: int = 3,
+    on_task_start: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SummaryRun:
+    """Run ``prep``'s paths on the cluster keeping only summaries on the client
+    (:class:`SummaryRun`); ``inner``: another reducer on the same paths (e.g.
+    ``tranching.distributed.WaterfallOnWorkers``); ``quantiles``: loss levels whose path is
+    recomputed (only its block) and returned with every flow."""
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    root = sim.root_seed(seed)
+    levels = tuple(float(q) for q in quantiles)
+    reducer = PathSummaryReducer(inner)
+    run = run_distributed(client, prep, root, int(n_paths), engine, reducer, blocks_per_task,
+                          retries, on_task_start, progress, keep_flows=False)
+    summary, reduced = run.reduced
+    bytes_back = summary.nbytes + _nbytes(reduced)
+    index = np.zeros(0, dtype=np.int64)
+    qpaths = None
+    t = time.perf_counter()
+    if levels:
+        index = quantile_path_index(summary.loss, levels)
+        layout = sim.block_layout(int(n_paths))
+        prep_f = client.scatter(prep, broadcast=True, hash=False)
+        root_f = client.scatter(root, broadcast=True, hash=False)
+
+        def on_cluster(b: int) -> sim.PathBatch:
+            fut = client.submit(_block_task, prep_f, root_f, b, layout[b][1], engine,
+                                retries=retries, pure=False)
+            try:
+                return fut.result()
+            finally:
+                fut.release()
+
+        qpaths = paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
+                          run_block=on_cluster)
+        bytes_back += sum(np.asarray(getattr(qpaths, k)).nbytes for k in FLOW_NAMES)
+    run.timings["quantile_paths_s"] = time.perf_counter() - t
+    return SummaryRun(summary, reduced, levels, index, qpaths, run.n_workers, run.n_tasks,
+                      run.timings, bytes_back)
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes of the numpy arrays held by a (dataclass) result, for reporting."""
+    if obj is None:
+        return 0
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_nbytes(v) for v in obj)
+    names = getattr(obj, "__dataclass_fields__", None)
+    if names:
+        return sum(_nbytes(getattr(obj, n)) for n in names)
+    return 0

@@ -29,10 +29,18 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from portfolio.errors import ValidationError, must_be
+from portfolio.loans.arrays import LoanArrays
 
 TABLES: tuple[str, ...] = ("loans", "loan_performance")
+LOAN_COLUMNS: tuple[str, ...] = (
+    "loan_id", "balance", "apr", "term_months", "remaining_term", "months_on_book",
+    "repayment_type", "credit_score", "region", "origination_date", "next_due_date",
+    "principal", "disclosed_apr")
+"""The columns of a loan-tape partition (:func:`write_loan_parts`): ``LoanArrays``' fields,
+a pool's loans at its cut-off."""
 PARTITION = "origination_month"
 
 
@@ -128,3 +136,78 @@ def check_loans_in_book(con: duckdb.DuckDBPyConnection, loan_ids: np.ndarray, wh
         shown = ", ".join(first) + (", …" if missing > 5 else "")
         raise ValidationError(must_be("--book", "a book holding every loan of the pool",
                                       f"{missing} loan(s) missing ({shown})", where))
+
+
+# ------------------------------------------------------------------------------------------
+# Loan tapes at a cut-off, partitioned: what the Monte Carlo engine reads on Dask workers
+
+
+@dataclass(frozen=True, slots=True)
+class LoanPart:
+    """One partition of a loan tape (a Parquet file of :data:`LOAN_COLUMNS`); calling it
+    reads it as ``LoanArrays``. Picklable: a Dask worker reads its own partitions
+    (``portfolio.montecarlo.distributed.prepare_on_workers``)."""
+
+    path: str
+
+    def __call__(self) -> LoanArrays:
+        table = pq.read_table(self.path, columns=list(LOAN_COLUMNS))
+        col = {name: table.column(name).combine_chunks() for name in LOAN_COLUMNS}
+        region = col["region"].dictionary_encode()
+        return LoanArrays(
+            loan_id=col["loan_id"].to_numpy(zero_copy_only=False).astype(object),
+            balance=col["balance"].to_numpy().astype(np.float64),
+            apr=col["apr"].to_numpy().astype(np.float64),
+            term_months=col["term_months"].to_numpy().astype(np.int16),
+            remaining_term=col["remaining_term"].to_numpy().astype(np.int16),
+            months_on_book=col["months_on_book"].to_numpy().astype(np.int16),
+            repayment_type=col["repayment_type"].to_numpy().astype(np.int8),
+            credit_score=col["credit_score"].to_numpy().astype(np.int16),
+            region=region.dictionary.to_numpy(zero_copy_only=False)[region.indices.to_numpy()],
+            origination_date=col["origination_date"].to_numpy(zero_copy_only=False)
+            .astype("datetime64[D]"),
+            next_due_date=col["next_due_date"].to_numpy(zero_copy_only=False)
+            .astype("datetime64[D]"),
+            principal=col["principal"].to_numpy().astype(np.float64),
+            disclosed_apr=col["disclosed_apr"].to_numpy(zero_copy_only=False)
+            .astype(np.float64),
+        )
+
+
+def write_loan_parts(loans: LoanArrays, out: str | Path, start: int = 0) -> Path:
+    """Append ``loans`` to the loan tape ``out`` as one partition file
+    ``out/part-{start:05d}.parquet`` (columns :data:`LOAN_COLUMNS`); returns its path.
+    Nothing is overwritten."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"part-{int(start):05d}.parquet"
+    if path.exists():
+        raise ValidationError(must_be("out", "a loan tape without this partition", str(path),
+                                      "(nothing is overwritten)"))
+    table = pa.table({
+        "loan_id": pa.array(np.asarray(loans.loan_id).astype(str), type=pa.string()),
+        "balance": pa.array(np.asarray(loans.balance, dtype=np.float64)),
+        "apr": pa.array(np.asarray(loans.apr, dtype=np.float64)),
+        "term_months": pa.array(np.asarray(loans.term_months, dtype=np.int16)),
+        "remaining_term": pa.array(np.asarray(loans.remaining_term, dtype=np.int16)),
+        "months_on_book": pa.array(np.asarray(loans.months_on_book, dtype=np.int16)),
+        "repayment_type": pa.array(np.asarray(loans.repayment_type, dtype=np.int8)),
+        "credit_score": pa.array(np.asarray(loans.credit_score, dtype=np.int16)),
+        "region": pa.array(np.asarray(loans.region).astype(str), type=pa.string())
+        .dictionary_encode(),
+        "origination_date": pa.array(np.asarray(loans.origination_date, dtype="datetime64[D]")),
+        "next_due_date": pa.array(np.asarray(loans.next_due_date, dtype="datetime64[D]")),
+        "principal": pa.array(np.asarray(loans.principal, dtype=np.float64)),
+        "disclosed_apr": pa.array(np.asarray(loans.disclosed_apr, dtype=np.float64)),
+    })
+    pq.write_table(table, path, compression="zstd")
+    return path
+
+
+def loan_parts(tape: str | Path) -> list[LoanPart]:
+    """The partitions of the loan tape ``tape`` in file-name order (their order in the pool)."""
+    files = sorted(Path(tape).glob("part-*.parquet"))
+    if not files:
+        raise ValidationError(must_be("tape", "a folder of part-NNNNN.parquet loan partitions",
+                                      str(tape)))
+    return [LoanPart(str(f.resolve())) for f in files]

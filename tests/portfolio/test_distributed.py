@@ -13,7 +13,9 @@ start-up cost to one cluster; the 4 → 2 → 1 test retires workers and runs la
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -22,12 +24,17 @@ import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
+from partners.dispersion import disperse_paths
+from partners.distributed import DispersionOnWorkers, disperse_joined
 from portfolio.errors import ValidationError
+from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.distributed import (
     DistributedUnavailable,
     check_cluster_flags,
     open_client,
+    prepare_on_workers,
     require_dask,
+    run_summary,
     simulate_distributed,
     slice_paths,
     task_groups,
@@ -35,6 +42,8 @@ from portfolio.montecarlo.distributed import (
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import simulate
+from portfolio.montecarlo.summaries import prepare_from_parts, summarise
+from portfolio.store.parquet_book import loan_parts, write_loan_parts
 from tranching.deal import load_deal
 from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
 from tranching.waterfall import run_waterfall
@@ -73,12 +82,28 @@ def _assert_same_paths(a: PoolPaths, b: PoolPaths) -> None:
 def cluster():
     distributed = require_dask()
     lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  host="127.0.0.1", dashboard_address=None,
                                   memory_limit=0, silence_logs=50)
     client = distributed.Client(lc)
     yield client
     client.close()
     lc.close()
+
+
+@pytest.fixture(scope="module")
+def tape(tmp_path_factory):
+    """A loan tape of 3 Parquet partitions (900 loans) for the workers to read."""
+    loans = mixed_pool(900, seed=8)
+    out = tmp_path_factory.mktemp("tape")
+    for i, lo in enumerate((0, 300, 600)):
+        write_loan_parts(loans.take(np.arange(lo, lo + 300)), out, i)
+    return loan_parts(out), assumptions(rho=0.12)
+
+
+def _assert_same_summary(a, b) -> None:
+    for name in ("loss", "party_loss", "block_sum", "block_m2", "party_block_sum"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.initial_balance == b.initial_balance
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +227,94 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
         assert np.array_equal(getattr(p_own, name), getattr(p_local, name)), name
 
 
-def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool):
+def test_book_read_by_workers_summaries_only_equal_one_process(cluster, tape):
+    parts, a = tape
+    local = prepare_from_parts(parts, a)  # one process, one partition at a time
+    prep = prepare_on_workers(cluster, parts, a)
+    for f in ("n_loans", "T", "n_months", "initial_balance", "n_binomial_cells"):
+        assert getattr(prep, f) == getattr(local, f), f
+    for f in ("cell_n", "cell_r", "cell_thr", "cell_smm", "cell_flows", "cell_first", "dates"):
+        assert np.array_equal(getattr(prep, f), getattr(local, f)), f
+    paths = sim.run_blocks(local, sim.root_seed(SEED), N_PATHS, "granular")
+    run = run_summary(cluster, prep, SEED, N_PATHS, quantiles=(0.5, 0.99), blocks_per_task=1)
+    assert run.n_tasks == 3 and run.reduced is None
+    _assert_same_summary(run.summary, summarise(paths))
+    assert run.summary.loss.shape == (N_PATHS,)
+    # the quantile paths: every flow, the same as those rows of the full run
+    assert run.quantile_paths is not None and run.quantile_paths.n_paths == 2
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(run.quantile_paths, name),
+                              getattr(paths, name)[run.quantile_index]), name
+    # what came back: far less than the flow arrays the client no longer holds
+    flows = sum(getattr(paths, k).nbytes for k in FLOW_NAMES)
+    assert run.bytes_back < flows / 5
+
+
+def test_dispersion_and_summary_on_workers_equal_local(cluster, pool):
+    loans, a, shares = pool
+    parties = ("platform", "bank_a", "trust_b")
+    deal = load_deal(DEAL)
+    profile = simulate_replenishment(loans, a, N_PATHS, SEED)
+    local = simulate(loans, a, N_PATHS, SEED, shares=shares, party_ids=parties)
+    prep = sim.prepare_pool(loans, a, shares, parties)
+    run = run_summary(cluster, prep, SEED, N_PATHS, inner=DispersionOnWorkers(deal, profile))
+    _assert_same_summary(run.summary, summarise(local))
+    pd_, lgd = np.full(len(loans), 0.05), np.full(len(loans), 0.6)
+    got = disperse_joined(run.reduced, loans.balance, shares, pd_, lgd)
+    expect = disperse_paths(local, loans.balance, shares, pd_, lgd, deal, replenishment=profile)
+    assert got.table() == expect.table()
+    assert [h.row() for h in got.headlines] == [h.row() for h in expect.headlines]
+
+
+def _hold_block_1(marker_dir: str):
+    """On a worker: the first attempt at block 1 writes its pid and waits (the test kills
+    that process meanwhile); the rerun after the kill goes straight through."""
+    def hook(first_block: int) -> None:
+        if first_block != 1:
+            return
+        try:
+            fd = os.open(os.path.join(marker_dir, "pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        time.sleep(60)  # killed long before
+    return hook
+
+
+def test_summary_run_unchanged_after_a_worker_is_killed_mid_run(cluster, tape, tmp_path):
+    parts, a = tape
+    prep = prepare_from_parts(parts, a)
+    expect = summarise(sim.run_blocks(prep, sim.root_seed(SEED + 3), N_PATHS, "granular"))
+    killed: list[int] = []
+
+    def on_progress(_fraction: float) -> None:  # on the client, as a task completes
+        if killed:
+            return
+        pid_file = tmp_path / "pid"
+        for _ in range(600):  # block 1's task is running (or about to): wait for its pid
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+        assert pid in cluster.run(os.getpid).values()  # a worker process of this cluster
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    run = run_summary(cluster, prep, SEED + 3, N_PATHS, blocks_per_task=1,
+                      on_task_start=_hold_block_1(str(tmp_path)), progress=on_progress)
+    assert len(killed) == 1
+    _assert_same_summary(run.summary, expect)
+    cluster.wait_for_workers(4, timeout=120)  # the nanny restarts it
+
+
+def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool, tape):
     """Runs last: it retires workers from the shared cluster."""
     loans, a, _ = pool
     expect = {eng: simulate(loans, a, N_PATHS, SEED, engine=eng) for eng in ("granular", "loan")}
+    parts, a_tape = tape
+    book_local = prepare_from_parts(parts, a_tape)
+    book_expect = summarise(sim.run_blocks(book_local, sim.root_seed(SEED), N_PATHS, "granular"))
     seen = []
     for n in (4, 2, 1):
         have = list(cluster.scheduler_info()["workers"])
@@ -218,7 +327,11 @@ def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool):
                                        blocks_per_task=1)
             seen.append(run.n_workers)
             _assert_same_paths(run.paths, local)
-    assert seen == [4, 4, 2, 2, 1, 1]
+        # a book read by the workers, summaries only (default grouping: tasks per thread)
+        srun = run_summary(cluster, prepare_on_workers(cluster, parts, a_tape), SEED, N_PATHS)
+        _assert_same_summary(srun.summary, book_expect)
+        seen.append(srun.n_workers)
+    assert seen == [4, 4, 4, 2, 2, 2, 1, 1, 1]
 
 
 # ------------------------------------------------------------------------------------------

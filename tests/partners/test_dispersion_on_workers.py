@@ -1,0 +1,90 @@
+"""Dispersion per party as a path reducer (partners.distributed): the parts of consecutive path
+ranges, joined, give the same Dispersion as ``disperse_paths`` on the full paths (the oracle),
+bit for bit — what a Dask run with ``per_paths=DispersionOnWorkers(...)`` returns (the cluster
+run itself: tests/portfolio/test_distributed.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from partners_fixtures import make_loans, registry_doc
+
+from partners.allocation import allocate, loan_risk_from_table
+from partners.dispersion import disperse_paths
+from partners.distributed import DispersionOnWorkers, disperse_joined
+from partners.errors import DispersionError
+from partners.registry import parse_registry
+from portfolio.montecarlo.distributed import slice_paths
+from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.simulation import simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
+from tranching.deal import load_deal
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = dt.date(2026, 11, 1)
+N_PATHS = 600  # three canonical blocks: 256, 256, 88
+
+
+@pytest.fixture(scope="module")
+def run():
+    doc = registry_doc()
+    for p in doc["partner"]:
+        p["capacity"] /= 8  # a small pool: keep the capacities binding
+    reg = parse_registry(doc)
+    loans = make_loans(800, seed=5)
+    a = allocate(loans, reg, as_of=AS_OF)
+    risk = loan_risk_from_table(loans, reg.expected_loss)
+    paths = simulate(loans, true_assumptions(GeneratorParams(), 30), N_PATHS, 21,
+                     shares=a.shares, party_ids=a.party_ids)
+    return loans, a, risk, paths
+
+
+def _by_tasks(reducer: DispersionOnWorkers, paths, cuts):
+    parts = [reducer(slice_paths(paths, lo, hi), lo) for lo, hi in zip(cuts[:-1], cuts[1:],
+                                                                        strict=True)]
+    return reducer.combine(parts)
+
+
+@pytest.mark.parametrize("with_deal", [False, True])
+def test_joined_parts_give_the_same_dispersion_as_the_full_paths(run, with_deal):
+    loans, a, risk, paths = run
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml") if with_deal else None
+    expect = disperse_paths(paths, loans.balance, a.shares, risk.annual_pd, risk.lgd, deal)
+    reducer = DispersionOnWorkers(deal)
+    for cuts in ([0, 256, 512, N_PATHS], [0, 512, N_PATHS], [0, N_PATHS]):
+        part = _by_tasks(reducer, paths, cuts)
+        got = disperse_joined(part, loans.balance, a.shares, risk.annual_pd, risk.lgd)
+        assert got.table() == expect.table()
+        assert [h.row() for h in got.headlines] == [h.row() for h in expect.headlines]
+        assert set(got.party_losses) == set(expect.party_losses)
+        for pid, loss in expect.party_losses.items():
+            assert np.array_equal(got.party_losses[pid], loss), pid
+        assert np.array_equal(got.pool_loss, expect.pool_loss)
+        if with_deal:
+            for name, s in expect.securitisations.items():
+                g = got.securitisations[name]
+                assert g.waterfall is None  # the month-by-month waterfall stays on the worker
+                assert np.array_equal(g.pool_loss, s.pool_loss), name
+                assert [p.tranche for p in g.positions] == [p.tranche for p in s.positions]
+
+
+def test_what_comes_back_is_per_path_vectors_not_flows(run):
+    loans, a, risk, paths = run
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    part = DispersionOnWorkers(deal)(paths, 0)
+    n_q = len(a.party_ids)
+    n_pos = len(part.whole.positions) + len(part.retained.positions)
+    # pool loss, party losses and collections; per securitisation 4 vectors + one per position
+    assert part.nbytes == 8 * N_PATHS * (1 + 2 * n_q + 2 * 4 + n_pos)
+    flows = sum(getattr(paths, k).nbytes for k in ("balance_bop", "interest", "default"))
+    assert part.nbytes < flows
+
+
+def test_a_profile_of_another_path_count_is_refused(run):
+    loans, _, _, _ = run
+    profile = simulate_replenishment(loans, true_assumptions(GeneratorParams(), 30), 100, 1)
+    with pytest.raises(DispersionError, match="replenishment"):
+        DispersionOnWorkers(None, profile).check(N_PATHS)
