@@ -32,6 +32,7 @@ BENCHES = (
     "bench_allocation",
     "bench_b1",
     "bench_pages",
+    "bench_scale",
 )
 
 

@@ -29,7 +29,9 @@ class WaterfallSummary:
     balance − principal received, as :attr:`WaterfallResult.tranche_loss`);
     ``tranche_cashflows``: (n_tranches, n_paths, n_months) interest + principal paid;
     ``residual``: (n_paths,) cash to the subordinated holder; ``trigger_months``: trigger name
-    → (n_paths,) number of months the trigger was in force.
+    → (n_paths,) number of months the trigger was in force; ``breached_ever``: trigger name →
+    (n_paths,) whether its test failed in any month (``tranching.analytics.trigger_table``'s
+    ``p_breach`` is its mean).
     """
 
     tranche_names: tuple[str, ...]
@@ -40,6 +42,7 @@ class WaterfallSummary:
     tranche_cashflows: np.ndarray
     residual: np.ndarray
     trigger_months: dict[str, np.ndarray] = field(default_factory=dict)
+    breached_ever: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_paths(self) -> int:
@@ -56,7 +59,16 @@ class WaterfallSummary:
             tranche_cashflows=result.tranche_cashflows,
             residual=result.residual.sum(axis=1),
             trigger_months={k: v.sum(axis=1).astype(np.int64) for k, v in result.triggers.items()},
+            breached_ever={k: np.asarray(v.any(axis=1)) for k, v in result.breached.items()},
         )
+
+    def loss_shares(self) -> np.ndarray:
+        """(n_tranches, n_paths) principal loss as a share of each tranche's original balance
+        (``tranching.analytics.loss_shares`` of the waterfall result, the same formula)."""
+        orig = self.original_balance
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(orig[:, None] > 0,
+                            self.tranche_loss / np.where(orig > 0, orig, 1.0)[:, None], 0.0)
 
     @classmethod
     def concat(cls, parts: Sequence[WaterfallSummary]) -> WaterfallSummary:
@@ -72,6 +84,8 @@ class WaterfallSummary:
             residual=np.concatenate([p.residual for p in parts]),
             trigger_months={k: np.concatenate([p.trigger_months[k] for p in parts])
                             for k in first.trigger_months},
+            breached_ever={k: np.concatenate([p.breached_ever[k] for p in parts])
+                           for k in first.breached_ever},
         )
 
 

@@ -248,11 +248,21 @@ class BaseScenario:
     lag: int
 
 
+MEAN_FLOWS = ("balance_bop", "interest", "scheduled_principal", "prepayment", "default",
+              "recovery")
+
+
 def base_scenario(paths: PoolPaths, wam: int) -> BaseScenario:
     """The scenario of the representative line implied by ``paths``' mean flows (module doc);
     ``wam`` the pool's balance-weighted remaining term in months."""
-    mean = {k: np.asarray(getattr(paths, k), dtype=np.float64).mean(axis=0) for k in (
-        "balance_bop", "interest", "scheduled_principal", "prepayment", "default", "recovery")}
+    mean = {k: np.asarray(getattr(paths, k), dtype=np.float64).mean(axis=0) for k in MEAN_FLOWS}
+    return base_scenario_from_means(mean, float(paths.initial_balance), wam)
+
+
+def base_scenario_from_means(mean: dict[str, np.ndarray], initial_balance: float,
+                             wam: int) -> BaseScenario:
+    """:func:`base_scenario` from the paths' mean monthly flows (``MEAN_FLOWS``), e.g. the
+    summaries a Dask run brings back instead of the paths."""
     bop, default = mean["balance_bop"], mean["default"]
     performing = bop - default
     amortising = performing - mean["scheduled_principal"]
@@ -269,7 +279,7 @@ def base_scenario(paths: PoolPaths, wam: int) -> BaseScenario:
     else:
         severity, lag = 1.0, 0
     return BaseScenario(
-        balance=float(paths.initial_balance), wac=12.0 * float(mean["interest"].sum() / performing.sum()),
+        balance=float(initial_balance), wac=12.0 * float(mean["interest"].sum() / performing.sum()),
         wam=int(wam), cdr=float(1.0 - (1.0 - mdr) ** 12), severity=float(min(max(severity, 0.0), 1.0)),
         cpr=float(1.0 - (1.0 - smm) ** 12), lag=max(lag, 0))
 

@@ -396,12 +396,15 @@ def _part_task(load: Callable[[], LoanArrays], assumptions: Assumptions) -> Part
 
 
 def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
-                       assumptions: Assumptions, retries: int = 3) -> sim.PreparedPool:
+                       assumptions: Assumptions, retries: int = 3,
+                       progress: Callable[[float], None] | None = None) -> sim.PreparedPool:
     """The pool made of the partitions ``loaders`` return (picklable callables, e.g.
     ``portfolio.store.parquet_book.LoanPart``), each read and prepared on a worker; only the
     partitions' cells (``portfolio.montecarlo.summaries.PartCells``: cells × months) come back,
     joined in the order of ``loaders``: the same bytes as
-    ``portfolio.montecarlo.summaries.prepare_from_parts`` in one process."""
+    ``portfolio.montecarlo.summaries.prepare_from_parts`` in one process. A partition whose
+    worker is lost is read again elsewhere. ``progress(fraction)``: on the client as
+    partitions complete."""
     distributed = require_dask()
     if not loaders:
         raise ValidationError(must_be("book", "at least one partition", "none"))
@@ -413,6 +416,8 @@ def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
     for fut in distributed.as_completed(futures):
         parts[position[fut.key]] = fut.result()
         fut.release()
+        if progress is not None:
+            progress(sum(p is not None for p in parts) / len(parts))
     return merge_cells([p for p in parts if p is not None], assumptions)
 
 

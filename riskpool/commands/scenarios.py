@@ -14,16 +14,27 @@ each trigger's breach share (the share of paths on which it is ever breached). T
 stored as one object (``portfolio.store.scenarios``), in one transaction, after every member
 ran; a bad set file, flag or deal writes nothing (exit 2, naming the field).
 
+``--workers N`` / ``--scheduler ADDRESS`` run every member's paths, and the deal's waterfall on
+them, on a Dask cluster (``portfolio.montecarlo.distributed.run_summary``; hazard model only):
+the same seed and path blocks, so the same common random numbers and the same loss figures to
+the byte as a local run. The client keeps each member's loss per path, its monthly flow sums
+(per block of 256 paths) and, with a deal, each class's principal loss and each trigger's
+breach per path — not the member's (paths × months) flow arrays; the representative line of
+the breakeven columns comes from those monthly means (equal to a local run's to float
+rounding). A revolving deal's replenishment profile is still projected on the client.
+
 The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -40,11 +51,15 @@ from portfolio.book.scenarios import (
     stressed,
 )
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.assumptions import load_assumptions
+from portfolio.loans.arrays import LoanArrays
+from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.delinquency import project
+from portfolio.montecarlo.distributed import check_cluster_flags, open_client, run_summary
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS
-from portfolio.montecarlo.simulation import Engine, loss_distribution
+from portfolio.montecarlo.simulation import Engine, loss_distribution, prepare_pool
+from portfolio.montecarlo.summaries import PathSummary
+from portfolio.risk import mean_and_se
 from portfolio.store.core import open_store
 from portfolio.store.migrations import file_sha256
 from portfolio.store.scenarios import get_scenario_set, insert_scenario_set, list_scenario_sets
@@ -53,7 +68,14 @@ from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, write_tables
 from riskpool.commands.progress import QuietOption, progress_bar
 from tranching.deal import Deal, load_deal
-from tranching.grid import base_scenario, breakeven_cdr
+from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
+from tranching.grid import (
+    MEAN_FLOWS,
+    BaseScenario,
+    base_scenario,
+    base_scenario_from_means,
+    breakeven_cdr,
+)
 from tranching.revolving import replenishment_for, run_deal
 
 BREAKEVEN_TOL = 1e-3  # CDR: each breakeven is found to 0.1% CDR (bisection)
@@ -86,14 +108,80 @@ def _deal_columns(deal: Deal, paths: PoolPaths, profile: PoolPaths | None,
     row: dict[str, float] = {}
     for _, t in dr.tranches.iterrows():
         row[f"el_{t['tranche']}"] = float(t["el"])
-    base = base_scenario(paths, wam)
-    row["cdr"] = float(base.cdr)
+    row.update(_breakeven_columns(deal, base_scenario(paths, wam)))
+    for _, t in dr.triggers.iterrows():
+        row[f"p_breach_{t['trigger']}"] = float(t["p_breach"])
+    return row
+
+
+def _breakeven_columns(deal: Deal, base: BaseScenario) -> dict[str, float]:
+    row = {"cdr": float(base.cdr)}
     be = breakeven_cdr(deal, base.balance, base.wac, base.wam, severity=base.severity,
                        cpr=base.cpr, lag=base.lag, tol=BREAKEVEN_TOL)
     for name, value in be.items():
         row[f"breakeven_cdr_{name}"] = float(value)
-    for _, t in dr.triggers.iterrows():
-        row[f"p_breach_{t['trigger']}"] = float(t["p_breach"])
+    return row
+
+
+def _deal_columns_summary(deal: Deal, wf: WaterfallSummary, summary: PathSummary,
+                          wam: int) -> dict[str, float]:
+    """:func:`_deal_columns` from what a Dask run brings back (the waterfall's per-path
+    summary and the paths' monthly means): each class's EL is the mean loss share, as in
+    ``tranching.analytics.tranche_table``; p_breach the share of paths ever breached, as in
+    ``trigger_table``."""
+    row: dict[str, float] = {}
+    el, _ = mean_and_se(wf.loss_shares(), axis=1)
+    for j, name in enumerate(wf.tranche_names):
+        row[f"el_{name}"] = float(el[j])
+    mean = summary.flow_mean()
+    row.update(_breakeven_columns(deal, base_scenario_from_means(
+        {k: mean[k] for k in MEAN_FLOWS}, summary.initial_balance, wam)))
+    for trig in deal.triggers:
+        row[f"p_breach_{trig.name}"] = float(wf.breached_ever[trig.name].mean())
+    return row
+
+
+def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
+                loans: LoanArrays, cutoff: dt.date, paths_n: int, seed: int, model: str,
+                engine: Engine, batch_size: int, deal: Deal | None, wam: int, client: Any,
+                kept: dict[str, PoolPaths] | None) -> dict[str, object]:
+    """One member's row of the table: locally, or on ``client``'s cluster (module doc)."""
+    wf = summary = paths = None
+    if client is None:
+        paths = project(loans, a, paths_n, seed, model=model, engine=engine,
+                        batch_size=batch_size)
+        stats = loss_distribution(paths)
+        dq = paths.delinquency
+        charge_off = None if dq is None else dq.charge_off_dpd
+    else:
+        charge_off = None
+    profile = None
+    if deal is not None:
+        profile = replenishment_for(deal, loans, a, paths_n, seed, engine, cutoff=cutoff,
+                                    model=model, charge_off_dpd=charge_off)
+    if client is not None:
+        prep = prepare_pool(loans, a, loan_level=engine == "loan")
+        run = run_summary(client, prep, seed, paths_n, engine=engine,
+                          inner=None if deal is None else WaterfallOnWorkers(deal, profile))
+        summary, wf = run.summary, run.reduced
+        stats = loss_distribution(summary.loss, initial_balance=summary.initial_balance)
+    k = stats.levels.index(LEVEL)
+    bal = stats.initial_balance or 1.0
+    row: dict[str, object] = {
+        "scenario": member.name, "grid": member.group, "changes": changes,
+        **_effective(member, base_rho),
+        "el": stats.el, "el_se": stats.el_se, "el_pct": stats.el / bal,
+        "var_999": stats.var[k], "var_999_se": stats.var_se[k],
+        "es_999": stats.es[k], "es_999_se": stats.es_se[k], "es_999_pct": stats.es[k] / bal,
+    }
+    if deal is not None:
+        if paths is not None:
+            row.update(_deal_columns(deal, paths, profile, wam))
+        else:
+            assert wf is not None and summary is not None
+            row.update(_deal_columns_summary(deal, wf, summary, wam))
+    if kept is not None and paths is not None:
+        kept[member.name] = paths
     return row
 
 
@@ -101,11 +189,25 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
                      n_paths: int | None = None, seed: int | None = None,
                      structure: Path | None = None, batch_size: int = 1000,
                      record: bool = True, keep_paths: bool = False,
+                     workers: int | None = None, scheduler: str | None = None,
                      progress: Callable[[float], None] | None = None) -> ScenarioSetRun:
     """Run every member of the set at ``set_path`` on pool ``pool_id`` (module doc).
     ``n_paths``/``seed``/``structure`` override the set file's; ``keep_paths`` keeps each
-    member's paths in the result (tests); ``progress(fraction)`` is called as members finish."""
+    member's paths in the result (tests; not with a cluster); ``workers`` / ``scheduler``:
+    run the members on Dask (module doc); ``progress(fraction)`` is called as members
+    finish."""
+    on_cluster = workers is not None or scheduler is not None
+    if on_cluster:
+        check_cluster_flags(workers, scheduler)
+        if keep_paths:
+            raise ValidationError(must_be("keep_paths", "False with --workers/--scheduler "
+                                          "(the paths stay on the workers)", keep_paths))
     sset = load_scenario_set(set_path)
+    if on_cluster and sset.model != "hazard":
+        raise ValidationError(must_be("--workers/--scheduler", "used with a hazard-model set "
+                                      "(the delinquency model runs on local threads only)",
+                                      workers if workers is not None else scheduler,
+                                      f"set model {sset.model}"))
     paths_n = sset.paths if n_paths is None else n_paths
     if not 1 <= paths_n <= MAX_PATHS:
         raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}]", paths_n))
@@ -130,32 +232,16 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     rows: list[dict[str, object]] = []
     changes: dict[str, str] = {}
     kept: dict[str, PoolPaths] = {}
-    for i, (member, a) in enumerate(zip(sset.members, member_assumptions, strict=True)):
-        if progress is not None:
-            progress(i / len(sset.members))
-        changes[member.name] = changes_text(member, base)
-        paths = project(loans, a, paths_n, seed_v, model=sset.model, engine=engine,
-                        batch_size=batch_size)
-        stats = loss_distribution(paths)
-        k = stats.levels.index(LEVEL)
-        bal = stats.initial_balance or 1.0
-        row: dict[str, object] = {
-            "scenario": member.name, "grid": member.group, "changes": changes[member.name],
-            **_effective(member, base.rho),
-            "el": stats.el, "el_se": stats.el_se, "el_pct": stats.el / bal,
-            "var_999": stats.var[k], "var_999_se": stats.var_se[k],
-            "es_999": stats.es[k], "es_999_se": stats.es_se[k], "es_999_pct": stats.es[k] / bal,
-        }
-        if deal is not None:
-            dq = paths.delinquency
-            profile = replenishment_for(deal, loans, a, paths.n_paths, seed_v, engine,
-                                        cutoff=pool.cutoff_date, model=sset.model,
-                                        charge_off_dpd=None if dq is None
-                                        else dq.charge_off_dpd)
-            row.update(_deal_columns(deal, paths, profile, wam))
-        rows.append(row)
-        if keep_paths:
-            kept[member.name] = paths
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(open_client(workers, scheduler)) if on_cluster else None
+        for i, (member, a) in enumerate(zip(sset.members, member_assumptions, strict=True)):
+            if progress is not None:
+                progress(i / len(sset.members))
+            changes[member.name] = changes_text(member, base)
+            row = _member_row(member, a, base.rho, changes[member.name], loans, pool.cutoff_date,
+                              paths_n, seed_v, sset.model, engine, batch_size, deal, wam,
+                              client, kept if keep_paths else None)
+            rows.append(row)
     table = pd.DataFrame(rows)
     set_id = None
     if record:
@@ -283,6 +369,13 @@ def scenarios_run(
         "--structure", help="Deal TOML (default: the set file's [set] structure).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the table (CSV, "
                                              "Parquet or XLSX).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Run each member's paths and waterfall on a local Dask cluster of N "
+        "worker processes (127.0.0.1 only; same seed, same figures; needs "
+        "riskpool[distributed]).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run them on an existing Dask cluster at this scheduler address "
+        "(e.g. tcp://10.0.0.5:8786).")] = None,
     db: DbOption = DEFAULT_DB,
     quiet: QuietOption = False,
 ) -> None:
@@ -290,7 +383,8 @@ def scenarios_run(
     check_out_path(out)
     with progress_bar("running the scenario set", quiet=quiet) as update:
         res = run_scenario_set(db, pool, assumptions, set_file, n_paths=paths, seed=seed,
-                               structure=structure, progress=update)
+                               structure=structure, workers=workers, scheduler=scheduler,
+                               progress=update)
     sset = res.scenario_set
     _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, res.deal_name,
                res.changes, res.table)

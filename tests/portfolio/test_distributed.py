@@ -43,7 +43,10 @@ from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import simulate
 from portfolio.montecarlo.summaries import prepare_from_parts, summarise
+from portfolio.store.core import open_store
 from portfolio.store.parquet_book import loan_parts, write_loan_parts
+from portfolio.store.scenarios import get_scenario_set
+from riskpool.commands.scenarios import run_scenario_set
 from tranching.deal import load_deal
 from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
 from tranching.waterfall import run_waterfall
@@ -225,6 +228,54 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
     for name in FLOW_NAMES:
         assert np.array_equal(getattr(p_dask, name), getattr(p_local, name)), name
         assert np.array_equal(getattr(p_own, name), getattr(p_local, name)), name
+
+
+SCENARIO_SET = """
+[set]
+name = "on workers"
+seed = 5
+paths = 300
+
+[[scenario]]
+name = "base"
+
+[[grid]]
+name = "pd"
+pd_mult = [2.0]
+"""
+
+
+def test_scenario_set_on_workers_equals_the_local_run(cluster, tmp_path, cli):
+    db = tmp_path / "b.duckdb"
+    assert cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "4",
+               "--as-of", "2025-08-31").code == 0
+    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
+               "--cutoff", "2025-08-31").code == 0
+    a_path = tmp_path / "a.toml"
+    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    set_path = tmp_path / "set.toml"
+    set_path.write_text(SCENARIO_SET, encoding="utf-8")
+    local = run_scenario_set(db, 1, a_path, set_path, structure=DEAL, record=False)
+    r = cli("scenarios", "run", "--db", db, "--set", set_path, "--pool", "1", "--assumptions",
+            a_path, "--structure", DEAL, "--scheduler", cluster.scheduler.address)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        stored = get_scenario_set(store, 1).results
+    remote = stored.set_index("scenario")
+    mine = local.table.set_index("scenario")
+    assert list(remote.index) == list(mine.index) == ["base", "pd [PD ×2]"]
+    # pool loss figures, each class's EL and each trigger's breach share: the same numbers
+    exact = [c for c in mine.columns if c.startswith(("el", "var_", "es_", "p_breach_"))]
+    assert any(c.startswith("el_") for c in exact) and any(c.startswith("p_breach_")
+                                                          for c in exact)
+    for col in exact:
+        assert list(remote[col]) == list(mine[col]), col
+    # the representative line from the summed monthly means: to float rounding
+    for col in [c for c in mine.columns if c == "cdr" or c.startswith("breakeven_cdr_")]:
+        np.testing.assert_allclose(remote[col], mine[col], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValidationError, match="keep_paths"):
+        run_scenario_set(db, 1, a_path, set_path, scheduler=cluster.scheduler.address,
+                         keep_paths=True, record=False)
 
 
 def test_book_read_by_workers_summaries_only_equal_one_process(cluster, tape):
