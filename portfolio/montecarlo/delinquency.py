@@ -56,7 +56,8 @@ from portfolio.montecarlo.simulation import (
 
 __all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "assemble_delinquency", "draw_given_factor",
            "expected_dq_into", "expected_dq_tables", "expected_dq_vintage",
-           "prepare_delinquency", "project", "simulate_delinquency", "simulate_dq_batch"]
+           "prepare_delinquency", "project", "simulate_delinquency", "simulate_dq_batch",
+           "used_columns"]
 
 Model = Literal["hazard", "delinquency"]
 MODELS: tuple[str, ...] = ("hazard", "delinquency")
@@ -287,6 +288,12 @@ def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Genera
 # assembling PoolPaths
 
 
+def used_columns(prep: DqPrepared) -> int:
+    """The accumulator columns a model with ``prep.n_buckets`` buckets fills: every flow and
+    the end balances of current and buckets 1 … K (``dq_kernels`` module doc)."""
+    return K.EOP_BUCKET0 + prep.n_buckets + 1
+
+
 def _recoveries(charge_off: np.ndarray, rate: float, lag: np.ndarray) -> np.ndarray:
     """``rate · lag[k]`` of month t's charge-off in month t + k + 1 (last axis = months)."""
     co = np.ascontiguousarray(charge_off)
@@ -322,8 +329,9 @@ def _states_last(states, out):
 
 def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                        np.ndarray]:
-    """The flows, balances by state and cures of column-first accumulators ``acc`` (N_DQ,
-    …, n_months): each flow is a view of its column (no copy), the states are moved last."""
+    """The flows, balances by state and cures of column-first accumulators ``acc`` (at least
+    ``used_columns``, …, n_months): each flow is a view of its column (no copy), the states
+    are moved last."""
     bop = acc[K.BOP]
     princ = acc[K.PRINCIPAL]
     prepay = acc[K.PREPAY]
@@ -347,8 +355,9 @@ def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np
 
 def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, pacc: np.ndarray | None,
                          entropy: int | None) -> PoolPaths:
-    """``PoolPaths`` of column-first accumulators: ``acc`` (N_DQ, n_paths, n_months) and
-    ``pacc`` (N_DQ, n_parties, n_paths, n_months) (None or no parties: no party split)."""
+    """``PoolPaths`` of column-first accumulators: ``acc`` (columns, n_paths, n_months) and
+    ``pacc`` (columns, n_parties, n_paths, n_months), at least ``used_columns(prep)`` columns
+    (None or no parties: no party split)."""
     flows, states, cures = _flows(acc, prep)
     party_flows: dict[str, np.ndarray] = {}
     p_states = p_cures = None
@@ -393,16 +402,21 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
                   engine: Engine, batch_size: int = 1000,
                   progress: Callable[[float], None] | None = None,
                   threads: int | None = None) -> PoolPaths:
-    """Every canonical block on local threads (as ``simulation.run_blocks``)."""
+    """Every canonical block on local threads (as ``simulation.run_blocks``, but on threads
+    a task per block: each thread takes the next block, so both stay busy to the end; one
+    thread runs batches of ``batch_size`` paths, the progress steps). Each block has its own
+    seed and its own rows of the result, so the grouping never changes a number."""
     blocks = block_layout(n_paths)
     n_workers = max(1, min(threads or settings.threads(), len(blocks)))
-    per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
+    per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
     n_q = prep.base.n_parties
-    # column first: each flow a contiguous (paths, months) block, viewed by PoolPaths as is
-    acc = np.zeros((K.N_DQ, n_paths, prep.n_months))
-    pacc = np.zeros((K.N_DQ, n_q, n_paths, prep.n_months))
+    # column first: each flow a contiguous (paths, months) block, viewed by PoolPaths as is;
+    # the columns up to the last bucket's balance (the kernels' N_DQ cover 6 buckets)
+    n_col = used_columns(prep)
+    acc = np.zeros((n_col, n_paths, prep.n_months))
+    pacc = np.zeros((n_col, n_q, n_paths, prep.n_months))
     done = [0]
     lock = threading.Lock()
 
@@ -410,8 +424,8 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
         for b in batch:
             start, n_b = blocks[b]
             f, pf = _block_draws(prep, block_seed(root, b), n_b, engine, "numba")
-            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f, -1, 0)
-            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf, -1, 0)
+            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f[..., :n_col], -1, 0)
+            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf[..., :n_col], -1, 0)
         if progress is not None:
             with lock:
                 done[0] += sum(blocks[b][1] for b in batch)
@@ -573,7 +587,7 @@ def expected_dq_tables(prep: DqPrepared) -> tuple[np.ndarray, np.ndarray, np.nda
 def expected_dq_into(prep: DqPrepared, tables: tuple[np.ndarray, np.ndarray, np.ndarray],
                       zb: np.ndarray, out: np.ndarray) -> None:
     """The numba kernel of :func:`expected_dq_vintage` added into column-first ``out``
-    (N_DQ, n_b, ≥ H); ``tables`` from :func:`expected_dq_tables`."""
+    (≥ ``used_columns(prep)``, n_b, ≥ H); ``tables`` from :func:`expected_dq_tables`."""
     flows, cum, r = tables
     _expected_dq_kernel(np.ascontiguousarray(zb[:, :prep.H], dtype=np.float64), prep.thr_rc,
                         prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r, prep.n_buckets,
@@ -585,7 +599,7 @@ def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r,
                         out):
     """The numba loop of :func:`expected_dq_vintage`: per cell and month, for every bucket,
     the shares by bucket of every path (paths innermost, so that the arithmetic runs over
-    contiguous rows), accumulated into ``out`` (N_DQ, n_b, ≥ H) (column first). Each
+    contiguous rows), accumulated into ``out`` (≥ K + 7 columns, n_b, ≥ H) (column first). Each
     accumulator receives its terms in the order cell → bucket, as a loop path → cell → month
     → bucket would add them."""
     n_b = zb.shape[0]

@@ -63,13 +63,14 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import add_months
-from portfolio.montecarlo import dq_kernels, engines
+from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.delinquency import (
     assemble_delinquency,
     expected_dq_into,
     expected_dq_tables,
     prepare_delinquency,
+    used_columns,
 )
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
@@ -311,7 +312,7 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     rho = prep.loading
     kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
     # column first: each vintage's flow a contiguous (paths, months) block, viewed as is
-    acc = np.zeros((n_v, dq_kernels.N_DQ, n_paths, prep.n_months))
+    acc = np.zeros((n_v, used_columns(prep), n_paths, prep.n_months))
     tables = expected_dq_tables(prep)
     blocks = block_layout(n_paths)
 
