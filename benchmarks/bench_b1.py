@@ -30,7 +30,7 @@ machine's copy bandwidth (pool load: the columns its query reads; allocation: th
 and the shares; waterfall and dispersion: their per-path input and output arrays), or its
 kernel's units ÷ that kernel's own one-thread rate × 2 threads (simulation: cell-path-months of
 the granular kernel, exact binomial draws; replenishment: vintage-cell-path-months of the
-expected-vintages kernel). The generator's rate (numpy's PCG64, float64 and float32) bounds the
+expected-vintages kernel; each model its own kernels). The generator's rate (numpy's PCG64, float64 and float32) bounds the
 loan engine: one uniform per loan-path (hazard) or per loan-path-month (delinquency).
 
     python benchmarks/bench_b1.py            # RISKPOOL_BENCH_QUICK=1: smaller sizes
@@ -74,10 +74,13 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
 from portfolio.montecarlo.delinquency import (
+    expected_dq_into,
+    expected_dq_tables,
     prepare_delinquency,
     project,
     run_dq_blocks,
     simulate_delinquency,
+    used_columns,
 )
 from portfolio.montecarlo.distributed import open_client, run_distributed
 from portfolio.montecarlo.replenishment import replenishment_loans, simulate_replenishment
@@ -592,6 +595,17 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
         engines.NO_T, kf))
     out["replenishment kernel vintage-cell-path-months/s (1 thread)"] = n_v * rsteps * kp / w
     out["work: replenishment vintage-cell-path-months"] = n_v * rsteps * paths
+    # the delinquency model's expected vintages (its own kernel, catch-up: r + K months a cell)
+    dprep = prepare_delinquency(new, load_assumptions(dq_assumptions_path(a_path)))
+    tables = expected_dq_tables(dprep)
+    dzb = gen.standard_normal((kp, dprep.H)) * (np.sqrt(dprep.loading) / (
+        np.sqrt(1.0 - dprep.loading) * np.sqrt(2.0)))
+    dout = np.zeros((used_columns(dprep), kp, dprep.n_months))
+    w = best_of_2(lambda: [expected_dq_into(dprep, tables, dzb, dout) for _ in range(n_v)])
+    dsteps = int(dprep.cell_h.sum())
+    out["delinquency replenishment kernel vintage-cell-path-months/s (1 thread)"] = \
+        n_v * dsteps * kp / w
+    out["work: delinquency replenishment vintage-cell-path-months"] = n_v * dsteps * paths
     out["work: replenishment new loan-months (schedules)"] = int(np.asarray(
         new.remaining_term, dtype=np.int64).sum())
     out["work: simulation uniforms (at least one per binomial draw, 2 per cell-month)"] = \
@@ -626,10 +640,9 @@ def stage_bounds(figures: dict[str, Any], prefix: str = "", threads: int = 2
         if dq and work == "work: simulation cell-path-months":
             work = "work: delinquency simulation cell-path-months"
             rate = "delinquency granular kernel cell-path-months/s (1 thread)"
-        if dq and work.startswith("work: replenishment"):  # its own kernel: not measured
-            rows.append((stage, figures[key], float("nan"), "(delinquency vintages' kernel "
-                                                             "not measured)"))
-            continue
+        if dq and work.startswith("work: replenishment"):  # its own kernel
+            work = "work: delinquency replenishment vintage-cell-path-months"
+            rate = "delinquency replenishment kernel vintage-cell-path-months/s (1 thread)"
         w = float(figures.get(f"{prefix}{work}", figures.get(work, 0.0)))
         if rate == "bandwidth":
             rows.append((stage, figures[key], w / bw, f"{w / 1e6:,.0f} MB / {bw / 1e9:.1f} GB/s"))
