@@ -1,4 +1,4 @@
-"""Allocation speed: 1,000,000 loans across 10 partners (target ≤ 10 s, issue 5).
+"""Allocation speed: 1,000,000 loans across 10 partners (target ≤ 10 s).
 
 A synthetic pool (numpy, seeded: 31 provinces, six terms, four repayment types, scores
 450–950) and ten partners — national and local banks, trusts, a consumer finance company and an

@@ -1,4 +1,4 @@
-"""B1, the headline benchmark (issue 7 §3): book → pool → paths → deal → partners → dispersion.
+"""B1, the headline benchmark: book → pool → paths → deal → partners → dispersion.
 
 Set-up (once, cached in ``bench_out/``; not part of the timed pipeline):
   ``riskpool generate`` of a 1,500,000-loan book with 12 monthly vintages (seed 13, as-of

@@ -1,6 +1,6 @@
 """Synthetic book generation speed: ``generate_book`` of N loans with M months of history.
 
-Target (issue 2 §4): 1,000,000 loans with 24 months of history in at most 2 minutes and 8 GB
+Target: 1,000,000 loans with 24 months of history in at most 2 minutes and 8 GB
 on a 2-core machine. The generation runs in a fresh child process (so the peak resident set
 size is that of the generation alone, not of whatever ran before in ``make bench``) writing a
 fresh database file in a temporary directory; figures are the child's own wall time of

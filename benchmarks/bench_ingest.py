@@ -1,6 +1,6 @@
 """Tape ingestion speed: strict ``riskpool ingest`` vs a plain DuckDB ``read_csv``.
 
-Target (issue 2 §3): a 1,000,000-row loan CSV with all rules takes at most 2× the time of a
+Target: a 1,000,000-row loan CSV with all rules takes at most 2× the time of a
 plain DuckDB ``read_csv`` of the same file into a table. Both write into a fresh database
 file; each is timed ``repeats`` times alternately and the best time is kept (the machine is
 shared); CPU seconds of the process are reported too (steadier when other jobs compete

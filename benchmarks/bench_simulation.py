@@ -1,4 +1,4 @@
-"""Monte Carlo engine benchmarks (issue 3 §5).
+"""Monte Carlo engine benchmarks.
 
 * B1-pool: a 1,000,000-loan synthetic pool (built with numpy to a realistic mix of score
   bands, terms, repayment types and seasoning), 10,000 paths to maturity plus the recovery
