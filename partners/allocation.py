@@ -843,8 +843,16 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                                       ("score band", band, c.max_score_band_share)):
                 if limit is None:
                     continue
-                inv, keys = pd.factorize(key[held], sort=True)
-                by = np.bincount(inv, weights=amt[held]) / funded
+                # the held amounts summed per code (region codes, score bands: small
+                # integers), each bin in loan order; codes not held sum to 0 and are never
+                # the largest (funded > 0), so the worst is the same as over the codes held
+                codes = key[held]
+                if codes.size and int(codes.min()) >= 0:
+                    by = np.bincount(codes, weights=amt[held]) / funded
+                    keys = np.arange(len(by))
+                else:  # a missing region (code -1): factorise the codes held
+                    inv, keys = pd.factorize(codes, sort=True)
+                    by = np.bincount(inv, weights=amt[held]) / funded
                 worst = int(np.argmax(by))
                 ok = by[worst] <= limit + SHARE_TOL
                 label = (region_names[int(keys[worst])] if cname == "region"

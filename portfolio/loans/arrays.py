@@ -50,9 +50,18 @@ class LoanArrays:
 
     @property
     def score_band(self) -> np.ndarray:
-        """int8 index into ``types.SCORE_BANDS``."""
+        """int8 index into ``types.SCORE_BANDS``: the bands' searchsorted over the distinct
+        scores from the lowest to the highest, then looked up per loan (the same bands as a
+        searchsorted of every loan's score)."""
         edges = np.array([lo for lo, _ in SCORE_BANDS[1:]])
-        return np.searchsorted(edges, self.credit_score, side="right").astype(np.int8)
+        score = np.asarray(self.credit_score)
+        if score.size == 0 or score.dtype.kind not in "iu":
+            return np.searchsorted(edges, score, side="right").astype(np.int8)
+        lo, hi = int(score.min()), int(score.max())
+        if hi - lo >= 1 << 16:
+            return np.searchsorted(edges, score, side="right").astype(np.int8)
+        table = np.searchsorted(edges, np.arange(lo, hi + 1), side="right").astype(np.int8)
+        return table[score.astype(np.int64) - lo]
 
     def require(self, ok: np.ndarray, field: str, allowed: str, values: np.ndarray) -> None:
         """``ValidationError`` naming ``field``, ``allowed`` and the first loan (its value and
