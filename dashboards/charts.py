@@ -16,7 +16,11 @@ digits keep DejaVu Sans, and each glyph DejaVu Sans lacks is drawn with the CJK 
 
 from __future__ import annotations
 
+import base64
+import functools
 import io
+import json
+import unicodedata
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import noto_cjk_sans_otc  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from fontTools import subset  # noqa: E402
+from fontTools.ttLib import TTFont  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -232,6 +238,91 @@ def backtest_chart(table: pd.DataFrame, coverage: pd.DataFrame, series: Sequence
 # shift-click for more). The figures above stay for the static HTML/PDF report images.
 # Every series is coloured by ``colour(name)``, so a party or a class has the same colour on
 # every page.
+
+# Chinese text in the browser's charts. Vega draws with the browser's fonts, and a machine
+# without a CJK font shows 浙江 as two empty boxes. So the pages carry the bundled Noto Sans
+# CJK SC themselves: ``cjk_font_css`` cuts from it (fontTools' subsetter) just the characters
+# a chart shows and returns a CSS ``@font-face`` holding them (a WOFF in a data: URL, a few
+# kB; ``unicode-range`` lists the characters, so several such faces make one family), which
+# ``dashboards.ui.altair_chart`` puts on the page with ``st.html`` before the chart. The
+# ``riskpool`` Altair theme (enabled here) names the family after Streamlit's own font in
+# every text of a chart — axis labels and titles, legends, titles, text marks — so Latin text
+# keeps Streamlit's font and each CJK character is drawn with Noto Sans CJK SC; and it asks
+# for the SVG renderer, whose text is redrawn once the font has loaded (a canvas keeps
+# whatever it drew first).
+
+CJK_FACE_INDEX = 2  # Noto Sans CJK SC in NotoSansCJK-Regular.ttc (JP, KR, SC, TC, HK, …)
+FONT_STACK = f'"Source Sans", "{CJK_FAMILY}", sans-serif'  # Streamlit's font first
+
+
+def _is_cjk(ch: str) -> bool:
+    return ord(ch) >= 0x2E80 and unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def cjk_characters(text: str) -> str:
+    """The distinct wide East Asian characters of ``text`` (sorted): what the subset needs."""
+    return "".join(sorted({ch for ch in text if _is_cjk(ch)}))
+
+
+@functools.lru_cache(maxsize=256)
+def cjk_font_css(chars: str) -> str:
+    """A CSS ``@font-face`` for ``CJK_FAMILY`` with the glyphs of ``chars`` only (empty text
+    when there is none), cut from the bundled font."""
+    chars = cjk_characters(chars)
+    if not chars:
+        return ""
+    font = TTFont(str(noto_cjk_sans_otc.FONT_PATH), fontNumber=CJK_FACE_INDEX, lazy=True)
+    options = subset.Options()
+    options.flavor = "woff"
+    options.layout_features = []
+    options.hinting = False
+    cutter = subset.Subsetter(options)
+    cutter.populate(text=chars)
+    cutter.subset(font)
+    buf = io.BytesIO()
+    font.flavor = "woff"
+    font.save(buf)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    ranges = ",".join(f"U+{ord(c):X}" for c in chars)
+    return (f'@font-face{{font-family:"{CJK_FAMILY}";src:url(data:font/woff;base64,{data}) '
+            f'format("woff");unicode-range:{ranges};font-display:block}}')
+
+
+def chart_text(chart: Any) -> str:
+    """Every string of a chart's spec (its data, titles and labels) as one text."""
+    return json.dumps(chart.to_dict(), ensure_ascii=False, default=str)
+
+
+def altair_chart(chart: Any, container: Any = None, **kwargs: Any) -> None:
+    """``st.altair_chart`` with the Chinese characters the chart shows carried by the page:
+    the bundled font's glyphs for them as an ``@font-face`` (:func:`cjk_font_css`; a
+    style-only ``st.html``, which takes no room), so the browser draws them without a CJK
+    font of its own. (Streamlit is imported here, not at the top: the reports use this module
+    without it.)"""
+    import streamlit as st
+
+    css = cjk_font_css(cjk_characters(chart_text(chart)))
+    if css:
+        st.html(f"<style>{css} #vg-tooltip-element{{font-family:{FONT_STACK}}}</style>")
+    (container if container is not None else st).altair_chart(chart, **kwargs)
+
+
+def _riskpool_theme() -> dict[str, Any]:
+    fonts = {"font": FONT_STACK}
+    return {
+        "config": {
+            "font": FONT_STACK,
+            "axis": {"labelFont": FONT_STACK, "titleFont": FONT_STACK},
+            "legend": {"labelFont": FONT_STACK, "titleFont": FONT_STACK},
+            "header": {"labelFont": FONT_STACK, "titleFont": FONT_STACK},
+            "title": {"font": FONT_STACK, "subtitleFont": FONT_STACK},
+            "text": fonts, "mark": fonts,
+        },
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+    }
+
+
+alt.theme.register("riskpool", enable=True)(_riskpool_theme)
 
 FIXED_COLOURS: dict[str, str] = {
     # the platform, the parties of examples/partners.toml, and the classes of the shipped deals

@@ -30,7 +30,7 @@ ui.table(view.summary[view.summary["dimension"] == dim])
 regions = view.summary[view.summary["dimension"] == "region"].sort_values(
     "balance_share", ascending=False)
 if len(regions):
-    st.altair_chart(charts.bar_chart(regions, "group", ["balance_share"],
+    charts.altair_chart(charts.bar_chart(regions, "group", ["balance_share"],
                                      f"Region concentration: share of the balance at "
                                      f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
 
@@ -39,10 +39,10 @@ left, right = st.columns(2)
 with left:
     st.subheader("Delinquency buckets over time")
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
-    st.altair_chart(charts.line_chart(detail.delinquency_by_month, "as_of", bal_cols,
+    charts.altair_chart(charts.line_chart(detail.delinquency_by_month, "as_of", bal_cols,
                                       "Delinquent balance by bucket", "CNY"), width="stretch")
     if len(detail.delinquency_shares):
-        st.altair_chart(charts.line_chart(detail.delinquency_shares, "as_of",
+        charts.altair_chart(charts.line_chart(detail.delinquency_shares, "as_of",
                                           ["M1", "M2", "M3", "default", "dpd30"],
                                           "Delinquency as % of the outstanding balance",
                                           percent=True), width="stretch")
@@ -57,7 +57,7 @@ with right:
                                   "not a zero default rate."
                                   if not v.is_treasury else "The book has no default yet."))
     else:
-        st.altair_chart(charts.vintage_chart(wide), width="stretch")
+        charts.altair_chart(charts.vintage_chart(wide), width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -68,7 +68,7 @@ with left:
         st.info("No roll rates: they need the month-end before this one, and this is the "
                 "book's first (or no bucket had a balance then).")
     else:
-        st.altair_chart(charts.heatmap_chart(heat, "to_state", "from_bucket", "share",
+        charts.altair_chart(charts.heatmap_chart(heat, "to_state", "from_bucket", "share",
                                              "Share of each bucket's balance one month later",
                                              x_sort=list(ROLL_TO_STATES),
                                              y_sort=list(heat["from_bucket"].unique())),
@@ -77,7 +77,7 @@ with left:
         ui.table(detail.roll_rates)
 with right:
     st.subheader("CDR / CPR")
-    st.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
+    charts.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
                                       "default and prepayment rates", percent=True),
                     width="stretch")
 st.subheader("Calibration anchors")

@@ -30,7 +30,7 @@ deal_key = ui.url_select("Securitisation", list(deals), "deal", key="disp_deal",
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")
 ui.table(view.parties)
-st.altair_chart(charts.bar_chart(view.parties, "party", ["el", "var_999", "capital"],
+charts.altair_chart(charts.bar_chart(view.parties, "party", ["el", "var_999", "capital"],
                                  "Expected loss, 99.9% VaR and capital per party (CNY)"),
                 width="stretch")
 st.subheader("Two views per party: credit loss and economic result")
@@ -47,7 +47,7 @@ if v.is_treasury:
     m[2].metric("HHI of partners' exposure", f"{(view.hhi_partners or 0.0):.3f}")
     st.subheader("Share that left the balance sheet")
     ui.table(view.headlines)
-    st.altair_chart(charts.bar_chart(view.headlines, "scenario",
+    charts.altair_chart(charts.bar_chart(view.headlines, "scenario",
                                      ["el_share_left", "tail_share_left"],
                                      "Share of EL and 99.9% tail loss off the platform",
                                      percent=True), width="stretch")

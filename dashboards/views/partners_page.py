@@ -18,7 +18,7 @@ view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
 ui.table(view.parties)
-st.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
+charts.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
                 width="stretch")
 
 st.subheader("Rule checks")

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import ui
+from dashboards import charts, ui
 from portfolio.book.scenarios import FACTORS
 
 v = ui.viewer()
@@ -90,7 +90,7 @@ text = base.mark_text(fontSize=12).encode(
     text=alt.Text("value:Q", format=".3f"),
     color=alt.condition(alt.datum.value > float(heat["value"].max()) * 0.6,
                         alt.value("white"), alt.value("black")))
-st.altair_chart((rect + text).properties(title=title, height=alt.Step(36)),
+charts.altair_chart((rect + text).properties(title=title, height=alt.Step(36)),
                 width="stretch")
 with st.expander("Heat map data"):
     ui.table(heat, key="scenario_heat")

@@ -25,20 +25,20 @@ def show(view: access.RunView) -> None:
         st.info(f"No path loses anything{who} ({view.n_paths:,} paths): EL, VaR and ES are 0, "
                 "so there is no loss distribution to draw.")
     else:
-        st.altair_chart(charts.loss_histogram_chart(view.loss, view.el, view.var, view.es,
+        charts.altair_chart(charts.loss_histogram_chart(view.loss, view.el, view.var, view.es,
                                                     f"Loss distribution{who}"),
                         width="stretch")
     ui.table(view.stats)
     for line in access.thin_tails(view):
         st.warning(line, icon=":material/warning:")
     a, b = st.columns(2)
-    a.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
-                   width="stretch")
+    charts.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
+                        container=a, width="stretch")
     if charts.fan_is_flat(view.loss_fan):
         b.info("No path has a net loss in any month: the monthly loss fan would be flat at 0.")
     else:
-        b.altair_chart(charts.fan_area_chart(view.loss_fan, "Monthly net loss"),
-                       width="stretch")
+        charts.altair_chart(charts.fan_area_chart(view.loss_fan, "Monthly net loss"),
+                            container=b, width="stretch")
 
 
 recorded = ui.guard(ui.runs, *ui.args(v))
@@ -128,7 +128,7 @@ with tab_cmp:
         views = [ui.guard(ui.run_view, *ui.args(v), int(name.split()[1]))
                  for name in (left, right)]
         cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]), int(right.split()[1]))
-        st.altair_chart(charts.histogram_chart(
+        charts.altair_chart(charts.histogram_chart(
             {f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
             "Loss distributions (share of each run's paths)", "loss (CNY)", share=True,
             series="run"), width="stretch")
@@ -145,5 +145,5 @@ with tab_cmp:
         for col, name, view in ((a, left, views[0]), (b, right, views[1])):
             with col:
                 st.markdown(f"**{name}**")
-                st.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
+                charts.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
                                 width="stretch")

@@ -116,9 +116,9 @@ for sentence in spikes.values():
     left.info(sentence)
 spread = {k: x for k, x in view.loss_shares.items() if k not in spikes}
 if spread:
-    left.altair_chart(charts.histogram_chart(spread, "Tranche loss distributions",
-                                             "loss / original balance", series="class",
-                                             x_format=".1%"), width="stretch")
+    charts.altair_chart(charts.histogram_chart(spread, "Tranche loss distributions",
+                                               "loss / original balance", series="class",
+                                               x_format=".1%"), container=left, width="stretch")
 if not view.triggers.empty:
     right.markdown("**Trigger-breach probabilities**")
     ui.table(view.triggers, container=right)
@@ -126,11 +126,11 @@ if not view.trigger_metrics.empty:  # CE/OC and loss tests against their trigger
     names = list(dict.fromkeys(view.trigger_metrics["trigger"]))
     trig = st.selectbox("Trigger over time", names, key="tr_trigger_chart")
     rows = view.trigger_metrics[view.trigger_metrics["trigger"] == trig]
-    st.altair_chart(charts.trigger_chart(rows, f"{trig}: {rows['metric'].iloc[0]} (mean and "
+    charts.altair_chart(charts.trigger_chart(rows, f"{trig}: {rows['metric'].iloc[0]} (mean and "
                                          f"5–95% of the paths) against its level, breach "
                                          f"{rows['breach'].iloc[0]}"), width="stretch")
 if not view.credit_enhancement.empty:
-    st.altair_chart(charts.class_ce_chart(view.credit_enhancement, "Credit enhancement by class "
+    charts.altair_chart(charts.class_ce_chart(view.credit_enhancement, "Credit enhancement by class "
                                           "(mean over the paths; closing, then each month)"),
                     width="stretch")
 fan_names = list(view.cashflow_fans)
@@ -138,7 +138,7 @@ which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
 if charts.fan_is_flat(view.cashflow_fans[which]):
     st.info(f"Tranche {which} receives no cash on any path in any month.")
 else:
-    st.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],
+    charts.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],
                                           f"Monthly cash to tranche {which}"), width="stretch")
 if not view.tape.empty:
     st.markdown("**Cash-flow table, expected path** (means over paths, CNY; "

@@ -5,9 +5,12 @@ spec, it does not draw it). Hovering a bar of the Partners chart shows its toolt
 
 from __future__ import annotations
 
+import io
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 from test_browser import ARGS, CHROMIUM, _errors, _settled, server  # noqa: F401
 
 PAGES = ("Book", "Simulation", "Tranches", "Partners", "Dispersion")
@@ -70,3 +73,81 @@ def test_every_chart_draws_in_chromium(server, tmp_path) -> None:  # noqa: F811
     vega = [m for m in logged if "vega" in m.lower() or "Error" in m]
     assert not vega, vega
     assert drawn["Book"] >= 5 and drawn["Tranches"] >= 2, drawn
+
+
+# in the page: the font the label is drawn with, whether the bundled CJK face was loaded, and
+# a pixel check in that font (two different characters: two different glyphs, not two boxes)
+_FONT_PROBE = """async (el) => {
+  const family = getComputedStyle(el).fontFamily;
+  await document.fonts.load(`48px ${family}`, "浙江");
+  await document.fonts.ready;
+  const faces = [...document.fonts].filter(f => f.family.replace(/"/g, "") === "%s");
+  const draw = (ch) => {
+    const c = document.createElement("canvas");
+    c.width = 64; c.height = 64;
+    const g = c.getContext("2d");
+    g.font = `48px ${family}`;
+    g.fillText(ch, 4, 52);
+    return Array.from(g.getImageData(0, 0, 64, 64).data).filter((_, i) => i %% 4 === 3);
+  };
+  const a = draw("浙"), b = draw("江");
+  return {family, faces: faces.map(f => f.status),
+          differ: a.filter((v, i) => Math.abs(v - b[i]) > 64).length,
+          ink: a.filter(v => v > 64).length};
+}"""
+
+
+def _label_pixels(locator) -> np.ndarray:  # type: ignore[no-untyped-def]
+    png = locator.screenshot()
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
+    return img[:, : img.shape[1] // 2]  # the first character
+
+
+@pytest.mark.browser
+def test_chinese_region_labels_draw_with_the_bundled_font(server) -> None:  # noqa: F811
+    """The Book page's region chart labels its bars 浙江, 江苏, …: they must be glyphs, not
+    empty boxes, on a machine without a CJK font of its own (this one: ``fc-list :lang=zh``
+    is empty). The label's font names the bundled family, the page loaded that face, two
+    characters in the label's font are two different glyphs, and the labels' own pixels
+    differ where their first characters differ (浙 vs 江), where two boxes would not."""
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    from dashboards.charts import CJK_FAMILY
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1500},
+                                       device_scale_factor=2).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(server)
+            page.get_by_role("textbox", name="Username").fill("treasury_t")
+            page.get_by_role("textbox", name="Password").fill("treasury-pass")
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("heading", name="Book", exact=True).first.wait_for()
+            chart = page.locator('[data-testid="stVegaLiteChart"]').filter(
+                has_text="Region concentration").first
+            chart.wait_for()
+            _settled(page)
+            chart.scroll_into_view_if_needed()
+            zj = chart.locator("text", has_text="浙江").first
+            js = chart.locator("text", has_text="江苏").first
+            zj.wait_for()
+            probe = zj.evaluate(_FONT_PROBE % CJK_FAMILY)
+            a, b = _label_pixels(zj), _label_pixels(js)
+        finally:
+            browser.close()
+    label_diff = int((np.abs(a[:min(a.shape[0], b.shape[0]), :min(a.shape[1], b.shape[1])]
+                            - b[:min(a.shape[0], b.shape[0]), :min(a.shape[1], b.shape[1])])
+                      > 96).sum())
+    print(f"CJK probe {probe}; label pixels differing {label_diff}")  # shown with -s
+    assert CJK_FAMILY in probe["family"], probe
+    assert "loaded" in probe["faces"], probe
+    assert probe["ink"] > 200 and probe["differ"] > 200, probe  # glyphs, not one box twice
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    assert (np.abs(a[:h, :w] - b[:h, :w]) > 96).sum() > 40, "浙 and 江 draw alike: boxes"
