@@ -41,12 +41,13 @@ st.subheader("Export a partner's tape")
 parties = [p for p in view.parties["party_id"] if p != "platform"] if v.is_treasury \
     else [v.partner_id]
 party = ui.url_select("Partner", parties, "partner", key="export_party", default=0)
-tape_args = (*ui.args(v), aid, party)
 # the tape is written when the button is clicked (not at every render of the page)
 left, right = st.columns(2)
-left.download_button(f"Download {party}'s tape (CSV)", lambda: ui.partner_tape_csv(*tape_args),
+left.download_button(f"Download {party}'s tape (CSV)",
+                     lambda: ui.partner_tape_csv(*ui.args(v), aid, party),
                      f"allocation{aid}_{party}.csv", "text/csv", key="export_download")
 right.download_button(f"Download {party}'s tape (XLSX)",
-                      lambda: ui.partner_tape_xlsx(*tape_args), f"allocation{aid}_{party}.xlsx",
+                      lambda: ui.partner_tape_xlsx(*ui.args(v), aid, party),
+                      f"allocation{aid}_{party}.xlsx",
                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                       key="export_download_xlsx")
