@@ -31,8 +31,8 @@ regions = view.summary[view.summary["dimension"] == "region"].sort_values(
     "balance_share", ascending=False)
 if len(regions):
     charts.altair_chart(charts.bar_chart(regions, "group", ["balance_share"],
-                                     f"Region concentration: share of the balance at "
-                                     f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
+                                         f"Region concentration: share of the balance at "
+                                         f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
 
 detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
 left, right = st.columns(2)
@@ -40,12 +40,12 @@ with left:
     st.subheader("Delinquency buckets over time")
     bal_cols = [f"{b}_balance" for b in ("M1", "M2", "M3", "default")]
     charts.altair_chart(charts.line_chart(detail.delinquency_by_month, "as_of", bal_cols,
-                                      "Delinquent balance by bucket", "CNY"), width="stretch")
+                                          "Delinquent balance by bucket", "CNY"), width="stretch")
     if len(detail.delinquency_shares):
         charts.altair_chart(charts.line_chart(detail.delinquency_shares, "as_of",
-                                          ["M1", "M2", "M3", "default", "dpd30"],
-                                          "Delinquency as % of the outstanding balance",
-                                          percent=True), width="stretch")
+                                              ["M1", "M2", "M3", "default", "dpd30"],
+                                              "Delinquency as % of the outstanding balance",
+                                              percent=True), width="stretch")
     ui.table(detail.delinquency)
 with right:
     st.subheader("Vintage curves")
@@ -69,16 +69,16 @@ with left:
                 "book's first (or no bucket had a balance then).")
     else:
         charts.altair_chart(charts.heatmap_chart(heat, "to_state", "from_bucket", "share",
-                                             "Share of each bucket's balance one month later",
-                                             x_sort=list(ROLL_TO_STATES),
-                                             y_sort=list(heat["from_bucket"].unique())),
-                        width="stretch")
+                                                 "Share of each bucket's balance one month later",
+                                                 x_sort=list(ROLL_TO_STATES),
+                                                 y_sort=list(heat["from_bucket"].unique())),
+                            width="stretch")
     with st.expander("Roll-rate table"):
         ui.table(detail.roll_rates)
 with right:
     st.subheader("CDR / CPR")
     charts.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
-                                      "default and prepayment rates", percent=True),
-                    width="stretch")
+                                          "default and prepayment rates", percent=True),
+                        width="stretch")
 st.subheader("Calibration anchors")
 ui.table(view.anchors)

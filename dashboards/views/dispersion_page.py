@@ -31,8 +31,8 @@ view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")
 ui.table(view.parties)
 charts.altair_chart(charts.bar_chart(view.parties, "party", ["el", "var_999", "capital"],
-                                 "Expected loss, 99.9% VaR and capital per party (CNY)"),
-                width="stretch")
+                                     "Expected loss, 99.9% VaR and capital per party (CNY)"),
+                    width="stretch")
 st.subheader("Two views per party: credit loss and economic result")
 st.caption("Credit loss: defaults − recoveries borne. Economic: cash out − cash in (loan shares "
            "and notes at par, collections, coupons, residual cash, fees); negative = a profit.")
@@ -48,9 +48,9 @@ if v.is_treasury:
     st.subheader("Share that left the balance sheet")
     ui.table(view.headlines)
     charts.altair_chart(charts.bar_chart(view.headlines, "scenario",
-                                     ["el_share_left", "tail_share_left"],
-                                     "Share of EL and 99.9% tail loss off the platform",
-                                     percent=True), width="stretch")
+                                         ["el_share_left", "tail_share_left"],
+                                         "Share of EL and 99.9% tail loss off the platform",
+                                         percent=True), width="stretch")
     if not view.reconciliation.empty:
         st.subheader("From the pool's loss to each party")
         st.caption("Each line's EL (mean over paths); the difference closes to the cent on "

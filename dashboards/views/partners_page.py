@@ -19,7 +19,7 @@ st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_i
 st.subheader("Exposure per party")
 ui.table(view.parties)
 charts.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
-                width="stretch")
+                    width="stretch")
 
 st.subheader("Rule checks")
 if view.breaches.empty:

@@ -91,6 +91,6 @@ text = base.mark_text(fontSize=12).encode(
     color=alt.condition(alt.datum.value > float(heat["value"].max()) * 0.6,
                         alt.value("white"), alt.value("black")))
 charts.altair_chart((rect + text).properties(title=title, height=alt.Step(36)),
-                width="stretch")
+                    width="stretch")
 with st.expander("Heat map data"):
     ui.table(heat, key="scenario_heat")

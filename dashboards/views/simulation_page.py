@@ -26,8 +26,8 @@ def show(view: access.RunView) -> None:
                 "so there is no loss distribution to draw.")
     else:
         charts.altair_chart(charts.loss_histogram_chart(view.loss, view.el, view.var, view.es,
-                                                    f"Loss distribution{who}"),
-                        width="stretch")
+                                                        f"Loss distribution{who}"),
+                            width="stretch")
     ui.table(view.stats)
     for line in access.thin_tails(view):
         st.warning(line, icon=":material/warning:")
@@ -129,9 +129,9 @@ with tab_cmp:
                  for name in (left, right)]
         cmp = ui.guard(ui.compare, *ui.args(v), int(left.split()[1]), int(right.split()[1]))
         charts.altair_chart(charts.histogram_chart(
-            {f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
-            "Loss distributions (share of each run's paths)", "loss (CNY)", share=True,
-            series="run"), width="stretch")
+                {f"A: {left}": views[0].loss, f"B: {right}": views[1].loss},
+                "Loss distributions (share of each run's paths)", "loss (CNY)", share=True,
+                series="run"), width="stretch")
         st.markdown("**Loss measures, B − A** (standard errors: the two runs' in quadrature, "
                     "as for independent seeds; `riskpool runs diff` gives the same table)")
         if cmp.few_paths:
@@ -146,4 +146,4 @@ with tab_cmp:
             with col:
                 st.markdown(f"**{name}**")
                 charts.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
-                                width="stretch")
+                                    width="stretch")

@@ -127,19 +127,20 @@ if not view.trigger_metrics.empty:  # CE/OC and loss tests against their trigger
     trig = st.selectbox("Trigger over time", names, key="tr_trigger_chart")
     rows = view.trigger_metrics[view.trigger_metrics["trigger"] == trig]
     charts.altair_chart(charts.trigger_chart(rows, f"{trig}: {rows['metric'].iloc[0]} (mean and "
-                                         f"5–95% of the paths) against its level, breach "
-                                         f"{rows['breach'].iloc[0]}"), width="stretch")
+                                             f"5–95% of the paths) against its level, breach "
+                                             f"{rows['breach'].iloc[0]}"), width="stretch")
 if not view.credit_enhancement.empty:
-    charts.altair_chart(charts.class_ce_chart(view.credit_enhancement, "Credit enhancement by class "
-                                          "(mean over the paths; closing, then each month)"),
-                    width="stretch")
+    charts.altair_chart(charts.class_ce_chart(view.credit_enhancement, "Credit enhancement by "
+                                              "class (mean over the paths; closing, then each "
+                                              "month)"),
+                        width="stretch")
 fan_names = list(view.cashflow_fans)
 which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
 if charts.fan_is_flat(view.cashflow_fans[which]):
     st.info(f"Tranche {which} receives no cash on any path in any month.")
 else:
     charts.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],
-                                          f"Monthly cash to tranche {which}"), width="stretch")
+                                              f"Monthly cash to tranche {which}"), width="stretch")
 if not view.tape.empty:
     st.markdown("**Cash-flow table, expected path** (means over paths, CNY; "
                 "`riskpool tranche cashflows`)")
