@@ -5,7 +5,9 @@ Set-up (once, cached in ``bench_out/pages/``; not timed): a copy of B1's generat
 2025-12-31, 1,029,214 loans, and its calibrated assumptions), on which — as ``riskpool demo``
 does on its small book — the pool is allocated over three partners (``examples/partners.toml``'s
 banks), a 10,000-path run carrying their shares is recorded, and the Chinese example deal's
-tranche table is stored with the run.
+tranche table and replenishment profile are stored with the run; and, as the commands that
+write a book do, the Book page's tables are stored with the book
+(``portfolio.book.summaries``; again whenever the code version changes).
 
 Timed: each page script (``dashboards/views/*_page.py``) run by Streamlit's ``AppTest`` as the
 treasury user and as a partner, with every cache emptied before the page (``st.cache_data`` and
@@ -44,6 +46,7 @@ from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.book.replay import replay_run
+from portfolio.book.summaries import store_book_summaries, stored_book_tables
 from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.montecarlo.simulation import simulate
@@ -83,6 +86,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
         if len(runs):
             run_id = int(runs["run_id"].max())
             _store_profile(db, run_id, log)
+            _store_book_tables(db, log)
             return {"db": db, "pool_id": pool_id, "run_id": run_id,
                     "partner": _three_partner_registry().partners[0].id}
         db.unlink()
@@ -127,6 +131,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
             write_replenishment(store, run_id, deal.revolving_months, profile)
     # the run's files were written beside the partial file: they move with it
     partial.rename(db)
+    _store_book_tables(db, log)
     log(f"   set up {db.name}: allocation {allocation_id}, run {run_id} "
         f"({time.perf_counter() - t:.0f} s)")
     return {"db": db, "pool_id": pool_id, "run_id": run_id,
@@ -146,6 +151,18 @@ def _store_profile(db: Path, run_id: int, log: Any) -> None:
         profile = replay_run(store, run_id).replenishment(deal.revolving_months)
         write_replenishment(store, run_id, deal.revolving_months, profile)
     log(f"   stored run {run_id}'s replenishment profile ({time.perf_counter() - t:.0f} s)")
+
+
+def _store_book_tables(db: Path, log: Any) -> None:
+    """The Book page's tables stored with the book, as `riskpool generate`/`ingest`/`demo`
+    store them when they write it (again when the code version changed)."""
+    with open_store(db, read_only=True) as store:
+        if stored_book_tables(store.con) is not None:
+            return
+    t = time.perf_counter()
+    with open_store(db) as store:
+        as_of = store_book_summaries(store)
+    log(f"   stored the Book page's tables at {as_of} ({time.perf_counter() - t:.0f} s)")
 
 
 def _cold() -> None:

@@ -52,7 +52,7 @@ from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
 from partners.records import load_allocation, masked_tape, rounded_tape, run_party_paths
 from portfolio import settings
-from portfolio.book import analytics as an
+from portfolio.book import summaries
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, results_table, tail_paths
 from portfolio.book.pools import (
     create_pool,
@@ -304,33 +304,34 @@ def _headline(summary: pd.DataFrame) -> dict[str, float]:
 
 
 def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookHead:
-    """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end)."""
+    """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end): for
+    treasury, the tables stored with the book when they are current
+    (``portfolio.book.summaries``), else computed."""
     with connect(db, viewer) as store:
         ends = tuple(book_sql.month_ends(store.con))
         if not ends:
             raise NotFound("the book is empty for this user (no loans to show)")
-        summary = an.book_summary(store.con, as_of)
-    return BookHead(summary.as_of, ends, summary.groups, summary.anchors.table(),
-                    summary.default_by_score_band)
+        found = _stored_book(store, viewer, as_of)
+        day, tables = found if found is not None else summaries.head_tables(store.con, as_of)
+    return BookHead(day, ends, tables["summary"], tables["anchors"],
+                    tables["default_by_score_band"])
+
+
+def _stored_book(store: Store, viewer: Viewer,
+                 as_of: dt.date | None) -> tuple[dt.date, dict[str, pd.DataFrame]] | None:
+    """The whole book's stored Book-page tables (treasury only: a partner's scope has its
+    own loans, computed on it), or ``None``."""
+    return summaries.stored_book_tables(store.con, as_of) if viewer.is_treasury else None
 
 
 def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
-    """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of``."""
+    """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of`` (stored
+    with the book or computed, as :func:`book_head`)."""
     with connect(db, viewer) as store:
-        con = store.con
-        ends = book_sql.month_ends(con)
-        dq = an.delinquency(con, as_of, over_time=True)
-        vint = an.vintage_curves(con, as_of).tables()
-        earlier = [d for d in ends if d < as_of]
-        # roll rates need the month-end before as_of in this book (none at its first one)
-        rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=as_of).tables()
-                 if earlier else {"roll_rates": pd.DataFrame(columns=["from_bucket"])})
-        rates = an.monthly_rates(con, as_of).tables()
-    over_time = dq.over_time if dq.over_time is not None else pd.DataFrame()
-    return BookDetail(dq.buckets, over_time,
-                      vint.get("cumulative_default", next(iter(vint.values()))),
-                      next(iter(rolls.values())), next(iter(rates.values())),
-                      an.delinquency_shares(over_time) if len(over_time) else pd.DataFrame())
+        found = _stored_book(store, viewer, as_of)
+        t = found[1] if found is not None else summaries.detail_tables(store.con, as_of)
+    return BookDetail(t["delinquency"], t["delinquency_by_month"], t["cumulative_default"],
+                      t["roll_rates"], t["rates"], t["delinquency_shares"])
 
 
 def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:

@@ -41,6 +41,7 @@ from partners.registry import load_registry
 from portfolio import settings
 from portfolio.book.analytics import book_summary
 from portfolio.book.calibration import calibrate_from_store
+from portfolio.book.summaries import store_book_summaries
 from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
@@ -158,6 +159,9 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
                           params=(GeneratorParams(flat_fee_share=params.flat_fee_share)
                                   if params.flat_fee_share else None))
         timings["generate_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        store_book_summaries(store)  # the dashboard's Book page reads them
+        timings["summaries_s"] = time.perf_counter() - t
         echo(f"book: {g.n_loans:,} loans, {g.n_performance_rows:,} performance rows "
              f"({timings['generate_s']:.1f} s)")
         summary = book_summary(store.con, as_of)

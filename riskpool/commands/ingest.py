@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from portfolio.book.ingest import TapeKind, ingest, load_mapping
+from portfolio.book.summaries import store_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.types import APR_CAP_DEFAULT
 from portfolio.store import open_store
@@ -96,6 +97,9 @@ def ingest_command(
             typer.echo(result.summary())
             if update is not None:
                 update(i + 1)
+        summarised = store_book_summaries(store)  # the dashboard's Book page reads them
+    if summarised is not None:
+        typer.echo(f"Book page tables at {summarised.isoformat()} stored")
 
 
 def register(app: typer.Typer) -> None:

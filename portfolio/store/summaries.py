@@ -1,0 +1,116 @@
+"""SQL of the book's stored page summaries (table ``book_summaries``).
+
+The Book page's tables at the book's latest month-end (size and mix, anchors, delinquency over
+time, vintage curves, roll rates, CDR/CPR: ``portfolio.book.summaries``) take seconds to
+aggregate over a million-loan book, so the command that writes the book (``riskpool generate``,
+``riskpool ingest``, ``riskpool demo``) computes them once and stores them here; the dashboard
+reads them instead of aggregating at first render. A stored table is used only while its key
+still matches: :func:`book_key` — the book's last ingest batch, its row counts and the code
+version — so a new batch or another code version makes the dashboard compute live again (and
+never show a stale number).
+
+Each table is stored as Parquet bytes (the DataFrame exactly: float64 values, dtypes and
+column order as computed). The table is derived data: a database without it (one written
+before it existed, or never summarised) simply has none stored, and its readers compute live;
+so it is created by the first write (``CREATE TABLE IF NOT EXISTS``), not by a schema step.
+Only the whole book (``scope = ''``) is stored; a partner's book is computed on its own scope.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Mapping
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUMMARY_DDL = """CREATE TABLE IF NOT EXISTS book_summaries (
+    scope VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    book_key VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    data BLOB NOT NULL,
+    computed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (scope, name)
+)"""
+
+WHOLE_BOOK = ""
+_LABELS = b"riskpool_columns"
+
+
+def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
+    """What a stored summary was computed on: the last ingest batch, the book's row counts
+    and the code version (any write to the book adds a batch and rows)."""
+    batch, = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches").fetchone()
+    loans, = con.execute("SELECT count(*) FROM loans").fetchone()
+    perf, = con.execute("SELECT count(*) FROM loan_performance").fetchone()
+    return f"batch {int(batch)}, {int(loans)} loans, {int(perf)} performance rows, {code_version}"
+
+
+def _has_table(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT count(*) FROM information_schema.tables "
+                      "WHERE table_schema = 'main' AND table_name = 'book_summaries'").fetchone()
+    return bool(row and row[0])
+
+
+def _label(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer | str):
+        raise ValueError(f"a stored table's column labels are int or str; got {value!r}")
+    return value if isinstance(value, str) else int(value)
+
+
+def _to_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet bytes of ``frame``; its column labels (Parquet names are text: a vintage
+    table's month columns are integers) and their index dtype in the file's metadata."""
+    labels = [_label(c) for c in frame.columns]
+    table = pa.Table.from_pandas(frame.set_axis([str(c) for c in labels], axis=1),
+                                 preserve_index=False)
+    meta = {**(table.schema.metadata or {}), _LABELS: json.dumps(
+        {"labels": labels, "dtype": str(frame.columns.dtype)}).encode()}
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes) -> pd.DataFrame:
+    table = pq.read_table(io.BytesIO(data))
+    info = json.loads(table.schema.metadata[_LABELS])
+    frame = table.to_pandas()
+    return frame.set_axis(pd.Index(info["labels"], dtype=info["dtype"]), axis=1)
+
+
+def write_summaries(con: duckdb.DuckDBPyConnection, as_of: dt.date, key: str,
+                    tables: Mapping[str, pd.DataFrame], scope: str = WHOLE_BOOK) -> int:
+    """Replace the scope's stored tables with ``tables`` computed at ``as_of`` on the book
+    ``key`` describes (the caller holds the transaction); returns how many were stored."""
+    con.execute(SUMMARY_DDL)
+    con.execute("DELETE FROM book_summaries WHERE scope = ?", [scope])
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.executemany(
+        "INSERT INTO book_summaries (scope, as_of, book_key, name, data, computed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [[scope, as_of, key, name, _to_bytes(frame.reset_index(drop=True)), now]
+         for name, frame in tables.items()])
+    return len(tables)
+
+
+def read_summaries(con: duckdb.DuckDBPyConnection, key: str, as_of: dt.date | None = None,
+                   scope: str = WHOLE_BOOK) -> tuple[dt.date, dict[str, pd.DataFrame]] | None:
+    """The scope's stored tables and their month-end if they were computed on the book
+    ``key`` describes (and at ``as_of`` when given); else ``None`` (none stored, another
+    book state or code version, or a database without the table)."""
+    if not _has_table(con):
+        return None
+    rows = con.execute("SELECT as_of, name, data FROM book_summaries "
+                       "WHERE scope = ? AND book_key = ? ORDER BY name", [scope, key]).fetchall()
+    if not rows:
+        return None
+    day = rows[0][0]
+    if as_of is not None and day != as_of:
+        return None
+    return day, {name: _from_bytes(data) for _, name, data in rows}
