@@ -224,19 +224,56 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
     return update
 
 
-def table(frame: Any, key: str | None = None, container: Any = None) -> None:
+MISSING = "—"  # how a table shows a value that does not exist (not "None")
+
+
+def _number_text(x: float, kind: str, large: bool) -> str:
+    if kind == "percent":
+        return f"{x:.2%}"
+    return f"{x:,.2f}" if large else f"{x:,.6g}"
+
+
+def with_missing_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as a table with gaps shows it: each float column holding a missing value
+    becomes text — its numbers as the table formats them (percentages to 0.01%, amounts to
+    the cent with separators, small numbers to 6 significant digits) and each missing value
+    :data:`MISSING` — and a missing value in a text column is :data:`MISSING`. Columns
+    without a gap are unchanged (the library's numbers)."""
+    out = frame.copy()
+    for col in frame.columns:
+        series = frame[col]
+        gaps = series.isna()
+        if not gaps.any():
+            continue
+        if pd.api.types.is_float_dtype(series):
+            kind = column_kind(str(col), series)
+            large = bool((series.abs() >= 100).any())
+            out[col] = [MISSING if gap else _number_text(float(x), kind, large)
+                        for x, gap in zip(series, gaps, strict=True)]
+        elif not pd.api.types.is_numeric_dtype(series):
+            out[col] = series.astype(object).where(~gaps, MISSING)
+    return out
+
+
+def table(frame: Any, key: str | None = None, container: Any = None,
+          show_missing: bool = False) -> None:
     """``st.dataframe`` without the index: the workbooks' human headers with units
     (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
     glossary), shares as percentages, amounts (CNY) to the cent with thousands separators
-    (display only: the data are the library's numbers unchanged, under their column names)."""
+    (display only: the data are the library's numbers unchanged, under their column names).
+    ``show_missing``: a table whose gaps are structural (a cash-flow tape: a fee has no
+    balance) shows them as :data:`MISSING` (:func:`with_missing_shown`), not as "None"."""
     target = container if container is not None else st
+    source = frame
+    if show_missing and isinstance(frame, pd.DataFrame):  # a table with structural gaps
+        frame = with_missing_shown(frame)
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
     config: dict[str, Any] = {}
     if isinstance(data, pd.DataFrame):
         for col in data.columns:
             series = data[col]
-            kind = column_kind(str(col), series)
+            kind = column_kind(str(col), source[col] if source is not frame else series)
             title = labels.label(str(col), kind)
             tip = labels.help_text(title)
             if pd.api.types.is_float_dtype(series):
@@ -245,6 +282,10 @@ def table(frame: Any, key: str | None = None, container: Any = None) -> None:
                 fmt = ("percent" if kind == "percent" else "accounting" if large
                        else "localized")
                 config[str(col)] = st.column_config.NumberColumn(title, help=tip, format=fmt)
+            elif source is not frame and pd.api.types.is_float_dtype(source[col]):
+                # numbers shown as text around their gaps (with_missing_shown)
+                config[str(col)] = st.column_config.TextColumn(title, help=tip,
+                                                               alignment="right")
             else:
                 config[str(col)] = st.column_config.Column(title, help=tip)
     target.dataframe(frame, hide_index=True, column_config=config or None, key=key)

@@ -144,4 +144,4 @@ else:
 if not view.tape.empty:
     st.markdown("**Cash-flow table, expected path** (means over paths, CNY; "
                 "`riskpool tranche cashflows`)")
-    ui.table(view.tape.dropna(axis=1, how="all"), key="tr_tape")
+    ui.table(view.tape.dropna(axis=1, how="all"), key="tr_tape", show_missing=True)

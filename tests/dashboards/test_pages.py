@@ -307,3 +307,31 @@ def test_cancel_stops_the_simulation_at_the_next_progress_update(dashboard_env) 
         access.simulate_pool(str(dashboard_env.db), Viewer("t", "treasury"),
                              dashboard_env.pool_id, a, n_paths=2560, seed=1, progress=progress)
     assert len(calls) == 2 and calls[-1] < 1.0
+
+
+def test_tranches_cash_flow_table_shows_gaps_as_a_dash_not_none(dashboard_env) -> None:
+    """The cash-flow tape has structural gaps (a fee has no balance, an account no writedown):
+    the table shows them as "—", never None/NaN, and every other cell as the number to the
+    cent (the tape's own values, formatted by dashboards.ui.with_missing_shown)."""
+    from dashboards import access, ui
+    from dashboards.auth import Viewer
+
+    at = page("tranches", "treasury")
+    no_errors(at)
+    viewer = Viewer("tester", "treasury")
+    deal = access.stored_deal_toml(str(dashboard_env.db), viewer, dashboard_env.run_id)
+    tape = access.tranches(str(dashboard_env.db), viewer, dashboard_env.run_id, deal,
+                           0.05).tape.dropna(axis=1, how="all").reset_index(drop=True)
+    tables = [d.value for d in at.dataframe if isinstance(d.value, pd.DataFrame)
+              and list(d.value.columns) == list(tape.columns)]
+    assert len(tables) == 1
+    shown = tables[0]
+    assert not shown.isna().any().any()
+    assert not shown.map(lambda x: x is None or str(x) in ("None", "nan")).any().any()
+    gaps = tape["balance_bop"].isna()
+    assert gaps.any() and (~gaps).any()
+    assert (shown.loc[gaps, "balance_bop"] == ui.MISSING).all()
+    for got, want in zip(shown.loc[~gaps, "balance_bop"], tape.loc[~gaps, "balance_bop"],
+                         strict=True):
+        assert got == f"{want:,.2f}"  # the amount to the cent, with separators
+    assert (shown["item"] == tape["item"]).all()
