@@ -5,9 +5,9 @@ time, vintage curves, roll rates, CDR/CPR: ``portfolio.book.summaries``) take se
 aggregate over a million-loan book, so the command that writes the book (``riskpool generate``,
 ``riskpool ingest``, ``riskpool demo``) computes them once and stores them here; the dashboard
 reads them instead of aggregating at first render. A stored table is used only while its key
-still matches: :func:`book_key` — the book's last ingest batch, its row counts and the code
-version — so a new batch or another code version makes the dashboard compute live again (and
-never show a stale number).
+still matches: :func:`book_key` — the book's last ingest batch, a digest of its rows and the
+code version — so a new batch, rows changed in place or another code version make the
+dashboard compute live again (and never show a stale number).
 
 Each table is stored as Parquet bytes (the DataFrame exactly: float64 values, dtypes and
 column order as computed). The table is derived data: a database without it (one written
@@ -44,12 +44,20 @@ _LABELS = b"riskpool_columns"
 
 
 def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
-    """What a stored summary was computed on: the last ingest batch, the book's row counts
-    and the code version (any write to the book adds a batch and rows)."""
+    """What a stored summary was computed on: the last ingest batch, a digest of the book's
+    rows (counts and exact DECIMAL sums of its money columns, days past due, scores; a few
+    hundredths of a second on a million loans) and the code version. Any write to the book —
+    a new batch, or rows changed in place — gives another key."""
     batch, = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches").fetchone()
-    loans, = con.execute("SELECT count(*) FROM loans").fetchone()
-    perf, = con.execute("SELECT count(*) FROM loan_performance").fetchone()
-    return f"batch {int(batch)}, {int(loans)} loans, {int(perf)} performance rows, {code_version}"
+    perf = con.execute(
+        "SELECT count(*), max(as_of), sum(balance), sum(paid_principal), sum(paid_interest), "
+        "sum(prepaid_principal), sum(charge_off), sum(recovery), sum(dpd), "
+        "sum(months_on_book), count(DISTINCT status) FROM loan_performance").fetchone()
+    loans = con.execute(
+        "SELECT count(*), sum(principal), sum(credit_limit), sum(credit_score), "
+        "sum(term_months), sum(apr) FROM loans").fetchone()
+    return (f"batch {int(batch)}; performance {'|'.join(map(str, perf))}; "
+            f"loans {'|'.join(map(str, loans))}; code {code_version}")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection) -> bool:

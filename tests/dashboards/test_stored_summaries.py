@@ -98,6 +98,13 @@ def test_a_stale_or_missing_summary_is_not_read(writable_book) -> None:
         assert day == dt.date(2026, 6, 30)
         _frames_equal(tables["t"], pd.DataFrame({"x": [1.005, 2.0]}))
         assert summary_sql.read_summaries(con, key, dt.date(2026, 5, 31)) is None
+        con.execute("UPDATE loan_performance SET balance = balance + 0.01 "
+                    "WHERE loan_id = (SELECT min(loan_id) FROM loans)")
+        assert summary_sql.book_key(con, "v1") != key  # a cent changed in place
+        assert summary_sql.read_summaries(con, summary_sql.book_key(con, "v1")) is None
+        con.execute("UPDATE loan_performance SET balance = balance - 0.01 "
+                    "WHERE loan_id = (SELECT min(loan_id) FROM loans)")
+        assert summary_sql.book_key(con, "v1") == key
         con.execute("INSERT INTO ingest_batches VALUES (999, 'loans', 'x', 'x', 0, 0, 0, "
                     "now()::TIMESTAMP, now()::TIMESTAMP, NULL)")
         assert summary_sql.book_key(con, "v1") != key  # the book moved on
