@@ -11,7 +11,8 @@ write a book do, the Book page's tables are stored with the book
 
 Timed: each page script (``dashboards/views/*_page.py``) run by Streamlit's ``AppTest`` as the
 treasury user and as a partner, with every cache emptied before the page (``st.cache_data`` and
-the access layer's path cache), in one warm process (the modules imported, as in a running
+the access layer's path, replenishment and partner-scope caches), in one warm process (the
+modules imported, as in a running
 server): the wall time of the page's first complete run, which is an upper bound of its time to
 first content in the browser. Measurements, never test asserts.
 
@@ -173,6 +174,7 @@ def _cold() -> None:
     st.cache_resource.clear()
     access._load_paths_cached.cache_clear()
     access._load_replenishment_cached.cache_clear()
+    access._scope_cached.cache_clear()
 
 
 def time_page(name: str, role: str, query: dict[str, str]) -> tuple[float, int]:

@@ -34,6 +34,7 @@ import datetime as dt
 import functools
 import json
 import re
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -196,7 +197,10 @@ def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
 
 def _partner_store(db: str | Path, viewer: Viewer) -> Store:
     """The partner's scope (``open_partner_scope``), retried while a writer holds the file
-    for :func:`lock_wait` seconds, then ``DataUpdating``."""
+    for :func:`lock_wait` seconds, then ``DataUpdating``. The scope built for a database
+    version is kept (detached from the file: :func:`_scope_cached`) and each call gets its
+    own cursor on it, so a page's several reads copy the partner's rows once; under
+    :func:`deterministic` (one DuckDB thread) a fresh scope is built for the call."""
     pid = viewer.partner_id
     assert pid is not None
     if not Path(db).exists():
@@ -205,8 +209,11 @@ def _partner_store(db: str | Path, viewer: Viewer) -> Store:
     pause = 0.02
     while True:
         try:
-            return Store(Path(db), sql.open_partner_scope(
-                db, pid, threads=1 if _ONE_THREAD.get() else None), True)
+            if _ONE_THREAD.get():
+                return Store(Path(db), sql.open_partner_scope(db, pid, threads=1), True)
+            scope = _scope_cached(str(Path(db).resolve()), db_version(db), pid)
+            with _SCOPE_LOCK:
+                return Store(Path(db), scope.cursor(), True)
         except duckdb.Error as exc:
             text = str(exc).lower()
             if "lock" not in text and "configuration" not in text:
@@ -215,6 +222,17 @@ def _partner_store(db: str | Path, viewer: Viewer) -> Store:
                 raise _updating(db) from None
         time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
         pause = min(pause * 2, 0.25)
+
+
+_SCOPE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _scope_cached(db: str, version: str, party_id: str) -> duckdb.DuckDBPyConnection:
+    """The partner's scope of database version ``version``, detached from the file (it holds
+    only that partner's rows); the last four kept. A new version of the file builds anew."""
+    with _SCOPE_LOCK:
+        return sql.open_partner_scope(db, party_id, detached=True)
 
 
 @contextlib.contextmanager

@@ -81,21 +81,28 @@ _SCOPE_DDL: tuple[str, ...] = (
 )
 
 
-def open_partner_scope(db_path: str | Path, party_id: str,
-                       threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def open_partner_scope(db_path: str | Path, party_id: str, threads: int | None = None,
+                       detached: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that sees only ``party_id``'s loans (see the module doc).
     ``threads``: DuckDB threads, set before the partner's rows are copied (1 gives the same
-    row order and float sums on every run)."""
+    row order and float sums on every run). ``detached``: every view is copied too and the
+    book detached, so the connection holds no handle on the file (a writer can take it) and
+    can be kept while the file is unchanged, its cursors (``con.cursor()``) serving later
+    reads of the same scope."""
     con = duckdb.connect(":memory:")
     try:
         if threads is not None:
             con.execute(f"SET threads TO {int(threads)}")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(db_path)])
         for statement in _SCOPE_DDL:
+            if detached:
+                statement = statement.replace("CREATE VIEW", "CREATE TABLE", 1)
             if "$party" in statement:
                 con.execute(statement, {"party": party_id})
             else:
                 con.execute(statement)
+        if detached:
+            con.execute("DETACH src")
     except BaseException:
         con.close()
         raise
