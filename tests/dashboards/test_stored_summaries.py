@@ -43,14 +43,19 @@ def test_demo_stores_the_replenishment_profile_a_replay_rebuilds(demo_book) -> N
 
 
 def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """The same columns, dtypes and values, exactly (every amount to the cent and beyond)."""
-    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True),
-                                  check_exact=True)
+    """The same columns, dtypes and values: every amount to the cent, and closer — within a
+    relative 1e-12 (DuckDB sums floats in parallel in an order that varies from run to run,
+    so two live computations already differ in the last bits; dashboards.access says so)."""
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-9)
+    for col in a.columns:
+        if pd.api.types.is_float_dtype(a[col]) and a[col].abs().max() >= 100:  # amounts
+            assert (a[col].round(2).fillna(-1) == b[col].round(2).fillna(-1)).all(), col
 
 
 def test_demo_stores_the_book_tables_the_page_computes(demo_book) -> None:
     """`riskpool demo` stores the Book page's tables at the latest month-end; read back they
-    equal the tables computed live on the book, exactly."""
+    equal the tables computed live on the book, to the cent."""
     with open_store(demo_book.db, read_only=True) as store:
         found = stored_book_tables(store.con)
         assert found is not None
