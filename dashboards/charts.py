@@ -290,7 +290,7 @@ def cjk_font_css(chars: str) -> str:
 
 def chart_text(chart: Any) -> str:
     """Every string of a chart's spec (its data, titles and labels) as one text."""
-    return json.dumps(chart.to_dict(), ensure_ascii=False, default=str)
+    return json.dumps(chart.to_dict(validate=False), ensure_ascii=False, default=str)
 
 
 def altair_chart(chart: Any, container: Any = None, **kwargs: Any) -> None:
