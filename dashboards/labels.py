@@ -68,6 +68,12 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "capital_irb": ("Capital, IRB", None), "capital_sec": ("Capital, securitisation", None),
     "rwa": ("RWA", None), "risk_weight": ("Risk weight", None), "share": ("Share", None),
     "roles": ("Roles", ""), "srt": ("SRT", ""), "hhi": ("HHI", None),
+    # mixed units in one column (loans, CNY, shares): no unit in the header
+    "value": ("Value", ""), "limit": ("Limit", ""),
+    "p_in_force": ("In-force probability", None), "p": ("Supervisory parameter p", ""),
+    # partner tapes
+    "term_months": ("Original term", "months"), "credit_score": ("Credit score", ""),
+    "origination_date": ("Origination date", ""),
 }
 
 # the abbreviations the labels use, each defined in one plain line
@@ -87,6 +93,9 @@ GLOSSARY: dict[str, str] = {
     "ES": "Expected shortfall: the average loss on the paths worse than the VaR.",
     "HHI": "Herfindahl-Hirschman index: the sum of squared shares; 1 means one party holds "
            "everything.",
+    "M1": "Delinquency bucket 1: 1 to 30 days past due.",
+    "M2": "Delinquency bucket 2: 31 to 60 days past due.",
+    "M3": "Delinquency bucket 3: 61 to 90 days past due.",
     "IRB": "Internal ratings-based approach: the Basel capital formula driven by PD and LGD.",
     "IRR": "Internal rate of return: the discount rate at which the cash flows are worth "
            "their price.",
@@ -182,7 +191,7 @@ def glossary_terms(headers: Iterable[str]) -> list[str]:
     """The glossary's terms that appear as words in ``headers`` (glossary order)."""
     words: set[str] = set()
     for h in headers:
-        words |= set(re.findall(r"[A-Za-z]+", str(h)))
+        words |= set(re.findall(r"[A-Za-z][A-Za-z0-9]*", str(h)))
     return [t for t in GLOSSARY if t in words]
 
 

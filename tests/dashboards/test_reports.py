@@ -236,3 +236,33 @@ def test_cli_bad_inputs_exit_2(demo_book, tmp_path, cli) -> None:
     assert r.code == 2 and "--partner" in r.err
     r = cli("report", "--db", demo_book.db, "--as-of", "2026-06-15", "--out", tmp_path)
     assert r.code == 2 and "month-end" in r.err
+
+
+def test_report_workbook_headers_are_labels_defined_in_its_glossary(treasury_report) -> None:
+    """Every table sheet of the recorded report: its headers are the labels of its columns
+    (read back to the names the library uses), every abbreviation a header uses (a word in
+    capitals, such as WAL, CE, DPD, M1) is on the Glossary sheet, and the sheet lists just
+    those."""
+    import re
+
+    from dashboards import labels
+
+    wb = openpyxl.load_workbook(treasury_report.xlsx_path, read_only=True)
+    headers: list[str] = []
+    for ws in wb.worksheets:
+        if ws.title in ("about", "Glossary"):
+            continue
+        head = [str(c) for c in next(ws.iter_rows(values_only=True))]
+        assert len(set(head)) == len(head), ws.title  # one header, one column
+        assert [labels.internal_name(h) for h in head] != head or all(
+            h.isdigit() for h in head), ws.title  # labels, not the internal names
+        headers += head
+    glossary = {row[0]: row[1] for row in list(wb["Glossary"].iter_rows(values_only=True))[1:]}
+    wb.close()
+    caps = {w for h in headers for w in re.findall(r"[A-Za-z][A-Za-z0-9]*", h)
+            if len(w) > 1 and w.upper() == w}
+    assert caps - {"CNY"} <= set(glossary), caps - set(glossary)
+    assert list(glossary) == labels.glossary_terms(headers)
+    for term in ("EL", "VaR", "ES", "WAL", "CE", "DPD", "CDR", "SRT", "M1"):
+        assert term in glossary, term
+    assert "Balance, CNY" in headers and "WAL mean, years" in headers

@@ -76,8 +76,9 @@ def test_xlsx_tape_equals_the_csv_to_the_cent_with_dates(cli, db: Path, tmp_path
     text = pd.read_csv(csv, encoding="utf-8-sig", dtype=str)
     head, rows, book = _sheet(xlsx)
     assert book.sheetnames == ["tape", "Glossary"]
-    assert head == ["Loan id", "Borrower id", "Origination date", "APR, %", "Term months",
-                    "Repayment type", "Credit score", "Region", "Share, %", "Balance, CNY"]
+    assert head == ["Loan id", "Borrower id", "Origination date", "APR, %",
+                    "Original term, months", "Repayment type", "Credit score", "Region",
+                    "Share, %", "Balance, CNY"]
     assert len(rows) == len(text) > 20
     # every balance: the CSV's decimal text, as a number, to the cent
     cents = [round(float(b) * 100) for b in text["balance"]]
