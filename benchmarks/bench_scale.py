@@ -18,6 +18,7 @@ partition, the columns the engine reads) and cached in ``bench_out/scale/`` (git
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -127,18 +128,27 @@ def child_cluster(n: int, n_paths: int, kill: bool) -> dict:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
+        cpu0 = client.run(time.process_time)
         w0, c0 = time.perf_counter(), time.process_time()
         prep = prepare_on_workers(client, parts, a, progress=kill_one)
         prep_s = time.perf_counter() - w0
+        cpu1 = client.run(time.process_time)
         run = run_summary(client, prep, SEED, n_paths, quantiles=QUANTILES)
         wall = time.perf_counter() - w0
         client_cpu = time.process_time() - c0
-        client.wait_for_workers(WORKERS, timeout=120)
+        cpu2 = client.run(time.process_time)
+        if killed:  # the nanny restarts the killed worker; its peak is measured if it is back
+            with contextlib.suppress(Exception):
+                client.wait_for_workers(WORKERS, timeout=60)
         worker_peak = client.run(_rss_mib)
     return {"n_loans": n, "n_paths": n_paths, "n_partitions": len(parts),
             "n_cells": prep.n_cells, "n_months": prep.n_months, "workers": run.n_workers,
             "wall_s": wall, "prepare_s": prep_s, "simulate_s": wall - prep_s,
             "client_cpu_s": client_cpu, "client_peak_mib": _rss_mib(),
+            # CPU seconds of the workers (summed), reading + preparing / simulating: the
+            # shared machine's load stretches wall time, not these
+            "worker_cpu_prepare_s": sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0),
+            "worker_cpu_simulate_s": sum(cpu2[w] - cpu1[w] for w in cpu2 if w in cpu1),
             "client_start_mib": rss_start, "worker_peak_mib": max(worker_peak.values()),
             "worker_start_mib": max(worker_start.values()),
             "loan_paths_per_s_per_worker": n * n_paths / wall / run.n_workers,
@@ -174,7 +184,10 @@ def run(sizes: tuple[int, ...] | None = None, n_paths: int | None = None) -> dic
     n_paths = n_paths or (QUICK_PATHS if quick else PATHS)
     for n in sizes:
         tape(n)  # generated outside the timed children
-    rows = [_in_child("cluster", n, n_paths) for n in sizes]
+    rows = []
+    for n in sizes:
+        rows.append(_in_child("cluster", n, n_paths))
+        (OUT / "last_rows.json").write_text(json.dumps(rows, indent=2))
     small = sizes[0]
     local = _in_child("local", small, n_paths)
     killed = _in_child("cluster", small, n_paths, kill=True)
@@ -187,10 +200,12 @@ def run(sizes: tuple[int, ...] | None = None, n_paths: int | None = None) -> dic
 
 def print_report(figures: dict) -> None:
     print(f"   {'loans':>12} {'paths':>7} {'workers':>7} {'wall s':>8} {'prepare s':>9} "
-          f"{'client MiB':>10} {'worker MiB':>10} {'loan-paths/s/worker':>20}")
+          f"{'CPU prep/sim':>13} {'client MiB':>10} {'worker MiB':>10} {'loan-paths/s/worker':>20}")
     for r in figures["rows"]:
         print(f"   {r['n_loans']:>12,} {r['n_paths']:>7,} {r['workers']:>7} {r['wall_s']:>8.1f} "
-              f"{r['prepare_s']:>9.1f} {r['client_start_mib']:>4.0f}→{r['client_peak_mib']:<5.0f} "
+              f"{r['prepare_s']:>9.1f} {r['worker_cpu_prepare_s']:>6.1f}/"
+              f"{r['worker_cpu_simulate_s']:<6.1f} "
+              f"{r['client_start_mib']:>4.0f}→{r['client_peak_mib']:<5.0f} "
               f"{r['worker_start_mib']:>4.0f}→{r['worker_peak_mib']:<5.0f} "
               f"{r['loan_paths_per_s_per_worker']:>20.3g}")
     print(f"   same bytes (1 process, 2 workers, a worker killed): "
