@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["GLOSSARY", "LABELS", "glossary_terms", "help_text", "internal_name", "label"]
+__all__ = ["GLOSSARY", "LABELS", "base_label", "glossary_terms", "help_text", "internal_name",
+           "label"]
 
 # internal name -> (base, unit); unit None: from the values (percent / CNY / none)
 LABELS: dict[str, tuple[str, str | None]] = {
@@ -125,7 +126,8 @@ GLOSSARY: dict[str, str] = {
 _AMOUNT_WORDS = frozenset({"balance", "amount", "principal", "interest", "exposure", "capital",
                            "cash", "fees", "face", "investment", "collections", "recovery",
                            "rwa", "size"})
-_ABBREVIATIONS = {t.lower(): t for t in GLOSSARY} | {"id": "id", "dq": "DQ", "pdl": "PDL",
+# lower-case words written in capitals (the buckets M1-M3 are capitals in the column names)
+_ABBREVIATIONS = {t.lower(): t for t in GLOSSARY if t.isalpha()} | {"id": "id", "dq": "DQ", "pdl": "PDL",
                                                     "vat": "VAT", "rng": "RNG"}
 _BASE_TO_NAME = {base: name for name, (base, _unit) in LABELS.items()}
 _UNIT_SEP = ", "
@@ -135,13 +137,16 @@ _LEVEL_NAMES = {v: k for k, v in _LEVELS.items()}
 
 def _fallback_base(name: str) -> str:
     """``written_off_balance`` → ``Written off balance``: words split at ``_``, abbreviations
-    in capitals (``wa`` → ``WA``), the first letter capitalised."""
+    in capitals (``wa`` → ``WA``), the first letter capitalised unless the first word has a
+    digit (``M1 balance``, ``q95 loss``: as the name writes it)."""
     words = [_ABBREVIATIONS.get(w, w) for w in name.split("_")]
     for i in range(1, len(words)):  # var_999 → VaR 99.9%
         if words[i - 1] in ("VaR", "ES") and words[i] in _LEVELS:
             words[i] = _LEVELS[words[i]]
     text = " ".join(words)
-    return text[:1].upper() + text[1:] if text[:1].islower() else text
+    if any(c.isdigit() for c in words[0]):  # "q95 loss", "M1 balance": as the name writes it
+        return text
+    return text[:1].upper() + text[1:]
 
 
 def _fallback_name(base: str) -> str:
@@ -157,6 +162,11 @@ def _fallback_name(base: str) -> str:
             w = w[:1].lower() + w[1:]
         out.append(w)
     return "_".join(out)
+
+
+def base_label(name: str) -> str:
+    """The header of column ``name`` without its unit."""
+    return LABELS[name][0] if name in LABELS else _fallback_base(name)
 
 
 def label(name: str, kind: str = "text") -> str:

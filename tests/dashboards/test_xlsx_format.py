@@ -17,6 +17,8 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as hyp
 
 from dashboards import labels
 from dashboards.labels import internal_name
@@ -213,3 +215,27 @@ def test_every_glossary_abbreviation_in_a_label_is_defined() -> None:
             assert caps <= set(labels.GLOSSARY) | {"CNY"}, (name, text)
     bases = [b for b, _unit in labels.LABELS.values()]
     assert len(bases) == len(set(bases))  # one base, one column name
+
+
+_WORDS = hyp.sampled_from(["el", "var", "es", "99", "999", "wa", "apr", "balance", "share",
+                           "loss", "m1", "id", "dq", "x", "rate", "mean", "p5", "term"]) | \
+    hyp.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
+
+
+@given(hyp.lists(_WORDS, min_size=1, max_size=4),
+       hyp.sampled_from(["percent", "money", "integer", "number", "text", "date"]))
+def test_every_generated_label_reads_back_to_its_name(words: list[str], kind: str) -> None:
+    """``internal_name`` reverses ``label`` for any snake_case column name (a name whose
+    generated header is another column's fixed label excepted: that clash keeps the column
+    name in the workbook, ``write_table``)."""
+    name = "_".join(words)
+    assume(name in labels.LABELS or labels.base_label(name) not in {
+        base for base, _unit in labels.LABELS.values()})
+    assert labels.internal_name(labels.label(name, kind)) == name
+
+
+@pytest.mark.parametrize("name", ["M1", "M1_balance", "M3_loans", "0", "23", "dpd30_ratio",
+                                  "credit_var_999", "economic_es_999", "capital_irb"])
+def test_the_book_tables_names_read_back(name: str) -> None:
+    for kind in ("percent", "money", "text"):
+        assert labels.internal_name(labels.label(name, kind)) == name
