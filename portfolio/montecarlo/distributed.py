@@ -18,6 +18,13 @@ given by the layer above; this module knows nothing of deals). A path-wise compu
 not depend on the grouping either. With ``shares`` the party split is done on the workers too
 (the engine carries per-party flows in every block).
 
+Summaries instead of flows: :func:`run_summary` runs the blocks with ``keep_flows=False`` and a
+``portfolio.montecarlo.summaries.PathSummaryReducer``, so the client holds each path's loss and
+the monthly moments per block (and the paths at requested loss quantiles, recomputed from their
+blocks), never the (paths × months) flow arrays. A book too large for one process:
+:func:`prepare_on_workers` has each worker read and prepare partitions of a loan tape and send
+back only their cells (``summaries.PartCells``), merged in partition order.
+
 A worker lost mid-run (process killed, machine gone): the scheduler re-runs its tasks
 elsewhere; tasks that raise are retried ``retries`` times. Either way a block is recomputed
 from its own seed, so the result is unchanged.
