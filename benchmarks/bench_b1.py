@@ -76,11 +76,11 @@ from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
 from portfolio.montecarlo.delinquency import (
     expected_dq_into,
     expected_dq_tables,
+    new_accumulators,
     prepare_delinquency,
     project,
     run_dq_blocks,
     simulate_delinquency,
-    used_columns,
 )
 from portfolio.montecarlo.distributed import open_client, run_distributed
 from portfolio.montecarlo.replenishment import replenishment_loans, simulate_replenishment
@@ -600,8 +600,9 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     tables = expected_dq_tables(dprep)
     dzb = gen.standard_normal((kp, dprep.H)) * (np.sqrt(dprep.loading) / (
         np.sqrt(1.0 - dprep.loading) * np.sqrt(2.0)))
-    dout = np.zeros((used_columns(dprep), kp, dprep.n_months))
-    w = best_of_2(lambda: [expected_dq_into(dprep, tables, dzb, dout) for _ in range(n_v)])
+    dout, dstates = new_accumulators(dprep, (), kp)
+    w = best_of_2(lambda: [expected_dq_into(dprep, tables, dzb, dout, dstates)
+                           for _ in range(n_v)])
     dsteps = int(dprep.cell_h.sum())
     out["delinquency replenishment kernel vintage-cell-path-months/s (1 thread)"] = \
         n_v * dsteps * kp / w

@@ -54,10 +54,10 @@ from portfolio.montecarlo.simulation import (
     simulate,
 )
 
-__all__ = ["DQ_LOAN_CHUNK", "MODELS", "DqPrepared", "assemble_delinquency", "draw_given_factor",
-           "expected_dq_into", "expected_dq_tables", "expected_dq_vintage",
-           "prepare_delinquency", "project", "simulate_delinquency", "simulate_dq_batch",
-           "used_columns"]
+__all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_delinquency",
+           "draw_given_factor", "expected_dq_into", "expected_dq_tables", "expected_dq_vintage",
+           "new_accumulators", "prepare_delinquency", "project", "simulate_delinquency",
+           "simulate_dq_batch"]
 
 Model = Literal["hazard", "delinquency"]
 MODELS: tuple[str, ...] = ("hazard", "delinquency")
@@ -288,10 +288,18 @@ def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Genera
 # assembling PoolPaths
 
 
-def used_columns(prep: DqPrepared) -> int:
-    """The accumulator columns a model with ``prep.n_buckets`` buckets fills: every flow and
-    the end balances of current and buckets 1 … K (``dq_kernels`` module doc)."""
-    return K.EOP_BUCKET0 + prep.n_buckets + 1
+FLOW_COLUMNS = K.EOP_BUCKET0
+"""The accumulator columns of the flows (balance, interest, principal, prepayment,
+charge-off, cured balance: ``dq_kernels`` module doc); the end balances by state are kept
+apart, (…, paths, months, K + 1) as ``DelinquencyPaths`` holds them."""
+
+
+def new_accumulators(prep: DqPrepared, lead: tuple[int, ...], n_paths: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed column-first flows (FLOW_COLUMNS, *lead, n_paths, n_months) and balances by
+    state (*lead, n_paths, n_months, K + 1) for :func:`assemble_delinquency`."""
+    return (np.zeros((FLOW_COLUMNS, *lead, n_paths, prep.n_months)),
+            np.zeros((*lead, n_paths, prep.n_months, prep.n_buckets + 1)))
 
 
 def _recoveries(charge_off: np.ndarray, rate: float, lag: np.ndarray) -> np.ndarray:
@@ -316,22 +324,9 @@ def _add_lagged(co, factors, rec):
                     rec[i, t] += f * co[i, t - k - 1]
 
 
-@numba.njit(cache=True, nogil=True)
-def _states_last(states, out):
-    """``out[..., s] = states[s, ...]``: the balances by state moved to the last axis."""
-    n_s = states.shape[0]
-    src = states.reshape(n_s, -1)
-    dst = out.reshape(-1, n_s)
-    for i in range(src.shape[1]):
-        for s in range(n_s):
-            dst[i, s] = src[s, i]
-
-
-def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                       np.ndarray]:
-    """The flows, balances by state and cures of column-first accumulators ``acc`` (at least
-    ``used_columns``, …, n_months): each flow is a view of its column (no copy), the states
-    are moved last."""
+def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The flows and cures of column-first accumulators ``acc`` (FLOW_COLUMNS, …, n_months):
+    each flow is a view of its column (no copy)."""
     bop = acc[K.BOP]
     princ = acc[K.PRINCIPAL]
     prepay = acc[K.PREPAY]
@@ -347,22 +342,23 @@ def _flows(acc: np.ndarray, prep: DqPrepared) -> tuple[dict[str, np.ndarray], np
         "recovery": _recoveries(co, prep.base.recovery_rate, prep.base.recovery_lag),
         "balance_eop": eop,
     }
-    by_state = acc[K.EOP_BUCKET0: K.EOP_BUCKET0 + prep.n_buckets + 1]
-    states = np.empty((*by_state.shape[1:], by_state.shape[0]))
-    _states_last(np.ascontiguousarray(by_state), states)
-    return flows, states, acc[K.CURE]
+    return flows, acc[K.CURE]
 
 
-def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, pacc: np.ndarray | None,
+def assemble_delinquency(prep: DqPrepared, acc: np.ndarray, states: np.ndarray,
+                         pacc: np.ndarray | None, p_states: np.ndarray | None,
                          entropy: int | None) -> PoolPaths:
-    """``PoolPaths`` of column-first accumulators: ``acc`` (columns, n_paths, n_months) and
-    ``pacc`` (columns, n_parties, n_paths, n_months), at least ``used_columns(prep)`` columns
-    (None or no parties: no party split)."""
-    flows, states, cures = _flows(acc, prep)
+    """``PoolPaths`` of the accumulators of :func:`new_accumulators`: ``acc`` (FLOW_COLUMNS,
+    n_paths, n_months) and ``states`` (n_paths, n_months, K + 1); per party ``pacc``
+    (FLOW_COLUMNS, n_parties, n_paths, n_months) and ``p_states`` (n_parties, n_paths,
+    n_months, K + 1) (None or no parties: no party split)."""
+    flows, cures = _flows(acc, prep)
     party_flows: dict[str, np.ndarray] = {}
-    p_states = p_cures = None
+    p_cures = None
     if prep.base.n_parties and pacc is not None:
-        party_flows, p_states, p_cures = _flows(pacc, prep)
+        party_flows, p_cures = _flows(pacc, prep)
+    else:
+        p_states = None
     dq = DelinquencyPaths(charge_off_dpd=prep.charge_off_dpd, cure_rule=prep.cure_rule,
                           state_balance=states, cures=cures, party_state_balance=p_states,
                           party_cures=p_cures)
@@ -411,12 +407,11 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
     per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
-    n_q = prep.base.n_parties
     # column first: each flow a contiguous (paths, months) block, viewed by PoolPaths as is;
-    # the columns up to the last bucket's balance (the kernels' N_DQ cover 6 buckets)
-    n_col = used_columns(prep)
-    acc = np.zeros((n_col, n_paths, prep.n_months))
-    pacc = np.zeros((n_col, n_q, n_paths, prep.n_months))
+    # the balances by state apart, in their final layout
+    acc, states = new_accumulators(prep, (), n_paths)
+    pacc, p_states = new_accumulators(prep, (prep.base.n_parties,), n_paths)
+    n_f, s0, s1 = FLOW_COLUMNS, K.EOP_BUCKET0, K.EOP_BUCKET0 + prep.n_buckets + 1
     done = [0]
     lock = threading.Lock()
 
@@ -424,8 +419,10 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
         for b in batch:
             start, n_b = blocks[b]
             f, pf = _block_draws(prep, block_seed(root, b), n_b, engine, "numba")
-            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f[..., :n_col], -1, 0)
-            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf[..., :n_col], -1, 0)
+            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f[..., :n_f], -1, 0)
+            states[start:start + n_b, :prep.H] = f[..., s0:s1]
+            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf[..., :n_f], -1, 0)
+            p_states[:, start:start + n_b, :prep.H] = pf[..., s0:s1]
         if progress is not None:
             with lock:
                 done[0] += sum(blocks[b][1] for b in batch)
@@ -438,7 +435,7 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
         with ThreadPoolExecutor(n_workers) as pool:
             for fut in [pool.submit(run, batch) for batch in batches]:
                 fut.result()
-    return assemble_delinquency(prep, acc, pacc, _entropy(root))
+    return assemble_delinquency(prep, acc, states, pacc, p_states, _entropy(root))
 
 
 def project(
@@ -500,9 +497,12 @@ def expected_dq_vintage(prep: DqPrepared, zb: np.ndarray,
     flows, cum, r = expected_dq_tables(prep)
     size = flows.shape[1]
     if backend == "numba":
-        out = np.zeros((K.N_DQ, n_b, prep.n_months))
-        expected_dq_into(prep, (flows, cum, r), zb, out)
-        return np.ascontiguousarray(np.moveaxis(out, 0, -1))
+        out, states = new_accumulators(prep, (), n_b)
+        expected_dq_into(prep, (flows, cum, r), zb, out, states)
+        acc = np.zeros((n_b, prep.n_months, K.N_DQ))
+        acc[..., :FLOW_COLUMNS] = np.moveaxis(out, 0, -1)
+        acc[..., K.EOP_BUCKET0: K.EOP_BUCKET0 + k_b + 1] = states
+        return acc
     cells = np.arange(n_c)
     m = np.zeros((n_c, n_b, k_b + 1))
     m[:, :, 0] = 1.0
@@ -585,23 +585,25 @@ def expected_dq_tables(prep: DqPrepared) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def expected_dq_into(prep: DqPrepared, tables: tuple[np.ndarray, np.ndarray, np.ndarray],
-                      zb: np.ndarray, out: np.ndarray) -> None:
-    """The numba kernel of :func:`expected_dq_vintage` added into column-first ``out``
-    (≥ ``used_columns(prep)``, n_b, ≥ H); ``tables`` from :func:`expected_dq_tables`."""
+                      zb: np.ndarray, out: np.ndarray, states: np.ndarray) -> None:
+    """The numba kernel of :func:`expected_dq_vintage` added into column-first flows ``out``
+    (FLOW_COLUMNS, n_b, ≥ H) and balances by state ``states`` (n_b, ≥ H, K + 1)
+    (:func:`new_accumulators`); ``tables`` from :func:`expected_dq_tables`."""
     flows, cum, r = tables
     _expected_dq_kernel(np.ascontiguousarray(zb[:, :prep.H], dtype=np.float64), prep.thr_rc,
                         prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r, prep.n_buckets,
-                        out)
+                        out, states)
 
 
 @numba.njit(cache=True, nogil=True)
 def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r, n_buckets,
-                        out):
+                        out, states):
     """The numba loop of :func:`expected_dq_vintage`: per cell and month, for every bucket,
     the shares by bucket of every path (paths innermost, so that the arithmetic runs over
-    contiguous rows), accumulated into ``out`` (≥ K + 7 columns, n_b, ≥ H) (column first). Each
-    accumulator receives its terms in the order cell → bucket, as a loop path → cell → month
-    → bucket would add them."""
+    contiguous rows), accumulated into the flows ``out`` (FLOW_COLUMNS, n_b, ≥ H) (column
+    first) and the end balances by state ``states`` (n_b, ≥ H, K + 1). Each accumulator
+    receives its terms in the order cell → bucket, as a loop path → cell → month → bucket
+    would add them."""
     n_b = zb.shape[0]
     n_c = flows.shape[0]
     horizon = thr_rc.shape[1]
@@ -684,5 +686,5 @@ def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r,
                 if 0 <= jj < r:
                     bal = flows[c, jj, 0]
                     for p in range(n_b):
-                        out[K.EOP_BUCKET0 + b, p, t] += new[b, p] * bal
+                        states[p, t, b] += new[b, p] * bal
             m[:, :] = new[:, :]

@@ -69,8 +69,8 @@ from portfolio.montecarlo.delinquency import (
     assemble_delinquency,
     expected_dq_into,
     expected_dq_tables,
+    new_accumulators,
     prepare_delinquency,
-    used_columns,
 )
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
@@ -312,7 +312,7 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     rho = prep.loading
     kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
     # column first: each vintage's flow a contiguous (paths, months) block, viewed as is
-    acc = np.zeros((n_v, used_columns(prep), n_paths, prep.n_months))
+    acc, states = new_accumulators(prep, (n_v,), n_paths)  # flows (FLOW_COLUMNS, n_v, …)
     tables = expected_dq_tables(prep)
     blocks = block_layout(n_paths)
 
@@ -335,7 +335,7 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
         zb = z * kz
         for s in range(n_v):
             expected_dq_into(prep, tables, zb[:, s + 1: s + 1 + prep.H],
-                              acc[s, :, start:start + n_b])
+                              acc[:, s, start:start + n_b], states[s, start:start + n_b])
 
     n_workers = max(1, min(settings.threads(), len(blocks)))  # the kernel releases the GIL
     if n_workers == 1:
@@ -346,7 +346,8 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
             for fut in [pool.submit(run, b) for b in range(len(blocks))]:
                 fut.result()
     entropy = _entropy(root)
-    return _profile([_pad(assemble_delinquency(prep, acc[s], None, entropy), horizon)
+    return _profile([_pad(assemble_delinquency(prep, acc[:, s], states[s], None, None, entropy),
+                          horizon)
                      for s in range(n_v)])
 
 
