@@ -204,6 +204,29 @@ def write_loan_parts(loans: LoanArrays, out: str | Path, start: int = 0) -> Path
     return path
 
 
+def write_loan_tape(loans: LoanArrays, out: str | Path) -> int:
+    """Write ``loans`` (e.g. a pool's at its cut-off) as a loan tape under ``out``: one
+    partition per origination month, in month order (each partition's loans in their order
+    in ``loans``). ``out`` must not exist or be empty. Returns the number of partitions."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValidationError(must_be("--out", "a new or empty folder", str(out),
+                                      "(it already holds files; nothing is overwritten)"))
+    if len(loans) == 0:
+        raise ValidationError(must_be("loans", "at least one loan", "0 loans"))
+    month = np.asarray(loans.origination_date, dtype="datetime64[D]").astype("datetime64[M]")
+    order = np.argsort(month, kind="stable")
+    cuts = np.flatnonzero(np.r_[True, month[order][1:] != month[order][:-1], True])
+    for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        write_loan_parts(loans.take(order[lo:hi]), out, i)
+    return len(cuts) - 1
+
+
+def tape_rows(parts: list[LoanPart]) -> int:
+    """Loans in a loan tape, from the files' footers (nothing else is read)."""
+    return int(sum(pq.ParquetFile(p.path).metadata.num_rows for p in parts))
+
+
 def loan_parts(tape: str | Path) -> list[LoanPart]:
     """The partitions of the loan tape ``tape`` in file-name order (their order in the pool)."""
     files = sorted(Path(tape).glob("part-*.parquet"))

@@ -24,6 +24,7 @@ from portfolio.book.pools import (
     get_pool,
     list_pools,
     load_criteria,
+    load_pool_loans,
     parse_cutoff,
     pool_summary,
     strats,
@@ -45,7 +46,7 @@ from portfolio.montecarlo.assumptions import (
     save_assumptions,
 )
 from portfolio.store.core import open_store
-from portfolio.store.parquet_book import attach_book, check_book_dir
+from portfolio.store.parquet_book import attach_book, check_book_dir, write_loan_tape
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit
@@ -177,6 +178,23 @@ def pool_show(
             shown = f"{value:.2f}"
         typer.echo(f"  {measure:<24} {shown:>20}")
     _print_exclusions(info)
+
+
+@pool_app.command("export")
+def pool_export(
+    pool: Annotated[int, typer.Option("--pool", help="Pool id.")],
+    out: Annotated[Path, typer.Option("--out", help="A new or empty folder for the loan tape "
+                                      "(one Parquet file per origination month).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Write the pool's loans at its cut-off as a Parquet loan tape that Dask workers read
+    partition by partition (riskpool simulate --tape DIR --workers N)."""
+    with open_store(db, read_only=True) as store:
+        info = get_pool(store, pool)
+        loans = load_pool_loans(store, pool)
+    n_parts = write_loan_tape(loans, out)
+    typer.echo(f"pool {info.pool_id} '{info.name}': {len(loans):,} loans written to {out} "
+               f"({n_parts} partitions by origination month)")
 
 
 @pool_app.command("strats")

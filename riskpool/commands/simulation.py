@@ -33,9 +33,20 @@ import typer
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, tail_paths
 from portfolio.book.pools import PoolInfo, get_pool, load_pool_loans
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.assumptions import CHARGE_OFF_DPD, apply_stress, load_assumptions
+from portfolio.montecarlo.assumptions import (
+    CHARGE_OFF_DPD,
+    Assumptions,
+    apply_stress,
+    load_assumptions,
+)
 from portfolio.montecarlo.delinquency import MODELS, project
-from portfolio.montecarlo.distributed import check_cluster_flags, simulate_distributed
+from portfolio.montecarlo.distributed import (
+    check_cluster_flags,
+    open_client,
+    prepare_on_workers,
+    run_distributed,
+    simulate_distributed,
+)
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
 from portfolio.montecarlo.simulation import (
@@ -44,9 +55,17 @@ from portfolio.montecarlo.simulation import (
     Engine,
     LossStats,
     loss_distribution,
+    root_seed,
 )
 from portfolio.store.core import Store, open_store
-from portfolio.store.parquet_book import attach_book, check_book_dir, check_loans_in_book
+from portfolio.store.parquet_book import (
+    LoanPart,
+    attach_book,
+    check_book_dir,
+    check_loans_in_book,
+    loan_parts,
+    tape_rows,
+)
 from portfolio.store.runs import (
     clean_label,
     get_run,
@@ -156,6 +175,7 @@ def run_simulation(
     model: str = "hazard",
     charge_off_dpd: int | None = None,
     progress: Callable[[float], None] | None = None,
+    tape: Path | None = None,
 ) -> SimulationResult:
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
@@ -172,6 +192,10 @@ def run_simulation(
     ``portfolio.montecarlo.delinquency``; no deterministic projection, no Dask);
     ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
     ``progress(fraction)``: called as the paths' blocks complete (a progress bar).
+    ``tape``: the pool's loan tape (``riskpool pool export``), read partition by partition on
+    the workers (with ``workers``/``scheduler``; granular engine, no deal): the client never
+    loads the loans (``portfolio.montecarlo.distributed.prepare_on_workers``; every cell by
+    binomial counts, the same numbers as ``summaries.prepare_from_parts`` in one process).
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     clean_label(label, tags)  # refused before any work
@@ -182,6 +206,7 @@ def run_simulation(
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
         check_book_dir(book)
+    parts = _check_tape(tape, workers, scheduler, book, structure, engine)
     if rating_table is not None and structure is None:
         raise ValidationError(must_be("--rating-table", "given with --structure (it rates the "
                                       "deal's tranches)", str(rating_table)))
@@ -195,6 +220,11 @@ def run_simulation(
     assumptions = apply_stress(load_assumptions(assumptions_path), scenario=scenario,
                                pd_multiplier=pd_mult, rho=rho, smm_multiplier=smm_mult,
                                recovery_multiplier=recovery_mult)
+    if parts is not None:
+        return _simulate_tape(db, pool_id, parts, assumptions, assumptions_path, n_paths, seed,
+                              workers, scheduler, tape, scenario, pd_mult, rho, smm_mult,
+                              recovery_mult, batch_size, record, label, tags, started, timings,
+                              progress)
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
@@ -210,6 +240,7 @@ def run_simulation(
     if workers is not None or scheduler is not None:
         drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
                                     workers=workers, scheduler=scheduler, progress=progress)
+        assert drun.paths is not None  # keep_flows (the default): every path comes back
         paths, n_workers = drun.paths, drun.n_workers
     else:
         paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
@@ -252,6 +283,78 @@ def run_simulation(
                                        on_record=on_record, replenishment=stored_profile)
         timings["record_s"] = time.perf_counter() - t2
     return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
+
+
+def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
+                book: Path | None, structure: Path | None, engine: str) -> list[LoanPart] | None:
+    """``--tape`` and the flags it cannot go with, before any work; its partitions."""
+    if tape is None:
+        return None
+    if workers is None and scheduler is None:
+        raise ValidationError(must_be("--tape", "given with --workers or --scheduler (the "
+                                      "workers read it)", str(tape)))
+    if book is not None:
+        raise ValidationError(must_be("--book", "not given with --tape", str(book)))
+    if structure is not None:
+        raise ValidationError(must_be("--structure", "not given with --tape (a revolving "
+                                      "deal's purchases need the loans on the client)",
+                                      str(structure)))
+    if engine != "granular":
+        raise ValidationError(must_be("--engine", "granular with --tape (no process holds "
+                                      "every loan)", engine))
+    return loan_parts(tape)
+
+
+def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: Assumptions,
+                   assumptions_path: Path, n_paths: int, seed: int, workers: int | None,
+                   scheduler: str | None, tape: Path | None, scenario: str | None,
+                   pd_mult: float | None, rho: float | None, smm_mult: float | None,
+                   recovery_mult: float | None, batch_size: int, record: bool,
+                   label: str | None, tags: Sequence[str], started: dt.datetime,
+                   timings: dict[str, float],
+                   progress: Callable[[float], None] | None) -> SimulationResult:
+    """:func:`run_simulation` of a pool whose loans the workers read from its loan tape."""
+    with open_store(db, read_only=True) as store:
+        pool = get_pool(store, pool_id)
+    n_rows = tape_rows(parts)
+    if n_rows != pool.n_loans:
+        raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
+                                      f"({pool.n_loans:,} loans; riskpool pool export)",
+                                      f"{n_rows:,} loans", str(tape)))
+    t1 = time.perf_counter()
+    with open_client(workers=workers, scheduler=scheduler) as client:
+        prep = prepare_on_workers(client, parts, assumptions)
+        timings["load_s"] = time.perf_counter() - t1
+        if abs(prep.initial_balance - pool.balance) > max(0.01, 1e-9 * pool.balance):
+            raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
+                                          f"(balance {pool.balance:,.2f})",
+                                          f"balance {prep.initial_balance:,.2f}", str(tape)))
+        t2 = time.perf_counter()
+        drun = run_distributed(client, prep, root_seed(seed), n_paths, "granular",
+                               progress=progress)
+        timings["simulate_s"] = time.perf_counter() - t2
+    paths = drun.paths
+    assert paths is not None  # keep_flows: the run is recorded with its paths
+    inputs = SimulationInputs(
+        pool_id=int(pool_id), n_paths=paths.n_paths, seed=int(seed), engine="granular",
+        assumptions=str(Path(assumptions_path).resolve()),
+        stress=Stress(scenario=scenario, pd_mult=_opt_float(pd_mult), rho=_opt_float(rho),
+                      smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
+        batch_size=int(batch_size), pool_name=pool.name, n_loans=prep.n_loans,
+        cutoff_date=pool.cutoff_date,
+        dask=DaskPlacement(int(drun.n_workers), scheduler or "local"),
+        book=None if tape is None else str(Path(tape).resolve()), source="riskpool simulate")
+    run_id = None
+    if record:
+        t3 = time.perf_counter()
+        with open_store(db) as store:
+            run_id = record_simulation(store, paths, inputs, code_version(), timings=timings,
+                                       assumptions=assumptions, started_at=started,
+                                       on_record=None if label is None and not tags
+                                       else _with_label(None, label, tags))
+        timings["record_s"] = time.perf_counter() - t3
+    return SimulationResult(run_id, paths, loss_distribution(paths), pool, prep.n_loans, inputs,
+                            timings)
 
 
 def _with_label(inner: Callable[[Store, int], None] | None, label: str | None,
@@ -330,6 +433,10 @@ def simulate_cmd(
     book: Annotated[Path | None, typer.Option(
         "--book", help="Parquet book directory (riskpool book export) to check the pool's "
         "loans against.")] = None,
+    tape: Annotated[Path | None, typer.Option(
+        "--tape", help="The pool's loan tape (riskpool pool export): the Dask workers read its "
+        "partitions; the client never loads the loans (with --workers/--scheduler; granular "
+        "engine; every cell drawn by binomial counts).")] = None,
     structure: Annotated[Path | None, typer.Option(
         "--structure", help="Deal TOML: run its waterfall on the paths (revolving purchases "
         "as new loans) and store the tranche table with the run (riskpool tranche report).")] = None,
@@ -355,7 +462,7 @@ def simulate_cmd(
                              deterministic=deterministic, workers=workers, scheduler=scheduler,
                              book=book, structure=structure, rating_table=rating_table,
                              label=label, tags=tag or (), model=model,
-                             charge_off_dpd=charge_off_dpd, progress=update)
+                             charge_off_dpd=charge_off_dpd, progress=update, tape=tape)
     _print_simulation(res, deterministic, engine, seed, model)
 
 

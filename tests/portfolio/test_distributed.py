@@ -28,6 +28,7 @@ from partners.dispersion import disperse_paths
 from partners.distributed import DispersionOnWorkers, disperse_joined
 from portfolio.errors import ValidationError
 from portfolio.montecarlo import simulation as sim
+from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.distributed import (
     DistributedUnavailable,
     check_cluster_flags,
@@ -45,6 +46,7 @@ from portfolio.montecarlo.simulation import simulate
 from portfolio.montecarlo.summaries import prepare_from_parts, summarise
 from portfolio.store.core import open_store
 from portfolio.store.parquet_book import loan_parts, write_loan_parts
+from portfolio.store.runs import get_run, list_runs, load_paths
 from portfolio.store.scenarios import get_scenario_set
 from riskpool.commands.scenarios import run_scenario_set
 from tranching.deal import load_deal
@@ -276,6 +278,47 @@ def test_scenario_set_on_workers_equals_the_local_run(cluster, tmp_path, cli):
     with pytest.raises(ValidationError, match="keep_paths"):
         run_scenario_set(db, 1, a_path, set_path, scheduler=cluster.scheduler.address,
                          keep_paths=True, record=False)
+
+
+def test_simulate_a_pool_from_its_loan_tape_read_by_the_workers(cluster, tmp_path, cli):
+    db = tmp_path / "b.duckdb"
+    assert cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "6",
+               "--as-of", "2025-08-31").code == 0
+    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
+               "--cutoff", "2025-08-31").code == 0
+    a_path = tmp_path / "a.toml"
+    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    tape_dir = tmp_path / "tape"
+    r = cli("pool", "export", "--db", db, "--pool", "1", "--out", tape_dir)
+    assert r.code == 0, r.err
+    parts = loan_parts(tape_dir)
+    assert len(parts) > 1 and "partitions by origination month" in r.out
+    address = cluster.scheduler.address
+    base = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+            "--seed", "9", "--tape", tape_dir)
+    r = cli(*base, "--scheduler", address)
+    assert r.code == 0, r.err
+    # the oracle: the same partitions prepared in this process, every block run locally
+    prep = prepare_from_parts(parts, load_assumptions(a_path))
+    local = sim.run_blocks(prep, sim.root_seed(9), 300, "granular")
+    with open_store(db, read_only=True) as store:
+        stored = load_paths(store, 1)
+        inputs = get_run(store, 1).simulation_inputs()
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(stored, name), getattr(local, name)), name
+    assert inputs.book == str(tape_dir.resolve()) and inputs.n_loans == prep.n_loans
+    # refused before any work, naming the flag; nothing recorded
+    for extra, field in ((("--engine", "loan", "--scheduler", address), "--engine"),
+                         (("--structure", DEAL, "--scheduler", address), "--structure"),
+                         ((), "--tape")):
+        r = cli(*base, *extra)
+        assert r.code == 2 and field in r.err, (extra, r.err)
+    Path(parts[0].path).unlink()  # a tape that is not the pool's
+    r = cli(*base, "--scheduler", address)
+    assert r.code == 2 and "--tape" in r.err and "loan tape of pool 1" in r.err
+    assert cli("pool", "export", "--db", db, "--pool", "1", "--out", tape_dir).code == 2
+    with open_store(db, read_only=True) as store:
+        assert len(list_runs(store, "simulation")) == 1
 
 
 def test_book_read_by_workers_summaries_only_equal_one_process(cluster, tape):
