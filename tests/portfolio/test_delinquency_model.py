@@ -157,6 +157,42 @@ def test_same_seed_same_numbers_whatever_the_batch_size_and_threads(engine: str)
                           two.delinquency.state_balance)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("engine", ["loan", "granular"])
+def test_party_split_is_the_blocks_own_results_whatever_the_threads(engine: str) -> None:
+    """The assembled run (column-first flows, balances by state apart, per party too) holds
+    exactly each canonical block's accumulators (``simulate_dq_batch``, rows of (paths,
+    months, column)), on 1 thread in batches of one block and on 3 threads."""
+    loans = mixed_pool(150, seed=6)
+    a = _with_dq(assumptions(rho=0.1), 0.04, 0.5, 0.3)
+    rng = np.random.default_rng(3)
+    shares = rng.dirichlet(np.ones(3), size=len(loans))
+    parties = ("platform", "p1", "p2")
+    runs = [simulate_delinquency(loans, a, 600, 23, engine=engine,  # type: ignore[arg-type]
+                                 shares=shares, party_ids=parties, batch_size=b, threads=t)
+            for b, t in ((1, 1), (5000, 3))]
+    prep = prepare_delinquency(loans, a, shares, parties, engine)  # type: ignore[arg-type]
+    root = root_seed(23)
+    blocks = [simulate_dq_batch(prep, b, block_seed(root, b), n, engine)  # type: ignore[arg-type]
+              for b, n in ((0, 256), (1, 256), (2, 88))]
+    flows = np.concatenate([x.flows for x in blocks], axis=0)  # (paths, months, N_DQ)
+    pflows = np.concatenate([x.party_flows for x in blocks], axis=1)
+    cols = {"balance_bop": 0, "interest": 1, "scheduled_principal": 2, "prepayment": 3,
+            "default": 4}
+    states = slice(6, 6 + prep.n_buckets + 1)
+    for p in runs:
+        dq = p.delinquency
+        assert dq is not None and dq.party_state_balance is not None
+        assert dq.party_cures is not None
+        for name, k in cols.items():
+            assert np.array_equal(getattr(p, name), flows[..., k])
+            assert np.array_equal(p.party_flows[name], pflows[..., k])
+        assert np.array_equal(dq.cures, flows[..., 5])
+        assert np.array_equal(dq.party_cures, pflows[..., 5])
+        assert np.array_equal(dq.state_balance, flows[..., states])
+        assert np.array_equal(dq.party_state_balance, pflows[..., states])
+        assert dq.party_state_balance.shape == (3, 600, p.n_months, prep.n_buckets + 1)
+
+
 # ------------------------------------------------------------------------------------------
 # the Markov chain reference: numpy.linalg.matrix_power of one loan's transition matrix
 
