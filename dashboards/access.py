@@ -402,14 +402,14 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
         candidates = pool_sql.snapshot_candidates(store.con, cutoff)
     selection = select_pool(candidates, crit, cutoff)
     excl = pd.DataFrame([dataclasses.asdict(e) for e in selection.exclusions])
-    loans = pd.DataFrame(selection.loans)
-    total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
-    mem = sql.pool_preview_connection(loans, cutoff)
+    n = selection.n_loans
+    total = float(pd.Series(selection.loans["cutoff_balance"]).sum()) if n else 0.0
+    mem = sql.pool_preview_connection(selection.loans, cutoff)
     try:
         tables = strats(Store(Path(":memory:"), mem, True), 0)
     finally:
         mem.close()
-    return PoolPreview(int(len(loans)), total, excl, tables)
+    return PoolPreview(int(n), total, excl, tables)
 
 
 def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],

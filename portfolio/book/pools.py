@@ -449,8 +449,8 @@ def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Crit
     if criteria.originated_to is not None:
         exclude("origination_window", orig > np.datetime64(criteria.originated_to, "D"))
     if criteria.apr_min is not None or criteria.apr_max is not None:
-        names, inverse = np.unique(rtype.astype(str), return_inverse=True)
-        type_code = np.array([RepaymentType.parse(n).code for n in names],
+        inverse, names = pd.factorize(rtype)  # by hashing: a few distinct names
+        type_code = np.array([RepaymentType.parse(str(n)).code for n in names],
                              dtype=np.int64)[inverse]
         cashflow = product_apr(apr, term, type_code)
         if criteria.apr_min is not None:

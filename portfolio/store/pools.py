@@ -78,7 +78,8 @@ def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict
     (0 / '' when the loan has no row at the cut-off), disclosed_apr (NaN when not
     disclosed), has_row. Ordered by loan_id.
     """
-    result = con.execute(
+    result = fetch_arrow(
+        con,
         """
         SELECT l.loan_id, l.borrower_id, l.origination_date,
                CAST(l.principal AS DOUBLE) AS principal, l.apr, l.term_months,
@@ -93,8 +94,9 @@ def snapshot_candidates(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> dict
         ORDER BY l.loan_id
         """,
         [cutoff],
-    ).fetchnumpy()
-    return _numpy(result)
+    )
+    # through Arrow: the few-valued text columns become one Python string per value
+    return _arrow_numpy(result, few_values=("repayment_type", "region", "status"))
 
 
 def pool_name_taken(con: duckdb.DuckDBPyConnection, name: str) -> int | None:

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from portfolio.store.core import DDL
 from portfolio.store.records import ReportInputs
@@ -210,25 +213,53 @@ def allocated_parties(con: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT DISTINCT party_id FROM allocation_shares ORDER BY 1").fetchall()]
 
 
-def pool_preview_connection(loans: pd.DataFrame, cutoff: dt.date) -> duckdb.DuckDBPyConnection:
+def _arrow_columns(loans: Mapping[str, np.ndarray]) -> pa.Table:
+    """Selection arrays as an Arrow table (text as strings; the few-valued ones encoded)."""
+    cols: dict[str, pa.Array] = {}
+    for name, values in loans.items():
+        values = np.asarray(values)
+        if values.dtype == object and name in ("repayment_type", "region"):
+            codes, uniques = pd.factorize(values)
+            cols[name] = pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32)), pa.array([str(u) for u in uniques],
+                                                           type=pa.string()))
+        elif values.dtype == object:
+            cols[name] = pa.array(values, type=pa.string())
+        else:
+            cols[name] = pa.array(values)
+    return pa.table(cols)
+
+
+def pool_preview_connection(loans: Mapping[str, np.ndarray] | pd.DataFrame,
+                            cutoff: dt.date) -> duckdb.DuckDBPyConnection:
     """An in-memory database holding one unsaved pool (id 0) with ``loans`` (the columns of
-    ``pool_loans`` without ``pool_id``), so the pool strats run on a selection that is not
-    stored. The caller closes it."""
+    ``pool_loans`` without ``pool_id``: a selection's arrays or a frame), so the pool strats
+    run on a selection that is not stored. Its ``pool_loans`` has the stored table's column
+    types (DECIMAL cut-off balances) but not its key and checks: the rows are a selection the
+    library made, and building a key over a million loan ids is most of a preview's cost.
+    The caller closes it."""
     con = duckdb.connect(":memory:")
     try:
         for statement in DDL:
-            if "TABLE IF NOT EXISTS pools " in statement or \
-                    "TABLE IF NOT EXISTS pool_loans " in statement:
+            if "TABLE IF NOT EXISTS pools " in statement:
                 con.execute(statement)
-        total = float(loans["cutoff_balance"].sum()) if len(loans) else 0.0
+            elif "TABLE IF NOT EXISTS pool_loans " in statement:
+                con.execute(statement.replace("TABLE IF NOT EXISTS pool_loans ",
+                                              "TABLE pool_loans_typed ", 1))
+                con.execute("CREATE TABLE pool_loans AS SELECT * FROM pool_loans_typed LIMIT 0")
+                con.execute("DROP TABLE pool_loans_typed")
+        frame = loans if isinstance(loans, pd.DataFrame) else None
+        n = len(loans) if frame is not None else len(next(iter(loans.values()), []))
+        total = (float(frame["cutoff_balance"].sum()) if frame is not None and n
+                 else float(pd.Series(loans["cutoff_balance"]).sum()) if n else 0.0)
         con.execute("INSERT INTO pools VALUES (0, 'preview', ?, '{}', CAST(? AS TIMESTAMP), ?, "
-                    "?, NULL)", [cutoff, cutoff, len(loans), total])
-        if len(loans):
-            frame = loans.copy()
-            frame.insert(0, "pool_id", 0)
-            con.register("selection_df", frame)
-            con.execute("INSERT INTO pool_loans BY NAME SELECT * FROM selection_df")
-            con.unregister("selection_df")
+                    "?, NULL)", [cutoff, cutoff, n, total])
+        if n:
+            data = frame if frame is not None else _arrow_columns(loans)
+            con.register("selection_data", data)
+            con.execute("INSERT INTO pool_loans BY NAME "
+                        "SELECT 0 AS pool_id, * FROM selection_data")
+            con.unregister("selection_data")
     except BaseException:
         con.close()
         raise

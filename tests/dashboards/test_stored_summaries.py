@@ -118,3 +118,25 @@ def test_a_stale_or_missing_summary_is_not_read(writable_book) -> None:
         con.execute("DROP TABLE book_summaries")
         assert summary_sql.read_summaries(con, key) is None
         assert stored_book_tables(con) is None
+
+
+def test_pool_preview_equals_the_saved_pool(demo_book) -> None:
+    """The live preview of the demo pool's criteria (its selection held in an in-memory table
+    with the stored table's types) gives the demo pool's count, balance and stratification."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    criteria = tomllib.loads((root / "examples" / "criteria.toml").read_text(encoding="utf-8"))
+    criteria.setdefault("concentration", {})["max_obligor_share"] = 0.05  # as the demo's
+    treasury = Viewer("t", "treasury")
+    db = str(demo_book.db)
+    preview = access.preview_pool(db, treasury, criteria, dt.date.fromisoformat(demo_book.as_of))
+    pools = access.pools(db, treasury)
+    pool = pools[pools["pool_id"] == demo_book.pool_id].iloc[0]
+    assert preview.n_loans == int(pool["n_loans"]) > 0
+    assert round(preview.balance, 2) == round(float(pool["balance"]), 2)
+    saved = access.pool_strats(db, treasury, demo_book.pool_id)
+    assert list(preview.strats) == list(saved)
+    for name, frame in saved.items():
+        _frames_equal(preview.strats[name], frame)
