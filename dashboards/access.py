@@ -884,28 +884,38 @@ class AllocationView:
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def _own_party(viewer: Viewer) -> str | None:
+    """``None`` for treasury (every party), else the partner's id: the filter of the
+    allocation reads below, which select the same rows as the partner's scope's
+    ``allocations`` / ``allocation_shares`` without copying its loans into a scope."""
+    return None if check_viewer(viewer).is_treasury else viewer.partner_id
+
+
 def allocations(db: str | Path, viewer: Viewer) -> pd.DataFrame:
-    with connect(db, viewer) as store:
-        return sql.allocation_list(store.con)
+    """The allocations the viewer may open: every one (treasury), or those giving the partner
+    a positive share of some loan."""
+    party = _own_party(viewer)
+    with _full(db) as store:
+        return sql.allocation_list(store.con, party)
 
 
 def _require_allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> None:
     """``AccessDenied`` unless the allocation gives the viewer a position (treasury: any)."""
     if check_viewer(viewer).is_treasury:
         return
-    with connect(db, viewer) as store:
-        listed = set(sql.allocation_list(store.con)["allocation_id"].astype(int))
+    listed = set(allocations(db, viewer)["allocation_id"].astype(int))
     if int(allocation_id) not in listed:
         raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
 
 
 def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> AllocationView:
     """An allocation's parties and rule checks; a partner sees its own row and checks."""
-    with connect(db, viewer) as store:
-        listed = sql.allocation_list(store.con)
+    party = _own_party(viewer)
+    with _full(db) as store:
+        listed = sql.allocation_list(store.con, party)
         if int(allocation_id) not in set(listed["allocation_id"].astype(int)):
             raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
-        parties = sql.party_shares(store.con, int(allocation_id))
+        parties = sql.party_shares(store.con, int(allocation_id), party)
     with _full(db) as store:  # the allocation's record and balances, not its share matrix
         row = alloc_sql.allocation_row(store.con, int(allocation_id))
         if row is None:
@@ -940,10 +950,9 @@ def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
     if not viewer.is_treasury and party_id != viewer.partner_id:
         raise AccessDenied(f"{viewer.username} ({viewer.role}) may export its own tape only, "
                            f"not {party_id!r}")
-    with connect(db, viewer) as store:
-        allowed = set(sql.allocation_list(store.con)["allocation_id"].astype(int))
-        if int(allocation_id) not in allowed:
-            raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
+    allowed = set(allocations(db, viewer)["allocation_id"].astype(int))
+    if int(allocation_id) not in allowed:
+        raise AccessDenied(f"allocation {allocation_id} is not visible to {viewer.username}")
     with _full(db) as store:
         tape = alloc_sql.partner_tape(store.con, int(allocation_id), party_id)
     return rounded_tape(masked_tape(tape, party_id, settings.partner_keys_path(db)))

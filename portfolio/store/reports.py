@@ -130,23 +130,36 @@ def party_loan_ids(con: duckdb.DuckDBPyConnection, allocation_id: int, party_id:
     return [r[0] for r in rows]
 
 
-def party_shares(con: duckdb.DuckDBPyConnection, allocation_id: int) -> pd.DataFrame:
-    """Every party's loan count, balance and share of an allocation (treasury view)."""
+def party_shares(con: duckdb.DuckDBPyConnection, allocation_id: int,
+                 party_id: str | None = None) -> pd.DataFrame:
+    """Every party's loan count, balance and share of an allocation (treasury view), or only
+    ``party_id``'s row."""
+    where, params = "", [int(allocation_id)]
+    if party_id is not None:
+        where, params = " AND s.party_id = ?", [int(allocation_id), str(party_id)]
     return con.execute(
-        """SELECT s.party_id, count(*) AS loans, sum(a.balance * s.share) AS balance
-           FROM allocation_shares s
-           JOIN allocation_loans a
-             ON a.allocation_id = s.allocation_id AND a.loan_id = s.loan_id
-           WHERE s.allocation_id = ? AND s.share > 0
-           GROUP BY s.party_id ORDER BY s.party_id""",
-        [int(allocation_id)],
+        f"""SELECT s.party_id, count(*) AS loans, sum(a.balance * s.share) AS balance
+            FROM allocation_shares s
+            JOIN allocation_loans a
+              ON a.allocation_id = s.allocation_id AND a.loan_id = s.loan_id
+            WHERE s.allocation_id = ? AND s.share > 0{where}
+            GROUP BY s.party_id ORDER BY s.party_id""",
+        params,
     ).df()
 
 
-def allocation_list(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def allocation_list(con: duckdb.DuckDBPyConnection,
+                    party_id: str | None = None) -> pd.DataFrame:
+    """The allocations (id, mode, objective, pool, created), or only those giving
+    ``party_id`` a positive share of some loan (what its scope's ``allocations`` holds)."""
+    where, params = "", []
+    if party_id is not None:
+        where = (" WHERE allocation_id IN (SELECT allocation_id FROM allocation_shares "
+                 "WHERE party_id = ? AND share > 0)")
+        params = [str(party_id)]
     return con.execute(
-        "SELECT allocation_id, mode, objective, pool_id, created_at FROM allocations "
-        "ORDER BY allocation_id"
+        "SELECT allocation_id, mode, objective, pool_id, created_at FROM allocations"
+        + where + " ORDER BY allocation_id", params
     ).df()
 
 

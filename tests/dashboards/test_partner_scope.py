@@ -224,3 +224,27 @@ def test_partner_dispersion_only_with_the_stored_deal(dashboard_env) -> None:
     view = access.dispersion(dashboard_env.db, ME, dashboard_env.run_id,
                              dashboard_env.allocation_id, stored)
     assert view.parties["party"].tolist() == [PARTNER]
+
+
+def test_allocation_reads_filtered_by_party_equal_the_partners_scope(dashboard_env) -> None:
+    """The allocation list and party row a partner gets (read on the book with its id as the
+    filter, without building its scope) are exactly what its scope's views give."""
+    from portfolio.store import reports as sql
+
+    db = str(dashboard_env.db)
+    con = sql.open_partner_scope(db, PARTNER)
+    try:
+        scoped = sql.allocation_list(con)
+        scoped_parties = sql.party_shares(con, dashboard_env.allocation_id)
+    finally:
+        con.close()
+    mine = access.allocations(db, ME)
+    pd.testing.assert_frame_equal(mine, scoped)
+    assert len(mine) >= 1
+    view = access.allocation(db, ME, dashboard_env.allocation_id)
+    assert view.parties["party_id"].tolist() == [PARTNER] == scoped_parties["party_id"].tolist()
+    assert int(view.parties["loans"].iloc[0]) == int(scoped_parties["loans"].iloc[0])
+    assert view.parties["balance"].iloc[0] == pytest.approx(scoped_parties["balance"].iloc[0],
+                                                            rel=1e-12)
+    treasury = access.allocation(db, Viewer("t", "treasury"), dashboard_env.allocation_id)
+    assert len(treasury.parties) > 1  # the partner's is one row of several
