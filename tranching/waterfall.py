@@ -476,23 +476,25 @@ class HeldPool:
         # per unit of the profile's balance: one per purchase month for a ReplenishmentProfile
         # (the vintage bought at month s saw the factor of months s + 1 …), else the one
         # profile for every purchase
-        self.profiles: list[list[np.ndarray]] = []
+        self.vintages: list[PoolPaths] = []
+        self.unit = 0.0
         self.profile_dpd: list[list[np.ndarray]] = []
         self.bought_dpd: np.ndarray | None = None
         if self.use_profile and replenishment is not None:
             unit = 1.0 / float(replenishment.initial_balance)
             vintages = ([replenishment.vintage(v) for v in range(replenishment.n_vintages)]
                         if isinstance(replenishment, ReplenishmentProfile) else [replenishment])
-            # one (months, paths) array per flow (in the order of FLOWS), not stacked: a
-            # purchase adds each flow's rows in turn
-            self.profiles = [[np.asarray(getattr(v, name), dtype=np.float64).T * unit
-                              for name in FLOWS] for v in vintages]
+            # a purchase reads its vintage's flows when it happens (add_purchases): each
+            # vintage of a ReplenishmentProfile is bought once, so nothing is prepared here
+            self.vintages = vintages
+            self.unit = unit
             # vintages of the delinquency model carry their 30+/60+/90+ DPD balances
             if all(v.delinquency is not None for v in vintages):
                 self.profile_dpd = [[v.delinquency.dpd_balance(days).T * unit
                                      for days in (30, 60, 90)]
                                     for v in vintages if v.delinquency is not None]
                 self.bought_dpd = np.zeros((3, self.n_months + 1, n_paths))
+        self._scratch = np.empty((self.n_profile, n_paths)) if self.use_profile else None
         self.scale = np.ones(n_paths)  # the scaling approximation's s
         self.cumulative_default = np.zeros(n_paths)
         self.cumulative_recovery = np.zeros(n_paths)
@@ -569,9 +571,15 @@ class HeldPool:
         if self.use_profile:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
-                v = min(t, len(self.profiles) - 1)
-                for i, unit_flow in enumerate(self.profiles[v]):
-                    self.bought[i, t + 1 : t + 1 + k] += purchases[None, :] * unit_flow[:k]
+                v = min(t, len(self.vintages) - 1)
+                assert self._scratch is not None
+                tmp = self._scratch[:k]
+                for i, name in enumerate(FLOWS):
+                    # purchase × (flow per unit of the profile's balance), months ahead
+                    flow = np.asarray(getattr(self.vintages[v], name), dtype=np.float64)
+                    np.multiply(flow[:, :k].T, self.unit, out=tmp)
+                    tmp *= purchases
+                    self.bought[i, t + 1 : t + 1 + k] += tmp
                 if self.bought_dpd is not None:
                     for i, unit_dpd in enumerate(self.profile_dpd[v]):
                         self.bought_dpd[i, t + 1 : t + 1 + k] += purchases[None, :] * \
