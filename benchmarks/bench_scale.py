@@ -8,7 +8,8 @@ second per worker. Each size runs in a fresh child process (its peak RSS is its 
 workers are its cluster's). At the smallest size the same run is also done in one process
 (``prepare_from_parts`` + ``run_blocks`` + ``summarise``) and on the cluster with a worker
 killed (SIGKILL, by its pid) after the first partition is read: the three digests of the
-summaries (per-path losses and monthly moments) must be equal.
+summaries (per-path losses and monthly moments) must be equal; at the largest size the run is
+repeated with a worker killed the same way, and its digest must equal the first run's.
 
 The tapes are generated once (numpy, ``bench_simulation.build_pool``'s mix, 250,000 loans per
 partition, the columns the engine reads) and cached in ``bench_out/scale/`` (git-ignored).
@@ -191,9 +192,14 @@ def run(sizes: tuple[int, ...] | None = None, n_paths: int | None = None) -> dic
     small = sizes[0]
     local = _in_child("local", small, n_paths)
     killed = _in_child("cluster", small, n_paths, kill=True)
+    killed_big = _in_child("cluster", sizes[-1], n_paths, kill=True) if len(sizes) > 1 \
+        else killed
     out: dict = {"rows": rows, "one_process": local, "killed_run": killed,
+                 "killed_run_largest": killed_big,
                  "same_bytes_1_process_2_workers_killed": local["digest"] == rows[0]["digest"]
                  == killed["digest"] and killed["killed_worker"],
+                 "same_bytes_largest_killed": killed_big["digest"] == rows[-1]["digest"]
+                 and killed_big["killed_worker"],
                  "load_average": os.getloadavg()}
     return out
 
@@ -208,8 +214,11 @@ def print_report(figures: dict) -> None:
               f"{r['client_start_mib']:>4.0f}→{r['client_peak_mib']:<5.0f} "
               f"{r['worker_start_mib']:>4.0f}→{r['worker_peak_mib']:<5.0f} "
               f"{r['loan_paths_per_s_per_worker']:>20.3g}")
+    big = figures["killed_run_largest"]
     print(f"   same bytes (1 process, 2 workers, a worker killed): "
-          f"{figures['same_bytes_1_process_2_workers_killed']}; load average "
+          f"{figures['same_bytes_1_process_2_workers_killed']}; at {big['n_loans']:,} loans "
+          f"with a worker killed: {figures['same_bytes_largest_killed']} "
+          f"(wall {big['wall_s']:.1f} s); load average "
           f"{', '.join(f'{x:.1f}' for x in figures['load_average'])}")
 
 
