@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from test_browser import ARGS, CHROMIUM, ROOT, _errors, _free_port, _settled, _wait_healthy
 
-from dashboards import access
+from dashboards import access, labels
 from dashboards.auth import Viewer, add_user
 from portfolio.book.compare import compare_runs
 from portfolio.store.core import open_store
@@ -85,7 +85,9 @@ def _grid(page, header: str) -> list[dict[str, str]]:
         table = grid.locator("table[role=grid]")
         if table.count() == 0:
             continue
-        heads = [h.strip() for h in table.locator("thead th").all_text_contents()]
+        # the page shows human headers (dashboards.labels); read them back as column names
+        heads = [labels.internal_name(h.strip())
+                 for h in table.locator("thead th").all_text_contents()]
         if header not in heads:
             continue
         rows = []
@@ -133,7 +135,7 @@ def test_compare_tab_shows_the_delta_table_of_compare_runs(compare_server, tmp_p
             # 500 paths in run A: its 99% and 99.9% quantiles rest on 5 and 0 paths
             page.get_by_text("rest on fewer than 50 paths").first.wait_for()
             page.locator('[data-testid="stDataFrame"] table[role=grid] th').filter(
-                has_text="delta_se").first.wait_for(state="attached")
+                has_text=labels.label("delta_se")).first.wait_for(state="attached")
             rows = _grid(page, "delta_se")
             page.screenshot(path=str(shots / "treasury_compare.png"), full_page=True)
             ctx.close()
