@@ -356,6 +356,16 @@ def write_paths(paths: PoolPaths, directory: str | Path) -> Path:
     return d
 
 
+def _by_path_month(table: pa.Table) -> pa.Table:
+    """The rows in (path, month) order: as written (checked in one pass), else sorted."""
+    path = table.column("path").to_numpy()
+    month = table.column("month").to_numpy()
+    if len(path) < 2 or bool(np.all((path[1:] > path[:-1])
+                                    | ((path[1:] == path[:-1]) & (month[1:] > month[:-1])))):
+        return table
+    return table.sort_by([("path", "ascending"), ("month", "ascending")])
+
+
 def _read_flows(table: pa.Table, n_paths: int, n_months: int) -> dict[str, np.ndarray]:
     return {n: table.column(n).to_numpy().reshape(n_paths, n_months) for n in FLOW_NAMES}
 
@@ -437,7 +447,7 @@ def read_paths(directory: str | Path) -> PoolPaths:
     table = pq.read_table(d / "paths.parquet")
     meta = json.loads(table.schema.metadata[_META_KEY])
     n_paths, n_months = int(meta["n_paths"]), int(meta["n_months"])
-    table = table.sort_by([("path", "ascending"), ("month", "ascending")])
+    table = _by_path_month(table)
     flows = _read_flows(table, n_paths, n_months)
     party_ids = tuple(meta["party_ids"])
     party_flows: dict[str, np.ndarray] = {}
@@ -449,7 +459,7 @@ def read_paths(directory: str | Path) -> PoolPaths:
         per = []
         for pid in party_ids:
             t = ptable.filter(pa.compute.equal(ptable.column("party").cast(pa.string()), pid))
-            t = t.sort_by([("path", "ascending"), ("month", "ascending")])
+            t = _by_path_month(t)
             per.append(_read_flows(t, n_paths, n_months))
             if dq_meta is not None and "cured" in t.column_names:
                 party_states.append(_read_states(t, int(dq_meta["n_states"]), n_paths,

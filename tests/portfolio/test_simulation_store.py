@@ -225,3 +225,23 @@ def test_cli_unknown_pool_or_assumptions_exit_2(cli, book, tmp_path: Path) -> No
     r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", bad, "--seed", "1")
     assert r.code == 2 and "rho" in r.err
     assert _nothing_recorded(db)
+
+
+def test_read_paths_gives_the_paths_back_in_any_row_order(tmp_path: Path, small_paths) -> None:
+    """Files written in (path, month) order are read as they are; rows in another order
+    (e.g. written by workers partition by partition) are put back in order first."""
+    import pyarrow.parquet as pq
+
+    from portfolio.store.runs import read_paths, write_paths
+
+    paths = small_paths[0]
+    d = write_paths(paths, tmp_path / "run")
+    assert all(np.array_equal(getattr(read_paths(d), n), getattr(paths, n)) for n in FLOW_NAMES)
+    for pf in ("paths.parquet", "party_paths.parquet"):
+        table = pq.read_table(d / pf)
+        pq.write_table(table.take(np.random.default_rng(3).permutation(table.num_rows)),
+                       d / pf)
+    back = read_paths(d)
+    for name in FLOW_NAMES:
+        assert np.array_equal(getattr(back, name), getattr(paths, name)), name
+        assert np.array_equal(back.party_flows[name], paths.party_flows[name]), name
