@@ -800,7 +800,7 @@ def run_blocks(
                for i in range(0, len(blocks), per_batch)]
     # each block's flows are finished (recoveries, end balance) on its thread, straight into
     # its rows of the result: elementwise per path, so the same numbers as finishing the whole
-    flows = {k: np.empty((n_paths, prep.n_months)) for k in FLOW_NAMES}
+    flows: dict[str, Any] = {k: np.empty((n_paths, prep.n_months)) for k in FLOW_NAMES}
     party_flows = {k: np.empty((prep.n_parties, n_paths, prep.n_months)) for k in FLOW_NAMES} \
         if prep.n_parties else {}
     done = [0]
