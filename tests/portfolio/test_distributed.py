@@ -410,12 +410,17 @@ def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool, tape
     book_local = prepare_from_parts(parts, a_tape)
     book_expect = summarise(sim.run_blocks(book_local, sim.root_seed(SEED), N_PATHS, "granular"))
     seen = []
+    cluster.wait_for_workers(4, timeout=300)  # workers killed by earlier tests are back
     for n in (4, 2, 1):
         have = list(cluster.scheduler_info()["workers"])
         if len(have) > n:
             cluster.retire_workers(workers=have[n:], close_workers=True)
         else:
             cluster.wait_for_workers(n, timeout=60)
+        for _ in range(600):  # the scheduler has taken the retired workers off
+            if len(cluster.scheduler_info()["workers"]) == n:
+                break
+            time.sleep(0.1)
         for eng, local in expect.items():
             run = simulate_distributed(loans, a, N_PATHS, SEED, engine=eng, client=cluster,
                                        blocks_per_task=1)
