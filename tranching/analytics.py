@@ -323,7 +323,7 @@ def trigger_metrics(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
 
 
 def _by_month(fn: Callable[..., np.ndarray], values: np.ndarray,
-              defined: np.ndarray) -> np.ndarray:
+              defined: np.ndarray | np.bool_) -> np.ndarray:
     """``fn`` over the paths of each month with a value (NaN for the others)."""
     out = np.full(values.shape[1], np.nan)
     if defined.any():

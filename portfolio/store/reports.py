@@ -134,9 +134,11 @@ def party_shares(con: duckdb.DuckDBPyConnection, allocation_id: int,
                  party_id: str | None = None) -> pd.DataFrame:
     """Every party's loan count, balance and share of an allocation (treasury view), or only
     ``party_id``'s row."""
-    where, params = "", [int(allocation_id)]
+    where = ""
+    params: list[int | str] = [int(allocation_id)]
     if party_id is not None:
-        where, params = " AND s.party_id = ?", [int(allocation_id), str(party_id)]
+        where = " AND s.party_id = ?"
+        params = [int(allocation_id), str(party_id)]
     return con.execute(
         f"""SELECT s.party_id, count(*) AS loans, sum(a.balance * s.share) AS balance
             FROM allocation_shares s

@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -43,23 +44,31 @@ WHOLE_BOOK = ""
 _LABELS = b"riskpool_columns"
 
 
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row of an aggregate query (an aggregate without GROUP BY always has one)."""
+    row = cursor.fetchone()
+    if row is None:  # pragma: no cover - an aggregate without GROUP BY has one row
+        raise RuntimeError("an aggregate query returned no row")
+    return tuple(row)
+
+
 def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
     """What a stored summary was computed on: the last ingest batch, a digest of the book's
     rows (counts, exact DECIMAL and integer sums of its money columns, days past due, ages,
     scores and terms, and an xor of the loans' rate, date and region hashes; under 0.1 s on a
     million loans) and the code version. Any write to the book —
     a new batch, or rows changed in place — gives another key."""
-    batch, = con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches").fetchone()
-    perf = con.execute(
+    batch, = _one(con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches"))
+    perf = _one(con.execute(
         "SELECT count(*), max(as_of), sum(balance), sum(paid_principal), sum(paid_interest), "
         "sum(prepaid_principal), sum(charge_off), sum(recovery), sum(dpd), "
-        "sum(months_on_book) FROM loan_performance").fetchone()
+        "sum(months_on_book) FROM loan_performance"))
     # exact: DECIMAL and integer sums, and an xor of hashes (order-free) for the rest — never
     # a float sum, which DuckDB adds in parallel in an order that varies from run to run
-    loans = con.execute(
+    loans = _one(con.execute(
         "SELECT count(*), sum(principal), sum(credit_limit), sum(credit_score), "
         "sum(term_months), bit_xor(hash(apr, disclosed_apr, origination_date, region)) "
-        "FROM loans").fetchone()
+        "FROM loans"))
     return (f"batch {int(batch)}; performance {'|'.join(map(str, perf))}; "
             f"loans {'|'.join(map(str, loans))}; code {code_version}")
 

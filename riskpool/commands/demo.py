@@ -41,8 +41,8 @@ from partners.registry import load_registry
 from portfolio import settings
 from portfolio.book.analytics import book_summary
 from portfolio.book.calibration import calibrate_from_store
-from portfolio.book.summaries import store_book_summaries
 from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
+from portfolio.book.summaries import store_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.montecarlo.records import SimulationInputs

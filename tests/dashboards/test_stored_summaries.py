@@ -19,9 +19,9 @@ from portfolio.book.summaries import (
     head_tables,
     stored_book_tables,
 )
+from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store import summaries as summary_sql
 from portfolio.store.analytics import month_ends
-from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store.core import open_store
 from portfolio.store.runs import load_replenishment
 from tranching.revolving import recorded_deal
