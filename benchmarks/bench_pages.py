@@ -60,6 +60,7 @@ from portfolio.store.runs import (
     record_simulation,
     write_replenishment,
 )
+from portfolio.store.summaries import read_run_view
 from portfolio.store.tranches import record_tranche_results
 from portfolio.version import code_version
 from tranching.deal import load_deal
@@ -90,6 +91,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
             run_id = int(runs["run_id"].max())
             _store_profile(db, run_id, log)
             _store_book_tables(db, log)
+            _store_run_views(db, run_id, log)
             return {"db": db, "pool_id": pool_id, "run_id": run_id,
                     "partner": _three_partner_registry().partners[0].id}
         db.unlink()
@@ -135,6 +137,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
     # the run's files were written beside the partial file: they move with it
     partial.rename(db)
     _store_book_tables(db, log)
+    _store_run_views(db, run_id, log)
     log(f"   set up {db.name}: allocation {allocation_id}, run {run_id} "
         f"({time.perf_counter() - t:.0f} s)")
     return {"db": db, "pool_id": pool_id, "run_id": run_id,
@@ -168,6 +171,21 @@ def _store_book_tables(db: Path, log: Any) -> None:
     log(f"   stored the Book page's tables at {as_of} ({time.perf_counter() - t:.0f} s)")
 
 
+def _store_run_views(db: Path, run_id: int, log: Any) -> None:
+    """The Tranches and Dispersion pages' first views of the run, stored with it as `riskpool
+    demo` stores them (again when the code version changed)."""
+    treasury = Viewer("bench", "treasury")
+    deal = access.stored_deal_toml(db, treasury, run_id)
+    key = access._tranche_key(run_id, deal, access.DEFAULT_DISCOUNT, None) if deal else None
+    with open_store(db, read_only=True) as store:
+        if key is None or read_run_view(store.con, run_id, access.TRANCHES_VIEW, key):
+            return
+    t = time.perf_counter()
+    stored = access.store_run_views(db, treasury, run_id)
+    log(f"   stored run {run_id}'s {' and '.join(stored)} views "
+        f"({time.perf_counter() - t:.0f} s)")
+
+
 def _cold() -> None:
     """Empty every cache a page run fills (as a fresh server would have them)."""
     import streamlit as st
@@ -197,7 +215,8 @@ def time_page(name: str, role: str, query: dict[str, str]) -> tuple[float, float
     return seconds, cpu, len(at.exception) + len(at.error)
 
 
-def run(quick: bool | None = None) -> dict[str, Any]:
+def run(quick: bool | None = None, pages: tuple[str, ...] = PAGES,
+        roles: tuple[str, ...] = ("treasury", "partner")) -> dict[str, Any]:
     quick = settings.bench_quick() if quick is None else quick
     book = prepare(quick)
     settings.use_dashboard_files(Path(book["db"]), None)  # the pages read it with db_path()
@@ -209,9 +228,9 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     time_page("book", "treasury", {})
     query = {"run": str(book["run_id"])}
     worst = 0.0
-    for role in ("treasury", f"partner:{book['partner']}"):
-        who = "treasury" if role == "treasury" else "partner"
-        for name in PAGES:
+    for who in roles:
+        role = "treasury" if who == "treasury" else f"partner:{book['partner']}"
+        for name in pages:
             seconds, cpu, errors = time_page(name, role, query)
             out[f"{who} {name} s"] = round(seconds, 2)
             out[f"{who} {name} cpu s"] = round(cpu, 2)
@@ -230,12 +249,24 @@ def get_pool_n(book: dict[str, Any]) -> int:
         return get_pool(store, book["pool_id"]).n_loans
 
 
-def _main() -> int:
-    figures = run()
+def _main(argv: list[str]) -> int:
+    """``--pages tranches,dispersion`` / ``--roles treasury`` time those only (default all)."""
+    opts = dict(zip(argv[::2], argv[1::2], strict=False))
+    unknown = set(opts) - {"--pages", "--roles"}
+    if unknown or len(argv) % 2:
+        raise SystemExit(f"usage: bench_pages.py [--pages {','.join(PAGES)}] "
+                         f"[--roles treasury,partner]; got {argv}")
+    pages = tuple(opts.get("--pages", ",".join(PAGES)).split(","))
+    roles = tuple(opts.get("--roles", "treasury,partner").split(","))
+    bad = [p for p in pages if p not in PAGES] + \
+        [r for r in roles if r not in ("treasury", "partner")]
+    if bad:
+        raise SystemExit(f"--pages takes {','.join(PAGES)}; --roles treasury,partner; got {bad}")
+    figures = run(pages=pages, roles=roles)
     for key, value in figures.items():
         print(f"{key:<32} {value}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    raise SystemExit(_main(sys.argv[1:]))

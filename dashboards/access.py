@@ -32,6 +32,7 @@ import contextvars
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import re
 import threading
@@ -76,6 +77,7 @@ from portfolio.store import pools as pool_sql
 from portfolio.store import reports as sql
 from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
+from portfolio.store import summaries as summary_sql
 from portfolio.validation import SchemaError, parse_toml
 from portfolio.version import code_version
 from tranching.analytics import (
@@ -94,6 +96,10 @@ from tranching.tape import cashflow_tape
 from tranching.waterfall import run_waterfall
 
 FAN_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+# the inputs a page opens a run with (the Tranches page's discount slider and rating table)
+DEFAULT_DISCOUNT = 0.05
+TRANCHES_VIEW = "tranches"
+DISPERSION_VIEW = "dispersion"
 PLATFORM_ID = "platform"
 POOL_BASIS = "the whole pool's paths"
 OWN_SHARE_BASIS = "your own share of the run's paths (no other party's loans)"
@@ -531,6 +537,18 @@ def _require_party(viewer: Viewer, run_id: int, paths: PoolPaths) -> str:
     return pid
 
 
+def _require_run_party(db: str | Path, viewer: Viewer, run_id: int) -> str:
+    """:func:`_require_party` on the party ids the run's stored paths carry, read from their
+    files' metadata (the arrays are not loaded)."""
+    with _full(db) as store:
+        party_ids = run_sql.stored_party_ids(store, int(run_id))
+    pid = viewer.partner_id
+    if pid is None or pid not in party_ids:
+        raise AccessDenied(f"run {run_id} does not carry partner {viewer.partner_id}'s "
+                           "positions; a partner sees its own positions only")
+    return pid
+
+
 def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     """The run's ``PoolPaths`` cut to the viewer: the pool (treasury) or its party."""
     check_viewer(viewer)
@@ -810,15 +828,15 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
     check_viewer(viewer)
     deal = deal_from_text(deal_toml)
     ratings = rating_table_from_text(rating_toml) if rating_toml else None
-    paths = _load_paths(db, run_id)
     if viewer.is_treasury:
-        return _tranche_view(deal, paths, _load_replenishment(db, run_id, deal), discount,
-                             ratings, POOL_BASIS)
-    pid = _require_party(viewer, run_id, paths)
-    stored = _stored_deal(db, run_id)
-    if stored is not None and _same_deal(deal, stored):
-        view = _tranche_view(stored, paths, _load_replenishment(db, run_id, stored), discount,
-                             ratings, POOL_BASIS)
+        return _pool_tranche_view(db, run_id, deal, deal_toml, discount, ratings, rating_toml)
+    pid = _require_run_party(db, viewer, run_id)
+    stored_text = _stored_deal_text(db, run_id)
+    stored = (deal_from_text(stored_text, f"deal stored with run {run_id}") if stored_text
+              else None)
+    if stored is not None and stored_text is not None and _same_deal(deal, stored):
+        view = _pool_tranche_view(db, run_id, stored, stored_text, discount, ratings,
+                                  rating_toml)
         mine = view.table["holder"] == pid
         keep = set(view.table.loc[mine, "tranche"])
         residual = view.residual if stored.tranche_names[-1] in keep else view.residual.iloc[0:0]
@@ -832,10 +850,68 @@ def tranches(db: str | Path, viewer: Viewer, run_id: int, deal_toml: str,
                            view.trigger_metrics.iloc[0:0],
                            view.credit_enhancement[view.credit_enhancement["class"].isin(keep)]
                            .reset_index(drop=True))
-    view = _tranche_view(deal, party_paths(paths, pid), None, discount, ratings,
-                         OWN_SHARE_BASIS)
+    view = _tranche_view(deal, party_paths(_load_paths(db, run_id), pid), None, discount,
+                         ratings, OWN_SHARE_BASIS)
     return dataclasses.replace(view, table=view.table.drop(columns=["holder"],
                                                            errors="ignore"))
+
+
+def _view_key(view: str, run_id: int, *inputs: object) -> str:
+    """What a stored view of a run was computed on: the run, the page's inputs (the deal's
+    text, the discount rate, the rating table's text; the allocation) and the code version."""
+    text = json.dumps([view, int(run_id), *inputs, code_version()])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_view(db: str | Path, run_id: int, view: str,
+                 key: str) -> dict[str, pd.DataFrame] | None:
+    with _full(db) as store:
+        return summary_sql.read_run_view(store.con, int(run_id), view, key)
+
+
+def _tranche_key(run_id: int, deal_toml: str, discount: float, rating_toml: str | None) -> str:
+    return _view_key(TRANCHES_VIEW, run_id, deal_toml, float(discount), rating_toml or "")
+
+
+def _pool_tranche_view(db: str | Path, run_id: int, deal: Deal, deal_toml: str,
+                       discount: float, ratings: RatingTable | None,
+                       rating_toml: str | None) -> TrancheView:
+    """The deal's waterfall on the whole pool's paths: the view stored with the run for these
+    inputs (:func:`store_run_views`) if there is one, else computed."""
+    stored = _stored_view(db, run_id, TRANCHES_VIEW,
+                          _tranche_key(run_id, deal_toml, discount, rating_toml))
+    if stored is not None:
+        return _tranche_from_tables(stored)
+    return _tranche_view(deal, _load_paths(db, run_id), _load_replenishment(db, run_id, deal),
+                         discount, ratings, POOL_BASIS)
+
+
+_TRANCHE_FRAMES = ("table", "triggers", "residual", "reconciliation", "excess_spread", "tape",
+                   "trigger_metrics", "credit_enhancement")
+
+
+def _tranche_tables(view: TrancheView) -> dict[str, pd.DataFrame]:
+    """A ``TrancheView`` as named tables (``_tranche_from_tables`` gives it back)."""
+    meta = {"deal_name": view.deal_name, "basis": view.basis,
+            "losses": list(view.loss_shares), "fans": list(view.cashflow_fans)}
+    tables = {name: getattr(view, name) for name in _TRANCHE_FRAMES}
+    tables["meta"] = pd.DataFrame({"json": [json.dumps(meta)]})
+    tables["loss_shares"] = pd.DataFrame({f"c{j}": np.asarray(x, dtype=np.float64)
+                                          for j, x in enumerate(view.loss_shares.values())})
+    for j, frame in enumerate(view.cashflow_fans.values()):
+        tables[f"fan_{j}"] = frame
+    return tables
+
+
+def _tranche_from_tables(tables: dict[str, pd.DataFrame]) -> TrancheView:
+    meta = json.loads(tables["meta"]["json"].iloc[0])
+    losses = tables["loss_shares"]
+    return TrancheView(
+        meta["deal_name"], tables["table"], tables["triggers"],
+        {n: losses[f"c{j}"].to_numpy() for j, n in enumerate(meta["losses"])},
+        {n: tables[f"fan_{j}"] for j, n in enumerate(meta["fans"])},
+        tables["residual"], tables["reconciliation"], tables["excess_spread"], meta["basis"],
+        tables["tape"], tables["trigger_metrics"], tables["credit_enhancement"])
 
 
 def _tranche_view(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
@@ -987,15 +1063,39 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
     those treasury stored with the run: ``deal_toml`` is ``None`` or the run's stored deal
     (any other deal would let it name holders), else ``AccessDenied``."""
     check_viewer(viewer)
+    if viewer.is_treasury:
+        return _pool_dispersion(db, run_id, allocation_id, deal_toml)
+    pid = _require_run_party(db, viewer, run_id)
+    _require_allocation(db, viewer, allocation_id)
+    if deal_toml is not None:
+        stored_deal = _stored_deal(db, run_id)
+        if stored_deal is None or not _same_deal(deal_from_text(deal_toml), stored_deal):
+            raise AccessDenied(f"{pid}'s dispersion uses the deal treasury stored with run "
+                               f"{run_id} (or none); a partner cannot name tranche holders")
+    full = _pool_dispersion(db, run_id, allocation_id, deal_toml)
+    mine = full.parties[full.parties["party"] == pid].reset_index(drop=True)
+    if mine.empty:
+        raise AccessDenied(f"allocation {allocation_id} gives {pid} no position")
+    own = full.views[full.views["party"] == pid].reset_index(drop=True)
+    own_lines = full.economic_lines[full.economic_lines["party"] == pid].reset_index(drop=True)
+    return DispersionView(mine, full.headlines.iloc[0:0], None, None, None, views=own,
+                          economic_lines=own_lines)
+
+
+def _dispersion_key(run_id: int, allocation_id: int, deal_toml: str | None) -> str:
+    return _view_key(DISPERSION_VIEW, run_id, int(allocation_id), deal_toml or "")
+
+
+def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
+                     deal_toml: str | None) -> DispersionView:
+    """Every party's dispersion (treasury's view; a partner's is cut from it by the caller):
+    the view stored with the run for this allocation and deal (:func:`store_run_views`) if
+    there is one, else computed."""
+    stored_view = _stored_view(db, run_id, DISPERSION_VIEW,
+                               _dispersion_key(run_id, allocation_id, deal_toml))
+    if stored_view is not None:
+        return _dispersion_from_tables(stored_view)
     paths = _load_paths(db, run_id)
-    if not viewer.is_treasury:
-        pid = _require_party(viewer, run_id, paths)
-        _require_allocation(db, viewer, allocation_id)
-        if deal_toml is not None:
-            stored_deal = _stored_deal(db, run_id)
-            if stored_deal is None or not _same_deal(deal_from_text(deal_toml), stored_deal):
-                raise AccessDenied(f"{pid}'s dispersion uses the deal treasury stored with run "
-                                   f"{run_id} (or none); a partner cannot name tranche holders")
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
     if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
@@ -1012,26 +1112,69 @@ def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,
     econ = economic_views(result)
     views = pd.DataFrame([v.row() for v in econ])
     econ_lines = pd.DataFrame([r for v in econ for r in v.line_rows()])
-    if viewer.is_treasury:
-        srt = pd.DataFrame([{"scenario": h.scenario, **r} for h in result.headlines
-                            if h.srt is not None for r in h.srt.rows()])
-        positions = pd.DataFrame([
-            {"scenario": h.scenario, "tranche": c.tranche, "holder": c.holder,
-             "approach": c.approach.value, "attachment": c.attachment,
-             "detachment": c.detachment, "p": c.p, "k": c.k, "risk_weight": c.risk_weight,
-             "amount": c.amount, "capital": c.capital} for h in result.headlines
-            for c in h.positions])
-        recon = pd.DataFrame([r for rec in reconcile_parties(result) for r in rec.rows()])
-        return DispersionView(table, heads, result.pool_measures.el,
-                              result.pool_measures.var_999, result.hhi_partners, srt, positions,
-                              recon, views, econ_lines)
-    mine = table[table["party"] == viewer.partner_id].reset_index(drop=True)
-    if mine.empty:
-        raise AccessDenied(f"allocation {allocation_id} gives {viewer.partner_id} no position")
-    own = views[views["party"] == viewer.partner_id].reset_index(drop=True)
-    own_lines = econ_lines[econ_lines["party"] == viewer.partner_id].reset_index(drop=True)
-    return DispersionView(mine, heads.iloc[0:0], None, None, None, views=own,
-                          economic_lines=own_lines)
+    srt = pd.DataFrame([{"scenario": h.scenario, **r} for h in result.headlines
+                        if h.srt is not None for r in h.srt.rows()])
+    positions = pd.DataFrame([
+        {"scenario": h.scenario, "tranche": c.tranche, "holder": c.holder,
+         "approach": c.approach.value, "attachment": c.attachment,
+         "detachment": c.detachment, "p": c.p, "k": c.k, "risk_weight": c.risk_weight,
+         "amount": c.amount, "capital": c.capital} for h in result.headlines
+        for c in h.positions])
+    recon = pd.DataFrame([r for rec in reconcile_parties(result) for r in rec.rows()])
+    return DispersionView(table, heads, result.pool_measures.el,
+                          result.pool_measures.var_999, result.hhi_partners, srt, positions,
+                          recon, views, econ_lines)
+
+
+_DISPERSION_FRAMES = ("parties", "headlines", "srt", "positions", "reconciliation", "views",
+                      "economic_lines")
+
+
+def _dispersion_tables(view: DispersionView) -> dict[str, pd.DataFrame]:
+    """A ``DispersionView`` as named tables (``_dispersion_from_tables`` gives it back; the
+    pool's figures as JSON, which gives a float back exactly)."""
+    meta = {"pool_el": view.pool_el, "pool_var_999": view.pool_var_999,
+            "hhi_partners": view.hhi_partners}
+    return {**{name: getattr(view, name) for name in _DISPERSION_FRAMES},
+            "meta": pd.DataFrame({"json": [json.dumps(meta)]})}
+
+
+def _dispersion_from_tables(tables: dict[str, pd.DataFrame]) -> DispersionView:
+    meta = json.loads(tables["meta"]["json"].iloc[0])
+    return DispersionView(tables["parties"], tables["headlines"], meta["pool_el"],
+                          meta["pool_var_999"], meta["hhi_partners"], tables["srt"],
+                          tables["positions"], tables["reconciliation"], tables["views"],
+                          tables["economic_lines"])
+
+
+def store_run_views(db: str | Path, viewer: Viewer, run_id: int) -> tuple[str, ...]:
+    """Compute the Tranches and Dispersion pages' first views of a run once and store them
+    with the run (``run_view_summaries``): the waterfall of the deal stored with the run at
+    the page's default discount rate without a rating table, and the dispersion of the run's
+    allocation with that deal. The pages read them while their inputs and the code version
+    are these (a partner's view cut from them here, as when computed); any other input is
+    computed live. Returns the views stored (none for a run without a deal or allocation)."""
+    _require_treasury(viewer, "storing a run's page views")
+    with _full(db) as store:
+        inputs = run_sql.get_run(store, int(run_id)).inputs
+    deal_toml = _stored_deal_text(db, run_id)
+    allocation_id = getattr(inputs, "allocation_id", None)
+    views: dict[str, tuple[str, dict[str, pd.DataFrame]]] = {}
+    if deal_toml is not None:
+        view = _tranche_view(deal_from_text(deal_toml), _load_paths(db, run_id),
+                             _load_replenishment(db, run_id, deal_from_text(deal_toml)),
+                             DEFAULT_DISCOUNT, None, POOL_BASIS)
+        views[TRANCHES_VIEW] = (_tranche_key(run_id, deal_toml, DEFAULT_DISCOUNT, None),
+                                _tranche_tables(view))
+    if allocation_id is not None:
+        disp = _pool_dispersion(db, run_id, int(allocation_id), deal_toml)
+        views[DISPERSION_VIEW] = (_dispersion_key(run_id, int(allocation_id), deal_toml),
+                                  _dispersion_tables(disp))
+    if views:
+        with open_store(db) as store, store.transaction() as con:
+            for name, (key, tables) in views.items():
+                summary_sql.write_run_view(con, int(run_id), name, key, tables)
+    return tuple(views)
 
 
 # --------------------------------------------------------------------------- reports
@@ -1069,7 +1212,7 @@ def stored_deal_toml(db: str | Path, viewer: Viewer, run_id: int) -> str | None:
     partner must be party to the run."""
     check_viewer(viewer)
     if not viewer.is_treasury:
-        _require_party(viewer, int(run_id), _load_paths(db, run_id))
+        _require_run_party(db, viewer, int(run_id))
     return _stored_deal_text(db, run_id)
 
 

@@ -381,6 +381,18 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
     return read_paths(d)
 
 
+def stored_party_ids(store: Store, run_id: int) -> tuple[str, ...]:
+    """The party ids ``load_paths`` gives the run's paths (their ``party_ids``: empty when no
+    party flows are stored), read from the path files' metadata without the arrays."""
+    _require_run(store, run_id)
+    d = _stored_run_dir(store, run_id)
+    if not (d / "paths.parquet").is_file():
+        raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
+    meta = json.loads(pq.read_schema(d / "paths.parquet").metadata[_META_KEY])
+    party_ids = tuple(meta["party_ids"])
+    return party_ids if party_ids and (d / "party_paths.parquet").is_file() else ()
+
+
 def _stored_run_dir(store: Store, run_id: int) -> Path:
     row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()

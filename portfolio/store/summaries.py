@@ -135,3 +135,51 @@ def read_summaries(con: duckdb.DuckDBPyConnection, key: str, as_of: dt.date | No
     if as_of is not None and day != as_of:
         return None
     return day, {name: _from_bytes(data) for _, name, data in rows}
+
+
+# --------------------------------------------------------------------------- a run's views
+
+RUN_VIEW_DDL = """CREATE TABLE IF NOT EXISTS run_view_summaries (
+    run_id BIGINT NOT NULL,
+    view VARCHAR NOT NULL,
+    view_key VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    data BLOB NOT NULL,
+    computed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, view, name)
+)"""
+
+
+def _has_run_views(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                      "'main' AND table_name = 'run_view_summaries'").fetchone()
+    return bool(row and row[0])
+
+
+def write_run_view(con: duckdb.DuckDBPyConnection, run_id: int, view: str, key: str,
+                   tables: Mapping[str, pd.DataFrame]) -> int:
+    """Replace the run's stored ``view`` (a page's tables computed once from the run: the
+    Tranches and Dispersion pages' views of the deal stored with the run) with ``tables``
+    computed on the inputs ``key`` describes (the caller holds the transaction)."""
+    con.execute(RUN_VIEW_DDL)
+    con.execute("DELETE FROM run_view_summaries WHERE run_id = ? AND view = ?",
+                [int(run_id), view])
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.executemany(
+        "INSERT INTO run_view_summaries (run_id, view, view_key, name, data, computed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [[int(run_id), view, key, name, _to_bytes(frame.reset_index(drop=True)), now]
+         for name, frame in tables.items()])
+    return len(tables)
+
+
+def read_run_view(con: duckdb.DuckDBPyConnection, run_id: int, view: str,
+                  key: str) -> dict[str, pd.DataFrame] | None:
+    """The run's stored ``view`` tables if they were computed on the inputs ``key`` describes;
+    else ``None`` (none stored, other inputs or code version, or a database without the
+    table)."""
+    if not _has_run_views(con):
+        return None
+    rows = con.execute("SELECT name, data FROM run_view_summaries WHERE run_id = ? AND "
+                       "view = ? AND view_key = ?", [int(run_id), view, key]).fetchall()
+    return {name: _from_bytes(data) for name, data in rows} or None

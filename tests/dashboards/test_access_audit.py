@@ -100,6 +100,7 @@ TREASURY_ONLY = {
     "save_pool": lambda db, v, b: access.save_pool(db, v, "p", {}, dt.date(2026, 6, 30)),
     "record_pool_run": lambda db, v, b: access.record_pool_run(
         db, v, b.pool_id, f"assumptions_pool{b.pool_id}.toml", n_paths=10, seed=1),
+    "store_run_views": lambda db, v, b: access.store_run_views(db, v, b.run_id),
     "simulate_pool": lambda db, v, b: access.simulate_pool(
         db, v, b.pool_id, access.pool_assumptions(db, TREASURY, b.pool_id), n_paths=10,
         seed=1),

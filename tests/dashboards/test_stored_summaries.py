@@ -140,3 +140,90 @@ def test_pool_preview_equals_the_saved_pool(demo_book) -> None:
     assert list(preview.strats) == list(saved)
     for name, frame in saved.items():
         _frames_equal(preview.strats[name], frame)
+
+
+def _tranche_views_equal(a: access.TrancheView, b: access.TrancheView) -> None:
+    assert (a.deal_name, a.basis) == (b.deal_name, b.basis)
+    for name in ("table", "triggers", "residual", "reconciliation", "excess_spread", "tape",
+                 "trigger_metrics", "credit_enhancement"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True,
+                                      check_index_type=False, check_column_type=False,
+                                      obj=name)
+    assert list(a.loss_shares) == list(b.loss_shares)
+    for k in a.loss_shares:
+        assert np.array_equal(a.loss_shares[k], b.loss_shares[k]), k
+    assert list(a.cashflow_fans) == list(b.cashflow_fans)
+    for k in a.cashflow_fans:
+        pd.testing.assert_frame_equal(a.cashflow_fans[k], b.cashflow_fans[k], check_exact=True)
+
+
+def _dispersion_views_equal(a: access.DispersionView, b: access.DispersionView) -> None:
+    assert (a.pool_el, a.pool_var_999, a.hhi_partners) == \
+        (b.pool_el, b.pool_var_999, b.hhi_partners)
+    for name in ("parties", "headlines", "srt", "positions", "reconciliation", "views",
+                 "economic_lines"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True,
+                                      check_index_type=False, check_column_type=False,
+                                      obj=name)
+
+
+def _clear_access_caches() -> None:
+    access._load_paths_cached.cache_clear()
+    access._load_replenishment_cached.cache_clear()
+    access._scope_cached.cache_clear()
+
+
+def test_demo_stores_the_tranche_and_dispersion_views_the_pages_compute(writable_book) -> None:
+    """`riskpool demo` stores the Tranches and Dispersion pages' first views of its run (the
+    deal stored with the run, the default discount rate, no rating table; the run's
+    allocation): read back — by treasury and, cut to its own rows, by a partner — they equal
+    the views computed live once the stored ones are gone, exactly (every float bit, so every
+    cent)."""
+    db, rid, aid = writable_book.db, writable_book.run_id, writable_book.allocation_id
+    treasury, partner = Viewer("t", "treasury"), Viewer("p", "partner:bank_east")
+    deal = access.stored_deal_toml(db, treasury, rid)
+    assert deal is not None
+    with open_store(db, read_only=True) as store:
+        stored = {r[0] for r in store.con.execute(
+            "SELECT DISTINCT view FROM run_view_summaries WHERE run_id = ?", [rid]).fetchall()}
+    assert stored == {"tranches", "dispersion"}
+
+    def views() -> list:
+        _clear_access_caches()
+        return [access.tranches(db, treasury, rid, deal, access.DEFAULT_DISCOUNT, None),
+                access.tranches(db, partner, rid, deal, access.DEFAULT_DISCOUNT, None),
+                access.dispersion(db, treasury, rid, aid, deal),
+                access.dispersion(db, partner, rid, aid, deal)]
+
+    read = views()
+    with open_store(db) as store:
+        store.con.execute("DROP TABLE run_view_summaries")
+    live = views()
+    _tranche_views_equal(read[0], live[0])
+    _tranche_views_equal(read[1], live[1])
+    _dispersion_views_equal(read[2], live[2])
+    _dispersion_views_equal(read[3], live[3])
+    # the partner's views hold its own rows only
+    assert set(read[1].table["holder"]) <= {"bank_east"}
+    assert set(read[3].parties["party"]) == {"bank_east"}
+    assert read[3].srt.empty and read[3].pool_el is None
+
+
+def test_a_stored_run_view_is_read_only_for_its_inputs(writable_book) -> None:
+    """Another discount rate, another deal text or another code version's key is computed
+    live, never served the stored view."""
+    db, rid = writable_book.db, writable_book.run_id
+    treasury = Viewer("t", "treasury")
+    deal = access.stored_deal_toml(db, treasury, rid)
+    key = access._tranche_key(rid, deal, access.DEFAULT_DISCOUNT, None)
+    with open_store(db, read_only=True) as store:
+        assert summary_sql.read_run_view(store.con, rid, "tranches", key) is not None
+        for other in (access._tranche_key(rid, deal, 0.06, None),
+                      access._tranche_key(rid, deal + "\n", access.DEFAULT_DISCOUNT, None),
+                      access._tranche_key(rid, deal, access.DEFAULT_DISCOUNT, "x")):
+            assert summary_sql.read_run_view(store.con, rid, "tranches", other) is None
+    _clear_access_caches()
+    at_six = access.tranches(db, treasury, rid, deal, 0.06, None)
+    at_five = access.tranches(db, treasury, rid, deal, access.DEFAULT_DISCOUNT, None)
+    # the discount rate changes the tranches' values: the stored 5% view was not served
+    assert not at_six.table.equals(at_five.table)
