@@ -418,6 +418,25 @@ def preview_pool(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
     return PoolPreview(int(n), total, excl, tables)
 
 
+def saved_pool_preview(db: str | Path, viewer: Viewer, criteria: dict[str, Any],
+                       cutoff: dt.date) -> tuple[int, PoolPreview] | None:
+    """The saved pool these criteria selected at ``cutoff`` (treasury: the criteria of a
+    stored pool, the same cut-off) and its figures as the preview shows them — its loans,
+    balance, exclusions and strats as stored — without selecting again; else ``None``. A
+    partner's preview selects from its own loans, which is not a saved pool's cut: ``None``."""
+    check_viewer(viewer)
+    if not viewer.is_treasury:
+        return None
+    crit = parse_criteria(criteria, "eligibility form")
+    with connect(db, viewer) as store:
+        for info in list_pools(store):
+            if info.criteria == crit and info.cutoff_date == cutoff:
+                excl = pd.DataFrame([dataclasses.asdict(e) for e in info.exclusions])
+                return info.pool_id, PoolPreview(int(info.n_loans), float(info.balance), excl,
+                                                 strats(store, info.pool_id))
+    return None
+
+
 def save_pool(db: str | Path, viewer: Viewer, name: str, criteria: dict[str, Any],
               cutoff: dt.date) -> int:
     """Store the pool (treasury only): a short write transaction; returns the pool id."""

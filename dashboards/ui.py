@@ -95,6 +95,12 @@ def preview_pool(db: str, ver: str, username: str, role: str, criteria: dict[str
     return access.preview_pool(db, _v(role, username), criteria, cutoff)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def saved_pool_preview(db: str, ver: str, username: str, role: str, criteria: dict[str, Any],
+                       cutoff: dt.date) -> tuple[int, access.PoolPreview] | None:
+    return access.saved_pool_preview(db, _v(role, username), criteria, cutoff)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def runs(db: str, ver: str, username: str, role: str) -> Any:
     return access.runs(db, _v(role, username))

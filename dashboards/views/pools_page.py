@@ -1,4 +1,5 @@
-"""Pools: stored pools and their strats; an eligibility form with live stratification."""
+"""Pools: stored pools and their strats; an eligibility form with its stratification (a saved
+pool's when the criteria selected one; else live after Preview)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ else:
     st.info("No pool yet.")
 
 st.divider()
-st.subheader("Eligibility (live)")
+st.subheader("Eligibility")
 book = ui.guard(ui.book_head, *ui.args(v), None)
 d = criteria_form.form_defaults(criteria_form.example_criteria())
 book_regions = sorted(book.summary.loc[book.summary["dimension"] == "region", "group"]
@@ -91,21 +92,37 @@ criteria = criteria_form.criteria_dict({
     "originated_from": originated_from, "originated_to": originated_to, "apr_min": apr_min,
     "apr_max": apr_max, "max_obligor_share": obligor, "max_region_share": region})
 st.session_state["elig_criteria"] = criteria  # the form's criteria, as a criteria file says
-preview = ui.guard(ui.preview_pool, *ui.args(v), criteria, book.as_of)
-m = st.columns(2)
-m[0].metric("Eligible loans", f"{preview.n_loans:,}")
-m[1].metric("Cut-off balance (CNY)", ui.money(preview.balance))
-with st.expander("Why loans were excluded"):
-    ui.table(preview.exclusions)
-ptabs = st.tabs(list(preview.strats))
-for tab, table in zip(ptabs, preview.strats.values(), strict=True):
-    ui.table(table, container=tab)
+# the first render shows a saved pool's figures when the form's criteria selected it (no
+# selection); else the selection from the whole book runs on "Preview" (seconds on a million
+# loans), and after that live at every change of the form
+saved = ui.guard(ui.saved_pool_preview, *ui.args(v), criteria, book.as_of)
+if saved is None and not st.session_state.get("elig_live"):
+    st.caption("Preview selects the loans these criteria admit from the book at "
+               f"{book.as_of} and stratifies them; after that the figures follow the form.")
+    st.session_state["elig_live"] = st.button("Preview", key="elig_preview", type="primary")
+preview: access.PoolPreview | None = None
+if saved is not None:
+    st.caption(f"These criteria selected pool {saved[0]}: its figures as saved.")
+    preview = saved[1]
+elif st.session_state.get("elig_live"):
+    preview = ui.guard(ui.preview_pool, *ui.args(v), criteria, book.as_of)
+if preview is not None:
+    m = st.columns(2)
+    m[0].metric("Eligible loans", f"{preview.n_loans:,}")
+    m[1].metric("Cut-off balance (CNY)", ui.money(preview.balance))
+    with st.expander("Why loans were excluded"):
+        ui.table(preview.exclusions)
+    ptabs = st.tabs(list(preview.strats))
+    for tab, table in zip(ptabs, preview.strats.values(), strict=True):
+        ui.table(table, container=tab)
 
 if v.is_treasury:
     name = st.text_input("Pool name", key="pool_name")
-    if st.button("Save as a pool", key="pool_save", disabled=not name or preview.n_loans == 0):
+    empty = preview is not None and preview.n_loans == 0
+    if st.button("Save as a pool", key="pool_save", disabled=not name or empty):
         pid = ui.guard(access.save_pool, ui.db_path(), v, name, criteria, book.as_of)
-        st.success(f"Saved pool {pid} ({preview.n_loans:,} loans).")  # the database version
+        n_saved = int(ui.guard(ui.pools, *ui.args(v)).set_index("pool_id").loc[pid, "n_loans"])
+        st.success(f"Saved pool {pid} ({n_saved:,} loans).")  # the database version
         # changed, so every cached read of it is recomputed on the next run
 else:
     st.caption("Saving pools is for treasury users.")

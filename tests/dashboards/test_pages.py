@@ -80,6 +80,9 @@ def test_pools_page_lists_pools_and_strats(dashboard_env) -> None:
     assert shown["balance"].tolist() == pytest.approx([p.balance for p in pools])
     total = [d.value for d in at.dataframe if "wa_score" in d.value.columns][0]
     assert total["balance"].tolist() == pytest.approx(score["balance"].tolist())
+    assert not at.metric  # the form's criteria selected no saved pool: Preview first
+    at.button(key="elig_preview").click().run()
+    no_errors(at)
     assert at.metric[0].label == "Eligible loans"
 
 

@@ -84,6 +84,9 @@ def test_form_defaults_are_the_example_file_and_select_its_pool(writable_book,
     # fixture book, so also with the fixture's looser limit, through create_pool (what
     # `riskpool pool create --criteria` stores)
     n_file = _selected(writable_book.db, file_criteria, writable_book.as_of)
+    # no saved pool has the file's criteria: the selection runs on Preview, then live
+    assert not [m for m in at.metric if m.label == "Eligible loans"]
+    at.button(key="elig_preview").click().run()
     assert metric(at, "Eligible loans") == f"{n_file:,}"
     at.number_input(key="elig_obligor").set_value(0.05).run()
     loose = dataclasses.replace(file_criteria, max_obligor_share=0.05)
@@ -97,11 +100,14 @@ def test_form_defaults_are_the_example_file_and_select_its_pool(writable_book,
     assert n == demo_pool.n_loans and demo_pool.criteria == loose
     assert n > 500  # the check compares a real selection, not two empty ones
     assert metric(at, "Eligible loans") == f"{n:,}"
+    # the demo pool's criteria: its figures as saved are shown (the selection is not rerun)
+    assert any(f"selected pool {writable_book.pool_id}" in c.value for c in at.caption)
 
 
 def test_every_control_reaches_the_criteria(writable_book, monkeypatch) -> None:
     monkeypatch.setenv("RISKPOOL_DB", str(writable_book.db))
     at = page("pools", "treasury")
+    at.button(key="elig_preview").click().run()  # live from here on
     regions = list(at.multiselect(key="elig_regions_include").options)
     assert len(regions) >= 5 and "浙江" in regions
     chosen = {

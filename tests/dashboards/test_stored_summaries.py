@@ -142,6 +142,36 @@ def test_pool_preview_equals_the_saved_pool(demo_book) -> None:
         _frames_equal(preview.strats[name], frame)
 
 
+def test_the_form_shows_the_saved_pool_its_criteria_selected(demo_book) -> None:
+    """Criteria a saved pool was selected with (at its cut-off) show that pool's figures as
+    saved: the live selection's count, balance to the cent, exclusions and strats; other
+    criteria, another cut-off or a partner (who selects from its own loans) get none."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    criteria = tomllib.loads((root / "examples" / "criteria.toml").read_text(encoding="utf-8"))
+    criteria.setdefault("concentration", {})["max_obligor_share"] = 0.05  # as the demo's
+    treasury = Viewer("t", "treasury")
+    db, cutoff = str(demo_book.db), dt.date.fromisoformat(demo_book.as_of)
+    found = access.saved_pool_preview(db, treasury, criteria, cutoff)
+    assert found is not None and found[0] == demo_book.pool_id
+    saved, live = found[1], access.preview_pool(db, treasury, criteria, cutoff)
+    assert saved.n_loans == live.n_loans > 0
+    assert round(saved.balance, 2) == round(live.balance, 2)
+    pd.testing.assert_frame_equal(saved.exclusions, live.exclusions)
+    assert list(saved.strats) == list(live.strats)
+    for name, frame in saved.strats.items():
+        _frames_equal(live.strats[name], frame)
+    other = {**criteria, "concentration": {**criteria["concentration"],
+                                           "max_obligor_share": 0.04}}
+    assert access.saved_pool_preview(db, treasury, other, cutoff) is None
+    assert access.saved_pool_preview(db, treasury, criteria,
+                                     cutoff - dt.timedelta(days=31)) is None
+    assert access.saved_pool_preview(db, Viewer("p", "partner:bank_east"), criteria,
+                                     cutoff) is None
+
+
 def _tranche_views_equal(a: access.TrancheView, b: access.TrancheView) -> None:
     assert (a.deal_name, a.basis) == (b.deal_name, b.basis)
     for name in ("table", "triggers", "residual", "reconciliation", "excess_spread", "tape",
