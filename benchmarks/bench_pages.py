@@ -49,7 +49,12 @@ from partners.allocation import allocate, loan_risk_from_assumptions
 from partners.records import AllocationRequest, load_allocation, pool_loans, save_allocation
 from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.book.replay import replay_run
-from portfolio.book.summaries import store_book_summaries, stored_book_tables
+from portfolio.book.summaries import (
+    store_book_summaries,
+    store_party_book_summaries,
+    stored_book_tables,
+    stored_party_book_tables,
+)
 from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.records import SimulationInputs
 from portfolio.montecarlo.simulation import simulate
@@ -92,6 +97,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
             _store_profile(db, run_id, log)
             _store_book_tables(db, log)
             _store_run_views(db, run_id, log)
+            _store_party_books(db, log)
             return {"db": db, "pool_id": pool_id, "run_id": run_id,
                     "partner": _three_partner_registry().partners[0].id}
         db.unlink()
@@ -138,6 +144,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
     partial.rename(db)
     _store_book_tables(db, log)
     _store_run_views(db, run_id, log)
+    _store_party_books(db, log)
     log(f"   set up {db.name}: allocation {allocation_id}, run {run_id} "
         f"({time.perf_counter() - t:.0f} s)")
     return {"db": db, "pool_id": pool_id, "run_id": run_id,
@@ -184,6 +191,18 @@ def _store_run_views(db: Path, run_id: int, log: Any) -> None:
     stored = access.store_run_views(db, treasury, run_id)
     log(f"   stored run {run_id}'s {' and '.join(stored)} views "
         f"({time.perf_counter() - t:.0f} s)")
+
+
+def _store_party_books(db: Path, log: Any) -> None:
+    """Each partner's Book-page tables, stored as `riskpool allocate` and `riskpool demo` store
+    them once an allocation is saved (again when the code version changed)."""
+    parties = tuple(p.id for p in _three_partner_registry().partners)
+    with open_store(db, read_only=True) as store:
+        if all(stored_party_book_tables(store.con, pid) is not None for pid in parties):
+            return
+    t = time.perf_counter()
+    store_party_book_summaries(db, parties)
+    log(f"   stored {len(parties)} partners' Book-page tables ({time.perf_counter() - t:.0f} s)")
 
 
 def _cold() -> None:

@@ -331,6 +331,11 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
     """Size and mix of the viewer's book at ``as_of`` (default: the latest month-end): for
     treasury, the tables stored with the book when they are current
     (``portfolio.book.summaries``), else computed."""
+    party = _stored_party_book(db, viewer, as_of)
+    if party is not None:
+        day, ends, tables = party
+        return BookHead(day, ends, tables["summary"], tables["anchors"],
+                        tables["default_by_score_band"])
     with connect(db, viewer) as store:
         ends = tuple(book_sql.month_ends(store.con))
         if not ends:
@@ -348,9 +353,26 @@ def _stored_book(store: Store, viewer: Viewer,
     return summaries.stored_book_tables(store.con, as_of) if viewer.is_treasury else None
 
 
+def _stored_party_book(db: str | Path, viewer: Viewer, as_of: dt.date | None
+                       ) -> tuple[dt.date, tuple[dt.date, ...], dict[str, pd.DataFrame]] | None:
+    """A partner's own Book-page tables stored when its allocation was saved
+    (``portfolio.book.summaries.store_party_book_summaries``; read under the viewer's own
+    party id only) while its shares and the book are as they were; else ``None``."""
+    check_viewer(viewer)
+    if viewer.is_treasury or viewer.partner_id is None:
+        return None
+    with _full(db) as store:
+        return summaries.stored_party_book_tables(store.con, viewer.partner_id, as_of)
+
+
 def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
     """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of`` (stored
     with the book or computed, as :func:`book_head`)."""
+    party = _stored_party_book(db, viewer, as_of)
+    if party is not None:
+        t = party[2]
+        return BookDetail(t["delinquency"], t["delinquency_by_month"], t["cumulative_default"],
+                          t["roll_rates"], t["rates"], t["delinquency_shares"])
     with connect(db, viewer) as store:
         found = _stored_book(store, viewer, as_of)
         t = found[1] if found is not None else summaries.detail_tables(store.con, as_of)

@@ -14,14 +14,16 @@ exactly (tests/dashboards/test_stored_summaries.py).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from portfolio.book import analytics as an
-from portfolio.store import Store
+from portfolio.store import Store, open_store
 from portfolio.store import analytics as book_sql
 from portfolio.store import summaries as sql
+from portfolio.store.reports import open_partner_scope
 from portfolio.version import code_version
 
 HEAD_TABLES: tuple[str, ...] = ("summary", "anchors", "default_by_score_band")
@@ -69,6 +71,54 @@ def store_book_summaries(store: Store) -> dt.date | None:
     with store.transaction() as con:
         sql.write_summaries(con, as_of, key, tables)
     return as_of
+
+
+MONTH_ENDS = "month_ends"
+
+
+def store_party_book_summaries(db_path: str | Path,
+                               party_ids: tuple[str, ...]) -> dict[str, dt.date]:
+    """Compute each partner's Book-page tables on its scope (``open_partner_scope``: its
+    allocated loans, money scaled by its share) at its latest month-end, with its month-ends,
+    and store them under its party id; returns the month-end stored per party (a partner
+    without performance history is not stored). Called once an allocation is saved (the
+    scopes changed) and its writer has closed the book at ``db_path``."""
+    computed: dict[str, tuple[str, dt.date, dict[str, pd.DataFrame]]] = {}
+    with open_store(db_path, read_only=True) as store:
+        keys = {pid: sql.party_book_key(store.con, pid, code_version()) for pid in party_ids}
+    for pid in party_ids:
+        scope = open_partner_scope(db_path, pid, detached=True)
+        try:
+            ends = book_sql.month_ends(scope)
+            if not ends:
+                continue
+            as_of, tables = head_tables(scope, None)
+            tables = {**tables, **detail_tables(scope, as_of),
+                      MONTH_ENDS: pd.DataFrame({"as_of": pd.Series(ends, dtype=object)})}
+        finally:
+            scope.close()
+        computed[pid] = (keys[pid], as_of, tables)
+    with open_store(db_path) as store, store.transaction() as con:
+        for pid, (key, as_of, tables) in computed.items():
+            sql.write_summaries(con, as_of, key, tables, scope=pid)
+    return {pid: as_of for pid, (_, as_of, _) in computed.items()}
+
+
+def stored_party_book_tables(con: duckdb.DuckDBPyConnection, party_id: str,
+                             as_of: dt.date | None = None
+                             ) -> tuple[dt.date, tuple[dt.date, ...],
+                                        dict[str, pd.DataFrame]] | None:
+    """A partner's stored Book-page tables (read on the whole book ``con``, only under the
+    partner's own id): their month-end, the partner's month-ends and the tables, if they
+    were computed on the book and the partner's shares as they are now, by this code version
+    (and at ``as_of`` when given); else ``None``."""
+    found = sql.read_summaries(con, sql.party_book_key(con, party_id, code_version()), as_of,
+                               scope=party_id)
+    if found is None or not set(HEAD_TABLES + DETAIL_TABLES + (MONTH_ENDS,)) <= set(found[1]):
+        return None
+    day, tables = found
+    ends = tuple(tables.pop(MONTH_ENDS)["as_of"])
+    return day, ends, tables
 
 
 def stored_book_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date | None = None

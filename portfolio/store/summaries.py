@@ -13,7 +13,10 @@ Each table is stored as Parquet bytes (the DataFrame exactly: float64 values, dt
 column order as computed). The table is derived data: a database without it (one written
 before it existed, or never summarised) simply has none stored, and its readers compute live;
 so it is created by the first write (``CREATE TABLE IF NOT EXISTS``), not by a schema step.
-Only the whole book (``scope = ''``) is stored; a partner's book is computed on its own scope.
+The whole book is stored under ``scope = ''``; a partner's Book tables, computed on its own
+scope once an allocation is saved, under its party id, keyed by :func:`party_book_key` (the
+book's key and a digest of the partner's shares); the dashboard reads a partner's under the
+viewer's own id only.
 """
 
 from __future__ import annotations
@@ -71,6 +74,18 @@ def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
         "FROM loans"))
     return (f"batch {int(batch)}; performance {'|'.join(map(str, perf))}; "
             f"loans {'|'.join(map(str, loans))}; code {code_version}")
+
+
+def party_book_key(con: duckdb.DuckDBPyConnection, party_id: str, code_version: str) -> str:
+    """:func:`book_key` of the whole book (``con``) and a digest of what a partner's scope is
+    cut with: its positive shares in every allocation (count and an xor of hashes of
+    allocation, loan and share). A new batch, rows changed in place or a new allocation
+    giving the partner a loan or another share gives another key."""
+    shares = _one(con.execute(
+        "SELECT count(*), bit_xor(hash(allocation_id, loan_id, share)) FROM allocation_shares "
+        "WHERE party_id = ? AND share > 0", [party_id]))
+    return (f"{book_key(con, code_version)}; party {party_id} shares "
+            f"{'|'.join(map(str, shares))}")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection) -> bool:

@@ -43,7 +43,7 @@ from portfolio import settings
 from portfolio.book.analytics import book_summary
 from portfolio.book.calibration import calibrate_from_store
 from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
-from portfolio.book.summaries import store_book_summaries
+from portfolio.book.summaries import store_book_summaries, store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.montecarlo.records import SimulationInputs
@@ -127,6 +127,11 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
                 "(use --rebuild to delete and rebuild it)", str(db)))
     if not result.reused:
         _pipeline(db, params, result, echo)
+        t = time.perf_counter()  # each partner's Book page reads its own tables
+        parties = store_party_book_summaries(
+            db, tuple(p.id for p in load_registry(params.partners).partners))
+        echo(f"stored the Book page's tables of {len(parties)} partners "
+             f"({time.perf_counter() - t:.1f} s)")
         t = time.perf_counter()  # the Tranches and Dispersion pages' first views, read by them
         stored = access.store_run_views(db, Viewer("demo", "treasury"), result.run_id)
         echo(f"stored run {result.run_id}'s {' and '.join(stored)} views "

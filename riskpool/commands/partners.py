@@ -51,6 +51,7 @@ from partners.records import (
 from partners.registry import load_registry
 from partners.srt import SrtPolicy
 from portfolio import settings
+from portfolio.book.summaries import store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.store import open_store
 from portfolio.version import code_version
@@ -141,6 +142,8 @@ def allocate(
                                             request=request)
     finally:
         store.close()
+    if not dry_run:  # the dashboard's Book page for each partner reads them
+        store_party_book_summaries(db, tuple(p.id for p in registry.partners))
     s = result.summary
     head = "dry run (nothing written)" if dry_run else f"allocation {allocation_id}"
     typer.echo(f"{head}: {mode_v.value}, {objective_v.value}, {s['n_loans']:,} loans, "

@@ -257,3 +257,54 @@ def test_a_stored_run_view_is_read_only_for_its_inputs(writable_book) -> None:
     at_five = access.tranches(db, treasury, rid, deal, access.DEFAULT_DISCOUNT, None)
     # the discount rate changes the tranches' values: the stored 5% view was not served
     assert not at_six.table.equals(at_five.table)
+
+
+def test_demo_stores_each_partners_book_tables_the_page_computes(writable_book) -> None:
+    """`riskpool demo` stores each partner's Book-page tables once its allocation is saved;
+    the partner's book_head/book_detail read them (under its own id) and they equal the
+    tables computed live on its scope, to the cent; treasury's stay the whole book's."""
+    from portfolio.book.summaries import stored_party_book_tables
+
+    db = writable_book.db
+    partner = Viewer("p", "partner:bank_east")
+    with open_store(db, read_only=True) as store:
+        scopes = {r[0] for r in store.con.execute(
+            "SELECT DISTINCT scope FROM book_summaries").fetchall()}
+        assert {"", "bank_east"} <= scopes
+        assert stored_party_book_tables(store.con, "bank_east") is not None
+    _clear_access_caches()
+    head = access.book_head(db, partner, None)
+    detail = access.book_detail(db, partner, head.as_of)
+    with open_store(db) as store:  # no stored partner tables: the scope is computed live
+        store.con.execute("DELETE FROM book_summaries WHERE scope <> ''")
+    _clear_access_caches()
+    live_head = access.book_head(db, partner, None)
+    live_detail = access.book_detail(db, partner, head.as_of)
+    assert head.as_of == live_head.as_of and head.month_ends == live_head.month_ends
+    for name in ("summary", "anchors", "default_by_score_band"):
+        _frames_equal(getattr(head, name), getattr(live_head, name))
+    for name in ("delinquency", "delinquency_by_month", "cumulative_default", "roll_rates",
+                 "rates", "delinquency_shares"):
+        _frames_equal(getattr(detail, name), getattr(live_detail, name))
+    # the partner's own loans, not the book's
+    whole = access.book_head(db, Viewer("t", "treasury"), None)
+    assert head.headline()["loans"] < whole.headline()["loans"]
+
+
+def test_a_partners_stored_book_tables_follow_its_shares(writable_book) -> None:
+    """A share changed in any allocation of the partner's changes its key: the stored tables
+    are not read (its Book is computed live); another partner's are still read."""
+    from portfolio.book.summaries import stored_party_book_tables
+
+    db = writable_book.db
+    with open_store(db) as store:
+        assert stored_party_book_tables(store.con, "bank_east") is not None
+        other = {r[0] for r in store.con.execute(
+            "SELECT DISTINCT scope FROM book_summaries WHERE scope NOT IN ('', 'bank_east')")
+            .fetchall()}
+        store.con.execute(
+            "UPDATE allocation_shares SET share = share * 0.5 WHERE party_id = 'bank_east' "
+            "AND loan_id = (SELECT min(loan_id) FROM allocation_shares "
+            "WHERE party_id = 'bank_east' AND share > 0)")
+        assert stored_party_book_tables(store.con, "bank_east") is None
+        assert other and all(stored_party_book_tables(store.con, p) is not None for p in other)
