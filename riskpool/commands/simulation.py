@@ -30,6 +30,8 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
+from dashboards import access
+from dashboards.auth import Viewer
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, tail_paths
 from portfolio.book.pools import PoolInfo, get_pool, load_pool_loans
 from portfolio.errors import ValidationError, must_be
@@ -282,6 +284,10 @@ def run_simulation(
                                        assumptions=assumptions, started_at=started,
                                        on_record=on_record, replenishment=stored_profile)
         timings["record_s"] = time.perf_counter() - t2
+        if deal_run is not None:  # the dashboard's Tranches/Dispersion pages read their views
+            t2 = time.perf_counter()
+            access.store_run_views(db, Viewer("simulate", "treasury"), run_id)
+            timings["page_views_s"] = time.perf_counter() - t2
     return SimulationResult(run_id, paths, stats, pool, len(loans), inputs, timings, deal_run)
 
 

@@ -354,3 +354,31 @@ def test_structure_stores_the_replenishment_profile_with_the_run(cli, db: Path) 
             assert np.array_equal(getattr(c, name), getattr(a, name)), (s, name)
         assert np.array_equal(a.dates, b.dates)
         assert a.initial_balance == b.initial_balance
+
+
+def test_structure_stores_the_tranches_pages_view_with_the_run(cli, db: Path) -> None:
+    """`simulate --structure` stores the Tranches page's first view of the run (the deal at
+    the page's default discount rate); read back it equals the view computed live."""
+    import pandas as pd
+
+    from dashboards import access
+    from dashboards.auth import Viewer
+
+    r = _simulate(cli, db, "--structure", CN)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        run_id = int(list_runs(store)["run_id"].iloc[0])
+        views = {row[0] for row in store.con.execute(
+            "SELECT DISTINCT view FROM run_view_summaries WHERE run_id = ?", [run_id]).fetchall()}
+    assert access.TRANCHES_VIEW in views
+    treasury = Viewer("t", "treasury")
+    deal = access.stored_deal_toml(db, treasury, run_id)
+    assert deal is not None
+    read = access.tranches(db, treasury, run_id, deal, access.DEFAULT_DISCOUNT)
+    with open_store(db) as store:
+        store.con.execute("DROP TABLE run_view_summaries")
+    live = access.tranches(db, treasury, run_id, deal, access.DEFAULT_DISCOUNT)
+    pd.testing.assert_frame_equal(read.table, live.table, check_exact=True)
+    pd.testing.assert_frame_equal(read.tape, live.tape, check_exact=True)
+    for name, shares in live.loss_shares.items():
+        assert np.array_equal(read.loss_shares[name], shares), name
