@@ -188,20 +188,23 @@ def _configure(store: Store) -> Store:
 
 
 @contextlib.contextmanager
-def connect(db: str | Path, viewer: Viewer) -> Iterator[Store]:
-    """A read-only store for ``viewer``: the whole book or the partner's scope."""
+def connect(db: str | Path, viewer: Viewer,
+            only: tuple[str, ...] | None = None) -> Iterator[Store]:
+    """A read-only store for ``viewer``: the whole book or the partner's scope (``only``:
+    just those tables of it, ``open_partner_scope``'s ``only``)."""
     check_viewer(viewer)
     if viewer.is_treasury:
         store = _open(db, read_only=True)
     else:
-        store = _partner_store(db, viewer)
+        store = _partner_store(db, viewer, only)
     try:
         yield _configure(store)
     finally:
         store.close()
 
 
-def _partner_store(db: str | Path, viewer: Viewer) -> Store:
+def _partner_store(db: str | Path, viewer: Viewer,
+                   only: tuple[str, ...] | None = None) -> Store:
     """The partner's scope (``open_partner_scope``), retried while a writer holds the file
     for :func:`lock_wait` seconds, then ``DataUpdating``. The scope built for a database
     version is kept (detached from the file: :func:`_scope_cached`) and each call gets its
@@ -216,8 +219,9 @@ def _partner_store(db: str | Path, viewer: Viewer) -> Store:
     while True:
         try:
             if _ONE_THREAD.get():
-                return Store(Path(db), sql.open_partner_scope(db, pid, threads=1), True)
-            scope = _scope_cached(str(Path(db).resolve()), db_version(db), pid)
+                return Store(Path(db), sql.open_partner_scope(db, pid, threads=1, only=only),
+                             True)
+            scope = _scope_cached(str(Path(db).resolve()), db_version(db), pid, only)
             with _SCOPE_LOCK:
                 return Store(Path(db), scope.cursor(), True)
         except duckdb.Error as exc:
@@ -234,11 +238,13 @@ _SCOPE_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _scope_cached(db: str, version: str, party_id: str) -> duckdb.DuckDBPyConnection:
-    """The partner's scope of database version ``version``, detached from the file (it holds
-    only that partner's rows); the last four kept. A new version of the file builds anew."""
+def _scope_cached(db: str, version: str, party_id: str,
+                  only: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
+    """The partner's scope of database version ``version`` (or ``only`` those tables of it),
+    detached from the file (it holds only that partner's rows); the last four kept. A new
+    version of the file builds anew."""
     with _SCOPE_LOCK:
-        return sql.open_partner_scope(db, party_id, detached=True)
+        return sql.open_partner_scope(db, party_id, detached=True, only=only)
 
 
 @contextlib.contextmanager
@@ -394,7 +400,7 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
 
 def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
     """Pools the viewer can see: pool id, name, cut-off, loans and balance (its own share)."""
-    with connect(db, viewer) as store:
+    with connect(db, viewer, sql.POOL_SCOPE) as store:
         infos = list_pools(store)
     return pd.DataFrame([{"pool_id": p.pool_id, "name": p.name, "cutoff_date": p.cutoff_date,
                           "n_loans": p.n_loans, "balance": p.balance} for p in infos],
@@ -404,7 +410,7 @@ def pools(db: str | Path, viewer: Viewer) -> pd.DataFrame:
 def pool_strats(db: str | Path, viewer: Viewer, pool_id: int) -> dict[str, pd.DataFrame]:
     """Stratification tables of a stored pool (over the viewer's loans in it); a partner
     with no loan in the pool is refused."""
-    with connect(db, viewer) as store:
+    with connect(db, viewer, sql.POOL_SCOPE) as store:
         if not viewer.is_treasury and int(pool_id) not in {p.pool_id for p in list_pools(store)}:
             raise AccessDenied(f"pool {pool_id} is not visible to {viewer.username}")
         return strats(store, int(pool_id))

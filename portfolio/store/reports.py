@@ -84,20 +84,33 @@ _SCOPE_DDL: tuple[str, ...] = (
 )
 
 
+POOL_SCOPE: tuple[str, ...] = ("me", "mine", "pool_loans", "pools")
+
+
+def _created(statement: str) -> str:
+    """The name a scope statement creates (``CREATE TABLE|VIEW <name> AS ...``)."""
+    return statement.split()[2]
+
+
 def open_partner_scope(db_path: str | Path, party_id: str, threads: int | None = None,
-                       detached: bool = False) -> duckdb.DuckDBPyConnection:
+                       detached: bool = False,
+                       only: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that sees only ``party_id``'s loans (see the module doc).
     ``threads``: DuckDB threads, set before the partner's rows are copied (1 gives the same
     row order and float sums on every run). ``detached``: every view is copied too and the
     book detached, so the connection holds no handle on the file (a writer can take it) and
     can be kept while the file is unchanged, its cursors (``con.cursor()``) serving later
-    reads of the same scope."""
+    reads of the same scope. ``only``: just these of the scope's tables and views (and what
+    they are built from: ``POOL_SCOPE`` for the pools and their loans), the same rows as in the
+    whole scope, without copying the rest."""
     con = duckdb.connect(":memory:")
     try:
         if threads is not None:
             con.execute(f"SET threads TO {int(threads)}")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(db_path)])
         for statement in _SCOPE_DDL:
+            if only is not None and _created(statement) not in only:
+                continue
             if detached:
                 statement = statement.replace("CREATE VIEW", "CREATE TABLE", 1)
             if "$party" in statement:

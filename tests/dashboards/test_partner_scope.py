@@ -248,3 +248,35 @@ def test_allocation_reads_filtered_by_party_equal_the_partners_scope(dashboard_e
                                                             rel=1e-12)
     treasury = access.allocation(db, Viewer("t", "treasury"), dashboard_env.allocation_id)
     assert len(treasury.parties) > 1  # the partner's is one row of several
+
+
+def test_the_pool_scope_holds_the_whole_scopes_pool_rows(demo_book) -> None:
+    """The Pools page reads a partner's pools through the scope's pool tables only
+    (``POOL_SCOPE``, without copying its loans and performance): the same pool list and strats
+    as the whole scope, and the same rows in pool_loans (its own loans, its share)."""
+    from portfolio.book.pools import list_pools, strats
+    from portfolio.store import Store
+    from portfolio.store.reports import POOL_SCOPE, open_partner_scope, scope_tables
+
+    db = demo_book.db
+    whole = open_partner_scope(db, PARTNER, threads=1)
+    part = open_partner_scope(db, PARTNER, threads=1, only=POOL_SCOPE)
+    try:
+        assert set(scope_tables(part)) == set(POOL_SCOPE)
+        query = "SELECT * FROM pool_loans ORDER BY pool_id, loan_id"
+        pd.testing.assert_frame_equal(whole.execute(query).df(), part.execute(query).df())
+        a, b = Store(db, whole, True), Store(db, part, True)
+        assert list_pools(a) == list_pools(b) and len(list_pools(b)) >= 1
+        for info in list_pools(b):
+            for name, frame in strats(a, info.pool_id).items():
+                pd.testing.assert_frame_equal(frame, strats(b, info.pool_id)[name],
+                                              check_exact=False, rtol=1e-12)
+        other = open_partner_scope(db, OTHER_PARTNER, threads=1, only=POOL_SCOPE)
+        try:  # another partner's pool rows are not this partner's
+            assert set(other.execute("SELECT loan_id FROM pool_loans").df()["loan_id"]) != \
+                set(part.execute("SELECT loan_id FROM pool_loans").df()["loan_id"])
+        finally:
+            other.close()
+    finally:
+        whole.close()
+        part.close()
