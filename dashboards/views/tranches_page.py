@@ -98,7 +98,7 @@ if not v.is_treasury:
 if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()
-ui.table(view.table)
+ui.table(view.table, show_missing=True)  # LGL has no value for a class no path loses on
 if not view.residual.empty:
     st.markdown("**Residual holder** — the subordinated tranche's holder: its cash includes the "
                 "residual; investment = its face + initial OC + the reserve funded at closing")

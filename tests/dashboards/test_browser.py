@@ -42,7 +42,7 @@ PARTNER = "bank_east"
 # "first render" is the time until the first shows, "complete" until the script has finished
 KEY_TEXT = {
     "treasury": {"Book": ("Loans outstanding", "Calibration anchors"),
-                 "Pools": ("Stratification of pool", "Preview"),
+                 "Pools": ("Stratification of pool", "Save as a pool"),
                  "Simulation": ("EL (CNY)", "EL (CNY)"),
                  "Scenario sets": ("No scenario set yet", "riskpool scenarios run"),
                  "Tranches": ("Edit sizes", "Trigger-breach probabilities"),
@@ -50,7 +50,7 @@ KEY_TEXT = {
                  "Dispersion": ("Risk per party", "Share that left the balance sheet"),
                  "Reports": ("Download", "Download")},
     "partner": {"Book": ("Loans outstanding", "Calibration anchors"),
-                "Pools": ("Stratification of pool", "Preview"),
+                "Pools": ("Stratification of pool", "Saving pools is for treasury users"),
                 "Simulation": ("EL (CNY)", "EL (CNY)"),
                 "Scenario sets": ("for treasury users", "for treasury users"),
                 "Tranches": ("Edit sizes", "holds no tranche"),

@@ -338,3 +338,29 @@ def test_tranches_cash_flow_table_shows_gaps_as_a_dash_not_none(dashboard_env) -
                          strict=True):
         assert got == f"{want:,.2f}"  # the amount to the cent, with separators
     assert (shown["item"] == tape["item"]).all()
+
+
+def test_tranche_table_shows_an_undefined_lgl_as_a_dash_not_none(dashboard_env) -> None:
+    """A class no path loses on has no loss given loss: the tranche table shows "—" there
+    (dashboards.ui.with_missing_shown), never None/NaN; its defined cells are the view's
+    numbers as the table formats them."""
+    from dashboards import access, ui
+    from dashboards.auth import Viewer
+
+    at = page("tranches", "treasury")
+    no_errors(at)
+    viewer = Viewer("tester", "treasury")
+    deal = access.stored_deal_toml(str(dashboard_env.db), viewer, dashboard_env.run_id)
+    table = access.tranches(str(dashboard_env.db), viewer, dashboard_env.run_id, deal,
+                            0.05).table.reset_index(drop=True)
+    shown = [d.value for d in at.dataframe if isinstance(d.value, pd.DataFrame)
+             and list(d.value.columns) == list(table.columns)]
+    assert len(shown) == 1
+    got = shown[0].reset_index(drop=True)
+    assert not got.isna().any().any()
+    gaps = table["lgl"].isna()
+    assert gaps.any()  # the test book's senior class loses on no path
+    assert (got.loc[gaps, "lgl"] == ui.MISSING).all()
+    for col in table.columns:
+        if not table[col].isna().any():  # columns without a gap keep the library's values
+            assert list(got[col]) == list(table[col])
