@@ -119,7 +119,7 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
         pool = get_pool(store, pool_id)
         batch = pool_loans(store, pool_id)
     loans = batch.loans.take(np.arange(min(pool_loans_n, len(batch.loans))))
-    borrower = batch.borrower_id[:len(loans)]
+    borrower = batch.borrowers[:len(loans)]  # codes when stored with the pool
     a = load_assumptions(a_path)
     risk = loan_risk_from_assumptions(loans, a)
     alloc = allocate(loans, _registry(), risk=risk, as_of=pool.cutoff_date, borrower_id=borrower)

@@ -3,8 +3,11 @@
 Set-up (once, cached in ``bench_out/``; not part of the timed pipeline):
   ``riskpool generate`` of a 1,500,000-loan book with 12 monthly vintages (seed 13, as-of
   2025-12-31) into ``bench_out/b1_book_1500k_12m.duckdb``, a pool of every current loan at
-  the as-of (1,029,214 loans), and assumptions calibrated from that book
-  (``bench_out/b1_assumptions_1500k_12m.toml``). Quick mode: a 150,000-loan book.
+  the as-of (1,029,214 loans) with each loan's borrower and household limit stored with it
+  (``portfolio.book.households.ensure_pool_households``, which ``create_pool`` does for a new
+  pool: stored again whenever the book or the code version changed), and assumptions
+  calibrated from that book (``bench_out/b1_assumptions_1500k_12m.toml``). Quick mode: a
+  150,000-loan book.
 
 Timed pipeline (in a fresh child process, so that its peak RSS is its own), after the pool is
 built: load the pool with its borrower ids (``partners.records.pool_loans``; the first
@@ -69,6 +72,7 @@ from partners.dispersion import disperse_paths
 from partners.records import pool_loans
 from partners.registry import parse_registry
 from portfolio.book.calibration import calibrate_from_store
+from portfolio.book.households import ensure_pool_households
 from portfolio.book.pools import create_pool, get_pool, list_pools, load_pool_loans, parse_criteria
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
@@ -209,6 +213,12 @@ def setup(sz: dict[str, Any], log: Any = print) -> dict[str, Any]:
             pool = create_pool(store, "b1 all current",
                                parse_criteria({"eligibility": {"dpd_max": 0}}, "b1"), as_of)
             info["setup pool s"] = time.perf_counter() - t
+        # each loan's borrower and household limit, stored with the pool when it is created
+        # (pool_loans reads them instead of aggregating the book): a pool cached before they
+        # were stored, or stored on another book state or code version, gets them here
+        t = time.perf_counter()
+        if ensure_pool_households(store, pool.pool_id):
+            info["setup pool households s"] = time.perf_counter() - t
         if not a_path.exists():
             t = time.perf_counter()
             calib = calibrate_from_store(store, pool_id=pool.pool_id)
@@ -282,7 +292,7 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
         pool = get_pool(store, pool_id)
         batch = pool_loans(store, pool_id)  # loans ordered by loan_id, with borrower ids
     loans = _take(batch.loans, sz["pool_loans"])
-    borrower = batch.borrower_id[:len(loans)]
+    borrower = batch.borrowers[:len(loans)]  # codes when stored with the pool
     st["pool load"] = time.perf_counter() - t
     cpu["pool load"] = time.process_time() - c
 
@@ -686,7 +696,7 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     sz = sizes(quick)
     out: dict[str, Any] = {"sizes": "quick" if quick else "full"}
     info = setup(sz)
-    for k in ("setup generate s", "setup pool s", "setup calibrate s",
+    for k in ("setup generate s", "setup pool s", "setup pool households s", "setup calibrate s",
               "setup calibrate delinquency s"):
         if k in info:
             out[k] = info[k]

@@ -112,7 +112,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
         batch = pool_loans(store, pool_id)
         risk = loan_risk_from_assumptions(batch.loans, assumptions)
         alloc = allocate(batch.loans, registry, risk=risk, as_of=batch.cutoff,
-                         borrower_id=batch.borrower_id, household_limit=batch.household_limit)
+                         borrower_id=batch.borrowers, household_limit=batch.household_limit)
         allocation_id = save_allocation(
             store, alloc, registry, risk, pool_id=pool_id,
             request=AllocationRequest(

@@ -911,7 +911,13 @@ class Allocation:
 def _borrower_codes(borrower_id: np.ndarray) -> np.ndarray:
     """One integer per distinct borrower id (compared as strings): the R5 household totals
     group by these codes, in the solver's eligibility and in the re-check alike, instead of
-    sorting a million strings each time."""
+    sorting a million strings each time. Integers in [0, n_loans) are such codes already
+    (``partners.records.LoansToAllocate.borrowers``: the codes stored with a pool) and are
+    used as they are: equal integers are equal ids, so the groups are the same."""
+    codes = np.asarray(borrower_id)
+    if (codes.dtype.kind in "iu" and codes.size
+            and int(codes.min()) >= 0 and int(codes.max()) < codes.size):
+        return codes.astype(np.int64, copy=False)
     ids = np.asarray(borrower_id, dtype=object)
     if pd.api.types.infer_dtype(ids, skipna=False) != "string":
         ids = ids.astype(str).astype(object)

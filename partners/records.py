@@ -26,7 +26,8 @@ from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
 from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
-from portfolio.book.pools import get_pool, pool_loan_arrays
+from portfolio.book.households import stored_pool_households
+from portfolio.book.pools import get_pool, load_pool_loans, pool_loan_arrays
 from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
@@ -180,11 +181,29 @@ class LoansToAllocate:
     cutoff: dt.date
     # per loan: its household's total credit limit across the book at the cut-off (R5)
     household_limit: np.ndarray | None = None
+    # per loan: its borrower id's code, first-appearance order (``pd.factorize`` of
+    # ``borrower_id``), when stored with the pool (``portfolio.book.households``); else None
+    borrower_code: np.ndarray | None = None
+
+    @property
+    def borrowers(self) -> np.ndarray:
+        """What ``partners.allocation.allocate`` takes as ``borrower_id``: the stored codes
+        when there are (the same groups as the ids, not factorised again), else the ids."""
+        return self.borrower_id if self.borrower_code is None else self.borrower_code
 
 
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
-    """A stored pool's loans at its cut-off, with borrower ids (for R5)."""
+    """A stored pool's loans at its cut-off, with borrower ids and household limits (for
+    R5): those stored with the pool while they are current
+    (``portfolio.book.households.stored_pool_households``), else computed live."""
     info = get_pool(store, pool_id)
+    stored = stored_pool_households(store.con, int(pool_id))
+    if stored is not None:
+        loans = load_pool_loans(store, int(pool_id))  # the snapshot alone: no join
+        if len(loans) == len(stored.borrower_code):
+            return LoansToAllocate(loans, stored.borrower_id, int(pool_id), None,
+                                   info.cutoff_date, stored.household_limit,
+                                   stored.borrower_code)
     # one query: the snapshot joined to the book once for borrower ids and household limits
     a = sql.pool_loans_for_allocation(store.con, int(pool_id), info.cutoff_date)
     loans = pool_loan_arrays(a, info.cutoff_date)

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from portfolio.book.households import write_pool_households
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import product_apr
@@ -514,7 +515,9 @@ def select_pool(candidates: pd.DataFrame | dict[str, np.ndarray], criteria: Crit
 
 
 def create_pool(store: Store, name: str, criteria: Criteria, cutoff: str | dt.date) -> PoolInfo:
-    """Cut a pool from the book and store its immutable snapshot (all or nothing)."""
+    """Cut a pool from the book and store its immutable snapshot, with each loan's borrower
+    and household credit limit at the cut-off (``portfolio.book.households``): all or
+    nothing."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(must_be("name", "a non-empty pool name", name))
     name = name.strip()
@@ -544,6 +547,10 @@ def create_pool(store: Store, name: str, criteria: Criteria, cutoff: str | dt.da
         sql.insert_pool(con, pool_id=pool_id, name=name, cutoff=cutoff_date,
                         criteria=criteria.to_dict(), exclusions=exclusions,
                         loans=selection.loans)
+        # each loan's borrower and household limit at the cut-off, stored with the pool
+        # (``portfolio.book.households``): allocating it then reads them instead of a second
+        # of aggregation over the book
+        write_pool_households(con, pool_id, cutoff_date)
     return get_pool(store, pool_id)
 
 

@@ -207,7 +207,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
         batch = pool_loans(store, info.pool_id)
         risk = loan_risk_from_assumptions(batch.loans, assumptions)
         alloc = allocate(batch.loans, registry, risk=risk, as_of=batch.cutoff,
-                         borrower_id=batch.borrower_id,
+                         borrower_id=batch.borrowers,
                          household_limit=batch.household_limit)
         result.allocation_id = save_allocation(
             store, alloc, registry, risk, pool_id=info.pool_id,

@@ -128,7 +128,7 @@ def allocate(
                                           "[expected_loss] table in the partners file", "neither",
                                           str(partners)))
         result = run_allocation(batch.loans, registry, mode=mode_v, objective=objective_v, risk=risk,
-                                as_of=day, borrower_id=batch.borrower_id, min_transfer_share=min_transfer,
+                                as_of=day, borrower_id=batch.borrowers, min_transfer_share=min_transfer,
                                 household_limit=batch.household_limit)
         allocation_id = None
         if not dry_run:

@@ -1,0 +1,195 @@
+"""Each pool loan's borrower and household credit limit, stored with the pool
+(portfolio.book.households): the stored values are the live ones exactly, and they are read
+only while the book and the code are as they were (else ``pool_loans`` computes live)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from partners.allocation import allocate
+from partners.records import pool_loans
+from portfolio.book import households
+from portfolio.book.pools import create_pool, parse_criteria
+from portfolio.errors import NotFound, ValidationError
+from portfolio.store import allocations as alloc_sql
+from portfolio.store import open_store
+from portfolio.synthetic.generate import generate_book
+
+CUT = dt.date(2026, 10, 31)
+CRITERIA = {"eligibility": {"dpd_max": 0}}
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    db = tmp_path_factory.mktemp("pool_households") / "db.duckdb"
+    with open_store(db) as store:
+        generate_book(store, 4000, 8, seed=5, as_of=CUT)
+        info = create_pool(store, "p", parse_criteria(CRITERIA), CUT)
+    return db, info.pool_id
+
+
+@pytest.fixture()
+def writable(book: tuple[Path, int], tmp_path: Path) -> tuple[Path, int]:
+    db, pool_id = book
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(db, copy)
+    return copy, pool_id
+
+
+def _live(con, pool_id: int) -> dict[str, np.ndarray]:
+    """What pool_loans computed before anything was stored: the one-query live read."""
+    return alloc_sql.pool_loans_for_allocation(con, pool_id, CUT)
+
+
+def test_create_pool_stores_the_live_values_exactly(book) -> None:
+    db, pool_id = book
+    with open_store(db, read_only=True) as store:
+        stored = households.stored_pool_households(store.con, pool_id)
+        live = _live(store.con, pool_id)
+        batch = pool_loans(store, pool_id)
+    assert stored is not None
+    np.testing.assert_array_equal(stored.borrower_id, live["borrower_id"])
+    # bit for bit, not within a tolerance
+    assert stored.household_limit.tobytes() == live["household_limit"].tobytes()
+    # the codes are pandas' first-appearance factorisation of the ids, in loan_id order
+    codes, uniques = pd.factorize(live["borrower_id"])
+    np.testing.assert_array_equal(stored.borrower_code, codes)
+    np.testing.assert_array_equal(stored.borrowers, np.asarray(uniques, dtype=object))
+    assert len(np.unique(stored.borrower_code)) < len(stored.borrower_code)  # shared households
+    # the pool read hands them over with the snapshot, in the same loan order
+    assert batch.borrower_code is not None
+    np.testing.assert_array_equal(batch.loans.loan_id, live["loan_id"])
+    np.testing.assert_array_equal(batch.borrower_id, live["borrower_id"])
+    assert batch.household_limit.tobytes() == live["household_limit"].tobytes()
+    assert batch.borrowers is batch.borrower_code
+
+
+def test_allocating_with_the_stored_codes_is_allocating_with_the_ids(book, registry) -> None:
+    db, pool_id = book
+    with open_store(db, read_only=True) as store:
+        batch = pool_loans(store, pool_id)
+    by_codes = allocate(batch.loans, registry, as_of=CUT, borrower_id=batch.borrowers,
+                        household_limit=batch.household_limit)
+    by_ids = allocate(batch.loans, registry, as_of=CUT, borrower_id=batch.borrower_id,
+                      household_limit=batch.household_limit)
+    assert by_codes.shares.tobytes() == by_ids.shares.tobytes()
+    assert by_codes.checks == by_ids.checks
+    # R5 on balances (no household limits): the codes group the loans as the ids do
+    by_codes = allocate(batch.loans, registry, as_of=CUT, borrower_id=batch.borrowers)
+    by_ids = allocate(batch.loans, registry, as_of=CUT, borrower_id=batch.borrower_id)
+    assert by_codes.shares.tobytes() == by_ids.shares.tobytes()
+    assert by_codes.checks == by_ids.checks
+
+
+def test_a_new_ingest_batch_makes_pool_loans_compute_live(writable) -> None:
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        assert households.stored_pool_households(con, pool_id) is not None
+        con.execute("INSERT INTO ingest_batches VALUES (999, 'loans', 'x', 'x', 0, 0, 0, "
+                    "now()::TIMESTAMP, now()::TIMESTAMP, NULL)")
+        assert households.stored_pool_households(con, pool_id) is None
+        batch = pool_loans(store, pool_id)
+        live = _live(con, pool_id)
+    assert batch.borrower_code is None  # computed live
+    np.testing.assert_array_equal(batch.borrower_id, live["borrower_id"])
+    assert batch.household_limit.tobytes() == live["household_limit"].tobytes()
+
+
+def test_a_credit_limit_changed_in_place_is_not_read_stale(writable) -> None:
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        before = pool_loans(store, pool_id)
+        assert before.borrower_code is not None
+        target = str(before.loans.loan_id[0])
+        borrower = str(before.borrower_id[0])
+        con.execute("UPDATE loans SET credit_limit = coalesce(credit_limit, principal) + 1000 "
+                    "WHERE loan_id = ?", [target])
+        after = pool_loans(store, pool_id)
+        live = _live(con, pool_id)
+    # the live values, not the stored ones: the borrower's household limit moved by 1,000
+    assert after.household_limit.tobytes() == live["household_limit"].tobytes()
+    same = after.borrower_id == borrower
+    np.testing.assert_array_equal(after.household_limit[same],
+                                  before.household_limit[same] + 1000.0)
+    np.testing.assert_array_equal(after.household_limit[~same], before.household_limit[~same])
+
+
+def test_a_limit_or_borrower_swapped_between_two_loans_changes_the_key(writable) -> None:
+    # the book's exact sums stay the same; the digest of who holds which limit does not
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        key = alloc_sql.pool_household_key(con, "v")
+        a, b = [r[0] for r in con.execute(
+            "SELECT loan_id FROM loans WHERE credit_limit IS NOT NULL ORDER BY loan_id "
+            "LIMIT 2").fetchall()]
+        la, lb = [con.execute("SELECT credit_limit FROM loans WHERE loan_id = ?",
+                              [x]).fetchall()[0][0] for x in (a, b)]
+        assert la != lb
+        con.execute("UPDATE loans SET credit_limit = ? WHERE loan_id = ?", [lb, a])
+        con.execute("UPDATE loans SET credit_limit = ? WHERE loan_id = ?", [la, b])
+        swapped = alloc_sql.pool_household_key(con, "v")
+        assert swapped != key
+        a, b = [r[0] for r in con.execute(  # two loans of different borrowers swap them
+            "SELECT min(loan_id) FROM loans GROUP BY borrower_id ORDER BY 1 LIMIT 2").fetchall()]
+        ba, bb = [con.execute("SELECT borrower_id FROM loans WHERE loan_id = ?",
+                              [x]).fetchall()[0][0] for x in (a, b)]
+        con.execute("UPDATE loans SET borrower_id = ? WHERE loan_id = ?", [bb, a])
+        con.execute("UPDATE loans SET borrower_id = ? WHERE loan_id = ?", [ba, b])
+        assert alloc_sql.pool_household_key(con, "v") != swapped
+        assert alloc_sql.pool_household_key(con, "w") != alloc_sql.pool_household_key(con, "v")
+
+
+def test_a_database_without_them_computes_live_and_ensure_stores_them(writable) -> None:
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        con.execute("DROP TABLE pool_households")  # as a pool created before they were stored
+        assert households.stored_pool_households(con, pool_id) is None
+        live_batch = pool_loans(store, pool_id)
+        assert live_batch.borrower_code is None
+        assert households.ensure_pool_households(store, pool_id) is True
+        assert households.ensure_pool_households(store, pool_id) is False  # current already
+        batch = pool_loans(store, pool_id)
+        with pytest.raises(NotFound, match="pool"):
+            households.ensure_pool_households(store, 99)
+    assert batch.borrower_code is not None
+    np.testing.assert_array_equal(batch.borrower_id, live_batch.borrower_id)
+    assert batch.household_limit.tobytes() == live_batch.household_limit.tobytes()
+
+
+def _counts(con) -> dict[str, int]:
+    names = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_type = 'BASE TABLE'").fetchall()]
+    return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names}
+
+
+def test_a_refused_or_failed_pool_create_leaves_nothing(writable, monkeypatch) -> None:
+    db, _ = writable
+    with open_store(db) as store:
+        con = store.con
+        con.execute("DROP TABLE pool_households")
+        before = _counts(con)
+        with pytest.raises(ValidationError, match="name"):  # refused: the name is taken
+            create_pool(store, "p", parse_criteria(CRITERIA), CUT)
+        with pytest.raises(ValidationError, match="no loan"):  # refused: nothing eligible
+            create_pool(store, "q", parse_criteria({"eligibility": {"score_min": 900}}), CUT)
+        assert _counts(con) == before
+
+        def fail(*args, **kwargs):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(alloc_sql, "write_pool_households", fail)
+        with pytest.raises(RuntimeError, match="disk full"):  # failed while storing them
+            create_pool(store, "r", parse_criteria(CRITERIA), CUT)
+        assert _counts(con) == before  # no pool, no pool loans, no table
+        assert "pool_households" not in before
