@@ -16,6 +16,10 @@ Cases (every option of the deal format appears in some random structure):
     python benchmarks/waterfall_fingerprint.py                 # print the fingerprint
     python benchmarks/waterfall_fingerprint.py --record FILE   # write it
     python benchmarks/waterfall_fingerprint.py --check FILE    # compare; exit 1 on a change
+    python benchmarks/waterfall_fingerprint.py --threads 3 --check FILE  # paths on 3 threads
+
+``--threads N`` runs every case with ``run_waterfall(..., threads=N)`` (its paths cut into N
+ranges, one thread each; default: the library's own choice): the fingerprint must not change.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from b1_fingerprint import digest
 from scipy.special import ndtr, ndtri
 
 from portfolio.montecarlo.paths import PoolPaths
+from tranching import waterfall
 from tranching.deal import deal_from_dict, load_deal
-from tranching.waterfall import run_waterfall
 
 N_RANDOM = 160
 
@@ -176,8 +180,13 @@ def random_priority(rng: np.random.Generator, tranches: list[dict[str, Any]],
     return steps + body + [{"step": "residual"}]
 
 
-def fingerprint() -> dict[str, str]:
+def fingerprint(threads: int | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
+
+    def run_waterfall(deal: Any, paths: PoolPaths,
+                      replenishment: PoolPaths | None = None) -> Any:
+        return waterfall.run_waterfall(deal, paths, replenishment, threads=threads)
+
     base = pool(3000, 30, 2026)
     stressed = pool(3000, 30, 2027, pd=0.02, rho=0.3)
     profile = pool(3000, 18, 99, term=12, initial=1e6)
@@ -208,8 +217,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--record", type=Path)
     ap.add_argument("--check", type=Path)
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    got = fingerprint()
+    got = fingerprint(args.threads)
     if args.record:
         args.record.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     if args.check:

@@ -103,11 +103,14 @@ the ``WaterfallResult``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from portfolio import settings
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from tranching.deal import (
     Accounts,
@@ -151,6 +154,13 @@ FLOWS = ("interest", "scheduled_principal", "prepayment", "default", "recovery",
 POOL_CASH = ("interest", "principal", "recovery", "default", "balance_bop", "balance_eop")
 # the collection accounts' flows recorded in ``WaterfallResult.accounts`` (separate accounts)
 ACCOUNTS = ("interest_in", "principal_in", "to_interest", "to_principal")
+# what ``Tape`` records per tranche (n_tranches, n_paths) and per path each month
+TAPE_TRANCHE = ("interest_due", "interest_paid", "interest_shortfall", "principal_paid",
+                "reimbursed", "balance", "writedown", "writedown_outstanding",
+                "support_interest", "support_principal")
+TAPE_POOL = ("reserve_bop", "reserve", "residual", "collections", "call_proceeds", "purchases",
+             "collateral", "pool_scale", "tax", "support", "advance_made", "advance_recovered",
+             "advances")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,18 +272,97 @@ class WaterfallResult:
         return self.support.sum(axis=1)
 
 
-def run_waterfall(deal: Deal, paths: PoolPaths,
-                  replenishment: PoolPaths | None = None) -> WaterfallResult:
+def run_waterfall(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None, *,
+                  threads: int | None = None) -> WaterfallResult:
     """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc).
 
     ``replenishment``: the profile of the loans bought while revolving (same number of paths;
     any positive ``initial_balance``: flows are used per unit of it). Ignored for a deal
-    without a revolving period; without it a revolving deal uses the scaling approximation."""
+    without a revolving period; without it a revolving deal uses the scaling approximation.
+
+    ``threads``: the paths are cut into that many consecutive ranges, run on as many threads
+    (numpy releases the GIL in its array operations) and written into one result; default
+    ``portfolio.settings.threads()``, with at least ``MIN_THREAD_PATHS`` paths a thread. Every
+    step is path by path, so the numbers do not depend on it (tested bit for bit)."""
+    check_replenishment(deal, paths, replenishment)
+    amounts = Terms.of(deal, float(paths.initial_balance)).amounts
+    out = Tape.allocate(deal, horizon(deal, paths, replenishment), paths.n_paths)
+    ranges = path_ranges(paths.n_paths, threads)
+    if len(ranges) == 1:
+        return _run_paths(deal, paths, replenishment, out, ranges[0]).result(deal, amounts)
+
+    def run(a: int, b: int) -> Tape:  # one thread: its paths, written into its rows of out
+        return _run_paths(deal, slice_paths(paths, a, b), None if replenishment is None
+                          else slice_paths(replenishment, a, b), out, (a, b))
+
+    with ThreadPoolExecutor(len(ranges)) as ex:
+        tapes = [f.result() for f in [ex.submit(run, a, b) for a, b in ranges]]
+    return tapes[0].result(deal, amounts)
+
+
+MIN_THREAD_PATHS = 2_000  # paths a thread at least (run_waterfall's default thread count)
+
+
+def path_ranges(n_paths: int, threads: int | None = None) -> list[tuple[int, int]]:
+    """``[start, stop)`` of consecutive path ranges, one per thread: ``threads`` of them
+    (at most one per path), default ``portfolio.settings.threads()`` with at least
+    ``MIN_THREAD_PATHS`` paths each."""
+    if threads is None:
+        n = min(settings.threads(), max(1, n_paths // MIN_THREAD_PATHS))
+    else:
+        if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+            raise DealError(must_be("threads", "a whole number >= 1", threads))
+        n = int(threads)
+    n = max(1, min(n, n_paths))
+    edges = [n_paths * i // n for i in range(n + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(n)]
+
+
+def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
+    """Paths ``start:stop`` of ``paths``: views of every flow, of the balances by state and of
+    every vintage of a replenishment profile (what ``HeldPool`` reads; no party split)."""
+    dq = paths.delinquency
+    if dq is not None:
+        dq = dataclasses.replace(dq, state_balance=dq.state_balance[start:stop],
+                                 cures=dq.cures[start:stop], party_state_balance=None,
+                                 party_cures=None)
+    flows = {name: getattr(paths, name)[start:stop] for name in FLOWS}
+    if isinstance(paths, ReplenishmentProfile):
+        return dataclasses.replace(paths, **flows, delinquency=dq, party_ids=(), party_flows={},
+                                   later=tuple(slice_paths(v, start, stop) for v in paths.later))
+    return dataclasses.replace(paths, **flows, delinquency=dq, party_ids=(), party_flows={})
+
+
+def check_replenishment(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None) -> None:
+    """A replenishment profile must have the run's paths and a positive initial balance."""
+    if replenishment is None:
+        return
+    n_paths = paths.n_paths
+    if replenishment.n_paths != n_paths:
+        raise DealError(must_be("replenishment", f"a profile with the run's {n_paths} paths",
+                                f"{replenishment.n_paths} paths", deal.source))
+    if not replenishment.initial_balance > 0:
+        raise DealError(must_be("replenishment.initial_balance", "> 0",
+                                replenishment.initial_balance, deal.source))
+
+
+def horizon(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None) -> int:
+    """The months the waterfall runs: the paths' months, extended with a replenishment
+    profile to ``revolving_months + the profile's months`` (module doc, step 3)."""
+    if replenishment is None or deal.revolving_months <= 0:
+        return paths.n_months
+    return max(paths.n_months, deal.revolving_months + replenishment.n_months)
+
+
+def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
+               out: dict[tuple[str, str], np.ndarray], rows: tuple[int, int]) -> Tape:
+    """The month loop on ``paths`` (all of them, or one thread's range ``rows`` of the
+    result's paths), recorded into ``out`` (``Tape.allocate``)."""
     pool = HeldPool(deal, paths, replenishment)
     n_paths, n_months, init = paths.n_paths, pool.n_months, pool.initial_balance
     terms = Terms.of(deal, init)
     triggers = Triggers(deal, n_paths)
-    tape = Tape(deal, n_months, n_paths)
+    tape = Tape(deal, n_months, out, rows)
     accelerated_steps = acceleration_steps(deal)
     # the running ledgers, (n_tranches, n_paths) and (n_paths,)
     balance = np.repeat(terms.amounts[:, None], n_paths, axis=1)
@@ -347,7 +436,7 @@ def run_waterfall(deal: Deal, paths: PoolPaths,
                    revolving=revolving, metrics=metrics, triggers=trig, accelerated=trig.accelerate,
                    pro_rata=pro_rata, advances=advances, accounts_in=accounts_in)
         reserve = m.reserve
-    return tape.result(deal, terms.amounts)
+    return tape
 
 
 def open_accounts(m: MonthState, accounts: Accounts | None, cash: PoolMonth, *,
@@ -448,18 +537,11 @@ class HeldPool:
 
     def __init__(self, deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None) -> None:
         n_paths, n_pool = paths.n_paths, paths.n_months
-        if replenishment is not None:
-            if replenishment.n_paths != n_paths:
-                raise DealError(must_be("replenishment", f"a profile with the run's {n_paths} paths",
-                                        f"{replenishment.n_paths} paths", deal.source))
-            if not replenishment.initial_balance > 0:
-                raise DealError(must_be("replenishment.initial_balance", "> 0",
-                                        replenishment.initial_balance, deal.source))
+        check_replenishment(deal, paths, replenishment)
         self.initial_balance = float(paths.initial_balance)
         self.use_profile = replenishment is not None and deal.revolving_months > 0
         self.n_profile = replenishment.n_months if (self.use_profile and replenishment is not None) else 0
-        self.n_months = (max(n_pool, deal.revolving_months + self.n_profile) if self.use_profile
-                         else n_pool)
+        self.n_months = horizon(deal, paths, replenishment)
         # the simulated pool, zero-padded to the horizon
         self.simulated = np.zeros((len(FLOWS), self.n_months, n_paths))
         for i, name in enumerate(FLOWS):
@@ -696,21 +778,22 @@ class Triggers:
 
 
 class Tape:
-    """What the run records, one row per month (month-major while running); ``result`` turns
-    it into the ``WaterfallResult`` (path-major)."""
+    """What the run records: each month goes into a buffer of ``BLOCK`` months (month-major,
+    reused), which is written path-major into the result's arrays (``allocate``: every path;
+    this tape's paths are ``rows`` of them) when full and after the last month."""
 
-    def __init__(self, deal: Deal, n_months: int, n_paths: int) -> None:
-        shape3 = (n_months, len(deal.tranches), n_paths)
-        shape2 = (n_months, n_paths)
+    BLOCK = 8  # months buffered before they are written path-major
+
+    def __init__(self, deal: Deal, n_months: int, out: dict[tuple[str, str], np.ndarray],
+                 rows: tuple[int, int]) -> None:
+        n_paths = rows[1] - rows[0]
+        block = min(self.BLOCK, n_months)
+        shape3 = (block, len(deal.tranches), n_paths)
+        shape2 = (block, n_paths)
         self.n_months = n_months
-        self.tranche = {k: np.zeros(shape3) for k in (
-            "interest_due", "interest_paid", "interest_shortfall", "principal_paid", "reimbursed",
-            "balance", "writedown", "writedown_outstanding", "support_interest",
-            "support_principal")}
-        self.pool = {k: np.zeros(shape2) for k in (
-            "reserve_bop", "reserve", "residual", "collections", "call_proceeds", "purchases",
-            "collateral", "pool_scale", "tax", "support", "advance_made", "advance_recovered",
-            "advances")}
+        self.out, self.rows, self.block = out, rows, block
+        self.tranche = {k: np.zeros(shape3) for k in TAPE_TRANCHE}
+        self.pool = {k: np.zeros(shape2) for k in TAPE_POOL}
         self.revolving = np.zeros(shape2, dtype=bool)
         self.accelerated = np.zeros(shape2, dtype=bool)
         self.pro_rata = np.zeros(shape2, dtype=bool)
@@ -723,105 +806,149 @@ class Tape:
         self.accounts = ({k: np.zeros(shape2) for k in ACCOUNTS} if deal.accounts is not None
                          else {})
 
+    @staticmethod
+    def allocate(deal: Deal, n_months: int, n_paths: int) -> dict[tuple[str, str], np.ndarray]:
+        """The result's arrays by (group, name) (``arrays``), path-major: (n_tranches,
+        n_paths, n_months) or (n_paths, n_months); every element is written by the tapes."""
+        shape3 = (len(deal.tranches), n_paths, n_months)
+        shape2 = (n_paths, n_months)
+        out: dict[tuple[str, str], np.ndarray] = {}
+        out.update({("tranche", k): np.empty(shape3) for k in TAPE_TRANCHE})
+        out.update({("pool", k): np.empty(shape2) for k in TAPE_POOL})
+        for name in ("fees_due", "fees_paid"):
+            out.update({(name, f.name): np.empty(shape2) for f in deal.fees})
+        for name in ("triggers", "breached"):
+            out.update({(name, t.name): np.empty(shape2, dtype=bool) for t in deal.triggers})
+        out.update({("metrics", k): np.empty(shape2) for k in METRICS})
+        out.update({("pool_cash", k): np.empty(shape2) for k in POOL_CASH})
+        if deal.accounts is not None:
+            out.update({("accounts", k): np.empty(shape2) for k in ACCOUNTS})
+        for name in ("revolving", "accelerated", "pro_rata"):
+            out[("flag", name)] = np.empty(shape2, dtype=bool)
+        return out
+
+    def arrays(self) -> dict[tuple[str, str], np.ndarray]:
+        """The buffers (month-major: month first, paths last) by (group, name), as ``out``."""
+        out: dict[tuple[str, str], np.ndarray] = {}
+        for group in ("tranche", "pool", "fees_due", "fees_paid", "triggers", "breached",
+                      "metrics", "pool_cash", "accounts"):
+            for name, v in getattr(self, group).items():
+                out[(group, name)] = v
+        for name in ("revolving", "accelerated", "pro_rata"):
+            out[("flag", name)] = getattr(self, name)
+        return out
+
+    def flush(self, t: int) -> None:
+        """Write the buffered months up to month ``t`` into this tape's paths of ``out``."""
+        t0 = t - t % self.block
+        n = t + 1 - t0
+        a, b = self.rows
+        for key, buf in self.arrays().items():
+            self.out[key][..., a:b, t0:t + 1] = np.moveaxis(buf[:n], 0, -1)
+
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
               call_proceeds: np.ndarray, revolving: np.ndarray, metrics: PoolMetrics,
               triggers: TriggerMonth, accelerated: np.ndarray, pro_rata: np.ndarray | None,
               advances: np.ndarray,
               accounts_in: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        r = t % self.block
         tr = self.tranche
-        tr["interest_due"][t] = m.interest_due
-        tr["interest_paid"][t] = m.interest_paid
-        tr["interest_shortfall"][t] = m.interest_shortfall
-        tr["principal_paid"][t] = m.principal_paid
-        tr["reimbursed"][t] = m.reimbursed
-        tr["balance"][t] = m.balance
-        tr["writedown"][t] = m.writedown
-        tr["writedown_outstanding"][t] = m.writedown_outstanding
-        tr["support_interest"][t] = m.support_interest
-        tr["support_principal"][t] = m.support_principal
+        tr["interest_due"][r] = m.interest_due
+        tr["interest_paid"][r] = m.interest_paid
+        tr["interest_shortfall"][r] = m.interest_shortfall
+        tr["principal_paid"][r] = m.principal_paid
+        tr["reimbursed"][r] = m.reimbursed
+        tr["balance"][r] = m.balance
+        tr["writedown"][r] = m.writedown
+        tr["writedown_outstanding"][r] = m.writedown_outstanding
+        tr["support_interest"][r] = m.support_interest
+        tr["support_principal"][r] = m.support_principal
         pool = self.pool
-        pool["tax"][t] = m.tax
-        pool["support"][t] = m.support
-        pool["advance_made"][t] = m.advance_made
-        pool["advance_recovered"][t] = m.advance_recovered
-        pool["advances"][t] = advances
-        self.accelerated[t] = accelerated
-        if pro_rata is not None:
-            self.pro_rata[t] = pro_rata
-        pool["reserve_bop"][t] = reserve_bop
-        pool["reserve"][t] = m.reserve
-        pool["residual"][t] = m.residual
-        pool["collections"][t] = cash.collections
-        pool["call_proceeds"][t] = call_proceeds
-        pool["purchases"][t] = m.purchases
-        pool["collateral"][t] = m.collateral_end
-        pool["pool_scale"][t] = cash.scale
-        self.revolving[t] = revolving
-        for name, due in m.fees_due.items():
-            self.fees_due[name][t] = due
-        for name, paid in m.fees_paid.items():
-            self.fees_paid[name][t] = paid
-        for name, state in triggers.in_force.items():
-            self.triggers[name][t] = state
-        for name, breach in triggers.breached.items():
-            self.breached[name][t] = breach
+        pool["tax"][r] = m.tax
+        pool["support"][r] = m.support
+        pool["advance_made"][r] = m.advance_made
+        pool["advance_recovered"][r] = m.advance_recovered
+        pool["advances"][r] = advances
+        self.accelerated[r] = accelerated
+        self.pro_rata[r] = False if pro_rata is None else pro_rata
+        pool["reserve_bop"][r] = reserve_bop
+        pool["reserve"][r] = m.reserve
+        pool["residual"][r] = m.residual
+        pool["collections"][r] = cash.collections
+        pool["call_proceeds"][r] = call_proceeds
+        pool["purchases"][r] = m.purchases
+        pool["collateral"][r] = m.collateral_end
+        pool["pool_scale"][r] = cash.scale
+        self.revolving[r] = revolving
+        # the buffers are reused: every element of the month is written (0 / False where
+        # the month has no value for it)
+        for name, row in self.fees_due.items():
+            row[r] = m.fees_due.get(name, 0.0)
+        for name, row in self.fees_paid.items():
+            row[r] = m.fees_paid.get(name, 0.0)
+        for name, row in self.triggers.items():
+            row[r] = triggers.in_force.get(name, False)
+        for name, row in self.breached.items():
+            row[r] = triggers.breached.get(name, False)
         for name in POOL_CASH:
-            self.pool_cash[name][t] = getattr(cash, name)
+            self.pool_cash[name][r] = getattr(cash, name)
         if accounts_in is not None:
-            self.accounts["interest_in"][t], self.accounts["principal_in"][t] = accounts_in
-            self.accounts["to_interest"][t] = m.to_interest
-            self.accounts["to_principal"][t] = m.to_principal
-        self.metrics["cnl"][t] = metrics.cnl
-        self.metrics["cnl_purchases"][t] = metrics.cnl_purchases
-        self.metrics["delinquency"][t] = metrics.dpd30
-        self.metrics["dpd60"][t] = metrics.dpd60
-        self.metrics["dpd90"][t] = metrics.dpd90
-        if triggers.oc is not None:
-            self.metrics["oc"][t] = triggers.oc
+            self.accounts["interest_in"][r], self.accounts["principal_in"][r] = accounts_in
+            self.accounts["to_interest"][r] = m.to_interest
+            self.accounts["to_principal"][r] = m.to_principal
+        self.metrics["cnl"][r] = metrics.cnl
+        self.metrics["cnl_purchases"][r] = metrics.cnl_purchases
+        self.metrics["delinquency"][r] = metrics.dpd30
+        self.metrics["dpd60"][r] = metrics.dpd60
+        self.metrics["dpd90"][r] = metrics.dpd90
+        self.metrics["oc"][r] = 0.0 if triggers.oc is None else triggers.oc
+        if r == self.block - 1 or t == self.n_months - 1:
+            self.flush(t)
 
     def result(self, deal: Deal, amounts: np.ndarray) -> WaterfallResult:
-        def t3(a: np.ndarray) -> np.ndarray:  # (n_months, nt, n_paths) -> (nt, n_paths, n_months)
-            return np.ascontiguousarray(a.transpose(1, 2, 0))
+        """The ``WaterfallResult`` of ``out`` (once every tape has written its paths)."""
+        a = self.out
 
-        def t2(a: np.ndarray) -> np.ndarray:  # (n_months, n_paths) -> (n_paths, n_months)
-            return np.ascontiguousarray(a.T)
+        def group(name: str) -> dict[str, np.ndarray]:
+            return {k: v for (g, k), v in a.items() if g == name}
 
-        tr, pool = self.tranche, self.pool
+        tr, pool = group("tranche"), group("pool")
+        accounts = group("accounts")
         return WaterfallResult(
             tranche_names=deal.tranche_names,
             original_balance=amounts,
             dates=tuple(payment_dates(deal, self.n_months)),
-            interest_due=t3(tr["interest_due"]),
-            interest_paid=t3(tr["interest_paid"]),
-            interest_shortfall=t3(tr["interest_shortfall"]),
-            principal_paid=t3(tr["principal_paid"]),
-            reimbursed=t3(tr["reimbursed"]),
-            balance=t3(tr["balance"]),
-            writedown=t3(tr["writedown"]),
-            writedown_outstanding=t3(tr["writedown_outstanding"]),
-            reserve_bop=t2(pool["reserve_bop"]),
-            reserve=t2(pool["reserve"]),
-            fees_due={k: t2(v) for k, v in self.fees_due.items()},
-            fees_paid={k: t2(v) for k, v in self.fees_paid.items()},
-            triggers={k: t2(v) for k, v in self.triggers.items()},
-            breached={k: t2(v) for k, v in self.breached.items()},
-            residual=t2(pool["residual"]),
-            collections=t2(pool["collections"]),
-            call_proceeds=t2(pool["call_proceeds"]),
-            purchases=t2(pool["purchases"]),
-            collateral=t2(pool["collateral"]),
-            revolving=t2(self.revolving),
-            pool_scale=t2(pool["pool_scale"]),
-            metrics={k: t2(v) for k, v in self.metrics.items()},
-            tax=t2(pool["tax"]),
-            support=t2(pool["support"]),
-            support_interest=t3(tr["support_interest"]),
-            support_principal=t3(tr["support_principal"]),
-            advance_made=t2(pool["advance_made"]),
-            advance_recovered=t2(pool["advance_recovered"]),
-            advances=t2(pool["advances"]),
-            accelerated=t2(self.accelerated),
-            pro_rata=t2(self.pro_rata),
-            pool_cash={k: t2(v) for k, v in self.pool_cash.items()},
-            accounts={k: t2(v) for k, v in self.accounts.items()} if self.accounts else None,
+            interest_due=tr["interest_due"],
+            interest_paid=tr["interest_paid"],
+            interest_shortfall=tr["interest_shortfall"],
+            principal_paid=tr["principal_paid"],
+            reimbursed=tr["reimbursed"],
+            balance=tr["balance"],
+            writedown=tr["writedown"],
+            writedown_outstanding=tr["writedown_outstanding"],
+            reserve_bop=pool["reserve_bop"],
+            reserve=pool["reserve"],
+            fees_due=group("fees_due"),
+            fees_paid=group("fees_paid"),
+            triggers=group("triggers"),
+            breached=group("breached"),
+            residual=pool["residual"],
+            collections=pool["collections"],
+            call_proceeds=pool["call_proceeds"],
+            purchases=pool["purchases"],
+            collateral=pool["collateral"],
+            revolving=a[("flag", "revolving")],
+            pool_scale=pool["pool_scale"],
+            metrics=group("metrics"),
+            tax=pool["tax"],
+            support=pool["support"],
+            support_interest=tr["support_interest"],
+            support_principal=tr["support_principal"],
+            advance_made=pool["advance_made"],
+            advance_recovered=pool["advance_recovered"],
+            advances=pool["advances"],
+            accelerated=a[("flag", "accelerated")],
+            pro_rata=a[("flag", "pro_rata")],
+            pool_cash=group("pool_cash"),
+            accounts=accounts if accounts else None,
         )

@@ -169,3 +169,24 @@ def test_amount_sized_tranches_and_mismatch() -> None:
     deal = deal_from_dict(d)
     paths = paths_from_arrays(initial_balance=1000.0, interest=[[0.0]], scheduled_principal=[[1000.0]])
     assert np.allclose(run_waterfall(deal, paths).principal_received[:, 0], [900.0, 100.0])
+
+
+def test_thread_count_is_checked_and_the_path_ranges_cover_every_path_once() -> None:
+    from tranching.errors import DealError
+    from tranching.waterfall import path_ranges
+
+    paths = paths_from_arrays(initial_balance=1000.0, interest=[[10.0, 8.0]] * 3,
+                              scheduled_principal=[[500.0, 500.0]] * 3)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(DealError, match="threads.*whole number >= 1"):
+            run_waterfall(_deal(), paths, threads=bad)
+    # 3 paths on 5 threads: one path a thread; 10 paths on 3: 3, 3, 4 consecutive paths
+    assert path_ranges(3, 5) == [(0, 1), (1, 2), (2, 3)]
+    assert path_ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    one = run_waterfall(_deal(), paths, threads=1)
+    many = run_waterfall(_deal(), paths, threads=5)
+    np.testing.assert_array_equal(many.principal_paid, one.principal_paid)
+    np.testing.assert_array_equal(many.residual, one.residual)
+    # hand check: A (900) takes the pool's 1000 of principal first, Z the last 100
+    np.testing.assert_array_equal(one.principal_paid[:, :, :].sum(axis=2),
+                                  [[900.0] * 3, [100.0] * 3])

@@ -24,3 +24,13 @@ def test_waterfall_results_are_bit_identical_to_the_recorded_fingerprint() -> No
     got = waterfall_fingerprint.fingerprint()
     assert sorted(got) == sorted(want)
     assert {k: got[k] for k in sorted(got) if got[k] != want[k]} == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_fingerprint_does_not_depend_on_the_thread_count(threads: int) -> None:
+    """``run_waterfall(..., threads=n)`` cuts the paths into n ranges run on n threads and
+    written into one result: every array of every case has the recorded bytes."""
+    want = json.loads((ROOT / "benchmarks" / "fingerprints" / "waterfall.json").read_text())
+    got = waterfall_fingerprint.fingerprint(threads)
+    assert {k: got[k] for k in sorted(got) if got[k] != want[k]} == {}
