@@ -59,7 +59,7 @@ from portfolio.validation import Date, Field, Interval, Spec, Str, StrOptions, T
 
 __all__ = ["AMOUNT_TOL", "DEFAULT_RULES", "apply_overrides", "MAX_LISTED_LOANS", "PARAM_BOUNDS", "RULE_IDS",
            "RULE_OVERRIDES", "SHARE_TOL", "Breach", "Rule", "check_local_region", "check_loan_rule", "check_party_amount",
-           "check_platform_funding", "check_platform_share", "loan_rule_excess", "loan_rule_ok",
+           "check_platform_funding", "check_platform_share", "loan_rule_excess", "loan_rule_excesses", "loan_rule_ok",
            "r2_headroom", "r3_headroom", "rules_with_overrides"]
 
 #: How many loan ids a breach lists (the count and amount always cover all of them).
@@ -267,13 +267,27 @@ def _rates(rule: Rule, loans: LoanArrays, excess: np.ndarray, bad: np.ndarray) -
     return f" (loan {loans.loan_id[i]}: {label} {shown:.4%}, cash-flow APR {true:.4%})"
 
 
+def loan_rule_excesses(rules: tuple[Rule, ...], loans: LoanArrays,
+                       borrower_id: np.ndarray | None, as_of: dt.date,
+                       household_limit: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`loan_rule_excess` of every loan rule in force on ``as_of``, by rule id: a pure
+    function of the loans and the rule, so the allocation computes it once for its
+    eligibility and its re-check."""
+    return {rule.id: loan_rule_excess(rule, loans, borrower_id, household_limit)
+            for rule in rules if rule.scope == "loan" and rule.applies_on(as_of)}
+
+
 def loan_rule_ok(rules: tuple[Rule, ...], loans: LoanArrays, borrower_id: np.ndarray | None,
-                 as_of: dt.date, household_limit: np.ndarray | None = None) -> np.ndarray:
-    """(n_loans,) bool: the loan passes every loan rule in force on ``as_of``."""
+                 as_of: dt.date, household_limit: np.ndarray | None = None,
+                 excess: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n_loans,) bool: the loan passes every loan rule in force on ``as_of``. ``excess``:
+    :func:`loan_rule_excesses` when the caller has them already."""
+    if excess is None:
+        excess = loan_rule_excesses(rules, loans, borrower_id, as_of, household_limit)
     ok = np.ones(len(loans), dtype=bool)
     for rule in rules:
         if rule.scope == "loan" and rule.applies_on(as_of):
-            ok &= loan_rule_excess(rule, loans, borrower_id, household_limit) <= 0
+            ok &= excess[rule.id] <= 0
     return ok
 
 

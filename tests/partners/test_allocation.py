@@ -335,3 +335,50 @@ def test_projected_el_is_the_simulations_el_without_correlation():
         assert abs(loss.mean() - el) < 4 * se, (engine, loss.mean(), el, se)
     # the allocation's lifetime EL is larger: no prepayment, the cut-off balance exposed
     assert float(risk.lifetime_el(loans.balance).sum()) > el
+
+
+def test_recheck_flags_each_share_out_of_range(registry, loans):
+    # the re-check's whole-array pass must still name each loan whose share is negative,
+    # above 1 or not a number (and no other)
+    a = allocate(loans, registry, mode="joint", as_of=AS_OF)
+    rows = (3, 10, 17)
+
+    def off(s):
+        s[rows[0], 0] = -0.25
+        s[rows[1], 1] = 1.5
+        s[rows[2], 2] = np.nan
+
+    report = _corrupt(a, loans, registry, off)
+    (found,) = [b for b in report.breaches if b.message.startswith("shares in [0, 1]")]
+    assert found.n_loans == 3
+    assert set(found.loan_ids) == {str(loans.loan_id[r]) for r in rows}
+    assert _corrupt(a, loans, registry, lambda s: None).ok
+
+
+def test_row_sums_are_numpys_row_sums_bit_for_bit():
+    # the re-check's row sums (partners.allocation._row_sums) against numpy's own
+    # ``sum(axis=1)``: the same floats for every party count, including pairwise from 8 on
+    from partners.allocation import _row_sums
+
+    rng = np.random.default_rng(4)
+    for k in range(0, 11):
+        x = rng.random((2000, k)) * 10.0 ** rng.integers(-9, 9, (2000, k))
+        assert _row_sums(x).tobytes() == x.sum(axis=1).tobytes(), k
+
+
+def test_recheck_with_the_allocations_rule_excesses_is_the_recheck(registry, loans):
+    # allocate hands the re-check the loan rules' excesses its eligibility computed: the same
+    # report as the re-check computing them itself
+    from partners.rules import loan_rule_excesses
+
+    borrowers = np.array([f"B{i % 7}" for i in range(len(loans))], dtype=object)
+    a = allocate(loans, registry, mode="joint", as_of=AS_OF, borrower_id=borrowers)
+    risk = loan_risk_from_table(loans, registry.expected_loss)
+    excess = loan_rule_excesses(registry.rules, loans, borrowers, AS_OF)
+    assert excess  # loan rules are in force
+    alone = verify_allocation(loans, a.shares, a.party_ids, registry, risk, "joint", AS_OF,
+                              borrowers)
+    shared = verify_allocation(loans, a.shares, a.party_ids, registry, risk, "joint", AS_OF,
+                               borrowers, excess=excess)
+    assert alone == shared
+    assert shared == a.checks
