@@ -778,20 +778,19 @@ class Triggers:
 
 
 class Tape:
-    """What the run records: each month goes into a buffer of ``BLOCK`` months (month-major,
-    reused), which is written path-major into the result's arrays (``allocate``: every path;
-    this tape's paths are ``rows`` of them) when full and after the last month."""
-
-    BLOCK = 8  # months buffered before they are written path-major
+    """What the run records, one row per month (month-major while running: each month's
+    writes are contiguous); after the last month it is written path-major into the result's
+    arrays (``allocate``: every path; this tape's paths are ``rows`` of them). (Writing
+    blocks of 4, 8 or 16 months path-major as they fill took 60, 30 and 10% more CPU than one
+    turn at the end on B1's 10,000 paths, under a load of 3.)"""
 
     def __init__(self, deal: Deal, n_months: int, out: dict[tuple[str, str], np.ndarray],
                  rows: tuple[int, int]) -> None:
         n_paths = rows[1] - rows[0]
-        block = min(self.BLOCK, n_months)
-        shape3 = (block, len(deal.tranches), n_paths)
-        shape2 = (block, n_paths)
+        shape3 = (n_months, len(deal.tranches), n_paths)
+        shape2 = (n_months, n_paths)
         self.n_months = n_months
-        self.out, self.rows, self.block = out, rows, block
+        self.out, self.rows = out, rows
         self.tranche = {k: np.zeros(shape3) for k in TAPE_TRANCHE}
         self.pool = {k: np.zeros(shape2) for k in TAPE_POOL}
         self.revolving = np.zeros(shape2, dtype=bool)
@@ -838,20 +837,18 @@ class Tape:
             out[("flag", name)] = getattr(self, name)
         return out
 
-    def flush(self, t: int) -> None:
-        """Write the buffered months up to month ``t`` into this tape's paths of ``out``."""
-        t0 = t - t % self.block
-        n = t + 1 - t0
+    def flush(self) -> None:
+        """Write every month, path-major, into this tape's paths of ``out``."""
         a, b = self.rows
         for key, buf in self.arrays().items():
-            self.out[key][..., a:b, t0:t + 1] = np.moveaxis(buf[:n], 0, -1)
+            self.out[key][..., a:b, :] = np.moveaxis(buf, 0, -1)
 
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
               call_proceeds: np.ndarray, revolving: np.ndarray, metrics: PoolMetrics,
               triggers: TriggerMonth, accelerated: np.ndarray, pro_rata: np.ndarray | None,
               advances: np.ndarray,
               accounts_in: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        r = t % self.block
+        r = t
         tr = self.tranche
         tr["interest_due"][r] = m.interest_due
         tr["interest_paid"][r] = m.interest_paid
@@ -880,8 +877,7 @@ class Tape:
         pool["collateral"][r] = m.collateral_end
         pool["pool_scale"][r] = cash.scale
         self.revolving[r] = revolving
-        # the buffers are reused: every element of the month is written (0 / False where
-        # the month has no value for it)
+        # every element of the month is written (0 / False where it has no value for it)
         for name, row in self.fees_due.items():
             row[r] = m.fees_due.get(name, 0.0)
         for name, row in self.fees_paid.items():
@@ -902,8 +898,8 @@ class Tape:
         self.metrics["dpd60"][r] = metrics.dpd60
         self.metrics["dpd90"][r] = metrics.dpd90
         self.metrics["oc"][r] = 0.0 if triggers.oc is None else triggers.oc
-        if r == self.block - 1 or t == self.n_months - 1:
-            self.flush(t)
+        if t == self.n_months - 1:
+            self.flush()
 
     def result(self, deal: Deal, amounts: np.ndarray) -> WaterfallResult:
         """The ``WaterfallResult`` of ``out`` (once every tape has written its paths)."""
