@@ -78,6 +78,7 @@ from portfolio.store import reports as sql
 from portfolio.store import runs as run_sql
 from portfolio.store import scenarios as scenario_sql
 from portfolio.store import summaries as summary_sql
+from portfolio.store.tranches import load_tranche_results
 from portfolio.validation import SchemaError, parse_toml
 from portfolio.version import code_version
 from tranching.analytics import (
@@ -498,6 +499,9 @@ class RunView:
     dates: tuple[dt.date, ...]
     balance_fan: pd.DataFrame  # month × quantile of balance_eop
     loss_fan: pd.DataFrame  # month × quantile of monthly net loss (default − recovery)
+    # why the view is partial: a run recorded from summaries on Dask workers keeps each
+    # path's loss and the monthly means, not the paths (its fans are the means only)
+    note: str = ""
 
 
 def fan(x: np.ndarray, dates: tuple[dt.date, ...],
@@ -605,7 +609,51 @@ def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     return party_paths(paths, _require_party(viewer, run_id, paths))
 
 
+def paths_kept(db: str | Path, run_id: int) -> bool:
+    """Whether the run kept its paths' flows (False: recorded from summaries on Dask
+    workers, ``portfolio.store.runs.record_simulation_summary``)."""
+    return _paths_kept_cached(str(Path(db).resolve()), db_version(db), int(run_id))
+
+
+@functools.lru_cache(maxsize=32)
+def _paths_kept_cached(db: str, version: str, run_id: int) -> bool:
+    with _full(db) as store:
+        return run_sql.paths_stored(store, run_id)
+
+
+SUMMARY_RUN_NOTE = ("Run {run_id} was recorded from summaries on Dask workers (`riskpool "
+                    "simulate --workers/--scheduler`): it kept each path's loss, the monthly "
+                    "means and the paths at the VaR levels, not every path's month-by-month "
+                    "flows. The loss distribution is complete; the fan charts show the monthly "
+                    "means only (their percentile bands need every path: rerun without "
+                    "--workers, the same seed gives the same numbers).")
+
+
+def _summary_run_view(db: str | Path, run_id: int) -> RunView:
+    """A run recorded from summaries: every path's loss (its distribution exactly as from the
+    paths) and the monthly means as one-line fans."""
+    with _full(db) as store:
+        loss = run_sql.load_path_losses(store, run_id)
+        monthly = run_sql.run_monthly(store, run_id)
+        initial = float(run_sql.get_run(store, run_id).summary["initial_balance"])
+    stats = loss_distribution(loss, initial_balance=initial)
+    dates = tuple(pd.Timestamp(d).date() for d in monthly["period_end"])
+    balance = pd.DataFrame({"date": list(dates), "mean": monthly["balance_eop"].to_numpy()})
+    net = pd.DataFrame({"date": list(dates), "mean": (monthly["default"]
+                                                      - monthly["recovery"]).to_numpy()})
+    return RunView(int(run_id), f"run {run_id}", None, int(loss.shape[0]), initial,
+                   np.asarray(loss, dtype=np.float64), pd.DataFrame(stats.rows()), stats.el,
+                   dict(zip(stats.levels, stats.var, strict=True)),
+                   dict(zip(stats.levels, stats.es, strict=True)), dates, balance, net,
+                   note=SUMMARY_RUN_NOTE.format(run_id=int(run_id)))
+
+
 def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
+    check_viewer(viewer)
+    if not paths_kept(db, run_id):
+        if not viewer.is_treasury:
+            _require_run_party(db, viewer, run_id)  # such a run carries no party flows
+        return _summary_run_view(db, int(run_id))
     paths = run_paths_for(db, viewer, run_id)
     party = None if viewer.is_treasury else viewer.partner_id
     label = f"run {run_id}" + (f" ({party})" if party else "")
@@ -823,6 +871,8 @@ class TrancheView:
     trigger_metrics: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     # each class's credit enhancement by month (tranching.analytics.credit_enhancement_by_month)
     credit_enhancement: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # why the view is partial (a run recorded from summaries: the tables stored with it only)
+    note: str = ""
 
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
@@ -929,8 +979,36 @@ def _pool_tranche_view(db: str | Path, run_id: int, deal: Deal, deal_toml: str,
                           _tranche_key(run_id, deal_toml, discount, rating_toml))
     if stored is not None:
         return _tranche_from_tables(stored)
+    if not paths_kept(db, run_id):
+        return _summary_tranche_view(db, run_id, deal, discount, rating_toml)
     return _tranche_view(deal, _load_paths(db, run_id), _load_replenishment(db, run_id, deal),
                          discount, ratings, POOL_BASIS)
+
+
+def _summary_tranche_view(db: str | Path, run_id: int, deal: Deal, discount: float,
+                          rating_toml: str | None) -> TrancheView:
+    """A run recorded from summaries on Dask workers: the tranche and trigger tables its
+    workers' waterfall gave (stored with the run) for the stored deal at the default 5%
+    discount without a rating table; anything else needs every path (``NotFound`` saying
+    so)."""
+    stored_text = _stored_deal_text(db, run_id)
+    stored = (deal_from_text(stored_text, f"deal stored with run {run_id}") if stored_text
+              else None)
+    if stored is None or not _same_deal(deal, stored) or discount != DEFAULT_DISCOUNT \
+            or rating_toml is not None:
+        raise NotFound(run_sql.summaries_only_message(run_id) + "; its stored tranche table "
+                       "(the deal stored with it, a 5% discount, no rating table) is in "
+                       f"`riskpool tranche report --run {run_id}`")
+    with _full(db) as store:
+        table = load_tranche_results(store, run_id)
+        triggers = load_deal_record(store, run_id).triggers
+    return TrancheView(stored.name, table, triggers, {}, {},
+                       note=f"Run {run_id} was recorded from summaries on Dask workers "
+                       "(`riskpool simulate --structure --workers`): the deal's waterfall ran "
+                       "there, and the tranche and trigger tables are the ones stored with "
+                       "the run. Loss distributions, cash-flow fans, the residual holder, the "
+                       "reconciliation and the cash-flow table need every path's waterfall: "
+                       "rerun without --workers (the same seed gives the same numbers).")
 
 
 _TRANCHE_FRAMES = ("table", "triggers", "residual", "reconciliation", "excess_spread", "tape",

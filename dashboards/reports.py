@@ -93,8 +93,13 @@ class ReportOutcome:
 
 
 def _latest_run(db: str | Path, viewer: Viewer) -> int | None:
+    """The latest run the viewer may see that kept its paths (a run recorded from summaries
+    on Dask workers cannot give the dispersion or the tranche loss charts), else the latest."""
     listed = access.runs(db, viewer)
-    return int(listed["run_id"].max()) if len(listed) else None
+    if not len(listed):
+        return None
+    ids = sorted((int(x) for x in listed["run_id"]), reverse=True)
+    return next((r for r in ids if access.paths_kept(db, r)), ids[0])
 
 
 def _latest_allocation(db: str | Path, viewer: Viewer) -> int | None:
@@ -190,7 +195,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
              ("Performing balance", charts.png_bytes(charts.fan_chart(
                  rv.balance_fan, "Performing balance")))),
             note=f"{rv.label}: {rv.n_paths:,} paths, initial balance "
-                 f"{rv.initial_balance:,.2f} CNY."))
+                 f"{rv.initial_balance:,.2f} CNY." + (f" {rv.note}" if rv.note else "")))
         deal = access.stored_deal_toml(db, viewer, run_id)
         if deal is None:
             out.append(Section("tranches", "Tranches",
@@ -209,8 +214,10 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
                      **({"reconciliation": tv.reconciliation, "excess_spread": tv.excess_spread}
                         if not tv.reconciliation.empty else {})},
                     (("Tranche loss distributions", charts.png_bytes(charts.histograms(
-                        tv.loss_shares, "Tranche losses", "loss / original balance"))),),
-                    note=f"{tv.deal_name} on run {run_id}."))
+                        tv.loss_shares, "Tranche losses", "loss / original balance"))),)
+                    if tv.loss_shares else (),
+                    note=f"{tv.deal_name} on run {run_id}." + (f" {tv.note}" if tv.note
+                                                                 else "")))
     alloc_id = target.allocation_id
     if alloc_id is None:
         out.append(Section("partners", "Partners and rule checks",

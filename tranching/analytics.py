@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,24 +182,61 @@ def tranche_table(
     ``discount``: a flat annual rate or a ``ZeroCurve``; ``price``: purchase price for the IRR
     as a share of par; ``rating_table``: a ``ratings.RatingTable`` (no default table is shipped;
     without one the ``rating`` column is empty)."""
-    init = float(paths.initial_balance)
-    losses = loss_shares(result)
+    cfs = result.tranche_cashflows
+    return tranche_table_from(deal, float(paths.initial_balance), result.dates,
+                              result.original_balance, result.tranche_loss,
+                              wal_per_path(result, deal.closing_date),
+                              irr_per_path(deal, result, price, cfs),
+                              np.stack([cfs[j].mean(axis=0) for j in range(cfs.shape[0])]),
+                              discount=discount, rating_table=rating_table, quantiles=quantiles)
+
+
+def irr_per_path(deal: Deal, result: WaterfallResult, price: float = 1.0,
+                 cashflows: np.ndarray | None = None) -> np.ndarray:
+    """(n_tranches, n_paths) each path's IRR of a tranche's cash flows bought at ``price``
+    (a share of par; NaN for a tranche of size 0), path by path (``path_irr``);
+    ``cashflows``: ``result.tranche_cashflows`` when already at hand."""
+    tau = year_fractions(deal.closing_date, result.dates)
+    cfs = result.tranche_cashflows if cashflows is None else cashflows
     n = result.n_paths
+    return np.stack([path_irr(cfs[j], tau, price * float(face)) if face > 0
+                     else np.full(n, np.nan)
+                     for j, face in enumerate(result.original_balance)])
+
+
+def tranche_table_from(
+    deal: Deal,
+    initial_balance: float,
+    dates: Sequence[dt.date],
+    original_balance: np.ndarray,
+    tranche_loss: np.ndarray,
+    wal: np.ndarray,
+    irr: np.ndarray,
+    expected_cashflows: np.ndarray,
+    discount: Discount = 0.05,
+    rating_table: RatingTable | None = None,
+    quantiles: Sequence[float] = QUANTILES,
+) -> pd.DataFrame:
+    """:func:`tranche_table` from per-path figures, wherever they were computed (e.g. on Dask
+    workers: ``tranching.distributed.TranchesOnWorkers``): ``tranche_loss``, ``wal``
+    (``wal_per_path``) and ``irr`` (``irr_per_path``) are (n_tranches, n_paths),
+    ``expected_cashflows`` (n_tranches, n_months) each tranche's mean cash flow by month."""
+    init = float(initial_balance)
+    orig = np.asarray(original_balance, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        losses = np.where(orig[:, None] > 0,
+                          tranche_loss / np.where(orig > 0, orig, 1.0)[:, None], 0.0)
     el, el_se = mean_and_se(losses, axis=1)
     hit = losses > LOSS_TOLERANCE
     pd_ = hit.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         lgl = np.where(pd_ > 0, el / np.where(pd_ > 0, pd_, 1.0), np.nan)
-    wal = wal_per_path(result, deal.closing_date)
-    tau = year_fractions(deal.closing_date, result.dates)
-    cfs = result.tranche_cashflows
     ce = credit_enhancement(deal, init)
     rows = []
     for j, tr in enumerate(deal.tranches):
-        face = float(result.original_balance[j])
-        irr = path_irr(cfs[j], tau, price * face) if face > 0 else np.full(n, np.nan)
-        expected = cfs[j].mean(axis=0)
-        py = price_yield_duration(expected, result.dates, deal.closing_date, face, discount)
+        face = float(orig[j])
+        py = price_yield_duration(expected_cashflows[j], dates, deal.closing_date, face,
+                                  discount)
         w = wal[j]
         wal_mean = float(np.nanmean(w)) if np.isfinite(w).any() else float("nan")
         row = {
@@ -219,7 +256,7 @@ def tranche_table(
             "wal_mean": wal_mean,
             "wal_p5": float(np.nanquantile(w, 0.05)) if np.isfinite(w).any() else float("nan"),
             "wal_p95": float(np.nanquantile(w, 0.95)) if np.isfinite(w).any() else float("nan"),
-            "irr": float(irr.mean()),
+            "irr": float(irr[j].mean()),
             "price": py.price,
             "yield": py.yield_,
             "mod_duration": py.modified_duration,
@@ -239,18 +276,30 @@ def _qname(q: float) -> str:
 
 def trigger_table(deal: Deal, result: WaterfallResult) -> pd.DataFrame:
     """Per trigger: probability it is ever breached / ever in force, and the mean first month."""
+    ever = {t.name: np.asarray(result.breached[t.name].any(axis=1)) for t in deal.triggers}
+    first = {t.name: np.where(ever[t.name], result.breached[t.name].argmax(axis=1) + 1, 0)
+             for t in deal.triggers}
+    in_force = {t.name: np.asarray(result.triggers[t.name].any(axis=1)) for t in deal.triggers}
+    return trigger_table_from(deal, ever, in_force, first)
+
+
+def trigger_table_from(deal: Deal, breached_ever: Mapping[str, np.ndarray],
+                       in_force_ever: Mapping[str, np.ndarray],
+                       first_breach: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """:func:`trigger_table` from per-path figures (trigger name → (n_paths,)): whether the
+    trigger's test ever failed, whether it was ever in force, and the first month it failed
+    (1-based; 0 when never)."""
     rows = []
     for trig in deal.triggers:
-        breached = result.breached[trig.name]
-        ever = breached.any(axis=1)
-        first = np.where(ever, breached.argmax(axis=1) + 1, 0)
+        ever = np.asarray(breached_ever[trig.name], dtype=bool)
+        first = np.asarray(first_breach[trig.name])
         rows.append({
             "trigger": trig.name,
             "metric": trig.metric.value,
             "effect": trig.effect.value,
             "curable": trig.curable,
             "p_breach": float(ever.mean()),
-            "p_in_force": float(result.triggers[trig.name].any(axis=1).mean()),
+            "p_in_force": float(np.asarray(in_force_ever[trig.name]).mean()),
             "mean_first_month": float(first[ever].mean()) if ever.any() else float("nan"),
         })
     return pd.DataFrame(rows, columns=["trigger", "metric", "effect", "curable", "p_breach",

@@ -4,19 +4,34 @@
 each task's paths (with the same paths of a revolving deal's replenishment profile) and keeps
 per-path summaries; the client joins them in path order. The waterfall is path-wise, so the
 joined summary equals the summary of one local run on all the paths, bit for bit.
+
+``TranchesOnWorkers(deal, replenishment)`` keeps less: what the tranche and trigger tables
+need (each path's tranche losses, WAL and IRR, each trigger's breach flags, and per task the
+tranches' cash flow by month summed over its paths); :func:`deal_tables` builds both tables
+from it on the client (``riskpool simulate --structure --workers``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.paths import PoolPaths
+from tranching.analytics import (
+    Discount,
+    irr_per_path,
+    tranche_table_from,
+    trigger_table_from,
+    wal_per_path,
+)
 from tranching.deal import Deal
+from tranching.ratings import RatingTable
 from tranching.waterfall import WaterfallResult, run_waterfall
 
 
@@ -111,3 +126,120 @@ class WaterfallOnWorkers:
 
     def combine(self, parts: Sequence[WaterfallSummary]) -> WaterfallSummary:
         return WaterfallSummary.concat(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class TrancheSummary:
+    """What the tranche and trigger tables need of a deal's waterfall, per path (path order)
+    except ``cashflow_sum``.
+
+    ``tranche_loss`` / ``wal`` / ``irr``: (n_tranches, n_paths) principal loss in CNY, WAL in
+    years (``tranching.analytics.wal_per_path``) and the IRR at the reducer's price
+    (``irr_per_path``); ``cashflow_sum``: (n_tranches, n_months) each tranche's cash flow by
+    month summed over the paths (added part by part in path order); ``breached_ever`` /
+    ``in_force_ever`` / ``first_breach``: trigger name → (n_paths,) whether its test ever
+    failed, whether it was ever in force, the first month it failed (0: never)."""
+
+    tranche_names: tuple[str, ...]
+    original_balance: np.ndarray
+    dates: tuple[dt.date, ...]
+    tranche_loss: np.ndarray
+    wal: np.ndarray
+    irr: np.ndarray
+    cashflow_sum: np.ndarray
+    breached_ever: dict[str, np.ndarray] = field(default_factory=dict)
+    in_force_ever: dict[str, np.ndarray] = field(default_factory=dict)
+    first_breach: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.tranche_loss.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays (what the workers send back)."""
+        arrays = [self.original_balance, self.tranche_loss, self.wal, self.irr,
+                  self.cashflow_sum]
+        for d in (self.breached_ever, self.in_force_ever, self.first_breach):
+            arrays += list(d.values())
+        return int(sum(a.nbytes for a in arrays))
+
+    @classmethod
+    def concat(cls, parts: Sequence[TrancheSummary]) -> TrancheSummary:
+        """Summaries of consecutive path ranges, joined in path order."""
+        first = parts[0]
+        total = np.zeros_like(first.cashflow_sum)
+        for p in parts:
+            total = total + p.cashflow_sum
+        return cls(
+            tranche_names=first.tranche_names, original_balance=first.original_balance,
+            dates=first.dates,
+            tranche_loss=np.concatenate([p.tranche_loss for p in parts], axis=1),
+            wal=np.concatenate([p.wal for p in parts], axis=1),
+            irr=np.concatenate([p.irr for p in parts], axis=1),
+            cashflow_sum=total,
+            breached_ever={k: np.concatenate([p.breached_ever[k] for p in parts])
+                           for k in first.breached_ever},
+            in_force_ever={k: np.concatenate([p.in_force_ever[k] for p in parts])
+                           for k in first.in_force_ever},
+            first_breach={k: np.concatenate([p.first_breach[k] for p in parts])
+                          for k in first.first_breach})
+
+
+@dataclass(frozen=True, slots=True)
+class TranchesOnWorkers:
+    """A ``PathsReducer``: the deal's waterfall on each task's paths, reduced to what its
+    tranche and trigger tables need (:class:`TrancheSummary`: a few numbers per path and
+    tranche, one month-by-month sum per task) — not the waterfall's month-by-month arrays.
+
+    ``replenishment``: the revolving deal's replenishment profile for the whole run, as for
+    :class:`WaterfallOnWorkers`; ``price``: the purchase price (share of par) of the IRR."""
+
+    deal: Deal
+    replenishment: PoolPaths | None = None
+    price: float = 1.0
+
+    def check(self, n_paths: int) -> None:
+        WaterfallOnWorkers(self.deal, self.replenishment).check(n_paths)
+
+    def __call__(self, paths: PoolPaths, first_path: int) -> TrancheSummary:
+        rep = None if self.replenishment is None else slice_paths(
+            self.replenishment, first_path, first_path + paths.n_paths)
+        result = run_waterfall(self.deal, paths, replenishment=rep)
+        cfs = result.tranche_cashflows
+        names = [t.name for t in self.deal.triggers]
+        ever = {k: np.asarray(result.breached[k].any(axis=1)) for k in names}
+        return TrancheSummary(
+            tranche_names=tuple(result.tranche_names),
+            original_balance=np.asarray(result.original_balance, dtype=np.float64),
+            dates=tuple(result.dates),
+            tranche_loss=result.tranche_loss,
+            wal=wal_per_path(result, self.deal.closing_date),
+            irr=irr_per_path(self.deal, result, self.price, cfs),
+            cashflow_sum=cfs.sum(axis=1),
+            breached_ever=ever,
+            in_force_ever={k: np.asarray(result.triggers[k].any(axis=1)) for k in names},
+            first_breach={k: np.where(ever[k], result.breached[k].argmax(axis=1) + 1, 0)
+                          for k in names})
+
+    def combine(self, parts: Sequence[TrancheSummary]) -> TrancheSummary:
+        return TrancheSummary.concat(parts)
+
+
+def deal_tables(deal: Deal, summary: TrancheSummary, initial_balance: float,
+                discount: Discount = 0.05, rating_table: RatingTable | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tranche table and the trigger table (``tranching.analytics``) from the workers'
+    :class:`TrancheSummary`. Every column equals the table of one local run on all the
+    paths bit for bit (the same per-path numbers, the same reductions over the joined
+    vectors) except ``price``, ``yield`` and ``mod_duration``: they price the mean cash flow
+    by month, here the per-task sums added in path order over the path count rather than
+    numpy's one mean over every path — equal to float rounding (relative 1e-12)."""
+    expected = summary.cashflow_sum / summary.n_paths
+    tranches = tranche_table_from(deal, initial_balance, summary.dates,
+                                  summary.original_balance, summary.tranche_loss, summary.wal,
+                                  summary.irr, expected, discount=discount,
+                                  rating_table=rating_table)
+    triggers = trigger_table_from(deal, summary.breached_ever, summary.in_force_ever,
+                                  summary.first_breach)
+    return tranches, triggers

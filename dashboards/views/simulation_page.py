@@ -31,6 +31,8 @@ def show(view: access.RunView) -> None:
     ui.table(view.stats)
     for line in access.thin_tails(view):
         st.warning(line, icon=":material/warning:")
+    if view.note:  # a run recorded from summaries: the fans are the monthly means only
+        st.info(view.note, icon=":material/summarize:")
     a, b = st.columns(2)
     charts.altair_chart(charts.fan_area_chart(view.balance_fan, "Performing balance"),
                         container=a, width="stretch")

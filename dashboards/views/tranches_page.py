@@ -99,6 +99,8 @@ if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()
 ui.table(view.table, show_missing=True)  # LGL has no value for a class no path loses on
+if view.note:  # a run recorded from summaries: its stored tables only
+    st.info(view.note, icon=":material/summarize:")
 if not view.residual.empty:
     st.markdown("**Residual holder** — the subordinated tranche's holder: its cash includes the "
                 "residual; investment = its face + initial OC + the reserve funded at closing")
@@ -135,8 +137,10 @@ if not view.credit_enhancement.empty:
                                               "month)"),
                         width="stretch")
 fan_names = list(view.cashflow_fans)
-which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan")
-if charts.fan_is_flat(view.cashflow_fans[which]):
+which = st.selectbox("Cash-flow fan of tranche", fan_names, key="tr_fan") if fan_names else None
+if which is None:
+    pass  # no per-path cash flows (a run recorded from summaries: the note above says so)
+elif charts.fan_is_flat(view.cashflow_fans[which]):
     st.info(f"Tranche {which} receives no cash on any path in any month.")
 else:
     charts.altair_chart(charts.fan_area_chart(view.cashflow_fans[which],

@@ -52,6 +52,7 @@ from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, DelinquencyPaths, PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
+from portfolio.montecarlo.summaries import PathSummary
 from portfolio.risk import loss_stats, mean_and_se
 from portfolio.store import liveness
 from portfolio.store.core import Store
@@ -66,15 +67,20 @@ __all__ = [
     "get_run",
     "label_run",
     "list_runs",
+    "load_path_losses",
     "load_paths",
+    "load_quantile_paths",
+    "paths_stored",
     "read_paths",
     "record_run",
     "record_simulation",
+    "record_simulation_summary",
     "resolve_run_file",
     "run_dir",
     "run_loss_stats",
     "run_monthly",
     "runs_root",
+    "summaries_only_message",
     "write_paths",
 ]
 
@@ -261,21 +267,25 @@ def _monthly_frame(paths: PoolPaths) -> pd.DataFrame:
 
 
 def _loss_frame(paths: PoolPaths) -> pd.DataFrame:
-    rows = []
     targets = [(POOL_PARTY, paths.loss, paths.initial_balance)]
     if paths.party_flows:
         party_loss = (paths.party_flows["default"] - paths.party_flows["recovery"]).sum(axis=2)
         party_init = paths.party_flows["balance_bop"][:, :, 0].mean(axis=1)
         targets += [(pid, party_loss[q], float(party_init[q]))
                     for q, pid in enumerate(paths.party_ids)]
-    for pid, loss, initial in targets:
-        stats = loss_stats(loss, initial_balance=initial)
-        for row in stats.rows():
-            level = row["level"]
-            rows.append({"party_id": pid, "measure": row["measure"],
-                         "level": 0.0 if isinstance(level, float) and math.isnan(level) else level,
-                         "loss": row["loss"], "se": row["se"],
-                         "loss_pct": row["loss_pct"] if initial else None})
+    return pd.concat([_stats_rows(pid, loss, initial) for pid, loss, initial in targets],
+                     ignore_index=True)
+
+
+def _stats_rows(party_id: str, loss: np.ndarray, initial: float) -> pd.DataFrame:
+    rows = []
+    stats = loss_stats(loss, initial_balance=initial)
+    for row in stats.rows():
+        level = row["level"]
+        rows.append({"party_id": party_id, "measure": row["measure"],
+                     "level": 0.0 if isinstance(level, float) and math.isnan(level) else level,
+                     "loss": row["loss"], "se": row["se"],
+                     "loss_pct": row["loss_pct"] if initial else None})
     return pd.DataFrame(rows)
 
 
@@ -377,6 +387,8 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
                             [int(run_id)]).fetchone()
     d = resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
     if not (d / "paths.parquet").is_file():
+        if not paths_stored(store, run_id):
+            raise NotFound(summaries_only_message(run_id))
         raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
     return read_paths(d)
 
@@ -387,6 +399,8 @@ def stored_party_ids(store: Store, run_id: int) -> tuple[str, ...]:
     _require_run(store, run_id)
     d = _stored_run_dir(store, run_id)
     if not (d / "paths.parquet").is_file():
+        if not paths_stored(store, run_id):
+            return ()  # a run recorded from summaries carries no party flows
         raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
     meta = json.loads(pq.read_schema(d / "paths.parquet").metadata[_META_KEY])
     party_ids = tuple(meta["party_ids"])
@@ -530,31 +544,53 @@ def record_simulation(
     if inputs.party_ids and tuple(inputs.party_ids) != tuple(paths.party_ids):
         raise ValidationError(must_be("inputs.party_ids", f"{list(paths.party_ids)} (the paths' "
                                       "parties)", list(inputs.party_ids)))
+    monthly = _monthly_frame(paths)
+    losses = _loss_frame(paths)
+    summary = _summary_json(paths.loss, paths.initial_balance, paths.n_months, paths.party_ids)
+
+    def write(tmp: Path) -> None:
+        write_paths(paths, tmp)
+        if replenishment is not None:
+            write_profile(replenishment[1], replenishment_dir(tmp, replenishment[0]))
+
+    return _record(store, dataclasses.replace(inputs, party_ids=tuple(paths.party_ids)),
+                   paths.seed_entropy, code_version, summary, monthly, losses, write, timings,
+                   assumptions, started_at, on_record)
+
+
+def _summary_json(loss: np.ndarray, initial_balance: float, n_months: int,
+                  party_ids: Sequence[str]) -> dict[str, Any]:
+    stats = loss_stats(loss, initial_balance=initial_balance)
+    return {
+        "n_paths": int(loss.shape[0]),
+        "n_months": int(n_months),
+        "initial_balance": initial_balance,
+        "el": stats.el, "el_se": stats.el_se,
+        **{f"var_{lv:g}": v for lv, v in zip(stats.levels, stats.var, strict=True)},
+        **{f"es_{lv:g}": v for lv, v in zip(stats.levels, stats.es, strict=True)},
+        "party_ids": list(party_ids),
+    }
+
+
+def _record(store: Store, inputs: SimulationInputs, seed_entropy: int | None,
+            code_version: str, summary: Mapping[str, Any], monthly: pd.DataFrame,
+            losses: pd.DataFrame, write: Callable[[Path], None],
+            timings: Mapping[str, float] | None, assumptions: Assumptions | None,
+            started_at: dt.datetime | None,
+            on_record: Callable[[Store, int], None] | None) -> int:
+    """A simulation run's rows and files, all or nothing: ``write(tmp)`` writes its files in
+    a temporary folder renamed into place inside the transaction (module doc)."""
     root = runs_root(store)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(root)
     tmp = root / f"{TMP_PREFIX}{liveness.folder_tag(liveness.me(), uuid.uuid4().hex)}"
     final: Path | None = None
-    monthly = _monthly_frame(paths)
-    losses = _loss_frame(paths)
-    stats = loss_stats(paths.loss, initial_balance=paths.initial_balance)
-    summary = {
-        "n_paths": paths.n_paths,
-        "n_months": paths.n_months,
-        "initial_balance": paths.initial_balance,
-        "el": stats.el, "el_se": stats.el_se,
-        **{f"var_{lv:g}": v for lv, v in zip(stats.levels, stats.var, strict=True)},
-        **{f"es_{lv:g}": v for lv, v in zip(stats.levels, stats.es, strict=True)},
-        "party_ids": list(paths.party_ids),
-    }
     try:
-        write_paths(paths, tmp)
-        if replenishment is not None:
-            write_profile(replenishment[1], replenishment_dir(tmp, replenishment[0]))
+        write(tmp)
         with store.transaction():
             run_id = store.next_id("run_seq")
             final = run_dir(store, run_id)
-            record = dataclasses.replace(inputs, party_ids=tuple(paths.party_ids))
+            record = inputs
             if assumptions is not None:
                 rel = _relative_run_dir(run_id)
                 save_assumptions(assumptions, tmp / "assumptions.toml")
@@ -572,8 +608,8 @@ def record_simulation(
                                      started_at, finished_at, timings, summary, artifact_path)
                    VALUES (?, 'simulation', 'done', ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, _json(record.to_json()),
-                 None if paths.seed_entropy is None else str(paths.seed_entropy), code_version,
-                 started_at or _now(), _now(), _json(dict(timings or {})), _json(summary),
+                 None if seed_entropy is None else str(seed_entropy), code_version,
+                 started_at or _now(), _now(), _json(dict(timings or {})), _json(dict(summary)),
                  _relative_run_dir(run_id)],
             )
             _insert_frame(store, "run_monthly", run_id, monthly)
@@ -589,6 +625,124 @@ def record_simulation(
             shutil.rmtree(final, ignore_errors=True)
         raise
     return run_id
+
+
+# ------------------------------------------------------------------------------------------
+# a run recorded from summaries (Dask workers): no path flows stored
+
+LOSSES_FILE = "losses.parquet"
+QUANTILE_DIR = "quantile_paths"
+
+
+def record_simulation_summary(
+    store: Store,
+    summary: PathSummary,
+    inputs: SimulationInputs,
+    code_version: str,
+    seed_entropy: int | None,
+    timings: Mapping[str, float] | None = None,
+    assumptions: Assumptions | None = None,
+    started_at: dt.datetime | None = None,
+    on_record: Callable[[Store, int], None] | None = None,
+    quantile_paths: tuple[Sequence[float], np.ndarray, PoolPaths] | None = None,
+    bytes_back: int | None = None,
+) -> int:
+    """Record a run whose flows stayed on the Dask workers, from its
+    :class:`~portfolio.montecarlo.summaries.PathSummary`: the runs row (summary marked
+    ``paths_stored: false``), the loss distribution (from every path's loss: the same numbers
+    as :func:`record_simulation` of the full paths), the monthly means and standard errors
+    (from the per-block moments: equal to the full paths' to float rounding, the sums being
+    taken block by block), ``runs/<id>/losses.parquet`` (path, loss) and, with
+    ``quantile_paths`` (levels, path numbers, their ``PoolPaths``), those paths' full flows in
+    ``runs/<id>/quantile_paths/`` (:func:`load_quantile_paths`). No ``paths.parquet``:
+    :func:`load_paths` says the run kept summaries only. A summary with party flows is
+    refused (their monthly standard errors are not kept). ``bytes_back``: what the workers
+    sent, kept in the run's summary."""
+    if inputs.n_paths != summary.n_paths:
+        raise ValidationError(must_be("inputs.n_paths", f"{summary.n_paths:,} (the summary's "
+                                      "path count)", inputs.n_paths))
+    if summary.party_ids:
+        raise ValidationError(must_be("summary", "a pool summary without party flows",
+                                      f"parties {list(summary.party_ids)}"))
+    n_months = int(summary.block_sum.shape[2])
+    dates = np.asarray(summary.dates).astype("datetime64[D]")
+    mean, se = summary.flow_mean(), summary.flow_se()
+    cols: dict[str, Any] = {"party_id": POOL_PARTY,
+                            "month": np.arange(1, n_months + 1, dtype=np.int16),
+                            "period_end": pd.to_datetime(dates).date}
+    for name in FLOW_NAMES:
+        cols[name] = mean[name]
+        cols[f"{name}_se"] = se[name]
+    monthly = pd.DataFrame(cols)
+    losses = _stats_rows(POOL_PARTY, summary.loss, summary.initial_balance)
+    info = _summary_json(summary.loss, summary.initial_balance, n_months, ())
+    info["paths_stored"] = False
+    if bytes_back is not None:
+        info["bytes_back"] = int(bytes_back)
+    if quantile_paths is not None:
+        levels, index, _ = quantile_paths
+        info["quantile_paths"] = {"levels": [float(v) for v in levels],
+                                  "path": [int(i) for i in index]}
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        meta = {"dates": [str(x) for x in dates], "initial_balance": summary.initial_balance,
+                "seed_entropy": None if seed_entropy is None else str(seed_entropy),
+                "n_paths": summary.n_paths, "n_months": n_months}
+        table = pa.table({"path": np.arange(summary.n_paths, dtype=np.int32),
+                          "loss": np.asarray(summary.loss, dtype=np.float64)})
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+        pq.write_table(table, tmp / LOSSES_FILE, compression="zstd")
+        if quantile_paths is not None:
+            write_paths(quantile_paths[2], tmp / QUANTILE_DIR)
+
+    return _record(store, dataclasses.replace(inputs, party_ids=()), seed_entropy,
+                   code_version, info, monthly, losses, write, timings, assumptions,
+                   started_at, on_record)
+
+
+def paths_stored(store: Store, run_id: int) -> bool:
+    """Whether run ``run_id`` kept its paths' flows (False for a run recorded from summaries
+    by :func:`record_simulation_summary`)."""
+    return bool(_run_summary(store, run_id).get("paths_stored", True))
+
+
+def _run_summary(store: Store, run_id: int) -> dict[str, Any]:
+    _require_run(store, run_id)
+    row = store.con.execute("SELECT summary FROM runs WHERE run_id = ?",
+                            [int(run_id)]).fetchone()
+    return (_loads(row[0]) if row is not None else None) or {}
+
+
+def summaries_only_message(run_id: int) -> str:
+    """What a reader of a run recorded from summaries is told it cannot have."""
+    return (f"run {int(run_id)} was recorded from summaries on Dask workers (riskpool simulate "
+            "--workers/--scheduler): its paths' month-by-month flows were not kept, only each "
+            "path's loss, the monthly means and the paths at the loss quantiles. This needs "
+            "every path: rerun the pool without --workers/--scheduler (the same seed gives the "
+            "same numbers)")
+
+
+def load_path_losses(store: Store, run_id: int) -> np.ndarray:
+    """Every path's pool loss of run ``run_id`` (from its paths, or from ``losses.parquet``
+    for a run recorded from summaries)."""
+    _require_run(store, run_id)
+    d = _stored_run_dir(store, run_id)
+    if (d / LOSSES_FILE).is_file():
+        return pq.read_table(d / LOSSES_FILE).column("loss").to_numpy()
+    return load_paths(store, run_id).loss
+
+
+def load_quantile_paths(store: Store, run_id: int
+                        ) -> tuple[tuple[float, ...], np.ndarray, PoolPaths]:
+    """The loss levels, path numbers and full flows of the loss-quantile paths stored with a
+    run recorded from summaries; ``NotFound`` if the run kept none."""
+    info = _run_summary(store, run_id).get("quantile_paths")
+    d = _stored_run_dir(store, run_id) / QUANTILE_DIR
+    if not info or not (d / "paths.parquet").is_file():
+        raise NotFound(f"run {int(run_id)} has no stored loss-quantile paths")
+    return (tuple(float(v) for v in info["levels"]), np.asarray(info["path"], dtype=np.int64),
+            read_paths(d))
 
 
 def _run_committed(store: Store, run_id: int) -> bool:

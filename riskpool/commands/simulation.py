@@ -12,6 +12,9 @@ the same transaction (``riskpool tranche report --run ID``); a bad deal file wri
 The work is done by :func:`run_simulation` (plain arguments in, a :class:`SimulationResult`
 out) so that other commands can add steps (a deal structure, Dask workers) around it. The run
 is recorded with its typed inputs (``portfolio.montecarlo.records.SimulationInputs``).
+``--workers/--scheduler`` run the paths (and with ``--structure`` the deal's waterfall) on a
+Dask cluster and bring back summaries only; the run is recorded from them
+(``portfolio.store.runs.record_simulation_summary``: no path flows stored).
 
 ``migrate`` brings a database written by an older riskpool to the current schema
 (``portfolio.store.migrations``), or refuses and says how to rebuild it.
@@ -19,14 +22,16 @@ is recorded with its typed inputs (``portfolio.montecarlo.records.SimulationInpu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -43,20 +48,24 @@ from portfolio.montecarlo.assumptions import (
 )
 from portfolio.montecarlo.delinquency import MODELS, project
 from portfolio.montecarlo.distributed import (
+    SummaryRun,
     check_cluster_flags,
     open_client,
     prepare_on_workers,
-    run_distributed,
-    simulate_distributed,
+    run_summary,
 )
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
 from portfolio.montecarlo.simulation import (
+    BLOCK_PATHS,
     DETERMINISTIC_Z,
     ENGINES,
+    LOSS_LEVELS,
     Engine,
     LossStats,
+    PreparedPool,
     loss_distribution,
+    prepare_pool,
     root_seed,
 )
 from portfolio.store.core import Store, open_store
@@ -74,6 +83,7 @@ from portfolio.store.runs import (
     label_run,
     list_runs,
     record_simulation,
+    record_simulation_summary,
     run_loss_stats,
     run_monthly,
 )
@@ -90,9 +100,10 @@ from riskpool.commands.pools import (
     check_stress_flags,
 )
 from riskpool.commands.progress import QuietOption, progress_bar
-from tranching.deal import load_deal
-from tranching.ratings import load_rating_table
-from tranching.revolving import DealRun, replenishment_for, run_deal
+from tranching.deal import Deal, load_deal
+from tranching.distributed import TranchesOnWorkers, deal_tables
+from tranching.ratings import RatingTable, load_rating_table
+from tranching.revolving import DealRun, DealSettings, replenishment_for, run_deal
 
 ENGINE_CHOICES = ENGINES
 LabelOption = Annotated[str | None, typer.Option(
@@ -103,14 +114,41 @@ TagOption = Annotated[list[str] | None, typer.Option(
 
 @dataclass
 class SimulationResult:
+    """``paths``: every path's flows (None for a run on Dask workers, which brings back
+    ``summary`` instead: ``portfolio.montecarlo.distributed.SummaryRun``); ``deal_run``: the
+    local waterfall with ``--structure``, ``deal_tables`` (tranche table, trigger table) the
+    one computed on the workers."""
+
     run_id: int | None
-    paths: PoolPaths
+    paths: PoolPaths | None
     stats: LossStats
     pool: PoolInfo
     n_loans: int
     inputs: SimulationInputs
     timings: dict[str, float] = field(default_factory=dict)
     deal_run: DealRun | None = None  # when --structure was given
+    summary: SummaryRun | None = None
+    deal_tables: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    deal: Deal | None = None
+    replenishment_months: int = 0
+
+    @property
+    def n_paths(self) -> int:
+        return self.paths.n_paths if self.paths is not None else self.inputs.n_paths
+
+    @property
+    def initial_balance(self) -> float:
+        if self.paths is not None:
+            return float(self.paths.initial_balance)
+        assert self.summary is not None
+        return float(self.summary.summary.initial_balance)
+
+    @property
+    def dates(self) -> np.ndarray:
+        if self.paths is not None:
+            return np.asarray(self.paths.dates)
+        assert self.summary is not None
+        return np.asarray(self.summary.summary.dates)
 
 
 def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int,
@@ -182,7 +220,12 @@ def run_simulation(
     """Load the pool and assumptions, simulate, and (``record``) store the run.
 
     ``workers`` (a local Dask cluster of that many processes) or ``scheduler`` (an existing
-    cluster's address) run the paths on Dask (``portfolio.montecarlo.distributed``; same numbers).
+    cluster's address) run the paths on Dask keeping summaries only on the client
+    (``portfolio.montecarlo.distributed.run_summary``: each path's loss, per-block monthly
+    moments, the paths at the VaR levels; the same loss figures), with ``structure`` the
+    deal's waterfall on the workers too (``tranching.distributed.TranchesOnWorkers``; a
+    revolving deal's replenishment profile computed once here and shipped); the run is
+    recorded from the summaries, without path flows (``result.paths`` is None).
     ``book``: a Parquet book (``riskpool book export``) that must hold every pool loan.
     ``structure``: a deal TOML (checked first); the waterfall then runs on the paths (with the
     replenishment profile of new loans when the deal revolves, ``tranching.revolving``) and the
@@ -237,30 +280,34 @@ def run_simulation(
     if len(loans) == 0:
         raise ValidationError(must_be("--pool", "a pool with at least one loan", pool_id))
     z = None if deterministic is None else DETERMINISTIC_Z[deterministic]
-    t1 = time.perf_counter()
-    n_workers = None
-    if workers is not None or scheduler is not None:
-        drun = simulate_distributed(loans, assumptions, n_paths, seed, engine=eng,
-                                    workers=workers, scheduler=scheduler, progress=progress)
-        assert drun.paths is not None  # keep_flows (the default): every path comes back
-        paths, n_workers = drun.paths, drun.n_workers
-    else:
-        paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
-                        model=model, engine=eng, batch_size=batch_size, deterministic_z=z,
-                        charge_off_dpd=charge_off_dpd, progress=progress)
-    timings["simulate_s"] = time.perf_counter() - t1
-    stats = loss_distribution(paths)
     inputs = SimulationInputs(
-        pool_id=int(pool_id), n_paths=paths.n_paths, seed=int(seed), engine=eng,
-        assumptions=str(Path(assumptions_path).resolve()),
+        pool_id=int(pool_id), n_paths=1 if z is not None else int(n_paths), seed=int(seed),
+        engine=eng, assumptions=str(Path(assumptions_path).resolve()),
         stress=Stress(scenario=scenario, pd_mult=_opt_float(pd_mult), rho=_opt_float(rho),
                       smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
         deterministic=deterministic, deterministic_z=z, batch_size=int(batch_size),
         pool_name=pool.name, n_loans=len(loans), cutoff_date=pool.cutoff_date,
-        dask=None if n_workers is None else DaskPlacement(int(n_workers), scheduler or "local"),
         book=None if book is None else str(Path(book).resolve()),
         structure=None if structure is None else str(Path(structure).resolve()),
         source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
+    if workers is not None or scheduler is not None:
+        t1 = time.perf_counter()
+        prep = prepare_pool(loans, assumptions, loan_level=eng == "loan")
+        profile = None
+        if deal is not None:  # computed once here, shipped to every worker with the deal
+            profile = replenishment_for(deal, loans, assumptions, int(n_paths), seed, eng,
+                                        cutoff=pool.cutoff_date)
+        timings["prepare_s"] = time.perf_counter() - t1
+        with open_client(workers=workers, scheduler=scheduler) as client:
+            return _simulate_summaries(db, client, prep, pool, len(loans), inputs, assumptions,
+                                       scheduler, deal, profile, structure, ratings, record,
+                                       label, tags, started, timings, progress)
+    t1 = time.perf_counter()
+    paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
+                    model=model, engine=eng, batch_size=batch_size, deterministic_z=z,
+                    charge_off_dpd=charge_off_dpd, progress=progress)
+    timings["simulate_s"] = time.perf_counter() - t1
+    stats = loss_distribution(paths)
     deal_run = None
     on_record = None
     stored_profile = None  # the revolving deal's profile, stored with the run's paths
@@ -327,6 +374,14 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
         raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
                                       f"({pool.n_loans:,} loans; riskpool pool export)",
                                       f"{n_rows:,} loans", str(tape)))
+    inputs = SimulationInputs(
+        pool_id=int(pool_id), n_paths=int(n_paths), seed=int(seed), engine="granular",
+        assumptions=str(Path(assumptions_path).resolve()),
+        stress=Stress(scenario=scenario, pd_mult=_opt_float(pd_mult), rho=_opt_float(rho),
+                      smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
+        batch_size=int(batch_size), pool_name=pool.name, n_loans=pool.n_loans,
+        cutoff_date=pool.cutoff_date,
+        book=None if tape is None else str(Path(tape).resolve()), source="riskpool simulate")
     t1 = time.perf_counter()
     with open_client(workers=workers, scheduler=scheduler) as client:
         prep = prepare_on_workers(client, parts, assumptions)
@@ -335,32 +390,64 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
             raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
                                           f"(balance {pool.balance:,.2f})",
                                           f"balance {prep.initial_balance:,.2f}", str(tape)))
-        t2 = time.perf_counter()
-        drun = run_distributed(client, prep, root_seed(seed), n_paths, "granular",
-                               progress=progress)
-        timings["simulate_s"] = time.perf_counter() - t2
-    paths = drun.paths
-    assert paths is not None  # keep_flows: the run is recorded with its paths
-    inputs = SimulationInputs(
-        pool_id=int(pool_id), n_paths=paths.n_paths, seed=int(seed), engine="granular",
-        assumptions=str(Path(assumptions_path).resolve()),
-        stress=Stress(scenario=scenario, pd_mult=_opt_float(pd_mult), rho=_opt_float(rho),
-                      smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
-        batch_size=int(batch_size), pool_name=pool.name, n_loans=prep.n_loans,
-        cutoff_date=pool.cutoff_date,
-        dask=DaskPlacement(int(drun.n_workers), scheduler or "local"),
-        book=None if tape is None else str(Path(tape).resolve()), source="riskpool simulate")
+        return _simulate_summaries(db, client, prep, pool, prep.n_loans,
+                                   dataclasses.replace(inputs, n_loans=prep.n_loans),
+                                   assumptions, scheduler, None, None, None, None, record,
+                                   label, tags, started, timings, progress)
+
+
+def _simulate_summaries(db: Path, client: Any, prep: PreparedPool, pool: PoolInfo, n_loans: int,
+                        inputs: SimulationInputs, assumptions: Assumptions,
+                        scheduler: str | None, deal: Deal | None, profile: PoolPaths | None,
+                        structure: Path | None, ratings: RatingTable | None, record: bool,
+                        label: str | None, tags: Sequence[str], started: dt.datetime,
+                        timings: dict[str, float],
+                        progress: Callable[[float], None] | None) -> SimulationResult:
+    """Run ``prep``'s paths on ``client``'s cluster keeping summaries only on the client
+    (``portfolio.montecarlo.distributed.run_summary``: each path's loss, per-block monthly
+    moments and the paths at the VaR levels), with ``deal``'s waterfall on the workers
+    (``tranching.distributed.TranchesOnWorkers``, ``profile`` its replenishment profile) and
+    record the run from them (``portfolio.store.runs.record_simulation_summary``)."""
+    t2 = time.perf_counter()
+    inner = None if deal is None else TranchesOnWorkers(deal, profile)
+    srun = run_summary(client, prep, root_seed(inputs.seed), inputs.n_paths,
+                       engine=inputs.engine, inner=inner, quantiles=LOSS_LEVELS,
+                       progress=progress)
+    timings["simulate_s"] = time.perf_counter() - t2
+    inputs = dataclasses.replace(inputs, dask=DaskPlacement(int(srun.n_workers),
+                                                            scheduler or "local"))
+    entropy = root_seed(inputs.seed).entropy
+    tables = None
+    on_record = None
+    if deal is not None and structure is not None:
+        t3 = time.perf_counter()
+        tables = deal_tables(deal, srun.reduced, srun.summary.initial_balance,
+                             rating_table=ratings)
+        settings = DealSettings(
+            replenishment="new-loan profile" if profile is not None else "none",
+            replenishment_months=profile.n_months if profile is not None else 0,
+            waterfall_months=len(srun.reduced.dates))
+        timings["tranches_s"] = time.perf_counter() - t3
+        on_record = _tables_recorder(deal.name, tables, settings, Path(structure))
+    if label is not None or tags:
+        on_record = _with_label(on_record, label, tags)
     run_id = None
     if record:
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         with open_store(db) as store:
-            run_id = record_simulation(store, paths, inputs, code_version(), timings=timings,
-                                       assumptions=assumptions, started_at=started,
-                                       on_record=None if label is None and not tags
-                                       else _with_label(None, label, tags))
-        timings["record_s"] = time.perf_counter() - t3
-    return SimulationResult(run_id, paths, loss_distribution(paths), pool, prep.n_loans, inputs,
-                            timings)
+            run_id = record_simulation_summary(
+                store, srun.summary, inputs, code_version(),
+                seed_entropy=int(entropy) if isinstance(entropy, int) else None,
+                timings=timings, assumptions=assumptions, started_at=started,
+                on_record=on_record, bytes_back=srun.bytes_back,
+                quantile_paths=(srun.quantile_levels, srun.quantile_index,
+                                srun.quantile_paths) if srun.quantile_paths is not None
+                else None)
+        timings["record_s"] = time.perf_counter() - t4
+    stats = loss_distribution(srun.summary.loss, initial_balance=srun.summary.initial_balance)
+    return SimulationResult(run_id, None, stats, pool, n_loans, inputs, timings, None,
+                            summary=srun, deal_tables=tables, deal=deal,
+                            replenishment_months=0 if profile is None else profile.n_months)
 
 
 def _with_label(inner: Callable[[Store, int], None] | None, label: str | None,
@@ -376,6 +463,21 @@ def _with_label(inner: Callable[[Store, int], None] | None, label: str | None,
 
 def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
+
+
+def _tables_recorder(deal_name: str, tables: tuple[pd.DataFrame, pd.DataFrame],
+                     settings: DealSettings, structure: Path) -> Callable[[Store, int], None]:
+    """``on_record`` storing a deal's tranche and trigger tables computed from the workers'
+    summaries (as :func:`_tranche_recorder` does from a local waterfall)."""
+    text = structure.read_text(encoding="utf-8")
+
+    def record(store: Store, run_id: int) -> None:
+        insert_tranche_results(store.con, run_id, deal_name, tables[0],
+                               deal_source=str(structure), deal_toml=text,
+                               settings=settings.to_json(),
+                               triggers=tables[1].to_dict("records"))
+
+    return record
 
 
 def _tranche_recorder(deal_run: DealRun, structure: Path) -> Callable[[Store, int], None]:
@@ -431,8 +533,9 @@ def simulate_cmd(
         "base (Z = 0), adverse (Z = 1-in-20 quantile every month) or severe (1-in-100).")] = None,
     db: DbOption = DEFAULT_DB,
     workers: Annotated[int | None, typer.Option(
-        "--workers", help="Run the paths on a local Dask cluster of N worker processes "
-        "(127.0.0.1 only; same numbers as a local run; needs riskpool[distributed]).")] = None,
+        "--workers", help="Run the paths (and a --structure deal's waterfall) on a local Dask "
+        "cluster of N worker processes (127.0.0.1 only; summaries only come back and are "
+        "recorded; same loss figures as a local run; needs riskpool[distributed]).")] = None,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Run the paths on an existing Dask cluster at this scheduler "
         "address (e.g. tcp://10.0.0.5:8786).")] = None,
@@ -474,11 +577,13 @@ def simulate_cmd(
 
 def _print_simulation(res: SimulationResult, deterministic: str | None, engine: str, seed: int,
                       model: str) -> None:
-    p = res.paths
+    dates = res.dates
     typer.echo(f"pool {res.pool.pool_id} ({res.pool.name}): {res.n_loans:,} loans, cut-off "
-               f"balance {_money(p.initial_balance)}, {p.n_months} months "
-               f"(to {p.dates[-1]})")
+               f"balance {_money(res.initial_balance)}, {len(dates)} months "
+               f"(to {dates[-1]})")
     if deterministic is not None:
+        p = res.paths
+        assert p is not None  # a deterministic projection never runs on a cluster
         z = res.inputs.deterministic_z
         assert z is not None
         typer.echo(f"deterministic {deterministic} projection (Z = {z:.4f} every month, "
@@ -491,10 +596,27 @@ def _print_simulation(res: SimulationResult, deterministic: str | None, engine: 
         if res.inputs.dask is not None:
             where = f" on {res.inputs.dask.workers} Dask workers"
         shown = "" if model == "hazard" else f"model {model}, "
-        typer.echo(f"{p.n_paths:,} paths, {shown}engine {engine}, seed {seed}{where} "
+        typer.echo(f"{res.n_paths:,} paths, {shown}engine {engine}, seed {seed}{where} "
                    f"({res.timings['simulate_s']:.2f} s)")
+        if res.summary is not None:
+            typer.echo(f"summaries only came back from the workers: {res.summary.bytes_back:,} "
+                       "bytes (each path's loss, monthly moments per block of "
+                       f"{BLOCK_PATHS} paths, the paths at the VaR levels"
+                       + (", the deal's per-path tranche figures" if res.deal is not None
+                          else "") + ")")
         typer.echo(loss_table_text(res.stats, "pool loss over the horizon (defaults − recoveries)",
-                                   n_paths=p.n_paths))
+                                   n_paths=res.n_paths))
+    if res.deal_tables is not None and res.deal is not None:
+        how = (f"revolving {res.deal.revolving_months} months, purchases as new loans "
+               f"({res.replenishment_months}-month profile)" if res.replenishment_months
+               else "no revolving period")
+        frames = {"tranches": res.deal_tables[0]}
+        if not res.deal_tables[1].empty:
+            frames["triggers"] = res.deal_tables[1]
+        emit(frames, None, title=f"deal {res.deal.name} ({how}; waterfall on the Dask workers; "
+             "EL, WAL in years, p_breach = probability a trigger is ever breached; the "
+             "residual holder and reconciliation tables need every path's waterfall: run "
+             "without --workers/--scheduler for them)")
     if res.deal_run is not None:
         dr = res.deal_run
         how = (f"revolving {dr.deal.revolving_months} months, purchases as new loans "
@@ -566,6 +688,10 @@ def runs_show(
                                            for k, v in rec.timings.items()))
     if rec.artifact_path:
         typer.echo(f"files: {rec.artifact_path}")
+    if rec.summary.get("paths_stored") is False:
+        typer.echo(f"summaries only (run on Dask workers): {rec.summary.get('bytes_back', 0):,} "
+                   "bytes came back; each path's loss, the monthly means and the paths at "
+                   "the VaR levels are stored, not every path's flows")
     if losses is not None and not losses.empty:
         typer.echo("\nloss distribution (CNY; ± Monte Carlo standard error):")
         shown = losses.copy()

@@ -46,7 +46,12 @@ from portfolio.montecarlo.simulation import simulate
 from portfolio.montecarlo.summaries import prepare_from_parts, summarise
 from portfolio.store.core import open_store
 from portfolio.store.parquet_book import loan_parts, write_loan_parts
-from portfolio.store.runs import get_run, list_runs, load_paths
+from portfolio.store.runs import (
+    get_run,
+    list_runs,
+    load_path_losses,
+    load_quantile_paths,
+)
 from portfolio.store.scenarios import get_scenario_set
 from riskpool.commands.scenarios import run_scenario_set
 from tranching.deal import load_deal
@@ -218,18 +223,18 @@ def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
     assert "on 1 Dask workers" in r3.out
     from portfolio.montecarlo.records import DaskPlacement
     from portfolio.store.core import open_store
-    from portfolio.store.runs import get_run, load_paths
+    from portfolio.store.runs import get_run, load_path_losses, load_paths, run_loss_stats
 
     with open_store(db, read_only=True) as store:
-        p_dask = load_paths(store, 1)
         p_local = load_paths(store, 2)
-        p_own = load_paths(store, 3)
+        # the runs on workers kept summaries only: every path's loss, the same bits
+        assert np.array_equal(load_path_losses(store, 1), p_local.loss)
+        assert np.array_equal(load_path_losses(store, 3), p_local.loss)
+        assert run_loss_stats(store, 1).equals(run_loss_stats(store, 2))
+        assert run_loss_stats(store, 3).equals(run_loss_stats(store, 2))
         assert get_run(store, 3).simulation_inputs().dask == DaskPlacement(1, "local")
         dask_run = get_run(store, 1).simulation_inputs().dask
         assert dask_run is not None and dask_run.scheduler == address
-    for name in FLOW_NAMES:
-        assert np.array_equal(getattr(p_dask, name), getattr(p_local, name)), name
-        assert np.array_equal(getattr(p_own, name), getattr(p_local, name)), name
 
 
 SCENARIO_SET = """
@@ -298,14 +303,16 @@ def test_simulate_a_pool_from_its_loan_tape_read_by_the_workers(cluster, tmp_pat
             "--seed", "9", "--tape", tape_dir)
     r = cli(*base, "--scheduler", address)
     assert r.code == 0, r.err
-    # the oracle: the same partitions prepared in this process, every block run locally
+    # the oracle: the same partitions prepared in this process, every block run locally;
+    # the run kept summaries only (each path's loss, the paths at the VaR levels)
     prep = prepare_from_parts(parts, load_assumptions(a_path))
     local = sim.run_blocks(prep, sim.root_seed(9), 300, "granular")
     with open_store(db, read_only=True) as store:
-        stored = load_paths(store, 1)
+        assert np.array_equal(load_path_losses(store, 1), local.loss)
+        _, index, qpaths = load_quantile_paths(store, 1)
         inputs = get_run(store, 1).simulation_inputs()
     for name in FLOW_NAMES:
-        assert np.array_equal(getattr(stored, name), getattr(local, name)), name
+        assert np.array_equal(getattr(qpaths, name), getattr(local, name)[index]), name
     assert inputs.book == str(tape_dir.resolve()) and inputs.n_loans == prep.n_loans
     # refused before any work, naming the flag; nothing recorded
     for extra, field in ((("--engine", "loan", "--scheduler", address), "--engine"),

@@ -1,0 +1,221 @@
+"""``riskpool simulate --workers/--scheduler``: summaries only come back, the deal's waterfall
+runs on the workers, and the run recorded from them shows on the dashboard.
+
+The oracle is the local run (``riskpool simulate`` without a cluster, same seed): its paths,
+its tranche table and trigger table (``tranching.analytics`` on the full waterfall), its loss
+distribution and monthly means. Every per-path figure and every loss measure must be
+bit-identical; the only differences allowed are float rounding where a mean over the paths is
+taken in another order: the monthly means and standard errors (block sums joined in block
+order instead of numpy's one pass over the paths) and the tranche table's price and modified
+duration (QuantLib on the mean cash flow by month, from per-task sums): 1e-12 of the column's
+scale.
+
+One module-scoped LocalCluster of 2 single-threaded workers on 127.0.0.1 (no dashboard).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from portfolio.errors import NotFound
+from portfolio.montecarlo.distributed import require_dask
+from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.store.core import open_store
+from portfolio.store.runs import (
+    get_run,
+    list_runs,
+    load_path_losses,
+    load_paths,
+    load_quantile_paths,
+    paths_stored,
+    run_dir,
+    run_loss_stats,
+    run_monthly,
+)
+from portfolio.store.tranches import load_tranche_results
+from tranching.revolving import load_deal_record
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAL = ROOT / "examples" / "deal_cn_consumer.toml"  # revolving 12 months, three triggers
+N_PATHS = 600  # 3 canonical blocks: tasks on both workers
+SEED = 9
+ROUNDING = 1e-12  # relative to the column's largest value: a float sum in another order
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = require_dask()
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  memory_limit=0, silence_logs=50)
+    client = distributed.Client(lc)
+    yield client
+    client.close()
+    lc.close()
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, cluster):
+    """A small book and pool; run 1 local, run 2 on the cluster, both with the revolving deal
+    under a PD stress that breaches its triggers on some paths."""
+    from riskpool.cli import main
+
+    def cli(*args: str | Path) -> None:
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            assert not exc.code, args
+
+    tmp = tmp_path_factory.mktemp("workers")
+    db = tmp / "b.duckdb"
+    criteria = tmp / "criteria.toml"
+    criteria.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
+                        encoding="utf-8")
+    a_path = tmp / "a.toml"
+    cli("generate", "--db", db, "--loans", "1500", "--months", "8", "--seed", "3",
+        "--as-of", "2025-08-31", "--quiet")
+    cli("pool", "create", "--db", db, "--name", "p", "--criteria", criteria,
+        "--cutoff", "2025-08-31")
+    cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
+    run = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths",
+           str(N_PATHS), "--seed", str(SEED), "--structure", DEAL, "--pd-mult", "4", "--quiet")
+    cli(*run)
+    cli(*run, "--scheduler", cluster.scheduler.address)
+    return db, a_path
+
+
+def _close(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    scale = max(float(np.nanmax(np.abs(a))), 1e-300)
+    assert np.nanmax(np.abs(a - b)) <= ROUNDING * scale, what
+
+
+def test_structure_on_workers_gives_the_local_tranche_table(book):
+    db, _ = book
+    with open_store(db, read_only=True) as store:
+        local, remote = load_tranche_results(store, 1), load_tranche_results(store, 2)
+        trig_local = load_deal_record(store, 1).triggers
+        trig_remote = load_deal_record(store, 2).triggers
+        settings = load_deal_record(store, 2).settings, load_deal_record(store, 1).settings
+    assert list(remote.columns) == list(local.columns)
+    rounded = ("price", "mod_duration", "yield")  # QuantLib on the mean cash flow by month
+    for col in local.columns:
+        a, b = local[col].to_numpy(), remote[col].to_numpy()
+        if col in rounded:
+            np.testing.assert_allclose(b.astype(float), a.astype(float), rtol=ROUNDING)
+        elif a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), col
+        else:
+            assert list(a) == list(b), col
+    for col in ("el", "el_se", "pd", "wal_mean", "irr", "loss_q99"):  # the exact ones
+        assert np.array_equal(local[col].to_numpy(float), remote[col].to_numpy(float),
+                              equal_nan=True), col
+    # the stress breaches triggers on some paths, not all: the comparison means something
+    assert 0 < trig_local["p_breach"].min() < 1 and (local["el"] > 0).any()
+    assert trig_remote.equals(trig_local)
+    assert settings[0] == settings[1]
+
+
+def test_only_summaries_are_recorded_and_they_equal_the_local_run(book):
+    db, _ = book
+    with open_store(db, read_only=True) as store:
+        full = load_paths(store, 1)
+        assert paths_stored(store, 1) and not paths_stored(store, 2)
+        # every path's loss, hence every loss measure: the same bits
+        assert np.array_equal(load_path_losses(store, 2), full.loss)
+        assert run_loss_stats(store, 2).equals(run_loss_stats(store, 1))
+        for key in ("el", "el_se", "var_0.999", "es_0.99", "initial_balance"):
+            assert get_run(store, 2).summary[key] == get_run(store, 1).summary[key], key
+        # monthly means and SEs: to float rounding (block sums joined in block order)
+        m1, m2 = run_monthly(store, 1), run_monthly(store, 2)
+        assert list(m1["period_end"]) == list(m2["period_end"])
+        for name in FLOW_NAMES:
+            for col in (name, f"{name}_se"):
+                _close(m1[col].to_numpy(float), m2[col].to_numpy(float), col)
+        # the paths at the VaR levels: those rows of the local run, every flow
+        levels, index, qpaths = load_quantile_paths(store, 2)
+        assert levels == (0.95, 0.99, 0.999)
+        order = np.sort(full.loss)
+        assert [full.loss[i] for i in index] == [order[int(np.ceil(600 * q)) - 1]
+                                                 for q in levels]
+        for name in FLOW_NAMES:
+            assert np.array_equal(getattr(qpaths, name), getattr(full, name)[index]), name
+        # no path file; a reader that needs the paths is told why, by name
+        assert not (run_dir(store, 2) / "paths.parquet").exists()
+        with pytest.raises(NotFound, match="recorded from summaries on Dask workers"):
+            load_paths(store, 2)
+        inputs = get_run(store, 2).simulation_inputs()
+        back = get_run(store, 2).summary["bytes_back"]
+        with pytest.raises(NotFound, match="no stored loss-quantile paths"):
+            load_quantile_paths(store, 1)
+    assert inputs.dask is not None and inputs.dask.workers == 2
+    flows = sum(getattr(full, n).nbytes for n in FLOW_NAMES)
+    assert 0 < back < flows / 5  # what came back: a fraction of the flows
+
+
+def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
+    from pages_helpers import frame_with, metric, no_errors, page
+
+    from dashboards import access
+    from dashboards.auth import Viewer
+
+    db, _ = book
+    treasury = Viewer("tester", "treasury")
+    local, remote = access.run_view(db, treasury, 1), access.run_view(db, treasury, 2)
+    assert np.array_equal(remote.loss, local.loss) and remote.stats.equals(local.stats)
+    assert remote.note.startswith("Run 2 was recorded from summaries") and not local.note
+    assert list(remote.balance_fan.columns) == ["date", "mean"]  # no bands without the paths
+    _close(local.balance_fan["mean"].to_numpy(), remote.balance_fan["mean"].to_numpy(),
+           "balance mean")
+    deal_toml = access.stored_deal_toml(db, treasury, 2)
+    assert deal_toml is not None
+    tv = access.tranches(db, treasury, 2, deal_toml)
+    with open_store(db, read_only=True) as store:
+        assert tv.table.equals(load_tranche_results(store, 2))
+    assert tv.loss_shares == {} and "need every path" in tv.note
+    with pytest.raises(NotFound, match="recorded from summaries"):  # another discount
+        access.tranches(db, treasury, 2, deal_toml, discount=0.06)
+    # a report without --run takes the latest run that kept its paths; aimed at the summary
+    # run, its simulation and tranche sections say what they show
+    import datetime as dt
+
+    from dashboards.reports import collect_sections, report_target
+
+    as_of = dt.date(2025, 8, 31)
+    assert report_target(db, treasury, as_of, None).run_id == 1
+    target = report_target(db, treasury, as_of, None, run_id=2)
+    sections = {x.key: x for x in collect_sections(db, treasury, as_of, target)}
+    assert "recorded from summaries" in sections["simulation"].note
+    assert "need every path" in sections["tranches"].note
+    assert not sections["tranches"].figures
+    monkeypatch.setenv("RISKPOOL_DB", str(db))
+    at = page("simulation", "treasury", query={"run": "2"})
+    no_errors(at)
+    assert metric(at, "EL (CNY)") == f"{local.el:,.0f}"
+    assert any("recorded from summaries" in str(i.value) for i in at.info)
+    at = page("tranches", "treasury", query={"run": "2"})
+    no_errors(at)
+    shown = frame_with(at, "wal_mean")
+    assert shown["el"].to_numpy(float).tolist() == tv.table["el"].to_numpy(float).tolist()
+    assert any("need every path" in str(i.value) for i in at.info)
+
+
+def test_bad_deal_with_workers_exits_2_before_any_cluster(book, tmp_path, cli):
+    db, a_path = book
+    bad = tmp_path / "deal.toml"
+    bad.write_text("[deal]\nname = 'x'\n", encoding="utf-8")
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+            "--seed", "1", "--structure", bad, "--workers", "1")
+    assert r.code == 2 and r.err.startswith("error:") and "Traceback" not in r.err
+    r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+            "--seed", "1", "--workers", "0")
+    assert r.code == 2 and "--workers" in r.err
+    with open_store(db, read_only=True) as store:
+        assert len(list_runs(store, "simulation")) == 2
+    shown = cli("runs", "show", "2", "--db", db)
+    assert shown.code == 0 and "summaries only (run on Dask workers)" in shown.out
+    assert "summaries only" not in cli("runs", "show", "1", "--db", db).out
+    r = cli("tranche", "cashflows", "--db", db, "--run", "2", "--out", tmp_path / "t.csv")
+    assert r.code == 2 and "recorded from summaries on Dask workers" in r.err
