@@ -6,8 +6,9 @@ per-path summaries; the client joins them in path order. The waterfall is path-w
 joined summary equals the summary of one local run on all the paths, bit for bit.
 
 ``TranchesOnWorkers(deal, replenishment)`` keeps less: what the tranche and trigger tables
-need (each path's tranche losses, WAL and IRR, each trigger's breach flags, and per task the
-tranches' cash flow by month summed over its paths); :func:`deal_tables` builds both tables
+need (each path's tranche losses, WAL and IRR, each trigger's breach flags, and per block of
+256 paths the tranches' cash flow by month summed over its paths: the same bytes whatever the
+task grouping or worker count); :func:`deal_tables` builds both tables
 from it on the client (``riskpool simulate --structure --workers``).
 """
 
@@ -23,6 +24,7 @@ import pandas as pd
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.simulation import BLOCK_PATHS
 from tranching.analytics import (
     Discount,
     irr_per_path,
@@ -131,12 +133,15 @@ class WaterfallOnWorkers:
 @dataclass(frozen=True, slots=True)
 class TrancheSummary:
     """What the tranche and trigger tables need of a deal's waterfall, per path (path order)
-    except ``cashflow_sum``.
+    except ``block_cashflow``.
 
     ``tranche_loss`` / ``wal`` / ``irr``: (n_tranches, n_paths) principal loss in CNY, WAL in
     years (``tranching.analytics.wal_per_path``) and the IRR at the reducer's price
-    (``irr_per_path``); ``cashflow_sum``: (n_tranches, n_months) each tranche's cash flow by
-    month summed over the paths (added part by part in path order); ``breached_ever`` /
+    (``irr_per_path``); ``block_cashflow``: (n_blocks, n_tranches, n_months) each tranche's
+    cash flow by month summed over each canonical block of paths
+    (``portfolio.montecarlo.simulation.BLOCK_PATHS``), so that their sum in block order
+    (:meth:`cashflow_sum`) does not depend on how blocks were grouped into tasks or how many
+    workers ran them; ``breached_ever`` /
     ``in_force_ever`` / ``first_breach``: trigger name → (n_paths,) whether its test ever
     failed, whether it was ever in force, the first month it failed (0: never)."""
 
@@ -146,7 +151,7 @@ class TrancheSummary:
     tranche_loss: np.ndarray
     wal: np.ndarray
     irr: np.ndarray
-    cashflow_sum: np.ndarray
+    block_cashflow: np.ndarray
     breached_ever: dict[str, np.ndarray] = field(default_factory=dict)
     in_force_ever: dict[str, np.ndarray] = field(default_factory=dict)
     first_breach: dict[str, np.ndarray] = field(default_factory=dict)
@@ -159,25 +164,30 @@ class TrancheSummary:
     def nbytes(self) -> int:
         """Bytes of the arrays (what the workers send back)."""
         arrays = [self.original_balance, self.tranche_loss, self.wal, self.irr,
-                  self.cashflow_sum]
+                  self.block_cashflow]
         for d in (self.breached_ever, self.in_force_ever, self.first_breach):
             arrays += list(d.values())
         return int(sum(a.nbytes for a in arrays))
+
+    def cashflow_sum(self) -> np.ndarray:
+        """(n_tranches, n_months) each tranche's cash by month summed over every path (the
+        blocks' sums added in block order)."""
+        total = np.zeros(self.block_cashflow.shape[1:])
+        for b in range(self.block_cashflow.shape[0]):
+            total += self.block_cashflow[b]
+        return total
 
     @classmethod
     def concat(cls, parts: Sequence[TrancheSummary]) -> TrancheSummary:
         """Summaries of consecutive path ranges, joined in path order."""
         first = parts[0]
-        total = np.zeros_like(first.cashflow_sum)
-        for p in parts:
-            total = total + p.cashflow_sum
         return cls(
             tranche_names=first.tranche_names, original_balance=first.original_balance,
             dates=first.dates,
             tranche_loss=np.concatenate([p.tranche_loss for p in parts], axis=1),
             wal=np.concatenate([p.wal for p in parts], axis=1),
             irr=np.concatenate([p.irr for p in parts], axis=1),
-            cashflow_sum=total,
+            block_cashflow=np.concatenate([p.block_cashflow for p in parts]),
             breached_ever={k: np.concatenate([p.breached_ever[k] for p in parts])
                            for k in first.breached_ever},
             in_force_ever={k: np.concatenate([p.in_force_ever[k] for p in parts])
@@ -190,7 +200,7 @@ class TrancheSummary:
 class TranchesOnWorkers:
     """A ``PathsReducer``: the deal's waterfall on each task's paths, reduced to what its
     tranche and trigger tables need (:class:`TrancheSummary`: a few numbers per path and
-    tranche, one month-by-month sum per task) — not the waterfall's month-by-month arrays.
+    tranche, one month-by-month sum per block of paths) — not the waterfall's month-by-month arrays.
 
     ``replenishment``: the revolving deal's replenishment profile for the whole run, as for
     :class:`WaterfallOnWorkers`; ``price``: the purchase price (share of par) of the IRR."""
@@ -203,6 +213,9 @@ class TranchesOnWorkers:
         WaterfallOnWorkers(self.deal, self.replenishment).check(n_paths)
 
     def __call__(self, paths: PoolPaths, first_path: int) -> TrancheSummary:
+        if first_path % BLOCK_PATHS:  # tasks always start on a block boundary
+            raise ValidationError(must_be("first_path", f"a multiple of {BLOCK_PATHS}",
+                                          first_path))
         rep = None if self.replenishment is None else slice_paths(
             self.replenishment, first_path, first_path + paths.n_paths)
         result = run_waterfall(self.deal, paths, replenishment=rep)
@@ -216,7 +229,8 @@ class TranchesOnWorkers:
             tranche_loss=result.tranche_loss,
             wal=wal_per_path(result, self.deal.closing_date),
             irr=irr_per_path(self.deal, result, self.price, cfs),
-            cashflow_sum=cfs.sum(axis=1),
+            block_cashflow=np.stack([cfs[:, b:b + BLOCK_PATHS].sum(axis=1)
+                                     for b in range(0, paths.n_paths, BLOCK_PATHS)]),
             breached_ever=ever,
             in_force_ever={k: np.asarray(result.triggers[k].any(axis=1)) for k in names},
             first_breach={k: np.where(ever[k], result.breached[k].argmax(axis=1) + 1, 0)
@@ -233,9 +247,10 @@ def deal_tables(deal: Deal, summary: TrancheSummary, initial_balance: float,
     :class:`TrancheSummary`. Every column equals the table of one local run on all the
     paths bit for bit (the same per-path numbers, the same reductions over the joined
     vectors) except ``price``, ``yield`` and ``mod_duration``: they price the mean cash flow
-    by month, here the per-task sums added in path order over the path count rather than
-    numpy's one mean over every path — equal to float rounding (relative 1e-12)."""
-    expected = summary.cashflow_sum / summary.n_paths
+    by month, here the per-block sums added in block order over the path count rather than
+    numpy's one mean over every path — equal to float rounding (relative 1e-12), and the
+    same bytes whatever the task grouping or worker count."""
+    expected = summary.cashflow_sum() / summary.n_paths
     tranches = tranche_table_from(deal, initial_balance, summary.dates,
                                   summary.original_balance, summary.tranche_loss, summary.wal,
                                   summary.irr, expected, discount=discount,

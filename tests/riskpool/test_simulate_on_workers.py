@@ -7,7 +7,7 @@ distribution and monthly means. Every per-path figure and every loss measure mus
 bit-identical; the only differences allowed are float rounding where a mean over the paths is
 taken in another order: the monthly means and standard errors (block sums joined in block
 order instead of numpy's one pass over the paths) and the tranche table's price and modified
-duration (QuantLib on the mean cash flow by month, from per-task sums): 1e-12 of the column's
+duration (QuantLib on the mean cash flow by month, from per-block sums): 1e-12 of the column's
 scale.
 
 One module-scoped LocalCluster of 2 single-threaded workers on 127.0.0.1 (no dashboard).
@@ -15,14 +15,21 @@ One module-scoped LocalCluster of 2 single-threaded workers on 127.0.0.1 (no das
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pytest
+from simulation_pools import assumptions, mixed_pool
 
+from dashboards import access
+from dashboards.auth import Viewer
+from dashboards.reports import collect_sections, report_target
 from portfolio.errors import NotFound
-from portfolio.montecarlo.distributed import require_dask
+from portfolio.montecarlo.distributed import require_dask, slice_paths
 from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.simulation import simulate
 from portfolio.store.core import open_store
 from portfolio.store.runs import (
     get_run,
@@ -36,7 +43,11 @@ from portfolio.store.runs import (
     run_monthly,
 )
 from portfolio.store.tranches import load_tranche_results
+from tranching.analytics import tranche_table, trigger_table
+from tranching.deal import load_deal
+from tranching.distributed import TranchesOnWorkers, deal_tables
 from tranching.revolving import load_deal_record
+from tranching.waterfall import run_waterfall
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAL = ROOT / "examples" / "deal_cn_consumer.toml"  # revolving 12 months, three triggers
@@ -156,10 +167,8 @@ def test_only_summaries_are_recorded_and_they_equal_the_local_run(book):
 
 
 def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
-    from pages_helpers import frame_with, metric, no_errors, page
+    from pages_helpers import frame_with, metric, no_errors, page  # Streamlit's AppTest
 
-    from dashboards import access
-    from dashboards.auth import Viewer
 
     db, _ = book
     treasury = Viewer("tester", "treasury")
@@ -179,10 +188,6 @@ def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
         access.tranches(db, treasury, 2, deal_toml, discount=0.06)
     # a report without --run takes the latest run that kept its paths; aimed at the summary
     # run, its simulation and tranche sections say what they show
-    import datetime as dt
-
-    from dashboards.reports import collect_sections, report_target
-
     as_of = dt.date(2025, 8, 31)
     assert report_target(db, treasury, as_of, None).run_id == 1
     target = report_target(db, treasury, as_of, None, run_id=2)
@@ -219,3 +224,37 @@ def test_bad_deal_with_workers_exits_2_before_any_cluster(book, tmp_path, cli):
     assert "summaries only" not in cli("runs", "show", "1", "--db", db).out
     r = cli("tranche", "cashflows", "--db", db, "--run", "2", "--out", tmp_path / "t.csv")
     assert r.code == 2 and "recorded from summaries on Dask workers" in r.err
+
+
+@pytest.mark.parametrize("cuts", [(600,), (256, 600), (256, 512, 600)])
+def test_tranche_summary_is_the_same_bytes_whatever_the_task_grouping(cuts):
+    """The reducer on 1, 2 or 3 tasks of the same paths (as 1, 2 or more workers would run
+    them): the same summary bytes, hence the same tables; against the local tables: every
+    column exact but the three priced on the mean cash flow (1e-12)."""
+
+    loans, a = mixed_pool(300, seed=5), assumptions(pd_scale=6.0, rho=0.12)
+    deal = load_deal(DEAL)
+    paths = simulate(loans, a, N_PATHS, SEED)
+    profile = simulate_replenishment(loans, a, N_PATHS, SEED)
+    reducer = TranchesOnWorkers(deal, profile)
+    starts = (0, *cuts[:-1])
+    joined = reducer.combine([reducer(slice_paths(paths, lo, hi), lo)
+                              for lo, hi in zip(starts, cuts, strict=True)])
+    whole = reducer(paths, 0)  # one task: the reference grouping
+    for name in ("tranche_loss", "wal", "irr", "block_cashflow"):
+        assert np.array_equal(getattr(joined, name), getattr(whole, name), equal_nan=True)
+    for k in whole.breached_ever:
+        assert np.array_equal(joined.first_breach[k], whole.first_breach[k])
+    tables, triggers = deal_tables(deal, joined, paths.initial_balance)
+    result = run_waterfall(deal, paths, replenishment=profile)
+    local = tranche_table(deal, result, paths)
+    assert (local["el"] > 0).any() and triggers["p_breach"].max() > 0  # stressed enough
+    assert trigger_table(deal, result).equals(triggers)
+    for col in local.columns:
+        if col in ("price", "yield", "mod_duration"):
+            np.testing.assert_allclose(tables[col].to_numpy(float), local[col].to_numpy(float),
+                                       rtol=ROUNDING)
+        else:
+            assert local[col].equals(tables[col]), col
+    with pytest.raises(Exception, match="first_path"):
+        reducer(slice_paths(paths, 100, 600), 100)  # not a block boundary
