@@ -55,23 +55,30 @@ def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
     return tuple(row)
 
 
+_PERFORMANCE_COLUMNS = ("loan_id, as_of, months_on_book, balance, paid_principal, paid_interest, "
+                        "prepaid_principal, dpd, status, charge_off, recovery")
+_LOAN_COLUMNS = ("loan_id, borrower_id, origination_date, principal, apr, term_months, "
+                 "repayment_type, credit_score, region, channel, product, credit_limit, "
+                 "disclosed_apr")
+
+
 def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
     """What a stored summary was computed on: the last ingest batch, a digest of the book's
-    rows (counts, exact DECIMAL and integer sums of its money columns, days past due, ages,
-    scores and terms, and an xor of the loans' rate, date and region hashes; under 0.1 s on a
-    million loans) and the code version. Any write to the book —
-    a new batch, or rows changed in place — gives another key."""
+    rows and the code version. The digest of each table is its row count and an xor over its
+    rows of a hash of the row's every column (order-free, and exact: no float sum, which
+    DuckDB adds in parallel in an order that varies from run to run); about 0.3 s on B1's
+    8.1 M performance rows and 1.5 M loans. Any write to the book — a new batch, a value
+    changed in place, even one swapped between two rows — gives another key."""
     batch, = _one(con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches"))
+    # hash() of the row's combined hash: DuckDB combines the hashes of several columns so
+    # that an xor over rows of hash(a, b, …) would not see a value swapped between two rows;
+    # hashing the combination once more mixes it
+    # (tests/dashboards/test_stored_summaries.py)
     perf = _one(con.execute(
-        "SELECT count(*), max(as_of), sum(balance), sum(paid_principal), sum(paid_interest), "
-        "sum(prepaid_principal), sum(charge_off), sum(recovery), sum(dpd), "
-        "sum(months_on_book) FROM loan_performance"))
-    # exact: DECIMAL and integer sums, and an xor of hashes (order-free) for the rest — never
-    # a float sum, which DuckDB adds in parallel in an order that varies from run to run
+        f"SELECT count(*), max(as_of), bit_xor(hash(hash({_PERFORMANCE_COLUMNS}))) "
+        "FROM loan_performance"))
     loans = _one(con.execute(
-        "SELECT count(*), sum(principal), sum(credit_limit), sum(credit_score), "
-        "sum(term_months), bit_xor(hash(apr, disclosed_apr, origination_date, region)) "
-        "FROM loans"))
+        f"SELECT count(*), bit_xor(hash(hash({_LOAN_COLUMNS}))) FROM loans"))
     return (f"batch {int(batch)}; performance {'|'.join(map(str, perf))}; "
             f"loans {'|'.join(map(str, loans))}; code {code_version}")
 
@@ -82,7 +89,8 @@ def party_book_key(con: duckdb.DuckDBPyConnection, party_id: str, code_version: 
     allocation, loan and share). A new batch, rows changed in place or a new allocation
     giving the partner a loan or another share gives another key."""
     shares = _one(con.execute(
-        "SELECT count(*), bit_xor(hash(allocation_id, loan_id, share)) FROM allocation_shares "
+        "SELECT count(*), bit_xor(hash(hash(allocation_id, loan_id, share))) "
+        "FROM allocation_shares "
         "WHERE party_id = ? AND share > 0", [party_id]))
     return (f"{book_key(con, code_version)}; party {party_id} shares "
             f"{'|'.join(map(str, shares))}")

@@ -308,3 +308,36 @@ def test_a_partners_stored_book_tables_follow_its_shares(writable_book) -> None:
             "WHERE party_id = 'bank_east' AND share > 0)")
         assert stored_party_book_tables(store.con, "bank_east") is None
         assert other and all(stored_party_book_tables(store.con, p) is not None for p in other)
+
+
+def test_a_value_swapped_between_two_rows_changes_the_book_key(writable_book) -> None:
+    """A region swapped between two loans, or days past due swapped between two performance
+    rows, leaves every count and sum as it was but changes what the Book page's tables show
+    (balance by region, delinquency buckets): the key must change, or a stale table would be
+    read. (An xor over rows of DuckDB's multi-column ``hash(a, b, …)`` does not see such a
+    swap: the columns' hashes combine so that the xor cancels.)"""
+    with open_store(writable_book.db) as store:
+        con = store.con
+        key = summary_sql.book_key(con, "v1")
+        a, b = con.execute("SELECT loan_id, region FROM loans WHERE region IS NOT NULL "
+                           "ORDER BY loan_id LIMIT 1").fetchone()
+        c, d = con.execute("SELECT loan_id, region FROM loans WHERE region IS NOT NULL "
+                           "AND region <> ? ORDER BY loan_id LIMIT 1", [b]).fetchone()
+        con.execute("UPDATE loans SET region = ? WHERE loan_id = ?", [d, a])
+        con.execute("UPDATE loans SET region = ? WHERE loan_id = ?", [b, c])
+        assert summary_sql.book_key(con, "v1") != key  # regions swapped between two loans
+        con.execute("UPDATE loans SET region = ? WHERE loan_id = ?", [b, a])
+        con.execute("UPDATE loans SET region = ? WHERE loan_id = ?", [d, c])
+        assert summary_sql.book_key(con, "v1") == key
+        rows = con.execute("SELECT loan_id, as_of, dpd FROM loan_performance WHERE as_of = "
+                           "(SELECT max(as_of) FROM loan_performance) AND dpd > 0 "
+                           "ORDER BY loan_id LIMIT 1").fetchall()
+        (l1, day, dpd1), = rows
+        (l2, dpd2), = con.execute("SELECT loan_id, dpd FROM loan_performance WHERE as_of = ? "
+                                  "AND dpd <> ? ORDER BY loan_id LIMIT 1",
+                                  [day, dpd1]).fetchall()
+        con.execute("UPDATE loan_performance SET dpd = ? WHERE loan_id = ? AND as_of = ?",
+                    [dpd2, l1, day])
+        con.execute("UPDATE loan_performance SET dpd = ? WHERE loan_id = ? AND as_of = ?",
+                    [dpd1, l2, day])
+        assert summary_sql.book_key(con, "v1") != key  # days past due swapped between rows
