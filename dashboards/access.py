@@ -689,7 +689,7 @@ def compare(db: str | Path, viewer: Viewer, run_a: int, run_b: int) -> CompareVi
     check_viewer(viewer)
     if not viewer.is_treasury:
         for rid in (run_a, run_b):
-            _require_party(viewer, int(rid), _load_paths(db, rid))
+            _require_run_party(db, viewer, int(rid))  # from the path files' metadata
     with _full(db) as store:
         cmp = compare_runs(store, int(run_a), int(run_b))
     inputs, results = cmp.inputs, cmp.results

@@ -186,6 +186,13 @@ def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
     assert tv.loss_shares == {} and "need every path" in tv.note
     with pytest.raises(NotFound, match="recorded from summaries"):  # another discount
         access.tranches(db, treasury, 2, deal_toml, discount=0.06)
+    partner = Viewer("p", "partner:bank_east")  # such a run carries no party: never shown
+    assert access.runs(db, partner).empty
+    for call in (lambda: access.run_view(db, partner, 2),
+                 lambda: access.compare(db, partner, 1, 2),
+                 lambda: access.tranches(db, partner, 2, deal_toml)):
+        with pytest.raises(access.AccessDenied):
+            call()
     # a report without --run takes the latest run that kept its paths; aimed at the summary
     # run, its simulation and tranche sections say what they show
     as_of = dt.date(2025, 8, 31)
