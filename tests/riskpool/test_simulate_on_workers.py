@@ -166,11 +166,13 @@ def test_only_summaries_are_recorded_and_they_equal_the_local_run(book):
     assert 0 < back < flows / 5  # what came back: a fraction of the flows
 
 
-def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
+def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch, cli):
     from pages_helpers import frame_with, metric, no_errors, page  # Streamlit's AppTest
 
-
     db, _ = book
+    r = cli("allocate", "--db", db, "--partners", ROOT / "examples" / "partners.toml",
+            "--originated", "2025-08-01", "2025-08-31")
+    assert r.code == 0, r.err  # allocation 1: the Dispersion page and report section
     treasury = Viewer("tester", "treasury")
     local, remote = access.run_view(db, treasury, 1), access.run_view(db, treasury, 2)
     assert np.array_equal(remote.loss, local.loss) and remote.stats.equals(local.stats)
@@ -202,6 +204,9 @@ def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
     assert "recorded from summaries" in sections["simulation"].note
     assert "need every path" in sections["tranches"].note
     assert not sections["tranches"].figures
+    assert "Not available: run 2 was recorded from summaries" in sections["dispersion"].note
+    with pytest.raises(NotFound, match="recorded from summaries on Dask workers"):
+        access.dispersion(db, treasury, 2, 1, deal_toml)
     monkeypatch.setenv("RISKPOOL_DB", str(db))
     at = page("simulation", "treasury", query={"run": "2"})
     no_errors(at)
@@ -212,6 +217,9 @@ def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch):
     shown = frame_with(at, "wal_mean")
     assert shown["el"].to_numpy(float).tolist() == tv.table["el"].to_numpy(float).tolist()
     assert any("need every path" in str(i.value) for i in at.info)
+    at = page("dispersion", "treasury", query={"run": "2"})  # says why, no traceback
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("recorded from summaries on Dask workers" in str(e.value) for e in at.error)
 
 
 def test_bad_deal_with_workers_exits_2_before_any_cluster(book, tmp_path, cli):
