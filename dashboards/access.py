@@ -609,9 +609,18 @@ def run_paths_for(db: str | Path, viewer: Viewer, run_id: int) -> PoolPaths:
     return party_paths(paths, _require_party(viewer, run_id, paths))
 
 
-def paths_kept(db: str | Path, run_id: int) -> bool:
+def paths_kept(db: str | Path, viewer: Viewer, run_id: int) -> bool:
     """Whether the run kept its paths' flows (False: recorded from summaries on Dask
-    workers, ``portfolio.store.runs.record_simulation_summary``)."""
+    workers, ``portfolio.store.runs.record_simulation_summary``). A partner asks only of a
+    run carrying its own positions (else ``AccessDenied``, as for the run itself)."""
+    check_viewer(viewer)
+    if not viewer.is_treasury:
+        _require_run_party(db, viewer, run_id)
+    return _paths_kept(db, run_id)
+
+
+def _paths_kept(db: str | Path, run_id: int) -> bool:
+    """:func:`paths_kept` for callers that have checked the viewer themselves."""
     return _paths_kept_cached(str(Path(db).resolve()), db_version(db), int(run_id))
 
 
@@ -650,7 +659,7 @@ def _summary_run_view(db: str | Path, run_id: int) -> RunView:
 
 def run_view(db: str | Path, viewer: Viewer, run_id: int) -> RunView:
     check_viewer(viewer)
-    if not paths_kept(db, run_id):
+    if not _paths_kept(db, run_id):
         if not viewer.is_treasury:
             _require_run_party(db, viewer, run_id)  # such a run carries no party flows
         return _summary_run_view(db, int(run_id))
@@ -979,7 +988,7 @@ def _pool_tranche_view(db: str | Path, run_id: int, deal: Deal, deal_toml: str,
                           _tranche_key(run_id, deal_toml, discount, rating_toml))
     if stored is not None:
         return _tranche_from_tables(stored)
-    if not paths_kept(db, run_id):
+    if not _paths_kept(db, run_id):
         return _summary_tranche_view(db, run_id, deal, discount, rating_toml)
     return _tranche_view(deal, _load_paths(db, run_id), _load_replenishment(db, run_id, deal),
                          discount, ratings, POOL_BASIS)

@@ -99,7 +99,7 @@ def _latest_run(db: str | Path, viewer: Viewer) -> int | None:
     if not len(listed):
         return None
     ids = sorted((int(x) for x in listed["run_id"]), reverse=True)
-    return next((r for r in ids if access.paths_kept(db, r)), ids[0])
+    return next((r for r in ids if access.paths_kept(db, viewer, r)), ids[0])
 
 
 def _latest_allocation(db: str | Path, viewer: Viewer) -> int | None:
