@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -356,6 +357,7 @@ def disperse(
     sec: SecuritisationCapital | None = None,
     srt: SrtPolicy = SrtPolicy(),
     party_collections: np.ndarray | None = None,
+    k_loan: np.ndarray | None = None,
 ) -> Dispersion:
     """Per-party risk and the headline.
 
@@ -368,6 +370,8 @@ def disperse(
     chosen); ``srt``: the SRT tests; ``party_collections`` (n_parties, n_paths): each party's
     cash collected from its loan shares (the economic view). A securitisation scenario whose SRT fails keeps the
     platform's securitised loans at IRB: no capital released, its positions not charged again.
+    ``k_loan``: each loan's ``irb_retail_k(pd, lgd, irb)`` when the caller has it (else it
+    is computed here).
     """
     if party_ids[0] != PLATFORM_ID:
         raise DispersionError(must_be("party_ids[0]", repr(PLATFORM_ID), party_ids[0]))
@@ -376,7 +380,7 @@ def disperse(
         raise DispersionError(must_be("party_loss", f"shaped ({len(party_ids)}, {n_paths})",
                                       party_loss.shape))
     method = sec if sec is not None else SecuritisationCapital(k_sa=k_sa, w=w)
-    k_loan = irb_retail_k(pd, lgd, irb)  # (n_loans,)
+    k_loan = irb_retail_k(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
     irb_by_party = (shares * (k_loan * balance)[:, None]).sum(axis=0)
     exposure_by_party = (shares * balance[:, None]).sum(axis=0)
     baseline_capital = float((k_loan * balance).sum())
@@ -492,17 +496,21 @@ def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd
     ``tranching.revolving.run_replenishment``), used for the whole pool and for the
     platform's retained share alike. ``waterfall``: the caller's
     ``run_waterfall(deal, paths, replenishment=replenishment)`` of the whole pool, reused
-    instead of running it again (the platform's retained share is always run here)."""
-    pool_loss = path_loss(paths)
-    party_loss = party_path_losses(paths)
-    pf = paths.party_flows
-    collected = sum(pf[name].sum(axis=2) for name in
-                    ("interest", "scheduled_principal", "prepayment", "recovery"))
-    whole = retained = None
-    if deal is not None:
-        whole = securitise(deal, paths, replenishment, waterfall=waterfall)
-        retained = securitise(deal, party_paths(paths, PLATFORM_ID), replenishment)
+    instead of running it again (the platform's retained share is always run here, on a
+    thread of its own while the rest is computed: the same numbers)."""
+    with ThreadPoolExecutor(1) as ex:
+        pending = None if deal is None else ex.submit(
+            securitise, deal, party_paths(paths, PLATFORM_ID), replenishment)
+        pool_loss = path_loss(paths)
+        party_loss = party_path_losses(paths)
+        pf = paths.party_flows
+        collected = sum(pf[name].sum(axis=2) for name in
+                        ("interest", "scheduled_principal", "prepayment", "recovery"))
+        k_loan = irb_retail_k(pd, lgd, irb)
+        whole = None if deal is None else securitise(deal, paths, replenishment,
+                                                     waterfall=waterfall)
+        retained = None if pending is None else pending.result()
     return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
                     balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,
                     securitisation_retained=retained, k_sa=k_sa, w=w, irb=irb, sec=sec,
-                    srt=srt, party_collections=collected)
+                    srt=srt, party_collections=collected, k_loan=k_loan)
