@@ -781,7 +781,7 @@ class Tape:
     """What the run records, one row per month (month-major while running: each month's
     writes are contiguous); after the last month it is written path-major into the result's
     arrays (``allocate``: every path; this tape's paths are ``rows`` of them). (Writing
-    blocks of 4, 8 or 16 months path-major as they fill took 60, 30 and 10% more CPU than one
+    blocks of 4, 8 or 16 months path-major as they fill took 65, 33 and 15% more CPU than one
     turn at the end on B1's 10,000 paths, under a load of 3.)"""
 
     def __init__(self, deal: Deal, n_months: int, out: dict[tuple[str, str], np.ndarray],
