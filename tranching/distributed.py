@@ -124,7 +124,9 @@ class WaterfallOnWorkers:
     def __call__(self, paths: PoolPaths, first_path: int) -> WaterfallSummary:
         rep = None if self.replenishment is None else slice_paths(
             self.replenishment, first_path, first_path + paths.n_paths)
-        return WaterfallSummary.from_result(run_waterfall(self.deal, paths, replenishment=rep))
+        # one thread: a Dask worker runs as many tasks as it has threads already
+        return WaterfallSummary.from_result(run_waterfall(self.deal, paths, replenishment=rep,
+                                                          threads=1))
 
     def combine(self, parts: Sequence[WaterfallSummary]) -> WaterfallSummary:
         return WaterfallSummary.concat(parts)
@@ -218,7 +220,7 @@ class TranchesOnWorkers:
                                           first_path))
         rep = None if self.replenishment is None else slice_paths(
             self.replenishment, first_path, first_path + paths.n_paths)
-        result = run_waterfall(self.deal, paths, replenishment=rep)
+        result = run_waterfall(self.deal, paths, replenishment=rep, threads=1)  # as above
         cfs = result.tranche_cashflows
         names = [t.name for t in self.deal.triggers]
         ever = {k: np.asarray(result.breached[k].any(axis=1)) for k in names}

@@ -103,7 +103,6 @@ the ``WaterfallResult``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -111,7 +110,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from portfolio import settings
-from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
+from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile, slice_paths
 from tranching.deal import (
     Accounts,
     Deal,
@@ -316,21 +315,6 @@ def path_ranges(n_paths: int, threads: int | None = None) -> list[tuple[int, int
     n = max(1, min(n, n_paths))
     edges = [n_paths * i // n for i in range(n + 1)]
     return [(edges[i], edges[i + 1]) for i in range(n)]
-
-
-def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
-    """Paths ``start:stop`` of ``paths``: views of every flow, of the balances by state and of
-    every vintage of a replenishment profile (what ``HeldPool`` reads; no party split)."""
-    dq = paths.delinquency
-    if dq is not None:
-        dq = dataclasses.replace(dq, state_balance=dq.state_balance[start:stop],
-                                 cures=dq.cures[start:stop], party_state_balance=None,
-                                 party_cures=None)
-    flows = {name: getattr(paths, name)[start:stop] for name in FLOWS}
-    if isinstance(paths, ReplenishmentProfile):
-        return dataclasses.replace(paths, **flows, delinquency=dq, party_ids=(), party_flows={},
-                                   later=tuple(slice_paths(v, start, stop) for v in paths.later))
-    return dataclasses.replace(paths, **flows, delinquency=dq, party_ids=(), party_flows={})
 
 
 def check_replenishment(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None) -> None:

@@ -52,7 +52,11 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import Assumptions
-from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
+from portfolio.montecarlo.paths import (
+    FLOW_NAMES,
+    PoolPaths,
+    slice_paths,
+)
 from portfolio.montecarlo.summaries import (
     PartCells,
     PathSummary,
@@ -204,21 +208,6 @@ class _TaskResult:
     flows: np.ndarray | None  # (n_b, n_months, 5); None without keep_flows
     party_flows: np.ndarray | None  # (n_parties, n_b, n_months, 5)
     reduced: Any
-
-
-def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
-    """Paths ``start:stop`` of ``paths`` (flows and party flows; dates and balance shared)."""
-    flows = {name: getattr(paths, name)[start:stop] for name in FLOW_NAMES}
-    party = {name: arr[:, start:stop] for name, arr in paths.party_flows.items()}
-    if isinstance(paths, ReplenishmentProfile):  # every purchase month's vintage
-        return ReplenishmentProfile(dates=paths.dates, initial_balance=paths.initial_balance,
-                                    seed_entropy=paths.seed_entropy, party_ids=paths.party_ids,
-                                    party_flows=party,
-                                    later=tuple(slice_paths(v, start, stop)
-                                                for v in paths.later), **flows)
-    return PoolPaths(dates=paths.dates, initial_balance=paths.initial_balance,
-                     seed_entropy=paths.seed_entropy, party_ids=paths.party_ids,
-                     party_flows=party, **flows)
 
 
 def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,

@@ -14,6 +14,7 @@ Per month and path, by construction (tested):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,3 +140,25 @@ class ReplenishmentProfile(PoolPaths):
         if s <= 0 or not self.later:
             return self
         return self.later[min(s, len(self.later)) - 1]
+
+
+def slice_paths(paths: PoolPaths, start: int, stop: int) -> PoolPaths:
+    """Paths ``start:stop`` of ``paths`` as views: every flow, every party's flows, the
+    delinquency model's balances by state and cures (and their party versions), and every
+    vintage of a replenishment profile; dates, initial balance, seed and party ids shared.
+    A path-wise computation on the slices (the waterfall on threads or on Dask workers, a
+    reducer) sees exactly what it sees on the whole."""
+    dq = paths.delinquency
+    if dq is not None:
+        dq = dataclasses.replace(
+            dq, state_balance=dq.state_balance[start:stop], cures=dq.cures[start:stop],
+            party_state_balance=None if dq.party_state_balance is None
+            else dq.party_state_balance[:, start:stop],
+            party_cures=None if dq.party_cures is None else dq.party_cures[:, start:stop])
+    flows = {name: getattr(paths, name)[start:stop] for name in FLOW_NAMES}
+    party = {name: arr[:, start:stop] for name, arr in paths.party_flows.items()}
+    if isinstance(paths, ReplenishmentProfile):
+        return dataclasses.replace(paths, **flows, delinquency=dq, party_flows=party,
+                                   later=tuple(slice_paths(v, start, stop)
+                                               for v in paths.later))
+    return dataclasses.replace(paths, **flows, delinquency=dq, party_flows=party)

@@ -179,3 +179,47 @@ def test_waterfall_on_delinquency_paths_has_the_same_bytes_on_one_two_and_three_
         got = arrays(run_waterfall(deal, paths, replenishment=prof, threads=n))
         assert sorted(got) == sorted(want)
         assert [k for k in want if got[k] != want[k]] == []
+
+
+def test_waterfall_on_worker_slices_of_delinquency_paths_equals_the_whole_run() -> None:
+    """What a Dask task gets (``slice_paths`` of the run and of the profile) carries the
+    balances by state and cures, party versions included, so the deal's DPD trigger and
+    losses on each slice joined in path order are the whole run's, bit for bit. (Before, the
+    distributed slice dropped the states: the DPD trigger months and the tranche losses of a
+    delinquency run on workers differed from the local run.)"""
+    from pathlib import Path
+
+    from portfolio.montecarlo.paths import slice_paths
+    from tranching.deal import load_deal
+    from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
+    from tranching.waterfall import run_waterfall
+
+    root = Path(__file__).resolve().parents[2]
+    deal = load_deal(root / "examples" / "deal_cn_consumer.toml")
+    loans = short_tenor_loans(n=200)
+    a = _assumptions(0.08)
+    n = len(loans.balance)
+    shares = np.column_stack([np.full(n, 0.3), np.full(n, 0.7)])
+    paths = simulate_delinquency(loans, a, 70, 5, shares=shares, party_ids=("platform", "b"))
+    prof = simulate_replenishment(loans, a, 70, 5, model="delinquency",
+                                  purchase_months=deal.revolving_months, cutoff=CUTOFF)
+    part = slice_paths(paths, 20, 45)
+    dq, whole = part.delinquency, paths.delinquency
+    assert dq is not None and whole is not None
+    assert whole.party_state_balance is not None and dq.party_state_balance is not None
+    assert np.array_equal(dq.state_balance, whole.state_balance[20:45])
+    assert np.array_equal(dq.cures, whole.cures[20:45])
+    assert np.array_equal(dq.party_state_balance, whole.party_state_balance[:, 20:45])
+    assert whole.party_cures is not None and dq.party_cures is not None
+    assert np.array_equal(dq.party_cures, whole.party_cures[:, 20:45])
+    local = WaterfallSummary.from_result(run_waterfall(deal, paths, replenishment=prof,
+                                                       threads=1))
+    assert max(ever.sum() for ever in local.breached_ever.values()) > 0
+    reducer = WaterfallOnWorkers(deal, prof)
+    joined = reducer.combine([reducer(slice_paths(paths, lo, hi), lo)
+                              for lo, hi in ((0, 20), (20, 45), (45, 70))])
+    for f in ("tranche_loss", "interest_paid", "principal_received", "tranche_cashflows",
+              "residual"):
+        assert np.array_equal(getattr(joined, f), getattr(local, f)), f
+    for k, months in local.trigger_months.items():
+        assert np.array_equal(joined.trigger_months[k], months), k
