@@ -23,7 +23,9 @@ Summaries instead of flows: :func:`run_summary` runs the blocks with ``keep_flow
 the monthly moments per block (and the paths at requested loss quantiles, recomputed from their
 blocks), never the (paths × months) flow arrays. A book too large for one process:
 :func:`prepare_on_workers` has each worker read and prepare partitions of a loan tape and send
-back only their cells (``summaries.PartCells``), merged in partition order.
+back only their cells (``summaries.PartCells``), merged in partition order; for a revolving
+deal :func:`prepare_with_new_loans_on_workers` also sends back the cells of the same loans as
+new loans (the replenishment profile's, ``replenishment.replenishment_from_cells``).
 
 A worker lost mid-run (process killed, machine gone): the scheduler re-runs its tasks
 elsewhere; tasks that raise are retried ``retries`` times. Either way a block is recomputed
@@ -39,6 +41,7 @@ prints it and exits with code 2).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +60,7 @@ from portfolio.montecarlo.paths import (
     PoolPaths,
     slice_paths,
 )
+from portfolio.montecarlo.replenishment import replenishment_part_cells
 from portfolio.montecarlo.summaries import (
     PartCells,
     PathSummary,
@@ -74,6 +78,7 @@ __all__ = [
     "PathsReducer",
     "SummaryRun",
     "prepare_on_workers",
+    "prepare_with_new_loans_on_workers",
     "run_summary",
     "open_client",
     "require_dask",
@@ -391,6 +396,37 @@ def _part_task(load: Callable[[], LoanArrays], assumptions: Assumptions) -> Part
     return part_cells(load(), assumptions)
 
 
+def _part_and_new_task(load: Callable[[], LoanArrays], assumptions: Assumptions,
+                       cutoff: dt.date) -> tuple[PartCells, PartCells]:
+    """On a worker: read one partition; its cells and the cells of its loans as new loans
+    bought at ``cutoff`` (``replenishment.replenishment_part_cells``)."""
+    loans = load()
+    return part_cells(loans, assumptions), replenishment_part_cells(loans, assumptions, cutoff)
+
+
+def _on_partitions(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
+                   task: Callable[..., Any], args: tuple[Any, ...], retries: int,
+                   progress: Callable[[float], None] | None) -> list[Any]:
+    """``task(load, *args)`` for every partition on the workers, results in ``loaders``'
+    order (``args`` scattered once to every worker)."""
+    distributed = require_dask()
+    if not loaders:
+        raise ValidationError(must_be("book", "at least one partition", "none"))
+    args_f = [client.scatter(a, broadcast=True, hash=False) for a in args]
+    futures = [client.submit(task, load, *args_f, retries=retries, pure=False)
+               for load in loaders]
+    parts: list[Any] = [None] * len(futures)
+    position = {f.key: i for i, f in enumerate(futures)}
+    done = 0
+    for fut in distributed.as_completed(futures):
+        parts[position[fut.key]] = fut.result()
+        fut.release()
+        done += 1
+        if progress is not None:
+            progress(done / len(parts))
+    return parts
+
+
 def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
                        assumptions: Assumptions, retries: int = 3,
                        progress: Callable[[float], None] | None = None) -> sim.PreparedPool:
@@ -401,20 +437,23 @@ def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
     ``portfolio.montecarlo.summaries.prepare_from_parts`` in one process. A partition whose
     worker is lost is read again elsewhere. ``progress(fraction)``: on the client as
     partitions complete."""
-    distributed = require_dask()
-    if not loaders:
-        raise ValidationError(must_be("book", "at least one partition", "none"))
-    a_f = client.scatter(assumptions, broadcast=True, hash=False)
-    futures = [client.submit(_part_task, load, a_f, retries=retries, pure=False)
-               for load in loaders]
-    parts: list[PartCells | None] = [None] * len(futures)
-    position = {f.key: i for i, f in enumerate(futures)}
-    for fut in distributed.as_completed(futures):
-        parts[position[fut.key]] = fut.result()
-        fut.release()
-        if progress is not None:
-            progress(sum(p is not None for p in parts) / len(parts))
-    return merge_cells([p for p in parts if p is not None], assumptions)
+    parts = _on_partitions(client, loaders, _part_task, (assumptions,), retries, progress)
+    return merge_cells(parts, assumptions)
+
+
+def prepare_with_new_loans_on_workers(
+    client: Any, loaders: Sequence[Callable[[], LoanArrays]], assumptions: Assumptions,
+    cutoff: dt.date, retries: int = 3, progress: Callable[[float], None] | None = None,
+) -> tuple[sim.PreparedPool, list[PartCells]]:
+    """:func:`prepare_on_workers` for a revolving deal: each worker reads its partition once
+    and sends back its cells and the cells of the same loans as NEW loans bought at
+    ``cutoff`` (``replenishment.replenishment_part_cells``: balance = original principal,
+    months on book 0, remaining term = term). Returns the merged pool and the new-loan cells
+    in partition order, for ``replenishment.replenishment_from_cells`` (the revolving deal's
+    profile without the loans)."""
+    got = _on_partitions(client, loaders, _part_and_new_task, (assumptions, cutoff), retries,
+                         progress)
+    return merge_cells([g[0] for g in got], assumptions), [g[1] for g in got]
 
 
 @dataclass(frozen=True, slots=True)

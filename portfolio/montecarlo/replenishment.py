@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -76,6 +77,7 @@ from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
     ENGINES,
     Engine,
+    PreparedPool,
     _assemble,
     _block_streams,
     _entropy,
@@ -88,9 +90,11 @@ from portfolio.montecarlo.simulation import (
     prepare_pool,
     root_seed,
 )
+from portfolio.montecarlo.summaries import PartCells, merge_cells, part_cells
 
-__all__ = ["REPLENISHMENT_KEY", "ReplenishmentProfile", "default_cutoff", "replenishment_loans",
-           "simulate_replenishment"]
+__all__ = ["REPLENISHMENT_KEY", "ReplenishmentProfile", "default_cutoff",
+           "replenishment_from_cells",
+           "replenishment_loans", "replenishment_part_cells", "simulate_replenishment"]
 
 REPLENISHMENT_KEY = 0x7265706C  # "repl": the spawn-key slot of the profile's child seeds
 
@@ -229,6 +233,62 @@ def simulate_replenishment(
             vintages.append(_pad(_assemble(prep, acc, pacc, _entropy(root)), horizon))
         return _profile(vintages)
     t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
+    return _hazard_profile(prep, t_main, int(n_paths), root, n_v, horizon, backend)
+
+
+def replenishment_part_cells(loans: LoanArrays, assumptions: Assumptions,
+                             cutoff: dt.date | np.datetime64 | str) -> PartCells:
+    """One partition's NEW loans (:func:`replenishment_loans` of its loans, their ids kept) as
+    cells (``summaries.part_cells``: key, count, scheduled flows): what a Dask worker reading a
+    loan tape sends back for a revolving deal's profile (:func:`replenishment_from_cells`)."""
+    if len(loans) == 0:
+        return part_cells(loans, assumptions)
+    return part_cells(_new_loans(loans, cutoff, loans.loan_id), assumptions)
+
+
+def replenishment_from_cells(
+    parts: Sequence[PartCells],
+    assumptions: Assumptions,
+    main_term: int,
+    n_paths: int,
+    seed: int | np.random.SeedSequence,
+    *,
+    purchase_months: int = 1,
+    horizon: int | None = None,
+    backend: Literal["numba", "numpy"] = "numba",
+) -> ReplenishmentProfile:
+    """The hazard-model profile of :func:`simulate_replenishment` from the partitions' new-loan
+    cells (:func:`replenishment_part_cells`, merged in the order given by
+    ``summaries.merge_cells``): no loan is needed. ``main_term``: the pool's longest remaining
+    term (the main run's factor length, ``PreparedPool.T`` of the merged pool). Equals
+    :func:`simulate_replenishment` on the loans to float rounding: the cells' scheduled flows
+    are summed partition by partition and the kernel adds the cells in lexicographic order
+    (one preparation of every loan puts its small cells last), so a vintage's monthly flow
+    may differ in its last bits (tests/portfolio/test_replenishment_cells.py measures it)."""
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
+        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    if isinstance(main_term, bool) or not isinstance(main_term, int | np.integer) \
+            or main_term < 1:
+        raise ValidationError(must_be("main_term", "an integer >= 1 (months)", main_term))
+    if isinstance(purchase_months, bool) or not isinstance(purchase_months, int | np.integer) \
+            or purchase_months < 1:
+        raise ValidationError(must_be("purchase_months", "an integer >= 1 (the revolving "
+                                      "months)", purchase_months))
+    if horizon is not None and (isinstance(horizon, bool)
+                                or not isinstance(horizon, int | np.integer) or horizon < 0):
+        raise ValidationError(must_be("horizon", "an integer >= 0 (months)", horizon))
+    if backend not in ("numba", "numpy"):
+        raise ValidationError(must_be("backend", "'numba' or 'numpy'", backend))
+    prep = merge_cells(parts, assumptions)
+    return _hazard_profile(prep, int(main_term), int(n_paths), root_seed(seed),
+                           int(purchase_months), horizon, backend)
+
+
+def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
+                    root: np.random.SeedSequence, n_v: int, horizon: int | None,
+                    backend: Literal["numba", "numpy"]) -> ReplenishmentProfile:
+    """The vintages of the new loans ``prep`` (their cells only: thresholds, SMMs, scheduled
+    flows) on the main run's factor paths of ``t_main`` months (module doc)."""
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
 

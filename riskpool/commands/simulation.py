@@ -52,10 +52,12 @@ from portfolio.montecarlo.distributed import (
     check_cluster_flags,
     open_client,
     prepare_on_workers,
+    prepare_with_new_loans_on_workers,
     run_summary,
 )
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
+from portfolio.montecarlo.replenishment import replenishment_from_cells
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
     DETERMINISTIC_Z,
@@ -68,6 +70,7 @@ from portfolio.montecarlo.simulation import (
     prepare_pool,
     root_seed,
 )
+from portfolio.montecarlo.summaries import PartCells
 from portfolio.store.core import Store, open_store
 from portfolio.store.parquet_book import (
     LoanPart,
@@ -238,9 +241,11 @@ def run_simulation(
     ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
     ``progress(fraction)``: called as the paths' blocks complete (a progress bar).
     ``tape``: the pool's loan tape (``riskpool pool export``), read partition by partition on
-    the workers (with ``workers``/``scheduler``; granular engine, no deal): the client never
-    loads the loans (``portfolio.montecarlo.distributed.prepare_on_workers``; every cell by
-    binomial counts, the same numbers as ``summaries.prepare_from_parts`` in one process).
+    the workers (with ``workers``/``scheduler``; granular engine): the client never loads the
+    loans (``portfolio.montecarlo.distributed.prepare_on_workers``; every cell by binomial
+    counts, the same numbers as ``summaries.prepare_from_parts`` in one process); with
+    ``structure`` the deal's waterfall runs on the workers, a revolving deal's profile built
+    from the partitions' new-loan cells (``replenishment.replenishment_from_cells``).
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     clean_label(label, tags)  # refused before any work
@@ -251,7 +256,7 @@ def run_simulation(
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
         check_book_dir(book)
-    parts = _check_tape(tape, workers, scheduler, book, structure, engine)
+    parts = _check_tape(tape, workers, scheduler, book, engine)
     if rating_table is not None and structure is None:
         raise ValidationError(must_be("--rating-table", "given with --structure (it rates the "
                                       "deal's tranches)", str(rating_table)))
@@ -269,7 +274,7 @@ def run_simulation(
         return _simulate_tape(db, pool_id, parts, assumptions, assumptions_path, n_paths, seed,
                               workers, scheduler, tape, scenario, pd_mult, rho, smm_mult,
                               recovery_mult, batch_size, record, label, tags, started, timings,
-                              progress)
+                              progress, deal, structure, ratings)
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
@@ -339,7 +344,7 @@ def run_simulation(
 
 
 def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
-                book: Path | None, structure: Path | None, engine: str) -> list[LoanPart] | None:
+                book: Path | None, engine: str) -> list[LoanPart] | None:
     """``--tape`` and the flags it cannot go with, before any work; its partitions."""
     if tape is None:
         return None
@@ -348,10 +353,6 @@ def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
                                       "workers read it)", str(tape)))
     if book is not None:
         raise ValidationError(must_be("--book", "not given with --tape", str(book)))
-    if structure is not None:
-        raise ValidationError(must_be("--structure", "not given with --tape (a revolving "
-                                      "deal's purchases need the loans on the client)",
-                                      str(structure)))
     if engine != "granular":
         raise ValidationError(must_be("--engine", "granular with --tape (no process holds "
                                       "every loan)", engine))
@@ -365,8 +366,14 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
                    recovery_mult: float | None, batch_size: int, record: bool,
                    label: str | None, tags: Sequence[str], started: dt.datetime,
                    timings: dict[str, float],
-                   progress: Callable[[float], None] | None) -> SimulationResult:
-    """:func:`run_simulation` of a pool whose loans the workers read from its loan tape."""
+                   progress: Callable[[float], None] | None, deal: Deal | None = None,
+                   structure: Path | None = None, ratings: RatingTable | None = None
+                   ) -> SimulationResult:
+    """:func:`run_simulation` of a pool whose loans the workers read from its loan tape. With a
+    revolving ``deal`` each worker also sends back its partition's cells as new loans bought
+    at the pool's cut-off, and the client builds the replenishment profile from them
+    (``replenishment_from_cells``: cells × months in, no loan) and ships it with the deal to
+    the workers, as for a run without a tape."""
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
     n_rows = tape_rows(parts)
@@ -381,19 +388,34 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
                       smm_mult=_opt_float(smm_mult), recovery_mult=_opt_float(recovery_mult)),
         batch_size=int(batch_size), pool_name=pool.name, n_loans=pool.n_loans,
         cutoff_date=pool.cutoff_date,
-        book=None if tape is None else str(Path(tape).resolve()), source="riskpool simulate")
+        book=None if tape is None else str(Path(tape).resolve()),
+        structure=None if structure is None else str(Path(structure).resolve()),
+        source="riskpool simulate")
+    revolving = deal is not None and deal.revolving_months > 0
     t1 = time.perf_counter()
     with open_client(workers=workers, scheduler=scheduler) as client:
-        prep = prepare_on_workers(client, parts, assumptions)
+        new_cells: list[PartCells] = []
+        if revolving:
+            prep, new_cells = prepare_with_new_loans_on_workers(client, parts, assumptions,
+                                                                pool.cutoff_date)
+        else:
+            prep = prepare_on_workers(client, parts, assumptions)
         timings["load_s"] = time.perf_counter() - t1
         if abs(prep.initial_balance - pool.balance) > max(0.01, 1e-9 * pool.balance):
             raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
                                           f"(balance {pool.balance:,.2f})",
                                           f"balance {prep.initial_balance:,.2f}", str(tape)))
+        profile = None
+        if revolving:
+            assert deal is not None
+            t2 = time.perf_counter()
+            profile = replenishment_from_cells(new_cells, assumptions, prep.T, int(n_paths),
+                                               int(seed), purchase_months=deal.revolving_months)
+            timings["prepare_s"] = time.perf_counter() - t2
         return _simulate_summaries(db, client, prep, pool, prep.n_loans,
                                    dataclasses.replace(inputs, n_loans=prep.n_loans),
-                                   assumptions, scheduler, None, None, None, None, record,
-                                   label, tags, started, timings, progress)
+                                   assumptions, scheduler, deal, profile, structure, ratings,
+                                   record, label, tags, started, timings, progress)
 
 
 def _simulate_summaries(db: Path, client: Any, prep: PreparedPool, pool: PoolInfo, n_loans: int,
@@ -545,7 +567,8 @@ def simulate_cmd(
     tape: Annotated[Path | None, typer.Option(
         "--tape", help="The pool's loan tape (riskpool pool export): the Dask workers read its "
         "partitions; the client never loads the loans (with --workers/--scheduler; granular "
-        "engine; every cell drawn by binomial counts).")] = None,
+        "engine; every cell drawn by binomial counts; with --structure the waterfall runs on "
+        "the workers too).")] = None,
     structure: Annotated[Path | None, typer.Option(
         "--structure", help="Deal TOML: run its waterfall on the paths (revolving purchases "
         "as new loans) and store the tranche table with the run (riskpool tranche report).")] = None,

@@ -316,7 +316,9 @@ def test_simulate_a_pool_from_its_loan_tape_read_by_the_workers(cluster, tmp_pat
     assert inputs.book == str(tape_dir.resolve()) and inputs.n_loans == prep.n_loans
     # refused before any work, naming the flag; nothing recorded
     for extra, field in ((("--engine", "loan", "--scheduler", address), "--engine"),
-                         (("--structure", DEAL, "--scheduler", address), "--structure"),
+                         (("--structure", DEAL, "--engine", "loan", "--scheduler", address),
+                          "--engine"),
+                         (("--structure", DEAL), "--tape"),
                          ((), "--tape")):
         r = cli(*base, *extra)
         assert r.code == 2 and field in r.err, (extra, r.err)

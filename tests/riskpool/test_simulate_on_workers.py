@@ -25,12 +25,21 @@ from simulation_pools import assumptions, mixed_pool
 from dashboards import access
 from dashboards.auth import Viewer
 from dashboards.reports import collect_sections, report_target
+from portfolio.book.pools import get_pool
 from portfolio.errors import NotFound
+from portfolio.montecarlo import simulation as sim
+from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
 from portfolio.montecarlo.distributed import require_dask, slice_paths
 from portfolio.montecarlo.paths import FLOW_NAMES
-from portfolio.montecarlo.replenishment import simulate_replenishment
+from portfolio.montecarlo.replenishment import (
+    replenishment_from_cells,
+    replenishment_part_cells,
+    simulate_replenishment,
+)
 from portfolio.montecarlo.simulation import simulate
+from portfolio.montecarlo.summaries import prepare_from_parts
 from portfolio.store.core import open_store
+from portfolio.store.parquet_book import loan_parts
 from portfolio.store.runs import (
     get_run,
     list_runs,
@@ -95,6 +104,10 @@ def book(tmp_path_factory, cluster):
            str(N_PATHS), "--seed", str(SEED), "--structure", DEAL, "--pd-mult", "4", "--quiet")
     cli(*run)
     cli(*run, "--scheduler", cluster.scheduler.address)
+    # run 3: the same on the cluster, the workers reading the pool's tape (no loan on the client)
+    tape = tmp / "tape"
+    cli("pool", "export", "--db", db, "--pool", "1", "--out", tape)
+    cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tape)
     return db, a_path
 
 
@@ -127,6 +140,56 @@ def test_structure_on_workers_gives_the_local_tranche_table(book):
     assert 0 < trig_local["p_breach"].min() < 1 and (local["el"] > 0).any()
     assert trig_remote.equals(trig_local)
     assert settings[0] == settings[1]
+
+
+def test_structure_from_a_tape_gives_the_one_process_tables(book):
+    """Run 3 (``--tape --structure``: the workers read the tape's partitions and send back
+    their cells and their new loans' cells; the client builds the replenishment profile from
+    those) against its one-process twin: the partitions prepared here
+    (``prepare_from_parts``, ``replenishment_part_cells``), every block run here, the same
+    reducer and ``deal_tables``: every column of both tables the same bytes (the reducer's
+    per-block sums do not depend on the task grouping). Against run 2 (no tape): this pool
+    has cells under 6 × their remaining term loans, which a run from the loans draws loan by
+    loan and a run from a tape by binomial counts, so the two agree within Monte Carlo error
+    only (tests/portfolio/test_replenishment_cells.py compares them on a pool drawn by
+    binomial counts in both: equal to 1e-12)."""
+    db, a_path = book
+    deal = load_deal(DEAL)
+    a = apply_stress(load_assumptions(a_path), pd_multiplier=4.0)
+    with open_store(db, read_only=True) as store:
+        stored, local = load_tranche_results(store, 3), load_tranche_results(store, 2)
+        triggers = load_deal_record(store, 3).triggers
+        settings = load_deal_record(store, 3).settings, load_deal_record(store, 2).settings
+        losses = load_path_losses(store, 3)
+        inputs = get_run(store, 3).simulation_inputs()
+        cutoff = get_pool(store, 1).cutoff_date
+        parts = loan_parts(Path(inputs.book))
+    prep = prepare_from_parts(parts, a)
+    new = [replenishment_part_cells(p(), a, cutoff) for p in parts]
+    profile = replenishment_from_cells(new, a, prep.T, N_PATHS, SEED,
+                                       purchase_months=deal.revolving_months)
+    paths = sim.run_blocks(prep, sim.root_seed(SEED), N_PATHS, "granular")
+    assert np.array_equal(losses, paths.loss)
+    tables, trig = deal_tables(deal, TranchesOnWorkers(deal, profile)(paths, 0),
+                               paths.initial_balance)
+    assert list(stored.columns) == list(tables.columns)
+    for col in tables.columns:
+        x, y = tables[col].to_numpy(), stored[col].to_numpy()
+        if x.dtype.kind == "f":
+            assert np.array_equal(x, y.astype(float), equal_nan=True), col
+        else:
+            assert [None if v is None or v != v else v for v in x] == \
+                [None if v is None or v != v else v for v in y], col
+    assert triggers.reset_index(drop=True).equals(trig.reset_index(drop=True))
+    assert 0 < trig["p_breach"].max() and (tables["el"] > 0).any()  # stressed enough
+    assert settings[0] == settings[1]  # the same profile length, the same waterfall months
+    assert inputs.structure == str(DEAL.resolve()) and inputs.dask is not None
+    # against the run from the loans: within Monte Carlo error (4 standard errors)
+    el_se = np.hypot(local["el_se"].to_numpy(float), stored["el_se"].to_numpy(float))
+    assert np.all(np.abs(local["el"].to_numpy(float) - stored["el"].to_numpy(float))
+                  <= 4 * el_se + 1e-12)
+    np.testing.assert_allclose(stored["size"].to_numpy(float), local["size"].to_numpy(float),
+                               rtol=ROUNDING)
 
 
 def test_only_summaries_are_recorded_and_they_equal_the_local_run(book):
@@ -233,7 +296,7 @@ def test_bad_deal_with_workers_exits_2_before_any_cluster(book, tmp_path, cli):
             "--seed", "1", "--workers", "0")
     assert r.code == 2 and "--workers" in r.err
     with open_store(db, read_only=True) as store:
-        assert len(list_runs(store, "simulation")) == 2
+        assert len(list_runs(store, "simulation")) == 3
     shown = cli("runs", "show", "2", "--db", db)
     assert shown.code == 0 and "summaries only (run on Dask workers)" in shown.out
     assert "summaries only" not in cli("runs", "show", "1", "--db", db).out
