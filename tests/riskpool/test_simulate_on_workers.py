@@ -108,6 +108,12 @@ def book(tmp_path_factory, cluster):
     tape = tmp / "tape"
     cli("pool", "export", "--db", db, "--pool", "1", "--out", tape)
     cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tape)
+    # run 4: a deal that does not revolve, from the tape (no new-loan cells, no profile)
+    flat = tmp / "deal_no_revolving.toml"
+    flat.write_text(DEAL.read_text(encoding="utf-8").replace(
+        "[revolving]\nmonths = 12", "[revolving]\nmonths = 0"), encoding="utf-8")
+    assert load_deal(flat).revolving_months == 0
+    cli(*run[:-4], flat, *run[-3:], "--scheduler", cluster.scheduler.address, "--tape", tape)
     return db, a_path
 
 
@@ -184,6 +190,17 @@ def test_structure_from_a_tape_gives_the_one_process_tables(book):
     assert 0 < trig["p_breach"].max() and (tables["el"] > 0).any()  # stressed enough
     assert settings[0] == settings[1]  # the same profile length, the same waterfall months
     assert inputs.structure == str(DEAL.resolve()) and inputs.dask is not None
+    # run 4, a deal that does not revolve: no profile; the same twin without one
+    flat = load_deal(Path(db).parent / "deal_no_revolving.toml")
+    with open_store(db, read_only=True) as store:
+        stored4 = load_tranche_results(store, 4)
+        settings4 = load_deal_record(store, 4).settings
+    tables4, _ = deal_tables(flat, TranchesOnWorkers(flat, None)(paths, 0),
+                             paths.initial_balance)
+    for col in ("el", "el_se", "pd", "wal_mean", "irr", "price", "size"):
+        assert np.array_equal(tables4[col].to_numpy(float), stored4[col].to_numpy(float),
+                              equal_nan=True), col
+    assert settings4 != settings[0]  # no replenishment profile stored
     # against the run from the loans: within Monte Carlo error (4 standard errors)
     el_se = np.hypot(local["el_se"].to_numpy(float), stored["el_se"].to_numpy(float))
     assert np.all(np.abs(local["el"].to_numpy(float) - stored["el"].to_numpy(float))
@@ -295,8 +312,18 @@ def test_bad_deal_with_workers_exits_2_before_any_cluster(book, tmp_path, cli):
     r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
             "--seed", "1", "--workers", "0")
     assert r.code == 2 and "--workers" in r.err
+    # with a tape: the same refusals, and a tape without a cluster, before any cluster
+    tape = Path(db).parent / "tape"
+    for extra, field in (((bad, "--workers", "1"), "deal"),
+                         ((DEAL, "--engine", "loan", "--workers", "1"), "--engine"),
+                         ((DEAL, "--deterministic", "base", "--workers", "1"), "--deterministic"),
+                         ((DEAL,), "--tape")):
+        r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
+                "--seed", "1", "--tape", tape, "--structure", *extra)
+        assert r.code == 2 and r.err.startswith("error:") and field in r.err, (extra, r.err)
+        assert "Traceback" not in r.err
     with open_store(db, read_only=True) as store:
-        assert len(list_runs(store, "simulation")) == 3
+        assert len(list_runs(store, "simulation")) == 4
     shown = cli("runs", "show", "2", "--db", db)
     assert shown.code == 0 and "summaries only (run on Dask workers)" in shown.out
     assert "summaries only" not in cli("runs", "show", "1", "--db", db).out
