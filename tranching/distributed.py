@@ -24,6 +24,7 @@ import pandas as pd
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.replenishment import ProfileFromCells
 from portfolio.montecarlo.simulation import BLOCK_PATHS
 from tranching.analytics import (
     Discount,
@@ -205,21 +206,33 @@ class TranchesOnWorkers:
     tranche, one month-by-month sum per block of paths) — not the waterfall's month-by-month arrays.
 
     ``replenishment``: the revolving deal's replenishment profile for the whole run, as for
-    :class:`WaterfallOnWorkers`; ``price``: the purchase price (share of par) of the IRR."""
+    :class:`WaterfallOnWorkers`, or its new loans' cells
+    (``portfolio.montecarlo.replenishment.ProfileFromCells``: each task computes the profile of
+    its own blocks, the same numbers as those rows of the whole, and no paths-sized profile is
+    shipped); ``price``: the purchase price (share of par) of the IRR."""
 
     deal: Deal
-    replenishment: PoolPaths | None = None
+    replenishment: PoolPaths | ProfileFromCells | None = None
     price: float = 1.0
 
     def check(self, n_paths: int) -> None:
+        if isinstance(self.replenishment, ProfileFromCells):
+            if self.replenishment.n_paths != n_paths:
+                raise ValidationError(must_be("replenishment", f"a profile of {n_paths} paths "
+                                              "(the run's)",
+                                              f"{self.replenishment.n_paths} paths"))
+            return
         WaterfallOnWorkers(self.deal, self.replenishment).check(n_paths)
 
     def __call__(self, paths: PoolPaths, first_path: int) -> TrancheSummary:
         if first_path % BLOCK_PATHS:  # tasks always start on a block boundary
             raise ValidationError(must_be("first_path", f"a multiple of {BLOCK_PATHS}",
                                           first_path))
-        rep = None if self.replenishment is None else slice_paths(
-            self.replenishment, first_path, first_path + paths.n_paths)
+        if isinstance(self.replenishment, ProfileFromCells):
+            rep: PoolPaths | None = self.replenishment.paths(first_path, paths.n_paths)
+        else:
+            rep = None if self.replenishment is None else slice_paths(
+                self.replenishment, first_path, first_path + paths.n_paths)
         result = run_waterfall(self.deal, paths, replenishment=rep, threads=1)  # as above
         cfs = result.tranche_cashflows
         names = [t.name for t in self.deal.triggers]

@@ -56,6 +56,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -75,6 +76,7 @@ from portfolio.montecarlo.delinquency import (
 )
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
+    BLOCK_PATHS,
     ENGINES,
     Engine,
     PreparedPool,
@@ -92,8 +94,8 @@ from portfolio.montecarlo.simulation import (
 )
 from portfolio.montecarlo.summaries import PartCells, merge_cells, part_cells
 
-__all__ = ["REPLENISHMENT_KEY", "ReplenishmentProfile", "default_cutoff",
-           "replenishment_from_cells",
+__all__ = ["REPLENISHMENT_KEY", "ProfileFromCells", "ReplenishmentProfile", "default_cutoff",
+           "profile_from_cells", "replenishment_from_cells",
            "replenishment_loans", "replenishment_part_cells", "simulate_replenishment"]
 
 REPLENISHMENT_KEY = 0x7265706C  # "repl": the spawn-key slot of the profile's child seeds
@@ -265,6 +267,14 @@ def replenishment_from_cells(
     are summed partition by partition and the kernel adds the cells in lexicographic order
     (one preparation of every loan puts its small cells last), so a vintage's monthly flow
     may differ in its last bits (tests/portfolio/test_replenishment_cells.py measures it)."""
+    _check_cells_args(n_paths, main_term, purchase_months, horizon, backend)
+    prep = merge_cells(parts, assumptions)
+    return _hazard_profile(prep, int(main_term), int(n_paths), root_seed(seed),
+                           int(purchase_months), horizon, backend)
+
+
+def _check_cells_args(n_paths: int, main_term: int, purchase_months: int,
+                      horizon: int | None, backend: str) -> None:
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
         raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
     if isinstance(main_term, bool) or not isinstance(main_term, int | np.integer) \
@@ -279,22 +289,80 @@ def replenishment_from_cells(
         raise ValidationError(must_be("horizon", "an integer >= 0 (months)", horizon))
     if backend not in ("numba", "numpy"):
         raise ValidationError(must_be("backend", "'numba' or 'numpy'", backend))
-    prep = merge_cells(parts, assumptions)
-    return _hazard_profile(prep, int(main_term), int(n_paths), root_seed(seed),
-                           int(purchase_months), horizon, backend)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFromCells:
+    """A revolving deal's hazard-model profile held as its new loans' merged cells (cells ×
+    months, whatever the number of loans or paths) and computed where it is used, for any
+    range of the run's canonical blocks (:meth:`paths`): what a Dask worker running the deal's
+    waterfall on its paths needs (``tranching.distributed.TranchesOnWorkers``), instead of the
+    whole profile (paths × months × vintages) shipped from the client. Each block is a pure
+    function of its seeds, so a range's paths are those rows of
+    :func:`replenishment_from_cells` bit for bit. Build with :func:`profile_from_cells`."""
+
+    prep: PreparedPool
+    main_term: int
+    n_paths: int
+    root: np.random.SeedSequence
+    purchase_months: int
+
+    @property
+    def n_months(self) -> int:
+        return int(self.prep.n_months)
+
+    @property
+    def nbytes_cells(self) -> int:
+        """Bytes of the cells' arrays (what is shipped instead of the profile)."""
+        p = self.prep
+        return int(p.cell_thr.nbytes + p.cell_thr_gauss.nbytes + p.cell_smm.nbytes
+                   + p.cell_flows.nbytes + p.cell_r.nbytes + p.cell_n.nbytes)
+
+    def paths(self, first_path: int, n_paths: int, threads: int | None = 1
+              ) -> ReplenishmentProfile:
+        """The profile of the run's paths ``first_path : first_path + n_paths`` (canonical
+        block boundaries, or the run's end), on ``threads`` threads (1: a Dask worker runs as
+        many tasks as it has threads)."""
+        stop = first_path + n_paths
+        if first_path % BLOCK_PATHS or n_paths < 1 or stop > self.n_paths \
+                or (stop % BLOCK_PATHS and stop != self.n_paths):
+            raise ValidationError(must_be("paths", f"a range of whole blocks of {BLOCK_PATHS} "
+                                          f"paths within the run's {self.n_paths}",
+                                          f"{first_path}:{stop}"))
+        return _hazard_profile(self.prep, self.main_term, self.n_paths, self.root,
+                               self.purchase_months, None, "numba",
+                               (first_path // BLOCK_PATHS, -(-stop // BLOCK_PATHS)), threads)
+
+
+def profile_from_cells(parts: Sequence[PartCells], assumptions: Assumptions, main_term: int,
+                       n_paths: int, seed: int | np.random.SeedSequence, *,
+                       purchase_months: int = 1) -> ProfileFromCells:
+    """:func:`replenishment_from_cells`' profile, not computed: the merged cells and the
+    run's seed (:class:`ProfileFromCells`; its paths on demand, block range by block range)."""
+    _check_cells_args(n_paths, main_term, purchase_months, None, "numba")
+    return ProfileFromCells(merge_cells(parts, assumptions), int(main_term), int(n_paths),
+                            root_seed(seed), int(purchase_months))
 
 
 def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
                     root: np.random.SeedSequence, n_v: int, horizon: int | None,
-                    backend: Literal["numba", "numpy"]) -> ReplenishmentProfile:
+                    backend: Literal["numba", "numpy"],
+                    block_range: tuple[int, int] | None = None,
+                    threads: int | None = None) -> ReplenishmentProfile:
     """The vintages of the new loans ``prep`` (their cells only: thresholds, SMMs, scheduled
-    flows) on the main run's factor paths of ``t_main`` months (module doc)."""
+    flows) on the main run's factor paths of ``t_main`` months (module doc). ``block_range``
+    ``(b0, b1)``: only the run's canonical blocks b0 … b1 − 1 (their paths, in order; each
+    block a pure function of its seeds: the same numbers as those rows of the whole);
+    ``threads``: blocks on at most this many threads (default ``settings.threads()``)."""
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
+    b0, b1 = (0, len(blocks)) if block_range is None else block_range
+    first = blocks[b0][0]
+    n_here = sum(blocks[b][1] for b in range(b0, b1))
 
     length = n_v + prep.T  # calendar months 0 … n_v + T − 1 of the factor
     # flow-major: each vintage's flow is a contiguous (paths, months) block of acc
-    acc = np.zeros((n_v, engines.N_ACC, int(n_paths), prep.n_months))
+    acc = np.zeros((n_v, engines.N_ACC, n_here, prep.n_months))
     phi = prep.factor_persistence
     c = math.sqrt(1.0 - phi * phi)
     t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
@@ -302,11 +370,12 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
 
     # recoveries and end balances, finished block by block on the blocks' threads (elementwise
     # per path: the same numbers as finishing the whole at once)
-    recovery = np.empty((n_v, int(n_paths), prep.n_months))
-    eop = np.empty((n_v, int(n_paths), prep.n_months))
+    recovery = np.empty((n_v, n_here, prep.n_months))
+    eop = np.empty((n_v, n_here, prep.n_months))
 
     def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
         start, n_b = blocks[b]
+        start -= first
         gen_factor, gen_mixing, _ = _block_streams(block_seed(root, b))
         z_main, scale = factor_paths(main_like, gen_factor, gen_mixing, n_b)
         own = np.random.SeedSequence(root.entropy,
@@ -334,13 +403,13 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
 
     # blocks on threads as simulate's run_blocks (the kernels release the GIL); every block
     # is a pure function of its seeds, so the numbers do not depend on the thread count
-    n_workers = max(1, min(settings.threads(), len(blocks)))
+    n_workers = max(1, min(settings.threads() if threads is None else threads, b1 - b0))
     if n_workers == 1:
-        for b in range(len(blocks)):
+        for b in range(b0, b1):
             run(b)
     else:
         with ThreadPoolExecutor(n_workers) as pool:
-            for fut in [pool.submit(run, b) for b in range(len(blocks))]:
+            for fut in [pool.submit(run, b) for b in range(b0, b1)]:
                 fut.result()
     flows = {"balance_bop": acc[:, engines.BOP], "interest": acc[:, engines.INTEREST],
              "scheduled_principal": acc[:, engines.PRINCIPAL],

@@ -57,7 +57,7 @@ from portfolio.montecarlo.distributed import (
 )
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
-from portfolio.montecarlo.replenishment import replenishment_from_cells
+from portfolio.montecarlo.replenishment import ProfileFromCells, profile_from_cells
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
     DETERMINISTIC_Z,
@@ -371,9 +371,10 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
                    ) -> SimulationResult:
     """:func:`run_simulation` of a pool whose loans the workers read from its loan tape. With a
     revolving ``deal`` each worker also sends back its partition's cells as new loans bought
-    at the pool's cut-off, and the client builds the replenishment profile from them
-    (``replenishment_from_cells``: cells × months in, no loan) and ships it with the deal to
-    the workers, as for a run without a tape."""
+    at the pool's cut-off; the client merges them (``profile_from_cells``: cells × months, no
+    loan) and ships them with the deal, and each waterfall task computes the replenishment
+    profile of its own blocks (``ProfileFromCells.paths``): no paths-sized profile is built
+    on the client or shipped."""
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
     n_rows = tape_rows(parts)
@@ -409,8 +410,8 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
         if revolving:
             assert deal is not None
             t2 = time.perf_counter()
-            profile = replenishment_from_cells(new_cells, assumptions, prep.T, int(n_paths),
-                                               int(seed), purchase_months=deal.revolving_months)
+            profile = profile_from_cells(new_cells, assumptions, prep.T, int(n_paths),
+                                         int(seed), purchase_months=deal.revolving_months)
             timings["prepare_s"] = time.perf_counter() - t2
         return _simulate_summaries(db, client, prep, pool, prep.n_loans,
                                    dataclasses.replace(inputs, n_loans=prep.n_loans),
@@ -420,7 +421,8 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
 
 def _simulate_summaries(db: Path, client: Any, prep: PreparedPool, pool: PoolInfo, n_loans: int,
                         inputs: SimulationInputs, assumptions: Assumptions,
-                        scheduler: str | None, deal: Deal | None, profile: PoolPaths | None,
+                        scheduler: str | None, deal: Deal | None,
+                        profile: PoolPaths | ProfileFromCells | None,
                         structure: Path | None, ratings: RatingTable | None, record: bool,
                         label: str | None, tags: Sequence[str], started: dt.datetime,
                         timings: dict[str, float],

@@ -27,9 +27,10 @@ from simulation_pools import CUTOFF, assumptions, mixed_pool
 from portfolio.errors import ValidationError
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import simulation as sim
-from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.montecarlo.paths import FLOW_NAMES, slice_paths
 from portfolio.montecarlo.replenishment import (
     default_cutoff,
+    profile_from_cells,
     replenishment_from_cells,
     replenishment_part_cells,
     simulate_replenishment,
@@ -186,3 +187,44 @@ def test_merged_new_loan_cells_are_the_new_loans_cells():
     # months on book 0 and remaining term = term: every new loan starts its full schedule
     assert one.n_loans == len(loans)
     assert one.initial_balance == pytest.approx(float(np.sum(loans.principal)), rel=ROUNDING)
+
+
+def test_profile_computed_per_block_range_is_those_rows_of_the_whole():
+    """``ProfileFromCells.paths`` (what each waterfall task on a worker computes for its own
+    blocks) against ``replenishment_from_cells`` of the whole run: the same bytes, and the
+    deal's tranche summary of 1, 2 or 3 tasks the same bytes as with the whole profile."""
+    loans, a = mixed_pool(600, seed=6), assumptions(pd_scale=6.0, rho=0.12)
+    cutoff = default_cutoff(loans)
+    cells = [replenishment_part_cells(p, a, cutoff) for p in _parts(loans, 2)]
+    main_term = int(loans.remaining_term.max())
+    whole = replenishment_from_cells(cells, a, main_term, N_PATHS, SEED, purchase_months=12)
+    source = profile_from_cells(cells, a, main_term, N_PATHS, SEED, purchase_months=12)
+    assert source.n_months == whole.n_months and source.nbytes_cells < whole.balance_bop.nbytes
+    for lo, hi in ((0, 600), (0, 256), (256, 600), (512, 600), (256, 512)):
+        got = source.paths(lo, hi - lo)
+        want = slice_paths(whole, lo, hi)
+        assert got.n_paths == hi - lo and len(got.later) == len(want.later) == 11
+        for g, w in zip((got, *got.later), (want, *want.later), strict=True):
+            for name in FLOW_NAMES:
+                assert np.array_equal(getattr(g, name), getattr(w, name)), (lo, hi, name)
+            assert np.array_equal(g.dates, w.dates)
+            assert g.initial_balance == w.initial_balance
+    for lo, n in ((100, 156), (0, 300), (512, 100), (0, 0)):
+        with pytest.raises(ValidationError, match="paths"):
+            source.paths(lo, n)
+    deal = load_deal(DEAL)
+    paths = sim.simulate(loans, a, N_PATHS, SEED)
+    ref = TranchesOnWorkers(deal, whole)(paths, 0)
+    on_cells = TranchesOnWorkers(deal, source)
+    on_cells.check(N_PATHS)
+    with pytest.raises(ValidationError, match="replenishment"):
+        on_cells.check(N_PATHS + 1)
+    for cuts in ((600,), (256, 600), (256, 512, 600)):
+        starts = (0, *cuts[:-1])
+        joined = on_cells.combine([on_cells(slice_paths(paths, lo, hi), lo)
+                                   for lo, hi in zip(starts, cuts, strict=True)])
+        for name in ("tranche_loss", "wal", "irr", "block_cashflow"):
+            assert np.array_equal(getattr(joined, name), getattr(ref, name), equal_nan=True)
+        for k in ref.breached_ever:
+            assert np.array_equal(joined.first_breach[k], ref.first_breach[k])
+    assert (ref.tranche_loss > 0).any()  # stressed enough to mean something

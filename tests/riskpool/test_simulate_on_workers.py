@@ -150,8 +150,9 @@ def test_structure_on_workers_gives_the_local_tranche_table(book):
 
 def test_structure_from_a_tape_gives_the_one_process_tables(book):
     """Run 3 (``--tape --structure``: the workers read the tape's partitions and send back
-    their cells and their new loans' cells; the client builds the replenishment profile from
-    those) against its one-process twin: the partitions prepared here
+    their cells and their new loans' cells; each waterfall task computes the replenishment
+    profile of its own blocks from the merged new-loan cells) against its one-process twin
+    (the whole profile built here from the same cells): the partitions prepared here
     (``prepare_from_parts``, ``replenishment_part_cells``), every block run here, the same
     reducer and ``deal_tables``: every column of both tables the same bytes (the reducer's
     per-block sums do not depend on the task grouping). Against run 2 (no tape): this pool
