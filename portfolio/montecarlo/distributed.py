@@ -25,7 +25,8 @@ blocks), never the (paths × months) flow arrays. A book too large for one proce
 :func:`prepare_on_workers` has each worker read and prepare partitions of a loan tape and send
 back only their cells (``summaries.PartCells``), merged in partition order; for a revolving
 deal :func:`prepare_with_new_loans_on_workers` also sends back the cells of the same loans as
-new loans (the replenishment profile's, ``replenishment.replenishment_from_cells``).
+new loans (merged, ``replenishment.profile_from_cells``: each waterfall task computes the
+replenishment profile of its own blocks from them).
 
 A worker lost mid-run (process killed, machine gone): the scheduler re-runs its tasks
 elsewhere; tasks that raise are retried ``retries`` times. Either way a block is recomputed

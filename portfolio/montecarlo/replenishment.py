@@ -18,6 +18,12 @@ month t > s, path by path.
   its factor paths (as many paths), one vintage per revolving month: each vintage's flows
   on a path are their **conditional expectation given that path's factor** (and t mixing
   value), ``engines.expected_vintages``.
+* Without the loans (a loan tape read by Dask workers): :func:`replenishment_part_cells` turns
+  one partition into its new loans' cells, and :func:`replenishment_from_cells` projects the
+  merged cells as :func:`simulate_replenishment` does (equal to float rounding: the cells'
+  schedules are summed partition by partition); :func:`profile_from_cells` keeps the merged
+  cells and computes any range of the run's canonical blocks on demand
+  (:class:`ProfileFromCells`, the same bytes as those rows of the whole).
 
 Under the delinquency-state model (``model="delinquency"``) the vintages are the
 delinquency kernels' conditional expectation (``delinquency.expected_dq_vintage``) and carry
