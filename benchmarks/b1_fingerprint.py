@@ -64,7 +64,8 @@ SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths":
 
 
 ADDED_OPTIONAL = {("PoolPaths", "delinquency"), ("Assumptions", "delinquency"),
-                  ("WaterfallResult", "accounts"), ("Deal", "accounts")}
+                  ("WaterfallResult", "accounts"), ("Deal", "accounts"),
+                  ("Securitisation", "totals")}
 """Optional fields added to hashed records after the fingerprints were recorded: left out of
 the digest when they are None (the hazard model's records), so the numbers' digests stay."""
 

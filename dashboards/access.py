@@ -52,7 +52,13 @@ from dashboards.auth import Viewer, check_role
 from partners.dispersion import disperse_paths, party_paths
 from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
-from partners.records import load_allocation, masked_tape, rounded_tape, run_party_paths
+from partners.records import (
+    dispersion_on_workers_message,
+    load_allocation,
+    masked_tape,
+    rounded_tape,
+    run_party_paths,
+)
 from portfolio import settings
 from portfolio.book import summaries
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, results_table, tail_paths
@@ -1229,6 +1235,8 @@ def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
                                _dispersion_key(run_id, allocation_id, deal_toml))
     if stored_view is not None:
         return _dispersion_from_tables(stored_view)
+    if not _paths_kept(db, run_id):  # no paths here: `riskpool dispersion --workers` has it
+        raise NotFound(dispersion_on_workers_message(run_id, allocation_id))
     paths = _load_paths(db, run_id)
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))

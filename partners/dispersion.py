@@ -72,6 +72,7 @@ from partners.srt import SrtAssessment, SrtPolicy, assess
 from portfolio.errors import must_be
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
 from portfolio.risk import loss_stats
+from tranching import reconcile as deal_recon
 from tranching.waterfall import run_waterfall
 
 LEVELS = (0.99, 0.999)
@@ -140,6 +141,65 @@ class TranchePosition:
 
 
 @dataclass(frozen=True, slots=True)
+class WaterfallTotals:
+    """A deal waterfall's totals over its months, per path: what the reconciliation and the
+    economic view (``partners.reconciliation``) read of it. Each is a sum over months or an
+    end point of one path's rows, so a part of the paths gives those paths' values exactly
+    (the Dask workers send these instead of the month-by-month waterfall)."""
+
+    tranche_names: tuple[str, ...]
+    class_loss: np.ndarray  # (n_tranches, n_paths) original balance − principal received
+    coupons: np.ndarray  # (n_tranches, n_paths) interest paid
+    excess_spread: np.ndarray  # (n_paths,)
+    initial_oc: np.ndarray  # (n_paths,)
+    reserve_funded: np.ndarray  # (n_paths,) reserve at the start of the first month
+    reserve_left: np.ndarray  # (n_paths,) reserve at the end of the last month
+    residual: np.ndarray  # (n_paths,) residual cash
+    collateral_left: np.ndarray  # (n_paths,)
+    support: np.ndarray  # (n_paths,) paid under the shortfall undertaking
+    advances: np.ndarray  # (n_paths,) servicer advances made − recovered
+    fees: Mapping[str, np.ndarray]  # fee name → (n_paths,) paid, in the deal's order
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.residual.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.class_loss, self.coupons, self.excess_spread, self.initial_oc,
+                  self.reserve_funded, self.reserve_left, self.residual, self.collateral_left,
+                  self.support, self.advances, *self.fees.values()]
+        return int(sum(a.nbytes for a in arrays))
+
+    @staticmethod
+    def concat(parts: Sequence[WaterfallTotals]) -> WaterfallTotals:
+        """The totals of consecutive path ranges joined in path order."""
+        first = parts[0]
+
+        def cat(name: str, axis: int = 0) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts], axis=axis)
+
+        return WaterfallTotals(
+            first.tranche_names, cat("class_loss", 1), cat("coupons", 1), cat("excess_spread"),
+            cat("initial_oc"), cat("reserve_funded"), cat("reserve_left"), cat("residual"),
+            cat("collateral_left"), cat("support"), cat("advances"),
+            {k: np.concatenate([p.fees[k] for p in parts]) for k in first.fees})
+
+
+def waterfall_totals(w: Any) -> WaterfallTotals:
+    """:class:`WaterfallTotals` of a ``tranching.waterfall.WaterfallResult`` (the lines of
+    ``tranching.reconcile`` it needs)."""
+    return WaterfallTotals(
+        tuple(w.tranche_names), deal_recon.class_losses(w), w.interest_paid.sum(axis=2),
+        deal_recon.excess_spread(w).sum(axis=1), deal_recon.initial_oc(w),
+        w.reserve_bop[:, 0].copy(), w.reserve[:, -1].copy(), w.residual.sum(axis=1),
+        deal_recon.collateral_left(w), np.asarray(w.support, dtype=np.float64).sum(axis=1),
+        np.asarray(w.advance_made, dtype=np.float64).sum(axis=1)
+        - np.asarray(w.advance_recovered, dtype=np.float64).sum(axis=1),
+        {name: paid.sum(axis=1) for name, paid in w.fees_paid.items()})
+
+
+@dataclass(frozen=True, slots=True)
 class Securitisation:
     """The result of running a deal on a pool's paths, as positions per holder.
 
@@ -162,6 +222,15 @@ class Securitisation:
     waterfall: Any = None  # the WaterfallResult the positions come from (the economic view)
     servicer_fees: tuple[str, ...] = ()  # names of the servicer-kind fees (paid to the platform)
     support_provider: str = PLATFORM_ID  # who gives the deal's shortfall undertaking, if any
+    # the waterfall's per-path totals when the waterfall itself was not kept (Dask workers)
+    totals: WaterfallTotals | None = None
+
+    def waterfall_totals(self) -> WaterfallTotals | None:
+        """The per-path totals of the waterfall (``totals``, else from ``waterfall``), or None
+        when neither was kept."""
+        if self.totals is not None:
+            return self.totals
+        return None if self.waterfall is None else waterfall_totals(self.waterfall)
 
     def losses_by_holder(self) -> dict[str, np.ndarray]:
         """Loss per holder; they add up to ``pool_loss`` on every path (and without the

@@ -10,8 +10,15 @@ so the client joins the parts in path order and :func:`disperse_joined` gives th
 :class:`~partners.dispersion.Dispersion` as ``disperse_paths`` on the full paths, bit for bit,
 without the (paths × months) flow arrays: each task sends back a few vectors of its paths
 (pool loss, n_parties losses and collections, and per securitisation one loss vector per
-position and four more); the ``Securitisation.waterfall`` (every month of the deal) stays on
-the worker (None in the joined result).
+position, four more and the waterfall's per-path totals,
+:class:`~partners.dispersion.WaterfallTotals`, which the reconciliation and the economic view
+read); the ``Securitisation.waterfall`` (every month of the deal) stays on the worker (None in
+the joined result).
+
+:func:`disperse_on_cluster` is ``riskpool dispersion --workers/--scheduler``: a recorded
+run's paths simulated again on the workers from its inputs with the allocation's shares
+(``portfolio.montecarlo.distributed.run_distributed`` with ``keep_flows=False``), this
+reducer on each task's paths, only its parts back.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from partners.capital import RETAIL_K_SA, RetailIrb, SecuritisationCapital
 from partners.dispersion import (
     Dispersion,
     Securitisation,
+    WaterfallTotals,
     disperse,
     party_path_losses,
     party_paths,
@@ -34,11 +42,14 @@ from partners.dispersion import (
     securitise,
 )
 from partners.errors import DispersionError
+from partners.records import RunSplit, check_replayed_losses
 from partners.registry import PLATFORM_ID
 from partners.srt import SrtPolicy
-from portfolio.errors import must_be
-from portfolio.montecarlo.distributed import slice_paths
+from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.distributed import run_distributed, slice_paths
 from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.simulation import prepare_pool, root_seed
+from tranching.waterfall import run_waterfall
 
 COLLECTED = ("interest", "scheduled_principal", "prepayment", "recovery")
 
@@ -62,12 +73,14 @@ class DispersionPart:
                 total += sum(a.nbytes for a in (s.pool_loss, s.collateral_loss, s.called_loss,
                                                 s.purchased_loss))
                 total += sum(p.loss.nbytes for p in s.positions)
+                total += 0 if s.totals is None else s.totals.nbytes
         return int(total)
 
 
 def _light(s: Securitisation) -> Securitisation:
-    """The securitisation without its month-by-month waterfall (stays on the worker)."""
-    return dataclasses.replace(s, waterfall=None)
+    """The securitisation without its month-by-month waterfall (stays on the worker), with
+    the waterfall's per-path totals (the reconciliation's and the economic view's lines)."""
+    return dataclasses.replace(s, waterfall=None, totals=s.waterfall_totals())
 
 
 def _join_securitisations(parts: Sequence[Securitisation]) -> Securitisation:
@@ -80,7 +93,9 @@ def _join_securitisations(parts: Sequence[Securitisation]) -> Securitisation:
         pool_loss=np.concatenate([p.pool_loss for p in parts]),
         collateral_loss=np.concatenate([p.collateral_loss for p in parts]),
         called_loss=np.concatenate([p.called_loss for p in parts]),
-        purchased_loss=np.concatenate([p.purchased_loss for p in parts]), waterfall=None)
+        purchased_loss=np.concatenate([p.purchased_loss for p in parts]), waterfall=None,
+        totals=None if first.totals is None else WaterfallTotals.concat(
+            [p.totals for p in parts if p.totals is not None]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +118,12 @@ class DispersionOnWorkers:
         if self.deal is not None:
             rep = None if self.replenishment is None else slice_paths(
                 self.replenishment, first_path, first_path + paths.n_paths)
-            whole = _light(securitise(self.deal, paths, rep))
-            retained = _light(securitise(self.deal, party_paths(paths, PLATFORM_ID), rep))
+            mine = party_paths(paths, PLATFORM_ID)
+            # one thread: a Dask worker runs as many tasks as it has threads already
+            whole = _light(securitise(self.deal, paths, rep, waterfall=run_waterfall(
+                self.deal, paths, replenishment=rep, threads=1)))
+            retained = _light(securitise(self.deal, mine, rep, waterfall=run_waterfall(
+                self.deal, mine, replenishment=rep, threads=1)))
         return DispersionPart(tuple(paths.party_ids), path_loss(paths), party_path_losses(paths),
                               np.asarray(collected, dtype=np.float64), whole, retained)
 
@@ -132,3 +151,68 @@ def disperse_joined(part: DispersionPart, balance: np.ndarray, shares: np.ndarra
                     securitisation_whole=part.whole, securitisation_retained=part.retained,
                     k_sa=k_sa, w=w, irb=irb, sec=sec, srt=srt,
                     party_collections=part.collected)
+
+
+# ------------------------------------------------------------------------------------------
+# A recorded run's dispersion on a cluster (``riskpool dispersion --workers/--scheduler``)
+
+
+def check_run_for_workers(split: RunSplit) -> None:
+    """Refuse, before any cluster work, a run the Dask driver cannot simulate again: the
+    delinquency model (local threads only) and a deterministic projection (one path)."""
+    inputs, run_id = split.replay.inputs, split.replay.run_id
+    if inputs.model != "hazard":
+        raise ValidationError(must_be("--workers/--scheduler", "used with a run of the hazard "
+                                      "model (the Dask driver runs only that one)",
+                                      f"run {run_id} of the {inputs.model} model",
+                                      "drop --workers/--scheduler: such a run kept its paths"))
+    if inputs.deterministic_z is not None:
+        raise ValidationError(must_be("--workers/--scheduler", "used with a Monte Carlo run",
+                                      f"run {run_id}, a deterministic projection "
+                                      f"({inputs.deterministic}: one path)",
+                                      "drop --workers/--scheduler"))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClusterDispersion:
+    """``dispersion``: the same :class:`~partners.dispersion.Dispersion` as ``disperse_paths``
+    on the run's paths (its securitisations without their month-by-month waterfall);
+    ``n_workers`` / ``n_tasks`` of the cluster run; ``bytes_back``: bytes of the per-path
+    vectors the workers sent (:attr:`DispersionPart.nbytes`)."""
+
+    dispersion: Dispersion
+    n_paths: int
+    n_workers: int
+    n_tasks: int
+    bytes_back: int
+    timings: dict[str, float]
+
+
+def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, shares: np.ndarray,
+                        pd: np.ndarray, lgd: np.ndarray, deal: Any | None = None, *,
+                        replenishment: PoolPaths | None = None, irb: RetailIrb = RetailIrb(),
+                        sec: SecuritisationCapital | None = None,
+                        srt: SrtPolicy = SrtPolicy(),
+                        blocks_per_task: int | None = None) -> ClusterDispersion:
+    """The dispersion of a recorded run (``split``: :func:`partners.records.run_party_split`)
+    with its paths simulated again on ``client``'s workers from the run's inputs (seed,
+    assumptions, pool, engine) and the allocation's shares as the party split;
+    :class:`DispersionOnWorkers` runs on each task's paths and only its parts come back. The
+    re-simulated pool loss must equal the run's recorded loss on every path
+    (:func:`partners.records.check_replayed_losses`). ``balance`` … ``srt``: as for
+    ``disperse_paths`` (``replenishment``: a revolving deal's profile for the whole run,
+    shipped to the workers with the deal). The same figures as ``disperse_paths`` on the
+    run's paths, bit for bit."""
+    check_run_for_workers(split)
+    replay = split.replay
+    inputs = replay.inputs
+    prep = prepare_pool(replay.loans, replay.assumptions, split.shares, split.party_ids,
+                        loan_level=inputs.engine == "loan")
+    run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
+                          inputs.engine, DispersionOnWorkers(deal, replenishment),
+                          blocks_per_task=blocks_per_task, keep_flows=False)
+    part: DispersionPart = run.reduced
+    check_replayed_losses(replay.run_id, part.pool_loss, split.loss)
+    d = disperse_joined(part, balance, shares, pd, lgd, irb=irb, sec=sec, srt=srt)
+    return ClusterDispersion(d, int(inputs.n_paths), run.n_workers, run.n_tasks, part.nbytes,
+                             run.timings)

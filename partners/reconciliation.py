@@ -58,7 +58,6 @@ import numpy as np
 
 from partners.dispersion import Dispersion, LossMeasures, Securitisation, loss_measures
 from partners.registry import PLATFORM_ID
-from tranching import reconcile as deal_recon
 
 CENT = 0.005  # half a cent: the reconciliation closes when |difference| < this on every path
 THIRD_PARTIES = "third parties"
@@ -114,7 +113,7 @@ def _deal_lines(s: Securitisation) -> list[Line]:
     by the initial OC and reserve, and — since this walk follows the loans, not the notes — the
     collateral left at the legal final taken back out (the notes are due in full then; the
     loans and their later loss stay with the residual holder's side, on the caller's line)."""
-    w = s.waterfall
+    w = s.waterfall_totals()
     if w is None:  # no waterfall kept: one line for what the residual holder absorbed
         lines = [Line(f"tranche {p.tranche} held by {p.holder}: principal loss", p.holder,
                       "holder", np.asarray(p.loss, dtype=np.float64))
@@ -124,29 +123,28 @@ def _deal_lines(s: Securitisation) -> list[Line]:
                           s.residual_holder, "holder", np.asarray(absorbed, dtype=np.float64)))
     else:
         names = list(w.tranche_names)
-        losses = deal_recon.class_losses(w)  # unrounded, as tranching.reconcile's lines
+        losses = w.class_loss  # unrounded, as tranching.reconcile's lines
         lines = [Line(f"tranche {p.tranche} held by {p.holder}: principal loss", p.holder,
                       "holder", p.share * losses[names.index(p.tranche)])
                  for p in s.positions if p.tranche != "OC"]
-        spread = deal_recon.excess_spread(w).sum(axis=1)
-        reserve_change = w.reserve[:, -1] - w.reserve_bop[:, 0]
-        cushion = spread + deal_recon.initial_oc(w) - reserve_change - w.residual.sum(axis=1)
+        spread = w.excess_spread
+        reserve_change = w.reserve_left - w.reserve_funded
+        cushion = spread + w.initial_oc - reserve_change - w.residual
         by_spread = np.clip(cushion, 0.0, np.maximum(spread, 0.0))
         lines.append(Line("absorbed by excess spread (residual holder)", s.residual_holder,
                           "holder", by_spread))
         lines.append(Line("absorbed by the initial OC and the reserve (residual holder)",
                           s.residual_holder, "holder", cushion - by_spread))
         lines.append(Line("less the collateral left at the legal final (residual holder)",
-                          s.residual_holder, "holder", -deal_recon.collateral_left(w)))
+                          s.residual_holder, "holder", -w.collateral_left))
         # the CN mechanics, each its own line of tranching.reconcile's loss side: what
         # the originator paid under its shortfall undertaking, and the servicer's advances not
         # recovered (the servicer is the platform, as for the servicer fee); zero without them
-        support = np.asarray(w.support, dtype=np.float64).sum(axis=1)
+        support = w.support
         if support.any():
             lines.append(Line("paid under the shortfall undertaking (originator)",
                               s.support_provider, "holder", support))
-        advances = (np.asarray(w.advance_made, dtype=np.float64).sum(axis=1)
-                    - np.asarray(w.advance_recovered, dtype=np.float64).sum(axis=1))
+        advances = w.advances
         if advances.any():
             lines.append(Line("servicer advances not recovered (servicer)", PLATFORM_ID,
                               "holder", advances))
@@ -221,11 +219,11 @@ def _add(acc: dict[str, dict[str, np.ndarray]], party: str, label: str, v: np.nd
 
 
 def _deal_cash(acc: dict[str, dict[str, np.ndarray]], s: Securitisation) -> None:
-    w = s.waterfall
+    w = s.waterfall_totals()
     if w is None:
         return
     names = list(w.tranche_names)
-    coupons = w.interest_paid.sum(axis=2)
+    coupons = w.coupons
     for p in s.positions:
         if p.tranche == "OC":
             # contributed at closing; comes back only through the residual (counted there)
@@ -234,13 +232,12 @@ def _deal_cash(acc: dict[str, dict[str, np.ndarray]], s: Securitisation) -> None
         i = names.index(p.tranche)
         _add(acc, p.holder, f"tranche {p.tranche}: coupons received", -p.share * coupons[i])
         _add(acc, p.holder, f"tranche {p.tranche}: principal loss", np.asarray(p.loss))
-    _add(acc, s.residual_holder, "residual cash (excess spread)", -w.residual.sum(axis=1))
-    _add(acc, s.residual_holder, "reserve funded at closing", w.reserve_bop[:, 0].copy())
-    _add(acc, s.residual_holder, "reserve left at the end", -w.reserve[:, -1])
-    for name, paid in w.fees_paid.items():
+    _add(acc, s.residual_holder, "residual cash (excess spread)", -w.residual)
+    _add(acc, s.residual_holder, "reserve funded at closing", w.reserve_funded.copy())
+    _add(acc, s.residual_holder, "reserve left at the end", -w.reserve_left)
+    for name, paid in w.fees.items():
         servicer = name in s.servicer_fees
-        _add(acc, PLATFORM_ID if servicer else THIRD_PARTIES, f"fee {name} earned",
-             -paid.sum(axis=1))
+        _add(acc, PLATFORM_ID if servicer else THIRD_PARTIES, f"fee {name} earned", -paid)
     # the call is at par (the price is the balance bought): only the later loss is a result
     _add(acc, s.caller, "loss after the clean-up call (loans bought back at par)",
          np.asarray(s.called_loss, dtype=np.float64))

@@ -28,7 +28,7 @@ from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
 from portfolio.book.households import stored_pool_households
 from portfolio.book.pools import get_pool, load_pool_loans, pool_loan_arrays
-from portfolio.book.replay import replay_run
+from portfolio.book.replay import RunReplay, replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
@@ -36,7 +36,7 @@ from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import optional, placed, text
 from portfolio.store import Store
 from portfolio.store import allocations as sql
-from portfolio.store.runs import get_run, load_paths
+from portfolio.store.runs import get_run, load_path_losses, load_paths, paths_stored
 from portfolio.validation import (
     Anything,
     Date,
@@ -50,9 +50,10 @@ from portfolio.validation import (
 )
 
 __all__ = ["TAPE_FORMATS", "AllocationInputs", "AllocationRequest", "LoansToAllocate",
-           "StoredAllocation", "export_partner", "load_allocation", "load_assumptions_file",
-           "originated_loans", "partner_tape_table", "pool_loans", "run_party_paths",
-           "save_allocation", "tape_format"]
+           "RunSplit", "StoredAllocation", "check_replayed_losses",
+           "dispersion_on_workers_message", "export_partner", "load_allocation",
+           "load_assumptions_file", "originated_loans", "partner_tape_table", "pool_loans",
+           "run_party_paths", "run_party_split", "save_allocation", "tape_format"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -418,18 +419,64 @@ def run_party_paths(store: Store, run_id: int,
     Otherwise (loan-level paths are not stored) the run is simulated again by
     ``portfolio.book.replay.replay_run`` with the allocation's shares; the re-simulated pool
     loss must equal the stored one on every path (same seed, same draws), or the request is
-    refused.
+    refused. A run recorded from summaries (``riskpool simulate --workers``) keeps no paths:
+    ``NotFound`` saying so (:func:`run_party_split` re-simulates it on Dask workers).
     """
     inputs = get_run(store, int(run_id)).simulation_inputs()
+    if not paths_stored(store, int(run_id)):
+        raise NotFound(dispersion_on_workers_message(int(run_id), stored.allocation_id))
     paths = load_paths(store, int(run_id))
     if (paths.party_flows and tuple(paths.party_ids) == stored.party_ids
             and (inputs.allocation_id is None or inputs.allocation_id == stored.allocation_id)):
         return paths, "party flows stored with the run"
+    split = _party_split(store, int(run_id), stored, paths.loss)
+    resim = split.replay.paths(shares=split.shares, party_ids=split.party_ids)
+    check_replayed_losses(int(run_id), resim.loss, paths.loss)
+    return resim, "re-simulated with the run's seed and inputs plus the allocation's shares"
+
+
+def dispersion_on_workers_message(run_id: int, allocation_id: int) -> str:
+    """What a reader of a run recorded from summaries is told about its dispersion: where
+    to get it (``riskpool dispersion --workers``)."""
+    return (f"run {int(run_id)} was recorded from summaries on Dask workers (riskpool simulate "
+            "--workers/--scheduler): its paths' month-by-month flows were not kept, and the "
+            "dispersion needs every path with the allocation's party split. Compute it on Dask "
+            f"workers: `riskpool dispersion --run {int(run_id)} --allocation "
+            f"{int(allocation_id)} --workers 2` (add --structure DEAL.toml for a "
+            "securitisation; the run's paths are simulated again there from its seed and "
+            "inputs: the same figures)")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RunSplit:
+    """A recorded run ready to be simulated again with an allocation's party split:
+    ``replay`` (its loans, assumptions, seed), ``shares`` (n_loans, n_parties) of the
+    allocation in the replay's loan order, ``party_ids`` in the allocation's order and
+    ``loss`` the run's recorded pool loss of every path (what a re-simulation must give)."""
+
+    replay: RunReplay
+    shares: np.ndarray
+    party_ids: tuple[str, ...]
+    loss: np.ndarray
+
+
+def run_party_split(store: Store, run_id: int, stored: StoredAllocation) -> RunSplit:
+    """What re-simulating run ``run_id`` with allocation ``stored``'s party split needs,
+    from the run's record alone: for any run, one that kept its paths or one recorded from
+    summaries (``riskpool simulate --workers``; every path's loss is kept, so the
+    re-simulation is still checked path by path: :func:`check_replayed_losses`).
+    ``AllocationError`` if the allocation is not of the run's pool."""
+    return _party_split(store, int(run_id), stored, load_path_losses(store, int(run_id)))
+
+
+def _party_split(store: Store, run_id: int, stored: StoredAllocation,
+                 loss: np.ndarray) -> RunSplit:
+    inputs = get_run(store, run_id).simulation_inputs()
     if stored.pool_id is not None and inputs.pool_id != int(stored.pool_id):
         raise AllocationError(must_be("--allocation", f"an allocation of run {run_id}'s pool "
                                       f"{inputs.pool_id}", f"allocation {stored.allocation_id} "
                                       f"of pool {stored.pool_id}"))
-    replay = replay_run(store, int(run_id))
+    replay = replay_run(store, run_id)
     loans = replay.loans
     index = pd.Index(stored.loan_id.astype(str)).get_indexer(np.asarray(loans.loan_id).astype(str))
     if (index < 0).any() or len(loans) != len(stored.loan_id):
@@ -437,12 +484,15 @@ def run_party_paths(store: Store, run_id: int,
                                       f"{inputs.pool_id} ({len(loans):,} loans)",
                                       f"allocation {stored.allocation_id} "
                                       f"({len(stored.loan_id):,} loans)"))
-    resim = replay.paths(shares=stored.shares[index], party_ids=stored.party_ids)
-    if resim.loss.shape != paths.loss.shape or not np.allclose(resim.loss, paths.loss, rtol=1e-9,
-                                                               atol=1e-6):
+    return RunSplit(replay, stored.shares[index], stored.party_ids, np.asarray(loss))
+
+
+def check_replayed_losses(run_id: int, got: np.ndarray, recorded: np.ndarray) -> None:
+    """Refuse a re-simulation whose pool loss differs from the run's recorded loss on any
+    path (beyond 1e-9 relative / 1e-6 CNY): its party split would not be the run's."""
+    if got.shape != recorded.shape or not np.allclose(got, recorded, rtol=1e-9, atol=1e-6):
         raise AllocationError(f"re-simulating run {run_id} with its recorded seed and inputs did "
                               "not reproduce its stored pool losses; refusing to split them")
-    return resim, "re-simulated with the run's seed and inputs plus the allocation's shares"
 
 
 def load_assumptions_file(path: Path) -> Assumptions:

@@ -35,6 +35,7 @@ from partners.capital import (
     load_erba_file,
 )
 from partners.dispersion import disperse_paths
+from partners.distributed import check_run_for_workers, disperse_on_cluster
 from partners.reconciliation import economic_views, reconcile
 from partners.records import (
     AllocationRequest,
@@ -44,6 +45,7 @@ from partners.records import (
     partner_tape_table,
     pool_loans,
     run_party_paths,
+    run_party_split,
     save_allocation,
     tape_csv,
     tape_format,
@@ -53,6 +55,7 @@ from partners.srt import SrtPolicy
 from portfolio import settings
 from portfolio.book.summaries import store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
+from portfolio.montecarlo.distributed import check_cluster_flags, open_client
 from portfolio.store import open_store
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
@@ -293,12 +296,27 @@ def dispersion(
     min_tail: Annotated[float, typer.Option(
         "--min-tail-transferred", help="Share of the 99.9% VaR that must leave the originator "
         "for SRT (CRE40 (1)).")] = 0.5,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Simulate the run's paths again on a local Dask cluster of N worker "
+        "processes (127.0.0.1 only) from the run's recorded inputs with the allocation's "
+        "shares, and compute the dispersion there (with --structure the waterfall too); only "
+        "per-path results come back. The same figures as without it; works for a run "
+        "recorded from summaries (riskpool simulate --workers). Hazard-model Monte Carlo runs; "
+        "needs riskpool[distributed].")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="As --workers, on an existing Dask cluster at this scheduler "
+        "address (e.g. tcp://10.0.0.5:8786).")] = None,
 ) -> None:
     """Per party: exposure, EL, VaR/ES 99% and 99.9%, capital; HHI; what left the platform.
 
     Also: each party's credit and economic views, the reconciliation from the pool's loss to
     each party, and for each securitisation scenario the SRT tests and every position's capital.
+    With --workers/--scheduler the run's paths are simulated again on Dask workers and the
+    dispersion computed there (the same figures; also for a run recorded from summaries).
     """
+    on_cluster = workers is not None or scheduler is not None
+    if on_cluster:
+        check_cluster_flags(workers, scheduler)
     if not 0.0 <= min_tail <= 1.0:
         raise typer.BadParameter(f"must be in [0, 1]; got {min_tail}",
                                  param_hint="--min-tail-transferred")
@@ -315,20 +333,38 @@ def dispersion(
     if structure is not None:
         deal = load_deal(structure)
     profile = None
+    split = None
     with open_store(db, read_only=True) as store:
         stored = load_allocation(store, allocation)
-        paths, how = run_party_paths(store, run, stored)
+        if on_cluster:
+            split = run_party_split(store, run, stored)
+            check_run_for_workers(split)
+        else:
+            paths, how = run_party_paths(store, run, stored)
         if deal is not None:
             # a revolving deal buys new loans: the run's replenishment profile, rebuilt from
             # its inputs as `riskpool simulate --structure` built it (same seed)
             profile = run_replenishment(store, run, deal)
     sec = SecuritisationCapital(originator=originator, override=approach, sts=sts, k_sa=k_sa, w=w,
                                 maturity=maturity, ratings=ratings, erba_table=erba_table)
-    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd,
-                       deal, replenishment=profile, irb=RetailIrb(framework, retail_class), sec=sec,
-                       srt=SrtPolicy(eu_tests=eu_tests, min_tail_transferred=min_tail))
+    irb = RetailIrb(framework, retail_class)
+    srt_policy = SrtPolicy(eu_tests=eu_tests, min_tail_transferred=min_tail)
+    if split is not None:
+        with open_client(workers=workers, scheduler=scheduler) as client:
+            cd = disperse_on_cluster(client, split, stored.balance, stored.shares,
+                                     stored.risk.annual_pd, stored.risk.lgd, deal,
+                                     replenishment=profile, irb=irb, sec=sec, srt=srt_policy)
+        d, n_paths = cd.dispersion, cd.n_paths
+        how = (f"re-simulated on {cd.n_workers} Dask worker{'s' if cd.n_workers != 1 else ''} "
+               "with the run's seed and inputs plus the allocation's shares (only per-path "
+               f"results came back: {cd.bytes_back:,} bytes)")
+    else:
+        d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                           stored.risk.lgd, deal, replenishment=profile, irb=irb, sec=sec,
+                           srt=srt_policy)
+        n_paths = paths.n_paths
     typer.echo(f"run {run}, allocation {allocation}{', deal ' + structure.name if structure else ''}: "
-               f"{paths.n_paths:,} paths; party losses: {how}")
+               f"{n_paths:,} paths; party losses: {how}")
     typer.echo(f"{'party':<14}{'exposure':>18}{'EL':>14}{'VaR99':>14}{'ES99':>14}{'VaR99.9':>14}"
                f"{'ES99.9':>14}{'capital':>14}")
     for r in d.table():

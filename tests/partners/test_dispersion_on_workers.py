@@ -16,6 +16,7 @@ from partners.allocation import allocate, loan_risk_from_table
 from partners.dispersion import disperse_paths
 from partners.distributed import DispersionOnWorkers, disperse_joined
 from partners.errors import DispersionError
+from partners.reconciliation import economic_views, reconcile
 from partners.registry import parse_registry
 from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.replenishment import simulate_replenishment
@@ -63,12 +64,22 @@ def test_joined_parts_give_the_same_dispersion_as_the_full_paths(run, with_deal)
         for pid, loss in expect.party_losses.items():
             assert np.array_equal(got.party_losses[pid], loss), pid
         assert np.array_equal(got.pool_loss, expect.pool_loss)
+        # the reconciliation and the economic views: from the waterfall's per-path totals
+        for r_got, r_exp in zip(reconcile(got), reconcile(expect), strict=True):
+            assert r_got.rows() == r_exp.rows() and r_got.closes and r_exp.closes
+            for x, y in zip(r_got.lines, r_exp.lines, strict=True):
+                assert np.array_equal(x.values, y.values), x.label
+        assert [(v.row(), v.line_rows()) for v in economic_views(got)] == \
+            [(v.row(), v.line_rows()) for v in economic_views(expect)]
         if with_deal:
             for name, s in expect.securitisations.items():
                 g = got.securitisations[name]
                 assert g.waterfall is None  # the month-by-month waterfall stays on the worker
+                assert g.totals is not None and g.totals.n_paths == N_PATHS
                 assert np.array_equal(g.pool_loss, s.pool_loss), name
                 assert [p.tranche for p in g.positions] == [p.tranche for p in s.positions]
+            assert any("coupons" in r["economic_line"] for v in economic_views(got)
+                       for r in v.line_rows())  # the deal's cash lines are there
 
 
 def test_what_comes_back_is_per_path_vectors_not_flows(run):
@@ -77,8 +88,11 @@ def test_what_comes_back_is_per_path_vectors_not_flows(run):
     part = DispersionOnWorkers(deal)(paths, 0)
     n_q = len(a.party_ids)
     n_pos = len(part.whole.positions) + len(part.retained.positions)
-    # pool loss, party losses and collections; per securitisation 4 vectors + one per position
-    assert part.nbytes == 8 * N_PATHS * (1 + 2 * n_q + 2 * 4 + n_pos)
+    n_tr, n_fees = len(deal.tranche_names), len(part.whole.totals.fees)
+    # pool loss, party losses and collections; per securitisation 4 vectors + one per
+    # position + the waterfall's totals: class losses and coupons per tranche, 8 more, fees
+    totals = 2 * n_tr + 8 + n_fees
+    assert part.nbytes == 8 * N_PATHS * (1 + 2 * n_q + 2 * 4 + n_pos + 2 * totals)
     flows = sum(getattr(paths, k).nbytes for k in ("balance_bop", "interest", "default"))
     assert part.nbytes < flows
 

@@ -1,0 +1,196 @@
+"""``riskpool dispersion --workers/--scheduler``: the run's paths simulated again on Dask workers
+from its recorded inputs with the allocation's shares, the dispersion computed there
+(``partners.distributed.DispersionOnWorkers``), only per-path vectors back.
+
+The oracle is the local command on the run that kept its paths (``disperse_paths`` on the
+paths re-simulated in this process with the allocation's shares): every figure must be the
+same bits — for that run and for the same run recorded from summaries
+(``riskpool simulate --workers``), which the local command cannot disperse at all.
+
+One module-scoped LocalCluster of 2 single-threaded workers on 127.0.0.1 (no dashboard).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashboards import access
+from dashboards.auth import Viewer
+from dashboards.reports import collect_sections, report_target
+from partners.dispersion import disperse_paths
+from partners.distributed import disperse_on_cluster
+from partners.errors import AllocationError
+from partners.reconciliation import economic_views
+from partners.records import load_allocation, run_party_paths, run_party_split
+from portfolio.errors import NotFound
+from portfolio.montecarlo.distributed import require_dask
+from portfolio.montecarlo.paths import FLOW_NAMES
+from portfolio.store.core import open_store
+from tranching.deal import load_deal
+from tranching.revolving import run_replenishment
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAL = ROOT / "examples" / "deal_cn_consumer.toml"  # revolving 12 months
+N_PATHS = 600  # 3 canonical blocks: tasks on both workers
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = require_dask()
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  memory_limit=0, silence_logs=50)
+    client = distributed.Client(lc)
+    yield client
+    client.close()
+    lc.close()
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, cluster):
+    """A small pool allocated between the platform and the partners; run 1 local (paths
+    kept, no party split), run 2 the same inputs on the cluster (summaries only), run 3 of
+    the delinquency model (local)."""
+    from riskpool.cli import main
+
+    def cli(*args: str | Path) -> None:
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            assert not exc.code, args
+
+    tmp = tmp_path_factory.mktemp("disp_workers")
+    db = tmp / "b.duckdb"
+    criteria = tmp / "criteria.toml"
+    criteria.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
+                        encoding="utf-8")
+    a_path = tmp / "a.toml"
+    cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "4",
+        "--as-of", "2025-08-31", "--quiet")
+    cli("pool", "create", "--db", db, "--name", "p", "--criteria", criteria,
+        "--cutoff", "2025-08-31")
+    cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
+    cli("allocate", "--db", db, "--partners", ROOT / "examples" / "partners.toml", "--pool", "1")
+    run = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths",
+           str(N_PATHS), "--seed", str(SEED), "--pd-mult", "3", "--quiet")
+    cli(*run)
+    cli(*run, "--scheduler", cluster.scheduler.address)
+    cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
+        "--seed", "1", "--model", "delinquency", "--quiet")
+    return db
+
+
+def _same(got, expect) -> None:
+    """Every figure of two dispersions: the same bits."""
+    assert got.table() == expect.table()
+    assert [h.row() for h in got.headlines] == [h.row() for h in expect.headlines]
+    assert [(h.srt.rows() if h.srt else None) for h in got.headlines] == \
+        [(h.srt.rows() if h.srt else None) for h in expect.headlines]
+    assert np.array_equal(got.pool_loss, expect.pool_loss)
+    assert set(got.party_losses) == set(expect.party_losses)
+    for pid, loss in expect.party_losses.items():
+        assert np.array_equal(got.party_losses[pid], loss), pid
+    assert [v.row() for v in economic_views(got)] == [v.row() for v in economic_views(expect)]
+    assert [v.line_rows() for v in economic_views(got)] == \
+        [v.line_rows() for v in economic_views(expect)]
+    assert got.baseline_capital == expect.baseline_capital
+    assert got.hhi_partners == expect.hhi_partners
+
+
+@pytest.mark.parametrize("with_deal", [False, True])
+def test_on_workers_gives_the_local_dispersion_bit_for_bit(book, cluster, with_deal):
+    db = book
+    deal = load_deal(DEAL) if with_deal else None
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, how = run_party_paths(store, 1, stored)  # the local command's paths
+        profile = run_replenishment(store, 1, deal) if deal is not None else None
+        splits = {r: run_party_split(store, r, stored) for r in (1, 2)}
+    assert how.startswith("re-simulated")  # run 1 carries no party split of its own
+    args = (stored.balance, stored.shares, stored.risk.annual_pd, stored.risk.lgd, deal)
+    expect = disperse_paths(paths, *args, replenishment=profile)
+    assert expect.table()[0]["el"] > 0 and len(expect.party_losses) > 1
+    for run_id, split in splits.items():  # a run with its paths, the same run from summaries
+        got = disperse_on_cluster(cluster, split, *args, replenishment=profile)
+        _same(got.dispersion, expect)
+        assert got.n_workers == 2 and got.n_tasks >= 2 and got.n_paths == N_PATHS
+        # per-path vectors come back, not the (paths x months) flows the local command holds
+        flows = sum(getattr(paths, k).nbytes for k in FLOW_NAMES) + sum(
+            a.nbytes for a in paths.party_flows.values())
+        assert 0 < got.bytes_back < flows / 5
+        if with_deal:
+            names = set(expect.securitisations)
+            assert names and set(got.dispersion.securitisations) == names
+            for name, s in expect.securitisations.items():
+                g = got.dispersion.securitisations[name]
+                assert np.array_equal(g.pool_loss, s.pool_loss), (run_id, name)
+                for a, b in zip(g.positions, s.positions, strict=True):
+                    assert np.array_equal(a.loss, b.loss), (run_id, name, a.tranche)
+
+
+def test_cli_on_workers_prints_the_local_figures_for_a_run_recorded_from_summaries(
+        book, cluster, cli):
+    db = book
+    common = ("dispersion", "--db", db, "--allocation", "1", "--structure", DEAL)
+    local = cli(*common, "--run", "1")
+    assert local.code == 0, local.err
+    remote = cli(*common, "--run", "2", "--scheduler", cluster.scheduler.address)
+    assert remote.code == 0, remote.err
+    head, *rest = remote.out.splitlines()
+    assert "re-simulated on 2 Dask workers" in head and "bytes" in head
+    assert rest == local.out.splitlines()[1:]  # every printed figure
+    assert len(rest) > 20
+    # the local command cannot disperse the summary run: it points to --workers
+    r = cli(*common, "--run", "2")
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "recorded from summaries on Dask workers" in r.err
+    assert "riskpool dispersion --run 2 --allocation 1 --workers" in r.err
+
+
+def test_bad_cluster_flags_and_runs_exit_2_with_a_message(book, cli):
+    db = book
+    common = ("dispersion", "--db", db, "--allocation", "1")
+    r = cli(*common, "--run", "2", "--workers", "0")
+    assert r.code == 2 and "--workers" in r.err and "[1, 256]" in r.err and "0" in r.err
+    r = cli(*common, "--run", "2", "--workers", "1", "--scheduler", "tcp://127.0.0.1:1")
+    assert r.code == 2 and "one of them, not both" in r.err
+    r = cli(*common, "--run", "2", "--workers", "two")
+    assert r.code == 2 and "--workers" in r.err and "Traceback" not in r.err
+    # the delinquency model runs on local threads only: refused before any cluster starts
+    r = cli(*common, "--run", "3", "--workers", "1")
+    assert r.code == 2 and "--workers/--scheduler" in r.err and "delinquency" in r.err
+    assert "run 3" in r.err and "Traceback" not in r.err
+    r = cli(*common, "--run", "9", "--workers", "1")
+    assert r.code == 2 and "9" in r.err and "Traceback" not in r.err
+    help_ = cli("dispersion", "--help")
+    assert help_.code == 0 and "--workers" in help_.out and "--scheduler" in help_.out
+
+
+def test_a_replay_that_misses_the_recorded_losses_is_refused(book, cluster):
+    db = book
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        split = run_party_split(store, 2, stored)
+    bad = type(split)(split.replay, split.shares, split.party_ids, split.loss + 1.0)
+    with pytest.raises(AllocationError, match="did not reproduce its stored pool losses"):
+        disperse_on_cluster(cluster, bad, stored.balance, stored.shares,
+                            stored.risk.annual_pd, stored.risk.lgd)
+
+
+def test_the_dashboard_points_a_summary_run_to_the_command(book):
+    db = book
+    treasury = Viewer("tester", "treasury")
+    with pytest.raises(NotFound, match="recorded from summaries on Dask workers") as exc:
+        access.dispersion(db, treasury, 2, 1)
+    assert "`riskpool dispersion --run 2 --allocation 1 --workers 2`" in str(exc.value)
+    target = report_target(db, treasury, dt.date(2025, 8, 31), None, run_id=2)
+    sections = {x.key: x for x in collect_sections(db, treasury, dt.date(2025, 8, 31), target)}
+    note = sections["dispersion"].note
+    assert note.startswith("Not available: run 2 was recorded from summaries")
+    assert "riskpool dispersion --run 2 --allocation 1 --workers" in note
+    assert access.dispersion(db, treasury, 1, 1).pool_el > 0  # a run with its paths: shown
