@@ -48,7 +48,9 @@ from partners.srt import SrtPolicy
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.distributed import run_distributed, slice_paths
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.simulation import prepare_pool, root_seed
+from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.simulation import SMALL_CELL_FACTOR, prepare_pool, root_seed
+from portfolio.store.parquet_book import loan_parts
 from tranching.waterfall import run_waterfall
 
 COLLECTED = ("interest", "scheduled_principal", "prepayment", "recovery")
@@ -173,6 +175,18 @@ def check_run_for_workers(split: RunSplit) -> None:
                                       "drop --workers/--scheduler"))
 
 
+def from_loan_tape(inputs: SimulationInputs) -> bool:
+    """Whether a run was simulated on Dask workers from a loan tape (``riskpool simulate
+    --tape``: its record's ``book`` is a folder of loan partitions)."""
+    if inputs.dask is None or inputs.book is None:
+        return False
+    try:
+        loan_parts(inputs.book)
+    except ValidationError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ClusterDispersion:
     """``dispersion``: the same :class:`~partners.dispersion.Dispersion` as ``disperse_paths``
@@ -202,12 +216,18 @@ def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, share
     (:func:`partners.records.check_replayed_losses`). ``balance`` … ``srt``: as for
     ``disperse_paths`` (``replenishment``: a revolving deal's profile for the whole run,
     shipped to the workers with the deal). The same figures as ``disperse_paths`` on the
-    run's paths, bit for bit."""
+    run's paths, bit for bit. A run from a loan tape (:func:`from_loan_tape`; its tape still
+    there) is prepared with every cell drawn by binomial counts, as it was: its pool loss
+    to float rounding (the tape's cells summed partition by partition), the party split
+    exact on those paths."""
     check_run_for_workers(split)
     replay = split.replay
     inputs = replay.inputs
+    # a run from a loan tape drew every cell by binomial counts (its cells were merged from
+    # the tape's partitions): the pool's loans prepared so give its paths to float rounding
+    small = 0.0 if from_loan_tape(inputs) else SMALL_CELL_FACTOR
     prep = prepare_pool(replay.loans, replay.assumptions, split.shares, split.party_ids,
-                        loan_level=inputs.engine == "loan")
+                        loan_level=inputs.engine == "loan", small_cells=small)
     run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
                           inputs.engine, DispersionOnWorkers(deal, replenishment),
                           blocks_per_task=blocks_per_task, keep_flows=False)

@@ -22,7 +22,7 @@ from dashboards import access
 from dashboards.auth import Viewer
 from dashboards.reports import collect_sections, report_target
 from partners.dispersion import disperse_paths
-from partners.distributed import disperse_on_cluster
+from partners.distributed import disperse_on_cluster, from_loan_tape
 from partners.errors import AllocationError
 from partners.reconciliation import economic_views
 from partners.records import load_allocation, run_party_paths, run_party_split
@@ -30,6 +30,7 @@ from portfolio.errors import NotFound
 from portfolio.montecarlo.distributed import require_dask
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store.core import open_store
+from portfolio.store.runs import load_path_losses
 from tranching.deal import load_deal
 from tranching.revolving import run_replenishment
 
@@ -55,7 +56,8 @@ def cluster():
 def book(tmp_path_factory, cluster):
     """A small pool allocated between the platform and the partners; run 1 local (paths
     kept, no party split), run 2 the same inputs on the cluster (summaries only), run 3 of
-    the delinquency model (local)."""
+    the delinquency model (local), run 4 the same inputs from the pool's loan tape on the
+    cluster (every cell drawn by binomial counts)."""
     from riskpool.cli import main
 
     def cli(*args: str | Path) -> None:
@@ -82,6 +84,8 @@ def book(tmp_path_factory, cluster):
     cli(*run, "--scheduler", cluster.scheduler.address)
     cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
         "--seed", "1", "--model", "delinquency", "--quiet")
+    cli("pool", "export", "--db", db, "--pool", "1", "--out", tmp / "tape")
+    cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tmp / "tape")  # run 4
     return db
 
 
@@ -180,6 +184,25 @@ def test_a_replay_that_misses_the_recorded_losses_is_refused(book, cluster):
     with pytest.raises(AllocationError, match="did not reproduce its stored pool losses"):
         disperse_on_cluster(cluster, bad, stored.balance, stored.shares,
                             stored.risk.annual_pd, stored.risk.lgd)
+
+
+def test_a_run_from_a_loan_tape_is_dispersed_on_its_own_paths(book, cluster):
+    """A tape run drew every cell by binomial counts from cells summed partition by
+    partition: prepared so from the pool's loans, each path's pool loss is the recorded one
+    to float rounding (the refusal's 1e-9 is far), and the party losses add up to it."""
+    db = book
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        splits = {r: run_party_split(store, r, stored) for r in (1, 2, 4)}
+        recorded = load_path_losses(store, 4)
+    assert [from_loan_tape(s.replay.inputs) for s in splits.values()] == [False, False, True]
+    got = disperse_on_cluster(cluster, splits[4], stored.balance, stored.shares,
+                              stored.risk.annual_pd, stored.risk.lgd).dispersion
+    np.testing.assert_allclose(got.pool_loss, recorded, rtol=1e-12, atol=1e-6)
+    parties = np.sum(list(got.party_losses.values()), axis=0)
+    np.testing.assert_allclose(parties, got.pool_loss, rtol=1e-12, atol=1e-6)
+    # the small cells drawn loan by loan (a run without a tape) would be other paths
+    assert not np.allclose(splits[1].loss, recorded, rtol=1e-9, atol=1e-6)
 
 
 def test_the_dashboard_points_a_summary_run_to_the_command(book):
