@@ -23,7 +23,7 @@ import json
 import unicodedata
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -307,9 +307,9 @@ def altair_chart(chart: Any, container: Any = None, **kwargs: Any) -> None:
     (container if container is not None else st).altair_chart(chart, **kwargs)
 
 
-def _riskpool_theme() -> dict[str, Any]:
+def _riskpool_theme() -> alt.theme.ThemeConfig:
     fonts = {"font": FONT_STACK}
-    return {
+    theme: dict[str, Any] = {
         "config": {
             "font": FONT_STACK,
             "axis": {"labelFont": FONT_STACK, "titleFont": FONT_STACK},
@@ -320,6 +320,7 @@ def _riskpool_theme() -> dict[str, Any]:
         },
         "usermeta": {"embedOptions": {"renderer": "svg"}},
     }
+    return cast("alt.theme.ThemeConfig", theme)  # a TypedDict of Vega-Lite's config
 
 
 alt.theme.register("riskpool", enable=True)(_riskpool_theme)
@@ -448,7 +449,8 @@ def fan_area_chart(fan: pd.DataFrame, title: str, y_title: str = "CNY") -> alt.L
     if "mean" in data:
         layers.append(base.mark_line(color="black", strokeDash=[4, 3]).encode(y="mean:Q"))
     layers.append(base.mark_rule(opacity=0).encode(tooltip=tips))  # hover anywhere on a date
-    return alt.layer(*layers).interactive()
+    # altair's stubs type a layer as LayerChart | FacetChart; it is a LayerChart
+    return cast(alt.LayerChart, alt.layer(*layers).interactive())
 
 
 def histogram_frame(samples: Mapping[str, np.ndarray], bins: int = 50, share: bool = False,
@@ -509,7 +511,8 @@ def loss_histogram_chart(loss: np.ndarray, el: float, var: Mapping[float, float]
         opacity=opacity,
         tooltip=[alt.Tooltip("measure:N"), alt.Tooltip("value:Q", format=",.0f")],
     ).add_params(sel)
-    return alt.layer(bars_, lines_).interactive()
+    # altair's stubs type a layer as LayerChart | FacetChart; it is a LayerChart
+    return cast(alt.LayerChart, alt.layer(bars_, lines_).interactive())
 
 
 def vintage_chart(wide: pd.DataFrame,
@@ -560,7 +563,8 @@ def heatmap_chart(frame: pd.DataFrame, x: str, y: str, value: str, title: str,
         text=alt.Text(f"{value}:Q", format=fmt),
         color=alt.condition(alt.datum[value] > top * 0.6, alt.value("white"),
                             alt.value("black")))
-    return alt.layer(rect, text)
+    # altair's stubs type a layer as LayerChart | FacetChart; it is a LayerChart
+    return cast(alt.LayerChart, alt.layer(rect, text))
 
 
 def trigger_chart(rows: pd.DataFrame, title: str) -> alt.LayerChart:
@@ -581,7 +585,8 @@ def trigger_chart(rows: pd.DataFrame, title: str) -> alt.LayerChart:
         alt.Tooltip("p5:Q", format=fmt), alt.Tooltip("p95:Q", format=fmt),
         alt.Tooltip("level:Q", format=fmt),
         alt.Tooltip("in_force:Q", title="paths in force", format=".1%")])
-    return alt.layer(band, mean, level, tips).interactive()
+    # altair's stubs type a layer as LayerChart | FacetChart; it is a LayerChart
+    return cast(alt.LayerChart, alt.layer(band, mean, level, tips).interactive())
 
 
 def class_ce_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
