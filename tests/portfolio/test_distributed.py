@@ -91,13 +91,20 @@ def _assert_same_paths(a: PoolPaths, b: PoolPaths) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     distributed = require_dask()
-    lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  memory_limit=0, silence_logs=50)
-    client = distributed.Client(lc)
-    yield client
-    client.close()
-    lc.close()
+    import dask.config  # optional dependency: imported only where a cluster runs
+
+    # A killed worker is restarted by its nanny; a LocalCluster closes that nanny for good when
+    # no worker of its name is back within distributed.deploy.lost-worker-timeout (15 s by
+    # default). On a busy box the restart can take longer, and the tests that wait for all four
+    # workers again then time out (seen in a full-suite run): give the restart time.
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}):
+        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None,
+                                      memory_limit=0, silence_logs=50)
+        client = distributed.Client(lc)
+        yield client
+        client.close()
+        lc.close()
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +115,13 @@ def tape(tmp_path_factory):
     for i, lo in enumerate((0, 300, 600)):
         write_loan_parts(loans.take(np.arange(lo, lo + 300)), out, i)
     return loan_parts(out), assumptions(rho=0.12)
+
+
+def _four_workers(client) -> None:
+    """The shared cluster back at its four workers: a killed worker's nanny restarts it, and
+    should the cluster have closed that nanny meanwhile, ``scale(4)`` starts a new one."""
+    client.cluster.scale(4)
+    client.wait_for_workers(4, timeout=300)
 
 
 def _assert_same_summary(a, b) -> None:
@@ -408,7 +422,7 @@ def test_summary_run_unchanged_after_a_worker_is_killed_mid_run(cluster, tape, t
                       on_task_start=_hold_block_1(str(tmp_path)), progress=on_progress)
     assert len(killed) == 1
     _assert_same_summary(run.summary, expect)
-    cluster.wait_for_workers(4, timeout=300)  # the nanny restarts it (slowly on a busy box)
+    _four_workers(cluster)  # the nanny restarts it (slowly on a busy box)
 
 
 def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool, tape):
@@ -419,7 +433,7 @@ def test_same_seed_same_numbers_on_4_2_1_workers_and_locally(cluster, pool, tape
     book_local = prepare_from_parts(parts, a_tape)
     book_expect = summarise(sim.run_blocks(book_local, sim.root_seed(SEED), N_PATHS, "granular"))
     seen = []
-    cluster.wait_for_workers(4, timeout=300)  # workers killed by earlier tests are back
+    _four_workers(cluster)  # workers killed by earlier tests are back
     for n in (4, 2, 1):
         have = list(cluster.scheduler_info()["workers"])
         if len(have) > n:
