@@ -68,7 +68,7 @@ from bench_simulation import naive_simulate
 from run_all import machine
 
 from partners.allocation import allocate, loan_risk_from_assumptions
-from partners.dispersion import disperse_paths
+from partners.dispersion import disperse_paths, exposure_sums
 from partners.records import pool_loans
 from partners.registry import parse_registry
 from portfolio.book.calibration import calibrate_from_store
@@ -271,6 +271,14 @@ def warm_up(a_path: str) -> None:
         simulate_delinquency(loans, a, 300, 0, engine=engine)
     for model in ("hazard", "delinquency"):
         simulate_replenishment(loans, a, 300, 0, purchase_months=2, model=model)
+    # the waterfall's kernels (tranching.kernels: revolving purchases, DPD balances) on the
+    # CN deal with its profile, both models, and the dispersion's (partners.dispersion)
+    deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
+    for model in ("hazard", "delinquency"):
+        paths = project(loans, a, 300, 0, model=model)
+        run_waterfall(deal, paths, replenishment=replenishment_for(
+            deal, loans, a, 300, 0, cutoff=dt.date.fromisoformat(AS_OF), model=model))
+    exposure_sums(np.full((n, 3), 1.0 / 3.0), np.ones(n), np.ones(n))
 
 
 def _take(loans: Any, n: int) -> Any:

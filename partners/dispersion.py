@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from partners.capital import (
@@ -450,8 +451,7 @@ def disperse(
                                       party_loss.shape))
     method = sec if sec is not None else SecuritisationCapital(k_sa=k_sa, w=w)
     k_loan = irb_retail_k(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
-    irb_by_party = (shares * (k_loan * balance)[:, None]).sum(axis=0)
-    exposure_by_party = (shares * balance[:, None]).sum(axis=0)
+    irb_by_party, exposure_by_party = exposure_sums(shares, k_loan * balance, balance)
     baseline_capital = float((k_loan * balance).sum())
     pool_m = loss_measures(pool_loss)
 
@@ -540,6 +540,43 @@ def disperse(
     return Dispersion(tuple(parties), losses, np.asarray(pool_loss), pool_m, baseline_capital,
                       hhi(partner_exp), tuple(heads), total,
                       {pid: party_loss[k] for k, pid in enumerate(party_ids)}, cash, secs)
+
+
+@numba.njit(cache=True, nogil=True)
+def party_sums(shares: np.ndarray, capital: np.ndarray,
+               balance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per party ``Σ_i shares[i, p] × capital[i]`` and ``Σ_i shares[i, p] × balance[i]``
+    (``shares`` (n_loans, n_parties)) in one pass over the shares, each sum in loan order
+    from 0.0 as numpy's ``(shares * x[:, None]).sum(axis=0)`` adds a column (the same
+    numbers; :func:`party_sums_np` is that numpy form, its oracle)."""
+    n, m = shares.shape
+    irb = np.zeros(m)
+    exposure = np.zeros(m)
+    for i in range(n):
+        c, b = capital[i], balance[i]
+        for j in range(m):
+            irb[j] += shares[i, j] * c
+            exposure[j] += shares[i, j] * b
+    return irb, exposure
+
+
+def party_sums_np(shares: np.ndarray, capital: np.ndarray,
+                  balance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy twin of :func:`party_sums`."""
+    return (shares * capital[:, None]).sum(axis=0), (shares * balance[:, None]).sum(axis=0)
+
+
+def exposure_sums(shares: np.ndarray, capital: np.ndarray,
+                  balance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each party's IRB capital and exposure (:func:`party_sums`); with one party numpy's
+    sum of the single column is pairwise, so the twin computes it (the same numbers as
+    before in every case)."""
+    sh = np.asarray(shares, dtype=np.float64)
+    cap = np.asarray(capital, dtype=np.float64)
+    bal = np.asarray(balance, dtype=np.float64)
+    if sh.ndim != 2 or sh.shape[1] < 2:
+        return party_sums_np(sh, cap, bal)
+    return party_sums(sh, cap, bal)
 
 
 def _platform_figures(loss: np.ndarray, base: LossMeasures) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """The waterfall engine: a deal's priority of payments run on every Monte Carlo path at once.
 
 Vectorised over paths, a loop over months (the recursion is real: balances, reserve, carried
-shortfalls and trigger latches depend on the previous month). Pure numpy, no I/O.
+shortfalls and trigger latches depend on the previous month). numpy, with compiled loops
+(``tranching.kernels``, each tested equal to its numpy twin) for the flows and DPD balances of
+the loans bought while revolving; no I/O.
 
 Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
 
@@ -122,6 +124,7 @@ from tranching.deal import (
     payment_dates,
 )
 from tranching.errors import DealError, must_be
+from tranching.kernels import add_vintage, add_vintage_dpd, dpd_months
 from tranching.steps import (
     MonthState,
     Terms,
@@ -139,6 +142,10 @@ from tranching.steps import (
     support_at_final,
     write_down,
 )
+
+# the first delinquency state (DelinquencyPaths.state_balance's column) of the 30+, 60+ and
+# 90+ DPD balances: state k holds the loans 30(k − 1) + 1 … 30k days past due
+DPD_FIRST_STATE = np.array([30 // 30 + 1, 60 // 30 + 1, 90 // 30 + 1], dtype=np.int64)
 
 POOL_RUNOFF = 1e-9  # a pool below this share of its initial balance is treated as run off
 
@@ -535,8 +542,7 @@ class HeldPool:
         self.dpd: np.ndarray | None = None
         if paths.delinquency is not None:
             self.dpd = np.zeros((3, self.n_months, n_paths))
-            for i, days in enumerate((30, 60, 90)):
-                self.dpd[i, :n_pool] = paths.delinquency.dpd_balance(days).T
+            dpd_months(self.dpd, paths.delinquency.state_balance, DPD_FIRST_STATE)
         # loans bought while revolving: their flows by month, added as purchases happen
         self.bought = np.zeros((len(FLOWS), self.n_months + 1, n_paths))
         # per unit of the profile's balance: one per purchase month for a ReplenishmentProfile
@@ -544,7 +550,7 @@ class HeldPool:
         # profile for every purchase
         self.vintages: list[PoolPaths] = []
         self.unit = 0.0
-        self.profile_dpd: list[list[np.ndarray]] = []
+        self.profile_states: list[np.ndarray] = []
         self.bought_dpd: np.ndarray | None = None
         if self.use_profile and replenishment is not None:
             unit = 1.0 / float(replenishment.initial_balance)
@@ -554,13 +560,12 @@ class HeldPool:
             # vintage of a ReplenishmentProfile is bought once, so nothing is prepared here
             self.vintages = vintages
             self.unit = unit
-            # vintages of the delinquency model carry their 30+/60+/90+ DPD balances
+            # vintages of the delinquency model carry their balances by state (their
+            # 30+/60+/90+ DPD balances, read when the vintage is bought)
             if all(v.delinquency is not None for v in vintages):
-                self.profile_dpd = [[v.delinquency.dpd_balance(days).T * unit
-                                     for days in (30, 60, 90)]
-                                    for v in vintages if v.delinquency is not None]
+                self.profile_states = [v.delinquency.state_balance for v in vintages
+                                       if v.delinquency is not None]
                 self.bought_dpd = np.zeros((3, self.n_months + 1, n_paths))
-        self._scratch = np.empty((self.n_profile, n_paths)) if self.use_profile else None
         self.scale = np.ones(n_paths)  # the scaling approximation's s
         self.cumulative_default = np.zeros(n_paths)
         self.cumulative_recovery = np.zeros(n_paths)
@@ -638,18 +643,14 @@ class HeldPool:
             k = min(self.n_profile, self.n_months - t - 1)
             if k > 0 and purchases.any():
                 v = min(t, len(self.vintages) - 1)
-                assert self._scratch is not None
-                tmp = self._scratch[:k]
+                pur = np.ascontiguousarray(purchases, dtype=np.float64)
                 for i, name in enumerate(FLOWS):
                     # purchase × (flow per unit of the profile's balance), months ahead
                     flow = np.asarray(getattr(self.vintages[v], name), dtype=np.float64)
-                    np.multiply(flow[:, :k].T, self.unit, out=tmp)
-                    tmp *= purchases
-                    self.bought[i, t + 1 : t + 1 + k] += tmp
+                    add_vintage(self.bought[i], t + 1, flow, k, self.unit, pur)
                 if self.bought_dpd is not None:
-                    for i, unit_dpd in enumerate(self.profile_dpd[v]):
-                        self.bought_dpd[i, t + 1 : t + 1 + k] += purchases[None, :] * \
-                            unit_dpd[:k]
+                    add_vintage_dpd(self.bought_dpd, t + 1, self.profile_states[v],
+                                    DPD_FIRST_STATE, k, self.unit, pur)
         else:  # the scaling approximation: they perform like the pool
             with np.errstate(divide="ignore", invalid="ignore"):
                 grow = np.where(purchases > 0,
