@@ -231,6 +231,85 @@ def t_copula_pds_np(q: np.ndarray, r: int, s: np.ndarray, zb: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
+def threshold_ids(thr_s, cell_r):
+    """The distinct (month, threshold) pairs of the cells' months t < r: ``uid`` (n_cells, T)
+    the index of cell c's month t among them (−1 past its remaining term), ``u_t`` and
+    ``u_thr`` each pair's month and scaled threshold, ``n_u`` their number. Cells with equal
+    thresholds in a month have equal conditional PDs on every path (the same erfc of the
+    same numbers), so a block computes each distinct one once per path."""
+    n_cells, n_t = thr_s.shape
+    uid = np.full((n_cells, n_t), -1, dtype=np.int64)
+    u_t = np.empty(n_cells * n_t, dtype=np.int64)
+    u_thr = np.empty(n_cells * n_t)
+    col = np.empty(n_cells)
+    idx = np.empty(n_cells, dtype=np.int64)
+    n_u = 0
+    for t in range(n_t):
+        m = 0
+        for c in range(n_cells):
+            if t < cell_r[c]:
+                col[m] = thr_s[c, t]
+                idx[m] = c
+                m += 1
+        order = np.argsort(col[:m])
+        for j in range(m):
+            v = col[order[j]]
+            if j == 0 or not v == u_thr[n_u - 1]:  # NaN: a pair of its own
+                u_t[n_u] = t
+                u_thr[n_u] = v
+                n_u += 1
+            uid[idx[order[j]], t] = n_u - 1
+    return uid, u_t[:n_u], u_thr[:n_u], n_u
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _draw_consts(p, row):
+    """``row[:4]`` = (p, p', p'/(1 − p'), log1p(−p')) with p' = min(p, 1 − p): what
+    :func:`binomial_draw` computes from p on every call (the same operations), once."""
+    pp = 1.0 - p if p > 0.5 else p
+    row[0] = p
+    row[1] = pp
+    row[2] = pp / (1.0 - pp)
+    row[3] = math.log1p(-pp)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial_inversion_pre(n, p, ratio, l1p, gen):
+    # _binomial_inversion with ratio = p/(1 − p) and l1p = log1p(−p) given
+    lim = 1.0 - n * p
+    while True:
+        u = gen.random()
+        if u < lim:
+            return 0
+        f = math.exp(n * l1p)
+        c = f
+        k = 0
+        while u >= c and k < n:
+            f *= ratio * (n - k) * (_RECIP[k] if k < 64 else 1.0 / (k + 1.0))
+            k += 1
+            c += f
+        if u < c:
+            return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial_draw_pre(n, row, gen):
+    """:func:`binomial_draw` (n, p) with ``row`` = :func:`_draw_consts` of p: the same draw
+    from the same uniforms, without recomputing p's constants."""
+    p = row[0]
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    pp = row[1]
+    if math.floor((n + 1) * pp) <= BINOMIAL_INVERSION_MAX_MODE:
+        k = _binomial_inversion_pre(n, pp, row[2], row[3], gen)
+    else:
+        k = _binomial_btrd(n, pp, gen)
+    return n - k if p > 0.5 else k
+
+
+@numba.njit(cache=True, nogil=True)
 def granular_block(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows, cell_pflows,
                    out, pout, t_q, kf):
     """Draw default and prepayment counts per cell, month and path; accumulate cell flows.
@@ -250,29 +329,53 @@ def granular_block(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows, 
     alive the cell's flows are ``a/N`` of its scheduled totals, and ``d`` defaults take
     ``d/N`` of its scheduled balance. Exact in expectation (all loans in a cell share every
     probability); the variance ignores the spread of loan sizes within a cell.
+
+    The draws are :func:`binomial_draw`'s (the same uniforms, the same counts) with each
+    probability's constants computed once (:func:`_draw_consts`): the prepayment
+    probabilities' once per block, the conditional PDs' once per path and distinct
+    (month, threshold) pair (:func:`threshold_ids`; Gaussian copula).
     """
     n_b = zb.shape[0]
     n_cells = cell_n.shape[0]
+    n_t = zb.shape[1]
     n_parties = cell_pflows.shape[1]
     use_t = t_q.shape[0] > 0
-    pds = np.empty(zb.shape[1])
+    pds = np.empty(n_t)
+    # the prepayment draws' constants, per cell and month (the same on every path)
+    s_row = np.empty((n_cells, n_t, 4))
+    for c in range(n_cells):
+        for t in range(cell_r[c]):
+            _draw_consts(cell_smm[c, t], s_row[c, t])
+    if use_t:  # every cell's own PDs (its lifetime curve): one row per cell-month
+        uid = np.empty((n_cells, n_t), dtype=np.int64)
+        for c in range(n_cells):
+            for t in range(n_t):
+                uid[c, t] = c * n_t + t
+        n_u = n_cells * n_t
+        u_t = np.empty(0, dtype=np.int64)
+        u_thr = np.empty(0)
+    else:
+        uid, u_t, u_thr, n_u = threshold_ids(thr_s, cell_r)
+    d_row = np.empty((n_u, 4))
     for p in range(n_b):
         sc = scale[p]
+        if use_t:
+            for c in range(n_cells):
+                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
+                for t in range(cell_r[c]):
+                    _draw_consts(pds[t], d_row[c * n_t + t])
+        else:
+            for j in range(n_u):
+                _draw_consts(_cond_pd(u_thr[j], sc, zb[p, u_t[j]]), d_row[j])
         for c in range(n_cells):
             n_tot = cell_n[c]
             inv_n = 1.0 / n_tot
             alive = n_tot
-            # the cell's conditional PDs first: independent erfc calls overlap in the CPU
-            if use_t:
-                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
-            else:
-                for t in range(cell_r[c]):
-                    pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
             for t in range(cell_r[c]):
                 if alive == 0:
                     break
-                d = binomial_draw(alive, pds[t], gen)
-                s = binomial_draw(alive - d, cell_smm[c, t], gen)
+                d = _binomial_draw_pre(alive, d_row[uid[c, t]], gen)
+                s = _binomial_draw_pre(alive - d, s_row[c, t], gen)
                 fa = alive * inv_n
                 fperf = (alive - d) * inv_n
                 fd = d * inv_n
