@@ -497,6 +497,25 @@ def event_cdfs_np(zb, scale, cell_r, thr_s, cell_smm, cum, total, t_q, kf):
 # Replenishment vintages: conditional expectation given the factor path
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _vintage_cell(out, s, p, r, pds, smm, flows):
+    # one cell's expected flows on path p of vintage s (pds its r conditional PDs)
+    frac = 1.0
+    for t in range(r):
+        pd = pds[t]
+        perf = frac * (1.0 - pd)
+        sm = smm[t]
+        b = flows[t, 0]
+        i = flows[t, 1]
+        pr = flows[t, 2]
+        out[s, 0, p, t] += frac * b
+        out[s, 1, p, t] += perf * i
+        out[s, 2, p, t] += perf * pr
+        out[s, 3, p, t] += perf * sm * (b - pr)
+        out[s, 4, p, t] += frac * pd * b
+        frac = perf * (1.0 - sm)
+
+
 @numba.njit(cache=True, nogil=True)
 def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
     """Each replenishment vintage's expected flows given the block's factor paths.
@@ -509,37 +528,58 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
     is accumulated into: for every cell the expected fractions of its loans alive (A),
     defaulting (A·p_t), performing (A·(1 − p_t)) and prepaying (A·(1 − p_t)·smm_t) times its
     scheduled flows, A ← A·(1 − p_t)·(1 − smm_t): the same month order as the engines, in
-    expectation over the idiosyncratic draws."""
+    expectation over the idiosyncratic draws.
+
+    Gaussian copula: a cell's month-t PD on a path depends only on its threshold and the
+    calendar month's factor, so each distinct (threshold, calendar month) pair of all the
+    vintages' cell-months is computed once per path (on the B1 pool 3,114 of 5,184) and
+    the vintages read them; each output is accumulated over the cells in the same order as
+    vintage by vintage (the same numbers)."""
     n_v = out.shape[0]
     n_b = zb.shape[0]
     n_cells = cell_r.shape[0]
     use_t = t_q.shape[0] > 0
     pds = np.empty(cell_flows.shape[1])
+    if use_t:
+        for s in range(n_v):
+            for p in range(n_b):
+                sc = scale[p]
+                zrow = zb[p, s + 1:]
+                for c in range(n_cells):
+                    r = cell_r[c]
+                    _t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
+                    _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
+        return
+    # distinct thresholds (vid) and the (threshold, calendar month) pairs the vintages need
+    vid, _, u_thr, n_u = threshold_ids(thr_s.reshape((thr_s.size, 1)),
+                                       np.ones(thr_s.size, dtype=np.int64))
+    vid = vid.reshape(thr_s.shape)
+    n_m = zb.shape[1]
+    need = np.zeros((n_u, n_m), dtype=np.bool_)
     for s in range(n_v):
-        for p in range(n_b):
-            sc = scale[p]
-            zrow = zb[p, s + 1:]
+        for c in range(n_cells):
+            for t in range(cell_r[c]):
+                need[vid[c, t], s + 1 + t] = True
+    pair_v = np.empty(n_u * n_m, dtype=np.int64)
+    pair_m = np.empty(n_u * n_m, dtype=np.int64)
+    n_pairs = 0
+    for v in range(n_u):
+        for m in range(n_m):
+            if need[v, m]:
+                pair_v[n_pairs] = v
+                pair_m[n_pairs] = m
+                n_pairs += 1
+    tab = np.zeros((n_u, n_m))
+    for p in range(n_b):
+        sc = scale[p]
+        for j in range(n_pairs):
+            tab[pair_v[j], pair_m[j]] = _cond_pd(u_thr[pair_v[j]], sc, zb[p, pair_m[j]])
+        for s in range(n_v):
             for c in range(n_cells):
                 r = cell_r[c]
-                if use_t:
-                    _t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
-                else:
-                    for t in range(r):
-                        pds[t] = _cond_pd(thr_s[c, t], sc, zrow[t])
-                frac = 1.0
                 for t in range(r):
-                    pd = pds[t]
-                    perf = frac * (1.0 - pd)
-                    sm = cell_smm[c, t]
-                    b = cell_flows[c, t, 0]
-                    i = cell_flows[c, t, 1]
-                    pr = cell_flows[c, t, 2]
-                    out[s, 0, p, t] += frac * b
-                    out[s, 1, p, t] += perf * i
-                    out[s, 2, p, t] += perf * pr
-                    out[s, 3, p, t] += perf * sm * (b - pr)
-                    out[s, 4, p, t] += frac * pd * b
-                    frac = perf * (1.0 - sm)
+                    pds[t] = tab[vid[c, t], s + 1 + t]
+                _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
 
 
 def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
