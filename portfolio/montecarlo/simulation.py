@@ -54,7 +54,8 @@ factor stream (ε, shape (paths, T)), a t-mixing stream (W) and an idiosyncratic
 (granular: the doubles the exact binomial draws take, path by path, cell by cell, month by
 month; loan: per canonical chunk of ``LOAN_CHUNK`` loans, uniforms (paths, loans)). The factor paths are the same in both engines for the same
 seed (common random numbers). ``batch_size`` only groups
-blocks for the worker threads, so the numbers depend on the seed alone. A Dask worker (issue
+blocks into progress steps on one thread (on several, each block is a task), so the numbers
+depend on the seed alone. A Dask worker (issue
 7) runs :func:`simulate_batch` on a :class:`PreparedPool` with a block index and its seed.
 """
 
@@ -789,13 +790,14 @@ def run_blocks(
 ) -> PoolPaths:
     """Run every canonical block locally (threads) and assemble the paths.
 
-    A batch holds at most ``batch_size`` paths rounded up to whole blocks and, when there are
-    enough blocks, a run has at least one batch per thread, so that a small run (1,000 paths =
-    4 blocks) keeps every thread busy. Each block has its own seed and its own rows of the
-    result, so the grouping never changes a number."""
+    On threads a task per block: each thread takes the next block, so both stay busy to the
+    end (batches of several blocks left one thread idle for up to a batch); one thread runs
+    batches of ``batch_size`` paths rounded up to whole blocks, the progress steps. Each block
+    has its own seed and its own rows of the result, so the grouping never changes a
+    number."""
     blocks = block_layout(n_paths)
     n_workers = max(1, min(threads or settings.threads(), len(blocks)))
-    per_batch = max(1, min(-(-batch_size // BLOCK_PATHS), len(blocks) // n_workers))
+    per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
     batches = [list(range(i, min(i + per_batch, len(blocks))))
                for i in range(0, len(blocks), per_batch)]
     # each block's flows are finished (recoveries, end balance) on its thread, straight into
