@@ -135,3 +135,37 @@ def test_stirling_tail_correction():
     bound = (np.where(k < 10, 0.0, 1.0 / (1680.0 * (k + 1.0) ** 7))
              + 8 * np.finfo(float).eps * (1.0 + special.gammaln(k + 2.0)))
     assert np.all(np.abs(got - ref) <= bound)
+
+
+@numba.njit(cache=True)
+def _draws_pre(ns, ps, gen):
+    # the granular kernel's draws: each probability's constants first (engines._draw_consts)
+    out = np.empty(ns.shape[0], dtype=np.int64)
+    row = np.empty(4)
+    for i in range(ns.shape[0]):
+        engines._draw_consts(ps[i], row)
+        out[i] = engines._binomial_draw_pre(ns[i], row, gen)
+    return out
+
+
+@numba.njit(cache=True)
+def _draws_plain(ns, ps, gen):
+    out = np.empty(ns.shape[0], dtype=np.int64)
+    for i in range(ns.shape[0]):
+        out[i] = engines.binomial_draw(ns[i], ps[i], gen)
+    return out
+
+
+def test_draws_with_precomputed_constants_are_binomial_draw():
+    # granular_block computes p', p'/(1 - p') and log1p(-p') once per probability
+    # (engines._draw_consts) and draws with engines._binomial_draw_pre: the same counts from
+    # the same uniforms as binomial_draw, which leaves the generator in the same state
+    # (inversion and BTRD, both sides of p = 1/2, the degenerate cases)
+    rng = np.random.default_rng(8)
+    ns = np.r_[0, -2, 9, 9, 1, 100, 100, 11, 12, 5_000, 30_000,
+               rng.integers(0, 20_000, 20_000)].astype(np.int64)
+    ps = np.r_[0.3, 0.3, 0.0, 1.0, 0.5, 0.08, 0.92, 0.99, 0.9166, 0.5, 0.004,
+               rng.random(10_000) ** 3, 1.0 - rng.random(10_000) ** 3]
+    ours, ref = _state(21), _state(21)
+    np.testing.assert_array_equal(_draws_pre(ns, ps, ours), _draws_plain(ns, ps, ref))
+    assert ours.bit_generator.state == ref.bit_generator.state

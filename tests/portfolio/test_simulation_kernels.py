@@ -58,6 +58,23 @@ def test_numba_kernels_match_their_numpy_twins(engine, small_cells):
     assert fast.flows[..., engines.DEFAULT].sum() > 0
 
 
+def test_threshold_ids_name_each_distinct_month_threshold_pair():
+    # engines.threshold_ids: the granular kernel computes each distinct (month, threshold)
+    # conditional PD once per path; every cell-month t < r maps to its pair, pairs are
+    # distinct, months past a cell's term map to -1
+    thr = np.array([[0.5, -1.0, 0.5], [0.5, -1.0, 2.0], [0.7, -1.0, 0.5], [0.5, 3.0, 9.0]])
+    r = np.array([3, 3, 1, 2])
+    uid, u_t, u_thr, n_u = engines.threshold_ids(thr, r)
+    assert n_u == len(u_t) == len(u_thr) == 6  # t=0: 0.5, 0.7; t=1: -1, 3; t=2: 0.5, 2
+    for c in range(4):
+        for t in range(3):
+            if t < r[c]:
+                assert u_t[uid[c, t]] == t and u_thr[uid[c, t]] == thr[c, t]
+            else:
+                assert uid[c, t] == -1
+    assert len({(int(a), float(b)) for a, b in zip(u_t, u_thr, strict=True)}) == n_u
+
+
 def test_acklam_normal_quantile():
     u = np.r_[np.linspace(1e-9, 0.02, 200), np.linspace(0.02, 0.98, 500),
               np.linspace(0.98, 1 - 1e-9, 200)]
