@@ -63,7 +63,7 @@ from partners.capital import (
     PositionCapital,
     RetailIrb,
     SecuritisationCapital,
-    irb_retail_k,
+    irb_retail_k_distinct,
     pool_k_irb,
     position_capital,
 )
@@ -450,7 +450,7 @@ def disperse(
         raise DispersionError(must_be("party_loss", f"shaped ({len(party_ids)}, {n_paths})",
                                       party_loss.shape))
     method = sec if sec is not None else SecuritisationCapital(k_sa=k_sa, w=w)
-    k_loan = irb_retail_k(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
+    k_loan = irb_retail_k_distinct(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
     irb_by_party, exposure_by_party = exposure_sums(shares, k_loan * balance, balance)
     baseline_capital = float((k_loan * balance).sum())
     pool_m = loss_measures(pool_loss)
@@ -612,7 +612,7 @@ def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd
         pf = paths.party_flows
         collected = sum(pf[name].sum(axis=2) for name in
                         ("interest", "scheduled_principal", "prepayment", "recovery"))
-        k_loan = irb_retail_k(pd, lgd, irb)
+        k_loan = irb_retail_k_distinct(pd, lgd, irb)
         whole = None if deal is None else securitise(deal, paths, replenishment,
                                                      waterfall=waterfall)
         retained = None if pending is None else pending.result()
