@@ -48,7 +48,7 @@ changes a ``MonthState`` (new ledgers or accounts are new fields), and a case in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import assert_never
 
 import numpy as np
@@ -118,6 +118,11 @@ class Terms:
         return [self.index[n] for n in tranches]
 
 
+# the month's tranche payments MonthState can write straight into given zeroed arrays
+OUTPUT_ROWS = ("interest_due", "interest_paid", "principal_paid", "reimbursed", "writedown",
+               "support_interest", "support_principal")
+
+
 @dataclass(slots=True)
 class MonthState:
     """One payment date on every path, as the priority of payments sees and changes it.
@@ -157,6 +162,9 @@ class MonthState:
     # bool: all the notes are due as principal (turbo): the interest account covers principal
     # whatever the deal's rule, so nothing reaches the residual while a note is unpaid
     sweep: np.ndarray | None = None
+    # zeroed (n_tranches, n_paths) arrays the month's tranche payments are written into, by
+    # field name (``OUTPUT_ROWS``; the run's tape rows, so they need no copy); None: new ones
+    rows: InitVar[Mapping[str, np.ndarray] | None] = None
     # paid this month
     fees_due: dict[str, np.ndarray] = field(init=False)
     fees_paid: dict[str, np.ndarray] = field(init=False)
@@ -178,26 +186,31 @@ class MonthState:
     to_interest: np.ndarray = field(init=False)  # principal account -> interest account
     to_principal: np.ndarray = field(init=False)  # interest account -> principal account
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, rows: Mapping[str, np.ndarray] | None) -> None:
         shape, n_paths = self.balance.shape, self.balance.shape[1]
+        given = rows if rows is not None else {}
+
+        def zeros(name: str) -> np.ndarray:
+            return given[name] if name in given else np.zeros(shape)
+
         if self.accrual_base is None:
             self.accrual_base = self.balance_bop
         if self.support_left is None:
             self.support_left = np.zeros(n_paths)
         self.support = np.zeros(n_paths)
-        self.support_interest = np.zeros(shape)
-        self.support_principal = np.zeros(shape)
+        self.support_interest = zeros("support_interest")
+        self.support_principal = zeros("support_principal")
         self.tax = np.zeros(n_paths)
         self.advance_recovered = np.zeros(n_paths)
         self.advance_made = np.zeros(n_paths)
         self.to_interest = np.zeros(n_paths)
         self.to_principal = np.zeros(n_paths)
         self.fees_due, self.fees_paid = {}, {}
-        self.interest_due = np.zeros(shape)
-        self.interest_paid = np.zeros(shape)
-        self.principal_paid = np.zeros(shape)
-        self.reimbursed = np.zeros(shape)
-        self.writedown = np.zeros(shape)
+        self.interest_due = zeros("interest_due")
+        self.interest_paid = zeros("interest_paid")
+        self.principal_paid = zeros("principal_paid")
+        self.reimbursed = zeros("reimbursed")
+        self.writedown = zeros("writedown")
         self.purchases = np.zeros(n_paths)
         self.reserve = np.zeros(n_paths)
         self.residual = np.zeros(n_paths)

@@ -126,6 +126,7 @@ from tranching.deal import (
 from tranching.errors import DealError, must_be
 from tranching.kernels import add_vintage, add_vintage_dpd, dpd_months
 from tranching.steps import (
+    OUTPUT_ROWS,
     MonthState,
     Terms,
     acceleration_steps,
@@ -402,7 +403,7 @@ def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
             balance=balance, interest_shortfall=interest_shortfall,
             writedown_outstanding=writedown_outstanding, fee_shortfall=fee_shortfall,
             accrual_base=balance_bop + writedown_outstanding if terms.full_accrual else None,
-            support_left=support_left)
+            support_left=support_left, rows=tape.month_rows(t))
         accounts_in = open_accounts(m, deal.accounts, cash, call_proceeds=call_proceeds,
                                     reserve=reserve, merged=final | accel, sweep=all_due)
         pay_tax(m, deal.tax, cash.interest, cover=terms.cover_expenses)
@@ -776,6 +777,7 @@ class Tape:
         shape2 = (n_months, n_paths)
         self.n_months = n_months
         self.out, self.rows = out, rows
+        self._rows: dict[str, np.ndarray] = {}
         self.tranche = {k: np.zeros(shape3) for k in TAPE_TRANCHE}
         self.pool = {k: np.zeros(shape2) for k in TAPE_POOL}
         self.revolving = np.zeros(shape2, dtype=bool)
@@ -828,6 +830,13 @@ class Tape:
         for key, buf in self.arrays().items():
             self.out[key][..., a:b, :] = np.moveaxis(buf, 0, -1)
 
+    def month_rows(self, t: int) -> dict[str, np.ndarray]:
+        """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``, zero until
+        written) for the month's ``MonthState`` to write into: ``write`` then copies only
+        what the state holds elsewhere (an acceleration's scatter gives it new arrays)."""
+        self._rows = {k: self.tranche[k][t] for k in OUTPUT_ROWS}
+        return self._rows
+
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,
               call_proceeds: np.ndarray, revolving: np.ndarray, metrics: PoolMetrics,
               triggers: TriggerMonth, accelerated: np.ndarray, pro_rata: np.ndarray | None,
@@ -835,16 +844,10 @@ class Tape:
               accounts_in: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         r = t
         tr = self.tranche
-        tr["interest_due"][r] = m.interest_due
-        tr["interest_paid"][r] = m.interest_paid
-        tr["interest_shortfall"][r] = m.interest_shortfall
-        tr["principal_paid"][r] = m.principal_paid
-        tr["reimbursed"][r] = m.reimbursed
-        tr["balance"][r] = m.balance
-        tr["writedown"][r] = m.writedown
-        tr["writedown_outstanding"][r] = m.writedown_outstanding
-        tr["support_interest"][r] = m.support_interest
-        tr["support_principal"][r] = m.support_principal
+        for name in TAPE_TRANCHE:
+            value = getattr(m, name)
+            if self._rows.get(name) is not value:  # not written in place (month_rows)
+                tr[name][r] = value
         pool = self.pool
         pool["tax"][r] = m.tax
         pool["support"][r] = m.support
