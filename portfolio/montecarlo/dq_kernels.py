@@ -258,23 +258,69 @@ def dq_loan_block_np(u, l0, cell_of, loan_base, sched, shares, cell_r, cell_h, n
 # granular engine: per cell, exact multinomial transitions as binomial chains
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _gadd(out, pout, flows, pflows, c, p, t, col, k, j, w):
-    """Add ``w`` loans' worth (a count over the cell's loan count) of the cell's scheduled
-    column ``k`` at position j."""
-    out[p, t, col] += w * flows[c, j, k]
-    for q in range(pout.shape[0]):
-        pout[q, p, t, col] += w * pflows[c, q, j, k]
+@numba.njit(cache=True, nogil=True)
+def granular_tables(cell_r, cell_h, H, thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum,
+                    pcum):
+    """The inputs of :func:`dq_granular_block` packed per cell, so that a path's sweep over
+    the cells reads a few contiguous lines per state and month (copies: the same numbers).
+
+    ``tab[pos_of[c] + j, k, q]``: the scheduled column k (bop, interest, principal) of cell c
+    at position j < r, summed over its loans (q = 0) and per party (q = 1 + i:
+    ``pflows[c, i, j, k]``); ``ctab[cpos_of[c] + j, k, q]``: the cumulated (interest,
+    principal) of positions before j ≤ r, the same way; ``rows[row_of[c] + t]`` for the months
+    t < h of the cell: (rc threshold, smm, roll thresholds b = 1 … K, cure thresholds)."""
+    n_c = cell_r.shape[0]
+    n_q = pflows.shape[1]
+    K = thr_roll.shape[2]
+    pos_of = np.zeros(n_c + 1, dtype=np.int64)
+    cpos_of = np.zeros(n_c + 1, dtype=np.int64)
+    row_of = np.zeros(n_c + 1, dtype=np.int64)
+    for c in range(n_c):
+        pos_of[c + 1] = pos_of[c] + cell_r[c]
+        cpos_of[c + 1] = cpos_of[c] + cell_r[c] + 1
+        row_of[c + 1] = row_of[c] + min(cell_h[c], H)
+    tab = np.empty((pos_of[n_c], 3, n_q + 1))
+    ctab = np.empty((cpos_of[n_c], 2, n_q + 1))
+    rows = np.empty((row_of[n_c], 2 + 2 * K))
+    for c in range(n_c):
+        for j in range(cell_r[c]):
+            i = pos_of[c] + j
+            for k in range(3):
+                tab[i, k, 0] = flows[c, j, k]
+                for q in range(n_q):
+                    tab[i, k, q + 1] = pflows[c, q, j, k]
+        for j in range(cell_r[c] + 1):
+            i = cpos_of[c] + j
+            for k in range(2):
+                ctab[i, k, 0] = cum[c, j, k]
+                for q in range(n_q):
+                    ctab[i, k, q + 1] = pcum[c, q, j, k]
+        for t in range(row_of[c + 1] - row_of[c]):
+            i = row_of[c] + t
+            rows[i, 0] = thr_rc[c, t]
+            rows[i, 1] = smm[c, t]
+            for b in range(K):
+                rows[i, 2 + b] = thr_roll[c, t, b]
+                rows[i, 2 + K + b] = thr_cure[c, t, b]
+    return pos_of, tab, cpos_of, ctab, row_of, rows
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _gadd_span(out, pout, cum, pcum, c, p, t, j, last, w):
-    """``w`` loans' worth of the interest and principal of positions j … last (catch-up)."""
-    out[p, t, INTEREST] += w * (cum[c, last + 1, 0] - cum[c, j, 0])
-    out[p, t, PRINCIPAL] += w * (cum[c, last + 1, 1] - cum[c, j, 1])
-    for q in range(pout.shape[0]):
-        pout[q, p, t, INTEREST] += w * (pcum[c, q, last + 1, 0] - pcum[c, q, j, 0])
-        pout[q, p, t, PRINCIPAL] += w * (pcum[c, q, last + 1, 1] - pcum[c, q, j, 1])
+def _ladd(acc, t, col, tab, i, k, w):
+    """``w`` loans' worth (a count over the cell's loan count) of the packed scheduled column
+    k at row i, into the path's accumulators of month t, column col (pool and parties)."""
+    for q in range(acc.shape[2]):
+        acc[t, col, q] += w * tab[i, k, q]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ladd_span(acc, t, ctab, i0, i1, w):
+    """``w`` loans' worth of the interest and principal of the positions from row i0 up to
+    (not including) row i1 of the packed cumulated table (a cure's catch-up)."""
+    for q in range(acc.shape[2]):
+        acc[t, INTEREST, q] += w * (ctab[i1, 0, q] - ctab[i0, 0, q])
+    for q in range(acc.shape[2]):
+        acc[t, PRINCIPAL, q] += w * (ctab[i1, 1, q] - ctab[i0, 1, q])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -293,25 +339,58 @@ def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc
     interest, principal) by position, summed over its loans (per party weighted by the
     shares); cum / pcum their cumulated (interest, principal) by position (n_cells, T + 1, 2).
     A cell's loans are exchangeable, so m loans at position j carry m/N of the cell's sums
-    there (the granular approximation of the hazard model's engine)."""
+    there (the granular approximation of the hazard model's engine).
+
+    The work of a path is done on its own accumulators (month, column, pool and parties side
+    by side; a few kB, in L1) and on the inputs packed per cell (:func:`granular_tables`);
+    a state's transition row (``cond_rows``' formulas) is computed only in a month the state
+    holds loans. Every accumulator receives the same terms in the same order as a loop adding
+    straight into ``out`` / ``pout`` would (the numpy twin's order)."""
     n_b, H = zb.shape
     K = n_buckets
     D = K + 1 if re_age else 1
+    n_q = pout.shape[0]
+    pos_of, tab, cpos_of, ctab, row_of, rows = granular_tables(
+        cell_r, cell_h, H, thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum, pcum)
+    acc = np.empty((H, out.shape[2], n_q + 1))
     cnt = np.zeros((D, K + 1), dtype=np.int64)
     nxt = np.zeros((D, K + 1), dtype=np.int64)
-    rc_z = np.empty(H)
-    roll_z = np.empty((H, max(K, 1)))
-    cure_z = np.empty((H, max(K, 1)))
+    pr = np.zeros(K + 1)  # this month's rc (b = 0) and roll (b ≥ 1) of the occupied states
+    pc = np.zeros(K + 1)  # cure (b ≥ 1)
     for p in range(n_b):
+        for t in range(H):
+            for col in range(out.shape[2]):
+                acc[t, col, 0] = out[p, t, col]
+                for q in range(n_q):
+                    acc[t, col, q + 1] = pout[q, p, t, col]
         for c in range(cell_n.shape[0]):
             n_tot = cell_n[c]
             inv = 1.0 / n_tot
             r = cell_r[c]
             h = min(cell_h[c], H)
-            cond_rows(c, p, h, K, zb, thr_rc, thr_roll, thr_cure, rc_z, roll_z, cure_z)
+            g = pos_of[c]
+            g1 = cpos_of[c]
             cnt[:, :] = 0
             cnt[0, 0] = n_tot
             for t in range(h):
+                i = row_of[c] + t
+                z = zb[p, t]
+                for b in range(K + 1):
+                    held = False
+                    for d in range(D):
+                        if cnt[d, b] > 0:
+                            held = True
+                    if not held:
+                        continue
+                    if b == 0:
+                        pr[0] = 0.5 * math.erfc(z - rows[i, 0])
+                    else:
+                        ro = 0.5 * math.erfc(z - rows[i, 1 + b])
+                        cu = 0.5 * math.erfc(-z - rows[i, 1 + K + b])
+                        if ro + cu > 1.0:
+                            cu = 1.0 - ro
+                        pr[b] = ro
+                        pc[b] = cu
                 nxt[:, :] = 0
                 for d in range(D):
                     for b in range(K + 1):
@@ -319,52 +398,49 @@ def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc
                         if n == 0:
                             continue
                         j = t - b - d
-                        _gadd(out, pout, flows, pflows, c, p, t, BOP, 0, j, n * inv)
+                        _ladd(acc, t, BOP, tab, g + j, 0, n * inv)
                         if b == 0:
-                            x = engines.binomial_draw(n, rc_z[t], gen)
+                            x = engines.binomial_draw(n, pr[0], gen)
                             nxt[d, 1] += x
                             pay = n - x
                             if pay > 0:
-                                _gadd(out, pout, flows, pflows, c, p, t, INTEREST, 1, j, pay * inv)
-                                _gadd(out, pout, flows, pflows, c, p, t, PRINCIPAL, 2, j,
-                                      pay * inv)
+                                _ladd(acc, t, INTEREST, tab, g + j, 1, pay * inv)
+                                _ladd(acc, t, PRINCIPAL, tab, g + j, 2, pay * inv)
                                 if j + 1 < r:
-                                    s = engines.binomial_draw(pay, smm[c, t], gen)
+                                    s = engines.binomial_draw(pay, rows[i, 1], gen)
                                     if s > 0:
-                                        _gadd(out, pout, flows, pflows, c, p, t, PREPAY, 0, j + 1,
-                                              s * inv)
+                                        _ladd(acc, t, PREPAY, tab, g + j + 1, 0, s * inv)
                                     nxt[d, 0] += pay - s
                         else:
-                            ro = roll_z[t, b - 1]
-                            cu = cure_z[t, b - 1]
+                            ro = pr[b]
+                            cu = pc[b]
                             x = engines.binomial_draw(n, ro, gen)
                             rest = n - x
                             y = 0
                             if rest > 0 and ro < 1.0:
                                 y = engines.binomial_draw(rest, cu / (1.0 - ro), gen)
-                            z = rest - y
+                            zz = rest - y
                             if x > 0:
                                 if b == K:
-                                    _gadd(out, pout, flows, pflows, c, p, t, CHARGE_OFF, 0, j,
-                                          x * inv)
+                                    _ladd(acc, t, CHARGE_OFF, tab, g + j, 0, x * inv)
                                 else:
                                     nxt[d, b + 1] += x
                             if y > 0:
-                                _gadd(out, pout, flows, pflows, c, p, t, CURE, 0, j, y * inv)
+                                _ladd(acc, t, CURE, tab, g + j, 0, y * inv)
                                 if re_age and d == 0:
                                     last = j
                                     dn = b
                                 else:
                                     last = min(t - d, r - 1)
                                     dn = d
-                                _gadd_span(out, pout, cum, pcum, c, p, t, j, last, y * inv)
+                                _ladd_span(acc, t, ctab, g1 + j, g1 + last + 1, y * inv)
                                 if last + 1 < r:
                                     nxt[dn, 0] += y
-                            if z > 0:
-                                _gadd(out, pout, flows, pflows, c, p, t, INTEREST, 1, j, z * inv)
-                                _gadd(out, pout, flows, pflows, c, p, t, PRINCIPAL, 2, j, z * inv)
+                            if zz > 0:
+                                _ladd(acc, t, INTEREST, tab, g + j, 1, zz * inv)
+                                _ladd(acc, t, PRINCIPAL, tab, g + j, 2, zz * inv)
                                 if j + 1 < r:
-                                    nxt[d, b] += z
+                                    nxt[d, b] += zz
                 left = 0
                 for d in range(D):
                     for b in range(K + 1):
@@ -372,10 +448,14 @@ def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc
                         cnt[d, b] = m
                         if m > 0:
                             left += m
-                            _gadd(out, pout, flows, pflows, c, p, t, EOP_BUCKET0 + b, 0,
-                                  t + 1 - b - d, m * inv)
+                            _ladd(acc, t, EOP_BUCKET0 + b, tab, g + t + 1 - b - d, 0, m * inv)
                 if left == 0:
                     break
+        for t in range(H):
+            for col in range(out.shape[2]):
+                out[p, t, col] = acc[t, col, 0]
+                for q in range(n_q):
+                    pout[q, p, t, col] = acc[t, col, q + 1]
 
 
 def dq_granular_block_np(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
