@@ -582,6 +582,30 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
                 _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
 
 
+@numba.njit(cache=True, nogil=True)
+def finish_vintages(acc, recovery_rate, lag, recovery, eop):
+    """Recoveries and end balances of vintage accumulators, as
+    ``simulation.finish_flows`` computes them (its twin), element by element with the same
+    operations in the same order: acc (n_v, 5, n_b, M) flow-major (:func:`expected_vintages`);
+    recovery and eop (n_v, n_b, M) are written. Month m recovers ``recovery_rate × lag[k]``
+    of month m − k − 1's default, summed over k in order; the end balance is
+    ((bop − principal) − prepayment) − default, 0 where below 1e-6 in absolute value."""
+    n_v, _, n_b, n_m = acc.shape
+    for s in range(n_v):
+        for p in range(n_b):
+            for m in range(n_m):
+                rec = 0.0
+                for k in range(lag.shape[0]):
+                    share = lag[k]
+                    if share > 0 and k + 1 < n_m and m >= k + 1:
+                        rec += (recovery_rate * share) * acc[s, DEFAULT, p, m - k - 1]
+                recovery[s, p, m] = rec
+                e = acc[s, BOP, p, m] - acc[s, PRINCIPAL, p, m]
+                e -= acc[s, PREPAY, p, m]
+                e -= acc[s, DEFAULT, p, m]
+                eop[s, p, m] = 0.0 if abs(e) < 1e-6 else e
+
+
 def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
     """Plain-numpy twin of :func:`expected_vintages` (vectorised over the block's paths)."""
     n_v = out.shape[0]

@@ -397,11 +397,14 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
         thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
         args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows,
                 acc[:, :, start:start + n_b], t_q, kf)
+        rows = acc[:, :, start:start + n_b]
         if backend == "numba":
             engines.expected_vintages(*args)
-        else:
-            engines.expected_vintages_np(*args)
-        rows = acc[:, :, start:start + n_b]
+            engines.finish_vintages(rows, prep.recovery_rate,
+                                    np.asarray(prep.recovery_lag, dtype=np.float64),
+                                    recovery[:, start:start + n_b], eop[:, start:start + n_b])
+            return
+        engines.expected_vintages_np(*args)
         fin = finish_flows(*(rows[:, k] for k in range(engines.N_ACC)),
                            recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
         recovery[:, start:start + n_b] = fin["recovery"]

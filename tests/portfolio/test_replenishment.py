@@ -10,12 +10,13 @@ from replenishment_pools import short_tenor_loans, simple_assumptions
 
 from portfolio.errors import ValidationError
 from portfolio.loans.schedules import schedule_matrix
+from portfolio.montecarlo import engines
 from portfolio.montecarlo.replenishment import (
     default_cutoff,
     replenishment_loans,
     simulate_replenishment,
 )
-from portfolio.montecarlo.simulation import simulate
+from portfolio.montecarlo.simulation import finish_flows, simulate
 
 CUTOFF = dt.date(2026, 6, 30)
 
@@ -220,3 +221,24 @@ def test_the_profile_is_the_kernel_on_the_runs_calendar_factor_either_backend() 
     assert not np.allclose(numba_.vintage(1).default, numba_.vintage(0).default)
     with pytest.raises(ValidationError, match="backend"):
         simulate_replenishment(loans, a, 10, 1, backend="cuda")  # type: ignore[arg-type]
+
+
+def test_vintage_finish_kernel_is_finish_flows_bit_for_bit() -> None:
+    # engines.finish_vintages (the numba backend's recoveries and end balances) against its
+    # twin simulation.finish_flows on a strided block of flow-major accumulators: the same
+    # bytes, including end balances cancelling to dust (set to 0) and a zero lag share
+    rng = np.random.default_rng(12)
+    acc = rng.random((3, engines.N_ACC, 20, 9)) * 1e4
+    acc[:, engines.PREPAY] = acc[:, engines.BOP] - acc[:, engines.PRINCIPAL] \
+        - acc[:, engines.DEFAULT]  # end balance 0 up to rounding
+    acc[0, engines.PREPAY, :5] -= 1.0  # a non-zero end balance on some paths
+    acc[1, engines.DEFAULT, 3] = 0.0
+    lag = np.array([0.5, 0.0, 0.3, 0.2])
+    rows = acc[:, :, 4:17]  # a block's rows, as the profile passes them
+    rec = np.full((3, 13, 9), np.nan)
+    eop = np.full((3, 13, 9), np.nan)
+    engines.finish_vintages(rows, 0.35, lag, rec, eop)
+    fin = finish_flows(*(rows[:, k] for k in range(engines.N_ACC)), recovery_rate=0.35, lag=lag)
+    np.testing.assert_array_equal(rec, fin["recovery"])
+    np.testing.assert_array_equal(eop, fin["balance_eop"])
+    assert (eop == 0).any() and (eop != 0).any() and (rec > 0).any()
