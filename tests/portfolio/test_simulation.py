@@ -241,6 +241,11 @@ def test_share_and_party_validation():
     neg[:, 0], neg[:, 1] = 1.5, -0.5
     with pytest.raises(ValidationError, match="shares"):
         simulate(loans, a, 10, seed=1, shares=neg)
+    for v in (math.nan, math.inf, -math.inf):  # not finite: refused, naming the loan row
+        odd = np.full((50, 2), 0.5)
+        odd[7] = [v, 0.5]
+        with pytest.raises(ValidationError, match=r"shares.*\[0, 1\].*loan row 7"):
+            simulate(loans, a, 10, seed=1, shares=odd)
     with pytest.raises(ValidationError, match="party_ids"):
         simulate(loans, a, 10, seed=1, shares=np.ones((50, 1)), party_ids=("a", "b"))
     with pytest.raises(ValidationError, match="party_ids"):
