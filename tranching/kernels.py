@@ -98,3 +98,23 @@ def add_vintage_dpd_np(dst: np.ndarray, t0: int, state_balance: np.ndarray,
         past_due = (np.zeros(state_balance.shape[:2]) if first >= state_balance.shape[2]
                     else state_balance[..., first:].sum(axis=-1))
         dst[i, t0 : t0 + k] += purchases[None, :] * (past_due.T * unit)[:k]
+
+
+TRANSPOSE_BLOCK = 64  # paths per block of the tape's transposition
+
+
+@numba.njit(cache=True, nogil=True)
+def transpose_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[p, t] = src[t, p]`` (``dst`` (n_paths, n_months), ``src`` (n_months, n_paths)):
+    the month-major tape written path-major, a block of paths at a time (each block's
+    columns of ``src`` stay in the cache while its rows of ``dst`` are written in full)."""
+    m, n = src.shape
+    for p0 in range(0, n, TRANSPOSE_BLOCK):
+        for p in range(p0, min(n, p0 + TRANSPOSE_BLOCK)):
+            for t in range(m):
+                dst[p, t] = src[t, p]
+
+
+def transpose_into_np(dst: np.ndarray, src: np.ndarray) -> None:
+    """The numpy twin of :func:`transpose_into`."""
+    dst[...] = src.T

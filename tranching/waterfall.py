@@ -124,7 +124,7 @@ from tranching.deal import (
     payment_dates,
 )
 from tranching.errors import DealError, must_be
-from tranching.kernels import add_vintage, add_vintage_dpd, dpd_months
+from tranching.kernels import add_vintage, add_vintage_dpd, dpd_months, transpose_into
 from tranching.steps import (
     OUTPUT_ROWS,
     MonthState,
@@ -825,10 +825,16 @@ class Tape:
         return out
 
     def flush(self) -> None:
-        """Write every month, path-major, into this tape's paths of ``out``."""
+        """Write every month, path-major, into this tape's paths of ``out``
+        (``tranching.kernels.transpose_into``, per tranche for the tranche arrays)."""
         a, b = self.rows
         for key, buf in self.arrays().items():
-            self.out[key][..., a:b, :] = np.moveaxis(buf, 0, -1)
+            dst = self.out[key]
+            if buf.ndim == 3:  # (n_months, n_tranches, n_paths) -> (n_tranches, n_paths, n_months)
+                for j in range(buf.shape[1]):
+                    transpose_into(dst[j, a:b], buf[:, j])
+            else:
+                transpose_into(dst[a:b], buf)
 
     def month_rows(self, t: int) -> dict[str, np.ndarray]:
         """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``, zero until

@@ -1,7 +1,8 @@
 """The waterfall's compiled loops (``tranching.kernels``) against their numpy twins, bit for
 bit: the revolving purchases' flows added to the held pool (``add_vintage``), the delinquency
 model's 30+/60+/90+ DPD balances of the simulated pool (``dpd_months``) and of the loans bought
-(``add_vintage_dpd``). The DPD balances are also checked against the paths' own
+(``add_vintage_dpd``), and the tape's month-major buffers written path-major into the result
+(``transpose_into``). The DPD balances are also checked against the paths' own
 ``DelinquencyPaths.dpd_balance`` (the public definition: the buckets past 30/60/90 days), and
 values that are signed zeros, tiny or huge, on strided (thread-sliced) inputs."""
 
@@ -19,6 +20,8 @@ from tranching.kernels import (
     add_vintage_np,
     dpd_months,
     dpd_months_np,
+    transpose_into,
+    transpose_into_np,
 )
 from tranching.waterfall import DPD_FIRST_STATE
 
@@ -122,3 +125,26 @@ def test_add_vintage_dpd_is_the_purchase_times_the_dpd_balance_per_unit() -> Non
     np.testing.assert_array_equal(dst[2], 0.0)
     np.testing.assert_array_equal(dst[:, 0], 0.0)
     np.testing.assert_array_equal(dst[:, 3], 0.0)
+
+
+@pytest.mark.parametrize("n_paths", [1, 63, 64, 65, 1_000])
+@pytest.mark.parametrize("dtype", [np.float64, np.bool_])
+def test_transpose_into_equals_its_numpy_twin(n_paths: int, dtype: type) -> None:
+    """A tape buffer (n_months, n_paths), or one tranche of a (n_months, n_tranches,
+    n_paths) buffer (a strided source), into a thread's rows of the result."""
+    rng = np.random.default_rng(n_paths)
+    tape = _awkward(rng, (43, 3, n_paths)) if dtype is np.float64 else \
+        rng.random((43, 3, n_paths)) < 0.3
+    got: np.ndarray = np.zeros((3, n_paths + 10, 43), dtype=dtype)
+    want = got.copy()
+    for j in range(3):
+        transpose_into(got[j, 5 : 5 + n_paths], tape[:, j])
+        transpose_into_np(want[j, 5 : 5 + n_paths], tape[:, j])
+    flat = np.ascontiguousarray(tape[:, 1])
+    transpose_into(got[0, 5 : 5 + n_paths], flat)
+    transpose_into_np(want[0, 5 : 5 + n_paths], flat)
+    np.testing.assert_array_equal(got, want)
+    if dtype is np.float64:
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+    np.testing.assert_array_equal(got[1, 5 : 5 + n_paths], tape[:, 1].T)  # by definition
+    assert not got[:, :5].any() and not got[:, 5 + n_paths :].any()  # other rows untouched
