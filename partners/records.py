@@ -26,8 +26,8 @@ from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
 from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
-from portfolio.book.households import stored_pool_households
-from portfolio.book.pools import get_pool, load_pool_loans, pool_loan_arrays
+from portfolio.book.households import PoolHouseholds, stored_pool_households
+from portfolio.book.pools import get_pool, load_pool_loans
 from portfolio.book.replay import RunReplay, replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
@@ -176,40 +176,53 @@ class AllocationInputs:
 @dataclass(frozen=True, slots=True)
 class LoansToAllocate:
     loans: LoanArrays
-    borrower_id: np.ndarray  # (n_loans,) pseudonymous
+    # per loan its pseudonymous borrower id (object), or the pool's stored households
+    # (``portfolio.book.households``: a code per loan into the distinct ids)
+    ids: np.ndarray | PoolHouseholds
     pool_id: int | None
     window: tuple[dt.date, dt.date] | None
     cutoff: dt.date
     # per loan: its household's total credit limit across the book at the cut-off (R5)
     household_limit: np.ndarray | None = None
-    # per loan: its borrower id's code, first-appearance order (``pd.factorize`` of
-    # ``borrower_id``), when stored with the pool (``portfolio.book.households``); else None
-    borrower_code: np.ndarray | None = None
+
+    @property
+    def borrower_id(self) -> np.ndarray:
+        """(n_loans,) each loan's pseudonymous borrower id (object); from stored households,
+        the codes' ids (built at each call: the allocation needs only the codes)."""
+        return self.ids.borrower_id if isinstance(self.ids, PoolHouseholds) else self.ids
+
+    @property
+    def borrower_code(self) -> np.ndarray | None:
+        """(n_loans,) each loan's code into its pool's distinct borrower ids,
+        first-appearance order (``pd.factorize`` of ``borrower_id``), when stored with the
+        pool; else None."""
+        return self.ids.borrower_code if isinstance(self.ids, PoolHouseholds) else None
 
     @property
     def borrowers(self) -> np.ndarray:
         """What ``partners.allocation.allocate`` takes as ``borrower_id``: the stored codes
         when there are (the same groups as the ids, not factorised again), else the ids."""
-        return self.borrower_id if self.borrower_code is None else self.borrower_code
+        code = self.borrower_code
+        return self.borrower_id if code is None else code
 
 
 def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids and household limits (for
     R5): those stored with the pool while they are current
-    (``portfolio.book.households.stored_pool_households``), else computed live."""
+    (``portfolio.book.households.stored_pool_households``), else computed live. Checking that
+    they are current digests the whole book (``pool_household_key``), the costly part: it runs
+    on a second connection while this one reads the snapshot (``Store.concurrently``)."""
     info = get_pool(store, pool_id)
-    stored = stored_pool_households(store.con, int(pool_id))
-    if stored is not None:
-        loans = load_pool_loans(store, int(pool_id))  # the snapshot alone: no join
-        if len(loans) == len(stored.borrower_code):
-            return LoansToAllocate(loans, stored.borrower_id, int(pool_id), None,
-                                   info.cutoff_date, stored.household_limit,
-                                   stored.borrower_code)
-    # one query: the snapshot joined to the book once for borrower ids and household limits
-    a = sql.pool_loans_for_allocation(store.con, int(pool_id), info.cutoff_date)
-    loans = pool_loan_arrays(a, info.cutoff_date)
-    return LoansToAllocate(loans, a["borrower_id"], int(pool_id), None, info.cutoff_date,
-                           a["household_limit"])
+    stored, loans = store.concurrently(
+        lambda con: stored_pool_households(con, int(pool_id)),
+        lambda: load_pool_loans(store, int(pool_id)))  # the snapshot alone: no join
+    if stored is not None and len(loans) == len(stored.borrower_code):
+        return LoansToAllocate(loans, stored, int(pool_id), None, info.cutoff_date,
+                               stored.household_limit)
+    # live: each loan's borrower and household limit, the snapshot joined to the book once
+    live = sql.pool_households(store.con, int(pool_id), info.cutoff_date)
+    return LoansToAllocate(loans, live["borrower_id"], int(pool_id), None, info.cutoff_date,
+                           live["household_limit"])
 
 
 def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAllocate:

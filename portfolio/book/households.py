@@ -11,7 +11,8 @@ loan_id order), which the allocation groups by without factorising a million str
 
 They are used only while their key still matches
 (``portfolio.store.allocations.pool_household_key``: the book's last ingest batch, an exact
-digest of its rows, of who holds which loan with which limit, and the code version): a new
+digest of its rows — who holds which loan with which limit among them — and the code
+version): a new
 batch, a credit limit or a borrower changed in place, or another code version makes the
 reader compute live again (:func:`stored_pool_households` returns ``None``), so a stored
 number is never stale. A pool created before the table existed has none stored until
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from portfolio.errors import NotFound, must_be
 from portfolio.store import allocations as sql
@@ -38,11 +40,21 @@ from portfolio.version import code_version
 class PoolHouseholds:
     """Per pool loan, in loan_id order: ``borrower_code`` (its borrower's position in
     ``borrowers``, the distinct ids in first-appearance order: ``pd.factorize`` of the ids) and
-    ``household_limit`` at the pool's cut-off."""
+    ``household_limit`` at the pool's cut-off. The distinct ids are kept as read (an Arrow
+    string array, when stored) and become Python strings only when asked for: allocating
+    groups by the codes and needs no id."""
 
     borrower_code: np.ndarray  # (n_loans,) int64
-    borrowers: np.ndarray  # (n_borrowers,) object
+    distinct_ids: np.ndarray | pa.Array  # (n_borrowers,) object, or Arrow strings as stored
     household_limit: np.ndarray  # (n_loans,) float64
+
+    @property
+    def borrowers(self) -> np.ndarray:
+        """(n_borrowers,) the distinct ids (object)."""
+        ids = self.distinct_ids
+        if isinstance(ids, pa.Array):
+            return np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
+        return np.asarray(ids, dtype=object)
 
     @property
     def borrower_id(self) -> np.ndarray:

@@ -303,7 +303,23 @@ def months_between(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
 
 def next_due_dates(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
     """First due date after a month-end cut-off: the origination day of month in the next
-    month, or that month's last day when it is shorter (end-of-month rule)."""
+    month, or that month's last day when it is shorter (end-of-month rule). A pool's loans
+    were originated on a few hundred distinct days: the rule is applied once per day from
+    the earliest to the latest and looked up per loan (the same dates as applying it to
+    every loan, :func:`next_due_dates_np`)."""
+    orig = np.asarray(origination, dtype="datetime64[D]")
+    days = orig.view(np.int64)
+    if orig.size == 0 or np.isnat(orig).any():
+        return next_due_dates_np(orig, cutoff)
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo >= max(orig.size, 1 << 12):
+        return next_due_dates_np(orig, cutoff)
+    table = next_due_dates_np(np.arange(lo, hi + 1).astype("datetime64[D]"), cutoff)
+    return table[days - lo]
+
+
+def next_due_dates_np(origination: np.ndarray, cutoff: dt.date) -> np.ndarray:
+    """:func:`next_due_dates` applied to every loan (its oracle)."""
     orig = np.asarray(origination, dtype="datetime64[D]")
     day = (orig - orig.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
     month = np.datetime64(cutoff, "M") + 1
@@ -597,21 +613,22 @@ def load_pool_loans(store: Store, pool_id: int) -> LoanArrays:
 
 def pool_loan_arrays(a: dict[str, np.ndarray], cutoff: dt.date) -> LoanArrays:
     """``LoanArrays`` of a pool's columns as ``portfolio.store.pools.pool_loan_arrays`` reads
-    them (next due dates from the cut-off)."""
+    them (next due dates from the cut-off). The query gives each column in its ``LoanArrays``
+    dtype already, so the arrays are taken as they are (``copy=False``), not copied."""
     return LoanArrays(
-        loan_id=a["loan_id"].astype(object),
-        balance=a["balance"].astype(np.float64),
-        apr=a["apr"].astype(np.float64),
-        term_months=a["term_months"].astype(np.int16),
-        remaining_term=a["remaining_term"].astype(np.int16),
-        months_on_book=a["months_on_book"].astype(np.int16),
-        repayment_type=a["repayment_type"].astype(np.int8),
-        credit_score=a["credit_score"].astype(np.int16),
-        region=a["region"].astype(object),
-        origination_date=a["origination_date"].astype("datetime64[D]"),
+        loan_id=a["loan_id"].astype(object, copy=False),
+        balance=a["balance"].astype(np.float64, copy=False),
+        apr=a["apr"].astype(np.float64, copy=False),
+        term_months=a["term_months"].astype(np.int16, copy=False),
+        remaining_term=a["remaining_term"].astype(np.int16, copy=False),
+        months_on_book=a["months_on_book"].astype(np.int16, copy=False),
+        repayment_type=a["repayment_type"].astype(np.int8, copy=False),
+        credit_score=a["credit_score"].astype(np.int16, copy=False),
+        region=a["region"].astype(object, copy=False),
+        origination_date=a["origination_date"].astype("datetime64[D]", copy=False),
         next_due_date=next_due_dates(a["origination_date"], cutoff),
-        principal=a["principal"].astype(np.float64),
-        disclosed_apr=a["disclosed_apr"].astype(np.float64),
+        principal=a["principal"].astype(np.float64, copy=False),
+        disclosed_apr=a["disclosed_apr"].astype(np.float64, copy=False),
     )
 
 

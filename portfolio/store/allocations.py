@@ -226,18 +226,12 @@ _HOUSEHOLDS_FORMAT = "Arrow IPC: code int32, household_limit float64; borrower_i
 
 def pool_household_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
     """What a pool's stored households were computed on: ``portfolio.store.summaries.book_key``
-    (last ingest batch, exact digest of the book's rows, code version) and a digest of who
-    holds which loan with which limit (an xor over loans of a hash of loan_id, borrower_id
-    and credit_limit: a borrower id or a limit changed in place, even one swapped between two
-    loans, gives another key) and the layout the values are stored in. Under 0.2 s on a
-    million loans."""
-    # hash() of the columns' combined hash: DuckDB combines the hashes of several columns so
-    # that an xor over rows would not see a value swapped between two rows; hashing the
-    # combination once more mixes it (tests/partners/test_pool_households.py)
-    loans = con.execute("SELECT count(*), bit_xor(hash(hash(loan_id, borrower_id, "
-                        "credit_limit))) FROM loans").fetchall()[0]
-    return (f"{book_key(con, code_version)}; borrowers {'|'.join(map(str, loans))}; "
-            f"{_HOUSEHOLDS_FORMAT}")
+    (last ingest batch, exact digest of the book's rows, code version) and the layout the
+    values are stored in. The book key's digest of ``loans`` hashes every column of a row
+    together, loan_id, borrower_id and credit_limit among them, so a borrower id or a limit
+    changed in place, even one swapped between two loans, gives another key
+    (tests/partners/test_pool_households.py); no second pass over ``loans`` is needed."""
+    return f"{book_key(con, code_version)}; {_HOUSEHOLDS_FORMAT}"
 
 
 def _has_pool_households(con: duckdb.DuckDBPyConnection) -> bool:
@@ -281,11 +275,12 @@ def write_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: d
 
 
 def read_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: dt.date,
-                         key: str) -> dict[str, np.ndarray] | None:
-    """The pool's stored households (``code`` int64 and ``household_limit`` per loan,
-    ``borrowers`` the distinct ids) if they were computed at ``as_of`` on the book ``key``
-    describes; else ``None`` (none stored, another book state or code version, or a database
-    without the table)."""
+                         key: str) -> dict[str, Any] | None:
+    """The pool's stored households (``code`` int64 and ``household_limit`` float64 per loan,
+    ``borrowers`` the distinct ids as an Arrow string array: Python strings only if the
+    caller needs them) if they were computed at ``as_of`` on the book ``key`` describes; else
+    ``None`` (none stored, another book state or code version, or a database without the
+    table)."""
     if not _has_pool_households(con):
         return None
     rows = con.execute("SELECT loans, borrowers FROM pool_households WHERE pool_id = ? AND "
@@ -296,8 +291,7 @@ def read_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: dt
     return {"code": np.asarray(loans.column("code").to_numpy(), dtype=np.int64),
             "household_limit": np.asarray(loans.column("household_limit").to_numpy(),
                                           dtype=np.float64),
-            "borrowers": np.asarray(ids.column("borrower_id").to_numpy(zero_copy_only=False),
-                                    dtype=object)}
+            "borrowers": ids.column("borrower_id").combine_chunks()}
 
 
 def upsert_partners(con: duckdb.DuckDBPyConnection, partners: list[dict[str, Any]]) -> None:

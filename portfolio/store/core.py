@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -28,6 +30,9 @@ from portfolio.store.book import loans_ddl
 from portfolio.store.migrations import SCENARIO_DDL, SCHEMA_VERSION, check_steps, migrate
 
 __all__ = ["DDL", "SCHEMA_VERSION", "Store", "open_store"]
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS schema_info (
@@ -208,6 +213,7 @@ class Store:
     path: Path
     con: duckdb.DuckDBPyConnection
     read_only: bool
+    in_transaction: bool = False  # inside :meth:`transaction`
 
     def close(self) -> None:
         self.con.close()
@@ -222,6 +228,7 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """BEGIN … COMMIT, or ROLLBACK on any exception: all or nothing."""
         self.con.execute("BEGIN TRANSACTION")
+        self.in_transaction = True
         try:
             yield self.con
         except BaseException:
@@ -229,6 +236,31 @@ class Store:
             raise
         else:
             self.con.execute("COMMIT")
+        finally:
+            self.in_transaction = False
+
+    def concurrently(self, side: Callable[[duckdb.DuckDBPyConnection], T],
+                     main: Callable[[], U]) -> tuple[T, U]:
+        """``side(con)`` on a second connection to the database (DuckDB's ``cursor()``: one
+        connection per thread) in a worker thread while ``main()`` runs in this one; returns
+        both results (an exception of either is raised once both are done). DuckDB runs a
+        query without holding Python's GIL, so two reads overlap. Inside :meth:`transaction`
+        both run here, one after the other, on this connection: a second connection would not
+        see the transaction's writes."""
+        if self.in_transaction:
+            return side(self.con), main()
+
+        def run_side() -> T:
+            cur = self.con.cursor()
+            try:
+                return side(cur)
+            finally:
+                cur.close()
+
+        with ThreadPoolExecutor(1) as pool:  # its exit waits for the side
+            pending = pool.submit(run_side)
+            got = main()
+        return pending.result(), got
 
     def next_id(self, sequence: str) -> int:
         if sequence not in {"batch_seq", "run_seq", "pool_seq", "allocation_seq",

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from portfolio.loans.types import RepaymentType
 
@@ -176,14 +177,31 @@ def pool_loan_arrays(con: duckdb.DuckDBPyConnection, pool_id: int) -> dict[str, 
     """The pool's loans from the snapshot, ordered by loan_id, as numpy arrays.
 
     ``repayment_type`` comes back as the int8 ``RepaymentType.code`` (the order of ``codes``).
+    A snapshot is written in loan_id order (``insert_pool`` keeps the candidates' order) and
+    DuckDB scans a table in insertion order (its ``preserve_insertion_order`` setting), so the
+    rows are read without an ``ORDER BY`` (a sort of a million strings) and their order
+    checked (:func:`ascending`); only rows not in strictly ascending loan_id order are read
+    again, sorted.
     """
-    table = fetch_arrow(
-        con,
-        f"SELECT {POOL_ARRAY_SELECT.format(p='')} FROM pool_loans WHERE pool_id = $pool_id "
-        "ORDER BY loan_id",
-        {"repayment_names": list(REPAYMENT_NAMES), "pool_id": pool_id},
-    )  # Arrow, then numpy: no masked arrays, one string per distinct region
+    select = (f"SELECT {POOL_ARRAY_SELECT.format(p='')} FROM pool_loans "
+              "WHERE pool_id = $pool_id")
+    params = {"repayment_names": list(REPAYMENT_NAMES), "pool_id": pool_id}
+    table = fetch_arrow(con, select, params)
+    if not ascending(table.column("loan_id")):
+        table = fetch_arrow(con, select + " ORDER BY loan_id", params)
+    # Arrow, then numpy: no masked arrays, one string per distinct region
     return _arrow_numpy(table, few_values=("region",))
+
+
+def ascending(ids: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether the strings ``ids`` are in strictly ascending order as DuckDB sorts VARCHAR
+    (bytewise: its default binary collation), without nulls: what ``ORDER BY`` of a unique
+    column would give."""
+    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if arr.null_count:
+        return False
+    n = len(arr)
+    return n < 2 or bool(pc.all(pc.less(arr.slice(0, n - 1), arr.slice(1))).as_py())
 
 
 POOL_ARRAY_SELECT = """

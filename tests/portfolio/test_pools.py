@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dateutil.relativedelta import relativedelta
 from hypothesis import given
@@ -22,6 +24,7 @@ from portfolio.book import pools
 from portfolio.book.pools import Criteria, parse_criteria, select_pool
 from portfolio.errors import NotFound, ValidationError
 from portfolio.loans.types import RepaymentType
+from portfolio.store import pools as psql
 from portfolio.store.book import insert_loans, insert_performance
 from portfolio.store.core import open_store
 from portfolio.validation import SchemaError
@@ -318,6 +321,76 @@ def test_next_due_date_follows_the_end_of_month_rule(orig: dt.date, months: int)
     expected = orig + relativedelta(months=int(mob) + 1)
     assert got == np.datetime64(expected)
     assert expected > cutoff
+
+
+@given(st.lists(st.dates(dt.date(1990, 1, 1), dt.date(2030, 12, 31)), max_size=60),
+       st.dates(dt.date(2020, 1, 1), dt.date(2031, 12, 1)))
+def test_next_due_dates_by_day_table_are_every_loans_rule(origs: list[dt.date],
+                                                          month: dt.date) -> None:
+    # the per-day table (a few hundred distinct days) against the rule applied loan by loan,
+    # and against relativedelta's calendar-month arithmetic (the independent source)
+    cutoff = pools._month_end(month)
+    orig = np.array(origs, dtype="datetime64[D]")
+    got = pools.next_due_dates(orig, cutoff)
+    assert got.dtype == np.dtype("datetime64[D]")
+    np.testing.assert_array_equal(got, pools.next_due_dates_np(orig, cutoff))
+    first = cutoff + dt.timedelta(days=1)
+    for o, g in zip(origs, got.tolist(), strict=True):
+        months = (first.year - o.year) * 12 + first.month - o.month
+        assert g == o + relativedelta(months=months)  # clipped to the month's last day
+
+
+def test_next_due_dates_over_a_wide_span_apply_the_rule_to_every_loan() -> None:
+    # 2 loans 40 years apart: a table from the first day to the last would be larger than
+    # the loans, so the rule is applied loan by loan (the same dates)
+    orig = np.array(["1990-01-31", "2030-03-30"], dtype="datetime64[D]")
+    got = pools.next_due_dates(orig, dt.date(2031, 1, 31))
+    assert got.tolist() == [dt.date(2031, 2, 28), dt.date(2031, 2, 28)]
+
+
+@given(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1,
+                        max_size=6),
+                unique=True, max_size=40), st.randoms())
+def test_ascending_is_duckdbs_varchar_order(ids: list[str], rnd) -> None:
+    # DuckDB's own ORDER BY is the reference: the order check must agree with it on any text
+    # (non-ASCII, prefixes, case), so that an unsorted read is never taken as sorted
+    by_duckdb = [r[0] for r in duckdb.connect().execute(
+        "SELECT s FROM (SELECT unnest(?::VARCHAR[]) AS s) ORDER BY s", [ids]).fetchall()]
+    assert psql.ascending(pa.array(by_duckdb, type=pa.string()))
+    shuffled = list(ids)
+    rnd.shuffle(shuffled)
+    assert psql.ascending(pa.chunked_array([pa.array(shuffled, type=pa.string())])) == (
+        shuffled == by_duckdb)
+    assert not psql.ascending(pa.array(["a", None], type=pa.string()))
+
+
+def test_a_snapshot_stored_out_of_loan_id_order_reads_back_sorted(db_path: Path) -> None:
+    # a pool's rows written in another order than loan_id (not how insert_pool is called, but
+    # the read must not depend on it): the read checks the order and sorts
+    _standard_book(db_path)
+    with open_store(db_path) as store:
+        info = pools.create_pool(store, "p", Criteria(), "2025-06-30")
+        rows = store.con.execute(
+            f"SELECT {', '.join(psql.POOL_LOAN_COLUMNS)} FROM pool_loans WHERE pool_id = ? "
+            "ORDER BY loan_id DESC", [info.pool_id]).df()
+        loans = {c: (rows[c].to_numpy(dtype=object) if rows[c].dtype == object
+                     else rows[c].to_numpy()) for c in psql.POOL_LOAN_COLUMNS}
+        loans["cutoff_balance"] = rows["cutoff_balance"].astype(float).to_numpy()
+        loans["principal"] = rows["principal"].astype(float).to_numpy()
+        loans["origination_date"] = rows["origination_date"].to_numpy().astype("datetime64[D]")
+        with store.transaction() as con:
+            psql.insert_pool(con, pool_id=99, name="reversed", cutoff=CUTOFF, criteria={},
+                             exclusions=[], loans=loans)
+        got = pools.load_pool_loans(store, 99)
+        want = pools.load_pool_loans(store, info.pool_id)
+        stored = [r[0] for r in store.con.execute(
+            "SELECT loan_id FROM pool_loans WHERE pool_id = 99").fetchall()]
+    assert stored == ["L0003", "L0002", "L0001", "L0000"]  # as written: descending
+    assert got.loan_id.tolist() == ["L0000", "L0001", "L0002", "L0003"]
+    for f in ("loan_id", "balance", "apr", "term_months", "remaining_term", "months_on_book",
+              "repayment_type", "credit_score", "region", "origination_date", "next_due_date",
+              "principal"):
+        np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
 
 
 # ---------------------------------------------------------------- snapshots via the store

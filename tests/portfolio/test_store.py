@@ -139,3 +139,43 @@ def test_readers_share_the_file_while_no_writer_holds_it(db_path: Path) -> None:
 def test_read_only_open_of_a_missing_database_says_how_to_build_one(tmp_path: Path) -> None:
     with pytest.raises(RiskpoolError, match="does not exist; build one with `riskpool generate`"):
         open_store(tmp_path / "nothing.duckdb", read_only=True)
+
+
+# ---------------------------------------------------------------- two reads at once
+
+
+def test_concurrently_runs_the_side_on_its_own_connection_and_returns_both(
+        db_path: Path) -> None:
+    with open_store(db_path) as store:
+        store.con.execute("CREATE TABLE t AS SELECT range AS x FROM range(100000)")
+        seen: list[object] = []
+
+        def side(con: duckdb.DuckDBPyConnection) -> int:
+            seen.append(con)
+            return int(con.execute("SELECT sum(x) FROM t").fetchall()[0][0])
+
+        got = store.concurrently(side, lambda: store.con.execute(
+            "SELECT count(*) FROM t").fetchall()[0][0])
+        # the sum 0 + 1 + … + 99,999 = 99,999 · 100,000 / 2 (written out)
+        assert got == (4_999_950_000, 100_000)
+        assert seen[0] is not store.con  # a cursor of its own
+        with pytest.raises(ZeroDivisionError):  # the side's error, once the main is done
+            store.concurrently(lambda con: 1 // 0, lambda: 2)
+        with pytest.raises(KeyError):
+            store.concurrently(side, lambda: {}["main"])
+
+
+def test_concurrently_inside_a_transaction_reads_its_uncommitted_rows(db_path: Path) -> None:
+    with open_store(db_path) as store:
+        store.con.execute("CREATE TABLE t (x INTEGER)")
+        with store.transaction() as con:
+            con.execute("INSERT INTO t VALUES (1), (2), (3)")
+            assert store.in_transaction
+            got = store.concurrently(
+                lambda c: (c is store.con, c.execute("SELECT count(*) FROM t").fetchall()[0][0]),
+                lambda: 0)
+            assert got == ((True, 3), 0)  # this connection: a cursor would see 0 rows
+        assert not store.in_transaction
+        with pytest.raises(RuntimeError), store.transaction():
+            raise RuntimeError("rolled back")
+        assert not store.in_transaction
