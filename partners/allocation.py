@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -55,6 +56,7 @@ import pyarrow.compute as pc
 from scipy import sparse
 from scipy.optimize import linprog
 
+from partners import lookup
 from partners.errors import AllocationCheckFailed, AllocationError, InfeasibleAllocation
 from partners.registry import PLATFORM_ID, ExpectedLossTable, Partner, Registry
 from partners.rules import (
@@ -160,7 +162,7 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     hz = np.asarray(assumptions.default_hazard, dtype=np.float64)
     terms = tuple(assumptions.terms)
     n_age = hz.shape[2]
-    term_idx = np.searchsorted(np.asarray(terms), loans.term_months)
+    term_idx = lookup.searchsorted(np.asarray(terms), loans.term_months)
     term_idx = np.clip(term_idx, 0, len(terms) - 1)
     band = loans.score_band.astype(np.int64)
     mob = loans.months_on_book.astype(np.int64)
@@ -169,7 +171,7 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     lo = int(mob.min(initial=0))  # the key needs non-negative digits
     span = int(max(mob.max(initial=0) - lo, rem.max(initial=1))) + 1
     key = ((band * len(terms) + term_idx) * span + (mob - lo)) * span + rem
-    codes, uniq = pd.factorize(key)
+    codes, uniq = lookup.factorize_sorted(key)
     rest, r = np.divmod(uniq, span)
     rest, m = np.divmod(rest, span)
     m = m + lo
@@ -223,7 +225,8 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     if np.isnat(orig).any():
         loans.require(~np.isnat(orig), "origination_date", "a date", orig)
     band_all = np.asarray(loans.score_band, dtype=np.int64)
-    term_all = np.minimum(np.searchsorted(terms, loans.term_months), len(terms) - 1)
+    term_all = np.minimum(lookup.searchsorted(terms, loans.term_months), len(terms) - 1)
+    month0_all, day0_all = _split_dates_by_day(orig)
 
     def chunk(lo: int) -> None:
         sl = slice(lo, min(lo + _PROJECTION_CHUNK, n))
@@ -246,7 +249,7 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
         fee = np.where(is_ff, flat_fee_cents(bal, apr), 0.0)  # schedule_matrix: P0 = balance
         rate_m = np.where(is_ff, 0.0, r)
         apr_di = np.where(is_di, apr, 0.0)
-        month0, day0 = _split_dates(orig[sl])
+        month0, day0 = month0_all[sl], day0_all[sl]
         base = month0 + mob
         first = int(base.min())
         table = _month_start_table(first, int(base.max()) + T)
@@ -264,6 +267,19 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(chunk, range(0, n, _PROJECTION_CHUNK)))
     return out
+
+
+def _split_dates_by_day(orig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``schedules._split_dates`` of every loan's origination date, worked out once per day
+    from the earliest to the latest (a pool's loans were originated on a few hundred days)
+    and looked up per loan: the same month indices and days of month."""
+    days = orig.view(np.int64)
+    found = lookup.span(days)
+    if found is None:
+        return _split_dates(orig)
+    lo, hi = found
+    month, day = _split_dates(np.arange(lo, hi + 1, dtype=np.int64).astype("datetime64[D]"))
+    return month[days - lo], day[days - lo]
 
 
 def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
@@ -344,13 +360,14 @@ def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
 
     def in_regions(names: tuple[str, ...]) -> np.ndarray:
         codes = [code_of[n] for n in names if n in code_of]
-        return np.isin(region_code, np.asarray(codes, dtype=region_code.dtype))
+        return lookup.isin(region_code, np.asarray(codes, dtype=region_code.dtype))
 
+    cashflow_apr = loans.cashflow_apr
     for j, p in enumerate(registry.partners):
         e = p.eligibility
-        m = ok_rules & (loans.credit_score >= e.score_floor) & (loans.cashflow_apr <= e.apr_cap)
+        m = ok_rules & (loans.credit_score >= e.score_floor) & (cashflow_apr <= e.apr_cap)
         m &= loans.term_months <= e.max_term_months
-        m &= np.isin(loans.repayment_type, e.repayment_codes)
+        m &= lookup.isin(loans.repayment_type, e.repayment_codes)
         if e.regions:
             m &= in_regions(e.regions)
         if p.is_local_bank and r4_on:
@@ -387,13 +404,14 @@ def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> S
     n_p = eligible.shape[1]
     region_code, region_names = region_codes(loans.region, sort=True)
     band = loans.score_band.astype(np.int64)
-    term_idx = np.searchsorted(np.asarray(ALLOWED_TERMS), loans.term_months).astype(np.int64)
-    mask = (eligible.astype(np.int64) << np.arange(n_p, dtype=np.int64)).sum(axis=1) if n_p else \
-        np.zeros(len(loans), dtype=np.int64)
+    term_idx = lookup.searchsorted(np.asarray(ALLOWED_TERMS), loans.term_months)
+    mask = np.zeros(len(loans), dtype=np.int64)  # bit j: partner j may fund the loan
+    for j in range(n_p):
+        mask |= eligible[:, j].astype(np.int64) << j
     n_reg = max(len(region_names), 1)
     key = (((mask * n_reg + region_code) * 6 + band) * len(ALLOWED_TERMS) + term_idx) * 4 \
         + loans.repayment_type.astype(np.int64)
-    inverse, uniq = pd.factorize(key, sort=True)
+    inverse, uniq = lookup.factorize_sorted(key)
     n_seg = len(uniq)
     first = np.empty(n_seg, dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(key) - 1, -1, -1)  # first loan of each segment
@@ -749,9 +767,9 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
                                       f"{shares.shape} with {tuple(party_ids)}"))
     # shares: in [0, 1], rows sum to 1 (exactly, on the 2^-32 grid)
-    # whole-array passes first; the per-loan flags only when some value is off
-    if shares.size == 0 or (np.isfinite(shares).all() and shares.min() >= 0
-                            and shares.max() <= 1):
+    # whole-array passes first; the per-loan flags only when some value is off (min and max
+    # propagate NaN, and ±inf falls outside [0, 1]: within bounds means finite too)
+    if shares.size == 0 or (shares.min() >= 0 and shares.max() <= 1):
         bad_range = np.zeros(n, dtype=bool)
     else:
         bad_range = np.any((shares < 0) | (shares > 1) | ~np.isfinite(shares), axis=1)
@@ -790,7 +808,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             breaches.extend(found)
     r1 = registry.rule("R1")
     if mode is Mode.JOINT and r1.applies_on(as_of):
-        found = check_platform_share(r1, loans, shares[:, 0], partner_sh.sum(axis=1))
+        found = check_platform_share(r1, loans, shares[:, 0], _row_sums(partner_sh))
         item("R1 platform share of joint loans", PLATFORM_ID,
              float(np.min(shares[funded_any, 0])) if funded_any.any() else 1.0,
              float(r1.params["min_platform_share"]), not found)
@@ -800,7 +818,8 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         found = check_platform_funding(r7, registry.platform)
         item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
         breaches.extend(found)
-    net = loans.cashflow_apr - risk.el_rate
+    cashflow_apr = loans.cashflow_apr
+    net = cashflow_apr - risk.el_rate
     region_code, region_names = region_codes(loans.region)
     band = loans.score_band
     for j, p in enumerate(registry.partners):
@@ -812,9 +831,9 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         e = p.eligibility
         crit = {
             "score_floor": loans.credit_score < e.score_floor,
-            "apr_cap": loans.cashflow_apr > e.apr_cap,
+            "apr_cap": cashflow_apr > e.apr_cap,
             "max_term_months": loans.term_months > e.max_term_months,
-            "repayment_types": ~np.isin(loans.repayment_type, e.repayment_codes),
+            "repayment_types": ~lookup.isin(loans.repayment_type, e.repayment_codes),
         }
         if e.regions:
             crit["regions"] = ~np.isin(region_names, np.asarray(e.regions, dtype=object))[region_code]
@@ -905,6 +924,47 @@ def _row_sums(shares: np.ndarray) -> np.ndarray:
     for j in range(1, shares.shape[1]):
         out += shares[:, j]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _party_totals(shares, weights, out, held):  # pragma: no cover - numba
+    """``out[m, k] = (shares * weights[m][:, None]).sum(axis=0)[k]`` and ``held[k]`` the loans
+    with a positive share of party k, in one pass over the loans: each total added loan by
+    loan from the first, as numpy adds a reduction over the rows of a C-ordered array (not
+    pairwise); :func:`_party_totals_np` is the oracle."""
+    n, k = shares.shape
+    for j in range(k):
+        held[j] = 0
+        for m in range(weights.shape[0]):
+            out[m, j] = shares[0, j] * weights[m, 0] if n else 0.0
+    for i in range(n):
+        for j in range(k):
+            s = shares[i, j]
+            if s > 0:
+                held[j] += 1
+            if i:
+                for m in range(weights.shape[0]):
+                    out[m, j] += s * weights[m, i]
+
+
+def party_totals(shares: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(totals (m, k), held (k,)): per row of ``weights`` (m, n_loans) the parties' sums of
+    share × weight, and per party the loans it holds a positive share of; the same floats
+    as :func:`_party_totals_np`."""
+    shares = np.ascontiguousarray(shares, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    out = np.zeros((weights.shape[0], shares.shape[1]))
+    held = np.zeros(shares.shape[1], dtype=np.int64)
+    if len(shares):
+        _party_totals(shares, weights, out, held)
+    return out, held
+
+
+def _party_totals_np(shares: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle of :func:`party_totals`: a numpy reduction per weight."""
+    out = np.array([(shares * w[:, None]).sum(axis=0) for w in weights]).reshape(
+        len(weights), shares.shape[1])
+    return out, (shares > 0).sum(axis=0).astype(np.int64)
 
 
 def _rounding_allowance(mode: Mode, balance: np.ndarray, held: np.ndarray, target: float) -> float:
@@ -1047,18 +1107,20 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
     if not report.ok:
         raise AllocationCheckFailed("the loan-level re-check found breaches: "
                                     + "; ".join(b.message for b in report.breaches), [b.as_dict() for b in report.breaches])
-    amt = (shares * loans.balance[:, None]).sum(axis=0)
     total = float(loans.balance.sum())
     life_el = risk.lifetime_el(loans.balance)
-    el_by_party = (shares * life_el[:, None]).sum(axis=0)
     proj = risk.projected_el(loans.balance)
-    proj_by_party = None if proj is None else (shares * proj[:, None]).sum(axis=0)
+    # per party: its balance, lifetime EL and projected EL, and the loans it holds: one pass
+    sums, held = party_totals(shares, np.vstack([loans.balance, life_el] + (
+        [] if proj is None else [proj])))
+    amt, el_by_party = sums[0], sums[1]
+    proj_by_party = None if proj is None else sums[2]
     summary = {
         "n_loans": len(loans), "pool_balance": total, "n_segments": len(seg),
         "lp": {"variables": lp.n_vars, "rows": lp.n_rows, "objective_value": lp.objective_value,
                "status": lp.status},
         "parties": {pid: {"balance": float(a), "share_of_pool": float(a / total) if total else 0.0,
-                          "lifetime_el": float(e), "n_loans": int((shares[:, k] > 0).sum()),
+                          "lifetime_el": float(e), "n_loans": int(held[k]),
                           **({} if proj_by_party is None
                              else {"projected_el": float(proj_by_party[k])})}
                     for k, (pid, a, e) in enumerate(zip(registry.party_ids, amt, el_by_party, strict=True))},

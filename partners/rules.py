@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from partners import lookup
 from partners.errors import PartnerFileError
 from partners.types import Breach, Partner, Platform, Rule, Scope
 from portfolio.loans.arrays import LoanArrays
@@ -209,7 +210,7 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
             total = np.bincount(inverse, weights=loans.balance)[inverse]
         return np.maximum(total - cap, 0.0)
     if rule.id == "R6":
-        is_bullet = np.isin(loans.repayment_type, _BULLET_CODES)
+        is_bullet = lookup.isin(loans.repayment_type, _BULLET_CODES)
         over = loans.term_months.astype(np.float64) - float(p["max_bullet_term_months"])
         return np.where(is_bullet, np.maximum(over, 0.0), 0.0)
     if rule.id == "R8":

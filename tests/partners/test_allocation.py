@@ -382,3 +382,25 @@ def test_recheck_with_the_allocations_rule_excesses_is_the_recheck(registry, loa
                                borrowers, excess=excess)
     assert alone == shared
     assert shared == a.checks
+
+
+def test_party_totals_are_numpys_column_reductions_bit_for_bit():
+    # the summary's per-party totals (partners.allocation.party_totals, one numba pass)
+    # against numpy's own ``(shares * w[:, None]).sum(axis=0)`` (its oracle
+    # _party_totals_np): the same floats, loan counts with a positive share the same; shares
+    # on the 2^-32 grid, zeros (whole loans kept) and -0.0 included, weights over 18 decades
+    from partners.allocation import _party_totals_np, party_totals
+
+    rng = np.random.default_rng(5)
+    for n, k, m in ((1, 1, 1), (7, 2, 3), (2000, 4, 3), (100_003, 4, 2), (3000, 9, 1)):
+        x = np.floor(rng.random((n, k)) * 2.0**32) * 2.0**-32
+        x[rng.random((n, k)) < 0.3] = 0.0
+        x[rng.random((n, k)) < 0.01] = -0.0
+        w = rng.random((m, n)) * 10.0 ** rng.integers(-9, 9, (m, n))
+        got, held = party_totals(x, w)
+        want, want_held = _party_totals_np(x, w)
+        assert got.tobytes() == want.tobytes(), (n, k, m)
+        np.testing.assert_array_equal(held, want_held)
+    # by hand: two loans, shares (0.5, 0.5) and (0, 1), balances 100 and 300
+    got, held = party_totals(np.array([[0.5, 0.5], [0.0, 1.0]]), np.array([[100.0, 300.0]]))
+    assert got.tolist() == [[50.0, 350.0]] and held.tolist() == [1, 2]
