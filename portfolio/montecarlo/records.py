@@ -38,6 +38,7 @@ from portfolio.montecarlo.assumptions import (
     DelinquencyAssumptions,
 )
 from portfolio.montecarlo.delinquency import MODELS
+from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.simulation import DETERMINISTIC_Z, ENGINES, Engine
 from portfolio.validation import (
     Anything,
@@ -132,6 +133,7 @@ SIMULATION = Table({
     "source": optional(text()),
     "model": Field.optional(StrOptions(MODELS), "hazard"),
     "charge_off_dpd": optional(Options(CHARGE_OFF_DPD)),
+    "loan_sampler": optional(StrOptions((LOAN_SAMPLER,))),
 })
 
 
@@ -181,6 +183,16 @@ class DaskPlacement:
         return placed(cls, validate(DASK, data, where, "inputs.dask"), where)
 
 
+def loan_sampler_for(engine: str, model: str, deterministic: str | None) -> str | None:
+    """The sampler a run draws its loans with, recorded as ``inputs.loan_sampler``:
+    ``engines.LOAN_SAMPLER`` for a Monte Carlo run of the hazard model's loan engine, else
+    ``None`` (no loan-level draw of that kind). A loan-engine run recorded without it drew one
+    float32 uniform per loan and path (the same law, other numbers)."""
+    if engine == "loan" and model == "hazard" and deterministic is None:
+        return LOAN_SAMPLER
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationInputs:
     """The inputs of one simulation run (``runs.inputs`` of a run of kind ``simulation``).
@@ -195,7 +207,8 @@ class SimulationInputs:
     (``base``/``adverse``/``severe``) and ``deterministic_z`` (its factor level,
     ``DETERMINISTIC_Z``) go together and make a one-path run. ``allocation_id`` and
     ``party_ids``: the allocation whose shares split the paths between parties, in the order
-    of the stored party flows.
+    of the stored party flows. ``loan_sampler``: the loan engine's draw
+    (:func:`loan_sampler_for`).
     """
 
     pool_id: int
@@ -222,6 +235,7 @@ class SimulationInputs:
     source: str | None = None
     model: str = "hazard"
     charge_off_dpd: int | None = None
+    loan_sampler: str | None = None
 
     def __post_init__(self) -> None:
         _require_type(self.stress, Stress, "inputs.stress", "a Stress record")
@@ -254,6 +268,10 @@ class SimulationInputs:
         if self.model == "delinquency" and self.deterministic is not None:
             raise SchemaError("inputs.deterministic", "null with the delinquency model",
                               self.deterministic)
+        if self.loan_sampler is not None and self.loan_sampler != loan_sampler_for(
+                self.engine, self.model, self.deterministic):
+            raise SchemaError("inputs.loan_sampler", "null unless the run is a Monte Carlo run "
+                              "of the hazard model's loan engine", self.loan_sampler)
         if (self.assumptions_exact is None) != (self.assumptions_exact_sha256 is None):
             raise SchemaError("inputs.assumptions_exact_sha256", "given exactly when "
                               "`inputs.assumptions_exact` is", self.assumptions_exact_sha256)

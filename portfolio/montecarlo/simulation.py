@@ -27,8 +27,10 @@ Model
 
 Engines
 -------
-* ``loan`` — exact reference: per loan and path one uniform is inverted over the loan's
-  conditional distribution of (event month, default or prepay) on that path.
+* ``loan`` — exact reference: every loan drawn on every path from its conditional
+  distribution of (event month, default or prepay) on that path — per cell, run of
+  ``engines.LOAN_TILE`` loans and path a binomial count of the loans with an event, which ones,
+  and their months (``engines.loan_subset_block``, sampler ``engines.LOAN_SAMPLER``).
 * ``granular`` (default) — loans grouped into cells with identical probabilities (score band,
   term, months on book, remaining term); per cell, month and path the default count is
   Binomial(alive, p_t(Z_t)) and the prepayment count Binomial(alive − d, smm_t), drawn
@@ -37,7 +39,8 @@ Engines
   counts (exchangeable loans): exact in expectation; the within-cell spread of loan sizes is
   the only thing left out of the variance. Cells with fewer loans than ``SMALL_CELL_FACTOR``
   × their remaining term are cheaper to draw loan by loan, so the granular engine draws them
-  exactly as the loan engine does (``prepare_pool(small_cells=0)`` turns this off).
+  so (``engines.loan_block``: one float32 uniform per loan and path inverted over the loan's
+  event probabilities; ``prepare_pool(small_cells=0)`` turns this off).
 
 Deterministic scenarios (``deterministic_z``): the factor path is fixed (a number or one
 value per month) and the result is the single-path conditional expectation (no
@@ -52,7 +55,9 @@ One root ``SeedSequence(seed)`` per run. Paths are laid out in canonical blocks 
 spawn_key=root.spawn_key + (b,))`` (what ``root.spawn`` would return), itself split into a
 factor stream (ε, shape (paths, T)), a t-mixing stream (W) and an idiosyncratic stream
 (granular: the doubles the exact binomial draws take, path by path, cell by cell, month by
-month; loan: per canonical chunk of ``LOAN_CHUNK`` loans, uniforms (paths, loans)). The factor paths are the same in both engines for the same
+month, then the small cells' per-loan float32 uniforms, per canonical chunk of
+``LOAN_CHUNK`` loans an array (paths, loans); loan: the doubles ``engines.loan_subset_block``
+takes, cell by cell, run by run, path by path). The factor paths are the same in both engines for the same
 seed (common random numbers). ``batch_size`` only groups
 blocks into progress steps on one thread (on several, each block is a task), so the numbers
 depend on the seed alone. A Dask worker (issue
@@ -112,7 +117,7 @@ DETERMINISTIC_Z: dict[str, float] = {
 }
 SMALL_CELL_FACTOR = 6.0  # a cell with fewer loans than 6 × its remaining term: drawn per loan
 _SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
-LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the loan engine
+LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the small cells' per-loan draws
 
 
 # ------------------------------------------------------------------------------------------
@@ -600,7 +605,7 @@ def simulate_batch(
             _loan_level_draws(prep, nb, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc,
                               backend)
     else:
-        _loan_level_draws(prep, 0, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
+        _loan_engine_draws(prep, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
     flows[:, :T] = acc
     pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
@@ -612,8 +617,9 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
                       thr_s: np.ndarray, t_q: np.ndarray, kf: float,
                       gen_idio: np.random.Generator, acc: np.ndarray, pacc: np.ndarray,
                       backend: str) -> None:
-    """Loan-by-loan draws for the cells ``c0 ..`` (all cells for the loan engine; the small
-    cells for the granular engine) accumulated into ``acc``/``pacc``."""
+    """Loan-by-loan draws for the cells ``c0 ..`` (the granular engine's small cells), one
+    float32 uniform per loan and path (``engines.loan_block``), accumulated into
+    ``acc``/``pacc``."""
     if prep.sched is None or prep.loan_base is None or prep.shares is None \
             or prep.cell_of is None:
         raise ValueError("loan-level draws need prepare_pool(..., loan_level=True)")
@@ -645,6 +651,35 @@ def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.nda
     acc[:, :, :3] += prep.cell_flows[c0:].sum(axis=0)[None]
     if prep.n_parties:
         pacc[:, :, :, :3] += prep.cell_pflows[c0:].sum(axis=0)[:, None]
+
+
+def _loan_engine_draws(prep: PreparedPool, zb: np.ndarray, scale: np.ndarray,
+                       thr_s: np.ndarray, t_q: np.ndarray, kf: float,
+                       gen_idio: np.random.Generator, acc: np.ndarray, pacc: np.ndarray,
+                       backend: str) -> None:
+    """The loan engine: every loan drawn on every path of the block by
+    ``engines.loan_subset_block`` (a binomial count of the loans with an event per run of
+    ``engines.LOAN_TILE`` loans of a cell, then which ones and their event months),
+    accumulated into ``acc``/``pacc``."""
+    if prep.sched is None or prep.loan_base is None or prep.shares is None:
+        raise ValueError("the loan engine needs prepare_pool(..., loan_level=True)")
+    n_paths, T = acc.shape[0], prep.T
+    cum = np.zeros((prep.n_cells, n_paths, 2 * max(T, 1)))
+    total = np.zeros((prep.n_cells, n_paths))
+    cdf_args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, cum, total, t_q, kf)
+    if backend == "numba":
+        engines.event_cdfs(*cdf_args)
+    else:
+        engines.event_cdfs_np(*cdf_args)
+    args = (gen_idio, engines.LOAN_TILE, prep.cell_first, prep.cell_r, cum, total, prep.sched,
+            prep.loan_base, prep.shares, acc, pacc)
+    if backend == "numba":
+        engines.loan_subset_block(*args)
+    else:
+        engines.loan_subset_block_np(*args)
+    acc[:, :, :3] += prep.cell_flows.sum(axis=0)[None]
+    if prep.n_parties:
+        pacc[:, :, :, :3] += prep.cell_pflows.sum(axis=0)[:, None]
 
 
 # ------------------------------------------------------------------------------------------

@@ -56,7 +56,13 @@ from portfolio.montecarlo.distributed import (
     run_summary,
 )
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.records import MAX_PATHS, DaskPlacement, SimulationInputs, Stress
+from portfolio.montecarlo.records import (
+    MAX_PATHS,
+    DaskPlacement,
+    SimulationInputs,
+    Stress,
+    loan_sampler_for,
+)
 from portfolio.montecarlo.replenishment import ProfileFromCells, profile_from_cells
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
@@ -294,7 +300,8 @@ def run_simulation(
         pool_name=pool.name, n_loans=len(loans), cutoff_date=pool.cutoff_date,
         book=None if book is None else str(Path(book).resolve()),
         structure=None if structure is None else str(Path(structure).resolve()),
-        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
+        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd,
+        loan_sampler=loan_sampler_for(eng, model, deterministic))
     if workers is not None or scheduler is not None:
         t1 = time.perf_counter()
         prep = prepare_pool(loans, assumptions, loan_level=eng == "loan")

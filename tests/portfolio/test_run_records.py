@@ -27,6 +27,7 @@ from portfolio.montecarlo.records import (
     Stress,
     assumptions_from_json,
     assumptions_to_json,
+    loan_sampler_for,
 )
 from portfolio.montecarlo.simulation import DETERMINISTIC_Z, ENGINES
 from portfolio.store.core import open_store
@@ -208,6 +209,23 @@ def test_nan_multiplier_is_refused() -> None:
 
 # ------------------------------------------------------------------------------------------
 # the store writes and reads the typed records, and refuses a row it does not know
+
+
+def test_loan_sampler_only_on_a_monte_carlo_loan_engine_run() -> None:
+    # recorded for the hazard model's loan engine (engines.LOAN_SAMPLER); refused elsewhere
+    # and for a sampler this code does not know
+    assert loan_sampler_for("loan", "hazard", None) == "subset-binomial-v1"
+    assert loan_sampler_for("granular", "hazard", None) is None
+    assert loan_sampler_for("loan", "delinquency", None) is None
+    assert loan_sampler_for("loan", "hazard", "base") is None
+    rec = SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="loan", assumptions="a.toml",
+                           loan_sampler="subset-binomial-v1")
+    assert SimulationInputs.from_json(rec.to_json()) == rec
+    with pytest.raises(ValidationError, match="inputs.loan_sampler"):
+        SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="granular",
+                         assumptions="a.toml", loan_sampler="subset-binomial-v1")
+    with pytest.raises(ValidationError, match="inputs.loan_sampler"):
+        SimulationInputs.from_json({**rec.to_json(), "loan_sampler": "per-loan-v0"})
 
 
 def test_store_refuses_a_stored_row_with_an_unknown_engine(db_path: Path) -> None:

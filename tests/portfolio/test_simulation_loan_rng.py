@@ -1,4 +1,5 @@
-"""The loan engine's float32 uniforms and event search against numpy itself.
+"""The per-loan float32 uniforms and event search of the granular engine's small cells
+(``engines.loan_block``) against numpy itself.
 
 Independent source: numpy's own ``Generator(PCG64).random(dtype=np.float32)`` stream, and
 numpy's float64 comparisons of the float32 uniforms."""
@@ -23,14 +24,17 @@ def test_float32_threshold_gives_the_float64_comparison(x, k):
     assert (t <= u) == (x <= float(u))
 
 
-def test_loan_engine_uniforms_are_numpys_float32_stream_in_canonical_chunks(monkeypatch):
-    # the uniforms handed to the loan kernel, chunk after chunk, are numpy's own
-    # Generator(PCG64).random(dtype=np.float32) stream of the block's idiosyncratic seed,
-    # drawn as one (paths, chunk) array after the other
+def test_small_cell_uniforms_are_numpys_float32_stream_in_canonical_chunks(monkeypatch):
+    # the uniforms handed to the per-loan kernel of the granular engine's small cells, chunk
+    # after chunk, are numpy's own Generator(PCG64).random(dtype=np.float32) stream of the
+    # block's idiosyncratic seed, drawn as one (paths, chunk) array after the other (every
+    # cell small here, so no binomial draw comes first)
     import portfolio.montecarlo.simulation as sim
 
     pool = mixed_pool(1_200, seed=4)
-    prep = prepare_pool(pool, assumptions(pd_scale=3.0, smm=0.05), loan_level=True)
+    prep = prepare_pool(pool, assumptions(pd_scale=3.0, smm=0.05), loan_level=True,
+                        small_cells=1e9)
+    assert prep.n_binomial_cells == 0
     seed = block_seed(np.random.SeedSequence(5), 1)
     seen: list[np.ndarray] = []
     kernel = engines.loan_block
@@ -41,7 +45,7 @@ def test_loan_engine_uniforms_are_numpys_float32_stream_in_canonical_chunks(monk
 
     monkeypatch.setattr(sim, "LOAN_CHUNK", 500)
     monkeypatch.setattr(engines, "loan_block", spy)
-    out = simulate_batch(prep, 1, seed, 33, "loan")
+    out = simulate_batch(prep, 1, seed, 33, "granular")
     ref = sim._block_streams(seed)[2]
     assert [u.shape[1] for u in seen] == [500, 500, 200]
     for u in seen:
