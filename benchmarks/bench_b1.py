@@ -34,7 +34,10 @@ and the shares; waterfall and dispersion: their per-path input and output arrays
 kernel's units ÷ that kernel's own one-thread rate × 2 threads (simulation: cell-path-months of
 the granular kernel, exact binomial draws; replenishment: vintage-cell-path-months of the
 expected-vintages kernel; each model its own kernels). The generator's rate (numpy's PCG64, float64 and float32) bounds the
-loan engine: one uniform per loan-path (hazard) or per loan-path-month (delinquency).
+delinquency model's loan engine: one uniform per loan-path-month. The hazard model's loan
+engine (sampler subset-binomial-v1) draws about one uniform per loan-path *with an event*
+(16 % of B1's); its work per event (finding the month, removing the loan's scheduled flows
+from the event on) is what it costs.
 
     python benchmarks/bench_b1.py            # RISKPOOL_BENCH_QUICK=1: smaller sizes
 """
@@ -768,7 +771,8 @@ def print_report(out: dict[str, Any]) -> None:
               f"{u / (2 * g64):.3f} s (the generator is not what bounds the stage)")
     if g32 and "loan engine loan-paths/s" in out:
         print(f"\n   loan engine, hazard model: {out['loan engine loan-paths/s']:.3g} loan-paths/s "
-              f"(bound: one float32 uniform per loan-path, {2 * g32:.3g}/s on 2 threads); "
+              f"(about one uniform per event, not per loan-path: a float32 uniform per "
+              f"loan-path alone would cap it at {2 * g32:.3g}/s on 2 threads); "
               f"{out['loan engine (B1 pool, paths only) speed-up over naive']:.0f}x the naive "
               "baseline")
     if "delinquency model loan engine loan-paths/s" in out:
