@@ -82,8 +82,8 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
 from portfolio.montecarlo.delinquency import (
-    expected_dq_into,
     expected_dq_tables,
+    expected_dq_vintages_into,
     new_accumulators,
     prepare_delinquency,
     project,
@@ -654,11 +654,11 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     # the delinquency model's expected vintages (its own kernel, catch-up: r + K months a cell)
     dprep = prepare_delinquency(new, load_assumptions(dq_assumptions_path(a_path)))
     tables = expected_dq_tables(dprep)
-    dzb = gen.standard_normal((kp, dprep.H)) * (np.sqrt(dprep.loading) / (
+    # B1's call: every vintage of a block at once, vintage s on the factor from month s + 1
+    dzb = gen.standard_normal((kp, n_v + dprep.H)) * (np.sqrt(dprep.loading) / (
         np.sqrt(1.0 - dprep.loading) * np.sqrt(2.0)))
-    dout, dstates = new_accumulators(dprep, (), kp)
-    w = best_of_2(lambda: [expected_dq_into(dprep, tables, dzb, dout, dstates)
-                           for _ in range(n_v)])
+    dout, dstates = new_accumulators(dprep, (n_v,), kp)
+    w = best_of_2(lambda: expected_dq_vintages_into(dprep, tables, dzb, 1, dout, dstates))
     dsteps = int(dprep.cell_h.sum())
     out["delinquency replenishment kernel vintage-cell-path-months/s (1 thread)"] = \
         n_v * dsteps * kp / w

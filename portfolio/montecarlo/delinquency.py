@@ -55,7 +55,8 @@ from portfolio.montecarlo.simulation import (
 )
 
 __all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_delinquency",
-           "draw_given_factor", "expected_dq_into", "expected_dq_tables", "expected_dq_vintage",
+           "draw_given_factor", "expected_dq_into", "expected_dq_tables",
+           "expected_dq_vintages_into", "expected_dq_vintage",
            "new_accumulators", "prepare_delinquency", "project", "simulate_delinquency",
            "simulate_dq_batch"]
 
@@ -589,102 +590,166 @@ def expected_dq_into(prep: DqPrepared, tables: tuple[np.ndarray, np.ndarray, np.
     """The numba kernel of :func:`expected_dq_vintage` added into column-first flows ``out``
     (FLOW_COLUMNS, n_b, ≥ H) and balances by state ``states`` (n_b, ≥ H, K + 1)
     (:func:`new_accumulators`); ``tables`` from :func:`expected_dq_tables`."""
+    expected_dq_vintages_into(prep, tables, zb[:, :prep.H], 0, out[:, None], states[None])
+
+
+def expected_dq_vintages_into(prep: DqPrepared,
+                              tables: tuple[np.ndarray, np.ndarray, np.ndarray],
+                              zb: np.ndarray, first: int, out: np.ndarray,
+                              states: np.ndarray) -> None:
+    """:func:`expected_dq_into` of ``out.shape[1]`` vintages at once: vintage s sees the
+    scaled factor ``zb[:, first + s + t]`` in its month t (``zb`` (n_b, ≥ first + n_v − 1 +
+    H)) and is added into ``out[:, s]`` (FLOW_COLUMNS, n_v, n_b, ≥ H) and ``states[s]`` (n_v,
+    n_b, ≥ H, K + 1). The same numbers as one :func:`expected_dq_into` per vintage on
+    ``zb[:, first + s:]``; each transition probability is computed once per factor month and
+    threshold (:func:`_expected_dq_kernel`)."""
     flows, cum, r = tables
-    _expected_dq_kernel(np.ascontiguousarray(zb[:, :prep.H], dtype=np.float64), prep.thr_rc,
-                        prep.thr_roll, prep.thr_cure, prep.smm, flows, cum, r, prep.n_buckets,
-                        out, states)
+    n_v = out.shape[1]
+    if zb.shape[1] < first + n_v - 1 + prep.H:
+        raise ValueError(f"zb must have at least {first + n_v - 1 + prep.H} months, got "
+                         f"{zb.shape[1]}")
+    _expected_dq_kernel(np.ascontiguousarray(zb[:, :first + n_v - 1 + prep.H],
+                                             dtype=np.float64),
+                        first, prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, flows, cum,
+                        r, prep.n_buckets, out, states)
+
+
+EXPECTED_CHUNK = 64  # paths of a block projected together by _expected_dq_kernel
 
 
 @numba.njit(cache=True, nogil=True)
-def _expected_dq_kernel(zb, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r, n_buckets,
-                        out, states):
-    """The numba loop of :func:`expected_dq_vintage`: per cell and month, for every bucket,
-    the shares by bucket of every path (paths innermost, so that the arithmetic runs over
-    contiguous rows), accumulated into the flows ``out`` (FLOW_COLUMNS, n_b, ≥ H) (column
-    first) and the end balances by state ``states`` (n_b, ≥ H, K + 1). Each accumulator
+def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r,
+                        n_buckets, out, states):
+    """The numba loop of :func:`expected_dq_vintage` for ``out.shape[1]`` vintages: vintage s
+    reads the factor ``zb[:, first + s + t]`` in its month t and is added into the flows
+    ``out[:, s]`` (FLOW_COLUMNS, n_v, n_b, ≥ H) (column first) and the end balances by state
+    ``states[s]`` (n_v, n_b, ≥ H, K + 1).
+
+    Per chunk of ``EXPECTED_CHUNK`` paths, per cell, vintage and month, for every bucket the
+    shares by bucket of every path of the chunk, paths innermost: the chunk's accumulators
+    are kept apart with the paths contiguous (vintage, month, column, path; copied in and
+    back once per chunk), so that the arithmetic runs over contiguous rows. Each accumulator
     receives its terms in the order cell → bucket, as a loop path → cell → month → bucket
-    would add them."""
+    would add them. A transition probability ½·erfc(±zb − thr) is computed once per factor
+    month and threshold: the chunk's values are kept per row (rc, roll b, cure b) and factor
+    month with the threshold they were computed for, and a later vintage (or cell) that needs
+    the same threshold in the same factor month reads them (a vintage's month t + 1 is the
+    next vintage's month t; the thresholds change with age in steps)."""
     n_b = zb.shape[0]
+    n_v = out.shape[1]
+    n_f = out.shape[0]
     n_c = flows.shape[0]
     horizon = thr_rc.shape[1]
-    m = np.empty((n_buckets + 1, n_b))
-    new = np.empty((n_buckets + 1, n_b))
-    pr = np.empty(n_b)
-    pc = np.empty(n_b)
-    for c in range(n_c):
-        r = cell_r[c]
-        m[:, :] = 0.0
-        m[0, :] = 1.0
-        for t in range(horizon):
-            if t - n_buckets >= r:
-                break  # every loan of the cell has left
-            new[:, :] = 0.0
-            for b in range(n_buckets + 1):
-                j = t - b
-                if j < 0 or j >= r:
-                    continue
-                bop = flows[c, j, 0]
-                intr = flows[c, j, 1]
-                prin = flows[c, j, 2]
-                last = j == r - 1
-                if b == 0:
-                    th = thr_rc[c, t]
-                    for p in range(n_b):
-                        pr[p] = 0.5 * math.erfc(zb[p, t] - th)
-                    sm = smm[c, t]
-                    for p in range(n_b):
-                        mb = m[0, p]
-                        if mb == 0.0:
+    nk = n_buckets
+    n_u = zb.shape[1]
+    P = EXPECTED_CHUNK
+    acc = np.empty((n_v, horizon, n_f + nk + 1, P))
+    m = np.empty((nk + 1, P))
+    new = np.empty((nk + 1, P))
+    key = np.empty((1 + 2 * nk, n_u))  # the threshold each cached row was computed for
+    val = np.empty((1 + 2 * nk, n_u, P))
+    for p0 in range(0, n_b, P):
+        n_p = min(P, n_b - p0)
+        for s in range(n_v):
+            for t in range(horizon):
+                for col in range(n_f):
+                    for i in range(n_p):
+                        acc[s, t, col, i] = out[col, s, p0 + i, t]
+                for b in range(nk + 1):
+                    for i in range(n_p):
+                        acc[s, t, n_f + b, i] = states[s, p0 + i, t, b]
+        key[:, :] = np.nan
+        for c in range(n_c):
+            r = cell_r[c]
+            for s in range(n_v):
+                m[:, :n_p] = 0.0
+                m[0, :n_p] = 1.0
+                for t in range(horizon):
+                    if t - nk >= r:
+                        break  # every loan of the cell has left
+                    u = first + s + t
+                    a = acc[s, t]
+                    new[:, :n_p] = 0.0
+                    for b in range(nk + 1):
+                        j = t - b
+                        if j < 0 or j >= r:
                             continue
-                        rc = pr[p]
-                        out[K.BOP, p, t] += mb * bop
-                        pay = mb * (1.0 - rc)
-                        new[1, p] += mb * rc
-                        out[K.INTEREST, p, t] += pay * intr
-                        out[K.PRINCIPAL, p, t] += pay * prin
-                        if not last:
-                            pre = pay * sm
-                            out[K.PREPAY, p, t] += pre * (bop - prin)
-                            new[0, p] += pay - pre
-                    continue
-                th_r = thr_roll[c, t, b - 1]
-                th_c = thr_cure[c, t, b - 1]
-                for p in range(n_b):
-                    z = zb[p, t]
-                    pr[p] = 0.5 * math.erfc(z - th_r)
-                    pc[p] = 0.5 * math.erfc(-z - th_c)
-                upto = min(t, r - 1) + 1
-                ci = cum[c, upto, 0] - cum[c, j, 0]
-                cp = cum[c, upto, 1] - cum[c, j, 1]
-                charge = b == n_buckets
-                matured = t >= r - 1
-                for p in range(n_b):
-                    mb = m[b, p]
-                    if mb == 0.0:
-                        continue
-                    out[K.BOP, p, t] += mb * bop
-                    ro = pr[p]
-                    cu = pc[p]
-                    if ro + cu > 1.0:
-                        cu = 1.0 - ro
-                    rolled = mb * ro
-                    cured = mb * cu
-                    stay = mb - rolled - cured
-                    if charge:
-                        out[K.CHARGE_OFF, p, t] += rolled * bop
-                    else:
-                        new[b + 1, p] += rolled
-                    out[K.INTEREST, p, t] += cured * ci + stay * intr
-                    out[K.PRINCIPAL, p, t] += cured * cp + stay * prin
-                    out[K.CURE, p, t] += cured * bop
-                    if not matured:
-                        new[0, p] += cured
-                    if not last:
-                        new[b, p] += stay
-            for b in range(n_buckets + 1):
-                jj = t + 1 - b
-                if 0 <= jj < r:
-                    bal = flows[c, jj, 0]
-                    for p in range(n_b):
-                        states[p, t, b] += new[b, p] * bal
-            m[:, :] = new[:, :]
+                        bop = flows[c, j, 0]
+                        intr = flows[c, j, 1]
+                        prin = flows[c, j, 2]
+                        last = j == r - 1
+                        if b == 0:
+                            th = thr_rc[c, t]
+                            if not key[0, u] == th:
+                                for i in range(n_p):
+                                    val[0, u, i] = 0.5 * math.erfc(zb[p0 + i, u] - th)
+                                key[0, u] = th
+                            sm = smm[c, t]
+                            for i in range(n_p):
+                                mb = m[0, i]
+                                if mb == 0.0:
+                                    continue
+                                rc = val[0, u, i]
+                                a[K.BOP, i] += mb * bop
+                                pay = mb * (1.0 - rc)
+                                new[1, i] += mb * rc
+                                a[K.INTEREST, i] += pay * intr
+                                a[K.PRINCIPAL, i] += pay * prin
+                                if not last:
+                                    pre = pay * sm
+                                    a[K.PREPAY, i] += pre * (bop - prin)
+                                    new[0, i] += pay - pre
+                            continue
+                        th_r = thr_roll[c, t, b - 1]
+                        th_c = thr_cure[c, t, b - 1]
+                        if not key[b, u] == th_r:
+                            for i in range(n_p):
+                                val[b, u, i] = 0.5 * math.erfc(zb[p0 + i, u] - th_r)
+                            key[b, u] = th_r
+                        if not key[nk + b, u] == th_c:
+                            for i in range(n_p):
+                                val[nk + b, u, i] = 0.5 * math.erfc(-zb[p0 + i, u] - th_c)
+                            key[nk + b, u] = th_c
+                        upto = min(t, r - 1) + 1
+                        ci = cum[c, upto, 0] - cum[c, j, 0]
+                        cp = cum[c, upto, 1] - cum[c, j, 1]
+                        charge = b == nk
+                        matured = t >= r - 1
+                        for i in range(n_p):
+                            mb = m[b, i]
+                            if mb == 0.0:
+                                continue
+                            a[K.BOP, i] += mb * bop
+                            ro = val[b, u, i]
+                            cu = val[nk + b, u, i]
+                            if ro + cu > 1.0:
+                                cu = 1.0 - ro
+                            rolled = mb * ro
+                            cured = mb * cu
+                            stay = mb - rolled - cured
+                            if charge:
+                                a[K.CHARGE_OFF, i] += rolled * bop
+                            else:
+                                new[b + 1, i] += rolled
+                            a[K.INTEREST, i] += cured * ci + stay * intr
+                            a[K.PRINCIPAL, i] += cured * cp + stay * prin
+                            a[K.CURE, i] += cured * bop
+                            if not matured:
+                                new[0, i] += cured
+                            if not last:
+                                new[b, i] += stay
+                    for b in range(nk + 1):
+                        jj = t + 1 - b
+                        if 0 <= jj < r:
+                            bal = flows[c, jj, 0]
+                            for i in range(n_p):
+                                a[n_f + b, i] += new[b, i] * bal
+                    m[:, :n_p] = new[:, :n_p]
+        for s in range(n_v):
+            for t in range(horizon):
+                for col in range(n_f):
+                    for i in range(n_p):
+                        out[col, s, p0 + i, t] = acc[s, t, col, i]
+                for b in range(nk + 1):
+                    for i in range(n_p):
+                        states[s, p0 + i, t, b] = acc[s, t, n_f + b, i]

@@ -75,8 +75,8 @@ from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.delinquency import (
     assemble_delinquency,
-    expected_dq_into,
     expected_dq_tables,
+    expected_dq_vintages_into,
     new_accumulators,
     prepare_delinquency,
 )
@@ -471,9 +471,9 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
             for k in range(h_main, z.shape[1]):
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - h_main]
         zb = z * kz
-        for s in range(n_v):
-            expected_dq_into(prep, tables, zb[:, s + 1: s + 1 + prep.H],
-                              acc[:, s, start:start + n_b], states[s, start:start + n_b])
+        # vintage s's month t sees the factor of the run's month s + 1 + t
+        expected_dq_vintages_into(prep, tables, zb, 1, acc[:, :, start:start + n_b],
+                                  states[:, start:start + n_b])
 
     n_workers = max(1, min(settings.threads(), len(blocks)))  # the kernel releases the GIL
     if n_workers == 1:

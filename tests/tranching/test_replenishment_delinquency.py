@@ -20,7 +20,11 @@ from portfolio.errors import ValidationError
 from portfolio.montecarlo import dq_kernels as K
 from portfolio.montecarlo.assumptions import DELINQUENCY_BUCKETS, DelinquencyAssumptions
 from portfolio.montecarlo.delinquency import (
+    expected_dq_into,
+    expected_dq_tables,
     expected_dq_vintage,
+    expected_dq_vintages_into,
+    new_accumulators,
     prepare_delinquency,
     simulate_delinquency,
 )
@@ -144,6 +148,44 @@ def test_expected_vintage_numba_equals_its_numpy_twin() -> None:
     slow = expected_dq_vintage(prep, zb, backend="numpy")
     np.testing.assert_allclose(fast, slow, rtol=1e-11, atol=1e-8)
     assert fast[:, :, K.CHARGE_OFF].sum() > 0 and fast[:, :, K.CURE].sum() > 0
+
+
+def test_vintages_at_once_equal_one_vintage_at_a_time_and_the_numpy_twin() -> None:
+    """``expected_dq_vintages_into`` (a block's vintages together, each transition probability
+    computed once per factor month and threshold) against one ``expected_dq_into`` per vintage
+    on the shifted factor: bit for bit; and each vintage against the numpy twin. The
+    transitions change with age in steps of three months (so the thresholds repeat from one
+    month to the next and change), 70 paths (a chunk of 64 and a part chunk)."""
+    a = _assumptions(0.1)
+    dq = a.delinquency
+    age = np.arange(dq.roll_current.shape[-1])
+    step = (age // 3) % 2  # 0 0 0 1 1 1 0 0 0 …
+    roll = dq.roll.copy()
+    roll[..., :, 0] = 0.3 + 0.1 * step
+    a = dataclasses.replace(a, delinquency=dataclasses.replace(
+        dq, roll_current=np.broadcast_to(0.03 + 0.02 * step, dq.roll_current.shape).copy(),
+        roll=roll))
+    new = replenishment_loans(short_tenor_loans(n=120), CUTOFF)
+    prep = prepare_delinquency(new, a)
+    n_v, n_b = 5, 70
+    z = np.random.default_rng(4).standard_normal((n_b, n_v + prep.H + 1))
+    zb = z * np.sqrt(0.1) / (np.sqrt(0.9) * np.sqrt(2.0))
+    tables = expected_dq_tables(prep)
+    out, states = new_accumulators(prep, (n_v,), n_b)
+    expected_dq_vintages_into(prep, tables, zb, 1, out, states)
+    for s in range(n_v):
+        one, one_states = new_accumulators(prep, (), n_b)
+        expected_dq_into(prep, tables, zb[:, 1 + s:], one, one_states)
+        assert np.array_equal(out[:, s], one) and np.array_equal(states[s], one_states)
+        slow = expected_dq_vintage(prep, zb[:, 1 + s: 1 + s + prep.H], backend="numpy")
+        np.testing.assert_allclose(np.moveaxis(out[:, s], 0, -1), slow[..., :K.EOP_BUCKET0],
+                                   rtol=1e-11, atol=1e-8)
+        np.testing.assert_allclose(states[s], slow[..., K.EOP_BUCKET0:K.EOP_BUCKET0
+                                                   + prep.n_buckets + 1],
+                                   rtol=1e-11, atol=1e-8)
+    assert out[K.CHARGE_OFF].sum() > 0 and out[K.CURE].sum() > 0
+    with pytest.raises(ValueError, match="zb must have at least"):
+        expected_dq_vintages_into(prep, tables, zb[:, :-2], 1, out, states)  # one month short
 
 
 def test_waterfall_on_delinquency_paths_has_the_same_bytes_on_one_two_and_three_threads(
