@@ -488,9 +488,21 @@ def principal_distribution_amount(notes_bop: np.ndarray, collateral: np.ndarray,
     return np.where(all_due, notes_bop, pda)
 
 
+def cumulative_rows(a: np.ndarray) -> np.ndarray:
+    """``np.cumsum(a, axis=0)`` of a (n_tranches, n_paths) array, a row at a time: the same
+    sums in the same order (row k = row k − 1 + a[k]), without numpy's accumulation along
+    the short first axis (a path at a time: ten times slower on 3 × 5,000)."""
+    out = np.empty_like(a)
+    if len(a):
+        out[0] = a[0]
+        for k in range(1, len(a)):
+            np.add(out[k - 1], a[k], out=out[k])
+    return out
+
+
 def sequential_allocation(pda: np.ndarray, balance_bop: np.ndarray) -> np.ndarray:
     """(n_tranches, n_paths) the PDA allocated senior first, each up to its balance."""
-    above = np.cumsum(balance_bop, axis=0) - balance_bop
+    above = cumulative_rows(balance_bop) - balance_bop
     return np.clip(pda[None, :] - above, 0.0, balance_bop)
 
 

@@ -698,6 +698,16 @@ class TriggerMonth:
     accelerate: np.ndarray  # bool: an event of default has accelerated the notes
 
 
+def mean_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """``np.mean(rows, axis=0)`` without stacking the rows: numpy's sum over the first axis
+    (from 0.0, a row at a time) divided by the count; the same numbers."""
+    total = 0.0 + rows[0]
+    for row in rows[1:]:
+        total += row
+    total /= len(rows)
+    return total
+
+
 class Triggers:
     """The deal's triggers and what they carry from month to month: the latch of each trigger
     (breached once) and the end of the revolving period (module doc, step 2)."""
@@ -719,7 +729,7 @@ class Triggers:
         hist = self.history[name]
         hist.append(value)
         del hist[:-months]
-        return value if months == 1 else np.mean(hist, axis=0)
+        return value if months == 1 else mean_rows(hist)
 
     def test(self, t: int, *, metrics: PoolMetrics, collateral: np.ndarray,
              balance_bop: np.ndarray, alive: np.ndarray) -> TriggerMonth:

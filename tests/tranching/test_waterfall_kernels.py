@@ -2,11 +2,14 @@
 bit: the revolving purchases' flows added to the held pool (``add_vintage``), the delinquency
 model's 30+/60+/90+ DPD balances of the simulated pool (``dpd_months``) and of the loans bought
 (``add_vintage_dpd``), and the tape's month-major buffers written path-major into the result
-(``transpose_into``). The DPD balances are also checked against the paths' own
-``DelinquencyPaths.dpd_balance`` (the public definition: the buckets past 30/60/90 days), and
+(``transpose_into``); and the month loop's row-wise forms of numpy's cumulative sum over the
+tranches and mean over a trigger's months (``cumulative_rows``, ``mean_rows``). The DPD
+balances are also checked against the paths' own ``DelinquencyPaths.dpd_balance`` (the public definition: the buckets past 30/60/90 days), and
 values that are signed zeros, tiny or huge, on strided (thread-sliced) inputs."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -23,7 +26,8 @@ from tranching.kernels import (
     transpose_into,
     transpose_into_np,
 )
-from tranching.waterfall import DPD_FIRST_STATE
+from tranching.steps import cumulative_rows
+from tranching.waterfall import DPD_FIRST_STATE, mean_rows
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -148,3 +152,34 @@ def test_transpose_into_equals_its_numpy_twin(n_paths: int, dtype: type) -> None
         np.testing.assert_array_equal(_bits(got), _bits(want))
     np.testing.assert_array_equal(got[1, 5 : 5 + n_paths], tape[:, 1].T)  # by definition
     assert not got[:, :5].any() and not got[:, 5 + n_paths :].any()  # other rows untouched
+
+
+@pytest.mark.parametrize("n_tranches", [1, 2, 3, 5])
+def test_cumulative_rows_is_numpys_cumsum_over_tranches(n_tranches: int) -> None:
+    """Every combination of signed zeros, infinities, NaN and ordinary values."""
+    vals = [0.0, -0.0, 1e-300, 1.5, -1.5, 1e16, np.inf, -np.inf, np.nan]
+    reps = min(n_tranches, 3)
+    combos = np.array(list(itertools.product(vals, repeat=reps))).T
+    a = np.ascontiguousarray(np.resize(combos, (n_tranches, combos.shape[1])))
+    with np.errstate(invalid="ignore"):
+        got, want = cumulative_rows(a), np.cumsum(a, axis=0)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    assert cumulative_rows(np.zeros((0, 4))).shape == (0, 4)
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 3, 6])
+def test_mean_rows_is_numpys_mean_over_months(n_rows: int) -> None:
+    """The trigger's average over its last months: every combination of signed zeros,
+    infinities, NaN and ordinary values in up to three rows, then random rows."""
+    vals = [0.0, -0.0, 1e-300, 1.5, -1.5, 1e16, np.inf, -np.inf, np.nan]
+    reps = min(n_rows, 3)
+    combos = np.array(list(itertools.product(vals, repeat=reps))).T
+    a = np.resize(combos, (n_rows, combos.shape[1]))
+    rng = np.random.default_rng(n_rows)
+    b = rng.standard_normal((n_rows, 5_000)) * 10.0 ** rng.integers(-5, 5, (n_rows, 5_000))
+    for x in (a, b):
+        rows = [np.ascontiguousarray(r) for r in x]
+        with np.errstate(invalid="ignore"):
+            got, want = mean_rows(rows), np.mean(rows, axis=0)
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+        assert all(r is not got for r in rows)  # a new array: the history is left alone
