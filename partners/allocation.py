@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -445,7 +445,7 @@ class _Rows:
     cols: list[np.ndarray] = field(default_factory=list)
     vals: list[np.ndarray] = field(default_factory=list)
     rhs: list[float] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    names: list[str | Callable[[], str]] = field(default_factory=list)
     is_request: list[bool] = field(default_factory=list)
 
     def add(self, cols: np.ndarray, vals: np.ndarray, rhs: float, name: str, request: bool = False) -> None:
@@ -456,6 +456,23 @@ class _Rows:
         self.rhs.append(float(rhs))
         self.names.append(name)
         self.is_request.append(request)
+
+    def add_rows(self, sizes: np.ndarray, cols: np.ndarray, rhs: np.ndarray,
+                 names: list[Callable[[], str]]) -> None:
+        """Limit rows of ones, one per entry of ``sizes`` (its number of columns, taken in
+        turn from ``cols``): the same rows as :meth:`add` one by one, their names written
+        only if a report needs them."""
+        i = len(self.rhs)
+        self.rows.append(i + np.repeat(np.arange(len(sizes), dtype=np.int64), sizes))
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.ones(len(cols)))
+        self.rhs.extend(float(x) for x in rhs)
+        self.names.extend(names)
+        self.is_request.extend([False] * len(sizes))
+
+    def name(self, i: int) -> str:
+        got = self.names[i]
+        return got if isinstance(got, str) else got()
 
     def matrix(self, n_vars: int) -> sparse.csr_matrix:
         if not self.rhs:
@@ -512,12 +529,16 @@ def solve_segments(seg: Segments, registry: Registry, mode: Mode, objective: Obj
     # segment supply: one row per segment with two or more variables (else the bound does it)
     order = np.argsort(s_idx, kind="stable")
     segs_with_vars, starts, counts = np.unique(s_idx[order], return_index=True, return_counts=True)
-    for k in np.flatnonzero(counts > 1):
-        s = int(segs_with_vars[k])
-        cols = var[order[starts[k]:starts[k] + counts[k]]]
-        name = (f"R1 (platform keeps {1 - cap_share:.0%} of segment {seg.label(s)})" if cap_share < 1
-                else f"supply (segment {seg.label(s)} balance)")
-        rows.add(cols, np.ones(len(cols)), cap_share * bal_u[s], name)
+    multi = counts > 1
+    segs = segs_with_vars[multi]
+
+    def supply_name(s: int) -> Callable[[], str]:
+        if cap_share < 1:
+            return lambda: f"R1 (platform keeps {1 - cap_share:.0%} of segment {seg.label(s)})"
+        return lambda: f"supply (segment {seg.label(s)} balance)"
+
+    rows.add_rows(counts[multi], var[order[np.repeat(multi, counts)]], cap_share * bal_u[segs],
+                  [supply_name(int(s)) for s in segs])
     ub_x = cap_share * bal_u[s_idx]
     # partner totals: Σ_s x[s, p] − T_p = 0
     eq_rows = np.concatenate([p_idx, np.arange(n_p)])
@@ -619,13 +640,13 @@ def _explain_infeasible(rows: _Rows, A: sparse.csr_matrix, b: np.ndarray, A_eq: 
     parts: list[tuple[float, str]] = []
     for k, i in enumerate(limit_rows):
         if slack[k] * unit > 1e-3:
-            parts.append((slack[k] * unit, rows.names[i]))
+            parts.append((slack[k] * unit, rows.name(i)))
     for k, i in enumerate(req_rows):
         if slack[n_l + k] * unit > 1e-3:
             parts.append((slack[n_l + k] * unit,
-                          f"{rows.names[i]} exceeds the balance eligible for it"))
+                          f"{rows.name(i)} exceeds the balance eligible for it"))
     parts.sort(key=lambda t: -t[0])
-    requests = [rows.names[i] for i in req_rows]
+    requests = [rows.name(i) for i in req_rows]
     names = [n for _, n in parts]
     detail = "; ".join(f"{n} (short by {v:,.2f} CNY-equivalent)" for v, n in parts) or "none found"
     raise InfeasibleAllocation(
@@ -927,36 +948,47 @@ def _row_sums(shares: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _party_totals(shares, weights, out, held):  # pragma: no cover - numba
-    """``out[m, k] = (shares * weights[m][:, None]).sum(axis=0)[k]`` and ``held[k]`` the loans
-    with a positive share of party k, in one pass over the loans: each total added loan by
-    loan from the first, as numpy adds a reduction over the rows of a C-ordered array (not
-    pairwise); :func:`_party_totals_np` is the oracle."""
+def _party_totals(shares, w0, w1, w2, m, out, held):  # pragma: no cover - numba
+    """``out[r, k] = (shares * w_r[:, None]).sum(axis=0)[k]`` for the first ``m`` of the
+    weights w0, w1, w2, and ``held[k]`` the loans with a positive share of party k, in one
+    pass over the loans: each total added loan by loan from the first, as numpy adds a
+    reduction over the rows of a C-ordered array (not pairwise); :func:`_party_totals_np` is
+    the oracle."""
     n, k = shares.shape
     for j in range(k):
         held[j] = 0
-        for m in range(weights.shape[0]):
-            out[m, j] = shares[0, j] * weights[m, 0] if n else 0.0
+        if n:
+            out[0, j] = shares[0, j] * w0[0]
+            if m > 1:
+                out[1, j] = shares[0, j] * w1[0]
+            if m > 2:
+                out[2, j] = shares[0, j] * w2[0]
     for i in range(n):
         for j in range(k):
             s = shares[i, j]
             if s > 0:
                 held[j] += 1
             if i:
-                for m in range(weights.shape[0]):
-                    out[m, j] += s * weights[m, i]
+                out[0, j] += s * w0[i]
+                if m > 1:
+                    out[1, j] += s * w1[i]
+                if m > 2:
+                    out[2, j] += s * w2[i]
 
 
-def party_totals(shares: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(totals (m, k), held (k,)): per row of ``weights`` (m, n_loans) the parties' sums of
+def party_totals(shares: np.ndarray, *weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(totals (m, k), held (k,)): per weight (1 to 3 arrays of n_loans) the parties' sums of
     share × weight, and per party the loans it holds a positive share of; the same floats
     as :func:`_party_totals_np`."""
+    if not 1 <= len(weights) <= 3:
+        raise ValueError("party_totals takes 1 to 3 weights")
     shares = np.ascontiguousarray(shares, dtype=np.float64)
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    out = np.zeros((weights.shape[0], shares.shape[1]))
+    w = [np.ascontiguousarray(x, dtype=np.float64) for x in weights]
+    out = np.zeros((len(w), shares.shape[1]))
     held = np.zeros(shares.shape[1], dtype=np.int64)
     if len(shares):
-        _party_totals(shares, weights, out, held)
+        pad = w + [w[0]] * (3 - len(w))
+        _party_totals(shares, pad[0], pad[1], pad[2], len(w), out, held)
     return out, held
 
 
@@ -1111,8 +1143,7 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
     life_el = risk.lifetime_el(loans.balance)
     proj = risk.projected_el(loans.balance)
     # per party: its balance, lifetime EL and projected EL, and the loans it holds: one pass
-    sums, held = party_totals(shares, np.vstack([loans.balance, life_el] + (
-        [] if proj is None else [proj])))
+    sums, held = party_totals(shares, loans.balance, life_el, *([] if proj is None else [proj]))
     amt, el_by_party = sums[0], sums[1]
     proj_by_party = None if proj is None else sums[2]
     summary = {

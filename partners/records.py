@@ -27,7 +27,7 @@ from partners.errors import AllocationError
 from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
 from portfolio.book.households import PoolHouseholds, stored_pool_households
-from portfolio.book.pools import get_pool, load_pool_loans
+from portfolio.book.pools import get_pool, pool_loan_arrays
 from portfolio.book.replay import RunReplay, replay_run
 from portfolio.errors import NotFound, must_be
 from portfolio.loans.arrays import LoanArrays
@@ -36,6 +36,7 @@ from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import optional, placed, text
 from portfolio.store import Store
 from portfolio.store import allocations as sql
+from portfolio.store import pools as pool_sql
 from portfolio.store.runs import get_run, load_path_losses, load_paths, paths_stored
 from portfolio.validation import (
     Anything,
@@ -214,8 +215,9 @@ def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     on a second connection while this one reads the snapshot (``Store.concurrently``)."""
     info = get_pool(store, pool_id)
     stored, loans = store.concurrently(
-        lambda con: stored_pool_households(con, int(pool_id)),
-        lambda: load_pool_loans(store, int(pool_id)))  # the snapshot alone: no join
+        lambda con: stored_pool_households(con, int(pool_id), info.cutoff_date),
+        lambda: pool_loan_arrays(pool_sql.pool_loan_arrays(store.con, int(pool_id)),
+                                 info.cutoff_date))  # the snapshot alone: no join
     if stored is not None and len(loans) == len(stored.borrower_code):
         return LoansToAllocate(loans, stored, int(pool_id), None, info.cutoff_date,
                                stored.household_limit)

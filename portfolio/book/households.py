@@ -83,11 +83,12 @@ def write_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int,
     return out
 
 
-def stored_pool_households(con: duckdb.DuckDBPyConnection,
-                           pool_id: int) -> PoolHouseholds | None:
+def stored_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int,
+                           cutoff: dt.date | None = None) -> PoolHouseholds | None:
     """The pool's stored households if they were computed on the book as it is now, by this
-    code version; else ``None`` (the caller computes live)."""
-    cutoff = _cutoff(con, pool_id)
+    code version; else ``None`` (the caller computes live). ``cutoff``: the pool's, when the
+    caller has read it already."""
+    cutoff = _cutoff(con, pool_id) if cutoff is None else cutoff
     if cutoff is None:
         return None
     found = sql.read_pool_households(con, int(pool_id), cutoff,

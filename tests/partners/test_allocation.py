@@ -397,10 +397,23 @@ def test_party_totals_are_numpys_column_reductions_bit_for_bit():
         x[rng.random((n, k)) < 0.3] = 0.0
         x[rng.random((n, k)) < 0.01] = -0.0
         w = rng.random((m, n)) * 10.0 ** rng.integers(-9, 9, (m, n))
-        got, held = party_totals(x, w)
+        got, held = party_totals(x, *w)
         want, want_held = _party_totals_np(x, w)
         assert got.tobytes() == want.tobytes(), (n, k, m)
         np.testing.assert_array_equal(held, want_held)
     # by hand: two loans, shares (0.5, 0.5) and (0, 1), balances 100 and 300
-    got, held = party_totals(np.array([[0.5, 0.5], [0.0, 1.0]]), np.array([[100.0, 300.0]]))
+    got, held = party_totals(np.array([[0.5, 0.5], [0.0, 1.0]]), np.array([100.0, 300.0]))
     assert got.tolist() == [[50.0, 350.0]] and held.tolist() == [1, 2]
+
+
+def test_infeasible_transfer_names_the_segments_r1_rows():
+    # two loans of 10,000 (two segments, both partners eligible for each): R1 keeps 30% of
+    # each segment on the platform, so at most 2 × 7,000 = 14,000 moves; asking for 75%
+    # (15,000, within the capacities 9,000 + 6,000) must name a segment's R1 row (its name
+    # written only for the report; the diagnosis relaxes the Sichuan loan's)
+    with pytest.raises(InfeasibleAllocation, match="R1 \\(platform keeps 30% of segment score"
+                       ) as exc:
+        allocate(_tiny_loans(), _tiny_registry(), as_of=AS_OF, min_transfer_share=0.75)
+    assert "R1 (platform keeps 30% of segment score 800-950, 12m, Sichuan, level_annuity)" in (
+        exc.value.binding)
+    assert all(isinstance(n, str) for n in exc.value.binding)
