@@ -48,7 +48,7 @@ from partners.srt import SrtPolicy
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.distributed import run_distributed, slice_paths
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.records import SimulationInputs, replay_loan_sampler
 from portfolio.montecarlo.simulation import SMALL_CELL_FACTOR, prepare_pool, root_seed
 from portfolio.store.parquet_book import loan_parts
 from tranching.waterfall import run_waterfall
@@ -227,7 +227,8 @@ def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, share
     # the tape's partitions): the pool's loans prepared so give its paths to float rounding
     small = 0.0 if from_loan_tape(inputs) else SMALL_CELL_FACTOR
     prep = prepare_pool(replay.loans, replay.assumptions, split.shares, split.party_ids,
-                        loan_level=inputs.engine == "loan", small_cells=small)
+                        loan_level=inputs.engine == "loan", small_cells=small,
+                        loan_sampler=replay_loan_sampler(inputs))
     run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
                           inputs.engine, DispersionOnWorkers(deal, replenishment),
                           blocks_per_task=blocks_per_task, keep_flows=False)

@@ -25,7 +25,11 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.delinquency import project
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.records import SimulationInputs, assumptions_from_json
+from portfolio.montecarlo.records import (
+    SimulationInputs,
+    assumptions_from_json,
+    replay_loan_sampler,
+)
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.store import allocations as allocation_sql
 from portfolio.store.core import Store
@@ -58,7 +62,7 @@ class RunReplay:
         return project(self.loans, self.assumptions, inp.n_paths, inp.seed, model=inp.model,
                        engine=inp.engine, batch_size=inp.batch_size or 1000, shares=shares,
                        party_ids=tuple(party_ids or ()), deterministic_z=inp.deterministic_z,
-                       charge_off_dpd=inp.charge_off_dpd)
+                       charge_off_dpd=inp.charge_off_dpd, loan_sampler=replay_loan_sampler(inp))
 
     def replenishment(self, purchase_months: int = 1) -> PoolPaths:
         """The replenishment profile of a deal revolving ``purchase_months`` months on this

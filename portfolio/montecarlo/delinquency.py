@@ -37,6 +37,7 @@ from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import dq_kernels as K
 from portfolio.montecarlo.assumptions import CHARGE_OFF_DPD, CURE_RULES, Assumptions
+from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.paths import DelinquencyPaths, PoolPaths
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
@@ -453,10 +454,12 @@ def project(
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
     charge_off_dpd: int | None = None,
+    loan_sampler: str = LOAN_SAMPLER,
 ) -> PoolPaths:
-    """The projection of ``model`` (``MODELS``): ``simulation.simulate`` for ``hazard``,
-    :func:`simulate_delinquency` for ``delinquency`` (no deterministic projection; the
-    charge-off point ``charge_off_dpd`` only there)."""
+    """The projection of ``model`` (``MODELS``): ``simulation.simulate`` for ``hazard``
+    (``loan_sampler``: its loan engine's draw), :func:`simulate_delinquency` for
+    ``delinquency`` (no deterministic projection; the charge-off point ``charge_off_dpd``
+    only there)."""
     if model not in MODELS:
         raise ValidationError(must_be("model", "one of " + ", ".join(MODELS), model))
     if model == "hazard":
@@ -465,7 +468,7 @@ def project(
                                           "(a loan defaults when it goes bad)", charge_off_dpd))
         return simulate(loans, assumptions, n_paths, seed, engine=engine, batch_size=batch_size,
                         shares=shares, party_ids=party_ids, deterministic_z=deterministic_z,
-                        progress=progress, threads=threads)
+                        progress=progress, threads=threads, loan_sampler=loan_sampler)
     if deterministic_z is not None:
         raise ValidationError(must_be("deterministic", "not given with the delinquency model "
                                       "(Monte Carlo paths only)", "a deterministic level"))

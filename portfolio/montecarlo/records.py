@@ -39,7 +39,12 @@ from portfolio.montecarlo.assumptions import (
 )
 from portfolio.montecarlo.delinquency import MODELS
 from portfolio.montecarlo.engines import LOAN_SAMPLER
-from portfolio.montecarlo.simulation import DETERMINISTIC_Z, ENGINES, Engine
+from portfolio.montecarlo.simulation import (
+    DETERMINISTIC_Z,
+    ENGINES,
+    LEGACY_LOAN_SAMPLER,
+    Engine,
+)
 from portfolio.validation import (
     Anything,
     Date,
@@ -191,6 +196,15 @@ def loan_sampler_for(engine: str, model: str, deterministic: str | None) -> str 
     if engine == "loan" and model == "hazard" and deterministic is None:
         return LOAN_SAMPLER
     return None
+
+
+def replay_loan_sampler(inputs: SimulationInputs) -> str:
+    """The loan engine's draw that gives a recorded run's numbers again: the recorded
+    ``loan_sampler``, or ``simulation.LEGACY_LOAN_SAMPLER`` (one float32 uniform per loan and
+    path) for a loan-engine run recorded without one."""
+    if inputs.loan_sampler is not None:
+        return inputs.loan_sampler
+    return LEGACY_LOAN_SAMPLER if inputs.engine == "loan" else LOAN_SAMPLER
 
 
 @dataclass(frozen=True, slots=True)

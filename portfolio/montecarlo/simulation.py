@@ -118,6 +118,11 @@ DETERMINISTIC_Z: dict[str, float] = {
 SMALL_CELL_FACTOR = 6.0  # a cell with fewer loans than 6 × its remaining term: drawn per loan
 _SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
 LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the small cells' per-loan draws
+LEGACY_LOAN_SAMPLER = "float32-per-loan-v0"
+"""The loan engine's draw before ``engines.LOAN_SAMPLER``: one float32 uniform per loan and
+path (``engines.loan_block``, in chunks of ``LOAN_CHUNK`` loans), kept so that a loan-engine
+run recorded without ``loan_sampler`` replays to its numbers."""
+LOAN_SAMPLERS: tuple[str, ...] = (engines.LOAN_SAMPLER, LEGACY_LOAN_SAMPLER)
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class PreparedPool:
     loan_base: np.ndarray | None = None  # (n_loans,) int64 offset of the loan's rows in sched
     sched: np.ndarray | None = None  # flat float64 (bop, interest, principal) per loan-month
     shares: np.ndarray | None = None  # (n_loans, n_parties) in cell-major order
+    loan_sampler: str = engines.LOAN_SAMPLER  # the loan engine's draw (LOAN_SAMPLERS)
 
     @property
     def n_cells(self) -> int:
@@ -245,16 +251,21 @@ def prepare_pool(
     loan_level: bool = False,
     schedules: Literal["numba", "numpy"] = "numba",
     small_cells: float = SMALL_CELL_FACTOR,
+    loan_sampler: str = engines.LOAN_SAMPLER,
 ) -> PreparedPool:
     """Group the pool into cells, compute schedules and per-cell probability tables.
 
-    ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine).
+    ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine);
+    ``loan_sampler`` (``LOAN_SAMPLERS``) is the draw the loan engine then uses.
     Cells with fewer than ``small_cells`` × (remaining term) loans are put last and the
     granular engine draws them loan by loan, exactly like the loan engine (``small_cells=0``:
     every cell by binomial counts).
     ``schedules="numpy"`` sums :func:`portfolio.loans.schedules.schedule_matrix` (the oracle of the
     numba kernel ``engines.schedule_sums``, which gives the same numbers in one pass).
     """
+    if loan_sampler not in LOAN_SAMPLERS:
+        raise ValidationError(must_be("loan_sampler", "one of " + ", ".join(LOAN_SAMPLERS),
+                                      loan_sampler))
     term_idx = _validate_loans(loans, assumptions)
     n = len(loans)
     s, party_ids = _validate_shares(shares, party_ids, n)
@@ -342,6 +353,7 @@ def prepare_pool(
         loan_base=loan_base if loan_level else None,
         sched=sched if loan_level else None,
         shares=np.ascontiguousarray(s_sorted) if loan_level else None,
+        loan_sampler=loan_sampler,
     )
 
 
@@ -604,6 +616,8 @@ def simulate_batch(
         if nb < prep.n_cells:
             _loan_level_draws(prep, nb, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc,
                               backend)
+    elif prep.loan_sampler == LEGACY_LOAN_SAMPLER:
+        _loan_level_draws(prep, 0, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     else:
         _loan_engine_draws(prep, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
@@ -786,6 +800,7 @@ def simulate(
     deterministic_z: np.ndarray | float | None = None,
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
+    loan_sampler: str = engines.LOAN_SAMPLER,
 ) -> PoolPaths:
     """Project ``loans`` under ``assumptions`` on ``n_paths`` correlated scenarios.
 
@@ -794,6 +809,8 @@ def simulate(
     ``deterministic_z`` gives the single-path conditional expectation for that factor path
     (``n_paths`` and ``seed`` then only get validated). ``threads`` (default: the
     CPU count) run blocks in parallel; the numbers do not depend on it nor on ``batch_size``.
+    ``loan_sampler``: the loan engine's draw (``LOAN_SAMPLERS``; a replay of a run recorded
+    with the earlier one passes ``LEGACY_LOAN_SAMPLER``).
     """
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
@@ -805,7 +822,8 @@ def simulate(
     root = root_seed(seed)
     entropy = _entropy(root)
     loan_level = engine == "loan" and deterministic_z is None
-    prep = prepare_pool(loans, assumptions, shares, party_ids, loan_level=loan_level)
+    prep = prepare_pool(loans, assumptions, shares, party_ids, loan_level=loan_level,
+                        loan_sampler=loan_sampler)
     if deterministic_z is not None:
         acc, pacc = expected_projection(prep, _z_path(deterministic_z, prep.T))
         if progress is not None:

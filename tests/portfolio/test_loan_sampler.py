@@ -154,3 +154,29 @@ def test_loan_engine_is_the_same_for_any_threads_and_batch_size():
     for name in ("default", "prepayment", "interest", "balance_eop"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
     assert one.default.sum() > 0
+
+
+def test_the_earlier_draw_is_kept_for_replays_and_gives_the_same_law():
+    # a loan-engine run recorded without `loan_sampler` drew one float32 uniform per loan and
+    # path: replays pass LEGACY_LOAN_SAMPLER (tests/riskpool/test_migration.py replays such a
+    # run bit for bit); both draws agree within 4 SE, and an unknown sampler is refused
+    from portfolio.errors import ValidationError
+    from portfolio.montecarlo.records import SimulationInputs, replay_loan_sampler
+    from portfolio.montecarlo.simulation import LEGACY_LOAN_SAMPLER
+
+    pool = mixed_pool(2_000, seed=6)
+    a = assumptions(pd_scale=3.0, smm=0.05)
+    n = 2_000
+    new = simulate(pool, a, n, seed=3, engine="loan")
+    old = simulate(pool, a, n, seed=3, engine="loan", loan_sampler=LEGACY_LOAN_SAMPLER)
+    assert not np.array_equal(new.default, old.default)
+    for x, y in ((new.loss, old.loss), (new.prepayment.sum(1), old.prepayment.sum(1))):
+        se = math.sqrt(x.var(ddof=1) / n + y.var(ddof=1) / n)
+        assert abs(x.mean() - y.mean()) < 4 * se, (x.mean(), y.mean(), se)
+    with pytest.raises(ValidationError, match="loan_sampler"):
+        simulate(pool, a, 10, seed=3, engine="loan", loan_sampler="gpu")
+    rec = SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="loan", assumptions="a.toml")
+    assert replay_loan_sampler(rec) == LEGACY_LOAN_SAMPLER
+    rec = SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="loan", assumptions="a.toml",
+                           loan_sampler=engines.LOAN_SAMPLER)
+    assert replay_loan_sampler(rec) == engines.LOAN_SAMPLER

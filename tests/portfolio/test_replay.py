@@ -19,7 +19,7 @@ from portfolio.book.replay import replay_run
 from portfolio.errors import NotFound, ValidationError
 from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
-from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.records import SimulationInputs, loan_sampler_for
 from portfolio.montecarlo.replenishment import simulate_replenishment
 from portfolio.montecarlo.simulation import DETERMINISTIC_Z, simulate
 from portfolio.store import allocations as allocation_sql
@@ -83,7 +83,8 @@ def test_replay_equals_the_recorded_run_with_its_party_split(book, engine: str) 
     original = simulate(loans, a, 300, 11, engine=engine, shares=shares, party_ids=PARTIES)
     run_id = _record(db, original, SimulationInputs(
         pool_id=pool.pool_id, n_paths=300, seed=11, engine=engine, assumptions="a.toml",
-        allocation_id=1, party_ids=PARTIES, batch_size=256), a)
+        allocation_id=1, party_ids=PARTIES, batch_size=256,
+        loan_sampler=loan_sampler_for(engine, "hazard", None)), a)  # as `simulate` records
     with open_store(db, read_only=True) as store:
         stored = load_paths(store, run_id)
         replay = replay_run(store, run_id)
