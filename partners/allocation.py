@@ -794,7 +794,10 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
         bad_range = np.zeros(n, dtype=bool)
     else:
         bad_range = np.any((shares < 0) | (shares > 1) | ~np.isfinite(shares), axis=1)
-    row_sum = _row_sums(shares)
+    # the checks below read the shares party by party: from a column-major copy (one pass),
+    # each party's column is contiguous instead of strided across every row
+    by_party = np.asfortranarray(shares)
+    row_sum = _row_sums(by_party if shares.shape[1] < 8 else shares)
     bad_sum = np.abs(row_sum - 1.0) > 1e-12
     for name, bad, amount in (("shares in [0, 1]", bad_range, 1.0),
                               ("shares sum to 1", bad_sum, float(np.max(np.abs(row_sum - 1.0))) if n else 0.0)):
@@ -809,7 +812,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             breaches.append(Breach("forward-flow", f"forward flow: {int((~whole).sum())} loan(s) are split",
                                    float((~whole).sum()), "loans", None, int((~whole).sum()),
                                    tuple(map(str, loans.loan_id[~whole][:20]))))
-    partner_sh = shares[:, 1:]
+    partner_sh = by_party[:, 1:]
     funded_any = np.zeros(n, dtype=bool)
     for j in range(partner_sh.shape[1]):  # column by column: no (n, k) temporary
         funded_any |= partner_sh[:, j] > 0
@@ -829,9 +832,11 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             breaches.extend(found)
     r1 = registry.rule("R1")
     if mode is Mode.JOINT and r1.applies_on(as_of):
-        found = check_platform_share(r1, loans, shares[:, 0], _row_sums(partner_sh))
+        partner_total = (_row_sums(partner_sh) if partner_sh.shape[1] < 8
+                         else shares[:, 1:].sum(axis=1))
+        found = check_platform_share(r1, loans, by_party[:, 0], partner_total)
         item("R1 platform share of joint loans", PLATFORM_ID,
-             float(np.min(shares[funded_any, 0])) if funded_any.any() else 1.0,
+             float(np.min(by_party[funded_any, 0])) if funded_any.any() else 1.0,
              float(r1.params["min_platform_share"]), not found)
         breaches.extend(found)
     r7 = registry.rule("R7")
@@ -924,7 +929,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                 breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < required "
                                        f"{p.required_yield:.4%}", p.required_yield - wy, "apr", p.id))
     if min_transfer_share > 0:
-        moved = float((partner_sh.sum(axis=1) * loans.balance).sum())
+        moved = float((shares[:, 1:].sum(axis=1) * loans.balance).sum())
         need = min_transfer_share * float(loans.balance.sum())
         slack = _rounding_allowance(mode, loans.balance, funded_any, need)
         item("minimum transfer", None, moved, need, moved >= need - slack)
