@@ -182,8 +182,10 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
     a0, a1 = m, m + r  # columns a0 … a1−1 (unclipped)
     inside = cum[b, t, np.minimum(a1, n_age)] - cum[b, t, np.minimum(a0, n_age)]
     beyond = np.maximum(0, a1 - np.maximum(a0, n_age)) * log_surv[b, t, n_age - 1]
-    life = (-np.expm1(inside + beyond))[codes]
-    annual = -np.expm1(np.log1p(-np.minimum(life, 1 - 1e-12)) * 12.0 / rem)
+    life_u = -np.expm1(inside + beyond)
+    # annualised per distinct key too (r is each key's remaining term), then read per loan
+    annual_u = -np.expm1(np.log1p(-np.minimum(life_u, 1 - 1e-12)) * 12.0 / r)
+    life, annual = life_u[codes], annual_u[codes]
     lgd = np.full(len(loans), 1.0 - float(assumptions.recovery_rate))
     rate = projected_loss_rate(loans, assumptions)
     return LoanRisk(annual, lgd, life, "assumptions", rate)

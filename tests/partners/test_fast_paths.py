@@ -37,6 +37,12 @@ def test_lifetime_pd_of_seasoned_loans_by_hand():
         for age in range(int(mob[i]) + 1, int(mob[i]) + int(rem[i]) + 1):
             surv *= 1 - ass.default_hazard[b, t, min(age, 8) - 1]
         assert risk.lifetime_pd[i] == pytest.approx(1 - surv, rel=1e-10)
+    # the annual PD, worked out once per distinct (band, term, age, remaining term), is the
+    # per-loan formula 1 − (1 − PD_life)^(12 / rem) in its expm1/log1p form, bit for bit
+    per_loan = -np.expm1(np.log1p(-np.minimum(risk.lifetime_pd, 1 - 1e-12)) * 12.0
+                         / np.maximum(rem.astype(np.int64), 1))
+    assert risk.annual_pd.tobytes() == per_loan.tobytes()
+    assert len(np.unique(risk.annual_pd)) < len(loans)  # keys repeat: looked up, not recomputed
 
 
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.integers(0, 2**31))
