@@ -124,7 +124,14 @@ from tranching.deal import (
     payment_dates,
 )
 from tranching.errors import DealError, must_be
-from tranching.kernels import add_vintage, add_vintage_dpd, dpd_months, transpose_into
+from tranching.kernels import (
+    add_vintage,
+    add_vintage_dpd,
+    add_vintage_dpd_np,
+    dpd_months,
+    dpd_months_np,
+    transpose_into,
+)
 from tranching.steps import (
     OUTPUT_ROWS,
     MonthState,
@@ -543,7 +550,10 @@ class HeldPool:
         self.dpd: np.ndarray | None = None
         if paths.delinquency is not None:
             self.dpd = np.zeros((3, self.n_months, n_paths))
-            dpd_months(self.dpd, paths.delinquency.state_balance, DPD_FIRST_STATE)
+            sb = paths.delinquency.state_balance
+            # the kernel sums in float64; other balances are summed as numpy sums them
+            (dpd_months if sb.dtype == np.float64 else dpd_months_np)(self.dpd, sb,
+                                                                     DPD_FIRST_STATE)
         # loans bought while revolving: their flows by month, added as purchases happen
         self.bought = np.zeros((len(FLOWS), self.n_months + 1, n_paths))
         # per unit of the profile's balance: one per purchase month for a ReplenishmentProfile
@@ -650,8 +660,9 @@ class HeldPool:
                     flow = np.asarray(getattr(self.vintages[v], name), dtype=np.float64)
                     add_vintage(self.bought[i], t + 1, flow, k, self.unit, pur)
                 if self.bought_dpd is not None:
-                    add_vintage_dpd(self.bought_dpd, t + 1, self.profile_states[v],
-                                    DPD_FIRST_STATE, k, self.unit, pur)
+                    sb = self.profile_states[v]
+                    (add_vintage_dpd if sb.dtype == np.float64 else add_vintage_dpd_np)(
+                        self.bought_dpd, t + 1, sb, DPD_FIRST_STATE, k, self.unit, pur)
         else:  # the scaling approximation: they perform like the pool
             with np.errstate(divide="ignore", invalid="ignore"):
                 grow = np.where(purchases > 0,

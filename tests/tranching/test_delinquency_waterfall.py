@@ -55,3 +55,22 @@ def test_charge_off_at_90_leaves_no_90_plus_balance() -> None:
     wf = run_waterfall(load_deal(ROOT / "examples" / "deal_us_consumer.toml"), p)
     assert np.all(wf.metrics["dpd90"] == 0.0)
     assert wf.metrics["dpd60"][:, 3].mean() > 0
+
+
+def test_float32_state_balances_are_summed_as_numpy_sums_them() -> None:
+    """Balances by state held in float32 (not what the simulation gives, but what a caller
+    may pass) take the numpy path: the 30+/60+ DPD ratios are float32 sums of the states, as
+    ``dpd_balance`` gives them, over the collateral."""
+    p = _paths()
+    assert p.delinquency is not None
+    sb32 = p.delinquency.state_balance.astype(np.float32)
+    p32 = dataclasses.replace(p, delinquency=dataclasses.replace(p.delinquency,
+                                                                 state_balance=sb32))
+    wf = run_waterfall(load_deal(ROOT / "examples" / "deal_us_consumer.toml"), p32)
+    months = 6
+    eop = p.balance_eop[:, :months]
+    dq32 = p32.delinquency
+    assert dq32 is not None
+    for name, days in (("delinquency", 30), ("dpd60", 60)):
+        want = dq32.dpd_balance(days)[:, :months].astype(np.float64) / eop
+        np.testing.assert_allclose(wf.metrics[name][:, :months], want, rtol=1e-12, atol=1e-15)
