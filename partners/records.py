@@ -26,7 +26,11 @@ from partners.allocation import Allocation, LoanRisk, Mode, Objective
 from partners.errors import AllocationError
 from partners.masking import mask_ids, partner_key
 from partners.registry import Registry
-from portfolio.book.households import PoolHouseholds, stored_pool_households
+from portfolio.book.households import (
+    PoolHouseholds,
+    current_household_key,
+    stored_households_under,
+)
 from portfolio.book.pools import get_pool, pool_loan_arrays
 from portfolio.book.replay import RunReplay, replay_run
 from portfolio.errors import NotFound, must_be
@@ -211,13 +215,18 @@ def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     """A stored pool's loans at its cut-off, with borrower ids and household limits (for
     R5): those stored with the pool while they are current
     (``portfolio.book.households.stored_pool_households``), else computed live. Checking that
-    they are current digests the whole book (``pool_household_key``), the costly part: it runs
-    on a second connection while this one reads the snapshot (``Store.concurrently``)."""
+    they are current digests the whole book (``current_household_key``), the costly part: it
+    runs on a second connection while this one reads the snapshot and the stored households
+    (``Store.concurrently``), which are used only if stored under that key."""
     info = get_pool(store, pool_id)
-    stored, loans = store.concurrently(
-        lambda con: stored_pool_households(con, int(pool_id), info.cutoff_date),
-        lambda: pool_loan_arrays(pool_sql.pool_loan_arrays(store.con, int(pool_id)),
-                                 info.cutoff_date))  # the snapshot alone: no join
+
+    def snapshot_and_stored() -> tuple[LoanArrays, tuple[str, PoolHouseholds] | None]:
+        loans = pool_loan_arrays(pool_sql.pool_loan_arrays(store.con, int(pool_id)),
+                                 info.cutoff_date)  # the snapshot alone: no join
+        return loans, stored_households_under(store.con, int(pool_id), info.cutoff_date)
+
+    key, (loans, found) = store.concurrently(current_household_key, snapshot_and_stored)
+    stored = found[1] if found is not None and found[0] == key else None
     if stored is not None and len(loans) == len(stored.borrower_code):
         return LoansToAllocate(loans, stored, int(pool_id), None, info.cutoff_date,
                                stored.household_limit)

@@ -91,11 +91,26 @@ def stored_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int,
     cutoff = _cutoff(con, pool_id) if cutoff is None else cutoff
     if cutoff is None:
         return None
-    found = sql.read_pool_households(con, int(pool_id), cutoff,
-                                     sql.pool_household_key(con, code_version()))
+    found = stored_households_under(con, pool_id, cutoff, current_household_key(con))
+    return None if found is None else found[1]
+
+
+def current_household_key(con: duckdb.DuckDBPyConnection) -> str:
+    """The key stored households must carry to be used: ``pool_household_key`` of the book
+    as it is now and this code version (a pass over the whole book: the costly part)."""
+    return sql.pool_household_key(con, code_version())
+
+
+def stored_households_under(con: duckdb.DuckDBPyConnection, pool_id: int, cutoff: dt.date,
+                            key: str | None = None) -> tuple[str, PoolHouseholds] | None:
+    """The pool's households stored at ``cutoff`` under ``key`` (any key when ``None``: the
+    caller compares it with :func:`current_household_key`, which it may compute meanwhile),
+    with the key they were stored under; ``None`` when none are."""
+    found = sql.read_pool_households(con, int(pool_id), cutoff, key)
     if found is None:
         return None
-    return PoolHouseholds(found["code"], found["borrowers"], found["household_limit"])
+    return found["key"], PoolHouseholds(found["code"], found["borrowers"],
+                                        found["household_limit"])
 
 
 def ensure_pool_households(store: Store, pool_id: int) -> bool:

@@ -275,20 +275,23 @@ def write_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: d
 
 
 def read_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: dt.date,
-                         key: str) -> dict[str, Any] | None:
+                         key: str | None) -> dict[str, Any] | None:
     """The pool's stored households (``code`` int64 and ``household_limit`` float64 per loan,
     ``borrowers`` the distinct ids as an Arrow string array: Python strings only if the
-    caller needs them) if they were computed at ``as_of`` on the book ``key`` describes; else
+    caller needs them, and ``key``, the key they were stored under) if they were computed at
+    ``as_of`` on the book ``key`` describes (any key: ``None``, the caller compares it); else
     ``None`` (none stored, another book state or code version, or a database without the
     table)."""
     if not _has_pool_households(con):
         return None
-    rows = con.execute("SELECT loans, borrowers FROM pool_households WHERE pool_id = ? AND "
-                       "as_of = ? AND household_key = ?", [int(pool_id), as_of, key]).fetchall()
+    rows = con.execute("SELECT household_key, loans, borrowers FROM pool_households "
+                       "WHERE pool_id = ? AND as_of = ? AND household_key = coalesce(?, "
+                       "household_key)", [int(pool_id), as_of, key]).fetchall()
     if not rows:
         return None
-    loans, ids = _ipc_table(rows[0][0]), _ipc_table(rows[0][1])
-    return {"code": np.asarray(loans.column("code").to_numpy(), dtype=np.int64),
+    loans, ids = _ipc_table(rows[0][1]), _ipc_table(rows[0][2])
+    return {"key": str(rows[0][0]),
+            "code": np.asarray(loans.column("code").to_numpy(), dtype=np.int64),
             "household_limit": np.asarray(loans.column("household_limit").to_numpy(),
                                           dtype=np.float64),
             "borrowers": ids.column("borrower_id").combine_chunks()}
