@@ -1249,6 +1249,9 @@ def loan_subset_block_np(gen, tile, cell_first, cell_r, cum, total, sched, loan_
 # Scheduled cash flows summed per cell (the same arithmetic as schedules.schedule_matrix)
 
 
+SCHEDULE_LANES = 4  # loans whose schedules schedule_sums runs side by side
+
+
 @numba.njit(cache=True, nogil=True)
 def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, level, flat, fee, rem,
                   start0, dom0, idx0, month_start, month_last, round_cents, shares, cell_flows,
@@ -1265,56 +1268,76 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
     fixed fee in cents, its rate 0; 0 for the other types); principal = min(max(level −
     interest, 0), B) + flat, the whole balance at the last instalment, never more than B.
     Tested equal to ``schedule_matrix`` to the last bit.
+
+    ``SCHEDULE_LANES`` consecutive loans run side by side, month by month (a loan's month
+    depends on its previous month, so one loan at a time waits on that chain; independent
+    loans fill the wait). Each month the lanes add into the sums in loan order, so every
+    sum receives its terms in cell-major loan order, as one loan after the other would.
     """
     half = 0.5 + 1e-9
     n_parties = shares.shape[1]
     keep = sched.shape[0] > 0
-    for li in range(cell_first[c_lo], cell_first[c_hi]):
-        c = cell_of[li]
-        b = b0[li]
-        start = start0[li]
-        r_i = rem[li]
-        for j in range(r_i):
-            k = idx0[li] + j + 1
-            end = month_start[k] + min(dom0[li], month_last[k])
-            if is_di[li]:
-                rate = apr_di[li] * float(end - start) / 365.0
-            else:
-                rate = rate_m[li]
-            i = b * rate
-            if round_cents:
-                i = math.floor(i + half)
-            i += fee[li]
-            p = level[li] - i
-            if p < 0.0:
-                p = 0.0
-            if p > b:
-                p = b
-            p += flat[li]
-            if r_i == j + 1:
-                p = b
-            if p > b:
-                p = b
-            b -= p
-            start = end
-            interest = i / 100.0
-            principal = p / 100.0
-            bop = principal + b / 100.0
-            if j == 0:
-                initial[c] += bop
-            cell_flows[c, j, 0] += bop
-            cell_flows[c, j, 1] += interest
-            cell_flows[c, j, 2] += principal
-            for q in range(n_parties):
-                w = shares[li, q]
-                cell_pflows[c, q, j, 0] += w * bop
-                cell_pflows[c, q, j, 1] += w * interest
-                cell_pflows[c, q, j, 2] += w * principal
-            if keep:
-                kk = loan_base[li] + 3 * j
-                sched[kk] = bop
-                sched[kk + 1] = interest
-                sched[kk + 2] = principal
+    lanes = SCHEDULE_LANES
+    bal = np.empty(lanes)
+    start = np.empty(lanes, dtype=np.int64)
+    lo = cell_first[c_lo]
+    hi = cell_first[c_hi]
+    for g in range(lo, hi, lanes):
+        m = min(lanes, hi - g)
+        r_max = 0
+        for u in range(m):
+            bal[u] = b0[g + u]
+            start[u] = start0[g + u]
+            r_max = max(r_max, rem[g + u])
+        for j in range(r_max):
+            for u in range(m):
+                li = g + u
+                r_i = rem[li]
+                if j >= r_i:
+                    continue
+                c = cell_of[li]
+                b = bal[u]
+                k = idx0[li] + j + 1
+                end = month_start[k] + min(dom0[li], month_last[k])
+                if is_di[li]:
+                    rate = apr_di[li] * float(end - start[u]) / 365.0
+                else:
+                    rate = rate_m[li]
+                i = b * rate
+                if round_cents:
+                    i = math.floor(i + half)
+                i += fee[li]
+                p = level[li] - i
+                if p < 0.0:
+                    p = 0.0
+                if p > b:
+                    p = b
+                p += flat[li]
+                if r_i == j + 1:
+                    p = b
+                if p > b:
+                    p = b
+                b -= p
+                bal[u] = b
+                start[u] = end
+                interest = i / 100.0
+                principal = p / 100.0
+                bop = principal + b / 100.0
+                if j == 0:
+                    initial[c] += bop
+                cell_flows[c, j, 0] += bop
+                cell_flows[c, j, 1] += interest
+                cell_flows[c, j, 2] += principal
+                for q in range(n_parties):
+                    w = shares[li, q]
+                    cell_pflows[c, q, j, 0] += w * bop
+                    cell_pflows[c, q, j, 1] += w * interest
+                    cell_pflows[c, q, j, 2] += w * principal
+                if keep:
+                    kk = loan_base[li] + 3 * j
+                    sched[kk] = bop
+                    sched[kk + 1] = interest
+                    sched[kk + 2] = principal
 
 
 # ------------------------------------------------------------------------------------------

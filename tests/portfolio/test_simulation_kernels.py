@@ -234,3 +234,31 @@ def test_schedule_kernel_equals_schedule_matrix():
     np.testing.assert_allclose(fast.cell_flows, ref.cell_flows, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(fast.cell_pflows, ref.cell_pflows, rtol=1e-12, atol=1e-9)
     assert fast.initial_balance == pytest.approx(ref.initial_balance, rel=1e-14)
+
+
+def test_schedule_kernel_sums_loans_in_cell_order():
+    # engines.schedule_sums runs SCHEDULE_LANES loans side by side; every cell sum must still
+    # receive its loans' terms one loan after the other in cell-major order. Reference: the
+    # per-loan schedule (equal to schedule_matrix bit for bit, test above) added loan by loan
+    # in that order, written out here; equal to the last bit, parties' weighted sums too.
+    # Cells of 1, 2, 3, 5 ... loans (small_cells=0: all by counts) so lane groups straddle
+    # cell boundaries and loans of different remaining terms share a group.
+    loans = mixed_pool(2001, seed=4, flat_fee_share=0.1)
+    shares = np.random.default_rng(3).dirichlet([1, 1, 2], size=len(loans))
+    prep = prepare_pool(loans, assumptions(), shares, loan_level=True, small_cells=0.0)
+    assert prep.cell_n.min() < engines.SCHEDULE_LANES < prep.cell_n.max()
+    flows = np.zeros_like(prep.cell_flows)
+    pflows = np.zeros_like(prep.cell_pflows)
+    initial = np.zeros(prep.n_cells)
+    s_sorted = shares[prep.order]
+    for li in range(prep.n_loans):
+        c = int(prep.cell_of[li])
+        r = int(prep.cell_r[c])
+        rows = prep.sched[prep.loan_base[li]: prep.loan_base[li] + 3 * r].reshape(r, 3)
+        initial[c] += rows[0, 0]
+        flows[c, :r] += rows
+        for q in range(shares.shape[1]):
+            pflows[c, q, :r] += s_sorted[li, q] * rows
+    assert np.array_equal(prep.cell_flows, flows)
+    assert np.array_equal(prep.cell_pflows, pflows)
+    assert prep.initial_balance == float(initial.sum())
