@@ -140,19 +140,20 @@ def _new_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str,
     term = np.asarray(loans.term_months, dtype=np.int16)
     origination = np.full(n, cut, dtype="datetime64[D]")
     first_due = np.full(n, add_months(origination[:1], 1)[0], dtype="datetime64[D]")
+    # the pool's columns themselves, not copies: LoanArrays is frozen and its arrays read-only
     return LoanArrays(
         loan_id=loan_id,
-        balance=principal.copy(),
-        apr=np.asarray(loans.apr, dtype=np.float64).copy(),
-        term_months=term.copy(),
-        remaining_term=term.copy(),
+        balance=principal,
+        apr=np.asarray(loans.apr, dtype=np.float64),
+        term_months=term,
+        remaining_term=term,
         months_on_book=np.zeros(n, dtype=np.int16),
-        repayment_type=np.asarray(loans.repayment_type, dtype=np.int8).copy(),
-        credit_score=np.asarray(loans.credit_score, dtype=np.int16).copy(),
-        region=np.asarray(loans.region, dtype=object).copy(),
+        repayment_type=np.asarray(loans.repayment_type, dtype=np.int8),
+        credit_score=np.asarray(loans.credit_score, dtype=np.int16),
+        region=np.asarray(loans.region, dtype=object),
         origination_date=origination,
         next_due_date=first_due,  # one cut-off date: one month later for every loan
-        principal=principal.copy(),
+        principal=principal,
     )
 
 

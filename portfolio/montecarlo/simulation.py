@@ -190,8 +190,7 @@ def _validate_loans(loans: LoanArrays, assumptions: Assumptions) -> np.ndarray:
         raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
     terms = np.asarray(assumptions.terms)
     term = np.asarray(loans.term_months, dtype=np.int64)
-    term_idx = np.searchsorted(terms, term)
-    term_idx = np.minimum(term_idx, len(terms) - 1)
+    term_idx = _lookup(term, lambda v: np.minimum(np.searchsorted(terms, v), len(terms) - 1))
     loans.require(terms[term_idx] == term, "term_months",
                   f"one of the assumption terms {tuple(terms)}", term)
     rem = np.asarray(loans.remaining_term, dtype=np.int64)
@@ -201,6 +200,18 @@ def _validate_loans(loans: LoanArrays, assumptions: Assumptions) -> np.ndarray:
     mob = np.asarray(loans.months_on_book, dtype=np.int64)
     loans.require(mob >= 0, "months_on_book", "an integer >= 0", mob)
     return term_idx
+
+
+def _lookup(values: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``f(values)`` for an elementwise ``f`` of integers: ``f`` of every integer from the
+    lowest value to the highest, read per value (a table lookup instead of ``f`` per element),
+    when that range is under 2¹⁶ values; else ``f(values)``."""
+    if values.size == 0:
+        return f(values)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 1 << 16:
+        return f(values)
+    return f(np.arange(lo, hi + 1, dtype=values.dtype))[values - lo]
 
 
 def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
@@ -214,8 +225,10 @@ def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
     if s.ndim != 2 or s.shape[0] != n_loans or s.shape[1] < 1:
         raise ValidationError(must_be("shares", f"an array shaped (n_loans={n_loans}, n_parties)",
                                       f"shape {s.shape}"))
-    bad = ~((s >= 0.0) & (s <= 1.0))  # NaN fails both comparisons, ±inf one
-    if bad.any():
+    # the extremes first (two reductions; NaN propagates to both and fails): the elementwise
+    # test only to find the first bad entry
+    if not (s.min() >= 0.0 and s.max() <= 1.0):
+        bad = ~((s >= 0.0) & (s <= 1.0))  # NaN fails both comparisons, ±inf one
         i, j = (int(v) for v in np.argwhere(bad)[0])
         raise ValidationError(must_be("shares", "in [0, 1]", float(s[i, j]),
                                       f"loan row {i}, party {j}"))
@@ -313,11 +326,12 @@ def prepare_pool(
     else:
         thr = thr_gauss
 
-    s_sorted = np.take(s, order, axis=0)  # a new C-ordered array; 4x faster than s[order]
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
-    loan_rem = c_rem[cell_of]
-    loan_base = np.r_[0, np.cumsum(3 * loan_rem)[:-1]].astype(np.int64)
     loan_level = loan_level or n_binomial < n_cells
+    s_sorted = np.take(s, order, axis=0)  # a new C-ordered array; 4x faster than s[order]
+    # the offsets of the loans' rows in sched: only for loan-level draws
+    loan_base = np.r_[0, np.cumsum(3 * c_rem[cell_of])[:-1]].astype(np.int64) if loan_level \
+        else np.zeros(0, dtype=np.int64)
     if schedules == "numba":
         cell_flows, cell_pflows, cell_init, sched = _schedules_numba(
             loans, order, cell_first, cell_of, mob, rem, s_sorted, T, loan_base, loan_level)
@@ -352,7 +366,7 @@ def prepare_pool(
         cell_of=cell_of if loan_level else None,
         loan_base=loan_base if loan_level else None,
         sched=sched if loan_level else None,
-        shares=np.ascontiguousarray(s_sorted) if loan_level else None,
+        shares=s_sorted if loan_level else None,
         loan_sampler=loan_sampler,
     )
 
