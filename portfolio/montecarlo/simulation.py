@@ -328,14 +328,14 @@ def prepare_pool(
 
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
     loan_level = loan_level or n_binomial < n_cells
-    s_sorted = np.take(s, order, axis=0)  # a new C-ordered array; 4x faster than s[order]
     # the offsets of the loans' rows in sched: only for loan-level draws
     loan_base = np.r_[0, np.cumsum(3 * c_rem[cell_of])[:-1]].astype(np.int64) if loan_level \
         else np.zeros(0, dtype=np.int64)
     if schedules == "numba":
-        cell_flows, cell_pflows, cell_init, sched = _schedules_numba(
-            loans, order, cell_first, cell_of, mob, rem, s_sorted, T, loan_base, loan_level)
+        cell_flows, cell_pflows, cell_init, sched, s_sorted = _schedules_numba(
+            loans, order, cell_first, cell_of, mob, rem, s, T, loan_base, loan_level)
     else:
+        s_sorted = np.take(s, order, axis=0)  # a new C-ordered array; 4x faster than s[order]
         cell_flows, cell_pflows, cell_init, sched = _schedules_numpy(
             loans, order, cell_first, c_rem, mob, rem, s_sorted, T, loan_level)
     initial = float(cell_init.sum())
@@ -435,51 +435,63 @@ def _month_tables(orig: np.ndarray, mob: np.ndarray, n_months: int
 
 
 def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarray,
-                     cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s_sorted: np.ndarray,
+                     cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s: np.ndarray,
                      T: int, loan_base: np.ndarray, loan_level: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``engines.schedule_sums`` on two halves of the cells, each on its own thread from the
+    gather of its loans (cell-major order) to its sums: the per-loan inputs are elementwise,
+    so a half's are those rows of the whole's (the same numbers; disjoint cells, no shared
+    writes). Also returns the shares in cell-major order (``s`` is in pool order)."""
     n_cells = cell_first.shape[0] - 1
-    n_parties = s_sorted.shape[1]
-    rem_s = np.ascontiguousarray(rem[order])
-    mob_s = mob[order]
-    code = np.asarray(loans.repayment_type)[order].astype(np.int64)
-    apr = np.asarray(loans.apr, dtype=np.float64)[order]
-    b0 = _round_half_up(np.asarray(loans.balance, dtype=np.float64)[order] * 100.0)
-    r = apr / 12.0
-    rem_f = np.maximum(rem_s, 1).astype(np.float64)
-    is_la = code == RepaymentType.LEVEL_ANNUITY.code
-    is_ff = code == RepaymentType.FLAT_FEE.code
-    is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
-    is_di = code == RepaymentType.DAILY_INTEREST.code
-    level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
-    flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
-    apr_di = np.where(is_di, apr, 0.0)
-    # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
-    fee = np.where(is_ff, flat_fee_cents(np.asarray(loans.principal, dtype=np.float64)[order],
-                                         apr), 0.0) if is_ff.any() else np.zeros(len(apr))
-    r = np.where(is_ff, 0.0, r)
-    idx0, dom0, start0, month_start, month_last = _month_tables(
-        np.asarray(loans.origination_date)[order], mob_s, T)
+    n_parties = s.shape[1]
+    code_all = np.asarray(loans.repayment_type)
+    apr_all = np.asarray(loans.apr, dtype=np.float64)
+    bal_all = np.asarray(loans.balance, dtype=np.float64)
+    p0_all = np.asarray(loans.principal, dtype=np.float64)
+    orig_all = np.asarray(loans.origination_date)
     cell_flows = np.zeros((n_cells, T, 3))
     cell_pflows = np.zeros((n_cells, n_parties, T, 3))
     cell_init = np.zeros(n_cells)
-    sched = np.zeros(int(3 * rem_s.sum()) if loan_level else 0)
-    # two halves of the cells on two threads (disjoint cells: no shared writes)
+    sched = np.zeros(int(3 * rem.sum()) if loan_level else 0)
+    s_sorted = np.empty((order.shape[0], n_parties))
     split = int(np.searchsorted(cell_first, cell_first[-1] // 2))
     ranges = [(0, split), (split, n_cells)] if 0 < split < n_cells else [(0, n_cells)]
 
-    def run(lo_hi: tuple[int, int]) -> None:
-        engines.schedule_sums(lo_hi[0], lo_hi[1], cell_first, cell_of, b0, r, apr_di, is_di,
-                              level, flat, fee, rem_s, start0, dom0, idx0, month_start, month_last,
-                              True, s_sorted, cell_flows, cell_pflows, sched, loan_base,
-                              cell_init)
+    def run(c_range: tuple[int, int]) -> None:
+        c_lo, c_hi = c_range
+        lo, hi = int(cell_first[c_lo]), int(cell_first[c_hi])
+        rows = order[lo:hi]
+        # C-ordered rows (4x faster than s[rows]); "clip" leaves out unbuffered (rows are valid)
+        np.take(s, rows, axis=0, out=s_sorted[lo:hi], mode="clip")
+        rem_s = rem[rows]
+        code = code_all[rows].astype(np.int64)
+        apr = apr_all[rows]
+        b0 = _round_half_up(bal_all[rows] * 100.0)
+        r = apr / 12.0
+        rem_f = np.maximum(rem_s, 1).astype(np.float64)
+        is_la = code == RepaymentType.LEVEL_ANNUITY.code
+        is_ff = code == RepaymentType.FLAT_FEE.code
+        is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
+        is_di = code == RepaymentType.DAILY_INTEREST.code
+        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
+        flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
+        apr_di = np.where(is_di, apr, 0.0)
+        # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
+        fee = np.where(is_ff, flat_fee_cents(p0_all[rows], apr), 0.0) if is_ff.any() \
+            else np.zeros(len(apr))
+        r = np.where(is_ff, 0.0, r)
+        idx0, dom0, start0, month_start, month_last = _month_tables(orig_all[rows], mob[rows], T)
+        engines.schedule_sums(c_lo, c_hi, cell_first - lo, cell_of[lo:hi], b0, r, apr_di, is_di,
+                              level, flat, fee, rem_s, start0, dom0, idx0, month_start,
+                              month_last, True, s_sorted[lo:hi], cell_flows, cell_pflows, sched,
+                              loan_base[lo:hi], cell_init)
 
     if len(ranges) == 1:
         run(ranges[0])
     else:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(run, ranges))
-    return cell_flows, cell_pflows, cell_init, sched
+    return cell_flows, cell_pflows, cell_init, sched, s_sorted
 
 
 def _schedules_numpy(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarray,
