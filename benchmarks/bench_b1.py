@@ -270,7 +270,7 @@ def warm_up(a_path: str) -> None:
         region=np.array(["north"] * n, dtype=object), origination_date=orig,
         next_due_date=np.full(n, np.datetime64("2026-01-15")), principal=np.full(n, 6000.0))
     for engine in ("granular", "loan"):
-        simulate(loans, a, 300, 0, engine=engine)
+        simulate(loans, a, 300, 0, engine=engine, shares=np.full((n, 3), 1.0 / 3.0))
         simulate_delinquency(loans, a, 300, 0, engine=engine)
     for model in ("hazard", "delinquency"):
         simulate_replenishment(loans, a, 300, 0, purchase_months=2, model=model)

@@ -1246,6 +1246,52 @@ def loan_subset_block_np(gen, tile, cell_first, cell_r, cum, total, sched, loan_
 
 
 # ------------------------------------------------------------------------------------------
+# Shares: one pass over the allocation
+
+
+@numba.njit(cache=True, nogil=True)
+def shares_valid(s, tol):
+    """True when every entry of ``s`` (n_loans, n_parties) is in [0, 1] (NaN is not) and every
+    row's sum, added left to right, is within ``tol`` of 1; one pass, no temporaries."""
+    for i in range(s.shape[0]):
+        total = 0.0
+        for j in range(s.shape[1]):
+            v = s[i, j]
+            if not (v >= 0.0 and v <= 1.0):
+                return False
+            total = v if j == 0 else total + v
+        if not abs(total - 1.0) <= tol:
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------
+# Cells: loans grouped by an integer key
+
+
+@numba.njit(cache=True, nogil=True)
+def stable_counting_order(key, bound):
+    """``(np.argsort(key, kind="stable"), np.bincount(key, minlength=bound))`` of integer keys
+    in [0, bound), by a counting sort: loans with equal keys keep their order, so it is the
+    stable sort's permutation (a stable sort's result depends on the keys' order alone)."""
+    n = key.shape[0]
+    count = np.zeros(bound, dtype=np.int64)
+    for i in range(n):
+        count[key[i]] += 1
+    pos = np.empty(bound, dtype=np.int64)
+    acc = 0
+    for k in range(bound):
+        pos[k] = acc
+        acc += count[k]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = key[i]
+        order[pos[k]] = i
+        pos[k] += 1
+    return order, count
+
+
+# ------------------------------------------------------------------------------------------
 # Scheduled cash flows summed per cell (the same arithmetic as schedules.schedule_matrix)
 
 

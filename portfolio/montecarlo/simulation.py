@@ -117,6 +117,7 @@ DETERMINISTIC_Z: dict[str, float] = {
 }
 SMALL_CELL_FACTOR = 6.0  # a cell with fewer loans than 6 × its remaining term: drawn per loan
 _SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
+_SHARES_TOL = 1e-9  # |row sum - 1| allowed in shares
 LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the small cells' per-loan draws
 LEGACY_LOAN_SAMPLER = "float32-per-loan-v0"
 """The loan engine's draw before ``engines.LOAN_SAMPLER``: one float32 uniform per loan and
@@ -184,34 +185,39 @@ class PreparedPool:
 
 
 def _validate_loans(loans: LoanArrays, assumptions: Assumptions) -> np.ndarray:
-    """Checks at the engine boundary; returns the term index of each loan."""
+    """Checks at the engine boundary; returns the term index of each loan.
+
+    Each check first on the column's extremes (a reduction); the elementwise test, which
+    names the first bad loan, runs only when they fail. The term index is read from a table
+    over the integers from the shortest term to the longest (when under 2¹⁶ of them), the
+    term check then on that table's entries."""
     n = len(loans)
     if n == 0:
         raise ValidationError(must_be("loans", "a pool with at least one loan", "0 loans"))
     terms = np.asarray(assumptions.terms)
     term = np.asarray(loans.term_months, dtype=np.int64)
-    term_idx = _lookup(term, lambda v: np.minimum(np.searchsorted(terms, v), len(terms) - 1))
-    loans.require(terms[term_idx] == term, "term_months",
-                  f"one of the assumption terms {tuple(terms)}", term)
+    lo, hi = int(term.min()), int(term.max())
+    if hi - lo < 1 << 16:
+        values = np.arange(lo, hi + 1, dtype=np.int64)
+        table = np.minimum(np.searchsorted(terms, values), len(terms) - 1)
+        term_idx = table[term - lo]
+        check_terms = bool((terms[table] != values).any())  # a non-term in the range
+    else:
+        term_idx = np.minimum(np.searchsorted(terms, term), len(terms) - 1)
+        check_terms = True
+    if check_terms:
+        loans.require(terms[term_idx] == term, "term_months",
+                      f"one of the assumption terms {tuple(terms)}", term)
     rem = np.asarray(loans.remaining_term, dtype=np.int64)
-    loans.require(rem >= 1, "remaining_term", "an integer >= 1", rem)
+    if rem.min() < 1:
+        loans.require(rem >= 1, "remaining_term", "an integer >= 1", rem)
     bal = np.asarray(loans.balance, dtype=np.float64)
-    loans.require(np.isfinite(bal) & (bal > 0), "balance", "a positive amount", bal)
+    if not (bal.min() > 0 and bal.max() < np.inf):  # NaN propagates to both and fails
+        loans.require(np.isfinite(bal) & (bal > 0), "balance", "a positive amount", bal)
     mob = np.asarray(loans.months_on_book, dtype=np.int64)
-    loans.require(mob >= 0, "months_on_book", "an integer >= 0", mob)
+    if mob.min() < 0:
+        loans.require(mob >= 0, "months_on_book", "an integer >= 0", mob)
     return term_idx
-
-
-def _lookup(values: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``f(values)`` for an elementwise ``f`` of integers: ``f`` of every integer from the
-    lowest value to the highest, read per value (a table lookup instead of ``f`` per element),
-    when that range is under 2¹⁶ values; else ``f(values)``."""
-    if values.size == 0:
-        return f(values)
-    lo, hi = int(values.min()), int(values.max())
-    if hi - lo >= 1 << 16:
-        return f(values)
-    return f(np.arange(lo, hi + 1, dtype=values.dtype))[values - lo]
 
 
 def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
@@ -225,19 +231,21 @@ def _validate_shares(shares: np.ndarray | None, party_ids: tuple[str, ...],
     if s.ndim != 2 or s.shape[0] != n_loans or s.shape[1] < 1:
         raise ValidationError(must_be("shares", f"an array shaped (n_loans={n_loans}, n_parties)",
                                       f"shape {s.shape}"))
-    # the extremes first (two reductions; NaN propagates to both and fails): the elementwise
-    # test only to find the first bad entry
-    if not (s.min() >= 0.0 and s.max() <= 1.0):
+    # one compiled pass first (entries in [0, 1], rows summed left to right as numpy's row
+    # sums of these few columns are); the array checks below only when it fails, to name the
+    # first bad entry or row
+    if not engines.shares_valid(s, _SHARES_TOL):
         bad = ~((s >= 0.0) & (s <= 1.0))  # NaN fails both comparisons, ±inf one
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValidationError(must_be("shares", "in [0, 1]", float(s[i, j]),
-                                      f"loan row {i}, party {j}"))
-    row_sum = s.sum(axis=1)
-    bad = np.abs(row_sum - 1.0) > 1e-9
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(must_be("shares", "rows that sum to 1", float(row_sum[i]),
-                                      f"loan row {i}"))
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise ValidationError(must_be("shares", "in [0, 1]", float(s[i, j]),
+                                          f"loan row {i}, party {j}"))
+        row_sum = s.sum(axis=1)
+        bad = np.abs(row_sum - 1.0) > _SHARES_TOL
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError(must_be("shares", "rows that sum to 1", float(row_sum[i]),
+                                          f"loan row {i}"))
     if not party_ids:
         party_ids = tuple(f"party_{j + 1}" for j in range(s.shape[1]))
     party_ids = tuple(str(p) for p in party_ids)
@@ -291,19 +299,13 @@ def prepare_pool(
 
     # cells: (band, term, mob, remaining term) — identical probabilities in every month
     key, bound = _cell_key(band, term_idx, mob, rem)
-    order = _stable_argsort(key, bound)
-    skey = key[order]
-    starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
-    cell_n = np.diff(np.r_[starts, n])
+    order, starts, cell_n = _cells(key, bound)
     small = cell_n < small_cells * rem[order[starts]]
     if 0 < int(small.sum()) < len(starts):  # small cells last (granular: drawn per loan)
         small_loan = np.empty(n, dtype=np.int64)
         small_loan[order] = np.repeat(small, cell_n)  # back in pool order
         key = key + small_loan * bound  # (small, cell) in lexicographic order
-        order = _stable_argsort(key, 2 * bound)
-        skey = key[order]
-        starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
-        cell_n = np.diff(np.r_[starts, n])
+        order, starts, cell_n = _cells(key, 2 * bound)
         small = np.sort(small)
     n_binomial = int((~small).sum())
     cell_first = np.r_[starts, n].astype(np.int64)
@@ -401,6 +403,23 @@ def _cell_key(band: np.ndarray, term_idx: np.ndarray, mob: np.ndarray, rem: np.n
         return key.astype(np.int64), math.prod(width)
     key = ((band * 64 + term_idx) * 4096 + mob) * 4096 + rem
     return key - int(key.min()), 1 << 40
+
+
+def _cells(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loans grouped by ``key`` (integers in [0, bound)): ``np.argsort(key,
+    kind="stable")`` and the first position and loan count of each distinct key in that
+    order. A counting sort (``engines.stable_counting_order``, one pass to count, one to
+    place) when the bound is under 2²⁰; else the sort, and the groups where the sorted key
+    changes."""
+    n = key.shape[0]
+    if bound <= 1 << 20:
+        order, count = engines.stable_counting_order(key, bound)
+        cell_n = count[count > 0]
+        return order, np.r_[0, np.cumsum(cell_n)[:-1]].astype(np.int64), cell_n
+    order = _stable_argsort(key, bound)
+    skey = key[order]
+    starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+    return order, starts, np.diff(np.r_[starts, n])
 
 
 def _stable_argsort(key: np.ndarray, bound: int) -> np.ndarray:

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from replenishment_pools import short_tenor_loans
 
 from portfolio.loans.schedules import add_months
+from portfolio.montecarlo import engines
 from portfolio.montecarlo.replenishment import _new_ids, replenishment_loans
-from portfolio.montecarlo.simulation import _cell_key, _stable_argsort
+from portfolio.montecarlo.simulation import _cell_key, _cells, _stable_argsort
 
 
 def _radix_order(band, term, mob, rem, small_loan=None):
@@ -43,6 +44,24 @@ def test_cell_key_orders_loans_like_the_radix_key(seed, n, mob_span):
     small_loan = rng.integers(0, 2, n)
     order2 = _stable_argsort(key + small_loan * bound, 2 * bound)
     assert np.array_equal(order2, _radix_order(band, term, mob, rem, small_loan))
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 500), st.sampled_from([1, 3, 300, 70_000, 1 << 21]))
+def test_cells_are_the_stable_sort_and_its_runs_of_equal_keys(seed, n, bound):
+    # _cells: a counting sort (engines.stable_counting_order) below 2**20, numpy's stable
+    # argsort above; both must give numpy's stable argsort and, in that order, the first
+    # position and length of every run of equal keys
+    key = np.random.default_rng(seed).integers(0, bound, n).astype(np.int64)
+    order, starts, cell_n = _cells(key, bound)
+    ref = np.argsort(key, kind="stable")
+    assert order.dtype == np.int64 and np.array_equal(order, ref)
+    skey = key[ref]
+    ref_starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+    assert np.array_equal(starts, ref_starts)
+    assert np.array_equal(cell_n, np.diff(np.r_[ref_starts, n]))
+    if bound <= 1 << 20:
+        _, count = engines.stable_counting_order(key, bound)
+        assert np.array_equal(count, np.bincount(key, minlength=bound))
 
 
 def test_new_ids_are_new_prefix_and_str_of_every_id():
@@ -85,3 +104,31 @@ def test_replenishment_profile_is_the_same_on_one_thread_or_several(monkeypatch)
             assert np.array_equal(getattr(one.vintage(s), name),
                                   getattr(several.vintage(s), name)), (s, name)
     assert one.initial_balance == several.initial_balance
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.sampled_from(
+    [None, "nan", "inf", "negative", "above_one", "sum_high", "sum_low", "sum_edge"]))
+def test_shares_pass_exactly_when_the_array_checks_pass(seed, parties, defect):
+    # engines.shares_valid (one compiled pass) against the array checks it stands in front of
+    # in prepare_pool: every entry in [0, 1] and |row sum - 1| <= 1e-9 (numpy's row sums)
+    rng = np.random.default_rng(seed)
+    s = rng.dirichlet(np.ones(parties), size=50)
+    i, j = int(rng.integers(50)), int(rng.integers(parties))
+    if defect == "nan":
+        s[i, j] = np.nan
+    elif defect == "inf":
+        s[i, j] = np.inf
+    elif defect == "negative":
+        s[i, j] = -1e-12
+    elif defect == "above_one":
+        s[i, j] = 1.5
+    elif defect == "sum_high":
+        s[i] *= 1 + 1e-8
+    elif defect == "sum_low":
+        s[i] *= 1 - 1e-8
+    elif defect == "sum_edge":
+        s[i] *= 1 + 5e-10  # within the tolerance: accepted
+    expected = bool(((s >= 0.0) & (s <= 1.0)).all()
+                    and (np.abs(s.sum(axis=1) - 1.0) <= 1e-9).all())
+    assert engines.shares_valid(s, 1e-9) == expected
+    assert expected == (defect in (None, "sum_edge"))  # the defects do what they say
