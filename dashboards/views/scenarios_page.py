@@ -28,7 +28,8 @@ sid = st.selectbox("Scenario set", ids, index=ui.pick(ids, ui.query_int("set")),
 st.query_params["set"] = str(sid)
 rec = ui.guard(ui.scenario_set, *ui.args(v), sid)
 res = rec.results
-st.caption(f"Pool {rec.pool_id}, {rec.model} model"
+st.caption(f"Pool {rec.pool_id}, {rec.model} model, {rec.engine} engine"
+           + (f" (sampler {rec.loan_sampler})" if rec.loan_sampler else "")
            + (f", deal {rec.deal_name}" if rec.deal_name else "")
            + f". Common random numbers: every member drawn from seed {rec.seed} with "
            f"{rec.n_paths:,} paths, so the differences are the assumptions', not sampling noise.")

@@ -29,10 +29,17 @@ Versions:
 5. Scenario sets: ``scenario_sets`` (one row per set run by ``riskpool scenarios run``: its
    members and result table as JSON; ``portfolio.store.scenarios``) and its sequence. Step
    4 → 5 (:func:`v4_to_v5`) creates both, empty; nothing else changes.
+6. The loan engine's sampler of a scenario set: ``scenario_sets.loan_sampler``, the draw the
+   hazard model's loan engine made the set's numbers with (``simulation.LOAN_SAMPLERS``;
+   NULL for a granular-engine or delinquency-model set, which has no such draw), as
+   ``inputs.loan_sampler`` of a run. Step 5 → 6 (:func:`v5_to_v6`) adds the column and fills
+   it for the sets already stored by :func:`legacy_set_sampler`, from what each row recorded:
+   its engine, its model and its ``created_at``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -44,16 +51,19 @@ import duckdb
 
 from portfolio.errors import RiskpoolError, SchemaMismatch
 from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.simulation import LEGACY_LOAN_SAMPLER
 from portfolio.store.book import LOAN_COLUMNS, loans_ddl
 from portfolio.store.records import parse_run_inputs
 
-__all__ = ["MIGRATIONS", "SCENARIO_DDL", "SCHEMA_VERSION", "file_sha256", "rebuild_hint",
-           "v1_to_v2", "v2_to_v3", "v3_to_v4", "v4_to_v5"]
+__all__ = ["MIGRATIONS", "SCENARIO_DDL", "SCHEMA_VERSION", "SUBSET_SAMPLER_SINCE",
+           "file_sha256", "legacy_set_sampler", "rebuild_hint", "v1_to_v2", "v2_to_v3",
+           "v3_to_v4", "v4_to_v5", "v5_to_v6"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
-# the tables of version 5 (``portfolio.store.scenarios``): created by a new database's DDL and
-# by the step 4 → 5, the same text
+# the scenario-set tables (``portfolio.store.scenarios``): created by a new database's DDL and
+# by the step 4 → 5, the same text (so a version-4 file gets ``loan_sampler`` at once and the
+# step 5 → 6 finds it there)
 SCENARIO_DDL: tuple[str, ...] = (
     "CREATE SEQUENCE IF NOT EXISTS scenario_set_seq START 1",
     """CREATE TABLE IF NOT EXISTS scenario_sets (
@@ -73,9 +83,15 @@ SCENARIO_DDL: tuple[str, ...] = (
         code_version VARCHAR,
         created_at TIMESTAMP NOT NULL,
         members JSON NOT NULL,
-        results JSON NOT NULL
+        results JSON NOT NULL,
+        loan_sampler VARCHAR
     )""",
 )
+
+SUBSET_SAMPLER = "subset-binomial-v1"
+SUBSET_SAMPLER_SINCE = dt.datetime(2026, 12, 6, 22, 37, 31)
+"""When the loan engine's sampler ``subset-binomial-v1`` was first committed (commit c96faff,
+UTC, naive like ``scenario_sets.created_at``): no riskpool before it could draw that way."""
 
 # the keys a version-1 simulation run could hold (riskpool simulate, riskpool demo)
 V1_SIMULATION_KEYS: tuple[str, ...] = (
@@ -180,8 +196,38 @@ def v4_to_v5(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
         con.execute(statement)
 
 
+def legacy_set_sampler(engine: str, model: str, created_at: dt.datetime) -> str | None:
+    """The loan engine's sampler of a scenario set stored before version 6, from what its row
+    holds. Scenario sets came with version 5 (commit 8d79b55, 2026-12-06 14:48 UTC) and ran
+    every member through ``delinquency.project`` / ``simulation.prepare_pool`` with the
+    sampler of the code that ran them: ``float32-per-loan-v0`` (``LEGACY_LOAN_SAMPLER``, one
+    float32 uniform per loan and path) until ``subset-binomial-v1`` was committed
+    (:data:`SUBSET_SAMPLER_SINCE`), that one after. Only a hazard-model set of the loan engine
+    has such a draw: any other set gets ``None``. The rule reads ``created_at``: a set made
+    after that time by a checkout older than commit c96faff (its ``code_version`` names the
+    commit) would be labelled ``subset-binomial-v1`` although it drew the legacy way; no riskpool
+    version number separates the two (the package version was 0.1.0 throughout)."""
+    if engine != "loan" or model != "hazard":
+        return None
+    return LEGACY_LOAN_SAMPLER if created_at < SUBSET_SAMPLER_SINCE else SUBSET_SAMPLER
+
+
+def v5_to_v6(con: duckdb.DuckDBPyConnection, db_dir: Path) -> None:
+    """``scenario_sets.loan_sampler`` added, each stored set's filled by
+    :func:`legacy_set_sampler`."""
+    del db_dir
+    con.execute("ALTER TABLE scenario_sets ADD COLUMN IF NOT EXISTS loan_sampler VARCHAR")
+    rows = con.execute("SELECT set_id, engine, model, created_at FROM scenario_sets "
+                       "ORDER BY set_id").fetchall()
+    for set_id, engine, model, created_at in rows:
+        sampler = legacy_set_sampler(str(engine), str(model), created_at)
+        if sampler is not None:
+            con.execute("UPDATE scenario_sets SET loan_sampler = ? WHERE set_id = ?",
+                        [sampler, int(set_id)])
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {
-    1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}
+    1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5, 5: v5_to_v6}
 
 
 def check_steps(db: Path, version: int) -> None:

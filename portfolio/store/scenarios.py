@@ -5,11 +5,16 @@ assumptions file (name and sha256), the seed and path count every member shared 
 random numbers), the model and engine, the deal (name and file) when the set ran one, the
 members (name, grid, the factors each changes) and the result table (one row per member: pool
 EL, VaR and ES 99.9% with their standard errors, tranche EL per class, breakeven CDR per
-class, trigger breach shares) as JSON. It is written in one short transaction, or not at all.
-All SQL values are ``?`` parameters.
+class, trigger breach shares) as JSON, and ``loan_sampler``: the draw the hazard model's loan
+engine made the numbers with (``simulation.LOAN_SAMPLERS``; null for a granular-engine or
+delinquency-model set, which has no such draw), so sets made with different samplers are
+never mixed up. It is written in one short transaction, or not at all. All SQL values are
+``?`` parameters.
 
-The table came with schema version 5 (``portfolio.store.migrations.v4_to_v5``); its DDL is
-``portfolio.store.migrations.SCENARIO_DDL``, shared by a new database and the migration.
+The table came with schema version 5 (``portfolio.store.migrations.v4_to_v5``), its
+``loan_sampler`` with version 6 (``v5_to_v6``: the sets stored before are labelled by
+``migrations.legacy_set_sampler``); its DDL is ``portfolio.store.migrations.SCENARIO_DDL``,
+shared by a new database and the migration.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio.errors import NotFound
+from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.montecarlo.simulation import LOAN_SAMPLERS
 from portfolio.store.core import Store
 
-__all__ = ["ScenarioSetRecord", "get_scenario_set", "insert_scenario_set",
-           "list_scenario_sets"]
+__all__ = ["ScenarioSetRecord", "check_set_sampler", "get_scenario_set",
+           "insert_scenario_set", "list_scenario_sets"]
+
+COLUMNS = ("set_id", "name", "source", "set_toml", "pool_id", "assumptions",
+           "assumptions_sha256", "n_paths", "seed", "model", "engine", "deal_name",
+           "deal_source", "code_version", "created_at", "members", "results", "loan_sampler")
 
 @dataclass(frozen=True)
 class ScenarioSetRecord:
@@ -47,6 +57,18 @@ class ScenarioSetRecord:
     created_at: dt.datetime
     members: list[dict[str, Any]]
     results: pd.DataFrame  # one row per member (riskpool.commands.scenarios: RESULT_COLUMNS)
+    loan_sampler: str | None = None  # the loan engine's draw (module doc)
+
+    def provenance(self) -> dict[str, Any]:
+        """What made the set's numbers, as JSON (``riskpool scenarios show --json``): every
+        field but the set file's text, the members and the results."""
+        return {"set_id": self.set_id, "name": self.name, "source": self.source,
+                "pool_id": self.pool_id, "assumptions": self.assumptions,
+                "assumptions_sha256": self.assumptions_sha256, "n_paths": self.n_paths,
+                "seed": self.seed, "model": self.model, "engine": self.engine,
+                "loan_sampler": self.loan_sampler, "deal_name": self.deal_name,
+                "deal_source": self.deal_source, "code_version": self.code_version,
+                "created_at": self.created_at.isoformat(sep=" ")}
 
 
 def _clean(value: Any) -> Any:
@@ -58,12 +80,29 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def check_set_sampler(engine: str, model: str, loan_sampler: str | None) -> None:
+    """``loan_sampler`` is one of ``LOAN_SAMPLERS`` for a hazard-model set of the loan engine
+    and ``None`` for any other set (``ValidationError`` naming the field otherwise)."""
+    if engine == "loan" and model == "hazard":
+        if loan_sampler not in LOAN_SAMPLERS:
+            raise ValidationError(must_be("loan_sampler", "one of " + ", ".join(LOAN_SAMPLERS)
+                                          + " (a hazard-model set of the loan engine)",
+                                          loan_sampler))
+    elif loan_sampler is not None:
+        raise ValidationError(must_be("loan_sampler", "None unless the set ran the hazard "
+                                      "model's loan engine", loan_sampler,
+                                      f"engine {engine}, model {model}"))
+
+
 def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, pool_id: int,
                         assumptions: str, assumptions_sha256: str | None, n_paths: int,
                         seed: int, model: str, engine: str, deal_name: str | None,
                         deal_source: str | None, code_version: str,
-                        members: list[dict[str, Any]], results: pd.DataFrame) -> int:
-    """Store one set (one transaction: the row, or nothing); returns its id."""
+                        members: list[dict[str, Any]], results: pd.DataFrame,
+                        loan_sampler: str | None) -> int:
+    """Store one set (one transaction: the row, or nothing); returns its id. ``loan_sampler``
+    is checked first (:func:`check_set_sampler`)."""
+    check_set_sampler(engine, model, loan_sampler)
     rows = [{str(k): _clean(v) for k, v in row.items()}
             for row in results.to_dict(orient="records")]
     payload = json.dumps({"columns": [str(c) for c in results.columns], "rows": rows},
@@ -71,28 +110,30 @@ def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, 
     with store.transaction() as con:
         set_id = store.next_id("scenario_set_seq")
         con.execute(
-            "INSERT INTO scenario_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO scenario_sets ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(COLUMNS))})",
             [set_id, name, source, set_toml, int(pool_id), assumptions, assumptions_sha256,
              int(n_paths), int(seed), model, engine, deal_name, deal_source, code_version,
              dt.datetime.now(dt.UTC).replace(tzinfo=None),
-             json.dumps(members, ensure_ascii=False, allow_nan=False), payload])
+             json.dumps(members, ensure_ascii=False, allow_nan=False), payload, loan_sampler])
     return set_id
 
 
 def list_scenario_sets(store: Store) -> pd.DataFrame:
-    """Every stored set, newest first: id, name, pool, members, paths, seed, deal, created."""
+    """Every stored set, newest first: id, name, pool, members, paths, seed, model, engine,
+    the loan engine's sampler, deal, created."""
     frame = store.con.execute(
         "SELECT set_id, name, pool_id, json_array_length(members) AS n_members, n_paths, "
-        "seed, model, deal_name, created_at FROM scenario_sets ORDER BY set_id DESC").df()
+        "seed, model, engine, loan_sampler, deal_name, created_at FROM scenario_sets "
+        "ORDER BY set_id DESC").df()
     return frame
 
 
 def get_scenario_set(store: Store, set_id: int) -> ScenarioSetRecord:
     """Set ``set_id``; ``NotFound`` naming the ids there are."""
     rows = store.con.execute(
-        "SELECT set_id, name, source, set_toml, pool_id, assumptions, assumptions_sha256, "
-        "n_paths, seed, model, engine, deal_name, deal_source, code_version, created_at, "
-        "members, results FROM scenario_sets WHERE set_id = ?", [int(set_id)]).fetchall()
+        f"SELECT {', '.join(COLUMNS)} FROM scenario_sets WHERE set_id = ?",
+        [int(set_id)]).fetchall()
     if not rows:
         ids = [int(r[0]) for r in store.con.execute(
             "SELECT set_id FROM scenario_sets ORDER BY set_id").fetchall()]
@@ -104,4 +145,4 @@ def get_scenario_set(store: Store, set_id: int) -> ScenarioSetRecord:
     return ScenarioSetRecord(
         int(r[0]), str(r[1]), str(r[2] or ""), str(r[3] or ""), int(r[4]), str(r[5]), r[6],
         int(r[7]), int(r[8]), str(r[9]), str(r[10]), r[11], r[12], str(r[13] or ""), r[14],
-        json.loads(r[15]), results)
+        json.loads(r[15]), results, r[17])

@@ -23,6 +23,13 @@ breach per path — not the member's (paths × months) flow arrays; the represen
 the breakeven columns comes from those monthly means (equal to a local run's to float
 rounding). A revolving deal's replenishment profile is still projected on the client.
 
+**The loan engine's sampler.** A hazard-model set of the loan engine (``[set] engine =
+"loan"``) is recorded with the draw that made its numbers (``loan_sampler``: the current
+``engines.LOAN_SAMPLER`` unless the caller asks for another of ``simulation.LOAN_SAMPLERS``,
+as a re-run of a stored set made with an earlier one must), as a run records
+``inputs.loan_sampler``; ``scenarios show`` and ``scenarios list`` print it, ``--json`` gives
+the provenance as JSON. Other sets have no such draw (null).
+
 The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
 """
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,14 +63,20 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.delinquency import project
 from portfolio.montecarlo.distributed import check_cluster_flags, open_client, run_summary
+from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.records import MAX_PATHS
+from portfolio.montecarlo.records import MAX_PATHS, loan_sampler_for
 from portfolio.montecarlo.simulation import Engine, loss_distribution, prepare_pool
 from portfolio.montecarlo.summaries import PathSummary
 from portfolio.risk import mean_and_se
 from portfolio.store.core import open_store
 from portfolio.store.migrations import file_sha256
-from portfolio.store.scenarios import get_scenario_set, insert_scenario_set, list_scenario_sets
+from portfolio.store.scenarios import (
+    check_set_sampler,
+    get_scenario_set,
+    insert_scenario_set,
+    list_scenario_sets,
+)
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, write_tables
@@ -92,6 +106,7 @@ class ScenarioSetRun:
     seed: int
     deal_name: str | None = None
     paths: dict[str, PoolPaths] = field(default_factory=dict)  # with keep_paths
+    loan_sampler: str | None = None  # the loan engine's draw (module doc); None: no such draw
 
 
 def _effective(member: Member, base_rho: float) -> dict[str, float]:
@@ -144,12 +159,13 @@ def _deal_columns_summary(deal: Deal, wf: WaterfallSummary, summary: PathSummary
 def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
                 loans: LoanArrays, cutoff: dt.date, paths_n: int, seed: int, model: str,
                 engine: Engine, batch_size: int, deal: Deal | None, wam: int, client: Any,
-                kept: dict[str, PoolPaths] | None) -> dict[str, object]:
-    """One member's row of the table: locally, or on ``client``'s cluster (module doc)."""
+                kept: dict[str, PoolPaths] | None, sampler: str) -> dict[str, object]:
+    """One member's row of the table: locally, or on ``client``'s cluster (module doc);
+    ``sampler``: the loan engine's draw."""
     wf = summary = paths = None
     if client is None:
         paths = project(loans, a, paths_n, seed, model=model, engine=engine,
-                        batch_size=batch_size)
+                        batch_size=batch_size, loan_sampler=sampler)
         stats = loss_distribution(paths)
         dq = paths.delinquency
         charge_off = None if dq is None else dq.charge_off_dpd
@@ -160,7 +176,7 @@ def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
         profile = replenishment_for(deal, loans, a, paths_n, seed, engine, cutoff=cutoff,
                                     model=model, charge_off_dpd=charge_off)
     if client is not None:
-        prep = prepare_pool(loans, a, loan_level=engine == "loan")
+        prep = prepare_pool(loans, a, loan_level=engine == "loan", loan_sampler=sampler)
         run = run_summary(client, prep, seed, paths_n, engine=engine,
                           inner=None if deal is None else WaterfallOnWorkers(deal, profile))
         summary, wf = run.summary, run.reduced
@@ -190,12 +206,14 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
                      structure: Path | None = None, batch_size: int = 1000,
                      record: bool = True, keep_paths: bool = False,
                      workers: int | None = None, scheduler: str | None = None,
-                     progress: Callable[[float], None] | None = None) -> ScenarioSetRun:
+                     progress: Callable[[float], None] | None = None,
+                     loan_sampler: str | None = None) -> ScenarioSetRun:
     """Run every member of the set at ``set_path`` on pool ``pool_id`` (module doc).
     ``n_paths``/``seed``/``structure`` override the set file's; ``keep_paths`` keeps each
     member's paths in the result (tests; not with a cluster); ``workers`` / ``scheduler``:
     run the members on Dask (module doc); ``progress(fraction)`` is called as members
-    finish."""
+    finish; ``loan_sampler``: the loan engine's draw (``simulation.LOAN_SAMPLERS``; default
+    the current one; only for a hazard-model set of the loan engine), recorded with the set."""
     on_cluster = workers is not None or scheduler is not None
     if on_cluster:
         check_cluster_flags(workers, scheduler)
@@ -208,6 +226,10 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
                                       "(the delinquency model runs on local threads only)",
                                       workers if workers is not None else scheduler,
                                       f"set model {sset.model}"))
+    sampler = loan_sampler_for(sset.engine, sset.model, None)
+    if loan_sampler is not None:
+        sampler = loan_sampler
+        check_set_sampler(sset.engine, sset.model, sampler)
     paths_n = sset.paths if n_paths is None else n_paths
     if not 1 <= paths_n <= MAX_PATHS:
         raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}]", paths_n))
@@ -240,7 +262,8 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
             changes[member.name] = changes_text(member, base)
             row = _member_row(member, a, base.rho, changes[member.name], loans, pool.cutoff_date,
                               paths_n, seed_v, sset.model, engine, batch_size, deal, wam,
-                              client, kept if keep_paths else None)
+                              client, kept if keep_paths else None,
+                              LOAN_SAMPLER if sampler is None else sampler)
             rows.append(row)
     table = pd.DataFrame(rows)
     set_id = None
@@ -256,9 +279,9 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
                 deal_source=str(Path(deal_path).resolve()) if deal_path is not None else None,
                 code_version=code_version(),
                 members=[{**m.to_json(), "text": changes[m.name]} for m in sset.members],
-                results=table)
+                results=table, loan_sampler=sampler)
     return ScenarioSetRun(sset, set_id, table, changes, paths_n, seed_v,
-                          deal.name if deal is not None else None, kept)
+                          deal.name if deal is not None else None, kept, sampler)
 
 
 # ------------------------------------------------------------------------------- printing
@@ -331,10 +354,17 @@ TITLES = {
 }
 
 
+def engine_text(engine: str, loan_sampler: str | None) -> str:
+    """"loan engine (sampler subset-binomial-v1)", "granular engine"."""
+    return f"{engine} engine" + (f" (sampler {loan_sampler})" if loan_sampler else "")
+
+
 def _print_set(name: str, set_id: int | None, n_paths: int, seed: int, model: str,
-               deal_name: str | None, changes: dict[str, str], table: pd.DataFrame) -> None:
+               engine: str, loan_sampler: str | None, deal_name: str | None,
+               changes: dict[str, str], table: pd.DataFrame) -> None:
     head = f"scenario set {set_id}: {name}" if set_id is not None else f"scenario set {name}"
-    typer.echo(f"{head} — {len(table)} members, {model} model"
+    typer.echo(f"{head} — {len(table)} members, {model} model, "
+               f"{engine_text(engine, loan_sampler)}"
                + (f", deal {deal_name}" if deal_name else ""))
     typer.echo(f"common random numbers: every member drawn from seed {seed} with {n_paths:,} "
                "paths (the same draws; only the assumptions differ)")
@@ -386,28 +416,55 @@ def scenarios_run(
                                structure=structure, workers=workers, scheduler=scheduler,
                                progress=update)
     sset = res.scenario_set
-    _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, res.deal_name,
-               res.changes, res.table)
+    _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, sset.engine,
+               res.loan_sampler, res.deal_name, res.changes, res.table)
     if out is not None:
         for path in write_tables({"scenarios": res.table}, out):
             typer.echo(f"wrote {path}")
     typer.echo(f"\nscenario set {res.set_id} recorded (riskpool scenarios show {res.set_id})")
 
 
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print JSON (the provenance: pool, assumptions, seed, paths, model, engine, "
+    "the loan engine's sampler, deal, code version) instead of text.")]
+
+
+def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as JSON values: NaN/None → null, timestamps as 'YYYY-MM-DD HH:MM:SS'."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        clean: dict[str, Any] = {}
+        for k, v in row.items():
+            if isinstance(v, pd.Timestamp | dt.datetime):
+                clean[str(k)] = v.isoformat(sep=" ")
+            elif v is None or (isinstance(v, float) and not math.isfinite(v)) \
+                    or v is pd.NA or v is pd.NaT:
+                clean[str(k)] = None
+            else:
+                clean[str(k)] = v.item() if isinstance(v, np.generic) else v
+        out.append(clean)
+    return out
+
+
 @scenarios_app.command("list")
-def scenarios_list(db: DbOption = DEFAULT_DB) -> None:
+def scenarios_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Stored scenario sets, newest first."""
     with open_store(db, read_only=True) as store:
         frame = list_scenario_sets(store)
+    if as_json:
+        typer.echo(json.dumps(_json_rows(frame), ensure_ascii=False, indent=2))
+        return
     if frame.empty:
         typer.echo("no scenario sets yet (riskpool scenarios run)")
         return
     shown = frame.copy()
     shown["created_at"] = pd.to_datetime(shown["created_at"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     shown["deal_name"] = shown["deal_name"].fillna("")
+    shown["loan_sampler"] = shown["loan_sampler"].fillna("")
     typer.echo(shown.rename(columns={"set_id": "set", "pool_id": "pool",
                                      "n_members": "members", "n_paths": "paths",
-                                     "deal_name": "deal", "created_at": "created"})
+                                     "loan_sampler": "sampler", "deal_name": "deal",
+                                     "created_at": "created"})
                .to_string(index=False))
 
 
@@ -415,15 +472,21 @@ def scenarios_list(db: DbOption = DEFAULT_DB) -> None:
 def scenarios_show(
     set_id: Annotated[int, typer.Argument(help="Scenario set id (riskpool scenarios list).")],
     db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
 ) -> None:
     """A stored set: its members, what each changes, and the result table."""
     with open_store(db, read_only=True) as store:
         rec = get_scenario_set(store, set_id)
+    if as_json:
+        typer.echo(json.dumps({**rec.provenance(), "members": rec.members,
+                               "results": _json_rows(rec.results)},
+                              ensure_ascii=False, indent=2))
+        return
     typer.echo(f"pool {rec.pool_id}; assumptions {rec.assumptions}; created {rec.created_at}; "
                f"code version {rec.code_version}")
     changes = {m["name"]: m.get("text", "") for m in rec.members}
-    _print_set(rec.name, rec.set_id, rec.n_paths, rec.seed, rec.model, rec.deal_name, changes,
-               rec.results)
+    _print_set(rec.name, rec.set_id, rec.n_paths, rec.seed, rec.model, rec.engine,
+               rec.loan_sampler, rec.deal_name, changes, rec.results)
 
 
 def register(app: typer.Typer) -> None:

@@ -81,3 +81,31 @@ def test_a_partner_is_told_sets_are_for_treasury(with_set) -> None:
     no_errors(at)
     assert any("treasury" in i.value for i in at.info)
     assert not at.dataframe
+
+
+LOAN_SET = """
+[set]
+name = "loan set"
+seed = 3
+paths = 200
+engine = "loan"
+
+[[scenario]]
+name = "base"
+"""
+
+
+def test_the_caption_names_the_engine_and_the_loan_engines_sampler(with_set, writable_book,
+                                                                   tmp_path) -> None:
+    at = page("scenarios", "treasury", query={"set": str(with_set.set_id)})
+    no_errors(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "hazard model, granular engine." in caption and "sampler" not in caption
+    set_file = tmp_path / "loan.toml"
+    set_file.write_text(LOAN_SET, encoding="utf-8")
+    res = run_scenario_set(writable_book.db, writable_book.pool_id,
+                           save_assumptions(assumptions(), tmp_path / "b.toml"), set_file)
+    at = page("scenarios", "treasury", query={"set": str(res.set_id)})
+    no_errors(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "hazard model, loan engine (sampler subset-binomial-v1)." in caption

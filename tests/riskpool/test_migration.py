@@ -46,7 +46,7 @@ def _raw(db: Path, sql: str, params: list[object] | None = None) -> list[tuple]:
 
 
 def test_the_fixture_is_a_version_1_database(old_db: Path) -> None:
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     assert _raw(old_db, "SELECT value FROM schema_info") == [("1",)]
     inputs = json.loads(_raw(old_db, "SELECT inputs FROM runs WHERE run_id = 4")[0][0])
     assert inputs["assumptions"].endswith("/runs/4/assumptions.toml")

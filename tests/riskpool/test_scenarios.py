@@ -261,7 +261,7 @@ def test_a_refused_write_changes_nothing(book) -> None:
                             assumptions="a.toml", assumptions_sha256=None, n_paths=0, seed=1,
                             model="hazard", engine="granular", deal_name=None,
                             deal_source=None, code_version="x", members=[],
-                            results=pd.DataFrame({"el": [1.0]}))
+                            results=pd.DataFrame({"el": [1.0]}), loan_sampler=None)
     assert _count(db) == before
 
 
@@ -277,7 +277,7 @@ def test_schema_step_4_to_5_adds_the_table_and_a_reader_refuses_version_4(tmp_pa
     with pytest.raises(SchemaMismatch, match="schema version 4"):
         open_store(db, read_only=True)
     with open_store(db) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         assert store.con.execute("SELECT count(*) FROM scenario_sets").fetchall() == [(0,)]
         assert store.next_id("scenario_set_seq") == 1
 
