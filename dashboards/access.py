@@ -49,7 +49,8 @@ import pandas as pd
 import tomli_w
 
 from dashboards.auth import Viewer, check_role
-from partners.dispersion import disperse_paths, party_paths
+from partners.dispersion import Dispersion, disperse_paths, party_paths
+from partners.distributed import check_run_for_workers, disperse_on_cluster
 from partners.reconciliation import economic_views
 from partners.reconciliation import reconcile as reconcile_parties
 from partners.records import (
@@ -58,6 +59,7 @@ from partners.records import (
     masked_tape,
     rounded_tape,
     run_party_paths,
+    run_party_split,
 )
 from portfolio import settings
 from portfolio.book import summaries
@@ -73,6 +75,7 @@ from portfolio.book.pools import (
 )
 from portfolio.errors import NotFound, RiskpoolError, StoreLocked, ValidationError
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
+from portfolio.montecarlo.distributed import open_client
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, Stress
 from portfolio.montecarlo.simulation import loss_distribution, simulate
@@ -1235,20 +1238,48 @@ def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
                                _dispersion_key(run_id, allocation_id, deal_toml))
     if stored_view is not None:
         return _dispersion_from_tables(stored_view)
-    if not _paths_kept(db, run_id):  # no paths here: `riskpool dispersion --workers` has it
-        raise NotFound(dispersion_on_workers_message(run_id, allocation_id))
+    deal = deal_from_text(deal_toml) if deal_toml else None
+    if not _paths_kept(db, run_id):  # no paths here: the workers simulate them again
+        scheduler = settings.dask_scheduler()
+        if scheduler is None:
+            raise NotFound(dispersion_on_workers_message(run_id, allocation_id)
+                           + f"; or set {settings.SCHEDULER_ENV} to a Dask scheduler's address "
+                           "for the dashboard to compute it there")
+        return _dispersion_view(_dispersion_on_cluster(db, run_id, allocation_id, deal,
+                                                       scheduler))
     paths = _load_paths(db, run_id)
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
     if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
         with _full(db) as store:  # the run lacks this split: re-simulate it exactly
             paths, _how = run_party_paths(store, int(run_id), stored)
-    deal = deal_from_text(deal_toml) if deal_toml else None
     # a revolving deal buys new loans: the run's replenishment profile, as the tranche table
     profile = _load_replenishment(db, run_id, deal) if deal is not None else None
     # the stored allocation is sorted by loan id, as are the pool loans the run simulated
     result = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
                             stored.risk.lgd, deal, replenishment=profile)
+    return _dispersion_view(result)
+
+
+def _dispersion_on_cluster(db: str | Path, run_id: int, allocation_id: int, deal: Deal | None,
+                           scheduler: str) -> Dispersion:
+    """The dispersion of a run recorded from summaries, computed on the Dask cluster at
+    ``scheduler`` (``settings.dask_scheduler``) as ``riskpool dispersion --scheduler`` computes
+    it (``partners.distributed.disperse_on_cluster``: the run's paths simulated again there
+    from its inputs with the allocation's shares; the same figures as from its paths)."""
+    with _full(db) as store:
+        stored = load_allocation(store, int(allocation_id))
+        split = run_party_split(store, int(run_id), stored)
+    check_run_for_workers(split)
+    profile = _load_replenishment(db, run_id, deal) if deal is not None else None
+    with open_client(scheduler=scheduler) as client:
+        return disperse_on_cluster(client, split, stored.balance, stored.shares,
+                                   stored.risk.annual_pd, stored.risk.lgd, deal,
+                                   replenishment=profile).dispersion
+
+
+def _dispersion_view(result: Dispersion) -> DispersionView:
+    """The page's tables of a dispersion (treasury's view)."""
     table = pd.DataFrame(result.table())
     heads = pd.DataFrame([h.row() for h in result.headlines])
     econ = economic_views(result)

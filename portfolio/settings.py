@@ -27,6 +27,9 @@ Environment variables:
                                     ``partner_keys.toml`` beside the database)
 ``RISKPOOL_THREADS``                worker threads of the local Monte Carlo (default: the
                                     CPU count); the numbers never depend on it
+``RISKPOOL_SCHEDULER``              the dashboard's Dask scheduler (``tcp://host:port``):
+                                    the Dispersion page and the report compute a run
+                                    recorded from summaries there (default: none)
 ``RISKPOOL_BENCH_QUICK``            ``1``: the benchmarks run at their smaller sizes
 ``RISKPOOL_TEST_PAUSE_AFTER_INSERT`` test hook: seconds a load sleeps before its COMMIT
 ``RISKPOOL_TEST_PAUSE_MARKER``      test hook: a file created when that pause begins
@@ -46,6 +49,7 @@ DB_ENV = "RISKPOOL_DB"
 USERS_ENV = "RISKPOOL_USERS"
 PARTNER_KEYS_ENV = "RISKPOOL_PARTNER_KEYS"
 THREADS_ENV = "RISKPOOL_THREADS"
+SCHEDULER_ENV = "RISKPOOL_SCHEDULER"
 BENCH_QUICK_ENV = "RISKPOOL_BENCH_QUICK"
 PAUSE_ENV = "RISKPOOL_TEST_PAUSE_AFTER_INSERT"
 PAUSE_MARKER_ENV = "RISKPOOL_TEST_PAUSE_MARKER"
@@ -119,6 +123,20 @@ def threads() -> int:
         raise ValidationError(must_be(THREADS_ENV, "a whole number >= 1 (an environment "
                                       "variable)", value))
     return n
+
+
+def dask_scheduler() -> str | None:
+    """The Dask scheduler the dashboard computes on (``RISKPOOL_SCHEDULER``, an address such
+    as ``tcp://10.0.0.5:8786``), or None when unset or blank: the dashboard then computes
+    everything in its own process and points to the command that uses a cluster."""
+    value = (os.environ.get(SCHEDULER_ENV) or "").strip()
+    return value or None
+
+
+def use_dashboard_scheduler(scheduler: str) -> None:
+    """Point the dashboard of this process (and its children) at the Dask scheduler
+    ``scheduler``: :func:`dask_scheduler` reads it back."""
+    os.environ[SCHEDULER_ENV] = scheduler
 
 
 def use_dashboard_files(db: Path, users: Path | None) -> None:

@@ -110,6 +110,18 @@ def test_dashboard_files_are_published_to_the_environment(
     assert settings.users_path(settings.db_path()) == (tmp_path / "people.toml").resolve()
 
 
+def test_the_dashboards_dask_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.SCHEDULER_ENV, raising=False)
+    assert settings.dask_scheduler() is None
+    monkeypatch.setenv(settings.SCHEDULER_ENV, "  ")  # blank is unset
+    assert settings.dask_scheduler() is None
+    monkeypatch.setenv(settings.SCHEDULER_ENV, " tcp://10.0.0.5:8786 ")
+    assert settings.dask_scheduler() == "tcp://10.0.0.5:8786"
+    settings.use_dashboard_scheduler("tcp://127.0.0.1:8786")
+    assert os.environ[settings.SCHEDULER_ENV] == "tcp://127.0.0.1:8786"
+    assert settings.dask_scheduler() == "tcp://127.0.0.1:8786"
+
+
 def test_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(settings.THREADS_ENV, raising=False)
     assert settings.threads() == (os.cpu_count() or 1)

@@ -26,6 +26,7 @@ from dashboards.auth import add_user, load_users, new_password, remove_user
 from dashboards.reports import ReportLocked, write_report
 from portfolio import settings
 from portfolio.errors import StoreLocked, ValidationError, must_be
+from portfolio.montecarlo.distributed import check_cluster_flags
 from portfolio.store import open_store
 from portfolio.store.allocations import partner_ids
 from riskpool.commands.options import DEFAULT_DB, DbOption, UsersOption
@@ -92,13 +93,18 @@ def app_path() -> Path:
 
 
 def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
-                  users: Path | None = None) -> None:
-    """Start the Streamlit server in this process (blocks until stopped)."""
+                  users: Path | None = None, scheduler: str | None = None) -> None:
+    """Start the Streamlit server in this process (blocks until stopped). ``scheduler``: the
+    Dask scheduler the Dispersion page and the report compute runs recorded from summaries
+    on (``settings.dask_scheduler``)."""
     from streamlit.web import cli as stcli
 
     if not db.exists():
         raise ValidationError(must_be("--db", "an existing database (run `riskpool demo`)",
                                       str(db)))
+    if scheduler is not None:
+        check_cluster_flags(None, scheduler)
+        settings.use_dashboard_scheduler(scheduler.strip())
     settings.use_dashboard_files(db, users)
     args = ["run", str(app_path()), "--server.port", str(port), "--server.address", address,
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -111,10 +117,14 @@ def dashboard(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8501,
     address: Annotated[str, typer.Option("--address", help="Address to bind.")] = "127.0.0.1",
     users: UsersOption = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="A Dask scheduler address (e.g. tcp://10.0.0.5:8786; default: "
+        "RISKPOOL_SCHEDULER): the Dispersion page and the report compute a run recorded from "
+        "summaries (riskpool simulate --workers) there.")] = None,
 ) -> None:
     """Start the dashboard (log in with a user from `riskpool users add`)."""
     typer.echo(f"dashboard: http://{address}:{port}  (database {db}; Ctrl-C to stop)")
-    run_dashboard(db, port, address, users)
+    run_dashboard(db, port, address, users, scheduler)
 
 
 def _recorded_partners(db: str | Path) -> list[str]:

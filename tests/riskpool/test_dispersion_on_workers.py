@@ -16,6 +16,7 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dashboards import access
@@ -26,6 +27,7 @@ from partners.distributed import disperse_on_cluster, from_loan_tape
 from partners.errors import AllocationError
 from partners.reconciliation import economic_views
 from partners.records import load_allocation, run_party_paths, run_party_split
+from portfolio import settings
 from portfolio.errors import NotFound
 from portfolio.montecarlo.distributed import require_dask
 from portfolio.montecarlo.paths import FLOW_NAMES
@@ -205,15 +207,58 @@ def test_a_run_from_a_loan_tape_is_dispersed_on_its_own_paths(book, cluster):
     assert not np.allclose(splits[1].loss, recorded, rtol=1e-9, atol=1e-6)
 
 
-def test_the_dashboard_points_a_summary_run_to_the_command(book):
+def test_the_dashboard_points_a_summary_run_to_the_command(book, monkeypatch):
     db = book
+    monkeypatch.delenv("RISKPOOL_SCHEDULER", raising=False)  # no cluster for the dashboard
     treasury = Viewer("tester", "treasury")
     with pytest.raises(NotFound, match="recorded from summaries on Dask workers") as exc:
         access.dispersion(db, treasury, 2, 1)
     assert "`riskpool dispersion --run 2 --allocation 1 --workers 2`" in str(exc.value)
+    assert "RISKPOOL_SCHEDULER" in str(exc.value)
     target = report_target(db, treasury, dt.date(2025, 8, 31), None, run_id=2)
     sections = {x.key: x for x in collect_sections(db, treasury, dt.date(2025, 8, 31), target)}
     note = sections["dispersion"].note
     assert note.startswith("Not available: run 2 was recorded from summaries")
     assert "riskpool dispersion --run 2 --allocation 1 --workers" in note
     assert access.dispersion(db, treasury, 1, 1).pool_el > 0  # a run with its paths: shown
+
+
+@pytest.mark.parametrize("with_deal", [False, True])
+def test_with_a_scheduler_the_dashboard_disperses_a_summary_run_on_the_cluster(
+        book, cluster, monkeypatch, with_deal):
+    """``RISKPOOL_SCHEDULER`` set: the Dispersion page's data (``access.dispersion``) for the
+    run recorded from summaries is computed on that cluster, and every table equals the one
+    the page shows for the same inputs recorded with their paths (run 1), to the bit."""
+    db = book
+    deal_toml = DEAL.read_text(encoding="utf-8") if with_deal else None
+    treasury = Viewer("tester", "treasury")
+    monkeypatch.delenv("RISKPOOL_SCHEDULER", raising=False)
+    local = access.dispersion(db, treasury, 1, 1, deal_toml)  # from run 1's paths, here
+    monkeypatch.setenv("RISKPOOL_SCHEDULER", cluster.scheduler.address)
+    remote = access.dispersion(db, treasury, 2, 1, deal_toml)
+    for name in ("parties", "headlines", "srt", "positions", "reconciliation", "views",
+                 "economic_lines"):
+        pd.testing.assert_frame_equal(getattr(remote, name), getattr(local, name),
+                                      check_exact=True, obj=name)
+    assert (remote.pool_el, remote.pool_var_999, remote.hhi_partners) == \
+        (local.pool_el, local.pool_var_999, local.hhi_partners)
+    assert remote.pool_el is not None and remote.pool_el > 0
+    assert len(remote.parties) > 1 and (len(remote.srt) > 0) == with_deal
+
+
+def test_riskpool_dashboard_scheduler_sets_the_dashboards_cluster(book, cli, monkeypatch):
+    import streamlit.web.cli
+
+    db = book
+    for env in ("RISKPOOL_SCHEDULER", "RISKPOOL_DB", "RISKPOOL_USERS"):
+        monkeypatch.setenv(env, "")  # restored after the test: the command sets them
+    started: list[list[str]] = []
+    monkeypatch.setattr(streamlit.web.cli, "main",
+                        lambda args, **_: started.append(list(args)))
+    r = cli("dashboard", "--db", db, "--scheduler", " ")
+    assert r.code == 2 and "--scheduler" in r.err and "Traceback" not in r.err
+    assert started == [] and settings.dask_scheduler() is None
+    r = cli("dashboard", "--db", db, "--scheduler", "tcp://127.0.0.1:8786")
+    assert r.code == 0, r.err
+    assert len(started) == 1 and started[0][0] == "run"
+    assert settings.dask_scheduler() == "tcp://127.0.0.1:8786"
