@@ -1250,8 +1250,16 @@ def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
     paths = _load_paths(db, run_id)
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
+        inputs = run_sql.get_run(store, int(run_id)).simulation_inputs()
     if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
-        with _full(db) as store:  # the run lacks this split: re-simulate it exactly
+        # the run lacks this split: re-simulate it exactly, on the dashboard's cluster when
+        # it has one and the Dask driver runs the run's model (a Monte Carlo hazard run)
+        scheduler = settings.dask_scheduler()
+        if scheduler is not None and inputs.model == "hazard" \
+                and inputs.deterministic_z is None:
+            return _dispersion_view(_dispersion_on_cluster(db, run_id, allocation_id, deal,
+                                                           scheduler))
+        with _full(db) as store:
             paths, _how = run_party_paths(store, int(run_id), stored)
     # a revolving deal buys new loans: the run's replenishment profile, as the tranche table
     profile = _load_replenishment(db, run_id, deal) if deal is not None else None
@@ -1263,10 +1271,11 @@ def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
 
 def _dispersion_on_cluster(db: str | Path, run_id: int, allocation_id: int, deal: Deal | None,
                            scheduler: str) -> Dispersion:
-    """The dispersion of a run recorded from summaries, computed on the Dask cluster at
-    ``scheduler`` (``settings.dask_scheduler``) as ``riskpool dispersion --scheduler`` computes
-    it (``partners.distributed.disperse_on_cluster``: the run's paths simulated again there
-    from its inputs with the allocation's shares; the same figures as from its paths)."""
+    """The dispersion of a run recorded from summaries, or of one whose paths lack the
+    allocation's party split, computed on the Dask cluster at ``scheduler``
+    (``settings.dask_scheduler``) as ``riskpool dispersion --scheduler`` computes it
+    (``partners.distributed.disperse_on_cluster``: the run's paths simulated again there from
+    its inputs with the allocation's shares; the same figures as from its paths)."""
     with _full(db) as store:
         stored = load_allocation(store, int(allocation_id))
         split = run_party_split(store, int(run_id), stored)

@@ -227,23 +227,34 @@ def test_the_dashboard_points_a_summary_run_to_the_command(book, monkeypatch):
 def test_with_a_scheduler_the_dashboard_disperses_a_summary_run_on_the_cluster(
         book, cluster, monkeypatch, with_deal):
     """``RISKPOOL_SCHEDULER`` set: the Dispersion page's data (``access.dispersion``) for the
-    run recorded from summaries is computed on that cluster, and every table equals the one
-    the page shows for the same inputs recorded with their paths (run 1), to the bit."""
+    run recorded from summaries (run 2), and for the same inputs recorded with paths that
+    lack the allocation's party split (run 1: re-simulated with the shares), is computed on
+    that cluster — the local re-simulation is not called — and every table equals the one
+    the page computes in its own process without a cluster, to the bit."""
     db = book
     deal_toml = DEAL.read_text(encoding="utf-8") if with_deal else None
     treasury = Viewer("tester", "treasury")
     monkeypatch.delenv("RISKPOOL_SCHEDULER", raising=False)
-    local = access.dispersion(db, treasury, 1, 1, deal_toml)  # from run 1's paths, here
+    local = access.dispersion(db, treasury, 1, 1, deal_toml)  # run 1 re-simulated here
     monkeypatch.setenv("RISKPOOL_SCHEDULER", cluster.scheduler.address)
-    remote = access.dispersion(db, treasury, 2, 1, deal_toml)
-    for name in ("parties", "headlines", "srt", "positions", "reconciliation", "views",
-                 "economic_lines"):
-        pd.testing.assert_frame_equal(getattr(remote, name), getattr(local, name),
-                                      check_exact=True, obj=name)
-    assert (remote.pool_el, remote.pool_var_999, remote.hhi_partners) == \
-        (local.pool_el, local.pool_var_999, local.hhi_partners)
-    assert remote.pool_el is not None and remote.pool_el > 0
-    assert len(remote.parties) > 1 and (len(remote.srt) > 0) == with_deal
+
+    def no_local_simulation(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("re-simulated in the dashboard's process")
+
+    monkeypatch.setattr(access, "run_party_paths", no_local_simulation)
+    for run_id in (2, 1):
+        remote = access.dispersion(db, treasury, run_id, 1, deal_toml)
+        for name in ("parties", "headlines", "srt", "positions", "reconciliation", "views",
+                     "economic_lines"):
+            pd.testing.assert_frame_equal(getattr(remote, name), getattr(local, name),
+                                          check_exact=True, obj=f"run {run_id}: {name}")
+        assert (remote.pool_el, remote.pool_var_999, remote.hhi_partners) == \
+            (local.pool_el, local.pool_var_999, local.hhi_partners)
+        assert remote.pool_el is not None and remote.pool_el > 0
+        assert len(remote.parties) > 1 and (len(remote.srt) > 0) == with_deal
+    # the delinquency model's run (3) is not one the Dask driver runs: it stays local
+    with pytest.raises(AssertionError, match="re-simulated in the dashboard's process"):
+        access.dispersion(db, treasury, 3, 1)
 
 
 def test_riskpool_dashboard_scheduler_sets_the_dashboards_cluster(book, cli, monkeypatch):
