@@ -46,10 +46,16 @@ from partners.records import RunSplit, check_replayed_losses
 from partners.registry import PLATFORM_ID
 from partners.srt import SrtPolicy
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.distributed import run_distributed, slice_paths
+from portfolio.montecarlo.delinquency import DqPrepared, prepare_delinquency
+from portfolio.montecarlo.distributed import DistributedRun, run_distributed, slice_paths
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, replay_loan_sampler
-from portfolio.montecarlo.simulation import SMALL_CELL_FACTOR, prepare_pool, root_seed
+from portfolio.montecarlo.simulation import (
+    SMALL_CELL_FACTOR,
+    PreparedPool,
+    prepare_pool,
+    root_seed,
+)
 from portfolio.store.parquet_book import loan_parts
 from tranching.waterfall import run_waterfall
 
@@ -160,14 +166,9 @@ def disperse_joined(part: DispersionPart, balance: np.ndarray, shares: np.ndarra
 
 
 def check_run_for_workers(split: RunSplit) -> None:
-    """Refuse, before any cluster work, a run the Dask driver cannot simulate again: the
-    delinquency model (local threads only) and a deterministic projection (one path)."""
+    """Refuse, before any cluster work, a run the Dask driver cannot simulate again: a
+    deterministic projection (one path)."""
     inputs, run_id = split.replay.inputs, split.replay.run_id
-    if inputs.model != "hazard":
-        raise ValidationError(must_be("--workers/--scheduler", "used with a run of the hazard "
-                                      "model (the Dask driver runs only that one)",
-                                      f"run {run_id} of the {inputs.model} model",
-                                      "drop --workers/--scheduler: such a run kept its paths"))
     if inputs.deterministic_z is not None:
         raise ValidationError(must_be("--workers/--scheduler", "used with a Monte Carlo run",
                                       f"run {run_id}, a deterministic projection "
@@ -219,10 +220,21 @@ def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, share
     run's paths, bit for bit. A run from a loan tape (:func:`from_loan_tape`; its tape still
     there) is prepared with every cell drawn by binomial counts, as it was: its pool loss
     to float rounding (the tape's cells summed partition by partition), the party split
-    exact on those paths."""
+    exact on those paths. A run of the delinquency-state model is prepared for it
+    (``prepare_delinquency`` with the run's charge-off point: every cell by binomial counts,
+    as it ran)."""
     check_run_for_workers(split)
     replay = split.replay
     inputs = replay.inputs
+    prep: PreparedPool | DqPrepared
+    if inputs.model == "delinquency":
+        prep = prepare_delinquency(replay.loans, replay.assumptions, split.shares,
+                                   split.party_ids, inputs.engine,
+                                   charge_off_dpd=inputs.charge_off_dpd)
+        run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
+                              inputs.engine, DispersionOnWorkers(deal, replenishment),
+                              blocks_per_task=blocks_per_task, keep_flows=False)
+        return _dispersed(run, split, balance, shares, pd, lgd, irb, sec, srt)
     # a run from a loan tape drew every cell by binomial counts (its cells were merged from
     # the tape's partitions): the pool's loans prepared so give its paths to float rounding
     small = 0.0 if from_loan_tape(inputs) else SMALL_CELL_FACTOR
@@ -232,8 +244,15 @@ def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, share
     run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
                           inputs.engine, DispersionOnWorkers(deal, replenishment),
                           blocks_per_task=blocks_per_task, keep_flows=False)
+    return _dispersed(run, split, balance, shares, pd, lgd, irb, sec, srt)
+
+
+def _dispersed(run: DistributedRun, split: RunSplit, balance: np.ndarray, shares: np.ndarray,
+               pd: np.ndarray, lgd: np.ndarray, irb: RetailIrb,
+               sec: SecuritisationCapital | None, srt: SrtPolicy) -> ClusterDispersion:
+    """The joined parts checked against the run's recorded losses, then dispersed."""
     part: DispersionPart = run.reduced
-    check_replayed_losses(replay.run_id, part.pool_loss, split.loss)
+    check_replayed_losses(split.replay.run_id, part.pool_loss, split.loss)
     d = disperse_joined(part, balance, shares, pd, lgd, irb=irb, sec=sec, srt=srt)
-    return ClusterDispersion(d, int(inputs.n_paths), run.n_workers, run.n_tasks, part.nbytes,
-                             run.timings)
+    return ClusterDispersion(d, int(split.replay.inputs.n_paths), run.n_workers, run.n_tasks,
+                             part.nbytes, run.timings)

@@ -55,8 +55,8 @@ from portfolio.montecarlo.simulation import (
     simulate,
 )
 
-__all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_delinquency",
-           "draw_given_factor", "expected_dq_into", "expected_dq_tables",
+__all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_blocks",
+           "assemble_delinquency", "dq_block", "dq_paths_at", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
            "expected_dq_vintages_into", "expected_dq_vintage",
            "new_accumulators", "prepare_delinquency", "project", "simulate_delinquency",
            "simulate_dq_batch"]
@@ -413,18 +413,14 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
     # the balances by state apart, in their final layout
     acc, states = new_accumulators(prep, (), n_paths)
     pacc, p_states = new_accumulators(prep, (prep.base.n_parties,), n_paths)
-    n_f, s0, s1 = FLOW_COLUMNS, K.EOP_BUCKET0, K.EOP_BUCKET0 + prep.n_buckets + 1
     done = [0]
     lock = threading.Lock()
 
     def run(batch: Sequence[int]) -> None:
         for b in batch:
             start, n_b = blocks[b]
-            f, pf = _block_draws(prep, block_seed(root, b), n_b, engine, "numba")
-            acc[:, start:start + n_b, :prep.H] = np.moveaxis(f[..., :n_f], -1, 0)
-            states[start:start + n_b, :prep.H] = f[..., s0:s1]
-            pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf[..., :n_f], -1, 0)
-            p_states[:, start:start + n_b, :prep.H] = pf[..., s0:s1]
+            f, pf = dq_block(prep, root, b, n_b, engine)
+            _place(prep, f, pf, start, acc, states, pacc, p_states)
         if progress is not None:
             with lock:
                 done[0] += sum(blocks[b][1] for b in batch)
@@ -438,6 +434,65 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
             for fut in [pool.submit(run, batch) for batch in batches]:
                 fut.result()
     return assemble_delinquency(prep, acc, states, pacc, p_states, _entropy(root))
+
+
+def dq_block(prep: DqPrepared, root: np.random.SeedSequence, block_index: int, n_b: int,
+             engine: Engine = "granular") -> tuple[np.ndarray, np.ndarray]:
+    """Canonical block ``block_index`` (``n_b`` paths) of a run seeded by ``root``: its
+    accumulators over the first H months, (n_b, H, N_DQ) and per party (n_parties, n_b, H,
+    N_DQ) — a pure function of the prepared pool, the block index and ``block_seed(root,
+    block_index)``, whichever thread or process draws it (:func:`run_dq_blocks` locally,
+    ``portfolio.montecarlo.distributed`` on Dask workers)."""
+    return _block_draws(prep, block_seed(root, block_index), n_b, engine, "numba")
+
+
+def _place(prep: DqPrepared, f: np.ndarray, pf: np.ndarray, start: int, acc: np.ndarray,
+           states: np.ndarray, pacc: np.ndarray, p_states: np.ndarray) -> None:
+    """Block accumulators ``f`` / ``pf`` (:func:`dq_block`) into the rows ``start …`` of the
+    column-first accumulators of :func:`new_accumulators`."""
+    n_b = f.shape[0]
+    n_f, s0, s1 = FLOW_COLUMNS, K.EOP_BUCKET0, K.EOP_BUCKET0 + prep.n_buckets + 1
+    acc[:, start:start + n_b, :prep.H] = np.moveaxis(f[..., :n_f], -1, 0)
+    states[start:start + n_b, :prep.H] = f[..., s0:s1]
+    pacc[:, :, start:start + n_b, :prep.H] = np.moveaxis(pf[..., :n_f], -1, 0)
+    p_states[:, start:start + n_b, :prep.H] = pf[..., s0:s1]
+
+
+def assemble_blocks(prep: DqPrepared, flows: np.ndarray, pflows: np.ndarray,
+                    entropy: int | None) -> PoolPaths:
+    """``PoolPaths`` of consecutive paths' block accumulators (:func:`dq_block`'s arrays, the
+    blocks joined in path order along the paths axis: (n, H, N_DQ), (n_parties, n, H, N_DQ)).
+    Every step after the draws is path by path (the end balance, the lagged recoveries row
+    by row), so these are the same numbers as those rows of :func:`run_dq_blocks`."""
+    n = flows.shape[0]
+    acc, states = new_accumulators(prep, (), n)
+    pacc, p_states = new_accumulators(prep, (prep.base.n_parties,), n)
+    _place(prep, flows, pflows, 0, acc, states, pacc, p_states)
+    return assemble_delinquency(prep, acc, states, pacc, p_states, entropy)
+
+
+def dq_paths_at(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
+                index: Sequence[int] | np.ndarray, engine: Engine = "granular",
+                run_block: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None
+                ) -> PoolPaths:
+    """The run's paths ``index`` (in that order) with every flow and balance by state,
+    recomputing only the canonical blocks that hold them (as
+    ``portfolio.montecarlo.summaries.paths_at`` for the hazard model): the same numbers as
+    those rows of the full run of ``n_paths`` paths seeded by ``root``. ``run_block(b)``:
+    block ``b``'s :func:`dq_block` arrays computed elsewhere (e.g. on a cluster)."""
+    idx = np.asarray(index, dtype=np.int64)
+    if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= n_paths:
+        raise ValidationError(must_be("index", f"path numbers in [0, {n_paths})",
+                                      idx.tolist()))
+    layout = block_layout(n_paths)
+    if run_block is None:
+        def run_block(b: int) -> tuple[np.ndarray, np.ndarray]:
+            return dq_block(prep, root, b, layout[b][1], engine)
+    got = {b: run_block(b) for b in sorted({int(i) // BLOCK_PATHS for i in idx})}
+    flows = np.stack([got[int(i) // BLOCK_PATHS][0][int(i) % BLOCK_PATHS] for i in idx])
+    pflows = np.stack([got[int(i) // BLOCK_PATHS][1][:, int(i) % BLOCK_PATHS] for i in idx],
+                      axis=1)
+    return assemble_blocks(prep, flows, pflows, _entropy(root))
 
 
 def project(

@@ -18,6 +18,14 @@ given by the layer above; this module knows nothing of deals). A path-wise compu
 not depend on the grouping either. With ``shares`` the party split is done on the workers too
 (the engine carries per-party flows in every block).
 
+The delinquency-state model runs the same way: ``prep`` may be
+:func:`portfolio.montecarlo.delinquency.prepare_delinquency`'s pool (``simulate_distributed(...,
+model="delinquency")``). Its blocks are ``delinquency.dq_block`` (the same canonical blocks and
+child seeds as ``delinquency.run_dq_blocks`` on local threads) and a task's paths are assembled
+by ``delinquency.assemble_blocks``, the balances by state and cures included, so every flow,
+state balance and reducer result (the deal's DPD triggers read the states) is bit-identical to
+the local run's; the quantile paths are recomputed by ``delinquency.dq_paths_at``.
+
 Summaries instead of flows: :func:`run_summary` runs the blocks with ``keep_flows=False`` and a
 ``portfolio.montecarlo.summaries.PathSummaryReducer``, so the client holds each path's loss and
 the monthly moments per block (and the paths at requested loss quantiles, recomputed from their
@@ -56,6 +64,15 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import engines
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.delinquency import (
+    MODELS,
+    DqPrepared,
+    assemble_blocks,
+    dq_block,
+    dq_paths_at,
+    prepare_delinquency,
+)
+from portfolio.montecarlo.dq_kernels import N_DQ
 from portfolio.montecarlo.paths import (
     FLOW_NAMES,
     PoolPaths,
@@ -216,7 +233,45 @@ class _TaskResult:
     reduced: Any
 
 
-def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int,
+Prepared = sim.PreparedPool | DqPrepared
+"""A pool prepared for the hazard model (``simulation.prepare_pool``) or for the
+delinquency-state model (``delinquency.prepare_delinquency``): the Dask driver runs either's
+canonical blocks."""
+
+
+def _base(prep: Prepared) -> sim.PreparedPool:
+    return prep.base if isinstance(prep, DqPrepared) else prep
+
+
+def _block_shape(prep: Prepared) -> tuple[int, int, int]:
+    """(parties, months, accumulator columns) of one block's arrays (:func:`_block_arrays`):
+    the hazard engine's (n_months, ``engines.N_ACC``), the delinquency engine's over its
+    first H months (``dq_kernels.N_DQ``)."""
+    if isinstance(prep, DqPrepared):
+        return prep.base.n_parties, prep.H, N_DQ
+    return prep.n_parties, prep.n_months, engines.N_ACC
+
+
+def _block_arrays(prep: Prepared, root: np.random.SeedSequence, b: int, n_b: int,
+                  engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical block ``b``'s accumulators and per-party accumulators, from its own child
+    seed (``simulation.simulate_batch`` / ``delinquency.dq_block``)."""
+    if isinstance(prep, DqPrepared):
+        return dq_block(prep, root, b, n_b, engine)  # type: ignore[arg-type]
+    res = sim.simulate_batch(prep, b, sim.block_seed(root, b), n_b, engine)  # type: ignore[arg-type]
+    return res.flows, res.party_flows
+
+
+def _assemble(prep: Prepared, flows: np.ndarray, pflows: np.ndarray,
+              entropy: int | None) -> PoolPaths:
+    """``PoolPaths`` of consecutive blocks' arrays joined in path order (the local engines'
+    own assembly: ``simulation._assemble`` / ``delinquency.assemble_blocks``)."""
+    if isinstance(prep, DqPrepared):
+        return assemble_blocks(prep, flows, pflows, entropy)
+    return sim._assemble(prep, flows, pflows, entropy)
+
+
+def _run_task(prep: Prepared, root: np.random.SeedSequence, n_paths: int,
               block_range: tuple[int, int], engine: str, per_paths: PathsReducer | None,
               on_task_start: Callable[[int], None] | None, keep_flows: bool = True
               ) -> _TaskResult:
@@ -229,16 +284,17 @@ def _run_task(prep: sim.PreparedPool, root: np.random.SeedSequence, n_paths: int
     layout = sim.block_layout(n_paths)
     first = layout[b0][0]
     n_b = sum(layout[b][1] for b in range(b0, b1))
-    flows = np.empty((n_b, prep.n_months, engines.N_ACC))
-    pflows = np.empty((prep.n_parties, n_b, prep.n_months, engines.N_ACC))
+    n_q, n_m, n_c = _block_shape(prep)
+    flows = np.empty((n_b, n_m, n_c))
+    pflows = np.empty((n_q, n_b, n_m, n_c))
     for b in range(b0, b1):
         start, n = layout[b]
-        res = sim.simulate_batch(prep, b, sim.block_seed(root, b), n, engine)  # type: ignore[arg-type]
-        flows[start - first:start - first + n] = res.flows
-        pflows[:, start - first:start - first + n] = res.party_flows
+        f, pf = _block_arrays(prep, root, b, n, engine)
+        flows[start - first:start - first + n] = f
+        pflows[:, start - first:start - first + n] = pf
     reduced = None
     if per_paths is not None:
-        reduced = per_paths(sim._assemble(prep, flows, pflows, None), first)
+        reduced = per_paths(_assemble(prep, flows, pflows, None), first)
     if not keep_flows:
         return _TaskResult(first, n_b, None, None, reduced)
     return _TaskResult(first, n_b, flows, pflows, reduced)
@@ -251,7 +307,7 @@ def _default_blocks_per_task(n_blocks: int, n_threads: int) -> int:
 
 def run_distributed(
     client: Any,
-    prep: sim.PreparedPool,
+    prep: Prepared,
     root: np.random.SeedSequence,
     n_paths: int,
     engine: str = "granular",
@@ -264,6 +320,9 @@ def run_distributed(
 ) -> DistributedRun:
     """Run a prepared pool's blocks on ``client``'s cluster and reduce once.
 
+    ``prep``: ``simulation.prepare_pool`` (the hazard model) or
+    ``delinquency.prepare_delinquency`` (the delinquency-state model: the same numbers as
+    ``delinquency.run_dq_blocks``, its balances by state in ``.paths.delinquency``).
     ``per_paths``: work on each task's paths (see :class:`PathsReducer`).
     ``keep_flows=False``: the workers send back only ``per_paths``' parts (required then)
     and the client never holds the (paths × months) flow arrays; ``.paths`` is None.
@@ -273,9 +332,10 @@ def run_distributed(
     distributed = require_dask()
     if engine not in sim.ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
-    if engine == "loan" and prep.sched is None:
-        raise ValidationError(must_be("prep", "prepare_pool(..., loan_level=True) for the loan "
-                                      "engine", "a granular-only preparation"))
+    if engine == "loan" and _base(prep).sched is None:
+        raise ValidationError(must_be("prep", "prepared for the loan engine (prepare_pool(..., "
+                                      "loan_level=True) or prepare_delinquency(..., "
+                                      "engine='loan'))", "a granular-only preparation"))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValidationError(must_be("retries", "an integer >= 0", retries))
     if per_paths is not None:
@@ -311,9 +371,9 @@ def run_distributed(
     futures = [client.submit(_run_task, prep_f, root_f, n_paths, g, engine, per_f,
                              on_task_start, keep_flows, retries=retries, pure=False)
                for g in groups]
-    acc = np.zeros((n_paths, prep.n_months, engines.N_ACC)) if keep_flows else None
-    pacc = np.zeros((prep.n_parties, n_paths, prep.n_months, engines.N_ACC)) \
-        if keep_flows else None
+    n_q, n_m, n_c = _block_shape(prep)
+    acc = np.zeros((n_paths, n_m, n_c)) if keep_flows else None
+    pacc = np.zeros((n_q, n_paths, n_m, n_c)) if keep_flows else None
     parts: dict[int, Any] = {}
     done = 0
     try:
@@ -336,7 +396,7 @@ def run_distributed(
 
     t = time.perf_counter()
     entropy = int(root.entropy) if isinstance(root.entropy, int | np.integer) else None
-    paths = sim._assemble(prep, acc, pacc, entropy) if acc is not None and pacc is not None \
+    paths = _assemble(prep, acc, pacc, entropy) if acc is not None and pacc is not None \
         else None
     reduced = None if per_paths is None else per_paths.combine([parts[k] for k in sorted(parts)])
     timings["assemble_s"] = time.perf_counter() - t
@@ -360,8 +420,13 @@ def simulate_distributed(
     retries: int = 3,
     on_task_start: Callable[[int], None] | None = None,
     progress: Callable[[float], None] | None = None,
+    model: str = "hazard",
+    charge_off_dpd: int | None = None,
 ) -> DistributedRun:
-    """:func:`portfolio.montecarlo.simulation.simulate` on a Dask cluster, bit-identical to it.
+    """:func:`portfolio.montecarlo.simulation.simulate` on a Dask cluster, bit-identical to it;
+    with ``model="delinquency"`` (``charge_off_dpd``: the charge-off point, default the
+    assumptions') :func:`portfolio.montecarlo.delinquency.simulate_delinquency`, bit-identical
+    to it.
 
     Use ``client`` (an open ``distributed.Client``), or ``workers`` (a new local cluster of
     that many processes) or ``scheduler`` (an existing cluster's address). ``per_paths``: work
@@ -372,10 +437,21 @@ def simulate_distributed(
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
         raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    if model not in MODELS:
+        raise ValidationError(must_be("model", "one of " + ", ".join(MODELS), model))
+    if model == "hazard" and charge_off_dpd is not None:
+        raise ValidationError(must_be("charge_off_dpd", "not given with the hazard model",
+                                      charge_off_dpd))
     require_dask()
     root = sim.root_seed(seed)
     t = time.perf_counter()
-    prep = sim.prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan")
+    prep: Prepared
+    if model == "delinquency":
+        prep = prepare_delinquency(loans, assumptions, shares, party_ids, engine,  # type: ignore[arg-type]
+                                   charge_off_dpd)
+    else:
+        prep = sim.prepare_pool(loans, assumptions, shares, party_ids,
+                                loan_level=engine == "loan")
     prepare_s = time.perf_counter() - t
     if client is not None:
         run = run_distributed(client, prep, root, int(n_paths), engine, per_paths,
@@ -485,7 +561,7 @@ def _block_task(prep: sim.PreparedPool, root: np.random.SeedSequence, b: int, n_
 
 def run_summary(
     client: Any,
-    prep: sim.PreparedPool,
+    prep: Prepared,
     seed: int | np.random.SeedSequence,
     n_paths: int,
     *,
@@ -500,7 +576,8 @@ def run_summary(
     """Run ``prep``'s paths on the cluster keeping only summaries on the client
     (:class:`SummaryRun`); ``inner``: another reducer on the same paths (e.g.
     ``tranching.distributed.WaterfallOnWorkers``); ``quantiles``: loss levels whose path is
-    recomputed (only its block) and returned with every flow."""
+    recomputed (only its block) and returned with every flow (and, for the delinquency
+    model's ``prep``, its balances by state)."""
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
         raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
     root = sim.root_seed(seed)
@@ -519,16 +596,21 @@ def run_summary(
         prep_f = client.scatter(prep, broadcast=True, hash=False)
         root_f = client.scatter(root, broadcast=True, hash=False)
 
-        def on_cluster(b: int) -> sim.PathBatch:
-            fut = client.submit(_block_task, prep_f, root_f, b, layout[b][1], engine,
+        def on_cluster(b: int) -> Any:
+            task = _block_arrays if isinstance(prep, DqPrepared) else _block_task
+            fut = client.submit(task, prep_f, root_f, b, layout[b][1], engine,
                                 retries=retries, pure=False)
             try:
                 return fut.result()
             finally:
                 fut.release()
 
-        qpaths = paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
-                          run_block=on_cluster)
+        if isinstance(prep, DqPrepared):
+            qpaths = dq_paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
+                                 run_block=on_cluster)
+        else:
+            qpaths = paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
+                              run_block=on_cluster)
         bytes_back += sum(np.asarray(getattr(qpaths, k)).nbytes for k in FLOW_NAMES)
     run.timings["quantile_paths_s"] = time.perf_counter() - t
     return SummaryRun(summary, reduced, levels, index, qpaths, run.n_workers, run.n_tasks,

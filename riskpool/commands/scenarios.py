@@ -15,7 +15,7 @@ stored as one object (``portfolio.store.scenarios``), in one transaction, after 
 ran; a bad set file, flag or deal writes nothing (exit 2, naming the field).
 
 ``--workers N`` / ``--scheduler ADDRESS`` run every member's paths, and the deal's waterfall on
-them, on a Dask cluster (``portfolio.montecarlo.distributed.run_summary``; hazard model only):
+them, on a Dask cluster (``portfolio.montecarlo.distributed.run_summary``; either model):
 the same seed and path blocks, so the same common random numbers and the same loss figures to
 the byte as a local run. The client keeps each member's loss per path, its monthly flow sums
 (per block of 256 paths) and, with a deal, each class's principal loss and each trigger's
@@ -61,7 +61,7 @@ from portfolio.book.scenarios import (
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
-from portfolio.montecarlo.delinquency import project
+from portfolio.montecarlo.delinquency import prepare_delinquency, project
 from portfolio.montecarlo.distributed import check_cluster_flags, open_client, run_summary
 from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.paths import PoolPaths
@@ -176,7 +176,8 @@ def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
         profile = replenishment_for(deal, loans, a, paths_n, seed, engine, cutoff=cutoff,
                                     model=model, charge_off_dpd=charge_off)
     if client is not None:
-        prep = prepare_pool(loans, a, loan_level=engine == "loan", loan_sampler=sampler)
+        prep = prepare_delinquency(loans, a, engine=engine) if model == "delinquency" \
+            else prepare_pool(loans, a, loan_level=engine == "loan", loan_sampler=sampler)
         run = run_summary(client, prep, seed, paths_n, engine=engine,
                           inner=None if deal is None else WaterfallOnWorkers(deal, profile))
         summary, wf = run.summary, run.reduced
@@ -221,11 +222,6 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
             raise ValidationError(must_be("keep_paths", "False with --workers/--scheduler "
                                           "(the paths stay on the workers)", keep_paths))
     sset = load_scenario_set(set_path)
-    if on_cluster and sset.model != "hazard":
-        raise ValidationError(must_be("--workers/--scheduler", "used with a hazard-model set "
-                                      "(the delinquency model runs on local threads only)",
-                                      workers if workers is not None else scheduler,
-                                      f"set model {sset.model}"))
     sampler = loan_sampler_for(sset.engine, sset.model, None)
     if loan_sampler is not None:
         sampler = loan_sampler

@@ -46,7 +46,7 @@ from portfolio.montecarlo.assumptions import (
     apply_stress,
     load_assumptions,
 )
-from portfolio.montecarlo.delinquency import MODELS, project
+from portfolio.montecarlo.delinquency import MODELS, DqPrepared, prepare_delinquency, project
 from portfolio.montecarlo.distributed import (
     SummaryRun,
     check_cluster_flags,
@@ -177,8 +177,8 @@ def check_simulation_flags(n_paths: int, seed: int, engine: str, batch_size: int
                                       deterministic))
 
 
-def check_model_flags(model: str, charge_off_dpd: int | None, deterministic: str | None,
-                      workers: int | None, scheduler: str | None) -> None:
+def check_model_flags(model: str, charge_off_dpd: int | None, deterministic: str | None
+                      ) -> None:
     """``--model`` and ``--charge-off-dpd``, before any work."""
     if model not in MODELS:
         raise ValidationError(must_be("--model", "one of " + ", ".join(MODELS), model))
@@ -193,10 +193,6 @@ def check_model_flags(model: str, charge_off_dpd: int | None, deterministic: str
         if deterministic is not None:
             raise ValidationError(must_be("--deterministic", "not given with --model "
                                           "delinquency (Monte Carlo paths only)", deterministic))
-        if workers is not None or scheduler is not None:
-            raise ValidationError(must_be("--workers/--scheduler", "not given with --model "
-                                          "delinquency (local threads only)",
-                                          workers if workers is not None else scheduler))
 
 
 def run_simulation(
@@ -243,7 +239,8 @@ def run_simulation(
     ratings (only with ``structure``).
     ``label``, ``tags``: stored with the run (``riskpool runs list``), in its transaction.
     ``model``: ``hazard`` (default) or ``delinquency`` (the delinquency-state model,
-    ``portfolio.montecarlo.delinquency``; no deterministic projection, no Dask);
+    ``portfolio.montecarlo.delinquency``; no deterministic projection; on Dask workers as the
+    hazard model, not from a ``tape``);
     ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
     ``progress(fraction)``: called as the paths' blocks complete (a progress bar).
     ``tape``: the pool's loan tape (``riskpool pool export``), read partition by partition on
@@ -255,14 +252,14 @@ def run_simulation(
     """
     check_simulation_flags(n_paths, seed, engine, batch_size, deterministic)
     clean_label(label, tags)  # refused before any work
-    check_model_flags(model, charge_off_dpd, deterministic, workers, scheduler)
+    check_model_flags(model, charge_off_dpd, deterministic)
     eng = cast(Engine, engine)  # one of ENGINES: checked above
     check_stress_flags(scenario, pd_mult, rho, smm_mult, recovery_mult)
     if workers is not None or scheduler is not None:
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
         check_book_dir(book)
-    parts = _check_tape(tape, workers, scheduler, book, engine)
+    parts = _check_tape(tape, workers, scheduler, book, engine, model)
     if rating_table is not None and structure is None:
         raise ValidationError(must_be("--rating-table", "given with --structure (it rates the "
                                       "deal's tranches)", str(rating_table)))
@@ -304,11 +301,17 @@ def run_simulation(
         loan_sampler=loan_sampler_for(eng, model, deterministic))
     if workers is not None or scheduler is not None:
         t1 = time.perf_counter()
-        prep = prepare_pool(loans, assumptions, loan_level=eng == "loan")
+        prep: PreparedPool | DqPrepared
+        if model == "delinquency":
+            prep = prepare_delinquency(loans, assumptions, engine=eng,
+                                       charge_off_dpd=charge_off_dpd)
+        else:
+            prep = prepare_pool(loans, assumptions, loan_level=eng == "loan")
         profile = None
         if deal is not None:  # computed once here, shipped to every worker with the deal
             profile = replenishment_for(deal, loans, assumptions, int(n_paths), seed, eng,
-                                        cutoff=pool.cutoff_date)
+                                        cutoff=pool.cutoff_date, model=model,
+                                        charge_off_dpd=charge_off_dpd)
         timings["prepare_s"] = time.perf_counter() - t1
         with open_client(workers=workers, scheduler=scheduler) as client:
             return _simulate_summaries(db, client, prep, pool, len(loans), inputs, assumptions,
@@ -351,7 +354,7 @@ def run_simulation(
 
 
 def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
-                book: Path | None, engine: str) -> list[LoanPart] | None:
+                book: Path | None, engine: str, model: str = "hazard") -> list[LoanPart] | None:
     """``--tape`` and the flags it cannot go with, before any work; its partitions."""
     if tape is None:
         return None
@@ -363,6 +366,10 @@ def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
     if engine != "granular":
         raise ValidationError(must_be("--engine", "granular with --tape (no process holds "
                                       "every loan)", engine))
+    if model != "hazard":
+        raise ValidationError(must_be("--model", "hazard with --tape (the workers send back "
+                                      "the hazard model's cells; run the delinquency model "
+                                      "from the database's pool)", model))
     return loan_parts(tape)
 
 
@@ -426,7 +433,8 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
                                    record, label, tags, started, timings, progress)
 
 
-def _simulate_summaries(db: Path, client: Any, prep: PreparedPool, pool: PoolInfo, n_loans: int,
+def _simulate_summaries(db: Path, client: Any, prep: PreparedPool | DqPrepared, pool: PoolInfo,
+                        n_loans: int,
                         inputs: SimulationInputs, assumptions: Assumptions,
                         scheduler: str | None, deal: Deal | None,
                         profile: PoolPaths | ProfileFromCells | None,

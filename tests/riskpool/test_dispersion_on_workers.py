@@ -158,6 +158,22 @@ def test_cli_on_workers_prints_the_local_figures_for_a_run_recorded_from_summari
     assert "riskpool dispersion --run 2 --allocation 1 --workers" in r.err
 
 
+def test_a_delinquency_model_run_on_workers_prints_the_local_figures(book, cluster, cli):
+    """Run 3 (the delinquency-state model, local): simulated again on the workers
+    (``prepare_delinquency`` with the allocation's shares), the deal's DPD trigger reading the
+    balances by state there; every printed figure is the local command's."""
+    db = book
+    common = ("dispersion", "--db", db, "--allocation", "1", "--structure", DEAL, "--run", "3")
+    local = cli(*common)
+    assert local.code == 0, local.err
+    remote = cli(*common, "--scheduler", cluster.scheduler.address)
+    assert remote.code == 0, remote.err
+    head, *rest = remote.out.splitlines()
+    assert "re-simulated on 2 Dask workers" in head
+    assert rest == local.out.splitlines()[1:]  # every printed figure
+    assert len(rest) > 20
+
+
 def test_bad_cluster_flags_and_runs_exit_2_with_a_message(book, cli):
     db = book
     common = ("dispersion", "--db", db, "--allocation", "1")
@@ -167,10 +183,6 @@ def test_bad_cluster_flags_and_runs_exit_2_with_a_message(book, cli):
     assert r.code == 2 and "one of them, not both" in r.err
     r = cli(*common, "--run", "2", "--workers", "two")
     assert r.code == 2 and "--workers" in r.err and "Traceback" not in r.err
-    # the delinquency model runs on local threads only: refused before any cluster starts
-    r = cli(*common, "--run", "3", "--workers", "1")
-    assert r.code == 2 and "--workers/--scheduler" in r.err and "delinquency" in r.err
-    assert "run 3" in r.err and "Traceback" not in r.err
     r = cli(*common, "--run", "9", "--workers", "1")
     assert r.code == 2 and "9" in r.err and "Traceback" not in r.err
     help_ = cli("dispersion", "--help")
