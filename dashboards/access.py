@@ -1253,10 +1253,10 @@ def _pool_dispersion(db: str | Path, run_id: int, allocation_id: int,
         inputs = run_sql.get_run(store, int(run_id)).simulation_inputs()
     if tuple(paths.party_ids) != stored.party_ids or not paths.party_flows:
         # the run lacks this split: re-simulate it exactly, on the dashboard's cluster when
-        # it has one and the Dask driver runs the run's model (a Monte Carlo hazard run)
+        # it has one and the run is Monte Carlo (either model; the Dask driver runs no
+        # deterministic projection)
         scheduler = settings.dask_scheduler()
-        if scheduler is not None and inputs.model == "hazard" \
-                and inputs.deterministic_z is None:
+        if scheduler is not None and inputs.deterministic_z is None:
             return _dispersion_view(_dispersion_on_cluster(db, run_id, allocation_id, deal,
                                                            scheduler))
         with _full(db) as store:

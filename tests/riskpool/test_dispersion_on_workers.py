@@ -248,6 +248,7 @@ def test_with_a_scheduler_the_dashboard_disperses_a_summary_run_on_the_cluster(
     treasury = Viewer("tester", "treasury")
     monkeypatch.delenv("RISKPOOL_SCHEDULER", raising=False)
     local = access.dispersion(db, treasury, 1, 1, deal_toml)  # run 1 re-simulated here
+    local_dq = access.dispersion(db, treasury, 3, 1, deal_toml)  # the delinquency run, here
     monkeypatch.setenv("RISKPOOL_SCHEDULER", cluster.scheduler.address)
 
     def no_local_simulation(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -264,9 +265,13 @@ def test_with_a_scheduler_the_dashboard_disperses_a_summary_run_on_the_cluster(
             (local.pool_el, local.pool_var_999, local.hhi_partners)
         assert remote.pool_el is not None and remote.pool_el > 0
         assert len(remote.parties) > 1 and (len(remote.srt) > 0) == with_deal
-    # the delinquency model's run (3) is not one the Dask driver runs: it stays local
-    with pytest.raises(AssertionError, match="re-simulated in the dashboard's process"):
-        access.dispersion(db, treasury, 3, 1)
+    # the delinquency model's run (3): on the cluster too, the same tables to the bit
+    remote = access.dispersion(db, treasury, 3, 1, deal_toml)
+    for name in ("parties", "headlines", "srt", "positions", "reconciliation", "views",
+                 "economic_lines"):
+        pd.testing.assert_frame_equal(getattr(remote, name), getattr(local_dq, name),
+                                      check_exact=True, obj=f"run 3: {name}")
+    assert remote.pool_el is not None and remote.pool_el > 0
 
 
 def test_riskpool_dashboard_scheduler_sets_the_dashboards_cluster(book, cli, monkeypatch):
