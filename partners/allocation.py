@@ -77,16 +77,16 @@ from partners.rules import (
 from portfolio.errors import must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import (
-    _annuity_payment,
+    _APR_MAX,
+    _HALF_UP_NUDGE,
+    _N_TYPES,
+    _annuity_factor,
     _check_matrix_values,
     _month_start_table,
-    _round_half_up,
     _split_dates,
-    flat_fee_cents,
     schedule_matrix,
 )
-from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, RepaymentType
-from portfolio.montecarlo import engines
+from portfolio.loans.types import ALLOWED_TERMS, SCORE_BAND_LABELS, SCORE_BANDS, RepaymentType
 
 SHARE_GRID = 2.0**-32  # shares are multiples of this: sums of ≤ 2^21 of them are exact
 LP_MARGIN = 1e-6  # margin on concentration shares and yield floors inside the LP
@@ -192,6 +192,8 @@ def loan_risk_from_assumptions(loans: LoanArrays, assumptions: Any) -> LoanRisk:
 
 
 _PROJECTION_CHUNK = 100_000  # loans per schedule_matrix call (bounds memory)
+# LoanArrays.score_band's edges: a score's band is searchsorted(edges, score, side="right")
+_BAND_EDGES = np.array([lo for lo, _ in SCORE_BANDS[1:]])
 
 
 def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
@@ -208,80 +210,280 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     to it; tested within the Monte Carlo standard error); with ρ > 0 the paths' defaults are
     correlated across months, which moves the mean slightly.
 
-    The terms come from the numba kernel ``engines.projected_loss_terms`` (one pass per loan,
-    no (loans × months) schedule), summed by numpy over the same chunks and months as
-    :func:`projected_loss_rate_np`, its oracle: the same numbers to the last bit. Chunks run on
-    two threads (each writes its own rows)."""
+    One compiled pass per loan (:func:`_projected_loss_sums`) from the loans' own columns:
+    its schedule amounts, its terms and their sum as numpy sums the rows of the chunk's
+    (loans × months) matrix of terms that :func:`projected_loss_rate_np`, its oracle, builds
+    (chunks of ``_PROJECTION_CHUNK`` loans, each row padded with zeros to the chunk's longest
+    remaining term): the same numbers to the last bit, without the matrix. What needs numpy's
+    own functions is worked out on small tables first and looked up per loan: the annuity
+    factor (``expm1``/``log1p``) per distinct APR and number of months, the score band per
+    score, the term's column per term, the month and day per origination day, the first of
+    each month. Chunks run on two threads (each writes its own rows)."""
     hz = np.ascontiguousarray(assumptions.default_hazard, dtype=np.float64)
     smm_t = np.ascontiguousarray(assumptions.prepay_smm, dtype=np.float64)
     terms = np.asarray(assumptions.terms)
     n = len(loans)
     out = np.zeros(n)
+    if n == 0:
+        return out
     lgd = 1.0 - float(assumptions.recovery_rate) * float(np.sum(assumptions.recovery_lag))
-    bal_all = np.asarray(loans.balance, dtype=np.float64)
-    rem_all = np.maximum(np.asarray(loans.remaining_term, dtype=np.int64), 1)
-    _check_matrix_values(bal_all, np.asarray(loans.apr, dtype=np.float64), rem_all,
-                         np.asarray(loans.repayment_type).astype(np.int64),
-                         np.asarray(loans.months_on_book).astype(np.int64))
+    bal = np.ascontiguousarray(loans.balance, dtype=np.float64)
+    apr = np.ascontiguousarray(loans.apr, dtype=np.float64)
+    rem_raw = np.ascontiguousarray(loans.remaining_term)
+    code = np.ascontiguousarray(loans.repayment_type)
+    mob = np.ascontiguousarray(loans.months_on_book)
+    mob_lo, mob_hi = int(mob.min()), int(mob.max())
+    rem_hi = max(int(rem_raw.max()), 1)
+    if not (bal.min() >= 0 and np.isfinite(bal.max()) and apr.min() >= 0
+            and apr.max() <= _APR_MAX and int(code.min()) >= 0 and int(code.max()) < _N_TYPES
+            and mob_lo >= 0):  # the checks on extremes; the elementwise ones name the row
+        _check_matrix_values(bal, apr, np.maximum(rem_raw.astype(np.int64), 1),
+                             code.astype(np.int64), mob.astype(np.int64))
     orig = np.asarray(loans.origination_date).astype("datetime64[D]")
     if np.isnat(orig).any():
         loans.require(~np.isnat(orig), "origination_date", "a date", orig)
-    band_all = np.asarray(loans.score_band, dtype=np.int64)
-    term_all = np.minimum(lookup.searchsorted(terms, loans.term_months), len(terms) - 1)
-    month0_all, day0_all = _split_dates_by_day(orig)
+    score_at, score_tab, score_lo = _table_of(
+        np.asarray(loans.credit_score),
+        lambda v: np.searchsorted(_BAND_EDGES, v, side="right").astype(np.int64))
+    term_at, term_tab, term_lo = _table_of(
+        np.asarray(loans.term_months),
+        lambda v: np.minimum(np.searchsorted(terms, v), len(terms) - 1).astype(np.int64))
+    day_at, (month_tab, dom_tab), day_lo = _table_of(orig.view(np.int64), _split_days)
+    # the annuity factor 1 − (1 + r)^−m (schedules' own expm1/log1p) per distinct APR and
+    # m = 1 … the longest remaining term
+    apr_code, apr_values = _float_codes(apr)
+    factor = _annuity_factor((apr_values / 12.0)[:, None],
+                             np.arange(1, rem_hi + 1, dtype=np.float64)[None, :])
+    # the first of every month from the earliest loan's first instalment month to the
+    # latest's last, and one more (absolute days: the same entries as any chunk's own table)
+    first = int(month_tab.min()) + mob_lo
+    table = _month_start_table(first, int(month_tab.max()) + mob_hi + rem_hi)
+    codes = np.array([RepaymentType.LEVEL_ANNUITY.code, RepaymentType.EQUAL_PRINCIPAL.code,
+                      RepaymentType.FLAT_FEE.code, RepaymentType.DAILY_INTEREST.code],
+                     dtype=np.int64)
 
     def chunk(lo: int) -> None:
-        sl = slice(lo, min(lo + _PROJECTION_CHUNK, n))
-        bal = bal_all[sl]
-        rem = rem_all[sl]
-        mob = np.asarray(loans.months_on_book[sl], dtype=np.int64)
-        code = np.asarray(loans.repayment_type[sl]).astype(np.int64)
-        apr = np.asarray(loans.apr[sl], dtype=np.float64)
-        T = int(rem.max())  # schedule_matrix's default number of months
-        # schedule_matrix's per-loan amounts in cents and its due-date tables
-        b0 = _round_half_up(bal * 100.0)
-        r = apr / 12.0
-        is_la = code == RepaymentType.LEVEL_ANNUITY.code
-        is_ff = code == RepaymentType.FLAT_FEE.code
-        is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
-        is_di = code == RepaymentType.DAILY_INTEREST.code
-        rem_f = rem.astype(np.float64)
-        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
-        flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
-        fee = np.where(is_ff, flat_fee_cents(bal, apr), 0.0)  # schedule_matrix: P0 = balance
-        rate_m = np.where(is_ff, 0.0, r)
-        apr_di = np.where(is_di, apr, 0.0)
-        month0, day0 = month0_all[sl], day0_all[sl]
-        base = month0 + mob
-        first = int(base.min())
-        table = _month_start_table(first, int(base.max()) + T)
-        month_start = table[:-1]
-        month_last = np.diff(table) - 1
-        idx = base - first
-        dom0 = day0 - 1
-        start = month_start[idx] + np.minimum(dom0, month_last[idx])
-        loss_terms = np.zeros((len(bal), T))
-        engines.projected_loss_terms(bal, b0, rate_m, apr_di, is_di, level, flat, fee, rem, start,
-                                     dom0, idx, month_start, month_last, hz, smm_t, band_all[sl],
-                                     term_all[sl], mob, loss_terms)
-        out[sl] = lgd * loss_terms.sum(axis=1) / bal
+        hi = min(lo + _PROJECTION_CHUNK, n)
+        _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_tab,
+                             score_lo, term_at, term_tab, term_lo, day_at, month_tab, dom_tab,
+                             day_lo, apr_code, factor, table, first, hz, smm_t, codes, lgd, out)
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(chunk, range(0, n, _PROJECTION_CHUNK)))
     return out
 
 
-def _split_dates_by_day(orig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``schedules._split_dates`` of every loan's origination date, worked out once per day
-    from the earliest to the latest (a pool's loans were originated on a few hundred days)
-    and looked up per loan: the same month indices and days of month."""
-    days = orig.view(np.int64)
-    found = lookup.span(days)
+def _table_of(values: np.ndarray, fn: Callable[[np.ndarray], Any]) -> tuple[np.ndarray, Any, int]:
+    """``(at, table, lo)`` with ``table[at[i] - lo]`` equal to ``fn(values)[i]`` (``fn``
+    elementwise, returning an array or a tuple of arrays): ``fn`` of each value from the
+    smallest to the largest when they span a narrow range (``lookup.span``), else of every
+    value (``at`` the positions)."""
+    found = lookup.span(values)
     if found is None:
-        return _split_dates(orig)
+        return np.arange(len(values), dtype=np.int64), fn(values), 0
     lo, hi = found
-    month, day = _split_dates(np.arange(lo, hi + 1, dtype=np.int64).astype("datetime64[D]"))
-    return month[days - lo], day[days - lo]
+    return values, fn(np.arange(lo, hi + 1, dtype=np.int64).astype(values.dtype)), lo
+
+
+def _split_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``schedules._split_dates`` of days since 1970-01-01 (int64)."""
+    return _split_dates(days.astype(np.int64).astype("datetime64[D]"))
+
+
+@numba.njit(cache=True, nogil=True)
+def _float_codes(x):  # pragma: no cover - numba
+    """(codes, values): ``values[codes[i]]`` is ``x[i]`` bit for bit, each distinct bit
+    pattern once (first-appearance order); an open-addressing hash table on the bits."""
+    n = x.shape[0]
+    bits = x.view(np.uint64)
+    cap = 64
+    slots = np.full(cap, -1, dtype=np.int64)
+    found = np.empty(16, dtype=np.uint64)
+    u = 0
+    codes = np.empty(n, dtype=np.int64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(29)
+    for i in range(n):
+        v = bits[i]
+        h = np.int64(((v ^ (v >> shift)) * mult) >> np.uint64(40))
+        j = h & (cap - 1)
+        while slots[j] >= 0 and found[slots[j]] != v:
+            j = (j + 1) & (cap - 1)
+        if slots[j] >= 0:
+            codes[i] = slots[j]
+            continue
+        if u == found.shape[0]:
+            grown = np.empty(2 * u, dtype=np.uint64)
+            grown[:u] = found
+            found = grown
+        found[u] = v
+        slots[j] = u
+        codes[i] = u
+        u += 1
+        if 2 * u > cap:  # keep the table at most half full: rebuild it twice as large
+            cap *= 2
+            slots = np.full(cap, -1, dtype=np.int64)
+            for k in range(u):
+                w = found[k]
+                jj = np.int64(((w ^ (w >> shift)) * mult) >> np.uint64(40)) & (cap - 1)
+                while slots[jj] >= 0:
+                    jj = (jj + 1) & (cap - 1)
+                slots[jj] = k
+    return codes, found[:u].view(np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_block(a, lo, n):  # pragma: no cover - numba
+    """``a[lo:lo + n]``, n <= 128, summed as numpy's pairwise summation adds a contiguous
+    float64 run that short: fewer than 8 values left to right from 0.0; else eight
+    interleaved partial sums combined ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)),
+    then the rest left to right."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):  # pragma: no cover - numba
+    """``a[lo:lo + n]`` summed as numpy sums a contiguous float64 run (``np.add.reduce``'s
+    pairwise summation): up to 128 values :func:`_pairwise_block`; more, the first half (a
+    multiple of 8 long) and the rest each summed so, then added. The halving is walked with
+    an explicit stack (numba's cache does not keep recursive functions)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    # frames: start, length, stage (0 new, 1 left pending, 2 right pending), left sum
+    f_lo = np.empty(64, dtype=np.int64)
+    f_n = np.empty(64, dtype=np.int64)
+    f_stage = np.zeros(64, dtype=np.int64)
+    f_left = np.zeros(64)
+    top = 0
+    f_lo[0], f_n[0], f_stage[0] = lo, n, 0
+    result = 0.0
+    while top >= 0:
+        m = f_n[top]
+        if m <= 128 or f_stage[top] == 2:
+            if m <= 128:
+                val = _pairwise_block(a, f_lo[top], m)
+            else:
+                val = f_left[top] + result  # result: the right half's sum just returned
+            top -= 1
+            if top >= 0 and f_stage[top] == 1:
+                f_left[top] = val
+                f_stage[top] = 2
+                h = f_n[top] // 2
+                h -= h % 8
+                top += 1
+                f_lo[top], f_n[top], f_stage[top] = f_lo[top - 1] + h, f_n[top - 1] - h, 0
+            else:
+                result = val
+        else:  # a new frame longer than 128: its first half first
+            f_stage[top] = 1
+            h = m // 2
+            h -= h % 8
+            top += 1
+            f_lo[top], f_n[top], f_stage[top] = f_lo[top - 1], h, 0
+    return result
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_tab, score_lo,
+                         term_at, term_tab, term_lo, day_at, month_tab, dom_tab, day_lo,
+                         apr_code, factor, table, first, hz, smm, codes, lgd,
+                         out):  # pragma: no cover - numba
+    """``out[lo:hi]`` of :func:`projected_loss_rate`: per loan its band, term column, month
+    and day of origination read from the tables (``table[at[i] - lo]``), the schedule's
+    amounts in cents (``schedule_matrix``'s operations: cut-off balance, level payment from
+    the annuity factor of its APR and remaining term, flat principal, flat fee, monthly or
+    Actual/365 rate), then month by month the term S_t · h_t · B_t into a row of the chunk's
+    longest remaining term (zeros after the loan's last month), summed as numpy sums a row
+    (:func:`_pairwise_sum`, from 0.0), times ``lgd`` over the cut-off balance. The balance
+    after each month is the schedule's (round_cents, operation for operation as
+    ``engines.schedule_sums``); h_t = hz[band, term, min(mob + t + 1, n_age) − 1], the SMM
+    likewise and 0 in the last month, S_{t+1} = S_t · (1 − h_t)(1 − smm_t)."""
+    half = 0.5 + _HALF_UP_NUDGE  # schedules._round_half_up: floor(x + (0.5 + nudge))
+    n_age = hz.shape[2]
+    la, ep, ff, di = codes[0], codes[1], codes[2], codes[3]
+    T = 1
+    for li in range(lo, hi):
+        if rem_raw[li] > T:
+            T = rem_raw[li]
+    row = np.zeros(T)
+    for li in range(lo, hi):
+        c = code[li]
+        r_i = max(np.int64(rem_raw[li]), 1)
+        bal_i = bal[li]
+        b = np.floor(bal_i * 100.0 + half)
+        r = apr[li] / 12.0
+        is_ff = c == ff
+        is_di = c == di
+        flat = np.floor(b / float(r_i)) if (c == ep or is_ff) else 0.0
+        fee = np.floor(b * r + half) if is_ff else 0.0
+        rate_m = 0.0 if is_ff else r
+        apr_di = apr[li] if is_di else 0.0
+        lev = 0.0
+        if c == la:  # schedules._annuity_payment, then rounded half up
+            if r > 0.0:
+                lev = np.floor(b * r / factor[apr_code[li], r_i - 1] + half)
+            else:
+                lev = np.floor(b / float(r_i) + half)
+        d = day_at[li] - day_lo
+        m = np.int64(mob[li])
+        idx = month_tab[d] + m - first
+        dom0 = dom_tab[d] - 1
+        start = table[idx] + min(dom0, table[idx + 1] - table[idx] - 1)
+        bb = score_tab[score_at[li] - score_lo]
+        tt = term_tab[term_at[li] - term_lo]
+        surv = 1.0
+        bop = bal_i
+        for j in range(r_i):
+            col = min(m + j + 1, n_age) - 1
+            h = hz[bb, tt, col]
+            p = smm[bb, tt, col] if j != r_i - 1 else 0.0
+            row[j] = surv * h * bop
+            surv = surv * ((1.0 - h) * (1.0 - p))
+            k = idx + j + 1
+            end = table[k] + min(dom0, table[k + 1] - table[k] - 1)
+            if is_di:
+                rate = apr_di * float(end - start) / 365.0
+            else:
+                rate = rate_m
+            i = np.floor(b * rate + half) + fee
+            q = lev - i
+            if q < 0.0:
+                q = 0.0
+            if q > b:
+                q = b
+            q += flat
+            if r_i == j + 1:
+                q = b
+            if q > b:
+                q = b
+            b -= q
+            start = end
+            bop = b / 100.0
+        for j in range(r_i, T):
+            row[j] = 0.0
+        out[li] = lgd * (0.0 + _pairwise_sum(row, 0, T)) / bal_i
 
 
 def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
