@@ -967,16 +967,13 @@ class CheckReport:
                 "loan_rule_findings": [b.as_dict() for b in self.loan_rule_findings]}
 
 
-def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
+def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
                       registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
                       borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0,
                       household_limit: np.ndarray | None = None,
                       excess: Mapping[str, np.ndarray] | None = None) -> CheckReport:
-    """Re-check every rule and constraint on the loan-level shares, from the registry and the
-    rules alone (no solver output). ``shares`` is (n_loans, n_parties) in ``party_ids`` order,
-    ``"platform"`` first. ``excess``: each loan rule's per-loan excess
-    (``partners.rules.loan_rule_excesses``, a function of the loans and the rule alone) when
-    the caller has computed it already, as ``allocate`` has for the eligibility."""
+    """:func:`verify_allocation` in numpy array passes (its oracle, and what it runs for more
+    than 7 parties or loans without a region)."""
     mode = parse_mode(mode)
     breaches: list[Breach] = []
     items: list[dict[str, Any]] = []
@@ -1141,6 +1138,293 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
                                    need - moved, "CNY"))
     return CheckReport(not breaches, tuple(breaches), tuple(items), excluded, tuple(findings))
+
+
+def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
+                      registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
+                      borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0,
+                      household_limit: np.ndarray | None = None,
+                      excess: Mapping[str, np.ndarray] | None = None) -> CheckReport:
+    """Re-check every rule and constraint on the loan-level shares, from the registry and the
+    rules alone (no solver output). ``shares`` is (n_loans, n_parties) in ``party_ids`` order,
+    ``"platform"`` first. ``excess``: each loan rule's per-loan excess
+    (``partners.rules.loan_rule_excesses``, a function of the loans and the rule alone) when
+    the caller has computed it already, as ``allocate`` has for the eligibility.
+
+    The per-loan work is two compiled passes: one over the rows (range, row sums, funded
+    loans, R1; :func:`_share_rows`) and one per partner (held loans, each eligibility
+    criterion's failures, R4, concentration sums per region and band, the funded amounts and
+    yields; :func:`_partner_pass`); a check that finds a breach is worked out again by the
+    array expressions of :func:`verify_allocation_np` (its oracle: the same report, tested)
+    to name the loans and amounts."""
+    mode = parse_mode(mode)
+    n = len(loans)
+    shares = np.asarray(shares, dtype=np.float64)
+    expected = registry.party_ids
+    if tuple(party_ids) != expected or shares.shape != (n, len(expected)):
+        raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
+                                      f"{shares.shape} with {tuple(party_ids)}"))
+    region_code, region_names = region_codes(loans.region)
+    if n == 0 or not 2 <= shares.shape[1] <= 7 or int(region_code.min()) < 0:
+        return verify_allocation_np(loans, shares, party_ids, registry, risk, mode, as_of,
+                                    borrower_id, min_transfer_share, household_limit, excess)
+    shares = np.ascontiguousarray(shares)
+    breaches: list[Breach] = []
+    items: list[dict[str, Any]] = []
+
+    def item(name: str, party: str | None, value: float, limit: float, ok: bool) -> None:
+        items.append({"check": name, "party": party, "value": float(value), "limit": float(limit),
+                      "ok": bool(ok)})
+
+    r1 = registry.rule("R1")
+    r1_on = mode is Mode.JOINT and r1.applies_on(as_of)
+    r1_floor = float(r1.params["min_platform_share"]) if r1_on else 0.0
+    funded_any = np.empty(n, dtype=bool)
+    counts, stats = _share_rows(shares, r1_floor, SHARE_TOL, funded_any)
+    n_bad_range, n_bad_sum, n_r1_bad, n_funded = (int(x) for x in counts)
+    if n_bad_range:  # NaN or out of range: the array checks name the rows and the amounts
+        return verify_allocation_np(loans, shares, party_ids, registry, risk, mode, as_of,
+                                    borrower_id, min_transfer_share, household_limit, excess)
+    item("shares in [0, 1]", None, 0, 0, True)
+    item("shares sum to 1", None, n_bad_sum, 0, not n_bad_sum)
+    if n_bad_sum:
+        bad_sum = np.abs(_row_sums(shares) - 1.0) > 1e-12
+        breaches.append(Breach("shares", f"shares sum to 1: {n_bad_sum} loan(s) break it",
+                               float(stats[0]), "share", None, n_bad_sum,
+                               tuple(map(str, loans.loan_id[bad_sum][:20]))))
+    if mode is Mode.FORWARD_FLOW:
+        whole = np.all((shares == 0) | (shares == 1), axis=1)
+        item("forward flow: whole loans", None, int((~whole).sum()), 0, bool(whole.all()))
+        if not whole.all():
+            breaches.append(Breach("forward-flow", f"forward flow: {int((~whole).sum())} loan(s) are split",
+                                   float((~whole).sum()), "loans", None, int((~whole).sum()),
+                                   tuple(map(str, loans.loan_id[~whole][:20]))))
+    # loan rules: no partner may hold a share of a loan that breaks one
+    excluded: dict[str, Any] = {}
+    findings: list[Breach] = []
+    for rule in registry.rules:
+        if rule.scope == "loan" and rule.applies_on(as_of):
+            excess_r = (excess[rule.id] if excess is not None and rule.id in excess
+                        else loan_rule_excess(rule, loans, borrower_id, household_limit))
+            pool_breach = check_loan_rule(rule, loans, borrower_id, excess=excess_r)
+            excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
+            findings.extend(pool_breach)
+            found = (check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
+                                     excess=excess_r) if pool_breach else [])
+            item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
+            breaches.extend(found)
+    if r1_on:
+        found = (check_platform_share(r1, loans, shares[:, 0], _row_sums(shares[:, 1:]))
+                 if n_r1_bad else [])
+        item("R1 platform share of joint loans", PLATFORM_ID,
+             float(stats[1]) if n_funded else 1.0, r1_floor, not found)
+        breaches.extend(found)
+    r7 = registry.rule("R7")
+    if r7.applies_on(as_of):
+        found = check_platform_funding(r7, registry.platform)
+        item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
+        breaches.extend(found)
+    cashflow_apr = loans.cashflow_apr
+    net = cashflow_apr - risk.el_rate
+    band = loans.score_band
+    r4 = registry.rule("R4")
+    balance = np.ascontiguousarray(loans.balance, dtype=np.float64)
+    amt = np.empty(n)  # per partner: its share × balance, and × (APR − EL), loan by loan
+    amt_net = np.empty(n)
+    by_region = np.zeros(max(len(region_names), 1))
+    by_band = np.zeros(len(SCORE_BAND_LABELS))
+    rt_table = np.zeros(256, dtype=np.bool_)
+    for j, p in enumerate(registry.partners):
+        e = p.eligibility
+        rt_table[:] = False
+        rt_table[np.asarray(e.repayment_codes, dtype=np.int64) % 256] = True
+        region_ok = (np.isin(region_names, np.asarray(e.regions, dtype=object)) if e.regions
+                     else np.ones(len(region_names), dtype=bool))
+        local = r4.applies_on(as_of) and p.is_local_bank
+        home = str(p.regulatory.registered_region) if local else None
+        home_code = int(np.flatnonzero(region_names == home)[0]) if (
+            home is not None and (region_names == home).any()) else -1
+        counts = _partner_pass(shares, j + 1, balance, np.asarray(loans.credit_score),
+                               float(e.score_floor), cashflow_apr, float(e.apr_cap),
+                               np.asarray(loans.term_months), float(e.max_term_months),
+                               np.asarray(loans.repayment_type), rt_table, region_code,
+                               region_ok, local, home_code, SHARE_TOL, band, net, amt, amt_net,
+                               by_region, by_band)
+        funded = float(amt.sum())
+        sh = shares[:, j + 1]
+        # eligibility, criterion by criterion: counts from the pass; a breach named by arrays
+        crit_names = ["score_floor", "apr_cap", "max_term_months", "repayment_types"]
+        if e.regions:
+            crit_names.append("regions")
+        for k, cname in enumerate(crit_names):
+            n_bad = int(counts[1 + k])
+            item(f"eligibility.{cname}", p.id, n_bad, 0, not n_bad)
+            if n_bad:
+                bad = (sh > 0) & _criterion_fails(cname, loans, p, cashflow_apr,
+                                                  region_ok[region_code])
+                breaches.append(Breach("eligibility", f"eligibility ({p.id}): {int(bad.sum())} loan(s) "
+                                       f"fail {cname}, {float(amt[bad].sum()):,.2f} CNY",
+                                       float(amt[bad].sum()), "CNY", p.id, int(bad.sum()),
+                                       tuple(map(str, loans.loan_id[bad][:20]))))
+        tol = AMOUNT_TOL + REL_TOL * max(funded, 1.0)
+        item("capacity", p.id, funded, p.capacity, funded <= p.capacity + tol)
+        if funded > p.capacity + tol:
+            breaches.append(Breach("capacity", f"capacity ({p.id}): funds {funded:,.2f} > capacity "
+                                   f"{p.capacity:,.2f}; over by {funded - p.capacity:,.2f} CNY",
+                                   funded - p.capacity, "CNY", p.id))
+        if p.commitment > 0:
+            slack = _rounding_allowance(mode, loans.balance, sh > 0, p.commitment)
+            ok = funded >= p.commitment - slack
+            item("commitment", p.id, funded, p.commitment, ok)
+            if not ok:
+                breaches.append(Breach("commitment", f"commitment ({p.id}): funds {funded:,.2f} < "
+                                       f"{p.commitment:,.2f}", p.commitment - funded, "CNY", p.id))
+        for rid in ("R2", "R3"):
+            rule = registry.rule(rid)
+            if rule.applies_on(as_of):
+                found = check_party_amount(rule, p, funded)
+                head = r2_headroom(rule, p) if rid == "R2" else r3_headroom(rule, p)
+                if head is not None:
+                    item(rid, p.id, funded, head, not found)
+                breaches.extend(found)
+        if local:
+            found = check_local_region(r4, p, loans, sh) if counts[6] else []
+            item("R4", p.id, found[0].amount if found else 0.0, 0.0, not found)
+            breaches.extend(found)
+        if funded > 0:
+            c = p.concentration
+            for cname, sums, limit in (("region", by_region, c.max_region_share),
+                                       ("score band", by_band, c.max_score_band_share)):
+                if limit is None:
+                    continue
+                # the held amounts summed per code in loan order (the pass); codes not held
+                # sum to 0 and are never the largest (funded > 0)
+                by = sums / funded
+                worst = int(np.argmax(by))
+                ok = by[worst] <= limit + SHARE_TOL
+                label = region_names[worst] if cname == "region" else SCORE_BAND_LABELS[worst]
+                item(f"concentration.{cname}", p.id, by[worst], limit, ok)
+                if not ok:
+                    breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} {label} is "
+                                           f"{by[worst]:.4%} of its book > {limit:.2%}",
+                                           float(by[worst] - limit), "share", p.id))
+            wy = float(amt_net.sum() / funded)
+            ok = wy >= p.required_yield - SHARE_TOL
+            item("yield floor", p.id, wy, p.required_yield, ok)
+            if not ok:
+                breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < required "
+                                       f"{p.required_yield:.4%}", p.required_yield - wy, "apr", p.id))
+    if min_transfer_share > 0:
+        moved = float((shares[:, 1:].sum(axis=1) * loans.balance).sum())
+        need = min_transfer_share * float(loans.balance.sum())
+        slack = _rounding_allowance(mode, loans.balance, funded_any, need)
+        item("minimum transfer", None, moved, need, moved >= need - slack)
+        if moved < need - slack:
+            breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
+                                   need - moved, "CNY"))
+    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded, tuple(findings))
+
+
+def _criterion_fails(name: str, loans: LoanArrays, p: Partner, cashflow_apr: np.ndarray,
+                     in_regions: np.ndarray) -> np.ndarray:
+    """(n_loans,) bool: the loans failing partner ``p``'s eligibility criterion ``name``
+    (``in_regions``: each loan's region is one the partner allows)."""
+    e = p.eligibility
+    if name == "score_floor":
+        return np.asarray(loans.credit_score < e.score_floor)
+    if name == "apr_cap":
+        return np.asarray(cashflow_apr > e.apr_cap)
+    if name == "max_term_months":
+        return np.asarray(loans.term_months > e.max_term_months)
+    if name == "repayment_types":
+        return ~lookup.isin(loans.repayment_type, e.repayment_codes)
+    return ~in_regions
+
+
+@numba.njit(cache=True, nogil=True)
+def _share_rows(shares, r1_floor, share_tol, funded_any):  # pragma: no cover - numba
+    """One pass over the rows of ``shares`` (n, k), 2 <= k <= 7, platform first: counts
+    (rows with a share outside [0, 1] or not finite, rows whose shares do not sum to 1
+    within 1e-12, joint rows whose platform share is short of ``r1_floor`` by more than
+    ``share_tol``, rows a partner holds a share of) and stats (the largest |row sum − 1|,
+    the smallest platform share of a row a partner holds); ``funded_any[i]``: a partner
+    holds a share of row i. Each row is added left to right (``_row_sums``); the oracle is
+    :func:`verify_allocation_np`'s array passes."""
+    n, k = shares.shape
+    n_range = 0
+    n_sum = 0
+    n_r1 = 0
+    n_funded = 0
+    worst_dev = 0.0
+    min_platform = np.inf
+    for i in range(n):
+        s0 = shares[i, 0]
+        bad = not (0.0 <= s0 <= 1.0)
+        total = s0
+        partners = shares[i, 1]
+        funded = partners > 0.0
+        bad = bad or not (0.0 <= partners <= 1.0)
+        for j in range(2, k):
+            v = shares[i, j]
+            bad = bad or not (0.0 <= v <= 1.0)
+            partners += v
+            funded = funded or v > 0.0
+        if bad:
+            n_range += 1
+        for j in range(1, k):
+            total += shares[i, j]
+        dev = abs(total - 1.0)
+        if dev > 1e-12:
+            n_sum += 1
+        if dev > worst_dev:
+            worst_dev = dev
+        funded_any[i] = funded
+        if funded:
+            n_funded += 1
+            if s0 < min_platform:
+                min_platform = s0
+        if partners > share_tol and r1_floor - s0 > share_tol:
+            n_r1 += 1
+    counts = np.array([n_range, n_sum, n_r1, n_funded], dtype=np.int64)
+    return counts, np.array([worst_dev, min_platform])
+
+
+@numba.njit(cache=True, nogil=True)
+def _partner_pass(shares, col, balance, score, score_floor, cashflow_apr, apr_cap, term,
+                  max_term, rtype, rt_ok, region, region_ok, local, home, share_tol, band, net,
+                  amt, amt_net, by_region, by_band):  # pragma: no cover - numba
+    """One pass over the loans for the partner in column ``col`` of ``shares``: ``amt[i]`` its
+    share × balance and ``amt_net[i]`` that × ``net`` (every loan, for numpy to sum as it
+    sums those products), ``by_region`` / ``by_band`` the held amounts added per region code
+    and score band in loan order (as ``np.bincount`` adds them); returns counts: loans held
+    (share > 0), then held loans failing the score floor, the APR cap, the longest term, the
+    repayment types, the regions, and (``local``) loans with a share above ``share_tol``
+    outside region code ``home`` (R4)."""
+    counts = np.zeros(7, dtype=np.int64)
+    by_region[:] = 0.0
+    by_band[:] = 0.0
+    for i in range(shares.shape[0]):
+        s = shares[i, col]
+        a = s * balance[i]
+        amt[i] = a
+        amt_net[i] = a * net[i]
+        if local and s > share_tol and region[i] != home:
+            counts[6] += 1
+        if s > 0.0:
+            counts[0] += 1
+            if score[i] < score_floor:
+                counts[1] += 1
+            if cashflow_apr[i] > apr_cap:
+                counts[2] += 1
+            if term[i] > max_term:
+                counts[3] += 1
+            if not rt_ok[rtype[i] % 256]:
+                counts[4] += 1
+            if not region_ok[region[i]]:
+                counts[5] += 1
+            by_region[region[i]] += a
+            by_band[band[i]] += a
+    return counts
 
 
 def _row_sums(shares: np.ndarray) -> np.ndarray:

@@ -434,3 +434,82 @@ def test_recheck_reads_any_layout_of_the_shares_alike(registry, loans):
     reports = [verify_allocation(loans, x, a.party_ids, registry, risk, "joint", AS_OF, borrowers)
                for x in (bad, np.asfortranarray(bad))]
     assert not reports[0].ok and reports[0] == reports[1]
+
+
+def _corruptions(a, loans):
+    """Shares of allocation ``a`` broken in every way the re-check looks for: each a copy."""
+    k = a.party_ids.index
+    outside = int(np.flatnonzero((loans.region != "Zhejiang") & (a.shares[:, 0] > 0.5))[0])
+    funded = int(np.flatnonzero(a.shares[:, 1:].sum(axis=1) > 0)[0])
+    low = int(np.flatnonzero(loans.credit_score < 600)[0])
+    zj = np.flatnonzero((loans.region == "Zhejiang") & (loans.credit_score >= 600))[:20]
+    out = {"as made": a.shares.copy()}
+
+    def edit(name, fn):
+        s = a.shares.copy()
+        fn(s)
+        out[name] = s
+
+    def r4(s):
+        s[outside, k("local_zj")] += s[outside, 0] - 0.3
+        s[outside, 0] = 0.3
+
+    def r1(s):
+        s[funded, 1] += s[funded, 0] - 0.1
+        s[funded, 0] = 0.1
+
+    def not_summing(s):
+        s[funded, 0] += 0.01
+
+    def capacity(s):
+        t = k("trust_x")
+        s[:, t] = np.where(s[:, t] > 0, 0.7, 0.0)
+        s[:, 0] = 1 - s[:, 1:].sum(axis=1)
+
+    def ineligible(s):
+        s[low] = 0
+        s[low, k("bank_a")] = 1
+
+    def concentration(s):
+        j = k("bank_a")
+        s[:, 0] += s[:, j]
+        s[:, j] = 0.0
+        s[zj, j] = 0.1
+        s[zj, 0] -= 0.1
+
+    def out_of_range(s):
+        s[funded, 1] = np.nan
+        s[low, 0] = 1.5
+
+    for name, fn in (("R4", r4), ("R1", r1), ("sum", not_summing), ("capacity", capacity),
+                     ("eligibility", ineligible), ("concentration", concentration),
+                     ("range", out_of_range)):
+        edit(name, fn)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["joint", "forward-flow"])
+def test_recheck_passes_equal_the_numpy_recheck(registry, loans, mode):
+    """The re-check's compiled passes (rows, then partner by partner) give the report of its
+    numpy oracle, item for item and breach for breach, on allocations as made and broken in
+    every way it looks for (range, sums, R1, R4, eligibility, capacity, concentration),
+    with a minimum transfer and a commitment, and against a registry demanding more yield."""
+    from partners.allocation import verify_allocation_np
+
+    a = allocate(loans, registry, mode=mode, as_of=AS_OF)
+    risk = loan_risk_from_table(loans, registry.expected_loss)
+    greedy = dataclasses.replace(registry, partners=tuple(
+        dataclasses.replace(p, required_yield=0.5, commitment=1e9) if p.id == "bank_a" else p
+        for p in registry.partners))
+    seen = set()
+    for name, shares in _corruptions(a, loans).items():
+        for reg, extra in ((registry, 0.0), (greedy, 0.9)):
+            got = verify_allocation(loans, shares, a.party_ids, reg, risk, mode, AS_OF,
+                                    min_transfer_share=extra)
+            want = verify_allocation_np(loans, shares, a.party_ids, reg, risk, mode, AS_OF,
+                                        min_transfer_share=extra)
+            assert repr(got.as_dict()) == repr(want.as_dict()), (name, extra)  # NaN too
+            seen |= {b.rule_id for b in got.breaches}
+    assert {"R1" if mode == "joint" else "forward-flow", "R4", "shares", "capacity",
+            "eligibility", "concentration", "yield", "commitment",
+            "minimum transfer"} <= seen
