@@ -254,7 +254,8 @@ def dq_assumptions_path(a_path: str | Path) -> Path:
 
 
 def warm_up(a_path: str) -> None:
-    """Both engines of both models and the replenishment profile once on a 12-loan pool:
+    """Both engines of both models, the replenishment profile and the allocation once on a
+    12-loan pool:
     numba kernels are loaded from their on-disk cache (or compiled) before anything is
     timed."""
     a = load_assumptions(Path(a_path))
@@ -282,6 +283,9 @@ def warm_up(a_path: str) -> None:
         run_waterfall(deal, paths, replenishment=replenishment_for(
             deal, loans, a, 300, 0, cutoff=dt.date.fromisoformat(AS_OF), model=model))
     exposure_sums(np.full((n, 3), 1.0 / 3.0), np.ones(n), np.ones(n))
+    # the allocation's kernels (projected loss rate, re-check passes, party totals)
+    allocate(loans, _three_partner_registry(), risk=loan_risk_from_assumptions(loans, a),
+             as_of=dt.date.fromisoformat(AS_OF), borrower_id=np.arange(n))
 
 
 def _take(loans: Any, n: int) -> Any:
