@@ -604,7 +604,102 @@ class Segments:
 
 
 def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> Segments:
-    """Group loans by band × term × region × repayment type × eligibility pattern."""
+    """Group loans by band × term × region × repayment type × eligibility pattern.
+
+    Each loan's segment key is ``(((mask · n_regions + region) · 6 + band) · n_terms + term)
+    · 4 + repayment type`` (mask: bit j set when partner j may fund it; regions in sorted
+    order); segments are numbered in ascending key order. Two compiled passes
+    (:func:`_segment_keys`, :func:`_segment_sums`): the keys, then each loan's segment from a
+    table of the keys present and the segment sums added in loan order (as ``np.bincount``
+    adds them); :func:`build_segments_np` is the oracle."""
+    n_p = eligible.shape[1]
+    region_code, region_names = region_codes(loans.region, sort=True)
+    n = len(loans)
+    if n == 0 or n_p > 62 or int(region_code.min()) < 0:
+        return build_segments_np(loans, eligible, risk)
+    band = loans.score_band
+    term_idx = lookup.searchsorted(np.asarray(ALLOWED_TERMS), loans.term_months)
+    n_reg = max(len(region_names), 1)
+    key = np.empty(n, dtype=np.int64)
+    lo, hi = _segment_keys(np.ascontiguousarray(eligible), region_code, band, term_idx,
+                           np.asarray(loans.repayment_type), n_reg, len(ALLOWED_TERMS), key)
+    if lookup.span(key) is None:  # keys too spread out for a table of them
+        return build_segments_np(loans, eligible, risk)
+    present = np.zeros(hi - lo + 1, dtype=np.bool_)
+    present[key - lo] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    n_seg = int(rank[-1]) + 1
+    inverse = np.empty(n, dtype=np.int64)
+    first = np.full(n_seg, -1, dtype=np.int64)
+    sums = np.zeros((4, n_seg))
+    counts = np.zeros(n_seg, dtype=np.int64)
+    _segment_sums(key, lo, rank, np.ascontiguousarray(loans.balance, dtype=np.float64),
+                  np.ascontiguousarray(loans.cashflow_apr, dtype=np.float64),
+                  np.ascontiguousarray(risk.annual_pd, dtype=np.float64),
+                  np.ascontiguousarray(risk.lgd, dtype=np.float64),
+                  np.ascontiguousarray(risk.lifetime_pd, dtype=np.float64),
+                  inverse, first, sums, counts)
+    bal = sums[0]
+    safe = np.where(bal > 0, bal, 1.0)
+    return Segments(
+        loan_segment=inverse,
+        band=band[first].astype(np.int64),
+        term=loans.term_months[first].astype(np.int64),
+        region=np.asarray(loans.region, dtype=object)[first],
+        repayment_type=loans.repayment_type[first].astype(np.int64),
+        eligible=eligible[first],
+        balance=bal,
+        n_loans=counts,
+        apr=sums[1] / safe,
+        el_rate=sums[2] / safe,
+        lifetime_el=sums[3],
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_keys(eligible, region, band, term, rtype, n_reg, n_terms,
+                  key):  # pragma: no cover - numba
+    """Each loan's segment key into ``key`` (:func:`build_segments`); returns its smallest
+    and largest value."""
+    n, n_p = eligible.shape
+    lo = np.iinfo(np.int64).max
+    hi = np.iinfo(np.int64).min
+    for i in range(n):
+        mask = 0
+        for j in range(n_p):
+            if eligible[i, j]:
+                mask |= 1 << j
+        k = (((mask * n_reg + region[i]) * 6 + band[i]) * n_terms + term[i]) * 4 + rtype[i]
+        key[i] = k
+        if k < lo:
+            lo = k
+        if k > hi:
+            hi = k
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_sums(key, lo, rank, balance, cashflow_apr, annual_pd, lgd, lifetime_pd, inverse,
+                  first, sums, counts):  # pragma: no cover - numba
+    """Each loan's segment ``rank[key − lo]`` into ``inverse``, each segment's first loan,
+    loan count and sums in loan order: balance, balance × cash-flow APR, balance × annual
+    EL rate (annual PD × LGD), lifetime EL (lifetime PD × LGD × balance)."""
+    for i in range(key.shape[0]):
+        s = rank[key[i] - lo]
+        inverse[i] = s
+        if first[s] < 0:
+            first[s] = i
+        b = balance[i]
+        counts[s] += 1
+        sums[0, s] += b
+        sums[1, s] += b * cashflow_apr[i]
+        sums[2, s] += b * (annual_pd[i] * lgd[i])
+        sums[3, s] += lifetime_pd[i] * lgd[i] * b
+
+
+def build_segments_np(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> Segments:
+    """:func:`build_segments` in numpy array passes (its oracle, and what runs when the
+    segment keys span too wide a range for a table)."""
     n_p = eligible.shape[1]
     region_code, region_names = region_codes(loans.region, sort=True)
     band = loans.score_band.astype(np.int64)
