@@ -80,18 +80,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def check_set_sampler(engine: str, model: str, loan_sampler: str | None) -> None:
+def check_set_sampler(engine: str, model: str, loan_sampler: str | None,
+                      field: str = "loan_sampler") -> None:
     """``loan_sampler`` is one of ``LOAN_SAMPLERS`` for a hazard-model set of the loan engine
-    and ``None`` for any other set (``ValidationError`` naming the field otherwise)."""
+    and ``None`` for any other set (``ValidationError`` naming ``field`` otherwise)."""
     if engine == "loan" and model == "hazard":
         if loan_sampler not in LOAN_SAMPLERS:
-            raise ValidationError(must_be("loan_sampler", "one of " + ", ".join(LOAN_SAMPLERS)
+            raise ValidationError(must_be(field, "one of " + ", ".join(LOAN_SAMPLERS)
                                           + " (a hazard-model set of the loan engine)",
                                           loan_sampler))
     elif loan_sampler is not None:
-        raise ValidationError(must_be("loan_sampler", "None unless the set ran the hazard "
-                                      "model's loan engine", loan_sampler,
-                                      f"engine {engine}, model {model}"))
+        raise ValidationError(must_be(field, f"None for a set of the {engine} engine "
+                                      f"and the {model} model (only a hazard-model set of the "
+                                      "loan engine draws with a loan sampler)", loan_sampler))
 
 
 def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, pool_id: int,

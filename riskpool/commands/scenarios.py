@@ -26,8 +26,8 @@ rounding). A revolving deal's replenishment profile is still projected on the cl
 **The loan engine's sampler.** A hazard-model set of the loan engine (``[set] engine =
 "loan"``) is recorded with the draw that made its numbers (``loan_sampler``: the current
 ``engines.LOAN_SAMPLER`` unless the caller asks for another of ``simulation.LOAN_SAMPLERS``,
-as a re-run of a stored set made with an earlier one must), as a run records
-``inputs.loan_sampler``; ``scenarios show`` and ``scenarios list`` print it, ``--json`` gives
+as a re-run of a stored set made with an earlier one must: ``--loan-sampler``), as a run
+records ``inputs.loan_sampler``; ``scenarios show`` and ``scenarios list`` print it, ``--json`` gives
 the provenance as JSON. Other sets have no such draw (null).
 
 The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
@@ -66,7 +66,12 @@ from portfolio.montecarlo.distributed import check_cluster_flags, open_client, r
 from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, loan_sampler_for
-from portfolio.montecarlo.simulation import Engine, loss_distribution, prepare_pool
+from portfolio.montecarlo.simulation import (
+    LEGACY_LOAN_SAMPLER,
+    Engine,
+    loss_distribution,
+    prepare_pool,
+)
 from portfolio.montecarlo.summaries import PathSummary
 from portfolio.risk import mean_and_se
 from portfolio.store.core import open_store
@@ -225,7 +230,7 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     sampler = loan_sampler_for(sset.engine, sset.model, None)
     if loan_sampler is not None:
         sampler = loan_sampler
-        check_set_sampler(sset.engine, sset.model, sampler)
+        check_set_sampler(sset.engine, sset.model, sampler, "--loan-sampler")
     paths_n = sset.paths if n_paths is None else n_paths
     if not 1 <= paths_n <= MAX_PATHS:
         raise ValidationError(must_be("--paths", f"an integer in [1, {MAX_PATHS:,}]", paths_n))
@@ -402,6 +407,10 @@ def scenarios_run(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Run them on an existing Dask cluster at this scheduler address "
         "(e.g. tcp://10.0.0.5:8786).")] = None,
+    loan_sampler: Annotated[str | None, typer.Option(
+        "--loan-sampler", help="The loan engine's draw, for a set of [set] engine = \"loan\" "
+        "(default: the current one, " + LOAN_SAMPLER + "; " + LEGACY_LOAN_SAMPLER + " gives the "
+        "numbers of a set made before it: riskpool scenarios show names a set's).")] = None,
     db: DbOption = DEFAULT_DB,
     quiet: QuietOption = False,
 ) -> None:
@@ -410,7 +419,7 @@ def scenarios_run(
     with progress_bar("running the scenario set", quiet=quiet) as update:
         res = run_scenario_set(db, pool, assumptions, set_file, n_paths=paths, seed=seed,
                                structure=structure, workers=workers, scheduler=scheduler,
-                               progress=update)
+                               progress=update, loan_sampler=loan_sampler)
     sset = res.scenario_set
     _print_set(sset.name, res.set_id, res.n_paths, res.seed, sset.model, sset.engine,
                res.loan_sampler, res.deal_name, res.changes, res.table)

@@ -229,8 +229,28 @@ def test_a_sampler_that_does_not_fit_the_set_is_refused_before_any_work(
     db, a = book
     before = _count(db)
     text = LOAN_SET if engine == "loan" else LOAN_SET.replace('engine = "loan"', "")
-    with pytest.raises(ValidationError, match=f"loan_sampler.*{got}"):
+    with pytest.raises(ValidationError, match=f"--loan-sampler.*{got}"):
         run_scenario_set(db, 1, a, _write(tmp_path, text), loan_sampler=sampler)
+    assert _count(db) == before
+
+
+def test_the_cli_runs_a_set_with_the_legacy_draw_and_refuses_one_that_does_not_fit(
+        cli, book, tmp_path) -> None:
+    db, a = book
+    loan_set = _write(tmp_path, LOAN_SET)
+    common = ("scenarios", "run", "--db", db, "--pool", "1", "--assumptions", a)
+    r = cli(*common, "--set", loan_set, "--loan-sampler", LEGACY)
+    assert r.code == 0, r.err
+    assert f"loan engine (sampler {LEGACY})" in r.out
+    set_id = int(r.out.strip().splitlines()[-1].split()[2])
+    with open_store(db, read_only=True) as store:
+        assert get_scenario_set(store, set_id).loan_sampler == LEGACY
+    before = _count(db)
+    granular = _write(tmp_path, LOAN_SET.replace('engine = "loan"', ""), "granular.toml")
+    for set_file, sampler in ((loan_set, "mersenne-v9"), (granular, SUBSET)):
+        r = cli(*common, "--set", set_file, "--loan-sampler", sampler)
+        assert r.code == 2 and "Traceback" not in r.err, r.err
+        assert "`--loan-sampler` must be" in r.err and sampler in r.err
     assert _count(db) == before
 
 
