@@ -516,6 +516,40 @@ def _vintage_cell(out, s, p, r, pds, smm, flows):
         frac = perf * (1.0 - sm)
 
 
+VINTAGE_TILE = 32
+"""Paths a tile of :func:`expected_vintages` carries side by side (its conditional PDs and
+accumulators stay in the core's caches; the innermost loop runs over them)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def vintage_pairs(thr_s, cell_r, n_v, n_m):
+    """The distinct (scaled threshold, calendar month) pairs the vintages' cell-months need:
+    ``vid`` (n_cells, T) the index of cell c's month-t threshold among the distinct ones,
+    ``pidx`` (n_u, n_m) the pair of (threshold, calendar month) (−1 where none needs it),
+    and each pair's threshold and calendar month. Vintage s's month t is calendar month
+    s + 1 + t."""
+    vid, _, u_thr, n_u = threshold_ids(thr_s.reshape((thr_s.size, 1)),
+                                       np.ones(thr_s.size, dtype=np.int64))
+    vid = vid.reshape(thr_s.shape)
+    n_cells = cell_r.shape[0]
+    pidx = np.full((n_u, n_m), -1, dtype=np.int64)
+    for s in range(n_v):
+        for c in range(n_cells):
+            for t in range(cell_r[c]):
+                pidx[vid[c, t], s + 1 + t] = 0
+    pair_thr = np.empty(n_u * n_m)
+    pair_m = np.empty(n_u * n_m, dtype=np.int64)
+    n_pairs = 0
+    for v in range(n_u):
+        for m in range(n_m):
+            if pidx[v, m] == 0:
+                pidx[v, m] = n_pairs
+                pair_thr[n_pairs] = u_thr[v]
+                pair_m[n_pairs] = m
+                n_pairs += 1
+    return vid, pidx, pair_thr[:n_pairs], pair_m[:n_pairs]
+
+
 @numba.njit(cache=True, nogil=True)
 def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
     """Each replenishment vintage's expected flows given the block's factor paths.
@@ -532,15 +566,18 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
 
     Gaussian copula: a cell's month-t PD on a path depends only on its threshold and the
     calendar month's factor, so each distinct (threshold, calendar month) pair of all the
-    vintages' cell-months is computed once per path (on the B1 pool 3,114 of 5,184) and
-    the vintages read them; each output is accumulated over the cells in the same order as
-    vintage by vintage (the same numbers)."""
+    vintages' cell-months (:func:`vintage_pairs`; on the B1 pool 3,114 of 5,184) is computed
+    once per path and the vintages read them. The paths run in tiles of
+    :data:`VINTAGE_TILE`, the innermost loop over a tile's paths (the PD table and the
+    accumulators of a tile are (pairs, paths) and (flow, month, paths) arrays, copied into
+    ``out`` after the tile): each output element gets the same operations in the same order
+    (over the cells, then its months) as cell by cell and path by path, so the same numbers."""
     n_v = out.shape[0]
     n_b = zb.shape[0]
     n_cells = cell_r.shape[0]
     use_t = t_q.shape[0] > 0
-    pds = np.empty(cell_flows.shape[1])
     if use_t:
+        pds = np.empty(cell_flows.shape[1])
         for s in range(n_v):
             for p in range(n_b):
                 sc = scale[p]
@@ -550,36 +587,57 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
                     _t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
                     _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
         return
-    # distinct thresholds (vid) and the (threshold, calendar month) pairs the vintages need
-    vid, _, u_thr, n_u = threshold_ids(thr_s.reshape((thr_s.size, 1)),
-                                       np.ones(thr_s.size, dtype=np.int64))
-    vid = vid.reshape(thr_s.shape)
     n_m = zb.shape[1]
-    need = np.zeros((n_u, n_m), dtype=np.bool_)
-    for s in range(n_v):
-        for c in range(n_cells):
-            for t in range(cell_r[c]):
-                need[vid[c, t], s + 1 + t] = True
-    pair_v = np.empty(n_u * n_m, dtype=np.int64)
-    pair_m = np.empty(n_u * n_m, dtype=np.int64)
-    n_pairs = 0
-    for v in range(n_u):
-        for m in range(n_m):
-            if need[v, m]:
-                pair_v[n_pairs] = v
-                pair_m[n_pairs] = m
-                n_pairs += 1
-    tab = np.zeros((n_u, n_m))
-    for p in range(n_b):
-        sc = scale[p]
+    vid, pidx, pair_thr, pair_m = vintage_pairs(thr_s, cell_r, n_v, n_m)
+    n_pairs = pair_thr.shape[0]
+    n_t = 0
+    for c in range(n_cells):
+        n_t = max(n_t, cell_r[c])
+    tile = VINTAGE_TILE
+    tab = np.zeros((n_pairs, tile))  # a partial tile's last columns: stale numbers, unused
+    loc = np.empty((N_ACC, n_t, tile))
+    frac = np.empty(tile)
+    for p0 in range(0, n_b, tile):
+        w = min(tile, n_b - p0)
         for j in range(n_pairs):
-            tab[pair_v[j], pair_m[j]] = _cond_pd(u_thr[pair_v[j]], sc, zb[p, pair_m[j]])
+            thr = pair_thr[j]
+            m = pair_m[j]
+            for q in range(w):
+                tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
         for s in range(n_v):
+            for k in range(N_ACC):
+                for t in range(n_t):
+                    for q in range(w):
+                        loc[k, t, q] = out[s, k, p0 + q, t]
             for c in range(n_cells):
-                r = cell_r[c]
-                for t in range(r):
-                    pds[t] = tab[vid[c, t], s + 1 + t]
-                _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
+                frac[:] = 1.0
+                for t in range(cell_r[c]):
+                    pdt = tab[pidx[vid[c, t], s + 1 + t]]
+                    sm = cell_smm[c, t]
+                    keep = 1.0 - sm
+                    b = cell_flows[c, t, 0]
+                    i = cell_flows[c, t, 1]
+                    pr = cell_flows[c, t, 2]
+                    bp = b - pr
+                    l0 = loc[0, t]
+                    l1 = loc[1, t]
+                    l2 = loc[2, t]
+                    l3 = loc[3, t]
+                    l4 = loc[4, t]
+                    for q in range(tile):
+                        pd = pdt[q]
+                        f = frac[q]
+                        perf = f * (1.0 - pd)
+                        l0[q] += f * b
+                        l1[q] += perf * i
+                        l2[q] += perf * pr
+                        l3[q] += perf * sm * bp
+                        l4[q] += f * pd * b
+                        frac[q] = perf * keep
+            for k in range(N_ACC):
+                for t in range(n_t):
+                    for q in range(w):
+                        out[s, k, p0 + q, t] = loc[k, t, q]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -588,22 +646,31 @@ def finish_vintages(acc, recovery_rate, lag, recovery, eop):
     ``simulation.finish_flows`` computes them (its twin), element by element with the same
     operations in the same order: acc (n_v, 5, n_b, M) flow-major (:func:`expected_vintages`);
     recovery and eop (n_v, n_b, M) are written. Month m recovers ``recovery_rate × lag[k]``
-    of month m − k − 1's default, summed over k in order; the end balance is
-    ((bop − principal) − prepayment) − default, 0 where below 1e-6 in absolute value."""
+    of month m − k − 1's default, summed over k in order (from 0.0); the end balance is
+    ((bop − principal) − prepayment) − default, 0 where below 1e-6 in absolute value. The
+    loops run lag by lag over a row's months (independent elements side by side)."""
     n_v, _, n_b, n_m = acc.shape
+    rec = np.empty(n_m)
     for s in range(n_v):
         for p in range(n_b):
+            d = acc[s, DEFAULT, p]
+            rec[:] = 0.0
+            for k in range(lag.shape[0]):
+                share = lag[k]
+                if share > 0 and k + 1 < n_m:
+                    f = recovery_rate * share
+                    for m in range(k + 1, n_m):
+                        rec[m] += f * d[m - k - 1]
+            recovery[s, p, :] = rec
+            bop = acc[s, BOP, p]
+            pr = acc[s, PRINCIPAL, p]
+            pp = acc[s, PREPAY, p]
+            e_row = eop[s, p]
             for m in range(n_m):
-                rec = 0.0
-                for k in range(lag.shape[0]):
-                    share = lag[k]
-                    if share > 0 and k + 1 < n_m and m >= k + 1:
-                        rec += (recovery_rate * share) * acc[s, DEFAULT, p, m - k - 1]
-                recovery[s, p, m] = rec
-                e = acc[s, BOP, p, m] - acc[s, PRINCIPAL, p, m]
-                e -= acc[s, PREPAY, p, m]
-                e -= acc[s, DEFAULT, p, m]
-                eop[s, p, m] = 0.0 if abs(e) < 1e-6 else e
+                e = bop[m] - pr[m]
+                e -= pp[m]
+                e -= d[m]
+                e_row[m] = 0.0 if abs(e) < 1e-6 else e
 
 
 def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):

@@ -242,3 +242,40 @@ def test_vintage_finish_kernel_is_finish_flows_bit_for_bit() -> None:
     np.testing.assert_array_equal(rec, fin["recovery"])
     np.testing.assert_array_equal(eop, fin["balance_eop"])
     assert (eop == 0).any() and (eop != 0).any() and (rec > 0).any()
+
+
+def test_vintage_kernel_numbers_do_not_depend_on_the_path_tile() -> None:
+    # engines.expected_vintages runs the paths in tiles of VINTAGE_TILE (the innermost loop
+    # over a tile's paths): every output element must get the same operations in the same
+    # order as path by path. A block of 2·tile + 5 paths (a partial last tile) against each
+    # path alone (a tile of one), added into non-zero accumulators (also -0.0 and NaN-free
+    # negatives) of a strided view; a cell shorter than the others (ragged months) and
+    # thresholds repeated across cells and months (shared PD table entries)
+    import math
+
+    from portfolio.montecarlo.simulation import prepare_pool
+
+    a = _age_varying()
+    prep = prepare_pool(replenishment_loans(short_tenor_loans(n=600), CUTOFF), a,
+                        small_cells=0)
+    assert len(set(prep.cell_r.tolist())) > 1
+    n_v, T = 4, prep.T
+    n_b = 2 * engines.VINTAGE_TILE + 5
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((n_b, n_v + T)) * 1.1
+    thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
+    kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
+    start = rng.standard_normal((n_v, engines.N_ACC, n_b, T + 2)) * 100.0
+    start[:, :, ::7] = -0.0
+    whole = np.zeros((n_v, engines.N_ACC, n_b + 3, T + 2))[:, :, 1:n_b + 1]
+    whole[...] = start
+    alone = start.copy()
+    args = (prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows)
+    engines.expected_vintages(zb, np.ones(n_b), *args, whole, engines.NO_T, kf)
+    for p in range(n_b):
+        engines.expected_vintages(zb[p:p + 1], np.ones(1), *args, alone[:, :, p:p + 1],
+                                  engines.NO_T, kf)
+    np.testing.assert_array_equal(whole, alone)
+    assert np.array_equal(np.signbit(whole), np.signbit(alone))
+    assert not np.array_equal(whole, start)
+    np.testing.assert_array_equal(whole[..., T:], start[..., T:])  # months past T untouched
