@@ -675,6 +675,45 @@ def expected_dq_vintages_into(prep: DqPrepared,
 EXPECTED_CHUNK = 64  # paths of a block projected together by _expected_dq_kernel
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_scaled(out, x, f):
+    """``out[i] += x[i] · f`` over the row (one output array: the loop vectorises)."""
+    for i in range(out.shape[0]):
+        out[i] += x[i] * f
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_row(out, x):
+    for i in range(out.shape[0]):
+        out[i] += x[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_product(out, x, y):
+    for i in range(out.shape[0]):
+        out[i] += x[i] * y[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_two_scaled(out, x, f, y, g):
+    for i in range(out.shape[0]):
+        out[i] += x[i] * f + y[i] * g
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_difference(out, x, y):
+    for i in range(out.shape[0]):
+        out[i] += x[i] - y[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _any_zero(x, n):
+    zeros = 0  # counted without an early exit: the loop vectorises
+    for i in range(n):
+        zeros += x[i] == 0.0
+    return zeros > 0
+
+
 @numba.njit(cache=True, nogil=True)
 def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, cell_r,
                         n_buckets, out, states):
@@ -688,11 +727,16 @@ def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, 
     are kept apart with the paths contiguous (vintage, month, column, path; copied in and
     back once per chunk), so that the arithmetic runs over contiguous rows. Each accumulator
     receives its terms in the order cell → bucket, as a loop path → cell → month → bucket
-    would add them. A transition probability ½·erfc(±zb − thr) is computed once per factor
-    month and threshold: the chunk's values are kept per row (rc, roll b, cure b) and factor
-    month with the threshold they were computed for, and a later vintage (or cell) that needs
-    the same threshold in the same factor month reads them (a vintage's month t + 1 is the
-    next vintage's month t; the thresholds change with age in steps)."""
+    would add them. A bucket's step runs as loops over the chunk's paths that each write
+    one row (the transitions' shares into scratch rows first, then each accumulator from
+    them), so that they vectorise; a path whose bucket holds nothing adds nothing, so a
+    step where some path's bucket is exactly empty runs path by path, skipping those paths
+    (every number as one path at a time). A transition probability ½·erfc(±zb − thr) is
+    computed once per factor month and threshold: the chunk's values are kept per row (rc,
+    roll b, cure b) and factor month with the threshold they were computed for, and a later
+    vintage (or cell) that needs the same threshold in the same factor month reads them (a
+    vintage's month t + 1 is the next vintage's month t; the thresholds change with age in
+    steps)."""
     n_b = zb.shape[0]
     n_v = out.shape[1]
     n_f = out.shape[0]
@@ -701,11 +745,15 @@ def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, 
     nk = n_buckets
     n_u = zb.shape[1]
     P = EXPECTED_CHUNK
-    acc = np.empty((n_v, horizon, n_f + nk + 1, P))
-    m = np.empty((nk + 1, P))
-    new = np.empty((nk + 1, P))
+    # zeros: a part chunk's last columns hold finite numbers (never copied out)
+    acc = np.zeros((n_v, horizon, n_f + nk + 1, P))
+    m = np.zeros((nk + 1, P))
+    new = np.zeros((nk + 1, P))
     key = np.empty((1 + 2 * nk, n_u))  # the threshold each cached row was computed for
-    val = np.empty((1 + 2 * nk, n_u, P))
+    val = np.zeros((1 + 2 * nk, n_u, P))
+    s1 = np.zeros(P)  # scratch rows of a step: paid / rolled, prepaid / cured, stayed
+    s2 = np.zeros(P)
+    s3 = np.zeros(P)
     for p0 in range(0, n_b, P):
         n_p = min(P, n_b - p0)
         for s in range(n_v):
@@ -720,14 +768,14 @@ def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, 
         for c in range(n_c):
             r = cell_r[c]
             for s in range(n_v):
-                m[:, :n_p] = 0.0
-                m[0, :n_p] = 1.0
+                m[:, :] = 0.0
+                m[0, :] = 1.0
                 for t in range(horizon):
                     if t - nk >= r:
                         break  # every loan of the cell has left
                     u = first + s + t
                     a = acc[s, t]
-                    new[:, :n_p] = 0.0
+                    new[:, :] = 0.0
                     for b in range(nk + 1):
                         j = t - b
                         if j < 0 or j >= r:
@@ -743,20 +791,35 @@ def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, 
                                     val[0, u, i] = 0.5 * math.erfc(zb[p0 + i, u] - th)
                                 key[0, u] = th
                             sm = smm[c, t]
-                            for i in range(n_p):
-                                mb = m[0, i]
-                                if mb == 0.0:
-                                    continue
-                                rc = val[0, u, i]
-                                a[K.BOP, i] += mb * bop
-                                pay = mb * (1.0 - rc)
-                                new[1, i] += mb * rc
-                                a[K.INTEREST, i] += pay * intr
-                                a[K.PRINCIPAL, i] += pay * prin
-                                if not last:
-                                    pre = pay * sm
-                                    a[K.PREPAY, i] += pre * (bop - prin)
-                                    new[0, i] += pay - pre
+                            mb_row = m[0]
+                            rc_row = val[0, u]
+                            if _any_zero(mb_row, n_p):
+                                for i in range(n_p):
+                                    mb = m[0, i]
+                                    if mb == 0.0:
+                                        continue
+                                    rc = val[0, u, i]
+                                    a[K.BOP, i] += mb * bop
+                                    pay = mb * (1.0 - rc)
+                                    new[1, i] += mb * rc
+                                    a[K.INTEREST, i] += pay * intr
+                                    a[K.PRINCIPAL, i] += pay * prin
+                                    if not last:
+                                        pre = pay * sm
+                                        a[K.PREPAY, i] += pre * (bop - prin)
+                                        new[0, i] += pay - pre
+                                continue
+                            for i in range(P):
+                                s1[i] = mb_row[i] * (1.0 - rc_row[i])
+                            _add_scaled(a[K.BOP], mb_row, bop)
+                            _add_product(new[1], mb_row, rc_row)
+                            _add_scaled(a[K.INTEREST], s1, intr)
+                            _add_scaled(a[K.PRINCIPAL], s1, prin)
+                            if not last:
+                                for i in range(P):
+                                    s2[i] = s1[i] * sm
+                                _add_scaled(a[K.PREPAY], s2, bop - prin)
+                                _add_difference(new[0], s1, s2)
                             continue
                         th_r = thr_roll[c, t, b - 1]
                         th_c = thr_cure[c, t, b - 1]
@@ -773,36 +836,62 @@ def _expected_dq_kernel(zb, first, thr_rc, thr_roll, thr_cure, smm, flows, cum, 
                         cp = cum[c, upto, 1] - cum[c, j, 1]
                         charge = b == nk
                         matured = t >= r - 1
-                        for i in range(n_p):
-                            mb = m[b, i]
-                            if mb == 0.0:
-                                continue
-                            a[K.BOP, i] += mb * bop
-                            ro = val[b, u, i]
-                            cu = val[nk + b, u, i]
+                        mb_row = m[b]
+                        if _any_zero(mb_row, n_p):
+                            for i in range(n_p):
+                                mb = m[b, i]
+                                if mb == 0.0:
+                                    continue
+                                a[K.BOP, i] += mb * bop
+                                ro = val[b, u, i]
+                                cu = val[nk + b, u, i]
+                                if ro + cu > 1.0:
+                                    cu = 1.0 - ro
+                                rolled = mb * ro
+                                cured = mb * cu
+                                stay = mb - rolled - cured
+                                if charge:
+                                    a[K.CHARGE_OFF, i] += rolled * bop
+                                else:
+                                    new[b + 1, i] += rolled
+                                a[K.INTEREST, i] += cured * ci + stay * intr
+                                a[K.PRINCIPAL, i] += cured * cp + stay * prin
+                                a[K.CURE, i] += cured * bop
+                                if not matured:
+                                    new[0, i] += cured
+                                if not last:
+                                    new[b, i] += stay
+                            continue
+                        ro_row = val[b, u]
+                        cu_row = val[nk + b, u]
+                        for i in range(P):
+                            mb = mb_row[i]
+                            ro = ro_row[i]
+                            cu = cu_row[i]
                             if ro + cu > 1.0:
                                 cu = 1.0 - ro
                             rolled = mb * ro
                             cured = mb * cu
-                            stay = mb - rolled - cured
-                            if charge:
-                                a[K.CHARGE_OFF, i] += rolled * bop
-                            else:
-                                new[b + 1, i] += rolled
-                            a[K.INTEREST, i] += cured * ci + stay * intr
-                            a[K.PRINCIPAL, i] += cured * cp + stay * prin
-                            a[K.CURE, i] += cured * bop
-                            if not matured:
-                                new[0, i] += cured
-                            if not last:
-                                new[b, i] += stay
+                            s1[i] = rolled
+                            s2[i] = cured
+                            s3[i] = mb - rolled - cured
+                        _add_scaled(a[K.BOP], mb_row, bop)
+                        if charge:
+                            _add_scaled(a[K.CHARGE_OFF], s1, bop)
+                        else:
+                            _add_row(new[b + 1], s1)
+                        _add_two_scaled(a[K.INTEREST], s2, ci, s3, intr)
+                        _add_two_scaled(a[K.PRINCIPAL], s2, cp, s3, prin)
+                        _add_scaled(a[K.CURE], s2, bop)
+                        if not matured:
+                            _add_row(new[0], s2)
+                        if not last:
+                            _add_row(new[b], s3)
                     for b in range(nk + 1):
                         jj = t + 1 - b
                         if 0 <= jj < r:
-                            bal = flows[c, jj, 0]
-                            for i in range(n_p):
-                                a[n_f + b, i] += new[b, i] * bal
-                    m[:, :n_p] = new[:, :n_p]
+                            _add_scaled(a[n_f + b], new[b], flows[c, jj, 0])
+                    m[:, :] = new[:, :]
         for s in range(n_v):
             for t in range(horizon):
                 for col in range(n_f):

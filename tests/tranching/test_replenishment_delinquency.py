@@ -188,6 +188,38 @@ def test_vintages_at_once_equal_one_vintage_at_a_time_and_the_numpy_twin() -> No
         expected_dq_vintages_into(prep, tables, zb[:, :-2], 1, out, states)  # one month short
 
 
+def test_a_chunk_of_paths_equals_each_path_alone_with_exactly_empty_buckets() -> None:
+    """``_expected_dq_kernel`` runs a chunk's paths side by side, and a step where some
+    path's bucket is exactly empty path by path (that path adds nothing): 70 paths (a chunk
+    and a part chunk), some with a factor so extreme that their roll from current is exactly
+    0 (an empty bucket on those paths only) or exactly 1, against each path alone (a chunk
+    of one), added into non-zero accumulators: bit for bit."""
+    a = _assumptions(0.1)
+    new = replenishment_loans(short_tenor_loans(n=120), CUTOFF)
+    prep = prepare_delinquency(new, a)
+    n_v, n_b = 3, 70
+    z = np.random.default_rng(9).standard_normal((n_b, n_v + prep.H + 1))
+    zb = z * np.sqrt(0.1) / (np.sqrt(0.9) * np.sqrt(2.0))
+    zb[3, :] = 40.0  # erfc(40 − thr) = 0: nothing rolls from current on path 3
+    zb[66, 5:] = -40.0  # every current loan rolls from month 4 on, path 66
+    zb[20, 2] = 40.0
+    tables = expected_dq_tables(prep)
+    rng = np.random.default_rng(10)
+    out0, states0 = new_accumulators(prep, (n_v,), n_b)
+    out0 += rng.random(out0.shape) * 50.0
+    states0 += rng.random(states0.shape) * 50.0
+    out, states = out0.copy(), states0.copy()
+    expected_dq_vintages_into(prep, tables, zb, 1, out, states)
+    for p in range(n_b):
+        one, one_states = out0[:, :, p:p + 1].copy(), states0[:, p:p + 1].copy()
+        expected_dq_vintages_into(prep, tables, zb[p:p + 1], 1, one, one_states)
+        np.testing.assert_array_equal(out[:, :, p:p + 1], one)
+        np.testing.assert_array_equal(states[:, p:p + 1], one_states)
+    rolled_in = states[:, :, 1:, 1] - states0[:, :, 1:, 1]  # 1–30 balance added
+    assert np.all(rolled_in[:, 3] == 0.0) and (rolled_in[:, 4] > 0.0).any()
+    assert out[K.CHARGE_OFF].sum() > out0[K.CHARGE_OFF].sum()
+
+
 def test_waterfall_on_delinquency_paths_has_the_same_bytes_on_one_two_and_three_threads(
 ) -> None:
     """The paths cut into ranges on threads (their balances by state and every vintage's
