@@ -5,8 +5,8 @@ its tests compare it with bit for bit.
 held pool's month-major flows: ``dst[t0 + a, p] += src[p, a] * unit * purchases[p]`` for the
 first ``k`` months ``a`` of the vintage (``src`` path-major, one row per path). The numpy twin
 reads ``src`` transposed, a column at a time (a strided read of every path's row for each
-month); the kernel runs over blocks of paths whose rows stay in the cache while each month's
-row of ``dst`` is written. Each element is the same ``dst + ((src × unit) × purchases)`` in
+month); the kernel runs a path at a time, reading its row in order and writing its column
+of ``dst``, whose few cache lines the next paths share. Each element is the same ``dst + ((src × unit) × purchases)`` in
 both, so the numbers are identical.
 """
 
@@ -15,21 +15,24 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-PATH_BLOCK = 256  # paths per block: 256 rows of a 31-month vintage are 63 KB (L2)
+PATH_BLOCK = 256  # paths per block of the DPD kernels: 256 rows of a 31-month vintage are 63 KB (L2)
 
 
 @numba.njit(cache=True, nogil=True)
 def add_vintage(dst: np.ndarray, t0: int, src: np.ndarray, k: int, unit: float,
                 purchases: np.ndarray) -> None:
     """``dst[t0 + a, p] += src[p, a] * unit * purchases[p]`` for ``a < k``, every path ``p``
-    (``dst`` (months, n_paths), ``src`` (n_paths, >= k), ``purchases`` (n_paths,))."""
+    (``dst`` (months, n_paths), ``src`` (n_paths, >= k), ``purchases`` (n_paths,)).
+
+    A path at a time: its row of ``src`` is read in order and its ``k`` elements of ``dst``
+    written down a column; the ``k`` cache lines of ``dst`` that consecutive paths share
+    stay in L1. (Over blocks of 256 paths, a month at a time, it took 2.5 times as long on
+    B1's 12 vintages: each month read the block's rows strided.)"""
     n = src.shape[0]
-    for j0 in range(0, n, PATH_BLOCK):
-        j1 = min(n, j0 + PATH_BLOCK)
+    for p in range(n):
+        pp = purchases[p]
         for a in range(k):
-            row = dst[t0 + a]
-            for p in range(j0, j1):
-                row[p] += src[p, a] * unit * purchases[p]
+            dst[t0 + a, p] += src[p, a] * unit * pp
 
 
 def add_vintage_np(dst: np.ndarray, t0: int, src: np.ndarray, k: int, unit: float,
