@@ -107,17 +107,19 @@ TRANSPOSE_BLOCK = 64  # paths per block of the tape's transposition
 
 
 @numba.njit(cache=True, nogil=True)
-def transpose_into(dst: np.ndarray, src: np.ndarray) -> None:
-    """``dst[p, t] = src[t, p]`` (``dst`` (n_paths, n_months), ``src`` (n_months, n_paths)):
-    the month-major tape written path-major, a block of paths at a time (each block's
-    columns of ``src`` stay in the cache while its rows of ``dst`` are written in full)."""
-    m, n = src.shape
+def transpose_into(dst: np.ndarray, src: np.ndarray, months: np.ndarray) -> None:
+    """``dst[p, t] = src[months[t], p]`` (``dst`` (n_paths, n_months), ``src`` (>= n_months,
+    n_paths), ``months`` (n_months,) the row of ``src`` each month reads: the month itself, or
+    an earlier month it repeats): the month-major tape written path-major, a block of paths
+    at a time (each block's columns of ``src`` stay in the cache while its rows of ``dst``
+    are written in full)."""
+    m, n = months.shape[0], src.shape[1]
     for p0 in range(0, n, TRANSPOSE_BLOCK):
         for p in range(p0, min(n, p0 + TRANSPOSE_BLOCK)):
             for t in range(m):
-                dst[p, t] = src[t, p]
+                dst[p, t] = src[months[t], p]
 
 
-def transpose_into_np(dst: np.ndarray, src: np.ndarray) -> None:
+def transpose_into_np(dst: np.ndarray, src: np.ndarray, months: np.ndarray) -> None:
     """The numpy twin of :func:`transpose_into`."""
-    dst[...] = src.T
+    dst[...] = src[months].T

@@ -99,7 +99,10 @@ collateral (steps 1 and 3: the pool's cash, its cumulative net loss and delinque
 of the loans bought); ``Triggers`` tests the triggers and carries their latches (step 2); the
 month's facts go into a ``tranching.steps.MonthState`` and the deal's steps run in order, one
 handler per step type (``tranching.steps``: steps 4–6); ``Tape`` records each month and makes
-the ``WaterfallResult``.
+the ``WaterfallResult``. Once every path's deal has ended at a clean-up call with nothing left
+to pay, the months are inert (``inert_month``): each records what the month before it recorded
+unless the last month or the step-down date changes a flag, so such a month is not computed
+(``Tape.repeat``; tested bit for bit against computing every month).
 """
 
 from __future__ import annotations
@@ -373,12 +376,22 @@ def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
     support_left = np.full(n_paths, su.cap * init if su is not None else 0.0)
     advances = np.zeros(n_paths)  # servicer advances outstanding
     ended = np.zeros(n_paths, dtype=bool)  # called: the deal is over
+    # month t − 1 was inert (``inert_month``) with these month flags: an inert month t with
+    # the same flags records the same rows (``Tape.repeat``)
+    inert_before: tuple[bool, bool] | None = None
 
     for t in range(n_months):
         last = t == n_months - 1
+        stepped_down = deal.step_down_month is None or t + 1 >= deal.step_down_month
         alive = ~ended
         # 1. pool cash; 2. triggers; 3. revolving; 4. clean-up call (module doc)
         cash = pool.month(t, alive)
+        inert = inert_month(ended, cash, balance, interest_shortfall, writedown_outstanding,
+                            *fee_shortfall.values(), reserve, advances)
+        if inert and inert_before == (last, stepped_down):
+            tape.repeat(t)
+            continue
+        inert_before = (last, stepped_down) if inert else None
         collat = cash.balance_eop
         balance_bop = balance.copy()
         metrics = pool.metrics(t, cash)
@@ -394,8 +407,7 @@ def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
         # 5. what is due, the available funds and the priority of payments; 6. write-downs
         all_due, pro_rata = principal_modes(
             deal.principal_mode, final=final, sequential=trig.sequential, turbo=trig.turbo,
-            stepped_down=deal.step_down_month is None or t + 1 >= deal.step_down_month,
-            accelerated=accel)
+            stepped_down=stepped_down, accelerated=accel)
         principal_due, purchase_due = distribute_principal(
             balance_bop, collat_after, oc_target(deal.overcollateralisation, collat, init),
             all_due=all_due, pro_rata=pro_rata, revolving=revolving)
@@ -436,6 +448,29 @@ def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
                    pro_rata=pro_rata, advances=advances, accounts_in=accounts_in)
         reserve = m.reserve
     return tape
+
+
+def inert_month(ended: np.ndarray, cash: PoolMonth, *ledgers: np.ndarray) -> bool:
+    """Whether month t is inert: every path's deal has ended (a clean-up call), the month's
+    pool cash is +0.0 on every path (the simulated pool and the loans bought, times s = 0)
+    and so is every running ledger at its start (note balances, interest shortfalls, PDLs,
+    fee shortfalls, the reserve, servicer advances outstanding).
+
+    Such a month pays nothing and changes no ledger, latch or cumulative figure: every
+    path is dead, so no trigger is breached (``breach &= alive``), nothing revolves or is
+    called or accelerated, no advance is made; every amount due is 0 (the coupons accrue on
+    zero balances and PDLs, the servicer fee on a zero pool, a fixed fee only while live,
+    the reserve target is taken from empty accounts) and every take is min(due, +0.0) =
+    +0.0. What it records is a function of the carried state (the latched triggers, the
+    cumulative net loss, the event of default) and of two month flags only: the last month
+    (``final``) and the step-down date (``principal_modes``: the pro-rata flag). So an inert
+    month whose flags equal the previous month's, itself inert, records the same rows as that
+    month (``Tape.repeat``), bit for bit (+0.0 is checked, not −0.0: ``np.signbit``)."""
+    if not ended.all():
+        return False
+    arrays = (cash.interest, cash.principal, cash.recovery, cash.default, cash.balance_bop,
+              cash.balance_eop, *ledgers)
+    return not any(a.any() or np.signbit(a).any() for a in arrays)
 
 
 def open_accounts(m: MonthState, accounts: Accounts | None, cash: PoolMonth, *,
@@ -797,6 +832,7 @@ class Tape:
         shape3 = (n_months, len(deal.tranches), n_paths)
         shape2 = (n_months, n_paths)
         self.n_months = n_months
+        self.source = np.arange(n_months)  # the row each month's values are in (``repeat``)
         self.out, self.rows = out, rows
         self._rows: dict[str, np.ndarray] = {}
         self.tranche = {k: np.zeros(shape3) for k in TAPE_TRANCHE}
@@ -847,15 +883,24 @@ class Tape:
 
     def flush(self) -> None:
         """Write every month, path-major, into this tape's paths of ``out``
-        (``tranching.kernels.transpose_into``, per tranche for the tranche arrays)."""
+        (``tranching.kernels.transpose_into``, per tranche for the tranche arrays; a repeated
+        month from the row of the month it repeats)."""
         a, b = self.rows
         for key, buf in self.arrays().items():
             dst = self.out[key]
             if buf.ndim == 3:  # (n_months, n_tranches, n_paths) -> (n_tranches, n_paths, n_months)
                 for j in range(buf.shape[1]):
-                    transpose_into(dst[j, a:b], buf[:, j])
+                    transpose_into(dst[j, a:b], buf[:, j], self.source)
             else:
-                transpose_into(dst[a:b], buf)
+                transpose_into(dst[a:b], buf, self.source)
+
+    def repeat(self, t: int) -> None:
+        """Month ``t`` records what month t − 1 recorded (an inert month: ``inert_month``):
+        its rows are read from that month's when the tape is written out (they are not
+        copied; the buffers' rows of such months are never touched)."""
+        self.source[t] = self.source[t - 1]
+        if t == self.n_months - 1:
+            self.flush()
 
     def month_rows(self, t: int) -> dict[str, np.ndarray]:
         """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``, zero until

@@ -133,24 +133,33 @@ def test_add_vintage_dpd_is_the_purchase_times_the_dpd_balance_per_unit() -> Non
 
 @pytest.mark.parametrize("n_paths", [1, 63, 64, 65, 1_000])
 @pytest.mark.parametrize("dtype", [np.float64, np.bool_])
-def test_transpose_into_equals_its_numpy_twin(n_paths: int, dtype: type) -> None:
+@pytest.mark.parametrize("repeats", [False, True])
+def test_transpose_into_equals_its_numpy_twin(n_paths: int, dtype: type, repeats: bool) -> None:
     """A tape buffer (n_months, n_paths), or one tranche of a (n_months, n_tranches,
-    n_paths) buffer (a strided source), into a thread's rows of the result."""
+    n_paths) buffer (a strided source), into a thread's rows of the result; each month from
+    its own row, or (``repeats``) some months from the row of an earlier month they repeat."""
     rng = np.random.default_rng(n_paths)
     tape = _awkward(rng, (43, 3, n_paths)) if dtype is np.float64 else \
         rng.random((43, 3, n_paths)) < 0.3
+    months = np.arange(43)
+    if repeats:  # months 20 … 29 repeat month 19, month 41 repeats month 40
+        months[20:30] = 19
+        months[41] = 40
     got: np.ndarray = np.zeros((3, n_paths + 10, 43), dtype=dtype)
     want = got.copy()
     for j in range(3):
-        transpose_into(got[j, 5 : 5 + n_paths], tape[:, j])
-        transpose_into_np(want[j, 5 : 5 + n_paths], tape[:, j])
+        transpose_into(got[j, 5 : 5 + n_paths], tape[:, j], months)
+        transpose_into_np(want[j, 5 : 5 + n_paths], tape[:, j], months)
     flat = np.ascontiguousarray(tape[:, 1])
-    transpose_into(got[0, 5 : 5 + n_paths], flat)
-    transpose_into_np(want[0, 5 : 5 + n_paths], flat)
+    transpose_into(got[0, 5 : 5 + n_paths], flat, months)
+    transpose_into_np(want[0, 5 : 5 + n_paths], flat, months)
     np.testing.assert_array_equal(got, want)
     if dtype is np.float64:
         np.testing.assert_array_equal(_bits(got), _bits(want))
-    np.testing.assert_array_equal(got[1, 5 : 5 + n_paths], tape[:, 1].T)  # by definition
+    # by definition: month t of a path is the tape's row months[t]
+    np.testing.assert_array_equal(got[1, 5 : 5 + n_paths], tape[months, 1].T)
+    if repeats:
+        np.testing.assert_array_equal(got[1, 5 : 5 + n_paths, 25], tape[19, 1])
     assert not got[:, :5].any() and not got[:, 5 + n_paths :].any()  # other rows untouched
 
 
