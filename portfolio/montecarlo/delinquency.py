@@ -46,7 +46,6 @@ from portfolio.montecarlo.simulation import (
     PreparedPool,
     _block_streams,
     _entropy,
-    _pool_dates,
     block_layout,
     block_seed,
     factor_paths,
@@ -54,11 +53,12 @@ from portfolio.montecarlo.simulation import (
     root_seed,
     simulate,
 )
+from portfolio.montecarlo.summaries import PartCells, merge_cells, merged_keys
 
 __all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_blocks",
            "assemble_delinquency", "dq_block", "dq_paths_at", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
            "expected_dq_vintages_into", "expected_dq_vintage",
-           "new_accumulators", "prepare_delinquency", "project", "simulate_delinquency",
+           "new_accumulators", "prepare_delinquency", "prepare_delinquency_from_parts", "project", "simulate_delinquency",
            "simulate_dq_batch"]
 
 Model = Literal["hazard", "delinquency"]
@@ -111,6 +111,37 @@ def prepare_delinquency(
     ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition)."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    co, rule = _definition(assumptions, charge_off_dpd, cure_rule)
+    base = prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan",
+                        small_cells=0)
+    lead = base.order[base.cell_first[:-1]]
+    return _with_tables(base, assumptions, co, rule,
+                        np.asarray(loans.score_band, dtype=np.int64)[lead],
+                        np.asarray(loans.term_months, dtype=np.int64)[lead],
+                        np.asarray(loans.months_on_book, dtype=np.int64)[lead],
+                        np.asarray(loans.next_due_date).min())
+
+
+def prepare_delinquency_from_parts(parts: Sequence[PartCells], assumptions: Assumptions,
+                                   charge_off_dpd: int | None = None,
+                                   cure_rule: str | None = None) -> DqPrepared:
+    """:func:`prepare_delinquency` of a pool given as partitions' cells
+    (``summaries.part_cells``, e.g. sent back by Dask workers that read a loan tape): the
+    merged pool (``summaries.merge_cells``: every cell by binomial counts, as
+    :func:`prepare_delinquency` draws every cell) with the transition tables of each cell's
+    key. The same numbers as :func:`prepare_delinquency` on the pool's loans but for the
+    cells' scheduled flows, summed partition by partition (float rounding); granular engine
+    only (no loan is kept)."""
+    co, rule = _definition(assumptions, charge_off_dpd, cure_rule)
+    base = merge_cells(parts, assumptions)
+    keys, first_due = merged_keys(parts)
+    return _with_tables(base, assumptions, co, rule, keys[:, 0], keys[:, 1], keys[:, 2],
+                        first_due)
+
+
+def _definition(assumptions: Assumptions, charge_off_dpd: int | None,
+                cure_rule: str | None) -> tuple[int, str]:
+    """The charge-off point and cure rule (the assumptions' unless overridden), checked."""
     if assumptions.copula != "gaussian":
         raise ValidationError(must_be("copula", "'gaussian' for the delinquency model (the "
                                       "Student-t copula is the hazard model's)",
@@ -123,19 +154,33 @@ def prepare_delinquency(
     rule = dq.cure_rule if cure_rule is None else cure_rule
     if rule not in CURE_RULES:
         raise ValidationError(must_be("cure_rule", "one of " + ", ".join(CURE_RULES), rule))
-    base = prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan",
-                        small_cells=0)
+    return int(co), rule
+
+
+def _month_ends(first_due: np.datetime64, n_months: int) -> np.ndarray:
+    """The projection's period ends given the pool's earliest next due date, as
+    ``simulation.prepare_pool`` dates them: the month end of the first due date's month is
+    period 1's, then one month end a period."""
+    months = np.asarray(first_due).astype("datetime64[M]") + np.arange(n_months + 1)
+    return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
+
+
+def _with_tables(base: PreparedPool, assumptions: Assumptions, co: int, rule: str,
+                 band: np.ndarray, term_months: np.ndarray, mob: np.ndarray,
+                 first_due: np.datetime64) -> DqPrepared:
+    """``base`` with the per-cell transition tables of each cell's score band, term (months)
+    and months on book; the pool's dates from its earliest next due date."""
+    dq = assumptions.delinquency_model()
     n_buckets = co // 30
     T = base.T
     H = T + n_buckets * (2 if rule == "re_age" else 1)
     n_months = H + len(base.recovery_lag)
 
-    lead = base.order[base.cell_first[:-1]]
-    band = np.asarray(loans.score_band, dtype=np.int64)[lead]
+    band = np.asarray(band, dtype=np.int64)
     terms = np.asarray(assumptions.terms)
-    term = np.minimum(np.searchsorted(terms, np.asarray(loans.term_months, dtype=np.int64)[lead]),
+    term = np.minimum(np.searchsorted(terms, np.asarray(term_months, dtype=np.int64)),
                       len(terms) - 1)
-    mob = np.asarray(loans.months_on_book, dtype=np.int64)[lead]
+    mob = np.asarray(mob, dtype=np.int64)
     age_col = np.minimum(mob[:, None] + np.arange(H)[None, :] + 1, assumptions.n_age) - 1
     bi, ti = band[:, None], term[:, None]
     rc = dq.roll_current[bi, ti, age_col]
@@ -155,7 +200,7 @@ def prepare_delinquency(
     if base.n_parties:
         pcum[:, :, 1:] = np.cumsum(base.cell_pflows[:, :, :, 1:], axis=2)
     return DqPrepared(
-        base=base, H=H, n_months=n_months, dates=_pool_dates(loans, n_months),
+        base=base, H=H, n_months=n_months, dates=_month_ends(first_due, n_months),
         n_buckets=n_buckets, charge_off_dpd=co, cure_rule=rule, loading=rho,
         cell_h=cell_h.astype(np.int64), thr_rc=thr[0], thr_roll=thr[1], thr_cure=thr[2],
         smm=np.ascontiguousarray(smm, dtype=np.float64), cell_cum=cum, cell_pcum=pcum)

@@ -71,6 +71,7 @@ from portfolio.montecarlo.delinquency import (
     dq_block,
     dq_paths_at,
     prepare_delinquency,
+    prepare_delinquency_from_parts,
 )
 from portfolio.montecarlo.dq_kernels import N_DQ
 from portfolio.montecarlo.paths import (
@@ -95,6 +96,7 @@ __all__ = [
     "DistributedUnavailable",
     "PathsReducer",
     "SummaryRun",
+    "prepare_delinquency_on_workers",
     "prepare_on_workers",
     "prepare_with_new_loans_on_workers",
     "run_summary",
@@ -516,6 +518,19 @@ def prepare_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
     partitions complete."""
     parts = _on_partitions(client, loaders, _part_task, (assumptions,), retries, progress)
     return merge_cells(parts, assumptions)
+
+
+def prepare_delinquency_on_workers(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
+                                   assumptions: Assumptions, charge_off_dpd: int | None = None,
+                                   retries: int = 3,
+                                   progress: Callable[[float], None] | None = None
+                                   ) -> DqPrepared:
+    """:func:`prepare_on_workers` for the delinquency-state model: the workers send back the
+    partitions' cells and the client adds each cell's transition tables
+    (``delinquency.prepare_delinquency_from_parts``: the same bytes as in one process;
+    granular engine)."""
+    parts = _on_partitions(client, loaders, _part_task, (assumptions,), retries, progress)
+    return prepare_delinquency_from_parts(parts, assumptions, charge_off_dpd)
 
 
 def prepare_with_new_loans_on_workers(

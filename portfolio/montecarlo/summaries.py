@@ -61,6 +61,7 @@ __all__ = [
     "PathSummary",
     "PathSummaryReducer",
     "merge_cells",
+    "merged_keys",
     "part_cells",
     "paths_at",
     "prepare_from_parts",
@@ -307,12 +308,20 @@ def _representatives(keys: np.ndarray, first_due: np.datetime64) -> LoanArrays:
         principal=np.ones(n))
 
 
-def merge_cells(parts: Sequence[PartCells], assumptions: Assumptions) -> sim.PreparedPool:
-    """One prepared pool from partitions' cells, joined in the order given (module doc)."""
+def merged_keys(parts: Sequence[PartCells]) -> tuple[np.ndarray, np.datetime64]:
+    """The merged pool's cell keys (n_cells, 4), in its cells' order (lexicographic rows:
+    :func:`merge_cells`), and its earliest next due date."""
     parts = [p for p in parts if p.n_loans > 0]
     if not parts:
         raise ValidationError(must_be("book", "at least one loan in its partitions", "0 loans"))
     keys = np.unique(np.concatenate([p.keys for p in parts]), axis=0)  # lexicographic rows
+    return keys, min(p.first_due for p in parts)
+
+
+def merge_cells(parts: Sequence[PartCells], assumptions: Assumptions) -> sim.PreparedPool:
+    """One prepared pool from partitions' cells, joined in the order given (module doc)."""
+    keys, first_due = merged_keys(parts)
+    parts = [p for p in parts if p.n_loans > 0]
     n_cells = keys.shape[0]
     T = int(keys[:, 3].max())
     counts = np.zeros(n_cells, dtype=np.int64)
@@ -323,7 +332,6 @@ def merge_cells(parts: Sequence[PartCells], assumptions: Assumptions) -> sim.Pre
         counts[at] += p.cell_n
         flows[at, : p.cell_flows.shape[1]] += p.cell_flows
         initial += p.initial_balance
-    first_due = min(p.first_due for p in parts)
     rep = sim.prepare_pool(_representatives(keys, first_due), assumptions, small_cells=0.0)
     if rep.n_cells != n_cells or not np.array_equal(rep.cell_r, keys[:, 3]):
         raise AssertionError("representative cells out of order")  # a bug, not bad input

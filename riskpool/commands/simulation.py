@@ -51,6 +51,7 @@ from portfolio.montecarlo.distributed import (
     SummaryRun,
     check_cluster_flags,
     open_client,
+    prepare_delinquency_on_workers,
     prepare_on_workers,
     prepare_with_new_loans_on_workers,
     run_summary,
@@ -240,7 +241,7 @@ def run_simulation(
     ``label``, ``tags``: stored with the run (``riskpool runs list``), in its transaction.
     ``model``: ``hazard`` (default) or ``delinquency`` (the delinquency-state model,
     ``portfolio.montecarlo.delinquency``; no deterministic projection; on Dask workers as the
-    hazard model, not from a ``tape``);
+    hazard model, from a ``tape`` with a deal that does not revolve);
     ``charge_off_dpd`` (delinquency model only) overrides the assumptions' charge-off point.
     ``progress(fraction)``: called as the paths' blocks complete (a progress bar).
     ``tape``: the pool's loan tape (``riskpool pool export``), read partition by partition on
@@ -259,13 +260,18 @@ def run_simulation(
         check_cluster_flags(workers, scheduler, deterministic)
     if book is not None:
         check_book_dir(book)
-    parts = _check_tape(tape, workers, scheduler, book, engine, model)
+    parts = _check_tape(tape, workers, scheduler, book, engine)
     if rating_table is not None and structure is None:
         raise ValidationError(must_be("--rating-table", "given with --structure (it rates the "
                                       "deal's tranches)", str(rating_table)))
     deal = None
     if structure is not None:
         deal = load_deal(structure)
+        if parts is not None and model == "delinquency" and deal.revolving_months > 0:
+            raise ValidationError(must_be(
+                "--structure", "a deal that does not revolve with --tape and --model "
+                "delinquency (the purchases' profile built from the tape's cells is the hazard "
+                "model's; run a revolving deal from the database's pool)", str(structure)))
     ratings = load_rating_table(rating_table) if rating_table is not None else None
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
@@ -277,7 +283,7 @@ def run_simulation(
         return _simulate_tape(db, pool_id, parts, assumptions, assumptions_path, n_paths, seed,
                               workers, scheduler, tape, scenario, pd_mult, rho, smm_mult,
                               recovery_mult, batch_size, record, label, tags, started, timings,
-                              progress, deal, structure, ratings)
+                              progress, deal, structure, ratings, model, charge_off_dpd)
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
         loans = load_pool_loans(store, pool_id)
@@ -354,7 +360,7 @@ def run_simulation(
 
 
 def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
-                book: Path | None, engine: str, model: str = "hazard") -> list[LoanPart] | None:
+                book: Path | None, engine: str) -> list[LoanPart] | None:
     """``--tape`` and the flags it cannot go with, before any work; its partitions."""
     if tape is None:
         return None
@@ -366,10 +372,6 @@ def _check_tape(tape: Path | None, workers: int | None, scheduler: str | None,
     if engine != "granular":
         raise ValidationError(must_be("--engine", "granular with --tape (no process holds "
                                       "every loan)", engine))
-    if model != "hazard":
-        raise ValidationError(must_be("--model", "hazard with --tape (the workers send back "
-                                      "the hazard model's cells; run the delinquency model "
-                                      "from the database's pool)", model))
     return loan_parts(tape)
 
 
@@ -381,14 +383,17 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
                    label: str | None, tags: Sequence[str], started: dt.datetime,
                    timings: dict[str, float],
                    progress: Callable[[float], None] | None, deal: Deal | None = None,
-                   structure: Path | None = None, ratings: RatingTable | None = None
+                   structure: Path | None = None, ratings: RatingTable | None = None,
+                   model: str = "hazard", charge_off_dpd: int | None = None
                    ) -> SimulationResult:
     """:func:`run_simulation` of a pool whose loans the workers read from its loan tape. With a
     revolving ``deal`` each worker also sends back its partition's cells as new loans bought
     at the pool's cut-off; the client merges them (``profile_from_cells``: cells × months, no
     loan) and ships them with the deal, and each waterfall task computes the replenishment
     profile of its own blocks (``ProfileFromCells.paths``): no paths-sized profile is built
-    on the client or shipped."""
+    on the client or shipped. With ``model`` ``delinquency`` the client adds each merged
+    cell's transition tables (``prepare_delinquency_on_workers``; a revolving deal is refused
+    before this)."""
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
     n_rows = tape_rows(parts)
@@ -405,30 +410,34 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
         cutoff_date=pool.cutoff_date,
         book=None if tape is None else str(Path(tape).resolve()),
         structure=None if structure is None else str(Path(structure).resolve()),
-        source="riskpool simulate")
+        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
     revolving = deal is not None and deal.revolving_months > 0
     t1 = time.perf_counter()
     with open_client(workers=workers, scheduler=scheduler) as client:
         new_cells: list[PartCells] = []
-        if revolving:
+        prep: PreparedPool | DqPrepared
+        if model == "delinquency":
+            prep = prepare_delinquency_on_workers(client, parts, assumptions, charge_off_dpd)
+        elif revolving:
             prep, new_cells = prepare_with_new_loans_on_workers(client, parts, assumptions,
                                                                 pool.cutoff_date)
         else:
             prep = prepare_on_workers(client, parts, assumptions)
         timings["load_s"] = time.perf_counter() - t1
-        if abs(prep.initial_balance - pool.balance) > max(0.01, 1e-9 * pool.balance):
+        base = prep.base if isinstance(prep, DqPrepared) else prep
+        if abs(base.initial_balance - pool.balance) > max(0.01, 1e-9 * pool.balance):
             raise ValidationError(must_be("--tape", f"the loan tape of pool {pool_id} "
                                           f"(balance {pool.balance:,.2f})",
-                                          f"balance {prep.initial_balance:,.2f}", str(tape)))
+                                          f"balance {base.initial_balance:,.2f}", str(tape)))
         profile = None
         if revolving:
             assert deal is not None
             t2 = time.perf_counter()
-            profile = profile_from_cells(new_cells, assumptions, prep.T, int(n_paths),
+            profile = profile_from_cells(new_cells, assumptions, base.T, int(n_paths),
                                          int(seed), purchase_months=deal.revolving_months)
             timings["prepare_s"] = time.perf_counter() - t2
-        return _simulate_summaries(db, client, prep, pool, prep.n_loans,
-                                   dataclasses.replace(inputs, n_loans=prep.n_loans),
+        return _simulate_summaries(db, client, prep, pool, base.n_loans,
+                                   dataclasses.replace(inputs, n_loans=base.n_loans),
                                    assumptions, scheduler, deal, profile, structure, ratings,
                                    record, label, tags, started, timings, progress)
 

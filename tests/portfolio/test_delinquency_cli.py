@@ -58,9 +58,6 @@ def test_simulate_with_the_delinquency_model_records_and_replays(cli, book) -> N
     (("--charge-off-dpd", "120"), "--charge-off-dpd"),  # without --model delinquency
     (("--model", "delinquency", "--charge-off-dpd", "100"), "--charge-off-dpd"),
     (("--model", "delinquency", "--deterministic", "base"), "--deterministic"),
-    # on Dask workers it runs (tests/portfolio/test_distributed_delinquency.py), but not from
-    # a loan tape: the workers send back the hazard model's cells (before any cluster starts)
-    (("--model", "delinquency", "--workers", "2", "--tape", "tape"), "--tape"),
 ])
 def test_bad_model_flags_exit_2_naming_the_flag(cli, book, flags, match) -> None:
     db, a_path = book

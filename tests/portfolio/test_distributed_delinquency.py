@@ -28,14 +28,27 @@ import pytest
 from simulation_pools import assumptions, mixed_pool
 
 from portfolio.book.replay import replay_run
-from portfolio.montecarlo.delinquency import prepare_delinquency, simulate_delinquency
-from portfolio.montecarlo.distributed import require_dask, run_summary, simulate_distributed
+from portfolio.montecarlo.delinquency import (
+    prepare_delinquency,
+    prepare_delinquency_from_parts,
+    run_dq_blocks,
+    simulate_delinquency,
+)
+from portfolio.montecarlo.distributed import (
+    prepare_delinquency_on_workers,
+    require_dask,
+    run_summary,
+    simulate_distributed,
+)
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.montecarlo.replenishment import simulate_replenishment
-from portfolio.montecarlo.summaries import summarise
+from portfolio.montecarlo.simulation import root_seed
+from portfolio.montecarlo.summaries import part_cells, summarise
 from portfolio.store.core import open_store
+from portfolio.store.parquet_book import loan_parts, write_loan_parts
 from portfolio.store.runs import (
     get_run,
+    list_runs,
     load_path_losses,
     load_paths,
     load_quantile_paths,
@@ -72,6 +85,9 @@ def cluster():
                                       host="127.0.0.1", dashboard_address=None,
                                       memory_limit=0, silence_logs=50)
         client = distributed.Client(lc)
+        # every worker up before anything is scattered: a scattered pool held by the one
+        # worker that is later killed could not be recovered (a task can be, data cannot)
+        client.wait_for_workers(4, timeout=300)
         yield client
         client.close()
         lc.close()
@@ -168,6 +184,39 @@ def test_summaries_and_quantile_paths_with_the_states(cluster, pool, local):
     assert np.array_equal(q.delinquency.state_balance,
                           expect.delinquency.state_balance[run.quantile_index])
     assert np.array_equal(q.delinquency.cures, expect.delinquency.cures[run.quantile_index])
+
+
+def test_a_tape_read_by_the_workers_gives_the_one_process_pool_and_paths(cluster, pool,
+                                                                         tmp_path):
+    """The workers read a loan tape's partitions and send back their cells; the client adds
+    the transition tables: the same bytes as in one process (``prepare_delinquency_from_parts``),
+    whose tables are those of ``prepare_delinquency`` on the loans (the same cells, the same
+    keys) and whose scheduled flows are the loans' summed partition by partition."""
+    loans, a, _ = pool
+    for i, lo in enumerate((0, 100, 200)):
+        write_loan_parts(loans.take(np.arange(lo, min(lo + 100, len(loans)))), tmp_path, i)
+    parts = loan_parts(tmp_path)
+    got = prepare_delinquency_on_workers(cluster, parts, a, charge_off_dpd=120)
+    one = prepare_delinquency_from_parts([part_cells(load(), a) for load in parts], a,
+                                         charge_off_dpd=120)
+    whole = prepare_delinquency(loans, a, charge_off_dpd=120)
+    for f in ("H", "n_months", "n_buckets", "charge_off_dpd", "cure_rule", "loading"):
+        assert getattr(got, f) == getattr(one, f) == getattr(whole, f), f
+    for f in ("dates", "cell_h", "thr_rc", "thr_roll", "thr_cure", "smm"):
+        assert np.array_equal(getattr(got, f), getattr(one, f)), f
+        assert np.array_equal(getattr(got, f), getattr(whole, f)), f
+    assert np.array_equal(got.cell_cum, one.cell_cum)
+    assert np.array_equal(got.base.cell_n, whole.base.cell_n)
+    np.testing.assert_allclose(got.cell_cum, whole.cell_cum, rtol=1e-12, atol=1e-6)
+    expect = run_dq_blocks(one, root_seed(SEED), N_PATHS, "granular")
+    run = run_summary(cluster, got, SEED, N_PATHS, quantiles=(0.99,))
+    _assert_same_summary(run.summary, summarise(expect))
+    assert run.quantile_paths is not None and run.quantile_paths.delinquency is not None
+    assert np.array_equal(run.quantile_paths.delinquency.state_balance,
+                          expect.delinquency.state_balance[run.quantile_index])
+    # and the loans' own run to float rounding (the same draws on the same cells)
+    local = simulate_delinquency(loans, a, N_PATHS, SEED, charge_off_dpd=120)
+    np.testing.assert_allclose(run.summary.loss, local.loss, rtol=1e-9)
 
 
 def _hold_block_1(marker_dir: str):
@@ -294,6 +343,37 @@ def test_simulate_cli_on_workers_prints_and_records_the_local_figures(book, cli)
         again = replay_run(store, 4).paths()
     assert again.delinquency is not None and again.delinquency.charge_off_dpd == 120
     assert np.array_equal(again.loss, full.loss)
+
+
+def test_simulate_from_a_tape_on_workers_and_a_revolving_deal_refused(book, cluster, cli,
+                                                                      tmp_path):
+    db, _, plain = book
+    tape = tmp_path / "tape"
+    assert cli("pool", "export", "--db", db, "--pool", "1", "--out", tape).code == 0
+    run = [x for x in plain if x not in ("--engine", "loan", "--charge-off-dpd", "120")]
+    assert run[-1] == "--quiet" and "--structure" not in run
+    with open_store(db, read_only=True) as store:
+        before = len(list_runs(store, "simulation"))
+    # a revolving deal's purchases would need the hazard model's profile from the cells
+    r = cli(*run, "--tape", tape, "--scheduler", cluster.scheduler.address,
+            "--structure", DEAL)
+    assert r.code == 2 and "--structure" in r.err and "does not revolve" in r.err
+    assert "Traceback" not in r.err
+    r = cli(*run, "--tape", tape, "--scheduler", cluster.scheduler.address)
+    assert r.code == 0, r.err
+    assert "model delinquency" in r.out
+    with open_store(db, read_only=True) as store:
+        runs = list_runs(store, "simulation")
+        new = int(runs["run_id"].iloc[0])
+        assert len(runs) == before + 1
+        inputs = get_run(store, new).simulation_inputs()
+        losses = load_path_losses(store, new)
+        local = load_path_losses(store, 1)  # the same flags (and the deal), locally
+    assert (inputs.model, inputs.engine, inputs.book) == ("delinquency", "granular",
+                                                          str(tape.resolve()))
+    # the tape's cells summed partition by partition: each path's loss to float rounding
+    np.testing.assert_allclose(losses, local, rtol=1e-9)
+    assert not np.array_equal(losses, np.zeros_like(losses))
 
 
 def test_structure_on_workers_gives_the_local_tranche_and_trigger_tables(book):
