@@ -105,15 +105,20 @@ def prepare_delinquency(
     engine: Engine = "granular",
     charge_off_dpd: int | None = None,
     cure_rule: str | None = None,
+    base: PreparedPool | None = None,
 ) -> DqPrepared:
     """Cells and schedules (``prepare_pool``) and the per-cell transition thresholds.
 
-    ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition)."""
+    ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition).
+    ``base``: these loans already prepared as ``prepare_pool(loans, assumptions, shares,
+    party_ids, loan_level=engine == "loan", small_cells=0)`` would prepare them (the
+    replenishment's new loans, ``replenishment.prepare_new_loans``), used instead."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     co, rule = _definition(assumptions, charge_off_dpd, cure_rule)
-    base = prepare_pool(loans, assumptions, shares, party_ids, loan_level=engine == "loan",
-                        small_cells=0)
+    if base is None:
+        base = prepare_pool(loans, assumptions, shares, party_ids,
+                            loan_level=engine == "loan", small_cells=0)
     lead = base.order[base.cell_first[:-1]]
     return _with_tables(base, assumptions, co, rule,
                         np.asarray(loans.score_band, dtype=np.int64)[lead],

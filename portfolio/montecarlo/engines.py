@@ -673,6 +673,115 @@ def finish_vintages(acc, recovery_rate, lag, recovery, eop):
                 e_row[m] = 0.0 if abs(e) < 1e-6 else e
 
 
+_HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing (2^64 / golden ratio)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mix(h, x):
+    return (h ^ x) * _HASH_MULT
+
+
+@numba.njit(cache=True, nogil=True)
+def distinct_rows(b_bits, a_bits, term, code, p_bits):
+    """Each row's index among the distinct rows of the columns (balance, APR, term,
+    repayment type, principal), numbered in order of first appearance, and the first row of
+    each: floats compared by their bits (``ndarray.view(np.int64)``), in an open-addressing
+    hash table that doubles when half full. New loans (months on book 0, one origination
+    date) with equal rows have the same schedule (``replenishment``'s preparation computes
+    each once)."""
+    n = b_bits.shape[0]
+    size = 1 << 12
+    table = np.full(size, -1, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    keys = np.empty((n, 5), dtype=np.uint64)
+    uid = np.empty(n, dtype=np.int64)
+    n_d = 0
+    for i in range(n):
+        k0 = np.uint64(b_bits[i])
+        k1 = np.uint64(a_bits[i])
+        k2 = np.uint64(term[i])
+        k3 = np.uint64(code[i])
+        k4 = np.uint64(p_bits[i])
+        h = _mix(_mix(_mix(_mix(_mix(np.uint64(0), k0), k1), k2), k3), k4)
+        mask = size - 1
+        slot = np.int64(h >> np.uint64(40)) & mask
+        while True:
+            d = table[slot]
+            if d < 0:
+                table[slot] = n_d
+                keys[n_d, 0] = k0
+                keys[n_d, 1] = k1
+                keys[n_d, 2] = k2
+                keys[n_d, 3] = k3
+                keys[n_d, 4] = k4
+                first[n_d] = i
+                uid[i] = n_d
+                n_d += 1
+                break
+            if keys[d, 0] == k0 and keys[d, 1] == k1 and keys[d, 2] == k2 \
+                    and keys[d, 3] == k3 and keys[d, 4] == k4:
+                uid[i] = d
+                break
+            slot = (slot + 1) & mask
+        if 2 * n_d > size:  # rehash into a table twice the size
+            size *= 2
+            mask = size - 1
+            table = np.full(size, -1, dtype=np.int64)
+            for d in range(n_d):
+                h = _mix(_mix(_mix(_mix(_mix(np.uint64(0), keys[d, 0]), keys[d, 1]),
+                                    keys[d, 2]), keys[d, 3]), keys[d, 4])
+                slot = np.int64(h >> np.uint64(40)) & mask
+                while table[slot] >= 0:
+                    slot = (slot + 1) & mask
+                table[slot] = d
+    return uid, first[:n_d].copy()
+
+
+SCATTER_RUN = 64  # loans whose schedules scatter_schedules reads ahead together
+
+
+@numba.njit(cache=True, nogil=True)
+def scatter_schedules(c_lo, c_hi, cell, uid, rem, base, sched, cell_flows, initial):
+    """Loan by loan in row order, the schedule of its distinct row (``sched`` from offset
+    ``base[uid[i]]``: (bop, interest, principal) per month) added into its cell's sums
+    ``cell_flows`` (n_cells, T, 3) and its first bop into ``initial``, for the cells
+    ``c_lo ≤ cell < c_hi``: each sum receives its terms in row order, as
+    ``schedule_sums`` adds them in cell-major order (a cell's loans in row order).
+
+    The distinct schedules are read in no particular order (tens of MB on a large pool), so
+    for a run of ``SCATTER_RUN`` loans each schedule's cache lines are read first (loads
+    independent of each other, which the core overlaps), then the run's sums are added.
+    Returns the sum of the values read ahead (no meaning; it keeps those reads)."""
+    n = cell.shape[0]
+    off = np.empty(SCATTER_RUN, dtype=np.int64)
+    ahead = 0.0
+    for i0 in range(0, n, SCATTER_RUN):
+        m = min(SCATTER_RUN, n - i0)
+        for k in range(m):
+            c = cell[i0 + k]
+            if c < c_lo or c >= c_hi:
+                off[k] = -1
+                continue
+            o = base[uid[i0 + k]]
+            off[k] = o
+            for q in range(0, 3 * rem[i0 + k], 8):  # 8 float64: one 64-byte line
+                ahead += sched[o + q]
+        for k in range(m):
+            o = off[k]
+            if o < 0:
+                continue
+            i = i0 + k
+            c = cell[i]
+            for j in range(rem[i]):
+                bop = sched[o + 3 * j]
+                if j == 0:
+                    initial[c] += bop
+                cell_flows[c, j, 0] += bop
+                cell_flows[c, j, 1] += sched[o + 3 * j + 1]
+                cell_flows[c, j, 2] += sched[o + 3 * j + 2]
+    return ahead
+
+
 def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
     """Plain-numpy twin of :func:`expected_vintages` (vectorised over the block's paths)."""
     n_v = out.shape[0]

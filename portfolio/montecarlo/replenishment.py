@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import special
 
 from portfolio import settings
 from portfolio.errors import ValidationError, must_be
@@ -84,17 +85,24 @@ from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
     ENGINES,
+    SMALL_CELL_FACTOR,
     Engine,
     PreparedPool,
     _assemble,
     _block_streams,
+    _cell_key,
+    _cells,
     _entropy,
+    _pool_dates,
+    _schedules_numba,
+    _validate_loans,
     _z_path,
     block_layout,
     block_seed,
     expected_projection,
     factor_paths,
     finish_flows,
+    lifetime_t_quantiles,
     prepare_pool,
     root_seed,
 )
@@ -155,6 +163,108 @@ def _new_loans(loans: LoanArrays, cutoff: dt.date | np.datetime64 | str,
         next_due_date=first_due,  # one cut-off date: one month later for every loan
         principal=principal,
     )
+
+
+def prepare_new_loans(new: LoanArrays, assumptions: Assumptions,
+                      small_cells: float = SMALL_CELL_FACTOR) -> PreparedPool:
+    """``simulation.prepare_pool(new, assumptions, small_cells=small_cells)`` of NEW loans
+    (:func:`replenishment_loans`: months on book 0, remaining term = term, one origination
+    date): the same ``PreparedPool``, field for field and bit for bit, with each distinct
+    schedule computed once. A new loan's schedule is a function of its balance, APR, term,
+    repayment type and principal alone (``engines.distinct_rows``; on B1's pool about
+    93,000 distinct of 1,000,000 loans): the distinct rows' schedules come from the same
+    preparation and kernel as every loan's (``simulation._schedules_numba``, loan level), and
+    ``engines.scatter_schedules`` adds each loan's into its cell's sums in row order, which
+    is the order ``prepare_pool`` adds them in (its cells keep their loans in row order).
+    Pools whose cells are not all drawn by binomial counts (small cells, loan-level draws)
+    and loans that are not new go to ``prepare_pool`` itself."""
+    mob = np.asarray(new.months_on_book, dtype=np.int64)
+    rem = np.asarray(new.remaining_term, dtype=np.int64)
+    orig = np.asarray(new.origination_date)
+    n = len(new)
+    if n == 0 or mob.max() != 0 or mob.min() != 0 or orig.min() != orig.max() \
+            or not np.array_equal(rem, np.asarray(new.term_months, dtype=np.int64)):
+        return prepare_pool(new, assumptions, small_cells=small_cells)
+    term_idx = _validate_loans(new, assumptions)
+    band = np.asarray(new.score_band, dtype=np.int64)
+    T = int(rem.max())
+    lag = np.asarray(assumptions.recovery_lag, dtype=np.float64)
+    n_months = T + len(lag)
+    key, bound = _cell_key(band, term_idx, mob, rem)
+    order, starts, cell_n = _cells(key, bound)
+    lead = order[starts]
+    if (cell_n < small_cells * rem[lead]).any():  # small cells: loan-level draws
+        return prepare_pool(new, assumptions, small_cells=small_cells)
+    n_cells = len(starts)
+    c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
+
+    # as prepare_pool: hazard and SMM per cell and month, thresholds
+    t_idx = np.arange(T)
+    age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
+    h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
+    smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
+    alive = t_idx[None, :] < c_rem[:, None]
+    h = np.where(alive, h, 0.0)
+    smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0
+    with np.errstate(divide="ignore"):
+        thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
+    thr = lifetime_t_quantiles(h, assumptions.t_dof) if assumptions.copula == "t" \
+        else thr_gauss
+
+    cell_flows, cell_init = _distinct_schedule_sums(new, key, bound, lead, rem, mob, n_cells, T)
+    return PreparedPool(
+        n_loans=n, T=T, n_months=n_months, dates=_pool_dates(new, n_months),
+        initial_balance=float(cell_init.sum()), cell_n=cell_n.astype(np.int64),
+        cell_r=c_rem.astype(np.int64), n_binomial_cells=n_cells,
+        cell_thr=np.ascontiguousarray(thr, dtype=np.float64),
+        cell_thr_gauss=np.ascontiguousarray(thr_gauss, dtype=np.float64),
+        cell_smm=np.ascontiguousarray(smm, dtype=np.float64), cell_flows=cell_flows,
+        cell_pflows=np.zeros((n_cells, 0, T, 3)),
+        cell_first=np.r_[starts, n].astype(np.int64), order=order,
+        rho=float(assumptions.rho), factor_persistence=float(assumptions.factor_persistence),
+        copula=assumptions.copula, t_dof=float(assumptions.t_dof),
+        recovery_rate=float(assumptions.recovery_rate), recovery_lag=lag, party_ids=())
+
+
+def _distinct_schedule_sums(new: LoanArrays, key: np.ndarray, bound: int, lead: np.ndarray,
+                            rem: np.ndarray, mob: np.ndarray, n_cells: int, T: int
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells' scheduled flows and cut-off balances of new loans from their distinct
+    rows' schedules (:func:`prepare_new_loans`); the loans scattered on two threads (half
+    of the cells each: disjoint sums)."""
+    bal = np.ascontiguousarray(new.balance, dtype=np.float64)
+    apr = np.ascontiguousarray(new.apr, dtype=np.float64)
+    p0 = np.ascontiguousarray(new.principal, dtype=np.float64)
+    code = np.asarray(new.repayment_type, dtype=np.int64)
+    uid, first = engines.distinct_rows(bal.view(np.int64), apr.view(np.int64), rem, code,
+                                       p0.view(np.int64))
+    n_d = first.shape[0]
+    reps = new.take(first)
+    rem_d = rem[first]
+    base = np.r_[0, np.cumsum(3 * rem_d)[:-1]].astype(np.int64)
+    half = n_d // 2  # two groups of distinct rows: prepared on two threads
+    groups = np.array([0, half, n_d] if 0 < half < n_d else [0, n_d], dtype=np.int64)
+    group_of = np.repeat(np.arange(len(groups) - 1, dtype=np.int32), np.diff(groups))
+    sched = _schedules_numba(reps, np.arange(n_d, dtype=np.int64), groups, group_of,
+                             mob[first], rem_d, np.zeros((n_d, 0)), T, base, True)[3]
+    cell_of_key = np.full(bound, -1, dtype=np.int64)
+    cell_of_key[key[lead]] = np.arange(n_cells)
+    cell = cell_of_key[key]
+    cell_flows = np.zeros((n_cells, T, 3))
+    cell_init = np.zeros(n_cells)
+    split = n_cells // 2
+    ranges = [(0, split), (split, n_cells)] if 0 < split else [(0, n_cells)]
+
+    def run(c_range: tuple[int, int]) -> None:
+        engines.scatter_schedules(c_range[0], c_range[1], cell, uid, rem, base, sched,
+                                  cell_flows, cell_init)
+
+    if len(ranges) == 1:
+        run(ranges[0])
+    else:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(run, ranges))
+    return cell_flows, cell_init
 
 
 def _new_ids(loan_id: np.ndarray) -> np.ndarray:
@@ -231,7 +341,7 @@ def simulate_replenishment(
                                           "model (Monte Carlo paths only)", deterministic_z))
         return _delinquency_profile(loans, new, assumptions, int(n_paths), root, n_v, horizon,
                                     charge_off_dpd)
-    prep = prepare_pool(new, assumptions)  # the same profile for either engine
+    prep = prepare_new_loans(new, assumptions)  # the same profile for either engine
     if deterministic_z is not None:
         z_cal = _z_path(deterministic_z, n_v + prep.T) if np.ndim(deterministic_z) else None
         vintages = []
@@ -441,7 +551,8 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     ``factor_paths`` (as the hazard profile), the next K months continue the AR(1) with the
     block's factor stream as ``delinquency.dq_factor`` does, and later months with the
     profile's own stream."""
-    prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd)
+    prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd,
+                               base=prepare_new_loans(new, assumptions, small_cells=0))
     t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
     main_like = dataclasses.replace(prep.base, T=t_main)
     h_main = t_main + prep.n_buckets  # the main run's horizon (catch-up)

@@ -279,3 +279,87 @@ def test_vintage_kernel_numbers_do_not_depend_on_the_path_tile() -> None:
     assert np.array_equal(np.signbit(whole), np.signbit(alone))
     assert not np.array_equal(whole, start)
     np.testing.assert_array_equal(whole[..., T:], start[..., T:])  # months past T untouched
+
+
+def _pool_of_repeated_rows(n: int, seed: int):
+    # every repayment type (daily interest and flat fee included), principals and APRs from
+    # short lists so that many loans share a schedule, scores across the bands
+    from portfolio.loans.arrays import LoanArrays
+
+    rng = np.random.default_rng(seed)
+    term = rng.choice(np.array([3, 6, 12], dtype=np.int16), n)
+    mob = np.floor(rng.random(n) * term).astype(np.int16)
+    principal = rng.choice(np.array([500.0, 1200.0, 3000.0, 6000.5, 20_000.0]), n)
+    orig = np.datetime64("2026-06-15") - (mob.astype(np.int64) * 30).astype("timedelta64[D]")
+    return LoanArrays(
+        loan_id=np.array([f"L{i}" for i in range(n)], dtype=object),
+        balance=np.round(principal * (1 - mob / term), 2), apr=rng.choice(
+            np.array([0.12, 0.18, 0.2399]), n), term_months=term,
+        remaining_term=(term - mob).astype(np.int16), months_on_book=mob,
+        repayment_type=rng.choice(np.array([0, 1, 2, 3], dtype=np.int8), n),
+        credit_score=rng.integers(450, 900, n).astype(np.int16),
+        region=np.array(["east"] * n, dtype=object), origination_date=orig,
+        next_due_date=np.full(n, np.datetime64("2026-07-15")), principal=principal)
+
+
+@pytest.mark.parametrize(("copula", "small_cells"), [("gaussian", 6.0), ("t", 0.0),
+                                                     ("gaussian", 0.0)])
+def test_new_loan_preparation_is_prepare_pool_field_for_field(copula: str,
+                                                              small_cells: float) -> None:
+    # replenishment.prepare_new_loans (each distinct schedule once, scattered into the cells
+    # in row order) against simulation.prepare_pool, the reference, on the same new loans:
+    # every field of the PreparedPool equal, bit for bit. 6,000 loans in cells of over 6 x
+    # their term (the fast path), whose 4 repayment types x 5 principals x 3 APRs x 3 terms
+    # repeat across loans and cells
+    import dataclasses
+
+    from portfolio.montecarlo import replenishment as repl
+    from portfolio.montecarlo.simulation import prepare_pool
+
+    a = dataclasses.replace(_age_varying(), copula=copula)
+    new = replenishment_loans(_pool_of_repeated_rows(6_000, 3), CUTOFF)
+    fast = repl.prepare_new_loans(new, a, small_cells=small_cells)
+    ref = prepare_pool(new, a, small_cells=small_cells)
+    assert fast.cell_flows.shape[0] >= 12 and fast.n_binomial_cells == fast.n_cells
+    for f in dataclasses.fields(ref):
+        x, y = getattr(ref, f.name), getattr(fast, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, f.name
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        else:
+            assert x == y, f.name
+    uid, first = engines.distinct_rows(
+        np.ascontiguousarray(new.balance).view(np.int64), np.ascontiguousarray(new.apr).view(
+            np.int64), np.asarray(new.term_months, dtype=np.int64),
+        np.asarray(new.repayment_type, dtype=np.int64),
+        np.ascontiguousarray(new.principal).view(np.int64))
+    rows = np.stack([np.asarray(new.balance), np.asarray(new.apr),
+                     np.asarray(new.term_months, dtype=np.float64),
+                     np.asarray(new.repayment_type, dtype=np.float64)], axis=1)
+    distinct, first_np, inverse = np.unique(rows, axis=0, return_index=True,
+                                            return_inverse=True)
+    assert len(first) == len(distinct) < 200  # numpy's distinct rows, each once
+    np.testing.assert_array_equal(np.sort(first), first)  # numbered by first appearance
+    np.testing.assert_array_equal(np.sort(first), np.sort(first_np))
+    np.testing.assert_array_equal(rows[first[uid]], rows)  # each loan's row is its own
+    assert len(np.unique(np.c_[uid, inverse.ravel()], axis=0)) == len(first)  # 1:1 with numpy
+
+
+def test_new_loan_preparation_leaves_small_cells_and_seasoned_loans_to_prepare_pool() -> None:
+    # cells under 6 x their term (drawn loan by loan) and loans that are not new: the
+    # general preparation itself (its loan-level fields present, the same bytes)
+    import dataclasses
+
+    from portfolio.montecarlo import replenishment as repl
+    from portfolio.montecarlo.simulation import prepare_pool
+
+    a = _age_varying()
+    for loans in (replenishment_loans(_pool_of_repeated_rows(300, 4), CUTOFF),
+                  _pool_of_repeated_rows(3_000, 5)):
+        fast = repl.prepare_new_loans(loans, a)
+        ref = prepare_pool(loans, a)
+        assert ref.sched is not None and fast.sched is not None
+        for f in dataclasses.fields(ref):
+            x, y = getattr(ref, f.name), getattr(fast, f.name)
+            if isinstance(x, np.ndarray):
+                assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
