@@ -211,14 +211,17 @@ def pool_households(con: duckdb.DuckDBPyConnection, pool_id: int,
 # database without the table has none stored (its readers compute live), so the table is
 # created by the first write, not by a schema step.
 
-POOL_HOUSEHOLDS_DDL = """CREATE TABLE IF NOT EXISTS pool_households (
+# the two Arrow IPC blobs (about 27 MB on B1's million loans) stored as they are: read back
+# without DuckDB's general-purpose decompression of them (0.09 -> 0.03 CPU s on B1)
+_POOL_HOUSEHOLDS_COLUMNS = """(
     pool_id BIGINT NOT NULL PRIMARY KEY,
     as_of DATE NOT NULL,
     household_key VARCHAR NOT NULL,
-    loans BLOB NOT NULL,
-    borrowers BLOB NOT NULL,
+    loans BLOB NOT NULL USING COMPRESSION uncompressed,
+    borrowers BLOB NOT NULL USING COMPRESSION uncompressed,
     computed_at TIMESTAMP NOT NULL
 )"""
+POOL_HOUSEHOLDS_DDL = "CREATE TABLE IF NOT EXISTS pool_households " + _POOL_HOUSEHOLDS_COLUMNS
 
 
 _HOUSEHOLDS_FORMAT = "Arrow IPC: code int32, household_limit float64; borrower_id string"
@@ -253,6 +256,20 @@ def _ipc_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+def _store_blobs_uncompressed(con: duckdb.DuckDBPyConnection) -> None:
+    """A ``pool_households`` table created before its blobs were stored uncompressed is
+    rebuilt with them so (its rows copied; the caller holds the transaction)."""
+    row = con.execute("SELECT sql FROM duckdb_tables() WHERE schema_name = 'main' AND "
+                      "table_name = 'pool_households'").fetchone()
+    if row is None or "USING COMPRESSION" in str(row[0]).upper():
+        return
+    con.execute("CREATE TABLE pool_households_rebuilt " + _POOL_HOUSEHOLDS_COLUMNS)
+    con.execute("INSERT INTO pool_households_rebuilt SELECT pool_id, as_of, household_key, "
+                "loans, borrowers, computed_at FROM pool_households")
+    con.execute("DROP TABLE pool_households")
+    con.execute("ALTER TABLE pool_households_rebuilt RENAME TO pool_households")
+
+
 def write_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: dt.date,
                           key: str, code: np.ndarray, borrowers: np.ndarray,
                           household_limit: np.ndarray) -> None:
@@ -261,6 +278,7 @@ def write_pool_households(con: duckdb.DuckDBPyConnection, pool_id: int, as_of: d
     ``household_limit`` at ``as_of``, computed on the book ``key`` describes (Arrow IPC
     bytes: the arrays exactly)."""
     con.execute(POOL_HOUSEHOLDS_DDL)
+    _store_blobs_uncompressed(con)
     con.execute("DELETE FROM pool_households WHERE pool_id = ?", [int(pool_id)])
     if len(borrowers) >= 2**31:
         raise ValueError("more distinct borrowers than int32 codes hold")

@@ -193,3 +193,41 @@ def test_a_refused_or_failed_pool_create_leaves_nothing(writable, monkeypatch) -
             create_pool(store, "r", parse_criteria(CRITERIA), CUT)
         assert _counts(con) == before  # no pool, no pool loans, no table
         assert "pool_households" not in before
+
+
+def _blob_compression(con) -> set[str]:
+    con.execute("CHECKPOINT")
+    return {r[0] for r in con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('pool_households') "
+        "WHERE column_name IN ('loans', 'borrowers') AND segment_type = 'BLOB'").fetchall()}
+
+
+def test_the_blobs_are_stored_uncompressed_and_an_older_table_is_rebuilt(writable) -> None:
+    """The households' Arrow blobs are stored as they are (no general-purpose compression to
+    undo at each read); a table made with the earlier DDL (blobs compressed) is rebuilt so at
+    the next write, its other rows kept byte for byte, and reads the same households."""
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        assert _blob_compression(con) == {"Uncompressed"}
+        before = pool_loans(store, pool_id)
+        rows = con.execute("SELECT * FROM pool_households ORDER BY pool_id").fetchall()
+        # the earlier table: the same columns without the compression clause, plus another
+        # pool's row that the rebuild must keep
+        con.execute("DROP TABLE pool_households")
+        con.execute("CREATE TABLE pool_households (pool_id BIGINT NOT NULL PRIMARY KEY, "
+                    "as_of DATE NOT NULL, household_key VARCHAR NOT NULL, loans BLOB NOT NULL, "
+                    "borrowers BLOB NOT NULL, computed_at TIMESTAMP NOT NULL)")
+        other = (pool_id + 100, *rows[0][1:])
+        con.executemany("INSERT INTO pool_households VALUES (?, ?, ?, ?, ?, ?)", [*rows, other])
+        assert _blob_compression(con) != {"Uncompressed"}
+        with store.transaction() as tx:
+            households.write_pool_households(tx, pool_id, CUT)
+        assert _blob_compression(con) == {"Uncompressed"}
+        kept = con.execute("SELECT * FROM pool_households WHERE pool_id = ?",
+                           [pool_id + 100]).fetchall()
+        assert kept == [other]
+        after = pool_loans(store, pool_id)
+    assert after.borrower_code is not None
+    assert after.borrower_code.tobytes() == before.borrower_code.tobytes()
+    assert after.household_limit.tobytes() == before.household_limit.tobytes()
