@@ -428,6 +428,8 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
         if rem_raw[li] > T:
             T = rem_raw[li]
     row = np.zeros(T)
+    direct = T <= 128  # the row's sum added up month by month, else summed after
+    T8 = T - T % 8  # numpy's partial sums take months 0 … T8 − 1, the rest follow one by one
     for li in range(lo, hi):
         c = code[li]
         r_i = max(np.int64(rem_raw[li]), 1)
@@ -455,18 +457,47 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
         tt = term_tab[term_at[li] - term_lo]
         surv = 1.0
         bop = bal_i
+        hz_row = hz[bb, tt]
+        smm_row = smm[bb, tt]
+        rate = rate_m
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0  # numpy's 8 partial sums (T >= 8)
+        res = 0.0
         for j in range(r_i):
             col = min(m + j + 1, n_age) - 1
-            h = hz[bb, tt, col]
-            p = smm[bb, tt, col] if j != r_i - 1 else 0.0
-            row[j] = surv * h * bop
+            h = hz_row[col]
+            p = smm_row[col] if j != r_i - 1 else 0.0
+            term = surv * h * bop
             surv = surv * ((1.0 - h) * (1.0 - p))
-            k = idx + j + 1
-            end = table[k] + min(dom0, table[k + 1] - table[k] - 1)
-            if is_di:
-                rate = apr_di * float(end - start) / 365.0
+            if direct:  # the term added where numpy's pairwise sum of the row adds it
+                if T < 8:
+                    res += term
+                elif j >= T8:
+                    row[j] = term  # added after the partial sums are combined
+                else:
+                    w = j % 8
+                    if w == 0:
+                        a0 = term if j == 0 else a0 + term
+                    elif w == 1:
+                        a1 = term if j == 1 else a1 + term
+                    elif w == 2:
+                        a2 = term if j == 2 else a2 + term
+                    elif w == 3:
+                        a3 = term if j == 3 else a3 + term
+                    elif w == 4:
+                        a4 = term if j == 4 else a4 + term
+                    elif w == 5:
+                        a5 = term if j == 5 else a5 + term
+                    elif w == 6:
+                        a6 = term if j == 6 else a6 + term
+                    else:
+                        a7 = term if j == 7 else a7 + term
             else:
-                rate = rate_m
+                row[j] = term
+            if is_di:  # Actual/365 on the days from the previous due date to this one
+                k = idx + j + 1
+                end = table[k] + min(dom0, table[k + 1] - table[k] - 1)
+                rate = apr_di * float(end - start) / 365.0
+                start = end
             i = np.floor(b * rate + half) + fee
             q = lev - i
             if q < 0.0:
@@ -479,11 +510,20 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
             if q > b:
                 q = b
             b -= q
-            start = end
             bop = b / 100.0
-        for j in range(r_i, T):
-            row[j] = 0.0
-        out[li] = lgd * (0.0 + _pairwise_sum(row, 0, T)) / bal_i
+        if direct:
+            # the row's zeros after month r_i change no partial sum but a zero one's sign,
+            # and the sum is added to 0.0 below (numpy's reduction starts from it), which
+            # makes every zero 0.0: the zeros are left out
+            if T >= 8:
+                res = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+                for j in range(T8, r_i):
+                    res += row[j]
+        else:
+            for j in range(r_i, T):
+                row[j] = 0.0
+            res = _pairwise_sum(row, 0, T)
+        out[li] = lgd * (0.0 + res) / bal_i
 
 
 def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:

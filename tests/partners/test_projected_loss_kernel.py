@@ -128,3 +128,24 @@ def test_kernel_equals_the_oracle_on_wide_scores_terms_and_dates():
     assert allocation.lookup.span(pool.origination_date.view(np.int64)) is None
     assert projected_loss_rate(pool, ass).tobytes() == \
         projected_loss_rate_np(pool, ass).tobytes()
+
+
+def test_kernel_equals_the_oracle_with_signed_zero_hazards():
+    """Hazards of -0.0 (they pass a >= 0 check) make terms of -0.0: the kernel, which adds
+    a loan's months as they come instead of summing its zero-padded row, gives the oracle's
+    bytes (zero rates 0.0), for chunks whose longest remaining term is under 8, a multiple
+    of 8 and neither."""
+    ass = true_assumptions(GeneratorParams(), 24)
+    hz = np.array(ass.default_hazard, dtype=np.float64)
+    hz[:, :, :] = -0.0
+    hz[:, :, 17:] = np.asarray(ass.default_hazard)[:, :, 17:]  # new loans: zero terms only
+    neg = dataclasses.replace(ass, default_hazard=hz)
+    loans = _seasoned_pool(600, seed=8)
+    for longest in (5, 8, 16, 13):
+        rem = np.minimum(loans.remaining_term, longest).astype(np.int16)
+        pool = dataclasses.replace(loans, remaining_term=rem,
+                                   months_on_book=np.zeros(len(loans), dtype=np.int16))
+        got = projected_loss_rate(pool, neg)
+        assert got.tobytes() == projected_loss_rate_np(pool, neg).tobytes()
+        zero = got == 0
+        assert zero.any() and not np.signbit(got[zero]).any()
