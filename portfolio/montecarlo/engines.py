@@ -1231,34 +1231,6 @@ def _debruijn_table() -> np.ndarray:
 _DEBRUIJN_TABLE = _debruijn_table()  # index of the lowest set bit from its de Bruijn hash
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _subset_event(mask, f, p, li, r2, r3, ncum, loan_base, sched, shares, out, pout, corr, pcorr):
-    """Apply one event of loan ``li`` on path ``p``: its kind and month are the first index j
-    with ``ncum[p, j] > f`` (event j = 2t: default in month t, 2t + 1: prepayment)."""
-    j = 0
-    nrow = ncum[p]
-    for jj in range(r2):
-        j += nrow[jj] <= f
-    tau = j >> 1
-    isd = 1 - (j & 1)
-    base = loan_base[li]
-    k0 = base + 3 * tau
-    amt = sched[k0] - (1 - isd) * sched[k0 + 2]
-    out[p, tau, 3 + isd] += amt
-    start = 3 * tau + 3 - 2 * isd
-    row = sched[base:base + r3]
-    acc = corr[p]
-    mrow = mask[start]
-    for x in range(r3):
-        acc[x] -= row[x] * mrow[x]
-    for q in range(shares.shape[1]):
-        w = shares[li, q]
-        pout[q, p, tau, 3 + isd] += w * amt
-        pacc = pcorr[q, p]
-        for x in range(start, r3):
-            pacc[x] -= w * row[x]
-
-
 @numba.njit(cache=True, nogil=True)
 def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_base, shares, out,
                       pout):
@@ -1291,20 +1263,26 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
     interest of the default month, from the month after a prepayment) are subtracted in a
     per-path buffer laid out like ``sched`` and added to ``out`` at the end.
     ``cell_first`` (n_cells + 1,) cell-major loan offsets; other arguments as in
-    :func:`loan_block`. The twin is :func:`loan_subset_block_np`."""
+    :func:`loan_block`. The twin is :func:`loan_subset_block_np`.
+
+    Per run and path the kernel works in passes over the run's events: their loans from the
+    bit map, their uniforms, their event indices (the count of ``cum / q`` entries <= f,
+    vectorised over the events), then their flows; a row's correction runs over the whole
+    row with the entries before the event masked (a trip count fixed per cell, no branch on
+    the event month). Each accumulator receives the same terms in the same order as in the
+    twin."""
     n_cells, n_b = total.shape
     T = out.shape[1]
     n_q = shares.shape[1]
     corr = np.zeros((n_b, 3 * T))
     pcorr = np.zeros((n_q, n_b, 3 * T))
     ncum = np.empty((n_b, max(cum.shape[2], 1)))
-    mask = np.zeros((3 * T + 3, 3 * T))
-    for i in range(3 * T + 3):
-        for x in range(3 * T):
-            mask[i, x] = 1.0 if x >= i else 0.0
     n_words = (tile + 63) // 64
     bits = np.zeros(n_words, dtype=np.uint64)
     frac = np.zeros(tile)
+    ev_k = np.zeros(tile, dtype=np.int64)  # a run's events on one path: loan in the run,
+    ev_f = np.zeros(tile)  # uniform of its kind and month,
+    ev_j = np.zeros(tile, dtype=np.int64)  # its event index j
     for c in range(n_cells):
         r = cell_r[c]
         r2 = 2 * r
@@ -1342,6 +1320,8 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                     bits[k >> 6] |= bit
                     frac[k] = x - k
                     m += 1
+                # the loans with an event, in loan order (the unmarked ones when comp)
+                e = 0
                 for w in range(n_w):
                     word = bits[w]
                     if comp:
@@ -1351,10 +1331,44 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                     while word:
                         low = word & (np.uint64(0) - word)
                         word ^= low
-                        k = 64 * w + _DEBRUIJN_TABLE[(low * _DEBRUIJN) >> _DEBRUIJN_SHIFT]
-                        f = gen.random() if comp else frac[k]
-                        _subset_event(mask, f, p, t0 + k, r2, r3, ncum, loan_base, sched, shares,
-                                      out, pout, corr, pcorr)
+                        ev_k[e] = 64 * w + _DEBRUIJN_TABLE[(low * _DEBRUIJN) >> _DEBRUIJN_SHIFT]
+                        e += 1
+                if comp:  # one more uniform per event, in loan order
+                    for i in range(n_e):
+                        ev_f[i] = gen.random()
+                else:
+                    for i in range(n_e):
+                        ev_f[i] = frac[ev_k[i]]
+                # event index j = the number of entries of cum / q <= f (all events at once)
+                nrow = ncum[p]
+                for i in range(n_e):
+                    ev_j[i] = 0
+                for jj in range(r2):
+                    th = nrow[jj]
+                    for i in range(n_e):
+                        ev_j[i] += th <= ev_f[i]
+                acc = corr[p]
+                for i in range(n_e):
+                    j = ev_j[i]
+                    li = t0 + ev_k[i]
+                    tau = j >> 1
+                    isd = 1 - (j & 1)
+                    base = loan_base[li]
+                    k0 = base + 3 * tau
+                    amt = sched[k0] - (1 - isd) * sched[k0 + 2]
+                    out[p, tau, 3 + isd] += amt
+                    start = 3 * tau + 3 - 2 * isd
+                    row = sched[base:base + r3]
+                    # row[start:] off the path's corrections: over the whole row (a trip count
+                    # fixed per cell, no branch on start), the entries before start masked
+                    for x in range(r3):
+                        acc[x] -= row[x] if x >= start else 0.0
+                    for qq in range(n_q):
+                        w = shares[li, qq]
+                        pout[qq, p, tau, 3 + isd] += w * amt
+                        pacc = pcorr[qq, p]
+                        for x in range(start, r3):
+                            pacc[x] -= w * row[x]
     for p in range(n_b):
         for t in range(T):
             for k in range(3):
