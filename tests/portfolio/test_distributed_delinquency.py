@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from simulation_pools import assumptions, mixed_pool
 
+from dashboards import access
+from dashboards.auth import Viewer
 from portfolio.book.replay import replay_run
 from portfolio.montecarlo.delinquency import (
     prepare_delinquency,
@@ -398,6 +400,21 @@ def test_structure_on_workers_gives_the_local_tranche_and_trigger_tables(book):
     # the triggers, the 30+ DPD one read from the delinquency states: the same table
     assert trig_remote.equals(trig_local)
     assert 0 < trig_local["p_breach"].max()
+
+
+def test_the_dashboard_reads_a_delinquency_run_recorded_from_summaries(book):
+    db, _, _ = book
+    treasury = Viewer("tester", "treasury")
+    local, remote = access.run_view(db, treasury, 1), access.run_view(db, treasury, 2)
+    assert np.array_equal(remote.loss, local.loss) and remote.stats.equals(local.stats)
+    assert remote.note.startswith("Run 2 was recorded from summaries") and not local.note
+    a, b = local.balance_fan["mean"].to_numpy(), remote.balance_fan["mean"].to_numpy()
+    assert np.max(np.abs(a - b)) <= ROUNDING * np.max(np.abs(a))  # the monthly means
+    deal_toml = access.stored_deal_toml(db, treasury, 2)
+    assert deal_toml is not None
+    with open_store(db, read_only=True) as store:
+        assert access.tranches(db, treasury, 2, deal_toml).table.equals(
+            load_tranche_results(store, 2))
 
 
 SCENARIO_SET = """
