@@ -611,21 +611,32 @@ def run_summary(
         prep_f = client.scatter(prep, broadcast=True, hash=False)
         root_f = client.scatter(root, broadcast=True, hash=False)
 
+        # every block that holds a quantile path submitted at once (they run side by side)
+        task = _block_arrays if isinstance(prep, DqPrepared) else _block_task
+        pending = {b: client.submit(task, prep_f, root_f, b, layout[b][1], engine,
+                                    retries=retries, pure=False)
+                   for b in sorted({int(i) // sim.BLOCK_PATHS for i in index})}
+
         def on_cluster(b: int) -> Any:
-            task = _block_arrays if isinstance(prep, DqPrepared) else _block_task
-            fut = client.submit(task, prep_f, root_f, b, layout[b][1], engine,
-                                retries=retries, pure=False)
+            fut = pending.pop(b)
             try:
                 return fut.result()
             finally:
                 fut.release()
 
-        if isinstance(prep, DqPrepared):
-            qpaths = dq_paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
-                                 run_block=on_cluster)
-        else:
-            qpaths = paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
-                              run_block=on_cluster)
+        try:
+            if isinstance(prep, DqPrepared):
+                qpaths = dq_paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
+                                     run_block=on_cluster)
+                assert qpaths.delinquency is not None
+                bytes_back += qpaths.delinquency.state_balance.nbytes \
+                    + qpaths.delinquency.cures.nbytes
+            else:
+                qpaths = paths_at(prep, root, int(n_paths), index, engine,  # type: ignore[arg-type]
+                                  run_block=on_cluster)
+        finally:
+            for fut in pending.values():
+                fut.release()
         bytes_back += sum(np.asarray(getattr(qpaths, k)).nbytes for k in FLOW_NAMES)
     run.timings["quantile_paths_s"] = time.perf_counter() - t
     return SummaryRun(summary, reduced, levels, index, qpaths, run.n_workers, run.n_tasks,
