@@ -824,7 +824,10 @@ class Tape:
     writes are contiguous); after the last month it is written path-major into the result's
     arrays (``allocate``: every path; this tape's paths are ``rows`` of them). (Writing
     blocks of 4, 8 or 16 months path-major as they fill took 65, 33 and 15% more CPU than one
-    turn at the end on B1's 10,000 paths, under a load of 3.)"""
+    turn at the end on B1's 10,000 paths, under a load of 3.) The buffers are not zeroed
+    up front (``np.empty``; in a process whose heap serves them, a zeroed allocation is a
+    memset of them all): a computed month writes every row (``write``), its tranche payments
+    into rows ``month_rows`` zeroes first; a repeated month's rows are never read."""
 
     def __init__(self, deal: Deal, n_months: int, out: dict[tuple[str, str], np.ndarray],
                  rows: tuple[int, int]) -> None:
@@ -835,18 +838,18 @@ class Tape:
         self.source = np.arange(n_months)  # the row each month's values are in (``repeat``)
         self.out, self.rows = out, rows
         self._rows: dict[str, np.ndarray] = {}
-        self.tranche = {k: np.zeros(shape3) for k in TAPE_TRANCHE}
-        self.pool = {k: np.zeros(shape2) for k in TAPE_POOL}
-        self.revolving = np.zeros(shape2, dtype=bool)
-        self.accelerated = np.zeros(shape2, dtype=bool)
-        self.pro_rata = np.zeros(shape2, dtype=bool)
-        self.fees_due = {f.name: np.zeros(shape2) for f in deal.fees}
-        self.fees_paid = {f.name: np.zeros(shape2) for f in deal.fees}
-        self.triggers = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
-        self.breached = {t.name: np.zeros(shape2, dtype=bool) for t in deal.triggers}
-        self.metrics = {k: np.zeros(shape2) for k in METRICS}
-        self.pool_cash = {k: np.zeros(shape2) for k in POOL_CASH}
-        self.accounts = ({k: np.zeros(shape2) for k in ACCOUNTS} if deal.accounts is not None
+        self.tranche = {k: np.empty(shape3) for k in TAPE_TRANCHE}
+        self.pool = {k: np.empty(shape2) for k in TAPE_POOL}
+        self.revolving = np.empty(shape2, dtype=bool)
+        self.accelerated = np.empty(shape2, dtype=bool)
+        self.pro_rata = np.empty(shape2, dtype=bool)
+        self.fees_due = {f.name: np.empty(shape2) for f in deal.fees}
+        self.fees_paid = {f.name: np.empty(shape2) for f in deal.fees}
+        self.triggers = {t.name: np.empty(shape2, dtype=bool) for t in deal.triggers}
+        self.breached = {t.name: np.empty(shape2, dtype=bool) for t in deal.triggers}
+        self.metrics = {k: np.empty(shape2) for k in METRICS}
+        self.pool_cash = {k: np.empty(shape2) for k in POOL_CASH}
+        self.accounts = ({k: np.empty(shape2) for k in ACCOUNTS} if deal.accounts is not None
                          else {})
 
     @staticmethod
@@ -903,10 +906,12 @@ class Tape:
             self.flush()
 
     def month_rows(self, t: int) -> dict[str, np.ndarray]:
-        """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``, zero until
-        written) for the month's ``MonthState`` to write into: ``write`` then copies only
-        what the state holds elsewhere (an acceleration's scatter gives it new arrays)."""
+        """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``), zeroed here,
+        for the month's ``MonthState`` to write into: ``write`` then copies only what the
+        state holds elsewhere (an acceleration's scatter gives it new arrays)."""
         self._rows = {k: self.tranche[k][t] for k in OUTPUT_ROWS}
+        for row in self._rows.values():
+            row.fill(0.0)
         return self._rows
 
     def write(self, t: int, m: MonthState, cash: PoolMonth, *, reserve_bop: np.ndarray,

@@ -5,7 +5,9 @@ instead of running the steps. The oracle is the same run with the shortcut switc
 month computed): every array of the result must have the same bytes, on random deals that use
 every mechanic (CN tax, shortfall undertaking, servicer advances, collection accounts, events of
 default, pro-rata step-down dates, OC / CNL / delinquency triggers, reserves, revolving periods
-with and without a replenishment profile) and calls early enough to leave inert months."""
+with and without a replenishment profile) and calls early enough to leave inert months. And
+the tape's buffers, which are not zeroed up front: every element the result holds is written
+(``np.empty`` poisoned with NaN gives the same bytes)."""
 
 from __future__ import annotations
 
@@ -198,3 +200,43 @@ def test_inert_month_needs_every_path_ended_and_every_amount_plus_zero() -> None
     signed[0, 3] = -0.0
     assert not inert_month(ended, _cash(4), signed)
     assert not inert_month(ended, _cash(4), ledger, np.array([0.0, np.nan, 0.0, 0.0]))
+
+
+class _PoisonedNumpy:
+    """numpy, except that ``empty`` fills its arrays with NaN (True for bool): a buffer
+    element the run reads or returns without writing it shows."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape: Any, dtype: Any = float, **kw: Any) -> np.ndarray:
+        return np.full(shape, True if np.dtype(dtype) == np.bool_ else np.nan, dtype=dtype, **kw)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_element_of_the_unzeroed_buffers_is_written(monkeypatch: pytest.MonkeyPatch,
+                                                          threads: int) -> None:
+    """The tape's buffers and the result's arrays come from ``np.empty``: with every such
+    buffer filled with NaN / True first, the results have the same bytes (random deals with
+    the CN mechanics, inert months among them, accelerated paths, and the CN deal)."""
+    rng = np.random.default_rng(21)
+    runs = [(load_deal(ROOT / "examples" / "deal_cn_consumer.toml"),
+             wfp.pool(300, 30, 11, term=12, pd=0.02, rho=0.3, apr=0.3),
+             wfp.pool(300, 12, 12, term=9, initial=1e6, apr=0.3))]
+    while len(runs) < 16:
+        try:
+            deal = deal_from_dict(_cn_mechanics(wfp.random_deal(rng), rng))
+        except Exception:  # a combination the deal format refuses
+            continue
+        paths = wfp.pool(90, int(rng.integers(6, 36)), len(runs), pd=float(rng.uniform(0.0005, 0.05)),
+                         term=int(rng.integers(1, 20)), rho=0.3)
+        profile = (wfp.pool(90, int(rng.integers(1, 20)), 50 + len(runs), term=8, initial=1e5)
+                   if deal.revolving_months and rng.random() < 0.5 else None)
+        runs.append((deal, paths, profile))
+    for deal, paths, profile in runs:
+        want = waterfall.run_waterfall(deal, paths, profile, threads=threads)
+        with monkeypatch.context() as mp:
+            mp.setattr(waterfall, "np", _PoisonedNumpy())
+            got = waterfall.run_waterfall(deal, paths, profile, threads=threads)
+        _same_bytes(got, want)
