@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import numba
 import numpy as np
 
 from partners import lookup
@@ -193,7 +194,44 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
     """(n_loans,) how much each loan exceeds a loan-scope rule (0 = passes). Units per rule:
     R5 CNY over the household cap, R6 months over the bullet limit, R8 distance outside the
     annualised range, R9 APR above the cap. ``household_limit``: per loan, its household's
-    total credit limit across the book (R5 with ``basis = "limit"``)."""
+    total credit limit across the book (R5 with ``basis = "limit"``).
+
+    R5 over borrower codes, R6 and R8 are one compiled pass each (:func:`_r5_excess`,
+    :func:`_r6_excess`, :func:`_r8_excess`); :func:`loan_rule_excess_np` is the oracle, and
+    what runs in the other cases."""
+    p = rule.params
+    n = len(loans)
+    if rule.id == "R5" and not (p.get("basis", "limit") == "limit"
+                                and household_limit is not None) and n:
+        ids = None if borrower_id is None or len(borrower_id) == 0 else np.asarray(borrower_id)
+        if ids is not None and ids.dtype.kind in "iu" and ids.min() >= 0 and ids.max() < n:
+            # codes 0 … n−1 (allocate factorises the ids once): bins as they are
+            out = np.empty(n)
+            _r5_excess(ids, np.ascontiguousarray(loans.balance, dtype=np.float64),
+                       float(p["max_household_credit"]), np.zeros(int(ids.max()) + 1), out)
+            return out
+    if rule.id == "R6":
+        out = np.empty(n)
+        bullet = np.zeros(256, dtype=np.bool_)
+        bullet[np.asarray(_BULLET_CODES, dtype=np.int64) % 256] = True
+        _r6_excess(np.asarray(loans.repayment_type), np.asarray(loans.term_months), bullet,
+                   float(p["max_bullet_term_months"]), out)
+        return out
+    if rule.id == "R8":
+        lo, hi = float(p["min_annual_rate"]), float(p["max_annual_rate"])
+        tol = float(p.get("tolerance", APR_DISCLOSURE_TOL))
+        apr = np.ascontiguousarray(loans.apr, dtype=np.float64)
+        disclosed = loans.disclosed_apr
+        out = np.empty(n)
+        _r8_excess(apr if disclosed is None else np.ascontiguousarray(disclosed, np.float64),
+                   disclosed is not None, apr, loans.cashflow_apr, lo, hi, tol, out)
+        return out
+    return loan_rule_excess_np(rule, loans, borrower_id, household_limit)
+
+
+def loan_rule_excess_np(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
+                        household_limit: np.ndarray | None = None) -> np.ndarray:
+    """:func:`loan_rule_excess` in numpy array passes (its oracle)."""
     p = rule.params
     if rule.id == "R5":
         cap = float(p["max_household_credit"])
@@ -225,6 +263,43 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
     if rule.id == "R9":
         return np.maximum(loans.cashflow_apr - float(p["apr_cap"]), 0.0)
     raise ValueError(f"{rule.id} is not a loan rule")
+
+
+@numba.njit(cache=True, nogil=True)
+def _r5_excess(codes, balance, cap, total, out):  # pragma: no cover - numba
+    """R5 by borrower: each code's balances added in loan order into ``total`` (zeros, as
+    ``np.bincount`` adds them), then each loan's borrower total over ``cap``."""
+    for i in range(codes.shape[0]):
+        total[codes[i]] += balance[i]
+    for i in range(codes.shape[0]):
+        out[i] = _maximum0(total[codes[i]] - cap)
+
+
+@numba.njit(cache=True, nogil=True)
+def _r6_excess(rtype, term, bullet, limit, out):  # pragma: no cover - numba
+    """R6: a bullet loan's months beyond ``limit`` (``bullet[code]``), 0 for the others."""
+    for i in range(out.shape[0]):
+        out[i] = _maximum0(float(term[i]) - limit) if bullet[rtype[i] % 256] else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _maximum0(x):  # pragma: no cover - numba
+    """``np.maximum(x, 0.0)``: x when x > 0 or NaN, else 0.0 (−0.0 too, as numpy gives)."""
+    return x if (x > 0.0 or x != x) else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _r8_excess(disclosed, has_disclosed, apr, cashflow_apr, lo, hi, tol,
+               out):  # pragma: no cover - numba
+    """R8's per-loan excess (:func:`loan_rule_excess_np`'s, operation for operation) in one pass: the
+    shown APR is the disclosed one where finite, else the stated ``apr``."""
+    for i in range(out.shape[0]):
+        shown = disclosed[i] if has_disclosed and np.isfinite(disclosed[i]) else apr[i]
+        if not (np.isfinite(shown) and np.isfinite(apr[i])):
+            out[i] = np.inf
+            continue
+        off = _maximum0(abs(shown - cashflow_apr[i]) - tol)
+        out[i] = off + (_maximum0(lo - shown) + _maximum0(shown - hi))
 
 
 _LOAN_UNITS = {"R5": "CNY", "R6": "months", "R8": "apr", "R9": "apr"}

@@ -71,3 +71,36 @@ def test_r8_disclosed_apr_against_the_cash_flow_apr() -> None:
     loose = rules_with_overrides({"R8": {"tolerance": 0.03}})
     r8 = next(r for r in loose if r.id == "R8")
     assert np.count_nonzero(loan_rule_excess(r8, loans)) == 1  # only the flat 9%
+
+
+@pytest.mark.parametrize("disclosed", ["none", "some"])
+def test_loan_rule_passes_equal_the_numpy_formulation(disclosed) -> None:
+    """Each loan rule's compiled pass gives loan_rule_excess_np's bytes. R8: disclosed APRs
+    missing, NaN or inf (the stated rate shown instead), far off or inside the tolerance,
+    shown rates outside the range; R6: bullets of every length; R5: borrower codes (several
+    loans each), ids, none, and household limits."""
+    from partners.rules import loan_rule_excess_np
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    apr = rng.choice([0.0, 0.05, 0.09, 0.18, 0.24, 0.36, 0.5], n)
+    shown = apr + rng.choice([0.0, 0.0004, -0.0005, 0.02, -0.1], n)
+    shown[::7] = np.nan
+    shown[::11] = np.inf
+    loans = _loans(apr, rng.choice([0, 1, 2, 3, FF], n).astype(np.int8),
+                   rng.choice([3, 6, 12, 24], n).astype(np.int16), shown)
+    if disclosed == "none":
+        loans = dataclasses.replace(loans, disclosed_apr=None)
+    codes = rng.integers(0, 600, n)
+    # a cap a borrower's few loans can pass (the default is far above the test loans')
+    r5 = next(r for r in rules_with_overrides({"R5": {"max_household_credit": 30_000.0}})
+              if r.id == "R5")
+    cap = float(r5.params["max_household_credit"])
+    cases = [(RULES["R8"], None, None), (RULES["R6"], None, None), (RULES["R9"], None, None),
+             (r5, codes, None), (r5, codes.astype(str), None), (r5, None, None),
+             (r5, codes, rng.uniform(0, 2 * cap, n))]
+    for rule, ids, limit in cases:
+        got = loan_rule_excess(rule, loans, ids, limit)
+        want = loan_rule_excess_np(rule, loans, ids, limit)
+        assert got.tobytes() == want.tobytes(), rule.id
+        assert (got > 0).any() and (got == 0).any(), rule.id
