@@ -17,7 +17,10 @@ month t > s, path by path.
 * :func:`simulate_replenishment` — projects those loans with the main run's assumptions on
   its factor paths (as many paths), one vintage per revolving month: each vintage's flows
   on a path are their **conditional expectation given that path's factor** (and t mixing
-  value), ``engines.expected_vintages``.
+  value), ``engines.expected_vintages``. The new loans are prepared by
+  :func:`prepare_new_loans`: ``prepare_pool``'s cells and sums, each distinct schedule
+  computed once (a new loan's schedule depends on its balance, APR, term, repayment type
+  and principal alone).
 * Without the loans (a loan tape read by Dask workers): :func:`replenishment_part_cells` turns
   one partition into its new loans' cells, and :func:`replenishment_from_cells` projects the
   merged cells as :func:`simulate_replenishment` does (equal to float rounding: the cells'
