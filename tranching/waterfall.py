@@ -824,33 +824,68 @@ class Tape:
     writes are contiguous); after the last month it is written path-major into the result's
     arrays (``allocate``: every path; this tape's paths are ``rows`` of them). (Writing
     blocks of 4, 8 or 16 months path-major as they fill took 65, 33 and 15% more CPU than one
-    turn at the end on B1's 10,000 paths, under a load of 3.) The buffers are not zeroed
-    up front (``np.empty``; in a process whose heap serves them, a zeroed allocation is a
-    memset of them all): a computed month writes every row (``write``), its tranche payments
-    into rows ``month_rows`` zeroes first; a repeated month's rows are never read."""
+    turn at the end on B1's 10,000 paths, under a load of 3.) The buffers live in the
+    result's own memory (``chains``) and are not zeroed up front: a computed month writes
+    every row (``write``), its tranche payments into rows ``month_rows`` zeroes first; a
+    repeated month's rows are never read."""
 
     def __init__(self, deal: Deal, n_months: int, out: dict[tuple[str, str], np.ndarray],
                  rows: tuple[int, int]) -> None:
-        n_paths = rows[1] - rows[0]
-        shape3 = (n_months, len(deal.tranches), n_paths)
-        shape2 = (n_months, n_paths)
         self.n_months = n_months
         self.source = np.arange(n_months)  # the row each month's values are in (``repeat``)
         self.out, self.rows = out, rows
         self._rows: dict[str, np.ndarray] = {}
-        self.tranche = {k: np.empty(shape3) for k in TAPE_TRANCHE}
-        self.pool = {k: np.empty(shape2) for k in TAPE_POOL}
-        self.revolving = np.empty(shape2, dtype=bool)
-        self.accelerated = np.empty(shape2, dtype=bool)
-        self.pro_rata = np.empty(shape2, dtype=bool)
-        self.fees_due = {f.name: np.empty(shape2) for f in deal.fees}
-        self.fees_paid = {f.name: np.empty(shape2) for f in deal.fees}
-        self.triggers = {t.name: np.empty(shape2, dtype=bool) for t in deal.triggers}
-        self.breached = {t.name: np.empty(shape2, dtype=bool) for t in deal.triggers}
-        self.metrics = {k: np.empty(shape2) for k in METRICS}
-        self.pool_cash = {k: np.empty(shape2) for k in POOL_CASH}
-        self.accounts = ({k: np.empty(shape2) for k in ACCOUNTS} if deal.accounts is not None
-                         else {})
+        # the buffers, hosted in the result's own memory (``chains``)
+        bufs: dict[tuple[str, str], np.ndarray] = {}
+        for chain in self.chains():
+            for key, host in zip(chain, [*chain[1:], None], strict=True):
+                bufs[key] = self._hosted(key, host)
+        self.tranche = {k: bufs[("tranche", k)] for k in TAPE_TRANCHE}
+        self.pool = {k: bufs[("pool", k)] for k in TAPE_POOL}
+        self.revolving, self.accelerated, self.pro_rata = (
+            bufs[("flag", k)] for k in ("revolving", "accelerated", "pro_rata"))
+        self.fees_due = {f.name: bufs[("fees_due", f.name)] for f in deal.fees}
+        self.fees_paid = {f.name: bufs[("fees_paid", f.name)] for f in deal.fees}
+        self.triggers = {t.name: bufs[("triggers", t.name)] for t in deal.triggers}
+        self.breached = {t.name: bufs[("breached", t.name)] for t in deal.triggers}
+        self.metrics = {k: bufs[("metrics", k)] for k in METRICS}
+        self.pool_cash = {k: bufs[("pool_cash", k)] for k in POOL_CASH}
+        self.accounts = ({k: bufs[("accounts", k)] for k in ACCOUNTS}
+                         if deal.accounts is not None else {})
+
+    def chains(self) -> list[list[tuple[str, str]]]:
+        """The result's arrays in three chains of equal blocks: the tranche arrays (float,
+        (n_tranches, n_paths, n_months)), the other float arrays and the bool arrays ((n_paths,
+        n_months)). This tape's buffer of a chain's array is held in the memory of its paths'
+        block of the NEXT array of the chain (month-major: the same number of elements), the
+        last one's in a buffer of its own; ``flush`` writes the chain in order, so an
+        array's block is written once the buffer it held has been read. So the tape needs no
+        memory of its own but three arrays', and the result's memory, touched by the run
+        already, takes no page faults when it is written (a separate tape of 237 MB, and as
+        much again for the result, on B1's 10,000 paths)."""
+        keys = list(self.out)
+        tranche = [k for k in keys if self.out[k].ndim == 3]
+        flat = [k for k in keys if self.out[k].ndim == 2 and self.out[k].dtype != np.bool_]
+        flags = [k for k in keys if self.out[k].ndim == 2 and self.out[k].dtype == np.bool_]
+        return [tranche, flat, flags]
+
+    def _hosted(self, key: tuple[str, str], host: tuple[str, str] | None) -> np.ndarray:
+        """``key``'s buffer, month-major ((n_months, n_tranches, paths) or (n_months,
+        paths)), in ``host``'s block of this tape's paths (None: a buffer of its own)."""
+        a, b = self.rows
+        like = self.out[key]
+        shape = ((self.n_months, like.shape[0], b - a) if like.ndim == 3
+                 else (self.n_months, b - a))
+        if host is None:
+            return np.empty(shape, dtype=like.dtype)
+        block = self.out[host]
+        if block.ndim == 2:  # rows a:b of (n_paths, n_months) are contiguous
+            return block[a:b].reshape(shape)
+        # one contiguous block per tranche, (b − a) × n_months each, a tranche's stride apart
+        part = block[:, a:b]
+        return np.lib.stride_tricks.as_strided(
+            part, shape=shape, strides=((b - a) * part.itemsize, part.strides[0],
+                                        part.itemsize))
 
     @staticmethod
     def allocate(deal: Deal, n_months: int, n_paths: int) -> dict[tuple[str, str], np.ndarray]:
@@ -887,15 +922,17 @@ class Tape:
     def flush(self) -> None:
         """Write every month, path-major, into this tape's paths of ``out``
         (``tranching.kernels.transpose_into``, per tranche for the tranche arrays; a repeated
-        month from the row of the month it repeats)."""
+        month from the row of the month it repeats), each chain in order (``chains``)."""
         a, b = self.rows
-        for key, buf in self.arrays().items():
-            dst = self.out[key]
-            if buf.ndim == 3:  # (n_months, n_tranches, n_paths) -> (n_tranches, n_paths, n_months)
-                for j in range(buf.shape[1]):
-                    transpose_into(dst[j, a:b], buf[:, j], self.source)
-            else:
-                transpose_into(dst[a:b], buf, self.source)
+        bufs = self.arrays()
+        for chain in self.chains():
+            for key in chain:
+                buf, dst = bufs[key], self.out[key]
+                if buf.ndim == 3:  # (n_months, n_tranches, paths) -> (n_tranches, paths, n_months)
+                    for j in range(buf.shape[1]):
+                        transpose_into(dst[j, a:b], buf[:, j], self.source)
+                else:
+                    transpose_into(dst[a:b], buf, self.source)
 
     def repeat(self, t: int) -> None:
         """Month ``t`` records what month t − 1 recorded (an inert month: ``inert_month``):
