@@ -302,6 +302,23 @@ def _run_task(prep: Prepared, root: np.random.SeedSequence, n_paths: int,
     return _TaskResult(first, n_b, flows, pflows, reduced)
 
 
+def _identity(obj: Any) -> Any:
+    return obj
+
+
+def _held(client: Any, obj: Any, retries: int) -> Any:
+    """A future of ``obj`` for the tasks that read it: the result of a task returning it,
+    not scattered data. The scheduler's active memory manager keeps one copy of a key once
+    no more than one task waits for it, and a scattered key whose last holder is lost cannot
+    be recovered: the run would fail. A task's result is computed again instead (its argument
+    is kept with the task), so a worker lost at any point leaves the run as it was. The
+    object travels with the task once (the size warning for that is lifted here)."""
+    import dask.config  # optional dependency: only where a cluster runs
+
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1TiB"}):
+        return client.submit(_identity, obj, retries=retries, pure=False)
+
+
 def _default_blocks_per_task(n_blocks: int, n_threads: int) -> int:
     # about four tasks per worker thread: balance, while keeping per-task overhead small
     return max(1, math.ceil(n_blocks / max(1, 4 * n_threads)))
@@ -363,10 +380,9 @@ def run_distributed(
     groups = task_groups(len(layout), blocks_per_task)
 
     t = time.perf_counter()
-    prep_f = client.scatter(prep, broadcast=True, hash=False)
-    root_f = client.scatter(root, broadcast=True, hash=False)
-    per_f = client.scatter(per_paths, broadcast=True, hash=False) \
-        if per_paths is not None else None
+    prep_f = _held(client, prep, retries)
+    root_f = _held(client, root, retries)
+    per_f = _held(client, per_paths, retries) if per_paths is not None else None
     timings["scatter_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -487,11 +503,11 @@ def _on_partitions(client: Any, loaders: Sequence[Callable[[], LoanArrays]],
                    task: Callable[..., Any], args: tuple[Any, ...], retries: int,
                    progress: Callable[[float], None] | None) -> list[Any]:
     """``task(load, *args)`` for every partition on the workers, results in ``loaders``'
-    order (``args`` scattered once to every worker)."""
+    order (``args`` sent once, each the result of a task: :func:`_held`)."""
     distributed = require_dask()
     if not loaders:
         raise ValidationError(must_be("book", "at least one partition", "none"))
-    args_f = [client.scatter(a, broadcast=True, hash=False) for a in args]
+    args_f = [_held(client, a, retries) for a in args]
     futures = [client.submit(task, load, *args_f, retries=retries, pure=False)
                for load in loaders]
     parts: list[Any] = [None] * len(futures)
@@ -608,8 +624,8 @@ def run_summary(
     if levels:
         index = quantile_path_index(summary.loss, levels)
         layout = sim.block_layout(int(n_paths))
-        prep_f = client.scatter(prep, broadcast=True, hash=False)
-        root_f = client.scatter(root, broadcast=True, hash=False)
+        prep_f = _held(client, prep, retries)
+        root_f = _held(client, root, retries)
 
         # every block that holds a quantile path submitted at once (they run side by side)
         task = _block_arrays if isinstance(prep, DqPrepared) else _block_task
