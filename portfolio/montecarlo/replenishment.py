@@ -112,7 +112,7 @@ from portfolio.montecarlo.simulation import (
 from portfolio.montecarlo.summaries import PartCells, merge_cells, part_cells
 
 __all__ = ["REPLENISHMENT_KEY", "ProfileFromCells", "ReplenishmentProfile", "default_cutoff",
-           "profile_from_cells", "replenishment_from_cells",
+           "prepare_new_loans", "profile_from_cells", "replenishment_from_cells",
            "replenishment_loans", "replenishment_part_cells", "simulate_replenishment"]
 
 REPLENISHMENT_KEY = 0x7265706C  # "repl": the spawn-key slot of the profile's child seeds
