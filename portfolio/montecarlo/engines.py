@@ -1365,6 +1365,8 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                         acc[x] -= row[x] if x >= start else 0.0
                     for qq in range(n_q):
                         w = shares[li, qq]
+                        if w == 0.0:  # adds +0.0 / subtracts +0.0: nothing (flows >= 0)
+                            continue
                         pout[qq, p, tau, 3 + isd] += w * amt
                         pacc = pcorr[qq, p]
                         for x in range(start, r3):

@@ -53,14 +53,20 @@ def _kernel_inputs(prep, n_b, seed):
     return cum, total
 
 
-@pytest.mark.parametrize(("tile", "pd_scale", "smm"), [(1024, 3.0, 0.05), (7, 3.0, 0.05),
-                                                       (5, 40.0, 0.3)])
-def test_subset_kernel_equals_its_numpy_twin_bit_for_bit(tile, pd_scale, smm):
+@pytest.mark.parametrize(("tile", "pd_scale", "smm", "zero_shares"),
+                         [(1024, 3.0, 0.05, False), (7, 3.0, 0.05, False), (5, 40.0, 0.3, False),
+                          (64, 3.0, 0.05, True)])
+def test_subset_kernel_equals_its_numpy_twin_bit_for_bit(tile, pd_scale, smm, zero_shares):
     # several cells, runs of `tile` loans (7 and 5: many runs per cell, short last runs), two
     # parties; with pd_scale 40 and SMM 30 % most loans have an event, so the loans without
-    # one are marked instead (N > n/2) and the events take one more uniform each
+    # one are marked instead (N > n/2) and the events take one more uniform each. With
+    # zero_shares a third of the loans go wholly to one party, a third to the other (the
+    # kernel skips a party whose share is 0; the twin adds its zeros)
     pool = _concat(mixed_pool(700, seed=8), homogeneous_pool(300, term=12, mob=3))
     shares = np.random.default_rng(1).dirichlet([1, 2], size=len(pool))
+    if zero_shares:
+        shares[0::3] = [1.0, 0.0]
+        shares[1::3] = [0.0, 1.0]
     prep = prepare_pool(pool, assumptions(pd_scale=pd_scale, smm=smm), shares, loan_level=True)
     n_b = 24
     cum, total = _kernel_inputs(prep, n_b, block_seed(np.random.SeedSequence(3), 0))
