@@ -116,14 +116,14 @@ def sizes(quick: bool) -> dict[str, Any]:
         return {"book_loans": 150_000, "book_months": 12, "pool_loans": 100_000,
                 "paths": 2_000, "loan_engine_paths": 256, "naive_loans": 5_000,
                 "loan_engine_paths_dq": 16,
-                "naive_paths": 16, "dask_paths": 512,
+                "naive_paths": 128, "dask_paths": 512,
                 "scale_loans": (10_000, 30_000, 100_000), "scale_paths": (250, 500, 1_000),
                 "scale_months": (3, 6, 12), "scale_base_loans": 30_000,
                 "scale_base_paths": 500}
     return {"book_loans": 1_500_000, "book_months": 12, "pool_loans": 1_000_000,
             "paths": 10_000, "loan_engine_paths": 1_024, "naive_loans": 20_000,
             "loan_engine_paths_dq": 64,
-            "naive_paths": 64, "dask_paths": 1_024,
+            "naive_paths": 512, "dask_paths": 1_024,
             "scale_loans": (100_000, 300_000, 1_000_000), "scale_paths": (1_000, 3_000, 10_000),
             "scale_months": (6, 12, 24), "scale_base_loans": 200_000, "scale_base_paths": 2_000}
 
@@ -454,20 +454,34 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
     out["loan engine paths s"] = w_loan
     out["loan engine loan-paths/s"] = n * p / w_loan
 
+    # the naive baseline and the loan engine on the same slice of the pool, the same seed and
+    # the same number of paths (two blocks: the loan engine on both threads, as on the B1
+    # pool; the baseline is numpy on one), each timed as preparation + paths
     sl = _take(loans, sz["naive_loans"])
     pn = sz["naive_paths"]
+    lp = len(sl) * pn
+    naive_t: dict[str, float] = {}
     t = time.perf_counter()
-    naive_simulate(sl, a, pn, 5)
+    naive_simulate(sl, a, pn, 5, naive_t)
     w_naive = time.perf_counter() - t
     t = time.perf_counter()
-    simulate(sl, a, pn * 8, 5, engine="loan")
-    w_loan_sl = time.perf_counter() - t
+    prep_sl = prepare_pool(sl, a, loan_level=True)
+    w_prep_sl = time.perf_counter() - t
+    t = time.perf_counter()
+    run_blocks(prep_sl, root_seed(5), pn, "loan")
+    w_paths_sl = time.perf_counter() - t
     out["naive baseline: loans x paths"] = f"{len(sl):,} x {pn}"
-    out["naive loan-paths/s"] = len(sl) * pn / w_naive
-    out["loan engine speed-up over naive (same slice, both incl. preparation)"] = (len(sl) * pn * 8 / w_loan_sl) / (
-        len(sl) * pn / w_naive)
-    out["loan engine (B1 pool, paths only) speed-up over naive"] = out["loan engine loan-paths/s"] / \
-        out["naive loan-paths/s"]
+    out["naive preparation s"] = naive_t["prep_s"]
+    out["naive paths s"] = naive_t["paths_s"]
+    out["naive loan-paths/s"] = lp / w_naive  # preparation included
+    out["naive loan-paths/s (paths only)"] = lp / naive_t["paths_s"]
+    out["loan engine on the slice: preparation s / paths s"] = f"{w_prep_sl:.3f} / {w_paths_sl:.3f}"
+    out["loan engine speed-up over naive (same slice, seed and paths, both incl. preparation)"] = \
+        w_naive / (w_prep_sl + w_paths_sl)
+    out["loan engine speed-up over naive (same slice, seed and paths, paths only)"] = \
+        naive_t["paths_s"] / w_paths_sl
+    out["loan engine (B1 pool, paths only) speed-up over naive (paths only)"] = \
+        out["loan engine loan-paths/s"] / out["naive loan-paths/s (paths only)"]
 
     # Dask: the same loan-engine run on 1 and on 2 worker processes (cluster started and
     # warmed first; times include sending the prepared pool to the workers)
@@ -745,7 +759,7 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     out.update(_child("loan_engine", *args, quick))
     out.update(_child("loan_engine_delinquency", *args, quick))
     out["delinquency loan engine speed-up over naive (B1 pool, paths only)"] = \
-        out["delinquency model loan engine loan-paths/s"] / out["naive loan-paths/s"]
+        out["delinquency model loan engine loan-paths/s"] / out["naive loan-paths/s (paths only)"]
     out.update(_child("scaling", *args, quick))
     return out
 
@@ -777,14 +791,14 @@ def print_report(out: dict[str, Any]) -> None:
         print(f"\n   loan engine, hazard model: {out['loan engine loan-paths/s']:.3g} loan-paths/s "
               f"(about one uniform per event, not per loan-path: a float32 uniform per "
               f"loan-path alone would cap it at {2 * g32:.3g}/s on 2 threads); "
-              f"{out['loan engine (B1 pool, paths only) speed-up over naive']:.0f}x the naive "
-              "baseline")
+              f"{out['loan engine (B1 pool, paths only) speed-up over naive (paths only)']:.0f}x "
+              "the naive baseline (paths only)")
     if "delinquency model loan engine loan-paths/s" in out:
         months = out["delinquency model loan engine: loans x paths x months"].split(" x ")[-1]
-        bound = f"; bound {2 * g32 / int(months):.3g}/s, one uniform per month" if g32 else ""
+        dq_bound = f"; bound {2 * g32 / int(months):.3g}/s, one uniform per month" if g32 else ""
         print(f"   loan engine, delinquency model: "
               f"{out['delinquency model loan engine loan-paths/s']:.3g} loan-paths/s "
-              f"({months} months{bound}); "
+              f"({months} months{dq_bound}); "
               f"{out['delinquency loan engine speed-up over naive (B1 pool, paths only)']:.1f}x "
               "the naive baseline")
 
