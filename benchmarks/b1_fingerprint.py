@@ -3,9 +3,10 @@ leave every number alone (a refactor, a speed-up) can be checked array for array
 
 The pipeline is B1's (``bench_b1.pipeline``): pool load → allocation over three banks →
 granular simulation with the party split → replenishment profile → the Chinese example
-deal's waterfall → tranche table → dispersion. Each result is hashed field by field (dtype,
-shape and bytes of every array; the repr of every scalar), so two fingerprints are equal only
-if every array is bit-identical.
+deal's waterfall → tranche table → dispersion; and the hazard loan engine (its current
+sampler) on the same pool and party split, ``LOAN_ENGINE_PATHS`` paths. Each result is hashed
+field by field (dtype, shape and bytes of every array; the repr of every scalar), so two
+fingerprints are equal only if every array is bit-identical.
 
     python benchmarks/b1_fingerprint.py                  # small book (60k loans), 2,000 paths
     python benchmarks/b1_fingerprint.py --full           # the B1 book and sizes (bench_out/)
@@ -61,6 +62,8 @@ from tranching.revolving import replenishment_for
 from tranching.waterfall import run_waterfall
 
 SMALL = {"book_loans": 60_000, "book_months": 12, "pool_loans": 40_000, "paths": 2_000}
+LOAN_ENGINE_PATHS = 512
+"""Paths of the hazard loan engine's run (entry ``loan_engine``; small and full size)."""
 
 
 ADDED_OPTIONAL = {("PoolPaths", "delinquency"), ("Assumptions", "delinquency"),
@@ -134,6 +137,11 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
     pool_arrays = {f.name: getattr(paths, f.name) for f in dataclasses.fields(paths)
                    if f.name != "party_flows"
                    and ("PoolPaths", f.name) not in ADDED_OPTIONAL}
+    # the hazard loan engine (sampler subset-binomial-v1) on the same pool with the party split
+    lpaths = simulate(loans, a, LOAN_ENGINE_PATHS, 2026, engine="loan", shares=alloc.shares,
+                      party_ids=alloc.party_ids)
+    loan_arrays = {f.name: getattr(lpaths, f.name) for f in dataclasses.fields(lpaths)
+                   if ("PoolPaths", f.name) not in ADDED_OPTIONAL}
     return {
         "loans": digest(loans),
         "allocation": digest({"loan_id": alloc.loan_id, "party_ids": alloc.party_ids,
@@ -146,6 +154,7 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
         "tranche_table": digest(table),
         "trigger_table": digest(trigger_table(deal, wf)),
         "dispersion": digest(disp),
+        "loan_engine": digest(loan_arrays),
     }
 
 
