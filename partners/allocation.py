@@ -211,10 +211,12 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     correlated across months, which moves the mean slightly.
 
     One compiled pass per loan (:func:`_projected_loss_sums`) from the loans' own columns:
-    its schedule amounts, its terms and their sum as numpy sums the rows of the chunk's
-    (loans × months) matrix of terms that :func:`projected_loss_rate_np`, its oracle, builds
-    (chunks of ``_PROJECTION_CHUNK`` loans, each row padded with zeros to the chunk's longest
-    remaining term): the same numbers to the last bit, without the matrix. What needs numpy's
+    its schedule amounts, its terms, and Σ_t added in month order from 0.0 — the order is
+    part of the definition (not numpy's pairwise row sum, whose blocking numpy does not
+    promise), and :func:`projected_loss_rate_np`, the oracle, adds its (loans × months) matrix
+    of terms (chunks of ``_PROJECTION_CHUNK`` loans, rows padded with zeros to the chunk's
+    longest remaining term) column by column in the same order: the same numbers to the last
+    bit, without the matrix in the kernel. What needs numpy's
     own functions is worked out on small tables first and looked up per loan: the annuity
     factor (``expm1``/``log1p``) per distinct APR and number of months, the score band per
     score, the term's column per term, the month and day per origination day, the first of
@@ -332,79 +334,6 @@ def _float_codes(x):  # pragma: no cover - numba
     return codes, found[:u].view(np.float64)
 
 
-@numba.njit(cache=True, nogil=True)
-def _pairwise_block(a, lo, n):  # pragma: no cover - numba
-    """``a[lo:lo + n]``, n <= 128, summed as numpy's pairwise summation adds a contiguous
-    float64 run that short: fewer than 8 values left to right from 0.0; else eight
-    interleaved partial sums combined ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)),
-    then the rest left to right."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_sum(a, lo, n):  # pragma: no cover - numba
-    """``a[lo:lo + n]`` summed as numpy sums a contiguous float64 run (``np.add.reduce``'s
-    pairwise summation): up to 128 values :func:`_pairwise_block`; more, the first half (a
-    multiple of 8 long) and the rest each summed so, then added. The halving is walked with
-    an explicit stack (numba's cache does not keep recursive functions)."""
-    if n <= 128:
-        return _pairwise_block(a, lo, n)
-    # frames: start, length, stage (0 new, 1 left pending, 2 right pending), left sum
-    f_lo = np.empty(64, dtype=np.int64)
-    f_n = np.empty(64, dtype=np.int64)
-    f_stage = np.zeros(64, dtype=np.int64)
-    f_left = np.zeros(64)
-    top = 0
-    f_lo[0], f_n[0], f_stage[0] = lo, n, 0
-    result = 0.0
-    while top >= 0:
-        m = f_n[top]
-        if m <= 128 or f_stage[top] == 2:
-            if m <= 128:
-                val = _pairwise_block(a, f_lo[top], m)
-            else:
-                val = f_left[top] + result  # result: the right half's sum just returned
-            top -= 1
-            if top >= 0 and f_stage[top] == 1:
-                f_left[top] = val
-                f_stage[top] = 2
-                h = f_n[top] // 2
-                h -= h % 8
-                top += 1
-                f_lo[top], f_n[top], f_stage[top] = f_lo[top - 1] + h, f_n[top - 1] - h, 0
-            else:
-                result = val
-        else:  # a new frame longer than 128: its first half first
-            f_stage[top] = 1
-            h = m // 2
-            h -= h % 8
-            top += 1
-            f_lo[top], f_n[top], f_stage[top] = f_lo[top - 1], h, 0
-    return result
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_tab, score_lo,
                          term_at, term_tab, term_lo, day_at, month_tab, dom_tab, day_lo,
@@ -414,22 +343,15 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
     and day of origination read from the tables (``table[at[i] - lo]``), the schedule's
     amounts in cents (``schedule_matrix``'s operations: cut-off balance, level payment from
     the annuity factor of its APR and remaining term, flat principal, flat fee, monthly or
-    Actual/365 rate), then month by month the term S_t · h_t · B_t into a row of the chunk's
-    longest remaining term (zeros after the loan's last month), summed as numpy sums a row
-    (:func:`_pairwise_sum`, from 0.0), times ``lgd`` over the cut-off balance. The balance
+    Actual/365 rate), then month by month the term S_t · h_t · B_t added to a sum that starts
+    at 0.0, in month order (the order is this function's definition, and the oracle's), times
+    ``lgd`` over the cut-off balance. The balance
     after each month is the schedule's (round_cents, operation for operation as
     ``engines.schedule_sums``); h_t = hz[band, term, min(mob + t + 1, n_age) − 1], the SMM
     likewise and 0 in the last month, S_{t+1} = S_t · (1 − h_t)(1 − smm_t)."""
     half = 0.5 + _HALF_UP_NUDGE  # schedules._round_half_up: floor(x + (0.5 + nudge))
     n_age = hz.shape[2]
     la, ep, ff, di = codes[0], codes[1], codes[2], codes[3]
-    T = 1
-    for li in range(lo, hi):
-        if rem_raw[li] > T:
-            T = rem_raw[li]
-    row = np.zeros(T)
-    direct = T <= 128  # the row's sum added up month by month, else summed after
-    T8 = T - T % 8  # numpy's partial sums take months 0 … T8 − 1, the rest follow one by one
     for li in range(lo, hi):
         c = code[li]
         r_i = max(np.int64(rem_raw[li]), 1)
@@ -460,39 +382,13 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
         hz_row = hz[bb, tt]
         smm_row = smm[bb, tt]
         rate = rate_m
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0  # numpy's 8 partial sums (T >= 8)
         res = 0.0
         for j in range(r_i):
             col = min(m + j + 1, n_age) - 1
             h = hz_row[col]
             p = smm_row[col] if j != r_i - 1 else 0.0
-            term = surv * h * bop
+            res += surv * h * bop
             surv = surv * ((1.0 - h) * (1.0 - p))
-            if direct:  # the term added where numpy's pairwise sum of the row adds it
-                if T < 8:
-                    res += term
-                elif j >= T8:
-                    row[j] = term  # added after the partial sums are combined
-                else:
-                    w = j % 8
-                    if w == 0:
-                        a0 = term if j == 0 else a0 + term
-                    elif w == 1:
-                        a1 = term if j == 1 else a1 + term
-                    elif w == 2:
-                        a2 = term if j == 2 else a2 + term
-                    elif w == 3:
-                        a3 = term if j == 3 else a3 + term
-                    elif w == 4:
-                        a4 = term if j == 4 else a4 + term
-                    elif w == 5:
-                        a5 = term if j == 5 else a5 + term
-                    elif w == 6:
-                        a6 = term if j == 6 else a6 + term
-                    else:
-                        a7 = term if j == 7 else a7 + term
-            else:
-                row[j] = term
             if is_di:  # Actual/365 on the days from the previous due date to this one
                 k = idx + j + 1
                 end = table[k] + min(dom0, table[k + 1] - table[k] - 1)
@@ -511,19 +407,7 @@ def _projected_loss_sums(lo, hi, bal, apr, code, rem_raw, mob, score_at, score_t
                 q = b
             b -= q
             bop = b / 100.0
-        if direct:
-            # the row's zeros after month r_i change no partial sum but a zero one's sign,
-            # and the sum is added to 0.0 below (numpy's reduction starts from it), which
-            # makes every zero 0.0: the zeros are left out
-            if T >= 8:
-                res = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-                for j in range(T8, r_i):
-                    res += row[j]
-        else:
-            for j in range(r_i, T):
-                row[j] = 0.0
-            res = _pairwise_sum(row, 0, T)
-        out[li] = lgd * (0.0 + res) / bal_i
+        out[li] = lgd * res / bal_i
 
 
 def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
@@ -555,7 +439,11 @@ def projected_loss_rate_np(loans: LoanArrays, assumptions: Any) -> np.ndarray:
         p = np.where(alive & (t_idx[None, :] != rem[:, None] - 1), p, 0.0)
         step = (1.0 - h) * (1.0 - p)
         surv = np.concatenate([np.ones((len(bal), 1)), np.cumprod(step, axis=1)[:, :-1]], axis=1)
-        out[sl] = lgd * (surv * h * bop).sum(axis=1) / bal
+        terms_t = surv * h * bop
+        total = np.zeros(len(bal))
+        for t in range(T):  # month by month from 0.0, as the kernel adds them
+            total += terms_t[:, t]
+        out[sl] = lgd * total / bal
     return out
 
 

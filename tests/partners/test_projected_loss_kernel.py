@@ -80,23 +80,6 @@ def test_region_codes_are_pandas_factorize(seed):
             assert np.array_equal(got_c, want_c) and list(got_n) == list(want_n)
 
 
-@pytest.mark.parametrize("length", [1, 5, 7, 8, 9, 15, 16, 17, 36, 127, 128, 129, 255, 256,
-                                    300, 1025, 5000])
-def test_pairwise_sum_is_numpys_row_sum(length):
-    """The kernel's row sum adds as numpy sums the rows of a C-ordered matrix (its pairwise
-    summation: 8 interleaved partial sums, halves beyond 128 values), bit for bit; with zeros
-    in the row, as the kernel pads rows to the chunk's longest remaining term."""
-    rng = np.random.default_rng(length)
-    rows = rng.random((200, length)) * 10.0 ** rng.uniform(-3, 6, (200, length))
-    rows[rng.random(rows.shape) < 0.3] = 0.0
-    want = rows.sum(axis=1)
-    got = np.array([0.0 + allocation._pairwise_sum(r, 0, length) for r in rows])
-    assert got.tobytes() == want.tobytes()
-    # a left-to-right sum differs somewhere (so the test can tell the orders apart)
-    if length >= 8:
-        assert any(sum(r.tolist()) != w for r, w in zip(rows, want, strict=True))
-
-
 def test_float_codes_give_back_every_value_bit_for_bit():
     """The APRs' codes: values[codes] is the input bit for bit (0.0 and -0.0 apart, NaN
     kept), each distinct bit pattern once, across the hash table's growth."""
@@ -132,7 +115,7 @@ def test_kernel_equals_the_oracle_on_wide_scores_terms_and_dates():
 
 def test_kernel_equals_the_oracle_with_signed_zero_hazards():
     """Hazards of -0.0 (they pass a >= 0 check) make terms of -0.0: the kernel, which adds
-    a loan's months as they come instead of summing its zero-padded row, gives the oracle's
+    a loan's months to 0.0 in month order, as the oracle does, gives the oracle's
     bytes (zero rates 0.0), for chunks whose longest remaining term is under 8, a multiple
     of 8 and neither."""
     ass = true_assumptions(GeneratorParams(), 24)
