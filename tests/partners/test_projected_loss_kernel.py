@@ -1,5 +1,5 @@
 """The allocation's fast paths against their references: the projected loss rate's numba
-kernel (``engines.projected_loss_terms``) against its numpy oracle (``projected_loss_rate_np``:
+kernel (``allocation._projected_loss_sums``) against its numpy oracle (``projected_loss_rate_np``:
 ``schedule_matrix`` and the survival matrices), bit for bit, on pools with every repayment
 type, seasoned loans, odd dates and several chunks; the shared region factorisation against
 ``pd.factorize``."""
