@@ -361,19 +361,29 @@ class PoolCapitalInputs:
 
 def pool_k_irb(balance: np.ndarray, pd: np.ndarray, lgd: np.ndarray,
                method: RetailIrb = RetailIrb(), *,
-               k_loan: np.ndarray | None = None) -> PoolCapitalInputs:
+               k_loan: np.ndarray | None = None,
+               per_loan: tuple[np.ndarray, np.ndarray] | None = None) -> PoolCapitalInputs:
     """K_IRB = Σ (K_i + EL_i)·EAD_i / Σ EAD_i (CRE44.2: the IRB capital requirement including
     the expected-loss portion, per unit of the pool) and the EAD-weighted LGD (CRE44.5; the
     floored LGD the capital uses). ``k_loan``: ``irb_retail_k(pd, lgd, method)`` when the
-    caller already has it (not computed again)."""
+    caller already has it (not computed again); ``per_loan``: :func:`pool_k_irb_per_loan`
+    of these loans when the caller weighs them more than once (the same numbers)."""
     bal = np.asarray(balance, dtype=np.float64)
     total = float(bal.sum())
     if not total > 0:
         raise DispersionError(must_be("balance", "a pool with a positive total", total))
+    k, lgd_f = pool_k_irb_per_loan(pd, lgd, method, k_loan=k_loan) if per_loan is None \
+        else per_loan
+    return PoolCapitalInputs(float((k * bal).sum() / total), float((lgd_f * bal).sum() / total))
+
+
+def pool_k_irb_per_loan(pd: np.ndarray, lgd: np.ndarray, method: RetailIrb = RetailIrb(), *,
+                        k_loan: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per loan, what :func:`pool_k_irb` weighs by the exposures: K_i + EL_i and the floored
+    LGD."""
     k_i = irb_retail_k(pd, lgd, method) if k_loan is None else k_loan
     k = k_i + irb_retail_el_rate(pd, lgd, method)
-    lgd_f = np.maximum(np.asarray(lgd, dtype=np.float64), method.lgd_floor)
-    return PoolCapitalInputs(float((k * bal).sum() / total), float((lgd_f * bal).sum() / total))
+    return k, np.maximum(np.asarray(lgd, dtype=np.float64), method.lgd_floor)
 
 
 @dataclass(frozen=True, slots=True)

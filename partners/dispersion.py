@@ -65,6 +65,7 @@ from partners.capital import (
     SecuritisationCapital,
     irb_retail_k_distinct,
     pool_k_irb,
+    pool_k_irb_per_loan,
     position_capital,
 )
 from partners.errors import DispersionError
@@ -455,11 +456,17 @@ def disperse(
     baseline_capital = float((k_loan * balance).sum())
     pool_m = loss_measures(pool_loss)
 
+    # K_i + EL_i and the floored LGD per loan, for the scenarios' pools (computed once)
+    per_loan: list[tuple[np.ndarray, np.ndarray]] = []
+
     # each securitisation scenario: its positions as charged, the SRT verdict, the headline
     def scenario(name: str, s: Securitisation, weights: np.ndarray, irb_capital: float
                  ) -> tuple[Headline, tuple[PositionCapital, ...], bool]:
-        pool_in = pool_k_irb(weights, pd, lgd, irb, k_loan=k_loan) \
-            if float(weights.sum()) > 0 else None
+        pool_in = None
+        if float(weights.sum()) > 0:
+            if not per_loan:
+                per_loan.append(pool_k_irb_per_loan(pd, lgd, irb, k_loan=k_loan))
+            pool_in = pool_k_irb(weights, pd, lgd, irb, k_loan=k_loan, per_loan=per_loan[0])
         charged = charge_positions(s.positions, pool_in, method)
         plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
         m = loss_measures(plat_loss)

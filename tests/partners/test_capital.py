@@ -104,6 +104,7 @@ from partners.capital import (  # noqa: E402
     irb_retail_el_rate,
     irb_retail_k,
     pool_k_irb,
+    pool_k_irb_per_loan,
     position_capital,
     sec_erba_risk_weight,
     sec_irba_p,
@@ -183,6 +184,26 @@ def test_k_irb_includes_the_expected_loss_by_hand():
     assert got.k_irb == pytest.approx(0.185080355, abs=1e-9)
     assert got.lgd == pytest.approx(0.85)
     assert float(irb_retail_el_rate(0.0001, 0.1, BASEL3)) == pytest.approx(0.0005 * 0.3)
+
+
+@pytest.mark.parametrize("method", [RetailIrb(), BASEL3])
+def test_pool_k_irb_from_its_per_loan_figures_is_the_same(method: RetailIrb) -> None:
+    """The dispersion weighs each loan's K + EL and floored LGD (pool_k_irb_per_loan, once)
+    by two scenarios' exposures: the same bytes as pool_k_irb computing them itself, and
+    the by-hand case above."""
+    rng = np.random.default_rng(5)
+    pd = rng.choice([0.0, 0.0001, 0.004, 0.03, 0.2, 1.0], 5_000)
+    lgd = rng.choice([0.0, 0.05, 0.45, 0.85], 5_000)
+    per_loan = pool_k_irb_per_loan(pd, lgd, method)
+    for weights in (rng.random(5_000) * 1e4, np.where(rng.random(5_000) < 0.5, 0.0, 7.0)):
+        want = pool_k_irb(weights, pd, lgd, method)
+        got = pool_k_irb(weights, pd, lgd, method, per_loan=per_loan)
+        assert np.float64(got.k_irb).tobytes() == np.float64(want.k_irb).tobytes()
+        assert np.float64(got.lgd).tobytes() == np.float64(want.lgd).tobytes()
+    two = pool_k_irb_per_loan(np.array([0.05, 0.10]), np.array([0.85, 0.85]))
+    got2 = pool_k_irb(np.array([100.0, 300.0]), np.array([0.05, 0.10]), np.array([0.85, 0.85]),
+                      per_loan=two)
+    assert got2.k_irb == pytest.approx(0.185080355, abs=1e-9)
 
 
 def test_sec_irba_p_by_hand():
