@@ -90,7 +90,7 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
     pool_id = int(b1["pool_id"])
     a_path = OUT / f"assumptions_pool{pool_id}.toml"
     if db.exists():
-        with open_store(db, read_only=True) as store:
+        with open_store(db) as store:  # writable: a cache from an older schema is migrated
             runs = list_runs(store, "simulation")
         if len(runs):
             run_id = int(runs["run_id"].max())
