@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("docs/architecture.md", "docs/model.md")
+DOCS = ("docs/architecture.md", "docs/model.md", "docs/performance.md")
 TOP = ("portfolio", "tranching", "partners", "dashboards", "riskpool", "tests", "benchmarks",
        "examples", "docs")
 # a repository path written in backticks: `portfolio/store/core.py`, `examples/partners.toml`
