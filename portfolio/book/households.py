@@ -11,9 +11,9 @@ loan_id order), which the allocation groups by without factorising a million str
 
 They are used only while their key still matches
 (``portfolio.store.allocations.pool_household_key``: the book's last ingest batch, an exact
-digest of its rows — who holds which loan with which limit among them — and the code
-version): a new
-batch, a credit limit or a borrower changed in place, or another code version makes the
+digest of the book's columns they are computed from — who holds which loan with which limit,
+originated when, and each loan's balances month by month — and the code version): a new
+batch, a credit limit, a borrower or a balance changed in place, or another code version makes the
 reader compute live again (:func:`stored_pool_households` returns ``None``), so a stored
 number is never stale. A pool created before the table existed has none stored until
 :func:`ensure_pool_households` stores them.

@@ -19,6 +19,7 @@ from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.errors import NotFound, ValidationError
 from portfolio.store import allocations as alloc_sql
 from portfolio.store import open_store
+from portfolio.store.summaries import book_key
 from portfolio.synthetic.generate import generate_book
 
 CUT = dt.date(2026, 10, 31)
@@ -146,6 +147,103 @@ def test_a_limit_or_borrower_swapped_between_two_loans_changes_the_key(writable)
         con.execute("UPDATE loans SET borrower_id = ? WHERE loan_id = ?", [ba, b])
         assert alloc_sql.pool_household_key(con, "v") != swapped
         assert alloc_sql.pool_household_key(con, "w") != alloc_sql.pool_household_key(con, "v")
+
+
+# (table, column, an in-place change of one value): each column the households read
+_READ = (
+    ("loans", "loan_id", "loan_id = loan_id || 'x'"),
+    ("loans", "borrower_id", "borrower_id = borrower_id || 'x'"),
+    ("loans", "origination_date", "origination_date = origination_date - 1"),
+    ("loans", "principal", "principal = principal + 0.01"),
+    ("loans", "credit_limit", "credit_limit = coalesce(credit_limit, principal) + 0.01"),
+    ("loan_performance", "loan_id", "loan_id = loan_id || 'x'"),
+    ("loan_performance", "as_of", "as_of = as_of - 1"),
+    ("loan_performance", "balance", "balance = balance + 0.01"),
+)
+# every other column of the two tables, changed in place: the households cannot see it
+_NOT_READ = (
+    ("loans", "apr", "apr = apr + 0.01"),
+    ("loans", "term_months", "term_months = CASE WHEN term_months = 12 THEN 6 ELSE 12 END"),
+    ("loans", "repayment_type", "repayment_type = CASE WHEN repayment_type = 'flat_fee' "
+     "THEN 'level_annuity' ELSE 'flat_fee' END"),
+    ("loans", "credit_score", "credit_score = credit_score + 1"),
+    ("loans", "region", "region = 'x'"),
+    ("loans", "channel", "channel = 'x'"),
+    ("loans", "product", "product = 'x'"),
+    ("loans", "disclosed_apr", "disclosed_apr = 0.3"),
+    ("loans", "batch_id", "batch_id = 77"),
+    ("loan_performance", "months_on_book", "months_on_book = months_on_book + 1"),
+    ("loan_performance", "paid_principal", "paid_principal = paid_principal + 1"),
+    ("loan_performance", "paid_interest", "paid_interest = paid_interest + 1"),
+    ("loan_performance", "prepaid_principal", "prepaid_principal = prepaid_principal + 1"),
+    ("loan_performance", "dpd", "dpd = dpd + 1"),
+    ("loan_performance", "status",
+     "status = CASE WHEN status = 'default' THEN 'current' ELSE 'default' END"),
+    ("loan_performance", "charge_off", "charge_off = charge_off + 1"),
+    ("loan_performance", "recovery", "recovery = recovery + 1"),
+    ("loan_performance", "batch_id", "batch_id = 77"),
+)
+
+
+def test_the_key_digests_every_column_the_households_read_and_only_those(writable) -> None:
+    """The key hashes only the columns the households' query reads: a value changed in place
+    in any of them gives another key; a change to any other column of ``loans`` or
+    ``loan_performance`` leaves the key and the live households exactly as they were (the
+    full book key, for the Book page's tables, changes). Both tables' columns are listed
+    whole, so a column added to either fails here until it is placed."""
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        columns = {(t, c) for t in ("loans", "loan_performance")
+                   for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = ?", [t]).fetchall()}
+        assert columns == {(t, c) for t, c, _ in _READ + _NOT_READ}
+        # a closed borrower's loan (the case the performance columns decide) and an open one
+        closed = con.execute(
+            "SELECT loan_id FROM loan_performance WHERE balance <= 0 AND as_of <= ? "
+            "ORDER BY loan_id LIMIT 1", [CUT]).fetchall()[0][0]
+        target = str(pool_loans(store, pool_id).loans.loan_id[0])
+        for table, column, change in _READ + _NOT_READ:
+            loan = closed if table == "loan_performance" else target
+            where = ("loan_id = ? AND as_of = (SELECT max(as_of) FROM loan_performance "
+                     "WHERE loan_id = ? AND as_of <= ?)" if table == "loan_performance"
+                     else "loan_id = ?")
+            params = [loan, loan, CUT] if table == "loan_performance" else [loan]
+            key = alloc_sql.pool_household_key(con, "v")
+            book = book_key(con, "v")
+            live = _live(con, pool_id)
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"UPDATE {table} SET {change} WHERE {where}", params)
+            changed = alloc_sql.pool_household_key(con, "v")
+            after = _live(con, pool_id)
+            # (book_key leaves out the rows' batch ids too: it has the last batch's)
+            assert (book_key(con, "v") != book) is (column != "batch_id"), (table, column)
+            con.execute("ROLLBACK")
+            if (table, column, change) in _READ:
+                assert changed != key, (table, column)
+            else:
+                assert changed == key, (table, column)
+                np.testing.assert_array_equal(after["borrower_id"], live["borrower_id"])
+                assert after["household_limit"].tobytes() == live["household_limit"].tobytes()
+
+
+def test_a_balance_swapped_between_two_performance_rows_changes_the_key(writable) -> None:
+    # a closed loan's last zero balance and an open loan's balance trade places: every count
+    # and sum stays, which loans are closed does not
+    db, pool_id = writable
+    with open_store(db) as store:
+        con = store.con
+        key = alloc_sql.pool_household_key(con, "v")
+        (l1, day, b1), = con.execute("SELECT loan_id, as_of, balance FROM loan_performance "
+                                     "WHERE balance <= 0 ORDER BY loan_id, as_of "
+                                     "LIMIT 1").fetchall()
+        (l2, b2), = con.execute("SELECT loan_id, balance FROM loan_performance WHERE as_of = ? "
+                                "AND balance > 0 ORDER BY loan_id LIMIT 1", [day]).fetchall()
+        con.execute("UPDATE loan_performance SET balance = ? WHERE loan_id = ? AND as_of = ?",
+                    [b2, l1, day])
+        con.execute("UPDATE loan_performance SET balance = ? WHERE loan_id = ? AND as_of = ?",
+                    [b1, l2, day])
+        assert alloc_sql.pool_household_key(con, "v") != key
 
 
 def test_a_database_without_them_computes_live_and_ensure_stores_them(writable) -> None:
