@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -158,6 +159,7 @@ def allocate(
         typer.echo(f"{pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}"
                    f"{d['n_loans']:>10,}{_money(d['lifetime_el']):>16}"
                    + (f"{_money(d['projected_el']):>16}" if proj else ""))
+    _echo_party_total(s["parties"], s["pool_balance"], s["n_loans"], proj=proj)
     typer.echo("lifetime EL: PD over the remaining term x LGD x cut-off balance (no prepayment, "
                "no amortisation: the allocation's conservative measure)"
                + ("; projected EL: the simulation's assumptions month by month (prepayment, "
@@ -171,6 +173,32 @@ def allocate(
                + (f"; loans no partner may fund (kept by the platform): {excluded}" if excluded else ""))
     for finding in result.checks.loan_rule_findings:
         typer.echo(f"  kept by the platform: {finding.message}")
+
+
+def party_total_row(parties: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The parties' column sums (balance, share, lifetime and projected EL where every party
+    has one): the total a split of the pool must close to."""
+    keys = ("balance", "share_of_pool", "lifetime_el", "projected_el")
+    return {k: float(sum(d[k] for d in parties.values())) for k in keys
+            if parties and all(k in d for d in parties.values())}
+
+
+def _echo_party_total(parties: dict[str, dict[str, float]], pool_balance: float, n_loans: int,
+                      *, proj: bool | None) -> None:
+    """The total row under a party table (the sums of the rows; loans: the pool's, since a
+    joint loan is held by several parties) and, if the balances do not add up to the pool's
+    to the cent, a line saying so."""
+    t = party_total_row(parties)
+    line = f"{'total':<16}{_money(t.get('balance', 0.0)):>20}{_pct(t.get('share_of_pool', 0.0)):>10}"
+    line += f"{n_loans:>10,}"
+    if proj is not None:
+        line += f"{_money(t.get('lifetime_el', 0.0)):>16}"
+        line += f"{_money(t.get('projected_el', 0.0)):>16}" if proj else ""
+    typer.echo(line)
+    gap = t.get("balance", 0.0) - pool_balance
+    if abs(gap) >= 0.005:
+        typer.echo(f"the parties' balances do NOT add up to the pool's {_money(pool_balance)} "
+                   f"CNY: {_money(gap)} apart")
 
 
 @allocate_app.command("export")
@@ -228,9 +256,11 @@ def show(
         typer.echo(f"supersedes allocation {', '.join(map(str, supersedes))} for the loans they "
                    "held")
     typer.echo(f"{'party':<16}{'balance':>20}{'share':>10}{'loans':>10}")
-    for pid, d in a.summary.get("parties", {}).items():
+    parties = a.summary.get("parties", {})
+    for pid, d in parties.items():
         typer.echo(f"{pid:<16}{_money(d['balance']):>20}{_pct(d['share_of_pool']):>10}"
                    f"{int(d.get('n_loans', 0)):>10,}")
+    _echo_party_total(parties, float(a.balance.sum()), len(a.loan_id), proj=None)
     items = checks.get("checks", [])
     typer.echo(f"\nre-check ({len(items)} checks on the loan-level shares; value and limit as "
                "the rule states them: loans, CNY, or a share as a decimal):")
@@ -367,10 +397,23 @@ def dispersion(
                f"{n_paths:,} paths; party losses: {how}")
     typer.echo(f"{'party':<14}{'exposure':>18}{'EL':>14}{'VaR99':>14}{'ES99':>14}{'VaR99.9':>14}"
                f"{'ES99.9':>14}{'capital':>14}")
-    for r in d.table():
+    rows = d.table()
+    for r in rows:
         typer.echo(f"{r['party']:<14}{_money(r['exposure']):>18}{_money(r['el']):>14}"
                    f"{_money(r['var_99']):>14}{_money(r['es_99']):>14}{_money(r['var_999']):>14}"
                    f"{_money(r['es_999']):>14}{_money(r['capital']):>14}")
+    total_el = float(sum(r["el"] for r in rows))
+    typer.echo(f"{'total':<14}{_money(sum(r['exposure'] for r in rows)):>18}"
+               f"{_money(total_el):>14}{'':>14}{'':>14}{'':>14}{'':>14}"
+               f"{_money(sum(r['capital'] for r in rows)):>14}")
+    retained = d.securitisations.get("both")
+    bought = float(np.mean(retained.purchased_loss)) if retained is not None else 0.0
+    typer.echo("total: the parties' sums (VaR and ES do not add); EL "
+               + (f"= pool EL {_money(d.pool_measures.el)} + loss on loans bought while the "
+                  f"retained deal revolved {_money(bought)}" if bought else
+                  f"= pool EL {_money(d.pool_measures.el)}")
+               + ("" if abs(total_el - d.pool_measures.el - bought) < 0.005 else
+                  f" — does NOT close: {_money(total_el - d.pool_measures.el - bought)} apart"))
     typer.echo(f"pool EL {_money(d.pool_measures.el)}, VaR99.9 {_money(d.pool_measures.var_999)}; "
                f"baseline capital (platform holds all, IRB {framework.value}, {retail_class.value}) "
                f"{_money(d.baseline_capital)}; HHI of partner exposures {d.hhi_partners:.4f}")
@@ -394,6 +437,8 @@ def dispersion(
         typer.echo(f"{v.party:<14}{_money(r['credit_el']):>16}{_money(r['credit_var_999']):>16}"
                    f"{_money(r['credit_es_999']):>16}{_money(r['economic_el']):>16}"
                    f"{_money(r['economic_var_999']):>16}{_money(r['economic_es_999']):>16}")
+    typer.echo(f"{'total':<14}{_money(sum(v.credit.el for v in views)):>16}{'':>16}{'':>16}"
+               f"{_money(sum(v.economic.el for v in views)):>16}")
     typer.echo("\nEconomic result, line by line (means over paths, CNY; + = cash out)")
     for v in views:
         for r in v.line_rows():

@@ -158,3 +158,49 @@ def test_allocate_with_assumptions_file_for_the_expected_loss(cli, db, tmp_path)
     r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,
             "--assumptions", tmp_path / "missing.toml")
     assert r.code == 2 and "assumptions" in r.err
+
+
+def _party_rows(out: str) -> tuple[list[list[str]], list[str]]:
+    """The party table's rows (split) and its total row, as printed."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("party ")) + 1
+    rows = []
+    for line in lines[start:]:
+        cells = line.split()
+        if cells[0] == "total":
+            return rows, cells
+        rows.append(cells)
+    raise AssertionError(f"no total row under the party table:\n{out}")
+
+
+def _num(cell: str) -> float:
+    return float(cell.replace(",", "").rstrip("%"))
+
+
+def test_allocate_and_show_print_the_party_total_that_the_pool_closes_to(cli, db, tmp_path):
+    # the party table splits the pool: its total row holds the sums of balance, share,
+    # lifetime EL and projected EL, and the pool's balance and loan count (a joint loan is
+    # held by several parties, so the loans column does not add up)
+    from partners.records import load_allocation
+    from portfolio.montecarlo.assumptions import save_assumptions
+    from portfolio.synthetic.generate import GeneratorParams, true_assumptions
+
+    ass = save_assumptions(true_assumptions(GeneratorParams(), 24), tmp_path / "ass.toml")
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW,
+            "--assumptions", ass)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+    rows, total = _party_rows(r.out)
+    assert len(rows) == len(stored.party_ids) and len(total) == 6
+    for col in (1, 4, 5):  # balance, lifetime EL, projected EL
+        assert _num(total[col]) == pytest.approx(sum(_num(row[col]) for row in rows), abs=0.02)
+    assert _num(total[1]) == pytest.approx(float(stored.balance.sum()), abs=0.01)
+    assert _num(total[2]) == pytest.approx(100.0, abs=0.01)
+    assert int(_num(total[3])) == len(stored.loan_id)
+    assert "do NOT add up" not in r.out
+
+    r = cli("allocate", "show", "--db", db, "--allocation", "1")
+    assert r.code == 0, r.err
+    rows, shown = _party_rows(r.out)
+    assert shown == total[:4]

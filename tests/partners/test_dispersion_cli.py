@@ -315,3 +315,63 @@ def test_dispersion_cli_sec_erba_from_a_ratings_file(cli, db, tmp_path):
     assert r.code == 2 and "mapping.X.senior_1y" in r.err
     r = cli(*base, "--approach", "SEC-ERBA")
     assert r.code == 2 and "--erba" in r.err
+
+
+def _money_cells(line: str) -> list[float]:
+    """The amounts of a printed row, after its party name (which may hold a space)."""
+    cells = line.split()
+    first = next(i for i, c in enumerate(cells) if c.replace(",", "").replace(".", "")
+                 .lstrip("-").isdigit())
+    return [float(c.replace(",", "")) for c in cells[first:]]
+
+
+def _table(out: str, header: str) -> list[str]:
+    """The rows under the first line starting with ``header``, up to the first blank line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header)) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip() or line.startswith("pool EL"):
+            break
+        rows.append(line)
+    return rows
+
+
+@pytest.mark.parametrize("with_deal", [False, True])
+def test_dispersion_party_tables_show_their_total_and_close_to_it(cli, db, with_deal):
+    # the party table splits the pool (exposure), the loss to be borne (EL) and the capital;
+    # its total row holds the column sums, and the EL total is the pool's EL plus, with the
+    # revolving deal, the loss on the loans the retained deal bought (the reconciliation's
+    # "= loss to be borne" line)
+    args = ["dispersion", "--db", db, "--run", "1", "--allocation", "1"]
+    r = cli(*args, *(["--structure", DEAL] if with_deal else []))
+    assert r.code == 0, r.err
+    rows = _table(r.out, "party                   exposure")
+    parties, total = rows[:-2], rows[-2]
+    assert total.split()[0] == "total" and rows[-1].startswith("total: the parties' sums")
+    cells = [_money_cells(line) for line in parties]
+    exposure, el, capital = _money_cells(total)
+    assert exposure == pytest.approx(sum(c[0] for c in cells), abs=0.02)
+    assert el == pytest.approx(sum(c[1] for c in cells), abs=0.02)
+    assert capital == pytest.approx(sum(c[6] for c in cells), abs=0.02)
+    from partners.records import load_allocation
+
+    with open_store(db, read_only=True) as store:
+        balance = float(load_allocation(store, 1).balance.sum())
+    assert exposure == pytest.approx(balance, abs=0.01)
+    borne = next(line for line in r.out.splitlines() if "= loss to be borne" in line) \
+        if with_deal else next(line for line in r.out.splitlines() if line.startswith("pool EL"))
+    want = float(borne.split()[-1].replace(",", "")) if with_deal else \
+        float(borne.split()[2].rstrip(",").replace(",", ""))
+    assert el == pytest.approx(want, abs=0.01)
+    assert "does NOT close" not in r.out
+    if not with_deal:  # joint lending alone: the parties' capital is the baseline's
+        base = next(line for line in r.out.splitlines() if line.startswith("pool EL"))
+        baseline = float(base.split("other) ")[1].split(";")[0].replace(",", ""))
+        assert capital == pytest.approx(baseline, abs=0.02)
+    else:  # the economic table's total: the credit ELs add up to the same loss to be borne
+        views = _table(r.out, "party                credit EL")
+        assert views[-1].split()[0] == "total"
+        assert _money_cells(views[-1])[0] == pytest.approx(el, abs=0.02)
+        assert _money_cells(views[-1])[1] == pytest.approx(
+            sum(_money_cells(v)[3] for v in views[:-1]), abs=0.02)
