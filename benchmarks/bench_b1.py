@@ -662,11 +662,14 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     length = n_v + rprep.T
     z = gen.standard_normal((kp, length))
     thr_s, zb = engines.scaled_inputs(rprep.cell_thr, z, rprep.rho)
-    acc = np.zeros((n_v, engines.N_ACC, kp, rprep.n_months))
+    acc = np.empty((n_v, engines.N_ACC, kp, rprep.n_months))
+    rec, eop = np.empty((2, n_v, kp, rprep.n_months))
     kf = 1.0 / (np.sqrt(1.0 - rprep.rho) * np.sqrt(2.0))
-    w = best_of_2(lambda: engines.expected_vintages(
-        zb, np.ones(kp), rprep.cell_r, thr_s, rprep.cell_smm, rprep.cell_flows, acc,
-        engines.NO_T, kf))
+    vid, pidx, pair_thr, pair_m = engines.vintage_pairs(thr_s, rprep.cell_r, n_v, length)
+    lag = np.asarray(rprep.recovery_lag, dtype=np.float64)
+    w = best_of_2(lambda: engines.vintage_block(  # the profile's kernel, finished vintages
+        zb, np.ones(kp), rprep.cell_r, thr_s, rprep.cell_smm, rprep.cell_flows, engines.NO_T,
+        kf, vid, pidx, pair_thr, pair_m, rprep.recovery_rate, lag, acc, rec, eop))
     out["replenishment kernel vintage-cell-path-months/s (1 thread)"] = n_v * rsteps * kp / w
     out["work: replenishment vintage-cell-path-months"] = n_v * rsteps * paths
     # the delinquency model's expected vintages (its own kernel, catch-up: r + K months a cell)

@@ -673,6 +673,110 @@ def finish_vintages(acc, recovery_rate, lag, recovery, eop):
                 e_row[m] = 0.0 if abs(e) < 1e-6 else e
 
 
+
+@numba.njit(cache=True, nogil=True)
+def vintage_block(zb, scale, cell_r, thr_s, cell_smm, cell_flows, t_q, kf, vid, pidx, pair_thr,
+                  pair_m, recovery_rate, lag, acc, recovery, eop):
+    """One block's replenishment vintages, finished: :func:`expected_vintages` into zeroed
+    accumulators, then :func:`finish_vintages`, the same numbers bit for bit, with every
+    element of ``acc`` (n_v, 5, n_b, M), ``recovery`` and ``eop`` (n_v, n_b, M) written once
+    and none read (they may be ``np.empty``; M ≥ the cells' longest remaining term).
+    ``vid``, ``pidx``, ``pair_thr``, ``pair_m``: :func:`vintage_pairs` of ``thr_s`` and
+    ``cell_r`` (the same for every block of a run: computed once).
+
+    Gaussian copula: a tile of :data:`VINTAGE_TILE` paths at a time, as
+    :func:`expected_vintages`, its accumulators starting from 0.0 (what adding into zeros
+    does: 0.0 + x is x's bits, −0.0 included), its recoveries and end balances from them
+    while they are in the core's caches (each element the same operations in the same order
+    as :func:`finish_vintages`), then its rows written. Student-t copula: the block's rows
+    zeroed, then the two kernels."""
+    n_v, _, n_b, n_m = acc.shape
+    if t_q.shape[0] > 0:
+        acc[...] = 0.0
+        expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, acc, t_q, kf)
+        finish_vintages(acc, recovery_rate, lag, recovery, eop)
+        return
+    n_cells = cell_r.shape[0]
+    n_pairs = pair_thr.shape[0]
+    tile = VINTAGE_TILE
+    tab = np.zeros((n_pairs, tile))  # a partial tile's last columns: stale numbers, unused
+    loc = np.empty((N_ACC, n_m, tile))
+    rec = np.empty((n_m, tile))
+    frac = np.empty(tile)
+    for p0 in range(0, n_b, tile):
+        w = min(tile, n_b - p0)
+        for j in range(n_pairs):
+            thr = pair_thr[j]
+            m = pair_m[j]
+            for q in range(w):
+                tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
+        for s in range(n_v):
+            loc[...] = 0.0
+            for c in range(n_cells):
+                frac[:] = 1.0
+                for t in range(cell_r[c]):
+                    pdt = tab[pidx[vid[c, t], s + 1 + t]]
+                    sm = cell_smm[c, t]
+                    keep = 1.0 - sm
+                    b = cell_flows[c, t, 0]
+                    i = cell_flows[c, t, 1]
+                    pr = cell_flows[c, t, 2]
+                    bp = b - pr
+                    l0 = loc[0, t]
+                    l1 = loc[1, t]
+                    l2 = loc[2, t]
+                    l3 = loc[3, t]
+                    l4 = loc[4, t]
+                    for q in range(tile):
+                        pd = pdt[q]
+                        f = frac[q]
+                        perf = f * (1.0 - pd)
+                        l0[q] += f * b
+                        l1[q] += perf * i
+                        l2[q] += perf * pr
+                        l3[q] += perf * sm * bp
+                        l4[q] += f * pd * b
+                        frac[q] = perf * keep
+            # finish_vintages on the tile: recoveries lag by lag, then the end balances
+            rec[...] = 0.0
+            d = loc[DEFAULT]
+            for k in range(lag.shape[0]):
+                share = lag[k]
+                if share > 0 and k + 1 < n_m:
+                    f = recovery_rate * share
+                    for m in range(k + 1, n_m):
+                        r_m = rec[m]
+                        d_m = d[m - k - 1]
+                        for q in range(tile):
+                            r_m[q] += f * d_m[q]
+            for q in range(w):
+                p = p0 + q
+                for k in range(N_ACC):
+                    row = acc[s, k, p]
+                    for m in range(n_m):
+                        row[m] = loc[k, m, q]
+                r_row = recovery[s, p]
+                e_row = eop[s, p]
+                for m in range(n_m):
+                    r_row[m] = rec[m, q]
+                    e = loc[BOP, m, q] - loc[PRINCIPAL, m, q]
+                    e -= loc[PREPAY, m, q]
+                    e -= loc[DEFAULT, m, q]
+                    e_row[m] = 0.0 if abs(e) < 1e-6 else e
+
+
+
+PAGE_FLOATS = 512  # float64 in a 4 KiB page
+
+
+@numba.njit(cache=True, nogil=True)
+def touch_pages(flat):
+    """Write 0.0 to one element in every ``PAGE_FLOATS`` of ``flat`` (1-d float64): every
+    4 KiB page of a fresh ``np.empty`` is then mapped by the operating system (the first
+    write to a page faults it in), on the thread that calls this (the GIL released)."""
+    for i in range(0, flat.shape[0], PAGE_FLOATS):
+        flat[i] = 0.0
+
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing (2^64 / golden ratio)
 
 

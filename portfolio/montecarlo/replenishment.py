@@ -17,7 +17,8 @@ month t > s, path by path.
 * :func:`simulate_replenishment` — projects those loans with the main run's assumptions on
   its factor paths (as many paths), one vintage per revolving month: each vintage's flows
   on a path are their **conditional expectation given that path's factor** (and t mixing
-  value), ``engines.expected_vintages``. The new loans are prepared by
+  value), ``engines.expected_vintages`` (run as ``engines.vintage_block``, which also
+  finishes each block's recoveries and end balances). The new loans are prepared by
   :func:`prepare_new_loans`: ``prepare_pool``'s cells and sums, each distinct schedule
   computed once (a new loan's schedule depends on its balance, APR, term, repayment type
   and principal alone).
@@ -344,7 +345,16 @@ def simulate_replenishment(
                                           "model (Monte Carlo paths only)", deterministic_z))
         return _delinquency_profile(loans, new, assumptions, int(n_paths), root, n_v, horizon,
                                     charge_off_dpd)
-    prep = prepare_new_loans(new, assumptions)  # the same profile for either engine
+    n_m = _profile_months(new, assumptions) if deterministic_z is None \
+        and backend == "numba" else None
+    if n_m is None:
+        prep = prepare_new_loans(new, assumptions)  # the same profile for either engine
+        buffers = None
+    else:  # the profile's pages first touched on a second thread while the loans are prepared
+        with ThreadPoolExecutor(1) as pool:
+            touched = pool.submit(_touched_buffers, (n_v, N_FLOWS, int(n_paths), n_m))
+            prep = prepare_new_loans(new, assumptions)
+            buffers = touched.result()
     if deterministic_z is not None:
         z_cal = _z_path(deterministic_z, n_v + prep.T) if np.ndim(deterministic_z) else None
         vintages = []
@@ -355,7 +365,32 @@ def simulate_replenishment(
             vintages.append(_pad(_assemble(prep, acc, pacc, _entropy(root)), horizon))
         return _profile(vintages)
     t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
-    return _hazard_profile(prep, t_main, int(n_paths), root, n_v, horizon, backend)
+    return _hazard_profile(prep, t_main, int(n_paths), root, n_v, horizon, backend,
+                           buffers=buffers)
+
+
+N_FLOWS = engines.N_ACC + 2
+"""Flows of a profile's buffers (:func:`_hazard_profile`): the kernel's accumulators
+(``engines.N_ACC``), then the recoveries and the end balances."""
+
+
+def _profile_months(new: LoanArrays, assumptions: Assumptions) -> int | None:
+    """The months of the hazard profile of the new loans ``new`` (their longest term + the
+    recovery lag), or None when a term is not one of the assumptions' (the preparation then
+    says which)."""
+    term = np.asarray(new.remaining_term, dtype=np.int64)
+    terms = np.asarray(assumptions.terms, dtype=np.int64)
+    if len(term) == 0 or len(terms) == 0 or term.min() < 1 or term.max() > terms.max():
+        return None
+    return int(term.max()) + len(np.asarray(assumptions.recovery_lag))
+
+
+def _touched_buffers(shape: tuple[int, ...]) -> np.ndarray:
+    """``np.empty(shape)`` with every page of it written once (``engines.touch_pages``): the
+    operating system maps its memory here, not in the kernel that fills it."""
+    buf = np.empty(shape)
+    engines.touch_pages(buf.reshape(-1))
+    return buf
 
 
 def replenishment_part_cells(loans: LoanArrays, assumptions: Assumptions,
@@ -468,12 +503,16 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
                     root: np.random.SeedSequence, n_v: int, horizon: int | None,
                     backend: Literal["numba", "numpy"],
                     block_range: tuple[int, int] | None = None,
-                    threads: int | None = None) -> ReplenishmentProfile:
+                    threads: int | None = None,
+                    buffers: np.ndarray | None = None) -> ReplenishmentProfile:
     """The vintages of the new loans ``prep`` (their cells only: thresholds, SMMs, scheduled
     flows) on the main run's factor paths of ``t_main`` months (module doc). ``block_range``
     ``(b0, b1)``: only the run's canonical blocks b0 … b1 − 1 (their paths, in order; each
     block a pure function of its seeds: the same numbers as those rows of the whole);
-    ``threads``: blocks on at most this many threads (default ``settings.threads()``)."""
+    ``threads``: blocks on at most this many threads (default ``settings.threads()``);
+    ``buffers``: where the numba backend writes the profile, (n_v, ``N_FLOWS``, paths,
+    months) of any content (:func:`_touched_buffers`; allocated here if None or another
+    shape)."""
     main_like = dataclasses.replace(prep, T=t_main)  # factor_paths reads T, φ, copula, ν only
     blocks = block_layout(int(n_paths))
     b0, b1 = (0, len(blocks)) if block_range is None else block_range
@@ -481,8 +520,14 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
     n_here = sum(blocks[b][1] for b in range(b0, b1))
 
     length = n_v + prep.T  # calendar months 0 … n_v + T − 1 of the factor
-    # flow-major: each vintage's flow is a contiguous (paths, months) block of acc
-    acc = np.zeros((n_v, engines.N_ACC, n_here, prep.n_months))
+    # flow-major: each vintage's flow is a contiguous (paths, months) block; the numba
+    # kernel writes every element of its block's rows once (engines.vintage_block)
+    shape = (n_v, N_FLOWS, n_here, prep.n_months)
+    if backend == "numpy":
+        buffers = np.zeros(shape)
+    elif buffers is None or buffers.shape != shape:
+        buffers = np.empty(shape)
+    acc = buffers[:, :engines.N_ACC]
     phi = prep.factor_persistence
     c = math.sqrt(1.0 - phi * phi)
     t_q = prep.cell_thr if prep.copula == "t" else engines.NO_T
@@ -490,8 +535,14 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
 
     # recoveries and end balances, finished block by block on the blocks' threads (elementwise
     # per path: the same numbers as finishing the whole at once)
-    recovery = np.empty((n_v, n_here, prep.n_months))
-    eop = np.empty((n_v, n_here, prep.n_months))
+    recovery = buffers[:, engines.N_ACC]
+    eop = buffers[:, engines.N_ACC + 1]
+    lag = np.asarray(prep.recovery_lag, dtype=np.float64)
+    # the distinct (threshold, calendar month) pairs of the vintages' cell-months: the same
+    # for every block (the scaled thresholds do not depend on the factor)
+    vid, pidx, pair_thr, pair_m = engines.vintage_pairs(
+        engines.scaled_inputs(prep.cell_thr, np.zeros((0, length)), prep.rho)[0], prep.cell_r,
+        n_v, length)
 
     def run(b: int) -> None:  # one block: its own seeds and its own rows of acc
         start, n_b = blocks[b]
@@ -509,16 +560,15 @@ def _hazard_profile(prep: PreparedPool, t_main: int, n_paths: int,
             for k in range(t_main, length):
                 z[:, k] = phi * z[:, k - 1] + c * extra[:, k - t_main]
         thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
-        args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows,
-                acc[:, :, start:start + n_b], t_q, kf)
         rows = acc[:, :, start:start + n_b]
         if backend == "numba":
-            engines.expected_vintages(*args)
-            engines.finish_vintages(rows, prep.recovery_rate,
-                                    np.asarray(prep.recovery_lag, dtype=np.float64),
-                                    recovery[:, start:start + n_b], eop[:, start:start + n_b])
+            engines.vintage_block(zb, scale, prep.cell_r, thr_s, prep.cell_smm,
+                                  prep.cell_flows, t_q, kf, vid, pidx, pair_thr, pair_m,
+                                  prep.recovery_rate, lag, rows,
+                                  recovery[:, start:start + n_b], eop[:, start:start + n_b])
             return
-        engines.expected_vintages_np(*args)
+        engines.expected_vintages_np(zb, scale, prep.cell_r, thr_s, prep.cell_smm,
+                                     prep.cell_flows, rows, t_q, kf)
         fin = finish_flows(*(rows[:, k] for k in range(engines.N_ACC)),
                            recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
         recovery[:, start:start + n_b] = fin["recovery"]

@@ -281,6 +281,49 @@ def test_vintage_kernel_numbers_do_not_depend_on_the_path_tile() -> None:
     np.testing.assert_array_equal(whole[..., T:], start[..., T:])  # months past T untouched
 
 
+
+@pytest.mark.parametrize("copula", ["gaussian", "t"])
+def test_finished_vintage_block_is_the_two_kernels_bit_for_bit(copula: str) -> None:
+    # engines.vintage_block (what the profile runs on each block) against its definition:
+    # engines.expected_vintages into zeroed accumulators, then engines.finish_vintages (each
+    # tested against its numpy twin above). Outputs poisoned with NaN (as np.empty may hold),
+    # strided rows of larger arrays, months past the cells' longest term (recovery lag), a
+    # partial last tile, a cell shorter than the others; the same bytes, -0.0 included, and
+    # every element written (none NaN)
+    import math
+
+    from portfolio.montecarlo.simulation import prepare_pool
+
+    a = _age_varying(copula)
+    prep = prepare_pool(replenishment_loans(short_tenor_loans(n=600), CUTOFF), a,
+                        small_cells=0)
+    assert len(set(prep.cell_r.tolist())) > 1
+    n_v, T, n_m = 3, prep.T, prep.T + 4
+    n_b = engines.VINTAGE_TILE + 7
+    rng = np.random.default_rng(21)
+    z = rng.standard_normal((n_b, n_v + T)) * 1.3
+    thr_s, zb = engines.scaled_inputs(prep.cell_thr, z, prep.rho)
+    scale = rng.uniform(0.5, 1.5, n_b) if copula == "t" else np.ones(n_b)
+    t_q = prep.cell_thr if copula == "t" else engines.NO_T
+    kf = 1.0 / (math.sqrt(1.0 - prep.rho) * math.sqrt(2.0))
+    lag = np.array([0.5, 0.0, 0.3, 0.2])
+    args = (zb, scale, prep.cell_r, thr_s, prep.cell_smm, prep.cell_flows)
+    ref = np.zeros((n_v, engines.N_ACC, n_b, n_m))
+    engines.expected_vintages(*args, ref, t_q, kf)
+    ref_rec = np.empty((n_v, n_b, n_m))
+    ref_eop = np.empty((n_v, n_b, n_m))
+    engines.finish_vintages(ref, 0.35, lag, ref_rec, ref_eop)
+    acc = np.full((n_v, engines.N_ACC, n_b + 5, n_m), np.nan)[:, :, 2:n_b + 2]
+    rec = np.full((n_v, n_b + 5, n_m), np.nan)[:, 3:n_b + 3]
+    eop = np.full((n_v, n_b + 5, n_m), np.nan)[:, 3:n_b + 3]
+    pairs = engines.vintage_pairs(thr_s, prep.cell_r, n_v, zb.shape[1])
+    engines.vintage_block(*args, t_q, kf, *pairs, 0.35, lag, acc, rec, eop)
+    for got, want in ((acc, ref), (rec, ref_rec), (eop, ref_eop)):
+        assert not np.isnan(got).any()
+        assert np.array_equal(got.view(np.int64), want.view(np.int64))
+    assert (acc[:, engines.DEFAULT] > 0).any() and (rec > 0).any() and (eop > 0).any()
+    assert (acc[..., T:] == 0).all()  # months past the longest term: zeros, written
+
 def _pool_of_repeated_rows(n: int, seed: int):
     # every repayment type (daily interest and flat fee included), principals and APRs from
     # short lists so that many loans share a schedule, scores across the bands
