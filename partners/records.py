@@ -13,10 +13,10 @@ import dataclasses
 import datetime as dt
 import decimal
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,9 @@ __all__ = ["TAPE_FORMATS", "AllocationInputs", "AllocationRequest", "LoansToAllo
            "RunSplit", "StoredAllocation", "check_replayed_losses",
            "dispersion_on_workers_message", "export_partner", "load_allocation",
            "load_assumptions_file", "originated_loans", "partner_tape_table", "pool_loans",
-           "run_party_paths", "run_party_split", "save_allocation", "tape_format"]
+           "pool_loans_then", "run_party_paths", "run_party_split", "save_allocation", "tape_format"]
+
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------------
@@ -218,22 +220,69 @@ def pool_loans(store: Store, pool_id: int) -> LoansToAllocate:
     they are current digests the whole book (``current_household_key``), the costly part: it
     runs on a second connection while this one reads the snapshot and the stored households
     (``Store.concurrently``), which are used only if stored under that key."""
+    return pool_loans_then(store, pool_id, _nothing)[0]
+
+
+def _nothing(batch: LoansToAllocate) -> None:
+    return None
+
+
+def pool_loans_then(store: Store, pool_id: int,
+                    work: Callable[[LoansToAllocate], T]) -> tuple[LoansToAllocate, T]:
+    """``(batch, work(batch))`` for ``batch = pool_loans(store, pool_id)``, with ``work`` run
+    while the households' key is still being computed: :func:`pool_loans` reads the snapshot
+    and the stored households on this connection while a second one digests the book
+    (``Store.concurrently``); here, as soon as the snapshot and stored households are read,
+    ``work`` runs on them in this thread, the key's pass going on meanwhile. Once both are
+    done, the result is kept only if the households were stored under the key just
+    computed (current: exactly the batch :func:`pool_loans` returns); otherwise it is
+    discarded, with any exception ``work`` raised on them, and ``work`` runs again on the
+    live households. So ``work`` must be a function of its argument alone — no writes, no
+    state kept — as allocating a pool is (``riskpool allocate --pool``: the risk, the
+    allocation and its re-check; B1: ``benchmarks/bench_b1.py``). With none stored, or in a
+    transaction (where the key is computed first), it runs once, on the batch returned."""
     info = get_pool(store, pool_id)
 
-    def snapshot_and_stored() -> tuple[LoanArrays, tuple[str, PoolHouseholds] | None]:
+    def read_then_work() -> tuple[LoanArrays, tuple[str, PoolHouseholds] | None,
+                                  tuple[LoansToAllocate, _Outcome[T]] | None]:
         loans = pool_loan_arrays(pool_sql.pool_loan_arrays(store.con, int(pool_id)),
                                  info.cutoff_date)  # the snapshot alone: no join
-        return loans, stored_households_under(store.con, int(pool_id), info.cutoff_date)
+        found = stored_households_under(store.con, int(pool_id), info.cutoff_date)
+        if found is None or len(loans) != len(found[1].borrower_code):
+            return loans, None, None
+        batch = LoansToAllocate(loans, found[1], int(pool_id), None, info.cutoff_date,
+                                found[1].household_limit)
+        return loans, found, (batch, _Outcome.of(work, batch))
 
-    key, (loans, found) = store.concurrently(current_household_key, snapshot_and_stored)
-    stored = found[1] if found is not None and found[0] == key else None
-    if stored is not None and len(loans) == len(stored.borrower_code):
-        return LoansToAllocate(loans, stored, int(pool_id), None, info.cutoff_date,
-                               stored.household_limit)
+    key, (loans, found, done) = store.concurrently(current_household_key, read_then_work)
+    if found is not None and found[0] == key and done is not None:
+        return done[0], done[1].result()
     # live: each loan's borrower and household limit, the snapshot joined to the book once
     live = sql.pool_households(store.con, int(pool_id), info.cutoff_date)
-    return LoansToAllocate(loans, live["borrower_id"], int(pool_id), None, info.cutoff_date,
-                           live["household_limit"])
+    batch = LoansToAllocate(loans, live["borrower_id"], int(pool_id), None, info.cutoff_date,
+                            live["household_limit"])
+    return batch, work(batch)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome(Generic[T]):
+    """What ``work(batch)`` returned, or the exception it raised (raised again by
+    :meth:`result`)."""
+
+    value: T | None
+    error: Exception | None
+
+    @staticmethod
+    def of(work: Callable[[LoansToAllocate], T], batch: LoansToAllocate) -> _Outcome[T]:
+        try:
+            return _Outcome(work(batch), None)
+        except Exception as exc:  # kept: raised if the batch proves current, else dropped
+            return _Outcome(None, exc)
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.value)
 
 
 def originated_loans(store: Store, start: dt.date, end: dt.date) -> LoansToAllocate:

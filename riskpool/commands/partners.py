@@ -19,13 +19,15 @@ import pandas as pd
 import typer
 
 from dashboards.xlsx import tape_xlsx
-from partners.allocation import allocate as run_allocation
 from partners.allocation import (
+    Allocation,
+    LoanRisk,
     loan_risk_from_assumptions,
     loan_risk_from_table,
     parse_mode,
     parse_objective,
 )
+from partners.allocation import allocate as run_allocation
 from partners.capital import (
     Framework,
     OriginatorApproach,
@@ -40,11 +42,12 @@ from partners.distributed import check_run_for_workers, disperse_on_cluster
 from partners.reconciliation import economic_views, reconcile
 from partners.records import (
     AllocationRequest,
+    LoansToAllocate,
     load_allocation,
     load_assumptions_file,
     originated_loans,
     partner_tape_table,
-    pool_loans,
+    pool_loans_then,
     run_party_paths,
     run_party_split,
     save_allocation,
@@ -121,19 +124,26 @@ def allocate(
     assumptions_v = load_assumptions_file(assumptions) if assumptions is not None else None
     store = open_store(db, read_only=dry_run)
     try:
-        batch = pool_loans(store, pool) if pool is not None else originated_loans(store, *window)  # type: ignore[misc]
-        day = _date(as_of, "--as-of") if as_of else batch.cutoff
-        if assumptions_v is not None:
-            risk = loan_risk_from_assumptions(batch.loans, assumptions_v)
-        elif registry.expected_loss is not None:
-            risk = loan_risk_from_table(batch.loans, registry.expected_loss)
+        def allocate_batch(batch: LoansToAllocate) -> tuple[dt.date, LoanRisk, Allocation]:
+            day = _date(as_of, "--as-of") if as_of else batch.cutoff
+            if assumptions_v is not None:
+                risk = loan_risk_from_assumptions(batch.loans, assumptions_v)
+            elif registry.expected_loss is not None:
+                risk = loan_risk_from_table(batch.loans, registry.expected_loss)
+            else:
+                raise ValidationError(must_be("expected loss source", "--assumptions FILE or an "
+                                              "[expected_loss] table in the partners file",
+                                              "neither", str(partners)))
+            return day, risk, run_allocation(
+                batch.loans, registry, mode=mode_v, objective=objective_v, risk=risk, as_of=day,
+                borrower_id=batch.borrowers, min_transfer_share=min_transfer,
+                household_limit=batch.household_limit)
+
+        if pool is not None:  # allocated while the pool's stored households are checked
+            batch, (day, risk, result) = pool_loans_then(store, pool, allocate_batch)
         else:
-            raise ValidationError(must_be("expected loss source", "--assumptions FILE or an "
-                                          "[expected_loss] table in the partners file", "neither",
-                                          str(partners)))
-        result = run_allocation(batch.loans, registry, mode=mode_v, objective=objective_v, risk=risk,
-                                as_of=day, borrower_id=batch.borrowers, min_transfer_share=min_transfer,
-                                household_limit=batch.household_limit)
+            batch = originated_loans(store, *window)  # type: ignore[misc]
+            day, risk, result = allocate_batch(batch)
         allocation_id = None
         if not dry_run:
             request = AllocationRequest(

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from partners.allocation import allocate
-from partners.records import pool_loans
+from partners.records import pool_loans, pool_loans_then
 from portfolio.book import households
 from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.errors import NotFound, ValidationError
@@ -329,3 +329,73 @@ def test_the_blobs_are_stored_uncompressed_and_an_older_table_is_rebuilt(writabl
     assert after.borrower_code is not None
     assert after.borrower_code.tobytes() == before.borrower_code.tobytes()
     assert after.household_limit.tobytes() == before.household_limit.tobytes()
+
+
+def _work(calls: list[bool]):
+    """A pool's work as ``pool_loans_then`` runs it: records whether each batch it was given
+    had the stored codes, returns the batch's household limits and borrower ids."""
+    def work(batch):
+        calls.append(batch.borrower_code is not None)
+        return batch.household_limit.copy(), np.asarray(batch.borrower_id)
+    return work
+
+
+def test_work_on_current_households_runs_once_and_is_kept(book) -> None:
+    db, pool_id = book
+    calls: list[bool] = []
+    with open_store(db, read_only=True) as store:
+        batch, (limits, ids) = pool_loans_then(store, pool_id, _work(calls))
+        plain = pool_loans(store, pool_id)
+    assert calls == [True]  # on the stored households, while their key was computed
+    assert batch.borrower_code is not None
+    assert batch.loans.balance.tobytes() == plain.loans.balance.tobytes()
+    np.testing.assert_array_equal(batch.borrower_code, plain.borrower_code)
+    assert limits.tobytes() == plain.household_limit.tobytes()
+    np.testing.assert_array_equal(ids, plain.borrower_id)
+
+
+def test_work_on_stale_households_is_discarded_and_run_again_on_the_live(writable) -> None:
+    db, pool_id = writable
+    calls: list[bool] = []
+    with open_store(db) as store:
+        target = str(pool_loans(store, pool_id).loans.loan_id[0])
+        store.con.execute("UPDATE loans SET credit_limit = coalesce(credit_limit, principal) "
+                          "+ 1000 WHERE loan_id = ?", [target])
+        batch, (limits, ids) = pool_loans_then(store, pool_id, _work(calls))
+        live = _live(store.con, pool_id)
+    assert calls == [True, False]  # the stored ones first, then the live ones, kept
+    assert batch.borrower_code is None
+    assert limits.tobytes() == live["household_limit"].tobytes()
+    np.testing.assert_array_equal(ids, live["borrower_id"])
+
+
+def test_an_error_of_work_is_raised_only_if_the_households_are_current(writable) -> None:
+    db, pool_id = writable
+
+    def fails_on_stored(batch):
+        if batch.borrower_code is not None:
+            raise ValidationError("work failed on the stored households")
+        return "live"
+
+    with open_store(db) as store:
+        with pytest.raises(ValidationError, match="on the stored households"):
+            pool_loans_then(store, pool_id, fails_on_stored)
+        store.con.execute("INSERT INTO ingest_batches VALUES (999, 'loans', 'x', 'x', 0, 0, 0, "
+                          "now()::TIMESTAMP, now()::TIMESTAMP, NULL)")
+        batch, got = pool_loans_then(store, pool_id, fails_on_stored)  # stale: run live
+    assert got == "live" and batch.borrower_code is None
+
+
+def test_work_without_stored_households_or_in_a_transaction_runs_once(writable) -> None:
+    db, pool_id = writable
+    with open_store(db) as store:
+        calls: list[bool] = []
+        with store.transaction():  # the key first, on this connection, then the work
+            batch, _ = pool_loans_then(store, pool_id, _work(calls))
+        assert calls == [True] and batch.borrower_code is not None
+        store.con.execute("DROP TABLE pool_households")
+        calls.clear()
+        batch, (limits, _) = pool_loans_then(store, pool_id, _work(calls))
+        live = _live(store.con, pool_id)
+    assert calls == [False] and batch.borrower_code is None
+    assert limits.tobytes() == live["household_limit"].tobytes()
