@@ -990,6 +990,180 @@ class CheckReport:
                 "loan_rule_findings": [b.as_dict() for b in self.loan_rule_findings]}
 
 
+@dataclass
+class _Report:
+    """A re-check's report as its checks run: :func:`verify_allocation` and its oracle
+    :func:`verify_allocation_np` find the values their own ways and report each check
+    through the one method for it (its item, and its breach worded once), so that the two
+    reports agree check for check."""
+
+    loan_id: np.ndarray
+    items: list[dict[str, Any]] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+
+    def item(self, name: str, party: str | None, value: float, limit: float, ok: bool) -> None:
+        self.items.append({"check": name, "party": party, "value": float(value),
+                           "limit": float(limit), "ok": bool(ok)})
+
+    def _ids(self, bad: np.ndarray) -> tuple[str, ...]:
+        return tuple(map(str, self.loan_id[bad][:20]))
+
+    def shares(self, name: str, n_bad: int, amount: float, bad: np.ndarray | None) -> None:
+        """A check on the shares' values: ``n_bad`` rows break it (``bad`` the mask, needed
+        only when some do)."""
+        self.item(name, None, n_bad, 0, not n_bad)
+        if n_bad:
+            assert bad is not None
+            self.breaches.append(Breach("shares", f"{name}: {n_bad} loan(s) break it", amount,
+                                        "share", None, n_bad, self._ids(bad)))
+
+    def forward_flow(self, shares: np.ndarray) -> None:
+        """Forward flow: every loan held whole by one party."""
+        whole = np.all((shares == 0) | (shares == 1), axis=1)
+        n_split = int((~whole).sum())
+        self.item("forward flow: whole loans", None, n_split, 0, not n_split)
+        if n_split:
+            self.breaches.append(Breach("forward-flow", f"forward flow: {n_split} loan(s) are "
+                                        "split", float(n_split), "loans", None, n_split,
+                                        self._ids(~whole)))
+
+    def loan_rules(self, loans: LoanArrays, registry: Registry, as_of: dt.date,
+                   borrower_id: np.ndarray | None, household_limit: np.ndarray | None,
+                   excess: Mapping[str, np.ndarray] | None, funded_any: np.ndarray
+                   ) -> tuple[dict[str, Any], list[Breach]]:
+        """No partner may hold a share of a loan that breaks a loan rule in force: per rule,
+        the pool's loans breaking it (``excluded`` counts, the findings) and the
+        partner-funded ones among them (breaches); returns (excluded, findings)."""
+        excluded: dict[str, Any] = {}
+        findings: list[Breach] = []
+        for rule in registry.rules:
+            if rule.scope == "loan" and rule.applies_on(as_of):
+                excess_r = (excess[rule.id] if excess is not None and rule.id in excess
+                            else loan_rule_excess(rule, loans, borrower_id, household_limit))
+                pool_breach = check_loan_rule(rule, loans, borrower_id, excess=excess_r)
+                excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
+                findings.extend(pool_breach)
+                # the partner-funded loans breaking it are among the pool's
+                found = (check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
+                                         excess=excess_r) if pool_breach else [])
+                self.item(f"{rule.id} on partner-funded loans", None,
+                          found[0].n_loans if found else 0, 0, not found)
+                self.breaches.extend(found)
+        return excluded, findings
+
+    def platform_share(self, found: list[Breach], min_platform: float, floor: float) -> None:
+        """R1: ``found`` its breaches, ``min_platform`` the smallest platform share of a
+        partner-funded loan (1.0 when none is)."""
+        self.item("R1 platform share of joint loans", PLATFORM_ID, min_platform, floor,
+                  not found)
+        self.breaches.extend(found)
+
+    def platform_funding(self, registry: Registry, as_of: dt.date) -> None:
+        """R7, when in force."""
+        r7 = registry.rule("R7")
+        if r7.applies_on(as_of):
+            found = check_platform_funding(r7, registry.platform)
+            self.item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
+            self.breaches.extend(found)
+
+    def eligibility(self, p: Partner, cname: str, n_bad: int, bad: np.ndarray | None,
+                    amt: np.ndarray) -> None:
+        """Partner ``p``'s eligibility criterion ``cname``: ``n_bad`` loans it holds fail it
+        (``bad`` the mask, needed only when some do), ``amt`` its amount per loan."""
+        self.item(f"eligibility.{cname}", p.id, n_bad, 0, not n_bad)
+        if n_bad:
+            assert bad is not None
+            b = bad
+            self.breaches.append(Breach("eligibility", f"eligibility ({p.id}): {int(b.sum())} "
+                                        f"loan(s) fail {cname}, {float(amt[b].sum()):,.2f} CNY",
+                                        float(amt[b].sum()), "CNY", p.id, int(b.sum()),
+                                        self._ids(b)))
+
+    def party_amount(self, p: Partner, funded: float, held: np.ndarray, mode: Mode,
+                     balance: np.ndarray, registry: Registry, as_of: dt.date) -> None:
+        """Partner ``p`` funding ``funded`` CNY (``held``: the loans it holds a share of):
+        its capacity, its commitment and the R2 / R3 limits in force."""
+        tol = AMOUNT_TOL + REL_TOL * max(funded, 1.0)
+        self.item("capacity", p.id, funded, p.capacity, funded <= p.capacity + tol)
+        if funded > p.capacity + tol:
+            self.breaches.append(Breach("capacity", f"capacity ({p.id}): funds {funded:,.2f} > "
+                                        f"capacity {p.capacity:,.2f}; over by "
+                                        f"{funded - p.capacity:,.2f} CNY",
+                                        funded - p.capacity, "CNY", p.id))
+        if p.commitment > 0:
+            slack = _rounding_allowance(mode, balance, held, p.commitment)
+            ok = funded >= p.commitment - slack
+            self.item("commitment", p.id, funded, p.commitment, ok)
+            if not ok:
+                self.breaches.append(Breach("commitment", f"commitment ({p.id}): funds "
+                                            f"{funded:,.2f} < {p.commitment:,.2f}",
+                                            p.commitment - funded, "CNY", p.id))
+        for rid in ("R2", "R3"):
+            rule = registry.rule(rid)
+            if rule.applies_on(as_of):
+                found = check_party_amount(rule, p, funded)
+                head = r2_headroom(rule, p) if rid == "R2" else r3_headroom(rule, p)
+                if head is not None:
+                    self.item(rid, p.id, funded, head, not found)
+                self.breaches.extend(found)
+
+    def local_region(self, p: Partner, found: list[Breach]) -> None:
+        """R4 for local bank ``p``: ``found`` its breaches."""
+        self.item("R4", p.id, found[0].amount if found else 0.0, 0.0, not found)
+        self.breaches.extend(found)
+
+    def concentration(self, p: Partner, cname: str, by: np.ndarray, labels: Any,
+                      limit: float) -> None:
+        """Partner ``p``'s largest share of its book in one region or score band: ``by`` the
+        shares per code, ``labels[k]`` code k's name."""
+        worst = int(np.argmax(by))
+        ok = by[worst] <= limit + SHARE_TOL
+        self.item(f"concentration.{cname}", p.id, by[worst], limit, ok)
+        if not ok:
+            self.breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} "
+                                        f"{labels[worst]} is {by[worst]:.4%} of its book > "
+                                        f"{limit:.2%}", float(by[worst] - limit), "share", p.id))
+
+    def yield_floor(self, p: Partner, wy: float) -> None:
+        """Partner ``p``'s balance-weighted APR − EL ``wy`` against its required yield."""
+        ok = wy >= p.required_yield - SHARE_TOL
+        self.item("yield floor", p.id, wy, p.required_yield, ok)
+        if not ok:
+            self.breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < "
+                                        f"required {p.required_yield:.4%}",
+                                        p.required_yield - wy, "apr", p.id))
+
+    def minimum_transfer(self, shares: np.ndarray, balance: np.ndarray, funded_any: np.ndarray,
+                         mode: Mode, min_transfer_share: float) -> None:
+        """The share of the pool moved off the platform, when a minimum is asked for."""
+        if min_transfer_share <= 0:
+            return
+        moved = float((shares[:, 1:].sum(axis=1) * balance).sum())
+        need = min_transfer_share * float(balance.sum())
+        slack = _rounding_allowance(mode, balance, funded_any, need)
+        self.item("minimum transfer", None, moved, need, moved >= need - slack)
+        if moved < need - slack:
+            self.breaches.append(Breach("minimum transfer", f"minimum transfer: moved "
+                                        f"{moved:,.2f} < {need:,.2f}", need - moved, "CNY"))
+
+    def report(self, excluded: dict[str, Any], findings: list[Breach]) -> CheckReport:
+        return CheckReport(not self.breaches, tuple(self.breaches), tuple(self.items),
+                           excluded, tuple(findings))
+
+
+def _checked_shares(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
+                    registry: Registry) -> np.ndarray:
+    """``shares`` as float64, shaped (n_loans, n_parties) with the registry's parties in its
+    order, else ``AllocationError``."""
+    n = len(loans)
+    shares = np.asarray(shares, dtype=np.float64)
+    expected = registry.party_ids
+    if tuple(party_ids) != expected or shares.shape != (n, len(expected)):
+        raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
+                                      f"{shares.shape} with {tuple(party_ids)}"))
+    return shares
+
+
 def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
                       registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
                       borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0,
@@ -998,19 +1172,9 @@ def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple
     """:func:`verify_allocation` in numpy array passes (its oracle, and what it runs for more
     than 7 parties or loans without a region)."""
     mode = parse_mode(mode)
-    breaches: list[Breach] = []
-    items: list[dict[str, Any]] = []
-
-    def item(name: str, party: str | None, value: float, limit: float, ok: bool) -> None:
-        items.append({"check": name, "party": party, "value": float(value), "limit": float(limit),
-                      "ok": bool(ok)})
-
     n = len(loans)
-    shares = np.asarray(shares, dtype=np.float64)
-    expected = registry.party_ids
-    if tuple(party_ids) != expected or shares.shape != (n, len(expected)):
-        raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
-                                      f"{shares.shape} with {tuple(party_ids)}"))
+    shares = _checked_shares(loans, shares, party_ids, registry)
+    out = _Report(loans.loan_id)
     # shares: in [0, 1], rows sum to 1 (exactly, on the 2^-32 grid)
     # whole-array passes first; the per-loan flags only when some value is off (min and max
     # propagate NaN, and ±inf falls outside [0, 1]: within bounds means finite too)
@@ -1025,49 +1189,23 @@ def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple
     bad_sum = np.abs(row_sum - 1.0) > 1e-12
     for name, bad, amount in (("shares in [0, 1]", bad_range, 1.0),
                               ("shares sum to 1", bad_sum, float(np.max(np.abs(row_sum - 1.0))) if n else 0.0)):
-        item(name, None, int(bad.sum()), 0, not bad.any())
-        if bad.any():
-            breaches.append(Breach("shares", f"{name}: {int(bad.sum())} loan(s) break it", amount, "share",
-                                   None, int(bad.sum()), tuple(map(str, loans.loan_id[bad][:20]))))
+        out.shares(name, int(bad.sum()), amount, bad)
     if mode is Mode.FORWARD_FLOW:
-        whole = np.all((shares == 0) | (shares == 1), axis=1)
-        item("forward flow: whole loans", None, int((~whole).sum()), 0, bool(whole.all()))
-        if not whole.all():
-            breaches.append(Breach("forward-flow", f"forward flow: {int((~whole).sum())} loan(s) are split",
-                                   float((~whole).sum()), "loans", None, int((~whole).sum()),
-                                   tuple(map(str, loans.loan_id[~whole][:20]))))
+        out.forward_flow(shares)
     partner_sh = by_party[:, 1:]
     funded_any = np.zeros(n, dtype=bool)
     for j in range(partner_sh.shape[1]):  # column by column: no (n, k) temporary
         funded_any |= partner_sh[:, j] > 0
-    # loan rules: no partner may hold a share of a loan that breaks one
-    excluded: dict[str, Any] = {}
-    findings: list[Breach] = []
-    for rule in registry.rules:
-        if rule.scope == "loan" and rule.applies_on(as_of):
-            excess_r = (excess[rule.id] if excess is not None and rule.id in excess
-                        else loan_rule_excess(rule, loans, borrower_id, household_limit))
-            pool_breach = check_loan_rule(rule, loans, borrower_id, excess=excess_r)
-            excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
-            findings.extend(pool_breach)
-            found = check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
-                                    excess=excess_r)
-            item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
-            breaches.extend(found)
+    excluded, findings = out.loan_rules(loans, registry, as_of, borrower_id, household_limit,
+                                        excess, funded_any)
     r1 = registry.rule("R1")
     if mode is Mode.JOINT and r1.applies_on(as_of):
         partner_total = (_row_sums(partner_sh) if partner_sh.shape[1] < 8
                          else shares[:, 1:].sum(axis=1))
-        found = check_platform_share(r1, loans, by_party[:, 0], partner_total)
-        item("R1 platform share of joint loans", PLATFORM_ID,
-             float(np.min(by_party[funded_any, 0])) if funded_any.any() else 1.0,
-             float(r1.params["min_platform_share"]), not found)
-        breaches.extend(found)
-    r7 = registry.rule("R7")
-    if r7.applies_on(as_of):
-        found = check_platform_funding(r7, registry.platform)
-        item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
-        breaches.extend(found)
+        out.platform_share(check_platform_share(r1, loans, by_party[:, 0], partner_total),
+                           float(np.min(by_party[funded_any, 0])) if funded_any.any() else 1.0,
+                           float(r1.params["min_platform_share"]))
+    out.platform_funding(registry, as_of)
     cashflow_apr = loans.cashflow_apr
     net = cashflow_apr - risk.el_rate
     region_code, region_names = region_codes(loans.region)
@@ -1089,38 +1227,11 @@ def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple
             crit["regions"] = ~np.isin(region_names, np.asarray(e.regions, dtype=object))[region_code]
         for cname, fails in crit.items():
             bad = held & fails
-            item(f"eligibility.{cname}", p.id, int(bad.sum()), 0, not bad.any())
-            if bad.any():
-                breaches.append(Breach("eligibility", f"eligibility ({p.id}): {int(bad.sum())} loan(s) "
-                                       f"fail {cname}, {float(amt[bad].sum()):,.2f} CNY",
-                                       float(amt[bad].sum()), "CNY", p.id, int(bad.sum()),
-                                       tuple(map(str, loans.loan_id[bad][:20]))))
-        tol = AMOUNT_TOL + REL_TOL * max(funded, 1.0)
-        item("capacity", p.id, funded, p.capacity, funded <= p.capacity + tol)
-        if funded > p.capacity + tol:
-            breaches.append(Breach("capacity", f"capacity ({p.id}): funds {funded:,.2f} > capacity "
-                                   f"{p.capacity:,.2f}; over by {funded - p.capacity:,.2f} CNY",
-                                   funded - p.capacity, "CNY", p.id))
-        if p.commitment > 0:
-            slack = _rounding_allowance(mode, loans.balance, held, p.commitment)
-            ok = funded >= p.commitment - slack
-            item("commitment", p.id, funded, p.commitment, ok)
-            if not ok:
-                breaches.append(Breach("commitment", f"commitment ({p.id}): funds {funded:,.2f} < "
-                                       f"{p.commitment:,.2f}", p.commitment - funded, "CNY", p.id))
-        for rid in ("R2", "R3"):
-            rule = registry.rule(rid)
-            if rule.applies_on(as_of):
-                found = check_party_amount(rule, p, funded)
-                head = r2_headroom(rule, p) if rid == "R2" else r3_headroom(rule, p)
-                if head is not None:
-                    item(rid, p.id, funded, head, not found)
-                breaches.extend(found)
+            out.eligibility(p, cname, int(bad.sum()), bad, amt)
+        out.party_amount(p, funded, held, mode, loans.balance, registry, as_of)
         r4 = registry.rule("R4")
         if r4.applies_on(as_of) and p.is_local_bank:
-            found = check_local_region(r4, p, loans, sh)
-            item("R4", p.id, found[0].amount if found else 0.0, 0.0, not found)
-            breaches.extend(found)
+            out.local_region(p, check_local_region(r4, p, loans, sh))
         if funded > 0:
             c = p.concentration
             for cname, key, limit in (("region", region_code, c.max_region_share),
@@ -1137,30 +1248,11 @@ def verify_allocation_np(loans: LoanArrays, shares: np.ndarray, party_ids: tuple
                 else:  # a missing region (code -1): factorise the codes held
                     inv, keys = pd.factorize(codes, sort=True)
                     by = np.bincount(inv, weights=amt[held]) / funded
-                worst = int(np.argmax(by))
-                ok = by[worst] <= limit + SHARE_TOL
-                label = (region_names[int(keys[worst])] if cname == "region"
-                         else SCORE_BAND_LABELS[int(keys[worst])])
-                item(f"concentration.{cname}", p.id, by[worst], limit, ok)
-                if not ok:
-                    breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} {label} is "
-                                           f"{by[worst]:.4%} of its book > {limit:.2%}",
-                                           float(by[worst] - limit), "share", p.id))
-            wy = float((amt * net).sum() / funded)
-            ok = wy >= p.required_yield - SHARE_TOL
-            item("yield floor", p.id, wy, p.required_yield, ok)
-            if not ok:
-                breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < required "
-                                       f"{p.required_yield:.4%}", p.required_yield - wy, "apr", p.id))
-    if min_transfer_share > 0:
-        moved = float((shares[:, 1:].sum(axis=1) * loans.balance).sum())
-        need = min_transfer_share * float(loans.balance.sum())
-        slack = _rounding_allowance(mode, loans.balance, funded_any, need)
-        item("minimum transfer", None, moved, need, moved >= need - slack)
-        if moved < need - slack:
-            breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
-                                   need - moved, "CNY"))
-    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded, tuple(findings))
+                names = region_names if cname == "region" else SCORE_BAND_LABELS
+                out.concentration(p, cname, by, [names[int(k)] for k in keys], limit)
+            out.yield_floor(p, float((amt * net).sum() / funded))
+    out.minimum_transfer(shares, loans.balance, funded_any, mode, min_transfer_share)
+    return out.report(excluded, findings)
 
 
 def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[str, ...],
@@ -1182,23 +1274,13 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
     to name the loans and amounts."""
     mode = parse_mode(mode)
     n = len(loans)
-    shares = np.asarray(shares, dtype=np.float64)
-    expected = registry.party_ids
-    if tuple(party_ids) != expected or shares.shape != (n, len(expected)):
-        raise AllocationError(must_be("shares", f"shaped ({n}, {len(expected)}) with parties {expected}",
-                                      f"{shares.shape} with {tuple(party_ids)}"))
+    shares = _checked_shares(loans, shares, party_ids, registry)
     region_code, region_names = region_codes(loans.region)
     if n == 0 or not 2 <= shares.shape[1] <= 7 or int(region_code.min()) < 0:
         return verify_allocation_np(loans, shares, party_ids, registry, risk, mode, as_of,
                                     borrower_id, min_transfer_share, household_limit, excess)
     shares = np.ascontiguousarray(shares)
-    breaches: list[Breach] = []
-    items: list[dict[str, Any]] = []
-
-    def item(name: str, party: str | None, value: float, limit: float, ok: bool) -> None:
-        items.append({"check": name, "party": party, "value": float(value), "limit": float(limit),
-                      "ok": bool(ok)})
-
+    out = _Report(loans.loan_id)
     r1 = registry.rule("R1")
     r1_on = mode is Mode.JOINT and r1.applies_on(as_of)
     r1_floor = float(r1.params["min_platform_share"]) if r1_on else 0.0
@@ -1208,45 +1290,18 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
     if n_bad_range:  # NaN or out of range: the array checks name the rows and the amounts
         return verify_allocation_np(loans, shares, party_ids, registry, risk, mode, as_of,
                                     borrower_id, min_transfer_share, household_limit, excess)
-    item("shares in [0, 1]", None, 0, 0, True)
-    item("shares sum to 1", None, n_bad_sum, 0, not n_bad_sum)
-    if n_bad_sum:
-        bad_sum = np.abs(_row_sums(shares) - 1.0) > 1e-12
-        breaches.append(Breach("shares", f"shares sum to 1: {n_bad_sum} loan(s) break it",
-                               float(stats[0]), "share", None, n_bad_sum,
-                               tuple(map(str, loans.loan_id[bad_sum][:20]))))
+    out.shares("shares in [0, 1]", 0, 1.0, None)
+    out.shares("shares sum to 1", n_bad_sum, float(stats[0]),
+               np.abs(_row_sums(shares) - 1.0) > 1e-12 if n_bad_sum else None)
     if mode is Mode.FORWARD_FLOW:
-        whole = np.all((shares == 0) | (shares == 1), axis=1)
-        item("forward flow: whole loans", None, int((~whole).sum()), 0, bool(whole.all()))
-        if not whole.all():
-            breaches.append(Breach("forward-flow", f"forward flow: {int((~whole).sum())} loan(s) are split",
-                                   float((~whole).sum()), "loans", None, int((~whole).sum()),
-                                   tuple(map(str, loans.loan_id[~whole][:20]))))
-    # loan rules: no partner may hold a share of a loan that breaks one
-    excluded: dict[str, Any] = {}
-    findings: list[Breach] = []
-    for rule in registry.rules:
-        if rule.scope == "loan" and rule.applies_on(as_of):
-            excess_r = (excess[rule.id] if excess is not None and rule.id in excess
-                        else loan_rule_excess(rule, loans, borrower_id, household_limit))
-            pool_breach = check_loan_rule(rule, loans, borrower_id, excess=excess_r)
-            excluded[rule.id] = pool_breach[0].n_loans if pool_breach else 0
-            findings.extend(pool_breach)
-            found = (check_loan_rule(rule, loans, borrower_id, funded_by_partner=funded_any,
-                                     excess=excess_r) if pool_breach else [])
-            item(f"{rule.id} on partner-funded loans", None, found[0].n_loans if found else 0, 0, not found)
-            breaches.extend(found)
+        out.forward_flow(shares)
+    excluded, findings = out.loan_rules(loans, registry, as_of, borrower_id, household_limit,
+                                        excess, funded_any)
     if r1_on:
-        found = (check_platform_share(r1, loans, shares[:, 0], _row_sums(shares[:, 1:]))
-                 if n_r1_bad else [])
-        item("R1 platform share of joint loans", PLATFORM_ID,
-             float(stats[1]) if n_funded else 1.0, r1_floor, not found)
-        breaches.extend(found)
-    r7 = registry.rule("R7")
-    if r7.applies_on(as_of):
-        found = check_platform_funding(r7, registry.platform)
-        item("R7 platform funding", PLATFORM_ID, len(found), 0, not found)
-        breaches.extend(found)
+        out.platform_share(check_platform_share(r1, loans, shares[:, 0],
+                                                _row_sums(shares[:, 1:])) if n_r1_bad else [],
+                           float(stats[1]) if n_funded else 1.0, r1_floor)
+    out.platform_funding(registry, as_of)
     cashflow_apr = loans.cashflow_apr
     net = cashflow_apr - risk.el_rate
     band = loans.score_band
@@ -1281,39 +1336,11 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
             crit_names.append("regions")
         for k, cname in enumerate(crit_names):
             n_bad = int(counts[1 + k])
-            item(f"eligibility.{cname}", p.id, n_bad, 0, not n_bad)
-            if n_bad:
-                bad = (sh > 0) & _criterion_fails(cname, loans, p, cashflow_apr,
-                                                  region_ok[region_code])
-                breaches.append(Breach("eligibility", f"eligibility ({p.id}): {int(bad.sum())} loan(s) "
-                                       f"fail {cname}, {float(amt[bad].sum()):,.2f} CNY",
-                                       float(amt[bad].sum()), "CNY", p.id, int(bad.sum()),
-                                       tuple(map(str, loans.loan_id[bad][:20]))))
-        tol = AMOUNT_TOL + REL_TOL * max(funded, 1.0)
-        item("capacity", p.id, funded, p.capacity, funded <= p.capacity + tol)
-        if funded > p.capacity + tol:
-            breaches.append(Breach("capacity", f"capacity ({p.id}): funds {funded:,.2f} > capacity "
-                                   f"{p.capacity:,.2f}; over by {funded - p.capacity:,.2f} CNY",
-                                   funded - p.capacity, "CNY", p.id))
-        if p.commitment > 0:
-            slack = _rounding_allowance(mode, loans.balance, sh > 0, p.commitment)
-            ok = funded >= p.commitment - slack
-            item("commitment", p.id, funded, p.commitment, ok)
-            if not ok:
-                breaches.append(Breach("commitment", f"commitment ({p.id}): funds {funded:,.2f} < "
-                                       f"{p.commitment:,.2f}", p.commitment - funded, "CNY", p.id))
-        for rid in ("R2", "R3"):
-            rule = registry.rule(rid)
-            if rule.applies_on(as_of):
-                found = check_party_amount(rule, p, funded)
-                head = r2_headroom(rule, p) if rid == "R2" else r3_headroom(rule, p)
-                if head is not None:
-                    item(rid, p.id, funded, head, not found)
-                breaches.extend(found)
+            out.eligibility(p, cname, n_bad, (sh > 0) & _criterion_fails(
+                cname, loans, p, cashflow_apr, region_ok[region_code]) if n_bad else None, amt)
+        out.party_amount(p, funded, sh > 0, mode, loans.balance, registry, as_of)
         if local:
-            found = check_local_region(r4, p, loans, sh) if counts[6] else []
-            item("R4", p.id, found[0].amount if found else 0.0, 0.0, not found)
-            breaches.extend(found)
+            out.local_region(p, check_local_region(r4, p, loans, sh) if counts[6] else [])
         if funded > 0:
             c = p.concentration
             for cname, sums, limit in (("region", by_region, c.max_region_share),
@@ -1322,30 +1349,12 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                     continue
                 # the held amounts summed per code in loan order (the pass); codes not held
                 # sum to 0 and are never the largest (funded > 0)
-                by = sums / funded
-                worst = int(np.argmax(by))
-                ok = by[worst] <= limit + SHARE_TOL
-                label = region_names[worst] if cname == "region" else SCORE_BAND_LABELS[worst]
-                item(f"concentration.{cname}", p.id, by[worst], limit, ok)
-                if not ok:
-                    breaches.append(Breach("concentration", f"concentration ({p.id}): {cname} {label} is "
-                                           f"{by[worst]:.4%} of its book > {limit:.2%}",
-                                           float(by[worst] - limit), "share", p.id))
-            wy = float(amt_net.sum() / funded)
-            ok = wy >= p.required_yield - SHARE_TOL
-            item("yield floor", p.id, wy, p.required_yield, ok)
-            if not ok:
-                breaches.append(Breach("yield", f"yield floor ({p.id}): WA APR - EL {wy:.4%} < required "
-                                       f"{p.required_yield:.4%}", p.required_yield - wy, "apr", p.id))
-    if min_transfer_share > 0:
-        moved = float((shares[:, 1:].sum(axis=1) * loans.balance).sum())
-        need = min_transfer_share * float(loans.balance.sum())
-        slack = _rounding_allowance(mode, loans.balance, funded_any, need)
-        item("minimum transfer", None, moved, need, moved >= need - slack)
-        if moved < need - slack:
-            breaches.append(Breach("minimum transfer", f"minimum transfer: moved {moved:,.2f} < {need:,.2f}",
-                                   need - moved, "CNY"))
-    return CheckReport(not breaches, tuple(breaches), tuple(items), excluded, tuple(findings))
+                out.concentration(p, cname, sums / funded,
+                                  region_names if cname == "region" else SCORE_BAND_LABELS,
+                                  limit)
+            out.yield_floor(p, float(amt_net.sum() / funded))
+    out.minimum_transfer(shares, loans.balance, funded_any, mode, min_transfer_share)
+    return out.report(excluded, findings)
 
 
 def _criterion_fails(name: str, loans: LoanArrays, p: Partner, cashflow_apr: np.ndarray,
