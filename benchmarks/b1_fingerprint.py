@@ -47,8 +47,9 @@ from bench_b1 import _three_partner_registry, setup, sizes
 from dashboards.access import Viewer
 from dashboards.reports import collect_sections, report_viewer
 from partners.allocation import allocate, loan_risk_from_assumptions
-from partners.dispersion import disperse_paths
+from partners.dispersion import Dispersion, disperse_paths, party_paths, waterfall_totals
 from partners.records import pool_loans
+from partners.registry import PLATFORM_ID
 from portfolio.book.calibration import calibrate_from_store
 from portfolio.book.pools import create_pool, get_pool, parse_criteria
 from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
@@ -118,6 +119,21 @@ def _registry() -> Any:
     return _three_partner_registry()
 
 
+def with_retained_waterfall(disp: Dispersion, deal: Any, paths: Any, profile: Any) -> Dispersion:
+    """The dispersion as the fingerprints were recorded: the platform's retained
+    securitisation ("both") with its whole waterfall. ``disperse_paths`` keeps that
+    waterfall's per-path totals only (``securitise_totals``); it is run again here in full
+    and must give exactly those totals (else ``RuntimeError``), then stands in for them."""
+    s = disp.securitisations.get("both")
+    if s is None:
+        return disp
+    full = run_waterfall(deal, party_paths(paths, PLATFORM_ID), replenishment=profile)
+    if s.totals is None or digest(waterfall_totals(full)) != digest(s.totals):
+        raise RuntimeError("the retained securitisation's totals are not its waterfall's")
+    both = dataclasses.replace(s, waterfall=full, totals=None)
+    return dataclasses.replace(disp, securitisations={**disp.securitisations, "both": both})
+
+
 def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths: int) -> dict[str, str]:
     with open_store(db, read_only=True) as store:
         pool = get_pool(store, pool_id)
@@ -132,8 +148,9 @@ def fingerprint(db: Path, pool_id: int, a_path: Path, pool_loans_n: int, n_paths
     profile = replenishment_for(deal, loans, a, n_paths, 2026, cutoff=pool.cutoff_date)
     wf = run_waterfall(deal, paths, replenishment=profile)
     table = tranche_table(deal, wf, paths)
-    disp = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
-                          replenishment=profile, waterfall=wf)
+    disp = with_retained_waterfall(
+        disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
+                       replenishment=profile, waterfall=wf), deal, paths, profile)
     pool_arrays = {f.name: getattr(paths, f.name) for f in dataclasses.fields(paths)
                    if f.name != "party_flows"
                    and ("PoolPaths", f.name) not in ADDED_OPTIONAL}

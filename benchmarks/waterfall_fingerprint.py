@@ -17,9 +17,12 @@ Cases (every option of the deal format appears in some random structure):
     python benchmarks/waterfall_fingerprint.py --record FILE   # write it
     python benchmarks/waterfall_fingerprint.py --check FILE    # compare; exit 1 on a change
     python benchmarks/waterfall_fingerprint.py --threads 3 --check FILE  # paths on 3 threads
+    python benchmarks/waterfall_fingerprint.py --part          # run_waterfall_part's arrays
 
 ``--threads N`` runs every case with ``run_waterfall(..., threads=N)`` (its paths cut into N
 ranges, one thread each; default: the library's own choice): the fingerprint must not change.
+``--part`` runs every case again with ``run_waterfall_part`` keeping a random half of the
+arrays (seeded per case) and compares each kept array's bytes with the full run's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +184,20 @@ def random_priority(rng: np.random.Generator, tranches: list[dict[str, Any]],
     return steps + body + [{"step": "residual"}]
 
 
-def fingerprint(threads: int | None = None) -> dict[str, str]:
-    out: dict[str, str] = {}
+Case = tuple[str, Any, PoolPaths, PoolPaths | None]  # label, deal, paths, replenishment
 
-    def run_waterfall(deal: Any, paths: PoolPaths,
-                      replenishment: PoolPaths | None = None) -> Any:
-        return waterfall.run_waterfall(deal, paths, replenishment, threads=threads)
 
+def cases() -> Iterator[Case]:
+    """Every case of the fingerprint, in order: (label, deal, paths, replenishment)."""
     base = pool(3000, 30, 2026)
     stressed = pool(3000, 30, 2027, pd=0.02, rho=0.3)
     profile = pool(3000, 18, 99, term=12, initial=1e6)
     for label, file in (("cn", "deal_cn_consumer.toml"), ("us", "deal_us_consumer.toml")):
         deal = load_deal(ROOT / "examples" / file)
-        out[f"{label}/base"] = digest(run_waterfall(deal, base))
-        out[f"{label}/stressed"] = digest(run_waterfall(deal, stressed))
-        out[f"{label}/base+profile"] = digest(run_waterfall(deal, base, replenishment=profile))
-        out[f"{label}/stressed+profile"] = digest(run_waterfall(deal, stressed, replenishment=profile))
+        yield f"{label}/base", deal, base, None
+        yield f"{label}/stressed", deal, stressed, None
+        yield f"{label}/base+profile", deal, base, profile
+        yield f"{label}/stressed+profile", deal, stressed, profile
     rng = np.random.default_rng(20260115)
     for k in range(N_RANDOM):
         d = random_deal(rng)
@@ -209,8 +211,33 @@ def fingerprint(threads: int | None = None) -> dict[str, str]:
         if deal.revolving_months and rng.random() < 0.5:
             prof = pool(200, int(rng.integers(1, 25)), 5000 + k, term=int(rng.integers(1, 25)),
                         initial=float(rng.uniform(1, 1e6)))
-        out[f"random/{k:03d}"] = digest(run_waterfall(deal, paths, replenishment=prof))
-    return out
+        yield f"random/{k:03d}", deal, paths, prof
+
+
+def fingerprint(threads: int | None = None) -> dict[str, str]:
+    return {label: digest(waterfall.run_waterfall(deal, paths, prof, threads=threads))
+            for label, deal, paths, prof in cases()}
+
+
+def part_mismatches(threads: int | None = None) -> list[str]:
+    """Every case run again with ``run_waterfall_part`` keeping a random half of the
+    result's arrays (seeded per case): the cases where a kept array's bytes differ from the
+    full run's (or a kept array is missing, or one not kept is there)."""
+    bad = []
+    for k, (label, deal, paths, prof) in enumerate(cases()):
+        full = waterfall.run_waterfall(deal, paths, prof, threads=threads)
+        every = waterfall.Tape.allocate(deal, 1, 1)  # every array's key (group, name)
+        pick = np.random.default_rng(k).random(len(every)) < 0.5
+        keep = {name if group in ("tranche", "pool", "flag") else f"{group}.{name}"
+                for (group, name), p in zip(every, pick, strict=True) if p}
+        part = waterfall.run_waterfall_part(deal, paths, prof, keep=keep, threads=threads)
+        want = {key: (getattr(full, key[1]) if key[0] in ("tranche", "pool", "flag")
+                      else getattr(full, key[0])[key[1]])
+                for key, p in zip(every, pick, strict=True) if p}
+        if set(part.arrays) != set(want) or any(
+                digest(part.arrays[key]) != digest(v) for key, v in want.items()):
+            bad.append(label)
+    return bad
 
 
 def main() -> int:
@@ -218,7 +245,15 @@ def main() -> int:
     ap.add_argument("--record", type=Path)
     ap.add_argument("--check", type=Path)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--part", action="store_true",
+                    help="check run_waterfall_part on every case (a random half of the arrays "
+                    "kept, bytes as the full run's); exit 1 on a difference")
     args = ap.parse_args()
+    if args.part:
+        bad = part_mismatches(args.threads)
+        print(f"run_waterfall_part: {N_RANDOM + 8} cases, {len(bad)} differ"
+              + (": " + ", ".join(bad) if bad else ""))
+        return 1 if bad else 0
     got = fingerprint(args.threads)
     if args.record:
         args.record.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")

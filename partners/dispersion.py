@@ -75,7 +75,7 @@ from portfolio.errors import must_be
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths, ReplenishmentProfile
 from portfolio.risk import loss_stats
 from tranching import reconcile as deal_recon
-from tranching.waterfall import run_waterfall
+from tranching.waterfall import run_waterfall, run_waterfall_part
 
 LEVELS = (0.99, 0.999)
 
@@ -201,6 +201,15 @@ def waterfall_totals(w: Any) -> WaterfallTotals:
         {name: paid.sum(axis=1) for name, paid in w.fees_paid.items()})
 
 
+# the arrays of a waterfall that ``securitise`` and ``waterfall_totals`` read (the fields of
+# ``tranching.waterfall.WaterfallResult``; ``run_waterfall_part``'s keep)
+TOTALS_KEEP = frozenset({
+    "principal_paid", "reimbursed", "interest_paid", "residual", "tax", "fees_paid",
+    "reserve_bop", "reserve", "call_proceeds", "purchases", "pool_scale", "support",
+    "advance_made", "advance_recovered", "metrics.cnl", "pool_cash.interest",
+    "pool_cash.balance_bop", "pool_cash.balance_eop"})
+
+
 @dataclass(frozen=True, slots=True)
 class Securitisation:
     """The result of running a deal on a pool's paths, as positions per holder.
@@ -261,11 +270,11 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
     caller already has (the same inputs: it is not run again); None runs it here."""
     if waterfall is not None and (
             tuple(waterfall.tranche_names) != tuple(deal.tranche_names)
-            or waterfall.balance.shape[1] != paths.n_paths):
+            or waterfall.n_paths != paths.n_paths):
         raise DispersionError(must_be(
             "waterfall", f"the run of this deal's tranches {tuple(deal.tranche_names)} on "
             f"{paths.n_paths} paths", f"tranches {tuple(waterfall.tranche_names)} on "
-            f"{waterfall.balance.shape[1]} paths"))
+            f"{waterfall.n_paths} paths"))
     result = waterfall if waterfall is not None else \
         run_waterfall(deal, paths, replenishment=replenishment)
     pool = float(paths.initial_balance)
@@ -314,6 +323,19 @@ def securitise(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = No
                                               if str(f.kind) == "servicer"),
                           support_provider=getattr(getattr(deal, "shortfall_undertaking", None),
                                                    "provider", PLATFORM_ID))
+
+
+def securitise_totals(deal: Any, paths: PoolPaths, replenishment: PoolPaths | None = None,
+                      *, threads: int | None = None) -> Securitisation:
+    """:func:`securitise` keeping the waterfall's per-path totals only
+    (``Securitisation.totals``; ``waterfall`` None): the waterfall runs recording just the
+    arrays they and the positions are made of (``TOTALS_KEEP``,
+    ``tranching.waterfall.run_waterfall_part``), so the same numbers as ``securitise`` and
+    ``waterfall_totals`` of its full run, bit for bit, without writing the month-by-month
+    result. ``threads``: the waterfall's (``run_waterfall``)."""
+    part = run_waterfall_part(deal, paths, replenishment, keep=TOTALS_KEEP, threads=threads)
+    s = securitise(deal, paths, replenishment, waterfall=part)
+    return dataclasses.replace(s, waterfall=None, totals=waterfall_totals(part))
 
 
 def originator_support(deal: Any) -> tuple[str, ...]:
@@ -610,10 +632,12 @@ def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd
     platform's retained share alike. ``waterfall``: the caller's
     ``run_waterfall(deal, paths, replenishment=replenishment)`` of the whole pool, reused
     instead of running it again (the platform's retained share is always run here, on a
-    thread of its own while the rest is computed: the same numbers)."""
+    thread of its own while the rest is computed: the same numbers). The retained share's
+    securitisation keeps its waterfall's per-path totals (:func:`securitise_totals`), not
+    the month-by-month waterfall, as the Dask workers' does (``partners.distributed``)."""
     with ThreadPoolExecutor(1) as ex:
         pending = None if deal is None else ex.submit(
-            securitise, deal, party_paths(paths, PLATFORM_ID), replenishment)
+            securitise_totals, deal, party_paths(paths, PLATFORM_ID), replenishment)
         pool_loss = path_loss(paths)
         party_loss = party_path_losses(paths)
         pf = paths.party_flows

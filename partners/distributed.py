@@ -5,15 +5,15 @@
 the allocation's party split, what :func:`partners.dispersion.disperse_paths` needs of them:
 the pool's and each party's loss per path, each party's collections per path and — with a
 deal — the securitisation of the whole pool and of the platform's retained share
-(:func:`partners.dispersion.securitise`, the waterfall on those paths). All of it is path-wise,
+(:func:`partners.dispersion.securitise_totals`, the waterfall on those paths, recording only
+what the positions and the waterfall's per-path totals are made of). All of it is path-wise,
 so the client joins the parts in path order and :func:`disperse_joined` gives the same
 :class:`~partners.dispersion.Dispersion` as ``disperse_paths`` on the full paths, bit for bit,
 without the (paths × months) flow arrays: each task sends back a few vectors of its paths
 (pool loss, n_parties losses and collections, and per securitisation one loss vector per
 position, four more and the waterfall's per-path totals,
 :class:`~partners.dispersion.WaterfallTotals`, which the reconciliation and the economic view
-read); the ``Securitisation.waterfall`` (every month of the deal) stays on the worker (None in
-the joined result).
+read); the month-by-month waterfall is not kept (``Securitisation.waterfall`` is None).
 
 :func:`disperse_on_cluster` is ``riskpool dispersion --workers/--scheduler``: a recorded
 run's paths simulated again on the workers from its inputs with the allocation's shares
@@ -39,7 +39,7 @@ from partners.dispersion import (
     party_path_losses,
     party_paths,
     path_loss,
-    securitise,
+    securitise_totals,
 )
 from partners.errors import DispersionError
 from partners.records import RunSplit, check_replayed_losses
@@ -57,7 +57,6 @@ from portfolio.montecarlo.simulation import (
     root_seed,
 )
 from portfolio.store.parquet_book import loan_parts
-from tranching.waterfall import run_waterfall
 
 COLLECTED = ("interest", "scheduled_principal", "prepayment", "recovery")
 
@@ -83,12 +82,6 @@ class DispersionPart:
                 total += sum(p.loss.nbytes for p in s.positions)
                 total += 0 if s.totals is None else s.totals.nbytes
         return int(total)
-
-
-def _light(s: Securitisation) -> Securitisation:
-    """The securitisation without its month-by-month waterfall (stays on the worker), with
-    the waterfall's per-path totals (the reconciliation's and the economic view's lines)."""
-    return dataclasses.replace(s, waterfall=None, totals=s.waterfall_totals())
 
 
 def _join_securitisations(parts: Sequence[Securitisation]) -> Securitisation:
@@ -128,10 +121,8 @@ class DispersionOnWorkers:
                 self.replenishment, first_path, first_path + paths.n_paths)
             mine = party_paths(paths, PLATFORM_ID)
             # one thread: a Dask worker runs as many tasks as it has threads already
-            whole = _light(securitise(self.deal, paths, rep, waterfall=run_waterfall(
-                self.deal, paths, replenishment=rep, threads=1)))
-            retained = _light(securitise(self.deal, mine, rep, waterfall=run_waterfall(
-                self.deal, mine, replenishment=rep, threads=1)))
+            whole = securitise_totals(self.deal, paths, rep, threads=1)
+            retained = securitise_totals(self.deal, mine, rep, threads=1)
         return DispersionPart(tuple(paths.party_ids), path_loss(paths), party_path_losses(paths),
                               np.asarray(collected, dtype=np.float64), whole, retained)
 

@@ -109,8 +109,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -238,7 +240,7 @@ class WaterfallResult:
     @property
     def principal_received(self) -> np.ndarray:
         """(n_tranches, n_paths) all principal received: principal paid + reimbursements."""
-        return self.principal_paid.sum(axis=2) + self.reimbursed.sum(axis=2)
+        return principal_received(self.principal_paid, self.reimbursed)
 
     @property
     def tranche_loss(self) -> np.ndarray:
@@ -246,9 +248,7 @@ class WaterfallResult:
 
         Unpaid interest is not part of it (it shows in ``interest_shortfall`` and in the IRR).
         Round-off below 1e-9 of the tranche balance (or of 1 CNY) is reported as zero."""
-        loss = self.original_balance[:, None] - self.principal_received
-        tiny = 1e-9 * np.maximum(self.original_balance, 1.0)[:, None]
-        return np.where(loss > tiny, loss, 0.0)
+        return tranche_loss(self.original_balance, self.principal_received)
 
     @property
     def tranche_cashflows(self) -> np.ndarray:
@@ -289,6 +289,84 @@ class WaterfallResult:
         return self.support.sum(axis=1)
 
 
+def principal_received(principal_paid: np.ndarray, reimbursed: np.ndarray) -> np.ndarray:
+    """(n_tranches, n_paths) principal paid + reimbursements over the months
+    (``WaterfallResult.principal_received``)."""
+    return principal_paid.sum(axis=2) + reimbursed.sum(axis=2)
+
+
+def tranche_loss(original_balance: np.ndarray, received: np.ndarray) -> np.ndarray:
+    """(n_tranches, n_paths) original balance − principal received, round-off below 1e-9 of
+    the tranche balance (or of 1 CNY) as zero (``WaterfallResult.tranche_loss``)."""
+    loss = original_balance[:, None] - received
+    tiny = 1e-9 * np.maximum(original_balance, 1.0)[:, None]
+    return np.where(loss > tiny, loss, 0.0)
+
+
+# the result's arrays by group (``Tape.allocate``'s keys): the tranche arrays, the other
+# per-path arrays, the flags, and the groups of named arrays (fees, triggers, metrics, ...)
+FLAGS = ("revolving", "accelerated", "pro_rata")
+NAMED_GROUPS = ("fees_due", "fees_paid", "triggers", "breached", "metrics", "pool_cash",
+                "accounts")
+
+
+def field_group(name: str) -> str:
+    """The group (``Tape.allocate``'s key) of a ``WaterfallResult`` array field."""
+    if name in TAPE_TRANCHE:
+        return "tranche"
+    if name in TAPE_POOL:
+        return "pool"
+    if name in FLAGS:
+        return "flag"
+    raise DealError(must_be("keep", "WaterfallResult array fields ("
+                            + ", ".join((*TAPE_TRANCHE, *TAPE_POOL, *FLAGS, *NAMED_GROUPS))
+                            + "), or group.name of a group's array", repr(name)))
+
+
+def kept(key: tuple[str, str], keep: frozenset[str] | None) -> bool:
+    """Whether ``keep`` (None: everything) names the result's array ``key`` (group, name):
+    its field name, its group (a group of named arrays) or ``group.name``."""
+    group, name = key
+    if keep is None:
+        return True
+    if group in NAMED_GROUPS:
+        return group in keep or f"{group}.{name}" in keep
+    return name in keep
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallPart:
+    """The arrays of a run kept by :func:`run_waterfall_part`, read as ``WaterfallResult``'s
+    fields of the same names and with the same bytes (a group of named arrays such as
+    ``fees_paid`` or ``metrics`` holds the names kept); ``principal_received`` and
+    ``tranche_loss`` as ``WaterfallResult``'s. Reading an array that was not kept (or one
+    made of it) raises ``AttributeError`` naming it and those kept."""
+
+    tranche_names: tuple[str, ...]
+    original_balance: np.ndarray
+    dates: tuple[dt.date, ...]
+    n_paths: int
+    arrays: Mapping[tuple[str, str], np.ndarray]  # by (group, name), as Tape.allocate
+
+    def __getattr__(self, name: str) -> Any:
+        # (``principal_received`` and ``tranche_loss`` are made here, not as properties: an
+        # AttributeError raised in a property would be replaced by this method's own)
+        if name == "principal_received":
+            return principal_received(self.principal_paid, self.reimbursed)
+        if name == "tranche_loss":
+            return tranche_loss(self.original_balance, self.principal_received)
+        if name in NAMED_GROUPS:
+            return {k: v for (g, k), v in self.arrays.items() if g == name}
+        if name not in (*TAPE_TRANCHE, *TAPE_POOL, *FLAGS):
+            raise AttributeError(name)
+        key = (field_group(name), name)
+        if key not in self.arrays:
+            raise AttributeError(f"{name}: not kept by this waterfall run (kept: "
+                                 + (", ".join(f"{g}.{k}" for g, k in self.arrays) or "none")
+                                 + ")")
+        return self.arrays[key]
+
+
 def run_waterfall(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None, *,
                   threads: int | None = None) -> WaterfallResult:
     """Run ``deal``'s priority of payments on every path of ``paths`` (see the module doc).
@@ -301,12 +379,33 @@ def run_waterfall(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None 
     (numpy releases the GIL in its array operations) and written into one result; default
     ``portfolio.settings.threads()``, with at least ``MIN_THREAD_PATHS`` paths a thread. Every
     step is path by path, so the numbers do not depend on it (tested bit for bit)."""
+    tape, amounts = _run(deal, paths, replenishment, threads, None)
+    return tape.result(deal, amounts)
+
+
+def run_waterfall_part(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None,
+                       *, keep: Collection[str],
+                       threads: int | None = None) -> WaterfallPart:
+    """:func:`run_waterfall` recording only the arrays named in ``keep`` (``WaterfallResult``
+    field names; ``"group.name"`` for one of a group's arrays, e.g. ``"metrics.cnl"``; a
+    group's name for all of them): the same month loop, so the same bytes in every array
+    kept, but the others are neither written month by month nor made path-major, and their
+    memory is never touched (the dispersion's retained securitisation reads a few totals of
+    a run: ``partners.dispersion``)."""
+    tape, amounts = _run(deal, paths, replenishment, threads, frozenset(keep))
+    return tape.part(deal, amounts, paths.n_paths)
+
+
+def _run(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None, threads: int | None,
+         keep: frozenset[str] | None) -> tuple[Tape, np.ndarray]:
+    """The run on ``threads`` path ranges into one set of arrays (``Tape.allocate``; those
+    ``keep`` names, every one when None): a tape that holds them, and the tranche amounts."""
     check_replenishment(deal, paths, replenishment)
     amounts = Terms.of(deal, float(paths.initial_balance)).amounts
-    out = Tape.allocate(deal, horizon(deal, paths, replenishment), paths.n_paths)
+    out = Tape.allocate(deal, horizon(deal, paths, replenishment), paths.n_paths, keep)
     ranges = path_ranges(paths.n_paths, threads)
     if len(ranges) == 1:
-        return _run_paths(deal, paths, replenishment, out, ranges[0]).result(deal, amounts)
+        return _run_paths(deal, paths, replenishment, out, ranges[0]), amounts
 
     def run(a: int, b: int) -> Tape:  # one thread: its paths, written into its rows of out
         return _run_paths(deal, slice_paths(paths, a, b), None if replenishment is None
@@ -314,7 +413,7 @@ def run_waterfall(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None 
 
     with ThreadPoolExecutor(len(ranges)) as ex:
         tapes = [f.result() for f in [ex.submit(run, a, b) for a, b in ranges]]
-    return tapes[0].result(deal, amounts)
+    return tapes[0], amounts
 
 
 MIN_THREAD_PATHS = 2_000  # paths a thread at least (run_waterfall's default thread count)
@@ -835,23 +934,21 @@ class Tape:
         self.source = np.arange(n_months)  # the row each month's values are in (``repeat``)
         self.out, self.rows = out, rows
         self._rows: dict[str, np.ndarray] = {}
-        # the buffers, hosted in the result's own memory (``chains``)
+        # the buffers, hosted in the result's own memory (``chains``); only the arrays ``out``
+        # holds (``allocate``'s ``keep``) are recorded
         bufs: dict[tuple[str, str], np.ndarray] = {}
         for chain in self.chains():
-            for key, host in zip(chain, [*chain[1:], None], strict=True):
+            for key, host in zip(chain, [*chain[1:], None][:len(chain)], strict=True):
                 bufs[key] = self._hosted(key, host)
-        self.tranche = {k: bufs[("tranche", k)] for k in TAPE_TRANCHE}
-        self.pool = {k: bufs[("pool", k)] for k in TAPE_POOL}
-        self.revolving, self.accelerated, self.pro_rata = (
-            bufs[("flag", k)] for k in ("revolving", "accelerated", "pro_rata"))
-        self.fees_due = {f.name: bufs[("fees_due", f.name)] for f in deal.fees}
-        self.fees_paid = {f.name: bufs[("fees_paid", f.name)] for f in deal.fees}
-        self.triggers = {t.name: bufs[("triggers", t.name)] for t in deal.triggers}
-        self.breached = {t.name: bufs[("breached", t.name)] for t in deal.triggers}
-        self.metrics = {k: bufs[("metrics", k)] for k in METRICS}
-        self.pool_cash = {k: bufs[("pool_cash", k)] for k in POOL_CASH}
-        self.accounts = ({k: bufs[("accounts", k)] for k in ACCOUNTS}
-                         if deal.accounts is not None else {})
+
+        def group(name: str) -> dict[str, np.ndarray]:
+            return {k: v for (g, k), v in bufs.items() if g == name}
+
+        self.tranche, self.pool, self.flags = group("tranche"), group("pool"), group("flag")
+        self.fees_due, self.fees_paid = group("fees_due"), group("fees_paid")
+        self.triggers, self.breached = group("triggers"), group("breached")
+        self.metrics, self.pool_cash = group("metrics"), group("pool_cash")
+        self.accounts = group("accounts")
 
     def chains(self) -> list[list[tuple[str, str]]]:
         """The result's arrays in three chains of equal blocks: the tranche arrays (float,
@@ -888,25 +985,30 @@ class Tape:
                                         part.itemsize))
 
     @staticmethod
-    def allocate(deal: Deal, n_months: int, n_paths: int) -> dict[tuple[str, str], np.ndarray]:
+    def allocate(deal: Deal, n_months: int, n_paths: int,
+                 keep: frozenset[str] | None = None) -> dict[tuple[str, str], np.ndarray]:
         """The result's arrays by (group, name) (``arrays``), path-major: (n_tranches,
-        n_paths, n_months) or (n_paths, n_months); every element is written by the tapes."""
+        n_paths, n_months) or (n_paths, n_months); every element is written by the tapes.
+        ``keep``: only the arrays it names (``kept``; None: every one)."""
+        for name in keep or ():
+            if name.split(".")[0] not in NAMED_GROUPS:
+                field_group(name)  # a field of WaterfallResult, else the error naming them
         shape3 = (len(deal.tranches), n_paths, n_months)
         shape2 = (n_paths, n_months)
-        out: dict[tuple[str, str], np.ndarray] = {}
-        out.update({("tranche", k): np.empty(shape3) for k in TAPE_TRANCHE})
-        out.update({("pool", k): np.empty(shape2) for k in TAPE_POOL})
+        layout: list[tuple[tuple[str, str], tuple[int, ...], type]] = []
+        layout += [(("tranche", k), shape3, np.float64) for k in TAPE_TRANCHE]
+        layout += [(("pool", k), shape2, np.float64) for k in TAPE_POOL]
         for name in ("fees_due", "fees_paid"):
-            out.update({(name, f.name): np.empty(shape2) for f in deal.fees})
+            layout += [((name, f.name), shape2, np.float64) for f in deal.fees]
         for name in ("triggers", "breached"):
-            out.update({(name, t.name): np.empty(shape2, dtype=bool) for t in deal.triggers})
-        out.update({("metrics", k): np.empty(shape2) for k in METRICS})
-        out.update({("pool_cash", k): np.empty(shape2) for k in POOL_CASH})
+            layout += [((name, t.name), shape2, np.bool_) for t in deal.triggers]
+        layout += [(("metrics", k), shape2, np.float64) for k in METRICS]
+        layout += [(("pool_cash", k), shape2, np.float64) for k in POOL_CASH]
         if deal.accounts is not None:
-            out.update({("accounts", k): np.empty(shape2) for k in ACCOUNTS})
-        for name in ("revolving", "accelerated", "pro_rata"):
-            out[("flag", name)] = np.empty(shape2, dtype=bool)
-        return out
+            layout += [(("accounts", k), shape2, np.float64) for k in ACCOUNTS]
+        layout += [(("flag", k), shape2, np.bool_) for k in FLAGS]
+        return {key: np.empty(shape, dtype=dtype) for key, shape, dtype in layout
+                if kept(key, keep)}
 
     def arrays(self) -> dict[tuple[str, str], np.ndarray]:
         """The buffers (month-major: month first, paths last) by (group, name), as ``out``."""
@@ -915,8 +1017,8 @@ class Tape:
                       "metrics", "pool_cash", "accounts"):
             for name, v in getattr(self, group).items():
                 out[(group, name)] = v
-        for name in ("revolving", "accelerated", "pro_rata"):
-            out[("flag", name)] = getattr(self, name)
+        for name, v in self.flags.items():
+            out[("flag", name)] = v
         return out
 
     def flush(self) -> None:
@@ -946,7 +1048,7 @@ class Tape:
         """Month ``t``'s rows of the tranche payments (``steps.OUTPUT_ROWS``), zeroed here,
         for the month's ``MonthState`` to write into: ``write`` then copies only what the
         state holds elsewhere (an acceleration's scatter gives it new arrays)."""
-        self._rows = {k: self.tranche[k][t] for k in OUTPUT_ROWS}
+        self._rows = {k: self.tranche[k][t] for k in OUTPUT_ROWS if k in self.tranche}
         for row in self._rows.values():
             row.fill(0.0)
         return self._rows
@@ -958,27 +1060,22 @@ class Tape:
               accounts_in: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         r = t
         tr = self.tranche
-        for name in TAPE_TRANCHE:
+        for name, row in tr.items():
             value = getattr(m, name)
             if self._rows.get(name) is not value:  # not written in place (month_rows)
-                tr[name][r] = value
-        pool = self.pool
-        pool["tax"][r] = m.tax
-        pool["support"][r] = m.support
-        pool["advance_made"][r] = m.advance_made
-        pool["advance_recovered"][r] = m.advance_recovered
-        pool["advances"][r] = advances
-        self.accelerated[r] = accelerated
-        self.pro_rata[r] = False if pro_rata is None else pro_rata
-        pool["reserve_bop"][r] = reserve_bop
-        pool["reserve"][r] = m.reserve
-        pool["residual"][r] = m.residual
-        pool["collections"][r] = cash.collections
-        pool["call_proceeds"][r] = call_proceeds
-        pool["purchases"][r] = m.purchases
-        pool["collateral"][r] = m.collateral_end
-        pool["pool_scale"][r] = cash.scale
-        self.revolving[r] = revolving
+                row[r] = value
+        per_path = {
+            "tax": m.tax, "support": m.support, "advance_made": m.advance_made,
+            "advance_recovered": m.advance_recovered, "advances": advances,
+            "reserve_bop": reserve_bop, "reserve": m.reserve, "residual": m.residual,
+            "collections": cash.collections, "call_proceeds": call_proceeds,
+            "purchases": m.purchases, "collateral": m.collateral_end, "pool_scale": cash.scale}
+        for name, row in self.pool.items():
+            row[r] = per_path[name]
+        flags = {"accelerated": accelerated, "pro_rata": False if pro_rata is None else pro_rata,
+                 "revolving": revolving}
+        for name, row in self.flags.items():
+            row[r] = flags[name]
         # every element of the month is written (0 / False where it has no value for it)
         for name, row in self.fees_due.items():
             row[r] = m.fees_due.get(name, 0.0)
@@ -988,20 +1085,26 @@ class Tape:
             row[r] = triggers.in_force.get(name, False)
         for name, row in self.breached.items():
             row[r] = triggers.breached.get(name, False)
-        for name in POOL_CASH:
-            self.pool_cash[name][r] = getattr(cash, name)
+        for name, row in self.pool_cash.items():
+            row[r] = getattr(cash, name)
         if accounts_in is not None:
-            self.accounts["interest_in"][r], self.accounts["principal_in"][r] = accounts_in
-            self.accounts["to_interest"][r] = m.to_interest
-            self.accounts["to_principal"][r] = m.to_principal
-        self.metrics["cnl"][r] = metrics.cnl
-        self.metrics["cnl_purchases"][r] = metrics.cnl_purchases
-        self.metrics["delinquency"][r] = metrics.dpd30
-        self.metrics["dpd60"][r] = metrics.dpd60
-        self.metrics["dpd90"][r] = metrics.dpd90
-        self.metrics["oc"][r] = 0.0 if triggers.oc is None else triggers.oc
+            acc = {"interest_in": accounts_in[0], "principal_in": accounts_in[1],
+                   "to_interest": m.to_interest, "to_principal": m.to_principal}
+            for name, row in self.accounts.items():
+                row[r] = acc[name]
+        ratios = {"cnl": metrics.cnl, "cnl_purchases": metrics.cnl_purchases,
+                  "delinquency": metrics.dpd30, "dpd60": metrics.dpd60, "dpd90": metrics.dpd90,
+                  "oc": 0.0 if triggers.oc is None else triggers.oc}
+        for name, row in self.metrics.items():
+            row[r] = ratios[name]
         if t == self.n_months - 1:
             self.flush()
+
+    def part(self, deal: Deal, amounts: np.ndarray, n_paths: int) -> WaterfallPart:
+        """The :class:`WaterfallPart` of ``out`` (the arrays kept; once every tape has
+        written its paths)."""
+        return WaterfallPart(deal.tranche_names, amounts,
+                             tuple(payment_dates(deal, self.n_months)), n_paths, self.out)
 
     def result(self, deal: Deal, amounts: np.ndarray) -> WaterfallResult:
         """The ``WaterfallResult`` of ``out`` (once every tape has written its paths)."""

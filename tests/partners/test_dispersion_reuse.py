@@ -12,8 +12,15 @@ import pytest
 from partners_fixtures import make_loans, registry_doc
 
 from partners.allocation import allocate, loan_risk_from_table
-from partners.dispersion import DispersionError, disperse_paths, securitise
-from partners.registry import parse_registry
+from partners.dispersion import (
+    DispersionError,
+    disperse_paths,
+    party_paths,
+    securitise,
+    securitise_totals,
+    waterfall_totals,
+)
+from partners.registry import PLATFORM_ID, parse_registry
 from portfolio.montecarlo.simulation import simulate
 from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from tranching.deal import load_deal
@@ -77,3 +84,52 @@ def test_a_waterfall_of_other_paths_is_refused(run):
     other = run_waterfall(deal, fewer)
     with pytest.raises(DispersionError, match="waterfall"):
         securitise(deal, paths, profile, waterfall=other)
+
+
+def _bytes(a) -> object:
+    """A value's exact content: an array's dtype, shape and bytes (so -0.0 differs from +0.0
+    and NaN payloads count), a dataclass's or mapping's fields in order."""
+    if dataclasses.is_dataclass(a):
+        return (type(a).__name__, [(f.name, _bytes(getattr(a, f.name)))
+                                   for f in dataclasses.fields(a)])
+    if isinstance(a, dict):
+        return [(k, _bytes(v)) for k, v in a.items()]
+    if isinstance(a, (tuple, list)):
+        return [_bytes(x) for x in a]
+    if isinstance(a, np.ndarray):
+        return (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes())
+    return repr(a)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("with_profile", [True, False])
+def test_securitise_totals_is_securitise_of_the_full_waterfall_bit_for_bit(run, threads,
+                                                                        with_profile):
+    """``securitise_totals`` (the waterfall recording only what the positions and the
+    per-path totals are made of) = ``securitise`` on the full waterfall with the totals
+    taken from it, byte for byte, on the whole pool and the platform's share, with the
+    replenishment profile and with the scaling approximation."""
+    _, _, _, paths, deal, profile = run
+    prof = profile if with_profile else None
+    for p in (paths, party_paths(paths, PLATFORM_ID)):
+        full = securitise(deal, p, prof, waterfall=run_waterfall(deal, p, prof, threads=threads))
+        want = dataclasses.replace(full, waterfall=None, totals=waterfall_totals(full.waterfall))
+        got = securitise_totals(deal, p, prof, threads=threads)
+        assert got.waterfall is None and got.totals is not None
+        assert _bytes(got) == _bytes(want)
+
+
+def test_the_retained_securitisation_keeps_its_waterfalls_totals(run):
+    """``disperse_paths``: the platform's retained securitisation ("both") holds the per-path
+    totals of its waterfall (the full run's, byte for byte), not the month-by-month waterfall;
+    the whole pool's keeps the caller's waterfall."""
+    loans, alloc, risk, paths, deal, profile = run
+    wf = run_waterfall(deal, paths, replenishment=profile)
+    d = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
+                       replenishment=profile, waterfall=wf)
+    both = d.securitisations["both"]
+    assert both.waterfall is None
+    mine = party_paths(paths, PLATFORM_ID)
+    assert _bytes(both.totals) == _bytes(waterfall_totals(
+        run_waterfall(deal, mine, replenishment=profile)))
+    assert d.securitisations["securitisation"].waterfall is wf
