@@ -481,9 +481,11 @@ def region_codes(region: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np
 def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
                        borrower_id: np.ndarray | None = None,
                        household_limit: np.ndarray | None = None,
-                       excess: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+                       excess: Mapping[str, np.ndarray] | None = None,
+                       cashflow_apr: np.ndarray | None = None) -> np.ndarray:
     """(n_loans, n_partners) bool: partner may fund the loan. ``excess``: the loan rules'
-    ``partners.rules.loan_rule_excesses`` when the caller has them already."""
+    ``partners.rules.loan_rule_excesses``, ``cashflow_apr``: ``loans.cashflow_apr``, when the
+    caller has them already."""
     ok_rules = loan_rule_ok(registry.rules, loans, borrower_id, as_of, household_limit, excess)
     r4_on = registry.rule("R4").applies_on(as_of)
     out = np.zeros((len(loans), len(registry.partners)), dtype=bool)
@@ -494,7 +496,7 @@ def eligibility_matrix(loans: LoanArrays, registry: Registry, as_of: dt.date,
         codes = [code_of[n] for n in names if n in code_of]
         return lookup.isin(region_code, np.asarray(codes, dtype=region_code.dtype))
 
-    cashflow_apr = loans.cashflow_apr
+    cashflow_apr = loans.cashflow_apr if cashflow_apr is None else cashflow_apr
     for j, p in enumerate(registry.partners):
         e = p.eligibility
         m = ok_rules & (loans.credit_score >= e.score_floor) & (cashflow_apr <= e.apr_cap)
@@ -531,8 +533,10 @@ class Segments:
                 f"{RepaymentType.from_code(int(self.repayment_type[s])).value}")
 
 
-def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> Segments:
-    """Group loans by band × term × region × repayment type × eligibility pattern.
+def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk,
+                   cashflow_apr: np.ndarray | None = None) -> Segments:
+    """Group loans by band × term × region × repayment type × eligibility pattern
+    (``cashflow_apr``: ``loans.cashflow_apr`` when the caller has it already).
 
     Each loan's segment key is ``(((mask · n_regions + region) · 6 + band) · n_terms + term)
     · 4 + repayment type`` (mask: bit j set when partner j may fund it; regions in sorted
@@ -562,7 +566,8 @@ def build_segments(loans: LoanArrays, eligible: np.ndarray, risk: LoanRisk) -> S
     sums = np.zeros((4, n_seg))
     counts = np.zeros(n_seg, dtype=np.int64)
     _segment_sums(key, lo, rank, np.ascontiguousarray(loans.balance, dtype=np.float64),
-                  np.ascontiguousarray(loans.cashflow_apr, dtype=np.float64),
+                  np.ascontiguousarray(loans.cashflow_apr if cashflow_apr is None
+                                       else cashflow_apr, dtype=np.float64),
                   np.ascontiguousarray(risk.annual_pd, dtype=np.float64),
                   np.ascontiguousarray(risk.lgd, dtype=np.float64),
                   np.ascontiguousarray(risk.lifetime_pd, dtype=np.float64),
@@ -1261,12 +1266,14 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                       registry: Registry, risk: LoanRisk, mode: Mode | str, as_of: dt.date,
                       borrower_id: np.ndarray | None = None, min_transfer_share: float = 0.0,
                       household_limit: np.ndarray | None = None,
-                      excess: Mapping[str, np.ndarray] | None = None) -> CheckReport:
+                      excess: Mapping[str, np.ndarray] | None = None,
+                      cashflow_apr: np.ndarray | None = None) -> CheckReport:
     """Re-check every rule and constraint on the loan-level shares, from the registry and the
     rules alone (no solver output). ``shares`` is (n_loans, n_parties) in ``party_ids`` order,
     ``"platform"`` first. ``excess``: each loan rule's per-loan excess
     (``partners.rules.loan_rule_excesses``, a function of the loans and the rule alone) when
-    the caller has computed it already, as ``allocate`` has for the eligibility.
+    the caller has computed it already, as ``allocate`` has for the eligibility (likewise
+    ``cashflow_apr``, ``loans.cashflow_apr``).
 
     The per-loan work is two compiled passes: one over the rows (range, row sums, funded
     loans, R1; :func:`_share_rows`) and one per partner (held loans, each eligibility
@@ -1304,7 +1311,7 @@ def verify_allocation(loans: LoanArrays, shares: np.ndarray, party_ids: tuple[st
                                                 _row_sums(shares[:, 1:])) if n_r1_bad else [],
                            float(stats[1]) if n_funded else 1.0, r1_floor)
     out.platform_funding(registry, as_of)
-    cashflow_apr = loans.cashflow_apr
+    cashflow_apr = loans.cashflow_apr if cashflow_apr is None else cashflow_apr
     net = cashflow_apr - risk.el_rate
     band = loans.score_band
     r4 = registry.rule("R4")
@@ -1644,10 +1651,14 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
         if household_limit.shape != (len(loans),):
             raise AllocationError(must_be("household_limit", f"one value per loan ({len(loans)})",
                                           household_limit.shape))
-    # the loan rules' per-loan excesses, once: the eligibility and the re-check read them
-    excess = loan_rule_excesses(registry.rules, loans, borrower_id, as_of, household_limit)
-    elig = eligibility_matrix(loans, registry, as_of, borrower_id, household_limit, excess)
-    seg = build_segments(loans, elig, risk)
+    # the loan rules' per-loan excesses and the loans' cash-flow APRs, once: the
+    # eligibility, the segments and the re-check read them
+    cashflow_apr = loans.cashflow_apr
+    excess = loan_rule_excesses(registry.rules, loans, borrower_id, as_of, household_limit,
+                                cashflow_apr)
+    elig = eligibility_matrix(loans, registry, as_of, borrower_id, household_limit, excess,
+                              cashflow_apr)
+    seg = build_segments(loans, elig, risk, cashflow_apr)
     t1 = time.perf_counter()
     lp = solve_segments(seg, registry, mode, objective, as_of, min_transfer_share)
     t2 = time.perf_counter()
@@ -1661,7 +1672,8 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
         shares[np.arange(len(loans)), owner + 1] = 1.0
     t3 = time.perf_counter()
     report = verify_allocation(loans, shares, registry.party_ids, registry, risk, mode, as_of,
-                               borrower_id, min_transfer_share, household_limit, excess)
+                               borrower_id, min_transfer_share, household_limit, excess,
+                               cashflow_apr)
     t4 = time.perf_counter()
     if not report.ok:
         raise AllocationCheckFailed("the loan-level re-check found breaches: "

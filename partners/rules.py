@@ -190,11 +190,13 @@ def _listed(ids: np.ndarray) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- loan rules
 def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
-                     household_limit: np.ndarray | None = None) -> np.ndarray:
+                     household_limit: np.ndarray | None = None,
+                     cashflow_apr: np.ndarray | None = None) -> np.ndarray:
     """(n_loans,) how much each loan exceeds a loan-scope rule (0 = passes). Units per rule:
     R5 CNY over the household cap, R6 months over the bullet limit, R8 distance outside the
     annualised range, R9 APR above the cap. ``household_limit``: per loan, its household's
-    total credit limit across the book (R5 with ``basis = "limit"``).
+    total credit limit across the book (R5 with ``basis = "limit"``). ``cashflow_apr``:
+    ``loans.cashflow_apr`` (R8, R9) when the caller has it already.
 
     R5 over borrower codes, R6 and R8 are one compiled pass each (:func:`_r5_excess`,
     :func:`_r6_excess`, :func:`_r8_excess`); :func:`loan_rule_excess_np` is the oracle, and
@@ -224,13 +226,16 @@ def loan_rule_excess(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | No
         disclosed = loans.disclosed_apr
         out = np.empty(n)
         _r8_excess(apr if disclosed is None else np.ascontiguousarray(disclosed, np.float64),
-                   disclosed is not None, apr, loans.cashflow_apr, lo, hi, tol, out)
+                   disclosed is not None, apr,
+                   loans.cashflow_apr if cashflow_apr is None else cashflow_apr, lo, hi, tol,
+                   out)
         return out
-    return loan_rule_excess_np(rule, loans, borrower_id, household_limit)
+    return loan_rule_excess_np(rule, loans, borrower_id, household_limit, cashflow_apr)
 
 
 def loan_rule_excess_np(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray | None = None,
-                        household_limit: np.ndarray | None = None) -> np.ndarray:
+                        household_limit: np.ndarray | None = None,
+                        cashflow_apr: np.ndarray | None = None) -> np.ndarray:
     """:func:`loan_rule_excess` in numpy array passes (its oracle)."""
     p = rule.params
     if rule.id == "R5":
@@ -257,11 +262,13 @@ def loan_rule_excess_np(rule: Rule, loans: LoanArrays, borrower_id: np.ndarray |
         shown = loans.shown_apr
         bad = ~np.isfinite(shown) | ~np.isfinite(loans.apr)
         shown = np.where(bad, 0.0, shown)
-        off = np.maximum(np.abs(shown - loans.cashflow_apr) - tol, 0.0)
+        cf = loans.cashflow_apr if cashflow_apr is None else cashflow_apr
+        off = np.maximum(np.abs(shown - cf) - tol, 0.0)
         out_of_range = np.maximum(lo - shown, 0.0) + np.maximum(shown - hi, 0.0)
         return np.where(bad, np.inf, off + out_of_range)
     if rule.id == "R9":
-        return np.maximum(loans.cashflow_apr - float(p["apr_cap"]), 0.0)
+        cf = loans.cashflow_apr if cashflow_apr is None else cashflow_apr
+        return np.maximum(cf - float(p["apr_cap"]), 0.0)
     raise ValueError(f"{rule.id} is not a loan rule")
 
 
@@ -345,11 +352,13 @@ def _rates(rule: Rule, loans: LoanArrays, excess: np.ndarray, bad: np.ndarray) -
 
 def loan_rule_excesses(rules: tuple[Rule, ...], loans: LoanArrays,
                        borrower_id: np.ndarray | None, as_of: dt.date,
-                       household_limit: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                       household_limit: np.ndarray | None = None,
+                       cashflow_apr: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """:func:`loan_rule_excess` of every loan rule in force on ``as_of``, by rule id: a pure
     function of the loans and the rule, so the allocation computes it once for its
-    eligibility and its re-check."""
-    return {rule.id: loan_rule_excess(rule, loans, borrower_id, household_limit)
+    eligibility and its re-check. ``cashflow_apr``: ``loans.cashflow_apr`` when the caller
+    has it already."""
+    return {rule.id: loan_rule_excess(rule, loans, borrower_id, household_limit, cashflow_apr)
             for rule in rules if rule.scope == "loan" and rule.applies_on(as_of)}
 
 

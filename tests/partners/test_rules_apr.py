@@ -104,3 +104,10 @@ def test_loan_rule_passes_equal_the_numpy_formulation(disclosed) -> None:
         want = loan_rule_excess_np(rule, loans, ids, limit)
         assert got.tobytes() == want.tobytes(), rule.id
         assert (got > 0).any() and (got == 0).any(), rule.id
+        # the loans' cash-flow APRs given (as allocate computes them once): the same bytes
+        given = loans.cashflow_apr
+        for fn in (loan_rule_excess, loan_rule_excess_np):
+            assert fn(rule, loans, ids, limit, given).tobytes() == want.tobytes(), rule.id
+    # and they are what R9 reads: every loan over the cap by a whole unit
+    for fn in (loan_rule_excess, loan_rule_excess_np):
+        assert (fn(RULES["R9"], loans, None, None, loans.cashflow_apr + 1.0) > 0).all()
