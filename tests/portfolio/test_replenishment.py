@@ -324,6 +324,35 @@ def test_finished_vintage_block_is_the_two_kernels_bit_for_bit(copula: str) -> N
     assert (acc[:, engines.DEFAULT] > 0).any() and (rec > 0).any() and (eop > 0).any()
     assert (acc[..., T:] == 0).all()  # months past the longest term: zeros, written
 
+
+def test_profile_buffers_are_zeros_and_touched_until_told_to_stop() -> None:
+    # replenishment.zeroed_pages: a writable float64 array of zeros (private anonymous
+    # memory), kept alive by its views; _touch_until writes 0.0 to one element per 4 KiB
+    # page (engines.touch_pages), chunk by chunk from the start, and stops once told
+    import pickle
+    import threading
+
+    from portfolio.montecarlo.replenishment import TOUCH_CHUNK, _touch_until, zeroed_pages
+
+    buf = zeroed_pages((3, 7, 5, 11))
+    assert buf.shape == (3, 7, 5, 11) and buf.dtype == np.float64 and buf.flags.writeable
+    assert not buf.any()
+    view = buf[1, 6]
+    del buf
+    view[2, 3] = 4.5
+    assert pickle.loads(pickle.dumps(view))[2, 3] == 4.5 and view.sum() == 4.5
+
+    flat = np.full(2 * TOUCH_CHUNK + 100, np.nan)
+    _touch_until(flat, threading.Event())
+    page = engines.PAGE_FLOATS
+    assert (flat[::page] == 0.0).all()
+    assert np.isnan(np.delete(flat, np.arange(0, flat.size, page))).all()
+    done = threading.Event()
+    done.set()
+    untouched = np.full(TOUCH_CHUNK, np.nan)
+    _touch_until(untouched, done)
+    assert np.isnan(untouched).all()
+
 def _pool_of_repeated_rows(n: int, seed: int):
     # every repayment type (daily interest and flat fee included), principals and APRs from
     # short lists so that many loans share a schedule, scores across the bands
