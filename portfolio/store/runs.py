@@ -193,7 +193,7 @@ def finish_run(
     artifact_path: str | None = None,
 ) -> None:
     """Set a run's final status, timings, summary (and artifact directory)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     store.con.execute(
         """UPDATE runs SET status = ?, finished_at = ?, timings = coalesce(?, timings),
                           summary = coalesce(?, summary),
@@ -229,12 +229,13 @@ def clean_label(label: str | None, tags: Sequence[str] = ()) -> tuple[str | None
 def label_run(store: Store, run_id: int, label: str | None, tags: Sequence[str] = ()) -> None:
     """Set a run's label and tags (replacing what it had; see :func:`clean_label`)."""
     text, clean = clean_label(label, tags)
-    _require_run(store, run_id)
+    require_run(store, run_id)
     store.con.execute("UPDATE runs SET label = ?, tags = ? WHERE run_id = ?",
                       [text, json.dumps(clean, ensure_ascii=False), int(run_id)])
 
 
-def _require_run(store: Store, run_id: int) -> None:
+def require_run(store: Store, run_id: int) -> None:
+    """``NotFound`` naming the run ids on file unless run ``run_id`` exists."""
     row = store.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [int(run_id)]).fetchone()
     if row is None:
         known = [r[0] for r in store.con.execute(
@@ -382,7 +383,7 @@ def _read_flows(table: pa.Table, n_paths: int, n_months: int) -> dict[str, np.nd
 
 def load_paths(store: Store, run_id: int) -> PoolPaths:
     """The stored path arrays of a run as ``PoolPaths`` (party flows included)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()
     d = resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
@@ -396,7 +397,7 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
 def stored_party_ids(store: Store, run_id: int) -> tuple[str, ...]:
     """The party ids ``load_paths`` gives the run's paths (their ``party_ids``: empty when no
     party flows are stored), read from the path files' metadata without the arrays."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     d = _stored_run_dir(store, run_id)
     if not (d / "paths.parquet").is_file():
         if not paths_stored(store, run_id):
@@ -424,7 +425,7 @@ def write_replenishment(store: Store, run_id: int, purchase_months: int,
     profile the deal's tables were computed with): written to a temporary folder in the run's
     directory, then renamed into place (an earlier profile for the same months is replaced).
     ``NotFound`` if the run does not exist."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     d = _stored_run_dir(store, run_id)
     target = replenishment_dir(d, purchase_months)
     tmp = d / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
@@ -462,7 +463,7 @@ def read_profile(directory: str | Path) -> PoolPaths:
 def load_replenishment(store: Store, run_id: int, purchase_months: int) -> PoolPaths | None:
     """The replenishment profile stored with run ``run_id`` for ``purchase_months`` purchase
     months (:func:`write_replenishment`), or ``None`` if none was stored."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     d = replenishment_dir(_stored_run_dir(store, run_id), purchase_months)
     return read_profile(d) if (d / "v0" / "paths.parquet").is_file() else None
 
@@ -708,7 +709,7 @@ def paths_stored(store: Store, run_id: int) -> bool:
 
 
 def _run_summary(store: Store, run_id: int) -> dict[str, Any]:
-    _require_run(store, run_id)
+    require_run(store, run_id)
     row = store.con.execute("SELECT summary FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()
     return (_loads(row[0]) if row is not None else None) or {}
@@ -726,7 +727,7 @@ def summaries_only_message(run_id: int) -> str:
 def load_path_losses(store: Store, run_id: int) -> np.ndarray:
     """Every path's pool loss of run ``run_id`` (from its paths, or from ``losses.parquet``
     for a run recorded from summaries)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     d = _stored_run_dir(store, run_id)
     if (d / LOSSES_FILE).is_file():
         return pq.read_table(d / LOSSES_FILE).column("loss").to_numpy()
@@ -783,7 +784,7 @@ class RunRecord:
 
 def get_run(store: Store, run_id: int) -> RunRecord:
     """A run's row with its typed inputs (an unknown kind, key or value is refused)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     row = store.con.execute(
         """SELECT run_id, kind, status, inputs, seed_entropy, code_version, started_at,
                   finished_at, timings, summary, artifact_path, label, tags
@@ -834,7 +835,7 @@ def list_runs(store: Store, kind: str | None = None) -> pd.DataFrame:
 
 def run_monthly(store: Store, run_id: int, party_id: str = POOL_PARTY) -> pd.DataFrame:
     """Mean and standard error of every flow per month (the pool, or one party)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     return store.con.execute(
         "SELECT * EXCLUDE (run_id, party_id) FROM run_monthly WHERE run_id = ? AND party_id = ? "
         "ORDER BY month", [int(run_id), party_id]).df()
@@ -842,7 +843,7 @@ def run_monthly(store: Store, run_id: int, party_id: str = POOL_PARTY) -> pd.Dat
 
 def run_loss_stats(store: Store, run_id: int, party_id: str | None = POOL_PARTY) -> pd.DataFrame:
     """EL, VaR and ES with standard errors (the pool, one party, or all with ``None``)."""
-    _require_run(store, run_id)
+    require_run(store, run_id)
     if party_id is None:
         return store.con.execute(
             "SELECT * EXCLUDE (run_id) FROM run_loss_stats WHERE run_id = ? "

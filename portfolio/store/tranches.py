@@ -21,6 +21,7 @@ import pandas as pd
 
 from portfolio.errors import NotFound
 from portfolio.store.core import Store
+from portfolio.store.runs import require_run
 
 COLUMNS: tuple[str, ...] = (
     "tranche", "holder", "size", "size_share", "coupon", "el", "el_se", "pd", "lgl",
@@ -120,6 +121,7 @@ def load_tranche_results(store: Store, run_id: int) -> pd.DataFrame:
     except duckdb.CatalogException:  # a database created before tranche results existed
         frame = pd.DataFrame()
     if frame.empty:
+        require_run(store, run_id)  # a run that does not exist is named as such
         raise NotFound(f"run {run_id} has no tranche results; run `riskpool simulate ... "
                        "--structure DEAL.toml` first")
     return frame.rename(columns={"yield_rate": "yield"})
@@ -135,6 +137,7 @@ def load_run_deal(store: Store, run_id: int) -> dict[str, Any]:
     except duckdb.CatalogException:
         row = None
     if row is None:
+        require_run(store, run_id)
         raise NotFound(f"run {run_id} has no tranche results")
     return {"deal_name": row[0], "deal_source": row[1], "deal_toml": row[2],
             "settings": json.loads(row[3]) if row[3] else {},

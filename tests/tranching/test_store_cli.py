@@ -73,8 +73,19 @@ def test_unknown_run_is_refused_and_nothing_written(db_path: Path) -> None:
     with open_store(db_path) as store:
         with pytest.raises(NotFound, match="run 99"):
             record_tranche_results(store, 99, deal, table)
-        with pytest.raises(NotFound, match="run 99"):
+        # a run that does not exist is named as such (not "has no tranche results")
+        with pytest.raises(NotFound, match=r"existing run id .*got 99"):
             load_tranche_results(store, 99)
+
+
+def test_cli_tranche_commands_name_a_run_that_does_not_exist(stored, cli, tmp_path: Path
+                                                             ) -> None:
+    db_path, _ = stored
+    for argv in (["report", "--out", tmp_path / "t.xlsx"], ["cashflows", "--out", tmp_path / "t.csv"]):
+        r = cli("tranche", argv[0], "--run", "99", "--db", db_path, *argv[1:])
+        assert r.code == 2, r.err
+        assert "`run` must be an existing run id" in r.err and "got 99" in r.err
+        assert "has no tranche results" not in r.err and "Traceback" not in r.err
 
 
 def test_cli_report_prints_and_writes(stored, cli, tmp_path: Path) -> None:
@@ -93,7 +104,7 @@ def test_cli_report_prints_and_writes(stored, cli, tmp_path: Path) -> None:
 def test_cli_report_errors_exit_2(stored, cli, tmp_path: Path) -> None:
     db_path, _ = stored
     r = cli("tranche", "report", "--run", "8", "--db", db_path)
-    assert r.code == 2 and "run 8" in r.err
+    assert r.code == 2 and "existing run id" in r.err and "got 8" in r.err
     r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", tmp_path / "x.txt")
     assert r.code == 2 and "--out" in r.err
 
