@@ -389,3 +389,55 @@ def test_dispersion_party_tables_show_their_total_and_close_to_it(cli, db, with_
         assert _money_cells(views[-1])[0] == pytest.approx(el, abs=0.02)
         assert _money_cells(views[-1])[1] == pytest.approx(
             sum(_money_cells(v)[3] for v in views[:-1]), abs=0.02)
+
+
+def test_printed_capital_figures_from_the_stored_allocation_by_hand(cli, db):
+    """The capital `riskpool dispersion` prints, recomputed from the allocation's stored loans
+    (balance, annual PD, LGD) with the Basel formulas written out and SciPy's normal
+    distribution: CRE31.14 other retail — R = 0.03·f + 0.16·(1 − f), f = (1 − e^−35·PD) /
+    (1 − e^−35); K = LGD·[N((G(PD) + √R·G(0.999)) / √(1 − R)) − PD], with the Basel III retail
+    input floors (CRE32: PD ≥ 0.05%, unsecured LGD ≥ 30%); the baseline capital is
+    Σ K·EAD; K_IRB = Σ (K + PD·LGD)·EAD / Σ EAD (CRE44.2); and class A's SEC-IRBA risk weight
+    (CRE44.13-44.21: a = −1/(p·K_IRB), u = D − K_IRB, l = max(A − K_IRB, 0),
+    K_SSFA = (e^(a·u) − e^(a·l)) / (a·(u − l)); a class straddling K_IRB weighs 1250% on its
+    part below K_IRB and 12.5·K_SSFA above)."""
+    from scipy.stats import norm
+
+    from partners.records import load_allocation
+
+    r = cli("dispersion", "--db", db, "--run", "1", "--allocation", "1", "--structure", DEAL)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+    ead = stored.balance
+    pd_ = np.maximum(stored.risk.annual_pd, 0.0005)
+    lgd = np.maximum(stored.risk.lgd, 0.30)
+    assert (stored.risk.annual_pd < 1).all()
+    f = (1 - np.exp(-35 * pd_)) / (1 - np.exp(-35))
+    rho = 0.03 * f + 0.16 * (1 - f)
+    k = lgd * (norm.cdf((norm.ppf(pd_) + np.sqrt(rho) * norm.ppf(0.999)) / np.sqrt(1 - rho))
+               - pd_)
+    baseline = float((k * ead).sum())
+    line = next(x for x in r.out.splitlines() if x.startswith("pool EL"))
+    printed = float(line.split("other) ")[1].split(";")[0].replace(",", ""))
+    assert printed == pytest.approx(baseline, abs=0.01)
+
+    k_irb = float(((k + pd_ * lgd) * ead).sum() / ead.sum())
+    lines = r.out.splitlines()
+    start = lines.index("  positions (securitisation):") + 2
+    a_row = lines[start].split()  # tranche holder approach A D p K RW amount capital
+    assert a_row[0] == "A" and a_row[2] == "SEC-IRBA"
+    att, det, p, k_printed = (float(x) for x in a_row[3:7])
+    assert k_printed == pytest.approx(k_irb, abs=5e-5)
+    a = -1.0 / (p * k_irb)
+    u, low = det - k_irb, max(att - k_irb, 0.0)
+    k_ssfa = (np.exp(a * u) - np.exp(a * low)) / (a * (u - low))
+    if att >= k_irb:
+        rw = max(0.15, 12.5 * k_ssfa)
+    elif det <= k_irb:
+        rw = 12.5
+    else:
+        rw = 12.5 * ((k_irb - att) + (det - k_irb) * k_ssfa) / (det - att)
+    assert float(a_row[7].rstrip("%")) / 100 == pytest.approx(rw, abs=5e-5)
+    amount, capital = (float(x.replace(",", "")) for x in a_row[8:10])
+    assert capital == pytest.approx(amount * rw * 0.08, rel=1e-4)  # 8% of the RWA
