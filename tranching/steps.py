@@ -47,8 +47,9 @@ changes a ``MonthState`` (new ledgers or accounts are new fields), and a case in
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from typing import assert_never
 
 import numpy as np
@@ -92,6 +93,16 @@ class Terms:
     cover_expenses: bool = False  # principal account covers tax and fees
     cover_interest: frozenset[int] = frozenset()  # ... and these classes' interest
     cover_principal: bool = False  # interest account covers principal and purchases
+    # the first payment date's coupon period runs from closing: its 30/360 days / 30
+    first_period_months: float = 1.0
+
+    def for_month(self, t: int) -> Terms:
+        """The terms of month ``t``: the coupons of the first payment date accrue from the
+        closing date (``first_period_months`` × the monthly coupon, 30/360), every later
+        one over one month; the same object when the first period is one month."""
+        if t > 0 or self.first_period_months == 1.0:
+            return self
+        return replace(self, monthly_coupon=self.monthly_coupon * self.first_period_months)
 
     @classmethod
     def of(cls, deal: Deal, initial_balance: float) -> Terms:
@@ -112,10 +123,20 @@ class Terms:
             cover_interest=frozenset(deal.index(n) for n in (
                 acc.principal_covers_interest if acc is not None else ())),
             cover_principal=acc is not None and acc.interest_covers_principal,
+            first_period_months=days_30_360(deal.closing_date, deal.first_payment_date) / 30.0,
         )
 
     def positions(self, tranches: Sequence[str]) -> list[int]:
         return [self.index[n] for n in tranches]
+
+
+def days_30_360(start: dt.date, end: dt.date) -> int:
+    """Days from ``start`` to ``end`` by the 30/360 (Bond Basis) day count of the 2006 ISDA
+    Definitions, section 4.16(f): 360 × years + 30 × months + D2 − D1, with D1 = 31 → 30 and
+    D2 = 31 → 30 when D1 is 30 or 31. One month between the same day of two months is 30."""
+    d1 = min(start.day, 30)
+    d2 = 30 if end.day == 31 and d1 == 30 else end.day
+    return 360 * (end.year - start.year) + 30 * (end.month - start.month) + d2 - d1
 
 
 # the month's tranche payments MonthState can write straight into given zeroed arrays

@@ -64,7 +64,8 @@ Each month ``t`` (0-based; ``paths`` arrays are (n_paths, n_months)):
    step ranked above it). Then the typed steps in order:
    ``fee`` — due this month (servicer: rate/12 × pool balance_bop; fixed: amount, while any note
    balance or write-down is outstanding) plus fees unpaid earlier; ``interest`` — coupon/12 ×
-   balance (bop) plus shortfall carried (no interest on shortfall); ``principal`` — the
+   balance (bop) plus shortfall carried (no interest on shortfall); on the first payment date
+   the coupon runs from the closing date, coupon × its 30/360 days / 360; ``principal`` — the
    principal distribution amount PDA = max(0, Σ balance_bop − max(0, C − OC target)), allocated
    sequentially (senior first) or pro rata to balances (bop); PDA = Σ balance_bop in turbo mode,
    under a turbo trigger, at a clean-up call and in the last month; ``reserve`` — keep up to the
@@ -528,11 +529,12 @@ def _run_paths(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None,
         advances = recover_advances(m, advances)
         advances = make_advance(m, deal.advances, advances, delinquent=metrics.dpd30_balance,
                                 pool_interest=cash.interest, initial_balance=init)
+        terms_t = terms.for_month(t)  # the first coupons accrue from closing
         if accel.any():
-            m = run_accelerated(m, accel, deal.waterfall, accelerated_steps, terms)
+            m = run_accelerated(m, accel, deal.waterfall, accelerated_steps, terms_t)
         else:
             for k, step in enumerate(deal.waterfall):
-                pay_step(step, k, terms, m)
+                pay_step(step, k, terms_t, m)
         support_at_final(m, terms.covered)
         write_down(m)
         balance, interest_shortfall = m.balance, m.interest_shortfall

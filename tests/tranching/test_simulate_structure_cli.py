@@ -382,3 +382,60 @@ def test_structure_stores_the_tranches_pages_view_with_the_run(cli, db: Path) ->
     pd.testing.assert_frame_equal(read.tape, live.tape, check_exact=True)
     for name, shares in live.loss_shares.items():
         assert np.array_equal(read.loss_shares[name], shares), name
+
+
+@pytest.mark.parametrize("deal_file", [US, CN], ids=["US", "CN"])
+def test_tranche_table_from_its_own_cash_flow_tape_by_hand(cli, db: Path, tmp_path: Path,
+                                                           deal_file: Path) -> None:
+    """On a single-path run (``--deterministic adverse``) every figure of the tranche table is
+    a function of the one path the cash-flow tape writes out, so each is recomputed here from
+    the exported tape with the textbook formulas (F. J. Fabozzi, *Bond Markets, Analysis and
+    Strategies*: price = Σ CF·(1 + y)^−τ; Macaulay duration = Σ τ·CF·(1 + y)^−τ / price,
+    modified = Macaulay / (1 + y) for annual compounding; WAL = Σ τ·principal / Σ principal),
+    τ in years Act/365F from closing, y = the flat 5%, and the IRR by SciPy's ``brentq`` on
+    Σ CF·(1 + r)^−τ = face — neither QuantLib's pricer nor the module's bisection.
+
+    The first coupon accrues from the closing date: QuantLib's 30/360 (Bond Basis) days from
+    closing to the first payment date / 360 × the coupon × the balance (the CN example closes
+    2026-07-15 and pays on 2026-08-26: 41 days, not one month's 30), and a class bought at par
+    that is paid in full earns at least its coupon."""
+    import QuantLib as ql
+    from scipy.optimize import brentq
+
+    r = cli("simulate", "--pool", "1", "--assumptions", db.parent / "a.toml", "--seed", "7",
+            "--deterministic", "adverse", "--db", db, "--structure", deal_file)
+    assert r.code == 0, r.err
+    with open_store(db, read_only=True) as store:
+        run_id = str(int(list_runs(store)["run_id"].iloc[0]))
+    tape_csv, rep = tmp_path / "tape.csv", tmp_path / "rep.xlsx"
+    assert cli("tranche", "cashflows", "--run", run_id, "--db", db, "--out", tape_csv).code == 0
+    assert cli("tranche", "report", "--run", run_id, "--db", db, "--out", rep).code == 0
+    tape = pd.read_csv(tape_csv, parse_dates=["date"])
+    table = read_tables(rep, sheet_name="tranches")
+    deal = load_deal(deal_file)
+    closing = pd.Timestamp(deal.closing_date)
+    first = deal.first_payment_date
+    days = ql.Thirty360(ql.Thirty360.BondBasis).dayCount(
+        ql.Date(deal.closing_date.day, deal.closing_date.month, deal.closing_date.year),
+        ql.Date(first.day, first.month, first.year))
+    assert len(table) == 3
+    for _, row in table.iterrows():
+        t = tape[tape["item"] == row["tranche"]].sort_values("date")
+        tau = (t["date"] - closing).dt.days.to_numpy() / 365.0
+        cash, face = t["cash"].to_numpy(), row["size"]
+        received = cash - t["paid"].to_numpy()  # principal and reimbursements
+        v = 1.05 ** -tau
+        price = float((cash * v).sum())
+        assert row["price"] == pytest.approx(price / face, rel=1e-10)
+        assert row["mod_duration"] == pytest.approx(
+            float((tau * cash * v).sum()) / price / 1.05, rel=1e-10)
+        assert row["wal_mean"] == pytest.approx(
+            float((tau * received).sum() / received.sum()), rel=1e-12)
+        assert t["due"].iloc[0] == pytest.approx(
+            row["coupon"] * days / 360.0 * t["balance_bop"].iloc[0], rel=1e-12)
+        if row["coupon"] > 0:  # a subordinated class without coupon has IRR 0 at par
+            irr = brentq(lambda y, c=cash, tt=tau, f=face: float((c * (1 + y) ** -tt).sum()) - f,
+                         -0.99, 10.0, xtol=1e-14)
+            assert row["irr"] == pytest.approx(irr, abs=1e-9)
+            if received.sum() >= face * (1 - 1e-12) and t["shortfall"].max() <= 0:
+                assert irr >= row["coupon"]  # bought at par, paid in full

@@ -12,6 +12,8 @@ from typing import get_args
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tranching import steps
 from tranching.deal import (
@@ -296,9 +298,9 @@ def test_clean_up_call_below_the_level_outside_the_revolving_period() -> None:
 # ------------------------------------------------------------------------- the dispatcher
 
 
-def _deal(revolving: int = 0):
-    d = {"deal": {"name": "s", "closing_date": dt.date(2026, 1, 1),
-                  "first_payment_date": dt.date(2026, 2, 1)},
+def _deal(revolving: int = 0, head: dict[str, object] | None = None):
+    d = {"deal": head or {"name": "s", "closing_date": dt.date(2026, 1, 1),
+                          "first_payment_date": dt.date(2026, 2, 1)},
          "tranches": [{"name": "A", "size": 0.7, "coupon": 0.12},
                       {"name": "B", "size": 0.2, "coupon": 0.24},
                       {"name": "Sub", "size": 0.1, "holder": "platform"}],
@@ -375,3 +377,33 @@ def test_a_whole_month_through_the_handlers_matches_the_hand_worked_waterfall() 
     # Sub's loss = 48.50 − 34.6555015 = 13.8444985, still written down after the last month
     assert m.writedown_outstanding[:, 0] == pytest.approx([0.0, 0.0, 13.8444985], abs=CENT)
     assert m.balance[:, 0] == pytest.approx([0.0, 0.0, 0.0], abs=CENT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2060, 12, 31)),
+       days=st.integers(min_value=1, max_value=800))
+def test_days_30_360_is_quantlibs_bond_basis(start: dt.date, days: int) -> None:
+    # the first coupon period's day count: QuantLib's Thirty360(BondBasis) (2006 ISDA
+    # Definitions 4.16(f)) as the independent source; month ends (28th-31st) included
+    import QuantLib as ql
+
+    from tranching.steps import days_30_360
+
+    end = start + dt.timedelta(days=days)
+    want = ql.Thirty360(ql.Thirty360.BondBasis).dayCount(
+        ql.Date(start.day, start.month, start.year), ql.Date(end.day, end.month, end.year))
+    assert days_30_360(start, end) == want
+
+
+def test_first_coupon_accrues_from_closing_by_30_360() -> None:
+    # closing 2026-07-15, first payment 2026-08-26: 41 days 30/360 (not one month's 30);
+    # 15th to 15th is one month, and then the terms are the same object (the same floats)
+    base = {"name": "t", "closing_date": dt.date(2026, 7, 15),
+            "first_payment_date": dt.date(2026, 8, 26)}
+    long_first = Terms.of(_deal(head=base), 1e6)
+    assert long_first.first_period_months == 41 / 30
+    assert long_first.for_month(0).monthly_coupon == pytest.approx(
+        long_first.monthly_coupon * 41 / 30, rel=1e-15)
+    assert long_first.for_month(1) is long_first
+    one_month = Terms.of(_deal(head={**base, "first_payment_date": dt.date(2026, 8, 15)}), 1e6)
+    assert one_month.for_month(0) is one_month
