@@ -69,18 +69,28 @@ def book_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str:
     DuckDB adds in parallel in an order that varies from run to run); about 0.3 s on B1's
     8.1 M performance rows and 1.5 M loans. Any write to the book — a new batch, a value
     changed in place, even one swapped between two rows — gives another key."""
+    return f"{book_digest(con, _PERFORMANCE_COLUMNS, _LOAN_COLUMNS)}; code {code_version}"
+
+
+def book_digest(con: duckdb.DuckDBPyConnection, performance_columns: str,
+                loan_columns: str) -> str:
+    """The last ingest batch and, of ``loan_performance`` and of ``loans``, the row count and
+    an xor over the rows of a hash of the named columns (``performance_columns``,
+    ``loan_columns``: comma-separated), with the latest month-end: :func:`book_key` of every
+    column, ``portfolio.store.allocations.pool_household_key`` of those a pool's households
+    are computed from."""
     batch, = _one(con.execute("SELECT coalesce(max(batch_id), 0) FROM ingest_batches"))
     # hash() of the row's combined hash: DuckDB combines the hashes of several columns so
     # that an xor over rows of hash(a, b, …) would not see a value swapped between two rows;
     # hashing the combination once more mixes it
     # (tests/dashboards/test_stored_summaries.py)
     perf = _one(con.execute(
-        f"SELECT count(*), max(as_of), bit_xor(hash(hash({_PERFORMANCE_COLUMNS}))) "
+        f"SELECT count(*), max(as_of), bit_xor(hash(hash({performance_columns}))) "
         "FROM loan_performance"))
     loans = _one(con.execute(
-        f"SELECT count(*), bit_xor(hash(hash({_LOAN_COLUMNS}))) FROM loans"))
+        f"SELECT count(*), bit_xor(hash(hash({loan_columns}))) FROM loans"))
     return (f"batch {int(batch)}; performance {'|'.join(map(str, perf))}; "
-            f"loans {'|'.join(map(str, loans))}; code {code_version}")
+            f"loans {'|'.join(map(str, loans))}")
 
 
 def party_book_key(con: duckdb.DuckDBPyConnection, party_id: str, code_version: str) -> str:
