@@ -55,8 +55,8 @@ from portfolio.montecarlo.simulation import (
 )
 from portfolio.montecarlo.summaries import PartCells, merge_cells, merged_keys
 
-__all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "assemble_blocks",
-           "assemble_delinquency", "dq_block", "dq_paths_at", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
+__all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "accumulator_shapes", "assemble_blocks",
+           "assemble_delinquency", "dq_block", "dq_horizon", "dq_paths_at", "dq_shapes", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
            "expected_dq_vintages_into", "expected_dq_vintage",
            "new_accumulators", "prepare_delinquency", "prepare_delinquency_from_parts", "project", "simulate_delinquency",
            "simulate_dq_batch"]
@@ -162,6 +162,29 @@ def _definition(assumptions: Assumptions, charge_off_dpd: int | None,
     return int(co), rule
 
 
+def dq_horizon(T: int, charge_off_dpd: int, cure_rule: str) -> int:
+    """H, the months the delinquency model projects loans of at most ``T`` months: their
+    last instalment can still be missed and roll to charge-off (one month per bucket,
+    twice that when a cure re-ages the loan)."""
+    return T + charge_off_dpd // 30 * (2 if cure_rule == "re_age" else 1)
+
+
+def dq_shapes(T: int, assumptions: Assumptions, charge_off_dpd: int | None,
+              lead: tuple[int, ...], n_paths: int
+              ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The shapes :func:`new_accumulators` (:func:`accumulator_shapes`) gives loans of at
+    most ``T`` months prepared with ``assumptions`` (charge-off point ``charge_off_dpd``,
+    default theirs), known before they are prepared; None when the definition is not valid
+    (the preparation says why)."""
+    try:
+        co, rule = _definition(assumptions, charge_off_dpd, None)
+    except ValidationError:
+        return None
+    n_months = dq_horizon(T, co, rule) + len(np.asarray(assumptions.recovery_lag))
+    return ((FLOW_COLUMNS, *lead, n_paths, n_months),
+            (*lead, n_paths, n_months, co // 30 + 1))
+
+
 def _month_ends(first_due: np.datetime64, n_months: int) -> np.ndarray:
     """The projection's period ends given the pool's earliest next due date, as
     ``simulation.prepare_pool`` dates them: the month end of the first due date's month is
@@ -178,7 +201,7 @@ def _with_tables(base: PreparedPool, assumptions: Assumptions, co: int, rule: st
     dq = assumptions.delinquency_model()
     n_buckets = co // 30
     T = base.T
-    H = T + n_buckets * (2 if rule == "re_age" else 1)
+    H = dq_horizon(T, co, rule)
     n_months = H + len(base.recovery_lag)
 
     band = np.asarray(band, dtype=np.int64)
@@ -350,8 +373,15 @@ def new_accumulators(prep: DqPrepared, lead: tuple[int, ...], n_paths: int
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Zeroed column-first flows (FLOW_COLUMNS, *lead, n_paths, n_months) and balances by
     state (*lead, n_paths, n_months, K + 1) for :func:`assemble_delinquency`."""
-    return (np.zeros((FLOW_COLUMNS, *lead, n_paths, prep.n_months)),
-            np.zeros((*lead, n_paths, prep.n_months, prep.n_buckets + 1)))
+    flows, states = accumulator_shapes(prep, lead, n_paths)
+    return np.zeros(flows), np.zeros(states)
+
+
+def accumulator_shapes(prep: DqPrepared, lead: tuple[int, ...], n_paths: int
+                       ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of :func:`new_accumulators`."""
+    return ((FLOW_COLUMNS, *lead, n_paths, prep.n_months),
+            (*lead, n_paths, prep.n_months, prep.n_buckets + 1))
 
 
 def _recoveries(charge_off: np.ndarray, rate: float, lag: np.ndarray) -> np.ndarray:

@@ -81,7 +81,9 @@ from portfolio.loans.schedules import add_months
 from portfolio.montecarlo import engines
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.delinquency import (
+    accumulator_shapes,
     assemble_delinquency,
+    dq_shapes,
     expected_dq_tables,
     expected_dq_vintages_into,
     new_accumulators,
@@ -381,15 +383,21 @@ N_FLOWS = engines.N_ACC + 2
 (``engines.N_ACC``), then the recoveries and the end balances."""
 
 
-def _profile_months(new: LoanArrays, assumptions: Assumptions) -> int | None:
-    """The months of the hazard profile of the new loans ``new`` (their longest term + the
-    recovery lag), or None when a term is not one of the assumptions' (the preparation then
-    says which)."""
+def _new_term(new: LoanArrays, assumptions: Assumptions) -> int | None:
+    """The longest remaining term of the new loans ``new`` (the T of their preparation), or
+    None when it is not within the assumptions' terms (the preparation then says why)."""
     term = np.asarray(new.remaining_term, dtype=np.int64)
     terms = np.asarray(assumptions.terms, dtype=np.int64)
     if len(term) == 0 or len(terms) == 0 or term.min() < 1 or term.max() > terms.max():
         return None
-    return int(term.max()) + len(np.asarray(assumptions.recovery_lag))
+    return int(term.max())
+
+
+def _profile_months(new: LoanArrays, assumptions: Assumptions) -> int | None:
+    """The months of the hazard profile of the new loans ``new`` (their longest term + the
+    recovery lag), or None (:func:`_new_term`)."""
+    t_new = _new_term(new, assumptions)
+    return None if t_new is None else t_new + len(np.asarray(assumptions.recovery_lag))
 
 
 def zeroed_pages(shape: tuple[int, ...]) -> np.ndarray:
@@ -410,17 +418,19 @@ def zeroed_pages(shape: tuple[int, ...]) -> np.ndarray:
 TOUCH_CHUNK = 1 << 18  # float64s (2 MiB, one transparent huge page) touched between checks
 
 
-def _touch_until(flat: np.ndarray, done: threading.Event) -> None:
-    """Touch the pages of ``flat`` (``engines.touch_pages``) from its start, a chunk of
-    :data:`TOUCH_CHUNK` at a time, until ``done`` is set: while the new loans are prepared
-    (serial), the other core maps the profile's first pages (fresh memory is slow to map on
-    a virtual machine); the kernels fault in the rest, on every thread, as before. Any page
-    touched is one the kernels do not fault; the contents do not matter (the kernels write
-    every element)."""
-    for i in range(0, flat.shape[0], TOUCH_CHUNK):
-        if done.is_set():
-            return
-        engines.touch_pages(flat[i:i + TOUCH_CHUNK])
+def _touch_until(flats: np.ndarray | tuple[np.ndarray, ...], done: threading.Event) -> None:
+    """Touch the pages of ``flats`` (1-d float64 arrays, in order; ``engines.touch_pages``
+    writes 0.0 to one element a page) from their start, a chunk of :data:`TOUCH_CHUNK` at a
+    time, until ``done`` is set: while the new loans are prepared (serial), the other core
+    maps the profile's first pages (fresh memory is slow to map on a virtual machine); the
+    kernels fault in the rest, on every thread, as before. Any page touched is one the
+    kernels do not fault; a zero array stays zeros (the hazard kernel writes every
+    element)."""
+    for flat in flats if isinstance(flats, tuple) else (flats,):
+        for i in range(0, flat.shape[0], TOUCH_CHUNK):
+            if done.is_set():
+                return
+            engines.touch_pages(flat[i:i + TOUCH_CHUNK])
 
 
 def replenishment_part_cells(loans: LoanArrays, assumptions: Assumptions,
@@ -634,8 +644,29 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     ``factor_paths`` (as the hazard profile), the next K months continue the AR(1) with the
     block's factor stream as ``delinquency.dq_factor`` does, and later months with the
     profile's own stream."""
-    prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd,
-                               base=prepare_new_loans(new, assumptions, small_cells=0))
+    # the accumulators' first pages touched on a second thread while the new loans are
+    # prepared, in private anonymous memory (zeroed_pages: zeros, as new_accumulators)
+    t_new = _new_term(new, assumptions)
+    shapes = None if t_new is None else dq_shapes(t_new, assumptions, charge_off_dpd, (n_v,),
+                                                  n_paths)
+    if shapes is None:
+        prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd,
+                                   base=prepare_new_loans(new, assumptions, small_cells=0))
+        acc, states = new_accumulators(prep, (n_v,), n_paths)
+    else:
+        acc, states = zeroed_pages(shapes[0]), zeroed_pages(shapes[1])
+        done = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            touching = pool.submit(_touch_until, (acc.reshape(-1), states.reshape(-1)), done)
+            try:
+                prep = prepare_delinquency(new, assumptions, charge_off_dpd=charge_off_dpd,
+                                           base=prepare_new_loans(new, assumptions,
+                                                                  small_cells=0))
+            finally:
+                done.set()
+            touching.result()
+        if (acc.shape, states.shape) != accumulator_shapes(prep, (n_v,), n_paths):
+            acc, states = new_accumulators(prep, (n_v,), n_paths)
     t_main = int(np.asarray(loans.remaining_term, dtype=np.int64).max())
     main_like = dataclasses.replace(prep.base, T=t_main)
     h_main = t_main + prep.n_buckets  # the main run's horizon (catch-up)
@@ -644,8 +675,8 @@ def _delinquency_profile(loans: LoanArrays, new: LoanArrays, assumptions: Assump
     c = math.sqrt(1.0 - phi * phi)
     rho = prep.loading
     kz = math.sqrt(rho) / (math.sqrt(1.0 - rho) * math.sqrt(2.0))
-    # column first: each vintage's flow a contiguous (paths, months) block, viewed as is
-    acc, states = new_accumulators(prep, (n_v,), n_paths)  # flows (FLOW_COLUMNS, n_v, …)
+    # column first: each vintage's flow a contiguous (paths, months) block, viewed as is;
+    # acc: flows (FLOW_COLUMNS, n_v, …)
     tables = expected_dq_tables(prep)
     blocks = block_layout(n_paths)
 

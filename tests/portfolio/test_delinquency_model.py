@@ -23,6 +23,10 @@ from simulation_pools import (
 from portfolio.loans.schedules import schedule_matrix
 from portfolio.montecarlo.assumptions import Assumptions, DelinquencyAssumptions
 from portfolio.montecarlo.delinquency import (
+    accumulator_shapes,
+    dq_horizon,
+    dq_shapes,
+    new_accumulators,
     prepare_delinquency,
     simulate_delinquency,
     simulate_dq_batch,
@@ -36,6 +40,28 @@ def _with_dq(a: Assumptions, rc: float, roll: float, cure: float, **kw: object) 
                                 roll=np.full((*shape, 6), roll), cure=np.full((*shape, 6), cure),
                                 **kw)  # type: ignore[arg-type]
     return dataclasses.replace(a, delinquency=dq)
+
+
+@pytest.mark.parametrize("rule", ["catch_up", "re_age"])
+@pytest.mark.parametrize("co", [None, 90, 180])
+def test_accumulator_shapes_are_known_before_the_preparation(rule: str, co: int | None) -> None:
+    # delinquency.dq_shapes (what the replenishment profile allocates while its new loans
+    # are prepared) = the shapes of new_accumulators of the prepared pool, for either cure
+    # rule and charge-off point (None: the assumptions' 120 days). By hand: T = 12 months,
+    # K = charge-off / 30 buckets, H = T + K (catch-up) or T + 2K (re-age: a cured loan's
+    # schedule restarts), months = H + the recovery lag; states = K + 1
+    loans = mixed_pool(80, seed=5)
+    a = _with_dq(assumptions(rho=0.1), 0.04, 0.45, 0.3, cure_rule=rule, charge_off_dpd=120)
+    prep = prepare_delinquency(loans, a, charge_off_dpd=co)
+    T = int(np.asarray(loans.remaining_term).max())
+    K = (co or 120) // 30
+    months = T + K * (2 if rule == "re_age" else 1) + len(a.recovery_lag)
+    assert prep.base.T == T and dq_horizon(T, co or 120, rule) == prep.H
+    shapes = dq_shapes(T, a, co, (3,), 17)
+    assert shapes == accumulator_shapes(prep, (3,), 17)
+    assert shapes == ((6, 3, 17, months), (3, 17, months, K + 1))
+    assert tuple(x.shape for x in new_accumulators(prep, (3,), 17)) == shapes
+    assert dq_shapes(T, a, 45, (3,), 17) is None  # not a charge-off point: the preparation says
 
 
 # ------------------------------------------------------------------------------------------
