@@ -381,10 +381,16 @@ def vintage_curves(
 class MonthlyRates:
     """One row per month-end with a previous month-end on file: as_of, performing_start,
     new_default, mdr, cdr, scheduled_principal, prepaid_principal, smm, cpr, daily_start,
-    daily_principal_repaid, mpr, charge_off, recovery (amounts of the month)."""
+    daily_principal_repaid, mpr, charge_off, recovery (amounts of the month).
+
+    ``incomplete``: the months whose performance is not on file for every loan performing at
+    the month's start — (month-end, loans performing at the start, of which reported) — whose
+    rates (MDR, CDR, SMM, CPR, MPR) are left blank: a month reported for part of the book would
+    show the other loans' defaults and prepayments as 0."""
 
     as_of: dt.date
     series: pd.DataFrame
+    incomplete: tuple[tuple[dt.date, int, int], ...] = ()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"rates": self.series}
@@ -409,4 +415,9 @@ def monthly_rates(
     out["mpr"] = _ratio(f["daily_principal_repaid"], f["daily_start"])
     out["charge_off"] = f["charge_off"]
     out["recovery"] = f["recovery"]
-    return MonthlyRates(as_of, out)
+    short = (f["loans_reported"] < f["loans_start"]).to_numpy()
+    out.loc[short, ["mdr", "cdr", "smm", "cpr", "mpr"]] = np.nan
+    incomplete = tuple((d, int(n), int(k)) for d, n, k in zip(
+        f.loc[short, "as_of"], f.loc[short, "loans_start"], f.loc[short, "loans_reported"],
+        strict=True))
+    return MonthlyRates(as_of, out, incomplete)

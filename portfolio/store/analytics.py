@@ -373,7 +373,10 @@ def monthly_flows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFram
     month-end (one scan grouped by month, no self-join).
 
     Columns: as_of, performing_start, new_default, scheduled_principal, prepaid_principal,
-    daily_start, daily_principal_repaid, charge_off, recovery.
+    daily_start, daily_principal_repaid, charge_off, recovery; and ``loans_start`` (the loans
+    performing at ``s``) and ``loans_reported`` (the rows at ``t`` of loans originated on or
+    before ``s`` and not defaulted by then): equal when every loan performing at ``s`` reports
+    at ``t``, fewer when the month's performance tape is incomplete.
     """
     sql = f"""
     WITH {_WRITE_OFFS},
@@ -414,14 +417,17 @@ def monthly_flows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFram
                coalesce(sum(paid + prepaid) FILTER (WHERE perf AND daily), 0)
                    AS daily_principal_repaid,
                sum(charge_off) AS charge_off,
-               sum(recovery) AS recovery
+               sum(recovery) AS recovery,
+               count(*) FILTER (WHERE bucket IN ('current', 'M1', 'M2', 'M3')) AS loans_end,
+               count(*) FILTER (WHERE perf) AS loans_perf
         FROM rows
         GROUP BY as_of, prev
     )
     SELECT t.as_of, s.performing_end AS performing_start, t.new_default,
            t.scheduled_principal, t.prepaid_principal,
            s.daily_end AS daily_start, t.daily_principal_repaid,
-           t.charge_off, t.recovery
+           t.charge_off, t.recovery,
+           s.loans_end AS loans_start, t.loans_perf AS loans_reported
     FROM monthly t JOIN monthly s ON s.as_of = t.prev
     ORDER BY t.as_of
     """

@@ -140,6 +140,11 @@ def rates(db: DbOption = DEFAULT_DB, as_of: AsOfOption = None, out: OutOption = 
     with open_store(db, read_only=True) as store:
         result = analytics.monthly_rates(store.con, _date(as_of))
     emit(result.tables(), out, title=f"monthly rates to {result.as_of.isoformat()}")
+    for month, start, reported in result.incomplete:
+        typer.echo(f"{month.isoformat()}: {reported:,} of the {start:,} loans performing at the "
+                   "month's start have a performance row then; its MDR/CDR, SMM/CPR and MPR are "
+                   "left blank (an incomplete month's tape would show the others' defaults and "
+                   "prepayments as 0)")
 
 
 @book_app.command("export")

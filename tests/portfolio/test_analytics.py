@@ -355,6 +355,29 @@ def test_monthly_rates_by_hand(con) -> None:
     assert mar["recovery"] == pytest.approx(600)
 
 
+def test_a_month_reported_for_part_of_the_book_has_blank_rates(tmp_path: Path, cli) -> None:
+    # April's tape holds only A (of A, D, E performing at the end of March; B defaulted):
+    # the flows on file are A's alone, so MDR, SMM and MPR over the whole performing balance
+    # would read 0 for D's and E's missing months: the rates are blank and the month is named
+    m4 = dt.date(2024, 4, 30)
+    perf = performance_frame()
+    extra = perf[(perf["loan_id"] == "A") & (perf["as_of"] == M3)].assign(
+        as_of=m4, months_on_book=7, balance=5_000.0)
+    path = build_book(tmp_path / "part.duckdb", loans_frame(),
+                      pd.concat([perf, extra], ignore_index=True))
+    with open_store(path, read_only=True) as store:
+        rates = analytics.monthly_rates(store.con)
+    r = rates.series.set_index("as_of")
+    assert rates.incomplete == ((m4, 3, 1),)
+    assert r.loc[m4, ["mdr", "cdr", "smm", "cpr", "mpr"]].isna().all()
+    assert r.loc[m4, "performing_start"] == pytest.approx(6_000 + 5_000 + 7_000)
+    # the complete months keep their rates (the hand-worked March)
+    assert r.loc[M3, "mdr"] == pytest.approx(8_000 / 30_000)
+    out = cli("book", "rates", "--db", path)
+    assert out.code == 0, out.err
+    assert "2024-04-30: 1 of the 3 loans performing at the month's start" in out.out
+
+
 # --------------------------------------------------------------------------- summary
 
 
