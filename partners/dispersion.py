@@ -416,7 +416,7 @@ class Dispersion:
     # what the reconciliation and the economic view read (partners.reconciliation): each
     # party's share of the loans' loss (joint lending), its (funded at cut-off, collections per
     # path), and the deal runs by scenario ("securitisation": the whole pool, "both": the
-    # platform's retained share)
+    # platform's retained share, kept with its waterfall's per-path totals only)
     joint_losses: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     joint_cash: Mapping[str, tuple[float, np.ndarray]] = dataclasses.field(default_factory=dict)
     securitisations: Mapping[str, Securitisation] = dataclasses.field(default_factory=dict)
