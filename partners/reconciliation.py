@@ -33,12 +33,14 @@ loss, as in the credit view, so the two columns compare):
 * a joint lender: its share of the loans at cut-off (cash out) against its share of the
   collections (interest, principal, prepayments, recoveries);
 * a note holder: the price of its holding at par (out) against the coupons, principal and
-  reimbursements it receives (including what the originator's shortfall undertaking paid it;
-  the originator's payments are line S of the credit walk, not yet a line of its economic
-  view);
+  reimbursements it receives (including what the originator's shortfall undertaking paid it,
+  which is a cash-out line of the undertaking's provider: "paid under the shortfall
+  undertaking");
 * the residual holder: also the residual cash (excess spread after every payment), the reserve
   left at the end against the reserve funded at closing, and the over-collateralisation it
   contributed;
+* the servicer (the platform): the advances of delinquent interest the deal never repaid
+  ("servicer advances not recovered", made − repaid);
 * fees: servicer fees are paid to the platform (the originator services the loans); other
   fees to third parties (trustee, agents), shown on their own line;
 * the caller (the platform): a clean-up call buys the loans back at par (the price is their
@@ -238,6 +240,15 @@ def _deal_cash(acc: dict[str, dict[str, np.ndarray]], s: Securitisation) -> None
     for name, paid in w.fees.items():
         servicer = name in s.servicer_fees
         _add(acc, PLATFORM_ID if servicer else THIRD_PARTIES, f"fee {name} earned", -paid)
+    # what the originator paid the notes under its shortfall undertaking, and the servicer's
+    # advances the deal never repaid: cash out of their pockets into the notes' (lines only
+    # where a path has half a cent of one, so a deal that never draws them shows none)
+    for party, label, v in ((s.support_provider, "paid under the shortfall undertaking",
+                             w.support),
+                            (PLATFORM_ID, "servicer advances not recovered", w.advances)):
+        v = np.asarray(v, dtype=np.float64)
+        if v.size and float(np.abs(v).max()) >= 0.005:
+            _add(acc, party, label, v.copy())
     # the call is at par (the price is the balance bought): only the later loss is a result
     _add(acc, s.caller, "loss after the clean-up call (loans bought back at par)",
          np.asarray(s.called_loss, dtype=np.float64))

@@ -441,3 +441,55 @@ def test_printed_capital_figures_from_the_stored_allocation_by_hand(cli, db):
     assert float(a_row[7].rstrip("%")) / 100 == pytest.approx(rw, abs=5e-5)
     amount, capital = (float(x.replace(",", "")) for x in a_row[8:10])
     assert capital == pytest.approx(amount * rw * 0.08, rel=1e-4)  # 8% of the RWA
+
+
+@pytest.mark.parametrize("a_coupon", [None, 0.9], ids=["example", "A at 90%"])
+def test_economic_results_add_up_to_the_deals_cash_identity(db, a_coupon):
+    """The economic view is cash out − cash in per party, so over the retained deal's parties
+    (note holders, the residual holder, fee earners, the undertaking's provider, the servicer)
+    it adds up to what the waterfall's cash identity (tranching.reconcile: pool cash in = cash
+    out, every line) leaves outside them: the collateral at par at closing + the loans bought
+    − pool interest − pool principal − recoveries − call proceeds + the tax, on average over
+    the paths (+ the called loans' later net loss, the caller's line). With class A's coupon at 90% the excess spread cannot pay it: the originator's
+    shortfall undertaking is drawn and must be a cash-out line of the platform (before, the
+    investors' coupons counted it and nobody paid it)."""
+    from partners.dispersion import disperse_paths, party_paths
+    from partners.reconciliation import economic_views
+    from partners.records import load_allocation, run_party_paths
+    from tranching.deal import load_deal
+    from tranching.reconcile import reconcile as deal_reconcile
+    from tranching.revolving import run_replenishment
+    from tranching.waterfall import run_waterfall
+
+    deal = load_deal(DEAL)
+    if a_coupon is not None:
+        deal = dataclasses.replace(deal, tranches=(
+            dataclasses.replace(deal.tranches[0], coupon=a_coupon), *deal.tranches[1:]))
+    with open_store(db, read_only=True) as store:
+        stored = load_allocation(store, 1)
+        paths, _ = run_party_paths(store, 1, stored)
+        profile = run_replenishment(store, 1, deal)
+    d = disperse_paths(paths, stored.balance, stored.shares, stored.risk.annual_pd,
+                       stored.risk.lgd, deal, replenishment=profile)
+    views = economic_views(d)
+    joint = sum(funded - float(np.mean(collected)) for pid, (funded, collected)
+                in d.joint_cash.items() if pid != "platform")
+    deal_parties = sum(v.economic.el for v in views) - joint
+    w = run_waterfall(deal, party_paths(paths, "platform"), replenishment=profile)
+    rec = deal_reconcile(deal, w)
+    outside = (w.pool_cash["balance_bop"][:, 0] + rec.cash_out["purchases of new loans"]
+               + rec.cash_out["tax on interest income"] - rec.cash_in["pool interest"]
+               - rec.cash_in["pool principal (scheduled + prepaid)"] - rec.cash_in["recoveries"]
+               - rec.cash_in["clean-up call proceeds"])
+    # the caller (the platform) paid the call proceeds for the called loans and is counted
+    # their later net loss C (at par: their later principal and recoveries came back)
+    called = float(np.mean(d.securitisations["both"].called_loss))
+    assert deal_parties == pytest.approx(float(np.mean(outside.astype(np.float64))) + called,
+                                         rel=1e-9, abs=1e-3)
+    platform = next(v for v in views if v.party == "platform")
+    drawn = float(np.mean(rec.cash_in["originator's shortfall undertaking"].astype(np.float64)))
+    if a_coupon is None:
+        assert drawn == 0 and "paid under the shortfall undertaking" not in platform.lines
+    else:
+        assert drawn > 0
+        assert platform.lines["paid under the shortfall undertaking"] == pytest.approx(drawn)
