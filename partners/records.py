@@ -29,6 +29,7 @@ from partners.registry import Registry
 from portfolio.book.households import (
     PoolHouseholds,
     current_household_key,
+    may_be_current,
     stored_households_under,
 )
 from portfolio.book.pools import get_pool, pool_loan_arrays
@@ -237,10 +238,12 @@ def pool_loans_then(store: Store, pool_id: int,
     done, the result is kept only if the households were stored under the key just
     computed (current: exactly the batch :func:`pool_loans` returns); otherwise it is
     discarded, with any exception ``work`` raised on them, and ``work`` runs again on the
-    live households. So ``work`` must be a function of its argument alone — no writes, no
+    live households (it is not run on households stored by another code version: they
+    cannot be current). So ``work`` must be a function of its argument alone — no writes, no
     state kept — as allocating a pool is (``riskpool allocate --pool``: the risk, the
-    allocation and its re-check; B1: ``benchmarks/bench_b1.py``). With none stored, or in a
-    transaction (where the key is computed first), it runs once, on the batch returned."""
+    allocation and its re-check; B1: ``benchmarks/bench_b1.py``). With none stored (or
+    another code version's), it runs once, on the live batch; inside a transaction the key
+    is computed first, on this connection, then the rest as above."""
     info = get_pool(store, pool_id)
 
     def read_then_work() -> tuple[LoanArrays, tuple[str, PoolHouseholds] | None,
@@ -248,7 +251,8 @@ def pool_loans_then(store: Store, pool_id: int,
         loans = pool_loan_arrays(pool_sql.pool_loan_arrays(store.con, int(pool_id)),
                                  info.cutoff_date)  # the snapshot alone: no join
         found = stored_households_under(store.con, int(pool_id), info.cutoff_date)
-        if found is None or len(loans) != len(found[1].borrower_code):
+        if (found is None or len(loans) != len(found[1].borrower_code)
+                or not may_be_current(found[0])):  # another code version's: stale for sure
             return loans, None, None
         batch = LoansToAllocate(loans, found[1], int(pool_id), None, info.cutoff_date,
                                 found[1].household_limit)

@@ -101,6 +101,13 @@ def current_household_key(con: duckdb.DuckDBPyConnection) -> str:
     return sql.pool_household_key(con, code_version())
 
 
+def may_be_current(key: str) -> bool:
+    """Whether stored households' ``key`` may still match :func:`current_household_key`: it
+    was computed by this code version (else it cannot, and nothing needs the book's pass to
+    say so)."""
+    return sql.household_key_of_version(key, code_version())
+
+
 def stored_households_under(con: duckdb.DuckDBPyConnection, pool_id: int, cutoff: dt.date,
                             key: str | None = None) -> tuple[str, PoolHouseholds] | None:
     """The pool's households stored at ``cutoff`` under ``key`` (any key when ``None``: the

@@ -258,6 +258,12 @@ def pool_household_key(con: duckdb.DuckDBPyConnection, code_version: str) -> str
             f"code {code_version}; {_HOUSEHOLDS_FORMAT}")
 
 
+def household_key_of_version(key: str, code_version: str) -> bool:
+    """Whether ``key`` (a stored households' key) was computed by ``code_version`` in this
+    layout: if not, it cannot equal :func:`pool_household_key` now, whatever the book."""
+    return key.endswith(f"; code {code_version}; {_HOUSEHOLDS_FORMAT}")
+
+
 def _has_pool_households(con: duckdb.DuckDBPyConnection) -> bool:
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
                       "'main' AND table_name = 'pool_households'").fetchone()

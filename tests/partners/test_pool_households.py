@@ -399,3 +399,21 @@ def test_work_without_stored_households_or_in_a_transaction_runs_once(writable) 
         live = _live(store.con, pool_id)
     assert calls == [False] and batch.borrower_code is None
     assert limits.tobytes() == live["household_limit"].tobytes()
+
+
+def test_households_of_another_code_version_are_not_worked_on(writable, monkeypatch) -> None:
+    # their key names the code version that stored them: stale for sure, so the work runs
+    # once, on the live households, without waiting for the book's pass to say so
+    db, pool_id = writable
+    with open_store(db) as store:
+        monkeypatch.setattr(households, "code_version", lambda: "0+another")
+        with store.transaction() as con:
+            households.write_pool_households(con, pool_id, CUT)
+        monkeypatch.undo()
+        assert not households.may_be_current(
+            households.stored_households_under(store.con, pool_id, CUT)[0])
+        calls: list[bool] = []
+        batch, (limits, _) = pool_loans_then(store, pool_id, _work(calls))
+        live = _live(store.con, pool_id)
+    assert calls == [False] and batch.borrower_code is None
+    assert limits.tobytes() == live["household_limit"].tobytes()
