@@ -378,6 +378,40 @@ def test_a_month_reported_for_part_of_the_book_has_blank_rates(tmp_path: Path, c
     assert "2024-04-30: 1 of the 3 loans performing at the month's start" in out.out
 
 
+def test_cli_delinquency_shows_its_total_and_an_incomplete_month_says_so(tmp_path: Path,
+                                                                         cli) -> None:
+    # the bucket table splits the outstanding book: its "total outstanding" row is the sum of
+    # current to default (written_off, cumulative, stays apart) and equals the book summary's
+    # "all" row; at a month-end reported for part of the book (April: A alone of A, D, E)
+    # both commands say so and name the latest complete month-end
+    m4 = dt.date(2024, 4, 30)
+    perf = performance_frame()
+    extra = perf[(perf["loan_id"] == "A") & (perf["as_of"] == M3)].assign(
+        as_of=m4, months_on_book=7, balance=5_000.0)
+    path = build_book(tmp_path / "part.duckdb", loans_frame(),
+                      pd.concat([perf, extra], ignore_index=True))
+    for as_of, complete in (("2024-03-31", True), ("2024-04-30", False)):
+        out = tmp_path / f"dq_{as_of}.csv"
+        r = cli("book", "delinquency", "--db", path, "--as-of", as_of, "--out", out)
+        assert r.code == 0, r.err
+        table = pd.read_csv(out).set_index("bucket")
+        is_open = [b for b in table.index if b not in ("total outstanding", "written_off")]
+        total = table.loc["total outstanding"]
+        assert total["loans"] == table.loc[is_open, "loans"].sum()
+        assert total["balance"] == pytest.approx(table.loc[is_open, "balance"].sum())
+        assert total["balance_share"] == pytest.approx(1.0)
+        s = tmp_path / f"sum_{as_of}.csv"
+        r2 = cli("book", "summary", "--db", path, "--as-of", as_of, "--out", s)
+        assert r2.code == 0, r2.err
+        summary = pd.read_csv(s.with_name(f"sum_{as_of}_summary.csv"))
+        everything = summary[summary["dimension"] == "all"].iloc[0]
+        assert total["balance"] == pytest.approx(everything["balance"])
+        assert total["loans"] == everything["loans"]
+        for text in (r.out, r2.out):
+            assert ("note: only 1 of the 3 loans performing a month before 2024-04-30" in text
+                    and "latest complete month-end is 2024-03-31" in text) is not complete
+
+
 # --------------------------------------------------------------------------- summary
 
 
