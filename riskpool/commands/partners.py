@@ -235,6 +235,8 @@ def export(
     with open_store(db, read_only=True) as store:
         tape = partner_tape_table(store, allocation, partner, keys,
                                   borrower_ids=borrower_ids != "none")
+        stored = load_allocation(store, allocation)
+    held = float(stored.balance @ stored.shares[:, stored.party_ids.index(partner)])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     if kind == "parquet":
@@ -244,6 +246,10 @@ def export(
     os.replace(tmp, out)
     typer.echo(f"wrote {len(tape):,} loans of {partner} (allocation {allocation}) to {out} "
                f"({kind}; borrower ids {borrower_ids})")
+    on_tape = float(tape["balance"].sum())
+    typer.echo(f"balance on the tape {_money(on_tape)} CNY (each loan's share of its balance "
+               f"rounded half up to the cent); the allocation's {_money(held)} CNY unrounded"
+               + (f", {_money(on_tape - held)} apart" if abs(on_tape - held) >= 0.005 else ""))
 
 
 @allocate_app.command("show")

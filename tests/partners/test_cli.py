@@ -204,3 +204,23 @@ def test_allocate_and_show_print_the_party_total_that_the_pool_closes_to(cli, db
     assert r.code == 0, r.err
     rows, shown = _party_rows(r.out)
     assert shown == total[:4]
+
+
+def test_export_prints_the_tapes_balance_beside_the_allocations(cli, db, tmp_path):
+    # the tape's balances (each loan's share rounded half up to the cent) add up to what the
+    # command prints, and the allocation's unrounded figure is the party table's balance
+    r = cli("allocate", "--db", db, "--partners", PARTNERS, "--originated", *WINDOW)
+    assert r.code == 0, r.err
+    rows, _ = _party_rows(r.out)
+    held = next(_num(row[1]) for row in rows if row[0] == "bank_east")
+    out = tmp_path / "bank_east.csv"
+    r = cli("allocate", "export", "--db", db, "--allocation", "1", "--partner", "bank_east",
+            "--out", out)
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.startswith("balance on the tape"))
+    on_tape = float(line.split()[4].replace(",", ""))
+    assert on_tape == pytest.approx(float(pd.read_csv(out)["balance"].sum()), abs=0.005)
+    assert float(line.split("the allocation's ")[1].split()[0].replace(",", "")) == \
+        pytest.approx(held, abs=0.005)
+    # rounding each loan moves the total by at most half a cent a loan
+    assert abs(on_tape - held) <= 0.005 * len(pd.read_csv(out))
