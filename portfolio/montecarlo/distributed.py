@@ -151,9 +151,10 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
                 threads_per_worker: int = 1, memory_limit: str | int = 0) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``)
     when given, else to a new ``LocalCluster`` of ``workers`` processes on 127.0.0.1 with
-    ``threads_per_worker`` threads each, no dashboard and ``memory_limit`` per worker (Dask's
-    form: ``"2GiB"``, bytes, or 0 for none; a worker over it is restarted and its tasks run
-    again). Closed (and the local cluster shut down) on exit."""
+    ``threads_per_worker`` threads each, no dashboard (the scheduler's HTTP routes on a free
+    loopback port, not 8787) and ``memory_limit`` per worker (Dask's form: ``"2GiB"``, bytes,
+    or 0 for none; a worker over it is restarted and its tasks run again). Closed (and the
+    local cluster shut down) on exit."""
     if workers is None and scheduler is None:
         raise ValidationError(must_be("--workers/--scheduler", "one of them", "neither"))
     check_cluster_flags(workers, scheduler)
@@ -172,6 +173,10 @@ def open_client(workers: int | None = None, scheduler: str | None = None,
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
         host="127.0.0.1", dashboard_address=None, memory_limit=memory_limit, silence_logs=40,
+        # dashboard_address=None turns the dashboard off, but the scheduler still starts its
+        # HTTP server (health, info, metrics) and, given no address, binds the dashboard's
+        # default port 8787 (dask/distributed issue 7207): give it a free loopback port
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     )
     try:
         client = distributed.Client(cluster)

@@ -12,10 +12,13 @@ start-up cost to one cluster; the 4 → 2 → 1 test retires workers and runs la
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import sys
 import time
+import urllib.parse
+import warnings
 from pathlib import Path
 
 import cloudpickle
@@ -143,6 +146,27 @@ def test_cluster_is_loopback_only(cluster):
     assert info["address"].startswith("tcp://127.0.0.1:")
     assert info["workers"]
     assert all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
+
+
+def test_a_local_cluster_serves_nothing_on_the_dashboard_port():
+    """``dashboard_address=None`` turns Dask's dashboard off, yet the scheduler still starts
+    its HTTP server (health, info and metrics routes) on the dashboard's default port 8787
+    (dask/distributed issue 7207): a second cluster on the host, or anybody's dashboard, then
+    collides with it. :func:`open_client`'s scheduler serves those routes on a free loopback
+    port: it never tries 8787 (Dask warns when a port it asked for is taken), and there is no
+    dashboard page behind the link."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_client(workers=1) as client:
+            link = urllib.parse.urlsplit(client.dashboard_link)
+            conn = http.client.HTTPConnection("127.0.0.1", link.port, timeout=30)
+            conn.request("GET", link.path)
+            status = conn.getresponse().status
+            conn.close()
+    assert link.hostname == "127.0.0.1"
+    assert link.port != 8787
+    assert not [w for w in caught if "8787" in str(w.message)]  # nor asked for it
+    assert status == 404  # an HTTP server on loopback, but no dashboard page
 
 
 def test_granular_with_party_split_and_waterfall_on_workers_matches_local(cluster, pool):
