@@ -22,9 +22,7 @@ hazard model's (common random numbers), the months after the last maturity conti
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +30,6 @@ import numba
 import numpy as np
 from scipy import special
 
-from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import dq_kernels as K
@@ -48,9 +45,11 @@ from portfolio.montecarlo.simulation import (
     _entropy,
     block_layout,
     block_seed,
+    check_count,
     factor_paths,
     prepare_pool,
     root_seed,
+    run_block_tasks,
     simulate,
 )
 from portfolio.montecarlo.summaries import PartCells, merge_cells, merged_keys
@@ -465,11 +464,8 @@ def simulate_delinquency(
 ) -> PoolPaths:
     """Project ``loans`` with the delinquency-state model on ``n_paths`` paths (module doc).
     The numbers depend on the seed alone (not on ``batch_size`` or ``threads``)."""
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
-        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
-            or batch_size < 1:
-        raise ValidationError(must_be("batch_size", "an integer >= 1", batch_size))
+    check_count("n_paths", n_paths)
+    check_count("batch_size", batch_size)
     root = root_seed(seed)
     prep = prepare_delinquency(loans, assumptions, shares, party_ids, engine, charge_off_dpd,
                                cure_rule)
@@ -480,39 +476,19 @@ def run_dq_blocks(prep: DqPrepared, root: np.random.SeedSequence, n_paths: int,
                   engine: Engine, batch_size: int = 1000,
                   progress: Callable[[float], None] | None = None,
                   threads: int | None = None) -> PoolPaths:
-    """Every canonical block on local threads (as ``simulation.run_blocks``, but on threads
-    a task per block: each thread takes the next block, so both stay busy to the end; one
-    thread runs batches of ``batch_size`` paths, the progress steps). Each block has its own
-    seed and its own rows of the result, so the grouping never changes a number."""
-    blocks = block_layout(n_paths)
-    n_workers = max(1, min(threads or settings.threads(), len(blocks)))
-    per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
-    batches = [list(range(i, min(i + per_batch, len(blocks))))
-               for i in range(0, len(blocks), per_batch)]
+    """Every canonical block on local threads (``simulation.run_block_tasks``, as
+    ``simulation.run_blocks``). Each block has its own seed and its own rows of the result, so
+    the grouping never changes a number."""
     # column first: each flow a contiguous (paths, months) block, viewed by PoolPaths as is;
     # the balances by state apart, in their final layout
     acc, states = new_accumulators(prep, (), n_paths)
     pacc, p_states = new_accumulators(prep, (prep.base.n_parties,), n_paths)
-    done = [0]
-    lock = threading.Lock()
 
-    def run(batch: Sequence[int]) -> None:
-        for b in batch:
-            start, n_b = blocks[b]
-            f, pf = dq_block(prep, root, b, n_b, engine)
-            _place(prep, f, pf, start, acc, states, pacc, p_states)
-        if progress is not None:
-            with lock:
-                done[0] += sum(blocks[b][1] for b in batch)
-                progress(done[0] / n_paths)
+    def run_block(b: int, start: int, n_b: int) -> None:
+        f, pf = dq_block(prep, root, b, n_b, engine)
+        _place(prep, f, pf, start, acc, states, pacc, p_states)
 
-    if n_workers == 1:
-        for batch in batches:
-            run(batch)
-    else:
-        with ThreadPoolExecutor(n_workers) as pool:
-            for fut in [pool.submit(run, batch) for batch in batches]:
-                fut.result()
+    run_block_tasks(n_paths, run_block, batch_size, threads, progress)
     return assemble_delinquency(prep, acc, states, pacc, p_states, _entropy(root))
 
 

@@ -458,8 +458,7 @@ def simulate_distributed(
     (per-party flows in ``.paths.party_flows``)."""
     if engine not in sim.ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
-        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    sim.check_count("n_paths", n_paths)
     if model not in MODELS:
         raise ValidationError(must_be("model", "one of " + ", ".join(MODELS), model))
     if model == "hazard" and charge_off_dpd is not None:
@@ -614,8 +613,7 @@ def run_summary(
     ``tranching.distributed.WaterfallOnWorkers``); ``quantiles``: loss levels whose path is
     recomputed (only its block) and returned with every flow (and, for the delinquency
     model's ``prep``, its balances by state)."""
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
-        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
+    sim.check_count("n_paths", n_paths)
     root = sim.root_seed(seed)
     levels = tuple(float(q) for q in quantiles)
     reducer = PathSummaryReducer(inner)

@@ -101,8 +101,10 @@ __all__ = [
     "assemble_paths",
     "block_layout",
     "block_seed",
+    "check_count",
     "loss_distribution",
     "prepare_pool",
+    "run_block_tasks",
     "simulate",
     "simulate_batch",
 ]
@@ -569,9 +571,52 @@ def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def check_count(name: str, value: object) -> None:
+    """``value`` (``n_paths``, ``batch_size``...) must be an integer >= 1 (not a bool); else a
+    :class:`ValidationError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValidationError(must_be(name, "an integer >= 1", value))
+
+
 def block_layout(n_paths: int) -> list[tuple[int, int]]:
     """Canonical blocks ``(first path, n paths)`` of ``BLOCK_PATHS`` (the last may be short)."""
     return [(s, min(BLOCK_PATHS, n_paths - s)) for s in range(0, n_paths, BLOCK_PATHS)]
+
+
+def run_block_tasks(n_paths: int, run_block: Callable[[int, int, int], None],
+                    batch_size: int = 1000, threads: int | None = None,
+                    progress: Callable[[float], None] | None = None) -> None:
+    """``run_block(block_index, first_path, n_paths_of_block)`` once for every canonical block
+    of ``n_paths`` (:func:`block_layout`), on local threads.
+
+    On threads a task per block: each thread takes the next block, so both stay busy to the
+    end (batches of several blocks left one thread idle for up to a batch); one thread runs
+    batches of ``batch_size`` paths rounded up to whole blocks, ``progress`` (the share of
+    paths done) called after each batch. Each block has its own seed and writes only its own
+    rows of the result, so the grouping never changes a number."""
+    blocks = block_layout(n_paths)
+    n_workers = max(1, min(threads or settings.threads(), len(blocks)))
+    per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
+    batches = [list(range(i, min(i + per_batch, len(blocks))))
+               for i in range(0, len(blocks), per_batch)]
+    done = [0]
+    lock = threading.Lock()
+
+    def run(batch: Sequence[int]) -> None:
+        for b in batch:
+            run_block(b, *blocks[b])
+        if progress is not None:
+            with lock:
+                done[0] += sum(blocks[b][1] for b in batch)
+                progress(done[0] / n_paths)
+
+    if n_workers == 1:
+        for batch in batches:
+            run(batch)
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            for fut in [pool.submit(run, batch) for batch in batches]:
+                fut.result()
 
 
 def block_seed(root: np.random.SeedSequence, block_index: int) -> np.random.SeedSequence:
@@ -859,11 +904,8 @@ def simulate(
     """
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 1:
-        raise ValidationError(must_be("n_paths", "an integer >= 1", n_paths))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
-            or batch_size < 1:
-        raise ValidationError(must_be("batch_size", "an integer >= 1", batch_size))
+    check_count("n_paths", n_paths)
+    check_count("batch_size", batch_size)
     root = root_seed(seed)
     entropy = _entropy(root)
     loan_level = engine == "loan" and deterministic_z is None
@@ -886,46 +928,22 @@ def run_blocks(
     progress: Callable[[float], None] | None = None,
     threads: int | None = None,
 ) -> PoolPaths:
-    """Run every canonical block locally (threads) and assemble the paths.
-
-    On threads a task per block: each thread takes the next block, so both stay busy to the
-    end (batches of several blocks left one thread idle for up to a batch); one thread runs
-    batches of ``batch_size`` paths rounded up to whole blocks, the progress steps. Each block
-    has its own seed and its own rows of the result, so the grouping never changes a
-    number."""
-    blocks = block_layout(n_paths)
-    n_workers = max(1, min(threads or settings.threads(), len(blocks)))
-    per_batch = 1 if n_workers > 1 else max(1, -(-batch_size // BLOCK_PATHS))
-    batches = [list(range(i, min(i + per_batch, len(blocks))))
-               for i in range(0, len(blocks), per_batch)]
+    """Run every canonical block locally (threads: :func:`run_block_tasks`) and assemble the
+    paths."""
     # each block's flows are finished (recoveries, end balance) on its thread, straight into
     # its rows of the result: elementwise per path, so the same numbers as finishing the whole
     flows: dict[str, Any] = {k: np.empty((n_paths, prep.n_months)) for k in FLOW_NAMES}
     party_flows = {k: np.empty((prep.n_parties, n_paths, prep.n_months)) for k in FLOW_NAMES} \
         if prep.n_parties else {}
-    done = [0]
-    lock = threading.Lock()
 
-    def run(batch: Sequence[int]) -> None:
-        for b in batch:
-            start, n_b = blocks[b]
-            res = simulate_batch(prep, b, block_seed(root, b), n_b, engine)
-            rows = slice(start, start + n_b)
-            _finish_into(flows, rows, res.flows, prep)
-            if prep.n_parties:
-                _finish_into(party_flows, (slice(None), rows), res.party_flows, prep)
-        if progress is not None:
-            with lock:
-                done[0] += sum(blocks[b][1] for b in batch)
-                progress(done[0] / n_paths)
+    def run_block(b: int, start: int, n_b: int) -> None:
+        res = simulate_batch(prep, b, block_seed(root, b), n_b, engine)
+        rows = slice(start, start + n_b)
+        _finish_into(flows, rows, res.flows, prep)
+        if prep.n_parties:
+            _finish_into(party_flows, (slice(None), rows), res.party_flows, prep)
 
-    if n_workers == 1:
-        for batch in batches:
-            run(batch)
-    else:
-        with ThreadPoolExecutor(n_workers) as pool:
-            for fut in [pool.submit(run, batch) for batch in batches]:
-                fut.result()
+    run_block_tasks(n_paths, run_block, batch_size, threads, progress)
     return PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
                      seed_entropy=_entropy(root), party_ids=prep.party_ids,
                      party_flows=party_flows, **flows)

@@ -13,10 +13,13 @@ from simulation_pools import assumptions, flat_assumptions, homogeneous_pool, mi
 from portfolio.errors import ValidationError
 from portfolio.loans.schedules import schedule_matrix
 from portfolio.montecarlo.simulation import (
+    BLOCK_PATHS,
     DETERMINISTIC_Z,
+    check_count,
     loss_distribution,
     prepare_pool,
     root_seed,
+    run_block_tasks,
     run_blocks,
     simulate,
 )
@@ -206,6 +209,44 @@ def test_same_seed_is_identical_whatever_the_batch_size(engine):
     # a root SeedSequence gives the same numbers as its integer seed
     seq = run(loans, a, 700, np.random.SeedSequence(42), engine)
     assert np.array_equal(seq.default, runs[0].default)
+
+
+@pytest.mark.parametrize(("n_paths", "batch_size", "threads"),
+                         [(700, 256, 1), (700, 1000, 1), (700, 300, 2), (256, 10, 2), (1, 5, 1)])
+def test_run_block_tasks_runs_every_block_once_and_reports_progress(n_paths, batch_size,
+                                                                     threads):
+    """The block scheduler shared by ``run_blocks`` and the delinquency model's
+    ``run_dq_blocks``: each canonical block exactly once with its first path and size (the
+    blocks tile 0..n_paths), progress rising to 1 (one thread: once per batch of
+    ceil(batch_size / BLOCK_PATHS) blocks)."""
+    calls: list[tuple[int, int, int]] = []
+    seen: list[float] = []
+    run_block_tasks(n_paths, lambda b, start, n_b: calls.append((b, start, n_b)), batch_size,
+                    threads, seen.append)
+    n_blocks = -(-n_paths // BLOCK_PATHS)
+    assert sorted(calls) == [(b, b * BLOCK_PATHS, min(BLOCK_PATHS, n_paths - b * BLOCK_PATHS))
+                             for b in range(n_blocks)]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    if threads == 1:
+        per_batch = -(-batch_size // BLOCK_PATHS)
+        assert len(seen) == -(-n_blocks // per_batch)
+
+
+def test_a_failing_block_fails_the_run():
+    def run_block(b: int, start: int, n_b: int) -> None:
+        if b == 1:
+            raise ValueError("block 1")
+
+    for threads in (1, 2):
+        with pytest.raises(ValueError, match="block 1"):
+            run_block_tasks(700, run_block, threads=threads)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0, "3", None])
+def test_check_count_refuses_anything_but_an_integer_of_at_least_one(bad):
+    with pytest.raises(ValidationError, match="n_paths.*an integer >= 1"):
+        check_count("n_paths", bad)
+    check_count("n_paths", np.int64(3))  # a numpy integer is one
 
 
 @pytest.mark.parametrize("engine", ENGINES)
