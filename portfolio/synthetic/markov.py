@@ -43,12 +43,22 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from portfolio.loans.schedules import schedule_matrix
-from portfolio.loans.types import SCORE_BAND_LABELS, RepaymentType
+from portfolio.loans.types import SCORE_BAND_LABELS
 from portfolio.synthetic.originations import Originations
 from portfolio.synthetic.params import GeneratorParams
-
-_DI = RepaymentType.DAILY_INTEREST.code
-_S_CURRENT, _S_DELINQUENT, _S_DEFAULT, _S_PREPAID, _S_MATURED = 0, 1, 2, 3, 4
+from portfolio.synthetic.performance import (
+    _DI,
+    _S_CURRENT,
+    _S_DEFAULT,
+    _S_DELINQUENT,
+    _S_MATURED,
+    _S_PREPAID,
+    _round2,
+    add_month,
+    finish_rows,
+    month_arrays,
+    new_rows,
+)
 
 
 def n_buckets(params: GeneratorParams) -> int:
@@ -122,10 +132,6 @@ def truth_record(params: GeneratorParams, factor: np.ndarray, month_ends: np.nda
     }
 
 
-def _round2(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.asarray(x, dtype=np.float64) * 100.0 + (0.5 + 1e-9)) / 100.0
-
-
 def simulate_chunk_markov(
     params: GeneratorParams,
     book: Originations,
@@ -173,22 +179,13 @@ def simulate_chunk_markov(
     rec_total = np.zeros(n)
     rec_done = np.zeros(n)
 
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "loan", "as_of", "mob", "balance", "paid_principal", "paid_interest", "prepaid",
-        "dpd", "status", "charge_off", "recovery")}
+    out = new_rows()
     for t in range(n_months):
         idx = np.flatnonzero((vint <= t) & ~closed)
         if idx.size == 0:
             continue
         age = t - vint[idx]
-        m = idx.size
-        paid_p = np.zeros(m)
-        paid_i = np.zeros(m)
-        prepaid = np.zeros(m)
-        charge = np.zeros(m)
-        recov = np.zeros(m)
-        dpd = np.zeros(m, dtype=np.int64)
-        status = np.full(m, _S_CURRENT, dtype=np.int8)
+        paid_p, paid_i, prepaid, charge, recov, dpd, status = month_arrays(idx.size)
 
         # --- charged off: recoveries at lags 1.. n_lag after the charge-off month
         sel_c = np.flatnonzero(co_age[idx] > 0)
@@ -263,15 +260,6 @@ def simulate_chunk_markov(
             status[sel_o] = st
             closed[li[prepay | done]] = True
 
-        out["loan"].append(idx.astype(np.int32))
-        out["as_of"].append(np.full(m, month_ends[t].astype(np.int64), dtype=np.int32))
-        out["mob"].append(age.astype(np.int16))
-        out["balance"].append(bal[idx].copy())
-        out["paid_principal"].append(paid_p)
-        out["paid_interest"].append(paid_i)
-        out["prepaid"].append(prepaid)
-        out["dpd"].append(dpd.astype(np.int16))
-        out["status"].append(status)
-        out["charge_off"].append(charge)
-        out["recovery"].append(recov)
-    return {k: np.concatenate(v) if v else np.empty(0) for k, v in out.items()}
+        add_month(out, idx, month_ends[t], age, bal[idx], paid_p, paid_i, prepaid, dpd, status,
+                  charge, recov)
+    return finish_rows(out)

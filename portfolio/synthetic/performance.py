@@ -67,6 +67,50 @@ def _round2(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) * 100.0 + (0.5 + 1e-9)) / 100.0
 
 
+ROW_COLUMNS: tuple[str, ...] = (
+    "loan", "as_of", "mob", "balance", "paid_principal", "paid_interest", "prepaid", "dpd",
+    "status", "charge_off", "recovery")
+"""The columns of a chunk's month-end rows (both credit modes: this one and ``markov``)."""
+
+
+def new_rows() -> dict[str, list[np.ndarray]]:
+    """An empty collector of month-end rows (:func:`add_month`, :func:`finish_rows`)."""
+    return {k: [] for k in ROW_COLUMNS}
+
+
+def month_arrays(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                  np.ndarray, np.ndarray]:
+    """A month's zeroed rows for ``m`` open loans: paid principal, paid interest, prepaid,
+    charge-off, recovery (float64), dpd (int64) and status (int8, all current)."""
+    return (np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m),
+            np.zeros(m, dtype=np.int64), np.full(m, _S_CURRENT, dtype=np.int8))
+
+
+def add_month(out: dict[str, list[np.ndarray]], idx: np.ndarray, month_end: np.datetime64,
+              age: np.ndarray, balance: np.ndarray, paid_principal: np.ndarray,
+              paid_interest: np.ndarray, prepaid: np.ndarray, dpd: np.ndarray,
+              status: np.ndarray, charge_off: np.ndarray, recovery: np.ndarray) -> None:
+    """The month-end rows of the open loans ``idx`` (chunk indices) at ``month_end``, in the
+    table's dtypes; ``balance`` is copied (the caller goes on updating it)."""
+    m = idx.size
+    out["loan"].append(idx.astype(np.int32))
+    out["as_of"].append(np.full(m, month_end.astype(np.int64), dtype=np.int32))
+    out["mob"].append(age.astype(np.int16))
+    out["balance"].append(balance.copy())
+    out["paid_principal"].append(paid_principal)
+    out["paid_interest"].append(paid_interest)
+    out["prepaid"].append(prepaid)
+    out["dpd"].append(dpd.astype(np.int16))
+    out["status"].append(status)
+    out["charge_off"].append(charge_off)
+    out["recovery"].append(recovery)
+
+
+def finish_rows(out: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each column's months joined (an empty array where no loan was open)."""
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in out.items()}
+
+
 def simulate_chunk(
     params: GeneratorParams,
     book: Originations,
@@ -124,23 +168,14 @@ def simulate_chunk(
     ep_len_cdf = np.cumsum(params.cure_episode_months)
     lo_f, hi_f = params.partial_repay_fraction
 
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "loan", "as_of", "mob", "balance", "paid_principal", "paid_interest", "prepaid",
-        "dpd", "status", "charge_off", "recovery")}
+    out = new_rows()
 
     for t in range(n_months):
         idx = np.flatnonzero((vint <= t) & ~closed)
         if idx.size == 0:
             continue
         age = t - vint[idx]
-        m = idx.size
-        paid_p = np.zeros(m)
-        paid_i = np.zeros(m)
-        prepaid = np.zeros(m)
-        charge = np.zeros(m)
-        recov = np.zeros(m)
-        dpd = np.zeros(m, dtype=np.int64)
-        status = np.full(m, _S_CURRENT, dtype=np.int8)
+        paid_p, paid_i, prepaid, charge, recov, dpd, status = month_arrays(idx.size)
 
         # --- loans already bad: k-th month of delinquency (k >= 2)
         sel_b = np.flatnonzero((bad_age[idx] > 0) & (age > 0))
@@ -222,15 +257,6 @@ def simulate_chunk(
             status[sel_p[matured]] = _S_MATURED
             closed[li[prepay | matured]] = True
 
-        out["loan"].append(idx.astype(np.int32))
-        out["as_of"].append(np.full(m, month_ends[t].astype(np.int64), dtype=np.int32))
-        out["mob"].append(age.astype(np.int16))
-        out["balance"].append(bal[idx].copy())
-        out["paid_principal"].append(paid_p)
-        out["paid_interest"].append(paid_i)
-        out["prepaid"].append(prepaid)
-        out["dpd"].append(dpd.astype(np.int16))
-        out["status"].append(status)
-        out["charge_off"].append(charge)
-        out["recovery"].append(recov)
-    return {k: np.concatenate(v) if v else np.empty(0) for k, v in out.items()}
+        add_month(out, idx, month_ends[t], age, bal[idx], paid_p, paid_i, prepaid, dpd, status,
+                  charge, recov)
+    return finish_rows(out)
