@@ -132,8 +132,9 @@ class RhoChoice:
         return out
 
 
-def choose_rho(fit: FactorFit, choice: str, rho_ttc: float | None = None) -> RhoChoice:
-    """ρ for the run: the point estimate, the interval's upper end, or the user's value."""
+def check_rho_choice(choice: str, rho_ttc: float | None = None) -> None:
+    """``choice`` one of ``RHO_CHOICES``; ``rho_ttc`` in [0, 1) when given, and given with
+    ``ttc`` (checked before anything is fitted, and again by :func:`choose_rho`)."""
     if choice not in RHO_CHOICES:
         raise ValidationError(must_be("--rho-choice", " or ".join(RHO_CHOICES), choice))
     if rho_ttc is not None and not 0 <= rho_ttc < 1:
@@ -141,6 +142,11 @@ def choose_rho(fit: FactorFit, choice: str, rho_ttc: float | None = None) -> Rho
     if choice == "ttc" and rho_ttc is None:
         raise ValidationError(must_be("--rho-ttc", "a value in [0, 1) with --rho-choice ttc",
                                       "nothing"))
+
+
+def choose_rho(fit: FactorFit, choice: str, rho_ttc: float | None = None) -> RhoChoice:
+    """ρ for the run: the point estimate, the interval's upper end, or the user's value."""
+    check_rho_choice(choice, rho_ttc)
     if choice == "point":
         used = fit.rho
     elif choice == "upper":

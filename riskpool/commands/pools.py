@@ -18,7 +18,7 @@ import pandas as pd
 import typer
 
 from portfolio.book.calibration import calibrate_from_store, with_provenance
-from portfolio.book.factor_fit import RHO_CHOICES, choose_rho, fit_factor
+from portfolio.book.factor_fit import check_rho_choice, choose_rho, fit_factor
 from portfolio.book.pools import (
     create_pool,
     get_pool,
@@ -314,13 +314,7 @@ def calibrate(
                                       charge_off_dpd))
     if min_exposure < 1:
         raise ValidationError(must_be("--min-exposure", "an integer >= 1", min_exposure))
-    if rho_choice not in RHO_CHOICES:
-        raise ValidationError(must_be("--rho-choice", " or ".join(RHO_CHOICES), rho_choice))
-    if rho_ttc is not None and not 0 <= rho_ttc < 1:
-        raise ValidationError(must_be("--rho-ttc", "in [0, 1)", rho_ttc))
-    if rho_choice == "ttc" and rho_ttc is None:
-        raise ValidationError(must_be("--rho-ttc", "a value in [0, 1) with --rho-choice ttc",
-                                      "nothing"))
+    check_rho_choice(rho_choice, rho_ttc)
     table_path = transitions_out or out.with_name(out.stem + ".transitions.csv")
     if table_path.suffix.lower() != ".csv":
         raise ValidationError(must_be("--transitions-out", "a .csv file path", str(table_path)))

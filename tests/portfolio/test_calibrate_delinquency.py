@@ -120,3 +120,19 @@ def test_party_states_round_trip_through_the_run_files(calibrated, tmp_path: Pat
         np.testing.assert_array_equal(getattr(e, name), getattr(d, name), err_msg=name)
     np.testing.assert_allclose(e.party_state_balance.sum(axis=0), e.state_balance, rtol=1e-9,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize(("flags", "field"), [
+    (("--rho-choice", "ttc"), "--rho-ttc"),  # ttc without its value
+    (("--rho-choice", "lower"), "--rho-choice"),
+    (("--rho-ttc", "1.5"), "--rho-ttc"),
+])
+def test_a_bad_rho_choice_is_refused_and_nothing_is_written(cli, calibrated, tmp_path: Path,
+                                                          flags, field) -> None:
+    """``riskpool calibrate`` checks the ρ flags up front (``factor_fit.check_rho_choice``, the
+    same check ``choose_rho`` makes after the fit): exit 2 naming the flag, no file written."""
+    db, _, _ = calibrated
+    out = tmp_path / "a.toml"
+    r = cli("calibrate", "--db", db, "--out", out, *flags)
+    assert r.code == 2 and field in r.err, (r.code, r.err)
+    assert not out.exists() and not out.with_name("a.transitions.csv").exists()
