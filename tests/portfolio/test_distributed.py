@@ -93,21 +93,16 @@ def _assert_same_paths(a: PoolPaths, b: PoolPaths) -> None:
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = require_dask()
+    require_dask()
     import dask.config  # optional dependency: imported only where a cluster runs
 
     # A killed worker is restarted by its nanny; a LocalCluster closes that nanny for good when
     # no worker of its name is back within distributed.deploy.lost-worker-timeout (15 s by
     # default). On a busy box the restart can take longer, and the tests that wait for all four
     # workers again then time out (seen in a full-suite run): give the restart time.
-    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}):
-        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      memory_limit=0, silence_logs=50)
-        client = distributed.Client(lc)
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}), \
+            open_client(workers=4) as client:
         yield client
-        client.close()
-        lc.close()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ from portfolio.montecarlo.delinquency import (
     simulate_delinquency,
 )
 from portfolio.montecarlo.distributed import (
+    open_client,
     prepare_delinquency_on_workers,
     require_dask,
     run_summary,
@@ -78,21 +79,16 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = require_dask()
+    require_dask()
     import dask.config  # optional dependency: imported only where a cluster runs
 
     # a killed worker's nanny restarts it; give that time on a busy box (test_distributed.py)
-    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}):
-        lc = distributed.LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      memory_limit=0, silence_logs=50)
-        client = distributed.Client(lc)
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}), \
+            open_client(workers=4) as client:
         # every worker up before anything is scattered: a scattered pool held by the one
         # worker that is later killed could not be recovered (a task can be, data cannot)
         client.wait_for_workers(4, timeout=300)
         yield client
-        client.close()
-        lc.close()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from partners.reconciliation import economic_views
 from partners.records import load_allocation, run_party_paths, run_party_split
 from portfolio import settings
 from portfolio.errors import NotFound
-from portfolio.montecarlo.distributed import require_dask
+from portfolio.montecarlo.distributed import open_client
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store.core import open_store
 from portfolio.store.runs import load_path_losses
@@ -44,14 +44,8 @@ SEED = 11
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = require_dask()
-    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  memory_limit=0, silence_logs=50)
-    client = distributed.Client(lc)
-    yield client
-    client.close()
-    lc.close()
+    with open_client(workers=2) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from simulation_pools import assumptions
 
 from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.montecarlo.assumptions import save_assumptions
-from portfolio.montecarlo.distributed import require_dask
+from portfolio.montecarlo.distributed import open_client
 from portfolio.store.core import open_store
 from portfolio.store.scenarios import get_scenario_set
 from riskpool.commands.scenarios import run_scenario_set
@@ -50,14 +50,8 @@ rho = [0.05, 0.2]
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = require_dask()
-    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  memory_limit=0, silence_logs=50)
-    client = distributed.Client(lc)
-    yield client
-    client.close()
-    lc.close()
+    with open_client(workers=2) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from portfolio.book.pools import get_pool
 from portfolio.errors import NotFound
 from portfolio.montecarlo import simulation as sim
 from portfolio.montecarlo.assumptions import apply_stress, load_assumptions
-from portfolio.montecarlo.distributed import require_dask, slice_paths
+from portfolio.montecarlo.distributed import open_client, slice_paths
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.montecarlo.replenishment import (
     replenishment_from_cells,
@@ -67,14 +67,8 @@ ROUNDING = 1e-12  # relative to the column's largest value: a float sum in anoth
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = require_dask()
-    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  memory_limit=0, silence_logs=50)
-    client = distributed.Client(lc)
-    yield client
-    client.close()
-    lc.close()
+    with open_client(workers=2) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
