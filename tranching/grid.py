@@ -116,18 +116,40 @@ def _check(name: str, value: float, lo: float, hi: float, closed_hi: bool = True
         raise DealError(must_be(name, f"in [{lo}, {hi}{']' if closed_hi else ')'}", value))
 
 
-def scenario_paths(balance: float, wac: float, wam: int, *, cdr: float, severity: float,
-                   cpr: float, lag: int = 0, start: dt.date = dt.date(2026, 1, 31)) -> PoolPaths:
-    """One deterministic path of the representative line (module doc)."""
+def _check_line(balance: float, wac: float, wam: int, severity: float, cpr: float,
+                lag: int) -> None:
+    """The representative line's terms, common to both models' paths."""
     _check("balance", balance, 1e-9, 1e15)
     _check("wac", wac, 0.0, 1.0)
-    _check("cdr", cdr, 0.0, 1.0)
     _check("severity", severity, 0.0, 1.0)
     _check("cpr", cpr, 0.0, 1.0)
     if not 1 <= int(wam) <= 600 or int(wam) != wam:
         raise DealError(must_be("wam", "an integer number of months in [1, 600]", wam))
     if not 0 <= int(lag) <= 60 or int(lag) != lag:
         raise DealError(must_be("recovery lag", "an integer number of months in [0, 60]", lag))
+
+
+def _scheduled_principal(performing: float, rate: float, remaining: int) -> float:
+    """The month's level-annuity principal of a performing balance with ``remaining``
+    instalments left at monthly ``rate`` (all of it at the last)."""
+    if remaining <= 1:
+        return performing
+    if rate > 0:
+        return performing * rate / -np.expm1(-remaining * np.log1p(rate)) - rate * performing
+    return performing / remaining
+
+
+def _month_ends(start: dt.date, n: int) -> np.ndarray:
+    """The ``n`` month-ends after ``start``'s month (datetime64[D])."""
+    dates = np.array([np.datetime64(start, "M") + np.timedelta64(k + 1, "M") for k in range(n)])
+    return (dates.astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
+
+
+def scenario_paths(balance: float, wac: float, wam: int, *, cdr: float, severity: float,
+                   cpr: float, lag: int = 0, start: dt.date = dt.date(2026, 1, 31)) -> PoolPaths:
+    """One deterministic path of the representative line (module doc)."""
+    _check_line(balance, wac, wam, severity, cpr, lag)
+    _check("cdr", cdr, 0.0, 1.0)
     mdr = 1.0 - (1.0 - cdr) ** (1.0 / 12.0)
     smm = 1.0 - (1.0 - cpr) ** (1.0 / 12.0)
     r = wac / 12.0
@@ -139,22 +161,14 @@ def scenario_paths(balance: float, wac: float, wam: int, *, cdr: float, severity
         default[t] = mdr * bal
         perf = bal - default[t]
         interest[t] = r * perf
-        remaining = int(wam) - t
-        if remaining <= 1:
-            sched[t] = perf
-        else:
-            annuity = -np.expm1(-remaining * np.log1p(r)) if r > 0 else 0.0
-            payment = perf * r / annuity if r > 0 else perf / remaining
-            sched[t] = payment - r * perf
+        sched[t] = _scheduled_principal(perf, r, int(wam) - t)
         prepay[t] = smm * (perf - sched[t])
         eop[t] = perf - sched[t] - prepay[t]
         bal = eop[t]
         if t >= lag:
             recovery[t] = (1.0 - severity) * default[t - lag]
-    dates = np.array([np.datetime64(start, "M") + np.timedelta64(k + 1, "M") for k in range(n)])
-    dates = (dates.astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
     one = lambda a: a[None, :]  # noqa: E731
-    return PoolPaths(dates=dates, balance_bop=one(bop), interest=one(interest),
+    return PoolPaths(dates=_month_ends(start, n), balance_bop=one(bop), interest=one(interest),
                      scheduled_principal=one(sched), prepayment=one(prepay),
                      default=one(default), recovery=one(recovery), balance_eop=one(eop),
                      initial_balance=float(balance))
@@ -166,16 +180,9 @@ def roll_rate_paths(balance: float, wac: float, wam: int, *, roll_current: float
                     start: dt.date = dt.date(2026, 1, 31)) -> PoolPaths:
     """The deterministic expected path of the representative line under the delinquency
     transitions with the roll-forward rates times ``multiplier`` (module doc)."""
-    _check("balance", balance, 1e-9, 1e15)
-    _check("wac", wac, 0.0, 1.0)
+    _check_line(balance, wac, wam, severity, cpr, lag)
     _check("roll_current", roll_current, 0.0, 1.0)
     _check("multiplier", multiplier, 0.0, 1e6)
-    _check("severity", severity, 0.0, 1.0)
-    _check("cpr", cpr, 0.0, 1.0)
-    if not 1 <= int(wam) <= 600 or int(wam) != wam:
-        raise DealError(must_be("wam", "an integer number of months in [1, 600]", wam))
-    if not 0 <= int(lag) <= 60 or int(lag) != lag:
-        raise DealError(must_be("recovery lag", "an integer number of months in [0, 60]", lag))
     rolls, cures = np.asarray(roll, dtype=np.float64), np.asarray(cure, dtype=np.float64)
     if not 3 <= rolls.size <= 6 or rolls.shape != cures.shape:
         raise DealError(must_be("roll, cure", "two lists of the same length, 3 to 6 buckets "
@@ -199,13 +206,7 @@ def roll_rate_paths(balance: float, wac: float, wam: int, *, roll_current: float
         flows["bop"][t] = cur + dq.sum()
         missed = a * cur
         paying = cur - missed
-        remaining = int(wam) - t
-        if remaining <= 1:
-            sched = paying
-        elif rate > 0:
-            sched = paying * rate / -np.expm1(-remaining * np.log1p(rate)) - rate * paying
-        else:
-            sched = paying / remaining
+        sched = _scheduled_principal(paying, rate, int(wam) - t)
         prepay = smm * (paying - sched)
         rolled, cured = r_k * dq, cures * dq
         stays = dq - rolled - cured
@@ -223,12 +224,10 @@ def roll_rate_paths(balance: float, wac: float, wam: int, *, roll_current: float
         states[t, 0], states[t, 1:] = cur, dq
         if t >= lag:
             flows["recovery"][t] = (1.0 - severity) * flows["default"][t - lag]
-    dates = np.array([np.datetime64(start, "M") + np.timedelta64(k + 1, "M") for k in range(n)])
-    dates = (dates.astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
     one = lambda x: x[None, :]  # noqa: E731
     dq_paths = DelinquencyPaths(charge_off_dpd=30 * k_n, cure_rule="re_age",
                                 state_balance=states[None], cures=one(flows["cures"]))
-    return PoolPaths(dates=dates, balance_bop=one(flows["bop"]), interest=one(flows["interest"]),
+    return PoolPaths(dates=_month_ends(start, n), balance_bop=one(flows["bop"]), interest=one(flows["interest"]),
                      scheduled_principal=one(flows["sched"]), prepayment=one(flows["prepay"]),
                      default=one(flows["default"]), recovery=one(flows["recovery"]),
                      balance_eop=one(flows["eop"]), initial_balance=float(balance),
