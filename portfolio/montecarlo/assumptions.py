@@ -609,24 +609,11 @@ def assumptions_from_dict(data: dict[str, Any], source: str = "assumptions") -> 
     smm = np.full_like(hazard, np.nan)
     for k, seg in enumerate(doc["segment"]):
         path = f"segment[{k}]"
-        band, term = seg["score_band"], seg["term"]
-        if band not in labels:
-            raise SchemaError(f"{path}.score_band", "one of " + ", ".join(labels), band, source)
-        if term not in term_index:
-            raise SchemaError(f"{path}.term", "one of " + str(list(terms)), term, source)
-        i, j = labels[band], term_index[term]
-        if not np.isnan(hazard[i, j, 0]):
-            raise SchemaError(path, "a score band × term not given before",
-                              verbatim(f"segment {band} × {term}m again (it appears twice)"),
-                              source)
+        i, j = _segment_cell(seg, path, labels, term_index, hazard, source)
         hazard[i, j] = _curve(seg["default_hazard"], f"{path}.default_hazard", n_age, source)
         smm[i, j] = _curve(seg["prepay_smm"], f"{path}.prepay_smm", n_age, source)
-    missing = [f"{_band_label(*bands[i])} × {terms[j]}m" for i in range(len(bands))
-               for j in range(len(terms)) if np.isnan(hazard[i, j, 0])]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise SchemaError("segment", "one [[segment]] table per score band × term",
-                          verbatim(f"missing {', '.join(missing[:5])}{more}"), source)
+    _check_every_cell(hazard, labels, term_index, "segment",
+                      "one [[segment]] table per score band × term", source)
     delinquency = None
     if doc["delinquency"] is not None:
         delinquency = _delinquency_from_doc(doc["delinquency"], hazard, labels, term_index,
@@ -646,6 +633,35 @@ def assumptions_from_dict(data: dict[str, Any], source: str = "assumptions") -> 
         rho_se=factor["rho_se"],
         provenance=doc["provenance"],
     )
+
+
+def _segment_cell(seg: dict[str, Any], path: str, labels: dict[str, int],
+                  term_index: dict[int, int], filled: np.ndarray, source: str) -> tuple[int, int]:
+    """The (band, term) cell of segment table ``seg`` at ``path``: a known score band and
+    term, not given before (``filled[i, j, 0]`` still NaN)."""
+    band, term = seg["score_band"], seg["term"]
+    if band not in labels:
+        raise SchemaError(f"{path}.score_band", "one of " + ", ".join(labels), band, source)
+    if term not in term_index:
+        raise SchemaError(f"{path}.term", "one of " + str(list(term_index)), term, source)
+    i, j = labels[band], term_index[term]
+    if not np.isnan(filled[i, j, 0]):
+        raise SchemaError(path, "a score band × term not given before",
+                          verbatim(f"segment {band} × {term}m again (it appears twice)"),
+                          source)
+    return i, j
+
+
+def _check_every_cell(filled: np.ndarray, labels: dict[str, int], term_index: dict[int, int],
+                      field: str, allowed: str, source: str) -> None:
+    """Every score band × term given (``filled[i, j, 0]`` not NaN); else the first five
+    missing named under ``field``."""
+    missing = [f"{band} × {term}m" for band, i in labels.items() for term, j in term_index.items()
+               if np.isnan(filled[i, j, 0])]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise SchemaError(field, allowed, verbatim(f"missing {', '.join(missing[:5])}{more}"),
+                          source)
 
 
 def _bucket_curves(values: list[list[float]], path: str, n_age: int, where: str) -> np.ndarray:
@@ -669,16 +685,7 @@ def _delinquency_from_doc(dq: dict[str, Any], hazard: np.ndarray, labels: dict[s
     cure = np.full_like(roll, np.nan)
     for k, seg in enumerate(dq["segment"]):
         path = f"delinquency.segment[{k}]"
-        band, term = seg["score_band"], seg["term"]
-        if band not in labels:
-            raise SchemaError(f"{path}.score_band", "one of " + ", ".join(labels), band, source)
-        if term not in term_index:
-            raise SchemaError(f"{path}.term", "one of " + str(list(term_index)), term, source)
-        i, j = labels[band], term_index[term]
-        if not np.isnan(rc[i, j, 0]):
-            raise SchemaError(path, "a score band × term not given before",
-                              verbatim(f"segment {band} × {term}m again (it appears twice)"),
-                              source)
+        i, j = _segment_cell(seg, path, labels, term_index, rc, source)
         rc[i, j] = _curve(seg["roll_current"], f"{path}.roll_current", n_age, source)
         roll[i, j] = _bucket_curves(seg["roll"], f"{path}.roll", n_age, source)
         cure[i, j] = _bucket_curves(seg["cure"], f"{path}.cure", n_age, source)
@@ -691,13 +698,9 @@ def _delinquency_from_doc(dq: dict[str, Any], hazard: np.ndarray, labels: dict[s
                               verbatim(f"roll {roll[i, j, age, b]:.6g} + cure "
                                        f"{cure[i, j, age, b]:.6g} at age {age + 1}, bucket "
                                        f"{BUCKET_LABELS[b]}"), source)
-    missing = [f"{band} × {term}m" for band, i in labels.items() for term, j in term_index.items()
-               if np.isnan(rc[i, j, 0])]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise SchemaError("delinquency.segment", "one [[delinquency.segment]] table per score "
-                          "band × term, or none (derived from default_hazard)",
-                          verbatim(f"missing {', '.join(missing[:5])}{more}"), source)
+    _check_every_cell(rc, labels, term_index, "delinquency.segment",
+                      "one [[delinquency.segment]] table per score band × term, or none "
+                      "(derived from default_hazard)", source)
     return DelinquencyAssumptions(
         roll_current=rc, roll=roll, cure=cure, charge_off_dpd=dq["charge_off_dpd"],
         cure_rule=dq["cure_rule"], factor_loading=dq["factor_loading"],
