@@ -115,6 +115,23 @@ def digest(obj: Any) -> str:
     return h.hexdigest()
 
 
+def differing(fp: Mapping[str, str], stored: Path) -> list[str]:
+    """The names whose digest in ``fp`` is not the one in the fingerprint stored at ``stored``
+    (JSON), or that only one of them has."""
+    want = json.loads(stored.read_text())
+    return sorted(k for k in set(want) | set(fp) if want.get(k) != fp.get(k))
+
+
+def check(fp: Mapping[str, str], stored: Path) -> int:
+    """Print whether ``fp`` is the fingerprint stored at ``stored``; 0 if so, else 1."""
+    diff = differing(fp, stored)
+    if diff:
+        print(f"DIFFERENT from {stored}: {', '.join(diff)}")
+        return 1
+    print(f"identical to {stored}: {len(fp)} results")
+    return 0
+
+
 def _registry() -> Any:
     return _three_partner_registry()
 
@@ -286,14 +303,7 @@ def main() -> int:
     if args.out:
         args.out.write_text(text)
     print(text, end="")
-    if args.check:
-        want = json.loads(args.check.read_text())
-        diff = sorted(k for k in set(want) | set(fp) if want.get(k) != fp.get(k))
-        if diff:
-            print(f"DIFFERENT from {args.check}: {', '.join(diff)}")
-            return 1
-        print(f"identical to {args.check}: {len(fp)} results")
-    return 0
+    return check(fp, args.check) if args.check else 0
 
 
 if __name__ == "__main__":

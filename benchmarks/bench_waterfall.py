@@ -20,53 +20,27 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 from portfolio import settings
 
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
 import numpy as np
-from scipy.stats import norm
+from pool_paths import pool
 
-from portfolio.montecarlo.paths import PoolPaths
 from tranching.analytics import tranche_table
 from tranching.deal import PrincipalMode, load_deal
 from tranching.waterfall import run_waterfall
 
 
-def _paths(n_paths: int, n_months: int, seed: int = 2026) -> PoolPaths:
-    rng = np.random.default_rng(seed)
-    init, apr, term, pd_, rho, smm, rr, lag = 1e8, 0.18, 24, 0.004, 0.15, 0.02, 0.3, 3
-    p = norm.cdf((norm.ppf(pd_) - np.sqrt(rho) * rng.standard_normal((n_paths, n_months)))
-                 / np.sqrt(1 - rho))
-    r = apr / 12
-    arr = {k: np.zeros((n_paths, n_months)) for k in
-           ("bop", "interest", "sched", "prepay", "default", "eop", "recovery")}
-    bal = np.full(n_paths, init)
-    for t in range(n_months):
-        arr["bop"][:, t] = bal
-        arr["default"][:, t] = p[:, t] * bal
-        perf = bal - arr["default"][:, t]
-        arr["interest"][:, t] = r * perf
-        n_left = term - t
-        arr["sched"][:, t] = perf if n_left <= 1 else perf * r / (1 - (1 + r) ** -n_left) - r * perf
-        arr["prepay"][:, t] = smm * (perf - arr["sched"][:, t])
-        bal = perf - arr["sched"][:, t] - arr["prepay"][:, t]
-        arr["eop"][:, t] = bal
-    arr["recovery"][:, lag:] = rr * arr["default"][:, :-lag]
-    dates = np.datetime64("2026-02-28") + np.arange(n_months) * np.timedelta64(30, "D")
-    return PoolPaths(dates=dates, balance_bop=arr["bop"], interest=arr["interest"],
-                     scheduled_principal=arr["sched"], prepayment=arr["prepay"],
-                     default=arr["default"], recovery=arr["recovery"], balance_eop=arr["eop"],
-                     initial_balance=init)
-
-
 def run() -> dict:
     quick = settings.bench_quick()
     n_paths, n_months = (2_000 if quick else 10_000), 33
-    paths = _paths(n_paths, n_months)
+    paths = pool(n_paths, n_months, 2026)
     figures: dict = {"paths x months x tranches": f"{n_paths:,} x {n_months} x 3"}
     cn = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
     cases = (("cn", cn), ("us", load_deal(ROOT / "examples" / "deal_us_consumer.toml")),

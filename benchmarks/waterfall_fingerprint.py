@@ -45,44 +45,14 @@ from portfolio import settings
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
 import numpy as np
-from b1_fingerprint import digest
-from scipy.special import ndtr, ndtri
+from b1_fingerprint import differing, digest
+from pool_paths import pool
 
 from portfolio.montecarlo.paths import PoolPaths
 from tranching import waterfall
 from tranching.deal import deal_from_dict, load_deal
 
 N_RANDOM = 160
-
-
-def pool(n_paths: int, n_months: int, seed: int, *, pd: float = 0.004, rho: float = 0.15,
-         term: int = 24, smm: float = 0.02, recovery_rate: float = 0.3, lag: int = 3,
-         apr: float = 0.18, initial: float = 1e8) -> PoolPaths:
-    """A level-annuity pool with a one-factor Gaussian monthly default rate per path."""
-    rng = np.random.default_rng(seed)
-    p = ndtr((ndtri(pd) - np.sqrt(rho) * rng.standard_normal((n_paths, n_months)))
-             / np.sqrt(1 - rho))
-    r = apr / 12
-    arr = {k: np.zeros((n_paths, n_months)) for k in
-           ("bop", "interest", "sched", "prepay", "default", "eop", "recovery")}
-    bal = np.full(n_paths, initial)
-    for t in range(n_months):
-        arr["bop"][:, t] = bal
-        arr["default"][:, t] = p[:, t] * bal
-        perf = bal - arr["default"][:, t]
-        arr["interest"][:, t] = r * perf
-        n_left = term - t
-        arr["sched"][:, t] = perf if n_left <= 1 else perf * r / (1 - (1 + r) ** -n_left) - r * perf
-        arr["prepay"][:, t] = smm * (perf - arr["sched"][:, t])
-        bal = perf - arr["sched"][:, t] - arr["prepay"][:, t]
-        arr["eop"][:, t] = bal
-    if lag < n_months:
-        arr["recovery"][:, lag:] = recovery_rate * arr["default"][:, : n_months - lag]
-    dates = np.datetime64("2026-02-28") + np.arange(n_months) * np.timedelta64(30, "D")
-    return PoolPaths(dates=dates, balance_bop=arr["bop"], interest=arr["interest"],
-                     scheduled_principal=arr["sched"], prepayment=arr["prepay"],
-                     default=arr["default"], recovery=arr["recovery"], balance_eop=arr["eop"],
-                     initial_balance=initial)
 
 
 def random_deal(rng: np.random.Generator) -> dict[str, Any]:
@@ -258,8 +228,7 @@ def main() -> int:
     if args.record:
         args.record.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     if args.check:
-        want = json.loads(args.check.read_text())
-        diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        diff = differing(got, args.check)
         print(f"{len(got)} cases, {len(diff)} differ" + (": " + ", ".join(diff) if diff else ""))
         return 1 if diff else 0
     if not args.record:
