@@ -25,6 +25,7 @@ import cloudpickle
 import duckdb
 import numpy as np
 import pytest
+from cli_books import CRITERIA, calibrated_pool
 from simulation_pools import assumptions, mixed_pool
 
 from partners.dispersion import disperse_paths
@@ -74,8 +75,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def _criteria(tmp_path: Path) -> Path:
     """Current loans scoring 600+ (no concentration limit: the test books are tiny)."""
     path = tmp_path / "criteria.toml"
-    path.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
-                    encoding="utf-8")
+    path.write_text(CRITERIA, encoding="utf-8")
     return path
 
 
@@ -234,13 +234,7 @@ def test_failing_task_is_retried(cluster, pool, tmp_path):
 
 
 def test_simulate_cli_with_scheduler_address(cluster, tmp_path, cli):
-    db = tmp_path / "b.duckdb"
-    assert cli("generate", "--db", db, "--loans", "1500", "--months", "8", "--seed", "3",
-               "--as-of", "2025-08-31").code == 0
-    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
-               "--cutoff", "2025-08-31").code == 0
-    a_path = tmp_path / "a.toml"
-    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    db, a_path = calibrated_pool(tmp_path, 1500, seed=3)
     address = cluster.scheduler.address
     r = cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "300",
             "--seed", "9", "--scheduler", address)
@@ -286,13 +280,7 @@ pd_mult = [2.0]
 
 
 def test_scenario_set_on_workers_equals_the_local_run(cluster, tmp_path, cli):
-    db = tmp_path / "b.duckdb"
-    assert cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "4",
-               "--as-of", "2025-08-31").code == 0
-    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
-               "--cutoff", "2025-08-31").code == 0
-    a_path = tmp_path / "a.toml"
-    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    db, a_path = calibrated_pool(tmp_path, 1200, seed=4)
     set_path = tmp_path / "set.toml"
     set_path.write_text(SCENARIO_SET, encoding="utf-8")
     local = run_scenario_set(db, 1, a_path, set_path, structure=DEAL, record=False)
@@ -319,13 +307,7 @@ def test_scenario_set_on_workers_equals_the_local_run(cluster, tmp_path, cli):
 
 
 def test_simulate_a_pool_from_its_loan_tape_read_by_the_workers(cluster, tmp_path, cli):
-    db = tmp_path / "b.duckdb"
-    assert cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "6",
-               "--as-of", "2025-08-31").code == 0
-    assert cli("pool", "create", "--db", db, "--name", "p", "--criteria", _criteria(tmp_path),
-               "--cutoff", "2025-08-31").code == 0
-    a_path = tmp_path / "a.toml"
-    assert cli("calibrate", "--db", db, "--pool", "1", "--out", a_path).code == 0
+    db, a_path = calibrated_pool(tmp_path, 1200, seed=6)
     tape_dir = tmp_path / "tape"
     r = cli("pool", "export", "--db", db, "--pool", "1", "--out", tape_dir)
     assert r.code == 0, r.err

@@ -25,6 +25,7 @@ from pathlib import Path
 import cloudpickle
 import numpy as np
 import pytest
+from cli_books import calibrated_pool, run_cli
 from simulation_pools import assumptions, mixed_pool
 
 from dashboards import access
@@ -261,35 +262,16 @@ def test_a_worker_killed_mid_run_leaves_the_paths_unchanged(cluster, pool, local
     cluster.wait_for_workers(4, timeout=300)
 
 
-def _cli(*args: str | Path) -> None:
-    from riskpool.cli import main
-
-    try:
-        main([str(x) for x in args])
-    except SystemExit as exc:
-        assert not exc.code, args
-
-
 @pytest.fixture(scope="module")
 def book(tmp_path_factory, cluster):
     """A small book and pool; runs of the delinquency model under a PD stress with the
     revolving deal: 1 local, 2 on the cluster (--scheduler). Also the flags of a run without
     the deal, with the loan engine at 120 DPD."""
-    tmp = tmp_path_factory.mktemp("dq_workers")
-    db = tmp / "b.duckdb"
-    criteria = tmp / "criteria.toml"
-    criteria.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
-                        encoding="utf-8")
-    a_path = tmp / "a.toml"
-    _cli("generate", "--db", db, "--loans", "1500", "--months", "8", "--seed", "3",
-         "--as-of", "2025-08-31", "--quiet")
-    _cli("pool", "create", "--db", db, "--name", "p", "--criteria", criteria,
-         "--cutoff", "2025-08-31")
-    _cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
+    db, a_path = calibrated_pool(tmp_path_factory.mktemp("dq_workers"), 1500, seed=3)
     run = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths",
            str(N_PATHS), "--seed", "9", "--model", "delinquency", "--pd-mult", "4", "--quiet")
-    _cli(*run, "--structure", DEAL)
-    _cli(*run, "--structure", DEAL, "--scheduler", cluster.scheduler.address)
+    run_cli(*run, "--structure", DEAL)
+    run_cli(*run, "--structure", DEAL, "--scheduler", cluster.scheduler.address)
     return db, a_path, (*run, "--engine", "loan", "--charge-off-dpd", "120")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_books import calibrated_pool, run_cli
 
 from dashboards import access
 from dashboards.auth import Viewer
@@ -54,34 +55,18 @@ def book(tmp_path_factory, cluster):
     kept, no party split), run 2 the same inputs on the cluster (summaries only), run 3 of
     the delinquency model (local), run 4 the same inputs from the pool's loan tape on the
     cluster (every cell drawn by binomial counts)."""
-    from riskpool.cli import main
-
-    def cli(*args: str | Path) -> None:
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            assert not exc.code, args
-
     tmp = tmp_path_factory.mktemp("disp_workers")
-    db = tmp / "b.duckdb"
-    criteria = tmp / "criteria.toml"
-    criteria.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
-                        encoding="utf-8")
-    a_path = tmp / "a.toml"
-    cli("generate", "--db", db, "--loans", "1200", "--months", "8", "--seed", "4",
-        "--as-of", "2025-08-31", "--quiet")
-    cli("pool", "create", "--db", db, "--name", "p", "--criteria", criteria,
-        "--cutoff", "2025-08-31")
-    cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
-    cli("allocate", "--db", db, "--partners", ROOT / "examples" / "partners.toml", "--pool", "1")
+    db, a_path = calibrated_pool(tmp, 1200, seed=4)
+    run_cli("allocate", "--db", db, "--partners", ROOT / "examples" / "partners.toml",
+            "--pool", "1")
     run = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths",
            str(N_PATHS), "--seed", str(SEED), "--pd-mult", "3", "--quiet")
-    cli(*run)
-    cli(*run, "--scheduler", cluster.scheduler.address)
-    cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
-        "--seed", "1", "--model", "delinquency", "--quiet")
-    cli("pool", "export", "--db", db, "--pool", "1", "--out", tmp / "tape")
-    cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tmp / "tape")  # run 4
+    run_cli(*run)
+    run_cli(*run, "--scheduler", cluster.scheduler.address)
+    run_cli("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths", "50",
+            "--seed", "1", "--model", "delinquency", "--quiet")
+    run_cli("pool", "export", "--db", db, "--pool", "1", "--out", tmp / "tape")
+    run_cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tmp / "tape")  # run 4
     return db
 
 

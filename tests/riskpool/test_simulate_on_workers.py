@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_books import calibrated_pool, run_cli
 from simulation_pools import assumptions, mixed_pool
 
 from dashboards import access
@@ -75,39 +76,22 @@ def cluster():
 def book(tmp_path_factory, cluster):
     """A small book and pool; run 1 local, run 2 on the cluster, both with the revolving deal
     under a PD stress that breaches its triggers on some paths."""
-    from riskpool.cli import main
-
-    def cli(*args: str | Path) -> None:
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            assert not exc.code, args
-
     tmp = tmp_path_factory.mktemp("workers")
-    db = tmp / "b.duckdb"
-    criteria = tmp / "criteria.toml"
-    criteria.write_text("[eligibility]\nscore_min = 600\ndpd_max = 0\nterms = [3, 6, 9, 12]\n",
-                        encoding="utf-8")
-    a_path = tmp / "a.toml"
-    cli("generate", "--db", db, "--loans", "1500", "--months", "8", "--seed", "3",
-        "--as-of", "2025-08-31", "--quiet")
-    cli("pool", "create", "--db", db, "--name", "p", "--criteria", criteria,
-        "--cutoff", "2025-08-31")
-    cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
+    db, a_path = calibrated_pool(tmp, 1500, seed=3)
     run = ("simulate", "--db", db, "--pool", "1", "--assumptions", a_path, "--paths",
            str(N_PATHS), "--seed", str(SEED), "--structure", DEAL, "--pd-mult", "4", "--quiet")
-    cli(*run)
-    cli(*run, "--scheduler", cluster.scheduler.address)
+    run_cli(*run)
+    run_cli(*run, "--scheduler", cluster.scheduler.address)
     # run 3: the same on the cluster, the workers reading the pool's tape (no loan on the client)
     tape = tmp / "tape"
-    cli("pool", "export", "--db", db, "--pool", "1", "--out", tape)
-    cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tape)
+    run_cli("pool", "export", "--db", db, "--pool", "1", "--out", tape)
+    run_cli(*run, "--scheduler", cluster.scheduler.address, "--tape", tape)
     # run 4: a deal that does not revolve, from the tape (no new-loan cells, no profile)
     flat = tmp / "deal_no_revolving.toml"
     flat.write_text(DEAL.read_text(encoding="utf-8").replace(
         "[revolving]\nmonths = 12", "[revolving]\nmonths = 0"), encoding="utf-8")
     assert load_deal(flat).revolving_months == 0
-    cli(*run[:-4], flat, *run[-3:], "--scheduler", cluster.scheduler.address, "--tape", tape)
+    run_cli(*run[:-4], flat, *run[-3:], "--scheduler", cluster.scheduler.address, "--tape", tape)
     return db, a_path
 
 
