@@ -1,11 +1,14 @@
-"""A small generated book, a pool of it and the pool's calibration, made through the CLI, for
-the tests of runs on Dask workers (``test_distributed*.py``, ``tests/riskpool/*_on_workers.py``).
-"""
+"""Small generated books with a pool, made through the CLI: with the pool's calibration for the
+tests of runs on Dask workers (``test_distributed*.py``, ``tests/riskpool/*_on_workers.py``),
+with given assumptions for the tests of recorded runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from portfolio.book.pools import create_pool, parse_criteria
+from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
+from portfolio.store.core import open_store
 from riskpool.cli import main
 
 AS_OF = "2025-08-31"
@@ -33,3 +36,15 @@ def calibrated_pool(tmp: Path, n_loans: int, seed: int, months: int = 8) -> tupl
             "--cutoff", AS_OF)
     run_cli("calibrate", "--db", db, "--pool", "1", "--out", a_path)
     return db, a_path
+
+
+def pooled_book(tmp: Path, assumptions: Assumptions) -> tuple[Path, Path]:
+    """``riskpool generate`` (1,500 loans, 12 months to 2025-06-30) into ``tmp/book.duckdb``,
+    pool 1 ``all`` (every loan scoring 350+) at that cut-off, and ``assumptions`` saved to
+    ``tmp/a.toml``: (database, assumptions file)."""
+    db = tmp / "book.duckdb"
+    run_cli("generate", "--db", db, "--loans", 1500, "--months", 12, "--as-of", "2025-06-30")
+    with open_store(db) as store:
+        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}),
+                    "2025-06-30")
+    return db, save_assumptions(assumptions, tmp / "a.toml")

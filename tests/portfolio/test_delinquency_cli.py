@@ -8,23 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions
 
-from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.book.replay import replay_run
-from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.store.core import open_store
 from portfolio.store.runs import get_run, load_paths, runs_root
 
 
 @pytest.fixture
-def book(tmp_path: Path, cli) -> tuple[Path, Path]:
-    db = tmp_path / "book.duckdb"
-    r = cli("generate", "--db", db, "--loans", "1500", "--months", "12", "--as-of", "2025-06-30")
-    assert r.code == 0, r.err
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}), "2025-06-30")
-    return db, save_assumptions(assumptions(pd_scale=3.0), tmp_path / "a.toml")
+def book(tmp_path: Path) -> tuple[Path, Path]:
+    return pooled_book(tmp_path, assumptions(pd_scale=3.0))
 
 
 def test_simulate_with_the_delinquency_model_records_and_replays(cli, book) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions, mixed_pool
 
-from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.errors import NotFound
-from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.montecarlo.records import SimulationInputs, Stress, assumptions_from_json
 from portfolio.montecarlo.simulation import loss_distribution, simulate
@@ -136,14 +136,8 @@ def test_record_run_finish_run_and_unknown_ids(db_path: Path) -> None:
 
 
 @pytest.fixture
-def book(tmp_path: Path, cli) -> tuple[Path, Path]:
-    db = tmp_path / "book.duckdb"
-    r = cli("generate", "--db", db, "--loans", "1500", "--months", "12", "--as-of", "2025-06-30")
-    assert r.code == 0, r.err
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}), "2025-06-30")
-    a_path = save_assumptions(assumptions(), tmp_path / "a.toml")
-    return db, a_path
+def book(tmp_path: Path) -> tuple[Path, Path]:
+    return pooled_book(tmp_path, assumptions())
 
 
 def _nothing_recorded(db: Path) -> bool:

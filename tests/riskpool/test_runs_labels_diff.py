@@ -9,23 +9,17 @@ import math
 from pathlib import Path
 
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions
 
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, tail_paths
-from portfolio.book.pools import create_pool, parse_criteria
-from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.store.core import open_store
 from portfolio.store.runs import get_run, list_runs, run_loss_stats
 
 
 @pytest.fixture
-def book(tmp_path: Path, cli) -> tuple[Path, Path]:
-    db = tmp_path / "book.duckdb"
-    r = cli("generate", "--db", db, "--loans", "1500", "--months", "12", "--as-of", "2025-06-30")
-    assert r.code == 0, r.err
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}), "2025-06-30")
-    return db, save_assumptions(assumptions(), tmp_path / "a.toml")
+def book(tmp_path: Path) -> tuple[Path, Path]:
+    return pooled_book(tmp_path, assumptions())
 
 
 def _row_counts(db: Path) -> dict[str, int]:
