@@ -13,10 +13,14 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_helpers import streamlit_app
+
+from dashboards.auth import add_user
 
 N_LOANS = 3000
 N_PATHS = 500
@@ -87,3 +91,17 @@ def dashboard_env(demo_book: DemoBook, monkeypatch: pytest.MonkeyPatch) -> DemoB
     monkeypatch.setenv("RISKPOOL_DB", str(demo_book.db))
     monkeypatch.setenv("RISKPOOL_USERS", str(demo_book.users_file))
     return demo_book
+
+
+@pytest.fixture
+def server(demo_book: DemoBook, tmp_path: Path) -> Iterator[str]:
+    """The browser tests' dashboard (``browser_helpers.streamlit_app``) on the demo book, or
+    on ``RISKPOOL_BROWSER_DB`` (e.g. the demo book for the README's screenshots), with two
+    users of known passwords: ``treasury_t`` / ``treasury-pass`` and ``partner_t`` /
+    ``partner-pass`` (the demo partner); yields its URL."""
+    db = Path(os.environ.get("RISKPOOL_BROWSER_DB", demo_book.db)).resolve()
+    users = tmp_path / "users.toml"
+    add_user(users, "treasury_t", "treasury", "treasury-pass")
+    add_user(users, "partner_t", f"partner:{PARTNER}", "partner-pass")
+    with streamlit_app(db, users, tmp_path / "streamlit.log") as url:
+        yield url

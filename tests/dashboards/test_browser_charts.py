@@ -6,44 +6,34 @@ spec, it does not draw it). Hovering a bar of the Partners chart shows its toolt
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
+from browser_helpers import errors, launch, log_in, playwright, settled
 from PIL import Image
-from test_browser import ARGS, CHROMIUM, _errors, _settled, server  # noqa: F401
 
 PAGES = ("Book", "Simulation", "Tranches", "Partners", "Dispersion")
 
 
 @pytest.mark.browser
-def test_every_chart_draws_in_chromium(server, tmp_path) -> None:  # noqa: F811
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
+def test_every_chart_draws_in_chromium(server, tmp_path) -> None:
     logged: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with playwright() as pw:
+        browser = launch(pw)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
             page.set_default_timeout(120_000)
             page.on("console", lambda m: logged.append(m.text) if m.type == "error" else None)
             page.goto(server)
-            page.get_by_role("textbox", name="Username").fill("treasury_t")
-            page.get_by_role("textbox", name="Password").fill("treasury-pass")
-            page.get_by_role("button", name="Log in").click()
+            log_in(page, "treasury_t", "treasury-pass")
             drawn: dict[str, int] = {}
             for title in PAGES:
                 page.locator('[data-testid="stSidebarNav"]').get_by_text(
                     title, exact=True).click()
                 page.get_by_role("heading", name=title, exact=True).first.wait_for()
                 page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
-                _settled(page)
-                assert not _errors(page), f"{title}: {_errors(page)}"
+                settled(page)
+                assert not errors(page), f"{title}: {errors(page)}"
                 charts = page.locator('[data-testid="stVegaLiteChart"]')
                 drawn[title] = charts.count()
                 for i in range(charts.count()):
@@ -104,36 +94,27 @@ def _label_pixels(locator) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.browser
-def test_chinese_region_labels_draw_with_the_bundled_font(server) -> None:  # noqa: F811
+def test_chinese_region_labels_draw_with_the_bundled_font(server) -> None:
     """The Book page's region chart labels its bars 浙江, 江苏, …: they must be glyphs, not
     empty boxes, on a machine without a CJK font of its own (this one: ``fc-list :lang=zh``
     is empty). The label's font names the bundled family, the page loaded that face, two
     characters in the label's font are two different glyphs, and the labels' own pixels
     differ where their first characters differ (浙 vs 江), where two boxes would not."""
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     from dashboards.charts import CJK_FAMILY
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with playwright() as pw:
+        browser = launch(pw)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1500},
                                        device_scale_factor=2).new_page()
             page.set_default_timeout(120_000)
             page.goto(server)
-            page.get_by_role("textbox", name="Username").fill("treasury_t")
-            page.get_by_role("textbox", name="Password").fill("treasury-pass")
-            page.get_by_role("button", name="Log in").click()
+            log_in(page, "treasury_t", "treasury-pass")
             page.get_by_role("heading", name="Book", exact=True).first.wait_for()
             chart = page.locator('[data-testid="stVegaLiteChart"]').filter(
                 has_text="Region concentration").first
             chart.wait_for()
-            _settled(page)
+            settled(page)
             chart.scroll_into_view_if_needed()
             zj = chart.locator("text", has_text="浙江").first
             js = chart.locator("text", has_text="江苏").first

@@ -12,13 +12,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from test_browser import ARGS, CHROMIUM, ROOT, _errors, _free_port, _settled, _wait_healthy
+from browser_helpers import errors, launch, log_in, playwright, settled, streamlit_app
 
 from dashboards import access, labels
 from dashboards.auth import Viewer, add_user
@@ -42,28 +40,8 @@ def compare_server(demo_book, tmp_path):
         label="second run").run_id)
     users = tmp_path / "users.toml"
     add_user(users, "treasury_t", "treasury", "treasury-pass")
-    port = _free_port()
-    env = {**os.environ, "RISKPOOL_DB": str(db), "RISKPOOL_USERS": str(users)}
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-         "--client.toolbarMode", "viewer"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_app(db, users, tmp_path / "streamlit.log") as url:
         yield url, db, demo_book.run_id, run_b
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _number(text: str) -> float:
@@ -100,34 +78,25 @@ def _grid(page, header: str) -> list[dict[str, str]]:
 
 @pytest.mark.browser
 def test_compare_tab_shows_the_delta_table_of_compare_runs(compare_server, tmp_path) -> None:
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     url, db, run_a, run_b = compare_server
     with open_store(db, read_only=True) as store:
         expected = compare_runs(store, run_a, run_b).results
     shots = Path(os.environ.get(SHOTS_ENV) or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with playwright() as pw:
+        browser = launch(pw)
         try:
             ctx = browser.new_context(viewport={"width": 1600, "height": 1400})
             page = ctx.new_page()
             page.set_default_timeout(120_000)
             page.goto(f"{url}/simulation?a={quote(f'run {run_a}')}&b={quote(f'run {run_b}')}")
-            page.get_by_role("textbox", name="Username").fill("treasury_t")
-            page.get_by_role("textbox", name="Password").fill("treasury-pass")
-            page.get_by_role("button", name="Log in").click()
+            log_in(page, "treasury_t", "treasury-pass")
             page.get_by_role("heading", name="Simulation", exact=True).first.wait_for()
-            _settled(page)
+            settled(page)
             page.get_by_role("tab", name="Compare").click()
             page.get_by_text("Loss measures, B − A").first.wait_for()
-            _settled(page)
-            assert not _errors(page), _errors(page)
+            settled(page)
+            assert not errors(page), errors(page)
             assert page.get_by_role("combobox", name="Run A", exact=True).input_value() \
                 == f"run {run_a}"
             assert page.get_by_role("combobox", name="Run B", exact=True).input_value() \

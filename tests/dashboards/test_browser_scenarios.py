@@ -6,13 +6,10 @@ another measure redraws it. A pixel check, since Vega-Lite draws on a canvas."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 
 import pytest
+from browser_helpers import errors, launch, log_in, playwright, settled, streamlit_app
 from simulation_pools import assumptions
-from test_browser import ARGS, CHROMIUM, ROOT, _errors, _free_port, _settled, _wait_healthy
 
 from dashboards.auth import add_user
 from portfolio.montecarlo.assumptions import save_assumptions
@@ -42,27 +39,8 @@ def scenario_server(writable_book, tmp_path):
     run_scenario_set(writable_book.db, writable_book.pool_id, a, set_file)
     users = tmp_path / "users.toml"
     add_user(users, "treasury_t", "treasury", "treasury-pass")
-    port = _free_port()
-    env = {**os.environ, "RISKPOOL_DB": str(writable_book.db), "RISKPOOL_USERS": str(users)}
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_app(writable_book.db, users, tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _shades(png: bytes) -> set[tuple[int, int, int]]:
@@ -80,29 +58,20 @@ def _shades(png: bytes) -> set[tuple[int, int, int]]:
 
 @pytest.mark.browser
 def test_the_scenario_heat_map_renders_in_chromium(scenario_server, tmp_path) -> None:
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with playwright() as pw:
+        browser = launch(pw)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
             page.set_default_timeout(120_000)
             page.goto(scenario_server)
-            page.get_by_role("textbox", name="Username").fill("treasury_t")
-            page.get_by_role("textbox", name="Password").fill("treasury-pass")
-            page.get_by_role("button", name="Log in").click()
+            log_in(page, "treasury_t", "treasury-pass")
             page.locator('[data-testid="stSidebarNav"]').get_by_text(
                 "Scenario sets", exact=True).click()
             page.get_by_role("heading", name="Scenario sets", exact=True).first.wait_for()
             chart = page.locator('[data-testid="stVegaLiteChart"]').first
             chart.wait_for()
-            _settled(page)
-            assert not _errors(page), _errors(page)
+            settled(page)
+            assert not errors(page), errors(page)
             box = chart.bounding_box()
             assert box is not None and box["width"] > 200 and box["height"] > 60
             first = _shades(chart.screenshot())

@@ -10,25 +10,14 @@ next reload.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import CHROMIUM, _errors, _settled, server  # noqa: F401 (fixture)
+from browser_helpers import errors, launch, log_in, playwright, settled
 
 from dashboards import session
 
 OTHER = "bank_north"  # not the first partner in the export list: a default would not pick it
-
-
-def _chromium():
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-    return sync_playwright()
 
 
 def _query(page) -> dict[str, str]:
@@ -42,8 +31,8 @@ def _selected(page, label: str) -> str:
 def _on_partners(page, aid: str) -> None:
     page.get_by_role("heading", name="Partners", exact=True).first.wait_for()
     page.get_by_text("Export a partner's tape").first.wait_for()
-    _settled(page)
-    assert not _errors(page), _errors(page)
+    settled(page)
+    assert not errors(page), errors(page)
     assert urlparse(page.url).path.rstrip("/").endswith("/partners"), page.url
     assert _query(page) == {"allocation": aid, "partner": OTHER}
     assert _selected(page, "Allocation") == aid
@@ -51,20 +40,16 @@ def _on_partners(page, aid: str) -> None:
 
 
 @pytest.mark.browser
-def test_reload_keeps_login_and_page_state(server, demo_book) -> None:  # noqa: F811
+def test_reload_keeps_login_and_page_state(server, demo_book) -> None:
     aid = str(demo_book.allocation_id)
-    with _chromium() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu",
-                                           "--disable-dev-shm-usage"])
+    with playwright() as pw:
+        browser = launch(pw)
         try:
             ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
             page = ctx.new_page()
             page.set_default_timeout(120_000)
             page.goto(f"{server}/partners?allocation={aid}&partner={OTHER}")
-            page.get_by_role("textbox", name="Username").fill("treasury_t")
-            page.get_by_role("textbox", name="Password").fill("treasury-pass")
-            page.get_by_role("button", name="Log in").click()
+            log_in(page, "treasury_t", "treasury-pass")
             _on_partners(page, aid)
             cookies = {c["name"]: c for c in ctx.cookies()}
             assert session.COOKIE in cookies
