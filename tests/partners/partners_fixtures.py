@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
+from partners.allocation import Allocation, LoanRisk, allocate, loan_risk_from_table
+from partners.registry import parse_registry
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.types import ALLOWED_TERMS
+from portfolio.montecarlo.assumptions import Assumptions
+from portfolio.montecarlo.paths import PoolPaths
+from portfolio.montecarlo.simulation import simulate
+from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
 REGIONS = ("Zhejiang", "Guangdong", "Sichuan", "Henan")
 
@@ -71,3 +79,21 @@ def registry_doc(**overrides: object) -> dict:
     return doc
 
 
+def allocated_paths(n_loans: int, n_paths: int, seed: int, as_of: dt.date
+                    ) -> tuple[LoanArrays, Allocation, LoanRisk, Assumptions, PoolPaths]:
+    """``make_loans(n_loans, seed=5)`` allocated among :func:`registry_doc`'s partners with an
+    eighth of their capacities (a small pool: keep the capacities binding), each loan's risk
+    from the registry's EL table, and ``n_paths`` paths (``seed``) under the generator's true
+    assumptions (30 ages) carrying the allocation's shares: (loans, allocation, risk,
+    assumptions, paths)."""
+    doc = registry_doc()
+    for p in doc["partner"]:
+        p["capacity"] /= 8
+    reg = parse_registry(doc)
+    loans = make_loans(n_loans, seed=5)
+    a = allocate(loans, reg, as_of=as_of)
+    assert reg.expected_loss is not None  # registry_doc has its EL table
+    risk = loan_risk_from_table(loans, reg.expected_loss)
+    ass = true_assumptions(GeneratorParams(), 30)
+    paths = simulate(loans, ass, n_paths, seed, shares=a.shares, party_ids=a.party_ids)
+    return loans, a, risk, ass, paths

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from partners_fixtures import make_loans, registry_doc
+from partners_fixtures import allocated_paths
 
-from partners.allocation import allocate, loan_risk_from_table
 from partners.capital import irb_retail_other_k
 from partners.dispersion import (
     disperse,
@@ -19,9 +18,6 @@ from partners.dispersion import (
     party_paths,
     securitise,
 )
-from partners.registry import parse_registry
-from portfolio.montecarlo.simulation import simulate
-from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 11, 1)
@@ -29,16 +25,7 @@ AS_OF = dt.date(2026, 11, 1)
 
 @pytest.fixture(scope="module")
 def run():
-    reg = parse_registry(registry_doc())
-    doc = registry_doc()
-    for p in doc["partner"]:
-        p["capacity"] /= 8  # a small pool: keep the capacities binding
-    reg = parse_registry(doc)
-    loans = make_loans(800, seed=5)
-    a = allocate(loans, reg, as_of=AS_OF)
-    risk = loan_risk_from_table(loans, reg.expected_loss)
-    paths = simulate(loans, true_assumptions(GeneratorParams(), 30), 400, 21,
-                     shares=a.shares, party_ids=a.party_ids)
+    loans, a, risk, _, paths = allocated_paths(800, 400, 21, AS_OF)
     return loans, a, risk, paths
 
 

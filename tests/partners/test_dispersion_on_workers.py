@@ -10,17 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from partners_fixtures import make_loans, registry_doc
+from partners_fixtures import allocated_paths
 
-from partners.allocation import allocate, loan_risk_from_table
 from partners.dispersion import disperse_paths
 from partners.distributed import DispersionOnWorkers, disperse_joined
 from partners.errors import DispersionError
 from partners.reconciliation import economic_views, reconcile
-from partners.registry import parse_registry
 from portfolio.montecarlo.distributed import slice_paths
 from portfolio.montecarlo.replenishment import simulate_replenishment
-from portfolio.montecarlo.simulation import simulate
 from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from tranching.deal import load_deal
 
@@ -31,15 +28,7 @@ N_PATHS = 600  # three canonical blocks: 256, 256, 88
 
 @pytest.fixture(scope="module")
 def run():
-    doc = registry_doc()
-    for p in doc["partner"]:
-        p["capacity"] /= 8  # a small pool: keep the capacities binding
-    reg = parse_registry(doc)
-    loans = make_loans(800, seed=5)
-    a = allocate(loans, reg, as_of=AS_OF)
-    risk = loan_risk_from_table(loans, reg.expected_loss)
-    paths = simulate(loans, true_assumptions(GeneratorParams(), 30), N_PATHS, 21,
-                     shares=a.shares, party_ids=a.party_ids)
+    loans, a, risk, _, paths = allocated_paths(800, N_PATHS, 21, AS_OF)
     return loans, a, risk, paths
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from partners_fixtures import make_loans, registry_doc
+from partners_fixtures import allocated_paths
 
-from partners.allocation import allocate, loan_risk_from_table
 from partners.dispersion import (
     LEVELS,
     disperse_paths,
@@ -21,10 +20,9 @@ from partners.dispersion import (
     path_loss,
     securitise,
 )
-from partners.registry import PLATFORM_ID, parse_registry
+from partners.registry import PLATFORM_ID
 from portfolio.montecarlo.paths import PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.simulation import loss_distribution, simulate
-from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 from tranching.analytics import tranche_table
 from tranching.deal import deal_from_dict
 from tranching.revolving import replenishment_for
@@ -48,15 +46,7 @@ def _deal(fixed_fee_scale: float = 1.0, call: bool = True):
 
 @pytest.fixture(scope="module")
 def run():
-    doc = registry_doc()
-    for p in doc["partner"]:
-        p["capacity"] /= 8  # a small pool: keep the capacities binding
-    reg = parse_registry(doc)
-    loans = make_loans(600, seed=5)
-    a = allocate(loans, reg, as_of=AS_OF)
-    risk = loan_risk_from_table(loans, reg.expected_loss)
-    ass = true_assumptions(GeneratorParams(), 30)
-    paths = simulate(loans, ass, N_PATHS, SEED, shares=a.shares, party_ids=a.party_ids)
+    loans, a, risk, ass, paths = allocated_paths(600, N_PATHS, SEED, AS_OF)
     deal = _deal()
     profile = replenishment_for(deal, loans, ass, N_PATHS, SEED)
     assert profile is not None and deal.revolving_months == 12
