@@ -38,12 +38,15 @@ def calibrated_pool(tmp: Path, n_loans: int, seed: int, months: int = 8) -> tupl
     return db, a_path
 
 
-def pooled_book(tmp: Path, assumptions: Assumptions) -> tuple[Path, Path]:
-    """``riskpool generate`` (1,500 loans, 12 months to 2025-06-30) into ``tmp/book.duckdb``,
+def pooled_book(tmp: Path, assumptions: Assumptions, n_loans: int = 1500
+                ) -> tuple[Path, Path]:
+    """``riskpool generate`` (``n_loans`` loans, 12 months to 2025-06-30) into
+    ``tmp/book.duckdb``,
     pool 1 ``all`` (every loan scoring 350+) at that cut-off, and ``assumptions`` saved to
     ``tmp/a.toml``: (database, assumptions file)."""
     db = tmp / "book.duckdb"
-    run_cli("generate", "--db", db, "--loans", 1500, "--months", 12, "--as-of", "2025-06-30")
+    run_cli("generate", "--db", db, "--loans", n_loans, "--months", 12, "--as-of",
+            "2025-06-30")
     with open_store(db) as store:
         create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}),
                     "2025-06-30")

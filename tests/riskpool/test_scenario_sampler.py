@@ -24,11 +24,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions
 
-from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
+from portfolio.book.pools import load_pool_loans
 from portfolio.errors import SchemaMismatch, ValidationError
-from portfolio.montecarlo.assumptions import load_assumptions, save_assumptions
+from portfolio.montecarlo.assumptions import load_assumptions
 from portfolio.montecarlo.delinquency import project
 from portfolio.montecarlo.paths import FLOW_NAMES
 from portfolio.store.core import open_store
@@ -89,18 +90,7 @@ V5_ROWS: dict[int, tuple[str, str, dt.datetime, str | None]] = {
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from riskpool.cli import main
-
-    tmp = tmp_path_factory.mktemp("sampler")
-    db = tmp / "book.duckdb"
-    with pytest.raises(SystemExit) as info:
-        main(["generate", "--db", str(db), "--loans", "1200", "--months", "12",
-              "--as-of", "2025-06-30"])
-    assert info.value.code in (0, None)
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}),
-                    "2025-06-30")
-    return db, save_assumptions(assumptions(), tmp / "a.toml")
+    return pooled_book(tmp_path_factory.mktemp("sampler"), assumptions(), n_loans=1200)
 
 
 def _write(tmp_path: Path, text: str, name: str = "set.toml") -> Path:

@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions
 
-from portfolio.book.pools import create_pool, parse_criteria
 from portfolio.book.scenarios import Member, load_scenario_set, stressed
 from portfolio.errors import SchemaMismatch, ValidationError
 from portfolio.montecarlo.assumptions import (
@@ -57,17 +57,7 @@ pd_mult = [1.5, 2.0, 3.0]
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from riskpool.cli import main
-
-    tmp = tmp_path_factory.mktemp("scenarios")
-    db = tmp / "book.duckdb"
-    with pytest.raises(SystemExit) as info:
-        main(["generate", "--db", str(db), "--loans", "1500", "--months", "12",
-              "--as-of", "2025-06-30"])
-    assert info.value.code in (0, None)
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}), "2025-06-30")
-    return db, save_assumptions(assumptions(), tmp / "a.toml")
+    return pooled_book(tmp_path_factory.mktemp("scenarios"), assumptions())
 
 
 def _write(tmp_path: Path, text: str, name: str = "set.toml") -> Path:

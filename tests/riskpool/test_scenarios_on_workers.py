@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_books import pooled_book
 from simulation_pools import assumptions
 
-from portfolio.book.pools import create_pool, parse_criteria
-from portfolio.montecarlo.assumptions import save_assumptions
 from portfolio.montecarlo.distributed import open_client
 from portfolio.store.core import open_store
 from portfolio.store.scenarios import get_scenario_set
@@ -56,20 +55,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    from riskpool.cli import main
-
     tmp = tmp_path_factory.mktemp("scenario_workers")
-    db = tmp / "book.duckdb"
-    with pytest.raises(SystemExit) as info:
-        main(["generate", "--db", str(db), "--loans", "1200", "--months", "12",
-              "--as-of", "2025-06-30"])
-    assert info.value.code in (0, None)
-    with open_store(db) as store:
-        create_pool(store, "all", parse_criteria({"eligibility": {"score_min": 350}}),
-                    "2025-06-30")
+    db, a_path = pooled_book(tmp, assumptions(), n_loans=1200)
     set_file = tmp / "set.toml"
     set_file.write_text(LOAN_SET, encoding="utf-8")
-    return db, save_assumptions(assumptions(), tmp / "a.toml"), set_file
+    return db, a_path, set_file
 
 
 def _same_bytes(remote, local) -> None:  # type: ignore[no-untyped-def]
