@@ -193,33 +193,38 @@ def prepare_new_loans(new: LoanArrays, assumptions: Assumptions,
     if n == 0 or mob.max() != 0 or mob.min() != 0 or orig.min() != orig.max() \
             or not np.array_equal(rem, np.asarray(new.term_months, dtype=np.int64)):
         return prepare_pool(new, assumptions, small_cells=small_cells)
-    term_idx = _validate_loans(new, assumptions)
-    band = np.asarray(new.score_band, dtype=np.int64)
-    T = int(rem.max())
-    lag = np.asarray(assumptions.recovery_lag, dtype=np.float64)
-    n_months = T + len(lag)
-    key, bound = _cell_key(band, term_idx, mob, rem)
-    order, starts, cell_n = _cells(key, bound)
-    lead = order[starts]
-    if (cell_n < small_cells * rem[lead]).any():  # small cells: loan-level draws
-        return prepare_pool(new, assumptions, small_cells=small_cells)
-    n_cells = len(starts)
-    c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
+    # the distinct rows (a serial hash pass over the loans' bits) on a second thread while
+    # the loans are checked and their cells and thresholds computed
+    with ThreadPoolExecutor(1) as pool:
+        rows = pool.submit(_distinct_rows, new, rem)
+        term_idx = _validate_loans(new, assumptions)
+        band = np.asarray(new.score_band, dtype=np.int64)
+        T = int(rem.max())
+        lag = np.asarray(assumptions.recovery_lag, dtype=np.float64)
+        n_months = T + len(lag)
+        key, bound = _cell_key(band, term_idx, mob, rem)
+        order, starts, cell_n = _cells(key, bound)
+        lead = order[starts]
+        if (cell_n < small_cells * rem[lead]).any():  # small cells: loan-level draws
+            return prepare_pool(new, assumptions, small_cells=small_cells)
+        n_cells = len(starts)
+        c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
 
-    # as prepare_pool: hazard and SMM per cell and month, thresholds
-    t_idx = np.arange(T)
-    age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
-    h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
-    smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
-    alive = t_idx[None, :] < c_rem[:, None]
-    h = np.where(alive, h, 0.0)
-    smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0
-    with np.errstate(divide="ignore"):
-        thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
-    thr = lifetime_t_quantiles(h, assumptions.t_dof) if assumptions.copula == "t" \
-        else thr_gauss
-
-    cell_flows, cell_init = _distinct_schedule_sums(new, key, bound, lead, rem, mob, n_cells, T)
+        # as prepare_pool: hazard and SMM per cell and month, thresholds
+        t_idx = np.arange(T)
+        age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
+        h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
+        smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
+        alive = t_idx[None, :] < c_rem[:, None]
+        h = np.where(alive, h, 0.0)
+        smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0
+        with np.errstate(divide="ignore"):
+            thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
+        thr = lifetime_t_quantiles(h, assumptions.t_dof) if assumptions.copula == "t" \
+            else thr_gauss
+        distinct = rows.result()
+    cell_flows, cell_init = _distinct_schedule_sums(new, key, bound, lead, rem, mob, n_cells, T,
+                                                    distinct)
     return PreparedPool(
         n_loans=n, T=T, n_months=n_months, dates=_pool_dates(new, n_months),
         initial_balance=float(cell_init.sum()), cell_n=cell_n.astype(np.int64),
@@ -234,18 +239,26 @@ def prepare_new_loans(new: LoanArrays, assumptions: Assumptions,
         recovery_rate=float(assumptions.recovery_rate), recovery_lag=lag, party_ids=())
 
 
-def _distinct_schedule_sums(new: LoanArrays, key: np.ndarray, bound: int, lead: np.ndarray,
-                            rem: np.ndarray, mob: np.ndarray, n_cells: int, T: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """The cells' scheduled flows and cut-off balances of new loans from their distinct
-    rows' schedules (:func:`prepare_new_loans`); the loans scattered on two threads (half
-    of the cells each: disjoint sums)."""
+def _distinct_rows(new: LoanArrays, rem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``engines.distinct_rows`` of the new loans' (balance, APR, remaining term, repayment
+    type, principal): each loan's distinct row and each distinct row's first loan."""
     bal = np.ascontiguousarray(new.balance, dtype=np.float64)
     apr = np.ascontiguousarray(new.apr, dtype=np.float64)
     p0 = np.ascontiguousarray(new.principal, dtype=np.float64)
     code = np.asarray(new.repayment_type, dtype=np.int64)
     uid, first = engines.distinct_rows(bal.view(np.int64), apr.view(np.int64), rem, code,
                                        p0.view(np.int64))
+    return uid, first
+
+
+def _distinct_schedule_sums(new: LoanArrays, key: np.ndarray, bound: int, lead: np.ndarray,
+                            rem: np.ndarray, mob: np.ndarray, n_cells: int, T: int,
+                            distinct: tuple[np.ndarray, np.ndarray]
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells' scheduled flows and cut-off balances of new loans from their distinct
+    rows' schedules (:func:`prepare_new_loans`; ``distinct``: :func:`_distinct_rows`); the
+    loans scattered on two threads (half of the cells each: disjoint sums)."""
+    uid, first = distinct
     n_d = first.shape[0]
     reps = new.take(first)
     rem_d = rem[first]
