@@ -225,7 +225,9 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
         out.append(Section("dispersion", "Dispersion", note="No allocation, so no dispersion."))
         return out
     av = access.allocation(db, viewer, alloc_id)
-    tables = {"allocation_parties": av.parties, "rule_checks": av.checks}
+    tables = {"allocation_parties": with_total_row(av.parties, "party_id", ("balance",
+                                                                            "share_of_pool")),
+              "rule_checks": av.checks}
     if not av.breaches.empty:
         tables["rule_breaches"] = av.breaches
     if not av.findings.empty:
@@ -244,7 +246,9 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
     except (RiskpoolError, ImportError) as exc:
         out.append(Section("dispersion", "Dispersion", note=f"Not available: {exc}"))
         return out
-    dtables = {"dispersion_parties": dv.parties}
+    dtables = {"dispersion_parties": with_total_row(
+        dv.parties, "party", ("exposure", "loan_exposure", "tranche_exposure", "el",
+                              "capital_irb", "capital_sec", "capital", "rwa"))}
     figs = [("EL, VaR 99.9% and capital per party", charts.png_bytes(charts.bars(
         dv.parties, "party", ["el", "var_999", "capital"], "Risk per party (CNY)")))]
     if not dv.headlines.empty:
@@ -264,6 +268,30 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
 
 
 # --------------------------------------------------------------------------- HTML
+
+
+def with_total_row(parties: pd.DataFrame, label: str, additive: tuple[str, ...]
+                   ) -> pd.DataFrame:
+    """A party table with its ``total`` row: the sums of the ``additive`` columns (what the
+    parties split: balances, shares, exposures, EL, capital), the others empty (loans: a joint
+    loan is held by several parties; VaR and ES do not add). A table of one party (a partner's
+    own view) is returned as it is."""
+    if len(parties) < 2:
+        return parties
+    out = parties.copy()
+    row: dict[str, object] = {}
+    for col in parties.columns:
+        if col == label:
+            row[col] = "total"
+        elif col in additive:
+            row[col] = float(parties[col].sum())
+        elif pd.api.types.is_numeric_dtype(parties[col]):
+            out[col] = out[col].astype("float64")  # an empty cell (NaN) in the total row
+            row[col] = float("nan")
+        else:
+            row[col] = ""
+    out.loc[len(out)] = row
+    return out
 
 
 def _fmt_number(x: float) -> str:
