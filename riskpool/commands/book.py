@@ -17,7 +17,13 @@ import typer
 from portfolio.book.summaries import store_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.store.core import open_store
-from portfolio.synthetic.generate import GeneratorParams, check_request, generate_book
+from portfolio.synthetic.generate import (
+    MAX_LOANS,
+    MAX_MONTHS,
+    GeneratorParams,
+    check_request,
+    generate_book,
+)
 from portfolio.synthetic.params import CREDIT_MODELS
 from riskpool.commands.book_analytics import book_app
 from riskpool.commands.options import DEFAULT_DB, NewDbOption
@@ -63,6 +69,9 @@ def generate(
         except ValueError:
             raise ValidationError(must_be("--as-of", "an ISO date YYYY-MM-DD at a month-end",
                                           as_of)) from None
+    for flag, value, hi in (("--loans", loans, MAX_LOANS), ("--months", months, MAX_MONTHS)):
+        if not 1 <= value <= hi:  # the flags as typed (check_request names the arguments)
+            raise ValidationError(must_be(flag, f"an integer in [1, {hi:,}]", value))
     as_of_date = check_request(loans, months, seed, as_of_date)  # before touching the file
     if credit_model not in CREDIT_MODELS:
         raise ValidationError(must_be("--credit-model", " or ".join(CREDIT_MODELS),

@@ -116,6 +116,13 @@ def allocate(
     if (pool is None) == (originated is None):
         raise ValidationError(must_be("--pool / --originated", "exactly one of them",
                                       "both" if pool is not None else "neither"))
+    for flag, value, allowed in (("--mode", mode, ("joint", "forward-flow")),
+                                 ("--objective", objective, ("max-transfer", "min-retained-el"))):
+        if value not in allowed:
+            raise ValidationError(must_be(flag, " or ".join(allowed), value))
+    if not 0.0 <= min_transfer <= 1.0:
+        raise ValidationError(must_be("--min-transfer", "a share of the pool in [0, 1]",
+                                      min_transfer))
     registry = load_registry(partners)
     mode_v, objective_v = parse_mode(mode), parse_objective(objective)
     window = None

@@ -264,6 +264,10 @@ def register(app: typer.Typer) -> None:
         if base is None and any(v is None for v in given.values()):
             raise ValidationError(must_be(", ".join(k for k, v in given.items() if v is None),
                                           "given (or --run N to take them from a run)", None))
+        if balance is not None and not 0 < balance <= 1e15:
+            raise ValidationError(must_be("--balance", "an amount in (0, 1e15] CNY", balance))
+        if wam is not None and not 1 <= wam <= 600:
+            raise ValidationError(must_be("--wam", "a whole number of months in [1, 600]", wam))
         bal = balance if balance is not None else base.balance  # type: ignore[union-attr]
         rate = wac if wac is not None else base.wac  # type: ignore[union-attr]
         term_m = wam if wam is not None else base.wam  # type: ignore[union-attr]
@@ -324,6 +328,8 @@ def register(app: typer.Typer) -> None:
         if (target_el is None) == (target_rating is None):
             raise ValidationError(must_be("--target-el / --target-rating", "exactly one of them",
                                           {"--target-el": target_el, "--target-rating": target_rating}))
+        if target_el is not None and not 0 <= target_el < 1:
+            raise ValidationError(must_be("--target-el", "a decimal share in [0, 1)", target_el))
         if target_rating is not None and rating_table is None:
             raise ValidationError(must_be("--rating-table", "a rating table file when sizing to a "
                                           "rating (riskpool ships no default table)", None))

@@ -619,8 +619,8 @@ def test_cli_generate_prints_a_summary(cli, tmp_path) -> None:
     [
         (("--as-of", "2025-06-15"), "as_of"),
         (("--as-of", "June"), "--as-of"),
-        (("--loans", "0"), "loans"),
-        (("--months", "0"), "months"),
+        (("--loans", "0"), "--loans"),
+        (("--months", "0"), "--months"),
     ],
 )
 def test_cli_generate_refuses_bad_flags_and_writes_nothing(cli, tmp_path, args, field) -> None:
