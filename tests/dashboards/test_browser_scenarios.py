@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from browser_helpers import errors, launch, log_in, playwright, settled, streamlit_app
 from simulation_pools import assumptions
@@ -49,11 +50,10 @@ def _shades(png: bytes) -> set[tuple[int, int, int]]:
     from PIL import Image
 
     img = Image.open(io.BytesIO(png)).convert("RGB")
-    out = set()
-    for r, g, b in img.getdata():
-        if r >= g >= b and r - b > 40:
-            out.add((r // 32, g // 32, b // 32))
-    return out
+    px = np.asarray(img, dtype=np.int64).reshape(-1, 3)  # Pillow's array interface
+    r, g, b = px[:, 0], px[:, 1], px[:, 2]
+    warm = px[(r >= g) & (g >= b) & (r - b > 40)] // 32
+    return {(int(x), int(y), int(z)) for x, y, z in np.unique(warm, axis=0)}
 
 
 @pytest.mark.browser
