@@ -550,6 +550,52 @@ def vintage_pairs(thr_s, cell_r, n_v, n_m):
     return vid, pidx, pair_thr[:n_pairs], pair_m[:n_pairs]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tile_pds(tab, pair_thr, pair_m, scale, zb, p0, w):
+    """A tile's PD table: ``tab[j, q]`` the conditional PD of pair j (:func:`vintage_pairs`)
+    on path p0 + q, q < w (the tile's other columns are left as they are, unused)."""
+    for j in range(pair_thr.shape[0]):
+        thr = pair_thr[j]
+        m = pair_m[j]
+        for q in range(w):
+            tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tile_vintage(loc, tab, pidx, vid, s, cell_r, cell_smm, cell_flows, frac):
+    """Vintage s's expected flows of a tile's paths added into ``loc`` (flow, month, path):
+    cell by cell, month by month, the innermost loop over the tile's paths (the alive
+    fraction A, then A·b, A(1 − p)·i, A(1 − p)·pr, A(1 − p)·smm·(b − pr), A·p·b;
+    A ← A(1 − p)(1 − smm)). The one accumulation of :func:`expected_vintages` and
+    :func:`vintage_block`."""
+    tile = frac.shape[0]
+    for c in range(cell_r.shape[0]):
+        frac[:] = 1.0
+        for t in range(cell_r[c]):
+            pdt = tab[pidx[vid[c, t], s + 1 + t]]
+            sm = cell_smm[c, t]
+            keep = 1.0 - sm
+            b = cell_flows[c, t, 0]
+            i = cell_flows[c, t, 1]
+            pr = cell_flows[c, t, 2]
+            bp = b - pr
+            l0 = loc[0, t]
+            l1 = loc[1, t]
+            l2 = loc[2, t]
+            l3 = loc[3, t]
+            l4 = loc[4, t]
+            for q in range(tile):
+                pd = pdt[q]
+                f = frac[q]
+                perf = f * (1.0 - pd)
+                l0[q] += f * b
+                l1[q] += perf * i
+                l2[q] += perf * pr
+                l3[q] += perf * sm * bp
+                l4[q] += f * pd * b
+                frac[q] = perf * keep
+
+
 @numba.njit(cache=True, nogil=True)
 def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, kf):
     """Each replenishment vintage's expected flows given the block's factor paths.
@@ -599,41 +645,13 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
     frac = np.empty(tile)
     for p0 in range(0, n_b, tile):
         w = min(tile, n_b - p0)
-        for j in range(n_pairs):
-            thr = pair_thr[j]
-            m = pair_m[j]
-            for q in range(w):
-                tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
+        _tile_pds(tab, pair_thr, pair_m, scale, zb, p0, w)
         for s in range(n_v):
             for k in range(N_ACC):
                 for t in range(n_t):
                     for q in range(w):
                         loc[k, t, q] = out[s, k, p0 + q, t]
-            for c in range(n_cells):
-                frac[:] = 1.0
-                for t in range(cell_r[c]):
-                    pdt = tab[pidx[vid[c, t], s + 1 + t]]
-                    sm = cell_smm[c, t]
-                    keep = 1.0 - sm
-                    b = cell_flows[c, t, 0]
-                    i = cell_flows[c, t, 1]
-                    pr = cell_flows[c, t, 2]
-                    bp = b - pr
-                    l0 = loc[0, t]
-                    l1 = loc[1, t]
-                    l2 = loc[2, t]
-                    l3 = loc[3, t]
-                    l4 = loc[4, t]
-                    for q in range(tile):
-                        pd = pdt[q]
-                        f = frac[q]
-                        perf = f * (1.0 - pd)
-                        l0[q] += f * b
-                        l1[q] += perf * i
-                        l2[q] += perf * pr
-                        l3[q] += perf * sm * bp
-                        l4[q] += f * pd * b
-                        frac[q] = perf * keep
+            _tile_vintage(loc, tab, pidx, vid, s, cell_r, cell_smm, cell_flows, frac)
             for k in range(N_ACC):
                 for t in range(n_t):
                     for q in range(w):
@@ -696,7 +714,6 @@ def vintage_block(zb, scale, cell_r, thr_s, cell_smm, cell_flows, t_q, kf, vid, 
         expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, acc, t_q, kf)
         finish_vintages(acc, recovery_rate, lag, recovery, eop)
         return
-    n_cells = cell_r.shape[0]
     n_pairs = pair_thr.shape[0]
     tile = VINTAGE_TILE
     tab = np.zeros((n_pairs, tile))  # a partial tile's last columns: stale numbers, unused
@@ -705,38 +722,10 @@ def vintage_block(zb, scale, cell_r, thr_s, cell_smm, cell_flows, t_q, kf, vid, 
     frac = np.empty(tile)
     for p0 in range(0, n_b, tile):
         w = min(tile, n_b - p0)
-        for j in range(n_pairs):
-            thr = pair_thr[j]
-            m = pair_m[j]
-            for q in range(w):
-                tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
+        _tile_pds(tab, pair_thr, pair_m, scale, zb, p0, w)
         for s in range(n_v):
             loc[...] = 0.0
-            for c in range(n_cells):
-                frac[:] = 1.0
-                for t in range(cell_r[c]):
-                    pdt = tab[pidx[vid[c, t], s + 1 + t]]
-                    sm = cell_smm[c, t]
-                    keep = 1.0 - sm
-                    b = cell_flows[c, t, 0]
-                    i = cell_flows[c, t, 1]
-                    pr = cell_flows[c, t, 2]
-                    bp = b - pr
-                    l0 = loc[0, t]
-                    l1 = loc[1, t]
-                    l2 = loc[2, t]
-                    l3 = loc[3, t]
-                    l4 = loc[4, t]
-                    for q in range(tile):
-                        pd = pdt[q]
-                        f = frac[q]
-                        perf = f * (1.0 - pd)
-                        l0[q] += f * b
-                        l1[q] += perf * i
-                        l2[q] += perf * pr
-                        l3[q] += perf * sm * bp
-                        l4[q] += f * pd * b
-                        frac[q] = perf * keep
+            _tile_vintage(loc, tab, pidx, vid, s, cell_r, cell_smm, cell_flows, frac)
             # finish_vintages on the tile: recoveries lag by lag, then the end balances
             rec[...] = 0.0
             d = loc[DEFAULT]
