@@ -72,7 +72,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import special
 
 from portfolio import settings
 from portfolio.errors import ValidationError, must_be
@@ -107,10 +106,10 @@ from portfolio.montecarlo.simulation import (
     _z_path,
     block_layout,
     block_seed,
+    cell_probabilities,
     expected_projection,
     factor_paths,
     finish_flows,
-    lifetime_t_quantiles,
     prepare_pool,
     root_seed,
 )
@@ -210,18 +209,8 @@ def prepare_new_loans(new: LoanArrays, assumptions: Assumptions,
         n_cells = len(starts)
         c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
 
-        # as prepare_pool: hazard and SMM per cell and month, thresholds
-        t_idx = np.arange(T)
-        age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
-        h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
-        smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
-        alive = t_idx[None, :] < c_rem[:, None]
-        h = np.where(alive, h, 0.0)
-        smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0
-        with np.errstate(divide="ignore"):
-            thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
-        thr = lifetime_t_quantiles(h, assumptions.t_dof) if assumptions.copula == "t" \
-            else thr_gauss
+        # as prepare_pool: SMM and thresholds per cell and month
+        smm, thr, thr_gauss = cell_probabilities(c_band, c_term, c_mob, c_rem, T, assumptions)
         distinct = rows.result()
     cell_flows, cell_init = _distinct_schedule_sums(new, key, bound, lead, rem, mob, n_cells, T,
                                                     distinct)

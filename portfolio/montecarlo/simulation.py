@@ -266,6 +266,31 @@ def _pool_dates(loans: LoanArrays, n_months: int) -> np.ndarray:
     return (months[1:].astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[D]")
 
 
+def cell_probabilities(c_band: np.ndarray, c_term: np.ndarray, c_mob: np.ndarray,
+                       c_rem: np.ndarray, T: int, assumptions: Assumptions
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's prepayment SMM and default thresholds by projection month, (n_cells, T):
+    the cell's (score band, term column, months on book, remaining term), its month t at age
+    a = mob + t + 1 reading column min(a, n_age) − 1 of the hazard and SMM tables; no hazard
+    after the last instalment and no prepayment in it (nothing left to prepay). Returns
+    (smm, thr, thr_gauss): thr_gauss = Φ⁻¹(h) (−inf where h = 0), thr the copula's
+    thresholds (``lifetime_t_quantiles`` under the t copula, else thr_gauss)."""
+    t_idx = np.arange(T)
+    age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
+    h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
+    smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
+    alive = t_idx[None, :] < c_rem[:, None]
+    h = np.where(alive, h, 0.0)
+    smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0  # nothing left to prepay
+    with np.errstate(divide="ignore"):
+        thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
+    if assumptions.copula == "t":
+        thr = lifetime_t_quantiles(h, assumptions.t_dof)
+    else:
+        thr = thr_gauss
+    return smm, thr, thr_gauss
+
+
 def prepare_pool(
     loans: LoanArrays,
     assumptions: Assumptions,
@@ -315,20 +340,7 @@ def prepare_pool(
     c_band, c_term, c_mob, c_rem = band[lead], term_idx[lead], mob[lead], rem[lead]
     n_cells = len(starts)
 
-    # hazard and SMM per cell and projection month: age a = mob + t + 1 → column min(a, n_age)-1
-    t_idx = np.arange(T)
-    age_col = np.minimum(c_mob[:, None] + t_idx[None, :] + 1, assumptions.n_age) - 1
-    h = assumptions.default_hazard[c_band[:, None], c_term[:, None], age_col]
-    smm = assumptions.prepay_smm[c_band[:, None], c_term[:, None], age_col].copy()
-    alive = t_idx[None, :] < c_rem[:, None]
-    h = np.where(alive, h, 0.0)
-    smm[~alive | (t_idx[None, :] == c_rem[:, None] - 1)] = 0.0  # nothing left to prepay
-    with np.errstate(divide="ignore"):
-        thr_gauss = np.where(h > 0, special.ndtri(h), -np.inf)
-    if assumptions.copula == "t":
-        thr = lifetime_t_quantiles(h, assumptions.t_dof)
-    else:
-        thr = thr_gauss
+    smm, thr, thr_gauss = cell_probabilities(c_band, c_term, c_mob, c_rem, T, assumptions)
 
     cell_of = np.repeat(np.arange(n_cells, dtype=np.int32), cell_n)
     loan_level = loan_level or n_binomial < n_cells
