@@ -62,6 +62,7 @@ from partners.records import (
     run_party_split,
 )
 from portfolio import settings
+from portfolio.book import analytics as book_an
 from portfolio.book import summaries
 from portfolio.book.compare import MIN_TAIL_PATHS, compare_runs, results_table, tail_paths
 from portfolio.book.pools import (
@@ -303,9 +304,19 @@ class BookView:
     cumulative_default: pd.DataFrame  # vintage × months on book
     roll_rates: pd.DataFrame
     rates: pd.DataFrame  # monthly MDR/CDR, SMM/CPR, MPR
+    # month-ends up to as_of reported for part of the book (analytics.MonthlyRates.incomplete)
+    incomplete: tuple[tuple[dt.date, int, int], ...] = ()
 
     def headline(self) -> dict[str, float]:
         return _headline(self.summary)
+
+    def mix(self, dimension: str) -> pd.DataFrame:
+        """The book's mix by one dimension with its total row (:func:`mix_table`)."""
+        return mix_table(self.summary, dimension)
+
+    def partial_note(self, choose: str = "--as-of") -> str | None:
+        """The CLI's note when ``as_of`` was reported for part of the book, else ``None``."""
+        return book_an.partial_month_note(self.as_of, self.incomplete, self.month_ends, choose)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -317,9 +328,20 @@ class BookHead:
     summary: pd.DataFrame
     anchors: pd.DataFrame
     default_by_score_band: pd.DataFrame
+    # month-ends up to as_of reported for part of the book (analytics.MonthlyRates.incomplete):
+    # (month-end, loans performing a month before, of which with a row then)
+    incomplete: tuple[tuple[dt.date, int, int], ...] = ()
 
     def headline(self) -> dict[str, float]:
         return _headline(self.summary)
+
+    def mix(self, dimension: str) -> pd.DataFrame:
+        """The book's mix by one dimension with its total row (:func:`mix_table`)."""
+        return mix_table(self.summary, dimension)
+
+    def partial_note(self, choose: str = "--as-of") -> str | None:
+        """The CLI's note when ``as_of`` was reported for part of the book, else ``None``."""
+        return book_an.partial_month_note(self.as_of, self.incomplete, self.month_ends, choose)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -334,6 +356,19 @@ class BookDetail:
     # each delinquent bucket's share of the outstanding balance by month-end
     # (portfolio.book.analytics.delinquency_shares)
     delinquency_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+MIX_TOTAL = "total"
+
+
+def mix_table(summary: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """The groups of one ``dimension`` of the book summary (product, region, …) followed by
+    their total: the summary's ``all`` row (loans and balance their sums, share 1, the
+    weighted averages and DPD ratios the whole book's, which the groups' weighted by balance
+    give), as ``group`` ``MIX_TOTAL``. The Book page shows it."""
+    groups = summary[summary["dimension"] == dimension]
+    total = summary[summary["dimension"] == "all"].assign(dimension=dimension, group=MIX_TOTAL)
+    return pd.concat([groups, total], ignore_index=True)
 
 
 def _headline(summary: pd.DataFrame) -> dict[str, float]:
@@ -351,7 +386,8 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
     if party is not None:
         day, ends, tables = party
         return BookHead(day, ends, tables["summary"], tables["anchors"],
-                        tables["default_by_score_band"])
+                        tables["default_by_score_band"],
+                        book_an.incomplete_from_frame(tables["incomplete_months"]))
     with connect(db, viewer) as store:
         ends = tuple(book_sql.month_ends(store.con))
         if not ends:
@@ -359,7 +395,8 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
         found = _stored_book(store, viewer, as_of)
         day, tables = found if found is not None else summaries.head_tables(store.con, as_of)
     return BookHead(day, ends, tables["summary"], tables["anchors"],
-                    tables["default_by_score_band"])
+                    tables["default_by_score_band"],
+                    book_an.incomplete_from_frame(tables["incomplete_months"]))
 
 
 def _stored_book(store: Store, viewer: Viewer,
@@ -402,7 +439,7 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
     d = book_detail(db, viewer, head.as_of)
     return BookView(head.as_of, head.month_ends, head.summary, head.anchors,
                     head.default_by_score_band, d.delinquency, d.delinquency_by_month,
-                    d.cumulative_default, d.roll_rates, d.rates)
+                    d.cumulative_default, d.roll_rates, d.rates, head.incomplete)
 
 
 # --------------------------------------------------------------------------- pools

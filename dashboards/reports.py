@@ -171,7 +171,8 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
                     bv.delinquency_by_month, "as_of", dq_cols, "Delinquent balance by bucket",
                     "CNY"))),
                  ("CDR / CPR", charts.png_bytes(charts.lines(
-                     bv.rates, "as_of", ["cdr", "cpr"], "CDR and CPR", percent=True))))),
+                     bv.rates, "as_of", ["cdr", "cpr"], "CDR and CPR", percent=True)))),
+                note=book_note(bv)),
         Section("vintages", "Vintages", {"vintage_cumulative_default": bv.cumulative_default},
                 (("Cumulative default by vintage",
                   charts.png_bytes(charts.vintage_curves(wide))),)),
@@ -265,6 +266,21 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
     out.append(Section("dispersion", "Dispersion", dtables, tuple(figs),
                        note=f"Run {run_id} with allocation {alloc_id}."))
     return out
+
+
+def book_note(bv: access.BookView) -> str:
+    """The book section's note: at a month-end reported for part of the book, the CLI's note
+    (``BookView.partial_note``); and the month-ends whose rates, delinquent balances and
+    delinquency shares are blank for that reason."""
+    note = bv.partial_note(choose="--as-of")
+    parts = [f"{note}." if note else ""]
+    if bv.incomplete:
+        months = ", ".join(f"{m.isoformat()} ({k:,} of {n:,} loans reported)"
+                           for m, n, k in bv.incomplete)
+        parts.append("Blank, not 0 (MDR, CDR, SMM, CPR, MPR; delinquent balances and shares) "
+                     f"at the month-ends reported for part of the book: {months}.")
+    text = " ".join(p for p in parts if p)
+    return text[:1].upper() + text[1:]
 
 
 # --------------------------------------------------------------------------- HTML

@@ -15,6 +15,9 @@ as_of = st.selectbox("As of (month-end)", ends, index=len(ends) - 1, key="book_a
 view = latest if as_of == latest.as_of else ui.guard(ui.book_head, *ui.args(v), as_of)
 if not v.is_treasury:
     st.caption(f"Your loans only ({v.partner_id}): balances are your share of each loan.")
+partial = view.partial_note(choose="pick it under As of")
+if partial:  # a month-end whose tape covers part of the book (as `riskpool book summary`)
+    st.warning(partial[0].upper() + partial[1:], icon=":material/warning:")
 
 h = view.headline()
 c = st.columns(5)
@@ -26,7 +29,7 @@ c[4].metric("90+ DPD", ui.pct(h["dpd90_ratio"]))
 
 dims = [d for d in view.summary["dimension"].unique() if d != "all"]
 dim = st.selectbox("Mix by", dims, key="book_dim")
-ui.table(view.summary[view.summary["dimension"] == dim])
+ui.table(view.mix(dim))  # the dimension's groups, then their total (the whole book)
 regions = view.summary[view.summary["dimension"] == "region"].sort_values(
     "balance_share", ascending=False)
 if len(regions):
@@ -35,6 +38,9 @@ if len(regions):
                                          f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
 
 detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
+gaps = ", ".join(f"{m:%Y-%m-%d} ({k:,} of {n:,} loans reported)" for m, n, k in view.incomplete)
+gap_note = (f"Blank, not 0, at month-ends reported for part of the book: {gaps}."
+            if gaps else "")
 left, right = st.columns(2)
 with left:
     st.subheader("Delinquency buckets over time")
@@ -46,6 +52,8 @@ with left:
                                               ["M1", "M2", "M3", "default", "dpd30"],
                                               "Delinquency as % of the outstanding balance",
                                               percent=True), width="stretch")
+    if gap_note:
+        st.caption(gap_note)
     ui.table(detail.delinquency)
 with right:
     st.subheader("Vintage curves")
@@ -80,5 +88,7 @@ with right:
     charts.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
                                           "default and prepayment rates", percent=True),
                         width="stretch")
+    if gap_note:
+        st.caption(gap_note)
 st.subheader("Calibration anchors")
 ui.table(view.anchors)

@@ -54,6 +54,7 @@ ROLL_TO_STATES: tuple[str, ...] = (
 # Seasoned = at least this many calendar months since origination: a 12-month loan's whole
 # term plus the 3 months its last missed instalment needs to pass 90 DPD.
 SEASONED_MONTHS = 15
+BAND_TOTAL = "all seasoned"  # the total row of BookSummary.default_by_score_band
 ANCHOR_TERM_MONTHS = 12
 
 
@@ -116,7 +117,8 @@ class BookSummary:
     wa_score, wa_remaining_term (months), dpd30_ratio, dpd90_ratio.
     ``default_by_score_band``: loans originated ≥ ``SEASONED_MONTHS`` months before as-of
     (all terms) — loans, principal, defaulted_loans, defaulted_balance, default_rate
-    (defaulted balance / principal), default_rate_loans (by count)."""
+    (defaulted balance / principal), default_rate_loans (by count); one row per score band,
+    then their total, ``BAND_TOTAL``."""
 
     as_of: dt.date
     groups: pd.DataFrame
@@ -191,6 +193,11 @@ def _default_by_band(seasoned: pd.DataFrame) -> pd.DataFrame:
         frame[col] = frame[col].astype("int64")
     for col in ("principal", "defaulted_balance"):
         frame[col] = frame[col].astype("float64")
+    # the bands split the seasoned loans: their total row (every term; the anchor's lifetime
+    # default is the 12-month loans' alone)
+    total = pd.DataFrame({"score_band": [BAND_TOTAL], **{
+        c: [frame[c].sum()] for c in cols}}).astype(frame.dtypes.to_dict())
+    frame = pd.concat([frame, total], ignore_index=True)
     frame["default_rate"] = _ratio(frame["defaulted_balance"], frame["principal"])
     frame["default_rate_loans"] = _ratio(
         frame["defaulted_loans"].astype(float), frame["loans"].astype(float)
@@ -263,6 +270,25 @@ def delinquency_shares(over_time: pd.DataFrame) -> pd.DataFrame:
                               / np.where(outstanding > 0, outstanding, 1.0), np.nan)
     out["dpd30"] = out[["M1", "M2", "M3", "default"]].sum(axis=1, min_count=4)
     return out
+
+
+TOTAL_OUTSTANDING = "total outstanding"
+
+
+def with_open_total(buckets: pd.DataFrame) -> pd.DataFrame:
+    """``Delinquency.buckets`` with the open buckets' total row, ``TOTAL_OUTSTANDING``
+    (current to default: the outstanding book, the book summary's balance, share 1), inserted
+    before ``written_off`` (cumulative, not part of it). The CLI's ``book delinquency``, the
+    Book page and the report show this table."""
+    if not len(buckets) or TOTAL_OUTSTANDING in set(buckets["bucket"]):
+        return buckets
+    is_open = buckets["bucket"] != "written_off"
+    total = pd.DataFrame({"bucket": [TOTAL_OUTSTANDING],
+                          "loans": [int(buckets.loc[is_open, "loans"].sum())],
+                          "balance": [float(buckets.loc[is_open, "balance"].sum())],
+                          "balance_share": [float(buckets.loc[is_open, "balance_share"].sum())]})
+    total = total.astype(buckets.dtypes.to_dict())
+    return pd.concat([buckets[is_open], total, buckets[~is_open]], ignore_index=True)
 
 
 # --------------------------------------------------------------------------- roll rates
@@ -394,6 +420,83 @@ class MonthlyRates:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"rates": self.series}
+
+    def incomplete_table(self) -> pd.DataFrame:
+        """``incomplete`` as a table: as_of, loans_start, loans_reported (one row a month)."""
+        return incomplete_frame(self.incomplete)
+
+
+def _day(value: object) -> dt.date:
+    """A month-end as a ``datetime.date`` (from a date, a datetime or a pandas Timestamp)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()  # type: ignore[arg-type]
+
+
+INCOMPLETE_COLUMNS: tuple[str, ...] = ("as_of", "loans_start", "loans_reported")
+
+
+def incomplete_frame(incomplete: tuple[tuple[dt.date, int, int], ...]) -> pd.DataFrame:
+    """``MonthlyRates.incomplete`` as a table (``INCOMPLETE_COLUMNS``)."""
+    return pd.DataFrame({"as_of": pd.Series([m for m, _, _ in incomplete], dtype=object),
+                         "loans_start": pd.Series([n for _, n, _ in incomplete], dtype="int64"),
+                         "loans_reported": pd.Series([k for _, _, k in incomplete],
+                                                     dtype="int64")})
+
+
+def incomplete_from_frame(frame: pd.DataFrame) -> tuple[tuple[dt.date, int, int], ...]:
+    """:func:`incomplete_frame` read back."""
+    if frame is None or not len(frame):
+        return ()
+    return tuple((_day(d), int(n), int(k)) for d, n, k in zip(
+        frame["as_of"], frame["loans_start"], frame["loans_reported"], strict=True))
+
+
+def partial_month_note(as_of: dt.date, incomplete: tuple[tuple[dt.date, int, int], ...],
+                       month_ends: tuple[dt.date, ...] | list[dt.date],
+                       choose: str = "--as-of") -> str | None:
+    """The note a book table at ``as_of`` carries when ``as_of`` is a month-end reported for
+    part of the book (``incomplete``, as ``MonthlyRates.incomplete``): how many of the loans
+    performing a month before have a row then, and the latest complete month-end on or before
+    it among ``month_ends`` (``choose``: where the reader picks another month-end); ``None``
+    when ``as_of`` is complete. The CLI prints it under ``book summary`` / ``book
+    delinquency``; the dashboard's Book page and the report show it."""
+    short = {m for m, _, _ in incomplete}
+    for month, start, reported in incomplete:
+        if month != as_of:
+            continue
+        done = [d for d in sorted(month_ends) if d <= as_of and d not in short]
+        latest = f"; the latest complete month-end is {done[-1].isoformat()}" if done else ""
+        return (f"note: only {reported:,} of the {start:,} loans performing a month before "
+                f"{as_of.isoformat()} have a performance row then: these figures cover the "
+                f"loans reported at {as_of.isoformat()}, not the whole book{latest} "
+                f"({choose})")
+    return None
+
+
+def blank_incomplete_months(frame: pd.DataFrame,
+                            incomplete: tuple[tuple[dt.date, int, int], ...],
+                            keep: tuple[str, ...] = ("as_of",)) -> pd.DataFrame:
+    """``frame`` (one row per month-end, ``as_of``) with every column but ``keep`` blank (NaN)
+    in the months reported for part of the book: their balances and shares are those of the
+    loans that reported, not the book's (a delinquency share of 0% where the tape is
+    missing). Integer columns become float to hold the gap."""
+    months = {m for m, _, _ in incomplete}
+    if not months or not len(frame):
+        return frame
+    short = np.array([_day(d) in months for d in frame["as_of"]], dtype=bool)
+    if not short.any():
+        return frame
+    out = frame.copy()
+    for col in out.columns:
+        if col in keep:
+            continue
+        if pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].astype("float64")
+        out.loc[short, col] = np.nan
+    return out
 
 
 def monthly_rates(

@@ -26,7 +26,8 @@ from portfolio.store import summaries as sql
 from portfolio.store.reports import open_partner_scope
 from portfolio.version import code_version
 
-HEAD_TABLES: tuple[str, ...] = ("summary", "anchors", "default_by_score_band")
+HEAD_TABLES: tuple[str, ...] = ("summary", "anchors", "default_by_score_band",
+                                "incomplete_months")
 DETAIL_TABLES: tuple[str, ...] = ("delinquency", "delinquency_by_month", "cumulative_default",
                                   "roll_rates", "rates", "delinquency_shares")
 
@@ -34,15 +35,22 @@ DETAIL_TABLES: tuple[str, ...] = ("delinquency", "delinquency_by_month", "cumula
 def head_tables(con: duckdb.DuckDBPyConnection,
                 as_of: dt.date | None = None) -> tuple[dt.date, dict[str, pd.DataFrame]]:
     """The month-end (default: the latest) and the book's size and mix there
-    (``portfolio.book.analytics.book_summary``): ``HEAD_TABLES``."""
+    (``portfolio.book.analytics.book_summary``): ``HEAD_TABLES``; ``incomplete_months``: the
+    month-ends up to it reported for part of the book (``MonthlyRates.incomplete_table``), so
+    a page at such a month-end can say its figures cover the reported loans only."""
     summary = an.book_summary(con, as_of)
+    incomplete = an.monthly_rates(con, summary.as_of).incomplete_table()
     return summary.as_of, {"summary": summary.groups, "anchors": summary.anchors.table(),
-                           "default_by_score_band": summary.default_by_score_band}
+                           "default_by_score_band": summary.default_by_score_band,
+                           "incomplete_months": incomplete}
 
 
 def detail_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, pd.DataFrame]:
     """Delinquency over time, vintage curves, roll rates and CDR/CPR up to ``as_of``:
-    ``DETAIL_TABLES``."""
+    ``DETAIL_TABLES``. The bucket table ends its open buckets with their total
+    (``analytics.with_open_total``, as ``riskpool book delinquency``); a month-end reported
+    for part of the book (``MonthlyRates.incomplete``) has its rates, delinquent balances and
+    delinquency shares blank, not the 0 of the loans that did not report."""
     ends = book_sql.month_ends(con)
     dq = an.delinquency(con, as_of, over_time=True)
     vint = an.vintage_curves(con, as_of).tables()
@@ -50,9 +58,11 @@ def detail_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, p
     # roll rates need the month-end before as_of in this book (none at its first one)
     rolls = (an.roll_rates(con, from_date=earlier[-1], to_date=as_of).tables()
              if earlier else {"roll_rates": pd.DataFrame(columns=["from_bucket"])})
-    rates = an.monthly_rates(con, as_of).tables()
-    over_time = dq.over_time if dq.over_time is not None else pd.DataFrame()
-    return {"delinquency": dq.buckets, "delinquency_by_month": over_time,
+    monthly = an.monthly_rates(con, as_of)
+    rates = monthly.tables()
+    over_time = (an.blank_incomplete_months(dq.over_time, monthly.incomplete)
+                 if dq.over_time is not None else pd.DataFrame())
+    return {"delinquency": an.with_open_total(dq.buckets), "delinquency_by_month": over_time,
             "cumulative_default": vint.get("cumulative_default", next(iter(vint.values()))),
             "roll_rates": next(iter(rolls.values())), "rates": next(iter(rates.values())),
             "delinquency_shares": (an.delinquency_shares(over_time) if len(over_time)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import duckdb
-import pandas as pd
 import typer
 
 from portfolio.book import analytics
@@ -89,44 +88,30 @@ def delinquency(
     Open buckets show the month-end balance and its share of the outstanding balance;
     "total outstanding" is their sum (the book summary's balance); "written off" counts the
     loans charged off on or before --as-of, with the amount charged off. --over-time adds one
-    row per month-end. A month-end reported for part of the book is named."""
+    row per month-end (blank in a month reported for part of the book). A month-end reported
+    for part of the book is named."""
     check_out_path(out)
     with open_store(db, read_only=True) as store:
         result = analytics.delinquency(store.con, _date(as_of), over_time=over_time)
-        note = _incomplete_month_note(store.con, result.as_of)
+        rates = analytics.monthly_rates(store.con, result.as_of)
+    note = analytics.partial_month_note(result.as_of, rates.incomplete,
+                                        list(rates.series["as_of"]))
     tables = result.tables()
-    tables["delinquency"] = with_open_total(tables["delinquency"])
+    tables["delinquency"] = analytics.with_open_total(tables["delinquency"])
+    if "delinquency_by_month" in tables:  # a month reported for part of the book: blank
+        tables["delinquency_by_month"] = analytics.blank_incomplete_months(
+            tables["delinquency_by_month"], rates.incomplete)
     emit(tables, out, title=f"delinquency at {result.as_of.isoformat()}")
     if note:
         typer.echo(note)
 
 
-def with_open_total(buckets: pd.DataFrame) -> pd.DataFrame:
-    """The bucket table with the open buckets' total (current to default: the outstanding
-    book, share 1) inserted before ``written_off`` (cumulative, not part of it)."""
-    is_open = buckets["bucket"] != "written_off"
-    total = pd.DataFrame({"bucket": ["total outstanding"],
-                          "loans": [int(buckets.loc[is_open, "loans"].sum())],
-                          "balance": [float(buckets.loc[is_open, "balance"].sum())],
-                          "balance_share": [float(buckets.loc[is_open, "balance_share"].sum())]})
-    total = total.astype(buckets.dtypes.to_dict())
-    return pd.concat([buckets[is_open], total, buckets[~is_open]], ignore_index=True)
-
-
 def _incomplete_month_note(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> str | None:
     """A line when fewer loans report at ``as_of`` than were performing a month before (a
-    month's tape loaded for part of the book): the figures cover the reported loans only."""
+    month's tape loaded for part of the book): the figures cover the reported loans only
+    (``portfolio.book.analytics.partial_month_note``, as the Book page and the report)."""
     rates = analytics.monthly_rates(con, as_of)
-    for month, start, reported in rates.incomplete:
-        if month == as_of:
-            done = [d for d in rates.series["as_of"] if d not in
-                    {m for m, _, _ in rates.incomplete}]
-            latest = f"; the latest complete month-end is {done[-1].isoformat()}" if done else ""
-            return (f"note: only {reported:,} of the {start:,} loans performing a month before "
-                    f"{as_of.isoformat()} have a performance row then: these figures cover the "
-                    f"loans reported at {as_of.isoformat()}, not the whole book{latest} "
-                    "(--as-of)")
-    return None
+    return analytics.partial_month_note(as_of, rates.incomplete, list(rates.series["as_of"]))
 
 
 @book_app.command("rolls")

@@ -486,6 +486,12 @@ def test_anchor_figures_by_hand(con) -> None:
     assert bands["350-599"]["default_rate_loans"] == pytest.approx(1.0)
     assert bands["650-699"]["default_rate"] == 0.0
     assert bands["700-749"]["loans"] == 0 and np.isnan(bands["700-749"]["default_rate"])
+    # the bands split the seasoned cohort: their total row, H and J, 1,500 defaulted of 5,000
+    total = bands[analytics.BAND_TOTAL]
+    assert (total["loans"], total["principal"]) == (2, 5_000.0)
+    assert (total["defaulted_loans"], total["defaulted_balance"]) == (1, 1_500.0)
+    assert total["default_rate"] == pytest.approx(1_500 / 5_000)
+    assert list(result.default_by_score_band["score_band"])[-1] == analytics.BAND_TOTAL
 
 
 def test_month_with_nothing_outstanding_gives_zero_book_not_an_error(tmp_path: Path) -> None:
