@@ -1138,6 +1138,21 @@ class AllocationView:
     # the pool's loans breaking a loan rule, kept by the platform (treasury only; R8/R9 name
     # the worst loan with both rates)
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pool_loans: int | None = None  # the allocated pool's loans (treasury only)
+
+    def party_table(self) -> pd.DataFrame:
+        """``parties`` with their total row, as ``riskpool allocate show`` prints it: balance
+        and share of the pool summed (they close to the pool's balance and 1), loans the
+        pool's (a joint loan is held by several parties, so the rows do not add up to it).
+        A partner's own row alone is returned as it is. The Partners page and the report
+        show this table."""
+        table = with_total_row(self.parties, "party_id", ("balance", "share_of_pool"))
+        if len(table) > len(self.parties) and "loans" in table:
+            if self.pool_loans is None:
+                return table
+            table.loc[len(table) - 1, "loans"] = self.pool_loans
+            table["loans"] = table["loans"].astype("int64")
+        return table
 
 
 def _own_party(viewer: Viewer) -> str | None:
@@ -1179,8 +1194,9 @@ def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> Allocation
         mode, objective, pool_id = row["mode"], row["objective"], row["pool_id"]
         stored_checks = row["checks"]
         # the sum over the loans in loan-id order, as over load_allocation's balance array
-        pool_balance = (float(alloc_sql.allocation_balances(store.con, int(allocation_id)).sum())
-                        if viewer.is_treasury else 0.0)
+        balances = (alloc_sql.allocation_balances(store.con, int(allocation_id))
+                    if viewer.is_treasury else None)
+        pool_balance = float(balances.sum()) if balances is not None else 0.0
     if viewer.is_treasury:
         parties["share_of_pool"] = parties["balance"] / pool_balance if pool_balance else np.nan
     checks = pd.DataFrame(stored_checks.get("checks", []))
@@ -1194,7 +1210,8 @@ def allocation(db: str | Path, viewer: Viewer, allocation_id: int) -> Allocation
                     else breaches.iloc[0:0])
     return AllocationView(int(allocation_id), mode, objective, pool_id,
                           parties.reset_index(drop=True), checks.reset_index(drop=True),
-                          breaches.reset_index(drop=True), findings.reset_index(drop=True))
+                          breaches.reset_index(drop=True), findings.reset_index(drop=True),
+                          len(balances) if balances is not None else None)
 
 
 def partner_tape(db: str | Path, viewer: Viewer, allocation_id: int,
@@ -1233,6 +1250,46 @@ class DispersionView:
     views: pd.DataFrame = field(default_factory=pd.DataFrame)
     # each visible party's economic lines (means) and their total, the economic EL of ``views``
     economic_lines: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def party_table(self) -> pd.DataFrame:
+        """``parties`` with their total row, as ``riskpool dispersion`` prints it: exposures,
+        EL, capital and RWA summed; VaR and ES empty (quantiles do not add). A partner's own
+        row alone is returned as it is. The Dispersion page and the report show it."""
+        return with_total_row(self.parties, "party", DISPERSION_ADDITIVE)
+
+    def views_table(self) -> pd.DataFrame:
+        """``views`` with their total row (credit EL and economic EL summed; VaR and ES
+        empty), as ``riskpool dispersion`` prints it."""
+        return with_total_row(self.views, "party", ("credit_el", "economic_el"))
+
+
+DISPERSION_ADDITIVE: tuple[str, ...] = ("exposure", "loan_exposure", "tranche_exposure", "el",
+                                        "capital_irb", "capital_sec", "capital", "rwa")
+TOTAL_LABEL = "total"
+
+
+def with_total_row(parties: pd.DataFrame, label: str, additive: tuple[str, ...]
+                   ) -> pd.DataFrame:
+    """A party table with its ``total`` row: the sums of the ``additive`` columns (what the
+    parties split: balances, shares, exposures, EL, capital), the others empty (loans: a joint
+    loan is held by several parties; VaR and ES do not add). A table of one party (a partner's
+    own view) is returned as it is."""
+    if len(parties) < 2:
+        return parties
+    out = parties.copy()
+    row: dict[str, object] = {}
+    for col in parties.columns:
+        if col == label:
+            row[col] = TOTAL_LABEL
+        elif col in additive:
+            row[col] = float(parties[col].sum())
+        elif pd.api.types.is_numeric_dtype(parties[col]):
+            out[col] = out[col].astype("float64")  # an empty cell (NaN) in the total row
+            row[col] = float("nan")
+        else:
+            row[col] = ""
+    out.loc[len(out)] = row
+    return out
 
 
 def dispersion(db: str | Path, viewer: Viewer, run_id: int, allocation_id: int,

@@ -226,9 +226,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
         out.append(Section("dispersion", "Dispersion", note="No allocation, so no dispersion."))
         return out
     av = access.allocation(db, viewer, alloc_id)
-    tables = {"allocation_parties": with_total_row(av.parties, "party_id", ("balance",
-                                                                            "share_of_pool")),
-              "rule_checks": av.checks}
+    tables = {"allocation_parties": av.party_table(), "rule_checks": av.checks}
     if not av.breaches.empty:
         tables["rule_breaches"] = av.breaches
     if not av.findings.empty:
@@ -247,15 +245,13 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
     except (RiskpoolError, ImportError) as exc:
         out.append(Section("dispersion", "Dispersion", note=f"Not available: {exc}"))
         return out
-    dtables = {"dispersion_parties": with_total_row(
-        dv.parties, "party", ("exposure", "loan_exposure", "tranche_exposure", "el",
-                              "capital_irb", "capital_sec", "capital", "rwa"))}
+    dtables = {"dispersion_parties": dv.party_table()}
     figs = [("EL, VaR 99.9% and capital per party", charts.png_bytes(charts.bars(
         dv.parties, "party", ["el", "var_999", "capital"], "Risk per party (CNY)")))]
     if not dv.headlines.empty:
         dtables["dispersion_headline"] = dv.headlines
     if not dv.views.empty:
-        dtables["dispersion_views"] = dv.views
+        dtables["dispersion_views"] = dv.views_table()
     if not dv.economic_lines.empty:
         dtables["dispersion_economic_lines"] = dv.economic_lines
     if not dv.reconciliation.empty:
@@ -284,30 +280,6 @@ def book_note(bv: access.BookView) -> str:
 
 
 # --------------------------------------------------------------------------- HTML
-
-
-def with_total_row(parties: pd.DataFrame, label: str, additive: tuple[str, ...]
-                   ) -> pd.DataFrame:
-    """A party table with its ``total`` row: the sums of the ``additive`` columns (what the
-    parties split: balances, shares, exposures, EL, capital), the others empty (loans: a joint
-    loan is held by several parties; VaR and ES do not add). A table of one party (a partner's
-    own view) is returned as it is."""
-    if len(parties) < 2:
-        return parties
-    out = parties.copy()
-    row: dict[str, object] = {}
-    for col in parties.columns:
-        if col == label:
-            row[col] = "total"
-        elif col in additive:
-            row[col] = float(parties[col].sum())
-        elif pd.api.types.is_numeric_dtype(parties[col]):
-            out[col] = out[col].astype("float64")  # an empty cell (NaN) in the total row
-            row[col] = float("nan")
-        else:
-            row[col] = ""
-    out.loc[len(out)] = row
-    return out
 
 
 def _fmt_number(x: float) -> str:

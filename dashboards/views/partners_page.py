@@ -17,7 +17,7 @@ aid = ui.url_select("Allocation", ids, "allocation", key="alloc_id")
 view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
-ui.table(view.parties)
+ui.table(view.party_table())  # with the total row, as `riskpool allocate show`
 charts.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
                     width="stretch")
 

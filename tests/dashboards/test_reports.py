@@ -272,21 +272,24 @@ def test_report_party_tables_show_their_total_and_close_to_it(treasury_report, d
                                                               ) -> None:
     # the allocation's party table splits the pool, the dispersion's splits the exposure, the
     # loss to be borne and the capital: each ends with a "total" row of the column sums, which
-    # close to the pool's balance (share 1) and to the party rows; loans, VaR and ES are left
-    # empty (a joint loan is held by several parties; quantiles do not add)
+    # close to the pool's balance (share 1) and to the party rows; VaR and ES are left empty
+    # (quantiles do not add), loans is the pool's (a joint loan is held by several parties),
+    # as `riskpool allocate show` prints it
     from partners.records import load_allocation
     from portfolio.store import open_store
 
     path = treasury_report.xlsx_path
     with open_store(demo_book.db, read_only=True) as store:
-        pool = float(load_allocation(store, 1).balance.sum())
+        stored = load_allocation(store, 1)
+        pool, pool_loans = float(stored.balance.sum()), len(stored.balance)
     alloc = _sheet(path, "allocation_parties")
     assert alloc["party_id"].iloc[-1] == "total"
     body, total = alloc.iloc[:-1], alloc.iloc[-1]
     assert float(total["balance"]) == pytest.approx(body["balance"].astype(float).sum(), abs=0.01)
     assert float(total["balance"]) == pytest.approx(pool, abs=0.01)
     assert float(total["share_of_pool"]) == pytest.approx(1.0, abs=1e-9)
-    assert pd.isna(total["loans"])
+    assert int(total["loans"]) == pool_loans
+    assert body["loans"].astype(int).sum() > pool_loans  # joint loans: rows do not add up
     disp = _sheet(path, "dispersion_parties")
     assert disp["party"].iloc[-1] == "total"
     body, total = disp.iloc[:-1], disp.iloc[-1]

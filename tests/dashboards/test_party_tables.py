@@ -1,0 +1,90 @@
+"""The Partners and Dispersion pages' party tables end with their total row, as `riskpool
+allocate show` and `riskpool dispersion` print it, and close to it: read from the data the
+pages pass to their tables (AppTest), checked against the rows' own sums, the pool's balance
+and the CLI's total line. A partner sees its own row and no total (a total would be the other
+parties' figures)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pages_helpers import PARTNER, frame_with, no_errors, page
+
+from dashboards import access
+from dashboards.auth import Viewer
+from partners.records import load_allocation
+from portfolio.store import open_store
+
+TREASURY = Viewer("t", "treasury")
+
+
+def _money(x: float) -> str:  # the CLI's amounts (riskpool.commands.partners)
+    return f"{x:,.2f}"
+
+
+def _cli_line(text: str, first: str) -> list[str]:
+    for line in text.splitlines():
+        if line.split() and line.split()[0] == first:
+            return line.split()
+    raise AssertionError(f"no line starting {first!r} in:\n{text}")
+
+
+def test_partners_page_party_table_has_the_cli_total(dashboard_env, cli) -> None:
+    at = page("partners", "treasury")
+    no_errors(at)
+    shown = frame_with(at, "share_of_pool")
+    assert shown["party_id"].iloc[-1] == "total"
+    body, total = shown.iloc[:-1], shown.iloc[-1]
+    with open_store(dashboard_env.db, read_only=True) as store:
+        stored = load_allocation(store, dashboard_env.allocation_id)
+    pool, pool_loans = float(stored.balance.sum()), len(stored.balance)
+    assert total["balance"] == pytest.approx(body["balance"].sum(), rel=1e-12)
+    assert total["balance"] == pytest.approx(pool, abs=0.01)
+    assert total["share_of_pool"] == pytest.approx(1.0, abs=1e-12)
+    assert int(total["loans"]) == pool_loans  # the pool's: a joint loan has several holders
+    out = cli("allocate", "show", "--db", dashboard_env.db, "--allocation",
+              str(dashboard_env.allocation_id))
+    assert out.code == 0, out.err
+    cli_total = _cli_line(out.out, "total")
+    assert cli_total[1:4] == [_money(total["balance"]), "100.00%", f"{pool_loans:,}"]
+
+
+def test_dispersion_page_party_and_view_tables_have_their_totals(dashboard_env, cli,
+                                                                  tmp_path) -> None:
+    at = page("dispersion", "treasury")
+    no_errors(at)
+    parties = frame_with(at, "capital_irb")
+    assert parties["party"].iloc[-1] == "total"
+    body, total = parties.iloc[:-1], parties.iloc[-1]
+    for col in ("exposure", "loan_exposure", "tranche_exposure", "el", "capital", "rwa"):
+        assert total[col] == pytest.approx(body[col].sum(), rel=1e-12), col
+    assert pd.isna(total["var_999"]) and pd.isna(total["es_999"])  # quantiles do not add
+    views = frame_with(at, "economic_el")
+    assert views["party"].iloc[-1] == "total"
+    vbody, vtotal = views.iloc[:-1], views.iloc[-1]
+    assert vtotal["credit_el"] == pytest.approx(vbody["credit_el"].sum(), rel=1e-12)
+    assert vtotal["economic_el"] == pytest.approx(vbody["economic_el"].sum(), rel=1e-12)
+    assert pd.isna(vtotal["credit_var_999"])
+    # each party's credit EL is its party-table EL, so both totals agree
+    assert vtotal["credit_el"] == pytest.approx(total["el"], rel=1e-12)
+    # the CLI's total line for the same run, allocation and stored deal
+    deal = tmp_path / "deal.toml"
+    deal.write_text(access.stored_deal_toml(dashboard_env.db, TREASURY, dashboard_env.run_id)
+                    or "", encoding="utf-8")
+    out = cli("dispersion", "--db", dashboard_env.db, "--run", str(dashboard_env.run_id),
+              "--allocation", str(dashboard_env.allocation_id), "--structure", deal)
+    assert out.code == 0, out.err
+    line = _cli_line(out.out, "total")
+    assert line[1:4] == [_money(total["exposure"]), _money(total["el"]),
+                         _money(total["capital"])]
+
+
+def test_a_partner_sees_its_own_row_and_no_total(dashboard_env) -> None:
+    at = page("partners", f"partner:{PARTNER}")
+    no_errors(at)
+    shown = frame_with(at, "balance")
+    assert list(shown["party_id"]) == [PARTNER]
+    at = page("dispersion", f"partner:{PARTNER}")
+    no_errors(at)
+    assert list(frame_with(at, "capital_irb")["party"]) == [PARTNER]
+    assert list(frame_with(at, "economic_el")["party"]) == [PARTNER]
