@@ -58,6 +58,8 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "wal_mean": ("WAL mean", "years"), "wal_p5": ("WAL 5th percentile", "years"),
     "wal_p95": ("WAL 95th percentile", "years"), "irr": ("IRR", None),
     "price": ("Price", "per 1 of face"), "yield": ("Discount yield", None),
+    "present_value": ("Present value at the discount rate", "CNY"),
+    "pv_to_investment": ("Present value / investment", ""),
     "mod_duration": ("Modified duration", "years"), "ce": ("CE", None),
     "rating": ("Rating", ""), "attachment": ("Attachment", None),
     "detachment": ("Detachment", None), "p_breach": ("Breach probability", None),

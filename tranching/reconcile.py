@@ -49,8 +49,11 @@ back to it only through the residual). IRR (``irr``) = mean over paths of the pe
 annual compounding, Act/365F from the closing date (``tranching.analytics.path_irr``, as for the
 tranche table); ``irr_tape`` = the IRR of the expected (mean) cash flows with one period per
 payment date from closing (the convention of a per-period tape and of numpy-financial's ``irr``),
-annualised as (1 + r)¹² − 1; money multiple = expected cash received / investment; price = the
-QuantLib NPV of the expected cash at the discount rate / the tranche's face.
+annualised as (1 + r)¹² − 1; money multiple = expected cash received / investment; present
+value = the QuantLib NPV of the expected cash at the discount rate, in CNY, and its ratio to
+the investment (above 1: the position is worth more than it cost at that rate). The position
+is the tranche, the initial OC and the reserve together, so it has no price per unit of the
+tranche's face: that ratio would divide the value of all three by the face of one.
 """
 
 from __future__ import annotations
@@ -238,14 +241,16 @@ def periodic_irr(cashflows: np.ndarray, investment: float) -> float:
 def residual_table(deal: Deal, result: WaterfallResult, discount: Discount = 0.05,
                    price: float = 1.0) -> pd.DataFrame:
     """One row: the residual holder's investment, cash received (of which residual), money
-    multiple, IRRs and price (module doc)."""
+    multiple, IRRs, and the present value of its expected cash at ``discount`` in CNY beside
+    the investment (module doc)."""
     cf = residual_holder_cashflows(result)
     invest = residual_investment(deal, result, price)
     tau = year_fractions(deal.closing_date, result.dates)
     irr = path_irr(cf, tau, invest)
     expected = cf.mean(axis=0)
     face = float(result.original_balance[-1])
-    py = price_yield_duration(expected, result.dates, deal.closing_date, face, discount)
+    # the expected cash's present value in CNY (QuantLib's NPV: the price of a face of 1)
+    value = price_yield_duration(expected, result.dates, deal.closing_date, 1.0, discount).price
     r = periodic_irr(expected, invest)
     total = cf.sum(axis=1)
     return pd.DataFrame([{
@@ -258,7 +263,8 @@ def residual_table(deal: Deal, result: WaterfallResult, discount: Discount = 0.0
         "money_multiple": float(total.mean()) / invest if invest > 0 else float("nan"),
         "irr": float(irr.mean()),
         "irr_tape": (1.0 + r) ** 12 - 1.0 if np.isfinite(r) else float("nan"),
-        "price": py.price,
+        "present_value": value,
+        "pv_to_investment": value / invest if invest > 0 else float("nan"),
         "excess_spread": float(excess_spread(result).sum(axis=1).mean()),
     }])
 

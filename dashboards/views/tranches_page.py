@@ -103,7 +103,9 @@ if view.note:  # a run recorded from summaries: its stored tables only
     st.info(view.note, icon=":material/summarize:")
 if not view.residual.empty:
     st.markdown("**Residual holder** — the subordinated tranche's holder: its cash includes the "
-                "residual; investment = its face + initial OC + the reserve funded at closing")
+                "residual; investment = its face + initial OC + the reserve funded at closing; "
+                "present value = its expected cash discounted at the chosen rate (CNY), beside "
+                "the investment")
     ui.table(view.residual)
 if not view.reconciliation.empty:
     st.markdown("**Reconciliation** (CNY, mean / min / max over paths): pool cash in = fees + "

@@ -5,7 +5,8 @@
 - ``riskpool tranche report --run ID [--rating-table FILE] [--out FILE]`` — the tranche table
   (and trigger probabilities) stored with a run by ``riskpool simulate ... --structure
   DEAL.toml``, with the implied ratings of ``--rating-table``; then the stored deal rerun on the
-  run's paths for the residual holder (cash including the residual, IRR, money multiple, price),
+  run's paths for the residual holder (cash including the residual, IRR, money multiple,
+  present value in CNY and per 1 invested),
   the cash and loss reconciliation and excess spread by period (``tranching.reconcile``);
   ``--out`` writes CSV, Parquet or XLSX.
 - ``riskpool tranche cashflows --run ID --out FILE [--path expected|pNN|INDEX]`` — the

@@ -6,6 +6,8 @@ parties' figures)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 from pages_helpers import PARTNER, frame_with, no_errors, page
@@ -88,3 +90,32 @@ def test_a_partner_sees_its_own_row_and_no_total(dashboard_env) -> None:
     no_errors(at)
     assert list(frame_with(at, "capital_irb")["party"]) == [PARTNER]
     assert list(frame_with(at, "economic_el")["party"]) == [PARTNER]
+
+
+def test_residual_holder_value_is_the_same_in_cli_page_and_report(dashboard_env, cli,
+                                                                   tmp_path) -> None:
+    # the residual holder's position (the Sub, the initial OC and the reserve) is valued in
+    # CNY beside its investment, not priced per unit of the Sub's face: the same columns and
+    # figures in `riskpool tranche report`, the Tranches page and the scheduled report
+    from dashboards.reports import collect_sections, report_viewer
+    from dashboards.xlsx import read_tables
+
+    out = tmp_path / "tranches.xlsx"
+    r = cli("tranche", "report", "--db", dashboard_env.db, "--run", str(dashboard_env.run_id),
+            "--out", out)
+    assert r.code == 0, r.err
+    from_cli = read_tables(out, sheet_name="residual_holder").iloc[0]
+    at = page("tranches", "treasury")  # the deal stored with the run, 5%
+    no_errors(at)
+    on_page = frame_with(at, "money_multiple").iloc[0]
+    sections = {s.key: s for s in collect_sections(
+        dashboard_env.db, report_viewer(None), dt.date.fromisoformat(dashboard_env.as_of))}
+    in_report = sections["tranches"].tables["residual_holder"].iloc[0]
+    for row in (from_cli, on_page, in_report):
+        assert "price" not in row.index
+        assert row["present_value"] == pytest.approx(row["pv_to_investment"]
+                                                     * row["investment"], rel=1e-12)
+        assert row["present_value"] > row["investment"] > row["face"]
+    for col in ("investment", "present_value", "pv_to_investment", "money_multiple", "irr"):
+        assert on_page[col] == pytest.approx(from_cli[col], rel=1e-9), col
+        assert in_report[col] == pytest.approx(from_cli[col], rel=1e-9), col

@@ -153,6 +153,14 @@ def test_hand_worked_two_months() -> None:
     # IRR on the tape: 200,000 = 125,354.50 / (1 + r)^2 → r = sqrt(0.6267725) − 1
     r_month = np.sqrt(125_354.50 / 200_000) - 1
     assert abs(row["irr_tape"] - ((1 + r_month) ** 12 - 1)) < 1e-9
+    # present value at the default 5% (annual compounding, Act/365F from the closing date):
+    # the holder's 125,354.50 paid on 2026-03-01, 59 days after closing; beside the 200,000
+    # invested (no price per unit of Z's face: the position is Z plus OC and reserve)
+    assert list(r.dates) == [dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+    pv = 125_354.50 * 1.05 ** (-59 / 365)
+    assert abs(row["present_value"] - pv) < 1e-6
+    assert abs(row["pv_to_investment"] - pv / 200_000) < 1e-12
+    assert "price" not in row.index
     tab = excess_spread_table(r)
     assert list(tab["excess_spread"]) == [10_900.0, 4_454.5]
 
