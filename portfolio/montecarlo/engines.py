@@ -1324,6 +1324,11 @@ def _debruijn_table() -> np.ndarray:
 _DEBRUIJN_TABLE = _debruijn_table()  # index of the lowest set bit from its de Bruijn hash
 
 
+LOAN_GROUP = 8
+"""Events whose rows :func:`loan_subset_block` subtracts from a path's corrections in one pass
+over the row (a run's last group padded with events that subtract nothing)."""
+
+
 @numba.njit(cache=True, nogil=True)
 def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_base, shares, out,
                       pout):
@@ -1358,12 +1363,16 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
     ``cell_first`` (n_cells + 1,) cell-major loan offsets; other arguments as in
     :func:`loan_block`. The twin is :func:`loan_subset_block_np`.
 
-    Per run and path the kernel works in passes over the run's events: their loans from the
+    Per run and path the kernel works in passes over the run's events: the subset's uniforms
+    drawn as a batch (as many as loans still to mark: each marks at most one, so the stream
+    is read exactly as one call per uniform would), then marked; the events' loans from the
     bit map, their uniforms, their event indices (the count of ``cum / q`` entries <= f,
-    vectorised over the events), then their flows; a row's correction runs over the whole
-    row with the entries before the event masked (a trip count fixed per cell, no branch on
-    the event month). Each accumulator receives the same terms in the same order as in the
-    twin."""
+    vectorised over the events, four entries a pass), their own flows; then their rows come
+    off the path's corrections ``LOAN_GROUP`` events at a time: one pass over the row
+    positions subtracts the group's rows in loan order, each row's entries before its event
+    masked (a trip count fixed per cell, no branch on the event month; a run's last group
+    padded with rows masked whole, which subtract +0.0: nothing). Each accumulator receives
+    the same terms in the same order as in the twin."""
     n_cells, n_b = total.shape
     T = out.shape[1]
     n_q = shares.shape[1]
@@ -1373,9 +1382,14 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
     n_words = (tile + 63) // 64
     bits = np.zeros(n_words, dtype=np.uint64)
     frac = np.zeros(tile)
+    ubuf = np.zeros(tile)  # the subset's uniforms, a batch at a time
     ev_k = np.zeros(tile, dtype=np.int64)  # a run's events on one path: loan in the run,
     ev_f = np.zeros(tile)  # uniform of its kind and month,
-    ev_j = np.zeros(tile, dtype=np.int64)  # its event index j
+    ev_j = np.zeros(tile, dtype=np.int64)  # its event index j,
+    ev_a = np.zeros(tile)  # its own flow (default or prepayment),
+    n_pad = tile + LOAN_GROUP
+    ev_s = np.zeros(n_pad, dtype=np.int64)  # its row's first position removed,
+    ev_b = np.zeros(n_pad, dtype=np.int64)  # its row's offset in sched
     for c in range(n_cells):
         r = cell_r[c]
         r2 = 2 * r
@@ -1403,16 +1417,21 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                     bits[w] = 0
                 m = 0
                 while m < n_mark:
-                    x = gen.random() * n_t
-                    k = int(x)
-                    if k >= n_t:
-                        continue
-                    bit = _U1 << np.uint64(k & 63)
-                    if bits[k >> 6] & bit:
-                        continue
-                    bits[k >> 6] |= bit
-                    frac[k] = x - k
-                    m += 1
+                    need = n_mark - m  # uniforms this batch: each marks at most one loan
+                    for i in range(need):
+                        ubuf[i] = gen.random()
+                    for i in range(need):
+                        x = ubuf[i] * n_t
+                        k = int(x)
+                        if k >= n_t:
+                            continue
+                        bit = _U1 << np.uint64(k & 63)
+                        word = bits[k >> 6]
+                        if word & bit:
+                            continue
+                        bits[k >> 6] = word | bit
+                        frac[k] = x - k
+                        m += 1
                 # the loans with an event, in loan order (the unmarked ones when comp)
                 e = 0
                 for w in range(n_w):
@@ -1432,35 +1451,83 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                 else:
                     for i in range(n_e):
                         ev_f[i] = frac[ev_k[i]]
-                # event index j = the number of entries of cum / q <= f (all events at once)
+                # event index j = the number of entries of cum / q <= f (all events at once,
+                # four entries a pass)
                 nrow = ncum[p]
                 for i in range(n_e):
                     ev_j[i] = 0
-                for jj in range(r2):
+                jj = 0
+                while jj + 4 <= r2:
+                    th0 = nrow[jj]
+                    th1 = nrow[jj + 1]
+                    th2 = nrow[jj + 2]
+                    th3 = nrow[jj + 3]
+                    for i in range(n_e):
+                        f = ev_f[i]
+                        ev_j[i] += ((np.int64(th0 <= f) + np.int64(th1 <= f))
+                                    + (np.int64(th2 <= f) + np.int64(th3 <= f)))
+                    jj += 4
+                while jj < r2:
                     th = nrow[jj]
                     for i in range(n_e):
                         ev_j[i] += th <= ev_f[i]
-                acc = corr[p]
+                    jj += 1
+                # each event's own flow, and where its row's removal starts
                 for i in range(n_e):
                     j = ev_j[i]
-                    li = t0 + ev_k[i]
                     tau = j >> 1
                     isd = 1 - (j & 1)
-                    base = loan_base[li]
+                    base = loan_base[t0 + ev_k[i]]
                     k0 = base + 3 * tau
                     amt = sched[k0] - (1 - isd) * sched[k0 + 2]
                     out[p, tau, 3 + isd] += amt
-                    start = 3 * tau + 3 - 2 * isd
-                    row = sched[base:base + r3]
-                    # row[start:] off the path's corrections: over the whole row (a trip count
-                    # fixed per cell, no branch on start), the entries before start masked
+                    ev_a[i] = amt
+                    ev_s[i] = 3 * tau + 3 - 2 * isd
+                    ev_b[i] = base
+                # row[start:] of each event off the path's corrections, LOAN_GROUP events a
+                # pass (in loan order at every position); padding rows masked whole
+                n_g = (n_e + LOAN_GROUP - 1) // LOAN_GROUP * LOAN_GROUP
+                for i in range(n_e, n_g):
+                    ev_s[i] = r3
+                    ev_b[i] = ev_b[0]
+                acc = corr[p]
+                for g in range(0, n_g, LOAN_GROUP):
+                    s0 = ev_s[g]
+                    s1 = ev_s[g + 1]
+                    s2 = ev_s[g + 2]
+                    s3 = ev_s[g + 3]
+                    s4 = ev_s[g + 4]
+                    s5 = ev_s[g + 5]
+                    s6 = ev_s[g + 6]
+                    s7 = ev_s[g + 7]
+                    w0 = sched[ev_b[g]:ev_b[g] + r3]
+                    w1 = sched[ev_b[g + 1]:ev_b[g + 1] + r3]
+                    w2 = sched[ev_b[g + 2]:ev_b[g + 2] + r3]
+                    w3 = sched[ev_b[g + 3]:ev_b[g + 3] + r3]
+                    w4 = sched[ev_b[g + 4]:ev_b[g + 4] + r3]
+                    w5 = sched[ev_b[g + 5]:ev_b[g + 5] + r3]
+                    w6 = sched[ev_b[g + 6]:ev_b[g + 6] + r3]
+                    w7 = sched[ev_b[g + 7]:ev_b[g + 7] + r3]
                     for x in range(r3):
-                        acc[x] -= row[x] if x >= start else 0.0
+                        a = acc[x] - (w0[x] if x >= s0 else 0.0)
+                        a = a - (w1[x] if x >= s1 else 0.0)
+                        a = a - (w2[x] if x >= s2 else 0.0)
+                        a = a - (w3[x] if x >= s3 else 0.0)
+                        a = a - (w4[x] if x >= s4 else 0.0)
+                        a = a - (w5[x] if x >= s5 else 0.0)
+                        a = a - (w6[x] if x >= s6 else 0.0)
+                        acc[x] = a - (w7[x] if x >= s7 else 0.0)
+                for i in range(n_e if n_q > 0 else 0):
+                    li = t0 + ev_k[i]
+                    start = ev_s[i]
+                    row = sched[ev_b[i]:ev_b[i] + r3]
+                    tau = ev_j[i] >> 1
+                    isd = 1 - (ev_j[i] & 1)
                     for qq in range(n_q):
                         w = shares[li, qq]
                         if w == 0.0:  # adds +0.0 / subtracts +0.0: nothing (flows >= 0)
                             continue
-                        pout[qq, p, tau, 3 + isd] += w * amt
+                        pout[qq, p, tau, 3 + isd] += w * ev_a[i]
                         pacc = pcorr[qq, p]
                         for x in range(start, r3):
                             pacc[x] -= w * row[x]
