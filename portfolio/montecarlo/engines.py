@@ -1736,3 +1736,100 @@ def schedule_sums(c_lo, c_hi, cell_first, cell_of, b0, rate_m, apr_di, is_di, le
                     sched[kk] = bop
                     sched[kk + 1] = interest
                     sched[kk + 2] = principal
+
+
+@numba.njit(cache=True, nogil=True)
+def schedule_inputs(rows, bal, apr, p0, code, rem, mob, days, day_lo, span_month, span_dom0,
+                    first_month, month_start, month_last, la, ff, ep, di, half, b0, rate_raw,
+                    rate_m, apr_di, is_la, is_di, flat, fee, rem_s, rem_f, start0, dom0, idx0):
+    """The per-loan inputs of :func:`schedule_sums` for the loans ``rows`` (positions in the
+    pool's columns), in one pass: the gathers and elementwise formulas the caller would
+    otherwise make with numpy (``simulation._schedules_numba``'s numpy twin, its oracle),
+    operation for operation: amounts in cents ``b0 = ⌊balance·100 + half⌋``; ``rate_raw =
+    apr/12`` and ``rate_m`` the same but 0 for flat-fee loans; equal-principal (and flat-fee)
+    amount ``⌊b0 / max(rem, 1)⌋``; a flat-fee loan's fee ``⌊⌊p0·100 + half⌋·apr/12 + half⌋``;
+    the type flags of codes ``la``, ``ff``, ``ep`` (with ``ff``) and ``di``. The due-date
+    arithmetic of ``simulation._month_tables`` from its tables: ``span_month`` and
+    ``span_dom0`` per day from ``day_lo`` (month index and day of month − 1), ``month_start``
+    and ``month_last`` per month from ``first_month``: the month index of each loan's period
+    start ``idx0`` (its origination month + months on book − ``first_month``), ``dom0`` and
+    the period start ``start0`` (days). The level payment (numpy's ``expm1``/``log1p``) is
+    left to the caller, from ``b0``, ``rate_raw`` and ``rem_f``."""
+    for i in range(rows.shape[0]):
+        li = rows[i]
+        c = code[li]
+        a = apr[li]
+        r_i = rem[li]
+        rem_s[i] = r_i
+        b = math.floor(bal[li] * 100.0 + half)
+        b0[i] = b
+        r = a / 12.0
+        rate_raw[i] = r
+        n = float(max(r_i, 1))
+        rem_f[i] = n
+        is_la[i] = c == la
+        is_di[i] = c == di
+        apr_di[i] = a if c == di else 0.0
+        flat[i] = math.floor(b / n) if (c == ep or c == ff) else 0.0
+        if c == ff:
+            fee[i] = math.floor(math.floor(p0[li] * 100.0 + half) * r + half)
+            rate_m[i] = 0.0
+        else:
+            fee[i] = 0.0
+            rate_m[i] = r
+        d = days[li] - day_lo
+        m0 = span_month[d]
+        d0 = span_dom0[d]
+        k = m0 + mob[li] - first_month
+        dom0[i] = d0
+        idx0[i] = k
+        start0[i] = month_start[k] + min(d0, month_last[k])
+
+
+# ------------------------------------------------------------------------------------------
+# A block's accumulators finished into the result's rows
+
+
+@numba.njit(cache=True, nogil=True)
+def finish_block(acc, recovery_rate, lag, row0, bop, interest, principal, prepay, default,
+                 recovery, eop):
+    """One block's accumulators ``acc`` (n_b, T, :data:`N_ACC`) finished into rows
+    ``row0 .. row0 + n_b`` of the flow arrays (n_paths, n_months each, n_months ≥ T; the
+    months from T on are zeros), as ``simulation.finish_flows`` of the accumulators
+    zero-padded to n_months computes them (its twin), element by element with the same
+    operations in the same order: the five accumulated flows copied; month m recovers
+    ``recovery_rate × lag[k]`` of month m − k − 1's default, summed over k in order from 0.0
+    (a lag whose share is 0, or that reaches past the last month, left out); the end balance
+    ((bop − principal) − prepayment) − default, 0 where below 1e-6 in absolute value. Every
+    element of the rows is written."""
+    n_b, n_t = acc.shape[0], acc.shape[1]
+    n_m = bop.shape[1]
+    d = np.empty(n_m)
+    rec = np.empty(n_m)
+    for p in range(n_b):
+        row = row0 + p
+        for m in range(n_m):
+            if m < n_t:
+                b, i, pr, pp, dd = (acc[p, m, BOP], acc[p, m, INTEREST], acc[p, m, PRINCIPAL],
+                                    acc[p, m, PREPAY], acc[p, m, DEFAULT])
+            else:
+                b = i = pr = pp = dd = 0.0
+            bop[row, m] = b
+            interest[row, m] = i
+            principal[row, m] = pr
+            prepay[row, m] = pp
+            default[row, m] = dd
+            d[m] = dd
+            e = b - pr
+            e -= pp
+            e -= dd
+            eop[row, m] = 0.0 if abs(e) < 1e-6 else e
+        rec[:] = 0.0
+        for k in range(lag.shape[0]):
+            share = lag[k]
+            if share > 0 and k + 1 < n_m:
+                f = recovery_rate * share
+                for m in range(k + 1, n_m):
+                    rec[m] += f * d[m - k - 1]
+        for m in range(n_m):
+            recovery[row, m] = rec[m]

@@ -80,6 +80,7 @@ from portfolio import settings
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.loans.schedules import (
+    _HALF_UP_NUDGE,
     _annuity_payment,
     _round_half_up,
     flat_fee_cents,
@@ -467,6 +468,60 @@ def _month_tables(orig: np.ndarray, mob: np.ndarray, n_months: int
     return idx0, dom0, start0, month_start, month_last
 
 
+def _month_table_of(orig: np.ndarray, mob: np.ndarray, n_months: int
+                    ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int, np.ndarray,
+                               np.ndarray]:
+    """The tables of :func:`_month_tables` for every loan at once, for
+    ``engines.schedule_inputs`` to read per loan: the origination days (days since 1970),
+    the first of them, per day from it its month index and day of month − 1; the first
+    month of the month table and per month its first day and its length − 1. The month table
+    runs from the earliest origination month + the fewest months on book to the latest + the
+    most + ``n_months`` + 1, a range holding every loan's (its entries are absolute days, so
+    a loan's period starts and due dates are those of :func:`_month_tables` on any subset)."""
+    days = np.asarray(orig).astype("datetime64[D]").astype(np.int64)
+    lo = int(days.min())
+    span = np.arange(lo, int(days.max()) + 1, dtype=np.int64)
+    span_m = span.astype("datetime64[D]").astype("datetime64[M]")
+    span_dom0 = span - span_m.astype("datetime64[D]").astype(np.int64)
+    span_month = span_m.astype(np.int64)
+    first = int(span_month[0]) + int(mob.min())
+    months = np.arange(first, int(span_month[-1]) + int(mob.max()) + n_months + 2,
+                       dtype=np.int64)
+    table = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return days, lo, span_month, span_dom0, first, table[:-1], np.diff(table) - 1
+
+
+def _schedule_inputs_np(rows: np.ndarray, bal: np.ndarray, apr_all: np.ndarray,
+                        p0: np.ndarray, code_all: np.ndarray, rem: np.ndarray, mob: np.ndarray,
+                        orig: np.ndarray, n_months: int) -> dict[str, np.ndarray]:
+    """The numpy twin of ``engines.schedule_inputs`` (the oracle; the level payment
+    included): the per-loan inputs of ``engines.schedule_sums`` for the loans ``rows``, with
+    the due-date tables of :func:`_month_tables` of those loans alone."""
+    rem_s = rem[rows]
+    code = code_all[rows].astype(np.int64)
+    apr = apr_all[rows]
+    b0 = _round_half_up(bal[rows] * 100.0)
+    r = apr / 12.0
+    rem_f = np.maximum(rem_s, 1).astype(np.float64)
+    is_la = code == RepaymentType.LEVEL_ANNUITY.code
+    is_ff = code == RepaymentType.FLAT_FEE.code
+    is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
+    is_di = code == RepaymentType.DAILY_INTEREST.code
+    level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
+    flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
+    apr_di = np.where(is_di, apr, 0.0)
+    # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
+    fee = np.where(is_ff, flat_fee_cents(p0[rows], apr), 0.0) if is_ff.any() \
+        else np.zeros(len(apr))
+    idx0, dom0, start0, month_start, _ = _month_tables(orig[rows], mob[rows], n_months)
+    # the first day of each loan's period-start month (absolute days: the kernel's table
+    # starts at another month, its idx0 counts from there)
+    return {"b0": b0, "rate_raw": r, "rate_m": np.where(is_ff, 0.0, r), "apr_di": apr_di,
+            "is_la": is_la, "is_di": is_di, "level": level, "flat": flat, "fee": fee,
+            "rem_s": rem_s, "rem_f": rem_f, "dom0": dom0, "start0": start0,
+            "period_start_day": month_start[idx0]}
+
+
 def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarray,
                      cell_of: np.ndarray, mob: np.ndarray, rem: np.ndarray, s: np.ndarray,
                      T: int, loan_base: np.ndarray, loan_level: bool
@@ -481,7 +536,10 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
     apr_all = np.asarray(loans.apr, dtype=np.float64)
     bal_all = np.asarray(loans.balance, dtype=np.float64)
     p0_all = np.asarray(loans.principal, dtype=np.float64)
-    orig_all = np.asarray(loans.origination_date)
+    days, day_lo, span_month, span_dom0, first, month_start, month_last = _month_table_of(
+        np.asarray(loans.origination_date), mob, T)
+    codes = (RepaymentType.LEVEL_ANNUITY.code, RepaymentType.FLAT_FEE.code,
+             RepaymentType.EQUAL_PRINCIPAL.code, RepaymentType.DAILY_INTEREST.code)
     cell_flows = np.zeros((n_cells, T, 3))
     cell_pflows = np.zeros((n_cells, n_parties, T, 3))
     cell_init = np.zeros(n_cells)
@@ -496,24 +554,17 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
         rows = order[lo:hi]
         # C-ordered rows (4x faster than s[rows]); "clip" leaves out unbuffered (rows are valid)
         np.take(s, rows, axis=0, out=s_sorted[lo:hi], mode="clip")
-        rem_s = rem[rows]
-        code = code_all[rows].astype(np.int64)
-        apr = apr_all[rows]
-        b0 = _round_half_up(bal_all[rows] * 100.0)
-        r = apr / 12.0
-        rem_f = np.maximum(rem_s, 1).astype(np.float64)
-        is_la = code == RepaymentType.LEVEL_ANNUITY.code
-        is_ff = code == RepaymentType.FLAT_FEE.code
-        is_ep = (code == RepaymentType.EQUAL_PRINCIPAL.code) | is_ff
-        is_di = code == RepaymentType.DAILY_INTEREST.code
-        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r, rem_f)), 0.0)
-        flat = np.where(is_ep, np.floor(b0 / rem_f), 0.0)
-        apr_di = np.where(is_di, apr, 0.0)
-        # a flat-fee loan's income is a fixed fee on its original principal (schedule_matrix)
-        fee = np.where(is_ff, flat_fee_cents(p0_all[rows], apr), 0.0) if is_ff.any() \
-            else np.zeros(len(apr))
-        r = np.where(is_ff, 0.0, r)
-        idx0, dom0, start0, month_start, month_last = _month_tables(orig_all[rows], mob[rows], T)
+        n_rows = hi - lo
+        b0, r_raw, r, apr_di, flat, fee, rem_f = (np.empty(n_rows) for _ in range(7))
+        is_la, is_di = np.empty(n_rows, dtype=np.bool_), np.empty(n_rows, dtype=np.bool_)
+        rem_s, start0, dom0, idx0 = (np.empty(n_rows, dtype=np.int64) for _ in range(4))
+        # the gathers and elementwise inputs in one pass (schedule_inputs; its numpy twin
+        # _schedule_inputs_np), the level payment with numpy's expm1/log1p
+        engines.schedule_inputs(rows, bal_all, apr_all, p0_all, code_all, rem, mob, days,
+                                day_lo, span_month, span_dom0, first, month_start, month_last,
+                                *codes, 0.5 + _HALF_UP_NUDGE, b0, r_raw, r, apr_di, is_la,
+                                is_di, flat, fee, rem_s, rem_f, start0, dom0, idx0)
+        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r_raw, rem_f)), 0.0)
         engines.schedule_sums(c_lo, c_hi, cell_first - lo, cell_of[lo:hi], b0, r, apr_di, is_di,
                               level, flat, fee, rem_s, start0, dom0, idx0, month_start,
                               month_last, True, s_sorted[lo:hi], cell_flows, cell_pflows, sched,
@@ -694,6 +745,26 @@ def simulate_batch(
     oracle; slow). ``factor`` = (Z (n_paths, prep.T), scale (n_paths,)) replaces the block's
     own factor draws (``portfolio.montecarlo.replenishment`` reuses a run's factor paths); the
     idiosyncratic stream is the seed's either way."""
+    acc, pacc = block_accumulators(prep, seed, n_paths, engine, backend, factor)
+    T, n_q = prep.T, prep.n_parties
+    flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
+    flows[:, :T] = acc
+    pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
+    pflows[:, :, :T] = pacc
+    return PathBatch(block_index, flows, pflows)
+
+
+def block_accumulators(
+    prep: PreparedPool,
+    seed: np.random.SeedSequence,
+    n_paths: int,
+    engine: Engine = "granular",
+    backend: Literal["numba", "numpy"] = "numba",
+    factor: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One block's accumulators (n_paths, T, 5) and per party (n_parties, n_paths, T, 5):
+    what :func:`simulate_batch` returns before padding them to ``prep.n_months`` (same
+    arguments; the block index is only the result's label)."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
     gen_factor, gen_mixing, gen_idio = _block_streams(seed)
@@ -722,11 +793,7 @@ def simulate_batch(
         _loan_level_draws(prep, 0, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     else:
         _loan_engine_draws(prep, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
-    flows = np.zeros((n_paths, prep.n_months, engines.N_ACC))
-    flows[:, :T] = acc
-    pflows = np.zeros((n_q, n_paths, prep.n_months, engines.N_ACC))
-    pflows[:, :, :T] = pacc
-    return PathBatch(block_index, flows, pflows)
+    return acc, pacc
 
 
 def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,
@@ -949,11 +1016,10 @@ def run_blocks(
         if prep.n_parties else {}
 
     def run_block(b: int, start: int, n_b: int) -> None:
-        res = simulate_batch(prep, b, block_seed(root, b), n_b, engine)
-        rows = slice(start, start + n_b)
-        _finish_into(flows, rows, res.flows, prep)
-        if prep.n_parties:
-            _finish_into(party_flows, (slice(None), rows), res.party_flows, prep)
+        acc, pacc = block_accumulators(prep, block_seed(root, b), n_b, engine)
+        finish_block_rows(flows, start, acc, prep)
+        for q in range(prep.n_parties):
+            finish_block_rows({k: v[q] for k, v in party_flows.items()}, start, pacc[q], prep)
 
     run_block_tasks(n_paths, run_block, batch_size, threads, progress)
     return PoolPaths(dates=prep.dates, initial_balance=prep.initial_balance,
@@ -961,14 +1027,23 @@ def run_blocks(
                      party_flows=party_flows, **flows)
 
 
-def _finish_into(out: dict[str, np.ndarray], rows: Any, acc: np.ndarray,
-                 prep: PreparedPool) -> None:
-    """Finish one block's (..., n_months, 5) accumulators (:func:`finish_flows`) into its
-    ``rows`` of the result's flow arrays."""
-    flows = finish_flows(*(acc[..., k] for k in range(engines.N_ACC)),
+def finish_block_rows(out: dict[str, np.ndarray], start: int, acc: np.ndarray, prep: PreparedPool,
+                backend: Literal["numba", "numpy"] = "numba") -> None:
+    """Finish one block's accumulators ``acc`` (n_b, T, 5) into rows ``start .. start + n_b``
+    of the result's flow arrays ``out`` (``FLOW_NAMES``, (n_paths, n_months) each): the
+    numbers :func:`finish_flows` gives for the accumulators zero-padded to n_months
+    (``engines.finish_block``, one pass, each row written once; ``backend="numpy"``: that
+    padding and :func:`finish_flows`, its twin)."""
+    if backend == "numba":
+        engines.finish_block(acc, float(prep.recovery_rate), prep.recovery_lag, int(start),
+                             *(out[k] for k in FLOW_NAMES))
+        return
+    padded = np.zeros((acc.shape[0], prep.n_months, engines.N_ACC))
+    padded[:, :acc.shape[1]] = acc
+    flows = finish_flows(*(padded[..., k] for k in range(engines.N_ACC)),
                          recovery_rate=prep.recovery_rate, lag=prep.recovery_lag)
     for k, v in flows.items():
-        out[k][rows] = v
+        out[k][start:start + acc.shape[0]] = v
 
 
 def _entropy(root: np.random.SeedSequence) -> int | None:

@@ -236,6 +236,99 @@ def test_schedule_kernel_equals_schedule_matrix():
     assert fast.initial_balance == pytest.approx(ref.initial_balance, rel=1e-14)
 
 
+def test_finish_block_kernel_equals_finish_flows_bit_for_bit():
+    # engines.finish_block (run_blocks: a block's accumulators finished straight into its
+    # rows of the result) against its twin, finish_flows of the accumulators zero-padded to
+    # the months with the recovery lag (finish_block_rows(backend="numpy")): the same bytes,
+    # end balances cancelling to dust (set to 0), a zero lag share, a lag longer than the
+    # months after T, -0.0 defaults; rows outside the block untouched
+    from portfolio.montecarlo.paths import FLOW_NAMES
+    from portfolio.montecarlo.simulation import finish_block_rows
+
+    rng = np.random.default_rng(31)
+    n_b, T = 7, 6
+    acc = rng.random((n_b, T, engines.N_ACC)) * 1e4
+    acc[..., engines.PREPAY] = acc[..., engines.BOP] - acc[..., engines.PRINCIPAL] \
+        - acc[..., engines.DEFAULT]  # end balance 0 up to rounding
+    acc[:3, :, engines.PREPAY] -= 1.0  # a non-zero end balance on some paths
+    acc[4, 2, engines.DEFAULT] = -0.0
+    for lag in (np.array([0.5, 0.0, 0.3, 0.2]), np.array([0.1] * 9), np.zeros(0)):
+        prep = dataclasses.replace(prepare_pool(SMALL, assumptions()), T=T,
+                                   n_months=T + len(lag), recovery_rate=0.35,
+                                   recovery_lag=lag)
+        got, want = ({k: np.full((12, prep.n_months), np.nan) for k in FLOW_NAMES}
+                     for _ in range(2))
+        finish_block_rows(got, 3, acc, prep)
+        finish_block_rows(want, 3, acc, prep, backend="numpy")
+        for k in FLOW_NAMES:
+            assert np.array_equal(got[k], want[k], equal_nan=True), k
+            assert np.isnan(got[k][:3]).all() and np.isnan(got[k][10:]).all()
+            assert np.array_equal(np.signbit(got[k][3:10]), np.signbit(want[k][3:10])), k
+        eop = got["balance_eop"][3:10]
+        assert (eop == 0).any() and (eop != 0).any()
+        assert (got["recovery"][3:10] > 0).any() == (lag.sum() > 0)
+
+
+def test_schedule_inputs_kernel_equals_its_numpy_twin():
+    # engines.schedule_inputs (one pass: gathers, cents, rates, flat amounts, fees, type flags
+    # and the due-date arithmetic from whole-pool tables) against its numpy twin
+    # simulation._schedule_inputs_np (the gathers and formulas it replaced, with the month
+    # tables of the rows alone): every array to the last bit, on a shuffled subset of rows of
+    # a pool with all five repayment types, month-end origination days (31st, and 29th-31st
+    # clipped in February) and loans seasoned 0 .. term - 1 months
+    from portfolio.loans.schedules import _HALF_UP_NUDGE, _annuity_payment, _round_half_up
+    from portfolio.loans.types import RepaymentType
+    from portfolio.montecarlo.simulation import _month_table_of, _schedule_inputs_np
+
+    loans = mixed_pool(3000, seed=21, flat_fee_share=0.2)
+    orig = np.asarray(loans.origination_date).copy()
+    orig[:400] = orig[:400].astype("datetime64[M]").astype("datetime64[D]") \
+        + np.timedelta64(30, "D")  # the 31st where the month has one, else the next month's 1st
+    orig[400:450] = np.datetime64("2024-01-31")
+    loans = dataclasses.replace(loans, origination_date=orig)
+    assert set(np.unique(loans.repayment_type)) == {0, 1, 2, 3, 4}
+    bal, apr, p0 = (np.asarray(x, dtype=np.float64) for x in (loans.balance, loans.apr,
+                                                              loans.principal))
+    code = np.asarray(loans.repayment_type)
+    rem = np.asarray(loans.remaining_term, dtype=np.int64)
+    mob = np.asarray(loans.months_on_book, dtype=np.int64)
+    T = int(rem.max())
+    rows = np.random.default_rng(2).permutation(len(loans))[:2500]
+    days, day_lo, span_month, span_dom0, first, month_start, month_last = _month_table_of(
+        orig, mob, T)
+    n = len(rows)
+    got = {k: np.empty(n) for k in ("b0", "rate_raw", "rate_m", "apr_di", "flat", "fee",
+                                     "rem_f")}
+    got.update({k: np.empty(n, dtype=np.bool_) for k in ("is_la", "is_di")})
+    got.update({k: np.empty(n, dtype=np.int64) for k in ("rem_s", "start0", "dom0", "idx0")})
+    codes = (RepaymentType.LEVEL_ANNUITY.code, RepaymentType.FLAT_FEE.code,
+             RepaymentType.EQUAL_PRINCIPAL.code, RepaymentType.DAILY_INTEREST.code)
+    engines.schedule_inputs(rows, bal, apr, p0, code, rem, mob, days, day_lo, span_month,
+                            span_dom0, first, month_start, month_last, *codes,
+                            0.5 + _HALF_UP_NUDGE, *(got[k] for k in (
+                                "b0", "rate_raw", "rate_m", "apr_di", "is_la", "is_di", "flat",
+                                "fee", "rem_s", "rem_f", "start0", "dom0", "idx0")))
+    got["level"] = np.where(got["is_la"], _round_half_up(
+        _annuity_payment(got["b0"], got["rate_raw"], got["rem_f"])), 0.0)
+    got["period_start_day"] = month_start[got["idx0"]]
+    # every due date the schedule kernel reads: month idx0 + j + 1's start and length
+    ref = _schedule_inputs_np(rows, bal, apr, p0, code, rem, mob, orig, T)
+    for key, want in ref.items():
+        np.testing.assert_array_equal(got[key], want, err_msg=key)
+        assert got[key].dtype == np.asarray(want).dtype or key in ("rem_s",), key
+    assert (got["fee"] > 0).any() and (got["flat"] > 0).any() and (got["level"] > 0).any()
+    assert got["is_di"].any() and (got["rate_m"] == 0).any()
+    # the due dates: the period start's month + j + 1, clipped to the month's last day
+    for j in range(T):
+        k = got["idx0"] + j + 1
+        due = month_start[k] + np.minimum(got["dom0"], month_last[k])
+        want = (np.asarray(ref["period_start_day"]).astype("datetime64[D]")
+                .astype("datetime64[M]") + (j + 1)).astype("datetime64[D]").astype(np.int64)
+        last = (np.asarray(want).astype("datetime64[D]").astype("datetime64[M]") + 1
+                ).astype("datetime64[D]").astype(np.int64) - 1
+        np.testing.assert_array_equal(due, np.minimum(want + got["dom0"], last))
+
+
 def test_schedule_kernel_sums_loans_in_cell_order():
     # engines.schedule_sums runs SCHEDULE_LANES loans side by side; every cell sum must still
     # receive its loans' terms one loan after the other in cell-major order. Reference: the
