@@ -75,7 +75,7 @@ from partners.rules import (
     r3_headroom,
 )
 from portfolio.errors import must_be
-from portfolio.loans.arrays import LoanArrays
+from portfolio.loans.arrays import LoanArrays, value_codes
 from portfolio.loans.schedules import (
     _APR_MAX,
     _HALF_UP_NUDGE,
@@ -253,7 +253,7 @@ def projected_loss_rate(loans: LoanArrays, assumptions: Any) -> np.ndarray:
     day_at, (month_tab, dom_tab), day_lo = _table_of(orig.view(np.int64), _split_days)
     # the annuity factor 1 − (1 + r)^−m (schedules' own expm1/log1p) per distinct APR and
     # m = 1 … the longest remaining term
-    apr_code, apr_values = _float_codes(apr)
+    apr_code, apr_values = lookup.float_codes(apr)
     factor = _annuity_factor((apr_values / 12.0)[:, None],
                              np.arange(1, rem_hi + 1, dtype=np.float64)[None, :])
     # the first of every month from the earliest loan's first instalment month to the
@@ -290,48 +290,6 @@ def _table_of(values: np.ndarray, fn: Callable[[np.ndarray], Any]) -> tuple[np.n
 def _split_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``schedules._split_dates`` of days since 1970-01-01 (int64)."""
     return _split_dates(days.astype(np.int64).astype("datetime64[D]"))
-
-
-@numba.njit(cache=True, nogil=True)
-def _float_codes(x):  # pragma: no cover - numba
-    """(codes, values): ``values[codes[i]]`` is ``x[i]`` bit for bit, each distinct bit
-    pattern once (first-appearance order); an open-addressing hash table on the bits."""
-    n = x.shape[0]
-    bits = x.view(np.uint64)
-    cap = 64
-    slots = np.full(cap, -1, dtype=np.int64)
-    found = np.empty(16, dtype=np.uint64)
-    u = 0
-    codes = np.empty(n, dtype=np.int64)
-    mult = np.uint64(0x9E3779B97F4A7C15)
-    shift = np.uint64(29)
-    for i in range(n):
-        v = bits[i]
-        h = np.int64(((v ^ (v >> shift)) * mult) >> np.uint64(40))
-        j = h & (cap - 1)
-        while slots[j] >= 0 and found[slots[j]] != v:
-            j = (j + 1) & (cap - 1)
-        if slots[j] >= 0:
-            codes[i] = slots[j]
-            continue
-        if u == found.shape[0]:
-            grown = np.empty(2 * u, dtype=np.uint64)
-            grown[:u] = found
-            found = grown
-        found[u] = v
-        slots[j] = u
-        codes[i] = u
-        u += 1
-        if 2 * u > cap:  # keep the table at most half full: rebuild it twice as large
-            cap *= 2
-            slots = np.full(cap, -1, dtype=np.int64)
-            for k in range(u):
-                w = found[k]
-                jj = np.int64(((w ^ (w >> shift)) * mult) >> np.uint64(40)) & (cap - 1)
-                while slots[jj] >= 0:
-                    jj = (jj + 1) & (cap - 1)
-                slots[jj] = k
-    return codes, found[:u].view(np.float64)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -462,8 +420,12 @@ def region_codes(region: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np
     if hit:
         codes, names = hit[0]
     else:
-        codes, names = pd.factorize(pd.Series(arr, dtype=object))
-        names = np.asarray(names, dtype=object)
+        known = value_codes(arr)  # read with the pool (dictionary-encoded): not hashed again
+        if known is not None:
+            codes, names = known
+        else:
+            codes, names = pd.factorize(pd.Series(arr, dtype=object))
+            names = np.asarray(names, dtype=object)
         if not arr.flags.writeable:
             _REGION_CACHE[:] = [(weakref.ref(arr), codes, names)]
     if not sort:

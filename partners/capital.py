@@ -56,10 +56,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-import pandas
 from scipy import special
 
 from partners.errors import CapitalFileError, DispersionError
+from partners.lookup import factorize_sorted, float_codes
 from portfolio.errors import must_be
 from portfolio.validation import Field, Interval, MapOf, Str, Table, read_toml, validate
 
@@ -162,27 +162,26 @@ def irb_retail_k(pd: np.ndarray | float, lgd: np.ndarray | float, method: Retail
 def irb_retail_k_distinct(pd: np.ndarray, lgd: np.ndarray,
                           method: RetailIrb = RetailIrb()) -> np.ndarray:
     """:func:`irb_retail_k` per loan, computed once per distinct (PD, LGD) pair and gathered
-    (``pandas.factorize``, in order of first appearance): the same numbers, K being a
-    function of the pair alone, for a book whose loans share a few hundred risk cells. Falls
-    back to the loan-by-loan computation where the pairs are many or a value is NaN (whose
-    error it then raises)."""
-    pd_a = np.asarray(pd, dtype=np.float64)
-    lgd_a = np.asarray(lgd, dtype=np.float64)
-    if pd_a.ndim != 1 or pd_a.shape != lgd_a.shape or pd_a.size < 1024:
+    (``partners.lookup.float_codes``: each distinct bit pattern once): the same numbers, K
+    being a function of the pair alone, for a book whose loans share a few hundred risk
+    cells. Falls back to the loan-by-loan computation where the pairs are many or a value is
+    NaN (whose error it then raises)."""
+    pd_a = np.ascontiguousarray(pd, dtype=np.float64)
+    lgd_a = np.ascontiguousarray(lgd, dtype=np.float64)
+    if pd_a.ndim != 1 or pd_a.shape != lgd_a.shape or pd_a.size < 1024 \
+            or np.isnan(pd_a).any() or np.isnan(lgd_a).any():
         return irb_retail_k(pd_a, lgd_a, method)
-    pd_code, pd_values = pandas.factorize(pd_a)
-    if (pd_code < 0).any() or len(pd_values) > pd_a.size // 8:
+    pd_code, pd_values = float_codes(pd_a)  # each distinct value (bit pattern) once
+    if len(pd_values) > pd_a.size // 8:
         return irb_retail_k(pd_a, lgd_a, method)
-    pd_values = np.asarray(pd_values, dtype=np.float64)
     if bool(np.all(lgd_a == lgd_a[0])):  # one LGD (a calibrated recovery rate): the PDs' codes
         return irb_retail_k(pd_values, np.full(len(pd_values), lgd_a[0]), method)[pd_code]
-    lgd_code, lgd_values = pandas.factorize(lgd_a)
+    lgd_code, lgd_values = float_codes(lgd_a)
     n_lgd = len(lgd_values)
-    if (lgd_code < 0).any() or len(pd_values) * n_lgd > pd_a.size // 8:
+    if len(pd_values) * n_lgd > pd_a.size // 8:
         return irb_retail_k(pd_a, lgd_a, method)
-    code, pairs = pandas.factorize(pd_code.astype(np.int64) * n_lgd + lgd_code)
-    k = irb_retail_k(pd_values[pairs // n_lgd],
-                     np.asarray(lgd_values, dtype=np.float64)[pairs % n_lgd], method)
+    code, pairs = factorize_sorted(pd_code * n_lgd + lgd_code)
+    k = irb_retail_k(pd_values[pairs // n_lgd], lgd_values[pairs % n_lgd], method)
     return k[code]
 
 

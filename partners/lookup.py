@@ -10,6 +10,7 @@ falls back to that call when the values span too wide a range for a table.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -75,3 +76,45 @@ def factorize_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniq = (np.flatnonzero(present) + lo).astype(key.dtype)
     rank = np.cumsum(present, dtype=np.int64) - 1
     return rank[at], uniq
+
+
+@numba.njit(cache=True, nogil=True)
+def float_codes(x):  # pragma: no cover - numba
+    """(codes, values): ``values[codes[i]]`` is ``x[i]`` bit for bit, each distinct bit
+    pattern once (first-appearance order); an open-addressing hash table on the bits."""
+    n = x.shape[0]
+    bits = x.view(np.uint64)
+    cap = 64
+    slots = np.full(cap, -1, dtype=np.int64)
+    found = np.empty(16, dtype=np.uint64)
+    u = 0
+    codes = np.empty(n, dtype=np.int64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(29)
+    for i in range(n):
+        v = bits[i]
+        h = np.int64(((v ^ (v >> shift)) * mult) >> np.uint64(40))
+        j = h & (cap - 1)
+        while slots[j] >= 0 and found[slots[j]] != v:
+            j = (j + 1) & (cap - 1)
+        if slots[j] >= 0:
+            codes[i] = slots[j]
+            continue
+        if u == found.shape[0]:
+            grown = np.empty(2 * u, dtype=np.uint64)
+            grown[:u] = found
+            found = grown
+        found[u] = v
+        slots[j] = u
+        codes[i] = u
+        u += 1
+        if 2 * u > cap:  # keep the table at most half full: rebuild it twice as large
+            cap *= 2
+            slots = np.full(cap, -1, dtype=np.int64)
+            for k in range(u):
+                w = found[k]
+                jj = np.int64(((w ^ (w >> shift)) * mult) >> np.uint64(40)) & (cap - 1)
+                while slots[jj] >= 0:
+                    jj = (jj + 1) & (cap - 1)
+                slots[jj] = k
+    return codes, found[:u].view(np.float64)

@@ -6,6 +6,7 @@ never a list of loan objects. Shapes are all ``(n_loans,)``.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -118,3 +119,45 @@ class LoanArrays:
             disclosed_apr=(df["disclosed_apr"].to_numpy(dtype=np.float64, na_value=np.nan)
                            if "disclosed_apr" in df else None),
         )
+
+
+# ------------------------------------------------------------------------------------------
+# Factorisations known when a column is read
+
+
+_VALUE_CODES: list[tuple[weakref.ref[np.ndarray], np.ndarray, np.ndarray]] = []
+
+
+def remember_value_codes(values: np.ndarray, codes: np.ndarray, names: np.ndarray) -> None:
+    """Remember that ``codes``, ``names`` is ``pd.factorize`` of the 1-d object array
+    ``values`` (codes in [0, len(names)), the names in order of first appearance): a reader
+    that dictionary-encoded a few-valued text column (a pool's regions) has them already, and
+    :func:`value_codes` gives them back instead of hashing every row again. Kept for the last
+    array only, while it lives; ``values`` must not be written to afterwards (``LoanArrays``
+    makes its arrays read-only)."""
+    _VALUE_CODES[:] = [(weakref.ref(values), np.asarray(codes, dtype=np.int64),
+                        np.asarray(names, dtype=object))]
+
+
+def value_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize`` of ``values`` as :func:`remember_value_codes` was told it, for that
+    array or a leading slice of it (``LoanArrays.take(slice(0, n))``) in which every name
+    occurs (its first appearances are then the whole array's, so the same codes and names);
+    else None."""
+    for ref, codes, names in _VALUE_CODES:
+        whole = ref()
+        if whole is None:
+            _VALUE_CODES.clear()  # the array is gone: its codes too
+            return None
+        if values.ndim != 1:
+            continue
+        if values is whole:
+            return codes, names
+        n = values.shape[0]
+        if (values.base is whole and n <= whole.shape[0] and values.strides == whole.strides
+                and values.__array_interface__["data"][0]
+                == whole.__array_interface__["data"][0]):
+            part = codes[:n]
+            if n and np.bincount(part, minlength=len(names)).all():
+                return part, names
+    return None

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from portfolio.loans.arrays import remember_value_codes
 from portfolio.loans.types import RepaymentType
 
 
@@ -64,8 +65,12 @@ def _arrow_numpy(table: pa.Table, few_values: Sequence[str] = ()) -> dict[str, n
     for name in table.column_names:
         col = table.column(name).combine_chunks()
         if name in few_values:
-            enc = col.dictionary_encode()
-            out[name] = enc.dictionary.to_numpy(zero_copy_only=False)[enc.indices.to_numpy()]
+            enc = col.dictionary_encode()  # codes in order of first appearance
+            names = enc.dictionary.to_numpy(zero_copy_only=False)
+            codes = enc.indices.to_numpy()
+            out[name] = names[codes]
+            if not enc.indices.null_count:  # pd.factorize of the column: known
+                remember_value_codes(out[name], codes, names)
         else:
             out[name] = col.to_numpy(zero_copy_only=False)
     return out

@@ -13,6 +13,7 @@ import pytest
 from partners_fixtures import make_loans
 
 import partners.allocation as allocation
+from partners import lookup
 from partners.allocation import projected_loss_rate, projected_loss_rate_np
 from portfolio.synthetic.generate import GeneratorParams, true_assumptions
 
@@ -80,13 +81,48 @@ def test_region_codes_are_pandas_factorize(seed):
             assert np.array_equal(got_c, want_c) and list(got_n) == list(want_n)
 
 
+def test_region_codes_read_with_the_pool_are_pandas_factorize():
+    """A pool's regions read through Arrow (``portfolio.store.pools._arrow_numpy``, which
+    dictionary-encodes them and remembers the codes): ``value_codes`` gives pd.factorize of
+    the column, and of a leading slice in which every region occurs (what
+    ``LoanArrays.take(slice(0, n))`` keeps), else nothing (a slice missing a region, a slice
+    not from the start, another array); ``region_codes`` equals pd.factorize in every case."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from partners.allocation import region_codes
+    from portfolio.loans.arrays import value_codes
+    from portfolio.store.pools import _arrow_numpy
+
+    rng = np.random.default_rng(5)
+    names = np.array(["Zhejiang", "", "Anhui", "beijing", "Jiangsu", "上海", "Guangdong"],
+                     dtype=object)
+    region = names[rng.integers(0, len(names), 5000)]
+    region[4000] = "Hainan"  # first seen late: a prefix before it lacks it
+    chunked = pa.chunked_array([pa.array(list(region[:1700])), pa.array(list(region[1700:]))])
+    arr = _arrow_numpy(pa.table({"region": chunked}), few_values=("region",))["region"]
+    arr.setflags(write=False)
+    assert list(arr) == list(region)
+    for part, known in ((arr, True), (arr[:4500], True), (arr[:3000], False),
+                        (arr[1:], False), (region, False)):
+        want_c, want_n = pd.factorize(pd.Series(part, dtype=object))
+        got = value_codes(part)
+        assert (got is not None) == known
+        if got is not None:
+            assert np.array_equal(got[0], want_c) and list(got[1]) == list(want_n)
+        for sort in (False, True):
+            want_c, want_n = pd.factorize(pd.Series(part, dtype=object), sort=sort)
+            got_c, got_n = region_codes(part, sort=sort)
+            assert np.array_equal(got_c, want_c) and list(got_n) == list(want_n)
+
+
 def test_float_codes_give_back_every_value_bit_for_bit():
     """The APRs' codes: values[codes] is the input bit for bit (0.0 and -0.0 apart, NaN
     kept), each distinct bit pattern once, across the hash table's growth."""
     rng = np.random.default_rng(3)
     x = np.round(rng.uniform(0, 0.36, 50_000), 4)  # about 3,600 distinct values
     x[:5] = [0.0, -0.0, np.nan, 0.18, 0.18]
-    codes, values = allocation._float_codes(x)
+    codes, values = lookup.float_codes(x)
     assert values[codes].tobytes() == x.tobytes()
     assert len(values) == len(np.unique(x.view(np.uint64)))
 
