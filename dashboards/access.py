@@ -96,6 +96,7 @@ from tranching.analytics import (
     loss_shares,
     trigger_metrics,
     trigger_table,
+    with_class_total,
 )
 from tranching.analytics import tranche_table as table_fn
 from tranching.deal import SIZE_TOLERANCE, Deal, deal_from_dict
@@ -928,6 +929,11 @@ class TrancheView:
     credit_enhancement: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     # why the view is partial (a run recorded from summaries: the tables stored with it only)
     note: str = ""
+
+    def class_table(self) -> pd.DataFrame:
+        """``table`` with its classes' total row (``tranching.analytics.with_class_total``,
+        as ``riskpool tranche report`` prints it); the Tranches page and the report show it."""
+        return with_class_total(self.table)
 
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:

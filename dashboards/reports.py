@@ -209,7 +209,7 @@ def collect_sections(db: str | Path, viewer: Viewer, as_of: dt.date,
             else:
                 out.append(Section(
                     "tranches", "Tranches",
-                    {"tranches": tv.table, **({"triggers": tv.triggers}
+                    {"tranches": tv.class_table(), **({"triggers": tv.triggers}
                                               if not tv.triggers.empty else {}),
                      **({"residual_holder": tv.residual} if not tv.residual.empty else {}),
                      **({"reconciliation": tv.reconciliation, "excess_spread": tv.excess_spread}

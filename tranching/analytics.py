@@ -269,6 +269,41 @@ def tranche_table_from(
     return pd.DataFrame(rows)
 
 
+CLASS_TOTAL = "total"
+
+
+def with_class_total(table: pd.DataFrame) -> pd.DataFrame:
+    """A tranche table (:func:`tranche_table`) with its classes' total row, ``CLASS_TOTAL``:
+    the notes' size (CNY) and share of the pool summed, their coupon and EL weighted by size
+    (the notes' average coupon, and their expected loss as a share of the notes: Σ EL × size
+    / Σ size, so the total's loss in CNY is the classes'); every other column empty (PD,
+    quantiles, WAL, IRR, price and CE do not add). A table of one class (a partner's
+    position) is returned as it is. ``riskpool tranche report``, the Tranches page and the
+    report show it."""
+    if len(table) < 2 or "size" not in table or CLASS_TOTAL in set(table["tranche"]):
+        return table
+    size = table["size"].to_numpy(dtype=np.float64)
+    notes = float(size.sum())
+    out = table.copy()
+    row: dict[str, object] = {}
+    for col in table.columns:
+        if col == "tranche":
+            row[col] = CLASS_TOTAL
+        elif col in ("size", "size_share"):
+            row[col] = float(table[col].to_numpy(dtype=np.float64).sum())
+        elif col in ("coupon", "el"):
+            row[col] = (float((table[col].to_numpy(dtype=np.float64) * size).sum()) / notes
+                        if notes > 0 else float("nan"))
+        elif pd.api.types.is_numeric_dtype(table[col]) and not pd.api.types.is_bool_dtype(
+                table[col]):
+            out[col] = out[col].astype("float64")
+            row[col] = float("nan")
+        else:
+            row[col] = None if col == "rating" else ""
+    out.loc[len(out)] = row
+    return out
+
+
 def _qname(q: float) -> str:
     text = f"{q * 100:.1f}".rstrip("0").rstrip(".")
     return text.replace(".", "")

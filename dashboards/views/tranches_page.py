@@ -98,7 +98,9 @@ if not v.is_treasury:
 if view.table.empty:
     st.info(f"{v.partner_id} holds no tranche of this deal.")
     st.stop()
-ui.table(view.table, show_missing=True)  # LGL has no value for a class no path loses on
+# LGL has no value for a class no path loses on; the total row (the notes) leaves empty
+# what does not add
+ui.table(view.class_table(), show_missing=True)
 if view.note:  # a run recorded from summaries: its stored tables only
     st.info(view.note, icon=":material/summarize:")
 if not view.residual.empty:

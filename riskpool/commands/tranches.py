@@ -46,6 +46,7 @@ from portfolio.store.runs import get_run, load_paths
 from portfolio.store.tranches import load_tranche_results
 from riskpool.commands.options import DEFAULT_DB, DbOption
 from riskpool.commands.output import check_out_path, emit, write_tables
+from tranching.analytics import with_class_total
 from tranching.deal import load_deal
 from tranching.grid import (
     BaseScenario,
@@ -140,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 rerun, missing = None, str(exc)
         if ratings is not None:
             table = with_ratings(table, ratings)
-        frames = {"tranches": table}
+        frames = {"tranches": with_class_total(table)}  # the notes' total row
         if not info.triggers.empty:
             frames["triggers"] = info.triggers
         if rerun is not None:

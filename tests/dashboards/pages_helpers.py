@@ -103,3 +103,27 @@ def chart_colours(spec: dict) -> dict[str, str]:
 
     walk(spec)
     return found
+
+
+def assert_tranches_shown(shown: pd.DataFrame, expected: pd.DataFrame,
+                          columns: tuple[str, ...]) -> None:
+    """The Tranches page's table ``shown`` (with its total row, or its class rows alone)
+    holds the library's tranche table ``expected`` as the page shows it: with the notes'
+    total row (``tranching.analytics.with_class_total``), a column with a gap as the text
+    ``dashboards.ui.with_missing_shown`` writes (exactly), every other column the library's
+    numbers (to 1e-12)."""
+    import numpy as np
+
+    from dashboards.ui import with_missing_shown
+    from tranching.analytics import with_class_total
+
+    want = with_missing_shown(with_class_total(expected)).reset_index(drop=True)
+    got = shown.reset_index(drop=True)
+    want = want.iloc[:len(got)]
+    assert list(got["tranche"]) == list(want["tranche"])
+    for col in columns:
+        if pd.api.types.is_numeric_dtype(got[col]) and pd.api.types.is_numeric_dtype(want[col]):
+            np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float),
+                                       rtol=1e-12, equal_nan=True, err_msg=col)
+        else:
+            assert list(got[col].astype(str)) == list(want[col].astype(str)), col

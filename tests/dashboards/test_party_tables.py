@@ -119,3 +119,32 @@ def test_residual_holder_value_is_the_same_in_cli_page_and_report(dashboard_env,
     for col in ("investment", "present_value", "pv_to_investment", "money_multiple", "irr"):
         assert on_page[col] == pytest.approx(from_cli[col], rel=1e-9), col
         assert in_report[col] == pytest.approx(from_cli[col], rel=1e-9), col
+
+
+def test_tranche_table_total_is_the_notes_on_page_and_in_the_cli(dashboard_env, cli,
+                                                                 tmp_path) -> None:
+    # the classes split the notes: the Tranches page's table ends with their total (size
+    # and share of the pool summed, coupon and EL weighted by size, so the total's expected
+    # loss in CNY is the classes'), and `riskpool tranche report` writes the same row
+    from dashboards.xlsx import read_tables
+
+    at = page("tranches", "treasury")  # the deal stored with the run
+    no_errors(at)
+    shown = frame_with(at, "wal_mean")
+    body, total = shown.iloc[:-1], shown.iloc[-1]
+    assert total["tranche"] == "total" and len(body) >= 2
+    assert total["size"] == pytest.approx(body["size"].sum(), rel=1e-12)
+    assert total["size_share"] == pytest.approx(body["size_share"].sum(), rel=1e-12)
+    assert total["el"] * total["size"] == pytest.approx(
+        (body["el"] * body["size"]).sum(), rel=1e-9, abs=1e-9)
+    # what does not add is empty: shown as the table's missing mark (ui.MISSING)
+    assert total["wal_mean"] == total["price"] == "—"
+    out = tmp_path / "t.xlsx"
+    r = cli("tranche", "report", "--db", dashboard_env.db, "--run", str(dashboard_env.run_id),
+            "--out", out)
+    assert r.code == 0, r.err
+    from_cli = read_tables(out, sheet_name="tranches")
+    assert from_cli["tranche"].tolist() == shown["tranche"].tolist()
+    for col in ("size", "size_share", "coupon", "el"):
+        assert from_cli[col].astype(float).tolist() == pytest.approx(
+            shown[col].astype(float).tolist(), rel=1e-9), col

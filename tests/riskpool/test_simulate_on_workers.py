@@ -274,6 +274,7 @@ def test_the_dashboard_shows_a_run_recorded_from_summaries(book, monkeypatch, cl
     at = page("tranches", "treasury", query={"run": "2"})
     no_errors(at)
     shown = frame_with(at, "wal_mean")
+    shown = shown[shown["tranche"] != "total"]  # the classes, without the notes' total row
     assert shown["el"].to_numpy(float).tolist() == tv.table["el"].to_numpy(float).tolist()
     assert any("need every path" in str(i.value) for i in at.info)
     at = page("dispersion", "treasury", query={"run": "2"})  # says why, no traceback

@@ -98,7 +98,8 @@ def test_cli_report_prints_and_writes(stored, cli, tmp_path: Path) -> None:
     assert set(sheets) == {"tranches", "triggers"}
     csv = tmp_path / "t.csv"
     r = cli("tranche", "report", "--run", "7", "--db", db_path, "--out", csv)
-    assert r.code == 0 and pd.read_csv(tmp_path / "t_tranches.csv")["tranche"].tolist() == ["A", "B", "Sub"]
+    assert r.code == 0 and pd.read_csv(tmp_path / "t_tranches.csv")["tranche"].tolist() == ["A", "B", "Sub",
+                                                                          "total"]
 
 
 def test_cli_report_errors_exit_2(stored, cli, tmp_path: Path) -> None:

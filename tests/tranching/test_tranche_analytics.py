@@ -283,3 +283,25 @@ def test_sizing_where_the_target_binds_shows_the_size_limits_slack() -> None:
     row = res.constraints.set_index("constraint").loc["target"]
     assert row["limit"] == pytest.approx(float(table.threshold(res.wal)[1]))
     assert row["slack"] == pytest.approx(row["limit"] - res.el) and row["slack"] >= 0
+
+
+def test_class_total_row_by_hand() -> None:
+    # three classes of a 1,000 pool: A 700 at 3% (EL 0), B 200 at 5% (EL 1%), Z 50 (EL 40%);
+    # notes 950 = 95% of the pool; their coupon (700×0.03 + 200×0.05 + 50×0) / 950 =
+    # 31 / 950; their EL (0 + 2 + 20) / 950 = 22 / 950 of the notes (22 CNY expected loss)
+    from tranching.analytics import CLASS_TOTAL, with_class_total
+
+    table = pd.DataFrame({"tranche": ["A", "B", "Z"], "holder": ["x", "x", "y"],
+                          "size": [700.0, 200.0, 50.0], "size_share": [0.7, 0.2, 0.05],
+                          "coupon": [0.03, 0.05, 0.0], "el": [0.0, 0.01, 0.4],
+                          "pd": [0.0, 0.02, 0.9], "wal_mean": [1.0, 1.5, 2.0],
+                          "rating": ["AAA", "A", None]})
+    out = with_class_total(table)
+    assert len(out) == 4 and out.iloc[:3].equals(table.astype(out.dtypes.to_dict()))
+    t = out.iloc[-1]
+    assert (t["tranche"], t["holder"]) == (CLASS_TOTAL, "") and pd.isna(t["rating"])
+    assert (t["size"], t["size_share"]) == (950.0, pytest.approx(0.95))
+    assert t["coupon"] == pytest.approx(31 / 950) and t["el"] == pytest.approx(22 / 950)
+    assert np.isnan(t["pd"]) and np.isnan(t["wal_mean"])  # do not add
+    assert with_class_total(table.iloc[:1]).equals(table.iloc[:1])  # one class: as it is
+    assert with_class_total(out).equals(out)  # already totalled
