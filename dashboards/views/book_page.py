@@ -54,7 +54,7 @@ with left:
                                               percent=True), width="stretch")
     if gap_note:
         st.caption(gap_note)
-    ui.table(detail.delinquency)
+    ui.table(detail.delinquency, show_missing=True)  # written off has no share
 with right:
     st.subheader("Vintage curves")
     wide = detail.cumulative_default.drop(columns=["loans", "original_balance"], errors="ignore")

@@ -29,14 +29,15 @@ deal_key = ui.url_select("Securitisation", list(deals), "deal", key="disp_deal",
                          default=min(1, len(deals) - 1))
 view = ui.guard(ui.dispersion, *ui.args(v), rid, aid, deals[deal_key])
 st.subheader("Risk per party")
-ui.table(view.party_table())  # with the total row, as `riskpool dispersion`
+# with the total row, as `riskpool dispersion` (VaR and ES do not add: empty there)
+ui.table(view.party_table(), show_missing=True)
 charts.altair_chart(charts.bar_chart(view.parties, "party", ["el", "var_999", "capital"],
                                      "Expected loss, 99.9% VaR and capital per party (CNY)"),
                     width="stretch")
 st.subheader("Two views per party: credit loss and economic result")
 st.caption("Credit loss: defaults − recoveries borne. Economic: cash out − cash in (loan shares "
            "and notes at par, collections, coupons, residual cash, fees); negative = a profit.")
-ui.table(view.views_table())
+ui.table(view.views_table(), show_missing=True)
 if not view.economic_lines.empty:
     with st.expander("Economic result, line by line (means over paths, CNY; + = cash out)"):
         ui.table(view.economic_lines)
