@@ -433,6 +433,44 @@ def charge_positions(positions: Sequence[TranchePosition], pool: Any,
                                   senior=p.senior, pool=pool, method=method) for p in positions)
 
 
+@dataclass(frozen=True, slots=True)
+class LoanCapital:
+    """What :func:`disperse` reads of the loans alone (no path): each loan's IRB K, each
+    party's IRB capital and exposure on its loan shares (``exposure_sums``), the baseline
+    capital (the platform holding every loan) and the securitised pool's K_IRB and LGD of
+    each securitisation scenario (``"securitisation"``: the whole pool; ``"both"``: the
+    platform's retained shares; None when its pool is empty)."""
+
+    k_loan: np.ndarray
+    irb_by_party: np.ndarray
+    exposure_by_party: np.ndarray
+    baseline_capital: float
+    pools: Mapping[str, Any]
+
+
+def loan_capital(balance: np.ndarray, shares: np.ndarray, pd: np.ndarray, lgd: np.ndarray,
+                 irb: RetailIrb = RetailIrb(), *, k_loan: np.ndarray | None = None,
+                 scenarios: Sequence[str] = ("securitisation", "both")) -> LoanCapital:
+    """:class:`LoanCapital` of the loans (``disperse``'s arguments of the same names): the
+    numbers :func:`disperse` computes when not given them (``disperse_paths`` computes them
+    while the deal runs on the retained shares)."""
+    k_loan = irb_retail_k_distinct(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
+    irb_by_party, exposure_by_party = exposure_sums(shares, k_loan * balance, balance)
+    baseline_capital = float((k_loan * balance).sum())
+    per_loan: list[tuple[np.ndarray, np.ndarray]] = []  # K_i + EL_i, floored LGD: once
+    pools: dict[str, Any] = {}
+    for name in scenarios:
+        weights = np.asarray(balance, dtype=np.float64) if name == "securitisation" \
+            else balance * shares[:, 0]
+        pool_in = None
+        if float(weights.sum()) > 0:
+            if not per_loan:
+                per_loan.append(pool_k_irb_per_loan(pd, lgd, irb, k_loan=k_loan))
+            pool_in = pool_k_irb(weights, pd, lgd, irb, k_loan=k_loan, per_loan=per_loan[0])
+        pools[name] = pool_in
+    return LoanCapital(k_loan, irb_by_party, exposure_by_party, baseline_capital, pools)
+
+
 def disperse(
     *,
     pool_loss: np.ndarray,
@@ -451,6 +489,7 @@ def disperse(
     srt: SrtPolicy = SrtPolicy(),
     party_collections: np.ndarray | None = None,
     k_loan: np.ndarray | None = None,
+    capital: LoanCapital | None = None,
 ) -> Dispersion:
     """Per-party risk and the headline.
 
@@ -464,7 +503,8 @@ def disperse(
     cash collected from its loan shares (the economic view). A securitisation scenario whose SRT fails keeps the
     platform's securitised loans at IRB: no capital released, its positions not charged again.
     ``k_loan``: each loan's ``irb_retail_k(pd, lgd, irb)`` when the caller has it (else it
-    is computed here).
+    is computed here); ``capital``: :func:`loan_capital` of these loans when the caller has
+    it (else it is computed here, the same numbers).
     """
     if party_ids[0] != PLATFORM_ID:
         raise DispersionError(must_be("party_ids[0]", repr(PLATFORM_ID), party_ids[0]))
@@ -473,23 +513,21 @@ def disperse(
         raise DispersionError(must_be("party_loss", f"shaped ({len(party_ids)}, {n_paths})",
                                       party_loss.shape))
     method = sec if sec is not None else SecuritisationCapital(k_sa=k_sa, w=w)
-    k_loan = irb_retail_k_distinct(pd, lgd, irb) if k_loan is None else k_loan  # (n_loans,)
-    irb_by_party, exposure_by_party = exposure_sums(shares, k_loan * balance, balance)
-    baseline_capital = float((k_loan * balance).sum())
+    scenarios = tuple(name for name, v in (("securitisation", securitisation_whole),
+                                           ("both", securitisation_retained)) if v is not None)
+    loans_cap = capital
+    if loans_cap is None or any(name not in loans_cap.pools for name in scenarios):
+        loans_cap = loan_capital(balance, shares, pd, lgd, irb, k_loan=k_loan,
+                                 scenarios=scenarios)
+    pools_in = loans_cap.pools
+    irb_by_party, exposure_by_party = loans_cap.irb_by_party, loans_cap.exposure_by_party
+    baseline_capital = loans_cap.baseline_capital
     pool_m = loss_measures(pool_loss)
 
-    # K_i + EL_i and the floored LGD per loan, for the scenarios' pools (computed once)
-    per_loan: list[tuple[np.ndarray, np.ndarray]] = []
-
     # each securitisation scenario: its positions as charged, the SRT verdict, the headline
-    def scenario(name: str, s: Securitisation, weights: np.ndarray, irb_capital: float
+    def scenario(name: str, s: Securitisation, irb_capital: float
                  ) -> tuple[Headline, tuple[PositionCapital, ...], bool]:
-        pool_in = None
-        if float(weights.sum()) > 0:
-            if not per_loan:
-                per_loan.append(pool_k_irb_per_loan(pd, lgd, irb, k_loan=k_loan))
-            pool_in = pool_k_irb(weights, pd, lgd, irb, k_loan=k_loan, per_loan=per_loan[0])
-        charged = charge_positions(s.positions, pool_in, method)
+        charged = charge_positions(s.positions, pools_in[name], method)
         plat_loss = s.losses_by_holder().get(PLATFORM_ID, np.zeros(n_paths))
         m = loss_measures(plat_loss)
         # SRT: what share of the securitised loans' own tail (over their life, purchases
@@ -516,8 +554,7 @@ def disperse(
                       *_shares_left(party_loss[0], pool_m),
                       baseline_capital - float(irb_by_party[0]))]
     if securitisation_whole is not None:
-        heads.append(scenario("securitisation", securitisation_whole, np.asarray(balance,
-                              dtype=np.float64), baseline_capital)[0])
+        heads.append(scenario("securitisation", securitisation_whole, baseline_capital)[0])
 
     # the combined picture
     losses: dict[str, np.ndarray] = {pid: party_loss[k].copy() for k, pid in enumerate(party_ids)}
@@ -529,8 +566,7 @@ def disperse(
     charged_by: dict[str, list[PositionCapital]] = {}
     sec_r = securitisation_retained
     if sec_r is not None:
-        head, charged, passed = scenario("both", sec_r, balance * shares[:, 0],
-                                         float(irb_by_party[0]))
+        head, charged, passed = scenario("both", sec_r, float(irb_by_party[0]))
         heads.append(head)
         # the platform's retained loans go into the deal: off its balance sheet for capital
         # only when SRT passes; its losses are always the deal's
@@ -643,11 +679,13 @@ def disperse_paths(paths: PoolPaths, balance: np.ndarray, shares: np.ndarray, pd
         pf = paths.party_flows
         collected = sum(pf[name].sum(axis=2) for name in
                         ("interest", "scheduled_principal", "prepayment", "recovery"))
-        k_loan = irb_retail_k_distinct(pd, lgd, irb)
         whole = None if deal is None else securitise(deal, paths, replenishment,
                                                      waterfall=waterfall)
+        # the loans' capital while the retained share's deal still runs
+        capital = loan_capital(balance, shares, pd, lgd, irb,
+                               scenarios=() if deal is None else ("securitisation", "both"))
         retained = None if pending is None else pending.result()
     return disperse(pool_loss=pool_loss, party_ids=tuple(paths.party_ids), party_loss=party_loss,
                     balance=balance, shares=shares, pd=pd, lgd=lgd, securitisation_whole=whole,
                     securitisation_retained=retained, k_sa=k_sa, w=w, irb=irb, sec=sec,
-                    srt=srt, party_collections=collected, k_loan=k_loan)
+                    srt=srt, party_collections=collected, capital=capital)

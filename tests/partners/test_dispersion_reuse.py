@@ -133,3 +133,39 @@ def test_the_retained_securitisation_keeps_its_waterfalls_totals(run):
     assert _bytes(both.totals) == _bytes(waterfall_totals(
         run_waterfall(deal, mine, replenishment=profile)))
     assert d.securitisations["securitisation"].waterfall is wf
+
+
+def test_the_loans_capital_computed_ahead_is_what_disperse_computes(run):
+    """``disperse_paths`` computes the loans' capital (``loan_capital``: each loan's K, the
+    parties' IRB capital and exposure, the scenarios' pool K_IRB) while the retained
+    share's deal runs and hands it to ``disperse``: the same Dispersion, byte for byte, as
+    ``disperse`` computing it itself; a ``capital`` without a scenario's pool is completed."""
+    from partners.dispersion import (
+        disperse,
+        loan_capital,
+        party_path_losses,
+        path_loss,
+        securitise_totals,
+    )
+
+    loans, alloc, risk, paths, deal, profile = run
+    wf = run_waterfall(deal, paths, replenishment=profile)
+    got = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
+                         replenishment=profile, waterfall=wf)
+    pf = paths.party_flows
+    collected = sum(pf[name].sum(axis=2) for name in
+                    ("interest", "scheduled_principal", "prepayment", "recovery"))
+    args = dict(pool_loss=path_loss(paths), party_ids=tuple(paths.party_ids),
+                party_loss=party_path_losses(paths), balance=alloc.balance,
+                shares=alloc.shares, pd=risk.annual_pd, lgd=risk.lgd,
+                securitisation_whole=securitise(deal, paths, profile, waterfall=wf),
+                securitisation_retained=securitise_totals(
+                    deal, party_paths(paths, PLATFORM_ID), profile),
+                party_collections=collected)
+    want = disperse(**args)
+    assert _bytes(got) == _bytes(want)
+    partial = loan_capital(alloc.balance, alloc.shares, risk.annual_pd, risk.lgd,
+                           scenarios=("securitisation",))
+    assert _bytes(disperse(**args, capital=partial)) == _bytes(want)
+    assert set(loan_capital(alloc.balance, alloc.shares, risk.annual_pd, risk.lgd).pools) \
+        == {"securitisation", "both"}
