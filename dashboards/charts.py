@@ -407,7 +407,7 @@ def line_chart(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, y_tit
 def bar_chart(frame: pd.DataFrame, label: str, values: Sequence[str], title: str,
               percent: bool = False) -> alt.Chart:
     """Bars per row of ``frame`` (coloured by ``label``: a party keeps its colour), one group
-    per measure in ``values``."""
+    per measure in ``values``; one measure: the bars in the frame's row order."""
     long = frame[[label, *values]].melt(id_vars=[label], value_vars=list(values),
                                         var_name="measure", value_name="value")
     long[label] = long[label].astype(str)
@@ -424,8 +424,9 @@ def bar_chart(frame: pd.DataFrame, label: str, values: Sequence[str], title: str
         enc["x"] = alt.X("measure:N", title=None, sort=list(values),
                          axis=alt.Axis(labelAngle=0))
         enc["xOffset"] = alt.XOffset(f"{label}:N")
-    else:
-        enc["x"] = alt.X(f"{label}:N", title=None, axis=alt.Axis(labelAngle=0))
+    else:  # the bars in the frame's order (a concentration chart sorted by share stays so)
+        enc["x"] = alt.X(f"{label}:N", title=None, axis=alt.Axis(labelAngle=0),
+                         sort=list(dict.fromkeys(long[label])))
     return alt.Chart(long, title=title).mark_bar().encode(**enc).add_params(sel).interactive()
 
 

@@ -8,7 +8,7 @@
   (``2026-06-30``), are Excel dates formatted ``yyyy-mm-dd``;
 - **percent** formats for shares and rates: a float column whose name says it is one (a word
   such as ``share``, ``pct``, ``rate``, ``apr``, ``pd``, ``lgd``, ``lgl``, ``cdr``, ``cpr``,
-  ``el``, ``var``, ``es``, ``loss``, ``coupon``, ``yield``, ``p``) and whose values all lie in [-1.5, 1.5] (an EL in
+  ``el``, ``var``, ``es``, ``loss``, ``coupon``, ``yield``, ``p``, ``level`` — a VaR level) and whose values all lie in [-1.5, 1.5] (an EL in
   CNY is an amount, the same name as a share is not) shows ``0.00%`` (``0.0000%`` when a
   non-zero value is below 0.1%); the cell keeps the decimal (0.0219 shows 2.19%);
 - amounts (other floats of magnitude ≥ 100) ``#,##0.00``; integers ``#,##0`` (ids, seeds,
@@ -53,7 +53,7 @@ TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
 PERCENT_WORDS = frozenset({
     "share", "shares", "pct", "percent", "rate", "rates", "apr", "pd", "lgd", "cdr", "cpr",
     "smm", "mdr", "mpr", "el", "loss", "coupon", "yield", "irr", "ce", "oc", "p", "ratio",
-    "breach", "cnl", "hhi", "lgl", "var", "es",
+    "breach", "cnl", "hhi", "lgl", "var", "es", "level",
 })
 PLAIN_INT_WORDS = frozenset({"id", "seed", "month", "months", "year", "position", "level",
                              "term", "mob", "dpd", "score", "batch", "row", "path", "run",

@@ -28,7 +28,7 @@ def show(view: access.RunView) -> None:
         charts.altair_chart(charts.loss_histogram_chart(view.loss, view.el, view.var, view.es,
                                                         f"Loss distribution{who}"),
                             width="stretch")
-    ui.table(view.stats)
+    ui.table(view.stats, show_missing=True)  # EL has no level; VaR's 0.95 reads 95.00%
     for line in access.thin_tails(view):
         st.warning(line, icon=":material/warning:")
     if view.note:  # a run recorded from summaries: the fans are the monthly means only

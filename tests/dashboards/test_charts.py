@@ -4,6 +4,8 @@ library's, and a sentence instead of a degenerate chart."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -306,3 +308,18 @@ def test_a_partners_charts_name_no_other_party(name) -> None:
         assert other not in blob, (name, other)
     if name in ("book", "partners"):
         assert found  # the partner does see charts there
+
+
+def test_region_concentration_bars_in_order_of_share() -> None:
+    # the Book page sorts the regions by their share of the balance; the bars keep that
+    # order (a concentration chart), not the alphabet's
+    at = page("book", "treasury")
+    no_errors(at)
+    for spec, data in charts(at):
+        if "Region concentration" in json.dumps(spec.get("title", "")):
+            x = spec["encoding"]["x"]
+            frame = next(iter(data.values()))
+            by_share = frame.sort_values("value", ascending=False)["group"].tolist()
+            assert x["sort"] == by_share
+            return
+    raise AssertionError("no region concentration chart")

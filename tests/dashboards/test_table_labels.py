@@ -45,3 +45,19 @@ def test_tranche_table_headers_name_their_glossary_terms() -> None:
                                      else "EL")
     for name, term in (("wal_mean", "WAL"), ("ce", "CE"), ("el", "EL")):
         assert config[name]["help"].startswith(f"{term}: {labels.GLOSSARY[term]}")
+
+
+def test_loss_table_levels_read_as_percentages_and_el_has_none() -> None:
+    # the Simulation page's loss table: VaR/ES levels 0.95, 0.99, 0.999 read 95.00%, 99.00%,
+    # 99.90% (as `riskpool runs show` prints 95%, 99%, 99.9%), and EL has no level: a dash,
+    # not "None"; the workbooks format the column as a percentage too
+    import pandas as pd
+
+    from dashboards.xlsx import column_kind
+
+    at = page("simulation", "treasury")
+    frame, _config = _table(at, "measure")
+    assert frame.loc[frame["measure"] == "EL", "level"].tolist() == ["—"]
+    assert frame.loc[frame["measure"] == "VaR", "level"].tolist() == ["95.00%", "99.00%",
+                                                                      "99.90%"]
+    assert column_kind("level", pd.Series([float("nan"), 0.95, 0.999])) == "percent"
