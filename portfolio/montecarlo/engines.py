@@ -1389,7 +1389,8 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
     ev_a = np.zeros(tile)  # its own flow (default or prepayment),
     n_pad = tile + LOAN_GROUP
     ev_s = np.zeros(n_pad, dtype=np.int64)  # its row's first position removed,
-    ev_b = np.zeros(n_pad, dtype=np.int64)  # its row's offset in sched
+    ev_b = np.zeros(n_pad, dtype=np.int64)  # its row's offset in sched,
+    ev_w = np.zeros(n_pad)  # and its share of one party
     for c in range(n_cells):
         r = cell_r[c]
         r2 = 2 * r
@@ -1517,20 +1518,53 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                         a = a - (w5[x] if x >= s5 else 0.0)
                         a = a - (w6[x] if x >= s6 else 0.0)
                         acc[x] = a - (w7[x] if x >= s7 else 0.0)
-                for i in range(n_e if n_q > 0 else 0):
-                    li = t0 + ev_k[i]
-                    start = ev_s[i]
-                    row = sched[ev_b[i]:ev_b[i] + r3]
-                    tau = ev_j[i] >> 1
-                    isd = 1 - (ev_j[i] & 1)
-                    for qq in range(n_q):
-                        w = shares[li, qq]
-                        if w == 0.0:  # adds +0.0 / subtracts +0.0: nothing (flows >= 0)
-                            continue
-                        pout[qq, p, tau, 3 + isd] += w * ev_a[i]
-                        pacc = pcorr[qq, p]
-                        for x in range(start, r3):
-                            pacc[x] -= w * row[x]
+                # the parties: each event's own flow times its share, and its row times its
+                # share off the party's corrections in the same groups (a zero share adds and
+                # subtracts +0.0: nothing, flows being >= 0)
+                for qq in range(n_q):
+                    for i in range(n_e):
+                        w = shares[t0 + ev_k[i], qq]
+                        ev_w[i] = w
+                        if w != 0.0:
+                            j = ev_j[i]
+                            pout[qq, p, j >> 1, 4 - (j & 1)] += w * ev_a[i]
+                    for i in range(n_e, n_g):
+                        ev_w[i] = 0.0
+                    pacc = pcorr[qq, p]
+                    for g in range(0, n_g, LOAN_GROUP):
+                        s0 = ev_s[g]
+                        s1 = ev_s[g + 1]
+                        s2 = ev_s[g + 2]
+                        s3 = ev_s[g + 3]
+                        s4 = ev_s[g + 4]
+                        s5 = ev_s[g + 5]
+                        s6 = ev_s[g + 6]
+                        s7 = ev_s[g + 7]
+                        v0 = ev_w[g]
+                        v1 = ev_w[g + 1]
+                        v2 = ev_w[g + 2]
+                        v3 = ev_w[g + 3]
+                        v4 = ev_w[g + 4]
+                        v5 = ev_w[g + 5]
+                        v6 = ev_w[g + 6]
+                        v7 = ev_w[g + 7]
+                        w0 = sched[ev_b[g]:ev_b[g] + r3]
+                        w1 = sched[ev_b[g + 1]:ev_b[g + 1] + r3]
+                        w2 = sched[ev_b[g + 2]:ev_b[g + 2] + r3]
+                        w3 = sched[ev_b[g + 3]:ev_b[g + 3] + r3]
+                        w4 = sched[ev_b[g + 4]:ev_b[g + 4] + r3]
+                        w5 = sched[ev_b[g + 5]:ev_b[g + 5] + r3]
+                        w6 = sched[ev_b[g + 6]:ev_b[g + 6] + r3]
+                        w7 = sched[ev_b[g + 7]:ev_b[g + 7] + r3]
+                        for x in range(r3):
+                            a = pacc[x] - (v0 * w0[x] if x >= s0 else 0.0)
+                            a = a - (v1 * w1[x] if x >= s1 else 0.0)
+                            a = a - (v2 * w2[x] if x >= s2 else 0.0)
+                            a = a - (v3 * w3[x] if x >= s3 else 0.0)
+                            a = a - (v4 * w4[x] if x >= s4 else 0.0)
+                            a = a - (v5 * w5[x] if x >= s5 else 0.0)
+                            a = a - (v6 * w6[x] if x >= s6 else 0.0)
+                            pacc[x] = a - (v7 * w7[x] if x >= s7 else 0.0)
     for p in range(n_b):
         for t in range(T):
             for k in range(3):
