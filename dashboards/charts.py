@@ -39,6 +39,8 @@ from fontTools.ttLib import TTFont  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from portfolio.book.analytics import ROLL_TOTAL  # noqa: E402
+
 SIZE = (7.0, 3.4)
 CJK_FAMILY = "Noto Sans CJK SC"  # the simplified-Chinese face of the Noto Sans CJK collection
 
@@ -609,7 +611,8 @@ def class_ce_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
 
 def roll_rate_long(matrix: pd.DataFrame, states: Sequence[str]) -> pd.DataFrame:
     """The roll-rate matrix (``portfolio.book.analytics.RollRates.matrix``) long: from_bucket,
-    to_state, share; rows without balance (NaN shares) left out."""
+    to_state, share; rows without balance (NaN shares) and the total row left out."""
+    matrix = matrix[matrix["from_bucket"] != ROLL_TOTAL]
     long = matrix[["from_bucket", *states]].melt(id_vars=["from_bucket"], var_name="to_state",
                                                  value_name="share")
     return long.dropna(subset=["share"]).reset_index(drop=True)

@@ -307,7 +307,38 @@ class RollRates:
     matrix: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"roll_rates": self.matrix}
+        """The matrix with its total row (:func:`with_roll_total`)."""
+        return {"roll_rates": with_roll_total(self.matrix)}
+
+
+ROLL_TOTAL = "total"
+
+
+def with_roll_total(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The roll-rate matrix with its total row, ``ROLL_TOTAL``: the from-buckets split the
+    outstanding balance at ``from_date``, so loans and balance are their sums (the book's
+    outstanding then) and each state's share, and ``roll_forward``, the balance-weighted
+    average of the rows' (the share of the whole balance found in that state at
+    ``to_date``: the row sums to 1); ``cure_rate`` is left empty (the current row has none).
+    ``riskpool book rolls``, the Book page's roll-rate table and the report show it; the
+    heat map draws the buckets alone."""
+    if not len(matrix) or ROLL_TOTAL in set(matrix["from_bucket"]):
+        return matrix
+    balance = matrix["balance"].to_numpy(dtype=np.float64)
+    total_balance = float(balance.sum())
+    row: dict[str, object] = {"from_bucket": ROLL_TOTAL,
+                              "loans": int(matrix["loans"].sum()), "balance": total_balance}
+    for col in (*ROLL_TO_STATES, "roll_forward"):
+        if col in matrix:
+            shares = np.nan_to_num(matrix[col].to_numpy(dtype=np.float64))  # NaN: no balance
+            row[col] = (float((shares * balance).sum()) / total_balance if total_balance > 0
+                        else float("nan"))
+    if "cure_rate" in matrix:
+        row["cure_rate"] = float("nan")
+    out = matrix.copy()
+    out.loc[len(out)] = row
+    out["loans"] = out["loans"].astype("int64")
+    return out
 
 
 def roll_rates(

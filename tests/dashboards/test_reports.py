@@ -132,7 +132,10 @@ def test_xlsx_tables_equal_the_library(treasury_report, demo_book) -> None:
     np.testing.assert_allclose(got["balance"].astype(float), summary["balance"], rtol=1e-12)
     assert got["loans"].tolist() == summary["loans"].tolist()
     got = _sheet(path, "roll_rates")
-    np.testing.assert_allclose(got["cure_rate"].astype(float), rolls["cure_rate"], rtol=1e-12)
+    assert got["from_bucket"].iloc[-1] == "total"  # the buckets, then their total
+    assert float(got["balance"].iloc[-1]) == pytest.approx(rolls["balance"].sum(), rel=1e-12)
+    np.testing.assert_allclose(got["cure_rate"].iloc[:-1].astype(float), rolls["cure_rate"],
+                               rtol=1e-12)
 
     import tomllib
 

@@ -242,6 +242,19 @@ def test_roll_matrix_between_consecutive_month_ends(con) -> None:
     # every row with balance sums to 1 over the destination states
     shares = result.matrix.set_index("from_bucket")[list(analytics.ROLL_TO_STATES)]
     assert shares.loc[["current", "M2", "default"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    # the total row (CLI, Book page, report): the buckets split the 42,200 outstanding at M1
+    # (current 29,200 + M2 8,000 + default 5,000); each state's share of it at M2, by hand:
+    # current 16,000, M1 9,000, M3 8,000 (B), written off 5,000 (G), prepaid 4,200 (C)
+    total = result.tables()["roll_rates"].set_index("from_bucket").loc[analytics.ROLL_TOTAL]
+    assert (total["loans"], total["balance"]) == (6, pytest.approx(42_200))
+    for state, amount in (("current", 16_000), ("M1", 9_000), ("M3", 8_000),
+                          ("written_off", 5_000), ("prepaid", 4_200), ("default", 0)):
+        assert total[state] == pytest.approx(amount / 42_200), state
+    assert total[list(analytics.ROLL_TO_STATES)].sum() == pytest.approx(1.0)
+    # one bucket worse: E 9,000 (current → M1), B 8,000 (M2 → M3), G 5,000 (default → w/o)
+    assert total["roll_forward"] == pytest.approx(22_000 / 42_200)
+    assert np.isnan(total["cure_rate"])
+    assert len(result.matrix) == 5  # the matrix itself keeps the buckets alone
 
 
 def test_roll_matrix_default_is_latest_month_and_previous(con) -> None:
