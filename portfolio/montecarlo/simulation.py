@@ -120,6 +120,7 @@ DETERMINISTIC_Z: dict[str, float] = {
 }
 SMALL_CELL_FACTOR = 6.0  # a cell with fewer loans than 6 × its remaining term: drawn per loan
 _SCHEDULE_CHUNK = 125_000  # loans per schedule_matrix call (bounds peak memory)
+SCHEDULE_CHUNK = 1 << 16  # loans per chunk of the schedule kernels' inputs (whole cells)
 _SHARES_TOL = 1e-9  # |row sum - 1| allowed in shares
 LOAN_CHUNK = 16_384  # loans per canonical uniform chunk of the small cells' per-loan draws
 LEGACY_LOAN_SAMPLER = "float32-per-loan-v0"
@@ -527,9 +528,11 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
                      T: int, loan_base: np.ndarray, loan_level: bool
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``engines.schedule_sums`` on two halves of the cells, each on its own thread from the
-    gather of its loans (cell-major order) to its sums: the per-loan inputs are elementwise,
-    so a half's are those rows of the whole's (the same numbers; disjoint cells, no shared
-    writes). Also returns the shares in cell-major order (``s`` is in pool order)."""
+    gather of its loans (cell-major order) to its sums, a chunk of whole cells of about
+    ``SCHEDULE_CHUNK`` loans at a time: the per-loan inputs are elementwise, so a chunk's are
+    those rows of the whole's, and every cell's sums receive its loans in order (the same
+    numbers; disjoint cells, no shared writes). Also returns the shares in cell-major order
+    (``s`` is in pool order) when ``loan_level`` (else an empty array)."""
     n_cells = cell_first.shape[0] - 1
     n_parties = s.shape[1]
     code_all = np.asarray(loans.repayment_type)
@@ -544,31 +547,50 @@ def _schedules_numba(loans: LoanArrays, order: np.ndarray, cell_first: np.ndarra
     cell_pflows = np.zeros((n_cells, n_parties, T, 3))
     cell_init = np.zeros(n_cells)
     sched = np.zeros(int(3 * rem.sum()) if loan_level else 0)
-    s_sorted = np.empty((order.shape[0], n_parties))
+    # the shares in cell-major order: kept for loan-level draws, else only a chunk's at a time
+    s_sorted = np.empty((order.shape[0] if loan_level else 0, n_parties))
     split = int(np.searchsorted(cell_first, cell_first[-1] // 2))
     ranges = [(0, split), (split, n_cells)] if 0 < split < n_cells else [(0, n_cells)]
 
     def run(c_range: tuple[int, int]) -> None:
+        # chunks of whole cells of about SCHEDULE_CHUNK loans, their inputs in buffers
+        # reused from chunk to chunk (in the cache while the sums read them; no fresh pages
+        # for a million loans' temporaries)
         c_lo, c_hi = c_range
-        lo, hi = int(cell_first[c_lo]), int(cell_first[c_hi])
-        rows = order[lo:hi]
-        # C-ordered rows (4x faster than s[rows]); "clip" leaves out unbuffered (rows are valid)
-        np.take(s, rows, axis=0, out=s_sorted[lo:hi], mode="clip")
-        n_rows = hi - lo
-        b0, r_raw, r, apr_di, flat, fee, rem_f = (np.empty(n_rows) for _ in range(7))
-        is_la, is_di = np.empty(n_rows, dtype=np.bool_), np.empty(n_rows, dtype=np.bool_)
-        rem_s, start0, dom0, idx0 = (np.empty(n_rows, dtype=np.int64) for _ in range(4))
-        # the gathers and elementwise inputs in one pass (schedule_inputs; its numpy twin
-        # _schedule_inputs_np), the level payment with numpy's expm1/log1p
-        engines.schedule_inputs(rows, bal_all, apr_all, p0_all, code_all, rem, mob, days,
-                                day_lo, span_month, span_dom0, first, month_start, month_last,
-                                *codes, 0.5 + _HALF_UP_NUDGE, b0, r_raw, r, apr_di, is_la,
-                                is_di, flat, fee, rem_s, rem_f, start0, dom0, idx0)
-        level = np.where(is_la, _round_half_up(_annuity_payment(b0, r_raw, rem_f)), 0.0)
-        engines.schedule_sums(c_lo, c_hi, cell_first - lo, cell_of[lo:hi], b0, r, apr_di, is_di,
-                              level, flat, fee, rem_s, start0, dom0, idx0, month_start,
-                              month_last, True, s_sorted[lo:hi], cell_flows, cell_pflows, sched,
-                              loan_base[lo:hi], cell_init)
+        size = min(int(cell_first[c_hi] - cell_first[c_lo]),
+                   max(SCHEDULE_CHUNK, int(np.diff(cell_first[c_lo:c_hi + 1]).max(initial=0))))
+        f64 = [np.empty(size) for _ in range(7)]
+        i64 = [np.empty(size, dtype=np.int64) for _ in range(4)]
+        flags = [np.empty(size, dtype=np.bool_) for _ in range(2)]
+        s_buf = np.empty((0 if loan_level else size, n_parties))
+        c = c_lo
+        while c < c_hi:
+            # the cells from c whose loans fit in the chunk (at least cell c)
+            c_end = max(c + 1, min(c_hi, int(np.searchsorted(
+                cell_first, cell_first[c] + size, side="right")) - 1))
+            lo, hi = int(cell_first[c]), int(cell_first[c_end])
+            rows = order[lo:hi]
+            n_rows = hi - lo
+            s_rows = s_sorted[lo:hi] if loan_level else s_buf[:n_rows]
+            # C-ordered rows (4x faster than s[rows]); "clip" leaves out unbuffered (rows are
+            # valid)
+            np.take(s, rows, axis=0, out=s_rows, mode="clip")
+            b0, r_raw, r, apr_di, flat, fee, rem_f = (a[:n_rows] for a in f64)
+            rem_s, start0, dom0, idx0 = (a[:n_rows] for a in i64)
+            is_la, is_di = (a[:n_rows] for a in flags)
+            # the gathers and elementwise inputs in one pass (schedule_inputs; its numpy twin
+            # _schedule_inputs_np), the level payment with numpy's expm1/log1p
+            engines.schedule_inputs(rows, bal_all, apr_all, p0_all, code_all, rem, mob, days,
+                                    day_lo, span_month, span_dom0, first, month_start,
+                                    month_last, *codes, 0.5 + _HALF_UP_NUDGE, b0, r_raw, r,
+                                    apr_di, is_la, is_di, flat, fee, rem_s, rem_f, start0, dom0,
+                                    idx0)
+            level = np.where(is_la, _round_half_up(_annuity_payment(b0, r_raw, rem_f)), 0.0)
+            engines.schedule_sums(c, c_end, cell_first - lo, cell_of[lo:hi], b0, r, apr_di,
+                                  is_di, level, flat, fee, rem_s, start0, dom0, idx0,
+                                  month_start, month_last, True, s_rows, cell_flows,
+                                  cell_pflows, sched, loan_base[lo:hi], cell_init)
+            c = c_end
 
     if len(ranges) == 1:
         run(ranges[0])

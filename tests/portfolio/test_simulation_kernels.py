@@ -329,6 +329,31 @@ def test_schedule_inputs_kernel_equals_its_numpy_twin():
         np.testing.assert_array_equal(due, np.minimum(want + got["dom0"], last))
 
 
+@pytest.mark.parametrize("loan_level", [False, True])
+def test_schedule_sums_by_chunks_of_cells_are_the_same(monkeypatch, loan_level):
+    # _schedules_numba prepares and sums a chunk of whole cells at a time (SCHEDULE_CHUNK
+    # loans, buffers reused): chunks of 1, 37 and 500 loans (cells larger than a chunk taken
+    # whole) give the one-chunk result bit for bit: cell sums, party sums, cut-off balances,
+    # per-loan schedules and the shares in cell-major order
+    import portfolio.montecarlo.simulation as simulation
+
+    loans = mixed_pool(3001, seed=17, flat_fee_share=0.1)
+    shares = np.random.default_rng(4).dirichlet([1, 2, 1], size=len(loans))
+    a = assumptions()
+    whole = prepare_pool(loans, a, shares, loan_level=loan_level, small_cells=0.0)
+    assert whole.cell_n.max() > 37
+    for chunk in (1, 37, 500):
+        monkeypatch.setattr(simulation, "SCHEDULE_CHUNK", chunk)
+        got = prepare_pool(loans, a, shares, loan_level=loan_level, small_cells=0.0)
+        for name in ("cell_flows", "cell_pflows", "sched", "shares"):
+            want_v, got_v = getattr(whole, name), getattr(got, name)
+            assert (want_v is None) == (got_v is None) == (not loan_level and name != "cell_flows"
+                                                          and name != "cell_pflows")
+            if want_v is not None:
+                assert want_v.tobytes() == got_v.tobytes(), (chunk, name)
+        assert got.initial_balance == whole.initial_balance
+
+
 def test_schedule_kernel_sums_loans_in_cell_order():
     # engines.schedule_sums runs SCHEDULE_LANES loans side by side; every cell sum must still
     # receive its loans' terms one loan after the other in cell-major order. Reference: the
