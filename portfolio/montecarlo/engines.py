@@ -1455,9 +1455,20 @@ def loan_subset_block(gen, tile, cell_first, cell_r, cum, total, sched, loan_bas
                 # event index j = the number of entries of cum / q <= f (all events at once,
                 # four entries a pass)
                 nrow = ncum[p]
-                for i in range(n_e):
-                    ev_j[i] = 0
                 jj = 0
+                if r2 >= 4:  # the first four entries set the counts
+                    th0 = nrow[0]
+                    th1 = nrow[1]
+                    th2 = nrow[2]
+                    th3 = nrow[3]
+                    for i in range(n_e):
+                        f = ev_f[i]
+                        ev_j[i] = ((np.int64(th0 <= f) + np.int64(th1 <= f))
+                                   + (np.int64(th2 <= f) + np.int64(th3 <= f)))
+                    jj = 4
+                else:
+                    for i in range(n_e):
+                        ev_j[i] = 0
                 while jj + 4 <= r2:
                     th0 = nrow[jj]
                     th1 = nrow[jj + 1]
