@@ -329,9 +329,6 @@ class BookHead:
     summary: pd.DataFrame
     anchors: pd.DataFrame
     default_by_score_band: pd.DataFrame
-    # month-ends up to as_of reported for part of the book (analytics.MonthlyRates.incomplete):
-    # (month-end, loans performing a month before, of which with a row then)
-    incomplete: tuple[tuple[dt.date, int, int], ...] = ()
 
     def headline(self) -> dict[str, float]:
         return _headline(self.summary)
@@ -339,10 +336,6 @@ class BookHead:
     def mix(self, dimension: str) -> pd.DataFrame:
         """The book's mix by one dimension with its total row (:func:`mix_table`)."""
         return mix_table(self.summary, dimension)
-
-    def partial_note(self, choose: str = "--as-of") -> str | None:
-        """The CLI's note when ``as_of`` was reported for part of the book, else ``None``."""
-        return book_an.partial_month_note(self.as_of, self.incomplete, self.month_ends, choose)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -357,6 +350,13 @@ class BookDetail:
     # each delinquent bucket's share of the outstanding balance by month-end
     # (portfolio.book.analytics.delinquency_shares)
     delinquency_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # month-ends up to as_of reported for part of the book (analytics.MonthlyRates.incomplete):
+    # (month-end, loans performing a month before, of which with a row then)
+    incomplete: tuple[tuple[dt.date, int, int], ...] = ()
+
+    def partial_note(self, head: BookHead, choose: str = "--as-of") -> str | None:
+        """The CLI's note when ``head``'s month-end was reported for part of the book."""
+        return book_an.partial_month_note(head.as_of, self.incomplete, head.month_ends, choose)
 
 
 MIX_TOTAL = "total"
@@ -387,8 +387,7 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
     if party is not None:
         day, ends, tables = party
         return BookHead(day, ends, tables["summary"], tables["anchors"],
-                        tables["default_by_score_band"],
-                        book_an.incomplete_from_frame(tables["incomplete_months"]))
+                        tables["default_by_score_band"])
     with connect(db, viewer) as store:
         ends = tuple(book_sql.month_ends(store.con))
         if not ends:
@@ -396,8 +395,7 @@ def book_head(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> B
         found = _stored_book(store, viewer, as_of)
         day, tables = found if found is not None else summaries.head_tables(store.con, as_of)
     return BookHead(day, ends, tables["summary"], tables["anchors"],
-                    tables["default_by_score_band"],
-                    book_an.incomplete_from_frame(tables["incomplete_months"]))
+                    tables["default_by_score_band"])
 
 
 def _stored_book(store: Store, viewer: Viewer,
@@ -426,12 +424,14 @@ def book_detail(db: str | Path, viewer: Viewer, as_of: dt.date) -> BookDetail:
     if party is not None:
         t = party[2]
         return BookDetail(t["delinquency"], t["delinquency_by_month"], t["cumulative_default"],
-                          t["roll_rates"], t["rates"], t["delinquency_shares"])
+                          t["roll_rates"], t["rates"], t["delinquency_shares"],
+                          book_an.incomplete_from_frame(t["incomplete_months"]))
     with connect(db, viewer) as store:
         found = _stored_book(store, viewer, as_of)
         t = found[1] if found is not None else summaries.detail_tables(store.con, as_of)
     return BookDetail(t["delinquency"], t["delinquency_by_month"], t["cumulative_default"],
-                      t["roll_rates"], t["rates"], t["delinquency_shares"])
+                      t["roll_rates"], t["rates"], t["delinquency_shares"],
+                      book_an.incomplete_from_frame(t["incomplete_months"]))
 
 
 def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookView:
@@ -440,7 +440,7 @@ def book(db: str | Path, viewer: Viewer, as_of: dt.date | None = None) -> BookVi
     d = book_detail(db, viewer, head.as_of)
     return BookView(head.as_of, head.month_ends, head.summary, head.anchors,
                     head.default_by_score_band, d.delinquency, d.delinquency_by_month,
-                    d.cumulative_default, d.roll_rates, d.rates, head.incomplete)
+                    d.cumulative_default, d.roll_rates, d.rates, d.incomplete)
 
 
 # --------------------------------------------------------------------------- pools

@@ -15,9 +15,9 @@ as_of = st.selectbox("As of (month-end)", ends, index=len(ends) - 1, key="book_a
 view = latest if as_of == latest.as_of else ui.guard(ui.book_head, *ui.args(v), as_of)
 if not v.is_treasury:
     st.caption(f"Your loans only ({v.partner_id}): balances are your share of each loan.")
-partial = view.partial_note(choose="pick it under As of")
-if partial:  # a month-end whose tape covers part of the book (as `riskpool book summary`)
-    st.warning(partial[0].upper() + partial[1:], icon=":material/warning:")
+# filled once the history is read (it knows which month-ends were reported for part of the
+# book): the note `riskpool book summary` prints, here above the figures it qualifies
+partial_slot = st.empty()
 
 h = view.headline()
 c = st.columns(5)
@@ -38,7 +38,11 @@ if len(regions):
                                          f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
 
 detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
-gaps = ", ".join(f"{m:%Y-%m-%d} ({k:,} of {n:,} loans reported)" for m, n, k in view.incomplete)
+partial = detail.partial_note(view, choose="pick it under As of")
+if partial:  # a month-end whose tape covers part of the book (as `riskpool book summary`)
+    partial_slot.warning(partial[0].upper() + partial[1:], icon=":material/warning:")
+gaps = ", ".join(f"{m:%Y-%m-%d} ({k:,} of {n:,} loans reported)"
+                 for m, n, k in detail.incomplete)
 gap_note = (f"Blank, not 0, at month-ends reported for part of the book: {gaps}."
             if gaps else "")
 left, right = st.columns(2)

@@ -16,7 +16,7 @@ if not len(recorded) or not len(allocs):
 run_ids = [int(x) for x in recorded["run_id"]]
 alloc_ids = [int(x) for x in allocs["allocation_id"]]
 a, b, c = st.columns(3)
-rid = ui.url_select("Run", run_ids, "run", key="disp_run", container=a)
+rid = ui.url_select("Run", run_ids, "run", key="disp_run", container=a, default=0)  # newest
 aid = ui.url_select("Allocation", alloc_ids, "allocation", key="disp_alloc", container=b)
 examples = ui.guard(access.example_deals, v)
 deals = {"(none)": None, **examples}

@@ -49,7 +49,8 @@ tab_runs, tab_new, tab_cmp = st.tabs(["Recorded runs", "New run", "Compare"])
 with tab_runs:
     if run_ids:
         ui.table(recorded)
-        rid = ui.url_select("Run", run_ids, "run", key="sim_run")
+        # the newest run first (runs are listed newest first), as riskpool report takes it
+        rid = ui.url_select("Run", run_ids, "run", key="sim_run", default=0)
         show(ui.guard(ui.run_view, *ui.args(v), rid))
     else:
         st.info("No simulation run visible to you yet (`riskpool simulate` or `riskpool demo`).")

@@ -14,7 +14,7 @@ if not len(recorded):
     st.info("No simulation run visible to you yet.")
     st.stop()
 run_ids = [int(x) for x in recorded["run_id"]]
-rid = ui.url_select("Run", run_ids, "run", key="tr_run")
+rid = ui.url_select("Run", run_ids, "run", key="tr_run", default=0)  # the newest run
 deals = ui.guard(access.example_deals, v)
 stored = ui.guard(ui.stored_deal, *ui.args(v), rid)
 if stored:

@@ -26,23 +26,19 @@ from portfolio.store import summaries as sql
 from portfolio.store.reports import open_partner_scope
 from portfolio.version import code_version
 
-HEAD_TABLES: tuple[str, ...] = ("summary", "anchors", "default_by_score_band",
-                                "incomplete_months")
+HEAD_TABLES: tuple[str, ...] = ("summary", "anchors", "default_by_score_band")
 DETAIL_TABLES: tuple[str, ...] = ("delinquency", "delinquency_by_month", "cumulative_default",
-                                  "roll_rates", "rates", "delinquency_shares")
+                                  "roll_rates", "rates", "delinquency_shares",
+                                  "incomplete_months")
 
 
 def head_tables(con: duckdb.DuckDBPyConnection,
                 as_of: dt.date | None = None) -> tuple[dt.date, dict[str, pd.DataFrame]]:
     """The month-end (default: the latest) and the book's size and mix there
-    (``portfolio.book.analytics.book_summary``): ``HEAD_TABLES``; ``incomplete_months``: the
-    month-ends up to it reported for part of the book (``MonthlyRates.incomplete_table``), so
-    a page at such a month-end can say its figures cover the reported loans only."""
+    (``portfolio.book.analytics.book_summary``): ``HEAD_TABLES``."""
     summary = an.book_summary(con, as_of)
-    incomplete = an.monthly_rates(con, summary.as_of).incomplete_table()
     return summary.as_of, {"summary": summary.groups, "anchors": summary.anchors.table(),
-                           "default_by_score_band": summary.default_by_score_band,
-                           "incomplete_months": incomplete}
+                           "default_by_score_band": summary.default_by_score_band}
 
 
 def detail_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, pd.DataFrame]:
@@ -50,7 +46,9 @@ def detail_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, p
     ``DETAIL_TABLES``. The bucket table ends its open buckets with their total
     (``analytics.with_open_total``, as ``riskpool book delinquency``); a month-end reported
     for part of the book (``MonthlyRates.incomplete``) has its rates, delinquent balances and
-    delinquency shares blank, not the 0 of the loans that did not report."""
+    delinquency shares blank, not the 0 of the loans that did not report; those month-ends
+    are ``incomplete_months`` (``MonthlyRates.incomplete_table``), so a page at one can say
+    its figures cover the reported loans only."""
     ends = book_sql.month_ends(con)
     dq = an.delinquency(con, as_of, over_time=True)
     vint = an.vintage_curves(con, as_of).tables()
@@ -66,7 +64,8 @@ def detail_tables(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, p
             "cumulative_default": vint.get("cumulative_default", next(iter(vint.values()))),
             "roll_rates": next(iter(rolls.values())), "rates": next(iter(rates.values())),
             "delinquency_shares": (an.delinquency_shares(over_time) if len(over_time)
-                                   else pd.DataFrame())}
+                                   else pd.DataFrame()),
+            "incomplete_months": monthly.incomplete_table()}
 
 
 def store_book_summaries(store: Store) -> dt.date | None:

@@ -257,3 +257,23 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def test_pages_open_on_the_newest_run(book) -> None:
+    # with two runs, the Simulation, Tranches and Dispersion pages open on the newest (the run
+    # list is newest first; they opened on the oldest, whose figures looked like the latest's
+    # when only a stress or a deal set them apart), as the report takes the latest run
+    db, demo = book
+    view = access.record_pool_run(db, TREASURY, demo.pool_id,
+                                  f"assumptions_pool{demo.pool_id}.toml", n_paths=100, seed=3,
+                                  label="the newest")
+    newest = int(view.run_id)
+    assert newest > demo.run_id
+    for name, key in (("simulation", "sim_run"), ("tranches", "tr_run"),
+                      ("dispersion", "disp_run")):
+        at = page(name, "treasury")
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert at.selectbox(key=key).value == newest, name
+        assert at.query_params["run"] == str(newest)
+    at = page("simulation", "treasury")
+    assert metric(at, "Paths") == "100"
