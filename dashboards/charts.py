@@ -39,6 +39,7 @@ from fontTools.ttLib import TTFont  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from dashboards import labels  # noqa: E402
 from portfolio.book.analytics import ROLL_TOTAL  # noqa: E402
 
 SIZE = (7.0, 3.4)
@@ -380,6 +381,17 @@ def _legend_toggle(field_name: str) -> tuple[Any, Any]:
     return sel, alt.condition(sel, alt.value(1.0), alt.value(0.15))
 
 
+def label_expr(names: Sequence[str]) -> str | None:
+    """A Vega expression showing each column name of ``names`` as the tables' header
+    (``dashboards.labels.label`` without its unit: ``M1_balance`` → "M1 balance", ``cdr`` →
+    "CDR", ``var_999`` → "VaR 99.9%") in a legend or an axis, the data keeping the names;
+    ``None`` when every name reads as itself."""
+    shown = {str(n): labels.label(str(n), "text") for n in names}
+    if all(k == v for k, v in shown.items()):
+        return None
+    return f"({json.dumps(shown, ensure_ascii=False)})[datum.value] || datum.label"
+
+
 def _fmt(percent: bool) -> str:
     return ".2%" if percent else ",.2f"
 
@@ -395,11 +407,13 @@ def line_chart(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, y_tit
     x_type = "T" if pd.api.types.is_datetime64_any_dtype(long[x]) else "Q"
     sel, opacity = _legend_toggle(series)
     fmt = _fmt(percent)
+    expr = label_expr(cols)  # the legend reads "M1 balance", "CDR", not the column names
     return alt.Chart(long, title=title).mark_line(point=True).encode(
         x=alt.X(f"{x}:{x_type}", title=None),
         y=alt.Y("value:Q", title=y_title or None, axis=alt.Axis(format=".1%" if percent
                                                                   else "~s")),
-        color=alt.Color(f"{series}:N", scale=colour_scale(cols), title=None),
+        color=alt.Color(f"{series}:N", scale=colour_scale(cols), title=None,
+                        legend=alt.Legend(labelExpr=expr) if expr else alt.Undefined),
         opacity=opacity,
         tooltip=[alt.Tooltip(f"{x}:{x_type}", title=x), alt.Tooltip(f"{series}:N"),
                  alt.Tooltip("value:Q", format=fmt)],
@@ -423,8 +437,10 @@ def bar_chart(frame: pd.DataFrame, label: str, values: Sequence[str], title: str
                     alt.Tooltip("value:Q", format=fmt)],
     }
     if len(values) > 1:
+        expr = label_expr(values)  # "EL", "VaR 99.9%", "Capital", not el, var_999, capital
         enc["x"] = alt.X("measure:N", title=None, sort=list(values),
-                         axis=alt.Axis(labelAngle=0))
+                         axis=alt.Axis(labelAngle=0, labelExpr=expr) if expr
+                         else alt.Axis(labelAngle=0))
         enc["xOffset"] = alt.XOffset(f"{label}:N")
     else:  # the bars in the frame's order (a concentration chart sorted by share stays so)
         enc["x"] = alt.X(f"{label}:N", title=None, axis=alt.Axis(labelAngle=0),

@@ -323,3 +323,24 @@ def test_region_concentration_bars_in_order_of_share() -> None:
             assert x["sort"] == by_share
             return
     raise AssertionError("no region concentration chart")
+
+
+def test_legends_and_measure_axes_read_as_the_table_headers() -> None:
+    # the data keep the column names (M1_balance, cdr, var_999); the legend or axis shows
+    # the tables' header for each (dashboards.labels), through a Vega label expression
+    at = page("book", "treasury")
+    no_errors(at)
+    exprs = {}
+    for spec, _data in charts(at):
+        legend = spec.get("encoding", {}).get("color", {}).get("legend") or {}
+        if "labelExpr" in legend:
+            exprs[json.dumps(spec.get("title", ""))] = legend["labelExpr"]
+    balance = next(e for t, e in exprs.items() if "Delinquent balance" in t)
+    rates = next(e for t, e in exprs.items() if "default and prepayment" in t)
+    assert '"M1_balance": "M1 balance"' in balance and '"default_balance": "Default balance"' \
+        in balance
+    assert '"cdr": "CDR"' in rates and '"cpr": "CPR"' in rates
+    assert ch.label_expr(["A", "B", "Sub"]) is None  # class names read as themselves
+    assert ch.label_expr(["el", "var_999", "capital"]) == (
+        '({"el": "EL", "var_999": "VaR 99.9%", "capital": "Capital"})[datum.value] '
+        "|| datum.label")
