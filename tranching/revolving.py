@@ -7,6 +7,9 @@ CLI (``riskpool simulate --structure``), the demo and the dashboards run a deal 
 * :func:`replenishment_for` — the profile of the loans bought while revolving
   (``portfolio.montecarlo.replenishment.simulate_replenishment``, on the run's factor paths and
   seed), or ``None`` for a deal without a revolving period.
+* :func:`replenishment_started` — :func:`replenishment_for` on a thread of its own, begun
+  before the run's own projection so the two share the machine's cores (the profile needs the
+  pool's loans, the assumptions and the seed, not the run's paths); the same bytes.
 * :func:`run_deal` — waterfall + tranche table + trigger table.
 * :func:`run_replenishment` / :func:`run_replenishment_profile` — the profile of a *recorded*
   run, rebuilt by ``portfolio.book.replay.replay_run`` from the run's typed inputs: the same
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -168,6 +173,31 @@ def replenishment_for(
                                   cutoff=cutoff, deterministic_z=deterministic_z,
                                   purchase_months=deal.revolving_months, model=model,
                                   charge_off_dpd=charge_off_dpd)
+
+
+def replenishment_started(
+    deal: Deal,
+    loans: LoanArrays,
+    assumptions: Assumptions,
+    n_paths: int,
+    seed: int,
+    engine: Engine = "granular",
+    **options: Any,
+) -> Callable[[], PoolPaths | None]:
+    """Begin :func:`replenishment_for` (the same arguments; ``options`` its keyword ones) on a
+    background thread and return the function that waits for its profile (and raises its
+    error, if it failed). The profile's kernels release the GIL and draw from the run's seeded
+    streams alone, so it runs beside the run's projection with the same bytes as when called
+    after it: what the projection's threads leave of the two cores (its start, its last
+    blocks, the stages between) goes to the profile. A deal without a revolving period starts
+    nothing."""
+    if deal.revolving_months <= 0:
+        return lambda: None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="replenishment")
+    future = pool.submit(replenishment_for, deal, loans, assumptions, n_paths, seed, engine,
+                         **options)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return future.result
 
 
 def run_deal(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None,

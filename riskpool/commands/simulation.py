@@ -113,7 +113,13 @@ from riskpool.commands.progress import QuietOption, progress_bar
 from tranching.deal import Deal, load_deal
 from tranching.distributed import TranchesOnWorkers, deal_tables
 from tranching.ratings import RatingTable, load_rating_table
-from tranching.revolving import DealRun, DealSettings, replenishment_for, run_deal
+from tranching.revolving import (
+    DealRun,
+    DealSettings,
+    replenishment_for,
+    replenishment_started,
+    run_deal,
+)
 
 ENGINE_CHOICES = ENGINES
 LabelOption = Annotated[str | None, typer.Option(
@@ -324,7 +330,13 @@ def run_simulation(
                                        scheduler, deal, profile, structure, ratings, record,
                                        label, tags, started, timings, progress)
     t1 = time.perf_counter()
-    paths = project(loans, assumptions, 1 if z is not None else n_paths, seed,
+    n_run = 1 if z is not None else int(n_paths)
+    profile_of = None  # a revolving deal's purchases profiled beside the projection
+    if deal is not None and structure is not None:
+        profile_of = replenishment_started(deal, loans, assumptions, n_run, seed, eng,
+                                           cutoff=pool.cutoff_date, deterministic_z=z,
+                                           model=model, charge_off_dpd=charge_off_dpd)
+    paths = project(loans, assumptions, n_run, seed,
                     model=model, engine=eng, batch_size=batch_size, deterministic_z=z,
                     charge_off_dpd=charge_off_dpd, progress=progress)
     timings["simulate_s"] = time.perf_counter() - t1
@@ -332,11 +344,9 @@ def run_simulation(
     deal_run = None
     on_record = None
     stored_profile = None  # the revolving deal's profile, stored with the run's paths
-    if deal is not None and structure is not None:
+    if deal is not None and structure is not None and profile_of is not None:
         t3 = time.perf_counter()
-        profile = replenishment_for(deal, loans, assumptions, paths.n_paths, seed, eng,
-                                    cutoff=pool.cutoff_date, deterministic_z=z, model=model,
-                                    charge_off_dpd=charge_off_dpd)
+        profile = profile_of()
         deal_run = run_deal(deal, paths, profile, rating_table=ratings)
         if profile is not None:
             stored_profile = (deal.revolving_months, profile)
