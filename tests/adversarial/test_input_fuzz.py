@@ -216,3 +216,27 @@ def test_ids_normalise_and_mask_consistently(text: str) -> None:
     assert mask_id(text, key) == mask_id(n, key)
     assert re.fullmatch(r"bk_[0-9a-f]{32}", mask_id(text, key))
     assert np.unique([mask_id(text, key), mask_id(n + "x", key)]).size == 2
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("bad", [b"\x96", b"\xff\xfe", b"\xe6\xb5"])
+def test_a_malformed_row_with_a_byte_not_utf8_is_refused_without_an_ignored_exception(
+        tmp_path: Path, bad: bytes) -> None:
+    """A tape whose malformed line (a field too many) holds a byte that is not UTF-8: the
+    reader used to hand the line to pyarrow's invalid-row handler, whose decoding of the line
+    raised inside pyarrow and was printed to stderr as an ignored exception with its
+    traceback (found by test_tape_bytes's warnings). It is refused as not UTF-8 first, naming
+    the byte and --encoding, with nothing printed."""
+    header = ",".join(GOOD_LOAN).encode()
+    good = ",".join(_csv_field(v) for v in GOOD_LOAN.values()).encode()
+    path = tmp_path / "loans.csv"
+    path.write_bytes(header + b"\n" + good + b"\n" + good + b",extra" + bad + b"\n")
+    with pytest.raises(ValidationError, match="--encoding") as exc:
+        read_tape(path, TapeKind.LOANS)
+    assert "is not UTF-8" in str(exc.value) and path.name in str(exc.value)
+    # the same line with the byte replaced by UTF-8 text: read, its line refused as a row
+    path.write_bytes(header + b"\n" + good + b"\n" + good + ",extra–".encode() + b"\n")
+    raw = read_tape(path, TapeKind.LOANS)
+    checked = check_tape(raw, TapeKind.LOANS, today=dt.date(2026, 12, 31))
+    assert checked.good.num_rows == 1
+    assert [p.row for p in checked.problems] == [2]

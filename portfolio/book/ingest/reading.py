@@ -221,6 +221,8 @@ class _NotUtf8(Exception):
 
 def _is_utf8(source: Path | bytes) -> bool:
     data = source.read_bytes() if isinstance(source, Path) else source
+    if data.isascii():  # most tapes: one fast pass, no decoding
+        return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -409,7 +411,13 @@ def _long_line(path: Path, source: Path | bytes) -> ValidationError:
 def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind,  # type: ignore[no-untyped-def]
                mapping: TapeMapping | None = None):
     header = header.rstrip("\r\n")
-    lines = _physical_lines(path, source)
+    data = source.read_bytes() if isinstance(source, Path) else source
+    if not _is_utf8(data):
+        # before the reader sees it: pyarrow decodes a malformed row's text for the
+        # invalid-row handler, and a non-UTF-8 byte there raises inside pyarrow, which
+        # prints it to stderr as an ignored exception (a traceback on the user's screen)
+        raise _NotUtf8
+    lines = _physical_lines(path, data)
     if not header.strip():
         raise ValidationError(f"{path.name}: the first line must be a header; got an empty line")
     names = _renamed([n.strip() for n in next(csv.reader([header]))], mapping)
@@ -446,7 +454,7 @@ def _parse_csv(path: Path, source: Path | bytes, header: str, kind: TapeKind,  #
                 ),
             )
         except pa.ArrowInvalid as exc:
-            if "utf8" in str(exc).lower() or not _is_utf8(source):
+            if "utf8" in str(exc).lower():
                 raise _NotUtf8 from None
             if "straddl" in str(exc) or "block size" in str(exc):
                 raise _long_line(path, source) from None
