@@ -217,6 +217,23 @@ def money(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def money_short(x: float) -> str:
+    """An amount (CNY) as a metric shows it, short enough for a narrow column: from a million
+    in millions ("495.06 m") or billions ("1.23 bn") to two decimals, below to the yuan with
+    separators ("3,589")."""
+    for scale, unit in ((1e9, "bn"), (1e6, "m")):
+        if round(abs(x) / scale, 2) >= 1:
+            return f"{x / scale:,.2f} {unit}"
+    return money(x)
+
+
+def money_metric(label: str, amount: float, container: Any = None) -> None:
+    """``st.metric`` of an amount (CNY): :func:`money_short`, the exact amount to the cent in
+    the metric's tooltip (``help``)."""
+    target = container if container is not None else st
+    target.metric(label, money_short(amount), help=f"{amount:,.2f} CNY")
+
+
 def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float], None]:
     """A progress function for library code that reports from worker threads: each call
     attaches this script run's context to the calling thread, so the bar updates — and a
@@ -261,37 +278,79 @@ def with_missing_shown(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table(frame: Any, key: str | None = None, container: Any = None,
-          show_missing: bool = False) -> None:
-    """``st.dataframe`` without the index: the workbooks' human headers with units
-    (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
-    glossary), shares as percentages, amounts (CNY) to the cent with thousands separators
-    (display only: the data are the library's numbers unchanged, under their column names).
-    ``show_missing``: a table whose gaps are structural (a cash-flow tape: a fee has no
-    balance) shows them as :data:`MISSING` (:func:`with_missing_shown`), not as "None"."""
-    target = container if container is not None else st
+# How a table shows a number (display only: the cells keep the library's numbers). Amounts
+# to the cent with separators and a minus sign, as the gaps' text (``with_missing_shown``)
+# and the workbooks (#,##0.00) write them; counts with separators; printf formats, which
+# Streamlit documents for ``NumberColumn`` (``,`` for the separators).
+AMOUNT_FORMAT = "%,.2f"
+COUNT_FORMAT = "%,d"
+# Shares to exactly two decimals ("13.00%", "100.00%"), as the gaps' text and the metrics
+# (``pct``): a pandas Styler's display text, which ``st.dataframe`` shows for a column whose
+# configuration has no format. (Streamlit's "percent" preset drops trailing zeros — 0.13
+# reads "13%" beside "12.88%" —, its ``step`` truncates instead of rounding, and a printf
+# format cannot scale a fraction to a percentage.)
+PERCENT_STYLE = "{:.2%}"
+
+
+def table_display(frame: Any, show_missing: bool = False) -> tuple[Any, dict[str, Any]]:
+    """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing the share
+    columns as :data:`PERCENT_STYLE` when the table has any) and the column configuration."""
     source = frame
     if show_missing and isinstance(frame, pd.DataFrame):  # a table with structural gaps
         frame = with_missing_shown(frame)
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
     config: dict[str, Any] = {}
+    percent_cols: list[Any] = []
     if isinstance(data, pd.DataFrame):
+        # Streamlit refuses to style more cells than pandas renders: such a table (none of
+        # the pages' today) keeps the "percent" preset
+        styled = data.size <= int(pd.get_option("styler.render.max_elements"))
         for col in data.columns:
             series = data[col]
-            kind = column_kind(str(col), source[col] if source is not frame else series)
+            original = source[col] if isinstance(source, pd.DataFrame) and source is not frame \
+                else series
+            kind = column_kind(str(col), original)
             title = labels.label(str(col), kind)
             tip = labels.help_text(title)
             if pd.api.types.is_float_dtype(series):
                 # shares as %, amounts (CNY) to the cent with separators, the rest as they are
-                large = bool((series.abs() >= 100).any())
-                fmt = ("percent" if kind == "percent" else "accounting" if large
-                       else "localized")
+                fmt: str | None
+                if kind == "percent":
+                    fmt = None if styled else "percent"  # None: the Styler's text
+                    if styled:
+                        percent_cols.append(col)
+                else:
+                    large = bool((series.abs() >= 100).any())
+                    fmt = AMOUNT_FORMAT if large else "localized"
                 config[str(col)] = st.column_config.NumberColumn(title, help=tip, format=fmt)
-            elif source is not frame and pd.api.types.is_float_dtype(source[col]):
+            elif original is not series and pd.api.types.is_float_dtype(original):
                 # numbers shown as text around their gaps (with_missing_shown)
                 config[str(col)] = st.column_config.TextColumn(title, help=tip,
                                                                alignment="right")
+            elif kind == "integer":  # counts (loans, paths); ids, seeds and months plain
+                config[str(col)] = st.column_config.NumberColumn(title, help=tip,
+                                                                 format=COUNT_FORMAT)
             else:
                 config[str(col)] = st.column_config.Column(title, help=tip)
-    target.dataframe(frame, hide_index=True, column_config=config or None, key=key)
+    if percent_cols:
+        styler = frame if not isinstance(frame, pd.DataFrame) else frame.style
+        # every other cell's text as the grid writes it (a gap as MISSING, not "None")
+        frame = styler.format(na_rep=MISSING).format(PERCENT_STYLE, subset=percent_cols,
+                                                    na_rep=MISSING)
+    return frame, config
+
+
+def table(frame: Any, key: str | None = None, container: Any = None,
+          show_missing: bool = False) -> None:
+    """``st.dataframe`` without the index: the workbooks' human headers with units
+    (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
+    glossary), shares as percentages to two decimals, amounts (CNY) to the cent and counts
+    with thousands separators (display only: the data are the library's numbers unchanged,
+    under their column names), a missing value as :data:`MISSING`. ``show_missing``: a table
+    whose gaps are structural (a cash-flow tape: a fee has no balance) shows them as
+    :data:`MISSING` (:func:`with_missing_shown`), not as "None"."""
+    target = container if container is not None else st
+    shown, config = table_display(frame, show_missing)
+    target.dataframe(shown, hide_index=True, column_config=config or None, key=key,
+                     placeholder=MISSING)

@@ -43,8 +43,8 @@ if not view.economic_lines.empty:
         ui.table(view.economic_lines)
 if v.is_treasury:
     m = st.columns(3)
-    m[0].metric("Pool EL (CNY)", ui.money(view.pool_el or 0.0))
-    m[1].metric("Pool 99.9% VaR (CNY)", ui.money(view.pool_var_999 or 0.0))
+    ui.money_metric("Pool EL (CNY)", view.pool_el or 0.0, m[0])
+    ui.money_metric("Pool 99.9% VaR (CNY)", view.pool_var_999 or 0.0, m[1])
     m[2].metric("HHI of partners' exposure", f"{(view.hhi_partners or 0.0):.3f}")
     st.subheader("Share that left the balance sheet")
     ui.table(view.headlines)

@@ -109,7 +109,7 @@ elif st.session_state.get("elig_live"):
 if preview is not None:
     m = st.columns(2)
     m[0].metric("Eligible loans", f"{preview.n_loans:,}")
-    m[1].metric("Cut-off balance (CNY)", ui.money(preview.balance))
+    ui.money_metric("Cut-off balance (CNY)", preview.balance, m[1])
     with st.expander("Why loans were excluded"):
         ui.table(preview.exclusions)
     ptabs = st.tabs(list(preview.strats))

@@ -17,10 +17,10 @@ def show(view: access.RunView) -> None:
     who = f" — {view.party}'s share" if view.party else ""
     c = st.columns(4)
     c[0].metric("Paths", f"{view.n_paths:,}")
-    c[1].metric("EL (CNY)", ui.money(view.el))
+    ui.money_metric("EL (CNY)", view.el, c[1])
     top = max(view.var)
-    c[2].metric(f"VaR {top:.1%}", ui.money(view.var[top]))
-    c[3].metric(f"ES {top:.1%}", ui.money(view.es[top]))
+    ui.money_metric(f"VaR {top:.1%}", view.var[top], c[2])
+    ui.money_metric(f"ES {top:.1%}", view.es[top], c[3])
     if charts.all_zero(view.loss):
         st.info(f"No path loses anything{who} ({view.n_paths:,} paths): EL, VaR and ES are 0, "
                 "so there is no loss distribution to draw.")

@@ -219,7 +219,7 @@ def page_outputs(at: Any) -> dict[str, Any]:
     for i, d in enumerate(at.dataframe):
         out[f"dataframe[{i}]"] = d.value
     for i, m in enumerate(at.metric):
-        out[f"metric[{i}]"] = f"{m.label} {m.value}"
+        out[f"metric[{i}]"] = f"{m.label} {m.value} {m.proto.help}"  # help: the exact amount
     for group in ("title", "subheader", "markdown", "caption", "info", "warning", "success",
                   "error", "text", "exception"):
         for i, e in enumerate(getattr(at, group)):

@@ -43,6 +43,14 @@ def metric(at: AppTest, label: str) -> str:
     raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
 
 
+def metric_help(at: AppTest, label: str) -> str:
+    """The tooltip of the metric labelled ``label`` (``st.metric``'s ``help``)."""
+    for m in at.metric:
+        if m.label == label:
+            return str(m.proto.help)
+    raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
+
+
 def frame_with(at: AppTest, column: str) -> pd.DataFrame:
     for d in at.dataframe:
         value = d.value
@@ -57,7 +65,7 @@ def all_text(at: AppTest) -> str:
     for group in (at.title, at.subheader, at.markdown, at.caption, at.info, at.warning,
                   at.success, at.error, at.text):
         parts += [str(e.value) for e in group]
-    parts += [f"{m.label} {m.value}" for m in at.metric]
+    parts += [f"{m.label} {m.value} {m.proto.help}" for m in at.metric]  # help: the exact amount
     for d in at.dataframe:
         value = d.value
         frame = value.data if hasattr(value, "data") else value

@@ -20,7 +20,7 @@ import pytest
 from adversarial_helpers import row_counts
 from pages_helpers import PARTNER, frame_with, metric, no_errors, page
 
-from dashboards import access
+from dashboards import access, ui
 from dashboards.auth import Viewer
 from dashboards.reports import write_report
 from portfolio.book.pools import load_pool_loans
@@ -104,7 +104,7 @@ def test_a_run_made_on_the_page_is_recorded_and_survives_a_reload(book) -> None:
     paths = simulate(loans, base.stressed(pd_multiplier=2.0, rho=0.1), 500, 20260630)
     expected = loss_distribution(paths)
     assert stored.loss.tolist() == pytest.approx(paths.loss.tolist(), rel=1e-12)
-    assert f"{expected.el:,.0f}" in [m.value for m in at.metric if m.label == "EL (CNY)"]
+    assert ui.money_short(expected.el) in [m.value for m in at.metric if m.label == "EL (CNY)"]
 
     # a reload (a new session, the address keeps ?run=<new>): the run is listed and selected
     assert at.query_params["run"] == str(new)
@@ -115,7 +115,7 @@ def test_a_run_made_on_the_page_is_recorded_and_survives_a_reload(book) -> None:
     assert str(new) in again.selectbox(key="sim_run").options
     runs_table = frame_with(again, "label")
     assert "June close, PD ×2" in runs_table["label"].tolist()
-    assert metric(again, "EL (CNY)") == f"{expected.el:,.0f}"
+    assert metric(again, "EL (CNY)") == ui.money_short(expected.el)
     assert f"run {new}" in again.selectbox(key="cmp_b").options
 
 

@@ -8,8 +8,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from pages_helpers import APP, assert_tranches_shown, frame_with, metric, no_errors, page
+from pages_helpers import (
+    APP,
+    assert_tranches_shown,
+    frame_with,
+    metric,
+    metric_help,
+    no_errors,
+    page,
+)
 from streamlit.testing.v1 import AppTest
+
+from dashboards import ui
 
 pytestmark = pytest.mark.usefixtures("dashboard_env")
 
@@ -46,7 +56,11 @@ def test_book_headline_equals_book_summary(dashboard_env) -> None:
         con.close()
     row = groups[groups["dimension"] == "all"].iloc[0]
     assert metric(at, "Loans outstanding") == f"{int(row['loans']):,}"
-    assert metric(at, "Balance (CNY)") == f"{float(row['balance']):,.0f}"
+    # the balance short enough for its column ("7.73 m", not "7,728,1…"), to the cent in its
+    # tooltip
+    assert metric(at, "Balance (CNY)") == ui.money_short(float(row["balance"]))
+    assert metric(at, "Balance (CNY)").endswith(" m")
+    assert metric_help(at, "Balance (CNY)") == f"{float(row['balance']):,.2f} CNY"
     assert metric(at, "90+ DPD") == f"{float(row['dpd90_ratio']) * 100:.2f}%"
 
 
@@ -94,9 +108,10 @@ def test_simulation_page_loss_measures_equal_library(dashboard_env) -> None:
     no_errors(at)
     with _store(dashboard_env.db) as store:
         stats = loss_distribution(load_paths(store, dashboard_env.run_id))
-    assert metric(at, "EL (CNY)") == f"{stats.el:,.0f}"
-    assert metric(at, "VaR 99.9%") == f"{stats.var[-1]:,.0f}"
-    assert metric(at, "ES 99.9%") == f"{stats.es[-1]:,.0f}"
+    assert metric(at, "EL (CNY)") == ui.money_short(stats.el)
+    assert metric(at, "VaR 99.9%") == ui.money_short(stats.var[-1])
+    assert metric(at, "ES 99.9%") == ui.money_short(stats.es[-1])
+    assert metric_help(at, "ES 99.9%") == f"{stats.es[-1]:,.2f} CNY"
     shown = frame_with(at, "measure")
     assert shown["loss"].tolist() == pytest.approx([r["loss"] for r in stats.rows()])
 
@@ -242,8 +257,8 @@ def test_dispersion_page_equals_disperse_paths(dashboard_env) -> None:
     from portfolio.montecarlo.simulation import loss_distribution
 
     stats = loss_distribution(paths)
-    assert metric(at, "Pool EL (CNY)") == f"{stats.el:,.0f}"
-    assert metric(at, "Pool 99.9% VaR (CNY)") == f"{stats.var[-1]:,.0f}"
+    assert metric(at, "Pool EL (CNY)") == ui.money_short(stats.el)
+    assert metric(at, "Pool 99.9% VaR (CNY)") == ui.money_short(stats.var[-1])
 
 
 def test_reports_page_offers_each_file(dashboard_env) -> None:

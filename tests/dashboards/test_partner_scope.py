@@ -17,11 +17,12 @@ from pages_helpers import (
     all_text,
     frame_with,
     metric,
+    metric_help,
     no_errors,
     page,
 )
 
-from dashboards import access
+from dashboards import access, ui
 from dashboards.auth import Viewer
 
 pytestmark = pytest.mark.usefixtures("dashboard_env")
@@ -52,7 +53,8 @@ def _other_figures(db, allocation_id: int) -> list[str]:
             [allocation_id, PARTNER]).fetchall()
     finally:
         con.close()
-    return [f"{float(b):,.0f}" for _, b in rows if b > 1000]
+    # to the yuan (tables' text, the CLI) and to the cent (a metric's tooltip)
+    return [f"{float(b):,{fmt}}" for _, b in rows if b > 1000 for fmt in (".0f", ".2f")]
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -78,7 +80,8 @@ def test_book_page_counts_only_own_loans(dashboard_env) -> None:
     no_errors(at)
     expected_balance = float((own["balance"] * own["share"]).sum())
     assert metric(at, "Loans outstanding") == f"{len(own):,}"
-    assert metric(at, "Balance (CNY)") == f"{expected_balance:,.0f}"
+    assert metric(at, "Balance (CNY)") == ui.money_short(expected_balance)
+    assert metric_help(at, "Balance (CNY)") == f"{expected_balance:,.2f} CNY"
     assert access.book(dashboard_env.db, ME).headline()["balance"] == pytest.approx(
         expected_balance, rel=1e-12)
 
@@ -121,8 +124,9 @@ def test_simulation_shows_own_party_losses(dashboard_env) -> None:
     with open_store(dashboard_env.db, read_only=True) as store:
         mine = party_paths(load_paths(store, dashboard_env.run_id), PARTNER)
         pool = load_paths(store, dashboard_env.run_id)
-    assert metric(at, "EL (CNY)") == f"{loss_distribution(mine).el:,.0f}"
-    assert metric(at, "EL (CNY)") != f"{loss_distribution(pool).el:,.0f}"
+    assert metric(at, "EL (CNY)") == ui.money_short(loss_distribution(mine).el)
+    assert metric_help(at, "EL (CNY)") == f"{loss_distribution(mine).el:,.2f} CNY"
+    assert metric_help(at, "EL (CNY)") != f"{loss_distribution(pool).el:,.2f} CNY"
 
 
 def test_access_layer_refuses_other_partner(dashboard_env) -> None:

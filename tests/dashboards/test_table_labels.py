@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pyarrow as pa
 import pytest
-from pages_helpers import page
+from pages_helpers import PAGES, page
 
-from dashboards import labels
+from dashboards import labels, ui
 
 pytestmark = pytest.mark.usefixtures("dashboard_env")
 
@@ -28,7 +30,10 @@ def test_simulation_loss_table_has_labels_units_and_glossary_tips() -> None:
     shown = {name: c.get("label") for name, c in config.items()}
     assert shown["loss"] == "Loss, CNY" and shown["se"] == "SE, CNY"
     assert shown["loss_pct"] == "Loss share, % of balance"
-    assert config["loss_pct"]["type_config"]["format"] == "percent"
+    # shares: no preset format (Streamlit's "percent" drops trailing zeros), the text from
+    # the table's Styler (test_percentages_read_to_two_decimals_on_every_row)
+    assert config["loss_pct"]["type_config"].get("format") is None
+    assert config["loss"]["type_config"]["format"] == ui.AMOUNT_FORMAT
     assert config["se"]["help"] == f"SE: {labels.GLOSSARY['SE']}"
     assert "help" not in config["measure"] or not config["measure"]["help"]
 
@@ -51,8 +56,6 @@ def test_loss_table_levels_read_as_percentages_and_el_has_none() -> None:
     # the Simulation page's loss table: VaR/ES levels 0.95, 0.99, 0.999 read 95.00%, 99.00%,
     # 99.90% (as `riskpool runs show` prints 95%, 99%, 99.9%), and EL has no level: a dash,
     # not "None"; the workbooks format the column as a percentage too
-    import pandas as pd
-
     from dashboards.xlsx import column_kind
 
     at = page("simulation", "treasury")
@@ -61,3 +64,103 @@ def test_loss_table_levels_read_as_percentages_and_el_has_none() -> None:
     assert frame.loc[frame["measure"] == "VaR", "level"].tolist() == ["95.00%", "99.00%",
                                                                       "99.90%"]
     assert column_kind("level", pd.Series([float("nan"), 0.95, 0.999])) == "percent"
+
+
+def _shown(at, column: str):  # type: ignore[no-untyped-def]
+    """The table holding ``column``: its data (the library's numbers), its column
+    configuration and the text each cell shows in the browser (the Styler's display values;
+    a table passed without one has none)."""
+    for d in at.dataframe:
+        if column in d.value.columns:
+            raw = d.proto.arrow_data.styler.display_values
+            text = pa.ipc.open_stream(raw).read_pandas() if raw else None
+            return d.value, json.loads(d.proto.columns), text
+    raise AssertionError(f"no table with {column!r}")
+
+
+def test_percentages_read_to_two_decimals_on_every_row() -> None:
+    # the Book page's mix table: the total row's WA APR read "13%" and its share "100%"
+    # beside "12.88%" (Streamlit's "percent" preset drops trailing zeros); every share now
+    # shows two decimals, the data keeping the library's numbers
+    import os
+
+    import duckdb
+
+    from portfolio.book.analytics import book_summary
+
+    at = page("book", "treasury")
+    frame, config, text = _shown(at, "wa_apr")
+    assert text is not None, "the shares' text is not set: Streamlit's preset shows them"
+    assert frame["group"].iloc[-1] == "total"
+    for col in ("balance_share", "wa_apr", "dpd30_ratio"):
+        assert config[col]["type_config"].get("format") is None, col  # the Styler's text
+        assert list(text[col]) == [f"{x:.2%}" for x in frame[col]], col
+    assert text["balance_share"].iloc[-1] == "100.00%"
+    # the numbers are the library's: the product groups of book_summary, then the book
+    con = duckdb.connect(os.environ["RISKPOOL_DB"], read_only=True)
+    try:
+        groups = book_summary(con).groups
+    finally:
+        con.close()
+    want = groups[groups["dimension"] == "product"].set_index("group")
+    for _, row in frame[frame["group"] != "total"].iterrows():
+        assert row["wa_apr"] == want.loc[row["group"], "wa_apr"]
+    # amounts to the cent with separators, counts with separators (57,288, not 57288)
+    assert config["balance"]["type_config"]["format"] == ui.AMOUNT_FORMAT == "%,.2f"
+    assert config["loans"]["type_config"]["format"] == ui.COUNT_FORMAT == "%,d"
+
+
+def test_every_table_shows_its_shares_to_two_decimals() -> None:
+    # every page's tables: each share column (column_kind "percent") has no preset format and
+    # the text of each of its cells is the number to 0.01% (or the gap's dash)
+    from dashboards.xlsx import column_kind
+
+    checked = 0
+    for name in PAGES:
+        at = page(name, "treasury")
+        for d in at.dataframe:
+            frame = d.value
+            config = json.loads(d.proto.columns)
+            raw = d.proto.arrow_data.styler.display_values
+            text = pa.ipc.open_stream(raw).read_pandas() if raw else None
+            for col in frame.columns:
+                if (not pd.api.types.is_float_dtype(frame[col])
+                        or column_kind(str(col), frame[col]) != "percent"
+                        or str(col) not in config):  # an editor's input (not ui.table)
+                    continue
+                assert config[str(col)]["type_config"].get("format") is None, (name, col)
+                assert text is not None, (name, col)
+                assert list(text[col]) == [ui.MISSING if pd.isna(x) else f"{x:.2%}"
+                                           for x in frame[col]], (name, col)
+                checked += 1
+    assert checked >= 10
+
+
+def test_table_formats_without_a_page() -> None:
+    # a share column: no preset format, a Styler writing it to 0.01%; an amount and a count
+    # with separators; an id and a text column as they are; the frame's numbers unchanged
+    frame = pd.DataFrame({"group": ["a", "total"], "loans": [57288, 87235],
+                          "pool_id": [1, 2], "balance": [-1234.5, 495063999.14],
+                          "wa_apr": [0.1288, 0.13]})
+    shown, config = ui.table_display(frame)
+    assert shown.data is frame
+    assert config["wa_apr"]["type_config"].get("format") is None
+    assert config["balance"]["type_config"]["format"] == "%,.2f"
+    assert config["loans"]["type_config"]["format"] == "%,d"
+    assert config["pool_id"].get("type_config", {}).get("format") is None
+    cells = [line.split("|") for line in shown.hide(axis="index").to_string(
+        delimiter="|").splitlines()]
+    assert [row[-1] for row in cells] == ["wa_apr", "12.88%", "13.00%"]
+    assert shown.data["wa_apr"].tolist() == [0.1288, 0.13]
+
+
+def test_large_amounts_in_a_metric_are_short() -> None:
+    # the Book page's balance metric read "495,063,…" (cut off in its column): from a million
+    # an amount is shown in millions or billions to two decimals, below it to the yuan
+    assert ui.money_short(495_063_999.14) == "495.06 m"
+    assert ui.money_short(1_234_567_890.0) == "1.23 bn"
+    assert ui.money_short(999_999_999.0) == "1.00 bn"  # not "1,000.00 m"
+    assert ui.money_short(999_996.0) == "1.00 m"
+    assert ui.money_short(-2_500_000.0) == "-2.50 m"
+    assert ui.money_short(3_588.6) == "3,589"
+    assert ui.money_short(0.0) == "0"
