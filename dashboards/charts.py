@@ -396,6 +396,20 @@ def _fmt(percent: bool) -> str:
     return ".2%" if percent else ",.2f"
 
 
+# A time axis names the month and its year at every tick ("Oct 2025", "Jan 2026"): Vega-Lite's
+# dynamic time format (one D3 pattern per boundary a tick lies on; a zoom down to days shows
+# the day too), not its default, which writes a month's name alone ("October", "April") and
+# the year only at a January tick.
+TIME_AXIS_FORMAT: dict[str, str] = {"year": "%b %Y", "quarter": "%b %Y", "month": "%b %Y",
+                                    "week": "%d %b %Y", "date": "%d %b %Y"}
+
+
+def time_x(field_name: str) -> alt.X:
+    """The x channel of a chart over dates: ``field_name`` as time, the axis untitled (the
+    dates speak for themselves) and labelled month and year (:data:`TIME_AXIS_FORMAT`)."""
+    return alt.X(f"{field_name}:T", title=None, axis=alt.Axis(format=TIME_AXIS_FORMAT))
+
+
 def line_chart(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, y_title: str = "",
                percent: bool = False, series: str = "series") -> alt.Chart:
     """One line per column of ``ys`` over ``x`` (long data: x, ``series``, value)."""
@@ -409,7 +423,7 @@ def line_chart(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, y_tit
     fmt = _fmt(percent)
     expr = label_expr(cols)  # the legend reads "M1 balance", "CDR", not the column names
     return alt.Chart(long, title=title).mark_line(point=True).encode(
-        x=alt.X(f"{x}:{x_type}", title=None),
+        x=time_x(x) if x_type == "T" else alt.X(f"{x}:Q", title=None),
         y=alt.Y("value:Q", title=y_title or None, axis=alt.Axis(format=".1%" if percent
                                                                   else "~s")),
         color=alt.Color(f"{series}:N", scale=colour_scale(cols), title=None,
@@ -448,11 +462,49 @@ def bar_chart(frame: pd.DataFrame, label: str, values: Sequence[str], title: str
     return alt.Chart(long, title=title).mark_bar().encode(**enc).add_params(sel).interactive()
 
 
+LABEL_SIZE = 11  # px: the concentration chart's row labels (Vega's default is 10)
+LABEL_PADDING = 6  # px between a row label and its bar
+
+
+def concentration_chart(frame: pd.DataFrame, label: str, value: str, title: str,
+                        percent: bool = True) -> alt.LayerChart:
+    """Horizontal bars, one per row of ``frame`` (a region, a product), the largest ``value``
+    on top: each ``label`` written once and level on the y axis — however many rows and
+    however long their names —, its value at the end of its bar; one colour and no legend
+    (the axis names the bars)."""
+    data = frame[[label, value]].copy()
+    data[label] = data[label].astype(str)
+    data = data.sort_values(value, ascending=False, kind="stable")
+    fmt = ".2%" if percent else ",.2f"
+    top = float(data[value].max()) if len(data) else 0.0
+    # room right of the longest bar for its value
+    scale = alt.Scale(domain=[0, top * 1.15]) if top > 0 else alt.Undefined
+    # the labels' room left of the axis, from their characters (a CJK character is about the
+    # font size wide) and the padding: Vega measures a label before the page's CJK face has
+    # loaded, and left to itself cut 黑龙江 to 龙江
+    extent = max((sum(LABEL_SIZE if _is_cjk(ch) else LABEL_SIZE * 0.6 for ch in name)
+                  for name in data[label]), default=0.0) + LABEL_PADDING + 8
+    base = alt.Chart(data).encode(
+        y=alt.Y(f"{label}:N", title=None, sort=list(data[label]),
+                axis=alt.Axis(labelOverlap=False, labelLimit=0, labelFontSize=LABEL_SIZE,
+                              labelPadding=LABEL_PADDING, ticks=False,
+                              minExtent=round(extent))),
+        x=alt.X(f"{value}:Q", title=None, scale=scale,
+                axis=alt.Axis(format=".1%" if percent else "~s")),
+        tooltip=[alt.Tooltip(f"{label}:N"), alt.Tooltip(f"{value}:Q", format=fmt)])
+    bars_ = base.mark_bar(color=BLUE)
+    text = base.mark_text(align="left", dx=3, fontSize=11).encode(
+        text=alt.Text(f"{value}:Q", format=fmt))
+    # altair's stubs type a layer as LayerChart | FacetChart; it is a LayerChart
+    return cast(alt.LayerChart, alt.layer(bars_, text, title=title).properties(
+        height=alt.Step(18)))
+
+
 def fan_area_chart(fan: pd.DataFrame, title: str, y_title: str = "CNY") -> alt.LayerChart:
     """The 5–95% and 25–75% bands, the median and the mean of a fan (``access.fan``)."""
     data = fan.copy()
     data["date"] = pd.to_datetime(data["date"])
-    base = alt.Chart(data, title=title).encode(x=alt.X("date:T", title=None))
+    base = alt.Chart(data, title=title).encode(x=time_x("date"))
     tips = [alt.Tooltip("date:T")] + [alt.Tooltip(f"{c}:Q", format=",.0f")
                                       for c in ("p5", "p25", "p50", "p75", "p95", "mean")
                                       if c in data]
@@ -593,9 +645,9 @@ def trigger_chart(rows: pd.DataFrame, title: str) -> alt.LayerChart:
     data["date"] = pd.to_datetime(data["date"])
     pct = data["metric"].iloc[0] != "oc"
     fmt = ".2%" if pct else ".4f"
-    base = alt.Chart(data, title=title).encode(x=alt.X("date:T", title=None))
+    base = alt.Chart(data, title=title).encode(x=time_x("date"))
     band = base.mark_area(opacity=0.25, color=BLUE).encode(
-        y=alt.Y("p5:Q", title=str(data["metric"].iloc[0]),
+        y=alt.Y("p5:Q", title=labels.label(str(data["metric"].iloc[0]), "text"),
                 axis=alt.Axis(format=".1%" if pct else ".2f")), y2="p95:Q")
     mean = base.mark_line(color=BLUE, point=True).encode(y="mean:Q")
     level = base.mark_line(color="#c44e52", strokeDash=[6, 3]).encode(y="level:Q")
@@ -615,7 +667,7 @@ def class_ce_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
     data["date"] = pd.to_datetime(data["date"])
     sel, opacity = _legend_toggle("class")
     return alt.Chart(data, title=title).mark_line(point=True).encode(
-        x=alt.X("date:T", title=None),
+        x=time_x("date"),
         y=alt.Y("mean:Q", title="credit enhancement", axis=alt.Axis(format=".0%")),
         color=alt.Color("class:N", scale=colour_scale(list(data["class"])), title=None),
         opacity=opacity,

@@ -30,12 +30,12 @@ c[4].metric("90+ DPD", ui.pct(h["dpd90_ratio"]))
 dims = [d for d in view.summary["dimension"].unique() if d != "all"]
 dim = st.selectbox("Mix by", dims, key="book_dim")
 ui.table(view.mix(dim))  # the dimension's groups, then their total (the whole book)
-regions = view.summary[view.summary["dimension"] == "region"].sort_values(
-    "balance_share", ascending=False)
-if len(regions):
-    charts.altair_chart(charts.bar_chart(regions, "group", ["balance_share"],
-                                         f"Region concentration: share of the balance at "
-                                         f"{view.as_of:%Y-%m-%d}", percent=True), width="stretch")
+regions = view.summary[view.summary["dimension"] == "region"]
+if len(regions):  # horizontal bars, the largest share on top: every region's name legible
+    charts.altair_chart(charts.concentration_chart(regions, "group", "balance_share",
+                                                   f"Region concentration: share of the "
+                                                   f"balance at {view.as_of:%Y-%m-%d}"),
+                        width="stretch")
 
 detail = ui.guard(ui.book_detail, *ui.args(v), view.as_of)
 partial = detail.partial_note(view, choose="pick it under As of")

@@ -210,7 +210,7 @@ def test_book_page_new_charts_equal_the_analytics(dashboard_env) -> None:
     # region concentration
     _, regions = _chart_with(at, "group")
     stored = groups[groups["dimension"] == "region"].set_index("group")["balance_share"]
-    got = regions.set_index("group")["value"]
+    got = regions.set_index("group")["balance_share"]
     assert set(got.index) == set(stored.index)
     for g in stored.index:
         assert got[g] == pytest.approx(float(stored[g]), rel=1e-12)
@@ -311,18 +311,72 @@ def test_a_partners_charts_name_no_other_party(name) -> None:
 
 
 def test_region_concentration_bars_in_order_of_share() -> None:
-    # the Book page sorts the regions by their share of the balance; the bars keep that
-    # order (a concentration chart), not the alphabet's
+    # the Book page's region chart: horizontal bars, the largest share on top, each region
+    # named once on the y axis (all ~30 names legible: no label dropped for overlap, none cut
+    # short), one colour and no legend repeating the names (the old chart: vertical bars
+    # whose Chinese x labels ran into one another, and a colour legend cut off at the bottom)
     at = page("book", "treasury")
     no_errors(at)
     for spec, data in charts(at):
         if "Region concentration" in json.dumps(spec.get("title", "")):
-            x = spec["encoding"]["x"]
             frame = next(iter(data.values()))
-            by_share = frame.sort_values("value", ascending=False)["group"].tolist()
-            assert x["sort"] == by_share
+            by_share = frame.sort_values("balance_share", ascending=False)["group"].tolist()
+            assert len(by_share) == len(set(by_share)) >= 10
+            layers = spec.get("layer", [spec])
+            bars = next(layer for layer in layers if "bar" in json.dumps(layer["mark"]))
+            y, x = bars["encoding"]["y"], bars["encoding"]["x"]
+            assert (y["field"], y["type"], x["field"], x["type"]) == (
+                "group", "nominal", "balance_share", "quantitative")
+            assert y["sort"] == by_share
+            assert y["axis"]["labelOverlap"] is False and y["axis"]["labelLimit"] == 0
+            # room for the longest name (黑龙江) left of the bars: Vega alone cut it to 龙江
+            size = y["axis"]["labelFontSize"]
+            assert y["axis"]["minExtent"] >= (max(map(len, by_share)) * size
+                                              + y["axis"]["labelPadding"])
+            for layer in layers:
+                assert "color" not in layer["encoding"]  # no legend
+            # each bar carries its share as text, as the tables write it
+            text = next(layer for layer in layers if "text" in json.dumps(layer["mark"]))
+            assert text["encoding"]["text"]["format"] == ".2%"
             return
     raise AssertionError("no region concentration chart")
+
+
+def test_time_axes_name_the_year() -> None:
+    # every chart over dates (Book: delinquency, CDR/CPR; Simulation: fans; Tranches:
+    # triggers, credit enhancement, cash-flow fans) labels its ticks with month and year
+    # ("Oct 2025"), not Vega-Lite's default month name alone ("October, April, October")
+    found = []
+
+    def walk(node: object, title: str) -> None:
+        if isinstance(node, dict):
+            x = node.get("encoding", {}).get("x") if isinstance(node.get("encoding"),
+                                                                dict) else None
+            if isinstance(x, dict) and x.get("type") == "temporal":
+                found.append((title, x))
+            for v in node.values():
+                walk(v, title)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, title)
+
+    for name in ("book", "simulation", "tranches"):
+        at = page(name, "treasury")
+        no_errors(at)
+        for spec, _ in charts(at):
+            title = spec.get("title") or next(
+                (layer["title"] for layer in spec.get("layer", []) if "title" in layer), "")
+            walk(spec, f"{name}: {json.dumps(title)}")
+    titles = {t for t, _ in found}
+    for part in ("Delinquent balance", "Delinquency as %", "default and prepayment",
+                 "Performing balance", "Credit enhancement"):
+        assert any(part in t for t in titles), (part, titles)
+    for title, x in found:
+        fmt = x.get("axis", {}).get("format")
+        assert isinstance(fmt, dict), (title, x)  # Vega-Lite's default: "October" alone
+        for boundary in ("year", "quarter", "month"):
+            assert "%Y" in fmt[boundary] and "%b" in fmt[boundary], (title, boundary)
+        assert fmt == ch.TIME_AXIS_FORMAT, title
 
 
 def test_legends_and_measure_axes_read_as_the_table_headers() -> None:
