@@ -381,12 +381,18 @@ def _legend_toggle(field_name: str) -> tuple[Any, Any]:
     return sel, alt.condition(sel, alt.value(1.0), alt.value(0.15))
 
 
+# chart series that are no table column: the delinquency-share chart's 30+ DPD line (M1 to
+# default over the outstanding balance; the tables' dpd30_ratio is "30+ DPD")
+SERIES_LABELS: dict[str, str] = {"dpd30": "30+ DPD"}
+
+
 def label_expr(names: Sequence[str]) -> str | None:
     """A Vega expression showing each column name of ``names`` as the tables' header
     (``dashboards.labels.label`` without its unit: ``M1_balance`` → "M1 balance", ``cdr`` →
     "CDR", ``var_999`` → "VaR 99.9%") in a legend or an axis, the data keeping the names;
-    ``None`` when every name reads as itself."""
-    shown = {str(n): labels.label(str(n), "text") for n in names}
+    ``None`` when every name reads as itself. A series name that is no table column reads
+    as :data:`SERIES_LABELS` says (``dpd30`` → "30+ DPD")."""
+    shown = {str(n): SERIES_LABELS.get(str(n)) or labels.label(str(n), "text") for n in names}
     if all(k == v for k, v in shown.items()):
         return None
     return f"({json.dumps(shown, ensure_ascii=False)})[datum.value] || datum.label"

@@ -320,9 +320,9 @@ def table_display(frame: Any, show_missing: bool = False) -> tuple[Any, dict[str
                     fmt = None if styled else "percent"  # None: the Styler's text
                     if styled:
                         percent_cols.append(col)
-                else:
+                else:  # an amount: large, or headed CNY (a column of 0.00 in CNY too)
                     large = bool((series.abs() >= 100).any())
-                    fmt = AMOUNT_FORMAT if large else "localized"
+                    fmt = AMOUNT_FORMAT if large or title.endswith(", CNY") else "localized"
                 config[str(col)] = st.column_config.NumberColumn(title, help=tip, format=fmt)
             elif original is not series and pd.api.types.is_float_dtype(original):
                 # numbers shown as text around their gaps (with_missing_shown)

@@ -394,6 +394,8 @@ def test_legends_and_measure_axes_read_as_the_table_headers() -> None:
     assert '"M1_balance": "M1 balance"' in balance and '"default_balance": "Default balance"' \
         in balance
     assert '"cdr": "CDR"' in rates and '"cpr": "CPR"' in rates
+    shares = next(e for t, e in exprs.items() if "Delinquency as %" in t)
+    assert '"dpd30": "30+ DPD"' in shares and '"default": "Default"' in shares
     assert ch.label_expr(["A", "B", "Sub"]) is None  # class names read as themselves
     assert ch.label_expr(["el", "var_999", "capital"]) == (
         '({"el": "EL", "var_999": "VaR 99.9%", "capital": "Capital"})[datum.value] '

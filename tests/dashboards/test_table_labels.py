@@ -141,8 +141,13 @@ def test_table_formats_without_a_page() -> None:
     # with separators; an id and a text column as they are; the frame's numbers unchanged
     frame = pd.DataFrame({"group": ["a", "total"], "loans": [57288, 87235],
                           "pool_id": [1, 2], "balance": [-1234.5, 495063999.14],
-                          "wa_apr": [0.1288, 0.13]})
+                          "wa_apr": [0.1288, 0.13], "tranche_exposure": [0.0, 0.0],
+                          "wal_mean": [1.25, 0.5]})
     shown, config = ui.table_display(frame)
+    # an amount column of zeros (a partner's tranche exposure) reads 0.00 as the other amounts
+    assert config["tranche_exposure"]["label"] == "Tranche exposure, CNY"
+    assert config["tranche_exposure"]["type_config"]["format"] == "%,.2f"
+    assert config["wal_mean"]["type_config"]["format"] == "localized"
     assert shown.data is frame
     assert config["wa_apr"]["type_config"].get("format") is None
     assert config["balance"]["type_config"]["format"] == "%,.2f"
@@ -150,7 +155,8 @@ def test_table_formats_without_a_page() -> None:
     assert config["pool_id"].get("type_config", {}).get("format") is None
     cells = [line.split("|") for line in shown.hide(axis="index").to_string(
         delimiter="|").splitlines()]
-    assert [row[-1] for row in cells] == ["wa_apr", "12.88%", "13.00%"]
+    at = cells[0].index("wa_apr")
+    assert [row[at] for row in cells] == ["wa_apr", "12.88%", "13.00%"]
     assert shown.data["wa_apr"].tolist() == [0.1288, 0.13]
 
 
