@@ -28,6 +28,7 @@ SHOTS_ENV = "RISKPOOL_SCREENSHOTS"
 
 # page title in the sidebar → (text of its first data element, text near its end), per role;
 # "first render" is the time until the first shows, "complete" until the script has finished
+# (Reports: its last download button, the workbook's, a second after the first)
 KEY_TEXT = {
     "treasury": {"Book": ("Loans outstanding", "Calibration anchors"),
                  "Pools": ("Stratification of pool", "Save as a pool"),
@@ -36,7 +37,7 @@ KEY_TEXT = {
                  "Tranches": ("Edit sizes", "Trigger-breach probabilities"),
                  "Partners": ("Exposure per party", "Export a partner's tape"),
                  "Dispersion": ("Risk per party", "Share that left the balance sheet"),
-                 "Reports": ("Download", "Download")},
+                 "Reports": ("Download", ".xlsx")},
     "partner": {"Book": ("Loans outstanding", "Calibration anchors"),
                 "Pools": ("Stratification of pool", "Saving pools is for treasury users"),
                 "Simulation": ("EL (CNY)", "EL (CNY)"),
@@ -44,7 +45,7 @@ KEY_TEXT = {
                 "Tranches": ("Edit sizes", "holds no tranche"),
                 "Partners": ("Exposure per party", "Export a partner's tape"),
                 "Dispersion": ("Risk per party", "Your own position only"),
-                "Reports": ("Download", "Download")},
+                "Reports": ("Download", ".xlsx")},
 }
 
 
