@@ -407,7 +407,7 @@ def pipeline(db: str, pool_id: int, a_path: str, sz: dict[str, Any],
 
     t, c = time.perf_counter(), time.process_time()
     disp = disperse_paths(paths, alloc.balance, alloc.shares, risk.annual_pd, risk.lgd, deal,
-                          replenishment=profile)  # the waterfall run above
+                          replenishment=profile, waterfall=wf)  # the waterfall run above
     stats = loss_distribution(paths)
     st["dispersion per party"] = time.perf_counter() - t
     cpu["dispersion per party"] = time.process_time() - c
@@ -552,26 +552,33 @@ def loan_engine(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[
 
     # the naive baseline and the loan engine on the same slice of the pool, the same seed and
     # the same number of paths (two blocks: the loan engine on both threads, as on the B1
-    # pool; the baseline is numpy on one), each timed as preparation + paths
+    # pool; the baseline is numpy on one), each timed as preparation + paths, each the best
+    # of three tries (the engine's run on the slice takes about 10 ms: one try's wall time
+    # moves by half with the threads' start)
     sl = _take(loans, sz["naive_loans"])
     pn = sz["naive_paths"]
     lp = len(sl) * pn
     naive_t: dict[str, float] = {}
-    t = time.perf_counter()
-    naive_simulate(sl, a, pn, 5, naive_t)
-    w_naive = time.perf_counter() - t
-    t = time.perf_counter()
-    prep_sl = prepare_pool(sl, a, loan_level=True)
-    w_prep_sl = time.perf_counter() - t
-    t = time.perf_counter()
-    run_blocks(prep_sl, root_seed(5), pn, "loan")
-    w_paths_sl = time.perf_counter() - t
+    w_naive = w_prep_sl = w_paths_sl = float("inf")
+    for _ in range(3):
+        tries: dict[str, float] = {}
+        t = time.perf_counter()
+        naive_simulate(sl, a, pn, 5, tries)
+        w = time.perf_counter() - t
+        if w < w_naive:
+            w_naive, naive_t = w, tries
+        t = time.perf_counter()
+        prep_sl = prepare_pool(sl, a, loan_level=True)
+        w_prep_sl = min(w_prep_sl, time.perf_counter() - t)
+        t = time.perf_counter()
+        run_blocks(prep_sl, root_seed(5), pn, "loan")
+        w_paths_sl = min(w_paths_sl, time.perf_counter() - t)
     out["naive baseline: loans x paths"] = f"{len(sl):,} x {pn}"
     out["naive preparation s"] = naive_t["prep_s"]
     out["naive paths s"] = naive_t["paths_s"]
     out["naive loan-paths/s"] = lp / w_naive  # preparation included
     out["naive loan-paths/s (paths only)"] = lp / naive_t["paths_s"]
-    out["loan engine on the slice: preparation s / paths s"] = f"{w_prep_sl:.3f} / {w_paths_sl:.3f}"
+    out["loan engine on the slice: preparation s / paths s"] = f"{w_prep_sl:.4f} / {w_paths_sl:.4f}"
     out["loan engine speed-up over naive (same slice, seed and paths, both incl. preparation)"] = \
         w_naive / (w_prep_sl + w_paths_sl)
     out["loan engine speed-up over naive (same slice, seed and paths, paths only)"] = \
