@@ -240,3 +240,63 @@ def test_a_malformed_row_with_a_byte_not_utf8_is_refused_without_an_ignored_exce
     checked = check_tape(raw, TapeKind.LOANS, today=dt.date(2026, 12, 31))
     assert checked.good.num_rows == 1
     assert [p.row for p in checked.problems] == [2]
+
+
+# The reader's two whole-file passes before pyarrow, each against an independent reference:
+# Python's strict UTF-8 decoder, and a plain loop over the bytes tracking whether a quote is
+# open at each line break (RFC 4180: an escaped quote is two, so parity decides).
+
+_UTF8_EDGES = [b"\xed\xa0\x80", b"\xed\x9f\xbf", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80",
+               b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf", b"\xe6\xb5\x99", b"\xef\xbb\xbf",
+               b"\xe2\x80", b"\x80", b"\xfe", b"a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=12), st.sampled_from(_UTF8_EDGES),
+                          st.text(max_size=6).map(lambda s: s.encode("utf-8", "surrogatepass"))),
+                max_size=12))
+def test_the_utf8_check_accepts_exactly_what_python_decodes(parts: list[bytes]) -> None:
+    # surrogates (ED A0 80), beyond U+10FFFF (F4 90 80 80), overlong forms (C0 AF ...),
+    # truncated sequences and stray continuation bytes, mixed with valid text
+    from portfolio.book.ingest.reading import _is_utf8
+
+    data = b"".join(parts)
+    try:
+        data.decode("utf-8")
+        want = True
+    except UnicodeDecodeError:
+        want = False
+    assert _is_utf8(data) is want
+
+
+def _lines_reference(data: bytes) -> np.ndarray | None:
+    line, inside, starts, quoted_break = 1, False, [1], False
+    for byte in data:
+        if byte == 34:
+            inside = not inside
+        elif byte == 10:
+            line += 1
+            if inside:
+                quoted_break = True
+            else:
+                starts.append(line)
+    return np.array(starts, dtype=np.int64) if quoted_break else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", ",", '"', "\n", '""', "x,y"]), max_size=30),
+       st.sampled_from(["loan_id,principal", '"loan_id","principal"', '"loan\nid",principal',
+                        '"loan_id,principal']))
+def test_the_record_lines_match_a_plain_scan(body: list[str], header: str) -> None:
+    # a quoted header (the reader's shortcut: quotes in the header line only, each closed
+    # there), a header with a quoted line break, one with a quote never closed, then any body
+    from portfolio.book.ingest.reading import _physical_lines
+
+    data = (header + "\n" + "".join(body)).encode()
+    got = _physical_lines(Path("t.csv"), data)
+    want = _lines_reference(data)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert got.tolist() == want.tolist()

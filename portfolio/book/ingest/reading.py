@@ -220,12 +220,18 @@ class _NotUtf8(Exception):
 
 
 def _is_utf8(source: Path | bytes) -> bool:
+    """Whether the bytes are valid UTF-8 — what ``bytes.decode("utf-8")`` accepts (a test
+    compares the two). ASCII in one fast pass; otherwise Arrow's validation of the bytes as
+    one binary value cast to a string (vectorised: about a quarter of Python's decode on a
+    million-row tape, and nothing decoded is kept)."""
     data = source.read_bytes() if isinstance(source, Path) else source
     if data.isascii():  # most tapes: one fast pass, no decoding
         return True
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    value = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
+        value.cast(pa.large_string())
+    except pa.ArrowInvalid:
         return False
     return True
 
@@ -374,6 +380,9 @@ def _physical_lines(path: Path, source: Path | bytes) -> np.ndarray | None:
     data = source.read_bytes() if isinstance(source, Path) else source
     if b'"' not in data:
         return None
+    first = data.find(b"\n")
+    if first >= 0 and data.count(b'"', 0, first) % 2 == 0 and data.find(b'"', first) < 0:
+        return None  # quotes in the header line only (a quoted header), each one closed there
     buf = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)
     quotes = np.flatnonzero(buf == 34)
