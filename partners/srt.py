@@ -29,13 +29,16 @@ pool or raise others' yield on a deterioration), (7) no other termination option
 * ``CRR 244(2)(a)`` **EU mezzanine test** (Regulation (EU) No 575/2013 as amended by
   Regulation (EU) 2017/2401, Art. 244(2)(a)): the risk-weighted exposure amounts of the
   mezzanine positions the originator holds ≤ 50% of those of all mezzanine positions.
-  Mezzanine position (Art. 244(3)): junior to the most senior position and risk weight below
-  1250% (the article also excludes positions ranking with a credit-quality-step-1 position;
-  riskpool treats only the most senior tranche as such).
+  Mezzanine position (Art. 242(18)): subordinated to the senior position, more senior than the
+  first loss tranche, and risk-weighted below 1250%. The **first loss tranche** (Art. 242(17))
+  is the most subordinated tranche, the first to bear losses; the initial OC, which ranks below
+  it and belongs to its holder, is counted with it. (Before 2019 the CRR defined mezzanine
+  positions by seniority and risk weight alone, and the first-loss test counted every position
+  at 1250%; a subordinated class just below 1250% under SEC-SA then read as mezzanine.)
 * ``CRR 244(2)(b)`` **EU first-loss test**, used when there is no mezzanine position: the
-  originator holds ≤ 20% of the exposure values of the positions at 1250%, and those positions
-  exceed a reasoned estimate of the pool's expected loss by a substantial margin (reported as
-  their size ÷ the simulated EL; the test requires it > 1).
+  originator holds ≤ 20% of the exposure value of the first loss tranche, and that tranche
+  exceeds a reasoned estimate of the pool's expected loss by a substantial margin (reported as
+  its size ÷ the simulated EL; the test requires it > 1).
 * ``CN retention``: China's risk retention (中国人民银行 中国银行业监督管理委员会公告〔2013〕第21号): the originator holds at least 5% of the issue — in the most subordinated tranche
   (≥ 5% of the whole issue) or vertically (≥ 5% of every tranche). A deal that breaks it
   cannot be issued, so it is reported with the SRT tests and must pass too.
@@ -110,9 +113,20 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def first_loss_tranche(positions: Sequence[PositionCapital]) -> list[PositionCapital]:
+    """The positions of the first loss tranche (CRR Art. 242(17)): the most subordinated note
+    tranche (lowest attachment), with the initial OC below it (its holder's first loss)."""
+    notes = [p for p in positions if p.tranche != "OC"]
+    junior = min(notes, key=lambda p: p.attachment).tranche if notes else None
+    return [p for p in positions if p.tranche == "OC" or p.tranche == junior]
+
+
 def mezzanine_test(positions: Sequence[PositionCapital], originator: str) -> SrtTest | None:
-    """CRR Art. 244(2)(a); None when there is no mezzanine position."""
-    mezz = [p for p in positions if not p.senior and p.risk_weight < RW_MAX]
+    """CRR Art. 244(2)(a); None when there is no mezzanine position (Art. 242(18): junior to
+    the senior position, more senior than the first loss tranche, below 1250%)."""
+    first = {id(p) for p in first_loss_tranche(positions)}
+    mezz = [p for p in positions
+            if not p.senior and p.risk_weight < RW_MAX and id(p) not in first]
     if not mezz:
         return None
     total = sum(p.rwa for p in mezz)
@@ -121,7 +135,7 @@ def mezzanine_test(positions: Sequence[PositionCapital], originator: str) -> Srt
     ok = share <= MEZZANINE_SHARE_MAX
     names = ", ".join(sorted({p.tranche for p in mezz}))
     return SrtTest("CRR 244(2)(a)", "EU mezzanine test",
-                   "Regulation (EU) No 575/2013 Art. 244(2)(a), 244(3)",
+                   "Regulation (EU) No 575/2013 Art. 244(2)(a), 242(18)",
                    Status.PASS if ok else Status.FAIL,
                    f"originator holds {_pct(share)} of the mezzanine RWA ({names}: "
                    f"{held:,.0f} of {total:,.0f}); at most {_pct(MEZZANINE_SHARE_MAX)}")
@@ -129,8 +143,8 @@ def mezzanine_test(positions: Sequence[PositionCapital], originator: str) -> Srt
 
 def first_loss_test(positions: Sequence[PositionCapital], originator: str,
                     expected_loss: float) -> SrtTest:
-    """CRR Art. 244(2)(b): the positions at 1250%."""
-    first = [p for p in positions if p.risk_weight >= RW_MAX]
+    """CRR Art. 244(2)(b): the originator's share of the first loss tranche (Art. 242(17))."""
+    first = first_loss_tranche(positions)
     total = sum(p.amount for p in first)
     held = sum(p.amount for p in first if p.holder == originator)
     share = held / total if total > 0 else 0.0
@@ -138,11 +152,12 @@ def first_loss_test(positions: Sequence[PositionCapital], originator: str,
     ok = total > 0 and share <= FIRST_LOSS_SHARE_MAX and margin > 1.0
     names = ", ".join(sorted({p.tranche for p in first})) or "none"
     return SrtTest("CRR 244(2)(b)", "EU first-loss test",
-                   "Regulation (EU) No 575/2013 Art. 244(2)(b)",
+                   "Regulation (EU) No 575/2013 Art. 244(2)(b), 242(17)",
                    Status.PASS if ok else Status.FAIL,
-                   f"originator holds {_pct(share)} of the 1250% positions ({names}: {held:,.0f} "
-                   f"of {total:,.0f}); at most {_pct(FIRST_LOSS_SHARE_MAX)}; the 1250% positions "
-                   f"are {margin:.2f}× the expected loss {expected_loss:,.0f} (must exceed it)")
+                   f"originator holds {_pct(share)} of the first loss tranche ({names}: "
+                   f"{held:,.0f} of {total:,.0f}); at most {_pct(FIRST_LOSS_SHARE_MAX)}; the first "
+                   f"loss tranche is {margin:.2f}× the expected loss {expected_loss:,.0f} (must "
+                   f"exceed it)")
 
 
 def cn_retention_test(positions: Sequence[PositionCapital], originator: str) -> SrtTest:
