@@ -12,8 +12,13 @@ Each month t (bop the performing balance at the start):
     recovery = (1 − severity) · the default of ``lag`` months earlier.
 
 The horizon is WAM + lag months (every recovery lands). One path, run through the deal's
-waterfall (``run_waterfall``; a revolving deal uses the scaling approximation: the purchases
-perform like the pool). Per class: WAL (years, Act/365F from closing), yield (IRR at par,
+waterfall (``run_waterfall``). A revolving deal buys **new loans of the line**: its
+replenishment profile (``revolving_profile``) is the same scenario on a line of balance 1 with a
+fresh WAM-month schedule, as ``riskpool simulate`` buys new loans (docs/model.md section 7),
+not the waterfall's scaling approximation, which grows the seasoned line — by the end of a
+12-month revolving period on a 12-month line mostly its delinquent remainder — into the
+collateral and so lost on the senior notes at low roll rates and repaid every class during
+the revolving period. Per class: WAL (years, Act/365F from closing), yield (IRR at par,
 annual compounding, Act/365F), loss (principal loss / original balance) and the first month a
 principal write-down hits it (0: never).
 
@@ -91,7 +96,7 @@ principal in order of seniority (the UK RMBS convention) would not pay the junio
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,9 +288,18 @@ def base_scenario_from_means(mean: dict[str, np.ndarray], initial_balance: float
         cpr=float(1.0 - (1.0 - smm) ** 12), lag=max(lag, 0))
 
 
-def scenario_rows(deal: Deal, paths: PoolPaths) -> list[dict[str, float | str | int]]:
-    """Per class: WAL, yield at par, loss share and first write-down month on one path."""
-    result = run_waterfall(deal, paths)
+def revolving_profile(deal: Deal, line: Callable[[float], PoolPaths]) -> PoolPaths | None:
+    """The loans a revolving ``deal`` buys in a grid scenario: ``line(1.0)``, the scenario's
+    line per unit of balance on a fresh schedule (module doc); None for a deal that does not
+    revolve."""
+    return line(1.0) if deal.revolving_months > 0 else None
+
+
+def scenario_rows(deal: Deal, paths: PoolPaths, replenishment: PoolPaths | None = None
+                  ) -> list[dict[str, float | str | int]]:
+    """Per class: WAL, yield at par, loss share and first write-down month on one path
+    (``replenishment``: the loans a revolving deal buys, ``revolving_profile``)."""
+    result = run_waterfall(deal, paths, replenishment=replenishment)
     losses = loss_shares(result)[:, 0]
     wal = wal_per_path(result, deal.closing_date)[:, 0]
     tau = year_fractions(deal.closing_date, result.dates)
@@ -308,8 +322,11 @@ def grid(deal: Deal, balance: float, wac: float, wam: int, *, cdrs: Sequence[flo
     for cdr in cdrs:
         for sev in severities:
             for cpr in cprs:
-                paths = scenario_paths(balance, wac, wam, cdr=cdr, severity=sev, cpr=cpr, lag=lag)
-                for row in scenario_rows(deal, paths):
+                def line(b: float, cdr: float = cdr, sev: float = sev, cpr: float = cpr
+                         ) -> PoolPaths:
+                    return scenario_paths(b, wac, wam, cdr=cdr, severity=sev, cpr=cpr, lag=lag)
+
+                for row in scenario_rows(deal, line(balance), revolving_profile(deal, line)):
                     rows.append({"cdr": cdr, "severity": sev, "cpr": cpr, **row})
     return pd.DataFrame(rows, columns=["cdr", "severity", "cpr", "tranche", "wal", "yield",
                                        "loss", "first_loss_month"])
@@ -358,10 +375,15 @@ def roll_grid(deal: Deal, balance: float, wac: float, wam: int, *, roll_current:
     for m in multipliers:
         for sev in severities:
             for cpr in cprs:
-                paths = roll_rate_paths(balance, wac, wam, roll_current=roll_current, roll=roll,
-                                        cure=cure, multiplier=m, severity=sev, cpr=cpr, lag=lag)
+                def line(b: float, m: float = m, sev: float = sev, cpr: float = cpr
+                         ) -> PoolPaths:
+                    return roll_rate_paths(b, wac, wam, roll_current=roll_current, roll=roll,
+                                           cure=cure, multiplier=m, severity=sev, cpr=cpr,
+                                           lag=lag)
+
+                paths = line(balance)
                 cdl = float(paths.default.sum() / balance)
-                for row in scenario_rows(deal, paths):
+                for row in scenario_rows(deal, paths, revolving_profile(deal, line)):
                     rows.append({"roll_multiplier": m, "severity": sev, "cpr": cpr,
                                  "pool_cdl": cdl, **row})
     return pd.DataFrame(rows, columns=["roll_multiplier", "severity", "cpr", "pool_cdl",
@@ -379,8 +401,11 @@ def breakeven_cdr(deal: Deal, balance: float, wac: float, wam: int, *, severity:
         raise DealError(must_be("basis", "one of " + ", ".join(BREAKEVEN_BASES), basis))
 
     def losses(cdr: float) -> np.ndarray:
-        paths = scenario_paths(balance, wac, wam, cdr=cdr, severity=severity, cpr=cpr, lag=lag)
-        return class_losses(run_waterfall(deal, paths), basis)
+        def line(b: float) -> PoolPaths:
+            return scenario_paths(b, wac, wam, cdr=cdr, severity=severity, cpr=cpr, lag=lag)
+
+        result = run_waterfall(deal, line(balance), replenishment=revolving_profile(deal, line))
+        return class_losses(result, basis)
 
     top_mdr = 1.0 - tol ** (1.0 / 12.0)
     scan = [0.0] + [1.0 - (1.0 - top_mdr * i / BREAKEVEN_SCAN) ** 12

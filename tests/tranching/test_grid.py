@@ -362,3 +362,53 @@ def test_grid_cli_roll_multipliers(cli, tmp_path) -> None:  # type: ignore[no-un
     r = cli(*base, "--roll-multipliers", "1,-1", "--roll-current", "0.05", "--roll", "1,1,1",
             "--cure", "0,0,0")
     assert r.code == 2 and "--roll-multipliers" in r.err
+
+
+def test_a_revolving_deal_buys_new_loans_of_the_line_hand_worked() -> None:
+    # A 90/10 sequential zero-coupon deal on 1,000,000 at 0%, WAM 2, no defaults or
+    # prepayments, revolving for 1 month; closing 2026-01-15, payments on the 15th. By hand,
+    # the purchases being new loans of the line (a fresh 2-month schedule, as simulate buys
+    # new loans, docs/model.md section 7): month 1 collects 500,000 and buys 500,000 of new
+    # loans, which repay 250,000 in months 2 and 3; month 2 collects 500,000 + 250,000 = 750,000
+    # for T0, month 3 the last 250,000: 150,000 to T0 and 100,000 to T1. Act/365F from closing:
+    # 2026-03-15 is 59 days, 2026-04-15 90 days, so WAL(T0) = (59·750,000 + 90·150,000) /
+    # (365·900,000) and WAL(T1) = 90/365. (The scaling approximation doubled the old pool and
+    # repaid both classes in month 2: WAL 59/365 each.)
+    d = _deal()
+    d["revolving"] = {"months": 1}
+    deal = deal_from_dict(d)
+    out = grid(deal, 1_000_000.0, 0.0, 2, cdrs=[0.0], severities=[1.0], cprs=[0.0]).set_index(
+        "tranche")
+    assert out.loc["T0", "wal"] == pytest.approx((59 * 750_000 + 90 * 150_000) / (365 * 900_000),
+                                                 rel=1e-12)
+    assert out.loc["T1", "wal"] == pytest.approx(90 / 365, rel=1e-12)
+    assert (out["loss"] == 0.0).all()
+
+
+def test_a_revolving_deal_in_the_roll_grid_loses_more_only_as_rolls_rise() -> None:
+    # The CN example deal (revolving 12 months) on the README's roll-rate chain: a class's loss
+    # never falls as the roll-forward rates rise (the STYLE invariant: losses rise with the
+    # default rate), and while the deal's whole net collateral loss (initial pool and purchases,
+    # the waterfall's CNL x initial) stays below Sub's 7% no note above it can lose (at 0.5x:
+    # the CNL is checked, then A's and B's losses). The scaling
+    # approximation, which grew the seasoned pool's delinquent remainder into the collateral,
+    # had A lose 5% at 0.5x the rolls and nothing at 2x.
+    from tranching.deal import load_deal
+
+    deal = load_deal("examples/deal_cn_consumer.toml")
+    chain = dict(roll_current=0.02, roll=[0.4, 0.6, 0.8], cure=[0.4, 0.2, 0.1])
+    out = roll_grid(deal, 1e8, 0.2, 12, **chain, multipliers=[0.5, 1.0, 2.0, 4.0],
+                    severities=[0.8], cprs=[0.1])
+    for name in ("A", "B", "Sub"):
+        losses = out[out["tranche"] == name].sort_values("roll_multiplier")["loss"].to_numpy()
+        assert np.all(np.diff(losses) >= -1e-12), (name, losses)
+    for m in (0.5,):
+        from tranching.grid import revolving_profile
+
+        paths = roll_rate_paths(1e8, 0.2, 12, **chain, multiplier=m, severity=0.8, cpr=0.1)
+        res = run_waterfall(deal, paths, replenishment=revolving_profile(
+            deal, lambda b, m=m: roll_rate_paths(b, 0.2, 12, **chain, multiplier=m, severity=0.8,
+                                                 cpr=0.1)))
+        assert res.metrics["cnl"][0, -1] < 0.07
+        rows = out[out["roll_multiplier"] == m].set_index("tranche")
+        assert rows.loc["A", "loss"] == 0.0 and rows.loc["B", "loss"] == 0.0
