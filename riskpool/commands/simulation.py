@@ -555,6 +555,26 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
+def loss_rows_shown(losses: pd.DataFrame, n_paths: int) -> pd.DataFrame:
+    """A run's stored loss statistics (``run_loss_stats``: party, measure, level, loss, SE,
+    % of balance) as ``riskpool runs show`` prints them, with a ``note`` on every quantile
+    whose tail holds fewer than ``MIN_TAIL_PATHS`` of the run's ``n_paths`` paths (as
+    ``simulate`` and ``runs diff`` flag them: there its SE means little)."""
+    shown = losses.copy()
+    shown["party_id"] = shown["party_id"].replace("", "(pool)")
+    levels = shown["level"].astype(float)
+    is_el = shown["measure"] == "EL"
+    shown["level"] = ["" if el else f"{lv * 100:g}%" for el, lv in zip(is_el, levels, strict=True)]
+    shown["loss"] = shown["loss"].map(_money)
+    shown["se"] = shown["se"].map(_money)
+    shown["loss_pct"] = shown["loss_pct"].map(lambda v: "" if pd.isna(v) else f"{v * 100:.3f}%")
+    tails = [None if el or math.isnan(lv) else tail_paths(n_paths, lv)
+             for el, lv in zip(is_el, levels, strict=True)]
+    shown["note"] = ["" if k is None or k >= MIN_TAIL_PATHS else f"too few paths: {k} in the tail"
+                     for k in tails]
+    return shown
+
+
 def loss_table_text(stats: LossStats, title: str = "pool", n_paths: int | None = None) -> str:
     """The loss distribution as aligned text: measure, level, loss ± SE, % of balance; with
     ``n_paths``, a quantile whose tail holds fewer than 50 paths is flagged (its SE means
@@ -751,16 +771,9 @@ def runs_show(
         typer.echo(f"summaries only (run on Dask workers): {rec.summary.get('bytes_back', 0):,} "
                    "bytes came back; each path's loss, the monthly means and the paths at "
                    "the VaR levels are stored, not every path's flows")
-    if losses is not None and not losses.empty:
+    if losses is not None and not losses.empty and isinstance(rec.inputs, SimulationInputs):
         typer.echo("\nloss distribution (CNY; ± Monte Carlo standard error):")
-        shown = losses.copy()
-        shown["party_id"] = shown["party_id"].replace("", "(pool)")
-        shown["level"] = shown.apply(lambda r: "" if r["measure"] == "EL"
-                                     else f"{r['level'] * 100:g}%", axis=1)
-        shown["loss"] = shown["loss"].map(_money)
-        shown["se"] = shown["se"].map(_money)
-        shown["loss_pct"] = shown["loss_pct"].map(lambda v: "" if pd.isna(v) else f"{v * 100:.3f}%")
-        typer.echo(shown.to_string(index=False))
+        typer.echo(loss_rows_shown(losses, rec.inputs.n_paths).to_string(index=False))
     if monthly is not None and not monthly.empty:
         typer.echo("\nmean monthly flows of the pool (CNY; ± SE):")
         cols = ["interest", "scheduled_principal", "prepayment", "default", "recovery",

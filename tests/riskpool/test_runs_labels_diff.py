@@ -105,3 +105,29 @@ def test_runs_diff_refuses_a_report_run_and_an_unknown_id(cli, book) -> None:
                "--seed", "5").code == 0
     r = cli("runs", "diff", "1", "9", "--db", db)
     assert r.code == 2 and "run" in r.err and "9" in r.err
+
+
+def test_runs_show_flags_the_quantiles_with_too_few_tail_paths(cli, book) -> None:
+    # As simulate's table and runs diff do: at 2,000 paths the tails beyond 95%, 99% and 99.9%
+    # hold 2,000 × 5% = 100, 2,000 × 1% = 20 and 2,000 × 0.1% = 2 paths (by hand): the 99%
+    # and 99.9% VaR and ES are flagged, the 95% ones and EL are not.
+    from riskpool.commands.simulation import loss_rows_shown
+
+    db, a = book
+    assert cli("simulate", "--db", db, "--pool", "1", "--assumptions", a, "--paths", "2000",
+               "--seed", "5").code == 0
+    with open_store(db, read_only=True) as store:
+        stats = run_loss_stats(store, 1, None)
+    shown = loss_rows_shown(stats, 2000)
+    assert len(shown) == len(stats)  # every stored row, none lost
+    by_hand = {0.95: 100, 0.99: 20, 0.999: 2}
+    for row, note in zip(stats.itertuples(index=False), shown["note"], strict=True):
+        if row.measure == "EL":
+            assert note == ""
+            continue
+        k = by_hand[round(float(row.level), 6)]
+        assert note == ("" if k >= MIN_TAIL_PATHS else f"too few paths: {k} in the tail"), row
+    assert (shown["note"] != "").sum() == 2 * 2 * stats["party_id"].nunique()  # VaR, ES × 2
+    r = cli("runs", "show", "1", "--db", db)
+    assert r.code == 0, r.err
+    assert "too few paths: 2 in the tail" in r.out and "too few paths: 20 in the tail" in r.out
