@@ -146,7 +146,13 @@ class PricingReport:
         shown["lgd"] = shown["lgd"].map(lambda v: f"{v:.2f}")
         shown["balance"] = shown["balance"].map(lambda v: f"{v:,.0f}")
         shown["under_priced"] = shown["under_priced"].map(lambda v: "UNDER" if v else "")
-        return shown.to_string(index=False)
+        return shown.rename(columns={"balance": self.weight}).to_string(index=False)
+
+    @property
+    def weight(self) -> str:
+        """What the ``balance`` column holds, and the WA APR is weighted by: a pool's cut-off
+        balances, or (the whole book) each loan's original principal."""
+        return "principal" if self.scope == "book" else "balance"
 
     def summary_text(self) -> str:
         t = self.table
@@ -154,7 +160,7 @@ class PricingReport:
         above = int(t["n_above_cap"].sum())
         lines = [
             f"pricing check ({self.scope}): {len(t)} segments, {len(under)} under-priced "
-            f"({under['balance'].sum():,.0f} of {t['balance'].sum():,.0f} balance); "
+            f"({under['balance'].sum():,.0f} of {t['balance'].sum():,.0f} {self.weight}); "
             f"{above:,} loans above the APR cap {self.inputs.apr_cap:.2%}",
         ]
         for _, row in self.above_cap.iterrows():

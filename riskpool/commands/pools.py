@@ -405,7 +405,8 @@ def pricing(
     with open_store(db, read_only=True) as store:
         report = pricing_check(store, a, inputs, pool_id=pool)
     if out is not None:
-        _emit({"pricing": report.table}, out)  # prints the table and writes it
+        # prints the table and writes it; the book's weight is the loans' original principal
+        _emit({"pricing": report.table.rename(columns={"balance": report.weight})}, out)
     else:
         typer.echo(report.to_text())
     typer.echo(report.summary_text())

@@ -242,3 +242,22 @@ def test_cli_pricing_bad_files_exit_2(cli, db_path: Path, tmp_path: Path,
     r = cli(*args, "--out", out)
     assert r.code == 2 and match in r.err and "Traceback" not in r.err
     assert not out.exists()
+
+
+def test_the_book_scope_names_its_weight_the_original_principal(db_path: Path) -> None:
+    # Without a pool the WA APR is weighted by each loan's original principal (the book's
+    # loans have no single cut-off balance): the printed column and the summary say so; a
+    # pool's check keeps "balance" (its cut-off balances).
+    from portfolio.book import pools
+
+    _book(db_path)
+    with open_store(db_path) as store:
+        book = pricing.pricing_check(store, _flat(), PricingInputs())
+        info = pools.create_pool(store, "p", pools.Criteria(), "2025-06-30")
+        pool = pricing.pricing_check(store, _flat(), PricingInputs(), pool_id=info.pool_id)
+    assert book.weight == "principal" and pool.weight == "balance"
+    assert book.to_text().splitlines()[0].split()[3] == "principal"
+    assert pool.to_text().splitlines()[0].split()[3] == "balance"
+    total = book.table["balance"].sum()  # 1000 + 3000 + … principal, as in the first test
+    assert f"of {total:,.0f} principal)" in book.summary_text()
+    assert "principal)" not in pool.summary_text()
