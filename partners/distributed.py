@@ -46,7 +46,7 @@ from partners.records import RunSplit, check_replayed_losses
 from partners.registry import PLATFORM_ID
 from partners.srt import SrtPolicy
 from portfolio.errors import ValidationError, must_be
-from portfolio.montecarlo.delinquency import DqPrepared, prepare_delinquency
+from portfolio.montecarlo.delinquency import DqPrepared, dq_sampler, prepare_delinquency
 from portfolio.montecarlo.distributed import DistributedRun, run_distributed, slice_paths
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import SimulationInputs, replay_loan_sampler
@@ -221,7 +221,8 @@ def disperse_on_cluster(client: Any, split: RunSplit, balance: np.ndarray, share
     if inputs.model == "delinquency":
         prep = prepare_delinquency(replay.loans, replay.assumptions, split.shares,
                                    split.party_ids, inputs.engine,
-                                   charge_off_dpd=inputs.charge_off_dpd)
+                                   charge_off_dpd=inputs.charge_off_dpd,
+                                   sampler=dq_sampler(replay_loan_sampler(inputs)))
         run = run_distributed(client, prep, root_seed(inputs.seed), int(inputs.n_paths),
                               inputs.engine, DispersionOnWorkers(deal, replenishment),
                               blocks_per_task=blocks_per_task, keep_flows=False)

@@ -21,6 +21,7 @@ hazard model's (common random numbers), the months after the last maturity conti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ from portfolio.montecarlo.simulation import (
 from portfolio.montecarlo.summaries import PartCells, merge_cells, merged_keys
 
 __all__ = ["DQ_LOAN_CHUNK", "FLOW_COLUMNS", "MODELS", "DqPrepared", "accumulator_shapes", "assemble_blocks",
-           "assemble_delinquency", "dq_block", "dq_horizon", "dq_paths_at", "dq_shapes", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
+           "assemble_delinquency", "dq_block", "dq_horizon", "dq_sampler", "dq_paths_at", "dq_shapes", "draw_given_factor", "expected_dq_into", "expected_dq_tables",
            "expected_dq_vintages_into", "expected_dq_vintage",
            "new_accumulators", "prepare_delinquency", "prepare_delinquency_from_parts", "project", "simulate_delinquency",
            "simulate_dq_batch"]
@@ -90,6 +91,7 @@ class DqPrepared:
     smm: np.ndarray  # (n_cells, H) prepayment probability of a current loan that paid
     cell_cum: np.ndarray  # (n_cells, T + 1, 2) cumulated interest, principal by position
     cell_pcum: np.ndarray  # (n_cells, n_parties, T + 1, 2)
+    sampler: str = K.DQ_SAMPLER  # the granular engine's draw (``DQ_SAMPLERS``)
 
     @property
     def re_age(self) -> bool:
@@ -105,30 +107,50 @@ def prepare_delinquency(
     charge_off_dpd: int | None = None,
     cure_rule: str | None = None,
     base: PreparedPool | None = None,
+    sampler: str = K.DQ_SAMPLER,
 ) -> DqPrepared:
     """Cells and schedules (``prepare_pool``) and the per-cell transition thresholds.
 
     ``charge_off_dpd`` / ``cure_rule`` override the assumptions' (a deal's definition).
     ``base``: these loans already prepared as ``prepare_pool(loans, assumptions, shares,
     party_ids, loan_level=engine == "loan", small_cells=0)`` would prepare them (the
-    replenishment's new loans, ``replenishment.prepare_new_loans``), used instead."""
+    replenishment's new loans, ``replenishment.prepare_new_loans``), used instead.
+    ``sampler``: the granular engine's draw (``DQ_SAMPLERS``; a replay of a run recorded with
+    the earlier one passes ``DQ_LEGACY_SAMPLER``)."""
     if engine not in ENGINES:
         raise ValidationError(must_be("engine", "'granular' or 'loan'", engine))
+    _check_sampler(sampler)
     co, rule = _definition(assumptions, charge_off_dpd, cure_rule)
     if base is None:
         base = prepare_pool(loans, assumptions, shares, party_ids,
                             loan_level=engine == "loan", small_cells=0)
     lead = base.order[base.cell_first[:-1]]
-    return _with_tables(base, assumptions, co, rule,
+    prep = _with_tables(base, assumptions, co, rule,
                         np.asarray(loans.score_band, dtype=np.int64)[lead],
                         np.asarray(loans.term_months, dtype=np.int64)[lead],
                         np.asarray(loans.months_on_book, dtype=np.int64)[lead],
                         np.asarray(loans.next_due_date).min())
+    return prep if sampler == prep.sampler else dataclasses.replace(prep, sampler=sampler)
+
+
+def _check_sampler(sampler: str) -> None:
+    if sampler not in K.DQ_SAMPLERS:
+        raise ValidationError(must_be("sampler", "one of " + ", ".join(K.DQ_SAMPLERS), sampler))
+
+
+def dq_sampler(loan_sampler: str | None) -> str:
+    """The granular engine's draw for a run's recorded sampler (``inputs.loan_sampler`` or
+    ``records.replay_loan_sampler``): a sampler of ``DQ_SAMPLERS`` itself, None or the hazard
+    model's loan-engine draw (which the delinquency model has no use for) the current one."""
+    if loan_sampler is None or loan_sampler not in K.DQ_SAMPLERS:
+        return K.DQ_SAMPLER
+    return loan_sampler
 
 
 def prepare_delinquency_from_parts(parts: Sequence[PartCells], assumptions: Assumptions,
                                    charge_off_dpd: int | None = None,
-                                   cure_rule: str | None = None) -> DqPrepared:
+                                   cure_rule: str | None = None,
+                                   sampler: str = K.DQ_SAMPLER) -> DqPrepared:
     """:func:`prepare_delinquency` of a pool given as partitions' cells
     (``summaries.part_cells``, e.g. sent back by Dask workers that read a loan tape): the
     merged pool (``summaries.merge_cells``: every cell by binomial counts, as
@@ -136,11 +158,13 @@ def prepare_delinquency_from_parts(parts: Sequence[PartCells], assumptions: Assu
     key. The same numbers as :func:`prepare_delinquency` on the pool's loans but for the
     cells' scheduled flows, summed partition by partition (float rounding); granular engine
     only (no loan is kept)."""
+    _check_sampler(sampler)
     co, rule = _definition(assumptions, charge_off_dpd, cure_rule)
     base = merge_cells(parts, assumptions)
     keys, first_due = merged_keys(parts)
-    return _with_tables(base, assumptions, co, rule, keys[:, 0], keys[:, 1], keys[:, 2],
+    prep = _with_tables(base, assumptions, co, rule, keys[:, 0], keys[:, 1], keys[:, 2],
                         first_due)
+    return prep if sampler == prep.sampler else dataclasses.replace(prep, sampler=sampler)
 
 
 def _definition(assumptions: Assumptions, charge_off_dpd: int | None,
@@ -349,6 +373,24 @@ def _loan_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
 def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Generator,
                     acc: np.ndarray, pacc: np.ndarray, backend: str) -> None:
     base = prep.base
+    if prep.sampler == K.DQ_SAMPLER:
+        # every path its own SFC64 stream: the next 4 words of the block's idiosyncratic
+        # stream, path after path (paths padded to a multiple of LANES hold no loans, draw
+        # nothing and write nothing)
+        n = zb.shape[0]
+        n_pad = -(-n // K.LANES) * K.LANES
+        seeds = np.ascontiguousarray(gen_idio.integers(
+            0, np.iinfo(np.uint64).max, size=(n_pad, 4), dtype=np.uint64, endpoint=True).T)
+        zp = np.zeros((n_pad, zb.shape[1]))
+        zp[:n] = zb
+        largs = (seeds, n, base.cell_n, base.cell_r, prep.cell_h, prep.n_buckets,
+                 prep.re_age, zp, prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm,
+                 base.cell_flows, base.cell_pflows, prep.cell_cum, prep.cell_pcum, acc, pacc)
+        if backend == "numba":
+            K.dq_lanes_block(*largs)
+        else:
+            K.dq_lanes_block_np(*largs)
+        return
     args = (base.cell_n, base.cell_r, prep.cell_h, prep.n_buckets, prep.re_age, zb,
             prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm, base.cell_flows,
             base.cell_pflows, prep.cell_cum, prep.cell_pcum, acc, pacc)
@@ -461,14 +503,16 @@ def simulate_delinquency(
     threads: int | None = None,
     charge_off_dpd: int | None = None,
     cure_rule: str | None = None,
+    sampler: str = K.DQ_SAMPLER,
 ) -> PoolPaths:
     """Project ``loans`` with the delinquency-state model on ``n_paths`` paths (module doc).
-    The numbers depend on the seed alone (not on ``batch_size`` or ``threads``)."""
+    The numbers depend on the seed alone (not on ``batch_size`` or ``threads``);
+    ``sampler``: the granular engine's draw (``DQ_SAMPLERS``)."""
     check_count("n_paths", n_paths)
     check_count("batch_size", batch_size)
     root = root_seed(seed)
     prep = prepare_delinquency(loans, assumptions, shares, party_ids, engine, charge_off_dpd,
-                               cure_rule)
+                               cure_rule, sampler=sampler)
     return run_dq_blocks(prep, root, int(n_paths), engine, int(batch_size), progress, threads)
 
 
@@ -570,7 +614,8 @@ def project(
     """The projection of ``model`` (``MODELS``): ``simulation.simulate`` for ``hazard``
     (``loan_sampler``: its loan engine's draw), :func:`simulate_delinquency` for
     ``delinquency`` (no deterministic projection; the charge-off point ``charge_off_dpd``
-    only there)."""
+    only there; ``loan_sampler``, when one of ``DQ_SAMPLERS``, the granular engine's draw:
+    :func:`dq_sampler`)."""
     if model not in MODELS:
         raise ValidationError(must_be("model", "one of " + ", ".join(MODELS), model))
     if model == "hazard":
@@ -586,7 +631,7 @@ def project(
     return simulate_delinquency(loans, assumptions, n_paths, seed, engine=engine,
                                 batch_size=batch_size, shares=shares, party_ids=party_ids,
                                 progress=progress, threads=threads,
-                                charge_off_dpd=charge_off_dpd)
+                                charge_off_dpd=charge_off_dpd, sampler=dq_sampler(loan_sampler))
 
 
 # ------------------------------------------------------------------------------------------

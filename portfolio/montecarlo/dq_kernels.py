@@ -543,3 +543,485 @@ def dq_granular_block_np(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr
                             add(p, t, EOP_BUCKET0 + b, 0, t + 1 - b - d, cnt[d, b] * inv)
                 if cnt.sum() == 0:
                     break
+
+
+# ------------------------------------------------------------------------------------------
+# granular engine, paths side by side (sampler ``dq-lanes-v1``)
+
+DQ_SAMPLER = "dq-lanes-v1"
+"""The granular engine's draw since it runs paths side by side (:func:`dq_lanes_block`),
+recorded with every run of the delinquency model's granular engine (``inputs.loan_sampler``)."""
+DQ_LEGACY_SAMPLER = "dq-binomial-v0"
+"""The granular engine's earlier draw (:func:`dq_granular_block`: path by path, Hörmann's
+BTRD or inversion from one PCG64 stream); a run recorded without a sampler replays with it."""
+DQ_SAMPLERS: tuple[str, ...] = (DQ_SAMPLER, DQ_LEGACY_SAMPLER)
+
+LANES = 64
+"""Paths a lane kernel runs side by side (the arrays of one chunk; a block's paths are padded
+to a multiple with paths that hold no loans)."""
+LANE_BIG = 600.0
+"""A lane whose n·p'/(1 − p') exceeds this draws with ``engines.binomial_draw`` instead: the
+inversion's start (1 − p')ⁿ ≥ exp(−n·p'/(1 − p')) would come near the floating-point floor."""
+
+_U1 = np.uint64(1)
+_U3 = np.uint64(3)
+_U11 = np.uint64(11)
+_U24 = np.uint64(24)
+_U40 = np.uint64(40)
+_TWO53 = 1.0 / 9007199254740992.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lane_uniforms(s, st):
+    """One uniform double into ``st[2]`` for every lane with loans to draw for (``st[0]`` >
+    0), each from its lane's own SFC64 stream (Doty-Humphrey's Small Fast Chaotic generator,
+    64-bit: state a, b, c and a counter in ``s[0:4, lane]``; the top 53 bits of the output
+    over 2⁵³, as ``numpy.random.Generator(SFC64).random()``). A lane with nothing to draw
+    keeps its stream where it is, so a path's draws depend on its own counts alone."""
+    for lane in range(LANES):
+        a = s[0, lane]
+        b = s[1, lane]
+        c = s[2, lane]
+        d = s[3, lane]
+        tmp = a + b + d
+        go = st[0, lane] > 0.0
+        s[3, lane] = d + _U1 if go else d
+        s[0, lane] = b ^ (b >> _U11) if go else a
+        s[1, lane] = c + (c << _U3) if go else b
+        s[2, lane] = ((c << _U24) | (c >> _U40)) + tmp if go else c
+        st[2, lane] = np.float64(tmp >> _U11) * _TWO53
+
+
+@numba.njit(cache=True, nogil=True)
+def mode_inversion(n, p, u):
+    """Binomial(n, p) for p ≤ ½ from one uniform u by inversion started from the mode
+    m = ⌊(n + 1)·p⌋: f(m) from log-gamma, then the support visited m, m + 1, m − 1, m + 2, …
+    (each f from its neighbour's ratio), k the first point where the running sum passes u
+    (an exact sampler whatever the order: the inversion of the CDF of the support in that
+    order). About 2·√(n·p·q) steps; for the lanes whose n·p is too large for
+    :func:`_lane_binomial`'s search from 0. Should rounding leave the whole sum at or below u
+    (about 10⁻¹² of the draws at most), the mode."""
+    if n <= 0.0 or p <= 0.0:
+        return 0.0
+    q = 1.0 - p
+    m = math.floor((n + 1.0) * p)
+    f = math.exp(math.lgamma(n + 1.0) - math.lgamma(m + 1.0) - math.lgamma(n - m + 1.0)
+                 + m * math.log(p) + (n - m) * math.log1p(-p))
+    total = f
+    if u < total:
+        return m
+    r = p / q
+    lo = m
+    hi = m
+    f_lo = f
+    f_hi = f
+    while lo > 0.0 or hi < n:
+        if hi < n:
+            f_hi = f_hi * r * (n - hi) / (hi + 1.0)
+            hi += 1.0
+            total += f_hi
+            if u < total:
+                return hi
+        if lo > 0.0:
+            f_lo = f_lo * lo / (r * (n - lo + 1.0))
+            lo -= 1.0
+            total += f_lo
+            if u < total:
+                return lo
+    return m
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lane_binomial(st):
+    """Binomial(n, p) in every lane at once: ``st[0]`` n (a whole number as a double),
+    ``st[1]`` p, ``st[2]`` the lane's uniform u; the draw into ``st[3]`` (rows 4–8 scratch).
+
+    Inversion of the CDF searched from 0 on p' = min(p, 1 − p) (a draw for 1 − p is n minus a
+    draw for p): k = the number of j with F(j) ≤ u, F(0) = (1 − p')ⁿ by repeated squaring,
+    f(j + 1) = f(j)·p'/(1 − p')·(n − j)/(j + 1); every lane takes the same steps, the loop
+    stops when no lane's F has yet to pass its u. Exact in law (the inversion of the exact
+    CDF, to rounding: a u above the computed F(n), about 2⁻⁵³, gives n). A lane whose
+    n·p'/(1 − p') exceeds ``LANE_BIG`` inverts the same u from its mode instead
+    (:func:`mode_inversion`). Each lane's draw depends on its own n, p and u alone."""
+    big = 0
+    for lane in range(LANES):
+        p = st[1, lane]
+        pp = 1.0 - p if p > 0.5 else p
+        q = 1.0 - pp
+        st[8, lane] = 1.0 if p > 0.5 else 0.0
+        st[6, lane] = pp / q
+        st[4, lane] = q  # q^(2^i)
+        st[5, lane] = 1.0  # the power so far
+        st[7, lane] = st[0, lane]  # n, halved each step
+        big += 1 if st[0, lane] * st[6, lane] > LANE_BIG else 0
+    while True:
+        left = 0
+        for lane in range(LANES):
+            m = st[7, lane]
+            half = math.floor(m * 0.5)
+            st[5, lane] = st[5, lane] * st[4, lane] if m - 2.0 * half > 0.5 else st[5, lane]
+            st[4, lane] = st[4, lane] * st[4, lane]
+            st[7, lane] = half
+            left += 1 if half > 0.0 else 0
+        if left == 0:
+            break
+    for lane in range(LANES):
+        st[4, lane] = st[5, lane]  # f(0) = F(0)
+        st[3, lane] = 0.0
+    if big > 0:  # those lanes draw below: F = 2 stops their search at once
+        for lane in range(LANES):
+            if st[0, lane] * st[6, lane] > LANE_BIG:
+                st[4, lane] = 0.0
+                st[5, lane] = 2.0
+    j = 0
+    while True:
+        moved = 0
+        rinv = 1.0 / (j + 1.0)
+        for lane in range(LANES):
+            n = st[0, lane]
+            go = (st[2, lane] >= st[5, lane]) & (st[3, lane] < n)
+            st[3, lane] += 1.0 if go else 0.0
+            fac = n - j
+            fac = fac if fac > 0.0 else 0.0
+            st[4, lane] *= st[6, lane] * fac * rinv
+            st[5, lane] += st[4, lane]
+            moved += 1 if go else 0
+        if moved == 0:
+            break
+        j += 1
+    for lane in range(LANES):
+        n = st[0, lane]
+        if big > 0 and n * st[6, lane] > LANE_BIG:
+            p = st[1, lane]
+            st[3, lane] = mode_inversion(n, 1.0 - p if p > 0.5 else p, st[2, lane])
+        if st[8, lane] != 0.0:
+            st[3, lane] = n - st[3, lane]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lanes_add(acc, t, col, w, v):
+    """``acc[t, col, q, lane] += w[lane] · v[q]`` (a count in every lane times the packed
+    per-loan amount of the pool, q = 0, and of each party)."""
+    for q in range(v.shape[0]):
+        row = acc[t, col, q]
+        x = v[q]
+        for lane in range(LANES):
+            row[lane] += w[lane] * x
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lanes_pack(flows, pflows, c, j, k, inv, v):
+    """``v[0]`` = the cell's scheduled column k at position j per loan (sum ÷ loan count),
+    ``v[1 + i]`` the same for party i."""
+    v[0] = flows[c, j, k] * inv
+    for i in range(pflows.shape[1]):
+        v[1 + i] = pflows[c, i, j, k] * inv
+
+
+@numba.njit(cache=True, nogil=True)
+def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_age, zb,
+                   thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum, pcum, out, pout):
+    """:func:`dq_granular_block`'s model — counts of each cell's loans by state (d, b), exact
+    binomial transitions — with the paths side by side, ``LANES`` at a time: for each chunk of
+    paths, cell, month and state, every path's draw at once (:func:`_lane_binomial`, one
+    uniform a draw from the path's own stream). Path ``p`` draws from the SFC64 state
+    ``lane_seeds[:, p]`` (4 words; ``zb`` and ``lane_seeds`` padded to a multiple of
+    ``LANES`` paths, the padding holding no loans; only the first ``n_paths`` rows are
+    written); its numbers depend on its factor, its stream and the pool alone, not on the
+    paths beside it. The same transitions, rows and amounts as :func:`dq_granular_block` (module
+    doc), in the order chunk → cell → month → d → b; each accumulator of a path receives its
+    terms in that order."""
+    n_pad, H = zb.shape
+    K = n_buckets
+    D = K + 1 if re_age else 1
+    n_q = pout.shape[0]
+    Q = n_q + 1
+    st = np.empty((9, LANES))
+    cnt = np.zeros((D, K + 1, LANES))
+    nxt = np.zeros((D, K + 1, LANES))
+    x = np.empty(LANES)
+    y = np.empty(LANES)
+    w = np.empty(LANES)
+    v = np.empty(Q)
+    v1 = np.empty(Q)
+    v2 = np.empty(Q)
+    valid = np.empty(LANES)
+    acc = np.empty((H, out.shape[2], Q, LANES))
+    for p0 in range(0, n_pad, LANES):
+        s = lane_seeds[:, p0:p0 + LANES].copy()
+        acc[:] = 0.0
+        for lane in range(LANES):
+            valid[lane] = 1.0 if p0 + lane < n_paths else 0.0
+        for c in range(cell_n.shape[0]):
+            n_tot = np.float64(cell_n[c])
+            inv = 1.0 / n_tot
+            r = cell_r[c]
+            h = min(cell_h[c], H)
+            cnt[:] = 0.0
+            for lane in range(LANES):
+                cnt[0, 0, lane] = n_tot * valid[lane]
+            for t in range(h):
+                nxt[:] = 0.0
+                for d in range(D):
+                    for b in range(K + 1):
+                        held = 0
+                        for lane in range(LANES):
+                            held += 1 if cnt[d, b, lane] > 0.0 else 0
+                        if held == 0:
+                            continue
+                        j = t - b - d
+                        nb = cnt[d, b]
+                        _lanes_pack(flows, pflows, c, j, 0, inv, v)
+                        _lanes_add(acc, t, BOP, nb, v)
+                        if b == 0:
+                            thr = thr_rc[c, t]
+                            for lane in range(LANES):
+                                st[0, lane] = nb[lane]
+                                st[1, lane] = 0.5 * math.erfc(zb[p0 + lane, t] - thr)
+                            _lane_uniforms(s, st)
+                            _lane_binomial(st)
+                            for lane in range(LANES):
+                                x[lane] = st[3, lane]
+                                nxt[d, 1, lane] += x[lane]
+                                w[lane] = nb[lane] - x[lane]  # paid
+                            _lanes_pack(flows, pflows, c, j, 1, inv, v)
+                            _lanes_add(acc, t, INTEREST, w, v)
+                            _lanes_pack(flows, pflows, c, j, 2, inv, v)
+                            _lanes_add(acc, t, PRINCIPAL, w, v)
+                            if j + 1 < r:
+                                sm = smm[c, t]
+                                for lane in range(LANES):
+                                    st[0, lane] = w[lane]
+                                    st[1, lane] = sm
+                                _lane_uniforms(s, st)
+                                _lane_binomial(st)
+                                for lane in range(LANES):
+                                    y[lane] = st[3, lane]
+                                    nxt[d, 0, lane] += w[lane] - y[lane]
+                                _lanes_pack(flows, pflows, c, j + 1, 0, inv, v)
+                                _lanes_add(acc, t, PREPAY, y, v)
+                        else:
+                            t_ro = thr_roll[c, t, b - 1]
+                            t_cu = thr_cure[c, t, b - 1]
+                            for lane in range(LANES):
+                                z = zb[p0 + lane, t]
+                                ro = 0.5 * math.erfc(z - t_ro)
+                                cu = 0.5 * math.erfc(-z - t_cu)
+                                if ro + cu > 1.0:
+                                    cu = 1.0 - ro
+                                st[0, lane] = nb[lane]
+                                st[1, lane] = ro
+                                y[lane] = cu / (1.0 - ro) if ro < 1.0 else 0.0
+                            _lane_uniforms(s, st)
+                            _lane_binomial(st)
+                            for lane in range(LANES):
+                                x[lane] = st[3, lane]  # rolled
+                                st[0, lane] = nb[lane] - x[lane]
+                                st[1, lane] = y[lane]
+                            _lane_uniforms(s, st)
+                            _lane_binomial(st)
+                            for lane in range(LANES):
+                                y[lane] = st[3, lane]  # cured
+                                w[lane] = nb[lane] - x[lane] - y[lane]  # stayed
+                            _lanes_pack(flows, pflows, c, j, 0, inv, v)
+                            if b == K:
+                                _lanes_add(acc, t, CHARGE_OFF, x, v)
+                            else:
+                                for lane in range(LANES):
+                                    nxt[d, b + 1, lane] += x[lane]
+                            _lanes_add(acc, t, CURE, y, v)
+                            if re_age and d == 0:
+                                last = j
+                                dn = b
+                            else:
+                                last = min(t - d, r - 1)
+                                dn = d
+                            for q in range(Q):  # a cure's catch-up: positions j … last
+                                if q == 0:
+                                    v1[0] = (cum[c, last + 1, 0] - cum[c, j, 0]) * inv
+                                    v2[0] = (cum[c, last + 1, 1] - cum[c, j, 1]) * inv
+                                else:
+                                    v1[q] = (pcum[c, q - 1, last + 1, 0] - pcum[c, q - 1, j, 0]) \
+                                        * inv
+                                    v2[q] = (pcum[c, q - 1, last + 1, 1] - pcum[c, q - 1, j, 1]) \
+                                        * inv
+                            _lanes_add(acc, t, INTEREST, y, v1)
+                            _lanes_add(acc, t, PRINCIPAL, y, v2)
+                            if last + 1 < r:
+                                for lane in range(LANES):
+                                    nxt[dn, 0, lane] += y[lane]
+                            _lanes_pack(flows, pflows, c, j, 1, inv, v)
+                            _lanes_add(acc, t, INTEREST, w, v)
+                            _lanes_pack(flows, pflows, c, j, 2, inv, v)
+                            _lanes_add(acc, t, PRINCIPAL, w, v)
+                            if j + 1 < r:
+                                for lane in range(LANES):
+                                    nxt[d, b, lane] += w[lane]
+                left = 0
+                for d in range(D):
+                    for b in range(K + 1):
+                        held = 0
+                        for lane in range(LANES):
+                            cnt[d, b, lane] = nxt[d, b, lane]
+                            held += 1 if nxt[d, b, lane] > 0.0 else 0
+                        if held > 0:
+                            left += held
+                            _lanes_pack(flows, pflows, c, t + 1 - b - d, 0, inv, v)
+                            _lanes_add(acc, t, EOP_BUCKET0 + b, cnt[d, b], v)
+                if left == 0:
+                    break
+        for lane in range(min(LANES, n_paths - p0)):
+            p = p0 + lane
+            for t in range(H):
+                for col in range(out.shape[2]):
+                    out[p, t, col] += acc[t, col, 0, lane]
+                    for q in range(n_q):
+                        pout[q, p, t, col] += acc[t, col, q + 1, lane]
+
+
+def _lane_uniforms_np(s: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Twin of :func:`_lane_uniforms` for the lanes' counts ``n`` (numpy's uint64
+    arithmetic wraps as the kernel's)."""
+    a, b, c, d = s[0].copy(), s[1].copy(), s[2].copy(), s[3].copy()
+    tmp = a + b + d
+    go = n > 0.0
+    s[3] = np.where(go, d + _U1, d)
+    s[0] = np.where(go, b ^ (b >> _U11), a)
+    s[1] = np.where(go, c + (c << _U3), b)
+    s[2] = np.where(go, ((c << _U24) | (c >> _U40)) + tmp, c)
+    return (tmp >> _U11).astype(np.float64) * _TWO53
+
+
+def _lane_binomial_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Twin of :func:`_lane_binomial`: the same steps on arrays of lanes (a lane drawn from
+    its mode calls the compiled :func:`mode_inversion`, whose law a test checks against
+    scipy's pmf)."""
+    flip = p > 0.5
+    pp = np.where(flip, 1.0 - p, p)
+    q = 1.0 - pp
+    ratio = pp / q
+    big = n * ratio > LANE_BIG
+    base, power, m = q.copy(), np.ones_like(q), n.copy()
+    while True:
+        half = np.floor(m * 0.5)
+        power = np.where(m - 2.0 * half > 0.5, power * base, power)
+        base = base * base
+        m = half
+        if not (half > 0.0).any():
+            break
+    f, cdf, k = power.copy(), power.copy(), np.zeros_like(n)
+    f[big] = 0.0
+    cdf[big] = 2.0
+    j = 0
+    while True:
+        go = (u >= cdf) & (k < n)
+        k = k + np.where(go, 1.0, 0.0)
+        fac = np.maximum(n - j, 0.0)
+        f = f * (ratio * fac * (1.0 / (j + 1.0)))
+        cdf = cdf + f
+        if not go.any():
+            break
+        j += 1
+    for lane in np.flatnonzero(big):
+        k[lane] = mode_inversion(float(n[lane]), float(pp[lane]), float(u[lane]))
+    return np.where(flip, n - k, k)
+
+
+def dq_lanes_block_np(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_age, zb,
+                      thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum, pcum, out, pout):
+    """Plain-numpy twin of :func:`dq_lanes_block`: the same chunks, cells, months and states
+    in the same order, each lane's arithmetic the same operations (the rows' erfc from
+    scipy), so the same draws and the same sums."""
+    n_pad, H = zb.shape
+    K = n_buckets
+    D = K + 1 if re_age else 1
+    n_q = pout.shape[0]
+
+    def pack(c, j, k, inv):
+        return np.array([flows[c, j, k] * inv] + [pflows[c, i, j, k] * inv for i in range(n_q)])
+
+    for p0 in range(0, n_pad, LANES):
+        s = lane_seeds[:, p0:p0 + LANES].copy()
+        acc = np.zeros((H, out.shape[2], n_q + 1, LANES))
+        valid = np.where(np.arange(p0, p0 + LANES) < n_paths, 1.0, 0.0)
+        z_all = zb[p0:p0 + LANES]
+
+        def add(t, col, w, v, acc=acc):
+            acc[t, col] += w[None, :] * v[:, None]
+
+        for c in range(cell_n.shape[0]):
+            n_tot = float(cell_n[c])
+            inv = 1.0 / n_tot
+            r = int(cell_r[c])
+            h = min(int(cell_h[c]), H)
+            cnt = np.zeros((D, K + 1, LANES))
+            cnt[0, 0] = n_tot * valid
+            for t in range(h):
+                nxt = np.zeros_like(cnt)
+                for d in range(D):
+                    for b in range(K + 1):
+                        nb = cnt[d, b]
+                        if not (nb > 0.0).any():
+                            continue
+                        j = t - b - d
+                        add(t, BOP, nb, pack(c, j, 0, inv))
+                        if b == 0:
+                            with np.errstate(invalid="ignore"):
+                                pr = 0.5 * erfc(z_all[:, t] - thr_rc[c, t])
+                            x = _lane_binomial_np(nb, pr, _lane_uniforms_np(s, nb))
+                            nxt[d, 1] += x
+                            paid = nb - x
+                            add(t, INTEREST, paid, pack(c, j, 1, inv))
+                            add(t, PRINCIPAL, paid, pack(c, j, 2, inv))
+                            if j + 1 < r:
+                                y = _lane_binomial_np(paid, np.full(LANES, smm[c, t]),
+                                                      _lane_uniforms_np(s, paid))
+                                nxt[d, 0] += paid - y
+                                add(t, PREPAY, y, pack(c, j + 1, 0, inv))
+                        else:
+                            z = z_all[:, t]
+                            ro = 0.5 * erfc(z - thr_roll[c, t, b - 1])
+                            cu = 0.5 * erfc(-z - thr_cure[c, t, b - 1])
+                            cu = np.where(ro + cu > 1.0, 1.0 - ro, cu)
+                            with np.errstate(divide="ignore", invalid="ignore"):
+                                pc = np.where(ro < 1.0, cu / (1.0 - ro), 0.0)
+                            x = _lane_binomial_np(nb, ro, _lane_uniforms_np(s, nb))
+                            y = _lane_binomial_np(nb - x, pc, _lane_uniforms_np(s, nb - x))
+                            w = nb - x - y
+                            v = pack(c, j, 0, inv)
+                            if b == K:
+                                add(t, CHARGE_OFF, x, v)
+                            else:
+                                nxt[d, b + 1] += x
+                            add(t, CURE, y, v)
+                            if re_age and d == 0:
+                                last, dn = j, b
+                            else:
+                                last, dn = min(t - d, r - 1), d
+                            v1 = np.array([(cum[c, last + 1, 0] - cum[c, j, 0]) * inv]
+                                          + [(pcum[c, i, last + 1, 0] - pcum[c, i, j, 0]) * inv
+                                             for i in range(n_q)])
+                            v2 = np.array([(cum[c, last + 1, 1] - cum[c, j, 1]) * inv]
+                                          + [(pcum[c, i, last + 1, 1] - pcum[c, i, j, 1]) * inv
+                                             for i in range(n_q)])
+                            add(t, INTEREST, y, v1)
+                            add(t, PRINCIPAL, y, v2)
+                            if last + 1 < r:
+                                nxt[dn, 0] += y
+                            add(t, INTEREST, w, pack(c, j, 1, inv))
+                            add(t, PRINCIPAL, w, pack(c, j, 2, inv))
+                            if j + 1 < r:
+                                nxt[d, b] += w
+                cnt = nxt
+                left = False
+                for d in range(D):
+                    for b in range(K + 1):
+                        if (cnt[d, b] > 0.0).any():
+                            left = True
+                            add(t, EOP_BUCKET0 + b, cnt[d, b], pack(c, t + 1 - b - d, 0, inv))
+                if not left:
+                    break
+        m = min(LANES, n_paths - p0)
+        out[p0:p0 + m] += np.moveaxis(acc[:, :, 0, :m], -1, 0)
+        for i in range(n_q):
+            pout[i, p0:p0 + m] += np.moveaxis(acc[:, :, i + 1, :m], -1, 0)

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.montecarlo.dq_kernels import DQ_SAMPLERS
 from portfolio.montecarlo.simulation import LOAN_SAMPLERS
 from portfolio.store.core import Store
 
@@ -82,17 +83,25 @@ def _clean(value: Any) -> Any:
 
 def check_set_sampler(engine: str, model: str, loan_sampler: str | None,
                       field: str = "loan_sampler") -> None:
-    """``loan_sampler`` is one of ``LOAN_SAMPLERS`` for a hazard-model set of the loan engine
-    and ``None`` for any other set (``ValidationError`` naming ``field`` otherwise)."""
+    """``loan_sampler`` is one of ``LOAN_SAMPLERS`` for a hazard-model set of the loan engine,
+    ``dq_kernels.DQ_SAMPLER`` or None (a set stored before it: ``DQ_LEGACY_SAMPLER``'s
+    numbers) for a delinquency-model set of the granular engine, and ``None`` for any other
+    set (``ValidationError`` naming ``field`` otherwise)."""
     if engine == "loan" and model == "hazard":
         if loan_sampler not in LOAN_SAMPLERS:
             raise ValidationError(must_be(field, "one of " + ", ".join(LOAN_SAMPLERS)
                                           + " (a hazard-model set of the loan engine)",
                                           loan_sampler))
+    elif engine == "granular" and model == "delinquency":
+        if loan_sampler not in (None, *DQ_SAMPLERS):
+            raise ValidationError(must_be(field, "one of " + ", ".join(DQ_SAMPLERS) + " or "
+                                          "None (a delinquency-model set of the granular "
+                                          "engine)", loan_sampler))
     elif loan_sampler is not None:
         raise ValidationError(must_be(field, f"None for a set of the {engine} engine "
                                       f"and the {model} model (only a hazard-model set of the "
-                                      "loan engine draws with a loan sampler)", loan_sampler))
+                                      "loan engine and a delinquency-model set of the granular "
+                                      "engine draw with a versioned sampler)", loan_sampler))
 
 
 def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, pool_id: int,

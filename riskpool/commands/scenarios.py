@@ -28,7 +28,9 @@ rounding). A revolving deal's replenishment profile is still projected on the cl
 ``engines.LOAN_SAMPLER`` unless the caller asks for another of ``simulation.LOAN_SAMPLERS``,
 as a re-run of a stored set made with an earlier one must: ``--loan-sampler``), as a run
 records ``inputs.loan_sampler``; ``scenarios show`` and ``scenarios list`` print it, ``--json`` gives
-the provenance as JSON. Other sets have no such draw (null).
+the provenance as JSON. A delinquency-model set of the granular engine records its draw the
+same way (``dq_kernels.DQ_SAMPLER``; a set stored before it has null: ``DQ_LEGACY_SAMPLER``'s
+numbers). Other sets have no such draw (null).
 
 The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
 """
@@ -61,8 +63,9 @@ from portfolio.book.scenarios import (
 from portfolio.errors import ValidationError, must_be
 from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
-from portfolio.montecarlo.delinquency import prepare_delinquency, project
+from portfolio.montecarlo.delinquency import dq_sampler, prepare_delinquency, project
 from portfolio.montecarlo.distributed import check_cluster_flags, open_client, run_summary
+from portfolio.montecarlo.dq_kernels import DQ_LEGACY_SAMPLER, DQ_SAMPLER
 from portfolio.montecarlo.engines import LOAN_SAMPLER
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, loan_sampler_for
@@ -181,7 +184,8 @@ def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
         profile = replenishment_for(deal, loans, a, paths_n, seed, engine, cutoff=cutoff,
                                     model=model, charge_off_dpd=charge_off)
     if client is not None:
-        prep = prepare_delinquency(loans, a, engine=engine) if model == "delinquency" \
+        prep = prepare_delinquency(loans, a, engine=engine, sampler=dq_sampler(sampler)) \
+            if model == "delinquency" \
             else prepare_pool(loans, a, loan_level=engine == "loan", loan_sampler=sampler)
         run = run_summary(client, prep, seed, paths_n, engine=engine,
                           inner=None if deal is None else WaterfallOnWorkers(deal, profile))
@@ -410,7 +414,9 @@ def scenarios_run(
     loan_sampler: Annotated[str | None, typer.Option(
         "--loan-sampler", help="The loan engine's draw, for a set of [set] engine = \"loan\" "
         "(default: the current one, " + LOAN_SAMPLER + "; " + LEGACY_LOAN_SAMPLER + " gives the "
-        "numbers of a set made before it: riskpool scenarios show names a set's).")] = None,
+        "numbers of a set made before it: riskpool scenarios show names a set's), or the "
+        "granular engine's, for a delinquency-model set (default " + DQ_SAMPLER + "; "
+        + DQ_LEGACY_SAMPLER + " for a set made before it).")] = None,
     db: DbOption = DEFAULT_DB,
     quiet: QuietOption = False,
 ) -> None:
