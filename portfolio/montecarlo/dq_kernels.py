@@ -22,6 +22,11 @@ Conditional rows (``thr_*`` pre-scaled by 1/(√(1−ρ)·√2), ``zb = Z·√ρ
 ``cure(Z) = ½·erfc(−zb − thr) = Φ((Φ⁻¹(q) + √ρ·Z)/√(1−ρ))``; when roll + cure > 1 the cure is
 cut to 1 − roll.
 
+The granular engine has two draws (``DQ_SAMPLERS``): :func:`dq_lanes_block` (``dq-lanes-v1``,
+the default: 64 paths side by side, one SFC64 stream a path, inversion in every lane at
+once) and :func:`dq_granular_block` (``dq-binomial-v0``: path by path from the block's PCG64
+stream; kept for replaying the runs recorded with it). docs/model.md, "Sampler dq-lanes-v1".
+
 Accumulator columns ``out[..., k]`` (``N_DQ``): 0 balance at month start (every loan not yet
 charged off, prepaid or matured: current and delinquent), 1 interest, 2 scheduled principal
 (a cure's catch-up included), 3 prepayment, 4 charge-off, 5 cured balance (start-of-month
