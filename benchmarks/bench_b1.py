@@ -64,7 +64,6 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -75,7 +74,6 @@ from portfolio import settings
 
 settings.before_numpy_import()  # numpy reads its huge-page switch once, at its import
 
-import numba
 import numpy as np
 from bench_simulation import naive_simulate
 from run_all import machine
@@ -100,12 +98,10 @@ from portfolio.montecarlo.delinquency import (
     project,
     run_dq_blocks,
     simulate_delinquency,
-    simulate_dq_batch,
 )
 from portfolio.montecarlo.distributed import open_client, run_distributed
 from portfolio.montecarlo.replenishment import replenishment_loans, simulate_replenishment
 from portfolio.montecarlo.simulation import (
-    block_seed,
     loss_distribution,
     prepare_pool,
     root_seed,
@@ -759,9 +755,6 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     w = best_of_2(lambda: run_dq_blocks(dq, root, kp, "granular", threads=1))
     out["delinquency granular kernel cell-path-months/s (1 thread)"] = dq_steps * kp / w
     out["work: delinquency simulation cell-path-months"] = dq_steps * paths
-    n_draws, draw_rate = _dq_draw_floor(dq, root)
-    out["work: delinquency simulation exact binomial draws"] = n_draws * paths
-    out["delinquency exact binomial draws/s replayed alone (1 thread)"] = draw_rate
 
     deal = load_deal(ROOT / "examples" / "deal_cn_consumer.toml")
     new = replenishment_loans(loans, pool.cutoff_date)
@@ -799,43 +792,6 @@ def rates(db: str, pool_id: int, a_path: str, sz: dict[str, Any]) -> dict[str, A
     out["work: simulation uniforms (at least one per binomial draw, 2 per cell-month)"] = \
         2 * steps * paths
     return out
-
-
-@numba.njit(cache=True)
-def _replay_draws(n, p, gen):
-    s = 0
-    for i in range(n.shape[0]):
-        s += engines.binomial_draw(n[i], p[i], gen)
-    return s
-
-
-def _dq_draw_floor(prep: Any, root: Any, n_paths: int = 8) -> tuple[float, float]:
-    """The exact binomial draws of the delinquency model's granular kernel alone: the (n, p)
-    of every draw of ``n_paths`` paths of block 0, recorded from the kernel's numpy twin
-    (``dq_granular_block_np`` makes the same draws in the same order as the numba kernel),
-    then replayed through the kernel's own sampler (``engines.binomial_draw``) in a loop that
-    does nothing else, best of 5 on one thread. Returns (draws a path, draws/s): the draws'
-    share of the simulation's bound, the floor of any kernel that makes these draws."""
-    rec: list[tuple[int, float]] = []
-    draw_np = engines.binomial_draw_np
-
-    def recorder(n: int, p: float, gen: np.random.Generator) -> int:
-        rec.append((int(n), float(p)))
-        return draw_np(n, p, gen)
-
-    with mock.patch.object(engines, "binomial_draw_np", recorder):
-        simulate_dq_batch(prep, 0, block_seed(root, 0), n_paths, "granular", "numpy")
-    n = np.array([r[0] for r in rec], dtype=np.int64)
-    p = np.array([r[1] for r in rec], dtype=np.float64)
-    gen = np.random.Generator(np.random.PCG64(3))
-    _replay_draws(n[:10], p[:10], gen)  # compiled (or loaded) before timing
-    best = float("inf")
-    for _ in range(5):
-        t = time.thread_time()
-        for _ in range(4):
-            _replay_draws(n, p, gen)
-        best = min(best, time.thread_time() - t)
-    return len(n) / n_paths, 4 * len(n) / best
 
 
 BOUNDS = (  # stage, its work, the rate it is bound by (bytes/s or units/s), threads
@@ -944,11 +900,6 @@ def print_report(out: dict[str, Any]) -> None:
             cpu = out.get(f"{prefix}{OVERLAP}B1 end to end CPU s", nan)
             print(f"   {'end to end, profile beside the projection':<46} {both:7.2f} | "
                   f"{cpu:6.2f} |         | as riskpool simulate --structure runs it")
-    d = out.get("work: delinquency simulation exact binomial draws")
-    dr = out.get("delinquency exact binomial draws/s replayed alone (1 thread)")
-    if d and dr:
-        print(f"   delinquency simulation's exact draws alone: {d:.3g} draws / ({dr:.3g}/s x 2) = "
-              f"{d / (2 * dr):.2f} s (the sampler's floor, before any other work of the kernel)")
     u = out.get("work: simulation uniforms (at least one per binomial draw, 2 per cell-month)")
     g32 = out.get("PCG64 float32 uniforms/s (1 thread)")
     g64 = out.get("PCG64 float64 uniforms/s (1 thread)")
