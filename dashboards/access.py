@@ -935,6 +935,13 @@ class TrancheView:
         as ``riskpool tranche report`` prints it); the Tranches page and the report show it."""
         return with_class_total(self.table)
 
+    def class_shares(self) -> list[str]:
+        """The class table's losses: shares of each class's original balance
+        (``tranching.analytics``: EL, its SE, PD, LGL, the loss quantiles) whatever their
+        values — a column of zeros (no path loses on a class) reads 0.00%, as the others."""
+        return [c for c in self.table.columns
+                if c in ("el", "el_se", "pd", "lgl") or str(c).startswith("loss_q")]
+
 
 def rating_table_from_text(text: str, source: str = "rating table") -> RatingTable:
     """A rating table from its TOML text (``tranching.ratings``; ``RatingTableError`` naming

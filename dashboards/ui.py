@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -256,12 +256,13 @@ def _number_text(x: float, kind: str, large: bool) -> str:
     return f"{x:,.2f}" if large else f"{x:,.6g}"
 
 
-def with_missing_shown(frame: pd.DataFrame) -> pd.DataFrame:
+def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = ()) -> pd.DataFrame:
     """``frame`` as a table with gaps shows it: each float column holding a missing value
     becomes text — its numbers as the table formats them (percentages to 0.01%, amounts to
     the cent with separators, small numbers to 6 significant digits) and each missing value
     :data:`MISSING` — and a missing value in a text column is :data:`MISSING`. Columns
-    without a gap are unchanged (the library's numbers)."""
+    without a gap are unchanged (the library's numbers). ``shares``: columns that are shares
+    whatever their names say (``dashboards.xlsx.column_kind``)."""
     out = frame.copy()
     for col in frame.columns:
         series = frame[col]
@@ -269,7 +270,7 @@ def with_missing_shown(frame: pd.DataFrame) -> pd.DataFrame:
         if not gaps.any():
             continue
         if pd.api.types.is_float_dtype(series):
-            kind = column_kind(str(col), series)
+            kind = column_kind(str(col), series, share=col in shares)
             large = bool((series.abs() >= 100).any())
             out[col] = [MISSING if gap else _number_text(float(x), kind, large)
                         for x, gap in zip(series, gaps, strict=True)]
@@ -292,12 +293,16 @@ COUNT_FORMAT = "%,d"
 PERCENT_STYLE = "{:.2%}"
 
 
-def table_display(frame: Any, show_missing: bool = False) -> tuple[Any, dict[str, Any]]:
+def table_display(frame: Any, show_missing: bool = False,
+                  shares: Collection[Any] = ()) -> tuple[Any, dict[str, Any]]:
     """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing the share
-    columns as :data:`PERCENT_STYLE` when the table has any) and the column configuration."""
+    columns as :data:`PERCENT_STYLE` when the table has any) and the column configuration.
+    A column is a share by its name (``dashboards.xlsx.column_kind``, a column of zeros
+    included) or because the table's caller says so in ``shares`` (names that say nothing
+    of a unit: a roll-rate matrix's states; a class's EL, which is CNY in other tables)."""
     source = frame
     if show_missing and isinstance(frame, pd.DataFrame):  # a table with structural gaps
-        frame = with_missing_shown(frame)
+        frame = with_missing_shown(frame, shares)
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
     config: dict[str, Any] = {}
@@ -310,7 +315,7 @@ def table_display(frame: Any, show_missing: bool = False) -> tuple[Any, dict[str
             series = data[col]
             original = source[col] if isinstance(source, pd.DataFrame) and source is not frame \
                 else series
-            kind = column_kind(str(col), original)
+            kind = column_kind(str(col), original, share=col in shares)
             title = labels.label(str(col), kind)
             tip = labels.help_text(title)
             if pd.api.types.is_float_dtype(series):
@@ -342,15 +347,16 @@ def table_display(frame: Any, show_missing: bool = False) -> tuple[Any, dict[str
 
 
 def table(frame: Any, key: str | None = None, container: Any = None,
-          show_missing: bool = False) -> None:
+          show_missing: bool = False, shares: Collection[Any] = ()) -> None:
     """``st.dataframe`` without the index: the workbooks' human headers with units
     (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
     glossary), shares as percentages to two decimals, amounts (CNY) to the cent and counts
     with thousands separators (display only: the data are the library's numbers unchanged,
     under their column names), a missing value as :data:`MISSING`. ``show_missing``: a table
     whose gaps are structural (a cash-flow tape: a fee has no balance) shows them as
-    :data:`MISSING` (:func:`with_missing_shown`), not as "None"."""
+    :data:`MISSING` (:func:`with_missing_shown`), not as "None". ``shares``: columns that
+    are shares though their names do not say so (:func:`table_display`)."""
     target = container if container is not None else st
-    shown, config = table_display(frame, show_missing)
+    shown, config = table_display(frame, show_missing, shares)
     target.dataframe(shown, hide_index=True, column_config=config or None, key=key,
                      placeholder=MISSING)

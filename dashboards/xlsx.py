@@ -8,9 +8,12 @@
   (``2026-06-30``), are Excel dates formatted ``yyyy-mm-dd``;
 - **percent** formats for shares and rates: a float column whose name says it is one (a word
   such as ``share``, ``pct``, ``rate``, ``apr``, ``pd``, ``lgd``, ``lgl``, ``cdr``, ``cpr``,
-  ``el``, ``var``, ``es``, ``loss``, ``coupon``, ``yield``, ``p``, ``level`` — a VaR level) and whose values all lie in [-1.5, 1.5] (an EL in
-  CNY is an amount, the same name as a share is not) shows ``0.00%`` (``0.0000%`` when a
-  non-zero value is below 0.1%); the cell keeps the decimal (0.0219 shows 2.19%);
+  ``coupon``, ``yield``, ``p``, ``ratio``, ``level`` — a VaR level —, a column of zeros
+  included) and whose values all lie in [-1.5, 1.5] (percent points are not shares) shows
+  ``0.00%`` (``0.0000%`` when a non-zero value is below 0.1%); the cell keeps the decimal
+  (0.0219 shows 2.19%). ``el``, ``var``, ``es`` and ``loss`` name a share in one table and
+  an amount in another (an EL in CNY): such a column is a share when a value is non-zero and
+  within the bounds;
 - amounts (other floats of magnitude ≥ 100) ``#,##0.00``; integers ``#,##0`` (ids, seeds,
   months and positions plain); other floats as Excel's General (every digit shown);
 - empty cells for None/NaN (never the text "None"); text stays text (see
@@ -50,11 +53,19 @@ __all__ = ["GLOSSARY_SHEET", "TEXT_AS_TEXT", "column_kind", "display_width", "he
 TEXT_AS_TEXT = {"strings_to_formulas": False, "strings_to_numbers": False,
                 "strings_to_urls": False}
 
-PERCENT_WORDS = frozenset({
+# A float column whose name has one of these words is a share or a rate, whatever its values
+# (a partner's 30+ DPD ratio of 0 on every row is 0.00%, not 0); percent points (an APR column
+# of 18.0, 24.0) are not shares: a value beyond [-1.5, 1.5] makes the column a number.
+SHARE_WORDS = frozenset({
     "share", "shares", "pct", "percent", "rate", "rates", "apr", "pd", "lgd", "cdr", "cpr",
-    "smm", "mdr", "mpr", "el", "loss", "coupon", "yield", "irr", "ce", "oc", "p", "ratio",
-    "breach", "cnl", "hhi", "lgl", "var", "es", "level",
+    "smm", "mdr", "mpr", "coupon", "yield", "irr", "ce", "oc", "p", "ratio", "breach", "cnl",
+    "hhi", "lgl", "level",
 })
+# Words that name a share in one table and an amount in another (a class's EL as a share of
+# its balance; a party's EL in CNY): such a column is a share when a value is non-zero and
+# within [-1.5, 1.5], or when the table declares it one (``column_kind``'s ``share``).
+SHARE_OR_AMOUNT_WORDS = frozenset({"el", "loss", "var", "es"})
+PERCENT_WORDS = SHARE_WORDS | SHARE_OR_AMOUNT_WORDS
 PLAIN_INT_WORDS = frozenset({"id", "seed", "month", "months", "year", "position", "level",
                              "term", "mob", "dpd", "score", "batch", "row", "path", "run",
                              "pool", "allocation"})
@@ -91,9 +102,13 @@ def _iso_dates(series: pd.Series) -> pd.Series | None:
         return None
 
 
-def column_kind(name: str, series: pd.Series) -> str:
+def column_kind(name: str, series: pd.Series, share: bool = False) -> str:
     """``date``, ``percent``, ``money``, ``integer``, ``plain_integer``, ``number``, ``bool``
-    or ``text`` (module doc)."""
+    or ``text`` (module doc). A float column is ``percent`` by its name (:data:`SHARE_WORDS`:
+    all-zero and all-missing columns too; :data:`SHARE_OR_AMOUNT_WORDS`: when a value is
+    non-zero) unless a value lies beyond [-1.5, 1.5]; ``share``: the table says the column is
+    a share whatever its name and values (a roll-rate matrix's ``M1`` column, a risk weight
+    of 12.5 = 1250%)."""
     if pd.api.types.is_bool_dtype(series):
         return "bool"
     if _iso_dates(series) is not None:
@@ -102,11 +117,12 @@ def column_kind(name: str, series: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(series):
         return "plain_integer" if words & PLAIN_INT_WORDS else "integer"
     if pd.api.types.is_float_dtype(series):
+        if share:
+            return "percent"
         finite = series[np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))]
-        if finite.empty:
-            return "number"
-        biggest = float(finite.abs().max())
-        if words & PERCENT_WORDS and biggest <= 1.5 and biggest > 0:
+        biggest = float(finite.abs().max()) if not finite.empty else 0.0
+        if biggest <= 1.5 and (words & SHARE_WORDS
+                               or (words & SHARE_OR_AMOUNT_WORDS and biggest > 0)):
             return "percent"
         return "money" if biggest >= 100 else "number"
     return "text"

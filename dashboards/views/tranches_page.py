@@ -100,7 +100,7 @@ if view.table.empty:
     st.stop()
 # LGL has no value for a class no path loses on; the total row (the notes) leaves empty
 # what does not add
-ui.table(view.class_table(), show_missing=True)
+ui.table(view.class_table(), show_missing=True, shares=view.class_shares())
 if view.note:  # a run recorded from summaries: its stored tables only
     st.info(view.note, icon=":material/summarize:")
 if not view.residual.empty:

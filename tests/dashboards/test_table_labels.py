@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pages_helpers import PAGES, page
+from pages_helpers import PAGES, PARTNER, page
 
 from dashboards import labels, ui
 
@@ -45,9 +45,8 @@ def test_tranche_table_headers_name_their_glossary_terms() -> None:
         assert name in frame.columns
     assert config["wal_mean"]["label"] == "WAL mean, years"
     assert config["ce"]["label"] == "CE, %"
-    # a share column carries its unit once it is known to be one (a column of zeros is not)
-    assert config["el"]["label"] == ("EL, % of balance" if frame["el"].abs().max() > 0
-                                     else "EL")
+    # a class's EL is a share of its balance, a column of zeros too (the page says so)
+    assert config["el"]["label"] == "EL, % of balance"
     for name, term in (("wal_mean", "WAL"), ("ce", "CE"), ("el", "EL")):
         assert config[name]["help"].startswith(f"{term}: {labels.GLOSSARY[term]}")
 
@@ -170,3 +169,68 @@ def test_large_amounts_in_a_metric_are_short() -> None:
     assert ui.money_short(-2_500_000.0) == "-2.50 m"
     assert ui.money_short(3_588.6) == "3,589"
     assert ui.money_short(0.0) == "0"
+
+
+def test_a_share_column_of_zeros_reads_as_percentages() -> None:
+    # a share whose values are all 0 read "0" beside "0.00%" in the other share columns: a
+    # column is a share by its name (dpd30_ratio, p_breach), or because the table says so
+    # (a class's EL, an amount in CNY in other tables); amounts and counts of zeros unchanged
+    frame = pd.DataFrame({"group": ["a", "total"], "dpd30_ratio": [0.0, 0.0],
+                          "p_breach": [0.0, 0.0], "el": [0.0, 0.0], "wa_apr": [0.13, 0.12],
+                          "tranche_exposure": [0.0, 0.0], "loans": [0, 0]})
+
+    def cells(shown):  # type: ignore[no-untyped-def]
+        rows = [line.split("|") for line in shown.hide(axis="index").to_string(
+            delimiter="|").splitlines()]
+        return {name: [row[j] for row in rows[1:]] for j, name in enumerate(rows[0])}
+
+    shown, config = ui.table_display(frame)
+    for col, title in (("dpd30_ratio", "30+ DPD, %"), ("p_breach", "Breach probability, %"),
+                       ("wa_apr", "WA APR, %")):
+        assert config[col]["label"] == title
+        assert config[col]["type_config"].get("format") is None, col  # the Styler's text
+        assert cells(shown)[col] == [f"{x:.2%}" for x in frame[col]], col
+    assert cells(shown)["dpd30_ratio"] == ["0.00%", "0.00%"]
+    assert config["tranche_exposure"]["type_config"]["format"] == ui.AMOUNT_FORMAT
+    assert config["loans"]["type_config"]["format"] == ui.COUNT_FORMAT
+    # an EL of zeros may be CNY: no unit is guessed from "el" alone ...
+    assert config["el"]["label"] == "EL" and config["el"]["type_config"]["format"] == "localized"
+    # ... until the table says it is a share
+    shown, config = ui.table_display(frame, shares=["el"])
+    assert config["el"]["label"] == "EL, % of balance"
+    assert config["el"]["type_config"].get("format") is None
+    assert cells(shown)["el"] == ["0.00%", "0.00%"]
+
+
+def test_a_partners_book_mix_shows_its_zero_dpd_ratios_as_percentages() -> None:
+    # the demo partner's loans were all current at cut-off: its 30+ / 90+ DPD ratios are 0
+    # on every row, which read "0" under "30+ DPD" while WA APR read "12.64%"
+    at = page("book", f"partner:{PARTNER}")
+    frame, config, text = _shown(at, "dpd30_ratio")
+    assert (frame["dpd30_ratio"] == 0).all() and (frame["dpd90_ratio"] == 0).all()
+    assert text is not None
+    for col, title in (("dpd30_ratio", "30+ DPD, %"), ("dpd90_ratio", "90+ DPD, %")):
+        assert config[col]["label"] == title
+        assert config[col]["type_config"].get("format") is None
+        assert list(text[col]) == ["0.00%"] * len(frame)
+
+
+def test_tranche_losses_and_breach_probabilities_of_zero_read_as_percentages() -> None:
+    # the test book's run: no path breaches a trigger and no class loses; the trigger table's
+    # probabilities and the class table's losses read 0.00%, as coupon and CE beside them
+    at = page("tranches", "treasury")
+    frame, config, text = _shown(at, "p_breach")
+    assert (frame["p_breach"] == 0).all()
+    assert text is not None
+    for col in ("p_breach", "p_in_force"):
+        assert config[col]["label"].endswith(", %")
+        assert list(text[col]) == ["0.00%"] * len(frame), col
+    frame, config, text = _shown(at, "el_se")
+    assert text is not None and (frame["el"] == 0).all()
+    assert config["el"]["label"] == "EL, % of balance"
+    assert list(text["el"]) == ["0.00%"] * len(frame)
+    assert config["loss_q99"]["label"] == "Loss 99th percentile, % of balance"
+    # the classes' rows, then the notes' total, which leaves empty what does not add
+    classes = frame["tranche"] != "total"
+    for col in ("el_se", "pd", "loss_q95", "loss_q99", "loss_q999"):
+        assert list(frame.loc[classes, col]) == ["0.00%"] * int(classes.sum()), col

@@ -93,7 +93,11 @@ def test_report_tables_are_formatted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name, values, kind", [
     ("apr", [0.18, 0.24], "percent"),
     ("apr", [18.0, 24.0], "number"),  # percent points are not shares: no % format
-    ("p_breach", [0.0, 0.0], "number"),  # all zero: nothing says it is a share
+    ("p_breach", [0.0, 0.0], "percent"),  # all zero: its name says it is a share
+    ("dpd30_ratio", [0.0, float("nan")], "percent"),
+    ("el", [0.0, 0.0], "number"),  # an EL of zeros may be CNY: nothing says it is a share
+    ("el", [0.0, 0.01], "percent"),
+    ("balance", [0.0, 0.0], "number"),
     ("wal_mean", [0.8, 1.2], "number"),
     ("balance", [5.0, 50.0], "number"),
     ("balance", [500.0, 50.0], "money"),
