@@ -39,8 +39,9 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "cutoff_balance": ("Cut-off balance", None), "dpd": ("DPD", "days"),
     "default_rate": ("Default rate", None), "cdr": ("CDR", None), "cpr": ("CPR", None),
     "smm": ("SMM", None), "mdr": ("MDR", None), "mpr": ("MPR", None),
-    "pool_id": ("Pool", ""), "run_id": ("Run", ""), "loan_id": ("Loan id", ""),
-    "borrower_id": ("Borrower id", ""), "party_id": ("Party id", ""), "party": ("Party", ""),
+    "pool_id": ("Pool", ""), "run_id": ("Run", ""), "n_paths": ("Paths", ""),
+    "loan_id": ("Loan id", ""), "borrower_id": ("Borrower id", ""),
+    "party_id": ("Party id", ""), "party": ("Party", ""),
     # losses and risk measures
     "el": ("EL", None), "el_se": ("EL SE", None), "el_share": ("EL share", None),
     "loss": ("Loss", None), "loss_pct": ("Loss share", "% of balance"), "se": ("SE", None),

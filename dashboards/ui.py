@@ -293,6 +293,21 @@ COUNT_FORMAT = "%,d"
 PERCENT_STYLE = "{:.2%}"
 
 
+def with_integers_typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each object column that holds only integers (and gaps) as an integer
+    column: a store's list of runs holds its path counts as Python ints in an object column,
+    which the table took for text and showed without separators ("10000")."""
+    out = frame
+    for col in frame.columns:
+        series = frame[col]
+        if series.dtype == object and series.notna().any() and \
+                pd.api.types.infer_dtype(series, skipna=True) == "integer":
+            if out is frame:
+                out = frame.copy()
+            out[col] = series.astype("int64" if series.notna().all() else "Int64")
+    return out
+
+
 def table_display(frame: Any, show_missing: bool = False,
                   shares: Collection[Any] = ()) -> tuple[Any, dict[str, Any]]:
     """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing the share
@@ -300,6 +315,8 @@ def table_display(frame: Any, show_missing: bool = False,
     A column is a share by its name (``dashboards.xlsx.column_kind``, a column of zeros
     included) or because the table's caller says so in ``shares`` (names that say nothing
     of a unit: a roll-rate matrix's states; a class's EL, which is CNY in other tables)."""
+    if isinstance(frame, pd.DataFrame):
+        frame = with_integers_typed(frame)
     source = frame
     if show_missing and isinstance(frame, pd.DataFrame):  # a table with structural gaps
         frame = with_missing_shown(frame, shares)

@@ -3,7 +3,8 @@
 :func:`compare_runs` returns two tables read from the store:
 
 - **inputs**: every input of either run (the typed record flattened to dotted keys, e.g.
-  ``stress.pd_mult``), the value in A and in B and whether they differ; file names that only
+  ``stress.pd_mult``), the value in A and in B as text (counts of paths and loans with
+  thousands separators, "10,000") and whether they differ; file names that only
   differ by the run's own directory (``runs/3/assumptions.toml`` vs ``runs/5/…``) are compared
   by the file's sha256, which the record keeps.
 - **results**: for the pool and every party the runs share, EL, VaR and ES at each level with
@@ -62,11 +63,19 @@ def tail_paths(n_paths: int, level: float) -> int:
     return int(math.floor(n_paths * (1.0 - level) + 1e-9))
 
 
-def _shown(value: Any) -> str:
+# inputs that count something (paths, loans): written with thousands separators ("10,000");
+# ids and seeds stay plain
+_COUNTS = frozenset({"n_paths", "n_loans", "batch_size"})
+
+
+def _shown(value: Any, key: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and key.rsplit(".", 1)[-1] in _COUNTS:
+        return f"{value:,}"
     return str(value)
 
 
@@ -83,7 +92,8 @@ def _inputs_table(a: RunRecord, b: RunRecord) -> pd.DataFrame:
             differs = fa.get(_OWN_FILES[key]) != fb.get(_OWN_FILES[key])
         else:
             differs = va != vb
-        rows.append({"input": key, "a": _shown(va), "b": _shown(vb), "differs": bool(differs)})
+        rows.append({"input": key, "a": _shown(va, key), "b": _shown(vb, key),
+                     "differs": bool(differs)})
     rows += [{"input": "label", "a": _shown(a.label), "b": _shown(b.label),
               "differs": a.label != b.label},
              {"input": "code_version", "a": _shown(a.code_version), "b": _shown(b.code_version),

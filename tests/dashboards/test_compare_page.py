@@ -96,6 +96,10 @@ def test_compare_tab_shows_the_runs_diff_table_and_warns(env) -> None:
     inputs = frame_with(at, "differs")
     differs = set(inputs.loc[inputs["differs"], "input"])
     assert {"n_paths", "seed"} <= differs
+    # counts with separators (as the runs table and the Paths metric), a seed plain
+    by_input = inputs.set_index("input")
+    assert list(by_input.loc["n_paths", ["a", "b"]]) == ["500", "2,000"]
+    assert list(by_input.loc["seed", ["a", "b"]]) == ["13", "7"]
 
 
 def test_recorded_run_warns_about_its_thin_tail(env) -> None:

@@ -234,3 +234,42 @@ def test_tranche_losses_and_breach_probabilities_of_zero_read_as_percentages() -
     classes = frame["tranche"] != "total"
     for col in ("el_se", "pd", "loss_q95", "loss_q99", "loss_q999"):
         assert list(frame.loc[classes, col]) == ["0.00%"] * int(classes.sum()), col
+
+
+def test_integers_held_as_objects_read_as_counts() -> None:
+    # the store lists a run's path count as Python ints in an object column: the table took
+    # it for text and showed "10000"; it is now a count with separators, an id stays plain
+    frame = pd.DataFrame({"run_id": [4, 1], "pool_id": pd.Series([1, 1], dtype=object),
+                          "n_paths": pd.Series([10000, 500], dtype=object),
+                          "seed": pd.Series([7, None], dtype=object),
+                          "label": pd.Series(["big", ""], dtype=object)})
+    shown, config = ui.table_display(frame)
+    assert config["n_paths"]["type_config"]["format"] == ui.COUNT_FORMAT == "%,d"
+    assert config["n_paths"]["label"] == "Paths"  # as the run's metric, not "N paths"
+    for col in ("run_id", "pool_id", "seed", "label"):
+        assert config[col].get("type_config", {}).get("format") is None, col
+    assert list(shown["n_paths"]) == [10000, 500]  # the numbers unchanged
+    assert frame["n_paths"].dtype == object  # the caller's frame too
+
+
+def test_every_count_column_reads_with_separators() -> None:
+    # every page's tables: each integer column is a count with separators ("%,d": loans,
+    # paths) or an id, seed or month shown plain (the runs table's paths read "10000")
+    from dashboards.xlsx import column_kind
+
+    counts = set()
+    for name in PAGES:
+        at = page(name, "treasury")
+        for d in at.dataframe:
+            frame = d.value
+            config = json.loads(d.proto.columns)
+            for col in frame.columns:
+                if not pd.api.types.is_integer_dtype(frame[col]) or str(col) not in config:
+                    continue
+                fmt = config[str(col)].get("type_config", {}).get("format")
+                if column_kind(str(col), frame[col]) == "integer":
+                    assert fmt == ui.COUNT_FORMAT, (name, col)
+                    counts.add(str(col))
+                else:
+                    assert fmt is None, (name, col)
+    assert {"loans", "n_loans", "n_paths"} <= counts
