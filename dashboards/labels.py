@@ -128,7 +128,8 @@ GLOSSARY: dict[str, str] = {
 # amounts, whatever their size (a small balance is still CNY)
 _AMOUNT_WORDS = frozenset({"balance", "amount", "principal", "interest", "exposure", "capital",
                            "cash", "fees", "face", "investment", "collections", "recovery",
-                           "rwa", "size"})
+                           "rwa", "size", "due", "paid", "shortfall", "writedown", "pdl",
+                           "proceeds", "transfer"})
 # lower-case words written in capitals (the buckets M1-M3 are capitals in the column names)
 _ABBREVIATIONS = {t.lower(): t for t in GLOSSARY if t.isalpha()} | {"id": "id", "dq": "DQ", "pdl": "PDL",
                                                     "vat": "VAT", "rng": "RNG"}

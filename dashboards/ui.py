@@ -9,6 +9,7 @@ and a partner can never be served a treasury result from the cache. ``st.cache_d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -249,20 +250,64 @@ def progress_callback(bar: Any, text: str = "simulating…") -> Callable[[float]
 
 MISSING = "—"  # how a table shows a value that does not exist (not "None")
 
+# How a table shows a number (display only: the cells keep the library's numbers). One rule
+# for every float column of every page, written by :func:`number_text`:
+# - shares and rates ("percent") to exactly two decimals: "13.00%", "100.00%", "0.00%", as
+#   the metrics (:func:`pct`);
+# - amounts ("amount": large, or headed CNY) to the cent with separators, "-5,643,951.14", as
+#   the workbooks' #,##0.00;
+# - other numbers (years, months, multiples, prices per 1 of face) to three decimals,
+#   "1.351", "10.100";
+# - a value that rounds to zero without a sign: "0.00", not the "-0.00" of a
+#   reconciliation's float noise (-2e-14).
+# The text is a pandas Styler's, which ``st.dataframe`` shows for a number column whose
+# configuration has no format. (Streamlit's "percent" preset drops trailing zeros — 0.13
+# reads "13%" beside "12.88%" — and its ``step`` truncates instead of rounding; "localized"
+# drops them too, "7" beside "7.178"; a printf format cannot scale a fraction to a
+# percentage and keeps the sign of a negative zero.) Counts (integers) with separators: the
+# printf format COUNT_FORMAT, which Streamlit documents for ``NumberColumn``.
+PERCENT_STYLE = "{:,.2%}"
+AMOUNT_STYLE = "{:,.2f}"
+NUMBER_STYLE = "{:,.3f}"
+STYLES = {"percent": PERCENT_STYLE, "amount": AMOUNT_STYLE, "number": NUMBER_STYLE}
+COUNT_FORMAT = "%,d"
+# printf formats for a table too large to style (none of the pages' today): the same rule
+# but for a negative zero, and shares as Streamlit's preset
+AMOUNT_FORMAT = "%,.2f"
+NUMBER_FORMAT = "%,.3f"
+_UNSTYLED = {"percent": "percent", "amount": AMOUNT_FORMAT, "number": NUMBER_FORMAT}
 
-def _number_text(x: float, kind: str, large: bool) -> str:
+
+def number_text(x: float, how: str) -> str:
+    """``x`` as a table writes it: ``how`` is ``percent``, ``amount`` or ``number`` (see
+    :data:`STYLES`); a value that rounds to zero has no minus sign."""
+    text = STYLES[how].format(x)
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
+
+
+def float_column(name: Any, series: pd.Series,
+                 shares: Collection[Any] = ()) -> tuple[str, str]:
+    """How a float column's numbers read (``percent``, ``amount`` or ``number``:
+    :func:`number_text`) and its header (``dashboards.labels``): a share by its name or by
+    ``shares`` (``dashboards.xlsx.column_kind``); an amount when large or headed CNY (a
+    column of 0.00 in CNY too); any other number to three decimals."""
+    kind = column_kind(str(name), series, share=name in shares)
+    title = labels.label(str(name), kind)
     if kind == "percent":
-        return f"{x:.2%}"
-    return f"{x:,.2f}" if large else f"{x:,.6g}"
+        return "percent", title
+    if kind == "money" or title.endswith(", CNY"):
+        return "amount", title
+    return "number", title
 
 
 def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = ()) -> pd.DataFrame:
     """``frame`` as a table with gaps shows it: each float column holding a missing value
-    becomes text — its numbers as the table formats them (percentages to 0.01%, amounts to
-    the cent with separators, small numbers to 6 significant digits) and each missing value
-    :data:`MISSING` — and a missing value in a text column is :data:`MISSING`. Columns
-    without a gap are unchanged (the library's numbers). ``shares``: columns that are shares
-    whatever their names say (``dashboards.xlsx.column_kind``)."""
+    becomes text — its numbers as the table writes them (:func:`number_text`) and each
+    missing value :data:`MISSING` — and a missing value in a text column is :data:`MISSING`.
+    Columns without a gap are unchanged (the library's numbers). ``shares``: columns that
+    are shares whatever their names say (:func:`float_column`)."""
     out = frame.copy()
     for col in frame.columns:
         series = frame[col]
@@ -270,27 +315,12 @@ def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = ()) -> pd.
         if not gaps.any():
             continue
         if pd.api.types.is_float_dtype(series):
-            kind = column_kind(str(col), series, share=col in shares)
-            large = bool((series.abs() >= 100).any())
-            out[col] = [MISSING if gap else _number_text(float(x), kind, large)
+            how, _title = float_column(col, series, shares)
+            out[col] = [MISSING if gap else number_text(float(x), how)
                         for x, gap in zip(series, gaps, strict=True)]
         elif not pd.api.types.is_numeric_dtype(series):
             out[col] = series.astype(object).where(~gaps, MISSING)
     return out
-
-
-# How a table shows a number (display only: the cells keep the library's numbers). Amounts
-# to the cent with separators and a minus sign, as the gaps' text (``with_missing_shown``)
-# and the workbooks (#,##0.00) write them; counts with separators; printf formats, which
-# Streamlit documents for ``NumberColumn`` (``,`` for the separators).
-AMOUNT_FORMAT = "%,.2f"
-COUNT_FORMAT = "%,d"
-# Shares to exactly two decimals ("13.00%", "100.00%"), as the gaps' text and the metrics
-# (``pct``): a pandas Styler's display text, which ``st.dataframe`` shows for a column whose
-# configuration has no format. (Streamlit's "percent" preset drops trailing zeros — 0.13
-# reads "13%" beside "12.88%" —, its ``step`` truncates instead of rounding, and a printf
-# format cannot scale a fraction to a percentage.)
-PERCENT_STYLE = "{:.2%}"
 
 
 def with_integers_typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -310,11 +340,12 @@ def with_integers_typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def table_display(frame: Any, show_missing: bool = False,
                   shares: Collection[Any] = ()) -> tuple[Any, dict[str, Any]]:
-    """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing the share
-    columns as :data:`PERCENT_STYLE` when the table has any) and the column configuration.
-    A column is a share by its name (``dashboards.xlsx.column_kind``, a column of zeros
-    included) or because the table's caller says so in ``shares`` (names that say nothing
-    of a unit: a roll-rate matrix's states; a class's EL, which is CNY in other tables)."""
+    """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing every float
+    column as :func:`number_text` and a gap as :data:`MISSING`) and the column
+    configuration (headers, glossary tips, counts' separators). A column is a share by its
+    name (``dashboards.xlsx.column_kind``, a column of zeros included) or because the
+    table's caller says so in ``shares`` (names that say nothing of a unit: a roll-rate
+    matrix's states; a class's EL, which is CNY in other tables)."""
     if isinstance(frame, pd.DataFrame):
         frame = with_integers_typed(frame)
     source = frame
@@ -323,43 +354,50 @@ def table_display(frame: Any, show_missing: bool = False,
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
     config: dict[str, Any] = {}
-    percent_cols: list[Any] = []
+    texts: dict[str, list[Any]] = {how: [] for how in STYLES}
+    stamps: list[Any] = []
+    styled = False
     if isinstance(data, pd.DataFrame):
         # Streamlit refuses to style more cells than pandas renders: such a table (none of
-        # the pages' today) keeps the "percent" preset
+        # the pages' today) keeps printf formats and the "percent" preset
         styled = data.size <= int(pd.get_option("styler.render.max_elements"))
         for col in data.columns:
             series = data[col]
             original = source[col] if isinstance(source, pd.DataFrame) and source is not frame \
                 else series
+            if pd.api.types.is_float_dtype(original):
+                how, title = float_column(col, original, shares)
+                tip = labels.help_text(title)
+                if pd.api.types.is_float_dtype(series):
+                    if styled:
+                        texts[how].append(col)
+                    config[str(col)] = st.column_config.NumberColumn(
+                        title, help=tip, format=None if styled else _UNSTYLED[how])
+                else:  # numbers shown as text around their gaps (with_missing_shown)
+                    config[str(col)] = st.column_config.TextColumn(title, help=tip,
+                                                                   alignment="right")
+                continue
             kind = column_kind(str(col), original, share=col in shares)
             title = labels.label(str(col), kind)
             tip = labels.help_text(title)
-            if pd.api.types.is_float_dtype(series):
-                # shares as %, amounts (CNY) to the cent with separators, the rest as they are
-                fmt: str | None
-                if kind == "percent":
-                    fmt = None if styled else "percent"  # None: the Styler's text
-                    if styled:
-                        percent_cols.append(col)
-                else:  # an amount: large, or headed CNY (a column of 0.00 in CNY too)
-                    large = bool((series.abs() >= 100).any())
-                    fmt = AMOUNT_FORMAT if large or title.endswith(", CNY") else "localized"
-                config[str(col)] = st.column_config.NumberColumn(title, help=tip, format=fmt)
-            elif original is not series and pd.api.types.is_float_dtype(original):
-                # numbers shown as text around their gaps (with_missing_shown)
-                config[str(col)] = st.column_config.TextColumn(title, help=tip,
-                                                               alignment="right")
-            elif kind == "integer":  # counts (loans, paths); ids, seeds and months plain
+            if kind == "integer":  # counts (loans, paths); ids, seeds and months plain
                 config[str(col)] = st.column_config.NumberColumn(title, help=tip,
                                                                  format=COUNT_FORMAT)
             else:
+                if pd.api.types.is_datetime64_any_dtype(series):
+                    stamps.append(col)
                 config[str(col)] = st.column_config.Column(title, help=tip)
-    if percent_cols:
+    if styled and (any(texts.values()) or not isinstance(frame, pd.DataFrame)):
         styler = frame if not isinstance(frame, pd.DataFrame) else frame.style
-        # every other cell's text as the grid writes it (a gap as MISSING, not "None")
-        frame = styler.format(na_rep=MISSING).format(PERCENT_STYLE, subset=percent_cols,
-                                                    na_rep=MISSING)
+        # every cell's text as the grid writes it (a gap as MISSING, not "None" or "nan")
+        styler = styler.format(na_rep=MISSING)
+        for how, cols in texts.items():
+            if cols:
+                styler = styler.format(functools.partial(number_text, how=how), subset=cols,
+                                       na_rep=MISSING)
+        if stamps:  # to the second, as the grid writes a time of its own
+            styler = styler.format("{:%Y-%m-%d %H:%M:%S}", subset=stamps, na_rep=MISSING)
+        frame = styler
     return frame, config
 
 

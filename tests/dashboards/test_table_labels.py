@@ -5,7 +5,9 @@ the table's column configuration (what the browser receives), not from rendered 
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -30,10 +32,11 @@ def test_simulation_loss_table_has_labels_units_and_glossary_tips() -> None:
     shown = {name: c.get("label") for name, c in config.items()}
     assert shown["loss"] == "Loss, CNY" and shown["se"] == "SE, CNY"
     assert shown["loss_pct"] == "Loss share, % of balance"
-    # shares: no preset format (Streamlit's "percent" drops trailing zeros), the text from
-    # the table's Styler (test_percentages_read_to_two_decimals_on_every_row)
+    # no preset format (Streamlit's "percent" drops trailing zeros, a printf format keeps
+    # the sign of a negative zero): the text from the table's Styler
+    # (test_every_number_in_a_table_reads_by_one_rule)
     assert config["loss_pct"]["type_config"].get("format") is None
-    assert config["loss"]["type_config"]["format"] == ui.AMOUNT_FORMAT
+    assert config["loss"]["type_config"].get("format") is None
     assert config["se"]["help"] == f"SE: {labels.GLOSSARY['SE']}"
     assert "help" not in config["measure"] or not config["measure"]["help"]
 
@@ -95,6 +98,7 @@ def test_percentages_read_to_two_decimals_on_every_row() -> None:
         assert config[col]["type_config"].get("format") is None, col  # the Styler's text
         assert list(text[col]) == [f"{x:.2%}" for x in frame[col]], col
     assert text["balance_share"].iloc[-1] == "100.00%"
+    assert list(text["balance"]) == [f"{x:,.2f}" for x in frame["balance"]]
     # the numbers are the library's: the product groups of book_summary, then the book
     con = duckdb.connect(os.environ["RISKPOOL_DB"], read_only=True)
     try:
@@ -104,8 +108,9 @@ def test_percentages_read_to_two_decimals_on_every_row() -> None:
     want = groups[groups["dimension"] == "product"].set_index("group")
     for _, row in frame[frame["group"] != "total"].iterrows():
         assert row["wa_apr"] == want.loc[row["group"], "wa_apr"]
-    # amounts to the cent with separators, counts with separators (57,288, not 57288)
-    assert config["balance"]["type_config"]["format"] == ui.AMOUNT_FORMAT == "%,.2f"
+    # amounts to the cent with separators (the Styler's text above), counts with separators
+    # (57,288, not 57288)
+    assert config["balance"]["type_config"].get("format") is None
     assert config["loans"]["type_config"]["format"] == ui.COUNT_FORMAT == "%,d"
 
 
@@ -129,33 +134,41 @@ def test_every_table_shows_its_shares_to_two_decimals() -> None:
                     continue
                 assert config[str(col)]["type_config"].get("format") is None, (name, col)
                 assert text is not None, (name, col)
-                assert list(text[col]) == [ui.MISSING if pd.isna(x) else f"{x:.2%}"
+                assert list(text[col]) == [ui.MISSING if pd.isna(x)
+                                           else ui.number_text(x, "percent")
                                            for x in frame[col]], (name, col)
                 checked += 1
     assert checked >= 10
 
 
+def _cells(shown) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """The text of each cell of a Styler (what the grid shows), by column name."""
+    rows = [line.split("|") for line in shown.hide(axis="index").to_string(
+        delimiter="|").splitlines()]
+    return {name: [row[j] for row in rows[1:]] for j, name in enumerate(rows[0])}
+
+
 def test_table_formats_without_a_page() -> None:
-    # a share column: no preset format, a Styler writing it to 0.01%; an amount and a count
-    # with separators; an id and a text column as they are; the frame's numbers unchanged
+    # every float column written by the Styler (no preset format): a share to 0.01%, an
+    # amount to the cent with separators, another number to three decimals; a count with
+    # separators; an id and a text column as they are; the frame's numbers unchanged
     frame = pd.DataFrame({"group": ["a", "total"], "loans": [57288, 87235],
                           "pool_id": [1, 2], "balance": [-1234.5, 495063999.14],
                           "wa_apr": [0.1288, 0.13], "tranche_exposure": [0.0, 0.0],
                           "wal_mean": [1.25, 0.5]})
     shown, config = ui.table_display(frame)
-    # an amount column of zeros (a partner's tranche exposure) reads 0.00 as the other amounts
-    assert config["tranche_exposure"]["label"] == "Tranche exposure, CNY"
-    assert config["tranche_exposure"]["type_config"]["format"] == "%,.2f"
-    assert config["wal_mean"]["type_config"]["format"] == "localized"
     assert shown.data is frame
-    assert config["wa_apr"]["type_config"].get("format") is None
-    assert config["balance"]["type_config"]["format"] == "%,.2f"
+    for col in ("balance", "wa_apr", "tranche_exposure", "wal_mean"):
+        assert config[col]["type_config"].get("format") is None, col
     assert config["loans"]["type_config"]["format"] == "%,d"
     assert config["pool_id"].get("type_config", {}).get("format") is None
-    cells = [line.split("|") for line in shown.hide(axis="index").to_string(
-        delimiter="|").splitlines()]
-    at = cells[0].index("wa_apr")
-    assert [row[at] for row in cells] == ["wa_apr", "12.88%", "13.00%"]
+    # an amount column of zeros (a partner's tranche exposure) reads 0.00 as the other amounts
+    assert config["tranche_exposure"]["label"] == "Tranche exposure, CNY"
+    cells = _cells(shown)
+    assert cells["tranche_exposure"] == ["0.00", "0.00"]
+    assert cells["wa_apr"] == ["12.88%", "13.00%"]
+    assert cells["balance"] == ["-1,234.50", "495,063,999.14"]
+    assert cells["wal_mean"] == ["1.250", "0.500"]  # not "1.25" beside "0.5"
     assert shown.data["wa_apr"].tolist() == [0.1288, 0.13]
 
 
@@ -178,28 +191,22 @@ def test_a_share_column_of_zeros_reads_as_percentages() -> None:
     frame = pd.DataFrame({"group": ["a", "total"], "dpd30_ratio": [0.0, 0.0],
                           "p_breach": [0.0, 0.0], "el": [0.0, 0.0], "wa_apr": [0.13, 0.12],
                           "tranche_exposure": [0.0, 0.0], "loans": [0, 0]})
-
-    def cells(shown):  # type: ignore[no-untyped-def]
-        rows = [line.split("|") for line in shown.hide(axis="index").to_string(
-            delimiter="|").splitlines()]
-        return {name: [row[j] for row in rows[1:]] for j, name in enumerate(rows[0])}
-
     shown, config = ui.table_display(frame)
     for col, title in (("dpd30_ratio", "30+ DPD, %"), ("p_breach", "Breach probability, %"),
                        ("wa_apr", "WA APR, %")):
         assert config[col]["label"] == title
         assert config[col]["type_config"].get("format") is None, col  # the Styler's text
-        assert cells(shown)[col] == [f"{x:.2%}" for x in frame[col]], col
-    assert cells(shown)["dpd30_ratio"] == ["0.00%", "0.00%"]
-    assert config["tranche_exposure"]["type_config"]["format"] == ui.AMOUNT_FORMAT
+        assert _cells(shown)[col] == [f"{x:.2%}" for x in frame[col]], col
+    assert _cells(shown)["dpd30_ratio"] == ["0.00%", "0.00%"]
+    assert _cells(shown)["tranche_exposure"] == ["0.00", "0.00"]
     assert config["loans"]["type_config"]["format"] == ui.COUNT_FORMAT
     # an EL of zeros may be CNY: no unit is guessed from "el" alone ...
-    assert config["el"]["label"] == "EL" and config["el"]["type_config"]["format"] == "localized"
+    assert config["el"]["label"] == "EL" and _cells(shown)["el"] == ["0.000", "0.000"]
     # ... until the table says it is a share
     shown, config = ui.table_display(frame, shares=["el"])
     assert config["el"]["label"] == "EL, % of balance"
     assert config["el"]["type_config"].get("format") is None
-    assert cells(shown)["el"] == ["0.00%", "0.00%"]
+    assert _cells(shown)["el"] == ["0.00%", "0.00%"]
 
 
 def test_a_partners_book_mix_shows_its_zero_dpd_ratios_as_percentages() -> None:
@@ -273,3 +280,94 @@ def test_every_count_column_reads_with_separators() -> None:
                 else:
                     assert fmt is None, (name, col)
     assert {"loans", "n_loans", "n_paths"} <= counts
+
+
+# the three ways a table writes a number (dashboards.ui.number_text)
+NUMBER_TEXT = {"percent": re.compile(r"-?\d{1,3}(,\d{3})*\.\d\d%"),
+               "amount": re.compile(r"-?\d{1,3}(,\d{3})*\.\d\d"),
+               "number": re.compile(r"-?\d{1,3}(,\d{3})*\.\d\d\d")}
+NEGATIVE_ZERO = re.compile(r"-0(\.0+)?%?")
+
+
+def test_every_number_in_a_table_reads_by_one_rule() -> None:
+    # every page's tables, as treasury and as a partner: each float column, and each column
+    # of numbers written as text around its gaps, reads one way down the column — a share
+    # to 0.01% ("13.00%"), an amount to the cent with separators ("-5,643,951.14") or any
+    # other number to three decimals ("1.351") — and never as a negative zero. Were: a
+    # reconciliation's float noise (-2e-14) "-0.00" and a tail share of -2e-16 "-0.00%"
+    # (printf keeps the sign), a WAL "1.6824" beside "1.63538" around the total row's gaps
+    # and "1.351" in the next table (Streamlit's "localized" trims trailing zeros)
+    seen: dict[str, int] = {"percent": 0, "amount": 0, "number": 0}
+    for role in ("treasury", f"partner:{PARTNER}"):
+        for name in PAGES:
+            at = page(name, role)
+            for d in at.dataframe:
+                frame = d.value
+                config = json.loads(d.proto.columns)
+                raw = d.proto.arrow_data.styler.display_values
+                text = pa.ipc.open_stream(raw).read_pandas() if raw else None
+                for col in frame.columns:
+                    conf = config.get(str(col))
+                    if conf is None:  # an editor's input (not ui.table)
+                        continue
+                    series = frame[col]
+                    if pd.api.types.is_float_dtype(series):
+                        assert conf["type_config"].get("format") is None, (name, col)
+                        assert text is not None, (name, col)
+                        cells = [t for t, x in zip(text[col], series, strict=True)
+                                 if not pd.isna(x)]
+                        values = [float(x) for x in series if not pd.isna(x)]
+                    elif conf.get("alignment") == "right":  # numbers as text (gaps)
+                        cells = [t for t in series if t != ui.MISSING]
+                        values = None
+                    else:
+                        continue
+                    if not cells:
+                        continue
+                    where = (role, name, col, cells[:4])
+                    assert not any(NEGATIVE_ZERO.fullmatch(c) for c in cells), where
+                    hows = [how for how, rx in NUMBER_TEXT.items()
+                            if all(rx.fullmatch(c) for c in cells)]
+                    assert len(hows) == 1, where
+                    if values is not None:  # the library's numbers, written by the rule
+                        assert cells == [ui.number_text(x, hows[0]) for x in values], where
+                    seen[hows[0]] += 1
+    assert min(seen.values()) >= 3, seen
+
+
+def test_number_text_has_no_negative_zero_and_fixed_decimals() -> None:
+    assert ui.number_text(-2.3e-14, "amount") == "0.00"
+    assert ui.number_text(-2.2e-16, "percent") == "0.00%"
+    assert ui.number_text(-0.004, "amount") == "0.00"
+    assert ui.number_text(-0.005001, "amount") == "-0.01"
+    assert ui.number_text(-5643951.144, "amount") == "-5,643,951.14"
+    assert ui.number_text(12.5, "percent") == "1,250.00%"
+    assert ui.number_text(1.6824, "number") == "1.682"
+    assert ui.number_text(7.0, "number") == "7.000"
+
+
+def test_numbers_around_gaps_read_as_the_rest_of_the_table() -> None:
+    # a cash-flow tape's shortfall is CNY: its zeros read 0.00 beside the other amounts (was
+    # "0" under "Shortfall"); a WAL around the total row's gap reads to three decimals (was
+    # six significant digits, "1.6824" beside "1.63538")
+    frame = pd.DataFrame({"item": ["A", "servicer"], "shortfall": [0.0, np.nan],
+                          "due": [12553.96, 1612.68], "wal_mean": [1.6824, np.nan]})
+    shown = ui.with_missing_shown(frame)
+    assert list(shown["shortfall"]) == ["0.00", ui.MISSING]
+    assert list(shown["wal_mean"]) == ["1.682", ui.MISSING]
+    _, config = ui.table_display(frame, show_missing=True)
+    assert config["shortfall"]["label"] == "Shortfall, CNY"
+    assert config["shortfall"]["alignment"] == "right"
+
+
+def test_a_gap_in_a_styled_table_reads_as_a_dash() -> None:
+    # the Partners page's rule checks (a Styler highlighting breaches): a pool-wide check
+    # has no party, which read "nan"
+    at = page("partners", "treasury")
+    frame, _config, text = _shown(at, "ok")
+    assert text is not None
+    gaps = frame["party"].isna()
+    assert gaps.any()
+    assert set(text.loc[gaps, "party"]) == {ui.MISSING}
+    assert list(text.loc[~gaps, "party"]) == list(frame.loc[~gaps, "party"])
+
