@@ -72,6 +72,9 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "capital_irb": ("Capital, IRB", None), "capital_sec": ("Capital, securitisation", None),
     "rwa": ("RWA", None), "risk_weight": ("Risk weight", None), "share": ("Share", None),
     "roles": ("Roles", ""), "srt": ("SRT", ""), "hhi": ("HHI", None),
+    "el_share_left": ("EL left the platform", "%"),
+    "tail_share_left": ("99.9% tail left the platform", "%"),
+    "k": ("K", None),
     # mixed units in one column (loans, CNY, shares): no unit in the header
     "value": ("Value", ""), "limit": ("Limit", ""),
     "p_in_force": ("In-force probability", None), "p": ("Supervisory parameter p", ""),
@@ -177,6 +180,8 @@ def label(name: str, kind: str = "text") -> str:
     """The header of column ``name`` whose values are of ``kind`` (``dashboards.xlsx``'s
     ``column_kind``: ``percent``, ``money``, ``integer``, …)."""
     name = str(name)
+    if " " in name or not name.isascii():  # a header written for a person: as it is
+        return name  # ("Pool EL (% of balance)", "ρ", not "Ρ")
     base, unit = LABELS.get(name, (_fallback_base(name), None))
     if unit is None:
         words = set(re.split(r"[^0-9a-z]+", name.lower()))

@@ -287,13 +287,20 @@ def number_text(x: float, how: str) -> str:
     return text
 
 
-def float_column(name: Any, series: pd.Series,
-                 shares: Collection[Any] = ()) -> tuple[str, str]:
+def _declared(name: Any, shares: Collection[Any], numbers: Collection[Any]) -> bool | None:
+    """What a table's caller says of column ``name``: a share (True), not one (False), or
+    nothing (None: its name and values decide, ``dashboards.xlsx.column_kind``)."""
+    return True if name in shares else False if name in numbers else None
+
+
+def float_column(name: Any, series: pd.Series, shares: Collection[Any] = (),
+                 numbers: Collection[Any] = ()) -> tuple[str, str]:
     """How a float column's numbers read (``percent``, ``amount`` or ``number``:
     :func:`number_text`) and its header (``dashboards.labels``): a share by its name or by
-    ``shares`` (``dashboards.xlsx.column_kind``); an amount when large or headed CNY (a
-    column of 0.00 in CNY too); any other number to three decimals."""
-    kind = column_kind(str(name), series, share=name in shares)
+    ``shares``, not one if in ``numbers`` (``dashboards.xlsx.column_kind``); an amount when
+    large or headed CNY (a column of 0.00 in CNY too); any other number to three
+    decimals."""
+    kind = column_kind(str(name), series, share=_declared(name, shares, numbers))
     title = labels.label(str(name), kind)
     if kind == "percent":
         return "percent", title
@@ -302,12 +309,14 @@ def float_column(name: Any, series: pd.Series,
     return "number", title
 
 
-def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = ()) -> pd.DataFrame:
+def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = (),
+                       numbers: Collection[Any] = ()) -> pd.DataFrame:
     """``frame`` as a table with gaps shows it: each float column holding a missing value
     becomes text — its numbers as the table writes them (:func:`number_text`) and each
     missing value :data:`MISSING` — and a missing value in a text column is :data:`MISSING`.
-    Columns without a gap are unchanged (the library's numbers). ``shares``: columns that
-    are shares whatever their names say (:func:`float_column`)."""
+    Columns without a gap are unchanged (the library's numbers). ``shares`` and
+    ``numbers``: columns that are, or are not, shares whatever their names say
+    (:func:`float_column`)."""
     out = frame.copy()
     for col in frame.columns:
         series = frame[col]
@@ -315,7 +324,7 @@ def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = ()) -> pd.
         if not gaps.any():
             continue
         if pd.api.types.is_float_dtype(series):
-            how, _title = float_column(col, series, shares)
+            how, _title = float_column(col, series, shares, numbers)
             out[col] = [MISSING if gap else number_text(float(x), how)
                         for x, gap in zip(series, gaps, strict=True)]
         elif not pd.api.types.is_numeric_dtype(series):
@@ -338,19 +347,20 @@ def with_integers_typed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table_display(frame: Any, show_missing: bool = False,
-                  shares: Collection[Any] = ()) -> tuple[Any, dict[str, Any]]:
+def table_display(frame: Any, show_missing: bool = False, shares: Collection[Any] = (),
+                  numbers: Collection[Any] = ()) -> tuple[Any, dict[str, Any]]:
     """What :func:`table` passes to ``st.dataframe``: the data (a Styler writing every float
     column as :func:`number_text` and a gap as :data:`MISSING`) and the column
     configuration (headers, glossary tips, counts' separators). A column is a share by its
     name (``dashboards.xlsx.column_kind``, a column of zeros included) or because the
     table's caller says so in ``shares`` (names that say nothing of a unit: a roll-rate
-    matrix's states; a class's EL, which is CNY in other tables)."""
+    matrix's states; a class's EL, which is CNY in other tables); ``numbers``: columns named
+    like shares that are not (a PD multiplier, "PD ×1.5")."""
     if isinstance(frame, pd.DataFrame):
         frame = with_integers_typed(frame)
     source = frame
     if show_missing and isinstance(frame, pd.DataFrame):  # a table with structural gaps
-        frame = with_missing_shown(frame, shares)
+        frame = with_missing_shown(frame, shares, numbers)
     data = frame.data if hasattr(frame, "data") and not isinstance(frame, pd.DataFrame) \
         else frame
     config: dict[str, Any] = {}
@@ -366,7 +376,7 @@ def table_display(frame: Any, show_missing: bool = False,
             original = source[col] if isinstance(source, pd.DataFrame) and source is not frame \
                 else series
             if pd.api.types.is_float_dtype(original):
-                how, title = float_column(col, original, shares)
+                how, title = float_column(col, original, shares, numbers)
                 tip = labels.help_text(title)
                 if pd.api.types.is_float_dtype(series):
                     if styled:
@@ -377,7 +387,7 @@ def table_display(frame: Any, show_missing: bool = False,
                     config[str(col)] = st.column_config.TextColumn(title, help=tip,
                                                                    alignment="right")
                 continue
-            kind = column_kind(str(col), original, share=col in shares)
+            kind = column_kind(str(col), original, share=_declared(col, shares, numbers))
             title = labels.label(str(col), kind)
             tip = labels.help_text(title)
             if kind == "integer":  # counts (loans, paths); ids, seeds and months plain
@@ -402,7 +412,8 @@ def table_display(frame: Any, show_missing: bool = False,
 
 
 def table(frame: Any, key: str | None = None, container: Any = None,
-          show_missing: bool = False, shares: Collection[Any] = ()) -> None:
+          show_missing: bool = False, shares: Collection[Any] = (),
+          numbers: Collection[Any] = ()) -> None:
     """``st.dataframe`` without the index: the workbooks' human headers with units
     (``dashboards.labels``; a header's abbreviations explained in its tooltip from the
     glossary), shares as percentages to two decimals, amounts (CNY) to the cent and counts
@@ -410,8 +421,9 @@ def table(frame: Any, key: str | None = None, container: Any = None,
     under their column names), a missing value as :data:`MISSING`. ``show_missing``: a table
     whose gaps are structural (a cash-flow tape: a fee has no balance) shows them as
     :data:`MISSING` (:func:`with_missing_shown`), not as "None". ``shares``: columns that
-    are shares though their names do not say so (:func:`table_display`)."""
+    are shares though their names do not say so; ``numbers``: columns named like shares
+    that are not (:func:`table_display`)."""
     target = container if container is not None else st
-    shown, config = table_display(frame, show_missing, shares)
+    shown, config = table_display(frame, show_missing, shares, numbers)
     target.dataframe(shown, hide_index=True, column_config=config or None, key=key,
                      placeholder=MISSING)

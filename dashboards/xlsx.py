@@ -102,13 +102,13 @@ def _iso_dates(series: pd.Series) -> pd.Series | None:
         return None
 
 
-def column_kind(name: str, series: pd.Series, share: bool = False) -> str:
+def column_kind(name: str, series: pd.Series, share: bool | None = None) -> str:
     """``date``, ``percent``, ``money``, ``integer``, ``plain_integer``, ``number``, ``bool``
     or ``text`` (module doc). A float column is ``percent`` by its name (:data:`SHARE_WORDS`:
     all-zero and all-missing columns too; :data:`SHARE_OR_AMOUNT_WORDS`: when a value is
-    non-zero) unless a value lies beyond [-1.5, 1.5]; ``share``: the table says the column is
-    a share whatever its name and values (a roll-rate matrix's ``M1`` column, a risk weight
-    of 12.5 = 1250%)."""
+    non-zero) unless a value lies beyond [-1.5, 1.5]. ``share``: the table says whether the
+    column is a share, whatever its name and values — True for a roll-rate matrix's ``M1``
+    column or a risk weight of 12.5 (1250%), False for a PD multiplier of 1.5."""
     if pd.api.types.is_bool_dtype(series):
         return "bool"
     if _iso_dates(series) is not None:
@@ -119,6 +119,8 @@ def column_kind(name: str, series: pd.Series, share: bool = False) -> str:
     if pd.api.types.is_float_dtype(series):
         if share:
             return "percent"
+        if share is False:
+            words = set()
         finite = series[np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan))]
         biggest = float(finite.abs().max()) if not finite.empty else 0.0
         if biggest <= 1.5 and (words & SHARE_WORDS

@@ -86,7 +86,9 @@ with left:
                                                  y_sort=list(heat["from_bucket"].unique())),
                             width="stretch")
     with st.expander("Roll-rate table"):
-        ui.table(detail.roll_rates)
+        # each state's column: the share of the bucket's balance found there a month later
+        ui.table(detail.roll_rates, shares=[c for c in (*ROLL_TO_STATES, "roll_forward")
+                                            if c in detail.roll_rates])
 with right:
     st.subheader("CDR / CPR")
     charts.altair_chart(charts.line_chart(detail.rates, "as_of", ["cdr", "cpr"], "Annualised "
@@ -95,4 +97,4 @@ with right:
     if gap_note:
         st.caption(gap_note)
 st.subheader("Calibration anchors")
-ui.table(view.anchors)
+ui.table(view.anchors, shares=["value"])  # every anchor is a ratio (30+ DPD, default rate)

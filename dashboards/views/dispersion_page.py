@@ -64,6 +64,7 @@ if v.is_treasury:
                    "securitised loans stay at IRB (docs/model.md, capital and SRT).")
         ui.table(view.srt)
         st.subheader("Securitisation positions as charged")
-        ui.table(view.positions)
+        # attachment and detachment points, K and the risk weight (12.5 = 1250%) as shares
+        ui.table(view.positions, shares=["attachment", "detachment", "k", "risk_weight"])
 else:
     st.caption("Your own position only.")

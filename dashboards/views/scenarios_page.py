@@ -48,10 +48,9 @@ for col in res.columns:
 
 shown = pd.DataFrame({"Scenario": res["scenario"], "Changes vs base": res["changes"]})
 for key, label in MEASURES.items():
-    shown[label] = res[key] * 100.0
-ui.table(shown, key="scenario_results")
-st.caption("Figures in %. Monte Carlo SEs and the CNY amounts: `riskpool scenarios show "
-           f"{sid}`.")
+    shown[label] = res[key]  # the stored shares, shown as percentages to 0.01%
+ui.table(shown, key="scenario_results", shares=list(MEASURES.values()))
+st.caption(f"Monte Carlo SEs and the CNY amounts: `riskpool scenarios show {sid}`.")
 
 measure = st.selectbox("Heat map of", list(MEASURES), format_func=MEASURES.get,
                        key="scenario_measure")
@@ -62,7 +61,7 @@ for g in grids:
     varying = [k for k in FACTORS if part[k].nunique() > 1]
     if len(varying) == 2:
         two_d.append((g, varying))
-label = {k: v_[0] for k, v_ in FACTORS.items()}
+label = {k: f"{v_[0]} ×" if k.endswith("_mult") else v_[0] for k, v_ in FACTORS.items()}
 if two_d:
     by_name = dict(two_d)
     g = two_d[0][0] if len(two_d) == 1 else st.selectbox("Grid", list(by_name),
@@ -70,7 +69,7 @@ if two_d:
     fy, fx = by_name[g]
     part = res[res["grid"] == g]
     heat = pd.DataFrame({label[fy]: part[fy], label[fx]: part[fx],
-                         "scenario": part["scenario"], "value": part[measure] * 100.0})
+                         "scenario": part["scenario"], "value": part[measure]})
     x = alt.X(f"{label[fx]}:O", title=label[fx], axis=alt.Axis(labelAngle=0))
     y = alt.Y(f"{label[fy]}:O", title=label[fy])
     title = f"{MEASURES[measure]} — grid {g}"
@@ -79,19 +78,21 @@ else:
                     value_name="value")
     heat = pd.DataFrame({"scenario": long["scenario"],
                          "measure": long["measure_key"].map(MEASURES),
-                         "value": long["value"] * 100.0})
+                         "value": long["value"]})
     x = alt.X("measure:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=220))
     y = alt.Y("scenario:N", title=None, sort=list(res["scenario"]))
     title = "Every member against each measure"
 base = alt.Chart(heat).encode(x=x, y=y)
 rect = base.mark_rect().encode(
-    color=alt.Color("value:Q", title="%", scale=alt.Scale(scheme="orangered")),
-    tooltip=[alt.Tooltip(c, format=".4f" if c == "value" else "") for c in heat.columns])
-text = base.mark_text(fontSize=12).encode(
-    text=alt.Text("value:Q", format=".3f"),
+    color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="orangered"),
+                    legend=alt.Legend(format=".1%")),
+    tooltip=[alt.Tooltip(c, format=".2%" if c == "value" else "") for c in heat.columns])
+text = base.mark_text(fontSize=12).encode(  # as the table writes the shares
+    text=alt.Text("value:Q", format=".2%"),
     color=alt.condition(alt.datum.value > float(heat["value"].max()) * 0.6,
                         alt.value("white"), alt.value("black")))
 charts.altair_chart((rect + text).properties(title=title, height=alt.Step(36)),
                     width="stretch")
 with st.expander("Heat map data"):
-    ui.table(heat, key="scenario_heat")
+    ui.table(heat, key="scenario_heat", shares=["value"],
+             numbers=[label[k] for k in FACTORS])  # the factors: multipliers and ρ

@@ -371,3 +371,49 @@ def test_a_gap_in_a_styled_table_reads_as_a_dash() -> None:
     assert set(text.loc[gaps, "party"]) == {ui.MISSING}
     assert list(text.loc[~gaps, "party"]) == list(frame.loc[~gaps, "party"])
 
+
+def test_shares_whose_names_say_nothing_read_as_percentages() -> None:
+    # the Book page's roll-rate table (each state's column: the share of a bucket's balance
+    # found there a month later) read 0.932704 and 0.019; the calibration anchors' values
+    # (30+ DPD ratio, default rate) 0.021
+    at = page("book", "treasury")
+    frame, config, text = _shown(at, "roll_forward")
+    assert text is not None
+    for col, title in (("current", "Current, %"), ("M1", "M1, %"), ("M3", "M3, %"),
+                       ("default", "Default, %"), ("prepaid", "Prepaid, %"),
+                       ("roll_forward", "Roll forward, %")):
+        assert config[col]["label"] == title
+        assert list(text[col]) == [ui.MISSING if pd.isna(x) else ui.number_text(x, "percent")
+                                   for x in frame[col]], col
+    assert text.loc[frame["from_bucket"] == "current", "current"].iloc[0].endswith("%")
+    frame, config, text = _shown(at, "figure")
+    assert text is not None
+    assert list(text["value"]) == [ui.MISSING if pd.isna(x) else ui.number_text(x, "percent")
+                                   for x in frame["value"]]
+
+
+def test_capital_positions_read_their_points_and_weights_as_percentages() -> None:
+    # the Dispersion page's securitisation positions: attachment 0.11, detachment 1, K
+    # 0.127015 and a risk weight of 12.5 (1250%, as the README and SEC-IRBA say it)
+    at = page("dispersion", "treasury")
+    frame, config, text = _shown(at, "risk_weight")
+    assert text is not None
+    for col in ("attachment", "detachment", "k", "risk_weight"):
+        assert config[col]["label"].endswith(", %"), col
+        assert list(text[col]) == [ui.number_text(x, "percent") for x in frame[col]], col
+    assert "1,250.00%" in set(text["risk_weight"])  # the B and Sub classes at 1250%
+    # the share of EL and of the 99.9% tail that left: of the pool's, not "% of balance"
+    frame, config, _ = _shown(at, "el_share_left")
+    assert config["el_share_left"]["label"] == "EL left the platform, %"
+    assert config["tail_share_left"]["label"] == "99.9% tail left the platform, %"
+
+
+def test_a_multiplier_named_like_a_share_stays_a_number() -> None:
+    # a scenario grid's factors: PD ×1.5 named "PD ×" read "150.00%" (pd names a share)
+    frame = pd.DataFrame({"PD ×": [1.0, 1.5], "recovery ×": [0.8, 1.0], "ρ": [0.05, 0.1],
+                          "value": [0.0139, 0.0211]})
+    shown, config = ui.table_display(frame, shares=["value"], numbers=["PD ×", "recovery ×"])
+    cells = _cells(shown)
+    assert cells["PD ×"] == ["1.000", "1.500"] and cells["recovery ×"] == ["0.800", "1.000"]
+    assert cells["value"] == ["1.39%", "2.11%"]
+    assert [config[c]["label"] for c in frame.columns] == ["PD ×", "recovery ×", "ρ", "Value"]
