@@ -1167,6 +1167,28 @@ class AllocationView:
             table["loans"] = table["loans"].astype("int64")
         return table
 
+    def check_units(self) -> list[str]:
+        """The unit of each re-check item's value and limit (``checks``' rows), which one
+        column mixes: :func:`_check_unit`."""
+        return [_check_unit(str(name)) for name in self.checks.get("check", [])]
+
+
+# the unit of a re-check item's value and limit (partners.allocation's report): an amount
+# in CNY, a share or rate, or else a number of loans (or of breaches) counted
+_CHECK_UNITS = {"capacity": "CNY", "commitment": "CNY", "R2": "CNY", "R3": "CNY", "R4": "CNY",
+                "minimum transfer": "CNY", "R1 platform share of joint loans": "share",
+                "yield floor": "share"}
+
+
+def _check_unit(name: str) -> str:
+    """``CNY``, ``share`` or ``count``: the unit of re-check item ``name``'s value and limit
+    (the shares' range and sum, the loan rules, forward flow, eligibility and R7 count loans
+    or breaches; capacity, commitment, R2-R4 and the minimum transfer are amounts; R1, the
+    concentrations and the yield floor are shares)."""
+    if name in _CHECK_UNITS:
+        return _CHECK_UNITS[name]
+    return "share" if name.startswith("concentration.") else "count"
+
 
 def _own_party(viewer: Viewer) -> str | None:
     """``None`` for treasury (every party), else the partner's id: the filter of the

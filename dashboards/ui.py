@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -330,6 +330,42 @@ def with_missing_shown(frame: pd.DataFrame, shares: Collection[Any] = (),
         elif not pd.api.types.is_numeric_dtype(series):
             out[col] = series.astype(object).where(~gaps, MISSING)
     return out
+
+
+def with_units(frame: pd.DataFrame, units: Sequence[str],
+               columns: Sequence[Any]) -> pd.DataFrame:
+    """``frame`` with ``columns`` as text, each row's numbers in that row's unit (``units``,
+    one a row): ``count`` or ``loans`` "3", ``CNY`` "300,000,000.00 CNY", ``share`` or
+    ``apr`` "30.00%", another unit after the number ("2 months") — a column that mixes units
+    (a rule check's value and limit, a breach's amount), which one format would misread; a
+    gap is :data:`MISSING`."""
+    out = frame.copy()
+
+    def text(x: Any, unit: str) -> str:
+        if x is None or pd.isna(x):
+            return MISSING
+        if unit in ("share", "apr"):
+            return number_text(float(x), "percent")
+        if unit == "CNY":
+            return f"{number_text(float(x), 'amount')} CNY"
+        if unit in ("count", "loans"):
+            return f"{float(x):,.0f}"
+        return f"{float(x):,.6g} {unit}"
+
+    for col in columns:
+        if col in out:
+            out[col] = [text(x, u) for x, u in zip(frame[col], units, strict=True)]
+    return out
+
+
+def with_amounts_in_units(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table of rule breaches or loan-rule findings (``partners.types.Breach`` rows:
+    ``amount`` and its ``unit``): each amount as text in its row's unit (:func:`with_units`:
+    an R5 excess "121,000.00 CNY", an R8 APR gap "0.35%", an R6 term "3 months"), the unit
+    column dropped, since the amount says it."""
+    if "unit" not in frame or "amount" not in frame:
+        return frame
+    return with_units(frame, list(frame["unit"]), ["amount"]).drop(columns=["unit"])
 
 
 def with_integers_typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,10 @@ view = ui.guard(ui.allocation, *ui.args(v), aid)
 st.caption(f"mode {view.mode} · objective {view.objective} · pool {view.pool_id}")
 st.subheader("Exposure per party")
 ui.table(view.party_table())  # with the total row, as `riskpool allocate show`
+if v.is_treasury:
+    st.caption("Balance and share of the pool add up to the total row. Loans count each loan "
+               "a party holds a share of: a joint loan counts once for each of its parties, so "
+               "the parties' loans add up to more than the pool's, which the total row shows.")
 charts.altair_chart(charts.bar_chart(view.parties, "party_id", ["balance"], "Balance funded (CNY)"),
                     width="stretch")
 
@@ -26,14 +30,16 @@ if view.breaches.empty:
     st.success("Every rule and constraint re-checked on the loan-level shares: no breach.")
 else:
     st.error(f"{len(view.breaches)} breach(es)")
-    ui.table(view.breaches)
+    ui.table(ui.with_amounts_in_units(view.breaches))  # an amount in its row's unit
 if not view.findings.empty:
     st.warning(f"{int(view.findings['n_loans'].sum()):,} pool loan(s) break a loan rule and stay "
                "with the platform (R8: disclosed APR vs cash-flow APR; R9: cap on the cash-flow "
                "APR)")
-    ui.table(view.findings)
+    ui.table(ui.with_amounts_in_units(view.findings))
 if not view.checks.empty and "ok" in view.checks:
-    styled = view.checks.style.apply(
+    # value and limit in each check's unit: loans counted, CNY, or a share
+    checks = ui.with_units(view.checks, view.check_units(), ("value", "limit"))
+    styled = checks.style.apply(
         lambda row: ["background-color: #f8d7da" if not row["ok"] else "" for _ in row], axis=1)
     ui.table(styled)
 

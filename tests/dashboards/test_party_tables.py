@@ -48,6 +48,9 @@ def test_partners_page_party_table_has_the_cli_total(dashboard_env, cli) -> None
     assert out.code == 0, out.err
     cli_total = _cli_line(out.out, "total")
     assert cli_total[1:4] == [_money(total["balance"]), "100.00%", f"{pool_loans:,}"]
+    # the loans column does not add up to its total: the page says why, beside the table
+    assert int(body["loans"].sum()) > pool_loans
+    assert any("joint loan counts once for each of its parties" in c.value for c in at.caption)
 
 
 def test_dispersion_page_party_and_view_tables_have_their_totals(dashboard_env, cli,
@@ -148,3 +151,58 @@ def test_tranche_table_total_is_the_notes_on_page_and_in_the_cli(dashboard_env, 
     for col in ("size", "size_share", "coupon", "el"):
         assert from_cli[col].astype(float).tolist() == pytest.approx(
             shown[col].astype(float).tolist(), rel=1e-9), col
+
+
+def test_rule_checks_show_each_value_and_limit_in_its_unit(dashboard_env) -> None:
+    # the Partners page's rule checks mix units in one column: R1's platform share and the
+    # concentrations read 0.30 beside a capacity of 300,000,000.00 and loan counts of 0.00;
+    # each row now in its unit — a share to 0.01%, an amount in CNY, loans counted — from
+    # the allocation's stored checks
+    import json
+
+    import pyarrow as pa
+
+    at = page("partners", "treasury")
+    no_errors(at)
+    d = next(d for d in at.dataframe if "ok" in d.value.columns)
+    text = pa.ipc.open_stream(d.proto.arrow_data.styler.display_values).read_pandas()
+    config = json.loads(d.proto.columns)
+    assert config["value"]["label"] == "Value" and config["limit"]["label"] == "Limit"
+    stored = access.allocation(dashboard_env.db, TREASURY, dashboard_env.allocation_id).checks
+    assert list(text["check"]) == list(stored["check"])
+    seen = set()
+    for i, name in enumerate(stored["check"]):
+        for col in ("value", "limit"):
+            x = float(stored[col].iloc[i])
+            if name in ("capacity", "R2", "R3", "R4"):
+                want, unit = f"{x:,.2f} CNY", "CNY"
+            elif name.startswith(("concentration.", "R1 ", "yield floor")):
+                want, unit = f"{x:.2%}", "share"
+            else:
+                assert x == int(x), (name, x)  # loans (or breaches) counted
+                want, unit = f"{int(x):,}", "count"
+            assert text[col].iloc[i] == want, (name, col)
+            seen.add(unit)
+    assert seen == {"CNY", "share", "count"}
+    r1 = list(stored["check"]).index("R1 platform share of joint loans")
+    assert text["limit"].iloc[r1] == "30.00%"
+
+
+def test_breach_amounts_read_in_their_units() -> None:
+    # the Partners page's findings and breaches tables mix units in "amount" (an R5 excess
+    # in CNY, an R8 or R9 APR gap, an R6 term in months, R1 a share) beside a "unit"
+    # column: the column was headed "Amount, CNY" and an APR gap of 0.0035 read "0.00"
+    import pandas as pd
+
+    from dashboards import ui
+
+    frame = pd.DataFrame({"rule": ["R5", "R8", "R6", "R1", "forward-flow"],
+                          "party": [None, None, None, "platform", None],
+                          "amount": [121000.0, 0.0035, 3.0, 0.05, 12.0],
+                          "unit": ["CNY", "apr", "months", "share", "loans"],
+                          "n_loans": [39, 2, 1, 4, 12]})
+    shown = ui.with_amounts_in_units(frame)
+    assert list(shown["amount"]) == ["121,000.00 CNY", "0.35%", "3 months", "5.00%", "12"]
+    assert "unit" not in shown and list(shown["n_loans"]) == [39, 2, 1, 4, 12]
+    _, config = ui.table_display(shown)
+    assert config["amount"]["label"] == "Amount"  # no single unit in the header
