@@ -495,6 +495,8 @@ def run_backtest(store: Store, train_until: dt.date, *, n_paths: int = 1000, see
     if isinstance(n_paths, bool) or not isinstance(n_paths, int) or not 100 <= n_paths <= 100_000:
         raise ValidationError(must_be("--paths", "an integer in [100, 100000] (a 5-95% fan "
                                       "needs at least 100)", n_paths))
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValidationError(must_be("--seed", "an integer >= 0", seed))
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 120:
         raise ValidationError(must_be("--months", "an integer in [1, 120]", horizon))
     if charge_off_dpd not in CHARGE_OFF_DPD:

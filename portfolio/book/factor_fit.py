@@ -133,8 +133,8 @@ class RhoChoice:
 
 
 def check_rho_choice(choice: str, rho_ttc: float | None = None) -> None:
-    """``choice`` one of ``RHO_CHOICES``; ``rho_ttc`` in [0, 1) when given, and given with
-    ``ttc`` (checked before anything is fitted, and again by :func:`choose_rho`)."""
+    """``choice`` one of ``RHO_CHOICES``; ``rho_ttc`` in [0, 1), given with ``ttc`` and only
+    with it (checked before anything is fitted, and again by :func:`choose_rho`)."""
     if choice not in RHO_CHOICES:
         raise ValidationError(must_be("--rho-choice", " or ".join(RHO_CHOICES), choice))
     if rho_ttc is not None and not 0 <= rho_ttc < 1:
@@ -142,6 +142,9 @@ def check_rho_choice(choice: str, rho_ttc: float | None = None) -> None:
     if choice == "ttc" and rho_ttc is None:
         raise ValidationError(must_be("--rho-ttc", "a value in [0, 1) with --rho-choice ttc",
                                       "nothing"))
+    if choice != "ttc" and rho_ttc is not None:
+        raise ValidationError(must_be("--rho-ttc", "given only with --rho-choice ttc (the run "
+                                      f"would use the {choice} estimate)", rho_ttc))
 
 
 def choose_rho(fit: FactorFit, choice: str, rho_ttc: float | None = None) -> RhoChoice:

@@ -244,8 +244,8 @@ class Assumptions:
         """A new set with the stress overlays applied (probabilities capped below 1)."""
         for name, value in (("pd_multiplier", pd_multiplier), ("smm_multiplier", smm_multiplier),
                             ("recovery_multiplier", recovery_multiplier)):
-            if not value >= 0:
-                raise ValidationError(must_be(name, ">= 0", value))
+            if not (np.isfinite(value) and value >= 0):
+                raise ValidationError(must_be(name, ">= 0 and finite", value))
         cap = 0.999
         dq = self.delinquency
         if dq is not None:  # the entry into delinquency is the go-bad hazard's analogue

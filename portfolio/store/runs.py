@@ -36,6 +36,7 @@ import datetime as dt
 import json
 import math
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -207,18 +208,28 @@ def finish_run(
 MAX_LABEL = 200
 
 
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (Unicode category Cc: a line break, a tab,
+    an escape that would redraw the terminal showing `riskpool runs list`)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def clean_label(label: str | None, tags: Sequence[str] = ()) -> tuple[str | None, list[str]]:
     """A run's label and tags as stored: trimmed, NFC; empty label → None; tags without
     duplicates in the order given. A label or tag over 200 characters, or a tag with a comma or
-    blank, is refused naming it."""
+    blank, or a control character in either, is refused naming it."""
     text = None if label is None else normalise_id(label)
     if text is not None and len(text) > MAX_LABEL:
         raise ValidationError(must_be("--label", f"at most {MAX_LABEL} characters",
                                       f"{len(text)} characters"))
+    if text is not None and _has_control(text):
+        raise ValidationError(must_be("--label", "one line of text without control "
+                                      "characters (line breaks, tabs, escapes)", text))
     out: list[str] = []
     for tag in tags:
         t = normalise_id(tag)
-        if not t or len(t) > MAX_LABEL or "," in t or any(c.isspace() for c in t):
+        if (not t or len(t) > MAX_LABEL or "," in t or any(c.isspace() for c in t)
+                or _has_control(t)):
             raise ValidationError(must_be("--tag", "a word without spaces or commas, at most "
                                           f"{MAX_LABEL} characters", tag))
         if t not in out:

@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import shutil
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from partners.registry import load_registry
 from portfolio import settings
 from portfolio.book.analytics import book_summary
 from portfolio.book.calibration import calibrate_from_store
-from portfolio.book.pools import create_pool, load_pool_loans, parse_criteria
+from portfolio.book.pools import Criteria, create_pool, load_pool_loans, parse_criteria
 from portfolio.book.summaries import store_book_summaries, store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
@@ -52,9 +51,10 @@ from portfolio.store import open_store
 from portfolio.store.runs import record_simulation, write_replenishment
 from portfolio.store.tranches import record_tranche_results
 from portfolio.synthetic.generate import GeneratorParams, generate_book
+from portfolio.validation import read_toml
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
-from riskpool.commands.reports import run_dashboard
+from riskpool.commands.reports import check_port, run_dashboard
 from tranching.deal import load_deal
 from tranching.revolving import replenishment_for, run_deal
 
@@ -126,6 +126,7 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
                 "--db", "a new file or a demo database built with the same parameters "
                 "(use --rebuild to delete and rebuild it)", str(db)))
     if not result.reused:
+        demo_criteria(params)  # a bad criteria file is refused before anything is written
         _pipeline(db, params, result, echo)
         t = time.perf_counter()  # each partner's Book page reads its own tables
         parties = store_party_book_summaries(
@@ -158,6 +159,15 @@ def build_demo(db: Path, params: DemoParams = DemoParams(), *, rebuild: bool = F
     return result
 
 
+def demo_criteria(params: DemoParams) -> Criteria:
+    """The pool's criteria: the file ``params.criteria`` (read and validated like ``riskpool
+    pool create --criteria``) with ``params.max_obligor_share`` when given."""
+    doc = read_toml(params.criteria, "criteria file")
+    if params.max_obligor_share is not None:
+        doc.setdefault("concentration", {})["max_obligor_share"] = params.max_obligor_share
+    return parse_criteria(doc, params.criteria)
+
+
 def _pipeline(db: Path, params: DemoParams, result: DemoResult,
               echo: Callable[[str], None]) -> None:
     as_of = dt.date.fromisoformat(params.as_of)
@@ -185,11 +195,7 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
              "(`riskpool book summary` for the full tables)")
 
         t = time.perf_counter()
-        doc = tomllib.loads(Path(params.criteria).read_text(encoding="utf-8"))
-        if params.max_obligor_share is not None:
-            doc.setdefault("concentration", {})["max_obligor_share"] = params.max_obligor_share
-        info = create_pool(store, "demo senior pool", parse_criteria(doc, params.criteria),
-                           as_of)
+        info = create_pool(store, "demo senior pool", demo_criteria(params), as_of)
         result.pool_id = info.pool_id
         timings["pool_s"] = time.perf_counter() - t
         echo(f"pool {info.pool_id}: {info.n_loans:,} loans, {info.balance:,.2f} CNY")
@@ -297,6 +303,7 @@ def demo(
         "(等本等息); 0 keeps the default book.")] = 0.0,
 ) -> None:
     """Build the demo book, pool, simulation, deal, allocation and report; open the dashboard."""
+    check_port(port)  # before the book is built, not when the dashboard binds
     t0 = time.perf_counter()
     params = DemoParams(n_loans=loans, n_paths=paths, criteria=str(criteria),
                         flat_fee_share=flat_fee_share)

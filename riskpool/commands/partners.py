@@ -376,6 +376,10 @@ def dispersion(
     if not 0.0 < maturity <= 100.0:
         raise typer.BadParameter(f"must be in (0, 100] years; got {maturity}",
                                  param_hint="--maturity")
+    for flag, value in (("--k-sa", k_sa), ("--w", w)):  # SEC-SA's pool inputs (CRE41)
+        if not 0.0 <= value <= 1.0:
+            raise typer.BadParameter(f"must be a share in [0, 1]; got {value}",
+                                     param_hint=flag)
     ratings = erba_table = None
     if erba is not None:
         ratings, erba_table = load_erba_file(str(erba))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -226,8 +227,8 @@ def check_stress_flags(scenario: str | None, pd_mult: float | None, rho: float |
                                       scenario))
     for flag, value in (("--pd-mult", pd_mult), ("--smm-mult", smm_mult),
                         ("--recovery-mult", recovery_mult)):
-        if value is not None and not value >= 0:
-            raise ValidationError(must_be(flag, ">= 0", value))
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValidationError(must_be(flag, ">= 0 and finite", value))
     if rho is not None and not 0 <= rho < 1:
         raise ValidationError(must_be("--rho", "in [0, 1)", rho))
 

@@ -92,6 +92,12 @@ def app_path() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "dashboards" / "app.py"
 
 
+def check_port(port: int) -> None:
+    """``--port``: a TCP port a server can listen on."""
+    if not 1 <= port <= 65535:
+        raise ValidationError(must_be("--port", "a TCP port in [1, 65535]", port))
+
+
 def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
                   users: Path | None = None, scheduler: str | None = None) -> None:
     """Start the Streamlit server in this process (blocks until stopped). ``scheduler``: the
@@ -99,6 +105,7 @@ def run_dashboard(db: Path, port: int = 8501, address: str = "127.0.0.1",
     on (``settings.dask_scheduler``)."""
     from streamlit.web import cli as stcli
 
+    check_port(port)
     if not db.exists():
         raise ValidationError(must_be("--db", "an existing database (run `riskpool demo`)",
                                       str(db)))
@@ -123,6 +130,7 @@ def dashboard(
         "summaries (riskpool simulate --workers) there.")] = None,
 ) -> None:
     """Start the dashboard (log in with a user from `riskpool users add`)."""
+    check_port(port)
     typer.echo(f"dashboard: http://{address}:{port}  (database {db}; Ctrl-C to stop)")
     run_dashboard(db, port, address, users, scheduler)
 
@@ -180,4 +188,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-__all__ = ["register", "run_dashboard"]
+__all__ = ["check_port", "register", "run_dashboard"]

@@ -87,6 +87,7 @@ from portfolio.store.parquet_book import (
     loan_parts,
     tape_rows,
 )
+from portfolio.store.records import RUN_KINDS
 from portfolio.store.runs import (
     clean_label,
     get_run,
@@ -729,6 +730,8 @@ def runs_list(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """List runs, newest first."""
+    if kind is not None and kind not in RUN_KINDS:
+        raise ValidationError(must_be("--kind", "one of " + ", ".join(RUN_KINDS), kind))
     with open_store(db, read_only=True) as store:
         frame = list_runs(store, kind)
     if frame.empty:
