@@ -9,7 +9,8 @@ click's documented pattern for lazily loaded subcommands (a group whose ``get_co
 imports on demand); the modules themselves import everything at module level.
 
 Any ``RiskpoolError`` becomes a one-paragraph message on stderr and exit code 2; a usage
-error (bad flag) is click's message and exit code 2. Never a traceback.
+error (bad flag) is click's message and exit code 2; so does a file DuckDB finds it cannot
+read or write mid-query (a truncated database). Never a traceback.
 
 :func:`main` first calls ``portfolio.settings.before_numpy_import()``: numpy reads its
 huge-page switch once, when it is imported, and no command module is imported before that.
@@ -168,3 +169,18 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         typer.echo(f"error: {exc.strerror}: {exc.filename}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        if not _is_unreadable_file(exc):
+            raise
+        typer.echo(f"error: {exc} (the file is damaged or cut short, or its disk is full or "
+                   "read-only; restore it from a copy)", err=True)
+        sys.exit(2)
+
+
+def _is_unreadable_file(exc: Exception) -> bool:
+    """Whether ``exc`` is DuckDB's IOException: a database or data file it cannot read or
+    write (a truncated copy, a full disk), which it finds only when a query reaches the
+    missing block. Looked up in ``sys.modules``: a command that raised it imported duckdb,
+    and ``riskpool --help`` must not import it."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.IOException)

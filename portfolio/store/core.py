@@ -278,7 +278,7 @@ class Store:
 
     def schema_version(self) -> int:
         """The version recorded in ``schema_info`` (0: none recorded)."""
-        return _stored_version(self.con)
+        return _stored_version(self.con, str(self.path))
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -287,13 +287,21 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _stored_version(con: duckdb.DuckDBPyConnection) -> int:
+def _stored_version(con: duckdb.DuckDBPyConnection, where: str = "") -> int:
     if "schema_info" not in _tables(con):
         return 0
     rows = con.execute(
         "SELECT value FROM schema_info WHERE key = 'schema_version'"
     ).fetchall()
-    return int(rows[0][0]) if rows else 0
+    if not rows:
+        return 0
+    value = rows[0][0]
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        raise SchemaMismatch(must_be(
+            "schema_info.schema_version", "a whole number, the schema version riskpool wrote "
+            f"(this version reads {SCHEMA_VERSION}); the file was not written by riskpool or "
+            "was changed by hand", value, where))
+    return int(value)
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -302,8 +310,12 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def open_store(path: str | Path | None = None, *, read_only: bool = False,
-               wait: float = 0.0) -> Store:
+               wait: float = 0.0, create: bool = True) -> Store:
     """Open (and for writers, create and migrate) the database at ``path``.
+
+    ``create=False``: a writer that needs a book already there (``pool create``,
+    ``allocate``, ``runs label``) refuses a path that does not exist, or a DuckDB file without
+    riskpool's tables, as a reader does, instead of creating the database first.
 
     A DuckDB file has one writer process or any number of reader processes. When another
     process holds it (or, in this process, a connection opened in the other mode), the open
@@ -313,7 +325,7 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False,
     pause = 0.02
     while True:
         try:
-            return _open_once(path, read_only)
+            return _open_once(path, read_only, create)
         except StoreLocked:
             if time.monotonic() >= deadline:
                 raise
@@ -321,10 +333,10 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False,
         pause = min(pause * 2, 0.25)
 
 
-def _open_once(path: str | Path | None, read_only: bool) -> Store:
+def _open_once(path: str | Path | None, read_only: bool, create: bool = True) -> Store:
     db_path = Path(path) if path is not None else settings.db_path()
     _require_duckdb_file(db_path)
-    if read_only and not db_path.exists():
+    if (read_only or not create) and not db_path.exists():
         raise RiskpoolError(
             f"database {db_path} does not exist; build one with `riskpool generate` or "
             "`riskpool ingest` (or `make demo`)"
@@ -353,6 +365,8 @@ def _open_once(path: str | Path | None, read_only: bool) -> Store:
         if read_only:
             _check_readable(store)
         else:
+            if not create and not _tables(con):
+                raise _no_tables(db_path)
             _migrate(store)
     except BaseException:
         con.close()
@@ -384,12 +398,19 @@ def _require_duckdb_file(db_path: Path) -> None:
             f"{db_path}, which is not a DuckDB database (starts {head[:8]!r})"))
 
 
+def _no_tables(db_path: Path) -> RiskpoolError:
+    return RiskpoolError(
+        f"database {db_path} holds no riskpool tables (an empty DuckDB file, or one another "
+        "program made); build one with `riskpool generate` or `riskpool ingest` (or `make "
+        "demo`), or give the riskpool database as --db")
+
+
 def _check_readable(store: Store) -> None:
-    version = _stored_version(store.con)
+    version = _stored_version(store.con, str(store.path))
     if version == SCHEMA_VERSION:
         return
     if version == 0 and not _tables(store.con):
-        return  # an empty file: nothing to mismatch (each query says what it misses)
+        raise _no_tables(store.path)  # else every query would fail on a missing table
     check_steps(store.path, version)  # newer, or older without a migration: refused
     raise SchemaMismatch(
         f"database {store.path} was written by an older riskpool (schema version {version}; "
@@ -402,7 +423,7 @@ def _migrate(store: Store) -> None:
     """Create a new database, or bring an older one to ``SCHEMA_VERSION`` (one transaction)."""
     with store.transaction() as con:
         existing = _tables(con)
-        version = _stored_version(con) if existing else SCHEMA_VERSION
+        version = _stored_version(con, str(store.path)) if existing else SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             migrate(con, store.path, version)
         for statement in DDL:

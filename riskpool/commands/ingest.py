@@ -86,18 +86,27 @@ def ingest_command(
     for path in paths:
         if not path.is_file():
             raise ValidationError(f"tape {path} does not exist or is not a file")
-    with open_store(db) as store, progress_bar(
-            f"loading {len(paths)} tape{'s' if len(paths) > 1 else ''}", quiet=quiet,
-            total=None if len(paths) == 1 else len(paths)) as update:
-        for i, path in enumerate(paths):
-            result = ingest(
-                store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap,
-                encoding=encoding, mapping=tape_mapping,
-            )
-            typer.echo(result.summary())
-            if update is not None:
-                update(i + 1)
-        summarised = store_book_summaries(store)  # the dashboard's Book page reads them
+    new_database = not db.exists()
+    loaded = 0
+    try:
+        with open_store(db) as store, progress_bar(
+                f"loading {len(paths)} tape{'s' if len(paths) > 1 else ''}", quiet=quiet,
+                total=None if len(paths) == 1 else len(paths)) as update:
+            for i, path in enumerate(paths):
+                result = ingest(
+                    store, path, kind=kind, allow_rejects=allow_rejects, apr_cap=apr_cap,
+                    encoding=encoding, mapping=tape_mapping,
+                )
+                loaded += 1
+                typer.echo(result.summary())
+                if update is not None:
+                    update(i + 1)
+            summarised = store_book_summaries(store)  # the dashboard's Book page reads them
+    except BaseException:
+        if new_database and loaded == 0:  # refused before any file loaded: no database made
+            for made in (db, db.with_name(db.name + ".wal")):
+                made.unlink(missing_ok=True)
+        raise
     if summarised is not None:
         typer.echo(f"Book page tables at {summarised.isoformat()} stored")
 

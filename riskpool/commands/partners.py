@@ -129,7 +129,7 @@ def allocate(
     if originated is not None:
         window = (_date(originated[0], "--originated FROM"), _date(originated[1], "--originated TO"))
     assumptions_v = load_assumptions_file(assumptions) if assumptions is not None else None
-    store = open_store(db, read_only=dry_run)
+    store = open_store(db, read_only=dry_run, create=False)
     try:
         def allocate_batch(batch: LoansToAllocate) -> tuple[dt.date, LoanRisk, Allocation]:
             day = _date(as_of, "--as-of") if as_of else batch.cutoff

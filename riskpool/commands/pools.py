@@ -111,7 +111,8 @@ def pool_create(
     cutoff_date = parse_cutoff(cutoff)
     if book is not None:
         check_book_dir(book)
-    with open_store(db) as store:
+    # the book in --db must be there; with --book the pool may go to a new pools-only --db
+    with open_store(db, create=book is not None) as store:
         if book is not None:
             attach_book(store.con, book)
         info = create_pool(store, name, crit, cutoff_date)

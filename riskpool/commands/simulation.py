@@ -796,7 +796,7 @@ def runs_label(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Name a run and tag it (replaces its label and tags; `--label ''` clears the label)."""
-    with open_store(db) as store, store.transaction():
+    with open_store(db, create=False) as store, store.transaction():
         label_run(store, run_id, label, tag or ())
         rec = get_run(store, run_id)
     typer.echo(f"run {run_id}: label {rec.label or '—'}; tags {', '.join(rec.tags) or '—'}")

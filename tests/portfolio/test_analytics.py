@@ -627,14 +627,13 @@ def test_empty_book_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_database_without_tables_is_refused(tmp_path: Path) -> None:
+    """Refused when it is opened (every reader, not only the analytics' queries)."""
     import duckdb
 
     path = tmp_path / "other.duckdb"
     duckdb.connect(str(path)).close()
-    with open_store(path, read_only=True) as store, pytest.raises(
-        RiskpoolError, match="no loan book tables"
-    ):
-        analytics.book_summary(store.con)
+    with pytest.raises(RiskpoolError, match="holds no riskpool tables"):
+        open_store(path, read_only=True)
 
 
 # --------------------------------------------------------------------------- CLI
