@@ -373,7 +373,10 @@ def load_allocation(store: Store, allocation_id: int) -> StoredAllocation:
     if row is None:
         known = sql.allocation_ids(store.con)
         raise NotFound(must_be("--allocation", f"an existing allocation id {known[-20:]}", allocation_id))
-    inputs = AllocationInputs.from_json(row["inputs"], f"allocation {int(allocation_id)}")
+    where = f"allocation {int(allocation_id)}"
+    inputs = AllocationInputs.from_json(row["inputs"], where)
+    for column in ("checks", "summary"):  # free-form JSON read with .get: tables only
+        validate(Anything(table=True), row[column], where, column)
     party_ids = inputs.party_ids
     lo = sql.allocation_loan_arrays(store.con, int(allocation_id))
     # the (loan, party) cells are placed in SQL (loan order, party position): no string lookup

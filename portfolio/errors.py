@@ -39,6 +39,11 @@ class NotFound(RiskpoolError):
     """A pool, run, allocation or partner id that does not exist."""
 
 
+class StoredFileDamaged(RiskpoolError):
+    """A file riskpool wrote beside the database (a run's paths) that can no longer be read
+    as written: cut short, overwritten, or another file put in its place."""
+
+
 class SchemaMismatch(RiskpoolError):
     """A database of another schema version that cannot be used as it is (the message says
     how to migrate or rebuild it)."""

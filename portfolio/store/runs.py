@@ -31,6 +31,7 @@ named relative to the database's directory (``runs/4``), so a database moved tog
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -38,7 +39,7 @@ import math
 import shutil
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from portfolio import settings
-from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.errors import NotFound, StoredFileDamaged, ValidationError, must_be
 from portfolio.montecarlo.assumptions import Assumptions, save_assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, DelinquencyPaths, PoolPaths, ReplenishmentProfile
 from portfolio.montecarlo.records import SimulationInputs, assumptions_to_json
@@ -59,7 +60,7 @@ from portfolio.store import liveness
 from portfolio.store.core import Store
 from portfolio.store.migrations import file_sha256
 from portfolio.store.records import RunInputs, parse_run_inputs, run_kind
-from portfolio.validation import normalise_id
+from portfolio.validation import Anything, OrNull, normalise_id, validate
 
 __all__ = [
     "RunRecord",
@@ -392,9 +393,37 @@ def _read_flows(table: pa.Table, n_paths: int, n_months: int) -> dict[str, np.nd
     return {n: table.column(n).to_numpy().reshape(n_paths, n_months) for n in FLOW_NAMES}
 
 
-def load_paths(store: Store, run_id: int) -> PoolPaths:
-    """The stored path arrays of a run as ``PoolPaths`` (party flows included)."""
+def require_simulation(store: Store, run_id: int) -> None:
+    """``NotFound`` unless run ``run_id`` exists, ``ValidationError`` unless it is a
+    simulation (a report run keeps no paths)."""
     require_run(store, run_id)
+    kind = store.con.execute("SELECT kind FROM runs WHERE run_id = ?",
+                             [int(run_id)]).fetchone()[0]  # type: ignore[index]
+    if kind != "simulation":
+        raise ValidationError(must_be("run", "a simulation run", f"run {int(run_id)} "
+                                      f"(a {kind} run)"))
+
+
+@contextlib.contextmanager
+def _reading(run_id: int, path: Path) -> Iterator[None]:
+    """Turn what a damaged run file raises (pyarrow, a missing metadata key, arrays of the
+    wrong length) into ``StoredFileDamaged`` naming the run and the file."""
+    try:
+        yield
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise StoredFileDamaged(
+            f"run {int(run_id)}: its file {path} cannot be read as riskpool wrote it "
+            f"({type(exc).__name__}: {exc}); it was changed or cut short after the run was "
+            "recorded. Simulate the run again (the same inputs and seed give the same paths), "
+            "or restore the runs/ folder from a copy") from None
+
+
+def load_paths(store: Store, run_id: int) -> PoolPaths:
+    """The stored path arrays of a run as ``PoolPaths`` (party flows included); a report run
+    is refused, a damaged file is ``StoredFileDamaged``."""
+    require_simulation(store, run_id)
     row = store.con.execute("SELECT artifact_path FROM runs WHERE run_id = ?",
                             [int(run_id)]).fetchone()
     d = resolve_run_file(store, row[0]) if row and row[0] else run_dir(store, run_id)
@@ -402,7 +431,8 @@ def load_paths(store: Store, run_id: int) -> PoolPaths:
         if not paths_stored(store, run_id):
             raise NotFound(summaries_only_message(run_id))
         raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
-    return read_paths(d)
+    with _reading(run_id, d / "paths.parquet"):
+        return read_paths(d)
 
 
 def stored_party_ids(store: Store, run_id: int) -> tuple[str, ...]:
@@ -414,8 +444,9 @@ def stored_party_ids(store: Store, run_id: int) -> tuple[str, ...]:
         if not paths_stored(store, run_id):
             return ()  # a run recorded from summaries carries no party flows
         raise NotFound(f"run {run_id} has no stored paths (expected {d / 'paths.parquet'})")
-    meta = json.loads(pq.read_schema(d / "paths.parquet").metadata[_META_KEY])
-    party_ids = tuple(meta["party_ids"])
+    with _reading(run_id, d / "paths.parquet"):
+        meta = json.loads(pq.read_schema(d / "paths.parquet").metadata[_META_KEY])
+        party_ids = tuple(meta["party_ids"])
     return party_ids if party_ids and (d / "party_paths.parquet").is_file() else ()
 
 
@@ -476,7 +507,10 @@ def load_replenishment(store: Store, run_id: int, purchase_months: int) -> PoolP
     months (:func:`write_replenishment`), or ``None`` if none was stored."""
     require_run(store, run_id)
     d = replenishment_dir(_stored_run_dir(store, run_id), purchase_months)
-    return read_profile(d) if (d / "v0" / "paths.parquet").is_file() else None
+    if not (d / "v0" / "paths.parquet").is_file():
+        return None
+    with _reading(run_id, d):
+        return read_profile(d)
 
 
 def read_paths(directory: str | Path) -> PoolPaths:
@@ -741,7 +775,8 @@ def load_path_losses(store: Store, run_id: int) -> np.ndarray:
     require_run(store, run_id)
     d = _stored_run_dir(store, run_id)
     if (d / LOSSES_FILE).is_file():
-        return pq.read_table(d / LOSSES_FILE).column("loss").to_numpy()
+        with _reading(run_id, d / LOSSES_FILE):
+            return pq.read_table(d / LOSSES_FILE).column("loss").to_numpy()
     return load_paths(store, run_id).loss
 
 
@@ -753,8 +788,9 @@ def load_quantile_paths(store: Store, run_id: int
     d = _stored_run_dir(store, run_id) / QUANTILE_DIR
     if not info or not (d / "paths.parquet").is_file():
         raise NotFound(f"run {int(run_id)} has no stored loss-quantile paths")
-    return (tuple(float(v) for v in info["levels"]), np.asarray(info["path"], dtype=np.int64),
-            read_paths(d))
+    with _reading(run_id, d / "paths.parquet"):
+        return (tuple(float(v) for v in info["levels"]),
+                np.asarray(info["path"], dtype=np.int64), read_paths(d))
 
 
 def _run_committed(store: Store, run_id: int) -> bool:
@@ -804,6 +840,9 @@ def get_run(store: Store, run_id: int) -> RunRecord:
     ).fetchone()
     assert row is not None
     entropy = row[4]
+    for column, value in (("timings", row[8]), ("summary", row[9])):  # free-form, read with .get
+        validate(OrNull(Anything(table=True)), _loads(value), f"run {int(row[0])}",
+                 f"runs.{column}")
     return RunRecord(
         run_id=int(row[0]), kind=row[1], status=row[2],
         inputs=parse_run_inputs(row[1], _loads(row[3]), f"run {int(row[0])}"),

@@ -40,7 +40,7 @@ import typer
 
 from portfolio.book.pools import load_pool_loans
 from portfolio.book.replay import replay_run
-from portfolio.errors import NotFound, ValidationError, must_be
+from portfolio.errors import NotFound, StoredFileDamaged, ValidationError, must_be
 from portfolio.store.core import open_store
 from portfolio.store.runs import get_run, load_paths
 from portfolio.store.tranches import load_tranche_results
@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
             info = load_deal_record(store, run)
             try:
                 rerun = rerun_recorded_deal(store, run)
-            except NotFound as exc:  # paths or deal text gone: the stored tables only
+            except (NotFound, StoredFileDamaged) as exc:  # paths or deal text gone or
+                # damaged: the stored tables only
                 rerun, missing = None, str(exc)
         if ratings is not None:
             table = with_ratings(table, ratings)
