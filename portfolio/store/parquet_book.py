@@ -109,10 +109,63 @@ def check_book_dir(book: str | Path) -> Path:
     return path
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_book_files(con: duckdb.DuckDBPyConnection, book: Path) -> None:
+    """Every file of the dataset ``book`` must be a Parquet file holding the columns of its
+    database table with the same types (``loans`` or ``loan_performance`` as
+    :func:`export_book` writes them, the partition column aside), and no null in a column
+    the table declares NOT NULL. Read from each file's footer (its schema and row-group
+    statistics), not its rows; a file without null counts is counted. Else a
+    ``ValidationError`` naming ``--book``, the file and the column."""
+    for table in TABLES:
+        declared = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main' "
+            "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+        want = {name: kind for name, kind, _ in declared}
+        required = [name for name, _, nullable in declared if nullable == "NO"]
+        allowed = (f"a Parquet book written by `riskpool book export`: every file of {table}/ "
+                   f"with the columns of the `{table}` table")
+        for f in sorted((book / table).rglob("*.parquet")):  # what the view reads
+            try:
+                got = {row[0]: row[1] for row in con.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({_literal(f)}, "
+                    "hive_partitioning = false)").fetchall()}
+                nulls = dict(con.execute(
+                    "SELECT path_in_schema, CASE WHEN bool_or(stats_null_count IS NULL) "
+                    "THEN NULL ELSE sum(stats_null_count) END "
+                    f"FROM parquet_metadata({_literal(f)}) GROUP BY path_in_schema").fetchall())
+            except duckdb.Error as exc:
+                raise ValidationError(must_be("--book", allowed, f"{f}, which is not a "
+                                              f"readable Parquet file ({_first_line(exc)})")
+                                      ) from None
+            for name, kind in want.items():
+                if name not in got:
+                    raise ValidationError(must_be("--book", allowed, f"{f} without `{name}`"))
+                if got[name] != kind:
+                    raise ValidationError(must_be("--book", allowed, f"{f} whose `{name}` is "
+                                                  f"{got[name]}, not {kind}"))
+            for name in required:
+                count = nulls.get(name)
+                if count is None:  # no statistics in the footer: count them
+                    count = con.execute(f"SELECT count(*) FROM read_parquet({_literal(f)}, "
+                                        f"hive_partitioning = false) WHERE \"{name}\" IS NULL"
+                                        ).fetchone()[0]  # type: ignore[index]
+                if count:
+                    raise ValidationError(must_be("--book", allowed, f"{f} with {int(count):,} "
+                                                  f"null `{name}` value(s) (the table's "
+                                                  f"`{name}` is NOT NULL)"))
+
+
 def attach_book(con: duckdb.DuckDBPyConnection, book: str | Path) -> None:
     """Make ``loans`` / ``loan_performance`` on ``con`` read the Parquet dataset ``book``
-    (TEMP views that shadow the database file's tables for this connection only)."""
+    (TEMP views that shadow the database file's tables for this connection only), once
+    :func:`check_book_files` has checked its files against the tables."""
     path = check_book_dir(book)
+    check_book_files(con, path)
     for table in TABLES:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * EXCLUDE ({PARTITION}) "
@@ -222,9 +275,56 @@ def write_loan_tape(loans: LoanArrays, out: str | Path) -> int:
     return len(cuts) - 1
 
 
+TAPE_TYPES: dict[str, tuple[pa.DataType, ...]] = {
+    "loan_id": (pa.string(), pa.large_string()),
+    "balance": (pa.float64(),), "apr": (pa.float64(),),
+    "term_months": (pa.int16(),), "remaining_term": (pa.int16(),),
+    "months_on_book": (pa.int16(),), "repayment_type": (pa.int8(),),
+    "credit_score": (pa.int16(),),
+    "region": (pa.string(), pa.large_string(), pa.dictionary(pa.int32(), pa.string())),
+    "origination_date": (pa.date32(),), "next_due_date": (pa.date32(),),
+    "principal": (pa.float64(),), "disclosed_apr": (pa.float64(),),
+}
+"""The Arrow types :func:`write_loan_parts` writes for :data:`LOAN_COLUMNS` (the text columns
+also as large or dictionary-encoded strings)."""
+
+
+def _check_part(part: LoanPart) -> int:
+    """One partition's rows, once its footer shows it is a loan-tape partition: readable
+    Parquet, every column of :data:`LOAN_COLUMNS` with its type, no null (the statistics of
+    each row group; a column without them is read and counted)."""
+    allowed = ("a loan tape written by `riskpool pool export`: part-NNNNN.parquet files with "
+               "the columns " + ", ".join(LOAN_COLUMNS))
+    try:
+        meta = pq.ParquetFile(part.path).metadata
+        schema = meta.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(must_be("--tape", allowed, f"{part.path}, which is not a "
+                                      f"readable Parquet file ({_first_line(exc)})")) from None
+    for name, types in TAPE_TYPES.items():
+        if name not in schema.names:
+            raise ValidationError(must_be("--tape", allowed, f"{part.path} without `{name}`"))
+        if schema.field(name).type not in types:
+            raise ValidationError(must_be("--tape", allowed, f"{part.path} whose `{name}` is "
+                                          f"{schema.field(name).type}, not {types[0]}"))
+    for name in LOAN_COLUMNS:
+        j = meta.schema.names.index(name)
+        stats = [meta.row_group(i).column(j).statistics for i in range(meta.num_row_groups)]
+        if all(s is not None and s.has_null_count for s in stats):
+            nulls = sum(s.null_count for s in stats)  # type: ignore[union-attr]
+        else:
+            nulls = pq.read_table(part.path, columns=[name]).column(name).null_count
+        if nulls:
+            raise ValidationError(must_be("--tape", allowed, f"{part.path} with {nulls:,} "
+                                          f"null `{name}` value(s)"))
+    return int(meta.num_rows)
+
+
 def tape_rows(parts: list[LoanPart]) -> int:
-    """Loans in a loan tape, from the files' footers (nothing else is read)."""
-    return int(sum(pq.ParquetFile(p.path).metadata.num_rows for p in parts))
+    """Loans in a loan tape, from the files' footers (nothing else is read), each partition
+    checked first (:func:`_check_part`): a damaged tape is refused on the client, naming the
+    file and the column, before any worker reads it."""
+    return sum(_check_part(p) for p in parts)
 
 
 def loan_parts(tape: str | Path) -> list[LoanPart]:
