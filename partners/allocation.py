@@ -1591,6 +1591,8 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
     t0 = time.perf_counter()
     mode, objective = parse_mode(mode), parse_objective(objective)
     as_of = as_of or dt.date.today()
+    if not isinstance(as_of, dt.date):
+        raise AllocationError(must_be("as_of", "a date (datetime.date)", as_of))
     if len(loans) == 0:
         raise AllocationError(must_be("loans", "at least one loan", 0))
     if not 0 <= min_transfer_share <= 1:
@@ -1607,6 +1609,9 @@ def allocate(loans: LoanArrays, registry: Registry, *, mode: Mode | str = Mode.J
             raise InfeasibleAllocation("allocation infeasible: " + "; ".join(b.message for b in r7_breach)
                                        + ". Nothing was written.", ["R7 (platform)"])
     if borrower_id is not None:
+        if np.shape(borrower_id) != (len(loans),):
+            raise AllocationError(must_be("borrower_id", f"one id per loan ({len(loans)})",
+                                          np.shape(borrower_id)))
         borrower_id = _borrower_codes(borrower_id)
     if household_limit is not None:
         household_limit = np.asarray(household_limit, dtype=np.float64)

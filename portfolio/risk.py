@@ -124,9 +124,16 @@ def loss_stats(loss: np.ndarray, levels: Sequence[float] = LOSS_LEVELS,
                initial_balance: float = 0.0) -> LossStats:
     """EL, VaR and ES of the losses ``loss`` (n_paths,) at ``levels``, each with its SE."""
     loss = np.asarray(loss, dtype=np.float64)
+    if loss.ndim != 1:
+        raise ValidationError(must_be("paths", "one loss per path, shape (n_paths,)",
+                                      f"shape {loss.shape}"))
     n = loss.shape[0]
     if n < 1:
         raise ValidationError(must_be("paths", "at least one path", n))
+    if not np.isfinite(loss).all():
+        bad = int(np.flatnonzero(~np.isfinite(loss))[0])
+        raise ValidationError(must_be("paths", "finite losses", float(loss[bad]),
+                                      f"path {bad}"))
     xs = np.sort(loss)
     mean, se = mean_and_se(loss)
     el, el_se = float(mean), float(se)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -182,6 +183,7 @@ def tranche_table(
     ``discount``: a flat annual rate or a ``ZeroCurve``; ``price``: purchase price for the IRR
     as a share of par; ``rating_table``: a ``ratings.RatingTable`` (no default table is shipped;
     without one the ``rating`` column is empty)."""
+    check_discount(discount)  # before the per-path IRRs are computed
     cfs = result.tranche_cashflows
     return tranche_table_from(deal, float(paths.initial_balance), result.dates,
                               result.original_balance, result.tranche_loss,
@@ -191,11 +193,38 @@ def tranche_table(
                               discount=discount, rating_table=rating_table, quantiles=quantiles)
 
 
+DISCOUNT_RATES = (-0.5, 1.0)
+"""The annual discount rates the tables take (a flat rate or each rate of a ``ZeroCurve``):
+QuantLib's yield solver finds no root from about -0.9, and a rate above 100% a year is a typo
+for a percent."""
+
+
+def check_discount(discount: Discount) -> None:
+    """``discount``: a flat annual rate in :data:`DISCOUNT_RATES`, or a ``ZeroCurve`` of such
+    rates; else a ``DealError`` naming ``discount``."""
+    lo, hi = DISCOUNT_RATES
+    rates = discount.rates if isinstance(discount, ZeroCurve) else (discount,)
+    for rate in rates:
+        if (isinstance(rate, bool) or not isinstance(rate, int | float | np.floating)
+                or not lo <= float(rate) <= hi):
+            raise DealError(must_be("discount", f"an annual rate in [{lo:g}, {hi:g}] (0.05 = "
+                                    "5%), or a ZeroCurve of such rates", rate))
+
+
+def check_price(price: float) -> None:
+    """``price``: a finite purchase price > 0 as a share of par (1.0 = par)."""
+    if (isinstance(price, bool) or not isinstance(price, int | float | np.floating)
+            or not (math.isfinite(float(price)) and float(price) > 0)):
+        raise DealError(must_be("price", "a finite purchase price > 0 as a share of par "
+                                "(1.0 = par)", price))
+
+
 def irr_per_path(deal: Deal, result: WaterfallResult, price: float = 1.0,
                  cashflows: np.ndarray | None = None) -> np.ndarray:
     """(n_tranches, n_paths) each path's IRR of a tranche's cash flows bought at ``price``
     (a share of par; NaN for a tranche of size 0), path by path (``path_irr``);
     ``cashflows``: ``result.tranche_cashflows`` when already at hand."""
+    check_price(price)
     tau = year_fractions(deal.closing_date, result.dates)
     cfs = result.tranche_cashflows if cashflows is None else cashflows
     n = result.n_paths
@@ -221,6 +250,7 @@ def tranche_table_from(
     workers: ``tranching.distributed.TranchesOnWorkers``): ``tranche_loss``, ``wal``
     (``wal_per_path``) and ``irr`` (``irr_per_path``) are (n_tranches, n_paths),
     ``expected_cashflows`` (n_tranches, n_months) each tranche's mean cash flow by month."""
+    check_discount(discount)
     init = float(initial_balance)
     orig = np.asarray(original_balance, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -487,6 +487,8 @@ def load_counts(store: Store, as_of: dt.date, n_age: int = 24,
     """
     if default_timing not in DEFAULT_TIMINGS:
         raise ValidationError(must_be("default-timing", "recorded or went_bad", default_timing))
+    if isinstance(n_age, bool) or not isinstance(n_age, int) or not 1 <= n_age <= 120:
+        raise ValidationError(must_be("n-age", "an integer in [1, 120]", n_age))
     edges = [lo for lo, _ in score_bands[1:]]
     known_until = _months_back(as_of, DEFAULT_DPD // 30)
     raw = sql.transition_counts(store.con, as_of, edges, n_age, known_until)
@@ -548,6 +550,8 @@ def calibrate_from_store(
                               "(`riskpool generate` or `riskpool ingest` first)")
     if as_of is None:
         as_of = info.cutoff_date if info is not None else last
+    if not isinstance(as_of, dt.date):
+        raise ValidationError(must_be("as-of", "a date (datetime.date)", as_of))
     if as_of != _month_end(as_of):
         raise ValidationError(must_be("as-of", "a month-end date", as_of.isoformat()))
     if as_of > last:

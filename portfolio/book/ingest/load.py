@@ -20,7 +20,7 @@ from portfolio.book.ingest.book_checks import book_checks
 from portfolio.book.ingest.mapping import TapeMapping
 from portfolio.book.ingest.reading import read_tape, sha256_of
 from portfolio.book.ingest.rules import check_apr_cap, check_tape
-from portfolio.book.ingest.tape import Problem, RawTape, TapeKind
+from portfolio.book.ingest.tape import Problem, RawTape, TapeKind, tape_kind
 from portfolio.book.ingest.values import value_text
 from portfolio.errors import TapeRejected, ValidationError
 from portfolio.loans.types import APR_CAP_DEFAULT
@@ -124,7 +124,7 @@ def ingest(
     text encoding (``--encoding``), else detected (see ``reading.read_tape``). ``mapping``:
     a column mapping (``--mapping``, ``portfolio.book.ingest.mapping``) applied as it is read.
     """
-    kind = TapeKind(kind)
+    kind = tape_kind(kind)
     check_apr_cap(apr_cap)
     started = datetime.now(UTC).replace(tzinfo=None)
     path = Path(path)

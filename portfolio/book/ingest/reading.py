@@ -19,7 +19,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from portfolio.book.ingest.mapping import TapeMapping, apply_values, check_headers, check_kind
-from portfolio.book.ingest.tape import COLUMNS, Problem, RawTape, TapeKind
+from portfolio.book.ingest.tape import COLUMNS, Problem, RawTape, TapeKind, tape_kind
 from portfolio.book.ingest.values import all_blank_rows
 from portfolio.errors import ValidationError, must_be
 
@@ -49,7 +49,7 @@ def read_tape(
     (rule ``mapping``).
     """
     path = Path(path)
-    kind = TapeKind(kind)
+    kind = tape_kind(kind)
     if not path.is_file():
         raise ValidationError(f"tape {path} does not exist or is not a file")
     if path.suffix.lower() in {".xlsx", ".xls", ".xlsm", ".json", ".zip", ".gz"}:

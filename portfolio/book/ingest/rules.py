@@ -25,6 +25,7 @@ from portfolio.book.ingest.tape import (
     CheckedTape,
     RawTape,
     TapeKind,
+    tape_kind,
 )
 from portfolio.book.ingest.values import as_text, blank_mask, bool_mask, parse_float
 from portfolio.errors import ValidationError, must_be
@@ -340,7 +341,7 @@ def check_performance(raw: RawTape, *, today: date | None = None) -> CheckedTape
 def check_tape(
     raw: RawTape, kind: TapeKind | str, *, apr_cap: float = APR_CAP_DEFAULT, today: date | None = None
 ) -> CheckedTape:
-    kind = TapeKind(kind)
+    kind = tape_kind(kind)
     if kind is TapeKind.LOANS:
         return check_loans(raw, apr_cap=apr_cap, today=today)
     return check_performance(raw, today=today)

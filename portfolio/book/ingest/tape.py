@@ -10,10 +10,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from portfolio.errors import ValidationError, must_be
+
 
 class TapeKind(StrEnum):
     LOANS = "loans"
     PERFORMANCE = "performance"
+
+
+def tape_kind(value: TapeKind | str) -> TapeKind:
+    """``value`` as a ``TapeKind``; any other value is a ``ValidationError`` naming ``kind``
+    (the enum's own ValueError is not a ``RiskpoolError``)."""
+    try:
+        return TapeKind(value)
+    except ValueError:
+        raise ValidationError(must_be("kind", "one of " + ", ".join(repr(k.value) for k in
+                                                                      TapeKind), value)) from None
 
 
 LOAN_REQUIRED: tuple[str, ...] = (
