@@ -45,12 +45,12 @@ from portfolio.book.pools import Criteria, create_pool, load_pool_loans, parse_c
 from portfolio.book.summaries import store_book_summaries, store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
-from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.records import MAX_PATHS, SimulationInputs
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import open_store
 from portfolio.store.runs import record_simulation, write_replenishment
 from portfolio.store.tranches import record_tranche_results
-from portfolio.synthetic.generate import GeneratorParams, generate_book
+from portfolio.synthetic.generate import MAX_LOANS, GeneratorParams, generate_book
 from portfolio.validation import read_toml
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
@@ -304,6 +304,9 @@ def demo(
 ) -> None:
     """Build the demo book, pool, simulation, deal, allocation and report; open the dashboard."""
     check_port(port)  # before the book is built, not when the dashboard binds
+    for flag, value, hi in (("--loans", loans, MAX_LOANS), ("--paths", paths, MAX_PATHS)):
+        if not 1 <= value <= hi:  # the flags as typed (the library names its arguments)
+            raise ValidationError(must_be(flag, f"an integer in [1, {hi:,}]", value))
     t0 = time.perf_counter()
     params = DemoParams(n_loans=loans, n_paths=paths, criteria=str(criteria),
                         flat_fee_share=flat_fee_share)

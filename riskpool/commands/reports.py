@@ -154,6 +154,9 @@ def users_add(
 ) -> None:
     """Add (or reset) a dashboard user."""
     path = users or settings.users_path(db)
+    if password is not None and not password:  # e.g. --password "$PW" with PW unset
+        raise ValidationError(must_be("--password", "a password of at least 8 characters, or "
+                                      "no --password to have one generated", password))
     pw = password or new_password()
     add_user(path, username, role, pw, partners=_recorded_partners(db))
     typer.echo(f"user {username} ({role}) saved in {path}"

@@ -108,3 +108,25 @@ def test_the_flags_good_values_still_pass(cli, seeded_db: Path) -> None:
     for kind in ("simulation", "report"):
         r = cli("runs", "list", "--kind", kind, "--db", seeded_db)
         assert r.code == 0 and "no runs yet" in r.out, r.err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--paths", "0"), ("--paths", "2000000"),
+                                             ("--loans", "0"), ("--loans", "-5")])
+def test_demo_sizes_are_named_by_their_flags(cli, tmp_path: Path, flag: str,
+                                             value: str) -> None:
+    """was: named by the library's arguments (`n_paths`, `loans`), --paths 0 only after the
+    book was generated."""
+    db = tmp_path / "demo.duckdb"
+    r = cli("demo", "--db", db, "--no-dashboard", flag, value)
+    _exits_2(r, flag, f"got {value}")
+    assert not db.exists()
+
+
+def test_an_empty_password_is_refused(cli, seeded_db: Path, tmp_path: Path) -> None:
+    """was: `--password ""` (a script's unset variable) generated a password and created the
+    user with it, printed to the script's log."""
+    users = tmp_path / "users.toml"
+    r = cli("users", "add", "bob", "--role", "treasury", "--password", "", "--users", users,
+            "--db", seeded_db)
+    _exits_2(r, "--password", "got ''")
+    assert not users.exists()
