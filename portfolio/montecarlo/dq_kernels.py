@@ -328,6 +328,16 @@ def _ladd_span(acc, t, ctab, i0, i1, w):
         acc[t, PRINCIPAL, q] += w * (ctab[i1, 1, q] - ctab[i0, 1, q])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cured_to(re_age, d, b, j, t, r):
+    """A cure from bucket b with re-age shift d at position j in month t (r instalments):
+    (the last position it pays, its re-age shift after) — re-aged once (pays instalment j,
+    shift b) or caught up (pays every instalment due, positions j … t − d, shift kept)."""
+    if re_age and d == 0:
+        return j, b
+    return min(t - d, r - 1), d
+
+
 @numba.njit(cache=True, nogil=True)
 def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc, thr_roll,
                       thr_cure, smm, flows, pflows, cum, pcum, out, pout):
@@ -432,12 +442,7 @@ def dq_granular_block(gen, cell_n, cell_r, cell_h, n_buckets, re_age, zb, thr_rc
                                     nxt[d, b + 1] += x
                             if y > 0:
                                 _ladd(acc, t, CURE, tab, g + j, 0, y * inv)
-                                if re_age and d == 0:
-                                    last = j
-                                    dn = b
-                                else:
-                                    last = min(t - d, r - 1)
-                                    dn = d
+                                last, dn = _cured_to(re_age, d, b, j, t, r)
                                 _ladd_span(acc, t, ctab, g1 + j, g1 + last + 1, y * inv)
                                 if last + 1 < r:
                                     nxt[dn, 0] += y
@@ -835,12 +840,7 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                                 for lane in range(LANES):
                                     nxt[d, b + 1, lane] += x[lane]
                             _lanes_add(acc, t, CURE, y, v)
-                            if re_age and d == 0:
-                                last = j
-                                dn = b
-                            else:
-                                last = min(t - d, r - 1)
-                                dn = d
+                            last, dn = _cured_to(re_age, d, b, j, t, r)
                             for q in range(Q):  # a cure's catch-up: positions j … last
                                 if q == 0:
                                     v1[0] = (cum[c, last + 1, 0] - cum[c, j, 0]) * inv
