@@ -57,7 +57,7 @@ from portfolio.book.summaries import (
     stored_party_book_tables,
 )
 from portfolio.montecarlo.assumptions import load_assumptions
-from portfolio.montecarlo.records import SimulationInputs
+from portfolio.montecarlo.records import SimulationInputs, loan_sampler_for
 from portfolio.montecarlo.simulation import simulate
 from portfolio.store.core import open_store
 from portfolio.store.runs import (
@@ -147,7 +147,8 @@ def prepare(quick: bool, log: Any = print) -> dict[str, Any]:
                              assumptions=str(a_path), allocation_id=allocation_id,
                              party_ids=stored.party_ids, pool_name=info.name,
                              n_loans=len(loans), cutoff_date=info.cutoff_date,
-                             source="bench_pages"),
+                             source="bench_pages",
+                             loan_sampler=loan_sampler_for("granular", "hazard", None)),
             code_version(), assumptions=assumptions)
         deal = load_deal(DEAL)
         profile = replenishment_for(deal, loans, assumptions, PATHS, SEED,

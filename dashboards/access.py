@@ -78,7 +78,7 @@ from portfolio.errors import NotFound, RiskpoolError, StoreLocked, ValidationErr
 from portfolio.montecarlo.assumptions import Assumptions, load_assumptions
 from portfolio.montecarlo.distributed import open_client
 from portfolio.montecarlo.paths import PoolPaths
-from portfolio.montecarlo.records import SimulationInputs, Stress
+from portfolio.montecarlo.records import SimulationInputs, Stress, loan_sampler_for
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import Store, open_store
 from portfolio.store import allocations as alloc_sql
@@ -845,7 +845,8 @@ def record_pool_run(db: str | Path, viewer: Viewer, pool_id: int, assumptions_na
         stress=Stress(pd_mult=float(pd_mult), rho=float(stressed.rho),
                       smm_mult=float(prepay_mult), recovery_mult=float(recovery_mult)),
         batch_size=256, pool_name=pool.name, n_loans=len(loans), cutoff_date=pool.cutoff_date,
-        source="dashboard", model="hazard")
+        source="dashboard", model="hazard",
+        loan_sampler=loan_sampler_for("granular", "hazard", None))
 
     def with_label(store: Store, run_id: int) -> None:
         run_sql.label_run(store, run_id, text, clean)

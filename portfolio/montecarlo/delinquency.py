@@ -36,6 +36,7 @@ from portfolio.loans.arrays import LoanArrays
 from portfolio.montecarlo import dq_kernels as K
 from portfolio.montecarlo.assumptions import CHARGE_OFF_DPD, CURE_RULES, Assumptions
 from portfolio.montecarlo.engines import LOAN_SAMPLER
+from portfolio.montecarlo.lanes import lane_seeds, padded
 from portfolio.montecarlo.paths import DelinquencyPaths, PoolPaths
 from portfolio.montecarlo.simulation import (
     BLOCK_PATHS,
@@ -375,14 +376,11 @@ def _granular_draws(prep: DqPrepared, zb: np.ndarray, gen_idio: np.random.Genera
     base = prep.base
     if prep.sampler == K.DQ_SAMPLER:
         # every path its own SFC64 stream: the next 4 words of the block's idiosyncratic
-        # stream, path after path (paths padded to a multiple of LANES hold no loans, draw
-        # nothing and write nothing)
+        # stream, path after path (the padding paths hold no loans, draw nothing and write
+        # nothing)
         n = zb.shape[0]
-        n_pad = -(-n // K.LANES) * K.LANES
-        seeds = np.ascontiguousarray(gen_idio.integers(
-            0, np.iinfo(np.uint64).max, size=(n_pad, 4), dtype=np.uint64, endpoint=True).T)
-        zp = np.zeros((n_pad, zb.shape[1]))
-        zp[:n] = zb
+        seeds = lane_seeds(gen_idio, n)
+        zp = padded(zb, seeds.shape[1], 0.0)
         largs = (seeds, n, base.cell_n, base.cell_r, prep.cell_h, prep.n_buckets,
                  prep.re_age, zp, prep.thr_rc, prep.thr_roll, prep.thr_cure, prep.smm,
                  base.cell_flows, base.cell_pflows, prep.cell_cum, prep.cell_pcum, acc, pacc)

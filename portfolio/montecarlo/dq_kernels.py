@@ -43,6 +43,13 @@ import numpy as np
 from scipy.special import erfc
 
 from portfolio.montecarlo import engines
+from portfolio.montecarlo.lanes import (
+    LANES,
+    lane_binomial,
+    lane_binomial_np,
+    lane_uniforms,
+    lane_uniforms_np,
+)
 
 N_DQ = 13
 BOP, INTEREST, PRINCIPAL, PREPAY, CHARGE_OFF, CURE, EOP_CURRENT = range(7)
@@ -566,148 +573,6 @@ DQ_LEGACY_SAMPLER = "dq-binomial-v0"
 BTRD or inversion from one PCG64 stream); a run recorded without a sampler replays with it."""
 DQ_SAMPLERS: tuple[str, ...] = (DQ_SAMPLER, DQ_LEGACY_SAMPLER)
 
-LANES = 64
-"""Paths a lane kernel runs side by side (the arrays of one chunk; a block's paths are padded
-to a multiple with paths that hold no loans)."""
-LANE_BIG = 600.0
-"""A lane whose n·p'/(1 − p') exceeds this draws with ``engines.binomial_draw`` instead: the
-inversion's start (1 − p')ⁿ ≥ exp(−n·p'/(1 − p')) would come near the floating-point floor."""
-
-_U1 = np.uint64(1)
-_U3 = np.uint64(3)
-_U11 = np.uint64(11)
-_U24 = np.uint64(24)
-_U40 = np.uint64(40)
-_TWO53 = 1.0 / 9007199254740992.0
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _lane_uniforms(s, st):
-    """One uniform double into ``st[2]`` for every lane with loans to draw for (``st[0]`` >
-    0), each from its lane's own SFC64 stream (Doty-Humphrey's Small Fast Chaotic generator,
-    64-bit: state a, b, c and a counter in ``s[0:4, lane]``; the top 53 bits of the output
-    over 2⁵³, as ``numpy.random.Generator(SFC64).random()``). A lane with nothing to draw
-    keeps its stream where it is, so a path's draws depend on its own counts alone."""
-    for lane in range(LANES):
-        a = s[0, lane]
-        b = s[1, lane]
-        c = s[2, lane]
-        d = s[3, lane]
-        tmp = a + b + d
-        go = st[0, lane] > 0.0
-        s[3, lane] = d + _U1 if go else d
-        s[0, lane] = b ^ (b >> _U11) if go else a
-        s[1, lane] = c + (c << _U3) if go else b
-        s[2, lane] = ((c << _U24) | (c >> _U40)) + tmp if go else c
-        st[2, lane] = np.float64(tmp >> _U11) * _TWO53
-
-
-@numba.njit(cache=True, nogil=True)
-def mode_inversion(n, p, u):
-    """Binomial(n, p) for p ≤ ½ from one uniform u by inversion started from the mode
-    m = ⌊(n + 1)·p⌋: f(m) from log-gamma, then the support visited m, m + 1, m − 1, m + 2, …
-    (each f from its neighbour's ratio), k the first point where the running sum passes u
-    (an exact sampler whatever the order: the inversion of the CDF of the support in that
-    order). About 2·√(n·p·q) steps; for the lanes whose n·p is too large for
-    :func:`_lane_binomial`'s search from 0. Should rounding leave the whole sum at or below u
-    (about 10⁻¹² of the draws at most), the mode."""
-    if n <= 0.0 or p <= 0.0:
-        return 0.0
-    q = 1.0 - p
-    m = math.floor((n + 1.0) * p)
-    f = math.exp(math.lgamma(n + 1.0) - math.lgamma(m + 1.0) - math.lgamma(n - m + 1.0)
-                 + m * math.log(p) + (n - m) * math.log1p(-p))
-    total = f
-    if u < total:
-        return m
-    r = p / q
-    lo = m
-    hi = m
-    f_lo = f
-    f_hi = f
-    while lo > 0.0 or hi < n:
-        if hi < n:
-            f_hi = f_hi * r * (n - hi) / (hi + 1.0)
-            hi += 1.0
-            total += f_hi
-            if u < total:
-                return hi
-        if lo > 0.0:
-            f_lo = f_lo * lo / (r * (n - lo + 1.0))
-            lo -= 1.0
-            total += f_lo
-            if u < total:
-                return lo
-    return m
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _lane_binomial(st):
-    """Binomial(n, p) in every lane at once: ``st[0]`` n (a whole number as a double),
-    ``st[1]`` p, ``st[2]`` the lane's uniform u; the draw into ``st[3]`` (rows 4–8 scratch).
-
-    Inversion of the CDF searched from 0 on p' = min(p, 1 − p) (a draw for 1 − p is n minus a
-    draw for p): k = the number of j with F(j) ≤ u, F(0) = (1 − p')ⁿ by repeated squaring,
-    f(j + 1) = f(j)·p'/(1 − p')·(n − j)/(j + 1); every lane takes the same steps, the loop
-    stops when no lane's F has yet to pass its u. Exact in law (the inversion of the exact
-    CDF, to rounding: a u above the computed F(n), about 2⁻⁵³, gives n). A lane whose
-    n·p'/(1 − p') exceeds ``LANE_BIG`` inverts the same u from its mode instead
-    (:func:`mode_inversion`). Each lane's draw depends on its own n, p and u alone."""
-    big = 0
-    for lane in range(LANES):
-        p = st[1, lane]
-        pp = 1.0 - p if p > 0.5 else p
-        q = 1.0 - pp
-        st[8, lane] = 1.0 if p > 0.5 else 0.0
-        st[6, lane] = pp / q
-        st[4, lane] = q  # q^(2^i)
-        st[5, lane] = 1.0  # the power so far
-        st[7, lane] = st[0, lane]  # n, halved each step
-        big += 1 if st[0, lane] * st[6, lane] > LANE_BIG else 0
-    while True:
-        left = 0
-        for lane in range(LANES):
-            m = st[7, lane]
-            half = math.floor(m * 0.5)
-            st[5, lane] = st[5, lane] * st[4, lane] if m - 2.0 * half > 0.5 else st[5, lane]
-            st[4, lane] = st[4, lane] * st[4, lane]
-            st[7, lane] = half
-            left += 1 if half > 0.0 else 0
-        if left == 0:
-            break
-    for lane in range(LANES):
-        st[4, lane] = st[5, lane]  # f(0) = F(0)
-        st[3, lane] = 0.0
-    if big > 0:  # those lanes draw below: F = 2 stops their search at once
-        for lane in range(LANES):
-            if st[0, lane] * st[6, lane] > LANE_BIG:
-                st[4, lane] = 0.0
-                st[5, lane] = 2.0
-    j = 0
-    while True:
-        moved = 0
-        rinv = 1.0 / (j + 1.0)
-        for lane in range(LANES):
-            n = st[0, lane]
-            go = (st[2, lane] >= st[5, lane]) & (st[3, lane] < n)
-            st[3, lane] += 1.0 if go else 0.0
-            fac = n - j
-            fac = fac if fac > 0.0 else 0.0
-            st[4, lane] *= st[6, lane] * fac * rinv
-            st[5, lane] += st[4, lane]
-            moved += 1 if go else 0
-        if moved == 0:
-            break
-        j += 1
-    for lane in range(LANES):
-        n = st[0, lane]
-        if big > 0 and n * st[6, lane] > LANE_BIG:
-            p = st[1, lane]
-            st[3, lane] = mode_inversion(n, 1.0 - p if p > 0.5 else p, st[2, lane])
-        if st[8, lane] != 0.0:
-            st[3, lane] = n - st[3, lane]
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _lanes_add(acc, t, col, w, v):
     """``acc[t, col, q, lane] += w[lane] · v[q]`` (a count in every lane times the packed
@@ -733,7 +598,7 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                    thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum, pcum, out, pout):
     """:func:`dq_granular_block`'s model — counts of each cell's loans by state (d, b), exact
     binomial transitions — with the paths side by side, ``LANES`` at a time: for each chunk of
-    paths, cell, month and state, every path's draw at once (:func:`_lane_binomial`, one
+    paths, cell, month and state, every path's draw at once (:func:`lane_binomial`, one
     uniform a draw from the path's own stream). Path ``p`` draws from the SFC64 state
     ``lane_seeds[:, p]`` (4 words; ``zb`` and ``lane_seeds`` padded to a multiple of
     ``LANES`` paths, the padding holding no loans; only the first ``n_paths`` rows are
@@ -788,8 +653,8 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                             for lane in range(LANES):
                                 st[0, lane] = nb[lane]
                                 st[1, lane] = 0.5 * math.erfc(zb[p0 + lane, t] - thr)
-                            _lane_uniforms(s, st)
-                            _lane_binomial(st)
+                            lane_uniforms(s, st)
+                            lane_binomial(st)
                             for lane in range(LANES):
                                 x[lane] = st[3, lane]
                                 nxt[d, 1, lane] += x[lane]
@@ -803,8 +668,8 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                                 for lane in range(LANES):
                                     st[0, lane] = w[lane]
                                     st[1, lane] = sm
-                                _lane_uniforms(s, st)
-                                _lane_binomial(st)
+                                lane_uniforms(s, st)
+                                lane_binomial(st)
                                 for lane in range(LANES):
                                     y[lane] = st[3, lane]
                                     nxt[d, 0, lane] += w[lane] - y[lane]
@@ -822,14 +687,14 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                                 st[0, lane] = nb[lane]
                                 st[1, lane] = ro
                                 y[lane] = cu / (1.0 - ro) if ro < 1.0 else 0.0
-                            _lane_uniforms(s, st)
-                            _lane_binomial(st)
+                            lane_uniforms(s, st)
+                            lane_binomial(st)
                             for lane in range(LANES):
                                 x[lane] = st[3, lane]  # rolled
                                 st[0, lane] = nb[lane] - x[lane]
                                 st[1, lane] = y[lane]
-                            _lane_uniforms(s, st)
-                            _lane_binomial(st)
+                            lane_uniforms(s, st)
+                            lane_binomial(st)
                             for lane in range(LANES):
                                 y[lane] = st[3, lane]  # cured
                                 w[lane] = nb[lane] - x[lane] - y[lane]  # stayed
@@ -884,54 +749,6 @@ def dq_lanes_block(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_ag
                         pout[q, p, t, col] += acc[t, col, q + 1, lane]
 
 
-def _lane_uniforms_np(s: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Twin of :func:`_lane_uniforms` for the lanes' counts ``n`` (numpy's uint64
-    arithmetic wraps as the kernel's)."""
-    a, b, c, d = s[0].copy(), s[1].copy(), s[2].copy(), s[3].copy()
-    tmp = a + b + d
-    go = n > 0.0
-    s[3] = np.where(go, d + _U1, d)
-    s[0] = np.where(go, b ^ (b >> _U11), a)
-    s[1] = np.where(go, c + (c << _U3), b)
-    s[2] = np.where(go, ((c << _U24) | (c >> _U40)) + tmp, c)
-    return (tmp >> _U11).astype(np.float64) * _TWO53
-
-
-def _lane_binomial_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Twin of :func:`_lane_binomial`: the same steps on arrays of lanes (a lane drawn from
-    its mode calls the compiled :func:`mode_inversion`, whose law a test checks against
-    scipy's pmf)."""
-    flip = p > 0.5
-    pp = np.where(flip, 1.0 - p, p)
-    q = 1.0 - pp
-    ratio = pp / q
-    big = n * ratio > LANE_BIG
-    base, power, m = q.copy(), np.ones_like(q), n.copy()
-    while True:
-        half = np.floor(m * 0.5)
-        power = np.where(m - 2.0 * half > 0.5, power * base, power)
-        base = base * base
-        m = half
-        if not (half > 0.0).any():
-            break
-    f, cdf, k = power.copy(), power.copy(), np.zeros_like(n)
-    f[big] = 0.0
-    cdf[big] = 2.0
-    j = 0
-    while True:
-        go = (u >= cdf) & (k < n)
-        k = k + np.where(go, 1.0, 0.0)
-        fac = np.maximum(n - j, 0.0)
-        f = f * (ratio * fac * (1.0 / (j + 1.0)))
-        cdf = cdf + f
-        if not go.any():
-            break
-        j += 1
-    for lane in np.flatnonzero(big):
-        k[lane] = mode_inversion(float(n[lane]), float(pp[lane]), float(u[lane]))
-    return np.where(flip, n - k, k)
-
-
 def dq_lanes_block_np(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re_age, zb,
                       thr_rc, thr_roll, thr_cure, smm, flows, pflows, cum, pcum, out, pout):
     """Plain-numpy twin of :func:`dq_lanes_block`: the same chunks, cells, months and states
@@ -973,14 +790,14 @@ def dq_lanes_block_np(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re
                         if b == 0:
                             with np.errstate(invalid="ignore"):
                                 pr = 0.5 * erfc(z_all[:, t] - thr_rc[c, t])
-                            x = _lane_binomial_np(nb, pr, _lane_uniforms_np(s, nb))
+                            x = lane_binomial_np(nb, pr, lane_uniforms_np(s, nb))
                             nxt[d, 1] += x
                             paid = nb - x
                             add(t, INTEREST, paid, pack(c, j, 1, inv))
                             add(t, PRINCIPAL, paid, pack(c, j, 2, inv))
                             if j + 1 < r:
-                                y = _lane_binomial_np(paid, np.full(LANES, smm[c, t]),
-                                                      _lane_uniforms_np(s, paid))
+                                y = lane_binomial_np(paid, np.full(LANES, smm[c, t]),
+                                                      lane_uniforms_np(s, paid))
                                 nxt[d, 0] += paid - y
                                 add(t, PREPAY, y, pack(c, j + 1, 0, inv))
                         else:
@@ -990,8 +807,8 @@ def dq_lanes_block_np(lane_seeds, n_paths, cell_n, cell_r, cell_h, n_buckets, re
                             cu = np.where(ro + cu > 1.0, 1.0 - ro, cu)
                             with np.errstate(divide="ignore", invalid="ignore"):
                                 pc = np.where(ro < 1.0, cu / (1.0 - ro), 0.0)
-                            x = _lane_binomial_np(nb, ro, _lane_uniforms_np(s, nb))
-                            y = _lane_binomial_np(nb - x, pc, _lane_uniforms_np(s, nb - x))
+                            x = lane_binomial_np(nb, ro, lane_uniforms_np(s, nb))
+                            y = lane_binomial_np(nb - x, pc, lane_uniforms_np(s, nb - x))
                             w = nb - x - y
                             v = pack(c, j, 0, inv)
                             if b == K:

@@ -22,7 +22,7 @@ Intra-month order (both engines, every month t of a loan still performing at mon
 Conditional default probability (one-factor copula, docs/model.md, "Monte Carlo projection"):
 ``p_t = Φ((thr − √ρ·Z_t) / √(1−ρ))`` with ``thr = Φ⁻¹(h)`` for the Gaussian copula. The
 Student-t copula maps each loan's t_ν latent variable through its lifetime default curve
-(``_t_copula_pds``): given the path's mixing value, the month's hazard comes from the
+(``t_copula_pds``): given the path's mixing value, the month's hazard comes from the
 conditional curve and the factor acts on it as in the Gaussian case, so the lifetime curve is
 kept exactly.
 
@@ -110,7 +110,7 @@ def scaled_inputs(thr: np.ndarray, z: np.ndarray, rho: float) -> tuple[np.ndarra
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _cond_pd(thr_s: float, scale: float, zb: float) -> float:
+def cond_pd(thr_s: float, scale: float, zb: float) -> float:
     return 0.5 * math.erfc(zb - thr_s * scale)
 
 
@@ -166,7 +166,7 @@ def norm_ppf_exact_np(u: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _t_copula_pds(q, r, s, zb, kf, pds):
+def t_copula_pds(q, r, s, zb, kf, pds):
     """Monthly conditional default probabilities of one cell on one path under the t copula.
 
     q[t] = t_ν⁻¹(F(t)), the t quantile of the cell's lifetime default curve
@@ -323,7 +323,7 @@ def granular_block(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows, 
     the cell's loans; cell_pflows (n_cells, n_parties, T, 3) the same weighted by party
     shares (n_parties may be 0). out (n_b, T, 5) and pout (n_parties, n_b, T, 5) are
     accumulated into. t copula: t_q (n_cells, T) the t quantiles of the cells' lifetime
-    default curves and kf = 1/(√(1−ρ)·√2) (:func:`_t_copula_pds`); Gaussian: t_q = ``NO_T``.
+    default curves and kf = 1/(√(1−ρ)·√2) (:func:`t_copula_pds`); Gaussian: t_q = ``NO_T``.
 
     Granular approximation: a cell's loans are exchangeable, so with ``a`` of ``N`` loans
     alive the cell's flows are ``a/N`` of its scheduled totals, and ``d`` defaults take
@@ -361,12 +361,12 @@ def granular_block(zb, scale, gen, cell_n, cell_r, thr_s, cell_smm, cell_flows, 
         sc = scale[p]
         if use_t:
             for c in range(n_cells):
-                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
+                t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
                 for t in range(cell_r[c]):
                     _draw_consts(pds[t], d_row[c * n_t + t])
         else:
             for j in range(n_u):
-                _draw_consts(_cond_pd(u_thr[j], sc, zb[p, u_t[j]]), d_row[j])
+                _draw_consts(cond_pd(u_thr[j], sc, zb[p, u_t[j]]), d_row[j])
         for c in range(n_cells):
             n_tot = cell_n[c]
             inv_n = 1.0 / n_tot
@@ -458,10 +458,10 @@ def event_cdfs(zb, scale, cell_r, thr_s, cell_smm, cum, total, t_q, kf):
             acc = 0.0
             sc = scale[p]
             if use_t:
-                _t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
+                t_copula_pds(t_q[c], cell_r[c], sc, zb[p], kf, pds)
             else:
                 for t in range(cell_r[c]):
-                    pds[t] = _cond_pd(thr_s[c, t], sc, zb[p, t])
+                    pds[t] = cond_pd(thr_s[c, t], sc, zb[p, t])
             for t in range(cell_r[c]):
                 pd = pds[t]
                 acc += surv * pd
@@ -558,7 +558,7 @@ def _tile_pds(tab, pair_thr, pair_m, scale, zb, p0, w):
         thr = pair_thr[j]
         m = pair_m[j]
         for q in range(w):
-            tab[j, q] = _cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
+            tab[j, q] = cond_pd(thr, scale[p0 + q], zb[p0 + q, m])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -630,7 +630,7 @@ def expected_vintages(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_q, 
                 zrow = zb[p, s + 1:]
                 for c in range(n_cells):
                     r = cell_r[c]
-                    _t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
+                    t_copula_pds(t_q[c], r, sc, zrow, kf, pds)
                     _vintage_cell(out, s, p, r, pds, cell_smm[c], cell_flows[c])
         return
     n_m = zb.shape[1]

@@ -40,6 +40,7 @@ from portfolio.montecarlo.assumptions import (
 from portfolio.montecarlo.delinquency import MODELS
 from portfolio.montecarlo.dq_kernels import DQ_LEGACY_SAMPLER, DQ_SAMPLER
 from portfolio.montecarlo.engines import LOAN_SAMPLER
+from portfolio.montecarlo.lanes import GRANULAR_LEGACY_SAMPLER, GRANULAR_SAMPLER
 from portfolio.montecarlo.simulation import (
     DETERMINISTIC_Z,
     ENGINES,
@@ -139,7 +140,7 @@ SIMULATION = Table({
     "source": optional(text()),
     "model": Field.optional(StrOptions(MODELS), "hazard"),
     "charge_off_dpd": optional(Options(CHARGE_OFF_DPD)),
-    "loan_sampler": optional(StrOptions((LOAN_SAMPLER, DQ_SAMPLER))),
+    "loan_sampler": optional(StrOptions((LOAN_SAMPLER, DQ_SAMPLER, GRANULAR_SAMPLER))),
 })
 
 
@@ -192,14 +193,15 @@ class DaskPlacement:
 def loan_sampler_for(engine: str, model: str, deterministic: str | None) -> str | None:
     """The sampler a run draws its loans with, recorded as ``inputs.loan_sampler``:
     ``engines.LOAN_SAMPLER`` for a Monte Carlo run of the hazard model's loan engine,
-    ``dq_kernels.DQ_SAMPLER`` for one of the delinquency model's granular engine, else
-    ``None`` (no draw with versions). A hazard loan-engine run recorded without it drew one
-    float32 uniform per loan and path, a delinquency granular run path by path from one PCG64
-    stream (``DQ_LEGACY_SAMPLER``): the same laws, other numbers."""
+    ``lanes.GRANULAR_SAMPLER`` for one of its granular engine, ``dq_kernels.DQ_SAMPLER`` for
+    one of the delinquency model's granular engine, else ``None`` (no draw with versions). A
+    run recorded without it drew the earlier way: the hazard loan engine one float32 uniform
+    per loan and path, either granular engine path by path from one PCG64 stream
+    (``GRANULAR_LEGACY_SAMPLER``, ``DQ_LEGACY_SAMPLER``): the same laws, other numbers."""
     if deterministic is not None:
         return None
-    if engine == "loan" and model == "hazard":
-        return LOAN_SAMPLER
+    if model == "hazard":
+        return LOAN_SAMPLER if engine == "loan" else GRANULAR_SAMPLER
     if engine == "granular" and model == "delinquency":
         return DQ_SAMPLER
     return None
@@ -208,13 +210,14 @@ def loan_sampler_for(engine: str, model: str, deterministic: str | None) -> str 
 def replay_loan_sampler(inputs: SimulationInputs) -> str:
     """The draw that gives a recorded run's numbers again: the recorded ``loan_sampler``, or
     for a run recorded without one ``simulation.LEGACY_LOAN_SAMPLER`` (the hazard model's
-    loan engine: one float32 uniform per loan and path) or ``DQ_LEGACY_SAMPLER`` (the
-    delinquency model's granular engine: path by path from one PCG64 stream)."""
+    loan engine: one float32 uniform per loan and path), ``GRANULAR_LEGACY_SAMPLER`` (its
+    granular engine) or ``DQ_LEGACY_SAMPLER`` (the delinquency model's granular engine): the
+    granular engines path by path from one PCG64 stream."""
     if inputs.loan_sampler is not None:
         return inputs.loan_sampler
     if inputs.model == "delinquency":  # the granular engine's draw before dq-lanes-v1
         return DQ_LEGACY_SAMPLER if inputs.engine == "granular" else LOAN_SAMPLER
-    return LEGACY_LOAN_SAMPLER if inputs.engine == "loan" else LOAN_SAMPLER
+    return LEGACY_LOAN_SAMPLER if inputs.engine == "loan" else GRANULAR_LEGACY_SAMPLER
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +234,7 @@ class SimulationInputs:
     (``base``/``adverse``/``severe``) and ``deterministic_z`` (its factor level,
     ``DETERMINISTIC_Z``) go together and make a one-path run. ``allocation_id`` and
     ``party_ids``: the allocation whose shares split the paths between parties, in the order
-    of the stored party flows. ``loan_sampler``: the loan engine's draw
+    of the stored party flows. ``loan_sampler``: the draw of the run's engine
     (:func:`loan_sampler_for`).
     """
 
@@ -295,8 +298,10 @@ class SimulationInputs:
         if self.loan_sampler is not None and self.loan_sampler != loan_sampler_for(
                 self.engine, self.model, self.deterministic):
             raise SchemaError("inputs.loan_sampler", "null unless the run is a Monte Carlo run "
-                              "of the hazard model's loan engine or the delinquency model's "
-                              "granular engine", self.loan_sampler)
+                              "of the hazard model or of the delinquency model's granular "
+                              "engine, and then its engine's sampler ("
+                              + str(loan_sampler_for(self.engine, self.model, self.deterministic))
+                              + ")", self.loan_sampler)
         if (self.assumptions_exact is None) != (self.assumptions_exact_sha256 is None):
             raise SchemaError("inputs.assumptions_exact_sha256", "given exactly when "
                               "`inputs.assumptions_exact` is", self.assumptions_exact_sha256)

@@ -20,7 +20,7 @@ Model
   ``Z_t = φ·Z_{t−1} + √(1−φ²)·ε_t`` (unit variance in every month). Conditional hazard
   ``Φ((Φ⁻¹(h) − √ρ·Z_t)/√(1−ρ))``; with ``copula = "t"`` a loan's default time is a t_ν
   latent variable mapped through its lifetime default curve (one ``W ~ χ²_ν`` per path; the
-  month's factor acts on the hazard given W; see ``engines._t_copula_pds``), which keeps the
+  month's factor acts on the hazard given W; see ``engines.t_copula_pds``), which keeps the
   lifetime curve exactly.
 * Recovery: ``recovery_rate`` × defaulted balance, collected ``recovery_lag[k]`` of it
   ``k + 1`` months after the default.
@@ -87,7 +87,7 @@ from portfolio.loans.schedules import (
     schedule_matrix,
 )
 from portfolio.loans.types import RepaymentType
-from portfolio.montecarlo import engines
+from portfolio.montecarlo import engines, lanes
 from portfolio.montecarlo.assumptions import Assumptions
 from portfolio.montecarlo.paths import FLOW_NAMES, PoolPaths
 from portfolio.risk import LOSS_LEVELS, LossStats, loss_stats
@@ -128,6 +128,9 @@ LEGACY_LOAN_SAMPLER = "float32-per-loan-v0"
 path (``engines.loan_block``, in chunks of ``LOAN_CHUNK`` loans), kept so that a loan-engine
 run recorded without ``loan_sampler`` replays to its numbers."""
 LOAN_SAMPLERS: tuple[str, ...] = (engines.LOAN_SAMPLER, LEGACY_LOAN_SAMPLER)
+HAZARD_SAMPLERS: tuple[str, ...] = (*LOAN_SAMPLERS, *lanes.GRANULAR_SAMPLERS)
+"""Every versioned draw of the hazard model: the loan engine's (``LOAN_SAMPLERS``) and the
+granular engine's (``lanes.GRANULAR_SAMPLERS``). A run records the one its engine used."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,6 +176,7 @@ class PreparedPool:
     sched: np.ndarray | None = None  # flat float64 (bop, interest, principal) per loan-month
     shares: np.ndarray | None = None  # (n_loans, n_parties) in cell-major order
     loan_sampler: str = engines.LOAN_SAMPLER  # the loan engine's draw (LOAN_SAMPLERS)
+    granular_sampler: str = lanes.GRANULAR_SAMPLER  # the granular engine's (GRANULAR_SAMPLERS)
 
     @property
     def n_cells(self) -> int:
@@ -306,16 +310,22 @@ def prepare_pool(
     """Group the pool into cells, compute schedules and per-cell probability tables.
 
     ``loan_level=True`` also keeps every loan's schedule (needed by the ``loan`` engine);
-    ``loan_sampler`` (``LOAN_SAMPLERS``) is the draw the loan engine then uses.
+    ``loan_sampler`` (``HAZARD_SAMPLERS``) is the draw of the engine it names: one of
+    ``LOAN_SAMPLERS`` the loan engine's (the granular engine then draws with the current
+    ``lanes.GRANULAR_SAMPLER``), one of ``lanes.GRANULAR_SAMPLERS`` the granular engine's (the
+    loan engine then draws with the current ``engines.LOAN_SAMPLER``).
     Cells with fewer than ``small_cells`` × (remaining term) loans are put last and the
     granular engine draws them loan by loan, exactly like the loan engine (``small_cells=0``:
     every cell by binomial counts).
     ``schedules="numpy"`` sums :func:`portfolio.loans.schedules.schedule_matrix` (the oracle of the
     numba kernel ``engines.schedule_sums``, which gives the same numbers in one pass).
     """
-    if loan_sampler not in LOAN_SAMPLERS:
-        raise ValidationError(must_be("loan_sampler", "one of " + ", ".join(LOAN_SAMPLERS),
+    if loan_sampler not in HAZARD_SAMPLERS:
+        raise ValidationError(must_be("loan_sampler", "one of " + ", ".join(HAZARD_SAMPLERS),
                                       loan_sampler))
+    granular_sampler = lanes.GRANULAR_SAMPLER
+    if loan_sampler in lanes.GRANULAR_SAMPLERS:
+        granular_sampler, loan_sampler = loan_sampler, engines.LOAN_SAMPLER
     term_idx = _validate_loans(loans, assumptions)
     n = len(loans)
     s, party_ids = _validate_shares(shares, party_ids, n)
@@ -386,13 +396,14 @@ def prepare_pool(
         sched=sched if loan_level else None,
         shares=s_sorted if loan_level else None,
         loan_sampler=loan_sampler,
+        granular_sampler=granular_sampler,
     )
 
 
 def lifetime_t_quantiles(h: np.ndarray, dof: float) -> np.ndarray:
     """t_ν⁻¹ of the lifetime default curves ``F_t = 1 − Π_{j≤t}(1 − h_j)`` of hazards
     ``h`` (n_cells, T) from the cut-off (−inf before the first default probability, +inf
-    once F reaches 1): the t copula's thresholds (``engines._t_copula_pds``). F is taken as
+    once F reaches 1): the t copula's thresholds (``engines.t_copula_pds``). F is taken as
     −expm1(Σ log1p(−h)), accurate for tiny hazards."""
     with np.errstate(divide="ignore"):
         cum = -np.expm1(np.cumsum(np.log1p(-np.minimum(h, 1.0)), axis=1))
@@ -804,7 +815,10 @@ def block_accumulators(
         nb = prep.n_binomial_cells
         cells = (prep.cell_n[:nb], prep.cell_r[:nb], thr_s[:nb], prep.cell_smm[:nb],
                  prep.cell_flows[:nb], prep.cell_pflows[:nb], acc, pacc, t_q[:nb], kf)
-        if backend == "numba":
+        if prep.granular_sampler == lanes.GRANULAR_SAMPLER:
+            if nb > 0:  # no binomial cells: no streams drawn for them
+                _granular_lanes(zb, scale, gen_idio, cells, backend)
+        elif backend == "numba":
             engines.granular_block(zb, scale, gen_idio, *cells)
         else:
             engines.granular_block_np(zb, scale, gen_idio, *cells)
@@ -816,6 +830,23 @@ def block_accumulators(
     else:
         _loan_engine_draws(prep, zb, scale, thr_s, t_q, kf, gen_idio, acc, pacc, backend)
     return acc, pacc
+
+
+def _granular_lanes(zb: np.ndarray, scale: np.ndarray, gen_idio: np.random.Generator,
+                    cells: tuple, backend: str) -> None:
+    """The binomial cells' draws with the paths side by side (``lanes.granular_lanes_block``,
+    sampler ``lanes.GRANULAR_SAMPLER``): every path its own SFC64 stream, the next 4 words of
+    the block's idiosyncratic stream, path after path; the small cells' loan-level draws
+    then continue from that stream."""
+    n = zb.shape[0]
+    seeds = lanes.lane_seeds(gen_idio, n)
+    n_pad = seeds.shape[1]
+    args = (seeds, n, lanes.padded(zb, n_pad, 0.0), lanes.padded(scale, n_pad, 1.0), *cells,
+            lanes.PD_TABLE_MAX_BYTES)
+    if backend == "numba":
+        lanes.granular_lanes_block(*args)
+    else:
+        lanes.granular_lanes_block_np(*args)
 
 
 def _loan_level_draws(prep: PreparedPool, c0: int, zb: np.ndarray, scale: np.ndarray,

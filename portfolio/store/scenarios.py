@@ -6,10 +6,12 @@ random numbers), the model and engine, the deal (name and file) when the set ran
 members (name, grid, the factors each changes) and the result table (one row per member: pool
 EL, VaR and ES 99.9% with their standard errors, tranche EL per class, breakeven CDR per
 class, trigger breach shares) as JSON, and ``loan_sampler``: the draw the hazard model's loan
-engine made the numbers with (``simulation.LOAN_SAMPLERS``), or the delinquency model's
-granular engine (``dq_kernels.DQ_SAMPLERS``; null for such a set stored before the sampler
-was recorded: ``DQ_LEGACY_SAMPLER``'s numbers); null for the other sets, which have no such
-draw. So sets made with different samplers are never mixed up. It is written in one short transaction, or not at all. All SQL values are
+engine made the numbers with (``simulation.LOAN_SAMPLERS``), or its granular engine
+(``lanes.GRANULAR_SAMPLERS``; null for such a set stored before the sampler was recorded:
+``GRANULAR_LEGACY_SAMPLER``'s numbers), or the delinquency model's granular engine
+(``dq_kernels.DQ_SAMPLERS``; null for a set stored before: ``DQ_LEGACY_SAMPLER``'s numbers);
+null for the other sets, which have no such draw. So sets made with different samplers are
+never mixed up. It is written in one short transaction, or not at all. All SQL values are
 ``?`` parameters.
 
 The table came with schema version 5 (``portfolio.store.migrations.v4_to_v5``), its
@@ -31,6 +33,7 @@ import pandas as pd
 from portfolio.errors import NotFound, ValidationError, must_be
 from portfolio.montecarlo.delinquency import MODELS
 from portfolio.montecarlo.dq_kernels import DQ_SAMPLERS
+from portfolio.montecarlo.lanes import GRANULAR_SAMPLERS
 from portfolio.montecarlo.simulation import ENGINES, LOAN_SAMPLERS
 from portfolio.store.core import Store
 from portfolio.validation import (
@@ -73,7 +76,8 @@ STORED_SET = Table({
     "engine": Field(StrOptions(ENGINES)),
     "n_paths": Field(Interval(int, 1, None)),
     "seed": Field(Interval(int, 0, None)),
-    "loan_sampler": Field(OrNull(StrOptions((*LOAN_SAMPLERS, *DQ_SAMPLERS)))),
+    "loan_sampler": Field(OrNull(StrOptions((*LOAN_SAMPLERS, *GRANULAR_SAMPLERS,
+                                             *DQ_SAMPLERS)))),
     "members": Field(ListOf(STORED_MEMBER, min_len=1)),
     "results": Field(Table({
         "columns": Field(ListOf(Str(nonempty=True), unique=True, what="a list of distinct "
@@ -130,14 +134,21 @@ def _clean(value: Any) -> Any:
 def check_set_sampler(engine: str, model: str, loan_sampler: str | None,
                       field: str = "loan_sampler", where: str = "") -> None:
     """``loan_sampler`` is one of ``LOAN_SAMPLERS`` for a hazard-model set of the loan engine,
-    ``dq_kernels.DQ_SAMPLER`` or None (a set stored before it: ``DQ_LEGACY_SAMPLER``'s
-    numbers) for a delinquency-model set of the granular engine, and ``None`` for any other
-    set (``ValidationError`` naming ``field`` otherwise)."""
+    one of ``lanes.GRANULAR_SAMPLERS`` or None (a set stored before the sampler was recorded:
+    ``GRANULAR_LEGACY_SAMPLER``'s numbers) for one of its granular engine, one of
+    ``dq_kernels.DQ_SAMPLERS`` or None (``DQ_LEGACY_SAMPLER``'s numbers) for a
+    delinquency-model set of the granular engine, and ``None`` for any other set
+    (``ValidationError`` naming ``field`` otherwise)."""
     if engine == "loan" and model == "hazard":
         if loan_sampler not in LOAN_SAMPLERS:
             raise ValidationError(must_be(field, "one of " + ", ".join(LOAN_SAMPLERS)
                                           + " (a hazard-model set of the loan engine)",
                                           loan_sampler, where))
+    elif engine == "granular" and model == "hazard":
+        if loan_sampler not in (None, *GRANULAR_SAMPLERS):
+            raise ValidationError(must_be(field, "one of " + ", ".join(GRANULAR_SAMPLERS)
+                                          + " or None (a hazard-model set of the granular "
+                                          "engine)", loan_sampler, where))
     elif engine == "granular" and model == "delinquency":
         if loan_sampler not in (None, *DQ_SAMPLERS):
             raise ValidationError(must_be(field, "one of " + ", ".join(DQ_SAMPLERS) + " or "
@@ -145,10 +156,9 @@ def check_set_sampler(engine: str, model: str, loan_sampler: str | None,
                                           "engine)", loan_sampler, where))
     elif loan_sampler is not None:
         raise ValidationError(must_be(field, f"None for a set of the {engine} engine "
-                                      f"and the {model} model (only a hazard-model set of the "
-                                      "loan engine and a delinquency-model set of the granular "
-                                      "engine draw with a versioned sampler)", loan_sampler,
-                                      where))
+                                      f"and the {model} model (only a hazard-model set and a "
+                                      "delinquency-model set of the granular engine draw with "
+                                      "a versioned sampler)", loan_sampler, where))
 
 
 def insert_scenario_set(store: Store, *, name: str, source: str, set_toml: str, pool_id: int,

@@ -45,7 +45,7 @@ from portfolio.book.pools import Criteria, create_pool, load_pool_loans, parse_c
 from portfolio.book.summaries import store_book_summaries, store_party_book_summaries
 from portfolio.errors import ValidationError, must_be
 from portfolio.montecarlo.assumptions import save_assumptions
-from portfolio.montecarlo.records import MAX_PATHS, SimulationInputs
+from portfolio.montecarlo.records import MAX_PATHS, SimulationInputs, loan_sampler_for
 from portfolio.montecarlo.simulation import loss_distribution, simulate
 from portfolio.store import open_store
 from portfolio.store.runs import record_simulation, write_replenishment
@@ -241,7 +241,8 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
                              engine="granular", assumptions=str(a_path),
                              allocation_id=result.allocation_id, party_ids=stored.party_ids,
                              pool_name=info.name, n_loans=len(loans),
-                             cutoff_date=info.cutoff_date, source="riskpool demo"),
+                             cutoff_date=info.cutoff_date, source="riskpool demo",
+                             loan_sampler=loan_sampler_for("granular", "hazard", None)),
             code_version(), timings={"simulate_s": sim_s}, assumptions=assumptions,
             started_at=started)
         timings["simulate_s"] = time.perf_counter() - t

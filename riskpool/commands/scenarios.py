@@ -28,9 +28,10 @@ rounding). A revolving deal's replenishment profile is still projected on the cl
 ``engines.LOAN_SAMPLER`` unless the caller asks for another of ``simulation.LOAN_SAMPLERS``,
 as a re-run of a stored set made with an earlier one must: ``--loan-sampler``), as a run
 records ``inputs.loan_sampler``; ``scenarios show`` and ``scenarios list`` print it, ``--json`` gives
-the provenance as JSON. A delinquency-model set of the granular engine records its draw the
-same way (``dq_kernels.DQ_SAMPLER``; a set stored before it has null: ``DQ_LEGACY_SAMPLER``'s
-numbers). Other sets have no such draw (null).
+the provenance as JSON. A set of either model's granular engine records its draw the same way
+(``lanes.GRANULAR_SAMPLER``, ``dq_kernels.DQ_SAMPLER``; a set stored before it has null:
+``GRANULAR_LEGACY_SAMPLER``'s or ``DQ_LEGACY_SAMPLER``'s numbers). Other sets have no such
+draw (null).
 
 The work is :func:`run_scenario_set` (plain arguments in, a :class:`ScenarioSetRun` out).
 """
@@ -67,6 +68,7 @@ from portfolio.montecarlo.delinquency import dq_sampler, prepare_delinquency, pr
 from portfolio.montecarlo.distributed import check_cluster_flags, open_client, run_summary
 from portfolio.montecarlo.dq_kernels import DQ_LEGACY_SAMPLER, DQ_SAMPLER
 from portfolio.montecarlo.engines import LOAN_SAMPLER
+from portfolio.montecarlo.lanes import GRANULAR_LEGACY_SAMPLER, GRANULAR_SAMPLER
 from portfolio.montecarlo.paths import PoolPaths
 from portfolio.montecarlo.records import MAX_PATHS, loan_sampler_for
 from portfolio.montecarlo.simulation import (
@@ -114,7 +116,7 @@ class ScenarioSetRun:
     seed: int
     deal_name: str | None = None
     paths: dict[str, PoolPaths] = field(default_factory=dict)  # with keep_paths
-    loan_sampler: str | None = None  # the loan engine's draw (module doc); None: no such draw
+    loan_sampler: str | None = None  # the draw of its engine (module doc); None: no such draw
 
 
 def _effective(member: Member, base_rho: float) -> dict[str, float]:
@@ -169,7 +171,7 @@ def _member_row(member: Member, a: Assumptions, base_rho: float, changes: str,
                 engine: Engine, batch_size: int, deal: Deal | None, wam: int, client: Any,
                 kept: dict[str, PoolPaths] | None, sampler: str) -> dict[str, object]:
     """One member's row of the table: locally, or on ``client``'s cluster (module doc);
-    ``sampler``: the loan engine's draw."""
+    ``sampler``: the draw of the set's engine (module doc)."""
     wf = summary = paths = None
     if client is None:
         paths = project(loans, a, paths_n, seed, model=model, engine=engine,
@@ -222,8 +224,9 @@ def run_scenario_set(db: Path, pool_id: int, assumptions_path: Path, set_path: P
     ``n_paths``/``seed``/``structure`` override the set file's; ``keep_paths`` keeps each
     member's paths in the result (tests; not with a cluster); ``workers`` / ``scheduler``:
     run the members on Dask (module doc); ``progress(fraction)`` is called as members
-    finish; ``loan_sampler``: the loan engine's draw (``simulation.LOAN_SAMPLERS``; default
-    the current one; only for a hazard-model set of the loan engine), recorded with the set."""
+    finish; ``loan_sampler``: the draw of the set's engine (``simulation.LOAN_SAMPLERS``,
+    ``lanes.GRANULAR_SAMPLERS`` or ``dq_kernels.DQ_SAMPLERS``, by its model and engine;
+    default the current one), recorded with the set."""
     on_cluster = workers is not None or scheduler is not None
     if on_cluster:
         check_cluster_flags(workers, scheduler)
@@ -415,8 +418,10 @@ def scenarios_run(
         "--loan-sampler", help="The loan engine's draw, for a set of [set] engine = \"loan\" "
         "(default: the current one, " + LOAN_SAMPLER + "; " + LEGACY_LOAN_SAMPLER + " gives the "
         "numbers of a set made before it: riskpool scenarios show names a set's), or the "
-        "granular engine's, for a delinquency-model set (default " + DQ_SAMPLER + "; "
-        + DQ_LEGACY_SAMPLER + " for a set made before it).")] = None,
+        "granular engine's, for a hazard-model set (default " + GRANULAR_SAMPLER + "; "
+        + GRANULAR_LEGACY_SAMPLER + " for a set made before it) or a delinquency-model set "
+        "(default " + DQ_SAMPLER + "; " + DQ_LEGACY_SAMPLER + " for a set made before it).")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     quiet: QuietOption = False,
 ) -> None:

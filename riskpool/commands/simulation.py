@@ -421,7 +421,8 @@ def _simulate_tape(db: Path, pool_id: int, parts: list[LoanPart], assumptions: A
         cutoff_date=pool.cutoff_date,
         book=None if tape is None else str(Path(tape).resolve()),
         structure=None if structure is None else str(Path(structure).resolve()),
-        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd)
+        source="riskpool simulate", model=model, charge_off_dpd=charge_off_dpd,
+        loan_sampler=loan_sampler_for("granular", model, None))
     revolving = deal is not None and deal.revolving_months > 0
     t1 = time.perf_counter()
     with open_client(workers=workers, scheduler=scheduler) as client:

@@ -135,7 +135,7 @@ def test_the_caption_names_the_engine_and_the_loan_engines_sampler(with_set, wri
     at = page("scenarios", "treasury", query={"set": str(with_set.set_id)})
     no_errors(at)
     caption = " ".join(c.value for c in at.caption)
-    assert "hazard model, granular engine." in caption and "sampler" not in caption
+    assert "hazard model, granular engine (sampler granular-lanes-v1)." in caption
     set_file = tmp_path / "loan.toml"
     set_file.write_text(LOAN_SET, encoding="utf-8")
     res = run_scenario_set(writable_book.db, writable_book.pool_id,

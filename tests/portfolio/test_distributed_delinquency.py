@@ -349,8 +349,13 @@ def test_simulate_from_a_tape_on_workers_and_a_revolving_deal_refused(book, clus
         inputs = get_run(store, new).simulation_inputs()
         losses = load_path_losses(store, new)
         local = load_path_losses(store, 1)  # the same flags (and the deal), locally
+        # the tape run records the draw it made (a run recorded without one replays with the
+        # earlier draw, dq-binomial-v0: other numbers), so its replay gives its losses again
+        again = replay_run(store, new).paths()
     assert (inputs.model, inputs.engine, inputs.book) == ("delinquency", "granular",
                                                           str(tape.resolve()))
+    assert inputs.loan_sampler == "dq-lanes-v1"
+    np.testing.assert_allclose(again.loss, losses, rtol=1e-9)
     # the tape's cells summed partition by partition: each path's loss to float rounding
     np.testing.assert_allclose(losses, local, rtol=1e-9)
     assert not np.array_equal(losses, np.zeros_like(losses))

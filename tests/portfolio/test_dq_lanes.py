@@ -21,6 +21,7 @@ from test_delinquency_model import _with_dq
 
 from portfolio.errors import ValidationError
 from portfolio.montecarlo import dq_kernels as K
+from portfolio.montecarlo import lanes as LN
 from portfolio.montecarlo.delinquency import (
     dq_sampler,
     draw_given_factor,
@@ -32,7 +33,7 @@ from portfolio.montecarlo.delinquency import (
 from portfolio.montecarlo.records import SimulationInputs, loan_sampler_for, replay_loan_sampler
 from portfolio.montecarlo.simulation import block_seed, root_seed
 
-L = K.LANES
+L = LN.LANES
 
 
 @numba.njit
@@ -40,7 +41,7 @@ def _uniforms(s, n_draws):
     st = np.ones((9, L))  # st[0]: every lane has loans to draw for
     out = np.empty((n_draws, L))
     for i in range(n_draws):
-        K._lane_uniforms(s, st)
+        LN.lane_uniforms(s, st)
         out[i] = st[2]
     return out
 
@@ -51,7 +52,7 @@ def _binomials(n, p, u):
     st[0] = n
     st[1] = p
     st[2] = u
-    K._lane_binomial(st)
+    LN.lane_binomial(st)
     return st[3].copy()
 
 
@@ -62,11 +63,11 @@ def test_each_lanes_uniforms_are_numpys_sfc64_from_that_state() -> None:
                                               dtype=np.uint64, endpoint=True)
     got = _uniforms(seeds.copy(), 500)
     twin_state = seeds.copy()
-    twin = np.stack([K._lane_uniforms_np(twin_state, np.ones(L)) for _ in range(500)])
+    twin = np.stack([LN.lane_uniforms_np(twin_state, np.ones(L)) for _ in range(500)])
     np.testing.assert_array_equal(got, twin)
     # a lane with nothing to draw for keeps its stream where it is
     idle = seeds.copy()
-    K._lane_uniforms_np(idle, np.where(np.arange(L) % 2 == 0, 1.0, 0.0))
+    LN.lane_uniforms_np(idle, np.where(np.arange(L) % 2 == 0, 1.0, 0.0))
     np.testing.assert_array_equal(idle[:, 1::2], seeds[:, 1::2])
     assert not np.array_equal(idle[:, 0::2], seeds[:, 0::2])
     for lane in (0, 17, L - 1):
@@ -98,7 +99,7 @@ def test_each_lanes_draw_is_binomial(n: int, p: float) -> None:
     for _ in range(400):
         u = rng.random(L)
         a = _binomials(nn, pp, u)
-        np.testing.assert_array_equal(a, K._lane_binomial_np(nn, pp, u))
+        np.testing.assert_array_equal(a, LN.lane_binomial_np(nn, pp, u))
         draws.append(a)
     x = np.concatenate(draws).astype(np.int64)
     assert np.all((x >= 0) & (x <= n))

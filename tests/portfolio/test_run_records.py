@@ -211,11 +211,12 @@ def test_nan_multiplier_is_refused() -> None:
 # the store writes and reads the typed records, and refuses a row it does not know
 
 
-def test_loan_sampler_only_on_a_monte_carlo_loan_engine_run() -> None:
-    # recorded for the hazard model's loan engine (engines.LOAN_SAMPLER); refused elsewhere
-    # and for a sampler this code does not know
+def test_loan_sampler_only_on_a_monte_carlo_run_with_a_versioned_draw() -> None:
+    # recorded for the hazard model's loan engine (engines.LOAN_SAMPLER) and granular engine
+    # (lanes.GRANULAR_SAMPLER); refused elsewhere, for another engine's draw and for a
+    # sampler this code does not know
     assert loan_sampler_for("loan", "hazard", None) == "subset-binomial-v1"
-    assert loan_sampler_for("granular", "hazard", None) is None
+    assert loan_sampler_for("granular", "hazard", None) == "granular-lanes-v1"
     assert loan_sampler_for("loan", "delinquency", None) is None
     assert loan_sampler_for("loan", "hazard", "base") is None
     rec = SimulationInputs(pool_id=1, n_paths=10, seed=5, engine="loan", assumptions="a.toml",

@@ -171,12 +171,12 @@ def test_cli_simulate_and_runs(cli, book) -> None:
         paths = load_paths(store, 1)
     assert rec.inputs.stress.scenario == "adverse" and rec.inputs.engine == "loan"
     assert rec.inputs.stress.rho == 0.2 and rec.inputs.source == "riskpool simulate"
-    # the loan engine's draw is recorded with the run, and shown (a granular run has none)
+    # the engine's draw is recorded with the run, and shown
     assert rec.inputs.loan_sampler == "subset-binomial-v1"
     r = cli("runs", "show", "2", "--db", db)
     assert r.code == 0 and "loan_sampler: subset-binomial-v1" in r.out
     r = cli("runs", "show", "1", "--db", db)
-    assert r.code == 0 and "loan_sampler" not in r.out
+    assert r.code == 0 and "loan_sampler: granular-lanes-v1" in r.out
     stressed = load_assumptions(Path(rec.artifact_path) / "assumptions.toml")
     assert stressed.rho == 0.2
     # the same seed through the CLI gives the same stored paths

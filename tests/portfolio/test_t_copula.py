@@ -45,7 +45,7 @@ def _conditional_hazards(q, s_values, r):
     pds = np.empty(r)
     kf = 1.0 / math.sqrt(2.0)
     for i in range(s_values.shape[0]):
-        engines._t_copula_pds(q, r, s_values[i], zb, kf, pds)
+        engines.t_copula_pds(q, r, s_values[i], zb, kf, pds)
         out[i] = pds[:r]
     return out
 
@@ -75,7 +75,7 @@ def test_conditional_curves_average_to_the_lifetime_curve():
     twin = engines.t_copula_pds_np(q, TERM, s, zb, kf)
     pds = np.empty(TERM)
     for i in range(64):
-        engines._t_copula_pds.py_func(q, TERM, s[i], zb[i], kf, pds)
+        engines.t_copula_pds.py_func(q, TERM, s[i], zb[i], kf, pds)
         np.testing.assert_allclose(pds, twin[i], rtol=1e-12, atol=1e-300)
 
 
