@@ -54,6 +54,7 @@ from portfolio.synthetic.generate import MAX_LOANS, GeneratorParams, generate_bo
 from portfolio.validation import read_toml
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
+from riskpool.commands.output import fixed
 from riskpool.commands.reports import check_port, run_dashboard
 from tranching.deal import load_deal
 from tranching.revolving import replenishment_for, run_deal
@@ -61,6 +62,7 @@ from tranching.revolving import replenishment_for, run_deal
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = ROOT / "examples"
 DEMO_PARTNER = "bank_east"
+_SHARE = fixed("{:.1f}")  # a share in percent, one decimal, no "-0.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +280,8 @@ def _pipeline(db: Path, params: DemoParams, result: DemoResult,
             # joint lending's (the partners' shares), never the deal's
             by = " (by the joint lending only)" if (
                 h.srt is not None and not h.srt.passed and h.scenario == "both") else ""
-            echo(f"dispersion ({h.scenario}): {h.el_share_left:.1%} of EL and "
-                 f"{h.tail_share_left:.1%} of the 99.9% tail left the platform{srt}; "
+            echo(f"dispersion ({h.scenario}): {_SHARE(h.el_share_left * 100)}% of EL and "
+                 f"{_SHARE(h.tail_share_left * 100)}% of the 99.9% tail left the platform{srt}; "
                  f"capital released {h.capital_released:,.0f} CNY{by}")
         recs = reconcile(disp)
         echo("reconciliation (pool loss to each party): closes to the cent on every path: "

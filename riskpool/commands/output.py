@@ -77,17 +77,19 @@ def _formatters(frame: pd.DataFrame) -> dict[str, object]:
         elif pd.api.types.is_float_dtype(series):
             finite = series[np.isfinite(series)]
             ratio_like = finite.empty or float(finite.abs().max()) <= 1.0
-            formats[col] = _fixed("{:.4f}") if ratio_like else _fixed("{:,.2f}")
+            formats[col] = fixed("{:.4f}") if ratio_like else fixed("{:,.2f}")
     return formats
 
 
-def _fixed(spec: str) -> Callable[[float], str]:
+def fixed(spec: str) -> Callable[[float], str]:
     """``spec.format`` of a number, except that a value which rounds to zero is shown without
     a sign: a residual IRR of −3e-9 or a loss of −0.001 CNY prints as ``0.0000`` / ``0.00``,
-    not ``-0.0000`` / ``-0.00`` (the data keep the value; only the text drops the sign)."""
+    not ``-0.0000`` / ``-0.00`` (nor ``+0.00`` with a ``+`` spec; the data keep the value, only
+    the text drops the sign). The tables ``render`` writes and the commands' money and share
+    helpers (``simulation``, ``partners``, ``scenarios``) use it."""
     def fmt(value: float) -> str:
         text = spec.format(value)
-        if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        if text[:1] in "-+" and not any(ch in "123456789" for ch in text):
             return text[1:]
         return text
     return fmt

@@ -63,6 +63,7 @@ from portfolio.montecarlo.distributed import check_cluster_flags, open_client
 from portfolio.store import open_store
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
+from riskpool.commands.output import fixed
 from tranching.deal import load_deal
 from tranching.revolving import run_replenishment
 
@@ -80,12 +81,16 @@ def _date(value: str, flag: str) -> dt.date:
         raise ValidationError(must_be(flag, "a date YYYY-MM-DD", value)) from None
 
 
+_PCT = fixed("{:.2f}")
+_MONEY = fixed("{:,.2f}")
+
+
 def _pct(x: float) -> str:
-    return f"{x * 100:.2f}%"
+    return _PCT(x * 100) + "%"
 
 
 def _money(x: float) -> str:
-    return f"{x:,.2f}"
+    return _MONEY(x)
 
 
 @allocate_app.callback()

@@ -89,7 +89,7 @@ from portfolio.store.scenarios import (
 )
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
-from riskpool.commands.output import check_out_path, write_tables
+from riskpool.commands.output import check_out_path, fixed, write_tables
 from riskpool.commands.progress import QuietOption, progress_bar
 from tranching.deal import Deal, load_deal
 from tranching.distributed import WaterfallOnWorkers, WaterfallSummary
@@ -302,12 +302,12 @@ def _number(v: object) -> float:
 
 def _money(v: object) -> str:
     x = _number(v)
-    return "" if math.isnan(x) else f"{x:,.0f}"
+    return "" if math.isnan(x) else fixed("{:,.0f}")(x)
 
 
 def _pct(v: object, digits: int = 3) -> str:
     x = _number(v)
-    return "" if math.isnan(x) else f"{x * 100:.{digits}f}%"
+    return "" if math.isnan(x) else fixed(f"{{:.{digits}f}}")(x * 100) + "%"
 
 
 def _pm(values: pd.Series, ses: pd.Series) -> list[str]:

@@ -101,7 +101,7 @@ from portfolio.store.runs import (
 from portfolio.store.tranches import insert_tranche_results
 from portfolio.version import code_version
 from riskpool.commands.options import DEFAULT_DB, DbOption
-from riskpool.commands.output import emit
+from riskpool.commands.output import emit, fixed
 from riskpool.commands.pools import (
     PdMultOption,
     RecoveryMultOption,
@@ -553,8 +553,12 @@ def _tranche_recorder(deal_run: DealRun, structure: Path) -> Callable[[Store, in
     return record
 
 
+_MONEY = fixed("{:,.2f}")
+_SIGNED_PCT = fixed("{:+.2f}")
+
+
 def _money(x: float) -> str:
-    return f"{x:,.2f}"
+    return _MONEY(x)
 
 
 def loss_rows_shown(losses: pd.DataFrame, n_paths: int) -> pd.DataFrame:
@@ -804,7 +808,7 @@ def runs_label(
 
 
 def _pct(v: float) -> str:
-    return "" if math.isnan(v) else f"{v * 100:+.2f}%"
+    return "" if math.isnan(v) else _SIGNED_PCT(v * 100) + "%"
 
 
 @runs_app.command("diff")
