@@ -107,6 +107,18 @@ def settled(page: Any, timeout_ms: int = 120_000) -> None:
         timeout=timeout_ms)
 
 
+def drawn(page: Any, timeout_ms: int = 60_000) -> None:
+    """Wait until no widget or chart is still a loading placeholder (Streamlit's skeletons:
+    lazily loaded widgets and charts draw after the script run has finished), then 1 s for
+    the last charts' rendering, then the script run again: what a screenshot for the README
+    waits for. Without it the treasury Pools form and the partner's Book charts were captured
+    as grey placeholders on the demo book."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
+    page.wait_for_timeout(1000)
+    settled(page, timeout_ms)
+
+
 def errors(page: Any) -> list[str]:
     """The text of every exception and error box on the page."""
     boxes = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')

@@ -8,6 +8,9 @@ screenshots are made on the demo book with::
     RISKPOOL_BROWSER_DB=data/riskpool.duckdb RISKPOOL_SCREENSHOTS=docs/screenshots \\
         .venv/bin/python -m pytest tests/dashboards/test_browser.py -s
 
+(with ``RISKPOOL_SCREENSHOTS`` set, each screenshot first waits until every lazily loaded
+widget and chart has drawn: ``browser_helpers.drawn``).
+
 The database is the dashboard tests' small book, or ``RISKPOOL_BROWSER_DB`` (e.g. the demo
 book): the ``server`` fixture (tests/dashboards/conftest.py) writes its own users file with
 known passwords. Server start-up, the Chromium check and the login form:
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import errors, launch, log_in, playwright, settled
+from browser_helpers import drawn, errors, launch, log_in, playwright, settled
 
 # screenshots: a temporary directory, or RISKPOOL_SCREENSHOTS (docs/screenshots for the README)
 SHOTS_ENV = "RISKPOOL_SCREENSHOTS"
@@ -80,6 +83,8 @@ def test_every_page_in_chromium(server, tmp_path) -> None:
                         for other in ("bank_north", "west_trust", "hangzhou_city"):
                             assert other not in body, f"{title} shows {other}"
                     name = title.lower().replace(" ", "_")
+                    if os.environ.get(SHOTS_ENV):  # the README's screenshots: drawn in full
+                        drawn(page)
                     page.screenshot(path=str(shots / f"{role}_{name}.png"),
                                     full_page=True)
                 ctx.close()
