@@ -36,6 +36,8 @@ import math
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 from scipy.special import erfc
 
 N_ACC = 5  # bop, interest, scheduled principal, prepayment, default
@@ -904,6 +906,49 @@ def expected_vintages_np(zb, scale, cell_r, thr_s, cell_smm, cell_flows, out, t_
 # Exact binomial draws from the block's Generator (granular engines; reusable)
 
 
+_U1 = np.uint64(1)
+_U3 = np.uint64(3)
+_U11 = np.uint64(11)
+_U24 = np.uint64(24)
+_U40 = np.uint64(40)
+_TWO53 = 1.0 / 9007199254740992.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def sfc64_next(s, lane):
+    """The next uniform double of the SFC64 stream whose state (a, b, c, counter) is
+    ``s[0:4, lane]`` (Doty-Humphrey's Small Fast Chaotic generator, 64-bit; the top 53 bits of
+    the output over 2⁵³, as ``numpy.random.Generator(SFC64).random()``), advancing it: one lane
+    of ``lanes.lane_uniforms``."""
+    a = s[0, lane]
+    b = s[1, lane]
+    c = s[2, lane]
+    d = s[3, lane]
+    tmp = a + b + d
+    s[3, lane] = d + _U1
+    s[0, lane] = b ^ (b >> _U11)
+    s[1, lane] = c + (c << _U3)
+    s[2, lane] = ((c << _U24) | (c >> _U40)) + tmp
+    return np.float64(tmp >> _U11) * _TWO53
+
+
+def next_uniform(src):
+    """The next uniform double of ``src``: ``src.random()`` of a ``numpy.random.Generator``
+    (or, in Python, of any object with that method); in compiled code also a lane's SFC64
+    stream given as the tuple (states, lane) (:func:`sfc64_next`). The exact binomial draws
+    take their uniforms through it, so that one algorithm serves both sources."""
+    return src.random()
+
+
+@overload(next_uniform, inline="always")
+def _next_uniform_compiled(src):
+    if isinstance(src, types.NumPyRandomGeneratorType):
+        return lambda src: src.random()
+    if isinstance(src, types.BaseTuple) and len(src) == 2:
+        return lambda src: sfc64_next(src[0], src[1])
+    return None
+
+
 BINOMIAL_INVERSION_MAX_MODE = 10
 """``binomial_draw`` inverts the CDF from 0 when the mode ⌊(n+1)·min(p, 1−p)⌋ is at most
 this (about that many steps), else uses Hörmann's BTRD (valid for a mode of at least 10)."""
@@ -942,7 +987,7 @@ def _binomial_inversion(n, p, gen):
     ratio = p / (1.0 - p)
     lim = 1.0 - n * p
     while True:
-        u = gen.random()
+        u = next_uniform(gen)
         if u < lim:
             return 0
         f = math.exp(n * math.log1p(-p))
@@ -969,7 +1014,7 @@ def _binomial_btrd_rest(n, p, gen, v, a, b, c, v_r, npq):
     fresh = False
     while True:
         if fresh:
-            v = gen.random()
+            v = next_uniform(gen)
             if v <= urvr:
                 u = v / v_r - 0.43
                 k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)
@@ -980,11 +1025,11 @@ def _binomial_btrd_rest(n, p, gen, v, a, b, c, v_r, npq):
         if v <= urvr:  # only the very first uniform, when its box k fell outside [0, n]
             continue
         if v >= v_r:
-            u = gen.random() - 0.5
+            u = next_uniform(gen) - 0.5
         else:
             u = v / v_r - 0.93
             u = math.copysign(0.5, u) - u
-            v = gen.random() * v_r
+            v = next_uniform(gen) * v_r
         us = 0.5 - abs(u)
         if us <= 0.0:
             continue
@@ -1035,7 +1080,7 @@ def _binomial_btrd(n, p, gen):
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
     v_r = 0.92 - 4.2 / b
-    v = gen.random()
+    v = next_uniform(gen)
     if v <= 0.86 * v_r:
         u = v / v_r - 0.43
         k = math.floor((2.0 * a / (0.5 - abs(u)) + b) * u + c)

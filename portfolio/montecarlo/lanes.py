@@ -13,7 +13,10 @@ workers. docs/model.md, "Samplers: paths side by side".
   from the lane's state, draw for draw — a test sets the state through numpy's documented
   ``state`` property);
 * :func:`lane_binomial`: Binomial(n, p) in every lane by inversion of the exact CDF searched
-  from 0 (from the mode, :func:`mode_inversion`, when n·p'/(1 − p') > ``LANE_BIG``);
+  from 0 (from the mode, :func:`mode_inversion`, when n·p'/(1 − p') > ``LANE_BIG``): the draw
+  of ``dq-lanes-v1``; :func:`lane_binomial_btrd` the same search, with Hörmann's BTRD from the
+  lane's own stream when n·p'/(1 − p') > ``LANE_BTRD`` (O(1) a draw however large the cell):
+  the draw of ``granular-lanes-v1``;
 * :func:`granular_lanes_block`: the hazard model's granular engine — per cell, month and path
   the default count then the prepayment count of the loans alive, as
   ``engines.granular_block`` (``granular-binomial-v0``, path by path from one PCG64 stream,
@@ -38,15 +41,16 @@ LANES = 64
 """Paths a lane kernel runs side by side (the arrays of one chunk; a block's paths are padded
 to a multiple with paths that hold no loans)."""
 LANE_BIG = 600.0
-"""A lane whose n·p'/(1 − p') exceeds this draws with ``engines.binomial_draw`` instead: the
-inversion's start (1 − p')ⁿ ≥ exp(−n·p'/(1 − p')) would come near the floating-point floor."""
+"""In :func:`lane_binomial` (``dq-lanes-v1``) a lane whose n·p'/(1 − p') exceeds this inverts its
+uniform from the mode instead (:func:`mode_inversion`): the search's start (1 − p')ⁿ ≥
+exp(−n·p'/(1 − p')) would come near the floating-point floor."""
+LANE_BTRD = 150.0
+"""In :func:`lane_binomial_btrd` (``granular-lanes-v1``) a lane whose n·p'/(1 − p') exceeds this
+draws by BTRD from its own stream instead: about 75 ns a draw on one core, what 64 lanes'
+search of about 190 steps costs (0.4 ns a lane-step)."""
 
-_U1 = np.uint64(1)
-_U3 = np.uint64(3)
-_U11 = np.uint64(11)
-_U24 = np.uint64(24)
-_U40 = np.uint64(40)
-_TWO53 = 1.0 / 9007199254740992.0
+_U1, _U3, _U11, _U24, _U40, _TWO53 = (engines._U1, engines._U3, engines._U11, engines._U24,
+                                    engines._U40, engines._TWO53)  # SFC64's (engines.sfc64_next)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -110,17 +114,10 @@ def mode_inversion(n, p, u):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def lane_binomial(st):
-    """Binomial(n, p) in every lane at once: ``st[0]`` n (a whole number as a double),
-    ``st[1]`` p, ``st[2]`` the lane's uniform u; the draw into ``st[3]`` (rows 4–8 scratch).
-
-    Inversion of the CDF searched from 0 on p' = min(p, 1 − p) (a draw for 1 − p is n minus a
-    draw for p): k = the number of j with F(j) ≤ u, F(0) = (1 − p')ⁿ by repeated squaring,
-    f(j + 1) = f(j)·p'/(1 − p')·(n − j)/(j + 1); every lane takes the same steps, the loop
-    stops when no lane's F has yet to pass its u. Exact in law (the inversion of the exact
-    CDF, to rounding: a u above the computed F(n), about 2⁻⁵³, gives n). A lane whose
-    n·p'/(1 − p') exceeds ``LANE_BIG`` inverts the same u from its mode instead
-    (:func:`mode_inversion`). Each lane's draw depends on its own n, p and u alone."""
+def _lane_search(st, big_at):
+    """The inversion of :func:`lane_binomial` in every lane whose n·p'/(1 − p') is at most
+    ``big_at``: ``st[3]`` the draw for p' (not yet flipped), ``st[8]`` 1 where p > ½; the other
+    lanes' ``st[3]`` is 0 and left to the caller. Returns how many lanes are above."""
     big = 0
     for lane in range(LANES):
         p = st[1, lane]
@@ -131,7 +128,7 @@ def lane_binomial(st):
         st[4, lane] = q  # q^(2^i)
         st[5, lane] = 1.0  # the power so far
         st[7, lane] = st[0, lane]  # n, halved each step
-        big += 1 if st[0, lane] * st[6, lane] > LANE_BIG else 0
+        big += 1 if st[0, lane] * st[6, lane] > big_at else 0
     while True:
         left = 0
         for lane in range(LANES):
@@ -146,9 +143,9 @@ def lane_binomial(st):
     for lane in range(LANES):
         st[4, lane] = st[5, lane]  # f(0) = F(0)
         st[3, lane] = 0.0
-    if big > 0:  # those lanes draw below: F = 2 stops their search at once
+    if big > 0:  # those lanes draw apart: F = 2 stops their search at once
         for lane in range(LANES):
-            if st[0, lane] * st[6, lane] > LANE_BIG:
+            if st[0, lane] * st[6, lane] > big_at:
                 st[4, lane] = 0.0
                 st[5, lane] = 2.0
     j = 0
@@ -167,11 +164,47 @@ def lane_binomial(st):
         if moved == 0:
             break
         j += 1
+    return big
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def lane_binomial(st):
+    """Binomial(n, p) in every lane at once: ``st[0]`` n (a whole number as a double),
+    ``st[1]`` p, ``st[2]`` the lane's uniform u; the draw into ``st[3]`` (rows 4–8 scratch).
+
+    Inversion of the CDF searched from 0 on p' = min(p, 1 − p) (a draw for 1 − p is n minus a
+    draw for p): k = the number of j with F(j) ≤ u, F(0) = (1 − p')ⁿ by repeated squaring,
+    f(j + 1) = f(j)·p'/(1 − p')·(n − j)/(j + 1); every lane takes the same steps, the loop
+    stops when no lane's F has yet to pass its u. Exact in law (the inversion of the exact
+    CDF, to rounding: a u above the computed F(n), about 2⁻⁵³, gives n). A lane whose
+    n·p'/(1 − p') exceeds ``LANE_BIG`` inverts the same u from its mode instead
+    (:func:`mode_inversion`). Each lane's draw depends on its own n, p and u alone. The draw
+    of ``dq-lanes-v1``."""
+    big = _lane_search(st, LANE_BIG)
     for lane in range(LANES):
         n = st[0, lane]
         if big > 0 and n * st[6, lane] > LANE_BIG:
             p = st[1, lane]
             st[3, lane] = mode_inversion(n, 1.0 - p if p > 0.5 else p, st[2, lane])
+        if st[8, lane] != 0.0:
+            st[3, lane] = n - st[3, lane]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def lane_binomial_btrd(st, s):
+    """:func:`lane_binomial`, except that a lane whose n·p'/(1 − p') exceeds ``LANE_BTRD``
+    draws by Hörmann's BTRD (``engines.binomial_draw``'s, O(1) whatever n) with further
+    uniforms of its own stream (``s[:, lane]``, after the one in ``st[2]``, which it leaves
+    unused): the search from 0 costs about n·p' steps, the draw from the mode about √(n·p'),
+    and a book's cells grow with it. Each lane's draw still depends on its own n, p and
+    stream alone. The draw of ``granular-lanes-v1``."""
+    big = _lane_search(st, LANE_BTRD)
+    for lane in range(LANES):
+        n = st[0, lane]
+        if big > 0 and n * st[6, lane] > LANE_BTRD:
+            p = st[1, lane]
+            st[3, lane] = engines._binomial_btrd(np.int64(n), 1.0 - p if p > 0.5 else p,
+                                                 (s, lane))
         if st[8, lane] != 0.0:
             st[3, lane] = n - st[3, lane]
 
@@ -220,15 +253,35 @@ def lane_uniforms_np(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     return (tmp >> _U11).astype(np.float64) * _TWO53
 
 
-def lane_binomial_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Twin of :func:`lane_binomial`: the same steps on arrays of lanes (a lane drawn from
-    its mode calls the compiled :func:`mode_inversion`, whose law a test checks against
-    scipy's pmf)."""
+class _LaneStream:
+    """One lane's SFC64 stream, ``s[:, lane]``, as an object with ``random()``: what
+    ``engines.sfc64_next`` draws, in Python integers (the twin's BTRD takes its uniforms so)."""
+
+    def __init__(self, s: np.ndarray, lane: int) -> None:
+        self.s, self.lane = s, lane
+
+    def random(self) -> float:
+        mask = (1 << 64) - 1
+        a, b, c, d = (int(x) for x in self.s[:, self.lane])
+        tmp = (a + b + d) & mask
+        self.s[0, self.lane] = b ^ (b >> 11)
+        self.s[1, self.lane] = (c + (c << 3)) & mask
+        self.s[2, self.lane] = ((((c << 24) | (c >> 40)) & mask) + tmp) & mask
+        self.s[3, self.lane] = (d + 1) & mask
+        return (tmp >> 11) * _TWO53
+
+
+def lane_binomial_np(n: np.ndarray, p: np.ndarray, u: np.ndarray,
+                     s: np.ndarray | None = None) -> np.ndarray:
+    """Twin of :func:`lane_binomial` (``s`` None: a lane drawn from its mode calls the compiled
+    :func:`mode_inversion`, whose law a test checks against scipy's pmf) and, given the lanes'
+    streams ``s``, of :func:`lane_binomial_btrd` (a big lane draws with ``engines``' BTRD twin
+    from its stream): the same steps on arrays of lanes."""
     flip = p > 0.5
     pp = np.where(flip, 1.0 - p, p)
     q = 1.0 - pp
     ratio = pp / q
-    big = n * ratio > LANE_BIG
+    big = n * ratio > (LANE_BIG if s is None else LANE_BTRD)
     base, power, m = q.copy(), np.ones_like(q), n.copy()
     while True:
         half = np.floor(m * 0.5)
@@ -251,7 +304,11 @@ def lane_binomial_np(n: np.ndarray, p: np.ndarray, u: np.ndarray) -> np.ndarray:
             break
         j += 1
     for lane in np.flatnonzero(big):
-        k[lane] = mode_inversion(float(n[lane]), float(pp[lane]), float(u[lane]))
+        if s is None:
+            k[lane] = mode_inversion(float(n[lane]), float(pp[lane]), float(u[lane]))
+        else:
+            k[lane] = engines._binomial_btrd_np(int(n[lane]), float(pp[lane]),
+                                                _LaneStream(s, int(lane)))
     return np.where(flip, n - k, k)
 
 
@@ -277,7 +334,8 @@ def granular_lanes_block(lane_seeds, n_paths, zb, scale, cell_n, cell_r, thr_s, 
     prepayments; the cell's scheduled flows in proportion to its loans alive, performing,
     prepaying and defaulting) with the paths side by side, ``LANES`` at a time: for each
     chunk of paths, cell and month, every path's default count at once, then every path's
-    prepayment count (:func:`lane_binomial`, one uniform a draw from the path's own stream).
+    prepayment count (:func:`lane_binomial_btrd`: one uniform a draw from the path's own
+    stream, more for a BTRD draw).
 
     Path p draws from the SFC64 state ``lane_seeds[:, p]``; ``zb`` (n_pad, T) and ``scale``
     (n_pad,) padded to a multiple of ``LANES`` paths (the padding holds no loans); only the
@@ -348,14 +406,14 @@ def granular_lanes_block(lane_seeds, n_paths, zb, scale, cell_n, cell_r, thr_s, 
                     st[0, lane] = alive[lane]
                     st[1, lane] = row[lane]
                 lane_uniforms(s, st)
-                lane_binomial(st)  # defaults
+                lane_binomial_btrd(st, s)  # defaults
                 sm = cell_smm[c, t]
                 for lane in range(LANES):
                     dd[lane] = st[3, lane]
                     st[0, lane] = alive[lane] - st[3, lane]
                     st[1, lane] = sm
                 lane_uniforms(s, st)
-                lane_binomial(st)  # prepayments, st[3]
+                lane_binomial_btrd(st, s)  # prepayments, st[3]
                 _cell_amounts(cell_flows, cell_pflows, c, t, inv, v)
                 for q in range(n_q + 1):
                     b = v[0, q]
@@ -411,10 +469,10 @@ def granular_lanes_block_np(lane_seeds, n_paths, zb, scale, cell_n, cell_r, thr_
             for t in range(r):
                 if not (alive > 0.0).any():
                     break
-                d = lane_binomial_np(alive, pd[t], lane_uniforms_np(s, alive))
+                d = lane_binomial_np(alive, pd[t], lane_uniforms_np(s, alive), s)
                 perf = alive - d
                 y = lane_binomial_np(perf, np.full(LANES, cell_smm[c, t]),
-                                     lane_uniforms_np(s, perf))
+                                     lane_uniforms_np(s, perf), s)
                 v = np.array([[cell_flows[c, t, k] * inv]
                               + [cell_pflows[c, i, t, k] * inv for i in range(n_q)]
                               for k in range(3)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numba
 import numpy as np
 import pytest
 from scipy import stats
@@ -42,8 +43,60 @@ def _concat(*pools):
                              for f in dataclasses.fields(pools[0])})
 
 
-# small cells (drawn per loan after the lanes, from the block's stream) and a large cell
-HYBRID = _concat(mixed_pool(900, seed=8), homogeneous_pool(700, term=12, mob=3))
+# small cells (drawn per loan after the lanes, from the block's stream), a large cell and one
+# whose prepayment draws have n·p'/(1 − p') above LANE_BTRD (drawn by BTRD from their streams)
+HYBRID = _concat(mixed_pool(900, seed=8), homogeneous_pool(700, term=12, mob=3),
+                 homogeneous_pool(4_000, term=6, mob=0, score=640))
+
+
+@numba.njit
+def _btrd_lanes(n, p, s, calls):
+    st = np.empty((9, lanes.LANES))
+    out = np.empty((calls, lanes.LANES))
+    for i in range(calls):
+        st[0] = n
+        st[1] = p
+        lanes.lane_uniforms(s, st)
+        lanes.lane_binomial_btrd(st, s)
+        out[i] = st[3]
+    return out
+
+
+@pytest.mark.parametrize("n, p", [(4_000, 0.05), (20_000, 0.3), (30_000, 0.9), (900, 0.15)])
+def test_a_lanes_btrd_draw_is_binomial(n: int, p: float) -> None:
+    # n·p'/(1 − p') of 211, 8,571, 3,333 and 159, all above LANE_BTRD: each lane draws by
+    # BTRD from its own SFC64 stream. 64 lanes × 300 calls against scipy's pmf (chi-square
+    # over the support, cells with expected count < 5 pooled; p-value > 1e-4 at a fixed
+    # seed) and the mean within 4 SE; the numpy twin (BTRD's twin on the lane's stream in
+    # Python integers) gives the same draws and leaves every stream where the kernel does
+    assert n * min(p, 1 - p) / (1 - min(p, 1 - p)) > lanes.LANE_BTRD
+    seeds = lanes.lane_seeds(np.random.Generator(np.random.PCG64(n)), lanes.LANES)
+    nn, pp = np.full(L, float(n)), np.full(L, p)
+    s = seeds.copy()
+    x = _btrd_lanes(nn, pp, s, 300)
+    twin = seeds.copy()
+    for i in range(40):  # the twin is slow: the first 40 calls
+        u = lanes.lane_uniforms_np(twin, nn)
+        np.testing.assert_array_equal(x[i], lanes.lane_binomial_np(nn, pp, u, twin))
+    again = seeds.copy()
+    _btrd_lanes(nn, pp, again, 40)
+    np.testing.assert_array_equal(again, twin)  # the streams advanced alike
+    x = x.ravel().astype(np.int64)
+    m = x.size
+    se = math.sqrt(n * p * (1 - p) / m)
+    assert abs(x.mean() - n * p) < 4 * se, (x.mean(), n * p, se)
+    k = np.arange(n + 1)
+    exp = stats.binom.pmf(k, n, p) * m
+    obs = np.bincount(x, minlength=n + 1).astype(float)
+    keep = exp >= 5
+    o = np.append(obs[keep], obs[~keep].sum())
+    e = np.append(exp[keep], exp[~keep].sum())
+    if e[-1] < 5:
+        o[-2] += o[-1]
+        e[-2] += e[-1]
+        o, e = o[:-1], e[:-1]
+    chi2 = float(((o - e) ** 2 / e).sum())
+    assert stats.chi2.sf(chi2, len(o) - 1) > 1e-4, (chi2, len(o))
 
 
 @pytest.mark.parametrize("copula", ["gaussian", "t"])
@@ -69,6 +122,9 @@ def test_the_lanes_kernel_equals_its_numpy_twin(copula: str, n_paths: int,
         np.testing.assert_allclose(fast.party_flows, slow.party_flows, rtol=1e-12, atol=1e-6)
     assert fast.flows[..., engines.DEFAULT].sum() > 0
     assert fast.flows[..., engines.PREPAY].sum() > 0
+    # some prepayment draws are BTRD lanes: the cell of 4,000 loans at an SMM of 5%
+    big = prep.cell_n[:prep.n_binomial_cells] * 0.05 / 0.95 > lanes.LANE_BTRD
+    assert big.any()
     # the parties' flows add up to the pool's (every loan wholly shared out)
     np.testing.assert_allclose(fast.party_flows.sum(axis=0), fast.flows, rtol=1e-12,
                                atol=1e-6)
